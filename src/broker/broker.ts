@@ -1,0 +1,253 @@
+/** The broker: publish, poll, stream and status over one durable inbox per agent. Knows the store only by its interface. */
+import { InteropError } from "../errors.ts";
+import type { AgentName, Envelope, Payload } from "../message.ts";
+import type { StatusReport } from "../status_report.ts";
+import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { StreamSink } from "../runtime/types.ts";
+import { VERSION } from "../version.ts";
+import { CommitQueue } from "./commit_queue.ts";
+import { StreamSession } from "./stream_session.ts";
+
+export interface BrokerOptions {
+  store: MessageStore;
+  dataDir: string;
+  /** Agents whose inboxes exist from the start, so the first broadcast has somewhere to go. */
+  agents: AgentName[];
+  /** Undelivered messages one inbox may hold before publishes to it are refused. */
+  maxPending: number;
+  /** How long delivered messages stay for replay, in ms. */
+  retentionMs: number;
+  heartbeatMs: number;
+  /** The `retry:` advice sent to EventSource clients, in ms. */
+  retryMs: number;
+  now?: () => number;
+}
+
+/** An agent counts as online with a stream open or a request within this window. */
+export const ONLINE_WINDOW_MS = 60_000;
+const PRUNE_EVERY_MS = 60_000;
+
+/** A prepared stream: validated, ready to be attached to the response once its headers are out. */
+export type StreamStarter = (sink: StreamSink) => void;
+
+export class Broker {
+  #options: BrokerOptions;
+  #store: MessageStore;
+  #commits: CommitQueue;
+  #inboxes = new Map<AgentName, InboxRecord>();
+  #streams = new Map<AgentName, StreamSession>();
+  #lastId: number;
+  #startedAt: number;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #now: () => number;
+
+  private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
+    this.#options = options;
+    this.#store = options.store;
+    this.#commits = new CommitQueue(options.store);
+    this.#now = options.now ?? Date.now;
+    this.#startedAt = this.#now();
+    this.#lastId = lastId;
+    for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
+    this.#timers.push(
+      setInterval(() => this.#heartbeat(), options.heartbeatMs),
+      setInterval(() => void this.#prune(), PRUNE_EVERY_MS),
+    );
+    for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Loads the inboxes from the store and makes sure the configured agents have one. */
+  static async open(options: BrokerOptions): Promise<Broker> {
+    const [inboxes, lastId] = await Promise.all([options.store.loadInboxes(), options.store.lastId()]);
+    const broker = new Broker(options, inboxes, lastId);
+    const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
+    await Promise.all(missing.map((agent) => broker.#inboxFor(agent, false)));
+    await broker.#prune();
+    return broker;
+  }
+
+  /**
+   * Stores a message for `to`, or for every other known agent when `to` is omitted.
+   * Resolves after the commit, with one envelope per recipient.
+   */
+  async publish(from: AgentName, to: AgentName | undefined, payload: Payload): Promise<Envelope[]> {
+    const recipients = to !== undefined ? [to] : [...this.#inboxes.keys()].filter((agent) => agent !== from);
+    if (recipients.length === 0) {
+      throw new InteropError(
+        "no_recipient",
+        `No recipient: ${from} is the only agent known; pass to=NAME, or let the other agent connect first`,
+      );
+    }
+    const inboxes = await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
+    const full = inboxes.find((inbox) => inbox.pending >= this.#options.maxPending);
+    if (full) {
+      throw new InteropError(
+        "inbox_full",
+        `Inbox full: ${full.agent} has ${full.pending} undelivered messages (the cap is ${this.#options.maxPending}); it must read them first`,
+      );
+    }
+    this.#touch(from);
+    const createdAt = this.#now();
+    for (const inbox of inboxes) inbox.pending++;
+    let stored: Envelope[];
+    try {
+      stored = await this.#commits.append(recipients.map((recipient) => ({ from, to: recipient, payload, createdAt })));
+    } catch (error) {
+      for (const inbox of inboxes) inbox.pending--;
+      throw error;
+    }
+    for (const envelope of stored) {
+      this.#lastId = Math.max(this.#lastId, envelope.id);
+      this.#streams.get(envelope.to)?.offer(envelope);
+    }
+    return stored;
+  }
+
+  /** Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning. */
+  async poll(agent: AgentName, limit: number): Promise<Envelope[]> {
+    const inbox = await this.#inboxFor(agent, true);
+    const after = inbox.deliveredId;
+    const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) => envelope.id > inbox.deliveredId);
+    if (taken.length === 0) return taken;
+    const upTo = taken[taken.length - 1].id;
+    const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
+    this.#markDelivered(inbox, taken);
+    try {
+      await this.#commits.update({ agent, deliveredId: upTo, polled: { after, upTo } });
+    } catch (error) {
+      Object.assign(inbox, before);
+      throw error;
+    }
+    return taken;
+  }
+
+  /**
+   * Validates a subscription and returns the function that starts it. Without `lastEventId` the stream
+   * starts after the last delivered message; with it, after that id (the client says what it has).
+   * A newer stream for the same agent replaces the older one.
+   */
+  async prepareStream(agent: AgentName, lastEventId: number | undefined): Promise<StreamStarter> {
+    const inbox = await this.#inboxFor(agent, true);
+    if (lastEventId !== undefined) {
+      if (lastEventId > this.#lastId) {
+        throw new InteropError(
+          "unknown_event_id",
+          `Unknown event id ${lastEventId}: this broker has assigned ids up to ${this.#lastId}; reconnect without Last-Event-ID to read pending messages`,
+        );
+      }
+      if (lastEventId < inbox.purgedId) {
+        throw new InteropError(
+          "event_id_expired",
+          `Event id ${lastEventId} expired: messages for ${agent} up to ${inbox.purgedId} were removed by retention; reconnect without Last-Event-ID to read pending messages`,
+        );
+      }
+    }
+    const startAfter = lastEventId ?? inbox.deliveredId;
+    return (sink) => {
+      this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
+      const session = new StreamSession(agent, startAfter, sink, {
+        readAfter: (name, after, limit) => this.#store.readAfter(name, after, limit),
+        isDelivered: (envelope) => envelope.id <= inbox.deliveredId,
+        delivered: (_name, envelopes) => this.#markDelivered(inbox, envelopes),
+        ended: (ended) => {
+          if (this.#streams.get(agent) === ended) this.#streams.delete(agent);
+          this.#touch(agent);
+        },
+        retryMs: this.#options.retryMs,
+      });
+      this.#streams.set(agent, session);
+      session.start();
+    };
+  }
+
+  status(): StatusReport {
+    const now = this.#now();
+    const report: StatusReport = {
+      service: "interop",
+      version: VERSION,
+      pid: process.pid,
+      uptime_seconds: Math.round((now - this.#startedAt) / 1000),
+      started_at: new Date(this.#startedAt).toISOString(),
+      data_dir: this.#options.dataDir,
+      runtime: "Deno" in globalThis ? `deno ${Deno.version.deno}` : `node ${process.versions.node}`,
+      agents: {},
+      queues: {},
+      subscribers: {},
+      streams: this.#streams.size,
+      last_id: this.#lastId,
+    };
+    for (const [agent, inbox] of this.#inboxes) {
+      const streaming = this.#streams.has(agent);
+      report.agents[agent] = {
+        online: streaming || (inbox.lastSeen !== null && now - inbox.lastSeen < ONLINE_WINDOW_MS),
+        streams: streaming ? 1 : 0,
+        pending: inbox.pending,
+        delivered_id: inbox.deliveredId,
+        last_seen: inbox.lastSeen === null ? null : new Date(inbox.lastSeen).toISOString(),
+      };
+      report.queues[agent] = inbox.pending;
+      report.subscribers[agent] = streaming;
+    }
+    return report;
+  }
+
+  /** Ends every stream, commits what is queued and closes the store. */
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    for (const session of [...this.#streams.values()]) session.close({ event: "shutdown", message: "broker stopping" });
+    await this.#commits.drain();
+    await this.#store.close();
+  }
+
+  /** The inbox for `agent`, created (and committed) on first use; `seen` records a request by it. */
+  async #inboxFor(agent: AgentName, seen: boolean): Promise<InboxRecord> {
+    let inbox = this.#inboxes.get(agent);
+    if (inbox === undefined) {
+      inbox = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null };
+      this.#inboxes.set(agent, inbox);
+      await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
+    }
+    if (seen) this.#touch(agent);
+    return inbox;
+  }
+
+  #touch(agent: AgentName): void {
+    const inbox = this.#inboxes.get(agent);
+    if (inbox === undefined) return;
+    inbox.lastSeen = this.#now();
+    void this.#commits.update({ agent, lastSeen: inbox.lastSeen }).catch(() => {
+      // last-seen is advisory; a failed commit surfaces on the next publish or poll.
+    });
+  }
+
+  #markDelivered(inbox: InboxRecord, envelopes: Envelope[]): void {
+    let advanced = false;
+    for (const envelope of envelopes) {
+      if (envelope.id <= inbox.deliveredId) continue;
+      inbox.deliveredId = envelope.id;
+      inbox.pending--;
+      advanced = true;
+    }
+    if (advanced) {
+      void this.#commits.update({ agent: inbox.agent, deliveredId: inbox.deliveredId }).catch(() => {
+        // A lost cursor update only means a client without Last-Event-ID may see these again after a crash.
+      });
+    }
+  }
+
+  #heartbeat(): void {
+    for (const session of this.#streams.values()) session.heartbeat();
+  }
+
+  async #prune(): Promise<void> {
+    try {
+      const purged = await this.#store.prune(this.#now() - this.#options.retentionMs);
+      for (const [agent, upTo] of purged) {
+        const inbox = this.#inboxes.get(agent);
+        if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
+      }
+    } catch {
+      // Retention retries on the next tick; a store that cannot prune still serves.
+    }
+  }
+}

@@ -1,0 +1,101 @@
+/** Groups the writes that arrive in one turn of the event loop into one store transaction. */
+import { setImmediate } from "node:timers";
+import type { Envelope } from "../message.ts";
+import type { InboxUpdate, MessageStore, NewMessage, WriteBatch } from "../store/store.ts";
+
+interface Waiter {
+  messages: NewMessage[];
+  resolve(stored: Envelope[]): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Concurrent publishes share one commit (one fsync), so strict durability does not cost throughput.
+ * Commits run one at a time, in arrival order.
+ */
+export class CommitQueue {
+  #store: MessageStore;
+  #waiters: Waiter[] = [];
+  #inboxes = new Map<string, InboxUpdate>();
+  #inboxWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  #scheduled = false;
+  #running: Promise<void> = Promise.resolve();
+
+  constructor(store: MessageStore) {
+    this.#store = store;
+  }
+
+  /** Stores messages; resolves once they are committed. */
+  append(messages: NewMessage[]): Promise<Envelope[]> {
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ messages, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Records an inbox change with the next commit; resolves once it is committed. */
+  update(update: InboxUpdate): Promise<void> {
+    const merged = this.#inboxes.get(update.agent);
+    this.#inboxes.set(update.agent, merged ? mergeUpdates(merged, update) : { ...update });
+    return new Promise((resolve, reject) => {
+      this.#inboxWaiters.push({ resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when everything queued so far is committed (or has failed). */
+  async drain(): Promise<void> {
+    while (this.#scheduled || this.#waiters.length > 0 || this.#inboxes.size > 0) {
+      await this.#running;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await this.#running;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#running = this.#running.then(() => this.#commit());
+    });
+  }
+
+  async #commit(): Promise<void> {
+    this.#scheduled = false;
+    const waiters = this.#waiters;
+    const inboxWaiters = this.#inboxWaiters;
+    const batch: WriteBatch = { messages: waiters.flatMap((waiter) => waiter.messages), inboxes: [...this.#inboxes.values()] };
+    this.#waiters = [];
+    this.#inboxWaiters = [];
+    this.#inboxes = new Map();
+    if (batch.messages.length === 0 && batch.inboxes.length === 0) return;
+    let stored: Envelope[];
+    try {
+      stored = await this.#store.write(batch);
+    } catch (error) {
+      for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
+      return;
+    }
+    let offset = 0;
+    for (const waiter of waiters) {
+      waiter.resolve(stored.slice(offset, offset + waiter.messages.length));
+      offset += waiter.messages.length;
+    }
+    for (const waiter of inboxWaiters) waiter.resolve();
+  }
+}
+
+function mergeUpdates(a: InboxUpdate, b: InboxUpdate): InboxUpdate {
+  return {
+    agent: a.agent,
+    deliveredId: maxDefined(a.deliveredId, b.deliveredId),
+    lastSeen: maxDefined(a.lastSeen, b.lastSeen),
+    polled: a.polled && b.polled
+      ? { after: Math.min(a.polled.after, b.polled.after), upTo: Math.max(a.polled.upTo, b.polled.upTo) }
+      : a.polled ?? b.polled,
+  };
+}
+
+function maxDefined(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+}

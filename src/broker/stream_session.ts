@@ -1,0 +1,105 @@
+/** One open SSE stream for one agent: replays what it missed from the store, then follows live messages. */
+import type { AgentName, Envelope } from "../message.ts";
+import { toWire } from "../message.ts";
+import { encodeComment, encodeEvent, encodeRetry } from "../http/sse.ts";
+import type { StreamSink } from "../runtime/types.ts";
+
+/** Messages read from the store per page while catching up. */
+const PAGE_SIZE = 500;
+/** Past this many bytes waiting in the runtime's buffer, stop writing and catch up from the store later. */
+const HIGH_WATER_BYTES = 1024 * 1024;
+
+export interface StreamSessionDeps {
+  readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  /** Whether a live message was already taken by another reader (a poll). */
+  isDelivered(envelope: Envelope): boolean;
+  /** Called after messages were written to the stream. */
+  delivered(agent: AgentName, envelopes: Envelope[]): void;
+  /** Called once when the stream ends, whoever ended it. */
+  ended(session: StreamSession): void;
+  retryMs: number;
+}
+
+/**
+ * The store is the stream's buffer: a session that falls behind (client slow, or resuming) stops taking
+ * live messages and reads them back from the store in order, so memory per stream stays bounded.
+ */
+export class StreamSession {
+  readonly agent: AgentName;
+  #sink: StreamSink;
+  #deps: StreamSessionDeps;
+  #lastSent: number;
+  #live = false;
+  #offersWhileCatchingUp = 0;
+
+  constructor(agent: AgentName, startAfter: number, sink: StreamSink, deps: StreamSessionDeps) {
+    this.agent = agent;
+    this.#lastSent = startAfter;
+    this.#sink = sink;
+    this.#deps = deps;
+    sink.closed.addEventListener("abort", () => deps.ended(this), { once: true });
+  }
+
+  get closed(): boolean {
+    return this.#sink.closed.aborted;
+  }
+
+  /** Sends the preamble at once (so clients see the stream open) and starts replaying. */
+  start(): void {
+    this.#sink.write(encodeRetry(this.#deps.retryMs) + encodeComment(`interop stream for ${this.agent}`));
+    void this.#catchUp();
+  }
+
+  /** A message just committed for this agent. */
+  offer(envelope: Envelope): void {
+    if (this.closed) return;
+    if (!this.#live) {
+      this.#offersWhileCatchingUp++;
+      return;
+    }
+    if (envelope.id <= this.#lastSent || this.#deps.isDelivered(envelope)) return;
+    if (this.#write([envelope]) > HIGH_WATER_BYTES) void this.#catchUp();
+  }
+
+  heartbeat(): void {
+    if (!this.closed) this.#sink.write(encodeComment("keepalive"));
+  }
+
+  /** Ends the stream, telling the client why with a final event when there is one. */
+  close(reason?: { event: string; message: string }): void {
+    if (this.closed) return;
+    if (reason) this.#sink.write(encodeEvent({ event: reason.event, data: JSON.stringify({ reason: reason.message }) }));
+    this.#sink.close();
+  }
+
+  async #catchUp(): Promise<void> {
+    this.#live = false;
+    try {
+      while (!this.closed) {
+        await this.#sink.drained();
+        this.#offersWhileCatchingUp = 0;
+        const page = await this.#deps.readAfter(this.agent, this.#lastSent, PAGE_SIZE);
+        if (this.closed) return;
+        const buffered = this.#write(page.filter((envelope) => envelope.id > this.#lastSent));
+        if (page.length < PAGE_SIZE && this.#offersWhileCatchingUp === 0 && buffered <= HIGH_WATER_BYTES) {
+          this.#live = true;
+          return;
+        }
+      }
+    } catch {
+      // The store failed while replaying: end the stream; the client resumes from its last id.
+      this.close({ event: "error", message: "storage failed while replaying; reconnect to resume" });
+    }
+  }
+
+  /** Writes messages as SSE events; returns the bytes now buffered. */
+  #write(envelopes: Envelope[]): number {
+    if (envelopes.length === 0) return 0;
+    let frames = "";
+    for (const envelope of envelopes) frames += encodeEvent({ id: envelope.id, data: JSON.stringify(toWire(envelope)) });
+    const buffered = this.#sink.write(frames);
+    this.#lastSent = envelopes[envelopes.length - 1].id;
+    this.#deps.delivered(this.agent, envelopes);
+    return buffered;
+  }
+}

@@ -1,0 +1,62 @@
+/** Flag parsing shared by the subcommands: `node:util` parseArgs, with usage errors that say what to do. */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { InteropError } from "../errors.ts";
+
+/** Parses `args` strictly; an unknown or malformed flag is a usage error naming the subcommand's --help. */
+export function parseFlags<T extends ParseArgsOptionsConfig>(
+  command: string,
+  args: string[],
+  options: T,
+  allowPositionals = false,
+) {
+  try {
+    return parseArgs({ args, options, allowPositionals, strict: true });
+  } catch (cause) {
+    throw usageError(command, (cause as Error).message);
+  }
+}
+
+export function usageError(command: string, message: string): InteropError {
+  return new InteropError("usage", `${message.replace(/\.$/, "")}; see 'interop ${command} --help'`);
+}
+
+/** The broker URL: --url, else $INTEROP_URL, else the default port on loopback. */
+export function brokerUrl(flag: string | undefined, env: Record<string, string | undefined>): string {
+  return (flag ?? env.INTEROP_URL ?? "http://127.0.0.1:18900").replace(/\/+$/, "");
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration like `500ms`, `15s`, `24h`; a bare number is seconds.
+ *
+ * @example
+ * ```ts
+ * parseDuration("serve", "--retention", "24h"); // 86400000
+ * ```
+ */
+export function parseDuration(command: string, flag: string, value: string): number {
+  const match = DURATION.exec(value.trim());
+  if (match === null) throw usageError(command, `Invalid ${flag}: ${JSON.stringify(value)}; use e.g. 500ms, 15s, 10m, 24h`);
+  return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? "s"]);
+}
+
+const SIZE = /^(\d+)(B|KiB|MiB|GiB)?$/i;
+const SIZE_UNITS: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** Parses a byte size like `1MiB`, `512KiB`, `4096`. */
+export function parseByteSize(command: string, flag: string, value: string): number {
+  const match = SIZE.exec(value.trim());
+  if (match === null) throw usageError(command, `Invalid ${flag}: ${JSON.stringify(value)}; use e.g. 4096, 512KiB, 1MiB`);
+  return Number(match[1]) * SIZE_UNITS[(match[2] ?? "b").toLowerCase()];
+}
+
+/** Parses a whole number flag within bounds. */
+export function parseCount(command: string, flag: string, value: string, min: number, max: number): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(count) || count < min || count > max) {
+    throw usageError(command, `Invalid ${flag}: ${JSON.stringify(value)}; use a whole number from ${min} to ${max}`);
+  }
+  return count;
+}

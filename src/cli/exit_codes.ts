@@ -1,0 +1,38 @@
+/** The documented exit codes, and the one place that picks them. */
+import { InteropError } from "../errors.ts";
+
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  unreachable: 3,
+  rejected: 4,
+  unhealthy: 5,
+  inUse: 6,
+  replaced: 8,
+} as const;
+
+export function exitCodeFor(error: unknown): number {
+  if (!(error instanceof InteropError)) return EXIT.failure;
+  if (error.status !== undefined) return EXIT.rejected;
+  switch (error.code) {
+    case "usage":
+    case "invalid_agent":
+    case "invalid_json":
+    case "invalid_body":
+      return EXIT.usage;
+    case "unreachable":
+      return EXIT.unreachable;
+    case "rejected":
+      return EXIT.rejected;
+    case "unhealthy":
+      return EXIT.unhealthy;
+    case "address_in_use":
+    case "data_dir_locked":
+      return EXIT.inUse;
+    case "replaced":
+      return EXIT.replaced;
+    default:
+      return EXIT.failure;
+  }
+}

@@ -1,0 +1,86 @@
+/** Where `listen` writes each message: stdout, a file, a FIFO, or a command's stdin. */
+import { spawn, spawnSync } from "node:child_process";
+import { appendFileSync, statSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { InteropError } from "../errors.ts";
+import type { StreamedMessage } from "../client/follow.ts";
+import type { Io } from "./io.ts";
+
+/** Writes one message; resolves only once it is written (the cursor advances after that). */
+export type MessageSink = (message: StreamedMessage) => Promise<void>;
+
+export function stdoutSink(io: Io): MessageSink {
+  return (message) => {
+    io.stdout(message.data + "\n");
+    return Promise.resolve();
+  };
+}
+
+/** Appends one JSON line per message. */
+export function fileSink(path: string): MessageSink {
+  return (message) => {
+    appendFileSync(path, message.data + "\n");
+    return Promise.resolve();
+  };
+}
+
+/**
+ * Writes each message to a FIFO, opening it per message like the old `hermes-sse-client.py`, so a reader
+ * that reads to end-of-file and reopens keeps working. With no reader the open waits; nothing is dropped.
+ */
+export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
+  ensureFifo(path);
+  return async (message) => {
+    const file = await untilAborted(open(path, "w"), shutdown);
+    try {
+      await file.write(message.data + "\n");
+    } finally {
+      await file.close();
+    }
+  };
+}
+
+/** Opening a FIFO blocks until a reader comes; a shutdown must not wait for one (nothing was written yet). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const stop = () => reject(new InteropError("internal", "Stopped while waiting for a reader on the FIFO"));
+    if (signal.aborted) return stop();
+    signal.addEventListener("abort", stop, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", stop));
+  });
+}
+
+function ensureFifo(path: string): void {
+  let isFifo: boolean;
+  try {
+    isFifo = statSync(path).isFIFO();
+  } catch {
+    // Node has no mkfifo(); the coreutils command is on every system interop targets.
+    const made = spawnSync("mkfifo", ["-m", "600", path], { encoding: "utf8" });
+    if (made.status !== 0) {
+      throw new InteropError("usage", `Cannot create FIFO ${path}: ${made.stderr?.trim() || made.error?.message}`);
+    }
+    return;
+  }
+  if (!isFifo) throw new InteropError("usage", `${path} exists and is not a FIFO; use --out to append to a regular file`);
+}
+
+/** Runs `command` in a shell once per message, with the message on stdin; a non-zero exit is a failed delivery. */
+export function execSink(command: string, io: Io): MessageSink {
+  return (message) =>
+    new Promise((resolve, reject) => {
+      const child = spawn("sh", ["-c", command], {
+        stdio: ["pipe", "inherit", "inherit"],
+        env: { ...io.env, INTEROP_MESSAGE_ID: String(message.id) },
+      });
+      child.on("error", (cause) => reject(new InteropError("internal", `Cannot run --exec command: ${cause.message}`, { cause })));
+      child.on("exit", (code, signal) => {
+        if (code === 0) resolve();
+        else reject(new InteropError("internal", `--exec command failed for message ${message.id} (${signal ?? `exit ${code}`})`));
+      });
+      child.stdin.on("error", () => {
+        // The command may exit without reading stdin; its exit code decides.
+      });
+      child.stdin.end(message.data + "\n");
+    });
+}

@@ -1,0 +1,61 @@
+/** `interop send`: publish one message. */
+import { BrokerClient } from "../client/broker_client.ts";
+import { parseAgentName, parsePayload } from "../message.ts";
+import { brokerUrl, parseFlags, usageError } from "./args.ts";
+import type { Io } from "./io.ts";
+
+export const HELP = `interop send — publish a message
+
+Usage: interop send --from AGENT [--to AGENT] [TEXT | --json JSON]
+       echo TEXT | interop send --from AGENT --to AGENT
+
+Sends TEXT as {"text": TEXT}, or --json as the JSON object given (every field is
+delivered as posted), or standard input when neither is given. Without --to the
+message goes to every other known agent (the old bridge's broadcast).
+Prints the new message id (or the whole reply with --print-json).
+
+Options:
+  --from AGENT        sender (default $INTEROP_AGENT)
+  --to AGENT          recipient (default: every other known agent)
+  --json JSON         send this JSON object instead of text
+  --print-json        print the broker's JSON reply instead of the id
+  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+  -h, --help          show this help
+
+Exit codes: 0 sent (committed), 2 bad usage or message, 3 broker unreachable,
+4 broker refused (the reason is printed).
+`;
+
+const OPTIONS = {
+  from: { type: "string" },
+  to: { type: "string" },
+  json: { type: "string" },
+  "print-json": { type: "boolean", default: false },
+  url: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseFlags("send", args, OPTIONS, true);
+  if (values.help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const from = parseAgentName(values.from ?? io.env.INTEROP_AGENT, "--from");
+  const to = values.to === undefined ? undefined : parseAgentName(values.to, "--to");
+  if (positionals.length > 0 && values.json !== undefined) {
+    throw usageError("send", "Give either TEXT or --json, not both");
+  }
+  let payload;
+  if (values.json !== undefined) {
+    payload = parsePayload(new TextEncoder().encode(values.json), "application/json");
+  } else {
+    // Like $(…) in a shell, stdin loses one trailing newline.
+    const text = positionals.length > 0 ? positionals.join(" ") : (await io.readStdin())?.replace(/\r?\n$/, "") ?? null;
+    if (text === null) throw usageError("send", "Nothing to send: give TEXT, --json, or pipe the text on stdin");
+    payload = parsePayload(new TextEncoder().encode(text), "text/plain");
+  }
+  const reply = await new BrokerClient(brokerUrl(values.url, io.env)).send(from, to, payload);
+  io.stdout(values["print-json"] ? JSON.stringify(reply) + "\n" : reply.ids.join("\n") + "\n");
+  return 0;
+}

@@ -1,0 +1,145 @@
+/** `interop serve`: the broker. */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Broker } from "../broker/broker.ts";
+import { InteropError } from "../errors.ts";
+import { createRouter } from "../http/router.ts";
+import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
+import { defaultDataDir } from "../paths.ts";
+import { serveHttp } from "../runtime/serve.ts";
+import type { HttpServer } from "../runtime/types.ts";
+import { type Durability, SqliteStore } from "../store/sqlite.ts";
+import { VERSION } from "../version.ts";
+import { parseByteSize, parseCount, parseDuration, parseFlags, usageError } from "./args.ts";
+import type { Io } from "./io.ts";
+import { createLogger } from "./logger.ts";
+import { describePortHolder } from "./port_holder.ts";
+
+export const HELP = `interop serve — run the broker
+
+Usage: interop serve [options]
+
+Starts the broker on 127.0.0.1:18900. It refuses to start when the port is held (saying
+whether by another interop broker or by some other program) or when another broker uses
+the data dir: there is never a second broker with its own queues.
+
+Options:
+  --port N              port to listen on (default 18900; 0 picks a free one)
+  --host ADDR           address to bind (default 127.0.0.1)
+  --data-dir DIR        where messages are stored (default $INTEROP_DATA_DIR,
+                        else $XDG_STATE_HOME/interop, else ~/.local/state/interop)
+  --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
+  --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
+                        even on power loss; relaxed: survives a broker crash, not a machine crash
+  --max-body-bytes N    largest message accepted (default 1MiB; e.g. 4096, 512KiB)
+  --max-pending N       undelivered messages per inbox before publishes get 507 (default 100000)
+  --retention DUR       how long delivered messages stay for replay (default 24h)
+  --heartbeat DUR       SSE keepalive comment interval (default 15s)
+  --verbose             log every request-level event to stderr
+  -h, --help            show this help
+
+Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
+Exit codes: 0 stopped cleanly, 2 bad usage, 6 port or data dir in use, 1 other failure.
+`;
+
+const OPTIONS = {
+  port: { type: "string", default: "18900" },
+  host: { type: "string", default: "127.0.0.1" },
+  "data-dir": { type: "string" },
+  agents: { type: "string", default: "hermes,openclaw" },
+  durability: { type: "string", default: "strict" },
+  "max-body-bytes": { type: "string", default: String(DEFAULT_MAX_BODY_BYTES) },
+  "max-pending": { type: "string", default: "100000" },
+  retention: { type: "string", default: "24h" },
+  heartbeat: { type: "string", default: "15s" },
+  verbose: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+/** What a running broker writes into its data dir, so a refused second broker can name the first. */
+const OWNER_FILE = "broker.json";
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values } = parseFlags("serve", args, OPTIONS);
+  if (values.help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const durability = values.durability;
+  if (durability !== "strict" && durability !== "relaxed") {
+    throw usageError("serve", `Invalid --durability: ${JSON.stringify(durability)}; use strict or relaxed`);
+  }
+  const port = parseCount("serve", "--port", values.port, 0, 65535);
+  const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
+  const agents = values.agents.split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--agents"));
+  const maxBodyBytes = parseByteSize("serve", "--max-body-bytes", values["max-body-bytes"]);
+  const maxPending = parseCount("serve", "--max-pending", values["max-pending"], 1, Number.MAX_SAFE_INTEGER);
+  const retentionMs = parseDuration("serve", "--retention", values.retention);
+  const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat);
+  if (heartbeatMs < 100) throw usageError("serve", "Invalid --heartbeat: use at least 100ms");
+  const log = createLogger(io, "serve", values.verbose);
+
+  const store = openStore(dataDir, durability as Durability);
+  const broker = await Broker.open({
+    store,
+    dataDir,
+    agents,
+    maxPending,
+    retentionMs,
+    heartbeatMs,
+    retryMs: 2000,
+  });
+  let server: HttpServer;
+  try {
+    server = await serveHttp({
+      hostname: values.host,
+      port,
+      handler: createRouter(broker, {
+        maxBodyBytes,
+        onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
+      }),
+    });
+  } catch (error) {
+    await broker.close();
+    if (error instanceof InteropError && error.code === "address_in_use") {
+      throw new InteropError("address_in_use", await describePortHolder(values.host, port), { cause: error });
+    }
+    throw error;
+  }
+  const ownerFile = join(dataDir, OWNER_FILE);
+  writeFileSync(ownerFile, JSON.stringify({ pid: process.pid, host: server.hostname, port: server.port, version: VERSION }) + "\n");
+  log.info(
+    `interop ${VERSION} listening on http://${server.hostname}:${server.port} ` +
+      `(pid ${process.pid}, data dir ${dataDir}, durability ${durability}, runtime ${"Deno" in globalThis ? "deno" : "node"})`,
+  );
+
+  await new Promise<void>((resolve) => io.shutdown.addEventListener("abort", () => resolve(), { once: true }));
+  log.info("stopping: closing streams and the database");
+  const closing = server.close();
+  await broker.close();
+  await closing;
+  rmSync(ownerFile, { force: true });
+  log.info("stopped");
+  return 0;
+}
+
+/** Opens the store; when another broker holds the data dir, names it from its owner file. */
+function openStore(dataDir: string, durability: Durability): SqliteStore {
+  try {
+    return new SqliteStore(dataDir, durability);
+  } catch (error) {
+    if (!(error instanceof InteropError) || error.code !== "data_dir_locked") throw error;
+    let owner = "";
+    try {
+      const { pid, host, port } = JSON.parse(readFileSync(join(dataDir, OWNER_FILE), "utf8"));
+      owner = ` (pid ${pid}, listening on ${host}:${port})`;
+    } catch {
+      // No owner file yet: the other broker is still starting.
+    }
+    throw new InteropError(
+      "data_dir_locked",
+      `Data dir ${dataDir} is in use by another interop broker${owner}; stop it, or pass a different --data-dir`,
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,98 @@
+/** `interop status`: the broker's health, for people (a table) and for cron (--json, exit codes). */
+import { BrokerClient } from "../client/broker_client.ts";
+import { InteropError } from "../errors.ts";
+import { parseAgentName } from "../message.ts";
+import type { StatusReport } from "../status_report.ts";
+import { brokerUrl, parseCount, parseFlags } from "./args.ts";
+import { EXIT } from "./exit_codes.ts";
+import type { Io } from "./io.ts";
+
+export const HELP = `interop status — is the broker healthy?
+
+Usage: interop status [--json] [--require A,B] [--max-pending N]
+
+Prints the broker's version, pid, uptime and a line per agent (online, open stream,
+pending messages, last seen). Made for cron health checks:
+
+  interop status --require hermes,openclaw --max-pending 100 --json || alert
+
+Options:
+  --json              print one JSON object: the broker's /status plus "ok" and "problems"
+  --require A,B       unhealthy unless each named agent is online (stream open, or a
+                      request within the last 60 s)
+  --max-pending N     unhealthy if any agent has more than N undelivered messages
+  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+  -h, --help          show this help
+
+Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending check failed,
+2 bad usage, 4 broker refused.
+`;
+
+const OPTIONS = {
+  json: { type: "boolean", default: false },
+  require: { type: "string" },
+  "max-pending": { type: "string" },
+  url: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values } = parseFlags("status", args, OPTIONS);
+  if (values.help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const required = (values.require ?? "").split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--require"));
+  const maxPending = values["max-pending"] === undefined
+    ? undefined
+    : parseCount("status", "--max-pending", values["max-pending"], 0, Number.MAX_SAFE_INTEGER);
+  const url = brokerUrl(values.url, io.env);
+  let report: StatusReport;
+  try {
+    report = await new BrokerClient(url, { timeoutMs: 5000 }).status();
+  } catch (error) {
+    if (values.json && error instanceof InteropError && error.code === "unreachable") {
+      io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");
+    }
+    throw error;
+  }
+  const problems = findProblems(report, required, maxPending);
+  if (values.json) {
+    io.stdout(JSON.stringify({ ok: problems.length === 0, reachable: true, url, problems, ...report }) + "\n");
+  } else {
+    io.stdout(formatTable(report, url));
+    for (const problem of problems) io.stdout(`problem: ${problem}\n`);
+  }
+  return problems.length === 0 ? EXIT.ok : EXIT.unhealthy;
+}
+
+function findProblems(report: StatusReport, required: string[], maxPending: number | undefined): string[] {
+  const problems: string[] = [];
+  for (const agent of required) {
+    const status = report.agents[agent];
+    if (status === undefined) problems.push(`${agent} is unknown to the broker`);
+    else if (!status.online) problems.push(`${agent} is offline (last seen ${status.last_seen ?? "never"})`);
+  }
+  if (maxPending !== undefined) {
+    for (const [agent, status] of Object.entries(report.agents)) {
+      if (status.pending > maxPending) problems.push(`${agent} has ${status.pending} pending messages (more than ${maxPending})`);
+    }
+  }
+  return problems;
+}
+
+function formatTable(report: StatusReport, url: string): string {
+  const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "LAST SEEN"]];
+  for (const [agent, status] of Object.entries(report.agents)) {
+    rows.push([agent, status.online ? "yes" : "no", status.streams > 0 ? "open" : "-", String(status.pending), status.last_seen ?? "never"]);
+  }
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()).join("\n");
+  return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatUptime(report.uptime_seconds)}, ` +
+    `${report.streams} open streams, data dir ${report.data_dir}\n\n${table}\n`;
+}
+
+function formatUptime(seconds: number): string {
+  const d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24, m = Math.floor(seconds / 60) % 60;
+  return d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${m}m` : m > 0 ? `${m}m${seconds % 60}s` : `${seconds}s`;
+}

@@ -1,0 +1,102 @@
+/** The one HTTP client the subcommands share: send, poll, status, and opening a stream. */
+import { type ErrorCode, InteropError } from "../errors.ts";
+import type { AgentName, Payload, WireMessage } from "../message.ts";
+import type { StatusReport } from "../status_report.ts";
+
+/** The broker's answer to a publish. */
+export interface SendReply {
+  delivered: true;
+  id: number;
+  ids: number[];
+  to: string[];
+  timestamp: string;
+}
+
+export interface BrokerClientOptions {
+  /** Per request, except streams; default 10 s. */
+  timeoutMs?: number;
+}
+
+export class BrokerClient {
+  readonly baseUrl: string;
+  #timeoutMs: number;
+
+  constructor(baseUrl: string, options: BrokerClientOptions = {}) {
+    this.baseUrl = baseUrl;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** Publishes `payload` from `from` to `to` (or to every other known agent). */
+  send(from: AgentName, to: AgentName | undefined, payload: Payload): Promise<SendReply> {
+    const query = new URLSearchParams({ from });
+    if (to !== undefined) query.set("to", to);
+    return this.#json<SendReply>("POST", `/broadcast?${query}`, {
+      body: JSON.stringify(payload),
+      headers: { "content-type": "application/json" },
+    });
+  }
+
+  /** Takes the agent's undelivered messages (at most `limit`). */
+  poll(agent: AgentName, limit: number): Promise<WireMessage[]> {
+    return this.#json<WireMessage[]>("GET", `/poll?${new URLSearchParams({ agent, limit: String(limit) })}`);
+  }
+
+  status(): Promise<StatusReport> {
+    return this.#json<StatusReport>("GET", "/status");
+  }
+
+  /** Opens the agent's SSE stream, resuming after `lastEventId` when given; resolves once the headers are in. */
+  async openStream(agent: AgentName, lastEventId: number | undefined, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (lastEventId !== undefined) headers["last-event-id"] = String(lastEventId);
+    const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, signal);
+    if (response.body === null) throw new InteropError("rejected", "Broker sent a stream with no body");
+    return response.body;
+  }
+
+  async #json<T>(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}): Promise<T> {
+    const response = await this.#fetch(method, path, init, AbortSignal.timeout(this.#timeoutMs));
+    try {
+      return await response.json() as T;
+    } catch (cause) {
+      throw new InteropError("rejected", `Broker at ${this.baseUrl} sent a reply that is not JSON`, { cause });
+    }
+  }
+
+  /** Fetches; a refused connection is `unreachable`, a non-2xx answer is the broker's own error. */
+  async #fetch(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string> },
+    signal: AbortSignal,
+  ): Promise<Response> {
+    let response: Response;
+    try {
+      response = await fetch(this.baseUrl + path, { method, ...init, signal });
+    } catch (cause) {
+      const reason = cause instanceof Error && cause.name === "TimeoutError"
+        ? `no answer within ${this.#timeoutMs} ms`
+        : describeCause(cause);
+      throw new InteropError("unreachable", `Cannot reach the broker at ${this.baseUrl}: ${reason}; is 'interop serve' running?`, {
+        cause,
+      });
+    }
+    if (response.ok) return response;
+    const text = await response.text().catch(() => "");
+    let error = text.slice(0, 200) || response.statusText;
+    let code: ErrorCode = "rejected";
+    try {
+      const body = JSON.parse(text) as { error?: string; code?: ErrorCode };
+      error = body.error ?? error;
+      code = body.code ?? code;
+    } catch {
+      // Not a JSON error: an older or foreign server; the raw text is the best explanation.
+    }
+    throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status });
+  }
+}
+
+function describeCause(cause: unknown): string {
+  const inner = (cause as { cause?: { code?: string; message?: string } })?.cause;
+  return inner?.code ?? inner?.message ?? (cause as Error)?.message ?? String(cause);
+}

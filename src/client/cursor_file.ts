@@ -1,0 +1,62 @@
+/** The last delivered id of a `listen`, kept in a file so a restart neither loses nor repeats a message. */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { InteropError } from "../errors.ts";
+
+interface CursorState {
+  url: string;
+  agent: string;
+  last_id: number;
+  updated_at: string;
+}
+
+export class CursorFile {
+  readonly path: string;
+  #url: string;
+  #agent: string;
+
+  constructor(path: string, url: string, agent: string) {
+    this.path = path;
+    this.#url = url;
+    this.#agent = agent;
+  }
+
+  /** The saved id, or undefined when there is none for this broker and agent. */
+  load(): number | undefined {
+    let text: string;
+    try {
+      text = readFileSync(this.path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw new InteropError("usage", `Cannot read state file ${this.path}: ${(error as Error).message}`, { cause: error });
+    }
+    let state: CursorState;
+    try {
+      state = JSON.parse(text);
+    } catch (cause) {
+      throw new InteropError("usage", `State file ${this.path} is not valid JSON; delete it to start from the broker's cursor`, {
+        cause,
+      });
+    }
+    if (state.url !== this.#url || state.agent !== this.#agent) return undefined;
+    return Number.isSafeInteger(state.last_id) ? state.last_id : undefined;
+  }
+
+  /** Saves atomically (write then rename), so a crash leaves the old id or the new one, never half a file. */
+  save(lastId: number | undefined): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    if (lastId === undefined) {
+      writeFileSync(this.path, "{}\n");
+      return;
+    }
+    const state: CursorState = {
+      url: this.#url,
+      agent: this.#agent,
+      last_id: lastId,
+      updated_at: new Date().toISOString(),
+    };
+    const temporary = `${this.path}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify(state) + "\n");
+    renameSync(temporary, this.path);
+  }
+}

@@ -1,0 +1,110 @@
+/** Follows an agent's stream for as long as asked: reconnects with backoff, resumes by Last-Event-ID, delivers in order. */
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { InteropError } from "../errors.ts";
+import type { AgentName } from "../message.ts";
+import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, sleep } from "./backoff.ts";
+import type { BrokerClient } from "./broker_client.ts";
+
+/** One message from the stream: its id and the JSON line the broker sent. */
+export interface StreamedMessage {
+  id: number;
+  data: string;
+}
+
+export interface FollowOptions {
+  client: BrokerClient;
+  agent: AgentName;
+  /** Resume after this id; undefined starts from the broker's own cursor for the agent. */
+  lastEventId: number | undefined;
+  /** Hands a message on; resolves once it is safely written. Called one at a time, in order. */
+  deliver(message: StreamedMessage): Promise<void>;
+  /** Called after `deliver` resolved, or with undefined when the broker disowned the saved id. */
+  delivered(lastEventId: number | undefined): void;
+  log: { info(message: string): void; warn(message: string): void; debug(message: string): void };
+  signal: AbortSignal;
+  /** Reconnect when nothing (not even a heartbeat) arrived for this long; default 45 s. */
+  idleTimeoutMs?: number;
+  backoff?: BackoffOptions;
+}
+
+/** A stream that lived this long counts as healthy: the next failure starts the backoff again. */
+const HEALTHY_AFTER_MS = 10_000;
+/** The largest event the reader buffers; the broker's own cap on a message is far below it. */
+const MAX_EVENT_BYTES = 64 * 1024 * 1024;
+
+/** Runs until `signal` aborts; throws on failures a retry cannot mend (bad agent, replaced by another stream). */
+export async function follow(options: FollowOptions): Promise<void> {
+  let lastEventId = options.lastEventId;
+  let attempt = 0;
+  while (!options.signal.aborted) {
+    const openedAt = Date.now();
+    try {
+      await followOnce(options, lastEventId, (id) => {
+        lastEventId = id;
+        attempt = 0;
+      });
+      options.log.info("stream ended by the broker; reconnecting");
+    } catch (error) {
+      if (options.signal.aborted) return;
+      if (!(error instanceof InteropError)) throw error;
+      if (error.code === "unknown_event_id" || error.code === "event_id_expired") {
+        options.log.warn(`${error.message.replace(/^Broker refused \(HTTP \d+\): /, "")}: resuming from the broker's cursor`);
+        lastEventId = undefined;
+        options.delivered(undefined);
+        continue;
+      }
+      if (!isRetryable(error)) throw error;
+      options.log.warn(`${error.message}`);
+    }
+    if (Date.now() - openedAt > HEALTHY_AFTER_MS) attempt = 0;
+    const delay = backoffDelay(attempt++, options.backoff ?? DEFAULT_BACKOFF);
+    options.log.debug(`reconnecting in ${delay} ms`);
+    await sleep(delay, options.signal);
+  }
+}
+
+function isRetryable(error: InteropError): boolean {
+  return error.code === "unreachable" || error.code === "storage_failed" ||
+    (error.status !== undefined && (error.status >= 500 || error.status === 408 || error.status === 429));
+}
+
+/** One connection: reads events until the stream ends, fails, goes idle, or `signal` aborts. */
+async function followOnce(options: FollowOptions, lastEventId: number | undefined, advanced: (id: number) => void): Promise<void> {
+  const connection = new AbortController();
+  const stop = () => connection.abort();
+  options.signal.addEventListener("abort", stop, { once: true });
+  const idleMs = options.idleTimeoutMs ?? 45_000;
+  let idle = setTimeout(stop, idleMs);
+  try {
+    const body = await options.client.openStream(options.agent, lastEventId, connection.signal);
+    options.log.info(`connected to ${options.client.baseUrl} as ${options.agent}${lastEventId === undefined ? "" : `, resuming after ${lastEventId}`}`);
+    const events: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });
+    const decoder = new TextDecoder();
+    for await (const chunk of body) {
+      clearTimeout(idle);
+      parser.feed(decoder.decode(chunk, { stream: true }));
+      for (const event of events.splice(0)) {
+        if (options.signal.aborted) return;
+        if (event.event === undefined || event.event === "message") {
+          const id = Number(event.id);
+          await options.deliver({ id, data: event.data });
+          options.delivered(id);
+          advanced(id);
+        } else if (event.event === "replaced") {
+          throw new InteropError("replaced", `Another listener for ${options.agent} took over the stream; this one stops`);
+        } else {
+          options.log.info(`broker sent "${event.event}": ${event.data}`);
+        }
+      }
+      idle = setTimeout(stop, idleMs);
+    }
+  } catch (error) {
+    if (error instanceof InteropError || options.signal.aborted) throw error;
+    const reason = connection.signal.aborted ? `no data for ${idleMs} ms` : (error as Error).message;
+    throw new InteropError("unreachable", `Stream from ${options.client.baseUrl} broke: ${reason}`, { cause: error });
+  } finally {
+    clearTimeout(idle);
+    options.signal.removeEventListener("abort", stop);
+  }
+}

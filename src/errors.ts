@@ -1,0 +1,46 @@
+/** The one error class of interop: a string code says what failed, the message says what to do. */
+
+/** Every failure interop reports, by kind. */
+export type ErrorCode =
+  | "usage"
+  | "invalid_agent"
+  | "invalid_json"
+  | "invalid_body"
+  | "invalid_query"
+  | "payload_too_large"
+  | "no_recipient"
+  | "inbox_full"
+  | "invalid_event_id"
+  | "unknown_event_id"
+  | "event_id_expired"
+  | "not_found"
+  | "method_not_allowed"
+  | "storage_failed"
+  | "address_in_use"
+  | "data_dir_locked"
+  | "unreachable"
+  | "rejected"
+  | "unhealthy"
+  | "replaced"
+  | "internal";
+
+/**
+ * An expected failure with a machine-readable code.
+ *
+ * @example
+ * ```ts
+ * throw new InteropError("invalid_agent", 'Invalid agent name: "a/b" contains "/"');
+ * ```
+ */
+export class InteropError extends Error {
+  readonly code: ErrorCode;
+  /** The HTTP status the broker answered with, when the error came from a broker reply. */
+  readonly status?: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "InteropError";
+    this.code = code;
+    this.status = options?.status;
+  }
+}

@@ -1,0 +1,35 @@
+/** The one mapping from failures to HTTP answers: a status and a JSON `{"error", "code"}` body. */
+import { type ErrorCode, InteropError } from "../errors.ts";
+import type { BodyResponse } from "../runtime/types.ts";
+
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  invalid_agent: 400,
+  invalid_json: 400,
+  invalid_body: 400,
+  invalid_query: 400,
+  invalid_event_id: 400,
+  not_found: 404,
+  method_not_allowed: 405,
+  unknown_event_id: 409,
+  no_recipient: 409,
+  event_id_expired: 410,
+  payload_too_large: 413,
+  inbox_full: 507,
+  storage_failed: 503,
+};
+
+export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
+  return {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
+    body: JSON.stringify(value),
+  };
+}
+
+/** Answers an error; anything that is not an `InteropError` is a bug and becomes a bare 500. */
+export function errorResponse(error: unknown, headers: Record<string, string> = {}): BodyResponse {
+  if (error instanceof InteropError) {
+    return jsonResponse(STATUS_BY_CODE[error.code] ?? 500, { error: error.message, code: error.code }, headers);
+  }
+  return jsonResponse(500, { error: "Internal error: see the broker's log", code: "internal" }, headers);
+}

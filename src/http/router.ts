@@ -1,0 +1,108 @@
+/** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) on the broker. */
+import type { Broker } from "../broker/broker.ts";
+import { InteropError } from "../errors.ts";
+import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
+import type { Handler, IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
+import { errorResponse, jsonResponse } from "./error_response.ts";
+
+export interface RouterOptions {
+  maxBodyBytes: number;
+  /** Called with errors that are bugs (not `InteropError`), for the log. */
+  onInternalError(error: unknown): void;
+}
+
+
+type Route = (request: IncomingRequest) => Promise<OutgoingResponse>;
+
+export function createRouter(broker: Broker, options: RouterOptions): Handler {
+  const routes: Record<string, Partial<Record<string, Route>>> = {
+    "/broadcast": { POST: (request) => broadcast(broker, request, options.maxBodyBytes) },
+    "/poll": { GET: (request) => poll(broker, request) },
+    "/subscribe": { GET: (request) => subscribe(broker, request) },
+    "/status": { GET: () => Promise.resolve(jsonResponse(200, broker.status())) },
+  };
+  return async (request) => {
+    const methods = routes[request.url.pathname];
+    if (methods === undefined) {
+      return errorResponse(
+        new InteropError(
+          "not_found",
+          `Not found: ${request.url.pathname}; the routes are POST /broadcast, GET /poll, GET /subscribe, GET /status`,
+        ),
+      );
+    }
+    const route = methods[request.method];
+    const allow = Object.keys(methods).join(", ");
+    if (route === undefined) {
+      return errorResponse(
+        new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${request.url.pathname}: use ${allow}`),
+        { allow },
+      );
+    }
+    try {
+      return await route(request);
+    } catch (error) {
+      if (!(error instanceof InteropError)) options.onInternalError(error);
+      return errorResponse(error);
+    }
+  };
+}
+
+async function broadcast(broker: Broker, request: IncomingRequest, maxBodyBytes: number): Promise<OutgoingResponse> {
+  const from = parseAgentName(request.url.searchParams.get("from"), "from");
+  const toParam = request.url.searchParams.get("to");
+  const to = toParam === null ? undefined : parseAgentName(toParam, "to");
+  const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
+  const stored = await broker.publish(from, to, payload);
+  return jsonResponse(200, {
+    delivered: true,
+    id: stored[0].id,
+    ids: stored.map((envelope) => envelope.id),
+    to: stored.map((envelope) => envelope.to),
+    timestamp: stored[0].timestamp,
+  });
+}
+
+async function poll(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  const limit = parseLimit(request.url.searchParams.get("limit"));
+  const taken = await broker.poll(agent, limit);
+  return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
+}
+
+async function subscribe(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  const lastEventId = parseLastEventId(
+    request.header("last-event-id") ?? request.url.searchParams.get("last_event_id"),
+  );
+  const start = await broker.prepareStream(agent, lastEventId);
+  return {
+    status: 200,
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+      connection: "keep-alive",
+    },
+    open: start,
+  };
+}
+
+function parseLimit(value: string | null): number {
+  if (value === null) return DEFAULT_POLL_LIMIT;
+  const limit = Number(value);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_POLL_LIMIT) {
+    throw new InteropError("invalid_query", `Invalid limit: ${JSON.stringify(value)}; use 1-${MAX_POLL_LIMIT}`);
+  }
+  return limit;
+}
+
+/** An empty Last-Event-ID means "none", as EventSource sends it before any id was seen. */
+function parseLastEventId(value: string | null): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const id = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(id)) {
+    throw new InteropError("invalid_event_id", `Invalid Last-Event-ID: ${JSON.stringify(value)}; it must be a message id`);
+  }
+  return id;
+}

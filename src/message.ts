@@ -1,0 +1,126 @@
+/** The typed message module shared by the broker and every client: agent names, envelopes, payloads, wire form. No I/O. */
+import { InteropError } from "./errors.ts";
+
+/** An agent's name: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit. */
+export type AgentName = string & { readonly __agentName: true };
+
+/** Whatever JSON object the publisher posted; delivered with every field intact. */
+export type Payload = Record<string, unknown>;
+
+/** A stored message as the broker and clients see it. */
+export interface Envelope {
+  /** Monotonic per inbox (and across the broker); the SSE `id:`. */
+  id: number;
+  from: AgentName;
+  to: AgentName;
+  /** When the broker committed it, ISO 8601 UTC. */
+  timestamp: string;
+  payload: Payload;
+}
+
+/** What the broker stores a message's metadata under in the delivered object. */
+export const METADATA_FIELD = "interop";
+
+/** The delivered JSON: the posted fields as they were, plus the metadata under `interop`. */
+export type WireMessage = Payload & {
+  interop: { id: number; from: string; to: string; timestamp: string };
+};
+
+export const MAX_AGENT_NAME_LENGTH = 64;
+/** The default cap on a published body, in bytes (1 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/** Messages one `/poll` returns unless `limit=` says otherwise, and the most it may ask for. */
+export const DEFAULT_POLL_LIMIT = 1000;
+export const MAX_POLL_LIMIT = 10_000;
+
+const AGENT_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+/**
+ * Checks an agent name and returns it typed.
+ *
+ * @example
+ * ```ts
+ * parseAgentName("hermes"); // "hermes"
+ * parseAgentName("a/b");    // throws InteropError invalid_agent
+ * ```
+ */
+export function parseAgentName(value: unknown, field = "agent"): AgentName {
+  if (typeof value !== "string" || value === "") {
+    throw new InteropError("invalid_agent", `Missing agent name: pass ${field}=NAME`);
+  }
+  if (value.length > MAX_AGENT_NAME_LENGTH) {
+    throw new InteropError(
+      "invalid_agent",
+      `Invalid agent name in ${field}: longer than ${MAX_AGENT_NAME_LENGTH} characters`,
+    );
+  }
+  if (!AGENT_NAME.test(value)) {
+    throw new InteropError(
+      "invalid_agent",
+      `Invalid agent name in ${field}: ${JSON.stringify(value)}; use 1-${MAX_AGENT_NAME_LENGTH} of a-z 0-9 . _ - starting with a letter or digit`,
+    );
+  }
+  return value as AgentName;
+}
+
+/**
+ * Turns a published body into a payload: a JSON object as is, or plain text as `{"text": …}`.
+ *
+ * @example
+ * ```ts
+ * parsePayload(new TextEncoder().encode('{"message":"hi"}'), "application/json"); // { message: "hi" }
+ * parsePayload(new TextEncoder().encode("hi"), "text/plain");                    // { text: "hi" }
+ * ```
+ */
+export function parsePayload(body: Uint8Array, contentType: string | null): Payload {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch (cause) {
+    throw new InteropError("invalid_body", "Cannot read body: it is not valid UTF-8", { cause });
+  }
+  if (text.trim() === "") {
+    throw new InteropError("invalid_body", "Empty body: post a JSON object, or text with Content-Type: text/plain");
+  }
+  if (contentType !== null && contentType.toLowerCase().startsWith("text/plain")) return { text };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new InteropError(
+      "invalid_json",
+      `Invalid JSON body: ${(cause as Error).message}; send text with Content-Type: text/plain`,
+      { cause },
+    );
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InteropError("invalid_body", "Invalid body: the JSON must be an object, like {\"text\": \"hello\"}");
+  }
+  if (Object.hasOwn(value, METADATA_FIELD)) {
+    throw new InteropError("invalid_body", `Invalid body: the field "${METADATA_FIELD}" is reserved for the broker's metadata`);
+  }
+  return value as Payload;
+}
+
+/** The JSON object delivered to consumers for an envelope. */
+export function toWire(envelope: Envelope): WireMessage {
+  const { id, from, to, timestamp } = envelope;
+  return { ...envelope.payload, [METADATA_FIELD]: { id, from, to, timestamp } } as WireMessage;
+}
+
+/** The envelope inside a delivered JSON object (what clients read back from the broker). */
+export function fromWire(value: unknown): Envelope {
+  const meta = (value as Partial<WireMessage> | null)?.[METADATA_FIELD];
+  if (meta === undefined || typeof meta !== "object" || !Number.isSafeInteger(meta.id)) {
+    throw new InteropError("invalid_body", `Invalid message from broker: no "${METADATA_FIELD}" metadata with an id`);
+  }
+  const { [METADATA_FIELD]: _metadata, ...payload } = value as WireMessage;
+  return {
+    id: meta.id,
+    from: meta.from as AgentName,
+    to: meta.to as AgentName,
+    timestamp: meta.timestamp,
+    payload,
+  };
+}

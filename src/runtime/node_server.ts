@@ -1,0 +1,93 @@
+/** The Node seam: `node:http` writing straight to the socket (no web streams on the hot path). */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { InteropError } from "../errors.ts";
+import { readLimited } from "./read_body.ts";
+import { type HttpServer, type IncomingRequest, isStream, type ServeOptions, type StreamSink } from "./types.ts";
+
+export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
+  const server = http.createServer((req, res) => {
+    options.handler(fromNodeRequest(req)).then((response) => {
+      if (!isStream(response)) {
+        res.writeHead(response.status, response.headers).end(response.body);
+        return;
+      }
+      res.writeHead(response.status, response.headers);
+      res.flushHeaders();
+      response.open(nodeSink(res));
+    }, (error) => {
+      // The handler maps its own errors; reaching here is a bug, but one request must not take the broker down.
+      console.error("interop: unhandled error in request handler:", error);
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "Internal error", code: "internal" }));
+    });
+  });
+  // Long-lived SSE responses must never be cut by a server timeout.
+  server.requestTimeout = 0;
+  server.timeout = 0;
+  return new Promise((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === "EADDRINUSE"
+          ? new InteropError("address_in_use", `Address in use: ${options.hostname}:${options.port}`, { cause: error })
+          : error,
+      );
+    });
+    server.listen(options.port, options.hostname, () => {
+      const address = server.address() as AddressInfo;
+      resolve({
+        hostname: address.address,
+        port: address.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeIdleConnections();
+            // Streams get a moment to end themselves (the broker closes them); then whatever is left is cut.
+            setTimeout(() => server.closeAllConnections(), 1000).unref();
+          }),
+      });
+    });
+  });
+}
+
+function fromNodeRequest(req: http.IncomingMessage): IncomingRequest {
+  return {
+    method: req.method ?? "GET",
+    url: new URL(req.url ?? "/", "http://localhost"),
+    header(name) {
+      const value = req.headers[name.toLowerCase()];
+      return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+    },
+    body: (limit) => readLimited(req, req.headers["content-length"] ?? null, limit),
+  };
+}
+
+function nodeSink(res: http.ServerResponse): StreamSink {
+  const closing = new AbortController();
+  res.once("close", () => closing.abort());
+  return {
+    write(text) {
+      if (closing.signal.aborted) return 0;
+      res.write(text);
+      return res.writableLength;
+    },
+    drained() {
+      if (!res.writableNeedDrain || closing.signal.aborted) return Promise.resolve();
+      return new Promise((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          closing.signal.removeEventListener("abort", done);
+          resolve();
+        };
+        res.on("drain", done);
+        closing.signal.addEventListener("abort", done);
+      });
+    },
+    close() {
+      if (closing.signal.aborted) return;
+      closing.abort();
+      res.end();
+    },
+    closed: closing.signal,
+  };
+}

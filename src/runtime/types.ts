@@ -1,0 +1,57 @@
+/** The runtime seam: the small HTTP surface the broker's core needs, implemented once for Node and once for Deno. */
+
+/** A request as the core sees it: cheap to build on both runtimes. */
+export interface IncomingRequest {
+  readonly method: string;
+  readonly url: URL;
+  header(name: string): string | null;
+  /** Reads the whole body; rejects with `payload_too_large` past `limit` bytes. */
+  body(limit: number): Promise<Uint8Array>;
+}
+
+/** A complete response. */
+export interface BodyResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A long-lived text stream (SSE); `open` runs once the headers are sent. */
+export interface StreamResponse {
+  status: number;
+  headers: Record<string, string>;
+  open(sink: StreamSink): void;
+}
+
+export type OutgoingResponse = BodyResponse | StreamResponse;
+
+/** The writable end of a stream; a client hanging up aborts `closed`, never throws. */
+export interface StreamSink {
+  /** Queues text; returns the bytes now waiting to be sent (the runtime's buffer). */
+  write(text: string): number;
+  /** Resolves once the runtime's buffer has been handed to the network (or the stream closed). */
+  drained(): Promise<void>;
+  /** Ends the stream; safe to call more than once. */
+  close(): void;
+  readonly closed: AbortSignal;
+}
+
+export type Handler = (request: IncomingRequest) => Promise<OutgoingResponse>;
+
+export interface ServeOptions {
+  hostname: string;
+  port: number;
+  handler: Handler;
+}
+
+/** A bound, listening server. */
+export interface HttpServer {
+  readonly hostname: string;
+  readonly port: number;
+  /** Stops accepting, ends open streams, resolves when the listener is closed. */
+  close(): Promise<void>;
+}
+
+export function isStream(response: OutgoingResponse): response is StreamResponse {
+  return "open" in response;
+}

@@ -1,0 +1,70 @@
+/** Web-standard Request/Response conversion: the Deno server's seam, and how tests call handlers directly. */
+import { readLimited } from "./read_body.ts";
+import { type IncomingRequest, isStream, type OutgoingResponse, type StreamSink } from "./types.ts";
+
+/** Wraps a web `Request` as the core's `IncomingRequest`. */
+export function fromWebRequest(request: Request): IncomingRequest {
+  return {
+    method: request.method,
+    url: new URL(request.url),
+    header: (name) => request.headers.get(name),
+    body: (limit) =>
+      readLimited(
+        request.body ?? emptyChunks(),
+        request.headers.get("content-length"),
+        limit,
+      ),
+  };
+}
+
+/** Turns the core's response into a web `Response`; a stream becomes a `ReadableStream` of its text. */
+export function toWebResponse(response: OutgoingResponse, clientGone: AbortSignal): Response {
+  if (!isStream(response)) {
+    return new Response(response.body, { status: response.status, headers: response.headers });
+  }
+  const encoder = new TextEncoder();
+  const closing = new AbortController();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let wakeDrained: (() => void) | undefined;
+  const sink: StreamSink = {
+    write(text) {
+      if (closing.signal.aborted) return 0;
+      controller.enqueue(encoder.encode(text));
+      return Math.max(0, -(controller.desiredSize ?? 0));
+    },
+    drained() {
+      if ((controller.desiredSize ?? 0) >= 0 || closing.signal.aborted) return Promise.resolve();
+      return new Promise((resolve) => {
+        wakeDrained = resolve;
+        closing.signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+    },
+    close() {
+      if (closing.signal.aborted) return;
+      closing.abort();
+      try {
+        controller.close();
+      } catch {
+        // Already cancelled by the client: nothing left to close.
+      }
+    },
+    closed: closing.signal,
+  };
+  const body = new ReadableStream<Uint8Array>({
+    start(streamController) {
+      controller = streamController;
+      response.open(sink);
+    },
+    pull() {
+      wakeDrained?.();
+      wakeDrained = undefined;
+    },
+    cancel() {
+      closing.abort();
+    },
+  }, new ByteLengthQueuingStrategy({ highWaterMark: 0 }));
+  clientGone.addEventListener("abort", () => closing.abort(), { once: true });
+  return new Response(body, { status: response.status, headers: response.headers });
+}
+
+async function* emptyChunks(): AsyncIterable<Uint8Array> {}

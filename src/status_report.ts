@@ -1,0 +1,29 @@
+/** The shape of `GET /status`, shared by the broker that builds it and the clients that read it. */
+
+/** One agent's line in the status report. */
+export interface AgentStatus {
+  online: boolean;
+  /** Open SSE streams for this agent (0 or 1: a new stream replaces the old). */
+  streams: number;
+  pending: number;
+  delivered_id: number;
+  /** ISO 8601, or null if the agent never made a request. */
+  last_seen: string | null;
+}
+
+export interface StatusReport {
+  service: "interop";
+  version: string;
+  pid: number;
+  uptime_seconds: number;
+  started_at: string;
+  data_dir: string;
+  runtime: string;
+  agents: Record<string, AgentStatus>;
+  /** The old bridge's keys: pending count per agent. */
+  queues: Record<string, number>;
+  /** The old bridge's keys: whether the agent has a stream open. */
+  subscribers: Record<string, boolean>;
+  streams: number;
+  last_id: number;
+}

@@ -1,0 +1,214 @@
+/** The SQLite store (`node:sqlite`, WAL), which also locks the data dir against a second broker. */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { InteropError } from "../errors.ts";
+import type { AgentName, Envelope } from "../message.ts";
+import type { InboxRecord, MessageStore, WriteBatch } from "./store.ts";
+
+/**
+ * `strict`: `synchronous=FULL`, every acknowledged message survives a power cut.
+ * `relaxed`: `synchronous=NORMAL`, survives a crash of the broker but not of the machine.
+ */
+export type Durability = "strict" | "relaxed";
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  polled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_by_inbox ON messages (recipient, id);
+CREATE TABLE IF NOT EXISTS inboxes (
+  agent TEXT PRIMARY KEY,
+  delivered_id INTEGER NOT NULL DEFAULT 0,
+  purged_id INTEGER NOT NULL DEFAULT 0,
+  last_seen INTEGER
+);
+`;
+
+interface MessageRow {
+  id: number;
+  recipient: string;
+  sender: string;
+  created_at: number;
+  payload: string;
+}
+
+export const DATABASE_FILE = "interop.db";
+
+export class SqliteStore implements MessageStore {
+  readonly location: string;
+  #db: DatabaseSync;
+  #insert: StatementSync;
+  #upsertInbox: StatementSync;
+  #markPolled: StatementSync;
+  #readAfter: StatementSync;
+
+  /** Opens (creating if needed) the store in `dataDir`; throws `data_dir_locked` if another broker has it. */
+  constructor(dataDir: string, durability: Durability) {
+    mkdirSync(dataDir, { recursive: true });
+    this.location = join(dataDir, DATABASE_FILE);
+    try {
+      this.#db = new DatabaseSync(this.location, { timeout: 0 });
+    } catch (cause) {
+      throw new InteropError("storage_failed", `Cannot open database ${this.location}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+    try {
+      // EXCLUSIVE locking holds SQLite's file lock for as long as this process lives: the kernel frees it
+      // on any exit (even kill -9), so a second broker on this data dir is refused and a stale lock cannot exist.
+      this.#db.exec(`PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = ${durability === "strict" ? "FULL" : "NORMAL"};`);
+      this.#db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+    } catch (cause) {
+      this.#db.close();
+      if (/locked|busy/i.test((cause as Error).message)) {
+        throw new InteropError("data_dir_locked", `Data dir ${dataDir} is in use by another interop broker`, { cause });
+      }
+      throw new InteropError("storage_failed", `Cannot open database ${this.location}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+    this.#insert = this.#db.prepare(
+      "INSERT INTO messages (recipient, sender, created_at, payload) VALUES (?, ?, ?, ?)",
+    );
+    this.#upsertInbox = this.#db.prepare(`
+      INSERT INTO inboxes (agent, delivered_id, last_seen) VALUES (:agent, coalesce(:delivered, 0), :seen)
+      ON CONFLICT (agent) DO UPDATE SET
+        delivered_id = max(delivered_id, coalesce(:delivered, delivered_id)),
+        last_seen = coalesce(:seen, last_seen)`);
+    this.#markPolled = this.#db.prepare(
+      "UPDATE messages SET polled = 1 WHERE recipient = ? AND id > ? AND id <= ?",
+    );
+    this.#readAfter = this.#db.prepare(`
+      SELECT id, recipient, sender, created_at, payload FROM messages
+      WHERE recipient = ? AND id > ? AND polled = 0 ORDER BY id LIMIT ?`);
+  }
+
+  loadInboxes(): Promise<InboxRecord[]> {
+    return this.#attempt("read inboxes", () => {
+      const rows = this.#db.prepare(`
+        SELECT agent, delivered_id, purged_id, last_seen,
+          (SELECT count(*) FROM messages WHERE recipient = agent AND id > delivered_id) AS pending
+        FROM inboxes ORDER BY agent`).all() as unknown as Array<{
+          agent: AgentName;
+          delivered_id: number;
+          purged_id: number;
+          last_seen: number | null;
+          pending: number;
+        }>;
+      return rows.map((row) => ({
+        agent: row.agent,
+        deliveredId: row.delivered_id,
+        purgedId: row.purged_id,
+        pending: row.pending,
+        lastSeen: row.last_seen,
+      }));
+    });
+  }
+
+  lastId(): Promise<number> {
+    return this.#attempt("read the last id", () => {
+      const row = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as
+        | { seq: number }
+        | undefined;
+      return row?.seq ?? 0;
+    });
+  }
+
+  write(batch: WriteBatch): Promise<Envelope[]> {
+    return this.#attempt("commit", () =>
+      this.#transaction(() => {
+        const stored = batch.messages.map((message): Envelope => {
+          const { lastInsertRowid } = this.#insert.run(
+            message.to,
+            message.from,
+            message.createdAt,
+            JSON.stringify(message.payload),
+          );
+          return {
+            id: Number(lastInsertRowid),
+            from: message.from,
+            to: message.to,
+            timestamp: new Date(message.createdAt).toISOString(),
+            payload: message.payload,
+          };
+        });
+        for (const update of batch.inboxes) {
+          this.#upsertInbox.run({
+            agent: update.agent,
+            delivered: update.deliveredId ?? null,
+            seen: update.lastSeen ?? null,
+          });
+          if (update.polled) this.#markPolled.run(update.agent, update.polled.after, update.polled.upTo);
+        }
+        return stored;
+      }));
+  }
+
+  readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
+    return this.#attempt("read messages", () =>
+      (this.#readAfter.all(agent, afterId, limit) as unknown as MessageRow[]).map((row) => ({
+        id: row.id,
+        from: row.sender as AgentName,
+        to: row.recipient as AgentName,
+        timestamp: new Date(row.created_at).toISOString(),
+        payload: JSON.parse(row.payload),
+      })));
+  }
+
+  prune(cutoff: number): Promise<Map<AgentName, number>> {
+    return this.#attempt("prune", () =>
+      this.#transaction(() => {
+        const purged = new Map<AgentName, number>();
+        const inboxes = this.#db.prepare(`
+          SELECT agent, (SELECT max(id) FROM messages
+            WHERE recipient = agent AND id <= delivered_id AND created_at < ?) AS upto
+          FROM inboxes`).all(cutoff) as Array<{ agent: AgentName; upto: number | null }>;
+        const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND id <= ?");
+        const record = this.#db.prepare("UPDATE inboxes SET purged_id = max(purged_id, ?) WHERE agent = ?");
+        for (const { agent, upto } of inboxes) {
+          if (upto === null) continue;
+          remove.run(agent, upto);
+          record.run(upto, agent);
+          purged.set(agent, upto);
+        }
+        return purged;
+      }));
+  }
+
+  close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+    return Promise.resolve();
+  }
+
+  #transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** Runs synchronous SQLite work behind the async interface, mapping failures to `storage_failed`. */
+  #attempt<T>(what: string, work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(work());
+    } catch (cause) {
+      return Promise.reject(
+        new InteropError("storage_failed", `Storage failed to ${what}: ${(cause as Error).message}`, { cause }),
+      );
+    }
+  }
+}

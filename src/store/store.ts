@@ -1,0 +1,57 @@
+/** The storage interface the broker depends on; each backend (SQLite today) implements it. */
+import type { AgentName, Envelope, Payload } from "../message.ts";
+
+/** What is known of one agent's inbox. */
+export interface InboxRecord {
+  agent: AgentName;
+  /** Every message up to this id has been handed to the agent (stream write or poll). */
+  deliveredId: number;
+  /** Messages up to this id may have been deleted by retention; resuming from before it is refused. */
+  purgedId: number;
+  /** Messages with an id above `deliveredId`. */
+  pending: number;
+  /** Milliseconds since the epoch of the agent's last request, or null if never seen. */
+  lastSeen: number | null;
+}
+
+export interface NewMessage {
+  from: AgentName;
+  to: AgentName;
+  payload: Payload;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+/** A change to one inbox; creates the inbox if it does not exist. */
+export interface InboxUpdate {
+  agent: AgentName;
+  deliveredId?: number;
+  lastSeen?: number;
+  /** Marks the messages in (after, upTo] as taken by a poll, so a stream resume never replays them. */
+  polled?: { after: number; upTo: number };
+}
+
+/** Everything one commit writes, atomically. */
+export interface WriteBatch {
+  messages: NewMessage[];
+  inboxes: InboxUpdate[];
+}
+
+/**
+ * The broker's storage. Every method is one transaction, so a networked backend can implement it too.
+ * Errors are `InteropError("storage_failed")`; a failed write leaves nothing of the batch behind.
+ */
+export interface MessageStore {
+  /** Where the data lives, for `/status` and logs. */
+  readonly location: string;
+  loadInboxes(): Promise<InboxRecord[]>;
+  /** The highest id ever assigned (ids are never reused), 0 for a new store. */
+  lastId(): Promise<number>;
+  /** Commits the batch; resolves with the stored messages in the order given. */
+  write(batch: WriteBatch): Promise<Envelope[]>;
+  /** Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll. */
+  readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */
+  prune(cutoff: number): Promise<Map<AgentName, number>>;
+  close(): Promise<void>;
+}

@@ -56,7 +56,17 @@ chmodSync(EXECUTABLE, 0o755);
 const { inject } = createRequire(import.meta.url)("postject") as {
   inject(file: string, name: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>;
 };
-await inject(EXECUTABLE, "NODE_SEA_BLOB", readFileSync(BLOB), { sentinelFuse: SEA_FUSE });
+// postject 1.0.0-alpha.6 warns "Can't find string offset for section name '.note…'" for Linux ELF notes; it is
+// harmless (the injection works), so only that warning is silenced while it runs.
+const warn = console.warn;
+console.warn = (...args: unknown[]) => {
+  if (!String(args[0]).includes("Can't find string offset for section name")) warn(...args);
+};
+try {
+  await inject(EXECUTABLE, "NODE_SEA_BLOB", readFileSync(BLOB), { sentinelFuse: SEA_FUSE });
+} finally {
+  console.warn = warn;
+}
 rmSync(BLOB);
 rmSync(SEA_CONFIG);
 

@@ -65,12 +65,14 @@ export function parseAgentName(value: unknown, field = "agent"): AgentName {
 }
 
 /**
- * Turns a published body into a payload: a JSON object as is, or plain text as `{"text": …}`.
+ * Turns a published body into a payload. A JSON object is taken as is, whatever the Content-Type (`fetch` with a
+ * string body says `text/plain`, `curl -d` and Python's urllib say form-urlencoded: old clients sent JSON either way).
+ * Other text is accepted only when declared `text/plain`, as `{"text": …}`.
  *
  * @example
  * ```ts
- * parsePayload(new TextEncoder().encode('{"message":"hi"}'), "application/json"); // { message: "hi" }
- * parsePayload(new TextEncoder().encode("hi"), "text/plain");                    // { text: "hi" }
+ * parsePayload(new TextEncoder().encode('{"message":"hi"}'), null); // { message: "hi" }
+ * parsePayload(new TextEncoder().encode("hi"), "text/plain");       // { text: "hi" }
  * ```
  */
 export function parsePayload(body: Uint8Array, contentType: string | null): Payload {
@@ -83,11 +85,12 @@ export function parsePayload(body: Uint8Array, contentType: string | null): Payl
   if (text.trim() === "") {
     throw new InteropError("invalid_body", "Empty body: post a JSON object, or text with Content-Type: text/plain");
   }
-  if (contentType !== null && contentType.toLowerCase().startsWith("text/plain")) return { text };
+  const isText = contentType !== null && contentType.toLowerCase().startsWith("text/plain");
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (cause) {
+    if (isText) return { text };
     throw new InteropError(
       "invalid_json",
       `Invalid JSON body: ${(cause as Error).message}; send text with Content-Type: text/plain`,
@@ -95,7 +98,8 @@ export function parsePayload(body: Uint8Array, contentType: string | null): Payl
     );
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new InteropError("invalid_body", "Invalid body: the JSON must be an object, like {\"text\": \"hello\"}");
+    if (isText) return { text };
+    throw new InteropError("invalid_body", 'Invalid body: the JSON must be an object, like {"text": "hello"}');
   }
   if (Object.hasOwn(value, METADATA_FIELD)) {
     throw new InteropError("invalid_body", `Invalid body: the field "${METADATA_FIELD}" is reserved for the broker's metadata`);

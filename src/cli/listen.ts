@@ -8,7 +8,7 @@ import { parseAgentName } from "../message.ts";
 import { defaultListenStateDir } from "../paths.ts";
 import { brokerUrl, parseDuration, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
-import { execSink, fileSink, type MessageSink, pipeSink, stdoutSink } from "./listen_sinks.ts";
+import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, stdoutSink } from "./listen_sinks.ts";
 import { createLogger } from "./logger.ts";
 
 export const HELP = `interop listen — follow an agent's inbox
@@ -77,7 +77,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   await follow({
     client: new BrokerClient(url),
     agent,
-    lastEventId: cursor.load(),
+    lastEventId: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
     deliver: (message) => deliverUntilWritten(sink, message, io.shutdown, log),
     delivered: (id) => cursor.save(id),
     log,
@@ -85,6 +85,12 @@ export async function run(args: string[], io: Io): Promise<number> {
     idleTimeoutMs,
   });
   return 0;
+}
+
+/** The later of the state file's id and the output file's own last line: a kill between the two writes repeats nothing. */
+function resumeAfter(saved: number | undefined, written: number | undefined): number | undefined {
+  if (saved === undefined) return written;
+  return written === undefined ? saved : Math.max(saved, written);
 }
 
 /** Retries a failing sink with backoff; the message is never skipped (the stream waits behind it). */

@@ -1,8 +1,9 @@
 /** Where `listen` writes each message: stdout, a file, a FIFO, or a command's stdin. */
 import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, statSync } from "node:fs";
+import { appendFileSync, closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
+import { fromWire } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
 import type { Io } from "./io.ts";
 
@@ -22,6 +23,42 @@ export function fileSink(path: string): MessageSink {
     appendFileSync(path, message.data + "\n");
     return Promise.resolve();
   };
+}
+
+/** The id of the last whole message line in an --out file, or undefined if there is none. */
+export function lastIdInFile(path: string): number | undefined {
+  let tail: Buffer;
+  try {
+    tail = readTail(path, TAIL_BYTES);
+  } catch {
+    return undefined;
+  }
+  const lines = tail.toString("utf8").split("\n");
+  // The final element is "" after a whole line, or a line cut short by a crash: skip it either way.
+  for (let index = lines.length - 2; index >= 0; index--) {
+    try {
+      return fromWire(JSON.parse(lines[index])).id;
+    } catch {
+      // Not one of ours (hand-edited, or cut): look further back.
+    }
+  }
+  return undefined;
+}
+
+/** Enough of the file's end to hold its last message (the broker caps bodies far below this by default). */
+const TAIL_BYTES = 4 * 1024 * 1024;
+
+function readTail(path: string, bytes: number): Buffer {
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, bytes);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    return buffer;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

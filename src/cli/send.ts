@@ -53,7 +53,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     // Like $(…) in a shell, stdin loses one trailing newline.
     const text = positionals.length > 0 ? positionals.join(" ") : (await io.readStdin())?.replace(/\r?\n$/, "") ?? null;
     if (text === null) throw usageError("send", "Nothing to send: give TEXT, --json, or pipe the text on stdin");
-    payload = parsePayload(new TextEncoder().encode(text), "text/plain");
+    payload = { text };
   }
   const reply = await new BrokerClient(brokerUrl(values.url, io.env)).send(from, to, payload);
   io.stdout(values["print-json"] ? JSON.stringify(reply) + "\n" : reply.ids.join("\n") + "\n");

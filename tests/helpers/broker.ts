@@ -1,0 +1,93 @@
+/** Starts a real `interop serve` on a free port for a test, and stops exactly that process. */
+import type { ChildProcess } from "node:child_process";
+import { spawnCli, tempDir } from "./cli.ts";
+
+export interface RunningBroker {
+  url: string;
+  port: number;
+  pid: number;
+  dataDir: string;
+  child: ChildProcess;
+  /** Everything the broker wrote to stderr so far. */
+  log(): string;
+  /** Resolves with the exit code once the process is gone. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends `signal` (default SIGTERM) to this broker's PID and waits for it to exit. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops the broker if still running and removes its data dir unless it was given. */
+  cleanup(): Promise<void>;
+}
+
+const LISTENING = /listening on http:\/\/([^\s:]+):(\d+)/;
+
+/** Starts a broker; `port` 0 (the default) picks a free one, `dataDir` defaults to a new temporary dir. */
+export async function startBroker(
+  options: { port?: number; dataDir?: string; args?: string[]; env?: Record<string, string> } = {},
+): Promise<RunningBroker> {
+  const owned = options.dataDir === undefined ? tempDir("interop-data-") : undefined;
+  const dataDir = options.dataDir ?? owned!.path;
+  const child = spawnCli(
+    ["serve", "--port", String(options.port ?? 0), "--data-dir", dataDir, ...(options.args ?? [])],
+    options.env,
+  );
+  let stderr = "";
+  child.stderr!.setEncoding("utf8");
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal }))
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker did not start within 20 s; stderr:\n${stderr}`)), 20_000);
+    child.stderr!.on("data", (chunk: string) => {
+      stderr += chunk;
+      const match = LISTENING.exec(stderr);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[2]));
+      }
+    });
+    exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`broker exited (code ${code}) before listening; stderr:\n${stderr}`));
+    });
+  });
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return await exited;
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    pid: child.pid!,
+    dataDir,
+    child,
+    log: () => stderr,
+    exited,
+    stop,
+    async cleanup() {
+      await stop("SIGKILL");
+      owned?.cleanup();
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Publishes like an old client: `POST /broadcast?from=…[&to=…]` with a JSON body. */
+export async function publish(url: string, from: string, to: string | undefined, body: unknown): Promise<Response> {
+  const query = new URLSearchParams({ from });
+  if (to !== undefined) query.set("to", to);
+  return await fetch(`${url}/broadcast?${query}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}

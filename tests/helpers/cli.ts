@@ -1,0 +1,71 @@
+/** Runs the interop CLI the way the suite was asked to: the built binary, or the source on this runtime. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const MAIN = join(ROOT, "src", "main.ts");
+
+/**
+ * `INTEROP_CLI=dist/interop` tests the single executable; otherwise the source runs on the runtime running the
+ * tests (`node src/main.ts` under `node --test`, `deno run -A src/main.ts` under `deno test`).
+ */
+export function cliCommand(): [string, string[]] {
+  const chosen = process.env.INTEROP_CLI;
+  if (chosen) return [join(ROOT, chosen), []];
+  if ("Deno" in globalThis) return [process.execPath, ["run", "-A", MAIN]];
+  return [process.execPath, [MAIN]];
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one CLI command to completion (killed after `timeoutMs`). */
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const child = spawnCli(args, options.env);
+  child.stdin!.end(options.input ?? "");
+  return collect(child, options.timeoutMs ?? 30_000);
+}
+
+/** Starts a CLI command in the background; stop it with `child.kill()` (the caller owns the PID). */
+export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const [command, prefix] = cliCommand();
+  return spawn(command, [...prefix, ...args], {
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+
+/** Waits for a child to exit and gathers its output. */
+export function collect(child: ChildProcess, timeoutMs = 30_000): Promise<CliResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`CLI did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** A fresh temporary directory, removed by `cleanup`. */
+export function tempDir(prefix = "interop-test-"): { path: string; cleanup(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { InteropError } from "../src/errors.ts";
+import { type AgentName, fromWire, parseAgentName, parsePayload, toWire } from "../src/message.ts";
+import { VERSION } from "../src/version.ts";
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+function assertRejects(work: () => unknown, code: string, pattern: RegExp) {
+  assert.throws(work, (error: unknown) => {
+    assert.ok(error instanceof InteropError);
+    assert.equal(error.code, code);
+    assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+test("parseAgentName() accepts lowercase names with digits, dots, dashes and underscores", () => {
+  for (const name of ["hermes", "openclaw", "leo-2", "a.b_c", "0", "x".repeat(64)]) {
+    assert.equal(parseAgentName(name), name);
+  }
+});
+
+test("parseAgentName() rejects slashes, spaces, control characters, empty and over-long names", () => {
+  assertRejects(() => parseAgentName("a/b"), "invalid_agent", /"a\/b"/);
+  assertRejects(() => parseAgentName("a b"), "invalid_agent", /Invalid agent name/);
+  assertRejects(() => parseAgentName("a\nb"), "invalid_agent", /Invalid agent name/);
+  assertRejects(() => parseAgentName("a\u0000"), "invalid_agent", /Invalid agent name/);
+  assertRejects(() => parseAgentName("Hermes"), "invalid_agent", /a-z 0-9/);
+  assertRejects(() => parseAgentName("-x"), "invalid_agent", /starting with a letter or digit/);
+  assertRejects(() => parseAgentName(""), "invalid_agent", /Missing agent name/);
+  assertRejects(() => parseAgentName(null, "from"), "invalid_agent", /pass from=NAME/);
+  assertRejects(() => parseAgentName("x".repeat(65)), "invalid_agent", /longer than 64/);
+});
+
+test("parsePayload() keeps every field of a JSON object as posted", () => {
+  const posted = { message: "hi", from: "hermes", id: "client-7", nested: { a: [1, 2] }, emoji: "🦉" };
+  assert.deepEqual(parsePayload(bytes(JSON.stringify(posted)), "application/json"), posted);
+  assert.deepEqual(parsePayload(bytes(JSON.stringify(posted)), null), posted);
+});
+
+test("parsePayload() wraps text/plain bodies as {text} unless they are a JSON object", () => {
+  assert.deepEqual(parsePayload(bytes("hello\nworld"), "text/plain; charset=utf-8"), { text: "hello\nworld" });
+  assert.deepEqual(parsePayload(bytes("[1]"), "text/plain"), { text: "[1]" });
+  assert.deepEqual(parsePayload(bytes('{"a":1}'), "text/plain;charset=UTF-8"), { a: 1 });
+  assert.deepEqual(parsePayload(bytes('{"a":1}'), "application/x-www-form-urlencoded"), { a: 1 });
+});
+
+test("parsePayload() rejects invalid JSON, non-objects, empty bodies, bad UTF-8 and the reserved field", () => {
+  assertRejects(() => parsePayload(bytes("{nope"), "application/json"), "invalid_json", /Invalid JSON body/);
+  assertRejects(() => parsePayload(bytes("[1,2]"), null), "invalid_body", /must be an object/);
+  assertRejects(() => parsePayload(bytes('"hi"'), null), "invalid_body", /must be an object/);
+  assertRejects(() => parsePayload(bytes("null"), null), "invalid_body", /must be an object/);
+  assertRejects(() => parsePayload(bytes("  "), null), "invalid_body", /Empty body/);
+  assertRejects(() => parsePayload(new Uint8Array([0xff, 0xfe]), null), "invalid_body", /UTF-8/);
+  assertRejects(() => parsePayload(bytes('{"interop":1}'), null), "invalid_body", /reserved/);
+});
+
+test("toWire() adds the metadata under interop and fromWire() reads it back", () => {
+  const envelope = {
+    id: 42,
+    from: "hermes" as AgentName,
+    to: "openclaw" as AgentName,
+    timestamp: "2026-11-25T10:00:00.000Z",
+    payload: { message: "hi", id: "mine" },
+  };
+  const wire = toWire(envelope);
+  assert.deepEqual(wire, {
+    message: "hi",
+    id: "mine",
+    interop: { id: 42, from: "hermes", to: "openclaw", timestamp: "2026-11-25T10:00:00.000Z" },
+  });
+  assert.deepEqual(fromWire(JSON.parse(JSON.stringify(wire))), envelope);
+  assertRejects(() => fromWire({ message: "no metadata" }), "invalid_body", /no "interop" metadata/);
+});
+
+test("VERSION matches package.json", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  assert.equal(VERSION, pkg.version);
+});

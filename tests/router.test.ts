@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
+import { createRouter } from "../src/http/router.ts";
+import type { AgentName } from "../src/message.ts";
+import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
+import { isStream } from "../src/runtime/types.ts";
+import { fromWebRequest } from "../src/runtime/web.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+interface Fixture {
+  handler: Handler;
+  broker: Broker;
+  call(method: string, path: string, body?: string, headers?: Record<string, string>): Promise<OutgoingResponse>;
+  json(method: string, path: string, body?: string, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+}
+
+async function withRouter(work: (fixture: Fixture) => Promise<void>, maxBodyBytes = 1024): Promise<void> {
+  const dir = tempDir();
+  const broker = await Broker.open({
+    store: new SqliteStore(dir.path, "relaxed"),
+    dataDir: dir.path,
+    agents: ["hermes", "openclaw"] as AgentName[],
+    maxPending: 5,
+    retentionMs: 86_400_000,
+    heartbeatMs: 60_000,
+    retryMs: 2000,
+  });
+  const handler = createRouter(broker, { maxBodyBytes, onInternalError: (error) => assert.fail(String(error)) });
+  const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
+    handler(fromWebRequest(new Request(`http://localhost${path}`, { method, body, headers: { "content-type": "application/json", ...headers } })));
+  const json = async (method: string, path: string, body?: string, headers?: Record<string, string>) => {
+    const response = await call(method, path, body, headers);
+    assert.ok(!isStream(response));
+    assert.match(response.headers["content-type"], /^application\/json/);
+    return { status: response.status, body: JSON.parse(response.body) };
+  };
+  try {
+    await work({ handler, broker, call, json });
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
+}
+
+/** Opens a stream response into a sink that records what was written. */
+function capture(response: OutgoingResponse): { text(): string; close(): void } {
+  assert.ok(isStream(response));
+  let text = "";
+  const closed = new AbortController();
+  const sink: StreamSink = {
+    write(chunk) {
+      text += chunk;
+      return 0;
+    },
+    drained: () => Promise.resolve(),
+    close: () => closed.abort(),
+    closed: closed.signal,
+  };
+  response.open(sink);
+  return { text: () => text, close: () => closed.abort() };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+
+test("POST /broadcast without to delivers to the other agent and /poll returns it once", async () => {
+  await withRouter(async ({ json }) => {
+    const sent = await json("POST", "/broadcast?from=hermes", JSON.stringify({ message: "hi", seq: 1 }));
+    assert.equal(sent.status, 200);
+    assert.equal(sent.body.delivered, true);
+    assert.deepEqual(sent.body.to, ["openclaw"]);
+    const polled = await json("GET", "/poll?agent=openclaw");
+    assert.deepEqual(polled.body, [{ message: "hi", seq: 1, interop: { id: sent.body.id, from: "hermes", to: "openclaw", timestamp: sent.body.timestamp } }]);
+    assert.deepEqual((await json("GET", "/poll?agent=openclaw")).body, []);
+    assert.deepEqual((await json("GET", "/poll?agent=hermes")).body, []);
+  });
+});
+
+test("GET /subscribe replays pending messages with ids and then follows live ones", async () => {
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":1}');
+    const response = await call("GET", "/subscribe?agent=openclaw");
+    assert.equal(response.status, 200);
+    assert.equal(response.headers["content-type"], "text/event-stream; charset=utf-8");
+    assert.equal(response.headers["cache-control"], "no-cache");
+    assert.equal(response.headers["x-accel-buffering"], "no");
+    const stream = capture(response);
+    await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":2}');
+    await settle();
+    const frames = stream.text().split("\n\n").filter((frame) => frame.startsWith("id: "));
+    assert.equal(frames.length, 2);
+    assert.match(frames[0], /^id: 1\ndata: \{"n":1,"interop":\{"id":1,/);
+    assert.match(frames[1], /^id: 2\ndata: \{"n":2,"interop":\{"id":2,/);
+    assert.ok(stream.text().startsWith("retry: 2000\n\n"));
+    assert.deepEqual((await json("GET", "/poll?agent=openclaw")).body, [], "streamed messages are delivered");
+    stream.close();
+  });
+});
+
+test("Last-Event-ID resumes exactly after the id, and skips what a poll took", async () => {
+  await withRouter(async ({ call, json }) => {
+    for (let n = 1; n <= 3; n++) await json("POST", "/broadcast?from=hermes&to=openclaw", `{"n":${n}}`);
+    const first = capture(await call("GET", "/subscribe?agent=openclaw"));
+    await settle();
+    first.close();
+    for (let n = 4; n <= 5; n++) await json("POST", "/broadcast?from=hermes&to=openclaw", `{"n":${n}}`);
+    assert.deepEqual((await json("GET", "/poll?agent=openclaw&limit=1")).body.map((m: any) => m.n), [4]);
+    const resumed = capture(await call("GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "2" }));
+    await settle();
+    const ids = [...resumed.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+    assert.deepEqual(ids, [3, 5]);
+    resumed.close();
+  });
+});
+
+test("a second stream for an agent replaces the first, which is told why", async () => {
+  await withRouter(async ({ call }) => {
+    const first = capture(await call("GET", "/subscribe?agent=openclaw"));
+    const second = capture(await call("GET", "/subscribe?agent=openclaw"));
+    await settle();
+    assert.match(first.text(), /event: replaced\ndata: \{"reason":"a newer stream for openclaw took over"\}\n\n$/);
+    assert.doesNotMatch(second.text(), /replaced/);
+    second.close();
+  });
+});
+
+test("bad input gets a clear JSON error and leaves stored messages intact", async () => {
+  await withRouter(async ({ json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", '{"keep":1}');
+    const cases: Array<[string, string, string | undefined, Record<string, string> | undefined, number, string]> = [
+      ["POST", "/broadcast?from=hermes", "{bad json", undefined, 400, "invalid_json"],
+      ["POST", "/broadcast?from=hermes", "[1]", undefined, 400, "invalid_body"],
+      ["POST", "/broadcast?from=hermes", "", undefined, 400, "invalid_body"],
+      ["POST", "/broadcast", "{}", undefined, 400, "invalid_agent"],
+      ["POST", "/broadcast?from=a%2Fb", "{}", undefined, 400, "invalid_agent"],
+      ["POST", "/broadcast?from=hermes&to=with%20space", "{}", undefined, 400, "invalid_agent"],
+      ["POST", "/broadcast?from=hermes", JSON.stringify({ big: "x".repeat(2000) }), undefined, 413, "payload_too_large"],
+      ["POST", "/broadcast?from=solo&to=solo", '{"n":1}', undefined, 200, ""],
+      ["GET", "/poll", undefined, undefined, 400, "invalid_agent"],
+      ["GET", "/poll?agent=openclaw&limit=0", undefined, undefined, 400, "invalid_query"],
+      ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "abc" }, 400, "invalid_event_id"],
+      ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "999" }, 409, "unknown_event_id"],
+      ["GET", "/nowhere", undefined, undefined, 404, "not_found"],
+      ["DELETE", "/poll?agent=openclaw", undefined, undefined, 405, "method_not_allowed"],
+    ];
+    for (const [method, path, body, headers, status, code] of cases) {
+      const answer = await json(method, path, body, headers);
+      assert.equal(answer.status, status, `${method} ${path} ${body?.slice(0, 20)}`);
+      if (code) {
+        assert.equal(answer.body.code, code, `${method} ${path}`);
+        assert.equal(typeof answer.body.error, "string");
+      }
+    }
+    const polled = (await json("GET", "/poll?agent=openclaw")).body;
+    assert.deepEqual(polled.map((message: any) => message.keep), [1]);
+  });
+});
+
+test("a broadcast with no other known agent is refused, and a full inbox answers 507", async () => {
+  await withRouter(async ({ json }) => {
+    const alone = await json("POST", "/broadcast?from=solo", "{}");
+    assert.equal(alone.status, 200, "hermes and openclaw are known, so solo reaches them");
+    for (let n = 1; n < 5; n++) assert.equal((await json("POST", "/broadcast?from=hermes&to=openclaw", "{}")).status, 200);
+    const full = await json("POST", "/broadcast?from=hermes&to=openclaw", "{}");
+    assert.equal(full.status, 507);
+    assert.equal(full.body.code, "inbox_full");
+    assert.match(full.body.error, /openclaw has 5 undelivered messages \(the cap is 5\)/);
+    assert.equal((await json("GET", "/poll?agent=openclaw")).body.length, 5);
+    assert.equal((await json("POST", "/broadcast?from=hermes&to=openclaw", "{}")).status, 200);
+  });
+});
+
+test("GET /status keeps the old bridge's keys and adds pid, version and per-agent detail", async () => {
+  await withRouter(async ({ json }) => {
+    await json("POST", "/broadcast?from=hermes", "{}");
+    const { status, body } = await json("GET", "/status");
+    assert.equal(status, 200);
+    assert.deepEqual(body.queues, { hermes: 0, openclaw: 1 });
+    assert.deepEqual(body.subscribers, { hermes: false, openclaw: false });
+    assert.equal(body.agents.hermes.online, true);
+    assert.equal(body.agents.openclaw.online, false);
+    assert.equal(body.agents.openclaw.pending, 1);
+    assert.equal(body.service, "interop");
+    assert.equal(body.pid, process.pid);
+    assert.equal(typeof body.version, "string");
+  });
+});

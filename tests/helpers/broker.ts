@@ -1,5 +1,6 @@
 /** Starts a real `interop serve` on a free port for a test, and stops exactly that process. */
 import type { ChildProcess } from "node:child_process";
+import process from "node:process";
 import { spawnCli, tempDir } from "./cli.ts";
 
 export interface RunningBroker {
@@ -51,7 +52,9 @@ export async function startBroker(
     });
   });
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    // process.kill, not child.kill: Deno 2.9's child.kill() makes the exit report the signal even when the child
+    // handled it and exited with its own code.
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
     return await exited;
   };
   return {

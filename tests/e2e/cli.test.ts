@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { publish, startBroker } from "../helpers/broker.ts";
+import { runCli } from "../helpers/cli.ts";
+
+const version = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
+
+test("interop --version prints the package version", async () => {
+  const result = await runCli(["--version"]);
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout, `interop ${version}\n`);
+});
+
+test("every subcommand has --help on stdout with exit 0", async () => {
+  for (const command of ["serve", "listen", "send", "poll", "status"]) {
+    const result = await runCli([command, "--help"]);
+    assert.equal(result.code, 0, command);
+    assert.match(result.stdout, new RegExp(`^interop ${command} — `), command);
+    assert.match(result.stdout, /Exit codes:/, command);
+  }
+  const top = await runCli(["--help"]);
+  assert.match(top.stdout, /serve .*\n.*listen/s);
+});
+
+test("interop with an unknown command or flag exits 2 with one line on stderr", async () => {
+  const unknown = await runCli(["frobnicate"]);
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.stderr, `error: Unknown command: "frobnicate"; run 'interop --help' for the list\n`);
+  const flag = await runCli(["send", "--bogus"]);
+  assert.equal(flag.code, 2);
+  assert.match(flag.stderr, /^error: Unknown option '--bogus'.*see 'interop send --help'\n$/);
+  const agent = await runCli(["send", "--from", "Bad/Name", "hi"]);
+  assert.equal(agent.code, 2);
+  assert.match(agent.stderr, /^error: Invalid agent name in --from: "Bad\/Name"/);
+});
+
+test("interop send and status exit 3 when the broker is unreachable", async () => {
+  const url = "http://127.0.0.1:9"; // discard port: nothing listens on it here
+  const send = await runCli(["send", "--url", url, "--from", "hermes", "hi"]);
+  assert.equal(send.code, 3);
+  assert.match(send.stderr, /^error: Cannot reach the broker at http:\/\/127\.0\.0\.1:9: .*is 'interop serve' running\?\n$/);
+  const status = await runCli(["status", "--url", url, "--json"]);
+  assert.equal(status.code, 3);
+  assert.deepEqual(JSON.parse(status.stdout).reachable, false);
+});
+
+test("interop send, poll and status work against a real broker", async () => {
+  const broker = await startBroker();
+  try {
+    const env = { INTEROP_URL: broker.url };
+    const sent = await runCli(["send", "--from", "hermes", "--to", "openclaw", "hello", "world"], { env });
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.match(sent.stdout, /^\d+\n$/);
+    const piped = await runCli(["send", "--from", "hermes", "--to", "openclaw"], { env, input: "from stdin\n" });
+    assert.equal(piped.code, 0, piped.stderr);
+    const json = await runCli(["send", "--from", "hermes", "--to", "openclaw", "--json", '{"task":"review","n":3}', "--print-json"], { env });
+    assert.equal(JSON.parse(json.stdout).delivered, true);
+
+    const status = await runCli(["status", "--json", "--max-pending", "2"], { env });
+    assert.equal(status.code, 5, "3 pending is more than 2");
+    const report = JSON.parse(status.stdout);
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.problems, ["openclaw has 3 pending messages (more than 2)"]);
+    assert.equal(report.pid, broker.pid);
+
+    const polled = await runCli(["poll", "--agent", "openclaw"], { env });
+    assert.equal(polled.code, 0);
+    const lines = polled.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map(({ interop: _, ...payload }) => payload), [
+      { text: "hello world" },
+      { text: "from stdin" },
+      { task: "review", n: 3 },
+    ]);
+    assert.equal((await runCli(["poll", "--agent", "openclaw"], { env })).stdout, "");
+
+    const healthy = await runCli(["status", "--require", "hermes,openclaw", "--max-pending", "0"], { env });
+    assert.equal(healthy.code, 0, healthy.stdout);
+    assert.match(healthy.stdout, /AGENT +ONLINE +STREAM +PENDING +LAST SEEN\nhermes +yes/);
+
+    const offline = await runCli(["status", "--require", "hermes,leo"], { env });
+    assert.equal(offline.code, 5);
+    assert.match(offline.stdout, /problem: leo is unknown to the broker/);
+
+    await publish(broker.url, "hermes", "openclaw", "{not json");
+    const refused = await runCli(["send", "--from", "hermes", "--to", "openclaw", "--json", "[1]"], { env });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /must be an object/);
+  } finally {
+    await broker.cleanup();
+  }
+});

@@ -43,6 +43,7 @@ export async function follow(options: FollowOptions): Promise<void> {
         lastEventId = id;
         attempt = 0;
       });
+      if (options.signal.aborted) return;
       options.log.info("stream ended by the broker; reconnecting");
     } catch (error) {
       if (options.signal.aborted) return;
@@ -81,9 +82,14 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
     const events: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });
     const decoder = new TextDecoder();
-    for await (const chunk of body) {
+    const reader = body.getReader();
+    // Deno 2.9 leaves a pending body read hanging when the fetch's signal aborts; cancelling the reader ends it.
+    connection.signal.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true });
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
       clearTimeout(idle);
-      parser.feed(decoder.decode(chunk, { stream: true }));
+      parser.feed(decoder.decode(value, { stream: true }));
       for (const event of events.splice(0)) {
         if (options.signal.aborted) return;
         if (event.event === undefined || event.event === "message") {
@@ -99,6 +105,9 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
       }
       idle = setTimeout(stop, idleMs);
     }
+    if (connection.signal.aborted && !options.signal.aborted) {
+      throw new InteropError("unreachable", `Stream from ${options.client.baseUrl} went quiet: no data for ${idleMs} ms`);
+    }
   } catch (error) {
     if (error instanceof InteropError || options.signal.aborted) throw error;
     const reason = connection.signal.aborted ? `no data for ${idleMs} ms` : (error as Error).message;
@@ -106,5 +115,6 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
   } finally {
     clearTimeout(idle);
     options.signal.removeEventListener("abort", stop);
+    connection.abort();
   }
 }

@@ -1,5 +1,6 @@
 /** Reads a FIFO the way an agent reading the old bridge's pipe does: open, read to end-of-file, reopen. */
 import { spawnSync } from "node:child_process";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 
 export interface FifoReader {
@@ -36,10 +37,19 @@ export function readFifo(path: string): FifoReader {
     lines,
     async stop() {
       stopping = true;
-      // Opening the write end releases a reader blocked in open(); closing it ends that read.
-      const writer = await open(path, "w");
-      await writer.close();
-      await loop;
+      let ended = false;
+      void loop.then(() => (ended = true));
+      while (!ended) {
+        // Opening the write end releases a reader blocked in open(); closing it ends that read. Non-blocking, so
+        // with no reader waiting it fails at once (ENXIO) and is tried again until the loop has ended.
+        try {
+          const writer = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+          await writer.close();
+        } catch {
+          // No reader blocked in open() yet.
+        }
+        await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 20))]);
+      }
     },
   };
 }

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
+import { readFifo } from "../helpers/fifo.ts";
+
+function stop(child: ChildProcess) {
+  if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
+}
+
+test("listen --pipe creates the FIFO, waits for a reader without dropping anything, then delivers in order", async () => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const pipe = join(dir.path, "hermes-msg-pipe");
+  const state = join(dir.path, "state.json");
+  const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
+  const done = collect(listen);
+  try {
+    await waitFor(() => existsSync(pipe) && statSync(pipe).isFIFO(), 10_000, "the FIFO");
+    for (let n = 1; n <= 3; n++) await publish(broker.url, "openclaw", "hermes", { n });
+    await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).subscribers.hermes, 10_000, "listen");
+    assert.ok(!existsSync(state), "nothing counts as written while no one reads the pipe");
+
+    const reader = readFifo(pipe);
+    await waitFor(() => reader.lines.length >= 3, 10_000, "three lines from the pipe");
+    assert.deepEqual(reader.lines.map((line) => JSON.parse(line).n), [1, 2, 3]);
+    await waitFor(() => existsSync(state) && JSON.parse(readFileSync(state, "utf8")).last_id === 3, 5000, "the state file");
+    stop(listen);
+    const result = await done;
+    assert.equal(result.code, 0, result.stderr);
+    await reader.stop();
+  } finally {
+    stop(listen);
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});
+
+test("listen --exec runs the command once per message and retries a failing run", async () => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const out = join(dir.path, "handled.jsonl");
+  const failedOnce = join(dir.path, "failed-once");
+  // Fails the first time it is run, then appends what it got on stdin.
+  const command = `if [ ! -e '${failedOnce}' ]; then touch '${failedOnce}'; exit 1; fi; cat >> '${out}'`;
+  const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--exec", command, "--state", join(dir.path, "s.json")]);
+  const done = collect(listen);
+  try {
+    for (let n = 1; n <= 3; n++) await publish(broker.url, "openclaw", "hermes", { n });
+    await waitFor(() => existsSync(out) && readFileSync(out, "utf8").split("\n").length > 3, 15_000, "three handled messages");
+    const handled = readFileSync(out, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).n);
+    assert.deepEqual(handled, [1, 2, 3]);
+    stop(listen);
+    const result = await done;
+    assert.match(result.stderr, /delivering message 1 failed: --exec command failed for message 1 \(exit 1\); retrying in \d+ ms/);
+  } finally {
+    stop(listen);
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});
+
+test("a second listen for the same agent takes over and the first exits 8 saying why", async () => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const first = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "1.json")]);
+  const firstDone = collect(first);
+  let second: ChildProcess | undefined;
+  try {
+    await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).subscribers.hermes, 10_000, "first listen");
+    second = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "2.json")]);
+    const secondDone = collect(second);
+    const result = await firstDone;
+    assert.equal(result.code, 8);
+    assert.match(result.stderr, /error: Another listener for hermes took over the stream; this one stops\n$/);
+
+    await publish(broker.url, "openclaw", "hermes", { to: "second" });
+    stop(second);
+    const output = await secondDone;
+    assert.equal(JSON.parse(output.stdout).to, "second");
+  } finally {
+    stop(first);
+    if (second) stop(second);
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});
+
+test("listen rejects conflicting outputs and a path that is not a FIFO", async () => {
+  const dir = tempDir();
+  try {
+    const both = collect(spawnCli(["listen", "--agent", "hermes", "--out", "a", "--exec", "cat"]));
+    assert.equal((await both).code, 2);
+    const notFifo = collect(spawnCli(["listen", "--agent", "hermes", "--pipe", dir.path]));
+    const result = await notFifo;
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /exists and is not a FIFO; use --out/);
+  } finally {
+    dir.cleanup();
+  }
+});

@@ -1,7 +1,7 @@
 /** Where `listen` writes each message: stdout, a file, a FIFO, or a command's stdin. */
 import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { appendFileSync, closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
 import { fromWire } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
@@ -61,20 +61,61 @@ function readTail(path: string, bytes: number): Buffer {
   }
 }
 
+/** How long a reader may take to close the FIFO after end-of-file before it counts as a streaming reader. */
+const READER_CLOSE_GRACE_MS = 250;
+
 /**
- * Writes each message to a FIFO, opening it per message like the old `hermes-sse-client.py`, so a reader
- * that reads to end-of-file and reopens keeps working. With no reader the open waits; nothing is dropped.
+ * Writes each message to a FIFO, opening it per message like the old `hermes-sse-client.py`, so a reader that
+ * reads to end-of-file and reopens keeps working. With no reader the open waits; nothing is dropped.
+ *
+ * Before the next open it waits for the last reader to close: data written while a reader is between
+ * end-of-file and close() would be thrown away with its file descriptor. A reader that keeps the FIFO open
+ * past end-of-file (`tail -f`, a read loop on one descriptor) is a streaming reader: it gets the following
+ * messages on one open descriptor until it goes away (EPIPE), then per-message opens resume.
  */
 export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
   ensureFifo(path);
+  let streaming: FileHandle | undefined;
+  let wroteBefore = false;
   return async (message) => {
+    const line = message.data + "\n";
+    if (streaming !== undefined) {
+      try {
+        await streaming.write(line);
+        return;
+      } catch {
+        // EPIPE: the streaming reader left; the message goes to the next reader below.
+        await streaming.close().catch(() => {});
+        streaming = undefined;
+      }
+    }
+    if (wroteBefore && await readerStaysOpen(path)) {
+      streaming = await open(path, "w");
+      await streaming.write(line);
+      return;
+    }
     const file = await untilAborted(open(path, "w"), shutdown);
     try {
-      await file.write(message.data + "\n");
+      await file.write(line);
     } finally {
       await file.close();
     }
+    wroteBefore = true;
   };
+}
+
+/** Whether some reader still has the FIFO open after the grace period (a non-blocking open finds it). */
+async function readerStaysOpen(path: string): Promise<boolean> {
+  const deadline = Date.now() + READER_CLOSE_GRACE_MS;
+  while (Date.now() < deadline) {
+    try {
+      await (await open(path, constants.O_WRONLY | constants.O_NONBLOCK)).close();
+    } catch {
+      return false; // ENXIO: no reader has it open.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return true;
 }
 
 /** Opening a FIFO blocks until a reader comes; a shutdown must not wait for one (nothing was written yet). */

@@ -6,7 +6,7 @@ import process from "node:process";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
-import { readFifo } from "../helpers/fifo.ts";
+import { type FifoReader, readFifo } from "../helpers/fifo.ts";
 
 function stop(child: ChildProcess) {
   if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
@@ -19,22 +19,24 @@ test("listen --pipe creates the FIFO, waits for a reader without dropping anythi
   const state = join(dir.path, "state.json");
   const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
   const done = collect(listen);
+  let reader: FifoReader | undefined;
   try {
     await waitFor(() => existsSync(pipe) && statSync(pipe).isFIFO(), 10_000, "the FIFO");
     for (let n = 1; n <= 3; n++) await publish(broker.url, "openclaw", "hermes", { n });
     await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).subscribers.hermes, 10_000, "listen");
     assert.ok(!existsSync(state), "nothing counts as written while no one reads the pipe");
 
-    const reader = readFifo(pipe);
-    await waitFor(() => reader.lines.length >= 3, 10_000, "three lines from the pipe");
-    assert.deepEqual(reader.lines.map((line) => JSON.parse(line).n), [1, 2, 3]);
+    reader = readFifo(pipe);
+    const lines = reader.lines;
+    await waitFor(() => lines.length >= 3, 10_000, "three lines from the pipe");
+    assert.deepEqual(lines.map((line) => JSON.parse(line).n), [1, 2, 3]);
     await waitFor(() => existsSync(state) && JSON.parse(readFileSync(state, "utf8")).last_id === 3, 5000, "the state file");
     stop(listen);
     const result = await done;
     assert.equal(result.code, 0, result.stderr);
-    await reader.stop();
   } finally {
     stop(listen);
+    await reader?.stop();
     await broker.cleanup();
     dir.cleanup();
   }
@@ -78,10 +80,13 @@ test("a second listen for the same agent takes over and the first exits 8 saying
     assert.equal(result.code, 8);
     assert.match(result.stderr, /error: Another listener for hermes took over the stream; this one stops\n$/);
 
+    let output = "";
+    second.stdout!.on("data", (chunk: string) => (output += chunk));
     await publish(broker.url, "openclaw", "hermes", { to: "second" });
+    await waitFor(() => output.endsWith("\n"), 10_000, "the second listen to print the message");
+    assert.equal(JSON.parse(output).to, "second");
     stop(second);
-    const output = await secondDone;
-    assert.equal(JSON.parse(output.stdout).to, "second");
+    assert.equal((await secondDone).code, 0);
   } finally {
     stop(first);
     if (second) stop(second);

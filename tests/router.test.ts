@@ -25,9 +25,8 @@ async function withRouter(work: (fixture: Fixture) => Promise<void>, maxBodyByte
     maxPending: 5,
     retentionMs: 86_400_000,
     heartbeatMs: 60_000,
-    retryMs: 2000,
   });
-  const handler = createRouter(broker, { maxBodyBytes, onInternalError: (error) => assert.fail(String(error)) });
+  const handler = createRouter(broker, { maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
     handler(fromWebRequest(new Request(`http://localhost${path}`, { method, body, headers: { "content-type": "application/json", ...headers } })));
   const json = async (method: string, path: string, body?: string, headers?: Record<string, string>) => {

@@ -6,6 +6,7 @@ import type { InboxRecord, MessageStore } from "../store/store.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
 import { CommitQueue } from "./commit_queue.ts";
+import type { StreamFormat } from "./stream_format.ts";
 import { StreamSession } from "./stream_session.ts";
 
 export interface BrokerOptions {
@@ -18,10 +19,17 @@ export interface BrokerOptions {
   /** How long delivered messages stay for replay, in ms. */
   retentionMs: number;
   heartbeatMs: number;
-  /** The `retry:` advice sent to EventSource clients, in ms. */
-  retryMs: number;
   now?: () => number;
 }
+
+/** Where a stream (or a replay) starts in an inbox. */
+export type StreamStart =
+  /** After the last delivered message: what is pending, then live messages. */
+  | { from: "cursor" }
+  /** Exactly after this id (Last-Event-ID; ntfy's since=<id>); an unknown or expired id is refused. */
+  | { from: "id"; afterId: number }
+  /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
+  | { from: "time"; since: number };
 
 /** An agent counts as online with a stream open or a request within this window. */
 export const ONLINE_WINDOW_MS = 60_000;
@@ -122,27 +130,13 @@ export class Broker {
   }
 
   /**
-   * Validates a subscription and returns the function that starts it. Without `lastEventId` the stream
-   * starts after the last delivered message; with it, after that id (the client says what it has).
-   * A newer stream for the same agent replaces the older one.
+   * Validates a subscription and returns the function that starts it. Reading from the cursor gives what is
+   * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
+   * agent replaces the older one.
    */
-  async prepareStream(agent: AgentName, lastEventId: number | undefined): Promise<StreamStarter> {
+  async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     const inbox = await this.#inboxFor(agent, true);
-    if (lastEventId !== undefined) {
-      if (lastEventId > this.#lastId) {
-        throw new InteropError(
-          "unknown_event_id",
-          `Unknown event id ${lastEventId}: this broker has assigned ids up to ${this.#lastId}; reconnect without Last-Event-ID to read pending messages`,
-        );
-      }
-      if (lastEventId < inbox.purgedId) {
-        throw new InteropError(
-          "event_id_expired",
-          `Event id ${lastEventId} expired: messages for ${agent} up to ${inbox.purgedId} were removed by retention; reconnect without Last-Event-ID to read pending messages`,
-        );
-      }
-    }
-    const startAfter = lastEventId ?? inbox.deliveredId;
+    const startAfter = await this.#resolveStart(inbox, start);
     return (sink) => {
       this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
       const session = new StreamSession(agent, startAfter, sink, {
@@ -153,11 +147,42 @@ export class Broker {
           if (this.#streams.get(agent) === ended) this.#streams.delete(agent);
           this.#touch(agent);
         },
-        retryMs: this.#options.retryMs,
+        format,
       });
       this.#streams.set(agent, session);
       session.start();
     };
+  }
+
+  /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */
+  async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
+    const inbox = await this.#inboxFor(agent, true);
+    const messages = await this.#store.readAfter(agent, await this.#resolveStart(inbox, start), limit);
+    this.#markDelivered(inbox, messages);
+    return messages;
+  }
+
+  async #resolveStart(inbox: InboxRecord, start: StreamStart): Promise<number> {
+    switch (start.from) {
+      case "cursor":
+        return inbox.deliveredId;
+      case "time":
+        return Math.max(inbox.purgedId, await this.#store.idBefore(inbox.agent, start.since));
+      case "id":
+        if (start.afterId > this.#lastId) {
+          throw new InteropError(
+            "unknown_event_id",
+            `Unknown event id ${start.afterId}: this broker has assigned ids up to ${this.#lastId}; reconnect without Last-Event-ID to read pending messages`,
+          );
+        }
+        if (start.afterId < inbox.purgedId) {
+          throw new InteropError(
+            "event_id_expired",
+            `Event id ${start.afterId} expired: messages for ${inbox.agent} up to ${inbox.purgedId} were removed by retention; reconnect without Last-Event-ID to read pending messages`,
+          );
+        }
+        return start.afterId;
+    }
   }
 
   status(): StatusReport {

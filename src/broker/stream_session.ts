@@ -1,8 +1,7 @@
 /** One open SSE stream for one agent: replays what it missed from the store, then follows live messages. */
 import type { AgentName, Envelope } from "../message.ts";
-import { toWire } from "../message.ts";
-import { encodeComment, encodeEvent, encodeRetry } from "../http/sse.ts";
 import type { StreamSink } from "../runtime/types.ts";
+import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 
 /** Messages read from the store per page while catching up. */
 const PAGE_SIZE = 500;
@@ -17,7 +16,7 @@ export interface StreamSessionDeps {
   delivered(agent: AgentName, envelopes: Envelope[]): void;
   /** Called once when the stream ends, whoever ended it. */
   ended(session: StreamSession): void;
-  retryMs: number;
+  format: StreamFormat;
 }
 
 /**
@@ -46,7 +45,7 @@ export class StreamSession {
 
   /** Sends the preamble at once (so clients see the stream open) and starts replaying. */
   start(): void {
-    this.#sink.write(encodeRetry(this.#deps.retryMs) + encodeComment(`interop stream for ${this.agent}`));
+    this.#sink.write(this.#deps.format.opening(this.agent));
     void this.#catchUp();
   }
 
@@ -62,13 +61,13 @@ export class StreamSession {
   }
 
   heartbeat(): void {
-    if (!this.closed) this.#sink.write(encodeComment("keepalive"));
+    if (!this.closed) this.#sink.write(this.#deps.format.keepalive(this.agent));
   }
 
-  /** Ends the stream, telling the client why with a final event when there is one. */
-  close(reason?: { event: string; message: string }): void {
+  /** Ends the stream, telling the client why when there is a reason. */
+  close(end?: StreamEnd): void {
     if (this.closed) return;
-    if (reason) this.#sink.write(encodeEvent({ event: reason.event, data: JSON.stringify({ reason: reason.message }) }));
+    if (end) this.#sink.write(this.#deps.format.ending(this.agent, end));
     this.#sink.close();
   }
 
@@ -96,7 +95,7 @@ export class StreamSession {
   #write(envelopes: Envelope[]): number {
     if (envelopes.length === 0) return 0;
     let frames = "";
-    for (const envelope of envelopes) frames += encodeEvent({ id: envelope.id, data: JSON.stringify(toWire(envelope)) });
+    for (const envelope of envelopes) frames += this.#deps.format.message(envelope);
     const buffered = this.#sink.write(frames);
     this.#lastSent = envelopes[envelopes.length - 1].id;
     this.#deps.delivered(this.agent, envelopes);

@@ -87,7 +87,6 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxPending,
     retentionMs,
     heartbeatMs,
-    retryMs: 2000,
   });
   let server: HttpServer;
   try {
@@ -96,6 +95,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       port,
       handler: createRouter(broker, {
         maxBodyBytes,
+        retryMs: 2000,
         onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
       }),
     });

@@ -1,12 +1,15 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) on the broker. */
-import type { Broker } from "../broker/broker.ts";
+import type { Broker, StreamStarter } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
 import type { Handler, IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { errorResponse, jsonResponse } from "./error_response.ts";
+import { sseFormat } from "./sse_format.ts";
 
 export interface RouterOptions {
   maxBodyBytes: number;
+  /** The `retry:` advice sent to EventSource clients, in ms. */
+  retryMs: number;
   /** Called with errors that are bugs (not `InteropError`), for the log. */
   onInternalError(error: unknown): void;
 }
@@ -18,7 +21,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   const routes: Record<string, Partial<Record<string, Route>>> = {
     "/broadcast": { POST: (request) => broadcast(broker, request, options.maxBodyBytes) },
     "/poll": { GET: (request) => poll(broker, request) },
-    "/subscribe": { GET: (request) => subscribe(broker, request) },
+    "/subscribe": { GET: (request) => subscribe(broker, request, options.retryMs) },
     "/status": { GET: () => Promise.resolve(jsonResponse(200, broker.status())) },
   };
   return async (request) => {
@@ -70,21 +73,25 @@ async function poll(broker: Broker, request: IncomingRequest): Promise<OutgoingR
   return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
 }
 
-async function subscribe(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+async function subscribe(broker: Broker, request: IncomingRequest, retryMs: number): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   const lastEventId = parseLastEventId(
     request.header("last-event-id") ?? request.url.searchParams.get("last_event_id"),
   );
-  const start = await broker.prepareStream(agent, lastEventId);
+  const start = await broker.prepareStream(
+    agent,
+    lastEventId === undefined ? { from: "cursor" } : { from: "id", afterId: lastEventId },
+    sseFormat(retryMs),
+  );
+  return streamResponse("text/event-stream; charset=utf-8", start);
+}
+
+/** A streaming answer that no proxy buffers or caches. */
+export function streamResponse(contentType: string, open: StreamStarter): OutgoingResponse {
   return {
     status: 200,
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      "x-accel-buffering": "no",
-      connection: "keep-alive",
-    },
-    open: start,
+    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive" },
+    open,
   };
 }
 

@@ -164,6 +164,14 @@ export class SqliteStore implements MessageStore {
       })));
   }
 
+  idBefore(agent: AgentName, time: number): Promise<number> {
+    return this.#attempt("read messages", () => {
+      const row = this.#db.prepare("SELECT max(id) AS id FROM messages WHERE recipient = ? AND created_at < ?")
+        .get(agent, time) as { id: number | null };
+      return row.id ?? 0;
+    });
+  }
+
   prune(cutoff: number): Promise<Map<AgentName, number>> {
     return this.#attempt("prune", () =>
       this.#transaction(() => {

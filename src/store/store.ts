@@ -51,6 +51,8 @@ export interface MessageStore {
   write(batch: WriteBatch): Promise<Envelope[]>;
   /** Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll. */
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  /** The highest id for `agent` created before `time` (ms), or 0: where a read "since a time" starts. */
+  idBefore(agent: AgentName, time: number): Promise<number>;
   /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */
   prune(cutoff: number): Promise<Map<AgentName, number>>;
   close(): Promise<void>;

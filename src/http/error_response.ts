@@ -1,6 +1,7 @@
 /** The one mapping from failures to HTTP answers: a status and a JSON `{"error", "code"}` body. */
 import { type ErrorCode, InteropError } from "../errors.ts";
 import type { BodyResponse } from "../runtime/types.ts";
+import { jsonResponse } from "./responses.ts";
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   invalid_agent: 400,
@@ -17,14 +18,6 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   inbox_full: 507,
   storage_failed: 503,
 };
-
-export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
-  return {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
-    body: JSON.stringify(value),
-  };
-}
 
 /** Answers an error; anything that is not an `InteropError` is a bug and becomes a bare 500. */
 export function errorResponse(error: unknown, headers: Record<string, string> = {}): BodyResponse {

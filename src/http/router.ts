@@ -1,9 +1,11 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) on the broker. */
-import type { Broker, StreamStarter } from "../broker/broker.ts";
+import type { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
 import type { Handler, IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
-import { errorResponse, jsonResponse } from "./error_response.ts";
+import { errorResponse } from "./error_response.ts";
+import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
+import { jsonResponse, streamResponse } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
 
 export interface RouterOptions {
@@ -24,29 +26,34 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     "/subscribe": { GET: (request) => subscribe(broker, request, options.retryMs) },
     "/status": { GET: () => Promise.resolve(jsonResponse(200, broker.status())) },
   };
-  return async (request) => {
-    const methods = routes[request.url.pathname];
+  const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
+    const { pathname } = request.url;
+    if (pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`)) {
+      return handleNtfy(broker, request, options.maxBodyBytes);
+    }
+    const methods = routes[pathname];
     if (methods === undefined) {
-      return errorResponse(
-        new InteropError(
-          "not_found",
-          `Not found: ${request.url.pathname}; the routes are POST /broadcast, GET /poll, GET /subscribe, GET /status`,
-        ),
+      throw new InteropError(
+        "not_found",
+        `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /subscribe, GET /status and ${NTFY_PREFIX}/TOPIC`,
       );
     }
     const route = methods[request.method];
-    const allow = Object.keys(methods).join(", ");
     if (route === undefined) {
-      return errorResponse(
-        new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${request.url.pathname}: use ${allow}`),
-        { allow },
-      );
+      const allow = Object.keys(methods).join(", ");
+      throw new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${pathname}: use ${allow}`);
     }
+    return route(request);
+  };
+  return async (request) => {
     try {
-      return await route(request);
+      return await dispatch(request);
     } catch (error) {
       if (!(error instanceof InteropError)) options.onInternalError(error);
-      return errorResponse(error);
+      const allow = error instanceof InteropError && error.code === "method_not_allowed"
+        ? Object.keys(routes[request.url.pathname] ?? {}).join(", ")
+        : undefined;
+      return errorResponse(error, allow ? { allow } : {});
     }
   };
 }
@@ -84,15 +91,6 @@ async function subscribe(broker: Broker, request: IncomingRequest, retryMs: numb
     sseFormat(retryMs),
   );
   return streamResponse("text/event-stream; charset=utf-8", start);
-}
-
-/** A streaming answer that no proxy buffers or caches. */
-export function streamResponse(contentType: string, open: StreamStarter): OutgoingResponse {
-  return {
-    status: 200,
-    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive" },
-    open,
-  };
 }
 
 function parseLimit(value: string | null): number {

@@ -1,0 +1,218 @@
+/**
+ * ntfy-compatible topics under `/ntfy`: a topic is an agent's inbox, so ntfy clients (Hermes's bundled ntfy
+ * adapter among them) publish and subscribe with no code. Unlike ntfy, a subscriber that reconnects without
+ * `since=` gets everything still pending for it, once.
+ */
+import type { Broker, StreamStart } from "../broker/broker.ts";
+import type { StreamFormat } from "../broker/stream_format.ts";
+import { InteropError } from "../errors.ts";
+import { type AgentName, type Envelope, type Payload, parseAgentName } from "../message.ts";
+import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
+import { jsonResponse, streamResponse } from "./responses.ts";
+import { encodeEvent } from "./sse.ts";
+
+export const NTFY_PREFIX = "/ntfy";
+/** The sender when the URL has no `@agent` segment and no `X-Interop-From` header. */
+export const DEFAULT_NTFY_SENDER = "ntfy";
+/** ntfy answers `poll=1` with at most this many messages; the rest come on the next poll. */
+const POLL_LIMIT = 1000;
+/** `since=` numbers from here up are Unix times in seconds; below, message ids. */
+const UNIX_TIME_FLOOR = 1_000_000_000;
+
+const PRIORITIES: Record<string, number> = { min: 1, low: 2, default: 3, high: 4, max: 5, urgent: 5 };
+
+/** A parsed `/ntfy/[@sender/]topic[/format]` path. */
+interface NtfyPath {
+  sender: string | undefined;
+  topic: string | undefined;
+  format: string | undefined;
+}
+
+/** Handles a request whose path starts with `/ntfy`. */
+export async function handleNtfy(broker: Broker, request: IncomingRequest, maxBodyBytes: number): Promise<OutgoingResponse> {
+  const path = parsePath(request.url.pathname);
+  const isPublish = request.method === "POST" || request.method === "PUT";
+  if (isPublish && path.format === undefined) return await publish(broker, request, path, maxBodyBytes);
+  if (request.method === "GET" && path.topic !== undefined && path.format !== undefined) {
+    return await subscribe(broker, request, parseAgentName(path.topic, "topic"), path.format);
+  }
+  throw new InteropError(
+    "not_found",
+    `Not found: ${request.method} ${request.url.pathname}; ntfy topics are GET ${NTFY_PREFIX}/TOPIC/json|sse|raw and POST ${NTFY_PREFIX}/TOPIC`,
+  );
+}
+
+function parsePath(pathname: string): NtfyPath {
+  const segments = pathname.slice(NTFY_PREFIX.length).split("/").filter((segment) => segment !== "");
+  const sender = segments[0]?.startsWith("@") ? segments.shift()!.slice(1) : undefined;
+  return { sender, topic: segments[0], format: segments[1] };
+}
+
+async function publish(broker: Broker, request: IncomingRequest, path: NtfyPath, maxBodyBytes: number): Promise<OutgoingResponse> {
+  const from = parseAgentName(path.sender ?? request.header("x-interop-from") ?? DEFAULT_NTFY_SENDER, "sender");
+  const body = await request.body(maxBodyBytes);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch (cause) {
+    throw new InteropError("invalid_body", "Cannot read body: it is not valid UTF-8", { cause });
+  }
+  // At the root, ntfy takes a JSON object naming the topic; under a topic, the body is the message text.
+  const fields = path.topic === undefined ? jsonPublish(text) : { topic: path.topic, ...headerFields(request), message: text };
+  if (fields.message.trim() === "") throw new InteropError("invalid_body", "Empty message: the body is the message text");
+  const to = parseAgentName(fields.topic, "topic");
+  const payload: Payload = { text: fields.message };
+  if (fields.title !== undefined) payload.title = fields.title;
+  if (fields.tags !== undefined) payload.tags = fields.tags;
+  if (fields.priority !== undefined) payload.priority = fields.priority;
+  const [stored] = await broker.publish(from, to, payload);
+  return jsonResponse(200, ntfyMessage(stored));
+}
+
+interface PublishFields {
+  topic: string;
+  message: string;
+  title?: string;
+  tags?: string[];
+  priority?: number;
+}
+
+function headerFields(request: IncomingRequest): Omit<PublishFields, "topic" | "message"> {
+  const pick = (...names: string[]) => {
+    for (const name of names) {
+      const value = request.header(name) ?? request.url.searchParams.get(name);
+      if (value !== null && value !== "") return value;
+    }
+    return undefined;
+  };
+  const tags = pick("x-tags", "tags", "tag", "ta");
+  const priority = pick("x-priority", "priority", "prio", "p");
+  return {
+    title: pick("x-title", "title", "ti", "t"),
+    tags: tags?.split(",").map((tag) => tag.trim()).filter((tag) => tag !== ""),
+    priority: priority === undefined ? undefined : parsePriority(priority),
+  };
+}
+
+function jsonPublish(text: string): PublishFields {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new InteropError("invalid_json", `Invalid JSON body: ${(cause as Error).message}; publish text to ${NTFY_PREFIX}/TOPIC`, {
+      cause,
+    });
+  }
+  if (typeof value?.topic !== "string") {
+    throw new InteropError("invalid_body", `Invalid JSON publish: "topic" must name the agent; or publish text to ${NTFY_PREFIX}/TOPIC`);
+  }
+  const tags = value.tags;
+  return {
+    topic: value.topic,
+    message: typeof value.message === "string" ? value.message : "",
+    title: typeof value.title === "string" ? value.title : undefined,
+    tags: Array.isArray(tags) ? tags.map(String) : undefined,
+    priority: value.priority === undefined ? undefined : parsePriority(String(value.priority)),
+  };
+}
+
+function parsePriority(value: string): number {
+  const priority = PRIORITIES[value.toLowerCase()] ?? Number(value);
+  if (!Number.isInteger(priority) || priority < 1 || priority > 5) {
+    throw new InteropError("invalid_query", `Invalid priority: ${JSON.stringify(value)}; use 1-5 or min, low, default, high, max`);
+  }
+  return priority;
+}
+
+async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentName, format: string): Promise<OutgoingResponse> {
+  const streamFormat = NTFY_FORMATS[format];
+  if (streamFormat === undefined) {
+    throw new InteropError("not_found", `Unknown ntfy format: ${JSON.stringify(format)}; use json, sse or raw`);
+  }
+  const start = parseSince(request.url.searchParams.get("since"));
+  const poll = request.url.searchParams.get("poll");
+  if (poll === "1" || poll === "true") {
+    const messages = await broker.replay(agent, start, POLL_LIMIT);
+    return {
+      status: 200,
+      headers: { "content-type": streamFormat.contentType, "cache-control": "no-store" },
+      body: messages.map((envelope) => streamFormat.format.message(envelope)).join(""),
+    };
+  }
+  const open = await broker.prepareStream(agent, start, streamFormat.format);
+  return streamResponse(streamFormat.contentType, open);
+}
+
+/** ntfy's `since=`: a message id, a Unix time, a duration back from now (`10m`), or `all`. */
+function parseSince(value: string | null): StreamStart {
+  if (value === null || value === "") return { from: "cursor" };
+  if (value === "all") return { from: "time", since: 0 };
+  const duration = /^(\d+)(s|m|h|d)$/.exec(value);
+  if (duration) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[duration[2] as "s" | "m" | "h" | "d"];
+    return { from: "time", since: Date.now() - Number(duration[1]) * unit };
+  }
+  if (/^\d+$/.test(value)) {
+    const number = Number(value);
+    return number >= UNIX_TIME_FLOOR ? { from: "time", since: number * 1000 } : { from: "id", afterId: number };
+  }
+  throw new InteropError("invalid_query", `Invalid since: ${JSON.stringify(value)}; use a message id, a Unix time, a duration like 10m, or all`);
+}
+
+/** The ntfy JSON object for a message. */
+function ntfyMessage(envelope: Envelope): Record<string, unknown> {
+  const { payload } = envelope;
+  const message: Record<string, unknown> = {
+    id: String(envelope.id),
+    time: Math.floor(Date.parse(envelope.timestamp) / 1000),
+    event: "message",
+    topic: envelope.to,
+    message: messageText(payload),
+  };
+  if (typeof payload.title === "string") message.title = payload.title;
+  if (Array.isArray(payload.tags)) message.tags = payload.tags;
+  if (typeof payload.priority === "number") message.priority = payload.priority;
+  return message;
+}
+
+function ntfyEvent(agent: AgentName, event: "open" | "keepalive"): Record<string, unknown> {
+  return { id: `${event}-${Date.now()}`, time: Math.floor(Date.now() / 1000), event, topic: agent };
+}
+
+/** The text an ntfy client shows: the posted text or message field, else the whole posted JSON. */
+function messageText(payload: Payload): string {
+  if (typeof payload.text === "string") return payload.text;
+  if (typeof payload.message === "string") return payload.message;
+  return JSON.stringify(payload);
+}
+
+const NTFY_FORMATS: Record<string, { contentType: string; format: StreamFormat }> = {
+  json: {
+    contentType: "application/x-ndjson; charset=utf-8",
+    format: {
+      opening: (agent) => JSON.stringify(ntfyEvent(agent, "open")) + "\n",
+      message: (envelope) => JSON.stringify(ntfyMessage(envelope)) + "\n",
+      keepalive: (agent) => JSON.stringify(ntfyEvent(agent, "keepalive")) + "\n",
+      ending: () => "",
+    },
+  },
+  sse: {
+    contentType: "text/event-stream; charset=utf-8",
+    format: {
+      opening: (agent) => encodeEvent({ event: "open", data: JSON.stringify(ntfyEvent(agent, "open")) }),
+      message: (envelope) => encodeEvent({ id: envelope.id, data: JSON.stringify(ntfyMessage(envelope)) }),
+      keepalive: (agent) => encodeEvent({ event: "keepalive", data: JSON.stringify(ntfyEvent(agent, "keepalive")) }),
+      ending: () => "",
+    },
+  },
+  raw: {
+    contentType: "text/plain; charset=utf-8",
+    format: {
+      opening: () => "",
+      // One line per message: line breaks inside the text become spaces.
+      message: (envelope) => messageText(envelope.payload).replace(/\r\n|\r|\n/g, " ") + "\n",
+      keepalive: () => "\n",
+      ending: () => "",
+    },
+  },
+};

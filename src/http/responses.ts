@@ -1,0 +1,20 @@
+/** The two kinds of successful answer the routes build: a JSON body, or a stream. */
+import type { StreamStarter } from "../broker/broker.ts";
+import type { BodyResponse, OutgoingResponse } from "../runtime/types.ts";
+
+export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
+  return {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
+    body: JSON.stringify(value),
+  };
+}
+
+/** A streaming answer that no proxy buffers or caches. */
+export function streamResponse(contentType: string, open: StreamStarter): OutgoingResponse {
+  return {
+    status: 200,
+    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive" },
+    open,
+  };
+}

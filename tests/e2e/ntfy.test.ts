@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { runCli } from "../helpers/cli.ts";
+
+/**
+ * Behaves like Hermes's bundled ntfy adapter (plugins/platforms/ntfy/adapter.py): GET {server}/{topic}/json?poll=false,
+ * newline-delimited events, de-duplication by id, its own echo tag ignored, reconnect after a pause, no `since=`;
+ * publishes plain text with `X-Tags: hermes-agent` and reads the id from the reply. Only the pause is shorter.
+ */
+class HermesLikeClient {
+  received: string[] = [];
+  #seen = new Set<string>();
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+  #server: string;
+  #topic: string;
+  #publishTopic: string;
+
+  constructor(server: string, topic: string, publishTopic: string) {
+    this.#server = server;
+    this.#topic = topic;
+    this.#publishTopic = publishTopic;
+  }
+
+  start(): void {
+    const abort = new AbortController();
+    this.#abort = abort;
+    this.#loop = (async () => {
+      while (!abort.signal.aborted) {
+        try {
+          const response = await fetch(`${this.#server}/${this.#topic}/json?poll=false`, { signal: abort.signal });
+          if (response.status === 401 || response.status === 404) throw new Error(`fatal ${response.status}`);
+          let buffer = "";
+          for await (const chunk of response.body!.pipeThrough(new TextDecoderStream())) {
+            buffer += chunk;
+            const lines = buffer.split("\n");
+            buffer = lines.pop()!;
+            for (const line of lines) this.#onLine(line.trim());
+          }
+        } catch {
+          // Stream error: reconnect after the pause, as the adapter does.
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort?.abort();
+    await this.#loop;
+  }
+
+  async publish(text: string): Promise<string> {
+    const response = await fetch(`${this.#server}/${this.#publishTopic}`, {
+      method: "POST",
+      headers: { "Content-Type": "text/plain; charset=utf-8", "X-Tags": "hermes-agent" },
+      body: text,
+    });
+    assert.equal(response.status, 200);
+    return (await response.json()).id;
+  }
+
+  #onLine(line: string): void {
+    if (line === "") return;
+    const event = JSON.parse(line);
+    if (event.event !== "message") return;
+    if (this.#seen.has(event.id)) return;
+    this.#seen.add(event.id);
+    if ((event.tags ?? []).includes("hermes-agent")) return;
+    this.received.push(event.message);
+  }
+}
+
+async function subscribed(url: string, agent: string): Promise<boolean> {
+  return (await (await fetch(`${url}/status`)).json()).subscribers[agent];
+}
+
+test("a client behaving like Hermes's ntfy adapter talks both ways and misses nothing while away", async () => {
+  const broker = await startBroker();
+  const hermes = new HermesLikeClient(`${broker.url}/ntfy/@hermes`, "hermes", "openclaw");
+  try {
+    hermes.start();
+    await waitFor(() => subscribed(broker.url, "hermes"), 10_000, "the ntfy stream");
+
+    const id = await hermes.publish("hello leo");
+    assert.match(id, /^\d+$/);
+    const polled = await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
+    const [message] = polled.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(message, {
+      text: "hello leo",
+      tags: ["hermes-agent"],
+      interop: { id: Number(id), from: "hermes", to: "openclaw", timestamp: message.interop.timestamp },
+    });
+
+    await publish(broker.url, "openclaw", undefined, { text: "hi hermes" });
+    await waitFor(() => hermes.received.length === 1, 10_000, "the reply over ntfy");
+    assert.deepEqual(hermes.received, ["hi hermes"]);
+
+    await hermes.stop();
+    await waitFor(async () => !(await subscribed(broker.url, "hermes")), 10_000, "the stream to close");
+    for (let n = 1; n <= 100; n++) await publish(broker.url, "openclaw", "hermes", { text: `while away ${n}` });
+    hermes.start();
+    await waitFor(() => hermes.received.length >= 101, 10_000, "the 100 messages published while away");
+    assert.deepEqual(hermes.received.slice(1), Array.from({ length: 100 }, (_, index) => `while away ${index + 1}`));
+    await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).queues.hermes === 0, 5000, "an empty inbox");
+  } finally {
+    await hermes.stop();
+    await broker.cleanup();
+  }
+});
+
+test("ntfy publishing takes the JSON form, tags, title and priority, and names the sender", async () => {
+  const broker = await startBroker();
+  try {
+    const plain = await fetch(`${broker.url}/ntfy/openclaw`, {
+      method: "PUT",
+      headers: { "X-Title": "Build", "X-Tags": "ci, green", "X-Priority": "high", "X-Interop-From": "hermes" },
+      body: "all tests pass",
+    });
+    assert.deepEqual(
+      { ...(await plain.json()), time: 0 },
+      { id: "1", time: 0, event: "message", topic: "openclaw", message: "all tests pass", title: "Build", tags: ["ci", "green"], priority: 4 },
+    );
+    const form = await fetch(`${broker.url}/ntfy`, { method: "POST", body: JSON.stringify({ topic: "openclaw", message: "json form", priority: 2 }) });
+    assert.equal((await form.json()).priority, 2);
+
+    const polled = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1`)).text();
+    assert.deepEqual(polled.trimEnd().split("\n").map((line) => JSON.parse(line).message), ["all tests pass", "json form"]);
+    assert.equal(await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1`)).text(), "", "a poll takes what it returns");
+    const replayed = await (await fetch(`${broker.url}/ntfy/openclaw/raw?poll=1&since=all`)).text();
+    assert.equal(replayed, "all tests pass\njson form\n");
+    const sinceId = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=1`)).text();
+    assert.equal(JSON.parse(sinceId).message, "json form");
+
+    const reader = (await fetch(`${broker.url}/subscribe?agent=openclaw`, { headers: { "last-event-id": "0" } })).body!
+      .pipeThrough(new TextDecoderStream()).getReader();
+    let streamed = "";
+    while (!streamed.includes("id: 2\n")) streamed += (await reader.read()).value;
+    await reader.cancel();
+    assert.match(streamed, /"interop":\{"id":1,"from":"hermes"/);
+    await waitFor(async () => !(await subscribed(broker.url, "openclaw")), 5000, "the stream to close");
+
+    const anonymous = await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "who am I" });
+    assert.equal((await anonymous.json()).id, "3");
+    const [last] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+    assert.equal(last.interop.from, "ntfy");
+
+    for (const [path, init, status] of [
+      ["/ntfy/openclaw", { method: "POST", body: "" }, 400],
+      ["/ntfy/Bad%20Topic", { method: "POST", body: "x" }, 400],
+      ["/ntfy/openclaw", { method: "POST", body: "x", headers: { "X-Priority": "9" } }, 400],
+      ["/ntfy", { method: "POST", body: "{nope" }, 400],
+      ["/ntfy/openclaw/xml", {}, 404],
+      ["/ntfy/openclaw/json?since=yesterday", {}, 400],
+    ] as Array<[string, RequestInit, number]>) {
+      const response = await fetch(`${broker.url}${path}`, init);
+      assert.equal(response.status, status, path);
+      assert.equal(typeof (await response.json()).error, "string");
+    }
+  } finally {
+    await broker.cleanup();
+  }
+});

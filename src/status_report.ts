@@ -9,6 +9,8 @@ export interface AgentStatus {
   delivered_id: number;
   /** ISO 8601, or null if the agent never made a request. */
   last_seen: string | null;
+  /** Messages a push delivery gave up on; see GET /dead-letters?agent=NAME. */
+  dead_letters: number;
 }
 
 export interface StatusReport {

@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { DeadLetter, InboxRecord, MessageStore } from "../store/store.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
 import { CommitQueue } from "./commit_queue.ts";
@@ -185,6 +185,21 @@ export class Broker {
     }
   }
 
+  /** Parks a message that `agent`'s push receiver refused for good, so it shows in status instead of vanishing. */
+  async parkDeadLetter(agent: AgentName, messageId: number, reason: string): Promise<void> {
+    const inbox = await this.#inboxFor(agent, true);
+    if (await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() })) inbox.deadLetters++;
+  }
+
+  /** The agent's dead letters, each with its message when retention still has it. */
+  async deadLetters(agent: AgentName): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
+    const letters = await this.#store.deadLetters(agent);
+    return await Promise.all(letters.map(async (letter) => {
+      const [message] = await this.#store.readAfter(agent, letter.messageId - 1, 1);
+      return { ...letter, message: message?.id === letter.messageId ? message : undefined };
+    }));
+  }
+
   status(): StatusReport {
     const now = this.#now();
     const report: StatusReport = {
@@ -209,6 +224,7 @@ export class Broker {
         pending: inbox.pending,
         delivered_id: inbox.deliveredId,
         last_seen: inbox.lastSeen === null ? null : new Date(inbox.lastSeen).toISOString(),
+        dead_letters: inbox.deadLetters,
       };
       report.queues[agent] = inbox.pending;
       report.subscribers[agent] = streaming;
@@ -228,7 +244,7 @@ export class Broker {
   async #inboxFor(agent: AgentName, seen: boolean): Promise<InboxRecord> {
     let inbox = this.#inboxes.get(agent);
     if (inbox === undefined) {
-      inbox = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null };
+      inbox = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0 };
       this.#inboxes.set(agent, inbox);
       await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
     }

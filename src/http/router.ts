@@ -25,6 +25,10 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     "/poll": { GET: (request) => poll(broker, request) },
     "/subscribe": { GET: (request) => subscribe(broker, request, options.retryMs) },
     "/status": { GET: () => Promise.resolve(jsonResponse(200, broker.status())) },
+    "/dead-letters": {
+      GET: (request) => listDeadLetters(broker, request),
+      POST: (request) => parkDeadLetter(broker, request),
+    },
   };
   const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
@@ -35,7 +39,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     if (methods === undefined) {
       throw new InteropError(
         "not_found",
-        `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /subscribe, GET /status and ${NTFY_PREFIX}/TOPIC`,
+        `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /subscribe, GET /status, GET|POST /dead-letters and ${NTFY_PREFIX}/TOPIC`,
       );
     }
     const route = methods[request.method];
@@ -91,6 +95,27 @@ async function subscribe(broker: Broker, request: IncomingRequest, retryMs: numb
     sseFormat(retryMs),
   );
   return streamResponse("text/event-stream; charset=utf-8", start);
+}
+
+async function parkDeadLetter(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  const { id, reason } = parsePayload(await request.body(64 * 1024), request.header("content-type"));
+  if (!Number.isSafeInteger(id) || typeof reason !== "string" || reason === "") {
+    throw new InteropError("invalid_body", 'Invalid dead letter: send {"id": MESSAGE_ID, "reason": "why the receiver refused it"}');
+  }
+  await broker.parkDeadLetter(agent, id as number, reason);
+  return jsonResponse(200, { parked: true, id });
+}
+
+async function listDeadLetters(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  const letters = await broker.deadLetters(agent);
+  return jsonResponse(200, letters.map((letter) => ({
+    id: letter.messageId,
+    reason: letter.reason,
+    parked_at: new Date(letter.parkedAt).toISOString(),
+    message: letter.message === undefined ? null : toWire(letter.message),
+  })));
 }
 
 function parseLimit(value: string | null): number {

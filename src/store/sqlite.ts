@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
-import type { InboxRecord, MessageStore, WriteBatch } from "./store.ts";
+import type { DeadLetter, InboxRecord, MessageStore, WriteBatch } from "./store.ts";
 
 /**
  * `strict`: `synchronous=FULL`, every acknowledged message survives a power cut.
@@ -29,6 +29,13 @@ CREATE TABLE IF NOT EXISTS inboxes (
   delivered_id INTEGER NOT NULL DEFAULT 0,
   purged_id INTEGER NOT NULL DEFAULT 0,
   last_seen INTEGER
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  agent TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  parked_at INTEGER NOT NULL,
+  PRIMARY KEY (agent, message_id)
 );
 `;
 
@@ -96,13 +103,15 @@ export class SqliteStore implements MessageStore {
     return this.#attempt("read inboxes", () => {
       const rows = this.#db.prepare(`
         SELECT agent, delivered_id, purged_id, last_seen,
-          (SELECT count(*) FROM messages WHERE recipient = agent AND id > delivered_id) AS pending
+          (SELECT count(*) FROM messages WHERE recipient = agent AND id > delivered_id) AS pending,
+          (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent) AS dead_letters
         FROM inboxes ORDER BY agent`).all() as unknown as Array<{
           agent: AgentName;
           delivered_id: number;
           purged_id: number;
           last_seen: number | null;
           pending: number;
+          dead_letters: number;
         }>;
       return rows.map((row) => ({
         agent: row.agent,
@@ -110,6 +119,7 @@ export class SqliteStore implements MessageStore {
         purgedId: row.purged_id,
         pending: row.pending,
         lastSeen: row.last_seen,
+        deadLetters: row.dead_letters,
       }));
     });
   }
@@ -162,6 +172,19 @@ export class SqliteStore implements MessageStore {
         timestamp: new Date(row.created_at).toISOString(),
         payload: JSON.parse(row.payload),
       })));
+  }
+
+  addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
+    return this.#attempt("park a dead letter", () =>
+      this.#db.prepare("INSERT OR IGNORE INTO dead_letters (agent, message_id, reason, parked_at) VALUES (?, ?, ?, ?)")
+        .run(agent, letter.messageId, letter.reason, letter.parkedAt).changes === 1);
+  }
+
+  deadLetters(agent: AgentName): Promise<DeadLetter[]> {
+    return this.#attempt("read dead letters", () =>
+      (this.#db.prepare(
+        "SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters WHERE agent = ? ORDER BY message_id",
+      ).all(agent) as unknown as DeadLetter[]).map((row) => ({ ...row })));
   }
 
   idBefore(agent: AgentName, time: number): Promise<number> {

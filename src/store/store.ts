@@ -12,6 +12,16 @@ export interface InboxRecord {
   pending: number;
   /** Milliseconds since the epoch of the agent's last request, or null if never seen. */
   lastSeen: number | null;
+  /** Messages a push delivery gave up on (the receiver refused them for good). */
+  deadLetters: number;
+}
+
+/** A message a push delivery could not hand over, with the receiver's reason. */
+export interface DeadLetter {
+  messageId: number;
+  reason: string;
+  /** Milliseconds since the epoch. */
+  parkedAt: number;
 }
 
 export interface NewMessage {
@@ -51,6 +61,9 @@ export interface MessageStore {
   write(batch: WriteBatch): Promise<Envelope[]>;
   /** Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll. */
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
+  addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
+  deadLetters(agent: AgentName): Promise<DeadLetter[]>;
   /** The highest id for `agent` created before `time` (ms), or 0: where a read "since a time" starts. */
   idBefore(agent: AgentName, time: number): Promise<number>;
   /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */

@@ -1,36 +1,58 @@
 /** `interop listen`: follow an agent's inbox and hand each message on, exactly once, across restarts of either side. */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BrokerClient } from "../client/broker_client.ts";
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from "../client/backoff.ts";
 import { CursorFile } from "../client/cursor_file.ts";
-import { follow } from "../client/follow.ts";
-import { parseAgentName } from "../message.ts";
+import { follow, type StreamedMessage } from "../client/follow.ts";
+import { hermesWebhookTarget, openclawTarget, plainTarget } from "../client/push_targets.ts";
+import { InteropError } from "../errors.ts";
+import { type AgentName, parseAgentName } from "../message.ts";
 import { defaultListenStateDir } from "../paths.ts";
 import { brokerUrl, parseDuration, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
-import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, stdoutSink } from "./listen_sinks.ts";
-import { createLogger } from "./logger.ts";
+import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
+import { createLogger, type Logger } from "./logger.ts";
 
 export const HELP = `interop listen — follow an agent's inbox
 
-Usage: interop listen --agent AGENT [--pipe FIFO | --out FILE | --exec CMD]
+Usage: interop listen --agent AGENT [OUTPUT]
 
 Writes each message as one JSON line (the posted fields plus "interop": {id, from,
-to, timestamp}) to stdout, or:
+to, timestamp}) to stdout, or to one OUTPUT:
   --pipe FIFO         a named pipe, opened per message as the old hermes-sse-client.py
                       did (created if missing; with no reader it waits, nothing is dropped)
   --out FILE          appended to FILE
   --exec CMD          CMD run by sh once per message, the JSON line on its stdin and
                       INTEROP_MESSAGE_ID in its environment; a non-zero exit is retried
+  --post URL          an HTTP POST of the JSON line (Bearer token from --token-file or
+                      $INTEROP_POST_TOKEN)
+  --openclaw URL      OpenClaw's gateway (e.g. http://127.0.0.1:18789): POST /hooks/wake
+                      {"text", "mode": "now"}, or with --openclaw-agent ID POST /hooks/agent
+                      {"message", "agentId"}; hooks token from --token-file or
+                      $OPENCLAW_HOOKS_TOKEN
+  --hermes-webhook URL  Hermes's webhook adapter (http://HOST:8644/webhooks/ROUTE), signed
+                      with X-Webhook-Signature-V2; secret from --secret-file or
+                      $HERMES_WEBHOOK_SECRET
+
+Pushes carry the message id in Idempotency-Key and X-Request-ID. They are retried with
+backoff until a 2xx (no answer within --post-timeout, 408, 429 and 5xx are retried);
+any other 4xx is final: the message is parked as a dead letter on the broker (see
+'interop status' and GET /dead-letters?agent=AGENT) and listen goes on.
 
 Reconnects with capped exponential backoff and jitter, resumes with Last-Event-ID, and
 keeps the last written id in a state file, so a restarted listen neither loses nor
-repeats a message. The id advances only after the message was written.
+repeats a message. The id advances only after the message was written (or pushed).
 
 Options:
   --agent AGENT       whose inbox (default $INTEROP_AGENT)
   --state FILE        where the last id is kept (default
                       $XDG_STATE_HOME/interop/listen/AGENT.json)
+  --token-file FILE   Bearer token for --post and --openclaw (never pass secrets as flags:
+                      they show in ps)
+  --secret-file FILE  signing secret for --hermes-webhook
+  --openclaw-agent ID with --openclaw: start a turn for this agent via /hooks/agent
+  --post-timeout DUR  a push with no answer after DUR is retried (default 30s)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s)
   --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
   --verbose           log reconnect details
@@ -46,12 +68,23 @@ const OPTIONS = {
   pipe: { type: "string" },
   out: { type: "string" },
   exec: { type: "string" },
+  post: { type: "string" },
+  openclaw: { type: "string" },
+  "openclaw-agent": { type: "string" },
+  "hermes-webhook": { type: "string" },
+  "token-file": { type: "string" },
+  "secret-file": { type: "string" },
+  "post-timeout": { type: "string", default: "30s" },
   state: { type: "string" },
   "idle-timeout": { type: "string", default: "45s" },
   url: { type: "string" },
   verbose: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
+
+type Values = ReturnType<typeof parseFlags<typeof OPTIONS>>["values"];
+
+const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook"] as const;
 
 export async function run(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags("listen", args, OPTIONS);
@@ -60,25 +93,20 @@ export async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const agent = parseAgentName(values.agent ?? io.env.INTEROP_AGENT, "--agent");
-  const outputs = [values.pipe, values.out, values.exec].filter((value) => value !== undefined);
-  if (outputs.length > 1) throw usageError("listen", "Give at most one of --pipe, --out, --exec");
+  const outputs = OUTPUTS.filter((output) => values[output] !== undefined);
+  if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"]);
   const url = brokerUrl(values.url, io.env);
+  const client = new BrokerClient(url);
   const log = createLogger(io, "listen", values.verbose);
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), url, agent);
-  const sink: MessageSink = values.pipe !== undefined
-    ? pipeSink(values.pipe, io.shutdown)
-    : values.out !== undefined
-    ? fileSink(values.out)
-    : values.exec !== undefined
-    ? execSink(values.exec, io)
-    : stdoutSink(io);
+  const sink = chooseSink(values, io);
 
   await follow({
-    client: new BrokerClient(url),
+    client,
     agent,
     lastEventId: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
-    deliver: (message) => deliverUntilWritten(sink, message, io.shutdown, log),
+    deliver: (message) => deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log }),
     delivered: (id) => cursor.save(id),
     log,
     signal: io.shutdown,
@@ -87,27 +115,84 @@ export async function run(args: string[], io: Io): Promise<number> {
   return 0;
 }
 
+function chooseSink(values: Values, io: Io): MessageSink {
+  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"]);
+  if (values.pipe !== undefined) return pipeSink(values.pipe, io.shutdown);
+  if (values.out !== undefined) return fileSink(values.out);
+  if (values.exec !== undefined) return execSink(values.exec, io);
+  if (values.post !== undefined) {
+    return pushSink(plainTarget(values.post, secret(values["token-file"], io.env.INTEROP_POST_TOKEN)), postTimeoutMs);
+  }
+  if (values.openclaw !== undefined) {
+    const token = secret(values["token-file"], io.env.OPENCLAW_HOOKS_TOKEN);
+    if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --token-file FILE or $OPENCLAW_HOOKS_TOKEN");
+    return pushSink(openclawTarget(values.openclaw, token, values["openclaw-agent"]), postTimeoutMs);
+  }
+  if (values["hermes-webhook"] !== undefined) {
+    const key = secret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET);
+    if (key === undefined) {
+      throw usageError("listen", "--hermes-webhook needs the route's secret: --secret-file FILE or $HERMES_WEBHOOK_SECRET");
+    }
+    return pushSink(hermesWebhookTarget(values["hermes-webhook"], key), postTimeoutMs);
+  }
+  if (values["openclaw-agent"] !== undefined) throw usageError("listen", "--openclaw-agent goes with --openclaw URL");
+  return stdoutSink(io);
+}
+
+/** A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment. */
+function secret(file: string | undefined, fromEnv: string | undefined): string | undefined {
+  if (file === undefined) return fromEnv?.trim() || undefined;
+  try {
+    return readFileSync(file, "utf8").trim() || undefined;
+  } catch (cause) {
+    throw new InteropError("usage", `Cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
 /** The later of the state file's id and the output file's own last line: a kill between the two writes repeats nothing. */
 function resumeAfter(saved: number | undefined, written: number | undefined): number | undefined {
   if (saved === undefined) return written;
   return written === undefined ? saved : Math.max(saved, written);
 }
 
-/** Retries a failing sink with backoff; the message is never skipped (the stream waits behind it). */
-async function deliverUntilWritten(
-  sink: MessageSink,
-  message: Parameters<MessageSink>[0],
-  shutdown: AbortSignal,
-  log: { warn(message: string): void },
-): Promise<void> {
+interface DeliveryContext {
+  agent: AgentName;
+  client: BrokerClient;
+  shutdown: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * Retries a failing sink with backoff; the message is never skipped (the stream waits behind it). A receiver's
+ * final refusal parks the message as a dead letter on the broker, and then it counts as handled.
+ */
+async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, context: DeliveryContext): Promise<void> {
+  let refusal: InteropError | undefined;
+  await retry(async () => {
+    try {
+      await sink(message);
+    } catch (error) {
+      if (!(error instanceof InteropError && error.code === "rejected")) throw error;
+      refusal = error;
+    }
+  }, context, `delivering message ${message.id}`);
+  if (refusal === undefined) return;
+  const reason = refusal.message;
+  context.log.warn(`message ${message.id} refused for good (${reason}); parking it as a dead letter`);
+  await retry(() => context.client.parkDeadLetter(context.agent, message.id, reason), context, `parking message ${message.id}`);
+}
+
+/** Runs `work` until it succeeds, with backoff between attempts; gives up only on shutdown. */
+async function retry(work: () => Promise<unknown>, context: DeliveryContext, what: string): Promise<void> {
   for (let attempt = 0;; attempt++) {
     try {
-      return await sink(message);
+      await work();
+      return;
     } catch (error) {
-      if (shutdown.aborted) throw error;
+      if (context.shutdown.aborted) throw error;
       const delay = backoffDelay(attempt, DEFAULT_BACKOFF);
-      log.warn(`delivering message ${message.id} failed: ${(error as Error).message}; retrying in ${delay} ms`);
-      await sleep(delay, shutdown);
+      context.log.warn(`${what} failed: ${(error as Error).message}; retrying in ${delay} ms`);
+      await sleep(delay, context.shutdown);
     }
   }
 }

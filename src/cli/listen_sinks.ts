@@ -5,6 +5,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
 import { fromWire } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
+import type { PushTarget } from "../client/push_targets.ts";
 import type { Io } from "./io.ts";
 
 /** Writes one message; resolves only once it is written (the cursor advances after that). */
@@ -161,4 +162,33 @@ export function execSink(command: string, io: Io): MessageSink {
       });
       child.stdin.end(message.data + "\n");
     });
+}
+
+/**
+ * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429 and 5xx are retried;
+ * any other 4xx is final (`rejected`): retrying cannot make the receiver accept it.
+ */
+export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
+  return async (message) => {
+    const request = target(message);
+    let response: Response;
+    try {
+      response = await fetch(request.url, {
+        method: "POST",
+        headers: request.headers,
+        body: request.body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (cause) {
+      const reason = (cause as Error)?.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : (cause as Error).message;
+      throw new InteropError("unreachable", `Cannot push to ${request.url}: ${reason}`, { cause });
+    }
+    const answer = await response.text().catch(() => "");
+    if (response.ok) return;
+    const detail = `${request.url} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
+    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+      throw new InteropError("unreachable", detail);
+    }
+    throw new InteropError("rejected", detail, { status: response.status });
+  };
 }

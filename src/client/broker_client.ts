@@ -41,6 +41,14 @@ export class BrokerClient {
     return this.#json<WireMessage[]>("GET", `/poll?${new URLSearchParams({ agent, limit: String(limit) })}`);
   }
 
+  /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */
+  parkDeadLetter(agent: AgentName, id: number, reason: string): Promise<unknown> {
+    return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, {
+      body: JSON.stringify({ id, reason }),
+      headers: { "content-type": "application/json" },
+    });
+  }
+
   status(): Promise<StatusReport> {
     return this.#json<StatusReport>("GET", "/status");
   }

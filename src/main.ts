@@ -1,5 +1,6 @@
 /** The `interop` command: dispatches to a subcommand, reports its error, and is the only place that exits. */
 import process from "node:process";
+import * as ask from "./cli/ask.ts";
 import * as listen from "./cli/listen.ts";
 import * as poll from "./cli/poll.ts";
 import * as send from "./cli/send.ts";
@@ -14,6 +15,7 @@ const SUBCOMMANDS: Record<string, { run(args: string[], io: Io): Promise<number>
   serve,
   listen,
   send,
+  ask,
   poll,
   status,
 };
@@ -25,7 +27,8 @@ Usage: interop <command> [options]
 Commands:
   serve     run the broker (127.0.0.1:18900)
   listen    follow an agent's inbox into a pipe, a file, a command or stdout
-  send      publish a message
+  send      publish a message (--reply-to ID answers one)
+  ask       send a question and wait for the reply
   poll      print an agent's pending messages once
   status    show the broker's health (table, --json, exit codes for cron)
 

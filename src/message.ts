@@ -7,6 +7,16 @@ export type AgentName = string & { readonly __agentName: true };
 /** Whatever JSON object the publisher posted; delivered with every field intact. */
 export type Payload = Record<string, unknown>;
 
+/** Where a reply sits in a conversation. */
+export interface Thread {
+  /** The id of the message this one answers. */
+  replyTo: number;
+  /** The id of the message that started the conversation. */
+  conversation: number;
+  /** How many replies deep this one is (1 for a direct answer); the broker caps it to stop reply loops. */
+  hops: number;
+}
+
 /** A stored message as the broker and clients see it. */
 export interface Envelope {
   /** Monotonic per inbox (and across the broker); the SSE `id:`. */
@@ -16,6 +26,8 @@ export interface Envelope {
   /** When the broker committed it, ISO 8601 UTC. */
   timestamp: string;
   payload: Payload;
+  /** Set on replies. */
+  thread?: Thread;
 }
 
 /** What the broker stores a message's metadata under in the delivered object. */
@@ -23,8 +35,19 @@ export const METADATA_FIELD = "interop";
 
 /** The delivered JSON: the posted fields as they were, plus the metadata under `interop`. */
 export type WireMessage = Payload & {
-  interop: { id: number; from: string; to: string; timestamp: string };
+  interop: WireMetadata;
 };
+
+export interface WireMetadata {
+  id: number;
+  from: string;
+  to: string;
+  timestamp: string;
+  /** Present on replies. */
+  reply_to?: number;
+  conversation?: number;
+  hops?: number;
+}
 
 export const MAX_AGENT_NAME_LENGTH = 64;
 /** The default cap on a published body, in bytes (1 MiB). */
@@ -109,8 +132,10 @@ export function parsePayload(body: Uint8Array, contentType: string | null): Payl
 
 /** The JSON object delivered to consumers for an envelope. */
 export function toWire(envelope: Envelope): WireMessage {
-  const { id, from, to, timestamp } = envelope;
-  return { ...envelope.payload, [METADATA_FIELD]: { id, from, to, timestamp } } as WireMessage;
+  const { id, from, to, timestamp, thread } = envelope;
+  const metadata: WireMetadata = { id, from, to, timestamp };
+  if (thread) Object.assign(metadata, { reply_to: thread.replyTo, conversation: thread.conversation, hops: thread.hops });
+  return { ...envelope.payload, [METADATA_FIELD]: metadata } as WireMessage;
 }
 
 /** The envelope inside a delivered JSON object (what clients read back from the broker). */
@@ -120,11 +145,15 @@ export function fromWire(value: unknown): Envelope {
     throw new InteropError("invalid_body", `Invalid message from broker: no "${METADATA_FIELD}" metadata with an id`);
   }
   const { [METADATA_FIELD]: _metadata, ...payload } = value as WireMessage;
-  return {
+  const envelope: Envelope = {
     id: meta.id,
     from: meta.from as AgentName,
     to: meta.to as AgentName,
     timestamp: meta.timestamp,
     payload,
   };
+  if (meta.reply_to !== undefined) {
+    envelope.thread = { replyTo: meta.reply_to, conversation: meta.conversation ?? meta.reply_to, hops: meta.hops ?? 1 };
+  }
+  return envelope;
 }

@@ -25,6 +25,7 @@ async function withRouter(work: (fixture: Fixture) => Promise<void>, maxBodyByte
     maxPending: 5,
     retentionMs: 86_400_000,
     heartbeatMs: 60_000,
+    maxHops: 3,
   });
   const handler = createRouter(broker, { maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>

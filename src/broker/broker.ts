@@ -8,6 +8,7 @@ import { VERSION } from "../version.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { StreamSession } from "./stream_session.ts";
+import { Waiters } from "./waiters.ts";
 
 export interface BrokerOptions {
   store: MessageStore;
@@ -19,6 +20,8 @@ export interface BrokerOptions {
   /** How long delivered messages stay for replay, in ms. */
   retentionMs: number;
   heartbeatMs: number;
+  /** The deepest reply chain accepted; deeper replies are refused, which stops agents auto-replying in a loop. */
+  maxHops: number;
   now?: () => number;
 }
 
@@ -44,6 +47,9 @@ export class Broker {
   #commits: CommitQueue;
   #inboxes = new Map<AgentName, InboxRecord>();
   #streams = new Map<AgentName, StreamSession>();
+  #waiters = new Waiters();
+  /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
+  #taken = new Set<number>();
   #lastId: number;
   #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -78,8 +84,11 @@ export class Broker {
    * Stores a message for `to`, or for every other known agent when `to` is omitted.
    * Resolves after the commit, with one envelope per recipient.
    */
-  async publish(from: AgentName, to: AgentName | undefined, payload: Payload): Promise<Envelope[]> {
-    const recipients = to !== undefined ? [to] : [...this.#inboxes.keys()].filter((agent) => agent !== from);
+  async publish(from: AgentName, to: AgentName | undefined, payload: Payload, replyTo?: number): Promise<Envelope[]> {
+    const thread = replyTo === undefined ? undefined : await this.#threadFor(replyTo);
+    // A reply without a recipient goes back to whoever sent the message it answers.
+    const recipient = to ?? (thread ? (await this.#store.find(replyTo!))!.from : undefined);
+    const recipients = recipient !== undefined ? [recipient] : [...this.#inboxes.keys()].filter((agent) => agent !== from);
     if (recipients.length === 0) {
       throw new InteropError(
         "no_recipient",
@@ -99,23 +108,78 @@ export class Broker {
     for (const inbox of inboxes) inbox.pending++;
     let stored: Envelope[];
     try {
-      stored = await this.#commits.append(recipients.map((recipient) => ({ from, to: recipient, payload, createdAt })));
+      stored = await this.#commits.append(recipients.map((name) => ({ from, to: name, payload, createdAt, thread })));
     } catch (error) {
       for (const inbox of inboxes) inbox.pending--;
       throw error;
     }
     for (const envelope of stored) {
       this.#lastId = Math.max(this.#lastId, envelope.id);
-      this.#streams.get(envelope.to)?.offer(envelope);
+      if (this.#waiters.claim(envelope)) this.#take(envelope);
+      else this.#streams.get(envelope.to)?.offer(envelope);
     }
     return stored;
+  }
+
+  /**
+   * Blocks until a message arrives for `agent` (or, with `replyTo`, a reply to that message), up to `timeoutMs`.
+   * The message is taken: no stream or poll delivers it again. Resolves undefined on timeout.
+   */
+  async wait(agent: AgentName, options: { replyTo?: number; timeoutMs: number; signal?: AbortSignal }): Promise<Envelope | undefined> {
+    if (options.replyTo === undefined) {
+      const [pending] = await this.poll(agent, 1);
+      if (pending) return pending;
+    } else {
+      await this.#inboxFor(agent, true);
+    }
+    return await this.#waiters.wait(agent, options.replyTo, options.timeoutMs, options.signal);
+  }
+
+  /** Publishes a question to `to` and waits for the reply to it; `reply` is undefined on timeout. */
+  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, signal?: AbortSignal) {
+    const [question] = await this.publish(from, to, payload);
+    // Registered in the same turn as the commit: the reply cannot arrive before it.
+    const reply = await this.#waiters.wait(from, question.id, timeoutMs, signal);
+    return { question, reply };
+  }
+
+  /** Where a reply to `replyTo` sits: same conversation, one hop deeper; refused past the hop cap. */
+  async #threadFor(replyTo: number) {
+    const original = await this.#store.find(replyTo);
+    if (original === undefined) {
+      throw new InteropError("unknown_message", `Cannot reply to message ${replyTo}: no such message (or retention removed it)`);
+    }
+    const hops = (original.thread?.hops ?? 0) + 1;
+    if (hops > this.#options.maxHops) {
+      throw new InteropError(
+        "hop_limit",
+        `Reply refused: message ${replyTo} is already ${hops - 1} replies deep (the cap is ${this.#options.maxHops}, serve --max-hops); two agents auto-replying to each other are looping`,
+      );
+    }
+    return { replyTo, conversation: original.thread?.conversation ?? original.id, hops };
+  }
+
+  /** Marks a message handed to a waiter as delivered, out of order if need be. */
+  #take(envelope: Envelope): void {
+    const inbox = this.#inboxes.get(envelope.to)!;
+    this.#taken.add(envelope.id);
+    inbox.pending--;
+    // Once committed, the store leaves it out of every read; until then, memory does.
+    this.#commits.update({ agent: envelope.to, polled: { after: envelope.id - 1, upTo: envelope.id } }).then(
+      () => this.#taken.delete(envelope.id),
+      () => {
+        // Not committed: after a crash it would be delivered once more to the inbox's reader.
+      },
+    );
   }
 
   /** Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning. */
   async poll(agent: AgentName, limit: number): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, true);
     const after = inbox.deliveredId;
-    const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) => envelope.id > inbox.deliveredId);
+    const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) =>
+      envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id)
+    );
     if (taken.length === 0) return taken;
     const upTo = taken[taken.length - 1].id;
     const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
@@ -141,7 +205,8 @@ export class Broker {
       this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
       const session = new StreamSession(agent, startAfter, sink, {
         readAfter: (name, after, limit) => this.#store.readAfter(name, after, limit),
-        isDelivered: (envelope) => envelope.id <= inbox.deliveredId,
+        isTaken: (envelope) => this.#taken.has(envelope.id),
+        isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#taken.has(envelope.id),
         delivered: (_name, envelopes) => this.#markDelivered(inbox, envelopes),
         ended: (ended) => {
           if (this.#streams.get(agent) === ended) this.#streams.delete(agent);
@@ -236,6 +301,7 @@ export class Broker {
   async close(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     for (const session of [...this.#streams.values()]) session.close({ event: "shutdown", message: "broker stopping" });
+    this.#waiters.close();
     await this.#commits.drain();
     await this.#store.close();
   }

@@ -10,8 +10,10 @@ const HIGH_WATER_BYTES = 1024 * 1024;
 
 export interface StreamSessionDeps {
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
-  /** Whether a live message was already taken by another reader (a poll). */
+  /** Whether a live message was already taken by another reader (a poll or a wait). */
   isDelivered(envelope: Envelope): boolean;
+  /** Whether a stored message was taken out of order by a wait (replays skip it until the store says so). */
+  isTaken(envelope: Envelope): boolean;
   /** Called after messages were written to the stream. */
   delivered(agent: AgentName, envelopes: Envelope[]): void;
   /** Called once when the stream ends, whoever ended it. */
@@ -79,7 +81,7 @@ export class StreamSession {
         this.#offersWhileCatchingUp = 0;
         const page = await this.#deps.readAfter(this.agent, this.#lastSent, PAGE_SIZE);
         if (this.closed) return;
-        const buffered = this.#write(page.filter((envelope) => envelope.id > this.#lastSent));
+        const buffered = this.#write(page.filter((envelope) => envelope.id > this.#lastSent && !this.#deps.isTaken(envelope)));
         if (page.length < PAGE_SIZE && this.#offersWhileCatchingUp === 0 && buffered <= HIGH_WATER_BYTES) {
           this.#live = true;
           return;

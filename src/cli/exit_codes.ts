@@ -9,6 +9,7 @@ export const EXIT = {
   rejected: 4,
   unhealthy: 5,
   inUse: 6,
+  timeout: 7,
   replaced: 8,
 } as const;
 

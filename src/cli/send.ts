@@ -1,12 +1,13 @@
 /** `interop send`: publish one message. */
 import { BrokerClient } from "../client/broker_client.ts";
-import { parseAgentName, parsePayload } from "../message.ts";
-import { brokerUrl, parseFlags, usageError } from "./args.ts";
+import { parseAgentName } from "../message.ts";
+import { brokerUrl, parseCount, parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
+import { readMessageInput } from "./message_input.ts";
 
 export const HELP = `interop send — publish a message
 
-Usage: interop send --from AGENT [--to AGENT] [TEXT | --json JSON]
+Usage: interop send --from AGENT [--to AGENT] [--reply-to ID] [TEXT | --json JSON]
        echo TEXT | interop send --from AGENT --to AGENT
 
 Sends TEXT as {"text": TEXT}, or --json as the JSON object given (every field is
@@ -16,7 +17,9 @@ Prints the new message id (or the whole reply with --print-json).
 
 Options:
   --from AGENT        sender (default $INTEROP_AGENT)
-  --to AGENT          recipient (default: every other known agent)
+  --to AGENT          recipient (default: every other known agent; for a reply, its sender)
+  --reply-to ID       answer message ID: the reply carries reply_to, the conversation id
+                      and a hop count (the broker refuses replies past serve --max-hops)
   --json JSON         send this JSON object instead of text
   --print-json        print the broker's JSON reply instead of the id
   --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
@@ -29,6 +32,7 @@ Exit codes: 0 sent (committed), 2 bad usage or message, 3 broker unreachable,
 const OPTIONS = {
   from: { type: "string" },
   to: { type: "string" },
+  "reply-to": { type: "string" },
   json: { type: "string" },
   "print-json": { type: "boolean", default: false },
   url: { type: "string" },
@@ -43,19 +47,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const from = parseAgentName(values.from ?? io.env.INTEROP_AGENT, "--from");
   const to = values.to === undefined ? undefined : parseAgentName(values.to, "--to");
-  if (positionals.length > 0 && values.json !== undefined) {
-    throw usageError("send", "Give either TEXT or --json, not both");
-  }
-  let payload;
-  if (values.json !== undefined) {
-    payload = parsePayload(new TextEncoder().encode(values.json), "application/json");
-  } else {
-    // Like $(…) in a shell, stdin loses one trailing newline.
-    const text = positionals.length > 0 ? positionals.join(" ") : (await io.readStdin())?.replace(/\r?\n$/, "") ?? null;
-    if (text === null) throw usageError("send", "Nothing to send: give TEXT, --json, or pipe the text on stdin");
-    payload = { text };
-  }
-  const reply = await new BrokerClient(brokerUrl(values.url, io.env)).send(from, to, payload);
+  const payload = await readMessageInput("send", positionals, values.json, io);
+  const replyTo = values["reply-to"] === undefined
+    ? undefined
+    : parseCount("send", "--reply-to", values["reply-to"], 1, Number.MAX_SAFE_INTEGER);
+  const reply = await new BrokerClient(brokerUrl(values.url, io.env)).send(from, to, payload, replyTo);
   io.stdout(values["print-json"] ? JSON.stringify(reply) + "\n" : reply.ids.join("\n") + "\n");
   return 0;
 }

@@ -35,6 +35,8 @@ Options:
   --max-pending N       undelivered messages per inbox before publishes get 507 (default 100000)
   --retention DUR       how long delivered messages stay for replay (default 24h)
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
+  --max-hops N          deepest reply chain accepted (default 10): stops agents that
+                        auto-reply to each other from looping forever
   --verbose             log every request-level event to stderr
   -h, --help            show this help
 
@@ -52,6 +54,7 @@ const OPTIONS = {
   "max-pending": { type: "string", default: "100000" },
   retention: { type: "string", default: "24h" },
   heartbeat: { type: "string", default: "15s" },
+  "max-hops": { type: "string", default: "10" },
   verbose: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -87,6 +90,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxPending,
     retentionMs,
     heartbeatMs,
+    maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
   });
   let server: HttpServer;
   try {

@@ -26,14 +26,28 @@ export class BrokerClient {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  /** Publishes `payload` from `from` to `to` (or to every other known agent). */
-  send(from: AgentName, to: AgentName | undefined, payload: Payload): Promise<SendReply> {
+  /**
+   * Publishes `payload` from `from` to `to` (or to every other known agent). With `replyTo` it answers that
+   * message, and goes back to its sender unless `to` says otherwise.
+   */
+  send(from: AgentName, to: AgentName | undefined, payload: Payload, replyTo?: number): Promise<SendReply> {
     const query = new URLSearchParams({ from });
     if (to !== undefined) query.set("to", to);
-    return this.#json<SendReply>("POST", `/broadcast?${query}`, {
-      body: JSON.stringify(payload),
-      headers: { "content-type": "application/json" },
-    });
+    if (replyTo !== undefined) query.set("reply_to", String(replyTo));
+    return this.#json<SendReply>("POST", `/broadcast?${query}`, jsonBody(payload));
+  }
+
+  /** Sends a question and resolves with the reply; rejects with `reply_timeout` when none came in time. */
+  ask(from: AgentName, to: AgentName, payload: Payload, timeoutSeconds: number): Promise<{ question: number; reply: WireMessage }> {
+    const query = new URLSearchParams({ from, to, timeout: String(timeoutSeconds) });
+    return this.#json("POST", `/ask?${query}`, jsonBody(payload), longRequest(timeoutSeconds));
+  }
+
+  /** The agent's next message (taken), waiting up to `timeoutSeconds`; null when none came. */
+  async wait(agent: AgentName, timeoutSeconds: number): Promise<WireMessage | null> {
+    const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds) });
+    const response = await this.#fetch("GET", `/wait?${query}`, {}, AbortSignal.timeout(longRequest(timeoutSeconds)));
+    return response.status === 204 ? null : await response.json() as WireMessage;
   }
 
   /** Takes the agent's undelivered messages (at most `limit`). */
@@ -43,10 +57,7 @@ export class BrokerClient {
 
   /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */
   parkDeadLetter(agent: AgentName, id: number, reason: string): Promise<unknown> {
-    return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, {
-      body: JSON.stringify({ id, reason }),
-      headers: { "content-type": "application/json" },
-    });
+    return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));
   }
 
   status(): Promise<StatusReport> {
@@ -62,8 +73,13 @@ export class BrokerClient {
     return response.body;
   }
 
-  async #json<T>(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}): Promise<T> {
-    const response = await this.#fetch(method, path, init, AbortSignal.timeout(this.#timeoutMs));
+  async #json<T>(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string> } = {},
+    timeoutMs = this.#timeoutMs,
+  ): Promise<T> {
+    const response = await this.#fetch(method, path, init, AbortSignal.timeout(timeoutMs));
     try {
       return await response.json() as T;
     } catch (cause) {
@@ -102,6 +118,15 @@ export class BrokerClient {
     }
     throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status });
   }
+}
+
+function jsonBody(value: unknown): { body: string; headers: Record<string, string> } {
+  return { body: JSON.stringify(value), headers: { "content-type": "application/json" } };
+}
+
+/** A request that waits on the broker gets the broker's wait plus a margin before the client gives up. */
+function longRequest(timeoutSeconds: number): number {
+  return timeoutSeconds * 1000 + 10_000;
 }
 
 function describeCause(cause: unknown): string {

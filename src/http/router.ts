@@ -23,6 +23,8 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   const routes: Record<string, Partial<Record<string, Route>>> = {
     "/broadcast": { POST: (request) => broadcast(broker, request, options.maxBodyBytes) },
     "/poll": { GET: (request) => poll(broker, request) },
+    "/wait": { GET: (request) => wait(broker, request) },
+    "/ask": { POST: (request) => ask(broker, request, options.maxBodyBytes) },
     "/subscribe": { GET: (request) => subscribe(broker, request, options.retryMs) },
     "/status": { GET: () => Promise.resolve(jsonResponse(200, broker.status())) },
     "/dead-letters": {
@@ -39,7 +41,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     if (methods === undefined) {
       throw new InteropError(
         "not_found",
-        `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /subscribe, GET /status, GET|POST /dead-letters and ${NTFY_PREFIX}/TOPIC`,
+        `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /wait, POST /ask, GET /subscribe, GET /status, GET|POST /dead-letters and ${NTFY_PREFIX}/TOPIC`,
       );
     }
     const route = methods[request.method];
@@ -66,8 +68,9 @@ async function broadcast(broker: Broker, request: IncomingRequest, maxBodyBytes:
   const from = parseAgentName(request.url.searchParams.get("from"), "from");
   const toParam = request.url.searchParams.get("to");
   const to = toParam === null ? undefined : parseAgentName(toParam, "to");
+  const replyTo = parseMessageId(request.url.searchParams.get("reply_to"), "reply_to");
   const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
-  const stored = await broker.publish(from, to, payload);
+  const stored = await broker.publish(from, to, payload, replyTo);
   return jsonResponse(200, {
     delivered: true,
     id: stored[0].id,
@@ -82,6 +85,30 @@ async function poll(broker: Broker, request: IncomingRequest): Promise<OutgoingR
   const limit = parseLimit(request.url.searchParams.get("limit"));
   const taken = await broker.poll(agent, limit);
   return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
+}
+
+/** Long poll: the next message for the agent (taken, as by /poll), or 204 after `timeout` seconds. */
+async function wait(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
+  const message = await broker.wait(agent, { timeoutMs });
+  return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
+}
+
+/** Publishes a question and answers with the reply to it, or 504 when none came within `timeout` seconds. */
+async function ask(broker: Broker, request: IncomingRequest, maxBodyBytes: number): Promise<OutgoingResponse> {
+  const from = parseAgentName(request.url.searchParams.get("from"), "from");
+  const to = parseAgentName(request.url.searchParams.get("to"), "to");
+  const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
+  const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
+  const { question, reply } = await broker.ask(from, to, payload, timeoutMs);
+  if (reply === undefined) {
+    throw new InteropError(
+      "reply_timeout",
+      `No reply from ${to} to message ${question.id} within ${timeoutMs / 1000} s; a later reply will be in ${from}'s inbox`,
+    );
+  }
+  return jsonResponse(200, { question: question.id, reply: toWire(reply) });
 }
 
 async function subscribe(broker: Broker, request: IncomingRequest, retryMs: number): Promise<OutgoingResponse> {
@@ -116,6 +143,26 @@ async function listDeadLetters(broker: Broker, request: IncomingRequest): Promis
     parked_at: new Date(letter.parkedAt).toISOString(),
     message: letter.message === undefined ? null : toWire(letter.message),
   })));
+}
+
+const MAX_WAIT_SECONDS = 3600;
+
+function parseTimeout(value: string | null): number {
+  if (value === null) return 30_000;
+  const seconds = Number(value);
+  if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
+    throw new InteropError("invalid_query", `Invalid timeout: ${JSON.stringify(value)}; use seconds, up to ${MAX_WAIT_SECONDS}`);
+  }
+  return Math.round(seconds * 1000);
+}
+
+function parseMessageId(value: string | null, field: string): number | undefined {
+  if (value === null) return undefined;
+  const id = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(id)) {
+    throw new InteropError("invalid_query", `Invalid ${field}: ${JSON.stringify(value)}; it must be a message id`);
+  }
+  return id;
 }
 
 function parseLimit(value: string | null): number {

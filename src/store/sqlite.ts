@@ -21,7 +21,10 @@ CREATE TABLE IF NOT EXISTS messages (
   sender TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   payload TEXT NOT NULL,
-  polled INTEGER NOT NULL DEFAULT 0
+  polled INTEGER NOT NULL DEFAULT 0,
+  reply_to INTEGER,
+  conversation INTEGER,
+  hops INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_inbox ON messages (recipient, id);
 CREATE TABLE IF NOT EXISTS inboxes (
@@ -45,6 +48,23 @@ interface MessageRow {
   sender: string;
   created_at: number;
   payload: string;
+  reply_to: number | null;
+  conversation: number | null;
+  hops: number | null;
+}
+
+const MESSAGE_COLUMNS = "id, recipient, sender, created_at, payload, reply_to, conversation, hops";
+
+function toEnvelope(row: MessageRow): Envelope {
+  const envelope: Envelope = {
+    id: row.id,
+    from: row.sender as AgentName,
+    to: row.recipient as AgentName,
+    timestamp: new Date(row.created_at).toISOString(),
+    payload: JSON.parse(row.payload),
+  };
+  if (row.reply_to !== null) envelope.thread = { replyTo: row.reply_to, conversation: row.conversation!, hops: row.hops! };
+  return envelope;
 }
 
 export const DATABASE_FILE = "interop.db";
@@ -84,7 +104,7 @@ export class SqliteStore implements MessageStore {
       });
     }
     this.#insert = this.#db.prepare(
-      "INSERT INTO messages (recipient, sender, created_at, payload) VALUES (?, ?, ?, ?)",
+      "INSERT INTO messages (recipient, sender, created_at, payload, reply_to, conversation, hops) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.#upsertInbox = this.#db.prepare(`
       INSERT INTO inboxes (agent, delivered_id, last_seen) VALUES (:agent, coalesce(:delivered, 0), :seen)
@@ -95,7 +115,7 @@ export class SqliteStore implements MessageStore {
       "UPDATE messages SET polled = 1 WHERE recipient = ? AND id > ? AND id <= ?",
     );
     this.#readAfter = this.#db.prepare(`
-      SELECT id, recipient, sender, created_at, payload FROM messages
+      SELECT ${MESSAGE_COLUMNS} FROM messages
       WHERE recipient = ? AND id > ? AND polled = 0 ORDER BY id LIMIT ?`);
   }
 
@@ -103,7 +123,7 @@ export class SqliteStore implements MessageStore {
     return this.#attempt("read inboxes", () => {
       const rows = this.#db.prepare(`
         SELECT agent, delivered_id, purged_id, last_seen,
-          (SELECT count(*) FROM messages WHERE recipient = agent AND id > delivered_id) AS pending,
+          (SELECT count(*) FROM messages WHERE recipient = agent AND id > delivered_id AND polled = 0) AS pending,
           (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent) AS dead_letters
         FROM inboxes ORDER BY agent`).all() as unknown as Array<{
           agent: AgentName;
@@ -142,14 +162,19 @@ export class SqliteStore implements MessageStore {
             message.from,
             message.createdAt,
             JSON.stringify(message.payload),
+            message.thread?.replyTo ?? null,
+            message.thread?.conversation ?? null,
+            message.thread?.hops ?? null,
           );
-          return {
+          const envelope: Envelope = {
             id: Number(lastInsertRowid),
             from: message.from,
             to: message.to,
             timestamp: new Date(message.createdAt).toISOString(),
             payload: message.payload,
           };
+          if (message.thread) envelope.thread = message.thread;
+          return envelope;
         });
         for (const update of batch.inboxes) {
           this.#upsertInbox.run({
@@ -165,13 +190,7 @@ export class SqliteStore implements MessageStore {
 
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
     return this.#attempt("read messages", () =>
-      (this.#readAfter.all(agent, afterId, limit) as unknown as MessageRow[]).map((row) => ({
-        id: row.id,
-        from: row.sender as AgentName,
-        to: row.recipient as AgentName,
-        timestamp: new Date(row.created_at).toISOString(),
-        payload: JSON.parse(row.payload),
-      })));
+      (this.#readAfter.all(agent, afterId, limit) as unknown as MessageRow[]).map(toEnvelope));
   }
 
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
@@ -185,6 +204,13 @@ export class SqliteStore implements MessageStore {
       (this.#db.prepare(
         "SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters WHERE agent = ? ORDER BY message_id",
       ).all(agent) as unknown as DeadLetter[]).map((row) => ({ ...row })));
+  }
+
+  find(id: number): Promise<Envelope | undefined> {
+    return this.#attempt("read a message", () => {
+      const row = this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
+      return row === undefined ? undefined : toEnvelope(row);
+    });
   }
 
   idBefore(agent: AgentName, time: number): Promise<number> {

@@ -1,5 +1,5 @@
 /** The storage interface the broker depends on; each backend (SQLite today) implements it. */
-import type { AgentName, Envelope, Payload } from "../message.ts";
+import type { AgentName, Envelope, Payload, Thread } from "../message.ts";
 
 /** What is known of one agent's inbox. */
 export interface InboxRecord {
@@ -30,6 +30,7 @@ export interface NewMessage {
   payload: Payload;
   /** Milliseconds since the epoch. */
   createdAt: number;
+  thread?: Thread;
 }
 
 /** A change to one inbox; creates the inbox if it does not exist. */
@@ -64,6 +65,8 @@ export interface MessageStore {
   /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
   deadLetters(agent: AgentName): Promise<DeadLetter[]>;
+  /** The message with this id, whoever it was for, or undefined if retention removed it. */
+  find(id: number): Promise<Envelope | undefined>;
   /** The highest id for `agent` created before `time` (ms), or 0: where a read "since a time" starts. */
   idBefore(agent: AgentName, time: number): Promise<number>;
   /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */

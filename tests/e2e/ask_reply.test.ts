@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { cliCommand, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+
+/** The interop command line as a shell string, for `listen --exec` scripts that call interop themselves. */
+function shellCli(): string {
+  const [command, prefix] = cliCommand();
+  return [command, ...prefix].map((part) => `'${part}'`).join(" ");
+}
+
+function stop(child: ChildProcess | undefined) {
+  if (child && child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
+}
+
+test("interop ask prints the reply sent with --reply-to, which carries the conversation and hop count", async () => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const replier = spawnCli([
+    "listen", "--agent", "leo", "--url", broker.url, "--state", join(dir.path, "s"),
+    "--exec", `${shellCli()} send --url '${broker.url}' --from leo --reply-to "$INTEROP_MESSAGE_ID" "pong"`,
+  ]);
+  try {
+    const asked = await runCli(["ask", "--url", broker.url, "--from", "hermes", "--to", "leo", "--timeout", "30", "ping"]);
+    assert.equal(asked.code, 0, asked.stderr);
+    assert.equal(asked.stdout, "pong\n");
+
+    const again = await runCli(["ask", "--url", broker.url, "--from", "hermes", "--to", "leo", "--print-json", "--json", '{"q":2}']);
+    const reply = JSON.parse(again.stdout);
+    assert.equal(reply.text, "pong");
+    assert.equal(reply.interop.from, "leo");
+    assert.equal(reply.interop.to, "hermes");
+    assert.equal(reply.interop.hops, 1);
+    assert.equal(reply.interop.conversation, reply.interop.reply_to);
+
+    const polled = await (await fetch(`${broker.url}/poll?agent=hermes`)).json();
+    assert.deepEqual(polled, [], "the replies were taken by ask, not left in hermes's inbox");
+  } finally {
+    stop(replier);
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});
+
+test("interop ask exits 7 when no reply comes in time", async () => {
+  const broker = await startBroker();
+  try {
+    const result = await runCli(["ask", "--url", broker.url, "--from", "hermes", "--to", "nobody", "--timeout", "1", "anyone?"]);
+    assert.equal(result.code, 7);
+    assert.match(result.stderr, /^error: No reply from nobody to message 1 within 1 s; a later reply will be in hermes's inbox\n$/);
+  } finally {
+    await broker.cleanup();
+  }
+});
+
+test("two listen --exec agents auto-replying to each other stop at the hop cap", async () => {
+  const broker = await startBroker({ args: ["--max-hops", "5"] });
+  const dir = tempDir();
+  const autoReply = (agent: string) =>
+    spawnCli([
+      "listen", "--agent", agent, "--url", broker.url, "--state", join(dir.path, agent),
+      "--exec", `${shellCli()} send --url '${broker.url}' --from ${agent} --reply-to "$INTEROP_MESSAGE_ID" "ping from ${agent}" || true`,
+    ]);
+  const agents = [autoReply("ping"), autoReply("pong")];
+  let stderr = "";
+  for (const agent of agents) agent.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  try {
+    await publish(broker.url, "ping", "pong", { text: "start" });
+    await waitFor(() => stderr.includes("the cap is 5"), 20_000, "the hop cap refusal");
+    const status = await (await fetch(`${broker.url}/status`)).json();
+    assert.equal(status.last_id, 6, "the first message and five replies");
+    assert.match(stderr, /Reply refused: message 6 is already 5 replies deep \(the cap is 5, serve --max-hops\)/);
+  } finally {
+    agents.forEach(stop);
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});
+
+test("GET /wait returns the next message, takes it, and answers 204 when none comes", async () => {
+  const broker = await startBroker();
+  try {
+    const waiting = fetch(`${broker.url}/wait?agent=hermes&timeout=20`);
+    await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.hermes.online, 5000, "the wait");
+    await publish(broker.url, "openclaw", "hermes", { text: "wake up" });
+    const response = await waiting;
+    assert.equal(response.status, 200);
+    assert.equal((await response.json()).text, "wake up");
+    assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=hermes`)).json(), []);
+
+    await publish(broker.url, "openclaw", "hermes", { text: "already here" });
+    assert.equal((await (await fetch(`${broker.url}/wait?agent=hermes&timeout=5`)).json()).text, "already here");
+    assert.equal((await fetch(`${broker.url}/wait?agent=hermes&timeout=0.2`)).status, 204);
+    assert.equal((await fetch(`${broker.url}/wait?agent=hermes&timeout=-1`)).status, 400);
+  } finally {
+    await broker.cleanup();
+  }
+});

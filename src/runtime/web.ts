@@ -17,10 +17,14 @@ export function fromWebRequest(request: Request): IncomingRequest {
   };
 }
 
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
 /** Turns the core's response into a web `Response`; a stream becomes a `ReadableStream` of its text. */
 export function toWebResponse(response: OutgoingResponse, clientGone: AbortSignal): Response {
   if (!isStream(response)) {
-    return new Response(response.body, { status: response.status, headers: response.headers });
+    // The web Response refuses any body, even "", for the null-body statuses.
+    const body = NULL_BODY_STATUSES.has(response.status) ? null : response.body;
+    return new Response(body, { status: response.status, headers: response.headers });
   }
   const encoder = new TextEncoder();
   const closing = new AbortController();

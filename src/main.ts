@@ -2,6 +2,7 @@
 import process from "node:process";
 import * as ask from "./cli/ask.ts";
 import * as listen from "./cli/listen.ts";
+import * as mcp from "./cli/mcp.ts";
 import * as poll from "./cli/poll.ts";
 import * as send from "./cli/send.ts";
 import * as serve from "./cli/serve.ts";
@@ -18,6 +19,7 @@ const SUBCOMMANDS: Record<string, { run(args: string[], io: Io): Promise<number>
   ask,
   poll,
   status,
+  mcp,
 };
 
 const HELP = `interop ${VERSION} — a real-time message bridge between AI agents
@@ -31,6 +33,7 @@ Commands:
   ask       send a question and wait for the reply
   poll      print an agent's pending messages once
   status    show the broker's health (table, --json, exit codes for cron)
+  mcp       an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
 
 Run 'interop <command> --help' for a command's options.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),

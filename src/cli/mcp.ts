@@ -1,0 +1,67 @@
+/** `interop mcp`: an MCP server on stdio that lets an agent use its interop inbox through tools. */
+// The SDK's subpath types resolve through `typesVersions`, which Deno 2.9's type checker does not read: the
+// @ts-types lines point it at the declarations. Node and esbuild ignore them.
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/mcp.d.ts"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/stdio.d.ts"
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { BrokerClient } from "../client/broker_client.ts";
+import { registerTools } from "../mcp/tools.ts";
+import { parseAgentName } from "../message.ts";
+import { VERSION } from "../version.ts";
+import { brokerUrl, parseFlags } from "./args.ts";
+import type { Io } from "./io.ts";
+
+export const HELP = `interop mcp — an MCP server for one agent's inbox
+
+Usage: interop mcp --agent AGENT [--url URL]
+
+Speaks MCP over stdin/stdout (start it from the agent's MCP client config). Tools:
+  send     send a message (to, text or json, reply_to)
+  inbox    the waiting messages, marked read
+  wait     block until the next message arrives (how an agent waits without polling)
+  ask      send a question and wait for the reply to it
+  agents   who exists, who is online, pending counts
+
+Hermes (~/.hermes/config.yaml):
+  mcp_servers:
+    interop:
+      command: interop
+      args: ["mcp", "--agent", "hermes"]
+
+OpenClaw (~/.openclaw/openclaw.json, or: openclaw mcp add):
+  "mcp": { "servers": { "interop": { "command": "interop", "args": ["mcp", "--agent", "openclaw"] } } }
+
+Options:
+  --agent AGENT       the agent the tools act as (default $INTEROP_AGENT)
+  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+  -h, --help          show this help
+
+Exit codes: 0 the client closed the session, 2 bad usage.
+`;
+
+const OPTIONS = {
+  agent: { type: "string" },
+  url: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values } = parseFlags("mcp", args, OPTIONS);
+  if (values.help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const agent = parseAgentName(values.agent ?? io.env.INTEROP_AGENT, "--agent");
+  const server = new McpServer({ name: "interop", version: VERSION });
+  registerTools(server, new BrokerClient(brokerUrl(values.url, io.env)), agent);
+  const transport = new StdioServerTransport();
+  const closed = new Promise<void>((resolve) => {
+    transport.onclose = () => resolve();
+    io.shutdown.addEventListener("abort", () => resolve(), { once: true });
+  });
+  await server.connect(transport);
+  await closed;
+  await server.close();
+  return 0;
+}

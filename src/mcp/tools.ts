@@ -1,0 +1,84 @@
+/** interop's MCP tools: what an agent can do with its inbox, described for the model that calls them. */
+// @ts-types: see src/cli/mcp.ts.
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/mcp.d.ts"
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import type { BrokerClient } from "../client/broker_client.ts";
+import { type AgentName, parseAgentName, type Payload } from "../message.ts";
+
+const MAX_WAIT_SECONDS = 600;
+
+/** A tool answer: JSON the model can read, as text. */
+function answer(value: unknown) {
+  return { content: [{ type: "text" as const, text: typeof value === "string" ? value : JSON.stringify(value, null, 2) }] };
+}
+
+function payloadOf(text: string | undefined, json: Record<string, unknown> | undefined): Payload {
+  if ((text === undefined) === (json === undefined)) throw new Error("Give exactly one of text or json");
+  return json ?? { text: text! };
+}
+
+/** Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. */
+export function registerTools(server: McpServer, client: BrokerClient, agent: AgentName): void {
+  const message = {
+    text: z.string().min(1).optional().describe("The message as plain text."),
+    json: z.record(z.string(), z.unknown()).optional().describe(
+      "The message as a JSON object, when the receiver expects structured fields. Give text or json, not both.",
+    ),
+  };
+
+  server.registerTool("send", {
+    title: "Send a message",
+    description: `Send a message from ${agent} to another agent's inbox. It is stored before this returns and delivered ` +
+      "exactly once, even if the other agent is offline right now. To answer a message you received, pass its id as " +
+      "reply_to (the reply then goes back to its sender unless you name `to`). Returns the new message id.",
+    inputSchema: {
+      to: z.string().optional().describe("The receiving agent's name. Omit only with reply_to, or to broadcast to every other agent."),
+      ...message,
+      reply_to: z.number().int().positive().optional().describe("The id of the message this one answers."),
+    },
+  }, async ({ to, text, json, reply_to }) => {
+    const reply = await client.send(agent, to === undefined ? undefined : parseAgentName(to, "to"), payloadOf(text, json), reply_to);
+    return answer({ sent: true, ids: reply.ids, to: reply.to });
+  });
+
+  server.registerTool("inbox", {
+    title: "Read my inbox",
+    description: `Return the messages waiting for ${agent}, oldest first, and mark them read: the same message is never ` +
+      "returned twice. Each has the sender's fields plus interop.id, interop.from and interop.timestamp. Returns [] when " +
+      "nothing is waiting; to wait for the next message instead of checking again, use wait.",
+    inputSchema: { limit: z.number().int().min(1).max(1000).optional().describe("At most this many messages (default 100).") },
+  }, async ({ limit }) => answer(await client.poll(agent, limit ?? 100)));
+
+  server.registerTool("wait", {
+    title: "Wait for the next message",
+    description: `Block until the next message for ${agent} arrives (or one already waiting), then return it and mark it ` +
+      "read. Use this instead of polling when you expect an answer or have nothing else to do. Returns " +
+      '{"message": null} when nothing came within the timeout.',
+    inputSchema: {
+      timeout_seconds: z.number().positive().max(MAX_WAIT_SECONDS).optional().describe("How long to wait (default 60)."),
+    },
+  }, async ({ timeout_seconds }) => answer({ message: await client.wait(agent, timeout_seconds ?? 60) }));
+
+  server.registerTool("ask", {
+    title: "Ask and wait for the answer",
+    description: `Send a question from ${agent} to another agent and wait for the reply to it (the other agent answers ` +
+      "with send and reply_to). Returns the reply; fails when no reply came within the timeout (a later reply still " +
+      "arrives in your inbox).",
+    inputSchema: {
+      to: z.string().describe("The agent to ask."),
+      ...message,
+      timeout_seconds: z.number().int().min(1).max(MAX_WAIT_SECONDS).optional().describe("How long to wait (default 120)."),
+    },
+  }, async ({ to, text, json, timeout_seconds }) => {
+    const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout_seconds ?? 120);
+    return answer({ question, reply });
+  });
+
+  server.registerTool("agents", {
+    title: "List agents",
+    description: "List the agents the broker knows: whether each is online (listening, or active in the last minute), " +
+      "how many messages wait for it, and when it was last seen.",
+    inputSchema: {},
+  }, async () => answer((await client.status()).agents));
+}

@@ -1,6 +1,7 @@
 /** The `interop` command: dispatches to a subcommand, reports its error, and is the only place that exits. */
 import process from "node:process";
 import * as ask from "./cli/ask.ts";
+import * as integrate from "./cli/integrate.ts";
 import * as listen from "./cli/listen.ts";
 import * as mcp from "./cli/mcp.ts";
 import * as poll from "./cli/poll.ts";
@@ -20,6 +21,7 @@ const SUBCOMMANDS: Record<string, { run(args: string[], io: Io): Promise<number>
   poll,
   status,
   mcp,
+  integrate,
 };
 
 const HELP = `interop ${VERSION} — a real-time message bridge between AI agents
@@ -34,6 +36,7 @@ Commands:
   poll      print an agent's pending messages once
   status    show the broker's health (table, --json, exit codes for cron)
   mcp       an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
+  integrate print (or --write) what plugs Hermes or OpenClaw into interop here
 
 Run 'interop <command> --help' for a command's options.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),

@@ -13,7 +13,7 @@ test("interop --version prints the package version", async () => {
 });
 
 test("every subcommand has --help on stdout with exit 0", async () => {
-  for (const command of ["serve", "listen", "send", "ask", "poll", "status"]) {
+  for (const command of ["serve", "listen", "send", "ask", "poll", "status", "mcp", "integrate"]) {
     const result = await runCli([command, "--help"]);
     assert.equal(result.code, 0, command);
     assert.match(result.stdout, new RegExp(`^interop ${command} — `), command);

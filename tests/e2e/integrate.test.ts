@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { parse } from "yaml";
+import { runCli, tempDir } from "../helpers/cli.ts";
+
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (path: string) => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else files[full.slice(dir.length)] = readFileSync(full, "utf8");
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+test("interop integrate hermes prints the steps and snippets for this machine", async () => {
+  const home = tempDir();
+  try {
+    const result = await runCli(["integrate", "hermes", "--home", home.path, "--url", "http://127.0.0.1:18900"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /\.hermes\/skills\/communication\/interop\/SKILL\.md/);
+    assert.match(result.stdout, /mcp_servers:\n +interop:/);
+    assert.match(result.stdout, /NTFY_SERVER_URL=http:\/\/127\.0\.0\.1:18900\/ntfy\/@hermes\n +NTFY_TOPIC=hermes\n +NTFY_PUBLISH_TOPIC=openclaw/);
+    assert.deepEqual(readdirSync(home.path), [], "printing writes nothing");
+  } finally {
+    home.cleanup();
+  }
+});
+
+test("interop integrate --write keeps existing settings, backs files up, and a second run changes nothing", async () => {
+  const home = tempDir();
+  try {
+    mkdirSync(join(home.path, ".hermes"));
+    writeFileSync(join(home.path, ".hermes", "config.yaml"), "# my settings\nmodel: hermes-4\nmcp_servers:\n  other:\n    command: other\n");
+    writeFileSync(join(home.path, ".hermes", ".env"), "OPENAI_API_KEY=x\nNTFY_TOPIC=old\n");
+    for (const target of ["hermes", "openclaw"]) {
+      const first = await runCli(["integrate", target, "--write", "--home", home.path]);
+      assert.equal(first.code, 0, first.stderr);
+    }
+    const after = snapshot(home.path);
+    const config = after["/.hermes/config.yaml"];
+    assert.match(config, /^# my settings\n/);
+    const parsed = parse(config);
+    assert.equal(parsed.model, "hermes-4");
+    assert.equal(parsed.mcp_servers.other.command, "other");
+    assert.deepEqual(parsed.mcp_servers.interop.args.slice(0, 3), ["mcp", "--agent", "hermes"]);
+    assert.equal(
+      after["/.hermes/.env"],
+      "OPENAI_API_KEY=x\nNTFY_TOPIC=hermes\nNTFY_SERVER_URL=http://127.0.0.1:18900/ntfy/@hermes\nNTFY_PUBLISH_TOPIC=openclaw\n",
+    );
+    assert.equal(JSON.parse(after["/.openclaw/openclaw.json"]).mcp.servers.interop.args[2], "openclaw");
+    assert.equal(Object.keys(after).filter((path) => path.includes(".bak-")).length, 2, "config.yaml and .env backed up");
+
+    for (const target of ["hermes", "openclaw"]) {
+      const again = await runCli(["integrate", target, "--write", "--home", home.path]);
+      assert.doesNotMatch(again.stdout, /^(created|updated) /m);
+    }
+    assert.deepEqual(snapshot(home.path), after, "the second run leaves the same files");
+  } finally {
+    home.cleanup();
+  }
+});
+
+test("interop integrate refuses to edit a config it cannot parse", async () => {
+  const home = tempDir();
+  try {
+    mkdirSync(join(home.path, ".openclaw"));
+    writeFileSync(join(home.path, ".openclaw", "openclaw.json"), "{ // json5 comment\n}");
+    const result = await runCli(["integrate", "openclaw", "--write", "--home", home.path]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error: Cannot edit openclaw\.json \(not plain JSON: .*\); add the snippet by hand\n$/);
+    assert.deepEqual(readdirSync(join(home.path, ".openclaw")), ["openclaw.json"], "nothing written");
+    const bad = await runCli(["integrate", "claude"]);
+    assert.equal(bad.code, 2);
+  } finally {
+    home.cleanup();
+  }
+});

@@ -4,9 +4,9 @@ import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { DeadLetter, InboxRecord, MessageStore } from "../store/store.ts";
 import type { StreamSink } from "../runtime/types.ts";
-import { VERSION } from "../version.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
+import { buildStatus } from "./status.ts";
 import { StreamSession } from "./stream_session.ts";
 import { Waiters } from "./waiters.ts";
 
@@ -34,8 +34,6 @@ export type StreamStart =
   /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
   | { from: "time"; since: number };
 
-/** An agent counts as online with a stream open or a request within this window. */
-export const ONLINE_WINDOW_MS = 60_000;
 const PRUNE_EVERY_MS = 60_000;
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
@@ -122,24 +120,19 @@ export class Broker {
   }
 
   /**
-   * Blocks until a message arrives for `agent` (or, with `replyTo`, a reply to that message), up to `timeoutMs`.
-   * The message is taken: no stream or poll delivers it again. Resolves undefined on timeout.
+   * The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (undefined if none).
+   * It is taken, as by a poll: no stream or poll delivers it again.
    */
-  async wait(agent: AgentName, options: { replyTo?: number; timeoutMs: number; signal?: AbortSignal }): Promise<Envelope | undefined> {
-    if (options.replyTo === undefined) {
-      const [pending] = await this.poll(agent, 1);
-      if (pending) return pending;
-    } else {
-      await this.#inboxFor(agent, true);
-    }
-    return await this.#waiters.wait(agent, options.replyTo, options.timeoutMs, options.signal);
+  async wait(agent: AgentName, timeoutMs: number): Promise<Envelope | undefined> {
+    const [pending] = await this.poll(agent, 1);
+    return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs);
   }
 
   /** Publishes a question to `to` and waits for the reply to it; `reply` is undefined on timeout. */
-  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, signal?: AbortSignal) {
+  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number) {
     const [question] = await this.publish(from, to, payload);
     // Registered in the same turn as the commit: the reply cannot arrive before it.
-    const reply = await this.#waiters.wait(from, question.id, timeoutMs, signal);
+    const reply = await this.#waiters.wait(from, question.id, timeoutMs);
     return { question, reply };
   }
 
@@ -259,42 +252,18 @@ export class Broker {
   /** The agent's dead letters, each with its message when retention still has it. */
   async deadLetters(agent: AgentName): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
     const letters = await this.#store.deadLetters(agent);
-    return await Promise.all(letters.map(async (letter) => {
-      const [message] = await this.#store.readAfter(agent, letter.messageId - 1, 1);
-      return { ...letter, message: message?.id === letter.messageId ? message : undefined };
-    }));
+    return await Promise.all(letters.map(async (letter) => ({ ...letter, message: await this.#store.find(letter.messageId) })));
   }
 
   status(): StatusReport {
-    const now = this.#now();
-    const report: StatusReport = {
-      service: "interop",
-      version: VERSION,
-      pid: process.pid,
-      uptime_seconds: Math.round((now - this.#startedAt) / 1000),
-      started_at: new Date(this.#startedAt).toISOString(),
-      data_dir: this.#options.dataDir,
-      runtime: "Deno" in globalThis ? `deno ${Deno.version.deno}` : `node ${process.versions.node}`,
-      agents: {},
-      queues: {},
-      subscribers: {},
-      streams: this.#streams.size,
-      last_id: this.#lastId,
-    };
-    for (const [agent, inbox] of this.#inboxes) {
-      const streaming = this.#streams.has(agent);
-      report.agents[agent] = {
-        online: streaming || (inbox.lastSeen !== null && now - inbox.lastSeen < ONLINE_WINDOW_MS),
-        streams: streaming ? 1 : 0,
-        pending: inbox.pending,
-        delivered_id: inbox.deliveredId,
-        last_seen: inbox.lastSeen === null ? null : new Date(inbox.lastSeen).toISOString(),
-        dead_letters: inbox.deadLetters,
-      };
-      report.queues[agent] = inbox.pending;
-      report.subscribers[agent] = streaming;
-    }
-    return report;
+    return buildStatus({
+      now: this.#now(),
+      startedAt: this.#startedAt,
+      dataDir: this.#options.dataDir,
+      lastId: this.#lastId,
+      inboxes: this.#inboxes.values(),
+      streaming: (agent) => this.#streams.has(agent),
+    });
   }
 
   /** Ends every stream, commits what is queued and closes the store. */

@@ -6,7 +6,7 @@ import { InteropError } from "../errors.ts";
 import { createRouter } from "../http/router.ts";
 import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
-import { serveHttp } from "../runtime/serve.ts";
+import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { type Durability, SqliteStore } from "../store/sqlite.ts";
 import { VERSION } from "../version.ts";
@@ -114,7 +114,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   writeFileSync(ownerFile, JSON.stringify({ pid: process.pid, host: server.hostname, port: server.port, version: VERSION }) + "\n");
   log.info(
     `interop ${VERSION} listening on http://${server.hostname}:${server.port} ` +
-      `(pid ${process.pid}, data dir ${dataDir}, durability ${durability}, runtime ${"Deno" in globalThis ? "deno" : "node"})`,
+      `(pid ${process.pid}, data dir ${dataDir}, durability ${durability}, ${runtimeDescription()})`,
   );
 
   await new Promise<void>((resolve) => io.shutdown.addEventListener("abort", () => resolve(), { once: true }));

@@ -91,7 +91,7 @@ async function poll(broker: Broker, request: IncomingRequest): Promise<OutgoingR
 async function wait(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
-  const message = await broker.wait(agent, { timeoutMs });
+  const message = await broker.wait(agent, timeoutMs);
   return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
 }
 

@@ -1,6 +1,6 @@
-/** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) on the broker. */
+/** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
 import type { Broker } from "../broker/broker.ts";
-import { InteropError } from "../errors.ts";
+import { type ErrorCode, InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
 import type { Handler, IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
@@ -15,7 +15,6 @@ export interface RouterOptions {
   /** Called with errors that are bugs (not `InteropError`), for the log. */
   onInternalError(error: unknown): void;
 }
-
 
 type Route = (request: IncomingRequest) => Promise<OutgoingResponse>;
 
@@ -47,7 +46,8 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     const route = methods[request.method];
     if (route === undefined) {
       const allow = Object.keys(methods).join(", ");
-      throw new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${pathname}: use ${allow}`);
+      const error = new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${pathname}: use ${allow}`);
+      return Promise.resolve(errorResponse(error, { allow }));
     }
     return route(request);
   };
@@ -56,10 +56,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       return await dispatch(request);
     } catch (error) {
       if (!(error instanceof InteropError)) options.onInternalError(error);
-      const allow = error instanceof InteropError && error.code === "method_not_allowed"
-        ? Object.keys(routes[request.url.pathname] ?? {}).join(", ")
-        : undefined;
-      return errorResponse(error, allow ? { allow } : {});
+      return errorResponse(error);
     }
   };
 }
@@ -156,11 +153,11 @@ function parseTimeout(value: string | null): number {
   return Math.round(seconds * 1000);
 }
 
-function parseMessageId(value: string | null, field: string): number | undefined {
+function parseMessageId(value: string | null, field: string, code: ErrorCode = "invalid_query"): number | undefined {
   if (value === null) return undefined;
   const id = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(id)) {
-    throw new InteropError("invalid_query", `Invalid ${field}: ${JSON.stringify(value)}; it must be a message id`);
+    throw new InteropError(code, `Invalid ${field}: ${JSON.stringify(value)}; it must be a message id`);
   }
   return id;
 }
@@ -176,10 +173,5 @@ function parseLimit(value: string | null): number {
 
 /** An empty Last-Event-ID means "none", as EventSource sends it before any id was seen. */
 function parseLastEventId(value: string | null): number | undefined {
-  if (value === null || value.trim() === "") return undefined;
-  const id = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(id)) {
-    throw new InteropError("invalid_event_id", `Invalid Last-Event-ID: ${JSON.stringify(value)}; it must be a message id`);
-  }
-  return id;
+  return value === null || value.trim() === "" ? undefined : parseMessageId(value.trim(), "Last-Event-ID", "invalid_event_id");
 }

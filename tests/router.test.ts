@@ -186,3 +186,18 @@ test("GET /status keeps the old bridge's keys and adds pid, version and per-agen
     assert.equal(typeof body.version, "string");
   });
 });
+
+test("a publish retried with the same Idempotency-Key is stored once and answers with the first id", async () => {
+  await withRouter(async ({ json }) => {
+    const key = { "idempotency-key": "retry-7" };
+    const concurrent = await Promise.all([1, 2, 3].map(() => json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":1}', key)));
+    assert.deepEqual(new Set(concurrent.map((answer) => answer.body.id)).size, 1);
+    const later = await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":1}', key);
+    assert.equal(later.body.id, concurrent[0].body.id);
+    const otherSender = await json("POST", "/broadcast?from=solo&to=openclaw", '{"n":1}', key);
+    assert.notEqual(otherSender.body.id, later.body.id, "keys are per sender");
+    assert.equal((await json("GET", "/poll?agent=openclaw")).body.length, 2);
+    const tooLong = await json("POST", "/broadcast?from=hermes&to=openclaw", "{}", { "idempotency-key": "k".repeat(201) });
+    assert.equal(tooLong.status, 400);
+  });
+});

@@ -25,6 +25,13 @@ export interface BrokerOptions {
   now?: () => number;
 }
 
+export interface PublishOptions {
+  /** Answer this message: the reply joins its conversation, one hop deeper. */
+  replyTo?: number;
+  /** A publish retried with the same key (and sender) returns the first one's messages instead of storing again. */
+  idempotencyKey?: string;
+}
+
 /** Where a stream (or a replay) starts in an inbox. */
 export type StreamStart =
   /** After the last delivered message: what is pending, then live messages. */
@@ -46,6 +53,8 @@ export class Broker {
   #inboxes = new Map<AgentName, InboxRecord>();
   #streams = new Map<AgentName, StreamSession>();
   #waiters = new Waiters();
+  /** Publishes with an Idempotency-Key that are still committing, by sender and key. */
+  #publishing = new Map<string, Promise<Envelope[]>>();
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   #taken = new Set<number>();
   #lastId: number;
@@ -82,7 +91,33 @@ export class Broker {
    * Stores a message for `to`, or for every other known agent when `to` is omitted.
    * Resolves after the commit, with one envelope per recipient.
    */
-  async publish(from: AgentName, to: AgentName | undefined, payload: Payload, replyTo?: number): Promise<Envelope[]> {
+  async publish(from: AgentName, to: AgentName | undefined, payload: Payload, options: PublishOptions = {}): Promise<Envelope[]> {
+    const { idempotencyKey } = options;
+    if (idempotencyKey === undefined) return await this.#publishOnce(from, to, payload, options.replyTo);
+    // A retry while the first attempt is still committing shares its result; a later one finds it in the store.
+    const flightKey = `${from}\n${idempotencyKey}`;
+    const inFlight = this.#publishing.get(flightKey);
+    if (inFlight) return await inFlight;
+    const publishing = (async () => {
+      const earlier = await this.#store.findByKey(from, idempotencyKey);
+      if (earlier.length > 0) return earlier;
+      return await this.#publishOnce(from, to, payload, options.replyTo, idempotencyKey);
+    })();
+    this.#publishing.set(flightKey, publishing);
+    try {
+      return await publishing;
+    } finally {
+      this.#publishing.delete(flightKey);
+    }
+  }
+
+  async #publishOnce(
+    from: AgentName,
+    to: AgentName | undefined,
+    payload: Payload,
+    replyTo: number | undefined,
+    idempotencyKey?: string,
+  ): Promise<Envelope[]> {
     const thread = replyTo === undefined ? undefined : await this.#threadFor(replyTo);
     // A reply without a recipient goes back to whoever sent the message it answers.
     const recipient = to ?? (thread ? (await this.#store.find(replyTo!))!.from : undefined);
@@ -106,7 +141,9 @@ export class Broker {
     for (const inbox of inboxes) inbox.pending++;
     let stored: Envelope[];
     try {
-      stored = await this.#commits.append(recipients.map((name) => ({ from, to: name, payload, createdAt, thread })));
+      stored = await this.#commits.append(
+        recipients.map((name) => ({ from, to: name, payload, createdAt, thread, idempotencyKey })),
+      );
     } catch (error) {
       for (const inbox of inboxes) inbox.pending--;
       throw error;

@@ -20,6 +20,9 @@ Options:
   --to AGENT          recipient (default: every other known agent; for a reply, its sender)
   --reply-to ID       answer message ID: the reply carries reply_to, the conversation id
                       and a hop count (the broker refuses replies past serve --max-hops)
+  --key KEY           an idempotency key: sending again with the same --from and --key
+                      (a retry after a timeout, say) prints the first message's id instead
+                      of storing it twice, while the broker keeps the message (see --retention)
   --json JSON         send this JSON object instead of text
   --print-json        print the broker's JSON reply instead of the id
   --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
@@ -33,6 +36,7 @@ const OPTIONS = {
   from: { type: "string" },
   to: { type: "string" },
   "reply-to": { type: "string" },
+  key: { type: "string" },
   json: { type: "string" },
   "print-json": { type: "boolean", default: false },
   url: { type: "string" },
@@ -51,7 +55,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const replyTo = values["reply-to"] === undefined
     ? undefined
     : parseCount("send", "--reply-to", values["reply-to"], 1, Number.MAX_SAFE_INTEGER);
-  const reply = await new BrokerClient(brokerUrl(values.url, io.env)).send(from, to, payload, replyTo);
+  const reply = await new BrokerClient(brokerUrl(values.url, io.env)).send(from, to, payload, { replyTo, key: values.key });
   io.stdout(values["print-json"] ? JSON.stringify(reply) + "\n" : reply.ids.join("\n") + "\n");
   return 0;
 }

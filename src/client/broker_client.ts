@@ -28,13 +28,20 @@ export class BrokerClient {
 
   /**
    * Publishes `payload` from `from` to `to` (or to every other known agent). With `replyTo` it answers that
-   * message, and goes back to its sender unless `to` says otherwise.
+   * message, and goes back to its sender unless `to` says otherwise; with `key`, a retry is not stored twice.
    */
-  send(from: AgentName, to: AgentName | undefined, payload: Payload, replyTo?: number): Promise<SendReply> {
+  send(
+    from: AgentName,
+    to: AgentName | undefined,
+    payload: Payload,
+    options: { replyTo?: number; key?: string } = {},
+  ): Promise<SendReply> {
     const query = new URLSearchParams({ from });
     if (to !== undefined) query.set("to", to);
-    if (replyTo !== undefined) query.set("reply_to", String(replyTo));
-    return this.#json<SendReply>("POST", `/broadcast?${query}`, jsonBody(payload));
+    if (options.replyTo !== undefined) query.set("reply_to", String(options.replyTo));
+    const request = jsonBody(payload);
+    if (options.key !== undefined) request.headers["idempotency-key"] = options.key;
+    return this.#json<SendReply>("POST", `/broadcast?${query}`, request);
   }
 
   /** Sends a question and resolves with the reply; rejects with `reply_timeout` when none came in time. */

@@ -67,7 +67,7 @@ async function broadcast(broker: Broker, request: IncomingRequest, maxBodyBytes:
   const to = toParam === null ? undefined : parseAgentName(toParam, "to");
   const replyTo = parseMessageId(request.url.searchParams.get("reply_to"), "reply_to");
   const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
-  const stored = await broker.publish(from, to, payload, replyTo);
+  const stored = await broker.publish(from, to, payload, { replyTo, idempotencyKey: parseIdempotencyKey(request) });
   return jsonResponse(200, {
     delivered: true,
     id: stored[0].id,
@@ -160,6 +160,17 @@ function parseMessageId(value: string | null, field: string, code: ErrorCode = "
     throw new InteropError(code, `Invalid ${field}: ${JSON.stringify(value)}; it must be a message id`);
   }
   return id;
+}
+
+const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+
+function parseIdempotencyKey(request: IncomingRequest): string | undefined {
+  const key = request.header("idempotency-key");
+  if (key === null) return undefined;
+  if (key === "" || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw new InteropError("invalid_query", `Invalid Idempotency-Key: use 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
+  }
+  return key;
 }
 
 function parseLimit(value: string | null): number {

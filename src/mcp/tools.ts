@@ -38,7 +38,9 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       reply_to: z.number().int().positive().optional().describe("The id of the message this one answers."),
     },
   }, async ({ to, text, json, reply_to }) => {
-    const reply = await client.send(agent, to === undefined ? undefined : parseAgentName(to, "to"), payloadOf(text, json), reply_to);
+    const reply = await client.send(agent, to === undefined ? undefined : parseAgentName(to, "to"), payloadOf(text, json), {
+      replyTo: reply_to,
+    });
     return answer({ sent: true, ids: reply.ids, to: reply.to });
   });
 

@@ -24,9 +24,11 @@ CREATE TABLE IF NOT EXISTS messages (
   polled INTEGER NOT NULL DEFAULT 0,
   reply_to INTEGER,
   conversation INTEGER,
-  hops INTEGER
+  hops INTEGER,
+  idempotency_key TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_inbox ON messages (recipient, id);
+CREATE INDEX IF NOT EXISTS messages_by_key ON messages (sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS inboxes (
   agent TEXT PRIMARY KEY,
   delivered_id INTEGER NOT NULL DEFAULT 0,
@@ -104,7 +106,8 @@ export class SqliteStore implements MessageStore {
       });
     }
     this.#insert = this.#db.prepare(
-      "INSERT INTO messages (recipient, sender, created_at, payload, reply_to, conversation, hops) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      `INSERT INTO messages (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#upsertInbox = this.#db.prepare(`
       INSERT INTO inboxes (agent, delivered_id, last_seen) VALUES (:agent, coalesce(:delivered, 0), :seen)
@@ -165,6 +168,7 @@ export class SqliteStore implements MessageStore {
             message.thread?.replyTo ?? null,
             message.thread?.conversation ?? null,
             message.thread?.hops ?? null,
+            message.idempotencyKey ?? null,
           );
           const envelope: Envelope = {
             id: Number(lastInsertRowid),
@@ -211,6 +215,12 @@ export class SqliteStore implements MessageStore {
       const row = this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
       return row === undefined ? undefined : toEnvelope(row);
     });
+  }
+
+  findByKey(sender: AgentName, key: string): Promise<Envelope[]> {
+    return this.#attempt("read messages", () =>
+      (this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND idempotency_key = ? ORDER BY id`)
+        .all(sender, key) as unknown as MessageRow[]).map(toEnvelope));
   }
 
   idBefore(agent: AgentName, time: number): Promise<number> {

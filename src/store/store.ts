@@ -31,6 +31,8 @@ export interface NewMessage {
   /** Milliseconds since the epoch. */
   createdAt: number;
   thread?: Thread;
+  /** The publisher's Idempotency-Key: a retried publish with the same sender and key finds these messages. */
+  idempotencyKey?: string;
 }
 
 /** A change to one inbox; creates the inbox if it does not exist. */
@@ -65,6 +67,8 @@ export interface MessageStore {
   /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
   deadLetters(agent: AgentName): Promise<DeadLetter[]>;
+  /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
+  findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
   /** The message with this id, whoever it was for, or undefined if retention removed it. */
   find(id: number): Promise<Envelope | undefined>;
   /** The highest id for `agent` created before `time` (ms), or 0: where a read "since a time" starts. */

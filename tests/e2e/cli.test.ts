@@ -54,8 +54,10 @@ test("interop send, poll and status work against a real broker", async () => {
     assert.match(sent.stdout, /^\d+\n$/);
     const piped = await runCli(["send", "--from", "hermes", "--to", "openclaw"], { env, input: "from stdin\n" });
     assert.equal(piped.code, 0, piped.stderr);
-    const json = await runCli(["send", "--from", "hermes", "--to", "openclaw", "--json", '{"task":"review","n":3}', "--print-json"], { env });
+    const json = await runCli(["send", "--from", "hermes", "--to", "openclaw", "--json", '{"task":"review","n":3}', "--print-json", "--key", "k1"], { env });
     assert.equal(JSON.parse(json.stdout).delivered, true);
+    const retried = await runCli(["send", "--from", "hermes", "--to", "openclaw", "--json", '{"task":"review","n":3}', "--key", "k1"], { env });
+    assert.equal(retried.stdout, `${JSON.parse(json.stdout).id}\n`, "a retry with the same --key is not stored twice");
 
     const status = await runCli(["status", "--json", "--max-pending", "2"], { env });
     assert.equal(status.code, 5, "3 pending is more than 2");

@@ -8,6 +8,7 @@ import * as poll from "./cli/poll.ts";
 import * as send from "./cli/send.ts";
 import * as serve from "./cli/serve.ts";
 import * as status from "./cli/status.ts";
+import * as token from "./cli/token.ts";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import type { Io } from "./cli/io.ts";
 import { InteropError } from "./errors.ts";
@@ -22,6 +23,7 @@ const SUBCOMMANDS: Record<string, { run(args: string[], io: Io): Promise<number>
   status,
   mcp,
   integrate,
+  token,
 };
 
 const HELP = `interop ${VERSION} — a real-time message bridge between AI agents
@@ -37,10 +39,11 @@ Commands:
   status    show the broker's health (table, --json, exit codes for cron)
   mcp       an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
   integrate print (or --write) what plugs Hermes or OpenClaw into interop here
+  token     create, list and revoke access tokens
 
 Run 'interop <command> --help' for a command's options.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),
-INTEROP_DATA_DIR (serve's data dir).
+INTEROP_TOKEN (access token), INTEROP_DATA_DIR (serve's data dir).
 `;
 
 async function main(args: string[], io: Io): Promise<number> {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Authenticator } from "../src/auth/authenticator.ts";
+import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { createRouter } from "../src/http/router.ts";
 import type { AgentName } from "../src/message.ts";
@@ -27,7 +29,8 @@ async function withRouter(work: (fixture: Fixture) => Promise<void>, maxBodyByte
     heartbeatMs: 60_000,
     maxHops: 3,
   });
-  const handler = createRouter(broker, { maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
+  const auth = new Authenticator(new TokenFile(dir.path));
+  const handler = createRouter(broker, { auth, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
     handler(fromWebRequest(new Request(`http://localhost${path}`, { method, body, headers: { "content-type": "application/json", ...headers } })));
   const json = async (method: string, path: string, body?: string, headers?: Record<string, string>) => {

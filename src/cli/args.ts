@@ -1,5 +1,7 @@
 /** Flag parsing shared by the subcommands: `node:util` parseArgs, with usage errors that say what to do. */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { readFileSync } from "node:fs";
+import { BrokerClient } from "../client/broker_client.ts";
 import { InteropError } from "../errors.ts";
 
 /** Parses `args` strictly; an unknown or malformed flag is a usage error naming the subcommand's --help. */
@@ -23,6 +25,36 @@ export function usageError(command: string, message: string): InteropError {
 /** The broker URL: --url, else $INTEROP_URL, else the default port on loopback. */
 export function brokerUrl(flag: string | undefined, env: Record<string, string | undefined>): string {
   return (flag ?? env.INTEROP_URL ?? "http://127.0.0.1:18900").replace(/\/+$/, "");
+}
+
+/** The flags every command that talks to a broker takes. */
+export const CLIENT_OPTIONS = {
+  url: { type: "string" },
+  "token-file": { type: "string" },
+} as const;
+
+/** The help lines for CLIENT_OPTIONS. */
+export const CLIENT_HELP = `  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+  --token-file FILE   the agent's access token, when the broker has tokens (default
+                      $INTEROP_TOKEN; never pass a token as a flag: flags show in ps)`;
+
+/** A client for the broker the flags and environment name, with its token if any. */
+export function brokerClient(
+  values: { url?: string; "token-file"?: string },
+  env: Record<string, string | undefined>,
+  timeoutMs?: number,
+): BrokerClient {
+  return new BrokerClient(brokerUrl(values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN) });
+}
+
+/** A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment. */
+export function readSecret(file: string | undefined, fromEnv: string | undefined): string | undefined {
+  if (file === undefined) return fromEnv?.trim() || undefined;
+  try {
+    return readFileSync(file, "utf8").trim() || undefined;
+  } catch (cause) {
+    throw new InteropError("usage", `Cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;

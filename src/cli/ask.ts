@@ -1,8 +1,7 @@
 /** `interop ask`: send a question and wait for the reply to it. */
-import { BrokerClient } from "../client/broker_client.ts";
 import { InteropError } from "../errors.ts";
 import { fromWire, parseAgentName } from "../message.ts";
-import { brokerUrl, parseCount, parseFlags } from "./args.ts";
+import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { readMessageInput } from "./message_input.ts";
@@ -22,7 +21,7 @@ Options:
   --timeout SECONDS   how long to wait for the reply (default 120)
   --json JSON         ask with this JSON object instead of text
   --print-json        print the reply as JSON
-  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 the reply came, 7 no reply within --timeout (a later reply lands in the
@@ -35,7 +34,7 @@ const OPTIONS = {
   timeout: { type: "string", default: "120" },
   json: { type: "string" },
   "print-json": { type: "boolean", default: false },
-  url: { type: "string" },
+  ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -51,7 +50,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const payload = await readMessageInput("ask", positionals, values.json, io);
   let reply;
   try {
-    ({ reply } = await new BrokerClient(brokerUrl(values.url, io.env)).ask(from, to, payload, timeout));
+    ({ reply } = await brokerClient(values, io.env).ask(from, to, payload, timeout));
   } catch (error) {
     if (error instanceof InteropError && error.code === "reply_timeout") {
       io.stderr(`error: ${error.message.replace(/^Broker refused \(HTTP 504\): /, "")}\n`);

@@ -18,6 +18,7 @@ export function exitCodeFor(error: unknown): number {
   if (error.status !== undefined) return EXIT.rejected;
   switch (error.code) {
     case "usage":
+    case "insecure_bind":
     case "invalid_agent":
     case "invalid_json":
     case "invalid_body":

@@ -1,7 +1,6 @@
 /** `interop listen`: follow an agent's inbox and hand each message on, exactly once, across restarts of either side. */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BrokerClient } from "../client/broker_client.ts";
+import type { BrokerClient } from "../client/broker_client.ts";
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from "../client/backoff.ts";
 import { CursorFile } from "../client/cursor_file.ts";
 import { follow, type StreamedMessage } from "../client/follow.ts";
@@ -9,7 +8,7 @@ import { hermesWebhookTarget, openclawTarget, plainTarget } from "../client/push
 import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName } from "../message.ts";
 import { defaultListenStateDir } from "../paths.ts";
-import { brokerUrl, parseDuration, parseFlags, usageError } from "./args.ts";
+import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseDuration, parseFlags, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -25,11 +24,11 @@ to, timestamp}) to stdout, or to one OUTPUT:
   --out FILE          appended to FILE
   --exec CMD          CMD run by sh once per message, the JSON line on its stdin and
                       INTEROP_MESSAGE_ID in its environment; a non-zero exit is retried
-  --post URL          an HTTP POST of the JSON line (Bearer token from --token-file or
-                      $INTEROP_POST_TOKEN)
+  --post URL          an HTTP POST of the JSON line (Bearer token from --push-token-file
+                      or $INTEROP_POST_TOKEN)
   --openclaw URL      OpenClaw's gateway (e.g. http://127.0.0.1:18789): POST /hooks/wake
                       {"text", "mode": "now"}, or with --openclaw-agent ID POST /hooks/agent
-                      {"message", "agentId"}; hooks token from --token-file or
+                      {"message", "agentId"}; hooks token from --push-token-file or
                       $OPENCLAW_HOOKS_TOKEN
   --hermes-webhook URL  Hermes's webhook adapter (http://HOST:8644/webhooks/ROUTE), signed
                       with X-Webhook-Signature-V2; secret from --secret-file or
@@ -48,13 +47,13 @@ Options:
   --agent AGENT       whose inbox (default $INTEROP_AGENT)
   --state FILE        where the last id is kept (default
                       $XDG_STATE_HOME/interop/listen/AGENT.json)
-  --token-file FILE   Bearer token for --post and --openclaw (never pass secrets as flags:
-                      they show in ps)
+  --push-token-file FILE  Bearer token for --post and --openclaw (never pass secrets as
+                      flags: they show in ps)
   --secret-file FILE  signing secret for --hermes-webhook
   --openclaw-agent ID with --openclaw: start a turn for this agent via /hooks/agent
   --post-timeout DUR  a push with no answer after DUR is retried (default 30s)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s)
-  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+${CLIENT_HELP}
   --verbose           log reconnect details
   -h, --help          show this help
 
@@ -72,12 +71,12 @@ const OPTIONS = {
   openclaw: { type: "string" },
   "openclaw-agent": { type: "string" },
   "hermes-webhook": { type: "string" },
-  "token-file": { type: "string" },
+  "push-token-file": { type: "string" },
   "secret-file": { type: "string" },
   "post-timeout": { type: "string", default: "30s" },
   state: { type: "string" },
   "idle-timeout": { type: "string", default: "45s" },
-  url: { type: "string" },
+  ...CLIENT_OPTIONS,
   verbose: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -96,10 +95,9 @@ export async function run(args: string[], io: Io): Promise<number> {
   const outputs = OUTPUTS.filter((output) => values[output] !== undefined);
   if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"]);
-  const url = brokerUrl(values.url, io.env);
-  const client = new BrokerClient(url);
+  const client = brokerClient(values, io.env);
   const log = createLogger(io, "listen", values.verbose);
-  const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), url, agent);
+  const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.baseUrl, agent);
   const sink = chooseSink(values, io);
 
   await follow({
@@ -121,15 +119,15 @@ function chooseSink(values: Values, io: Io): MessageSink {
   if (values.out !== undefined) return fileSink(values.out);
   if (values.exec !== undefined) return execSink(values.exec, io);
   if (values.post !== undefined) {
-    return pushSink(plainTarget(values.post, secret(values["token-file"], io.env.INTEROP_POST_TOKEN)), postTimeoutMs);
+    return pushSink(plainTarget(values.post, readSecret(values["push-token-file"], io.env.INTEROP_POST_TOKEN)), postTimeoutMs);
   }
   if (values.openclaw !== undefined) {
-    const token = secret(values["token-file"], io.env.OPENCLAW_HOOKS_TOKEN);
-    if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --token-file FILE or $OPENCLAW_HOOKS_TOKEN");
+    const token = readSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN);
+    if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --push-token-file FILE or $OPENCLAW_HOOKS_TOKEN");
     return pushSink(openclawTarget(values.openclaw, token, values["openclaw-agent"]), postTimeoutMs);
   }
   if (values["hermes-webhook"] !== undefined) {
-    const key = secret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET);
+    const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET);
     if (key === undefined) {
       throw usageError("listen", "--hermes-webhook needs the route's secret: --secret-file FILE or $HERMES_WEBHOOK_SECRET");
     }
@@ -137,16 +135,6 @@ function chooseSink(values: Values, io: Io): MessageSink {
   }
   if (values["openclaw-agent"] !== undefined) throw usageError("listen", "--openclaw-agent goes with --openclaw URL");
   return stdoutSink(io);
-}
-
-/** A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment. */
-function secret(file: string | undefined, fromEnv: string | undefined): string | undefined {
-  if (file === undefined) return fromEnv?.trim() || undefined;
-  try {
-    return readFileSync(file, "utf8").trim() || undefined;
-  } catch (cause) {
-    throw new InteropError("usage", `Cannot read ${file}: ${(cause as Error).message}`, { cause });
-  }
 }
 
 /** The later of the state file's id and the output file's own last line: a kill between the two writes repeats nothing. */

@@ -5,11 +5,10 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/stdio.d.ts"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { BrokerClient } from "../client/broker_client.ts";
 import { registerTools } from "../mcp/tools.ts";
 import { parseAgentName } from "../message.ts";
 import { VERSION } from "../version.ts";
-import { brokerUrl, parseFlags } from "./args.ts";
+import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop mcp — an MCP server for one agent's inbox
@@ -34,7 +33,7 @@ OpenClaw (~/.openclaw/openclaw.json, or: openclaw mcp add):
 
 Options:
   --agent AGENT       the agent the tools act as (default $INTEROP_AGENT)
-  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 the client closed the session, 2 bad usage.
@@ -42,7 +41,7 @@ Exit codes: 0 the client closed the session, 2 bad usage.
 
 const OPTIONS = {
   agent: { type: "string" },
-  url: { type: "string" },
+  ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -54,7 +53,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const agent = parseAgentName(values.agent ?? io.env.INTEROP_AGENT, "--agent");
   const server = new McpServer({ name: "interop", version: VERSION });
-  registerTools(server, new BrokerClient(brokerUrl(values.url, io.env)), agent);
+  registerTools(server, brokerClient(values, io.env), agent);
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();

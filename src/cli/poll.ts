@@ -1,7 +1,6 @@
 /** `interop poll`: take an agent's pending messages, once. */
-import { BrokerClient } from "../client/broker_client.ts";
 import { DEFAULT_POLL_LIMIT, parseAgentName } from "../message.ts";
-import { brokerUrl, parseCount, parseFlags } from "./args.ts";
+import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop poll — print an agent's pending messages
@@ -15,7 +14,7 @@ metadata) and marks it delivered: the same inbox and cursor as 'listen' and
 Options:
   --agent AGENT       whose inbox (default $INTEROP_AGENT)
   --limit N           at most N messages (default: all, fetched ${DEFAULT_POLL_LIMIT} at a time)
-  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreachable,
@@ -25,7 +24,7 @@ Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreacha
 const OPTIONS = {
   agent: { type: "string" },
   limit: { type: "string" },
-  url: { type: "string" },
+  ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -37,7 +36,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const agent = parseAgentName(values.agent ?? io.env.INTEROP_AGENT, "--agent");
   let remaining = values.limit === undefined ? Infinity : parseCount("poll", "--limit", values.limit, 1, 1_000_000);
-  const client = new BrokerClient(brokerUrl(values.url, io.env));
+  const client = brokerClient(values, io.env);
   while (remaining > 0) {
     const page = await client.poll(agent, Math.min(remaining, DEFAULT_POLL_LIMIT));
     if (page.length > 0) io.stdout(page.map((message) => JSON.stringify(message) + "\n").join(""));

@@ -1,7 +1,6 @@
 /** `interop send`: publish one message. */
-import { BrokerClient } from "../client/broker_client.ts";
 import { parseAgentName } from "../message.ts";
-import { brokerUrl, parseCount, parseFlags } from "./args.ts";
+import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
 import { readMessageInput } from "./message_input.ts";
 
@@ -25,7 +24,7 @@ Options:
                       of storing it twice, while the broker keeps the message (see --retention)
   --json JSON         send this JSON object instead of text
   --print-json        print the broker's JSON reply instead of the id
-  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 sent (committed), 2 bad usage or message, 3 broker unreachable,
@@ -39,7 +38,7 @@ const OPTIONS = {
   key: { type: "string" },
   json: { type: "string" },
   "print-json": { type: "boolean", default: false },
-  url: { type: "string" },
+  ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -55,7 +54,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const replyTo = values["reply-to"] === undefined
     ? undefined
     : parseCount("send", "--reply-to", values["reply-to"], 1, Number.MAX_SAFE_INTEGER);
-  const reply = await new BrokerClient(brokerUrl(values.url, io.env)).send(from, to, payload, { replyTo, key: values.key });
+  const reply = await brokerClient(values, io.env).send(from, to, payload, { replyTo, key: values.key });
   io.stdout(values["print-json"] ? JSON.stringify(reply) + "\n" : reply.ids.join("\n") + "\n");
   return 0;
 }

@@ -1,6 +1,8 @@
 /** `interop serve`: the broker. */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Authenticator } from "../auth/authenticator.ts";
+import { TokenFile } from "../auth/token_file.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { createRouter } from "../http/router.ts";
@@ -37,11 +39,18 @@ Options:
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
+  --insecure            serve a non-loopback --host without tokens (anyone who can reach
+                        the port can then read and send every message)
   --verbose             log every request-level event to stderr
   -h, --help            show this help
 
 Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
-Exit codes: 0 stopped cleanly, 2 bad usage, 6 port or data dir in use, 1 other failure.
+Tokens: once 'interop token create' made one for the data dir, every request needs
+Authorization: Bearer TOKEN (or ?token=), and each token acts only as its own agent.
+Without tokens the broker must stay on loopback.
+
+Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in use,
+1 other failure.
 `;
 
 const OPTIONS = {
@@ -55,6 +64,7 @@ const OPTIONS = {
   retention: { type: "string", default: "24h" },
   heartbeat: { type: "string", default: "15s" },
   "max-hops": { type: "string", default: "10" },
+  insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -81,6 +91,17 @@ export async function run(args: string[], io: Io): Promise<number> {
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat);
   if (heartbeatMs < 100) throw usageError("serve", "Invalid --heartbeat: use at least 100ms");
   const log = createLogger(io, "serve", values.verbose);
+  const auth = new Authenticator(new TokenFile(dataDir));
+  if (!isLoopback(values.host) && !auth.enabled) {
+    if (!values.insecure) {
+      throw new InteropError(
+        "insecure_bind",
+        `Refusing to serve on ${values.host} without tokens: anyone who can reach it could read and send every message; ` +
+          `create a token per agent first (interop token create --agent NAME --data-dir ${dataDir}), or pass --insecure`,
+      );
+    }
+    log.warn(`INSECURE: serving on ${values.host} without tokens; anyone who can reach this port can read and send every message`);
+  }
 
   const store = openStore(dataDir, durability as Durability);
   const broker = await Broker.open({
@@ -98,6 +119,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       hostname: values.host,
       port,
       handler: createRouter(broker, {
+        auth,
         maxBodyBytes,
         retryMs: 2000,
         onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
@@ -125,6 +147,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   rmSync(ownerFile, { force: true });
   log.info("stopped");
   return 0;
+}
+
+/** Whether binding `host` keeps the broker on this machine. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** Opens the store; when another broker holds the data dir, names it from its owner file. */

@@ -1,9 +1,8 @@
 /** `interop status`: the broker's health, for people (a table) and for cron (--json, exit codes). */
-import { BrokerClient } from "../client/broker_client.ts";
 import { InteropError } from "../errors.ts";
 import { parseAgentName } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import { brokerUrl, parseCount, parseFlags } from "./args.ts";
+import { brokerClient, brokerUrl, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 
@@ -21,7 +20,7 @@ Options:
   --require A,B       unhealthy unless each named agent is online (stream open, or a
                       request within the last 60 s)
   --max-pending N     unhealthy if any agent has more than N undelivered messages
-  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending check failed,
@@ -32,7 +31,7 @@ const OPTIONS = {
   json: { type: "boolean", default: false },
   require: { type: "string" },
   "max-pending": { type: "string" },
-  url: { type: "string" },
+  ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -49,7 +48,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const url = brokerUrl(values.url, io.env);
   let report: StatusReport;
   try {
-    report = await new BrokerClient(url, { timeoutMs: 5000 }).status();
+    report = await brokerClient(values, io.env, 5000).status();
   } catch (error) {
     if (values.json && error instanceof InteropError && error.code === "unreachable") {
       io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");

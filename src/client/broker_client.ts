@@ -15,15 +15,19 @@ export interface SendReply {
 export interface BrokerClientOptions {
   /** Per request, except streams; default 10 s. */
   timeoutMs?: number;
+  /** Sent as `Authorization: Bearer …` when the broker has tokens. */
+  token?: string;
 }
 
 export class BrokerClient {
   readonly baseUrl: string;
   #timeoutMs: number;
+  #authorization: Record<string, string>;
 
   constructor(baseUrl: string, options: BrokerClientOptions = {}) {
     this.baseUrl = baseUrl;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#authorization = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
   }
 
   /**
@@ -103,7 +107,7 @@ export class BrokerClient {
   ): Promise<Response> {
     let response: Response;
     try {
-      response = await fetch(this.baseUrl + path, { method, ...init, signal });
+      response = await fetch(this.baseUrl + path, { method, body: init.body, headers: { ...init.headers, ...this.#authorization }, signal });
     } catch (cause) {
       const reason = cause instanceof Error && cause.name === "TimeoutError"
         ? `no answer within ${this.#timeoutMs} ms`

@@ -3,6 +3,7 @@
  * adapter among them) publish and subscribe with no code. Unlike ntfy, a subscriber that reconnects without
  * `since=` gets everything still pending for it, once.
  */
+import { authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, StreamStart } from "../broker/broker.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
@@ -12,7 +13,7 @@ import { jsonResponse, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
 
 export const NTFY_PREFIX = "/ntfy";
-/** The sender when the URL has no `@agent` segment and no `X-Interop-From` header. */
+/** The sender, without tokens, when the URL has no `@agent` segment and no `X-Interop-From` header. */
 export const DEFAULT_NTFY_SENDER = "ntfy";
 /** ntfy answers `poll=1` with at most this many messages; the rest come on the next poll. */
 const POLL_LIMIT = 1000;
@@ -29,12 +30,19 @@ interface NtfyPath {
 }
 
 /** Handles a request whose path starts with `/ntfy`. */
-export async function handleNtfy(broker: Broker, request: IncomingRequest, maxBodyBytes: number): Promise<OutgoingResponse> {
+export async function handleNtfy(
+  broker: Broker,
+  request: IncomingRequest,
+  caller: Caller,
+  maxBodyBytes: number,
+): Promise<OutgoingResponse> {
   const path = parsePath(request.url.pathname);
   const isPublish = request.method === "POST" || request.method === "PUT";
-  if (isPublish && path.format === undefined) return await publish(broker, request, path, maxBodyBytes);
+  if (isPublish && path.format === undefined) return await publish(broker, request, caller, path, maxBodyBytes);
   if (request.method === "GET" && path.topic !== undefined && path.format !== undefined) {
-    return await subscribe(broker, request, parseAgentName(path.topic, "topic"), path.format);
+    const topic = parseAgentName(path.topic, "topic");
+    authorize(caller, topic, "read the inbox of");
+    return await subscribe(broker, request, topic, path.format);
   }
   throw new InteropError(
     "not_found",
@@ -48,8 +56,19 @@ function parsePath(pathname: string): NtfyPath {
   return { sender, topic: segments[0], format: segments[1] };
 }
 
-async function publish(broker: Broker, request: IncomingRequest, path: NtfyPath, maxBodyBytes: number): Promise<OutgoingResponse> {
-  const from = parseAgentName(path.sender ?? request.header("x-interop-from") ?? DEFAULT_NTFY_SENDER, "sender");
+async function publish(
+  broker: Broker,
+  request: IncomingRequest,
+  caller: Caller,
+  path: NtfyPath,
+  maxBodyBytes: number,
+): Promise<OutgoingResponse> {
+  // With tokens on, the token says who publishes (ntfy clients send NTFY_TOKEN as Bearer).
+  const named = path.sender ?? request.header("x-interop-from") ?? undefined;
+  const from = caller === "anyone"
+    ? parseAgentName(named ?? DEFAULT_NTFY_SENDER, "sender")
+    : caller.agent;
+  if (named !== undefined) authorize(caller, parseAgentName(named, "sender"), "publish as");
   const body = await request.body(maxBodyBytes);
   let text: string;
   try {

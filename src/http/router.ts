@@ -1,4 +1,5 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
+import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
@@ -9,6 +10,7 @@ import { jsonResponse, streamResponse } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
 
 export interface RouterOptions {
+  auth: Authenticator;
   maxBodyBytes: number;
   /** The `retry:` advice sent to EventSource clients, in ms. */
   retryMs: number;
@@ -16,25 +18,30 @@ export interface RouterOptions {
   onInternalError(error: unknown): void;
 }
 
-type Route = (request: IncomingRequest) => Promise<OutgoingResponse>;
+type Route = (request: IncomingRequest, caller: Caller) => Promise<OutgoingResponse>;
 
 export function createRouter(broker: Broker, options: RouterOptions): Handler {
   const routes: Record<string, Partial<Record<string, Route>>> = {
-    "/broadcast": { POST: (request) => broadcast(broker, request, options.maxBodyBytes) },
-    "/poll": { GET: (request) => poll(broker, request) },
-    "/wait": { GET: (request) => wait(broker, request) },
-    "/ask": { POST: (request) => ask(broker, request, options.maxBodyBytes) },
-    "/subscribe": { GET: (request) => subscribe(broker, request, options.retryMs) },
+    "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes) },
+    "/poll": { GET: (request, caller) => poll(broker, request, caller) },
+    "/wait": { GET: (request, caller) => wait(broker, request, caller) },
+    "/ask": { POST: (request, caller) => ask(broker, request, caller, options.maxBodyBytes) },
+    "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, options.retryMs) },
     "/status": { GET: () => Promise.resolve(jsonResponse(200, broker.status())) },
     "/dead-letters": {
-      GET: (request) => listDeadLetters(broker, request),
-      POST: (request) => parkDeadLetter(broker, request),
+      GET: (request, caller) => listDeadLetters(broker, request, caller),
+      POST: (request, caller) => parkDeadLetter(broker, request, caller),
     },
   };
   const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
+    if (pathname === "/status" && request.method === "GET" && !hasCredentials(request) && options.auth.enabled) {
+      // Cron and load balancers may ask whether the broker is alive without a token; the details need one.
+      return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
+    }
+    const caller = options.auth.identify(request);
     if (pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`)) {
-      return handleNtfy(broker, request, options.maxBodyBytes);
+      return handleNtfy(broker, request, caller, options.maxBodyBytes);
     }
     const methods = routes[pathname];
     if (methods === undefined) {
@@ -49,7 +56,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       const error = new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${pathname}: use ${allow}`);
       return Promise.resolve(errorResponse(error, { allow }));
     }
-    return route(request);
+    return route(request, caller);
   };
   return async (request) => {
     try {
@@ -61,8 +68,9 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   };
 }
 
-async function broadcast(broker: Broker, request: IncomingRequest, maxBodyBytes: number): Promise<OutgoingResponse> {
+async function broadcast(broker: Broker, request: IncomingRequest, caller: Caller, maxBodyBytes: number): Promise<OutgoingResponse> {
   const from = parseAgentName(request.url.searchParams.get("from"), "from");
+  authorize(caller, from, "send as");
   const toParam = request.url.searchParams.get("to");
   const to = toParam === null ? undefined : parseAgentName(toParam, "to");
   const replyTo = parseMessageId(request.url.searchParams.get("reply_to"), "reply_to");
@@ -77,24 +85,27 @@ async function broadcast(broker: Broker, request: IncomingRequest, maxBodyBytes:
   });
 }
 
-async function poll(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+async function poll(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "read the inbox of");
   const limit = parseLimit(request.url.searchParams.get("limit"));
   const taken = await broker.poll(agent, limit);
   return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
 }
 
 /** Long poll: the next message for the agent (taken, as by /poll), or 204 after `timeout` seconds. */
-async function wait(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+async function wait(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const message = await broker.wait(agent, timeoutMs);
   return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
 }
 
 /** Publishes a question and answers with the reply to it, or 504 when none came within `timeout` seconds. */
-async function ask(broker: Broker, request: IncomingRequest, maxBodyBytes: number): Promise<OutgoingResponse> {
+async function ask(broker: Broker, request: IncomingRequest, caller: Caller, maxBodyBytes: number): Promise<OutgoingResponse> {
   const from = parseAgentName(request.url.searchParams.get("from"), "from");
+  authorize(caller, from, "ask as");
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
@@ -108,8 +119,9 @@ async function ask(broker: Broker, request: IncomingRequest, maxBodyBytes: numbe
   return jsonResponse(200, { question: question.id, reply: toWire(reply) });
 }
 
-async function subscribe(broker: Broker, request: IncomingRequest, retryMs: number): Promise<OutgoingResponse> {
+async function subscribe(broker: Broker, request: IncomingRequest, caller: Caller, retryMs: number): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "read the inbox of");
   const lastEventId = parseLastEventId(
     request.header("last-event-id") ?? request.url.searchParams.get("last_event_id"),
   );
@@ -121,8 +133,9 @@ async function subscribe(broker: Broker, request: IncomingRequest, retryMs: numb
   return streamResponse("text/event-stream; charset=utf-8", start);
 }
 
-async function parkDeadLetter(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "park dead letters for");
   const { id, reason } = parsePayload(await request.body(64 * 1024), request.header("content-type"));
   if (!Number.isSafeInteger(id) || typeof reason !== "string" || reason === "") {
     throw new InteropError("invalid_body", 'Invalid dead letter: send {"id": MESSAGE_ID, "reason": "why the receiver refused it"}');
@@ -131,8 +144,9 @@ async function parkDeadLetter(broker: Broker, request: IncomingRequest): Promise
   return jsonResponse(200, { parked: true, id });
 }
 
-async function listDeadLetters(broker: Broker, request: IncomingRequest): Promise<OutgoingResponse> {
+async function listDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "read the dead letters of");
   const letters = await broker.deadLetters(agent);
   return jsonResponse(200, letters.map((letter) => ({
     id: letter.messageId,
@@ -140,6 +154,10 @@ async function listDeadLetters(broker: Broker, request: IncomingRequest): Promis
     parked_at: new Date(letter.parkedAt).toISOString(),
     message: letter.message === undefined ? null : toWire(letter.message),
   })));
+}
+
+function hasCredentials(request: IncomingRequest): boolean {
+  return request.header("authorization") !== null || request.url.searchParams.has("token");
 }
 
 const MAX_WAIT_SECONDS = 3600;

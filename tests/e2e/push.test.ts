@@ -104,7 +104,7 @@ test("the OpenClaw preset posts /hooks/wake and /hooks/agent bodies with the hoo
   let wake: ChildProcess | undefined;
   let agentTurn: ChildProcess | undefined;
   try {
-    wake = spawnCli(["listen", "--agent", "leo", "--url", broker.url, "--openclaw", receiver.url, "--token-file", tokenFile, "--state", join(dir.path, "1")]);
+    wake = spawnCli(["listen", "--agent", "leo", "--url", broker.url, "--openclaw", receiver.url, "--push-token-file", tokenFile, "--state", join(dir.path, "1")]);
     agentTurn = spawnCli([
       "listen", "--agent", "leo2", "--url", broker.url, "--openclaw", `${receiver.url}/`, "--openclaw-agent", "main",
       "--state", join(dir.path, "2"),

@@ -1,0 +1,65 @@
+/** Who is calling: the agent a request's token belongs to, when the broker has tokens at all. */
+import { timingSafeEqual } from "node:crypto";
+import { InteropError } from "../errors.ts";
+import type { AgentName } from "../message.ts";
+import type { IncomingRequest } from "../runtime/types.ts";
+import { hashToken, type TokenFile, type TokenRecord } from "./token_file.ts";
+
+/** Tokens created or revoked while the broker runs take effect within this long. */
+const RELOAD_EVERY_MS = 1000;
+
+/** The caller of a request: an agent, or anyone when the broker has no tokens (loopback only). */
+export type Caller = { agent: AgentName } | "anyone";
+
+export class Authenticator {
+  #file: TokenFile;
+  #tokens: TokenRecord[] = [];
+  #loadedAt = -Infinity;
+  #modifiedAt = -1;
+
+  constructor(file: TokenFile) {
+    this.#file = file;
+  }
+
+  get enabled(): boolean {
+    this.#reload();
+    return this.#tokens.length > 0;
+  }
+
+  /**
+   * The caller, from `Authorization: Bearer …` or, for clients that cannot set headers, `?token=`.
+   * With tokens on, a missing or unknown token is 401.
+   */
+  identify(request: IncomingRequest): Caller {
+    if (!this.enabled) return "anyone";
+    const token = bearer(request.header("authorization")) ?? request.url.searchParams.get("token");
+    if (token === null) {
+      throw new InteropError("unauthorized", "Missing token: send Authorization: Bearer TOKEN (create one with 'interop token create')");
+    }
+    const hash = Buffer.from(hashToken(token), "hex");
+    const record = this.#tokens.find((candidate) => timingSafeEqual(Buffer.from(candidate.hash, "hex"), hash));
+    if (record === undefined) throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked");
+    return { agent: record.agent };
+  }
+
+  #reload(): void {
+    const now = Date.now();
+    if (now - this.#loadedAt < RELOAD_EVERY_MS) return;
+    this.#loadedAt = now;
+    const modifiedAt = this.#file.modifiedAt();
+    if (modifiedAt === this.#modifiedAt) return;
+    this.#modifiedAt = modifiedAt;
+    this.#tokens = this.#file.list();
+  }
+}
+
+/** Refuses a caller acting for another agent (403): sending as it, or reading its inbox. */
+export function authorize(caller: Caller, agent: AgentName, action: string): void {
+  if (caller === "anyone" || caller.agent === agent) return;
+  throw new InteropError("forbidden", `Forbidden: the token of ${caller.agent} cannot ${action} ${agent}`);
+}
+
+function bearer(header: string | null): string | null {
+  const match = header === null ? null : /^Bearer\s+(\S+)$/i.exec(header);
+  return match ? match[1] : null;
+}

@@ -5,7 +5,7 @@ import process from "node:process";
 import { test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, spawnCli, tempDir } from "../helpers/cli.ts";
-import { checkLedger, type Delivery, Ledger, Publisher, readDeliveries, readDeliveriesFile } from "../helpers/ledger.ts";
+import { allAckedDelivered, checkLedger, type Delivery, Ledger, Publisher, readDeliveries, readDeliveriesFile } from "../helpers/ledger.ts";
 
 const AGENT_ARGS = ["--agent", "openclaw"];
 
@@ -47,7 +47,7 @@ test("listen gets every acknowledged message once, in order, while the broker is
       broker = await startBroker({ port, dataDir });
     });
     const out = join(dir.path, "out.jsonl");
-    await waitFor(() => readDeliveriesFile(out).length >= ledger.acked.size, 30_000, "listen to catch up");
+    await waitFor(() => allAckedDelivered(ledger, readDeliveriesFile(out)), 30_000, "listen to catch up");
     const counts = checkLedger(ledger, readDeliveriesFile(out));
     assert.equal(counts.acked, 450);
     console.log(`broker SIGKILLed 3 times: ${JSON.stringify(counts)}`);
@@ -72,7 +72,7 @@ test("listen restarted after SIGKILL and SIGTERM neither loses nor repeats a mes
       listen = startListen(broker.url, dir.path);
     });
     const out = join(dir.path, "out.jsonl");
-    await waitFor(() => readDeliveriesFile(out).length >= 400, 30_000, "listen to catch up");
+    await waitFor(() => allAckedDelivered(ledger, readDeliveriesFile(out)), 30_000, "listen to catch up");
     const counts = checkLedger(ledger, readDeliveriesFile(out));
     assert.equal(counts.delivered, 400);
     console.log(`listen killed ${kills} times: ${JSON.stringify(counts)}`);

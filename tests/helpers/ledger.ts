@@ -70,6 +70,12 @@ export function readDeliveriesFile(path: string): Delivery[] {
   }
 }
 
+/** Whether every acknowledged message is among the deliveries (unanswered ones may be there too). */
+export function allAckedDelivered(ledger: Ledger, delivered: Delivery[]): boolean {
+  const seen = new Set(delivered.map((delivery) => delivery.key));
+  return [...ledger.acked.keys()].every((key) => seen.has(key));
+}
+
 /**
  * Every acknowledged message delivered exactly once, in order; anything else delivered was sent without an
  * answer (stored just before a crash). Returns the counts for the test's log.

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import { join } from "node:path";
+import { test } from "node:test";
+import { startBroker, waitFor } from "../helpers/broker.ts";
+import { type CliResult, runCli, spawnCli, collect, tempDir } from "../helpers/cli.ts";
+
+async function createToken(dataDir: string, agent: string): Promise<string> {
+  const result = await runCli(["token", "create", "--agent", agent, "--data-dir", dataDir]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^itk_[A-Za-z0-9_-]{43}\n$/);
+  return result.stdout.trim();
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+test("with tokens, each request needs one and a token acts only as its own agent", async () => {
+  const dir = tempDir();
+  const outputs: CliResult[] = [];
+  const broker = await startBroker({ dataDir: dir.path, args: ["--verbose"] });
+  try {
+    assert.equal((await fetch(`${broker.url}/poll?agent=hermes`)).status, 200, "no tokens yet: open on loopback");
+    const hermes = await createToken(dir.path, "hermes");
+    const openclaw = await createToken(dir.path, "openclaw");
+    assert.equal((statSync(join(dir.path, "tokens.json")).mode & 0o777), 0o600);
+    assert.doesNotMatch(readFileSync(join(dir.path, "tokens.json"), "utf8"), new RegExp(hermes), "only hashes are stored");
+
+    // Within a second the running broker requires them.
+    await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens to take effect");
+    const missing = await fetch(`${broker.url}/poll?agent=hermes`);
+    assert.equal((await missing.json()).code, "unauthorized");
+    assert.equal((await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer("itk_wrong") })).status, 401);
+
+    const liveness = await (await fetch(`${broker.url}/status`)).json();
+    assert.deepEqual(liveness, { service: "interop", ok: true, details: "send a token for details" });
+    assert.equal((await (await fetch(`${broker.url}/status`, { headers: bearer(hermes) })).json()).pid, broker.pid);
+
+    const ok = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", headers: bearer(hermes), body: '{"secret":"for openclaw"}' });
+    assert.equal(ok.status, 200);
+    const impersonation = await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes`, { method: "POST", headers: bearer(hermes), body: "{}" });
+    assert.equal(impersonation.status, 403);
+    assert.match((await impersonation.json()).error, /the token of hermes cannot send as openclaw/);
+    for (const path of [
+      "/poll?agent=openclaw",
+      "/wait?agent=openclaw&timeout=1",
+      "/subscribe?agent=openclaw&last_event_id=0",
+      "/dead-letters?agent=openclaw",
+      "/ntfy/openclaw/json?poll=1&since=all",
+    ]) {
+      const response = await fetch(`${broker.url}${path}`, { headers: bearer(hermes) });
+      assert.equal(response.status, 403, `reading another inbox: ${path}`);
+      assert.equal((await response.json()).code, "forbidden");
+    }
+    const asOther = await fetch(`${broker.url}/ntfy/@openclaw/hermes`, { method: "POST", headers: bearer(hermes), body: "hi" });
+    assert.equal(asOther.status, 403, "ntfy publishing as another agent");
+    const ntfyPublish = await fetch(`${broker.url}/ntfy/hermes`, { method: "POST", headers: bearer(openclaw), body: "via ntfy" });
+    assert.equal(ntfyPublish.status, 200);
+
+    // The owner reads its inbox, with the header or ?token= for clients that cannot set headers.
+    const mine = await (await fetch(`${broker.url}/poll?agent=openclaw&token=${openclaw}`)).json();
+    assert.deepEqual(mine.map((message: { secret: string }) => message.secret), ["for openclaw"]);
+
+    // CLI clients take the token from INTEROP_TOKEN or --token-file.
+    const tokenFile = join(dir.path, "hermes.token");
+    writeFileSync(tokenFile, hermes + "\n");
+    outputs.push(await runCli(["poll", "--agent", "hermes", "--url", broker.url, "--token-file", tokenFile]));
+    assert.equal(JSON.parse(outputs.at(-1)!.stdout).text, "via ntfy");
+    assert.equal(JSON.parse(outputs.at(-1)!.stdout).interop.from, "openclaw", "the token names the ntfy sender");
+    outputs.push(await runCli(["send", "--from", "hermes", "--to", "openclaw", "--url", broker.url, "hello"], { env: { INTEROP_TOKEN: hermes } }));
+    assert.equal(outputs.at(-1)!.code, 0);
+    outputs.push(await runCli(["send", "--from", "openclaw", "--url", broker.url, "spoof"], { env: { INTEROP_TOKEN: hermes } }));
+    assert.equal(outputs.at(-1)!.code, 4);
+    assert.match(outputs.at(-1)!.stderr, /HTTP 403.*cannot send as openclaw/);
+    outputs.push(await runCli(["status", "--url", broker.url, "--json"], { env: { INTEROP_TOKEN: hermes } }));
+    assert.equal(JSON.parse(outputs.at(-1)!.stdout).ok, true);
+
+    // A revoked token stops working.
+    const revoked = await runCli(["token", "revoke", "--agent", "hermes", "--data-dir", dir.path]);
+    assert.match(revoked.stdout, /^revoked tok_[0-9a-f]{12} \(hermes\)\n$/);
+    await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(hermes) })).status === 401, 5000, "the revocation");
+
+    const everything = broker.log() + outputs.map((output) => output.stdout + output.stderr).join("");
+    for (const token of [hermes, openclaw]) assert.ok(!everything.includes(token), "no token in any log line");
+  } finally {
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});
+
+test("interop serve refuses a non-loopback host without tokens, and --insecure says so loudly", async () => {
+  const dir = tempDir();
+  try {
+    const refused = await runCli(["serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", dir.path]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^error: Refusing to serve on 0\.0\.0\.0 without tokens: .*interop token create --agent NAME/);
+    const insecure = spawnCli(["serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", dir.path, "--insecure"]);
+    const done = collect(insecure);
+    let log = "";
+    insecure.stderr!.on("data", (chunk: string) => (log += chunk));
+    await waitFor(() => log.includes("listening on"), 10_000, "the insecure broker");
+    process.kill(insecure.pid!, "SIGTERM");
+    assert.match((await done).stderr, /warn: INSECURE: serving on 0\.0\.0\.0 without tokens/);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("listen reads its inbox with its token, and without one exits 4 saying why", async () => {
+  const dir = tempDir();
+  const broker = await startBroker({ dataDir: dir.path });
+  const hermes = await createToken(dir.path, "hermes");
+  const openclaw = await createToken(dir.path, "openclaw");
+  let listen: ReturnType<typeof spawnCli> | undefined;
+  try {
+    await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens on");
+    const anonymous = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "a")]);
+    assert.equal(anonymous.code, 4);
+    assert.match(anonymous.stderr, /error: Broker refused \(HTTP 401\): Missing token/);
+
+    listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "s")], { INTEROP_TOKEN: hermes });
+    const done = collect(listen);
+    let output = "";
+    listen.stdout!.on("data", (chunk: string) => (output += chunk));
+    const sent = await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes`, { method: "POST", headers: bearer(openclaw), body: '{"text":"with token"}' });
+    assert.equal(sent.status, 200);
+    await waitFor(() => output.includes("with token"), 15_000, "listen with its token");
+    process.kill(listen.pid!, "SIGTERM");
+    assert.equal((await done).code, 0);
+  } finally {
+    if (listen?.exitCode === null) process.kill(listen.pid!, "SIGKILL");
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import fc from "fast-check";
+import { Authenticator } from "../src/auth/authenticator.ts";
+import { TokenFile } from "../src/auth/token_file.ts";
+import { Broker } from "../src/broker/broker.ts";
+import { InteropError } from "../src/errors.ts";
+import { encodeEvent } from "../src/http/sse.ts";
+import { createRouter } from "../src/http/router.ts";
+import { type AgentName, fromWire, parseAgentName, parsePayload, toWire } from "../src/message.ts";
+import { isStream } from "../src/runtime/types.ts";
+import { fromWebRequest } from "../src/runtime/web.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+/** Strings that stress the edges: unicode, control characters, CR/LF/NUL, and the empty string. */
+const nastyString = fc.oneof(
+  fc.string({ unit: "binary", maxLength: 80 }),
+  fc.string({ unit: fc.constantFrom("\r", "\n", "\0", " ", "/", "a", "é", "🦉", "\u2028", ":", '"', "{"), maxLength: 40 }),
+  fc.constantFrom("", "hermes", "a".repeat(64), "a".repeat(65), "interop"),
+);
+
+test("parseAgentName() either accepts a valid name unchanged or throws invalid_agent", () => {
+  fc.assert(fc.property(nastyString, (value) => {
+    try {
+      assert.equal(parseAgentName(value), value);
+      assert.match(value, /^[a-z0-9][a-z0-9._-]{0,63}$/);
+    } catch (error) {
+      assert.ok(error instanceof InteropError && error.code === "invalid_agent", String(error));
+    }
+  }), { numRuns: 2000 });
+});
+
+test("parsePayload() returns a plain object without the reserved field, or a clear InteropError", () => {
+  const bodies = fc.oneof(
+    fc.uint8Array({ maxLength: 200 }),
+    nastyString.map((text) => new TextEncoder().encode(text)),
+    fc.jsonValue().map((value) => new TextEncoder().encode(JSON.stringify(value))),
+  );
+  const contentTypes = fc.constantFrom(null, "application/json", "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded");
+  fc.assert(fc.property(bodies, contentTypes, (body, contentType) => {
+    try {
+      const payload = parsePayload(body, contentType);
+      assert.equal(typeof payload, "object");
+      assert.ok(payload !== null && !Array.isArray(payload));
+      assert.ok(!Object.hasOwn(payload, "interop"));
+    } catch (error) {
+      assert.ok(error instanceof InteropError, String(error));
+      assert.ok(["invalid_json", "invalid_body"].includes(error.code), error.code);
+    }
+  }), { numRuns: 2000 });
+});
+
+test("a posted JSON object survives parsePayload, toWire, JSON and fromWire unchanged", () => {
+  const objects = fc.dictionary(nastyString.filter((key) => key !== "interop" && key !== "__proto__"), fc.jsonValue(), { maxKeys: 8 });
+  fc.assert(fc.property(objects, fc.nat(), (object, id) => {
+    const payload = parsePayload(new TextEncoder().encode(JSON.stringify(object)), "application/json");
+    assert.deepEqual(payload, JSON.parse(JSON.stringify(object)));
+    const envelope = { id, from: "a" as AgentName, to: "b" as AgentName, timestamp: new Date(0).toISOString(), payload };
+    assert.deepEqual(fromWire(JSON.parse(JSON.stringify(toWire(envelope)))), envelope);
+  }), { numRuns: 1000 });
+});
+
+test("no payload can break SSE framing: a parser reads back exactly one event with the same id and data", () => {
+  fc.assert(fc.property(nastyString, fc.nat(), (data, id) => {
+    const events: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    parser.feed(encodeEvent({ id, data }));
+    assert.equal(events.length, 1);
+    assert.equal(events[0].id, String(id));
+    assert.equal(events[0].data, data.replace(/\r\n|\r/g, "\n"));
+  }), { numRuns: 3000 });
+});
+
+test("random requests to the routes get a valid status and JSON, and never corrupt stored messages", async () => {
+  const dir = tempDir();
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open({
+    store,
+    dataDir: dir.path,
+    agents: ["hermes", "openclaw"] as AgentName[],
+    maxPending: 100_000,
+    retentionMs: 86_400_000,
+    heartbeatMs: 60_000,
+    maxHops: 10,
+  });
+  const handler = createRouter(broker, {
+    auth: new Authenticator(new TokenFile(dir.path)),
+    maxBodyBytes: 4096,
+    retryMs: 2000,
+    onInternalError: (error) => assert.fail(`internal error: ${error}`),
+  });
+  const published: unknown[] = [];
+  const paths = fc.constantFrom("/broadcast", "/broadcast", "/broadcast", "/broadcast", "/poll", "/status", "/wait", "/ask", "/dead-letters", "/ntfy", "/ntfy/hermes", "/ntfy/hermes/json", "/nope", "/");
+  // Valid names half the time, so requests get past validation and reach the store.
+  const values = fc.oneof(fc.constantFrom("hermes", "openclaw", "1"), nastyString);
+  const queries = fc.array(fc.tuple(fc.constantFrom("from", "agent"), fc.constantFrom("hermes")), { maxLength: 1 }).chain((valid) =>
+    fc.array(fc.tuple(fc.constantFrom("from", "to", "agent", "limit", "reply_to", "timeout", "since", "poll", "last_event_id"), values), { maxLength: 4 })
+      .map((random) => [...valid, ...random])
+  );
+  const bodies = fc.oneof(
+    fc.constant(undefined),
+    nastyString,
+    fc.jsonValue().map((value) => JSON.stringify(value)),
+    fc.dictionary(nastyString, fc.jsonValue(), { maxKeys: 5 }).map((value) => JSON.stringify(value)),
+    fc.dictionary(nastyString, fc.jsonValue(), { maxKeys: 5 }).map((value) => JSON.stringify(value)),
+    fc.dictionary(nastyString, fc.jsonValue(), { maxKeys: 5 }).map((value) => JSON.stringify(value)),
+    fc.constant("x".repeat(5000)),
+  );
+  const contentTypes = fc.constantFrom("application/json", "text/plain", "application/octet-stream", "");
+  try {
+    await fc.assert(fc.asyncProperty(fc.constantFrom("GET", "POST", "POST", "PUT", "DELETE"), paths, queries, bodies, contentTypes, async (method, path, query, body, contentType) => {
+      const url = new URL(`http://localhost${path}`);
+      for (const [key, value] of query) url.searchParams.append(key, value);
+      url.searchParams.set("timeout", "0.01"); // /wait and /ask would otherwise block for their default 30 s
+      url.searchParams.set("poll", "1"); // a stream would never end; ntfy answers poll=1 with a body
+      const request = new Request(url, { method, body: method === "GET" ? undefined : body ?? "", headers: { "content-type": contentType } });
+      const response = await handler(fromWebRequest(request));
+      if (isStream(response)) return; // /subscribe-like answers are streams: valid by construction
+      assert.ok([200, 204, 400, 404, 405, 409, 410, 413, 504].includes(response.status), `status ${response.status} for ${method} ${url}`);
+      if (response.status === 204) return;
+      const parsed = response.headers["content-type"].startsWith("application/json") ? JSON.parse(response.body) : undefined;
+      if (response.status >= 400) assert.equal(typeof parsed.error, "string");
+      if (method === "POST" && path === "/broadcast" && response.status === 200) published.push(...parsed.ids);
+    }), { numRuns: 1500 });
+    assert.ok(published.length > 10, `only ${published.length} publishes got through: the fuzzing is too shallow`);
+    // Everything acknowledged is still stored, whole and readable.
+    for (const id of published) {
+      const stored = await store.find(id as number);
+      assert.ok(stored !== undefined && typeof stored.payload === "object", `message ${id} is stored`);
+    }
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
+});

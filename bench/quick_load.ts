@@ -31,7 +31,7 @@ const command = COMMANDS[values.runtime];
 if (!command) throw new Error(`--runtime must be one of ${Object.keys(COMMANDS).join(", ")}`);
 
 const dataDir = mkdtempSync(join(tmpdir(), "interop-load-"));
-const broker = spawn(command[0], [...command.slice(1), "serve", "--port", "0", "--data-dir", dataDir, "--durability", values.durability], {
+const broker = spawn(command[0], [...command.slice(1), "serve", "--port", "0", "--data-dir", dataDir, "--durability", values.durability, "--rate-limit", "0"], {
   stdio: ["ignore", "ignore", "pipe"],
 });
 const url = await new Promise<string>((resolve, reject) => {

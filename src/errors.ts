@@ -10,6 +10,7 @@ export type ErrorCode =
   | "payload_too_large"
   | "no_recipient"
   | "inbox_full"
+  | "rate_limited"
   | "unknown_message"
   | "hop_limit"
   | "reply_timeout"
@@ -42,11 +43,14 @@ export class InteropError extends Error {
   readonly code: ErrorCode;
   /** The HTTP status the broker answered with, when the error came from a broker reply. */
   readonly status?: number;
+  /** When a retry may succeed, in seconds (rate limits). */
+  readonly retryAfter?: number;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number; retryAfter?: number }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "InteropError";
     this.code = code;
     this.status = options?.status;
+    this.retryAfter = options?.retryAfter;
   }
 }

@@ -88,6 +88,7 @@ test("GET /subscribe replays pending messages with ids and then follows live one
     assert.equal(response.headers["content-type"], "text/event-stream; charset=utf-8");
     assert.equal(response.headers["cache-control"], "no-cache");
     assert.equal(response.headers["x-accel-buffering"], "no");
+    assert.equal(response.headers["x-interop-start-after"], "0", "where the stream starts, for clients with no saved id");
     const stream = capture(response);
     await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":2}');
     await settle();
@@ -188,6 +189,38 @@ test("GET /status keeps the old bridge's keys and adds pid, version and per-agen
     assert.equal(body.pid, process.pid);
     assert.equal(typeof body.version, "string");
   });
+});
+
+test("a sender past the rate limit gets 429 with Retry-After, and other senders are not slowed", async () => {
+  const dir = tempDir();
+  let now = 1_000_000;
+  const broker = await Broker.open({
+    store: new SqliteStore(dir.path, "relaxed"),
+    dataDir: dir.path,
+    agents: ["hermes", "openclaw"] as AgentName[],
+    maxPending: 1000,
+    retentionMs: 86_400_000,
+    heartbeatMs: 60_000,
+    maxHops: 3,
+    rateLimit: 2,
+    now: () => now,
+  });
+  const handler = createRouter(broker, { auth: new Authenticator(new TokenFile(dir.path)), maxBodyBytes: 1024, retryMs: 2000, onInternalError: () => {} });
+  const post = (from: string) => handler(fromWebRequest(new Request(`http://localhost/broadcast?from=${from}&to=openclaw`, { method: "POST", body: "{}" })));
+  try {
+    for (let n = 0; n < 4; n++) assert.equal((await post("hermes")).status, 200, "a burst of twice the rate passes");
+    const limited = await post("hermes");
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers["retry-after"], "1");
+    assert.ok(!isStream(limited));
+    assert.match(JSON.parse(limited.body).error, /^Too many messages from hermes: the limit is 2 per second \(serve --rate-limit\); retry in 1 s$/);
+    assert.equal((await post("solo")).status, 200, "limits are per sender");
+    now += 1000;
+    assert.equal((await post("hermes")).status, 200, "the bucket refills");
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
 });
 
 test("a publish retried with the same Idempotency-Key is stored once and answers with the first id", async () => {

@@ -6,6 +6,7 @@ import type { DeadLetter, InboxRecord, MessageStore } from "../store/store.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
+import { RateLimiter } from "./rate_limiter.ts";
 import { buildStatus } from "./status.ts";
 import { StreamSession } from "./stream_session.ts";
 import { Waiters } from "./waiters.ts";
@@ -22,6 +23,8 @@ export interface BrokerOptions {
   heartbeatMs: number;
   /** The deepest reply chain accepted; deeper replies are refused, which stops agents auto-replying in a loop. */
   maxHops: number;
+  /** Messages per second one sender may publish (0: no limit), with bursts up to twice that. */
+  rateLimit?: number;
   now?: () => number;
 }
 
@@ -44,7 +47,11 @@ export type StreamStart =
 const PRUNE_EVERY_MS = 60_000;
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
-export type StreamStarter = (sink: StreamSink) => void;
+export interface PreparedStream {
+  /** The id the stream starts after, so a client with no saved position can save this one before reading. */
+  startAfter: number;
+  open(sink: StreamSink): void;
+}
 
 export class Broker {
   #options: BrokerOptions;
@@ -53,6 +60,7 @@ export class Broker {
   #inboxes = new Map<AgentName, InboxRecord>();
   #streams = new Map<AgentName, StreamSession>();
   #waiters = new Waiters();
+  #rateLimiter: RateLimiter;
   /** Publishes with an Idempotency-Key that are still committing, by sender and key. */
   #publishing = new Map<string, Promise<Envelope[]>>();
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
@@ -66,6 +74,7 @@ export class Broker {
     this.#options = options;
     this.#store = options.store;
     this.#commits = new CommitQueue(options.store);
+    this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
     this.#lastId = lastId;
@@ -118,6 +127,14 @@ export class Broker {
     replyTo: number | undefined,
     idempotencyKey?: string,
   ): Promise<Envelope[]> {
+    const retryAfter = this.#rateLimiter.take(from);
+    if (retryAfter !== undefined) {
+      throw new InteropError(
+        "rate_limited",
+        `Too many messages from ${from}: the limit is ${this.#options.rateLimit} per second (serve --rate-limit); retry in ${retryAfter} s`,
+        { retryAfter },
+      );
+    }
     const thread = replyTo === undefined ? undefined : await this.#threadFor(replyTo);
     // A reply without a recipient goes back to whoever sent the message it answers.
     const recipient = to ?? (thread ? (await this.#store.find(replyTo!))!.from : undefined);
@@ -228,10 +245,10 @@ export class Broker {
    * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
    * agent replaces the older one.
    */
-  async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
+  async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<PreparedStream> {
     const inbox = await this.#inboxFor(agent, true);
     const startAfter = await this.#resolveStart(inbox, start);
-    return (sink) => {
+    const open = (sink: StreamSink) => {
       this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
       const session = new StreamSession(agent, startAfter, sink, {
         readAfter: (name, after, limit) => this.#store.readAfter(name, after, limit),
@@ -247,6 +264,7 @@ export class Broker {
       this.#streams.set(agent, session);
       session.start();
     };
+    return { startAfter, open };
   }
 
   /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */

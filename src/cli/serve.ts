@@ -37,6 +37,8 @@ Options:
   --max-pending N       undelivered messages per inbox before publishes get 507 (default 100000)
   --retention DUR       how long delivered messages stay for replay (default 24h)
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
+  --rate-limit N        messages per second one sender may publish, bursts up to twice
+                        that (default 1000; 0 turns it off); past it: 429 and Retry-After
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
   --insecure            serve a non-loopback --host without tokens (anyone who can reach
@@ -64,6 +66,7 @@ const OPTIONS = {
   retention: { type: "string", default: "24h" },
   heartbeat: { type: "string", default: "15s" },
   "max-hops": { type: "string", default: "10" },
+  "rate-limit": { type: "string", default: "1000" },
   insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -112,6 +115,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     retentionMs,
     heartbeatMs,
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
+    rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
   });
   let server: HttpServer;
   try {

@@ -1,6 +1,6 @@
 /** The one HTTP client the subcommands share: send, poll, status, and opening a stream. */
 import { type ErrorCode, InteropError } from "../errors.ts";
-import type { AgentName, Payload, WireMessage } from "../message.ts";
+import { type AgentName, type Payload, START_AFTER_HEADER, type WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 
 /** The broker's answer to a publish. */
@@ -75,13 +75,21 @@ export class BrokerClient {
     return this.#json<StatusReport>("GET", "/status");
   }
 
-  /** Opens the agent's SSE stream, resuming after `lastEventId` when given; resolves once the headers are in. */
-  async openStream(agent: AgentName, lastEventId: number | undefined, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  /**
+   * Opens the agent's SSE stream, resuming after `lastEventId` when given; resolves once the headers are in,
+   * with the id the stream starts after (when the broker says).
+   */
+  async openStream(
+    agent: AgentName,
+    lastEventId: number | undefined,
+    signal: AbortSignal,
+  ): Promise<{ body: ReadableStream<Uint8Array>; startAfter: number | undefined }> {
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (lastEventId !== undefined) headers["last-event-id"] = String(lastEventId);
     const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, signal);
     if (response.body === null) throw new InteropError("rejected", "Broker sent a stream with no body");
-    return response.body;
+    const startAfter = Number(response.headers.get(START_AFTER_HEADER) ?? NaN);
+    return { body: response.body, startAfter: Number.isSafeInteger(startAfter) ? startAfter : undefined };
   }
 
   async #json<T>(

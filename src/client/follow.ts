@@ -18,7 +18,10 @@ export interface FollowOptions {
   lastEventId: number | undefined;
   /** Hands a message on; resolves once it is safely written. Called one at a time, in order. */
   deliver(message: StreamedMessage): Promise<void>;
-  /** Called after `deliver` resolved, or with undefined when the broker disowned the saved id. */
+  /**
+   * Saves the position: after `deliver` resolved, on the first connection (where the stream starts), or with
+   * undefined when the broker disowned the saved id.
+   */
   delivered(lastEventId: number | undefined): void;
   log: { info(message: string): void; warn(message: string): void; debug(message: string): void };
   signal: AbortSignal;
@@ -77,7 +80,13 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
   const idleMs = options.idleTimeoutMs ?? 45_000;
   let idle = setTimeout(stop, idleMs);
   try {
-    const body = await options.client.openStream(options.agent, lastEventId, connection.signal);
+    const { body, startAfter } = await options.client.openStream(options.agent, lastEventId, connection.signal);
+    if (lastEventId === undefined && startAfter !== undefined) {
+      // No saved position yet: keep the broker's, before reading, so that what the broker writes to this stream is
+      // replayed to a restarted listener even if this one dies before handling any of it.
+      options.delivered(startAfter);
+      advanced(startAfter);
+    }
     options.log.info(`connected to ${options.client.baseUrl} as ${options.agent}${lastEventId === undefined ? "" : `, resuming after ${lastEventId}`}`);
     const events: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });

@@ -20,6 +20,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   reply_timeout: 504,
   event_id_expired: 410,
   payload_too_large: 413,
+  rate_limited: 429,
   inbox_full: 507,
   storage_failed: 503,
 };
@@ -27,7 +28,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
 /** Answers an error; anything that is not an `InteropError` is a bug and becomes a bare 500. */
 export function errorResponse(error: unknown, headers: Record<string, string> = {}): BodyResponse {
   if (error instanceof InteropError) {
-    return jsonResponse(STATUS_BY_CODE[error.code] ?? 500, { error: error.message, code: error.code }, headers);
+    const retry: Record<string, string> = error.retryAfter === undefined ? {} : { "retry-after": String(error.retryAfter) };
+    return jsonResponse(STATUS_BY_CODE[error.code] ?? 500, { error: error.message, code: error.code }, { ...headers, ...retry });
   }
   return jsonResponse(500, { error: "Internal error: see the broker's log", code: "internal" }, headers);
 }

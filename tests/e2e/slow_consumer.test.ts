@@ -15,7 +15,7 @@ function rssBytes(pid: number): number {
 }
 
 test("a subscriber that reads nothing while 100,000 messages are published costs bounded memory, then gets them all in order", async () => {
-  const broker = await startBroker({ args: ["--durability", "relaxed"] });
+  const broker = await startBroker({ args: ["--durability", "relaxed", "--rate-limit", "0"] });
   // A client that opens the stream and never reads from it.
   const stalled = connect(broker.port, "127.0.0.1");
   stalled.pause();

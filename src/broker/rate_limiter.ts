@@ -1,0 +1,30 @@
+/** Per-sender publish rate limits: a token bucket each, so bursts pass and a runaway sender is slowed, never dropped. */
+
+export class RateLimiter {
+  #perSecond: number;
+  #burst: number;
+  #buckets = new Map<string, { tokens: number; at: number }>();
+  #now: () => number;
+
+  /** `perSecond` 0 turns limiting off. */
+  constructor(perSecond: number, burst: number, now: () => number = Date.now) {
+    this.#perSecond = perSecond;
+    this.#burst = Math.max(burst, 1);
+    this.#now = now;
+  }
+
+  /** Takes `count` tokens for `sender`; returns undefined if allowed, else the seconds to wait before retrying. */
+  take(sender: string, count = 1): number | undefined {
+    if (this.#perSecond === 0) return undefined;
+    const now = this.#now();
+    const bucket = this.#buckets.get(sender) ?? { tokens: this.#burst, at: now };
+    bucket.tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond);
+    bucket.at = now;
+    this.#buckets.set(sender, bucket);
+    if (bucket.tokens >= count) {
+      bucket.tokens -= count;
+      return undefined;
+    }
+    return Math.max(1, Math.ceil((count - bucket.tokens) / this.#perSecond));
+  }
+}

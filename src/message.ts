@@ -53,9 +53,6 @@ export const MAX_AGENT_NAME_LENGTH = 64;
 /** The default cap on a published body, in bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-/** The response header of a stream naming the id it starts after. */
-export const START_AFTER_HEADER = "x-interop-start-after";
-
 /** Messages one `/poll` returns unless `limit=` says otherwise, and the most it may ask for. */
 export const DEFAULT_POLL_LIMIT = 1000;
 export const MAX_POLL_LIMIT = 10_000;

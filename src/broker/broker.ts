@@ -47,11 +47,7 @@ export type StreamStart =
 const PRUNE_EVERY_MS = 60_000;
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
-export interface PreparedStream {
-  /** The id the stream starts after, so a client with no saved position can save this one before reading. */
-  startAfter: number;
-  open(sink: StreamSink): void;
-}
+export type StreamStarter = (sink: StreamSink) => void;
 
 export class Broker {
   #options: BrokerOptions;
@@ -245,10 +241,10 @@ export class Broker {
    * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
    * agent replaces the older one.
    */
-  async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<PreparedStream> {
+  async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     const inbox = await this.#inboxFor(agent, true);
     const startAfter = await this.#resolveStart(inbox, start);
-    const open = (sink: StreamSink) => {
+    return (sink) => {
       this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
       const session = new StreamSession(agent, startAfter, sink, {
         readAfter: (name, after, limit) => this.#store.readAfter(name, after, limit),
@@ -264,7 +260,6 @@ export class Broker {
       this.#streams.set(agent, session);
       session.start();
     };
-    return { startAfter, open };
   }
 
   /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */

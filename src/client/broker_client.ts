@@ -1,6 +1,6 @@
 /** The one HTTP client the subcommands share: send, poll, status, and opening a stream. */
 import { type ErrorCode, InteropError } from "../errors.ts";
-import { type AgentName, type Payload, START_AFTER_HEADER, type WireMessage } from "../message.ts";
+import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 
 /** The broker's answer to a publish. */
@@ -71,25 +71,31 @@ export class BrokerClient {
     return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));
   }
 
-  status(): Promise<StatusReport> {
-    return this.#json<StatusReport>("GET", "/status");
+  async status(): Promise<StatusReport> {
+    const report = await this.#json<StatusReport>("GET", "/status");
+    // A broker with tokens answers a request without one with a bare liveness object.
+    if (report.agents === undefined) {
+      throw new InteropError(
+        "unauthorized",
+        "Broker refused (HTTP 401): Missing token: the broker has tokens; pass --token-file FILE or set INTEROP_TOKEN",
+        { status: 401 },
+      );
+    }
+    return report;
   }
 
-  /**
-   * Opens the agent's SSE stream, resuming after `lastEventId` when given; resolves once the headers are in,
-   * with the id the stream starts after (when the broker says).
-   */
-  async openStream(
-    agent: AgentName,
-    lastEventId: number | undefined,
-    signal: AbortSignal,
-  ): Promise<{ body: ReadableStream<Uint8Array>; startAfter: number | undefined }> {
-    const headers: Record<string, string> = { accept: "text/event-stream" };
-    if (lastEventId !== undefined) headers["last-event-id"] = String(lastEventId);
+  /** Opens the agent's SSE stream, resuming after `lastEventId`; resolves once the headers are in. */
+  async openStream(agent: AgentName, lastEventId: number, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const headers = { accept: "text/event-stream", "last-event-id": String(lastEventId) };
     const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, signal);
     if (response.body === null) throw new InteropError("rejected", "Broker sent a stream with no body");
-    const startAfter = Number(response.headers.get(START_AFTER_HEADER) ?? NaN);
-    return { body: response.body, startAfter: Number.isSafeInteger(startAfter) ? startAfter : undefined };
+    return response.body;
+  }
+
+  /** Where the agent's inbox stands: the last message delivered to it (or the broker's last id for a new agent). */
+  async position(agent: AgentName): Promise<number> {
+    const status = await this.status();
+    return status.agents[agent]?.delivered_id ?? status.last_id;
   }
 
   async #json<T>(

@@ -19,7 +19,7 @@ export interface FollowOptions {
   /** Hands a message on; resolves once it is safely written. Called one at a time, in order. */
   deliver(message: StreamedMessage): Promise<void>;
   /**
-   * Saves the position: after `deliver` resolved, on the first connection (where the stream starts), or with
+   * Saves the position: after `deliver` resolved, before the first connection (where the inbox stands), or with
    * undefined when the broker disowned the saved id.
    */
   delivered(lastEventId: number | undefined): void;
@@ -80,14 +80,15 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
   const idleMs = options.idleTimeoutMs ?? 45_000;
   let idle = setTimeout(stop, idleMs);
   try {
-    const { body, startAfter } = await options.client.openStream(options.agent, lastEventId, connection.signal);
-    if (lastEventId === undefined && startAfter !== undefined) {
-      // No saved position yet: keep the broker's, before reading, so that what the broker writes to this stream is
-      // replayed to a restarted listener even if this one dies before handling any of it.
-      options.delivered(startAfter);
-      advanced(startAfter);
+    if (lastEventId === undefined) {
+      // No saved position: take the inbox's and save it before the stream opens. The broker counts what it writes
+      // to a stream as delivered, so a listener that died before handling any of it would otherwise skip it.
+      lastEventId = await options.client.position(options.agent);
+      options.delivered(lastEventId);
+      advanced(lastEventId);
     }
-    options.log.info(`connected to ${options.client.baseUrl} as ${options.agent}${lastEventId === undefined ? "" : `, resuming after ${lastEventId}`}`);
+    const body = await options.client.openStream(options.agent, lastEventId, connection.signal);
+    options.log.info(`connected to ${options.client.baseUrl} as ${options.agent}, resuming after ${lastEventId}`);
     const events: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });
     const decoder = new TextDecoder();

@@ -1,6 +1,5 @@
 /** The two kinds of successful answer the routes build: a JSON body, or a stream. */
-import type { PreparedStream } from "../broker/broker.ts";
-import { START_AFTER_HEADER } from "../message.ts";
+import type { StreamStarter } from "../broker/broker.ts";
 import type { BodyResponse, OutgoingResponse } from "../runtime/types.ts";
 
 export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
@@ -12,16 +11,10 @@ export function jsonResponse(status: number, value: unknown, headers: Record<str
 }
 
 /** A streaming answer that no proxy buffers or caches. */
-export function streamResponse(contentType: string, stream: PreparedStream): OutgoingResponse {
+export function streamResponse(contentType: string, open: StreamStarter): OutgoingResponse {
   return {
     status: 200,
-    headers: {
-      "content-type": contentType,
-      "cache-control": "no-cache",
-      "x-accel-buffering": "no",
-      connection: "keep-alive",
-      [START_AFTER_HEADER]: String(stream.startAfter),
-    },
-    open: stream.open,
+    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive" },
+    open,
   };
 }

@@ -81,7 +81,11 @@ export class SqliteStore implements MessageStore {
 
   /** Opens (creating if needed) the store in `dataDir`; throws `data_dir_locked` if another broker has it. */
   constructor(dataDir: string, durability: Durability) {
-    mkdirSync(dataDir, { recursive: true });
+    try {
+      mkdirSync(dataDir, { recursive: true });
+    } catch (cause) {
+      throw new InteropError("storage_failed", `Cannot create data dir ${dataDir}: ${(cause as Error).message}`, { cause });
+    }
     this.location = join(dataDir, DATABASE_FILE);
     try {
       this.#db = new DatabaseSync(this.location, { timeout: 0 });

@@ -18,7 +18,10 @@ interface Fixture {
   json(method: string, path: string, body?: string, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
 }
 
-async function withRouter(work: (fixture: Fixture) => Promise<void>, maxBodyBytes = 1024): Promise<void> {
+async function withRouter(
+  work: (fixture: Fixture) => Promise<void>,
+  { maxBodyBytes = 1024, rateLimit = 0, now = Date.now }: { maxBodyBytes?: number; rateLimit?: number; now?: () => number } = {},
+): Promise<void> {
   const dir = tempDir();
   const broker = await Broker.open({
     store: new SqliteStore(dir.path, "relaxed"),
@@ -28,6 +31,8 @@ async function withRouter(work: (fixture: Fixture) => Promise<void>, maxBodyByte
     retentionMs: 86_400_000,
     heartbeatMs: 60_000,
     maxHops: 3,
+    rateLimit,
+    now,
   });
   const auth = new Authenticator(new TokenFile(dir.path));
   const handler = createRouter(broker, { auth, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
@@ -191,35 +196,20 @@ test("GET /status keeps the old bridge's keys and adds pid, version and per-agen
 });
 
 test("a sender past the rate limit gets 429 with Retry-After, and other senders are not slowed", async () => {
-  const dir = tempDir();
   let now = 1_000_000;
-  const broker = await Broker.open({
-    store: new SqliteStore(dir.path, "relaxed"),
-    dataDir: dir.path,
-    agents: ["hermes", "openclaw"] as AgentName[],
-    maxPending: 1000,
-    retentionMs: 86_400_000,
-    heartbeatMs: 60_000,
-    maxHops: 3,
-    rateLimit: 2,
-    now: () => now,
-  });
-  const handler = createRouter(broker, { auth: new Authenticator(new TokenFile(dir.path)), maxBodyBytes: 1024, retryMs: 2000, onInternalError: () => {} });
-  const post = (from: string) => handler(fromWebRequest(new Request(`http://localhost/broadcast?from=${from}&to=openclaw`, { method: "POST", body: "{}" })));
-  try {
+  await withRouter(async ({ call, json }) => {
+    let inbox = 0; // a new recipient each time, so the pending cap (5) stays out of the way
+    const post = (from: string) => json("POST", `/broadcast?from=${from}&to=r${inbox++}`, "{}");
     for (let n = 0; n < 4; n++) assert.equal((await post("hermes")).status, 200, "a burst of twice the rate passes");
-    const limited = await post("hermes");
+    const limited = await call("POST", "/broadcast?from=hermes&to=r-limited", "{}");
+    assert.ok(!isStream(limited));
     assert.equal(limited.status, 429);
     assert.equal(limited.headers["retry-after"], "1");
-    assert.ok(!isStream(limited));
     assert.match(JSON.parse(limited.body).error, /^Too many messages from hermes: the limit is 2 per second \(serve --rate-limit\); retry in 1 s$/);
     assert.equal((await post("solo")).status, 200, "limits are per sender");
     now += 1000;
     assert.equal((await post("hermes")).status, 200, "the bucket refills");
-  } finally {
-    await broker.close();
-    dir.cleanup();
-  }
+  }, { rateLimit: 2, now: () => now });
 });
 
 test("a publish retried with the same Idempotency-Key is stored once and answers with the first id", async () => {

@@ -6,7 +6,9 @@ import type { DeadLetter, InboxRecord, MessageStore } from "../store/store.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
+import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
+import { replyContext } from "./replies.ts";
 import { buildStatus } from "./status.ts";
 import { StreamSession } from "./stream_session.ts";
 import { Waiters } from "./waiters.ts";
@@ -57,8 +59,7 @@ export class Broker {
   #streams = new Map<AgentName, StreamSession>();
   #waiters = new Waiters();
   #rateLimiter: RateLimiter;
-  /** Publishes with an Idempotency-Key that are still committing, by sender and key. */
-  #publishing = new Map<string, Promise<Envelope[]>>();
+  #idempotent: IdempotentPublishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   #taken = new Set<number>();
   #lastId: number;
@@ -70,6 +71,7 @@ export class Broker {
     this.#options = options;
     this.#store = options.store;
     this.#commits = new CommitQueue(options.store);
+    this.#idempotent = new IdempotentPublishes(options.store);
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
@@ -97,23 +99,9 @@ export class Broker {
    * Resolves after the commit, with one envelope per recipient.
    */
   async publish(from: AgentName, to: AgentName | undefined, payload: Payload, options: PublishOptions = {}): Promise<Envelope[]> {
-    const { idempotencyKey } = options;
-    if (idempotencyKey === undefined) return await this.#publishOnce(from, to, payload, options.replyTo);
-    // A retry while the first attempt is still committing shares its result; a later one finds it in the store.
-    const flightKey = `${from}\n${idempotencyKey}`;
-    const inFlight = this.#publishing.get(flightKey);
-    if (inFlight) return await inFlight;
-    const publishing = (async () => {
-      const earlier = await this.#store.findByKey(from, idempotencyKey);
-      if (earlier.length > 0) return earlier;
-      return await this.#publishOnce(from, to, payload, options.replyTo, idempotencyKey);
-    })();
-    this.#publishing.set(flightKey, publishing);
-    try {
-      return await publishing;
-    } finally {
-      this.#publishing.delete(flightKey);
-    }
+    const { idempotencyKey, replyTo } = options;
+    if (idempotencyKey === undefined) return await this.#publishOnce(from, to, payload, replyTo);
+    return await this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payload, replyTo, idempotencyKey));
   }
 
   async #publishOnce(
@@ -123,17 +111,11 @@ export class Broker {
     replyTo: number | undefined,
     idempotencyKey?: string,
   ): Promise<Envelope[]> {
-    const retryAfter = this.#rateLimiter.take(from);
-    if (retryAfter !== undefined) {
-      throw new InteropError(
-        "rate_limited",
-        `Too many messages from ${from}: the limit is ${this.#options.rateLimit} per second (serve --rate-limit); retry in ${retryAfter} s`,
-        { retryAfter },
-      );
-    }
-    const thread = replyTo === undefined ? undefined : await this.#threadFor(replyTo);
+    this.#rateLimiter.admit(from);
+    const reply = replyTo === undefined ? undefined : await replyContext(this.#store, replyTo, this.#options.maxHops);
+    const thread = reply?.thread;
     // A reply without a recipient goes back to whoever sent the message it answers.
-    const recipient = to ?? (thread ? (await this.#store.find(replyTo!))!.from : undefined);
+    const recipient = to ?? reply?.originalSender;
     const recipients = recipient !== undefined ? [recipient] : [...this.#inboxes.keys()].filter((agent) => agent !== from);
     if (recipients.length === 0) {
       throw new InteropError(
@@ -184,22 +166,6 @@ export class Broker {
     // Registered in the same turn as the commit: the reply cannot arrive before it.
     const reply = await this.#waiters.wait(from, question.id, timeoutMs);
     return { question, reply };
-  }
-
-  /** Where a reply to `replyTo` sits: same conversation, one hop deeper; refused past the hop cap. */
-  async #threadFor(replyTo: number) {
-    const original = await this.#store.find(replyTo);
-    if (original === undefined) {
-      throw new InteropError("unknown_message", `Cannot reply to message ${replyTo}: no such message (or retention removed it)`);
-    }
-    const hops = (original.thread?.hops ?? 0) + 1;
-    if (hops > this.#options.maxHops) {
-      throw new InteropError(
-        "hop_limit",
-        `Reply refused: message ${replyTo} is already ${hops - 1} replies deep (the cap is ${this.#options.maxHops}, serve --max-hops); two agents auto-replying to each other are looping`,
-      );
-    }
-    return { replyTo, conversation: original.thread?.conversation ?? original.id, hops };
   }
 
   /** Marks a message handed to a waiter as delivered, out of order if need be. */

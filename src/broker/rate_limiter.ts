@@ -1,4 +1,5 @@
 /** Per-sender publish rate limits: a token bucket each, so bursts pass and a runaway sender is slowed, never dropped. */
+import { InteropError } from "../errors.ts";
 
 export class RateLimiter {
   #perSecond: number;
@@ -13,8 +14,19 @@ export class RateLimiter {
     this.#now = now;
   }
 
+  /** Lets one message from `sender` through, or refuses it with `rate_limited` and when to retry. */
+  admit(sender: string): void {
+    const retryAfter = this.#take(sender, 1);
+    if (retryAfter === undefined) return;
+    throw new InteropError(
+      "rate_limited",
+      `Too many messages from ${sender}: the limit is ${this.#perSecond} per second (serve --rate-limit); retry in ${retryAfter} s`,
+      { retryAfter },
+    );
+  }
+
   /** Takes `count` tokens for `sender`; returns undefined if allowed, else the seconds to wait before retrying. */
-  take(sender: string, count = 1): number | undefined {
+  #take(sender: string, count: number): number | undefined {
     if (this.#perSecond === 0) return undefined;
     const now = this.#now();
     const bucket = this.#buckets.get(sender) ?? { tokens: this.#burst, at: now };

@@ -83,6 +83,7 @@ test("random requests to the routes get a valid status and JSON, and never corru
     maxPending: 100_000,
     retentionMs: 86_400_000,
     heartbeatMs: 60_000,
+    writeTimeoutMs: 60_000,
     maxHops: 10,
   });
   const handler = createRouter(broker, {

@@ -30,6 +30,7 @@ async function withRouter(
     maxPending: 5,
     retentionMs: 86_400_000,
     heartbeatMs: 60_000,
+    writeTimeoutMs: 60_000,
     maxHops: 3,
     rateLimit,
     now,
@@ -64,6 +65,7 @@ function capture(response: OutgoingResponse): { text(): string; close(): void } 
     },
     drained: () => Promise.resolve(),
     close: () => closed.abort(),
+    destroy: () => closed.abort(),
     closed: closed.signal,
   };
   response.open(sink);

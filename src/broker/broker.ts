@@ -23,6 +23,8 @@ export interface BrokerOptions {
   /** How long delivered messages stay for replay, in ms. */
   retentionMs: number;
   heartbeatMs: number;
+  /** How long a stream's client may read nothing while data waits before it is cut off, in ms. */
+  writeTimeoutMs: number;
   /** The deepest reply chain accepted; deeper replies are refused, which stops agents auto-replying in a loop. */
   maxHops: number;
   /** Messages per second one sender may publish (0: no limit), with bursts up to twice that. */
@@ -222,6 +224,7 @@ export class Broker {
           this.#touch(agent);
         },
         format,
+        writeTimeoutMs: this.#options.writeTimeoutMs,
       });
       this.#streams.set(agent, session);
       session.start();

@@ -19,6 +19,8 @@ export interface StreamSessionDeps {
   /** Called once when the stream ends, whoever ended it. */
   ended(session: StreamSession): void;
   format: StreamFormat;
+  /** A client that reads nothing for this long while data waits for it is cut off (it resumes by its last id). */
+  writeTimeoutMs: number;
 }
 
 /**
@@ -77,7 +79,10 @@ export class StreamSession {
     this.#live = false;
     try {
       while (!this.closed) {
-        await this.#sink.drained();
+        if (!await this.#drainedInTime()) {
+          this.#sink.destroy();
+          return;
+        }
         this.#offersWhileCatchingUp = 0;
         const page = await this.#deps.readAfter(this.agent, this.#lastSent, PAGE_SIZE);
         if (this.closed) return;
@@ -90,6 +95,17 @@ export class StreamSession {
     } catch {
       // The store failed while replaying: end the stream; the client resumes from its last id.
       this.close({ event: "error", message: "storage failed while replaying; reconnect to resume" });
+    }
+  }
+
+  /** Waits for the runtime's buffer to empty; false if the write deadline passed first. */
+  async #drainedInTime(): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.#deps.writeTimeoutMs)));
+    try {
+      return await Promise.race([this.#sink.drained().then(() => true), deadline]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -37,6 +37,8 @@ Options:
   --max-pending N       undelivered messages per inbox before publishes get 507 (default 100000)
   --retention DUR       how long delivered messages stay for replay (default 24h)
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
+  --write-timeout DUR   a stream whose client reads nothing for DUR while data waits is
+                        cut off; it resumes from its last id (default 60s)
   --rate-limit N        messages per second one sender may publish, bursts up to twice
                         that (default 1000; 0 turns it off); past it: 429 and Retry-After
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
@@ -65,6 +67,7 @@ const OPTIONS = {
   "max-pending": { type: "string", default: "100000" },
   retention: { type: "string", default: "24h" },
   heartbeat: { type: "string", default: "15s" },
+  "write-timeout": { type: "string", default: "60s" },
   "max-hops": { type: "string", default: "10" },
   "rate-limit": { type: "string", default: "1000" },
   insecure: { type: "boolean", default: false },
@@ -114,6 +117,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxPending,
     retentionMs,
     heartbeatMs,
+    writeTimeoutMs: parseDuration("serve", "--write-timeout", values["write-timeout"]),
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
   });

@@ -88,6 +88,10 @@ function nodeSink(res: http.ServerResponse): StreamSink {
       closing.abort();
       res.end();
     },
+    destroy() {
+      closing.abort();
+      res.destroy();
+    },
     closed: closing.signal,
   };
 }

@@ -33,6 +33,8 @@ export interface StreamSink {
   drained(): Promise<void>;
   /** Ends the stream; safe to call more than once. */
   close(): void;
+  /** Cuts the connection at once, dropping what is still buffered (for a client that stopped reading). */
+  destroy(): void;
   readonly closed: AbortSignal;
 }
 

@@ -52,6 +52,11 @@ export function toWebResponse(response: OutgoingResponse, clientGone: AbortSigna
         // Already cancelled by the client: nothing left to close.
       }
     },
+    destroy() {
+      if (closing.signal.aborted) return;
+      closing.abort();
+      controller.error(new Error("write deadline passed"));
+    },
     closed: closing.signal,
   };
   const body = new ReadableStream<Uint8Array>({

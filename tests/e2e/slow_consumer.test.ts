@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { test } from "node:test";
-import { startBroker } from "../helpers/broker.ts";
+import { startBroker, waitFor } from "../helpers/broker.ts";
 import { openSse } from "../helpers/sse.ts";
 
 const MESSAGES = 100_000;
@@ -51,6 +51,34 @@ test("a subscriber that reads nothing while 100,000 messages are published costs
     assert.equal(new Set(numbers).size, MESSAGES, "every message once");
     const ids = events.map((event) => Number(event.id));
     assert.ok(ids.every((id, index) => index === 0 || id > ids[index - 1]), "in order");
+  } finally {
+    stalled.destroy();
+    await broker.cleanup();
+  }
+});
+
+test("a stream whose client reads nothing past --write-timeout is cut off, and its client resumes losing nothing", async () => {
+  const broker = await startBroker({ args: ["--write-timeout", "1s", "--rate-limit", "0"] });
+  const stalled = connect(broker.port, "127.0.0.1");
+  stalled.pause();
+  stalled.on("error", () => {}); // the broker resets it
+  try {
+    await new Promise<void>((resolve) => stalled.once("connect", () => resolve()));
+    stalled.write(`GET /subscribe?agent=stuck HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    const padding = "p".repeat(3000);
+    const total = 5000; // 15 MB: more than the socket buffers hold
+    let next = 1;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next <= total) {
+        const n = next++;
+        await (await fetch(`${broker.url}/broadcast?from=fast&to=stuck`, { method: "POST", body: JSON.stringify({ n, padding }) })).arrayBuffer();
+      }
+    }));
+    await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).streams === 0, 15_000, "the stalled stream to be cut");
+    const resumed = await openSse(`${broker.url}/subscribe?agent=stuck`, { "last-event-id": "0" });
+    const events = await resumed.take(total, 60_000);
+    resumed.close();
+    assert.equal(new Set(events.map((event) => JSON.parse(event.data).n)).size, total);
   } finally {
     stalled.destroy();
     await broker.cleanup();

@@ -11,6 +11,8 @@ export interface AgentStatus {
   last_seen: string | null;
   /** Messages a push delivery gave up on; see GET /dead-letters?agent=NAME. */
   dead_letters: number;
+  /** Undelivered messages removed after waiting longer than serve --pending-ttl. */
+  expired: number;
 }
 
 export interface StatusReport {

@@ -23,7 +23,7 @@ test("SqliteStore keeps committed messages and cursors across a reopen", async (
     const reopened = new SqliteStore(dir.path, "strict");
     assert.equal(await reopened.lastId(), 3);
     assert.deepEqual(await reopened.loadInboxes(), [
-      { agent: openclaw, deliveredId: 1, purgedId: 0, pending: 2, lastSeen: 5000, deadLetters: 0 },
+      { agent: openclaw, deliveredId: 1, purgedId: 0, pending: 2, lastSeen: 5000, deadLetters: 0, expired: 0 },
     ]);
     const after = await reopened.readAfter(openclaw, 1, 10);
     assert.deepEqual(after.map((envelope) => envelope.payload), [{ n: 2 }, { n: 3 }]);

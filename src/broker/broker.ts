@@ -22,6 +22,10 @@ export interface BrokerOptions {
   maxPending: number;
   /** How long delivered messages stay for replay, in ms. */
   retentionMs: number;
+  /** How long an undelivered message may wait before it expires, in ms (0: it waits until delivered). */
+  pendingTtlMs?: number;
+  /** Told of expired messages, so they are never dropped silently. */
+  onExpired?(agent: AgentName, count: number): void;
   heartbeatMs: number;
   /** How long a stream's client may read nothing while data waits before it is cut off, in ms. */
   writeTimeoutMs: number;
@@ -78,10 +82,12 @@ export class Broker {
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
     this.#lastId = lastId;
+    const pendingTtl = options.pendingTtlMs ?? 0;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
     this.#timers.push(
       setInterval(() => this.#heartbeat(), options.heartbeatMs),
-      setInterval(() => void this.#prune(), PRUNE_EVERY_MS),
+      // A pending TTL is checked often enough to expire messages close to their time.
+      setInterval(() => void this.#prune(), pendingTtl > 0 ? Math.min(PRUNE_EVERY_MS, Math.max(250, pendingTtl / 2)) : PRUNE_EVERY_MS),
     );
     for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();
   }
@@ -298,7 +304,7 @@ export class Broker {
   async #inboxFor(agent: AgentName, seen: boolean): Promise<InboxRecord> {
     let inbox = this.#inboxes.get(agent);
     if (inbox === undefined) {
-      inbox = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0 };
+      inbox = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
       this.#inboxes.set(agent, inbox);
       await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
     }
@@ -340,6 +346,16 @@ export class Broker {
       for (const [agent, upTo] of purged) {
         const inbox = this.#inboxes.get(agent);
         if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
+      }
+      const ttl = this.#options.pendingTtlMs ?? 0;
+      if (ttl === 0) return;
+      const cursors = new Map([...this.#inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
+      for (const [agent, { count, upTo }] of await this.#store.expire(this.#now() - ttl, cursors)) {
+        const inbox = this.#inboxes.get(agent)!;
+        inbox.pending -= count;
+        inbox.expired += count;
+        inbox.purgedId = Math.max(inbox.purgedId, upTo);
+        this.#options.onExpired?.(agent, count);
       }
     } catch {
       // Retention retries on the next tick; a store that cannot prune still serves.

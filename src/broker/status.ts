@@ -43,6 +43,7 @@ export function buildStatus(input: StatusInput): StatusReport {
       delivered_id: inbox.deliveredId,
       last_seen: inbox.lastSeen === null ? null : new Date(inbox.lastSeen).toISOString(),
       dead_letters: inbox.deadLetters,
+      expired: inbox.expired,
     };
     report.queues[inbox.agent] = inbox.pending;
     report.subscribers[inbox.agent] = streaming;

@@ -36,6 +36,8 @@ Options:
   --max-body-bytes N    largest message accepted (default 1MiB; e.g. 4096, 512KiB)
   --max-pending N       undelivered messages per inbox before publishes get 507 (default 100000)
   --retention DUR       how long delivered messages stay for replay (default 24h)
+  --pending-ttl DUR     how long an undelivered message may wait before it expires (default
+                        0: until delivered); expiries are logged and counted in status
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
   --write-timeout DUR   a stream whose client reads nothing for DUR while data waits is
                         cut off; it resumes from its last id (default 60s)
@@ -66,6 +68,7 @@ const OPTIONS = {
   "max-body-bytes": { type: "string", default: String(DEFAULT_MAX_BODY_BYTES) },
   "max-pending": { type: "string", default: "100000" },
   retention: { type: "string", default: "24h" },
+  "pending-ttl": { type: "string", default: "0" },
   heartbeat: { type: "string", default: "15s" },
   "write-timeout": { type: "string", default: "60s" },
   "max-hops": { type: "string", default: "10" },
@@ -116,6 +119,8 @@ export async function run(args: string[], io: Io): Promise<number> {
     agents,
     maxPending,
     retentionMs,
+    pendingTtlMs: parseDuration("serve", "--pending-ttl", values["pending-ttl"]),
+    onExpired: (agent, count) => log.warn(`expired ${count} undelivered messages for ${agent} (older than --pending-ttl)`),
     heartbeatMs,
     writeTimeoutMs: parseDuration("serve", "--write-timeout", values["write-timeout"]),
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),

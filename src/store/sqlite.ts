@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS inboxes (
   agent TEXT PRIMARY KEY,
   delivered_id INTEGER NOT NULL DEFAULT 0,
   purged_id INTEGER NOT NULL DEFAULT 0,
-  last_seen INTEGER
+  last_seen INTEGER,
+  expired INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
   agent TEXT NOT NULL,
@@ -129,7 +130,7 @@ export class SqliteStore implements MessageStore {
   loadInboxes(): Promise<InboxRecord[]> {
     return this.#attempt("read inboxes", () => {
       const rows = this.#db.prepare(`
-        SELECT agent, delivered_id, purged_id, last_seen,
+        SELECT agent, delivered_id, purged_id, last_seen, expired,
           (SELECT count(*) FROM messages WHERE recipient = agent AND id > delivered_id AND polled = 0) AS pending,
           (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent) AS dead_letters
         FROM inboxes ORDER BY agent`).all() as unknown as Array<{
@@ -139,6 +140,7 @@ export class SqliteStore implements MessageStore {
           last_seen: number | null;
           pending: number;
           dead_letters: number;
+          expired: number;
         }>;
       return rows.map((row) => ({
         agent: row.agent,
@@ -147,6 +149,7 @@ export class SqliteStore implements MessageStore {
         pending: row.pending,
         lastSeen: row.last_seen,
         deadLetters: row.dead_letters,
+        expired: row.expired,
       }));
     });
   }
@@ -252,6 +255,27 @@ export class SqliteStore implements MessageStore {
           purged.set(agent, upto);
         }
         return purged;
+      }));
+  }
+
+  expire(cutoff: number, delivered: Map<AgentName, number>): Promise<Map<AgentName, { count: number; upTo: number }>> {
+    return this.#attempt("expire", () =>
+      this.#transaction(() => {
+        const expired = new Map<AgentName, { count: number; upTo: number }>();
+        const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
+        const find = this.#db.prepare(`SELECT count(*) AS count, max(id) AS upto FROM messages
+          WHERE recipient = ? AND id > ? AND polled = 0 AND created_at < ?`);
+        const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND id > ? AND id <= ? AND created_at < ?");
+        const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ?, purged_id = max(purged_id, ?) WHERE agent = ?");
+        for (const inbox of inboxes) {
+          const after = Math.max(inbox.delivered_id, delivered.get(inbox.agent) ?? 0);
+          const { count, upto } = find.get(inbox.agent, after, cutoff) as { count: number; upto: number | null };
+          if (count === 0 || upto === null) continue;
+          remove.run(inbox.agent, after, upto, cutoff);
+          record.run(count, upto, inbox.agent);
+          expired.set(inbox.agent, { count, upTo: upto });
+        }
+        return expired;
       }));
   }
 

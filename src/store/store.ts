@@ -14,6 +14,8 @@ export interface InboxRecord {
   lastSeen: number | null;
   /** Messages a push delivery gave up on (the receiver refused them for good). */
   deadLetters: number;
+  /** Undelivered messages removed because they waited longer than the pending TTL. */
+  expired: number;
 }
 
 /** A message a push delivery could not hand over, with the receiver's reason. */
@@ -75,5 +77,11 @@ export interface MessageStore {
   idBefore(agent: AgentName, time: number): Promise<number>;
   /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */
   prune(cutoff: number): Promise<Map<AgentName, number>>;
+  /**
+   * Removes undelivered messages created before `cutoff` (ms), above each inbox's cursor (or `delivered`, the
+   * broker's newer one); counts them in the inbox's `expired`. Resolves with each changed inbox's count and the
+   * highest id removed.
+   */
+  expire(cutoff: number, delivered: Map<AgentName, number>): Promise<Map<AgentName, { count: number; upTo: number }>>;
   close(): Promise<void>;
 }

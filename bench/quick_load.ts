@@ -5,12 +5,12 @@
  *   npm run load                      # the built dist/interop
  *   npm run load -- --runtime deno    # the source on Deno 2
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { startBrokerProcess } from "./processes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -22,27 +22,10 @@ const { values } = parseArgs({
     durability: { type: "string", default: "strict" },
   },
 });
-const COMMANDS: Record<string, string[]> = {
-  binary: ["dist/interop"],
-  node: [process.execPath, "src/main.ts"],
-  deno: ["node_modules/.bin/deno", "run", "-A", "src/main.ts"],
-};
-const command = COMMANDS[values.runtime];
-if (!command) throw new Error(`--runtime must be one of ${Object.keys(COMMANDS).join(", ")}`);
-
 const dataDir = mkdtempSync(join(tmpdir(), "interop-load-"));
-const broker = spawn(command[0], [...command.slice(1), "serve", "--port", "0", "--data-dir", dataDir, "--durability", values.durability, "--rate-limit", "0"], {
-  stdio: ["ignore", "ignore", "pipe"],
-});
-const url = await new Promise<string>((resolve, reject) => {
-  let log = "";
-  broker.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    log += chunk;
-    const match = /listening on (http:\/\/\S+)/.exec(log);
-    if (match) resolve(match[1]);
-  });
-  broker.on("exit", (code) => reject(new Error(`broker exited ${code}: ${log}`)));
-});
+const { broker, url } = await startBrokerProcess(values.runtime, [
+  "--data-dir", dataDir, "--durability", values.durability, "--rate-limit", "0",
+]);
 
 /** CPU seconds (user + system) the broker has used, from /proc. */
 function brokerCpuSeconds(): number {

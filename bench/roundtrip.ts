@@ -17,34 +17,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { interopCommand, startBrokerProcess } from "./processes.ts";
 
 const { values } = parseArgs({ options: { runtime: { type: "string", default: "binary" }, messages: { type: "string", default: "200" } } });
-const COMMANDS: Record<string, string[]> = {
-  binary: ["dist/interop"],
-  node: [process.execPath, "src/main.ts"],
-  deno: ["node_modules/.bin/deno", "run", "-A", "src/main.ts"],
-};
-const cli = COMMANDS[values.runtime];
-if (!cli) throw new Error(`--runtime must be one of ${Object.keys(COMMANDS).join(", ")}`);
+const cli = interopCommand(values.runtime);
 const count = Number(values.messages);
 const dir = mkdtempSync(join(tmpdir(), "interop-roundtrip-"));
-const children: ChildProcess[] = [];
+const { broker, url } = await startBrokerProcess(values.runtime, ["--data-dir", join(dir, "data"), "--rate-limit", "0"]);
+const children: ChildProcess[] = [broker];
 
 function start(args: string[]): ChildProcess {
-  const child = spawn(cli[0], [...cli.slice(1), ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(cli[0], [...cli[1], ...args], { stdio: ["ignore", "ignore", "pipe"] });
   children.push(child);
   return child;
 }
-
-const broker = start(["serve", "--port", "0", "--data-dir", join(dir, "data")]);
-const url = await new Promise<string>((resolve) => {
-  let log = "";
-  broker.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    log += chunk;
-    const match = /listening on (http:\/\/\S+)/.exec(log);
-    if (match) resolve(match[1]);
-  });
-});
 
 async function publish(to: string): Promise<number> {
   const sentAt = performance.now();
@@ -102,7 +88,7 @@ results["push (listen --post)"] = await measure("push", async (arrived) => {
 });
 
 const mcp = new Client({ name: "roundtrip", version: "1" });
-await mcp.connect(new StdioClientTransport({ command: cli[0], args: [...cli.slice(1), "mcp", "--agent", "mcp", "--url", url] }));
+await mcp.connect(new StdioClientTransport({ command: cli[0], args: [...cli[1], "mcp", "--agent", "mcp", "--url", url] }));
 const mcpSamples: number[] = [];
 for (let index = 0; index < count; index++) {
   const waiting = mcp.callTool({ name: "wait", arguments: { timeout_seconds: 10 } });

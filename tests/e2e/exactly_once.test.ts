@@ -1,27 +1,12 @@
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
+import { startListen, stopListen } from "../helpers/listener.ts";
 import { allAckedDelivered, checkLedger, type Delivery, Ledger, Publisher, readDeliveries, readDeliveriesFile } from "../helpers/ledger.ts";
 
 const AGENT_ARGS = ["--agent", "openclaw"];
-
-function startListen(url: string, dir: string): ChildProcess {
-  return spawnCli(["listen", ...AGENT_ARGS, "--url", url, "--out", join(dir, "out.jsonl"), "--state", join(dir, "state.json")]);
-}
-
-function exitOf(child: ChildProcess): Promise<number | null> {
-  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.on("exit", (code) => resolve(code)));
-}
-
-async function stopListen(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
-  const exited = exitOf(child);
-  process.kill(child.pid!, signal);
-  return await exited;
-}
 
 /** Runs `fault` `times` times at random moments while `work` runs, then waits for `work`. */
 async function withFaults(work: Promise<void>, times: number, fault: () => Promise<void>): Promise<void> {
@@ -37,7 +22,7 @@ test("listen gets every acknowledged message once, in order, while the broker is
   const dataDir = join(dir.path, "data");
   let broker: RunningBroker = await startBroker({ dataDir });
   const port = broker.port;
-  const listen = startListen(broker.url, dir.path);
+  const listen = startListen(broker.url, "openclaw", dir.path);
   const ledger = new Ledger();
   const publishers = ["p1", "p2", "p3"].map((name) => new Publisher(ledger, name, () => broker.url, "hermes", "openclaw"));
   try {
@@ -61,7 +46,7 @@ test("listen gets every acknowledged message once, in order, while the broker is
 test("listen restarted after SIGKILL and SIGTERM neither loses nor repeats a message", async () => {
   const dir = tempDir();
   const broker = await startBroker();
-  let listen = startListen(broker.url, dir.path);
+  let listen = startListen(broker.url, "openclaw", dir.path);
   const ledger = new Ledger();
   const publishers = ["p1", "p2"].map((name) => new Publisher(ledger, name, () => broker.url, "hermes", "openclaw"));
   let kills = 0;
@@ -69,7 +54,7 @@ test("listen restarted after SIGKILL and SIGTERM neither loses nor repeats a mes
     const publishing = Promise.all(publishers.map((publisher) => publisher.publish(200))).then(() => {});
     await withFaults(publishing, 4, async () => {
       await stopListen(listen, kills++ % 2 === 0 ? "SIGKILL" : "SIGTERM");
-      listen = startListen(broker.url, dir.path);
+      listen = startListen(broker.url, "openclaw", dir.path);
     });
     const out = join(dir.path, "out.jsonl");
     await waitFor(() => allAckedDelivered(ledger, readDeliveriesFile(out)), 30_000, "listen to catch up");
@@ -99,7 +84,7 @@ test("a consumer alternating between poll and listen gets each message once, in 
       assert.equal(readDeliveries(polled.stdout).length, 25);
 
       const before = readDeliveriesFile(out).length;
-      const listen = startListen(broker.url, dir.path);
+      const listen = startListen(broker.url, "openclaw", dir.path);
       await publisher.publish(30);
       await waitFor(() => received.length + readDeliveriesFile(out).length - before >= ledger.acked.size, 20_000, "listen");
       assert.equal(await stopListen(listen, "SIGTERM"), 0);

@@ -33,7 +33,17 @@ export class Publisher {
 
   /** Sends until `count` messages are acknowledged; a failed send is never retried (that would duplicate). */
   async publish(count: number): Promise<void> {
-    for (let acked = 0; acked < count;) {
+    let acked = 0;
+    await this.#publishWhile(() => acked < count, () => acked++);
+  }
+
+  /** Sends until `deadline` (ms since the epoch). */
+  async publishUntil(deadline: number): Promise<void> {
+    await this.#publishWhile(() => Date.now() < deadline, () => {});
+  }
+
+  async #publishWhile(more: () => boolean, onAck: () => void): Promise<void> {
+    while (more()) {
       const key = `${this.#name}:${this.#nextSeq++}`;
       try {
         const response = await fetch(`${this.#url()}/broadcast?from=${this.#from}&to=${this.#to}`, {
@@ -44,7 +54,7 @@ export class Publisher {
         });
         if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${await response.text()}`);
         this.#ledger.acked.set(key, (await response.json()).id);
-        acked++;
+        onAck();
       } catch {
         this.#ledger.unanswered.add(key);
         await new Promise((resolve) => setTimeout(resolve, 50));

@@ -9,6 +9,7 @@ import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { replyContext } from "./replies.ts";
+import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus } from "./status.ts";
 import { StreamSession } from "./stream_session.ts";
 import { Waiters } from "./waiters.ts";
@@ -52,8 +53,6 @@ export type StreamStart =
   /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
   | { from: "time"; since: number };
 
-const PRUNE_EVERY_MS = 60_000;
-
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
 
@@ -82,12 +81,10 @@ export class Broker {
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
     this.#lastId = lastId;
-    const pendingTtl = options.pendingTtlMs ?? 0;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
     this.#timers.push(
       setInterval(() => this.#heartbeat(), options.heartbeatMs),
-      // A pending TTL is checked often enough to expire messages close to their time.
-      setInterval(() => void this.#prune(), pendingTtl > 0 ? Math.min(PRUNE_EVERY_MS, Math.max(250, pendingTtl / 2)) : PRUNE_EVERY_MS),
+      setInterval(() => void this.#prune(), retentionInterval(options.pendingTtlMs ?? 0)),
     );
     for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();
   }
@@ -341,22 +338,9 @@ export class Broker {
   }
 
   async #prune(): Promise<void> {
+    const policy = { ...this.#options, pendingTtlMs: this.#options.pendingTtlMs ?? 0 };
     try {
-      const purged = await this.#store.prune(this.#now() - this.#options.retentionMs);
-      for (const [agent, upTo] of purged) {
-        const inbox = this.#inboxes.get(agent);
-        if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
-      }
-      const ttl = this.#options.pendingTtlMs ?? 0;
-      if (ttl === 0) return;
-      const cursors = new Map([...this.#inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-      for (const [agent, { count, upTo }] of await this.#store.expire(this.#now() - ttl, cursors)) {
-        const inbox = this.#inboxes.get(agent)!;
-        inbox.pending -= count;
-        inbox.expired += count;
-        inbox.purgedId = Math.max(inbox.purgedId, upTo);
-        this.#options.onExpired?.(agent, count);
-      }
+      await applyRetention(this.#store, this.#inboxes, policy, this.#now());
     } catch {
       // Retention retries on the next tick; a store that cannot prune still serves.
     }

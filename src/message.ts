@@ -99,12 +99,7 @@ export function parseAgentName(value: unknown, field = "agent"): AgentName {
  * ```
  */
 export function parsePayload(body: Uint8Array, contentType: string | null): Payload {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
-  } catch (cause) {
-    throw new InteropError("invalid_body", "Cannot read body: it is not valid UTF-8", { cause });
-  }
+  const text = decodeUtf8(body);
   if (text.trim() === "") {
     throw new InteropError("invalid_body", "Empty body: post a JSON object, or text with Content-Type: text/plain");
   }
@@ -128,6 +123,22 @@ export function parsePayload(body: Uint8Array, contentType: string | null): Payl
     throw new InteropError("invalid_body", `Invalid body: the field "${METADATA_FIELD}" is reserved for the broker's metadata`);
   }
   return value as Payload;
+}
+
+/** A request body as text; anything but valid UTF-8 is `invalid_body`. */
+export function decodeUtf8(body: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch (cause) {
+    throw new InteropError("invalid_body", "Cannot read body: it is not valid UTF-8", { cause });
+  }
+}
+
+/** The text a person or a prompt sees for a payload: its `text` or `message` field, else the whole JSON. */
+export function payloadText(payload: Payload): string {
+  if (typeof payload.text === "string") return payload.text;
+  if (typeof payload.message === "string") return payload.message;
+  return JSON.stringify(payload);
 }
 
 /** The JSON object delivered to consumers for an envelope. */

@@ -1,6 +1,6 @@
 /** What `listen` pushes to an agent's own inbound path: the request for each message, per kind of receiver. */
 import { createHmac } from "node:crypto";
-import { fromWire, type Payload } from "../message.ts";
+import { fromWire, payloadText } from "../message.ts";
 import type { StreamedMessage } from "./follow.ts";
 
 export interface PushRequest {
@@ -24,13 +24,7 @@ function deliveryHeaders(message: StreamedMessage): Record<string, string> {
 /** The message as one line of text for an agent's prompt: who sent it, its id, and what it says. */
 export function renderForAgent(message: StreamedMessage): string {
   const envelope = fromWire(JSON.parse(message.data));
-  return `Message ${envelope.id} from ${envelope.from} via interop: ${messageText(envelope.payload)}`;
-}
-
-function messageText(payload: Payload): string {
-  if (typeof payload.text === "string") return payload.text;
-  if (typeof payload.message === "string") return payload.message;
-  return JSON.stringify(payload);
+  return `Message ${envelope.id} from ${envelope.from} via interop: ${payloadText(envelope.payload)}`;
 }
 
 /** `--post URL`: the delivered JSON as the body, a Bearer token when given. */

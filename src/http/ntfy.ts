@@ -7,7 +7,7 @@ import { authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, StreamStart } from "../broker/broker.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, type Envelope, type Payload, parseAgentName } from "../message.ts";
+import { type AgentName, decodeUtf8, type Envelope, type Payload, parseAgentName, payloadText } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
@@ -70,12 +70,7 @@ async function publish(
     : caller.agent;
   if (named !== undefined) authorize(caller, parseAgentName(named, "sender"), "publish as");
   const body = await request.body(maxBodyBytes);
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
-  } catch (cause) {
-    throw new InteropError("invalid_body", "Cannot read body: it is not valid UTF-8", { cause });
-  }
+  const text = decodeUtf8(body);
   // At the root, ntfy takes a JSON object naming the topic; under a topic, the body is the message text.
   const fields = path.topic === undefined ? jsonPublish(text) : { topic: path.topic, ...headerFields(request), message: text };
   if (fields.message.trim() === "") throw new InteropError("invalid_body", "Empty message: the body is the message text");
@@ -186,7 +181,7 @@ function ntfyMessage(envelope: Envelope): Record<string, unknown> {
     time: Math.floor(Date.parse(envelope.timestamp) / 1000),
     event: "message",
     topic: envelope.to,
-    message: messageText(payload),
+    message: payloadText(payload),
   };
   if (typeof payload.title === "string") message.title = payload.title;
   if (Array.isArray(payload.tags)) message.tags = payload.tags;
@@ -196,13 +191,6 @@ function ntfyMessage(envelope: Envelope): Record<string, unknown> {
 
 function ntfyEvent(agent: AgentName, event: "open" | "keepalive"): Record<string, unknown> {
   return { id: `${event}-${Date.now()}`, time: Math.floor(Date.now() / 1000), event, topic: agent };
-}
-
-/** The text an ntfy client shows: the posted text or message field, else the whole posted JSON. */
-function messageText(payload: Payload): string {
-  if (typeof payload.text === "string") return payload.text;
-  if (typeof payload.message === "string") return payload.message;
-  return JSON.stringify(payload);
 }
 
 const NTFY_FORMATS: Record<string, { contentType: string; format: StreamFormat }> = {
@@ -229,7 +217,7 @@ const NTFY_FORMATS: Record<string, { contentType: string; format: StreamFormat }
     format: {
       opening: () => "",
       // One line per message: line breaks inside the text become spaces.
-      message: (envelope) => messageText(envelope.payload).replace(/\r\n|\r|\n/g, " ") + "\n",
+      message: (envelope) => payloadText(envelope.payload).replace(/\r\n|\r|\n/g, " ") + "\n",
       keepalive: () => "\n",
       ending: () => "",
     },

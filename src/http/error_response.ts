@@ -23,6 +23,11 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   rate_limited: 429,
   inbox_full: 507,
   storage_failed: 503,
+  storage_full: 507,
+  too_many_connections: 503,
+  headers_too_large: 431,
+  url_too_long: 414,
+  stream_open: 409,
 };
 
 /** Answers an error; anything that is not an `InteropError` is a bug and becomes a bare 500. */

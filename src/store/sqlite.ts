@@ -1,5 +1,5 @@
 /** The SQLite store (`node:sqlite`, WAL), which also locks the data dir against a second broker. */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
@@ -86,6 +86,15 @@ export class SqliteStore implements MessageStore {
       mkdirSync(dataDir, { recursive: true });
     } catch (cause) {
       throw new InteropError("storage_failed", `Cannot create data dir ${dataDir}: ${(cause as Error).message}`, { cause });
+    }
+    try {
+      // SQLite would only say "disk I/O error" when it cannot create its WAL files next to the database.
+      // access(W_OK) is not enough: root passes it, and Deno's answer ignores a read-only mount.
+      const probe = join(dataDir, `.write-test-${process.pid}`);
+      writeFileSync(probe, "");
+      rmSync(probe);
+    } catch (cause) {
+      throw new InteropError("storage_failed", `Data dir ${dataDir} is not writable: ${(cause as Error).message}`, { cause });
     }
     this.location = join(dataDir, DATABASE_FILE);
     try {
@@ -296,14 +305,27 @@ export class SqliteStore implements MessageStore {
     }
   }
 
-  /** Runs synchronous SQLite work behind the async interface, mapping failures to `storage_failed`. */
+  /** Runs synchronous SQLite work behind the async interface, mapping failures to `storage_full` or `storage_failed`. */
   #attempt<T>(what: string, work: () => T): Promise<T> {
     try {
       return Promise.resolve(work());
     } catch (cause) {
+      const reason = (cause as Error).message;
+      // The transaction was rolled back, so the caller can promise that nothing of the write was kept.
       return Promise.reject(
-        new InteropError("storage_failed", `Storage failed to ${what}: ${(cause as Error).message}`, { cause }),
+        isDiskFull(cause)
+          ? new InteropError(
+            "storage_full",
+            `Storage full: no space left for ${this.location} (${reason}); nothing of this message was stored, free some disk space and retry`,
+            { cause },
+          )
+          : new InteropError("storage_failed", `Storage failed to ${what}: ${reason}`, { cause }),
       );
     }
   }
+}
+
+/** SQLITE_FULL (13): the disk (or the file system's quota) has no room for the write. */
+function isDiskFull(error: unknown): boolean {
+  return (error as { errcode?: number })?.errcode === 13 || /database or disk is full/i.test((error as Error)?.message);
 }

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { publish, startBroker } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 
 test("interop serve refuses a corrupt database with a clear error and leaves the file as it was", async () => {
@@ -27,6 +29,98 @@ test("interop serve says so when the data dir cannot be created", async () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^error: Cannot create data dir .*file\/data: ENOTDIR/);
   } finally {
+    dir.cleanup();
+  }
+});
+
+/**
+ * A data dir on a small tmpfs of its own: `remount` changes its size or makes it read-only while the broker runs,
+ * which is how a full disk or a disk remounted read-only after an error looks to SQLite. Needs root (mount).
+ */
+function smallFilesystem(path: string, size: string): { remount(options: string): void; unmount(): void } | undefined {
+  mkdirSync(path, { recursive: true });
+  const mount = (...args: string[]) => execFileSync("mount", args, { stdio: "pipe" });
+  try {
+    mount("-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path);
+  } catch {
+    return undefined;
+  }
+  return {
+    remount: (options) => mount("-o", `remount,${options}`, path),
+    unmount: () => execFileSync("umount", ["-l", path]),
+  };
+}
+
+const canMount = process.getuid?.() === 0;
+
+test("a full disk and a read-only disk get 507/503 at publish, the broker keeps serving, nothing stored is lost", {
+  skip: canMount ? false : "needs root to mount a tmpfs",
+}, async () => {
+  const dir = tempDir();
+  const dataDir = join(dir.path, "data");
+  const disk = smallFilesystem(dataDir, "3m");
+  assert.ok(disk, "mount -t tmpfs failed although running as root");
+  const broker = await startBroker({ dataDir, args: ["--rate-limit", "0"] });
+  try {
+    const acknowledged: number[] = [];
+    const body = { text: "x".repeat(32 * 1024) };
+    let refusal: Response | undefined;
+    for (let i = 0; i < 500 && refusal === undefined; i++) {
+      const response = await publish(broker.url, "hermes", "openclaw", { ...body, n: i });
+      if (response.status === 200) acknowledged.push((await response.json()).id);
+      else refusal = response;
+    }
+    assert.ok(refusal, "3 MiB took 500 messages of 32 KiB");
+    assert.equal(refusal.status, 507);
+    assert.match((await refusal.json()).error, /^Storage full: .*no space.*nothing of this message was stored/i);
+    assert.equal((await fetch(`${broker.url}/status`)).status, 200);
+
+    disk.remount("size=64m");
+    const afterSpace = await publish(broker.url, "hermes", "openclaw", { ...body, n: "after space" });
+    assert.equal(afterSpace.status, 200);
+    acknowledged.push((await afterSpace.json()).id);
+
+    const polled = await (await fetch(`${broker.url}/poll?agent=openclaw&limit=1000`)).json();
+    assert.deepEqual(polled.map((message: { interop: { id: number } }) => message.interop.id), acknowledged);
+    assert.equal(polled[0].text, body.text);
+    assert.equal(broker.child.exitCode, null, "the broker is still running");
+  } finally {
+    await broker.cleanup();
+    disk.unmount();
+    dir.cleanup();
+  }
+});
+
+test("a read-only data dir gets a clear error at start-up, and the messages are there once it is writable again", {
+  skip: canMount ? false : "needs root to mount a tmpfs",
+}, async () => {
+  const dir = tempDir();
+  const dataDir = join(dir.path, "data");
+  const disk = smallFilesystem(dataDir, "8m");
+  assert.ok(disk, "mount -t tmpfs failed although running as root");
+  try {
+    const first = await startBroker({ dataDir });
+    const sent = await publish(first.url, "hermes", "openclaw", { text: "before the disk went read-only" });
+    assert.equal(sent.status, 200);
+    await first.stop();
+    const database = readFileSync(join(dataDir, "interop.db"));
+
+    disk.remount("ro");
+    const refused = await runCli(["serve", "--port", "0", "--data-dir", dataDir]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^error: Data dir .*data is not writable: .*read-only file system/i);
+    assert.deepEqual(readFileSync(join(dataDir, "interop.db")), database);
+
+    disk.remount("rw");
+    const second = await startBroker({ dataDir });
+    try {
+      const polled = await (await fetch(`${second.url}/poll?agent=openclaw`)).json();
+      assert.deepEqual(polled.map((message: { text: string }) => message.text), ["before the disk went read-only"]);
+    } finally {
+      await second.cleanup();
+    }
+  } finally {
+    disk.unmount();
     dir.cleanup();
   }
 });

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { InteropError } from "../src/errors.ts";
 import { encodeEvent } from "../src/http/sse.ts";
 import { createRouter } from "../src/http/router.ts";
@@ -80,7 +81,7 @@ test("random requests to the routes get a valid status and JSON, and never corru
     store,
     dataDir: dir.path,
     agents: ["hermes", "openclaw"] as AgentName[],
-    maxPending: 100_000,
+    maxPending: uniform(100_000),
     retentionMs: 86_400_000,
     heartbeatMs: 60_000,
     writeTimeoutMs: 60_000,

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { createRouter } from "../src/http/router.ts";
 import type { AgentName } from "../src/message.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
@@ -27,7 +28,7 @@ async function withRouter(
     store: new SqliteStore(dir.path, "relaxed"),
     dataDir: dir.path,
     agents: ["hermes", "openclaw"] as AgentName[],
-    maxPending: 5,
+    maxPending: uniform(5),
     retentionMs: 86_400_000,
     heartbeatMs: 60_000,
     writeTimeoutMs: 60_000,

@@ -8,14 +8,21 @@ import { hashToken, type TokenFile, type TokenRecord } from "./token_file.ts";
 /** Tokens created or revoked while the broker runs take effect within this long. */
 const RELOAD_EVERY_MS = 1000;
 
-/** The caller of a request: an agent, or anyone when the broker has no tokens (loopback only). */
-export type Caller = { agent: AgentName } | "anyone";
+/** The caller of a request: an agent (by its token), or anyone when the broker has no tokens (loopback only). */
+export type Caller = { agent: AgentName; tokenHash: string } | "anyone";
+
+interface RevocationWatch {
+  tokenHash: string;
+  onRevoked(): void;
+}
 
 export class Authenticator {
   #file: TokenFile;
   #tokens: TokenRecord[] = [];
   #loadedAt = -Infinity;
   #modifiedAt = -1;
+  #watches = new Set<RevocationWatch>();
+  #watchTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(file: TokenFile) {
     this.#file = file;
@@ -39,7 +46,32 @@ export class Authenticator {
     const hash = Buffer.from(hashToken(token), "hex");
     const record = this.#tokens.find((candidate) => timingSafeEqual(Buffer.from(candidate.hash, "hex"), hash));
     if (record === undefined) throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked");
-    return { agent: record.agent };
+    return { agent: record.agent, tokenHash: record.hash };
+  }
+
+  /**
+   * Calls `onRevoked` once the caller's token is revoked, checked every second: a stream opened with a token
+   * must not outlive it. Returns the function that stops watching.
+   */
+  watchRevocation(caller: Caller, onRevoked: () => void): () => void {
+    if (caller === "anyone") return () => {};
+    const watch = { tokenHash: caller.tokenHash, onRevoked };
+    this.#watches.add(watch);
+    this.#watchTimer ??= setInterval(() => this.#checkWatches(), RELOAD_EVERY_MS);
+    return () => {
+      this.#watches.delete(watch);
+      if (this.#watches.size > 0 || this.#watchTimer === undefined) return;
+      clearInterval(this.#watchTimer);
+      this.#watchTimer = undefined;
+    };
+  }
+
+  #checkWatches(): void {
+    this.#reload();
+    const valid = new Set(this.#tokens.map((record) => record.hash));
+    for (const watch of [...this.#watches]) {
+      if (!valid.has(watch.tokenHash)) watch.onRevoked();
+    }
   }
 
   #reload(): void {

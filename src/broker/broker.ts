@@ -7,6 +7,7 @@ import type { StreamSink } from "../runtime/types.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
+import { allValues, limitFor, type PerAgent, uniform } from "./per_agent.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
@@ -20,11 +21,11 @@ export interface BrokerOptions {
   /** Agents whose inboxes exist from the start, so the first broadcast has somewhere to go. */
   agents: AgentName[];
   /** Undelivered messages one inbox may hold before publishes to it are refused. */
-  maxPending: number;
+  maxPending: PerAgent<number>;
   /** How long delivered messages stay for replay, in ms. */
   retentionMs: number;
   /** How long an undelivered message may wait before it expires, in ms (0: it waits until delivered). */
-  pendingTtlMs?: number;
+  pendingTtlMs?: PerAgent<number>;
   /** Told of expired messages, so they are never dropped silently. */
   onExpired?(agent: AgentName, count: number): void;
   heartbeatMs: number;
@@ -34,6 +35,8 @@ export interface BrokerOptions {
   maxHops: number;
   /** Messages per second one sender may publish (0: no limit), with bursts up to twice that. */
   rateLimit?: number;
+  /** What a second stream for an agent that has one does: take over (the old one gets `replaced`), or get 409. */
+  secondStream?: "replace" | "refuse";
   now?: () => number;
 }
 
@@ -84,7 +87,7 @@ export class Broker {
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
     this.#timers.push(
       setInterval(() => this.#heartbeat(), options.heartbeatMs),
-      setInterval(() => void this.#prune(), retentionInterval(options.pendingTtlMs ?? 0)),
+      setInterval(() => void this.#prune(), retentionInterval(allValues(options.pendingTtlMs ?? uniform(0)))),
     );
     for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();
   }
@@ -129,11 +132,11 @@ export class Broker {
       );
     }
     const inboxes = await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
-    const full = inboxes.find((inbox) => inbox.pending >= this.#options.maxPending);
+    const full = inboxes.find((inbox) => inbox.pending >= limitFor(this.#options.maxPending, inbox.agent));
     if (full) {
       throw new InteropError(
         "inbox_full",
-        `Inbox full: ${full.agent} has ${full.pending} undelivered messages (the cap is ${this.#options.maxPending}); it must read them first`,
+        `Inbox full: ${full.agent} has ${full.pending} undelivered messages (the cap is ${limitFor(this.#options.maxPending, full.agent)}); it must read them first`,
       );
     }
     this.#touch(from);
@@ -215,6 +218,12 @@ export class Broker {
   async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     const inbox = await this.#inboxFor(agent, true);
     const startAfter = await this.#resolveStart(inbox, start);
+    if (this.#options.secondStream === "refuse" && this.#streams.has(agent)) {
+      throw new InteropError(
+        "stream_open",
+        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
+      );
+    }
     return (sink) => {
       this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
       const session = new StreamSession(agent, startAfter, sink, {
@@ -338,7 +347,7 @@ export class Broker {
   }
 
   async #prune(): Promise<void> {
-    const policy = { ...this.#options, pendingTtlMs: this.#options.pendingTtlMs ?? 0 };
+    const policy = { ...this.#options, pendingTtlMs: this.#options.pendingTtlMs ?? uniform(0) };
     try {
       await applyRetention(this.#store, this.#inboxes, policy, this.#now());
     } catch {

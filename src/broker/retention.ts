@@ -1,20 +1,22 @@
 /** Retention: deletes delivered messages past their replay window, and expires undelivered ones past the pending TTL. */
 import type { AgentName } from "../message.ts";
 import type { InboxRecord, MessageStore } from "../store/store.ts";
+import { limitFor, type PerAgent } from "./per_agent.ts";
 
 export interface RetentionPolicy {
   /** How long delivered messages stay for replay, in ms. */
   retentionMs: number;
   /** How long an undelivered message may wait, in ms (0: until delivered). */
-  pendingTtlMs: number;
+  pendingTtlMs: PerAgent<number>;
   onExpired?(agent: AgentName, count: number): void;
 }
 
 const PRUNE_EVERY_MS = 60_000;
 
-/** How often to apply retention: every minute, or often enough for a pending TTL to expire messages on time. */
-export function retentionInterval(pendingTtlMs: number): number {
-  return pendingTtlMs > 0 ? Math.min(PRUNE_EVERY_MS, Math.max(250, pendingTtlMs / 2)) : PRUNE_EVERY_MS;
+/** How often to apply retention: every minute, or often enough for the shortest pending TTL to expire messages on time. */
+export function retentionInterval(pendingTtls: number[]): number {
+  const shortest = Math.min(...pendingTtls.filter((ttl) => ttl > 0));
+  return Number.isFinite(shortest) ? Math.min(PRUNE_EVERY_MS, Math.max(250, shortest / 2)) : PRUNE_EVERY_MS;
 }
 
 /** Applies the policy to the store and updates the broker's inbox records to match. */
@@ -28,10 +30,15 @@ export async function applyRetention(
     const inbox = inboxes.get(agent);
     if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
   }
-  if (policy.pendingTtlMs === 0) return;
+  const cutoffs = new Map<AgentName, number>();
+  for (const agent of inboxes.keys()) {
+    const ttl = limitFor(policy.pendingTtlMs, agent);
+    if (ttl > 0) cutoffs.set(agent, now - ttl);
+  }
+  if (cutoffs.size === 0) return;
   // The broker's cursors can be ahead of the stored ones (they are committed with the next batch).
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-  for (const [agent, { count, upTo }] of await store.expire(now - policy.pendingTtlMs, cursors)) {
+  for (const [agent, { count, upTo }] of await store.expire(cutoffs, cursors)) {
     const inbox = inboxes.get(agent)!;
     inbox.pending -= count;
     inbox.expired += count;

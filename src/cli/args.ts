@@ -2,7 +2,9 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { readFileSync } from "node:fs";
 import { BrokerClient } from "../client/broker_client.ts";
+import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
+import { type AgentName, parseAgentName } from "../message.ts";
 
 /** Parses `args` strictly; an unknown or malformed flag is a usage error naming the subcommand's --help. */
 export function parseFlags<T extends ParseArgsOptionsConfig>(
@@ -82,6 +84,27 @@ export function parseByteSize(command: string, flag: string, value: string): num
   const match = SIZE.exec(value.trim());
   if (match === null) throw usageError(command, `Invalid ${flag}: ${JSON.stringify(value)}; use e.g. 4096, 512KiB, 1MiB`);
   return Number(match[1]) * SIZE_UNITS[(match[2] ?? "b").toLowerCase()];
+}
+
+/**
+ * Parses a per-agent limit: a value for every agent, then `AGENT=VALUE` overrides, comma-separated.
+ *
+ * @example
+ * ```ts
+ * parsePerAgent("serve", "--max-pending", "100000,openclaw=500", (text) => Number(text));
+ * ```
+ */
+export function parsePerAgent<T>(command: string, flag: string, value: string, parseOne: (text: string) => T): PerAgent<T> {
+  const [fallback, ...rest] = value.split(",").map((part) => part.trim());
+  const overrides = new Map<AgentName, T>();
+  for (const override of rest) {
+    const [agent, limit, extra] = override.split("=");
+    if (limit === undefined || extra !== undefined) {
+      throw usageError(command, `Invalid ${flag}: ${JSON.stringify(override)}; after the default, write AGENT=VALUE (e.g. ${flag} 100,openclaw=5)`);
+    }
+    overrides.set(parseAgentName(agent, flag), parseOne(limit));
+  }
+  return { fallback: parseOne(fallback), overrides };
 }
 
 /** Parses a whole number flag within bounds. */

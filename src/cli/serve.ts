@@ -5,6 +5,7 @@ import { Authenticator } from "../auth/authenticator.ts";
 import { TokenFile } from "../auth/token_file.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
+import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts";
 import { createRouter } from "../http/router.ts";
 import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
@@ -12,7 +13,7 @@ import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { type Durability, SqliteStore } from "../store/sqlite.ts";
 import { VERSION } from "../version.ts";
-import { parseByteSize, parseCount, parseDuration, parseFlags, usageError } from "./args.ts";
+import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
 import { describePortHolder } from "./port_holder.ts";
@@ -34,10 +35,14 @@ Options:
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
                         even on power loss; relaxed: survives a broker crash, not a machine crash
   --max-body-bytes N    largest message accepted (default 1MiB; e.g. 4096, 512KiB)
-  --max-pending N       undelivered messages per inbox before publishes get 507 (default 100000)
+  --max-pending N[,AGENT=N...]
+                        undelivered messages per inbox before publishes to it get 507
+                        (default 100000); e.g. 100000,openclaw=500 caps openclaw lower
   --retention DUR       how long delivered messages stay for replay (default 24h)
-  --pending-ttl DUR     how long an undelivered message may wait before it expires (default
-                        0: until delivered); expiries are logged and counted in status
+  --pending-ttl DUR[,AGENT=DUR...]
+                        how long an undelivered message may wait before it expires (default
+                        0: until delivered); expiries are logged and counted in status;
+                        e.g. 0,cron=1h expires only cron's messages
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
   --write-timeout DUR   a stream whose client reads nothing for DUR while data waits is
                         cut off; it resumes from its last id (default 60s)
@@ -45,6 +50,12 @@ Options:
                         that (default 1000; 0 turns it off); past it: 429 and Retry-After
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
+  --second-stream MODE  a second stream for an agent that has one: replace (default; the old
+                        one gets event: replaced) or refuse (409)
+  --max-connections N   requests in progress at once, open streams included (default 4096);
+                        past it: 503 and Retry-After
+  --max-header-bytes N  largest request header section (default 16KiB); past it: 431
+  --max-url-bytes N     longest request path and query (default 8KiB); past it: 414
   --insecure            serve a non-loopback --host without tokens (anyone who can reach
                         the port can then read and send every message)
   --verbose             log every request-level event to stderr
@@ -73,6 +84,10 @@ const OPTIONS = {
   "write-timeout": { type: "string", default: "60s" },
   "max-hops": { type: "string", default: "10" },
   "rate-limit": { type: "string", default: "1000" },
+  "second-stream": { type: "string", default: "replace" },
+  "max-connections": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxConnections) },
+  "max-header-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxHeaderBytes) },
+  "max-url-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxUrlBytes) },
   insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -95,7 +110,21 @@ export async function run(args: string[], io: Io): Promise<number> {
   const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
   const agents = values.agents.split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--agents"));
   const maxBodyBytes = parseByteSize("serve", "--max-body-bytes", values["max-body-bytes"]);
-  const maxPending = parseCount("serve", "--max-pending", values["max-pending"], 1, Number.MAX_SAFE_INTEGER);
+  const maxPending = parsePerAgent(
+    "serve",
+    "--max-pending",
+    values["max-pending"],
+    (text) => parseCount("serve", "--max-pending", text, 1, Number.MAX_SAFE_INTEGER),
+  );
+  const secondStream = values["second-stream"];
+  if (secondStream !== "replace" && secondStream !== "refuse") {
+    throw usageError("serve", `Invalid --second-stream: ${JSON.stringify(secondStream)}; use replace or refuse`);
+  }
+  const limits = {
+    maxConnections: parseCount("serve", "--max-connections", values["max-connections"], 1, 1_000_000),
+    maxHeaderBytes: parseByteSize("serve", "--max-header-bytes", values["max-header-bytes"]),
+    maxUrlBytes: parseByteSize("serve", "--max-url-bytes", values["max-url-bytes"]),
+  };
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat);
   if (heartbeatMs < 100) throw usageError("serve", "Invalid --heartbeat: use at least 100ms");
@@ -119,24 +148,29 @@ export async function run(args: string[], io: Io): Promise<number> {
     agents,
     maxPending,
     retentionMs,
-    pendingTtlMs: parseDuration("serve", "--pending-ttl", values["pending-ttl"]),
+    pendingTtlMs: parsePerAgent("serve", "--pending-ttl", values["pending-ttl"], (text) => parseDuration("serve", "--pending-ttl", text)),
     onExpired: (agent, count) => log.warn(`expired ${count} undelivered messages for ${agent} (older than --pending-ttl)`),
     heartbeatMs,
     writeTimeoutMs: parseDuration("serve", "--write-timeout", values["write-timeout"]),
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
+    secondStream,
   });
   let server: HttpServer;
   try {
     server = await serveHttp({
       hostname: values.host,
       port,
-      handler: createRouter(broker, {
-        auth,
-        maxBodyBytes,
-        retryMs: 2000,
-        onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
-      }),
+      handler: limitRequests(
+        createRouter(broker, {
+          auth,
+          maxBodyBytes,
+          retryMs: 2000,
+          onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
+        }),
+        limits,
+      ),
+      maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
     });
   } catch (error) {
     await broker.close();

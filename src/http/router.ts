@@ -3,7 +3,7 @@ import { type Authenticator, authorize, type Caller } from "../auth/authenticato
 import type { Broker } from "../broker/broker.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
-import type { Handler, IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
+import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
@@ -41,7 +41,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     }
     const caller = options.auth.identify(request);
     if (pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`)) {
-      return handleNtfy(broker, request, caller, options.maxBodyBytes);
+      return endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));
     }
     const methods = routes[pathname];
     if (methods === undefined) {
@@ -56,7 +56,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       const error = new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${pathname}: use ${allow}`);
       return Promise.resolve(errorResponse(error, { allow }));
     }
-    return route(request, caller);
+    return endOnRevocation(options.auth, caller, route(request, caller));
   };
   return async (request) => {
     try {
@@ -154,6 +154,20 @@ async function listDeadLetters(broker: Broker, request: IncomingRequest, caller:
     parked_at: new Date(letter.parkedAt).toISOString(),
     message: letter.message === undefined ? null : toWire(letter.message),
   })));
+}
+
+/** A stream opened with a token is cut once the token is revoked; its reconnect then gets 401. */
+async function endOnRevocation(auth: Authenticator, caller: Caller, answer: Promise<OutgoingResponse>): Promise<OutgoingResponse> {
+  const response = await answer;
+  if (!isStream(response) || caller === "anyone") return response;
+  return {
+    ...response,
+    open(sink) {
+      const unwatch = auth.watchRevocation(caller, () => sink.destroy());
+      sink.closed.addEventListener("abort", unwatch, { once: true });
+      response.open(sink);
+    },
+  };
 }
 
 function hasCredentials(request: IncomingRequest): boolean {

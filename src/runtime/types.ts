@@ -5,6 +5,8 @@ export interface IncomingRequest {
   readonly method: string;
   readonly url: URL;
   header(name: string): string | null;
+  /** The size of the request's header fields (names and values), for the header cap. */
+  headerBytes(): number;
   /** Reads the whole body; rejects with `payload_too_large` past `limit` bytes. */
   body(limit: number): Promise<Uint8Array>;
 }
@@ -44,6 +46,8 @@ export interface ServeOptions {
   hostname: string;
   port: number;
   handler: Handler;
+  /** The most a request line and headers may take before the runtime's parser refuses them (where it can be set). */
+  maxRequestHeadBytes: number;
 }
 
 /** A bound, listening server. */

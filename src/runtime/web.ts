@@ -8,6 +8,11 @@ export function fromWebRequest(request: Request): IncomingRequest {
     method: request.method,
     url: new URL(request.url),
     header: (name) => request.headers.get(name),
+    headerBytes() {
+      let total = 0;
+      for (const [name, value] of request.headers) total += name.length + value.length;
+      return total;
+    },
     body: (limit) =>
       readLimited(
         request.body ?? emptyChunks(),

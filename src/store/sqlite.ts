@@ -267,7 +267,10 @@ export class SqliteStore implements MessageStore {
       }));
   }
 
-  expire(cutoff: number, delivered: Map<AgentName, number>): Promise<Map<AgentName, { count: number; upTo: number }>> {
+  expire(
+    cutoffs: Map<AgentName, number>,
+    delivered: Map<AgentName, number>,
+  ): Promise<Map<AgentName, { count: number; upTo: number }>> {
     return this.#attempt("expire", () =>
       this.#transaction(() => {
         const expired = new Map<AgentName, { count: number; upTo: number }>();
@@ -277,6 +280,8 @@ export class SqliteStore implements MessageStore {
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND id > ? AND id <= ? AND created_at < ?");
         const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ?, purged_id = max(purged_id, ?) WHERE agent = ?");
         for (const inbox of inboxes) {
+          const cutoff = cutoffs.get(inbox.agent);
+          if (cutoff === undefined) continue;
           const after = Math.max(inbox.delivered_id, delivered.get(inbox.agent) ?? 0);
           const { count, upto } = find.get(inbox.agent, after, cutoff) as { count: number; upto: number | null };
           if (count === 0 || upto === null) continue;

@@ -78,10 +78,13 @@ export interface MessageStore {
   /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */
   prune(cutoff: number): Promise<Map<AgentName, number>>;
   /**
-   * Removes undelivered messages created before `cutoff` (ms), above each inbox's cursor (or `delivered`, the
-   * broker's newer one); counts them in the inbox's `expired`. Resolves with each changed inbox's count and the
-   * highest id removed.
+   * Removes the undelivered messages of each inbox in `cutoffs` created before its cutoff (ms), above the inbox's
+   * cursor (or `delivered`, the broker's newer one); counts them in the inbox's `expired`. Resolves with each
+   * changed inbox's count and the highest id removed.
    */
-  expire(cutoff: number, delivered: Map<AgentName, number>): Promise<Map<AgentName, { count: number; upTo: number }>>;
+  expire(
+    cutoffs: Map<AgentName, number>,
+    delivered: Map<AgentName, number>,
+  ): Promise<Map<AgentName, { count: number; upTo: number }>>;
   close(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { startBroker, waitFor } from "../helpers/broker.ts";
 import { type CliResult, runCli, spawnCli, collect, tempDir } from "../helpers/cli.ts";
+import { openSse } from "../helpers/sse.ts";
 
 async function createToken(dataDir: string, agent: string): Promise<string> {
   const result = await runCli(["token", "create", "--agent", agent, "--data-dir", dataDir]);
@@ -75,10 +76,16 @@ test("with tokens, each request needs one and a token acts only as its own agent
     outputs.push(await runCli(["status", "--url", broker.url, "--json"], { env: { INTEROP_TOKEN: hermes } }));
     assert.equal(JSON.parse(outputs.at(-1)!.stdout).ok, true);
 
-    // A revoked token stops working.
+    // A revoked token stops working, and a stream opened with it is cut.
+    const hermesStream = await openSse(`${broker.url}/subscribe?agent=hermes`, bearer(hermes));
+    assert.equal(hermesStream.status, 200);
     const revoked = await runCli(["token", "revoke", "--agent", "hermes", "--data-dir", dir.path]);
     assert.match(revoked.stdout, /^revoked tok_[0-9a-f]{12} \(hermes\)\n$/);
     await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(hermes) })).status === 401, 5000, "the revocation");
+    await Promise.race([
+      hermesStream.ended,
+      new Promise((_, reject) => setTimeout(() => reject(new Error("the stream outlived its revoked token")), 5000)),
+    ]);
 
     const everything = broker.log() + outputs.map((output) => output.stdout + output.stderr).join("");
     for (const token of [hermes, openclaw]) assert.ok(!everything.includes(token), "no token in any log line");

@@ -13,6 +13,8 @@ export interface SseConnection {
   take(count: number, timeoutMs?: number): Promise<TestEvent[]>;
   /** Every raw byte received so far, as text. */
   raw(): string;
+  /** Settles when the server ends or cuts the stream (or close() is called). */
+  ended: Promise<void>;
   close(): void;
 }
 
@@ -74,6 +76,7 @@ export async function openSse(url: string, headers: Record<string, string> = {})
       return events.splice(0, count);
     },
     raw: () => raw,
+    ended: pump,
     close() {
       abort.abort();
       void pump;

@@ -1,0 +1,65 @@
+/** Caps on what one request may hold of the broker: its header and URL size, and a place among the open requests. */
+import { InteropError } from "../errors.ts";
+import { type Handler, isStream } from "../runtime/types.ts";
+import { errorResponse } from "./error_response.ts";
+
+export interface RequestLimits {
+  /** Requests in progress at once, open streams included (idle keep-alive sockets are not counted). */
+  maxConnections: number;
+  /** Total size of a request's header names and values. */
+  maxHeaderBytes: number;
+  /** Length of a request's path and query. */
+  maxUrlBytes: number;
+}
+
+export const DEFAULT_REQUEST_LIMITS: RequestLimits = { maxConnections: 4096, maxHeaderBytes: 16 * 1024, maxUrlBytes: 8 * 1024 };
+
+/** Wraps a handler so that requests past a limit get 414, 431 or 503 with a JSON error instead of reaching it. */
+export function limitRequests(handler: Handler, limits: RequestLimits): Handler {
+  let open = 0;
+  return async (request) => {
+    const urlBytes = request.url.pathname.length + request.url.search.length;
+    if (urlBytes > limits.maxUrlBytes) {
+      return errorResponse(new InteropError("url_too_long", `URL too long: ${urlBytes} bytes; the limit is ${limits.maxUrlBytes} (--max-url-bytes)`));
+    }
+    const headerBytes = request.headerBytes();
+    if (headerBytes > limits.maxHeaderBytes) {
+      return errorResponse(
+        new InteropError(
+          "headers_too_large",
+          `Request headers too large: ${headerBytes} bytes; the limit is ${limits.maxHeaderBytes} (--max-header-bytes)`,
+        ),
+      );
+    }
+    if (open >= limits.maxConnections) {
+      return errorResponse(
+        new InteropError(
+          "too_many_connections",
+          `Too many connections: ${open} requests and streams are open, the limit is ${limits.maxConnections} (--max-connections); retry later`,
+          { retryAfter: 1 },
+        ),
+      );
+    }
+    open++;
+    let response;
+    try {
+      response = await handler(request);
+    } catch (error) {
+      open--;
+      throw error;
+    }
+    if (!isStream(response)) {
+      open--;
+      return response;
+    }
+    // A stream holds its place until it ends, however it ends.
+    const { open: start } = response;
+    return {
+      ...response,
+      open(sink) {
+        sink.closed.addEventListener("abort", () => open--, { once: true });
+        start(sink);
+      },
+    };
+  };
+}

@@ -6,6 +6,7 @@ import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { uniform } from "../src/broker/per_agent.ts";
+import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
 import { InteropError } from "../src/errors.ts";
 import { encodeEvent } from "../src/http/sse.ts";
 import { createRouter } from "../src/http/router.ts";
@@ -89,12 +90,13 @@ test("random requests to the routes get a valid status and JSON, and never corru
   });
   const handler = createRouter(broker, {
     auth: new Authenticator(new TokenFile(dir.path)),
+    metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 4096,
     retryMs: 2000,
     onInternalError: (error) => assert.fail(`internal error: ${error}`),
   });
   const published: unknown[] = [];
-  const paths = fc.constantFrom("/broadcast", "/broadcast", "/broadcast", "/broadcast", "/poll", "/status", "/wait", "/ask", "/dead-letters", "/ntfy", "/ntfy/hermes", "/ntfy/hermes/json", "/nope", "/");
+  const paths = fc.constantFrom("/broadcast", "/broadcast", "/broadcast", "/broadcast", "/poll", "/status", "/wait", "/ask", "/dead-letters", "/ntfy", "/ntfy/hermes", "/ntfy/hermes/json", "/nope", "/", "/metrics", "/stats", "/ui");
   // Valid names half the time, so requests get past validation and reach the store.
   const values = fc.oneof(fc.constantFrom("hermes", "openclaw", "1"), nastyString);
   const queries = fc.array(fc.tuple(fc.constantFrom("from", "agent"), fc.constantFrom("hermes")), { maxLength: 1 }).chain((valid) =>
@@ -120,8 +122,9 @@ test("random requests to the routes get a valid status and JSON, and never corru
       const request = new Request(url, { method, body: method === "GET" ? undefined : body ?? "", headers: { "content-type": contentType } });
       const response = await handler(fromWebRequest(request));
       if (isStream(response)) return; // /subscribe-like answers are streams: valid by construction
-      assert.ok([200, 204, 400, 404, 405, 409, 410, 413, 504].includes(response.status), `status ${response.status} for ${method} ${url}`);
-      if (response.status === 204) return;
+      assert.ok([200, 204, 302, 400, 404, 405, 409, 410, 413, 504].includes(response.status), `status ${response.status} for ${method} ${url}`);
+      if (response.status === 204 || response.status === 302) return;
+      // /metrics answers text and /ui HTML; every other answer is JSON.
       const parsed = response.headers["content-type"].startsWith("application/json") ? JSON.parse(response.body) : undefined;
       if (response.status >= 400) assert.equal(typeof parsed.error, "string");
       if (method === "POST" && path === "/broadcast" && response.status === 200) published.push(...parsed.ids);

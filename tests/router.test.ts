@@ -4,6 +4,7 @@ import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { uniform } from "../src/broker/per_agent.ts";
+import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
 import { createRouter } from "../src/http/router.ts";
 import type { AgentName } from "../src/message.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
@@ -37,7 +38,8 @@ async function withRouter(
     now,
   });
   const auth = new Authenticator(new TokenFile(dir.path));
-  const handler = createRouter(broker, { auth, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
+  const metrics = new BrokerMetrics(() => broker.status(), []);
+  const handler = createRouter(broker, { auth, metrics, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
     handler(fromWebRequest(new Request(`http://localhost${path}`, { method, body, headers: { "content-type": "application/json", ...headers } })));
   const json = async (method: string, path: string, body?: string, headers?: Record<string, string>) => {

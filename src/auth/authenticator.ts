@@ -9,7 +9,7 @@ import { hashToken, type TokenFile, type TokenRecord } from "./token_file.ts";
 const RELOAD_EVERY_MS = 1000;
 
 /** The caller of a request: an agent (by its token), or anyone when the broker has no tokens (loopback only). */
-export type Caller = { agent: AgentName; tokenHash: string } | "anyone";
+export type Caller = { agent: AgentName; tokenHash: string; admin: boolean } | "anyone";
 
 interface RevocationWatch {
   tokenHash: string;
@@ -46,7 +46,7 @@ export class Authenticator {
     const hash = Buffer.from(hashToken(token), "hex");
     const record = this.#tokens.find((candidate) => timingSafeEqual(Buffer.from(candidate.hash, "hex"), hash));
     if (record === undefined) throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked");
-    return { agent: record.agent, tokenHash: record.hash };
+    return { agent: record.agent, tokenHash: record.hash, admin: record.admin === true };
   }
 
   /**
@@ -85,10 +85,16 @@ export class Authenticator {
   }
 }
 
-/** Refuses a caller acting for another agent (403): sending as it, or reading its inbox. */
+/** Refuses a caller acting for another agent (403): sending as it, or reading its inbox. Admins act for any. */
 export function authorize(caller: Caller, agent: AgentName, action: string): void {
-  if (caller === "anyone" || caller.agent === agent) return;
+  if (caller === "anyone" || caller.admin || caller.agent === agent) return;
   throw new InteropError("forbidden", `Forbidden: the token of ${caller.agent} cannot ${action} ${agent}`);
+}
+
+/** Refuses what only the operator may see when tokens are on (all traffic, metrics): 403 for an agent's token. */
+export function authorizeAdmin(caller: Caller, what: string): void {
+  if (caller === "anyone" || caller.admin) return;
+  throw new InteropError("forbidden", `Forbidden: ${what} needs an admin token (interop token create --admin)`);
 }
 
 function bearer(header: string | null): string | null {

@@ -14,6 +14,8 @@ export interface TokenRecord {
   /** SHA-256 of the token, hex: tokens are random, so a fast hash is enough. */
   hash: string;
   created_at: string;
+  /** An operator's token: it may act as any agent and watch all traffic (the dashboard, metrics). */
+  admin?: boolean;
 }
 
 export function hashToken(token: string): string {
@@ -53,13 +55,14 @@ export class TokenFile {
   }
 
   /** Makes a token for `agent`; the token itself is returned once and never stored. */
-  create(agent: AgentName): { record: TokenRecord; token: string } {
+  create(agent: AgentName, admin = false): { record: TokenRecord; token: string } {
     const token = `itk_${randomBytes(32).toString("base64url")}`;
     const record: TokenRecord = {
       id: `tok_${randomBytes(6).toString("hex")}`,
       agent,
       hash: hashToken(token),
       created_at: new Date().toISOString(),
+      ...(admin ? { admin: true } : {}),
     };
     this.#save([...this.list(), record]);
     return { record, token };

@@ -7,6 +7,7 @@ import type { StreamSink } from "../runtime/types.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
+import { type BrokerObserver, Observers } from "./observers.ts";
 import { allValues, limitFor, type PerAgent, uniform } from "./per_agent.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { replyContext } from "./replies.ts";
@@ -66,6 +67,7 @@ export class Broker {
   #inboxes = new Map<AgentName, InboxRecord>();
   #streams = new Map<AgentName, StreamSession>();
   #waiters = new Waiters();
+  #observers = new Observers();
   #rateLimiter: RateLimiter;
   #idempotent: IdempotentPublishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
@@ -78,7 +80,7 @@ export class Broker {
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
     this.#store = options.store;
-    this.#commits = new CommitQueue(options.store);
+    this.#commits = new CommitQueue(options.store, (messages) => this.#observers.committed(messages));
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
@@ -142,6 +144,7 @@ export class Broker {
     this.#touch(from);
     const createdAt = this.#now();
     for (const inbox of inboxes) inbox.pending++;
+    const commitStarted = performance.now();
     let stored: Envelope[];
     try {
       stored = await this.#commits.append(
@@ -151,6 +154,7 @@ export class Broker {
       for (const inbox of inboxes) inbox.pending--;
       throw error;
     }
+    this.#observers.published(stored, performance.now() - commitStarted);
     for (const envelope of stored) {
       this.#lastId = Math.max(this.#lastId, envelope.id);
       if (this.#waiters.claim(envelope)) this.#take(envelope);
@@ -181,6 +185,7 @@ export class Broker {
     const inbox = this.#inboxes.get(envelope.to)!;
     this.#taken.add(envelope.id);
     inbox.pending--;
+    this.#observers.delivered(envelope);
     // Once committed, the store leaves it out of every read; until then, memory does.
     this.#commits.update({ agent: envelope.to, polled: { after: envelope.id - 1, upTo: envelope.id } }).then(
       () => this.#taken.delete(envelope.id),
@@ -277,13 +282,20 @@ export class Broker {
   /** Parks a message that `agent`'s push receiver refused for good, so it shows in status instead of vanishing. */
   async parkDeadLetter(agent: AgentName, messageId: number, reason: string): Promise<void> {
     const inbox = await this.#inboxFor(agent, true);
-    if (await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() })) inbox.deadLetters++;
+    if (!(await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() }))) return;
+    inbox.deadLetters++;
+    this.#observers.deadLettered(agent);
   }
 
   /** The agent's dead letters, each with its message when retention still has it. */
   async deadLetters(agent: AgentName): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
     const letters = await this.#store.deadLetters(agent);
     return await Promise.all(letters.map(async (letter) => ({ ...letter, message: await this.#store.find(letter.messageId) })));
+  }
+
+  /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
+  observe(observer: BrokerObserver): () => void {
+    return this.#observers.add(observer);
   }
 
   status(): StatusReport {
@@ -333,6 +345,7 @@ export class Broker {
       if (envelope.id <= inbox.deliveredId) continue;
       inbox.deliveredId = envelope.id;
       inbox.pending--;
+      this.#observers.delivered(envelope);
       advanced = true;
     }
     if (advanced) {
@@ -347,7 +360,14 @@ export class Broker {
   }
 
   async #prune(): Promise<void> {
-    const policy = { ...this.#options, pendingTtlMs: this.#options.pendingTtlMs ?? uniform(0) };
+    const policy = {
+      ...this.#options,
+      pendingTtlMs: this.#options.pendingTtlMs ?? uniform(0),
+      onExpired: (agent: AgentName, count: number) => {
+        this.#options.onExpired?.(agent, count);
+        this.#observers.expired(agent, count);
+      },
+    };
     try {
       await applyRetention(this.#store, this.#inboxes, policy, this.#now());
     } catch {

@@ -20,9 +20,12 @@ export class CommitQueue {
   #inboxWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
   #scheduled = false;
   #running: Promise<void> = Promise.resolve();
+  #onCommit: (messages: number) => void;
 
-  constructor(store: MessageStore) {
+  /** `onCommit` hears of each successful transaction and how many messages it held (the batch size). */
+  constructor(store: MessageStore, onCommit: (messages: number) => void = () => {}) {
     this.#store = store;
+    this.#onCommit = onCommit;
   }
 
   /** Stores messages; resolves once they are committed. */
@@ -76,6 +79,7 @@ export class CommitQueue {
       for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
       return;
     }
+    this.#onCommit(batch.messages.length);
     let offset = 0;
     for (const waiter of waiters) {
       waiter.resolve(stored.slice(offset, offset + waiter.messages.length));

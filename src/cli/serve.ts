@@ -7,6 +7,7 @@ import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts";
 import { createRouter } from "../http/router.ts";
+import { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
@@ -156,6 +157,8 @@ export async function run(args: string[], io: Io): Promise<number> {
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
     secondStream,
   });
+  const metrics = new BrokerMetrics(() => broker.status(), [store.location, `${store.location}-wal`]);
+  broker.observe(metrics);
   let server: HttpServer;
   try {
     server = await serveHttp({
@@ -164,6 +167,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       handler: limitRequests(
         createRouter(broker, {
           auth,
+          metrics,
           maxBodyBytes,
           retryMs: 2000,
           onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),

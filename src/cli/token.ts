@@ -7,7 +7,7 @@ import type { Io } from "./io.ts";
 
 export const HELP = `interop token — the broker's access tokens
 
-Usage: interop token create --agent AGENT [--data-dir DIR]
+Usage: interop token create --agent AGENT [--admin] [--data-dir DIR]
        interop token list [--data-dir DIR] [--json]
        interop token revoke (--id ID | --agent AGENT) [--data-dir DIR]
 
@@ -15,13 +15,15 @@ Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
 bare /status liveness answer stays public), and a token acts only as its agent: it
 sends as that agent and reads only that agent's inbox. Changes take effect within a
-second, without restarting the broker.
+second, without restarting the broker. An --admin token (for the operator: the
+dashboard, /metrics) may act as any agent and watch all traffic.
 
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600). Clients take it from $INTEROP_TOKEN or --token-file.
 
 Options:
   --agent AGENT       the agent the token acts as (create), or whose tokens to revoke
+  --admin             create an operator token (default agent name: admin)
   --id ID             the token to revoke (see list)
   --data-dir DIR      the broker's data dir (default as for 'interop serve')
   --json              list as JSON
@@ -35,6 +37,7 @@ const OPTIONS = {
   id: { type: "string" },
   "data-dir": { type: "string" },
   json: { type: "boolean", default: false },
+  admin: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -47,12 +50,14 @@ export function run(args: string[], io: Io): Promise<number> {
   const file = new TokenFile(values["data-dir"] ?? defaultDataDir(io.env));
   const [action] = positionals;
   if (action === "create") {
-    const { record, token } = file.create(parseAgentName(values.agent, "--agent"));
-    io.stderr(`created ${record.id} for ${record.agent}; it is shown once, keep it safe:\n`);
+    const agent = parseAgentName(values.agent ?? (values.admin ? "admin" : undefined), "--agent");
+    const { record, token } = file.create(agent, values.admin);
+    io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent}; it is shown once, keep it safe:\n`);
     io.stdout(`${token}\n`);
   } else if (action === "list") {
-    const tokens = file.list().map(({ id, agent, created_at }) => ({ id, agent, created_at }));
-    io.stdout(values.json ? JSON.stringify(tokens) + "\n" : tokens.map((t) => `${t.id}  ${t.agent}  ${t.created_at}\n`).join(""));
+    const tokens = file.list().map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
+    const line = (t: (typeof tokens)[number]) => `${t.id}  ${t.agent}${t.admin ? " (admin)" : ""}  ${t.created_at}\n`;
+    io.stdout(values.json ? JSON.stringify(tokens) + "\n" : tokens.map(line).join(""));
   } else if (action === "revoke") {
     if (values.id === undefined && values.agent === undefined) throw usageError("token", "Say which: --id ID or --agent AGENT");
     const removed = file.revoke({ id: values.id, agent: values.agent });

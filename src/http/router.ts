@@ -1,16 +1,19 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
+import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
+import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
 
 export interface RouterOptions {
   auth: Authenticator;
+  metrics: BrokerMetrics;
   maxBodyBytes: number;
   /** The `retry:` advice sent to EventSource clients, in ms. */
   retryMs: number;
@@ -32,9 +35,15 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       GET: (request, caller) => listDeadLetters(broker, request, caller),
       POST: (request, caller) => parkDeadLetter(broker, request, caller),
     },
+    "/events": { GET: (_request, caller) => Promise.resolve(eventsFeed(broker, caller, options.retryMs)) },
+    "/metrics": { GET: (_request, caller) => Promise.resolve(metricsResponse(options.metrics, caller)) },
+    "/stats": { GET: (_request, caller) => Promise.resolve(statsResponse(options.metrics, caller)) },
   };
   const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
+    // The dashboard's page and script hold no data: they load without a token and then ask for one.
+    if (request.method === "GET" && (pathname === "/ui" || pathname === "/ui/app.js")) return Promise.resolve(dashboardResponse(pathname));
+    if (request.method === "GET" && pathname === "/") return Promise.resolve({ status: 302, headers: { location: "/ui" }, body: "" });
     if (pathname === "/status" && request.method === "GET" && !hasCredentials(request) && options.auth.enabled) {
       // Cron and load balancers may ask whether the broker is alive without a token; the details need one.
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
@@ -47,7 +56,8 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     if (methods === undefined) {
       throw new InteropError(
         "not_found",
-        `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /wait, POST /ask, GET /subscribe, GET /status, GET|POST /dead-letters and ${NTFY_PREFIX}/TOPIC`,
+        `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /wait, POST /ask, GET /subscribe, GET /status, ` +
+          `GET|POST /dead-letters, GET /events, GET /metrics, GET /stats, GET /ui and ${NTFY_PREFIX}/TOPIC`,
       );
     }
     const route = methods[request.method];

@@ -1,0 +1,69 @@
+/** The benchmark's tables and the ratios the targets are stated in. */
+import type { Figures } from "./scenarios.ts";
+import type { System } from "./systems.ts";
+
+/** Figures by scenario, then by system key. */
+export type Results = Record<string, Record<string, Figures>>;
+
+type Column = [label: string, value: (figures: Figures) => string];
+
+const fixed = (digits: number, value: number | undefined) => value === undefined || Number.isNaN(value) ? "–" : value.toFixed(digits);
+const count = (value: number | undefined) => value === undefined ? "–" : Math.round(value).toLocaleString("en");
+const ms = (field: keyof Figures): Column => [`${field} ms`, (f) => fixed(2, f[field] as number | undefined)];
+const integrity: Column = ["lost/dup/reord", (f) => f.lost === undefined ? "–" : `${f.lost}/${f.duplicated}/${f.reordered}`];
+const cpu: Column[] = [["server µs/msg", (f) => fixed(1, f.serverCpuUs)], ["load µs/msg", (f) => fixed(1, f.loadCpuUs)]];
+
+const COLUMNS: Record<string, Column[]> = {
+  latency: [["msg/s", (f) => count(f.perSecond)], ["msgs", (f) => count(f.messages)], ms("p50"), ms("p90"), ms("p99"), ms("max"), integrity, ...cpu],
+  throughput: [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
+  "fan-out": [["streams", (f) => count(f.streams)], ["deliveries", (f) => count(f.messages)], ms("p50"), ms("p99"), integrity, ...cpu],
+  "idle streams": [["streams", (f) => count(f.streams)], ["open s", (f) => fixed(1, f.openSeconds)], ["KiB/stream", (f) => fixed(1, f.kibPerStream)]],
+  "status with 1,000 streams": [["streams", (f) => count(f.streams)], ms("p50"), ms("p90"), ms("p99"), ms("max")],
+  resume: [["msgs", (f) => count(f.messages)], integrity],
+};
+
+export function table(results: Results, systems: Record<string, System>): string {
+  const sections: string[] = [];
+  for (const [scenario, columns] of Object.entries(COLUMNS)) {
+    const rows = results[scenario];
+    if (!rows) continue;
+    const header = ["system", ...columns.map(([label]) => label), "note"];
+    const lines = [`## ${scenario}`, "", `| ${header.join(" | ")} |`, `|${header.map(() => " --- ").join("|")}|`];
+    for (const [key, figures] of Object.entries(rows)) {
+      lines.push(`| ${[systems[key].name, ...columns.map(([, value]) => value(figures)), figures.note ?? ""].join(" | ")} |`);
+    }
+    sections.push(lines.join("\n"));
+  }
+  return sections.join("\n\n") + "\n";
+}
+
+/** One target: a ratio (or figure) from this run, and whether it is met. */
+function target(label: string, value: number | undefined, goal: (value: number) => boolean, unit = "×"): string {
+  if (value === undefined || !Number.isFinite(value)) return `- ${label}: not measured`;
+  return `- ${label}: ${value.toFixed(2)}${unit} ${goal(value) ? "✓" : "✗"}`;
+}
+
+export function ratios(results: Results): string {
+  const get = (scenario: string, key: string, field: keyof Figures) => results[scenario]?.[key]?.[field] as number | undefined;
+  const ratio = (a: number | undefined, b: number | undefined) => a === undefined || b === undefined ? undefined : a / b;
+  const lines = ["## Targets (ratios from this run)", ""];
+  for (const [key, bareKey, runtime] of [["interop-node", "bare-node", "Node"], ["interop-deno", "bare-deno", "Deno"]]) {
+    lines.push(
+      target(`${runtime}: throughput vs the old bridge (≥ 10)`, ratio(get("throughput", key, "perSecond"), get("throughput", "old-bridge", "perSecond")), (v) => v >= 10),
+      target(`${runtime}: server CPU per message vs bare ${runtime} (≤ 1.5)`, ratio(get("throughput", key, "serverCpuUs"), get("throughput", bareKey, "serverCpuUs")), (v) => v <= 1.5),
+      target(`${runtime}: server CPU per message vs nchan (≤ 1 with batching)`, ratio(get("throughput", key, "serverCpuUs"), get("throughput", "nchan", "serverCpuUs")), (v) => v <= 1),
+      target(`${runtime}: latency p50 vs nchan (≤ 1)`, ratio(get("latency", key, "p50"), get("latency", "nchan", "p50")), (v) => v <= 1),
+      target(`${runtime}: latency p90 vs nchan (≤ 1)`, ratio(get("latency", key, "p90"), get("latency", "nchan", "p90")), (v) => v <= 1),
+      target(`${runtime}: memory per idle stream vs nchan (≤ 1)`, ratio(get("idle streams", key, "kibPerStream"), get("idle streams", "nchan", "kibPerStream")), (v) => v <= 1),
+      target(`${runtime}: /status p99 with 1,000 streams (≤ 5 ms)`, get("status with 1,000 streams", key, "p99"), (v) => v <= 5, " ms"),
+    );
+  }
+  let faults = 0;
+  for (const rows of Object.values(results)) {
+    for (const [key, figures] of Object.entries(rows)) {
+      if (key.startsWith("interop")) faults += (figures.lost ?? 0) + (figures.duplicated ?? 0) + (figures.reordered ?? 0);
+    }
+  }
+  lines.push(`- interop: lost + duplicated + reordered messages over every scenario: ${faults} ${faults === 0 ? "✓" : "✗"}`);
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,101 @@
+/**
+ * The benchmark: interop (the Node 24 binary, strict and relaxed, and Deno 2) against the old Python bridge it
+ * replaces, nginx + nchan, and bare node:http / Deno.serve ceilings, driven with the same load in one run.
+ *
+ *   npm run bench                    # the full run (~6 min); writes bench/RESULTS.md
+ *   npm run bench -- --smoke         # a few seconds per system, prints only (the test suite runs this)
+ *   npm run bench -- --systems interop-node,nchan
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { fanOut, type Figures, idleStreams, latency, resume, throughput } from "./scenarios.ts";
+import { nchanAvailable, type RunningSystem, type System, SYSTEMS } from "./systems.ts";
+import { type Results, ratios, table } from "./report.ts";
+
+const { values } = parseArgs({
+  options: {
+    smoke: { type: "boolean", default: false },
+    systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
+  },
+});
+const smoke = values.smoke;
+const size = smoke
+  ? { rate: 100, latencySeconds: 1, throughputSeconds: 1, fanAgents: 10, fanMessages: 20, streams: 200, resumePhase: 30 }
+  : { rate: 500, latencySeconds: 10, throughputSeconds: 10, fanAgents: 100, fanMessages: 200, streams: 10_000, resumePhase: 300 };
+const chosen = values.systems.split(",").map((key) => {
+  if (!SYSTEMS[key]) throw new Error(`unknown system ${key}; choose from ${Object.keys(SYSTEMS).join(", ")}`);
+  return key;
+});
+if (chosen.includes("nchan") && !nchanAvailable()) {
+  throw new Error("nginx with nchan is not installed: apt-get install nginx libnginx-mod-nchan (bash .ci/run does)");
+}
+if (!existsSync("dist/interop")) {
+  console.error("building dist/interop first (npm run build)…");
+  if (spawnSync(process.execPath, ["build.ts"], { stdio: "inherit" }).status !== 0) process.exit(1);
+}
+
+const progress = (text: string) => process.stderr.write(`${text}\n`);
+const fanAgents = Array.from({ length: size.fanAgents }, (_, i) => `fan${i}`);
+const results: Results = {};
+
+/** Runs one scenario on a freshly started system, so no scenario inherits another's state. */
+async function scenario(key: string, name: string, agents: string[], run: (system: RunningSystem) => Promise<Record<string, Figures>>) {
+  const system: System = SYSTEMS[key];
+  progress(`  ${system.name}: ${name}…`);
+  const running = await system.start({ agents });
+  try {
+    for (const [table, figures] of Object.entries(await run(running))) (results[table] ??= {})[key] = figures;
+  } catch (error) {
+    (results[name] ??= {})[key] = { note: `failed: ${(error as Error).message.split("\n")[0]}` };
+  } finally {
+    await running.stop();
+  }
+}
+
+const started = performance.now();
+for (const key of chosen) {
+  const system = SYSTEMS[key];
+  progress(`${system.name}`);
+  const pair = ["hermes", "openclaw"];
+  await scenario(key, "latency", pair, async (s) => ({ latency: await latency(s, size.rate, size.latencySeconds) }));
+  await scenario(key, "throughput", pair, async (s) => ({ throughput: await throughput(s, 16, size.throughputSeconds) }));
+  if (key === "interop-node-relaxed") continue;
+  if (system.fanOut) {
+    await scenario(key, "fan-out", ["hub", ...fanAgents], async (s) => ({
+      "fan-out": await fanOut(s, fanAgents, size.fanMessages, 50, key === "nchan" ? "all" : undefined),
+    }));
+  }
+  await scenario(key, "streams", pair, async (s) => {
+    const { streams, status } = await idleStreams(s, size.streams, (opened) => {
+      if (opened % 2000 === 0) progress(`    ${opened} streams open`);
+    });
+    return { "idle streams": streams, "status with 1,000 streams": status };
+  });
+  await scenario(key, "resume", pair, async (s) => ({ resume: await resume(s, size.resumePhase) }));
+}
+const seconds = (performance.now() - started) / 1000;
+
+const versions = {
+  node: process.versions.node,
+  deno: spawnSync("node_modules/.bin/deno", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0],
+  nginx: nchanAvailable() ? spawnSync("nginx", ["-v"], { encoding: "utf8" }).stderr.trim() : "not installed",
+  python: spawnSync("python3", ["--version"], { encoding: "utf8" }).stdout.trim(),
+};
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+const report = [
+  `# interop benchmark${smoke ? " (smoke run: sizes too small to mean anything)" : ""}`,
+  "",
+  `Command: \`npm run bench${smoke ? " -- --smoke" : ""}\` · ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ${seconds.toFixed(0)} s`,
+  `Machine: ${machine} · Node ${versions.node} · ${versions.deno} · ${versions.nginx} · ${versions.python}`,
+  "",
+  table(results, SYSTEMS),
+  ratios(results),
+].join("\n");
+console.log(report);
+if (!smoke && chosen.length === Object.keys(SYSTEMS).length) {
+  writeFileSync("bench/RESULTS.md", report);
+  progress("written to bench/RESULTS.md");
+}

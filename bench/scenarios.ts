@@ -1,0 +1,255 @@
+/** The benchmark's scenarios: the same load driven at each system, measured the same way. */
+import { Connection } from "./load/connection.ts";
+import { cpuSeconds, ownCpuSeconds, rssBytes } from "./load/proc.ts";
+import { readSse, type SseReader } from "./load/sse_reader.ts";
+import type { RunningSystem } from "./systems.ts";
+
+/** What every scenario reports; the table shows the fields a scenario fills. */
+export interface Figures {
+  messages?: number;
+  perSecond?: number;
+  p50?: number;
+  p90?: number;
+  p99?: number;
+  max?: number;
+  lost?: number;
+  duplicated?: number;
+  reordered?: number;
+  /** Server CPU per delivered message, in µs (user + system, all its processes). */
+  serverCpuUs?: number;
+  /** The load generator's own CPU per delivered message, in µs. */
+  loadCpuUs?: number;
+  /** Server memory per open stream, in KiB. */
+  kibPerStream?: number;
+  /** Time to open every stream, in s. */
+  openSeconds?: number;
+  streams?: number;
+  note?: string;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Counts deliveries per message and order per sender; messages carry {p, seq, t}. */
+class Ledger {
+  latencies: number[] = [];
+  #seen = new Map<string, number>();
+  #lastSeq = new Map<string, number>();
+  duplicated = 0;
+  reordered = 0;
+
+  /** Records one delivery to `reader` (fan-out readers each get their own order). */
+  record(reader: string, data: string): void {
+    const now = performance.now();
+    const { p, seq, t } = JSON.parse(data) as { p: number; seq: number; t: number };
+    const key = `${reader}/${p}/${seq}`;
+    const count = (this.#seen.get(key) ?? 0) + 1;
+    this.#seen.set(key, count);
+    if (count > 1) {
+      this.duplicated++;
+      return;
+    }
+    this.latencies.push(now - t);
+    const order = `${reader}/${p}`;
+    if (seq < (this.#lastSeq.get(order) ?? -1)) this.reordered++;
+    this.#lastSeq.set(order, seq);
+  }
+
+  get delivered(): number {
+    return this.#seen.size;
+  }
+
+  async waitFor(count: number, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.delivered < count && performance.now() < deadline) await sleep(10);
+  }
+
+  figures(expected: number): Figures {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const at = (q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    return {
+      messages: expected,
+      p50: at(0.5),
+      p90: at(0.9),
+      p99: at(0.99),
+      max: sorted.at(-1) ?? NaN,
+      lost: expected - this.delivered,
+      duplicated: this.duplicated,
+      reordered: this.reordered,
+    };
+  }
+}
+
+const message = (p: number, seq: number) => JSON.stringify({ p, seq, t: performance.now(), text: "benchmark message" });
+
+async function subscribe(system: RunningSystem, agent: string, onEvent: (id: string | undefined, data: string) => void, lastId?: string) {
+  const reader = readSse(`${system.url}/subscribe?agent=${agent}`, onEvent, lastId);
+  const status = await reader.opened;
+  if (status !== 200) throw new Error(`subscribe ${agent}: HTTP ${status}`);
+  return reader;
+}
+
+/** Measures server and generator CPU over `work`, per delivered message. */
+async function measureCpu(system: RunningSystem, work: () => Promise<number>): Promise<Figures> {
+  const pids = system.pids();
+  const [server, own] = [cpuSeconds(pids), ownCpuSeconds()];
+  const delivered = await work();
+  return {
+    serverCpuUs: ((cpuSeconds(pids) - server) / delivered) * 1e6,
+    loadCpuUs: ((ownCpuSeconds() - own) / delivered) * 1e6,
+  };
+}
+
+/** Publish→deliver latency at a fixed rate, hermes → openclaw over one stream. */
+export async function latency(system: RunningSystem, rate: number, seconds: number): Promise<Figures> {
+  const ledger = new Ledger();
+  const reader = await subscribe(system, "openclaw", (_id, data) => ledger.record("openclaw", data));
+  const connections = Array.from({ length: 4 }, () => new Connection(system.url));
+  const total = Math.round(rate * seconds);
+  let failed = 0;
+  const cpu = await measureCpu(system, async () => {
+    const start = performance.now();
+    const inFlight: Promise<unknown>[] = [];
+    for (let seq = 0; seq < total; seq++) {
+      const due = start + (seq * 1000) / rate;
+      if (due > performance.now()) await sleep(due - performance.now());
+      inFlight.push(connections[seq % connections.length].request("POST", "/broadcast?from=hermes&to=openclaw", message(0, seq))
+        .then((status) => status < 300 || failed++, () => failed++));
+      if (inFlight.length >= connections.length) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
+    await ledger.waitFor(total, 10_000);
+    return ledger.delivered;
+  });
+  reader.close();
+  for (const connection of connections) connection.close();
+  return { ...ledger.figures(total), ...cpu, perSecond: rate, note: failed ? `${failed} publishes refused` : undefined };
+}
+
+/** Maximum sustained throughput: 16 publishers as fast as they can for `seconds`, one stream receiving. */
+export async function throughput(system: RunningSystem, publishers: number, seconds: number): Promise<Figures> {
+  const ledger = new Ledger();
+  const reader = await subscribe(system, "openclaw", (_id, data) => ledger.record("openclaw", data));
+  let acknowledged = 0;
+  let elapsed = 0;
+  const cpu = await measureCpu(system, async () => {
+    const start = performance.now();
+    const end = start + seconds * 1000;
+    await Promise.all(Array.from({ length: publishers }, async (_, p) => {
+      const connection = new Connection(system.url);
+      for (let seq = 0; performance.now() < end; seq++) {
+        if ((await connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(p, seq))) < 300) acknowledged++;
+      }
+      connection.close();
+    }));
+    await ledger.waitFor(acknowledged, 15_000);
+    elapsed = (performance.now() - start) / 1000;
+    return ledger.delivered;
+  });
+  reader.close();
+  const { p50, p90, p99, lost, duplicated, reordered } = ledger.figures(acknowledged);
+  return { messages: acknowledged, perSecond: ledger.delivered / elapsed, p50, p90, p99, lost, duplicated, reordered, ...cpu };
+}
+
+/** One publish fanned out to `agents` subscribers, `count` times at `rate` per second. */
+export async function fanOut(system: RunningSystem, agents: string[], count: number, rate: number, channel?: string): Promise<Figures> {
+  const ledger = new Ledger();
+  const readers: SseReader[] = [];
+  // nchan fans out within one channel; the brokers deliver a broadcast to every agent's own inbox.
+  for (const agent of agents) readers.push(await subscribe(system, channel ?? agent, (_id, data) => ledger.record(agent, data)));
+  const connection = new Connection(system.url);
+  const path = channel === undefined ? "/broadcast?from=hub" : `/broadcast?from=hub&to=${channel}`;
+  const cpu = await measureCpu(system, async () => {
+    const start = performance.now();
+    for (let seq = 0; seq < count; seq++) {
+      const due = start + (seq * 1000) / rate;
+      if (due > performance.now()) await sleep(due - performance.now());
+      await connection.request("POST", path, message(0, seq));
+    }
+    await ledger.waitFor(count * agents.length, 15_000);
+    return ledger.delivered;
+  });
+  for (const reader of readers) reader.close();
+  connection.close();
+  return { ...ledger.figures(count * agents.length), ...cpu, streams: agents.length };
+}
+
+/** Opens `count` idle streams: time to open, server memory per stream, and /status latency once 1,000 are open. */
+export async function idleStreams(system: RunningSystem, count: number, onProgress: (opened: number) => void): Promise<{ streams: Figures; status: Figures }> {
+  const pids = () => system.pids();
+  const before = rssBytes(pids());
+  const readers: SseReader[] = [];
+  let status: Figures = { note: "not reached" };
+  const start = performance.now();
+  let failures = 0;
+  for (let opened = 0; opened < count;) {
+    const batch = Math.min(200, count - opened);
+    const results = await Promise.allSettled(Array.from({ length: batch }, (_, i) => {
+      const reader = readSse(`${system.url}/subscribe?agent=idle${opened + i}`, () => {});
+      readers.push(reader);
+      return reader.opened;
+    }));
+    failures += results.filter((result) => result.status === "rejected" || result.value !== 200).length;
+    opened += batch;
+    onProgress(opened);
+    if (opened === 1000 || (opened >= count && count < 1000)) status = await statusLatency(system, opened);
+    if (performance.now() - start > 120_000) break;
+  }
+  const openSeconds = (performance.now() - start) / 1000;
+  await sleep(1000);
+  const after = rssBytes(pids());
+  const open = readers.length - failures;
+  for (const reader of readers) reader.close();
+  return {
+    streams: {
+      streams: open,
+      openSeconds,
+      kibPerStream: (after - before) / 1024 / open,
+      note: failures ? `${failures} of ${readers.length} failed to open` : undefined,
+    },
+    status,
+  };
+}
+
+async function statusLatency(system: RunningSystem, streams: number): Promise<Figures> {
+  const connection = new Connection(system.url);
+  const times: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const start = performance.now();
+    await connection.request("GET", "/status");
+    times.push(performance.now() - start);
+  }
+  connection.close();
+  times.sort((a, b) => a - b);
+  return { streams, messages: times.length, p50: times[100], p90: times[180], p99: times[198], max: times[199] };
+}
+
+/**
+ * Reconnect and resume: a stream reads the first third, drops, a third is published while it is away, and it
+ * comes back with Last-Event-ID (where the system gives ids) for the rest.
+ */
+export async function resume(system: RunningSystem, perPhase: number): Promise<Figures> {
+  const ledger = new Ledger();
+  let lastId: string | undefined;
+  const onEvent = (id: string | undefined, data: string) => {
+    lastId = id ?? lastId;
+    ledger.record("openclaw", data);
+  };
+  const connection = new Connection(system.url);
+  const publish = async (from: number) => {
+    for (let seq = from; seq < from + perPhase; seq++) await connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(0, seq));
+  };
+  let reader = await subscribe(system, "openclaw", onEvent);
+  await publish(0);
+  await ledger.waitFor(perPhase, 10_000);
+  reader.close();
+  await sleep(100);
+  await publish(perPhase);
+  reader = await subscribe(system, "openclaw", onEvent, lastId);
+  await publish(2 * perPhase);
+  await ledger.waitFor(3 * perPhase, 5_000);
+  await sleep(500);
+  reader.close();
+  connection.close();
+  const { lost, duplicated, reordered } = ledger.figures(3 * perPhase);
+  return { messages: 3 * perPhase, lost, duplicated, reordered };
+}

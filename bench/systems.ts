@@ -1,0 +1,168 @@
+/** The systems the benchmark compares, each started on a free port and stopped by PID. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { interopCommand } from "./processes.ts";
+import { processTree } from "./load/proc.ts";
+
+export interface RunningSystem {
+  url: string;
+  /** The server's processes, for CPU and memory. */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+export interface System {
+  name: string;
+  /** What it can do: the old bridge knows only hermes and openclaw, and keeps no ids to resume from. */
+  fanOut: boolean;
+  resume: boolean;
+  start(options: { agents: string[] }): Promise<RunningSystem>;
+}
+
+/** Spawns `command` and waits for the "listening on URL" line every server here prints. */
+async function spawnServer(command: string, args: string[], cleanup: () => void = () => {}): Promise<RunningSystem> {
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let log = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      log += chunk;
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(log);
+      if (match) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`${command} exited ${code}: ${log.slice(-2000)}`)));
+  });
+  return { url, pids: () => processTree(child.pid!), stop: () => stopChild(child, exited, cleanup) };
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<void>, cleanup: () => void): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    process.kill(child.pid!, "SIGTERM");
+    const timer = setTimeout(() => process.kill(child.pid!, "SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+  cleanup();
+}
+
+function interop(name: string, runtime: string, durability: string): System {
+  return {
+    name,
+    fanOut: true,
+    resume: true,
+    start({ agents }) {
+      const dataDir = mkdtempSync(join(tmpdir(), "interop-bench-"));
+      const [command, prefix] = interopCommand(runtime);
+      const args = [
+        ...prefix, "serve", "--port", "0", "--data-dir", dataDir, "--durability", durability, "--agents", agents.join(","),
+        "--rate-limit", "0", "--max-connections", "30000", "--max-pending", "10000000",
+      ];
+      return spawnServer(command, args, () => rmSync(dataDir, { recursive: true, force: true }));
+    },
+  };
+}
+
+function bare(name: string, runtime: string): System {
+  const [command, prefix] = runtime === "deno" ? ["node_modules/.bin/deno", ["run", "-A"]] : [process.execPath, []];
+  return {
+    name,
+    fanOut: true,
+    resume: false,
+    start: () => spawnServer(command, [...prefix, "bench/peers/bare_broker.ts", "0"]),
+  };
+}
+
+const oldBridge: System = {
+  name: "old Python bridge",
+  fanOut: false,
+  resume: false,
+  start: () => spawnServer("python3", ["bench/peers/old_bridge.py", "0"]),
+};
+
+/**
+ * nginx + nchan with the same routes: `to=` and `agent=` name the channel, EventSource subscribers, and a
+ * message buffer deep enough that nothing is dropped under the load (so Last-Event-ID resumes too).
+ */
+const nchan: System = {
+  name: "nginx + nchan",
+  fanOut: true,
+  resume: true,
+  async start() {
+    const dir = mkdtempSync(join(tmpdir(), "interop-bench-nchan-"));
+    const port = await freePort();
+    writeFileSync(join(dir, "nginx.conf"), `
+load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 40000;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 30000; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  nchan_max_reserved_memory 512M;
+  server {
+    listen 127.0.0.1:${port};
+    location = /broadcast { nchan_publisher; nchan_channel_id $arg_to; nchan_message_buffer_length 1000000; nchan_message_timeout 1h; }
+    location = /subscribe { nchan_subscriber eventsource; nchan_channel_id $arg_agent; }
+    location = /status { nchan_stub_status; }
+  }
+}
+`);
+    const child = spawn("nginx", ["-e", join(dir, "error.log"), "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // nginx prints nothing once it is up: it is ready when its port answers.
+    await waitForPort(port, () => readFileSync(join(dir, "error.log"), "utf8"));
+    return {
+      url: `http://127.0.0.1:${port}`,
+      pids: () => processTree(child.pid!),
+      stop: () => stopChild(child, exited, () => rmSync(dir, { recursive: true, force: true })),
+    };
+  },
+};
+
+async function waitForPort(port: number, log: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/status`);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`nginx did not answer on port ${port}: ${log()}`);
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return await new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export const SYSTEMS: Record<string, System> = {
+  "interop-node": interop("interop (Node 24 binary)", "binary", "strict"),
+  "interop-node-relaxed": interop("interop (Node 24 binary, relaxed)", "binary", "relaxed"),
+  "interop-deno": interop("interop (Deno 2)", "deno", "strict"),
+  "old-bridge": oldBridge,
+  nchan,
+  "bare-node": bare("bare node:http", "node"),
+  "bare-deno": bare("bare Deno.serve", "deno"),
+};
+
+export function nchanAvailable(): boolean {
+  try {
+    readFileSync("/usr/lib/nginx/modules/ngx_nchan_module.so");
+    return true;
+  } catch {
+    return false;
+  }
+}

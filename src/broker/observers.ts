@@ -1,0 +1,44 @@
+/** What the broker reports as it works, for metrics and the live feed. Each call is synchronous and cheap. */
+import type { AgentName, Envelope } from "../message.ts";
+
+export interface BrokerObserver {
+  /** Messages committed by one publish, and how long the commit took in ms. */
+  published?(envelopes: Envelope[], commitMs: number): void;
+  /** A message handed to its agent (stream write, poll, wait). */
+  delivered?(envelope: Envelope): void;
+  expired?(agent: AgentName, count: number): void;
+  deadLettered?(agent: AgentName): void;
+  /** One store transaction and the messages in it. */
+  committed?(messages: number): void;
+}
+
+/** The observers attached to a broker; calling a method calls it on each of them. */
+export class Observers implements Required<BrokerObserver> {
+  #observers = new Set<BrokerObserver>();
+
+  /** Attaches an observer; returns the function that detaches it. */
+  add(observer: BrokerObserver): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  published(envelopes: Envelope[], commitMs: number): void {
+    for (const observer of this.#observers) observer.published?.(envelopes, commitMs);
+  }
+
+  delivered(envelope: Envelope): void {
+    for (const observer of this.#observers) observer.delivered?.(envelope);
+  }
+
+  expired(agent: AgentName, count: number): void {
+    for (const observer of this.#observers) observer.expired?.(agent, count);
+  }
+
+  deadLettered(agent: AgentName): void {
+    for (const observer of this.#observers) observer.deadLettered?.(agent);
+  }
+
+  committed(messages: number): void {
+    for (const observer of this.#observers) observer.committed?.(messages);
+  }
+}

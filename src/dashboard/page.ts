@@ -1,0 +1,226 @@
+/**
+ * The dashboard, served by the broker itself (`/ui`): plain HTML, CSS and browser JavaScript kept as strings, so
+ * the single binary carries it and nothing is built or fetched at run time. Message content is only ever set as
+ * text (never as HTML), and the content security policy allows no script but this one.
+ */
+
+export const DASHBOARD_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>interop</title>
+<style>
+  :root { --bg: #f7f7f8; --fg: #1b1b1f; --card: #fff; --muted: #6b6b76; --line: #dedee3; --ok: #1a7f37; --off: #b42318; --accent: #2f6feb; }
+  @media (prefers-color-scheme: dark) {
+    :root { --bg: #111214; --fg: #e6e6ea; --card: #1b1c1f; --muted: #9a9aa5; --line: #2e2f34; --ok: #3fb950; --off: #f85149; --accent: #58a6ff; }
+  }
+  * { box-sizing: border-box; }
+  body { margin: 0; font: 15px/1.4 system-ui, sans-serif; background: var(--bg); color: var(--fg); }
+  header { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: baseline; padding: .8rem 1rem; border-bottom: 1px solid var(--line); }
+  header h1 { margin: 0; font-size: 1.2rem; }
+  #summary, .muted { color: var(--muted); }
+  main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 26rem), 1fr)); }
+  section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .8rem; min-width: 0; }
+  h2 { margin: 0 0 .6rem; font-size: 1rem; }
+  table { width: 100%; border-collapse: collapse; }
+  th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
+  .online { color: var(--ok); } .offline { color: var(--off); }
+  #feed { list-style: none; margin: 0; padding: 0; max-height: 26rem; overflow: auto; }
+  #feed li { border-bottom: 1px solid var(--line); padding: .35rem 0; }
+  #feed pre { margin: .2rem 0 0; white-space: pre-wrap; word-break: break-word; font-size: .85rem; }
+  form { display: flex; flex-wrap: wrap; gap: .5rem; }
+  input, select, textarea, button { font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: .35rem .5rem; }
+  textarea { flex: 1 1 100%; min-height: 4rem; }
+  button { background: var(--accent); color: #fff; border: 0; cursor: pointer; }
+  svg { width: 100%; height: 9rem; }
+  .legend span { margin-right: 1rem; }
+  #login[hidden], #app[hidden] { display: none; }
+</style>
+</head>
+<body>
+<header><h1>interop</h1><span id="summary">connecting…</span></header>
+<div id="login" hidden>
+  <main><section>
+    <h2>This broker needs a token</h2>
+    <p class="muted">Paste an admin token (<code>interop token create --admin</code>) for everything, or an agent's token for its own view.</p>
+    <form id="login-form"><input id="token" type="password" autocomplete="off" placeholder="itk_…" required><button>Open</button></form>
+    <p id="login-error" class="offline"></p>
+  </section></main>
+</div>
+<div id="app" hidden>
+<main>
+  <section>
+    <h2>Agents</h2>
+    <table><thead><tr><th>agent</th><th>state</th><th>last seen</th><th>pending</th><th>dead letters</th></tr></thead><tbody id="agents"></tbody></table>
+  </section>
+  <section>
+    <h2>Traffic, last 10 minutes</h2>
+    <svg id="chart" viewBox="0 0 600 140" preserveAspectRatio="none" role="img" aria-label="messages per second and latency">
+      <polyline id="rate-line" fill="none" stroke="var(--accent)" stroke-width="2" points=""></polyline>
+      <polyline id="latency-line" fill="none" stroke="var(--ok)" stroke-width="1.5" stroke-dasharray="4 3" points=""></polyline>
+    </svg>
+    <div class="legend muted"><span id="rate-now">messages/s: –</span><span id="latency-now">publish→deliver: –</span></div>
+  </section>
+  <section>
+    <h2>Live messages</h2>
+    <label class="muted">agent <select id="filter"><option value="">all</option></select></label>
+    <ul id="feed"></ul>
+  </section>
+  <section>
+    <h2>Send</h2>
+    <form id="send">
+      <label>from <input id="from" required size="10" value="dashboard"></label>
+      <label>to <select id="to" required></select></label>
+      <textarea id="text" placeholder="message text" required></textarea>
+      <button>Send</button><span id="sent" class="muted"></span>
+    </form>
+  </section>
+</main>
+</div>
+<script src="/ui/app.js"></script>
+</body>
+</html>
+`;
+
+export const DASHBOARD_SCRIPT = `"use strict";
+const $ = (id) => document.getElementById(id);
+let token = localStorage.getItem("interop-token") || "";
+const auth = () => (token ? { authorization: "Bearer " + token } : {});
+const known = new Set();
+const feedItems = [];
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text; // text only: message content never becomes markup
+  if (className) node.className = className;
+  return node;
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { headers: auth() });
+  if (response.status === 401 || response.status === 403) throw Object.assign(new Error((await response.json()).error), { auth: true });
+  if (!response.ok) throw new Error(path + ": HTTP " + response.status);
+  return response.json();
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return seconds < 60 ? seconds + " s ago" : seconds < 3600 ? Math.round(seconds / 60) + " min ago" : Math.round(seconds / 3600) + " h ago";
+}
+
+function showAgents(status) {
+  $("summary").textContent = "v" + status.version + " · " + status.runtime + " · up " + Math.round(status.uptime_seconds) + " s · " + status.streams + " streams";
+  const rows = Object.entries(status.agents).map(([name, agent]) => {
+    const row = el("tr");
+    row.append(el("td", name), el("td", agent.online ? "online" : "offline", agent.online ? "online" : "offline"),
+      el("td", ago(agent.last_seen)), el("td", String(agent.pending)), el("td", String(agent.dead_letters)));
+    return row;
+  });
+  $("agents").replaceChildren(...rows);
+  for (const name of Object.keys(status.agents)) addAgent(name);
+}
+
+function addAgent(name) {
+  if (known.has(name)) return;
+  known.add(name);
+  $("filter").append(new Option(name, name));
+  $("to").append(new Option(name, name));
+}
+
+function showFeed() {
+  const filter = $("filter").value;
+  const items = feedItems.filter((m) => !filter || m.interop.from === filter || m.interop.to === filter);
+  $("feed").replaceChildren(...items.slice(0, 200).map((message) => {
+    const { interop, ...payload } = message;
+    const item = el("li");
+    item.append(el("span", interop.from + " → " + interop.to + " · #" + interop.id + " · " + new Date(interop.timestamp).toLocaleTimeString(), "muted"),
+      el("pre", typeof payload.text === "string" && Object.keys(payload).length === 1 ? payload.text : JSON.stringify(payload, null, 1)));
+    return item;
+  }));
+}
+
+function connectFeed() {
+  const source = new EventSource("/events" + (token ? "?token=" + encodeURIComponent(token) : ""));
+  source.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    feedItems.unshift(message);
+    feedItems.length = Math.min(feedItems.length, 500);
+    addAgent(message.interop.from);
+    addAgent(message.interop.to);
+    showFeed();
+  });
+  // EventSource reconnects by itself after an error; the summary says when it is down.
+  source.onerror = () => ($("summary").textContent = "feed disconnected, reconnecting…");
+}
+
+function showChart(stats) {
+  const now = Date.now();
+  const seconds = stats.seconds.map((s) => ({ ...s, t: Date.parse(s.time) }));
+  const maxRate = Math.max(1, ...seconds.map((s) => s.published));
+  const maxLatency = Math.max(1, ...seconds.map((s) => s.latency_ms));
+  const x = (t) => (600 * (t - (now - 600000)) / 600000).toFixed(1);
+  $("rate-line").setAttribute("points", seconds.map((s) => x(s.t) + "," + (135 - 125 * s.published / maxRate).toFixed(1)).join(" "));
+  $("latency-line").setAttribute("points", seconds.filter((s) => s.delivered).map((s) => x(s.t) + "," + (135 - 125 * s.latency_ms / maxLatency).toFixed(1)).join(" "));
+  const last = seconds.filter((s) => now - s.t < 5000);
+  const rate = last.reduce((sum, s) => sum + s.published, 0) / 5;
+  $("rate-now").textContent = "messages/s: " + rate.toFixed(1) + " (peak " + maxRate + ")";
+  const latest = seconds.filter((s) => s.delivered).at(-1);
+  $("latency-now").textContent = "publish→deliver: " + (latest ? latest.latency_ms.toFixed(1) + " ms" : "–") + " (max " + maxLatency.toFixed(1) + " ms)";
+}
+
+async function refresh() {
+  try {
+    const [status, stats] = await Promise.all([getJson("/status"), getJson("/stats")]);
+    showAgents(status);
+    showChart(stats);
+  } catch (error) {
+    if (error.auth) return askForToken(error.message);
+    $("summary").textContent = "broker unreachable: " + error.message;
+  }
+}
+
+function askForToken(reason) {
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = token ? reason : "";
+}
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  token = $("token").value.trim();
+  localStorage.setItem("interop-token", token);
+  start();
+});
+
+$("filter").addEventListener("change", showFeed);
+
+$("send").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const query = new URLSearchParams({ from: $("from").value, to: $("to").value });
+  const response = await fetch("/broadcast?" + query, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...auth() },
+    body: JSON.stringify({ text: $("text").value }),
+  });
+  const answer = await response.json();
+  $("sent").textContent = response.ok ? "sent #" + answer.id : answer.error;
+  if (response.ok) $("text").value = "";
+});
+
+async function start() {
+  const probe = await fetch("/status", { headers: auth() });
+  const status = await probe.json();
+  if (!status.agents) return askForToken(token ? "That token was refused." : "");
+  $("login").hidden = true;
+  $("app").hidden = false;
+  showAgents(status);
+  connectFeed();
+  await refresh();
+  setInterval(refresh, 2000);
+}
+
+start();
+`;

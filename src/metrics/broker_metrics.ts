@@ -1,0 +1,112 @@
+/** The broker's metrics: Prometheus counters and histograms fed by its observer calls, and a per-second history for the dashboard. */
+import { statSync } from "node:fs";
+import process from "node:process";
+import type { BrokerObserver } from "../broker/observers.ts";
+import type { AgentName, Envelope } from "../message.ts";
+import type { StatusReport } from "../status_report.ts";
+import { Counter, exposition, Gauge, Histogram, type Metric } from "./registry.ts";
+
+/** Seconds, from 0.5 ms to 10 s. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/** How much history the dashboard's chart gets, in seconds. */
+const HISTORY_SECONDS = 600;
+
+/** One second of traffic: what the dashboard charts. */
+export interface Second {
+  /** Start of the second, ms since the epoch. */
+  time: number;
+  published: number;
+  delivered: number;
+  /** Mean publish→deliver latency of that second's deliveries, in ms (0 if none). */
+  latencyMs: number;
+}
+
+export class BrokerMetrics implements BrokerObserver {
+  #published = new Counter("interop_messages_published_total", "Messages stored, by sender and recipient.");
+  #delivered = new Counter("interop_messages_delivered_total", "Messages handed to their agent (stream, poll or wait), by agent.");
+  #expired = new Counter("interop_messages_expired_total", "Undelivered messages removed by the pending TTL, by agent.");
+  #deadLettered = new Counter("interop_messages_dead_lettered_total", "Messages a push receiver refused for good, by agent.");
+  #commitSeconds = new Histogram("interop_publish_commit_seconds", "Time from a publish's start to its durable commit.", LATENCY_BUCKETS);
+  #deliverSeconds = new Histogram("interop_publish_deliver_seconds", "Time from a message's commit to its delivery.", LATENCY_BUCKETS);
+  #batchMessages = new Histogram("interop_commit_batch_messages", "Messages per store transaction.", BATCH_BUCKETS);
+  #history: Second[] = [];
+  #metrics: Metric[];
+  #now: () => number;
+
+  /** `status` reads the broker's inboxes and streams when scraped; `storeFiles` are the files whose size is reported. */
+  constructor(status: () => StatusReport, storeFiles: string[], now: () => number = Date.now) {
+    this.#now = now;
+    const agents = () => Object.entries(status().agents);
+    this.#metrics = [
+      this.#published,
+      this.#delivered,
+      this.#expired,
+      this.#deadLettered,
+      new Gauge("interop_open_streams", "Open streams (SSE and ntfy).", () => [[{}, status().streams]]),
+      new Gauge("interop_pending_messages", "Undelivered messages, by agent.", () => agents().map(([agent, a]) => [{ agent }, a.pending])),
+      this.#commitSeconds,
+      this.#deliverSeconds,
+      this.#batchMessages,
+      new Gauge("interop_store_bytes", "Size of the store's files on disk.", () => [[{}, storeFiles.reduce((sum, file) => sum + fileSize(file), 0)]]),
+      new Gauge("process_resident_memory_bytes", "Resident memory of the broker process.", () => [[{}, process.memoryUsage().rss]]),
+      new Gauge("process_heap_bytes", "JavaScript heap in use.", () => [[{}, process.memoryUsage().heapUsed]]),
+    ];
+  }
+
+  published(envelopes: Envelope[], commitMs: number): void {
+    this.#commitSeconds.observe(commitMs / 1000);
+    for (const envelope of envelopes) this.#published.inc({ from: envelope.from, to: envelope.to });
+    this.#second().published += envelopes.length;
+  }
+
+  delivered(envelope: Envelope): void {
+    const latencyMs = Math.max(0, this.#now() - Date.parse(envelope.timestamp));
+    this.#delivered.inc({ agent: envelope.to });
+    this.#deliverSeconds.observe(latencyMs / 1000);
+    const second = this.#second();
+    second.latencyMs += (latencyMs - second.latencyMs) / ++second.delivered;
+  }
+
+  expired(agent: AgentName, count: number): void {
+    this.#expired.inc({ agent }, count);
+  }
+
+  deadLettered(agent: AgentName): void {
+    this.#deadLettered.inc({ agent });
+  }
+
+  committed(messages: number): void {
+    if (messages > 0) this.#batchMessages.observe(messages);
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): string {
+    return exposition(this.#metrics);
+  }
+
+  /** The last ten minutes, one entry per second that had traffic, oldest first. */
+  history(): Second[] {
+    const since = this.#now() - HISTORY_SECONDS * 1000;
+    return this.#history.filter((second) => second.time >= since);
+  }
+
+  #second(): Second {
+    const time = Math.floor(this.#now() / 1000) * 1000;
+    let last = this.#history.at(-1);
+    if (last?.time !== time) {
+      last = { time, published: 0, delivered: 0, latencyMs: 0 };
+      this.#history.push(last);
+      if (this.#history.length > HISTORY_SECONDS) this.#history.shift();
+    }
+    return last;
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,109 @@
+/** Counters, gauges and histograms, rendered in the Prometheus text exposition format (version 0.0.4). */
+
+type Labels = Record<string, string>;
+
+interface Metric {
+  name: string;
+  help: string;
+  type: "counter" | "gauge" | "histogram";
+  /** The sample lines, without HELP and TYPE. */
+  samples(): string[];
+}
+
+const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+
+function labelText(labels: Labels): string {
+  const entries = Object.entries(labels);
+  return entries.length === 0 ? "" : `{${entries.map(([key, value]) => `${key}="${escapeLabel(value)}"`).join(",")}}`;
+}
+
+/** A value per label set (or one without labels) that only goes up. */
+export class Counter implements Metric {
+  readonly type = "counter";
+  readonly name: string;
+  readonly help: string;
+  #values = new Map<string, { labels: Labels; value: number }>();
+
+  constructor(name: string, help: string) {
+    this.name = name;
+    this.help = help;
+  }
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelText(labels);
+    const entry = this.#values.get(key);
+    if (entry) entry.value += by;
+    else this.#values.set(key, { labels, value: by });
+  }
+
+  get(labels: Labels = {}): number {
+    return this.#values.get(labelText(labels))?.value ?? 0;
+  }
+
+  samples(): string[] {
+    return [...this.#values.values()].map(({ labels, value }) => `${this.name}${labelText(labels)} ${value}`);
+  }
+}
+
+/** A value read when scraped (open streams, pending messages, memory). */
+export class Gauge implements Metric {
+  readonly type = "gauge";
+  readonly name: string;
+  readonly help: string;
+  #read: () => Array<[Labels, number]>;
+
+  constructor(name: string, help: string, read: () => Array<[Labels, number]>) {
+    this.name = name;
+    this.help = help;
+    this.#read = read;
+  }
+
+  samples(): string[] {
+    return this.#read().map(([labels, value]) => `${this.name}${labelText(labels)} ${value}`);
+  }
+}
+
+/** Observations counted into cumulative buckets, with their sum and count. */
+export class Histogram implements Metric {
+  readonly type = "histogram";
+  readonly name: string;
+  readonly help: string;
+  readonly buckets: number[];
+  #counts: number[];
+  #sum = 0;
+  #count = 0;
+
+  constructor(name: string, help: string, buckets: number[]) {
+    this.name = name;
+    this.help = help;
+    this.buckets = buckets;
+    this.#counts = buckets.map(() => 0);
+  }
+
+  observe(value: number): void {
+    this.#sum += value;
+    this.#count++;
+    const index = this.buckets.findIndex((bound) => value <= bound);
+    if (index >= 0) this.#counts[index]++;
+  }
+
+  samples(): string[] {
+    let cumulative = 0;
+    const lines = this.buckets.map((bound, index) => {
+      cumulative += this.#counts[index];
+      return `${this.name}_bucket{le="${bound}"} ${cumulative}`;
+    });
+    lines.push(`${this.name}_bucket{le="+Inf"} ${this.#count}`, `${this.name}_sum ${this.#sum}`, `${this.name}_count ${this.#count}`);
+    return lines;
+  }
+}
+
+/** Renders every metric with its HELP and TYPE lines. */
+export function exposition(metrics: Metric[]): string {
+  const blocks = metrics.map((metric) =>
+    [`# HELP ${metric.name} ${metric.help}`, `# TYPE ${metric.name} ${metric.type}`, ...metric.samples()].join("\n")
+  );
+  return blocks.join("\n") + "\n";
+}
+
+export type { Metric };

@@ -1,0 +1,25 @@
+/** The benchmark's smoke mode, so the benchmark itself cannot rot: every system, every scenario, a few seconds each. */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+
+const ROOT = join(import.meta.dirname!, "..");
+
+test("npm run bench -- --smoke runs every scenario on every system, and interop loses, repeats and reorders nothing", {
+  // The benchmark runs on Node 24 whichever test runner starts it; the Node suite runs it once.
+  skip: "Deno" in globalThis ? "run by the Node suite" : false,
+  timeout: 240_000,
+}, () => {
+  const result = spawnSync(process.execPath, ["bench/run.ts", "--smoke"], { cwd: ROOT, encoding: "utf8", timeout: 230_000 });
+  assert.equal(result.status, 0, result.stderr);
+  for (const scenario of ["latency", "throughput", "fan-out", "idle streams", "status with 1,000 streams", "resume"]) {
+    assert.match(result.stdout, new RegExp(`^## ${scenario}$`, "m"), `the ${scenario} table`);
+  }
+  for (const system of ["interop (Node 24 binary)", "interop (Deno 2)", "old Python bridge", "nginx + nchan", "bare node:http", "bare Deno.serve"]) {
+    assert.ok(result.stdout.includes(`| ${system} |`), `a row for ${system}`);
+  }
+  assert.doesNotMatch(result.stdout, /failed: /, "no scenario failed");
+  assert.match(result.stdout, /^- interop: lost \+ duplicated \+ reordered messages over every scenario: 0 ✓$/m);
+});

@@ -1,4 +1,7 @@
-/** Diagnostics on stderr, one line each: quiet by default, chatty with --verbose, JSON-free and colour-free. */
+/**
+ * Diagnostics on stderr, one line each: quiet by default, chatty with --verbose; plain text for people, or one
+ * JSON object per line (`--log-format json`) for log shippers. Callers never pass tokens or message bodies.
+ */
 import type { Io } from "./io.ts";
 
 export interface Logger {
@@ -9,9 +12,17 @@ export interface Logger {
   debug(message: string): void;
 }
 
-export function createLogger(io: Io, command: string, verbose: boolean): Logger {
-  const line = (level: string) => (message: string) =>
-    io.stderr(`${new Date().toISOString()} interop ${command} ${level}: ${message}\n`);
+export type LogFormat = "text" | "json";
+
+export function createLogger(io: Io, command: string, verbose: boolean, format: LogFormat = "text"): Logger {
+  const line = (level: string) => (message: string) => {
+    const time = new Date().toISOString();
+    io.stderr(
+      format === "json"
+        ? JSON.stringify({ time, level, command, message }) + "\n"
+        : `${time} interop ${command} ${level}: ${message}\n`,
+    );
+  };
   return {
     info: line("info"),
     warn: line("warn"),

@@ -6,6 +6,7 @@ import { TokenFile } from "../auth/token_file.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts";
+import { logRequests } from "../http/request_log.ts";
 import { createRouter } from "../http/router.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
@@ -59,7 +60,9 @@ Options:
   --max-url-bytes N     longest request path and query (default 8KiB); past it: 414
   --insecure            serve a non-loopback --host without tokens (anyone who can reach
                         the port can then read and send every message)
-  --verbose             log every request-level event to stderr
+  --verbose             also log each request (method, path, agent, status, time) and when
+                        each stream ends; never a token or a message body
+  --log-format FORMAT   text (default) or json: one JSON object per line for log shippers
   -h, --help            show this help
 
 Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
@@ -91,6 +94,7 @@ const OPTIONS = {
   "max-url-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxUrlBytes) },
   insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
+  "log-format": { type: "string", default: "text" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -129,7 +133,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat);
   if (heartbeatMs < 100) throw usageError("serve", "Invalid --heartbeat: use at least 100ms");
-  const log = createLogger(io, "serve", values.verbose);
+  const logFormat = values["log-format"];
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
+  }
+  const log = createLogger(io, "serve", values.verbose, logFormat);
   const auth = new Authenticator(new TokenFile(dataDir));
   if (!isLoopback(values.host) && !auth.enabled) {
     if (!values.insecure) {
@@ -159,21 +167,19 @@ export async function run(args: string[], io: Io): Promise<number> {
   });
   const metrics = new BrokerMetrics(() => broker.status(), [store.location, `${store.location}-wal`]);
   broker.observe(metrics);
+  const router = createRouter(broker, {
+    auth,
+    metrics,
+    maxBodyBytes,
+    retryMs: 2000,
+    onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
+  });
   let server: HttpServer;
   try {
     server = await serveHttp({
       hostname: values.host,
       port,
-      handler: limitRequests(
-        createRouter(broker, {
-          auth,
-          metrics,
-          maxBodyBytes,
-          retryMs: 2000,
-          onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
-        }),
-        limits,
-      ),
+      handler: limitRequests(values.verbose ? logRequests(router, log.debug) : router, limits),
       maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
     });
   } catch (error) {

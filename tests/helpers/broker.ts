@@ -69,9 +69,14 @@ export async function startBroker(
     async cleanup() {
       await stop("SIGKILL");
       owned?.cleanup();
+      // Every broker any test starts is checked: its log never holds a token (they all look like itk_…).
+      const leaked = TOKEN_PATTERN.exec(stderr);
+      if (leaked) throw new Error(`a token appeared in the broker's log: ${leaked[0].slice(0, 8)}…`);
     },
   };
 }
+
+const TOKEN_PATTERN = /itk_[A-Za-z0-9_-]{43}/;
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<T> {
@@ -85,12 +90,18 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000
 }
 
 /** Publishes like an old client: `POST /broadcast?from=…[&to=…]` with a JSON body. */
-export async function publish(url: string, from: string, to: string | undefined, body: unknown): Promise<Response> {
+export async function publish(
+  url: string,
+  from: string,
+  to: string | undefined,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const query = new URLSearchParams({ from });
   if (to !== undefined) query.set("to", to);
   return await fetch(`${url}/broadcast?${query}`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 }

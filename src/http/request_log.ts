@@ -1,0 +1,34 @@
+/** `--verbose` request logging: method, path, the agent named, status and time; streams also when they end. */
+import { type Handler, isStream } from "../runtime/types.ts";
+
+/**
+ * Wraps a handler so that each request is logged once answered. Only the path and the agent-naming parameters
+ * are logged: never the query as a whole (it may hold `?token=`), never a body.
+ */
+export function logRequests(handler: Handler, debug: (message: string) => void): Handler {
+  return async (request) => {
+    const started = performance.now();
+    const response = await handler(request);
+    const { searchParams, pathname } = request.url;
+    // Names are logged before validation: anything unusual is masked so a request cannot forge log lines.
+    const agents = ["agent", "from", "to"].filter((key) => searchParams.has(key))
+      .map((key) => `${key}=${searchParams.get(key)!.slice(0, 64).replace(/[^\w.@-]/g, "?")}`);
+    const what = [request.method, pathname, ...agents].join(" ");
+    const took = `${(performance.now() - started).toFixed(1)} ms`;
+    if (!isStream(response)) {
+      debug(`${what} → ${response.status} (${took})`);
+      return response;
+    }
+    debug(`${what} → ${response.status}: stream opened (${took})`);
+    return {
+      ...response,
+      open(sink) {
+        const opened = performance.now();
+        sink.closed.addEventListener("abort", () => debug(`${what}: stream closed after ${((performance.now() - opened) / 1000).toFixed(1)} s`), {
+          once: true,
+        });
+        response.open(sink);
+      },
+    };
+  };
+}

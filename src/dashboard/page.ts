@@ -22,7 +22,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   header h1 { margin: 0; font-size: 1.2rem; }
   #summary, .muted { color: var(--muted); }
   main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 26rem), 1fr)); }
-  section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .8rem; min-width: 0; }
+  section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .8rem; min-width: 0; overflow-x: auto; }
   h2 { margin: 0 0 .6rem; font-size: 1rem; }
   table { width: 100%; border-collapse: collapse; }
   th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid var(--line); white-space: nowrap; }

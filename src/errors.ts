@@ -34,6 +34,7 @@ export type ErrorCode =
   | "rejected"
   | "unhealthy"
   | "replaced"
+  | "service_failed"
   | "internal";
 
 /**

@@ -7,6 +7,7 @@ import * as mcp from "./cli/mcp.ts";
 import * as poll from "./cli/poll.ts";
 import * as send from "./cli/send.ts";
 import * as serve from "./cli/serve.ts";
+import * as service from "./cli/service.ts";
 import * as status from "./cli/status.ts";
 import * as token from "./cli/token.ts";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
@@ -24,6 +25,7 @@ const SUBCOMMANDS: Record<string, { run(args: string[], io: Io): Promise<number>
   mcp,
   integrate,
   token,
+  service,
 };
 
 const HELP = `interop ${VERSION} — a real-time message bridge between AI agents
@@ -40,6 +42,7 @@ Commands:
   mcp       an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
   integrate print (or --write) what plugs Hermes or OpenClaw into interop here
   token     create, list and revoke access tokens
+  service   install the broker as a systemd service (or --dry-run to see the unit)
 
 Run 'interop <command> --help' for a command's options.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),

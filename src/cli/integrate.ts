@@ -2,9 +2,9 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname } from "node:path";
-import process from "node:process";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
 import { parseAgentName } from "../message.ts";
+import { interopCommand } from "../paths.ts";
 import { brokerUrl, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
@@ -62,11 +62,6 @@ export function run(args: string[], io: Io): Promise<number> {
   if (values.write) apply(plan, io);
   else print(plan, target, io);
   return Promise.resolve(0);
-}
-
-/** The single executable names itself; from source, the installed `interop` on PATH is meant. */
-function interopCommand(): string {
-  return basename(process.execPath) === "interop" ? process.execPath : "interop";
 }
 
 function print(plan: IntegrationPlan, target: string, io: Io): void {

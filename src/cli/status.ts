@@ -1,5 +1,7 @@
 /** `interop status`: the broker's health, for people (a table) and for cron (--json, exit codes). */
+import { existsSync } from "node:fs";
 import { InteropError } from "../errors.ts";
+import { UNIT_NAME, unitPath } from "../service/unit.ts";
 import { parseAgentName } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import { brokerClient, brokerUrl, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
@@ -50,10 +52,17 @@ export async function run(args: string[], io: Io): Promise<number> {
   try {
     report = await brokerClient(values, io.env, 5000).status();
   } catch (error) {
-    if (values.json && error instanceof InteropError && error.code === "unreachable") {
-      io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");
-    }
-    throw error;
+    if (!(error instanceof InteropError) || error.code !== "unreachable") throw error;
+    if (values.json) io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");
+    // Point to the service when there is one: that is where the broker's own logs and restarts are.
+    const installed = (["user", "system"] as const).find((scope) => existsSync(unitPath(scope, io.env)));
+    if (installed === undefined) throw error;
+    const systemctl = `systemctl${installed === "user" ? " --user" : ""}`;
+    throw new InteropError(
+      "unreachable",
+      `${error.message}; interop is installed as a systemd service: see '${systemctl} status ${UNIT_NAME}' and 'journalctl${installed === "user" ? " --user" : ""} -u ${UNIT_NAME}'`,
+      { cause: error },
+    );
   }
   const problems = findProblems(report, required, maxPending);
   if (values.json) {

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { runCli, tempDir } from "../helpers/cli.ts";
+
+const ROOT = join(import.meta.dirname!, "..", "..");
+/** The built executable: systemd-analyze checks that ExecStart exists and can run. */
+const EXECUTABLE = join(ROOT, "dist", "interop");
+
+/** systemd-analyze verify, on a unit file named as the real one; user units need a runtime dir of their own. */
+function verify(unit: string, user: boolean, dir: string): void {
+  const file = join(dir, "interop.service");
+  writeFileSync(file, unit);
+  const runtime = join(dir, "runtime");
+  mkdirSync(runtime, { recursive: true, mode: 0o700 });
+  execFileSync("systemd-analyze", [...(user ? ["--user"] : []), "verify", file], {
+    env: { ...process.env, XDG_RUNTIME_DIR: runtime },
+    stdio: "pipe",
+  });
+}
+
+test("interop service install --dry-run prints user and system units that systemd-analyze verify accepts", async () => {
+  const dir = tempDir();
+  try {
+    const user = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--data-dir", "/srv/my agents/data"]);
+    assert.equal(user.code, 0, user.stderr);
+    assert.match(user.stderr, /^# would write .*\/systemd\/user\/interop\.service:\n$/);
+    assert.match(user.stdout, /^ExecStart=\/.*dist\/interop serve --port 18900 --data-dir "\/srv\/my agents\/data"$/m);
+    assert.match(user.stdout, /^Restart=on-failure$/m);
+    assert.match(user.stdout, /^RestartPreventExitStatus=2 6$/m);
+    assert.match(user.stdout, /^WantedBy=default\.target$/m);
+    verify(user.stdout, true, dir.path);
+
+    const system = await runCli(["service", "install", "--system", "--dry-run", "--exec", EXECUTABLE]);
+    assert.match(system.stdout, /--data-dir \/var\/lib\/interop$/m);
+    assert.match(system.stdout, /^DynamicUser=yes$/m);
+    assert.match(system.stdout, /^WantedBy=multi-user\.target$/m);
+    verify(system.stdout, false, dir.path);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("interop service install writes the unit and says what to run when systemctl cannot; uninstall removes it", async () => {
+  const dir = tempDir();
+  try {
+    // An empty PATH: no systemctl to reach, as on a machine without systemd.
+    const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+    const installed = await runCli(["service", "install", "--exec", EXECUTABLE, "--port", "18950"], { env });
+    const unit = join(dir.path, "systemd", "user", "interop.service");
+    assert.match(installed.stdout, new RegExp(`^wrote ${unit}\n\\$ systemctl --user daemon-reload\n`));
+    assert.equal(installed.code, 1);
+    assert.match(installed.stderr, /^error: systemctl --user daemon-reload failed: .*ENOENT.*; once systemd is running, run it again by hand\n$/);
+    assert.match(readFileSync(unit, "utf8"), /serve --port 18950/);
+
+    const down = await runCli(["status", "--url", "http://127.0.0.1:9"], { env });
+    assert.equal(down.code, 3);
+    assert.match(down.stderr, /interop is installed as a systemd service: see 'systemctl --user status interop\.service'/);
+
+    const status = await runCli(["service", "status"], { env: { XDG_CONFIG_HOME: join(dir.path, "elsewhere") } });
+    assert.equal(status.code, 3);
+    assert.match(status.stdout, /^not installed/);
+
+    const removed = await runCli(["service", "uninstall"], { env });
+    assert.match(removed.stdout, new RegExp(`removed ${unit}\n`));
+    assert.equal(existsSync(unit), false);
+  } finally {
+    dir.cleanup();
+  }
+});

@@ -112,7 +112,9 @@ export async function latency(system: RunningSystem, rate: number, seconds: numb
     for (let seq = 0; seq < total; seq++) {
       const due = start + (seq * 1000) / rate;
       if (due > performance.now()) await sleep(due - performance.now());
-      inFlight.push(connections[seq % connections.length].request("POST", "/broadcast?from=hermes&to=openclaw", message(0, seq))
+      // Order is checked per connection: requests in flight on different connections may commit in either order.
+      const connection = seq % connections.length;
+      inFlight.push(connections[connection].request("POST", "/broadcast?from=hermes&to=openclaw", message(connection, seq))
         .then((status) => status < 300 || failed++, () => failed++));
       if (inFlight.length >= connections.length) await inFlight.shift();
     }

@@ -1,4 +1,5 @@
 /** The Node seam: `node:http` writing straight to the socket (no web streams on the hot path). */
+import { Buffer } from "node:buffer";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { InteropError } from "../errors.ts";
@@ -10,6 +11,8 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   const server = http.createServer({ maxHeaderSize: options.maxRequestHeadBytes }, (req, res) => {
     options.handler(fromNodeRequest(req)).then((response) => {
       if (!isStream(response)) {
+        // A known length spares the client (and the socket) chunked framing.
+        res.setHeader("content-length", Buffer.byteLength(response.body));
         res.writeHead(response.status, response.headers).end(response.body);
         return;
       }

@@ -4,7 +4,7 @@
  *
  *   npm run bench                    # the full run (~6 min); writes bench/RESULTS.md
  *   npm run bench -- --smoke         # a few seconds per system, prints only (the test suite runs this)
- *   npm run bench -- --systems interop-node,nchan
+ *   npm run bench -- --systems interop-node,nchan --scenarios latency,throughput
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
@@ -19,6 +19,7 @@ const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
+    scenarios: { type: "string", default: "latency,throughput,fan-out,streams,resume" },
   },
 });
 const smoke = values.smoke;
@@ -42,7 +43,10 @@ const fanAgents = Array.from({ length: size.fanAgents }, (_, i) => `fan${i}`);
 const results: Results = {};
 
 /** Runs one scenario on a freshly started system, so no scenario inherits another's state. */
+const scenarios = new Set(values.scenarios.split(","));
+
 async function scenario(key: string, name: string, agents: string[], run: (system: RunningSystem) => Promise<Record<string, Figures>>) {
+  if (!scenarios.has(name)) return;
   const system: System = SYSTEMS[key];
   progress(`  ${system.name}: ${name}…`);
   const running = await system.start({ agents });
@@ -95,7 +99,7 @@ const report = [
   ratios(results),
 ].join("\n");
 console.log(report);
-if (!smoke && chosen.length === Object.keys(SYSTEMS).length) {
+if (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 5) {
   writeFileSync("bench/RESULTS.md", report);
   progress("written to bench/RESULTS.md");
 }

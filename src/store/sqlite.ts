@@ -74,6 +74,7 @@ export const DATABASE_FILE = "interop.db";
 
 export class SqliteStore implements MessageStore {
   readonly location: string;
+  #durability: Durability;
   #db: DatabaseSync;
   #insert: StatementSync;
   #upsertInbox: StatementSync;
@@ -82,6 +83,7 @@ export class SqliteStore implements MessageStore {
 
   /** Opens (creating if needed) the store in `dataDir`; throws `data_dir_locked` if another broker has it. */
   constructor(dataDir: string, durability: Durability) {
+    this.#durability = durability;
     try {
       mkdirSync(dataDir, { recursive: true });
     } catch (cause) {
@@ -173,6 +175,20 @@ export class SqliteStore implements MessageStore {
   }
 
   write(batch: WriteBatch): Promise<Envelope[]> {
+    // A batch of stream cursors and last-seen times only (no message, no poll) is advisory: it is committed
+    // without its own fsync and becomes durable with the next fsynced commit (the WAL keeps commits in order).
+    const advisory = this.#durability === "strict" && batch.messages.length === 0 &&
+      batch.inboxes.every((update) => update.polled === undefined);
+    if (!advisory) return this.#commitBatch(batch);
+    this.#db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      return this.#commitBatch(batch);
+    } finally {
+      this.#db.exec("PRAGMA synchronous = FULL");
+    }
+  }
+
+  #commitBatch(batch: WriteBatch): Promise<Envelope[]> {
     return this.#attempt("commit", () =>
       this.#transaction(() => {
         const stored = batch.messages.map((message): Envelope => {

@@ -13,6 +13,7 @@ import { RateLimiter } from "./rate_limiter.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus } from "./status.ts";
+import { resolveStart, type StreamStart } from "./stream_start.ts";
 import { StreamSession } from "./stream_session.ts";
 import { Waiters } from "./waiters.ts";
 
@@ -47,15 +48,6 @@ export interface PublishOptions {
   /** A publish retried with the same key (and sender) returns the first one's messages instead of storing again. */
   idempotencyKey?: string;
 }
-
-/** Where a stream (or a replay) starts in an inbox. */
-export type StreamStart =
-  /** After the last delivered message: what is pending, then live messages. */
-  | { from: "cursor" }
-  /** Exactly after this id (Last-Event-ID; ntfy's since=<id>); an unknown or expired id is refused. */
-  | { from: "id"; afterId: number }
-  /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
-  | { from: "time"; since: number };
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
@@ -222,7 +214,7 @@ export class Broker {
    */
   async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     const inbox = await this.#inboxFor(agent, true);
-    const startAfter = await this.#resolveStart(inbox, start);
+    const startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
     if (this.#options.secondStream === "refuse" && this.#streams.has(agent)) {
       throw new InteropError(
         "stream_open",
@@ -251,32 +243,9 @@ export class Broker {
   /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */
   async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, true);
-    const messages = await this.#store.readAfter(agent, await this.#resolveStart(inbox, start), limit);
+    const messages = await this.#store.readAfter(agent, await resolveStart(this.#store, inbox, start, this.#lastId), limit);
     this.#markDelivered(inbox, messages);
     return messages;
-  }
-
-  async #resolveStart(inbox: InboxRecord, start: StreamStart): Promise<number> {
-    switch (start.from) {
-      case "cursor":
-        return inbox.deliveredId;
-      case "time":
-        return Math.max(inbox.purgedId, await this.#store.idBefore(inbox.agent, start.since));
-      case "id":
-        if (start.afterId > this.#lastId) {
-          throw new InteropError(
-            "unknown_event_id",
-            `Unknown event id ${start.afterId}: this broker has assigned ids up to ${this.#lastId}; reconnect without Last-Event-ID to read pending messages`,
-          );
-        }
-        if (start.afterId < inbox.purgedId) {
-          throw new InteropError(
-            "event_id_expired",
-            `Event id ${start.afterId} expired: messages for ${inbox.agent} up to ${inbox.purgedId} were removed by retention; reconnect without Last-Event-ID to read pending messages`,
-          );
-        }
-        return start.afterId;
-    }
   }
 
   /** Parks a message that `agent`'s push receiver refused for good, so it shows in status instead of vanishing. */

@@ -4,7 +4,8 @@
  * `since=` gets everything still pending for it, once.
  */
 import { authorize, type Caller } from "../auth/authenticator.ts";
-import type { Broker, StreamStart } from "../broker/broker.ts";
+import type { Broker } from "../broker/broker.ts";
+import type { StreamStart } from "../broker/stream_start.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, decodeUtf8, type Envelope, type Payload, parseAgentName, payloadText } from "../message.ts";

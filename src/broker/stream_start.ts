@@ -1,0 +1,36 @@
+/** Where a stream or a replay starts in an inbox: its cursor, an event id, or a time. */
+import { InteropError } from "../errors.ts";
+import type { InboxRecord, MessageStore } from "../store/store.ts";
+
+/** Where a stream (or a replay) starts in an inbox. */
+export type StreamStart =
+  /** After the last delivered message: what is pending, then live messages. */
+  | { from: "cursor" }
+  /** Exactly after this id (Last-Event-ID; ntfy's since=<id>); an unknown or expired id is refused. */
+  | { from: "id"; afterId: number }
+  /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
+  | { from: "time"; since: number };
+
+/** The id after which a stream or replay starts; an id the broker never assigned (409) or retention removed (410) is refused. */
+export async function resolveStart(store: MessageStore, inbox: InboxRecord, start: StreamStart, lastId: number): Promise<number> {
+  switch (start.from) {
+    case "cursor":
+      return inbox.deliveredId;
+    case "time":
+      return Math.max(inbox.purgedId, await store.idBefore(inbox.agent, start.since));
+    case "id":
+      if (start.afterId > lastId) {
+        throw new InteropError(
+          "unknown_event_id",
+          `Unknown event id ${start.afterId}: this broker has assigned ids up to ${lastId}; reconnect without Last-Event-ID to read pending messages`,
+        );
+      }
+      if (start.afterId < inbox.purgedId) {
+        throw new InteropError(
+          "event_id_expired",
+          `Event id ${start.afterId} expired: messages for ${inbox.agent} up to ${inbox.purgedId} were removed by retention; reconnect without Last-Event-ID to read pending messages`,
+        );
+      }
+      return start.afterId;
+  }
+}

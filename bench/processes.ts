@@ -1,4 +1,4 @@
-/** What the benchmarks share: which interop to run (built binary, or the source on Node or Deno) and starting its broker. */
+/** What the benchmarks share: which interop to run (built binary, or the source on Node or Deno) and starting servers. */
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 
@@ -8,25 +8,37 @@ const COMMANDS: Record<string, string[]> = {
   deno: ["node_modules/.bin/deno", "run", "-A", "src/main.ts"],
 };
 
-/** The command line that runs interop on `runtime` (binary, node or deno). */
-export function interopCommand(runtime: string): [string, string[]] {
+/** The command line that runs interop on `runtime` (binary, node or deno); `runtimeFlags` go to Node or Deno. */
+export function interopCommand(runtime: string, runtimeFlags: string[] = []): [string, string[]] {
   const command = COMMANDS[runtime];
   if (!command) throw new Error(`--runtime must be one of ${Object.keys(COMMANDS).join(", ")}`);
-  return [command[0], command.slice(1)];
+  if (runtimeFlags.length > 0 && runtime === "binary") throw new Error("runtime flags need --runtime node or deno");
+  const [executable, ...rest] = command;
+  return runtime === "deno" ? [executable, [rest[0], ...runtimeFlags, ...rest.slice(1)]] : [executable, [...runtimeFlags, ...rest]];
+}
+
+/** Spawns a server and resolves once it prints "listening on URL" (interop and the benchmark's peers all do). */
+export async function spawnListening(command: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let log = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      log += chunk;
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(log);
+      if (match) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`${command} exited ${code}: ${log.slice(-2000)}`)));
+  });
+  return { child, url };
 }
 
 /** Starts `interop serve` on a free port; resolves with its URL once it listens. */
-export async function startBrokerProcess(runtime: string, args: string[]): Promise<{ broker: ChildProcess; url: string }> {
-  const [command, prefix] = interopCommand(runtime);
-  const broker = spawn(command, [...prefix, "serve", "--port", "0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let log = "";
-    broker.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      log += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(log);
-      if (match) resolve(match[1]);
-    });
-    broker.on("exit", (code) => reject(new Error(`broker exited ${code}: ${log}`)));
-  });
-  return { broker, url };
+export async function startBrokerProcess(
+  runtime: string,
+  args: string[],
+  runtimeFlags: string[] = [],
+): Promise<{ broker: ChildProcess; url: string }> {
+  const [command, prefix] = interopCommand(runtime, runtimeFlags);
+  const { child, url } = await spawnListening(command, [...prefix, "serve", "--port", "0", ...args]);
+  return { broker: child, url };
 }

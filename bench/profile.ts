@@ -6,7 +6,6 @@
  *   npm run profile                  # 5 s of 16 publishers
  *   npm run profile -- --seconds 10 --durability relaxed
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,24 +13,17 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { throughput } from "./scenarios.ts";
 import { processTree } from "./load/proc.ts";
+import { startBrokerProcess } from "./processes.ts";
 
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "5" }, durability: { type: "string", default: "strict" } } });
 const profiles = join("bench", "profiles");
 mkdirSync(profiles, { recursive: true });
 const dataDir = mkdtempSync(join(tmpdir(), "interop-profile-"));
-const broker = spawn(process.execPath, [
-  "--cpu-prof", "--cpu-prof-dir", profiles, "src/main.ts", "serve", "--port", "0", "--data-dir", dataDir,
-  "--durability", values.durability, "--rate-limit", "0",
-], { stdio: ["ignore", "ignore", "pipe"] });
-const url = await new Promise<string>((resolve, reject) => {
-  let log = "";
-  broker.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    log += chunk;
-    const match = /listening on (http:\/\/\S+)/.exec(log);
-    if (match) resolve(match[1]);
-  });
-  broker.once("exit", (code) => reject(new Error(`broker exited ${code}: ${log}`)));
-});
+const { broker, url } = await startBrokerProcess(
+  "node",
+  ["--data-dir", dataDir, "--durability", values.durability, "--rate-limit", "0"],
+  ["--cpu-prof", "--cpu-prof-dir", profiles],
+);
 const before = new Set(readdirSync(profiles));
 const figures = await throughput({ url, pids: () => processTree(broker.pid!), stop: () => Promise.resolve() }, 16, Number(values.seconds));
 process.kill(broker.pid!, "SIGTERM");

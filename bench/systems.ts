@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { interopCommand } from "./processes.ts";
+import { interopCommand, spawnListening } from "./processes.ts";
 import { processTree } from "./load/proc.ts";
 
 export interface RunningSystem {
@@ -22,19 +22,10 @@ export interface System {
   start(options: { agents: string[] }): Promise<RunningSystem>;
 }
 
-/** Spawns `command` and waits for the "listening on URL" line every server here prints. */
+/** Spawns a server that prints "listening on URL"; stopping it also runs `cleanup`. */
 async function spawnServer(command: string, args: string[], cleanup: () => void = () => {}): Promise<RunningSystem> {
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const { child, url } = await spawnListening(command, args);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let log = "";
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      log += chunk;
-      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(log);
-      if (match) resolve(match[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`${command} exited ${code}: ${log.slice(-2000)}`)));
-  });
   return { url, pids: () => processTree(child.pid!), stop: () => stopChild(child, exited, cleanup) };
 }
 

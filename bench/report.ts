@@ -16,6 +16,7 @@ const cpu: Column[] = [["server µs/msg", (f) => fixed(1, f.serverCpuUs)], ["loa
 const COLUMNS: Record<string, Column[]> = {
   latency: [["msg/s", (f) => count(f.perSecond)], ["msgs", (f) => count(f.messages)], ms("p50"), ms("p90"), ms("p99"), ms("max"), integrity, ...cpu],
   throughput: [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
+  "throughput, batches of 50": [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
   "fan-out": [["streams", (f) => count(f.streams)], ["deliveries", (f) => count(f.messages)], ms("p50"), ms("p99"), integrity, ...cpu],
   "idle streams": [["streams", (f) => count(f.streams)], ["open s", (f) => fixed(1, f.openSeconds)], ["KiB/stream", (f) => fixed(1, f.kibPerStream)]],
   "status with 1,000 streams": [["streams", (f) => count(f.streams)], ms("p50"), ms("p90"), ms("p99"), ms("max")],
@@ -51,7 +52,7 @@ export function ratios(results: Results): string {
     lines.push(
       target(`${runtime}: throughput vs the old bridge (≥ 10)`, ratio(get("throughput", key, "perSecond"), get("throughput", "old-bridge", "perSecond")), (v) => v >= 10),
       target(`${runtime}: server CPU per message vs bare ${runtime} (≤ 1.5)`, ratio(get("throughput", key, "serverCpuUs"), get("throughput", bareKey, "serverCpuUs")), (v) => v <= 1.5),
-      target(`${runtime}: server CPU per message vs nchan (≤ 1 with batching)`, ratio(get("throughput", key, "serverCpuUs"), get("throughput", "nchan", "serverCpuUs")), (v) => v <= 1),
+      target(`${runtime}: server CPU per message with batches of 50 vs nchan (≤ 1)`, ratio(get("throughput, batches of 50", key, "serverCpuUs"), get("throughput", "nchan", "serverCpuUs")), (v) => v <= 1),
       target(`${runtime}: latency p50 vs nchan (≤ 1)`, ratio(get("latency", key, "p50"), get("latency", "nchan", "p50")), (v) => v <= 1),
       target(`${runtime}: latency p90 vs nchan (≤ 1)`, ratio(get("latency", key, "p90"), get("latency", "nchan", "p90")), (v) => v <= 1),
       target(`${runtime}: memory per idle stream vs nchan (≤ 1)`, ratio(get("idle streams", key, "kibPerStream"), get("idle streams", "nchan", "kibPerStream")), (v) => v <= 1),

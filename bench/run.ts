@@ -19,7 +19,7 @@ const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
-    scenarios: { type: "string", default: "latency,throughput,fan-out,streams,resume" },
+    scenarios: { type: "string", default: "latency,throughput,batch,fan-out,streams,resume" },
   },
 });
 const smoke = values.smoke;
@@ -66,6 +66,9 @@ for (const key of chosen) {
   const pair = ["hermes", "openclaw"];
   await scenario(key, "latency", pair, async (s) => ({ latency: await latency(s, size.rate, size.latencySeconds) }));
   await scenario(key, "throughput", pair, async (s) => ({ throughput: await throughput(s, 16, size.throughputSeconds) }));
+  if (key.startsWith("interop")) {
+    await scenario(key, "batch", pair, async (s) => ({ "throughput, batches of 50": await throughput(s, 16, size.throughputSeconds, 50) }));
+  }
   if (key === "interop-node-relaxed") continue;
   if (system.fanOut) {
     await scenario(key, "fan-out", ["hub", ...fanAgents], async (s) => ({
@@ -99,7 +102,7 @@ const report = [
   ratios(results),
 ].join("\n");
 console.log(report);
-if (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 5) {
+if (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 6) {
   writeFileSync("bench/RESULTS.md", report);
   progress("written to bench/RESULTS.md");
 }

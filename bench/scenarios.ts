@@ -127,8 +127,11 @@ export async function latency(system: RunningSystem, rate: number, seconds: numb
   return { ...ledger.figures(total), ...cpu, perSecond: rate, note: failed ? `${failed} publishes refused` : undefined };
 }
 
-/** Maximum sustained throughput: 16 publishers as fast as they can for `seconds`, one stream receiving. */
-export async function throughput(system: RunningSystem, publishers: number, seconds: number): Promise<Figures> {
+/**
+ * Maximum sustained throughput: 16 publishers as fast as they can for `seconds`, one stream receiving. With a
+ * `batch` size above 1, each request carries that many messages (newline-delimited JSON, interop's batch publish).
+ */
+export async function throughput(system: RunningSystem, publishers: number, seconds: number, batch = 1): Promise<Figures> {
   const ledger = new Ledger();
   const reader = await subscribe(system, "openclaw", (_id, data) => ledger.record("openclaw", data));
   let acknowledged = 0;
@@ -138,8 +141,16 @@ export async function throughput(system: RunningSystem, publishers: number, seco
     const end = start + seconds * 1000;
     await Promise.all(Array.from({ length: publishers }, async (_, p) => {
       const connection = new Connection(system.url);
-      for (let seq = 0; performance.now() < end; seq++) {
-        if ((await connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(p, seq))) < 300) acknowledged++;
+      for (let seq = 0; performance.now() < end; seq += batch) {
+        const status = batch === 1
+          ? await connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(p, seq))
+          : await connection.request(
+            "POST",
+            "/broadcast?from=hermes&to=openclaw",
+            Array.from({ length: batch }, (_, i) => message(p, seq + i)).join("\n"),
+            "application/x-ndjson",
+          );
+        if (status < 300) acknowledged += batch;
       }
       connection.close();
     }));

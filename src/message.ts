@@ -103,7 +103,38 @@ export function parsePayload(body: Uint8Array, contentType: string | null): Payl
   if (text.trim() === "") {
     throw new InteropError("invalid_body", "Empty body: post a JSON object, or text with Content-Type: text/plain");
   }
-  const isText = contentType !== null && contentType.toLowerCase().startsWith("text/plain");
+  return payloadFromText(text, contentType !== null && contentType.toLowerCase().startsWith("text/plain"));
+}
+
+/** The most messages one batch publish may hold. */
+export const MAX_BATCH_MESSAGES = 1000;
+
+/** Whether a body is a batch: newline-delimited JSON objects, one message per line. */
+export function isBatch(contentType: string | null): boolean {
+  return contentType !== null && /^application\/(x-ndjson|jsonl)\b/i.test(contentType);
+}
+
+/**
+ * Parses a batch body (`Content-Type: application/x-ndjson`): one JSON object per non-empty line, each
+ * validated as a single message would be; the first bad line is named and nothing of the batch is kept.
+ */
+export function parseBatch(body: Uint8Array): Payload[] {
+  const lines = decodeUtf8(body).split("\n").map((line) => line.trim()).filter((line) => line !== "");
+  if (lines.length === 0) throw new InteropError("invalid_body", "Empty batch: post one JSON object per line");
+  if (lines.length > MAX_BATCH_MESSAGES) {
+    throw new InteropError("invalid_body", `Batch too big: ${lines.length} messages, at most ${MAX_BATCH_MESSAGES} per request`);
+  }
+  return lines.map((line, index) => {
+    try {
+      return payloadFromText(line, false);
+    } catch (error) {
+      if (!(error instanceof InteropError)) throw error;
+      throw new InteropError(error.code, `Line ${index + 1} of the batch: ${error.message}; nothing of the batch was stored`, { cause: error });
+    }
+  });
+}
+
+function payloadFromText(text: string, isText: boolean): Payload {
   let value: unknown;
   try {
     value = JSON.parse(text);

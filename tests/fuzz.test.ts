@@ -112,7 +112,7 @@ test("random requests to the routes get a valid status and JSON, and never corru
     fc.dictionary(nastyString, fc.jsonValue(), { maxKeys: 5 }).map((value) => JSON.stringify(value)),
     fc.constant("x".repeat(5000)),
   );
-  const contentTypes = fc.constantFrom("application/json", "text/plain", "application/octet-stream", "");
+  const contentTypes = fc.constantFrom("application/json", "text/plain", "application/octet-stream", "application/x-ndjson", "");
   try {
     await fc.assert(fc.asyncProperty(fc.constantFrom("GET", "POST", "POST", "PUT", "DELETE"), paths, queries, bodies, contentTypes, async (method, path, query, body, contentType) => {
       const url = new URL(`http://localhost${path}`);

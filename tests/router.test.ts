@@ -184,6 +184,27 @@ test("a broadcast with no other known agent is refused, and a full inbox answers
   });
 });
 
+test("a batch (one JSON object per line) is stored in one go, in order; a bad line or a full inbox stores none of it", async () => {
+  await withRouter(async ({ json }) => {
+    const ndjson = { "content-type": "application/x-ndjson" };
+    const batch = await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":1}\n{"n":2}\n\n{"n":3}\n', ndjson);
+    assert.equal(batch.status, 200);
+    assert.equal(batch.body.messages, 3);
+    assert.deepEqual(batch.body.ids, [batch.body.id, batch.body.id + 1, batch.body.id + 2]);
+
+    const bad = await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":4}\n[5]\n', ndjson);
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error, /^Line 2 of the batch: Invalid body: the JSON must be an object.*; nothing of the batch was stored$/);
+    const overCap = await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":4}\n{"n":5}\n{"n":6}\n', ndjson);
+    assert.equal(overCap.status, 507, "3 + 3 is past the cap of 5: the whole batch is refused");
+    const empty = await json("POST", "/broadcast?from=hermes&to=openclaw", "\n\n", ndjson);
+    assert.equal(empty.status, 400);
+
+    const polled = (await json("GET", "/poll?agent=openclaw")).body;
+    assert.deepEqual(polled.map((message: { n: number }) => message.n), [1, 2, 3]);
+  });
+});
+
 test("GET /status keeps the old bridge's keys and adds pid, version and per-agent detail", async () => {
   await withRouter(async ({ json }) => {
     await json("POST", "/broadcast?from=hermes", "{}");

@@ -19,12 +19,12 @@ export class Connection {
   }
 
   /** Sends one request; resolves with the status once the whole response is read. */
-  request(method: "GET" | "POST", path: string, body = ""): Promise<number> {
+  request(method: "GET" | "POST", path: string, body = "", contentType = "application/json"): Promise<number> {
     const socket = this.#socket ?? this.#connect();
     return new Promise((resolve, reject) => {
       this.#pending = { resolve, reject };
       socket.write(
-        `${method} ${path} HTTP/1.1\r\nHost: ${this.#host}\r\nContent-Type: application/json\r\n` +
+        `${method} ${path} HTTP/1.1\r\nHost: ${this.#host}\r\nContent-Type: ${contentType}\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     });

@@ -100,20 +100,25 @@ export class Broker {
    * Stores a message for `to`, or for every other known agent when `to` is omitted.
    * Resolves after the commit, with one envelope per recipient.
    */
-  async publish(from: AgentName, to: AgentName | undefined, payload: Payload, options: PublishOptions = {}): Promise<Envelope[]> {
+  publish(from: AgentName, to: AgentName | undefined, payload: Payload, options: PublishOptions = {}): Promise<Envelope[]> {
+    return this.publishBatch(from, to, [payload], options);
+  }
+
+  /** Stores several messages in one commit, all or none; resolves with the envelopes in order (message by message). */
+  async publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Envelope[]> {
     const { idempotencyKey, replyTo } = options;
-    if (idempotencyKey === undefined) return await this.#publishOnce(from, to, payload, replyTo);
-    return await this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payload, replyTo, idempotencyKey));
+    if (idempotencyKey === undefined) return await this.#publishOnce(from, to, payloads, replyTo);
+    return await this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, replyTo, idempotencyKey));
   }
 
   async #publishOnce(
     from: AgentName,
     to: AgentName | undefined,
-    payload: Payload,
+    payloads: Payload[],
     replyTo: number | undefined,
     idempotencyKey?: string,
   ): Promise<Envelope[]> {
-    this.#rateLimiter.admit(from);
+    this.#rateLimiter.admit(from, payloads.length);
     const reply = replyTo === undefined ? undefined : await replyContext(this.#store, replyTo, this.#options.maxHops);
     const thread = reply?.thread;
     // A reply without a recipient goes back to whoever sent the message it answers.
@@ -126,7 +131,7 @@ export class Broker {
       );
     }
     const inboxes = await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
-    const full = inboxes.find((inbox) => inbox.pending >= limitFor(this.#options.maxPending, inbox.agent));
+    const full = inboxes.find((inbox) => inbox.pending + payloads.length > limitFor(this.#options.maxPending, inbox.agent));
     if (full) {
       throw new InteropError(
         "inbox_full",
@@ -135,15 +140,15 @@ export class Broker {
     }
     this.#touch(from);
     const createdAt = this.#now();
-    for (const inbox of inboxes) inbox.pending++;
+    for (const inbox of inboxes) inbox.pending += payloads.length;
     const commitStarted = performance.now();
     let stored: Envelope[];
     try {
-      stored = await this.#commits.append(
-        recipients.map((name) => ({ from, to: name, payload, createdAt, thread, idempotencyKey })),
-      );
+      stored = await this.#commits.append(payloads.flatMap((payload) =>
+        recipients.map((name) => ({ from, to: name, payload, createdAt, thread, idempotencyKey }))
+      ));
     } catch (error) {
-      for (const inbox of inboxes) inbox.pending--;
+      for (const inbox of inboxes) inbox.pending -= payloads.length;
       throw error;
     }
     this.#observers.published(stored, performance.now() - commitStarted);

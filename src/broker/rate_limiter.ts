@@ -14,9 +14,15 @@ export class RateLimiter {
     this.#now = now;
   }
 
-  /** Lets one message from `sender` through, or refuses it with `rate_limited` and when to retry. */
-  admit(sender: string): void {
-    const retryAfter = this.#take(sender, 1);
+  /** Lets `count` messages from `sender` through, or refuses them all with `rate_limited` and when to retry. */
+  admit(sender: string, count = 1): void {
+    if (this.#perSecond > 0 && count > this.#burst) {
+      throw new InteropError(
+        "rate_limited",
+        `Batch too big for the rate limit: ${count} messages from ${sender}, at most ${this.#burst} at once (serve --rate-limit ${this.#perSecond}); send smaller batches`,
+      );
+    }
+    const retryAfter = this.#take(sender, count);
     if (retryAfter === undefined) return;
     throw new InteropError(
       "rate_limited",

@@ -3,7 +3,16 @@ import { type Authenticator, authorize, type Caller } from "../auth/authenticato
 import type { Broker } from "../broker/broker.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
-import { DEFAULT_POLL_LIMIT, type Envelope, MAX_POLL_LIMIT, parseAgentName, parsePayload, toWire } from "../message.ts";
+import {
+  DEFAULT_POLL_LIMIT,
+  type Envelope,
+  isBatch,
+  MAX_POLL_LIMIT,
+  parseAgentName,
+  parseBatch,
+  parsePayload,
+  toWire,
+} from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
@@ -84,10 +93,14 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   const toParam = request.url.searchParams.get("to");
   const to = toParam === null ? undefined : parseAgentName(toParam, "to");
   const replyTo = parseMessageId(request.url.searchParams.get("reply_to"), "reply_to");
-  const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
-  const stored = await broker.publish(from, to, payload, { replyTo, idempotencyKey: parseIdempotencyKey(request) });
+  const body = await request.body(maxBodyBytes);
+  const contentType = request.header("content-type");
+  // A batch (one JSON object per line) is committed at once: all of it, or none.
+  const payloads = isBatch(contentType) ? parseBatch(body) : [parsePayload(body, contentType)];
+  const stored = await broker.publishBatch(from, to, payloads, { replyTo, idempotencyKey: parseIdempotencyKey(request) });
   return jsonResponse(200, {
     delivered: true,
+    messages: payloads.length,
     id: stored[0].id,
     ids: stored.map((envelope) => envelope.id),
     to: stored.map((envelope) => envelope.to),

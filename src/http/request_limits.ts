@@ -2,6 +2,7 @@
 import { InteropError } from "../errors.ts";
 import { type Handler, isStream } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
+import { watchStream } from "./responses.ts";
 
 export interface RequestLimits {
   /** Requests in progress at once, open streams included (idle keep-alive sockets are not counted). */
@@ -53,13 +54,6 @@ export function limitRequests(handler: Handler, limits: RequestLimits): Handler 
       return response;
     }
     // A stream holds its place until it ends, however it ends.
-    const { open: start } = response;
-    return {
-      ...response,
-      open(sink) {
-        sink.closed.addEventListener("abort", () => open--, { once: true });
-        start(sink);
-      },
-    };
+    return watchStream(response, () => {}, () => open--);
   };
 }

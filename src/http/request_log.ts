@@ -1,5 +1,6 @@
 /** `--verbose` request logging: method, path, the agent named, status and time; streams also when they end. */
 import { type Handler, isStream } from "../runtime/types.ts";
+import { watchStream } from "./responses.ts";
 
 /**
  * Wraps a handler so that each request is logged once answered. Only the path and the agent-naming parameters
@@ -20,15 +21,11 @@ export function logRequests(handler: Handler, debug: (message: string) => void):
       return response;
     }
     debug(`${what} → ${response.status}: stream opened (${took})`);
-    return {
-      ...response,
-      open(sink) {
-        const opened = performance.now();
-        sink.closed.addEventListener("abort", () => debug(`${what}: stream closed after ${((performance.now() - opened) / 1000).toFixed(1)} s`), {
-          once: true,
-        });
-        response.open(sink);
-      },
-    };
+    let opened = 0;
+    return watchStream(
+      response,
+      () => (opened = performance.now()),
+      () => debug(`${what}: stream closed after ${((performance.now() - opened) / 1000).toFixed(1)} s`),
+    );
   };
 }

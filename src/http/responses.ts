@@ -1,6 +1,6 @@
 /** The two kinds of successful answer the routes build: a JSON body, or a stream. */
 import type { StreamStarter } from "../broker/broker.ts";
-import type { BodyResponse, OutgoingResponse } from "../runtime/types.ts";
+import type { BodyResponse, OutgoingResponse, StreamResponse, StreamSink } from "../runtime/types.ts";
 
 export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
   return {
@@ -16,5 +16,20 @@ export function streamResponse(contentType: string, open: StreamStarter): Outgoi
     status: 200,
     headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive" },
     open,
+  };
+}
+
+/**
+ * The same stream, with `onOpen` run on its sink just before it starts, and `onEnd` once it ends however it
+ * ends: how the layers around the routes count, watch and log streams.
+ */
+export function watchStream(response: StreamResponse, onOpen: (sink: StreamSink) => void, onEnd: () => void): StreamResponse {
+  return {
+    ...response,
+    open(sink) {
+      onOpen(sink);
+      sink.closed.addEventListener("abort", onEnd, { once: true });
+      response.open(sink);
+    },
   };
 }

@@ -17,7 +17,7 @@ import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } f
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
-import { jsonResponse, streamResponse } from "./responses.ts";
+import { jsonResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
 
 export interface RouterOptions {
@@ -183,14 +183,8 @@ async function listDeadLetters(broker: Broker, request: IncomingRequest, caller:
 async function endOnRevocation(auth: Authenticator, caller: Caller, answer: Promise<OutgoingResponse>): Promise<OutgoingResponse> {
   const response = await answer;
   if (!isStream(response) || caller === "anyone") return response;
-  return {
-    ...response,
-    open(sink) {
-      const unwatch = auth.watchRevocation(caller, () => sink.destroy());
-      sink.closed.addEventListener("abort", unwatch, { once: true });
-      response.open(sink);
-    },
-  };
+  let unwatch = () => {};
+  return watchStream(response, (sink) => (unwatch = auth.watchRevocation(caller, () => sink.destroy())), () => unwatch());
 }
 
 function hasCredentials(request: IncomingRequest): boolean {

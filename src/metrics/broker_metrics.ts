@@ -28,7 +28,7 @@ export class BrokerMetrics implements BrokerObserver {
   #expired = new Counter("interop_messages_expired_total", "Undelivered messages removed by the pending TTL, by agent.");
   #deadLettered = new Counter("interop_messages_dead_lettered_total", "Messages a push receiver refused for good, by agent.");
   #commitSeconds = new Histogram("interop_publish_commit_seconds", "Time from a publish's start to its durable commit.", LATENCY_BUCKETS);
-  #deliverSeconds = new Histogram("interop_publish_deliver_seconds", "Time from a message's commit to its delivery.", LATENCY_BUCKETS);
+  #deliverSeconds = new Histogram("interop_publish_deliver_seconds", "Time from a message's publish to its delivery (stream write, poll or wait).", LATENCY_BUCKETS);
   #batchMessages = new Histogram("interop_commit_batch_messages", "Messages per store transaction.", BATCH_BUCKETS);
   #history: Second[] = [];
   #metrics: Metric[];

@@ -205,6 +205,22 @@ test("a batch (one JSON object per line) is stored in one go, in order; a bad li
   });
 });
 
+test("GET /status answers from a cached document that follows every change at once", async () => {
+  await withRouter(async ({ json }) => {
+    const pending = async () => (await json("GET", "/status")).body.agents.openclaw.pending;
+    assert.equal(await pending(), 0);
+    await json("POST", "/broadcast?from=hermes&to=openclaw", "{}");
+    assert.equal(await pending(), 1, "a publish shows in the same second");
+    await json("POST", "/broadcast?from=hermes&to=openclaw", "{}");
+    assert.equal(await pending(), 2);
+    await json("GET", "/poll?agent=openclaw&limit=1");
+    assert.equal(await pending(), 1, "a poll shows too");
+    assert.equal((await json("GET", "/status")).body.agents.newcomer, undefined);
+    await json("POST", "/broadcast?from=hermes&to=newcomer", "{}");
+    assert.equal((await json("GET", "/status")).body.agents.newcomer.pending, 1, "a new inbox shows");
+  });
+});
+
 test("GET /status keeps the old bridge's keys and adds pid, version and per-agent detail", async () => {
   await withRouter(async ({ json }) => {
     await json("POST", "/broadcast?from=hermes", "{}");

@@ -12,7 +12,7 @@ import { allValues, limitFor, type PerAgent, uniform } from "./per_agent.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
-import { buildStatus } from "./status.ts";
+import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 import { StreamSession } from "./stream_session.ts";
 import { Waiters } from "./waiters.ts";
@@ -60,6 +60,7 @@ export class Broker {
   #streams = new Map<AgentName, StreamSession>();
   #waiters = new Waiters();
   #observers = new Observers();
+  #statusDocument = new StatusDocument();
   #rateLimiter: RateLimiter;
   #idempotent: IdempotentPublishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
@@ -273,14 +274,23 @@ export class Broker {
   }
 
   status(): StatusReport {
-    return buildStatus({
+    return buildStatus(this.#statusInput());
+  }
+
+  /** The status report as JSON text, rebuilt only when it changed. */
+  statusJson(): string {
+    return this.#statusDocument.text(this.#statusInput());
+  }
+
+  #statusInput(): StatusInput {
+    return {
       now: this.#now(),
       startedAt: this.#startedAt,
       dataDir: this.#options.dataDir,
       lastId: this.#lastId,
-      inboxes: this.#inboxes.values(),
+      inboxes: this.#inboxes,
       streaming: (agent) => this.#streams.has(agent),
-    });
+    };
   }
 
   /** Ends every stream, commits what is queued and closes the store. */

@@ -3,10 +3,15 @@ import type { StreamStarter } from "../broker/broker.ts";
 import type { BodyResponse, OutgoingResponse, StreamResponse, StreamSink } from "../runtime/types.ts";
 
 export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
+  return jsonTextResponse(status, JSON.stringify(value), headers);
+}
+
+/** A JSON answer whose text is already made (a cached document). */
+export function jsonTextResponse(status: number, text: string, headers: Record<string, string> = {}): BodyResponse {
   return {
     status,
     headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
-    body: JSON.stringify(value),
+    body: text,
   };
 }
 

@@ -17,7 +17,7 @@ import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } f
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
-import { jsonResponse, streamResponse, watchStream } from "./responses.ts";
+import { jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
 
 export interface RouterOptions {
@@ -39,7 +39,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     "/wait": { GET: (request, caller) => wait(broker, request, caller) },
     "/ask": { POST: (request, caller) => ask(broker, request, caller, options.maxBodyBytes) },
     "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, options.retryMs) },
-    "/status": { GET: () => Promise.resolve(jsonResponse(200, broker.status())) },
+    "/status": { GET: () => Promise.resolve(jsonTextResponse(200, broker.statusJson())) },
     "/dead-letters": {
       GET: (request, caller) => listDeadLetters(broker, request, caller),
       POST: (request, caller) => parkDeadLetter(broker, request, caller),

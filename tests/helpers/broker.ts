@@ -69,14 +69,19 @@ export async function startBroker(
     async cleanup() {
       await stop("SIGKILL");
       owned?.cleanup();
-      // Every broker any test starts is checked: its log never holds a token (they all look like itk_…).
+      // Every broker any test starts is checked: its log never holds a token (they all look like itk_…) nor a
+      // message body sent through publish() below.
       const leaked = TOKEN_PATTERN.exec(stderr);
       if (leaked) throw new Error(`a token appeared in the broker's log: ${leaked[0].slice(0, 8)}…`);
+      const body = [...publishedBodies].find((text) => stderr.includes(text));
+      if (body !== undefined) throw new Error(`a message body appeared in the broker's log: ${body.slice(0, 40)}`);
     },
   };
 }
 
 const TOKEN_PATTERN = /itk_[A-Za-z0-9_-]{43}/;
+/** The bodies tests published (long enough not to occur by chance), looked for in every broker's log. */
+const publishedBodies = new Set<string>();
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<T> {
@@ -99,9 +104,11 @@ export async function publish(
 ): Promise<Response> {
   const query = new URLSearchParams({ from });
   if (to !== undefined) query.set("to", to);
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  if (text.length >= 12) publishedBodies.add(text);
   return await fetch(`${url}/broadcast?${query}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
+    body: text,
   });
 }

@@ -1,6 +1,6 @@
 /** The systems the benchmark compares, each started on a free port and stopped by PID. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -77,6 +77,9 @@ const oldBridge: System = {
  * nginx + nchan with the same routes: `to=` and `agent=` name the channel, EventSource subscribers, and a
  * message buffer deep enough that nothing is dropped under the load (so Last-Event-ID resumes too).
  */
+/** Where Debian's libnginx-mod-nchan puts the module. */
+const NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so";
+
 const nchan: System = {
   name: "nginx + nchan",
   fanOut: true,
@@ -85,7 +88,7 @@ const nchan: System = {
     const dir = mkdtempSync(join(tmpdir(), "interop-bench-nchan-"));
     const port = await freePort();
     writeFileSync(join(dir, "nginx.conf"), `
-load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+load_module ${NCHAN_MODULE};
 daemon off;
 worker_processes 1;
 worker_rlimit_nofile 40000;
@@ -150,10 +153,5 @@ export const SYSTEMS: Record<string, System> = {
 };
 
 export function nchanAvailable(): boolean {
-  try {
-    readFileSync("/usr/lib/nginx/modules/ngx_nchan_module.so");
-    return true;
-  } catch {
-    return false;
-  }
+  return existsSync(NCHAN_MODULE);
 }

@@ -15,6 +15,7 @@ import { isStream } from "../src/runtime/types.ts";
 import { fromWebRequest } from "../src/runtime/web.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { bodyText } from "./helpers/response.ts";
 
 /** Strings that stress the edges: unicode, control characters, CR/LF/NUL, and the empty string. */
 const nastyString = fc.oneof(
@@ -125,7 +126,7 @@ test("random requests to the routes get a valid status and JSON, and never corru
       assert.ok([200, 204, 302, 400, 404, 405, 409, 410, 413, 504].includes(response.status), `status ${response.status} for ${method} ${url}`);
       if (response.status === 204 || response.status === 302) return;
       // /metrics answers text and /ui HTML; every other answer is JSON.
-      const parsed = response.headers["content-type"].startsWith("application/json") ? JSON.parse(response.body) : undefined;
+      const parsed = response.headers["content-type"].startsWith("application/json") ? JSON.parse(bodyText(response)) : undefined;
       if (response.status >= 400) assert.equal(typeof parsed.error, "string");
       if (method === "POST" && path === "/broadcast" && response.status === 200) published.push(...parsed.ids);
     }), { numRuns: 1500 });

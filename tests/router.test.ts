@@ -12,6 +12,7 @@ import { isStream } from "../src/runtime/types.ts";
 import { fromWebRequest } from "../src/runtime/web.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { bodyText } from "./helpers/response.ts";
 
 interface Fixture {
   handler: Handler;
@@ -46,7 +47,7 @@ async function withRouter(
     const response = await call(method, path, body, headers);
     assert.ok(!isStream(response));
     assert.match(response.headers["content-type"], /^application\/json/);
-    return { status: response.status, body: JSON.parse(response.body) };
+    return { status: response.status, body: JSON.parse(bodyText(response)) };
   };
   try {
     await work({ handler, broker, call, json });
@@ -247,7 +248,7 @@ test("a sender past the rate limit gets 429 with Retry-After, and other senders 
     assert.ok(!isStream(limited));
     assert.equal(limited.status, 429);
     assert.equal(limited.headers["retry-after"], "1");
-    assert.match(JSON.parse(limited.body).error, /^Too many messages from hermes: the limit is 2 per second \(serve --rate-limit\); retry in 1 s$/);
+    assert.match(JSON.parse(bodyText(limited)).error, /^Too many messages from hermes: the limit is 2 per second \(serve --rate-limit\); retry in 1 s$/);
     assert.equal((await post("solo")).status, 200, "limits are per sender");
     now += 1000;
     assert.equal((await post("hermes")).status, 200, "the bucket refills");

@@ -277,9 +277,9 @@ export class Broker {
     return buildStatus(this.#statusInput());
   }
 
-  /** The status report as JSON text, rebuilt only when it changed. */
-  statusJson(): string {
-    return this.#statusDocument.text(this.#statusInput());
+  /** The status report as UTF-8 JSON, rebuilt only when it changed. */
+  statusJson(): Uint8Array<ArrayBuffer> {
+    return this.#statusDocument.bytes(this.#statusInput());
   }
 
   #statusInput(): StatusInput {

@@ -6,8 +6,8 @@ export function jsonResponse(status: number, value: unknown, headers: Record<str
   return jsonTextResponse(status, JSON.stringify(value), headers);
 }
 
-/** A JSON answer whose text is already made (a cached document). */
-export function jsonTextResponse(status: number, text: string, headers: Record<string, string> = {}): BodyResponse {
+/** A JSON answer whose text (or UTF-8 bytes) is already made: a cached document. */
+export function jsonTextResponse(status: number, text: string | Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}): BodyResponse {
   return {
     status,
     headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },

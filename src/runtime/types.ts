@@ -15,7 +15,8 @@ export interface IncomingRequest {
 export interface BodyResponse {
   status: number;
   headers: Record<string, string>;
-  body: string;
+  /** Text, or bytes already encoded (a cached document: nothing to copy or encode per request). */
+  body: string | Uint8Array<ArrayBuffer>;
 }
 
 /** A long-lived text stream (SSE); `open` runs once the headers are sent. */

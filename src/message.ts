@@ -156,10 +156,13 @@ function payloadFromText(text: string, isText: boolean): Payload {
   return value as Payload;
 }
 
+/** Strict UTF-8; one for every request (a whole-buffer decode keeps no state between calls). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** A request body as text; anything but valid UTF-8 is `invalid_body`. */
 export function decodeUtf8(body: Uint8Array): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(body);
+    return UTF8.decode(body);
   } catch (cause) {
     throw new InteropError("invalid_body", "Cannot read body: it is not valid UTF-8", { cause });
   }

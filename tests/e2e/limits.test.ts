@@ -89,3 +89,31 @@ test("header and URL caps: 431 and 414 with JSON errors, even past the runtime's
     await broker.cleanup();
   }
 });
+
+test("--max-body-bytes: a body past it gets 413, declared or streamed without a length, and nothing of it is stored", async () => {
+  const broker = await startBroker({ args: ["--max-body-bytes", "4096"] });
+  try {
+    const tooBig = JSON.stringify({ text: "x".repeat(8192) });
+    await assertError(await publish(broker.url, "hermes", "openclaw", JSON.parse(tooBig)), 413, "payload_too_large", /the limit is 4096 bytes/);
+    // Chunked, no Content-Length: refused once the bytes read pass the limit.
+    const chunks = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 8; i++) controller.enqueue(new TextEncoder().encode(i === 0 ? '{"text":"' : "y".repeat(1024)));
+        controller.enqueue(new TextEncoder().encode('"}'));
+        controller.close();
+      },
+    });
+    const streamed = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, {
+      method: "POST",
+      body: chunks,
+      headers: { "content-type": "application/json" },
+      duplex: "half",
+    } as RequestInit);
+    await assertError(streamed, 413, "payload_too_large", /the limit is 4096 bytes/);
+    assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "fits" })).status, 200, "the broker still serves");
+    const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+    assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["fits"]);
+  } finally {
+    await broker.cleanup();
+  }
+});

@@ -8,13 +8,9 @@ export function serveWithDeno(options: ServeOptions): Promise<HttpServer> {
   try {
     server = Deno.serve(
       { hostname: options.hostname, port: options.port, onListen: () => {} },
-      async (request, info) => {
-        // `completed` settles when the response is done or the client hung up; request.signal also aborts on
-        // success in Deno 2.9 and warns when watched (see --unstable-no-legacy-abort).
-        const finished = new AbortController();
-        info.completed.finally(() => finished.abort()).catch(() => {});
-        return toWebResponse(await options.handler(fromWebRequest(request)), finished.signal);
-      },
+      // `completed` settles when the response is done or the client hung up; request.signal also aborts on
+      // success in Deno 2.9 and warns when watched (see --unstable-no-legacy-abort).
+      async (request, info) => toWebResponse(await options.handler(fromWebRequest(request)), info.completed),
     );
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {

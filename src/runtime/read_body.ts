@@ -8,7 +8,7 @@ export class LimitedBody {
   #size = 0;
 
   constructor(declaredLength: string | null, limit: number) {
-    if (declaredLength !== null && Number(declaredLength) > limit) throw tooLarge(limit);
+    refuseDeclaredPastLimit(declaredLength, limit);
     this.#limit = limit;
   }
 
@@ -39,6 +39,11 @@ export async function readLimited(
   const body = new LimitedBody(declaredLength, limit);
   for await (const chunk of chunks) body.add(chunk);
   return body.bytes();
+}
+
+/** Throws `payload_too_large` when the request says up front that its body passes `limit`. */
+export function refuseDeclaredPastLimit(declaredLength: string | null, limit: number): void {
+  if (declaredLength !== null && Number(declaredLength) > limit) throw tooLarge(limit);
 }
 
 function tooLarge(limit: number): InteropError {

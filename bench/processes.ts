@@ -1,5 +1,6 @@
 /** What the benchmarks share: which interop to run (built binary, or the source on Node or Deno) and starting servers. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import process from "node:process";
 
 const COMMANDS: Record<string, string[]> = {
@@ -41,4 +42,14 @@ export async function startBrokerProcess(
   const [command, prefix] = interopCommand(runtime, runtimeFlags);
   const { child, url } = await spawnListening(command, [...prefix, "serve", "--port", "0", ...args]);
   return { broker: child, url };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for servers that must be told their port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }

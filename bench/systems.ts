@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { interopCommand, spawnListening } from "./processes.ts";
+import { freePort, interopCommand, spawnListening } from "./processes.ts";
 import { processTree } from "./load/proc.ts";
 
 export interface RunningSystem {
@@ -130,16 +130,6 @@ async function waitForPort(port: number, log: () => string): Promise<void> {
     }
   }
   throw new Error(`nginx did not answer on port ${port}: ${log()}`);
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export const SYSTEMS: Record<string, System> = {

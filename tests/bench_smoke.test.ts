@@ -1,6 +1,7 @@
 /** The benchmark's smoke mode, so the benchmark itself cannot rot: every system, every scenario, a few seconds each. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
@@ -23,3 +24,22 @@ test("npm run bench -- --smoke runs every scenario on every system, and interop 
   assert.doesNotMatch(result.stdout, /failed: /, "no scenario failed");
   assert.match(result.stdout, /^- interop: lost \+ duplicated \+ reordered messages over every scenario: 0 ✓$/m);
 });
+
+for (const runtime of ["node", "deno"]) {
+  test(`npm run profile -- --runtime ${runtime} profiles the broker under load and names interop's own functions`, {
+    skip: "Deno" in globalThis ? "run by the Node suite" : false,
+    timeout: 60_000,
+  }, () => {
+    const result = spawnSync(process.execPath, ["bench/profile.ts", "--runtime", runtime, "--seconds", "1"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 55_000,
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^\d+ msg\/s, server [\d.]+ µs\/msg \(under the profiler\)$/m);
+    const file = /self time, top 25 of \d+ samples \((.+\.cpuprofile)\)/.exec(result.stdout)?.[1];
+    assert.ok(file, result.stdout);
+    assert.match(result.stdout, /^ *[\d.]+% +\S+ src\/\S+\.ts:\d+$/m, "a line in interop's source");
+    rmSync(join(ROOT, file), { force: true });
+  });
+}

@@ -73,7 +73,7 @@ export class Broker {
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
     this.#store = options.store;
-    this.#commits = new CommitQueue(options.store, (messages) => this.#observers.committed(messages));
+    this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored));
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
@@ -153,12 +153,20 @@ export class Broker {
       throw error;
     }
     this.#observers.published(stored, performance.now() - commitStarted);
+    return stored;
+  }
+
+  /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */
+  #committed(stored: Envelope[]): void {
+    this.#observers.committed(stored.length);
+    const live = new Map<AgentName, Envelope[]>();
     for (const envelope of stored) {
       this.#lastId = Math.max(this.#lastId, envelope.id);
       if (this.#waiters.claim(envelope)) this.#take(envelope);
-      else this.#streams.get(envelope.to)?.offer(envelope);
+      else if (live.has(envelope.to)) live.get(envelope.to)!.push(envelope);
+      else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
     }
-    return stored;
+    for (const [agent, envelopes] of live) this.#streams.get(agent)!.offer(envelopes);
   }
 
   /**
@@ -318,9 +326,7 @@ export class Broker {
     const inbox = this.#inboxes.get(agent);
     if (inbox === undefined) return;
     inbox.lastSeen = this.#now();
-    void this.#commits.update({ agent, lastSeen: inbox.lastSeen }).catch(() => {
-      // last-seen is advisory; a failed commit surfaces on the next publish or poll.
-    });
+    this.#commits.note({ agent, lastSeen: inbox.lastSeen });
   }
 
   #markDelivered(inbox: InboxRecord, envelopes: Envelope[]): void {
@@ -332,11 +338,8 @@ export class Broker {
       this.#observers.delivered(envelope);
       advanced = true;
     }
-    if (advanced) {
-      void this.#commits.update({ agent: inbox.agent, deliveredId: inbox.deliveredId }).catch(() => {
-        // A lost cursor update only means a client without Last-Event-ID may see these again after a crash.
-      });
-    }
+    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash.
+    if (advanced) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
   }
 
   #heartbeat(): void {

@@ -28,10 +28,13 @@ export class CommitQueue {
   #inboxWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
   #scheduled = false;
   #running: Promise<void> = Promise.resolve();
-  #onCommit: (messages: number) => void;
+  #onCommit: (stored: Envelope[]) => void;
 
-  /** `onCommit` hears of each successful transaction and how many messages it held (the batch size). */
-  constructor(store: MessageStore, onCommit: (messages: number) => void = () => {}) {
+  /**
+   * `onCommit` hears of each successful transaction with the messages it stored, in id order, before any
+   * `append` resolves: the broker hands a whole commit to its streams at once.
+   */
+  constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}) {
     this.#store = store;
     this.#onCommit = onCommit;
   }
@@ -46,12 +49,18 @@ export class CommitQueue {
 
   /** Records an inbox change with the next commit; resolves once it is committed. */
   update(update: InboxUpdate): Promise<void> {
+    this.note(update);
+    return new Promise((resolve, reject) => this.#inboxWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Records an advisory inbox change (a stream's cursor, a last-seen time) with the next commit, without
+   * waiting for it: a failed commit surfaces on the next publish or poll, and these run per message.
+   */
+  note(update: InboxUpdate): void {
     const merged = this.#inboxes.get(update.agent);
     this.#inboxes.set(update.agent, merged ? mergeUpdates(merged, update) : { ...update });
-    return new Promise((resolve, reject) => {
-      this.#inboxWaiters.push({ resolve, reject });
-      this.#schedule();
-    });
+    this.#schedule();
   }
 
   /** Resolves when everything queued so far is committed (or has failed). */
@@ -90,7 +99,7 @@ export class CommitQueue {
       for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
       return;
     }
-    this.#onCommit(batch.messages.length);
+    this.#onCommit(stored);
     let offset = 0;
     for (const waiter of waiters) {
       waiter.resolve(stored.slice(offset, offset + waiter.messages.length));

@@ -53,15 +53,15 @@ export class StreamSession {
     void this.#catchUp();
   }
 
-  /** A message just committed for this agent. */
-  offer(envelope: Envelope): void {
+  /** Messages just committed for this agent, in id order (one commit's worth: written at once). */
+  offer(envelopes: Envelope[]): void {
     if (this.closed) return;
     if (!this.#live) {
       this.#offersWhileCatchingUp++;
       return;
     }
-    if (envelope.id <= this.#lastSent || this.#deps.isDelivered(envelope)) return;
-    if (this.#write([envelope]) > HIGH_WATER_BYTES) void this.#catchUp();
+    const fresh = envelopes.filter((envelope) => envelope.id > this.#lastSent && !this.#deps.isDelivered(envelope));
+    if (this.#write(fresh) > HIGH_WATER_BYTES) void this.#catchUp();
   }
 
   heartbeat(): void {

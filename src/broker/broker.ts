@@ -106,10 +106,10 @@ export class Broker {
   }
 
   /** Stores several messages in one commit, all or none; resolves with the envelopes in order (message by message). */
-  async publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Envelope[]> {
+  publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Envelope[]> {
     const { idempotencyKey, replyTo } = options;
-    if (idempotencyKey === undefined) return await this.#publishOnce(from, to, payloads, replyTo);
-    return await this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, replyTo, idempotencyKey));
+    if (idempotencyKey === undefined) return this.#publishOnce(from, to, payloads, replyTo);
+    return this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, replyTo, idempotencyKey));
   }
 
   async #publishOnce(
@@ -131,7 +131,11 @@ export class Broker {
         `No recipient: ${from} is the only agent known; pass to=NAME, or let the other agent connect first`,
       );
     }
-    const inboxes = await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
+    const known = recipients.map((agent) => this.#inboxes.get(agent));
+    // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
+    const inboxes = known.every((inbox) => inbox !== undefined)
+      ? known
+      : await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
     const full = inboxes.find((inbox) => inbox.pending + payloads.length > limitFor(this.#options.maxPending, inbox.agent));
     if (full) {
       throw new InteropError(

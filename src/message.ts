@@ -177,45 +177,10 @@ export function payloadText(payload: Payload): string {
 
 /** The JSON object delivered to consumers for an envelope. */
 export function toWire(envelope: Envelope): WireMessage {
-  return { ...envelope.payload, [METADATA_FIELD]: wireMetadata(envelope) } as WireMessage;
-}
-
-function wireMetadata(envelope: Envelope): WireMetadata {
   const { id, from, to, timestamp, thread } = envelope;
   const metadata: WireMetadata = { id, from, to, timestamp };
   if (thread) Object.assign(metadata, { reply_to: thread.replyTo, conversation: thread.conversation, hops: thread.hops });
-  return metadata;
-}
-
-/**
- * Each payload's JSON text, made once: the store writes it, and the stream frame of every recipient splices
- * it instead of serializing the payload again (a broadcast to 100 agents shares one payload object).
- * Payloads are never changed once published.
- */
-const payloadTexts = new WeakMap<Payload, string>();
-
-/** `JSON.stringify(payload)`, made once per payload object. */
-export function payloadJson(payload: Payload): string {
-  let text = payloadTexts.get(payload);
-  if (text === undefined) {
-    text = JSON.stringify(payload);
-    payloadTexts.set(payload, text);
-  }
-  return text;
-}
-
-/** A payload read back from its JSON text (as the store keeps it), remembering the text. */
-export function payloadFromJson(text: string): Payload {
-  const payload = JSON.parse(text) as Payload;
-  payloadTexts.set(payload, text);
-  return payload;
-}
-
-/** `JSON.stringify(toWire(envelope))`, with the payload's text spliced in rather than serialized again. */
-export function wireJson(envelope: Envelope): string {
-  const payload = payloadJson(envelope.payload);
-  const metadata = `"${METADATA_FIELD}":${JSON.stringify(wireMetadata(envelope))}`;
-  return payload === "{}" ? `{${metadata}}` : `${payload.slice(0, -1)},${metadata}}`;
+  return { ...envelope.payload, [METADATA_FIELD]: metadata } as WireMessage;
 }
 
 /** The envelope inside a delivered JSON object (what clients read back from the broker). */

@@ -1,7 +1,7 @@
 /** What the operator watches: the live feed of all traffic (`/events`), `/metrics`, the chart history (`/stats`), the dashboard. */
 import { authorizeAdmin, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
-import { type Envelope, wireJson } from "../message.ts";
+import { toWire, type Envelope } from "../message.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import type { BodyResponse, OutgoingResponse } from "../runtime/types.ts";
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT } from "../dashboard/page.ts";
@@ -25,7 +25,7 @@ export function eventsFeed(broker: Broker, caller: Caller, retryMs: number): Out
     const detach = broker.observe({
       published(envelopes) {
         for (const envelope of envelopes.filter(visible)) {
-          const buffered = sink.write(encodeEvent({ id: envelope.id, event: "message", data: wireJson(envelope) }));
+          const buffered = sink.write(encodeEvent({ id: envelope.id, event: "message", data: JSON.stringify(toWire(envelope)) }));
           if (buffered > FEED_HIGH_WATER_BYTES) return sink.destroy();
         }
       },

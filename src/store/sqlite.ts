@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
-import { type AgentName, type Envelope, payloadFromJson, payloadJson } from "../message.ts";
+import type { AgentName, Envelope } from "../message.ts";
 import type { DeadLetter, InboxRecord, MessageStore, WriteBatch } from "./store.ts";
 
 /**
@@ -64,7 +64,7 @@ function toEnvelope(row: MessageRow): Envelope {
     from: row.sender as AgentName,
     to: row.recipient as AgentName,
     timestamp: new Date(row.created_at).toISOString(),
-    payload: payloadFromJson(row.payload),
+    payload: JSON.parse(row.payload),
   };
   if (row.reply_to !== null) envelope.thread = { replyTo: row.reply_to, conversation: row.conversation!, hops: row.hops! };
   return envelope;
@@ -196,7 +196,7 @@ export class SqliteStore implements MessageStore {
             message.to,
             message.from,
             message.createdAt,
-            payloadJson(message.payload),
+            JSON.stringify(message.payload),
             message.thread?.replyTo ?? null,
             message.thread?.conversation ?? null,
             message.thread?.hops ?? null,

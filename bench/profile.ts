@@ -25,17 +25,19 @@ const { values } = parseArgs({
   },
 });
 if (values.runtime !== "node" && values.runtime !== "deno") throw new Error("--runtime must be node or deno");
+// Deno has no --cpu-prof: its profile is taken through the inspector.
+const onDeno = values.runtime === "deno";
 const profiles = join("bench", "profiles");
 mkdirSync(profiles, { recursive: true });
 const dataDir = mkdtempSync(join(tmpdir(), "interop-profile-"));
-const inspectorPort = values.runtime === "deno" ? await freePort() : 0;
+const inspectorPort = onDeno ? await freePort() : 0;
 const { broker, url } = await startBrokerProcess(
   values.runtime,
   ["--data-dir", dataDir, "--durability", values.durability, "--rate-limit", "0"],
-  values.runtime === "deno" ? [`--inspect=127.0.0.1:${inspectorPort}`] : ["--cpu-prof", "--cpu-prof-dir", profiles],
+  onDeno ? [`--inspect=127.0.0.1:${inspectorPort}`] : ["--cpu-prof", "--cpu-prof-dir", profiles],
 );
 const before = new Set(readdirSync(profiles));
-const stopProfiling = values.runtime === "deno" ? await startProfiling(inspectorPort) : undefined;
+const stopProfiling = onDeno ? await startProfiling(inspectorPort) : undefined;
 const figures = await throughput({ url, pids: () => processTree(broker.pid!), stop: () => Promise.resolve() }, 16, Number(values.seconds));
 let file: string;
 if (stopProfiling) {

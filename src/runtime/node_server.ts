@@ -1,16 +1,19 @@
-/** The Node seam: `node:http` writing straight to the socket (no web streams on the hot path). */
+/** The Node seam: `node:http` writing straight to the socket (no web streams on the hot path), plain GETs on the bare socket. */
 import { Buffer } from "node:buffer";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { InteropError } from "../errors.ts";
 import { LimitedBody } from "./read_body.ts";
-import { type HttpServer, type IncomingRequest, isStream, type ServeOptions, type StreamSink } from "./types.ts";
+import { nodeSink } from "./node_sink.ts";
+import { answerGetsOnSocket } from "./node_socket_gets.ts";
+import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
 export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   // The parser's own cap sits above the broker's header and URL caps, so those answer first with a JSON error.
   const server = http.createServer({ maxHeaderSize: options.maxRequestHeadBytes }, (req, res) => {
-    options.handler(fromNodeRequest(req)).then((response) => {
+    options.handler(fromNodeRequest(req)).catch(handlerFailure).then((response) => {
       if (!isStream(response)) {
+        if (hasNullBody(response.status)) return void res.writeHead(response.status, response.headers).end();
         // A known length spares the client (and the socket) chunked framing.
         res.setHeader("content-length", Buffer.byteLength(response.body));
         res.writeHead(response.status, response.headers).end(response.body);
@@ -18,12 +21,11 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
       }
       res.writeHead(response.status, response.headers);
       res.flushHeaders();
-      response.open(nodeSink(res));
-    }, (error) => {
-      // The handler maps its own errors; reaching here is a bug, but one request must not take the broker down.
-      console.error("interop: unhandled error in request handler:", error);
-      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
-      res.end(JSON.stringify({ error: "Internal error", code: "internal" }));
+      response.open(nodeSink(res, "framed"));
+    }).catch((error) => {
+      // Writing the answer failed (a header `node:http` refuses): the connection is cut, the broker goes on.
+      handlerFailure(error);
+      res.destroy();
     });
   });
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
@@ -35,6 +37,7 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
+  const socketGets = answerGetsOnSocket(server, options.handler, options.maxRequestHeadBytes);
   // Long-lived SSE responses must never be cut by a server timeout.
   server.requestTimeout = 0;
   server.timeout = 0;
@@ -55,8 +58,12 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
           new Promise<void>((done) => {
             server.close(() => done());
             server.closeIdleConnections();
+            socketGets.closeIdle();
             // Streams get a moment to end themselves (the broker closes them); then whatever is left is cut.
-            setTimeout(() => server.closeAllConnections(), 1000).unref();
+            setTimeout(() => {
+              server.closeAllConnections();
+              socketGets.closeAll();
+            }, 1000).unref();
           }),
       });
     });
@@ -104,40 +111,4 @@ function readNodeBody(req: http.IncomingMessage, limit: number): Promise<Uint8Ar
     const end = () => resolve(body.bytes());
     req.on("data", add).once("end", end).once("error", fail);
   });
-}
-
-function nodeSink(res: http.ServerResponse): StreamSink {
-  const closing = new AbortController();
-  res.once("close", () => closing.abort());
-  // The client may have hung up while the stream was being prepared: then "close" has already fired.
-  if (res.closed) closing.abort();
-  return {
-    write(text) {
-      if (closing.signal.aborted) return 0;
-      res.write(text);
-      return res.writableLength;
-    },
-    drained() {
-      if (!res.writableNeedDrain || closing.signal.aborted) return Promise.resolve();
-      return new Promise((resolve) => {
-        const done = () => {
-          res.off("drain", done);
-          closing.signal.removeEventListener("abort", done);
-          resolve();
-        };
-        res.on("drain", done);
-        closing.signal.addEventListener("abort", done);
-      });
-    },
-    close() {
-      if (closing.signal.aborted) return;
-      closing.abort();
-      res.end();
-    },
-    destroy() {
-      closing.abort();
-      res.destroy();
-    },
-    closed: closing.signal,
-  };
 }

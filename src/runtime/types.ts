@@ -62,3 +62,16 @@ export interface HttpServer {
 export function isStream(response: OutgoingResponse): response is StreamResponse {
   return "open" in response;
 }
+
+/** The answer when the handler itself failed: a bug (it maps its own errors), but one request must not take the broker down. */
+export function handlerFailure(error: unknown): BodyResponse {
+  console.error("interop: unhandled error in request handler:", error);
+  return { status: 500, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "Internal error", code: "internal" }) };
+}
+
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+/** Statuses whose answers carry no body and no Content-Length (RFC 9110 §6.4.1, §8.6). */
+export function hasNullBody(status: number): boolean {
+  return NULL_BODY_STATUSES.has(status);
+}

@@ -1,6 +1,6 @@
 /** Web-standard Request/Response conversion: the Deno server's seam, and how tests call handlers directly. */
 import { readLimited, refuseDeclaredPastLimit } from "./read_body.ts";
-import { type IncomingRequest, isStream, type OutgoingResponse, type StreamSink } from "./types.ts";
+import { hasNullBody, type IncomingRequest, isStream, type OutgoingResponse, type StreamSink } from "./types.ts";
 
 /** Wraps a web `Request` as the core's `IncomingRequest`. */
 export function fromWebRequest(request: Request): IncomingRequest {
@@ -24,8 +24,6 @@ export function fromWebRequest(request: Request): IncomingRequest {
   };
 }
 
-const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
-
 /**
  * Turns the core's response into a web `Response`; a stream becomes a `ReadableStream` of its text, closed
  * when `finished` settles (the response ended or the client hung up). Only streams watch it: an
@@ -34,7 +32,7 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 export function toWebResponse(response: OutgoingResponse, finished: Promise<unknown>): Response {
   if (!isStream(response)) {
     // The web Response refuses any body, even "", for the null-body statuses.
-    const body = NULL_BODY_STATUSES.has(response.status) ? null : response.body;
+    const body = hasNullBody(response.status) ? null : response.body;
     return new Response(body, { status: response.status, headers: response.headers });
   }
   const encoder = new TextEncoder();

@@ -1,0 +1,220 @@
+/**
+ * The Node seam's bare-socket path: a connection's first plain GET is answered on the socket itself (streams
+ * stay there), everything else by `node:http`. Real sockets, byte for byte; the Deno suite skips it (Deno
+ * serves through `Deno.serve`, and the e2e suites cover both runtimes end to end).
+ */
+import assert from "node:assert/strict";
+import { connect, type Socket } from "node:net";
+import { test } from "node:test";
+import { serveWithNode } from "../src/runtime/node_server.ts";
+import { parseGetHead } from "../src/runtime/request_head.ts";
+import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
+
+const skip = "Deno" in globalThis ? "the Node seam; Deno serves through Deno.serve" : false;
+
+class Client {
+  readonly socket: Socket;
+  text = "";
+  readonly closed: Promise<void>;
+  #waiters: (() => void)[] = [];
+
+  constructor(port: number) {
+    this.socket = connect(port, "127.0.0.1");
+    this.socket.setEncoding("latin1");
+    this.socket.on("data", (chunk: string) => {
+      this.text += chunk;
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    this.closed = new Promise((resolve) => this.socket.once("close", () => resolve()));
+    this.socket.on("close", () => this.#waiters.splice(0).forEach((wake) => wake()));
+  }
+
+  /** Resolves once `text` contains `fragment` `count` times; fails if the connection closes first. */
+  async waitFor(fragment: string, count = 1): Promise<string> {
+    while (this.text.split(fragment).length - 1 < count) {
+      if (this.socket.destroyed) throw new Error(`closed before ${JSON.stringify(fragment)} arrived; got ${JSON.stringify(this.text)}`);
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+    return this.text;
+  }
+}
+
+/** A handler with the shapes the broker answers: a stream, text, an echoed body, no content, a bad header. */
+function testHandler(streams: StreamSink[]): Handler {
+  return async (request): Promise<OutgoingResponse> => {
+    const path = request.url.pathname;
+    if (path === "/stream") {
+      return { status: 200, headers: { "content-type": "text/event-stream" }, open: (sink) => (streams.push(sink), sink.write("data: hello\n\n")) };
+    }
+    if (path === "/echo") return { status: 200, headers: {}, body: `echo ${new TextDecoder().decode(await request.body(1024))}` };
+    if (path === "/empty") return { status: 204, headers: {}, body: "" };
+    if (path === "/bad-header") return { status: 200, headers: { "x-bad": "a\r\nset-cookie: b" }, body: "never" };
+    return { status: 200, headers: { "content-type": "text/plain" }, body: `${request.method} ${path} x=${request.header("X-Test")}` };
+  };
+}
+
+async function withServer(run: (server: HttpServer, streams: StreamSink[]) => Promise<void>): Promise<void> {
+  const streams: StreamSink[] = [];
+  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler(streams), maxRequestHeadBytes: 1024 });
+  try {
+    await run(server, streams);
+  } finally {
+    for (const sink of streams) sink.close();
+    await server.close();
+  }
+}
+
+const get = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\n${extra}\r\n`;
+
+test("a stream opened by a connection's first GET is sent chunked on the bare socket and ends with the last chunk", { skip }, async () => {
+  await withServer(async (server, streams) => {
+    const client = new Client(server.port);
+    client.socket.write(get("/stream"));
+    const text = await client.waitFor("hello");
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(text, /\r\ncontent-type: text\/event-stream\r\n/);
+    assert.match(text, /\r\ntransfer-encoding: chunked\r\n\r\nd\r\ndata: hello\n\n\r\n$/);
+    streams[0].write("");
+    streams[0].write("data: é\n\n");
+    // The client reads latin1: the chunk size counts the two bytes of "é" in UTF-8.
+    await client.waitFor("\xc3\xa9");
+    streams[0].close();
+    await client.closed;
+    assert.ok(client.text.endsWith("a\r\ndata: \xc3\xa9\n\n\r\n0\r\n\r\n"), JSON.stringify(client.text));
+  });
+});
+
+test("a client hanging up a bare-socket stream aborts its sink's signal", { skip }, async () => {
+  await withServer(async (server, streams) => {
+    const client = new Client(server.port);
+    client.socket.write(get("/stream"));
+    await client.waitFor("hello");
+    const aborted = new Promise((resolve) => streams[0].closed.addEventListener("abort", resolve));
+    client.socket.destroy();
+    await aborted;
+    assert.equal(streams[0].write("data: late\n\n"), 0);
+  });
+});
+
+test("after a body answer on the bare socket the connection goes on with node:http", { skip }, async () => {
+  await withServer(async (server) => {
+    const client = new Client(server.port);
+    client.socket.write(get("/text"));
+    await client.waitFor("GET /text x=1");
+    assert.match(client.text, /^HTTP\/1\.1 200 OK\r\n.*content-length: 13\r\n\r\nGET \/text x=1$/s);
+    assert.doesNotMatch(client.text, /connection: close/i);
+    client.socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    await client.waitFor("echo hello");
+    // node:http's own answer: it names the keep-alive timeout, which the bare path does not.
+    assert.match(client.text.slice(client.text.indexOf("GET /text x=1")), /Keep-Alive: timeout=/);
+  });
+});
+
+test("pipelined requests and a head sent byte by byte are answered, in order", { skip }, async () => {
+  await withServer(async (server) => {
+    const pipelined = new Client(server.port);
+    pipelined.socket.write(get("/one") + get("/two") + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    const text = await pipelined.waitFor("echo abc");
+    assert.ok(text.indexOf("GET /one") < text.indexOf("GET /two") && text.indexOf("GET /two") < text.indexOf("echo abc"));
+
+    const trickle = new Client(server.port);
+    for (const byte of get("/slow")) {
+      trickle.socket.write(byte);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await trickle.waitFor("GET /slow x=1");
+  });
+});
+
+test("Connection: close, HTTP/1.0, repeated fields and 204 are answered as HTTP says", { skip }, async () => {
+  await withServer(async (server) => {
+    const closing = new Client(server.port);
+    closing.socket.write(get("/text", "Connection: close\r\n"));
+    await closing.closed;
+    assert.match(closing.text, /\r\nconnection: close\r\n\r\nGET \/text x=1$/);
+
+    const old = new Client(server.port);
+    old.socket.write("GET /old HTTP/1.0\r\nX-Test: 2\r\n\r\n");
+    await old.closed;
+    assert.match(old.text, /^HTTP\/1\.1 200 OK\r\n.*GET \/old x=2$/s);
+
+    const repeated = new Client(server.port);
+    repeated.socket.write("GET /twice HTTP/1.1\r\nHost: x\r\nX-Test: a\r\nX-Test: b\r\n\r\n");
+
+    // node:http refuses an HTTP/1.1 request without Host; so does the bare path, by handing it over.
+    const hostless = new Client(server.port);
+    hostless.socket.write("GET /text HTTP/1.1\r\n\r\n");
+    await hostless.closed;
+    assert.match(hostless.text, /^HTTP\/1\.1 400 /);
+    await repeated.waitFor("GET /twice x=a, b");
+
+    // 204 carries no length, from the bare path (first) and from node:http (second) alike.
+    const empty = new Client(server.port);
+    empty.socket.write(get("/empty"));
+    await empty.waitFor("\r\n\r\n");
+    empty.socket.write(get("/empty"));
+    const text = await empty.waitFor("\r\n\r\n", 2);
+    assert.equal(text.match(/^HTTP\/1\.1 204 No Content\r\n/gm)?.length, 2);
+    assert.doesNotMatch(text, /content-length/i);
+  });
+});
+
+test("a head past the cap gets 431, and a bad header value from the handler cuts only its own connection", { skip }, async () => {
+  await withServer(async (server) => {
+    const big = new Client(server.port);
+    big.socket.write(get("/big", `X-Filler: ${"x".repeat(2000)}\r\n`));
+    await big.closed;
+    assert.match(big.text, /^HTTP\/1\.1 431 /);
+
+    const bad = new Client(server.port);
+    bad.socket.write(get("/bad-header"));
+    await bad.closed;
+    assert.equal(bad.text, "");
+
+    const next = new Client(server.port);
+    next.socket.write(get("/text"));
+    await next.waitFor("GET /text x=1");
+    next.socket.destroy();
+  });
+});
+
+test("close() cuts connections that sent nothing and streams that did not end", { skip }, async () => {
+  const streams: StreamSink[] = [];
+  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler(streams), maxRequestHeadBytes: 1024 });
+  const idle = new Client(server.port);
+  const partial = new Client(server.port);
+  partial.socket.write("GET /str");
+  const stream = new Client(server.port);
+  stream.socket.write(get("/stream"));
+  await stream.waitFor("hello");
+  const aborted = new Promise((resolve) => streams[0].closed.addEventListener("abort", resolve));
+  await server.close();
+  await Promise.all([idle.closed, partial.closed, stream.closed, aborted]);
+});
+
+test("parseGetHead() reads a plain GET and leaves anything else to node:http", () => {
+  assert.deepEqual(parseGetHead("GET /subscribe?agent=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID:  7 \r\nConnection: Keep-Alive, Close"), {
+    target: "/subscribe?agent=a",
+    headers: Object.assign(Object.create(null), { host: "x", "last-event-id": "7", connection: "Keep-Alive, Close" }),
+    headerBytes: "hostx".length + "last-event-id7".length + "connectionKeep-Alive, Close".length,
+    closeAfter: true,
+  });
+  assert.equal(parseGetHead("GET / HTTP/1.1\r\nHost: x")?.closeAfter, false);
+  for (
+    const head of [
+      "POST / HTTP/1.1",
+      "GET / HTTP/1.0",
+      "GET http://x/ HTTP/1.1",
+      "GET / HTTP/1.1\nHost: x",
+      "GET / HTTP/1.1\r\nHost: x\r\n folded",
+      "GET / HTTP/1.1\r\nHost: x\r\nhost: y",
+      "GET / HTTP/1.1\r\nContent-Length: 0",
+      "GET / HTTP/1.1\r\nTransfer-Encoding: chunked",
+      "GET / HTTP/1.1\r\nBad Name: x",
+      "GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b",
+      "GET / HTTP/1.1\r\nX: no host",
+    ]
+  ) {
+    assert.equal(parseGetHead(head), undefined, JSON.stringify(head));
+  }
+});

@@ -1,10 +1,9 @@
 /**
- * The first request of a Node connection, when it is a plain GET, is read and answered on the bare socket;
- * every other request goes to `node:http`. Why: a stream served through `node:http` keeps its parser and its
- * request and response objects for as long as it is open, ~13 KiB per idle stream on top of the socket's own
- * ~4 KiB (10,000 idle streams on Node 24); streams are what a broker holds by the thousand, and nearly every
- * one opens its connection with its GET. A body answer hands the connection on to `node:http` for whatever
- * the client sends next.
+ * Plain GETs are read and answered on the bare socket; at a connection's first request that is anything
+ * else, the connection goes to `node:http` for good. Why: a stream served through `node:http` keeps its
+ * parser and its request and response objects for as long as it is open, ~13 KiB per idle stream on top of
+ * the socket's own ~4 KiB (10,000 idle streams on Node 24); streams are what a broker holds by the thousand,
+ * and every one opens with a GET.
  */
 import { Buffer } from "node:buffer";
 import { type Server, STATUS_CODES } from "node:http";
@@ -13,13 +12,14 @@ import { nodeSink } from "./node_sink.ts";
 import { type GetHead, parseGetHead } from "./request_head.ts";
 import { type BodyResponse, type Handler, handlerFailure, hasNullBody, type IncomingRequest, isStream } from "./types.ts";
 
-/** `node:http`'s default `headersTimeout`: how long a connection may take to send its first request head. */
+/** `node:http`'s defaults: how long a new connection may take to send a request head, and a kept-alive one. */
 const HEAD_TIMEOUT_MS = 60_000;
+const KEEP_ALIVE_MS = 5_000;
 const NO_BODY = new Uint8Array(0);
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 
 export interface SocketGets {
-  /** Cuts connections still sending their first head (as `closeIdleConnections` does for `node:http`'s). */
+  /** Cuts connections waiting for a request (as `closeIdleConnections` does for `node:http`'s). */
   closeIdle(): void;
   /** Cuts every connection still held here: streams that did not end when asked. */
   closeAll(): void;
@@ -29,54 +29,74 @@ export function answerGetsOnSocket(server: Server, handler: Handler, maxHeadByte
   // `node:http` adds one "connection" listener; it is kept to hand connections to.
   const [toHttp] = server.listeners("connection") as ((socket: Socket) => void)[];
   server.removeAllListeners("connection");
-  const reading = new Set<Socket>();
-  const held = new Set<Socket>();
-  server.on("connection", (socket: Socket) => {
-    reading.add(socket);
+  const waiting = new Set<Socket>();
+  const answering = new Set<Socket>();
+
+  /** Reads the next request head; plain GETs are answered here, anything else hands the connection over. */
+  const readRequest = (socket: Socket, buffered: string, timeoutMs: number) => {
+    waiting.add(socket);
     let received = "";
     const hungUp = () => socket.destroy();
     const stopReading = () => {
-      reading.delete(socket);
+      waiting.delete(socket);
       socket.setTimeout(0).off("data", readHead).off("end", hungUp).off("timeout", hungUp);
     };
-    const handOff = (bytes: string) => {
+    const handOff = () => {
       stopReading();
-      held.delete(socket);
       socket.off("error", ignore);
-      if (bytes !== "") socket.unshift(Buffer.from(bytes, "latin1"));
+      socket.unshift(Buffer.from(received, "latin1"));
       toHttp.call(server, socket);
     };
-    const readHead = (chunk: Buffer) => {
-      received += chunk.toString("latin1");
-      if (!received.startsWith("GET /") && !"GET /".startsWith(received)) return handOff(received);
+    const readHead = (chunk: Buffer | string) => {
+      received += typeof chunk === "string" ? chunk : chunk.toString("latin1");
+      if (!received.startsWith("GET /") && !"GET /".startsWith(received)) return handOff();
       const end = received.indexOf("\r\n\r\n");
-      // A head past the cap goes to `node:http` for its 431; so do bytes past the head (a pipelined request).
-      if (end < 0 ? received.length > maxHeadBytes : end > maxHeadBytes || end + 4 !== received.length) return handOff(received);
+      // A head past the cap goes to `node:http` for its 431.
+      if (end < 0 ? received.length > maxHeadBytes : end > maxHeadBytes) return handOff();
       if (end < 0) return;
       const head = parseGetHead(received.slice(0, end));
-      if (head === undefined) return handOff(received);
+      if (head === undefined) return handOff();
+      const pipelined = received.slice(end + 4);
       received = "";
       stopReading();
-      held.add(socket);
-      answer(socket, head, handler, maxHeadBytes, handOff);
+      answering.add(socket);
+      answer(socket, head, pipelined, handler, maxHeadBytes, (later) => {
+        answering.delete(socket);
+        readRequest(socket, later, KEEP_ALIVE_MS);
+      });
     };
-    socket.on("data", readHead).once("end", hungUp).on("error", ignore);
-    socket.setTimeout(HEAD_TIMEOUT_MS, hungUp);
-    socket.once("close", () => {
-      reading.delete(socket);
-      held.delete(socket);
+    socket.on("data", readHead).once("end", hungUp);
+    socket.setTimeout(timeoutMs, hungUp);
+    if (buffered !== "") readHead(buffered);
+  };
+
+  server.on("connection", (socket: Socket) => {
+    socket.on("error", ignore).once("close", () => {
+      waiting.delete(socket);
+      answering.delete(socket);
     });
+    readRequest(socket, "", HEAD_TIMEOUT_MS);
   });
   return {
-    closeIdle: () => reading.forEach((socket) => socket.destroy()),
-    closeAll: () => held.forEach((socket) => socket.destroy()),
+    closeIdle: () => waiting.forEach((socket) => socket.destroy()),
+    closeAll: () => answering.forEach((socket) => socket.destroy()),
   };
 }
 
-/** Runs the handler; a stream stays on the socket, a body answer hands the connection on (or ends it). */
-async function answer(socket: Socket, head: GetHead, handler: Handler, maxHeadBytes: number, handOff: (later: string) => void) {
-  // What the client sends meanwhile (a pipelined request) is kept for `node:http`, up to the head cap.
-  let later = "";
+/**
+ * Runs the handler: a stream stays on the socket until it ends; after a body answer the connection reads its
+ * next request (`next`), or ends when the client asked to close or already did.
+ */
+async function answer(
+  socket: Socket,
+  head: GetHead,
+  pipelined: string,
+  handler: Handler,
+  maxHeadBytes: number,
+  next: (later: string) => void,
+) {
+  // What the client sends meanwhile (a pipelined request) waits for its turn, up to the head cap.
+  let later = pipelined;
   let ended = false;
   const keep = (chunk: Buffer) => {
     later += chunk.toString("latin1");
@@ -102,7 +122,7 @@ async function answer(socket: Socket, head: GetHead, handler: Handler, maxHeadBy
       socket.end();
     } else {
       writeBody(socket, response, "");
-      handOff(later);
+      next(later);
     }
   } catch (error) {
     handlerFailure(error);

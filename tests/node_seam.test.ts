@@ -4,10 +4,11 @@
  * serves through `Deno.serve`, and the e2e suites cover both runtimes end to end).
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
 import { test } from "node:test";
 import { serveWithNode } from "../src/runtime/node_server.ts";
-import { parseGetHead } from "../src/runtime/request_head.ts";
+import { parseRequestHead } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
 const skip = "Deno" in globalThis ? "the Node seam; Deno serves through Deno.serve" : false;
@@ -46,7 +47,10 @@ function testHandler(streams: StreamSink[]): Handler {
     if (path === "/stream") {
       return { status: 200, headers: { "content-type": "text/event-stream" }, open: (sink) => (streams.push(sink), sink.write("data: hello\n\n")) };
     }
-    if (path === "/echo") return { status: 200, headers: {}, body: `echo ${new TextDecoder().decode(await request.body(1024))}` };
+    if (path === "/echo") {
+      const body = await request.body(Number(request.url.searchParams.get("cap") ?? 100_000)).catch(() => undefined);
+      return body === undefined ? { status: 413, headers: {}, body: "too large" } : { status: 200, headers: {}, body: `echo ${new TextDecoder().decode(body)}` };
+    }
     if (path === "/empty") return { status: 204, headers: {}, body: "" };
     if (path === "/bad-header") return { status: 200, headers: { "x-bad": "a\r\nset-cookie: b" }, body: "never" };
     return { status: 200, headers: { "content-type": "text/plain" }, body: `${request.method} ${path} x=${request.header("X-Test")}` };
@@ -96,20 +100,46 @@ test("a client hanging up a bare-socket stream aborts its sink's signal", { skip
   });
 });
 
-test("a connection's GETs are answered on the bare socket until a request that is not a plain GET hands it to node:http", { skip }, async () => {
+const post = (path: string, body: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+test("a connection's plain requests are answered on the bare socket until one that is not plain hands it to node:http", { skip }, async () => {
   await withServer(async (server) => {
     const client = new Client(server.port);
     client.socket.write(get("/text"));
     await client.waitFor("GET /text x=1");
     assert.match(client.text, /^HTTP\/1\.1 200 OK\r\n.*content-length: 13\r\n\r\nGET \/text x=1$/s);
-    client.socket.write(get("/again"));
-    await client.waitFor("GET /again x=1");
-    client.socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
-    await client.waitFor("echo hello");
+    client.socket.write(post("/echo", "héllo"));
+    await client.waitFor("echo h\xc3\xa9llo");
+    client.socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nagain\r\n0\r\n\r\n");
+    await client.waitFor("echo again");
+    client.socket.write(get("/after"));
+    await client.waitFor("GET /after x=1");
     // node:http's answers name the keep-alive timeout; the bare path's do not.
-    const [first, second, third] = client.text.split("HTTP/1.1 200 OK").slice(1);
-    assert.doesNotMatch(first + second, /Keep-Alive: timeout=|connection: close/i);
-    assert.match(third, /Keep-Alive: timeout=/);
+    const answers = client.text.split("HTTP/1.1 200 OK").slice(1);
+    assert.equal(answers.length, 4);
+    assert.doesNotMatch(answers[0] + answers[1], /Keep-Alive: timeout=|connection: close/i);
+    assert.match(answers[2], /Keep-Alive: timeout=/);
+    assert.match(answers[3], /Keep-Alive: timeout=/);
+  });
+});
+
+test("a POST body arriving in pieces, one past the handler's cap, and one too big to hold are all answered", { skip }, async () => {
+  await withServer(async (server) => {
+    const client = new Client(server.port);
+    const whole = post("/echo", "0123456789");
+    for (const piece of [whole.slice(0, 20), whole.slice(20, -4), whole.slice(-4)]) {
+      client.socket.write(piece);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await client.waitFor("echo 0123456789");
+    // Past the handler's cap: 413, and the connection goes on.
+    client.socket.write(post("/echo?cap=1000", "x".repeat(1001)) + get("/next"));
+    await client.waitFor("GET /next x=1");
+    assert.match(client.text, /HTTP\/1\.1 413 Payload Too Large\r\n.*too large/s);
+    // Past 64 KiB a body is node:http's to stream: still answered.
+    const big = "y".repeat(70_000);
+    client.socket.write(post("/echo", big));
+    await client.waitFor(`echo ${big}`);
   });
 });
 
@@ -128,9 +158,9 @@ test("close() cuts a kept-alive connection that waits for its next request at on
 test("pipelined requests and a head sent byte by byte are answered, in order", { skip }, async () => {
   await withServer(async (server) => {
     const pipelined = new Client(server.port);
-    pipelined.socket.write(get("/one") + get("/two") + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
-    const text = await pipelined.waitFor("echo abc");
-    assert.ok(text.indexOf("GET /one") < text.indexOf("GET /two") && text.indexOf("GET /two") < text.indexOf("echo abc"));
+    pipelined.socket.write(get("/one") + post("/echo", "abc") + get("/two"));
+    const text = await pipelined.waitFor("GET /two x=1");
+    assert.ok(text.indexOf("GET /one") < text.indexOf("echo abc") && text.indexOf("echo abc") < text.indexOf("GET /two"));
 
     const trickle = new Client(server.port);
     for (const byte of get("/slow")) {
@@ -207,29 +237,38 @@ test("close() cuts connections that sent nothing and streams that did not end", 
   await Promise.all([idle.closed, partial.closed, stream.closed, aborted]);
 });
 
-test("parseGetHead() reads a plain GET and leaves anything else to node:http", () => {
-  assert.deepEqual(parseGetHead("GET /subscribe?agent=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID:  7 \r\nConnection: Keep-Alive, Close"), {
+test("parseRequestHead() reads a plain GET or a POST with a declared length, and leaves anything else to node:http", () => {
+  assert.deepEqual(parseRequestHead("GET /subscribe?agent=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID:  7 \r\nConnection: Keep-Alive, Close"), {
+    method: "GET",
     target: "/subscribe?agent=a",
     headers: Object.assign(Object.create(null), { host: "x", "last-event-id": "7", connection: "Keep-Alive, Close" }),
     headerBytes: "hostx".length + "last-event-id7".length + "connectionKeep-Alive, Close".length,
+    bodyBytes: 0,
     closeAfter: true,
   });
-  assert.equal(parseGetHead("GET / HTTP/1.1\r\nHost: x")?.closeAfter, false);
+  assert.equal(parseRequestHead("GET / HTTP/1.1\r\nHost: x")?.closeAfter, false);
+  assert.equal(parseRequestHead("POST /broadcast?from=a HTTP/1.1\r\nHost: x\r\nContent-Length: 12")?.bodyBytes, 12);
   for (
     const head of [
-      "POST / HTTP/1.1",
-      "GET / HTTP/1.0",
-      "GET http://x/ HTTP/1.1",
+      "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1",
+      "GET / HTTP/1.0\r\nHost: x",
+      "GET http://x/ HTTP/1.1\r\nHost: x",
       "GET / HTTP/1.1\nHost: x",
       "GET / HTTP/1.1\r\nHost: x\r\n folded",
       "GET / HTTP/1.1\r\nHost: x\r\nhost: y",
-      "GET / HTTP/1.1\r\nContent-Length: 0",
-      "GET / HTTP/1.1\r\nTransfer-Encoding: chunked",
-      "GET / HTTP/1.1\r\nBad Name: x",
+      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0",
+      "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked",
+      "POST / HTTP/1.1\r\nHost: x",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue",
+      "GET / HTTP/1.1\r\nBad Name: x\r\nHost: x",
       "GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b",
       "GET / HTTP/1.1\r\nX: no host",
     ]
   ) {
-    assert.equal(parseGetHead(head), undefined, JSON.stringify(head));
+    assert.equal(parseRequestHead(head), undefined, JSON.stringify(head));
   }
 });

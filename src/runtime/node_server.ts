@@ -1,11 +1,11 @@
-/** The Node seam: `node:http` writing straight to the socket (no web streams on the hot path), plain GETs on the bare socket. */
+/** The Node seam: plain requests answered on the bare socket, the rest by `node:http`; no web streams on the hot path. */
 import { Buffer } from "node:buffer";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { InteropError } from "../errors.ts";
 import { LimitedBody } from "./read_body.ts";
 import { nodeSink } from "./node_sink.ts";
-import { answerGetsOnSocket } from "./node_socket_gets.ts";
+import { answerOnBareSocket } from "./node_bare_requests.ts";
 import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
 export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
@@ -37,7 +37,7 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
-  const socketGets = answerGetsOnSocket(server, options.handler, options.maxRequestHeadBytes);
+  const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes);
   // Long-lived SSE responses must never be cut by a server timeout.
   server.requestTimeout = 0;
   server.timeout = 0;
@@ -58,11 +58,11 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
           new Promise<void>((done) => {
             server.close(() => done());
             server.closeIdleConnections();
-            socketGets.closeIdle();
+            bareRequests.closeIdle();
             // Streams get a moment to end themselves (the broker closes them); then whatever is left is cut.
             setTimeout(() => {
               server.closeAllConnections();
-              socketGets.closeAll();
+              bareRequests.closeAll();
             }, 1000).unref();
           }),
       });

@@ -1,30 +1,34 @@
 /**
- * Reads the head of a plain HTTP/1.1 GET: the one request shape the Node seam answers on the bare socket.
- * Anything else, or anything unusual, is `undefined`, and `node:http` (whose parser knows every corner of
- * HTTP) takes the connection instead, so this reader can stay small and strict.
+ * Reads the head of a plain HTTP/1.1 request: a GET, or a POST whose body has a declared length; the request
+ * shapes the Node seam answers on the bare socket. Anything else, or anything unusual, is `undefined`, and
+ * `node:http` (whose parser knows every corner of HTTP) takes the connection instead, so this reader can stay
+ * small and strict.
  */
 
-export interface GetHead {
+export interface RequestHead {
+  method: "GET" | "POST";
   /** The request target as sent: an origin-form path with its query. */
   target: string;
   /** Header fields by lower-case name; values as bytes read in latin1, the way `node:http` gives them. */
   headers: Record<string, string>;
   /** The size of the header fields (names and values), for the broker's header cap. */
   headerBytes: number;
+  /** The body's declared length (0 for a GET). */
+  bodyBytes: number;
   /** The client said `Connection: close`. */
   closeAfter: boolean;
 }
 
-const REQUEST_LINE = /^GET (\/[\x21-\x7e]*) HTTP\/1\.1$/;
+const REQUEST_LINE = /^(GET|POST) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
-/** Fields that frame a body or change the connection's protocol: such requests go to `node:http`. */
-const NOT_PLAIN = new Set(["content-length", "transfer-encoding", "expect", "upgrade"]);
+/** Fields that frame a body another way or change the connection's protocol: such requests go to `node:http`. */
+const NOT_PLAIN = new Set(["transfer-encoding", "expect", "upgrade"]);
 
 /** `text` is the head in latin1, up to (not including) the blank line that ends it. */
-export function parseGetHead(text: string): GetHead | undefined {
+export function parseRequestHead(text: string): RequestHead | undefined {
   const lines = text.split("\r\n");
-  const target = REQUEST_LINE.exec(lines[0])?.[1];
-  if (target === undefined) return undefined;
+  const requestLine = REQUEST_LINE.exec(lines[0]);
+  if (requestLine === null) return undefined;
   const headers: Record<string, string> = Object.create(null);
   let headerBytes = 0;
   for (let i = 1; i < lines.length; i++) {
@@ -38,6 +42,10 @@ export function parseGetHead(text: string): GetHead | undefined {
   }
   // `node:http` answers an HTTP/1.1 request without Host with 400: it is handed there to get that answer.
   if (headers.host === undefined) return undefined;
+  const method = requestLine[1] as RequestHead["method"];
+  const length = headers["content-length"];
+  // A GET has no body; a POST declares its length in digits (anything else is `node:http`'s to refuse).
+  if (method === "GET" ? length !== undefined : length === undefined || !/^\d{1,15}$/.test(length)) return undefined;
   const closeAfter = headers.connection?.toLowerCase().split(",").some((option) => option.trim() === "close") ?? false;
-  return { target, headers, headerBytes, closeAfter };
+  return { method, target: requestLine[2], headers, headerBytes, bodyBytes: method === "GET" ? 0 : Number(length), closeAfter };
 }

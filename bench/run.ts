@@ -11,6 +11,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { fsyncLatency } from "./load/disk.ts";
 import { fanOut, type Figures, idleStreams, latency, resume, throughput } from "./scenarios.ts";
 import { nchanAvailable, type RunningSystem, type System, SYSTEMS } from "./systems.ts";
 import { type Results, ratios, table } from "./report.ts";
@@ -60,6 +61,7 @@ async function scenario(key: string, name: string, agents: string[], run: (syste
 }
 
 const started = performance.now();
+const diskBefore = fsyncLatency();
 for (const key of chosen) {
   const system = SYSTEMS[key];
   progress(`${system.name}`);
@@ -84,6 +86,8 @@ for (const key of chosen) {
   await scenario(key, "resume", pair, async (s) => ({ resume: await resume(s, size.resumePhase) }));
 }
 const seconds = (performance.now() - started) / 1000;
+const diskAfter = fsyncLatency();
+const disk = (when: string, { p50, p90 }: { p50: number; p90: number }) => `${p50.toFixed(0)}/${p90.toFixed(0)} µs ${when}`;
 
 const versions = {
   node: process.versions.node,
@@ -97,6 +101,7 @@ const report = [
   "",
   `Command: \`npm run bench${smoke ? " -- --smoke" : ""}\` · ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ${seconds.toFixed(0)} s`,
   `Machine: ${machine} · Node ${versions.node} · ${versions.deno} · ${versions.nginx} · ${versions.python}`,
+  `Disk: fsync of a 4 KiB append, p50/p90, ${disk("before the run", diskBefore)}, ${disk("after", diskAfter)} (strict durability pays one per commit)`,
   "",
   table(results, SYSTEMS),
   ratios(results),

@@ -11,7 +11,7 @@ import { type Server, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { nodeSink } from "./node_sink.ts";
 import { refuseDeclaredPastLimit } from "./read_body.ts";
-import { parseRequestHead, type RequestHead } from "./request_head.ts";
+import { parseRequestHead, type RequestHead, targetUrl } from "./request_head.ts";
 import { type BodyResponse, type Handler, handlerFailure, hasNullBody, type IncomingRequest, isStream } from "./types.ts";
 
 /** `node:http`'s defaults: how long a new connection may take to send a request head, and a kept-alive one. */
@@ -22,6 +22,7 @@ const MAX_BARE_BODY_BYTES = 64 * 1024;
 const NO_BODY = new Uint8Array(0);
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 const PLAIN_STARTS = ["GET /", "POST /"];
+const STRAY_LINE_BREAK = /\r(?!\n)|(?<!\r)\n/;
 
 export interface BareRequests {
   /** Cuts connections waiting for a request (as `closeIdleConnections` does for `node:http`'s). */
@@ -59,10 +60,12 @@ export function answerOnBareSocket(server: Server, handler: Handler, maxHeadByte
       if (head === undefined) {
         if (!PLAIN_STARTS.some((start) => received.startsWith(start) || start.startsWith(received))) return handOff();
         const end = received.indexOf("\r\n\r\n");
-        // A head past the cap goes to `node:http` for its 431.
-        if (end < 0 ? received.length > maxHeadBytes : end > maxHeadBytes) return handOff();
+        const headText = end < 0 ? received : received.slice(0, end);
+        // A head past the cap goes to `node:http` for its 431, and so does a CR or LF out of pairs, which it
+        // refuses at once (waiting here for a blank line that may never come would hang the client).
+        if (headText.length > maxHeadBytes || STRAY_LINE_BREAK.test(headText)) return handOff();
         if (end < 0) return;
-        head = parseRequestHead(received.slice(0, end));
+        head = parseRequestHead(headText);
         if (head === undefined || head.bodyBytes > MAX_BARE_BODY_BYTES) return handOff();
         bodyStart = end + 4;
         // A request whose body is on its way is in progress, not idle: close() gives it the streams' grace.
@@ -150,7 +153,7 @@ async function answer(
 function bareRequest(head: RequestHead, body: Uint8Array): IncomingRequest {
   return {
     method: head.method,
-    url: new URL(head.target, "http://localhost"),
+    url: targetUrl(head.target),
     header: (name) => head.headers[name.toLowerCase()] ?? null,
     headerBytes: () => head.headerBytes,
     // async, so that a body past the cap rejects rather than throws.

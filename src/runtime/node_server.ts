@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { InteropError } from "../errors.ts";
 import { LimitedBody } from "./read_body.ts";
 import { nodeSink } from "./node_sink.ts";
+import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
 import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
@@ -73,7 +74,7 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
 function fromNodeRequest(req: http.IncomingMessage): IncomingRequest {
   return {
     method: req.method ?? "GET",
-    url: new URL(req.url ?? "/", "http://localhost"),
+    url: targetUrl(req.url ?? "/"),
     header(name) {
       const value = req.headers[name.toLowerCase()];
       return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;

@@ -49,3 +49,18 @@ export function parseRequestHead(text: string): RequestHead | undefined {
   const closeAfter = headers.connection?.toLowerCase().split(",").some((option) => option.trim() === "close") ?? false;
   return { method, target: requestLine[2], headers, headerBytes, bodyBytes: method === "GET" ? 0 : Number(length), closeAfter };
 }
+
+/**
+ * The request target as a URL. An origin-form target is always a path: `new URL("//x/status", base)` would
+ * read "x" as a host (and route to /status), and `new URL("//", base)` throws. Any other form (absolute, or
+ * what `node:http` lets through: `*`, `host:port`) is read as a URL when it is one, or else kept, encoded, as
+ * a path that no route matches.
+ */
+export function targetUrl(target: string): URL {
+  if (target.startsWith("/")) return new URL(`http://localhost${target}`);
+  try {
+    return new URL(target, "http://localhost");
+  } catch {
+    return new URL(`http://localhost/${encodeURIComponent(target)}`);
+  }
+}

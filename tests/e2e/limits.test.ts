@@ -1,5 +1,6 @@
 /** Every configurable limit of `interop serve`, hit over real HTTP: its status, its JSON error, and nothing lost. */
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -89,6 +90,30 @@ test("header and URL caps: 431 and 414 with JSON errors, even past the runtime's
     await broker.cleanup();
   }
 });
+
+test("a target of // or //host/path is a path: 404 with a JSON error, never a host, never a crash", async () => {
+  const broker = await startBroker();
+  try {
+    for (const target of ["//", "//evil.example/status", "//x/broadcast?from=hermes"]) {
+      const answer = await rawRequest(broker.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.match(answer, /^HTTP\/1\.1 404 /, target);
+      assert.match(answer, /"code":"not_found"/, target);
+    }
+    assert.equal((await fetch(`${broker.url}/status`)).status, 200, "the broker still serves");
+  } finally {
+    await broker.cleanup();
+  }
+});
+
+/** Sends raw bytes (fetch would normalise the target) and reads the answer to the end. */
+function rawRequest(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let answer = "";
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    socket.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk)).on("error", reject).on("close", () => resolve(answer));
+  });
+}
 
 test("--max-body-bytes: a body past it gets 413, declared or streamed without a length, and nothing of it is stored", async () => {
   const broker = await startBroker({ args: ["--max-body-bytes", "4096"] });

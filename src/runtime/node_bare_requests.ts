@@ -22,7 +22,7 @@ const MAX_BARE_BODY_BYTES = 64 * 1024;
 const NO_BODY = new Uint8Array(0);
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 const PLAIN_STARTS = ["GET /", "POST /"];
-const STRAY_LINE_BREAK = /\r(?!\n)|(?<!\r)\n/;
+const STRAY_LINE_BREAK = /\r(?!\n|$)|(?<!\r)\n/;
 
 export interface BareRequests {
   /** Cuts connections waiting for a request (as `closeIdleConnections` does for `node:http`'s). */
@@ -61,8 +61,9 @@ export function answerOnBareSocket(server: Server, handler: Handler, maxHeadByte
         if (!PLAIN_STARTS.some((start) => received.startsWith(start) || start.startsWith(received))) return handOff();
         const end = received.indexOf("\r\n\r\n");
         const headText = end < 0 ? received : received.slice(0, end);
-        // A head past the cap goes to `node:http` for its 431, and so does a CR or LF out of pairs, which it
-        // refuses at once (waiting here for a blank line that may never come would hang the client).
+        // A head past the cap goes to `node:http` for its 431, and so does a CR or LF out of pairs (a CR last in
+        // what came so far may still get its LF), which it refuses at once: waiting here for a blank line that may
+        // never come would hang the client.
         if (headText.length > maxHeadBytes || STRAY_LINE_BREAK.test(headText)) return handOff();
         if (end < 0) return;
         head = parseRequestHead(headText);

@@ -5,6 +5,8 @@ export interface AgentStatus {
   online: boolean;
   /** Open SSE streams for this agent (0 or 1: a new stream replaces the old). */
   streams: number;
+  /** Requests waiting on /wait or /ask for this agent. */
+  waiting: number;
   pending: number;
   delivered_id: number;
   /** ISO 8601, or null if the agent never made a request. */
@@ -13,6 +15,8 @@ export interface AgentStatus {
   dead_letters: number;
   /** Undelivered messages removed after waiting longer than serve --pending-ttl. */
   expired: number;
+  /** Messages written to a stream again since the broker started: a resume from before them (at least once). */
+  redelivered: number;
 }
 
 export interface StatusReport {

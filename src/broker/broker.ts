@@ -10,6 +10,7 @@ import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
 import { allValues, limitFor, type PerAgent, uniform } from "./per_agent.ts";
 import { RateLimiter } from "./rate_limiter.ts";
+import { RecentWrites } from "./recent_writes.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
@@ -39,6 +40,11 @@ export interface BrokerOptions {
   rateLimit?: number;
   /** What a second stream for an agent that has one does: take over (the old one gets `replaced`), or get 409. */
   secondStream?: "replace" | "refuse";
+  /**
+   * How far back before a stream ended its writes count as unconfirmed, in ms: a stream that resumes without an
+   * id gets them again (0: only what is pending).
+   */
+  resumeWindowMs?: number;
   now?: () => number;
 }
 
@@ -65,6 +71,9 @@ export class Broker {
   #idempotent: IdempotentPublishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   #taken = new Set<number>();
+  #recentWrites: RecentWrites;
+  /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
+  #redelivered = new Map<AgentName, number>();
   #lastId: number;
   #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -77,6 +86,7 @@ export class Broker {
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
+    this.#recentWrites = new RecentWrites(options.resumeWindowMs ?? 0);
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
@@ -175,18 +185,23 @@ export class Broker {
 
   /**
    * The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (undefined if none).
-   * It is taken, as by a poll: no stream or poll delivers it again.
+   * It is taken, as by a poll: no stream or poll delivers it again. Once `clientGone` aborts, nothing is taken:
+   * what arrives later stays in the inbox.
    */
-  async wait(agent: AgentName, timeoutMs: number): Promise<Envelope | undefined> {
+  async wait(agent: AgentName, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    if (clientGone?.aborted) return undefined;
     const [pending] = await this.poll(agent, 1);
-    return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs);
+    return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
   }
 
-  /** Publishes a question to `to` and waits for the reply to it; `reply` is undefined on timeout. */
-  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number) {
+  /**
+   * Publishes a question to `to` and waits for the reply to it; `reply` is undefined on timeout, or once
+   * `clientGone` aborts (the reply then lands in the asker's inbox).
+   */
+  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal) {
     const [question] = await this.publish(from, to, payload);
     // Registered in the same turn as the commit: the reply cannot arrive before it.
-    const reply = await this.#waiters.wait(from, question.id, timeoutMs);
+    const reply = await this.#waiters.wait(from, question.id, timeoutMs, clientGone);
     return { question, reply };
   }
 
@@ -232,7 +247,13 @@ export class Broker {
    */
   async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     const inbox = await this.#inboxFor(agent, true);
-    const startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
+    let startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
+    if (start.from !== "cursor") this.#recentWrites.forget(agent);
+    else {
+      // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
+      const unconfirmed = this.#recentWrites.replayAfter(agent, this.#now());
+      if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
+    }
     if (this.#options.secondStream === "refuse" && this.#streams.has(agent)) {
       throw new InteropError(
         "stream_open",
@@ -245,15 +266,22 @@ export class Broker {
         readAfter: (name, after, limit) => this.#store.readAfter(name, after, limit),
         isTaken: (envelope) => this.#taken.has(envelope.id),
         isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#taken.has(envelope.id),
-        delivered: (_name, envelopes) => this.#markDelivered(inbox, envelopes),
+        delivered: (_name, envelopes) => {
+          this.#recentWrites.wrote(agent, envelopes[0].id, this.#now());
+          this.#markDelivered(inbox, envelopes);
+        },
         ended: (ended) => {
-          if (this.#streams.get(agent) === ended) this.#streams.delete(agent);
+          if (this.#streams.get(agent) === ended) {
+            this.#streams.delete(agent);
+            this.#recentWrites.ended(agent, this.#now());
+          }
           this.#touch(agent);
         },
         format,
         writeTimeoutMs: this.#options.writeTimeoutMs,
       });
       this.#streams.set(agent, session);
+      this.#recentWrites.opened(agent);
       session.start();
     };
   }
@@ -302,6 +330,8 @@ export class Broker {
       lastId: this.#lastId,
       inboxes: this.#inboxes,
       streaming: (agent) => this.#streams.has(agent),
+      waiting: (agent) => this.#waiters.count(agent),
+      redelivered: (agent) => this.#redelivered.get(agent) ?? 0,
     };
   }
 
@@ -335,8 +365,12 @@ export class Broker {
 
   #markDelivered(inbox: InboxRecord, envelopes: Envelope[]): void {
     let advanced = false;
+    let repeated = 0;
     for (const envelope of envelopes) {
-      if (envelope.id <= inbox.deliveredId) continue;
+      if (envelope.id <= inbox.deliveredId) {
+        repeated++;
+        continue;
+      }
       inbox.deliveredId = envelope.id;
       inbox.pending--;
       this.#observers.delivered(envelope);
@@ -344,6 +378,10 @@ export class Broker {
     }
     // A lost cursor update only means a client without Last-Event-ID may see these again after a crash.
     if (advanced) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
+    if (repeated > 0) {
+      this.#redelivered.set(inbox.agent, (this.#redelivered.get(inbox.agent) ?? 0) + repeated);
+      this.#observers.redelivered(inbox.agent, repeated);
+    }
   }
 
   #heartbeat(): void {

@@ -6,6 +6,8 @@ export interface BrokerObserver {
   published?(envelopes: Envelope[], commitMs: number): void;
   /** A message handed to its agent (stream write, poll, wait). */
   delivered?(envelope: Envelope): void;
+  /** Messages written to a stream again: a resume from before them (a replay is at least once for its client). */
+  redelivered?(agent: AgentName, count: number): void;
   expired?(agent: AgentName, count: number): void;
   deadLettered?(agent: AgentName): void;
   /** One store transaction and the messages in it. */
@@ -28,6 +30,10 @@ export class Observers implements Required<BrokerObserver> {
 
   delivered(envelope: Envelope): void {
     for (const observer of this.#observers) observer.delivered?.(envelope);
+  }
+
+  redelivered(agent: AgentName, count: number): void {
+    for (const observer of this.#observers) observer.redelivered?.(agent, count);
   }
 
   expired(agent: AgentName, count: number): void {

@@ -16,6 +16,9 @@ export interface StatusInput {
   lastId: number;
   inboxes: ReadonlyMap<AgentName, InboxRecord>;
   streaming(agent: AgentName): boolean;
+  /** Requests waiting on /wait or /ask for the agent. */
+  waiting(agent: AgentName): number;
+  redelivered(agent: AgentName): number;
 }
 
 export function buildStatus(input: StatusInput): StatusReport {
@@ -35,15 +38,18 @@ export function buildStatus(input: StatusInput): StatusReport {
   };
   for (const inbox of input.inboxes.values()) {
     const streaming = input.streaming(inbox.agent);
+    const waiting = input.waiting(inbox.agent);
     if (streaming) report.streams++;
     report.agents[inbox.agent] = {
-      online: streaming || (inbox.lastSeen !== null && input.now - inbox.lastSeen < ONLINE_WINDOW_MS),
+      online: streaming || waiting > 0 || (inbox.lastSeen !== null && input.now - inbox.lastSeen < ONLINE_WINDOW_MS),
       streams: streaming ? 1 : 0,
+      waiting,
       pending: inbox.pending,
       delivered_id: inbox.deliveredId,
       last_seen: inbox.lastSeen === null ? null : new Date(inbox.lastSeen).toISOString(),
       dead_letters: inbox.deadLetters,
       expired: inbox.expired,
+      redelivered: input.redelivered(inbox.agent),
     };
     report.queues[inbox.agent] = inbox.pending;
     report.subscribers[inbox.agent] = streaming;
@@ -88,6 +94,8 @@ function fingerprint(input: StatusInput): string {
     mix(inbox.deadLetters);
     mix(inbox.expired);
     mix(input.streaming(inbox.agent) ? 1 : 0);
+    mix(input.waiting(inbox.agent));
+    mix(input.redelivered(inbox.agent));
   }
   return `${Math.floor(input.now / 1000)}:${input.lastId}:${input.inboxes.size}:${hash}`;
 }

@@ -12,6 +12,8 @@ export class Waiters {
 
   /** Resolves with the message handed over by `claim`, or undefined after `timeoutMs` or when `signal` aborts. */
   wait(agent: AgentName, replyTo: number | undefined, timeoutMs: number, signal?: AbortSignal): Promise<Envelope | undefined> {
+    // A client that already left takes nothing.
+    if (signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const waiters = this.#byAgent.get(agent) ?? new Set();
       this.#byAgent.set(agent, waiters);
@@ -40,6 +42,11 @@ export class Waiters {
     if (waiter === undefined) return false;
     waiter.resolve(envelope);
     return true;
+  }
+
+  /** Requests waiting for `agent`'s messages or replies. */
+  count(agent: AgentName): number {
+    return this.#byAgent.get(agent)?.size ?? 0;
   }
 
   /** Ends every wait (the broker is stopping). */

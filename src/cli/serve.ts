@@ -48,6 +48,11 @@ Options:
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
   --write-timeout DUR   a stream whose client reads nothing for DUR while data waits is
                         cut off; it resumes from its last id (default 60s)
+  --resume-window DUR   a stream that reconnects without an id (ntfy without since=, an
+                        EventSource without Last-Event-ID) gets again what its previous
+                        connection was sent in the DUR before it ended, which a dead link may
+                        have swallowed (default 3m, longer than Hermes's 90 s read timeout
+                        plus its 60 s backoff; 0: only what is pending)
   --rate-limit N        messages per second one sender may publish, bursts up to twice
                         that (default 1000; 0 turns it off); past it: 429 and Retry-After
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
@@ -86,6 +91,7 @@ const OPTIONS = {
   "pending-ttl": { type: "string", default: "0" },
   heartbeat: { type: "string", default: "15s" },
   "write-timeout": { type: "string", default: "60s" },
+  "resume-window": { type: "string", default: "3m" },
   "max-hops": { type: "string", default: "10" },
   "rate-limit": { type: "string", default: "1000" },
   "second-stream": { type: "string", default: "replace" },
@@ -164,6 +170,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
     secondStream,
+    resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   });
   const metrics = new BrokerMetrics(() => broker.status(), [store.location, `${store.location}-wal`]);
   broker.observe(metrics);

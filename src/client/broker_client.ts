@@ -48,16 +48,28 @@ export class BrokerClient {
     return this.#json<SendReply>("POST", `/broadcast?${query}`, request);
   }
 
-  /** Sends a question and resolves with the reply; rejects with `reply_timeout` when none came in time. */
-  ask(from: AgentName, to: AgentName, payload: Payload, timeoutSeconds: number): Promise<{ question: number; reply: WireMessage }> {
+  /**
+   * Sends a question and resolves with the reply; rejects with `reply_timeout` when none came in time. Aborting
+   * `cancel` hangs up: the broker then keeps a later reply in the asker's inbox.
+   */
+  ask(
+    from: AgentName,
+    to: AgentName,
+    payload: Payload,
+    timeoutSeconds: number,
+    cancel?: AbortSignal,
+  ): Promise<{ question: number; reply: WireMessage }> {
     const query = new URLSearchParams({ from, to, timeout: String(timeoutSeconds) });
-    return this.#json("POST", `/ask?${query}`, jsonBody(payload), longRequest(timeoutSeconds));
+    return this.#json("POST", `/ask?${query}`, jsonBody(payload), longRequest(timeoutSeconds, cancel));
   }
 
-  /** The agent's next message (taken), waiting up to `timeoutSeconds`; null when none came. */
-  async wait(agent: AgentName, timeoutSeconds: number): Promise<WireMessage | null> {
+  /**
+   * The agent's next message (taken), waiting up to `timeoutSeconds`; null when none came. Aborting `cancel`
+   * hangs up, and the broker then takes nothing.
+   */
+  async wait(agent: AgentName, timeoutSeconds: number, cancel?: AbortSignal): Promise<WireMessage | null> {
     const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds) });
-    const response = await this.#fetch("GET", `/wait?${query}`, {}, AbortSignal.timeout(longRequest(timeoutSeconds)));
+    const response = await this.#fetch("GET", `/wait?${query}`, {}, longRequest(timeoutSeconds, cancel));
     return response.status === 204 ? null : await response.json() as WireMessage;
   }
 
@@ -102,9 +114,9 @@ export class BrokerClient {
     method: string,
     path: string,
     init: { body?: string; headers?: Record<string, string> } = {},
-    timeoutMs = this.#timeoutMs,
+    signal = AbortSignal.timeout(this.#timeoutMs),
   ): Promise<T> {
-    const response = await this.#fetch(method, path, init, AbortSignal.timeout(timeoutMs));
+    const response = await this.#fetch(method, path, init, signal);
     try {
       return await response.json() as T;
     } catch (cause) {
@@ -149,9 +161,10 @@ function jsonBody(value: unknown): { body: string; headers: Record<string, strin
   return { body: JSON.stringify(value), headers: { "content-type": "application/json" } };
 }
 
-/** A request that waits on the broker gets the broker's wait plus a margin before the client gives up. */
-function longRequest(timeoutSeconds: number): number {
-  return timeoutSeconds * 1000 + 10_000;
+/** A request that waits on the broker gets the broker's wait plus a margin before the client gives up, or its caller's cancel. */
+function longRequest(timeoutSeconds: number, cancel: AbortSignal | undefined): AbortSignal {
+  const deadline = AbortSignal.timeout(timeoutSeconds * 1000 + 10_000);
+  return cancel === undefined ? deadline : AbortSignal.any([deadline, cancel]);
 }
 
 function describeCause(cause: unknown): string {

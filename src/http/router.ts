@@ -121,7 +121,7 @@ async function wait(broker: Broker, request: IncomingRequest, caller: Caller): P
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
-  const message = await broker.wait(agent, timeoutMs);
+  const message = await broker.wait(agent, timeoutMs, request.clientGone());
   return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
 }
 
@@ -132,7 +132,7 @@ async function ask(broker: Broker, request: IncomingRequest, caller: Caller, max
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
-  const { question, reply } = await broker.ask(from, to, payload, timeoutMs);
+  const { question, reply } = await broker.ask(from, to, payload, timeoutMs, request.clientGone());
   if (reply === undefined) {
     throw new InteropError(
       "reply_timeout",

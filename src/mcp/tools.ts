@@ -4,9 +4,15 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
-import { type AgentName, parseAgentName, type Payload } from "../message.ts";
+import { type AgentName, parseAgentName, type Payload, type WireMessage } from "../message.ts";
 
 const MAX_WAIT_SECONDS = 600;
+/**
+ * Under the 60 s after which common MCP clients give up on a tool call (OpenClaw's among them): a call the client
+ * abandoned is cancelled, and what it was waiting for stays in the inbox.
+ */
+const DEFAULT_WAIT_SECONDS = 45;
+const CLIENT_LIMIT_ADVICE = "MCP clients give up on a call after their own timeout (often 60 s): keep timeout_seconds below it.";
 
 /** A tool answer: JSON the model can read, as text. */
 function answer(value: unknown) {
@@ -20,6 +26,16 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
 
 /** Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. */
 export function registerTools(server: McpServer, client: BrokerClient, agent: AgentName): void {
+  /**
+   * Messages taken for a call its client cancelled just as they came (the SDK drops a cancelled call's answer):
+   * the next inbox or wait call returns them first.
+   */
+  const held: WireMessage[] = [];
+  const keepIfCancelled = <T extends WireMessage | null>(signal: AbortSignal, messages: T[]): T[] => {
+    if (signal.aborted) held.push(...messages.filter((message) => message !== null) as WireMessage[]);
+    return messages;
+  };
+
   const message = {
     text: z.string().min(1).optional().describe("The message as plain text."),
     json: z.record(z.string(), z.unknown()).optional().describe(
@@ -50,30 +66,44 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       "returned twice. Each has the sender's fields plus interop.id, interop.from and interop.timestamp. Returns [] when " +
       "nothing is waiting; to wait for the next message instead of checking again, use wait.",
     inputSchema: { limit: z.number().int().min(1).max(1000).optional().describe("At most this many messages (default 100).") },
-  }, async ({ limit }) => answer(await client.poll(agent, limit ?? 100)));
+  }, async ({ limit }, { signal }) => {
+    const wanted = limit ?? 100;
+    const earlier = held.splice(0, wanted);
+    const taken = earlier.length < wanted ? await client.poll(agent, wanted - earlier.length) : [];
+    return answer(keepIfCancelled(signal, [...earlier, ...taken]));
+  });
 
   server.registerTool("wait", {
     title: "Wait for the next message",
     description: `Block until the next message for ${agent} arrives (or one already waiting), then return it and mark it ` +
       "read. Use this instead of polling when you expect an answer or have nothing else to do. Returns " +
-      '{"message": null} when nothing came within the timeout.',
+      `'{"message": null} when nothing came within the timeout; call it again to keep waiting. ${CLIENT_LIMIT_ADVICE}`,
     inputSchema: {
-      timeout_seconds: z.number().positive().max(MAX_WAIT_SECONDS).optional().describe("How long to wait (default 60)."),
+      timeout_seconds: z.number().positive().max(MAX_WAIT_SECONDS).optional().describe(
+        `How long to wait (default ${DEFAULT_WAIT_SECONDS}).`,
+      ),
     },
-  }, async ({ timeout_seconds }) => answer({ message: await client.wait(agent, timeout_seconds ?? 60) }));
+  }, async ({ timeout_seconds }, { signal }) => {
+    const message = held.shift() ?? await client.wait(agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
+    return answer({ message: keepIfCancelled(signal, [message])[0] });
+  });
 
   server.registerTool("ask", {
     title: "Ask and wait for the answer",
     description: `Send a question from ${agent} to another agent and wait for the reply to it (the other agent answers ` +
       "with send and reply_to). Returns the reply; fails when no reply came within the timeout (a later reply still " +
-      "arrives in your inbox).",
+      `arrives in your inbox: read it with wait or inbox). ${CLIENT_LIMIT_ADVICE}`,
     inputSchema: {
       to: z.string().describe("The agent to ask."),
       ...message,
-      timeout_seconds: z.number().int().min(1).max(MAX_WAIT_SECONDS).optional().describe("How long to wait (default 120)."),
+      timeout_seconds: z.number().int().min(1).max(MAX_WAIT_SECONDS).optional().describe(
+        `How long to wait (default ${DEFAULT_WAIT_SECONDS}).`,
+      ),
     },
-  }, async ({ to, text, json, timeout_seconds }) => {
-    const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout_seconds ?? 120);
+  }, async ({ to, text, json, timeout_seconds }, { signal }) => {
+    const timeout = timeout_seconds ?? DEFAULT_WAIT_SECONDS;
+    const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout, signal);
+    keepIfCancelled(signal, [reply]);
     return answer({ question, reply });
   });
 

@@ -25,6 +25,10 @@ export interface Second {
 export class BrokerMetrics implements BrokerObserver {
   #published = new Counter("interop_messages_published_total", "Messages stored, by sender and recipient.");
   #delivered = new Counter("interop_messages_delivered_total", "Messages handed to their agent (stream, poll or wait), by agent.");
+  #redelivered = new Counter(
+    "interop_messages_redelivered_total",
+    "Messages written to a stream again because it resumed from before them (Last-Event-ID, or a resume without an id), by agent.",
+  );
   #expired = new Counter("interop_messages_expired_total", "Undelivered messages removed by the pending TTL, by agent.");
   #deadLettered = new Counter("interop_messages_dead_lettered_total", "Messages a push receiver refused for good, by agent.");
   #commitSeconds = new Histogram("interop_publish_commit_seconds", "Time from a publish's start to its durable commit.", LATENCY_BUCKETS);
@@ -41,6 +45,7 @@ export class BrokerMetrics implements BrokerObserver {
     this.#metrics = [
       this.#published,
       this.#delivered,
+      this.#redelivered,
       this.#expired,
       this.#deadLettered,
       new Gauge("interop_open_streams", "Open streams (SSE and ntfy).", () => [[{}, status().streams]]),
@@ -66,6 +71,10 @@ export class BrokerMetrics implements BrokerObserver {
     this.#deliverSeconds.observe(latencyMs / 1000);
     const second = this.#second();
     second.latencyMs += (latencyMs - second.latencyMs) / ++second.delivered;
+  }
+
+  redelivered(agent: AgentName, count: number): void {
+    this.#redelivered.inc({ agent }, count);
   }
 
   expired(agent: AgentName, count: number): void {

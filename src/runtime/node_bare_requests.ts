@@ -119,14 +119,30 @@ async function answer(
   // What the client sends meanwhile (a pipelined request) waits for its turn, up to the head cap.
   let later = pipelined;
   let ended = false;
+  let gone: AbortController | undefined;
   const keep = (chunk: Buffer) => {
     later += chunk.toString("latin1");
     if (later.length > maxHeadBytes + MAX_BARE_BODY_BYTES) socket.destroy();
   };
-  const peerEnded = () => void (ended = true);
+  // A hang-up or a half-close before the answer means the client left, as `node:http` reads it.
+  const peerEnded = () => {
+    ended = true;
+    gone?.abort();
+  };
+  const peerLeft = () => gone?.abort();
+  // Made (and the hang-up watched) only for the routes that wait: most answers come at once.
+  const clientGone = () => {
+    if (gone === undefined) {
+      gone = new AbortController();
+      if (ended || socket.destroyed) gone.abort();
+      else socket.once("close", peerLeft);
+    }
+    return gone.signal;
+  };
   socket.on("data", keep).once("end", peerEnded);
-  const response = await handler(bareRequest(head, body)).catch(handlerFailure);
+  const response = await handler(bareRequest(head, body, clientGone)).catch(handlerFailure);
   socket.off("data", keep).off("end", peerEnded);
+  if (gone !== undefined) socket.off("close", peerLeft);
   try {
     if (isStream(response)) {
       // Opened even for a client that already hung up: its sink starts closed, and the stream's end is counted.
@@ -151,7 +167,7 @@ async function answer(
   }
 }
 
-function bareRequest(head: RequestHead, body: Uint8Array): IncomingRequest {
+function bareRequest(head: RequestHead, body: Uint8Array, clientGone: () => AbortSignal): IncomingRequest {
   return {
     method: head.method,
     url: targetUrl(head.target),
@@ -162,6 +178,7 @@ function bareRequest(head: RequestHead, body: Uint8Array): IncomingRequest {
       refuseDeclaredPastLimit(head.headers["content-length"] ?? null, limit);
       return body;
     },
+    clientGone,
   };
 }
 

@@ -12,7 +12,7 @@ import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isS
 export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   // The parser's own cap sits above the broker's header and URL caps, so those answer first with a JSON error.
   const server = http.createServer({ maxHeaderSize: options.maxRequestHeadBytes }, (req, res) => {
-    options.handler(fromNodeRequest(req)).catch(handlerFailure).then((response) => {
+    options.handler(fromNodeRequest(req, res)).catch(handlerFailure).then((response) => {
       if (!isStream(response)) {
         if (hasNullBody(response.status)) return void res.writeHead(response.status, response.headers).end();
         // A known length spares the client (and the socket) chunked framing.
@@ -71,7 +71,8 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   });
 }
 
-function fromNodeRequest(req: http.IncomingMessage): IncomingRequest {
+function fromNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): IncomingRequest {
+  let gone: AbortController | undefined;
   return {
     method: req.method ?? "GET",
     url: targetUrl(req.url ?? "/"),
@@ -89,6 +90,15 @@ function fromNodeRequest(req: http.IncomingMessage): IncomingRequest {
       return total;
     },
     body: (limit) => readNodeBody(req, limit),
+    clientGone() {
+      if (gone === undefined) {
+        const controller = gone = new AbortController();
+        // "close" before the answer finished: the client hung up or half-closed (node:http closes then too).
+        if (res.closed) controller.abort();
+        else res.once("close", () => res.writableFinished || controller.abort());
+      }
+      return gone.signal;
+    },
   };
 }
 

@@ -9,6 +9,11 @@ export interface IncomingRequest {
   headerBytes(): number;
   /** Reads the whole body; rejects with `payload_too_large` past `limit` bytes. */
   body(limit: number): Promise<Uint8Array>;
+  /**
+   * Aborts when the client hangs up (or half-closes) before its answer was sent: a long wait left behind must not
+   * take a message with it. Made on first call, so only the routes that wait pay for it.
+   */
+  clientGone(): AbortSignal;
 }
 
 /** A complete response. */

@@ -21,6 +21,9 @@ export function fromWebRequest(request: Request): IncomingRequest {
       refuseDeclaredPastLimit(declared, limit);
       return new Uint8Array(await request.arrayBuffer());
     },
+    // Deno 2.9 aborts it on a hang-up or a half-close; deno.json's "no-legacy-abort" stops it also aborting (and
+    // warning) after every successful answer.
+    clientGone: () => request.signal,
   };
 }
 

@@ -1,0 +1,77 @@
+/**
+ * What an agent's streams wrote lately, so that a client resuming without an id (ntfy's reconnect without
+ * `since=`, the old EventSource without `Last-Event-ID`) gets again what a dead connection may have swallowed.
+ *
+ * A stream write proves nothing: the bytes may sit in a relay or a dead link until the client's read timeout
+ * (Hermes's ntfy adapter: 90 s, then up to 60 s of backoff). So a resume without an id starts from the first
+ * message written within the resume window before the previous stream ended; a client that de-duplicates by id
+ * sees each message once, any other at least once.
+ */
+import type { AgentName } from "../message.ts";
+
+/** One second's first write: coarse on purpose, so a busy agent's log holds at most one entry a second. */
+interface Entry {
+  second: number;
+  firstId: number;
+}
+
+interface AgentLog {
+  entries: Entry[];
+  /** When the agent's last stream ended (ms), or undefined while one is open. */
+  endedAt: number | undefined;
+}
+
+export class RecentWrites {
+  #windowMs: number;
+  #logs = new Map<AgentName, AgentLog>();
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  /** A stream for `agent` wrote messages from `firstId` on, at `now` (ms). */
+  wrote(agent: AgentName, firstId: number, now: number): void {
+    if (this.#windowMs === 0) return;
+    let log = this.#logs.get(agent);
+    if (log === undefined) this.#logs.set(agent, log = { entries: [], endedAt: undefined });
+    const second = Math.floor(now / 1000);
+    const { entries } = log;
+    if (entries.length > 0 && entries[entries.length - 1].second === second) return;
+    entries.push({ second, firstId });
+    // Only while a stream writes does the log grow, so only then is it trimmed to the window.
+    const oldest = Math.floor((now - this.#windowMs) / 1000);
+    if (entries[0].second < oldest) log.entries = entries.filter((entry) => entry.second >= oldest);
+  }
+
+  /** A stream for `agent` opened: until it ends, the window counts back from the next resume. */
+  opened(agent: AgentName): void {
+    const log = this.#logs.get(agent);
+    if (log !== undefined) log.endedAt = undefined;
+  }
+
+  /** The agent's stream ended at `now` (ms): what it wrote in the window before now stays unconfirmed. */
+  ended(agent: AgentName, now: number): void {
+    const log = this.#logs.get(agent);
+    if (log !== undefined) log.endedAt ??= now;
+  }
+
+  /**
+   * Where a resume without an id at `now` must start to cover what the last stream may have lost: just before
+   * the first message it wrote in the window before it ended (or before now, while it is still open and about
+   * to be replaced); undefined when it wrote nothing there.
+   */
+  replayAfter(agent: AgentName, now: number): number | undefined {
+    const log = this.#logs.get(agent);
+    if (log === undefined) return undefined;
+    const from = Math.floor(((log.endedAt ?? now) - this.#windowMs) / 1000);
+    // Not the first entry's id: a replay writes older ids again, later.
+    let first = Infinity;
+    for (const entry of log.entries) if (entry.second >= from) first = Math.min(first, entry.firstId);
+    return first === Infinity ? undefined : first - 1;
+  }
+
+  /** A client named what it has (an id or a time): the writes before are its business, not a replay's. */
+  forget(agent: AgentName): void {
+    this.#logs.delete(agent);
+  }
+}

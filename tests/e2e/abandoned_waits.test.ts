@@ -1,0 +1,150 @@
+// @ts-types: the SDK's subpath types need pointing at for Deno's checker (see src/cli/mcp.ts).
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.d.ts"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.d.ts"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import assert from "node:assert/strict";
+import { connect as connectTcp, type Socket } from "node:net";
+import process from "node:process";
+import { test } from "node:test";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { cliCommand } from "../helpers/cli.ts";
+import { type NginxProxy, startNginxProxy } from "../helpers/nginx_proxy.ts";
+
+/** A request left waiting on the broker: sent on a raw socket, so the test decides how the client leaves. */
+function rawRequest(url: string, method: string, target: string, body = ""): Socket {
+  const { hostname, port } = new URL(url);
+  const socket = connectTcp(Number(port), hostname);
+  socket.on("error", () => {});
+  socket.write(
+    `${method} ${target} HTTP/1.1\r\nHost: ${hostname}:${port}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  return socket;
+}
+
+async function waiting(broker: RunningBroker, agent: string): Promise<number> {
+  const status = await (await fetch(`${broker.url}/status`)).json();
+  return status.agents[agent]?.waiting ?? 0;
+}
+
+async function inbox(url: string, agent: string): Promise<string[]> {
+  const messages = await (await fetch(`${url}/poll?agent=${agent}`)).json();
+  return messages.map((message: { text: string }) => message.text);
+}
+
+for (const leaving of ["hangs up", "half-closes"] as const) {
+  test(`a /wait whose client ${leaving} takes nothing: the next message stays in the inbox`, async (t) => {
+    let broker: RunningBroker | undefined;
+    t.after(() => broker?.cleanup());
+    broker = await startBroker();
+    const socket = rawRequest(broker.url, "GET", "/wait?agent=hermes&timeout=60");
+    t.after(() => socket.destroy());
+    await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the wait to be registered");
+    if (leaving === "hangs up") socket.destroy();
+    else socket.end();
+    await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the wait to end");
+
+    assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "after the wait left" })).status, 200);
+    assert.deepEqual(await inbox(broker.url, "hermes"), ["after the wait left"]);
+  });
+}
+
+test("an /ask whose client hangs up leaves the reply in the asker's inbox", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(() => broker?.cleanup());
+  broker = await startBroker();
+  const socket = rawRequest(broker.url, "POST", "/ask?from=hermes&to=openclaw&timeout=60", JSON.stringify({ text: "ready?" }));
+  t.after(() => socket.destroy());
+  await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the ask to wait");
+  const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  socket.destroy();
+  await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the ask to end");
+
+  const replied = await fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, {
+    method: "POST",
+    body: JSON.stringify({ text: "ready" }),
+  });
+  assert.equal(replied.status, 200);
+  assert.deepEqual(await inbox(broker.url, "hermes"), ["ready"]);
+});
+
+test("a /wait cut by nginx's proxy_read_timeout takes nothing: the next message stays in the inbox", async (t) => {
+  let broker: RunningBroker | undefined;
+  let proxy: NginxProxy | undefined;
+  t.after(async () => {
+    await proxy?.stop();
+    await broker?.cleanup();
+  });
+  broker = await startBroker();
+  proxy = await startNginxProxy(broker.url, "1s");
+  const cut = await fetch(`${proxy.url}/wait?agent=hermes&timeout=30`);
+  assert.equal(cut.status, 504, "nginx gave up on the wait after its read timeout");
+  await cut.body?.cancel();
+  await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the broker to see the wait end");
+
+  assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "after the proxy gave up" })).status, 200);
+  assert.deepEqual(await inbox(proxy.url, "hermes"), ["after the proxy gave up"]);
+});
+
+async function mcpClient(url: string, agent: string): Promise<Client> {
+  const [command, prefix] = cliCommand();
+  const client = new Client({ name: "interop-test", version: "1.0.0" });
+  await client.connect(
+    new StdioClientTransport({
+      command,
+      args: [...prefix, "mcp", "--agent", agent, "--url", url],
+      env: { ...process.env } as Record<string, string>,
+      stderr: "pipe",
+    }),
+  );
+  return client;
+}
+
+for (const tool of ["wait", "ask"] as const) {
+  test(`an MCP ${tool} cancelled by the client's request timeout takes nothing from the inbox`, async (t) => {
+    let broker: RunningBroker | undefined;
+    let client: Client | undefined;
+    t.after(async () => {
+      await client?.close();
+      await broker?.cleanup();
+    });
+    broker = await startBroker();
+    client = await mcpClient(broker.url, "hermes");
+    const args = tool === "wait" ? { timeout_seconds: 30 } : { to: "openclaw", text: "ready?", timeout_seconds: 30 };
+    // The SDK's client sends notifications/cancelled when its own timeout passes, as OpenClaw's does at 60 s.
+    await assert.rejects(client.callTool({ name: tool, arguments: args }, undefined, { timeout: 1000 }), /timed out/i);
+    await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the broker to see the call end");
+
+    if (tool === "wait") {
+      assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "after the cancel" })).status, 200);
+      assert.deepEqual(await inbox(broker.url, "hermes"), ["after the cancel"]);
+    } else {
+      const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+      await fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, {
+        method: "POST",
+        body: JSON.stringify({ text: "ready after the cancel" }),
+      });
+      assert.deepEqual(await inbox(broker.url, "hermes"), ["ready after the cancel"]);
+    }
+  });
+}
+
+test("the MCP wait and ask tools default to a wait under the 60 s after which MCP clients give up", async (t) => {
+  let broker: RunningBroker | undefined;
+  let client: Client | undefined;
+  t.after(async () => {
+    await client?.close();
+    await broker?.cleanup();
+  });
+  broker = await startBroker();
+  client = await mcpClient(broker.url, "hermes");
+  const { tools } = await client.listTools();
+  for (const name of ["wait", "ask"]) {
+    const tool = tools.find((candidate) => candidate.name === name)!;
+    const timeout = (tool.inputSchema.properties as Record<string, { description: string }>).timeout_seconds;
+    const defaultSeconds = Number(/default (\d+)/.exec(timeout.description)?.[1]);
+    assert.ok(defaultSeconds < 60, `${name} waits ${defaultSeconds} s by default`);
+    assert.match(tool.description ?? "", /60 s/, `${name} tells the model about client timeouts`);
+  }
+});

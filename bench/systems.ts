@@ -49,7 +49,7 @@ function interop(name: string, runtime: string, durability: string): System {
       const [command, prefix] = interopCommand(runtime);
       const args = [
         ...prefix, "serve", "--port", "0", "--data-dir", dataDir, "--durability", durability, "--agents", agents.join(","),
-        "--rate-limit", "0", "--max-connections", "30000", "--max-pending", "10000000",
+        "--rate-limit", "0", "--max-connections", "30000", "--max-pending", "10000000", "--max-agents", "100000",
       ];
       return spawnServer(command, args, () => rmSync(dataDir, { recursive: true, force: true }));
     },

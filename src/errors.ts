@@ -9,6 +9,8 @@ export type ErrorCode =
   | "invalid_query"
   | "payload_too_large"
   | "no_recipient"
+  | "unknown_agent"
+  | "too_many_agents"
   | "inbox_full"
   | "rate_limited"
   | "unknown_message"

@@ -33,6 +33,12 @@ export class Authenticator {
     return this.#tokens.length > 0;
   }
 
+  /** Whether a live token acts as `agent` (its inbox may then be created). */
+  hasTokenFor(agent: AgentName): boolean {
+    this.#reload();
+    return this.#tokens.some((record) => record.agent === agent);
+  }
+
   /**
    * The caller, from `Authorization: Bearer …` or, for clients that cannot set headers, `?token=`.
    * With tokens on, a missing or unknown token is 401.

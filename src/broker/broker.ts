@@ -38,6 +38,11 @@ export interface BrokerOptions {
   maxHops: number;
   /** Messages per second one sender may publish (0: no limit), with bursts up to twice that. */
   rateLimit?: number;
+  /**
+   * Called before an inbox is created for an agent that is neither configured nor stored (a publish to it, or
+   * its first read), with the number of inboxes there are: throws to refuse it (`unknown_agent`, `too_many_agents`).
+   */
+  admitAgent?(agent: AgentName, inboxes: number): void;
   /** What a second stream for an agent that has one does: take over (the old one gets `replaced`), or get 409. */
   secondStream?: "replace" | "refuse";
   /**
@@ -53,6 +58,19 @@ export interface PublishOptions {
   replyTo?: number;
   /** A publish retried with the same key (and sender) returns the first one's messages instead of storing again. */
   idempotencyKey?: string;
+}
+
+/** A recipient of a broadcast that did not get the message, and why. */
+export interface RefusedRecipient {
+  agent: AgentName;
+  code: "inbox_full";
+  reason: string;
+}
+
+/** What a publish stored (one envelope per recipient and message) and, for a broadcast, who was left out. */
+export interface Published {
+  envelopes: Envelope[];
+  refused: RefusedRecipient[];
 }
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
@@ -102,7 +120,7 @@ export class Broker {
     const [inboxes, lastId] = await Promise.all([options.store.loadInboxes(), options.store.lastId()]);
     const broker = new Broker(options, inboxes, lastId);
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
-    await Promise.all(missing.map((agent) => broker.#inboxFor(agent, false)));
+    await Promise.all(missing.map((agent) => broker.#createInbox(agent)));
     await broker.#prune();
     return broker;
   }
@@ -111,12 +129,15 @@ export class Broker {
    * Stores a message for `to`, or for every other known agent when `to` is omitted.
    * Resolves after the commit, with one envelope per recipient.
    */
-  publish(from: AgentName, to: AgentName | undefined, payload: Payload, options: PublishOptions = {}): Promise<Envelope[]> {
+  publish(from: AgentName, to: AgentName | undefined, payload: Payload, options: PublishOptions = {}): Promise<Published> {
     return this.publishBatch(from, to, [payload], options);
   }
 
-  /** Stores several messages in one commit, all or none; resolves with the envelopes in order (message by message). */
-  publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Envelope[]> {
+  /**
+   * Stores several messages in one commit, all or none; resolves with the envelopes in order (message by message).
+   * A broadcast leaves out recipients whose inbox is full (and says so); a publish to one recipient is refused.
+   */
+  publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Published> {
     const { idempotencyKey, replyTo } = options;
     if (idempotencyKey === undefined) return this.#publishOnce(from, to, payloads, replyTo);
     return this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, replyTo, idempotencyKey));
@@ -128,8 +149,7 @@ export class Broker {
     payloads: Payload[],
     replyTo: number | undefined,
     idempotencyKey?: string,
-  ): Promise<Envelope[]> {
-    this.#rateLimiter.admit(from, payloads.length);
+  ): Promise<Published> {
     const reply = replyTo === undefined ? undefined : await replyContext(this.#store, replyTo, this.#options.maxHops);
     const thread = reply?.thread;
     // A reply without a recipient goes back to whoever sent the message it answers.
@@ -138,21 +158,29 @@ export class Broker {
     if (recipients.length === 0) {
       throw new InteropError(
         "no_recipient",
-        `No recipient: ${from} is the only agent known; pass to=NAME, or let the other agent connect first`,
+        `No recipient: ${from} is the only agent known; pass to=NAME`,
       );
     }
+    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each.
+    this.#rateLimiter.admit(from, payloads.length * recipients.length);
     const known = recipients.map((agent) => this.#inboxes.get(agent));
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
-    const inboxes = known.every((inbox) => inbox !== undefined)
+    const candidates = known.every((inbox) => inbox !== undefined)
       ? known
       : await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
-    const full = inboxes.find((inbox) => inbox.pending + payloads.length > limitFor(this.#options.maxPending, inbox.agent));
-    if (full) {
-      throw new InteropError(
-        "inbox_full",
-        `Inbox full: ${full.agent} has ${full.pending} undelivered messages (the cap is ${limitFor(this.#options.maxPending, full.agent)}); it must read them first`,
-      );
-    }
+    const refused: RefusedRecipient[] = [];
+    const inboxes = candidates.filter((inbox) => {
+      const cap = limitFor(this.#options.maxPending, inbox.agent);
+      if (inbox.pending + payloads.length <= cap) return true;
+      refused.push({
+        agent: inbox.agent,
+        code: "inbox_full",
+        reason: `Inbox full: ${inbox.agent} has ${inbox.pending} undelivered messages (the cap is ${cap}); it must read them first`,
+      });
+      return false;
+    });
+    // One full inbox does not hold up a broadcast to the others; a message no one can take is refused.
+    if (inboxes.length === 0) throw new InteropError("inbox_full", refused.map((refusal) => refusal.reason).join("; "));
     this.#touch(from);
     const createdAt = this.#now();
     for (const inbox of inboxes) inbox.pending += payloads.length;
@@ -160,14 +188,14 @@ export class Broker {
     let stored: Envelope[];
     try {
       stored = await this.#commits.append(payloads.flatMap((payload) =>
-        recipients.map((name) => ({ from, to: name, payload, createdAt, thread, idempotencyKey }))
+        inboxes.map((inbox) => ({ from, to: inbox.agent, payload, createdAt, thread, idempotencyKey }))
       ));
     } catch (error) {
       for (const inbox of inboxes) inbox.pending -= payloads.length;
       throw error;
     }
     this.#observers.published(stored, performance.now() - commitStarted);
-    return stored;
+    return { envelopes: stored, refused };
   }
 
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */
@@ -199,7 +227,7 @@ export class Broker {
    * `clientGone` aborts (the reply then lands in the asker's inbox).
    */
   async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal) {
-    const [question] = await this.publish(from, to, payload);
+    const { envelopes: [question] } = await this.publish(from, to, payload);
     // Registered in the same turn as the commit: the reply cannot arrive before it.
     const reply = await this.#waiters.wait(from, question.id, timeoutMs, clientGone);
     return { question, reply };
@@ -344,15 +372,27 @@ export class Broker {
     await this.#store.close();
   }
 
-  /** The inbox for `agent`, created (and committed) on first use; `seen` records a request by it. */
+  /**
+   * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; `seen` records a request
+   * by it.
+   */
   async #inboxFor(agent: AgentName, seen: boolean): Promise<InboxRecord> {
     let inbox = this.#inboxes.get(agent);
     if (inbox === undefined) {
-      inbox = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
-      this.#inboxes.set(agent, inbox);
-      await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
+      this.#options.admitAgent?.(agent, this.#inboxes.size);
+      inbox = await this.#createInbox(agent);
     }
     if (seen) this.#touch(agent);
+    return inbox;
+  }
+
+  async #createInbox(agent: AgentName): Promise<InboxRecord> {
+    // Another request may have created it while this one waited.
+    const existing = this.#inboxes.get(agent);
+    if (existing !== undefined) return existing;
+    const inbox: InboxRecord = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
+    this.#inboxes.set(agent, inbox);
+    await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
     return inbox;
   }
 

@@ -19,7 +19,7 @@ export class RateLimiter {
     if (this.#perSecond > 0 && count > this.#burst) {
       throw new InteropError(
         "rate_limited",
-        `Batch too big for the rate limit: ${count} messages from ${sender}, at most ${this.#burst} at once (serve --rate-limit ${this.#perSecond}); send smaller batches`,
+        `Batch too big for the rate limit: ${count} messages from ${sender} (each recipient's copy counts), at most ${this.#burst} at once (serve --rate-limit ${this.#perSecond}); send smaller batches or to fewer agents`,
       );
     }
     const retryAfter = this.#take(sender, count);

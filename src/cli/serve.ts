@@ -9,7 +9,7 @@ import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts
 import { logRequests } from "../http/request_log.ts";
 import { createRouter } from "../http/router.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
-import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
+import { type AgentName, DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -34,6 +34,9 @@ Options:
   --data-dir DIR        where messages are stored (default $INTEROP_DATA_DIR,
                         else $XDG_STATE_HOME/interop, else ~/.local/state/interop)
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
+  --max-agents N        inboxes a broker without tokens creates for new names on first use
+                        (default 1000; past it: 507). With tokens, an inbox is created only
+                        for --agents and for agents that have a token
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
                         even on power loss; relaxed: survives a broker crash, not a machine crash
   --max-body-bytes N    largest message accepted (default 1MiB; e.g. 4096, 512KiB)
@@ -84,6 +87,7 @@ const OPTIONS = {
   host: { type: "string", default: "127.0.0.1" },
   "data-dir": { type: "string" },
   agents: { type: "string", default: "hermes,openclaw" },
+  "max-agents": { type: "string", default: "1000" },
   durability: { type: "string", default: "strict" },
   "max-body-bytes": { type: "string", default: String(DEFAULT_MAX_BODY_BYTES) },
   "max-pending": { type: "string", default: "100000" },
@@ -170,6 +174,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
     secondStream,
+    admitAgent: admitAgents(auth, parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000)),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   });
   const metrics = new BrokerMetrics(() => broker.status(), [store.location, `${store.location}-wal`]);
@@ -237,4 +242,26 @@ function openStore(dataDir: string, durability: Durability): SqliteStore {
       { cause: error },
     );
   }
+}
+
+/**
+ * Who may get a new inbox: with tokens, only an agent that has one (an agent's token must not create inboxes for
+ * names it makes up, each a permanent recipient of every broadcast); without, any name, up to `maxAgents` inboxes.
+ */
+function admitAgents(auth: Authenticator, maxAgents: number): (agent: AgentName, inboxes: number) => void {
+  return (agent, inboxes) => {
+    if (auth.enabled) {
+      if (auth.hasTokenFor(agent)) return;
+      throw new InteropError(
+        "unknown_agent",
+        `Unknown agent: ${agent} has no inbox; with tokens, inboxes exist for serve --agents and for agents with a token (interop token create --agent ${agent})`,
+      );
+    }
+    if (inboxes >= maxAgents) {
+      throw new InteropError(
+        "too_many_agents",
+        `Too many agents: ${inboxes} inboxes exist, the cap is ${maxAgents} (serve --max-agents); is ${agent} a typo?`,
+      );
+    }
+  };
 }

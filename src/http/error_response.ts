@@ -15,6 +15,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   method_not_allowed: 405,
   unknown_event_id: 409,
   no_recipient: 409,
+  unknown_agent: 404,
+  too_many_agents: 507,
   hop_limit: 409,
   unknown_message: 404,
   reply_timeout: 504,

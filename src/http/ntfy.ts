@@ -80,7 +80,7 @@ async function publish(
   if (fields.title !== undefined) payload.title = fields.title;
   if (fields.tags !== undefined) payload.tags = fields.tags;
   if (fields.priority !== undefined) payload.priority = fields.priority;
-  const [stored] = await broker.publish(from, to, payload);
+  const { envelopes: [stored] } = await broker.publish(from, to, payload);
   return jsonResponse(200, ntfyMessage(stored));
 }
 

@@ -97,7 +97,10 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   const contentType = request.header("content-type");
   // A batch (one JSON object per line) is committed at once: all of it, or none.
   const payloads = isBatch(contentType) ? parseBatch(body) : [parsePayload(body, contentType)];
-  const stored = await broker.publishBatch(from, to, payloads, { replyTo, idempotencyKey: parseIdempotencyKey(request) });
+  const { envelopes: stored, refused } = await broker.publishBatch(from, to, payloads, {
+    replyTo,
+    idempotencyKey: parseIdempotencyKey(request),
+  });
   return jsonResponse(200, {
     delivered: true,
     messages: payloads.length,
@@ -105,6 +108,8 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
     ids: stored.map((envelope) => envelope.id),
     to: stored.map((envelope) => envelope.to),
     timestamp: stored[0].timestamp,
+    // A broadcast that left out a full inbox says so: who, and why.
+    ...(refused.length > 0 ? { refused } : {}),
   });
 }
 

@@ -107,7 +107,7 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
     ],
     then: [
       "Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save the token to a file.",
-      `Wake the agent on each message: ${options.command} listen --agent ${options.agent} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
+      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
       "Restart the OpenClaw gateway so it loads the skill and the MCP server.",
     ],
   };

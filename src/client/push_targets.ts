@@ -1,7 +1,7 @@
 /** What `listen` pushes to an agent's own inbound path: the request for each message, per kind of receiver. */
 import { createHmac } from "node:crypto";
 import { InteropError } from "../errors.ts";
-import { fromWire, payloadText } from "../message.ts";
+import { fromWire, METADATA_FIELD, payloadText } from "../message.ts";
 import type { StreamedMessage } from "./follow.ts";
 
 export interface PushRequest {
@@ -101,13 +101,14 @@ export function formatBytes(bytes: number): string {
 /**
  * `--hermes-webhook URL`: Hermes's webhook adapter, signed V2: `X-Webhook-Signature-V2` is the hex HMAC-SHA256 of
  * `<timestamp>.<body>` with the route's secret, `X-Webhook-Timestamp` the Unix time in seconds. The body is the
- * delivered JSON plus `message` (the rendered text) for the route's prompt template.
+ * delivered JSON with `message` set to the rendered text for the route's prompt template (it names the sender and
+ * the id to answer, so it wins over a sender's own `message`), and `payload`, the sender's fields as posted.
  */
 export function hermesWebhookTarget(url: string, secret: string, now: () => number = Date.now): PushTarget {
   return {
     request(message) {
-      const delivered = JSON.parse(message.data);
-      const body = JSON.stringify({ message: renderForAgent(message), ...delivered });
+      const { [METADATA_FIELD]: metadata, ...payload } = JSON.parse(message.data);
+      const body = JSON.stringify({ ...payload, message: renderForAgent(message), [METADATA_FIELD]: metadata, payload });
       const timestamp = String(Math.floor(now() / 1000));
       return {
         url,

@@ -228,7 +228,7 @@ test("a 413 from the gateway parks the message with the size of the body it refu
   assert.equal(gateway.runs[0].message, "Message 2 from hermes via interop: small one");
 });
 
-test("the Hermes webhook preset signs each push with a valid X-Webhook-Signature-V2", async () => {
+test("the Hermes webhook preset signs each push, and its rendered message wins over the sender's own message field", async () => {
   const broker = await startBroker();
   const dir = tempDir();
   const secret = "route-secret";
@@ -245,7 +245,7 @@ test("the Hermes webhook preset signs each push with a valid X-Webhook-Signature
     { HERMES_WEBHOOK_SECRET: secret },
   );
   try {
-    await publish(broker.url, "openclaw", "hermes", { text: "signed hello", priority: "high" });
+    await publish(broker.url, "openclaw", "hermes", { text: "signed hello", priority: "high", message: "the sender's own" });
     await waitFor(() => receiver.accepted.size === 1, 15_000, "the signed push");
     const [delivery] = receiver.accepted.values();
     assert.equal(delivery.path, "/webhooks/interop");
@@ -255,6 +255,7 @@ test("the Hermes webhook preset signs each push with a valid X-Webhook-Signature
     assert.equal(body.text, "signed hello");
     assert.equal(body.priority, "high");
     assert.equal(body.interop.from, "openclaw");
+    assert.deepEqual(body.payload, { text: "signed hello", priority: "high", message: "the sender's own" });
   } finally {
     stop(listen);
     await receiver.stop();

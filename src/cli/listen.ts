@@ -4,11 +4,20 @@ import type { BrokerClient } from "../client/broker_client.ts";
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from "../client/backoff.ts";
 import { CursorFile } from "../client/cursor_file.ts";
 import { follow, type StreamedMessage } from "../client/follow.ts";
-import { hermesWebhookTarget, openclawTarget, plainTarget } from "../client/push_targets.ts";
+import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName } from "../message.ts";
 import { defaultListenStateDir } from "../paths.ts";
-import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseDuration, parseFlags, readSecret, usageError } from "./args.ts";
+import {
+  brokerClient,
+  CLIENT_HELP,
+  CLIENT_OPTIONS,
+  parseByteSize,
+  parseDuration,
+  parseFlags,
+  readSecret,
+  usageError,
+} from "./args.ts";
 import type { Io } from "./io.ts";
 import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -26,17 +35,18 @@ to, timestamp}) to stdout, or to one OUTPUT:
                       INTEROP_MESSAGE_ID in its environment; a non-zero exit is retried
   --post URL          an HTTP POST of the JSON line (Bearer token from --push-token-file
                       or $INTEROP_POST_TOKEN)
-  --openclaw URL      OpenClaw's gateway (e.g. http://127.0.0.1:18789): POST /hooks/wake
-                      {"text", "mode": "now"}, or with --openclaw-agent ID POST /hooks/agent
-                      {"message", "agentId"}; hooks token from --push-token-file or
+  --openclaw URL      OpenClaw's gateway (e.g. http://127.0.0.1:18789): POST /hooks/agent
+                      {"message", "agentId"} starts a turn per message (lossless: the gateway
+                      de-duplicates by Idempotency-Key); hooks token from --push-token-file or
                       $OPENCLAW_HOOKS_TOKEN
   --hermes-webhook URL  Hermes's webhook adapter (http://HOST:8644/webhooks/ROUTE), signed
                       with X-Webhook-Signature-V2; secret from --secret-file or
                       $HERMES_WEBHOOK_SECRET
 
 Pushes carry the message id in Idempotency-Key and X-Request-ID. They are retried with
-backoff until a 2xx (no answer within --post-timeout, 408, 429 and 5xx are retried);
-any other 4xx is final: the message is parked as a dead letter on the broker (see
+backoff until a 2xx (no answer within --post-timeout, 408, 429, 5xx and OpenClaw's 409
+"hook configuration changed; retry request" are retried); any other 4xx is final: the
+message is parked as a dead letter on the broker (see
 'interop status' and GET /dead-letters?agent=AGENT) and listen goes on.
 
 Reconnects with capped exponential backoff and jitter, resumes with Last-Event-ID, and
@@ -50,7 +60,13 @@ Options:
   --push-token-file FILE  Bearer token for --post and --openclaw (never pass secrets as
                       flags: they show in ps)
   --secret-file FILE  signing secret for --hermes-webhook
-  --openclaw-agent ID with --openclaw: start a turn for this agent via /hooks/agent
+  --openclaw-agent ID with --openclaw: the agent whose turn it starts (default main)
+  --openclaw-wake     with --openclaw: POST /hooks/wake {"text", "mode": "now"} instead.
+                      LOSSY: the gateway keeps wake events in memory only (at most 20 per
+                      session, gone on a restart) and ignores Idempotency-Key, so events are
+                      dropped or doubled; a multi-agent gateway also needs --openclaw-agent
+  --openclaw-max-body BYTES  the gateway's hooks.maxBodyBytes (default 256KiB): a larger
+                      request is parked as a dead letter instead of sent
   --post-timeout DUR  a push with no answer after DUR is retried (default 30s)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s)
 ${CLIENT_HELP}
@@ -70,6 +86,8 @@ const OPTIONS = {
   post: { type: "string" },
   openclaw: { type: "string" },
   "openclaw-agent": { type: "string" },
+  "openclaw-wake": { type: "boolean" },
+  "openclaw-max-body": { type: "string" },
   "hermes-webhook": { type: "string" },
   "push-token-file": { type: "string" },
   "secret-file": { type: "string" },
@@ -124,7 +142,14 @@ function chooseSink(values: Values, io: Io): MessageSink {
   if (values.openclaw !== undefined) {
     const token = readSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN);
     if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --push-token-file FILE or $OPENCLAW_HOOKS_TOKEN");
-    return pushSink(openclawTarget(values.openclaw, token, values["openclaw-agent"]), postTimeoutMs);
+    const options = {
+      agentId: values["openclaw-agent"],
+      wake: values["openclaw-wake"] === true,
+      maxBodyBytes: values["openclaw-max-body"] === undefined
+        ? OPENCLAW_MAX_BODY_BYTES
+        : parseByteSize("listen", "--openclaw-max-body", values["openclaw-max-body"]),
+    };
+    return pushSink(openclawTarget(values.openclaw, token, options), postTimeoutMs);
   }
   if (values["hermes-webhook"] !== undefined) {
     const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET);
@@ -133,7 +158,9 @@ function chooseSink(values: Values, io: Io): MessageSink {
     }
     return pushSink(hermesWebhookTarget(values["hermes-webhook"], key), postTimeoutMs);
   }
-  if (values["openclaw-agent"] !== undefined) throw usageError("listen", "--openclaw-agent goes with --openclaw URL");
+  for (const flag of ["openclaw-agent", "openclaw-wake", "openclaw-max-body"] as const) {
+    if (values[flag] !== undefined) throw usageError("listen", `--${flag} goes with --openclaw URL`);
+  }
   return stdoutSink(io);
 }
 

@@ -5,7 +5,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
 import { fromWire } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
-import type { PushTarget } from "../client/push_targets.ts";
+import { formatBytes, type PushTarget } from "../client/push_targets.ts";
 import type { Io } from "./io.ts";
 
 /** Writes one message; resolves only once it is written (the cursor advances after that). */
@@ -165,12 +165,12 @@ export function execSink(command: string, io: Io): MessageSink {
 }
 
 /**
- * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429 and 5xx are retried;
- * any other 4xx is final (`rejected`): retrying cannot make the receiver accept it.
+ * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429, 5xx and the target's own
+ * passing refusals are retried; any other 4xx is final (`rejected`): retrying cannot make the receiver accept it.
  */
 export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
   return async (message) => {
-    const request = target(message);
+    const request = target.request(message);
     let response: Response;
     try {
       response = await fetch(request.url, {
@@ -185,10 +185,14 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
     }
     const answer = await response.text().catch(() => "");
     if (response.ok) return;
-    const detail = `${request.url} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
-    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+    let detail = `${request.url} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
+    const { status } = response;
+    if (status === 408 || status === 429 || status >= 500 || target.retryStatuses?.includes(status)) {
       throw new InteropError("unreachable", detail);
     }
-    throw new InteropError("rejected", detail, { status: response.status });
+    if (status === 413) {
+      detail += `; the request body was ${formatBytes(new TextEncoder().encode(request.body).byteLength)} bytes, more than the receiver takes`;
+    }
+    throw new InteropError("rejected", detail, { status });
   };
 }

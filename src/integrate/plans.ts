@@ -38,6 +38,10 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
     NTFY_SERVER_URL: `${options.brokerUrl}/ntfy/@${options.agent}`,
     NTFY_TOPIC: options.agent,
     NTFY_PUBLISH_TOPIC: options.peer,
+    // Hermes's gateway denies ntfy users by default and answers them with a pairing code, which would land in the
+    // peer's inbox. ntfy names no sender, so the adapter takes the topic a message arrived on as its user: allowing
+    // the agent's own topic admits what interop delivers there, and who may publish to it is interop's to decide.
+    NTFY_ALLOWED_USERS: options.agent,
   };
   const server = { command: options.command, args: mcpArgs(options) };
   return {
@@ -63,7 +67,7 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
       },
       {
         path: join(hermes, ".env"),
-        summary: "Hermes's ntfy adapter pointed at interop, so messages for it arrive and wake it, with no code",
+        summary: "Hermes's ntfy adapter pointed at interop and allowed to hand its messages to Hermes, with no code",
         snippet: Object.entries(ntfy).map(([key, value]) => `${key}=${value}`).join("\n"),
         apply: (current) => setEnvLines(current ?? "", ntfy),
       },
@@ -103,7 +107,7 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
     ],
     then: [
       "Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save the token to a file.",
-      `Wake the agent on each message: ${options.command} listen --agent ${options.agent} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
+      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
       "Restart the OpenClaw gateway so it loads the skill and the MCP server.",
     ],
   };

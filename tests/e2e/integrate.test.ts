@@ -3,7 +3,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
+import { hermesAuthorizes, HermesLikeClient } from "../helpers/hermes_ntfy.ts";
 
 function snapshot(dir: string): Record<string, string> {
   const files: Record<string, string> = {};
@@ -25,7 +27,7 @@ test("interop integrate hermes prints the steps and snippets for this machine", 
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /\.hermes\/skills\/communication\/interop\/SKILL\.md/);
     assert.match(result.stdout, /mcp_servers:\n +interop:/);
-    assert.match(result.stdout, /NTFY_SERVER_URL=http:\/\/127\.0\.0\.1:18900\/ntfy\/@hermes\n +NTFY_TOPIC=hermes\n +NTFY_PUBLISH_TOPIC=openclaw/);
+    assert.match(result.stdout, /NTFY_SERVER_URL=http:\/\/127\.0\.0\.1:18900\/ntfy\/@hermes\n +NTFY_TOPIC=hermes\n +NTFY_PUBLISH_TOPIC=openclaw\n +NTFY_ALLOWED_USERS=hermes\n/);
     assert.deepEqual(readdirSync(home.path), [], "printing writes nothing");
   } finally {
     home.cleanup();
@@ -51,7 +53,7 @@ test("interop integrate --write keeps existing settings, backs files up, and a s
     assert.deepEqual(parsed.mcp_servers.interop.args.slice(0, 3), ["mcp", "--agent", "hermes"]);
     assert.equal(
       after["/.hermes/.env"],
-      "OPENAI_API_KEY=x\nNTFY_TOPIC=hermes\nNTFY_SERVER_URL=http://127.0.0.1:18900/ntfy/@hermes\nNTFY_PUBLISH_TOPIC=openclaw\n",
+      "OPENAI_API_KEY=x\nNTFY_TOPIC=hermes\nNTFY_SERVER_URL=http://127.0.0.1:18900/ntfy/@hermes\nNTFY_PUBLISH_TOPIC=openclaw\nNTFY_ALLOWED_USERS=hermes\n",
     );
     assert.equal(JSON.parse(after["/.openclaw/openclaw.json"]).mcp.servers.interop.args[2], "openclaw");
     assert.equal(Object.keys(after).filter((path) => path.includes(".bak-")).length, 2, "config.yaml and .env backed up");
@@ -64,6 +66,42 @@ test("interop integrate --write keeps existing settings, backs files up, and a s
   } finally {
     home.cleanup();
   }
+});
+
+/** KEY=VALUE lines of a .env file. */
+function parseEnv(text: string): Record<string, string> {
+  return Object.fromEntries(text.split("\n").filter((line) => line.includes("=")).map((line) => {
+    const at = line.indexOf("=");
+    return [line.slice(0, at), line.slice(at + 1)];
+  }));
+}
+
+test("the .env interop integrate hermes writes lets interop's messages through Hermes's gateway, not strangers", async (t) => {
+  const home = tempDir();
+  let broker: RunningBroker | undefined;
+  let hermes: HermesLikeClient | undefined;
+  t.after(async () => {
+    await hermes?.stop();
+    await broker?.cleanup();
+    home.cleanup();
+  });
+  broker = await startBroker();
+  const result = await runCli(["integrate", "hermes", "--write", "--home", home.path, "--url", broker.url]);
+  assert.equal(result.code, 0, result.stderr);
+  const env = parseEnv(readFileSync(join(home.path, ".hermes", ".env"), "utf8"));
+
+  await publish(broker.url, "openclaw", "hermes", { text: "are the tests green?" });
+  hermes = new HermesLikeClient(env);
+  hermes.start();
+  await waitFor(() => hermes!.received.length + hermes!.refused.length > 0, 10_000, "the message on Hermes's ntfy stream");
+  assert.deepEqual(hermes.refused, [], "Hermes answered interop's message with a pairing code");
+  assert.deepEqual(hermes.received, ["are the tests green?"]);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=openclaw`)).json(), [], "nothing went back to openclaw");
+
+  // Hermes sees the topic as the user: the allowlist holds only Hermes's own topic, and allows no one else.
+  assert.equal(env.NTFY_ALLOWED_USERS, "hermes");
+  assert.equal(env.NTFY_ALLOW_ALL_USERS, undefined);
+  for (const stranger of ["openclaw", "ntfy", "*", "hermes2"]) assert.equal(hermesAuthorizes(env, stranger), false, stranger);
 });
 
 test("interop integrate refuses to edit a config it cannot parse", async () => {

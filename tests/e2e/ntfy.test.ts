@@ -2,75 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
-
-/**
- * Behaves like Hermes's bundled ntfy adapter (plugins/platforms/ntfy/adapter.py): GET {server}/{topic}/json?poll=false,
- * newline-delimited events, de-duplication by id, its own echo tag ignored, reconnect after a pause, no `since=`;
- * publishes plain text with `X-Tags: hermes-agent` and reads the id from the reply. Only the pause is shorter.
- */
-class HermesLikeClient {
-  received: string[] = [];
-  #seen = new Set<string>();
-  #abort: AbortController | undefined;
-  #loop: Promise<void> | undefined;
-  #server: string;
-  #topic: string;
-  #publishTopic: string;
-
-  constructor(server: string, topic: string, publishTopic: string) {
-    this.#server = server;
-    this.#topic = topic;
-    this.#publishTopic = publishTopic;
-  }
-
-  start(): void {
-    const abort = new AbortController();
-    this.#abort = abort;
-    this.#loop = (async () => {
-      while (!abort.signal.aborted) {
-        try {
-          const response = await fetch(`${this.#server}/${this.#topic}/json?poll=false`, { signal: abort.signal });
-          if (response.status === 401 || response.status === 404) throw new Error(`fatal ${response.status}`);
-          let buffer = "";
-          for await (const chunk of response.body!.pipeThrough(new TextDecoderStream())) {
-            buffer += chunk;
-            const lines = buffer.split("\n");
-            buffer = lines.pop()!;
-            for (const line of lines) this.#onLine(line.trim());
-          }
-        } catch {
-          // Stream error: reconnect after the pause, as the adapter does.
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.#abort?.abort();
-    await this.#loop;
-  }
-
-  async publish(text: string): Promise<string> {
-    const response = await fetch(`${this.#server}/${this.#publishTopic}`, {
-      method: "POST",
-      headers: { "Content-Type": "text/plain; charset=utf-8", "X-Tags": "hermes-agent" },
-      body: text,
-    });
-    assert.equal(response.status, 200);
-    return (await response.json()).id;
-  }
-
-  #onLine(line: string): void {
-    if (line === "") return;
-    const event = JSON.parse(line);
-    if (event.event !== "message") return;
-    if (this.#seen.has(event.id)) return;
-    this.#seen.add(event.id);
-    if ((event.tags ?? []).includes("hermes-agent")) return;
-    this.received.push(event.message);
-  }
-}
+import { HermesLikeClient } from "../helpers/hermes_ntfy.ts";
 
 async function subscribed(url: string, agent: string): Promise<boolean> {
   return (await (await fetch(`${url}/status`)).json()).subscribers[agent];
@@ -78,7 +10,12 @@ async function subscribed(url: string, agent: string): Promise<boolean> {
 
 test("a client behaving like Hermes's ntfy adapter talks both ways and misses nothing while away", async () => {
   const broker = await startBroker();
-  const hermes = new HermesLikeClient(`${broker.url}/ntfy/@hermes`, "hermes", "openclaw");
+  const hermes = new HermesLikeClient({
+    NTFY_SERVER_URL: `${broker.url}/ntfy/@hermes`,
+    NTFY_TOPIC: "hermes",
+    NTFY_PUBLISH_TOPIC: "openclaw",
+    NTFY_ALLOWED_USERS: "hermes",
+  });
   try {
     hermes.start();
     await waitFor(() => subscribed(broker.url, "hermes"), 10_000, "the ntfy stream");

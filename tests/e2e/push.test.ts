@@ -7,8 +7,9 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
+import { OPENCLAW_HOOKS_MAX_BODY_BYTES, OpenclawGateway } from "../helpers/openclaw_gateway.ts";
 
 interface Delivery {
   path: string;
@@ -94,42 +95,140 @@ test("listen --post survives failing, hanging and restarting receivers: every me
   }
 });
 
-test("the OpenClaw preset posts /hooks/wake and /hooks/agent bodies with the hooks token", async () => {
+test("the OpenClaw preset posts /hooks/agent for agent main, or /hooks/wake only when asked, with the hooks token", async () => {
   const broker = await startBroker();
   const dir = tempDir();
   const receiver = new Receiver(() => 200);
   await receiver.start();
   const tokenFile = join(dir.path, "token");
   writeFileSync(tokenFile, "hooks-secret-token\n");
-  let wake: ChildProcess | undefined;
   let agentTurn: ChildProcess | undefined;
+  let wake: ChildProcess | undefined;
   try {
-    wake = spawnCli(["listen", "--agent", "leo", "--url", broker.url, "--openclaw", receiver.url, "--push-token-file", tokenFile, "--state", join(dir.path, "1")]);
     agentTurn = spawnCli([
-      "listen", "--agent", "leo2", "--url", broker.url, "--openclaw", `${receiver.url}/`, "--openclaw-agent", "main",
-      "--state", join(dir.path, "2"),
-    ], { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" });
-    await publish(broker.url, "hermes", "leo", { text: "wake up" });
-    await publish(broker.url, "hermes", "leo2", { text: "take a turn" });
+      "listen", "--agent", "leo", "--url", broker.url, "--openclaw", `${receiver.url}/`, "--push-token-file", tokenFile,
+      "--state", join(dir.path, "1"),
+    ]);
+    wake = spawnCli(
+      ["listen", "--agent", "leo2", "--url", broker.url, "--openclaw", receiver.url, "--openclaw-wake", "--state", join(dir.path, "2")],
+      { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" },
+    );
+    await publish(broker.url, "hermes", "leo", { text: "take a turn" });
+    await publish(broker.url, "hermes", "leo2", { text: "wake up" });
     await waitFor(() => receiver.accepted.size === 2, 15_000, "both hooks");
     const byPath = new Map([...receiver.accepted.values()].map((delivery) => [delivery.path, delivery]));
-    const wakeCall = byPath.get("/hooks/wake")!;
-    assert.equal(wakeCall.headers.authorization, "Bearer hooks-secret-token");
-    assert.deepEqual(JSON.parse(wakeCall.body), { text: "Message 1 from hermes via interop: wake up", mode: "now" });
     const agentCall = byPath.get("/hooks/agent")!;
     assert.equal(agentCall.headers.authorization, "Bearer hooks-secret-token");
-    assert.deepEqual(JSON.parse(agentCall.body), { message: "Message 2 from hermes via interop: take a turn", agentId: "main" });
-    assert.equal(agentCall.headers["idempotency-key"], "2");
+    assert.deepEqual(JSON.parse(agentCall.body), { message: "Message 1 from hermes via interop: take a turn", agentId: "main" });
+    assert.equal(agentCall.headers["idempotency-key"], "1");
+    const wakeCall = byPath.get("/hooks/wake")!;
+    assert.equal(wakeCall.headers.authorization, "Bearer hooks-secret-token");
+    assert.deepEqual(JSON.parse(wakeCall.body), { text: "Message 2 from hermes via interop: wake up", mode: "now" });
   } finally {
-    stop(wake);
     stop(agentTurn);
+    stop(wake);
     await receiver.stop();
     await broker.cleanup();
     dir.cleanup();
   }
 });
 
-test("the Hermes webhook preset signs each push with a valid X-Webhook-Signature-V2", async () => {
+/** The dead letters parked for `agent`, once there are `count` of them. */
+async function deadLetters(url: string, agent: string, count: number): Promise<Array<{ id: number; reason: string }>> {
+  return await waitFor(async () => {
+    const letters = await (await fetch(`${url}/dead-letters?agent=${agent}`)).json();
+    return letters.length >= count ? letters : undefined;
+  }, 15_000, `${count} dead letter(s) for ${agent}`);
+}
+
+test("listen --openclaw starts one turn per message on a multi-agent gateway through a 409 and a replay, and parks one over 262,144 bytes", async (t) => {
+  const dir = tempDir();
+  const gateway = new OpenclawGateway({ token: "hooks-secret-token", agents: ["main", "ops"] });
+  gateway.conflicts = 1;
+  gateway.hangs = 1;
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await gateway.stop();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker();
+  await gateway.start();
+  listen = spawnCli(
+    ["listen", "--agent", "openclaw", "--url", broker.url, "--openclaw", gateway.url, "--post-timeout", "1s", "--state", join(dir.path, "s")],
+    { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" },
+  );
+  const texts = Array.from({ length: 12 }, (_, i) => (i === 5 ? "x".repeat(OPENCLAW_HOOKS_MAX_BODY_BYTES) : `message ${i + 1}`));
+  for (const text of texts) await publish(broker.url, "hermes", "openclaw", { text });
+
+  const [letter] = await deadLetters(broker.url, "openclaw", 1);
+  await waitFor(() => gateway.runs.length >= 11, 20_000, "11 agent turns");
+  assert.equal(letter.id, 6);
+  assert.match(letter.reason, /over OpenClaw's hooks body limit of 262,144 bytes/);
+  const expected = texts.map((text, i) => ({ id: i + 1, text })).filter(({ id }) => id !== 6);
+  assert.deepEqual(gateway.runs.map((run) => run.message), expected.map(({ id, text }) => `Message ${id} from hermes via interop: ${text}`));
+  assert.deepEqual(gateway.runs.map((run) => run.idempotencyKey), expected.map(({ id }) => String(id)));
+  assert.ok(gateway.runs.every((run) => run.agentId === "main"));
+  assert.equal(gateway.answered.filter((status) => status === 409).length, 1, "the 409 was retried");
+  assert.equal(gateway.replays, 1, "the unanswered turn was replayed, not started twice");
+});
+
+test("on a multi-agent gateway the lossy --openclaw-wake needs --openclaw-agent, and a dead letter says so", async (t) => {
+  const dir = tempDir();
+  const gateway = new OpenclawGateway({ token: "hooks-secret-token", agents: ["main", "ops"] });
+  const listens: ChildProcess[] = [];
+  let broker: RunningBroker | undefined;
+  t.after(async () => {
+    listens.forEach(stop);
+    await gateway.stop();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker();
+  await gateway.start();
+  for (const [agent, extra] of [["leo", []], ["leo2", ["--openclaw-agent", "ops"]]] as const) {
+    listens.push(spawnCli(
+      ["listen", "--agent", agent, "--url", broker.url, "--openclaw", gateway.url, "--openclaw-wake", ...extra, "--state", join(dir.path, agent)],
+      { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" },
+    ));
+  }
+  await publish(broker.url, "hermes", "leo", { text: "wake anyone" });
+  await publish(broker.url, "hermes", "leo2", { text: "wake ops" });
+  const [letter] = await deadLetters(broker.url, "leo", 1);
+  assert.match(letter.reason, /answered HTTP 400: .*agentId is required when multiple agents are configured/);
+  await waitFor(() => gateway.wakes.length === 1, 15_000, "the wake for ops");
+  assert.deepEqual(gateway.wakes, [{ text: "Message 2 from hermes via interop: wake ops", mode: "now", agentId: "ops" }]);
+});
+
+test("a 413 from the gateway parks the message with the size of the body it refused", async (t) => {
+  const dir = tempDir();
+  const gateway = new OpenclawGateway({ token: "hooks-secret-token" });
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await gateway.stop();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker();
+  await gateway.start();
+  // The gateway's hooks.maxBodyBytes is lower than listen was told: the gateway's 413 is what stops the message.
+  listen = spawnCli(
+    ["listen", "--agent", "openclaw", "--url", broker.url, "--openclaw", gateway.url, "--openclaw-max-body", "512KiB", "--state", join(dir.path, "s")],
+    { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" },
+  );
+  await publish(broker.url, "hermes", "openclaw", { text: "y".repeat(OPENCLAW_HOOKS_MAX_BODY_BYTES) });
+  await publish(broker.url, "hermes", "openclaw", { text: "small one" });
+  const [letter] = await deadLetters(broker.url, "openclaw", 1);
+  assert.match(letter.reason, /answered HTTP 413: .*payload too large.*; the request body was 262,2\d\d bytes, more than the receiver takes/);
+  await waitFor(() => gateway.runs.length === 1, 15_000, "the small message");
+  assert.equal(gateway.runs[0].message, "Message 2 from hermes via interop: small one");
+});
+
+test("the Hermes webhook preset signs each push, and its rendered message wins over the sender's own message field", async () => {
   const broker = await startBroker();
   const dir = tempDir();
   const secret = "route-secret";
@@ -146,7 +245,7 @@ test("the Hermes webhook preset signs each push with a valid X-Webhook-Signature
     { HERMES_WEBHOOK_SECRET: secret },
   );
   try {
-    await publish(broker.url, "openclaw", "hermes", { text: "signed hello", priority: "high" });
+    await publish(broker.url, "openclaw", "hermes", { text: "signed hello", priority: "high", message: "the sender's own" });
     await waitFor(() => receiver.accepted.size === 1, 15_000, "the signed push");
     const [delivery] = receiver.accepted.values();
     assert.equal(delivery.path, "/webhooks/interop");
@@ -156,6 +255,7 @@ test("the Hermes webhook preset signs each push with a valid X-Webhook-Signature
     assert.equal(body.text, "signed hello");
     assert.equal(body.priority, "high");
     assert.equal(body.interop.from, "openclaw");
+    assert.deepEqual(body.payload, { text: "signed hello", priority: "high", message: "the sender's own" });
   } finally {
     stop(listen);
     await receiver.stop();

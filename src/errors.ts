@@ -36,6 +36,7 @@ export type ErrorCode =
   | "rejected"
   | "unhealthy"
   | "replaced"
+  | "output_closed"
   | "service_failed"
   | "internal";
 

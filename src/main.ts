@@ -80,8 +80,20 @@ function processIo(): Io {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+  // A reader that went away (`| head -1`) is how pipelines end, not a crash: writers see output_closed.
+  let stdoutClosed = false;
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    stdoutClosed = true;
+  });
+  const closed = () => new InteropError("output_closed", "stdout was closed: its reader is gone");
   return {
-    stdout: (text) => process.stdout.write(text),
+    stdout: (text) => void (stdoutClosed || process.stdout.write(text)),
+    writeStdout: (text) =>
+      new Promise((resolve, reject) => {
+        if (stdoutClosed) return reject(closed());
+        process.stdout.write(text, (error) => error ? reject(closed()) : resolve());
+      }),
     stderr: (text) => process.stderr.write(text),
     async readStdin() {
       if (process.stdin.isTTY) return null;

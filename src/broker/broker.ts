@@ -248,12 +248,15 @@ export class Broker {
     );
   }
 
-  /** Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning. */
-  async poll(agent: AgentName, limit: number): Promise<Envelope[]> {
+  /**
+   * Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning;
+   * with `shownUpTo`, none above that id (what a client already showed from a peek).
+   */
+  async poll(agent: AgentName, limit: number, shownUpTo = Infinity): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, true);
     const after = inbox.deliveredId;
     const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) =>
-      envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id)
+      envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id)
     );
     if (taken.length === 0) return taken;
     const upTo = taken[taken.length - 1].id;
@@ -266,6 +269,13 @@ export class Broker {
       throw error;
     }
     return taken;
+  }
+
+  /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them. */
+  async peek(agent: AgentName, limit: number): Promise<Envelope[]> {
+    const inbox = await this.#inboxFor(agent, true);
+    const pending = await this.#store.readAfter(agent, inbox.deliveredId, limit);
+    return pending.filter((envelope) => envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id));
   }
 
   /**

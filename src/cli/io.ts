@@ -1,6 +1,11 @@
 /** What a subcommand may touch of the outside world, passed in so the entry point owns the process. */
 export interface Io {
   stdout(text: string): void;
+  /**
+   * Writes a command's product where losing it would lose a message: resolves once stdout took it, rejects with
+   * `output_closed` when its reader is gone (`| head -1` exited).
+   */
+  writeStdout(text: string): Promise<void>;
   stderr(text: string): void;
   /** Whole standard input, for `send` with no text argument; null when stdin is a terminal. */
   readStdin(): Promise<string | null>;

@@ -118,16 +118,22 @@ export async function run(args: string[], io: Io): Promise<number> {
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.baseUrl, agent);
   const sink = chooseSink(values, io);
 
-  await follow({
-    client,
-    agent,
-    lastEventId: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
-    deliver: (message) => deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log }),
-    delivered: (id) => cursor.save(id),
-    log,
-    signal: io.shutdown,
-    idleTimeoutMs,
-  });
+  try {
+    await follow({
+      client,
+      agent,
+      lastEventId: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
+      deliver: (message) => deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log }),
+      delivered: (id) => cursor.save(id),
+      log,
+      signal: io.shutdown,
+      idleTimeoutMs,
+    });
+  } catch (error) {
+    // `listen | head -1`: the pipeline is done; the next listen resumes after the last line written.
+    if (!(error instanceof InteropError && error.code === "output_closed")) throw error;
+    log.info("stdout closed: stopping");
+  }
   return 0;
 }
 
@@ -204,7 +210,7 @@ async function retry(work: () => Promise<unknown>, context: DeliveryContext, wha
       await work();
       return;
     } catch (error) {
-      if (context.shutdown.aborted) throw error;
+      if (context.shutdown.aborted || (error instanceof InteropError && error.code === "output_closed")) throw error;
       const delay = backoffDelay(attempt, DEFAULT_BACKOFF);
       context.log.warn(`${what} failed: ${(error as Error).message}; retrying in ${delay} ms`);
       await sleep(delay, context.shutdown);

@@ -11,11 +11,9 @@ import type { Io } from "./io.ts";
 /** Writes one message; resolves only once it is written (the cursor advances after that). */
 export type MessageSink = (message: StreamedMessage) => Promise<void>;
 
+/** A closed stdout ends `listen` (output_closed), with its cursor before the message that could not be written. */
 export function stdoutSink(io: Io): MessageSink {
-  return (message) => {
-    io.stdout(message.data + "\n");
-    return Promise.resolve();
-  };
+  return (message) => io.writeStdout(message.data + "\n");
 }
 
 /** Appends one JSON line per message. */

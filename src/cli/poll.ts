@@ -1,19 +1,22 @@
 /** `interop poll`: take an agent's pending messages, once. */
-import { DEFAULT_POLL_LIMIT, parseAgentName } from "../message.ts";
+import { InteropError } from "../errors.ts";
+import { DEFAULT_POLL_LIMIT, parseAgentName, type WireMessage } from "../message.ts";
 import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop poll — print an agent's pending messages
 
-Usage: interop poll --agent AGENT [--limit N]
+Usage: interop poll --agent AGENT [--limit N] [--peek]
 
 Prints each undelivered message as one JSON line (the posted fields plus "interop"
 metadata) and marks it delivered: the same inbox and cursor as 'listen' and
-/subscribe, so a message is delivered once whichever way it is read.
+/subscribe, so a message is delivered once whichever way it is read. Only what was
+written to stdout is marked: 'interop poll | head -1' takes one message.
 
 Options:
   --agent AGENT       whose inbox (default $INTEROP_AGENT)
   --limit N           at most N messages (default: all, fetched ${DEFAULT_POLL_LIMIT} at a time)
+  --peek              print them and take nothing
 ${CLIENT_HELP}
   -h, --help          show this help
 
@@ -24,6 +27,7 @@ Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreacha
 const OPTIONS = {
   agent: { type: "string" },
   limit: { type: "string" },
+  peek: { type: "boolean", default: false },
   ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -38,10 +42,26 @@ export async function run(args: string[], io: Io): Promise<number> {
   let remaining = values.limit === undefined ? Infinity : parseCount("poll", "--limit", values.limit, 1, 1_000_000);
   const client = brokerClient(values, io.env);
   while (remaining > 0) {
-    const page = await client.poll(agent, Math.min(remaining, DEFAULT_POLL_LIMIT));
-    if (page.length > 0) io.stdout(page.map((message) => JSON.stringify(message) + "\n").join(""));
+    // Read without taking, print, then take exactly what stdout accepted.
+    const page = await client.peek(agent, Math.min(remaining, DEFAULT_POLL_LIMIT));
+    const printed = await printUntilClosed(page, io);
+    if (!values.peek && printed > 0) await client.poll(agent, printed, page[printed - 1].interop.id);
+    if (printed < page.length) break;
     remaining -= page.length;
-    if (page.length < DEFAULT_POLL_LIMIT) break;
+    if (page.length < DEFAULT_POLL_LIMIT || values.peek) break;
   }
   return 0;
+}
+
+/** Writes the messages as JSON lines until stdout closes; returns how many it took. */
+async function printUntilClosed(messages: WireMessage[], io: Io): Promise<number> {
+  for (let index = 0; index < messages.length; index++) {
+    try {
+      await io.writeStdout(JSON.stringify(messages[index]) + "\n");
+    } catch (error) {
+      if (error instanceof InteropError && error.code === "output_closed") return index;
+      throw error;
+    }
+  }
+  return messages.length;
 }

@@ -73,9 +73,16 @@ export class BrokerClient {
     return response.status === 204 ? null : await response.json() as WireMessage;
   }
 
-  /** Takes the agent's undelivered messages (at most `limit`). */
-  poll(agent: AgentName, limit: number): Promise<WireMessage[]> {
-    return this.#json<WireMessage[]>("GET", `/poll?${new URLSearchParams({ agent, limit: String(limit) })}`);
+  /** Takes the agent's undelivered messages (at most `limit`, and none above `upTo` when given). */
+  poll(agent: AgentName, limit: number, upTo?: number): Promise<WireMessage[]> {
+    const query = new URLSearchParams({ agent, limit: String(limit) });
+    if (upTo !== undefined) query.set("up_to", String(upTo));
+    return this.#json<WireMessage[]>("GET", `/poll?${query}`);
+  }
+
+  /** The agent's undelivered messages (at most `limit`), taking none. */
+  peek(agent: AgentName, limit: number): Promise<WireMessage[]> {
+    return this.#json<WireMessage[]>("GET", `/poll?${new URLSearchParams({ agent, limit: String(limit), peek: "1" })}`);
   }
 
   /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */

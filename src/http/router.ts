@@ -116,8 +116,11 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
 async function poll(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
-  const limit = parseLimit(request.url.searchParams.get("limit"));
-  const taken = await broker.poll(agent, limit);
+  const { searchParams } = request.url;
+  const limit = parseLimit(searchParams.get("limit"));
+  const peek = searchParams.get("peek");
+  if (peek === "1" || peek === "true") return jsonResponse(200, (await broker.peek(agent, limit)).map((envelope) => toWire(envelope)));
+  const taken = await broker.poll(agent, limit, parseMessageId(searchParams.get("up_to"), "up_to"));
   return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
 }
 

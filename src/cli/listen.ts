@@ -13,6 +13,7 @@ import {
   CLIENT_HELP,
   CLIENT_OPTIONS,
   parseByteSize,
+  parseCount,
   parseDuration,
   parseFlags,
   readSecret,
@@ -33,6 +34,8 @@ to, timestamp}) to stdout, or to one OUTPUT:
   --out FILE          appended to FILE
   --exec CMD          CMD run by sh once per message, the JSON line on its stdin and
                       INTEROP_MESSAGE_ID in its environment; a non-zero exit is retried
+                      with backoff, up to --exec-attempts runs, then the message is parked
+                      as a dead letter (with the exit code and the end of CMD's stderr)
   --post URL          an HTTP POST of the JSON line (Bearer token from --push-token-file
                       or $INTEROP_POST_TOKEN)
   --openclaw URL      OpenClaw's gateway (e.g. http://127.0.0.1:18789): POST /hooks/agent
@@ -67,6 +70,7 @@ Options:
                       dropped or doubled; a multi-agent gateway also needs --openclaw-agent
   --openclaw-max-body BYTES  the gateway's hooks.maxBodyBytes (default 256KiB): a larger
                       request is parked as a dead letter instead of sent
+  --exec-attempts N   runs of --exec CMD per message before it is a dead letter (default 5)
   --post-timeout DUR  a push with no answer after DUR is retried (default 30s)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s)
 ${CLIENT_HELP}
@@ -92,6 +96,7 @@ const OPTIONS = {
   "push-token-file": { type: "string" },
   "secret-file": { type: "string" },
   "post-timeout": { type: "string", default: "30s" },
+  "exec-attempts": { type: "string", default: "5" },
   state: { type: "string" },
   "idle-timeout": { type: "string", default: "45s" },
   ...CLIENT_OPTIONS,
@@ -141,7 +146,9 @@ function chooseSink(values: Values, io: Io): MessageSink {
   const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"]);
   if (values.pipe !== undefined) return pipeSink(values.pipe, io.shutdown);
   if (values.out !== undefined) return fileSink(values.out);
-  if (values.exec !== undefined) return execSink(values.exec, io);
+  if (values.exec !== undefined) {
+    return execSink(values.exec, io, parseCount("listen", "--exec-attempts", values["exec-attempts"], 1, 1_000_000));
+  }
   if (values.post !== undefined) {
     return pushSink(plainTarget(values.post, readSecret(values["push-token-file"], io.env.INTEROP_POST_TOKEN)), postTimeoutMs);
   }

@@ -143,17 +143,34 @@ function ensureFifo(path: string): void {
 }
 
 /** Runs `command` in a shell once per message, with the message on stdin; a non-zero exit is a failed delivery. */
-export function execSink(command: string, io: Io): MessageSink {
+/** How much of a failing command's stderr a dead letter keeps. */
+const STDERR_TAIL_BYTES = 1000;
+
+/**
+ * Runs the command per message. A failing run is retried (by the caller) up to `attempts` runs; the last failure
+ * is final (`rejected`), so the message becomes a dead letter and the stream moves on instead of blocking for good.
+ */
+export function execSink(command: string, io: Io, attempts: number): MessageSink {
+  let failures = { id: -1, count: 0 };
   return (message) =>
     new Promise((resolve, reject) => {
       const child = spawn("sh", ["-c", command], {
-        stdio: ["pipe", "inherit", "inherit"],
+        stdio: ["pipe", "inherit", "pipe"],
         env: { ...io.env, INTEROP_MESSAGE_ID: String(message.id) },
       });
+      let stderrTail = "";
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        io.stderr(chunk);
+        stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
+      });
       child.on("error", (cause) => reject(new InteropError("internal", `Cannot run --exec command: ${cause.message}`, { cause })));
-      child.on("exit", (code, signal) => {
-        if (code === 0) resolve();
-        else reject(new InteropError("internal", `--exec command failed for message ${message.id} (${signal ?? `exit ${code}`})`));
+      child.on("close", (code, signal) => {
+        if (code === 0) return resolve();
+        if (failures.id !== message.id) failures = { id: message.id, count: 0 };
+        const count = ++failures.count;
+        const outcome = `--exec command failed for message ${message.id} (${signal ?? `exit ${code}`}, run ${count} of ${attempts})`;
+        const detail = stderrTail.trim() === "" ? "" : `; its stderr ended with: ${stderrTail.trim()}`;
+        reject(new InteropError(count >= attempts ? "rejected" : "internal", outcome + detail));
       });
       child.stdin.on("error", () => {
         // The command may exit without reading stdin; its exit code decides.

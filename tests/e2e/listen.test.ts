@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, readFifo } from "../helpers/fifo.ts";
 
@@ -58,12 +58,37 @@ test("listen --exec runs the command once per message and retries a failing run"
     assert.deepEqual(handled, [1, 2, 3]);
     stop(listen);
     const result = await done;
-    assert.match(result.stderr, /delivering message 1 failed: --exec command failed for message 1 \(exit 1\); retrying in \d+ ms/);
+    assert.match(result.stderr, /delivering message 1 failed: --exec command failed for message 1 \(exit 1, run 1 of 5\); retrying in \d+ ms/);
   } finally {
     stop(listen);
     await broker.cleanup();
     dir.cleanup();
   }
+});
+
+test("listen --exec parks a message whose command keeps failing as a dead letter, with its exit code and stderr, and goes on", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    if (listen) stop(listen);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker();
+  const out = join(dir.path, "handled.jsonl");
+  // Fails for good on message "poison", handles the others.
+  const command = `input=$(cat); case "$input" in *poison*) echo "cannot handle it" >&2; exit 3;; esac; echo "$input" >> '${out}'`;
+  listen = spawnCli([
+    "listen", "--agent", "hermes", "--url", broker.url, "--exec", command, "--exec-attempts", "2", "--state", join(dir.path, "s.json"),
+  ]);
+  for (const text of ["poison", "after it"]) await publish(broker.url, "openclaw", "hermes", { text });
+  await waitFor(() => existsSync(out) && readFileSync(out, "utf8").includes("after it"), 15_000, "the next message handled");
+  const letters = await (await fetch(`${broker.url}/dead-letters?agent=hermes`)).json();
+  assert.equal(letters.length, 1);
+  assert.equal(letters[0].message.text, "poison");
+  assert.match(letters[0].reason, /exit 3, run 2 of 2/);
+  assert.match(letters[0].reason, /cannot handle it/);
 });
 
 test("a second listen for the same agent takes over and the first exits 8 saying why", async () => {

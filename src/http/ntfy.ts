@@ -171,14 +171,28 @@ function parseSince(value: string | null): StreamStart {
     const number = Number(value);
     return number >= UNIX_TIME_FLOOR ? { from: "time", since: number * 1000 } : { from: "id", afterId: number };
   }
+  const id = NTFY_ID.exec(value);
+  if (id) return { from: "id", afterId: Number(id[1]) };
   throw new InteropError("invalid_query", `Invalid since: ${JSON.stringify(value)}; use a message id, a Unix time, a duration like 10m, or all`);
+}
+
+/** An ntfy id: the message id, then its creation time in ms (base 36). */
+const NTFY_ID = /^(\d+)-[0-9a-z]+$/;
+
+/**
+ * The message's ntfy id. Not the bare message id: ids start again at 1 in a new data dir, and a client that
+ * de-duplicates by id (Hermes's adapter keeps up to 1,000) would drop every new message as one it saw. With the
+ * creation time in it, an id names one message of one store, as ntfy's random ids do.
+ */
+function ntfyId(envelope: Envelope): string {
+  return `${envelope.id}-${Date.parse(envelope.timestamp).toString(36)}`;
 }
 
 /** The ntfy JSON object for a message. */
 function ntfyMessage(envelope: Envelope): Record<string, unknown> {
   const { payload } = envelope;
   const message: Record<string, unknown> = {
-    id: String(envelope.id),
+    id: ntfyId(envelope),
     time: Math.floor(Date.parse(envelope.timestamp) / 1000),
     event: "message",
     topic: envelope.to,
@@ -208,7 +222,7 @@ const NTFY_FORMATS: Record<string, { contentType: string; format: StreamFormat }
     contentType: "text/event-stream; charset=utf-8",
     format: {
       opening: (agent) => encodeEvent({ event: "open", data: JSON.stringify(ntfyEvent(agent, "open")) }),
-      message: (envelope) => encodeEvent({ id: envelope.id, data: JSON.stringify(ntfyMessage(envelope)) }),
+      message: (envelope) => encodeEvent({ id: ntfyId(envelope), data: JSON.stringify(ntfyMessage(envelope)) }),
       keepalive: (agent) => encodeEvent({ event: "keepalive", data: JSON.stringify(ntfyEvent(agent, "keepalive")) }),
       ending: () => "",
     },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 import { HermesLikeClient } from "../helpers/hermes_ntfy.ts";
 
@@ -21,13 +21,13 @@ test("a client behaving like Hermes's ntfy adapter talks both ways and misses no
     await waitFor(() => subscribed(broker.url, "hermes"), 10_000, "the ntfy stream");
 
     const id = await hermes.publish("hello leo");
-    assert.match(id, /^\d+$/);
+    assert.match(id, /^\d+-[0-9a-z]+$/);
     const polled = await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
     const [message] = polled.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
     assert.deepEqual(message, {
       text: "hello leo",
       tags: ["hermes-agent"],
-      interop: { id: Number(id), from: "hermes", to: "openclaw", timestamp: message.interop.timestamp },
+      interop: { id: Number(id.split("-")[0]), from: "hermes", to: "openclaw", timestamp: message.interop.timestamp },
     });
 
     await publish(broker.url, "openclaw", undefined, { text: "hi hermes" });
@@ -55,8 +55,10 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
       headers: { "X-Title": "Build", "X-Tags": "ci, green", "X-Priority": "high", "X-Interop-From": "hermes" },
       body: "all tests pass",
     });
+    const published = await plain.json();
+    assert.match(published.id, /^1-[0-9a-z]+$/, "the message id, then its creation time");
     assert.deepEqual(
-      { ...(await plain.json()), time: 0 },
+      { ...published, id: "1", time: 0 },
       { id: "1", time: 0, event: "message", topic: "openclaw", message: "all tests pass", title: "Build", tags: ["ci", "green"], priority: 4 },
     );
     const form = await fetch(`${broker.url}/ntfy`, { method: "POST", body: JSON.stringify({ topic: "openclaw", message: "json form", priority: 2 }) });
@@ -69,6 +71,8 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
     assert.equal(replayed, "all tests pass\njson form\n");
     const sinceId = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=1`)).text();
     assert.equal(JSON.parse(sinceId).message, "json form");
+    const sinceNtfyId = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=${published.id}`)).text();
+    assert.equal(JSON.parse(sinceNtfyId).message, "json form");
 
     const reader = (await fetch(`${broker.url}/subscribe?agent=openclaw`, { headers: { "last-event-id": "0" } })).body!
       .pipeThrough(new TextDecoderStream()).getReader();
@@ -79,7 +83,7 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
     await waitFor(async () => !(await subscribed(broker.url, "openclaw")), 5000, "the stream to close");
 
     const anonymous = await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "who am I" });
-    assert.equal((await anonymous.json()).id, "3");
+    assert.match((await anonymous.json()).id, /^3-[0-9a-z]+$/);
     const [last] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
     assert.equal(last.interop.from, "ntfy");
 
@@ -98,4 +102,21 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
   } finally {
     await broker.cleanup();
   }
+});
+
+test("ntfy ids differ between data dirs, so a client that de-duplicates by id never drops a new broker's messages", async (t) => {
+  const brokers: RunningBroker[] = [];
+  t.after(async () => {
+    for (const broker of brokers) await broker.cleanup();
+  });
+  const ids: string[] = [];
+  for (let n = 0; n < 2; n++) {
+    const broker = await startBroker();
+    brokers.push(broker);
+    const answer = await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "message one of a fresh store" });
+    ids.push((await answer.json()).id);
+  }
+  assert.match(ids[0], /^1-/);
+  assert.match(ids[1], /^1-/);
+  assert.notEqual(ids[0], ids[1]);
 });

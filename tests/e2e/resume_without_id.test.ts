@@ -28,7 +28,7 @@ function followWithoutId(url: string, kind: Kind): IdlessClient {
   const idOf = (line: string): number | undefined => {
     if (kind === "ntfy") {
       const event = line.trim() === "" ? undefined : JSON.parse(line);
-      return event?.event === "message" ? Number(event.id) : undefined;
+      return event?.event === "message" ? Number(event.id.split("-")[0]) : undefined;
     }
     return line.startsWith("data: ") ? JSON.parse(line.slice(6)).interop.id : undefined;
   };

@@ -48,9 +48,10 @@ to, timestamp}) to stdout, or to one OUTPUT:
 
 Pushes carry the message id in Idempotency-Key and X-Request-ID. They are retried with
 backoff until a 2xx (no answer within --post-timeout, 408, 429, 5xx and OpenClaw's 409
-"hook configuration changed; retry request" are retried); any other 4xx is final: the
-message is parked as a dead letter on the broker (see
-'interop status' and GET /dead-letters?agent=AGENT) and listen goes on.
+"hook configuration changed; retry request" are retried, after Retry-After if sent; so are
+401, 403 and 404, which mean a wrong token or URL, with a warning each time); any other
+4xx is final: the message is parked as a dead letter on the broker (see 'interop status'
+and GET /dead-letters?agent=AGENT) and listen goes on.
 
 Reconnects with capped exponential backoff and jitter, resumes with Last-Event-ID, and
 keeps the last written id in a state file, so a restarted listen neither loses nor
@@ -68,8 +69,9 @@ Options:
                       LOSSY: the gateway keeps wake events in memory only (at most 20 per
                       session, gone on a restart) and ignores Idempotency-Key, so events are
                       dropped or doubled; a multi-agent gateway also needs --openclaw-agent
-  --openclaw-max-body BYTES  the gateway's hooks.maxBodyBytes (default 256KiB): a larger
-                      request is parked as a dead letter instead of sent
+  --openclaw-max-body BYTES  the gateway's hooks body limit (default 256KiB, fixed in
+                      OpenClaw 2026.9.x): a larger request is parked as a dead letter
+                      instead of sent
   --exec-attempts N   runs of --exec CMD per message before it is a dead letter (default 5)
   --post-timeout DUR  a push with no answer after DUR is retried (default 30s)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s)
@@ -218,7 +220,8 @@ async function retry(work: () => Promise<unknown>, context: DeliveryContext, wha
       return;
     } catch (error) {
       if (context.shutdown.aborted || (error instanceof InteropError && error.code === "output_closed")) throw error;
-      const delay = backoffDelay(attempt, DEFAULT_BACKOFF);
+      // A receiver that says when to come back (429, 503) is not asked sooner.
+      const delay = Math.max(backoffDelay(attempt, DEFAULT_BACKOFF), ((error as InteropError).retryAfter ?? 0) * 1000);
       context.log.warn(`${what} failed: ${(error as Error).message}; retrying in ${delay} ms`);
       await sleep(delay, context.shutdown);
     }

@@ -180,8 +180,16 @@ export function execSink(command: string, io: Io, attempts: number): MessageSink
 }
 
 /**
- * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429, 5xx and the target's own
- * passing refusals are retried; any other 4xx is final (`rejected`): retrying cannot make the receiver accept it.
+ * Statuses that say the receiver is not set up for this listen (a wrong or changed token, a wrong path), nothing
+ * about the message: retried until the setup is fixed, never turned into dead letters (OpenClaw answered 401 to
+ * every push after its hooks token changed).
+ */
+const SETUP_STATUSES = [401, 403, 404];
+
+/**
+ * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429, 5xx, a setup problem and
+ * the target's own passing refusals are retried (after `Retry-After` when the receiver sends one); any other 4xx is
+ * final (`rejected`): retrying cannot make the receiver accept it.
  */
 export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
   return async (message) => {
@@ -202,8 +210,14 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
     if (response.ok) return;
     let detail = `${request.url} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
     const { status } = response;
+    const retryAfter = Number(response.headers.get("retry-after")) || undefined;
+    if (SETUP_STATUSES.includes(status)) {
+      throw new InteropError("unreachable", `${detail}; check the push URL and token (listen retries until the receiver takes it)`, {
+        retryAfter,
+      });
+    }
     if (status === 408 || status === 429 || status >= 500 || target.retryStatuses?.includes(status)) {
-      throw new InteropError("unreachable", detail);
+      throw new InteropError("unreachable", detail, { retryAfter });
     }
     if (status === 413) {
       detail += `; the request body was ${formatBytes(new TextEncoder().encode(request.body).byteLength)} bytes, more than the receiver takes`;

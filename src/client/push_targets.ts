@@ -46,7 +46,7 @@ export function plainTarget(url: string, token: string | undefined): PushTarget 
 
 /** The agent `/hooks/agent` starts a turn for when none is named. */
 const OPENCLAW_DEFAULT_AGENT = "main";
-/** OpenClaw's default `hooks.maxBodyBytes`. */
+/** The body limit of OpenClaw's hooks (fixed in 2026.9.6: `/hooks/agent` takes 262,144 bytes, no config key). */
 export const OPENCLAW_MAX_BODY_BYTES = 256 * 1024;
 
 export interface OpenclawOptions {
@@ -57,7 +57,7 @@ export interface OpenclawOptions {
    * per session, gone on restart), ignores Idempotency-Key, and a multi-agent gateway needs `agentId` for them.
    */
   wake: boolean;
-  /** The gateway's `hooks.maxBodyBytes`: a larger request is parked here, as the gateway would reset it. */
+  /** The gateway's hooks body limit: a larger request is parked here instead of sent. */
   maxBodyBytes: number;
 }
 
@@ -81,11 +81,12 @@ export function openclawTarget(gatewayUrl: string, token: string, options: Openc
       );
       const bytes = new TextEncoder().encode(body).byteLength;
       if (bytes > options.maxBodyBytes) {
-        // The gateway drops the connection on a Content-Length over its limit, often before its 413 is sent.
+        // The gateway would answer 413 (2026.9.6 does, with Connection: close); its body reader may also cut the
+        // connection first, and a push never answered would be retried for good.
         throw new InteropError(
           "rejected",
           `Message ${message.id} makes a ${formatBytes(bytes)}-byte request to ${url}, over OpenClaw's hooks body limit of ` +
-            `${formatBytes(options.maxBodyBytes)} bytes (hooks.maxBodyBytes; if the gateway's is larger, pass it as --openclaw-max-body)`,
+            `${formatBytes(options.maxBodyBytes)} bytes (if your gateway's differs, pass it as --openclaw-max-body)`,
         );
       }
       return { url, headers: { ...deliveryHeaders(message), authorization: `Bearer ${token}` }, body };

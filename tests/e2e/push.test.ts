@@ -21,6 +21,8 @@ interface Delivery {
 class Receiver {
   accepted = new Map<string, Delivery>();
   attempts = 0;
+  /** When each request arrived (ms). */
+  arrivals: number[] = [];
   port = 0;
   #server: Server | undefined;
   #respond: (delivery: Delivery, attempt: number) => number | undefined;
@@ -38,11 +40,13 @@ class Receiver {
       let body = "";
       req.setEncoding("utf8").on("data", (chunk: string) => (body += chunk)).on("end", () => {
         const delivery = { path: req.url ?? "", headers: req.headers, body };
+        this.arrivals.push(Date.now());
         const status = this.#respond(delivery, ++this.attempts);
         if (status === undefined) return; // hang: never answer
         const key = String(req.headers["idempotency-key"]);
         if (status < 300 && !this.accepted.has(key)) this.accepted.set(key, delivery);
-        res.writeHead(status).end(status < 300 ? "{}" : "nope");
+        // A 429 says when to come back, as OpenClaw's hooks do after repeated failures.
+        res.writeHead(status, status === 429 ? { "retry-after": "2" } : {}).end(status < 300 ? "{}" : "nope");
       });
     });
     await new Promise<void>((resolve) => this.#server!.listen(this.port, "127.0.0.1", resolve));
@@ -288,4 +292,32 @@ test("a push refused with a 4xx is parked as a dead letter, shown in status, and
     await broker.cleanup();
     dir.cleanup();
   }
+});
+
+test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, and a 429 is not retried before its Retry-After", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
+  let receiver: Receiver | undefined;
+  t.after(async () => {
+    stop(listen);
+    await receiver?.stop();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  // The receiver's setup is wrong for the first attempts (as when OpenClaw's hooks token changed), then it is
+  // rate limited once, then it takes everything.
+  receiver = new Receiver((_delivery, attempt) => (attempt <= 2 ? 401 : attempt === 3 ? 404 : attempt === 4 ? 429 : 200));
+  await receiver.start();
+  broker = await startBroker();
+  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "s")]);
+  let stderr = "";
+  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { n });
+  await waitFor(() => receiver!.accepted.size === 3, 20_000, "all three pushes");
+  assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).n), [1, 2, 3]);
+  assert.equal((await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json()).length, 0, "no dead letters");
+  assert.match(stderr, /answered HTTP 401: nope; check the push URL and token/);
+  const afterLimit = receiver.arrivals[4] - receiver.arrivals[3];
+  assert.ok(afterLimit >= 1900, `the retry after a 429 with Retry-After: 2 came after ${afterLimit} ms`);
 });

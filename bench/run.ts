@@ -32,7 +32,7 @@ const chosen = values.systems.split(",").map((key) => {
   return key;
 });
 if (chosen.includes("nchan") && !nchanAvailable()) {
-  throw new Error("nginx with nchan is not installed: apt-get install nginx libnginx-mod-nchan (bash .ci/run does)");
+  throw new Error("nginx with nchan is not installed: apt-get install nginx libnginx-mod-nchan (npm test does, as root)");
 }
 if (!existsSync("dist/interop")) {
   console.error("building dist/interop first (npm run build)…");

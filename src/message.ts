@@ -53,6 +53,13 @@ export const MAX_AGENT_NAME_LENGTH = 64;
 /** The default cap on a published body, in bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * The deepest a published JSON body may nest objects and arrays (the body itself is level 1), as parsers elsewhere
+ * cap it (serde_json 128, Jackson 1000). Far below where Node 24's `JSON.stringify` overflows its stack (~4,400
+ * levels from a shallow stack, fewer from deep in a commit): whatever is accepted can be stored and delivered.
+ */
+export const MAX_JSON_DEPTH = 100;
+
 /** Messages one `/poll` returns unless `limit=` says otherwise, and the most it may ask for. */
 export const DEFAULT_POLL_LIMIT = 1000;
 export const MAX_POLL_LIMIT = 10_000;
@@ -150,10 +157,53 @@ function payloadFromText(text: string, isText: boolean): Payload {
     if (isText) return { text };
     throw new InteropError("invalid_body", 'Invalid body: the JSON must be an object, like {"text": "hello"}');
   }
+  refuseDeepJson(text);
   if (Object.hasOwn(value, METADATA_FIELD)) {
     throw new InteropError("invalid_body", `Invalid body: the field "${METADATA_FIELD}" is reserved for the broker's metadata`);
   }
   return value as Payload;
+}
+
+/** Throws `invalid_body` when valid JSON text nests objects and arrays deeper than `MAX_JSON_DEPTH`. */
+export function refuseDeepJson(json: string): void {
+  if (!nestsDeeperThan(json, MAX_JSON_DEPTH)) return;
+  throw new InteropError(
+    "invalid_body",
+    `Invalid body: the JSON nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels; flatten it to at most ${MAX_JSON_DEPTH}`,
+  );
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/** Scans JSON text already known to be valid: brackets count unless inside a string, which is skipped whole. */
+function nestsDeeperThan(json: string, limit: number): boolean {
+  let depth = 0;
+  for (let index = 0; index < json.length; index++) {
+    const code = json.charCodeAt(index);
+    if (code === QUOTE) index = stringEnd(json, index + 1);
+    else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
+      if (++depth > limit) return true;
+    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) depth--;
+  }
+  return false;
+}
+
+/** The index of the quote closing the string whose text starts at `from`: the first one not escaped. */
+function stringEnd(json: string, from: number): number {
+  for (;;) {
+    const end = json.indexOf('"', from);
+    // Only for text that did not come through JSON.parse: an unterminated string ends the scan.
+    if (end < 0) return json.length;
+    let backslashes = 0;
+    while (json.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return end;
+    from = end + 1;
+  }
 }
 
 /** Strict UTF-8; one for every request (a whole-buffer decode keeps no state between calls). */

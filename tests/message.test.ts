@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { InteropError } from "../src/errors.ts";
-import { type AgentName, fromWire, parseAgentName, parsePayload, toWire } from "../src/message.ts";
+import { type AgentName, fromWire, MAX_JSON_DEPTH, parseAgentName, parseBatch, parsePayload, toWire } from "../src/message.ts";
 import { VERSION } from "../src/version.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -55,6 +55,35 @@ test("parsePayload() rejects invalid JSON, non-objects, empty bodies, bad UTF-8 
   assertRejects(() => parsePayload(bytes("  "), null), "invalid_body", /Empty body/);
   assertRejects(() => parsePayload(new Uint8Array([0xff, 0xfe]), null), "invalid_body", /UTF-8/);
   assertRejects(() => parsePayload(bytes('{"interop":1}'), null), "invalid_body", /reserved/);
+});
+
+/** A JSON object whose objects and arrays nest `levels` deep (the outer object is level 1). */
+function nested(levels: number): string {
+  return '{"a":'.repeat(levels - 1) + "[]" + "}".repeat(levels - 1);
+}
+
+test("parsePayload() refuses JSON nested deeper than MAX_JSON_DEPTH levels with invalid_body naming the limit", () => {
+  assert.equal(MAX_JSON_DEPTH, 100);
+  assert.doesNotThrow(() => parsePayload(bytes(nested(MAX_JSON_DEPTH)), "application/json"));
+  const tooDeep = new RegExp(`nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`);
+  assertRejects(() => parsePayload(bytes(nested(MAX_JSON_DEPTH + 1)), "application/json"), "invalid_body", tooDeep);
+  assertRejects(() => parsePayload(bytes(nested(MAX_JSON_DEPTH + 1)), "text/plain"), "invalid_body", tooDeep);
+  // Deep enough to overflow JSON.stringify's stack on Node 24: refused all the same, without overflowing anything.
+  assertRejects(() => parsePayload(bytes(nested(100_000)), null), "invalid_body", tooDeep);
+});
+
+test("parsePayload() counts no bracket inside a string, escaped quotes and backslashes included", () => {
+  // Encoded, these strings end in an escaped backslash (\\") and hold escaped quotes (\"): neither ends a string early.
+  const posted = { text: "[{".repeat(500) + "\\", quoted: '"' + "{".repeat(200) + '\\"[', list: [[1], { b: "]" }] };
+  assert.deepEqual(parsePayload(bytes(JSON.stringify(posted)), "application/json"), posted);
+});
+
+test("parseBatch() names the batch line nested too deep and keeps nothing", () => {
+  assertRejects(
+    () => parseBatch(bytes(`{"n":1}\n${nested(MAX_JSON_DEPTH + 1)}\n{"n":3}`)),
+    "invalid_body",
+    /^Line 2 of the batch: Invalid body: the JSON nests objects and arrays deeper than 100 levels.*; nothing of the batch was stored$/,
+  );
 });
 
 test("toWire() adds the metadata under interop and fromWire() reads it back", () => {

@@ -1,5 +1,6 @@
 /** Groups the writes that arrive in one turn of the event loop into one store transaction. */
 import { setImmediate } from "node:timers";
+import { InteropError } from "../errors.ts";
 import type { Envelope } from "../message.ts";
 import type { InboxUpdate, MessageStore, NewMessage, WriteBatch } from "../store/store.ts";
 
@@ -17,6 +18,11 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+interface InboxWaiter {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
 /**
  * Concurrent publishes share one commit (one fsync), so strict durability does not cost throughput.
  * Commits run one at a time, in arrival order.
@@ -25,7 +31,7 @@ export class CommitQueue {
   #store: MessageStore;
   #waiters: Waiter[] = [];
   #inboxes = new Map<string, InboxUpdate>();
-  #inboxWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  #inboxWaiters: InboxWaiter[] = [];
   #scheduled = false;
   #running: Promise<void> = Promise.resolve();
   #onCommit: (stored: Envelope[]) => void;
@@ -87,16 +93,34 @@ export class CommitQueue {
     this.#scheduled = false;
     const waiters = this.#waiters;
     const inboxWaiters = this.#inboxWaiters;
-    const batch: WriteBatch = { messages: waiters.flatMap((waiter) => waiter.messages), inboxes: [...this.#inboxes.values()] };
+    const inboxes = [...this.#inboxes.values()];
     this.#waiters = [];
     this.#inboxWaiters = [];
     this.#inboxes = new Map();
-    if (batch.messages.length === 0 && batch.inboxes.length === 0) return;
+    if (waiters.length === 0 && inboxes.length === 0) return;
+    await this.#write(waiters, inboxes, inboxWaiters);
+  }
+
+  /**
+   * Commits a group. A store refuses a message it cannot store as such with `invalid_body`, which says nothing
+   * against the others: the group is then split in two, each half committed on its own (the inbox updates go
+   * apart from the last message), until the bad publisher alone is refused. Any other failure (a full disk, a
+   * broken database) fails the whole group, as it would fail each part.
+   */
+  async #write(waiters: Waiter[], inboxes: InboxUpdate[], inboxWaiters: InboxWaiter[]): Promise<void> {
     let stored: Envelope[];
     try {
-      stored = await this.#store.write(batch);
+      stored = await this.#store.write({ messages: waiters.flatMap((waiter) => waiter.messages), inboxes });
     } catch (error) {
-      for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
+      const isolate = error instanceof InteropError && error.code === "invalid_body" &&
+        (waiters.length > 1 || (waiters.length === 1 && inboxes.length > 0));
+      if (!isolate) {
+        for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
+        return;
+      }
+      const half = Math.floor(waiters.length / 2);
+      await this.#write(waiters.slice(0, half), inboxes, inboxWaiters);
+      await this.#write(waiters.slice(half), [], []);
       return;
     }
     this.#onCommit(stored);

@@ -8,7 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { StreamStart } from "../broker/stream_start.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, decodeUtf8, type Envelope, type Payload, parseAgentName, payloadText } from "../message.ts";
+import { type AgentName, decodeUtf8, type Envelope, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
@@ -118,6 +118,8 @@ function jsonPublish(text: string): PublishFields {
       cause,
     });
   }
+  // Its tags are turned to strings, which recurses as deep as they nest.
+  refuseDeepJson(text);
   if (typeof value?.topic !== "string") {
     throw new InteropError("invalid_body", `Invalid JSON publish: "topic" must name the agent; or publish text to ${NTFY_PREFIX}/TOPIC`);
   }

@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { InteropError } from "../errors.ts";
-import { LimitedBody } from "./read_body.ts";
+import { bodyReadFailure, LimitedBody } from "./read_body.ts";
 import { nodeSink } from "./node_sink.ts";
 import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
@@ -120,6 +120,7 @@ function readNodeBody(req: http.IncomingMessage, limit: number): Promise<Uint8Ar
       }
     };
     const end = () => resolve(body.bytes());
-    req.on("data", add).once("end", end).once("error", fail);
+    // "error" is the connection ending before the body did (Node 24: "aborted", ECONNRESET).
+    req.on("data", add).once("end", end).once("error", (error) => fail(bodyReadFailure(error)));
   });
 }

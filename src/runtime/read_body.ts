@@ -41,6 +41,20 @@ export async function readLimited(
   return body.bytes();
 }
 
+/**
+ * What a failed body read becomes: past the cap it is already `payload_too_large`; anything else is the connection
+ * failing under the body (the client hung up mid-upload), the client's doing and not the broker's, so it is a
+ * 400 (logged only as a `--verbose` request line) rather than an internal error with a stack.
+ */
+export function bodyReadFailure(cause: unknown): InteropError {
+  if (cause instanceof InteropError) return cause;
+  return new InteropError(
+    "invalid_body",
+    `Body cut short: the connection failed before the body ended (${(cause as Error)?.message ?? cause})`,
+    { cause },
+  );
+}
+
 /** Throws `payload_too_large` when the request says up front that its body passes `limit`. */
 export function refuseDeclaredPastLimit(declaredLength: string | null, limit: number): void {
   if (declaredLength !== null && Number(declaredLength) > limit) throw tooLarge(limit);

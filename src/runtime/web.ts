@@ -1,5 +1,5 @@
 /** Web-standard Request/Response conversion: the Deno server's seam, and how tests call handlers directly. */
-import { readLimited, refuseDeclaredPastLimit } from "./read_body.ts";
+import { bodyReadFailure, readLimited, refuseDeclaredPastLimit } from "./read_body.ts";
 import { hasNullBody, type IncomingRequest, isStream, type OutgoingResponse, type StreamSink } from "./types.ts";
 
 /** Wraps a web `Request` as the core's `IncomingRequest`. */
@@ -15,11 +15,16 @@ export function fromWebRequest(request: Request): IncomingRequest {
     },
     async body(limit) {
       const declared = request.headers.get("content-length");
-      if (declared === null) return await readLimited(request.body ?? emptyChunks(), null, limit);
-      // HTTP framing holds the body to its declared length, so it is read whole: on Deno, iterating the body
-      // stream cost ~12 % of a publish (releasing the reader builds an exception each time).
-      refuseDeclaredPastLimit(declared, limit);
-      return new Uint8Array(await request.arrayBuffer());
+      try {
+        if (declared === null) return await readLimited(request.body ?? emptyChunks(), null, limit);
+        // HTTP framing holds the body to its declared length, so it is read whole: on Deno, iterating the body
+        // stream cost ~12 % of a publish (releasing the reader builds an exception each time).
+        refuseDeclaredPastLimit(declared, limit);
+        return new Uint8Array(await request.arrayBuffer());
+      } catch (error) {
+        // Deno 2.9 says BadResource when the client hung up mid-body.
+        throw bodyReadFailure(error);
+      }
     },
     // Deno 2.9 aborts it on a hang-up or a half-close; deno.json's "no-legacy-abort" stops it also aborting (and
     // warning) after every successful answer.

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
-import type { AgentName, Envelope } from "../message.ts";
+import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { DeadLetter, InboxRecord, MessageStore, WriteBatch } from "./store.ts";
 
 /**
@@ -189,14 +189,20 @@ export class SqliteStore implements MessageStore {
   }
 
   #commitBatch(batch: WriteBatch): Promise<Envelope[]> {
+    let payloads: string[];
+    try {
+      payloads = batch.messages.map((message) => encodePayload(message.payload));
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#attempt("commit", () =>
       this.#transaction(() => {
-        const stored = batch.messages.map((message): Envelope => {
+        const stored = batch.messages.map((message, index): Envelope => {
           const { lastInsertRowid } = this.#insert.run(
             message.to,
             message.from,
             message.createdAt,
-            JSON.stringify(message.payload),
+            payloads[index],
             message.thread?.replyTo ?? null,
             message.thread?.conversation ?? null,
             message.thread?.hops ?? null,
@@ -343,6 +349,20 @@ export class SqliteStore implements MessageStore {
           : new InteropError("storage_failed", `Storage failed to ${what}: ${reason}`, { cause }),
       );
     }
+  }
+}
+
+/**
+ * A payload as stored, encoded before the transaction: a payload JSON cannot encode (a BigInt, a cycle, nesting
+ * past the stack) is refused as `invalid_body` on its own, not reported as a failure of the storage.
+ */
+function encodePayload(payload: Payload): string {
+  try {
+    return JSON.stringify(payload);
+  } catch (cause) {
+    throw new InteropError("invalid_body", `Cannot store the message: its payload cannot be encoded as JSON (${(cause as Error).message})`, {
+      cause,
+    });
   }
 }
 

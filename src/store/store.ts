@@ -54,7 +54,9 @@ export interface WriteBatch {
 
 /**
  * The broker's storage. Every method is one transaction, so a networked backend can implement it too.
- * Errors are `InteropError("storage_failed")`; a failed write leaves nothing of the batch behind.
+ * Errors are `InteropError("storage_failed")` (or `storage_full`); a failed write leaves nothing of the batch behind.
+ * `write` refuses a message it cannot store as such (its payload cannot be encoded) with `invalid_body`, before
+ * touching the storage: the commit queue then commits the other publishers' messages without it.
  */
 export interface MessageStore {
   /** Where the data lives, for `/status` and logs. */

@@ -116,10 +116,10 @@ test("interop serve refuses a non-loopback host without tokens, and --insecure s
 test("listen reads its inbox with its token, and without one exits 4 saying why", async () => {
   const dir = tempDir();
   const broker = await startBroker({ dataDir: dir.path });
-  const hermes = await createToken(dir.path, "hermes");
-  const openclaw = await createToken(dir.path, "openclaw");
   let listen: ReturnType<typeof spawnCli> | undefined;
   try {
+    const hermes = await createToken(dir.path, "hermes");
+    const openclaw = await createToken(dir.path, "openclaw");
     await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens on");
     const anonymous = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "a")]);
     assert.equal(anonymous.code, 4);

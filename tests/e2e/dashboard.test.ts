@@ -1,100 +1,99 @@
 /** The dashboard in a real browser: Debian's Chromium driven by playwright-core, against the broker under test. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { type Browser, chromium } from "playwright-core";
 import { startBroker, waitFor } from "../helpers/broker.ts";
-import { runCli, tempDir } from "../helpers/cli.ts";
+import { runCli } from "../helpers/cli.ts";
 import { distinctPixelBytes } from "../helpers/png.ts";
 
 const ARTIFACTS = join(import.meta.dirname!, "..", "artifacts");
+/** Debian's Chromium; INTEROP_CHROMIUM points elsewhere (a missing file shows what a machine without it does). */
+const CHROMIUM = process.env.INTEROP_CHROMIUM ?? "/usr/bin/chromium";
 
+/** Launched before anything else starts, so a machine without the browser fails at once, naming the package. */
 function launch(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `No browser at ${CHROMIUM}: the dashboard test drives Debian's chromium package; install it ` +
+        "(apt-get install -y --no-install-recommends chromium), or run npm test as root, which does",
+    );
+  }
   return chromium.launch({
-    executablePath: "/usr/bin/chromium",
+    executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
   });
 }
 
 test("the dashboard shows the agents, a curl publish within a second, sends with its form, and shows <script> as text", async () => {
-  const broker = await startBroker();
-  const browser = await launch();
-  try {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
-    const scriptErrors: string[] = [];
-    page.on("pageerror", (error) => scriptErrors.push(error.message));
-    await page.goto(`${broker.url}/`);
-    assert.equal(new URL(page.url()).pathname, "/ui");
-    await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
-    await page.locator("#agents tr", { hasText: "openclaw" }).waitFor({ timeout: 5000 });
+  // `await using`: each is stopped when the test ends, however it ends, even when the next one fails to start.
+  await using browser = await launch();
+  await using broker = await startBroker();
+  const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+  const scriptErrors: string[] = [];
+  page.on("pageerror", (error) => scriptErrors.push(error.message));
+  await page.goto(`${broker.url}/`);
+  assert.equal(new URL(page.url()).pathname, "/ui");
+  await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
+  await page.locator("#agents tr", { hasText: "openclaw" }).waitFor({ timeout: 5000 });
 
-    // Published with curl: in the feed within a second.
-    const published = Date.now();
-    await promisify(execFile)("curl", ["-sf", "-X", "POST", "-H", "content-type: application/json", "-d", '{"text":"hello from curl"}',
-      `${broker.url}/broadcast?from=hermes&to=openclaw`]);
-    await page.locator("#feed li", { hasText: "hello from curl" }).waitFor({ timeout: 1000 });
-    console.log(`curl publish shown in the feed after ${Date.now() - published} ms`);
-    await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
+  // Published with curl: in the feed within a second.
+  const published = Date.now();
+  await promisify(execFile)("curl", ["-sf", "-X", "POST", "-H", "content-type: application/json", "-d", '{"text":"hello from curl"}',
+    `${broker.url}/broadcast?from=hermes&to=openclaw`]);
+  await page.locator("#feed li", { hasText: "hello from curl" }).waitFor({ timeout: 1000 });
+  console.log(`curl publish shown in the feed after ${Date.now() - published} ms`);
+  await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
 
-    // The send form delivers a message that interop poll returns.
-    await page.fill("#from", "hermes");
-    await page.selectOption("#to", "openclaw");
-    await page.fill("#text", "sent from the dashboard");
-    await page.click("#send button");
-    await page.locator("#sent", { hasText: /^sent #\d+$/ }).waitFor({ timeout: 5000 });
-    const polled = await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
-    assert.equal(JSON.parse(polled.stdout).text, "sent from the dashboard");
+  // The send form delivers a message that interop poll returns.
+  await page.fill("#from", "hermes");
+  await page.selectOption("#to", "openclaw");
+  await page.fill("#text", "sent from the dashboard");
+  await page.click("#send button");
+  await page.locator("#sent", { hasText: /^sent #\d+$/ }).waitFor({ timeout: 5000 });
+  const polled = await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
+  assert.equal(JSON.parse(polled.stdout).text, "sent from the dashboard");
 
-    // Markup in a message is text, never HTML: nothing runs, no element appears.
-    const hostile = `<script>window.injected = 1</script><img src=x onerror="window.injected = 2"><b>bold</b>`;
-    await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: JSON.stringify({ text: hostile }) });
-    await page.locator("#feed li pre", { hasText: "<script>window.injected = 1</script>" }).waitFor({ timeout: 2000 });
-    assert.equal(await page.evaluate("window.injected"), undefined);
-    assert.equal(await page.locator("#feed img, #feed script, #feed b").count(), 0);
+  // Markup in a message is text, never HTML: nothing runs, no element appears.
+  const hostile = `<script>window.injected = 1</script><img src=x onerror="window.injected = 2"><b>bold</b>`;
+  await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: JSON.stringify({ text: hostile }) });
+  await page.locator("#feed li pre", { hasText: "<script>window.injected = 1</script>" }).waitFor({ timeout: 2000 });
+  assert.equal(await page.evaluate("window.injected"), undefined);
+  assert.equal(await page.locator("#feed img, #feed script, #feed b").count(), 0);
 
-    // The chart and the agents refresh from /stats and /status.
-    await waitFor(async () => (await page.locator("#rate-line").getAttribute("points"))?.includes(","), 5000, "the chart to draw");
-    mkdirSync(ARTIFACTS, { recursive: true });
-    const screenshot = await page.screenshot({ fullPage: true });
-    writeFileSync(join(ARTIFACTS, "dashboard.png"), screenshot);
-    assert.ok(distinctPixelBytes(screenshot) > 50, "the screenshot is not blank");
+  // The chart and the agents refresh from /stats and /status.
+  await waitFor(async () => (await page.locator("#rate-line").getAttribute("points"))?.includes(","), 5000, "the chart to draw");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const screenshot = await page.screenshot({ fullPage: true });
+  writeFileSync(join(ARTIFACTS, "dashboard.png"), screenshot);
+  assert.ok(distinctPixelBytes(screenshot) > 50, "the screenshot is not blank");
 
-    // Phone width and dark mode: nothing wider than the screen, and the dark palette applies.
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.emulateMedia({ colorScheme: "dark" });
-    // Expressions as strings: they run in the page, where the DOM types of this (server-side) test do not apply.
-    assert.ok(await page.evaluate("document.documentElement.scrollWidth <= 390"), "no horizontal scrolling at 390 px");
-    assert.equal(await page.evaluate("getComputedStyle(document.body).backgroundColor"), "rgb(17, 18, 20)");
-    writeFileSync(join(ARTIFACTS, "dashboard-phone-dark.png"), await page.screenshot({ fullPage: true }));
-    assert.deepEqual(scriptErrors, []);
-  } finally {
-    await browser.close();
-    await broker.cleanup();
-  }
+  // Phone width and dark mode: nothing wider than the screen, and the dark palette applies.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.emulateMedia({ colorScheme: "dark" });
+  // Expressions as strings: they run in the page, where the DOM types of this (server-side) test do not apply.
+  assert.ok(await page.evaluate("document.documentElement.scrollWidth <= 390"), "no horizontal scrolling at 390 px");
+  assert.equal(await page.evaluate("getComputedStyle(document.body).backgroundColor"), "rgb(17, 18, 20)");
+  writeFileSync(join(ARTIFACTS, "dashboard-phone-dark.png"), await page.screenshot({ fullPage: true }));
+  assert.deepEqual(scriptErrors, []);
 });
 
 test("with tokens the dashboard shows nothing until given one, and an admin token opens it", async () => {
-  const dir = tempDir();
-  const broker = await startBroker({ dataDir: dir.path });
-  const browser = await launch();
-  try {
-    const admin = (await runCli(["token", "create", "--admin", "--data-dir", dir.path])).stdout.trim();
-    await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");
-    const page = await browser.newPage();
-    await page.goto(`${broker.url}/ui`);
-    await page.locator("#login").waitFor({ state: "visible", timeout: 5000 });
-    assert.equal(await page.locator("#app").isVisible(), false);
-    assert.equal(await page.locator("#agents tr").count(), 0, "no agent shown without a token");
-    await page.fill("#token", admin);
-    await page.click("#login-form button");
-    await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
-    assert.equal(await page.locator("#login").isVisible(), false);
-  } finally {
-    await browser.close();
-    await broker.cleanup();
-    dir.cleanup();
-  }
+  await using browser = await launch();
+  await using broker = await startBroker();
+  const admin = (await runCli(["token", "create", "--admin", "--data-dir", broker.dataDir])).stdout.trim();
+  await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");
+  const page = await browser.newPage();
+  await page.goto(`${broker.url}/ui`);
+  await page.locator("#login").waitFor({ state: "visible", timeout: 5000 });
+  assert.equal(await page.locator("#app").isVisible(), false);
+  assert.equal(await page.locator("#agents tr").count(), 0, "no agent shown without a token");
+  await page.fill("#token", admin);
+  await page.click("#login-form button");
+  await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator("#login").isVisible(), false);
 });

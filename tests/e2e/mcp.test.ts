@@ -12,9 +12,19 @@ import { cliCommand } from "../helpers/cli.ts";
 async function connect(url: string, agent: string): Promise<Client> {
   const [command, prefix] = cliCommand();
   const client = new Client({ name: "interop-test", version: "1.0.0" });
-  await client.connect(
-    new StdioClientTransport({ command, args: [...prefix, "mcp", "--agent", agent, "--url", url], env: { ...process.env } as Record<string, string>, stderr: "pipe" }),
-  );
+  const transport = new StdioClientTransport({
+    command,
+    args: [...prefix, "mcp", "--agent", agent, "--url", url],
+    env: { ...process.env } as Record<string, string>,
+    stderr: "pipe",
+  });
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    // The server process may be running although the handshake failed: no caller holds it to stop.
+    await transport.close();
+    throw error;
+  }
   return client;
 }
 
@@ -28,9 +38,11 @@ const json = (result: ToolResult) => JSON.parse(result.content[0].text);
 
 test("the MCP server, driven by the SDK's client, sends, waits, asks and lists agents", async () => {
   const broker = await startBroker();
-  const hermes = await connect(broker.url, "hermes");
-  const openclaw = await connect(broker.url, "openclaw");
+  let hermes: Client | undefined;
+  let openclaw: Client | undefined;
   try {
+    hermes = await connect(broker.url, "hermes");
+    openclaw = await connect(broker.url, "openclaw");
     const { tools } = await hermes.listTools();
     assert.deepEqual(tools.map((tool) => tool.name).sort(), ["agents", "ask", "inbox", "send", "wait"]);
     for (const tool of tools) assert.ok((tool.description ?? "").length > 80, `${tool.name} is described for a model`);
@@ -60,16 +72,17 @@ test("the MCP server, driven by the SDK's client, sends, waits, asks and lists a
     assert.equal(agents.openclaw.online, true);
     assert.equal(agents.hermes.pending, 0);
   } finally {
-    await hermes.close();
-    await openclaw.close();
+    await hermes?.close();
+    await openclaw?.close();
     await broker.cleanup();
   }
 });
 
 test("bad MCP tool arguments give tool errors, and the server keeps serving", async () => {
   const broker = await startBroker();
-  const hermes = await connect(broker.url, "hermes");
+  let hermes: Client | undefined;
   try {
+    hermes = await connect(broker.url, "hermes");
     const neither = await call(hermes, "send", { to: "openclaw" });
     assert.equal(neither.isError, true);
     assert.match(neither.content[0].text, /exactly one of text or json/);
@@ -86,7 +99,7 @@ test("bad MCP tool arguments give tool errors, and the server keeps serving", as
     assert.match(unknownReply.content[0].text, /Cannot reply to message 999/);
     assert.equal(typeof json(await call(hermes, "agents")).hermes, "object", "still serving");
   } finally {
-    await hermes.close();
+    await hermes?.close();
     await broker.cleanup();
   }
 });

@@ -17,10 +17,10 @@ async function curl(...args: string[]): Promise<string> {
 }
 
 test("the old Python SSE client and plain curl work unchanged against the old routes", async () => {
-  const broker = await startBroker();
   const dir = tempDir();
   const pipe = join(dir.path, "hermes-msg-pipe");
   makeFifo(pipe);
+  const broker = await startBroker();
   const reader = readFifo(pipe);
   const python = spawn("python3", [OLD_CLIENT, broker.url, pipe], { stdio: "ignore" });
   try {

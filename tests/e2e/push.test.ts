@@ -70,12 +70,13 @@ test("listen --post survives failing, hanging and restarting receivers: every me
   const broker = await startBroker();
   const dir = tempDir();
   const receiver = new Receiver((_delivery, attempt) => (attempt <= 2 ? 500 : attempt === 4 ? undefined : 200));
-  await receiver.start();
-  const listen = spawnCli([
-    "listen", "--agent", "openclaw", "--url", broker.url, "--post", `${receiver.url}/inbox`,
-    "--post-timeout", "1s", "--state", join(dir.path, "state.json"),
-  ]);
+  let listen: ChildProcess | undefined;
   try {
+    await receiver.start();
+    listen = spawnCli([
+      "listen", "--agent", "openclaw", "--url", broker.url, "--post", `${receiver.url}/inbox`,
+      "--post-timeout", "1s", "--state", join(dir.path, "state.json"),
+    ]);
     for (let n = 1; n <= 15; n++) await publish(broker.url, "hermes", "openclaw", { n });
     await waitFor(() => receiver.accepted.size >= 5, 20_000, "the first pushes");
     await receiver.stop();
@@ -103,12 +104,12 @@ test("the OpenClaw preset posts /hooks/agent for agent main, or /hooks/wake only
   const broker = await startBroker();
   const dir = tempDir();
   const receiver = new Receiver(() => 200);
-  await receiver.start();
-  const tokenFile = join(dir.path, "token");
-  writeFileSync(tokenFile, "hooks-secret-token\n");
   let agentTurn: ChildProcess | undefined;
   let wake: ChildProcess | undefined;
   try {
+    await receiver.start();
+    const tokenFile = join(dir.path, "token");
+    writeFileSync(tokenFile, "hooks-secret-token\n");
     agentTurn = spawnCli([
       "listen", "--agent", "leo", "--url", broker.url, "--openclaw", `${receiver.url}/`, "--push-token-file", tokenFile,
       "--state", join(dir.path, "1"),
@@ -243,12 +244,13 @@ test("the Hermes webhook preset signs each push, and its rendered message wins o
     const fresh = Math.abs(Date.now() / 1000 - Number(timestamp)) <= 300;
     return delivery.headers["x-webhook-signature-v2"] === expected && fresh ? 202 : 401;
   });
-  await receiver.start();
-  const listen = spawnCli(
-    ["listen", "--agent", "hermes", "--url", broker.url, "--hermes-webhook", `${receiver.url}/webhooks/interop`, "--state", join(dir.path, "s")],
-    { HERMES_WEBHOOK_SECRET: secret },
-  );
+  let listen: ChildProcess | undefined;
   try {
+    await receiver.start();
+    listen = spawnCli(
+      ["listen", "--agent", "hermes", "--url", broker.url, "--hermes-webhook", `${receiver.url}/webhooks/interop`, "--state", join(dir.path, "s")],
+      { HERMES_WEBHOOK_SECRET: secret },
+    );
     await publish(broker.url, "openclaw", "hermes", { text: "signed hello", priority: "high", message: "the sender's own" });
     await waitFor(() => receiver.accepted.size === 1, 15_000, "the signed push");
     const [delivery] = receiver.accepted.values();
@@ -272,11 +274,12 @@ test("a push refused with a 4xx is parked as a dead letter, shown in status, and
   const broker = await startBroker();
   const dir = tempDir();
   const receiver = new Receiver((delivery) => (JSON.parse(delivery.body).n === 2 ? 422 : 200));
-  await receiver.start();
-  const listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "s")]);
+  let listen: ChildProcess | undefined;
   let stderr = "";
-  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   try {
+    await receiver.start();
+    listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "s")]);
+    listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { n });
     await waitFor(() => receiver.accepted.size === 2, 15_000, "messages 1 and 3");
     assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).n), [1, 3]);

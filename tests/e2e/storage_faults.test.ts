@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { publish, startBroker } from "../helpers/broker.ts";
+import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 
 test("interop serve refuses a corrupt database with a clear error and leaves the file as it was", async () => {
@@ -60,8 +60,9 @@ test("a full disk gets 507 at publish, the broker keeps serving, and nothing sto
   const dataDir = join(dir.path, "data");
   const disk = smallFilesystem(dataDir, "3m");
   assert.ok(disk, "mount -t tmpfs failed although running as root");
-  const broker = await startBroker({ dataDir, args: ["--rate-limit", "0"] });
+  let broker: RunningBroker | undefined;
   try {
+    broker = await startBroker({ dataDir, args: ["--rate-limit", "0"] });
     const acknowledged: number[] = [];
     const body = { text: "x".repeat(32 * 1024) };
     let refusal: Response | undefined;
@@ -85,7 +86,7 @@ test("a full disk gets 507 at publish, the broker keeps serving, and nothing sto
     assert.equal(polled[0].text, body.text);
     assert.equal(broker.child.exitCode, null, "the broker is still running");
   } finally {
-    await broker.cleanup();
+    await broker?.cleanup();
     disk.unmount();
     dir.cleanup();
   }
@@ -100,9 +101,12 @@ test("a read-only data dir gets a clear error at start-up, and the messages are 
   assert.ok(disk, "mount -t tmpfs failed although running as root");
   try {
     const first = await startBroker({ dataDir });
-    const sent = await publish(first.url, "hermes", "openclaw", { text: "before the disk went read-only" });
-    assert.equal(sent.status, 200);
-    await first.stop();
+    try {
+      const sent = await publish(first.url, "hermes", "openclaw", { text: "before the disk went read-only" });
+      assert.equal(sent.status, 200);
+    } finally {
+      await first.stop();
+    }
     const database = readFileSync(join(dataDir, "interop.db"));
 
     disk.remount("ro");

@@ -17,6 +17,8 @@ export interface RunningBroker {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Stops the broker if still running and removes its data dir unless it was given. */
   cleanup(): Promise<void>;
+  /** `cleanup`, so that `await using broker = await startBroker()` stops it however the test ends. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 const LISTENING = /listening on http:\/\/([^\s:]+):(\d+)/;
@@ -33,10 +35,11 @@ export async function startBroker(
   );
   let stderr = "";
   child.stderr!.setEncoding("utf8");
+  // "close", not "exit": by then all of stderr is read, and it also comes when the process could not be started.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal }))
+    child.on("close", (code, signal) => resolve({ code, signal }))
   );
-  const port = await new Promise<number>((resolve, reject) => {
+  const listening = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`broker did not start within 20 s; stderr:\n${stderr}`)), 20_000);
     child.stderr!.on("data", (chunk: string) => {
       stderr += chunk;
@@ -46,6 +49,7 @@ export async function startBroker(
         resolve(Number(match[2]));
       }
     });
+    child.once("error", reject);
     exited.then(({ code }) => {
       clearTimeout(timer);
       reject(new Error(`broker exited (code ${code}) before listening; stderr:\n${stderr}`));
@@ -54,8 +58,27 @@ export async function startBroker(
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     // process.kill, not child.kill: Deno 2.9's child.kill() makes the exit report the signal even when the child
     // handled it and exited with its own code.
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, signal);
     return await exited;
+  };
+  let port: number;
+  try {
+    port = await listening;
+  } catch (error) {
+    // No caller holds a broker that never listened: stopped here, or it would keep the test run from ending.
+    await stop("SIGKILL");
+    owned?.cleanup();
+    throw error;
+  }
+  const cleanup = async () => {
+    await stop("SIGKILL");
+    owned?.cleanup();
+    // Every broker any test starts is checked: its log never holds a token (they all look like itk_…) nor a
+    // message body sent through publish() below.
+    const leaked = TOKEN_PATTERN.exec(stderr);
+    if (leaked) throw new Error(`a token appeared in the broker's log: ${leaked[0].slice(0, 8)}…`);
+    const body = [...publishedBodies].find((text) => stderr.includes(text));
+    if (body !== undefined) throw new Error(`a message body appeared in the broker's log: ${body.slice(0, 40)}`);
   };
   return {
     url: `http://127.0.0.1:${port}`,
@@ -66,16 +89,8 @@ export async function startBroker(
     log: () => stderr,
     exited,
     stop,
-    async cleanup() {
-      await stop("SIGKILL");
-      owned?.cleanup();
-      // Every broker any test starts is checked: its log never holds a token (they all look like itk_…) nor a
-      // message body sent through publish() below.
-      const leaked = TOKEN_PATTERN.exec(stderr);
-      if (leaked) throw new Error(`a token appeared in the broker's log: ${leaked[0].slice(0, 8)}…`);
-      const body = [...publishedBodies].find((text) => stderr.includes(text));
-      if (body !== undefined) throw new Error(`a message body appeared in the broker's log: ${body.slice(0, 40)}`);
-    },
+    cleanup,
+    [Symbol.asyncDispose]: cleanup,
   };
 }
 

@@ -1,0 +1,74 @@
+/** The group commit against the real SQLite store: one publisher's bad message fails alone, a broken store fails all. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { CommitQueue } from "../src/broker/commit_queue.ts";
+import { InteropError } from "../src/errors.ts";
+import type { AgentName, Envelope } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import type { NewMessage, WriteBatch } from "../src/store/store.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+const hermes = "hermes" as AgentName;
+const openclaw = "openclaw" as AgentName;
+
+/** The real store, noting the size of each batch it is asked to write. */
+class RecordingStore extends SqliteStore {
+  batches: number[] = [];
+
+  override write(batch: WriteBatch): Promise<Envelope[]> {
+    this.batches.push(batch.messages.length);
+    return super.write(batch);
+  }
+}
+
+const message = (payload: Record<string, unknown>): NewMessage => ({ from: hermes, to: openclaw, payload, createdAt: 1000 });
+
+test("CommitQueue commits every other publisher of a group when the store refuses one publisher's message", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const store = new RecordingStore(dir.path, "strict");
+  t.after(() => store.close());
+  const committed: number[] = [];
+  const queue = new CommitQueue(store, (stored) => committed.push(...stored.map((envelope) => envelope.id)));
+
+  // Ten publishers in one turn share a commit; the fourth posts a payload JSON cannot encode (a BigInt).
+  const publishes = Array.from({ length: 10 }, (_, n) => queue.append([message(n === 3 ? { n: 10n ** 20n } : { n })]));
+  const cursor = queue.update({ agent: openclaw, deliveredId: 0, lastSeen: 2000 });
+  const results = await Promise.allSettled(publishes);
+
+  assert.equal(store.batches[0], 10, "all ten were offered as one commit first");
+  results.forEach((result, n) => {
+    if (n !== 3) return assert.equal(result.status, "fulfilled", `publisher ${n}`);
+    assert.equal(result.status, "rejected");
+    const error = (result as PromiseRejectedResult).reason;
+    assert.ok(error instanceof InteropError);
+    assert.equal(error.code, "invalid_body");
+    assert.match(error.message, /^Cannot store the message: its payload cannot be encoded as JSON \(.*BigInt.*\)$/);
+  });
+  await cursor;
+  const stored = await store.readAfter(openclaw, 0, 100);
+  assert.deepEqual(stored.map((envelope) => envelope.payload.n), [0, 1, 2, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(committed, stored.map((envelope) => envelope.id), "every stored message was announced once");
+  assert.equal((await store.loadInboxes())[0].lastSeen, 2000, "the inbox update of the group was committed too");
+});
+
+test("CommitQueue fails every publisher of a group at once when the storage itself fails", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const store = new RecordingStore(dir.path, "strict");
+  t.after(() => store.close());
+  const queue = new CommitQueue(store);
+
+  const publishes = Array.from({ length: 5 }, (_, n) => queue.append([message({ n })]));
+  // The database goes away under the queue, as a failing disk takes it: nothing can be committed.
+  await store.close();
+  const results = await Promise.allSettled(publishes);
+
+  assert.deepEqual(store.batches, [5], "one attempt for the group, not one per publisher");
+  for (const result of results) {
+    assert.equal(result.status, "rejected");
+    const error = (result as PromiseRejectedResult).reason;
+    assert.ok(error instanceof InteropError);
+    assert.equal(error.code, "storage_failed");
+  }
+});

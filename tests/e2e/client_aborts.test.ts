@@ -1,0 +1,59 @@
+/** A client that hangs up in the middle of its body is the client's doing: no error and no stack in the broker's log. */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { test } from "node:test";
+import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+
+const HEAD = "POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nhost: interop\r\ncontent-type: application/json\r\n";
+
+/**
+ * Sends a head and part of a body, waits until the broker is reading it, then cuts the connection. With
+ * `--max-connections 1` the upload holds the only place, so `/status` answering 503 says the handler has it.
+ */
+async function cutUpload(broker: RunningBroker, head: string, partOfBody: string): Promise<void> {
+  const socket = connect(broker.port, "127.0.0.1");
+  socket.on("error", () => {});
+  try {
+    socket.write(head + partOfBody);
+    await waitFor(async () => (await fetch(`${broker.url}/status`)).status === 503, 10_000, "the upload to hold the only place");
+  } finally {
+    socket.destroy();
+  }
+  await waitFor(async () => (await fetch(`${broker.url}/status`)).status === 200, 10_000, "the upload's place to be freed");
+}
+
+/** Both ways a body comes in pieces: chunked, and a declared length too large for the bare-socket path (64 KiB). */
+async function cutBoth(broker: RunningBroker): Promise<void> {
+  await cutUpload(broker, `${HEAD}transfer-encoding: chunked\r\n\r\n`, '7\r\n{"n": 1\r\n');
+  await cutUpload(broker, `${HEAD}content-length: 100000\r\n\r\n`, `{"text": "${"x".repeat(1000)}`);
+}
+
+function assertNoErrorNorStack(log: string): void {
+  assert.doesNotMatch(log, / (error|warn): /, log);
+  assert.doesNotMatch(log, /^\s+at /m, log);
+}
+
+test("uploads cut mid-body leave nothing in the broker's log without --verbose, and the broker serves on", async (t) => {
+  const broker = await startBroker({ args: ["--max-connections", "1"] });
+  t.after(() => broker.cleanup());
+  await cutBoth(broker);
+  assert.equal((await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: '{"n": 2}' })).status, 200);
+  // Stopped, so everything it wrote is in: only its start and stop lines.
+  assert.equal((await broker.stop()).code, 0);
+  assertNoErrorNorStack(broker.log());
+  assert.deepEqual(broker.log().trim().split("\n").map((line) => line.replace(/^\S+ interop serve info: /, "").split(" ")[0]), [
+    "interop",
+    "stopping:",
+    "stopped",
+  ]);
+});
+
+test("with --verbose each upload cut mid-body is one request line, answered 400, with no error and no stack", async (t) => {
+  const broker = await startBroker({ args: ["--max-connections", "1", "--verbose"] });
+  t.after(() => broker.cleanup());
+  await cutBoth(broker);
+  const requestLines = () => broker.log().split("\n").filter((line) => line.includes("POST /broadcast"));
+  await waitFor(() => requestLines().length === 2, 10_000, "two request lines");
+  for (const line of requestLines()) assert.match(line, /debug: POST \/broadcast from=hermes to=openclaw → 400 \(\d+\.\d ms\)$/);
+  assertNoErrorNorStack(broker.log());
+});

@@ -5,23 +5,16 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { type Browser, chromium } from "playwright-core";
+import { launchBrowser } from "../helpers/browser.ts";
 import { startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { distinctPixelBytes } from "../helpers/png.ts";
 
 const ARTIFACTS = join(import.meta.dirname!, "..", "artifacts");
 
-function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
-}
-
 test("the dashboard shows the agents, a curl publish within a second, sends with its form, and shows <script> as text", async () => {
   const broker = await startBroker();
-  const browser = await launch();
+  const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
     const scriptErrors: string[] = [];
@@ -79,7 +72,7 @@ test("the dashboard shows the agents, a curl publish within a second, sends with
 test("with tokens the dashboard shows nothing until given one, and an admin token opens it", async () => {
   const dir = tempDir();
   const broker = await startBroker({ dataDir: dir.path });
-  const browser = await launch();
+  const browser = await launchBrowser();
   try {
     const admin = (await runCli(["token", "create", "--admin", "--data-dir", dir.path])).stdout.trim();
     await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");

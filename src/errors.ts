@@ -21,6 +21,8 @@ export type ErrorCode =
   | "event_id_expired"
   | "unauthorized"
   | "forbidden"
+  | "unknown_host"
+  | "cross_origin"
   | "not_found"
   | "method_not_allowed"
   | "storage_failed"

@@ -1,11 +1,13 @@
 /** `interop serve`: the broker. */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { Authenticator } from "../auth/authenticator.ts";
 import { TokenFile } from "../auth/token_file.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts";
+import { checkOrigin } from "../http/origin_check.ts";
 import { logRequests } from "../http/request_log.ts";
 import { createRouter } from "../http/router.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
@@ -66,6 +68,10 @@ Options:
                         past it: 503 and Retry-After
   --max-header-bytes N  largest request header section (default 16KiB); past it: 431
   --max-url-bytes N     longest request path and query (default 8KiB); past it: 414
+  --allowed-hosts H1,H2 names the broker is reached by besides IP addresses, localhost and
+                        --host (a reverse proxy's public name, a LAN name): a request
+                        naming another Host gets 403, as does one from a web page of
+                        another origin (DNS rebinding, cross-site forms)
   --insecure            serve a non-loopback --host without tokens (anyone who can reach
                         the port can then read and send every message)
   --verbose             also log each request (method, path, agent, status, time) and when
@@ -102,6 +108,7 @@ const OPTIONS = {
   "max-connections": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxConnections) },
   "max-header-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxHeaderBytes) },
   "max-url-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxUrlBytes) },
+  "allowed-hosts": { type: "string" },
   insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
   "log-format": { type: "string", default: "text" },
@@ -140,6 +147,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxHeaderBytes: parseByteSize("serve", "--max-header-bytes", values["max-header-bytes"]),
     maxUrlBytes: parseByteSize("serve", "--max-url-bytes", values["max-url-bytes"]),
   };
+  const allowedHosts = values["allowed-hosts"] === undefined ? [] : parseAllowedHosts(values["allowed-hosts"]);
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat);
   if (heartbeatMs < 100) throw usageError("serve", "Invalid --heartbeat: use at least 100ms");
@@ -186,12 +194,14 @@ export async function run(args: string[], io: Io): Promise<number> {
     retryMs: 2000,
     onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
   });
+  // Inside the request log, so that refusals are logged; inside the limits, which are cheaper still.
+  const guarded = checkOrigin(router, { bindHost: values.host, allowedHosts });
   let server: HttpServer;
   try {
     server = await serveHttp({
       hostname: values.host,
       port,
-      handler: limitRequests(values.verbose ? logRequests(router, log.debug) : router, limits),
+      handler: limitRequests(values.verbose ? logRequests(guarded, log.debug) : guarded, limits),
       maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
     });
   } catch (error) {
@@ -216,6 +226,21 @@ export async function run(args: string[], io: Io): Promise<number> {
   rmSync(ownerFile, { force: true });
   log.info("stopped");
   return 0;
+}
+
+/** Reads `--allowed-hosts H1,H2`: host names (or addresses) without scheme or port, in lower case. */
+function parseAllowedHosts(value: string): string[] {
+  const names = value.split(",").map((name) => name.trim().toLowerCase());
+  for (const name of names) {
+    if (!/^[\w-]+(\.[\w-]+)*$/.test(name) && isIP(name) === 0) {
+      throw usageError(
+        "serve",
+        `Invalid --allowed-hosts entry ${JSON.stringify(name)}: give host names without scheme or port, comma-separated, ` +
+          `e.g. --allowed-hosts interop.example.com,broker.lan`,
+      );
+    }
+  }
+  return names;
 }
 
 /** Whether binding `host` keeps the broker on this machine. */

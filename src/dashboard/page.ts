@@ -142,18 +142,58 @@ function showFeed() {
   }));
 }
 
-function connectFeed() {
-  const source = new EventSource("/events" + (token ? "?token=" + encodeURIComponent(token) : ""));
-  source.addEventListener("message", (event) => {
-    const message = JSON.parse(event.data);
-    feedItems.unshift(message);
-    feedItems.length = Math.min(feedItems.length, 500);
-    addAgent(message.interop.from);
-    addAgent(message.interop.to);
-    showFeed();
-  });
-  // EventSource reconnects by itself after an error; the summary says when it is down.
-  source.onerror = () => ($("summary").textContent = "feed disconnected, reconnecting…");
+function showMessage(message) {
+  feedItems.unshift(message);
+  feedItems.length = Math.min(feedItems.length, 500);
+  addAgent(message.interop.from);
+  addAgent(message.interop.to);
+  showFeed();
+}
+
+// fetch, not EventSource: EventSource cannot send a header, and a token in a URL ends up in proxies' access logs.
+async function connectFeed() {
+  let retryMs = 2000;
+  for (;;) {
+    try {
+      const response = await fetch("/events", { headers: { accept: "text/event-stream", ...auth() } });
+      if (response.status === 401 || response.status === 403) return askForToken((await response.json()).error);
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      await readEvents(response.body, (type, data) => type === "message" && showMessage(JSON.parse(data)), (ms) => (retryMs = ms));
+    } catch {
+      // The connection dropped: reconnect, as EventSource would.
+    }
+    $("summary").textContent = "feed disconnected, reconnecting…";
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+  }
+}
+
+/** Reads a text/event-stream body until it ends: onEvent(type, data) per event, onRetry(ms) per retry field. */
+async function readEvents(body, onEvent, onRetry) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = "";
+  let type = "";
+  let data = [];
+  for (;;) {
+    const { value: chunk, done } = await reader.read();
+    if (done) return;
+    const lines = (rest + chunk).split("\\n");
+    rest = lines.pop();
+    for (const line of lines.map((text) => text.replace(/\\r$/, ""))) {
+      if (line === "") {
+        if (data.length > 0) onEvent(type || "message", data.join("\\n"));
+        type = "";
+        data = [];
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon === 0) continue; // a comment: the keepalive
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") type = value;
+      else if (field === "data") data.push(value);
+      else if (field === "retry" && /^\\d+$/.test(value)) onRetry(Number(value));
+    }
+  }
 }
 
 function showChart(stats) {

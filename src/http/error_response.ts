@@ -11,6 +11,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   invalid_event_id: 400,
   unauthorized: 401,
   forbidden: 403,
+  unknown_host: 403,
+  cross_origin: 403,
   not_found: 404,
   method_not_allowed: 405,
   unknown_event_id: 409,

@@ -68,7 +68,10 @@ export function dashboardResponse(path: "/ui" | "/ui/app.js"): BodyResponse {
       "content-type": path === "/ui" ? "text/html; charset=utf-8" : "text/javascript; charset=utf-8",
       "cache-control": "no-store",
       // Nothing from elsewhere and no inline script: markup injected through a message could not run anything.
-      "content-security-policy": "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:",
+      // No site may frame it either (a framed send form can be clicked through a decoy): frame-ancestors, and
+      // X-Frame-Options for browsers that predate it.
+      "content-security-policy": "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+      "x-frame-options": "DENY",
       "x-content-type-options": "nosniff",
     },
     body: path === "/ui" ? DASHBOARD_HTML : DASHBOARD_SCRIPT,

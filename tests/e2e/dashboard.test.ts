@@ -1,37 +1,19 @@
 /** The dashboard in a real browser: Debian's Chromium driven by playwright-core, against the broker under test. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { type Browser, chromium } from "playwright-core";
+import { launchBrowser } from "../helpers/browser.ts";
 import { startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 import { distinctPixelBytes } from "../helpers/png.ts";
 
 const ARTIFACTS = join(import.meta.dirname!, "..", "artifacts");
-/** Debian's Chromium; INTEROP_CHROMIUM points elsewhere (a missing file shows what a machine without it does). */
-const CHROMIUM = process.env.INTEROP_CHROMIUM ?? "/usr/bin/chromium";
-
-/** Launched before anything else starts, so a machine without the browser fails at once, naming the package. */
-function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `No browser at ${CHROMIUM}: the dashboard test drives Debian's chromium package; install it ` +
-        "(apt-get install -y --no-install-recommends chromium), or run npm test as root, which does",
-    );
-  }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
-}
-
 test("the dashboard shows the agents, a curl publish within a second, sends with its form, and shows <script> as text", async () => {
   // `await using`: each is stopped when the test ends, however it ends, even when the next one fails to start.
-  await using browser = await launch();
+  await using browser = await launchBrowser();
   await using broker = await startBroker();
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
   const scriptErrors: string[] = [];
@@ -83,7 +65,7 @@ test("the dashboard shows the agents, a curl publish within a second, sends with
 });
 
 test("with tokens the dashboard shows nothing until given one, and an admin token opens it", async () => {
-  await using browser = await launch();
+  await using browser = await launchBrowser();
   await using broker = await startBroker();
   const admin = (await runCli(["token", "create", "--admin", "--data-dir", broker.dataDir])).stdout.trim();
   await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");

@@ -1,0 +1,94 @@
+/**
+ * Issue 13, hole 7: the dashboard could be framed by any site (clickjacking its send form), and its admin token
+ * rode in `/events?token=`, where nginx's access log kept it. Framing is now forbidden, and the page sends the
+ * token only in an `Authorization` header.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Browser } from "playwright-core";
+import { type AttackerSite, launchBrowser, serveAttackerPage } from "../helpers/browser.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
+
+test("the dashboard's page and script forbid framing: CSP frame-ancestors 'none' and X-Frame-Options: DENY", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  for (const path of ["/ui", "/ui/app.js"]) {
+    const response = await fetch(`${broker.url}${path}`);
+    assert.equal(response.status, 200);
+    const policy = response.headers.get("content-security-policy") ?? "";
+    assert.match(policy, /(^|;\s*)frame-ancestors 'none'(;|$)/, `${path}: ${policy}`);
+    assert.match(policy, /(^|;\s*)default-src 'self'(;|$)/, `${path} keeps the rest of its policy: ${policy}`);
+    assert.equal(response.headers.get("x-frame-options"), "DENY", path);
+    await response.arrayBuffer();
+  }
+});
+
+test("a page elsewhere that frames the dashboard gets no dashboard in its frame (a real browser)", async (t) => {
+  let broker: RunningBroker | undefined;
+  let attacker: AttackerSite | undefined;
+  let browser: Browser | undefined;
+  t.after(async () => {
+    await browser?.close();
+    await attacker?.close();
+    await broker?.cleanup();
+  });
+  broker = await startBroker();
+  attacker = await serveAttackerPage(`<!doctype html><iframe src="${broker.url}/ui"></iframe>`);
+  browser = await launchBrowser();
+  const page = await browser.newPage();
+  const framed = page.waitForEvent("response", (response) => response.url() === `${broker!.url}/ui`);
+  await page.goto(attacker.url);
+  assert.equal((await framed).status(), 200, "the broker answered the frame's request");
+  const frame = (await waitFor(() => page.frames().find((candidate) => candidate !== page.mainFrame()), 5000, "the frame"))!;
+  await frame.waitForLoadState("load");
+  // Blocked, the frame shows Chromium's error page instead: the dashboard never rendered in it, nor ran its script.
+  assert.notEqual(frame.url(), `${broker.url}/ui`, "the frame committed the dashboard");
+  assert.equal(await frame.locator("#login-form, #send").count(), 0);
+});
+
+test("with an admin token the dashboard puts no token in any URL it requests, and still shows live messages", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let browser: Browser | undefined;
+  t.after(async () => {
+    await browser?.close();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker({ dataDir: dir.path });
+  browser = await launchBrowser();
+  const admin = (await runCli(["token", "create", "--admin", "--data-dir", dir.path])).stdout.trim();
+  const hermes = (await runCli(["token", "create", "--agent", "hermes", "--data-dir", dir.path])).stdout.trim();
+  await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");
+
+  const page = await browser.newPage();
+  const requested: { url: string; authorization: string | undefined }[] = [];
+  page.on("request", (request) => requested.push({ url: request.url(), authorization: request.headers().authorization }));
+  const scriptErrors: string[] = [];
+  page.on("pageerror", (error) => scriptErrors.push(error.message));
+  await page.goto(`${broker.url}/ui`);
+  await page.fill("#token", admin);
+  await page.click("#login-form button");
+  await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
+  await waitFor(() => requested.some(({ url }) => new URL(url).pathname === "/events"), 5000, "the live feed to open");
+
+  // Published by an agent while the page watches: it appears in the live feed.
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "live while the admin watches" }, { authorization: `Bearer ${hermes}` })).status, 200);
+  await page.locator("#feed li", { hasText: "live while the admin watches" }).waitFor({ timeout: 2000 });
+  // And the page's own send form works as the admin (a same-origin POST with Origin).
+  await page.fill("#from", "hermes");
+  await page.selectOption("#to", "openclaw");
+  await page.fill("#text", "sent from the dashboard with a token");
+  await page.click("#send button");
+  await page.locator("#sent", { hasText: /^sent #\d+$/ }).waitFor({ timeout: 5000 });
+  await page.locator("#feed li", { hasText: "sent from the dashboard with a token" }).waitFor({ timeout: 2000 });
+
+  for (const { url } of requested) {
+    assert.ok(!/[?&]token=/.test(url), `a token in a URL the page requested: ${url.replace(admin, "itk_…")}`);
+    assert.ok(!url.includes(admin), "the admin token appears in a requested URL");
+  }
+  const feed = requested.filter(({ url }) => new URL(url).pathname === "/events");
+  assert.ok(feed.every(({ authorization }) => authorization === `Bearer ${admin}`), "the feed sends the token as a header");
+  assert.deepEqual(scriptErrors, []);
+});

@@ -28,6 +28,11 @@ async function waiting(broker: RunningBroker, agent: string): Promise<number> {
   return status.agents[agent]?.waiting ?? 0;
 }
 
+/** openclaw answers the question `id` (sent by hermes) with `text`. */
+async function reply(url: string, id: number, text: string): Promise<Response> {
+  return await fetch(`${url}/broadcast?from=openclaw&reply_to=${id}`, { method: "POST", body: JSON.stringify({ text }) });
+}
+
 async function inbox(url: string, agent: string): Promise<string[]> {
   const messages = await (await fetch(`${url}/poll?agent=${agent}`)).json();
   return messages.map((message: { text: string }) => message.text);
@@ -61,11 +66,7 @@ test("an /ask whose client hangs up leaves the reply in the asker's inbox", asyn
   socket.destroy();
   await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the ask to end");
 
-  const replied = await fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, {
-    method: "POST",
-    body: JSON.stringify({ text: "ready" }),
-  });
-  assert.equal(replied.status, 200);
+  assert.equal((await reply(broker.url, question.interop.id, "ready")).status, 200);
   assert.deepEqual(await inbox(broker.url, "hermes"), ["ready"]);
 });
 
@@ -121,10 +122,7 @@ for (const tool of ["wait", "ask"] as const) {
       assert.deepEqual(await inbox(broker.url, "hermes"), ["after the cancel"]);
     } else {
       const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
-      await fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, {
-        method: "POST",
-        body: JSON.stringify({ text: "ready after the cancel" }),
-      });
+      assert.equal((await reply(broker.url, question.interop.id, "ready after the cancel")).status, 200);
       assert.deepEqual(await inbox(broker.url, "hermes"), ["ready after the cancel"]);
     }
   });

@@ -1,0 +1,56 @@
+/**
+ * Request smuggling, kept from the red-team pass as regressions: each request hides a second one (a poll that would
+ * take openclaw's message) behind framing that a proxy and the broker could read differently. The broker must
+ * refuse the framing, or read it so that the hidden poll never runs: openclaw's message stays in its inbox.
+ */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { test } from "node:test";
+import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
+
+const HIDDEN = "GET /poll?agent=openclaw HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/** Each case: the head's framing fields, then the bytes after the blank line. */
+const CASES: Array<[string, string, string]> = [
+  ["Content-Length and Transfer-Encoding both", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", `0\r\n\r\n${HIDDEN}`],
+  ["two different Content-Lengths", "Content-Length: 2\r\nContent-Length: 60\r\n", `{}${HIDDEN}`],
+  ["Content-Length with a sign", "Content-Length: +2\r\n", `{}${HIDDEN}`],
+  ["Content-Length as a list", "Content-Length: 2, 2\r\n", `{}${HIDDEN}`],
+  ["space before the colon", "Content-Length : 2\r\n", `{}${HIDDEN}`],
+  ["an obscured Transfer-Encoding", "Transfer-Encoding: xchunked\r\nContent-Length: 2\r\n", `{}${HIDDEN}`],
+  ["Transfer-Encoding not ending in chunked", "Transfer-Encoding: chunked, identity\r\n", `2\r\n{}\r\n0\r\n\r\n${HIDDEN}`],
+  ["a folded header line", "Content-Length: 2\r\nX-Folded: a\r\n b\r\n", `{}${HIDDEN}`],
+  ["a bare LF in the head", "Content-Length: 2\n", `{}${HIDDEN}`],
+];
+
+/** Writes the bytes as they are and reads whatever comes back until the broker closes or 2 s pass. */
+function sendRaw(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    let answer = "";
+    const socket = connect(Number(port), hostname, () => socket.end(bytes));
+    const done = () => resolve(answer);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      done();
+    }, 2000);
+    socket.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk)).on("error", () => {}).on("close", () => {
+      clearTimeout(timer);
+      done();
+    });
+  });
+}
+
+test("request smuggling never runs the hidden request, whatever the framing", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(() => broker?.cleanup());
+  broker = await startBroker();
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "for openclaw only" })).status, 200);
+  const { port } = new URL(broker.url);
+  for (const [name, framing, rest] of CASES) {
+    const answer = await sendRaw(broker.url, `POST /broadcast?from=hermes&to=hermes HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${framing}\r\n${rest}`);
+    assert.doesNotMatch(answer, /for openclaw only/, `${name}: the hidden poll was answered`);
+    const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json();
+    assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["for openclaw only"], `${name}: the hidden poll took the message`);
+  }
+});

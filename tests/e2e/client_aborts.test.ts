@@ -4,7 +4,7 @@ import { connect } from "node:net";
 import { test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 
-const HEAD = "POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nhost: interop\r\ncontent-type: application/json\r\n";
+const HEAD = "POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n";
 
 /**
  * Sends a head and part of a body, waits until the broker is reading it, then cuts the connection. With

@@ -15,7 +15,9 @@ Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
 bare /status liveness answer stays public), and a token acts only as its agent: it
 sends as that agent and reads only that agent's inbox. Changes take effect within a
-second, without restarting the broker. An --admin token (for the operator: the
+second, without restarting the broker. Revoking the last token does not turn this off:
+every request then gets 401 until a new token is created (a data dir that has had tokens
+keeps requiring them; to go back to none, stop the broker and delete DIR/tokens.json). An --admin token (for the operator: the
 dashboard, /metrics) may act as any agent and watch all traffic.
 
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
@@ -63,6 +65,9 @@ export function run(args: string[], io: Io): Promise<number> {
     const removed = file.revoke({ id: values.id, agent: values.agent });
     if (removed.length === 0) throw usageError("token", "No token matched");
     io.stdout(removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
+    if (file.list().length === 0) {
+      io.stderr("no tokens left: the broker still requires one, so every request gets 401 until 'interop token create' makes one\n");
+    }
   } else {
     throw usageError("token", "Say what to do: create, list or revoke");
   }

@@ -49,7 +49,8 @@ test("revoking the last token leaves authentication on: every route answers 401 
 
   const revoked = await revokeTokens(dir.path, "hermes");
   assert.match(revoked.stderr, /no tokens left/, "the operator is told what the broker does now");
-  await waitFor(async () => (await attempt(broker!, "GET", "/poll?agent=hermes", bearer(hermes))).status === 401, 5000, "the revocation");
+  // Synchronised on /status, which takes nothing: until the broker reads the revocation, a poll would still work.
+  await waitFor(async () => (await attempt(broker!, "GET", "/status", bearer(hermes))).status === 401, 5000, "the revocation");
 
   for (const [method, path] of ROUTES) {
     for (const headers of [{}, bearer(hermes)]) {
@@ -86,7 +87,7 @@ test("a broker on a non-loopback host never serves without a token, even when to
 
   rmSync(join(dir.path, "tokens.json"));
   // The broker has read the deletion once hermes's token stops working.
-  await waitFor(async () => (await attempt(broker!, "GET", "/poll?agent=hermes", bearer(hermes))).status !== 200, 5000, "the deletion");
+  await waitFor(async () => (await attempt(broker!, "GET", "/status", bearer(hermes))).status !== 200, 5000, "the deletion");
   for (const [method, path] of ROUTES) {
     assert.equal((await attempt(broker, method, path)).status, 401, `${method} ${path} without a token`);
   }

@@ -34,7 +34,8 @@ async function brokerWithTokens(t: { after(fn: () => unknown): void }) {
   /** Revokes hermes's token and waits until the broker refuses it. */
   const revokeHermes = async () => {
     await revokeTokens(dir.path, "hermes");
-    await waitFor(async () => (await fetch(`${broker!.url}/poll?agent=hermes`, { headers: bearer(tokens.hermes) })).status === 401, 5000, "the revocation");
+    // On /status, which takes nothing: a poll before the broker read the revocation would take the inbox.
+    await waitFor(async () => (await fetch(`${broker!.url}/status`, { headers: bearer(tokens.hermes) })).status === 401, 5000, "the revocation");
   };
   return { broker, tokens, open, waiting, revokeHermes };
 }

@@ -15,10 +15,11 @@ Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
 bare /status liveness answer stays public), and a token acts only as its agent: it
 sends as that agent and reads only that agent's inbox. Changes take effect within a
-second, without restarting the broker. Revoking the last token does not turn this off:
-every request then gets 401 until a new token is created (a data dir that has had tokens
-keeps requiring them; to go back to none, stop the broker and delete DIR/tokens.json). An --admin token (for the operator: the
+second, without restarting the broker. An --admin token (for the operator: the
 dashboard, /metrics) may act as any agent and watch all traffic.
+
+Revoking the last token does not turn tokens off: every request then gets 401 until a
+new one is created. To go back to no tokens, stop the broker and delete DIR/tokens.json.
 
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600). Clients take it from $INTEROP_TOKEN or --token-file.

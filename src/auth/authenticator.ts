@@ -8,7 +8,7 @@ import { hashToken, type TokenFile, type TokenRecord } from "./token_file.ts";
 /** Tokens created or revoked while the broker runs take effect within this long. */
 const RELOAD_EVERY_MS = 1000;
 
-/** The caller of a request: an agent (by its token), or anyone when the broker has no tokens (loopback only). */
+/** The caller of a request: an agent (by its token), or anyone when the data dir never had tokens (loopback only). */
 export type Caller = { agent: AgentName; tokenHash: string; admin: boolean } | "anyone";
 
 interface RevocationWatch {
@@ -21,6 +21,7 @@ export class Authenticator {
   #tokens: TokenRecord[] = [];
   #loadedAt = -Infinity;
   #modifiedAt = -1;
+  #enabled = false;
   #watches = new Set<RevocationWatch>();
   #watchTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -28,9 +29,14 @@ export class Authenticator {
     this.#file = file;
   }
 
+  /**
+   * Whether requests need a token: from the moment the data dir has had one (`tokens.json` exists; revoking the
+   * last token empties it but keeps it) until the broker stops, even if the file is then deleted. Revoking every
+   * token locks everyone out; it never opens every inbox, nor serves a public --host without tokens.
+   */
   get enabled(): boolean {
     this.#reload();
-    return this.#tokens.length > 0;
+    return this.#enabled;
   }
 
   /** Whether a live token acts as `agent` (its inbox may then be created). */
@@ -51,19 +57,26 @@ export class Authenticator {
     }
     const hash = Buffer.from(hashToken(token), "hex");
     const record = this.#tokens.find((candidate) => timingSafeEqual(Buffer.from(candidate.hash, "hex"), hash));
-    if (record === undefined) throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked");
+    if (record === undefined) {
+      throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked; create one with 'interop token create --agent NAME'");
+    }
     return { agent: record.agent, tokenHash: record.hash, admin: record.admin === true };
   }
 
   /**
-   * Calls `onRevoked` once the caller's token is revoked, checked every second: a stream opened with a token
+   * Calls `onRevoked` once the caller's token is revoked, checked every second and whenever the token file is
+   * re-read (so once a request sees the revocation, so has every watch): a stream or a wait opened with a token
    * must not outlive it. Returns the function that stops watching.
    */
   watchRevocation(caller: Caller, onRevoked: () => void): () => void {
     if (caller === "anyone") return () => {};
     const watch = { tokenHash: caller.tokenHash, onRevoked };
     this.#watches.add(watch);
-    this.#watchTimer ??= setInterval(() => this.#checkWatches(), RELOAD_EVERY_MS);
+    this.#watchTimer ??= setInterval(() => {
+      this.#reload();
+      // Also when the file did not change: a watch may have started after the revocation was read.
+      this.#endRevoked();
+    }, RELOAD_EVERY_MS);
     return () => {
       this.#watches.delete(watch);
       if (this.#watches.size > 0 || this.#watchTimer === undefined) return;
@@ -72,11 +85,13 @@ export class Authenticator {
     };
   }
 
-  #checkWatches(): void {
-    this.#reload();
+  #endRevoked(): void {
+    if (this.#watches.size === 0) return;
     const valid = new Set(this.#tokens.map((record) => record.hash));
     for (const watch of [...this.#watches]) {
-      if (!valid.has(watch.tokenHash)) watch.onRevoked();
+      if (valid.has(watch.tokenHash)) continue;
+      this.#watches.delete(watch);
+      watch.onRevoked();
     }
   }
 
@@ -88,6 +103,8 @@ export class Authenticator {
     if (modifiedAt === this.#modifiedAt) return;
     this.#modifiedAt = modifiedAt;
     this.#tokens = this.#file.list();
+    if (modifiedAt > 0) this.#enabled = true;
+    this.#endRevoked();
   }
 }
 

@@ -68,11 +68,14 @@ export class TokenFile {
     return { record, token };
   }
 
-  /** Removes tokens by id, or every token of an agent; returns what was removed. */
+  /**
+   * Removes tokens by id, or every token of an agent; returns what was removed. The file stays, even emptied: it
+   * is what keeps authentication on. Nothing matched writes nothing, so it never creates the file.
+   */
   revoke(match: { id?: string; agent?: string }): TokenRecord[] {
     const tokens = this.list();
     const removed = tokens.filter((record) => record.id === match.id || record.agent === match.agent);
-    this.#save(tokens.filter((record) => !removed.includes(record)));
+    if (removed.length > 0) this.#save(tokens.filter((record) => !removed.includes(record)));
     return removed;
   }
 

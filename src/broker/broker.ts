@@ -150,10 +150,10 @@ export class Broker {
     replyTo: number | undefined,
     idempotencyKey?: string,
   ): Promise<Published> {
-    const reply = replyTo === undefined ? undefined : await replyContext(this.#store, replyTo, this.#options.maxHops);
+    const reply = replyTo === undefined ? undefined : await replyContext(this.#store, from, replyTo, this.#options.maxHops);
     const thread = reply?.thread;
-    // A reply without a recipient goes back to whoever sent the message it answers.
-    const recipient = to ?? reply?.originalSender;
+    // A reply without a recipient goes back to whoever sent the message it answers (a follow-up: to its recipient).
+    const recipient = to ?? reply?.otherParty;
     const recipients = recipient !== undefined ? [recipient] : [...this.#inboxes.keys()].filter((agent) => agent !== from);
     if (recipients.length === 0) {
       throw new InteropError(
@@ -332,18 +332,32 @@ export class Broker {
     return messages;
   }
 
-  /** Parks a message that `agent`'s push receiver refused for good, so it shows in status instead of vanishing. */
+  /**
+   * Parks a message that `agent`'s push receiver refused for good, so it shows in status instead of vanishing.
+   * Only a message addressed to `agent`: any other id is refused exactly as an unknown one, so a dead letter can
+   * neither copy another inbox's message nor tell whether an id exists.
+   */
   async parkDeadLetter(agent: AgentName, messageId: number, reason: string): Promise<void> {
+    if ((await this.#store.find(messageId))?.to !== agent) {
+      throw new InteropError(
+        "unknown_message",
+        `Cannot park message ${messageId} for ${agent}: no message with this id was addressed to ${agent} (or retention removed it)`,
+      );
+    }
     const inbox = await this.#inboxFor(agent, true);
     if (!(await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() }))) return;
     inbox.deadLetters++;
     this.#observers.deadLettered(agent);
   }
 
-  /** The agent's dead letters, each with its message when retention still has it. */
+  /**
+   * The agent's dead letters, each with its message when retention still has it. A letter naming a message for
+   * another agent (parked through a hole that let any id in) is left out.
+   */
   async deadLetters(agent: AgentName): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
     const letters = await this.#store.deadLetters(agent);
-    return await Promise.all(letters.map(async (letter) => ({ ...letter, message: await this.#store.find(letter.messageId) })));
+    const found = await Promise.all(letters.map(async (letter) => ({ ...letter, message: await this.#store.find(letter.messageId) })));
+    return found.filter((letter) => letter.message === undefined || letter.message.to === agent);
   }
 
   /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */

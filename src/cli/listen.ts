@@ -209,7 +209,15 @@ async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, con
   if (refusal === undefined) return;
   const reason = refusal.message;
   context.log.warn(`message ${message.id} refused for good (${reason}); parking it as a dead letter`);
-  await retry(() => context.client.parkDeadLetter(context.agent, message.id, reason), context, `parking message ${message.id}`);
+  await retry(async () => {
+    try {
+      await context.client.parkDeadLetter(context.agent, message.id, reason);
+    } catch (error) {
+      // The broker parks only messages it still has: one that retention removed meanwhile cannot be parked.
+      if (!(error instanceof InteropError && error.code === "unknown_message")) throw error;
+      context.log.warn(`message ${message.id} was removed by the broker's retention meanwhile; it is not parked`);
+    }
+  }, context, `parking message ${message.id}`);
 }
 
 /** Runs `work` until it succeeds, with backoff between attempts; gives up only on shutdown. */

@@ -16,9 +16,11 @@ Prints the new message id (or the whole reply with --print-json).
 
 Options:
   --from AGENT        sender (default $INTEROP_AGENT)
-  --to AGENT          recipient (default: every other known agent; for a reply, its sender)
-  --reply-to ID       answer message ID: the reply carries reply_to, the conversation id
-                      and a hop count (the broker refuses replies past serve --max-hops)
+  --to AGENT          recipient (default: every other known agent; for a reply, the sender
+                      of ID, or its recipient when you sent ID yourself)
+  --reply-to ID       answer message ID (one sent to or by --from): the reply carries
+                      reply_to, the conversation id and a hop count (the broker refuses
+                      replies past serve --max-hops)
   --key KEY           an idempotency key: sending again with the same --from and --key
                       (a retry after a timeout, say) prints the first message's id instead
                       of storing it twice, while the broker keeps the message (see --retention)

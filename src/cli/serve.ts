@@ -81,7 +81,8 @@ Options:
 
 Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
 Tokens: once 'interop token create' made one for the data dir, every request needs
-Authorization: Bearer TOKEN (or ?token=), and each token acts only as its own agent.
+Authorization: Bearer TOKEN (or ?token=), even after the last one is revoked, and each
+token acts only as its own agent.
 Without tokens the broker must stay on loopback.
 
 Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in use,

@@ -18,6 +18,9 @@ sends as that agent and reads only that agent's inbox. Changes take effect withi
 second, without restarting the broker. An --admin token (for the operator: the
 dashboard, /metrics) may act as any agent and watch all traffic.
 
+Revoking the last token does not turn tokens off: every request then gets 401 until a
+new one is created. To go back to no tokens, stop the broker and delete DIR/tokens.json.
+
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600). Clients take it from $INTEROP_TOKEN or --token-file.
 
@@ -63,6 +66,9 @@ export function run(args: string[], io: Io): Promise<number> {
     const removed = file.revoke({ id: values.id, agent: values.agent });
     if (removed.length === 0) throw usageError("token", "No token matched");
     io.stdout(removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
+    if (file.list().length === 0) {
+      io.stderr("no tokens left: the broker still requires one, so every request gets 401 until 'interop token create' makes one\n");
+    }
   } else {
     throw usageError("token", "Say what to do: create, list or revoke");
   }

@@ -10,6 +10,7 @@ import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, decodeUtf8, type Envelope, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
+import { headerText } from "./header_text.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
 
@@ -95,7 +96,8 @@ interface PublishFields {
 function headerFields(request: IncomingRequest): Omit<PublishFields, "topic" | "message"> {
   const pick = (...names: string[]) => {
     for (const name of names) {
-      const value = request.header(name) ?? request.url.searchParams.get(name);
+      const header = request.header(name);
+      const value = header === null ? request.url.searchParams.get(name) : headerText(header);
       if (value !== null && value !== "") return value;
     }
     return undefined;

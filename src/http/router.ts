@@ -36,8 +36,8 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   const routes: Record<string, Partial<Record<string, Route>>> = {
     "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes) },
     "/poll": { GET: (request, caller) => poll(broker, request, caller) },
-    "/wait": { GET: (request, caller) => wait(broker, request, caller) },
-    "/ask": { POST: (request, caller) => ask(broker, request, caller, options.maxBodyBytes) },
+    "/wait": { GET: (request, caller) => wait(broker, options.auth, request, caller) },
+    "/ask": { POST: (request, caller) => ask(broker, options.auth, request, caller, options.maxBodyBytes) },
     "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, options.retryMs) },
     "/status": { GET: () => Promise.resolve(jsonTextResponse(200, broker.statusJson())) },
     "/dead-letters": {
@@ -124,23 +124,36 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
 }
 
-/** Long poll: the next message for the agent (taken, as by /poll), or 204 after `timeout` seconds. */
-async function wait(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+/**
+ * Long poll: the next message for the agent (taken, as by /poll), or 204 after `timeout` seconds; 401 at once,
+ * taking nothing, when the caller's token is revoked meanwhile.
+ */
+async function wait(broker: Broker, auth: Authenticator, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
-  const message = await broker.wait(agent, timeoutMs, request.clientGone());
+  const { result: message, revoked } = await untilRevoked(auth, caller, request, (signal) => broker.wait(agent, timeoutMs, signal));
+  if (message === undefined && revoked) throw tokenRevoked("nothing was taken from the inbox");
   return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
 }
 
-/** Publishes a question and answers with the reply to it, or 504 when none came within `timeout` seconds. */
-async function ask(broker: Broker, request: IncomingRequest, caller: Caller, maxBodyBytes: number): Promise<OutgoingResponse> {
+/**
+ * Publishes a question and answers with the reply to it, or 504 when none came within `timeout` seconds; 401 at
+ * once when the caller's token is revoked meanwhile (the reply then lands in the asker's inbox).
+ */
+async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest, caller: Caller, maxBodyBytes: number): Promise<OutgoingResponse> {
   const from = parseAgentName(request.url.searchParams.get("from"), "from");
   authorize(caller, from, "ask as");
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
-  const { question, reply } = await broker.ask(from, to, payload, timeoutMs, request.clientGone());
+  const { result: { question, reply }, revoked } = await untilRevoked(
+    auth,
+    caller,
+    request,
+    (signal) => broker.ask(from, to, payload, timeoutMs, signal),
+  );
+  if (reply === undefined && revoked) throw tokenRevoked(`a reply to message ${question.id} will be in ${from}'s inbox`);
   if (reply === undefined) {
     throw new InteropError(
       "reply_timeout",
@@ -196,6 +209,30 @@ function endOnRevocation(auth: Authenticator, caller: Caller, answer: Promise<Ou
     let unwatch = () => {};
     return watchStream(response, (sink) => (unwatch = auth.watchRevocation(caller, () => sink.destroy())), () => unwatch());
   });
+}
+
+/**
+ * Runs a wait with a signal that aborts when its client leaves or, as streams end (endOnRevocation), once the
+ * caller's token is revoked: either way the waiter takes nothing more. Says whether revocation cut it.
+ */
+async function untilRevoked<T>(
+  auth: Authenticator,
+  caller: Caller,
+  request: IncomingRequest,
+  wait: (signal: AbortSignal) => Promise<T>,
+): Promise<{ result: T; revoked: boolean }> {
+  if (caller === "anyone") return { result: await wait(request.clientGone()), revoked: false };
+  const revocation = new AbortController();
+  const unwatch = auth.watchRevocation(caller, () => revocation.abort());
+  try {
+    return { result: await wait(AbortSignal.any([request.clientGone(), revocation.signal])), revoked: revocation.signal.aborted };
+  } finally {
+    unwatch();
+  }
+}
+
+function tokenRevoked(consequence: string): InteropError {
+  return new InteropError("unauthorized", `Token revoked while waiting: ${consequence}; create a new one with 'interop token create'`);
 }
 
 function hasCredentials(request: IncomingRequest): boolean {

@@ -47,7 +47,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     title: "Send a message",
     description: `Send a message from ${agent} to another agent's inbox. It is stored before this returns and delivered ` +
       "exactly once, even if the other agent is offline right now. To answer a message you received, pass its id as " +
-      "reply_to (the reply then goes back to its sender unless you name `to`). Returns the new message id.",
+      "reply_to (the reply then goes back to its sender unless you name `to`; to follow up a message you sent, its " +
+      "recipient). Returns the new message id.",
     inputSchema: {
       to: z.string().optional().describe("The receiving agent's name. Omit only with reply_to, or to broadcast to every other agent."),
       ...message,

@@ -6,15 +6,7 @@ import { test } from "node:test";
 import { startBroker, waitFor } from "../helpers/broker.ts";
 import { type CliResult, runCli, spawnCli, collect, tempDir } from "../helpers/cli.ts";
 import { openSse } from "../helpers/sse.ts";
-
-async function createToken(dataDir: string, agent: string): Promise<string> {
-  const result = await runCli(["token", "create", "--agent", agent, "--data-dir", dataDir]);
-  assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^itk_[A-Za-z0-9_-]{43}\n$/);
-  return result.stdout.trim();
-}
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+import { bearer, createToken } from "../helpers/tokens.ts";
 
 test("with tokens, each request needs one and a token acts only as its own agent", async () => {
   const dir = tempDir();

@@ -324,3 +324,32 @@ test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, 
   const afterLimit = receiver.arrivals[4] - receiver.arrivals[3];
   assert.ok(afterLimit >= 1900, `the retry after a 429 with Retry-After: 2 came after ${afterLimit} ms`);
 });
+
+test("a push refused after retention removed its message is not parked, and listen goes on", async () => {
+  // A pending TTL for another agent makes retention run every 250 ms; delivered messages stay 1 ms.
+  const broker = await startBroker({ args: ["--retention", "1ms", "--pending-ttl", "0,nobody=500ms"] });
+  const dir = tempDir();
+  let removed = false;
+  const receiver = new Receiver((delivery) => (JSON.parse(delivery.body).n === 1 ? (removed ? 422 : 503) : 200));
+  await receiver.start();
+  const listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "s")]);
+  let stderr = "";
+  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  try {
+    await waitFor(() => stderr.includes("connected to"), 15_000, "listen's stream");
+    await publish(broker.url, "hermes", "openclaw", { n: 1 });
+    await waitFor(() => receiver.attempts > 0, 15_000, "the first push");
+    // Message 1 was written to listen's stream (so delivered); once retention removed it, a replay from 0 is refused.
+    await waitFor(async () => (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=0`)).status === 410, 15_000, "retention");
+    removed = true;
+    await publish(broker.url, "hermes", "openclaw", { n: 2 });
+    await waitFor(() => receiver.accepted.size === 1, 15_000, "message 2");
+    assert.match(stderr, /message 1 was removed by the broker's retention meanwhile; it is not parked/);
+    assert.equal((await (await fetch(`${broker.url}/status`)).json()).agents.openclaw.dead_letters, 0);
+  } finally {
+    stop(listen);
+    await receiver.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  }
+});

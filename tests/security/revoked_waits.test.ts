@@ -1,0 +1,89 @@
+/**
+ * Issue 13, hole 4: a /wait (or /ask) opened with a token that is then revoked was still handed a message
+ * published after the revocation. It ends as the token's streams do, and takes nothing.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { tempDir } from "../helpers/cli.ts";
+import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
+
+async function brokerWithTokens(t: { after(fn: () => unknown): void }) {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  const pending: Array<AbortController> = [];
+  t.after(async () => {
+    for (const controller of pending) controller.abort();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const tokens = {
+    hermes: await createToken(dir.path, "hermes"),
+    openclaw: await createToken(dir.path, "openclaw"),
+    admin: await createToken(dir.path, "admin", { admin: true }),
+  };
+  broker = await startBroker({ dataDir: dir.path });
+  /** A request left open on the broker; it is cancelled when the test ends. */
+  const open = (path: string, init: RequestInit): Promise<Response> => {
+    const controller = new AbortController();
+    pending.push(controller);
+    return fetch(`${broker!.url}${path}`, { ...init, signal: controller.signal });
+  };
+  const waiting = async (agent: string): Promise<number> =>
+    (await (await fetch(`${broker!.url}/status`, { headers: bearer(tokens.admin) })).json()).agents[agent]?.waiting ?? 0;
+  /** Revokes hermes's token and waits until the broker refuses it. */
+  const revokeHermes = async () => {
+    await revokeTokens(dir.path, "hermes");
+    // On /status, which takes nothing: a poll before the broker read the revocation would take the inbox.
+    await waitFor(async () => (await fetch(`${broker!.url}/status`, { headers: bearer(tokens.hermes) })).status === 401, 5000, "the revocation");
+  };
+  return { broker, tokens, open, waiting, revokeHermes };
+}
+
+/** `answer`, or a failure if it has not come within `ms`: "at once" with room for a loaded machine. */
+function within<T>(answer: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms} ms`)), ms)));
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
+}
+
+test("a /wait whose token is revoked ends at once, and a message published after stays in the inbox", async (t) => {
+  const { broker, tokens, open, waiting, revokeHermes } = await brokerWithTokens(t);
+  const wait = open("/wait?agent=hermes&timeout=600", { headers: bearer(tokens.hermes) });
+  await waitFor(async () => await waiting("hermes") === 1, 10_000, "the wait to be registered");
+
+  await revokeHermes();
+  const ended = await within(wait, 3000, "the revoked token's wait");
+  assert.equal(ended.status, 401);
+  assert.equal((await ended.json()).code, "unauthorized");
+  assert.equal(await waiting("hermes"), 0);
+
+  assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "published after the revocation" }, bearer(tokens.openclaw))).status, 200);
+  const inbox = await (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(tokens.admin) })).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["published after the revocation"]);
+});
+
+test("an /ask whose token is revoked ends at once, and the reply stays in the asker's inbox", async (t) => {
+  const { broker, tokens, open, waiting, revokeHermes } = await brokerWithTokens(t);
+  const ask = open("/ask?from=hermes&to=openclaw&timeout=600", {
+    method: "POST",
+    headers: { ...bearer(tokens.hermes), "content-type": "application/json" },
+    body: JSON.stringify({ text: "ready?" }),
+  });
+  await waitFor(async () => await waiting("hermes") === 1, 10_000, "the ask to wait");
+  const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`, { headers: bearer(tokens.openclaw) })).json();
+
+  await revokeHermes();
+  const ended = await within(ask, 3000, "the revoked token's ask");
+  assert.equal(ended.status, 401);
+  assert.equal((await ended.json()).code, "unauthorized");
+
+  const replied = await fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, {
+    method: "POST",
+    headers: { ...bearer(tokens.openclaw), "content-type": "application/json" },
+    body: JSON.stringify({ text: "ready" }),
+  });
+  assert.equal(replied.status, 200);
+  const inbox = await (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(tokens.admin) })).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["ready"]);
+});

@@ -69,7 +69,8 @@ test("two listen --exec agents auto-replying to each other stop at the hop cap",
   for (const agent of agents) agent.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   try {
     await publish(broker.url, "ping", "pong", { text: "start" });
-    await waitFor(() => stderr.includes("the cap is 5"), 20_000, "the hop cap refusal");
+    // Each hop starts a CLI process (a few seconds on a loaded 2-core machine): the bound is generous, not a sleep.
+    await waitFor(() => stderr.includes("the cap is 5"), 60_000, "the hop cap refusal");
     const status = await (await fetch(`${broker.url}/status`)).json();
     assert.equal(status.last_id, 6, "the first message and five replies");
     assert.match(stderr, /Reply refused: message 6 is already 5 replies deep \(the cap is 5, serve --max-hops\)/);

@@ -60,7 +60,8 @@ test("/metrics parses as Prometheus text, and its counters move by exactly the m
 
 test("with tokens, /metrics, /stats and all-traffic /events need an admin token; an agent's feed shows only its own messages", async () => {
   const dir = tempDir();
-  const broker = await startBroker({ dataDir: dir.path });
+  // cron has no token: with tokens on, only configured agents and token holders have inboxes.
+  const broker = await startBroker({ dataDir: dir.path, args: ["--agents", "hermes,openclaw,cron"] });
   try {
     const create = async (...args: string[]) => (await runCli(["token", "create", ...args, "--data-dir", dir.path])).stdout.trim();
     const admin = await create("--admin");

@@ -25,7 +25,8 @@ function rawStream(port: number, path: string): Promise<{ socket: Socket; receiv
 const openDescriptors = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
 test("/status answers while 1,000 SSE streams are open, and closing them leaves no per-stream resources", async () => {
-  const broker = await startBroker();
+  // 1,000 agents besides hermes and openclaw: past the default --max-agents.
+  const broker = await startBroker({ args: ["--max-agents", "2000"] });
   const sockets: Socket[] = [];
   try {
     const baseline = openDescriptors(broker.pid);

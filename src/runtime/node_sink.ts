@@ -35,9 +35,10 @@ export function nodeSink(output: ServerResponse | Socket, framing: "framed" | "c
     },
     close() {
       if (closing.signal.aborted) return;
-      closing.abort();
+      // Ended before it is marked closed: whoever watches `closed` may end the connection too, after the last chunk.
       if (chunked) output.end("0\r\n\r\n");
       else output.end();
+      closing.abort();
     },
     destroy() {
       closing.abort();

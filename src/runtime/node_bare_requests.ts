@@ -161,10 +161,8 @@ async function answer(
     if (isStream(response)) {
       // Opened even for a client that already hung up: its sink starts closed, and the stream's end is counted.
       if (!socket.destroyed) socket.write(responseHead(response.status, response.headers, "transfer-encoding: chunked\r\n"));
-      const sink = nodeSink(socket, "chunked");
       // A stream the broker ends (replaced, revoked) ends its connection, which its client cannot then keep.
-      sink.closed.addEventListener("abort", () => connections.endAfter(socket), { once: true });
-      response.open(sink);
+      response.open(nodeSink(socket, "chunked", connections.endAfter));
       // Nothing more is read from a stream's client but its hang-up, which ends the stream (its sink sees "close").
       socket.on("data", ignore);
       if (ended) socket.end();

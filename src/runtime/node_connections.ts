@@ -78,9 +78,9 @@ export class NodeConnections {
   /**
    * Sends `last` and ends the connection. The socket is let go once that is written: the server's sockets are
    * half-open, and a client that kept its end open would otherwise hold one for good; one that does not read its
-   * answer is cut at --request-timeout.
+   * answer is cut at --request-timeout. (A bound function: streams are handed it, not a closure each.)
    */
-  endAfter(socket: Socket, last = ""): void {
+  readonly endAfter = (socket: Socket, last = ""): void => {
     if (socket.destroyed) return;
     this.waiting.delete(socket);
     this.#reading.delete(socket);
@@ -88,7 +88,7 @@ export class NodeConnections {
     // Not ended twice: a write after the end (even of "") would destroy the socket before its last bytes left.
     if (socket.writable) socket.end(last);
     socket.destroySoon();
-  }
+  };
 
   /** Cuts what waits for or sends a request, except `keep` (requests whose bodies are on their way get a grace). */
   closeIdle(keep: Set<Socket>): void {

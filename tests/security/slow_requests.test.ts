@@ -115,3 +115,20 @@ for (const [what, request] of Object.entries(ANSWERED_THEN_CLOSED)) {
     await waitFor(() => brokerSockets(broker)! <= before + 2, 5000, `the broker to let the sockets go (it held ${before} before)`);
   });
 }
+
+const REPLACED_SKIP = "Deno" in globalThis
+  ? "Deno.serve keeps a connection whose answer ended for a next request, with no idle timeout (denoland/deno#3515)"
+  : existsSync("/proc/self/fd") ? false : "counts the broker's sockets in /proc";
+
+test("clients of streams the broker replaced, keeping their end open, keep no socket", { skip: REPLACED_SKIP }, async (t) => {
+  const { broker, attackers } = await setUp(t, []);
+  const before = brokerSockets(broker)!;
+  // Each stream for hermes replaces the one before: the broker ends it, its client never closes its side.
+  for (let i = 0; i < 20; i++) {
+    const stream = await rawClient(broker.url, "GET /subscribe?agent=hermes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", (client) => attackers.push(client));
+    await waitFor(() => stream.received().includes("\r\n\r\n"), 5000, "the stream to open");
+  }
+  await waitFor(() => attackers.slice(0, -1).every((attacker) => attacker.closed()), 5000, "the replaced streams to end");
+  assert.ok(attackers.slice(0, -1).every((attacker) => attacker.received().includes("event: replaced")));
+  await waitFor(() => brokerSockets(broker)! <= before + 3, 5000, `the broker to let the replaced streams' sockets go (it held ${before} before)`);
+});

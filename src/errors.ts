@@ -28,6 +28,7 @@ export type ErrorCode =
   | "storage_failed"
   | "storage_full"
   | "too_many_connections"
+  | "request_timeout"
   | "headers_too_large"
   | "url_too_long"
   | "stream_open"

@@ -12,6 +12,8 @@ import { parseRequestHead, targetUrl } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
 const skip = "Deno" in globalThis ? "the Node seam; Deno serves through Deno.serve" : false;
+/** `serve`'s defaults: the deadlines and the connection cap are tested end to end in tests/security. */
+const DEADLINES = { requestTimeoutMs: 30_000, maxIncomingConnections: 4096 };
 
 class Client {
   readonly socket: Socket;
@@ -59,7 +61,7 @@ function testHandler(streams: StreamSink[]): Handler {
 
 async function withServer(run: (server: HttpServer, streams: StreamSink[]) => Promise<void>): Promise<void> {
   const streams: StreamSink[] = [];
-  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler(streams), maxRequestHeadBytes: 1024 });
+  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler(streams), maxRequestHeadBytes: 1024, ...DEADLINES });
   try {
     await run(server, streams);
   } finally {
@@ -144,7 +146,7 @@ test("a POST body arriving in pieces, one past the handler's cap, and one too bi
 });
 
 test("close() cuts a kept-alive connection that waits for its next request at once", { skip }, async () => {
-  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler([]), maxRequestHeadBytes: 1024 });
+  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler([]), maxRequestHeadBytes: 1024, ...DEADLINES });
   const client = new Client(server.port);
   client.socket.write(get("/text"));
   await client.waitFor("GET /text x=1");
@@ -227,7 +229,7 @@ test("a head past the cap gets 431, and a bad header value from the handler cuts
 
 test("close() cuts connections that sent nothing and streams that did not end", { skip }, async () => {
   const streams: StreamSink[] = [];
-  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler(streams), maxRequestHeadBytes: 1024 });
+  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler(streams), maxRequestHeadBytes: 1024, ...DEADLINES });
   const idle = new Client(server.port);
   const partial = new Client(server.port);
   partial.socket.write("GET /str");
@@ -339,6 +341,7 @@ test("for any request, the bare path's reading agrees with node:http's own", { s
     hostname: "127.0.0.1",
     port: 0,
     maxRequestHeadBytes: 16 * 1024,
+    ...DEADLINES,
     handler: async (request) => {
       // A client that gave up mid-body (a declared length never sent) has nobody left to answer.
       const body = await request.body(1 << 20).catch(() => undefined);

@@ -65,7 +65,12 @@ Options:
   --second-stream MODE  a second stream for an agent that has one: replace (default; the old
                         one gets event: replaced) or refuse (409)
   --max-connections N   requests in progress at once, open streams included (default 4096);
-                        past it: 503 and Retry-After
+                        past it: 503 and Retry-After, except GET /status and /metrics, which
+                        have 8 places of their own. Connections waiting for a request or still
+                        sending one are capped at N too: past it the oldest is closed
+  --request-timeout DUR a request's head and body must arrive within DUR of its first byte,
+                        or it gets 408 and its connection is closed (default 30s); answers,
+                        streams and waits are not limited by it
   --max-header-bytes N  largest request header section (default 16KiB); past it: 431
   --max-url-bytes N     longest request path and query (default 8KiB); past it: 414
   --allowed-hosts H1,H2 names the broker is reached by besides IP addresses, localhost and
@@ -110,6 +115,7 @@ const OPTIONS = {
   "max-header-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxHeaderBytes) },
   "max-url-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxUrlBytes) },
   "allowed-hosts": { type: "string" },
+  "request-timeout": { type: "string", default: "30s" },
   insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
   "log-format": { type: "string", default: "text" },
@@ -149,6 +155,8 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxUrlBytes: parseByteSize("serve", "--max-url-bytes", values["max-url-bytes"]),
   };
   const allowedHosts = values["allowed-hosts"] === undefined ? [] : parseAllowedHosts(values["allowed-hosts"]);
+  const requestTimeoutMs = parseDuration("serve", "--request-timeout", values["request-timeout"]);
+  if (requestTimeoutMs < 100) throw usageError("serve", "Invalid --request-timeout: use at least 100ms");
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat);
   if (heartbeatMs < 100) throw usageError("serve", "Invalid --heartbeat: use at least 100ms");
@@ -204,6 +212,8 @@ export async function run(args: string[], io: Io): Promise<number> {
       port,
       handler: limitRequests(values.verbose ? logRequests(guarded, log.debug) : guarded, limits),
       maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
+      requestTimeoutMs,
+      maxIncomingConnections: limits.maxConnections,
     });
   } catch (error) {
     await broker.close();

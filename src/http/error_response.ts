@@ -29,6 +29,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   storage_failed: 503,
   storage_full: 507,
   too_many_connections: 503,
+  request_timeout: 408,
   headers_too_large: 431,
   url_too_long: 414,
   stream_open: 409,

@@ -1,6 +1,6 @@
 /** Caps on what one request may hold of the broker: its header and URL size, and a place among the open requests. */
 import { InteropError } from "../errors.ts";
-import { type Handler, isStream } from "../runtime/types.ts";
+import { type Handler, type IncomingRequest, isStream } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
 import { watchStream } from "./responses.ts";
 
@@ -15,7 +15,16 @@ export interface RequestLimits {
 
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = { maxConnections: 4096, maxHeaderBytes: 16 * 1024, maxUrlBytes: 8 * 1024 };
 
-/** Wraps a handler so that requests past a limit get 414, 431 or 503 with a JSON error instead of reaching it. */
+/**
+ * Places past `maxConnections` that only `GET /status` and `GET /metrics` may take, so the operator can always see
+ * what holds the others. Both answer at once, never wait, so a handful is plenty.
+ */
+const OPERATOR_PLACES = 8;
+
+/**
+ * Wraps a handler so that requests past a limit get 414, 431 or 503 with a JSON error instead of reaching it. A
+ * place is held from the request's head to its answer's end: a wait or stream whose client left frees it then.
+ */
 export function limitRequests(handler: Handler, limits: RequestLimits): Handler {
   let open = 0;
   return async (request) => {
@@ -32,7 +41,7 @@ export function limitRequests(handler: Handler, limits: RequestLimits): Handler 
         ),
       );
     }
-    if (open >= limits.maxConnections) {
+    if (open >= limits.maxConnections && !(open < limits.maxConnections + OPERATOR_PLACES && isOperatorLook(request))) {
       return errorResponse(
         new InteropError(
           "too_many_connections",
@@ -56,4 +65,8 @@ export function limitRequests(handler: Handler, limits: RequestLimits): Handler 
     // A stream holds its place until it ends, however it ends.
     return watchStream(response, () => {}, () => open--);
   };
+}
+
+function isOperatorLook(request: IncomingRequest): boolean {
+  return request.method === "GET" && (request.url.pathname === "/status" || request.url.pathname === "/metrics");
 }

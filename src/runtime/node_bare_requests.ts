@@ -9,13 +9,13 @@
 import { Buffer } from "node:buffer";
 import { type Server, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
+import type { NodeConnections } from "./node_connections.ts";
 import { nodeSink } from "./node_sink.ts";
 import { refuseDeclaredPastLimit } from "./read_body.ts";
 import { parseRequestHead, type RequestHead, targetUrl } from "./request_head.ts";
 import { type BodyResponse, type Handler, handlerFailure, hasNullBody, type IncomingRequest, isStream } from "./types.ts";
 
-/** `node:http`'s defaults: how long a new connection may take to send a request head, and a kept-alive one. */
-const HEAD_TIMEOUT_MS = 60_000;
+/** How long a kept-alive connection may wait for its next request (`node:http`'s default). */
 const KEEP_ALIVE_MS = 5_000;
 /** Larger bodies go to `node:http`, which streams them against the body cap instead of holding them whole first. */
 const MAX_BARE_BODY_BYTES = 64 * 1024;
@@ -31,26 +31,37 @@ export interface BareRequests {
   closeAll(): void;
 }
 
-export function answerOnBareSocket(server: Server, handler: Handler, maxHeadBytes: number): BareRequests {
+/**
+ * Takes the server's connections: each is read here until its first request that is not plain. A request that
+ * arrives in one piece (nearly all do) costs no deadline bookkeeping; one in pieces gets its deadline at the first.
+ */
+export function answerOnBareSocket(
+  server: Server,
+  handler: Handler,
+  maxHeadBytes: number,
+  connections: NodeConnections,
+  requestTimeoutMs: number,
+): BareRequests {
   // `node:http` adds one "connection" listener; it is kept to hand connections to.
   const [toHttp] = server.listeners("connection") as ((socket: Socket) => void)[];
   server.removeAllListeners("connection");
-  const waiting = new Set<Socket>();
   const answering = new Set<Socket>();
 
   /** Reads the next request; a plain one is answered here, anything else hands the connection over. */
-  const readRequest = (socket: Socket, buffered: string, timeoutMs: number) => {
-    waiting.add(socket);
+  const readRequest = (socket: Socket, buffered: string, idleMs: number) => {
+    connections.waiting.add(socket);
     let received = "";
     let head: RequestHead | undefined;
     let bodyStart = 0;
     const hungUp = () => socket.destroy();
     const stopReading = () => {
-      waiting.delete(socket);
+      connections.waiting.delete(socket);
       socket.setTimeout(0).off("data", read).off("end", hungUp).off("timeout", hungUp);
     };
     const handOff = () => {
       stopReading();
+      // The deadline runs on in `node:http` (which has its own too) until it has the request's head.
+      connections.reading(socket);
       socket.off("error", ignore);
       socket.unshift(Buffer.from(received, "latin1"));
       toHttp.call(server, socket);
@@ -65,41 +76,43 @@ export function answerOnBareSocket(server: Server, handler: Handler, maxHeadByte
         // what came so far may still get its LF), which it refuses at once: waiting here for a blank line that may
         // never come would hang the client.
         if (headText.length > maxHeadBytes || STRAY_LINE_BREAK.test(headText)) return handOff();
-        if (end < 0) return;
+        if (end < 0) return connections.reading(socket);
         head = parseRequestHead(headText);
         if (head === undefined || head.bodyBytes > MAX_BARE_BODY_BYTES) return handOff();
         bodyStart = end + 4;
         // A request whose body is on its way is in progress, not idle: close() gives it the streams' grace.
-        waiting.delete(socket);
         answering.add(socket);
       }
       const bodyEnd = bodyStart + head.bodyBytes;
-      if (received.length < bodyEnd) return;
+      if (received.length < bodyEnd) return connections.reading(socket);
       // latin1 keeps one character per byte, so the body's bytes come back exactly.
       const body = head.bodyBytes === 0 ? NO_BODY : Buffer.from(received.slice(bodyStart, bodyEnd), "latin1");
       const pipelined = received.slice(bodyEnd);
       received = "";
       stopReading();
-      answer(socket, head, body, pipelined, handler, maxHeadBytes, (later) => {
+      connections.doneReading(socket);
+      answer(socket, head, body, pipelined, handler, maxHeadBytes, connections, (later) => {
         answering.delete(socket);
         readRequest(socket, later, KEEP_ALIVE_MS);
       });
     };
     socket.on("data", read).once("end", hungUp);
-    socket.setTimeout(timeoutMs, hungUp);
+    socket.setTimeout(idleMs, hungUp);
     if (buffered !== "") read(buffered);
   };
 
   server.on("connection", (socket: Socket) => {
-    socket.on("error", ignore).once("close", () => {
-      waiting.delete(socket);
-      answering.delete(socket);
-    });
-    readRequest(socket, "", HEAD_TIMEOUT_MS);
+    socket.on("error", ignore).once("close", () => answering.delete(socket));
+    connections.accept(socket);
+    // A new connection has the request deadline to start its request, as it has to finish it.
+    readRequest(socket, "", requestTimeoutMs);
   });
   return {
-    closeIdle: () => waiting.forEach((socket) => socket.destroy()),
-    closeAll: () => answering.forEach((socket) => socket.destroy()),
+    closeIdle: () => connections.closeIdle(answering),
+    closeAll: () => {
+      answering.forEach((socket) => socket.destroy());
+      connections.closeAll();
+    },
   };
 }
 
@@ -114,6 +127,7 @@ async function answer(
   pipelined: string,
   handler: Handler,
   maxHeadBytes: number,
+  connections: NodeConnections,
   next: (later: string) => void,
 ) {
   // What the client sends meanwhile (a pipelined request) waits for its turn, up to the head cap.
@@ -147,7 +161,8 @@ async function answer(
     if (isStream(response)) {
       // Opened even for a client that already hung up: its sink starts closed, and the stream's end is counted.
       if (!socket.destroyed) socket.write(responseHead(response.status, response.headers, "transfer-encoding: chunked\r\n"));
-      response.open(nodeSink(socket, "chunked"));
+      // A stream the broker ends (replaced, revoked) ends its connection, which its client cannot then keep.
+      response.open(nodeSink(socket, "chunked", connections.endAfter));
       // Nothing more is read from a stream's client but its hang-up, which ends the stream (its sink sees "close").
       socket.on("data", ignore);
       if (ended) socket.end();
@@ -156,7 +171,7 @@ async function answer(
       return;
     } else if (ended || head.closeAfter) {
       writeBody(socket, response, "connection: close\r\n");
-      socket.end();
+      connections.endAfter(socket);
     } else {
       writeBody(socket, response, "");
       next(later);

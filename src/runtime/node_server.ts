@@ -1,17 +1,29 @@
 /** The Node seam: plain requests answered on the bare socket, the rest by `node:http`; no web streams on the hot path. */
 import { Buffer } from "node:buffer";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { InteropError } from "../errors.ts";
-import { bodyReadFailure, LimitedBody } from "./read_body.ts";
+import { sweepPeriod } from "./deadline_sweep.ts";
+import { NodeConnections, rawErrorAnswer } from "./node_connections.ts";
+import { bodyReadFailure, LimitedBody, requestTimeout } from "./read_body.ts";
 import { nodeSink } from "./node_sink.ts";
 import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
 import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
 export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
-  // The parser's own cap sits above the broker's header and URL caps, so those answer first with a JSON error.
-  const server = http.createServer({ maxHeaderSize: options.maxRequestHeadBytes }, (req, res) => {
+  const timeoutMs = options.requestTimeoutMs;
+  const connections = new NodeConnections(options.maxIncomingConnections, timeoutMs);
+  const server = http.createServer({
+    // The parser's own cap sits above the broker's header and URL caps, so those answer first with a JSON error.
+    maxHeaderSize: options.maxRequestHeadBytes,
+    // Deadlines for receiving a request, head and body, never for its answer: streams and waits run on. (The
+    // socket's idle timeout, `timeout`, stays 0 for them.)
+    headersTimeout: timeoutMs,
+    requestTimeout: timeoutMs,
+    connectionsCheckingInterval: sweepPeriod(timeoutMs),
+  }, (req, res) => {
+    connections.httpRequest(req.socket, res);
     options.handler(fromNodeRequest(req, res)).catch(handlerFailure).then((response) => {
       if (!isStream(response)) {
         if (hasNullBody(response.status)) return void res.writeHead(response.status, response.headers).end();
@@ -29,21 +41,16 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
       res.destroy();
     });
   });
-  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
-    const [status, reason] = error.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large"] : [400, "Bad Request"];
-    const body = JSON.stringify({ error: `${reason}: ${error.message}`, code: status === 431 ? "headers_too_large" : "invalid_request" });
-    socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    connections.endAfter(socket, clientErrorAnswer(error, timeoutMs));
   });
-  const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes);
-  // Long-lived SSE responses must never be cut by a server timeout.
-  server.requestTimeout = 0;
+  const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes, connections, timeoutMs);
+  // Long-lived SSE responses must never be cut by the socket's idle timeout.
   server.timeout = 0;
   return new Promise((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) => {
+      connections.stop();
       reject(
         error.code === "EADDRINUSE"
           ? new InteropError("address_in_use", `Address in use: ${options.hostname}:${options.port}`, { cause: error })
@@ -57,7 +64,10 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
         port: address.port,
         close: () =>
           new Promise<void>((done) => {
-            server.close(() => done());
+            server.close(() => {
+              connections.stop();
+              done();
+            });
             server.closeIdleConnections();
             bareRequests.closeIdle();
             // Streams get a moment to end themselves (the broker closes them); then whatever is left is cut.
@@ -69,6 +79,17 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
       });
     });
   });
+}
+
+/** `node:http`'s refusals of what it could not read, as JSON like every other error. */
+function clientErrorAnswer(error: NodeJS.ErrnoException, timeoutMs: number): string {
+  if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    return rawErrorAnswer(408, "Request Timeout", "request_timeout", requestTimeout(timeoutMs).message);
+  }
+  if (error.code === "HPE_HEADER_OVERFLOW") {
+    return rawErrorAnswer(431, "Request Header Fields Too Large", "headers_too_large", `Request Header Fields Too Large: ${error.message}`);
+  }
+  return rawErrorAnswer(400, "Bad Request", "invalid_request", `Bad Request: ${error.message}`);
 }
 
 function fromNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): IncomingRequest {

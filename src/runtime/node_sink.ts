@@ -6,9 +6,13 @@ import type { StreamSink } from "./types.ts";
 
 /**
  * `node:http` frames what a response writes; on a bare socket the sink frames it itself (chunked, as
- * `node:http` would), and ends with the last chunk.
+ * `node:http` would), and ends with the last chunk, after which `endConnection` lets the socket go.
  */
-export function nodeSink(output: ServerResponse | Socket, framing: "framed" | "chunked"): StreamSink {
+export function nodeSink(
+  output: ServerResponse | Socket,
+  framing: "framed" | "chunked",
+  endConnection?: (socket: Socket) => void,
+): StreamSink {
   const chunked = framing === "chunked";
   const closing = new AbortController();
   output.once("close", () => closing.abort());
@@ -36,8 +40,9 @@ export function nodeSink(output: ServerResponse | Socket, framing: "framed" | "c
     close() {
       if (closing.signal.aborted) return;
       closing.abort();
-      if (chunked) output.end("0\r\n\r\n");
-      else output.end();
+      if (!chunked) return void output.end();
+      output.end("0\r\n\r\n");
+      endConnection?.(output as Socket);
     },
     destroy() {
       closing.abort();

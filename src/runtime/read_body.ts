@@ -1,4 +1,4 @@
-/** Reads a request body with a byte cap, for both runtimes' body streams. */
+/** Reads a request body with a byte cap, for both runtimes' body streams; and the errors of a body refused. */
 import { InteropError } from "../errors.ts";
 
 /** Collects a body's chunks; refuses it as soon as it passes `limit` bytes (or declares that it will). */
@@ -64,5 +64,14 @@ function tooLarge(limit: number): InteropError {
   return new InteropError(
     "payload_too_large",
     `Body too large: the limit is ${limit} bytes (serve --max-body-bytes changes it)`,
+  );
+}
+
+/** Why a request got 408, in the same words from the bare socket, `node:http` and the Deno seam. */
+export function requestTimeout(timeoutMs: number): InteropError {
+  return new InteropError(
+    "request_timeout",
+    `Request timeout: a request's head and body must arrive within ${timeoutMs / 1000} s of its first byte ` +
+      "(serve --request-timeout changes it)",
   );
 }

@@ -54,6 +54,13 @@ export interface ServeOptions {
   handler: Handler;
   /** The most a request line and headers may take before the runtime's parser refuses them (where it can be set). */
   maxRequestHeadBytes: number;
+  /**
+   * How long a request's head and body may take to arrive, from its first byte; answering it may take any time.
+   * Deno: the body only (`Deno.serve` shows nothing of a request before its head is complete).
+   */
+  requestTimeoutMs: number;
+  /** Node: connections waiting for a request, sending one, or ending, held at once (the oldest go first). */
+  maxIncomingConnections: number;
 }
 
 /** A bound, listening server. */

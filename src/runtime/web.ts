@@ -2,8 +2,8 @@
 import { bodyReadFailure, readLimited, refuseDeclaredPastLimit } from "./read_body.ts";
 import { hasNullBody, type IncomingRequest, isStream, type OutgoingResponse, type StreamSink } from "./types.ts";
 
-/** Wraps a web `Request` as the core's `IncomingRequest`. */
-export function fromWebRequest(request: Request): IncomingRequest {
+/** Wraps a web `Request` as the core's `IncomingRequest`; `inTime` may hold its body's arrival to a deadline. */
+export function fromWebRequest(request: Request, inTime: <T>(reading: Promise<T>) => Promise<T> = (reading) => reading): IncomingRequest {
   return {
     method: request.method,
     url: new URL(request.url),
@@ -16,11 +16,11 @@ export function fromWebRequest(request: Request): IncomingRequest {
     async body(limit) {
       const declared = request.headers.get("content-length");
       try {
-        if (declared === null) return await readLimited(request.body ?? emptyChunks(), null, limit);
+        if (declared === null) return await inTime(readLimited(request.body ?? emptyChunks(), null, limit));
         // HTTP framing holds the body to its declared length, so it is read whole: on Deno, iterating the body
         // stream cost ~12 % of a publish (releasing the reader builds an exception each time).
         refuseDeclaredPastLimit(declared, limit);
-        return new Uint8Array(await request.arrayBuffer());
+        return new Uint8Array(await inTime(request.arrayBuffer()));
       } catch (error) {
         // Deno 2.9 says BadResource when the client hung up mid-body.
         throw bodyReadFailure(error);

@@ -60,11 +60,12 @@ test("--max-connections: past it a request gets 503 with Retry-After, and a free
   const streams: SseConnection[] = [];
   try {
     for (const agent of ["a1", "a2", "a3"]) streams.push(await openSse(`${broker.url}/subscribe?agent=${agent}`));
-    const refused = await fetch(`${broker.url}/status`);
+    const refused = await fetch(`${broker.url}/poll?agent=hermes`);
     assert.equal(refused.headers.get("retry-after"), "1");
     await assertError(refused, 503, "too_many_connections", /3 requests and streams are open, the limit is 3 \(--max-connections\)/);
+    assert.equal((await fetch(`${broker.url}/status`)).status, 200, "the operator's /status has places of its own");
     streams.pop()!.close();
-    await waitFor(async () => (await fetch(`${broker.url}/status`)).status === 200, 5000, "the place to be freed");
+    await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 200, 5000, "the place to be freed");
   } finally {
     for (const stream of streams) stream.close();
     await broker.cleanup();

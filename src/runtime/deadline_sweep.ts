@@ -1,0 +1,51 @@
+/**
+ * Deadlines for many things on one timer. Setting or clearing one is a `Map` operation, not a timer of its own:
+ * the runtimes' request paths set and clear them per request, and most are cleared long before they are due.
+ */
+export class DeadlineSweep<T> {
+  readonly #deadlines = new Map<T, number>();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  /** Looks every `periodMs` (so a deadline is met up to that late) and hands `expire` each item past its own. */
+  constructor(periodMs: number, expire: (item: T) => void) {
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      for (const [item, deadline] of this.#deadlines) {
+        if (deadline > now) continue;
+        this.#deadlines.delete(item);
+        expire(item);
+      }
+    }, periodMs);
+  }
+
+  /** Gives `item` a deadline `ms` from now, unless it has one. */
+  start(item: T, ms: number): void {
+    if (!this.#deadlines.has(item)) this.#deadlines.set(item, Date.now() + ms);
+  }
+
+  delete(item: T): void {
+    this.#deadlines.delete(item);
+  }
+
+  has(item: T): boolean {
+    return this.#deadlines.has(item);
+  }
+
+  get size(): number {
+    return this.#deadlines.size;
+  }
+
+  /** The items in the order their deadlines were started: the longest-running first. */
+  keys(): IterableIterator<T> {
+    return this.#deadlines.keys();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/** How often a sweep looks for a deadline of `timeoutMs`: a tenth of it, between 50 ms and a second. */
+export function sweepPeriod(timeoutMs: number): number {
+  return Math.min(1000, Math.max(50, Math.round(timeoutMs / 10)));
+}

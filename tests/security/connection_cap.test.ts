@@ -1,0 +1,89 @@
+/**
+ * Issue 13, hole 3: locking everyone out through --max-connections. Each test is the attack, scaled down in time,
+ * and asserts that the broker stays reachable: a place held by a client that left is freed at once, a request that
+ * never finishes arriving holds its place only until --request-timeout, and the operator's /status and /metrics
+ * answer even when every place is taken.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { type RawClient, rawClient } from "../helpers/raw_client.ts";
+
+const ON_DENO = "Deno" in globalThis;
+/** How a request is sent to reach each of the Node seam's two readers (a repeated header goes to `node:http`). */
+const PATHS = { "the bare socket": "", "node:http": "x-twice: 1\r\nx-twice: 2\r\n" };
+
+/** Starts a broker and an attacker's connection pool, both cleaned up by `t` whatever happens. */
+async function setUp(t: { after(fn: () => unknown): void }, args: string[]): Promise<{ broker: RunningBroker; attackers: RawClient[] }> {
+  const attackers: RawClient[] = [];
+  let broker: RunningBroker | undefined;
+  t.after(async () => {
+    for (const attacker of attackers) attacker.socket.destroy();
+    await broker?.cleanup();
+  });
+  broker = await startBroker({ args });
+  return { broker, attackers };
+}
+
+/** Whether an ordinary request (not one of the operator's) gets through. */
+async function ordinaryStatus(broker: RunningBroker): Promise<number> {
+  const response = await fetch(`${broker.url}/poll?agent=openclaw`);
+  await response.body?.cancel();
+  return response.status;
+}
+
+for (const [path, extraHeaders] of Object.entries(PATHS)) {
+  test(`twenty /wait?timeout=3600 whose clients hang up free their places at once (${path})`, async (t) => {
+    const { broker, attackers } = await setUp(t, ["--max-connections", "20"]);
+    for (let i = 0; i < 20; i++) {
+      await rawClient(
+        broker.url,
+        `GET /wait?agent=hermes&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\n${extraHeaders}\r\n`,
+        (client) => attackers.push(client),
+      );
+    }
+    await waitFor(async () => await ordinaryStatus(broker) === 503, 10_000, "the twenty waits to take every place");
+
+    for (const attacker of attackers) attacker.socket.destroy();
+    await waitFor(async () => await ordinaryStatus(broker) === 200, 2000, "a request right after the hang-ups to get through");
+  });
+}
+
+test("/status and /metrics answer while waits hold every place, and ordinary requests get 503", async (t) => {
+  const { broker, attackers } = await setUp(t, ["--max-connections", "20"]);
+  for (let i = 0; i < 20; i++) {
+    await rawClient(broker.url, `GET /wait?agent=hermes&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, (client) => attackers.push(client));
+  }
+  await waitFor(async () => await ordinaryStatus(broker) === 503, 10_000, "the twenty waits to take every place");
+
+  // Several at once: the operator's places are a handful, not one.
+  const answers = await Promise.all([...Array(4)].flatMap(() => [fetch(`${broker.url}/status`), fetch(`${broker.url}/metrics`)]));
+  for (const answer of answers) assert.equal(answer.status, 200, answer.url);
+  const status = await answers[0].json();
+  assert.equal(status.agents.hermes.waiting, 20, "the waits are still there");
+  assert.match(await answers[1].text(), /^interop_/m);
+  await Promise.all(answers.slice(2).map((answer) => answer.body?.cancel()));
+  assert.equal(await ordinaryStatus(broker), 503, "the cap still holds for everyone else");
+});
+
+test("POSTs with Content-Length: 100000 and no body hold their places only until --request-timeout", async (t) => {
+  const { broker, attackers } = await setUp(t, ["--max-connections", "20", "--request-timeout", "1s"]);
+  for (let i = 0; i < 20; i++) {
+    await rawClient(
+      broker.url,
+      "POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n",
+      (client) => attackers.push(client),
+    );
+  }
+  await waitFor(async () => await ordinaryStatus(broker) === 503, 10_000, "the twenty bodies to take every place");
+
+  await waitFor(async () => await ordinaryStatus(broker) === 200, 5000, "the places to be freed by the deadline");
+  for (const attacker of attackers) {
+    await waitFor(() => attacker.received().startsWith("HTTP/1.1 408 "), 5000, "a 408 for each body that never came");
+    assert.match(attacker.received(), /"code":"request_timeout"/);
+    // Deno.serve keeps reading a body its handler gave up on; there only the place is freed (README, --request-timeout).
+    if (!ON_DENO) await waitFor(() => attacker.closed(), 5000, "the broker to close the connection");
+  }
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  assert.deepEqual(inbox, [], "nothing of the half-sent bodies was stored");
+});

@@ -1,5 +1,5 @@
-/** The broker's data dir as the CLI sees it: made usable before anything opens it, and who serves it now. */
-import { accessSync, constants, readFileSync, rmSync, writeFileSync } from "node:fs";
+/** The broker's data dir as the CLI sees it: made before anything opens it, and who serves it now. */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { InteropError } from "../errors.ts";
@@ -16,19 +16,14 @@ export interface BrokerOwner {
 }
 
 /**
- * Creates the data dir if needed; one it cannot create or write is a usage error (exit 2) at once, before the
- * store or the token file try (and, under /proc, before Node's recursive mkdir spins).
+ * Creates the data dir before the store or the token file do: their recursive mkdir spins forever on a path
+ * under /proc (see makeDirectory). Fails as the store does (storage_failed, exit 1), at once.
  */
-export function prepareDataDir(dir: string): void {
+export function makeDataDir(dir: string): void {
   try {
     makeDirectory(dir);
-    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
   } catch (cause) {
-    throw new InteropError(
-      "usage",
-      `Unusable data dir ${dir}: ${(cause as Error).message}; pass a --data-dir this user can create and write`,
-      { cause },
-    );
+    throw new InteropError("storage_failed", `Cannot create data dir ${dir}: ${(cause as Error).message}`, { cause });
   }
 }
 

@@ -14,7 +14,7 @@ import type { HttpServer } from "../runtime/types.ts";
 import { type Durability, SqliteStore } from "../store/sqlite.ts";
 import { VERSION } from "../version.ts";
 import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
-import { prepareDataDir, readOwner, removeOwner, writeOwner } from "./data_dir.ts";
+import { makeDataDir, readOwner, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
 import { describePortHolder } from "./port_holder.ts";
@@ -77,8 +77,8 @@ Tokens: once 'interop token create' made one for the data dir, every request nee
 Authorization: Bearer TOKEN (or ?token=), and each token acts only as its own agent.
 Without tokens the broker must stay on loopback.
 
-Exit codes: 0 stopped cleanly, 2 bad usage, an insecure --host or a data dir it cannot
-create or write, 6 port or data dir in use, 1 other failure.
+Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in use,
+1 other failure (a data dir it cannot create or write among them).
 `;
 
 const OPTIONS = {
@@ -143,7 +143,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
-  prepareDataDir(dataDir);
+  makeDataDir(dataDir);
   const auth = new Authenticator(new TokenFile(dataDir));
   if (!isLoopback(values.host) && !auth.enabled) {
     if (!values.insecure) {

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { TokenFile } from "../auth/token_file.ts";
 import { defaultDataDir } from "../paths.ts";
 import { agentFlag, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
-import { liveOwner, prepareDataDir } from "./data_dir.ts";
+import { liveOwner, makeDataDir } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop token — the broker's access tokens
@@ -34,7 +34,7 @@ Options:
                       tokens (list), what was revoked (revoke)
   -h, --help          show this help
 
-Exit codes: 0 done, 2 bad usage, nothing matched, or a data dir it cannot create or write.
+Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write.
 `;
 
 const OPTIONS = {
@@ -57,7 +57,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const [action] = positionals;
   if (action === "create") {
     const agent = agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined));
-    prepareDataDir(dataDir);
+    makeDataDir(dataDir);
     const { record, token } = file.create(agent, values.admin);
     io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent} in ${file.path}; it is shown once, keep it safe:\n`);
     const created = { id: record.id, agent: record.agent, admin: record.admin === true, file: file.path, token };
@@ -69,7 +69,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     io.stdout(values.json ? JSON.stringify(tokens) + "\n" : tokens.map(line).join(""));
   } else if (action === "revoke") {
     if (values.id === undefined && values.agent === undefined) throw usageError("token", "Say which: --id ID or --agent AGENT");
-    prepareDataDir(dataDir);
+    makeDataDir(dataDir);
     const removed = file.revoke({ id: values.id, agent: values.agent }).map(({ id, agent }) => ({ id, agent }));
     if (removed.length === 0) throw usageError("token", `No token matched in ${file.path}`);
     io.stdout(values.json ? JSON.stringify(removed) + "\n" : removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));

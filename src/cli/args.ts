@@ -49,14 +49,14 @@ export function usageError(command: string, message: string): InteropError {
   return new InteropError("usage", `${message.replace(/\.$/, "")}; see 'interop ${command} --help'`);
 }
 
+type Env = Record<string, string | undefined>;
+
 /** An agent flag's value, else `$INTEROP_AGENT` when the flag defaults to it; a missing one says both ways to give it. */
 export function agentFlag(command: string, flag: string, value: string | undefined, env?: Env): AgentName {
   const name = value ?? (env?.INTEROP_AGENT || undefined);
   if (name === undefined) throw usageError(command, `Missing ${flag} AGENT${env === undefined ? "" : " (or set $INTEROP_AGENT)"}`);
   return parseAgentName(name, flag);
 }
-
-type Env = Record<string, string | undefined>;
 
 const DEFAULT_URL = "http://127.0.0.1:18900";
 

@@ -1,31 +1,28 @@
 /** The `interop` command: dispatches to a subcommand, reports its error, and is the only place that exits. */
 import process from "node:process";
-import * as ask from "./cli/ask.ts";
-import * as integrate from "./cli/integrate.ts";
-import * as listen from "./cli/listen.ts";
-import * as mcp from "./cli/mcp.ts";
-import * as poll from "./cli/poll.ts";
-import * as send from "./cli/send.ts";
-import * as serve from "./cli/serve.ts";
-import * as service from "./cli/service.ts";
-import * as status from "./cli/status.ts";
-import * as token from "./cli/token.ts";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import type { Io } from "./cli/io.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
 
-const SUBCOMMANDS: Record<string, { run(args: string[], io: Io): Promise<number> }> = {
-  serve,
-  listen,
-  send,
-  ask,
-  poll,
-  status,
-  mcp,
-  integrate,
-  token,
-  service,
+interface Subcommand {
+  HELP: string;
+  run(args: string[], io: Io): Promise<number>;
+}
+
+// Loaded on demand: `interop send`, which agents run per message, need not load the broker and the MCP SDK.
+const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+  serve: () => import("./cli/serve.ts"),
+  listen: () => import("./cli/listen.ts"),
+  send: () => import("./cli/send.ts"),
+  ask: () => import("./cli/ask.ts"),
+  poll: () => import("./cli/poll.ts"),
+  status: () => import("./cli/status.ts"),
+  mcp: () => import("./cli/mcp.ts"),
+  integrate: () => import("./cli/integrate.ts"),
+  token: () => import("./cli/token.ts"),
+  service: () => import("./cli/service.ts"),
+  version: () => import("./cli/version.ts"),
 };
 
 const HELP = `interop ${VERSION} — a real-time message bridge between AI agents
@@ -43,32 +40,43 @@ Commands:
   integrate print (or --write) what plugs Hermes or OpenClaw into interop here
   token     create, list and revoke access tokens
   service   install the broker as a systemd service (or --dry-run to see the unit)
+  version   print the version (as --version does)
+  help      show a command's options: interop help COMMAND (= interop COMMAND --help)
 
-Run 'interop <command> --help' for a command's options.
+Every command takes the same forms: -a/--agent, -f/--from, -t/--to, -u/--url (HOST:PORT
+or http://HOST:PORT), -j/--json (print JSON), -d/--data (a JSON message body), -h/--help.
+Durations take units (500ms, 90s, 2m, 24h; a bare number is seconds). Bad usage is one
+'error:' line on stderr and exit 2.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),
 INTEROP_TOKEN (access token), INTEROP_DATA_DIR (serve's data dir).
 `;
 
 async function main(args: string[], io: Io): Promise<number> {
   const [command, ...rest] = args;
-  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-    (command === undefined ? io.stderr : io.stdout)(HELP);
-    return command === undefined ? EXIT.usage : EXIT.ok;
-  }
-  if (command === "--version" || command === "-V") {
-    io.stdout(`interop ${VERSION}\n`);
-    return EXIT.ok;
+  if (command === undefined) {
+    io.stderr(HELP);
+    return EXIT.usage;
   }
   try {
-    const subcommand = SUBCOMMANDS[command];
-    if (subcommand === undefined) {
-      throw new InteropError("usage", `Unknown command: ${JSON.stringify(command)}; run 'interop --help' for the list`);
+    if (command === "--help" || command === "-h" || (command === "help" && rest.length === 0)) {
+      io.stdout(HELP);
+      return EXIT.ok;
     }
-    return await subcommand.run(rest, io);
+    if (command === "--version" || command === "-V") return await (await load("version")).run([], io);
+    if (command === "help") return await (await load(rest[0])).run(["--help"], io);
+    return await (await load(command)).run(rest, io);
   } catch (error) {
     io.stderr(`error: ${error instanceof Error ? error.message : String(error)}\n`);
     return exitCodeFor(error);
   }
+}
+
+function load(command: string): Promise<Subcommand> {
+  const subcommand = Object.hasOwn(SUBCOMMANDS, command) ? SUBCOMMANDS[command] : undefined;
+  if (subcommand === undefined) {
+    throw new InteropError("usage", `Unknown command: ${JSON.stringify(command)}; run 'interop --help' for the list`);
+  }
+  return subcommand();
 }
 
 function processIo(): Io {

@@ -1,6 +1,7 @@
 /** Where interop keeps its files by default: per user, following the XDG base directory spec. */
+import { mkdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 
 type Env = Record<string, string | undefined>;
@@ -23,4 +24,31 @@ export function defaultListenStateDir(env: Env): string {
 /** The single executable names itself; from source, the installed `interop` on PATH is meant. */
 export function interopCommand(): string {
   return basename(process.execPath) === "interop" ? process.execPath : "interop";
+}
+
+/**
+ * `mkdir -p` that gives up. Node 24's `mkdirSync(path, { recursive: true })` spins at 100 % CPU, deaf to signals,
+ * when mkdir answers ENOENT although the parent exists (any path under /proc): it makes the parent (EEXIST) and
+ * tries again, forever. Here a second ENOENT once the parent is there is the error it is.
+ */
+export function makeDirectory(path: string): void {
+  if (_mkdir(path) === undefined) return;
+  const parent = dirname(path);
+  if (parent === path) throw new Error(`Cannot create ${path}: its root does not exist`);
+  makeDirectory(parent);
+  const again = _mkdir(path);
+  if (again !== undefined) throw again;
+}
+
+/** Makes one directory; undefined when it is there now, the ENOENT when its parent is missing (or cannot hold it). */
+function _mkdir(path: string): Error | undefined {
+  try {
+    mkdirSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return error as Error;
+    if (code !== "EEXIST") throw error;
+    if (!statSync(path).isDirectory()) throw new Error(`Cannot create ${path}: a file of that name exists`);
+  }
+  return undefined;
 }

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseByteSize, parseCount, parseDuration } from "../src/cli/args.ts";
+import { brokerUrl, parseByteSize, parseCount, parseDuration } from "../src/cli/args.ts";
+import { legacyBodyFlag } from "../src/cli/message_input.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
+import { describeCause } from "../src/client/broker_client.ts";
 
 test("parseDuration() reads ms, s, m, h and d, and bare numbers as seconds", () => {
   assert.equal(parseDuration("serve", "--x", "500ms"), 500);
@@ -10,6 +12,40 @@ test("parseDuration() reads ms, s, m, h and d, and bare numbers as seconds", () 
   assert.equal(parseDuration("serve", "--x", "24h"), 86_400_000);
   assert.equal(parseDuration("serve", "--x", "2"), 2000);
   assert.throws(() => parseDuration("serve", "--retention", "soon"), /Invalid --retention: "soon".*interop serve --help/);
+});
+
+test("parseDuration() refuses values outside the flag's bounds, naming them in units", () => {
+  assert.equal(parseDuration("ask", "--timeout", "2m", { min: 1000, max: 3_600_000 }), 120_000);
+  assert.throws(() => parseDuration("ask", "--timeout", "2h", { min: 1000, max: 3_600_000 }), /Invalid --timeout: "2h"; use from 1s to 1h;/);
+  assert.throws(() => parseDuration("listen", "--idle-timeout", "0", { min: 1000 }), /use at least 1s;/);
+});
+
+test("legacyBodyFlag() turns --json JSON into --data JSON, and leaves --json before TEXT and after -- alone", () => {
+  assert.deepEqual(legacyBodyFlag(["--json", '{"a":1}', "-j"]), ["--data", '{"a":1}', "-j"]);
+  assert.deepEqual(legacyBodyFlag(["--json", "[1]"]), ["--data", "[1]"]);
+  assert.deepEqual(legacyBodyFlag(["--json=x"]), ["--data=x"]);
+  assert.deepEqual(legacyBodyFlag(["--json", "hello"]), ["--json", "hello"]);
+  assert.deepEqual(legacyBodyFlag(["--", "--json", "{}"]), ["--", "--json", "{}"]);
+});
+
+test("brokerUrl() reads HOST:PORT as http://HOST:PORT and keeps a scheme that is given", () => {
+  assert.equal(brokerUrl("send", "127.0.0.1:19501", {}), "http://127.0.0.1:19501");
+  assert.equal(brokerUrl("send", "https://interop.example/base/", {}), "https://interop.example/base");
+  assert.equal(brokerUrl("send", undefined, { INTEROP_URL: "localhost:18900" }), "http://localhost:18900");
+  assert.equal(brokerUrl("send", undefined, { INTEROP_URL: "" }), "http://127.0.0.1:18900");
+  assert.throws(() => brokerUrl("send", "ftp://x", {}), /Invalid --url: "ftp:\/\/x"; use http:\/\/HOST:PORT or HOST:PORT/);
+});
+
+test("describeCause() names Deno's prose fetch errors by the errno Node reports", () => {
+  const deno = (message: string) => Object.assign(new TypeError("fetch failed"), { cause: new Error(message) });
+  assert.equal(
+    describeCause(deno("error sending request for url (http://127.0.0.1:1/): client error (Connect): tcp connect error: Connection refused (os error 111)")),
+    "ECONNREFUSED",
+  );
+  assert.equal(describeCause(deno("client error (Connect): dns error: failed to lookup address information: Name or service not known")), "ENOTFOUND");
+  assert.equal(describeCause(new TypeError("Fetch failed: Requests to port 9 are blocked")), "bad port");
+  const node = Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
+  assert.equal(describeCause(node), "ECONNREFUSED");
 });
 
 test("parseByteSize() reads bytes, KiB, MiB and GiB", () => {

@@ -6,47 +6,99 @@ import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName } from "../message.ts";
 
-/** Parses `args` strictly; an unknown or malformed flag is a usage error naming the subcommand's --help. */
+/**
+ * Parses `args` strictly, with one grammar for every subcommand: an unknown option, a missing value, a value on a
+ * switch or an unexpected argument is one usage error naming the option and the subcommand's --help.
+ *
+ * @example
+ * ```ts
+ * parseFlags("poll", ["-a", "hermes"], { agent: { type: "string", short: "a" } }); // values.agent === "hermes"
+ * parseFlags("poll", ["--bogus"], {}); // throws: Unknown option --bogus for 'interop poll'; see 'interop poll --help'
+ * ```
+ */
 export function parseFlags<T extends ParseArgsOptionsConfig>(
   command: string,
   args: string[],
   options: T,
   allowPositionals = false,
 ) {
-  try {
-    return parseArgs({ args, options, allowPositionals, strict: true });
-  } catch (cause) {
-    throw usageError(command, (cause as Error).message);
+  // Checked token by token rather than by rewording parseArgs's errors: those are several lines of Node's own
+  // advice ("To specify a positional argument …"), and their wording is not an API.
+  const { tokens } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true });
+  for (const token of tokens) {
+    if (token.kind === "positional" && !allowPositionals) {
+      throw usageError(command, `Unexpected argument ${JSON.stringify(token.value)} for 'interop ${command}'`);
+    }
+    if (token.kind !== "option") continue;
+    const option = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
+    if (option === undefined) throw usageError(command, `Unknown option ${token.rawName} for 'interop ${command}'`);
+    if (option.type === "boolean" && token.inlineValue) throw usageError(command, `Option ${token.rawName} takes no value`);
+    if (option.type === "string" && token.value === undefined) throw usageError(command, `Missing value for ${token.rawName}`);
+    if (option.type === "string" && !token.inlineValue && token.value!.length > 1 && token.value!.startsWith("-")) {
+      throw usageError(
+        command,
+        `Missing value for ${token.rawName}: ${JSON.stringify(token.value)} is an option (a value that starts with '-' goes as --${token.name}=VALUE)`,
+      );
+    }
   }
+  // Everything strict mode refuses was refused above, so this only types the values.
+  return parseArgs({ args, options, allowPositionals, strict: true });
 }
 
 export function usageError(command: string, message: string): InteropError {
   return new InteropError("usage", `${message.replace(/\.$/, "")}; see 'interop ${command} --help'`);
 }
 
-/** The broker URL: --url, else $INTEROP_URL, else the default port on loopback. */
-export function brokerUrl(flag: string | undefined, env: Record<string, string | undefined>): string {
-  return (flag ?? env.INTEROP_URL ?? "http://127.0.0.1:18900").replace(/\/+$/, "");
+type Env = Record<string, string | undefined>;
+
+/** An agent flag's value, else `$INTEROP_AGENT` when the flag defaults to it; a missing one says both ways to give it. */
+export function agentFlag(command: string, flag: string, value: string | undefined, env?: Env): AgentName {
+  const name = value ?? (env?.INTEROP_AGENT || undefined);
+  if (name === undefined) throw usageError(command, `Missing ${flag} AGENT${env === undefined ? "" : " (or set $INTEROP_AGENT)"}`);
+  return parseAgentName(name, flag);
+}
+
+const DEFAULT_URL = "http://127.0.0.1:18900";
+
+/**
+ * The broker URL: --url, else $INTEROP_URL, else the default port on loopback. `HOST:PORT` means
+ * `http://HOST:PORT`, as the nats CLI and curl read it.
+ */
+export function brokerUrl(command: string, flag: string | undefined, env: Env): string {
+  const [given, source] = flag !== undefined ? [flag, "--url"] : env.INTEROP_URL ? [env.INTEROP_URL, "$INTEROP_URL"] : [DEFAULT_URL, ""];
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(given) ? given : `http://${given}`;
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    // Reported below with the fix.
+  }
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "") {
+    throw usageError(command, `Invalid ${source}: ${JSON.stringify(given)}; use http://HOST:PORT or HOST:PORT`);
+  }
+  return text.replace(/\/+$/, "");
 }
 
 /** The flags every command that talks to a broker takes. */
 export const CLIENT_OPTIONS = {
-  url: { type: "string" },
+  url: { type: "string", short: "u" },
   "token-file": { type: "string" },
 } as const;
 
 /** The help lines for CLIENT_OPTIONS. */
-export const CLIENT_HELP = `  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+export const CLIENT_HELP = `  -u, --url URL       broker (default $INTEROP_URL, else ${DEFAULT_URL}; HOST:PORT
+                      means http://HOST:PORT)
   --token-file FILE   the agent's access token, when the broker has tokens (default
                       $INTEROP_TOKEN; never pass a token as a flag: flags show in ps)`;
 
 /** A client for the broker the flags and environment name, with its token if any. */
 export function brokerClient(
+  command: string,
   values: { url?: string; "token-file"?: string },
-  env: Record<string, string | undefined>,
+  env: Env,
   timeoutMs?: number,
 ): BrokerClient {
-  return new BrokerClient(brokerUrl(values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN) });
+  return new BrokerClient(brokerUrl(command, values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN) });
 }
 
 /** A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment. */
@@ -63,17 +115,32 @@ const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
- * Parses a duration like `500ms`, `15s`, `24h`; a bare number is seconds.
+ * Parses a duration like `500ms`, `15s`, `2m`, `24h`; a bare number is seconds. `bounds` (in ms) refuse values a
+ * flag cannot work with, such as an idle timeout of 0.
  *
  * @example
  * ```ts
  * parseDuration("serve", "--retention", "24h"); // 86400000
+ * parseDuration("ask", "--timeout", "2m", { min: 1000, max: 3_600_000 }); // 120000
  * ```
  */
-export function parseDuration(command: string, flag: string, value: string): number {
+export function parseDuration(command: string, flag: string, value: string, bounds: { min?: number; max?: number } = {}): number {
   const match = DURATION.exec(value.trim());
   if (match === null) throw usageError(command, `Invalid ${flag}: ${JSON.stringify(value)}; use e.g. 500ms, 15s, 10m, 24h`);
-  return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? "s"]);
+  const ms = Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? "s"]);
+  const { min = 0, max = Infinity } = bounds;
+  if (ms < min || ms > max) {
+    const range = max === Infinity ? `at least ${formatDuration(min)}` : `from ${formatDuration(min)} to ${formatDuration(max)}`;
+    throw usageError(command, `Invalid ${flag}: ${JSON.stringify(value)}; use ${range}`);
+  }
+  return ms;
+}
+
+/** `3600000` as `1h`: the largest unit that divides it. */
+function formatDuration(ms: number): string {
+  if (ms === 0) return "0";
+  const [unit, size] = Object.entries(DURATION_UNITS).findLast(([, size]) => ms % size === 0) ?? ["ms", 1];
+  return `${ms / size}${unit}`;
 }
 
 const SIZE = /^(\d+)(B|KiB|MiB|GiB)?$/i;

@@ -1,57 +1,67 @@
 /** `interop ask`: send a question and wait for the reply to it. */
 import { InteropError } from "../errors.ts";
-import { fromWire, parseAgentName } from "../message.ts";
-import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { fromWire } from "../message.ts";
+import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseDuration, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
-import { readMessageInput } from "./message_input.ts";
+import { legacyBodyFlag, MESSAGE_OPTIONS, readMessageInput } from "./message_input.ts";
 
 export const HELP = `interop ask — send a question and wait for its reply
 
-Usage: interop ask --from AGENT --to AGENT [--timeout SECONDS] [TEXT | --json JSON]
+Usage: interop ask -f AGENT -t AGENT [--timeout DUR] [TEXT | -d JSON]
 
 Sends the question (as 'interop send' does) and waits for the message that answers it
-(one sent with --reply-to its id). Prints the reply's text, or with --print-json the
-whole reply as JSON. The reply is taken: the asking agent's listen or poll does not
-get it again. Replying agents use: interop send --from B --reply-to ID "answer"
+(one sent with --reply-to its id). Prints the reply's text, or with --json the whole
+reply as JSON. The reply is taken: the asking agent's listen or poll does not get it
+again. Replying agents use: interop send --from B --reply-to ID "answer"
 
 Options:
-  --from AGENT        who asks (default $INTEROP_AGENT)
-  --to AGENT          who is asked
-  --timeout SECONDS   how long to wait for the reply (default 120)
-  --json JSON         ask with this JSON object instead of text
-  --print-json        print the reply as JSON
+  -f, --from AGENT    who asks (default $INTEROP_AGENT)
+  -t, --to AGENT      who is asked
+  --timeout DUR       how long to wait for the reply (default 120s; e.g. 90s, 5m; 1s to 1h;
+                      a bare number is seconds)
+  -d, --data JSON     ask with this JSON object instead of text
+  -j, --json          print the reply as JSON
 ${CLIENT_HELP}
   -h, --help          show this help
 
+Deprecated: --json JSON (a value starting with { or [) still asks with JSON as --data
+does, and --print-json still means --json.
+
 Exit codes: 0 the reply came, 7 no reply within --timeout (a later reply lands in the
-asker's inbox), 2 bad usage, 3 broker unreachable, 4 broker refused.
+asker's inbox), 130 interrupted (Ctrl-C) before the reply, 2 bad usage, 3 broker
+unreachable, 4 broker refused.
 `;
 
 const OPTIONS = {
-  from: { type: "string" },
-  to: { type: "string" },
+  from: { type: "string", short: "f" },
+  to: { type: "string", short: "t" },
   timeout: { type: "string", default: "120" },
-  json: { type: "string" },
-  "print-json": { type: "boolean", default: false },
+  ...MESSAGE_OPTIONS,
   ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
 export async function run(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseFlags("ask", args, OPTIONS, true);
+  const { values, positionals } = parseFlags("ask", legacyBodyFlag(args), OPTIONS, true);
   if (values.help) {
     io.stdout(HELP);
     return EXIT.ok;
   }
-  const from = parseAgentName(values.from ?? io.env.INTEROP_AGENT, "--from");
-  const to = parseAgentName(values.to, "--to");
-  const timeout = parseCount("ask", "--timeout", values.timeout, 1, 3600);
-  const payload = await readMessageInput("ask", positionals, values.json, io);
+  const from = agentFlag("ask", "--from", values.from, io.env);
+  const to = agentFlag("ask", "--to", values.to);
+  const timeoutMs = parseDuration("ask", "--timeout", values.timeout, { min: 1000, max: 3_600_000 });
+  const client = brokerClient("ask", values, io.env);
+  const payload = await readMessageInput("ask", positionals, values.data, io);
   let reply;
   try {
-    ({ reply } = await brokerClient(values, io.env).ask(from, to, payload, timeout));
+    // Ctrl-C hangs up, so the broker stops waiting and keeps a later reply in the asker's inbox.
+    ({ reply } = await client.ask(from, to, payload, timeoutMs / 1000, io.shutdown));
   } catch (error) {
+    if (io.shutdown.aborted) {
+      io.stderr(`error: Interrupted while waiting for ${to}'s reply; a reply that comes later lands in ${from}'s inbox\n`);
+      return EXIT.interrupted;
+    }
     if (error instanceof InteropError && error.code === "reply_timeout") {
       io.stderr(`error: ${error.message.replace(/^Broker refused \(HTTP 504\): /, "")}\n`);
       return EXIT.timeout;
@@ -60,6 +70,6 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const { payload: answer } = fromWire(reply);
   const text = typeof answer.text === "string" ? answer.text : JSON.stringify(answer);
-  io.stdout((values["print-json"] ? JSON.stringify(reply) : text) + "\n");
+  io.stdout((values.json || values["print-json"] ? JSON.stringify(reply) : text) + "\n");
   return EXIT.ok;
 }

@@ -11,6 +11,8 @@ export const EXIT = {
   inUse: 6,
   timeout: 7,
   replaced: 8,
+  /** Ctrl-C (or SIGTERM) stopped a command that was waiting: 128 + SIGINT, as shells report it. */
+  interrupted: 130,
 } as const;
 
 export function exitCodeFor(error: unknown): number {

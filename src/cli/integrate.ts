@@ -1,16 +1,15 @@
 /** `interop integrate`: the steps and snippets that plug Hermes or OpenClaw into interop here, and --write to apply them. */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname } from "node:path";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
-import { parseAgentName } from "../message.ts";
-import { interopCommand } from "../paths.ts";
-import { brokerUrl, parseFlags, usageError } from "./args.ts";
+import { interopCommand, makeDirectory } from "../paths.ts";
+import { agentFlag, brokerUrl, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop integrate — plug Hermes or OpenClaw into interop
 
-Usage: interop integrate hermes|openclaw [--write]
+Usage: interop integrate hermes|openclaw [--write] [--json]
 
 Prints the exact steps and snippets for this machine: a SKILL.md that teaches the agent
 to send, ask, wait and reply; the interop MCP server in the agent's MCP config; and how
@@ -20,11 +19,13 @@ With --write it applies them: each file it changes is first backed up next to it
 
 Options:
   --write             apply the edits instead of printing them
-  --agent NAME        the agent's interop name (default: hermes, or openclaw)
+  -j, --json          print the plan (or with --write, what changed) as one JSON object
+  -a, --agent NAME    the agent's interop name (default: hermes, or openclaw)
   --peer NAME         the agent it talks to (default: the other one)
   --gateway URL       OpenClaw's gateway (default http://127.0.0.1:18789)
   --home DIR          whose home to edit (default $HOME)
-  --url URL           broker (default $INTEROP_URL, else http://127.0.0.1:18900)
+  -u, --url URL       broker (default $INTEROP_URL, else http://127.0.0.1:18900; HOST:PORT
+                      means http://HOST:PORT)
   -h, --help          show this help
 
 Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely.
@@ -32,11 +33,12 @@ Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely.
 
 const OPTIONS = {
   write: { type: "boolean", default: false },
-  agent: { type: "string" },
+  json: { type: "boolean", short: "j", default: false },
+  agent: { type: "string", short: "a" },
   peer: { type: "string" },
   gateway: { type: "string", default: "http://127.0.0.1:18789" },
   home: { type: "string" },
-  url: { type: "string" },
+  url: { type: "string", short: "u" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -53,13 +55,14 @@ export function run(args: string[], io: Io): Promise<number> {
   const other = target === "hermes" ? "openclaw" : "hermes";
   const options = {
     home: values.home ?? io.env.HOME ?? homedir(),
-    agent: parseAgentName(values.agent ?? target, "--agent"),
-    peer: parseAgentName(values.peer ?? other, "--peer"),
-    brokerUrl: brokerUrl(values.url, io.env),
+    agent: agentFlag("integrate", "--agent", values.agent ?? target),
+    peer: agentFlag("integrate", "--peer", values.peer ?? other),
+    brokerUrl: brokerUrl("integrate", values.url, io.env),
     command: interopCommand(),
   };
   const plan = target === "hermes" ? hermesPlan(options) : openclawPlan({ ...options, gatewayUrl: values.gateway });
-  if (values.write) apply(plan, io);
+  if (values.write) apply(plan, values.json, io);
+  else if (values.json) io.stdout(JSON.stringify({ edits: plan.edits.map(({ apply: _, ...edit }) => edit), then: plan.then }) + "\n");
   else print(plan, target, io);
   return Promise.resolve(0);
 }
@@ -75,21 +78,26 @@ function print(plan: IntegrationPlan, target: string, io: Io): void {
 }
 
 /** Works out every file first, so a config it cannot edit stops it before anything is written. */
-function apply(plan: IntegrationPlan, io: Io): void {
+function apply(plan: IntegrationPlan, json: boolean, io: Io): void {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const changes = plan.edits.map((edit) => {
     const current = existsSync(edit.path) ? readFileSync(edit.path, "utf8") : undefined;
     return { edit, current, next: edit.apply(current) };
   });
-  for (const { edit, current, next } of changes) {
-    if (next === current) {
-      io.stdout(`unchanged ${edit.path}\n`);
-      continue;
-    }
-    mkdirSync(dirname(edit.path), { recursive: true });
-    if (current !== undefined) copyFileSync(edit.path, `${edit.path}.bak-${stamp}`);
+  const done = changes.map(({ edit, current, next }) => {
+    if (next === current) return { path: edit.path, change: "unchanged", backup: null };
+    makeDirectory(dirname(edit.path));
+    const backup = current === undefined ? null : `${edit.path}.bak-${stamp}`;
+    if (backup !== null) copyFileSync(edit.path, backup);
     writeFileSync(edit.path, next);
-    io.stdout(`${current === undefined ? "created" : "updated"} ${edit.path}${current === undefined ? "" : ` (backup: ${basename(edit.path)}.bak-${stamp})`}\n`);
+    return { path: edit.path, change: current === undefined ? "created" : "updated", backup };
+  });
+  if (json) {
+    io.stdout(JSON.stringify({ changes: done, then: plan.then }) + "\n");
+    return;
+  }
+  for (const { path, change, backup } of done) {
+    io.stdout(`${change} ${path}${backup === null ? "" : ` (backup: ${basename(backup)})`}\n`);
   }
   io.stdout(`\nThen:\n${plan.then.map((step) => `- ${step}\n`).join("")}`);
 }

@@ -6,9 +6,10 @@ import { CursorFile } from "../client/cursor_file.ts";
 import { follow, type StreamedMessage } from "../client/follow.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, parseAgentName } from "../message.ts";
+import type { AgentName } from "../message.ts";
 import { defaultListenStateDir } from "../paths.ts";
 import {
+  agentFlag,
   brokerClient,
   CLIENT_HELP,
   CLIENT_OPTIONS,
@@ -25,13 +26,13 @@ import { createLogger, type Logger } from "./logger.ts";
 
 export const HELP = `interop listen — follow an agent's inbox
 
-Usage: interop listen --agent AGENT [OUTPUT]
+Usage: interop listen -a AGENT [OUTPUT]
 
 Writes each message as one JSON line (the posted fields plus "interop": {id, from,
 to, timestamp}) to stdout, or to one OUTPUT:
   --pipe FIFO         a named pipe, opened per message as the old hermes-sse-client.py
                       did (created if missing; with no reader it waits, nothing is dropped)
-  --out FILE          appended to FILE
+  --out FILE          appended to FILE (its directory must exist)
   --exec CMD          CMD run by sh once per message, the JSON line on its stdin and
                       INTEROP_MESSAGE_ID in its environment; a non-zero exit is retried
                       with backoff, up to --exec-attempts runs, then the message is parked
@@ -58,7 +59,8 @@ keeps the last written id in a state file, so a restarted listen neither loses n
 repeats a message. The id advances only after the message was written (or pushed).
 
 Options:
-  --agent AGENT       whose inbox (default $INTEROP_AGENT)
+  -a, --agent AGENT   whose inbox (default $INTEROP_AGENT)
+  -j, --json          JSON lines (always: accepted like on every command that prints)
   --state FILE        where the last id is kept (default
                       $XDG_STATE_HOME/interop/listen/AGENT.json)
   --push-token-file FILE  Bearer token for --post and --openclaw (never pass secrets as
@@ -74,18 +76,20 @@ Options:
                       instead of sent
   --exec-attempts N   runs of --exec CMD per message before it is a dead letter (default 5)
   --post-timeout DUR  a push with no answer after DUR is retried (default 30s)
-  --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s)
+  --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s; at
+                      least 1s, and longer than the broker's --heartbeat)
 ${CLIENT_HELP}
   --verbose           log reconnect details
   -h, --help          show this help
 
 Stops cleanly on SIGINT/SIGTERM after finishing the message in hand.
-Exit codes: 0 stopped by a signal, 2 bad usage, 4 broker refused the agent,
-8 another listen for the same agent took over the stream.
+Exit codes: 0 stopped by a signal, 2 bad usage (also an --out it cannot append to),
+4 broker refused the agent, 8 another listen for the same agent took over the stream.
 `;
 
 const OPTIONS = {
-  agent: { type: "string" },
+  agent: { type: "string", short: "a" },
+  json: { type: "boolean", short: "j", default: false },
   pipe: { type: "string" },
   out: { type: "string" },
   exec: { type: "string" },
@@ -116,11 +120,11 @@ export async function run(args: string[], io: Io): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const agent = parseAgentName(values.agent ?? io.env.INTEROP_AGENT, "--agent");
+  const agent = agentFlag("listen", "--agent", values.agent, io.env);
   const outputs = OUTPUTS.filter((output) => values[output] !== undefined);
   if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
-  const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"]);
-  const client = brokerClient(values, io.env);
+  const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"], { min: 1000 });
+  const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.baseUrl, agent);
   const sink = chooseSink(values, io);
@@ -145,7 +149,7 @@ export async function run(args: string[], io: Io): Promise<number> {
 }
 
 function chooseSink(values: Values, io: Io): MessageSink {
-  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"]);
+  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"], { min: 1 });
   if (values.pipe !== undefined) return pipeSink(values.pipe, io.shutdown);
   if (values.out !== undefined) return fileSink(values.out);
   if (values.exec !== undefined) {

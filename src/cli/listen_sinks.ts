@@ -16,8 +16,13 @@ export function stdoutSink(io: Io): MessageSink {
   return (message) => io.writeStdout(message.data + "\n");
 }
 
-/** Appends one JSON line per message. */
+/** Appends one JSON line per message; a file it cannot append to is refused at once, not retried forever. */
 export function fileSink(path: string): MessageSink {
+  try {
+    closeSync(openSync(path, "a"));
+  } catch (cause) {
+    throw new InteropError("usage", `Cannot append to --out ${path}: ${(cause as Error).message}`, { cause });
+  }
   return (message) => {
     appendFileSync(path, message.data + "\n");
     return Promise.resolve();

@@ -6,14 +6,13 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/stdio.d.ts"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { registerTools } from "../mcp/tools.ts";
-import { parseAgentName } from "../message.ts";
 import { VERSION } from "../version.ts";
-import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
+import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop mcp — an MCP server for one agent's inbox
 
-Usage: interop mcp --agent AGENT [--url URL]
+Usage: interop mcp -a AGENT [-u URL]
 
 Speaks MCP over stdin/stdout (start it from the agent's MCP client config). Tools:
   send     send a message (to, text or json, reply_to)
@@ -32,7 +31,7 @@ OpenClaw (~/.openclaw/openclaw.json, or: openclaw mcp add):
   "mcp": { "servers": { "interop": { "command": "interop", "args": ["mcp", "--agent", "openclaw"] } } }
 
 Options:
-  --agent AGENT       the agent the tools act as (default $INTEROP_AGENT)
+  -a, --agent AGENT   the agent the tools act as (default $INTEROP_AGENT)
 ${CLIENT_HELP}
   -h, --help          show this help
 
@@ -40,7 +39,7 @@ Exit codes: 0 the client closed the session, 2 bad usage.
 `;
 
 const OPTIONS = {
-  agent: { type: "string" },
+  agent: { type: "string", short: "a" },
   ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -51,9 +50,9 @@ export async function run(args: string[], io: Io): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const agent = parseAgentName(values.agent ?? io.env.INTEROP_AGENT, "--agent");
+  const agent = agentFlag("mcp", "--agent", values.agent, io.env);
   const server = new McpServer({ name: "interop", version: VERSION });
-  registerTools(server, brokerClient(values, io.env), agent);
+  registerTools(server, brokerClient("mcp", values, io.env), agent);
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();

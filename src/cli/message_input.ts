@@ -1,15 +1,54 @@
-/** The message a command sends: TEXT arguments, --json, or standard input, in that order. */
+/** The message a command sends: TEXT arguments, --data, or standard input, in that order. */
 import { type Payload, parsePayload } from "../message.ts";
 import { usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
-export async function readMessageInput(command: string, positionals: string[], json: string | undefined, io: Io): Promise<Payload> {
-  if (positionals.length > 0 && json !== undefined) {
-    throw usageError(command, "Give either TEXT or --json, not both");
+/** The options `send` and `ask` share for the message and its output. */
+export const MESSAGE_OPTIONS = {
+  data: { type: "string", short: "d" },
+  json: { type: "boolean", short: "j", default: false },
+  // The old name of --json, kept so scripts written for it keep working.
+  "print-json": { type: "boolean", default: false },
+} as const;
+
+/**
+ * `--json BODY` was the body flag before `--json` meant "print JSON" on every command. A value that opens a JSON
+ * object or array is still taken as the body (deprecated: --data); anything else after --json is TEXT.
+ *
+ * @example
+ * ```ts
+ * legacyBodyFlag(["--json", '{"a":1}']); // ["--data", '{"a":1}']
+ * legacyBodyFlag(["--json", "hello"]);   // ["--json", "hello"]: print JSON, send "hello"
+ * ```
+ */
+export function legacyBodyFlag(args: string[]): string[] {
+  const rewritten: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index];
+    if (arg === "--") {
+      rewritten.push(...args.slice(index));
+      break;
+    }
+    if (arg === "--json" && /^\s*[{[]/.test(args[index + 1] ?? "")) rewritten.push("--data", args[++index]);
+    // A switch takes no value, so --json=VALUE can only have meant the body.
+    else if (arg.startsWith("--json=")) rewritten.push(`--data=${arg.slice("--json=".length)}`);
+    else rewritten.push(arg);
   }
-  if (json !== undefined) return parsePayload(new TextEncoder().encode(json), "application/json");
+  return rewritten;
+}
+
+export async function readMessageInput(command: string, positionals: string[], data: string | undefined, io: Io): Promise<Payload> {
+  if (positionals.length > 0 && data !== undefined) {
+    throw usageError(command, "Give either TEXT or --data, not both");
+  }
+  if (data !== undefined) return parsePayload(new TextEncoder().encode(data), "application/json");
+  const fromStdin = positionals.length === 0;
   // Like $(…) in a shell, stdin loses one trailing newline.
-  const text = positionals.length > 0 ? positionals.join(" ") : (await io.readStdin())?.replace(/\r?\n$/, "") ?? null;
-  if (text === null) throw usageError(command, "Nothing to send: give TEXT, --json, or pipe the text on stdin");
+  const text = fromStdin ? (await io.readStdin())?.replace(/\r?\n$/, "") ?? null : positionals.join(" ");
+  // An empty message is a mistake (`send </dev/null`, an unset "$VAR"), never something to deliver.
+  if (text === null || text.trim() === "") {
+    const why = text === null ? "no TEXT" : `${fromStdin ? "standard input" : "TEXT"} is ${text === "" ? "empty" : "blank"}`;
+    throw usageError(command, `Nothing to send: ${why}; give TEXT, --data JSON, or pipe the text on stdin`);
+  }
   return { text };
 }

@@ -1,12 +1,12 @@
 /** `interop poll`: take an agent's pending messages, once. */
 import { InteropError } from "../errors.ts";
-import { DEFAULT_POLL_LIMIT, parseAgentName, type WireMessage } from "../message.ts";
-import { brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { DEFAULT_POLL_LIMIT, type WireMessage } from "../message.ts";
+import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop poll — print an agent's pending messages
 
-Usage: interop poll --agent AGENT [--limit N] [--peek]
+Usage: interop poll -a AGENT [--limit N] [--peek]
 
 Prints each undelivered message as one JSON line (the posted fields plus "interop"
 metadata) and marks it delivered: the same inbox and cursor as 'listen' and
@@ -14,9 +14,10 @@ metadata) and marks it delivered: the same inbox and cursor as 'listen' and
 written to stdout is marked: 'interop poll | head -1' takes one message.
 
 Options:
-  --agent AGENT       whose inbox (default $INTEROP_AGENT)
+  -a, --agent AGENT   whose inbox (default $INTEROP_AGENT)
   --limit N           at most N messages (default: all, fetched ${DEFAULT_POLL_LIMIT} at a time)
   --peek              print them and take nothing
+  -j, --json          JSON lines (always: accepted like on every command that prints)
 ${CLIENT_HELP}
   -h, --help          show this help
 
@@ -25,7 +26,8 @@ Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreacha
 `;
 
 const OPTIONS = {
-  agent: { type: "string" },
+  agent: { type: "string", short: "a" },
+  json: { type: "boolean", short: "j", default: false },
   limit: { type: "string" },
   peek: { type: "boolean", default: false },
   ...CLIENT_OPTIONS,
@@ -38,9 +40,9 @@ export async function run(args: string[], io: Io): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const agent = parseAgentName(values.agent ?? io.env.INTEROP_AGENT, "--agent");
+  const agent = agentFlag("poll", "--agent", values.agent, io.env);
   let remaining = values.limit === undefined ? Infinity : parseCount("poll", "--limit", values.limit, 1, 1_000_000);
-  const client = brokerClient(values, io.env);
+  const client = brokerClient("poll", values, io.env);
   while (remaining > 0) {
     // Read without taking, print, then take exactly what stdout accepted.
     const page = await client.peek(agent, Math.min(remaining, DEFAULT_POLL_LIMIT));

@@ -15,8 +15,14 @@ export async function describePortHolder(hostname: string, port: number): Promis
     return `Port ${address} is held by another program (it does not answer like an interop broker); stop it or pass --port`;
   }
   if (status.service === "interop") {
-    return `An interop broker is already running on ${address} (pid ${status.pid}, version ${status.version}, data dir ${status.data_dir}); ` +
-      "use it, or stop it first: never run two brokers";
+    const known = ([["pid", status.pid], ["version", status.version], ["data dir", status.data_dir]] as const)
+      .filter(([, value]) => value !== undefined)
+      .map(([name, value]) => `${name} ${value}`);
+    // A broker with tokens answers a bare /status with its name only.
+    const details = known.length > 0
+      ? known.join(", ")
+      : `it has tokens: its pid, version and data dir show with one: interop status --url http://${address} --token-file FILE`;
+    return `An interop broker is already running on ${address} (${details}); use it, or stop it first: never run two brokers`;
   }
   if ("queues" in status && "subscribers" in status) {
     return `Port ${address} is held by the old bridge (interop-server.py answers its /status); stop it: interop serves its clients unchanged`;

@@ -1,7 +1,5 @@
 /** `interop serve`: the broker. */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { join } from "node:path";
 import { Authenticator } from "../auth/authenticator.ts";
 import { TokenFile } from "../auth/token_file.ts";
 import { Broker } from "../broker/broker.ts";
@@ -18,6 +16,7 @@ import type { HttpServer } from "../runtime/types.ts";
 import { type Durability, SqliteStore } from "../store/sqlite.ts";
 import { VERSION } from "../version.ts";
 import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
+import { makeDataDir, readOwner, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
 import { describePortHolder } from "./port_holder.ts";
@@ -91,7 +90,7 @@ token acts only as its own agent.
 Without tokens the broker must stay on loopback.
 
 Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in use,
-1 other failure.
+1 other failure (a data dir it cannot create or write among them).
 `;
 
 const OPTIONS = {
@@ -121,9 +120,6 @@ const OPTIONS = {
   "log-format": { type: "string", default: "text" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
-
-/** What a running broker writes into its data dir, so a refused second broker can name the first. */
-const OWNER_FILE = "broker.json";
 
 export async function run(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags("serve", args, OPTIONS);
@@ -158,13 +154,13 @@ export async function run(args: string[], io: Io): Promise<number> {
   const requestTimeoutMs = parseDuration("serve", "--request-timeout", values["request-timeout"]);
   if (requestTimeoutMs < 100) throw usageError("serve", "Invalid --request-timeout: use at least 100ms");
   const retentionMs = parseDuration("serve", "--retention", values.retention);
-  const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat);
-  if (heartbeatMs < 100) throw usageError("serve", "Invalid --heartbeat: use at least 100ms");
+  const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat, { min: 100 });
   const logFormat = values["log-format"];
   if (logFormat !== "text" && logFormat !== "json") {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
+  makeDataDir(dataDir);
   const auth = new Authenticator(new TokenFile(dataDir));
   if (!isLoopback(values.host) && !auth.enabled) {
     if (!values.insecure) {
@@ -222,8 +218,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     }
     throw error;
   }
-  const ownerFile = join(dataDir, OWNER_FILE);
-  writeFileSync(ownerFile, JSON.stringify({ pid: process.pid, host: server.hostname, port: server.port, version: VERSION }) + "\n");
+  writeOwner(dataDir, { pid: process.pid, host: server.hostname, port: server.port, version: VERSION });
   log.info(
     `interop ${VERSION} listening on http://${server.hostname}:${server.port} ` +
       `(pid ${process.pid}, data dir ${dataDir}, durability ${durability}, ${runtimeDescription()})`,
@@ -234,7 +229,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const closing = server.close();
   await broker.close();
   await closing;
-  rmSync(ownerFile, { force: true });
+  removeOwner(dataDir);
   log.info("stopped");
   return 0;
 }
@@ -265,13 +260,9 @@ function openStore(dataDir: string, durability: Durability): SqliteStore {
     return new SqliteStore(dataDir, durability);
   } catch (error) {
     if (!(error instanceof InteropError) || error.code !== "data_dir_locked") throw error;
-    let owner = "";
-    try {
-      const { pid, host, port } = JSON.parse(readFileSync(join(dataDir, OWNER_FILE), "utf8"));
-      owner = ` (pid ${pid}, listening on ${host}:${port})`;
-    } catch {
-      // No owner file yet: the other broker is still starting.
-    }
+    // No owner file yet: the other broker is still starting.
+    const holder = readOwner(dataDir);
+    const owner = holder === undefined ? "" : ` (pid ${holder.pid}, listening on ${holder.host}:${holder.port})`;
     throw new InteropError(
       "data_dir_locked",
       `Data dir ${dataDir} is in use by another interop broker${owner}; stop it, or pass a different --data-dir`,

@@ -18,7 +18,7 @@ pending messages, last seen). Made for cron health checks:
   interop status --require hermes,openclaw --max-pending 100 --json || alert
 
 Options:
-  --json              print one JSON object: the broker's /status plus "ok" and "problems"
+  -j, --json          print one JSON object: the broker's /status plus "ok" and "problems"
   --require A,B       unhealthy unless each named agent is online (stream open, or a
                       request within the last 60 s)
   --max-pending N     unhealthy if any agent has more than N undelivered messages
@@ -30,7 +30,7 @@ Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending chec
 `;
 
 const OPTIONS = {
-  json: { type: "boolean", default: false },
+  json: { type: "boolean", short: "j", default: false },
   require: { type: "string" },
   "max-pending": { type: "string" },
   ...CLIENT_OPTIONS,
@@ -47,10 +47,10 @@ export async function run(args: string[], io: Io): Promise<number> {
   const maxPending = values["max-pending"] === undefined
     ? undefined
     : parseCount("status", "--max-pending", values["max-pending"], 0, Number.MAX_SAFE_INTEGER);
-  const url = brokerUrl(values.url, io.env);
+  const url = brokerUrl("status", values.url, io.env);
   let report: StatusReport;
   try {
-    report = await brokerClient(values, io.env, 5000).status();
+    report = await brokerClient("status", values, io.env, 5000).status();
   } catch (error) {
     if (!(error instanceof InteropError) || error.code !== "unreachable") throw error;
     if (values.json) io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");

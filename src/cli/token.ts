@@ -1,15 +1,17 @@
 /** `interop token`: create, list and revoke the broker's tokens (stored as hashes in the data dir). */
+import { realpathSync } from "node:fs";
+import { resolve } from "node:path";
 import { TokenFile } from "../auth/token_file.ts";
-import { parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
-import { parseFlags, usageError } from "./args.ts";
+import { agentFlag, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
+import { liveOwner, makeDataDir } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop token — the broker's access tokens
 
-Usage: interop token create --agent AGENT [--admin] [--data-dir DIR]
+Usage: interop token create -a AGENT [--admin] [--data-dir DIR] [--json]
        interop token list [--data-dir DIR] [--json]
-       interop token revoke (--id ID | --agent AGENT) [--data-dir DIR]
+       interop token revoke (--id ID | -a AGENT) [--data-dir DIR] [--json]
 
 Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
@@ -22,55 +24,106 @@ Revoking the last token does not turn tokens off: every request then gets 401 un
 new one is created. To go back to no tokens, stop the broker and delete DIR/tokens.json.
 
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
-(DIR/tokens.json, mode 600). Clients take it from $INTEROP_TOKEN or --token-file.
+(DIR/tokens.json, mode 600, named on stderr). Clients take it from $INTEROP_TOKEN or
+--token-file. A token works only with the broker serving its data dir: 'create' and
+'revoke' warn when the broker at $INTEROP_URL (else 127.0.0.1:18900) serves another.
 
 Options:
-  --agent AGENT       the agent the token acts as (create), or whose tokens to revoke
+  -a, --agent AGENT   the agent the token acts as (create), or whose tokens to revoke
   --admin             create an operator token (default agent name: admin)
   --id ID             the token to revoke (see list)
   --data-dir DIR      the broker's data dir (default as for 'interop serve')
-  --json              list as JSON
+  -j, --json          print JSON: the new token with its id and file (create), the
+                      tokens (list), what was revoked (revoke)
   -h, --help          show this help
 
-Exit codes: 0 done, 2 bad usage or nothing matched.
+Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write.
 `;
 
 const OPTIONS = {
-  agent: { type: "string" },
+  agent: { type: "string", short: "a" },
   id: { type: "string" },
   "data-dir": { type: "string" },
-  json: { type: "boolean", default: false },
+  json: { type: "boolean", short: "j", default: false },
   admin: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-export function run(args: string[], io: Io): Promise<number> {
+export async function run(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags("token", args, OPTIONS, true);
   if (values.help) {
     io.stdout(HELP);
-    return Promise.resolve(0);
+    return 0;
   }
-  const file = new TokenFile(values["data-dir"] ?? defaultDataDir(io.env));
+  const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
+  const file = new TokenFile(dataDir);
   const [action] = positionals;
   if (action === "create") {
-    const agent = parseAgentName(values.agent ?? (values.admin ? "admin" : undefined), "--agent");
+    const agent = agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined));
+    makeDataDir(dataDir);
     const { record, token } = file.create(agent, values.admin);
-    io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent}; it is shown once, keep it safe:\n`);
-    io.stdout(`${token}\n`);
+    io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent} in ${file.path}; it is shown once, keep it safe:\n`);
+    const created = { id: record.id, agent: record.agent, admin: record.admin === true, file: file.path, token };
+    io.stdout(values.json ? JSON.stringify(created) + "\n" : `${token}\n`);
+    await warnIfServedElsewhere(dataDir, io);
   } else if (action === "list") {
     const tokens = file.list().map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
     const line = (t: (typeof tokens)[number]) => `${t.id}  ${t.agent}${t.admin ? " (admin)" : ""}  ${t.created_at}\n`;
     io.stdout(values.json ? JSON.stringify(tokens) + "\n" : tokens.map(line).join(""));
   } else if (action === "revoke") {
     if (values.id === undefined && values.agent === undefined) throw usageError("token", "Say which: --id ID or --agent AGENT");
-    const removed = file.revoke({ id: values.id, agent: values.agent });
-    if (removed.length === 0) throw usageError("token", "No token matched");
-    io.stdout(removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
+    makeDataDir(dataDir);
+    const removed = file.revoke({ id: values.id, agent: values.agent }).map(({ id, agent }) => ({ id, agent }));
+    if (removed.length === 0) throw usageError("token", `No token matched in ${file.path}`);
+    io.stdout(values.json ? JSON.stringify(removed) + "\n" : removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
     if (file.list().length === 0) {
       io.stderr("no tokens left: the broker still requires one, so every request gets 401 until 'interop token create' makes one\n");
     }
+    await warnIfServedElsewhere(dataDir, io);
   } else {
     throw usageError("token", "Say what to do: create, list or revoke");
   }
-  return Promise.resolve(0);
+  return 0;
+}
+
+/**
+ * A token takes effect only in the data dir of the broker that checks it: warns when no broker serves `dataDir`
+ * and the one clients reach ($INTEROP_URL, else the default port) serves another, or hides which (with tokens,
+ * its bare /status names no data dir).
+ */
+async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
+  if (liveOwner(dataDir) !== undefined) return;
+  let url: string;
+  let status: { service?: string; data_dir?: string };
+  try {
+    url = brokerUrl("token", undefined, io.env);
+    const token = readSecret(undefined, io.env.INTEROP_TOKEN);
+    const response = await fetch(`${url}/status`, {
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(1000),
+    });
+    status = await response.json();
+  } catch {
+    return; // No broker answers there (or not with JSON): nothing to compare with.
+  }
+  if (status.service !== "interop") return;
+  if (status.data_dir === undefined) {
+    io.stderr(
+      `warning: no broker serves ${dataDir}, and the broker at ${url} hides its data dir (it has tokens); ` +
+        "if it uses another, pass that one as --data-dir DIR\n",
+    );
+  } else if (canonical(status.data_dir) !== canonical(dataDir)) {
+    io.stderr(
+      `warning: the broker at ${url} serves data dir ${status.data_dir}, not ${dataDir}: tokens changed here do not ` +
+        `reach it; use --data-dir ${status.data_dir}\n`,
+    );
+  }
+}
+
+function canonical(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return resolve(dir);
+  }
 }

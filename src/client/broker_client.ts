@@ -1,4 +1,5 @@
 /** The one HTTP client the subcommands share: send, poll, status, and opening a stream. */
+import { constants } from "node:os";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
@@ -174,7 +175,22 @@ function longRequest(timeoutSeconds: number, cancel: AbortSignal | undefined): A
   return cancel === undefined ? deadline : AbortSignal.any([deadline, cancel]);
 }
 
-function describeCause(cause: unknown): string {
+/**
+ * Why a fetch failed, the same on both runtimes: Node's fetch names the errno (`ECONNREFUSED`); Deno 2.9's says
+ * it in prose (`client error (Connect): tcp connect error: Connection refused (os error 111)`), which becomes the
+ * errno's name too.
+ */
+export function describeCause(cause: unknown): string {
   const inner = (cause as { cause?: { code?: string; message?: string } })?.cause;
-  return inner?.code ?? inner?.message ?? (cause as Error)?.message ?? String(cause);
+  if (inner?.code !== undefined) return inner.code;
+  const text = inner?.message ?? (cause as Error)?.message ?? String(cause);
+  const osError = /\(os error (\d+)\)/.exec(text);
+  if (osError !== null) {
+    const name = Object.entries(constants.errno).find(([, number]) => number === Number(osError[1]))?.[0];
+    if (name !== undefined) return name;
+  }
+  if (/dns error|failed to lookup address/.test(text)) return "ENOTFOUND";
+  // Both refuse the ports the fetch standard blocks (e.g. 1, 9, 6000): Node says "bad port".
+  if (/Requests to port \d+ are blocked/.test(text)) return "bad port";
+  return text;
 }

@@ -1,7 +1,8 @@
 /** The last delivered id of a `listen`, kept in a file so a restart neither loses nor repeats a message. */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
+import { makeDirectory } from "../paths.ts";
 
 interface CursorState {
   url: string;
@@ -44,7 +45,7 @@ export class CursorFile {
 
   /** Saves atomically (write then rename), so a crash leaves the old id or the new one, never half a file. */
   save(lastId: number | undefined): void {
-    mkdirSync(dirname(this.path), { recursive: true });
+    makeDirectory(dirname(this.path));
     if (lastId === undefined) {
       writeFileSync(this.path, "{}\n");
       return;

@@ -1,0 +1,58 @@
+/** The broker's data dir as the CLI sees it: made before anything opens it, and who serves it now. */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { InteropError } from "../errors.ts";
+import { makeDirectory } from "../paths.ts";
+
+/** What a running broker writes into its data dir, so others can name it. */
+const OWNER_FILE = "broker.json";
+
+export interface BrokerOwner {
+  pid: number;
+  host: string;
+  port: number;
+  version: string;
+}
+
+/**
+ * Creates the data dir before the store or the token file do: their recursive mkdir spins forever on a path
+ * under /proc (see makeDirectory). Fails as the store does (storage_failed, exit 1), at once.
+ */
+export function makeDataDir(dir: string): void {
+  try {
+    makeDirectory(dir);
+  } catch (cause) {
+    throw new InteropError("storage_failed", `Cannot create data dir ${dir}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+export function writeOwner(dir: string, owner: BrokerOwner): void {
+  writeFileSync(join(dir, OWNER_FILE), JSON.stringify(owner) + "\n");
+}
+
+export function removeOwner(dir: string): void {
+  rmSync(join(dir, OWNER_FILE), { force: true });
+}
+
+/** The broker that wrote the data dir's owner file, if the file is there (its process may be gone: see `liveOwner`). */
+export function readOwner(dir: string): BrokerOwner | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, OWNER_FILE), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The broker serving the data dir now: its owner file, if that process still runs (a `kill -9` leaves the file). */
+export function liveOwner(dir: string): BrokerOwner | undefined {
+  const owner = readOwner(dir);
+  if (owner === undefined) return undefined;
+  try {
+    process.kill(owner.pid, 0);
+    return owner;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM" ? owner : undefined;
+  }
+}

@@ -15,7 +15,8 @@ export async function describePortHolder(hostname: string, port: number): Promis
     return `Port ${address} is held by another program (it does not answer like an interop broker); stop it or pass --port`;
   }
   if (status.service === "interop") {
-    return `An interop broker is already running on ${address} (pid ${status.pid}, version ${status.version}, data dir ${status.data_dir}); ` +
+    const store = status.store?.kind === "postgresql" ? `database ${status.store.location}` : `data dir ${status.data_dir}`;
+    return `An interop broker is already running on ${address} (pid ${status.pid}, version ${status.version}, ${store}); ` +
       "use it, or stop it first: never run two brokers";
   }
   if ("queues" in status && "subscribers" in status) {

@@ -26,6 +26,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   inbox_full: 507,
   storage_failed: 503,
   storage_full: 507,
+  storage_unavailable: 503,
   too_many_connections: 503,
   headers_too_large: 431,
   url_too_long: 414,

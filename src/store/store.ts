@@ -1,5 +1,14 @@
-/** The storage interface the broker depends on; each backend (SQLite today) implements it. */
+/** The storage interface the broker depends on; each backend (SQLite, PostgreSQL) implements it. */
+import type { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload, Thread } from "../message.ts";
+
+/**
+ * `strict`: every acknowledged message survives a power cut (SQLite: `synchronous=FULL`; PostgreSQL: the broker
+ * refuses a server running with `fsync` or `synchronous_commit` off).
+ * `relaxed`: SQLite `synchronous=NORMAL`, survives a crash of the broker but not of the machine; PostgreSQL: the
+ * server's settings are only warned about.
+ */
+export type Durability = "strict" | "relaxed";
 
 /** What is known of one agent's inbox. */
 export interface InboxRecord {
@@ -54,11 +63,15 @@ export interface WriteBatch {
 
 /**
  * The broker's storage. Every method is one transaction, so a networked backend can implement it too.
- * Errors are `InteropError("storage_failed")`; a failed write leaves nothing of the batch behind.
+ * Errors are `InteropError("storage_failed")` (or `storage_full`, or `storage_unavailable` while a networked store's
+ * server cannot be reached); a failed write leaves nothing of the batch behind.
  */
 export interface MessageStore {
-  /** Where the data lives, for `/status` and logs. */
+  readonly kind: "sqlite" | "postgresql";
+  /** Where the data lives, for `/status` and logs (never a password). */
   readonly location: string;
+  /** While the store cannot be reached, the `storage_unavailable` error its calls fail with; undefined otherwise. */
+  readonly outage: InteropError | undefined;
   loadInboxes(): Promise<InboxRecord[]>;
   /** The highest id ever assigned (ids are never reused), 0 for a new store. */
   lastId(): Promise<number>;

@@ -99,8 +99,16 @@ async function createCluster(
   /** Signals the postmaster, then waits until no process has the data dir as its working directory. */
   const signal = async (name: NodeJS.Signals) => {
     const postmaster = pid();
-    if (postmaster !== undefined && isRunning(postmaster)) process.kill(postmaster, name);
+    if (postmaster === undefined || !isRunning(postmaster)) return;
+    process.kill(postmaster, name);
     await waitFor(() => serverProcesses(dataDir).length === 0, 30_000, `PostgreSQL in ${dataDir} to exit`);
+    // pg_ctl leaves the postmaster to init, which reaps it when it gets to it: until then the next postmaster takes
+    // the zombie's PID in its lock files for a live server. Give init a moment, then remove the stale lock files.
+    const reaped = await waitFor(() => !existsSync(`/proc/${postmaster}`), 5_000).catch(() => false);
+    if (!reaped) {
+      rmSync(join(dataDir, "postmaster.pid"), { force: true });
+      rmSync(join(socketDir, `.s.PGSQL.${port}.lock`), { force: true });
+    }
   };
   const server: TestPostgres = {
     get url() {
@@ -123,11 +131,15 @@ async function createCluster(
     },
     async start(extra = {}) {
       const options = Object.entries({ ...settings, ...extra }).map(([name, value]) => ` -c ${name}=${value}`).join("");
-      await asPostgres(bin, "pg_ctl", [
-        "-D", dataDir, "-l", logFile, "-w", "-t", "30",
-        "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1${options}`,
-        "start",
-      ]);
+      try {
+        await asPostgres(bin, "pg_ctl", [
+          "-D", dataDir, "-l", logFile, "-w", "-t", "30",
+          "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1${options}`,
+          "start",
+        ]);
+      } catch (error) {
+        throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${server.log().slice(-2000)}`);
+      }
     },
     stop: () => signal("SIGINT"),
     kill: () => signal("SIGKILL"),
@@ -151,9 +163,7 @@ async function createCluster(
       await server.start();
       break;
     } catch (error) {
-      if (attempt === 3 || !/could not bind|Address already in use/.test(server.log())) {
-        throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${server.log()}`);
-      }
+      if (attempt === 3 || !/could not bind|Address already in use/.test(server.log())) throw error;
     }
   }
   return server;

@@ -25,8 +25,8 @@ Options:
 ${CLIENT_HELP}
   -h, --help          show this help
 
-Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending check failed,
-2 bad usage, 4 broker refused.
+Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending check failed
+or the broker cannot reach its store (PostgreSQL down), 2 bad usage, 4 broker refused.
 `;
 
 const OPTIONS = {

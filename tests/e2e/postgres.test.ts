@@ -70,6 +70,9 @@ test("a broker on PostgreSQL publishes, streams, polls, asks and keeps it all ac
   const [kept] = await drain(again.url, "dave");
   assert.equal(retried.id, (kept.interop as { id: number }).id, "the retried publish found the first one");
   assert.equal((await status(again.url)).last_id, retried.id);
+  const metrics = await (await fetch(`${again.url}/metrics`)).text();
+  assert.match(metrics, /^interop_messages_delivered_total\{agent="dave"\} 1$/m);
+  assert.doesNotMatch(metrics, /^interop_store_bytes /m, "no file size for a database elsewhere");
 });
 
 test("a second broker on the same database is refused with exit 6, naming the first", async (t) => {

@@ -6,6 +6,7 @@ import postgres from "postgres";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
+import type { Durability } from "../src/store/store.ts";
 import { LOCK_SPACE, migrate, SCHEMA_VERSION } from "../src/store/postgres_schema.ts";
 import { waitFor } from "./helpers/broker.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -27,10 +28,10 @@ async function setUp(t: TestContext) {
   });
   const warnings: string[] = [];
   const lost: InteropError[] = [];
-  const open = async () => {
+  const open = async (durability: Durability = "strict") => {
     const store = await PostgresStore.open({
       url,
-      durability: "strict",
+      durability,
       claimant: { pid: process.pid, host: "test", version: "test" },
       warn: (message) => warnings.push(message),
       onLost: (error) => lost.push(error),
@@ -57,6 +58,19 @@ test("brokers that start together migrate the schema once", async (t) => {
   // A database a newer interop migrated is refused, not misread.
   await setup.admin`INSERT INTO interop_migrations (version, name) VALUES (${SCHEMA_VERSION + 1}, 'from the future')`;
   await assert.rejects(setup.open(), /schema is version 2, newer than this interop's \(1\): run a newer interop/);
+});
+
+test("PostgresStore refuses a database whose sessions run with synchronous_commit=off, unless relaxed", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  await setup.admin.unsafe(`ALTER DATABASE ${new URL(setup.url).pathname.slice(1)} SET synchronous_commit = off`);
+  await assert.rejects(setup.open(), (error: unknown) =>
+    error instanceof InteropError && error.code === "unsafe_durability" &&
+    error.message === `PostgreSQL at ${setup.url} runs with synchronous_commit=off: a crash of the server or its machine can lose ` +
+        "messages the broker acknowledged; set synchronous_commit=on in postgresql.conf, or pass --durability relaxed to accept the risk");
+  const store = await setup.open("relaxed");
+  assert.match(setup.warnings[0], /runs with synchronous_commit=off: .* \(--durability relaxed\)$/);
+  await store.write({ messages: [message(1)], inboxes: [] });
 });
 
 test("PostgresStore answers storage_unavailable while the server is stopped and serves again once it is back", async (t) => {

@@ -46,7 +46,8 @@ Commands:
 
 Run 'interop <command> --help' for a command's options.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),
-INTEROP_TOKEN (access token), INTEROP_DATA_DIR (serve's data dir).
+INTEROP_TOKEN (access token), INTEROP_DATA_DIR (serve's data dir),
+INTEROP_DATABASE_URL (serve's PostgreSQL).
 `;
 
 async function main(args: string[], io: Io): Promise<number> {

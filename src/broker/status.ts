@@ -81,7 +81,8 @@ export class StatusDocument {
 
 /**
  * What the report depends on: its second (uptime and the online window move with time), the last id, the store's
- * outage, and every agent's fields and stream, hashed (FNV-1a over the values: changing any one value always changes the hash).
+ * outage, and every agent's fields and stream, hashed (FNV-1a over the values: changing any one value always
+ * changes the hash).
  */
 function fingerprint(input: StatusInput): string {
   let hash = 0x811c9dc5;

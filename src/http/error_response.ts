@@ -27,6 +27,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   storage_failed: 503,
   storage_full: 507,
   storage_unavailable: 503,
+  // This broker lost its database to another and is stopping.
+  database_locked: 503,
   too_many_connections: 503,
   headers_too_large: 431,
   url_too_long: 414,

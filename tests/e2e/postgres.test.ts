@@ -75,11 +75,17 @@ test("a broker on PostgreSQL publishes, streams, polls, asks and keeps it all ac
   assert.doesNotMatch(metrics, /^interop_store_bytes /m, "no file size for a database elsewhere");
 });
 
+test("interop serve --database-url takes only a postgres:// URL", async () => {
+  const result = await runCli(["serve", "--port", "0", "--database-url", "mysql://db/interop"]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /^error: Invalid --database-url: use postgres:\/\/USER@HOST:PORT\/DB/);
+});
+
 test("a second broker on the same database is refused with exit 6, naming the first", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;
   const first = await setup.start();
-  const second = await runCli(["serve", "--port", "0", "--database-url", setup.url], { timeoutMs: 20_000 });
+  const second = await runCli(["serve", "--port", "0"], { env: { INTEROP_DATABASE_URL: setup.url }, timeoutMs: 20_000 });
   assert.equal(second.code, 6);
   assert.equal(
     second.stderr,

@@ -6,10 +6,10 @@ import postgres from "postgres";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
-import type { Durability } from "../src/store/store.ts";
+import { CommitInDoubt, type Durability } from "../src/store/store.ts";
 import { LOCK_SPACE, migrate, SCHEMA_VERSION } from "../src/store/postgres_schema.ts";
 import { waitFor } from "./helpers/broker.ts";
-import { sharedPostgres } from "./helpers/postgres.ts";
+import { holdCommits, releaseCommits, sharedPostgres } from "./helpers/postgres.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
@@ -93,31 +93,45 @@ test("PostgresStore answers storage_unavailable while the server is stopped and 
   assert.deepEqual(setup.lost, []);
 });
 
-test("PostgresStore reports a write whose COMMIT lost its answer as committed when it was", async (t) => {
+test("PostgresStore settles a write whose COMMIT lost its answer by asking the server, failing the others fast meanwhile", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;
   const store = await setup.open();
-  // A synchronous standby that never comes: COMMIT is durable locally, then waits; ending that session loses the
-  // answer to a commit that happened.
-  const standby = async (names: string) => {
-    await setup.admin.unsafe(`ALTER SYSTEM SET synchronous_standby_names = '${names}'`);
-    await setup.admin`SELECT pg_reload_conf()`;
-  };
-  await standby("nobody");
-  let writing;
   try {
-    writing = store.write({ messages: [message(1)], inboxes: [] });
-    const waiting = await waitFor(async () =>
-      (await setup.admin`SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'`)[0]?.pid, 10_000, "a COMMIT waiting");
-    await setup.admin`SELECT pg_terminate_backend(${waiting})`;
+    await holdCommits(setup.url);
+    const writing = store.write({ messages: [message(1)], inboxes: [] });
+    await waitFor(async () =>
+      (await setup.admin`SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'`).length === 1, 10_000, "a COMMIT held");
+    await releaseCommits(setup.url, false);
+    await setup.server.stop();
+
+    const inDoubt = await within(writing.then(() => assert.fail("the answer was lost"), (error: unknown) => error), "the write");
+    assert.ok(inDoubt instanceof CommitInDoubt);
+    assert.equal(inDoubt.code, "storage_unavailable");
+    await within(
+      assert.rejects(store.write({ messages: [message(2)], inboxes: [] }), (error: unknown) =>
+        error instanceof InteropError && !(error instanceof CommitInDoubt) && error.code === "storage_unavailable"),
+      "a write after the one in doubt",
+    );
+
+    await setup.server.start();
+    const [stored] = (await inDoubt.outcome)!;
+    assert.equal(stored.id, 1);
+    await waitFor(() => store.outage === undefined, 10_000, "the store to be back");
+    await store.write({ messages: [message(3)], inboxes: [] });
+    assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 3 }]);
   } finally {
-    await standby("");
+    if (setup.server.pid() === undefined) await setup.server.start();
+    await releaseCommits(setup.url);
   }
-  const [stored] = await writing;
-  assert.equal(stored.id, 1);
-  await waitFor(() => store.outage === undefined, 10_000, "the store to be back");
-  assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [1]);
 });
+
+/** `promise`, or a failure naming `what` if it takes more than 2 s (what it must not do). */
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than 2 s`)), 2000)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 test("PostgresStore stops writing once another broker claimed its database, and says so", async (t) => {
   const setup = await setUp(t);

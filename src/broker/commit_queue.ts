@@ -1,7 +1,7 @@
 /** Groups the writes that arrive in one turn of the event loop into one store transaction. */
 import { setImmediate } from "node:timers";
 import type { Envelope } from "../message.ts";
-import type { InboxUpdate, MessageStore, NewMessage, WriteBatch } from "../store/store.ts";
+import { CommitInDoubt, type InboxUpdate, type MessageStore, type NewMessage, type WriteBatch } from "../store/store.ts";
 
 /**
  * Event-loop turns a commit waits for company. A publish answered by the last commit comes back while the other
@@ -17,6 +17,11 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+interface InboxWaiter {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
 /**
  * Concurrent publishes share one commit (one fsync), so strict durability does not cost throughput.
  * Commits run one at a time, in arrival order.
@@ -25,7 +30,7 @@ export class CommitQueue {
   #store: MessageStore;
   #waiters: Waiter[] = [];
   #inboxes = new Map<string, InboxUpdate>();
-  #inboxWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  #inboxWaiters: InboxWaiter[] = [];
   #scheduled = false;
   #running: Promise<void> = Promise.resolve();
   #onCommit: (stored: Envelope[]) => void;
@@ -96,9 +101,19 @@ export class CommitQueue {
     try {
       stored = await this.#store.write(batch);
     } catch (error) {
-      for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
+      if (error instanceof CommitInDoubt) {
+        // Its writers wait for the truth; the commits after it go on (and fail fast until the store knows).
+        error.outcome.then(
+          (kept) => kept === undefined ? this.#failed(waiters, inboxWaiters, error) : this.#succeeded(waiters, inboxWaiters, kept),
+          (cause) => this.#failed(waiters, inboxWaiters, cause),
+        );
+      } else this.#failed(waiters, inboxWaiters, error);
       return;
     }
+    this.#succeeded(waiters, inboxWaiters, stored);
+  }
+
+  #succeeded(waiters: Waiter[], inboxWaiters: InboxWaiter[], stored: Envelope[]): void {
     this.#onCommit(stored);
     let offset = 0;
     for (const waiter of waiters) {
@@ -106,6 +121,10 @@ export class CommitQueue {
       offset += waiter.messages.length;
     }
     for (const waiter of inboxWaiters) waiter.resolve();
+  }
+
+  #failed(waiters: Waiter[], inboxWaiters: InboxWaiter[], error: unknown): void {
+    for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
   }
 }
 

@@ -7,7 +7,15 @@ import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import { type Claimant, CLIENT_OPTIONS, Lease } from "./postgres_lease.ts";
 import { migrate } from "./postgres_schema.ts";
-import type { DeadLetter, Durability, InboxRecord, InboxUpdate, MessageStore, WriteBatch } from "./store.ts";
+import {
+  CommitInDoubt,
+  type DeadLetter,
+  type Durability,
+  type InboxRecord,
+  type InboxUpdate,
+  type MessageStore,
+  type WriteBatch,
+} from "./store.ts";
 
 export interface PostgresStoreOptions {
   /** `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?…]`. */
@@ -290,7 +298,8 @@ export class PostgresStore implements MessageStore {
 
   /**
    * One write transaction, after the ones before it. It first checks (and share-locks) the claim row, so a broker
-   * that lost the database cannot write; a COMMIT whose answer was lost is looked up before anything is reported.
+   * that lost the database cannot write. A COMMIT whose answer was lost rejects with `CommitInDoubt`, whose outcome
+   * the lease looks up (`txid_status`) once the server answers; the transactions after it fail fast meanwhile.
    */
   #transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
     const done = this.#writing.then(() => this.#commit(what, work));
@@ -316,8 +325,10 @@ export class PostgresStore implements MessageStore {
       }) as T;
     } catch (cause) {
       const failure = this.#failure(what, cause);
-      // The connection broke after COMMIT was sent: the transaction may have committed. Ask, and answer truly.
-      if (committing && failure.code === "storage_unavailable" && await this.#lease.committed(xid!)) return result!;
+      if (committing && failure.code === "storage_unavailable") {
+        const done = result as T;
+        throw new CommitInDoubt(failure, this.#lease.committed(xid!).then((committed) => committed ? done : undefined));
+      }
       throw failure;
     }
   }

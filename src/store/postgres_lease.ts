@@ -49,6 +49,9 @@ export class Lease {
   #lockPid = 0;
   #outage: InteropError | undefined;
   #recovering = false;
+  /** The outage ends when the lock is held again and no COMMIT is in doubt: nothing may commit after one. */
+  #retaken = false;
+  #inDoubt = 0;
   #lost = false;
   #closed = false;
 
@@ -134,6 +137,7 @@ export class Lease {
   fail(cause: unknown): InteropError {
     if (this.#closed || this.#lost) return this.#outage ?? new InteropError("storage_unavailable", "The store is closed");
     if (this.#outage === undefined) {
+      this.#retaken = false;
       this.#outage = new InteropError(
         "storage_unavailable",
         `Storage unavailable: PostgreSQL at ${this.#options.location} cannot be reached (${(cause as Error)?.message ?? cause}); retry shortly`,
@@ -160,16 +164,22 @@ export class Lease {
    * until it knows. Until then the broker answers 503, so it never reports a commit it cannot vouch for.
    */
   async committed(xid: number): Promise<boolean> {
-    for (;;) {
-      try {
-        const [row] = await this.#sql<{ status: string | null }[]>`SELECT txid_status(${xid}) AS status`;
-        if (row.status !== "in progress") return row.status === "committed";
-      } catch {
-        // Still unreachable: ask again.
+    this.#inDoubt++;
+    try {
+      for (;;) {
+        try {
+          const [row] = await this.#sql<{ status: string | null }[]>`SELECT txid_status(${xid}) AS status`;
+          if (row.status !== "in progress") return row.status === "committed";
+        } catch {
+          // Still unreachable: ask again.
+        }
+        // A broker stopping (or stopped) does not wait for the server: it reports the commit as failed.
+        if (this.#closed || this.#lost) return false;
+        await sleep(RETRY_MS);
       }
-      // A broker stopping (or stopped) does not wait for the server: it reports the commit as failed.
-      if (this.#closed || this.#lost) return false;
-      await sleep(RETRY_MS);
+    } finally {
+      this.#inDoubt--;
+      this.#end();
     }
   }
 
@@ -192,8 +202,8 @@ export class Lease {
       while (!this.#closed && !this.#lost) {
         try {
           if (await this.#retake()) {
-            this.#outage = undefined;
-            this.#options.warn(`PostgreSQL at ${this.#options.location} is back: serving again`);
+            this.#retaken = true;
+            this.#end();
             return;
           }
         } catch {
@@ -204,6 +214,13 @@ export class Lease {
     } finally {
       this.#recovering = false;
     }
+  }
+
+  /** Ends the outage once the lock is held again and every COMMIT in doubt is settled. */
+  #end(): void {
+    if (this.#outage === undefined || this.#lost || !this.#retaken || this.#inDoubt > 0) return;
+    this.#outage = undefined;
+    this.#options.warn(`PostgreSQL at ${this.#options.location} is back: serving again`);
   }
 
   /** Re-takes the lock (a no-op when this session still has it) and checks that no other broker claimed meanwhile. */

@@ -1,5 +1,5 @@
 /** The storage interface the broker depends on; each backend (SQLite, PostgreSQL) implements it. */
-import type { InteropError } from "../errors.ts";
+import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload, Thread } from "../message.ts";
 
 /**
@@ -62,9 +62,25 @@ export interface WriteBatch {
 }
 
 /**
+ * A write whose COMMIT got no answer (a networked store's connection broke): it may have committed. `outcome`
+ * settles once the store knows: what the write resolves with (`write`: the stored messages), or undefined when
+ * nothing was kept. Until then the store refuses every other call (`storage_unavailable`), so nothing commits
+ * after it.
+ */
+export class CommitInDoubt<T = Envelope[]> extends InteropError {
+  readonly outcome: Promise<T | undefined>;
+
+  constructor(unavailable: InteropError, outcome: Promise<T | undefined>) {
+    super("storage_unavailable", unavailable.message, { cause: unavailable, retryAfter: unavailable.retryAfter });
+    this.outcome = outcome;
+  }
+}
+
+/**
  * The broker's storage. Every method is one transaction, so a networked backend can implement it too.
  * Errors are `InteropError("storage_failed")` (or `storage_full`, or `storage_unavailable` while a networked store's
- * server cannot be reached); a failed write leaves nothing of the batch behind.
+ * server cannot be reached); a failed write leaves nothing of the batch behind, and a transaction that cannot know
+ * whether it committed (`write`, `addDeadLetter`, `prune`, `expire`) rejects with `CommitInDoubt`.
  */
 export interface MessageStore {
   readonly kind: "sqlite" | "postgresql";

@@ -2,9 +2,10 @@
 import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { type TestContext, test } from "node:test";
+import postgres from "postgres";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
-import { sharedPostgres, type TestPostgres } from "../helpers/postgres.ts";
+import { holdCommits, releaseCommits, sharedPostgres, type TestPostgres } from "../helpers/postgres.ts";
 import { openSse } from "../helpers/sse.ts";
 
 const cluster = sharedPostgres();
@@ -151,6 +152,42 @@ test("PostgreSQL stopped: 503 storage_unavailable and /status says so; back: the
   const again = await openSse(`${broker.url}/subscribe?agent=openclaw`, { "last-event-id": "0" });
   t.after(() => again.close());
   assert.deepEqual((await again.take(5)).map((event) => JSON.parse(event.data).n), [1, 2, 3, 4, 5]);
+});
+
+test("a publish whose COMMIT lost its answer gets the truth once PostgreSQL is back; the others get 503 meanwhile", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const broker = await setup.start();
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { n: 1 })).status, 200);
+  try {
+    await holdCommits(setup.url);
+    const held = publish(broker.url, "hermes", "openclaw", { n: 2 });
+    const admin = postgres(setup.url, { max: 1, onnotice: () => {} });
+    try {
+      await waitFor(async () =>
+        (await admin`SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'`).length === 1, 10_000, "a COMMIT held");
+    } finally {
+      await admin.end();
+    }
+    await releaseCommits(setup.url, false);
+    await setup.server.stop();
+
+    const started = performance.now();
+    const refused = await publish(broker.url, "hermes", "openclaw", { n: 3 });
+    assert.equal(refused.status, 503);
+    assert.ok(performance.now() - started < 2000, "a publish after the one in doubt is refused at once");
+    assert.equal((await status(broker.url)).store.available, false);
+    await setup.server.start();
+    const answered = await held;
+    assert.equal(answered.status, 200, "the held publish was committed, and is answered so");
+    assert.equal((await answered.json()).id, 2);
+  } finally {
+    if (setup.server.pid() === undefined) await setup.server.start();
+    await releaseCommits(setup.url);
+  }
+  await waitFor(async () => (await status(broker.url)).store.available, 15_000, "the broker to see PostgreSQL back");
+  const taken = await drain(broker.url, "openclaw");
+  assert.deepEqual(taken.map((message) => message.n), [1, 2]);
 });
 
 test("a PostgreSQL crash (SIGKILL of the postmaster) under load loses no acknowledged message and repeats none", async (t) => {

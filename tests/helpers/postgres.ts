@@ -203,3 +203,41 @@ function serverProcesses(dataDir: string): number[] {
     }
   });
 }
+
+/**
+ * Makes every COMMIT on the server of `url` wait for a synchronous standby that never comes: the commit is flushed
+ * locally, then held, so stopping the server loses its answer. Resolves once the checkpointer applied the setting
+ * (in its own time): a probe's COMMIT held past 100 ms is cancelled, and the cancelled wait says so in a warning.
+ * Undo with `releaseCommits`.
+ */
+export async function holdCommits(url: string): Promise<void> {
+  const notices: string[] = [];
+  const sql = postgres(url, { max: 1, onnotice: (notice) => notices.push(notice.message) });
+  try {
+    // Only a transaction that wrote something logged waits: the probe's table exists before commits are held.
+    await sql`CREATE TABLE IF NOT EXISTS interop_test_probe (n integer)`;
+    await sql`ALTER SYSTEM SET synchronous_standby_names = 'nobody'`;
+    await sql`SELECT pg_reload_conf()`;
+    await waitFor(async () => {
+      const probe = sql`INSERT INTO interop_test_probe VALUES (1)`;
+      const timer = setTimeout(() => probe.cancel(), 100);
+      await probe;
+      clearTimeout(timer);
+      return notices.some((notice) => /synchronous replication/.test(notice));
+    }, 10_000, "commits to wait for the synchronous standby");
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Undoes `holdCommits` in the server's configuration; `reload` applies it now (else at the next start). */
+export async function releaseCommits(url: string, reload = true): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`ALTER SYSTEM RESET synchronous_standby_names`;
+    if (reload) await sql`SELECT pg_reload_conf()`;
+  } finally {
+    await sql.end();
+  }
+}
+

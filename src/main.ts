@@ -48,7 +48,8 @@ or http://HOST:PORT), -j/--json (print JSON), -d/--data (a JSON message body), -
 Durations take units (500ms, 90s, 2m, 24h; a bare number is seconds). Bad usage is one
 'error:' line on stderr and exit 2.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),
-INTEROP_TOKEN (access token), INTEROP_DATA_DIR (serve's data dir).
+INTEROP_TOKEN (access token), INTEROP_DATA_DIR (serve's data dir),
+INTEROP_DATABASE_URL (serve's PostgreSQL).
 `;
 
 async function main(args: string[], io: Io): Promise<number> {

@@ -19,6 +19,17 @@ export interface AgentStatus {
   redelivered: number;
 }
 
+/** Where the broker keeps its messages, and whether it can reach them now. */
+export interface StoreStatus {
+  kind: "sqlite" | "postgresql";
+  /** The database file, or the PostgreSQL URL without its password. */
+  location: string;
+  /** False while a PostgreSQL server cannot be reached: requests that need it get 503 storage_unavailable. */
+  available: boolean;
+  /** Why it is unavailable. */
+  error?: string;
+}
+
 export interface StatusReport {
   service: "interop";
   version: string;
@@ -26,6 +37,7 @@ export interface StatusReport {
   uptime_seconds: number;
   started_at: string;
   data_dir: string;
+  store: StoreStatus;
   runtime: string;
   agents: Record<string, AgentStatus>;
   /** The old bridge's keys: pending count per agent. */

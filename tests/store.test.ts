@@ -1,17 +1,77 @@
+/** The store contract: the same cases against every backend, so the broker sees one behaviour whatever it runs on. */
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { InteropError } from "../src/errors.ts";
-import type { AgentName } from "../src/message.ts";
+import os from "node:os";
+import process from "node:process";
+import { type TestContext, test } from "node:test";
+import { type ErrorCode, InteropError } from "../src/errors.ts";
+import type { AgentName, Payload } from "../src/message.ts";
+import { PostgresStore } from "../src/store/postgres.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import type { Durability, MessageStore } from "../src/store/store.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { sharedPostgres } from "./helpers/postgres.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
 
-test("SqliteStore keeps committed messages and cursors across a reopen", async () => {
-  const dir = tempDir();
-  try {
-    const store = new SqliteStore(dir.path, "strict");
+/** Opens the store on one test's data (again and again: a reopen sees what was committed). */
+type Opener = (durability?: Durability) => Promise<MessageStore>;
+
+interface Backend {
+  name: string;
+  /** What a second opener of the same data is refused with. */
+  lockedCode: ErrorCode;
+  /** Fresh data for test `t`, closed after it; undefined when this backend cannot run here (`t` is skipped). */
+  place(t: TestContext): Promise<Opener | undefined>;
+}
+
+/** Every store opened by `open` is closed after the test, even one that fails midway. */
+function closedAfter(t: TestContext, open: Opener): Opener {
+  const opened: MessageStore[] = [];
+  t.after(() => Promise.all(opened.map((store) => store.close())));
+  return async (durability) => {
+    const store = await open(durability);
+    opened.push(store);
+    return store;
+  };
+}
+
+const sqlite: Backend = {
+  name: "SqliteStore",
+  lockedCode: "data_dir_locked",
+  place(t) {
+    const dir = tempDir();
+    t.after(dir.cleanup);
+    return Promise.resolve(closedAfter(t, (durability = "strict") => Promise.resolve().then(() => new SqliteStore(dir.path, durability))));
+  },
+};
+
+const cluster = sharedPostgres();
+const postgresql: Backend = {
+  name: "PostgresStore",
+  lockedCode: "database_locked",
+  async place(t) {
+    const server = await cluster(t);
+    if (server === undefined) return undefined;
+    const url = await server.createDatabase();
+    return closedAfter(t, (durability = "strict") =>
+      PostgresStore.open({
+        url,
+        durability,
+        claimant: { pid: process.pid, host: os.hostname(), version: "test" },
+        warn: () => {},
+        onLost: () => {},
+      }));
+  },
+};
+
+for (const backend of [sqlite, postgresql]) contract(backend);
+
+function contract({ name, lockedCode, place }: Backend): void {
+  test(`${name} keeps committed messages and cursors across a reopen`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
     const stored = await store.write({
       messages: [1, 2, 3].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: 1000 + n })),
       inboxes: [{ agent: openclaw, deliveredId: 0 }],
@@ -20,7 +80,7 @@ test("SqliteStore keeps committed messages and cursors across a reopen", async (
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 1, lastSeen: 5000 }] });
     await store.close();
 
-    const reopened = new SqliteStore(dir.path, "strict");
+    const reopened = await open();
     assert.equal(await reopened.lastId(), 3);
     assert.deepEqual(await reopened.loadInboxes(), [
       { agent: openclaw, deliveredId: 1, purgedId: 0, pending: 2, lastSeen: 5000, deadLetters: 0, expired: 0 },
@@ -28,33 +88,25 @@ test("SqliteStore keeps committed messages and cursors across a reopen", async (
     const after = await reopened.readAfter(openclaw, 1, 10);
     assert.deepEqual(after.map((envelope) => envelope.payload), [{ n: 2 }, { n: 3 }]);
     assert.equal(after[0].timestamp, new Date(1002).toISOString());
-    await reopened.close();
-  } finally {
-    dir.cleanup();
-  }
-});
+  });
 
-test("SqliteStore refuses a second opener of the same data dir", async () => {
-  const dir = tempDir();
-  try {
-    const first = new SqliteStore(dir.path, "relaxed");
-    assert.throws(() => new SqliteStore(dir.path, "relaxed"), (error: unknown) => {
+  test(`${name} refuses a second opener of the same data`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const first = await open("relaxed");
+    await assert.rejects(open("relaxed"), (error: unknown) => {
       assert.ok(error instanceof InteropError);
-      assert.equal(error.code, "data_dir_locked");
+      assert.equal(error.code, lockedCode);
       return true;
     });
     await first.close();
-    const next = new SqliteStore(dir.path, "relaxed");
-    await next.close();
-  } finally {
-    dir.cleanup();
-  }
-});
+    await open("relaxed");
+  });
 
-test("SqliteStore hides polled messages from replays and ids are never reused after pruning", async () => {
-  const dir = tempDir();
-  try {
-    const store = new SqliteStore(dir.path, "relaxed");
+  test(`${name} hides polled messages from replays and ids are never reused after pruning`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open("relaxed");
     await store.write({
       messages: [1, 2, 3, 4].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n })),
       inboxes: [{ agent: openclaw, deliveredId: 0 }],
@@ -73,7 +125,105 @@ test("SqliteStore hides polled messages from replays and ids are never reused af
     });
     assert.equal(next.id, 5);
     await store.close();
-  } finally {
-    dir.cleanup();
-  }
-});
+    assert.equal(await (await open("relaxed")).lastId(), 5);
+  });
+
+  test(`${name} finds a publish by its idempotency key, a message by its id, and keeps threads`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    const thread = { replyTo: 1, conversation: 1, hops: 1 };
+    const stored = await store.write({
+      messages: [
+        { from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 10, idempotencyKey: "k1" },
+        { from: hermes, to: hermes, payload: { n: 1 }, createdAt: 10, idempotencyKey: "k1" },
+        { from: openclaw, to: hermes, payload: { z: 1, a: [1, "é"] }, createdAt: 20, thread, idempotencyKey: "k1" },
+      ],
+      inboxes: [],
+    });
+    assert.deepEqual((await store.findByKey(hermes, "k1")).map((envelope) => [envelope.id, envelope.to]), [[1, openclaw], [2, hermes]]);
+    assert.deepEqual(await store.findByKey(hermes, "k2"), []);
+    assert.deepEqual(await store.find(3), stored[2]);
+    assert.equal(JSON.stringify((await store.find(3))!.payload), '{"z":1,"a":[1,"é"]}');
+    assert.equal(await store.find(4), undefined);
+    assert.equal(await store.idBefore(hermes, 20), 2);
+    assert.equal(await store.idBefore(hermes, 10), 0);
+  });
+
+  test(`${name} parks a dead letter once and counts it in its inbox`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 1 }], inboxes: [{ agent: openclaw }] });
+    assert.equal(await store.addDeadLetter(openclaw, { messageId: 1, reason: "410 Gone", parkedAt: 7 }), true);
+    assert.equal(await store.addDeadLetter(openclaw, { messageId: 1, reason: "again", parkedAt: 8 }), false);
+    assert.deepEqual(await store.deadLetters(openclaw), [{ messageId: 1, reason: "410 Gone", parkedAt: 7 }]);
+    assert.deepEqual(await store.deadLetters(hermes), []);
+    assert.equal((await store.loadInboxes())[0].deadLetters, 1);
+  });
+
+  test(`${name} expires the undelivered messages older than the cutoff, above the newer of the two cursors`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    await store.write({
+      messages: [1, 2, 3, 4, 5].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n * 10 })),
+      inboxes: [{ agent: openclaw, deliveredId: 1 }, { agent: hermes }],
+    });
+    // Message 4 was taken by a wait: it is not counted, though it goes with its neighbours.
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: { after: 3, upTo: 4 } }] });
+    const expired = await store.expire(new Map([[openclaw, 45], [hermes, 45]]), new Map([[openclaw, 2]]));
+    assert.deepEqual([...expired], [[openclaw, { count: 1, upTo: 3 }]]);
+    assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [1, 2, 5]);
+    const [, inbox] = await store.loadInboxes();
+    assert.deepEqual({ expired: inbox.expired, purgedId: inbox.purgedId }, { expired: 1, purgedId: 3 });
+    assert.deepEqual([...await store.expire(new Map(), new Map())], []);
+  });
+
+  test(`${name} keeps nothing of a failed write, and the next one gets new ids`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 1 }], inboxes: [] });
+    // A payload that is no JSON at all cannot be stored (the column is NOT NULL): the whole batch fails.
+    await assert.rejects(
+      store.write({
+        messages: [
+          { from: hermes, to: openclaw, payload: { n: 2 }, createdAt: 2 },
+          { from: hermes, to: openclaw, payload: undefined as unknown as Payload, createdAt: 3 },
+        ],
+        inboxes: [{ agent: openclaw, deliveredId: 1 }],
+      }),
+      (error: unknown) => error instanceof InteropError && error.code === "storage_failed",
+    );
+    assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }]);
+    assert.deepEqual(await store.loadInboxes(), []);
+    const [next] = await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 4 }, createdAt: 4 }], inboxes: [] });
+    assert.ok(next.id > 1);
+  });
+
+  test(`${name} gives writes issued together increasing ids in the order they were issued`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open("relaxed");
+    const batches = await Promise.all(Array.from({ length: 20 }, (_, n) =>
+      store.write({ messages: [{ from: hermes, to: openclaw, payload: { n }, createdAt: n }, { from: hermes, to: hermes, payload: { n }, createdAt: n }], inboxes: [] })));
+    const ids = batches.flat().map((envelope) => envelope.id);
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+    assert.equal(new Set(ids).size, 40);
+    assert.deepEqual(batches.map(([first]) => first.payload), Array.from({ length: 20 }, (_, n) => ({ n })));
+  });
+
+  test(`${name} never moves a cursor back and keeps the last time seen`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 5, lastSeen: 100 }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 3 }, { agent: hermes, lastSeen: 50 }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, lastSeen: 90 }, { agent: openclaw, deliveredId: 7 }] });
+    assert.deepEqual(
+      (await store.loadInboxes()).map((inbox) => [inbox.agent, inbox.deliveredId, inbox.lastSeen]),
+      [[hermes, 0, 50], [openclaw, 7, 90]],
+    );
+  });
+}

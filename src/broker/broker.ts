@@ -284,6 +284,8 @@ export class Broker {
    * agent replaces the older one.
    */
   async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
+    // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
+    if (this.#store.outage !== undefined) throw this.#store.outage;
     const inbox = await this.#inboxFor(agent, true);
     let startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
     if (start.from !== "cursor") this.#recentWrites.forget(agent);
@@ -379,6 +381,12 @@ export class Broker {
       now: this.#now(),
       startedAt: this.#startedAt,
       dataDir: this.#options.dataDir,
+      store: {
+        kind: this.#store.kind,
+        location: this.#store.location,
+        available: this.#store.outage === undefined,
+        ...(this.#store.outage === undefined ? {} : { error: this.#store.outage.message }),
+      },
       lastId: this.#lastId,
       inboxes: this.#inboxes,
       streaming: (agent) => this.#streams.has(agent),

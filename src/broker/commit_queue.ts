@@ -2,7 +2,7 @@
 import { setImmediate } from "node:timers";
 import { InteropError } from "../errors.ts";
 import type { Envelope } from "../message.ts";
-import type { InboxUpdate, MessageStore, NewMessage, WriteBatch } from "../store/store.ts";
+import { CommitInDoubt, type InboxUpdate, type MessageStore, type NewMessage, type WriteBatch } from "../store/store.ts";
 
 /**
  * Event-loop turns a commit waits for company. A publish answered by the last commit comes back while the other
@@ -112,10 +112,18 @@ export class CommitQueue {
     try {
       stored = await this.#store.write({ messages: waiters.flatMap((waiter) => waiter.messages), inboxes });
     } catch (error) {
+      if (error instanceof CommitInDoubt) {
+        // Its writers wait for the truth; the commits after it go on (and fail fast until the store knows).
+        error.outcome.then(
+          (kept) => kept === undefined ? this.#failed(waiters, inboxWaiters, error) : this.#succeeded(waiters, inboxWaiters, kept),
+          (cause) => this.#failed(waiters, inboxWaiters, cause),
+        );
+        return;
+      }
       const isolate = error instanceof InteropError && error.code === "invalid_body" &&
         (waiters.length > 1 || (waiters.length === 1 && inboxes.length > 0));
       if (!isolate) {
-        for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
+        this.#failed(waiters, inboxWaiters, error);
         return;
       }
       const half = Math.floor(waiters.length / 2);
@@ -123,6 +131,10 @@ export class CommitQueue {
       await this.#write(waiters.slice(half), [], []);
       return;
     }
+    this.#succeeded(waiters, inboxWaiters, stored);
+  }
+
+  #succeeded(waiters: Waiter[], inboxWaiters: InboxWaiter[], stored: Envelope[]): void {
     this.#onCommit(stored);
     let offset = 0;
     for (const waiter of waiters) {
@@ -130,6 +142,10 @@ export class CommitQueue {
       offset += waiter.messages.length;
     }
     for (const waiter of inboxWaiters) waiter.resolve();
+  }
+
+  #failed(waiters: Waiter[], inboxWaiters: InboxWaiter[], error: unknown): void {
+    for (const waiter of [...waiters, ...inboxWaiters]) waiter.reject(error);
   }
 }
 

@@ -2,7 +2,7 @@
 import process from "node:process";
 import type { AgentName } from "../message.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
-import type { StatusReport } from "../status_report.ts";
+import type { StatusReport, StoreStatus } from "../status_report.ts";
 import type { InboxRecord } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 
@@ -13,6 +13,7 @@ export interface StatusInput {
   now: number;
   startedAt: number;
   dataDir: string;
+  store: StoreStatus;
   lastId: number;
   inboxes: ReadonlyMap<AgentName, InboxRecord>;
   streaming(agent: AgentName): boolean;
@@ -29,6 +30,7 @@ export function buildStatus(input: StatusInput): StatusReport {
     uptime_seconds: Math.round((input.now - input.startedAt) / 1000),
     started_at: new Date(input.startedAt).toISOString(),
     data_dir: input.dataDir,
+    store: input.store,
     runtime: runtimeDescription(),
     agents: {},
     queues: {},
@@ -78,8 +80,9 @@ export class StatusDocument {
 }
 
 /**
- * What the report depends on: its second (uptime and the online window move with time), the last id, and every
- * agent's fields and stream, hashed (FNV-1a over the values: changing any one value always changes the hash).
+ * What the report depends on: its second (uptime and the online window move with time), the last id, the store's
+ * outage, and every agent's fields and stream, hashed (FNV-1a over the values: changing any one value always
+ * changes the hash).
  */
 function fingerprint(input: StatusInput): string {
   let hash = 0x811c9dc5;
@@ -97,5 +100,5 @@ function fingerprint(input: StatusInput): string {
     mix(input.waiting(inbox.agent));
     mix(input.redelivered(inbox.agent));
   }
-  return `${Math.floor(input.now / 1000)}:${input.lastId}:${input.inboxes.size}:${hash}`;
+  return `${Math.floor(input.now / 1000)}:${input.lastId}:${input.inboxes.size}:${hash}:${input.store.error ?? ""}`;
 }

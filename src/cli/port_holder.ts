@@ -15,9 +15,10 @@ export async function describePortHolder(hostname: string, port: number): Promis
     return `Port ${address} is held by another program (it does not answer like an interop broker); stop it or pass --port`;
   }
   if (status.service === "interop") {
-    const known = ([["pid", status.pid], ["version", status.version], ["data dir", status.data_dir]] as const)
+    const store = status.store?.kind === "postgresql" ? `database ${status.store.location}` : `data dir ${status.data_dir}`;
+    const known = ([["pid", status.pid], ["version", status.version], ["store", status.data_dir === undefined ? undefined : store]] as const)
       .filter(([, value]) => value !== undefined)
-      .map(([name, value]) => `${name} ${value}`);
+      .map(([name, value]) => name === "store" ? String(value) : `${name} ${value}`);
     // A broker with tokens answers a bare /status with its name only.
     const details = known.length > 0
       ? known.join(", ")

@@ -1,5 +1,6 @@
 /** `interop serve`: the broker. */
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import { Authenticator } from "../auth/authenticator.ts";
 import { TokenFile } from "../auth/token_file.ts";
 import { Broker } from "../broker/broker.ts";
@@ -13,7 +14,9 @@ import { type AgentName, DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../messa
 import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
-import { type Durability, SqliteStore } from "../store/sqlite.ts";
+import { PostgresStore } from "../store/postgres.ts";
+import { SqliteStore } from "../store/sqlite.ts";
+import type { Durability, MessageStore } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
 import { makeDataDir, readOwner, removeOwner, writeOwner } from "./data_dir.ts";
@@ -33,13 +36,17 @@ Options:
   --port N              port to listen on (default 18900; 0 picks a free one)
   --host ADDR           address to bind (default 127.0.0.1)
   --data-dir DIR        where messages are stored (default $INTEROP_DATA_DIR,
-                        else $XDG_STATE_HOME/interop, else ~/.local/state/interop)
+                        else $XDG_STATE_HOME/interop, else ~/.local/state/interop); with
+                        --database-url it holds only the tokens file
+  --database-url URL    keep messages in PostgreSQL instead: postgres://USER@HOST:PORT/DB
+                        (default $INTEROP_DATABASE_URL); one broker per database for now
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
   --max-agents N        inboxes a broker without tokens creates for new names on first use
                         (default 1000; past it: 507). With tokens, an inbox is created only
                         for --agents and for agents that have a token
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
-                        even on power loss; relaxed: survives a broker crash, not a machine crash
+                        even on power loss; relaxed: survives a broker crash, not a machine crash.
+                        With PostgreSQL, strict refuses a server with fsync or synchronous_commit off
   --max-body-bytes N    largest message accepted (default 1MiB; e.g. 4096, 512KiB)
   --max-pending N[,AGENT=N...]
                         undelivered messages per inbox before publishes to it get 507
@@ -89,14 +96,19 @@ Authorization: Bearer TOKEN (or ?token=), even after the last one is revoked, an
 token acts only as its own agent.
 Without tokens the broker must stay on loopback.
 
-Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in use,
-1 other failure (a data dir it cannot create or write among them).
+PostgreSQL stopped while the broker runs: requests that need it get 503 storage_unavailable
+(with Retry-After) and /status says so; once it is back the broker serves again by itself.
+
+Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port, data dir or
+database in use (or taken by another broker while PostgreSQL was unreachable), 1 other failure
+(a data dir it cannot create or write among them).
 `;
 
 const OPTIONS = {
   port: { type: "string", default: "18900" },
   host: { type: "string", default: "127.0.0.1" },
   "data-dir": { type: "string" },
+  "database-url": { type: "string" },
   agents: { type: "string", default: "hermes,openclaw" },
   "max-agents": { type: "string", default: "1000" },
   durability: { type: "string", default: "strict" },
@@ -133,6 +145,10 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const port = parseCount("serve", "--port", values.port, 0, 65535);
   const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
+  const databaseUrl = values["database-url"] ?? io.env.INTEROP_DATABASE_URL;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw usageError("serve", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
+  }
   const agents = values.agents.split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--agents"));
   const maxBodyBytes = parseByteSize("serve", "--max-body-bytes", values["max-body-bytes"]);
   const maxPending = parsePerAgent(
@@ -173,7 +189,15 @@ export async function run(args: string[], io: Io): Promise<number> {
     log.warn(`INSECURE: serving on ${values.host} without tokens; anyone who can reach this port can read and send every message`);
   }
 
-  const store = openStore(dataDir, durability as Durability);
+  let storeLost: (error: InteropError) => void = () => {};
+  const lost = new Promise<InteropError>((resolve) => (storeLost = resolve));
+  const store: MessageStore = databaseUrl === undefined ? openStore(dataDir, durability) : await PostgresStore.open({
+    url: databaseUrl,
+    durability,
+    claimant: { pid: process.pid, host: hostname(), version: VERSION },
+    warn: log.warn,
+    onLost: storeLost,
+  });
   const broker = await Broker.open({
     store,
     dataDir,
@@ -190,7 +214,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     admitAgent: admitAgents(auth, parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000)),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   });
-  const metrics = new BrokerMetrics(() => broker.status(), [store.location, `${store.location}-wal`]);
+  const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : []);
   broker.observe(metrics);
   const router = createRouter(broker, {
     auth,
@@ -218,18 +242,25 @@ export async function run(args: string[], io: Io): Promise<number> {
     }
     throw error;
   }
-  writeOwner(dataDir, { pid: process.pid, host: server.hostname, port: server.port, version: VERSION });
+  // The database names its broker itself (PostgresStore.announce); a data dir can be shared by brokers on databases.
+  const ownsDataDir = !(store instanceof PostgresStore);
+  if (ownsDataDir) writeOwner(dataDir, { pid: process.pid, host: server.hostname, port: server.port, version: VERSION });
+  // Only names this broker to a refused one: an outage right now must not stop it.
+  if (store instanceof PostgresStore) await store.announce(`${server.hostname}:${server.port}`).catch(() => {});
   log.info(
-    `interop ${VERSION} listening on http://${server.hostname}:${server.port} ` +
-      `(pid ${process.pid}, data dir ${dataDir}, durability ${durability}, ${runtimeDescription()})`,
+    `interop ${VERSION} listening on http://${server.hostname}:${server.port} (pid ${process.pid}, ` +
+      `${store instanceof PostgresStore ? `database ${store.location}, ` : ""}data dir ${dataDir}, durability ${durability}, ` +
+      `${runtimeDescription()})`,
   );
 
-  await new Promise<void>((resolve) => io.shutdown.addEventListener("abort", () => resolve(), { once: true }));
-  log.info("stopping: closing streams and the database");
+  const stopped = new Promise<undefined>((resolve) => io.shutdown.addEventListener("abort", () => resolve(undefined), { once: true }));
+  const failure = await Promise.race([stopped, lost]);
+  log.info(`stopping: closing streams and the database${failure === undefined ? "" : " (it was taken by another broker)"}`);
   const closing = server.close();
   await broker.close();
   await closing;
-  removeOwner(dataDir);
+  if (ownsDataDir) removeOwner(dataDir);
+  if (failure !== undefined) throw failure;
   log.info("stopped");
   return 0;
 }

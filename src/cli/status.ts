@@ -25,8 +25,8 @@ Options:
 ${CLIENT_HELP}
   -h, --help          show this help
 
-Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending check failed,
-2 bad usage, 4 broker refused.
+Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending check failed
+or the broker cannot reach its store (PostgreSQL down), 2 bad usage, 4 broker refused.
 `;
 
 const OPTIONS = {
@@ -76,6 +76,8 @@ export async function run(args: string[], io: Io): Promise<number> {
 
 function findProblems(report: StatusReport, required: string[], maxPending: number | undefined): string[] {
   const problems: string[] = [];
+  // A broker from before stores had a status says nothing of it (optional chaining).
+  if (report.store?.available === false) problems.push(`the broker cannot reach its store: ${report.store.error}`);
   for (const agent of required) {
     const status = report.agents[agent];
     if (status === undefined) problems.push(`${agent} is unknown to the broker`);
@@ -97,7 +99,8 @@ function formatTable(report: StatusReport, url: string): string {
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
   const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()).join("\n");
   return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatUptime(report.uptime_seconds)}, ` +
-    `${report.streams} open streams, data dir ${report.data_dir}\n\n${table}\n`;
+    `${report.streams} open streams, ` +
+    `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n\n${table}\n`;
 }
 
 function formatUptime(seconds: number): string {

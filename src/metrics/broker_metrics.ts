@@ -53,7 +53,9 @@ export class BrokerMetrics implements BrokerObserver {
       this.#commitSeconds,
       this.#deliverSeconds,
       this.#batchMessages,
-      new Gauge("interop_store_bytes", "Size of the store's files on disk.", () => [[{}, storeFiles.reduce((sum, file) => sum + fileSize(file), 0)]]),
+      // No files (PostgreSQL): no sample, rather than a size of 0 that would look like an empty store.
+      new Gauge("interop_store_bytes", "Size of the store's files on disk.", () =>
+        storeFiles.length === 0 ? [] : [[{}, storeFiles.reduce((sum, file) => sum + fileSize(file), 0)]]),
       new Gauge("process_resident_memory_bytes", "Resident memory of the broker process.", () => [[{}, process.memoryUsage().rss]]),
       new Gauge("process_heap_bytes", "JavaScript heap in use.", () => [[{}, process.memoryUsage().heapUsed]]),
     ];

@@ -4,13 +4,7 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
-import type { DeadLetter, InboxRecord, MessageStore, WriteBatch } from "./store.ts";
-
-/**
- * `strict`: `synchronous=FULL`, every acknowledged message survives a power cut.
- * `relaxed`: `synchronous=NORMAL`, survives a crash of the broker but not of the machine.
- */
-export type Durability = "strict" | "relaxed";
+import type { DeadLetter, Durability, InboxRecord, MessageStore, WriteBatch } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -73,7 +67,10 @@ function toEnvelope(row: MessageRow): Envelope {
 export const DATABASE_FILE = "interop.db";
 
 export class SqliteStore implements MessageStore {
+  readonly kind = "sqlite";
   readonly location: string;
+  /** A local file is never unreachable: its failures are `storage_failed` or `storage_full`. */
+  readonly outage = undefined;
   #durability: Durability;
   #db: DatabaseSync;
   #insert: StatementSync;

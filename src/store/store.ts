@@ -1,5 +1,14 @@
-/** The storage interface the broker depends on; each backend (SQLite today) implements it. */
+/** The storage interface the broker depends on; each backend (SQLite, PostgreSQL) implements it. */
+import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload, Thread } from "../message.ts";
+
+/**
+ * `strict`: every acknowledged message survives a power cut (SQLite: `synchronous=FULL`; PostgreSQL: the broker
+ * refuses a server running with `fsync` or `synchronous_commit` off).
+ * `relaxed`: SQLite `synchronous=NORMAL`, survives a crash of the broker but not of the machine; PostgreSQL: the
+ * server's settings are only warned about.
+ */
+export type Durability = "strict" | "relaxed";
 
 /** What is known of one agent's inbox. */
 export interface InboxRecord {
@@ -53,14 +62,34 @@ export interface WriteBatch {
 }
 
 /**
+ * A write whose COMMIT got no answer (a networked store's connection broke): it may have committed. `outcome`
+ * settles once the store knows: what the write resolves with (`write`: the stored messages), or undefined when
+ * nothing was kept. Until then the store refuses every other call (`storage_unavailable`), so nothing commits
+ * after it.
+ */
+export class CommitInDoubt<T = Envelope[]> extends InteropError {
+  readonly outcome: Promise<T | undefined>;
+
+  constructor(unavailable: InteropError, outcome: Promise<T | undefined>) {
+    super("storage_unavailable", unavailable.message, { cause: unavailable, retryAfter: unavailable.retryAfter });
+    this.outcome = outcome;
+  }
+}
+
+/**
  * The broker's storage. Every method is one transaction, so a networked backend can implement it too.
- * Errors are `InteropError("storage_failed")` (or `storage_full`); a failed write leaves nothing of the batch behind.
+ * Errors are `InteropError("storage_failed")` (or `storage_full`, or `storage_unavailable` while a networked store's
+ * server cannot be reached); a failed write leaves nothing of the batch behind, and a transaction that cannot know
+ * whether it committed (`write`, `addDeadLetter`, `prune`, `expire`) rejects with `CommitInDoubt`.
  * `write` refuses a message it cannot store as such (its payload cannot be encoded) with `invalid_body`, before
  * touching the storage: the commit queue then commits the other publishers' messages without it.
  */
 export interface MessageStore {
-  /** Where the data lives, for `/status` and logs. */
+  readonly kind: "sqlite" | "postgresql";
+  /** Where the data lives, for `/status` and logs (never a password). */
   readonly location: string;
+  /** While the store cannot be reached, the `storage_unavailable` error its calls fail with; undefined otherwise. */
+  readonly outage: InteropError | undefined;
   loadInboxes(): Promise<InboxRecord[]>;
   /** The highest id ever assigned (ids are never reused), 0 for a new store. */
   lastId(): Promise<number>;

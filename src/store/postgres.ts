@@ -1,0 +1,390 @@
+/**
+ * The PostgreSQL store (the `postgres` client): the same semantics as the SQLite store, one transaction per method.
+ * One broker per database for now: its `Lease` holds an advisory lock and a claim every write checks.
+ */
+import postgres, { type PostgresError, type Sql, type TransactionSql } from "postgres";
+import { InteropError } from "../errors.ts";
+import type { AgentName, Envelope } from "../message.ts";
+import { type Claimant, CLIENT_OPTIONS, Lease } from "./postgres_lease.ts";
+import { migrate } from "./postgres_schema.ts";
+import {
+  CommitInDoubt,
+  type DeadLetter,
+  type Durability,
+  type InboxRecord,
+  type InboxUpdate,
+  type MessageStore,
+  type WriteBatch,
+} from "./store.ts";
+
+export interface PostgresStoreOptions {
+  /** `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?…]`. */
+  url: string;
+  durability: Durability;
+  /** This broker, as a refused second broker is told. */
+  claimant: Claimant;
+  /** Outages and their end, durability warnings. */
+  warn(message: string): void;
+  /** Told once when another broker took the database: this one must stop, its memory of the inboxes is stale. */
+  onLost(error: InteropError): void;
+}
+
+interface MessageRow {
+  id: number;
+  recipient: string;
+  sender: string;
+  created_at: number;
+  payload: string;
+  reply_to: number | null;
+  conversation: number | null;
+  hops: number | null;
+}
+
+const COLUMNS = "id, recipient, sender, created_at, payload, reply_to, conversation, hops";
+
+function toEnvelope(row: MessageRow): Envelope {
+  const envelope: Envelope = {
+    id: row.id,
+    from: row.sender as AgentName,
+    to: row.recipient as AgentName,
+    timestamp: new Date(row.created_at).toISOString(),
+    payload: JSON.parse(row.payload),
+  };
+  if (row.reply_to !== null) envelope.thread = { replyTo: row.reply_to, conversation: row.conversation!, hops: row.hops! };
+  return envelope;
+}
+
+/** `postgres` returns int8 as text (it may pass 2^53); ids, times and counts here stay far below that. */
+const INT8_AS_NUMBER = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (text: string) => Number(text) };
+
+export class PostgresStore implements MessageStore {
+  readonly kind = "postgresql";
+  readonly location: string;
+  #sql: Sql;
+  #lease: Lease;
+  /** Write transactions run one at a time: the broker is the only writer, so they can never deadlock. */
+  #writing: Promise<unknown> = Promise.resolve();
+
+  private constructor(sql: Sql, lease: Lease, location: string) {
+    this.#sql = sql;
+    this.#lease = lease;
+    this.location = location;
+  }
+
+  /**
+   * Connects, takes the database for this broker (refusing with `database_locked` when another has it, or with
+   * `unsafe_durability`), and creates or migrates the schema.
+   */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const location = redactUrl(options.url);
+    const lease = await Lease.take({ ...options, location });
+    let sql: Sql | undefined;
+    try {
+      sql = postgres(options.url, {
+        ...CLIENT_OPTIONS,
+        // Acknowledge only what is flushed: COMMIT waits for the WAL on disk, whatever the server's default.
+        connection: { synchronous_commit: "on", application_name: "interop broker" },
+        types: { int8: INT8_AS_NUMBER },
+      });
+      await migrate(sql);
+      await lease.claim(sql, options.claimant);
+      return new PostgresStore(sql, lease, location);
+    } catch (error) {
+      await sql?.end({ timeout: 1 });
+      await lease.close();
+      if (error instanceof InteropError) throw error;
+      throw new InteropError("storage_failed", `Cannot prepare database ${location}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  get outage(): InteropError | undefined {
+    return this.#lease.outage;
+  }
+
+  /** Records where this broker listens, so a refused second broker can name it. */
+  announce(listening: string): Promise<void> {
+    return this.#read("record the broker's address", async () => {
+      await this.#sql`UPDATE interop_broker SET listening = ${listening} WHERE token = ${this.#lease.token}`;
+    });
+  }
+
+  loadInboxes(): Promise<InboxRecord[]> {
+    return this.#read("read inboxes", async () => {
+      const rows = await this.#sql<Array<{
+        agent: AgentName;
+        delivered_id: number;
+        purged_id: number;
+        last_seen: number | null;
+        expired: number;
+        pending: number;
+        dead_letters: number;
+      }>>`
+        SELECT agent, delivered_id, purged_id, last_seen, expired,
+          (SELECT count(*) FROM interop_messages m WHERE m.recipient = i.agent AND m.id > i.delivered_id AND NOT m.polled) AS pending,
+          (SELECT count(*) FROM interop_dead_letters d WHERE d.agent = i.agent) AS dead_letters
+        FROM interop_inboxes i ORDER BY agent COLLATE "C"`;
+      return rows.map((row) => ({
+        agent: row.agent,
+        deliveredId: row.delivered_id,
+        purgedId: row.purged_id,
+        pending: row.pending,
+        lastSeen: row.last_seen,
+        deadLetters: row.dead_letters,
+        expired: row.expired,
+      }));
+    });
+  }
+
+  lastId(): Promise<number> {
+    // The sequence, not max(id): ids deleted by retention are never handed out again.
+    return this.#read("read the last id", async () => {
+      const [row] = await this.#sql<{ id: number }[]>`
+        SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS id FROM interop_messages_id_seq`;
+      return row.id;
+    });
+  }
+
+  write(batch: WriteBatch): Promise<Envelope[]> {
+    // Every parameter is a value or null: an undefined one fails in the client while the statements are pipelined,
+    // which (postgres 3.4.9) leaves the transaction hanging instead of failing it.
+    return this.#transaction("commit", async (tx) => {
+      const { messages } = batch;
+      const inserted = messages.length === 0 ? Promise.resolve([]) : tx<{ id: number }[]>`
+        INSERT INTO interop_messages (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key)
+        SELECT recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key
+        FROM unnest(${messages.map((m) => m.to)}::text[], ${messages.map((m) => m.from)}::text[],
+          ${messages.map((m) => m.createdAt)}::int8[], ${messages.map((m) => JSON.stringify(m.payload) ?? null)}::text[],
+          ${messages.map((m) => m.thread?.replyTo ?? null)}::int8[], ${messages.map((m) => m.thread?.conversation ?? null)}::int8[],
+          ${messages.map((m) => m.thread?.hops ?? null)}::int4[], ${messages.map((m) => m.idempotencyKey ?? null)}::text[])
+          WITH ORDINALITY AS m (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, ord)
+        ORDER BY ord
+        RETURNING id`.execute();
+      const updates = mergeByAgent(batch.inboxes);
+      const upserted = updates.length === 0 ? undefined : tx`
+        INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
+        SELECT agent, coalesce(delivered, 0), seen
+        FROM unnest(${updates.map((u) => u.agent)}::text[], ${updates.map((u) => u.deliveredId ?? null)}::int8[],
+          ${updates.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
+        ON CONFLICT (agent) DO UPDATE SET
+          delivered_id = greatest(interop_inboxes.delivered_id, excluded.delivered_id),
+          last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
+      const polled = batch.inboxes.filter((update) => update.polled !== undefined);
+      const marked = polled.length === 0 ? undefined : tx`
+        UPDATE interop_messages m SET polled = true
+        FROM unnest(${polled.map((u) => u.agent)}::text[], ${polled.map((u) => u.polled!.after)}::int8[],
+          ${polled.map((u) => u.polled!.upTo)}::int8[]) AS p (agent, after, up_to)
+        WHERE m.recipient = p.agent AND m.id > p.after AND m.id <= p.up_to`.execute();
+      const [rows] = await Promise.all([inserted, upserted, marked]);
+      // Rows are inserted in the order given, each taking the next id: the n-th smallest id is the n-th message.
+      const ids = rows.map((row) => row.id).sort((a, b) => a - b);
+      return messages.map((message, index): Envelope => {
+        const envelope: Envelope = {
+          id: ids[index],
+          from: message.from,
+          to: message.to,
+          timestamp: new Date(message.createdAt).toISOString(),
+          payload: message.payload,
+        };
+        if (message.thread) envelope.thread = message.thread;
+        return envelope;
+      });
+    });
+  }
+
+  readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
+    return this.#read("read messages", async () =>
+      (await this.#sql<MessageRow[]>`
+        SELECT ${this.#sql.unsafe(COLUMNS)} FROM interop_messages
+        WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled ORDER BY id LIMIT ${limit}`).map(toEnvelope));
+  }
+
+  addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
+    return this.#transaction("park a dead letter", async (tx) =>
+      (await tx`
+        INSERT INTO interop_dead_letters (agent, message_id, reason, parked_at)
+        VALUES (${agent}, ${letter.messageId}, ${letter.reason}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1);
+  }
+
+  deadLetters(agent: AgentName): Promise<DeadLetter[]> {
+    return this.#read("read dead letters", async () =>
+      (await this.#sql<Array<{ message_id: number; reason: string; parked_at: number }>>`
+        SELECT message_id, reason, parked_at FROM interop_dead_letters WHERE agent = ${agent} ORDER BY message_id`)
+        .map((row) => ({ messageId: row.message_id, reason: row.reason, parkedAt: row.parked_at })));
+  }
+
+  find(id: number): Promise<Envelope | undefined> {
+    return this.#read("read a message", async () => {
+      const [row] = await this.#sql<MessageRow[]>`SELECT ${this.#sql.unsafe(COLUMNS)} FROM interop_messages WHERE id = ${id}`;
+      return row === undefined ? undefined : toEnvelope(row);
+    });
+  }
+
+  findByKey(sender: AgentName, key: string): Promise<Envelope[]> {
+    return this.#read("read messages", async () =>
+      (await this.#sql<MessageRow[]>`
+        SELECT ${this.#sql.unsafe(COLUMNS)} FROM interop_messages
+        WHERE sender = ${sender} AND idempotency_key = ${key} ORDER BY id`).map(toEnvelope));
+  }
+
+  idBefore(agent: AgentName, time: number): Promise<number> {
+    return this.#read("read messages", async () => {
+      const [row] = await this.#sql<{ id: number }[]>`
+        SELECT coalesce(max(id), 0) AS id FROM interop_messages WHERE recipient = ${agent} AND created_at < ${time}`;
+      return row.id;
+    });
+  }
+
+  prune(cutoff: number): Promise<Map<AgentName, number>> {
+    return this.#transaction("prune", async (tx) => {
+      const rows = await tx<Array<{ agent: AgentName; up_to: number }>>`
+        WITH bounds AS (
+          SELECT i.agent, (SELECT max(m.id) FROM interop_messages m
+            WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff}) AS up_to
+          FROM interop_inboxes i
+        ), removed AS (
+          DELETE FROM interop_messages m USING bounds b WHERE m.recipient = b.agent AND m.id <= b.up_to
+        )
+        UPDATE interop_inboxes i SET purged_id = greatest(i.purged_id, b.up_to)
+        FROM bounds b WHERE i.agent = b.agent AND b.up_to IS NOT NULL
+        RETURNING i.agent, b.up_to`;
+      return new Map(rows.map((row) => [row.agent, row.up_to]));
+    });
+  }
+
+  expire(
+    cutoffs: Map<AgentName, number>,
+    delivered: Map<AgentName, number>,
+  ): Promise<Map<AgentName, { count: number; upTo: number }>> {
+    if (cutoffs.size === 0) return Promise.resolve(new Map());
+    const agents = [...cutoffs.keys()];
+    return this.#transaction("expire", async (tx) => {
+      const rows = await tx<Array<{ agent: AgentName; count: number; up_to: number }>>`
+        WITH found AS (
+          SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after, c.cutoff, count(*) AS count, max(m.id) AS up_to
+          FROM unnest(${agents}::text[], ${agents.map((agent) => cutoffs.get(agent)!)}::int8[],
+            ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, delivered)
+          JOIN interop_inboxes i ON i.agent = c.agent
+          JOIN interop_messages m ON m.recipient = i.agent AND m.id > greatest(i.delivered_id, c.delivered)
+            AND NOT m.polled AND m.created_at < c.cutoff
+          GROUP BY i.agent, i.delivered_id, c.delivered, c.cutoff
+        ), removed AS (
+          DELETE FROM interop_messages m USING found f
+          WHERE m.recipient = f.agent AND m.id > f.after AND m.id <= f.up_to AND m.created_at < f.cutoff
+        )
+        UPDATE interop_inboxes i SET expired = i.expired + f.count, purged_id = greatest(i.purged_id, f.up_to)
+        FROM found f WHERE i.agent = f.agent
+        RETURNING i.agent, f.count, f.up_to`;
+      return new Map(rows.map((row) => [row.agent, { count: row.count, upTo: row.up_to }]));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#lease.closing();
+    await this.#writing;
+    // Writes are done; a connection that broke with a query in flight holds end() until its timeout (postgres 3.4.9).
+    await this.#sql.end({ timeout: 1 });
+    await this.#lease.close();
+  }
+
+  /** One statement outside a transaction: fails fast during an outage, and starts one when the server is gone. */
+  async #read<T>(what: string, work: () => Promise<T>): Promise<T> {
+    this.#lease.check();
+    try {
+      return await work();
+    } catch (cause) {
+      throw this.#failure(what, cause);
+    }
+  }
+
+  /**
+   * One write transaction, after the ones before it. It first checks (and share-locks) the claim row, so a broker
+   * that lost the database cannot write. A COMMIT whose answer was lost rejects with `CommitInDoubt`, whose outcome
+   * the lease looks up (`txid_status`) once the server answers; the transactions after it fail fast meanwhile.
+   */
+  #transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
+    const done = this.#writing.then(() => this.#commit(what, work));
+    this.#writing = done.catch(() => {});
+    return done;
+  }
+
+  async #commit<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
+    this.#lease.check();
+    let xid: number | undefined;
+    let result: T | undefined;
+    let committing = false;
+    try {
+      return await this.#sql.begin(async (tx): Promise<T> => {
+        const fence = tx<{ xid: number; ours: boolean }[]>`
+          SELECT txid_current() AS xid, token = ${this.#lease.token} AS ours FROM interop_broker FOR SHARE`.execute();
+        const [[claim], done] = await Promise.all([fence, work(tx)]);
+        if (claim?.ours !== true) throw this.#lease.lose(`Another interop broker claimed database ${this.location}`);
+        xid = claim.xid;
+        result = done;
+        committing = true;
+        return done;
+      }) as T;
+    } catch (cause) {
+      const failure = this.#failure(what, cause);
+      if (committing && failure.code === "storage_unavailable") {
+        const done = result as T;
+        throw new CommitInDoubt(failure, this.#lease.committed(xid!).then((committed) => committed ? done : undefined));
+      }
+      throw failure;
+    }
+  }
+
+  /** The error to fail a call with; a lost connection starts an outage. */
+  #failure(what: string, cause: unknown): InteropError {
+    if (cause instanceof InteropError) return cause;
+    if (isUnreachable(cause)) return this.#lease.fail(cause);
+    const reason = (cause as Error)?.message ?? String(cause);
+    if ((cause as PostgresError)?.code === "53100") {
+      return new InteropError(
+        "storage_full",
+        `Storage full: PostgreSQL at ${this.location} has no space left (${reason}); nothing of this message was stored, free some disk space and retry`,
+        { cause },
+      );
+    }
+    return new InteropError("storage_failed", `Storage failed to ${what}: ${reason}`, { cause });
+  }
+}
+
+/** Whether a failure means the server cannot be reached now, rather than that it refused this statement. */
+function isUnreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code !== "string") return false;
+  if ((error as Error).name === "PostgresError") {
+    // 08: connection exception; 57P01-03: the server is shutting down, crashed, or still starting; 53300: no
+    // connection slot; 25006: a read-only server (a standby, during a failover).
+    return code.startsWith("08") || /^57P0[1-3]$/.test(code) || code === "53300" || code === "25006";
+  }
+  // The client's own (CONNECTION_CLOSED, CONNECT_TIMEOUT, …) and the socket's (ECONNREFUSED, ECONNRESET, …).
+  return /^(CONNECTION_|CONNECT_)/.test(code) || /^E[A-Z]+$/.test(code);
+}
+
+/** Updates of one inbox merged into one row (an upsert may not touch a row twice). */
+function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {
+  const merged = new Map<string, InboxUpdate>();
+  for (const update of updates) {
+    const earlier = merged.get(update.agent);
+    merged.set(update.agent, earlier === undefined ? update : {
+      agent: update.agent,
+      deliveredId: Math.max(earlier.deliveredId ?? 0, update.deliveredId ?? 0),
+      // As applied one after the other: the last time given wins.
+      lastSeen: update.lastSeen ?? earlier.lastSeen,
+    });
+  }
+  return [...merged.values()];
+}
+
+/** The URL without its password: it goes into logs and `/status`. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password === "") return url;
+    parsed.password = "";
+    return parsed.toString();
+  } catch {
+    return "(an invalid URL)";
+  }
+}

@@ -1,0 +1,89 @@
+/** The PostgreSQL store's tables, created and migrated by the broker under an advisory lock. */
+import type { Sql } from "postgres";
+import { InteropError } from "../errors.ts";
+
+/** The first key of every advisory lock interop takes ("intp"), so it cannot meet another application's locks. */
+export const LOCK_SPACE = 0x696e7470;
+/** Held for a transaction while migrating: brokers that start together migrate one after the other. */
+const MIGRATION_LOCK = 1;
+
+/** Append only: a migration, once released, is never edited; a change is a new version. */
+const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: "messages, inboxes, dead letters and the broker's claim",
+    sql: `
+CREATE TABLE interop_messages (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  recipient text NOT NULL,
+  sender text NOT NULL,
+  created_at bigint NOT NULL,
+  -- the payload's JSON text as published (jsonb would reorder its keys)
+  payload text NOT NULL,
+  polled boolean NOT NULL DEFAULT false,
+  reply_to bigint,
+  conversation bigint,
+  hops integer,
+  idempotency_key text
+);
+CREATE INDEX interop_messages_by_inbox ON interop_messages (recipient, id);
+CREATE INDEX interop_messages_by_key ON interop_messages (sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE interop_inboxes (
+  agent text PRIMARY KEY,
+  delivered_id bigint NOT NULL DEFAULT 0,
+  purged_id bigint NOT NULL DEFAULT 0,
+  last_seen bigint,
+  expired bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE interop_dead_letters (
+  agent text NOT NULL,
+  message_id bigint NOT NULL,
+  reason text NOT NULL,
+  parked_at bigint NOT NULL,
+  PRIMARY KEY (agent, message_id)
+);
+-- The broker that holds the database: every write checks its token, a refused broker reads who it is.
+CREATE TABLE interop_broker (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  token text NOT NULL,
+  lock_pid integer NOT NULL,
+  pid integer NOT NULL,
+  host text NOT NULL,
+  listening text,
+  version text NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
+];
+
+/** The schema version this interop writes. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/**
+ * Brings the schema to `SCHEMA_VERSION` in one transaction, each missing migration recorded in
+ * `interop_migrations`; resolves with the versions it applied ([] when there was nothing to do).
+ */
+export async function migrate(sql: Sql): Promise<number[]> {
+  return await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${MIGRATION_LOCK})`;
+    await tx`CREATE TABLE IF NOT EXISTS interop_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+    const done = new Set((await tx<{ version: number }[]>`SELECT version FROM interop_migrations`).map((row) => row.version));
+    const newest = Math.max(0, ...done);
+    if (newest > SCHEMA_VERSION) {
+      throw new InteropError(
+        "storage_failed",
+        `The database's schema is version ${newest}, newer than this interop's (${SCHEMA_VERSION}): run a newer interop`,
+      );
+    }
+    const applied: number[] = [];
+    for (const migration of MIGRATIONS) {
+      if (done.has(migration.version)) continue;
+      await tx.unsafe(migration.sql);
+      await tx`INSERT INTO interop_migrations (version, name) VALUES (${migration.version}, ${migration.name})`;
+      applied.push(migration.version);
+    }
+    return applied;
+  });
+}

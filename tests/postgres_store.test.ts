@@ -1,0 +1,159 @@
+/** What only the PostgreSQL store does: migrate once, outlive an outage, resolve a lost COMMIT, hold its database. */
+import assert from "node:assert/strict";
+import process from "node:process";
+import { type TestContext, test } from "node:test";
+import postgres from "postgres";
+import { InteropError } from "../src/errors.ts";
+import type { AgentName } from "../src/message.ts";
+import { PostgresStore } from "../src/store/postgres.ts";
+import { CommitInDoubt, type Durability } from "../src/store/store.ts";
+import { LOCK_SPACE, migrate, SCHEMA_VERSION } from "../src/store/postgres_schema.ts";
+import { waitFor } from "./helpers/broker.ts";
+import { holdCommits, releaseCommits, sharedPostgres } from "./helpers/postgres.ts";
+
+const hermes = "hermes" as AgentName;
+const openclaw = "openclaw" as AgentName;
+const cluster = sharedPostgres();
+
+/** A fresh database, an admin connection to it, and `open` for stores on it (all closed after the test). */
+async function setUp(t: TestContext) {
+  const server = await cluster(t);
+  if (server === undefined) return undefined;
+  const url = await server.createDatabase();
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const stores: PostgresStore[] = [];
+  t.after(async () => {
+    await Promise.all(stores.map((store) => store.close()));
+    await admin.end();
+  });
+  const warnings: string[] = [];
+  const lost: InteropError[] = [];
+  const open = async (durability: Durability = "strict") => {
+    const store = await PostgresStore.open({
+      url,
+      durability,
+      claimant: { pid: process.pid, host: "test", version: "test" },
+      warn: (message) => warnings.push(message),
+      onLost: (error) => lost.push(error),
+    });
+    stores.push(store);
+    return store;
+  };
+  return { server, url, admin, open, warnings, lost };
+}
+
+const message = (n: number) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n });
+
+test("brokers that start together migrate the schema once", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const clients = Array.from({ length: 4 }, () => postgres(setup.url, { max: 1, onnotice: () => {} }));
+  t.after(() => Promise.all(clients.map((sql) => sql.end())));
+  const applied = await Promise.all(clients.map((sql) => migrate(sql)));
+  assert.deepEqual(applied.flat(), [SCHEMA_VERSION]);
+  assert.deepEqual(
+    (await setup.admin`SELECT version FROM interop_migrations`).map((row) => row.version),
+    [SCHEMA_VERSION],
+  );
+  // A database a newer interop migrated is refused, not misread.
+  await setup.admin`INSERT INTO interop_migrations (version, name) VALUES (${SCHEMA_VERSION + 1}, 'from the future')`;
+  await assert.rejects(setup.open(), /schema is version 2, newer than this interop's \(1\): run a newer interop/);
+});
+
+test("PostgresStore refuses a database whose sessions run with synchronous_commit=off, unless relaxed", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  await setup.admin.unsafe(`ALTER DATABASE ${new URL(setup.url).pathname.slice(1)} SET synchronous_commit = off`);
+  await assert.rejects(setup.open(), (error: unknown) =>
+    error instanceof InteropError && error.code === "unsafe_durability" &&
+    error.message === `PostgreSQL at ${setup.url} runs with synchronous_commit=off: a crash of the server or its machine can lose ` +
+        "messages the broker acknowledged; set synchronous_commit=on in postgresql.conf, or pass --durability relaxed to accept the risk");
+  const store = await setup.open("relaxed");
+  assert.match(setup.warnings[0], /runs with synchronous_commit=off: .* \(--durability relaxed\)$/);
+  await store.write({ messages: [message(1)], inboxes: [] });
+});
+
+test("PostgresStore answers storage_unavailable while the server is stopped and serves again once it is back", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const store = await setup.open();
+  await store.write({ messages: [message(1)], inboxes: [] });
+  await setup.server.stop();
+  const isUnavailable = (error: unknown) =>
+    error instanceof InteropError && error.code === "storage_unavailable" && error.retryAfter === 1;
+  await assert.rejects(store.write({ messages: [message(2)], inboxes: [] }), isUnavailable);
+  assert.ok(store.outage !== undefined);
+  await assert.rejects(store.readAfter(openclaw, 0, 10), isUnavailable);
+  await setup.server.start();
+  await waitFor(() => store.outage === undefined, 10_000, "the store to be back");
+  const [third] = await store.write({ messages: [message(3)], inboxes: [] });
+  assert.ok(third.id > 1);
+  assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 3 }]);
+  assert.match(setup.warnings.join("\n"), /cannot be reached .*: answering 503 until it is back\n.* is back: serving again/);
+  assert.deepEqual(setup.lost, []);
+});
+
+test("PostgresStore settles a write whose COMMIT lost its answer by asking the server, failing the others fast meanwhile", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const store = await setup.open();
+  try {
+    await holdCommits(setup.url);
+    const writing = store.write({ messages: [message(1)], inboxes: [] });
+    await waitFor(async () =>
+      (await setup.admin`SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'`).length === 1, 10_000, "a COMMIT held");
+    await releaseCommits(setup.url, false);
+    await setup.server.stop();
+
+    const inDoubt = await within(writing.then(() => assert.fail("the answer was lost"), (error: unknown) => error), "the write");
+    assert.ok(inDoubt instanceof CommitInDoubt);
+    assert.equal(inDoubt.code, "storage_unavailable");
+    await within(
+      assert.rejects(store.write({ messages: [message(2)], inboxes: [] }), (error: unknown) =>
+        error instanceof InteropError && !(error instanceof CommitInDoubt) && error.code === "storage_unavailable"),
+      "a write after the one in doubt",
+    );
+
+    await setup.server.start();
+    const [stored] = (await inDoubt.outcome)!;
+    assert.equal(stored.id, 1);
+    await waitFor(() => store.outage === undefined, 10_000, "the store to be back");
+    await store.write({ messages: [message(3)], inboxes: [] });
+    assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 3 }]);
+  } finally {
+    if (setup.server.pid() === undefined) await setup.server.start();
+    await releaseCommits(setup.url);
+  }
+});
+
+/** `promise`, or a failure naming `what` if it takes more than 2 s (what it must not do). */
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than 2 s`)), 2000)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+test("PostgresStore stops writing once another broker claimed its database, and says so", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const store = await setup.open();
+  await store.write({ messages: [message(1)], inboxes: [] });
+  await setup.admin`UPDATE interop_broker SET token = 'another broker'`;
+  await assert.rejects(store.write({ messages: [message(2)], inboxes: [] }), (error: unknown) =>
+    error instanceof InteropError && error.code === "database_locked" &&
+    /^Another interop broker claimed database .*; this broker stops, its view of the inboxes may be stale$/.test(error.message));
+  assert.equal(setup.lost.length, 1);
+  assert.deepEqual((await setup.admin`SELECT count(*)::int AS n FROM interop_messages`)[0].n, 1);
+});
+
+test("PostgresStore whose lock went to another session while it was cut off stops instead of taking it back", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  await setup.open();
+  // Cut off the store's lock session and queue for its lock: the lock passes to the queue, not to the store.
+  const [{ pid }] = await setup.admin`SELECT pid FROM pg_stat_activity WHERE application_name = 'interop broker lock'`;
+  await setup.admin`SELECT pg_terminate_backend(${pid})`;
+  await setup.admin`SELECT pg_advisory_lock(${LOCK_SPACE}, 2)`;
+  await waitFor(() => setup.lost.length === 1, 10_000, "the store to give up");
+  assert.match(setup.lost[0].message, /^Another interop broker took database .* while it was unreachable from this one; this broker stops/);
+});

@@ -6,6 +6,7 @@ import postgres, { type PostgresError, type Sql, type TransactionSql } from "pos
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import { type Claimant, CLIENT_OPTIONS, Lease } from "./postgres_lease.ts";
+import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { migrate } from "./postgres_schema.ts";
 import {
   CommitInDoubt,
@@ -29,30 +30,6 @@ export interface PostgresStoreOptions {
   onLost(error: InteropError): void;
 }
 
-interface MessageRow {
-  id: number;
-  recipient: string;
-  sender: string;
-  created_at: number;
-  payload: string;
-  reply_to: number | null;
-  conversation: number | null;
-  hops: number | null;
-}
-
-const COLUMNS = "id, recipient, sender, created_at, payload, reply_to, conversation, hops";
-
-function toEnvelope(row: MessageRow): Envelope {
-  const envelope: Envelope = {
-    id: row.id,
-    from: row.sender as AgentName,
-    to: row.recipient as AgentName,
-    timestamp: new Date(row.created_at).toISOString(),
-    payload: JSON.parse(row.payload),
-  };
-  if (row.reply_to !== null) envelope.thread = { replyTo: row.reply_to, conversation: row.conversation!, hops: row.hops! };
-  return envelope;
-}
 
 /** `postgres` returns int8 as text (it may pass 2^53); ids, times and counts here stay far below that. */
 const INT8_AS_NUMBER = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (text: string) => Number(text) };
@@ -194,7 +171,7 @@ export class PostgresStore implements MessageStore {
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
     return this.#read("read messages", async () =>
       (await this.#sql<MessageRow[]>`
-        SELECT ${this.#sql.unsafe(COLUMNS)} FROM interop_messages
+        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
         WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled ORDER BY id LIMIT ${limit}`).map(toEnvelope));
   }
 
@@ -214,7 +191,7 @@ export class PostgresStore implements MessageStore {
 
   find(id: number): Promise<Envelope | undefined> {
     return this.#read("read a message", async () => {
-      const [row] = await this.#sql<MessageRow[]>`SELECT ${this.#sql.unsafe(COLUMNS)} FROM interop_messages WHERE id = ${id}`;
+      const [row] = await this.#sql<MessageRow[]>`SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages WHERE id = ${id}`;
       return row === undefined ? undefined : toEnvelope(row);
     });
   }
@@ -222,7 +199,7 @@ export class PostgresStore implements MessageStore {
   findByKey(sender: AgentName, key: string): Promise<Envelope[]> {
     return this.#read("read messages", async () =>
       (await this.#sql<MessageRow[]>`
-        SELECT ${this.#sql.unsafe(COLUMNS)} FROM interop_messages
+        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
         WHERE sender = ${sender} AND idempotency_key = ${key} ORDER BY id`).map(toEnvelope));
   }
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
+import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import type { DeadLetter, Durability, InboxRecord, MessageStore, WriteBatch } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
@@ -39,30 +40,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 `;
 
-interface MessageRow {
-  id: number;
-  recipient: string;
-  sender: string;
-  created_at: number;
-  payload: string;
-  reply_to: number | null;
-  conversation: number | null;
-  hops: number | null;
-}
-
-const MESSAGE_COLUMNS = "id, recipient, sender, created_at, payload, reply_to, conversation, hops";
-
-function toEnvelope(row: MessageRow): Envelope {
-  const envelope: Envelope = {
-    id: row.id,
-    from: row.sender as AgentName,
-    to: row.recipient as AgentName,
-    timestamp: new Date(row.created_at).toISOString(),
-    payload: JSON.parse(row.payload),
-  };
-  if (row.reply_to !== null) envelope.thread = { replyTo: row.reply_to, conversation: row.conversation!, hops: row.hops! };
-  return envelope;
-}
 
 export const DATABASE_FILE = "interop.db";
 

@@ -274,9 +274,11 @@ export class PostgresStore implements MessageStore {
   }
 
   /**
-   * One write transaction, after the ones before it. It first checks (and share-locks) the claim row, so a broker
-   * that lost the database cannot write. A COMMIT whose answer was lost rejects with `CommitInDoubt`, whose outcome
-   * the lease looks up (`txid_status`) once the server answers; the transactions after it fail fast meanwhile.
+   * One write transaction, after the ones before it. It first writes a fresh marker into the claim row, which only
+   * this broker's token matches, so a broker that lost the database cannot write. A COMMIT whose answer was lost
+   * rejects with `CommitInDoubt`: the lease reads the marker back once the server answers (the transactions after
+   * it fail fast meanwhile). Not `txid_status`: after a crash of the server, the id of a transaction whose WAL never
+   * reached the disk is handed out again, and would report another transaction's commit.
    */
   #transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
     const done = this.#writing.then(() => this.#commit(what, work));
@@ -286,16 +288,14 @@ export class PostgresStore implements MessageStore {
 
   async #commit<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
     this.#lease.check();
-    let xid: number | undefined;
+    const marker = crypto.randomUUID();
     let result: T | undefined;
     let committing = false;
     try {
       return await this.#sql.begin(async (tx): Promise<T> => {
-        const fence = tx<{ xid: number; ours: boolean }[]>`
-          SELECT txid_current() AS xid, token = ${this.#lease.token} AS ours FROM interop_broker FOR SHARE`.execute();
-        const [[claim], done] = await Promise.all([fence, work(tx)]);
-        if (claim?.ours !== true) throw this.#lease.lose(`Another interop broker claimed database ${this.location}`);
-        xid = claim.xid;
+        const fence = tx`UPDATE interop_broker SET last_commit = ${marker} WHERE token = ${this.#lease.token}`.execute();
+        const [claimed, done] = await Promise.all([fence, work(tx)]);
+        if (claimed.count !== 1) throw this.#lease.lose(`Another interop broker claimed database ${this.location}`);
         result = done;
         committing = true;
         return done;
@@ -304,7 +304,7 @@ export class PostgresStore implements MessageStore {
       const failure = this.#failure(what, cause);
       if (committing && failure.code === "storage_unavailable") {
         const done = result as T;
-        throw new CommitInDoubt(failure, this.#lease.committed(xid!).then((committed) => committed ? done : undefined));
+        throw new CommitInDoubt(failure, this.#lease.committed(marker).then((committed) => committed ? done : undefined));
       }
       throw failure;
     }

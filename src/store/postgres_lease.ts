@@ -2,6 +2,8 @@
  * One broker's hold on its PostgreSQL database: a session advisory lock on a connection of its own, the claim row
  * (a token every write checks), and the outage while the server cannot be reached, with the lock re-taken after it.
  */
+import { appendFileSync } from "node:fs";
+import process from "node:process";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres, { type Sql } from "postgres";
 import { InteropError } from "../errors.ts";
@@ -160,18 +162,21 @@ export class Lease {
   }
 
   /**
-   * Whether transaction `xid`, whose COMMIT got no answer, committed: asks the server (waiting for it to be back)
-   * until it knows. Until then the broker answers 503, so it never reports a commit it cannot vouch for.
+   * Whether the transaction that wrote `marker` into the claim row, whose COMMIT got no answer, committed: asks the
+   * server (waiting for it to be back) until it knows. Until then the store refuses every call, so nothing commits
+   * after it and the marker it reads is the last one committed.
    */
-  async committed(xid: number): Promise<boolean> {
+  async committed(marker: string): Promise<boolean> {
     this.#inDoubt++;
     try {
       for (;;) {
         try {
-          const [row] = await this.#sql<{ status: string | null }[]>`SELECT txid_status(${xid}) AS status`;
-          if (row.status !== "in progress") return row.status === "committed";
-        } catch {
-          // Still unreachable: ask again.
+          // FOR UPDATE waits for the transaction if its session still runs on the server (its answer lost on the way).
+          const [row] = await this.#sql<{ last_commit: string | null }[]>`
+            SELECT last_commit FROM interop_broker FOR UPDATE`;
+          return row?.last_commit === marker;
+        } catch (e) {
+          appendFileSync(`/tmp/lease-debug-${process.pid}.log`, `${new Date().toISOString()} committed() error ${[(e as Error).message].join(" ")}\n`);
         }
         // A broker stopping (or stopped) does not wait for the server: it reports the commit as failed.
         if (this.#closed || this.#lost) return false;
@@ -206,8 +211,8 @@ export class Lease {
             this.#end();
             return;
           }
-        } catch {
-          // Still unreachable: try again.
+        } catch (e) {
+          appendFileSync(`/tmp/lease-debug-${process.pid}.log`, `${new Date().toISOString()} retake error ${[(e as Error).message].join(" ")}\n`);
         }
         await sleep(RETRY_MS);
       }
@@ -218,6 +223,7 @@ export class Lease {
 
   /** Ends the outage once the lock is held again and every COMMIT in doubt is settled. */
   #end(): void {
+    appendFileSync(`/tmp/lease-debug-${process.pid}.log`, `${new Date().toISOString()} end ${[this.#outage !== undefined, this.#lost, this.#retaken, this.#inDoubt].join(" ")}\n`);
     if (this.#outage === undefined || this.#lost || !this.#retaken || this.#inDoubt > 0) return;
     this.#outage = undefined;
     this.#options.warn(`PostgreSQL at ${this.#options.location} is back: serving again`);

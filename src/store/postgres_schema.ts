@@ -42,10 +42,12 @@ CREATE TABLE interop_dead_letters (
   parked_at bigint NOT NULL,
   PRIMARY KEY (agent, message_id)
 );
--- The broker that holds the database: every write checks its token, a refused broker reads who it is.
+-- The broker that holds the database: every write checks its token (and leaves its marker, so a COMMIT whose
+-- answer was lost can be looked up), a refused broker reads who it is.
 CREATE TABLE interop_broker (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   token text NOT NULL,
+  last_commit text,
   lock_pid integer NOT NULL,
   pid integer NOT NULL,
   host text NOT NULL,

@@ -226,14 +226,21 @@ export interface A2aPayloadFields {
   messageId: string;
   contextId: string;
   parts: A2aPart[];
+  /** On an answer the outbound listener publishes: how the receiver's task ended, when not COMPLETED. */
+  state?: TaskState;
 }
 
 /**
  * The interop payload of an A2A message: its text as `text` (what every interop client renders) and the message
  * itself under `a2a`, so an A2A receiver gets the parts back unchanged.
  */
-export function payloadOf(message: A2aMessage, contextId: string): Payload {
-  const fields: A2aPayloadFields = { messageId: message.messageId, contextId, parts: message.parts };
+export function payloadOf(message: A2aMessage, contextId: string, state?: TaskState): Payload {
+  const fields: A2aPayloadFields = {
+    messageId: message.messageId,
+    contextId,
+    parts: message.parts,
+    ...(state !== undefined && state !== "TASK_STATE_COMPLETED" ? { state } : {}),
+  };
   return { text: textOf(message.parts), [A2A_PAYLOAD_FIELD]: fields };
 }
 
@@ -242,8 +249,14 @@ export function a2aFieldsOf(payload: Payload): A2aPayloadFields | undefined {
   const fields = payload[A2A_PAYLOAD_FIELD];
   if (!isObject(fields) || typeof fields.messageId !== "string" || typeof fields.contextId !== "string") return undefined;
   if (!Array.isArray(fields.parts)) return undefined;
+  const state = parseTaskState(fields.state);
   try {
-    return { messageId: fields.messageId, contextId: fields.contextId, parts: fields.parts.map(parsePart) };
+    return {
+      messageId: fields.messageId,
+      contextId: fields.contextId,
+      parts: fields.parts.map(parsePart),
+      ...(state !== undefined ? { state } : {}),
+    };
   } catch {
     return undefined;
   }

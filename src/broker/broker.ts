@@ -18,6 +18,9 @@ import { resolveStart, type StreamStart } from "./stream_start.ts";
 import { StreamSession } from "./stream_session.ts";
 import { Waiters } from "./waiters.ts";
 
+/** How often streams on a store other brokers share re-read it without a wake-up, in ms. */
+const IDLE_REREAD_MS = 5000;
+
 export interface BrokerOptions {
   store: MessageStore;
   dataDir: string;
@@ -96,6 +99,8 @@ export class Broker {
   #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
   #now: () => number;
+  /** Other brokers write to the store too: streams read the table instead of taking what this broker offers. */
+  #shared = false;
 
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
@@ -119,6 +124,14 @@ export class Broker {
   static async open(options: BrokerOptions): Promise<Broker> {
     const [inboxes, lastId] = await Promise.all([options.store.loadInboxes(), options.store.lastId()]);
     const broker = new Broker(options, inboxes, lastId);
+    if (options.store.watch !== undefined) {
+      await options.store.watch((agents) => broker.#wake(agents));
+      broker.#shared = true;
+      // A notification lost without the connection noticing: every stream re-reads now and then.
+      const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
+      (reread as { unref?: () => void }).unref?.();
+      broker.#timers.push(reread);
+    }
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
     await Promise.all(missing.map((agent) => broker.#createInbox(agent)));
     await broker.#prune();
@@ -208,7 +221,17 @@ export class Broker {
       else if (live.has(envelope.to)) live.get(envelope.to)!.push(envelope);
       else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
     }
-    for (const [agent, envelopes] of live) this.#streams.get(agent)!.offer(envelopes);
+    // With other writers, an id below these may commit on another broker after them: read the table in id order.
+    if (this.#shared) this.#wake([...live.keys()]);
+    else for (const [agent, envelopes] of live) this.#streams.get(agent)!.offer(envelopes);
+  }
+
+  /** Streams of these agents (all when undefined) read the store from where they are. */
+  #wake(agents: AgentName[] | undefined): void {
+    // A read now would fail and end the streams; the re-read after the outage finds what they missed.
+    if (this.#store.outage !== undefined) return;
+    if (agents === undefined) for (const session of this.#streams.values()) session.wake();
+    else for (const agent of agents) this.#streams.get(agent)?.wake();
   }
 
   /**
@@ -287,6 +310,8 @@ export class Broker {
     // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
     if (this.#store.outage !== undefined) throw this.#store.outage;
     const inbox = await this.#inboxFor(agent, true);
+    // Another broker on the store may have handed out the id.
+    if (start.from === "id" && start.afterId > this.#lastId) this.#lastId = Math.max(this.#lastId, await this.#store.lastId());
     let startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
     if (start.from !== "cursor") this.#recentWrites.forget(agent);
     else {
@@ -307,6 +332,7 @@ export class Broker {
         isTaken: (envelope) => this.#taken.has(envelope.id),
         isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#taken.has(envelope.id),
         delivered: (_name, envelopes) => {
+          this.#lastId = Math.max(this.#lastId, envelopes[envelopes.length - 1].id);
           this.#recentWrites.wrote(agent, envelopes[0].id, this.#now());
           this.#markDelivered(inbox, envelopes);
         },
@@ -444,7 +470,8 @@ export class Broker {
         continue;
       }
       inbox.deliveredId = envelope.id;
-      inbox.pending--;
+      // Not below 0: another broker's publishes are not counted here.
+      if (inbox.pending > 0) inbox.pending--;
       this.#observers.delivered(envelope);
       advanced = true;
     }

@@ -64,6 +64,16 @@ export class StreamSession {
     if (this.#write(fresh) > HIGH_WATER_BYTES) void this.#catchUp();
   }
 
+  /** Something was committed for this agent that was not offered (another broker wrote it): read the store. */
+  wake(): void {
+    if (this.closed) return;
+    if (!this.#live) {
+      this.#offersWhileCatchingUp++;
+      return;
+    }
+    void this.#catchUp();
+  }
+
   heartbeat(): void {
     if (!this.closed) this.#sink.write(this.#deps.format.keepalive(this.agent));
   }

@@ -1,11 +1,12 @@
 /**
  * The PostgreSQL store (the `postgres` client): the same semantics as the SQLite store, one transaction per method.
- * One broker per database for now: its `Lease` holds an advisory lock and a claim every write checks.
+ * Several brokers may share a database: each registers in `interop_brokers`, publishes take the head rows of their
+ * inboxes so that per inbox id order is commit order, and commits NOTIFY the other brokers' readers.
  */
 import postgres, { type PostgresError, type Sql, type TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
-import { type Claimant, CLIENT_OPTIONS, Lease } from "./postgres_lease.ts";
+import { type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { migrate } from "./postgres_schema.ts";
 import {
@@ -15,6 +16,7 @@ import {
   type InboxRecord,
   type InboxUpdate,
   type MessageStore,
+  type Wake,
   type WriteBatch,
 } from "./store.ts";
 
@@ -22,13 +24,18 @@ export interface PostgresStoreOptions {
   /** `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?…]`. */
   url: string;
   durability: Durability;
-  /** This broker, as a refused second broker is told. */
+  /** This broker, as the registry lists it. */
   claimant: Claimant;
   /** Outages and their end, durability warnings. */
   warn(message: string): void;
-  /** Told once when another broker took the database: this one must stop, its memory of the inboxes is stale. */
-  onLost(error: InteropError): void;
 }
+
+/** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
+const CHANNEL = "interop";
+/** Past this many bytes of recipients a notification says "*" (NOTIFY payloads stop at 8,000 bytes). */
+const MAX_NOTIFY_BYTES = 7000;
+/** Deadlock and serialization failures: PostgreSQL rolled the whole transaction back, so it is retried. */
+const RETRIED = new Set(["40P01", "40001"]);
 
 
 /** `postgres` returns int8 as text (it may pass 2^53); ids, times and counts here stay far below that. */
@@ -38,23 +45,23 @@ export class PostgresStore implements MessageStore {
   readonly kind = "postgresql";
   readonly location: string;
   #sql: Sql;
-  #lease: Lease;
-  /** Write transactions run one at a time: the broker is the only writer, so they can never deadlock. */
+  #registry: Registration;
+  /** This broker's write transactions run one at a time (the commit queue batches them anyway). */
   #writing: Promise<unknown> = Promise.resolve();
+  #unlisten: (() => Promise<void>) | undefined;
 
-  private constructor(sql: Sql, lease: Lease, location: string) {
+  private constructor(sql: Sql, registry: Registration, location: string) {
     this.#sql = sql;
-    this.#lease = lease;
+    this.#registry = registry;
     this.location = location;
   }
 
   /**
-   * Connects, takes the database for this broker (refusing with `database_locked` when another has it, or with
-   * `unsafe_durability`), and creates or migrates the schema.
+   * Connects (refusing with `unsafe_durability`), creates or migrates the schema and registers this broker.
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const location = redactUrl(options.url);
-    const lease = await Lease.take({ ...options, location });
+    const registry = await Registration.connect({ ...options, location });
     let sql: Sql | undefined;
     try {
       sql = postgres(options.url, {
@@ -64,25 +71,40 @@ export class PostgresStore implements MessageStore {
         types: { int8: INT8_AS_NUMBER },
       });
       await migrate(sql);
-      await lease.claim(sql, options.claimant);
-      return new PostgresStore(sql, lease, location);
+      await registry.register(options.claimant);
+      return new PostgresStore(sql, registry, location);
     } catch (error) {
       await sql?.end({ timeout: 1 });
-      await lease.close();
+      await registry.close();
       if (error instanceof InteropError) throw error;
       throw new InteropError("storage_failed", `Cannot prepare database ${location}: ${(error as Error).message}`, { cause: error });
     }
   }
 
   get outage(): InteropError | undefined {
-    return this.#lease.outage;
+    return this.#registry.outage;
   }
 
-  /** Records where this broker listens, so a refused second broker can name it. */
+  /** Records where this broker listens, for the cluster view. */
   announce(listening: string): Promise<void> {
-    return this.#read("record the broker's address", async () => {
-      await this.#sql`UPDATE interop_broker SET listening = ${listening} WHERE token = ${this.#lease.token}`;
-    });
+    return this.#read("record the broker's address", () => this.#registry.announce(listening));
+  }
+
+  /**
+   * LISTENs for the other brokers' commits. A notification is only a wake-up (readers read the table from their
+   * cursor), so one lost while the connection was down loses nothing: on every (re)connect everyone is woken.
+   */
+  async watch(wake: Wake): Promise<void> {
+    const me = this.#registry.id;
+    const listening = await this.#sql.listen(CHANNEL, (payload) => {
+      try {
+        const { b, a } = JSON.parse(payload) as { b: string; a: AgentName[] | "*" };
+        if (b !== me) wake(a === "*" ? undefined : a);
+      } catch {
+        wake(undefined);
+      }
+    }, () => wake(undefined));
+    this.#unlisten = listening.unlisten;
   }
 
   loadInboxes(): Promise<InboxRecord[]> {
@@ -126,16 +148,36 @@ export class PostgresStore implements MessageStore {
     // which (postgres 3.4.9) leaves the transaction hanging instead of failing it.
     return this.#transaction("commit", async (tx) => {
       const { messages } = batch;
+      const recipients = [...new Set(messages.map((m) => m.to))].sort();
+      // The heads first, in one order (no deadlock between broadcasts), before any id is taken: a writer of the
+      // same inbox on another broker waits here until this transaction's ids are visible.
+      const heads = recipients.length === 0 ? undefined : tx`
+        INSERT INTO interop_inbox_heads (agent) SELECT agent FROM unnest(${recipients}::text[]) AS agent ORDER BY agent COLLATE "C"
+        ON CONFLICT (agent) DO UPDATE SET agent = excluded.agent`.execute();
+      // Ids in the order given (the n-th smallest is the n-th message); each message's prev_id is its inbox's
+      // previous one, from the head or from this batch.
       const inserted = messages.length === 0 ? Promise.resolve([]) : tx<{ id: number }[]>`
-        INSERT INTO interop_messages (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key)
-        SELECT recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key
-        FROM unnest(${messages.map((m) => m.to)}::text[], ${messages.map((m) => m.from)}::text[],
-          ${messages.map((m) => m.createdAt)}::int8[], ${messages.map((m) => JSON.stringify(m.payload) ?? null)}::text[],
-          ${messages.map((m) => m.thread?.replyTo ?? null)}::int8[], ${messages.map((m) => m.thread?.conversation ?? null)}::int8[],
-          ${messages.map((m) => m.thread?.hops ?? null)}::int4[], ${messages.map((m) => m.idempotencyKey ?? null)}::text[])
-          WITH ORDINALITY AS m (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, ord)
-        ORDER BY ord
-        RETURNING id`.execute();
+        WITH m AS MATERIALIZED (
+          SELECT nextval(pg_get_serial_sequence('interop_messages', 'id')) AS id, *
+          FROM unnest(${messages.map((m) => m.to)}::text[], ${messages.map((m) => m.from)}::text[],
+            ${messages.map((m) => m.createdAt)}::int8[], ${messages.map((m) => JSON.stringify(m.payload) ?? null)}::text[],
+            ${messages.map((m) => m.thread?.replyTo ?? null)}::int8[], ${messages.map((m) => m.thread?.conversation ?? null)}::int8[],
+            ${messages.map((m) => m.thread?.hops ?? null)}::int4[], ${messages.map((m) => m.idempotencyKey ?? null)}::text[])
+            WITH ORDINALITY AS u (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, ord)
+        ), stored AS (
+          INSERT INTO interop_messages (id, recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, prev_id)
+          OVERRIDING SYSTEM VALUE
+          SELECT m.id, m.recipient, m.sender, m.created_at, m.payload, m.reply_to, m.conversation, m.hops, m.idempotency_key,
+            coalesce(lag(m.id) OVER (PARTITION BY m.recipient ORDER BY m.id), h.last_id)
+          FROM m JOIN interop_inbox_heads h ON h.agent = m.recipient
+          RETURNING id, recipient
+        ), moved AS (
+          UPDATE interop_inbox_heads h SET last_id = s.last_id, published = h.published + s.count
+          FROM (SELECT recipient, max(id) AS last_id, count(*) AS count FROM stored GROUP BY recipient) s
+          WHERE h.agent = s.recipient
+        )
+        SELECT id FROM stored`.execute();
+      const notified = recipients.length === 0 ? undefined : tx`SELECT pg_notify(${CHANNEL}, ${notification(this.#registry.id, recipients)})`.execute();
       const updates = mergeByAgent(batch.inboxes);
       const upserted = updates.length === 0 ? undefined : tx`
         INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
@@ -151,7 +193,7 @@ export class PostgresStore implements MessageStore {
         FROM unnest(${polled.map((u) => u.agent)}::text[], ${polled.map((u) => u.polled!.after)}::int8[],
           ${polled.map((u) => u.polled!.upTo)}::int8[]) AS p (agent, after, up_to)
         WHERE m.recipient = p.agent AND m.id > p.after AND m.id <= p.up_to`.execute();
-      const [rows] = await Promise.all([inserted, upserted, marked]);
+      const [, rows] = await Promise.all([heads, inserted, upserted, marked, notified]);
       // Rows are inserted in the order given, each taking the next id: the n-th smallest id is the n-th message.
       const ids = rows.map((row) => row.id).sort((a, b) => a - b);
       return messages.map((message, index): Envelope => {
@@ -256,16 +298,17 @@ export class PostgresStore implements MessageStore {
   }
 
   async close(): Promise<void> {
-    this.#lease.closing();
+    this.#registry.closing();
     await this.#writing;
+    await this.#unlisten?.().catch(() => {});
     // Writes are done; a connection that broke with a query in flight holds end() until its timeout (postgres 3.4.9).
     await this.#sql.end({ timeout: 1 });
-    await this.#lease.close();
+    await this.#registry.close();
   }
 
   /** One statement outside a transaction: fails fast during an outage, and starts one when the server is gone. */
   async #read<T>(what: string, work: () => Promise<T>): Promise<T> {
-    this.#lease.check();
+    this.#registry.check();
     try {
       return await work();
     } catch (cause) {
@@ -274,28 +317,35 @@ export class PostgresStore implements MessageStore {
   }
 
   /**
-   * One write transaction, after the ones before it. It first writes a fresh marker into the claim row, which only
-   * this broker's token matches, so a broker that lost the database cannot write. A COMMIT whose answer was lost
-   * rejects with `CommitInDoubt`: the lease reads the marker back once the server answers (the transactions after
-   * it fail fast meanwhile). Not `txid_status`: after a crash of the server, the id of a transaction whose WAL never
-   * reached the disk is handed out again, and would report another transaction's commit.
+   * One write transaction, after this broker's ones before it. It first writes a fresh marker into this broker's
+   * registry row. A COMMIT whose answer was lost rejects with `CommitInDoubt`: the registry reads the marker back
+   * once the server answers (the transactions after it fail fast meanwhile). Not `txid_status`: after a crash of the
+   * server, the id of a transaction whose WAL never reached the disk is handed out again, and would report another
+   * transaction's commit. A deadlock with another broker's transaction rolled it all back: it is run again.
    */
   #transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    const done = this.#writing.then(() => this.#commit(what, work));
+    const done = this.#writing.then(async () => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.#commit(what, work);
+        } catch (error) {
+          if (attempt === 3 || !RETRIED.has(((error as InteropError).cause as PostgresError)?.code)) throw error;
+        }
+      }
+    });
     this.#writing = done.catch(() => {});
     return done;
   }
 
   async #commit<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    this.#lease.check();
+    this.#registry.check();
     const marker = crypto.randomUUID();
     let result: T | undefined;
     let committing = false;
     try {
       return await this.#sql.begin(async (tx): Promise<T> => {
-        const fence = tx`UPDATE interop_broker SET last_commit = ${marker} WHERE token = ${this.#lease.token}`.execute();
-        const [claimed, done] = await Promise.all([fence, work(tx)]);
-        if (claimed.count !== 1) throw this.#lease.lose(`Another interop broker claimed database ${this.location}`);
+        const fence = tx`UPDATE interop_brokers SET last_commit = ${marker} WHERE id = ${this.#registry.id}`.execute();
+        const [, done] = await Promise.all([fence, work(tx)]);
         result = done;
         committing = true;
         return done;
@@ -304,7 +354,7 @@ export class PostgresStore implements MessageStore {
       const failure = this.#failure(what, cause);
       if (committing && failure.code === "storage_unavailable") {
         const done = result as T;
-        throw new CommitInDoubt(failure, this.#lease.committed(marker).then((committed) => committed ? done : undefined));
+        throw new CommitInDoubt(failure, this.#registry.committed(marker).then((committed) => committed ? done : undefined));
       }
       throw failure;
     }
@@ -313,7 +363,7 @@ export class PostgresStore implements MessageStore {
   /** The error to fail a call with; a lost connection starts an outage. */
   #failure(what: string, cause: unknown): InteropError {
     if (cause instanceof InteropError) return cause;
-    if (isUnreachable(cause)) return this.#lease.fail(cause);
+    if (isUnreachable(cause)) return this.#registry.fail(cause);
     const reason = (cause as Error)?.message ?? String(cause);
     if ((cause as PostgresError)?.code === "53100") {
       return new InteropError(
@@ -339,7 +389,16 @@ function isUnreachable(error: unknown): boolean {
   return /^(CONNECTION_|CONNECT_)/.test(code) || /^E[A-Z]+$/.test(code);
 }
 
-/** Updates of one inbox merged into one row (an upsert may not touch a row twice). */
+/** The payload of a commit's notification: this broker and the inboxes it wrote to. */
+function notification(broker: string, recipients: AgentName[]): string {
+  const text = JSON.stringify({ b: broker, a: recipients });
+  return text.length <= MAX_NOTIFY_BYTES ? text : JSON.stringify({ b: broker, a: "*" });
+}
+
+/**
+ * Updates of one inbox merged into one row (an upsert may not touch a row twice), in one order for every broker
+ * (two brokers' transactions then lock the same rows in the same order: no deadlock).
+ */
 function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {
   const merged = new Map<string, InboxUpdate>();
   for (const update of updates) {
@@ -351,7 +410,7 @@ function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {
       lastSeen: update.lastSeen ?? earlier.lastSeen,
     });
   }
-  return [...merged.values()];
+  return [...merged.values()].sort((a, b) => a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0);
 }
 
 /** The URL without its password: it goes into logs and `/status`. */

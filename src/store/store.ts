@@ -76,6 +76,9 @@ export class CommitInDoubt<T = Envelope[]> extends InteropError {
   }
 }
 
+/** Wakes the readers of these inboxes (every inbox when undefined) to read the store from their cursor. */
+export type Wake = (agents: AgentName[] | undefined) => void;
+
 /**
  * The broker's storage. Every method is one transaction, so a networked backend can implement it too.
  * Errors are `InteropError("storage_failed")` (or `storage_full`, or `storage_unavailable` while a networked store's
@@ -117,5 +120,10 @@ export interface MessageStore {
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
   ): Promise<Map<AgentName, { count: number; upTo: number }>>;
+  /**
+   * A store other brokers write to too calls `wake` after their commits (at most a hint: a reader woken reads from
+   * its cursor, and one never woken re-reads on its own now and then). A store only one broker opens has none.
+   */
+  watch?(wake: Wake): Promise<void>;
   close(): Promise<void>;
 }

@@ -2,21 +2,21 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { DeadLetter, InboxRecord, MessageStore } from "../store/store.ts";
-import type { StreamSink } from "../runtime/types.ts";
+import type { DeadLetter, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
 import { allValues, limitFor, type PerAgent, uniform } from "./per_agent.ts";
 import { RateLimiter } from "./rate_limiter.ts";
-import { RecentWrites } from "./recent_writes.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
-import { StreamSession } from "./stream_session.ts";
+import { type StreamStarter, Streams } from "./streams.ts";
 import { Waiters } from "./waiters.ts";
+
+export type { StreamStarter } from "./streams.ts";
 
 /** How often streams on a store other brokers share re-read it without a wake-up, in ms. */
 const IDLE_REREAD_MS = 5000;
@@ -76,15 +76,12 @@ export interface Published {
   refused: RefusedRecipient[];
 }
 
-/** A prepared stream: validated, ready to be attached to the response once its headers are out. */
-export type StreamStarter = (sink: StreamSink) => void;
-
 export class Broker {
   #options: BrokerOptions;
   #store: MessageStore;
   #commits: CommitQueue;
   #inboxes = new Map<AgentName, InboxRecord>();
-  #streams = new Map<AgentName, StreamSession>();
+  #streams: Streams;
   #waiters = new Waiters();
   #observers = new Observers();
   #statusDocument = new StatusDocument();
@@ -92,15 +89,19 @@ export class Broker {
   #idempotent: IdempotentPublishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   #taken = new Set<number>();
-  #recentWrites: RecentWrites;
   /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
   #redelivered = new Map<AgentName, number>();
   #lastId: number;
   #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
   #now: () => number;
-  /** Other brokers write to the store too: streams read the table instead of taking what this broker offers. */
-  #shared = false;
+  /**
+   * Other brokers write to the store too: cursors are the store's, taken with compare-and-set, and streams and
+   * waiters read the table when woken instead of taking what this broker's commits offer.
+   */
+  #shared: SharedInboxes | undefined;
+  /** Agents whose waiters are being served from the store, and whether a wake-up came meanwhile. */
+  #serving = new Map<AgentName, boolean>();
 
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
@@ -109,7 +110,20 @@ export class Broker {
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
-    this.#recentWrites = new RecentWrites(options.resumeWindowMs ?? 0);
+    this.#shared = options.store.shared;
+    this.#streams = new Streams({
+      store: options.store,
+      inboxFor: (agent) => this.#inboxFor(agent, true),
+      lastId: () => this.#lastId,
+      sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
+      isTaken: (id) => this.#taken.has(id),
+      delivered: (inbox, envelopes) => this.#markDelivered(inbox, envelopes),
+      ended: (agent) => this.#touch(agent),
+      now: this.#now,
+      secondStream: options.secondStream ?? "replace",
+      writeTimeoutMs: options.writeTimeoutMs,
+      resumeWindowMs: options.resumeWindowMs ?? 0,
+    });
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
@@ -124,9 +138,8 @@ export class Broker {
   static async open(options: BrokerOptions): Promise<Broker> {
     const [inboxes, lastId] = await Promise.all([options.store.loadInboxes(), options.store.lastId()]);
     const broker = new Broker(options, inboxes, lastId);
-    if (options.store.watch !== undefined) {
-      await options.store.watch((agents) => broker.#wake(agents));
-      broker.#shared = true;
+    if (broker.#shared !== undefined) {
+      await broker.#shared.watch((agents) => broker.#wake(agents), (agent, session) => broker.#streams.replaced(agent, session));
       // A notification lost without the connection noticing: every stream re-reads now and then.
       const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
       (reread as { unref?: () => void }).unref?.();
@@ -214,6 +227,13 @@ export class Broker {
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */
   #committed(stored: Envelope[]): void {
     this.#observers.committed(stored.length);
+    if (this.#shared !== undefined) {
+      // An id below these may commit on another broker after them, and a reader there may take them first: the
+      // streams and waiters of these inboxes take from the table.
+      for (const envelope of stored) this.#lastId = Math.max(this.#lastId, envelope.id);
+      this.#wake([...new Set(stored.map((envelope) => envelope.to))]);
+      return;
+    }
     const live = new Map<AgentName, Envelope[]>();
     for (const envelope of stored) {
       this.#lastId = Math.max(this.#lastId, envelope.id);
@@ -221,17 +241,51 @@ export class Broker {
       else if (live.has(envelope.to)) live.get(envelope.to)!.push(envelope);
       else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
     }
-    // With other writers, an id below these may commit on another broker after them: read the table in id order.
-    if (this.#shared) this.#wake([...live.keys()]);
-    else for (const [agent, envelopes] of live) this.#streams.get(agent)!.offer(envelopes);
+    for (const [agent, envelopes] of live) this.#streams.offer(agent, envelopes);
   }
 
-  /** Streams of these agents (all when undefined) read the store from where they are. */
+  /** Streams and waiters of these agents (all when undefined) take from the store from where they are. */
   #wake(agents: AgentName[] | undefined): void {
     // A read now would fail and end the streams; the re-read after the outage finds what they missed.
     if (this.#store.outage !== undefined) return;
-    if (agents === undefined) for (const session of this.#streams.values()) session.wake();
-    else for (const agent of agents) this.#streams.get(agent)?.wake();
+    this.#streams.wake(agents);
+    for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) void this.#serveWaiters(agent);
+  }
+
+  /**
+   * Hands `agent`'s waiters what the store has for them (a shared store: the message may have been published on
+   * another broker): each reply awaited, taken out of order, then the oldest messages in order, one per waiter.
+   */
+  async #serveWaiters(agent: AgentName): Promise<void> {
+    if (this.#serving.has(agent)) {
+      this.#serving.set(agent, true);
+      return;
+    }
+    this.#serving.set(agent, false);
+    try {
+      do {
+        this.#serving.set(agent, false);
+        const inbox = await this.#inboxFor(agent, false);
+        const awaited = this.#waiters.awaitedReplies(agent);
+        if (awaited.size > 0) {
+          for (const envelope of await this.#store.readAfter(agent, inbox.deliveredId, 500)) {
+            const replyTo = envelope.thread?.replyTo;
+            const hand = replyTo !== undefined && awaited.has(replyTo) ? this.#waiters.reserve(agent, replyTo) : undefined;
+            if (hand === undefined) continue;
+            const taken = await this.#shared!.takeOne(agent, envelope.id).catch(() => false);
+            if (taken) this.#tookOutOfOrder(inbox, envelope);
+            hand(taken ? envelope : undefined);
+          }
+        }
+        for (let hand = this.#waiters.reserve(agent, undefined); hand !== undefined; hand = this.#waiters.reserve(agent, undefined)) {
+          const [next] = await this.poll(agent, 1).catch(() => []);
+          hand(next);
+          if (next === undefined) break;
+        }
+      } while (this.#serving.get(agent));
+    } finally {
+      this.#serving.delete(agent);
+    }
   }
 
   /**
@@ -241,6 +295,13 @@ export class Broker {
    */
   async wait(agent: AgentName, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
     if (clientGone?.aborted) return undefined;
+    if (this.#shared !== undefined) {
+      // Waiting first: a message committed on another broker while this one looks is then woken for.
+      await this.#inboxFor(agent, true);
+      const waiting = this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+      void this.#serveWaiters(agent);
+      return await waiting;
+    }
     const [pending] = await this.poll(agent, 1);
     return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
   }
@@ -256,12 +317,17 @@ export class Broker {
     return { question, reply };
   }
 
+  /** Counts a message taken out of order (by a wait for a reply) as delivered. */
+  #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
+    if (inbox.pending > 0) inbox.pending--;
+    this.#observers.delivered(envelope);
+  }
+
   /** Marks a message handed to a waiter as delivered, out of order if need be. */
   #take(envelope: Envelope): void {
     const inbox = this.#inboxes.get(envelope.to)!;
     this.#taken.add(envelope.id);
-    inbox.pending--;
-    this.#observers.delivered(envelope);
+    this.#tookOutOfOrder(inbox, envelope);
     // Once committed, the store leaves it out of every read; until then, memory does.
     this.#commits.update({ agent: envelope.to, polled: { after: envelope.id - 1, upTo: envelope.id } }).then(
       () => this.#taken.delete(envelope.id),
@@ -277,6 +343,11 @@ export class Broker {
    */
   async poll(agent: AgentName, limit: number, shownUpTo = Infinity): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, true);
+    if (this.#shared !== undefined) {
+      const taken = await this.#shared.take(agent, limit, shownUpTo === Infinity ? undefined : shownUpTo);
+      this.#markDelivered(inbox, taken);
+      return taken;
+    }
     const after = inbox.deliveredId;
     const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) =>
       envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id)
@@ -301,55 +372,9 @@ export class Broker {
     return pending.filter((envelope) => envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id));
   }
 
-  /**
-   * Validates a subscription and returns the function that starts it. Reading from the cursor gives what is
-   * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
-   * agent replaces the older one.
-   */
-  async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
-    // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
-    if (this.#store.outage !== undefined) throw this.#store.outage;
-    const inbox = await this.#inboxFor(agent, true);
-    // Another broker on the store may have handed out the id.
-    if (start.from === "id" && start.afterId > this.#lastId) this.#lastId = Math.max(this.#lastId, await this.#store.lastId());
-    let startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
-    if (start.from !== "cursor") this.#recentWrites.forget(agent);
-    else {
-      // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
-      const unconfirmed = this.#recentWrites.replayAfter(agent, this.#now());
-      if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
-    }
-    if (this.#options.secondStream === "refuse" && this.#streams.has(agent)) {
-      throw new InteropError(
-        "stream_open",
-        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
-      );
-    }
-    return (sink) => {
-      this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
-      const session = new StreamSession(agent, startAfter, sink, {
-        readAfter: (name, after, limit) => this.#store.readAfter(name, after, limit),
-        isTaken: (envelope) => this.#taken.has(envelope.id),
-        isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#taken.has(envelope.id),
-        delivered: (_name, envelopes) => {
-          this.#lastId = Math.max(this.#lastId, envelopes[envelopes.length - 1].id);
-          this.#recentWrites.wrote(agent, envelopes[0].id, this.#now());
-          this.#markDelivered(inbox, envelopes);
-        },
-        ended: (ended) => {
-          if (this.#streams.get(agent) === ended) {
-            this.#streams.delete(agent);
-            this.#recentWrites.ended(agent, this.#now());
-          }
-          this.#touch(agent);
-        },
-        format,
-        writeTimeoutMs: this.#options.writeTimeoutMs,
-      });
-      this.#streams.set(agent, session);
-      this.#recentWrites.opened(agent);
-      session.start();
-    };
+  /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */
+  prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
+    return this.#streams.prepare(agent, start, format);
   }
 
   /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */
@@ -424,7 +449,7 @@ export class Broker {
   /** Ends every stream, commits what is queued and closes the store. */
   async close(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
-    for (const session of [...this.#streams.values()]) session.close({ event: "shutdown", message: "broker stopping" });
+    this.#streams.closeAll({ event: "shutdown", message: "broker stopping" });
     this.#waiters.close();
     await this.#commits.drain();
     await this.#store.close();
@@ -475,8 +500,9 @@ export class Broker {
       this.#observers.delivered(envelope);
       advanced = true;
     }
-    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash.
-    if (advanced) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
+    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash. A shared
+    // store's cursor was moved by the take or claim itself.
+    if (advanced && this.#shared === undefined) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
     if (repeated > 0) {
       this.#redelivered.set(inbox.agent, (this.#redelivered.get(inbox.agent) ?? 0) + repeated);
       this.#observers.redelivered(inbox.agent, repeated);
@@ -484,7 +510,7 @@ export class Broker {
   }
 
   #heartbeat(): void {
-    for (const session of this.#streams.values()) session.heartbeat();
+    this.#streams.heartbeat();
   }
 
   async #prune(): Promise<void> {

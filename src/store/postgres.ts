@@ -9,6 +9,7 @@ import type { AgentName, Envelope } from "../message.ts";
 import { type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { migrate } from "./postgres_schema.ts";
+import { COMMITS, notification, PostgresInboxes } from "./postgres_shared.ts";
 import {
   CommitInDoubt,
   type DeadLetter,
@@ -16,7 +17,6 @@ import {
   type InboxRecord,
   type InboxUpdate,
   type MessageStore,
-  type Wake,
   type WriteBatch,
 } from "./store.ts";
 
@@ -30,10 +30,6 @@ export interface PostgresStoreOptions {
   warn(message: string): void;
 }
 
-/** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
-const CHANNEL = "interop";
-/** Past this many bytes of recipients a notification says "*" (NOTIFY payloads stop at 8,000 bytes). */
-const MAX_NOTIFY_BYTES = 7000;
 /** Deadlock and serialization failures: PostgreSQL rolled the whole transaction back, so it is retried. */
 const RETRIED = new Set(["40P01", "40001"]);
 
@@ -48,12 +44,18 @@ export class PostgresStore implements MessageStore {
   #registry: Registration;
   /** This broker's write transactions run one at a time (the commit queue batches them anyway). */
   #writing: Promise<unknown> = Promise.resolve();
-  #unlisten: (() => Promise<void>) | undefined;
+  readonly shared: PostgresInboxes;
 
   private constructor(sql: Sql, registry: Registration, location: string) {
     this.#sql = sql;
     this.#registry = registry;
     this.location = location;
+    this.shared = new PostgresInboxes({
+      sql,
+      broker: registry.id,
+      read: (what, work) => this.#read(what, work),
+      transaction: (what, work) => this.#transaction(what, work),
+    });
   }
 
   /**
@@ -88,23 +90,6 @@ export class PostgresStore implements MessageStore {
   /** Records where this broker listens, for the cluster view. */
   announce(listening: string): Promise<void> {
     return this.#read("record the broker's address", () => this.#registry.announce(listening));
-  }
-
-  /**
-   * LISTENs for the other brokers' commits. A notification is only a wake-up (readers read the table from their
-   * cursor), so one lost while the connection was down loses nothing: on every (re)connect everyone is woken.
-   */
-  async watch(wake: Wake): Promise<void> {
-    const me = this.#registry.id;
-    const listening = await this.#sql.listen(CHANNEL, (payload) => {
-      try {
-        const { b, a } = JSON.parse(payload) as { b: string; a: AgentName[] | "*" };
-        if (b !== me) wake(a === "*" ? undefined : a);
-      } catch {
-        wake(undefined);
-      }
-    }, () => wake(undefined));
-    this.#unlisten = listening.unlisten;
   }
 
   loadInboxes(): Promise<InboxRecord[]> {
@@ -177,7 +162,7 @@ export class PostgresStore implements MessageStore {
           WHERE h.agent = s.recipient
         )
         SELECT id FROM stored`.execute();
-      const notified = recipients.length === 0 ? undefined : tx`SELECT pg_notify(${CHANNEL}, ${notification(this.#registry.id, recipients)})`.execute();
+      const notified = recipients.length === 0 ? undefined : tx`SELECT pg_notify(${COMMITS}, ${notification(this.#registry.id, recipients)})`.execute();
       const updates = mergeByAgent(batch.inboxes);
       const upserted = updates.length === 0 ? undefined : tx`
         INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
@@ -300,7 +285,7 @@ export class PostgresStore implements MessageStore {
   async close(): Promise<void> {
     this.#registry.closing();
     await this.#writing;
-    await this.#unlisten?.().catch(() => {});
+    await this.shared.close();
     // Writes are done; a connection that broke with a query in flight holds end() until its timeout (postgres 3.4.9).
     await this.#sql.end({ timeout: 1 });
     await this.#registry.close();
@@ -387,12 +372,6 @@ function isUnreachable(error: unknown): boolean {
   }
   // The client's own (CONNECTION_CLOSED, CONNECT_TIMEOUT, …) and the socket's (ECONNREFUSED, ECONNRESET, …).
   return /^(CONNECTION_|CONNECT_)/.test(code) || /^E[A-Z]+$/.test(code);
-}
-
-/** The payload of a commit's notification: this broker and the inboxes it wrote to. */
-function notification(broker: string, recipients: AgentName[]): string {
-  const text = JSON.stringify({ b: broker, a: recipients });
-  return text.length <= MAX_NOTIFY_BYTES ? text : JSON.stringify({ b: broker, a: "*" });
 }
 
 /**

@@ -88,6 +88,17 @@ CREATE TABLE interop_brokers (
 DROP TABLE interop_broker;
 `,
   },
+  {
+    version: 3,
+    name: "each inbox's stream and the version every take and claim changes (compare-and-set across brokers)",
+    sql: `
+ALTER TABLE interop_inboxes
+  ADD COLUMN version bigint NOT NULL DEFAULT 0,
+  ADD COLUMN stream_broker uuid,
+  ADD COLUMN stream_session uuid,
+  ADD COLUMN stream_opened_at timestamptz;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -1,6 +1,7 @@
 /**
- * The gap of sequences under concurrent writers: publishers on three brokers into one inbox, each COMMIT delayed
- * by a random 0–50 ms, streams reading that inbox on every broker. Every stream gets every id once, in order.
+ * The gap of sequences under concurrent writers: publishers on three brokers into each of three inboxes, each
+ * COMMIT delayed by a random 0–50 ms, a stream on every broker (one inbox each: an agent has one stream). Every
+ * stream gets every id of its inbox once, in order.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -13,11 +14,12 @@ const cluster = sharedPostgres();
 const BROKERS = 3;
 const PUBLISHERS_PER_BROKER = 3;
 const MESSAGES_PER_PUBLISHER = 30;
+const inbox = (n: number) => `inbox-${n % BROKERS}`;
 
 /** The ids a stream has written so far, in the order written. */
 const idsOf = (stream: SseConnection) => [...stream.raw().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
 
-test("publishers on three brokers into one inbox with delayed COMMITs: a stream on every broker gets every id once, in order", async (t) => {
+test("publishers on three brokers into each inbox with delayed COMMITs: a stream on every broker gets every id once, in order", async (t) => {
   const server = await cluster(t);
   if (server === undefined) return;
   const url = await server.createDatabase();
@@ -37,22 +39,24 @@ test("publishers on three brokers into one inbox with delayed COMMITs: a stream 
       $$ BEGIN PERFORM pg_sleep(random() * 0.05); RETURN NULL; END $$;
     CREATE CONSTRAINT TRIGGER interop_test_commit_delay AFTER INSERT ON interop_messages
       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION interop_test_commit_delay();`);
-  for (const broker of brokers) streams.push(await openSse(`${broker.url}/subscribe?agent=openclaw`, { "last-event-id": "0" }));
+  for (const [b, broker] of brokers.entries()) {
+    streams.push(await openSse(`${broker.url}/subscribe?agent=${inbox(b)}`, { "last-event-id": "0" }));
+  }
 
-  const acknowledged: number[] = [];
+  const acknowledged: number[][] = brokers.map(() => []);
   await Promise.all(brokers.flatMap((broker, b) =>
     Array.from({ length: PUBLISHERS_PER_BROKER }, async (_, p) => {
       for (let n = 0; n < MESSAGES_PER_PUBLISHER; n++) {
-        const response = await publish(broker.url, `pub-${b}-${p}`, "openclaw", { b, p, n });
+        const response = await publish(broker.url, `pub-${b}-${p}`, inbox(n + p), { b, p, n });
         assert.equal(response.status, 200, await response.clone().text());
-        acknowledged.push((await response.json()).id);
+        acknowledged[(n + p) % BROKERS].push((await response.json()).id);
       }
     })
   ));
-  const expected = acknowledged.sort((x, y) => x - y);
-  assert.equal(new Set(expected).size, BROKERS * PUBLISHERS_PER_BROKER * MESSAGES_PER_PUBLISHER);
+  assert.equal(new Set(acknowledged.flat()).size, BROKERS * PUBLISHERS_PER_BROKER * MESSAGES_PER_PUBLISHER);
 
   for (const [index, stream] of streams.entries()) {
+    const expected = acknowledged[index].sort((x, y) => x - y);
     // A stream that skipped an id never writes it: wait for the count with a deadline, then compare.
     await waitFor(() => idsOf(stream).length >= expected.length, 20_000, `stream ${index} to catch up`).catch(() => {});
     const ids = idsOf(stream);
@@ -60,10 +64,11 @@ test("publishers on three brokers into one inbox with delayed COMMITs: a stream 
     assert.deepEqual(missing, [], `stream on broker ${index} skipped ids`);
     assert.deepEqual(ids, expected, `stream on broker ${index}: every id once, in order`);
   }
-  const chain = await admin<{ id: number; prev_id: number }[]>`
-    SELECT id::int, prev_id::int FROM interop_messages WHERE recipient = 'openclaw' ORDER BY id`;
-  const broken = chain.filter((row, index) => row.prev_id !== (index === 0 ? 0 : chain[index - 1].id));
-  assert.deepEqual(broken, [], "each message's prev_id is the inbox's previous message");
-  t.diagnostic(`${expected.length} messages from ${BROKERS * PUBLISHERS_PER_BROKER} publishers on ${BROKERS} brokers, ` +
+  const chain = await admin<{ recipient: string; id: number; prev_id: number }[]>`
+    SELECT recipient, id::int, prev_id::int FROM interop_messages ORDER BY recipient, id`;
+  const broken = chain.filter((row, index) =>
+    row.prev_id !== (index === 0 || chain[index - 1].recipient !== row.recipient ? 0 : chain[index - 1].id));
+  assert.deepEqual(broken, [], "each message's prev_id is its inbox's previous message");
+  t.diagnostic(`${acknowledged.flat().length} messages from ${BROKERS * PUBLISHERS_PER_BROKER} publishers on ${BROKERS} brokers, ` +
     `read in order by ${streams.length} streams`);
 });

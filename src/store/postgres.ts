@@ -8,7 +8,7 @@ import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import { type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
-import { migrate } from "./postgres_schema.ts";
+import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { COMMITS, notification, PostgresInboxes } from "./postgres_shared.ts";
 import {
   CommitInDoubt,
@@ -134,6 +134,16 @@ export class PostgresStore implements MessageStore {
     return this.#transaction("commit", async (tx) => {
       const { messages } = batch;
       const recipients = [...new Set(messages.map((m) => m.to))].sort();
+      // A publish with an Idempotency-Key waits for one with the same key (and sender) on another broker, then
+      // finds it committed: keys first, in one order, then heads.
+      const keyed = [...new Map(messages.flatMap((m) => m.idempotencyKey === undefined ? [] : [[`${m.from}\n${m.idempotencyKey}`, m]])).entries()]
+        .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+      const keysLocked = keyed.length === 0 ? undefined : tx`
+        SELECT pg_advisory_xact_lock(${LOCK_SPACE}, hashtext(k)) FROM unnest(${keyed.map(([k]) => k)}::text[]) AS k`.execute();
+      const earlier = keyed.length === 0 ? Promise.resolve([]) : tx<{ sender: string; key: string }[]>`
+        SELECT DISTINCT sender, idempotency_key AS key FROM interop_messages
+        WHERE (sender, idempotency_key) IN (SELECT * FROM unnest(${keyed.map(([, m]) => m.from)}::text[], ${keyed.map(([, m]) => m.idempotencyKey!)}::text[]))`
+        .execute();
       // The heads first, in one order (no deadlock between broadcasts), before any id is taken: a writer of the
       // same inbox on another broker waits here until this transaction's ids are visible.
       const heads = recipients.length === 0 ? undefined : tx`
@@ -178,7 +188,13 @@ export class PostgresStore implements MessageStore {
         FROM unnest(${polled.map((u) => u.agent)}::text[], ${polled.map((u) => u.polled!.after)}::int8[],
           ${polled.map((u) => u.polled!.upTo)}::int8[]) AS p (agent, after, up_to)
         WHERE m.recipient = p.agent AND m.id > p.after AND m.id <= p.up_to`.execute();
-      const [, rows] = await Promise.all([heads, inserted, upserted, marked, notified]);
+      const [, found, , rows] = await Promise.all([keysLocked, earlier, heads, inserted, upserted, marked, notified]);
+      if (found.length > 0) {
+        throw new InteropError(
+          "duplicate_key",
+          `Already published: ${found.map((row) => `${row.sender}'s Idempotency-Key ${JSON.stringify(row.key)}`).join(", ")} committed on another broker`,
+        );
+      }
       // Rows are inserted in the order given, each taking the next id: the n-th smallest id is the n-th message.
       const ids = rows.map((row) => row.id).sort((a, b) => a - b);
       return messages.map((message, index): Envelope => {

@@ -42,7 +42,10 @@ export interface NewMessage {
   /** Milliseconds since the epoch. */
   createdAt: number;
   thread?: Thread;
-  /** The publisher's Idempotency-Key: a retried publish with the same sender and key finds these messages. */
+  /**
+   * The publisher's Idempotency-Key: a retried publish with the same sender and key finds these messages. A store
+   * other brokers share refuses a write whose key (with its sender) one of them committed: `duplicate_key`.
+   */
   idempotencyKey?: string;
 }
 

@@ -102,3 +102,23 @@ test("an ask on A gets the reply published on B", async (t) => {
   assert.equal(answered.reply.a, "pong");
   assert.deepEqual(await (await fetch(`${b.url}/poll?agent=hermes`)).json(), [], "the reply was taken by the ask");
 });
+
+test("a publish retried on another broker, at once or later, finds the first by its Idempotency-Key", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const send = async (url: string, key: string) => {
+    const response = await publish(url, "hermes", "openclaw", { key }, { "idempotency-key": key });
+    assert.equal(response.status, 200, await response.clone().text());
+    return (await response.json()).id as number;
+  };
+  for (let n = 0; n < 10; n++) {
+    const key = `at-once-${n}`;
+    const [first, retry] = await Promise.all([send(a.url, key), send(b.url, key)]);
+    assert.equal(retry, first, `${key}: both answers name one message`);
+  }
+  const later = await send(a.url, "later");
+  assert.equal(await send(b.url, "later"), later);
+  const stored = await (await fetch(`${b.url}/poll?agent=openclaw&limit=100`)).json();
+  assert.deepEqual(stored.map((message: { key: string }) => message.key).sort(), [...Array.from({ length: 10 }, (_, n) => `at-once-${n}`), "later"].sort());
+});

@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { DeadLetter, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import type { ClusterView, DeadLetter, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
@@ -20,6 +20,8 @@ export type { StreamStarter } from "./streams.ts";
 
 /** How often streams on a store other brokers share re-read it without a wake-up, in ms. */
 const IDLE_REREAD_MS = 5000;
+/** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
+const CLUSTER_REFRESH_MS = 1000;
 
 export interface BrokerOptions {
   store: MessageStore;
@@ -100,6 +102,8 @@ export class Broker {
    * waiters read the table when woken instead of taking what this broker's commits offer.
    */
   #shared: SharedInboxes | undefined;
+  /** The brokers on the shared store and where the streams are, as last read. */
+  #cluster: ClusterView | undefined;
   /** Agents whose waiters are being served from the store, and whether a wake-up came meanwhile. */
   #serving = new Map<AgentName, boolean>();
 
@@ -142,8 +146,14 @@ export class Broker {
       await broker.#shared.watch((agents) => broker.#wake(agents), (agent, session) => broker.#streams.replaced(agent, session));
       // A notification lost without the connection noticing: every stream re-reads now and then.
       const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
-      (reread as { unref?: () => void }).unref?.();
-      broker.#timers.push(reread);
+      const shared = broker.#shared;
+      const look = () => shared.cluster().then((cluster) => (broker.#cluster = cluster), () => {});
+      await look();
+      const refresh = setInterval(look, CLUSTER_REFRESH_MS);
+      for (const timer of [reread, refresh]) {
+        (timer as { unref?: () => void }).unref?.();
+        broker.#timers.push(timer);
+      }
     }
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
     await Promise.all(missing.map((agent) => broker.#createInbox(agent)));
@@ -443,6 +453,7 @@ export class Broker {
       streaming: (agent) => this.#streams.has(agent),
       waiting: (agent) => this.#waiters.count(agent),
       redelivered: (agent) => this.#redelivered.get(agent) ?? 0,
+      ...(this.#cluster === undefined ? {} : { cluster: this.#cluster }),
     };
   }
 

@@ -5,7 +5,8 @@
 import type { Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
-import type { BrokerRecord, Claim, SharedInboxes, Wake } from "./store.ts";
+import { HEARTBEAT_MS } from "./postgres_registry.ts";
+import type { Claim, ClusterView, SharedInboxes, Wake } from "./store.ts";
 
 /** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
 export const COMMITS = "interop";
@@ -129,9 +130,12 @@ export class PostgresInboxes implements SharedInboxes {
     this.#unlisten.push(replacements.unlisten);
   }
 
-  brokers(): Promise<BrokerRecord[]> {
-    return this.#context.read("read the brokers", async () =>
-      (await this.#context.sql<Array<{
+  cluster(): Promise<ClusterView> {
+    const { sql } = this.#context;
+    return this.#context.read("read the brokers", async () => ({
+      streams: new Map((await sql<{ agent: AgentName; stream_broker: string }[]>`
+        SELECT agent, stream_broker FROM interop_inboxes WHERE stream_broker IS NOT NULL`).map((row) => [row.agent, row.stream_broker])),
+      brokers: (await sql<Array<{
         id: string;
         pid: number;
         host: string;
@@ -139,8 +143,11 @@ export class PostgresInboxes implements SharedInboxes {
         version: string;
         started_at: Date;
         heartbeat_at: Date;
-        stopped_at: Date | null;
-      }>>`SELECT id, pid, host, listening, version, started_at, heartbeat_at, stopped_at FROM interop_brokers ORDER BY started_at`)
+        alive: boolean;
+      }>>`
+        SELECT id, pid, host, listening, version, started_at, heartbeat_at,
+          stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => ${(3 * HEARTBEAT_MS) / 1000}) AS alive
+        FROM interop_brokers ORDER BY started_at, id`)
         .map((row) => ({
           id: row.id,
           pid: row.pid,
@@ -149,9 +156,10 @@ export class PostgresInboxes implements SharedInboxes {
           version: row.version,
           startedAt: row.started_at.getTime(),
           heartbeatAt: row.heartbeat_at.getTime(),
-          stoppedAt: row.stopped_at?.getTime() ?? null,
+          alive: row.alive,
           self: row.id === this.#context.broker,
-        })));
+        })),
+    }));
   }
 
   /** Stops listening (the store is closing). */

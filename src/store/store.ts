@@ -111,8 +111,14 @@ export interface SharedInboxes {
    * woken re-reads on its own now and then), and `replaced` when a stream of this broker was replaced on another.
    */
   watch(wake: Wake, replaced: (agent: AgentName, session: string) => void): Promise<void>;
-  /** The brokers registered on the store, for the cluster view. */
-  brokers(): Promise<BrokerRecord[]>;
+  /** The brokers registered on the store and where each agent's stream is, for the cluster view. */
+  cluster(): Promise<ClusterView>;
+}
+
+export interface ClusterView {
+  brokers: BrokerRecord[];
+  /** The broker (its id) holding each agent's stream. */
+  streams: Map<AgentName, string>;
 }
 
 /** A broker on a shared store, as its registry row says. */
@@ -124,7 +130,8 @@ export interface BrokerRecord {
   version: string;
   startedAt: number;
   heartbeatAt: number;
-  stoppedAt: number | null;
+  /** Not stopped, and its last heartbeat recent (by the database's clock). */
+  alive: boolean;
   /** Whether it is this broker. */
   self: boolean;
 }

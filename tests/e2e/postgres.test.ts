@@ -97,6 +97,38 @@ test("two brokers share one database: a message published on one reaches a strea
   assert.deepEqual((await stream.take(1)).map((event) => JSON.parse(event.data).n), [2]);
 });
 
+test("/status and interop status on any broker list the brokers, alive or gone, and the one each stream is on", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const [a, b] = [await setup.start(), await setup.start()];
+  const stream = await openSse(`${b.url}/subscribe?agent=openclaw`);
+  t.after(() => stream.close());
+  const onB = `127.0.0.1:${b.port}`;
+  const report = await waitFor(async () => {
+    const seen = await status(a.url);
+    const streamOn = seen.brokers?.find((broker: { id: string }) => broker.id === seen.agents.openclaw.stream_broker);
+    return streamOn?.listening === onB && seen.brokers.length === 2 ? seen : undefined;
+  }, 10_000, "A to see the stream on B");
+  assert.deepEqual(report.brokers.map((broker: { listening: string; alive: boolean; self: boolean }) => [broker.listening, broker.alive, broker.self]), [
+    [`127.0.0.1:${a.port}`, true, true],
+    [onB, true, false],
+  ]);
+  assert.equal(report.agents.openclaw.online, true);
+  const printed = await runCli(["status", "--url", a.url]);
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.match(printed.stdout, new RegExp(`^brokers: 127\\.0\\.0\\.1:${a.port} \\(this one\\), ${onB}$`, "m"));
+  assert.match(printed.stdout, new RegExp(`^openclaw +yes +on ${onB} `, "m"));
+
+  stream.close();
+  await b.stop();
+  const after = await waitFor(async () => {
+    const seen = await status(a.url);
+    return seen.brokers[1].alive === false ? seen : undefined;
+  }, 10_000, "A to see B gone");
+  assert.equal(after.agents.openclaw.stream_broker, null, "B's stream ended with it");
+  assert.match((await runCli(["status", "--url", a.url])).stdout, new RegExp(`^brokers: .*, ${onB} \\(gone\\)$`, "m"));
+});
+
 test("interop serve refuses a PostgreSQL running with fsync=off unless --durability relaxed, saying why", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;

@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { ClusterView, DeadLetter, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import { type ClusterView, CommitInDoubt, type DeadLetter, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
@@ -282,7 +282,7 @@ export class Broker {
             const replyTo = envelope.thread?.replyTo;
             const hand = replyTo !== undefined && awaited.has(replyTo) ? this.#waiters.reserve(agent, replyTo) : undefined;
             if (hand === undefined) continue;
-            const taken = await this.#shared!.takeOne(agent, envelope.id).catch(() => false);
+            const taken = await settled(this.#shared!.takeOne(agent, envelope.id)).catch(() => false);
             if (taken) this.#tookOutOfOrder(inbox, envelope);
             hand(taken ? envelope : undefined);
           }
@@ -354,7 +354,7 @@ export class Broker {
   async poll(agent: AgentName, limit: number, shownUpTo = Infinity): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, true);
     if (this.#shared !== undefined) {
-      const taken = await this.#shared.take(agent, limit, shownUpTo === Infinity ? undefined : shownUpTo);
+      const taken = await settled(this.#shared.take(agent, limit, shownUpTo === Infinity ? undefined : shownUpTo));
       this.#markDelivered(inbox, taken);
       return taken;
     }
@@ -538,5 +538,20 @@ export class Broker {
     } catch {
       // Retention retries on the next tick; a store that cannot prune still serves.
     }
+  }
+}
+
+/**
+ * What a take resolves with, also when its COMMIT lost its answer: it waits for the store to know (a take that
+ * committed moved the cursor, so its messages must reach the caller).
+ */
+async function settled<T>(take: Promise<T>): Promise<T> {
+  try {
+    return await take;
+  } catch (error) {
+    if (!(error instanceof CommitInDoubt)) throw error;
+    const kept = await (error as CommitInDoubt<T>).outcome;
+    if (kept === undefined) throw error;
+    return kept;
   }
 }

@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import { type ClusterView, CommitInDoubt, type DeadLetter, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import type { ClusterView, DeadLetter, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
@@ -12,6 +12,7 @@ import { RateLimiter } from "./rate_limiter.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
+import { settled, SharedWaiters } from "./shared_waiters.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
 import { Waiters } from "./waiters.ts";
@@ -104,8 +105,8 @@ export class Broker {
   #shared: SharedInboxes | undefined;
   /** The brokers on the shared store and where the streams are, as last read. */
   #cluster: ClusterView | undefined;
-  /** Agents whose waiters are being served from the store, and whether a wake-up came meanwhile. */
-  #serving = new Map<AgentName, boolean>();
+  /** On a shared store: waiters are handed what is taken from the table for them. */
+  #sharedWaiters: SharedWaiters | undefined;
 
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
@@ -115,6 +116,16 @@ export class Broker {
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
+    if (this.#shared !== undefined) {
+      this.#sharedWaiters = new SharedWaiters({
+        waiters: this.#waiters,
+        shared: this.#shared,
+        store: options.store,
+        inboxFor: (agent) => this.#inboxFor(agent, false),
+        take: (agent, limit) => this.poll(agent, limit),
+        tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
+      });
+    }
     this.#streams = new Streams({
       store: options.store,
       inboxFor: (agent) => this.#inboxFor(agent, true),
@@ -259,43 +270,7 @@ export class Broker {
     // A read now would fail and end the streams; the re-read after the outage finds what they missed.
     if (this.#store.outage !== undefined) return;
     this.#streams.wake(agents);
-    for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) void this.#serveWaiters(agent);
-  }
-
-  /**
-   * Hands `agent`'s waiters what the store has for them (a shared store: the message may have been published on
-   * another broker): each reply awaited, taken out of order, then the oldest messages in order, one per waiter.
-   */
-  async #serveWaiters(agent: AgentName): Promise<void> {
-    if (this.#serving.has(agent)) {
-      this.#serving.set(agent, true);
-      return;
-    }
-    this.#serving.set(agent, false);
-    try {
-      do {
-        this.#serving.set(agent, false);
-        const inbox = await this.#inboxFor(agent, false);
-        const awaited = this.#waiters.awaitedReplies(agent);
-        if (awaited.size > 0) {
-          for (const envelope of await this.#store.readAfter(agent, inbox.deliveredId, 500)) {
-            const replyTo = envelope.thread?.replyTo;
-            const hand = replyTo !== undefined && awaited.has(replyTo) ? this.#waiters.reserve(agent, replyTo) : undefined;
-            if (hand === undefined) continue;
-            const taken = await settled(this.#shared!.takeOne(agent, envelope.id)).catch(() => false);
-            if (taken) this.#tookOutOfOrder(inbox, envelope);
-            hand(taken ? envelope : undefined);
-          }
-        }
-        for (let hand = this.#waiters.reserve(agent, undefined); hand !== undefined; hand = this.#waiters.reserve(agent, undefined)) {
-          const [next] = await this.poll(agent, 1).catch(() => []);
-          hand(next);
-          if (next === undefined) break;
-        }
-      } while (this.#serving.get(agent));
-    } finally {
-      this.#serving.delete(agent);
-    }
+    for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) void this.#sharedWaiters?.serve(agent);
   }
 
   /**
@@ -309,7 +284,7 @@ export class Broker {
       // Waiting first: a message committed on another broker while this one looks is then woken for.
       await this.#inboxFor(agent, true);
       const waiting = this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
-      void this.#serveWaiters(agent);
+      void this.#sharedWaiters!.serve(agent);
       return await waiting;
     }
     const [pending] = await this.poll(agent, 1);
@@ -538,20 +513,5 @@ export class Broker {
     } catch {
       // Retention retries on the next tick; a store that cannot prune still serves.
     }
-  }
-}
-
-/**
- * What a take resolves with, also when its COMMIT lost its answer: it waits for the store to know (a take that
- * committed moved the cursor, so its messages must reach the caller).
- */
-async function settled<T>(take: Promise<T>): Promise<T> {
-  try {
-    return await take;
-  } catch (error) {
-    if (!(error instanceof CommitInDoubt)) throw error;
-    const kept = await (error as CommitInDoubt<T>).outcome;
-    if (kept === undefined) throw error;
-    return kept;
   }
 }

@@ -82,12 +82,6 @@ export class Streams {
     // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
     if (store.outage !== undefined) throw store.outage;
     const inbox = await this.#deps.inboxFor(agent);
-    if (this.#deps.secondStream === "refuse" && this.#sessions.has(agent)) {
-      throw new InteropError(
-        "stream_open",
-        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
-      );
-    }
     const id = crypto.randomUUID();
     // On a shared store the cursor is the store's, and the stream this one replaces may be on another broker.
     if (shared !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, await shared.openStream(agent, id));
@@ -99,6 +93,13 @@ export class Streams {
       // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
       const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now());
       if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
+    }
+    // Per broker: on a shared store a stream on another broker is replaced all the same.
+    if (this.#deps.secondStream === "refuse" && this.#sessions.has(agent)) {
+      throw new InteropError(
+        "stream_open",
+        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
+      );
     }
     // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
     let version = 0;

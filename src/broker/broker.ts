@@ -158,7 +158,7 @@ export class Broker {
       // A notification lost without the connection noticing: every stream re-reads now and then.
       const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
       const shared = broker.#shared;
-      const look = () => shared.cluster().then((cluster) => (broker.#cluster = cluster), () => {});
+      const look = () => shared.cluster().then((cluster) => broker.#sawCluster(cluster), () => {});
       await look();
       const refresh = setInterval(look, CLUSTER_REFRESH_MS);
       for (const timer of [reread, refresh]) {
@@ -263,6 +263,16 @@ export class Broker {
       else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
     }
     for (const [agent, envelopes] of live) this.#streams.offer(agent, envelopes);
+  }
+
+  /** The cluster view as read: inboxes another broker created join this one's, cursors move on. */
+  #sawCluster(cluster: ClusterView): void {
+    this.#cluster = cluster;
+    for (const [agent, deliveredId] of cluster.cursors) {
+      const inbox = this.#inboxes.get(agent);
+      if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
+      else this.#inboxes.set(agent, { agent, deliveredId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 });
+    }
   }
 
   /** Streams and waiters of these agents (all when undefined) take from the store from where they are. */

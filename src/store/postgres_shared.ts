@@ -131,11 +131,11 @@ export class PostgresInboxes implements SharedInboxes {
   }
 
   cluster(): Promise<ClusterView> {
-    const { sql } = this.#context;
-    return this.#context.read("read the brokers", async () => ({
-      streams: new Map((await sql<{ agent: AgentName; stream_broker: string }[]>`
-        SELECT agent, stream_broker FROM interop_inboxes WHERE stream_broker IS NOT NULL`).map((row) => [row.agent, row.stream_broker])),
-      brokers: (await sql<Array<{
+    const { sql, broker } = this.#context;
+    return this.#context.read("read the brokers", async () => {
+      const inboxes = await sql<{ agent: AgentName; delivered_id: number; stream_broker: string | null }[]>`
+        SELECT agent, delivered_id, stream_broker FROM interop_inboxes`;
+      const brokers = await sql<Array<{
         id: string;
         pid: number;
         host: string;
@@ -147,8 +147,11 @@ export class PostgresInboxes implements SharedInboxes {
       }>>`
         SELECT id, pid, host, listening, version, started_at, heartbeat_at,
           stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => ${(3 * HEARTBEAT_MS) / 1000}) AS alive
-        FROM interop_brokers ORDER BY started_at, id`)
-        .map((row) => ({
+        FROM interop_brokers ORDER BY started_at, id`;
+      return {
+        streams: new Map(inboxes.flatMap((row) => row.stream_broker === null ? [] : [[row.agent, row.stream_broker]])),
+        cursors: new Map(inboxes.map((row) => [row.agent, row.delivered_id])),
+        brokers: brokers.map((row) => ({
           id: row.id,
           pid: row.pid,
           host: row.host,
@@ -157,9 +160,10 @@ export class PostgresInboxes implements SharedInboxes {
           startedAt: row.started_at.getTime(),
           heartbeatAt: row.heartbeat_at.getTime(),
           alive: row.alive,
-          self: row.id === this.#context.broker,
+          self: row.id === broker,
         })),
-    }));
+      };
+    });
   }
 
   /** Stops listening (the store is closing). */

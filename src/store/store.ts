@@ -119,6 +119,8 @@ export interface ClusterView {
   brokers: BrokerRecord[];
   /** The broker (its id) holding each agent's stream. */
   streams: Map<AgentName, string>;
+  /** Every inbox's cursor: inboxes other brokers created show up here. */
+  cursors: Map<AgentName, number>;
 }
 
 /** A broker on a shared store, as its registry row says. */

@@ -129,6 +129,17 @@ test("/status and interop status on any broker list the brokers, alive or gone, 
   assert.match((await runCli(["status", "--url", a.url])).stdout, new RegExp(`^brokers: .*, ${onB} \\(gone\\)$`, "m"));
 });
 
+test("an inbox created on one broker is known to the others: a broadcast from any of them reaches it", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const [a, b] = [await setup.start(), await setup.start()];
+  assert.deepEqual(await (await fetch(`${a.url}/poll?agent=leo`)).json(), [], "leo's inbox is created on A");
+  await waitFor(async () => (await status(b.url)).agents.leo !== undefined, 10_000, "B to know leo");
+  const sent = await (await publish(b.url, "hermes", undefined, { to: "all" })).json();
+  assert.deepEqual(sent.to.sort(), ["leo", "openclaw"]);
+  assert.deepEqual((await drain(a.url, "leo")).map((message) => message.to), ["all"]);
+});
+
 test("interop serve refuses a PostgreSQL running with fsync=off unless --durability relaxed, saying why", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;

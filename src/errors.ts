@@ -34,6 +34,7 @@ export type ErrorCode =
   | "headers_too_large"
   | "url_too_long"
   | "stream_open"
+  | "duplicate_key"
   | "insecure_bind"
   | "address_in_use"
   | "data_dir_locked"

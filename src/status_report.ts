@@ -17,6 +17,24 @@ export interface AgentStatus {
   expired: number;
   /** Messages written to a stream again since the broker started: a resume from before them (at least once). */
   redelivered: number;
+  /** Brokers sharing a database: the id of the one holding the agent's stream (see `brokers`), or null. */
+  stream_broker?: string | null;
+}
+
+/** A broker on the database this one shares with others, as its registry row said a moment ago. */
+export interface BrokerStatus {
+  id: string;
+  pid: number;
+  host: string;
+  /** HOST:PORT, or null while it starts. */
+  listening: string | null;
+  version: string;
+  started_at: string;
+  heartbeat_at: string;
+  /** Stopped cleanly, or silent for three heartbeats (killed, cut off): gone. */
+  alive: boolean;
+  /** This broker. */
+  self: boolean;
 }
 
 /** Where the broker keeps its messages, and whether it can reach them now. */
@@ -46,4 +64,6 @@ export interface StatusReport {
   subscribers: Record<string, boolean>;
   streams: number;
   last_id: number;
+  /** Only on a database several brokers share: every broker registered on it, alive or not. */
+  brokers?: BrokerStatus[];
 }

@@ -2,21 +2,27 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { DeadLetter, InboxRecord, MessageStore } from "../store/store.ts";
-import type { StreamSink } from "../runtime/types.ts";
+import type { ClusterView, DeadLetter, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
 import { allValues, limitFor, type PerAgent, uniform } from "./per_agent.ts";
 import { RateLimiter } from "./rate_limiter.ts";
-import { RecentWrites } from "./recent_writes.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
+import { settled, SharedWaiters } from "./shared_waiters.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
-import { StreamSession } from "./stream_session.ts";
+import { type StreamStarter, Streams } from "./streams.ts";
 import { Waiters } from "./waiters.ts";
+
+export type { StreamStarter } from "./streams.ts";
+
+/** How often streams on a store other brokers share re-read it without a wake-up, in ms. */
+const IDLE_REREAD_MS = 5000;
+/** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
+const CLUSTER_REFRESH_MS = 1000;
 
 export interface BrokerOptions {
   store: MessageStore;
@@ -73,15 +79,12 @@ export interface Published {
   refused: RefusedRecipient[];
 }
 
-/** A prepared stream: validated, ready to be attached to the response once its headers are out. */
-export type StreamStarter = (sink: StreamSink) => void;
-
 export class Broker {
   #options: BrokerOptions;
   #store: MessageStore;
   #commits: CommitQueue;
   #inboxes = new Map<AgentName, InboxRecord>();
-  #streams = new Map<AgentName, StreamSession>();
+  #streams: Streams;
   #waiters = new Waiters();
   #observers = new Observers();
   #statusDocument = new StatusDocument();
@@ -89,13 +92,21 @@ export class Broker {
   #idempotent: IdempotentPublishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   #taken = new Set<number>();
-  #recentWrites: RecentWrites;
   /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
   #redelivered = new Map<AgentName, number>();
   #lastId: number;
   #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
   #now: () => number;
+  /**
+   * Other brokers write to the store too: cursors are the store's, taken with compare-and-set, and streams and
+   * waiters read the table when woken instead of taking what this broker's commits offer.
+   */
+  #shared: SharedInboxes | undefined;
+  /** The brokers on the shared store and where the streams are, as last read. */
+  #cluster: ClusterView | undefined;
+  /** On a shared store: waiters are handed what is taken from the table for them. */
+  #sharedWaiters: SharedWaiters | undefined;
 
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
@@ -104,7 +115,30 @@ export class Broker {
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
-    this.#recentWrites = new RecentWrites(options.resumeWindowMs ?? 0);
+    this.#shared = options.store.shared;
+    if (this.#shared !== undefined) {
+      this.#sharedWaiters = new SharedWaiters({
+        waiters: this.#waiters,
+        shared: this.#shared,
+        store: options.store,
+        inboxFor: (agent) => this.#inboxFor(agent, false),
+        take: (agent, limit) => this.poll(agent, limit),
+        tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
+      });
+    }
+    this.#streams = new Streams({
+      store: options.store,
+      inboxFor: (agent) => this.#inboxFor(agent, true),
+      lastId: () => this.#lastId,
+      sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
+      isTaken: (id) => this.#taken.has(id),
+      delivered: (inbox, envelopes) => this.#markDelivered(inbox, envelopes),
+      ended: (agent) => this.#touch(agent),
+      now: this.#now,
+      secondStream: options.secondStream ?? "replace",
+      writeTimeoutMs: options.writeTimeoutMs,
+      resumeWindowMs: options.resumeWindowMs ?? 0,
+    });
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
@@ -119,6 +153,19 @@ export class Broker {
   static async open(options: BrokerOptions): Promise<Broker> {
     const [inboxes, lastId] = await Promise.all([options.store.loadInboxes(), options.store.lastId()]);
     const broker = new Broker(options, inboxes, lastId);
+    if (broker.#shared !== undefined) {
+      await broker.#shared.watch((agents) => broker.#wake(agents), (agent, session) => broker.#streams.replaced(agent, session));
+      // A notification lost without the connection noticing: every stream re-reads now and then.
+      const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
+      const shared = broker.#shared;
+      const look = () => shared.cluster().then((cluster) => broker.#sawCluster(cluster), () => {});
+      await look();
+      const refresh = setInterval(look, CLUSTER_REFRESH_MS);
+      for (const timer of [reread, refresh]) {
+        (timer as { unref?: () => void }).unref?.();
+        broker.#timers.push(timer);
+      }
+    }
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
     await Promise.all(missing.map((agent) => broker.#createInbox(agent)));
     await broker.#prune();
@@ -201,6 +248,13 @@ export class Broker {
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */
   #committed(stored: Envelope[]): void {
     this.#observers.committed(stored.length);
+    if (this.#shared !== undefined) {
+      // An id below these may commit on another broker after them, and a reader there may take them first: the
+      // streams and waiters of these inboxes take from the table.
+      for (const envelope of stored) this.#lastId = Math.max(this.#lastId, envelope.id);
+      this.#wake([...new Set(stored.map((envelope) => envelope.to))]);
+      return;
+    }
     const live = new Map<AgentName, Envelope[]>();
     for (const envelope of stored) {
       this.#lastId = Math.max(this.#lastId, envelope.id);
@@ -208,7 +262,25 @@ export class Broker {
       else if (live.has(envelope.to)) live.get(envelope.to)!.push(envelope);
       else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
     }
-    for (const [agent, envelopes] of live) this.#streams.get(agent)!.offer(envelopes);
+    for (const [agent, envelopes] of live) this.#streams.offer(agent, envelopes);
+  }
+
+  /** The cluster view as read: inboxes another broker created join this one's, cursors move on. */
+  #sawCluster(cluster: ClusterView): void {
+    this.#cluster = cluster;
+    for (const [agent, deliveredId] of cluster.cursors) {
+      const inbox = this.#inboxes.get(agent);
+      if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
+      else this.#inboxes.set(agent, { agent, deliveredId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 });
+    }
+  }
+
+  /** Streams and waiters of these agents (all when undefined) take from the store from where they are. */
+  #wake(agents: AgentName[] | undefined): void {
+    // A read now would fail and end the streams; the re-read after the outage finds what they missed.
+    if (this.#store.outage !== undefined) return;
+    this.#streams.wake(agents);
+    for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) void this.#sharedWaiters?.serve(agent);
   }
 
   /**
@@ -218,6 +290,13 @@ export class Broker {
    */
   async wait(agent: AgentName, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
     if (clientGone?.aborted) return undefined;
+    if (this.#shared !== undefined) {
+      // Waiting first: a message committed on another broker while this one looks is then woken for.
+      await this.#inboxFor(agent, true);
+      const waiting = this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+      void this.#sharedWaiters!.serve(agent);
+      return await waiting;
+    }
     const [pending] = await this.poll(agent, 1);
     return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
   }
@@ -233,12 +312,17 @@ export class Broker {
     return { question, reply };
   }
 
+  /** Counts a message taken out of order (by a wait for a reply) as delivered. */
+  #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
+    if (inbox.pending > 0) inbox.pending--;
+    this.#observers.delivered(envelope);
+  }
+
   /** Marks a message handed to a waiter as delivered, out of order if need be. */
   #take(envelope: Envelope): void {
     const inbox = this.#inboxes.get(envelope.to)!;
     this.#taken.add(envelope.id);
-    inbox.pending--;
-    this.#observers.delivered(envelope);
+    this.#tookOutOfOrder(inbox, envelope);
     // Once committed, the store leaves it out of every read; until then, memory does.
     this.#commits.update({ agent: envelope.to, polled: { after: envelope.id - 1, upTo: envelope.id } }).then(
       () => this.#taken.delete(envelope.id),
@@ -254,6 +338,11 @@ export class Broker {
    */
   async poll(agent: AgentName, limit: number, shownUpTo = Infinity): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, true);
+    if (this.#shared !== undefined) {
+      const taken = await settled(this.#shared.take(agent, limit, shownUpTo === Infinity ? undefined : shownUpTo));
+      this.#markDelivered(inbox, taken);
+      return taken;
+    }
     const after = inbox.deliveredId;
     const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) =>
       envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id)
@@ -278,52 +367,9 @@ export class Broker {
     return pending.filter((envelope) => envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id));
   }
 
-  /**
-   * Validates a subscription and returns the function that starts it. Reading from the cursor gives what is
-   * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
-   * agent replaces the older one.
-   */
-  async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
-    // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
-    if (this.#store.outage !== undefined) throw this.#store.outage;
-    const inbox = await this.#inboxFor(agent, true);
-    let startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
-    if (start.from !== "cursor") this.#recentWrites.forget(agent);
-    else {
-      // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
-      const unconfirmed = this.#recentWrites.replayAfter(agent, this.#now());
-      if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
-    }
-    if (this.#options.secondStream === "refuse" && this.#streams.has(agent)) {
-      throw new InteropError(
-        "stream_open",
-        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
-      );
-    }
-    return (sink) => {
-      this.#streams.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
-      const session = new StreamSession(agent, startAfter, sink, {
-        readAfter: (name, after, limit) => this.#store.readAfter(name, after, limit),
-        isTaken: (envelope) => this.#taken.has(envelope.id),
-        isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#taken.has(envelope.id),
-        delivered: (_name, envelopes) => {
-          this.#recentWrites.wrote(agent, envelopes[0].id, this.#now());
-          this.#markDelivered(inbox, envelopes);
-        },
-        ended: (ended) => {
-          if (this.#streams.get(agent) === ended) {
-            this.#streams.delete(agent);
-            this.#recentWrites.ended(agent, this.#now());
-          }
-          this.#touch(agent);
-        },
-        format,
-        writeTimeoutMs: this.#options.writeTimeoutMs,
-      });
-      this.#streams.set(agent, session);
-      this.#recentWrites.opened(agent);
-      session.start();
-    };
+  /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */
+  prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
+    return this.#streams.prepare(agent, start, format);
   }
 
   /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */
@@ -392,13 +438,14 @@ export class Broker {
       streaming: (agent) => this.#streams.has(agent),
       waiting: (agent) => this.#waiters.count(agent),
       redelivered: (agent) => this.#redelivered.get(agent) ?? 0,
+      ...(this.#cluster === undefined ? {} : { cluster: this.#cluster }),
     };
   }
 
   /** Ends every stream, commits what is queued and closes the store. */
   async close(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
-    for (const session of [...this.#streams.values()]) session.close({ event: "shutdown", message: "broker stopping" });
+    this.#streams.closeAll({ event: "shutdown", message: "broker stopping" });
     this.#waiters.close();
     await this.#commits.drain();
     await this.#store.close();
@@ -444,12 +491,14 @@ export class Broker {
         continue;
       }
       inbox.deliveredId = envelope.id;
-      inbox.pending--;
+      // Not below 0: another broker's publishes are not counted here.
+      if (inbox.pending > 0) inbox.pending--;
       this.#observers.delivered(envelope);
       advanced = true;
     }
-    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash.
-    if (advanced) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
+    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash. A shared
+    // store's cursor was moved by the take or claim itself.
+    if (advanced && this.#shared === undefined) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
     if (repeated > 0) {
       this.#redelivered.set(inbox.agent, (this.#redelivered.get(inbox.agent) ?? 0) + repeated);
       this.#observers.redelivered(inbox.agent, repeated);
@@ -457,7 +506,7 @@ export class Broker {
   }
 
   #heartbeat(): void {
-    for (const session of this.#streams.values()) session.heartbeat();
+    this.#streams.heartbeat();
   }
 
   async #prune(): Promise<void> {

@@ -102,7 +102,8 @@ export class CommitQueue {
   }
 
   /**
-   * Commits a group. A store refuses a message it cannot store as such with `invalid_body`, which says nothing
+   * Commits a group. A store refuses a message it cannot store as such with `invalid_body` (or a publish whose
+   * Idempotency-Key another broker committed meanwhile with `duplicate_key`), which says nothing
    * against the others: the group is then split in two, each half committed on its own (the inbox updates go
    * apart from the last message), until the bad publisher alone is refused. Any other failure (a full disk, a
    * broken database) fails the whole group, as it would fail each part.
@@ -120,7 +121,7 @@ export class CommitQueue {
         );
         return;
       }
-      const isolate = error instanceof InteropError && error.code === "invalid_body" &&
+      const isolate = error instanceof InteropError && (error.code === "invalid_body" || error.code === "duplicate_key") &&
         (waiters.length > 1 || (waiters.length === 1 && inboxes.length > 0));
       if (!isolate) {
         this.#failed(waiters, inboxWaiters, error);

@@ -1,4 +1,5 @@
 /** Publishes with an Idempotency-Key: a retry returns the first attempt's messages instead of storing them again. */
+import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import type { MessageStore } from "../store/store.ts";
 import type { Published } from "./broker.ts";
@@ -14,7 +15,9 @@ export class IdempotentPublishes {
 
   /**
    * Runs `publish` once per sender and key: a retry while the first attempt is still committing shares its
-   * result, a later one finds the stored messages (the key is stored with them, in the same transaction).
+   * result, a later one finds the stored messages (the key is stored with them, in the same transaction). On a
+   * store other brokers share, a retry there may commit first: the store refuses this one with `duplicate_key`,
+   * and it finds that one's messages.
    */
   async once(from: AgentName, key: string, publish: () => Promise<Published>): Promise<Published> {
     const flightKey = `${from}\n${key}`;
@@ -23,7 +26,13 @@ export class IdempotentPublishes {
     const attempt = (async () => {
       const earlier = await this.#store.findByKey(from, key);
       // The first attempt's refusals are not kept: a retry reports only what was stored.
-      return earlier.length > 0 ? { envelopes: earlier, refused: [] } : await publish();
+      if (earlier.length > 0) return { envelopes: earlier, refused: [] };
+      try {
+        return await publish();
+      } catch (error) {
+        if (!(error instanceof InteropError) || error.code !== "duplicate_key") throw error;
+        return { envelopes: await this.#store.findByKey(from, key), refused: [] };
+      }
     })();
     this.#inFlight.set(flightKey, attempt);
     try {

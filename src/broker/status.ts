@@ -3,7 +3,7 @@ import process from "node:process";
 import type { AgentName } from "../message.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
 import type { StatusReport, StoreStatus } from "../status_report.ts";
-import type { InboxRecord } from "../store/store.ts";
+import type { ClusterView, InboxRecord } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 
 /** An agent counts as online with a stream open or a request within this window. */
@@ -20,6 +20,8 @@ export interface StatusInput {
   /** Requests waiting on /wait or /ask for the agent. */
   waiting(agent: AgentName): number;
   redelivered(agent: AgentName): number;
+  /** On a store several brokers share: the brokers and their streams, as last read. */
+  cluster?: ClusterView;
 }
 
 export function buildStatus(input: StatusInput): StatusReport {
@@ -53,8 +55,26 @@ export function buildStatus(input: StatusInput): StatusReport {
       expired: inbox.expired,
       redelivered: input.redelivered(inbox.agent),
     };
+    if (input.cluster !== undefined) {
+      const elsewhere = input.cluster.streams.get(inbox.agent) ?? null;
+      report.agents[inbox.agent].stream_broker = elsewhere;
+      if (elsewhere !== null) report.agents[inbox.agent].online = true;
+    }
     report.queues[inbox.agent] = inbox.pending;
     report.subscribers[inbox.agent] = streaming;
+  }
+  if (input.cluster !== undefined) {
+    report.brokers = input.cluster.brokers.map((broker) => ({
+      id: broker.id,
+      pid: broker.pid,
+      host: broker.host,
+      listening: broker.listening,
+      version: broker.version,
+      started_at: new Date(broker.startedAt).toISOString(),
+      heartbeat_at: new Date(broker.heartbeatAt).toISOString(),
+      alive: broker.alive,
+      self: broker.self,
+    }));
   }
   return report;
 }
@@ -100,5 +120,6 @@ function fingerprint(input: StatusInput): string {
     mix(input.waiting(inbox.agent));
     mix(input.redelivered(inbox.agent));
   }
-  return `${Math.floor(input.now / 1000)}:${input.lastId}:${input.inboxes.size}:${hash}:${input.store.error ?? ""}`;
+  const cluster = input.cluster === undefined ? "" : JSON.stringify([input.cluster.brokers, [...input.cluster.streams]]);
+  return `${Math.floor(input.now / 1000)}:${input.lastId}:${input.inboxes.size}:${hash}:${input.store.error ?? ""}:${cluster}`;
 }

@@ -9,7 +9,14 @@ const PAGE_SIZE = 500;
 const HIGH_WATER_BYTES = 1024 * 1024;
 
 export interface StreamSessionDeps {
+  /** This stream, among all of the agent's on every broker. */
+  id: string;
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  /**
+   * On a store other brokers share: takes the messages about to be written (compare-and-set on the inbox); false
+   * when another reader moved first (the page is read again) or a newer stream took over (this one is closed).
+   */
+  claim?(envelopes: Envelope[]): Promise<boolean>;
   /** Whether a live message was already taken by another reader (a poll or a wait). */
   isDelivered(envelope: Envelope): boolean;
   /** Whether a stored message was taken out of order by a wait (replays skip it until the store says so). */
@@ -29,6 +36,7 @@ export interface StreamSessionDeps {
  */
 export class StreamSession {
   readonly agent: AgentName;
+  readonly id: string;
   #sink: StreamSink;
   #deps: StreamSessionDeps;
   #lastSent: number;
@@ -37,6 +45,7 @@ export class StreamSession {
 
   constructor(agent: AgentName, startAfter: number, sink: StreamSink, deps: StreamSessionDeps) {
     this.agent = agent;
+    this.id = deps.id;
     this.#lastSent = startAfter;
     this.#sink = sink;
     this.#deps = deps;
@@ -64,6 +73,16 @@ export class StreamSession {
     if (this.#write(fresh) > HIGH_WATER_BYTES) void this.#catchUp();
   }
 
+  /** Something was committed for this agent that was not offered (another broker wrote it): read the store. */
+  wake(): void {
+    if (this.closed) return;
+    if (!this.#live) {
+      this.#offersWhileCatchingUp++;
+      return;
+    }
+    void this.#catchUp();
+  }
+
   heartbeat(): void {
     if (!this.closed) this.#sink.write(this.#deps.format.keepalive(this.agent));
   }
@@ -86,7 +105,10 @@ export class StreamSession {
         this.#offersWhileCatchingUp = 0;
         const page = await this.#deps.readAfter(this.agent, this.#lastSent, PAGE_SIZE);
         if (this.closed) return;
-        const buffered = this.#write(page.filter((envelope) => envelope.id > this.#lastSent && !this.#deps.isTaken(envelope)));
+        const fresh = page.filter((envelope) => envelope.id > this.#lastSent && !this.#deps.isTaken(envelope));
+        if (fresh.length > 0 && this.#deps.claim !== undefined && !(await this.#deps.claim(fresh))) continue;
+        if (this.closed) return;
+        const buffered = this.#write(fresh);
         if (page.length < PAGE_SIZE && this.#offersWhileCatchingUp === 0 && buffered <= HIGH_WATER_BYTES) {
           this.#live = true;
           return;

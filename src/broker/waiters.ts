@@ -5,7 +5,14 @@ interface Waiter {
   /** Only a reply to this id will do; undefined takes any message. */
   replyTo: number | undefined;
   resolve(envelope: Envelope | undefined): void;
+  /** Being handed a message taken from the store: its timeout and abort wait for the outcome. */
+  reserved: boolean;
+  /** Its timeout or abort came while it was reserved. */
+  late: boolean;
 }
+
+/** Ends a reservation: with the message taken for the waiter, or undefined to put it back (or end it, if late). */
+export type Hand = (envelope: Envelope | undefined) => void;
 
 export class Waiters {
   #byAgent = new Map<AgentName, Set<Waiter>>();
@@ -24,8 +31,11 @@ export class Waiters {
         if (waiters.size === 0) this.#byAgent.delete(agent);
         resolve(envelope);
       };
-      const giveUp = () => finish(undefined);
-      const waiter: Waiter = { replyTo, resolve: finish };
+      const giveUp = () => {
+        if (waiter.reserved) waiter.late = true;
+        else finish(undefined);
+      };
+      const waiter: Waiter = { replyTo, resolve: finish, reserved: false, late: false };
       const timer = setTimeout(giveUp, timeoutMs);
       signal?.addEventListener("abort", giveUp, { once: true });
       waiters.add(waiter);
@@ -36,12 +46,37 @@ export class Waiters {
   claim(envelope: Envelope): boolean {
     const waiters = this.#byAgent.get(envelope.to);
     if (waiters === undefined) return false;
-    const candidates = [...waiters];
+    const candidates = [...waiters].filter((candidate) => !candidate.reserved);
     const waiter = candidates.find((candidate) => candidate.replyTo !== undefined && candidate.replyTo === envelope.thread?.replyTo) ??
       candidates.find((candidate) => candidate.replyTo === undefined);
     if (waiter === undefined) return false;
     waiter.resolve(envelope);
     return true;
+  }
+
+  /**
+   * Reserves a waiter of `agent` for a message taken from the store asynchronously (on a store several brokers
+   * share): the one waiting for a reply to `replyTo`, or with `replyTo` undefined one that takes any message.
+   * Undefined when there is none free.
+   */
+  reserve(agent: AgentName, replyTo: number | undefined): Hand | undefined {
+    const waiter = [...this.#byAgent.get(agent) ?? []].find((candidate) => !candidate.reserved && candidate.replyTo === replyTo);
+    if (waiter === undefined) return undefined;
+    waiter.reserved = true;
+    return (envelope) => {
+      waiter.reserved = false;
+      if (envelope !== undefined || waiter.late) waiter.resolve(envelope);
+    };
+  }
+
+  /** The replies `agent`'s waiters wait for. */
+  awaitedReplies(agent: AgentName): Set<number> {
+    return new Set([...this.#byAgent.get(agent) ?? []].flatMap((waiter) => waiter.replyTo === undefined ? [] : [waiter.replyTo]));
+  }
+
+  /** The agents someone waits for. */
+  agents(): AgentName[] {
+    return [...this.#byAgent.keys()];
   }
 
   /** Requests waiting for `agent`'s messages or replies. */

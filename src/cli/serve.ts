@@ -39,7 +39,7 @@ Options:
                         else $XDG_STATE_HOME/interop, else ~/.local/state/interop); with
                         --database-url it holds only the tokens file
   --database-url URL    keep messages in PostgreSQL instead: postgres://USER@HOST:PORT/DB
-                        (default $INTEROP_DATABASE_URL); one broker per database for now
+                        (default $INTEROP_DATABASE_URL); several brokers may share one
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
   --max-agents N        inboxes a broker without tokens creates for new names on first use
                         (default 1000; past it: 507). With tokens, an inbox is created only
@@ -99,8 +99,8 @@ Without tokens the broker must stay on loopback.
 PostgreSQL stopped while the broker runs: requests that need it get 503 storage_unavailable
 (with Retry-After) and /status says so; once it is back the broker serves again by itself.
 
-Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port, data dir or
-database in use (or taken by another broker while PostgreSQL was unreachable), 1 other failure
+Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in
+use, 1 other failure
 (a data dir it cannot create or write among them).
 `;
 
@@ -189,14 +189,11 @@ export async function run(args: string[], io: Io): Promise<number> {
     log.warn(`INSECURE: serving on ${values.host} without tokens; anyone who can reach this port can read and send every message`);
   }
 
-  let storeLost: (error: InteropError) => void = () => {};
-  const lost = new Promise<InteropError>((resolve) => (storeLost = resolve));
   const store: MessageStore = databaseUrl === undefined ? openStore(dataDir, durability) : await PostgresStore.open({
     url: databaseUrl,
     durability,
     claimant: { pid: process.pid, host: hostname(), version: VERSION },
     warn: log.warn,
-    onLost: storeLost,
   });
   const broker = await Broker.open({
     store,
@@ -245,7 +242,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   // The database names its broker itself (PostgresStore.announce); a data dir can be shared by brokers on databases.
   const ownsDataDir = !(store instanceof PostgresStore);
   if (ownsDataDir) writeOwner(dataDir, { pid: process.pid, host: server.hostname, port: server.port, version: VERSION });
-  // Only names this broker to a refused one: an outage right now must not stop it.
+  // Only names this broker in the cluster view: an outage right now must not stop it.
   if (store instanceof PostgresStore) await store.announce(`${server.hostname}:${server.port}`).catch(() => {});
   log.info(
     `interop ${VERSION} listening on http://${server.hostname}:${server.port} (pid ${process.pid}, ` +
@@ -253,14 +250,12 @@ export async function run(args: string[], io: Io): Promise<number> {
       `${runtimeDescription()})`,
   );
 
-  const stopped = new Promise<undefined>((resolve) => io.shutdown.addEventListener("abort", () => resolve(undefined), { once: true }));
-  const failure = await Promise.race([stopped, lost]);
-  log.info(`stopping: closing streams and the database${failure === undefined ? "" : " (it was taken by another broker)"}`);
+  await new Promise((resolve) => io.shutdown.addEventListener("abort", resolve, { once: true }));
+  log.info("stopping: closing streams and the database");
   const closing = server.close();
   await broker.close();
   await closing;
   if (ownsDataDir) removeOwner(dataDir);
-  if (failure !== undefined) throw failure;
   log.info("stopped");
   return 0;
 }

@@ -13,7 +13,8 @@ export const HELP = `interop status — is the broker healthy?
 Usage: interop status [--json] [--require A,B] [--max-pending N]
 
 Prints the broker's version, pid, uptime and a line per agent (online, open stream,
-pending messages, last seen). Made for cron health checks:
+pending messages, last seen); with several brokers on one database, each of them (alive
+or gone) and the one each agent's stream is on. Made for cron health checks:
 
   interop status --require hermes,openclaw --max-pending 100 --json || alert
 
@@ -93,14 +94,20 @@ function findProblems(report: StatusReport, required: string[], maxPending: numb
 
 function formatTable(report: StatusReport, url: string): string {
   const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "LAST SEEN"]];
+  // With several brokers, a stream is shown by the broker it is on.
+  const address = new Map(report.brokers?.map((broker) => [broker.id, broker.listening ?? broker.id]));
   for (const [agent, status] of Object.entries(report.agents)) {
-    rows.push([agent, status.online ? "yes" : "no", status.streams > 0 ? "open" : "-", String(status.pending), status.last_seen ?? "never"]);
+    const stream = status.stream_broker != null ? `on ${address.get(status.stream_broker) ?? status.stream_broker}` : status.streams > 0 ? "open" : "-";
+    rows.push([agent, status.online ? "yes" : "no", stream, String(status.pending), status.last_seen ?? "never"]);
   }
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
   const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()).join("\n");
   return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatUptime(report.uptime_seconds)}, ` +
     `${report.streams} open streams, ` +
-    `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n\n${table}\n`;
+    `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n` +
+    (report.brokers === undefined ? "" : `brokers: ${report.brokers.map((broker) =>
+      `${broker.listening ?? `pid ${broker.pid} on ${broker.host}`}${broker.self ? " (this one)" : broker.alive ? "" : " (gone)"}`
+    ).join(", ")}\n`) + `\n${table}\n`;
 }
 
 function formatUptime(seconds: number): string {

@@ -36,6 +36,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   headers_too_large: 431,
   url_too_long: 414,
   stream_open: 409,
+  duplicate_key: 409,
 };
 
 /** Answers an error; anything that is not an `InteropError` is a bug and becomes a bare 500. */

@@ -1,13 +1,15 @@
 /**
  * The PostgreSQL store (the `postgres` client): the same semantics as the SQLite store, one transaction per method.
- * One broker per database for now: its `Lease` holds an advisory lock and a claim every write checks.
+ * Several brokers may share a database: each registers in `interop_brokers`, publishes take the head rows of their
+ * inboxes so that per inbox id order is commit order, and commits NOTIFY the other brokers' readers.
  */
 import postgres, { type PostgresError, type Sql, type TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
-import { type Claimant, CLIENT_OPTIONS, Lease } from "./postgres_lease.ts";
+import { type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
-import { migrate } from "./postgres_schema.ts";
+import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
+import { COMMITS, notification, PostgresInboxes } from "./postgres_shared.ts";
 import {
   CommitInDoubt,
   type DeadLetter,
@@ -22,13 +24,14 @@ export interface PostgresStoreOptions {
   /** `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?…]`. */
   url: string;
   durability: Durability;
-  /** This broker, as a refused second broker is told. */
+  /** This broker, as the registry lists it. */
   claimant: Claimant;
   /** Outages and their end, durability warnings. */
   warn(message: string): void;
-  /** Told once when another broker took the database: this one must stop, its memory of the inboxes is stale. */
-  onLost(error: InteropError): void;
 }
+
+/** Deadlock and serialization failures: PostgreSQL rolled the whole transaction back, so it is retried. */
+const RETRIED = new Set(["40P01", "40001"]);
 
 
 /** `postgres` returns int8 as text (it may pass 2^53); ids, times and counts here stay far below that. */
@@ -38,23 +41,29 @@ export class PostgresStore implements MessageStore {
   readonly kind = "postgresql";
   readonly location: string;
   #sql: Sql;
-  #lease: Lease;
-  /** Write transactions run one at a time: the broker is the only writer, so they can never deadlock. */
+  #registry: Registration;
+  /** This broker's write transactions run one at a time (the commit queue batches them anyway). */
   #writing: Promise<unknown> = Promise.resolve();
+  readonly shared: PostgresInboxes;
 
-  private constructor(sql: Sql, lease: Lease, location: string) {
+  private constructor(sql: Sql, registry: Registration, location: string) {
     this.#sql = sql;
-    this.#lease = lease;
+    this.#registry = registry;
     this.location = location;
+    this.shared = new PostgresInboxes({
+      sql,
+      broker: registry.id,
+      read: (what, work) => this.#read(what, work),
+      transaction: (what, work) => this.#transaction(what, work),
+    });
   }
 
   /**
-   * Connects, takes the database for this broker (refusing with `database_locked` when another has it, or with
-   * `unsafe_durability`), and creates or migrates the schema.
+   * Connects (refusing with `unsafe_durability`), creates or migrates the schema and registers this broker.
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const location = redactUrl(options.url);
-    const lease = await Lease.take({ ...options, location });
+    const registry = await Registration.connect({ ...options, location });
     let sql: Sql | undefined;
     try {
       sql = postgres(options.url, {
@@ -64,25 +73,23 @@ export class PostgresStore implements MessageStore {
         types: { int8: INT8_AS_NUMBER },
       });
       await migrate(sql);
-      await lease.claim(sql, options.claimant);
-      return new PostgresStore(sql, lease, location);
+      await registry.register(options.claimant);
+      return new PostgresStore(sql, registry, location);
     } catch (error) {
       await sql?.end({ timeout: 1 });
-      await lease.close();
+      await registry.close();
       if (error instanceof InteropError) throw error;
       throw new InteropError("storage_failed", `Cannot prepare database ${location}: ${(error as Error).message}`, { cause: error });
     }
   }
 
   get outage(): InteropError | undefined {
-    return this.#lease.outage;
+    return this.#registry.outage;
   }
 
-  /** Records where this broker listens, so a refused second broker can name it. */
+  /** Records where this broker listens, for the cluster view. */
   announce(listening: string): Promise<void> {
-    return this.#read("record the broker's address", async () => {
-      await this.#sql`UPDATE interop_broker SET listening = ${listening} WHERE token = ${this.#lease.token}`;
-    });
+    return this.#read("record the broker's address", () => this.#registry.announce(listening));
   }
 
   loadInboxes(): Promise<InboxRecord[]> {
@@ -126,16 +133,46 @@ export class PostgresStore implements MessageStore {
     // which (postgres 3.4.9) leaves the transaction hanging instead of failing it.
     return this.#transaction("commit", async (tx) => {
       const { messages } = batch;
+      const recipients = [...new Set(messages.map((m) => m.to))].sort();
+      // A publish with an Idempotency-Key waits for one with the same key (and sender) on another broker, then
+      // finds it committed: keys first, in one order, then heads.
+      const keyed = [...new Map(messages.flatMap((m) => m.idempotencyKey === undefined ? [] : [[`${m.from}\n${m.idempotencyKey}`, m]])).entries()]
+        .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+      const keysLocked = keyed.length === 0 ? undefined : tx`
+        SELECT pg_advisory_xact_lock(${LOCK_SPACE}, hashtext(k)) FROM unnest(${keyed.map(([k]) => k)}::text[]) AS k`.execute();
+      const earlier = keyed.length === 0 ? Promise.resolve([]) : tx<{ sender: string; key: string }[]>`
+        SELECT DISTINCT sender, idempotency_key AS key FROM interop_messages
+        WHERE (sender, idempotency_key) IN (SELECT * FROM unnest(${keyed.map(([, m]) => m.from)}::text[], ${keyed.map(([, m]) => m.idempotencyKey!)}::text[]))`
+        .execute();
+      // The heads first, in one order (no deadlock between broadcasts), before any id is taken: a writer of the
+      // same inbox on another broker waits here until this transaction's ids are visible.
+      const heads = recipients.length === 0 ? undefined : tx`
+        INSERT INTO interop_inbox_heads (agent) SELECT agent FROM unnest(${recipients}::text[]) AS agent ORDER BY agent COLLATE "C"
+        ON CONFLICT (agent) DO UPDATE SET agent = excluded.agent`.execute();
+      // Ids in the order given (the n-th smallest is the n-th message); each message's prev_id is its inbox's
+      // previous one, from the head or from this batch.
       const inserted = messages.length === 0 ? Promise.resolve([]) : tx<{ id: number }[]>`
-        INSERT INTO interop_messages (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key)
-        SELECT recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key
-        FROM unnest(${messages.map((m) => m.to)}::text[], ${messages.map((m) => m.from)}::text[],
-          ${messages.map((m) => m.createdAt)}::int8[], ${messages.map((m) => JSON.stringify(m.payload) ?? null)}::text[],
-          ${messages.map((m) => m.thread?.replyTo ?? null)}::int8[], ${messages.map((m) => m.thread?.conversation ?? null)}::int8[],
-          ${messages.map((m) => m.thread?.hops ?? null)}::int4[], ${messages.map((m) => m.idempotencyKey ?? null)}::text[])
-          WITH ORDINALITY AS m (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, ord)
-        ORDER BY ord
-        RETURNING id`.execute();
+        WITH m AS MATERIALIZED (
+          SELECT nextval(pg_get_serial_sequence('interop_messages', 'id')) AS id, *
+          FROM unnest(${messages.map((m) => m.to)}::text[], ${messages.map((m) => m.from)}::text[],
+            ${messages.map((m) => m.createdAt)}::int8[], ${messages.map((m) => JSON.stringify(m.payload) ?? null)}::text[],
+            ${messages.map((m) => m.thread?.replyTo ?? null)}::int8[], ${messages.map((m) => m.thread?.conversation ?? null)}::int8[],
+            ${messages.map((m) => m.thread?.hops ?? null)}::int4[], ${messages.map((m) => m.idempotencyKey ?? null)}::text[])
+            WITH ORDINALITY AS u (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, ord)
+        ), stored AS (
+          INSERT INTO interop_messages (id, recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, prev_id)
+          OVERRIDING SYSTEM VALUE
+          SELECT m.id, m.recipient, m.sender, m.created_at, m.payload, m.reply_to, m.conversation, m.hops, m.idempotency_key,
+            coalesce(lag(m.id) OVER (PARTITION BY m.recipient ORDER BY m.id), h.last_id)
+          FROM m JOIN interop_inbox_heads h ON h.agent = m.recipient
+          RETURNING id, recipient
+        ), moved AS (
+          UPDATE interop_inbox_heads h SET last_id = s.last_id, published = h.published + s.count
+          FROM (SELECT recipient, max(id) AS last_id, count(*) AS count FROM stored GROUP BY recipient) s
+          WHERE h.agent = s.recipient
+        )
+        SELECT id FROM stored`.execute();
+      const notified = recipients.length === 0 ? undefined : tx`SELECT pg_notify(${COMMITS}, ${notification(this.#registry.id, recipients)})`.execute();
       const updates = mergeByAgent(batch.inboxes);
       const upserted = updates.length === 0 ? undefined : tx`
         INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
@@ -151,7 +188,13 @@ export class PostgresStore implements MessageStore {
         FROM unnest(${polled.map((u) => u.agent)}::text[], ${polled.map((u) => u.polled!.after)}::int8[],
           ${polled.map((u) => u.polled!.upTo)}::int8[]) AS p (agent, after, up_to)
         WHERE m.recipient = p.agent AND m.id > p.after AND m.id <= p.up_to`.execute();
-      const [rows] = await Promise.all([inserted, upserted, marked]);
+      const [, found, , rows] = await Promise.all([keysLocked, earlier, heads, inserted, upserted, marked, notified]);
+      if (found.length > 0) {
+        throw new InteropError(
+          "duplicate_key",
+          `Already published: ${found.map((row) => `${row.sender}'s Idempotency-Key ${JSON.stringify(row.key)}`).join(", ")} committed on another broker`,
+        );
+      }
       // Rows are inserted in the order given, each taking the next id: the n-th smallest id is the n-th message.
       const ids = rows.map((row) => row.id).sort((a, b) => a - b);
       return messages.map((message, index): Envelope => {
@@ -256,16 +299,17 @@ export class PostgresStore implements MessageStore {
   }
 
   async close(): Promise<void> {
-    this.#lease.closing();
+    this.#registry.closing();
     await this.#writing;
+    await this.shared.close();
     // Writes are done; a connection that broke with a query in flight holds end() until its timeout (postgres 3.4.9).
     await this.#sql.end({ timeout: 1 });
-    await this.#lease.close();
+    await this.#registry.close();
   }
 
   /** One statement outside a transaction: fails fast during an outage, and starts one when the server is gone. */
   async #read<T>(what: string, work: () => Promise<T>): Promise<T> {
-    this.#lease.check();
+    this.#registry.check();
     try {
       return await work();
     } catch (cause) {
@@ -274,28 +318,35 @@ export class PostgresStore implements MessageStore {
   }
 
   /**
-   * One write transaction, after the ones before it. It first writes a fresh marker into the claim row, which only
-   * this broker's token matches, so a broker that lost the database cannot write. A COMMIT whose answer was lost
-   * rejects with `CommitInDoubt`: the lease reads the marker back once the server answers (the transactions after
-   * it fail fast meanwhile). Not `txid_status`: after a crash of the server, the id of a transaction whose WAL never
-   * reached the disk is handed out again, and would report another transaction's commit.
+   * One write transaction, after this broker's ones before it. It first writes a fresh marker into this broker's
+   * registry row. A COMMIT whose answer was lost rejects with `CommitInDoubt`: the registry reads the marker back
+   * once the server answers (the transactions after it fail fast meanwhile). Not `txid_status`: after a crash of the
+   * server, the id of a transaction whose WAL never reached the disk is handed out again, and would report another
+   * transaction's commit. A deadlock with another broker's transaction rolled it all back: it is run again.
    */
   #transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    const done = this.#writing.then(() => this.#commit(what, work));
+    const done = this.#writing.then(async () => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.#commit(what, work);
+        } catch (error) {
+          if (attempt === 3 || !RETRIED.has(((error as InteropError).cause as PostgresError)?.code)) throw error;
+        }
+      }
+    });
     this.#writing = done.catch(() => {});
     return done;
   }
 
   async #commit<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    this.#lease.check();
+    this.#registry.check();
     const marker = crypto.randomUUID();
     let result: T | undefined;
     let committing = false;
     try {
       return await this.#sql.begin(async (tx): Promise<T> => {
-        const fence = tx`UPDATE interop_broker SET last_commit = ${marker} WHERE token = ${this.#lease.token}`.execute();
-        const [claimed, done] = await Promise.all([fence, work(tx)]);
-        if (claimed.count !== 1) throw this.#lease.lose(`Another interop broker claimed database ${this.location}`);
+        const fence = tx`UPDATE interop_brokers SET last_commit = ${marker} WHERE id = ${this.#registry.id}`.execute();
+        const [, done] = await Promise.all([fence, work(tx)]);
         result = done;
         committing = true;
         return done;
@@ -304,7 +355,7 @@ export class PostgresStore implements MessageStore {
       const failure = this.#failure(what, cause);
       if (committing && failure.code === "storage_unavailable") {
         const done = result as T;
-        throw new CommitInDoubt(failure, this.#lease.committed(marker).then((committed) => committed ? done : undefined));
+        throw new CommitInDoubt(failure, this.#registry.committed(marker).then((committed) => committed ? done : undefined));
       }
       throw failure;
     }
@@ -313,7 +364,7 @@ export class PostgresStore implements MessageStore {
   /** The error to fail a call with; a lost connection starts an outage. */
   #failure(what: string, cause: unknown): InteropError {
     if (cause instanceof InteropError) return cause;
-    if (isUnreachable(cause)) return this.#lease.fail(cause);
+    if (isUnreachable(cause)) return this.#registry.fail(cause);
     const reason = (cause as Error)?.message ?? String(cause);
     if ((cause as PostgresError)?.code === "53100") {
       return new InteropError(
@@ -339,7 +390,10 @@ function isUnreachable(error: unknown): boolean {
   return /^(CONNECTION_|CONNECT_)/.test(code) || /^E[A-Z]+$/.test(code);
 }
 
-/** Updates of one inbox merged into one row (an upsert may not touch a row twice). */
+/**
+ * Updates of one inbox merged into one row (an upsert may not touch a row twice), in one order for every broker
+ * (two brokers' transactions then lock the same rows in the same order: no deadlock).
+ */
 function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {
   const merged = new Map<string, InboxUpdate>();
   for (const update of updates) {
@@ -351,7 +405,7 @@ function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {
       lastSeen: update.lastSeen ?? earlier.lastSeen,
     });
   }
-  return [...merged.values()];
+  return [...merged.values()].sort((a, b) => a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0);
 }
 
 /** The URL without its password: it goes into logs and `/status`. */

@@ -57,6 +57,48 @@ CREATE TABLE interop_broker (
 );
 `,
   },
+  {
+    version: 2,
+    name: "inbox heads and the prev_id chain (writers of one inbox in commit order), the broker registry",
+    sql: `
+-- Written only by publishers: a publish locks its recipients' heads before it takes ids, and its COMMIT releases
+-- them, so the ids of one inbox become visible in the order they were handed out (a reader never skips one).
+CREATE TABLE interop_inbox_heads (
+  agent text PRIMARY KEY,
+  last_id bigint NOT NULL DEFAULT 0,
+  published bigint NOT NULL DEFAULT 0
+);
+INSERT INTO interop_inbox_heads (agent, last_id, published)
+  SELECT recipient, max(id), count(*) FROM interop_messages GROUP BY recipient;
+-- The inbox's previous message when this one was written: the chain a reader can check.
+ALTER TABLE interop_messages ADD COLUMN prev_id bigint;
+-- Every broker on the database: heartbeats for the cluster view, and the marker its last write transaction
+-- wrote, which settles a COMMIT whose answer was lost.
+CREATE TABLE interop_brokers (
+  id uuid PRIMARY KEY,
+  pid integer NOT NULL,
+  host text NOT NULL,
+  listening text,
+  version text NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  stopped_at timestamptz,
+  last_commit uuid
+);
+DROP TABLE interop_broker;
+`,
+  },
+  {
+    version: 3,
+    name: "each inbox's stream and the version every take and claim changes (compare-and-set across brokers)",
+    sql: `
+ALTER TABLE interop_inboxes
+  ADD COLUMN version bigint NOT NULL DEFAULT 0,
+  ADD COLUMN stream_broker uuid,
+  ADD COLUMN stream_session uuid,
+  ADD COLUMN stream_opened_at timestamptz;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -42,7 +42,10 @@ export interface NewMessage {
   /** Milliseconds since the epoch. */
   createdAt: number;
   thread?: Thread;
-  /** The publisher's Idempotency-Key: a retried publish with the same sender and key finds these messages. */
+  /**
+   * The publisher's Idempotency-Key: a retried publish with the same sender and key finds these messages. A store
+   * other brokers share refuses a write whose key (with its sender) one of them committed: `duplicate_key`.
+   */
   idempotencyKey?: string;
 }
 
@@ -74,6 +77,65 @@ export class CommitInDoubt<T = Envelope[]> extends InteropError {
     super("storage_unavailable", unavailable.message, { cause: unavailable, retryAfter: unavailable.retryAfter });
     this.outcome = outcome;
   }
+}
+
+/** Wakes the readers of these inboxes (every inbox when undefined) to read the store from their cursor. */
+export type Wake = (agents: AgentName[] | undefined) => void;
+
+/** What a stream's claim found: its messages are its own, or another reader moved first, or a newer stream took over. */
+export type Claim = "claimed" | "moved" | "replaced";
+
+/**
+ * What a store several brokers write to adds: each inbox's cursor and its one stream live in the store, and every
+ * reader takes messages there with compare-and-set, so a poll, a wait and a stream on different brokers never hand
+ * out one message twice. A store only one broker opens has none: the broker's memory is the authority.
+ */
+export interface SharedInboxes {
+  /** Takes up to `limit` messages above the inbox's cursor (none above `upTo`), moving it: a poll or a wait. */
+  take(agent: AgentName, limit: number, upTo: number | undefined): Promise<Envelope[]>;
+  /** Takes message `id` out of order (an ask's reply); false when another reader had it. */
+  takeOne(agent: AgentName, id: number): Promise<boolean>;
+  /**
+   * Makes `session` the agent's one stream, on this broker; the broker holding the one it replaces hears of it.
+   * Resolves with the inbox's cursor.
+   */
+  openStream(agent: AgentName, session: string): Promise<number>;
+  /** The agent's stream `session` ended (no-op if a newer one took over). */
+  closeStream(agent: AgentName, session: string): Promise<void>;
+  /** The inbox's version (changed by every take and claim), read before a stream reads a page. */
+  version(agent: AgentName): Promise<number>;
+  /** Moves the cursor up to `upTo` for stream `session`, if the inbox is still at `version` and still its stream. */
+  claim(agent: AgentName, session: string, version: number, upTo: number): Promise<Claim>;
+  /**
+   * Calls `wake` after other brokers' commits (at most a hint: a reader woken reads from its cursor, and one never
+   * woken re-reads on its own now and then), and `replaced` when a stream of this broker was replaced on another.
+   */
+  watch(wake: Wake, replaced: (agent: AgentName, session: string) => void): Promise<void>;
+  /** The brokers registered on the store and where each agent's stream is, for the cluster view. */
+  cluster(): Promise<ClusterView>;
+}
+
+export interface ClusterView {
+  brokers: BrokerRecord[];
+  /** The broker (its id) holding each agent's stream. */
+  streams: Map<AgentName, string>;
+  /** Every inbox's cursor: inboxes other brokers created show up here. */
+  cursors: Map<AgentName, number>;
+}
+
+/** A broker on a shared store, as its registry row says. */
+export interface BrokerRecord {
+  id: string;
+  pid: number;
+  host: string;
+  listening: string | null;
+  version: string;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Not stopped, and its last heartbeat recent (by the database's clock). */
+  alive: boolean;
+  /** Whether it is this broker. */
+  self: boolean;
 }
 
 /**
@@ -117,5 +179,7 @@ export interface MessageStore {
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
   ): Promise<Map<AgentName, { count: number; upTo: number }>>;
+  /** Present when several brokers may open the store. */
+  readonly shared?: SharedInboxes;
   close(): Promise<void>;
 }

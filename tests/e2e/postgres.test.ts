@@ -1,6 +1,5 @@
-/** A broker on PostgreSQL: what it does on SQLite, plus one broker per database, durability checks and outages. */
+/** A broker on PostgreSQL: what it does on SQLite, plus several brokers per database, durability checks and outages. */
 import assert from "node:assert/strict";
-import { hostname } from "node:os";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
@@ -82,18 +81,63 @@ test("interop serve --database-url takes only a postgres:// URL", async () => {
   assert.match(result.stderr, /^error: Invalid --database-url: use postgres:\/\/USER@HOST:PORT\/DB/);
 });
 
-test("a second broker on the same database is refused with exit 6, naming the first", async (t) => {
+test("two brokers share one database: a message published on one reaches a stream on the other at once", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;
-  const first = await setup.start();
-  const second = await runCli(["serve", "--port", "0"], { env: { INTEROP_DATABASE_URL: setup.url }, timeoutMs: 20_000 });
-  assert.equal(second.code, 6);
-  assert.equal(
-    second.stderr,
-    `error: Database ${setup.url} is in use by another interop broker (pid ${first.pid} on ${hostname()}, ` +
-      `listening on 127.0.0.1:${first.port}); stop it, or pass a different --database-url (one broker per database for now)\n`,
-  );
-  assert.equal((await publish(first.url, "hermes", "openclaw", { still: "serving" })).status, 200);
+  const [a, b] = [await setup.start(), await setup.start()];
+  const stream = await openSse(`${b.url}/subscribe?agent=openclaw`);
+  t.after(() => stream.close());
+  const started = performance.now();
+  const sent = await (await publish(a.url, "hermes", "openclaw", { n: 1 })).json();
+  const [event] = await stream.take(1);
+  t.diagnostic(`published on A, written to the stream on B after ${(performance.now() - started).toFixed(1)} ms`);
+  assert.equal(event.id, String(sent.id));
+  const next = await (await publish(b.url, "hermes", "openclaw", { n: 2 })).json();
+  assert.equal(next.id, sent.id + 1, "one id sequence for both");
+  assert.deepEqual((await stream.take(1)).map((event) => JSON.parse(event.data).n), [2]);
+});
+
+test("/status and interop status on any broker list the brokers, alive or gone, and the one each stream is on", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const [a, b] = [await setup.start(), await setup.start()];
+  const stream = await openSse(`${b.url}/subscribe?agent=openclaw`);
+  t.after(() => stream.close());
+  const onB = `127.0.0.1:${b.port}`;
+  const report = await waitFor(async () => {
+    const seen = await status(a.url);
+    const streamOn = seen.brokers?.find((broker: { id: string }) => broker.id === seen.agents.openclaw.stream_broker);
+    return streamOn?.listening === onB && seen.brokers.length === 2 ? seen : undefined;
+  }, 10_000, "A to see the stream on B");
+  assert.deepEqual(report.brokers.map((broker: { listening: string; alive: boolean; self: boolean }) => [broker.listening, broker.alive, broker.self]), [
+    [`127.0.0.1:${a.port}`, true, true],
+    [onB, true, false],
+  ]);
+  assert.equal(report.agents.openclaw.online, true);
+  const printed = await runCli(["status", "--url", a.url]);
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.match(printed.stdout, new RegExp(`^brokers: 127\\.0\\.0\\.1:${a.port} \\(this one\\), ${onB}$`, "m"));
+  assert.match(printed.stdout, new RegExp(`^openclaw +yes +on ${onB} `, "m"));
+
+  stream.close();
+  await b.stop();
+  const after = await waitFor(async () => {
+    const seen = await status(a.url);
+    return seen.brokers[1].alive === false ? seen : undefined;
+  }, 10_000, "A to see B gone");
+  assert.equal(after.agents.openclaw.stream_broker, null, "B's stream ended with it");
+  assert.match((await runCli(["status", "--url", a.url])).stdout, new RegExp(`^brokers: .*, ${onB} \\(gone\\)$`, "m"));
+});
+
+test("an inbox created on one broker is known to the others: a broadcast from any of them reaches it", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const [a, b] = [await setup.start(), await setup.start()];
+  assert.deepEqual(await (await fetch(`${a.url}/poll?agent=leo`)).json(), [], "leo's inbox is created on A");
+  await waitFor(async () => (await status(b.url)).agents.leo !== undefined, 10_000, "B to know leo");
+  const sent = await (await publish(b.url, "hermes", undefined, { to: "all" })).json();
+  assert.deepEqual(sent.to.sort(), ["leo", "openclaw"]);
+  assert.deepEqual((await drain(a.url, "leo")).map((message) => message.to), ["all"]);
 });
 
 test("interop serve refuses a PostgreSQL running with fsync=off unless --durability relaxed, saying why", async (t) => {

@@ -1,0 +1,82 @@
+/** On a store several brokers share: `/wait` and `/ask` requests are handed what is taken from the table for them. */
+import type { AgentName, Envelope } from "../message.ts";
+import { CommitInDoubt, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import type { Waiters } from "./waiters.ts";
+
+/** Messages looked through for an awaited reply. */
+const REPLY_SCAN = 500;
+
+export interface SharedWaitersDeps {
+  waiters: Waiters;
+  shared: SharedInboxes;
+  store: MessageStore;
+  inboxFor(agent: AgentName): Promise<InboxRecord>;
+  /** Takes the oldest messages in order, as a poll. */
+  take(agent: AgentName, limit: number): Promise<Envelope[]>;
+  /** Counts a reply taken out of order as delivered. */
+  tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void;
+}
+
+export class SharedWaiters {
+  #deps: SharedWaitersDeps;
+  /** Agents whose waiters are being served, and whether a wake-up came meanwhile (then they are served again). */
+  #serving = new Map<AgentName, boolean>();
+
+  constructor(deps: SharedWaitersDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Hands `agent`'s waiters what the store has for them (the message may have been published on another broker):
+   * each awaited reply, taken out of order, then the oldest messages in order, one per waiter. Each waiter is
+   * reserved while its message is taken, so a timeout meanwhile cannot drop a message taken for it.
+   */
+  async serve(agent: AgentName): Promise<void> {
+    if (this.#serving.has(agent)) {
+      this.#serving.set(agent, true);
+      return;
+    }
+    const { waiters, shared } = this.#deps;
+    try {
+      do {
+        this.#serving.set(agent, false);
+        const inbox = await this.#deps.inboxFor(agent);
+        const awaited = waiters.awaitedReplies(agent);
+        if (awaited.size > 0) {
+          for (const envelope of await this.#deps.store.readAfter(agent, inbox.deliveredId, REPLY_SCAN)) {
+            const replyTo = envelope.thread?.replyTo;
+            const hand = replyTo !== undefined && awaited.has(replyTo) ? waiters.reserve(agent, replyTo) : undefined;
+            if (hand === undefined) continue;
+            const taken = await settled(shared.takeOne(agent, envelope.id)).catch(() => false);
+            if (taken) this.#deps.tookOutOfOrder(inbox, envelope);
+            hand(taken ? envelope : undefined);
+          }
+        }
+        for (let hand = waiters.reserve(agent, undefined); hand !== undefined; hand = waiters.reserve(agent, undefined)) {
+          const [next] = await this.#deps.take(agent, 1).catch(() => []);
+          hand(next);
+          if (next === undefined) break;
+        }
+      } while (this.#serving.get(agent));
+    } catch {
+      // The store failed (an outage): the waiters stay; the next wake-up or the idle re-read serves them.
+    } finally {
+      this.#serving.delete(agent);
+    }
+  }
+}
+
+/**
+ * What a take resolves with, also when its COMMIT lost its answer: it waits for the store to know (a take that
+ * committed moved the cursor, so its messages must reach the caller).
+ */
+export async function settled<T>(take: Promise<T>): Promise<T> {
+  try {
+    return await take;
+  } catch (error) {
+    if (!(error instanceof CommitInDoubt)) throw error;
+    const kept = await (error as CommitInDoubt<T>).outcome;
+    if (kept === undefined) throw error;
+    return kept;
+  }
+}

@@ -1,0 +1,146 @@
+/** The broker's open streams, one per agent (the newest wins), and how a new one is validated and started. */
+import { InteropError } from "../errors.ts";
+import type { AgentName, Envelope } from "../message.ts";
+import type { StreamSink } from "../runtime/types.ts";
+import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { StreamEnd, StreamFormat } from "./stream_format.ts";
+import { RecentWrites } from "./recent_writes.ts";
+import { StreamSession } from "./stream_session.ts";
+import { resolveStart, type StreamStart } from "./stream_start.ts";
+
+/** A prepared stream: validated, ready to be attached to the response once its headers are out. */
+export type StreamStarter = (sink: StreamSink) => void;
+
+/** What the streams need of the broker. */
+export interface StreamsDeps {
+  store: MessageStore;
+  /** The agent's inbox, created on first use; records a request by it. */
+  inboxFor(agent: AgentName): Promise<InboxRecord>;
+  /** The highest id this broker knows of. */
+  lastId(): number;
+  /** An id seen in the store (another broker may have handed it out). */
+  sawId(id: number): void;
+  /** Whether a message was taken out of order by a wait (streams skip it until the store says so). */
+  isTaken(id: number): boolean;
+  /** Messages written to a stream. */
+  delivered(inbox: InboxRecord, envelopes: Envelope[]): void;
+  /** A stream of `agent` ended. */
+  ended(agent: AgentName): void;
+  now(): number;
+  secondStream: "replace" | "refuse";
+  writeTimeoutMs: number;
+  resumeWindowMs: number;
+}
+
+export class Streams {
+  #deps: StreamsDeps;
+  #sessions = new Map<AgentName, StreamSession>();
+  #recentWrites: RecentWrites;
+
+  constructor(deps: StreamsDeps) {
+    this.#deps = deps;
+    this.#recentWrites = new RecentWrites(deps.resumeWindowMs);
+  }
+
+  has(agent: AgentName): boolean {
+    return this.#sessions.has(agent);
+  }
+
+  /** A commit's messages for `agent`, in id order, handed to its stream (none on a shared store: see `wake`). */
+  offer(agent: AgentName, envelopes: Envelope[]): void {
+    this.#sessions.get(agent)?.offer(envelopes);
+  }
+
+  /** Streams of these agents (all when undefined) read the store from where they are. */
+  wake(agents: AgentName[] | undefined): void {
+    if (agents === undefined) for (const session of this.#sessions.values()) session.wake();
+    else for (const agent of agents) this.#sessions.get(agent)?.wake();
+  }
+
+  /** A newer stream for `agent` opened on another broker: this broker's `session` ends. */
+  replaced(agent: AgentName, session: string): void {
+    const current = this.#sessions.get(agent);
+    if (current?.id === session) current.close({ event: "replaced", message: `a newer stream for ${agent} took over on another broker` });
+  }
+
+  heartbeat(): void {
+    for (const session of this.#sessions.values()) session.heartbeat();
+  }
+
+  closeAll(end: StreamEnd): void {
+    for (const session of [...this.#sessions.values()]) session.close(end);
+  }
+
+  /**
+   * Validates a subscription and returns the function that starts it. Reading from the cursor gives what is
+   * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
+   * agent replaces the older one, on whichever broker of a shared store it is.
+   */
+  async prepare(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
+    const { store } = this.#deps;
+    const shared = store.shared;
+    // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
+    if (store.outage !== undefined) throw store.outage;
+    const inbox = await this.#deps.inboxFor(agent);
+    const id = crypto.randomUUID();
+    // On a shared store the cursor is the store's, and the stream this one replaces may be on another broker.
+    if (shared !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, await shared.openStream(agent, id));
+    // Another broker on the store may have handed out the id.
+    if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
+    let startAfter = await resolveStart(store, inbox, start, this.#deps.lastId());
+    if (start.from !== "cursor") this.#recentWrites.forget(agent);
+    else {
+      // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
+      const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now());
+      if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
+    }
+    // Per broker: on a shared store a stream on another broker is replaced all the same.
+    if (this.#deps.secondStream === "refuse" && this.#sessions.has(agent)) {
+      throw new InteropError(
+        "stream_open",
+        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
+      );
+    }
+    // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
+    let version = 0;
+    return (sink) => {
+      this.#sessions.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
+      const session = new StreamSession(agent, startAfter, sink, {
+        id,
+        readAfter: shared === undefined
+          ? (name, after, limit) => store.readAfter(name, after, limit)
+          : async (name, after, limit) => {
+            version = await shared.version(name);
+            return await store.readAfter(name, after, limit);
+          },
+        claim: shared === undefined ? undefined : async (envelopes) => {
+          const outcome = await shared.claim(agent, id, version, envelopes[envelopes.length - 1].id);
+          // Even before its notification arrives: the newer stream owns the inbox now.
+          if (outcome === "replaced") this.replaced(agent, id);
+          return outcome === "claimed";
+        },
+        isTaken: (envelope) => this.#deps.isTaken(envelope.id),
+        isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#deps.isTaken(envelope.id),
+        delivered: (_name, envelopes) => {
+          this.#deps.sawId(envelopes[envelopes.length - 1].id);
+          this.#recentWrites.wrote(agent, envelopes[0].id, this.#deps.now());
+          this.#deps.delivered(inbox, envelopes);
+        },
+        ended: (ended) => {
+          if (this.#sessions.get(agent) === ended) {
+            this.#sessions.delete(agent);
+            this.#recentWrites.ended(agent, this.#deps.now());
+            // Only the cluster view reads it: a failure (an outage) leaves a stale entry, replaced by the next stream.
+            shared?.closeStream(agent, id).catch(() => {});
+          }
+          this.#deps.ended(agent);
+        },
+        format,
+        writeTimeoutMs: this.#deps.writeTimeoutMs,
+      });
+      this.#sessions.set(agent, session);
+      this.#recentWrites.opened(agent);
+      session.start();
+    };
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * One broker's place among the brokers on a PostgreSQL database: its row in `interop_brokers` (heartbeats, the
+ * marker that settles a COMMIT in doubt), and the outage while the server cannot be reached.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import postgres, { type Sql } from "postgres";
+import { InteropError } from "../errors.ts";
+import type { Durability } from "./store.ts";
+
+/** How often an outage retries the server. */
+const RETRY_MS = 250;
+/** Retry-After on `storage_unavailable` answers, in seconds. */
+const RETRY_AFTER_S = 1;
+/** How often a broker writes its heartbeat; one silent for three of these counts as gone. */
+export const HEARTBEAT_MS = 5000;
+
+/** The connection options both of the store's clients share. */
+export const CLIENT_OPTIONS = {
+  onnotice: () => {},
+  connect_timeout: 10,
+  // postgres' default backoff reaches 20 s after a few refused connections; the broker retries its own way.
+  backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
+} as const;
+
+/** This broker, as the others and `/status` see it. */
+export interface Claimant {
+  pid: number;
+  host: string;
+  version: string;
+}
+
+export interface RegistrationOptions {
+  url: string;
+  /** The URL without its password, for messages. */
+  location: string;
+  durability: Durability;
+  warn(message: string): void;
+}
+
+export class Registration {
+  /** This broker's row in `interop_brokers`. */
+  readonly id = crypto.randomUUID();
+  #options: RegistrationOptions;
+  #sql: Sql;
+  #outage: InteropError | undefined;
+  #recovering = false;
+  /** The outage ends when the server answers again and no COMMIT is in doubt: nothing may commit after one. */
+  #reachable = false;
+  #inDoubt = 0;
+  #closed = false;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(options: RegistrationOptions) {
+    this.#options = options;
+    this.#sql = postgres(options.url, {
+      ...CLIENT_OPTIONS,
+      max: 1,
+      fetch_types: false,
+      connection: { application_name: "interop broker registry" },
+    });
+  }
+
+  /**
+   * Connects and checks the server's durability settings; throws `unsafe_durability` or `storage_unavailable`.
+   */
+  static async connect(options: RegistrationOptions): Promise<Registration> {
+    const registration = new Registration(options);
+    try {
+      // This connection leaves synchronous_commit alone, so it sees the server's (and role's, database's) setting.
+      const [settings] = await registration.#sql<{ fsync: string; synchronous_commit: string }[]>`
+        SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit`;
+      const unsafe = [
+        ...(settings.fsync === "off" ? ["fsync=off"] : []),
+        ...(settings.synchronous_commit === "off" ? ["synchronous_commit=off"] : []),
+      ];
+      if (unsafe.length > 0) {
+        const risk = `PostgreSQL at ${options.location} runs with ${unsafe.join(" and ")}: ` +
+          "a crash of the server or its machine can lose messages the broker acknowledged";
+        if (options.durability === "strict") {
+          throw new InteropError(
+            "unsafe_durability",
+            `${risk}; set ${unsafe.map((setting) => setting.replace("off", "on")).join(" and ")} in postgresql.conf, ` +
+              "or pass --durability relaxed to accept the risk",
+          );
+        }
+        options.warn(`${risk} (--durability relaxed)`);
+      }
+      return registration;
+    } catch (error) {
+      await registration.close();
+      if (error instanceof InteropError) throw error;
+      throw new InteropError("storage_unavailable", `Cannot connect to PostgreSQL at ${options.location}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Writes this broker's row (after the schema exists) and starts its heartbeats. */
+  async register(claimant: Claimant): Promise<void> {
+    await this.#sql`
+      INSERT INTO interop_brokers (id, pid, host, version)
+      VALUES (${this.id}, ${claimant.pid}, ${claimant.host}, ${claimant.version})`;
+    this.#heartbeat = setInterval(() => void this.#beat(), HEARTBEAT_MS);
+    (this.#heartbeat as { unref?: () => void }).unref?.();
+  }
+
+  /** Records where this broker listens, for `/status` on every broker. */
+  async announce(listening: string): Promise<void> {
+    await this.#sql`UPDATE interop_brokers SET listening = ${listening} WHERE id = ${this.id}`;
+  }
+
+  /** While the server cannot be reached, the error every store call fails with. */
+  get outage(): InteropError | undefined {
+    return this.#outage;
+  }
+
+  /** Throws the outage, if there is one. */
+  check(): void {
+    if (this.#outage !== undefined) throw this.#outage;
+  }
+
+  /** Starts an outage (once): calls fail fast until the server answers again. */
+  fail(cause: unknown): InteropError {
+    if (this.#closed) return this.#outage ?? new InteropError("storage_unavailable", "The store is closed");
+    if (this.#outage === undefined) {
+      this.#reachable = false;
+      this.#outage = new InteropError(
+        "storage_unavailable",
+        `Storage unavailable: PostgreSQL at ${this.#options.location} cannot be reached (${(cause as Error)?.message ?? cause}); retry shortly`,
+        { cause, retryAfter: RETRY_AFTER_S },
+      );
+      this.#options.warn(`${this.#outage.message.replace(/; retry shortly$/, "")}: answering 503 until it is back`);
+      void this.#recover();
+    }
+    return this.#outage;
+  }
+
+  /**
+   * Whether the transaction that wrote `marker` into this broker's row, whose COMMIT got no answer, committed: asks
+   * the server (waiting for it to be back) until it knows. Until then the store refuses every call, so nothing
+   * commits after it and the marker it reads is the last one committed.
+   */
+  async committed(marker: string): Promise<boolean> {
+    this.#inDoubt++;
+    try {
+      for (;;) {
+        try {
+          // FOR UPDATE waits for the transaction if its session still runs on the server (its answer lost on the way).
+          const [row] = await this.#sql<{ last_commit: string | null }[]>`
+            SELECT last_commit FROM interop_brokers WHERE id = ${this.id} FOR UPDATE`;
+          return row?.last_commit === marker;
+        } catch {
+          // Not back yet.
+        }
+        // A broker stopping (or stopped) does not wait for the server: it reports the commit as failed.
+        if (this.#closed) return false;
+        await sleep(RETRY_MS);
+      }
+    } finally {
+      this.#inDoubt--;
+      this.#end();
+    }
+  }
+
+  /** The broker is stopping: no more outages, recoveries or waits for an in-doubt commit. */
+  closing(): void {
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+  }
+
+  /** Marks this broker stopped (when the server answers) and closes the connection. */
+  async close(): Promise<void> {
+    this.closing();
+    if (this.#heartbeat !== undefined) {
+      await this.#sql`UPDATE interop_brokers SET stopped_at = now() WHERE id = ${this.id}`.catch(() => {});
+    }
+    await this.#sql.end({ timeout: 1 });
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#outage !== undefined) return;
+    try {
+      await this.#sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`;
+    } catch (cause) {
+      this.fail(cause);
+    }
+  }
+
+  /** Retries until the server answers. */
+  async #recover(): Promise<void> {
+    if (this.#recovering) return;
+    this.#recovering = true;
+    try {
+      while (!this.#closed) {
+        try {
+          await this.#sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`;
+          this.#reachable = true;
+          this.#end();
+          return;
+        } catch {
+          // Not back yet.
+        }
+        await sleep(RETRY_MS);
+      }
+    } finally {
+      this.#recovering = false;
+    }
+  }
+
+  /** Ends the outage once the server answers and every COMMIT in doubt is settled. */
+  #end(): void {
+    if (this.#outage === undefined || !this.#reachable || this.#inDoubt > 0) return;
+    this.#outage = undefined;
+    this.#options.warn(`PostgreSQL at ${this.#options.location} is back: serving again`);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The PostgreSQL store's shared inboxes: cursors, takes and stream claims with compare-and-set, so that brokers on
+ * one database never hand out one message twice, and LISTEN/NOTIFY wake-ups between them.
+ */
+import type { Sql, TransactionSql } from "postgres";
+import type { AgentName, Envelope } from "../message.ts";
+import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
+import { HEARTBEAT_MS } from "./postgres_registry.ts";
+import type { Claim, ClusterView, SharedInboxes, Wake } from "./store.ts";
+
+/** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
+export const COMMITS = "interop";
+/** The channel a stream replaced on another broker hears on: `{"b": its broker, "a": agent, "s": session}`. */
+const REPLACED = "interop_replaced";
+/** Past this many bytes of recipients a notification says "*" (NOTIFY payloads stop at 8,000 bytes). */
+const MAX_NOTIFY_BYTES = 7000;
+
+/** What the store lends: its client, its broker id, and its ways to run a statement and a write transaction. */
+export interface SharedContext {
+  sql: Sql;
+  broker: string;
+  read<T>(what: string, work: () => Promise<T>): Promise<T>;
+  transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T>;
+}
+
+export class PostgresInboxes implements SharedInboxes {
+  #context: SharedContext;
+  #unlisten: Array<() => Promise<void>> = [];
+
+  constructor(context: SharedContext) {
+    this.#context = context;
+  }
+
+  take(agent: AgentName, limit: number, upTo: number | undefined): Promise<Envelope[]> {
+    return this.#context.transaction("take messages", async (tx) => {
+      // The cursor row first: takers and claimers of one inbox go one at a time, and the next statement's snapshot
+      // sees what the one before committed.
+      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR UPDATE`.execute();
+      const taken = tx<MessageRow[]>`
+        WITH m AS (
+          SELECT id FROM interop_messages
+          WHERE recipient = ${agent} AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
+            AND NOT polled AND id <= ${upTo ?? Number.MAX_SAFE_INTEGER} ORDER BY id LIMIT ${limit}
+        ), p AS (
+          UPDATE interop_messages SET polled = true WHERE id IN (SELECT id FROM m)
+          RETURNING ${tx.unsafe(MESSAGE_COLUMNS)}
+        ), u AS (
+          UPDATE interop_inboxes SET delivered_id = greatest(delivered_id, (SELECT max(id) FROM m)), version = version + 1
+          WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM m)
+        )
+        SELECT * FROM p ORDER BY id`.execute();
+      const [, rows] = await Promise.all([locked, taken]);
+      return rows.map(toEnvelope);
+    });
+  }
+
+  takeOne(agent: AgentName, id: number): Promise<boolean> {
+    return this.#context.transaction("take a message", async (tx) => {
+      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR UPDATE`.execute();
+      const taken = tx`
+        WITH p AS (
+          UPDATE interop_messages SET polled = true
+          WHERE id = ${id} AND recipient = ${agent} AND NOT polled
+            AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
+          RETURNING id
+        )
+        UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM p)`.execute();
+      const [, result] = await Promise.all([locked, taken]);
+      return result.count === 1;
+    });
+  }
+
+  openStream(agent: AgentName, session: string): Promise<number> {
+    const { broker } = this.#context;
+    return this.#context.transaction("open a stream", async (tx) => {
+      const [old] = await tx<{ delivered_id: number; stream_broker: string | null; stream_session: string | null }[]>`
+        SELECT delivered_id, stream_broker, stream_session FROM interop_inboxes WHERE agent = ${agent} FOR UPDATE`;
+      await tx`
+        UPDATE interop_inboxes SET stream_broker = ${broker}, stream_session = ${session}, stream_opened_at = now()
+        WHERE agent = ${agent}`;
+      if (old?.stream_session != null && old.stream_broker !== broker) {
+        await tx`SELECT pg_notify(${REPLACED}, ${JSON.stringify({ b: old.stream_broker, a: agent, s: old.stream_session })})`;
+      }
+      return old?.delivered_id ?? 0;
+    });
+  }
+
+  closeStream(agent: AgentName, session: string): Promise<void> {
+    return this.#context.read("close a stream", async () => {
+      await this.#context.sql`
+        UPDATE interop_inboxes SET stream_broker = NULL, stream_session = NULL, stream_opened_at = NULL
+        WHERE agent = ${agent} AND stream_session = ${session}`;
+    });
+  }
+
+  version(agent: AgentName): Promise<number> {
+    return this.#context.read("read an inbox", async () => {
+      const [row] = await this.#context.sql<{ version: number }[]>`SELECT version FROM interop_inboxes WHERE agent = ${agent}`;
+      return row?.version ?? 0;
+    });
+  }
+
+  claim(agent: AgentName, session: string, version: number, upTo: number): Promise<Claim> {
+    const { sql } = this.#context;
+    return this.#context.read("claim messages", async () => {
+      const claimed = await sql`
+        UPDATE interop_inboxes SET delivered_id = greatest(delivered_id, ${upTo}), version = version + 1
+        WHERE agent = ${agent} AND version = ${version} AND stream_session = ${session}`;
+      if (claimed.count === 1) return "claimed";
+      const [row] = await sql<{ stream_session: string | null }[]>`SELECT stream_session FROM interop_inboxes WHERE agent = ${agent}`;
+      return row?.stream_session === session ? "moved" : "replaced";
+    });
+  }
+
+  async watch(wake: Wake, replaced: (agent: AgentName, session: string) => void): Promise<void> {
+    const { sql, broker } = this.#context;
+    const commits = await sql.listen(COMMITS, (payload) => {
+      try {
+        const { b, a } = JSON.parse(payload) as { b: string; a: AgentName[] | "*" };
+        if (b !== broker) wake(a === "*" ? undefined : a);
+      } catch {
+        wake(undefined);
+      }
+    }, () => wake(undefined));
+    this.#unlisten.push(commits.unlisten);
+    const replacements = await sql.listen(REPLACED, (payload) => {
+      const { b, a, s } = JSON.parse(payload) as { b: string; a: AgentName; s: string };
+      if (b === broker) replaced(a, s);
+    });
+    this.#unlisten.push(replacements.unlisten);
+  }
+
+  cluster(): Promise<ClusterView> {
+    const { sql, broker } = this.#context;
+    return this.#context.read("read the brokers", async () => {
+      const inboxes = await sql<{ agent: AgentName; delivered_id: number; stream_broker: string | null }[]>`
+        SELECT agent, delivered_id, stream_broker FROM interop_inboxes`;
+      const brokers = await sql<Array<{
+        id: string;
+        pid: number;
+        host: string;
+        listening: string | null;
+        version: string;
+        started_at: Date;
+        heartbeat_at: Date;
+        alive: boolean;
+      }>>`
+        SELECT id, pid, host, listening, version, started_at, heartbeat_at,
+          stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => ${(3 * HEARTBEAT_MS) / 1000}) AS alive
+        FROM interop_brokers ORDER BY started_at, id`;
+      return {
+        streams: new Map(inboxes.flatMap((row) => row.stream_broker === null ? [] : [[row.agent, row.stream_broker]])),
+        cursors: new Map(inboxes.map((row) => [row.agent, row.delivered_id])),
+        brokers: brokers.map((row) => ({
+          id: row.id,
+          pid: row.pid,
+          host: row.host,
+          listening: row.listening,
+          version: row.version,
+          startedAt: row.started_at.getTime(),
+          heartbeatAt: row.heartbeat_at.getTime(),
+          alive: row.alive,
+          self: row.id === broker,
+        })),
+      };
+    });
+  }
+
+  /** Stops listening (the store is closing). */
+  async close(): Promise<void> {
+    for (const unlisten of this.#unlisten) await unlisten().catch(() => {});
+  }
+}
+
+/** The payload of a commit's notification: this broker and the inboxes it wrote to. */
+export function notification(broker: string, recipients: AgentName[]): string {
+  const text = JSON.stringify({ b: broker, a: recipients });
+  return text.length <= MAX_NOTIFY_BYTES ? text : JSON.stringify({ b: broker, a: "*" });
+}

@@ -1,0 +1,124 @@
+/**
+ * Exactly once across brokers on one PostgreSQL: a poll, a stream and a wait for one agent on three brokers take
+ * each message once; the agent's one stream is the newest, wherever it opened; an ask's reply crosses brokers.
+ */
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { sharedPostgres } from "../helpers/postgres.ts";
+import { openSse, type SseConnection } from "../helpers/sse.ts";
+
+const cluster = sharedPostgres();
+
+/** `count` brokers on a database of their own, stopped after the test. */
+async function brokersOnOneDatabase(t: TestContext, count: number): Promise<RunningBroker[] | undefined> {
+  const server = await cluster(t);
+  if (server === undefined) return undefined;
+  const url = await server.createDatabase();
+  const brokers: RunningBroker[] = [];
+  t.after(async () => {
+    for (const broker of brokers) await broker.cleanup();
+  });
+  for (let n = 0; n < count; n++) brokers.push(await startBroker({ args: ["--database-url", url] }));
+  return brokers;
+}
+
+/** The message ids a stream has written so far. */
+const idsOf = (stream: SseConnection) => [...stream.raw().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+
+test("a poll on A, a stream on B and a wait on C take each message once, published on all three", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 3);
+  if (brokers === undefined) return;
+  const [a, b, c] = brokers;
+  const stream = await openSse(`${b.url}/subscribe?agent=openclaw`);
+  t.after(() => stream.close());
+  const polled: number[] = [];
+  const waited: number[] = [];
+  let reading = true;
+  const poller = (async () => {
+    while (reading) {
+      const page = await (await fetch(`${a.url}/poll?agent=openclaw&limit=5`)).json();
+      polled.push(...page.map((message: { interop: { id: number } }) => message.interop.id));
+    }
+  })();
+  const waiter = (async () => {
+    while (reading) {
+      const response = await fetch(`${c.url}/wait?agent=openclaw&timeout=1`);
+      if (response.status === 200) waited.push((await response.json()).interop.id);
+      else await response.body?.cancel();
+    }
+  })();
+  t.after(async () => {
+    reading = false;
+    await Promise.allSettled([poller, waiter]);
+  });
+
+  const acknowledged: number[] = [];
+  await Promise.all(brokers.map(async (broker, index) => {
+    for (let n = 0; n < 50; n++) {
+      const response = await publish(broker.url, `pub-${index}`, "openclaw", { index, n });
+      assert.equal(response.status, 200, await response.clone().text());
+      acknowledged.push((await response.json()).id);
+    }
+  }));
+  const taken = () => [...polled, ...idsOf(stream), ...waited];
+  await waitFor(() => taken().length >= acknowledged.length, 20_000, "every message to be taken").catch(() => {});
+  reading = false;
+  await Promise.all([poller, waiter]);
+  const all = taken();
+  t.diagnostic(`${acknowledged.length} published: ${polled.length} polled on A, ${idsOf(stream).length} streamed on B, ` +
+    `${waited.length} waited for on C`);
+  assert.equal(all.length, new Set(all).size, "no message taken twice");
+  assert.deepEqual(all.sort((x, y) => x - y), acknowledged.sort((x, y) => x - y), "every message taken");
+  assert.deepEqual(idsOf(stream), [...idsOf(stream)].sort((x, y) => x - y), "the stream in order");
+});
+
+test("the newest stream wins across brokers: the one on A gets event replaced when one opens on B", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const first = await openSse(`${a.url}/subscribe?agent=openclaw`);
+  t.after(() => first.close());
+  assert.equal((await publish(a.url, "hermes", "openclaw", { n: 1 })).status, 200);
+  assert.deepEqual((await first.take(1)).map((event) => JSON.parse(event.data).n), [1]);
+  const second = await openSse(`${b.url}/subscribe?agent=openclaw`);
+  t.after(() => second.close());
+  const [replaced] = await first.take(1);
+  assert.equal(replaced.event, "replaced");
+  assert.match(replaced.data, /a newer stream for openclaw took over on another broker/);
+  await first.ended;
+  assert.equal((await publish(a.url, "hermes", "openclaw", { n: 2 })).status, 200);
+  assert.deepEqual((await second.take(1)).map((event) => JSON.parse(event.data).n), [2], "the new stream has what comes next");
+});
+
+test("an ask on A gets the reply published on B", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const asking = fetch(`${a.url}/ask?from=hermes&to=leo&timeout=20`, { method: "POST", body: JSON.stringify({ q: "ping" }) });
+  const question = await waitFor(async () => (await (await fetch(`${b.url}/poll?agent=leo`)).json())[0], 10_000, "the question on B");
+  await fetch(`${b.url}/broadcast?from=leo&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ a: "pong" }) });
+  const answered = await (await asking).json();
+  assert.equal(answered.reply.a, "pong");
+  assert.deepEqual(await (await fetch(`${b.url}/poll?agent=hermes`)).json(), [], "the reply was taken by the ask");
+});
+
+test("a publish retried on another broker, at once or later, finds the first by its Idempotency-Key", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const send = async (url: string, key: string) => {
+    const response = await publish(url, "hermes", "openclaw", { key }, { "idempotency-key": key });
+    assert.equal(response.status, 200, await response.clone().text());
+    return (await response.json()).id as number;
+  };
+  for (let n = 0; n < 10; n++) {
+    const key = `at-once-${n}`;
+    const [first, retry] = await Promise.all([send(a.url, key), send(b.url, key)]);
+    assert.equal(retry, first, `${key}: both answers name one message`);
+  }
+  const later = await send(a.url, "later");
+  assert.equal(await send(b.url, "later"), later);
+  const stored = await (await fetch(`${b.url}/poll?agent=openclaw&limit=100`)).json();
+  assert.deepEqual(stored.map((message: { key: string }) => message.key).sort(), [...Array.from({ length: 10 }, (_, n) => `at-once-${n}`), "later"].sort());
+});

@@ -14,6 +14,7 @@ import {
   type Durability,
   type InboxRecord,
   type InboxUpdate,
+  type MessageOutcome,
   type MessageStore,
   type WriteBatch,
 } from "./store.ts";
@@ -151,7 +152,15 @@ export class PostgresStore implements MessageStore {
         FROM unnest(${polled.map((u) => u.agent)}::text[], ${polled.map((u) => u.polled!.after)}::int8[],
           ${polled.map((u) => u.polled!.upTo)}::int8[]) AS p (agent, after, up_to)
         WHERE m.recipient = p.agent AND m.id > p.after AND m.id <= p.up_to`.execute();
-      const [rows] = await Promise.all([inserted, upserted, marked]);
+      const withdrawn = batch.inboxes.flatMap((update) => update.withdrawn ?? []);
+      const withdrawing = withdrawn.length === 0 ? undefined : tx`
+        WITH marked AS (
+          UPDATE interop_messages SET polled = true WHERE id = ANY(${withdrawn.map((w) => w.id)}::int8[])
+        )
+        INSERT INTO interop_withdrawn (message_id, withdrawn_at)
+        SELECT * FROM unnest(${withdrawn.map((w) => w.id)}::int8[], ${withdrawn.map((w) => w.at)}::int8[])
+        ON CONFLICT DO NOTHING`.execute();
+      const [rows] = await Promise.all([inserted, upserted, marked, withdrawing]);
       // Rows are inserted in the order given, each taking the next id: the n-th smallest id is the n-th message.
       const ids = rows.map((row) => row.id).sort((a, b) => a - b);
       return messages.map((message, index): Envelope => {
@@ -201,6 +210,29 @@ export class PostgresStore implements MessageStore {
       (await this.#sql<MessageRow[]>`
         SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
         WHERE sender = ${sender} AND idempotency_key = ${key} ORDER BY id`).map(toEnvelope));
+  }
+
+  findByKeyPrefix(sender: AgentName, recipient: AgentName, prefix: string, beforeId: number, limit: number): Promise<Envelope[]> {
+    return this.#read("read messages", async () =>
+      (await this.#sql<MessageRow[]>`
+        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+        WHERE sender = ${sender} AND recipient = ${recipient} AND starts_with(idempotency_key, ${prefix}) AND id < ${beforeId}
+        ORDER BY id DESC LIMIT ${limit}`).map(toEnvelope));
+  }
+
+  outcome(id: number): Promise<MessageOutcome> {
+    return this.#read("read a message", async () => {
+      const [row] = await this.#sql<Array<{ polled: boolean | null; withdrawn_at: number | null; reply: number | null }>>`
+        SELECT (SELECT polled FROM interop_messages WHERE id = ${id}) AS polled,
+          (SELECT withdrawn_at FROM interop_withdrawn WHERE message_id = ${id}) AS withdrawn_at,
+          (SELECT r.id FROM interop_messages r JOIN interop_messages m ON m.id = ${id}
+            WHERE r.reply_to = ${id} AND r.sender = m.recipient ORDER BY r.id LIMIT 1) AS reply`;
+      return {
+        taken: row.polled === true,
+        withdrawnAt: row.withdrawn_at ?? undefined,
+        reply: row.reply === null ? undefined : await this.find(row.reply),
+      };
+    });
   }
 
   idBefore(agent: AgentName, time: number): Promise<number> {

@@ -57,6 +57,18 @@ CREATE TABLE interop_broker (
 );
 `,
   },
+  {
+    // Numbered 3: version 2 is the several-brokers schema being written beside it; whichever lands second renumbers.
+    version: 3,
+    name: "messages withdrawn before delivery (A2A CancelTask), and replies found by the message they answer",
+    sql: `
+CREATE TABLE interop_withdrawn (
+  message_id bigint PRIMARY KEY,
+  withdrawn_at bigint NOT NULL
+);
+CREATE INDEX interop_messages_by_reply ON interop_messages (reply_to) WHERE reply_to IS NOT NULL;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -243,8 +243,10 @@ async function listTasks(call: Call): Promise<Answer> {
   const { params } = call;
   const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
   if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
-  const state = params.status === undefined || params.status === "" ? undefined : parseTaskState(params.status);
-  if (params.status !== undefined && params.status !== "" && state === undefined) throw invalidParams("status must be a task state");
+  // The proto default (UNSPECIFIED) filters nothing, as an absent status.
+  const anyState = params.status === undefined || params.status === "" || params.status === "TASK_STATE_UNSPECIFIED";
+  const state = anyState ? undefined : parseTaskState(params.status);
+  if (!anyState && state === undefined) throw invalidParams("status must be a task state");
   const pageSize = params.pageSize === undefined ? DEFAULT_PAGE_SIZE : Number(params.pageSize);
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
   const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);

@@ -150,6 +150,37 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.equal(await store.idBefore(hermes, 10), 0);
   });
 
+  test(`${name} withdraws a message for good in the commit that says so, and reports replies, takes and withdrawals`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    let store = await open();
+    await store.write({
+      messages: [1, 2, 3].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n, idempotencyKey: `a2a:openclaw:${n}` })),
+      inboxes: [{ agent: openclaw }],
+    });
+    const thread = { replyTo: 2, conversation: 2, hops: 1 };
+    await store.write({
+      messages: [
+        // Only the recipient's answer is the reply: a follow-up of the sender's own is not.
+        { from: hermes, to: openclaw, payload: { n: "follow-up" }, createdAt: 4, thread },
+        { from: openclaw, to: hermes, payload: { n: "answer" }, createdAt: 5, thread },
+      ],
+      inboxes: [{ agent: openclaw, withdrawn: [{ id: 1, at: 77 }] }],
+    });
+    await store.close();
+    store = await open();
+    assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [2, 3, 4]);
+    assert.deepEqual(await store.outcome(1), { taken: true, withdrawnAt: 77, reply: undefined });
+    const answered = await store.outcome(2);
+    assert.deepEqual([answered.taken, answered.withdrawnAt, answered.reply?.id], [false, undefined, 5]);
+    assert.deepEqual(await store.outcome(99), { taken: false, withdrawnAt: undefined, reply: undefined });
+    assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 3);
+    const listed = await store.findByKeyPrefix(hermes, openclaw, "a2a:openclaw:", 3, 10);
+    assert.deepEqual(listed.map((envelope) => envelope.id), [2, 1]);
+    assert.deepEqual(await store.findByKeyPrefix(hermes, hermes, "a2a:openclaw:", 10, 10), []);
+    assert.deepEqual(await store.findByKeyPrefix(hermes, openclaw, "a2a:other:", 10, 10), []);
+  });
+
   test(`${name} parks a dead letter once and counts it in its inbox`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

@@ -175,10 +175,12 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual([answered.taken, answered.withdrawnAt, answered.reply?.id], [false, undefined, 5]);
     assert.deepEqual(await store.outcome(99), { taken: false, withdrawnAt: undefined, reply: undefined });
     assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 3);
-    const listed = await store.findByKeyPrefix(hermes, openclaw, "a2a:openclaw:", 3, 10);
+    const listed = await store.findByKeyPrefix("a2a:openclaw:", { sender: hermes, recipient: openclaw }, 3, 10);
     assert.deepEqual(listed.map((envelope) => envelope.id), [2, 1]);
-    assert.deepEqual(await store.findByKeyPrefix(hermes, hermes, "a2a:openclaw:", 10, 10), []);
-    assert.deepEqual(await store.findByKeyPrefix(hermes, openclaw, "a2a:other:", 10, 10), []);
+    assert.deepEqual((await store.findByKeyPrefix("a2a:", {}, 10, 2)).map((envelope) => envelope.id), [3, 2]);
+    assert.deepEqual((await store.findByKeyPrefix("a2a:", { recipient: openclaw }, 10, 10)).map((envelope) => envelope.id), [3, 2, 1]);
+    assert.deepEqual(await store.findByKeyPrefix("a2a:", { sender: openclaw }, 10, 10), []);
+    assert.deepEqual(await store.findByKeyPrefix("a2a:other:", { sender: hermes }, 10, 10), []);
   });
 
   test(`${name} parks a dead letter once and counts it in its inbox`, async (t) => {

@@ -24,7 +24,7 @@ import {
   resolveMethod,
   toV03Task,
 } from "./protocol.ts";
-import { isSettled, loadTask, taskKeyPrefix, taskOfMessage } from "./tasks.ts";
+import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
 
@@ -62,6 +62,7 @@ export async function handleA2a(
   caller: Caller,
   options: A2aInboundOptions,
 ): Promise<OutgoingResponse> {
+  if (request.url.pathname === A2A_PREFIX) return await taskList(broker, request, caller);
   const { agent: name, rest } = splitPath(request.url.pathname);
   if (rest !== "") {
     throw new InteropError(
@@ -97,6 +98,14 @@ export async function handleA2a(
       ...(headers["retry-after"] === undefined ? {} : { "retry-after": headers["retry-after"] }),
     });
   }
+}
+
+/** `GET /a2a`: the recent A2A tasks the caller may see, for the dashboard. */
+async function taskList(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+  if (request.method !== "GET") {
+    return errorResponse(new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${A2A_PREFIX}: use GET`), { allow: "GET" });
+  }
+  return jsonResponse(200, { tasks: await recentTasks(broker, caller === "anyone" || caller.admin ? "all" : caller.agent) });
 }
 
 function splitPath(pathname: string): { agent: string; rest: string } {
@@ -256,7 +265,7 @@ async function listTasks(call: Call): Promise<Answer> {
   let scanned = 0;
   let exhausted = false;
   while (tasks.length < pageSize && scanned < MAX_SCANNED) {
-    const page = await call.broker.sentWithKeyPrefix(call.sender, call.agent, taskKeyPrefix(call.agent), before, MAX_PAGE_SIZE);
+    const page = await call.broker.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, MAX_PAGE_SIZE);
     exhausted = page.length < MAX_PAGE_SIZE;
     for (const envelope of page) {
       scanned++;

@@ -18,9 +18,41 @@ import {
   type TaskState,
 } from "./protocol.ts";
 
+/** What the Idempotency-Key of every A2A message starts with. */
+const TASK_KEY_ROOT = "a2a:";
+
 /** The Idempotency-Key prefix of an A2A message from one sender to `agent`: a retried `messageId` is stored once. */
 export function taskKeyPrefix(agent: AgentName): string {
-  return `a2a:${agent}:`;
+  return `${TASK_KEY_ROOT}${agent}:`;
+}
+
+/** The most recent tasks the dashboard lists. */
+const RECENT_TASKS = 50;
+
+/** A task as the dashboard lists it. */
+export interface TaskSummary {
+  id: string;
+  from: AgentName;
+  to: AgentName;
+  context_id: string;
+  state: TaskState;
+  updated: string;
+}
+
+/**
+ * The most recent A2A tasks `viewer` may see, newest first: all of them for an admin (or anyone, without tokens),
+ * else those it sent or was sent, as its view of `/events`.
+ */
+export async function recentTasks(broker: Broker, viewer: AgentName | "all"): Promise<TaskSummary[]> {
+  const parties = viewer === "all" ? [{}] : [{ sender: viewer }, { recipient: viewer }];
+  const pages = await Promise.all(parties.map((party) => broker.sentWithKeyPrefix(TASK_KEY_ROOT, party, Number.MAX_SAFE_INTEGER, RECENT_TASKS)));
+  const newest = [...new Map(pages.flat().map((envelope) => [envelope.id, envelope])).values()]
+    .sort((a, b) => b.id - a.id)
+    .slice(0, RECENT_TASKS);
+  return await Promise.all(newest.map(async (envelope) => {
+    const task = await taskOfMessage(broker, envelope);
+    return { id: task.id, from: envelope.from, to: envelope.to, context_id: task.contextId, state: task.status.state, updated: task.status.timestamp };
+  }));
 }
 
 /**

@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { DeadLetter, InboxRecord, MessageOutcome, MessageStore } from "../store/store.ts";
+import type { DeadLetter, InboxRecord, MessageOutcome, MessageStore, Parties } from "../store/store.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
@@ -274,9 +274,9 @@ export class Broker {
     return envelope === undefined ? undefined : { envelope, outcome };
   }
 
-  /** Messages `from` sent `to` with an Idempotency-Key starting with `prefix`, with ids below `beforeId`, newest first. */
-  sentWithKeyPrefix(from: AgentName, to: AgentName, prefix: string, beforeId: number, limit: number): Promise<Envelope[]> {
-    return this.#store.findByKeyPrefix(from, to, prefix, beforeId, limit);
+  /** Messages with an Idempotency-Key starting with `prefix` (between `parties`), ids below `beforeId`, newest first. */
+  sentWithKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
+    return this.#store.findByKeyPrefix(prefix, parties, beforeId, limit);
   }
 
   /** Marks a message handed to a waiter as delivered, out of order if need be. */

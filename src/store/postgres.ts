@@ -16,6 +16,7 @@ import {
   type InboxUpdate,
   type MessageOutcome,
   type MessageStore,
+  type Parties,
   type WriteBatch,
 } from "./store.ts";
 
@@ -212,11 +213,14 @@ export class PostgresStore implements MessageStore {
         WHERE sender = ${sender} AND idempotency_key = ${key} ORDER BY id`).map(toEnvelope));
   }
 
-  findByKeyPrefix(sender: AgentName, recipient: AgentName, prefix: string, beforeId: number, limit: number): Promise<Envelope[]> {
+  findByKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
+    const sender = parties.sender ?? null;
+    const recipient = parties.recipient ?? null;
     return this.#read("read messages", async () =>
       (await this.#sql<MessageRow[]>`
         SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
-        WHERE sender = ${sender} AND recipient = ${recipient} AND starts_with(idempotency_key, ${prefix}) AND id < ${beforeId}
+        WHERE starts_with(idempotency_key, ${prefix}) AND (${sender}::text IS NULL OR sender = ${sender})
+          AND (${recipient}::text IS NULL OR recipient = ${recipient}) AND id < ${beforeId}
         ORDER BY id DESC LIMIT ${limit}`).map(toEnvelope));
   }
 

@@ -5,7 +5,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
-import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, WriteBatch } from "./store.ts";
+import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, Parties, WriteBatch } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -245,11 +245,14 @@ export class SqliteStore implements MessageStore {
         .all(sender, key) as unknown as MessageRow[]).map(toEnvelope));
   }
 
-  findByKeyPrefix(sender: AgentName, recipient: AgentName, prefix: string, beforeId: number, limit: number): Promise<Envelope[]> {
+  findByKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
+    const sender = parties.sender ?? null;
+    const recipient = parties.recipient ?? null;
     return this.#attempt("read messages", () =>
       (this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages
-        WHERE sender = ? AND recipient = ? AND substr(idempotency_key, 1, length(?)) = ? AND id < ? ORDER BY id DESC LIMIT ?`)
-        .all(sender, recipient, prefix, prefix, beforeId, limit) as unknown as MessageRow[]).map(toEnvelope));
+        WHERE substr(idempotency_key, 1, length(?)) = ? AND (? IS NULL OR sender = ?) AND (? IS NULL OR recipient = ?) AND id < ?
+        ORDER BY id DESC LIMIT ?`)
+        .all(prefix, prefix, sender, sender, recipient, recipient, beforeId, limit) as unknown as MessageRow[]).map(toEnvelope));
   }
 
   outcome(id: number): Promise<MessageOutcome> {

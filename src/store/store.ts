@@ -60,6 +60,12 @@ export interface InboxUpdate {
   withdrawn?: Array<{ id: number; at: number }>;
 }
 
+/** A sender, a recipient, or both, that messages must have. */
+export interface Parties {
+  sender?: AgentName;
+  recipient?: AgentName;
+}
+
 /** What became of a message after it was stored. */
 export interface MessageOutcome {
   /** Taken out of the inbox's order: by a poll or a wait, or withdrawn. */
@@ -118,10 +124,10 @@ export interface MessageStore {
   /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
   findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
   /**
-   * Up to `limit` messages `sender` sent to `recipient` with an Idempotency-Key starting with `prefix`, with ids
-   * below `beforeId`, newest first.
+   * Up to `limit` messages with an Idempotency-Key starting with `prefix`, from `sender` and to `recipient` where
+   * given, with ids below `beforeId`, newest first.
    */
-  findByKeyPrefix(sender: AgentName, recipient: AgentName, prefix: string, beforeId: number, limit: number): Promise<Envelope[]>;
+  findByKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]>;
   /** What became of message `id` (as far as retention kept it). */
   outcome(id: number): Promise<MessageOutcome>;
   /** The message with this id, whoever it was for, or undefined if retention removed it. */

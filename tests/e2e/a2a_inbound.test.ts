@@ -253,3 +253,28 @@ test("bad JSON-RPC gets the spec's codes: parse error, batch, unknown method, ba
   assert.equal(huge.status, 413);
   assert.deepEqual(await pollInbox(hub, "bob", true), []);
 });
+
+test("GET /a2a lists recent tasks with their states: every task for an admin, only its own for an agent's token", async (t) => {
+  const hub = await startHub(t);
+  const admin = await createToken(hub.broker.dataDir, "ops", { admin: true });
+  for (const [sender, text] of [["alice", "from alice"], ["carol", "from carol"]] as const) {
+    const sent = await rpc(hub.broker.url, "bob", hub.tokens[sender], "SendMessage", {
+      message: { messageId: "m1", role: "ROLE_USER", parts: [{ text }] },
+      configuration: { returnImmediately: true },
+    });
+    assert.equal(sent.status, 200);
+  }
+  const [first] = await pollInbox(hub, "bob");
+  await replyAsBob(hub, first.interop.id, "done");
+  const list = async (token: string) => {
+    const response = await fetch(`${hub.broker.url}/a2a`, { headers: bearer(token) });
+    assert.equal(response.status, 200);
+    return ((await response.json()).tasks as Array<{ from: string; to: string; state: string }>).map((task) => `${task.from}→${task.to} ${task.state}`);
+  };
+  await waitFor(async () => (await list(admin)).length === 2, 5000, "the admin token to take effect");
+  assert.deepEqual(await list(admin), ["carol→bob TASK_STATE_WORKING", "alice→bob TASK_STATE_COMPLETED"]);
+  assert.deepEqual(await list(hub.tokens.bob), ["carol→bob TASK_STATE_WORKING", "alice→bob TASK_STATE_COMPLETED"]);
+  assert.deepEqual(await list(hub.tokens.alice), ["alice→bob TASK_STATE_COMPLETED"]);
+  assert.deepEqual(await list(hub.tokens.carol), ["carol→bob TASK_STATE_WORKING"]);
+  assert.equal((await fetch(`${hub.broker.url}/a2a`)).status, 401);
+});

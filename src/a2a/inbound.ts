@@ -3,7 +3,7 @@
  * message sent there is an interop message from the caller (the agent of its token) to `<agent>`, committed
  * before the answer; its task follows the message (see tasks.ts).
  */
-import type { Caller } from "../auth/authenticator.ts";
+import type { Authenticator, Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
@@ -38,6 +38,7 @@ const MAX_PAGE_SIZE = 100;
 const MAX_SCANNED = 1000;
 
 export interface A2aInboundOptions {
+  auth: Authenticator;
   maxBodyBytes: number;
   changes: TaskChanges;
 }
@@ -83,7 +84,7 @@ export async function handleA2a(
     rpcId = call.id;
     const { method, version } = resolveMethod(call.method, request.header("a2a-version"));
     const sender = caller === "anyone" ? DEFAULT_A2A_SENDER : caller.agent;
-    const context: Call = { broker, request, options, agent, sender, params: call.params, rpcId: call.id, version };
+    const context: Call = { broker, request, options, caller, agent, sender, params: call.params, rpcId: call.id, version };
     const answer = await METHODS[method](context);
     return "result" in answer ? jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result }) : answer.response;
   } catch (error) {
@@ -152,6 +153,7 @@ interface Call {
   broker: Broker;
   request: IncomingRequest;
   options: A2aInboundOptions;
+  caller: Caller;
   /** The agent whose endpoint was called: the recipient. */
   agent: AgentName;
   /** The caller: the agent of its token. */
@@ -220,11 +222,21 @@ async function sendMessage(call: Call): Promise<Answer> {
     const check = () =>
       void taskOfMessage(call.broker, envelope).then((task) => isSettled(task.status.state) && settled.abort(), () => settled.abort());
     const unwatch = call.options.changes.watch(call.broker, envelope, check);
+    // A token revoked meanwhile ends the wait, as it ends an /ask: the reply then stays in the caller's inbox.
+    let revoked = false;
+    const unwatchToken = call.options.auth.watchRevocation(call.caller, () => {
+      revoked = true;
+      settled.abort();
+    });
     check();
     try {
       await replied;
     } finally {
       unwatch();
+      unwatchToken();
+    }
+    if (revoked) {
+      throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
     }
   }
   const task = await taskOfMessage(call.broker, envelope);

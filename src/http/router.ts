@@ -50,7 +50,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     "/metrics": { GET: (_request, caller) => Promise.resolve(metricsResponse(options.metrics, caller)) },
     "/stats": { GET: (_request, caller) => Promise.resolve(statsResponse(options.metrics, caller)) },
   };
-  const a2a = { maxBodyBytes: options.maxBodyBytes, changes: new TaskChanges() };
+  const a2a = { auth: options.auth, maxBodyBytes: options.maxBodyBytes, changes: new TaskChanges() };
   const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
     // The dashboard's page and script hold no data: they load without a token and then ask for one.

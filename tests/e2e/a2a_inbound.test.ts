@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { LegacyJsonRpcTransport } from "@a2a-js/sdk/compat/v0_3/client";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { tempDir } from "../helpers/cli.ts";
-import { bearer, createToken } from "../helpers/tokens.ts";
+import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
 import { cardUrl, fetchWithToken, rpc, sdkClient, taskJson, taskStateToJSON, textMessage } from "../helpers/a2a.ts";
 import { rawExchange } from "../helpers/raw_http.ts";
 import { ListTasksRequest } from "@a2a-js/sdk";
@@ -277,4 +277,32 @@ test("GET /a2a lists recent tasks with their states: every task for an admin, on
   assert.deepEqual(await list(hub.tokens.alice), ["alice→bob TASK_STATE_COMPLETED"]);
   assert.deepEqual(await list(hub.tokens.carol), ["carol→bob TASK_STATE_WORKING"]);
   assert.equal((await fetch(`${hub.broker.url}/a2a`)).status, 401);
+});
+
+test("a blocking SendMessage whose token is revoked meanwhile gets 401 at once, and the message stays stored", async (t) => {
+  const hub = await startHub(t);
+  const waiting = rpc(hub.broker.url, "bob", hub.tokens.alice, "SendMessage", {
+    message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "still there" }] },
+  });
+  await waitFor(async () => (await pollInbox(hub, "bob", true)).length === 1, 10_000, "the message in bob's inbox");
+  const started = Date.now();
+  await revokeTokens(hub.broker.dataDir, "alice");
+  const answer = await waiting;
+  assert.equal(answer.status, 401);
+  assert.ok(Date.now() - started < 10_000, "well before the 30 s bound");
+  assert.deepEqual((await pollInbox(hub, "bob")).map((message) => message.text), ["still there"]);
+});
+
+test("without tokens an A2A caller is the agent a2a, and a header naming an unknown A2A version is -32009", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const client = await sdkClient(broker.url, "bob", undefined);
+  const sent = taskJson(await client.sendMessage(textMessage("no tokens here")));
+  const [message] = await (await fetch(`${broker.url}/poll?agent=bob`)).json();
+  assert.deepEqual([message.interop.from, message.text], ["a2a", "no tokens here"]);
+  const answer = await fetch(`${broker.url}/broadcast?from=bob&reply_to=${message.interop.id}`, { method: "POST", body: '{"text":"hi a2a"}' });
+  assert.equal(answer.status, 200);
+  assert.equal(taskJson(await client.getTask({ id: sent.id } as never)).status.state, "TASK_STATE_COMPLETED");
+  const future = await rpc(broker.url, "bob", undefined, "GetTask", { id: sent.id }, { "a2a-version": "2.0" });
+  assert.equal(future.body.error?.code, -32009);
 });

@@ -170,10 +170,12 @@ function contract({ name, lockedCode, place }: Backend): void {
     await store.close();
     store = await open();
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [2, 3, 4]);
-    assert.deepEqual(await store.outcome(1), { taken: true, withdrawnAt: 77, reply: undefined });
+    assert.deepEqual(await store.outcome(1), { taken: true, withdrawnAt: 77, reply: undefined, deadLetter: undefined });
     const answered = await store.outcome(2);
-    assert.deepEqual([answered.taken, answered.withdrawnAt, answered.reply?.id], [false, undefined, 5]);
-    assert.deepEqual(await store.outcome(99), { taken: false, withdrawnAt: undefined, reply: undefined });
+    assert.deepEqual([answered.taken, answered.withdrawnAt, answered.reply?.id, answered.deadLetter], [false, undefined, 5, undefined]);
+    assert.deepEqual(await store.outcome(99), { taken: false, withdrawnAt: undefined, reply: undefined, deadLetter: undefined });
+    await store.addDeadLetter(openclaw, { messageId: 3, reason: "refused", parkedAt: 9 });
+    assert.deepEqual((await store.outcome(3)).deadLetter, { messageId: 3, reason: "refused", parkedAt: 9 });
     assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 3);
     const listed = await store.findByKeyPrefix("a2a:openclaw:", { sender: hermes, recipient: openclaw }, 3, 10);
     assert.deepEqual(listed.map((envelope) => envelope.id), [2, 1]);

@@ -130,8 +130,7 @@ async function taskOf(
       },
     };
   }
-  const letter = (await broker.deadLetters(envelope.to)).find((candidate) => candidate.messageId === envelope.id);
-  const { reply } = outcome;
+  const { reply, deadLetter: letter } = outcome;
   // Whichever came first settles the task: a final state never changes.
   if (letter !== undefined && (reply === undefined || letter.parkedAt <= Date.parse(reply.timestamp))) {
     return {

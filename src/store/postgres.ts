@@ -226,15 +226,24 @@ export class PostgresStore implements MessageStore {
 
   outcome(id: number): Promise<MessageOutcome> {
     return this.#read("read a message", async () => {
-      const [row] = await this.#sql<Array<{ polled: boolean | null; withdrawn_at: number | null; reply: number | null }>>`
-        SELECT (SELECT polled FROM interop_messages WHERE id = ${id}) AS polled,
-          (SELECT withdrawn_at FROM interop_withdrawn WHERE message_id = ${id}) AS withdrawn_at,
-          (SELECT r.id FROM interop_messages r JOIN interop_messages m ON m.id = ${id}
-            WHERE r.reply_to = ${id} AND r.sender = m.recipient ORDER BY r.id LIMIT 1) AS reply`;
+      const [row] = await this.#sql<Array<{
+        polled: boolean | null;
+        withdrawn_at: number | null;
+        reply: number | null;
+        reason: string | null;
+        parked_at: number | null;
+      }>>`
+        SELECT m.polled, w.withdrawn_at, d.reason, d.parked_at,
+          (SELECT r.id FROM interop_messages r WHERE r.reply_to = m.id AND r.sender = m.recipient ORDER BY r.id LIMIT 1) AS reply
+        FROM (SELECT ${id}::int8 AS id) AS asked
+        LEFT JOIN interop_messages m ON m.id = asked.id
+        LEFT JOIN interop_withdrawn w ON w.message_id = asked.id
+        LEFT JOIN interop_dead_letters d ON d.agent = m.recipient AND d.message_id = asked.id`;
       return {
         taken: row.polled === true,
         withdrawnAt: row.withdrawn_at ?? undefined,
         reply: row.reply === null ? undefined : await this.find(row.reply),
+        deadLetter: row.reason === null ? undefined : { messageId: id, reason: row.reason, parkedAt: row.parked_at! },
       };
     });
   }

@@ -266,10 +266,14 @@ export class SqliteStore implements MessageStore {
       const reply = message === undefined ? undefined : this.#db.prepare(
         `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE reply_to = ? AND sender = ? ORDER BY id LIMIT 1`,
       ).get(id, message.recipient) as MessageRow | undefined;
+      const letter = message === undefined ? undefined : this.#db.prepare(
+        "SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters WHERE agent = ? AND message_id = ?",
+      ).get(message.recipient, id) as DeadLetter | undefined;
       return {
         taken: message?.polled === 1,
         withdrawnAt: withdrawn?.withdrawn_at,
         reply: reply === undefined ? undefined : toEnvelope(reply),
+        deadLetter: letter === undefined ? undefined : { ...letter },
       };
     });
   }

@@ -74,6 +74,8 @@ export interface MessageOutcome {
   withdrawnAt: number | undefined;
   /** The first reply to it from its recipient, or undefined. */
   reply: Envelope | undefined;
+  /** Its dead letter (its recipient's receiver refused it for good), or undefined. */
+  deadLetter: DeadLetter | undefined;
 }
 
 /** Everything one commit writes, atomically. */

@@ -306,3 +306,47 @@ test("without tokens an A2A caller is the agent a2a, and a header naming an unkn
   const future = await rpc(broker.url, "bob", undefined, "GetTask", { id: sent.id }, { "a2a-version": "2.0" });
   assert.equal(future.body.error?.code, -32009);
 });
+
+test("ListTasks pages the caller's tasks newest first and filters by contextId and state", async (t) => {
+  const hub = await startHub(t);
+  const send = async (text: string, contextId: string) =>
+    (await rpc(hub.broker.url, "bob", hub.tokens.alice, "SendMessage", {
+      message: { messageId: text, contextId, role: "ROLE_USER", parts: [{ text }] },
+      configuration: { returnImmediately: true },
+    })).body.result!.task as { id: string };
+  const [one, two, three] = [await send("one", "ctx-a"), await send("two", "ctx-b"), await send("three", "ctx-a")];
+  await rpc(hub.broker.url, "bob", hub.tokens.alice, "CancelTask", { id: two.id });
+  const page = async (params: Record<string, unknown>) => {
+    const answer = await rpc(hub.broker.url, "bob", hub.tokens.alice, "ListTasks", params);
+    const result = answer.body.result as { tasks: Array<{ id: string }>; nextPageToken: string };
+    return { ids: result.tasks.map((task) => task.id), next: result.nextPageToken };
+  };
+  const first = await page({ pageSize: 2 });
+  assert.deepEqual(first.ids, [three.id, two.id]);
+  const second = await page({ pageSize: 2, pageToken: first.next });
+  assert.deepEqual(second, { ids: [one.id], next: "" });
+  assert.deepEqual((await page({ contextId: "ctx-a" })).ids, [three.id, one.id]);
+  assert.deepEqual((await page({ status: "TASK_STATE_CANCELED" })).ids, [two.id]);
+  assert.deepEqual((await rpc(hub.broker.url, "bob", hub.tokens.carol, "ListTasks", {})).body.result?.tasks, []);
+  assert.equal((await rpc(hub.broker.url, "bob", hub.tokens.alice, "ListTasks", { pageSize: 1000 })).body.error?.code, -32602);
+});
+
+test("SendMessage goes through the broker's publish rules: an unknown agent is 404, a sender over --rate-limit 429", async (t) => {
+  const dir = tempDir("interop-a2a-");
+  t.after(() => dir.cleanup());
+  const token = await createToken(dir.path, "alice");
+  await createToken(dir.path, "bob");
+  const broker = await startBroker({ dataDir: dir.path, args: ["--rate-limit", "1"] });
+  t.after(() => broker.cleanup());
+  const send = (agent: string, messageId: string) =>
+    rpc(broker.url, agent, token, "SendMessage", {
+      message: { messageId, role: "ROLE_USER", parts: [{ text: "hi" }] },
+      configuration: { returnImmediately: true },
+    });
+  const unknown = await send("nobody", "m0");
+  assert.equal(unknown.status, 404);
+  assert.deepEqual([unknown.body.error?.code, (unknown.body.error as { data?: { code: string } }).data?.code], [-32000, "unknown_agent"]);
+  // At once: a burst of 6 is past the 2 a limit of 1/s lets through, however slow this machine is.
+  const answers = (await Promise.all([1, 2, 3, 4, 5, 6].map((n) => send("bob", `m${n}`)))).map((answer) => answer.status);
+  assert.ok(answers.includes(429), `a burst over the limit is refused: ${answers}`);
+});

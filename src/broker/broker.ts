@@ -248,7 +248,8 @@ export class Broker {
    */
   async withdraw(agent: AgentName, id: number): Promise<boolean> {
     const inbox = await this.#inboxFor(agent, false);
-    // Decided and marked in one turn: a delivery either came before (false) or skips it (#taken).
+    // Decided and marked in one turn: a delivery either came before (false) or skips it (#taken). The id stays
+    // in #taken (one number per cancel): a second cancel must not count it out of `pending` again.
     if (id <= inbox.deliveredId || this.#taken.has(id)) return false;
     this.#taken.add(id);
     inbox.pending--;

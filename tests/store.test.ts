@@ -153,6 +153,41 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.equal(await store.idBefore(hermes, 10), 0);
   });
 
+  test(`${name} withdraws a message for good in the commit that says so, and reports replies, takes and withdrawals`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    let store = await open();
+    await store.write({
+      messages: [1, 2, 3].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n, idempotencyKey: `a2a:openclaw:${n}` })),
+      inboxes: [{ agent: openclaw }],
+    });
+    const thread = { replyTo: 2, conversation: 2, hops: 1 };
+    await store.write({
+      messages: [
+        // Only the recipient's answer is the reply: a follow-up of the sender's own is not.
+        { from: hermes, to: openclaw, payload: { n: "follow-up" }, createdAt: 4, thread },
+        { from: openclaw, to: hermes, payload: { n: "answer" }, createdAt: 5, thread },
+      ],
+      inboxes: [{ agent: openclaw, withdrawn: [{ id: 1, at: 77 }] }],
+    });
+    await store.close();
+    store = await open();
+    assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [2, 3, 4]);
+    assert.deepEqual(await store.outcome(1), { taken: true, withdrawnAt: 77, reply: undefined, deadLetter: undefined });
+    const answered = await store.outcome(2);
+    assert.deepEqual([answered.taken, answered.withdrawnAt, answered.reply?.id, answered.deadLetter], [false, undefined, 5, undefined]);
+    assert.deepEqual(await store.outcome(99), { taken: false, withdrawnAt: undefined, reply: undefined, deadLetter: undefined });
+    await store.addDeadLetter(openclaw, { messageId: 3, reason: "refused", parkedAt: 9 });
+    assert.deepEqual((await store.outcome(3)).deadLetter, { messageId: 3, reason: "refused", parkedAt: 9 });
+    assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 3);
+    const listed = await store.findByKeyPrefix("a2a:openclaw:", { sender: hermes, recipient: openclaw }, 3, 10);
+    assert.deepEqual(listed.map((envelope) => envelope.id), [2, 1]);
+    assert.deepEqual((await store.findByKeyPrefix("a2a:", {}, 10, 2)).map((envelope) => envelope.id), [3, 2]);
+    assert.deepEqual((await store.findByKeyPrefix("a2a:", { recipient: openclaw }, 10, 10)).map((envelope) => envelope.id), [3, 2, 1]);
+    assert.deepEqual(await store.findByKeyPrefix("a2a:", { sender: openclaw }, 10, 10), []);
+    assert.deepEqual(await store.findByKeyPrefix("a2a:other:", { sender: hermes }, 10, 10), []);
+  });
+
   test(`${name} parks a dead letter once and counts it in its inbox`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

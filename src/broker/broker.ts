@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { ClusterView, DeadLetter, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import type { ClusterView, DeadLetter, InboxRecord, MessageOutcome, MessageStore, Parties, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
@@ -318,6 +318,55 @@ export class Broker {
     this.#observers.delivered(envelope);
   }
 
+  /**
+   * Waits for `from`'s reply to message `questionId` (it is taken from `from`'s inbox, as by `ask`); undefined on
+   * timeout, or once `clientGone` aborts.
+   */
+  waitForReply(from: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    return this.#waiters.wait(from, questionId, timeoutMs, clientGone);
+  }
+
+  /**
+   * Withdraws message `id` from `agent`'s inbox before it is delivered (its sender cancelled it): from now on no
+   * stream, poll or wait hands it out, nor after a restart (committed before this resolves). False when it was
+   * delivered (or taken) already.
+   */
+  async withdraw(agent: AgentName, id: number): Promise<boolean> {
+    const inbox = await this.#inboxFor(agent, false);
+    // Decided and marked in one turn: a delivery either came before (false) or skips it (#taken). The id stays
+    // in #taken (one number per cancel): a second cancel must not count it out of `pending` again.
+    if (id <= inbox.deliveredId || this.#taken.has(id)) return false;
+    // On a shared store the take is the store's (compare-and-set): a reader on another broker may have it already.
+    if (this.#shared !== undefined && !(await settled(this.#shared.takeOne(agent, id)))) return false;
+    this.#taken.add(id);
+    inbox.pending--;
+    try {
+      await this.#commits.update({ agent, withdrawn: [{ id, at: this.#now() }] });
+    } catch (error) {
+      this.#taken.delete(id);
+      inbox.pending++;
+      throw error;
+    }
+    return true;
+  }
+
+  /** Whether message `id` for `agent` was handed out (or withdrawn): above the cursor only a wait or a poll takes one. */
+  isDelivered(agent: AgentName, id: number, outcome: MessageOutcome): boolean {
+    const inbox = this.#inboxes.get(agent);
+    return (inbox !== undefined && id <= inbox.deliveredId) || this.#taken.has(id) || outcome.taken;
+  }
+
+  /** The stored message with this id (whoever it is for), and what became of it; undefined once retention removed it. */
+  async message(id: number): Promise<{ envelope: Envelope; outcome: MessageOutcome } | undefined> {
+    const [envelope, outcome] = await Promise.all([this.#store.find(id), this.#store.outcome(id)]);
+    return envelope === undefined ? undefined : { envelope, outcome };
+  }
+
+  /** Messages with an Idempotency-Key starting with `prefix` (between `parties`), ids below `beforeId`, newest first. */
+  sentWithKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
+    return this.#store.findByKeyPrefix(prefix, parties, beforeId, limit);
+  }
+
   /** Marks a message handed to a waiter as delivered, out of order if need be. */
   #take(envelope: Envelope): void {
     const inbox = this.#inboxes.get(envelope.to)!;
@@ -395,7 +444,7 @@ export class Broker {
     const inbox = await this.#inboxFor(agent, true);
     if (!(await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() }))) return;
     inbox.deadLetters++;
-    this.#observers.deadLettered(agent);
+    this.#observers.deadLettered(agent, messageId);
   }
 
   /**

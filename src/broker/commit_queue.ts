@@ -158,6 +158,7 @@ function mergeUpdates(a: InboxUpdate, b: InboxUpdate): InboxUpdate {
     polled: a.polled && b.polled
       ? { after: Math.min(a.polled.after, b.polled.after), upTo: Math.max(a.polled.upTo, b.polled.upTo) }
       : a.polled ?? b.polled,
+    withdrawn: a.withdrawn && b.withdrawn ? [...a.withdrawn, ...b.withdrawn] : a.withdrawn ?? b.withdrawn,
   };
 }
 

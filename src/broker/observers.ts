@@ -9,7 +9,7 @@ export interface BrokerObserver {
   /** Messages written to a stream again: a resume from before them (a replay is at least once for its client). */
   redelivered?(agent: AgentName, count: number): void;
   expired?(agent: AgentName, count: number): void;
-  deadLettered?(agent: AgentName): void;
+  deadLettered?(agent: AgentName, messageId: number): void;
   /** One store transaction and the messages in it. */
   committed?(messages: number): void;
 }
@@ -40,8 +40,8 @@ export class Observers implements Required<BrokerObserver> {
     for (const observer of this.#observers) observer.expired?.(agent, count);
   }
 
-  deadLettered(agent: AgentName): void {
-    for (const observer of this.#observers) observer.deadLettered?.(agent);
+  deadLettered(agent: AgentName, messageId: number): void {
+    for (const observer of this.#observers) observer.deadLettered?.(agent, messageId);
   }
 
   committed(messages: number): void {

@@ -26,7 +26,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   h2 { margin: 0 0 .6rem; font-size: 1rem; }
   table { width: 100%; border-collapse: collapse; }
   th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
-  .online { color: var(--ok); } .offline { color: var(--off); }
+  .online, .task-completed { color: var(--ok); } .offline, .task-failed, .task-rejected { color: var(--off); }
   #feed { list-style: none; margin: 0; padding: 0; max-height: 26rem; overflow: auto; }
   #feed li { border-bottom: 1px solid var(--line); padding: .35rem 0; }
   #feed pre { margin: .2rem 0 0; white-space: pre-wrap; word-break: break-word; font-size: .85rem; }
@@ -54,6 +54,11 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section>
     <h2>Agents</h2>
     <table><thead><tr><th>agent</th><th>state</th><th>last seen</th><th>pending</th><th>dead letters</th></tr></thead><tbody id="agents"></tbody></table>
+  </section>
+  <section>
+    <h2>A2A tasks</h2>
+    <table><thead><tr><th>task</th><th>from → to</th><th>state</th><th>updated</th></tr></thead><tbody id="tasks"></tbody></table>
+    <p id="no-tasks" class="muted">No A2A tasks yet: A2A clients send to <code>/a2a/AGENT</code>.</p>
   </section>
   <section>
     <h2>Traffic, last 10 minutes</h2>
@@ -121,6 +126,16 @@ function showAgents(status) {
   });
   $("agents").replaceChildren(...rows);
   for (const name of Object.keys(status.agents)) addAgent(name);
+}
+
+function showTasks(list) {
+  $("no-tasks").hidden = list.tasks.length > 0;
+  $("tasks").replaceChildren(...list.tasks.map((task) => {
+    const row = el("tr");
+    const state = task.state.replace("TASK_STATE_", "").toLowerCase().replace("_", " ");
+    row.append(el("td", task.id), el("td", task.from + " → " + task.to), el("td", state, "task-" + state.replace(" ", "-")), el("td", ago(task.updated)));
+    return row;
+  }));
 }
 
 function addAgent(name) {
@@ -213,9 +228,10 @@ function showChart(stats) {
 
 async function refresh() {
   try {
-    const [status, stats] = await Promise.all([getJson("/status"), getJson("/stats")]);
+    const [status, stats, tasks] = await Promise.all([getJson("/status"), getJson("/stats"), getJson("/a2a")]);
     showAgents(status);
     showChart(stats);
+    showTasks(tasks);
   } catch (error) {
     if (error.auth) return askForToken(error.message);
     $("summary").textContent = "broker unreachable: " + error.message;

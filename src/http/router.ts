@@ -1,4 +1,6 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
+import { cardResponse, handleA2a, isA2aPath } from "../a2a/inbound.ts";
+import { TaskChanges } from "../a2a/task_watch.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
@@ -48,6 +50,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     "/metrics": { GET: (_request, caller) => Promise.resolve(metricsResponse(options.metrics, caller)) },
     "/stats": { GET: (_request, caller) => Promise.resolve(statsResponse(options.metrics, caller)) },
   };
+  const a2a = { auth: options.auth, maxBodyBytes: options.maxBodyBytes, changes: new TaskChanges() };
   const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
     // The dashboard's page and script hold no data: they load without a token and then ask for one.
@@ -57,7 +60,11 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       // Cron and load balancers may ask whether the broker is alive without a token; the details need one.
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
     }
+    // An agent card is public, as A2A clients fetch it before they authenticate.
+    const card = isA2aPath(pathname) ? cardResponse(request) : undefined;
+    if (card !== undefined) return Promise.resolve(card);
     const caller = options.auth.identify(request);
+    if (isA2aPath(pathname)) return endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
     if (pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`)) {
       return endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));
     }
@@ -66,7 +73,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       throw new InteropError(
         "not_found",
         `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /wait, POST /ask, GET /subscribe, GET /status, ` +
-          `GET|POST /dead-letters, GET /events, GET /metrics, GET /stats, GET /ui and ${NTFY_PREFIX}/TOPIC`,
+          `GET|POST /dead-letters, GET /events, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
       );
     }
     const route = methods[request.method];

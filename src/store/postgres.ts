@@ -16,7 +16,9 @@ import {
   type Durability,
   type InboxRecord,
   type InboxUpdate,
+  type MessageOutcome,
   type MessageStore,
+  type Parties,
   type WriteBatch,
 } from "./store.ts";
 
@@ -188,7 +190,15 @@ export class PostgresStore implements MessageStore {
         FROM unnest(${polled.map((u) => u.agent)}::text[], ${polled.map((u) => u.polled!.after)}::int8[],
           ${polled.map((u) => u.polled!.upTo)}::int8[]) AS p (agent, after, up_to)
         WHERE m.recipient = p.agent AND m.id > p.after AND m.id <= p.up_to`.execute();
-      const [, found, , rows] = await Promise.all([keysLocked, earlier, heads, inserted, upserted, marked, notified]);
+      const withdrawn = batch.inboxes.flatMap((update) => update.withdrawn ?? []);
+      const withdrawing = withdrawn.length === 0 ? undefined : tx`
+        WITH marked AS (
+          UPDATE interop_messages SET polled = true WHERE id = ANY(${withdrawn.map((w) => w.id)}::int8[])
+        )
+        INSERT INTO interop_withdrawn (message_id, withdrawn_at)
+        SELECT * FROM unnest(${withdrawn.map((w) => w.id)}::int8[], ${withdrawn.map((w) => w.at)}::int8[])
+        ON CONFLICT DO NOTHING`.execute();
+      const [, found, , rows] = await Promise.all([keysLocked, earlier, heads, inserted, upserted, marked, withdrawing, notified]);
       if (found.length > 0) {
         throw new InteropError(
           "duplicate_key",
@@ -244,6 +254,41 @@ export class PostgresStore implements MessageStore {
       (await this.#sql<MessageRow[]>`
         SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
         WHERE sender = ${sender} AND idempotency_key = ${key} ORDER BY id`).map(toEnvelope));
+  }
+
+  findByKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
+    const sender = parties.sender ?? null;
+    const recipient = parties.recipient ?? null;
+    return this.#read("read messages", async () =>
+      (await this.#sql<MessageRow[]>`
+        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+        WHERE starts_with(idempotency_key, ${prefix}) AND (${sender}::text IS NULL OR sender = ${sender})
+          AND (${recipient}::text IS NULL OR recipient = ${recipient}) AND id < ${beforeId}
+        ORDER BY id DESC LIMIT ${limit}`).map(toEnvelope));
+  }
+
+  outcome(id: number): Promise<MessageOutcome> {
+    return this.#read("read a message", async () => {
+      const [row] = await this.#sql<Array<{
+        polled: boolean | null;
+        withdrawn_at: number | null;
+        reply: number | null;
+        reason: string | null;
+        parked_at: number | null;
+      }>>`
+        SELECT m.polled, w.withdrawn_at, d.reason, d.parked_at,
+          (SELECT r.id FROM interop_messages r WHERE r.reply_to = m.id AND r.sender = m.recipient ORDER BY r.id LIMIT 1) AS reply
+        FROM (SELECT ${id}::int8 AS id) AS asked
+        LEFT JOIN interop_messages m ON m.id = asked.id
+        LEFT JOIN interop_withdrawn w ON w.message_id = asked.id
+        LEFT JOIN interop_dead_letters d ON d.agent = m.recipient AND d.message_id = asked.id`;
+      return {
+        taken: row.polled === true,
+        withdrawnAt: row.withdrawn_at ?? undefined,
+        reply: row.reply === null ? undefined : await this.find(row.reply),
+        deadLetter: row.reason === null ? undefined : { messageId: id, reason: row.reason, parkedAt: row.parked_at! },
+      };
+    });
   }
 
   idBefore(agent: AgentName, time: number): Promise<number> {

@@ -99,6 +99,17 @@ ALTER TABLE interop_inboxes
   ADD COLUMN stream_opened_at timestamptz;
 `,
   },
+  {
+    version: 4,
+    name: "messages withdrawn before delivery (A2A CancelTask), and replies found by the message they answer",
+    sql: `
+CREATE TABLE interop_withdrawn (
+  message_id bigint PRIMARY KEY,
+  withdrawn_at bigint NOT NULL
+);
+CREATE INDEX interop_messages_by_reply ON interop_messages (reply_to) WHERE reply_to IS NOT NULL;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

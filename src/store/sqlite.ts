@@ -5,7 +5,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
-import type { DeadLetter, Durability, InboxRecord, MessageStore, WriteBatch } from "./store.ts";
+import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, Parties, WriteBatch } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS inboxes (
   purged_id INTEGER NOT NULL DEFAULT 0,
   last_seen INTEGER,
   expired INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_by_reply ON messages (reply_to) WHERE reply_to IS NOT NULL;
+-- Messages their sender withdrew before delivery (A2A CancelTask); they are also marked polled, so none is read.
+CREATE TABLE IF NOT EXISTS withdrawn (
+  message_id INTEGER PRIMARY KEY,
+  withdrawn_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
   agent TEXT NOT NULL,
@@ -152,7 +158,7 @@ export class SqliteStore implements MessageStore {
     // A batch of stream cursors and last-seen times only (no message, no poll) is advisory: it is committed
     // without its own fsync and becomes durable with the next fsynced commit (the WAL keeps commits in order).
     const advisory = this.#durability === "strict" && batch.messages.length === 0 &&
-      batch.inboxes.every((update) => update.polled === undefined);
+      batch.inboxes.every((update) => update.polled === undefined && update.withdrawn === undefined);
     if (!advisory) return this.#commitBatch(batch);
     this.#db.exec("PRAGMA synchronous = NORMAL");
     try {
@@ -199,6 +205,10 @@ export class SqliteStore implements MessageStore {
             seen: update.lastSeen ?? null,
           });
           if (update.polled) this.#markPolled.run(update.agent, update.polled.after, update.polled.upTo);
+          for (const { id, at } of update.withdrawn ?? []) {
+            this.#markPolled.run(update.agent, id - 1, id);
+            this.#db.prepare("INSERT OR IGNORE INTO withdrawn (message_id, withdrawn_at) VALUES (?, ?)").run(id, at);
+          }
         }
         return stored;
       }));
@@ -233,6 +243,39 @@ export class SqliteStore implements MessageStore {
     return this.#attempt("read messages", () =>
       (this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND idempotency_key = ? ORDER BY id`)
         .all(sender, key) as unknown as MessageRow[]).map(toEnvelope));
+  }
+
+  findByKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
+    const sender = parties.sender ?? null;
+    const recipient = parties.recipient ?? null;
+    return this.#attempt("read messages", () =>
+      (this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages
+        WHERE substr(idempotency_key, 1, length(?)) = ? AND (? IS NULL OR sender = ?) AND (? IS NULL OR recipient = ?) AND id < ?
+        ORDER BY id DESC LIMIT ?`)
+        .all(prefix, prefix, sender, sender, recipient, recipient, beforeId, limit) as unknown as MessageRow[]).map(toEnvelope));
+  }
+
+  outcome(id: number): Promise<MessageOutcome> {
+    return this.#attempt("read a message", () => {
+      const message = this.#db.prepare("SELECT recipient, polled FROM messages WHERE id = ?").get(id) as
+        | { recipient: string; polled: number }
+        | undefined;
+      const withdrawn = this.#db.prepare("SELECT withdrawn_at FROM withdrawn WHERE message_id = ?").get(id) as
+        | { withdrawn_at: number }
+        | undefined;
+      const reply = message === undefined ? undefined : this.#db.prepare(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE reply_to = ? AND sender = ? ORDER BY id LIMIT 1`,
+      ).get(id, message.recipient) as MessageRow | undefined;
+      const letter = message === undefined ? undefined : this.#db.prepare(
+        "SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters WHERE agent = ? AND message_id = ?",
+      ).get(message.recipient, id) as DeadLetter | undefined;
+      return {
+        taken: message?.polled === 1,
+        withdrawnAt: withdrawn?.withdrawn_at,
+        reply: reply === undefined ? undefined : toEnvelope(reply),
+        deadLetter: letter === undefined ? undefined : { ...letter },
+      };
+    });
   }
 
   idBefore(agent: AgentName, time: number): Promise<number> {

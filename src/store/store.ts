@@ -56,6 +56,29 @@ export interface InboxUpdate {
   lastSeen?: number;
   /** Marks the messages in (after, upTo] as taken by a poll, so a stream resume never replays them. */
   polled?: { after: number; upTo: number };
+  /**
+   * Undelivered messages their sender withdrew (an A2A CancelTask), each with the time (ms): from this commit on,
+   * no read hands them out, and `outcome` reports them withdrawn.
+   */
+  withdrawn?: Array<{ id: number; at: number }>;
+}
+
+/** A sender, a recipient, or both, that messages must have. */
+export interface Parties {
+  sender?: AgentName;
+  recipient?: AgentName;
+}
+
+/** What became of a message after it was stored. */
+export interface MessageOutcome {
+  /** Taken out of the inbox's order: by a poll or a wait, or withdrawn. */
+  taken: boolean;
+  /** When its sender withdrew it before delivery (ms), or undefined. */
+  withdrawnAt: number | undefined;
+  /** The first reply to it from its recipient, or undefined. */
+  reply: Envelope | undefined;
+  /** Its dead letter (its recipient's receiver refused it for good), or undefined. */
+  deadLetter: DeadLetter | undefined;
 }
 
 /** Everything one commit writes, atomically. */
@@ -164,6 +187,13 @@ export interface MessageStore {
   deadLetters(agent: AgentName): Promise<DeadLetter[]>;
   /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
   findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
+  /**
+   * Up to `limit` messages with an Idempotency-Key starting with `prefix`, from `sender` and to `recipient` where
+   * given, with ids below `beforeId`, newest first.
+   */
+  findByKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]>;
+  /** What became of message `id` (as far as retention kept it). */
+  outcome(id: number): Promise<MessageOutcome>;
   /** The message with this id, whoever it was for, or undefined if retention removed it. */
   find(id: number): Promise<Envelope | undefined>;
   /** The highest id for `agent` created before `time` (ms), or 0: where a read "since a time" starts. */

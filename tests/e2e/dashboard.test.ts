@@ -79,3 +79,27 @@ test("with tokens the dashboard shows nothing until given one, and an admin toke
   await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator("#login").isVisible(), false);
 });
+
+test("the dashboard lists A2A tasks with their states as they change", async () => {
+  await using browser = await launchBrowser();
+  await using broker = await startBroker();
+  const send = (text: string) =>
+    fetch(`${broker.url}/a2a/openclaw`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "SendMessage",
+        params: { message: { messageId: text, role: "ROLE_USER", parts: [{ text }] }, configuration: { returnImmediately: true } },
+      }),
+    });
+  await send("first task");
+  const page = await browser.newPage();
+  await page.goto(`${broker.url}/ui`);
+  await page.locator("#tasks tr", { hasText: "a2a → openclaw" }).filter({ hasText: "submitted" }).waitFor({ timeout: 5000 });
+  // Taken by the agent: the task is WORKING.
+  const polled = await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
+  assert.equal(JSON.parse(polled.stdout).text, "first task");
+  await page.locator("#tasks tr", { hasText: "a2a → openclaw" }).filter({ hasText: "working" }).waitFor({ timeout: 5000 });
+});

@@ -1,0 +1,324 @@
+/**
+ * interop as every agent's A2A endpoint: `POST /a2a/<agent>` takes JSON-RPC (v1.0 and v0.3 method names), and a
+ * message sent there is an interop message from the caller (the agent of its token) to `<agent>`, committed
+ * before the answer; its task follows the message (see tasks.ts).
+ */
+import type { Authenticator, Caller } from "../auth/authenticator.ts";
+import type { Broker } from "../broker/broker.ts";
+import { InteropError } from "../errors.ts";
+import { errorResponse } from "../http/error_response.ts";
+import { jsonResponse } from "../http/responses.ts";
+import { type AgentName, decodeUtf8, parseAgentName, refuseDeepJson } from "../message.ts";
+import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
+import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl } from "./agent_card.ts";
+import {
+  A2A_ERROR,
+  A2aError,
+  type A2aMethod,
+  type A2aTask,
+  newContextId,
+  parseMessage,
+  parseTaskState,
+  payloadOf,
+  type ProtocolVersion,
+  resolveMethod,
+  toV03Task,
+} from "./protocol.ts";
+import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage } from "./tasks.ts";
+import { taskStream } from "./task_stream.ts";
+import type { TaskChanges } from "./task_watch.ts";
+
+/** The sender of an A2A message when the broker has no tokens (loopback only): any local caller, as for every route. */
+export const DEFAULT_A2A_SENDER = "a2a" as AgentName;
+/** How long a blocking SendMessage waits for the reply before it answers with the task as it stands. */
+const A2A_REPLY_WAIT_MS = 30_000;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 100;
+/** Messages one ListTasks reads at most (filters may skip most of them); past it, the page ends with a token. */
+const MAX_SCANNED = 1000;
+
+export interface A2aInboundOptions {
+  auth: Authenticator;
+  maxBodyBytes: number;
+  changes: TaskChanges;
+}
+
+/** Whether a path is under `/a2a`. */
+export function isA2aPath(pathname: string): boolean {
+  return pathname === A2A_PREFIX || pathname.startsWith(`${A2A_PREFIX}/`);
+}
+
+/** The agent card, for `GET /a2a/<agent>/.well-known/agent-card.json`; undefined for any other request. */
+export function cardResponse(request: IncomingRequest): OutgoingResponse | undefined {
+  const { agent, rest } = splitPath(request.url.pathname);
+  if (request.method !== "GET" || !CARD_PATHS.has(rest)) return undefined;
+  // Any valid name has a card, known or not: a card tells nothing of which agents exist.
+  return jsonResponse(200, agentCard(parseAgentName(agent, "agent"), cardBaseUrl(request)));
+}
+
+/** `POST /a2a/<agent>`: one JSON-RPC request from `caller`. */
+export async function handleA2a(
+  broker: Broker,
+  request: IncomingRequest,
+  caller: Caller,
+  options: A2aInboundOptions,
+): Promise<OutgoingResponse> {
+  if (request.url.pathname === A2A_PREFIX) return await taskList(broker, request, caller);
+  const { agent: name, rest } = splitPath(request.url.pathname);
+  if (rest !== "") {
+    throw new InteropError(
+      "not_found",
+      `Not found: ${request.url.pathname}; an agent's A2A endpoint is POST ${A2A_PREFIX}/AGENT, its card GET ${A2A_PREFIX}/AGENT/.well-known/agent-card.json`,
+    );
+  }
+  if (request.method !== "POST") {
+    return errorResponse(new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${request.url.pathname}: use POST`), {
+      allow: "POST",
+    });
+  }
+  const agent = parseAgentName(name, "agent");
+  const text = decodeUtf8(await request.body(options.maxBodyBytes));
+  let rpcId: string | number | null = null;
+  try {
+    const call = parseCall(text);
+    rpcId = call.id;
+    const { method, version } = resolveMethod(call.method, request.header("a2a-version"));
+    const sender = caller === "anyone" ? DEFAULT_A2A_SENDER : caller.agent;
+    const context: Call = { broker, request, options, caller, agent, sender, params: call.params, rpcId: call.id, version };
+    const answer = await METHODS[method](context);
+    return "result" in answer ? jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result }) : answer.response;
+  } catch (error) {
+    if (error instanceof A2aError) {
+      return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, error: { code: error.code, message: error.message } });
+    }
+    if (!(error instanceof InteropError)) throw error;
+    // What the broker refused (rate limit, unknown agent, full inbox, storage): its HTTP status, so that clients
+    // retry what may pass later, and a JSON-RPC error naming interop's code.
+    const { status, headers } = errorResponse(error);
+    return jsonResponse(status, { jsonrpc: "2.0", id: rpcId, error: { code: -32000, message: error.message, data: { code: error.code } } }, {
+      ...(headers["retry-after"] === undefined ? {} : { "retry-after": headers["retry-after"] }),
+    });
+  }
+}
+
+/** `GET /a2a`: the recent A2A tasks the caller may see, for the dashboard. */
+async function taskList(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+  if (request.method !== "GET") {
+    return errorResponse(new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${A2A_PREFIX}: use GET`), { allow: "GET" });
+  }
+  return jsonResponse(200, { tasks: await recentTasks(broker, caller === "anyone" || caller.admin ? "all" : caller.agent) });
+}
+
+function splitPath(pathname: string): { agent: string; rest: string } {
+  const path = pathname.slice(A2A_PREFIX.length + 1);
+  const slash = path.indexOf("/");
+  return slash === -1 ? { agent: path, rest: "" } : { agent: path.slice(0, slash), rest: path.slice(slash) };
+}
+
+interface RpcCall {
+  id: string | number;
+  method: unknown;
+  params: Record<string, unknown>;
+}
+
+/** One JSON-RPC request object. Batches are refused: each A2A call is one POST (the spec's clients send no other). */
+function parseCall(text: string): RpcCall {
+  try {
+    refuseDeepJson(text);
+  } catch (error) {
+    throw new A2aError(A2A_ERROR.invalidRequest, (error as Error).message);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new A2aError(A2A_ERROR.parseError, `Parse error: ${(cause as Error).message}`);
+  }
+  if (Array.isArray(value)) {
+    throw new A2aError(A2A_ERROR.invalidRequest, "Invalid request: JSON-RPC batches are not supported; send one request per POST");
+  }
+  if (!isObject(value) || value.jsonrpc !== "2.0" || typeof value.method !== "string") {
+    throw new A2aError(A2A_ERROR.invalidRequest, 'Invalid request: send {"jsonrpc": "2.0", "id": ID, "method": METHOD, "params": {…}}');
+  }
+  if (!(typeof value.id === "string" || (typeof value.id === "number" && Number.isFinite(value.id)))) {
+    throw new A2aError(A2A_ERROR.invalidRequest, "Invalid request: id must be a string or a number (notifications get no answer here)");
+  }
+  if (value.params !== undefined && !isObject(value.params)) {
+    throw new A2aError(A2A_ERROR.invalidParams, "Invalid params: params must be an object");
+  }
+  return { id: value.id, method: value.method, params: (value.params ?? {}) as Record<string, unknown> };
+}
+
+interface Call {
+  broker: Broker;
+  request: IncomingRequest;
+  options: A2aInboundOptions;
+  caller: Caller;
+  /** The agent whose endpoint was called: the recipient. */
+  agent: AgentName;
+  /** The caller: the agent of its token. */
+  sender: AgentName;
+  params: Record<string, unknown>;
+  rpcId: string | number;
+  version: ProtocolVersion;
+}
+
+type Answer = { result: unknown } | { response: OutgoingResponse };
+
+const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
+  SendMessage: sendMessage,
+  SendStreamingMessage: async (call) => {
+    const envelope = await publish(call);
+    return { response: taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version) };
+  },
+  GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
+  ListTasks: listTasks,
+  CancelTask: cancelTask,
+  SubscribeToTask: async (call) => {
+    const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
+    return { response: taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version) };
+  },
+  GetExtendedAgentCard: () => Promise.reject(new A2aError(A2A_ERROR.extendedCardNotConfigured, "No extended agent card: the card is public")),
+  CreateTaskPushNotificationConfig: noPush,
+  GetTaskPushNotificationConfig: noPush,
+  ListTaskPushNotificationConfigs: noPush,
+  DeleteTaskPushNotificationConfig: noPush,
+};
+
+function noPush(): Promise<Answer> {
+  return Promise.reject(
+    new A2aError(A2A_ERROR.pushNotificationNotSupported, "Push notifications are not supported: use GetTask, or stream with SubscribeToTask"),
+  );
+}
+
+/** Commits the message to the agent's inbox (once per sender and messageId); resolves with the stored message. */
+async function publish(call: Call) {
+  const message = parseMessage(call.params.message);
+  const contextId = message.contextId ?? newContextId();
+  const { envelopes: [envelope] } = await call.broker.publish(call.sender, call.agent, payloadOf(message, contextId), {
+    idempotencyKey: taskKeyPrefix(call.agent) + message.messageId,
+  });
+  return envelope;
+}
+
+/**
+ * The task in SUBMITTED (or as it stands, for a retried messageId). A blocking call (v1.0: without
+ * `returnImmediately`; v0.3: `blocking: true`) first waits, up to the bound, for the task to settle: the reply is
+ * then taken from the caller's inbox, as `/ask` takes it, since the caller has it in the answer.
+ */
+async function sendMessage(call: Call): Promise<Answer> {
+  const envelope = await publish(call);
+  const configuration = isObject(call.params.configuration) ? call.params.configuration : {};
+  const blocking = call.version === "1.0" ? configuration.returnImmediately !== true : configuration.blocking === true;
+  if (blocking) {
+    const settled = new AbortController();
+    const replied = call.broker.waitForReply(
+      call.sender,
+      envelope.id,
+      A2A_REPLY_WAIT_MS,
+      AbortSignal.any([call.request.clientGone(), settled.signal]),
+    );
+    // Not only a reply settles it: a dead letter or a cancel does too, and a retried message may be settled already.
+    const check = () =>
+      void taskOfMessage(call.broker, envelope).then((task) => isSettled(task.status.state) && settled.abort(), () => settled.abort());
+    const unwatch = call.options.changes.watch(call.broker, envelope, check);
+    // A token revoked meanwhile ends the wait, as it ends an /ask: the reply then stays in the caller's inbox.
+    let revoked = false;
+    const unwatchToken = call.options.auth.watchRevocation(call.caller, () => {
+      revoked = true;
+      settled.abort();
+    });
+    check();
+    try {
+      await replied;
+    } finally {
+      unwatch();
+      unwatchToken();
+    }
+    if (revoked) {
+      throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
+    }
+  }
+  const task = await taskOfMessage(call.broker, envelope);
+  return { result: call.version === "1.0" ? { task } : toV03Task(task) };
+}
+
+/** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */
+async function cancelTask(call: Call): Promise<Answer> {
+  const { task, envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
+  if (task.status.state === "TASK_STATE_SUBMITTED" && await call.broker.withdraw(call.agent, envelope.id)) {
+    call.options.changes.changed(envelope.id);
+  }
+  const now = (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task;
+  if (now.status.state !== "TASK_STATE_CANCELED") {
+    throw new A2aError(
+      A2A_ERROR.taskNotCancelable,
+      `Task cannot be canceled: it is ${now.status.state}; only a message ${call.agent} has not received yet can be withdrawn`,
+    );
+  }
+  return { result: shaped(call, now) };
+}
+
+/** The caller's tasks sent to this agent, newest first, by `contextId` and `status` when given; paged by message id. */
+async function listTasks(call: Call): Promise<Answer> {
+  const { params } = call;
+  const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
+  if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
+  // The proto default (UNSPECIFIED) filters nothing, as an absent status.
+  const anyState = params.status === undefined || params.status === "" || params.status === "TASK_STATE_UNSPECIFIED";
+  const state = anyState ? undefined : parseTaskState(params.status);
+  if (!anyState && state === undefined) throw invalidParams("status must be a task state");
+  const pageSize = params.pageSize === undefined ? DEFAULT_PAGE_SIZE : Number(params.pageSize);
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
+  const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);
+  if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
+  const tasks: A2aTask[] = [];
+  let before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
+  let scanned = 0;
+  let exhausted = false;
+  while (tasks.length < pageSize && scanned < MAX_SCANNED) {
+    const page = await call.broker.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, MAX_PAGE_SIZE);
+    exhausted = page.length < MAX_PAGE_SIZE;
+    for (const envelope of page) {
+      scanned++;
+      before = envelope.id;
+      const task = await taskOfMessage(call.broker, envelope);
+      if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
+        tasks.push(task);
+        if (tasks.length === pageSize) break;
+      }
+    }
+    if (exhausted) break;
+  }
+  const more = !exhausted || tasks.length === pageSize;
+  const includeArtifacts = params.includeArtifacts === true;
+  const listed = tasks.map((task) => withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength));
+  return {
+    result: {
+      tasks: call.version === "1.0" ? listed : listed.map(toV03Task),
+      nextPageToken: more ? String(before) : "",
+      pageSize,
+    },
+  };
+}
+
+/** A task for the answer: its history cut to `historyLength` (0: none), in the version the method named. */
+function shaped(call: Call, task: A2aTask): unknown {
+  const cut = withHistory(task, call.params.historyLength);
+  return call.version === "1.0" ? cut : toV03Task(cut);
+}
+
+function withHistory(task: A2aTask, historyLength: unknown): A2aTask {
+  if (historyLength === undefined || historyLength === null) return task;
+  const length = Number(historyLength);
+  if (!Number.isInteger(length) || length < 0) throw invalidParams("historyLength must be a whole number, 0 or more");
+  return { ...task, history: length === 0 ? undefined : task.history?.slice(-length) };
+}
+
+function invalidParams(message: string): A2aError {
+  return new A2aError(A2A_ERROR.invalidParams, `Invalid params: ${message}`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

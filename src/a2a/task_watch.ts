@@ -1,0 +1,32 @@
+/** Tells a waiting SendMessage or an open task stream when its task may have changed state. */
+import type { Broker } from "../broker/broker.ts";
+import type { Envelope } from "../message.ts";
+
+/** The hub's own changes to tasks, which the broker does not report: a CancelTask. */
+export class TaskChanges {
+  #listeners = new Set<(messageId: number) => void>();
+
+  /** Says that the task of message `messageId` changed. */
+  changed(messageId: number): void {
+    for (const listener of this.#listeners) listener(messageId);
+  }
+
+  /**
+   * Calls `onChange` whenever something happens to `envelope` that may change its task: delivered, answered by
+   * its recipient, dead-lettered, withdrawn. Returns the function that stops watching.
+   */
+  watch(broker: Broker, envelope: Envelope, onChange: () => void): () => void {
+    const id = envelope.id;
+    const mine = (messageId: number) => messageId === id && onChange();
+    this.#listeners.add(mine);
+    const detach = broker.observe({
+      delivered: (delivered) => delivered.id === id && onChange(),
+      published: (envelopes) => envelopes.some((published) => published.thread?.replyTo === id) && onChange(),
+      deadLettered: (_agent, messageId) => mine(messageId),
+    });
+    return () => {
+      this.#listeners.delete(mine);
+      detach();
+    };
+  }
+}

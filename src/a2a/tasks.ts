@@ -1,0 +1,161 @@
+/**
+ * The hub's A2A tasks: each is the interop message an A2A caller sent, and its state follows what became of that
+ * message (in the inbox, delivered, answered, dead-lettered, withdrawn). Nothing about a task is stored apart.
+ */
+import type { Broker } from "../broker/broker.ts";
+import type { AgentName, Envelope } from "../message.ts";
+import type { MessageOutcome } from "../store/store.ts";
+import {
+  A2A_ERROR,
+  A2aError,
+  type A2aMessage,
+  type A2aTask,
+  a2aFieldsOf,
+  contextIdOf,
+  FINAL_STATES,
+  outboundMessageId,
+  partsOf,
+  type TaskState,
+} from "./protocol.ts";
+
+/** What the Idempotency-Key of every A2A message starts with. */
+const TASK_KEY_ROOT = "a2a:";
+
+/** The Idempotency-Key prefix of an A2A message from one sender to `agent`: a retried `messageId` is stored once. */
+export function taskKeyPrefix(agent: AgentName): string {
+  return `${TASK_KEY_ROOT}${agent}:`;
+}
+
+/** The most recent tasks the dashboard lists. */
+const RECENT_TASKS = 50;
+
+/** A task as the dashboard lists it. */
+export interface TaskSummary {
+  id: string;
+  from: AgentName;
+  to: AgentName;
+  context_id: string;
+  state: TaskState;
+  updated: string;
+}
+
+/**
+ * The most recent A2A tasks `viewer` may see, newest first: all of them for an admin (or anyone, without tokens),
+ * else those it sent or was sent, as its view of `/events`.
+ */
+export async function recentTasks(broker: Broker, viewer: AgentName | "all"): Promise<TaskSummary[]> {
+  const parties = viewer === "all" ? [{}] : [{ sender: viewer }, { recipient: viewer }];
+  const pages = await Promise.all(parties.map((party) => broker.sentWithKeyPrefix(TASK_KEY_ROOT, party, Number.MAX_SAFE_INTEGER, RECENT_TASKS)));
+  const newest = [...new Map(pages.flat().map((envelope) => [envelope.id, envelope])).values()]
+    .sort((a, b) => b.id - a.id)
+    .slice(0, RECENT_TASKS);
+  return await Promise.all(newest.map(async (envelope) => {
+    const task = await taskOfMessage(broker, envelope);
+    return { id: task.id, from: envelope.from, to: envelope.to, context_id: task.contextId, state: task.status.state, updated: task.status.timestamp };
+  }));
+}
+
+/**
+ * A task's id: its message's id and creation time (base 36). Ids start again at 1 in a new data dir; with the
+ * time in it, an id from another store names no task here instead of another caller's message.
+ */
+export function taskIdOf(envelope: Envelope): string {
+  return `task-${envelope.id}-${Date.parse(envelope.timestamp).toString(36)}`;
+}
+
+const TASK_ID = /^task-(\d{1,15})-([0-9a-z]{1,12})$/;
+
+/** Ends a stream and a wait: the task changes no more (final), or not before its caller acts (interrupted). */
+export function isSettled(state: TaskState): boolean {
+  return FINAL_STATES.has(state) || state === "TASK_STATE_INPUT_REQUIRED" || state === "TASK_STATE_AUTH_REQUIRED";
+}
+
+/** A task as it stands, with the message it is. */
+export interface LoadedTask {
+  task: A2aTask;
+  envelope: Envelope;
+}
+
+/**
+ * The task `taskId` that `sender` sent to `agent`, as it stands. Any other id, malformed, unknown, removed by
+ * retention or another sender's, is the same `-32001`: a caller learns nothing of tasks not its own.
+ */
+export async function loadTask(broker: Broker, sender: AgentName, agent: AgentName, taskId: unknown): Promise<LoadedTask> {
+  const notFound = new A2aError(A2A_ERROR.taskNotFound, `Task not found: ${JSON.stringify(taskId)}`);
+  const match = typeof taskId === "string" ? TASK_ID.exec(taskId) : null;
+  if (match === null) throw notFound;
+  const found = await broker.message(Number(match[1]));
+  if (found === undefined || found.envelope.from !== sender || found.envelope.to !== agent || taskIdOf(found.envelope) !== taskId) {
+    throw notFound;
+  }
+  return { task: await taskOf(broker, found.envelope, found.outcome), envelope: found.envelope };
+}
+
+/** The task of a message just read from the store (a ListTasks page, a retried SendMessage). */
+export async function taskOfMessage(broker: Broker, envelope: Envelope): Promise<A2aTask> {
+  const found = await broker.message(envelope.id);
+  if (found === undefined) throw new A2aError(A2A_ERROR.taskNotFound, `Task not found: ${taskIdOf(envelope)}`);
+  return await taskOf(broker, envelope, found.outcome);
+}
+
+async function taskOf(
+  broker: Broker,
+  envelope: Envelope,
+  outcome: MessageOutcome,
+): Promise<A2aTask> {
+  const id = taskIdOf(envelope);
+  const contextId = contextIdOf(envelope);
+  const asked: A2aMessage = {
+    messageId: a2aFieldsOf(envelope.payload)?.messageId ?? outboundMessageId(envelope),
+    role: "ROLE_USER",
+    parts: partsOf(envelope.payload),
+    contextId,
+    taskId: id,
+  };
+  const base = { id, contextId, history: [asked], metadata: { interop: { id: envelope.id, from: envelope.from, to: envelope.to } } };
+  const agentSays = (messageId: string, text: string): A2aMessage => ({
+    messageId,
+    role: "ROLE_AGENT",
+    parts: [{ text }],
+    contextId,
+    taskId: id,
+  });
+  if (outcome.withdrawnAt !== undefined) {
+    return {
+      ...base,
+      status: {
+        state: "TASK_STATE_CANCELED",
+        timestamp: new Date(outcome.withdrawnAt).toISOString(),
+        message: agentSays(`${id}-canceled`, `Canceled before ${envelope.to} received it; it will not be delivered`),
+      },
+    };
+  }
+  const { reply, deadLetter: letter } = outcome;
+  // Whichever came first settles the task: a final state never changes.
+  if (letter !== undefined && (reply === undefined || letter.parkedAt <= Date.parse(reply.timestamp))) {
+    return {
+      ...base,
+      status: {
+        state: "TASK_STATE_FAILED",
+        timestamp: new Date(letter.parkedAt).toISOString(),
+        message: agentSays(`${id}-failed`, `Not delivered to ${envelope.to}: ${letter.reason}`),
+      },
+    };
+  }
+  if (reply !== undefined) {
+    const answer: A2aMessage = {
+      messageId: a2aFieldsOf(reply.payload)?.messageId ?? outboundMessageId(reply),
+      role: "ROLE_AGENT",
+      parts: partsOf(reply.payload),
+      contextId,
+      taskId: id,
+    };
+    return {
+      ...base,
+      status: { state: a2aFieldsOf(reply.payload)?.state ?? "TASK_STATE_COMPLETED", timestamp: reply.timestamp, message: answer },
+      artifacts: [{ artifactId: `${id}-reply-${reply.id}`, name: "reply", parts: answer.parts }],
+    };
+  }
+  const delivered = broker.isDelivered(envelope.to, envelope.id, outcome);
+  return { ...base, status: { state: delivered ? "TASK_STATE_WORKING" : "TASK_STATE_SUBMITTED", timestamp: envelope.timestamp } };
+}

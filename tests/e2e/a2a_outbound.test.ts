@@ -35,10 +35,29 @@ async function inbox(broker: RunningBroker, agent: string): Promise<Array<Record
   return await response.json();
 }
 
-async function deadLetters(broker: RunningBroker, agent: string): Promise<Array<{ reason: string; message?: { id: number } }>> {
-  const response = await fetch(`${broker.url}/dead-letters?agent=${agent}`);
-  const body = await response.json();
-  return Array.isArray(body) ? body : body.dead_letters ?? body.letters;
+async function deadLetters(broker: RunningBroker, agent: string): Promise<Array<{ id: number; reason: string }>> {
+  return await (await fetch(`${broker.url}/dead-letters?agent=${agent}`)).json();
+}
+
+/** Starts a broker, an OpenClaw-shaped channel and a temp dir, all stopped when the test ends. */
+async function openclawSetup(t: { after(fn: () => Promise<void>): void }) {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const gateway = new OpenclawA2aServer({ token: TOKEN });
+  const listeners: ChildProcess[] = [];
+  t.after(async () => {
+    for (const child of listeners) stop(child, "SIGKILL");
+    await gateway.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await gateway.start();
+  const listen = (extra: string[] = []) => {
+    const child = startA2aListen(broker, "openclaw", `${gateway.url}/a2a/v1`, dir.path, extra);
+    listeners.push(child);
+    return { child, log: stderrOf(child) };
+  };
+  return { broker, dir, gateway, listen };
 }
 
 test("listen --a2a hands each message once to an SDK A2A server that was down, and the asker gets its answer", async (t) => {
@@ -81,4 +100,122 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
     assert.equal(meta.from, "sdkagent");
     assert.equal((answer.a2a as { contextId: string }).contextId, `interop-${meta.reply_to}`);
   }
+});
+
+test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits retried, WORKING then COMPLETED answered, -32602 parked", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.starting = 1;
+  gateway.rateLimited = 2;
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "first" });
+  await publish(broker.url, "hermes", "openclaw", { text: "please [refuse] this" });
+  await publish(broker.url, "hermes", "openclaw", { text: "third", priority: 2 });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => answer.text).sort(), ["openclaw says: first", "openclaw says: third\n"]);
+  // Each taken once: the 503 and the rate limits were refusals, not deliveries.
+  assert.equal(gateway.received.length, 2);
+  assert.equal(new Set(gateway.received).size, 2);
+  const letters = await waitFor(async () => {
+    const found = await deadLetters(broker, "openclaw");
+    return found.length > 0 ? found : undefined;
+  }, 20_000, "the refused message parked");
+  assert.equal(letters.length, 1);
+  assert.equal(letters[0].id, 2);
+  assert.match(letters[0].reason, /-32602/);
+  assert.equal(gateway.rateLimited, 0);
+  assert.equal(gateway.starting, 0);
+});
+
+test("listen --a2a falls back to message/send and tasks/get for good when the server answers -32601 to the v1.0 names", async (t) => {
+  const { broker, dir, gateway, listen } = await openclawSetup(t);
+  gateway.legacyOnly = true;
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "one" });
+  await publish(broker.url, "hermes", "openclaw", { text: "two" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
+  // One refusal of the v1.0 name, then only v0.3 names.
+  assert.equal(gateway.methods.filter((method) => method === "SendMessage").length, 1);
+  assert.ok(!gateway.methods.includes("GetTask"));
+  assert.ok(gateway.methods.includes("tasks/get"));
+  assert.equal(gateway.received.length, 2);
+  assert.equal(JSON.parse(readFileSync(join(dir.path, "state.a2a.json"), "utf8")).version, "0.3");
+});
+
+test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restarted and forgot the task (-32001), and sends nothing again", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "long job" });
+  await waitFor(() => [...gateway.tasks.values()].some((task) => task.polls > 0), 20_000, "the task being polled");
+  await gateway.restart();
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the failure answer in hermes's inbox");
+  const [answer] = await inbox(broker, "hermes");
+  assert.equal((answer.a2a as { state: string }).state, "TASK_STATE_FAILED");
+  assert.match(String(answer.text), /no longer knows task/);
+  assert.equal((answer.interop as { reply_to: number }).reply_to, 1);
+  assert.equal(gateway.received.length, 1);
+});
+
+test("listen --a2a parks a send that may have reached the server (no answer) as in doubt and never sends it again, even after a restart", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.hangSends = true;
+  const first = listen(["--post-timeout", "1s"]);
+  await publish(broker.url, "hermes", "openclaw", { text: "maybe" });
+  const letters = await waitFor(async () => {
+    const found = await deadLetters(broker, "openclaw");
+    return found.length > 0 ? found : undefined;
+  }, 20_000, "the send in doubt parked");
+  assert.equal(letters[0].id, 1);
+  assert.match(letters[0].reason, /no answer within 1000 ms.*may or may not have it/);
+  gateway.hangSends = false;
+  await publish(broker.url, "hermes", "openclaw", { text: "next" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 20_000, "the next message answered");
+  stop(first.child);
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "after restart" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 20_000, "the message after the restart answered");
+  // Message 3 is the answer to message 2, in hermes's inbox.
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 4]);
+});
+
+test("listen --a2a follows slow tasks side by side without holding back sends, and a restarted listener follows them again without re-sending", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;
+  const first = listen(["--a2a-max-in-flight", "2"]);
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { text: `slow ${n}` });
+  await waitFor(() => gateway.received.length === 2, 20_000, "two sends before any task ends");
+  // The third waits for a free place: both tasks are still WORKING.
+  await waitFor(() => [...gateway.tasks.values()].every((task) => task.polls >= 2), 20_000, "both tasks polled");
+  assert.equal(gateway.received.length, 2);
+  stop(first.child, "SIGKILL");
+  await new Promise((resolve) => first.child.once("exit", resolve));
+  gateway.pollsToComplete = 1;
+  listen(["--a2a-max-in-flight", "2"]);
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 3, 30_000, "three answers in hermes's inbox");
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 3]);
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => (answer.interop as { reply_to: number }).reply_to).sort(), [1, 2, 3]);
+});
+
+test("listen --a2a killed in the middle of a send parks that message as in doubt when it restarts, instead of sending it again", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.hangSends = true;
+  const first = listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "cut short" });
+  await waitFor(() => gateway.received.length === 1, 20_000, "the send under way");
+  stop(first.child, "SIGKILL");
+  await new Promise((resolve) => first.child.once("exit", resolve));
+  gateway.hangSends = false;
+  listen();
+  const letters = await waitFor(async () => {
+    const found = await deadLetters(broker, "openclaw");
+    return found.length > 0 ? found : undefined;
+  }, 20_000, "the send in doubt parked");
+  assert.equal(letters[0].id, 1);
+  assert.match(letters[0].reason, /listener stopped while sending it/);
+  await publish(broker.url, "hermes", "openclaw", { text: "next" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 20_000, "the next message answered");
+  assert.equal(gateway.received.length, 2);
+  assert.equal(new Set(gateway.received).size, 2);
 });

@@ -183,6 +183,10 @@ export class OpenclawA2aServer extends Restartable {
   /** Never answer SendMessage (the request is taken, the answer lost). */
   hangSends = false;
   pollsToComplete = 2;
+  /** Speak v0.3 only, as an older server: the v1.0 names are unknown (`-32601`). */
+  legacyOnly = false;
+  /** Every JSON-RPC method called, in order. */
+  readonly methods: string[] = [];
   #seenMessageIds = new Set<string>();
 
   constructor(options: { token: string }) {
@@ -200,6 +204,8 @@ export class OpenclawA2aServer extends Restartable {
       }
       const answer = (result: unknown) => sendJson(response, 200, { jsonrpc: "2.0", id: rpc.id, result });
       const fail = (code: number, message: string) => sendJson(response, 200, { jsonrpc: "2.0", id: rpc.id, error: { code, message } });
+      this.methods.push(String(rpc.method));
+      if (this.legacyOnly && typeof rpc.method === "string" && !rpc.method.includes("/")) return fail(-32601, "Method not found");
       if (this.rateLimited > 0) {
         this.rateLimited--;
         return fail(-32000, "Peer is rate limited");
@@ -212,7 +218,10 @@ export class OpenclawA2aServer extends Restartable {
             return sendJson(response, 503, { error: "Plugin runtime is starting" });
           }
           const message = rpc.params?.message as { messageId?: unknown; contextId?: unknown; parts?: unknown } | undefined;
-          if (typeof message?.messageId !== "string" || !Array.isArray(message.parts)) return fail(-32602, "Invalid params");
+          // A text with "[refuse]" stands for a message the channel refuses as invalid.
+          if (typeof message?.messageId !== "string" || !Array.isArray(message.parts) || textOfParts(message.parts).includes("[refuse]")) {
+            return fail(-32602, "Invalid params");
+          }
           this.received.push(message.messageId);
           const task: OpenclawTask = {
             id: randomUUID(),

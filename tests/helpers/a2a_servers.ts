@@ -81,6 +81,8 @@ export class SdkAgentServer extends Restartable {
   readonly seen = new Map<string, number>();
   /** The message ids in the order they came. */
   readonly order: string[] = [];
+  /** The data parts of each message, by messageId (the interop payload rides in one). */
+  readonly data = new Map<string, unknown[]>();
   /** What the requests carried, per messageId: the A2A-Version header and the JSON-RPC method. */
   readonly requests: Array<{ method: string; version: string | undefined; body: Record<string, unknown> }> = [];
 
@@ -103,6 +105,7 @@ export class SdkAgentServer extends Restartable {
         const message = context.userMessage;
         this.seen.set(message.messageId, (this.seen.get(message.messageId) ?? 0) + 1);
         this.order.push(message.messageId);
+        this.data.set(message.messageId, message.parts.flatMap((part) => (part.content?.$case === "data" ? [part.content.value] : [])));
         const base = { taskId: context.taskId, contextId: context.contextId, metadata: undefined };
         const now = () => new Date().toISOString();
         bus.publish(AgentEvent.task({

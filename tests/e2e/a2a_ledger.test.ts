@@ -62,9 +62,10 @@ test("listen --a2a with the broker and the listener SIGKILLed and restarted: no 
   for (const letter of letters) assert.match(letter.reason, /may or may not have it/);
   // Each message the agent got through a followed task is answered once (the answers carry their publish key).
   const followed = [...agent.seen.keys()].filter((messageId) => !letters.some((letter) => messageId.startsWith(`interop-${letter.id}-`)));
-  const answers = await waitFor(async () => {
-    const inbox = (await (await fetch(`${broker.url}/poll?agent=hermes&peek=1&limit=10000`)).json()) as Array<{ interop: { reply_to: number } }>;
-    return inbox.length >= followed.length ? inbox : undefined;
+  let answers: Array<{ interop: { reply_to: number } }> = [];
+  await waitFor(async () => {
+    answers = await (await fetch(`${broker.url}/poll?agent=hermes&peek=1&limit=10000`)).json();
+    return answers.length >= followed.length;
   }, 60_000, "an answer per followed message");
   const answered = answers.map((answer) => answer.interop.reply_to);
   assert.equal(new Set(answered).size, answered.length, "no message answered twice");

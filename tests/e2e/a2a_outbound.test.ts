@@ -39,6 +39,13 @@ async function deadLetters(broker: RunningBroker, agent: string): Promise<Array<
   return await (await fetch(`${broker.url}/dead-letters?agent=${agent}`)).json();
 }
 
+/** The agent's dead letters, once there is one. */
+async function untilParked(broker: RunningBroker, agent: string, what: string): Promise<Array<{ id: number; reason: string }>> {
+  let letters: Array<{ id: number; reason: string }> = [];
+  await waitFor(async () => (letters = await deadLetters(broker, agent)).length > 0, 20_000, what);
+  return letters;
+}
+
 /** Starts a broker, an OpenClaw-shaped channel and a temp dir, all stopped when the test ends. */
 async function openclawSetup(t: { after(fn: () => Promise<void>): void }) {
   const broker = await startBroker();
@@ -116,10 +123,7 @@ test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits r
   // Each taken once: the 503 and the rate limits were refusals, not deliveries.
   assert.equal(gateway.received.length, 2);
   assert.equal(new Set(gateway.received).size, 2);
-  const letters = await waitFor(async () => {
-    const found = await deadLetters(broker, "openclaw");
-    return found.length > 0 ? found : undefined;
-  }, 20_000, "the refused message parked");
+  const letters = await untilParked(broker, "openclaw", "the refused message parked");
   assert.equal(letters.length, 1);
   assert.equal(letters[0].id, 2);
   assert.match(letters[0].reason, /-32602/);
@@ -162,10 +166,7 @@ test("listen --a2a parks a send that may have reached the server (no answer) as 
   gateway.hangSends = true;
   const first = listen(["--post-timeout", "1s"]);
   await publish(broker.url, "hermes", "openclaw", { text: "maybe" });
-  const letters = await waitFor(async () => {
-    const found = await deadLetters(broker, "openclaw");
-    return found.length > 0 ? found : undefined;
-  }, 20_000, "the send in doubt parked");
+  const letters = await untilParked(broker, "openclaw", "the send in doubt parked");
   assert.equal(letters[0].id, 1);
   assert.match(letters[0].reason, /no answer within 1000 ms.*may or may not have it/);
   gateway.hangSends = false;
@@ -208,10 +209,7 @@ test("listen --a2a killed in the middle of a send parks that message as in doubt
   await new Promise((resolve) => first.child.once("exit", resolve));
   gateway.hangSends = false;
   listen();
-  const letters = await waitFor(async () => {
-    const found = await deadLetters(broker, "openclaw");
-    return found.length > 0 ? found : undefined;
-  }, 20_000, "the send in doubt parked");
+  const letters = await untilParked(broker, "openclaw", "the send in doubt parked");
   assert.equal(letters[0].id, 1);
   assert.match(letters[0].reason, /listener stopped while sending it/);
   await publish(broker.url, "hermes", "openclaw", { text: "next" });

@@ -6,7 +6,7 @@ import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
-import { OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
+import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
 
 const TOKEN = "peer-token-for-interop";
 
@@ -216,4 +216,29 @@ test("listen --a2a killed in the middle of a send parks that message as in doubt
   await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 20_000, "the next message answered");
   assert.equal(gateway.received.length, 2);
   assert.equal(new Set(gateway.received).size, 2);
+});
+
+test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, and an INPUT_REQUIRED answer reaches the asker with its state", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const hermes = new HermesA2aServer({ token: TOKEN, reply: (text) => (text.includes("weather") ? "[INPUT_REQUIRED] Which city?" : `done: ${text}`) });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await hermes.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await hermes.start();
+  hermes.rateLimited = 1;
+  listen = startA2aListen(broker, "hermes", `${hermes.url}/`, dir.path);
+  const ask = await collect(spawnCli(["ask", "--url", broker.url, "-f", "openclaw", "-t", "hermes", "--json", "--timeout", "60s", "what is the weather?"]), 60_000);
+  assert.equal(ask.code, 0, ask.stderr);
+  const reply = JSON.parse(ask.stdout);
+  assert.equal(reply.text, "Which city?");
+  assert.equal(reply.a2a.state, "TASK_STATE_INPUT_REQUIRED");
+  await publish(broker.url, "openclaw", "hermes", { text: "ship it" });
+  await waitFor(async () => (await inbox(broker, "openclaw")).length === 1, 20_000, "the answer to the second message");
+  assert.equal((await inbox(broker, "openclaw"))[0].text, "done: ship it");
+  assert.deepEqual(hermes.turns, ["what is the weather?", "ship it"]);
 });

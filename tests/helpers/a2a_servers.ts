@@ -274,3 +274,61 @@ export class OpenclawA2aServer extends Restartable {
     };
   }
 }
+
+/**
+ * Hermes's A2A platform (plugins/platforms/a2a/adapter.py) as its code answers: JSON-RPC on `POST /`, v1.0 and
+ * slash names, `A2A-Version` empty or 1.0 (anything else `-32602`), rate limit as HTTP 429 with `-32051`, every
+ * send answered at once with a WORKING task (it ignores `messageId`: a repeat is a second turn), and the agent's
+ * reply as the task's status message, plus an artifact when COMPLETED; a reply starting `[INPUT_REQUIRED]` ends the
+ * task TASK_STATE_INPUT_REQUIRED. `reply` gives the agent's answer to a text.
+ */
+export class HermesA2aServer extends Restartable {
+  /** The texts of the turns the agent ran, repeats included. */
+  readonly turns: string[] = [];
+  /** Answer the next N requests with HTTP 429 / -32051. */
+  rateLimited = 0;
+  readonly #tasks = new Map<string, { id: string; contextId: string; state: string; reply: string }>();
+
+  constructor(options: { token: string; reply: (text: string) => string }) {
+    super(async (request, response) => {
+      const body = await readBody(request);
+      const rpc = JSON.parse(body) as { id?: unknown; method?: string; params?: Record<string, any> };
+      const fail = (status: number, code: number, message: string) =>
+        sendJson(response, status, { jsonrpc: "2.0", id: rpc.id ?? null, error: { code, message } });
+      if (request.headers.authorization !== `Bearer ${options.token}`) return fail(401, -32050, "unauthorized");
+      const version = String(request.headers["a2a-version"] ?? "").trim();
+      if (version !== "" && version !== "1.0" && version !== "1.0.0") return fail(200, -32602, `unsupported A2A-Version: ${version}`);
+      if (this.rateLimited > 0) {
+        this.rateLimited--;
+        return fail(429, -32051, "rate limit exceeded");
+      }
+      const result = (value: unknown) => sendJson(response, 200, { jsonrpc: "2.0", id: rpc.id, result: value });
+      if (rpc.method === "SendMessage" || rpc.method === "message/send") {
+        const text = textOfParts(rpc.params?.message?.parts);
+        this.turns.push(text);
+        const task = { id: `task-${randomUUID().slice(0, 16)}`, contextId: rpc.params?.message?.contextId ?? "ctx", state: "TASK_STATE_WORKING", reply: "" };
+        this.#tasks.set(task.id, task);
+        // The turn ends a moment later, as the live session answers.
+        setTimeout(() => {
+          const reply = options.reply(text);
+          task.state = reply.startsWith("[INPUT_REQUIRED]") ? "TASK_STATE_INPUT_REQUIRED" : "TASK_STATE_COMPLETED";
+          task.reply = reply.replace(/^\[INPUT_REQUIRED\]\s*/, "");
+        }, 30);
+        return result(rpc.method === "SendMessage" ? { task: this.#view(task) } : this.#view(task));
+      }
+      if (rpc.method === "GetTask" || rpc.method === "tasks/get") {
+        const task = this.#tasks.get(String(rpc.params?.id));
+        return task === undefined ? fail(200, -32001, "task not found") : result(this.#view(task));
+      }
+      return fail(200, -32601, `method not found: ${rpc.method}`);
+    });
+  }
+
+  #view(task: { id: string; contextId: string; state: string; reply: string }): unknown {
+    const status: Record<string, unknown> = { state: task.state, timestamp: new Date().toISOString() };
+    if (task.reply === "") return { id: task.id, contextId: task.contextId, status };
+    status.message = { role: "ROLE_AGENT", parts: [{ text: task.reply, mediaType: "text/plain" }], messageId: randomUUID(), contextId: task.contextId };
+    const artifacts = task.state === "TASK_STATE_COMPLETED" ? [{ artifactId: randomUUID(), parts: [{ text: task.reply, mediaType: "text/plain" }] }] : undefined;
+    return { id: task.id, contextId: task.contextId, status, ...(artifacts ? { artifacts } : {}) };
+  }
+}

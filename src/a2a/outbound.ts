@@ -118,6 +118,7 @@ export class A2aOutbound {
     state.save();
     let result: unknown;
     try {
+      // Not abandoned on shutdown: listen finishes the message in hand, and an abandoned request would be in doubt.
       result = await rpc.call("SendMessage", (version) => sendParams(envelope, record, version));
     } catch (error) {
       if (error instanceof InDoubtError) throw new InteropError("rejected", inDoubtReason(error.message), { cause: error });
@@ -204,7 +205,7 @@ export class A2aOutbound {
       if (view !== undefined || attempt > 0) await sleep(backoffDelay(attempt, this.#options.pollBackoff ?? DEFAULT_POLL_BACKOFF), shutdown);
       if (shutdown.aborted) return;
       try {
-        view = parseSendResult(await rpc.call("GetTask", () => ({ id: record.taskId })));
+        view = parseSendResult(await rpc.call("GetTask", () => ({ id: record.taskId }), shutdown));
         if (view === undefined) throw new InteropError("rejected", `GetTask to ${rpc.url} answered with no task`);
       } catch (error) {
         if (error instanceof A2aError || (error instanceof InteropError && !(error instanceof InDoubtError) && error.code === "rejected")) {

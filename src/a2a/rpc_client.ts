@@ -39,8 +39,6 @@ export interface A2aRpcClientOptions {
   timeoutMs: number;
   /** The version to start with (a server remembered as v0.3 is not asked in v1.0 again). */
   version?: ProtocolVersion;
-  /** Aborts a call in progress on shutdown. */
-  signal: AbortSignal;
 }
 
 export class A2aRpcClient {
@@ -48,14 +46,12 @@ export class A2aRpcClient {
   #token: string | undefined;
   #timeoutMs: number;
   #version: ProtocolVersion;
-  #signal: AbortSignal;
 
   constructor(options: A2aRpcClientOptions) {
     this.url = options.url;
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
     this.#version = options.version ?? "1.0";
-    this.#signal = options.signal;
   }
 
   /** The version the server speaks, as far as its answers told. */
@@ -66,16 +62,18 @@ export class A2aRpcClient {
   /**
    * Calls `method` and returns its `result`. `-32601` to a v1.0 name, or `-32009` to the v1.0 header, switches to
    * v0.3 for good and asks again (the request was refused, not taken). `params` builds the body per version.
+   * `signal` abandons the call (a shutdown): only for calls that are safe to repeat, as an aborted request may
+   * have been taken.
    *
    * Throws `InteropError` "unreachable" for what a retry may mend (not reached, busy, rate limited, a token the
    * server refuses), `InDoubtError` when the request may have been taken, `A2aError` for the server's JSON-RPC
    * error, and "rejected" for an answer that is not JSON-RPC at all.
    */
-  async call(method: A2aMethod, params: (version: ProtocolVersion) => unknown): Promise<unknown> {
+  async call(method: A2aMethod, params: (version: ProtocolVersion) => unknown, signal?: AbortSignal): Promise<unknown> {
     for (;;) {
       const version = this.#version;
       try {
-        return await this.#callOnce(version === "1.0" ? method : v03MethodName(method), params(version), version);
+        return await this.#callOnce(version === "1.0" ? method : v03MethodName(method), params(version), version, signal);
       } catch (error) {
         const refusedVersion = error instanceof A2aError &&
           (error.code === A2A_ERROR.methodNotFound || error.code === A2A_ERROR.versionNotSupported);
@@ -85,7 +83,7 @@ export class A2aRpcClient {
     }
   }
 
-  async #callOnce(method: string, params: unknown, version: ProtocolVersion): Promise<unknown> {
+  async #callOnce(method: string, params: unknown, version: ProtocolVersion, signal: AbortSignal | undefined): Promise<unknown> {
     const body = JSON.stringify({ jsonrpc: "2.0", id: crypto.randomUUID(), method, params });
     const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
     // v0.3 has no header: a server reads its absence as 0.3 (the SDK's does, and Hermes refuses "0.3" outright).
@@ -98,14 +96,14 @@ export class A2aRpcClient {
         method: "POST",
         headers,
         body,
-        signal: AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), this.#signal]),
+        signal: signal === undefined ? AbortSignal.timeout(this.#timeoutMs) : AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), signal]),
       });
       text = await response.text();
     } catch (cause) {
       const timedOut = (cause as Error)?.name === "TimeoutError";
       const reason = timedOut ? `no answer within ${this.#timeoutMs} ms` : describeCause(cause);
       const message = `${method} to ${this.url} failed: ${reason}`;
-      if (this.#signal.aborted || (!timedOut && NOT_SENT.has(reason))) throw new InteropError("unreachable", message, { cause });
+      if (signal?.aborted || (!timedOut && NOT_SENT.has(reason))) throw new InteropError("unreachable", message, { cause });
       throw new InDoubtError(message, cause);
     }
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;

@@ -192,7 +192,6 @@ function a2aOutbound(
     token: readSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN),
     timeoutMs: parseDuration("listen", "--post-timeout", values["post-timeout"], { min: 1 }),
     version: state.version,
-    signal: io.shutdown,
   });
   return new A2aOutbound({
     ...context,

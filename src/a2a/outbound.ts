@@ -150,9 +150,17 @@ export class A2aOutbound {
     this.#startFollowing(record, view);
   };
 
-  /** After `listen` saved its cursor past `id`: records of messages parked by then are done with. */
-  handedOver(id: number): void {
+  /**
+   * After `listen` saved its cursor past `id`: records of messages parked by then are done with. Undefined: the
+   * broker disowned the cursor (a new data dir restarts ids at 1), so ids no longer say what was sent.
+   */
+  handedOver(id: number | undefined): void {
     const { state } = this.#options;
+    if (id === undefined) {
+      state.lastSent = 0;
+      state.save();
+      return;
+    }
     let changed = id > state.lastSent;
     state.lastSent = Math.max(state.lastSent, id);
     for (const record of state.records.values()) {

@@ -165,7 +165,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       deliver: (message) => deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log }),
       delivered: (id) => {
         cursor.save(id);
-        if (id !== undefined) a2a?.handedOver(id);
+        a2a?.handedOver(id);
       },
       log,
       signal: io.shutdown,

@@ -242,3 +242,27 @@ test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, an
   assert.equal((await inbox(broker, "openclaw"))[0].text, "done: ship it");
   assert.deepEqual(hermes.turns, ["what is the weather?", "ship it"]);
 });
+
+test("listen --a2a sends the messages of a broker started afresh at the same URL, though their ids were sent before", async (t) => {
+  const dir = tempDir();
+  let broker = await startBroker();
+  const agent = new SdkAgentServer({ token: TOKEN });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  await publish(broker.url, "hermes", "sdkagent", { text: "old 1" });
+  await publish(broker.url, "hermes", "sdkagent", { text: "old 2" });
+  await waitFor(() => agent.seen.size === 2, 20_000, "two messages at the agent");
+  const port = broker.port;
+  await broker.cleanup();
+  broker = await startBroker({ port });
+  await publish(broker.url, "hermes", "sdkagent", { text: "new 1" });
+  await waitFor(() => agent.seen.size === 3, 30_000, "the new broker's message 1 at the agent");
+  assert.equal(agent.repeats(), 0);
+});

@@ -8,7 +8,10 @@ test("parseSendResult() reads a v1.0 {task}, taking the artifacts as the answer"
     task: {
       id: "t1",
       contextId: "c",
-      status: { state: "TASK_STATE_COMPLETED", message: { messageId: "m", role: "ROLE_AGENT", parts: [{ text: "status" }] } },
+      status: {
+        state: "TASK_STATE_COMPLETED",
+        message: { messageId: "m", role: "ROLE_AGENT", parts: [{ text: "status" }] },
+      },
       artifacts: [{ artifactId: "a", parts: [{ text: "one" }] }, { artifactId: "b", parts: [{ data: { n: 2 } }] }],
     },
   });
@@ -24,7 +27,10 @@ test("parseSendResult() reads a v0.3 bare task, falling back to its status messa
     kind: "task",
     id: "t2",
     contextId: "c",
-    status: { state: "input-required", message: { kind: "message", messageId: "q", role: "agent", parts: [{ kind: "text", text: "Which city?" }] } },
+    status: {
+      state: "input-required",
+      message: { kind: "message", messageId: "q", role: "agent", parts: [{ kind: "text", text: "Which city?" }] },
+    },
   });
   assert.equal(view?.state, "TASK_STATE_INPUT_REQUIRED");
   assert.deepEqual(view?.answer?.parts, [{ text: "Which city?" }]);

@@ -121,12 +121,16 @@ export class A2aOutbound {
       // Not abandoned on shutdown: listen finishes the message in hand, and an abandoned request would be in doubt.
       result = await rpc.call("SendMessage", (version) => sendParams(envelope, record, version));
     } catch (error) {
-      if (error instanceof InDoubtError) throw new InteropError("rejected", inDoubtReason(error.message), { cause: error });
+      if (error instanceof InDoubtError) {
+        throw new InteropError("rejected", inDoubtReason(error.message), { cause: error });
+      }
       // Not taken: the record goes, and a retry (or the stream after a restart) sends it afresh.
       state.records.delete(record.id);
       state.save();
       if (error instanceof A2aError) {
-        throw new InteropError("rejected", `${error.message} (final: the server refused this message)`, { cause: error });
+        throw new InteropError("rejected", `${error.message} (final: the server refused this message)`, {
+          cause: error,
+        });
       }
       throw error;
     } finally {
@@ -134,7 +138,10 @@ export class A2aOutbound {
     }
     const view = parseSendResult(result);
     if (view === undefined) {
-      throw new InteropError("rejected", inDoubtReason(`SendMessage to ${rpc.url} answered with neither a task nor a message`));
+      throw new InteropError(
+        "rejected",
+        inDoubtReason(`SendMessage to ${rpc.url} answered with neither a task nor a message`),
+      );
     }
     if (envelope.thread !== undefined) {
       // An answer handed to its asker's agent: what that agent says about it is not answered back, or two agents
@@ -187,7 +194,9 @@ export class A2aOutbound {
         this.#freed.push(done);
         shutdown.addEventListener("abort", done, { once: true });
       });
-      if (this.#options.shutdown.aborted) throw new InteropError("internal", "Stopped while waiting for a task to finish");
+      if (this.#options.shutdown.aborted) {
+        throw new InteropError("internal", "Stopped while waiting for a task to finish");
+      }
     }
   }
 
@@ -195,7 +204,9 @@ export class A2aOutbound {
     this.#inFlight++;
     const following = this.#follow(record, first)
       .catch((error) => {
-        if (!this.#options.shutdown.aborted) this.#options.log.warn(`following message ${record.id} failed: ${(error as Error).message}`);
+        if (!this.#options.shutdown.aborted) {
+          this.#options.log.warn(`following message ${record.id} failed: ${(error as Error).message}`);
+        }
       })
       .finally(() => {
         this.#inFlight--;
@@ -210,20 +221,29 @@ export class A2aOutbound {
     const { rpc, shutdown, log, state } = this.#options;
     let view = first;
     for (let attempt = 0; view === undefined || (view.taskId !== undefined && !isSettled(view.state)); attempt++) {
-      if (view !== undefined || attempt > 0) await sleep(backoffDelay(attempt, this.#options.pollBackoff ?? DEFAULT_POLL_BACKOFF), shutdown);
+      if (view !== undefined || attempt > 0) {
+        await sleep(backoffDelay(attempt, this.#options.pollBackoff ?? DEFAULT_POLL_BACKOFF), shutdown);
+      }
       if (shutdown.aborted) return;
       try {
         view = parseSendResult(await rpc.call("GetTask", () => ({ id: record.taskId }), shutdown));
         if (view === undefined) throw new InteropError("rejected", `GetTask to ${rpc.url} answered with no task`);
       } catch (error) {
-        if (error instanceof A2aError || (error instanceof InteropError && !(error instanceof InDoubtError) && error.code === "rejected")) {
+        if (
+          error instanceof A2aError ||
+          (error instanceof InteropError && !(error instanceof InDoubtError) && error.code === "rejected")
+        ) {
           // -32001: the server forgot the task (OpenClaw keeps tasks in memory: a gateway restart drops them all).
           // Whether its agent answered is unknowable; the asker is told the task failed rather than left waiting.
           // Sending again could run a turn twice.
           const lost = error instanceof A2aError && error.code === A2A_ERROR.taskNotFound;
           const why = lost ? `${rpc.url} no longer knows task ${record.taskId} (restarted?)` : (error as Error).message;
           log.warn(`message ${record.id}: ${why}; answering the sender that the task failed`);
-          view = { taskId: record.taskId, state: "TASK_STATE_FAILED", answer: textAnswer(record, `The receiver lost this task: ${why}`) };
+          view = {
+            taskId: record.taskId,
+            state: "TASK_STATE_FAILED",
+            answer: textAnswer(record, `The receiver lost this task: ${why}`),
+          };
           break;
         }
         log.debug(`GetTask for message ${record.id} failed: ${(error as Error).message}; asking again`);
@@ -239,18 +259,22 @@ export class A2aOutbound {
     const { client, agent, log, shutdown } = this.#options;
     const answer = view.answer ?? textAnswer(record, `The task ended ${view.state} with no answer`);
     const payload = payloadOf(answer, record.contextId, view.state);
-    const refusal = await retryUntilDone(async () => {
-      try {
-        // The key makes a publish retried after a restart store the answer once.
-        await client.send(agent, undefined, payload, { replyTo: record.id, key: `a2a-answer-${record.messageId}` });
-        return undefined;
-      } catch (error) {
-        const passing = error instanceof InteropError &&
-          (error.code === "unreachable" || error.code === "storage_failed" || (error.status ?? 0) >= 500);
-        if (passing) throw error;
-        return error as Error; // hop limit, size, a sender gone: retrying cannot help
-      }
-    }, { shutdown, log }, `publishing the answer to message ${record.id}`);
+    const refusal = await retryUntilDone(
+      async () => {
+        try {
+          // The key makes a publish retried after a restart store the answer once.
+          await client.send(agent, undefined, payload, { replyTo: record.id, key: `a2a-answer-${record.messageId}` });
+          return undefined;
+        } catch (error) {
+          const passing = error instanceof InteropError &&
+            (error.code === "unreachable" || error.code === "storage_failed" || (error.status ?? 0) >= 500);
+          if (passing) throw error;
+          return error as Error; // hop limit, size, a sender gone: retrying cannot help
+        }
+      },
+      { shutdown, log },
+      `publishing the answer to message ${record.id}`,
+    );
     if (refusal !== undefined) {
       await this.#park(record.id, `the receiver answered, but the answer cannot be published: ${refusal.message}`);
     }
@@ -259,14 +283,18 @@ export class A2aOutbound {
   async #park(id: number, reason: string): Promise<void> {
     const { client, agent, log, shutdown } = this.#options;
     log.warn(`parking message ${id} as a dead letter: ${reason}`);
-    await retryUntilDone(async () => {
-      try {
-        await client.parkDeadLetter(agent, id, reason);
-      } catch (error) {
-        if (!(error instanceof InteropError && error.code === "unknown_message")) throw error;
-        log.warn(`message ${id} was removed by the broker's retention meanwhile; it is not parked`);
-      }
-    }, { shutdown, log }, `parking message ${id}`);
+    await retryUntilDone(
+      async () => {
+        try {
+          await client.parkDeadLetter(agent, id, reason);
+        } catch (error) {
+          if (!(error instanceof InteropError && error.code === "unknown_message")) throw error;
+          log.warn(`message ${id} was removed by the broker's retention meanwhile; it is not parked`);
+        }
+      },
+      { shutdown, log },
+      `parking message ${id}`,
+    );
   }
 }
 
@@ -276,7 +304,12 @@ function inDoubtReason(what: string): string {
 }
 
 function textAnswer(record: OutboundRecord, text: string): A2aMessage {
-  return { messageId: `${record.messageId}-answer`, role: "ROLE_AGENT", parts: [{ text }], contextId: record.contextId };
+  return {
+    messageId: `${record.messageId}-answer`,
+    role: "ROLE_AGENT",
+    parts: [{ text }],
+    contextId: record.contextId,
+  };
 }
 
 /** The SendMessage params for an interop message, in the version the server speaks. */
@@ -316,7 +349,11 @@ function partsFrom(value: unknown): A2aPart[] {
  */
 export function parseSendResult(result: unknown): TaskView | undefined {
   if (!isObject(result)) return undefined;
-  const task = isObject(result.task) ? result.task : result.kind === "task" || (isObject(result.status) && typeof result.id === "string") ? result : undefined;
+  const task = isObject(result.task)
+    ? result.task
+    : result.kind === "task" || (isObject(result.status) && typeof result.id === "string")
+    ? result
+    : undefined;
   const message = isObject(result.message) ? result.message : result.kind === "message" ? result : undefined;
   if (task === undefined && message !== undefined) {
     const parts = partsFrom(message.parts);

@@ -49,15 +49,21 @@ export class OutboundState {
       text = readFileSync(path, "utf8");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw new InteropError("usage", `Cannot read A2A state file ${path}: ${(error as Error).message}`, { cause: error });
+      throw new InteropError("usage", `Cannot read A2A state file ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     let state: StateShape;
     try {
       state = JSON.parse(text);
     } catch (cause) {
-      throw new InteropError("usage", `A2A state file ${path} is not valid JSON; move it away to start afresh (tasks it follows are then not answered)`, {
-        cause,
-      });
+      throw new InteropError(
+        "usage",
+        `A2A state file ${path} is not valid JSON; move it away to start afresh (tasks it follows are then not answered)`,
+        {
+          cause,
+        },
+      );
     }
     if (state.url !== url || state.agent !== agent) return;
     this.lastSent = Number.isSafeInteger(state.last_sent) ? state.last_sent : 0;

@@ -7,7 +7,15 @@ import { InteropError } from "../errors.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
 
 /** Connection failures that prove the request never reached the server: sending it again repeats nothing. */
-const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "bad port", "UND_ERR_CONNECT_TIMEOUT"]);
+const NOT_SENT = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "bad port",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
 
 /** HTTP statuses that say nothing about the request but that the server cannot take it now. */
 const BUSY_STATUSES = [408, 429, 502, 503, 504];
@@ -73,7 +81,12 @@ export class A2aRpcClient {
     for (;;) {
       const version = this.#version;
       try {
-        return await this.#callOnce(version === "1.0" ? method : v03MethodName(method), params(version), version, signal);
+        return await this.#callOnce(
+          version === "1.0" ? method : v03MethodName(method),
+          params(version),
+          version,
+          signal,
+        );
       } catch (error) {
         const refusedVersion = error instanceof A2aError &&
           (error.code === A2A_ERROR.methodNotFound || error.code === A2A_ERROR.versionNotSupported);
@@ -83,7 +96,12 @@ export class A2aRpcClient {
     }
   }
 
-  async #callOnce(method: string, params: unknown, version: ProtocolVersion, signal: AbortSignal | undefined): Promise<unknown> {
+  async #callOnce(
+    method: string,
+    params: unknown,
+    version: ProtocolVersion,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
     const body = JSON.stringify({ jsonrpc: "2.0", id: crypto.randomUUID(), method, params });
     const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
     // v0.3 has no header: a server reads its absence as 0.3 (the SDK's does, and Hermes refuses "0.3" outright).
@@ -96,22 +114,30 @@ export class A2aRpcClient {
         method: "POST",
         headers,
         body,
-        signal: signal === undefined ? AbortSignal.timeout(this.#timeoutMs) : AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), signal]),
+        signal: signal === undefined
+          ? AbortSignal.timeout(this.#timeoutMs)
+          : AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), signal]),
       });
       text = await response.text();
     } catch (cause) {
       const timedOut = (cause as Error)?.name === "TimeoutError";
       const reason = timedOut ? `no answer within ${this.#timeoutMs} ms` : describeCause(cause);
       const message = `${method} to ${this.url} failed: ${reason}`;
-      if (signal?.aborted || (!timedOut && NOT_SENT.has(reason))) throw new InteropError("unreachable", message, { cause });
+      if (signal?.aborted || (!timedOut && NOT_SENT.has(reason))) {
+        throw new InteropError("unreachable", message, { cause });
+      }
       throw new InDoubtError(message, cause);
     }
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;
     const detail = `${method} to ${this.url} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
     if (SETUP_STATUSES.includes(response.status)) {
-      throw new InteropError("unreachable", `${detail}; check --a2a URL and the token (listen retries until the server takes it)`, {
-        retryAfter,
-      });
+      throw new InteropError(
+        "unreachable",
+        `${detail}; check --a2a URL and the token (listen retries until the server takes it)`,
+        {
+          retryAfter,
+        },
+      );
     }
     if (BUSY_STATUSES.includes(response.status) || response.status >= 500) {
       throw new InteropError("unreachable", detail, { retryAfter });
@@ -120,16 +146,26 @@ export class A2aRpcClient {
     try {
       answer = JSON.parse(text);
     } catch {
-      throw new InteropError("rejected", `${detail}; that is not an A2A (JSON-RPC) answer`, { status: response.status });
+      throw new InteropError("rejected", `${detail}; that is not an A2A (JSON-RPC) answer`, {
+        status: response.status,
+      });
     }
     const error = answer?.error;
     if (error !== undefined && error !== null && typeof error.code === "number") {
       const rpcError = { code: error.code, message: typeof error.message === "string" ? error.message : "" };
-      if (isRateLimit(rpcError)) throw new InteropError("unreachable", `${method} to ${this.url}: ${rpcError.message}`, { retryAfter });
-      throw new A2aError(rpcError.code, `${method} to ${this.url} answered error ${rpcError.code}: ${rpcError.message}`, error.data);
+      if (isRateLimit(rpcError)) {
+        throw new InteropError("unreachable", `${method} to ${this.url}: ${rpcError.message}`, { retryAfter });
+      }
+      throw new A2aError(
+        rpcError.code,
+        `${method} to ${this.url} answered error ${rpcError.code}: ${rpcError.message}`,
+        error.data,
+      );
     }
     if (!response.ok || answer === null || typeof answer !== "object" || !("result" in answer)) {
-      throw new InteropError("rejected", `${detail}; that is not an A2A (JSON-RPC) answer`, { status: response.status });
+      throw new InteropError("rejected", `${detail}; that is not an A2A (JSON-RPC) answer`, {
+        status: response.status,
+      });
     }
     return answer.result;
   }

@@ -52,7 +52,12 @@ function readOptional(path: string): string | undefined {
  * Tokens that reuse what an earlier run wrote (the token file, the agent's config), so running integrate again
  * changes nothing; `existingInterop` reads the interop token from the agent's config.
  */
-export function a2aTokens(options: A2aLinkOptions, configDir: string, existingInterop: () => string | undefined, existingListen: () => string | undefined): A2aTokens {
+export function a2aTokens(
+  options: A2aLinkOptions,
+  configDir: string,
+  existingInterop: () => string | undefined,
+  existingListen: () => string | undefined,
+): A2aTokens {
   let listen: string | undefined;
   let interop: { token: string | undefined } | undefined;
   return {
@@ -60,7 +65,8 @@ export function a2aTokens(options: A2aLinkOptions, configDir: string, existingIn
     interop: () => {
       if (interop !== undefined) return interop.token;
       const tokens = new TokenFile(options.dataDir);
-      const token = existingInterop() ?? (tokens.list().length > 0 ? tokens.create(options.agent as AgentName).token : undefined);
+      const token = existingInterop() ??
+        (tokens.list().length > 0 ? tokens.create(options.agent as AgentName).token : undefined);
       interop = { token };
       return token;
     },
@@ -69,14 +75,18 @@ export function a2aTokens(options: A2aLinkOptions, configDir: string, existingIn
 
 /** `A2A_PEER_TOKENS` (`name:token,…`) with `peer`'s entry set, the others kept. */
 export function withPeerToken(current: string | undefined, peer: string, token: string): string {
-  const entries = (current ?? "").split(",").map((entry) => entry.trim()).filter((entry) => entry !== "" && !entry.startsWith(`${peer}:`));
+  const entries = (current ?? "").split(",").map((entry) => entry.trim()).filter((entry) =>
+    entry !== "" && !entry.startsWith(`${peer}:`)
+  );
   return [...entries, `${peer}:${token}`].join(",");
 }
 
 /** The token an earlier run gave `peer` in Hermes's `.env` `A2A_PEER_TOKENS`. */
 export function hermesPeerToken(envText: string | undefined, peer: string): string | undefined {
   const line = (envText ?? "").split("\n").find((text) => text.startsWith("A2A_PEER_TOKENS="));
-  const entry = line?.slice("A2A_PEER_TOKENS=".length).split(",").map((text) => text.trim()).find((text) => text.startsWith(`${peer}:`));
+  const entry = line?.slice("A2A_PEER_TOKENS=".length).split(",").map((text) => text.trim()).find((text) =>
+    text.startsWith(`${peer}:`)
+  );
   return entry?.slice(peer.length + 1) || undefined;
 }
 
@@ -99,7 +109,10 @@ export function hermesA2aAgent(options: A2aLinkOptions, token: string | undefine
 const OPENCLAW_PEER_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** An earlier run's `channels.a2a.peers.<peer>` in openclaw.json, if any. */
-export function openclawPeer(configText: string | undefined, peer: string): { token?: string; outboundToken?: string } | undefined {
+export function openclawPeer(
+  configText: string | undefined,
+  peer: string,
+): { token?: string; outboundToken?: string } | undefined {
   try {
     const found = JSON.parse(configText ?? "{}")?.channels?.a2a?.peers?.[peer];
     return typeof found === "object" && found !== null ? found : undefined;
@@ -115,7 +128,10 @@ export function openclawPeer(configText: string | undefined, peer: string): { to
  */
 export function setOpenclawA2a(config: Record<string, any>, options: A2aLinkOptions, tokens: A2aTokens): void {
   if (!OPENCLAW_PEER_NAME.test(options.peer)) {
-    throw new InteropError("usage", `OpenClaw takes A2A peer names of ^[a-z0-9][a-z0-9._-]{0,63}$, not ${JSON.stringify(options.peer)}`);
+    throw new InteropError(
+      "usage",
+      `OpenClaw takes A2A peer names of ^[a-z0-9][a-z0-9._-]{0,63}$, not ${JSON.stringify(options.peer)}`,
+    );
   }
   const url = peerUrl(options);
   if (!/^https?:\/\//.test(url)) throw new InteropError("usage", `OpenClaw takes only http(s) peer URLs, not ${url}`);

@@ -11,12 +11,29 @@ import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from 
 const TOKEN = "peer-token-for-interop";
 
 /** Starts `listen --a2a` for `agent`, with its token in a file and its state in `dir`. */
-function startA2aListen(broker: RunningBroker, agent: string, a2aUrl: string, dir: string, extra: string[] = []): ChildProcess {
+function startA2aListen(
+  broker: RunningBroker,
+  agent: string,
+  a2aUrl: string,
+  dir: string,
+  extra: string[] = [],
+): ChildProcess {
   const tokenFile = join(dir, "a2a-token");
   writeFileSync(tokenFile, TOKEN + "\n");
   return spawnCli([
-    "listen", "--agent", agent, "--url", broker.url, "--a2a", a2aUrl, "--a2a-token-file", tokenFile,
-    "--state", join(dir, "state.json"), "--verbose", ...extra,
+    "listen",
+    "--agent",
+    agent,
+    "--url",
+    broker.url,
+    "--a2a",
+    a2aUrl,
+    "--a2a-token-file",
+    tokenFile,
+    "--state",
+    join(dir, "state.json"),
+    "--verbose",
+    ...extra,
   ]);
 }
 
@@ -40,7 +57,11 @@ async function deadLetters(broker: RunningBroker, agent: string): Promise<Array<
 }
 
 /** The agent's dead letters, once there is one. */
-async function untilParked(broker: RunningBroker, agent: string, what: string): Promise<Array<{ id: number; reason: string }>> {
+async function untilParked(
+  broker: RunningBroker,
+  agent: string,
+  what: string,
+): Promise<Array<{ id: number; reason: string }>> {
   let letters: Array<{ id: number; reason: string }> = [];
   await waitFor(async () => (letters = await deadLetters(broker, agent)).length > 0, 20_000, what);
   return letters;
@@ -82,7 +103,18 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
   listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
   const log = stderrOf(listen);
   for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "sdkagent", { text: `note ${n}` });
-  const ask = spawnCli(["ask", "--url", broker.url, "-f", "hermes", "-t", "sdkagent", "--timeout", "60s", "what is 6 x 7?"]);
+  const ask = spawnCli([
+    "ask",
+    "--url",
+    broker.url,
+    "-f",
+    "hermes",
+    "-t",
+    "sdkagent",
+    "--timeout",
+    "60s",
+    "what is 6 x 7?",
+  ]);
   await waitFor(() => /retrying/.test(log()), 20_000, "a failed send while the server is down");
   await agent.start();
   const asked = await collect(ask, 60_000);
@@ -94,7 +126,10 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
   assert.deepEqual(agent.order.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 3, 4]);
   const send = agent.requests.find((request) => request.method === "SendMessage")!;
   assert.equal(send.version, "1.0");
-  const params = send.body.params as { message: { contextId: string; parts: unknown[] }; configuration: { returnImmediately: boolean } };
+  const params = send.body.params as {
+    message: { contextId: string; parts: unknown[] };
+    configuration: { returnImmediately: boolean };
+  };
   assert.equal(params.configuration.returnImmediately, true);
   assert.equal(params.message.contextId, "interop-1");
   assert.deepEqual(params.message.parts, [{ text: "note 1" }]);
@@ -153,7 +188,11 @@ test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restart
   await publish(broker.url, "hermes", "openclaw", { text: "long job" });
   await waitFor(() => [...gateway.tasks.values()].some((task) => task.polls > 0), 20_000, "the task being polled");
   await gateway.restart();
-  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the failure answer in hermes's inbox");
+  await waitFor(
+    async () => (await inbox(broker, "hermes")).length === 1,
+    30_000,
+    "the failure answer in hermes's inbox",
+  );
   const [answer] = await inbox(broker, "hermes");
   assert.equal((answer.a2a as { state: string }).state, "TASK_STATE_FAILED");
   assert.match(String(answer.text), /no longer knows task/);
@@ -175,7 +214,11 @@ test("listen --a2a parks a send that may have reached the server (no answer) as 
   stop(first.child);
   listen();
   await publish(broker.url, "hermes", "openclaw", { text: "after restart" });
-  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 20_000, "the message after the restart answered");
+  await waitFor(
+    async () => (await inbox(broker, "hermes")).length === 2,
+    20_000,
+    "the message after the restart answered",
+  );
   // Message 3 is the answer to message 2, in hermes's inbox.
   assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 4]);
 });
@@ -221,7 +264,10 @@ test("listen --a2a killed in the middle of a send parks that message as in doubt
 test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, and an INPUT_REQUIRED answer reaches the asker with its state", async (t) => {
   const broker = await startBroker();
   const dir = tempDir();
-  const hermes = new HermesA2aServer({ token: TOKEN, reply: (text) => (text.includes("weather") ? "[INPUT_REQUIRED] Which city?" : `done: ${text}`) });
+  const hermes = new HermesA2aServer({
+    token: TOKEN,
+    reply: (text) => (text.includes("weather") ? "[INPUT_REQUIRED] Which city?" : `done: ${text}`),
+  });
   let listen: ChildProcess | undefined;
   t.after(async () => {
     stop(listen);
@@ -232,7 +278,22 @@ test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, an
   await hermes.start();
   hermes.rateLimited = 1;
   listen = startA2aListen(broker, "hermes", `${hermes.url}/`, dir.path);
-  const ask = await collect(spawnCli(["ask", "--url", broker.url, "-f", "openclaw", "-t", "hermes", "--json", "--timeout", "60s", "what is the weather?"]), 60_000);
+  const ask = await collect(
+    spawnCli([
+      "ask",
+      "--url",
+      broker.url,
+      "-f",
+      "openclaw",
+      "-t",
+      "hermes",
+      "--json",
+      "--timeout",
+      "60s",
+      "what is the weather?",
+    ]),
+    60_000,
+  );
   assert.equal(ask.code, 0, ask.stderr);
   const reply = JSON.parse(ask.stdout);
   assert.equal(reply.text, "Which city?");

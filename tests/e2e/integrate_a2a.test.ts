@@ -21,8 +21,21 @@ test("interop integrate openclaw --write makes interop OpenClaw's A2A peer: list
   });
   await dataDirWithTokens(data.path);
   mkdirSync(join(home.path, ".openclaw"));
-  writeFileSync(join(home.path, ".openclaw", "openclaw.json"), JSON.stringify({ channels: { a2a: { replyTimeoutMs: 5000, peers: { alice: { token: "t" } } } } }));
-  const args = ["integrate", "openclaw", "--write", "--home", home.path, "--data-dir", data.path, "--url", "http://127.0.0.1:18900"];
+  writeFileSync(
+    join(home.path, ".openclaw", "openclaw.json"),
+    JSON.stringify({ channels: { a2a: { replyTimeoutMs: 5000, peers: { alice: { token: "t" } } } } }),
+  );
+  const args = [
+    "integrate",
+    "openclaw",
+    "--write",
+    "--home",
+    home.path,
+    "--data-dir",
+    data.path,
+    "--url",
+    "http://127.0.0.1:18900",
+  ];
   const first = await runCli(args);
   assert.equal(first.code, 0, first.stderr);
   const config = JSON.parse(readFileSync(join(home.path, ".openclaw", "openclaw.json"), "utf8"));
@@ -38,7 +51,10 @@ test("interop integrate openclaw --write makes interop OpenClaw's A2A peer: list
   // outboundToken is an interop token of openclaw: the broker takes it as openclaw.
   const record = new TokenFile(data.path).list().find((token) => token.hash === hashToken(peer.outboundToken));
   assert.equal(record?.agent, "openclaw");
-  assert.match(first.stdout, /listen --agent openclaw --url http:\/\/127\.0\.0\.1:18900 --a2a http:\/\/127\.0\.0\.1:18789\/a2a\/v1 --a2a-token-file /);
+  assert.match(
+    first.stdout,
+    /listen --agent openclaw --url http:\/\/127\.0\.0\.1:18900 --a2a http:\/\/127\.0\.0\.1:18789\/a2a\/v1 --a2a-token-file /,
+  );
 
   const again = await runCli(args);
   assert.doesNotMatch(again.stdout, /^(created|updated) /m);
@@ -54,7 +70,17 @@ test("interop integrate hermes --write sets a2a_agents and A2A_PEER_TOKENS for i
   });
   mkdirSync(join(home.path, ".hermes"));
   writeFileSync(join(home.path, ".hermes", ".env"), "A2A_PEER_TOKENS=alice:tok1\n");
-  const args = ["integrate", "hermes", "--write", "--home", home.path, "--data-dir", data.path, "--url", "http://127.0.0.1:18900"];
+  const args = [
+    "integrate",
+    "hermes",
+    "--write",
+    "--home",
+    home.path,
+    "--data-dir",
+    data.path,
+    "--url",
+    "http://127.0.0.1:18900",
+  ];
   const first = await runCli(args);
   assert.equal(first.code, 0, first.stderr);
   const listenToken = readFileSync(join(home.path, ".hermes", "interop-a2a-token"), "utf8").trim();
@@ -63,8 +89,16 @@ test("interop integrate hermes --write sets a2a_agents and A2A_PEER_TOKENS for i
   assert.match(env, new RegExp(`^A2A_PEER_TOKENS=alice:tok1,openclaw:${listenToken}$`, "m"));
   const config = parse(readFileSync(join(home.path, ".hermes", "config.yaml"), "utf8"));
   assert.equal(config.gateway.platforms.a2a.enabled, true);
-  assert.deepEqual(config.a2a_agents.openclaw, { url: "http://127.0.0.1:18900/a2a/openclaw" }, "no auth: the broker has no tokens");
-  assert.deepEqual(new TokenFile(data.path).list(), [], "no token created: the first would lock out every client without one");
+  assert.deepEqual(
+    config.a2a_agents.openclaw,
+    { url: "http://127.0.0.1:18900/a2a/openclaw" },
+    "no auth: the broker has no tokens",
+  );
+  assert.deepEqual(
+    new TokenFile(data.path).list(),
+    [],
+    "no token created: the first would lock out every client without one",
+  );
   assert.match(first.stdout, /--a2a http:\/\/127\.0\.0\.1:9900\/ --a2a-token-file /);
 
   const again = await runCli(args);

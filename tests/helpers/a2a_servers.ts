@@ -20,7 +20,10 @@ import {
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let body = "";
-    request.setEncoding("utf8").on("data", (chunk: string) => (body += chunk)).on("end", () => resolve(body)).on("error", reject);
+    request.setEncoding("utf8").on("data", (chunk: string) => (body += chunk)).on("end", () => resolve(body)).on(
+      "error",
+      reject,
+    );
   });
 }
 
@@ -68,7 +71,11 @@ export async function reservePort(): Promise<number> {
 
 function textOfParts(parts: unknown): string {
   if (!Array.isArray(parts)) return "";
-  return parts.map((part) => (typeof part?.text === "string" ? part.text : part?.content?.$case === "text" ? part.content.value : "")).join("\n");
+  return parts.map((
+    part,
+  ) => (typeof part?.text === "string" ? part.text : part?.content?.$case === "text" ? part.content.value : "")).join(
+    "\n",
+  );
 }
 
 /**
@@ -105,7 +112,10 @@ export class SdkAgentServer extends Restartable {
         const message = context.userMessage;
         this.seen.set(message.messageId, (this.seen.get(message.messageId) ?? 0) + 1);
         this.order.push(message.messageId);
-        this.data.set(message.messageId, message.parts.flatMap((part) => (part.content?.$case === "data" ? [part.content.value] : [])));
+        this.data.set(
+          message.messageId,
+          message.parts.flatMap((part) => (part.content?.$case === "data" ? [part.content.value] : [])),
+        );
         const base = { taskId: context.taskId, contextId: context.contextId, metadata: undefined };
         const now = () => new Date().toISOString();
         bus.publish(AgentEvent.task({
@@ -120,11 +130,30 @@ export class SdkAgentServer extends Restartable {
         const text = textOfParts(message.parts);
         bus.publish(AgentEvent.artifactUpdate({
           ...base,
-          artifact: { artifactId: randomUUID(), name: "answer", description: "", parts: [{ content: { $case: "text", value: `echo: ${text}` }, metadata: undefined, filename: "", mediaType: "text/plain" }], metadata: undefined, extensions: [] },
+          artifact: {
+            artifactId: randomUUID(),
+            name: "answer",
+            description: "",
+            parts: [{
+              content: { $case: "text", value: `echo: ${text}` },
+              metadata: undefined,
+              filename: "",
+              mediaType: "text/plain",
+            }],
+            metadata: undefined,
+            extensions: [],
+          },
           append: false,
           lastChunk: true,
         } as never));
-        bus.publish(AgentEvent.statusUpdate({ ...base, status: { state: TaskState.TASK_STATE_COMPLETED, message: undefined, timestamp: now() } } as never));
+        bus.publish(
+          AgentEvent.statusUpdate(
+            {
+              ...base,
+              status: { state: TaskState.TASK_STATE_COMPLETED, message: undefined, timestamp: now() },
+            } as never,
+          ),
+        );
         bus.finished();
       },
       cancelTask: async () => {},
@@ -132,7 +161,9 @@ export class SdkAgentServer extends Restartable {
     let handler: DefaultRequestHandler | undefined;
     super(async (request, response) => {
       const body = await readBody(request);
-      if (request.headers.authorization !== `Bearer ${options.token}`) return sendJson(response, 401, { error: "Unauthorized" });
+      if (request.headers.authorization !== `Bearer ${options.token}`) {
+        return sendJson(response, 401, { error: "Unauthorized" });
+      }
       const agentCard = card(this.url + "/");
       handler ??= new DefaultRequestHandler(agentCard, new InMemoryTaskStore(), executor);
       const transport = new JsonRpcTransportHandler(handler);
@@ -148,7 +179,11 @@ export class SdkAgentServer extends Restartable {
       try {
         validateVersion(context.requestedVersion, agentCard, "JSONRPC");
       } catch (error) {
-        return sendJson(response, 200, { jsonrpc: "2.0", id: parsed.id ?? null, error: JsonRpcTransportHandler.mapToJSONRPCError(error) });
+        return sendJson(response, 200, {
+          jsonrpc: "2.0",
+          id: parsed.id ?? null,
+          error: JsonRpcTransportHandler.mapToJSONRPCError(error),
+        });
       }
       sendJson(response, 200, await transport.handle(parsed, context));
     });
@@ -195,7 +230,9 @@ export class OpenclawA2aServer extends Restartable {
   constructor(options: { token: string }) {
     super(async (request, response) => {
       const body = await readBody(request);
-      if (request.method !== "POST" || request.url !== "/a2a/v1") return sendJson(response, 404, { error: "Not Found" });
+      if (request.method !== "POST" || request.url !== "/a2a/v1") {
+        return sendJson(response, 404, { error: "Not Found" });
+      }
       if (request.headers.authorization !== `Bearer ${options.token}`) {
         return sendJson(response, 401, { error: "Unauthorized; pass the peer's token" });
       }
@@ -206,9 +243,12 @@ export class OpenclawA2aServer extends Restartable {
         return sendJson(response, 200, { jsonrpc: "2.0", id: null, error: { code: -32700, message: "Parse error" } });
       }
       const answer = (result: unknown) => sendJson(response, 200, { jsonrpc: "2.0", id: rpc.id, result });
-      const fail = (code: number, message: string) => sendJson(response, 200, { jsonrpc: "2.0", id: rpc.id, error: { code, message } });
+      const fail = (code: number, message: string) =>
+        sendJson(response, 200, { jsonrpc: "2.0", id: rpc.id, error: { code, message } });
       this.methods.push(String(rpc.method));
-      if (this.legacyOnly && typeof rpc.method === "string" && !rpc.method.includes("/")) return fail(-32601, "Method not found");
+      if (this.legacyOnly && typeof rpc.method === "string" && !rpc.method.includes("/")) {
+        return fail(-32601, "Method not found");
+      }
       if (this.rateLimited > 0) {
         this.rateLimited--;
         return fail(-32000, "Peer is rate limited");
@@ -220,9 +260,14 @@ export class OpenclawA2aServer extends Restartable {
             this.starting--;
             return sendJson(response, 503, { error: "Plugin runtime is starting" });
           }
-          const message = rpc.params?.message as { messageId?: unknown; contextId?: unknown; parts?: unknown } | undefined;
+          const message = rpc.params?.message as
+            | { messageId?: unknown; contextId?: unknown; parts?: unknown }
+            | undefined;
           // A text with "[refuse]" stands for a message the channel refuses as invalid.
-          if (typeof message?.messageId !== "string" || !Array.isArray(message.parts) || textOfParts(message.parts).includes("[refuse]")) {
+          if (
+            typeof message?.messageId !== "string" || !Array.isArray(message.parts) ||
+            textOfParts(message.parts).includes("[refuse]")
+          ) {
             return fail(-32602, "Invalid params");
           }
           this.received.push(message.messageId);
@@ -297,7 +342,9 @@ export class HermesA2aServer extends Restartable {
         sendJson(response, status, { jsonrpc: "2.0", id: rpc.id ?? null, error: { code, message } });
       if (request.headers.authorization !== `Bearer ${options.token}`) return fail(401, -32050, "unauthorized");
       const version = String(request.headers["a2a-version"] ?? "").trim();
-      if (version !== "" && version !== "1.0" && version !== "1.0.0") return fail(200, -32602, `unsupported A2A-Version: ${version}`);
+      if (version !== "" && version !== "1.0" && version !== "1.0.0") {
+        return fail(200, -32602, `unsupported A2A-Version: ${version}`);
+      }
       if (this.rateLimited > 0) {
         this.rateLimited--;
         return fail(429, -32051, "rate limit exceeded");
@@ -306,7 +353,12 @@ export class HermesA2aServer extends Restartable {
       if (rpc.method === "SendMessage" || rpc.method === "message/send") {
         const text = textOfParts(rpc.params?.message?.parts);
         this.turns.push(text);
-        const task = { id: `task-${randomUUID().slice(0, 16)}`, contextId: rpc.params?.message?.contextId ?? "ctx", state: "TASK_STATE_WORKING", reply: "" };
+        const task = {
+          id: `task-${randomUUID().slice(0, 16)}`,
+          contextId: rpc.params?.message?.contextId ?? "ctx",
+          state: "TASK_STATE_WORKING",
+          reply: "",
+        };
         this.#tasks.set(task.id, task);
         // The turn ends a moment later, as the live session answers.
         setTimeout(() => {
@@ -327,8 +379,15 @@ export class HermesA2aServer extends Restartable {
   #view(task: { id: string; contextId: string; state: string; reply: string }): unknown {
     const status: Record<string, unknown> = { state: task.state, timestamp: new Date().toISOString() };
     if (task.reply === "") return { id: task.id, contextId: task.contextId, status };
-    status.message = { role: "ROLE_AGENT", parts: [{ text: task.reply, mediaType: "text/plain" }], messageId: randomUUID(), contextId: task.contextId };
-    const artifacts = task.state === "TASK_STATE_COMPLETED" ? [{ artifactId: randomUUID(), parts: [{ text: task.reply, mediaType: "text/plain" }] }] : undefined;
+    status.message = {
+      role: "ROLE_AGENT",
+      parts: [{ text: task.reply, mediaType: "text/plain" }],
+      messageId: randomUUID(),
+      contextId: task.contextId,
+    };
+    const artifacts = task.state === "TASK_STATE_COMPLETED"
+      ? [{ artifactId: randomUUID(), parts: [{ text: task.reply, mediaType: "text/plain" }] }]
+      : undefined;
     return { id: task.id, contextId: task.contextId, status, ...(artifacts ? { artifacts } : {}) };
   }
 }

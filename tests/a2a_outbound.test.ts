@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseSendResult } from "../src/a2a/outbound.ts";
+import { parseSendResult } from "../src/a2a/task_view.ts";
 import { hermesPeerToken, withPeerToken } from "../src/integrate/a2a_peers.ts";
 
 test("parseSendResult() reads a v1.0 {task}, taking the artifacts as the answer", () => {

@@ -23,18 +23,14 @@ import {
   A2A_ERROR,
   A2aError,
   type A2aMessage,
-  type A2aPart,
   contextIdOf,
-  FINAL_STATES,
   outboundMessageId,
-  parsePart,
-  parseTaskState,
   partsOf,
   payloadOf,
-  type TaskState,
   toV03Message,
 } from "./protocol.ts";
 import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
+import { isSettled, parseSendResult, type TaskView } from "./task_view.ts";
 
 export interface A2aOutboundOptions {
   agent: AgentName;
@@ -45,29 +41,14 @@ export interface A2aOutboundOptions {
   shutdown: AbortSignal;
   /** Tasks followed at once; the next send waits for a free place. */
   maxInFlight: number;
-  /** Between two GetTask calls for one task. */
-  pollBackoff?: BackoffOptions;
 }
 
 /** Polls start quickly (most answers take seconds) and settle at a pace OpenClaw's 30 requests a minute allow. */
-const DEFAULT_POLL_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000 };
-
-/** States after which a task waits for nobody but its requester: its answer is published then. */
-function isSettled(state: TaskState): boolean {
-  return FINAL_STATES.has(state) || state === "TASK_STATE_INPUT_REQUIRED" || state === "TASK_STATE_AUTH_REQUIRED";
-}
+const POLL_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000 };
 
 /** Whether the server took the message: it answered with a task to follow or with the answer itself. */
 function isSent(record: OutboundRecord): boolean {
   return record.taskId !== undefined || record.answer !== undefined;
-}
-
-/** A task or direct answer as the server reported it, in either version's form. */
-interface TaskView {
-  /** Undefined for a direct message answer (no task to follow). */
-  taskId: string | undefined;
-  state: TaskState;
-  answer: A2aMessage | undefined;
 }
 
 export class A2aOutbound {
@@ -222,7 +203,7 @@ export class A2aOutbound {
     let view = first;
     for (let attempt = 0; view === undefined || (view.taskId !== undefined && !isSettled(view.state)); attempt++) {
       if (view !== undefined || attempt > 0) {
-        await sleep(backoffDelay(attempt, this.#options.pollBackoff ?? DEFAULT_POLL_BACKOFF), shutdown);
+        await sleep(backoffDelay(attempt, POLL_BACKOFF), shutdown);
       }
       if (shutdown.aborted) return;
       try {
@@ -325,59 +306,4 @@ function sendParams(envelope: Envelope, record: OutboundRecord, version: "1.0" |
   return version === "1.0"
     ? { message, configuration: { returnImmediately: true } }
     : { message: toV03Message(message), configuration: { blocking: false } };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** Parts from an array in either version's form; parts that are not valid are left out. */
-function partsFrom(value: unknown): A2aPart[] {
-  if (!Array.isArray(value)) return [];
-  return value.flatMap((part, index) => {
-    try {
-      return [parsePart(part, index)];
-    } catch {
-      return [];
-    }
-  });
-}
-
-/**
- * A SendMessage or GetTask result as a task view: v1.0 `{task}` / `{message}`, or v0.3's bare `Task` / `Message`
- * (Hermes answers `message/send` bare too). The answer is the task's artifacts, else its status message.
- */
-export function parseSendResult(result: unknown): TaskView | undefined {
-  if (!isObject(result)) return undefined;
-  const task = isObject(result.task)
-    ? result.task
-    : result.kind === "task" || (isObject(result.status) && typeof result.id === "string")
-    ? result
-    : undefined;
-  const message = isObject(result.message) ? result.message : result.kind === "message" ? result : undefined;
-  if (task === undefined && message !== undefined) {
-    const parts = partsFrom(message.parts);
-    return {
-      taskId: undefined,
-      state: "TASK_STATE_COMPLETED",
-      answer: {
-        messageId: typeof message.messageId === "string" ? message.messageId : crypto.randomUUID(),
-        role: "ROLE_AGENT",
-        parts: parts.length > 0 ? parts : [{ text: "" }],
-      },
-    };
-  }
-  if (task === undefined || typeof task.id !== "string" || !isObject(task.status)) return undefined;
-  const state = parseTaskState(task.status.state);
-  if (state === undefined) return undefined;
-  const artifacts = Array.isArray(task.artifacts) ? task.artifacts.filter(isObject) : [];
-  const statusMessage = isObject(task.status.message) ? task.status.message : undefined;
-  let parts = artifacts.flatMap((artifact) => partsFrom(artifact.parts));
-  if (parts.length === 0 && statusMessage !== undefined) parts = partsFrom(statusMessage.parts);
-  const messageId = typeof statusMessage?.messageId === "string" ? statusMessage.messageId : `${task.id}-answer`;
-  return {
-    taskId: task.id,
-    state,
-    answer: parts.length > 0 ? { messageId, role: "ROLE_AGENT", parts } : undefined,
-  };
 }

@@ -320,6 +320,8 @@ test("listen --a2a sends the messages of a broker started afresh at the same URL
   await publish(broker.url, "hermes", "sdkagent", { text: "old 1" });
   await publish(broker.url, "hermes", "sdkagent", { text: "old 2" });
   await waitFor(() => agent.seen.size === 2, 20_000, "two messages at the agent");
+  // Both answered first: an answer published to the new broker would name a message id that means another there.
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 20_000, "both answers published");
   const port = broker.port;
   await broker.cleanup();
   broker = await startBroker({ port });

@@ -160,7 +160,7 @@ function invalid(message: string): A2aError {
 }
 
 /** One part from either version's form (v0.3: `{kind: "text"|"data"|"file", …}`), in v1.0 form. */
-function parsePart(value: unknown, index: number): A2aPart {
+export function parsePart(value: unknown, index: number): A2aPart {
   if (!isObject(value)) throw invalid(`message.parts[${index}] must be an object`);
   const common: A2aPart = {};
   if (isObject(value.metadata)) common.metadata = value.metadata;

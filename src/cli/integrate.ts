@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname } from "node:path";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
-import { interopCommand, makeDirectory } from "../paths.ts";
+import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
 import { agentFlag, brokerUrl, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
@@ -24,6 +24,10 @@ Options:
   --peer NAME         the agent it talks to (default: the other one)
   --gateway URL       OpenClaw's gateway (default http://127.0.0.1:18789)
   --home DIR          whose home to edit (default $HOME)
+  --data-dir DIR      the broker's data dir (default as for 'interop serve', in --home's
+                      home when given): when the
+                      broker has tokens, an interop token for the agent's A2A calls is
+                      created there
   -u, --url URL       broker (default $INTEROP_URL, else http://127.0.0.1:18900; HOST:PORT
                       means http://HOST:PORT)
   -h, --help          show this help
@@ -38,6 +42,7 @@ const OPTIONS = {
   peer: { type: "string" },
   gateway: { type: "string", default: "http://127.0.0.1:18789" },
   home: { type: "string" },
+  "data-dir": { type: "string" },
   url: { type: "string", short: "u" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -59,6 +64,8 @@ export function run(args: string[], io: Io): Promise<number> {
     peer: agentFlag("integrate", "--peer", values.peer ?? other),
     brokerUrl: brokerUrl("integrate", values.url, io.env),
     command: interopCommand(),
+    // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.
+    dataDir: values["data-dir"] ?? defaultDataDir(values.home === undefined ? io.env : { ...io.env, HOME: values.home, XDG_STATE_HOME: undefined }),
   };
   const plan = target === "hermes" ? hermesPlan(options) : openclawPlan({ ...options, gatewayUrl: values.gateway });
   if (values.write) apply(plan, values.json, io);
@@ -89,7 +96,7 @@ function apply(plan: IntegrationPlan, json: boolean, io: Io): void {
     makeDirectory(dirname(edit.path));
     const backup = current === undefined ? null : `${edit.path}.bak-${stamp}`;
     if (backup !== null) copyFileSync(edit.path, backup);
-    writeFileSync(edit.path, next);
+    writeFileSync(edit.path, next, { mode: edit.mode });
     return { path: edit.path, change: current === undefined ? "created" : "updated", backup };
   });
   if (json) {

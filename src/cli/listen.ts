@@ -1,9 +1,12 @@
 /** `interop listen`: follow an agent's inbox and hand each message on, exactly once, across restarts of either side. */
 import { join } from "node:path";
+import { A2aOutbound } from "../a2a/outbound.ts";
+import { OutboundState } from "../a2a/outbound_state.ts";
+import { A2aRpcClient } from "../a2a/rpc_client.ts";
 import type { BrokerClient } from "../client/broker_client.ts";
-import { backoffDelay, DEFAULT_BACKOFF, sleep } from "../client/backoff.ts";
 import { CursorFile } from "../client/cursor_file.ts";
 import { follow, type StreamedMessage } from "../client/follow.ts";
+import { retryUntilDone as retry } from "../client/retry.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
@@ -46,6 +49,10 @@ to, timestamp}) to stdout, or to one OUTPUT:
   --hermes-webhook URL  Hermes's webhook adapter (http://HOST:8644/webhooks/ROUTE), signed
                       with X-Webhook-Signature-V2; secret from --secret-file or
                       $HERMES_WEBHOOK_SECRET
+  --a2a URL           the agent's own A2A server (JSON-RPC endpoint: OpenClaw
+                      http://127.0.0.1:18789/a2a/v1, Hermes http://127.0.0.1:9900/):
+                      SendMessage per message, its task followed with GetTask, and the
+                      answer published back to the sender as a reply (see A2A below)
 
 Pushes carry the message id in Idempotency-Key and X-Request-ID. They are retried with
 backoff until a 2xx (no answer within --post-timeout, 408, 429, 5xx and OpenClaw's 409
@@ -53,6 +60,19 @@ backoff until a 2xx (no answer within --post-timeout, 408, 429, 5xx and OpenClaw
 401, 403 and 404, which mean a wrong token or URL, with a warning each time); any other
 4xx is final: the message is parked as a dead letter on the broker (see 'interop status'
 and GET /dead-letters?agent=AGENT) and listen goes on.
+
+A2A (--a2a): sends v1.0 (A2A-Version: 1.0, returnImmediately), falling back to
+message/send for good after -32601 or -32009. Retried with backoff: connection refused,
+408, 429, 5xx, rate limits (-32000 "Peer is rate limited", Hermes -32051), 401/403
+(with a warning). Final, parked as dead letters: other 4xx, JSON-RPC errors such as
+-32602, answers that are not JSON-RPC. A send that may have reached the server with no
+answer (timeout, cut connection, listen killed mid-request) is never sent again: a
+repeated messageId makes OpenClaw open a task that never ends and Hermes run a second
+turn; it is parked as a dead letter "in doubt" instead. Up to --a2a-max-in-flight tasks
+are followed at once (sends stay in order); a task the server forgot (-32001, e.g. after
+a gateway restart) is answered to the sender as TASK_STATE_FAILED. Replies in the inbox
+are sent but not followed (answering answers would loop). Tasks being followed are kept
+in STATE's .a2a.json sibling and followed again after a restart, not re-sent.
 
 Reconnects with capped exponential backoff and jitter, resumes with Last-Event-ID, and
 keeps the last written id in a state file, so a restarted listen neither loses nor
@@ -66,6 +86,9 @@ Options:
   --push-token-file FILE  Bearer token for --post and --openclaw (never pass secrets as
                       flags: they show in ps)
   --secret-file FILE  signing secret for --hermes-webhook
+  --a2a-token-file FILE  Bearer token for --a2a (default $INTEROP_A2A_TOKEN): the
+                      token the agent's A2A server expects from its peer "interop"
+  --a2a-max-in-flight N  tasks followed at once before the next send waits (default 8)
   --openclaw-agent ID with --openclaw: the agent whose turn it starts (default main)
   --openclaw-wake     with --openclaw: POST /hooks/wake {"text", "mode": "now"} instead.
                       LOSSY: the gateway keeps wake events in memory only (at most 20 per
@@ -99,6 +122,9 @@ const OPTIONS = {
   "openclaw-wake": { type: "boolean" },
   "openclaw-max-body": { type: "string" },
   "hermes-webhook": { type: "string" },
+  a2a: { type: "string" },
+  "a2a-token-file": { type: "string" },
+  "a2a-max-in-flight": { type: "string", default: "8" },
   "push-token-file": { type: "string" },
   "secret-file": { type: "string" },
   "post-timeout": { type: "string", default: "30s" },
@@ -112,7 +138,7 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseFlags<typeof OPTIONS>>["values"];
 
-const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook"] as const;
+const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook", "a2a"] as const;
 
 export async function run(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags("listen", args, OPTIONS);
@@ -127,15 +153,20 @@ export async function run(args: string[], io: Io): Promise<number> {
   const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.baseUrl, agent);
-  const sink = chooseSink(values, io);
+  const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
+  const sink = a2a?.deliver ?? chooseSink(values, io);
 
   try {
+    await a2a?.resume();
     await follow({
       client,
       agent,
       lastEventId: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
       deliver: (message) => deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log }),
-      delivered: (id) => cursor.save(id),
+      delivered: (id) => {
+        cursor.save(id);
+        a2a?.handedOver(id);
+      },
       log,
       signal: io.shutdown,
       idleTimeoutMs,
@@ -146,6 +177,29 @@ export async function run(args: string[], io: Io): Promise<number> {
     log.info("stdout closed: stopping");
   }
   return 0;
+}
+
+function a2aOutbound(
+  values: Values,
+  io: Io,
+  context: { agent: AgentName; client: BrokerClient; log: Logger; cursorPath: string },
+): A2aOutbound {
+  const url = values.a2a!;
+  if (!/^https?:\/\/./.test(url)) throw usageError("listen", `--a2a needs the http(s) URL of the agent's A2A JSON-RPC endpoint, not ${JSON.stringify(url)}`);
+  const state = new OutboundState(`${context.cursorPath.replace(/\.json$/, "")}.a2a.json`, url, context.agent);
+  const rpc = new A2aRpcClient({
+    url,
+    token: readSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN),
+    timeoutMs: parseDuration("listen", "--post-timeout", values["post-timeout"], { min: 1 }),
+    version: state.version,
+  });
+  return new A2aOutbound({
+    ...context,
+    rpc,
+    state,
+    shutdown: io.shutdown,
+    maxInFlight: parseCount("listen", "--a2a-max-in-flight", values["a2a-max-in-flight"], 1, 10_000),
+  });
 }
 
 function chooseSink(values: Values, io: Io): MessageSink {
@@ -222,20 +276,4 @@ async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, con
       context.log.warn(`message ${message.id} was removed by the broker's retention meanwhile; it is not parked`);
     }
   }, context, `parking message ${message.id}`);
-}
-
-/** Runs `work` until it succeeds, with backoff between attempts; gives up only on shutdown. */
-async function retry(work: () => Promise<unknown>, context: DeliveryContext, what: string): Promise<void> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      await work();
-      return;
-    } catch (error) {
-      if (context.shutdown.aborted || (error instanceof InteropError && error.code === "output_closed")) throw error;
-      // A receiver that says when to come back (429, 503) is not asked sooner.
-      const delay = Math.max(backoffDelay(attempt, DEFAULT_BACKOFF), ((error as InteropError).retryAfter ?? 0) * 1000);
-      context.log.warn(`${what} failed: ${(error as Error).message}; retrying in ${delay} ms`);
-      await sleep(delay, context.shutdown);
-    }
-  }
 }

@@ -1,7 +1,19 @@
 /** What `interop integrate` changes on this machine to plug Hermes or OpenClaw into interop, as reviewable edits. */
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { InteropError } from "../errors.ts";
+import {
+  a2aTokens,
+  hermesA2aAgent,
+  hermesInteropToken,
+  hermesPeerToken,
+  listenTokenPath,
+  openclawPeer,
+  peerUrl,
+  setOpenclawA2a,
+  withPeerToken,
+} from "./a2a_peers.ts";
 import { hermesSkill, openclawSkill } from "./skills.ts";
 
 /** One file to create or change; `apply` is idempotent: applied to its own output it changes nothing. */
@@ -11,6 +23,8 @@ export interface FileEdit {
   /** What the user would add by hand. */
   snippet: string;
   apply(current: string | undefined): string;
+  /** The mode a created file gets (secrets: 0o600). */
+  mode?: number;
 }
 
 export interface IntegrationPlan {
@@ -26,6 +40,23 @@ export interface PlanOptions {
   brokerUrl: string;
   /** How to run interop here (the executable's path, or "interop" on PATH). */
   command: string;
+  /** The broker's data dir: the agent's interop token for A2A is created there when the broker has tokens. */
+  dataDir: string;
+}
+
+function readOptional(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, "utf8") : undefined;
+}
+
+/** The file `listen --a2a-token-file` reads: the listen token, kept as an earlier run wrote it. */
+function listenTokenEdit(configDir: string, listenToken: () => string): FileEdit {
+  return {
+    path: listenTokenPath(configDir),
+    summary: "the token listen --a2a presents to the agent's A2A server (created here, mode 600)",
+    snippet: "<a new random token>",
+    apply: (current) => (current?.trim() ? current : listenToken() + "\n"),
+    mode: 0o600,
+  };
 }
 
 function mcpArgs(options: PlanOptions): string[] {
@@ -44,6 +75,14 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
     NTFY_ALLOWED_USERS: options.agent,
   };
   const server = { command: options.command, args: mcpArgs(options) };
+  const configPath = join(hermes, "config.yaml");
+  const envPath = join(hermes, ".env");
+  const tokens = a2aTokens(
+    options,
+    hermes,
+    () => hermesInteropToken(readOptional(configPath), options.peer),
+    () => hermesPeerToken(readOptional(envPath), options.peer),
+  );
   return {
     edits: [
       {
@@ -53,32 +92,53 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
         apply: () => hermesSkill(options),
       },
       {
-        path: join(hermes, "config.yaml"),
-        summary: "the interop MCP server (tools send, inbox, wait, ask, agents)",
-        snippet: `mcp_servers:\n  interop:\n    command: ${server.command}\n    args: ${JSON.stringify(server.args)}`,
+        path: configPath,
+        summary: `the interop MCP server (tools send, inbox, wait, ask, agents), the A2A platform, and ${options.peer} as an ` +
+          "A2A peer reached through interop (with an interop token of the agent when the broker has tokens)",
+        snippet: `mcp_servers:\n  interop:\n    command: ${server.command}\n    args: ${JSON.stringify(server.args)}\n` +
+          `gateway:\n  platforms:\n    a2a:\n      enabled: true\n` +
+          `a2a_agents:\n  ${options.peer}:\n    url: ${peerUrl(options)}\n    auth: { type: bearer, token: <interop token of ${options.agent}> }`,
         apply: (current) => {
           const document = parseDocument(current ?? "");
           if (document.errors.length > 0) {
             throw new InteropError("usage", `Cannot edit config.yaml: ${document.errors[0].message}; add the snippet by hand`);
           }
           document.setIn(["mcp_servers", "interop"], document.createNode(server));
+          document.setIn(["gateway", "platforms", "a2a", "enabled"], true);
+          document.setIn(["a2a_agents", options.peer], document.createNode(hermesA2aAgent(options, tokens.interop())));
           return String(document);
         },
       },
       {
-        path: join(hermes, ".env"),
-        summary: "Hermes's ntfy adapter pointed at interop and allowed to hand its messages to Hermes, with no code",
-        snippet: Object.entries(ntfy).map(([key, value]) => `${key}=${value}`).join("\n"),
-        apply: (current) => setEnvLines(current ?? "", ntfy),
+        path: envPath,
+        summary: "Hermes's ntfy adapter pointed at interop and allowed to hand its messages to Hermes, with no code; " +
+          `and the token interop's listen --a2a presents to Hermes's A2A server, as peer ${options.peer}`,
+        snippet: Object.entries(ntfy).map(([key, value]) => `${key}=${value}`).join("\n") + `\nA2A_PEER_TOKENS=${options.peer}:<listen token>`,
+        apply: (current) => {
+          const peerTokens = /^A2A_PEER_TOKENS=(.*)$/m.exec(current ?? "")?.[1];
+          return setEnvLines(current ?? "", { ...ntfy, A2A_PEER_TOKENS: withPeerToken(peerTokens, options.peer, tokens.listen()) });
+        },
       },
+      listenTokenEdit(hermes, tokens.listen),
     ],
-    then: ["Restart the Hermes gateway so it loads the skill, the MCP server and the ntfy platform."],
+    then: [
+      "Restart the Hermes gateway so it loads the skill, the MCP server, the ntfy platform and the A2A platform.",
+      `To deliver through Hermes's A2A server instead of ntfy (answers then come back to the asker), remove the NTFY_ lines and run: ` +
+      `${options.command} listen --agent ${options.agent} --url ${options.brokerUrl} --a2a http://127.0.0.1:9900/ --a2a-token-file ${listenTokenPath(hermes)}`,
+    ],
   };
 }
 
 export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): IntegrationPlan {
   const openclaw = join(options.home, ".openclaw");
   const server = { command: options.command, args: mcpArgs(options) };
+  const configPath = join(openclaw, "openclaw.json");
+  const tokens = a2aTokens(
+    options,
+    openclaw,
+    () => openclawPeer(readOptional(configPath), options.peer)?.outboundToken,
+    () => openclawPeer(readOptional(configPath), options.peer)?.token,
+  );
   return {
     edits: [
       {
@@ -88,9 +148,20 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
         apply: () => openclawSkill(options),
       },
       {
-        path: join(openclaw, "openclaw.json"),
-        summary: "the interop MCP server (tools send, inbox, wait, ask, agents)",
-        snippet: JSON.stringify({ mcp: { servers: { interop: server } } }, null, 2),
+        path: configPath,
+        summary: `the interop MCP server (tools send, inbox, wait, ask, agents), and ${options.peer} as an A2A peer ` +
+          "reached through interop (outboundToken: an interop token of the agent, when the broker has tokens)",
+        snippet: JSON.stringify({
+          mcp: { servers: { interop: server } },
+          channels: {
+            a2a: {
+              enabled: true,
+              peers: {
+                [options.peer]: { url: peerUrl(options), token: "<listen token>", outboundToken: `<interop token of ${options.agent}>` },
+              },
+            },
+          },
+        }, null, 2),
         apply: (current) => {
           let config: Record<string, any>;
           try {
@@ -101,14 +172,18 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
           config.mcp ??= {};
           config.mcp.servers ??= {};
           config.mcp.servers.interop = server;
+          setOpenclawA2a(config, options, tokens);
           return JSON.stringify(config, null, 2) + "\n";
         },
       },
+      listenTokenEdit(openclaw, tokens.listen),
     ],
     then: [
       "Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save the token to a file.",
       `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
-      "Restart the OpenClaw gateway so it loads the skill and the MCP server.",
+      `Or deliver through OpenClaw's A2A channel (answers then come back to the asker): ${options.command} listen --agent ${options.agent} ` +
+      `--url ${options.brokerUrl} --a2a ${options.gatewayUrl}/a2a/v1 --a2a-token-file ${listenTokenPath(openclaw)}`,
+      "Restart the OpenClaw gateway so it loads the skill, the MCP server and the A2A channel (changing channels.a2a later restarts the channel and drops its tasks).",
     ],
   };
 }

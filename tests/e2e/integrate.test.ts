@@ -51,9 +51,9 @@ test("interop integrate --write keeps existing settings, backs files up, and a s
     assert.equal(parsed.model, "hermes-4");
     assert.equal(parsed.mcp_servers.other.command, "other");
     assert.deepEqual(parsed.mcp_servers.interop.args.slice(0, 3), ["mcp", "--agent", "hermes"]);
-    assert.equal(
+    assert.match(
       after["/.hermes/.env"],
-      "OPENAI_API_KEY=x\nNTFY_TOPIC=hermes\nNTFY_SERVER_URL=http://127.0.0.1:18900/ntfy/@hermes\nNTFY_PUBLISH_TOPIC=openclaw\nNTFY_ALLOWED_USERS=hermes\n",
+      /^OPENAI_API_KEY=x\nNTFY_TOPIC=hermes\nNTFY_SERVER_URL=http:\/\/127\.0\.0\.1:18900\/ntfy\/@hermes\nNTFY_PUBLISH_TOPIC=openclaw\nNTFY_ALLOWED_USERS=hermes\nA2A_PEER_TOKENS=openclaw:a2a_[\w-]{43}\n$/,
     );
     assert.equal(JSON.parse(after["/.openclaw/openclaw.json"]).mcp.servers.interop.args[2], "openclaw");
     assert.equal(Object.keys(after).filter((path) => path.includes(".bak-")).length, 2, "config.yaml and .env backed up");

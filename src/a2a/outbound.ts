@@ -1,0 +1,309 @@
+/**
+ * `listen --a2a URL`: hands each inbox message to the agent's own A2A server as `SendMessage`, follows the task it
+ * becomes with `GetTask`, and publishes the task's answer back to the sender as an interop reply.
+ *
+ * Sends go one at a time in inbox order; the tasks they start are followed side by side (at most `maxInFlight`),
+ * so a slow task does not hold up the next message. What is handed over and still followed is kept in an
+ * `OutboundState` file, so a restart neither sends a message again nor forgets a task.
+ *
+ * A repeated `messageId` is never sent on purpose: OpenClaw answers it with a new task that never ends (and that
+ * takes the next reply in its context), Hermes and the A2A SDK's server run a second turn. So a send that may have
+ * reached the server without an answer (the listener killed mid-request, a timeout, a connection cut after
+ * sending) is "in doubt": it is parked as a dead letter saying so, for an operator to check and replay, instead of
+ * being sent again.
+ */
+import type { BrokerClient } from "../client/broker_client.ts";
+import { backoffDelay, type BackoffOptions, sleep } from "../client/backoff.ts";
+import type { StreamedMessage } from "../client/follow.ts";
+import { retryUntilDone } from "../client/retry.ts";
+import { InteropError } from "../errors.ts";
+import { type AgentName, type Envelope, fromWire } from "../message.ts";
+import type { OutboundRecord, OutboundState } from "./outbound_state.ts";
+import {
+  A2A_ERROR,
+  A2aError,
+  type A2aMessage,
+  contextIdOf,
+  outboundMessageId,
+  partsOf,
+  payloadOf,
+  toV03Message,
+} from "./protocol.ts";
+import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
+import { isSettled, parseSendResult, type TaskView } from "./task_view.ts";
+
+export interface A2aOutboundOptions {
+  agent: AgentName;
+  client: BrokerClient;
+  rpc: A2aRpcClient;
+  state: OutboundState;
+  log: { info(message: string): void; warn(message: string): void; debug(message: string): void };
+  shutdown: AbortSignal;
+  /** Tasks followed at once; the next send waits for a free place. */
+  maxInFlight: number;
+}
+
+/** Polls start quickly (most answers take seconds) and settle at a pace OpenClaw's 30 requests a minute allow. */
+const POLL_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000 };
+
+/** Whether the server took the message: it answered with a task to follow or with the answer itself. */
+function isSent(record: OutboundRecord): boolean {
+  return record.taskId !== undefined || record.answer !== undefined;
+}
+
+export class A2aOutbound {
+  #options: A2aOutboundOptions;
+  #inFlight = 0;
+  #freed: Array<() => void> = [];
+  /** The followers under way, so a test or shutdown can wait for them. */
+  readonly following = new Set<Promise<void>>();
+
+  constructor(options: A2aOutboundOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Settles what an earlier run left in the state file: sends in doubt are parked, accepted tasks followed again
+   * (not sent again). Runs before the stream opens.
+   */
+  async resume(): Promise<void> {
+    const { state, log } = this.#options;
+    for (const record of [...state.records.values()]) {
+      if (isSent(record)) {
+        log.info(`following the task of message ${record.id} again`);
+        this.#startFollowing(record, record.answer === undefined ? undefined : { taskId: undefined, ...record.answer });
+        continue;
+      }
+      await this.#park(record.id, inDoubtReason("the listener stopped while sending it"));
+      this.#settleSend(record.id);
+    }
+  }
+
+  /** The `listen` sink: resolves once the receiver took the message (or refused it for good: then it throws `rejected`). */
+  deliver = async (message: StreamedMessage): Promise<void> => {
+    const { state, rpc, log } = this.#options;
+    if (message.id <= state.lastSent) {
+      log.debug(`message ${message.id} was handed over before; not sent again`);
+      return;
+    }
+    const envelope = fromWire(JSON.parse(message.data));
+    await this.#freePlace();
+    const record: OutboundRecord = {
+      id: envelope.id,
+      from: envelope.from,
+      messageId: outboundMessageId(envelope),
+      contextId: contextIdOf(envelope),
+    };
+    // Written before the request: if the process dies before the answer, the restart knows the send is in doubt.
+    state.records.set(record.id, record);
+    state.save();
+    let result: unknown;
+    try {
+      // Not abandoned on shutdown: listen finishes the message in hand, and an abandoned request would be in doubt.
+      result = await rpc.call("SendMessage", (version) => sendParams(envelope, record, version));
+    } catch (error) {
+      if (error instanceof InDoubtError) {
+        throw new InteropError("rejected", inDoubtReason(error.message), { cause: error });
+      }
+      // Not taken: the record goes, and a retry (or the stream after a restart) sends it afresh.
+      state.records.delete(record.id);
+      state.save();
+      if (error instanceof A2aError) {
+        throw new InteropError("rejected", `${error.message} (final: the server refused this message)`, {
+          cause: error,
+        });
+      }
+      throw error;
+    } finally {
+      state.version = rpc.version;
+    }
+    const view = parseSendResult(result);
+    if (view === undefined) {
+      throw new InteropError(
+        "rejected",
+        inDoubtReason(`SendMessage to ${rpc.url} answered with neither a task nor a message`),
+      );
+    }
+    if (envelope.thread !== undefined) {
+      // An answer handed to its asker's agent: what that agent says about it is not answered back, or two agents
+      // would keep answering each other's answers until the hop limit.
+      log.debug(`message ${message.id} is a reply: its task ${view.taskId ?? ""} is not followed`);
+      this.#settleSend(record.id);
+      return;
+    }
+    if (view.taskId !== undefined) record.taskId = view.taskId;
+    else record.answer = { state: view.state, answer: view.answer };
+    state.lastSent = record.id;
+    state.save();
+    this.#startFollowing(record, view);
+  };
+
+  /**
+   * After `listen` saved its cursor past `id`: records of messages parked by then are done with. Undefined: the
+   * broker disowned the cursor (a new data dir restarts ids at 1), so ids no longer say what was sent.
+   */
+  handedOver(id: number | undefined): void {
+    const { state } = this.#options;
+    if (id === undefined) {
+      state.lastSent = 0;
+      state.save();
+      return;
+    }
+    let changed = id > state.lastSent;
+    state.lastSent = Math.max(state.lastSent, id);
+    for (const record of state.records.values()) {
+      if (record.id <= id && !isSent(record)) changed = state.records.delete(record.id) || changed;
+    }
+    if (changed) state.save();
+  }
+
+  #settleSend(id: number): void {
+    const { state } = this.#options;
+    state.records.delete(id);
+    state.lastSent = Math.max(state.lastSent, id);
+    state.save();
+  }
+
+  async #freePlace(): Promise<void> {
+    while (this.#inFlight >= this.#options.maxInFlight) {
+      const { shutdown } = this.#options;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          shutdown.removeEventListener("abort", done);
+          resolve();
+        };
+        this.#freed.push(done);
+        shutdown.addEventListener("abort", done, { once: true });
+      });
+      if (this.#options.shutdown.aborted) {
+        throw new InteropError("internal", "Stopped while waiting for a task to finish");
+      }
+    }
+  }
+
+  #startFollowing(record: OutboundRecord, first: TaskView | undefined): void {
+    this.#inFlight++;
+    const following = this.#follow(record, first)
+      .catch((error) => {
+        if (!this.#options.shutdown.aborted) {
+          this.#options.log.warn(`following message ${record.id} failed: ${(error as Error).message}`);
+        }
+      })
+      .finally(() => {
+        this.#inFlight--;
+        this.#freed.shift()?.();
+        this.following.delete(following);
+      });
+    this.following.add(following);
+  }
+
+  /** Polls the task to a settled state, publishes its answer, then forgets the record. */
+  async #follow(record: OutboundRecord, first: TaskView | undefined): Promise<void> {
+    const { rpc, shutdown, log, state } = this.#options;
+    let view = first;
+    for (let attempt = 0; view === undefined || (view.taskId !== undefined && !isSettled(view.state)); attempt++) {
+      if (view !== undefined || attempt > 0) {
+        await sleep(backoffDelay(attempt, POLL_BACKOFF), shutdown);
+      }
+      if (shutdown.aborted) return;
+      try {
+        view = parseSendResult(await rpc.call("GetTask", () => ({ id: record.taskId }), shutdown));
+        if (view === undefined) throw new InteropError("rejected", `GetTask to ${rpc.url} answered with no task`);
+      } catch (error) {
+        if (
+          error instanceof A2aError ||
+          (error instanceof InteropError && !(error instanceof InDoubtError) && error.code === "rejected")
+        ) {
+          // -32001: the server forgot the task (OpenClaw keeps tasks in memory: a gateway restart drops them all).
+          // Whether its agent answered is unknowable; the asker is told the task failed rather than left waiting.
+          // Sending again could run a turn twice.
+          const lost = error instanceof A2aError && error.code === A2A_ERROR.taskNotFound;
+          const why = lost ? `${rpc.url} no longer knows task ${record.taskId} (restarted?)` : (error as Error).message;
+          log.warn(`message ${record.id}: ${why}; answering the sender that the task failed`);
+          view = {
+            taskId: record.taskId,
+            state: "TASK_STATE_FAILED",
+            answer: textAnswer(record, `The receiver lost this task: ${why}`),
+          };
+          break;
+        }
+        log.debug(`GetTask for message ${record.id} failed: ${(error as Error).message}; asking again`);
+        view = undefined;
+      }
+    }
+    await this.#publishAnswer(record, view);
+    state.records.delete(record.id);
+    state.save();
+  }
+
+  async #publishAnswer(record: OutboundRecord, view: TaskView): Promise<void> {
+    const { client, agent, log, shutdown } = this.#options;
+    const answer = view.answer ?? textAnswer(record, `The task ended ${view.state} with no answer`);
+    const payload = payloadOf(answer, record.contextId, view.state);
+    const refusal = await retryUntilDone(
+      async () => {
+        try {
+          // The key makes a publish retried after a restart store the answer once.
+          await client.send(agent, undefined, payload, { replyTo: record.id, key: `a2a-answer-${record.messageId}` });
+          return undefined;
+        } catch (error) {
+          const passing = error instanceof InteropError &&
+            (error.code === "unreachable" || error.code === "storage_failed" || (error.status ?? 0) >= 500);
+          if (passing) throw error;
+          return error as Error; // hop limit, size, a sender gone: retrying cannot help
+        }
+      },
+      { shutdown, log },
+      `publishing the answer to message ${record.id}`,
+    );
+    if (refusal !== undefined) {
+      await this.#park(record.id, `the receiver answered, but the answer cannot be published: ${refusal.message}`);
+    }
+  }
+
+  async #park(id: number, reason: string): Promise<void> {
+    const { client, agent, log, shutdown } = this.#options;
+    log.warn(`parking message ${id} as a dead letter: ${reason}`);
+    await retryUntilDone(
+      async () => {
+        try {
+          await client.parkDeadLetter(agent, id, reason);
+        } catch (error) {
+          if (!(error instanceof InteropError && error.code === "unknown_message")) throw error;
+          log.warn(`message ${id} was removed by the broker's retention meanwhile; it is not parked`);
+        }
+      },
+      { shutdown, log },
+      `parking message ${id}`,
+    );
+  }
+}
+
+function inDoubtReason(what: string): string {
+  return `${what}; the A2A server may or may not have it. Not sent again: a repeated messageId makes OpenClaw ` +
+    `open a task that never ends and Hermes run a second turn. Check the receiver, and resend by hand if it has not got it`;
+}
+
+function textAnswer(record: OutboundRecord, text: string): A2aMessage {
+  return {
+    messageId: `${record.messageId}-answer`,
+    role: "ROLE_AGENT",
+    parts: [{ text }],
+    contextId: record.contextId,
+  };
+}
+
+/** The SendMessage params for an interop message, in the version the server speaks. */
+function sendParams(envelope: Envelope, record: OutboundRecord, version: "1.0" | "0.3"): unknown {
+  const message: A2aMessage = {
+    messageId: record.messageId,
+    role: "ROLE_USER",
+    parts: partsOf(envelope.payload),
+    contextId: record.contextId,
+    // Who sent it through interop: the A2A sender the receiver authenticates is interop itself.
+    metadata: { interop: { id: envelope.id, from: envelope.from } },
+  };
+  return version === "1.0"
+    ? { message, configuration: { returnImmediately: true } }
+    : { message: toV03Message(message), configuration: { blocking: false } };
+}

@@ -1,0 +1,23 @@
+/** Retrying a step of a listener until it succeeds: a message is never skipped, only the process stopping ends it. */
+import { InteropError } from "../errors.ts";
+import { backoffDelay, DEFAULT_BACKOFF, sleep } from "./backoff.ts";
+
+export interface RetryContext {
+  shutdown: AbortSignal;
+  log: { warn(message: string): void };
+}
+
+/** Runs `work` until it succeeds, with backoff between attempts; gives up only on shutdown. */
+export async function retryUntilDone<T>(work: () => Promise<T>, context: RetryContext, what: string): Promise<T> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (context.shutdown.aborted || (error instanceof InteropError && error.code === "output_closed")) throw error;
+      // A receiver that says when to come back (429, 503) is not asked sooner.
+      const delay = Math.max(backoffDelay(attempt, DEFAULT_BACKOFF), ((error as InteropError).retryAfter ?? 0) * 1000);
+      context.log.warn(`${what} failed: ${(error as Error).message}; retrying in ${delay} ms`);
+      await sleep(delay, context.shutdown);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseSendResult } from "../src/a2a/task_view.ts";
+import { hermesPeerToken, withPeerToken } from "../src/integrate/a2a_peers.ts";
+
+test("parseSendResult() reads a v1.0 {task}, taking the artifacts as the answer", () => {
+  const view = parseSendResult({
+    task: {
+      id: "t1",
+      contextId: "c",
+      status: {
+        state: "TASK_STATE_COMPLETED",
+        message: { messageId: "m", role: "ROLE_AGENT", parts: [{ text: "status" }] },
+      },
+      artifacts: [{ artifactId: "a", parts: [{ text: "one" }] }, { artifactId: "b", parts: [{ data: { n: 2 } }] }],
+    },
+  });
+  assert.deepEqual(view, {
+    taskId: "t1",
+    state: "TASK_STATE_COMPLETED",
+    answer: { messageId: "m", role: "ROLE_AGENT", parts: [{ text: "one" }, { data: { n: 2 } }] },
+  });
+});
+
+test("parseSendResult() reads a v0.3 bare task, falling back to its status message when it has no artifact", () => {
+  const view = parseSendResult({
+    kind: "task",
+    id: "t2",
+    contextId: "c",
+    status: {
+      state: "input-required",
+      message: { kind: "message", messageId: "q", role: "agent", parts: [{ kind: "text", text: "Which city?" }] },
+    },
+  });
+  assert.equal(view?.state, "TASK_STATE_INPUT_REQUIRED");
+  assert.deepEqual(view?.answer?.parts, [{ text: "Which city?" }]);
+});
+
+test("parseSendResult() takes a direct message answer as a completed exchange with no task to follow", () => {
+  const view = parseSendResult({ message: { messageId: "r", role: "ROLE_AGENT", parts: [{ text: "hi" }] } });
+  assert.equal(view?.taskId, undefined);
+  assert.equal(view?.state, "TASK_STATE_COMPLETED");
+  assert.deepEqual(view?.answer?.parts, [{ text: "hi" }]);
+});
+
+test("parseSendResult() refuses what is neither a task nor a message", () => {
+  assert.equal(parseSendResult({ ok: true }), undefined);
+  assert.equal(parseSendResult({ task: { id: "t", status: { state: "bogus" } } }), undefined);
+  assert.equal(parseSendResult("WORKING"), undefined);
+});
+
+test("withPeerToken() sets one peer's entry in A2A_PEER_TOKENS and keeps the others", () => {
+  assert.equal(withPeerToken(undefined, "openclaw", "x"), "openclaw:x");
+  assert.equal(withPeerToken("alice:1, openclaw:old,bob:2", "openclaw", "new"), "alice:1,bob:2,openclaw:new");
+  assert.equal(hermesPeerToken("A=1\nA2A_PEER_TOKENS=alice:1,openclaw:tok\n", "openclaw"), "tok");
+  assert.equal(hermesPeerToken("A2A_PEER_TOKENS=alice:1\n", "openclaw"), undefined);
+});

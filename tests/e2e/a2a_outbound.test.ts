@@ -1,0 +1,331 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
+import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
+
+const TOKEN = "peer-token-for-interop";
+
+/** Starts `listen --a2a` for `agent`, with its token in a file and its state in `dir`. */
+function startA2aListen(
+  broker: RunningBroker,
+  agent: string,
+  a2aUrl: string,
+  dir: string,
+  extra: string[] = [],
+): ChildProcess {
+  const tokenFile = join(dir, "a2a-token");
+  writeFileSync(tokenFile, TOKEN + "\n");
+  return spawnCli([
+    "listen",
+    "--agent",
+    agent,
+    "--url",
+    broker.url,
+    "--a2a",
+    a2aUrl,
+    "--a2a-token-file",
+    tokenFile,
+    "--state",
+    join(dir, "state.json"),
+    "--verbose",
+    ...extra,
+  ]);
+}
+
+function stop(child: ChildProcess | undefined, signal: NodeJS.Signals = "SIGTERM") {
+  if (child && child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+}
+
+function stderrOf(child: ChildProcess): () => string {
+  let text = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+  return () => text;
+}
+
+async function inbox(broker: RunningBroker, agent: string): Promise<Array<Record<string, unknown>>> {
+  const response = await fetch(`${broker.url}/poll?agent=${agent}&peek=1`);
+  return await response.json();
+}
+
+async function deadLetters(broker: RunningBroker, agent: string): Promise<Array<{ id: number; reason: string }>> {
+  return await (await fetch(`${broker.url}/dead-letters?agent=${agent}`)).json();
+}
+
+/** The agent's dead letters, once there is one. */
+async function untilParked(
+  broker: RunningBroker,
+  agent: string,
+  what: string,
+): Promise<Array<{ id: number; reason: string }>> {
+  let letters: Array<{ id: number; reason: string }> = [];
+  await waitFor(async () => (letters = await deadLetters(broker, agent)).length > 0, 20_000, what);
+  return letters;
+}
+
+/** Starts a broker, an OpenClaw-shaped channel and a temp dir, all stopped when the test ends. */
+async function openclawSetup(t: { after(fn: () => Promise<void>): void }) {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const gateway = new OpenclawA2aServer({ token: TOKEN });
+  const listeners: ChildProcess[] = [];
+  t.after(async () => {
+    for (const child of listeners) stop(child, "SIGKILL");
+    await gateway.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await gateway.start();
+  const listen = (extra: string[] = []) => {
+    const child = startA2aListen(broker, "openclaw", `${gateway.url}/a2a/v1`, dir.path, extra);
+    listeners.push(child);
+    return { child, log: stderrOf(child) };
+  };
+  return { broker, dir, gateway, listen };
+}
+
+test("listen --a2a hands each message once to an SDK A2A server that was down, and the asker gets its answer", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const agent = new SdkAgentServer({ token: TOKEN });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  agent.port = await reservePort();
+  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  const log = stderrOf(listen);
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "sdkagent", { text: `note ${n}` });
+  const ask = spawnCli([
+    "ask",
+    "--url",
+    broker.url,
+    "-f",
+    "hermes",
+    "-t",
+    "sdkagent",
+    "--timeout",
+    "60s",
+    "what is 6 x 7?",
+  ]);
+  await waitFor(() => /retrying/.test(log()), 20_000, "a failed send while the server is down");
+  await agent.start();
+  const asked = await collect(ask, 60_000);
+  assert.equal(asked.code, 0, asked.stderr);
+  assert.equal(asked.stdout.trim(), "echo: what is 6 x 7?");
+  await waitFor(() => agent.seen.size === 4, 20_000, "four messages at the agent");
+  assert.equal(agent.repeats(), 0);
+  // Sent in inbox order, as v1.0 with the header and returnImmediately, each with its interop context.
+  assert.deepEqual(agent.order.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 3, 4]);
+  const send = agent.requests.find((request) => request.method === "SendMessage")!;
+  assert.equal(send.version, "1.0");
+  const params = send.body.params as {
+    message: { contextId: string; parts: unknown[] };
+    configuration: { returnImmediately: boolean };
+  };
+  assert.equal(params.configuration.returnImmediately, true);
+  assert.equal(params.message.contextId, "interop-1");
+  assert.deepEqual(params.message.parts, [{ text: "note 1" }]);
+  // The answers to the three notes went back to hermes as replies carrying the A2A answer.
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 3, 20_000, "three answers in hermes's inbox");
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => answer.text).sort(), ["echo: note 1", "echo: note 2", "echo: note 3"]);
+  for (const answer of answers) {
+    const meta = answer.interop as { from: string; reply_to: number };
+    assert.equal(meta.from, "sdkagent");
+    assert.equal((answer.a2a as { contextId: string }).contextId, `interop-${meta.reply_to}`);
+  }
+});
+
+test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits retried, WORKING then COMPLETED answered, -32602 parked", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.starting = 1;
+  gateway.rateLimited = 2;
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "first" });
+  await publish(broker.url, "hermes", "openclaw", { text: "please [refuse] this" });
+  await publish(broker.url, "hermes", "openclaw", { text: "third", priority: 2 });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => answer.text).sort(), ["openclaw says: first", "openclaw says: third\n"]);
+  // Each taken once: the 503 and the rate limits were refusals, not deliveries.
+  assert.equal(gateway.received.length, 2);
+  assert.equal(new Set(gateway.received).size, 2);
+  const letters = await untilParked(broker, "openclaw", "the refused message parked");
+  assert.equal(letters.length, 1);
+  assert.equal(letters[0].id, 2);
+  assert.match(letters[0].reason, /-32602/);
+  assert.equal(gateway.rateLimited, 0);
+  assert.equal(gateway.starting, 0);
+});
+
+test("listen --a2a falls back to message/send and tasks/get for good when the server answers -32601 to the v1.0 names", async (t) => {
+  const { broker, dir, gateway, listen } = await openclawSetup(t);
+  gateway.legacyOnly = true;
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "one" });
+  await publish(broker.url, "hermes", "openclaw", { text: "two" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
+  // One refusal of the v1.0 name, then only v0.3 names.
+  assert.equal(gateway.methods.filter((method) => method === "SendMessage").length, 1);
+  assert.ok(!gateway.methods.includes("GetTask"));
+  assert.ok(gateway.methods.includes("tasks/get"));
+  assert.equal(gateway.received.length, 2);
+  assert.equal(JSON.parse(readFileSync(join(dir.path, "state.a2a.json"), "utf8")).version, "0.3");
+});
+
+test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restarted and forgot the task (-32001), and sends nothing again", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "long job" });
+  await waitFor(() => [...gateway.tasks.values()].some((task) => task.polls > 0), 20_000, "the task being polled");
+  await gateway.restart();
+  await waitFor(
+    async () => (await inbox(broker, "hermes")).length === 1,
+    30_000,
+    "the failure answer in hermes's inbox",
+  );
+  const [answer] = await inbox(broker, "hermes");
+  assert.equal((answer.a2a as { state: string }).state, "TASK_STATE_FAILED");
+  assert.match(String(answer.text), /no longer knows task/);
+  assert.equal((answer.interop as { reply_to: number }).reply_to, 1);
+  assert.equal(gateway.received.length, 1);
+});
+
+test("listen --a2a parks a send that may have reached the server (no answer) as in doubt and never sends it again, even after a restart", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.hangSends = true;
+  const first = listen(["--post-timeout", "1s"]);
+  await publish(broker.url, "hermes", "openclaw", { text: "maybe" });
+  const letters = await untilParked(broker, "openclaw", "the send in doubt parked");
+  assert.equal(letters[0].id, 1);
+  assert.match(letters[0].reason, /no answer within 1000 ms.*may or may not have it/);
+  gateway.hangSends = false;
+  await publish(broker.url, "hermes", "openclaw", { text: "next" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 20_000, "the next message answered");
+  stop(first.child);
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "after restart" });
+  await waitFor(
+    async () => (await inbox(broker, "hermes")).length === 2,
+    20_000,
+    "the message after the restart answered",
+  );
+  // Message 3 is the answer to message 2, in hermes's inbox.
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 4]);
+});
+
+test("listen --a2a follows slow tasks side by side without holding back sends, and a restarted listener follows them again without re-sending", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;
+  const first = listen(["--a2a-max-in-flight", "2"]);
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { text: `slow ${n}` });
+  await waitFor(() => gateway.received.length === 2, 20_000, "two sends before any task ends");
+  // The third waits for a free place: both tasks are still WORKING.
+  await waitFor(() => [...gateway.tasks.values()].every((task) => task.polls >= 2), 20_000, "both tasks polled");
+  assert.equal(gateway.received.length, 2);
+  stop(first.child, "SIGKILL");
+  await new Promise((resolve) => first.child.once("exit", resolve));
+  gateway.pollsToComplete = 1;
+  listen(["--a2a-max-in-flight", "2"]);
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 3, 30_000, "three answers in hermes's inbox");
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 3]);
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => (answer.interop as { reply_to: number }).reply_to).sort(), [1, 2, 3]);
+});
+
+test("listen --a2a killed in the middle of a send parks that message as in doubt when it restarts, instead of sending it again", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.hangSends = true;
+  const first = listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "cut short" });
+  await waitFor(() => gateway.received.length === 1, 20_000, "the send under way");
+  stop(first.child, "SIGKILL");
+  await new Promise((resolve) => first.child.once("exit", resolve));
+  gateway.hangSends = false;
+  listen();
+  const letters = await untilParked(broker, "openclaw", "the send in doubt parked");
+  assert.equal(letters[0].id, 1);
+  assert.match(letters[0].reason, /listener stopped while sending it/);
+  await publish(broker.url, "hermes", "openclaw", { text: "next" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 20_000, "the next message answered");
+  assert.equal(gateway.received.length, 2);
+  assert.equal(new Set(gateway.received).size, 2);
+});
+
+test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, and an INPUT_REQUIRED answer reaches the asker with its state", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const hermes = new HermesA2aServer({
+    token: TOKEN,
+    reply: (text) => (text.includes("weather") ? "[INPUT_REQUIRED] Which city?" : `done: ${text}`),
+  });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await hermes.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await hermes.start();
+  hermes.rateLimited = 1;
+  listen = startA2aListen(broker, "hermes", `${hermes.url}/`, dir.path);
+  const ask = await collect(
+    spawnCli([
+      "ask",
+      "--url",
+      broker.url,
+      "-f",
+      "openclaw",
+      "-t",
+      "hermes",
+      "--json",
+      "--timeout",
+      "60s",
+      "what is the weather?",
+    ]),
+    60_000,
+  );
+  assert.equal(ask.code, 0, ask.stderr);
+  const reply = JSON.parse(ask.stdout);
+  assert.equal(reply.text, "Which city?");
+  assert.equal(reply.a2a.state, "TASK_STATE_INPUT_REQUIRED");
+  await publish(broker.url, "openclaw", "hermes", { text: "ship it" });
+  await waitFor(async () => (await inbox(broker, "openclaw")).length === 1, 20_000, "the answer to the second message");
+  assert.equal((await inbox(broker, "openclaw"))[0].text, "done: ship it");
+  assert.deepEqual(hermes.turns, ["what is the weather?", "ship it"]);
+});
+
+test("listen --a2a sends the messages of a broker started afresh at the same URL, though their ids were sent before", async (t) => {
+  const dir = tempDir();
+  let broker = await startBroker();
+  const agent = new SdkAgentServer({ token: TOKEN });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  await publish(broker.url, "hermes", "sdkagent", { text: "old 1" });
+  await publish(broker.url, "hermes", "sdkagent", { text: "old 2" });
+  await waitFor(() => agent.seen.size === 2, 20_000, "two messages at the agent");
+  // Both answered first: an answer published to the new broker would name a message id that means another there.
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 20_000, "both answers published");
+  const port = broker.port;
+  await broker.cleanup();
+  broker = await startBroker({ port });
+  await publish(broker.url, "hermes", "sdkagent", { text: "new 1" });
+  await waitFor(() => agent.seen.size === 3, 30_000, "the new broker's message 1 at the agent");
+  assert.equal(agent.repeats(), 0);
+});

@@ -1,5 +1,6 @@
 /** The broker: publish, poll, stream and status over one durable inbox per agent. Knows the store only by its interface. */
 import { InteropError } from "../errors.ts";
+import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { DeadLetter, InboxRecord, MessageStore } from "../store/store.ts";
@@ -40,9 +41,10 @@ export interface BrokerOptions {
   rateLimit?: number;
   /**
    * Called before an inbox is created for an agent that is neither configured nor stored (a publish to it, or
-   * its first read), with the number of inboxes there are: throws to refuse it (`unknown_agent`, `too_many_agents`).
+   * its first read), with the agents that have one: throws to refuse it (`unknown_agent`, `too_many_agents`).
+   * Without it, any name gets an inbox.
    */
-  admitAgent?(agent: AgentName, inboxes: number): void;
+  admitAgent?: AdmitAgent;
   /** What a second stream for an agent that has one does: take over (the old one gets `replaced`), or get 409. */
   secondStream?: "replace" | "refuse";
   /**
@@ -167,7 +169,7 @@ export class Broker {
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
     const candidates = known.every((inbox) => inbox !== undefined)
       ? known
-      : await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
+      : await Promise.all(recipients.map((agent) => this.#inboxFor(agent, "send")));
     const refused: RefusedRecipient[] = [];
     const inboxes = candidates.filter((inbox) => {
       const cap = limitFor(this.#options.maxPending, inbox.agent);
@@ -253,7 +255,7 @@ export class Broker {
    * with `shownUpTo`, none above that id (what a client already showed from a peek).
    */
   async poll(agent: AgentName, limit: number, shownUpTo = Infinity): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     const after = inbox.deliveredId;
     const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) =>
       envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id)
@@ -273,7 +275,7 @@ export class Broker {
 
   /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them. */
   async peek(agent: AgentName, limit: number): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     const pending = await this.#store.readAfter(agent, inbox.deliveredId, limit);
     return pending.filter((envelope) => envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id));
   }
@@ -286,7 +288,7 @@ export class Broker {
   async prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
     if (this.#store.outage !== undefined) throw this.#store.outage;
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     let startAfter = await resolveStart(this.#store, inbox, start, this.#lastId);
     if (start.from !== "cursor") this.#recentWrites.forget(agent);
     else {
@@ -328,7 +330,7 @@ export class Broker {
 
   /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */
   async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     const messages = await this.#store.readAfter(agent, await resolveStart(this.#store, inbox, start, this.#lastId), limit);
     this.#markDelivered(inbox, messages);
     return messages;
@@ -346,7 +348,7 @@ export class Broker {
         `Cannot park message ${messageId} for ${agent}: no message with this id was addressed to ${agent} (or retention removed it)`,
       );
     }
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     if (!(await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() }))) return;
     inbox.deadLetters++;
     this.#observers.deadLettered(agent);
@@ -405,16 +407,16 @@ export class Broker {
   }
 
   /**
-   * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; `seen` records a request
+   * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; a read records a request
    * by it.
    */
-  async #inboxFor(agent: AgentName, seen: boolean): Promise<InboxRecord> {
+  async #inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
     let inbox = this.#inboxes.get(agent);
     if (inbox === undefined) {
-      this.#options.admitAgent?.(agent, this.#inboxes.size);
+      this.#options.admitAgent?.(agent, [...this.#inboxes.keys()], use);
       inbox = await this.#createInbox(agent);
     }
-    if (seen) this.#touch(agent);
+    if (use === "read") this.#touch(agent);
     return inbox;
   }
 

@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { Authenticator } from "../auth/authenticator.ts";
 import { TokenFile } from "../auth/token_file.ts";
+import { agentAdmission } from "../broker/agent_admission.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts";
@@ -10,7 +11,7 @@ import { checkOrigin } from "../http/origin_check.ts";
 import { logRequests } from "../http/request_log.ts";
 import { createRouter } from "../http/router.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
-import { type AgentName, DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
+import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -41,9 +42,10 @@ Options:
   --database-url URL    keep messages in PostgreSQL instead: postgres://USER@HOST:PORT/DB
                         (default $INTEROP_DATABASE_URL); one broker per database for now
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
-  --max-agents N        inboxes a broker without tokens creates for new names on first use
-                        (default 1000; past it: 507). With tokens, an inbox is created only
-                        for --agents and for agents that have a token
+  --max-agents N        inboxes a broker without tokens creates for agents that connect to
+                        read (default 1000; past it: 507). A send never creates one: to an
+                        agent without an inbox it gets 404. With tokens, an inbox is created
+                        only for --agents and for agents that have a token
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
                         even on power loss; relaxed: survives a broker crash, not a machine crash.
                         With PostgreSQL, strict refuses a server with fsync or synchronous_commit off
@@ -211,7 +213,11 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
     secondStream,
-    admitAgent: admitAgents(auth, parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000)),
+    admitAgent: agentAdmission({
+      tokensOn: () => auth.enabled,
+      hasToken: (agent) => auth.hasTokenFor(agent),
+      maxAgents: parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000),
+    }),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   });
   const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : []);
@@ -300,26 +306,4 @@ function openStore(dataDir: string, durability: Durability): SqliteStore {
       { cause: error },
     );
   }
-}
-
-/**
- * Who may get a new inbox: with tokens, only an agent that has one (an agent's token must not create inboxes for
- * names it makes up, each a permanent recipient of every broadcast); without, any name, up to `maxAgents` inboxes.
- */
-function admitAgents(auth: Authenticator, maxAgents: number): (agent: AgentName, inboxes: number) => void {
-  return (agent, inboxes) => {
-    if (auth.enabled) {
-      if (auth.hasTokenFor(agent)) return;
-      throw new InteropError(
-        "unknown_agent",
-        `Unknown agent: ${agent} has no inbox; with tokens, inboxes exist for serve --agents and for agents with a token (interop token create --agent ${agent})`,
-      );
-    }
-    if (inboxes >= maxAgents) {
-      throw new InteropError(
-        "too_many_agents",
-        `Too many agents: ${inboxes} inboxes exist, the cap is ${maxAgents} (serve --max-agents); is ${agent} a typo?`,
-      );
-    }
-  };
 }

@@ -364,6 +364,45 @@ export class Broker {
     return found.filter((letter) => letter.message === undefined || letter.message.to === agent);
   }
 
+  /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
+  async addAgent(agent: AgentName): Promise<boolean> {
+    if (this.#inboxes.has(agent)) return false;
+    await this.#createInbox(agent);
+    return true;
+  }
+
+  /**
+   * Deletes `agent`'s inbox for good (`interop agent remove`): its messages, cursor and dead letters; the agent is
+   * unknown again. Refused while messages are pending or a stream is open, unless `force` (the stream then ends).
+   * Resolves with the number of messages deleted.
+   */
+  async removeAgent(agent: AgentName, force: boolean): Promise<number> {
+    const inbox = this.#inboxes.get(agent);
+    if (inbox === undefined) {
+      throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#inboxes.keys()].sort().join(", ") || "none"}`);
+    }
+    const streaming = this.#streams.has(agent);
+    if (!force && (inbox.pending > 0 || streaming)) {
+      const holds = [
+        ...(inbox.pending > 0 ? [`${inbox.pending} pending message${inbox.pending === 1 ? "" : "s"}`] : []),
+        ...(streaming ? ["a stream open (its listener would create the inbox again on reconnecting: stop it first)"] : []),
+      ];
+      throw new InteropError("agent_busy", `Not removed: ${agent} has ${holds.join(" and ")}; pass --force (force=1) to delete it anyway`);
+    }
+    this.#inboxes.delete(agent);
+    this.#streams.get(agent)?.close({ event: "error", message: `${agent} was removed by the operator` });
+    this.#recentWrites.forget(agent);
+    this.#redelivered.delete(agent);
+    try {
+      // Publishes to it that were already queued commit first, so the removal takes their messages too.
+      await this.#commits.drain();
+      return await this.#store.removeInbox(agent);
+    } catch (error) {
+      if (!this.#inboxes.has(agent)) this.#inboxes.set(agent, inbox);
+      throw error;
+    }
+  }
+
   /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
   observe(observer: BrokerObserver): () => void {
     return this.#observers.add(observer);

@@ -44,8 +44,9 @@ Options:
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
   --max-agents N        inboxes a broker without tokens creates for agents that connect to
                         read (default 1000; past it: 507). A send never creates one: to an
-                        agent without an inbox it gets 404. With tokens, an inbox is created
-                        only for --agents and for agents that have a token
+                        agent without an inbox it gets 404 (interop agent add NAME). With
+                        tokens, an inbox is created only for --agents, agents that have a
+                        token and those added
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
                         even on power loss; relaxed: survives a broker crash, not a machine crash.
                         With PostgreSQL, strict refuses a server with fsync or synchronous_commit off

@@ -7,6 +7,7 @@ import type { StatusReport } from "../status_report.ts";
 import { brokerClient, brokerUrl, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
+import { formatTable } from "./table.ts";
 
 export const HELP = `interop status — is the broker healthy?
 
@@ -68,7 +69,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (values.json) {
     io.stdout(JSON.stringify({ ok: problems.length === 0, reachable: true, url, problems, ...report }) + "\n");
   } else {
-    io.stdout(formatTable(report, url));
+    io.stdout(formatReport(report, url));
     for (const problem of problems) io.stdout(`problem: ${problem}\n`);
   }
   return problems.length === 0 ? EXIT.ok : EXIT.unhealthy;
@@ -91,13 +92,12 @@ function findProblems(report: StatusReport, required: string[], maxPending: numb
   return problems;
 }
 
-function formatTable(report: StatusReport, url: string): string {
+function formatReport(report: StatusReport, url: string): string {
   const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "LAST SEEN"]];
   for (const [agent, status] of Object.entries(report.agents)) {
     rows.push([agent, status.online ? "yes" : "no", status.streams > 0 ? "open" : "-", String(status.pending), status.last_seen ?? "never"]);
   }
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()).join("\n");
+  const table = formatTable(rows);
   return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatUptime(report.uptime_seconds)}, ` +
     `${report.streams} open streams, ` +
     `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n\n${table}\n`;

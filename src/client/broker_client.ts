@@ -3,6 +3,7 @@ import { constants } from "node:os";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
+import type { AgentEntry } from "../http/agent_routes.ts";
 
 /** The broker's answer to a publish. */
 export interface SendReply {
@@ -89,6 +90,22 @@ export class BrokerClient {
   /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */
   parkDeadLetter(agent: AgentName, id: number, reason: string): Promise<unknown> {
     return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));
+  }
+
+  /** Every agent with an inbox (`GET /agents`, an admin token when the broker has tokens). */
+  async agents(): Promise<AgentEntry[]> {
+    return (await this.#json<{ agents: AgentEntry[] }>("GET", "/agents")).agents;
+  }
+
+  /** Creates the agent's inbox; resolves with whether it was created (false: it existed). */
+  async addAgent(agent: AgentName): Promise<boolean> {
+    return (await this.#json<{ created: boolean }>("POST", `/agents?${new URLSearchParams({ agent })}`)).created;
+  }
+
+  /** Deletes the agent's inbox for good; `force` even with messages pending or a stream open. Resolves with the messages deleted. */
+  async removeAgent(agent: AgentName, force: boolean): Promise<number> {
+    const query = new URLSearchParams({ agent, ...(force ? { force: "1" } : {}) });
+    return (await this.#json<{ deleted: number }>("DELETE", `/agents?${query}`)).deleted;
   }
 
   async status(): Promise<StatusReport> {

@@ -1,9 +1,10 @@
-/** Which agents exist: a send never creates an inbox (a typo must not), an agent that connects does. */
+/** Which agents exist: a send never creates an inbox (a typo must not), an agent that connects does, the operator manages them. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { publish, startBroker } from "../helpers/broker.ts";
-import { runCli } from "../helpers/cli.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
 import { openSse } from "../helpers/sse.ts";
+import { bearer, createToken } from "../helpers/tokens.ts";
 
 async function knownAgents(url: string): Promise<string[]> {
   return Object.keys((await (await fetch(`${url}/status`)).json()).queues).sort();
@@ -61,4 +62,70 @@ test("an agent that connects to read is known from then on, as the old bridge's 
   for (const read of ["/poll?agent=leo", "/ntfy/cron/json?poll=1"]) assert.equal((await fetch(`${broker.url}${read}`)).status, 200, read);
   assert.deepEqual(await knownAgents(broker.url), ["cron", "hermes", "leo"]);
   assert.equal((await publish(broker.url, "hermes", "cron", { text: "now known" })).status, 200);
+});
+
+test("interop agent add, list and remove: remove refuses pending messages unless forced, and the name is unknown again for good", async (t) => {
+  const dataDir = tempDir();
+  t.after(dataDir.cleanup);
+  let broker = await startBroker({ dataDir: dataDir.path });
+  t.after(() => broker.cleanup());
+  const agent = (...args: string[]) => runCli(["agent", ...args, "--url", broker.url]);
+
+  const added = await agent("add", "leo");
+  assert.deepEqual([added.code, added.stdout], [0, "added leo\n"], added.stderr);
+  assert.equal((await agent("add", "leo")).stdout, "already known: leo\n");
+  for (const n of [1, 2]) assert.equal((await publish(broker.url, "hermes", "leo", { n })).status, 200);
+  const listed = await agent("list", "--json");
+  assert.equal(listed.code, 0, listed.stderr);
+  const leo = JSON.parse(listed.stdout).find((entry: { agent: string }) => entry.agent === "leo");
+  assert.deepEqual(leo, { agent: "leo", pending: 2, last_seen: null, stream: false, online: false, dead_letters: 0 });
+  assert.match((await agent("list")).stdout, /^AGENT +PENDING +LAST SEEN +STREAM\n(.*\n)*leo +2 +never +-\n/);
+
+  const refused = await agent("remove", "leo");
+  assert.equal(refused.code, 4);
+  assert.match(refused.stderr, /^error: Broker refused \(HTTP 409\): Not removed: leo has 2 pending messages; pass --force/);
+  assert.equal((await publish(broker.url, "hermes", "leo", { n: 3 })).status, 200, "a refused remove changes nothing");
+  const forced = await agent("remove", "leo", "--force");
+  assert.deepEqual([forced.code, forced.stdout], [0, "removed leo (3 messages deleted)\n"], forced.stderr);
+  assert.equal((await publish(broker.url, "hermes", "leo", { n: 4 })).status, 404);
+  const again = await agent("remove", "leo");
+  assert.equal(again.code, 4);
+  assert.match(again.stderr, /Unknown agent: leo has no inbox/);
+
+  // Gone for good: not back after a restart, and a new inbox of that name starts empty.
+  await broker.stop();
+  broker = await startBroker({ dataDir: dataDir.path });
+  assert.deepEqual(await knownAgents(broker.url), ["hermes", "openclaw"]);
+  assert.equal((await agent("add", "leo")).code, 0);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=leo`)).json(), []);
+});
+
+test("interop agent remove refuses while a stream is open, and --force ends that stream", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const stream = await openSse(`${broker.url}/subscribe?agent=hermes`);
+  t.after(() => stream.close());
+  const refused = await runCli(["agent", "remove", "hermes", "--url", broker.url]);
+  assert.equal(refused.code, 4);
+  assert.match(refused.stderr, /Not removed: hermes has a stream open/);
+  const forced = await runCli(["agent", "remove", "hermes", "--force", "--json", "--url", broker.url]);
+  assert.deepEqual(JSON.parse(forced.stdout), { agent: "hermes", removed: true, deleted: 0 });
+  await stream.ended;
+  assert.match(stream.raw(), /event: error\ndata: .*hermes was removed by the operator/);
+});
+
+test("with tokens, managing agents needs the admin token", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const admin = await createToken(broker.dataDir, "ops", { admin: true });
+  const hermes = await createToken(broker.dataDir, "hermes");
+  const asAgent = await runCli(["agent", "list", "--url", broker.url], { env: { INTEROP_TOKEN: hermes } });
+  assert.equal(asAgent.code, 4);
+  assert.match(asAgent.stderr, /HTTP 403\): Forbidden: GET \/agents needs an admin token/);
+  const added = await runCli(["agent", "add", "cron", "--url", broker.url], { env: { INTEROP_TOKEN: admin } });
+  assert.equal(added.code, 0, added.stderr);
+  assert.equal((await publish(broker.url, "hermes", "cron", { text: "tick" }, bearer(hermes))).status, 200);
+  const unknown = await publish(broker.url, "hermes", "nobody", { text: "x" }, bearer(hermes));
+  assert.equal(unknown.status, 404);
+  assert.match((await unknown.json()).error, /with tokens, inboxes exist for serve --agents, agents with a token/);
 });

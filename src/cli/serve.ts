@@ -24,6 +24,7 @@ import { makeDataDir, readOwner, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
 import { describePortHolder } from "./port_holder.ts";
+import { layerServeArgs } from "./serve_config.ts";
 
 export const HELP = `interop serve — run the broker
 
@@ -91,6 +92,11 @@ Options:
   --verbose             also log each request (method, path, agent, status, time) and when
                         each stream ends; never a token or a message body
   --log-format FORMAT   text (default) or json: one JSON object per line for log shippers
+  --config FILE         read settings from a JSON file keyed by these flags' long names,
+                        e.g. {"port": 18901, "agents": ["hermes", "openclaw"], "verbose": true}
+                        (default $INTEROP_CONFIG). A flag wins over the environment
+                        ($INTEROP_PORT, $INTEROP_HOST, $INTEROP_DATA_DIR, $INTEROP_DATABASE_URL),
+                        which wins over the file
   -h, --help            show this help
 
 Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
@@ -133,10 +139,20 @@ const OPTIONS = {
   insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
   "log-format": { type: "string", default: "text" },
+  config: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
 export async function run(args: string[], io: Io): Promise<number> {
+  const layered = layerServeArgs(args, io.env, OPTIONS);
+  try {
+    return await serve(layered.args, io);
+  } catch (error) {
+    throw layered.explain(error);
+  }
+}
+
+async function serve(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags("serve", args, OPTIONS);
   if (values.help) {
     io.stdout(HELP);
@@ -148,7 +164,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const port = parseCount("serve", "--port", values.port, 0, 65535);
   const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
-  const databaseUrl = values["database-url"] ?? io.env.INTEROP_DATABASE_URL;
+  // $INTEROP_DATABASE_URL (as $INTEROP_DATA_DIR) arrives as a flag, placed between the config file's and the command line's.
+  const databaseUrl = values["database-url"];
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw usageError("serve", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
   }

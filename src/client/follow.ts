@@ -79,7 +79,7 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
   options.signal.addEventListener("abort", stop, { once: true });
   const idleMs = options.idleTimeoutMs ?? 45_000;
   let idle = setTimeout(stop, idleMs);
-  /** The broker this stream came from: when it breaks, the next broker (if any) takes over with the cursor. */
+  /** The broker this stream came from, once it answered. */
   let connected: string | undefined;
   try {
     if (lastEventId === undefined) {
@@ -130,8 +130,9 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
         `Stream from ${connected ?? options.client.baseUrl} broke: ${connection.signal.aborted ? `no data for ${idleMs} ms` : (error as Error).message}`,
         { cause: error },
       );
-    // Its broker died or is cut off: the reconnect goes to the next one (several --url), resuming by Last-Event-ID.
-    if (failure.code === "unreachable" && connected !== undefined) options.client.urls.next(connected);
+    // Its broker died, is cut off or never answered the subscribe: the reconnect goes to the next one (several
+    // --url), resuming by Last-Event-ID.
+    if (failure.code === "unreachable") options.client.urls.next(connected ?? options.client.baseUrl);
     throw failure;
   } finally {
     clearTimeout(idle);

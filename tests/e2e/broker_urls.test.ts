@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createTcpServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
@@ -55,6 +55,24 @@ test("a client goes on to the next broker when one answers 503 storage_unavailab
   const none = await runCli(["send", "--url", `${dead},${down.url}`, "--from", "hermes", "--to", "openclaw", "lost?"]);
   assert.equal(none.code, 3);
   assert.match(none.stderr, new RegExp(`^error: No broker answered \\(2 tried\\): ${dead}: Cannot reach the broker at ${dead}: ECONNREFUSED.*; ${down.url}: Broker refused \\(HTTP 503\\)`));
+});
+
+test("a broker that takes the connection but never answers is left for the next one after the request's timeout", async (t) => {
+  const sockets = new Set<Socket>();
+  const frozen = createTcpServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => frozen.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise((resolve) => frozen.close(resolve));
+  });
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const frozenUrl = `http://127.0.0.1:${(frozen.address() as AddressInfo).port}`;
+  const sent = await runCli(["send", "--url", `${frozenUrl},${broker.url}`, "--from", "hermes", "--to", "openclaw", "late but once"]);
+  assert.equal(sent.code, 0, sent.stderr);
+  assert.ok(sockets.size > 0, "the frozen broker was tried first");
+  const polled = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  assert.deepEqual(polled.map((message: { text: string }) => message.text), ["late but once"]);
 });
 
 test("interop status with several brokers reports each, and an unreachable one is a problem", async (t) => {

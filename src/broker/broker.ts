@@ -229,6 +229,8 @@ export class Broker {
    * `clientGone` aborts (the reply then lands in the asker's inbox).
    */
   async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal) {
+    // The asker waits on its own inbox, as a reader does: the reply needs somewhere to go.
+    await this.#inboxFor(from, "read");
     const { envelopes: [question] } = await this.publish(from, to, payload);
     // Registered in the same turn as the commit: the reply cannot arrive before it.
     const reply = await this.#waiters.wait(from, question.id, timeoutMs, clientGone);

@@ -10,7 +10,8 @@ Usage: interop agent list [--json]
        interop agent remove NAME [--force] [--json]
 
 An agent is known (has an inbox) once it is named by serve --agents, has a token, was
-added here, or connected to read its inbox (listen, poll, a stream, an ntfy subscription).
+added here, or connected to read its inbox (listen, poll, a stream, an ntfy subscription,
+or an ask, whose reply comes to the asker's inbox).
 Sending to any other name is refused (404 unknown_agent), so a typo creates nothing.
 
 'list' shows each agent's pending messages, last request and whether a stream is open.

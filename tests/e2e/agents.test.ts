@@ -60,7 +60,10 @@ test("an agent that connects to read is known from then on, as the old bridge's 
   const [event] = await hermes.take(1);
   assert.equal(JSON.parse(event.data).message, "hi hermes");
   for (const read of ["/poll?agent=leo", "/ntfy/cron/json?poll=1"]) assert.equal((await fetch(`${broker.url}${read}`)).status, 200, read);
-  assert.deepEqual(await knownAgents(broker.url), ["cron", "hermes", "leo"]);
+  // An asker waits on its own inbox for the reply, so it is known too.
+  const ask = await fetch(`${broker.url}/ask?from=asker&to=hermes&timeout=0.1`, { method: "POST", body: '{"text":"?"}' });
+  assert.equal(ask.status, 504);
+  assert.deepEqual(await knownAgents(broker.url), ["asker", "cron", "hermes", "leo"]);
   assert.equal((await publish(broker.url, "hermes", "cron", { text: "now known" })).status, 200);
 });
 

@@ -11,6 +11,7 @@ export type ErrorCode =
   | "no_recipient"
   | "unknown_agent"
   | "too_many_agents"
+  | "agent_busy"
   | "inbox_full"
   | "rate_limited"
   | "unknown_message"

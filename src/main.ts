@@ -21,6 +21,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   mcp: () => import("./cli/mcp.ts"),
   integrate: () => import("./cli/integrate.ts"),
   token: () => import("./cli/token.ts"),
+  agent: () => import("./cli/agent.ts"),
   service: () => import("./cli/service.ts"),
   version: () => import("./cli/version.ts"),
 };
@@ -39,6 +40,7 @@ Commands:
   mcp       an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
   integrate print (or --write) what plugs Hermes or OpenClaw into interop here
   token     create, list and revoke access tokens
+  agent     list, add and remove agents (their inboxes)
   service   install the broker as a systemd service (or --dry-run to see the unit)
   version   print the version (as --version does)
   help      show a command's options: interop help COMMAND (= interop COMMAND --help)

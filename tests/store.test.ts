@@ -200,6 +200,26 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.equal((await store.loadInboxes())[0].deadLetters, 1);
   });
 
+  test(`${name} removes an inbox for good: its messages, cursor and dead letters, never another's, and ids go on`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    await store.write({
+      messages: [openclaw, hermes, openclaw].map((to, n) => ({ from: hermes, to, payload: { n }, createdAt: n })),
+      inboxes: [{ agent: openclaw, deliveredId: 1 }, { agent: hermes }],
+    });
+    await store.addDeadLetter(openclaw, { messageId: 1, reason: "410 Gone", parkedAt: 7 });
+    assert.equal(await store.removeInbox(openclaw), 2);
+    assert.deepEqual((await store.loadInboxes()).map((inbox) => inbox.agent), [hermes]);
+    assert.deepEqual(await store.readAfter(openclaw, 0, 10), []);
+    assert.deepEqual(await store.deadLetters(openclaw), []);
+    assert.deepEqual((await store.readAfter(hermes, 0, 10)).map((envelope) => envelope.id), [2]);
+    assert.equal(await store.removeInbox(openclaw), 0);
+    const [next] = await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 9 }], inboxes: [{ agent: openclaw }] });
+    assert.equal(next.id, 4, "a removed inbox's ids are not handed out again");
+    assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.deadLetters, 0);
+  });
+
   test(`${name} expires the undelivered messages older than the cutoff, above the newer of the two cursors`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

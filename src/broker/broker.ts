@@ -1,5 +1,6 @@
 /** The broker: publish, poll, stream and status over one durable inbox per agent. Knows the store only by its interface. */
 import { InteropError } from "../errors.ts";
+import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { ClusterView, DeadLetter, InboxRecord, MessageOutcome, MessageStore, Parties, SharedInboxes } from "../store/store.ts";
@@ -46,9 +47,10 @@ export interface BrokerOptions {
   rateLimit?: number;
   /**
    * Called before an inbox is created for an agent that is neither configured nor stored (a publish to it, or
-   * its first read), with the number of inboxes there are: throws to refuse it (`unknown_agent`, `too_many_agents`).
+   * its first read), with the agents that have one: throws to refuse it (`unknown_agent`, `too_many_agents`).
+   * Without it, any name gets an inbox.
    */
-  admitAgent?(agent: AgentName, inboxes: number): void;
+  admitAgent?: AdmitAgent;
   /** What a second stream for an agent that has one does: take over (the old one gets `replaced`), or get 409. */
   secondStream?: "replace" | "refuse";
   /**
@@ -121,14 +123,14 @@ export class Broker {
         waiters: this.#waiters,
         shared: this.#shared,
         store: options.store,
-        inboxFor: (agent) => this.#inboxFor(agent, false),
+        inboxFor: (agent) => this.#inboxFor(agent, "send"),
         take: (agent, limit) => this.poll(agent, limit),
         tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
       });
     }
     this.#streams = new Streams({
       store: options.store,
-      inboxFor: (agent) => this.#inboxFor(agent, true),
+      inboxFor: (agent) => this.#inboxFor(agent, "read"),
       lastId: () => this.#lastId,
       sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
       isTaken: (id) => this.#taken.has(id),
@@ -214,7 +216,7 @@ export class Broker {
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
     const candidates = known.every((inbox) => inbox !== undefined)
       ? known
-      : await Promise.all(recipients.map((agent) => this.#inboxFor(agent, false)));
+      : await Promise.all(recipients.map((agent) => this.#inboxFor(agent, "send")));
     const refused: RefusedRecipient[] = [];
     const inboxes = candidates.filter((inbox) => {
       const cap = limitFor(this.#options.maxPending, inbox.agent);
@@ -292,7 +294,7 @@ export class Broker {
     if (clientGone?.aborted) return undefined;
     if (this.#shared !== undefined) {
       // Waiting first: a message committed on another broker while this one looks is then woken for.
-      await this.#inboxFor(agent, true);
+      await this.#inboxFor(agent, "read");
       const waiting = this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
       void this.#sharedWaiters!.serve(agent);
       return await waiting;
@@ -306,6 +308,8 @@ export class Broker {
    * `clientGone` aborts (the reply then lands in the asker's inbox).
    */
   async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal) {
+    // The asker waits on its own inbox, as a reader does: the reply needs somewhere to go.
+    await this.#inboxFor(from, "read");
     const { envelopes: [question] } = await this.publish(from, to, payload);
     // Registered in the same turn as the commit: the reply cannot arrive before it.
     const reply = await this.#waiters.wait(from, question.id, timeoutMs, clientGone);
@@ -332,7 +336,7 @@ export class Broker {
    * delivered (or taken) already.
    */
   async withdraw(agent: AgentName, id: number): Promise<boolean> {
-    const inbox = await this.#inboxFor(agent, false);
+    const inbox = await this.#inboxFor(agent, "send");
     // Decided and marked in one turn: a delivery either came before (false) or skips it (#taken). The id stays
     // in #taken (one number per cancel): a second cancel must not count it out of `pending` again.
     if (id <= inbox.deliveredId || this.#taken.has(id)) return false;
@@ -386,7 +390,7 @@ export class Broker {
    * with `shownUpTo`, none above that id (what a client already showed from a peek).
    */
   async poll(agent: AgentName, limit: number, shownUpTo = Infinity): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
       const taken = await settled(this.#shared.take(agent, limit, shownUpTo === Infinity ? undefined : shownUpTo));
       this.#markDelivered(inbox, taken);
@@ -411,7 +415,7 @@ export class Broker {
 
   /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them. */
   async peek(agent: AgentName, limit: number): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     const pending = await this.#store.readAfter(agent, inbox.deliveredId, limit);
     return pending.filter((envelope) => envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id));
   }
@@ -423,7 +427,7 @@ export class Broker {
 
   /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */
   async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     const messages = await this.#store.readAfter(agent, await resolveStart(this.#store, inbox, start, this.#lastId), limit);
     this.#markDelivered(inbox, messages);
     return messages;
@@ -441,7 +445,7 @@ export class Broker {
         `Cannot park message ${messageId} for ${agent}: no message with this id was addressed to ${agent} (or retention removed it)`,
       );
     }
-    const inbox = await this.#inboxFor(agent, true);
+    const inbox = await this.#inboxFor(agent, "read");
     if (!(await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() }))) return;
     inbox.deadLetters++;
     this.#observers.deadLettered(agent, messageId);
@@ -455,6 +459,44 @@ export class Broker {
     const letters = await this.#store.deadLetters(agent);
     const found = await Promise.all(letters.map(async (letter) => ({ ...letter, message: await this.#store.find(letter.messageId) })));
     return found.filter((letter) => letter.message === undefined || letter.message.to === agent);
+  }
+
+  /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
+  async addAgent(agent: AgentName): Promise<boolean> {
+    if (this.#inboxes.has(agent)) return false;
+    await this.#createInbox(agent);
+    return true;
+  }
+
+  /**
+   * Deletes `agent`'s inbox for good (`interop agent remove`): its messages, cursor and dead letters; the agent is
+   * unknown again. Refused while messages are pending or a stream is open, unless `force` (the stream then ends).
+   * Resolves with the number of messages deleted.
+   */
+  async removeAgent(agent: AgentName, force: boolean): Promise<number> {
+    const inbox = this.#inboxes.get(agent);
+    if (inbox === undefined) {
+      throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#inboxes.keys()].sort().join(", ") || "none"}`);
+    }
+    const streaming = this.#streams.has(agent);
+    if (!force && (inbox.pending > 0 || streaming)) {
+      const holds = [
+        ...(inbox.pending > 0 ? [`${inbox.pending} pending message${inbox.pending === 1 ? "" : "s"}`] : []),
+        ...(streaming ? ["a stream open (its listener would create the inbox again on reconnecting: stop it first)"] : []),
+      ];
+      throw new InteropError("agent_busy", `Not removed: ${agent} has ${holds.join(" and ")}; pass --force (force=1) to delete it anyway`);
+    }
+    this.#inboxes.delete(agent);
+    this.#streams.removed(agent);
+    this.#redelivered.delete(agent);
+    try {
+      // Publishes to it that were already queued commit first, so the removal takes their messages too.
+      await this.#commits.drain();
+      return await this.#store.removeInbox(agent);
+    } catch (error) {
+      if (!this.#inboxes.has(agent)) this.#inboxes.set(agent, inbox);
+      throw error;
+    }
   }
 
   /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
@@ -501,16 +543,16 @@ export class Broker {
   }
 
   /**
-   * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; `seen` records a request
+   * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; a read records a request
    * by it.
    */
-  async #inboxFor(agent: AgentName, seen: boolean): Promise<InboxRecord> {
+  async #inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
     let inbox = this.#inboxes.get(agent);
     if (inbox === undefined) {
-      this.#options.admitAgent?.(agent, this.#inboxes.size);
+      this.#options.admitAgent?.(agent, [...this.#inboxes.keys()], use);
       inbox = await this.#createInbox(agent);
     }
-    if (seen) this.#touch(agent);
+    if (use === "read") this.#touch(agent);
     return inbox;
   }
 

@@ -67,6 +67,12 @@ export class Streams {
     for (const session of this.#sessions.values()) session.heartbeat();
   }
 
+  /** The agent's inbox is gone (removed by the operator): its stream ends and nothing of it is replayed. */
+  removed(agent: AgentName): void {
+    this.#sessions.get(agent)?.close({ event: "error", message: `${agent} was removed by the operator` });
+    this.#recentWrites.forget(agent);
+  }
+
   closeAll(end: StreamEnd): void {
     for (const session of [...this.#sessions.values()]) session.close(end);
   }

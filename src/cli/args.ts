@@ -61,22 +61,33 @@ export function agentFlag(command: string, flag: string, value: string | undefin
 const DEFAULT_URL = "http://127.0.0.1:18900";
 
 /**
- * The broker URL: --url, else $INTEROP_URL, else the default port on loopback. `HOST:PORT` means
- * `http://HOST:PORT`, as the nats CLI and curl read it.
+ * The broker URLs: --url, else $INTEROP_URL, else the default port on loopback; several, comma-separated, are
+ * brokers on one shared database, tried in turn. `HOST:PORT` means `http://HOST:PORT`, as the nats CLI and curl
+ * read it.
  */
-export function brokerUrl(command: string, flag: string | undefined, env: Env): string {
+export function brokerUrls(command: string, flag: string | undefined, env: Env): string[] {
   const [given, source] = flag !== undefined ? [flag, "--url"] : env.INTEROP_URL ? [env.INTEROP_URL, "$INTEROP_URL"] : [DEFAULT_URL, ""];
-  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(given) ? given : `http://${given}`;
-  let url: URL | undefined;
-  try {
-    url = new URL(text);
-  } catch {
-    // Reported below with the fix.
-  }
-  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "") {
-    throw usageError(command, `Invalid ${source}: ${JSON.stringify(given)}; use http://HOST:PORT or HOST:PORT`);
-  }
-  return text.replace(/\/+$/, "");
+  return given.split(",").map((entry) => entry.trim()).map((entry) => {
+    const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `http://${entry}`;
+    let url: URL | undefined;
+    try {
+      url = new URL(text);
+    } catch {
+      // Reported below with the fix.
+    }
+    if (entry === "" || url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "") {
+      throw usageError(
+        command,
+        `Invalid ${source}: ${JSON.stringify(given)}; use http://HOST:PORT or HOST:PORT (several: comma-separated, A,B)`,
+      );
+    }
+    return text.replace(/\/+$/, "");
+  });
+}
+
+/** The first broker URL (see `brokerUrls`), for commands that name one broker. */
+export function brokerUrl(command: string, flag: string | undefined, env: Env): string {
+  return brokerUrls(command, flag, env)[0];
 }
 
 /** The flags every command that talks to a broker takes. */
@@ -87,7 +98,8 @@ export const CLIENT_OPTIONS = {
 
 /** The help lines for CLIENT_OPTIONS. */
 export const CLIENT_HELP = `  -u, --url URL       broker (default $INTEROP_URL, else ${DEFAULT_URL}; HOST:PORT
-                      means http://HOST:PORT)
+                      means http://HOST:PORT); several, A,B,C (brokers on one database):
+                      tried in turn when one cannot be reached
   --token-file FILE   the agent's access token, when the broker has tokens (default
                       $INTEROP_TOKEN; never pass a token as a flag: flags show in ps)`;
 
@@ -98,7 +110,7 @@ export function brokerClient(
   env: Env,
   timeoutMs?: number,
 ): BrokerClient {
-  return new BrokerClient(brokerUrl(command, values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN) });
+  return new BrokerClient(brokerUrls(command, values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN) });
 }
 
 /** A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment. */

@@ -152,7 +152,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"], { min: 1000 });
   const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);
-  const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.baseUrl, agent);
+  const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.urls.all.join(","), agent);
   const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
   const sink = a2a?.deliver ?? chooseSink(values, io);
 

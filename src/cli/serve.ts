@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { Authenticator } from "../auth/authenticator.ts";
 import { TokenFile } from "../auth/token_file.ts";
+import { agentAdmission } from "../broker/agent_admission.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts";
@@ -10,7 +11,7 @@ import { checkOrigin } from "../http/origin_check.ts";
 import { logRequests } from "../http/request_log.ts";
 import { createRouter } from "../http/router.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
-import { type AgentName, DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
+import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -23,6 +24,7 @@ import { makeDataDir, readOwner, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
 import { describePortHolder } from "./port_holder.ts";
+import { layerServeArgs } from "./serve_config.ts";
 
 export const HELP = `interop serve — run the broker
 
@@ -41,9 +43,11 @@ Options:
   --database-url URL    keep messages in PostgreSQL instead: postgres://USER@HOST:PORT/DB
                         (default $INTEROP_DATABASE_URL); several brokers may share one
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
-  --max-agents N        inboxes a broker without tokens creates for new names on first use
-                        (default 1000; past it: 507). With tokens, an inbox is created only
-                        for --agents and for agents that have a token
+  --max-agents N        inboxes a broker without tokens creates for agents that connect to
+                        read (default 1000; past it: 507). A send never creates one: to an
+                        agent without an inbox it gets 404 (interop agent add NAME). With
+                        tokens, an inbox is created only for --agents, agents that have a
+                        token and those added
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
                         even on power loss; relaxed: survives a broker crash, not a machine crash.
                         With PostgreSQL, strict refuses a server with fsync or synchronous_commit off
@@ -88,6 +92,11 @@ Options:
   --verbose             also log each request (method, path, agent, status, time) and when
                         each stream ends; never a token or a message body
   --log-format FORMAT   text (default) or json: one JSON object per line for log shippers
+  --config FILE         read settings from a JSON file keyed by these flags' long names,
+                        e.g. {"port": 18901, "agents": ["hermes", "openclaw"], "verbose": true}
+                        (default $INTEROP_CONFIG). A flag wins over the environment
+                        ($INTEROP_PORT, $INTEROP_HOST, $INTEROP_DATA_DIR, $INTEROP_DATABASE_URL),
+                        which wins over the file
   -h, --help            show this help
 
 Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
@@ -130,10 +139,20 @@ const OPTIONS = {
   insecure: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
   "log-format": { type: "string", default: "text" },
+  config: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
 export async function run(args: string[], io: Io): Promise<number> {
+  const layered = layerServeArgs(args, io.env, OPTIONS);
+  try {
+    return await serve(layered.args, io);
+  } catch (error) {
+    throw layered.explain(error);
+  }
+}
+
+async function serve(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags("serve", args, OPTIONS);
   if (values.help) {
     io.stdout(HELP);
@@ -145,7 +164,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const port = parseCount("serve", "--port", values.port, 0, 65535);
   const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
-  const databaseUrl = values["database-url"] ?? io.env.INTEROP_DATABASE_URL;
+  // $INTEROP_DATABASE_URL (as $INTEROP_DATA_DIR) arrives as a flag, placed between the config file's and the command line's.
+  const databaseUrl = values["database-url"];
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw usageError("serve", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
   }
@@ -208,7 +228,11 @@ export async function run(args: string[], io: Io): Promise<number> {
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
     secondStream,
-    admitAgent: admitAgents(auth, parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000)),
+    admitAgent: agentAdmission({
+      tokensOn: () => auth.enabled,
+      hasToken: (agent) => auth.hasTokenFor(agent),
+      maxAgents: parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000),
+    }),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   });
   const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : []);
@@ -295,26 +319,4 @@ function openStore(dataDir: string, durability: Durability): SqliteStore {
       { cause: error },
     );
   }
-}
-
-/**
- * Who may get a new inbox: with tokens, only an agent that has one (an agent's token must not create inboxes for
- * names it makes up, each a permanent recipient of every broadcast); without, any name, up to `maxAgents` inboxes.
- */
-function admitAgents(auth: Authenticator, maxAgents: number): (agent: AgentName, inboxes: number) => void {
-  return (agent, inboxes) => {
-    if (auth.enabled) {
-      if (auth.hasTokenFor(agent)) return;
-      throw new InteropError(
-        "unknown_agent",
-        `Unknown agent: ${agent} has no inbox; with tokens, inboxes exist for serve --agents and for agents with a token (interop token create --agent ${agent})`,
-      );
-    }
-    if (inboxes >= maxAgents) {
-      throw new InteropError(
-        "too_many_agents",
-        `Too many agents: ${inboxes} inboxes exist, the cap is ${maxAgents} (serve --max-agents); is ${agent} a typo?`,
-      );
-    }
-  };
 }

@@ -4,9 +4,10 @@ import { InteropError } from "../errors.ts";
 import { UNIT_NAME, unitPath } from "../service/unit.ts";
 import { parseAgentName } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import { brokerClient, brokerUrl, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { brokerClient, brokerUrls, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
+import { formatTable } from "./table.ts";
 
 export const HELP = `interop status — is the broker healthy?
 
@@ -26,8 +27,11 @@ Options:
 ${CLIENT_HELP}
   -h, --help          show this help
 
-Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending check failed
-or the broker cannot reach its store (PostgreSQL down), 2 bad usage, 4 broker refused.
+With several brokers (--url A,B), each one's report; an unreachable one is a problem.
+
+Exit codes: 0 healthy, 3 broker unreachable (with several: every one), 5 a --require or
+--max-pending check failed, the broker cannot reach its store (PostgreSQL down), or one of
+several brokers is unreachable, 2 bad usage, 4 broker refused.
 `;
 
 const OPTIONS = {
@@ -48,10 +52,12 @@ export async function run(args: string[], io: Io): Promise<number> {
   const maxPending = values["max-pending"] === undefined
     ? undefined
     : parseCount("status", "--max-pending", values["max-pending"], 0, Number.MAX_SAFE_INTEGER);
-  const url = brokerUrl("status", values.url, io.env);
+  const urls = brokerUrls("status", values.url, io.env);
+  if (urls.length > 1) return await reportEach(urls, values, io, required, (report) => findProblems(report, [], maxPending));
+  const url = urls[0];
   let report: StatusReport;
   try {
-    report = await brokerClient("status", values, io.env, 5000).status();
+    report = await brokerClient("status", { ...values, url }, io.env, 5000).status();
   } catch (error) {
     if (!(error instanceof InteropError) || error.code !== "unreachable") throw error;
     if (values.json) io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");
@@ -69,10 +75,48 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (values.json) {
     io.stdout(JSON.stringify({ ok: problems.length === 0, reachable: true, url, problems, ...report }) + "\n");
   } else {
-    io.stdout(formatTable(report, url));
+    io.stdout(formatReport(report, url));
     for (const problem of problems) io.stdout(`problem: ${problem}\n`);
   }
   return problems.length === 0 ? EXIT.ok : EXIT.unhealthy;
+}
+
+/**
+ * Several brokers (`--url A,B`): each one's report, an unreachable one counted as a problem; a `--require` agent
+ * must be online on one of them (its stream is on one broker). Exit 0 when all are healthy, 3 when none could be
+ * reached, else 5. `--json`: `{"ok", "problems", "brokers": [each as with one --url]}`.
+ */
+async function reportEach(
+  urls: string[],
+  values: { json: boolean; "token-file"?: string },
+  io: Io,
+  required: string[],
+  problemsOf: (report: StatusReport) => string[],
+): Promise<number> {
+  const brokers = await Promise.all(urls.map(async (url) => {
+    try {
+      const report = await brokerClient("status", { ...values, url }, io.env, 5000).status();
+      return { ok: problemsOf(report).length === 0, reachable: true, url, problems: problemsOf(report), report };
+    } catch (error) {
+      if (!(error instanceof InteropError) || error.code !== "unreachable") throw error;
+      return { ok: false, reachable: false, url, problems: [error.message], report: undefined };
+    }
+  }));
+  const reports = brokers.flatMap(({ report }) => report === undefined ? [] : [report]);
+  const offline = required.filter((agent) => !reports.some((report) => report.agents[agent]?.online));
+  const clusterProblems = offline.map((agent) => `${agent} is not online on any broker`);
+  const ok = clusterProblems.length === 0 && brokers.every((broker) => broker.ok);
+  if (values.json) {
+    const each = brokers.map(({ report, ...checked }) => ({ ...checked, ...report }));
+    io.stdout(JSON.stringify({ ok, problems: clusterProblems, brokers: each }) + "\n");
+  } else {
+    io.stdout(brokers.map(({ url, report, problems }) =>
+      (report === undefined ? `${url}: unreachable\n` : formatReport(report, url)) +
+      problems.map((problem) => `problem: ${problem}\n`).join("")
+    ).join("\n") + clusterProblems.map((problem) => `problem: ${problem}\n`).join(""));
+  }
+  if (brokers.every((broker) => !broker.reachable)) return EXIT.unreachable;
+  return ok ? EXIT.ok : EXIT.unhealthy;
 }
 
 function findProblems(report: StatusReport, required: string[], maxPending: number | undefined): string[] {
@@ -92,7 +136,7 @@ function findProblems(report: StatusReport, required: string[], maxPending: numb
   return problems;
 }
 
-function formatTable(report: StatusReport, url: string): string {
+function formatReport(report: StatusReport, url: string): string {
   const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "LAST SEEN"]];
   // With several brokers, a stream is shown by the broker it is on.
   const address = new Map(report.brokers?.map((broker) => [broker.id, broker.listening ?? broker.id]));
@@ -100,8 +144,7 @@ function formatTable(report: StatusReport, url: string): string {
     const stream = status.stream_broker != null ? `on ${address.get(status.stream_broker) ?? status.stream_broker}` : status.streams > 0 ? "open" : "-";
     rows.push([agent, status.online ? "yes" : "no", stream, String(status.pending), status.last_seen ?? "never"]);
   }
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()).join("\n");
+  const table = formatTable(rows);
   return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatUptime(report.uptime_seconds)}, ` +
     `${report.streams} open streams, ` +
     `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n` +

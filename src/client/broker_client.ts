@@ -3,6 +3,8 @@ import { constants } from "node:os";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
+import type { AgentEntry } from "../http/agent_routes.ts";
+import { BrokerUrls } from "./broker_urls.ts";
 
 /** The broker's answer to a publish. */
 export interface SendReply {
@@ -20,20 +22,35 @@ export interface BrokerClientOptions {
   token?: string;
 }
 
+/** How long one attempt at a request may take, and the caller's own cancel (which never moves on to another broker). */
+interface Deadline {
+  timeoutMs?: number;
+  cancel?: AbortSignal;
+}
+
 export class BrokerClient {
-  readonly baseUrl: string;
+  /** The brokers to try, in turn, when one cannot be reached. */
+  readonly urls: BrokerUrls;
   #timeoutMs: number;
   #authorization: Record<string, string>;
 
-  constructor(baseUrl: string, options: BrokerClientOptions = {}) {
-    this.baseUrl = baseUrl;
+  /** `baseUrls`: one broker, or several on one shared database (tried in turn). */
+  constructor(baseUrls: string | readonly string[], options: BrokerClientOptions = {}) {
+    this.urls = new BrokerUrls(typeof baseUrls === "string" ? [baseUrls] : baseUrls);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#authorization = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
+  }
+
+  /** The broker requests go to now. */
+  get baseUrl(): string {
+    return this.urls.current;
   }
 
   /**
    * Publishes `payload` from `from` to `to` (or to every other known agent). With `replyTo` it answers that
    * message, and goes back to its sender unless `to` says otherwise; with `key`, a retry is not stored twice.
+   * With several brokers it always sends a key: a publish whose answer was lost and that is retried on the next
+   * broker is then stored once by brokers that share a database.
    */
   send(
     from: AgentName,
@@ -45,7 +62,8 @@ export class BrokerClient {
     if (to !== undefined) query.set("to", to);
     if (options.replyTo !== undefined) query.set("reply_to", String(options.replyTo));
     const request = jsonBody(payload);
-    if (options.key !== undefined) request.headers["idempotency-key"] = options.key;
+    const key = options.key ?? (this.urls.all.length > 1 ? crypto.randomUUID() : undefined);
+    if (key !== undefined) request.headers["idempotency-key"] = key;
     return this.#json<SendReply>("POST", `/broadcast?${query}`, request);
   }
 
@@ -91,6 +109,22 @@ export class BrokerClient {
     return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));
   }
 
+  /** Every agent with an inbox (`GET /agents`, an admin token when the broker has tokens). */
+  async agents(): Promise<AgentEntry[]> {
+    return (await this.#json<{ agents: AgentEntry[] }>("GET", "/agents")).agents;
+  }
+
+  /** Creates the agent's inbox; resolves with whether it was created (false: it existed). */
+  async addAgent(agent: AgentName): Promise<boolean> {
+    return (await this.#json<{ created: boolean }>("POST", `/agents?${new URLSearchParams({ agent })}`)).created;
+  }
+
+  /** Deletes the agent's inbox for good; `force` even with messages pending or a stream open. Resolves with the messages deleted. */
+  async removeAgent(agent: AgentName, force: boolean): Promise<number> {
+    const query = new URLSearchParams({ agent, ...(force ? { force: "1" } : {}) });
+    return (await this.#json<{ deleted: number }>("DELETE", `/agents?${query}`)).deleted;
+  }
+
   async status(): Promise<StatusReport> {
     const report = await this.#json<StatusReport>("GET", "/status");
     // A broker with tokens answers a request without one with a bare liveness object.
@@ -107,7 +141,7 @@ export class BrokerClient {
   /** Opens the agent's SSE stream, resuming after `lastEventId`; resolves once the headers are in. */
   async openStream(agent: AgentName, lastEventId: number, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
     const headers = { accept: "text/event-stream", "last-event-id": String(lastEventId) };
-    const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, signal);
+    const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, { cancel: signal });
     if (response.body === null) throw new InteropError("rejected", "Broker sent a stream with no body");
     return response.body;
   }
@@ -122,9 +156,9 @@ export class BrokerClient {
     method: string,
     path: string,
     init: { body?: string; headers?: Record<string, string> } = {},
-    signal = AbortSignal.timeout(this.#timeoutMs),
+    deadline: Deadline = { timeoutMs: this.#timeoutMs },
   ): Promise<T> {
-    const response = await this.#fetch(method, path, init, signal);
+    const response = await this.#fetch(method, path, init, deadline);
     try {
       return await response.json() as T;
     } catch (cause) {
@@ -132,21 +166,42 @@ export class BrokerClient {
     }
   }
 
-  /** Fetches; a refused connection is `unreachable`, a non-2xx answer is the broker's own error. */
-  async #fetch(
+  /**
+   * Fetches from the current broker, moving on to the next while one cannot be reached (refused, reset, no answer
+   * within the deadline) or cannot reach its store (503 `storage_unavailable`); a non-2xx answer is the broker's
+   * own error.
+   */
+  #fetch(
     method: string,
     path: string,
     init: { body?: string; headers?: Record<string, string> },
-    signal: AbortSignal,
+    deadline: Deadline,
   ): Promise<Response> {
+    const isDown = (error: unknown) =>
+      deadline.cancel?.aborted !== true && error instanceof InteropError &&
+      (error.code === "unreachable" || error.code === "storage_unavailable");
+    return this.urls.use((baseUrl) => this.#fetchFrom(baseUrl, method, path, init, deadline), isDown);
+  }
+
+  async #fetchFrom(
+    baseUrl: string,
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string> },
+    { timeoutMs, cancel }: Deadline,
+  ): Promise<Response> {
+    const signals = [...(timeoutMs === undefined ? [] : [AbortSignal.timeout(timeoutMs)]), ...(cancel === undefined ? [] : [cancel])];
     let response: Response;
     try {
-      response = await fetch(this.baseUrl + path, { method, body: init.body, headers: { ...init.headers, ...this.#authorization }, signal });
+      response = await fetch(baseUrl + path, {
+        method,
+        body: init.body,
+        headers: { ...init.headers, ...this.#authorization },
+        signal: signals.length === 0 ? undefined : AbortSignal.any(signals),
+      });
     } catch (cause) {
-      const reason = cause instanceof Error && cause.name === "TimeoutError"
-        ? `no answer within ${this.#timeoutMs} ms`
-        : describeCause(cause);
-      throw new InteropError("unreachable", `Cannot reach the broker at ${this.baseUrl}: ${reason}; is 'interop serve' running?`, {
+      const reason = cause instanceof Error && cause.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : describeCause(cause);
+      throw new InteropError("unreachable", `Cannot reach the broker at ${baseUrl}: ${reason}; is 'interop serve' running?`, {
         cause,
       });
     }
@@ -170,9 +225,8 @@ function jsonBody(value: unknown): { body: string; headers: Record<string, strin
 }
 
 /** A request that waits on the broker gets the broker's wait plus a margin before the client gives up, or its caller's cancel. */
-function longRequest(timeoutSeconds: number, cancel: AbortSignal | undefined): AbortSignal {
-  const deadline = AbortSignal.timeout(timeoutSeconds * 1000 + 10_000);
-  return cancel === undefined ? deadline : AbortSignal.any([deadline, cancel]);
+function longRequest(timeoutSeconds: number, cancel: AbortSignal | undefined): Deadline {
+  return { timeoutMs: timeoutSeconds * 1000 + 10_000, cancel };
 }
 
 /**

@@ -79,6 +79,8 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
   options.signal.addEventListener("abort", stop, { once: true });
   const idleMs = options.idleTimeoutMs ?? 45_000;
   let idle = setTimeout(stop, idleMs);
+  /** The broker this stream came from, once it answered. */
+  let connected: string | undefined;
   try {
     if (lastEventId === undefined) {
       // No saved position: take the inbox's and save it before the stream opens. The broker counts what it writes
@@ -88,6 +90,7 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
       advanced(lastEventId);
     }
     const body = await options.client.openStream(options.agent, lastEventId, connection.signal);
+    connected = options.client.baseUrl;
     options.log.info(`connected to ${options.client.baseUrl} as ${options.agent}, resuming after ${lastEventId}`);
     const events: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });
@@ -116,12 +119,21 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
       idle = setTimeout(stop, idleMs);
     }
     if (connection.signal.aborted && !options.signal.aborted) {
-      throw new InteropError("unreachable", `Stream from ${options.client.baseUrl} went quiet: no data for ${idleMs} ms`);
+      throw new InteropError("unreachable", `Stream from ${connected} went quiet: no data for ${idleMs} ms`);
     }
   } catch (error) {
-    if (error instanceof InteropError || options.signal.aborted) throw error;
-    const reason = connection.signal.aborted ? `no data for ${idleMs} ms` : (error as Error).message;
-    throw new InteropError("unreachable", `Stream from ${options.client.baseUrl} broke: ${reason}`, { cause: error });
+    if (options.signal.aborted) throw error;
+    const failure = error instanceof InteropError
+      ? error
+      : new InteropError(
+        "unreachable",
+        `Stream from ${connected ?? options.client.baseUrl} broke: ${connection.signal.aborted ? `no data for ${idleMs} ms` : (error as Error).message}`,
+        { cause: error },
+      );
+    // Its broker died, is cut off or never answered the subscribe: the reconnect goes to the next one (several
+    // --url), resuming by Last-Event-ID.
+    if (failure.code === "unreachable") options.client.urls.next(connected ?? options.client.baseUrl);
+    throw failure;
   } finally {
     clearTimeout(idle);
     options.signal.removeEventListener("abort", stop);

@@ -16,6 +16,7 @@ import {
   toWire,
 } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } from "../runtime/types.ts";
+import { agentsRoute } from "./agent_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
@@ -46,6 +47,11 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       GET: (request, caller) => listDeadLetters(broker, request, caller),
       POST: (request, caller) => parkDeadLetter(broker, request, caller),
     },
+    "/agents": {
+      GET: (request, caller) => agentsRoute(broker, request, caller),
+      POST: (request, caller) => agentsRoute(broker, request, caller),
+      DELETE: (request, caller) => agentsRoute(broker, request, caller),
+    },
     "/events": { GET: (_request, caller) => Promise.resolve(eventsFeed(broker, caller, options.retryMs)) },
     "/metrics": { GET: (_request, caller) => Promise.resolve(metricsResponse(options.metrics, caller)) },
     "/stats": { GET: (_request, caller) => Promise.resolve(statsResponse(options.metrics, caller)) },
@@ -73,7 +79,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       throw new InteropError(
         "not_found",
         `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /wait, POST /ask, GET /subscribe, GET /status, ` +
-          `GET|POST /dead-letters, GET /events, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
+          `GET|POST /dead-letters, GET|POST|DELETE /agents, GET /events, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
       );
     }
     const route = methods[request.method];

@@ -343,6 +343,17 @@ export class PostgresStore implements MessageStore {
     });
   }
 
+  removeInbox(agent: AgentName): Promise<number> {
+    return this.#transaction("remove an inbox", async (tx) => {
+      const [removed] = await Promise.all([
+        tx`DELETE FROM interop_messages WHERE recipient = ${agent}`.execute(),
+        tx`DELETE FROM interop_dead_letters WHERE agent = ${agent}`.execute(),
+        tx`DELETE FROM interop_inboxes WHERE agent = ${agent}`.execute(),
+      ]);
+      return removed.count;
+    });
+  }
+
   async close(): Promise<void> {
     this.#registry.closing();
     await this.#writing;

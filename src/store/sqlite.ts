@@ -332,6 +332,16 @@ export class SqliteStore implements MessageStore {
       }));
   }
 
+  removeInbox(agent: AgentName): Promise<number> {
+    return this.#attempt("remove an inbox", () =>
+      this.#transaction(() => {
+        const { changes } = this.#db.prepare("DELETE FROM messages WHERE recipient = ?").run(agent);
+        this.#db.prepare("DELETE FROM dead_letters WHERE agent = ?").run(agent);
+        this.#db.prepare("DELETE FROM inboxes WHERE agent = ?").run(agent);
+        return Number(changes);
+      }));
+  }
+
   close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
     return Promise.resolve();

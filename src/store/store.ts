@@ -209,6 +209,8 @@ export interface MessageStore {
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
   ): Promise<Map<AgentName, { count: number; upTo: number }>>;
+  /** Deletes the agent's inbox for good (its messages, cursor and dead letters); resolves with the messages deleted. */
+  removeInbox(agent: AgentName): Promise<number>;
   /** Present when several brokers may open the store. */
   readonly shared?: SharedInboxes;
   close(): Promise<void>;

@@ -17,7 +17,8 @@ function stop(child: ChildProcess | undefined) {
 }
 
 test("interop ask prints the reply sent with --reply-to, which carries the conversation and hop count", async () => {
-  const broker = await startBroker();
+  // Declared: the question may come before the listener connects.
+  const broker = await startBroker({ args: ["--agents", "hermes,leo"] });
   const dir = tempDir();
   const replier = spawnCli([
     "listen", "--agent", "leo", "--url", broker.url, "--state", join(dir.path, "s"),
@@ -46,18 +47,18 @@ test("interop ask prints the reply sent with --reply-to, which carries the conve
 });
 
 test("interop ask exits 7 when no reply comes in time", async () => {
-  const broker = await startBroker();
+  const broker = await startBroker({ args: ["--agents", "hermes,leo"] });
   try {
-    const result = await runCli(["ask", "--url", broker.url, "--from", "hermes", "--to", "nobody", "--timeout", "1", "anyone?"]);
+    const result = await runCli(["ask", "--url", broker.url, "--from", "hermes", "--to", "leo", "--timeout", "1", "anyone?"]);
     assert.equal(result.code, 7);
-    assert.match(result.stderr, /^error: No reply from nobody to message 1 within 1 s; a later reply will be in hermes's inbox\n$/);
+    assert.match(result.stderr, /^error: No reply from leo to message 1 within 1 s; a later reply will be in hermes's inbox\n$/);
   } finally {
     await broker.cleanup();
   }
 });
 
 test("two listen --exec agents auto-replying to each other stop at the hop cap", async () => {
-  const broker = await startBroker({ args: ["--max-hops", "5"] });
+  const broker = await startBroker({ args: ["--max-hops", "5", "--agents", "ping,pong"] });
   const dir = tempDir();
   const autoReply = (agent: string) =>
     spawnCli([

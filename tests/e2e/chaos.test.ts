@@ -25,7 +25,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 test(`${AGENTS.length} agents and ${AGENTS.length * 2} publishers under ${CHAOS_SECONDS} s of broker and listener kills: every acknowledged message once, in order per inbox`, async () => {
   const dir = tempDir();
   const dataDir = join(dir.path, "data");
-  let broker: RunningBroker = await startBroker({ dataDir });
+  let broker: RunningBroker = await startBroker({ dataDir, args: ["--agents", AGENTS.join(",")] });
   const port = broker.port;
   const inboxes: Inbox[] = AGENTS.map((agent) => {
     const inboxDir = join(dir.path, agent);
@@ -46,7 +46,7 @@ test(`${AGENTS.length} agents and ${AGENTS.length * 2} publishers under ${CHAOS_
       if (Math.random() < 0.3) {
         await broker.stop("SIGKILL");
         faults.broker++;
-        broker = await startBroker({ port, dataDir });
+        broker = await startBroker({ port, dataDir, args: ["--agents", AGENTS.join(",")] });
       } else {
         const inbox = inboxes[Math.floor(Math.random() * inboxes.length)];
         const signal = Math.random() < 0.5 ? "SIGKILL" : "SIGTERM";

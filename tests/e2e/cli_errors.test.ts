@@ -176,10 +176,13 @@ test("--url takes HOST:PORT without a scheme, and refuses what is not a broker U
     assert.equal(sent.code, 0, sent.stderr);
     const polled = await runCli(["poll", "-u", `localhost:${broker.port}`, "-a", "openclaw"]);
     assert.equal(JSON.parse(polled.stdout).text, "no scheme");
-    for (const url of ["ftp://127.0.0.1:1", "http://"]) {
+    for (const url of ["ftp://127.0.0.1:1", "http://", "127.0.0.1:1,", "127.0.0.1:1,ftp://x"]) {
       const bad = await runCli(["status", "--url", url]);
       assert.equal(bad.code, 2);
-      assert.equal(bad.stderr, `error: Invalid --url: ${JSON.stringify(url)}; use http://HOST:PORT or HOST:PORT; see 'interop status --help'\n`);
+      assert.equal(
+        bad.stderr,
+        `error: Invalid --url: ${JSON.stringify(url)}; use http://HOST:PORT or HOST:PORT (several: comma-separated, A,B); see 'interop status --help'\n`,
+      );
     }
     const badEnv = await runCli(["status"], { env: { INTEROP_URL: "ftp://x" } });
     assert.equal(badEnv.code, 2);

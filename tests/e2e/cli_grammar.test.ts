@@ -23,6 +23,7 @@ const ROWS: Row[] = [
   { command: "mcp", missingValue: ["--agent"], missingRequired: [], badValue: [["--agent", "Bad/Name"], "--agent"] },
   { command: "integrate", missingValue: ["hermes", "--agent"], missingRequired: [], badValue: [["hermes", "--url", "ftp://example.com"], "--url"] },
   { command: "token", missingValue: ["create", "--agent"], missingRequired: [], badValue: [["create", "--agent", "Bad/Name"], "--agent"] },
+  { command: "agent", missingValue: ["list", "--url"], missingRequired: ["remove"], badValue: [["add", "Bad/Name"], "Bad/Name"] },
   { command: "service", missingValue: ["install", "--port"], missingRequired: [], badValue: [["install", "--port", "99999"], "--port"] },
   { command: "version", badValue: [["extra"], "extra"] },
 ];

@@ -41,7 +41,7 @@ async function drain(url: string, agent: string): Promise<Array<Record<string, u
 test("a broker on PostgreSQL publishes, streams, polls, asks and keeps it all across a restart", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;
-  const broker = await setup.start();
+  const broker = await setup.start(["--agents", "hermes,openclaw,leo,dave"]);
   assert.match(broker.log(), /listening on .* \(pid \d+, database postgres:\/\/postgres@127\.0\.0\.1:\d+\/interop_\w+, data dir /);
   const stream = await openSse(`${broker.url}/subscribe?agent=openclaw`);
   t.after(() => stream.close());

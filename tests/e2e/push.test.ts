@@ -101,7 +101,8 @@ test("listen --post survives failing, hanging and restarting receivers: every me
 });
 
 test("the OpenClaw preset posts /hooks/agent for agent main, or /hooks/wake only when asked, with the hooks token", async () => {
-  const broker = await startBroker();
+  // Declared: the publishes may come before the listeners connect.
+  const broker = await startBroker({ args: ["--agents", "hermes,leo,leo2"] });
   const dir = tempDir();
   const receiver = new Receiver(() => 200);
   let agentTurn: ChildProcess | undefined;
@@ -191,7 +192,7 @@ test("on a multi-agent gateway the lossy --openclaw-wake needs --openclaw-agent,
     await broker?.cleanup();
     dir.cleanup();
   });
-  broker = await startBroker();
+  broker = await startBroker({ args: ["--agents", "hermes,leo,leo2"] });
   await gateway.start();
   for (const [agent, extra] of [["leo", []], ["leo2", ["--openclaw-agent", "ops"]]] as const) {
     listens.push(spawnCli(

@@ -38,16 +38,19 @@ test("with tokens, an agent's token cannot create inboxes by publishing to or re
   assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["welcome"]);
 });
 
-test("without tokens, new names get inboxes only up to --max-agents", async (t) => {
+test("without tokens, agents that connect get inboxes only up to --max-agents, and a send creates none", async (t) => {
   let broker: RunningBroker | undefined;
   t.after(() => broker?.cleanup());
   broker = await startBroker({ args: ["--max-agents", "4"] });
+  assert.equal((await fetch(`${broker.url}/poll?agent=leo`)).status, 200);
   assert.equal((await publish(broker.url, "hermes", "leo", { text: "one" })).status, 200);
   assert.equal((await fetch(`${broker.url}/poll?agent=cron`)).status, 200);
-  const refused = await publish(broker.url, "hermes", "herems", { text: "a typo" });
+  const typo = await publish(broker.url, "hermes", "herems", { text: "a typo" });
+  assert.equal(typo.status, 404);
+  assert.equal((await typo.json()).code, "unknown_agent");
+  const refused = await fetch(`${broker.url}/poll?agent=another`);
   assert.equal(refused.status, 507);
   assert.equal((await refused.json()).code, "too_many_agents");
-  assert.equal((await fetch(`${broker.url}/poll?agent=another`)).status, 507);
   assert.deepEqual(await agents(broker.url), ["cron", "hermes", "leo", "openclaw"]);
 });
 

@@ -1,0 +1,74 @@
+/** `interop agent`: list, add and remove the broker's agents (their inboxes). */
+import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags, usageError } from "./args.ts";
+import type { Io } from "./io.ts";
+import { formatTable } from "./table.ts";
+
+export const HELP = `interop agent — the agents the broker knows
+
+Usage: interop agent list [--json]
+       interop agent add NAME [--json]
+       interop agent remove NAME [--force] [--json]
+
+An agent is known (has an inbox) once it is named by serve --agents, has a token, was
+added here, or connected to read its inbox (listen, poll, a stream, an ntfy subscription,
+or an ask, whose reply comes to the asker's inbox).
+Sending to any other name is refused (404 unknown_agent), so a typo creates nothing.
+
+'list' shows each agent's pending messages, last request and whether a stream is open.
+'remove' deletes the inbox for good, its messages and dead letters included, and the name
+is unknown again; it refuses while messages are pending or a stream is open (saying how
+many), unless --force. With tokens, these need an admin token (interop token create --admin).
+
+Options:
+  --force             remove even with messages pending or a stream open (they are lost)
+  -j, --json          print JSON: the agents (list), what was done (add, remove)
+${CLIENT_HELP}
+  -h, --help          show this help
+
+Exit codes: 0 done, 2 bad usage, 3 broker unreachable, 4 broker refused (unknown agent,
+messages pending, no admin token).
+`;
+
+const OPTIONS = {
+  force: { type: "boolean", default: false },
+  json: { type: "boolean", short: "j", default: false },
+  ...CLIENT_OPTIONS,
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseFlags("agent", args, OPTIONS, true);
+  if (values.help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const [action, name, ...extra] = positionals;
+  if (extra.length > 0) throw usageError("agent", `Unexpected argument ${JSON.stringify(extra[0])}`);
+  const client = brokerClient("agent", values, io.env);
+  if (action === "list") {
+    if (name !== undefined) throw usageError("agent", `Unexpected argument ${JSON.stringify(name)}: 'list' takes none`);
+    const agents = await client.agents();
+    if (values.json) io.stdout(JSON.stringify(agents) + "\n");
+    else {
+      const rows = agents.map((entry) => [entry.agent, String(entry.pending), entry.last_seen ?? "never", entry.stream ? "open" : "-"]);
+      io.stdout(formatTable([["AGENT", "PENDING", "LAST SEEN", "STREAM"], ...rows]) + "\n");
+    }
+  } else if (action === "add" || action === "remove") {
+    if (name === undefined) throw usageError("agent", `Say which agent: interop agent ${action} NAME`);
+    const agent = agentFlag("agent", "NAME", name);
+    if (action === "add") {
+      const created = await client.addAgent(agent);
+      io.stdout(values.json ? JSON.stringify({ agent, created }) + "\n" : `${created ? "added" : "already known:"} ${agent}\n`);
+    } else {
+      const deleted = await client.removeAgent(agent, values.force);
+      io.stdout(
+        values.json
+          ? JSON.stringify({ agent, removed: true, deleted }) + "\n"
+          : `removed ${agent} (${deleted} message${deleted === 1 ? "" : "s"} deleted)\n`,
+      );
+    }
+  } else {
+    throw usageError("agent", "Say what to do: list, add NAME or remove NAME");
+  }
+  return 0;
+}

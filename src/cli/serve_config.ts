@@ -1,0 +1,101 @@
+/**
+ * Where `serve` takes its settings from, besides flags: `$INTEROP_PORT`, `$INTEROP_HOST`, `$INTEROP_DATA_DIR`,
+ * `$INTEROP_DATABASE_URL`, and a JSON config file (`--config FILE` or `$INTEROP_CONFIG`) keyed by the flags' long
+ * names. A flag wins over the environment, which wins over the file, which wins over the default.
+ */
+import { readFileSync } from "node:fs";
+import { InteropError } from "../errors.ts";
+import { usageError } from "./args.ts";
+
+type Env = Record<string, string | undefined>;
+type OptionTypes = Record<string, { type: "string" | "boolean" }>;
+
+/** The environment variables that stand for a serve flag. */
+const ENV_FLAGS: Record<string, string> = {
+  INTEROP_PORT: "port",
+  INTEROP_HOST: "host",
+  INTEROP_DATA_DIR: "data-dir",
+  INTEROP_DATABASE_URL: "database-url",
+};
+
+export interface LayeredArgs {
+  /** The file's and the environment's settings as flags, then the command line's: parseArgs keeps the last. */
+  args: string[];
+  /** A usage error about a flag whose value came from the file or the environment, saying so. */
+  explain(error: unknown): unknown;
+}
+
+/**
+ * Puts the config file's and the environment's settings before `args`. `--config FILE` (else `$INTEROP_CONFIG`)
+ * names the file; `options` are serve's flags (`config` and `help` cannot be set in the file).
+ */
+export function layerServeArgs(args: string[], env: Env, options: OptionTypes): LayeredArgs {
+  const file = configFile(args) ?? (env.INTEROP_CONFIG || undefined);
+  const origins = new Map<string, string>();
+  const fromFile = file === undefined ? [] : readConfig(file, options, (key) => origins.set(key, `key "${key}" of config ${file}`));
+  const fromEnv = Object.entries(ENV_FLAGS).flatMap(([name, flag]) => {
+    const value = env[name];
+    if (value === undefined || value === "") return [];
+    origins.set(flag, `$${name}`);
+    return [`--${flag}=${value}`];
+  });
+  // Given on the command line, a flag is the command line's.
+  for (const arg of args) {
+    const flag = /^--([a-z-]+)/.exec(arg)?.[1];
+    if (flag !== undefined) origins.delete(flag);
+  }
+  return {
+    args: [...fromFile, ...fromEnv, ...args],
+    explain(error) {
+      if (!(error instanceof InteropError) || error.code !== "usage") return error;
+      const flag = /^Invalid --([a-z-]+)/.exec(error.message)?.[1];
+      const origin = flag === undefined ? undefined : origins.get(flag);
+      return origin === undefined ? error : new InteropError("usage", `${error.message} (from ${origin})`, { cause: error });
+    },
+  };
+}
+
+/** `--config FILE` or `--config=FILE` from the command line, if given. */
+function configFile(args: string[]): string | undefined {
+  let file: string | undefined;
+  for (const [index, arg] of args.entries()) {
+    if (arg === "--config") file = args[index + 1];
+    else if (arg.startsWith("--config=")) file = arg.slice("--config=".length);
+  }
+  return file;
+}
+
+/** The file's settings as `--flag=value` arguments; refuses, naming the file and key, what serve has no flag for. */
+function readConfig(file: string, options: OptionTypes, given: (key: string) => void): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (cause) {
+    throw new InteropError("usage", `Cannot read config ${file}: ${(cause as Error).message}`, { cause });
+  }
+  let settings: unknown;
+  try {
+    settings = JSON.parse(text);
+  } catch (cause) {
+    throw new InteropError("usage", `Invalid config ${file}: not JSON (${(cause as Error).message})`, { cause });
+  }
+  if (typeof settings !== "object" || settings === null || Array.isArray(settings)) {
+    throw new InteropError("usage", `Invalid config ${file}: it must be a JSON object of serve's flags, e.g. {"port": 18901}`);
+  }
+  return Object.entries(settings).flatMap(([key, value]) => {
+    const option = key === "config" || key === "help" || !Object.hasOwn(options, key) ? undefined : options[key];
+    if (option === undefined) {
+      throw usageError("serve", `Invalid config ${file}: unknown key "${key}"; the keys are serve's long flag names (port, host, data-dir, …)`);
+    }
+    given(key);
+    if (option.type === "boolean") {
+      if (typeof value !== "boolean") throw usageError("serve", `Invalid config ${file}: key "${key}" must be true or false`);
+      return value ? [`--${key}`] : [];
+    }
+    const list = Array.isArray(value) && value.every((item) => typeof item === "string") ? value.join(",") : undefined;
+    if (typeof value !== "string" && typeof value !== "number" && list === undefined) {
+      throw usageError("serve", `Invalid config ${file}: key "${key}" must be a string or a number`);
+    }
+    return [`--${key}=${list ?? value}`];
+  });
+}

@@ -7,13 +7,15 @@ import type { StatusReport } from "../status_report.ts";
 import { brokerClient, brokerUrl, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
+import { formatAgo, formatSpan } from "./relative_time.ts";
 
 export const HELP = `interop status — is the broker healthy?
 
 Usage: interop status [--json] [--require A,B] [--max-pending N]
 
 Prints the broker's version, pid, uptime and a line per agent (online, open stream,
-pending messages, last seen). Made for cron health checks:
+pending messages, last seen), in relative times ("up 3 h 2 m", "4 s ago"); --json keeps
+the broker's absolute ones. Made for cron health checks:
 
   interop status --require hermes,openclaw --max-pending 100 --json || alert
 
@@ -92,18 +94,16 @@ function findProblems(report: StatusReport, required: string[], maxPending: numb
 }
 
 function formatTable(report: StatusReport, url: string): string {
+  // The broker's clock at the report (to the second): last-seen times are its, and this host's may be skewed.
+  const now = Date.parse(report.started_at) + report.uptime_seconds * 1000;
   const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "LAST SEEN"]];
   for (const [agent, status] of Object.entries(report.agents)) {
-    rows.push([agent, status.online ? "yes" : "no", status.streams > 0 ? "open" : "-", String(status.pending), status.last_seen ?? "never"]);
+    rows.push([agent, status.online ? "yes" : "no", status.streams > 0 ? "open" : "-", String(status.pending), formatAgo(status.last_seen, now)]);
   }
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
   const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()).join("\n");
-  return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatUptime(report.uptime_seconds)}, ` +
+  return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatSpan(report.uptime_seconds)}, ` +
     `${report.streams} open streams, ` +
     `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n\n${table}\n`;
 }
 
-function formatUptime(seconds: number): string {
-  const d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24, m = Math.floor(seconds / 60) % 60;
-  return d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${m}m` : m > 0 ? `${m}m${seconds % 60}s` : `${seconds}s`;
-}

@@ -1,4 +1,5 @@
 /** The `interop` command: dispatches to a subcommand, reports its error, and is the only place that exits. */
+import { writeFileSync } from "node:fs";
 import process from "node:process";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import type { Io } from "./cli/io.ts";
@@ -65,7 +66,9 @@ async function main(args: string[], io: Io): Promise<number> {
     }
     if (command === "--version" || command === "-V") return await (await load("version")).run([], io);
     if (command === "help") return await (await load(rest[0])).run(["--help"], io);
-    return await (await load(command)).run(rest, io);
+    const subcommand = await load(command);
+    setTitle(command, args);
+    return await subcommand.run(rest, io);
   } catch (error) {
     io.stderr(`error: ${error instanceof Error ? error.message : String(error)}\n`);
     return exitCodeFor(error);
@@ -78,6 +81,21 @@ function load(command: string): Promise<Subcommand> {
     throw new InteropError("usage", `Unknown command: ${JSON.stringify(command)}; run 'interop --help' for the list`);
   }
   return subcommand();
+}
+
+/**
+ * What ps, top, pgrep and systemd show: `interop listen --agent hermes …` rather than `node …/main.ts …`, and
+ * `interop listen` rather than Node's thread name `MainThread` where only the name is shown (top, pgrep).
+ */
+function setTitle(command: string, args: string[]): void {
+  // Node rewrites the command line in place (up to its original length); Deno 2 sets only the name.
+  process.title = ["interop", ...args].join(" ");
+  // The name holds 15 bytes: the title's first 15 would read "interop serve -".
+  try {
+    writeFileSync("/proc/self/comm", `interop ${command}`.slice(0, 15));
+  } catch {
+    // Not Linux: the title above is all there is.
+  }
 }
 
 function processIo(): Io {

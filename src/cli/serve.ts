@@ -106,7 +106,7 @@ database in use (or taken by another broker while PostgreSQL was unreachable), 1
 (a data dir it cannot create or write among them).
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   port: { type: "string", default: "18900" },
   host: { type: "string", default: "127.0.0.1" },
   "data-dir": { type: "string" },

@@ -2,47 +2,29 @@
 import { writeFileSync } from "node:fs";
 import process from "node:process";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
+import { type Subcommand, SUBCOMMANDS } from "./cli/commands.ts";
 import type { Io } from "./cli/io.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
-
-interface Subcommand {
-  HELP: string;
-  run(args: string[], io: Io): Promise<number>;
-}
-
-// Loaded on demand: `interop send`, which agents run per message, need not load the broker and the MCP SDK.
-const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
-  serve: () => import("./cli/serve.ts"),
-  listen: () => import("./cli/listen.ts"),
-  send: () => import("./cli/send.ts"),
-  ask: () => import("./cli/ask.ts"),
-  poll: () => import("./cli/poll.ts"),
-  status: () => import("./cli/status.ts"),
-  mcp: () => import("./cli/mcp.ts"),
-  integrate: () => import("./cli/integrate.ts"),
-  token: () => import("./cli/token.ts"),
-  service: () => import("./cli/service.ts"),
-  version: () => import("./cli/version.ts"),
-};
 
 const HELP = `interop ${VERSION} — a real-time message bridge between AI agents
 
 Usage: interop <command> [options]
 
 Commands:
-  serve     run the broker (127.0.0.1:18900)
-  listen    follow an agent's inbox into a pipe, a file, a command or stdout
-  send      publish a message (--reply-to ID answers one)
-  ask       send a question and wait for the reply
-  poll      print an agent's pending messages once
-  status    show the broker's health (table, --json, exit codes for cron)
-  mcp       an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
-  integrate print (or --write) what plugs Hermes or OpenClaw into interop here
-  token     create, list and revoke access tokens
-  service   install the broker as a systemd service (or --dry-run to see the unit)
-  version   print the version (as --version does)
-  help      show a command's options: interop help COMMAND (= interop COMMAND --help)
+  serve       run the broker (127.0.0.1:18900)
+  listen      follow an agent's inbox into a pipe, a file, a command or stdout
+  send        publish a message (--reply-to ID answers one)
+  ask         send a question and wait for the reply
+  poll        print an agent's pending messages once
+  status      show the broker's health (table, --json, exit codes for cron)
+  mcp         an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
+  integrate   print (or --write) what plugs Hermes or OpenClaw into interop here
+  token       create, list and revoke access tokens
+  service     run the broker or a listener under systemd (--dry-run shows the unit)
+  completion  print a shell completion script: interop completion bash|zsh|fish
+  version     print the version (as --version does)
+  help        show a command's options: interop help COMMAND (= interop COMMAND --help)
 
 Every command takes the same forms: -a/--agent, -f/--from, -t/--to, -u/--url (HOST:PORT
 or http://HOST:PORT), -j/--json (print JSON), -d/--data (a JSON message body), -h/--help.

@@ -31,7 +31,10 @@ Options:
 Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely.
 `;
 
-const OPTIONS = {
+/** The agent kinds it plugs in. */
+export const WORDS = ["hermes", "openclaw"] as const;
+
+export const OPTIONS = {
   write: { type: "boolean", default: false },
   json: { type: "boolean", short: "j", default: false },
   agent: { type: "string", short: "a" },
@@ -49,7 +52,7 @@ export function run(args: string[], io: Io): Promise<number> {
     return Promise.resolve(0);
   }
   const target = positionals[0];
-  if (positionals.length !== 1 || (target !== "hermes" && target !== "openclaw")) {
+  if (positionals.length !== 1 || !WORDS.includes(target as (typeof WORDS)[number])) {
     throw usageError("integrate", "Name one agent kind: interop integrate hermes, or interop integrate openclaw");
   }
   const other = target === "hermes" ? "openclaw" : "hermes";

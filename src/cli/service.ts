@@ -18,6 +18,7 @@ import {
   unitPath,
 } from "../service/unit.ts";
 import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
+import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
 import { OPTIONS as LISTEN_OPTIONS } from "./listen.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
@@ -58,6 +59,8 @@ Options:
 Exit codes: 0 done, 1 systemctl failed (the message says what to run), 2 bad usage,
 3 (status) not installed.
 `;
+
+export const WORDS = ["install", "uninstall", "status"] as const;
 
 const OWN_OPTIONS = {
   system: { type: "boolean", default: false },
@@ -158,7 +161,7 @@ export function run(args: string[], io: Io): Promise<number> {
       return Promise.resolve(0);
     }
     default:
-      throw usageError("service", "Say what to do: install, uninstall or status");
+      throw usageError("service", `Say what to do: ${oneOf(WORDS)}`);
   }
 }
 

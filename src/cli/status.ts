@@ -31,7 +31,7 @@ Exit codes: 0 healthy, 3 broker unreachable, 5 a --require or --max-pending chec
 or the broker cannot reach its store (PostgreSQL down), 2 bad usage, 4 broker refused.
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   json: { type: "boolean", short: "j", default: false },
   require: { type: "string" },
   "max-pending": { type: "string" },

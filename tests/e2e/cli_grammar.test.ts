@@ -24,6 +24,7 @@ const ROWS: Row[] = [
   { command: "integrate", missingValue: ["hermes", "--agent"], missingRequired: [], badValue: [["hermes", "--url", "ftp://example.com"], "--url"] },
   { command: "token", missingValue: ["create", "--agent"], missingRequired: [], badValue: [["create", "--agent", "Bad/Name"], "--agent"] },
   { command: "service", missingValue: ["install", "--port"], missingRequired: [], badValue: [["install", "--port", "99999"], "--port"] },
+  { command: "completion", missingRequired: [], badValue: [["powershell"], "powershell"] },
   { command: "version", badValue: [["extra"], "extra"] },
 ];
 

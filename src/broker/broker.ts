@@ -279,6 +279,17 @@ export class Broker {
   }
 
   /**
+   * The last `limit` messages of an inbox, each marked pending or not, for the dashboard: reading them takes,
+   * delivers and creates nothing, and does not count as the agent being seen.
+   */
+  async history(agent: AgentName, limit: number): Promise<Array<{ envelope: Envelope; pending: boolean }>> {
+    const inbox = this.#inboxes.get(agent);
+    if (inbox === undefined) return [];
+    const messages = await this.#store.readLatest(agent, limit);
+    return messages.map((envelope) => ({ envelope, pending: envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id) }));
+  }
+
+  /**
    * Validates a subscription and returns the function that starts it. Reading from the cursor gives what is
    * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
    * agent replaces the older one.

@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { InteropError } from "../errors.ts";
+import { DEFAULT_URL } from "../cli/args.ts";
 import { hermesSkill, openclawSkill } from "./skills.ts";
 
 /** One file to create or change; `apply` is idempotent: applied to its own output it changes nothing. */
@@ -11,6 +12,8 @@ export interface FileEdit {
   /** What the user would add by hand. */
   snippet: string;
   apply(current: string | undefined): string;
+  /** It holds a secret: a file it creates is readable by its owner only. */
+  secret?: boolean;
 }
 
 export interface IntegrationPlan {
@@ -26,10 +29,22 @@ export interface PlanOptions {
   brokerUrl: string;
   /** How to run interop here (the executable's path, or "interop" on PATH). */
   command: string;
+  /** The agent's token, when the broker has tokens: the file (which commands are pointed at) and what it holds. */
+  token?: { file: string; value: string };
 }
 
 function mcpArgs(options: PlanOptions): string[] {
-  return ["mcp", "--agent", options.agent, "--url", options.brokerUrl];
+  return ["mcp", "--agent", options.agent, "--url", options.brokerUrl, ...tokenArgs(options)];
+}
+
+function tokenArgs(options: PlanOptions): string[] {
+  return options.token === undefined ? [] : ["--token-file", options.token.file];
+}
+
+/** The flags the skill's commands need to reach this broker: none for the default one without tokens. */
+function clientFlags(options: PlanOptions): string {
+  const url = options.brokerUrl === DEFAULT_URL ? [] : ["--url", options.brokerUrl];
+  return [...url, ...tokenArgs(options)].map((arg) => ` ${arg}`).join("");
 }
 
 export function hermesPlan(options: PlanOptions): IntegrationPlan {
@@ -42,6 +57,8 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
     // peer's inbox. ntfy names no sender, so the adapter takes the topic a message arrived on as its user: allowing
     // the agent's own topic admits what interop delivers there, and who may publish to it is interop's to decide.
     NTFY_ALLOWED_USERS: options.agent,
+    // ntfy clients send NTFY_TOKEN as a Bearer token; with tokens on, it says who the adapter is.
+    ...(options.token === undefined ? {} : { NTFY_TOKEN: options.token.value }),
   };
   const server = { command: options.command, args: mcpArgs(options) };
   return {
@@ -50,7 +67,7 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
         path: join(hermes, "skills", "communication", "interop", "SKILL.md"),
         summary: "the skill that teaches Hermes when and how to send, ask, wait and reply",
         snippet: "(the whole file: integrations/hermes/SKILL.md)",
-        apply: () => hermesSkill(options),
+        apply: () => hermesSkill({ ...options, client: clientFlags(options) }),
       },
       {
         path: join(hermes, "config.yaml"),
@@ -68,8 +85,10 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
       {
         path: join(hermes, ".env"),
         summary: "Hermes's ntfy adapter pointed at interop and allowed to hand its messages to Hermes, with no code",
-        snippet: Object.entries(ntfy).map(([key, value]) => `${key}=${value}`).join("\n"),
+        // The token itself stays out of what is printed.
+        snippet: Object.entries(ntfy).map(([key, value]) => `${key}=${key === "NTFY_TOKEN" ? "(the token in " + options.token!.file + ")" : value}`).join("\n"),
         apply: (current) => setEnvLines(current ?? "", ntfy),
+        secret: options.token !== undefined,
       },
     ],
     then: ["Restart the Hermes gateway so it loads the skill, the MCP server and the ntfy platform."],
@@ -85,7 +104,7 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
         path: join(openclaw, "workspace", "skills", "interop", "SKILL.md"),
         summary: "the skill that teaches the agent when and how to send, ask, wait and reply",
         snippet: "(the whole file: integrations/openclaw/SKILL.md)",
-        apply: () => openclawSkill(options),
+        apply: () => openclawSkill({ ...options, client: clientFlags(options) }),
       },
       {
         path: join(openclaw, "openclaw.json"),
@@ -107,7 +126,8 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
     ],
     then: [
       "Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save the token to a file.",
-      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
+      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent}${clientFlags(options)} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
+      `Or keep that listener running under systemd: ${options.command} service install listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
       "Restart the OpenClaw gateway so it loads the skill and the MCP server.",
     ],
   };

@@ -1,7 +1,7 @@
 /** `interop service`: run the broker, and agents' listeners, under systemd (install, uninstall, status). */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { InteropError } from "../errors.ts";
 import { interopCommand } from "../paths.ts";
@@ -112,7 +112,8 @@ export function run(args: string[], io: Io): Promise<number> {
       const command = [executable(values.exec, io.env)];
       if (target.kind === "serve") {
         const rest = serveFlags.filter(([name]) => name !== "port" && name !== "data-dir");
-        command.push("serve", "--port", String(port), "--data-dir", values["data-dir"] ?? serviceDataDir(scope, io.env), ...asArgs(rest));
+        const dataDir = values["data-dir"] === undefined ? serviceDataDir(scope, io.env) : resolve(values["data-dir"]);
+        command.push("serve", "--port", String(port), "--data-dir", dataDir, ...asArgs(rest));
       } else {
         command.push("listen", "--agent", target.agent, ...asArgs(listenFlags));
         const given = new Set(listenFlags.map(([name]) => name));
@@ -174,8 +175,13 @@ function flagsGiven(args: string[], options: ParseArgsOptionsConfig): Array<[str
   return optionTokens(args, options).flatMap((token) => token.kind === "option" ? [[token.name, token.value] as [string, string | undefined]] : []);
 }
 
+/** Options whose value is a path: made absolute, since systemd runs the unit from / (or the user's home). */
+const PATH_OPTIONS = new Set(["data-dir", "out", "pipe", "state", "token-file", "push-token-file", "secret-file"]);
+
 function asArgs(flags: Array<[string, string | undefined]>): string[] {
-  return flags.flatMap(([name, value]) => value === undefined ? [`--${name}`] : [`--${name}`, value]);
+  return flags.flatMap(([name, value]) =>
+    value === undefined ? [`--${name}`] : [`--${name}`, PATH_OPTIONS.has(name) ? resolve(value) : value]
+  );
 }
 
 /** The interop to run: given, this executable, or the one on PATH, as an absolute path (systemd needs one). */

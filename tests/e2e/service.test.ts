@@ -101,10 +101,11 @@ test("interop service install listen writes an always-on listener unit that syst
     assert.match(user.stdout, /^RestartPreventExitStatus=2 8$/m);
     verify(user.stdout, true, dir.path);
 
-    const system = await runCli(["service", "install", "--system", ...args.slice(2), "--push-token-file", "/etc/interop/hooks"], { env });
+    // A relative path is made absolute: systemd runs the unit from /.
+    const system = await runCli(["service", "install", "--system", ...args.slice(2), "--push-token-file", "hooks-token"], { env });
     assert.equal(system.code, 0, system.stderr);
     assert.doesNotMatch(system.stderr, /warning/);
-    assert.match(system.stdout, / --push-token-file \/etc\/interop\/hooks --url \S+ --state \/var\/lib\/interop-listen-openclaw\/state\.json$/m);
+    assert.match(system.stdout, new RegExp(` --push-token-file ${process.cwd()}/hooks-token --url \\S+ --state /var/lib/interop-listen-openclaw/state\\.json$`, "m"));
     assert.match(system.stdout, /^StateDirectory=interop-listen-openclaw$/m);
     verify(system.stdout, false, dir.path);
 

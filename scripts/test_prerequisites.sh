@@ -13,6 +13,9 @@ command -v mkfifo >/dev/null || missing+=(coreutils)
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser); systemd-analyze checks the unit.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# interop completion's scripts are loaded and run by the real shells.
+command -v zsh >/dev/null || missing+=(zsh)
+command -v fish >/dev/null || missing+=(fish)
 # The PostgreSQL store's tests start their own server from Debian's package (initdb and pg_ctl, any version).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -1,49 +1,31 @@
 /** The `interop` command: dispatches to a subcommand, reports its error, and is the only place that exits. */
+import { writeFileSync } from "node:fs";
 import process from "node:process";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
+import { type Subcommand, SUBCOMMANDS } from "./cli/commands.ts";
 import type { Io } from "./cli/io.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
-
-interface Subcommand {
-  HELP: string;
-  run(args: string[], io: Io): Promise<number>;
-}
-
-// Loaded on demand: `interop send`, which agents run per message, need not load the broker and the MCP SDK.
-const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
-  serve: () => import("./cli/serve.ts"),
-  listen: () => import("./cli/listen.ts"),
-  send: () => import("./cli/send.ts"),
-  ask: () => import("./cli/ask.ts"),
-  poll: () => import("./cli/poll.ts"),
-  status: () => import("./cli/status.ts"),
-  mcp: () => import("./cli/mcp.ts"),
-  integrate: () => import("./cli/integrate.ts"),
-  token: () => import("./cli/token.ts"),
-  agent: () => import("./cli/agent.ts"),
-  service: () => import("./cli/service.ts"),
-  version: () => import("./cli/version.ts"),
-};
 
 const HELP = `interop ${VERSION} — a real-time message bridge between AI agents
 
 Usage: interop <command> [options]
 
 Commands:
-  serve     run the broker (127.0.0.1:18900)
-  listen    follow an agent's inbox into a pipe, a file, a command or stdout
-  send      publish a message (--reply-to ID answers one)
-  ask       send a question and wait for the reply
-  poll      print an agent's pending messages once
-  status    show the broker's health (table, --json, exit codes for cron)
-  mcp       an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
-  integrate print (or --write) what plugs Hermes or OpenClaw into interop here
-  token     create, list and revoke access tokens
-  agent     list, add and remove agents (their inboxes)
-  service   install the broker as a systemd service (or --dry-run to see the unit)
-  version   print the version (as --version does)
-  help      show a command's options: interop help COMMAND (= interop COMMAND --help)
+  serve       run the broker (127.0.0.1:18900)
+  listen      follow an agent's inbox into a pipe, a file, a command or stdout
+  send        publish a message (--reply-to ID answers one)
+  ask         send a question and wait for the reply
+  poll        print an agent's pending messages once
+  status      show the broker's health (table, --json, exit codes for cron)
+  mcp         an MCP server on stdio for one agent (send, inbox, wait, ask, agents)
+  integrate   print (or --write) what plugs Hermes or OpenClaw into interop here
+  token       create, list and revoke access tokens
+  agent       list, add and remove agents (their inboxes)
+  service     run the broker or a listener under systemd (--dry-run shows the unit)
+  completion  print a shell completion script: interop completion bash|zsh|fish
+  version     print the version (as --version does)
+  help        show a command's options: interop help COMMAND (= interop COMMAND --help)
 
 Every command takes the same forms: -a/--agent, -f/--from, -t/--to, -u/--url (HOST:PORT
 or http://HOST:PORT), -j/--json (print JSON), -d/--data (a JSON message body), -h/--help.
@@ -67,7 +49,9 @@ async function main(args: string[], io: Io): Promise<number> {
     }
     if (command === "--version" || command === "-V") return await (await load("version")).run([], io);
     if (command === "help") return await (await load(rest[0])).run(["--help"], io);
-    return await (await load(command)).run(rest, io);
+    const subcommand = await load(command);
+    setTitle(command, args);
+    return await subcommand.run(rest, io);
   } catch (error) {
     io.stderr(`error: ${error instanceof Error ? error.message : String(error)}\n`);
     return exitCodeFor(error);
@@ -80,6 +64,21 @@ function load(command: string): Promise<Subcommand> {
     throw new InteropError("usage", `Unknown command: ${JSON.stringify(command)}; run 'interop --help' for the list`);
   }
   return subcommand();
+}
+
+/**
+ * What ps, top, pgrep and systemd show: `interop listen --agent hermes …` rather than `node …/main.ts …`, and
+ * `interop listen` rather than Node's thread name `MainThread` where only the name is shown (top, pgrep).
+ */
+function setTitle(command: string, args: string[]): void {
+  // Node rewrites the command line in place (up to its original length); Deno 2 sets only the name.
+  process.title = ["interop", ...args].join(" ");
+  // The name holds 15 bytes: the title's first 15 would read "interop serve -".
+  try {
+    writeFileSync("/proc/self/comm", `interop ${command}`.slice(0, 15));
+  } catch {
+    // Not Linux: the title above is all there is.
+  }
 }
 
 function processIo(): Io {

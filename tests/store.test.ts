@@ -238,6 +238,20 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual([...await store.expire(new Map(), new Map())], []);
   });
 
+  test(`${name} reads an inbox's last messages oldest first, delivered or not, leaving out those a poll took`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    await store.write({
+      messages: [1, 2, 3, 4, 5].map((n) => ({ from: hermes, to: n === 3 ? hermes : openclaw, payload: { n }, createdAt: n })),
+      inboxes: [{ agent: openclaw, deliveredId: 2 }],
+    });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: { after: 3, upTo: 4 } }] });
+    assert.deepEqual((await store.readLatest(openclaw, 2)).map((envelope) => envelope.id), [2, 5]);
+    assert.deepEqual((await store.readLatest(openclaw, 10)).map((envelope) => envelope.id), [1, 2, 5]);
+    assert.deepEqual(await store.readLatest("nobody" as AgentName, 10), []);
+  });
+
   test(`${name} keeps nothing of a failed write, and the next one gets new ids`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

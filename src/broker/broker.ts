@@ -420,6 +420,17 @@ export class Broker {
     return pending.filter((envelope) => envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id));
   }
 
+  /**
+   * The last `limit` messages of an inbox, each marked pending or not, for the dashboard: reading them takes,
+   * delivers and creates nothing, and does not count as the agent being seen.
+   */
+  async history(agent: AgentName, limit: number): Promise<Array<{ envelope: Envelope; pending: boolean }>> {
+    const inbox = this.#inboxes.get(agent);
+    if (inbox === undefined) return [];
+    const messages = await this.#store.readLatest(agent, limit);
+    return messages.map((envelope) => ({ envelope, pending: envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id) }));
+  }
+
   /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */
   prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     return this.#streams.prepare(agent, start, format);

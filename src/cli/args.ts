@@ -58,7 +58,7 @@ export function agentFlag(command: string, flag: string, value: string | undefin
   return parseAgentName(name, flag);
 }
 
-const DEFAULT_URL = "http://127.0.0.1:18900";
+export const DEFAULT_URL = "http://127.0.0.1:18900";
 
 /**
  * The broker URLs: --url, else $INTEROP_URL, else the default port on loopback; several, comma-separated, are

@@ -33,7 +33,7 @@ asker's inbox), 130 interrupted (Ctrl-C) before the reply, 2 bad usage, 3 broker
 unreachable, 4 broker refused.
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   from: { type: "string", short: "f" },
   to: { type: "string", short: "t" },
   timeout: { type: "string", default: "120" },

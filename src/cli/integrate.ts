@@ -1,21 +1,24 @@
 /** `interop integrate`: the steps and snippets that plug Hermes or OpenClaw into interop here, and --write to apply them. */
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, dirname } from "node:path";
+import { basename, dirname, resolve } from "node:path";
+import { InteropError } from "../errors.ts";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
 import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
-import { agentFlag, brokerUrl, parseFlags, usageError } from "./args.ts";
+import { agentFlag, brokerClient, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop integrate — plug Hermes or OpenClaw into interop
 
-Usage: interop integrate hermes|openclaw [--write] [--json]
+Usage: interop integrate hermes|openclaw [--write] [--json] [--url URL] [--token-file FILE]
 
 Prints the exact steps and snippets for this machine: a SKILL.md that teaches the agent
 to send, ask, wait and reply; the interop MCP server in the agent's MCP config; and how
 messages wake the agent (Hermes: its ntfy adapter; OpenClaw: listen --openclaw).
 With --write it applies them: each file it changes is first backed up next to itself
-(FILE.bak-TIMESTAMP); running it again changes nothing.
+(FILE.bak-TIMESTAMP); running it again changes nothing. The broker's URL (and with
+--token-file, the agent's token) goes wherever the agent needs it: the MCP server's
+arguments, the skill's commands, Hermes's .env (NTFY_TOKEN), the listen line.
 
 Options:
   --write             apply the edits instead of printing them
@@ -30,12 +33,17 @@ Options:
                       created there
   -u, --url URL       broker (default $INTEROP_URL, else http://127.0.0.1:18900; HOST:PORT
                       means http://HOST:PORT)
+  --token-file FILE   the agent's token, for a broker with tokens (interop token create
+                      --agent NAME > FILE); without it, a broker with tokens is warned of
   -h, --help          show this help
 
 Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely.
 `;
 
-const OPTIONS = {
+/** The agent kinds it plugs in. */
+export const WORDS = ["hermes", "openclaw"] as const;
+
+export const OPTIONS = {
   write: { type: "boolean", default: false },
   json: { type: "boolean", short: "j", default: false },
   agent: { type: "string", short: "a" },
@@ -44,17 +52,18 @@ const OPTIONS = {
   home: { type: "string" },
   "data-dir": { type: "string" },
   url: { type: "string", short: "u" },
+  "token-file": { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-export function run(args: string[], io: Io): Promise<number> {
+export async function run(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags("integrate", args, OPTIONS, true);
   if (values.help) {
     io.stdout(HELP);
-    return Promise.resolve(0);
+    return 0;
   }
   const target = positionals[0];
-  if (positionals.length !== 1 || (target !== "hermes" && target !== "openclaw")) {
+  if (positionals.length !== 1 || !WORDS.includes(target as (typeof WORDS)[number])) {
     throw usageError("integrate", "Name one agent kind: interop integrate hermes, or interop integrate openclaw");
   }
   const other = target === "hermes" ? "openclaw" : "hermes";
@@ -66,12 +75,35 @@ export function run(args: string[], io: Io): Promise<number> {
     command: interopCommand(),
     // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.
     dataDir: values["data-dir"] ?? defaultDataDir(values.home === undefined ? io.env : { ...io.env, HOME: values.home, XDG_STATE_HOME: undefined }),
+    token: agentToken(values["token-file"]),
   };
+  if (options.token === undefined) await warnIfTokensOn(values.url, options.agent, io);
   const plan = target === "hermes" ? hermesPlan(options) : openclawPlan({ ...options, gatewayUrl: values.gateway });
   if (values.write) apply(plan, values.json, io);
   else if (values.json) io.stdout(JSON.stringify({ edits: plan.edits.map(({ apply: _, ...edit }) => edit), then: plan.then }) + "\n");
   else print(plan, target, io);
-  return Promise.resolve(0);
+  return 0;
+}
+
+/** The token file as an absolute path (the agent runs commands from elsewhere) and what it holds. */
+function agentToken(file: string | undefined): { file: string; value: string } | undefined {
+  if (file === undefined) return undefined;
+  const value = readSecret(file, undefined);
+  if (value === undefined) throw usageError("integrate", `Invalid --token-file: ${file} is empty`);
+  return { file: resolve(file), value };
+}
+
+/** An agent configured without a token for a broker with tokens would get 401 on everything: say so. */
+async function warnIfTokensOn(url: string | undefined, agent: string, io: Io): Promise<void> {
+  try {
+    await brokerClient("integrate", { url }, { ...io.env, INTEROP_TOKEN: "" }, 2000).status();
+  } catch (error) {
+    if (!(error instanceof InteropError) || error.code !== "unauthorized") return; // unreachable: nothing to tell
+    io.stderr(
+      `warning: this broker has tokens: without one ${agent} gets 401; create one (interop token create --agent ${agent} > FILE) ` +
+        `and run this again with --token-file FILE\n`,
+    );
+  }
 }
 
 function print(plan: IntegrationPlan, target: string, io: Io): void {

@@ -110,7 +110,7 @@ Exit codes: 0 stopped by a signal, 2 bad usage (also an --out it cannot append t
 4 broker refused the agent, 8 another listen for the same agent took over the stream.
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   agent: { type: "string", short: "a" },
   json: { type: "boolean", short: "j", default: false },
   pipe: { type: "string" },

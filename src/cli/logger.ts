@@ -4,22 +4,28 @@
  */
 import type { Io } from "./io.ts";
 
+/** An event's details, which a JSON line carries as fields beside its message (text lines have them in words). */
+export type LogFields = Record<string, string | number | boolean | null>;
+
+export type LogMethod = (message: string, fields?: LogFields) => void;
+
 export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
+  info: LogMethod;
+  warn: LogMethod;
+  error: LogMethod;
   /** Only with --verbose. */
-  debug(message: string): void;
+  debug: LogMethod;
 }
 
 export type LogFormat = "text" | "json";
 
 export function createLogger(io: Io, command: string, verbose: boolean, format: LogFormat = "text"): Logger {
-  const line = (level: string) => (message: string) => {
+  const line = (level: string): LogMethod => (message, fields = {}) => {
     const time = new Date().toISOString();
     io.stderr(
       format === "json"
-        ? JSON.stringify({ time, level, command, message }) + "\n"
+        // The event's fields after the fixed ones, which they cannot replace: a shipper relies on those.
+        ? JSON.stringify({ ...fields, time, level, msg: message, command }, ["time", "level", "msg", "command", ...Object.keys(fields)]) + "\n"
         : `${time} interop ${command} ${level}: ${message}\n`,
     );
   };

@@ -38,7 +38,7 @@ ${CLIENT_HELP}
 Exit codes: 0 the client closed the session, 2 bad usage.
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   agent: { type: "string", short: "a" },
   ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },

@@ -25,7 +25,7 @@ Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreacha
 4 broker refused.
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   agent: { type: "string", short: "a" },
   json: { type: "boolean", short: "j", default: false },
   limit: { type: "string" },

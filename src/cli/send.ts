@@ -35,7 +35,7 @@ Exit codes: 0 sent (committed), 2 bad usage or message, 3 broker unreachable,
 4 broker refused (the reason is printed).
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   from: { type: "string", short: "f" },
   to: { type: "string", short: "t" },
   "reply-to": { type: "string" },

@@ -91,7 +91,9 @@ Options:
                         the port can then read and send every message)
   --verbose             also log each request (method, path, agent, status, time) and when
                         each stream ends; never a token or a message body
-  --log-format FORMAT   text (default) or json: one JSON object per line for log shippers
+  --log-format FORMAT   text (default) or json: one JSON object per line for log shippers,
+                        with time, level, msg, command and the event's fields (a request's
+                        method, path, agent, status, ms; the start's url, pid, data_dir …)
   --config FILE         read settings from a JSON file keyed by these flags' long names,
                         e.g. {"port": 18901, "agents": ["hermes", "openclaw"], "verbose": true}
                         (default $INTEROP_CONFIG). A flag wins over the environment
@@ -113,7 +115,7 @@ use, 1 other failure
 (a data dir it cannot create or write among them).
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   port: { type: "string", default: "18900" },
   host: { type: "string", default: "127.0.0.1" },
   "data-dir": { type: "string" },
@@ -222,7 +224,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     maxPending,
     retentionMs,
     pendingTtlMs: parsePerAgent("serve", "--pending-ttl", values["pending-ttl"], (text) => parseDuration("serve", "--pending-ttl", text)),
-    onExpired: (agent, count) => log.warn(`expired ${count} undelivered messages for ${agent} (older than --pending-ttl)`),
+    onExpired: (agent, count) => log.warn(`expired ${count} undelivered messages for ${agent} (older than --pending-ttl)`, { agent, count }),
     heartbeatMs,
     writeTimeoutMs: parseDuration("serve", "--write-timeout", values["write-timeout"]),
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
@@ -242,7 +244,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     metrics,
     maxBodyBytes,
     retryMs: 2000,
-    onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`),
+    onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`, { error: String(error) }),
   });
   // Inside the request log, so that refusals are logged; inside the limits, which are cheaper still.
   const guarded = checkOrigin(router, { bindHost: values.host, allowedHosts });
@@ -268,10 +270,20 @@ async function serve(args: string[], io: Io): Promise<number> {
   if (ownsDataDir) writeOwner(dataDir, { pid: process.pid, host: server.hostname, port: server.port, version: VERSION });
   // Only names this broker in the cluster view: an outage right now must not stop it.
   if (store instanceof PostgresStore) await store.announce(`${server.hostname}:${server.port}`).catch(() => {});
+  const listening = {
+    version: VERSION,
+    url: `http://${server.hostname}:${server.port}`,
+    pid: process.pid,
+    ...(store instanceof PostgresStore ? { database: store.location } : {}),
+    data_dir: dataDir,
+    durability,
+    runtime: runtimeDescription(),
+  };
   log.info(
-    `interop ${VERSION} listening on http://${server.hostname}:${server.port} (pid ${process.pid}, ` +
+    `interop ${VERSION} listening on ${listening.url} (pid ${process.pid}, ` +
       `${store instanceof PostgresStore ? `database ${store.location}, ` : ""}data dir ${dataDir}, durability ${durability}, ` +
-      `${runtimeDescription()})`,
+      `${listening.runtime})`,
+    listening,
   );
 
   await new Promise((resolve) => io.shutdown.addEventListener("abort", resolve, { once: true }));

@@ -1,30 +1,57 @@
-/** `interop service`: run the broker under systemd (install, uninstall, status). */
+/** `interop service`: run the broker, and agents' listeners, under systemd (install, uninstall, status). */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, isAbsolute } from "node:path";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { InteropError } from "../errors.ts";
 import { interopCommand } from "../paths.ts";
-import { renderUnit, type Scope, serviceDataDir, UNIT_NAME, unitPath } from "../service/unit.ts";
-import { parseCount, parseFlags, usageError } from "./args.ts";
+import {
+  isInteropUnit,
+  listenerStateDir,
+  renderUnit,
+  type Scope,
+  serviceDataDir,
+  type Target,
+  UNIT_NAME,
+  unitDir,
+  unitName,
+  unitPath,
+} from "../service/unit.ts";
+import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
+import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
+import { OPTIONS as LISTEN_OPTIONS } from "./listen.ts";
+import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 
-export const HELP = `interop service — run the broker under systemd
+export const HELP = `interop service — run the broker and listeners under systemd
 
-Usage: interop service install [--system] [--dry-run] [--port N] [--data-dir DIR] [--exec PATH]
-       interop service uninstall [--system]
+Usage: interop service install [--system] [--dry-run] [--exec PATH] [SERVE OPTIONS]
+       interop service install [--system] [--dry-run] [--exec PATH] listen -a AGENT [LISTEN OPTIONS]
+       interop service uninstall [--system] [listen -a AGENT]
        interop service status [--system]
 
-'install' writes a systemd unit that runs 'interop serve', restarts it when it fails (not
-when another broker holds the port or data dir: the broker's own locks make a second copy
-impossible), then enables and starts it with systemctl. A user unit by default
-(~/.config/systemd/user/${UNIT_NAME}; add 'loginctl enable-linger' to start it at boot);
---system writes /etc/systemd/system/${UNIT_NAME}, run by a dynamic user with its data in
-/var/lib/interop. Prints each thing it does; --dry-run prints the unit and changes nothing.
+'install' writes a systemd unit that runs 'interop serve' with every serve option given
+(see 'interop serve --help'; --port and --data-dir are always written), restarts it when
+it fails (not when another broker holds the port or data dir: the broker's own locks make
+a second copy impossible), then enables and starts it with systemctl. A user unit by
+default (~/.config/systemd/user/${UNIT_NAME}; add 'loginctl enable-linger' to start it
+at boot); --system writes /etc/systemd/system/${UNIT_NAME}, run by a dynamic user with
+its data in /var/lib/interop. Prints each thing it does; --dry-run prints the unit and
+changes nothing.
+
+'install listen' writes interop-listen-AGENT.service, which runs 'interop listen' with the
+listen options given (see 'interop listen --help'), e.g. the always-on OpenClaw listener:
+  interop service install listen -a openclaw --openclaw http://127.0.0.1:18789 \\
+    --push-token-file ~/.openclaw/hooks-token --token-file ~/.config/interop/openclaw.token
+A unit does not see your shell's environment: pass secrets as files (--token-file,
+--push-token-file, --secret-file); $INTEROP_URL is written into the unit as --url.
+
+'status' lists interop's units and shows them with systemctl status.
 
 Options:
   --system            a system unit instead of a user unit (needs root)
   --dry-run           print the unit (and where it would go) and stop
-  --port N            the port the service listens on (default 18900)
+  --port N            the port the broker listens on (default 18900)
   --data-dir DIR      the broker's data dir (default: the user's, or /var/lib/interop)
   --exec PATH         the interop executable to run (default: this one, or interop on PATH)
   -h, --help          show this help
@@ -33,29 +60,71 @@ Exit codes: 0 done, 1 systemctl failed (the message says what to run), 2 bad usa
 3 (status) not installed.
 `;
 
-const OPTIONS = {
+export const WORDS = ["install", "uninstall", "status"] as const;
+
+const OWN_OPTIONS = {
   system: { type: "boolean", default: false },
   "dry-run": { type: "boolean", default: false },
-  port: { type: "string", default: "18900" },
-  "data-dir": { type: "string" },
   exec: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
+/** The service's own options and every serve option, which `install` writes into the broker's unit. */
+export const OPTIONS = { ...SERVE_OPTIONS, ...OWN_OPTIONS } as const;
+
+/** Secrets a listener reads from the environment, and the flag that gives the unit each as a file instead. */
+const SECRET_FLAGS: Record<string, string> = {
+  INTEROP_TOKEN: "token-file",
+  OPENCLAW_HOOKS_TOKEN: "push-token-file",
+  INTEROP_POST_TOKEN: "push-token-file",
+  HERMES_WEBHOOK_SECRET: "secret-file",
+};
+
 export function run(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseFlags("service", args, OPTIONS, true);
+  // `listen` ends the service's own options; what follows is the listener's (whose --exec is another thing).
+  const split = optionTokens(args, OPTIONS).find((token) => token.kind === "positional" && token.value === "listen");
+  const [own, listenArgs] = split === undefined ? [args, undefined] : [args.slice(0, split.index), args.slice(split.index + 1)];
+  const { values, positionals } = parseFlags("service", own, OPTIONS, true);
   if (values.help) {
     io.stdout(HELP);
     return Promise.resolve(0);
   }
   const scope: Scope = values.system ? "system" : "user";
-  const path = unitPath(scope, io.env);
   const systemctl = (...command: string[]) => runSystemctl(scope, command, io);
+  const serveFlags = flagsGiven(own, OPTIONS).filter(([name]) => !Object.hasOwn(OWN_OPTIONS, name));
+  let target: Target = { kind: "serve" };
+  let listenFlags: Array<[string, string | undefined]> = [];
+  if (listenArgs !== undefined) {
+    if (serveFlags.length > 0) {
+      throw usageError("service", `--${serveFlags[0][0]} is a serve option: a listener takes listen options, after 'listen'`);
+    }
+    const listen = parseFlags("service", listenArgs, LISTEN_OPTIONS).values;
+    if (listen.help) throw usageError("service", "For the listener's options see 'interop listen --help'");
+    target = { kind: "listen", agent: agentFlag("service", "--agent", listen.agent, io.env) };
+    listenFlags = flagsGiven(listenArgs, LISTEN_OPTIONS).filter(([name]) => name !== "agent");
+  }
+  const name = unitName(target);
+  const path = unitPath(scope, io.env, target);
   switch (positionals[0]) {
     case "install": {
+      // The flags first: a bad one is the error to report, not a missing executable.
       const port = parseCount("service", "--port", values.port, 1, 65535);
-      const command = [executable(values.exec, io.env), "serve", "--port", String(port), "--data-dir", values["data-dir"] ?? serviceDataDir(scope, io.env)];
-      const unit = renderUnit(scope, command);
+      const command = [executable(values.exec, io.env)];
+      if (target.kind === "serve") {
+        const rest = serveFlags.filter(([name]) => name !== "port" && name !== "data-dir");
+        const dataDir = values["data-dir"] === undefined ? serviceDataDir(scope, io.env) : resolve(values["data-dir"]);
+        command.push("serve", "--port", String(port), "--data-dir", dataDir, ...asArgs(rest));
+      } else {
+        command.push("listen", "--agent", target.agent, ...asArgs(listenFlags));
+        const given = new Set(listenFlags.map(([name]) => name));
+        if (!given.has("url") && io.env.INTEROP_URL) command.push("--url", io.env.INTEROP_URL);
+        // A dynamic user has no home: its cursor goes in the unit's own state directory.
+        if (!given.has("state") && scope === "system") command.push("--state", `${listenerStateDir(target.agent)}/state.json`);
+        for (const [variable, flag] of Object.entries(SECRET_FLAGS)) {
+          if (io.env[variable] && !given.has(flag)) io.stderr(`warning: the unit will not see $${variable}; pass --${flag} FILE\n`);
+        }
+      }
+      const unit = renderUnit(scope, command, target);
       if (values["dry-run"]) {
         io.stderr(`# would write ${path}:\n`);
         io.stdout(unit);
@@ -65,14 +134,15 @@ export function run(args: string[], io: Io): Promise<number> {
       writeFileSync(path, unit);
       io.stdout(`wrote ${path}\n`);
       systemctl("daemon-reload");
-      systemctl("enable", "--now", UNIT_NAME);
-      io.stdout(`interop is running under systemd; see: systemctl${scope === "user" ? " --user" : ""} status ${UNIT_NAME}\n`);
+      systemctl("enable", "--now", name);
+      const what = target.kind === "serve" ? "interop" : `interop listen for ${target.agent}`;
+      io.stdout(`${what} is running under systemd; see: systemctl${scope === "user" ? " --user" : ""} status ${name}\n`);
       return Promise.resolve(0);
     }
     case "uninstall": {
       if (!existsSync(path)) throw usageError("service", `Nothing to uninstall: ${path} does not exist`);
       try {
-        systemctl("disable", "--now", UNIT_NAME);
+        systemctl("disable", "--now", name);
       } finally {
         rmSync(path);
         io.stdout(`removed ${path}\n`);
@@ -81,17 +151,37 @@ export function run(args: string[], io: Io): Promise<number> {
       return Promise.resolve(0);
     }
     case "status": {
-      if (!existsSync(path)) {
-        io.stdout(`not installed (no ${path}); 'interop service install' sets it up\n`);
+      const dir = unitDir(scope, io.env);
+      const units = existsSync(dir) ? readdirSync(dir).filter(isInteropUnit).sort() : [];
+      if (units.length === 0) {
+        io.stdout(`not installed (no ${unitPath(scope, io.env)}); 'interop service install' sets it up\n`);
         return Promise.resolve(3);
       }
-      io.stdout(`unit: ${path}\n`);
-      systemctl("status", "--no-pager", UNIT_NAME);
+      for (const unit of units) io.stdout(`unit: ${join(dir, unit)}\n`);
+      systemctl("status", "--no-pager", ...units);
       return Promise.resolve(0);
     }
     default:
-      throw usageError("service", "Say what to do: install, uninstall or status");
+      throw usageError("service", `Say what to do: ${oneOf(WORDS)}`);
   }
+}
+
+function optionTokens(args: string[], options: ParseArgsOptionsConfig) {
+  return parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true }).tokens;
+}
+
+/** The options given in `args` (already checked by parseFlags), by long name, in order. */
+function flagsGiven(args: string[], options: ParseArgsOptionsConfig): Array<[string, string | undefined]> {
+  return optionTokens(args, options).flatMap((token) => token.kind === "option" ? [[token.name, token.value] as [string, string | undefined]] : []);
+}
+
+/** Options whose value is a path: made absolute, since systemd runs the unit from / (or the user's home). */
+const PATH_OPTIONS = new Set(["data-dir", "out", "pipe", "state", "token-file", "push-token-file", "secret-file"]);
+
+function asArgs(flags: Array<[string, string | undefined]>): string[] {
+  return flags.flatMap(([name, value]) =>
+    value === undefined ? [`--${name}`] : [`--${name}`, PATH_OPTIONS.has(name) ? resolve(value) : value]
+  );
 }
 
 /** The interop to run: given, this executable, or the one on PATH, as an absolute path (systemd needs one). */

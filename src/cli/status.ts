@@ -8,14 +8,16 @@ import { brokerClient, brokerUrls, CLIENT_HELP, CLIENT_OPTIONS, parseCount, pars
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { formatTable } from "./table.ts";
+import { formatAgo, formatSpan } from "./relative_time.ts";
 
 export const HELP = `interop status — is the broker healthy?
 
 Usage: interop status [--json] [--require A,B] [--max-pending N]
 
 Prints the broker's version, pid, uptime and a line per agent (online, open stream,
-pending messages, last seen); with several brokers on one database, each of them (alive
-or gone) and the one each agent's stream is on. Made for cron health checks:
+pending messages, last seen) in relative times ("up 3 h 2 m", "4 s ago"; --json keeps the
+broker's absolute ones); with several brokers on one database, each of them (alive or
+gone) and the one each agent's stream is on. Made for cron health checks:
 
   interop status --require hermes,openclaw --max-pending 100 --json || alert
 
@@ -34,7 +36,7 @@ Exit codes: 0 healthy, 3 broker unreachable (with several: every one), 5 a --req
 several brokers is unreachable, 2 bad usage, 4 broker refused.
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   json: { type: "boolean", short: "j", default: false },
   require: { type: "string" },
   "max-pending": { type: "string" },
@@ -137,15 +139,17 @@ function findProblems(report: StatusReport, required: string[], maxPending: numb
 }
 
 function formatReport(report: StatusReport, url: string): string {
+  // The broker's clock at the report (to the second): last-seen times are its, and this host's may be skewed.
+  const now = Date.parse(report.started_at) + report.uptime_seconds * 1000;
   const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "LAST SEEN"]];
   // With several brokers, a stream is shown by the broker it is on.
   const address = new Map(report.brokers?.map((broker) => [broker.id, broker.listening ?? broker.id]));
   for (const [agent, status] of Object.entries(report.agents)) {
     const stream = status.stream_broker != null ? `on ${address.get(status.stream_broker) ?? status.stream_broker}` : status.streams > 0 ? "open" : "-";
-    rows.push([agent, status.online ? "yes" : "no", stream, String(status.pending), status.last_seen ?? "never"]);
+    rows.push([agent, status.online ? "yes" : "no", stream, String(status.pending), formatAgo(status.last_seen, now)]);
   }
   const table = formatTable(rows);
-  return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatUptime(report.uptime_seconds)}, ` +
+  return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatSpan(report.uptime_seconds)}, ` +
     `${report.streams} open streams, ` +
     `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n` +
     (report.brokers === undefined ? "" : `brokers: ${report.brokers.map((broker) =>
@@ -153,7 +157,3 @@ function formatReport(report: StatusReport, url: string): string {
     ).join(", ")}\n`) + `\n${table}\n`;
 }
 
-function formatUptime(seconds: number): string {
-  const d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24, m = Math.floor(seconds / 60) % 60;
-  return d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${m}m` : m > 0 ? `${m}m${seconds % 60}s` : `${seconds}s`;
-}

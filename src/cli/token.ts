@@ -5,6 +5,7 @@ import { TokenFile } from "../auth/token_file.ts";
 import { defaultDataDir } from "../paths.ts";
 import { agentFlag, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import { liveOwner, makeDataDir } from "./data_dir.ts";
+import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop token — the broker's access tokens
@@ -40,7 +41,9 @@ Options:
 Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write.
 `;
 
-const OPTIONS = {
+export const WORDS = ["create", "list", "revoke"] as const;
+
+export const OPTIONS = {
   agent: { type: "string", short: "a" },
   id: { type: "string" },
   "data-dir": { type: "string" },
@@ -81,7 +84,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     }
     await warnIfServedElsewhere(dataDir, io);
   } else {
-    throw usageError("token", "Say what to do: create, list or revoke");
+    throw usageError("token", `Say what to do: ${oneOf(WORDS)}`);
   }
   return 0;
 }

@@ -17,7 +17,7 @@ Options:
 Exit codes: 0 printed, 2 bad usage.
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   json: { type: "boolean", short: "j", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;

@@ -30,6 +30,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   #feed { list-style: none; margin: 0; padding: 0; max-height: 26rem; overflow: auto; }
   #feed li { border-bottom: 1px solid var(--line); padding: .35rem 0; }
   #feed pre { margin: .2rem 0 0; white-space: pre-wrap; word-break: break-word; font-size: .85rem; }
+  .pending { color: var(--accent); font-weight: 600; }
   form { display: flex; flex-wrap: wrap; gap: .5rem; }
   input, select, textarea, button { font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: .35rem .5rem; }
   textarea { flex: 1 1 100%; min-height: 4rem; }
@@ -69,7 +70,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="legend muted"><span id="rate-now">messages/s: –</span><span id="latency-now">publish→deliver: –</span></div>
   </section>
   <section>
-    <h2>Live messages</h2>
+    <h2>Messages</h2>
+    <p class="muted">each inbox's pending and recent messages, then what is published while this page is open</p>
     <label class="muted">agent <select id="filter"><option value="">all</option></select></label>
     <ul id="feed"></ul>
   </section>
@@ -94,7 +96,11 @@ const $ = (id) => document.getElementById(id);
 let token = localStorage.getItem("interop-token") || "";
 const auth = () => (token ? { authorization: "Bearer " + token } : {});
 const known = new Set();
-const feedItems = [];
+/** Messages shown, by id: an inbox's history and the live feed meet here without showing one twice. */
+const feed = new Map();
+/** Each agent's pending count and delivered id when its history was last read: a change may change its pending marks. */
+const pendingSeen = new Map();
+const HISTORY_PER_AGENT = 50;
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -126,6 +132,24 @@ function showAgents(status) {
   });
   $("agents").replaceChildren(...rows);
   for (const name of Object.keys(status.agents)) addAgent(name);
+  for (const [name, agent] of Object.entries(status.agents)) {
+    const state = agent.pending + "/" + agent.delivered_id;
+    if (pendingSeen.get(name) === state) continue;
+    pendingSeen.set(name, state);
+    loadHistory(name);
+  }
+}
+
+/** An inbox's last messages, pending ones marked; read from /history, which takes nothing from it. */
+async function loadHistory(name) {
+  let messages;
+  try {
+    messages = await getJson("/history?agent=" + encodeURIComponent(name) + "&limit=" + HISTORY_PER_AGENT);
+  } catch {
+    return; // an agent's token may read only its own inbox: the others show what the live feed brings
+  }
+  for (const message of messages) feed.set(message.interop.id, message);
+  showFeed();
 }
 
 function showTasks(list) {
@@ -147,19 +171,23 @@ function addAgent(name) {
 
 function showFeed() {
   const filter = $("filter").value;
-  const items = feedItems.filter((m) => !filter || m.interop.from === filter || m.interop.to === filter);
+  const items = [...feed.values()].sort((a, b) => b.interop.id - a.interop.id)
+    .filter((m) => !filter || m.interop.from === filter || m.interop.to === filter);
   $("feed").replaceChildren(...items.slice(0, 200).map((message) => {
     const { interop, ...payload } = message;
     const item = el("li");
-    item.append(el("span", interop.from + " → " + interop.to + " · #" + interop.id + " · " + new Date(interop.timestamp).toLocaleTimeString(), "muted"),
+    item.append(el("span", interop.from + " → " + interop.to + " · #" + interop.id + " · " + new Date(interop.timestamp).toLocaleTimeString(), "muted"));
+    if (interop.pending) item.append(el("span", " · pending", "pending"));
+    item.append(
       el("pre", typeof payload.text === "string" && Object.keys(payload).length === 1 ? payload.text : JSON.stringify(payload, null, 1)));
     return item;
   }));
 }
 
 function showMessage(message) {
-  feedItems.unshift(message);
-  feedItems.length = Math.min(feedItems.length, 500);
+  // A message's history entry (with its pending mark) is newer news than its live copy.
+  if (!feed.has(message.interop.id)) feed.set(message.interop.id, message);
+  for (const id of [...feed.keys()].sort((a, b) => a - b).slice(0, Math.max(0, feed.size - 500))) feed.delete(id);
   addAgent(message.interop.from);
   addAgent(message.interop.to);
   showFeed();

@@ -3,29 +3,34 @@ import { type Handler, isStream } from "../runtime/types.ts";
 import { watchStream } from "./responses.ts";
 
 /**
- * Wraps a handler so that each request is logged once answered. Only the path and the agent-naming parameters
+ * Wraps a handler so that each request is logged once answered, as a sentence and as fields (method, path,
+ * agent/from/to, status, ms; a stream's end with its seconds). Only the path and the agent-naming parameters
  * are logged: never the query as a whole (it may hold `?token=`), never a body.
  */
-export function logRequests(handler: Handler, debug: (message: string) => void): Handler {
+export function logRequests(handler: Handler, debug: (message: string, fields: Record<string, string | number>) => void): Handler {
   return async (request) => {
     const started = performance.now();
     const response = await handler(request);
     const { searchParams, pathname } = request.url;
     // Names are logged before validation: anything unusual is masked so a request cannot forge log lines.
     const agents = ["agent", "from", "to"].filter((key) => searchParams.has(key))
-      .map((key) => `${key}=${searchParams.get(key)!.slice(0, 64).replace(/[^\w.@-]/g, "?")}`);
-    const what = [request.method, pathname, ...agents].join(" ");
-    const took = `${(performance.now() - started).toFixed(1)} ms`;
+      .map((key) => [key, searchParams.get(key)!.slice(0, 64).replace(/[^\w.@-]/g, "?")]);
+    const what = [request.method, pathname, ...agents.map(([key, value]) => `${key}=${value}`)].join(" ");
+    const fields = { method: request.method, path: pathname, ...Object.fromEntries(agents), status: response.status };
+    const took = (performance.now() - started).toFixed(1);
     if (!isStream(response)) {
-      debug(`${what} → ${response.status} (${took})`);
+      debug(`${what} → ${response.status} (${took} ms)`, { ...fields, ms: Number(took) });
       return response;
     }
-    debug(`${what} → ${response.status}: stream opened (${took})`);
+    debug(`${what} → ${response.status}: stream opened (${took} ms)`, { ...fields, ms: Number(took), stream: "opened" });
     let opened = 0;
     return watchStream(
       response,
       () => (opened = performance.now()),
-      () => debug(`${what}: stream closed after ${((performance.now() - opened) / 1000).toFixed(1)} s`),
+      () => {
+        const seconds = ((performance.now() - opened) / 1000).toFixed(1);
+        debug(`${what}: stream closed after ${seconds} s`, { ...fields, stream: "closed", seconds: Number(seconds) });
+      },
     );
   };
 }

@@ -53,6 +53,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       DELETE: (request, caller) => agentsRoute(broker, request, caller),
     },
     "/events": { GET: (_request, caller) => Promise.resolve(eventsFeed(broker, caller, options.retryMs)) },
+    "/history": { GET: (request, caller) => history(broker, request, caller) },
     "/metrics": { GET: (_request, caller) => Promise.resolve(metricsResponse(options.metrics, caller)) },
     "/stats": { GET: (_request, caller) => Promise.resolve(statsResponse(options.metrics, caller)) },
   };
@@ -79,7 +80,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       throw new InteropError(
         "not_found",
         `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /wait, POST /ask, GET /subscribe, GET /status, ` +
-          `GET|POST /dead-letters, GET|POST|DELETE /agents, GET /events, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
+          `GET|POST /dead-letters, GET|POST|DELETE /agents, GET /events, GET /history, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
       );
     }
     const route = methods[request.method];
@@ -135,6 +136,20 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   if (peek === "1" || peek === "true") return jsonResponse(200, (await broker.peek(agent, limit)).map((envelope) => toWire(envelope)));
   const taken = await broker.poll(agent, limit, parseMessageId(searchParams.get("up_to"), "up_to"));
   return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
+}
+
+/**
+ * `GET /history?agent=NAME[&limit=N]`: the inbox's last N messages (default 1000), oldest first, each with
+ * `interop.pending`, so the dashboard shows what waits and what passed before it opened. Reading takes nothing.
+ */
+async function history(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "read the inbox of");
+  const messages = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")));
+  return jsonResponse(200, messages.map(({ envelope, pending }) => {
+    const wire = toWire(envelope);
+    return { ...wire, interop: { ...wire.interop, pending } };
+  }));
 }
 
 /**

@@ -21,6 +21,8 @@ export interface A2aLinkOptions {
   command: string;
   /** The broker's data dir, where its tokens are. */
   dataDir: string;
+  /** The agent's interop token when the operator gave one (`--token-file`): the agent's A2A calls present it too. */
+  token?: { value: string };
 }
 
 /** The two secrets of the link, worked out on first use (only `--write` uses them: printing creates nothing). */
@@ -44,7 +46,7 @@ function newSecret(): string {
   return `a2a_${randomBytes(32).toString("base64url")}`;
 }
 
-function readOptional(path: string): string | undefined {
+export function readOptional(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, "utf8") : undefined;
 }
 
@@ -65,7 +67,7 @@ export function a2aTokens(
     interop: () => {
       if (interop !== undefined) return interop.token;
       const tokens = new TokenFile(options.dataDir);
-      const token = existingInterop() ??
+      const token = existingInterop() ?? options.token?.value ??
         (tokens.list().length > 0 ? tokens.create(options.agent as AgentName).token : undefined);
       interop = { token };
       return token;

@@ -11,9 +11,11 @@ import {
   listenTokenPath,
   openclawPeer,
   peerUrl,
+  readOptional,
   setOpenclawA2a,
   withPeerToken,
 } from "./a2a_peers.ts";
+import { DEFAULT_URL } from "../cli/args.ts";
 import { hermesSkill, openclawSkill } from "./skills.ts";
 
 /** One file to create or change; `apply` is idempotent: applied to its own output it changes nothing. */
@@ -42,10 +44,8 @@ export interface PlanOptions {
   command: string;
   /** The broker's data dir: the agent's interop token for A2A is created there when the broker has tokens. */
   dataDir: string;
-}
-
-function readOptional(path: string): string | undefined {
-  return existsSync(path) ? readFileSync(path, "utf8") : undefined;
+  /** The agent's token, when the broker has tokens: the file (which commands are pointed at) and what it holds. */
+  token?: { file: string; value: string };
 }
 
 /** The file `listen --a2a-token-file` reads: the listen token, kept as an earlier run wrote it. */
@@ -60,7 +60,17 @@ function listenTokenEdit(configDir: string, listenToken: () => string): FileEdit
 }
 
 function mcpArgs(options: PlanOptions): string[] {
-  return ["mcp", "--agent", options.agent, "--url", options.brokerUrl];
+  return ["mcp", "--agent", options.agent, "--url", options.brokerUrl, ...tokenArgs(options)];
+}
+
+function tokenArgs(options: PlanOptions): string[] {
+  return options.token === undefined ? [] : ["--token-file", options.token.file];
+}
+
+/** The flags the skill's commands need to reach this broker: none for the default one without tokens. */
+function clientFlags(options: PlanOptions): string {
+  const url = options.brokerUrl === DEFAULT_URL ? [] : ["--url", options.brokerUrl];
+  return [...url, ...tokenArgs(options)].map((arg) => ` ${arg}`).join("");
 }
 
 export function hermesPlan(options: PlanOptions): IntegrationPlan {
@@ -73,6 +83,8 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
     // peer's inbox. ntfy names no sender, so the adapter takes the topic a message arrived on as its user: allowing
     // the agent's own topic admits what interop delivers there, and who may publish to it is interop's to decide.
     NTFY_ALLOWED_USERS: options.agent,
+    // ntfy clients send NTFY_TOKEN as a Bearer token; with tokens on, it says who the adapter is.
+    ...(options.token === undefined ? {} : { NTFY_TOKEN: options.token.value }),
   };
   const server = { command: options.command, args: mcpArgs(options) };
   const configPath = join(hermes, "config.yaml");
@@ -89,7 +101,7 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
         path: join(hermes, "skills", "communication", "interop", "SKILL.md"),
         summary: "the skill that teaches Hermes when and how to send, ask, wait and reply",
         snippet: "(the whole file: integrations/hermes/SKILL.md)",
-        apply: () => hermesSkill(options),
+        apply: () => hermesSkill({ ...options, client: clientFlags(options) }),
       },
       {
         path: configPath,
@@ -113,11 +125,14 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
         path: envPath,
         summary: "Hermes's ntfy adapter pointed at interop and allowed to hand its messages to Hermes, with no code; " +
           `and the token interop's listen --a2a presents to Hermes's A2A server, as peer ${options.peer}`,
-        snippet: Object.entries(ntfy).map(([key, value]) => `${key}=${value}`).join("\n") + `\nA2A_PEER_TOKENS=${options.peer}:<listen token>`,
+        // The token itself stays out of what is printed.
+        snippet: Object.entries(ntfy).map(([key, value]) => `${key}=${key === "NTFY_TOKEN" ? "(the token in " + options.token!.file + ")" : value}`).join("\n") + `\nA2A_PEER_TOKENS=${options.peer}:<listen token>`,
         apply: (current) => {
           const peerTokens = /^A2A_PEER_TOKENS=(.*)$/m.exec(current ?? "")?.[1];
           return setEnvLines(current ?? "", { ...ntfy, A2A_PEER_TOKENS: withPeerToken(peerTokens, options.peer, tokens.listen()) });
         },
+        // It holds the listen token (and NTFY_TOKEN with --token-file): a file it creates is its owner's only.
+        mode: 0o600,
       },
       listenTokenEdit(hermes, tokens.listen),
     ],
@@ -145,7 +160,7 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
         path: join(openclaw, "workspace", "skills", "interop", "SKILL.md"),
         summary: "the skill that teaches the agent when and how to send, ask, wait and reply",
         snippet: "(the whole file: integrations/openclaw/SKILL.md)",
-        apply: () => openclawSkill(options),
+        apply: () => openclawSkill({ ...options, client: clientFlags(options) }),
       },
       {
         path: configPath,
@@ -180,7 +195,8 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
     ],
     then: [
       "Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save the token to a file.",
-      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
+      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent}${clientFlags(options)} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
+      `Or keep that listener running under systemd: ${options.command} service install listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
       `Or deliver through OpenClaw's A2A channel (answers then come back to the asker): ${options.command} listen --agent ${options.agent} ` +
       `--url ${options.brokerUrl} --a2a ${options.gatewayUrl}/a2a/v1 --a2a-token-file ${listenTokenPath(openclaw)}`,
       "Restart the OpenClaw gateway so it loads the skill, the MCP server and the A2A channel (changing channels.a2a later restarts the channel and drops its tasks).",

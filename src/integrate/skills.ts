@@ -5,9 +5,11 @@ export interface SkillNames {
   agent: string;
   /** The agent it usually talks to. */
   peer: string;
+  /** Where the agent's commands find the broker and its token (" --url URL --token-file FILE"), if not the defaults. */
+  client?: string;
 }
 
-const USAGE = ({ agent, peer }: SkillNames) => `
+const USAGE = ({ agent, peer, client = "" }: SkillNames) => `
 ## When to use it
 
 - You need another agent (usually **${peer}**) to do something, know something, or hear about something.
@@ -17,22 +19,22 @@ const USAGE = ({ agent, peer }: SkillNames) => `
 
 Send (stored before the command returns; delivered once, even if ${peer} is offline):
 
-    interop send --from ${agent} --to ${peer} "the build is green; please deploy"
+    interop send${client} --from ${agent} --to ${peer} "the build is green; please deploy"
 
 Ask and wait for the answer (exits 7 if none came in time):
 
-    interop ask --from ${agent} --to ${peer} --timeout 300 "which branch should I release?"
+    interop ask${client} --from ${agent} --to ${peer} --timeout 300 "which branch should I release?"
 
 Reply to message N (the id is in "Message N from ..."; the reply goes back to its sender):
 
-    interop send --from ${agent} --reply-to N "release main"
+    interop send${client} --from ${agent} --reply-to N "release main"
 
 Read what is waiting, or wait for the next message instead of checking again and again:
 
-    interop poll --agent ${agent}
+    interop poll${client} --agent ${agent}
     interop mcp tools: inbox, wait (when the interop MCP server is configured)
 
-Check who is online: \`interop status\`.
+Check who is online: \`interop status${client}\`.
 
 ## Rules
 

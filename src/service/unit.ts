@@ -1,4 +1,7 @@
-/** The systemd unit that runs `interop serve`: a user unit by default, a system unit (with a dynamic user) on request. */
+/**
+ * The systemd units interop installs: the broker (`interop serve`) and, per agent, an always-on listener
+ * (`interop listen`); user units by default, system units (with a dynamic user) on request.
+ */
 import { join } from "node:path";
 import { stateHome } from "../paths.ts";
 
@@ -6,12 +9,30 @@ export const UNIT_NAME = "interop.service";
 
 export type Scope = "user" | "system";
 
+/** What a unit runs: the broker, or one agent's listener. */
+export type Target = { kind: "serve" } | { kind: "listen"; agent: string };
+
 type Env = Record<string, string | undefined>;
 
-/** Where the unit file goes: `$XDG_CONFIG_HOME/systemd/user` for a user unit, `/etc/systemd/system` for a system one. */
-export function unitPath(scope: Scope, env: Env): string {
-  if (scope === "system") return join("/etc/systemd/system", UNIT_NAME);
-  return join(env.XDG_CONFIG_HOME || join(env.HOME ?? "~", ".config"), "systemd", "user", UNIT_NAME);
+/** `interop.service` for the broker, `interop-listen-AGENT.service` for a listener. */
+export function unitName(target: Target): string {
+  return target.kind === "serve" ? UNIT_NAME : `interop-listen-${target.agent}.service`;
+}
+
+/** Where units go: `$XDG_CONFIG_HOME/systemd/user` for user units, `/etc/systemd/system` for system ones. */
+export function unitDir(scope: Scope, env: Env): string {
+  if (scope === "system") return "/etc/systemd/system";
+  return join(env.XDG_CONFIG_HOME || join(env.HOME ?? "~", ".config"), "systemd", "user");
+}
+
+/** Where the unit file goes. */
+export function unitPath(scope: Scope, env: Env, target: Target = { kind: "serve" }): string {
+  return join(unitDir(scope, env), unitName(target));
+}
+
+/** Whether a file in the unit dir is one of interop's units. */
+export function isInteropUnit(file: string): boolean {
+  return file === UNIT_NAME || /^interop-listen-[^/]+\.service$/.test(file);
 }
 
 /** The data dir the service uses: systemd's state directory for a system unit, the user's default otherwise. */
@@ -19,29 +40,42 @@ export function serviceDataDir(scope: Scope, env: Env): string {
   return scope === "system" ? "/var/lib/interop" : join(stateHome(env), "interop");
 }
 
+/**
+ * A system listener's own state directory: each unit with DynamicUser= runs as its own user, so a listener
+ * cannot share the broker's /var/lib/interop (systemd would hand it from one owner to the other).
+ */
+export function listenerStateDir(agent: string): string {
+  return `/var/lib/interop-listen-${agent}`;
+}
+
 /** Quotes one ExecStart argument for systemd when it needs it. */
 function quote(argument: string): string {
   return /^[\w@%+=:,./-]+$/.test(argument) ? argument : `"${argument.replace(/["\\]/g, "\\$&")}"`;
 }
 
-export function renderUnit(scope: Scope, command: string[]): string {
+export function renderUnit(scope: Scope, command: string[], target: Target = { kind: "serve" }): string {
   const system = scope === "system";
+  const serve = target.kind === "serve";
+  const stateDirectory = serve ? "interop" : listenerStateDir(target.agent).replace("/var/lib/", "");
   return `[Unit]
-Description=interop: real-time message bridge between AI agents
-After=network.target
+Description=${serve ? "interop: real-time message bridge between AI agents" : `interop: ${target.agent}'s inbox, handed on as it arrives`}
+After=network.target${serve ? "" : ` ${UNIT_NAME}`}
 
 [Service]
 Type=simple
 ExecStart=${command.map(quote).join(" ")}
-# Stops cleanly on SIGTERM: streams end, queued commits finish, the database closes.
+# Stops cleanly on SIGTERM: ${serve ? "streams end, queued commits finish, the database closes" : "the message in hand is finished first"}.
 KillSignal=SIGTERM
 TimeoutStopSec=15
 Restart=on-failure
 RestartSec=2
-# 2 is bad usage and 6 another broker holding the port or data dir: restarting would not help.
-RestartPreventExitStatus=2 6
+${
+    serve
+      ? "# 2 is bad usage and 6 another broker holding the port or data dir: restarting would not help.\nRestartPreventExitStatus=2 6"
+      : "# 2 is bad usage and 8 another listen for this agent taking over: restarting would fight it.\nRestartPreventExitStatus=2 8"
+  }
 NoNewPrivileges=yes
-${system ? "DynamicUser=yes\nStateDirectory=interop\n" : ""}
+${system ? `DynamicUser=yes\nStateDirectory=${stateDirectory}\n` : ""}
 [Install]
 WantedBy=${system ? "multi-user.target" : "default.target"}
 `;

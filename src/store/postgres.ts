@@ -228,6 +228,13 @@ export class PostgresStore implements MessageStore {
         WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled ORDER BY id LIMIT ${limit}`).map(toEnvelope));
   }
 
+  readLatest(agent: AgentName, limit: number): Promise<Envelope[]> {
+    return this.#read("read messages", async () =>
+      (await this.#sql<MessageRow[]>`
+        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+        WHERE recipient = ${agent} AND NOT polled ORDER BY id DESC LIMIT ${limit}`).map(toEnvelope).reverse());
+  }
+
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
     return this.#transaction("park a dead letter", async (tx) =>
       (await tx`

@@ -219,6 +219,12 @@ export class SqliteStore implements MessageStore {
       (this.#readAfter.all(agent, afterId, limit) as unknown as MessageRow[]).map(toEnvelope));
   }
 
+  readLatest(agent: AgentName, limit: number): Promise<Envelope[]> {
+    return this.#attempt("read messages", () =>
+      (this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE recipient = ? AND polled = 0 ORDER BY id DESC LIMIT ?`)
+        .all(agent, limit) as unknown as MessageRow[]).map(toEnvelope).reverse());
+  }
+
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
     return this.#attempt("park a dead letter", () =>
       this.#db.prepare("INSERT OR IGNORE INTO dead_letters (agent, message_id, reason, parked_at) VALUES (?, ?, ?, ?)")

@@ -182,6 +182,8 @@ export interface MessageStore {
   write(batch: WriteBatch): Promise<Envelope[]>;
   /** Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll. */
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  /** The last `limit` messages for `agent`, delivered or not, oldest first, leaving out those taken by a poll. */
+  readLatest(agent: AgentName, limit: number): Promise<Envelope[]>;
   /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
   deadLetters(agent: AgentName): Promise<DeadLetter[]>;

@@ -79,6 +79,11 @@ test("interop send, poll and status work against a real broker", async () => {
     const healthy = await runCli(["status", "--require", "hermes,openclaw", "--max-pending", "0"], { env });
     assert.equal(healthy.code, 0, healthy.stdout);
     assert.match(healthy.stdout, /AGENT +ONLINE +STREAM +PENDING +LAST SEEN\nhermes +yes/);
+    // For people, relative times; --json keeps the broker's absolute ones.
+    assert.match(healthy.stdout, /: pid \d+, up \d+ s(, | \d+ s,)/);
+    assert.match(healthy.stdout, /^openclaw +yes +- +0 +\d+ s ago$/m);
+    const later = JSON.parse((await runCli(["status", "--json"], { env })).stdout);
+    assert.match(later.agents.openclaw.last_seen, /^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
 
     const offline = await runCli(["status", "--require", "hermes,leo"], { env });
     assert.equal(offline.code, 5);

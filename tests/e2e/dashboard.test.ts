@@ -6,9 +6,10 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { launchBrowser } from "../helpers/browser.ts";
-import { startBroker, waitFor } from "../helpers/broker.ts";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 import { distinctPixelBytes } from "../helpers/png.ts";
+import { openSse } from "../helpers/sse.ts";
 
 const ARTIFACTS = join(import.meta.dirname!, "..", "artifacts");
 test("the dashboard shows the agents, a curl publish within a second, sends with its form, and shows <script> as text", async () => {
@@ -102,4 +103,39 @@ test("the dashboard lists A2A tasks with their states as they change", async () 
   const polled = await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
   assert.equal(JSON.parse(polled.stdout).text, "first task");
   await page.locator("#tasks tr", { hasText: "a2a → openclaw" }).filter({ hasText: "working" }).waitFor({ timeout: 5000 });
+});
+
+test("the dashboard shows each inbox's pending and recent messages on load, and unmarks one once it is delivered", async () => {
+  await using browser = await launchBrowser();
+  await using broker = await startBroker();
+  // Before the page opens: one message delivered to hermes by its stream, two waiting for openclaw.
+  assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "delivered before the page opened" })).status, 200);
+  const hermes = await openSse(`${broker.url}/subscribe?agent=hermes`);
+  await hermes.take(1);
+  hermes.close();
+  for (const text of ["waiting for openclaw 1", "waiting for openclaw 2"]) {
+    assert.equal((await publish(broker.url, "hermes", "openclaw", { text })).status, 200);
+  }
+
+  const page = await browser.newPage();
+  const scriptErrors: string[] = [];
+  page.on("pageerror", (error) => scriptErrors.push(error.message));
+  await page.goto(`${broker.url}/ui`);
+  const item = (text: string) => page.locator("#feed li", { hasText: text });
+  await item("waiting for openclaw 2").waitFor({ timeout: 5000 });
+  await item("delivered before the page opened").waitFor({ timeout: 5000 });
+  assert.deepEqual(await page.locator("#feed li pre").allTextContents(), [
+    "waiting for openclaw 2",
+    "waiting for openclaw 1",
+    "delivered before the page opened",
+  ]);
+  assert.equal(await item("waiting for openclaw 1").locator(".pending").count(), 1);
+  assert.equal(await item("delivered before the page opened").locator(".pending").count(), 0);
+
+  // Looking took nothing: openclaw's stream still gets both, and the page drops their pending marks.
+  const openclaw = await openSse(`${broker.url}/subscribe?agent=openclaw`);
+  assert.equal((await openclaw.take(2)).length, 2);
+  openclaw.close();
+  await waitFor(async () => (await page.locator("#feed .pending").count()) === 0, 10_000, "the pending marks to go");
+  assert.deepEqual(scriptErrors, []);
 });

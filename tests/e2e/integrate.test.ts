@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
@@ -118,4 +118,48 @@ test("interop integrate refuses to edit a config it cannot parse", async () => {
   } finally {
     home.cleanup();
   }
+});
+
+test("interop integrate --token-file puts the broker's URL and the agent's token wherever the agent needs them", async (t) => {
+  const home = tempDir();
+  const broker = await startBroker();
+  t.after(async () => {
+    await broker.cleanup();
+    home.cleanup();
+  });
+  const token = (await runCli(["token", "create", "--agent", "hermes", "--data-dir", broker.dataDir])).stdout.trim();
+  await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "the token to take effect");
+  const tokenFile = join(home.path, "hermes.token");
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+
+  // Without the token: the plan is printed, with a warning that it would get 401.
+  const warned = await runCli(["integrate", "hermes", "--home", home.path, "--url", broker.url]);
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(warned.stderr, /^warning: this broker has tokens: without one hermes gets 401; create one \(interop token create --agent hermes > FILE\)/);
+
+  const args = ["integrate", "hermes", "--write", "--home", home.path, "--url", broker.url, "--token-file", tokenFile];
+  const written = await runCli(args);
+  assert.equal(written.code, 0, written.stderr);
+  assert.equal(written.stderr, "");
+  assert.ok(!written.stdout.includes(token), "the token is never printed");
+  const files = snapshot(home.path);
+  const server = parse(files["/.hermes/config.yaml"]).mcp_servers.interop;
+  assert.deepEqual(server.args, ["mcp", "--agent", "hermes", "--url", broker.url, "--token-file", tokenFile]);
+  const env = parseEnv(files["/.hermes/.env"]);
+  assert.equal(env.NTFY_TOKEN, token);
+  assert.equal(env.NTFY_SERVER_URL, `${broker.url}/ntfy/@hermes`);
+  assert.equal(statSync(join(home.path, ".hermes", ".env")).mode & 0o777, 0o600, "the .env holding the token is the owner's only");
+  const skill = files["/.hermes/skills/communication/interop/SKILL.md"];
+  const send = /^ {4}(interop send .*--to openclaw .*)$/m.exec(skill)![1];
+  assert.equal(send, `interop send --url ${broker.url} --token-file ${tokenFile} --from hermes --to openclaw "the build is green; please deploy"`);
+  assert.match(skill, new RegExp(`^ {4}interop poll --url \\S+ --token-file \\S+ --agent hermes$`, "m"));
+
+  // The skill's command works as written: the token lets hermes publish.
+  const sent = await runCli([...send.split(" ").slice(1, -6), "from the skill"]);
+  assert.equal(sent.code, 0, sent.stderr);
+  assert.equal((await runCli(["integrate", ...args.slice(1)])).stdout.match(/^(created|updated) /m), null, "a second run changes nothing");
+
+  const openclaw = JSON.parse((await runCli(["integrate", "openclaw", "--json", "--home", home.path, "--url", broker.url, "--token-file", tokenFile])).stdout);
+  assert.ok(openclaw.then.some((step: string) => step.includes(`listen --agent openclaw --url ${broker.url} --token-file ${tokenFile} --openclaw`)));
+  assert.ok(openclaw.then.some((step: string) => step.includes(`service install listen --agent openclaw --url ${broker.url} --token-file ${tokenFile}`)));
 });

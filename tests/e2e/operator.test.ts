@@ -108,7 +108,20 @@ for (const format of ["text", "json"]) {
       await broker.stop();
       const lines = broker.log().trimEnd().split("\n");
       if (format === "json") {
-        for (const line of lines) assert.deepEqual(Object.keys(JSON.parse(line)), ["time", "level", "command", "message"]);
+        const events = lines.map((line) => JSON.parse(line));
+        for (const event of events) assert.deepEqual(Object.keys(event).slice(0, 4), ["time", "level", "msg", "command"]);
+        // Each event's details are fields of their own, for a shipper to filter on without parsing sentences.
+        const started = events.find((event) => /listening on/.test(event.msg));
+        assert.equal(started.url, broker.url);
+        assert.equal(started.pid, broker.pid);
+        assert.equal(started.data_dir, dir.path);
+        const request = events.find((event) => event.method === "POST" && event.status === 400);
+        assert.deepEqual({ ...request, time: 0, ms: 0, msg: "" }, {
+          time: 0, level: "debug", msg: "", command: "serve", method: "POST", path: "/broadcast", from: "hermes", status: 400, ms: 0,
+        });
+        assert.equal(typeof request.ms, "number");
+        const closed = events.find((event) => event.stream === "closed");
+        assert.deepEqual([closed.path, closed.agent, typeof closed.seconds], ["/subscribe", "hermes", "number"]);
       }
       const text = broker.log();
       assert.match(text, /interop \S+ listening on http:\/\/127\.0\.0\.1:\d+ \(pid \d+, data dir .*, durability strict/);

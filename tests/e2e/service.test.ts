@@ -71,3 +71,72 @@ test("interop service install writes the unit and says what to run when systemct
     dir.cleanup();
   }
 });
+
+test("interop service install writes every serve option it is given into the unit, in the order given", async () => {
+  const result = await runCli([
+    "service", "install", "--dry-run", "--exec", EXECUTABLE, "--durability", "relaxed", "--max-pending=100000,openclaw=500",
+    "--allowed-hosts", "broker.lan", "--host", "0.0.0.0", "--verbose", "--log-format", "json", "--data-dir", "/srv/interop",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(
+    result.stdout,
+    /^ExecStart=\/\S+ serve --port 18900 --data-dir \/srv\/interop --durability relaxed --max-pending 100000,openclaw=500 --allowed-hosts broker\.lan --host 0\.0\.0\.0 --verbose --log-format json$/m,
+  );
+  const unknown = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--bogus"]);
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.stderr, "error: Unknown option --bogus for 'interop service'; see 'interop service --help'\n");
+});
+
+test("interop service install listen writes an always-on listener unit that systemd-analyze verify accepts", async () => {
+  const dir = tempDir();
+  try {
+    const env = { INTEROP_URL: "http://127.0.0.1:18901", OPENCLAW_HOOKS_TOKEN: "set-in-the-shell" };
+    const args = ["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "openclaw", "--openclaw", "http://127.0.0.1:18789"];
+    const user = await runCli(args, { env });
+    assert.equal(user.code, 0, user.stderr);
+    assert.match(user.stderr, /^# would write .*\/systemd\/user\/interop-listen-openclaw\.service:\n/m);
+    assert.match(user.stderr, /^warning: the unit will not see \$OPENCLAW_HOOKS_TOKEN; pass --push-token-file FILE$/m);
+    assert.match(user.stdout, /^ExecStart=\/\S+ listen --agent openclaw --openclaw http:\/\/127\.0\.0\.1:18789 --url http:\/\/127\.0\.0\.1:18901$/m);
+    assert.match(user.stdout, /^After=network\.target interop\.service$/m);
+    assert.match(user.stdout, /^RestartPreventExitStatus=2 8$/m);
+    verify(user.stdout, true, dir.path);
+
+    // A relative path is made absolute: systemd runs the unit from /.
+    const system = await runCli(["service", "install", "--system", ...args.slice(2), "--push-token-file", "hooks-token"], { env });
+    assert.equal(system.code, 0, system.stderr);
+    assert.doesNotMatch(system.stderr, /warning/);
+    assert.match(system.stdout, new RegExp(` --push-token-file ${process.cwd()}/hooks-token --url \\S+ --state /var/lib/interop-listen-openclaw/state\\.json$`, "m"));
+    assert.match(system.stdout, /^StateDirectory=interop-listen-openclaw$/m);
+    verify(system.stdout, false, dir.path);
+
+    const mixed = await runCli(["service", "install", "--dry-run", "--port", "1", "listen", "-a", "openclaw"]);
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /^error: --port is a serve option: a listener takes listen options, after 'listen'; see/);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("interop service status lists the broker's and the listeners' units; uninstall listen removes only the listener's", async () => {
+  const dir = tempDir();
+  try {
+    const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+    await runCli(["service", "install", "--exec", EXECUTABLE], { env });
+    await runCli(["service", "install", "--exec", EXECUTABLE, "listen", "--agent", "openclaw", "--openclaw", "http://127.0.0.1:18789"], { env });
+    const units = join(dir.path, "systemd", "user");
+    const status = await runCli(["service", "status"], { env });
+    assert.equal(
+      status.stdout,
+      `unit: ${units}/interop-listen-openclaw.service\nunit: ${units}/interop.service\n` +
+        `$ systemctl --user status --no-pager interop-listen-openclaw.service interop.service\n`,
+    );
+    assert.equal(status.code, 1, "no systemctl here");
+
+    const removed = await runCli(["service", "uninstall", "listen", "--agent", "openclaw"], { env });
+    assert.match(removed.stdout, new RegExp(`removed ${units}/interop-listen-openclaw\\.service\n`));
+    assert.equal(existsSync(join(units, "interop-listen-openclaw.service")), false);
+    assert.equal(existsSync(join(units, "interop.service")), true);
+  } finally {
+    dir.cleanup();
+  }
+});

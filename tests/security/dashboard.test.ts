@@ -92,3 +92,34 @@ test("with an admin token the dashboard puts no token in any URL it requests, an
   assert.ok(feed.every(({ authorization }) => authorization === `Bearer ${admin}`), "the feed sends the token as a header");
   assert.deepEqual(scriptErrors, []);
 });
+
+test("GET /history, the dashboard's look into an inbox, keeps to a token's own inbox and takes, touches and creates nothing", async (t) => {
+  const dir = tempDir();
+  const broker = await startBroker({ dataDir: dir.path });
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  const create = async (...args: string[]) => (await runCli(["token", "create", ...args, "--data-dir", dir.path])).stdout.trim();
+  const admin = await create("--admin");
+  const hermes = await create("--agent", "hermes");
+  await waitFor(async () => (await fetch(`${broker.url}/history?agent=hermes`)).status === 401, 5000, "tokens to take effect");
+  const as = (token: string) => ({ authorization: `Bearer ${token}` });
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "for openclaw only" }, as(hermes))).status, 200);
+
+  const refused = await fetch(`${broker.url}/history?agent=openclaw`, { headers: as(hermes) });
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).code, "forbidden");
+  const own = await fetch(`${broker.url}/history?agent=hermes`, { headers: as(hermes) });
+  assert.deepEqual(await own.json(), []);
+
+  const before = (await (await fetch(`${broker.url}/status`, { headers: as(admin) })).json()).agents.openclaw;
+  const seen = await (await fetch(`${broker.url}/history?agent=openclaw&limit=5`, { headers: as(admin) })).json();
+  assert.deepEqual(seen.map((message: { text: string; interop: { pending: boolean } }) => [message.text, message.interop.pending]), [
+    ["for openclaw only", true],
+  ]);
+  const after = (await (await fetch(`${broker.url}/status`, { headers: as(admin) })).json()).agents;
+  assert.deepEqual([after.openclaw.pending, after.openclaw.last_seen], [1, before.last_seen], "nothing taken, openclaw not marked seen");
+  assert.deepEqual(await (await fetch(`${broker.url}/history?agent=nobody`, { headers: as(admin) })).json(), []);
+  assert.equal((await (await fetch(`${broker.url}/status`, { headers: as(admin) })).json()).agents.nobody, undefined, "no inbox created");
+});

@@ -1,0 +1,29 @@
+/** What ps, pgrep and systemd show for a running broker and listener. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { test } from "node:test";
+import { startBroker, waitFor } from "../helpers/broker.ts";
+import { spawnCli, tempDir } from "../helpers/cli.ts";
+import { stopListen } from "../helpers/listener.ts";
+
+const comm = (pid: number) => readFileSync(`/proc/${pid}/comm`, "utf8");
+const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+/g, " ").trim();
+
+test("a running broker and listener show as interop serve and interop listen in ps and pgrep", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  assert.equal(comm(broker.pid), "interop serve\n");
+
+  const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--out", `${dir.path}/out.jsonl`]);
+  t.after(() => stopListen(listen, "SIGKILL"));
+  // Set as the subcommand starts, before it has anything to say: polled, as ps would see it.
+  await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
+  // Deno cannot rewrite its command line (process.title sets only comm there).
+  if (!("Deno" in globalThis) || process.env.INTEROP_CLI) {
+    assert.match(cmdline(broker.pid), /^interop serve --port 0 --data-dir /);
+    assert.match(cmdline(listen.pid!), /^interop listen --agent hermes --url http:/);
+  }
+});

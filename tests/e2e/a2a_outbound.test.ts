@@ -5,7 +5,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
+import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
 
 const TOKEN = "peer-token-for-interop";
@@ -328,4 +328,20 @@ test("listen --a2a sends the messages of a broker started afresh at the same URL
   await publish(broker.url, "hermes", "sdkagent", { text: "new 1" });
   await waitFor(() => agent.seen.size === 3, 30_000, "the new broker's message 1 at the agent");
   assert.equal(agent.repeats(), 0);
+});
+
+test("listen --a2a refuses a URL that is not http(s), a second output, and --a2a-token-file without --a2a (exit 2)", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [
+      ["--a2a", "ftp://host/a2a"],
+      /^error: --a2a needs the http\(s\) URL of the agent's A2A JSON-RPC endpoint, not "ftp:\/\/host\/a2a"/,
+    ],
+    [["--a2a", "http://127.0.0.1:9/", "--out", "/tmp/x"], /^error: Give at most one output, not --out and --a2a/],
+    [["--a2a-token-file", "/tmp/x"], /^error: --a2a-token-file goes with --a2a URL/],
+  ];
+  for (const [args, expected] of cases) {
+    const result = await runCli(["listen", "--agent", "openclaw", "--url", "http://127.0.0.1:9", ...args]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, expected);
+  }
 });

@@ -345,3 +345,38 @@ test("listen --a2a refuses a URL that is not http(s), a second output, and --a2a
     assert.match(result.stderr, expected);
   }
 });
+
+test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Version 1.0 header (-32009), with the SDK's v0.3 handler", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const agent = new SdkAgentServer({ token: TOKEN, protocolVersion: "0.3" });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  const asked = await collect(
+    spawnCli(["ask", "--url", broker.url, "-f", "hermes", "-t", "sdkagent", "--timeout", "60s", "old school?"]),
+    60_000,
+  );
+  assert.equal(asked.code, 0, asked.stderr);
+  assert.equal(asked.stdout.trim(), "echo: old school?");
+  await publish(broker.url, "hermes", "sdkagent", { text: "again" });
+  await waitFor(() => agent.seen.size === 2, 20_000, "the second message at the agent");
+  // One v1.0 attempt refused, then v0.3 names with no header only.
+  assert.deepEqual(
+    agent.requests.map((request) => `${request.method} ${request.version ?? "-"}`).filter((line, index, all) =>
+      all.indexOf(line) === index
+    ),
+    [
+      "SendMessage 1.0",
+      "message/send -",
+      "tasks/get -",
+    ],
+  );
+  assert.equal(agent.repeats(), 0);
+});

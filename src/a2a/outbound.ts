@@ -54,9 +54,8 @@ function isSent(record: OutboundRecord): boolean {
 export class A2aOutbound {
   #options: A2aOutboundOptions;
   #inFlight = 0;
+  /** Sends waiting for a follower to finish. */
   #freed: Array<() => void> = [];
-  /** The followers under way, so a test or shutdown can wait for them. */
-  readonly following = new Set<Promise<void>>();
 
   constructor(options: A2aOutboundOptions) {
     this.#options = options;
@@ -119,9 +118,10 @@ export class A2aOutbound {
     }
     const view = parseSendResult(result);
     if (view === undefined) {
+      // It answered, so it may well have taken the message; sending it again could repeat it.
       throw new InteropError(
         "rejected",
-        inDoubtReason(`SendMessage to ${rpc.url} answered with neither a task nor a message`),
+        `SendMessage to ${rpc.url} answered with neither a task nor a message; not sent again, nothing to follow`,
       );
     }
     if (envelope.thread !== undefined) {
@@ -183,8 +183,9 @@ export class A2aOutbound {
 
   #startFollowing(record: OutboundRecord, first: TaskView | undefined): void {
     this.#inFlight++;
-    const following = this.#follow(record, first)
+    this.#follow(record, first)
       .catch((error) => {
+        // Only a shutdown ends a follower early; its record stays for the next start.
         if (!this.#options.shutdown.aborted) {
           this.#options.log.warn(`following message ${record.id} failed: ${(error as Error).message}`);
         }
@@ -192,9 +193,7 @@ export class A2aOutbound {
       .finally(() => {
         this.#inFlight--;
         this.#freed.shift()?.();
-        this.following.delete(following);
       });
-    this.following.add(following);
   }
 
   /** Polls the task to a settled state, publishes its answer, then forgets the record. */

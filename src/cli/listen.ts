@@ -153,6 +153,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.urls.all.join(","), agent);
+  if (values.a2a === undefined && values["a2a-token-file"] !== undefined) throw usageError("listen", "--a2a-token-file goes with --a2a URL");
   const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
   const sink = a2a?.deliver ?? chooseSink(values, io);
 

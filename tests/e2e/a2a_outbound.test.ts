@@ -5,7 +5,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
+import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
 
 const TOKEN = "peer-token-for-interop";
@@ -327,5 +327,56 @@ test("listen --a2a sends the messages of a broker started afresh at the same URL
   broker = await startBroker({ port });
   await publish(broker.url, "hermes", "sdkagent", { text: "new 1" });
   await waitFor(() => agent.seen.size === 3, 30_000, "the new broker's message 1 at the agent");
+  assert.equal(agent.repeats(), 0);
+});
+
+test("listen --a2a refuses a URL that is not http(s), a second output, and --a2a-token-file without --a2a (exit 2)", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [
+      ["--a2a", "ftp://host/a2a"],
+      /^error: --a2a needs the http\(s\) URL of the agent's A2A JSON-RPC endpoint, not "ftp:\/\/host\/a2a"/,
+    ],
+    [["--a2a", "http://127.0.0.1:9/", "--out", "/tmp/x"], /^error: Give at most one output, not --out and --a2a/],
+    [["--a2a-token-file", "/tmp/x"], /^error: --a2a-token-file goes with --a2a URL/],
+  ];
+  for (const [args, expected] of cases) {
+    const result = await runCli(["listen", "--agent", "openclaw", "--url", "http://127.0.0.1:9", ...args]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, expected);
+  }
+});
+
+test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Version 1.0 header (-32009), with the SDK's v0.3 handler", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const agent = new SdkAgentServer({ token: TOKEN, protocolVersion: "0.3" });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  const asked = await collect(
+    spawnCli(["ask", "--url", broker.url, "-f", "hermes", "-t", "sdkagent", "--timeout", "60s", "old school?"]),
+    60_000,
+  );
+  assert.equal(asked.code, 0, asked.stderr);
+  assert.equal(asked.stdout.trim(), "echo: old school?");
+  await publish(broker.url, "hermes", "sdkagent", { text: "again" });
+  await waitFor(() => agent.seen.size === 2, 20_000, "the second message at the agent");
+  // One v1.0 attempt refused, then v0.3 names with no header only.
+  assert.deepEqual(
+    agent.requests.map((request) => `${request.method} ${request.version ?? "-"}`).filter((line, index, all) =>
+      all.indexOf(line) === index
+    ),
+    [
+      "SendMessage 1.0",
+      "message/send -",
+      "tasks/get -",
+    ],
+  );
   assert.equal(agent.repeats(), 0);
 });

@@ -16,6 +16,7 @@ import {
   ServerCallContext,
   validateVersion,
 } from "@a2a-js/sdk/server";
+import { LegacyJsonRpcTransportHandler } from "@a2a-js/sdk/compat/v0_3/server";
 
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -93,12 +94,18 @@ export class SdkAgentServer extends Restartable {
   /** What the requests carried, per messageId: the A2A-Version header and the JSON-RPC method. */
   readonly requests: Array<{ method: string; version: string | undefined; body: Record<string, unknown> }> = [];
 
-  constructor(options: { token: string; workMs?: number }) {
+  /** `protocolVersion` "0.3": a v0.3-only server, which refuses the v1.0 header with -32009 (the SDK's legacy handler). */
+  constructor(options: { token: string; workMs?: number; protocolVersion?: "1.0" | "0.3" }) {
     const card = (url: string): AgentCard => ({
       name: "sdk-agent",
       description: "An A2A server on the official SDK, standing in for an agent's own",
       version: "1.0.0",
-      supportedInterfaces: [{ url, protocolBinding: "JSONRPC", protocolVersion: "1.0", tenant: "" }],
+      supportedInterfaces: [{
+        url,
+        protocolBinding: "JSONRPC",
+        protocolVersion: options.protocolVersion ?? "1.0",
+        tenant: "",
+      }],
       capabilities: { streaming: false, pushNotifications: false, extensions: [] },
       defaultInputModes: ["text/plain"],
       defaultOutputModes: ["text/plain"],
@@ -166,8 +173,10 @@ export class SdkAgentServer extends Restartable {
       }
       const agentCard = card(this.url + "/");
       handler ??= new DefaultRequestHandler(agentCard, new InMemoryTaskStore(), executor);
-      const transport = new JsonRpcTransportHandler(handler);
       const version = request.headers["a2a-version"] as string | undefined;
+      const transport = (version ?? "0.3") === "0.3"
+        ? new LegacyJsonRpcTransportHandler(handler)
+        : new JsonRpcTransportHandler(handler);
       let parsed: Record<string, unknown>;
       try {
         parsed = JSON.parse(body);

@@ -94,8 +94,8 @@ Options:
   --log-format FORMAT   text (default) or json: one JSON object per line for log shippers,
                         with time, level, msg, command and the event's fields (a request's
                         method, path, agent, status, ms; the start's url, pid, data_dir …)
-  --config FILE         read settings from a JSON file keyed by these flags' long names,
-                        e.g. {"port": 18901, "agents": ["hermes", "openclaw"], "verbose": true}
+  --config FILE         read settings from a YAML (or JSON) file keyed by these flags' long
+                        names, e.g. "port: 18901", "agents: [hermes, openclaw]", "verbose: true"
                         (default $INTEROP_CONFIG). A flag wins over the environment
                         ($INTEROP_PORT, $INTEROP_HOST, $INTEROP_DATA_DIR, $INTEROP_DATABASE_URL),
                         which wins over the file

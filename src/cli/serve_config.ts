@@ -1,9 +1,10 @@
 /**
  * Where `serve` takes its settings from, besides flags: `$INTEROP_PORT`, `$INTEROP_HOST`, `$INTEROP_DATA_DIR`,
- * `$INTEROP_DATABASE_URL`, and a JSON config file (`--config FILE` or `$INTEROP_CONFIG`) keyed by the flags' long
- * names. A flag wins over the environment, which wins over the file, which wins over the default.
+ * `$INTEROP_DATABASE_URL`, and a YAML config file (`--config FILE` or `$INTEROP_CONFIG`; JSON is YAML too) keyed by
+ * the flags' long names. A flag wins over the environment, which wins over the file, which wins over the default.
  */
 import { readFileSync } from "node:fs";
+import { parse } from "yaml";
 import { InteropError } from "../errors.ts";
 import { usageError } from "./args.ts";
 
@@ -75,12 +76,14 @@ function readConfig(file: string, options: OptionTypes, given: (key: string) => 
   }
   let settings: unknown;
   try {
-    settings = JSON.parse(text);
+    // One document, no custom tags: a config is plain settings.
+    settings = parse(text, { strict: true, uniqueKeys: true });
   } catch (cause) {
-    throw new InteropError("usage", `Invalid config ${file}: not JSON (${(cause as Error).message})`, { cause });
+    const reason = (cause as Error).message.split("\n")[0];
+    throw new InteropError("usage", `Invalid config ${file}: not YAML or JSON (${reason})`, { cause });
   }
   if (typeof settings !== "object" || settings === null || Array.isArray(settings)) {
-    throw new InteropError("usage", `Invalid config ${file}: it must be a JSON object of serve's flags, e.g. {"port": 18901}`);
+    throw new InteropError("usage", `Invalid config ${file}: it must map serve's flags to values, e.g. "port: 18901"`);
   }
   return Object.entries(settings).flatMap(([key, value]) => {
     const option = key === "config" || key === "help" || !Object.hasOwn(options, key) ? undefined : options[key];

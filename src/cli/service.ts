@@ -176,7 +176,7 @@ function flagsGiven(args: string[], options: ParseArgsOptionsConfig): Array<[str
 }
 
 /** Options whose value is a path: made absolute, since systemd runs the unit from / (or the user's home). */
-const PATH_OPTIONS = new Set(["data-dir", "out", "pipe", "state", "token-file", "push-token-file", "secret-file"]);
+const PATH_OPTIONS = new Set(["config", "data-dir", "out", "pipe", "state", "token-file", "push-token-file", "secret-file"]);
 
 function asArgs(flags: Array<[string, string | undefined]>): string[] {
   return flags.flatMap(([name, value]) =>

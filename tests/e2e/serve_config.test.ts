@@ -41,7 +41,7 @@ test("interop serve refuses a bad config in one line naming the file and the key
     [{ prot: 18901 }, /^error: Invalid config (\S+): unknown key "prot"; the keys are serve's long flag names/],
     [{ verbose: "yes" }, /^error: Invalid config (\S+): key "verbose" must be true or false/],
     [{ port: "http" }, /^error: Invalid --port: "http"; .* \(from key "port" of config (\S+)\)$/],
-    ["{port: 1}", /^error: Invalid config (\S+): not JSON/],
+    ["port: [1\n", /^error: Invalid config (\S+): not YAML or JSON/],
   ];
   for (const [settings, expected] of cases) {
     const file = configFile(t, settings);
@@ -58,4 +58,11 @@ test("interop serve refuses a bad config in one line naming the file and the key
   const missing = await runCli(["serve"], { env: { INTEROP_CONFIG: "/no/such/interop.json" } });
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /^error: Cannot read config \/no\/such\/interop\.json: ENOENT/);
+});
+
+test("interop serve reads a YAML config file (JSON is YAML too)", async (t) => {
+  const file = configFile(t, "# interop serve settings\nagents:\n  - alpha\n  - beta\nverbose: true\n");
+  const broker = await startBroker({ args: ["--config", file] });
+  t.after(() => broker.cleanup());
+  assert.deepEqual(Object.keys((await (await fetch(`${broker.url}/status`)).json()).agents).sort(), ["alpha", "beta"]);
 });

@@ -39,7 +39,6 @@ export type ErrorCode =
   | "insecure_bind"
   | "address_in_use"
   | "data_dir_locked"
-  | "database_locked"
   | "unreachable"
   | "rejected"
   | "unhealthy"

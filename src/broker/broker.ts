@@ -573,7 +573,8 @@ export class Broker {
     if (existing !== undefined) return existing;
     const inbox: InboxRecord = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
     this.#inboxes.set(agent, inbox);
-    await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
+    if (this.#shared === undefined) await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
+    else inbox.deliveredId = await this.#shared.createInbox(agent, inbox.deliveredId);
     return inbox;
   }
 

@@ -33,7 +33,6 @@ export function exitCodeFor(error: unknown): number {
       return EXIT.unhealthy;
     case "address_in_use":
     case "data_dir_locked":
-    case "database_locked":
       return EXIT.inUse;
     case "replaced":
       return EXIT.replaced;

@@ -31,7 +31,6 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   storage_full: 507,
   storage_unavailable: 503,
   // This broker lost its database to another and is stopping.
-  database_locked: 503,
   too_many_connections: 503,
   request_timeout: 408,
   headers_too_large: 431,

@@ -31,6 +31,16 @@ export class PostgresInboxes implements SharedInboxes {
     this.#context = context;
   }
 
+  createInbox(agent: AgentName, deliveredId: number): Promise<number> {
+    return this.#context.read("create an inbox", async () => {
+      const [row] = await this.#context.sql<{ delivered_id: number }[]>`
+        INSERT INTO interop_inboxes (agent, delivered_id) VALUES (${agent}, ${deliveredId})
+        ON CONFLICT (agent) DO UPDATE SET agent = excluded.agent
+        RETURNING delivered_id`;
+      return row.delivered_id;
+    });
+  }
+
   take(agent: AgentName, limit: number, upTo: number | undefined): Promise<Envelope[]> {
     return this.#context.transaction("take messages", async (tx) => {
       // The cursor row first: takers and claimers of one inbox go one at a time, and the next statement's snapshot

@@ -114,6 +114,11 @@ export type Claim = "claimed" | "moved" | "replaced";
  * out one message twice. A store only one broker opens has none: the broker's memory is the authority.
  */
 export interface SharedInboxes {
+  /**
+   * The inbox's cursor, creating the inbox at `deliveredId` if it does not exist; an inbox another broker created
+   * keeps its cursor (this broker's newest id may be past messages still pending there).
+   */
+  createInbox(agent: AgentName, deliveredId: number): Promise<number>;
   /** Takes up to `limit` messages above the inbox's cursor (none above `upTo`), moving it: a poll or a wait. */
   take(agent: AgentName, limit: number, upTo: number | undefined): Promise<Envelope[]>;
   /** Takes message `id` out of order (an ask's reply); false when another reader had it. */

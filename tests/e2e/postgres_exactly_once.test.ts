@@ -122,3 +122,19 @@ test("a publish retried on another broker, at once or later, finds the first by 
   const stored = await (await fetch(`${b.url}/poll?agent=openclaw&limit=100`)).json();
   assert.deepEqual(stored.map((message: { key: string }) => message.key).sort(), [...Array.from({ length: 10 }, (_, n) => `at-once-${n}`), "later"].sort());
 });
+
+test("an agent's first request on a broker that does not know its inbox yet takes what is pending there", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  // Before B's next look at the cluster (every second): five rounds, so that the old upsert (the cursor moved to
+  // B's newest id) could not pass them all by chance.
+  for (let round = 0; round < 5; round++) {
+    const agent = `late-${round}`;
+    assert.deepEqual(await (await fetch(`${a.url}/poll?agent=${agent}`)).json(), [], "the inbox is created on A");
+    const sent = await (await publish(a.url, "hermes", agent, { round })).json();
+    assert.equal((await publish(b.url, "hermes", "openclaw", { newer: round })).status, 200);
+    const taken = await (await fetch(`${b.url}/poll?agent=${agent}`)).json();
+    assert.deepEqual(taken.map((message: { interop: { id: number } }) => message.interop.id), [sent.id], `${agent} on B`);
+  }
+});

@@ -140,3 +140,10 @@ test("interop service status lists the broker's and the listeners' units; uninst
     dir.cleanup();
   }
 });
+
+test("interop service install passes --config into the unit as an absolute path (systemd runs the unit from /)", async () => {
+  const result = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--config", "etc/interop.yaml"]);
+  assert.equal(result.code, 0, result.stderr);
+  const absolute = join(process.cwd(), "etc", "interop.yaml");
+  assert.ok(result.stdout.split("\n").some((line) => line.startsWith("ExecStart=") && line.endsWith(` --config ${absolute}`)), result.stdout);
+});

@@ -8,7 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
 import { jsonResponse } from "../http/responses.ts";
-import { type AgentName, decodeUtf8, parseAgentName, refuseDeepJson } from "../message.ts";
+import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl } from "./agent_card.ts";
 import {
@@ -30,8 +30,12 @@ import type { TaskChanges } from "./task_watch.ts";
 
 /** The sender of an A2A message when the broker has no tokens (loopback only): any local caller, as for every route. */
 export const DEFAULT_A2A_SENDER = "a2a" as AgentName;
-/** How long a blocking SendMessage waits for the reply before it answers with the task as it stands. */
-const A2A_REPLY_WAIT_MS = 30_000;
+/**
+ * How long a blocking SendMessage (or a task stream) waits for the reply, taking it from the caller's inbox. Past
+ * Hermes's own wait (its A2A client gives a call 120 s, its server a turn 300 s): a call is answered when the
+ * reply comes, and a caller that leaves frees the wait at once.
+ */
+const A2A_REPLY_WAIT_MS = 300_000;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 100;
 /** Messages one ListTasks reads at most (filters may skip most of them); past it, the page ends with a token. */
@@ -169,14 +173,14 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
   SendStreamingMessage: async (call) => {
     const envelope = await publish(call);
-    return { response: taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version) };
+    return { response: streamTask(call, envelope) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
   ListTasks: listTasks,
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {
     const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
-    return { response: taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version) };
+    return { response: streamTask(call, envelope) };
   },
   GetExtendedAgentCard: () => Promise.reject(new A2aError(A2A_ERROR.extendedCardNotConfigured, "No extended agent card: the card is public")),
   CreateTaskPushNotificationConfig: noPush,
@@ -210,37 +214,47 @@ async function sendMessage(call: Call): Promise<Answer> {
   const envelope = await publish(call);
   const configuration = isObject(call.params.configuration) ? call.params.configuration : {};
   const blocking = call.version === "1.0" ? configuration.returnImmediately !== true : configuration.blocking === true;
-  if (blocking) {
-    const settled = new AbortController();
-    const replied = call.broker.waitForReply(
-      call.sender,
-      envelope.id,
-      A2A_REPLY_WAIT_MS,
-      AbortSignal.any([call.request.clientGone(), settled.signal]),
-    );
-    // Not only a reply settles it: a dead letter or a cancel does too, and a retried message may be settled already.
-    const check = () =>
-      void taskOfMessage(call.broker, envelope).then((task) => isSettled(task.status.state) && settled.abort(), () => settled.abort());
-    const unwatch = call.options.changes.watch(call.broker, envelope, check);
-    // A token revoked meanwhile ends the wait, as it ends an /ask: the reply then stays in the caller's inbox.
-    let revoked = false;
-    const unwatchToken = call.options.auth.watchRevocation(call.caller, () => {
-      revoked = true;
-      settled.abort();
-    });
-    check();
-    try {
-      await replied;
-    } finally {
-      unwatch();
-      unwatchToken();
-    }
-    if (revoked) {
-      throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
-    }
+  if (blocking && await awaitSettled(call, envelope, call.request.clientGone())) {
+    throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
   }
   const task = await taskOfMessage(call.broker, envelope);
   return { result: call.version === "1.0" ? { task } : toV03Task(task) };
+}
+
+/**
+ * Waits, up to the bound or until `until` aborts, for the task of `envelope` to settle; its reply is taken from the
+ * caller's inbox, as `/ask` takes it, since the caller gets it in the answer or on its stream (Hermes streams its
+ * calls: without this the reply came again as a new turn through its inbox). Resolves true when the caller's token
+ * was revoked meanwhile (which ends the wait, as it ends an /ask: the reply then stays in the caller's inbox).
+ */
+async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal): Promise<boolean> {
+  const settled = new AbortController();
+  const replied = call.broker.waitForReply(call.sender, envelope.id, A2A_REPLY_WAIT_MS, AbortSignal.any([until, settled.signal]));
+  // Not only a reply settles it: a dead letter or a cancel does too, and a retried message may be settled already.
+  const check = () =>
+    void taskOfMessage(call.broker, envelope).then((task) => isSettled(task.status.state) && settled.abort(), () => settled.abort());
+  const unwatch = call.options.changes.watch(call.broker, envelope, check);
+  let revoked = false;
+  const unwatchToken = call.options.auth.watchRevocation(call.caller, () => {
+    revoked = true;
+    settled.abort();
+  });
+  check();
+  try {
+    await replied;
+  } finally {
+    unwatch();
+    unwatchToken();
+  }
+  return revoked;
+}
+
+/** The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open. */
+function streamTask(call: Call, envelope: Envelope): OutgoingResponse {
+  return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) => {
+    // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
+    void awaitSettled(call, envelope, closed).catch(() => {});
+  });
 }
 
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */

@@ -13,15 +13,20 @@ import type { TaskChanges } from "./task_watch.ts";
 
 const KEEPALIVE_MS = 15_000;
 
-/** Streams the task of `envelope` to the client of JSON-RPC request `id`, shaped for `version`. */
+/**
+ * Streams the task of `envelope` to the client of JSON-RPC request `id`, shaped for `version`; `opened` is told
+ * when the stream starts, with the signal that aborts when it ends.
+ */
 export function taskStream(
   broker: Broker,
   changes: TaskChanges,
   envelope: Envelope,
   rpcId: string | number,
   version: ProtocolVersion,
+  opened: (closed: AbortSignal) => void,
 ): OutgoingResponse {
   return streamResponse("text/event-stream; charset=utf-8", (sink) => {
+    opened(sink.closed);
     const send = (result: unknown) => sink.write(encodeEvent({ data: JSON.stringify({ jsonrpc: "2.0", id: rpcId, result }) }));
     let last: A2aTask | undefined;
     // One reload at a time, in order: a change seen while one runs is read by the next.

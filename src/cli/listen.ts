@@ -98,7 +98,9 @@ Options:
                       OpenClaw 2026.9.x): a larger request is parked as a dead letter
                       instead of sent
   --exec-attempts N   runs of --exec CMD per message before it is a dead letter (default 5)
-  --post-timeout DUR  a push with no answer after DUR is retried (default 30s)
+  --post-timeout DUR  a push with no answer after DUR is retried (default 30s; with --a2a
+                      330s: Hermes's A2A server answers a SendMessage only when its turn
+                      ends, within its A2A_REPLY_TIMEOUT of 300 s)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s; at
                       least 1s, and longer than the broker's --heartbeat)
 ${CLIENT_HELP}
@@ -127,7 +129,7 @@ export const OPTIONS = {
   "a2a-max-in-flight": { type: "string", default: "8" },
   "push-token-file": { type: "string" },
   "secret-file": { type: "string" },
-  "post-timeout": { type: "string", default: "30s" },
+  "post-timeout": { type: "string" },
   "exec-attempts": { type: "string", default: "5" },
   state: { type: "string" },
   "idle-timeout": { type: "string", default: "45s" },
@@ -138,6 +140,10 @@ export const OPTIONS = {
 
 type Values = ReturnType<typeof parseFlags<typeof OPTIONS>>["values"];
 
+/** How long a push waits for its receiver's answer unless --post-timeout says otherwise. */
+const PUSH_POST_TIMEOUT = "30s";
+/** For --a2a, past Hermes's A2A server's own wait: it answers a SendMessage only when its turn ends (300 s at most). */
+const A2A_POST_TIMEOUT = "330s";
 const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook", "a2a"] as const;
 
 export async function run(args: string[], io: Io): Promise<number> {
@@ -191,7 +197,7 @@ function a2aOutbound(
   const rpc = new A2aRpcClient({
     url,
     token: readSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN),
-    timeoutMs: parseDuration("listen", "--post-timeout", values["post-timeout"], { min: 1 }),
+    timeoutMs: parseDuration("listen", "--post-timeout", values["post-timeout"] ?? A2A_POST_TIMEOUT, { min: 1 }),
     version: state.version,
   });
   return new A2aOutbound({
@@ -204,7 +210,7 @@ function a2aOutbound(
 }
 
 function chooseSink(values: Values, io: Io): MessageSink {
-  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"], { min: 1 });
+  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"] ?? PUSH_POST_TIMEOUT, { min: 1 });
   if (values.pipe !== undefined) return pipeSink(values.pipe, io.shutdown);
   if (values.out !== undefined) return fileSink(values.out);
   if (values.exec !== undefined) {

@@ -198,6 +198,9 @@ test("SendStreamingMessage streams the task through delivery and the reply and e
     "artifactUpdate",
     "statusUpdate TASK_STATE_COMPLETED",
   ]);
+  // The stream carried the reply: it is not in alice's inbox too (Hermes streams its calls, and would get the
+  // answer again as a new turn through its inbox).
+  assert.deepEqual(await pollInbox(hub, "alice", true), []);
 });
 
 test("a blocking SendMessage answers with the reply, taken from the caller's inbox; a caller that hangs up frees the wait", async (t) => {

@@ -38,8 +38,12 @@ export const DEFAULT_A2A_SENDER = "a2a" as AgentName;
 const A2A_REPLY_WAIT_MS = 300_000;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 100;
-/** Messages one ListTasks reads at most (filters may skip most of them); past it, the page ends with a token. */
-const MAX_SCANNED = 1000;
+/**
+ * Messages one ListTasks reads at most (filters may skip most of them); past it, the page ends with a token. Each
+ * costs a few store reads, so the cap bounds what one call can make the broker do (1,000 let 100 calls at once
+ * hold up every other request for seconds).
+ */
+const MAX_SCANNED = 200;
 
 export interface A2aInboundOptions {
   auth: Authenticator;

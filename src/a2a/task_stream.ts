@@ -46,7 +46,12 @@ export function taskStream(
       });
     };
     const unwatch = changes.watch(broker, envelope, reload);
-    const keepalive = setInterval(() => sink.write(encodeComment("keepalive")), KEEPALIVE_MS);
+    // Each keepalive also re-reads the task: a change made through another broker on a shared PostgreSQL is not
+    // heard here, so such a stream is at most one keepalive behind.
+    const keepalive = setInterval(() => {
+      sink.write(encodeComment("keepalive"));
+      reload();
+    }, KEEPALIVE_MS);
     sink.closed.addEventListener("abort", () => {
       clearInterval(keepalive);
       unwatch();

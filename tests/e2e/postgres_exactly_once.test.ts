@@ -95,9 +95,9 @@ test("an ask on A gets the reply published on B", async (t) => {
   const brokers = await brokersOnOneDatabase(t, 2);
   if (brokers === undefined) return;
   const [a, b] = brokers;
-  const asking = fetch(`${a.url}/ask?from=hermes&to=leo&timeout=20`, { method: "POST", body: JSON.stringify({ q: "ping" }) });
-  const question = await waitFor(async () => (await (await fetch(`${b.url}/poll?agent=leo`)).json())[0], 10_000, "the question on B");
-  await fetch(`${b.url}/broadcast?from=leo&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ a: "pong" }) });
+  const asking = fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=20`, { method: "POST", body: JSON.stringify({ q: "ping" }) });
+  const question = await waitFor(async () => (await (await fetch(`${b.url}/poll?agent=openclaw`)).json())[0], 10_000, "the question on B");
+  await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ a: "pong" }) });
   const answered = await (await asking).json();
   assert.equal(answered.reply.a, "pong");
   assert.deepEqual(await (await fetch(`${b.url}/poll?agent=hermes`)).json(), [], "the reply was taken by the ask");

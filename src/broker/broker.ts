@@ -316,6 +316,14 @@ export class Broker {
     return { question, reply };
   }
 
+  /**
+   * Admits `agent`'s inbox as a reader does (created if the admission rules let it): an A2A caller sends and then
+   * waits for the reply, which needs somewhere to go, as an asker's does.
+   */
+  async admitReader(agent: AgentName): Promise<void> {
+    await this.#inboxFor(agent, "read");
+  }
+
   /** Counts a message taken out of order (by a wait for a reply) as delivered. */
   #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
     if (inbox.pending > 0) inbox.pending--;

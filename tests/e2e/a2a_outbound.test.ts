@@ -89,7 +89,8 @@ async function openclawSetup(t: { after(fn: () => Promise<void>): void }) {
 }
 
 test("listen --a2a hands each message once to an SDK A2A server that was down, and the asker gets its answer", async (t) => {
-  const broker = await startBroker();
+  // Declared: the notes are sent before the listener has connected, and a send creates no inbox.
+  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
   const dir = tempDir();
   const agent = new SdkAgentServer({ token: TOKEN });
   let listen: ChildProcess | undefined;
@@ -306,7 +307,9 @@ test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, an
 
 test("listen --a2a sends the messages of a broker started afresh at the same URL, though their ids were sent before", async (t) => {
   const dir = tempDir();
-  let broker = await startBroker();
+  // Declared on both brokers: each is sent to before the listener has (re)connected, and a send creates no inbox.
+  const agents = ["--agents", "hermes,sdkagent"];
+  let broker = await startBroker({ args: agents });
   const agent = new SdkAgentServer({ token: TOKEN });
   let listen: ChildProcess | undefined;
   t.after(async () => {
@@ -324,7 +327,7 @@ test("listen --a2a sends the messages of a broker started afresh at the same URL
   await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 20_000, "both answers published");
   const port = broker.port;
   await broker.cleanup();
-  broker = await startBroker({ port });
+  broker = await startBroker({ port, args: agents });
   await publish(broker.url, "hermes", "sdkagent", { text: "new 1" });
   await waitFor(() => agent.seen.size === 3, 30_000, "the new broker's message 1 at the agent");
   assert.equal(agent.repeats(), 0);

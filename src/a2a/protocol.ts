@@ -3,7 +3,8 @@
  * names) and v0.3 (the `kind`-tagged objects and slash method names older clients send). Shared by the hub's
  * inbound endpoint (`/a2a/<agent>`) and the outbound listener (`listen --a2a`). No I/O.
  */
-import type { Envelope, Payload } from "../message.ts";
+import { createHash } from "node:crypto";
+import type { AgentName, Envelope, Payload } from "../message.ts";
 
 export type ProtocolVersion = "1.0" | "0.3";
 
@@ -288,6 +289,20 @@ export function outboundMessageId(envelope: Envelope): string {
 /** The `contextId` of an interop message: the A2A one it came with, else one per interop conversation. */
 export function contextIdOf(envelope: Envelope): string {
   return a2aFieldsOf(envelope.payload)?.contextId ?? `interop-${envelope.thread?.conversation ?? envelope.id}`;
+}
+
+/** The longest `contextId` a receiver is sent: OpenClaw's channel takes `^[A-Za-z0-9._:-]{1,128}$`. */
+const MAX_SENT_CONTEXT_LENGTH = 128;
+
+/**
+ * The `contextId` a receiver's A2A server sees for `from`'s context: in the sender's namespace, since the server
+ * keeps one session per contextId and any sender may name any context (interop's own ids are guessable): another
+ * agent's forged context must not reach that agent's session. A name too long for the limit becomes a digest.
+ */
+export function senderContextId(from: AgentName, contextId: string): string {
+  const scoped = `${from}:${contextId}`;
+  if (scoped.length <= MAX_SENT_CONTEXT_LENGTH) return scoped;
+  return `${from}:h${createHash("sha256").update(contextId).digest("hex").slice(0, 40)}`;
 }
 
 /** A fresh `contextId` for a message that came without one. */

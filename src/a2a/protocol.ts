@@ -88,7 +88,8 @@ export function resolveMethod(method: unknown, versionHeader: string | null): {
     throw new A2aError(A2A_ERROR.versionNotSupported, `A2A-Version ${header} is not supported: use 1.0 or 0.3`);
   }
   if (typeof method === "string" && V10_METHODS.has(method)) return { method: method as A2aMethod, version: "1.0" };
-  if (typeof method === "string" && method in V03_METHODS) return { method: V03_METHODS[method], version: "0.3" };
+  // Own keys only: `in` would take Object.prototype's names ("toString") for methods.
+  if (typeof method === "string" && Object.hasOwn(V03_METHODS, method)) return { method: V03_METHODS[method], version: "0.3" };
   throw new A2aError(A2A_ERROR.methodNotFound, `Method not found: ${JSON.stringify(method)}`);
 }
 
@@ -324,7 +325,7 @@ const V03_STATE: Record<TaskState, string> = {
 /** A task state from either version's form, or undefined when it is none. */
 export function parseTaskState(value: unknown): TaskState | undefined {
   if (typeof value !== "string") return undefined;
-  if (value in V03_STATE) return value as TaskState;
+  if (Object.hasOwn(V03_STATE, value)) return value as TaskState;
   return (Object.entries(V03_STATE).find(([, v03]) => v03 === value)?.[0]) as TaskState | undefined;
 }
 

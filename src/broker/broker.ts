@@ -483,6 +483,7 @@ export class Broker {
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
   async addAgent(agent: AgentName): Promise<boolean> {
     if (this.#inboxes.has(agent)) return false;
+    this.#options.admitAgent?.(agent, [...this.#inboxes.keys()], "add");
     await this.#createInbox(agent);
     return true;
   }

@@ -102,3 +102,10 @@ test("tasks convert to v0.3 form with lowercase states and kind-tagged parts", (
   assert.equal(parseTaskState("TASK_STATE_WORKING"), "TASK_STATE_WORKING");
   assert.equal(parseTaskState("bogus"), undefined);
 });
+
+test("resolveMethod() and parseTaskState() do not take Object.prototype's names for methods or states", () => {
+  for (const name of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+    assertA2aError(() => resolveMethod(name, null), A2A_ERROR.methodNotFound, /Method not found/);
+    assert.equal(parseTaskState(name), undefined);
+  }
+});

@@ -203,6 +203,7 @@ function noPush(): Promise<Answer> {
 async function publish(call: Call) {
   const message = parseMessage(call.params.message);
   const contextId = message.contextId ?? newContextId();
+  await call.broker.admitReader(call.sender);
   const { envelopes: [envelope] } = await call.broker.publish(call.sender, call.agent, payloadOf(message, contextId), {
     idempotencyKey: taskKeyPrefix(call.agent) + message.messageId,
   });

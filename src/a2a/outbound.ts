@@ -27,6 +27,7 @@ import {
   outboundMessageId,
   partsOf,
   payloadOf,
+  senderContextId,
   toV03Message,
 } from "./protocol.ts";
 import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
@@ -298,7 +299,8 @@ function sendParams(envelope: Envelope, record: OutboundRecord, version: "1.0" |
     messageId: record.messageId,
     role: "ROLE_USER",
     parts: partsOf(envelope.payload),
-    contextId: record.contextId,
+    // The sender's context (its answer carries that one back), in the sender's namespace at the receiver.
+    contextId: senderContextId(envelope.from, record.contextId),
     // Who sent it through interop: the A2A sender the receiver authenticates is interop itself.
     metadata: { interop: { id: envelope.id, from: envelope.from } },
   };

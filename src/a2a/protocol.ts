@@ -3,7 +3,8 @@
  * names) and v0.3 (the `kind`-tagged objects and slash method names older clients send). Shared by the hub's
  * inbound endpoint (`/a2a/<agent>`) and the outbound listener (`listen --a2a`). No I/O.
  */
-import type { Envelope, Payload } from "../message.ts";
+import { createHash } from "node:crypto";
+import type { AgentName, Envelope, Payload } from "../message.ts";
 
 export type ProtocolVersion = "1.0" | "0.3";
 
@@ -87,7 +88,8 @@ export function resolveMethod(method: unknown, versionHeader: string | null): {
     throw new A2aError(A2A_ERROR.versionNotSupported, `A2A-Version ${header} is not supported: use 1.0 or 0.3`);
   }
   if (typeof method === "string" && V10_METHODS.has(method)) return { method: method as A2aMethod, version: "1.0" };
-  if (typeof method === "string" && method in V03_METHODS) return { method: V03_METHODS[method], version: "0.3" };
+  // Own keys only: `in` would take Object.prototype's names ("toString") for methods.
+  if (typeof method === "string" && Object.hasOwn(V03_METHODS, method)) return { method: V03_METHODS[method], version: "0.3" };
   throw new A2aError(A2A_ERROR.methodNotFound, `Method not found: ${JSON.stringify(method)}`);
 }
 
@@ -290,6 +292,20 @@ export function contextIdOf(envelope: Envelope): string {
   return a2aFieldsOf(envelope.payload)?.contextId ?? `interop-${envelope.thread?.conversation ?? envelope.id}`;
 }
 
+/** The longest `contextId` a receiver is sent: OpenClaw's channel takes `^[A-Za-z0-9._:-]{1,128}$`. */
+const MAX_SENT_CONTEXT_LENGTH = 128;
+
+/**
+ * The `contextId` a receiver's A2A server sees for `from`'s context: in the sender's namespace, since the server
+ * keeps one session per contextId and any sender may name any context (interop's own ids are guessable): another
+ * agent's forged context must not reach that agent's session. A name too long for the limit becomes a digest.
+ */
+export function senderContextId(from: AgentName, contextId: string): string {
+  const scoped = `${from}:${contextId}`;
+  if (scoped.length <= MAX_SENT_CONTEXT_LENGTH) return scoped;
+  return `${from}:h${createHash("sha256").update(contextId).digest("hex").slice(0, 40)}`;
+}
+
 /** A fresh `contextId` for a message that came without one. */
 export function newContextId(): string {
   return `ctx-${crypto.randomUUID()}`;
@@ -309,7 +325,7 @@ const V03_STATE: Record<TaskState, string> = {
 /** A task state from either version's form, or undefined when it is none. */
 export function parseTaskState(value: unknown): TaskState | undefined {
   if (typeof value !== "string") return undefined;
-  if (value in V03_STATE) return value as TaskState;
+  if (Object.hasOwn(V03_STATE, value)) return value as TaskState;
   return (Object.entries(V03_STATE).find(([, v03]) => v03 === value)?.[0]) as TaskState | undefined;
 }
 

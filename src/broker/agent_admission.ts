@@ -5,8 +5,11 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 
-/** What a request does with the agent it names: sends to it, or reads its inbox (how an agent announces itself). */
-export type AgentUse = "send" | "read";
+/**
+ * What a request does with the agent it names: sends to it, reads its inbox (how an agent announces itself), or
+ * adds it (the operator: `interop agent add`, `POST /agents`).
+ */
+export type AgentUse = "send" | "read" | "add";
 
 /** Decides whether `agent` may get an inbox; throws `unknown_agent` or `too_many_agents` to refuse it. */
 export type AdmitAgent = (agent: AgentName, known: readonly AgentName[], use: AgentUse) => void;
@@ -23,10 +26,12 @@ export interface AdmissionRules {
 /**
  * With tokens: only an agent that has a token (an agent's token must not create inboxes for names it makes up).
  * Without: an agent that connects to read its inbox (the old clients' way to announce themselves), up to
- * `maxAgents` inboxes; never one that is only sent to.
+ * `maxAgents` inboxes; never one that is only sent to. The operator's add: up to `maxAgents` either way.
  */
 export function agentAdmission(rules: AdmissionRules): AdmitAgent {
   return (agent, known, use) => {
+    // The operator's add is held to the cap alone: without tokens anyone may add, and each inbox is kept for good.
+    if (use === "add") return refuseOverCap(known, rules.maxAgents, agent);
     if (rules.tokensOn()) {
       if (rules.hasToken(agent)) return;
       throw unknownAgent(
@@ -44,13 +49,17 @@ export function agentAdmission(rules: AdmissionRules): AdmitAgent {
           `(interop listen --agent ${agent})`,
       );
     }
-    if (known.length >= rules.maxAgents) {
-      throw new InteropError(
-        "too_many_agents",
-        `Too many agents: ${known.length} inboxes exist, the cap is ${rules.maxAgents} (serve --max-agents); is ${agent} a typo?`,
-      );
-    }
+    refuseOverCap(known, rules.maxAgents, agent);
   };
+}
+
+function refuseOverCap(known: readonly AgentName[], maxAgents: number, agent: AgentName): void {
+  if (known.length >= maxAgents) {
+    throw new InteropError(
+      "too_many_agents",
+      `Too many agents: ${known.length} inboxes exist, the cap is ${maxAgents} (serve --max-agents); is ${agent} a typo?`,
+    );
+  }
 }
 
 function unknownAgent(agent: AgentName, known: readonly AgentName[], howToCreate: string): InteropError {

@@ -316,6 +316,14 @@ export class Broker {
     return { question, reply };
   }
 
+  /**
+   * Admits `agent`'s inbox as a reader does (created if the admission rules let it): an A2A caller sends and then
+   * waits for the reply, which needs somewhere to go, as an asker's does.
+   */
+  async admitReader(agent: AgentName): Promise<void> {
+    await this.#inboxFor(agent, "read");
+  }
+
   /** Counts a message taken out of order (by a wait for a reply) as delivered. */
   #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
     if (inbox.pending > 0) inbox.pending--;
@@ -475,6 +483,7 @@ export class Broker {
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
   async addAgent(agent: AgentName): Promise<boolean> {
     if (this.#inboxes.has(agent)) return false;
+    this.#options.admitAgent?.(agent, [...this.#inboxes.keys()], "add");
     await this.#createInbox(agent);
     return true;
   }

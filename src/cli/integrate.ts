@@ -1,5 +1,5 @@
 /** `interop integrate`: the steps and snippets that plug Hermes or OpenClaw into interop here, and --write to apply them. */
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 import { InteropError } from "../errors.ts";
@@ -127,7 +127,12 @@ function apply(plan: IntegrationPlan, json: boolean, io: Io): void {
     if (next === current) return { path: edit.path, change: "unchanged", backup: null };
     makeDirectory(dirname(edit.path));
     const backup = current === undefined ? null : `${edit.path}.bak-${stamp}`;
-    if (backup !== null) copyFileSync(edit.path, backup);
+    if (backup !== null) {
+      // A secret's backup is its owner's only from the start; another file's keeps the file's mode.
+      writeFileSync(backup, current!, { mode: edit.mode ?? statSync(edit.path).mode & 0o777, flag: "wx" });
+    }
+    // writeFileSync's mode applies only to a file it creates: an existing one is made private before the secret goes in.
+    if (edit.mode !== undefined && current !== undefined) chmodSync(edit.path, edit.mode);
     writeFileSync(edit.path, next, { mode: edit.mode });
     return { path: edit.path, change: current === undefined ? "created" : "updated", backup };
   });

@@ -169,7 +169,8 @@ export class BrokerClient {
   /**
    * Fetches from the current broker, moving on to the next while one cannot be reached (refused, reset, no answer
    * within the deadline) or cannot reach its store (503 `storage_unavailable`); a non-2xx answer is the broker's
-   * own error.
+   * own error. A request that may have reached a broker (reset, timeout) moves on only when sending it twice does
+   * no harm: a GET, or one with an Idempotency-Key; an ask sent again would ask its question twice.
    */
   #fetch(
     method: string,
@@ -177,9 +178,10 @@ export class BrokerClient {
     init: { body?: string; headers?: Record<string, string> },
     deadline: Deadline,
   ): Promise<Response> {
+    const repeatable = method === "GET" || init.headers?.["idempotency-key"] !== undefined;
     const isDown = (error: unknown) =>
       deadline.cancel?.aborted !== true && error instanceof InteropError &&
-      (error.code === "unreachable" || error.code === "storage_unavailable");
+      (error.code === "storage_unavailable" || (error.code === "unreachable" && (repeatable || neverConnected(error))));
     return this.urls.use((baseUrl) => this.#fetchFrom(baseUrl, method, path, init, deadline), isDown);
   }
 
@@ -227,6 +229,13 @@ function jsonBody(value: unknown): { body: string; headers: Record<string, strin
 /** A request that waits on the broker gets the broker's wait plus a margin before the client gives up, or its caller's cancel. */
 function longRequest(timeoutSeconds: number, cancel: AbortSignal | undefined): Deadline {
   return { timeoutMs: timeoutSeconds * 1000 + 10_000, cancel };
+}
+
+/** Failures of a fetch that mean no connection was made, so the broker cannot have had the request. */
+const CONNECT_FAILURES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "bad port"]);
+
+function neverConnected(error: InteropError): boolean {
+  return CONNECT_FAILURES.has(describeCause(error.cause));
 }
 
 /**

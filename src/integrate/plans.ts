@@ -25,7 +25,7 @@ export interface FileEdit {
   /** What the user would add by hand. */
   snippet: string;
   apply(current: string | undefined): string;
-  /** The mode a created file gets (secrets: 0o600). */
+  /** The mode of a file holding a secret (0o600): given to it, created or not, and to its backup. */
   mode?: number;
 }
 
@@ -120,6 +120,8 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
           document.setIn(["a2a_agents", options.peer], document.createNode(hermesA2aAgent(options, tokens.interop())));
           return String(document);
         },
+        // It holds the agent's interop token when the broker has tokens (and a later run may add it).
+        mode: 0o600,
       },
       {
         path: envPath,
@@ -190,6 +192,8 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
           setOpenclawA2a(config, options, tokens);
           return JSON.stringify(config, null, 2) + "\n";
         },
+        // It holds the listen token (and the agent's interop token when the broker has tokens).
+        mode: 0o600,
       },
       listenTokenEdit(openclaw, tokens.listen),
     ],

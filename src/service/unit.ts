@@ -3,6 +3,7 @@
  * (`interop listen`); user units by default, system units (with a dynamic user) on request.
  */
 import { join } from "node:path";
+import { InteropError } from "../errors.ts";
 import { stateHome } from "../paths.ts";
 
 export const UNIT_NAME = "interop.service";
@@ -48,9 +49,20 @@ export function listenerStateDir(agent: string): string {
   return `/var/lib/interop-listen-${agent}`;
 }
 
-/** Quotes one ExecStart argument for systemd when it needs it. */
+/**
+ * Quotes one ExecStart argument for systemd when it needs it. systemd expands `%` specifiers and `$` variables
+ * even inside quotes, so they are doubled; a control character is refused (a newline would add a line to the
+ * unit, such as an ExecStartPre=).
+ */
 function quote(argument: string): string {
-  return /^[\w@%+=:,./-]+$/.test(argument) ? argument : `"${argument.replace(/["\\]/g, "\\$&")}"`;
+  if (/[\x00-\x1f\x7f]/.test(argument)) {
+    throw new InteropError(
+      "usage",
+      `Cannot write ${JSON.stringify(argument)} into a systemd unit: it holds a control character; pass it without one`,
+    );
+  }
+  const literal = argument.replace(/[%$]/g, "$&$&");
+  return /^[\w@%+=:,./-]+$/.test(literal) ? literal : `"${literal.replace(/["\\]/g, "\\$&")}"`;
 }
 
 export function renderUnit(scope: Scope, command: string[], target: Target = { kind: "serve" }): string {

@@ -297,7 +297,8 @@ test("a blocking SendMessage whose token is revoked meanwhile gets 401 at once, 
 });
 
 test("without tokens an A2A caller is the agent a2a, and a header naming an unknown A2A version is -32009", async (t) => {
-  const broker = await startBroker();
+  // bob is declared (a send creates no inbox); a2a is not: its SendMessage gives it the inbox the reply goes to.
+  const broker = await startBroker({ args: ["--agents", "bob"] });
   t.after(() => broker.cleanup());
   const client = await sdkClient(broker.url, "bob", undefined);
   const sent = taskJson(await client.sendMessage(textMessage("no tokens here")));

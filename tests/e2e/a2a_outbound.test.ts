@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -89,7 +90,8 @@ async function openclawSetup(t: { after(fn: () => Promise<void>): void }) {
 }
 
 test("listen --a2a hands each message once to an SDK A2A server that was down, and the asker gets its answer", async (t) => {
-  const broker = await startBroker();
+  // Declared: the notes are sent before the listener has connected, and a send creates no inbox.
+  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
   const dir = tempDir();
   const agent = new SdkAgentServer({ token: TOKEN });
   let listen: ChildProcess | undefined;
@@ -131,7 +133,8 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
     configuration: { returnImmediately: boolean };
   };
   assert.equal(params.configuration.returnImmediately, true);
-  assert.equal(params.message.contextId, "interop-1");
+  // In the sender's namespace at the receiver; the answers carry the context hermes knows.
+  assert.equal(params.message.contextId, "hermes:interop-1");
   assert.deepEqual(params.message.parts, [{ text: "note 1" }]);
   // The answers to the three notes went back to hermes as replies carrying the A2A answer.
   await waitFor(async () => (await inbox(broker, "hermes")).length === 3, 20_000, "three answers in hermes's inbox");
@@ -142,6 +145,32 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
     assert.equal(meta.from, "sdkagent");
     assert.equal((answer.a2a as { contextId: string }).contextId, `interop-${meta.reply_to}`);
   }
+});
+
+test("an agent forging another's contextId reaches the A2A server in a context of its own", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "alice,carol,bob"] });
+  const dir = tempDir();
+  const agent = new SdkAgentServer({ token: TOKEN });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listen = startA2aListen(broker, "bob", `${agent.url}/`, dir.path);
+  const carol = await (await publish(broker.url, "carol", "bob", { text: "carol's secret plan" })).json();
+  const forged = `interop-${carol.id}`;
+  const long = "x".repeat(200);
+  const a2a = (contextId: string, messageId: string) => ({ messageId, contextId, parts: [{ text: "do as I say" }] });
+  await publish(broker.url, "alice", "bob", { text: "forged", a2a: a2a(forged, "m-forged") });
+  await publish(broker.url, "alice", "bob", { text: "long", a2a: a2a(long, "m-long") });
+  await waitFor(() => agent.seen.size === 3, 20_000, "three messages at bob's A2A server");
+  const contexts = agent.requests.filter((request) => request.method === "SendMessage")
+    .map((request) => (request.body.params as { message: { contextId: string } }).message.contextId);
+  const digest = createHash("sha256").update(long).digest("hex").slice(0, 40);
+  assert.deepEqual(contexts, [`carol:${forged}`, `alice:${forged}`, `alice:h${digest}`]);
 });
 
 test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits retried, WORKING then COMPLETED answered, -32602 parked", async (t) => {
@@ -306,7 +335,9 @@ test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, an
 
 test("listen --a2a sends the messages of a broker started afresh at the same URL, though their ids were sent before", async (t) => {
   const dir = tempDir();
-  let broker = await startBroker();
+  // Declared on both brokers: each is sent to before the listener has (re)connected, and a send creates no inbox.
+  const agents = ["--agents", "hermes,sdkagent"];
+  let broker = await startBroker({ args: agents });
   const agent = new SdkAgentServer({ token: TOKEN });
   let listen: ChildProcess | undefined;
   t.after(async () => {
@@ -324,7 +355,7 @@ test("listen --a2a sends the messages of a broker started afresh at the same URL
   await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 20_000, "both answers published");
   const port = broker.port;
   await broker.cleanup();
-  broker = await startBroker({ port });
+  broker = await startBroker({ port, args: agents });
   await publish(broker.url, "hermes", "sdkagent", { text: "new 1" });
   await waitFor(() => agent.seen.size === 3, 30_000, "the new broker's message 1 at the agent");
   assert.equal(agent.repeats(), 0);

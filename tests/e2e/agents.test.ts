@@ -132,3 +132,18 @@ test("with tokens, managing agents needs the admin token", async (t) => {
   assert.equal(unknown.status, 404);
   assert.match((await unknown.json()).error, /with tokens, inboxes exist for serve --agents, agents with a token/);
 });
+
+test("POST /agents is held to --max-agents as a reader is: 507 too_many_agents past the cap", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes", "--max-agents", "2"] });
+  t.after(() => broker.cleanup());
+  const add = (agent: string) => fetch(`${broker.url}/agents?agent=${agent}`, { method: "POST" });
+  assert.equal((await add("cron")).status, 201);
+  const refused = await add("typo");
+  assert.equal(refused.status, 507);
+  assert.equal((await refused.json()).code, "too_many_agents");
+  assert.equal((await add("cron")).status, 200, "an agent that exists is not refused");
+  const reader = await fetch(`${broker.url}/poll?agent=leo`);
+  assert.equal(reader.status, 507);
+  assert.equal((await reader.json()).code, "too_many_agents");
+  assert.deepEqual(await knownAgents(broker.url), ["cron", "hermes"]);
+});

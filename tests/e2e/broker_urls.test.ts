@@ -6,8 +6,9 @@ import { type AddressInfo, createServer as createTcpServer, type Socket } from "
 import { join } from "node:path";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
-import { runCli, tempDir } from "../helpers/cli.ts";
+import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
+import { startTcpRelay } from "../helpers/tcp_relay.ts";
 
 /** A URL where nothing listens: a port just taken from the kernel and given back. */
 async function deadUrl(): Promise<string> {
@@ -73,6 +74,23 @@ test("a broker that takes the connection but never answers is left for the next 
   assert.ok(sockets.size > 0, "the frozen broker was tried first");
   const polled = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
   assert.deepEqual(polled.map((message: { text: string }) => message.text), ["late but once"]);
+});
+
+test("an ask whose connection breaks after the broker had it is not asked again on the next broker", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  const relay = await startTcpRelay(broker.url);
+  t.after(() => relay.close());
+  let ask: ReturnType<typeof spawnCli> | undefined;
+  t.after(() => void ask?.kill());
+  ask = spawnCli(["ask", "--url", `${relay.url},${broker.url}`, "--from", "hermes", "--to", "openclaw", "--timeout", "2s", "only once?"]);
+  const questions = async () => (await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json()).length;
+  await waitFor(async () => (await questions()) === 1, 10_000, "the question in openclaw's inbox");
+  relay.kill();
+  const asked = await collect(ask);
+  assert.equal(asked.code, 3, asked.stderr);
+  assert.match(asked.stderr, /^error: Cannot reach the broker at http:\/\/127\.0\.0\.1:\d+: .+\n$/);
+  assert.equal(await questions(), 1);
 });
 
 test("interop status with several brokers reports each, and an unreachable one is a problem", async (t) => {

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { hashToken, TokenFile } from "../../src/auth/token_file.ts";
-import { runCli, tempDir } from "../helpers/cli.ts";
+import { cliCommand, collect, runCli, tempDir } from "../helpers/cli.ts";
 
 /** A data dir whose broker has tokens (one for the operator), as `interop token create` leaves it. */
 async function dataDirWithTokens(path: string): Promise<void> {
@@ -103,4 +104,35 @@ test("interop integrate hermes --write sets a2a_agents and A2A_PEER_TOKENS for i
 
   const again = await runCli(args);
   assert.doesNotMatch(again.stdout, /^(created|updated) /m);
+});
+
+test("interop integrate --write under umask 022 leaves every file holding a token, and its backup, mode 600", async (t) => {
+  const home = tempDir();
+  const data = tempDir();
+  t.after(() => {
+    home.cleanup();
+    data.cleanup();
+  });
+  await dataDirWithTokens(data.path);
+  const hermes = join(home.path, ".hermes");
+  mkdirSync(hermes);
+  // Existing files as an editor under umask 022 leaves them; openclaw.json does not exist yet.
+  for (const [name, text] of [["config.yaml", "model: hermes-4\n"], [".env", "OTHER=1\n"]]) {
+    writeFileSync(join(hermes, name), text);
+    chmodSync(join(hermes, name), 0o644);
+  }
+  const integrate = async (target: string) => {
+    const [command, prefix] = cliCommand();
+    const args = ["integrate", target, "--write", "--home", home.path, "--data-dir", data.path];
+    const child = spawn("sh", ["-c", 'umask 022 && exec "$@"', "sh", command, ...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const result = await collect(child);
+    assert.equal(result.code, 0, result.stderr);
+  };
+  await integrate("hermes");
+  await integrate("openclaw");
+  const modeOf = (path: string) => statSync(path).mode & 0o777;
+  const backups = readdirSync(hermes).filter((name) => name.includes(".bak-"));
+  assert.equal(backups.length, 2, backups.join(", "));
+  for (const name of ["config.yaml", ".env", "interop-a2a-token", ...backups]) assert.equal(modeOf(join(hermes, name)), 0o600, name);
+  for (const name of ["openclaw.json", "interop-a2a-token"]) assert.equal(modeOf(join(home.path, ".openclaw", name)), 0o600, name);
 });

@@ -87,6 +87,18 @@ test("interop service install writes every serve option it is given into the uni
   assert.equal(unknown.stderr, "error: Unknown option --bogus for 'interop service'; see 'interop service --help'\n");
 });
 
+test("interop service install writes % and $ so systemd passes them as typed, and refuses a control character", async () => {
+  const result = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--data-dir", "/srv/100% $HOME"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^ExecStart=\/\S+ serve --port 18900 --data-dir "\/srv\/100%% \$\$HOME"$/m);
+  const plain = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--data-dir", "/srv/%h"]);
+  assert.match(plain.stdout, /--data-dir \/srv\/%%h$/m);
+  const injected = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--data-dir", "/srv\nExecStartPre=/bin/sh -c id"]);
+  assert.equal(injected.code, 2);
+  assert.equal(injected.stdout, "");
+  assert.match(injected.stderr, /^error: [^\n]*control character[^\n]*\n$/);
+});
+
 test("interop service install listen writes an always-on listener unit that systemd-analyze verify accepts", async () => {
   const dir = tempDir();
   try {

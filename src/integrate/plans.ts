@@ -141,7 +141,7 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
     then: [
       "Restart the Hermes gateway so it loads the skill, the MCP server, the ntfy platform and the A2A platform.",
       `To deliver through Hermes's A2A server instead of ntfy (answers then come back to the asker), remove the NTFY_ lines and run: ` +
-      `${options.command} listen --agent ${options.agent} --url ${options.brokerUrl} --a2a http://127.0.0.1:9900/ --a2a-token-file ${listenTokenPath(hermes)}`,
+      `${options.command} listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a http://127.0.0.1:9900/ --a2a-token-file ${listenTokenPath(hermes)}`,
     ],
   };
 }
@@ -198,11 +198,13 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
       listenTokenEdit(openclaw, tokens.listen),
     ],
     then: [
+      // The gateway refuses to start on a config without gateway.mode, which only OpenClaw's own set-up writes.
+      ...(existsSync(configPath) ? [] : [`${configPath} did not exist: run 'openclaw onboard' so the gateway has its own settings before it starts.`]),
       "Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save the token to a file.",
       `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent}${clientFlags(options)} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
       `Or keep that listener running under systemd: ${options.command} service install listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
       `Or deliver through OpenClaw's A2A channel (answers then come back to the asker): ${options.command} listen --agent ${options.agent} ` +
-      `--url ${options.brokerUrl} --a2a ${options.gatewayUrl}/a2a/v1 --a2a-token-file ${listenTokenPath(openclaw)}`,
+      `--url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a ${options.gatewayUrl}/a2a/v1 --a2a-token-file ${listenTokenPath(openclaw)}`,
       "Restart the OpenClaw gateway so it loads the skill, the MCP server and the A2A channel (changing channels.a2a later restarts the channel and drops its tasks).",
     ],
   };

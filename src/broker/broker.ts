@@ -567,6 +567,9 @@ export class Broker {
    * by it.
    */
   async #inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
+    // On a shared store another broker may have created it since this one last looked (the view is re-read every
+    // second): look again before the admission rule calls it unknown.
+    if (!this.#inboxes.has(agent) && this.#shared !== undefined) this.#sawCluster(await this.#shared.cluster());
     let inbox = this.#inboxes.get(agent);
     if (inbox === undefined) {
       this.#options.admitAgent?.(agent, [...this.#inboxes.keys()], use);

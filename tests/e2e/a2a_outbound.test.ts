@@ -378,7 +378,8 @@ test("listen --a2a refuses a URL that is not http(s), a second output, and --a2a
 });
 
 test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Version 1.0 header (-32009), with the SDK's v0.3 handler", async (t) => {
-  const broker = await startBroker();
+  // The ask may come before the listener has connected (and made sdkagent known).
+  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
   const dir = tempDir();
   const agent = new SdkAgentServer({ token: TOKEN, protocolVersion: "0.3" });
   let listen: ChildProcess | undefined;

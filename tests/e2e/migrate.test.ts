@@ -1,7 +1,7 @@
 /** `interop migrate`: a SQLite broker's store moved into PostgreSQL, served on from there, checked on a second run. */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { rpc } from "../helpers/a2a.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
@@ -51,7 +51,8 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   for (const n of [1, 2]) await publish(sqlite.url, "hermes", "openclaw", { n });
   assert.deepEqual((await stream.take(2)).map((event) => event.id), ["1", "2"]);
   stream.close();
-  await stream.ended;
+  // Until the broker sees the stream gone, it would take the next messages too.
+  await waitFor(async () => (await json(fetch(`${sqlite.url}/status`))).streams === 0, 10_000, "the stream to close");
   // Polled: 3 taken by a poll while 4 and 5 wait; 4 dead-lettered; 6 keyed.
   for (const n of [3, 4, 5]) await publish(sqlite.url, "hermes", "openclaw", { n });
   assert.deepEqual((await json(fetch(`${sqlite.url}/poll?agent=openclaw&limit=1`))).map((m: { n: number }) => m.n), [3]);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { TOKENS_FILE } from "../auth/token_file.ts";
 import { InteropError } from "../errors.ts";
-import { migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
+import { type MigrationCounts, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
 import { redactUrl } from "../store/postgres.ts";
 import { parseFlags, usageError } from "./args.ts";
 import { liveOwner } from "./data_dir.ts";
@@ -51,7 +51,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (url === undefined) throw usageError("migrate", "Missing --to postgres://USER@HOST:PORT/DB (or set $INTEROP_DATABASE_URL)");
   if (!/^postgres(ql)?:\/\//.test(url)) throw usageError("migrate", "Invalid --to: use postgres://USER@HOST:PORT/DB");
   const dataDir = values.from;
-  let counts;
+  let counts: MigrationCounts;
   try {
     counts = await migrateSqliteToPostgres(dataDir, url);
   } catch (error) {

@@ -39,6 +39,8 @@ export type ErrorCode =
   | "insecure_bind"
   | "address_in_use"
   | "data_dir_locked"
+  | "database_in_use"
+  | "store_mismatch"
   | "unreachable"
   | "rejected"
   | "unhealthy"

@@ -23,6 +23,7 @@ Commands:
   token       create, list and revoke access tokens
   agent       list, add and remove agents (their inboxes)
   service     run the broker or a listener under systemd (--dry-run shows the unit)
+  migrate     move a SQLite broker's store into PostgreSQL (run again, it checks)
   completion  print a shell completion script: interop completion bash|zsh|fish
   version     print the version (as --version does)
   help        show a command's options: interop help COMMAND (= interop COMMAND --help)

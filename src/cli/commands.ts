@@ -25,6 +25,7 @@ export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   token: () => import("./token.ts"),
   agent: () => import("./agent.ts"),
   service: () => import("./service.ts"),
+  migrate: () => import("./migrate.ts"),
   completion: () => import("./completion.ts"),
   version: () => import("./version.ts"),
 };

@@ -33,6 +33,7 @@ export function exitCodeFor(error: unknown): number {
       return EXIT.unhealthy;
     case "address_in_use":
     case "data_dir_locked":
+    case "database_in_use":
       return EXIT.inUse;
     case "replaced":
       return EXIT.replaced;

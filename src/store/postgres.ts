@@ -37,7 +37,7 @@ const RETRIED = new Set(["40P01", "40001"]);
 
 
 /** `postgres` returns int8 as text (it may pass 2^53); ids, times and counts here stay far below that. */
-const INT8_AS_NUMBER = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (text: string) => Number(text) };
+export const INT8_AS_NUMBER = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (text: string) => Number(text) };
 
 export class PostgresStore implements MessageStore {
   readonly kind = "postgresql";

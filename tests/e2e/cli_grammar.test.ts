@@ -25,6 +25,7 @@ const ROWS: Row[] = [
   { command: "token", missingValue: ["create", "--agent"], missingRequired: [], badValue: [["create", "--agent", "Bad/Name"], "--agent"] },
   { command: "agent", missingValue: ["list", "--url"], missingRequired: ["remove"], badValue: [["add", "Bad/Name"], "Bad/Name"] },
   { command: "service", missingValue: ["install", "--port"], missingRequired: [], badValue: [["install", "--port", "99999"], "--port"] },
+  { command: "migrate", missingValue: ["--from"], missingRequired: [], badValue: [["--from", "data", "--to", "mysql://db/interop"], "--to"] },
   { command: "completion", missingRequired: [], badValue: [["powershell"], "powershell"] },
   { command: "version", badValue: [["extra"], "extra"] },
 ];

@@ -1,0 +1,81 @@
+/** `interop migrate`: moves a SQLite broker's data dir into PostgreSQL, or checks that it was moved. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { TOKENS_FILE } from "../auth/token_file.ts";
+import { InteropError } from "../errors.ts";
+import { type MigrationCounts, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
+import { redactUrl } from "../store/postgres.ts";
+import { parseFlags, usageError } from "./args.ts";
+import { liveOwner } from "./data_dir.ts";
+import type { Io } from "./io.ts";
+
+export const HELP = `interop migrate — move a SQLite broker's store into PostgreSQL
+
+Usage: interop migrate --from DATA_DIR --to postgres://USER@HOST:PORT/DB [--json]
+
+Copies, in one transaction, the messages (with their ids, idempotency keys, polled
+marks), inboxes and their cursors, dead letters and withdrawn messages of the data dir's
+store into the database, after creating or migrating its schema; new ids continue past
+the highest one the SQLite broker handed out. Run again, it copies nothing: it checks
+that the database holds the same messages and refuses another store's (naming the first
+difference). Either way it prints the counts it copied or checked.
+
+Stop the broker on the data dir and every broker on the database first: migrate refuses
+while one runs. Tokens stay a file: copy DATA_DIR/tokens.json into each broker's data dir.
+
+Options:
+  --from DATA_DIR     the SQLite broker's data dir (holds interop.db)
+  --to URL            the database (default $INTEROP_DATABASE_URL)
+  -j, --json          print the counts as one JSON object
+  -h, --help          show this help
+
+Exit codes: 0 copied or checked, 1 the store failed or the database holds another store,
+2 bad usage, 6 a broker holds the data dir or runs on the database.
+`;
+
+export const OPTIONS = {
+  from: { type: "string" },
+  to: { type: "string" },
+  json: { type: "boolean", short: "j", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values } = parseFlags("migrate", args, OPTIONS);
+  if (values.help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  if (values.from === undefined) throw usageError("migrate", "Missing --from DATA_DIR");
+  const url = values.to ?? (io.env.INTEROP_DATABASE_URL || undefined);
+  if (url === undefined) throw usageError("migrate", "Missing --to postgres://USER@HOST:PORT/DB (or set $INTEROP_DATABASE_URL)");
+  if (!/^postgres(ql)?:\/\//.test(url)) throw usageError("migrate", "Invalid --to: use postgres://USER@HOST:PORT/DB");
+  const dataDir = values.from;
+  let counts: MigrationCounts;
+  try {
+    counts = await migrateSqliteToPostgres(dataDir, url);
+  } catch (error) {
+    const owner = error instanceof InteropError && error.code === "data_dir_locked" ? liveOwner(dataDir) : undefined;
+    if (owner === undefined) throw error;
+    throw new InteropError(
+      "data_dir_locked",
+      `Data dir ${dataDir} is in use by the interop broker with pid ${owner.pid} on port ${owner.port}: stop it first`,
+      { cause: error },
+    );
+  }
+  const tokens = join(dataDir, TOKENS_FILE);
+  const tokensFile = existsSync(tokens) ? tokens : null;
+  if (values.json) {
+    io.stdout(JSON.stringify({ from: dataDir, to: redactUrl(url), ...counts, tokens_file: tokensFile }) + "\n");
+    return 0;
+  }
+  io.stdout(
+    `${counts.action === "copied" ? "copied" : "checked (already there, nothing copied)"} ${dataDir} into ${redactUrl(url)}: ` +
+      `${counts.messages} messages, ${counts.inboxes} inboxes, ${counts.dead_letters} dead letters, ${counts.keys} idempotency keys, ` +
+      `${counts.withdrawn} withdrawn, highest id ${counts.highest_id}\n` +
+      (tokensFile === null
+        ? "tokens: none in the data dir\n"
+        : `tokens: not in the database; copy ${tokensFile} into each broker's data dir\n`),
+  );
+  return 0;
+}

@@ -1,0 +1,231 @@
+/**
+ * Moves a SQLite data dir's store into PostgreSQL in one transaction, or, when the database already holds it,
+ * checks that it does (a second run copies nothing twice, and another store's rows are refused).
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import postgres, { type Sql, type TransactionSql } from "postgres";
+import { InteropError } from "../errors.ts";
+import { CLIENT_OPTIONS, HEARTBEAT_MS } from "./postgres_registry.ts";
+import { INT8_AS_NUMBER, redactUrl } from "./postgres.ts";
+import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
+import { DATABASE_FILE } from "./sqlite.ts";
+
+/** Held for the migration's transaction, so two runs into one database go one after the other. */
+const MIGRATE_LOCK = 2;
+/** Rows per statement: unnest arrays stay well below PostgreSQL's message limits. */
+const CHUNK = 5000;
+
+/** What was copied or checked: the SQLite store's counts. */
+export interface MigrationCounts {
+  action: "copied" | "checked";
+  messages: number;
+  inboxes: number;
+  dead_letters: number;
+  keys: number;
+  withdrawn: number;
+  highest_id: number;
+}
+
+interface Message {
+  id: number;
+  recipient: string;
+  sender: string;
+  created_at: number;
+  payload: string;
+  polled: number;
+  reply_to: number | null;
+  conversation: number | null;
+  hops: number | null;
+  idempotency_key: string | null;
+}
+interface Inbox { agent: string; delivered_id: number; purged_id: number; last_seen: number | null; expired: number }
+interface DeadLetterRow { agent: string; message_id: number; reason: string; parked_at: number }
+interface WithdrawnRow { message_id: number; withdrawn_at: number }
+
+interface SqliteContents {
+  messages: Message[];
+  inboxes: Inbox[];
+  deadLetters: DeadLetterRow[];
+  withdrawn: WithdrawnRow[];
+  /** The highest id ever handed out (retention may have deleted it): no new message may get it again. */
+  highestId: number;
+}
+
+/** Migrates `dataDir`'s store into the database at `url`; throws `data_dir_locked`, `database_in_use` or `store_mismatch`. */
+export async function migrateSqliteToPostgres(dataDir: string, url: string): Promise<MigrationCounts> {
+  const location = redactUrl(url);
+  const file = join(dataDir, DATABASE_FILE);
+  if (!existsSync(file)) throw new InteropError("storage_failed", `No interop store in ${dataDir} (${file} does not exist)`);
+  const db = new DatabaseSync(file, { timeout: 0 });
+  let sql: Sql | undefined;
+  try {
+    try {
+      // Held until the copy is committed: a broker started on the data dir meanwhile is refused.
+      db.exec("BEGIN IMMEDIATE");
+    } catch (cause) {
+      if (!/locked|busy/i.test((cause as Error).message)) throw cause;
+      throw new InteropError("data_dir_locked", `Data dir ${dataDir} is in use by an interop broker: stop it first`, { cause });
+    }
+    const contents = readSqlite(db, file);
+    sql = postgres(url, {
+      ...CLIENT_OPTIONS,
+      max: 1,
+      connection: { synchronous_commit: "on", application_name: "interop migrate" },
+      types: { int8: INT8_AS_NUMBER },
+    });
+    try {
+      await migrate(sql);
+    } catch (cause) {
+      if (cause instanceof InteropError) throw cause;
+      throw new InteropError("storage_unavailable", `Cannot migrate the schema of ${location}: ${(cause as Error).message}`, { cause });
+    }
+    return await sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${MIGRATE_LOCK})`;
+      // No publish may take an id while the copy runs (a broker started meanwhile waits here).
+      await tx`LOCK TABLE interop_inbox_heads, interop_messages IN SHARE ROW EXCLUSIVE MODE`;
+      await refuseLiveBrokers(tx, location);
+      const counts = {
+        messages: contents.messages.length,
+        inboxes: contents.inboxes.length,
+        dead_letters: contents.deadLetters.length,
+        keys: contents.messages.filter((m) => m.idempotency_key !== null).length,
+        withdrawn: contents.withdrawn.length,
+        highest_id: contents.highestId,
+      };
+      const [{ used }] = await tx<{ used: boolean }[]>`
+        SELECT EXISTS (SELECT 1 FROM interop_messages) OR EXISTS (SELECT 1 FROM interop_inboxes)
+          OR EXISTS (SELECT 1 FROM interop_dead_letters) OR EXISTS (SELECT 1 FROM interop_withdrawn) AS used`;
+      if (used) {
+        await check(tx, contents, { dataDir, location });
+        return { action: "checked" as const, ...counts };
+      }
+      await copy(tx, contents);
+      return { action: "copied" as const, ...counts };
+    });
+  } catch (error) {
+    if (error instanceof InteropError) throw error;
+    throw new InteropError("storage_failed", `Cannot migrate ${dataDir} into ${location}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    await sql?.end({ timeout: 1 });
+    if (db.isTransaction) db.exec("ROLLBACK");
+    db.close();
+  }
+}
+
+function readSqlite(db: DatabaseSync, file: string): SqliteContents {
+  const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
+  if (version !== 1) {
+    throw new InteropError("storage_failed", `${file} is not an interop store this version can read (schema version ${version}, expected 1)`);
+  }
+  const messages = db.prepare(`SELECT id, recipient, sender, created_at, payload, polled, reply_to, conversation, hops,
+    idempotency_key FROM messages ORDER BY id`).all() as unknown as Message[];
+  const sequence = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as { seq: number } | undefined;
+  return {
+    messages,
+    inboxes: db.prepare("SELECT agent, delivered_id, purged_id, last_seen, expired FROM inboxes ORDER BY agent").all() as unknown as Inbox[],
+    deadLetters: db.prepare("SELECT agent, message_id, reason, parked_at FROM dead_letters ORDER BY agent, message_id")
+      .all() as unknown as DeadLetterRow[],
+    withdrawn: db.prepare("SELECT message_id, withdrawn_at FROM withdrawn ORDER BY message_id").all() as unknown as WithdrawnRow[],
+    highestId: Math.max(sequence?.seq ?? 0, messages.at(-1)?.id ?? 0),
+  };
+}
+
+async function refuseLiveBrokers(tx: TransactionSql, location: string): Promise<void> {
+  const alive = await tx<{ pid: number; host: string; listening: string | null }[]>`
+    SELECT pid, host, listening FROM interop_brokers
+    WHERE stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => ${(3 * HEARTBEAT_MS) / 1000})
+    ORDER BY started_at`;
+  if (alive.length === 0) return;
+  const names = alive.map((b) => `pid ${b.pid} on ${b.host}${b.listening === null ? "" : ` (${b.listening})`}`).join(", ");
+  throw new InteropError(
+    "database_in_use",
+    `Database ${location} is in use by ${alive.length === 1 ? "an interop broker" : `${alive.length} interop brokers`}: ${names}; ` +
+      `stop ${alive.length === 1 ? "it" : "them"} first (one killed counts as alive until its heartbeat is ${(3 * HEARTBEAT_MS) / 1000} s old)`,
+  );
+}
+
+/** Writes what the store's own publish path would have: each message's inbox predecessor, the heads, the sequence. */
+async function copy(tx: TransactionSql, contents: SqliteContents): Promise<void> {
+  // prev_id: the inbox's previous message; before an inbox's first kept message, the last one retention removed.
+  const purged = new Map(contents.inboxes.map((inbox) => [inbox.agent, inbox.purged_id]));
+  const previous = new Map<string, number>();
+  const prevIds = contents.messages.map((m) => {
+    const before = previous.get(m.recipient) ?? Math.min(purged.get(m.recipient) ?? 0, m.id - 1);
+    previous.set(m.recipient, m.id);
+    return before;
+  });
+  for (let start = 0; start < contents.messages.length; start += CHUNK) {
+    const rows = contents.messages.slice(start, start + CHUNK);
+    const column = <T>(pick: (m: Message) => T) => rows.map(pick);
+    await tx`
+      INSERT INTO interop_messages (id, recipient, sender, created_at, payload, polled, reply_to, conversation, hops,
+        idempotency_key, prev_id)
+      OVERRIDING SYSTEM VALUE
+      SELECT id, recipient, sender, created_at, payload, polled <> 0, reply_to, conversation, hops, idempotency_key, prev_id
+      FROM unnest(${column((m) => m.id)}::int8[], ${column((m) => m.recipient)}::text[], ${column((m) => m.sender)}::text[],
+        ${column((m) => m.created_at)}::int8[], ${column((m) => m.payload)}::text[], ${column((m) => m.polled)}::int4[],
+        ${column((m) => m.reply_to)}::int8[], ${column((m) => m.conversation)}::int8[], ${column((m) => m.hops)}::int4[],
+        ${column((m) => m.idempotency_key)}::text[], ${prevIds.slice(start, start + CHUNK)}::int8[])
+        AS u (id, recipient, sender, created_at, payload, polled, reply_to, conversation, hops, idempotency_key, prev_id)`;
+  }
+  // As migration 2 fills them from existing messages: the newest id and how many each inbox holds.
+  await tx`
+    INSERT INTO interop_inbox_heads (agent, last_id, published)
+    SELECT recipient, max(id), count(*) FROM interop_messages GROUP BY recipient`;
+  const { inboxes, deadLetters, withdrawn } = contents;
+  if (inboxes.length > 0) {
+    await tx`
+      INSERT INTO interop_inboxes (agent, delivered_id, purged_id, last_seen, expired)
+      SELECT * FROM unnest(${inboxes.map((i) => i.agent)}::text[], ${inboxes.map((i) => i.delivered_id)}::int8[],
+        ${inboxes.map((i) => i.purged_id)}::int8[], ${inboxes.map((i) => i.last_seen)}::int8[], ${inboxes.map((i) => i.expired)}::int8[])`;
+  }
+  if (deadLetters.length > 0) {
+    await tx`
+      INSERT INTO interop_dead_letters (agent, message_id, reason, parked_at)
+      SELECT * FROM unnest(${deadLetters.map((d) => d.agent)}::text[], ${deadLetters.map((d) => d.message_id)}::int8[],
+        ${deadLetters.map((d) => d.reason)}::text[], ${deadLetters.map((d) => d.parked_at)}::int8[])`;
+  }
+  if (withdrawn.length > 0) {
+    await tx`
+      INSERT INTO interop_withdrawn (message_id, withdrawn_at)
+      SELECT * FROM unnest(${withdrawn.map((w) => w.message_id)}::int8[], ${withdrawn.map((w) => w.withdrawn_at)}::int8[])`;
+  }
+  // Past every id the SQLite broker handed out, retention's deleted ones included: none is handed out again.
+  if (contents.highestId > 0) {
+    await tx`SELECT setval(pg_get_serial_sequence('interop_messages', 'id'), ${contents.highestId})`;
+  }
+}
+
+/** Every SQLite message is in the database as it was (or removed there by retention), every inbox exists. */
+async function check(tx: TransactionSql, contents: SqliteContents, names: { dataDir: string; location: string }): Promise<void> {
+  const refuse = (what: string) =>
+    new InteropError(
+      "store_mismatch",
+      `Database ${names.location} holds another store than data dir ${names.dataDir}: ${what}; migrate into an empty database`,
+    );
+  const inboxes = new Map((await tx<{ agent: string; purged_id: number }[]>`SELECT agent, purged_id FROM interop_inboxes`)
+    .map((row) => [row.agent, row.purged_id]));
+  for (const inbox of contents.inboxes) {
+    if (!inboxes.has(inbox.agent)) throw refuse(`inbox ${inbox.agent} is missing there`);
+  }
+  const fields = ["recipient", "sender", "created_at", "payload"] as const;
+  for (let start = 0; start < contents.messages.length; start += CHUNK) {
+    const rows = contents.messages.slice(start, start + CHUNK);
+    const stored = new Map((await tx<Message[]>`
+      SELECT id, recipient, sender, created_at, payload FROM interop_messages WHERE id = ANY(${rows.map((m) => m.id)}::int8[])`)
+      .map((row) => [row.id, row]));
+    for (const message of rows) {
+      const there = stored.get(message.id);
+      if (there === undefined) {
+        if (message.id <= (inboxes.get(message.recipient) ?? 0)) continue;
+        throw refuse(`message ${message.id} is missing there`);
+      }
+      const field = fields.find((name) => there[name] !== message[name]);
+      if (field !== undefined) {
+        throw refuse(`message ${message.id} has ${field} ${JSON.stringify(there[field])} there, ${JSON.stringify(message[field])} here`);
+      }
+    }
+  }
+}

@@ -1,0 +1,150 @@
+/** `interop migrate`: a SQLite broker's store moved into PostgreSQL, served on from there, checked on a second run. */
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { rpc } from "../helpers/a2a.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
+import { sharedPostgres } from "../helpers/postgres.ts";
+import { openSse } from "../helpers/sse.ts";
+import { createToken } from "../helpers/tokens.ts";
+
+const cluster = sharedPostgres();
+
+/** A database of its own, and brokers (SQLite or on it) stopped after the test. */
+async function setUp(t: TestContext) {
+  const server = await cluster(t);
+  if (server === undefined) return undefined;
+  const url = await server.createDatabase();
+  const brokers: RunningBroker[] = [];
+  const dirs: Array<{ cleanup(): void }> = [];
+  t.after(async () => {
+    for (const broker of brokers) await broker.cleanup();
+    for (const dir of dirs) dir.cleanup();
+  });
+  const start = async (options: { dataDir?: string; args?: string[] }) => {
+    const broker = await startBroker(options);
+    brokers.push(broker);
+    return broker;
+  };
+  const dataDir = () => {
+    const dir = tempDir("interop-migrate-");
+    dirs.push(dir);
+    return dir.path;
+  };
+  return { url, start, dataDir };
+}
+
+const migrate = (from: string, to: string, json = true) => runCli(["migrate", "--from", from, "--to", to, ...(json ? ["--json"] : [])]);
+const peek = async (url: string, agent: string) =>
+  ((await (await fetch(`${url}/poll?agent=${agent}&peek=1&limit=500`)).json()) as Array<{ interop: { id: number } }>)
+    .map((message) => message.interop.id);
+const json = async (response: Response | Promise<Response>) => await (await response).json();
+
+test("interop migrate moves messages, cursors, polled marks, dead letters, keys, replies and cancels, and a broker on PostgreSQL serves on", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  const sqlite = await setup.start({ dataDir: dir, args: ["--agents", "hermes,openclaw,leo,bob"] });
+  // Delivered: 1 and 2 reach a stream.
+  const stream = await openSse(`${sqlite.url}/subscribe?agent=openclaw`);
+  t.after(() => stream.close());
+  for (const n of [1, 2]) await publish(sqlite.url, "hermes", "openclaw", { n });
+  assert.deepEqual((await stream.take(2)).map((event) => event.id), ["1", "2"]);
+  stream.close();
+  // Until the broker sees the stream gone, it would take the next messages too.
+  await waitFor(async () => (await json(fetch(`${sqlite.url}/status`))).streams === 0, 10_000, "the stream to close");
+  // Polled: 3 taken by a poll while 4 and 5 wait; 4 dead-lettered; 6 keyed.
+  for (const n of [3, 4, 5]) await publish(sqlite.url, "hermes", "openclaw", { n });
+  assert.deepEqual((await json(fetch(`${sqlite.url}/poll?agent=openclaw&limit=1`))).map((m: { n: number }) => m.n), [3]);
+  const parked = await fetch(`${sqlite.url}/dead-letters?agent=openclaw`, { method: "POST", body: JSON.stringify({ id: 4, reason: "refused" }) });
+  assert.equal(parked.status, 200, await parked.text());
+  const keyed = await json(publish(sqlite.url, "hermes", "openclaw", { n: 6 }, { "idempotency-key": "k1" }));
+  // Replied: leo takes a question and answers it into hermes's inbox.
+  const question = await json(publish(sqlite.url, "hermes", "leo", { q: "ping" }));
+  await fetch(`${sqlite.url}/poll?agent=leo`);
+  const reply = await json(fetch(`${sqlite.url}/broadcast?from=leo&reply_to=${question.id}`, { method: "POST", body: '{"a":"pong"}' }));
+  // Cancelled: an A2A task withdrawn before bob read it.
+  const task = await rpc(sqlite.url, "bob", undefined, "SendMessage", {
+    message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "never mind" }] },
+    configuration: { returnImmediately: true },
+  });
+  const taskId = (task.body.result!.task as { id: string }).id;
+  assert.equal((await rpc(sqlite.url, "bob", undefined, "CancelTask", { id: taskId })).body.error, undefined);
+  const pending = { openclaw: await peek(sqlite.url, "openclaw"), hermes: await peek(sqlite.url, "hermes"), bob: await peek(sqlite.url, "bob") };
+  assert.deepEqual(pending, { openclaw: [4, 5, keyed.id], hermes: [reply.id], bob: [] });
+  const highest = (await json(fetch(`${sqlite.url}/status`))).last_id;
+  assert.equal((await sqlite.stop()).code, 0);
+  await createToken(dir, "hermes");
+
+  const first = await migrate(dir, setup.url);
+  assert.equal(first.code, 0, first.stderr);
+  const copied = JSON.parse(first.stdout);
+  // Two keys: k1, and the one the A2A task's message is stored with.
+  const counts = { messages: highest, dead_letters: 1, keys: 2, withdrawn: 1, highest_id: highest };
+  assert.deepEqual({ ...copied, inboxes: undefined }, {
+    action: "copied",
+    from: dir,
+    to: setup.url,
+    ...counts,
+    inboxes: undefined,
+    tokens_file: `${dir}/tokens.json`,
+  });
+  assert.ok(copied.inboxes >= 4, `inboxes: ${copied.inboxes}`);
+  const again = await migrate(dir, setup.url, false);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(
+    again.stdout,
+    `checked (already there, nothing copied) ${dir} into ${setup.url}: ${highest} messages, ${copied.inboxes} inboxes, ` +
+      `1 dead letters, 2 idempotency keys, 1 withdrawn, highest id ${highest}\n` +
+      `tokens: not in the database; copy ${dir}/tokens.json into each broker's data dir\n`,
+  );
+
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  const served = await openSse(`${pg.url}/subscribe?agent=openclaw`);
+  t.after(() => served.close());
+  assert.deepEqual((await served.take(3)).map((event) => Number(event.id)), pending.openclaw);
+  const retried = await json(publish(pg.url, "hermes", "openclaw", { n: 6 }, { "idempotency-key": "k1" }));
+  assert.equal(retried.id, keyed.id, "the retry found the first publish");
+  const fresh = await json(publish(pg.url, "hermes", "openclaw", { n: 7 }));
+  assert.equal(fresh.id, highest + 1, "a new id above the old highest");
+  assert.deepEqual((await served.take(1)).map((event) => Number(event.id)), [fresh.id], "nothing delivered before comes again");
+  served.close();
+  assert.deepEqual((await json(fetch(`${pg.url}/poll?agent=hermes`))).map((m: { a: string }) => m.a), ["pong"]);
+  assert.deepEqual(await peek(pg.url, "bob"), []);
+  assert.deepEqual((await json(fetch(`${pg.url}/dead-letters?agent=openclaw`))).map((l: { id: number }) => l.id), [4]);
+  assert.equal((await pg.stop()).code, 0);
+
+  const third = await migrate(dir, setup.url);
+  assert.equal(third.code, 0, third.stderr);
+  assert.deepEqual(JSON.parse(third.stdout), { ...copied, action: "checked" }, "the same counts, nothing copied");
+});
+
+test("interop migrate refuses while a broker holds the data dir or runs on the database, and refuses another store", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const [one, two] = [setup.dataDir(), setup.dataDir()];
+  const brokerOne = await setup.start({ dataDir: one });
+  const brokerTwo = await setup.start({ dataDir: two });
+  await publish(brokerOne.url, "hermes", "openclaw", { from: "one" });
+  await publish(brokerTwo.url, "leo", "openclaw", { from: "two" });
+  const held = await migrate(two, setup.url);
+  assert.equal(held.code, 6);
+  assert.equal(held.stderr, `error: Data dir ${two} is in use by the interop broker with pid ${brokerTwo.pid} on port ${brokerTwo.port}: stop it first\n`);
+  await brokerOne.stop();
+  await brokerTwo.stop();
+  assert.equal((await migrate(one, setup.url)).code, 0);
+
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  const live = await migrate(one, setup.url);
+  assert.equal(live.code, 6);
+  assert.match(live.stderr, new RegExp(`^error: Database ${setup.url} is in use by an interop broker: pid ${pg.pid} on \\S+ \\(127\\.0\\.0\\.1:${pg.port}\\); stop it first`));
+  await pg.stop();
+
+  const other = await migrate(two, setup.url);
+  assert.equal(other.code, 1);
+  assert.equal(
+    other.stderr,
+    `error: Database ${setup.url} holds another store than data dir ${two}: message 1 has sender "hermes" there, ` +
+      `"leo" here; migrate into an empty database\n`,
+  );
+});

@@ -7,7 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
@@ -85,9 +85,8 @@ test("a listen restarted against a broker restarted on a fresh data dir at the s
 
   const fresh = tempDir("interop-data-");
   t.after(fresh.cleanup);
-  let renewed: RunningBroker | undefined;
-  t.after(() => renewed?.cleanup());
-  renewed = await startBroker({ port: old.port, dataDir: fresh.path, args: AGENTS });
+  const renewed = await startBroker({ port: old.port, dataDir: fresh.path, args: AGENTS });
+  t.after(() => renewed.cleanup());
   // The fresh store: bob's 1-2 pending, ids up to 7, so the saved id 5 is one it could have assigned.
   await publishAll(renewed.url, "bob", range("new", 2));
   await publishAll(renewed.url, "carol", range("carol", 5));

@@ -14,7 +14,7 @@ export interface StreamedMessage {
 export interface FollowOptions {
   client: BrokerClient;
   agent: AgentName;
-  /** Resume after this id (of this store); undefined starts from the broker's own cursor for the agent. */
+  /** Resume after this id (of the store named with it); undefined starts from the broker's own cursor for the agent. */
   from: StreamPosition | undefined;
   /** Hands a message on; resolves once it is safely written. Called one at a time, in order. */
   deliver(message: StreamedMessage): Promise<void>;

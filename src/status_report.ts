@@ -64,6 +64,8 @@ export interface StatusReport {
   subscribers: Record<string, boolean>;
   streams: number;
   last_id: number;
+  /** The identity of the store the ids come from (brokers on one database share it); see `Interop-Store`. */
+  store_id: string;
   /** Only on a database several brokers share: every broker registered on it, alive or not. */
   brokers?: BrokerStatus[];
 }

@@ -524,6 +524,11 @@ export class Broker {
     return this.#observers.add(observer);
   }
 
+  /** The identity of the store its ids come from (`MessageStore.id`). */
+  get storeId(): string {
+    return this.#store.id;
+  }
+
   status(): StatusReport {
     return buildStatus(this.#statusInput());
   }
@@ -545,6 +550,7 @@ export class Broker {
         ...(this.#store.outage === undefined ? {} : { error: this.#store.outage.message }),
       },
       lastId: this.#lastId,
+      storeId: this.#store.id,
       inboxes: this.#inboxes,
       streaming: (agent) => this.#streams.has(agent),
       waiting: (agent) => this.#waiters.count(agent),

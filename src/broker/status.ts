@@ -15,6 +15,7 @@ export interface StatusInput {
   dataDir: string;
   store: StoreStatus;
   lastId: number;
+  storeId: string;
   inboxes: ReadonlyMap<AgentName, InboxRecord>;
   streaming(agent: AgentName): boolean;
   /** Requests waiting on /wait or /ask for the agent. */
@@ -39,6 +40,7 @@ export function buildStatus(input: StatusInput): StatusReport {
     subscribers: {},
     streams: 0,
     last_id: input.lastId,
+    store_id: input.storeId,
   };
   for (const inbox of input.inboxes.values()) {
     const streaming = input.streaming(inbox.agent);

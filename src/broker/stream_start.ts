@@ -6,8 +6,11 @@ import type { InboxRecord, MessageStore } from "../store/store.ts";
 export type StreamStart =
   /** After the last delivered message: what is pending, then live messages. */
   | { from: "cursor" }
-  /** Exactly after this id (Last-Event-ID; ntfy's since=<id>); an unknown or expired id is refused. */
-  | { from: "id"; afterId: number }
+  /**
+   * Exactly after this id (Last-Event-ID; ntfy's since=<id>); an unknown or expired id is refused. `store`: the
+   * identity of the store the id came from, when the client says (a stream reads another store's ids from the cursor).
+   */
+  | { from: "id"; afterId: number; store?: string }
   /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
   | { from: "time"; since: number };
 

@@ -84,6 +84,9 @@ export class Streams {
    */
   async prepare(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     const { store } = this.#deps;
+    // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
+    // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
+    if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
     const shared = store.shared;
     // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
     if (store.outage !== undefined) throw store.outage;

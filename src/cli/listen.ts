@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { A2aOutbound } from "../a2a/outbound.ts";
 import { OutboundState } from "../a2a/outbound_state.ts";
 import { A2aRpcClient } from "../a2a/rpc_client.ts";
-import type { BrokerClient } from "../client/broker_client.ts";
+import type { BrokerClient, StreamPosition } from "../client/broker_client.ts";
 import { CursorFile } from "../client/cursor_file.ts";
 import { follow, type StreamedMessage } from "../client/follow.ts";
 import { retryUntilDone as retry } from "../client/retry.ts";
@@ -168,11 +168,11 @@ export async function run(args: string[], io: Io): Promise<number> {
     await follow({
       client,
       agent,
-      lastEventId: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
+      from: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
       deliver: (message) => deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log }),
-      delivered: (id) => {
-        cursor.save(id);
-        a2a?.handedOver(id);
+      delivered: (position) => {
+        cursor.save(position);
+        a2a?.handedOver(position?.id);
       },
       log,
       signal: io.shutdown,
@@ -244,10 +244,13 @@ function chooseSink(values: Values, io: Io): MessageSink {
   return stdoutSink(io);
 }
 
-/** The later of the state file's id and the output file's own last line: a kill between the two writes repeats nothing. */
-function resumeAfter(saved: number | undefined, written: number | undefined): number | undefined {
-  if (saved === undefined) return written;
-  return written === undefined ? saved : Math.max(saved, written);
+/**
+ * The later of the state file's id and the output file's own last line: a kill between the two writes repeats
+ * nothing. The output file names no store: its id goes with the state file's (or none, as from an older broker).
+ */
+function resumeAfter(saved: StreamPosition | undefined, written: number | undefined): StreamPosition | undefined {
+  if (written === undefined) return saved;
+  return { id: Math.max(saved?.id ?? 0, written), store: saved?.store };
 }
 
 interface DeliveryContext {

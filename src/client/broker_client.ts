@@ -15,6 +15,15 @@ export interface SendReply {
   timestamp: string;
 }
 
+/**
+ * Where a listener stands: the last id it has, and the identity of the store that assigned it (undefined when not
+ * known: a broker older than store identities, or a state file saved by an older listen).
+ */
+export interface StreamPosition {
+  id: number;
+  store: string | undefined;
+}
+
 export interface BrokerClientOptions {
   /** Per request, except streams; default 10 s. */
   timeoutMs?: number;
@@ -138,18 +147,26 @@ export class BrokerClient {
     return report;
   }
 
-  /** Opens the agent's SSE stream, resuming after `lastEventId`; resolves once the headers are in. */
-  async openStream(agent: AgentName, lastEventId: number, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
-    const headers = { accept: "text/event-stream", "last-event-id": String(lastEventId) };
+  /**
+   * Opens the agent's SSE stream, resuming after `from` (a broker with another store reads from the agent's
+   * cursor instead); resolves once the headers are in, with the identity of the broker's store.
+   */
+  async openStream(
+    agent: AgentName,
+    from: StreamPosition,
+    signal: AbortSignal,
+  ): Promise<{ body: ReadableStream<Uint8Array>; store: string | undefined }> {
+    const headers: Record<string, string> = { accept: "text/event-stream", "last-event-id": String(from.id) };
+    if (from.store !== undefined) headers["interop-store"] = from.store;
     const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, { cancel: signal });
     if (response.body === null) throw new InteropError("rejected", "Broker sent a stream with no body");
-    return response.body;
+    return { body: response.body, store: response.headers.get("interop-store") ?? undefined };
   }
 
   /** Where the agent's inbox stands: the last message delivered to it (or the broker's last id for a new agent). */
-  async position(agent: AgentName): Promise<number> {
+  async position(agent: AgentName): Promise<StreamPosition> {
     const status = await this.status();
-    return status.agents[agent]?.delivered_id ?? status.last_id;
+    return { id: status.agents[agent]?.delivered_id ?? status.last_id, store: status.store_id };
   }
 
   async #json<T>(

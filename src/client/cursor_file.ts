@@ -2,12 +2,15 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
+import type { StreamPosition } from "./broker_client.ts";
 import { makeDirectory } from "../paths.ts";
 
 interface CursorState {
   url: string;
   agent: string;
   last_id: number;
+  /** The identity of the store that assigned `last_id` (absent in files older listens saved). */
+  store?: string;
   updated_at: string;
 }
 
@@ -22,8 +25,8 @@ export class CursorFile {
     this.#agent = agent;
   }
 
-  /** The saved id, or undefined when there is none for this broker and agent. */
-  load(): number | undefined {
+  /** The saved position, or undefined when there is none for this broker and agent. */
+  load(): StreamPosition | undefined {
     let text: string;
     try {
       text = readFileSync(this.path, "utf8");
@@ -40,20 +43,22 @@ export class CursorFile {
       });
     }
     if (state.url !== this.#url || state.agent !== this.#agent) return undefined;
-    return Number.isSafeInteger(state.last_id) ? state.last_id : undefined;
+    if (!Number.isSafeInteger(state.last_id)) return undefined;
+    return { id: state.last_id, store: typeof state.store === "string" ? state.store : undefined };
   }
 
   /** Saves atomically (write then rename), so a crash leaves the old id or the new one, never half a file. */
-  save(lastId: number | undefined): void {
+  save(position: StreamPosition | undefined): void {
     makeDirectory(dirname(this.path));
-    if (lastId === undefined) {
+    if (position === undefined) {
       writeFileSync(this.path, "{}\n");
       return;
     }
     const state: CursorState = {
       url: this.#url,
       agent: this.#agent,
-      last_id: lastId,
+      last_id: position.id,
+      ...(position.store === undefined ? {} : { store: position.store }),
       updated_at: new Date().toISOString(),
     };
     const temporary = `${this.path}.${process.pid}.tmp`;

@@ -3,7 +3,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, sleep } from "./backoff.ts";
-import type { BrokerClient } from "./broker_client.ts";
+import type { BrokerClient, StreamPosition } from "./broker_client.ts";
 
 /** One message from the stream: its id and the JSON line the broker sent. */
 export interface StreamedMessage {
@@ -14,15 +14,15 @@ export interface StreamedMessage {
 export interface FollowOptions {
   client: BrokerClient;
   agent: AgentName;
-  /** Resume after this id; undefined starts from the broker's own cursor for the agent. */
-  lastEventId: number | undefined;
+  /** Resume after this id (of the store named with it); undefined starts from the broker's own cursor for the agent. */
+  from: StreamPosition | undefined;
   /** Hands a message on; resolves once it is safely written. Called one at a time, in order. */
   deliver(message: StreamedMessage): Promise<void>;
   /**
    * Saves the position: after `deliver` resolved, before the first connection (where the inbox stands), or with
    * undefined when the broker disowned the saved id.
    */
-  delivered(lastEventId: number | undefined): void;
+  delivered(position: StreamPosition | undefined): void;
   log: { info(message: string): void; warn(message: string): void; debug(message: string): void };
   signal: AbortSignal;
   /** Reconnect when nothing (not even a heartbeat) arrived for this long; default 45 s. */
@@ -37,13 +37,13 @@ const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 
 /** Runs until `signal` aborts; throws on failures a retry cannot mend (bad agent, replaced by another stream). */
 export async function follow(options: FollowOptions): Promise<void> {
-  let lastEventId = options.lastEventId;
+  let position = options.from;
   let attempt = 0;
   while (!options.signal.aborted) {
     const openedAt = Date.now();
     try {
-      await followOnce(options, lastEventId, (id) => {
-        lastEventId = id;
+      await followOnce(options, position, (advanced) => {
+        position = advanced;
         attempt = 0;
       });
       if (options.signal.aborted) return;
@@ -53,7 +53,7 @@ export async function follow(options: FollowOptions): Promise<void> {
       if (!(error instanceof InteropError)) throw error;
       if (error.code === "unknown_event_id" || error.code === "event_id_expired") {
         options.log.warn(`${error.message.replace(/^Broker refused \(HTTP \d+\): /, "")}: resuming from the broker's cursor`);
-        lastEventId = undefined;
+        position = undefined;
         options.delivered(undefined);
         continue;
       }
@@ -73,7 +73,11 @@ function isRetryable(error: InteropError): boolean {
 }
 
 /** One connection: reads events until the stream ends, fails, goes idle, or `signal` aborts. */
-async function followOnce(options: FollowOptions, lastEventId: number | undefined, advanced: (id: number) => void): Promise<void> {
+async function followOnce(
+  options: FollowOptions,
+  position: StreamPosition | undefined,
+  advanced: (position: StreamPosition) => void,
+): Promise<void> {
   const connection = new AbortController();
   const stop = () => connection.abort();
   options.signal.addEventListener("abort", stop, { once: true });
@@ -82,16 +86,21 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
   /** The broker this stream came from, once it answered. */
   let connected: string | undefined;
   try {
-    if (lastEventId === undefined) {
+    if (position === undefined) {
       // No saved position: take the inbox's and save it before the stream opens. The broker counts what it writes
       // to a stream as delivered, so a listener that died before handling any of it would otherwise skip it.
-      lastEventId = await options.client.position(options.agent);
-      options.delivered(lastEventId);
-      advanced(lastEventId);
+      position = await options.client.position(options.agent);
+      options.delivered(position);
+      advanced(position);
     }
-    const body = await options.client.openStream(options.agent, lastEventId, connection.signal);
+    const { body, store } = await options.client.openStream(options.agent, position, connection.signal);
     connected = options.client.baseUrl;
-    options.log.info(`connected to ${options.client.baseUrl} as ${options.agent}, resuming after ${lastEventId}`);
+    // Another store's ids say nothing here (a broker on another data dir): the broker reads from the agent's cursor.
+    options.log.info(
+      position.store !== undefined && store !== undefined && store !== position.store
+        ? `connected to ${connected} as ${options.agent}: another store than id ${position.id}'s, reading what is pending`
+        : `connected to ${connected} as ${options.agent}, resuming after ${position.id}`,
+    );
     const events: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });
     const decoder = new TextDecoder();
@@ -108,8 +117,8 @@ async function followOnce(options: FollowOptions, lastEventId: number | undefine
         if (event.event === undefined || event.event === "message") {
           const id = Number(event.id);
           await options.deliver({ id, data: event.data });
-          options.delivered(id);
-          advanced(id);
+          options.delivered({ id, store });
+          advanced({ id, store });
         } else if (event.event === "replaced") {
           throw new InteropError("replaced", `Another listener for ${options.agent} took over the stream; this one stops`);
         } else {

@@ -16,10 +16,10 @@ export function jsonTextResponse(status: number, text: string | Uint8Array<Array
 }
 
 /** A streaming answer that no proxy buffers or caches. */
-export function streamResponse(contentType: string, open: StreamStarter): OutgoingResponse {
+export function streamResponse(contentType: string, open: StreamStarter, headers: Record<string, string> = {}): OutgoingResponse {
   return {
     status: 200,
-    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive" },
+    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive", ...headers },
     open,
   };
 }

@@ -133,9 +133,11 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const { searchParams } = request.url;
   const limit = parseLimit(searchParams.get("limit"));
   const peek = searchParams.get("peek");
-  if (peek === "1" || peek === "true") return jsonResponse(200, (await broker.peek(agent, limit)).map((envelope) => toWire(envelope)));
+  // The ids' store: a client that keeps ids can tell when a broker holds another store's.
+  const headers = { "interop-store": broker.storeId };
+  if (peek === "1" || peek === "true") return jsonResponse(200, (await broker.peek(agent, limit)).map((envelope) => toWire(envelope)), headers);
   const taken = await broker.poll(agent, limit, parseMessageId(searchParams.get("up_to"), "up_to"));
-  return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)));
+  return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)), headers);
 }
 
 /**
@@ -197,12 +199,13 @@ async function subscribe(broker: Broker, request: IncomingRequest, caller: Calle
   const lastEventId = parseLastEventId(
     request.header("last-event-id") ?? request.url.searchParams.get("last_event_id"),
   );
+  const store = request.header("interop-store") ?? request.url.searchParams.get("store") ?? "";
   const start = await broker.prepareStream(
     agent,
-    lastEventId === undefined ? { from: "cursor" } : { from: "id", afterId: lastEventId },
+    lastEventId === undefined ? { from: "cursor" } : { from: "id", afterId: lastEventId, ...(store === "" ? {} : { store }) },
     sseFormat(retryMs),
   );
-  return streamResponse("text/event-stream; charset=utf-8", start);
+  return streamResponse("text/event-stream; charset=utf-8", start, { "interop-store": broker.storeId });
 }
 
 async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {

@@ -42,16 +42,18 @@ export const INT8_AS_NUMBER = { to: 20, from: [20], serialize: (value: number) =
 export class PostgresStore implements MessageStore {
   readonly kind = "postgresql";
   readonly location: string;
+  readonly id: string;
   #sql: Sql;
   #registry: Registration;
   /** This broker's write transactions run one at a time (the commit queue batches them anyway). */
   #writing: Promise<unknown> = Promise.resolve();
   readonly shared: PostgresInboxes;
 
-  private constructor(sql: Sql, registry: Registration, location: string) {
+  private constructor(sql: Sql, registry: Registration, location: string, id: string) {
     this.#sql = sql;
     this.#registry = registry;
     this.location = location;
+    this.id = id;
     this.shared = new PostgresInboxes({
       sql,
       broker: registry.id,
@@ -75,8 +77,9 @@ export class PostgresStore implements MessageStore {
         types: { int8: INT8_AS_NUMBER },
       });
       await migrate(sql);
+      const [identity] = await sql<{ id: string }[]>`SELECT id FROM interop_store`;
       await registry.register(options.claimant);
-      return new PostgresStore(sql, registry, location);
+      return new PostgresStore(sql, registry, location, identity.id);
     } catch (error) {
       await sql?.end({ timeout: 1 });
       await registry.close();

@@ -110,6 +110,17 @@ CREATE TABLE interop_withdrawn (
 CREATE INDEX interop_messages_by_reply ON interop_messages (reply_to) WHERE reply_to IS NOT NULL;
 `,
   },
+  {
+    version: 5,
+    name: "the store's identity, shared by every broker on the database",
+    sql: `
+CREATE TABLE interop_store (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  id uuid NOT NULL DEFAULT gen_random_uuid()
+);
+INSERT INTO interop_store DEFAULT VALUES;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

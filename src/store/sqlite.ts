@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS withdrawn (
   message_id INTEGER PRIMARY KEY,
   withdrawn_at INTEGER NOT NULL
 );
+-- The store's identity, created with it (see MessageStore.id).
+CREATE TABLE IF NOT EXISTS store_identity (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
   agent TEXT NOT NULL,
   message_id INTEGER NOT NULL,
@@ -54,6 +59,7 @@ export class SqliteStore implements MessageStore {
   readonly location: string;
   /** A local file is never unreachable: its failures are `storage_failed` or `storage_full`. */
   readonly outage = undefined;
+  readonly id: string;
   #durability: Durability;
   #db: DatabaseSync;
   #insert: StatementSync;
@@ -91,7 +97,10 @@ export class SqliteStore implements MessageStore {
       // on any exit (even kill -9), so a second broker on this data dir is refused and a stale lock cannot exist.
       this.#db.exec(`PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;
         PRAGMA synchronous = ${durability === "strict" ? "FULL" : "NORMAL"};`);
-      this.#db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+      this.#db.exec(`BEGIN IMMEDIATE; ${SCHEMA}
+        INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');
+        PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+      this.id = (this.#db.prepare("SELECT id FROM store_identity").get() as { id: string }).id;
     } catch (cause) {
       this.#db.close();
       if (/locked|busy/i.test((cause as Error).message)) {

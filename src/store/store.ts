@@ -180,6 +180,11 @@ export interface MessageStore {
   readonly location: string;
   /** While the store cannot be reached, the `storage_unavailable` error its calls fail with; undefined otherwise. */
   readonly outage: InteropError | undefined;
+  /**
+   * A random identity created with the store (brokers on one database share it): message ids mean something only
+   * in the store that assigned them, so a client resuming with an id from another store is read from its cursor.
+   */
+  readonly id: string;
   loadInboxes(): Promise<InboxRecord[]>;
   /** The highest id ever assigned (ids are never reused), 0 for a new store. */
   lastId(): Promise<number>;

@@ -12,18 +12,7 @@ import { parse } from "yaml";
 import { TokenFile } from "../auth/token_file.ts";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
-
-export interface A2aLinkOptions {
-  home: string;
-  agent: string;
-  peer: string;
-  brokerUrl: string;
-  command: string;
-  /** The broker's data dir, where its tokens are. */
-  dataDir: string;
-  /** The agent's interop token when the operator gave one (`--token-file`): the agent's A2A calls present it too. */
-  token?: { value: string };
-}
+import type { PlanOptions } from "./plans.ts";
 
 /** The two secrets of the link, worked out on first use (only `--write` uses them: printing creates nothing). */
 export interface A2aTokens {
@@ -38,7 +27,7 @@ export function listenTokenPath(configDir: string): string {
 }
 
 /** interop's A2A endpoint for messages to `peer`. */
-export function peerUrl(options: A2aLinkOptions): string {
+export function peerUrl(options: PlanOptions): string {
   return `${options.brokerUrl}/a2a/${options.peer}`;
 }
 
@@ -55,7 +44,7 @@ export function readOptional(path: string): string | undefined {
  * changes nothing; `existingInterop` reads the interop token from the agent's config.
  */
 export function a2aTokens(
-  options: A2aLinkOptions,
+  options: PlanOptions,
   configDir: string,
   existingInterop: () => string | undefined,
   existingListen: () => string | undefined,
@@ -103,7 +92,7 @@ export function hermesInteropToken(configText: string | undefined, peer: string)
 }
 
 /** Hermes's `a2a_agents.<peer>` entry: its A2A client calls interop's endpoint for the peer. */
-export function hermesA2aAgent(options: A2aLinkOptions, token: string | undefined): Record<string, unknown> {
+export function hermesA2aAgent(options: PlanOptions, token: string | undefined): Record<string, unknown> {
   return { url: peerUrl(options), ...(token === undefined ? {} : { auth: { type: "bearer", token } }) };
 }
 
@@ -128,7 +117,7 @@ export function openclawPeer(
  * `outboundToken`) and takes messages presenting `token` as coming from it. Checked against the rules OpenClaw's
  * config validation applies, so the gateway does not refuse to start on it.
  */
-export function setOpenclawA2a(config: Record<string, any>, options: A2aLinkOptions, tokens: A2aTokens): void {
+export function setOpenclawA2a(config: Record<string, any>, options: PlanOptions, tokens: A2aTokens): void {
   if (!OPENCLAW_PEER_NAME.test(options.peer)) {
     throw new InteropError(
       "usage",

@@ -95,12 +95,15 @@ async function followOnce(
     }
     const { body, store } = await options.client.openStream(options.agent, position, connection.signal);
     connected = options.client.baseUrl;
-    // Another store's ids say nothing here (a broker on another data dir): the broker reads from the agent's cursor.
+    // Another store's ids say nothing here (a broker on another data dir): the broker reads from the agent's cursor,
+    // and the saved id is disowned as a 409 disowns it (what was marked sent by id, `listen --a2a`'s, starts over).
+    const otherStore = position.store !== undefined && store !== undefined && store !== position.store;
     options.log.info(
-      position.store !== undefined && store !== undefined && store !== position.store
+      otherStore
         ? `connected to ${connected} as ${options.agent}: another store than id ${position.id}'s, reading what is pending`
         : `connected to ${connected} as ${options.agent}, resuming after ${position.id}`,
     );
+    if (otherStore) options.delivered(undefined);
     const events: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });
     const decoder = new TextDecoder();

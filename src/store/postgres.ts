@@ -7,7 +7,7 @@ import postgres, { type PostgresError, type Sql, type TransactionSql } from "pos
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import { type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
-import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
+import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRecord } from "./message_row.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { COMMITS, notification, PostgresInboxes } from "./postgres_shared.ts";
 import {
@@ -99,28 +99,12 @@ export class PostgresStore implements MessageStore {
 
   loadInboxes(): Promise<InboxRecord[]> {
     return this.#read("read inboxes", async () => {
-      const rows = await this.#sql<Array<{
-        agent: AgentName;
-        delivered_id: number;
-        purged_id: number;
-        last_seen: number | null;
-        expired: number;
-        pending: number;
-        dead_letters: number;
-      }>>`
+      const rows = await this.#sql<InboxRow[]>`
         SELECT agent, delivered_id, purged_id, last_seen, expired,
           (SELECT count(*) FROM interop_messages m WHERE m.recipient = i.agent AND m.id > i.delivered_id AND NOT m.polled) AS pending,
           (SELECT count(*) FROM interop_dead_letters d WHERE d.agent = i.agent) AS dead_letters
         FROM interop_inboxes i ORDER BY agent COLLATE "C"`;
-      return rows.map((row) => ({
-        agent: row.agent,
-        deliveredId: row.delivered_id,
-        purgedId: row.purged_id,
-        pending: row.pending,
-        lastSeen: row.last_seen,
-        deadLetters: row.dead_letters,
-        expired: row.expired,
-      }));
+      return rows.map(toInboxRecord);
     });
   }
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
-import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
+import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRecord } from "./message_row.ts";
 import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, Parties, WriteBatch } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
@@ -133,24 +133,8 @@ export class SqliteStore implements MessageStore {
         SELECT agent, delivered_id, purged_id, last_seen, expired,
           (SELECT count(*) FROM messages WHERE recipient = agent AND id > delivered_id AND polled = 0) AS pending,
           (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent) AS dead_letters
-        FROM inboxes ORDER BY agent`).all() as unknown as Array<{
-          agent: AgentName;
-          delivered_id: number;
-          purged_id: number;
-          last_seen: number | null;
-          pending: number;
-          dead_letters: number;
-          expired: number;
-        }>;
-      return rows.map((row) => ({
-        agent: row.agent,
-        deliveredId: row.delivered_id,
-        purgedId: row.purged_id,
-        pending: row.pending,
-        lastSeen: row.last_seen,
-        deadLetters: row.dead_letters,
-        expired: row.expired,
-      }));
+        FROM inboxes ORDER BY agent`).all() as unknown as InboxRow[];
+      return rows.map(toInboxRecord);
     });
   }
 

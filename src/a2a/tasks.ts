@@ -105,13 +105,15 @@ async function taskOf(
 ): Promise<A2aTask> {
   const id = taskIdOf(envelope);
   const contextId = contextIdOf(envelope);
-  const asked: A2aMessage = {
-    messageId: a2aFieldsOf(envelope.payload)?.messageId ?? outboundMessageId(envelope),
-    role: "ROLE_USER",
-    parts: partsOf(envelope.payload),
+  // A message of the task: the question or the reply, with the A2A messageId it came with (else interop's).
+  const messageOf = (message: Envelope, role: A2aMessage["role"]): A2aMessage => ({
+    messageId: a2aFieldsOf(message.payload)?.messageId ?? outboundMessageId(message),
+    role,
+    parts: partsOf(message.payload),
     contextId,
     taskId: id,
-  };
+  });
+  const asked = messageOf(envelope, "ROLE_USER");
   const base = { id, contextId, history: [asked], metadata: { interop: { id: envelope.id, from: envelope.from, to: envelope.to } } };
   const agentSays = (messageId: string, text: string): A2aMessage => ({
     messageId,
@@ -143,13 +145,7 @@ async function taskOf(
     };
   }
   if (reply !== undefined) {
-    const answer: A2aMessage = {
-      messageId: a2aFieldsOf(reply.payload)?.messageId ?? outboundMessageId(reply),
-      role: "ROLE_AGENT",
-      parts: partsOf(reply.payload),
-      contextId,
-      taskId: id,
-    };
+    const answer = messageOf(reply, "ROLE_AGENT");
     return {
       ...base,
       status: { state: a2aFieldsOf(reply.payload)?.state ?? "TASK_STATE_COMPLETED", timestamp: reply.timestamp, message: answer },

@@ -54,7 +54,11 @@ export const DASHBOARD_HTML = `<!doctype html>
 <main>
   <section>
     <h2>Agents</h2>
-    <table><thead><tr><th>agent</th><th>state</th><th>last seen</th><th>pending</th><th>dead letters</th></tr></thead><tbody id="agents"></tbody></table>
+    <table><thead><tr><th>agent</th><th>state</th><th>last seen</th><th>pending</th><th>dead letters</th><th class="cluster" hidden>stream on</th></tr></thead><tbody id="agents"></tbody></table>
+  </section>
+  <section id="brokers-section" hidden>
+    <h2>Brokers on this database</h2>
+    <table><thead><tr><th>broker</th><th>listening</th><th>host · pid</th><th>state</th><th>heartbeat</th><th>version</th></tr></thead><tbody id="brokers"></tbody></table>
   </section>
   <section>
     <h2>A2A tasks</h2>
@@ -124,10 +128,12 @@ function ago(iso) {
 
 function showAgents(status) {
   $("summary").textContent = "v" + status.version + " · " + status.runtime + " · up " + Math.round(status.uptime_seconds) + " s · " + status.streams + " streams";
+  const brokerName = showBrokers(status.brokers);
   const rows = Object.entries(status.agents).map(([name, agent]) => {
     const row = el("tr");
     row.append(el("td", name), el("td", agent.online ? "online" : "offline", agent.online ? "online" : "offline"),
       el("td", ago(agent.last_seen)), el("td", String(agent.pending)), el("td", String(agent.dead_letters)));
+    if (brokerName) row.append(el("td", agent.stream_broker ? brokerName(agent.stream_broker) : "–"));
     return row;
   });
   $("agents").replaceChildren(...rows);
@@ -138,6 +144,25 @@ function showAgents(status) {
     pendingSeen.set(name, state);
     loadHistory(name);
   }
+}
+
+/**
+ * Brokers sharing a database (only then does /status list them): their table, shown; returns how to name one by
+ * its id (its address, this one marked), or null on a broker of its own.
+ */
+function showBrokers(brokers) {
+  const cluster = Array.isArray(brokers);
+  $("brokers-section").hidden = !cluster;
+  for (const cell of document.querySelectorAll(".cluster")) cell.hidden = !cluster;
+  if (!cluster) return null;
+  const names = new Map(brokers.map((broker) => [broker.id, (broker.listening || broker.id) + (broker.self ? " (this one)" : "")]));
+  $("brokers").replaceChildren(...brokers.map((broker) => {
+    const row = el("tr");
+    row.append(el("td", broker.id), el("td", names.get(broker.id)), el("td", broker.host + " · " + broker.pid),
+      el("td", broker.alive ? "alive" : "gone", broker.alive ? "online" : "offline"), el("td", ago(broker.heartbeat_at)), el("td", broker.version));
+    return row;
+  }));
+  return (id) => names.get(id) || id;
 }
 
 /** An inbox's last messages, pending ones marked; read from /history, which takes nothing from it. */

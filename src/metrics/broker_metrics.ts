@@ -50,6 +50,15 @@ export class BrokerMetrics implements BrokerObserver {
       this.#deadLettered,
       new Gauge("interop_open_streams", "Open streams (SSE and ntfy).", () => [[{}, status().streams]]),
       new Gauge("interop_pending_messages", "Undelivered messages, by agent.", () => agents().map(([agent, a]) => [{ agent }, a.pending])),
+      // Only on a database several brokers share (no sample otherwise): the registry as this broker last read it.
+      new Gauge("interop_cluster_brokers", "Brokers registered on the shared database, by whether they are alive.", () => {
+        const brokers = status().brokers;
+        if (brokers === undefined) return [];
+        const alive = brokers.filter((broker) => broker.alive).length;
+        return [[{ state: "alive" }, alive], [{ state: "gone" }, brokers.length - alive]];
+      }),
+      new Gauge("interop_stream_broker", "1 for the broker each agent's stream is on, across the brokers sharing a database.", () =>
+        agents().flatMap(([agent, a]) => a.stream_broker == null ? [] : [[{ agent, broker: a.stream_broker }, 1]])),
       this.#commitSeconds,
       this.#deliverSeconds,
       this.#batchMessages,

@@ -9,6 +9,7 @@ import { launchBrowser } from "../helpers/browser.ts";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 import { distinctPixelBytes } from "../helpers/png.ts";
+import { brokersOnOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
 import { openSse } from "../helpers/sse.ts";
 
 const ARTIFACTS = join(import.meta.dirname!, "..", "artifacts");
@@ -138,4 +139,37 @@ test("the dashboard shows each inbox's pending and recent messages on load, and 
   openclaw.close();
   await waitFor(async () => (await page.locator("#feed .pending").count()) === 0, 10_000, "the pending marks to go");
   assert.deepEqual(scriptErrors, []);
+});
+
+const cluster = sharedPostgres();
+
+test("with brokers on one database, the dashboard and /metrics show each broker and the one each agent's stream is on", async (t) => {
+  const brokers = await brokersOnOneDatabase(cluster, t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  await using browser = await launchBrowser();
+  const stream = await openSse(`${b.url}/subscribe?agent=hermes`);
+  t.after(() => stream.close());
+  const bAddress = new URL(b.url).host;
+  const page = await browser.newPage();
+  await page.goto(`${a.url}/ui`);
+  await page.locator("#brokers tr", { hasText: "alive" }).nth(1).waitFor({ timeout: 10_000 });
+  await page.locator("#brokers tr", { hasText: `${new URL(a.url).host} (this one)` }).waitFor({ timeout: 5000 });
+  await page.locator("#agents tr", { hasText: "hermes" }).filter({ hasText: bAddress }).waitFor({ timeout: 10_000 });
+
+  const metrics = await (await fetch(`${a.url}/metrics`)).text();
+  assert.match(metrics, /^interop_cluster_brokers\{state="alive"\} 2$/m);
+  const bId = (await (await fetch(`${b.url}/status`)).json()).brokers.find((broker: { self: boolean }) => broker.self).id;
+  assert.match(metrics, new RegExp(`^interop_stream_broker\\{agent="hermes",broker="${bId}"\\} 1$`, "m"));
+});
+
+test("a broker of its own shows no broker table and no stream-on column", async () => {
+  await using browser = await launchBrowser();
+  await using broker = await startBroker();
+  const page = await browser.newPage();
+  await page.goto(`${broker.url}/ui`);
+  await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator("#brokers-section").isVisible(), false);
+  assert.equal(await page.locator("th.cluster").isVisible(), false);
+  assert.doesNotMatch(await (await fetch(`${broker.url}/metrics`)).text(), /interop_cluster_brokers\{/);
 });

@@ -12,7 +12,7 @@ import { after, type TestContext } from "node:test";
 import { promisify } from "node:util";
 import postgres from "postgres";
 import { freePort } from "../../bench/processes.ts";
-import { waitFor } from "./broker.ts";
+import { type RunningBroker, startBroker, waitFor } from "./broker.ts";
 
 const run = promisify(execFile);
 
@@ -73,6 +73,23 @@ export function sharedPostgres(settings: Record<string, string> = {}): (t: TestC
     cluster ??= createCluster((registered) => (stop = registered), settings);
     return await cluster;
   };
+}
+
+/** `count` brokers on a database of their own in the file's cluster, stopped after the test; undefined when skipped. */
+export async function brokersOnOneDatabase(
+  cluster: (t: TestContext) => Promise<TestPostgres | undefined>,
+  t: TestContext,
+  count: number,
+): Promise<RunningBroker[] | undefined> {
+  const server = await cluster(t);
+  if (server === undefined) return undefined;
+  const url = await server.createDatabase();
+  const brokers: RunningBroker[] = [];
+  t.after(async () => {
+    for (const broker of brokers) await broker.cleanup();
+  });
+  for (let n = 0; n < count; n++) brokers.push(await startBroker({ args: ["--database-url", url] }));
+  return brokers;
 }
 
 async function createCluster(

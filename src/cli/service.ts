@@ -1,13 +1,15 @@
 /** `interop service`: run the broker, and agents' listeners, under systemd (install, uninstall, status). */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { InteropError } from "../errors.ts";
 import { interopCommand } from "../paths.ts";
 import {
+  environmentFilePath,
   isInteropUnit,
   listenerStateDir,
+  renderEnvironment,
   renderUnit,
   type Scope,
   serviceDataDir,
@@ -45,6 +47,8 @@ listen options given (see 'interop listen --help'), e.g. the always-on OpenClaw 
     --push-token-file ~/.openclaw/hooks-token --token-file ~/.config/interop/openclaw.token
 A unit does not see your shell's environment: pass secrets as files (--token-file,
 --push-token-file, --secret-file); $INTEROP_URL is written into the unit as --url.
+The broker's --database-url (or $INTEROP_DATABASE_URL) goes into interop.env beside the
+unit, mode 600, never into its command line: ps and 'systemctl show' let anyone read that.
 
 'status' lists interop's units and shows them with systemctl status.
 
@@ -110,10 +114,16 @@ export function run(args: string[], io: Io): Promise<number> {
       // The flags first: a bad one is the error to report, not a missing executable.
       const port = parseCount("service", "--port", values.port, 1, 65535);
       const command = [executable(values.exec, io.env)];
+      let environment: Record<string, string> | undefined;
       if (target.kind === "serve") {
-        const rest = serveFlags.filter(([name]) => name !== "port" && name !== "data-dir");
+        const rest = serveFlags.filter(([name]) => name !== "port" && name !== "data-dir" && name !== "database-url");
         const dataDir = values["data-dir"] === undefined ? serviceDataDir(scope, io.env) : resolve(values["data-dir"]);
         command.push("serve", "--port", String(port), "--data-dir", dataDir, ...asArgs(rest));
+        // Into the environment file, not the command line (a password in it would be anyone's to read), and from
+        // $INTEROP_DATABASE_URL too: a unit does not see the shell's environment, and without it the broker would
+        // quietly serve an empty SQLite store instead.
+        const databaseUrl = values["database-url"] ?? io.env.INTEROP_DATABASE_URL;
+        if (databaseUrl !== undefined) environment = { INTEROP_DATABASE_URL: databaseUrl };
       } else {
         command.push("listen", "--agent", target.agent, ...asArgs(listenFlags));
         const given = new Set(listenFlags.map(([name]) => name));
@@ -124,13 +134,23 @@ export function run(args: string[], io: Io): Promise<number> {
           if (io.env[variable] && !given.has(flag)) io.stderr(`warning: the unit will not see $${variable}; pass --${flag} FILE\n`);
         }
       }
-      const unit = renderUnit(scope, command, target);
+      const environmentFile = environment === undefined ? undefined : environmentFilePath(scope, io.env);
+      const unit = renderUnit(scope, command, target, environmentFile);
+      const environmentText = environment === undefined ? "" : renderEnvironment(environment);
       if (values["dry-run"]) {
         io.stderr(`# would write ${path}:\n`);
         io.stdout(unit);
+        // Its value is not printed: it may hold a password.
+        if (environmentFile !== undefined) io.stderr(`# and ${environmentFile} (mode 600) setting ${Object.keys(environment!).join(", ")}\n`);
         return Promise.resolve(0);
       }
       mkdirSync(dirname(path), { recursive: true });
+      if (environmentFile !== undefined) {
+        writeFileSync(environmentFile, environmentText, { mode: 0o600 });
+        // The mode given applies to a new file only: an existing one may have been readable by others.
+        chmodSync(environmentFile, 0o600);
+        io.stdout(`wrote ${environmentFile} (mode 600)\n`);
+      }
       writeFileSync(path, unit);
       io.stdout(`wrote ${path}\n`);
       systemctl("daemon-reload");
@@ -146,6 +166,11 @@ export function run(args: string[], io: Io): Promise<number> {
       } finally {
         rmSync(path);
         io.stdout(`removed ${path}\n`);
+        const environmentFile = environmentFilePath(scope, io.env);
+        if (target.kind === "serve" && existsSync(environmentFile)) {
+          rmSync(environmentFile);
+          io.stdout(`removed ${environmentFile}\n`);
+        }
       }
       systemctl("daemon-reload");
       return Promise.resolve(0);

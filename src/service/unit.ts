@@ -31,6 +31,19 @@ export function unitPath(scope: Scope, env: Env, target: Target = { kind: "serve
   return join(unitDir(scope, env), unitName(target));
 }
 
+/**
+ * The broker's environment file, beside its unit (mode 600): what must not be in the unit's command line, which
+ * any local user can read in ps and `systemctl show` (the database URL, password included).
+ */
+export function environmentFilePath(scope: Scope, env: Env): string {
+  return join(unitDir(scope, env), "interop.env");
+}
+
+/** The environment file's text: each value double-quoted, as systemd reads it (no expansion of `$` there). */
+export function renderEnvironment(variables: Record<string, string>): string {
+  return Object.entries(variables).map(([name, value]) => `${name}=${quote(value, true)}\n`).join("");
+}
+
 /** Whether a file in the unit dir is one of interop's units. */
 export function isInteropUnit(file: string): boolean {
   return file === UNIT_NAME || /^interop-listen-[^/]+\.service$/.test(file);
@@ -50,22 +63,22 @@ export function listenerStateDir(agent: string): string {
 }
 
 /**
- * Quotes one ExecStart argument for systemd when it needs it. systemd expands `%` specifiers and `$` variables
- * even inside quotes, so they are doubled; a control character is refused (a newline would add a line to the
- * unit, such as an ExecStartPre=).
+ * Quotes one ExecStart argument (or environment file value) for systemd so it reads it back as typed. In a unit
+ * systemd expands `%` specifiers and `$` variables even inside quotes, so they are doubled; in an environment file
+ * a double-quoted value takes a backslash before `"`, `\`, `` ` `` and `$`. A control character is refused (a
+ * newline would add a line, such as an ExecStartPre=).
  */
-function quote(argument: string): string {
+function quote(argument: string, environmentFile = false): string {
   if (/[\x00-\x1f\x7f]/.test(argument)) {
-    throw new InteropError(
-      "usage",
-      `Cannot write ${JSON.stringify(argument)} into a systemd unit: it holds a control character; pass it without one`,
-    );
+    // The value itself is not repeated: it may be a password.
+    throw new InteropError("usage", "Cannot write a value with a control character into a systemd unit; pass it without one");
   }
+  if (environmentFile) return `"${argument.replace(/["\\`$]/g, "\\$&")}"`;
   const literal = argument.replace(/[%$]/g, "$&$&");
   return /^[\w@%+=:,./-]+$/.test(literal) ? literal : `"${literal.replace(/["\\]/g, "\\$&")}"`;
 }
 
-export function renderUnit(scope: Scope, command: string[], target: Target = { kind: "serve" }): string {
+export function renderUnit(scope: Scope, command: string[], target: Target = { kind: "serve" }, environmentFile?: string): string {
   const system = scope === "system";
   const serve = target.kind === "serve";
   const stateDirectory = serve ? "interop" : listenerStateDir(target.agent).replace("/var/lib/", "");
@@ -75,7 +88,7 @@ After=network.target${serve ? "" : ` ${UNIT_NAME}`}
 
 [Service]
 Type=simple
-ExecStart=${command.map(quote).join(" ")}
+${environmentFile === undefined ? "" : `EnvironmentFile=${environmentFile.replace(/%/g, "%%")}\n`}ExecStart=${command.map((argument) => quote(argument)).join(" ")}
 # Stops cleanly on SIGTERM: ${serve ? "streams end, queued commits finish, the database closes" : "the message in hand is finished first"}.
 KillSignal=SIGTERM
 TimeoutStopSec=15

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
@@ -158,4 +158,37 @@ test("interop service install passes --config into the unit as an absolute path 
   assert.equal(result.code, 0, result.stderr);
   const absolute = join(process.cwd(), "etc", "interop.yaml");
   assert.ok(result.stdout.split("\n").some((line) => line.startsWith("ExecStart=") && line.endsWith(` --config ${absolute}`)), result.stdout);
+});
+
+test("interop service install puts the database URL in a mode-600 environment file, never in the unit's command line", async () => {
+  const dir = tempDir();
+  try {
+    const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+    const url = 'postgres://interop:s3cr$t"`\\@db.lan:5432/interop';
+    const installed = await runCli(["service", "install", "--exec", EXECUTABLE, "--database-url", url, "--durability", "strict"], { env });
+    const unitDir = join(dir.path, "systemd", "user");
+    const environmentFile = join(unitDir, "interop.env");
+    assert.match(installed.stdout, new RegExp(`^wrote ${environmentFile} \\(mode 600\\)\n`));
+    const unit = readFileSync(join(unitDir, "interop.service"), "utf8");
+    assert.doesNotMatch(unit, /s3cr|database-url/);
+    assert.match(unit, new RegExp(`^EnvironmentFile=${environmentFile}$`, "m"));
+    assert.match(unit, /^ExecStart=\S+ serve --port 18900 --data-dir \S+ --durability strict$/m);
+    assert.equal(statSync(environmentFile).mode & 0o777, 0o600);
+    // As systemd reads a double-quoted value: a backslash before " \ ` and $.
+    assert.equal(readFileSync(environmentFile, "utf8"), 'INTEROP_DATABASE_URL="postgres://interop:s3cr\\$t\\"\\`\\\\@db.lan:5432/interop"\n');
+    verify(unit, true, dir.path);
+
+    // From the environment too: without it the unit's broker would serve an empty SQLite store.
+    const fromEnv = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE], { env: { ...env, INTEROP_DATABASE_URL: url } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.match(fromEnv.stdout, /^EnvironmentFile=/m);
+    assert.match(fromEnv.stderr, /interop\.env \(mode 600\) setting INTEROP_DATABASE_URL\n$/);
+    assert.doesNotMatch(fromEnv.stdout + fromEnv.stderr, /s3cr/);
+
+    const removed = await runCli(["service", "uninstall"], { env });
+    assert.match(removed.stdout, new RegExp(`removed ${environmentFile}\n`));
+    assert.equal(existsSync(environmentFile), false);
+  } finally {
+    dir.cleanup();
+  }
 });

@@ -97,10 +97,10 @@ interface Pending {
  * Order of effects: a request starts only once its predecessor is *ordered*: answered, or, for a publish, in the
  * commit queue (the handler calls `ordered()`), whose commits keep arrival order. So two publishes to one inbox
  * commit in request order whatever either awaits before enqueueing (an idempotency key, a reply's context, an
- * agent created or looked up), and every other request (a poll, a wait, a stream) runs only after the previous
- * request's answer and holds back the next until its own, as when they were answered one at a time. A stream
- * ends the pipeline: what follows it is not read. At most MAX_IN_FLIGHT answers are owed at once; past that,
- * what arrives waits unread (up to the head and body caps, as before, then the connection is cut).
+ * agent created or looked up). A GET (a poll, a wait, a stream, /status) waits for every answer before it, so it
+ * reads what they wrote, as when requests were answered one at a time. A stream ends the pipeline: what follows
+ * it is not read. At most MAX_IN_FLIGHT answers are owed at once; past that, what arrives waits unread (up to
+ * the head and body caps, as before, then the connection is cut).
  */
 class BareConnection {
   readonly #socket: Socket;
@@ -114,6 +114,8 @@ class BareConnection {
   readonly #pending: Pending[] = [];
   /** The last started request until it is ordered: the next one starts after that. */
   #unordered: Pending | undefined;
+  /** Started requests whose handlers have not answered yet. */
+  #unanswered = 0;
   /** No further request is started: a stream, `Connection: close`, a hang-up, or a hand-off to `node:http`. */
   #stopped = false;
   #handingOff = false;
@@ -162,6 +164,7 @@ class BareConnection {
       }
       const bodyEnd = this.#bodyStart + head.bodyBytes;
       if (received.length < bodyEnd) return this.#partial();
+      if (head.method === "GET" && this.#unanswered > 0) return;
       // latin1 keeps one character per byte, so the body's bytes come back exactly.
       const body = head.bodyBytes === 0 ? NO_BODY : Buffer.from(received.slice(this.#bodyStart, bodyEnd), "latin1");
       this.#received = received.slice(bodyEnd);
@@ -180,6 +183,7 @@ class BareConnection {
     const request: Pending = { head, response: undefined, gone: undefined };
     this.#pending.push(request);
     this.#unordered = request;
+    this.#unanswered++;
     if (head.closeAfter) this.#stopped = true;
     const ordered = () => {
       if (this.#unordered !== request) return;
@@ -196,9 +200,10 @@ class BareConnection {
     };
     this.#shared.handler(bareRequest(head, body, clientGone, ordered)).catch(handlerFailure).then((response) => {
       request.response = response;
+      this.#unanswered--;
       // What follows a stream is not read: the connection is the stream's.
       if (isStream(response)) this.#stopped = true;
-      ordered();
+      if (this.#unordered === request) this.#unordered = undefined;
       this.#flush();
     });
   }
@@ -223,12 +228,15 @@ class BareConnection {
         socket.destroy();
       }
     }
-    if (pending.length > 0 || socket.destroyed || this.#ended) return;
-    if (this.#handingOff) return this.#handOff();
-    if (this.#stopped) return;
-    if (this.#head === undefined) this.#shared.answering.delete(socket);
+    if (socket.destroyed || this.#ended) return;
+    if (pending.length === 0) {
+      if (this.#handingOff) return this.#handOff();
+      if (this.#stopped) return;
+      if (this.#head === undefined) this.#shared.answering.delete(socket);
+    }
+    // An answer may let the next request start: one held back by the cap, or a GET waiting for the answers before it.
     this.#next();
-    if (this.#pending.length === 0 && this.#received === "") this.#waitIdle(KEEP_ALIVE_MS);
+    if (this.#pending.length === 0 && this.#received === "" && !this.#stopped) this.#waitIdle(KEEP_ALIVE_MS);
   }
 
   #openStream(response: StreamResponse): void {

@@ -87,7 +87,7 @@ test("publishes pipelined in one write are answered in request order and stored 
   }
 });
 
-test("a bad request or a refused stream in the middle of a pipeline gets its answer in place, and a stream ends the pipeline", async (t) => {
+test("a bad request or a refused stream in the middle of a pipeline gets its answer in place, a GET reads what came before it, and a stream ends the pipeline", async (t) => {
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
@@ -98,7 +98,8 @@ test("a bad request or a refused stream in the middle of a pipeline gets its ans
   client.socket.write([
     publishRequest(`{"n":0}`),
     publishRequest("not json"),
-    get("/status"),
+    // A GET reads what the requests before it wrote.
+    get("/poll?agent=openclaw&peek=1"),
     publishRequest(`{"n":1}`),
     get("/subscribe?agent=no%2Fslash"),
     get("/status"),
@@ -114,7 +115,8 @@ test("a bad request or a refused stream in the middle of a pipeline gets its ans
   assert.deepEqual(answers.map((answer) => answer.status), [200, 400, 200, 200, 400, 200, 200, 200]);
   assert.equal(JSON.parse(answers[1].body).code, "invalid_json");
   assert.equal(JSON.parse(answers[4].body).code, "invalid_agent");
-  assert.ok("agents" in JSON.parse(answers[2].body) && "agents" in JSON.parse(answers[5].body));
+  assert.deepEqual(JSON.parse(answers[2].body).map((message: { n: number }) => message.n), [0]);
+  assert.ok("agents" in JSON.parse(answers[5].body));
   const ids = [answers[0], answers[3], answers[6]].map((answer) => JSON.parse(answer.body).id as number);
   assert.ok(ids[0] < ids[1] && ids[1] < ids[2], `ids ${ids} are out of request order`);
   const stream = answers[7];

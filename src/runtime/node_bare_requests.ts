@@ -9,6 +9,7 @@
 import { Buffer } from "node:buffer";
 import { type Server, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
+import process from "node:process";
 import type { NodeConnections } from "./node_connections.ts";
 import { nodeSink } from "./node_sink.ts";
 import { refuseDeclaredPastLimit } from "./read_body.ts";
@@ -123,6 +124,7 @@ class BareConnection {
   /** The client half-closed: what was started is answered, the last answer closing the connection. */
   #ended = false;
   #idle = false;
+  #corked = false;
 
   constructor(socket: Socket, shared: Shared, idleMs: number) {
     this.#socket = socket;
@@ -217,6 +219,13 @@ class BareConnection {
       try {
         if (isStream(response)) return this.#openStream(response);
         if (socket.destroyed) continue;
+        // With more answers owed, the ones a commit settles together leave in one write: the socket stays corked
+        // until the microtasks that settle them have run (a single request's answer is written at once).
+        if (pending.length > 0 && !this.#corked) {
+          this.#corked = true;
+          socket.cork();
+          process.nextTick(this.#uncork);
+        }
         if (head.closeAfter || (this.#ended && pending.length === 0)) {
           writeBody(socket, response, "connection: close\r\n");
           this.#shared.connections.endAfter(socket);
@@ -287,6 +296,11 @@ class BareConnection {
     this.#ended = true;
     this.#stopped = true;
     for (const request of this.#pending) request.gone?.abort();
+  };
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
   };
 
   readonly #hungUp = (): void => void this.#socket.destroy();

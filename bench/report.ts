@@ -5,6 +5,9 @@ import type { System } from "./systems.ts";
 /** Figures by scenario, then by system key. */
 export type Results = Record<string, Record<string, Figures>>;
 
+/** The table of 16 publishers, each with 8 publishes pipelined on its connection. */
+export const PIPELINED = "throughput, 16 × 8 pipelined";
+
 type Column = [label: string, value: (figures: Figures) => string];
 
 const fixed = (digits: number, value: number | undefined) => value === undefined || Number.isNaN(value) ? "–" : value.toFixed(digits);
@@ -16,6 +19,7 @@ const cpu: Column[] = [["server µs/msg", (f) => fixed(1, f.serverCpuUs)], ["loa
 const COLUMNS: Record<string, Column[]> = {
   latency: [["msg/s", (f) => count(f.perSecond)], ["msgs", (f) => count(f.messages)], ms("p50"), ms("p90"), ms("p99"), ms("max"), integrity, ...cpu],
   throughput: [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
+  [PIPELINED]: [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
   "throughput, batches of 50": [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
   "fan-out": [["streams", (f) => count(f.streams)], ["deliveries", (f) => count(f.messages)], ms("p50"), ms("p99"), integrity, ...cpu],
   "idle streams": [["streams", (f) => count(f.streams)], ["open s", (f) => fixed(1, f.openSeconds)], ["KiB/stream", (f) => fixed(1, f.kibPerStream)]],
@@ -52,6 +56,7 @@ export function ratios(results: Results): string {
     lines.push(
       target(`${runtime}: throughput vs the old bridge (≥ 10)`, ratio(get("throughput", key, "perSecond"), get("throughput", "old-bridge", "perSecond")), (v) => v >= 10),
       target(`${runtime}: server CPU per message vs bare ${runtime} (≤ 1.5)`, ratio(get("throughput", key, "serverCpuUs"), get("throughput", bareKey, "serverCpuUs")), (v) => v <= 1.5),
+      target(`${runtime}: throughput with 16 × 8 pipelined publishers vs bare node:http (≥ 1)`, ratio(get(PIPELINED, key, "perSecond"), get(PIPELINED, "bare-node", "perSecond")), (v) => v >= 1),
       target(`${runtime}: server CPU per message with batches of 50 vs nchan (≤ 1)`, ratio(get("throughput, batches of 50", key, "serverCpuUs"), get("throughput", "nchan", "serverCpuUs")), (v) => v <= 1),
       target(`${runtime}: latency p50 vs nchan (≤ 1)`, ratio(get("latency", key, "p50"), get("latency", "nchan", "p50")), (v) => v <= 1),
       target(`${runtime}: latency p90 vs nchan (≤ 1)`, ratio(get("latency", key, "p90"), get("latency", "nchan", "p90")), (v) => v <= 1),

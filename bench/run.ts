@@ -5,6 +5,7 @@
  *   npm run bench                    # the full run (~6 min); writes bench/RESULTS.md
  *   npm run bench -- --smoke         # a few seconds per system, prints only (the test suite runs this)
  *   npm run bench -- --systems interop-node,nchan --scenarios latency,throughput
+ *   npm run bench -- --systems interop-node,bare-node --scenarios pipelined   # one scenario alone
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
@@ -14,13 +15,13 @@ import { parseArgs } from "node:util";
 import { fsyncLatency } from "./load/disk.ts";
 import { fanOut, type Figures, idleStreams, latency, resume, throughput } from "./scenarios.ts";
 import { nchanAvailable, type RunningSystem, type System, SYSTEMS } from "./systems.ts";
-import { type Results, ratios, table } from "./report.ts";
+import { PIPELINED, type Results, ratios, table } from "./report.ts";
 
 const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
-    scenarios: { type: "string", default: "latency,throughput,batch,fan-out,streams,resume" },
+    scenarios: { type: "string", default: "latency,throughput,pipelined,batch,fan-out,streams,resume" },
   },
 });
 const smoke = values.smoke;
@@ -68,6 +69,10 @@ for (const key of chosen) {
   const pair = ["hermes", "openclaw"];
   await scenario(key, "latency", pair, async (s) => ({ latency: await latency(s, size.rate, size.latencySeconds) }));
   await scenario(key, "throughput", pair, async (s) => ({ throughput: await throughput(s, 16, size.throughputSeconds) }));
+  // The old bridge speaks HTTP/1.0 (a connection per request) and nchan is not a broker: nothing to pipeline.
+  if (key.startsWith("interop") || key.startsWith("bare")) {
+    await scenario(key, "pipelined", pair, async (s) => ({ [PIPELINED]: await throughput(s, 16, size.throughputSeconds, 1, 8) }));
+  }
   if (key.startsWith("interop")) {
     await scenario(key, "batch", pair, async (s) => ({ "throughput, batches of 50": await throughput(s, 16, size.throughputSeconds, 50) }));
   }
@@ -107,7 +112,7 @@ const report = [
   ratios(results),
 ].join("\n");
 console.log(report);
-if (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 6) {
+if (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 7) {
   writeFileSync("bench/RESULTS.md", report);
   progress("written to bench/RESULTS.md");
 }

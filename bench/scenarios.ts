@@ -128,10 +128,11 @@ export async function latency(system: RunningSystem, rate: number, seconds: numb
 }
 
 /**
- * Maximum sustained throughput: 16 publishers as fast as they can for `seconds`, one stream receiving. With a
- * `batch` size above 1, each request carries that many messages (newline-delimited JSON, interop's batch publish).
+ * Maximum sustained throughput: `publishers` connections as fast as they can for `seconds`, one stream receiving.
+ * With a `batch` size above 1, each request carries that many messages (newline-delimited JSON, interop's batch
+ * publish); with a `depth` above 1, each connection keeps that many requests pipelined (HTTP/1.1, answers in order).
  */
-export async function throughput(system: RunningSystem, publishers: number, seconds: number, batch = 1): Promise<Figures> {
+export async function throughput(system: RunningSystem, publishers: number, seconds: number, batch = 1, depth = 1): Promise<Figures> {
   const ledger = new Ledger();
   const reader = await subscribe(system, "openclaw", (_id, data) => ledger.record("openclaw", data));
   let acknowledged = 0;
@@ -141,17 +142,24 @@ export async function throughput(system: RunningSystem, publishers: number, seco
     const end = start + seconds * 1000;
     await Promise.all(Array.from({ length: publishers }, async (_, p) => {
       const connection = new Connection(system.url);
-      for (let seq = 0; performance.now() < end; seq += batch) {
-        const status = batch === 1
-          ? await connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(p, seq))
-          : await connection.request(
-            "POST",
-            "/broadcast?from=hermes&to=openclaw",
-            Array.from({ length: batch }, (_, i) => message(p, seq + i)).join("\n"),
-            "application/x-ndjson",
-          );
+      const inFlight: Promise<number>[] = [];
+      const answered = (status: number) => {
         if (status < 300) acknowledged += batch;
+      };
+      for (let seq = 0; performance.now() < end; seq += batch) {
+        inFlight.push(
+          batch === 1
+            ? connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(p, seq))
+            : connection.request(
+              "POST",
+              "/broadcast?from=hermes&to=openclaw",
+              Array.from({ length: batch }, (_, i) => message(p, seq + i)).join("\n"),
+              "application/x-ndjson",
+            ),
+        );
+        if (inFlight.length >= depth) answered(await inFlight.shift()!);
       }
+      for (const status of await Promise.all(inFlight)) answered(status);
       connection.close();
     }));
     await ledger.waitFor(acknowledged, 15_000);

@@ -15,7 +15,7 @@ test("npm run bench -- --smoke runs every scenario on every system, and interop 
 }, () => {
   const result = spawnSync(process.execPath, ["bench/run.ts", "--smoke"], { cwd: ROOT, encoding: "utf8", timeout: 230_000 });
   assert.equal(result.status, 0, result.stderr);
-  for (const scenario of ["latency", "throughput", "throughput, batches of 50", "fan-out", "idle streams", "status with 1,000 streams", "resume"]) {
+  for (const scenario of ["latency", "throughput", "throughput, 16 × 8 pipelined", "throughput, batches of 50", "fan-out", "idle streams", "status with 1,000 streams", "resume"]) {
     assert.match(result.stdout, new RegExp(`^## ${scenario}$`, "m"), `the ${scenario} table`);
   }
   for (const system of ["interop (Node 24 binary)", "interop (Deno 2)", "old Python bridge", "nginx + nchan", "bare node:http", "bare Deno.serve"]) {

@@ -175,6 +175,37 @@ test("pipelined requests and a head sent byte by byte are answered, in order", {
   });
 });
 
+test("a connection's ordered requests are handled at once, 16 at most, and answered in request order whatever order they finish in", { skip, timeout: 10_000 }, async (t) => {
+  const held: (() => void)[] = [];
+  let sixteen: () => void;
+  const sixteenHeld = new Promise<void>((resolve) => (sixteen = resolve));
+  // Each request says it is ordered at once (as a publish in the commit queue does), then waits to be let go.
+  const handler: Handler = async (request) => {
+    request.ordered?.();
+    await new Promise<void>((resolve) => held.push(resolve) === 16 && sixteen());
+    return { status: 200, headers: {}, body: `done ${request.url.pathname};` };
+  };
+  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler, maxRequestHeadBytes: 1024, ...DEADLINES });
+  const client = new Client(server.port);
+  t.after(async () => {
+    client.socket.destroy();
+    await server.close();
+  });
+  client.socket.write(Array.from({ length: 20 }, (_, i) => post(`/p${i}`, "x")).join(""));
+  await sixteenHeld;
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(held.length, 16, "the 17th waits for an answer");
+  assert.equal(client.text, "");
+  // Let go last first: nothing is answered before the first, then all 16 are; then the last 4 run.
+  for (const release of held.splice(0).reverse()) release();
+  await client.waitFor("done /p15;");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(held.length, 4);
+  for (const release of held.splice(0)) release();
+  const text = await client.waitFor("done /p19;");
+  assert.deepEqual([...text.matchAll(/done \/p(\d+);/g)].map((match) => Number(match[1])), [...Array(20).keys()]);
+});
+
 test("Connection: close, HTTP/1.0, repeated fields and 204 are answered as HTTP says", { skip }, async () => {
   await withServer(async (server) => {
     const closing = new Client(server.port);

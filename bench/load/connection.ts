@@ -1,6 +1,7 @@
 /**
  * A cheap HTTP client for publishing: one raw socket, requests written by hand, keep-alive when the server allows it and a
- * new connection when it does not (the old bridge speaks HTTP/1.0). One request in flight at a time.
+ * new connection when it does not (the old bridge speaks HTTP/1.0). Requests sent before the previous answer are
+ * pipelined: the answers come back in request order (on a keep-alive connection).
  */
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
@@ -10,7 +11,8 @@ export class Connection {
   #port: number;
   #socket: Socket | undefined;
   #buffer = "";
-  #pending: { resolve(status: number): void; reject(error: Error): void } | undefined;
+  /** The requests sent and not answered yet, oldest first. */
+  #pending: { resolve(status: number): void; reject(error: Error): void }[] = [];
 
   constructor(url: string) {
     const { hostname, port } = new URL(url);
@@ -22,7 +24,7 @@ export class Connection {
   request(method: "GET" | "POST", path: string, body = "", contentType = "application/json"): Promise<number> {
     const socket = this.#socket ?? this.#connect();
     return new Promise((resolve, reject) => {
-      this.#pending = { resolve, reject };
+      this.#pending.push({ resolve, reject });
       socket.write(
         `${method} ${path} HTTP/1.1\r\nHost: ${this.#host}\r\nContent-Type: ${contentType}\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
@@ -40,14 +42,14 @@ export class Connection {
     socket.setNoDelay(true).setEncoding("latin1");
     socket.on("data", (chunk: string) => {
       this.#buffer += chunk;
-      this.#parse(socket);
+      while (this.#answer(socket));
     });
     const fail = (error: Error) => {
       if (this.#socket === socket) this.#socket = undefined;
       this.#buffer = "";
       const pending = this.#pending;
-      this.#pending = undefined;
-      pending?.reject(error);
+      this.#pending = [];
+      for (const request of pending) request.reject(error);
     };
     socket.on("error", fail);
     socket.on("close", () => fail(new Error("connection closed before the response")));
@@ -55,19 +57,20 @@ export class Connection {
     return socket;
   }
 
-  #parse(socket: Socket): void {
+  /** Reads one whole answer from the buffer, if there is one. */
+  #answer(socket: Socket): boolean {
     const headEnd = this.#buffer.indexOf("\r\n\r\n");
-    if (headEnd < 0) return;
+    if (headEnd < 0) return false;
     const head = this.#buffer.slice(0, headEnd);
     let end: number;
     if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
       // Small bodies: the response ends with the last, empty chunk.
       const last = this.#buffer.indexOf("0\r\n\r\n", headEnd + 4);
-      if (last < 0) return;
+      if (last < 0) return false;
       end = last + 5;
     } else {
       end = headEnd + 4 + Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-      if (this.#buffer.length < end) return;
+      if (this.#buffer.length < end) return false;
     }
     this.#buffer = this.#buffer.slice(end);
     const keepAlive = head.startsWith("HTTP/1.1") && !/\r\nconnection: *close/i.test(head);
@@ -76,8 +79,8 @@ export class Connection {
       socket.destroy();
       this.#socket = undefined;
     }
-    const pending = this.#pending;
-    this.#pending = undefined;
-    pending?.resolve(Number(head.slice(9, 12)));
+    this.#pending.shift()?.resolve(Number(head.slice(9, 12)));
+    if (!keepAlive) for (const request of this.#pending.splice(0)) request.reject(new Error("connection closed before the response"));
+    return keepAlive;
   }
 }

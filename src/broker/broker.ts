@@ -66,6 +66,11 @@ export interface PublishOptions {
   replyTo?: number;
   /** A publish retried with the same key (and sender) returns the first one's messages instead of storing again. */
   idempotencyKey?: string;
+  /**
+   * Called once the messages are in the commit queue, before they are committed: what is published after this
+   * call commits after them (a connection's pipelined publishes start each at its predecessor's).
+   */
+  queued?: () => void;
 }
 
 /** A recipient of a broadcast that did not get the message, and why. */
@@ -187,18 +192,13 @@ export class Broker {
    * A broadcast leaves out recipients whose inbox is full (and says so); a publish to one recipient is refused.
    */
   publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Published> {
-    const { idempotencyKey, replyTo } = options;
-    if (idempotencyKey === undefined) return this.#publishOnce(from, to, payloads, replyTo);
-    return this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, replyTo, idempotencyKey));
+    const { idempotencyKey } = options;
+    if (idempotencyKey === undefined) return this.#publishOnce(from, to, payloads, options);
+    return this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, options));
   }
 
-  async #publishOnce(
-    from: AgentName,
-    to: AgentName | undefined,
-    payloads: Payload[],
-    replyTo: number | undefined,
-    idempotencyKey?: string,
-  ): Promise<Published> {
+  async #publishOnce(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions): Promise<Published> {
+    const { replyTo, idempotencyKey } = options;
     const reply = replyTo === undefined ? undefined : await replyContext(this.#store, from, replyTo, this.#options.maxHops);
     const thread = reply?.thread;
     // A reply without a recipient goes back to whoever sent the message it answers (a follow-up: to its recipient).
@@ -236,9 +236,11 @@ export class Broker {
     const commitStarted = performance.now();
     let stored: Envelope[];
     try {
-      stored = await this.#commits.append(payloads.flatMap((payload) =>
+      const committed = this.#commits.append(payloads.flatMap((payload) =>
         inboxes.map((inbox) => ({ from, to: inbox.agent, payload, createdAt, thread, idempotencyKey }))
       ));
+      options.queued?.();
+      stored = await committed;
     } catch (error) {
       for (const inbox of inboxes) inbox.pending -= payloads.length;
       throw error;

@@ -114,6 +114,7 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   const { envelopes: stored, refused } = await broker.publishBatch(from, to, payloads, {
     replyTo,
     idempotencyKey: parseIdempotencyKey(request),
+    queued: request.ordered,
   });
   return jsonResponse(200, {
     delivered: true,

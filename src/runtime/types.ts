@@ -14,6 +14,12 @@ export interface IncomingRequest {
    * take a message with it. Made on first call, so only the routes that wait pay for it.
    */
   clientGone(): AbortSignal;
+  /**
+   * Called by the handler once what this request writes has its place in the commit order (a publish: in the
+   * commit queue), before its answer. A runtime that handles a connection's pipelined requests concurrently starts
+   * the next one then; one that does not leaves it out. Only for requests answered with a body.
+   */
+  ordered?(): void;
 }
 
 /** A complete response. */

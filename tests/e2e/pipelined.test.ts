@@ -1,0 +1,132 @@
+/** Requests pipelined on one connection: answered in request order, their publishes committed in that order and together. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { rawClient } from "../helpers/raw_client.ts";
+
+const isDeno = "Deno" in globalThis;
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  /** The body of a Content-Length answer; for a chunked one, everything after its head (the stream so far). */
+  body: string;
+}
+
+/** The answers in `text` (the bytes a connection received), in order; a chunked answer is the last one read. */
+function readAnswers(text: string): Answer[] {
+  const answers: Answer[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const end = text.indexOf("\r\n\r\n", at);
+    if (end < 0) break;
+    const [statusLine, ...lines] = text.slice(at, end).split("\r\n");
+    const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine)?.[1]);
+    assert.ok(status, `not an answer at byte ${at}: ${JSON.stringify(text.slice(at, at + 80))}`);
+    const headers = Object.fromEntries(lines.map((line) => {
+      const colon = line.indexOf(":");
+      return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+    }));
+    if (headers["transfer-encoding"] === "chunked") {
+      answers.push({ status, headers, body: text.slice(end + 4) });
+      break;
+    }
+    const length = Number(headers["content-length"] ?? 0);
+    if (text.length < end + 4 + length) break;
+    answers.push({ status, headers, body: text.slice(end + 4, end + 4 + length) });
+    at = end + 4 + length;
+  }
+  return answers;
+}
+
+function publishRequest(body: string): string {
+  return `POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+const get = (target: string) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+
+/** The commit-batch histogram's count (commits that stored messages) and sum (messages they stored). */
+async function commitBatches(url: string): Promise<{ commits: number; messages: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+  return { commits: value("interop_commit_batch_messages_count"), messages: value("interop_commit_batch_messages_sum") };
+}
+
+test("publishes pipelined in one write are answered in request order and stored in that order, in fewer commits than messages", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  // Both agents exist before the pipeline, and their creation is committed: the counts below are the pipeline's.
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
+  assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
+  const before = await commitBatches(broker.url);
+
+  const count = 16;
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.write(Array.from({ length: count }, (_, n) => publishRequest(JSON.stringify({ n }))).join(""));
+  await waitFor(() => readAnswers(client.received()).length === count, 10_000, `${count} answers`);
+  const answers = readAnswers(client.received());
+
+  assert.deepEqual(answers.map((answer) => answer.status), Array(count).fill(200));
+  const ids = answers.map((answer) => JSON.parse(answer.body).id as number);
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw&limit=100`)).json();
+  // Each answer carries the id of the message its own request stored, and the inbox holds them in request order.
+  assert.deepEqual(inbox.map((message: { interop: { id: number } }) => message.interop.id), ids);
+  assert.deepEqual(inbox.map((message: { n: number }) => message.n), [...Array(count).keys()]);
+
+  const after = await commitBatches(broker.url);
+  assert.equal(after.messages - before.messages, count);
+  const commits = after.commits - before.commits;
+  if (isDeno) {
+    // Deno.serve (hyper) hands a connection's pipelined requests to the handler one at a time, each after the
+    // previous answer: one commit each. Order is what it keeps.
+    assert.equal(commits, count);
+  } else {
+    assert.ok(commits < count, `${count} pipelined publishes took ${commits} commits`);
+  }
+});
+
+test("a bad request or a refused stream in the middle of a pipeline gets its answer in place, a GET reads what came before it, and a stream ends the pipeline", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
+  assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
+
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.write([
+    publishRequest(`{"n":0}`),
+    publishRequest("not json"),
+    // A GET reads what the requests before it wrote.
+    get("/poll?agent=openclaw&peek=1"),
+    publishRequest(`{"n":1}`),
+    get("/subscribe?agent=no%2Fslash"),
+    get("/status"),
+    publishRequest(`{"n":2}`),
+    get("/subscribe?agent=openclaw"),
+    // Never answered: the stream before it holds the connection for as long as it is open.
+    get("/status"),
+  ].join(""));
+  const answered = () => readAnswers(client.received());
+  await waitFor(() => answered().length === 8 && answered()[7].body.includes(`"n":2`), 10_000, "the answers and the stream's first events");
+  const answers = answered();
+
+  assert.deepEqual(answers.map((answer) => answer.status), [200, 400, 200, 200, 400, 200, 200, 200]);
+  assert.equal(JSON.parse(answers[1].body).code, "invalid_json");
+  assert.equal(JSON.parse(answers[4].body).code, "invalid_agent");
+  assert.deepEqual(JSON.parse(answers[2].body).map((message: { n: number }) => message.n), [0]);
+  assert.ok("agents" in JSON.parse(answers[5].body));
+  const ids = [answers[0], answers[3], answers[6]].map((answer) => JSON.parse(answer.body).id as number);
+  assert.ok(ids[0] < ids[1] && ids[1] < ids[2], `ids ${ids} are out of request order`);
+  const stream = answers[7];
+  assert.match(stream.headers["content-type"], /^text\/event-stream/);
+
+  // A message published now reaches the stream after all three; had the last /status been answered, its answer
+  // would sit in the stream's bytes before it.
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { n: 3 })).status, 200);
+  await waitFor(() => answered()[7].body.includes(`"n":3`), 10_000, "the stream's fourth event");
+  const streamed = answered()[7].body;
+  assert.ok(streamed.indexOf(`"n":0`) < streamed.indexOf(`"n":1`) && streamed.indexOf(`"n":1`) < streamed.indexOf(`"n":2`));
+  assert.doesNotMatch(streamed, /HTTP\/1\.1 /);
+});

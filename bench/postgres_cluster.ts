@@ -21,6 +21,8 @@ export interface PostgresCluster {
   dataDir: string;
   /** Creates an empty database on this server and resolves with its URL. */
   createDatabase(): Promise<string>;
+  /** Drops the database of `url` (made by `createDatabase`), closing its connections. */
+  dropDatabase(url: string): Promise<void>;
   /** The postmaster's PID, from DATA_DIR/postmaster.pid, while it runs. */
   pid(): number | undefined;
   /** Starts the server (again), with `settings` added to the ones it was created with. */
@@ -47,7 +49,7 @@ export function postgresBin(): string | undefined {
  */
 export async function createCluster(
   registerStop: (stop: () => Promise<void>) => void,
-  settings: Record<string, string>,
+  settings: Record<string, string> = {},
 ): Promise<PostgresCluster> {
   const bin = postgresBin();
   if (bin === undefined) {
@@ -80,6 +82,15 @@ export async function createCluster(
       rmSync(join(socketDir, `.s.PGSQL.${port}.lock`), { force: true });
     }
   };
+  /** Runs one statement on the server's own database (CREATE and DROP DATABASE run outside a transaction). */
+  const administer = async (statement: string) => {
+    const sql = postgres(server.url, { max: 1, onnotice: () => {} });
+    try {
+      await sql.unsafe(statement);
+    } finally {
+      await sql.end();
+    }
+  };
   const server: PostgresCluster = {
     get url() {
       return `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -91,14 +102,10 @@ export async function createCluster(
     pid,
     async createDatabase() {
       const name = `interop_${Math.random().toString(36).slice(2, 10)}`;
-      const sql = postgres(server.url, { max: 1, onnotice: () => {} });
-      try {
-        await sql.unsafe(`CREATE DATABASE ${name}`);
-      } finally {
-        await sql.end();
-      }
+      await administer(`CREATE DATABASE ${name}`);
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
+    dropDatabase: (url) => administer(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`),
     async start(extra = {}) {
       const options = Object.entries({ ...settings, ...extra }).map(([name, value]) => ` -c ${name}=${value}`).join("");
       try {

@@ -68,3 +68,45 @@ export function ratios(results: Results): string {
   lines.push(`- interop: lost + duplicated + reordered messages over every scenario: ${faults} ${faults === 0 ? "✓" : "✗"}`);
   return lines.join("\n") + "\n";
 }
+
+/** The PostgreSQL systems, by number of brokers on the one database. */
+export const POSTGRES_BROKERS = [1, 2, 3];
+export const postgresKey = (brokers: number) => `interop-postgres-${brokers}`;
+
+/**
+ * What one, two and three brokers on one PostgreSQL give, and each against one broker; every message crosses
+ * brokers (published on one, streamed from another) once there are two.
+ */
+export function scaleOut(results: Results, cores: number): string {
+  const get = (scenario: string, brokers: number, field: keyof Figures) => results[scenario]?.[postgresKey(brokers)]?.[field] as number | undefined;
+  const measured = POSTGRES_BROKERS.filter((brokers) => get("throughput", brokers, "perSecond") !== undefined);
+  if (measured.length === 0) return "";
+  const times = (value: number | undefined, base: number | undefined) => value === undefined || base === undefined ? "–" : `${(value / base).toFixed(2)}×`;
+  const header = ["brokers", "msg/s", "vs 1", "server µs/msg", "of which PostgreSQL", "batches of 50 msg/s", "vs 1", "latency p50 ms", "p99 ms", "KiB/idle stream"];
+  const lines = ["## Scale-out: brokers on one PostgreSQL", "", `| ${header.join(" | ")} |`, `|${header.map(() => " --- ").join("|")}|`];
+  for (const brokers of measured) {
+    lines.push(`| ${[
+      brokers,
+      count(get("throughput", brokers, "perSecond")),
+      times(get("throughput", brokers, "perSecond"), get("throughput", 1, "perSecond")),
+      fixed(1, get("throughput", brokers, "serverCpuUs")),
+      fixed(1, get("throughput", brokers, "storeCpuUs")),
+      count(get("throughput, batches of 50", brokers, "perSecond")),
+      times(get("throughput, batches of 50", brokers, "perSecond"), get("throughput, batches of 50", 1, "perSecond")),
+      fixed(2, get("latency", brokers, "p50")),
+      fixed(2, get("latency", brokers, "p99")),
+      fixed(1, get("idle streams", brokers, "kibPerStream")),
+    ].join(" | ")} |`);
+  }
+  const most = measured.at(-1)!;
+  const share = (get("throughput", most, "storeCpuUs") ?? NaN) / (get("throughput", most, "serverCpuUs") ?? NaN);
+  lines.push(
+    "",
+    `Why: every broker commits each message to the one PostgreSQL, whose processes take ${(share * 100).toFixed(0)} % of ` +
+      `the server CPU per message with ${most} broker${most === 1 ? "" : "s"}, and here the brokers, PostgreSQL and the ` +
+      `load generator share ${cores} cores: a broker added on the same machine brings no CPU of its own, so the ratios ` +
+      "show what another broker costs (a cross-broker hop: NOTIFY, then the stream reads the table), not what another " +
+      "host adds. On separate hosts each broker brings its cores and PostgreSQL's share is what bounds the total.",
+  );
+  return lines.join("\n") + "\n";
+}

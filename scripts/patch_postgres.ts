@@ -1,10 +1,14 @@
 /**
- * Patches the `postgres` client 3.4.9 (the latest release) against a crash, until a release fixes it: a write of
- * under 1 KiB is buffered and flushed by a setImmediate; when the connection closes in between (PostgreSQL killed
- * or restarted) and a query is written to it before it reconnects, `nextWrite` calls `socket.write` on null and
- * throws from the timer, an uncaught TypeError that takes the broker down (porsager/postgres#1154, #1208; the
- * fixes proposed upstream, #1176 and #1209, are unreleased). The patch does what #1209 does: with no socket, drop
- * the buffer and reject the connection's queries with CONNECTION_CLOSED, which the store already answers with 503.
+ * Patches the `postgres` client 3.4.9 (the latest release) against two faults when a connection closes, until a
+ * release fixes them (porsager/postgres#1154, #1208; fixes proposed upstream, #1176 and #1209, are unreleased).
+ * A write of under 1 KiB is buffered and flushed by a setImmediate:
+ * - a query written to a connection that closed and has not reconnected yet made `nextWrite` call `write` on a
+ *   null socket and throw from the timer, an uncaught TypeError that took the broker down. With no socket, the
+ *   patched `nextWrite` drops the buffer and rejects the connection's queries with CONNECTION_CLOSED (as #1209
+ *   does), which the store answers with 503;
+ * - closing cancelled a pending flush but left its timer set and its bytes buffered, so after the reconnect no
+ *   small write was ever flushed (the startup message waited behind the stale bytes): the connection hung for good.
+ *   The patch forgets both when it cancels the flush.
  *
  * Run by npm's `postinstall` and by build.ts before it bundles: idempotent, and it fails loudly when the file is
  * not the one it was written for (a new release: check whether it still needs the patch, then update or remove it).
@@ -18,32 +22,54 @@ import process from "node:process";
 const VERSION = "3.4.9";
 /** The ESM build (Node, Deno and esbuild import it) and the CommonJS one (a `require`), the same code. */
 const FILES = ["src/connection.js", "cjs/src/connection.js"];
-const ORIGINAL = `  function nextWrite(fn) {
-    const x = socket.write(chunk, fn)`;
-const PATCHED = `  function nextWrite(fn) {
-    // interop: porsager/postgres#1154, #1208 (scripts/patch_postgres.ts)
+const MARK = "interop: porsager/postgres#1154, #1208 (scripts/patch_postgres.ts)";
+/** Each edit: the code as released, how often it occurs, and what replaces it. */
+const EDITS: Array<[original: string, count: number, patched: string]> = [
+  [
+    `  function nextWrite(fn) {
+    const x = socket.write(chunk, fn)`,
+    1,
+    `  function nextWrite(fn) {
+    // ${MARK}
     if (socket === null) {
       nextWriteTimer !== null && clearImmediate(nextWriteTimer)
       chunk = nextWriteTimer = null
       error(Errors.connection('CONNECTION_CLOSED', options))
       return false
     }
-    const x = socket.write(chunk, fn)`;
+    const x = socket.write(chunk, fn)`,
+  ],
+  // In terminate() and closed(): the connection object is reused by the next connect.
+  [
+    `    clearImmediate(nextWriteTimer)
+`,
+    2,
+    `    clearImmediate(nextWriteTimer)
+    chunk = nextWriteTimer = null // ${MARK}
+`,
+  ],
+];
 
 /** Patches the package in `nodeModules`; returns the files it changed (none when already patched). */
 export function patchPostgres(nodeModules = "node_modules"): string[] {
   const root = join(nodeModules, "postgres");
   const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
   if (version !== VERSION) {
-    throw new Error(`scripts/patch_postgres.ts is for postgres ${VERSION}, found ${version}: check whether ${VERSION}'s nextWrite crash is fixed there`);
+    throw new Error(`scripts/patch_postgres.ts is for postgres ${VERSION}, found ${version}: check whether it fixes what scripts/patch_postgres.ts patches, then update or remove the patch`);
   }
   const changed: string[] = [];
   for (const file of FILES) {
     const path = join(root, file);
     const source = readFileSync(path, "utf8");
-    if (source.includes(PATCHED)) continue;
-    if (source.split(ORIGINAL).length !== 2) throw new Error(`${path} no longer has the nextWrite that scripts/patch_postgres.ts patches`);
-    writeFileSync(path, source.replace(ORIGINAL, PATCHED));
+    if (source.includes(MARK)) continue;
+    let patched = source;
+    for (const [original, count, replacement] of EDITS) {
+      if (patched.split(original).length !== count + 1) {
+        throw new Error(`${path} no longer has the code scripts/patch_postgres.ts patches:\n${original}`);
+      }
+      patched = patched.replaceAll(original, replacement);
+    }
+    writeFileSync(path, patched);
     changed.push(path);
   }
   return changed;

@@ -37,6 +37,11 @@ test(`a broker under publish load stays up while PostgreSQL is SIGKILLed and res
   assert.deepEqual(brokers.filter(exited).map((broker) => broker.log().slice(-1500)), [], "no broker exited");
   // And none is left with a connection that hangs: each takes a publish again once the server is back.
   for (const broker of brokers) {
-    await waitFor(async () => (await publish(broker.url, "alpha", "beta", { text: "after the restarts" })).status === 200, 30_000, "a publish");
+    let answer = "";
+    await waitFor(async () => {
+      const response = await publish(broker.url, "alpha", "beta", { text: "after the restarts" });
+      answer = `${response.status} ${await response.text()}`;
+      return response.status === 200;
+    }, 30_000, "a publish").catch((error) => assert.fail(`${error.message}: last answer ${answer}\n${broker.log().slice(-3000)}`));
   }
 });

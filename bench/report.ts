@@ -99,14 +99,19 @@ export function scaleOut(results: Results, cores: number): string {
     ].join(" | ")} |`);
   }
   const most = measured.at(-1)!;
-  const share = (get("throughput", most, "storeCpuUs") ?? NaN) / (get("throughput", most, "serverCpuUs") ?? NaN);
+  const us = (brokers: number, field: "serverCpuUs" | "storeCpuUs") => get("throughput", brokers, field) ?? NaN;
+  const own = (brokers: number) => (us(brokers, "serverCpuUs") - us(brokers, "storeCpuUs")).toFixed(0);
+  const gain = (get("throughput", most, "perSecond") ?? NaN) / (get("throughput", 1, "perSecond") ?? NaN);
+  const verdict = gain < 1.1 ? "on one machine another broker adds work per message, not capacity" : `${most} brokers give ${gain.toFixed(2)}× one broker's throughput`;
   lines.push(
     "",
-    `Why: every broker commits each message to the one PostgreSQL, whose processes take ${(share * 100).toFixed(0)} % of ` +
-      `the server CPU per message with ${most} broker${most === 1 ? "" : "s"}, and here the brokers, PostgreSQL and the ` +
-      `load generator share ${cores} cores: a broker added on the same machine brings no CPU of its own, so the ratios ` +
-      "show what another broker costs (a cross-broker hop: NOTIFY, then the stream reads the table), not what another " +
-      "host adds. On separate hosts each broker brings its cores and PostgreSQL's share is what bounds the total.",
+    `Why: ${verdict}; from 1 to ${most} brokers the brokers' ` +
+      `own CPU per message goes from ${own(1)} to ${own(most)} µs and PostgreSQL's from ${us(1, "storeCpuUs").toFixed(0)} ` +
+      `to ${us(most, "storeCpuUs").toFixed(0)} µs. Publishers of one inbox on different brokers take turns on its head ` +
+      "row until each COMMIT is flushed, so a broker's commit batches carry fewer messages (more transactions and " +
+      "fsyncs per message), and a message for a stream on another broker costs a NOTIFY, a wake-up and a read of " +
+      `the table; all of it shares this machine's ${cores} cores with the load. Several brokers buy availability; ` +
+      "more throughput than one broker gives needs brokers on hosts of their own, bounded by PostgreSQL's share.",
   );
   return lines.join("\n") + "\n";
 }

@@ -87,7 +87,7 @@ const message = (p: number, seq: number) => JSON.stringify({ p, seq, t: performa
  * The system's brokers: several when they share one store, where the scenarios read on one and publish on another
  * (`brokers(system)[i % n]`), so every message crosses brokers; one for every other system.
  */
-export function brokers(system: RunningSystem): string[] {
+function brokers(system: RunningSystem): string[] {
   return system.urls ?? [system.url];
 }
 

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import process from "node:process";
 import { build } from "esbuild";
+import { patchPostgres } from "./scripts/patch_postgres.ts";
 
 const DIST = "dist";
 const BUNDLE = join(DIST, "interop.cjs");
@@ -31,6 +32,8 @@ if ("Deno" in globalThis || nodeMajor < 24) {
 }
 
 mkdirSync(DIST, { recursive: true });
+// The bundle must carry the patched client, even from a node_modules installed with --ignore-scripts.
+for (const file of patchPostgres()) step(`patched ${file}`);
 step("bundling src/main.ts with esbuild");
 await build({
   entryPoints: ["src/main.ts"],

@@ -73,3 +73,50 @@ export function ratios(results: Results): string {
   lines.push(`- interop: lost + duplicated + reordered messages over every scenario: ${faults} ${faults === 0 ? "✓" : "✗"}`);
   return lines.join("\n") + "\n";
 }
+
+/** The PostgreSQL systems, by number of brokers on the one database. */
+export const POSTGRES_BROKERS = [1, 2, 3];
+export const postgresKey = (brokers: number) => `interop-postgres-${brokers}`;
+
+/**
+ * What one, two and three brokers on one PostgreSQL give, and each against one broker; every message crosses
+ * brokers (published on one, streamed from another) once there are two.
+ */
+export function scaleOut(results: Results, cores: number): string {
+  const get = (scenario: string, brokers: number, field: keyof Figures) => results[scenario]?.[postgresKey(brokers)]?.[field] as number | undefined;
+  const measured = POSTGRES_BROKERS.filter((brokers) => get("throughput", brokers, "perSecond") !== undefined);
+  if (measured.length === 0) return "";
+  const times = (value: number | undefined, base: number | undefined) => value === undefined || base === undefined ? "–" : `${(value / base).toFixed(2)}×`;
+  const header = ["brokers", "msg/s", "vs 1", "server µs/msg", "of which PostgreSQL", "batches of 50 msg/s", "vs 1", "latency p50 ms", "p99 ms", "KiB/idle stream"];
+  const lines = ["## Scale-out: brokers on one PostgreSQL", "", `| ${header.join(" | ")} |`, `|${header.map(() => " --- ").join("|")}|`];
+  for (const brokers of measured) {
+    lines.push(`| ${[
+      brokers,
+      count(get("throughput", brokers, "perSecond")),
+      times(get("throughput", brokers, "perSecond"), get("throughput", 1, "perSecond")),
+      fixed(1, get("throughput", brokers, "serverCpuUs")),
+      fixed(1, get("throughput", brokers, "storeCpuUs")),
+      count(get("throughput, batches of 50", brokers, "perSecond")),
+      times(get("throughput, batches of 50", brokers, "perSecond"), get("throughput, batches of 50", 1, "perSecond")),
+      fixed(2, get("latency", brokers, "p50")),
+      fixed(2, get("latency", brokers, "p99")),
+      fixed(1, get("idle streams", brokers, "kibPerStream")),
+    ].join(" | ")} |`);
+  }
+  const most = measured.at(-1)!;
+  const us = (brokers: number, field: "serverCpuUs" | "storeCpuUs") => get("throughput", brokers, field) ?? NaN;
+  const own = (brokers: number) => (us(brokers, "serverCpuUs") - us(brokers, "storeCpuUs")).toFixed(0);
+  const gain = (get("throughput", most, "perSecond") ?? NaN) / (get("throughput", 1, "perSecond") ?? NaN);
+  const verdict = gain < 1.1 ? "on one machine another broker adds work per message, not capacity" : `${most} brokers give ${gain.toFixed(2)}× one broker's throughput`;
+  lines.push(
+    "",
+    `Why: ${verdict}; from 1 to ${most} brokers the brokers' ` +
+      `own CPU per message goes from ${own(1)} to ${own(most)} µs and PostgreSQL's from ${us(1, "storeCpuUs").toFixed(0)} ` +
+      `to ${us(most, "storeCpuUs").toFixed(0)} µs. Publishers of one inbox on different brokers take turns on its head ` +
+      "row until each COMMIT is flushed, so a broker's commit batches carry fewer messages (more transactions and " +
+      "fsyncs per message), and a message for a stream on another broker costs a NOTIFY, a wake-up and a read of " +
+      `the table; all of it shares this machine's ${cores} cores with the load. Several brokers buy availability; ` +
+      "more throughput than one broker gives needs brokers on hosts of their own, bounded by PostgreSQL's share.",
+  );
+  return lines.join("\n") + "\n";
+}

@@ -6,16 +6,19 @@
  *   npm run bench -- --smoke         # a few seconds per system, prints only (the test suite runs this)
  *   npm run bench -- --systems interop-node,nchan --scenarios latency,throughput
  *   npm run bench -- --systems interop-node,bare-node --scenarios pipelined   # one scenario alone
+ *   npm run bench -- --systems postgres --smoke   # only the brokers on PostgreSQL (1, 2, 3 on one database)
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { basename, dirname } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { fsyncLatency } from "./load/disk.ts";
-import { fanOut, type Figures, idleStreams, latency, resume, throughput } from "./scenarios.ts";
-import { nchanAvailable, type RunningSystem, type System, SYSTEMS } from "./systems.ts";
-import { PIPELINED, type Results, ratios, table } from "./report.ts";
+import { postgresBin } from "./postgres_cluster.ts";
+import { fanOut, type Figures, idleStreams, latency, resume, throughput, throughputInbox } from "./scenarios.ts";
+import { nchanAvailable, postgresAvailable, type RunningSystem, stopPostgres, type System, SYSTEMS } from "./systems.ts";
+import { PIPELINED, POSTGRES_BROKERS, postgresKey, type Results, ratios, scaleOut, table } from "./report.ts";
 
 const { values } = parseArgs({
   options: {
@@ -28,13 +31,16 @@ const smoke = values.smoke;
 const size = smoke
   ? { rate: 100, latencySeconds: 1, throughputSeconds: 1, fanAgents: 10, fanMessages: 20, streams: 200, resumePhase: 30 }
   : { rate: 500, latencySeconds: 10, throughputSeconds: 10, fanAgents: 100, fanMessages: 200, streams: 10_000, resumePhase: 300 };
-const chosen = values.systems.split(",").map((key) => {
-  if (!SYSTEMS[key]) throw new Error(`unknown system ${key}; choose from ${Object.keys(SYSTEMS).join(", ")}`);
+// "postgres" names the PostgreSQL systems together, so they can be run alone.
+const chosen = values.systems.split(",").flatMap((key) => key === "postgres" ? POSTGRES_BROKERS.map(postgresKey) : [key]).map((key) => {
+  if (!SYSTEMS[key]) throw new Error(`unknown system ${key}; choose from postgres, ${Object.keys(SYSTEMS).join(", ")}`);
   return key;
 });
 if (chosen.includes("nchan") && !nchanAvailable()) {
   throw new Error("nginx with nchan is not installed: apt-get install nginx libnginx-mod-nchan (npm test does, as root)");
 }
+const postgresMissing = chosen.some((key) => key.startsWith("interop-postgres")) ? postgresAvailable() : undefined;
+if (postgresMissing) throw new Error(`${postgresMissing} (or leave them out: --systems without the interop-postgres-* ones)`);
 if (!existsSync("dist/interop")) {
   console.error("building dist/interop first (npm run build)…");
   if (spawnSync(process.execPath, ["build.ts"], { stdio: "inherit" }).status !== 0) process.exit(1);
@@ -63,32 +69,39 @@ async function scenario(key: string, name: string, agents: string[], run: (syste
 
 const started = performance.now();
 const diskBefore = fsyncLatency();
-for (const key of chosen) {
-  const system = SYSTEMS[key];
-  progress(`${system.name}`);
-  const pair = ["hermes", "openclaw"];
-  await scenario(key, "latency", pair, async (s) => ({ latency: await latency(s, size.rate, size.latencySeconds) }));
-  await scenario(key, "throughput", pair, async (s) => ({ throughput: await throughput(s, 16, size.throughputSeconds) }));
-  // The old bridge speaks HTTP/1.0 (a connection per request) and nchan is not a broker: nothing to pipeline.
-  if (key.startsWith("interop") || key.startsWith("bare")) {
-    await scenario(key, "pipelined", pair, async (s) => ({ [PIPELINED]: await throughput(s, 16, size.throughputSeconds, 1, 8) }));
-  }
-  if (key.startsWith("interop")) {
-    await scenario(key, "batch", pair, async (s) => ({ "throughput, batches of 50": await throughput(s, 16, size.throughputSeconds, 50) }));
-  }
-  if (key === "interop-node-relaxed") continue;
-  if (system.fanOut) {
-    await scenario(key, "fan-out", ["hub", ...fanAgents], async (s) => ({
-      "fan-out": await fanOut(s, fanAgents, size.fanMessages, 50, key === "nchan" ? "all" : undefined),
-    }));
-  }
-  await scenario(key, "streams", pair, async (s) => {
-    const { streams, status } = await idleStreams(s, size.streams, (opened) => {
-      if (opened % 2000 === 0) progress(`    ${opened} streams open`);
+// The run's PostgreSQL server (started by the first PostgreSQL system) is stopped however the run ends.
+try {
+  for (const key of chosen) {
+    const system = SYSTEMS[key];
+    progress(`${system.name}`);
+    // The throughput scenario reads one inbox per broker (brokers(system) in scenarios.ts).
+    const pair = ["hermes", ...(key.startsWith("interop-postgres") ? POSTGRES_BROKERS.map((n) => throughputInbox(n - 1)) : ["openclaw"])];
+    await scenario(key, "latency", pair, async (s) => ({ latency: await latency(s, size.rate, size.latencySeconds) }));
+    await scenario(key, "throughput", pair, async (s) => ({ throughput: await throughput(s, 16, size.throughputSeconds) }));
+    // The old bridge speaks HTTP/1.0 (a connection per request) and nchan is not a broker: nothing to pipeline; the
+    // PostgreSQL brokers answer in order too, but the scale-out table compares the loads they share with SQLite.
+    if ((key.startsWith("interop") && !key.startsWith("interop-postgres")) || key.startsWith("bare")) {
+      await scenario(key, "pipelined", pair, async (s) => ({ [PIPELINED]: await throughput(s, 16, size.throughputSeconds, 1, 8) }));
+    }
+    if (key.startsWith("interop")) {
+      await scenario(key, "batch", pair, async (s) => ({ "throughput, batches of 50": await throughput(s, 16, size.throughputSeconds, 50) }));
+    }
+    if (key === "interop-node-relaxed") continue;
+    if (system.fanOut) {
+      await scenario(key, "fan-out", ["hub", ...fanAgents], async (s) => ({
+        "fan-out": await fanOut(s, fanAgents, size.fanMessages, 50, key === "nchan" ? "all" : undefined),
+      }));
+    }
+    await scenario(key, "streams", pair, async (s) => {
+      const { streams, status } = await idleStreams(s, size.streams, (opened) => {
+        if (opened % 2000 === 0) progress(`    ${opened} streams open`);
+      });
+      return { "idle streams": streams, "status with 1,000 streams": status };
     });
-    return { "idle streams": streams, "status with 1,000 streams": status };
-  });
-  await scenario(key, "resume", pair, async (s) => ({ resume: await resume(s, size.resumePhase) }));
+    await scenario(key, "resume", pair, async (s) => ({ resume: await resume(s, size.resumePhase) }));
+  }
+} finally {
+  await stopPostgres();
 }
 const seconds = (performance.now() - started) / 1000;
 const diskAfter = fsyncLatency();
@@ -99,16 +112,18 @@ const versions = {
   deno: spawnSync("node_modules/.bin/deno", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0],
   nginx: nchanAvailable() ? spawnSync("nginx", ["-v"], { encoding: "utf8" }).stderr.trim() : "not installed",
   python: spawnSync("python3", ["--version"], { encoding: "utf8" }).stdout.trim(),
+  postgres: postgresAvailable() === undefined ? `PostgreSQL ${basename(dirname(postgresBin()!))}` : "PostgreSQL not run",
 };
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
 const report = [
   `# interop benchmark${smoke ? " (smoke run: sizes too small to mean anything)" : ""}`,
   "",
   `Command: \`npm run bench${smoke ? " -- --smoke" : ""}\` · ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ${seconds.toFixed(0)} s`,
-  `Machine: ${machine} · Node ${versions.node} · ${versions.deno} · ${versions.nginx} · ${versions.python}`,
+  `Machine: ${machine} · Node ${versions.node} · ${versions.deno} · ${versions.nginx} · ${versions.python} · ${versions.postgres}`,
   `Disk: fsync of a 4 KiB append, p50/p90, ${disk("before the run", diskBefore)}, ${disk("after", diskAfter)} (strict durability pays one per commit)`,
   "",
   table(results, SYSTEMS),
+  scaleOut(results, cpus().length),
   ratios(results),
 ].join("\n");
 console.log(report);

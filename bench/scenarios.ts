@@ -17,6 +17,8 @@ export interface Figures {
   reordered?: number;
   /** Server CPU per delivered message, in µs (user + system, all its processes). */
   serverCpuUs?: number;
+  /** Of `serverCpuUs`, the shared store's (PostgreSQL's processes), in µs. */
+  storeCpuUs?: number;
   /** The load generator's own CPU per delivered message, in µs. */
   loadCpuUs?: number;
   /** Server memory per open stream, in KiB. */
@@ -81,8 +83,19 @@ class Ledger {
 
 const message = (p: number, seq: number) => JSON.stringify({ p, seq, t: performance.now(), text: "benchmark message" });
 
-async function subscribe(system: RunningSystem, agent: string, onEvent: (id: string | undefined, data: string) => void, lastId?: string) {
-  const reader = readSse(`${system.url}/subscribe?agent=${agent}`, onEvent, lastId);
+/**
+ * The system's brokers: several when they share one store, where the scenarios read on one and publish on another
+ * (`brokers(system)[i % n]`), so every message crosses brokers; one for every other system.
+ */
+function brokers(system: RunningSystem): string[] {
+  return system.urls ?? [system.url];
+}
+
+/** The broker `offset` places after `index` among `urls` (the same one when there is only one). */
+const other = (urls: string[], index: number, offset = 1) => urls[(index + offset) % urls.length];
+
+async function subscribe(url: string, agent: string, onEvent: (id: string | undefined, data: string) => void, lastId?: string) {
+  const reader = readSse(`${url}/subscribe?agent=${agent}`, onEvent, lastId);
   const status = await reader.opened;
   if (status !== 200) throw new Error(`subscribe ${agent}: HTTP ${status}`);
   return reader;
@@ -91,19 +104,22 @@ async function subscribe(system: RunningSystem, agent: string, onEvent: (id: str
 /** Measures server and generator CPU over `work`, per delivered message. */
 async function measureCpu(system: RunningSystem, work: () => Promise<number>): Promise<Figures> {
   const pids = system.pids();
-  const [server, own] = [cpuSeconds(pids), ownCpuSeconds()];
+  const storePids = system.storePids?.() ?? [];
+  const [server, store, own] = [cpuSeconds(pids), cpuSeconds(storePids), ownCpuSeconds()];
   const delivered = await work();
   return {
     serverCpuUs: ((cpuSeconds(pids) - server) / delivered) * 1e6,
+    storeCpuUs: system.storePids ? ((cpuSeconds(storePids) - store) / delivered) * 1e6 : undefined,
     loadCpuUs: ((ownCpuSeconds() - own) / delivered) * 1e6,
   };
 }
 
-/** Publish→deliver latency at a fixed rate, hermes → openclaw over one stream. */
+/** Publish→deliver latency at a fixed rate, hermes → openclaw over one stream (published on another broker). */
 export async function latency(system: RunningSystem, rate: number, seconds: number): Promise<Figures> {
   const ledger = new Ledger();
-  const reader = await subscribe(system, "openclaw", (_id, data) => ledger.record("openclaw", data));
-  const connections = Array.from({ length: 4 }, () => new Connection(system.url));
+  const urls = brokers(system);
+  const reader = await subscribe(urls[0], "openclaw", (_id, data) => ledger.record("openclaw", data));
+  const connections = Array.from({ length: 4 }, () => new Connection(other(urls, 0)));
   const total = Math.round(rate * seconds);
   let failed = 0;
   const cpu = await measureCpu(system, async () => {
@@ -127,21 +143,32 @@ export async function latency(system: RunningSystem, rate: number, seconds: numb
   return { ...ledger.figures(total), ...cpu, perSecond: rate, note: failed ? `${failed} publishes refused` : undefined };
 }
 
+/** The inbox read on broker `index` in the throughput scenario. */
+export const throughputInbox = (index: number) => index === 0 ? "openclaw" : `openclaw${index + 1}`;
+
 /**
  * Maximum sustained throughput: `publishers` connections as fast as they can for `seconds`, one stream receiving.
  * With a `batch` size above 1, each request carries that many messages (newline-delimited JSON, interop's batch
  * publish); with a `depth` above 1, each connection keeps that many requests pipelined (HTTP/1.1, answers in order).
+ * With several brokers, each reads one inbox (`throughputInbox`) and the publishers, spread over the inboxes, write
+ * to each from the other brokers in turn.
  */
 export async function throughput(system: RunningSystem, publishers: number, seconds: number, batch = 1, depth = 1): Promise<Figures> {
   const ledger = new Ledger();
-  const reader = await subscribe(system, "openclaw", (_id, data) => ledger.record("openclaw", data));
+  const urls = brokers(system);
+  const readers = await Promise.all(urls.map((url, index) => {
+    const agent = throughputInbox(index);
+    return subscribe(url, agent, (_id, data) => ledger.record(agent, data));
+  }));
   let acknowledged = 0;
   let elapsed = 0;
   const cpu = await measureCpu(system, async () => {
     const start = performance.now();
     const end = start + seconds * 1000;
     await Promise.all(Array.from({ length: publishers }, async (_, p) => {
-      const connection = new Connection(system.url);
+      const inbox = p % urls.length;
+      const connection = new Connection(other(urls, inbox, 1 + (Math.floor(p / urls.length) % Math.max(1, urls.length - 1))));
+      const path = `/broadcast?from=hermes&to=${throughputInbox(inbox)}`;
       const inFlight: Promise<number>[] = [];
       const answered = (status: number) => {
         if (status < 300) acknowledged += batch;
@@ -149,10 +176,10 @@ export async function throughput(system: RunningSystem, publishers: number, seco
       for (let seq = 0; performance.now() < end; seq += batch) {
         inFlight.push(
           batch === 1
-            ? connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(p, seq))
+            ? connection.request("POST", path, message(p, seq))
             : connection.request(
               "POST",
-              "/broadcast?from=hermes&to=openclaw",
+              path,
               Array.from({ length: batch }, (_, i) => message(p, seq + i)).join("\n"),
               "application/x-ndjson",
             ),
@@ -166,7 +193,7 @@ export async function throughput(system: RunningSystem, publishers: number, seco
     elapsed = (performance.now() - start) / 1000;
     return ledger.delivered;
   });
-  reader.close();
+  for (const reader of readers) reader.close();
   const { p50, p90, p99, lost, duplicated, reordered } = ledger.figures(acknowledged);
   return { messages: acknowledged, perSecond: ledger.delivered / elapsed, p50, p90, p99, lost, duplicated, reordered, ...cpu };
 }
@@ -175,9 +202,12 @@ export async function throughput(system: RunningSystem, publishers: number, seco
 export async function fanOut(system: RunningSystem, agents: string[], count: number, rate: number, channel?: string): Promise<Figures> {
   const ledger = new Ledger();
   const readers: SseReader[] = [];
+  const urls = brokers(system);
   // nchan fans out within one channel; the brokers deliver a broadcast to every agent's own inbox.
-  for (const agent of agents) readers.push(await subscribe(system, channel ?? agent, (_id, data) => ledger.record(agent, data)));
-  const connection = new Connection(system.url);
+  for (const [index, agent] of agents.entries()) {
+    readers.push(await subscribe(urls[index % urls.length], channel ?? agent, (_id, data) => ledger.record(agent, data)));
+  }
+  const connection = new Connection(other(urls, 0));
   const path = channel === undefined ? "/broadcast?from=hub" : `/broadcast?from=hub&to=${channel}`;
   const cpu = await measureCpu(system, async () => {
     const start = performance.now();
@@ -194,9 +224,13 @@ export async function fanOut(system: RunningSystem, agents: string[], count: num
   return { ...ledger.figures(count * agents.length), ...cpu, streams: agents.length };
 }
 
-/** Opens `count` idle streams: time to open, server memory per stream, and /status latency once 1,000 are open. */
+/**
+ * Opens `count` idle streams (spread over the brokers): time to open, server memory per stream, and /status latency
+ * once 1,000 are open.
+ */
 export async function idleStreams(system: RunningSystem, count: number, onProgress: (opened: number) => void): Promise<{ streams: Figures; status: Figures }> {
   const pids = () => system.pids();
+  const urls = brokers(system);
   const before = rssBytes(pids());
   const readers: SseReader[] = [];
   let status: Figures = { note: "not reached" };
@@ -205,7 +239,7 @@ export async function idleStreams(system: RunningSystem, count: number, onProgre
   for (let opened = 0; opened < count;) {
     const batch = Math.min(200, count - opened);
     const results = await Promise.allSettled(Array.from({ length: batch }, (_, i) => {
-      const reader = readSse(`${system.url}/subscribe?agent=idle${opened + i}`, () => {});
+      const reader = readSse(`${urls[(opened + i) % urls.length]}/subscribe?agent=idle${opened + i}`, () => {});
       readers.push(reader);
       return reader.opened;
     }));
@@ -252,7 +286,8 @@ async function statusLatency(system: RunningSystem, streams: number): Promise<Fi
 
 /**
  * Reconnect and resume: a stream reads the first third, drops, a third is published while it is away, and it
- * comes back with Last-Event-ID (where the system gives ids) for the rest.
+ * comes back with Last-Event-ID (where the system gives ids) for the rest; with several brokers it reads on the
+ * first, comes back on the second, and the messages are published on the last.
  */
 export async function resume(system: RunningSystem, perPhase: number): Promise<Figures> {
   const ledger = new Ledger();
@@ -261,17 +296,18 @@ export async function resume(system: RunningSystem, perPhase: number): Promise<F
     lastId = id ?? lastId;
     ledger.record("openclaw", data);
   };
-  const connection = new Connection(system.url);
+  const urls = brokers(system);
+  const connection = new Connection(urls.at(-1)!);
   const publish = async (from: number) => {
     for (let seq = from; seq < from + perPhase; seq++) await connection.request("POST", "/broadcast?from=hermes&to=openclaw", message(0, seq));
   };
-  let reader = await subscribe(system, "openclaw", onEvent);
+  let reader = await subscribe(urls[0], "openclaw", onEvent);
   await publish(0);
   await ledger.waitFor(perPhase, 10_000);
   reader.close();
   await sleep(100);
   await publish(perPhase);
-  reader = await subscribe(system, "openclaw", onEvent, lastId);
+  reader = await subscribe(other(urls, 0), "openclaw", onEvent, lastId);
   await publish(2 * perPhase);
   await ledger.waitFor(3 * perPhase, 5_000);
   await sleep(500);

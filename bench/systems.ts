@@ -6,11 +6,16 @@ import { join } from "node:path";
 import process from "node:process";
 import { freePort, interopCommand, spawnListening } from "./processes.ts";
 import { processTree } from "./load/proc.ts";
+import { createCluster, type PostgresCluster, postgresBin } from "./postgres_cluster.ts";
 
 export interface RunningSystem {
   url: string;
-  /** The server's processes, for CPU and memory. */
+  /** Every broker's URL when several share one store (`url` is the first). */
+  urls?: string[];
+  /** The server's processes, for CPU and memory (with brokers on PostgreSQL: the brokers' and PostgreSQL's). */
   pids(): number[];
+  /** Of those, the shared store's (PostgreSQL's postmaster and its backends), to show its share. */
+  storePids?(): number[];
   stop(): Promise<void>;
 }
 
@@ -39,19 +44,65 @@ async function stopChild(child: ChildProcess, exited: Promise<void>, cleanup: ()
   cleanup();
 }
 
+/** Starts one interop broker; `storeArgs` choose its store (none: SQLite in the temp data dir). */
+function startInterop(runtime: string, durability: string, agents: string[], storeArgs: string[] = []): Promise<RunningSystem> {
+  const dataDir = mkdtempSync(join(tmpdir(), "interop-bench-"));
+  const [command, prefix] = interopCommand(runtime);
+  const args = [
+    ...prefix, "serve", "--port", "0", "--data-dir", dataDir, "--durability", durability, "--agents", agents.join(","),
+    "--rate-limit", "0", "--max-connections", "30000", "--max-pending", "10000000", "--max-agents", "100000", ...storeArgs,
+  ];
+  return spawnServer(command, args, () => rmSync(dataDir, { recursive: true, force: true }));
+}
+
 function interop(name: string, runtime: string, durability: string): System {
+  return { name, fanOut: true, resume: true, start: ({ agents }) => startInterop(runtime, durability, agents) };
+}
+
+/** One PostgreSQL server for the whole run (initdb takes seconds); each start of a system gets a fresh database. */
+let cluster: Promise<PostgresCluster> | undefined;
+let stopCluster = () => Promise.resolve();
+
+/** Stops the run's PostgreSQL server, if one was started; run.ts calls it once, however the run ends. */
+export function stopPostgres(): Promise<void> {
+  return stopCluster();
+}
+
+/** Whether the PostgreSQL systems can run: Debian's postgresql installed, and root to run it as its own user. */
+export function postgresAvailable(): string | undefined {
+  if (postgresBin() === undefined) return "PostgreSQL is not installed: apt-get install postgresql";
+  if (process.getuid?.() !== 0) return "the PostgreSQL systems need root: initdb and postgres run as the postgres user through runuser";
+  return undefined;
+}
+
+/** `brokers` Node-binary brokers, strict, on one PostgreSQL database, each on its own port. */
+function interopPostgres(brokers: number): System {
   return {
-    name,
+    name: `interop on PostgreSQL, ${brokers} broker${brokers === 1 ? "" : "s"}`,
     fanOut: true,
     resume: true,
-    start({ agents }) {
-      const dataDir = mkdtempSync(join(tmpdir(), "interop-bench-"));
-      const [command, prefix] = interopCommand(runtime);
-      const args = [
-        ...prefix, "serve", "--port", "0", "--data-dir", dataDir, "--durability", durability, "--agents", agents.join(","),
-        "--rate-limit", "0", "--max-connections", "30000", "--max-pending", "10000000", "--max-agents", "100000",
-      ];
-      return spawnServer(command, args, () => rmSync(dataDir, { recursive: true, force: true }));
+    async start({ agents }) {
+      const server = await (cluster ??= createCluster((stop) => (stopCluster = stop)));
+      const database = await server.createDatabase();
+      const running: RunningSystem[] = [];
+      const stop = async () => {
+        for (const broker of running) await broker.stop();
+        await server.dropDatabase(database);
+      };
+      try {
+        for (let n = 0; n < brokers; n++) running.push(await startInterop("binary", "strict", agents, ["--database-url", database]));
+      } catch (error) {
+        await stop();
+        throw error;
+      }
+      const storePids = () => processTree(server.pid()!);
+      return {
+        url: running[0].url,
+        urls: running.map((broker) => broker.url),
+        pids: () => [...running.flatMap((broker) => broker.pids()), ...storePids()],
+        storePids,
+        stop,
+      };
     },
   };
 }
@@ -140,6 +191,9 @@ export const SYSTEMS: Record<string, System> = {
   nchan,
   "bare-node": bare("bare node:http", "node"),
   "bare-deno": bare("bare Deno.serve", "deno"),
+  "interop-postgres-1": interopPostgres(1),
+  "interop-postgres-2": interopPostgres(2),
+  "interop-postgres-3": interopPostgres(3),
 };
 
 export function nchanAvailable(): boolean {

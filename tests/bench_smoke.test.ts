@@ -5,15 +5,27 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
+import { postgresAvailable, SYSTEMS } from "../bench/systems.ts";
 
 const ROOT = join(import.meta.dirname!, "..");
+/** The benchmark runs on Node 24 whichever test runner starts it; the Node suite runs it once. */
+const NODE_ONLY = "Deno" in globalThis ? "run by the Node suite" : false;
 
+/** `npm run bench -- --smoke --systems …`, within the test's time. */
+function smoke(systems: string[]) {
+  const result = spawnSync(process.execPath, ["bench/run.ts", "--smoke", "--systems", systems.join(",")], { cwd: ROOT, encoding: "utf8", timeout: 230_000 });
+  assert.equal(result.status, 0, result.stderr);
+  assert.doesNotMatch(result.stdout, /failed: /, "no scenario failed");
+  assert.match(result.stdout, /^- interop: lost \+ duplicated \+ reordered messages over every scenario: 0 ✓$/m);
+  return result;
+}
+
+// The PostgreSQL systems run in a test of their own: each has a time limit to keep.
 test("npm run bench -- --smoke runs every scenario on every system, and interop loses, repeats and reorders nothing", {
-  // The benchmark runs on Node 24 whichever test runner starts it; the Node suite runs it once.
-  skip: "Deno" in globalThis ? "run by the Node suite" : false,
+  skip: NODE_ONLY,
   timeout: 240_000,
 }, () => {
-  const result = spawnSync(process.execPath, ["bench/run.ts", "--smoke"], { cwd: ROOT, encoding: "utf8", timeout: 230_000 });
+  const result = smoke(Object.keys(SYSTEMS).filter((key) => !key.startsWith("interop-postgres")));
   assert.equal(result.status, 0, result.stderr);
   for (const scenario of ["latency", "throughput", "throughput, 16 × 8 pipelined", "throughput, batches of 50", "fan-out", "idle streams", "status with 1,000 streams", "resume"]) {
     assert.match(result.stdout, new RegExp(`^## ${scenario}$`, "m"), `the ${scenario} table`);
@@ -21,8 +33,18 @@ test("npm run bench -- --smoke runs every scenario on every system, and interop 
   for (const system of ["interop (Node 24 binary)", "interop (Deno 2)", "old Python bridge", "nginx + nchan", "bare node:http", "bare Deno.serve"]) {
     assert.ok(result.stdout.includes(`| ${system} |`), `a row for ${system}`);
   }
-  assert.doesNotMatch(result.stdout, /failed: /, "no scenario failed");
-  assert.match(result.stdout, /^- interop: lost \+ duplicated \+ reordered messages over every scenario: 0 ✓$/m);
+});
+
+test("npm run bench -- --smoke --systems postgres runs one, two and three brokers on one PostgreSQL and prints the scale-out table", {
+  skip: NODE_ONLY || postgresAvailable() || false,
+  timeout: 240_000,
+}, () => {
+  const result = smoke(["postgres"]);
+  for (const brokers of ["1 broker", "2 brokers", "3 brokers"]) {
+    assert.ok(result.stdout.includes(`| interop on PostgreSQL, ${brokers} |`), `a row for ${brokers}`);
+  }
+  assert.match(result.stdout, /^## Scale-out: brokers on one PostgreSQL$/m);
+  assert.match(result.stdout, /^\| 3 \| [\d,]+ \| [\d.]+× \|/m, "three brokers against one");
 });
 
 for (const runtime of ["node", "deno"]) {

@@ -2,6 +2,9 @@
 import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { spawnCli, tempDir } from "./cli.ts";
+import { waitFor } from "../../bench/processes.ts";
+
+export { waitFor };
 
 export interface RunningBroker {
   url: string;
@@ -97,17 +100,6 @@ export async function startBroker(
 const TOKEN_PATTERN = /itk_[A-Za-z0-9_-]{43}/;
 /** The bodies tests published (long enough not to occur by chance), looked for in every broker's log. */
 const publishedBodies = new Set<string>();
-
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Publishes like an old client: `POST /broadcast?from=…[&to=…]` with a JSON body. */
 export async function publish(

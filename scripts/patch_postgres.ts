@@ -1,0 +1,86 @@
+/**
+ * Patches the `postgres` client 3.4.9 (the latest release) against two faults when a connection closes, until a
+ * release fixes them (porsager/postgres#1154, #1208; fixes proposed upstream, #1176 and #1209, are unreleased).
+ * A write of under 1 KiB is buffered and flushed by a setImmediate:
+ * - a query written to a connection that closed and has not reconnected yet made `nextWrite` call `write` on a
+ *   null socket and throw from the timer, an uncaught TypeError that took the broker down. With no socket, the
+ *   patched `nextWrite` drops the buffer and rejects the connection's queries with CONNECTION_CLOSED (as #1209
+ *   does), which the store answers with 503;
+ * - closing cancelled a pending flush but left its timer set and its bytes buffered, so after the reconnect no
+ *   small write was ever flushed (the startup message waited behind the stale bytes): the connection hung for good.
+ *   The patch forgets both when it cancels the flush.
+ *
+ * Run by npm's `postinstall` and by build.ts before it bundles: idempotent, and it fails loudly when the file is
+ * not the one it was written for (a new release: check whether it still needs the patch, then update or remove it).
+ *
+ *   node scripts/patch_postgres.ts [NODE_MODULES]
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+
+const VERSION = "3.4.9";
+/** The ESM build (Node, Deno and esbuild import it) and the CommonJS one (a `require`), the same code. */
+const FILES = ["src/connection.js", "cjs/src/connection.js"];
+const MARK = "interop: porsager/postgres#1154, #1208 (scripts/patch_postgres.ts)";
+/** Each edit: the code as released, how often it occurs, and what replaces it. */
+const EDITS: Array<[original: string, count: number, patched: string]> = [
+  [
+    `  function nextWrite(fn) {
+    const x = socket.write(chunk, fn)`,
+    1,
+    `  function nextWrite(fn) {
+    // ${MARK}
+    if (socket === null) {
+      nextWriteTimer !== null && clearImmediate(nextWriteTimer)
+      chunk = nextWriteTimer = null
+      error(Errors.connection('CONNECTION_CLOSED', options))
+      return false
+    }
+    const x = socket.write(chunk, fn)`,
+  ],
+  // In terminate() and closed(): the connection object is reused by the next connect.
+  [
+    `    clearImmediate(nextWriteTimer)
+`,
+    2,
+    `    clearImmediate(nextWriteTimer)
+    chunk = nextWriteTimer = null // ${MARK}
+`,
+  ],
+];
+
+/** Patches the package in `nodeModules`; returns the files it changed (none when already patched). */
+export function patchPostgres(nodeModules = "node_modules"): string[] {
+  const root = join(nodeModules, "postgres");
+  const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  if (version !== VERSION) {
+    throw new Error(`scripts/patch_postgres.ts is for postgres ${VERSION}, found ${version}: check whether it fixes what scripts/patch_postgres.ts patches, then update or remove the patch`);
+  }
+  const changed: string[] = [];
+  for (const file of FILES) {
+    const path = join(root, file);
+    const source = readFileSync(path, "utf8");
+    if (source.includes(MARK)) continue;
+    let patched = source;
+    for (const [original, count, replacement] of EDITS) {
+      if (patched.split(original).length !== count + 1) {
+        throw new Error(`${path} no longer has the code scripts/patch_postgres.ts patches:\n${original}`);
+      }
+      patched = patched.replaceAll(original, replacement);
+    }
+    writeFileSync(path, patched);
+    changed.push(path);
+  }
+  return changed;
+}
+
+if (import.meta.main) {
+  try {
+    const changed = patchPostgres(process.argv[2]);
+    console.error(changed.length === 0 ? "postgres: already patched" : `postgres: patched ${changed.join(", ")}`);
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}

@@ -9,6 +9,12 @@ import type { Durability } from "./store.ts";
 
 /** How often an outage retries the server. */
 const RETRY_MS = 250;
+/**
+ * How long one of the registry's own queries may take (connecting included) before its client is replaced: a
+ * connection of the `postgres` client was seen never to connect again after the server restarted, and an outage
+ * whose retry never settles would answer 503 for good (tests/e2e/postgres_crash.test.ts).
+ */
+const ATTEMPT_MS = 6000;
 /** Retry-After on `storage_unavailable` answers, in seconds. */
 const RETRY_AFTER_S = 1;
 /** How often a broker writes its heartbeat; one silent for three of these counts as gone. */
@@ -52,12 +58,37 @@ export class Registration {
 
   private constructor(options: RegistrationOptions) {
     this.#options = options;
-    this.#sql = postgres(options.url, {
+    this.#sql = Registration.#client(options.url);
+  }
+
+  static #client(url: string): Sql {
+    return postgres(url, {
       ...CLIENT_OPTIONS,
+      // Within ATTEMPT_MS, so a slow connect fails as itself rather than as a stuck client.
+      connect_timeout: ATTEMPT_MS / 1000 - 1,
       max: 1,
       fetch_types: false,
       connection: { application_name: "interop broker registry" },
     });
+  }
+
+  /** One query of the outage's retries, given up with a fresh client when it takes longer than ATTEMPT_MS. */
+  async #attempt<T>(query: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.#sql;
+    const late = new Error(`PostgreSQL gave no answer within ${ATTEMPT_MS} ms`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late), ATTEMPT_MS)));
+    try {
+      return await Promise.race([query(sql), deadline]);
+    } catch (error) {
+      if (error === late && this.#sql === sql && !this.#closed) {
+        this.#sql = Registration.#client(this.#options.url);
+        sql.end({ timeout: 0 }).catch(() => {});
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -146,8 +177,9 @@ export class Registration {
       for (;;) {
         try {
           // FOR UPDATE waits for the transaction if its session still runs on the server (its answer lost on the way).
-          const [row] = await this.#sql<{ last_commit: string | null }[]>`
-            SELECT last_commit FROM interop_brokers WHERE id = ${this.id} FOR UPDATE`;
+          const [row] = await this.#attempt((sql) =>
+            sql<{ last_commit: string | null }[]>`SELECT last_commit FROM interop_brokers WHERE id = ${this.id} FOR UPDATE`
+          );
           return row?.last_commit === marker;
         } catch {
           // Not back yet.
@@ -180,7 +212,7 @@ export class Registration {
   async #beat(): Promise<void> {
     if (this.#outage !== undefined) return;
     try {
-      await this.#sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`;
+      await this.#attempt((sql) => sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`);
     } catch (cause) {
       this.fail(cause);
     }
@@ -193,7 +225,7 @@ export class Registration {
     try {
       while (!this.#closed) {
         try {
-          await this.#sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`;
+          await this.#attempt((sql) => sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`);
           this.#reachable = true;
           this.#end();
           return;

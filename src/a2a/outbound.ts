@@ -299,8 +299,9 @@ function sendParams(envelope: Envelope, record: OutboundRecord, version: "1.0" |
     messageId: record.messageId,
     role: "ROLE_USER",
     parts: partsOf(envelope.payload),
-    // The sender's context (its answer carries that one back), in the sender's namespace at the receiver.
-    contextId: senderContextId(envelope.from, record.contextId),
+    // An answer to this agent's own question: the context it asked in, as the broker vouches. Anything else: the
+    // sender's context, in the sender's namespace at the receiver (no sender can name this agent's own contexts).
+    contextId: envelope.thread?.context ?? senderContextId(envelope.from, record.contextId),
     // Who sent it through interop: the A2A sender the receiver authenticates is interop itself.
     metadata: { interop: { id: envelope.id, from: envelope.from } },
   };

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
+import { rpc } from "../helpers/a2a.ts";
 
 const TOKEN = "peer-token-for-interop";
 
@@ -171,6 +172,52 @@ test("an agent forging another's contextId reaches the A2A server in a context o
     .map((request) => (request.body.params as { message: { contextId: string } }).message.contextId);
   const digest = createHash("sha256").update(long).digest("hex").slice(0, 40);
   assert.deepEqual(contexts, [`carol:${forged}`, `alice:${forged}`, `alice:h${digest}`]);
+});
+
+test("an answer reaches the asker's own A2A server in the context the asker started; a replier cannot choose that context", async (t) => {
+  // Without tokens an A2A caller is the agent "a2a": it asks yagent over A2A in its own context c1.
+  const broker = await startBroker({ args: ["--agents", "a2a,yagent"] });
+  const dirs = [tempDir(), tempDir()];
+  const asker = new SdkAgentServer({ token: TOKEN });
+  const answerer = new SdkAgentServer({ token: TOKEN });
+  const listeners: ChildProcess[] = [];
+  t.after(async () => {
+    for (const child of listeners) stop(child);
+    await asker.stop();
+    await answerer.stop();
+    await broker.cleanup();
+    for (const dir of dirs) dir.cleanup();
+  });
+  await asker.start();
+  await answerer.start();
+  listeners.push(startA2aListen(broker, "a2a", `${asker.url}/`, dirs[0].path));
+  listeners.push(startA2aListen(broker, "yagent", `${answerer.url}/`, dirs[1].path));
+  const sent = await rpc(broker.url, "yagent", undefined, "SendMessage", {
+    message: { messageId: "q1", contextId: "c1", role: "ROLE_USER", parts: [{ text: "which way?" }] },
+    configuration: { returnImmediately: true },
+  });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  const contexts = (server: SdkAgentServer) =>
+    server.requests.filter((request) => request.method === "SendMessage")
+      .map((request) => (request.body.params as { message: { contextId: string } }).message.contextId);
+  await waitFor(() => asker.order.length === 1, 20_000, "the answer at the asker's A2A server");
+  // At the answerer, in the asker's namespace; back home, in the context the asker started.
+  assert.deepEqual(contexts(answerer), ["a2a:c1"]);
+  assert.deepEqual(contexts(asker), ["c1"]);
+  // The replier's payload does not choose it: a reply claiming another context still lands in c1, a message that is
+  // no reply stays in the sender's namespace, and a publish naming the broker's field itself is refused.
+  const question = Number(/^interop-(\d+)-/.exec(answerer.order[0])![1]);
+  const a2a = (contextId: string, text: string) => ({ text, a2a: { messageId: text, contextId, parts: [{ text }] } });
+  const reply = await fetch(`${broker.url}/broadcast?from=yagent&reply_to=${question}`, {
+    method: "POST",
+    body: JSON.stringify(a2a("elsewhere", "one more thing")),
+  });
+  assert.equal(reply.status, 200, await reply.text());
+  assert.equal((await publish(broker.url, "yagent", "a2a", a2a("c1", "not an answer"))).status, 200);
+  const forged = await publish(broker.url, "yagent", "a2a", { text: "forged", interop: { context: "c1" } });
+  assert.equal(forged.status, 400);
+  await waitFor(() => asker.order.length === 3, 20_000, "two more messages at the asker's A2A server");
+  assert.deepEqual(contexts(asker), ["c1", "c1", "yagent:c1"]);
 });
 
 test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits retried, WORKING then COMPLETED answered, -32602 parked", async (t) => {

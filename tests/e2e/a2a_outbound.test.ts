@@ -148,6 +148,29 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
   }
 });
 
+test("listen --a2a follows tasks by stream where the server streams: the answers come without a GetTask", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
+  const dir = tempDir();
+  // Work long enough that the task still runs when the listener subscribes (a finished task cannot be subscribed).
+  const agent = new SdkAgentServer({ token: TOKEN, streaming: true, workMs: 1_500 });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  await publish(broker.url, "hermes", "sdkagent", { text: "one" });
+  await publish(broker.url, "hermes", "sdkagent", { text: "two" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
+  assert.deepEqual((await inbox(broker, "hermes")).map((answer) => answer.text).sort(), ["echo: one", "echo: two"]);
+  const methods = agent.requests.map((request) => request.method);
+  assert.equal(methods.filter((method) => method === "SubscribeToTask").length, 2);
+  assert.ok(!methods.includes("GetTask"), `no GetTask: ${methods}`);
+});
+
 test("an agent forging another's contextId reaches the A2A server in a context of its own", async (t) => {
   const broker = await startBroker({ args: ["--agents", "alice,carol,bob"] });
   const dir = tempDir();
@@ -240,6 +263,8 @@ test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits r
   assert.match(letters[0].reason, /-32602/);
   assert.equal(gateway.rateLimited, 0);
   assert.equal(gateway.starting, 0);
+  // It streams nothing: SubscribeToTask was refused (-32601) and the tasks were followed with GetTask.
+  assert.ok(gateway.methods.includes("SubscribeToTask") && gateway.methods.includes("GetTask"), `${gateway.methods}`);
 });
 
 test("listen --a2a falls back to message/send and tasks/get for good when the server answers -32601 to the v1.0 names", async (t) => {
@@ -446,7 +471,7 @@ test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Ver
   assert.equal(asked.stdout.trim(), "echo: old school?");
   await publish(broker.url, "hermes", "sdkagent", { text: "again" });
   await waitFor(() => agent.seen.size === 2, 20_000, "the second message at the agent");
-  // One v1.0 attempt refused, then v0.3 names with no header only.
+  // One v1.0 attempt refused, then v0.3 names with no header only (its card says no streaming: -32004, then GetTask).
   assert.deepEqual(
     agent.requests.map((request) => `${request.method} ${request.version ?? "-"}`).filter((line, index, all) =>
       all.indexOf(line) === index
@@ -454,6 +479,7 @@ test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Ver
     [
       "SendMessage 1.0",
       "message/send -",
+      "tasks/resubscribe -",
       "tasks/get -",
     ],
   );

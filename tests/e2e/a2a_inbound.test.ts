@@ -232,6 +232,19 @@ test("a blocking SendMessage answers with the reply, taken from the caller's inb
   await waitFor(async () => (await waiting()) === 0, 10_000, "the wait freed");
 });
 
+test("serve --a2a-wait bounds a blocking SendMessage: past it, the answer is the task as it stands", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "bob", "--a2a-wait", "1s"] });
+  t.after(() => broker.cleanup());
+  const started = performance.now();
+  // Blocking (no returnImmediately), and nobody reads bob's inbox.
+  const answer = await rpc(broker.url, "bob", undefined, "SendMessage", {
+    message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "anyone?" }] },
+  });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal((answer.body.result?.task as { status: { state: string } }).status.state, "TASK_STATE_SUBMITTED");
+  assert.ok(performance.now() - started >= 900, "it waited for the bound");
+});
+
 test("bad JSON-RPC gets the spec's codes: parse error, batch, unknown method, bad params, deep body, push config; a huge body 413", async (t) => {
   const hub = await startHub(t);
   const post = async (body: string) => {

@@ -1,7 +1,7 @@
 /** Where a reply sits in its conversation, and the hop cap that stops two auto-replying agents from looping. */
-import { a2aFieldsOf } from "../a2a/protocol.ts";
+import { a2aFieldsOf, isContextId } from "../a2a/protocol.ts";
 import { InteropError } from "../errors.ts";
-import type { AgentName, Thread } from "../message.ts";
+import type { AgentName, Envelope, Thread } from "../message.ts";
 import type { MessageStore } from "../store/store.ts";
 
 /**
@@ -34,10 +34,17 @@ export async function replyContext(
   return {
     thread: { replyTo, conversation: original.thread?.conversation ?? original.id, hops },
     otherParty: original.to === replier ? original.from : original.to,
-    // The A2A context the asker sent its question in, vouched for an answer that goes back to the asker. Not for an
-    // answer to an answer: its context was copied from the other side's message, so that side chose it.
-    askerContext: original.to === replier && original.thread === undefined
-      ? a2aFieldsOf(original.payload)?.contextId
-      : undefined,
+    askerContext: askerContext(original, replier),
   };
+}
+
+/**
+ * The A2A context the asker sent its question in, vouched for an answer that goes back to the asker: only one an
+ * A2A server takes (a plain publish may carry any string there). Not for an answer to an answer: its context was
+ * copied from the other side's message, so that side chose it.
+ */
+function askerContext(original: Envelope, replier: AgentName): string | undefined {
+  if (original.to !== replier || original.thread !== undefined) return undefined;
+  const contextId = a2aFieldsOf(original.payload)?.contextId;
+  return isContextId(contextId) ? contextId : undefined;
 }

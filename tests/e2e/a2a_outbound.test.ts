@@ -241,6 +241,14 @@ test("an answer reaches the asker's own A2A server in the context the asker star
   assert.equal(forged.status, 400);
   await waitFor(() => asker.order.length === 3, 20_000, "two more messages at the asker's A2A server");
   assert.deepEqual(contexts(asker), ["c1", "c1", "yagent:c1"]);
+  // An answer to an answer is not vouched: the answer's context came from the other side (here yagent's own c1,
+  // which the asker must not reach), so the asker's follow-up stays in the asker's namespace.
+  const answer = Number(/^interop-(\d+)-/.exec(asker.order[0])![1]);
+  const followUp = await fetch(`${broker.url}/broadcast?from=a2a&reply_to=${answer}`, { method: "POST", body: '{"text": "thanks"}' });
+  assert.equal(followUp.status, 200, await followUp.text());
+  // At yagent's server: the question, the asker's answer to "not an answer" (in yagent's own c1), the follow-up.
+  await waitFor(() => answerer.order.length === 3, 20_000, "two more messages at the answerer's A2A server");
+  assert.deepEqual(contexts(answerer).sort(), ["a2a:c1", `a2a:interop-${question}`, "c1"]);
 });
 
 test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits retried, WORKING then COMPLETED answered, -32602 parked", async (t) => {

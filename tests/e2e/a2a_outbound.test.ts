@@ -171,6 +171,39 @@ test("listen --a2a follows tasks by stream where the server streams: the answers
   assert.ok(!methods.includes("GetTask"), `no GetTask: ${methods}`);
 });
 
+test("listen --a2a killed while it streams a task subscribes again when it restarts, and the answer comes once", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
+  const dir = tempDir();
+  // Long enough to outlast the kill and the restart: a task that has ended cannot be subscribed.
+  const agent = new SdkAgentServer({ token: TOKEN, streaming: true, workMs: 8_000 });
+  const listeners: ChildProcess[] = [];
+  t.after(async () => {
+    for (const child of listeners) stop(child, "SIGKILL");
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listeners.push(startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path));
+  await publish(broker.url, "hermes", "sdkagent", { text: "slow one" });
+  const stateFile = join(dir.path, "state.a2a.json");
+  const following = () => {
+    try {
+      return JSON.parse(readFileSync(stateFile, "utf8")).records.some((record: { taskId?: string }) => record.taskId);
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(() => following() && agent.requests.some((request) => request.method === "SubscribeToTask"), 20_000, "the task streamed");
+  stop(listeners[0], "SIGKILL");
+  listeners.push(startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path));
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer in hermes's inbox");
+  assert.equal((await inbox(broker, "hermes"))[0].text, "echo: slow one");
+  const methods = agent.requests.map((request) => request.method);
+  assert.deepEqual([methods.filter((method) => method === "SubscribeToTask").length, methods.includes("GetTask")], [2, false], `${methods}`);
+  assert.equal(agent.repeats(), 0);
+});
+
 test("an agent forging another's contextId reaches the A2A server in a context of its own", async (t) => {
   const broker = await startBroker({ args: ["--agents", "alice,carol,bob"] });
   const dir = tempDir();

@@ -15,6 +15,11 @@ export interface Thread {
   conversation: number;
   /** How many replies deep this one is (1 for a direct answer); the broker caps it to stop reply loops. */
   hops: number;
+  /**
+   * On an answer to its recipient's own question: the A2A `contextId` the recipient sent that question with, set by
+   * the broker (never by the replier), so the recipient's A2A server gets the answer in the conversation it started.
+   */
+  context?: string;
 }
 
 /** A stored message as the broker and clients see it. */
@@ -47,6 +52,8 @@ export interface WireMetadata {
   reply_to?: number;
   conversation?: number;
   hops?: number;
+  /** See `Thread.context`. */
+  context?: string;
 }
 
 export const MAX_AGENT_NAME_LENGTH = 64;
@@ -158,10 +165,15 @@ function payloadFromText(text: string, isText: boolean): Payload {
     throw new InteropError("invalid_body", 'Invalid body: the JSON must be an object, like {"text": "hello"}');
   }
   refuseDeepJson(text);
-  if (Object.hasOwn(value, METADATA_FIELD)) {
+  refuseReservedField(value as Payload);
+  return value as Payload;
+}
+
+/** Throws `invalid_body` for a payload naming the broker's metadata field, which only the broker writes. */
+export function refuseReservedField(payload: Payload): void {
+  if (Object.hasOwn(payload, METADATA_FIELD)) {
     throw new InteropError("invalid_body", `Invalid body: the field "${METADATA_FIELD}" is reserved for the broker's metadata`);
   }
-  return value as Payload;
 }
 
 /** Throws `invalid_body` when valid JSON text nests objects and arrays deeper than `MAX_JSON_DEPTH`. */
@@ -230,6 +242,7 @@ export function toWire(envelope: Envelope): WireMessage {
   const { id, from, to, timestamp, thread } = envelope;
   const metadata: WireMetadata = { id, from, to, timestamp };
   if (thread) Object.assign(metadata, { reply_to: thread.replyTo, conversation: thread.conversation, hops: thread.hops });
+  if (thread?.context !== undefined) metadata.context = thread.context;
   return { ...envelope.payload, [METADATA_FIELD]: metadata } as WireMessage;
 }
 
@@ -249,6 +262,7 @@ export function fromWire(value: unknown): Envelope {
   };
   if (meta.reply_to !== undefined) {
     envelope.thread = { replyTo: meta.reply_to, conversation: meta.conversation ?? meta.reply_to, hops: meta.hops ?? 1 };
+    if (typeof meta.context === "string") envelope.thread.context = meta.context;
   }
   return envelope;
 }

@@ -131,11 +131,11 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.equal(await (await open("relaxed")).lastId(), 5);
   });
 
-  test(`${name} finds a publish by its idempotency key, a message by its id, and keeps threads`, async (t) => {
+  test(`${name} finds a publish by its idempotency key, a message by its id, and keeps threads with their A2A context`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open();
-    const thread = { replyTo: 1, conversation: 1, hops: 1 };
+    const thread = { replyTo: 1, conversation: 1, hops: 1, context: "ctx-1" };
     const stored = await store.write({
       messages: [
         { from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 10, idempotencyKey: "k1" },

@@ -31,11 +31,11 @@ import type { TaskChanges } from "./task_watch.ts";
 /** The sender of an A2A message when the broker has no tokens (loopback only): any local caller, as for every route. */
 export const DEFAULT_A2A_SENDER = "a2a" as AgentName;
 /**
- * How long a blocking SendMessage (or a task stream) waits for the reply, taking it from the caller's inbox. Past
+ * How long a blocking SendMessage (or a task stream) waits for the reply by default (`serve --a2a-wait`), taking it from the caller's inbox. Past
  * Hermes's own wait (its A2A client gives a call 120 s, its server a turn 300 s): a call is answered when the
  * reply comes, and a caller that leaves frees the wait at once.
  */
-const A2A_REPLY_WAIT_MS = 300_000;
+export const DEFAULT_A2A_REPLY_WAIT_MS = 300_000;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 100;
 /**
@@ -49,6 +49,8 @@ export interface A2aInboundOptions {
   auth: Authenticator;
   maxBodyBytes: number;
   changes: TaskChanges;
+  /** How long a blocking SendMessage (or a task stream) waits for the reply. */
+  replyWaitMs: number;
 }
 
 /** Whether a path is under `/a2a`. */
@@ -234,7 +236,7 @@ async function sendMessage(call: Call): Promise<Answer> {
  */
 async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal): Promise<boolean> {
   const settled = new AbortController();
-  const replied = call.broker.waitForReply(call.sender, envelope.id, A2A_REPLY_WAIT_MS, AbortSignal.any([until, settled.signal]));
+  const replied = call.broker.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]));
   // Not only a reply settles it: a dead letter or a cancel does too, and a retried message may be settled already.
   const check = () =>
     void taskOfMessage(call.broker, envelope).then((task) => isSettled(task.status.state) && settled.abort(), () => settled.abort());

@@ -1,6 +1,7 @@
 /**
  * `listen --a2a URL`: hands each inbox message to the agent's own A2A server as `SendMessage`, follows the task it
- * becomes with `GetTask`, and publishes the task's answer back to the sender as an interop reply.
+ * becomes by its stream (`SubscribeToTask`) where the server streams, else with `GetTask`, and publishes the task's
+ * answer back to the sender as an interop reply.
  *
  * Sends go one at a time in inbox order; the tasks they start are followed side by side (at most `maxInFlight`),
  * so a slow task does not hold up the next message. What is handed over and still followed is kept in an
@@ -31,6 +32,7 @@ import {
   toV03Message,
 } from "./protocol.ts";
 import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
+import { StreamedTask } from "./streamed_task.ts";
 import { isSettled, parseSendResult, type TaskView } from "./task_view.ts";
 
 export interface A2aOutboundOptions {
@@ -44,6 +46,12 @@ export interface A2aOutboundOptions {
   maxInFlight: number;
 }
 
+/**
+ * A task stream that says nothing for this long is closed and the task asked for with GetTask (then streamed
+ * again): a connection can die unnoticed, and servers send no heartbeat.
+ */
+const STREAM_QUIET_MS = 60_000;
+
 /** Polls start quickly (most answers take seconds) and settle at a pace OpenClaw's 30 requests a minute allow. */
 const POLL_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000 };
 
@@ -55,6 +63,8 @@ function isSent(record: OutboundRecord): boolean {
 export class A2aOutbound {
   #options: A2aOutboundOptions;
   #inFlight = 0;
+  /** Whether the server streams tasks, as its answers to SubscribeToTask told (asked again after a restart). */
+  #streaming: "unknown" | "yes" | "no" = "unknown";
   /** Sends waiting for a follower to finish. */
   #freed: Array<() => void> = [];
 
@@ -197,11 +207,19 @@ export class A2aOutbound {
       });
   }
 
-  /** Polls the task to a settled state, publishes its answer, then forgets the record. */
+  /** Follows the task to a settled state (stream, else polls), publishes its answer, then forgets the record. */
   async #follow(record: OutboundRecord, first: TaskView | undefined): Promise<void> {
     const { rpc, shutdown, log, state } = this.#options;
     let view = first;
     for (let attempt = 0; view === undefined || (view.taskId !== undefined && !isSettled(view.state)); attempt++) {
+      if (this.#streaming !== "no") {
+        const streamed = await this.#stream(record);
+        if (shutdown.aborted) return;
+        if (streamed !== undefined && isSettled(streamed.state)) {
+          view = streamed;
+          break;
+        }
+      }
       if (view !== undefined || attempt > 0) {
         await sleep(backoffDelay(attempt, POLL_BACKOFF), shutdown);
       }
@@ -234,6 +252,35 @@ export class A2aOutbound {
     await this.#publishAnswer(record, view);
     state.records.delete(record.id);
     state.save();
+  }
+
+  /**
+   * Follows the task by its stream until it settles; undefined (or the task as it stood) when the stream ended
+   * first, failed, or was refused, and GetTask takes over. A server that refuses the method (`-32601`: OpenClaw,
+   * Hermes) or, before any stream worked, the operation (`-32004`: a server whose card says no streaming) is
+   * followed by GetTask for good; after a stream worked, `-32004` is a task that ended already (the SDK's answer).
+   */
+  async #stream(record: OutboundRecord): Promise<TaskView | undefined> {
+    const { rpc, shutdown, log } = this.#options;
+    const task = new StreamedTask();
+    let view: TaskView | undefined;
+    try {
+      for await (const event of rpc.stream("SubscribeToTask", () => ({ id: record.taskId }), STREAM_QUIET_MS, shutdown)) {
+        this.#streaming = "yes";
+        view = task.apply(event);
+        if (view !== undefined && isSettled(view.state)) return view;
+      }
+    } catch (error) {
+      const refused = error instanceof A2aError && (error.code === A2A_ERROR.methodNotFound ||
+        (error.code === A2A_ERROR.unsupportedOperation && this.#streaming === "unknown"));
+      if (refused && this.#streaming !== "no") {
+        log.info(`${rpc.url} does not stream tasks (${(error as Error).message}); following them with GetTask`);
+        this.#streaming = "no";
+      } else if (!refused) {
+        log.debug(`following the task of message ${record.id} by stream failed: ${(error as Error).message}; asking with GetTask`);
+      }
+    }
+    return view;
   }
 
   async #publishAnswer(record: OutboundRecord, view: TaskView): Promise<void> {
@@ -299,8 +346,9 @@ function sendParams(envelope: Envelope, record: OutboundRecord, version: "1.0" |
     messageId: record.messageId,
     role: "ROLE_USER",
     parts: partsOf(envelope.payload),
-    // The sender's context (its answer carries that one back), in the sender's namespace at the receiver.
-    contextId: senderContextId(envelope.from, record.contextId),
+    // An answer to this agent's own question: the context it asked in, as the broker vouches. Anything else: the
+    // sender's context, in the sender's namespace at the receiver (no sender can name this agent's own contexts).
+    contextId: envelope.thread?.context ?? senderContextId(envelope.from, record.contextId),
     // Who sent it through interop: the A2A sender the receiver authenticates is interop itself.
     metadata: { interop: { id: envelope.id, from: envelope.from } },
   };

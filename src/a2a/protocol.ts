@@ -153,6 +153,11 @@ export interface A2aTask {
 const CONTEXT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_MESSAGE_ID_LENGTH = 256;
 
+/** Whether a value is a `contextId` interop accepts (and OpenClaw's channel too). */
+export function isContextId(value: unknown): value is string {
+  return typeof value === "string" && CONTEXT_ID.test(value);
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -200,7 +205,7 @@ export function parseMessage(value: unknown): A2aMessage {
   if (typeof messageId !== "string" || messageId === "" || messageId.length > MAX_MESSAGE_ID_LENGTH) {
     throw invalid(`message.messageId must be a string of 1-${MAX_MESSAGE_ID_LENGTH} characters`);
   }
-  if (contextId !== undefined && contextId !== "" && (typeof contextId !== "string" || !CONTEXT_ID.test(contextId))) {
+  if (contextId !== undefined && contextId !== "" && !isContextId(contextId)) {
     throw invalid("message.contextId must be 1-128 of A-Z a-z 0-9 . _ : -");
   }
   if (!Array.isArray(parts) || parts.length === 0) throw invalid("message.parts must be a non-empty array");

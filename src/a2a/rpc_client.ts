@@ -2,6 +2,7 @@
  * JSON-RPC calls into an agent's own A2A server (the outbound listener's side): v1.0 first, v0.3 after the server
  * says it does not know the v1.0 name, and every failure sorted into retry, final, or in doubt.
  */
+import { createParser } from "eventsource-parser";
 import { describeCause } from "../client/broker_client.ts";
 import { InteropError } from "../errors.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
@@ -96,38 +97,121 @@ export class A2aRpcClient {
     }
   }
 
+  /**
+   * Calls a streaming `method` (SubscribeToTask) in the version the server speaks, with no fallback to v0.3: a
+   * server that speaks v1.0 but does not stream (OpenClaw, Hermes) answers `-32601` too. Yields each event's
+   * `result`; ends when the server ends the stream, or after `quietMs` without a byte (a connection that died
+   * unnoticed), or on `signal`. Throws as `call` does; a JSON (not SSE) answer is read as one result.
+   */
+  async *stream(
+    method: A2aMethod,
+    params: (version: ProtocolVersion) => unknown,
+    quietMs: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<unknown> {
+    const version = this.#version;
+    const name = version === "1.0" ? method : v03MethodName(method);
+    const quiet = new AbortController();
+    let timer = setTimeout(() => quiet.abort(), quietMs);
+    try {
+      const response = await this.#post(name, params(version), version, AbortSignal.any([quiet.signal, signal]), "text/event-stream");
+      if (!(response.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+        yield this.#resultOf(name, response, await response.text());
+        return;
+      }
+      const results: unknown[] = [];
+      let failure: Error | undefined;
+      const parser = createParser({
+        onEvent: (event) => {
+          try {
+            results.push(this.#resultOf(name, response, event.data));
+          } catch (error) {
+            failure ??= error as Error;
+          }
+        },
+      });
+      const reader = response.body!.getReader();
+      // A pending body read is not always ended by the fetch's signal (Deno 2.9): cancelling the reader ends it.
+      const cancel = () => void reader.cancel().catch(() => {});
+      quiet.signal.addEventListener("abort", cancel, { once: true });
+      signal.addEventListener("abort", cancel, { once: true });
+      const decoder = new TextDecoder();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          clearTimeout(timer);
+          timer = setTimeout(() => quiet.abort(), quietMs);
+          parser.feed(decoder.decode(value, { stream: true }));
+          yield* results.splice(0);
+          if (failure !== undefined) throw failure;
+        }
+      } catch (error) {
+        if (quiet.signal.aborted || signal.aborted) return;
+        throw error;
+      } finally {
+        signal.removeEventListener("abort", cancel);
+        cancel();
+      }
+    } catch (error) {
+      // A quiet stream is not an error: the caller asks for the task another way.
+      if (quiet.signal.aborted && !signal.aborted) return;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #callOnce(
     method: string,
     params: unknown,
     version: ProtocolVersion,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const response = await this.#post(method, params, version, signal === undefined ? timeout : AbortSignal.any([timeout, signal]), "application/json");
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (cause) {
+      throw this.#failure(method, cause, signal);
+    }
+    return this.#resultOf(method, response, text);
+  }
+
+  /** POSTs one JSON-RPC request; a failure before any answer is sorted as `call` says. */
+  async #post(
+    method: string,
+    params: unknown,
+    version: ProtocolVersion,
+    signal: AbortSignal,
+    accept: string,
+  ): Promise<Response> {
     const body = JSON.stringify({ jsonrpc: "2.0", id: crypto.randomUUID(), method, params });
-    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+    const headers: Record<string, string> = { "content-type": "application/json", accept };
     // v0.3 has no header: a server reads its absence as 0.3 (the SDK's does, and Hermes refuses "0.3" outright).
     if (version === "1.0") headers["a2a-version"] = "1.0";
     if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
-    let response: Response;
-    let text: string;
     try {
-      response = await fetch(this.url, {
-        method: "POST",
-        headers,
-        body,
-        signal: signal === undefined
-          ? AbortSignal.timeout(this.#timeoutMs)
-          : AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), signal]),
-      });
-      text = await response.text();
+      return await fetch(this.url, { method: "POST", headers, body, signal });
     } catch (cause) {
-      const timedOut = (cause as Error)?.name === "TimeoutError";
-      const reason = timedOut ? `no answer within ${this.#timeoutMs} ms` : describeCause(cause);
-      const message = `${method} to ${this.url} failed: ${reason}`;
-      if (signal?.aborted || (!timedOut && NOT_SENT.has(reason))) {
-        throw new InteropError("unreachable", message, { cause });
-      }
-      throw new InDoubtError(message, cause);
+      throw this.#failure(method, cause, signal);
     }
+  }
+
+  /** A request that got no answer: not sent (or abandoned on purpose), or in doubt. */
+  #failure(method: string, cause: unknown, signal: AbortSignal | undefined): InteropError {
+    const timedOut = (cause as Error)?.name === "TimeoutError";
+    const reason = timedOut ? `no answer within ${this.#timeoutMs} ms` : describeCause(cause);
+    const message = `${method} to ${this.url} failed: ${reason}`;
+    if ((signal?.aborted && !timedOut) || (!timedOut && NOT_SENT.has(reason))) {
+      return new InteropError("unreachable", message, { cause });
+    }
+    return new InDoubtError(message, cause);
+  }
+
+  /** The `result` of a JSON-RPC answer (`text`: the body, or one SSE event's data), or the error it stands for. */
+  #resultOf(method: string, response: Response, text: string): unknown {
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;
     const detail = `${method} to ${this.url} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
     if (SETUP_STATUSES.includes(response.status)) {

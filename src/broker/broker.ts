@@ -1,7 +1,7 @@
 /** The broker: publish, poll, stream and status over one durable inbox per agent. Knows the store only by its interface. */
 import { InteropError } from "../errors.ts";
 import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
-import type { AgentName, Envelope, Payload } from "../message.ts";
+import { type AgentName, type Envelope, type Payload, refuseReservedField } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { ClusterView, DeadLetter, InboxRecord, MessageOutcome, MessageStore, Parties, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
@@ -199,10 +199,14 @@ export class Broker {
 
   async #publishOnce(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions): Promise<Published> {
     const { replyTo, idempotencyKey } = options;
+    // Whatever the entry point: the metadata field is the broker's (a forged Thread.context would ride in it).
+    for (const payload of payloads) refuseReservedField(payload);
     const reply = replyTo === undefined ? undefined : await replyContext(this.#store, from, replyTo, this.#options.maxHops);
-    const thread = reply?.thread;
     // A reply without a recipient goes back to whoever sent the message it answers (a follow-up: to its recipient).
     const recipient = to ?? reply?.otherParty;
+    const thread = reply?.askerContext !== undefined && recipient === reply.otherParty
+      ? { ...reply.thread, context: reply.askerContext }
+      : reply?.thread;
     const recipients = recipient !== undefined ? [recipient] : [...this.#inboxes.keys()].filter((agent) => agent !== from);
     if (recipients.length === 0) {
       throw new InteropError(

@@ -1,20 +1,22 @@
 /** Where a reply sits in its conversation, and the hop cap that stops two auto-replying agents from looping. */
+import { a2aFieldsOf, isContextId } from "../a2a/protocol.ts";
 import { InteropError } from "../errors.ts";
-import type { AgentName, Thread } from "../message.ts";
+import type { AgentName, Envelope, Thread } from "../message.ts";
 import type { MessageStore } from "../store/store.ts";
 
 /**
  * The thread of `replier`'s reply to `replyTo`, and the other party of that message (where the reply goes by
  * default): its sender, or, for a follow-up to the replier's own message, its recipient. Only a message sent to or
  * by the replier may be answered; any other id is refused exactly as an unknown one, so a reply cannot tell
- * whether an id exists, who sent it, or join (and answer an `/ask` in) a conversation of others.
+ * whether an id exists, who sent it, or join (and answer an `/ask` in) a conversation of others. `askerContext`
+ * is the `Thread.context` of a reply that goes to `otherParty`.
  */
 export async function replyContext(
   store: MessageStore,
   replier: AgentName,
   replyTo: number,
   maxHops: number,
-): Promise<{ thread: Thread; otherParty: AgentName }> {
+): Promise<{ thread: Thread; otherParty: AgentName; askerContext: string | undefined }> {
   const original = await store.find(replyTo);
   if (original === undefined || (original.to !== replier && original.from !== replier)) {
     throw new InteropError(
@@ -32,5 +34,17 @@ export async function replyContext(
   return {
     thread: { replyTo, conversation: original.thread?.conversation ?? original.id, hops },
     otherParty: original.to === replier ? original.from : original.to,
+    askerContext: askerContext(original, replier),
   };
+}
+
+/**
+ * The A2A context the asker sent its question in, vouched for an answer that goes back to the asker: only one an
+ * A2A server takes (a plain publish may carry any string there). Not for an answer to an answer: its context was
+ * copied from the other side's message, so that side chose it.
+ */
+function askerContext(original: Envelope, replier: AgentName): string | undefined {
+  if (original.to !== replier || original.thread !== undefined) return undefined;
+  const contextId = a2aFieldsOf(original.payload)?.contextId;
+  return isContextId(contextId) ? contextId : undefined;
 }

@@ -70,6 +70,9 @@ Options:
                         plus its 60 s backoff; 0: only what is pending)
   --rate-limit N        messages per second one sender may publish, bursts up to twice
                         that (default 1000; 0 turns it off); past it: 429 and Retry-After
+  --a2a-wait DUR        longest a blocking A2A SendMessage (or a task stream) waits for the
+                        reply before it answers with the task as it stands (default 5m;
+                        at most 1h)
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
   --second-stream MODE  a second stream for an agent that has one: replace (default; the old
@@ -130,6 +133,7 @@ export const OPTIONS = {
   heartbeat: { type: "string", default: "15s" },
   "write-timeout": { type: "string", default: "60s" },
   "resume-window": { type: "string", default: "3m" },
+  "a2a-wait": { type: "string", default: "5m" },
   "max-hops": { type: "string", default: "10" },
   "rate-limit": { type: "string", default: "1000" },
   "second-stream": { type: "string", default: "replace" },
@@ -193,6 +197,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   if (requestTimeoutMs < 100) throw usageError("serve", "Invalid --request-timeout: use at least 100ms");
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat, { min: 100 });
+  const a2aWaitMs = parseDuration("serve", "--a2a-wait", values["a2a-wait"], { max: 3_600_000 });
   const logFormat = values["log-format"];
   if (logFormat !== "text" && logFormat !== "json") {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
@@ -243,6 +248,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     auth,
     metrics,
     maxBodyBytes,
+    a2aWaitMs,
     retryMs: 2000,
     onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`, { error: String(error) }),
   });

@@ -1,5 +1,5 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
-import { cardResponse, handleA2a, isA2aPath } from "../a2a/inbound.ts";
+import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
@@ -27,6 +27,8 @@ export interface RouterOptions {
   auth: Authenticator;
   metrics: BrokerMetrics;
   maxBodyBytes: number;
+  /** How long a blocking A2A SendMessage waits for the reply (`serve --a2a-wait`); 5 minutes when unset. */
+  a2aWaitMs?: number;
   /** The `retry:` advice sent to EventSource clients, in ms. */
   retryMs: number;
   /** Called with errors that are bugs (not `InteropError`), for the log. */
@@ -57,7 +59,12 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     "/metrics": { GET: (_request, caller) => Promise.resolve(metricsResponse(options.metrics, caller)) },
     "/stats": { GET: (_request, caller) => Promise.resolve(statsResponse(options.metrics, caller)) },
   };
-  const a2a = { auth: options.auth, maxBodyBytes: options.maxBodyBytes, changes: new TaskChanges() };
+  const a2a = {
+    auth: options.auth,
+    maxBodyBytes: options.maxBodyBytes,
+    changes: new TaskChanges(),
+    replyWaitMs: options.a2aWaitMs ?? DEFAULT_A2A_REPLY_WAIT_MS,
+  };
   const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
     // The dashboard's page and script hold no data: they load without a token and then ask for one.

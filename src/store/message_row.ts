@@ -1,5 +1,5 @@
 /** Rows as both stores' tables hold them (the same columns): a message and the envelope it becomes, an inbox. */
-import type { AgentName, Envelope } from "../message.ts";
+import { type AgentName, type Envelope, METADATA_FIELD, type Payload, type Thread } from "../message.ts";
 import type { InboxRecord } from "./store.ts";
 
 export interface MessageRow {
@@ -16,15 +16,30 @@ export interface MessageRow {
 /** The columns a `MessageRow` is read from. */
 export const MESSAGE_COLUMNS = "id, recipient, sender, created_at, payload, reply_to, conversation, hops";
 
+/**
+ * The payload as stored: a reply's `Thread.context` rides in it under the broker's metadata field, which no
+ * accepted payload has (the broker refuses it), so the context needs no column of its own.
+ */
+export function storedPayload(payload: Payload, thread: Thread | undefined): Payload {
+  return thread?.context === undefined ? payload : { ...payload, [METADATA_FIELD]: { context: thread.context } };
+}
+
 export function toEnvelope(row: MessageRow): Envelope {
+  const payload = JSON.parse(row.payload) as Payload;
+  const stored = payload[METADATA_FIELD] as { context?: unknown } | undefined;
+  // Deleted, not copied without it: this runs for every message read.
+  if (stored !== undefined) delete payload[METADATA_FIELD];
   const envelope: Envelope = {
     id: row.id,
     from: row.sender as AgentName,
     to: row.recipient as AgentName,
     timestamp: new Date(row.created_at).toISOString(),
-    payload: JSON.parse(row.payload),
+    payload,
   };
-  if (row.reply_to !== null) envelope.thread = { replyTo: row.reply_to, conversation: row.conversation!, hops: row.hops! };
+  if (row.reply_to !== null) {
+    envelope.thread = { replyTo: row.reply_to, conversation: row.conversation!, hops: row.hops! };
+    if (typeof stored?.context === "string") envelope.thread.context = stored.context;
+  }
   return envelope;
 }
 

@@ -7,7 +7,7 @@ import postgres, { type PostgresError, type Sql, type TransactionSql } from "pos
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import { type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
-import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRecord } from "./message_row.ts";
+import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { COMMITS, notification, PostgresInboxes } from "./postgres_shared.ts";
 import {
@@ -144,7 +144,7 @@ export class PostgresStore implements MessageStore {
         WITH m AS MATERIALIZED (
           SELECT nextval(pg_get_serial_sequence('interop_messages', 'id')) AS id, *
           FROM unnest(${messages.map((m) => m.to)}::text[], ${messages.map((m) => m.from)}::text[],
-            ${messages.map((m) => m.createdAt)}::int8[], ${messages.map((m) => JSON.stringify(m.payload) ?? null)}::text[],
+            ${messages.map((m) => m.createdAt)}::int8[], ${messages.map((m) => JSON.stringify(storedPayload(m.payload, m.thread)) ?? null)}::text[],
             ${messages.map((m) => m.thread?.replyTo ?? null)}::int8[], ${messages.map((m) => m.thread?.conversation ?? null)}::int8[],
             ${messages.map((m) => m.thread?.hops ?? null)}::int4[], ${messages.map((m) => m.idempotencyKey ?? null)}::text[])
             WITH ORDINALITY AS u (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key, ord)

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
-import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRecord } from "./message_row.ts";
+import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
 import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, Parties, WriteBatch } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
@@ -164,7 +164,7 @@ export class SqliteStore implements MessageStore {
   #commitBatch(batch: WriteBatch): Promise<Envelope[]> {
     let payloads: string[];
     try {
-      payloads = batch.messages.map((message) => encodePayload(message.payload));
+      payloads = batch.messages.map((message) => encodePayload(storedPayload(message.payload, message.thread)));
     } catch (error) {
       return Promise.reject(error);
     }

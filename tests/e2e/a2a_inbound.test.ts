@@ -232,6 +232,19 @@ test("a blocking SendMessage answers with the reply, taken from the caller's inb
   await waitFor(async () => (await waiting()) === 0, 10_000, "the wait freed");
 });
 
+test("serve --a2a-wait bounds a blocking SendMessage: past it, the answer is the task as it stands", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "bob", "--a2a-wait", "1s"] });
+  t.after(() => broker.cleanup());
+  const started = performance.now();
+  // Blocking (no returnImmediately), and nobody reads bob's inbox.
+  const answer = await rpc(broker.url, "bob", undefined, "SendMessage", {
+    message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "anyone?" }] },
+  });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal((answer.body.result?.task as { status: { state: string } }).status.state, "TASK_STATE_SUBMITTED");
+  assert.ok(performance.now() - started >= 900, "it waited for the bound");
+});
+
 test("bad JSON-RPC gets the spec's codes: parse error, batch, unknown method, bad params, deep body, push config; a huge body 413", async (t) => {
   const hub = await startHub(t);
   const post = async (body: string) => {
@@ -335,7 +348,7 @@ test("ListTasks pages the caller's tasks newest first and filters by contextId a
   assert.equal((await rpc(hub.broker.url, "bob", hub.tokens.alice, "ListTasks", { pageSize: 1000 })).body.error?.code, -32602);
 });
 
-test("SendMessage goes through the broker's publish rules: an unknown agent is 404, a sender over --rate-limit 429", async (t) => {
+test("SendMessage goes through the broker's publish rules: an unknown agent is 404, a sender over --rate-limit 429 with Retry-After and -32000, streaming sends too", async (t) => {
   const dir = tempDir("interop-a2a-");
   t.after(() => dir.cleanup());
   const token = await createToken(dir.path, "alice");
@@ -351,6 +364,31 @@ test("SendMessage goes through the broker's publish rules: an unknown agent is 4
   assert.equal(unknown.status, 404);
   assert.deepEqual([unknown.body.error?.code, (unknown.body.error as { data?: { code: string } }).data?.code], [-32000, "unknown_agent"]);
   // At once: a burst of 6 is past the 2 a limit of 1/s lets through, however slow this machine is.
-  const answers = (await Promise.all([1, 2, 3, 4, 5, 6].map((n) => send("bob", `m${n}`)))).map((answer) => answer.status);
-  assert.ok(answers.includes(429), `a burst over the limit is refused: ${answers}`);
+  const answers = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => send("bob", `m${n}`)));
+  const refused = answers.find((answer) => answer.status === 429);
+  assert.ok(refused, `a burst over the limit is refused: ${answers.map((answer) => answer.status)}`);
+  // As the REST API answers it (429, Retry-After), with the JSON-RPC error OpenClaw's channel uses for it.
+  assert.match(refused.headers.get("retry-after") ?? "", /^\d+$/);
+  assert.deepEqual([refused.body.error?.code, (refused.body.error?.data as { code: string }).code], [-32000, "rate_limited"]);
+  assert.match(refused.body.error?.message ?? "", /Too many messages from alice/);
+  // A streaming send is a publish too: refused while the limit holds, before any stream opens.
+  const streamed = await Promise.all([7, 8, 9, 10, 11, 12].map(async (n) => {
+    const response = await fetchWithToken(token)(`${broker.url}/a2a/bob`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: n,
+        method: "SendStreamingMessage",
+        params: { message: { messageId: `s${n}`, role: "ROLE_USER", parts: [{ text: "hi" }] } },
+      }),
+    });
+    // A stream that was let through stays open until a reply: only its status is read.
+    if (response.status !== 429) {
+      await response.body?.cancel();
+      return { status: response.status, code: undefined };
+    }
+    return { status: response.status, code: (await response.json()).error?.code };
+  }));
+  assert.ok(streamed.some((answer) => answer.status === 429 && answer.code === -32000), `${streamed.map((answer) => answer.status)}`);
 });

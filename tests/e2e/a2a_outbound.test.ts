@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
+import { rpc } from "../helpers/a2a.ts";
 
 const TOKEN = "peer-token-for-interop";
 
@@ -147,6 +148,62 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
   }
 });
 
+test("listen --a2a follows tasks by stream where the server streams: the answers come without a GetTask", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
+  const dir = tempDir();
+  // Work long enough that the task still runs when the listener subscribes (a finished task cannot be subscribed).
+  const agent = new SdkAgentServer({ token: TOKEN, streaming: true, workMs: 1_500 });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen);
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  await publish(broker.url, "hermes", "sdkagent", { text: "one" });
+  await publish(broker.url, "hermes", "sdkagent", { text: "two" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
+  assert.deepEqual((await inbox(broker, "hermes")).map((answer) => answer.text).sort(), ["echo: one", "echo: two"]);
+  const methods = agent.requests.map((request) => request.method);
+  assert.equal(methods.filter((method) => method === "SubscribeToTask").length, 2);
+  assert.ok(!methods.includes("GetTask"), `no GetTask: ${methods}`);
+});
+
+test("listen --a2a killed while it streams a task subscribes again when it restarts, and the answer comes once", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
+  const dir = tempDir();
+  // Long enough to outlast the kill and the restart: a task that has ended cannot be subscribed.
+  const agent = new SdkAgentServer({ token: TOKEN, streaming: true, workMs: 8_000 });
+  const listeners: ChildProcess[] = [];
+  t.after(async () => {
+    for (const child of listeners) stop(child, "SIGKILL");
+    await agent.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await agent.start();
+  listeners.push(startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path));
+  await publish(broker.url, "hermes", "sdkagent", { text: "slow one" });
+  const stateFile = join(dir.path, "state.a2a.json");
+  const following = () => {
+    try {
+      return JSON.parse(readFileSync(stateFile, "utf8")).records.some((record: { taskId?: string }) => record.taskId);
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(() => following() && agent.requests.some((request) => request.method === "SubscribeToTask"), 20_000, "the task streamed");
+  stop(listeners[0], "SIGKILL");
+  listeners.push(startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path));
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer in hermes's inbox");
+  assert.equal((await inbox(broker, "hermes"))[0].text, "echo: slow one");
+  const methods = agent.requests.map((request) => request.method);
+  assert.deepEqual([methods.filter((method) => method === "SubscribeToTask").length, methods.includes("GetTask")], [2, false], `${methods}`);
+  assert.equal(agent.repeats(), 0);
+});
+
 test("an agent forging another's contextId reaches the A2A server in a context of its own", async (t) => {
   const broker = await startBroker({ args: ["--agents", "alice,carol,bob"] });
   const dir = tempDir();
@@ -173,6 +230,60 @@ test("an agent forging another's contextId reaches the A2A server in a context o
   assert.deepEqual(contexts, [`carol:${forged}`, `alice:${forged}`, `alice:h${digest}`]);
 });
 
+test("an answer reaches the asker's own A2A server in the context the asker started; a replier cannot choose that context", async (t) => {
+  // Without tokens an A2A caller is the agent "a2a": it asks yagent over A2A in its own context c1.
+  const broker = await startBroker({ args: ["--agents", "a2a,yagent"] });
+  const dirs = [tempDir(), tempDir()];
+  const asker = new SdkAgentServer({ token: TOKEN });
+  const answerer = new SdkAgentServer({ token: TOKEN });
+  const listeners: ChildProcess[] = [];
+  t.after(async () => {
+    for (const child of listeners) stop(child);
+    await asker.stop();
+    await answerer.stop();
+    await broker.cleanup();
+    for (const dir of dirs) dir.cleanup();
+  });
+  await asker.start();
+  await answerer.start();
+  listeners.push(startA2aListen(broker, "a2a", `${asker.url}/`, dirs[0].path));
+  listeners.push(startA2aListen(broker, "yagent", `${answerer.url}/`, dirs[1].path));
+  const sent = await rpc(broker.url, "yagent", undefined, "SendMessage", {
+    message: { messageId: "q1", contextId: "c1", role: "ROLE_USER", parts: [{ text: "which way?" }] },
+    configuration: { returnImmediately: true },
+  });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  const contexts = (server: SdkAgentServer) =>
+    server.requests.filter((request) => request.method === "SendMessage")
+      .map((request) => (request.body.params as { message: { contextId: string } }).message.contextId);
+  await waitFor(() => asker.order.length === 1, 20_000, "the answer at the asker's A2A server");
+  // At the answerer, in the asker's namespace; back home, in the context the asker started.
+  assert.deepEqual(contexts(answerer), ["a2a:c1"]);
+  assert.deepEqual(contexts(asker), ["c1"]);
+  // The replier's payload does not choose it: a reply claiming another context still lands in c1, a message that is
+  // no reply stays in the sender's namespace, and a publish naming the broker's field itself is refused.
+  const question = Number(/^interop-(\d+)-/.exec(answerer.order[0])![1]);
+  const a2a = (contextId: string, text: string) => ({ text, a2a: { messageId: text, contextId, parts: [{ text }] } });
+  const reply = await fetch(`${broker.url}/broadcast?from=yagent&reply_to=${question}`, {
+    method: "POST",
+    body: JSON.stringify(a2a("elsewhere", "one more thing")),
+  });
+  assert.equal(reply.status, 200, await reply.text());
+  assert.equal((await publish(broker.url, "yagent", "a2a", a2a("c1", "not an answer"))).status, 200);
+  const forged = await publish(broker.url, "yagent", "a2a", { text: "forged", interop: { context: "c1" } });
+  assert.equal(forged.status, 400);
+  await waitFor(() => asker.order.length === 3, 20_000, "two more messages at the asker's A2A server");
+  assert.deepEqual(contexts(asker), ["c1", "c1", "yagent:c1"]);
+  // An answer to an answer is not vouched: the answer's context came from the other side (here yagent's own c1,
+  // which the asker must not reach), so the asker's follow-up stays in the asker's namespace.
+  const answer = Number(/^interop-(\d+)-/.exec(asker.order[0])![1]);
+  const followUp = await fetch(`${broker.url}/broadcast?from=a2a&reply_to=${answer}`, { method: "POST", body: '{"text": "thanks"}' });
+  assert.equal(followUp.status, 200, await followUp.text());
+  // At yagent's server: the question, the asker's answer to "not an answer" (in yagent's own c1), the follow-up.
+  await waitFor(() => answerer.order.length === 3, 20_000, "two more messages at the answerer's A2A server");
+  assert.deepEqual(contexts(answerer).sort(), ["a2a:c1", `a2a:interop-${question}`, "c1"]);
+});
+
 test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits retried, WORKING then COMPLETED answered, -32602 parked", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.starting = 1;
@@ -193,6 +304,8 @@ test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits r
   assert.match(letters[0].reason, /-32602/);
   assert.equal(gateway.rateLimited, 0);
   assert.equal(gateway.starting, 0);
+  // It streams nothing: SubscribeToTask was refused (-32601) and the tasks were followed with GetTask.
+  assert.ok(gateway.methods.includes("SubscribeToTask") && gateway.methods.includes("GetTask"), `${gateway.methods}`);
 });
 
 test("listen --a2a falls back to message/send and tasks/get for good when the server answers -32601 to the v1.0 names", async (t) => {
@@ -399,7 +512,7 @@ test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Ver
   assert.equal(asked.stdout.trim(), "echo: old school?");
   await publish(broker.url, "hermes", "sdkagent", { text: "again" });
   await waitFor(() => agent.seen.size === 2, 20_000, "the second message at the agent");
-  // One v1.0 attempt refused, then v0.3 names with no header only.
+  // One v1.0 attempt refused, then v0.3 names with no header only (its card says no streaming: -32004, then GetTask).
   assert.deepEqual(
     agent.requests.map((request) => `${request.method} ${request.version ?? "-"}`).filter((line, index, all) =>
       all.indexOf(line) === index
@@ -407,6 +520,7 @@ test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Ver
     [
       "SendMessage 1.0",
       "message/send -",
+      "tasks/resubscribe -",
       "tasks/get -",
     ],
   );

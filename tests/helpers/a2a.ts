@@ -47,11 +47,15 @@ export async function rpc(
   method: string,
   params: unknown,
   headers: Record<string, string> = {},
-): Promise<{ status: number; body: { result?: Record<string, unknown>; error?: { code: number; message: string } } }> {
+): Promise<{
+  status: number;
+  headers: Headers;
+  body: { result?: Record<string, unknown>; error?: { code: number; message: string; data?: unknown } };
+}> {
   const response = await fetchWithToken(token)(`${brokerUrl}/a2a/${agent}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
   });
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, headers: response.headers, body: await response.json() };
 }

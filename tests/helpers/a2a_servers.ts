@@ -94,8 +94,11 @@ export class SdkAgentServer extends Restartable {
   /** What the requests carried, per messageId: the A2A-Version header and the JSON-RPC method. */
   readonly requests: Array<{ method: string; version: string | undefined; body: Record<string, unknown> }> = [];
 
-  /** `protocolVersion` "0.3": a v0.3-only server, which refuses the v1.0 header with -32009 (the SDK's legacy handler). */
-  constructor(options: { token: string; workMs?: number; protocolVersion?: "1.0" | "0.3" }) {
+  /**
+   * `protocolVersion` "0.3": a v0.3-only server, which refuses the v1.0 header with -32009 (the SDK's legacy handler).
+   * `streaming`: the card says so, and `SubscribeToTask` answers an SSE stream of the task's events.
+   */
+  constructor(options: { token: string; workMs?: number; protocolVersion?: "1.0" | "0.3"; streaming?: boolean }) {
     const card = (url: string): AgentCard => ({
       name: "sdk-agent",
       description: "An A2A server on the official SDK, standing in for an agent's own",
@@ -106,7 +109,7 @@ export class SdkAgentServer extends Restartable {
         protocolVersion: options.protocolVersion ?? "1.0",
         tenant: "",
       }],
-      capabilities: { streaming: false, pushNotifications: false, extensions: [] },
+      capabilities: { streaming: options.streaming ?? false, pushNotifications: false, extensions: [] },
       defaultInputModes: ["text/plain"],
       defaultOutputModes: ["text/plain"],
       skills: [],
@@ -194,7 +197,25 @@ export class SdkAgentServer extends Restartable {
           error: JsonRpcTransportHandler.mapToJSONRPCError(error),
         });
       }
-      sendJson(response, 200, await transport.handle(parsed, context));
+      const answer = await transport.handle(parsed, context);
+      if (!(Symbol.asyncIterator in answer)) return sendJson(response, 200, answer);
+      // A stream: its first event (or its refusal, as a plain JSON-RPC error) decides the answer's form.
+      const events = answer as AsyncGenerator<unknown>;
+      let first: IteratorResult<unknown>;
+      try {
+        first = await events.next();
+      } catch (error) {
+        const mapped = JsonRpcTransportHandler.mapToJSONRPCError(error);
+        return sendJson(response, 200, { jsonrpc: "2.0", id: parsed.id ?? null, error: mapped });
+      }
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      try {
+        for (let next = first; !next.done; next = await events.next()) response.write(`data: ${JSON.stringify(next.value)}\n\n`);
+      } catch (error) {
+        const mapped = JsonRpcTransportHandler.mapToJSONRPCError(error);
+        response.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id: parsed.id ?? null, error: mapped })}\n\n`);
+      }
+      response.end();
     });
   }
 

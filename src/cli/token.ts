@@ -1,8 +1,10 @@
-/** `interop token`: create, list and revoke the broker's tokens (stored as hashes in the data dir). */
+/** `interop token`: create, list and revoke the broker's tokens (stored as hashes in the data dir or the database). */
 import { realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { TokenFile } from "../auth/token_file.ts";
+import type { TokenList } from "../auth/token_list.ts";
 import { defaultDataDir } from "../paths.ts";
+import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { agentFlag, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import { liveOwner, makeDataDir } from "./data_dir.ts";
 import { oneOf } from "./commands.ts";
@@ -10,9 +12,9 @@ import type { Io } from "./io.ts";
 
 export const HELP = `interop token — the broker's access tokens
 
-Usage: interop token create -a AGENT [--admin] [--data-dir DIR] [--json]
-       interop token list [--data-dir DIR] [--json]
-       interop token revoke (--id ID | -a AGENT) [--data-dir DIR] [--json]
+Usage: interop token create -a AGENT [--admin] [--data-dir DIR | --database-url URL] [--json]
+       interop token list [--data-dir DIR | --database-url URL] [--json]
+       interop token revoke (--id ID | -a AGENT) [--data-dir DIR | --database-url URL] [--json]
 
 Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
@@ -24,6 +26,11 @@ dashboard, /metrics) may act as any agent and watch all traffic.
 Revoking the last token does not turn tokens off: every request then gets 401 until a
 new one is created. To go back to no tokens, stop the broker and delete DIR/tokens.json.
 
+Brokers on PostgreSQL (serve --database-url) read their tokens from the database, not
+from a file: with --database-url (or $INTEROP_DATABASE_URL) these commands work on its
+interop_tokens table, no broker needed, and a change reaches every broker on it within a
+second. Tokens stay on for good once the database had one.
+
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600, named on stderr). Clients take it from $INTEROP_TOKEN or
 --token-file. A token works only with the broker serving its data dir: 'create' and
@@ -34,11 +41,14 @@ Options:
   --admin             create an operator token (default agent name: admin)
   --id ID             the token to revoke (see list)
   --data-dir DIR      the broker's data dir (default as for 'interop serve')
+  --database-url URL  the brokers' PostgreSQL database instead: postgres://USER@HOST:PORT/DB
+                      (default $INTEROP_DATABASE_URL)
   -j, --json          print JSON: the new token with its id and file (create), the
                       tokens (list), what was revoked (revoke)
   -h, --help          show this help
 
-Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write.
+Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write,
+or a database it cannot reach.
 `;
 
 export const WORDS = ["create", "list", "revoke"] as const;
@@ -47,6 +57,7 @@ export const OPTIONS = {
   agent: { type: "string", short: "a" },
   id: { type: "string" },
   "data-dir": { type: "string" },
+  "database-url": { type: "string" },
   json: { type: "boolean", short: "j", default: false },
   admin: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -58,34 +69,44 @@ export async function run(args: string[], io: Io): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
-  const file = new TokenFile(dataDir);
   const [action] = positionals;
-  if (action === "create") {
-    const agent = agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined));
-    makeDataDir(dataDir);
-    const { record, token } = file.create(agent, values.admin);
-    io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent} in ${file.path}; it is shown once, keep it safe:\n`);
-    const created = { id: record.id, agent: record.agent, admin: record.admin === true, file: file.path, token };
-    io.stdout(values.json ? JSON.stringify(created) + "\n" : `${token}\n`);
-    await warnIfServedElsewhere(dataDir, io);
-  } else if (action === "list") {
-    const tokens = file.list().map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
-    const line = (t: (typeof tokens)[number]) => `${t.id}  ${t.agent}${t.admin ? " (admin)" : ""}  ${t.created_at}\n`;
-    io.stdout(values.json ? JSON.stringify(tokens) + "\n" : tokens.map(line).join(""));
-  } else if (action === "revoke") {
-    if (values.id === undefined && values.agent === undefined) throw usageError("token", "Say which: --id ID or --agent AGENT");
-    makeDataDir(dataDir);
-    const removed = file.revoke({ id: values.id, agent: values.agent }).map(({ id, agent }) => ({ id, agent }));
-    if (removed.length === 0) throw usageError("token", `No token matched in ${file.path}`);
-    io.stdout(values.json ? JSON.stringify(removed) + "\n" : removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
-    if (file.list().length === 0) {
-      io.stderr("no tokens left: the broker still requires one, so every request gets 401 until 'interop token create' makes one\n");
-    }
-    await warnIfServedElsewhere(dataDir, io);
-  } else {
-    throw usageError("token", `Say what to do: ${oneOf(WORDS)}`);
+  if (action !== "create" && action !== "list" && action !== "revoke") throw usageError("token", `Say what to do: ${oneOf(WORDS)}`);
+  if (action === "revoke" && values.id === undefined && values.agent === undefined) {
+    throw usageError("token", "Say which: --id ID or --agent AGENT");
   }
+  const agent = action === "create" ? agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined)) : undefined;
+  // $INTEROP_DATABASE_URL as for serve: a flag, between the config file's and the command line's.
+  const databaseUrl = values["database-url"] ?? (io.env.INTEROP_DATABASE_URL || undefined);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw usageError("token", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
+  }
+  const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
+  if (databaseUrl === undefined && action !== "list") makeDataDir(dataDir);
+  const tokens: TokenList = databaseUrl === undefined ? new TokenFile(dataDir) : await PostgresTokens.open(databaseUrl);
+  try {
+    if (action === "create") {
+      const { record, token } = await tokens.create(agent!, values.admin);
+      io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent} in ${tokens.where}; it is shown once, keep it safe:\n`);
+      const where = databaseUrl === undefined ? { file: tokens.where } : { database: tokens.where };
+      const created = { id: record.id, agent: record.agent, admin: record.admin === true, ...where, token };
+      io.stdout(values.json ? JSON.stringify(created) + "\n" : `${token}\n`);
+    } else if (action === "list") {
+      const listed = (await tokens.list()).map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
+      const line = (t: (typeof listed)[number]) => `${t.id}  ${t.agent}${t.admin ? " (admin)" : ""}  ${t.created_at}\n`;
+      io.stdout(values.json ? JSON.stringify(listed) + "\n" : listed.map(line).join(""));
+    } else {
+      const removed = (await tokens.revoke({ id: values.id, agent: values.agent })).map(({ id, agent }) => ({ id, agent }));
+      if (removed.length === 0) throw usageError("token", `No token matched in ${tokens.where}`);
+      io.stdout(values.json ? JSON.stringify(removed) + "\n" : removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
+      if ((await tokens.list()).length === 0) {
+        io.stderr("no tokens left: the broker still requires one, so every request gets 401 until 'interop token create' makes one\n");
+      }
+    }
+  } finally {
+    await tokens.close();
+  }
+  // A database's brokers all read its tokens: only a data dir can be the wrong one.
+  if (databaseUrl === undefined && action !== "list") await warnIfServedElsewhere(dataDir, io);
   return 0;
 }
 

@@ -123,9 +123,11 @@ export class PostgresTokens implements TokenList {
 export async function insertTokens(tx: TransactionSql, records: TokenRecord[]): Promise<number> {
   const inserted = await tx`
     INSERT INTO interop_tokens (id, agent, hash, admin, created_at)
-    SELECT * FROM unnest(${records.map((r) => r.id)}::text[], ${records.map((r) => r.agent)}::text[],
-      ${records.map((r) => r.hash)}::text[], ${records.map((r) => r.admin === true)}::bool[],
-      ${records.map((r) => r.created_at)}::timestamptz[])
+    SELECT id, agent, hash, admin <> 0, created_at
+    FROM unnest(${records.map((r) => r.id)}::text[], ${records.map((r) => r.agent)}::text[],
+      ${records.map((r) => r.hash)}::text[], ${records.map((r) => r.admin === true ? 1 : 0)}::int4[],
+      ${records.map((r) => r.created_at)}::timestamptz[]) AS u (id, agent, hash, admin, created_at)
+    -- an array of booleans does not pass through the client (postgres 3.4.9): 0 or 1
     ON CONFLICT (id) DO NOTHING`;
   return inserted.count;
 }

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { sharedPostgres } from "../helpers/postgres.ts";
+import { publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
+import { brokersOnOneDatabase as onOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 
 const cluster = sharedPostgres();
@@ -13,14 +13,7 @@ const cluster = sharedPostgres();
 /** `count` brokers on a database of their own, stopped after the test. */
 async function brokersOnOneDatabase(t: TestContext, count: number): Promise<RunningBroker[] | undefined> {
   const server = await cluster(t);
-  if (server === undefined) return undefined;
-  const url = await server.createDatabase();
-  const brokers: RunningBroker[] = [];
-  t.after(async () => {
-    for (const broker of brokers) await broker.cleanup();
-  });
-  for (let n = 0; n < count; n++) brokers.push(await startBroker({ args: ["--database-url", url] }));
-  return brokers;
+  return server === undefined ? undefined : (await onOneDatabase(t, server, count)).brokers;
 }
 
 /** The message ids a stream has written so far. */

@@ -12,7 +12,7 @@ import { after, type TestContext } from "node:test";
 import { promisify } from "node:util";
 import postgres from "postgres";
 import { freePort } from "../../bench/processes.ts";
-import { waitFor } from "./broker.ts";
+import { type RunningBroker, startBroker, waitFor } from "./broker.ts";
 
 const run = promisify(execFile);
 
@@ -73,6 +73,25 @@ export function sharedPostgres(settings: Record<string, string> = {}): (t: TestC
     cluster ??= createCluster((registered) => (stop = registered), settings);
     return await cluster;
   };
+}
+
+/**
+ * `count` brokers (with `args`) on a new database of `server`, stopped after the test (the hook registered before
+ * the first starts).
+ */
+export async function brokersOnOneDatabase(
+  t: TestContext,
+  server: TestPostgres,
+  count: number,
+  args: string[] = [],
+): Promise<{ url: string; brokers: RunningBroker[] }> {
+  const url = await server.createDatabase();
+  const brokers: RunningBroker[] = [];
+  t.after(async () => {
+    for (const broker of brokers) await broker.cleanup();
+  });
+  for (let n = 0; n < count; n++) brokers.push(await startBroker({ args: ["--database-url", url, ...args] }));
+  return { url, brokers };
 }
 
 async function createCluster(

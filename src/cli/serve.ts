@@ -41,7 +41,7 @@ Options:
   --host ADDR           address to bind (default 127.0.0.1)
   --data-dir DIR        where messages are stored (default $INTEROP_DATA_DIR,
                         else $XDG_STATE_HOME/interop, else ~/.local/state/interop); with
-                        --database-url it holds only the tokens file
+                        --database-url the messages and tokens are in the database
   --database-url URL    keep messages in PostgreSQL instead: postgres://USER@HOST:PORT/DB
                         (default $INTEROP_DATABASE_URL); several brokers may share one
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
@@ -104,7 +104,8 @@ Options:
   -h, --help            show this help
 
 Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
-Tokens: once 'interop token create' made one for the data dir, every request needs
+Tokens: once 'interop token create' made one for the data dir (with --database-url: for
+the database, interop token create --database-url URL), every request needs
 Authorization: Bearer TOKEN (or ?token=), even after the last one is revoked, and each
 token acts only as its own agent.
 Without tokens the broker must stay on loopback.

@@ -83,7 +83,8 @@ export async function run(args: string[], io: Io): Promise<number> {
     command: interopCommand(),
     token: agentToken(values["token-file"]),
   };
-  const databaseUrl = values["database-url"] ?? (io.env.INTEROP_DATABASE_URL || undefined);
+  // A flag wins over the environment; a database over a data dir named the same way (as for interop token).
+  const databaseUrl = values["database-url"] ?? (values["data-dir"] === undefined ? io.env.INTEROP_DATABASE_URL || undefined : undefined);
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw usageError("integrate", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
   }

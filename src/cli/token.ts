@@ -8,6 +8,8 @@ import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { agentFlag, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import { liveOwner, makeDataDir } from "./data_dir.ts";
 import { oneOf } from "./commands.ts";
+import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
+import { tokenStore } from "./serve_config.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop token — the broker's access tokens
@@ -43,6 +45,8 @@ Options:
   --data-dir DIR      the broker's data dir (default as for 'interop serve')
   --database-url URL  the brokers' PostgreSQL database instead: postgres://USER@HOST:PORT/DB
                       (default $INTEROP_DATABASE_URL)
+  --config FILE       take --data-dir or --database-url from serve's config file (default
+                      $INTEROP_CONFIG); a flag wins over the environment, which wins over it
   -j, --json          print JSON: the new token with its id and file (create), the
                       tokens (list), what was revoked (revoke)
   -h, --help          show this help
@@ -58,6 +62,7 @@ export const OPTIONS = {
   id: { type: "string" },
   "data-dir": { type: "string" },
   "database-url": { type: "string" },
+  config: { type: "string" },
   json: { type: "boolean", short: "j", default: false },
   admin: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -75,12 +80,12 @@ export async function run(args: string[], io: Io): Promise<number> {
     throw usageError("token", "Say which: --id ID or --agent AGENT");
   }
   const agent = action === "create" ? agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined)) : undefined;
-  // $INTEROP_DATABASE_URL as for serve: a flag, between the config file's and the command line's.
-  const databaseUrl = values["database-url"] ?? (io.env.INTEROP_DATABASE_URL || undefined);
+  const place = tokenStore({ dataDir: values["data-dir"], databaseUrl: values["database-url"], config: values.config }, io.env, SERVE_OPTIONS);
+  const databaseUrl = place !== undefined && "databaseUrl" in place ? place.databaseUrl : undefined;
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw usageError("token", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
   }
-  const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
+  const dataDir = place !== undefined && "dataDir" in place ? place.dataDir : defaultDataDir(io.env);
   if (databaseUrl === undefined && action !== "list") makeDataDir(dataDir);
   const tokens: TokenList = databaseUrl === undefined ? new TokenFile(dataDir) : await PostgresTokens.open(databaseUrl);
   try {

@@ -53,7 +53,13 @@ test("tokens stay on for the database after its last token is revoked, on runnin
   if (server === undefined) return;
   const { url, brokers: [a] } = await brokersOnOneDatabase(t, server, 1);
   assert.equal(await statusOf(a.url), 200, "no tokens yet");
-  await createToken(url, "hermes");
+  // serve's config file names the database for interop token too.
+  const config = tempDir();
+  t.after(() => config.cleanup());
+  writeFileSync(join(config.path, "serve.yaml"), `database-url: ${url}\n`);
+  const created = await runCli(["token", "create", "--agent", "hermes", "--config", join(config.path, "serve.yaml")]);
+  assert.equal(created.code, 0, created.stderr);
+  assert.match(created.stderr, new RegExp(`^created tok_[0-9a-f]{12} for hermes in ${url}; it is shown once`));
   await waitFor(async () => await statusOf(a.url) === 401, 5000, "tokens to be on");
   const revoked = await revokeTokens(url, "hermes");
   assert.match(revoked.stderr, /no tokens left: the broker still requires one/);

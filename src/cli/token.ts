@@ -31,7 +31,8 @@ new one is created. To go back to no tokens, stop the broker and delete DIR/toke
 Brokers on PostgreSQL (serve --database-url) read their tokens from the database, not
 from a file: with --database-url (or $INTEROP_DATABASE_URL) these commands work on its
 interop_tokens table, no broker needed, and a change reaches every broker on it within a
-second. Tokens stay on for good once the database had one.
+second. Tokens stay on once the database had one; to go back to no tokens, stop every
+broker and run: DELETE FROM interop_tokens; UPDATE interop_store SET tokens_version = 0.
 
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600, named on stderr). Clients take it from $INTEROP_TOKEN or

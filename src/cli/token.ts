@@ -124,7 +124,7 @@ export async function run(args: string[], io: Io): Promise<number> {
 async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
   if (liveOwner(dataDir) !== undefined) return;
   let url: string;
-  let status: { service?: string; data_dir?: string };
+  let status: { service?: string; data_dir?: string; store?: { kind: string; location: string } };
   try {
     url = brokerUrl("token", undefined, io.env);
     const token = readSecret(undefined, io.env.INTEROP_TOKEN);
@@ -137,7 +137,12 @@ async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
     return; // No broker answers there (or not with JSON): nothing to compare with.
   }
   if (status.service !== "interop") return;
-  if (status.data_dir === undefined) {
+  if (status.store?.kind === "postgresql") {
+    io.stderr(
+      `warning: the broker at ${url} reads its tokens from PostgreSQL, not from ${dataDir}: tokens changed here do not ` +
+        `reach it; use --database-url ${status.store.location}\n`,
+    );
+  } else if (status.data_dir === undefined) {
     io.stderr(
       `warning: no broker serves ${dataDir}, and the broker at ${url} hides its data dir (it has tokens); ` +
         "if it uses another, pass that one as --data-dir DIR\n",

@@ -138,3 +138,16 @@ test("PostgreSQL stopped: a request with a token gets 503 storage_unavailable, n
   await waitFor(async () => await statusOf(a.url, bearer(hermes)) === 200, 15_000, "the broker to serve again");
   assert.equal(await statusOf(a.url), 401);
 });
+
+test("interop token create on a data dir warns when the broker clients reach reads its tokens from PostgreSQL", async (t) => {
+  const server = await cluster(t);
+  if (server === undefined) return;
+  const { url, brokers: [a] } = await brokersOnOneDatabase(t, server, 1);
+  const created = await runCli(["token", "create", "--agent", "hermes", "--data-dir", a.dataDir], { env: { INTEROP_URL: a.url } });
+  assert.equal(created.code, 0, created.stderr);
+  assert.match(
+    created.stderr,
+    new RegExp(`^warning: the broker at ${a.url} reads its tokens from PostgreSQL, not from ${a.dataDir}: .*use --database-url ${url}$`, "m"),
+  );
+  assert.equal(await statusOf(a.url), 200, "the file's token does not turn tokens on for the database");
+});

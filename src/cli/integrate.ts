@@ -35,8 +35,8 @@ Options:
                       home when given): when the
                       broker has tokens, an interop token for the agent's A2A calls is
                       created there
-  --database-url URL  the brokers' PostgreSQL database instead (default
-                      $INTEROP_DATABASE_URL): the A2A token is created in its tokens
+  --database-url URL  for brokers on PostgreSQL: the A2A token is created in the database
+                      instead (default $INTEROP_DATABASE_URL unless --data-dir is given)
   -u, --url URL       broker (default $INTEROP_URL, else http://127.0.0.1:18900; HOST:PORT
                       means http://HOST:PORT)
   --token-file FILE   the agent's token, for a broker with tokens (interop token create

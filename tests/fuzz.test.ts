@@ -90,7 +90,7 @@ test("random requests to the routes get a valid status and JSON, and never corru
     maxHops: 10,
   });
   const handler = createRouter(broker, {
-    auth: new Authenticator(new TokenFile(dir.path)),
+    auth: await Authenticator.open(new TokenFile(dir.path)),
     metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 4096,
     retryMs: 2000,

@@ -38,7 +38,7 @@ async function withRouter(
     rateLimit,
     now,
   });
-  const auth = new Authenticator(new TokenFile(dir.path));
+  const auth = await Authenticator.open(new TokenFile(dir.path));
   const metrics = new BrokerMetrics(() => broker.status(), []);
   const handler = createRouter(broker, { auth, metrics, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>

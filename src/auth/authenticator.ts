@@ -3,7 +3,7 @@ import { timingSafeEqual } from "node:crypto";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import type { IncomingRequest } from "../runtime/types.ts";
-import { hashToken, type TokenFile, type TokenRecord } from "./token_file.ts";
+import { hashToken, type TokenList, type TokenRecord } from "./token_list.ts";
 
 /** Tokens created or revoked while the broker runs take effect within this long. */
 const RELOAD_EVERY_MS = 1000;
@@ -17,40 +17,73 @@ interface RevocationWatch {
 }
 
 export class Authenticator {
-  #file: TokenFile;
+  #list: TokenList;
   #tokens: TokenRecord[] = [];
   #loadedAt = -Infinity;
-  #modifiedAt = -1;
+  /** Why the last read failed, until one succeeds. */
+  #failure: unknown;
+  #version = -1;
   #enabled = false;
+  /** The re-read in progress: the requests that need it share it. */
+  #loading: Promise<void> | undefined;
   #watches = new Set<RevocationWatch>();
   #watchTimer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(file: TokenFile) {
-    this.#file = file;
+  private constructor(list: TokenList) {
+    this.#list = list;
   }
 
   /**
-   * Whether requests need a token: from the moment the data dir has had one (`tokens.json` exists; revoking the
-   * last token empties it but keeps it) until the broker stops, even if the file is then deleted. Revoking every
-   * token locks everyone out; it never opens every inbox, nor serves a public --host without tokens.
+   * Reads the tokens once (a list it cannot read fails the start) and re-reads them as soon as `list` says they
+   * changed (a database's NOTIFY), besides at most a second before each request.
+   */
+  static async open(list: TokenList): Promise<Authenticator> {
+    const auth = new Authenticator(list);
+    await auth.#reload();
+    if (auth.#failure !== undefined) throw auth.#failure;
+    // After a read in progress, which may have missed the change.
+    await list.watch(() => void (auth.#loading ?? Promise.resolve()).then(() => auth.#reload()));
+    return auth;
+  }
+
+  /**
+   * Whether requests need a token: from the moment the list has had one (`tokens.json` exists, or the database's
+   * token version left 0; revoking the last token keeps it so) until the broker stops, even if the file is then
+   * deleted. Revoking every token locks everyone out; it never opens every inbox, nor serves a public --host
+   * without tokens. As of the last read: `current()` makes it at most a second old.
    */
   get enabled(): boolean {
-    this.#reload();
+    return this.#enabled;
+  }
+
+  /** `enabled`, at most a second old (a list it cannot read has tokens on, or `enabled` would be false). */
+  async on(): Promise<boolean> {
+    await this.current().catch(() => {});
     return this.#enabled;
   }
 
   /** Whether a live token acts as `agent` (its inbox may then be created). */
   hasTokenFor(agent: AgentName): boolean {
-    this.#reload();
     return this.#tokens.some((record) => record.agent === agent);
+  }
+
+  /**
+   * Resolves once the tokens are at most a second old, re-reading them if not. Fails closed: with tokens on, a
+   * list it cannot read (PostgreSQL down: 503 storage_unavailable) rejects, and never counts as no tokens. A list
+   * that never had a token stays open during an outage: no token can be made while the database is down.
+   */
+  async current(): Promise<void> {
+    if (Date.now() - this.#loadedAt >= RELOAD_EVERY_MS) await this.#reload();
+    if (this.#failure !== undefined && this.#enabled) throw this.#failure;
   }
 
   /**
    * The caller, from `Authorization: Bearer …` or, for clients that cannot set headers, `?token=`.
    * With tokens on, a missing or unknown token is 401.
    */
-  identify(request: IncomingRequest): Caller {
-    if (!this.enabled) return "anyone";
+  async identify(request: IncomingRequest): Promise<Caller> {
+    await this.current();
+    if (!this.#enabled) return "anyone";
     const token = bearer(request.header("authorization")) ?? request.url.searchParams.get("token");
     if (token === null) {
       throw new InteropError("unauthorized", "Missing token: send Authorization: Bearer TOKEN (create one with 'interop token create')");
@@ -64,7 +97,7 @@ export class Authenticator {
   }
 
   /**
-   * Calls `onRevoked` once the caller's token is revoked, checked every second and whenever the token file is
+   * Calls `onRevoked` once the caller's token is revoked, checked every second and whenever the tokens are
    * re-read (so once a request sees the revocation, so has every watch): a stream or a wait opened with a token
    * must not outlive it. Returns the function that stops watching.
    */
@@ -73,9 +106,8 @@ export class Authenticator {
     const watch = { tokenHash: caller.tokenHash, onRevoked };
     this.#watches.add(watch);
     this.#watchTimer ??= setInterval(() => {
-      this.#reload();
-      // Also when the file did not change: a watch may have started after the revocation was read.
-      this.#endRevoked();
+      // Also when nothing changed: a watch may have started after the revocation was read.
+      void this.current().then(() => this.#endRevoked(), () => {});
     }, RELOAD_EVERY_MS);
     return () => {
       this.#watches.delete(watch);
@@ -83,6 +115,13 @@ export class Authenticator {
       clearInterval(this.#watchTimer);
       this.#watchTimer = undefined;
     };
+  }
+
+  /** Stops listening for changes and closes the list. */
+  async close(): Promise<void> {
+    clearInterval(this.#watchTimer);
+    this.#watchTimer = undefined;
+    await this.#list.close();
   }
 
   #endRevoked(): void {
@@ -95,16 +134,26 @@ export class Authenticator {
     }
   }
 
-  #reload(): void {
-    const now = Date.now();
-    if (now - this.#loadedAt < RELOAD_EVERY_MS) return;
-    this.#loadedAt = now;
-    const modifiedAt = this.#file.modifiedAt();
-    if (modifiedAt === this.#modifiedAt) return;
-    this.#modifiedAt = modifiedAt;
-    this.#tokens = this.#file.list();
-    if (modifiedAt > 0) this.#enabled = true;
-    this.#endRevoked();
+  /** Re-reads the list if its version changed; never rejects: a failure is kept for `current()` (tried again a second later). */
+  #reload(): Promise<void> {
+    this.#loading ??= (async () => {
+      try {
+        const version = await this.#list.version();
+        if (version !== this.#version) {
+          this.#tokens = await this.#list.list();
+          this.#version = version;
+          if (version > 0) this.#enabled = true;
+          this.#endRevoked();
+        }
+        this.#failure = undefined;
+      } catch (error) {
+        this.#failure = error;
+      } finally {
+        this.#loadedAt = Date.now();
+        this.#loading = undefined;
+      }
+    })();
+    return this.#loading;
   }
 }
 

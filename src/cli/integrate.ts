@@ -2,15 +2,19 @@
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, resolve } from "node:path";
+import { TokenFile } from "../auth/token_file.ts";
 import { InteropError } from "../errors.ts";
+import { InteropTokens } from "../integrate/a2a_peers.ts";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
 import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
+import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { agentFlag, brokerClient, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop integrate — plug Hermes or OpenClaw into interop
 
 Usage: interop integrate hermes|openclaw [--write] [--json] [--url URL] [--token-file FILE]
+                        [--data-dir DIR | --database-url URL]
 
 Prints the exact steps and snippets for this machine: a SKILL.md that teaches the agent
 to send, ask, wait and reply; the interop MCP server in the agent's MCP config; and how
@@ -31,13 +35,16 @@ Options:
                       home when given): when the
                       broker has tokens, an interop token for the agent's A2A calls is
                       created there
+  --database-url URL  for brokers on PostgreSQL: the A2A token is created in the database
+                      instead (default $INTEROP_DATABASE_URL unless --data-dir is given)
   -u, --url URL       broker (default $INTEROP_URL, else http://127.0.0.1:18900; HOST:PORT
                       means http://HOST:PORT)
   --token-file FILE   the agent's token, for a broker with tokens (interop token create
                       --agent NAME > FILE); without it, a broker with tokens is warned of
   -h, --help          show this help
 
-Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely.
+Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely, 1 a database it
+cannot reach.
 `;
 
 /** The agent kinds it plugs in. */
@@ -51,6 +58,7 @@ export const OPTIONS = {
   gateway: { type: "string", default: "http://127.0.0.1:18789" },
   home: { type: "string" },
   "data-dir": { type: "string" },
+  "database-url": { type: "string" },
   url: { type: "string", short: "u" },
   "token-file": { type: "string" },
   help: { type: "boolean", short: "h", default: false },
@@ -73,14 +81,32 @@ export async function run(args: string[], io: Io): Promise<number> {
     peer: agentFlag("integrate", "--peer", values.peer ?? other),
     brokerUrl: brokerUrl("integrate", values.url, io.env),
     command: interopCommand(),
-    // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.
-    dataDir: values["data-dir"] ?? defaultDataDir(values.home === undefined ? io.env : { ...io.env, HOME: values.home, XDG_STATE_HOME: undefined }),
     token: agentToken(values["token-file"]),
   };
+  // A flag wins over the environment; a database over a data dir named the same way (as for interop token).
+  const databaseUrl = values["database-url"] ?? (values["data-dir"] === undefined ? io.env.INTEROP_DATABASE_URL || undefined : undefined);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw usageError("integrate", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
+  }
   if (options.token === undefined) await warnIfTokensOn(values.url, options.agent, io);
+  if (values.write) {
+    // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.
+    const dataDir = values["data-dir"] ??
+      defaultDataDir(values.home === undefined ? io.env : { ...io.env, HOME: values.home, XDG_STATE_HOME: undefined });
+    const list = databaseUrl === undefined ? new TokenFile(dataDir) : await PostgresTokens.open(databaseUrl);
+    try {
+      const interopTokens = await InteropTokens.read(list);
+      const plan = target === "hermes"
+        ? hermesPlan({ ...options, interopTokens })
+        : openclawPlan({ ...options, interopTokens, gatewayUrl: values.gateway });
+      await apply(plan, interopTokens, values.json, io);
+    } finally {
+      await list.close();
+    }
+    return 0;
+  }
   const plan = target === "hermes" ? hermesPlan(options) : openclawPlan({ ...options, gatewayUrl: values.gateway });
-  if (values.write) apply(plan, values.json, io);
-  else if (values.json) io.stdout(JSON.stringify({ edits: plan.edits.map(({ apply: _, ...edit }) => edit), then: plan.then }) + "\n");
+  if (values.json) io.stdout(JSON.stringify({ edits: plan.edits.map(({ apply: _, ...edit }) => edit), then: plan.then }) + "\n");
   else print(plan, target, io);
   return 0;
 }
@@ -116,13 +142,17 @@ function print(plan: IntegrationPlan, target: string, io: Io): void {
   io.stdout(text);
 }
 
-/** Works out every file first, so a config it cannot edit stops it before anything is written. */
-function apply(plan: IntegrationPlan, json: boolean, io: Io): void {
+/**
+ * Works out every file first, so a config it cannot edit stops it before anything is written; then stores the
+ * tokens the files will hold, then writes them.
+ */
+async function apply(plan: IntegrationPlan, tokens: InteropTokens, json: boolean, io: Io): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const changes = plan.edits.map((edit) => {
     const current = existsSync(edit.path) ? readFileSync(edit.path, "utf8") : undefined;
     return { edit, current, next: edit.apply(current) };
   });
+  await tokens.save();
   const done = changes.map(({ edit, current, next }) => {
     if (next === current) return { path: edit.path, change: "unchanged", backup: null };
     makeDirectory(dirname(edit.path));

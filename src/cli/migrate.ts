@@ -1,7 +1,4 @@
 /** `interop migrate`: moves a SQLite broker's data dir into PostgreSQL, or checks that it was moved. */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { TOKENS_FILE } from "../auth/token_file.ts";
 import { InteropError } from "../errors.ts";
 import { type MigrationCounts, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
 import { redactUrl } from "../store/postgres.ts";
@@ -14,14 +11,17 @@ export const HELP = `interop migrate — move a SQLite broker's store into Postg
 Usage: interop migrate --from DATA_DIR --to postgres://USER@HOST:PORT/DB [--json]
 
 Copies, in one transaction, the messages (with their ids, idempotency keys, polled
-marks), inboxes and their cursors, dead letters and withdrawn messages of the data dir's
-store into the database, after creating or migrating its schema; new ids continue past
-the highest one the SQLite broker handed out. Run again, it copies nothing: it checks
-that the database holds the same messages and refuses another store's (naming the first
-difference). Either way it prints the counts it copied or checked.
+marks), inboxes and their cursors, dead letters, withdrawn messages and tokens (their
+hashes, ids, admin flags; tokens stay on even if all were revoked) of the data dir into
+the database, after creating or migrating its schema; new ids continue past the highest
+one the SQLite broker handed out. Run again, it copies nothing: it checks that the
+database holds the same messages and refuses another store's (naming the first
+difference); a token revoked in the database since stays revoked. Either way it prints
+the counts it copied or checked. Brokers on the database read the tokens from it, not
+from DATA_DIR/tokens.json.
 
 Stop the broker on the data dir and every broker on the database first: migrate refuses
-while one runs. Tokens stay a file: copy DATA_DIR/tokens.json into each broker's data dir.
+while one runs.
 
 Options:
   --from DATA_DIR     the SQLite broker's data dir (holds interop.db)
@@ -63,19 +63,15 @@ export async function run(args: string[], io: Io): Promise<number> {
       { cause: error },
     );
   }
-  const tokens = join(dataDir, TOKENS_FILE);
-  const tokensFile = existsSync(tokens) ? tokens : null;
   if (values.json) {
-    io.stdout(JSON.stringify({ from: dataDir, to: redactUrl(url), ...counts, tokens_file: tokensFile }) + "\n");
+    io.stdout(JSON.stringify({ from: dataDir, to: redactUrl(url), ...counts }) + "\n");
     return 0;
   }
   io.stdout(
     `${counts.action === "copied" ? "copied" : "checked (already there, nothing copied)"} ${dataDir} into ${redactUrl(url)}: ` +
       `${counts.messages} messages, ${counts.inboxes} inboxes, ${counts.dead_letters} dead letters, ${counts.keys} idempotency keys, ` +
-      `${counts.withdrawn} withdrawn, highest id ${counts.highest_id}\n` +
-      (tokensFile === null
-        ? "tokens: none in the data dir\n"
-        : `tokens: not in the database; copy ${tokensFile} into each broker's data dir\n`),
+      `${counts.withdrawn} withdrawn, highest id ${counts.highest_id}, ${counts.tokens} tokens ` +
+      `(${counts.tokens_copied} copied; brokers on the database read their tokens from it)\n`,
   );
   return 0;
 }

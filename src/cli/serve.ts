@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { Authenticator } from "../auth/authenticator.ts";
 import { TokenFile } from "../auth/token_file.ts";
+import type { TokenList } from "../auth/token_list.ts";
 import { agentAdmission } from "../broker/agent_admission.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
@@ -16,6 +17,7 @@ import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
+import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import type { Durability, MessageStore } from "../store/store.ts";
 import { VERSION } from "../version.ts";
@@ -39,7 +41,7 @@ Options:
   --host ADDR           address to bind (default 127.0.0.1)
   --data-dir DIR        where messages are stored (default $INTEROP_DATA_DIR,
                         else $XDG_STATE_HOME/interop, else ~/.local/state/interop); with
-                        --database-url it holds only the tokens file
+                        --database-url the messages and tokens are in the database
   --database-url URL    keep messages in PostgreSQL instead: postgres://USER@HOST:PORT/DB
                         (default $INTEROP_DATABASE_URL); several brokers may share one
   --agents A,B          agents whose inboxes exist from the start (default hermes,openclaw)
@@ -105,7 +107,8 @@ Options:
   -h, --help            show this help
 
 Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
-Tokens: once 'interop token create' made one for the data dir, every request needs
+Tokens: once 'interop token create' made one for the data dir (with --database-url: for
+the database, interop token create --database-url URL), every request needs
 Authorization: Bearer TOKEN (or ?token=), even after the last one is revoked, and each
 token acts only as its own agent.
 Without tokens the broker must stay on loopback.
@@ -204,24 +207,32 @@ async function serve(args: string[], io: Io): Promise<number> {
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
   makeDataDir(dataDir);
-  const auth = new Authenticator(new TokenFile(dataDir));
-  if (!isLoopback(values.host) && !auth.enabled) {
-    if (!values.insecure) {
-      throw new InteropError(
-        "insecure_bind",
-        `Refusing to serve on ${values.host} without tokens: anyone who can reach it could read and send every message; ` +
-          `create a token per agent first (interop token create --agent NAME --data-dir ${dataDir}), or pass --insecure`,
-      );
-    }
-    log.warn(`INSECURE: serving on ${values.host} without tokens; anyone who can reach this port can read and send every message`);
-  }
-
   const store: MessageStore = databaseUrl === undefined ? openStore(dataDir, durability) : await PostgresStore.open({
     url: databaseUrl,
     durability,
     claimant: { pid: process.pid, host: hostname(), version: VERSION },
     warn: log.warn,
   });
+  let auth: Authenticator;
+  try {
+    auth = await Authenticator.open(databaseUrl === undefined ? new TokenFile(dataDir) : await databaseTokens(databaseUrl, dataDir));
+    if (!isLoopback(values.host) && !auth.enabled) {
+      if (!values.insecure) {
+        throw new InteropError(
+          "insecure_bind",
+          `Refusing to serve on ${values.host} without tokens: anyone who can reach it could read and send every message; ` +
+            `create a token per agent first (interop token create --agent NAME ${
+              databaseUrl === undefined ? `--data-dir ${dataDir}` : "--database-url URL"
+            }), or pass --insecure`,
+        );
+      }
+      log.warn(`INSECURE: serving on ${values.host} without tokens; anyone who can reach this port can read and send every message`);
+    }
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+
   const broker = await Broker.open({
     store,
     dataDir,
@@ -266,6 +277,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     });
   } catch (error) {
     await broker.close();
+    await auth.close();
     if (error instanceof InteropError && error.code === "address_in_use") {
       throw new InteropError("address_in_use", await describePortHolder(values.host, port), { cause: error });
     }
@@ -297,6 +309,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   const closing = server.close();
   await broker.close();
   await closing;
+  await auth.close();
   if (ownsDataDir) removeOwner(dataDir);
   log.info("stopped");
   return 0;
@@ -320,6 +333,29 @@ function parseAllowedHosts(value: string): string[] {
 /** Whether binding `host` keeps the broker on this machine. */
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * The database's tokens. A data dir's tokens.json is not read with a database: while the database never had a
+ * token, one there means tokens the operator expects to be on, so the broker refuses to start rather than serve
+ * every inbox without them.
+ */
+async function databaseTokens(url: string, dataDir: string): Promise<TokenList> {
+  const tokens = await PostgresTokens.open(url);
+  const file = new TokenFile(dataDir);
+  try {
+    if (await tokens.version() === 0 && await file.version() > 0) {
+      throw new InteropError(
+        "storage_failed",
+        `${file.path} has tokens, but with --database-url the brokers read them from the database, which has none: ` +
+          `copy them with 'interop migrate --from ${dataDir} --to URL' (or remove the file to serve without tokens)`,
+      );
+    }
+  } catch (error) {
+    await tokens.close();
+    throw error;
+  }
+  return tokens;
 }
 
 /** Opens the store; when another broker holds the data dir, names it from its owner file. */

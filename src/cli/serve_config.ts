@@ -102,3 +102,23 @@ function readConfig(file: string, options: OptionTypes, given: (key: string) => 
     return [`--${key}=${list ?? value}`];
   });
 }
+
+/**
+ * Where the broker keeps its tokens, for the commands that work on them without it (`token`, `integrate`): a
+ * flag wins over serve's environment and config file (`--config FILE`, else `$INTEROP_CONFIG`), and named the same
+ * way, a database wins over a data dir, as it does for serve. Undefined when none names either.
+ */
+export function tokenStore(
+  flags: { dataDir?: string; databaseUrl?: string; config?: string },
+  env: Env,
+  serveOptions: OptionTypes,
+): { databaseUrl: string } | { dataDir: string } | undefined {
+  if (flags.databaseUrl !== undefined) return { databaseUrl: flags.databaseUrl };
+  if (flags.dataDir !== undefined) return { dataDir: flags.dataDir };
+  const { args } = layerServeArgs(flags.config === undefined ? [] : ["--config", flags.config], env, serveOptions);
+  const last = (flag: string) => args.findLast((arg) => arg.startsWith(`--${flag}=`))?.slice(flag.length + 3);
+  const databaseUrl = last("database-url");
+  if (databaseUrl !== undefined) return { databaseUrl };
+  const dataDir = last("data-dir");
+  return dataDir === undefined ? undefined : { dataDir };
+}

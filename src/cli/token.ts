@@ -1,18 +1,22 @@
-/** `interop token`: create, list and revoke the broker's tokens (stored as hashes in the data dir). */
+/** `interop token`: create, list and revoke the broker's tokens (stored as hashes in the data dir or the database). */
 import { realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { TokenFile } from "../auth/token_file.ts";
+import type { TokenList } from "../auth/token_list.ts";
 import { defaultDataDir } from "../paths.ts";
+import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { agentFlag, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import { liveOwner, makeDataDir } from "./data_dir.ts";
 import { oneOf } from "./commands.ts";
+import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
+import { tokenStore } from "./serve_config.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop token — the broker's access tokens
 
-Usage: interop token create -a AGENT [--admin] [--data-dir DIR] [--json]
-       interop token list [--data-dir DIR] [--json]
-       interop token revoke (--id ID | -a AGENT) [--data-dir DIR] [--json]
+Usage: interop token create -a AGENT [--admin] [--data-dir DIR | --database-url URL] [--json]
+       interop token list [--data-dir DIR | --database-url URL] [--json]
+       interop token revoke (--id ID | -a AGENT) [--data-dir DIR | --database-url URL] [--json]
 
 Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
@@ -24,6 +28,12 @@ dashboard, /metrics) may act as any agent and watch all traffic.
 Revoking the last token does not turn tokens off: every request then gets 401 until a
 new one is created. To go back to no tokens, stop the broker and delete DIR/tokens.json.
 
+Brokers on PostgreSQL (serve --database-url) read their tokens from the database, not
+from a file: with --database-url (or $INTEROP_DATABASE_URL) these commands work on its
+interop_tokens table, no broker needed, and a change reaches every broker on it within a
+second. Tokens stay on once the database had one; to go back to no tokens, stop every
+broker and run: DELETE FROM interop_tokens; UPDATE interop_store SET tokens_version = 0.
+
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600, named on stderr). Clients take it from $INTEROP_TOKEN or
 --token-file. A token works only with the broker serving its data dir: 'create' and
@@ -34,11 +44,16 @@ Options:
   --admin             create an operator token (default agent name: admin)
   --id ID             the token to revoke (see list)
   --data-dir DIR      the broker's data dir (default as for 'interop serve')
+  --database-url URL  the brokers' PostgreSQL database instead: postgres://USER@HOST:PORT/DB
+                      (default $INTEROP_DATABASE_URL)
+  --config FILE       take --data-dir or --database-url from serve's config file (default
+                      $INTEROP_CONFIG); a flag wins over the environment, which wins over it
   -j, --json          print JSON: the new token with its id and file (create), the
                       tokens (list), what was revoked (revoke)
   -h, --help          show this help
 
-Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write.
+Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write,
+or a database it cannot reach.
 `;
 
 export const WORDS = ["create", "list", "revoke"] as const;
@@ -47,6 +62,8 @@ export const OPTIONS = {
   agent: { type: "string", short: "a" },
   id: { type: "string" },
   "data-dir": { type: "string" },
+  "database-url": { type: "string" },
+  config: { type: "string" },
   json: { type: "boolean", short: "j", default: false },
   admin: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -58,34 +75,44 @@ export async function run(args: string[], io: Io): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
-  const file = new TokenFile(dataDir);
   const [action] = positionals;
-  if (action === "create") {
-    const agent = agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined));
-    makeDataDir(dataDir);
-    const { record, token } = file.create(agent, values.admin);
-    io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent} in ${file.path}; it is shown once, keep it safe:\n`);
-    const created = { id: record.id, agent: record.agent, admin: record.admin === true, file: file.path, token };
-    io.stdout(values.json ? JSON.stringify(created) + "\n" : `${token}\n`);
-    await warnIfServedElsewhere(dataDir, io);
-  } else if (action === "list") {
-    const tokens = file.list().map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
-    const line = (t: (typeof tokens)[number]) => `${t.id}  ${t.agent}${t.admin ? " (admin)" : ""}  ${t.created_at}\n`;
-    io.stdout(values.json ? JSON.stringify(tokens) + "\n" : tokens.map(line).join(""));
-  } else if (action === "revoke") {
-    if (values.id === undefined && values.agent === undefined) throw usageError("token", "Say which: --id ID or --agent AGENT");
-    makeDataDir(dataDir);
-    const removed = file.revoke({ id: values.id, agent: values.agent }).map(({ id, agent }) => ({ id, agent }));
-    if (removed.length === 0) throw usageError("token", `No token matched in ${file.path}`);
-    io.stdout(values.json ? JSON.stringify(removed) + "\n" : removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
-    if (file.list().length === 0) {
-      io.stderr("no tokens left: the broker still requires one, so every request gets 401 until 'interop token create' makes one\n");
-    }
-    await warnIfServedElsewhere(dataDir, io);
-  } else {
-    throw usageError("token", `Say what to do: ${oneOf(WORDS)}`);
+  if (action !== "create" && action !== "list" && action !== "revoke") throw usageError("token", `Say what to do: ${oneOf(WORDS)}`);
+  if (action === "revoke" && values.id === undefined && values.agent === undefined) {
+    throw usageError("token", "Say which: --id ID or --agent AGENT");
   }
+  const agent = action === "create" ? agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined)) : undefined;
+  const place = tokenStore({ dataDir: values["data-dir"], databaseUrl: values["database-url"], config: values.config }, io.env, SERVE_OPTIONS);
+  const databaseUrl = place !== undefined && "databaseUrl" in place ? place.databaseUrl : undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw usageError("token", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
+  }
+  const dataDir = place !== undefined && "dataDir" in place ? place.dataDir : defaultDataDir(io.env);
+  if (databaseUrl === undefined && action !== "list") makeDataDir(dataDir);
+  const tokens: TokenList = databaseUrl === undefined ? new TokenFile(dataDir) : await PostgresTokens.open(databaseUrl);
+  try {
+    if (action === "create") {
+      const { record, token } = await tokens.create(agent!, values.admin);
+      io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent} in ${tokens.where}; it is shown once, keep it safe:\n`);
+      const where = databaseUrl === undefined ? { file: tokens.where } : { database: tokens.where };
+      const created = { id: record.id, agent: record.agent, admin: record.admin === true, ...where, token };
+      io.stdout(values.json ? JSON.stringify(created) + "\n" : `${token}\n`);
+    } else if (action === "list") {
+      const listed = (await tokens.list()).map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
+      const line = (t: (typeof listed)[number]) => `${t.id}  ${t.agent}${t.admin ? " (admin)" : ""}  ${t.created_at}\n`;
+      io.stdout(values.json ? JSON.stringify(listed) + "\n" : listed.map(line).join(""));
+    } else {
+      const removed = (await tokens.revoke({ id: values.id, agent: values.agent })).map(({ id, agent }) => ({ id, agent }));
+      if (removed.length === 0) throw usageError("token", `No token matched in ${tokens.where}`);
+      io.stdout(values.json ? JSON.stringify(removed) + "\n" : removed.map((record) => `revoked ${record.id} (${record.agent})\n`).join(""));
+      if ((await tokens.list()).length === 0) {
+        io.stderr("no tokens left: the broker still requires one, so every request gets 401 until 'interop token create' makes one\n");
+      }
+    }
+  } finally {
+    await tokens.close();
+  }
+  // A database's brokers all read its tokens: only a data dir can be the wrong one.
+  if (databaseUrl === undefined && action !== "list") await warnIfServedElsewhere(dataDir, io);
   return 0;
 }
 
@@ -97,7 +124,7 @@ export async function run(args: string[], io: Io): Promise<number> {
 async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
   if (liveOwner(dataDir) !== undefined) return;
   let url: string;
-  let status: { service?: string; data_dir?: string };
+  let status: { service?: string; data_dir?: string; store?: { kind: string; location: string } };
   try {
     url = brokerUrl("token", undefined, io.env);
     const token = readSecret(undefined, io.env.INTEROP_TOKEN);
@@ -110,7 +137,12 @@ async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
     return; // No broker answers there (or not with JSON): nothing to compare with.
   }
   if (status.service !== "interop") return;
-  if (status.data_dir === undefined) {
+  if (status.store?.kind === "postgresql") {
+    io.stderr(
+      `warning: the broker at ${url} reads its tokens from PostgreSQL, not from ${dataDir}: tokens changed here do not ` +
+        `reach it; use --database-url ${status.store.location}\n`,
+    );
+  } else if (status.data_dir === undefined) {
     io.stderr(
       `warning: no broker serves ${dataDir}, and the broker at ${url} hides its data dir (it has tokens); ` +
         "if it uses another, pass that one as --data-dir DIR\n",

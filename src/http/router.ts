@@ -65,19 +65,19 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     changes: new TaskChanges(),
     replyWaitMs: options.a2aWaitMs ?? DEFAULT_A2A_REPLY_WAIT_MS,
   };
-  const dispatch = (request: IncomingRequest): Promise<OutgoingResponse> => {
+  const dispatch = async (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
     // The dashboard's page and script hold no data: they load without a token and then ask for one.
     if (request.method === "GET" && (pathname === "/ui" || pathname === "/ui/app.js")) return Promise.resolve(dashboardResponse(pathname));
     if (request.method === "GET" && pathname === "/") return Promise.resolve({ status: 302, headers: { location: "/ui" }, body: "" });
-    if (pathname === "/status" && request.method === "GET" && !hasCredentials(request) && options.auth.enabled) {
+    if (pathname === "/status" && request.method === "GET" && !hasCredentials(request) && await options.auth.on()) {
       // Cron and load balancers may ask whether the broker is alive without a token; the details need one.
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
     }
     // An agent card is public, as A2A clients fetch it before they authenticate.
     const card = isA2aPath(pathname) ? cardResponse(request) : undefined;
     if (card !== undefined) return Promise.resolve(card);
-    const caller = options.auth.identify(request);
+    const caller = await options.auth.identify(request);
     if (isA2aPath(pathname)) return endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
     if (pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`)) {
       return endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { TokenFile } from "../auth/token_file.ts";
+import { mintToken, type TokenList, type TokenRecord } from "../auth/token_list.ts";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import type { PlanOptions } from "./plans.ts";
@@ -55,13 +55,43 @@ export function a2aTokens(
     listen: () => (listen ??= readOptional(listenTokenPath(configDir))?.trim() || existingListen() || newSecret()),
     interop: () => {
       if (interop !== undefined) return interop.token;
-      const tokens = new TokenFile(options.dataDir);
-      const token = existingInterop() ?? options.token?.value ??
-        (tokens.list().length > 0 ? tokens.create(options.agent as AgentName).token : undefined);
+      const token = existingInterop() ?? options.token?.value ?? options.interopTokens?.mint(options.agent as AgentName);
       interop = { token };
       return token;
     },
   };
+}
+
+/**
+ * The broker's tokens (its data dir's file, or its database), read before the plan is worked out; a token the
+ * plan needs is made then and stored by `save`, before any file that holds it is written.
+ */
+export class InteropTokens {
+  #list: TokenList;
+  #any: boolean;
+  #minted: TokenRecord[] = [];
+
+  private constructor(list: TokenList, any: boolean) {
+    this.#list = list;
+    this.#any = any;
+  }
+
+  static async read(list: TokenList): Promise<InteropTokens> {
+    return new InteropTokens(list, (await list.list()).length > 0);
+  }
+
+  /** A new token of `agent`, or undefined when the broker has none (the first would lock out every client). */
+  mint(agent: AgentName): string | undefined {
+    if (!this.#any) return undefined;
+    const { record, token } = mintToken(agent, false);
+    this.#minted.push(record);
+    return token;
+  }
+
+  /** Stores the tokens `mint` made. */
+  async save(): Promise<void> {
+    if (this.#minted.length > 0) await this.#list.add(this.#minted);
+  }
 }
 
 /** `A2A_PEER_TOKENS` (`name:token,…`) with `peer`'s entry set, the others kept. */

@@ -8,6 +8,7 @@ import {
   hermesA2aAgent,
   hermesInteropToken,
   hermesPeerToken,
+  type InteropTokens,
   listenTokenPath,
   openclawPeer,
   peerUrl,
@@ -42,8 +43,8 @@ export interface PlanOptions {
   brokerUrl: string;
   /** How to run interop here (the executable's path, or "interop" on PATH). */
   command: string;
-  /** The broker's data dir: the agent's interop token for A2A is created there when the broker has tokens. */
-  dataDir: string;
+  /** The broker's tokens (with --write): the agent's interop token for A2A is made there when the broker has tokens. */
+  interopTokens?: InteropTokens;
   /** The agent's token, when the broker has tokens: the file (which commands are pointed at) and what it holds. */
   token?: { file: string; value: string };
 }

@@ -428,7 +428,7 @@ export class PostgresStore implements MessageStore {
 }
 
 /** Whether a failure means the server cannot be reached now, rather than that it refused this statement. */
-function isUnreachable(error: unknown): boolean {
+export function isUnreachable(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   if (typeof code !== "string") return false;
   if ((error as Error).name === "PostgresError") {

@@ -121,6 +121,23 @@ CREATE TABLE interop_store (
 INSERT INTO interop_store DEFAULT VALUES;
 `,
   },
+  {
+    version: 6,
+    name: "tokens, shared by every broker on the database",
+    sql: `
+CREATE TABLE interop_tokens (
+  id text PRIMARY KEY,
+  agent text NOT NULL,
+  -- SHA-256 of the token, hex: the token itself is shown once and never stored
+  hash text NOT NULL UNIQUE,
+  admin boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL
+);
+-- Bumped by every change to interop_tokens, never reset: above 0, every request needs a token, even after the
+-- last one is revoked (as a data dir's tokens.json, emptied, keeps tokens on).
+ALTER TABLE interop_store ADD COLUMN tokens_version bigint NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -6,7 +6,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import postgres, { type Sql, type TransactionSql } from "postgres";
+import { TokenFile } from "../auth/token_file.ts";
+import type { TokenRecord } from "../auth/token_list.ts";
 import { InteropError } from "../errors.ts";
+import { changed, insertTokens } from "./postgres_tokens.ts";
 import { CLIENT_OPTIONS, HEARTBEAT_MS } from "./postgres_registry.ts";
 import { INT8_AS_NUMBER, redactUrl } from "./postgres.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
@@ -26,6 +29,9 @@ export interface MigrationCounts {
   keys: number;
   withdrawn: number;
   highest_id: number;
+  /** The data dir's tokens (tokens.json), and how many of them this run copied. */
+  tokens: number;
+  tokens_copied: number;
 }
 
 interface Message {
@@ -69,6 +75,8 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
       throw new InteropError("data_dir_locked", `Data dir ${dataDir} is in use by an interop broker: stop it first`, { cause });
     }
     const contents = readSqlite(db, file);
+    const tokenFile = new TokenFile(dataDir);
+    const tokens = (await tokenFile.version()) === 0 ? undefined : await tokenFile.list();
     sql = postgres(url, {
       ...CLIENT_OPTIONS,
       max: 1,
@@ -93,6 +101,8 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
         keys: contents.messages.filter((m) => m.idempotency_key !== null).length,
         withdrawn: contents.withdrawn.length,
         highest_id: contents.highestId,
+        tokens: tokens?.length ?? 0,
+        tokens_copied: await moveTokens(tx, tokens, { dataDir, location }),
       };
       const [{ used }] = await tx<{ used: boolean }[]>`
         SELECT EXISTS (SELECT 1 FROM interop_messages) OR EXISTS (SELECT 1 FROM interop_inboxes)
@@ -144,6 +154,34 @@ async function refuseLiveBrokers(tx: TransactionSql, location: string): Promise<
     `Database ${location} is in use by ${alive.length === 1 ? "an interop broker" : `${alive.length} interop brokers`}: ${names}; ` +
       `stop ${alive.length === 1 ? "it" : "them"} first (one killed counts as alive until its heartbeat is ${(3 * HEARTBEAT_MS) / 1000} s old)`,
   );
+}
+
+/**
+ * Copies the data dir's tokens (ids, hashes, admin flags, times) while the database never had any, turning tokens
+ * on for it even when the file was emptied; resolves with how many it copied. Once the database has had tokens,
+ * a token of the file missing there was revoked there, and stays so: it only checks that the others match.
+ */
+async function moveTokens(
+  tx: TransactionSql,
+  tokens: TokenRecord[] | undefined,
+  names: { dataDir: string; location: string },
+): Promise<number> {
+  if (tokens === undefined) return 0;
+  const [{ tokens_version: version }] = await tx<{ tokens_version: number }[]>`SELECT tokens_version FROM interop_store`;
+  if (version === 0) {
+    const copied = await insertTokens(tx, tokens);
+    await changed(tx);
+    return copied;
+  }
+  const there = new Map((await tx<{ id: string; hash: string }[]>`SELECT id, hash FROM interop_tokens`).map((row) => [row.id, row.hash]));
+  const other = tokens.find((record) => there.has(record.id) && there.get(record.id) !== record.hash);
+  if (other !== undefined) {
+    throw new InteropError(
+      "store_mismatch",
+      `Database ${names.location} has another token ${other.id} than data dir ${names.dataDir}: it holds another broker's tokens`,
+    );
+  }
+  return 0;
 }
 
 /** Writes what the store's own publish path would have: each message's inbox predecessor, the heads, the sequence. */

@@ -34,7 +34,7 @@ test("interop completion bash completes commands, words, every option of every c
   t.after(() => dir.cleanup());
   const file = await script("bash", dir.path);
   assert.deepEqual(bashComplete(file, "interop se"), ["serve", "send", "service"]);
-  assert.deepEqual(bashComplete(file, "interop token "), ["create", "list", "revoke", "--agent", "-a", "--id", "--data-dir", "--json", "-j", "--admin", "--help", "-h"]);
+  assert.deepEqual(bashComplete(file, "interop token "), ["create", "list", "revoke", "--agent", "-a", "--id", "--data-dir", "--database-url", "--config", "--json", "-j", "--admin", "--help", "-h"]);
   assert.deepEqual(bashComplete(file, "interop help sta"), ["status"]);
   assert.deepEqual(bashComplete(file, "interop serve --max-p"), ["--max-pending"]);
   writeFileSync(join(dir.path, "tokens-file"), "");

@@ -144,9 +144,9 @@ test("the dashboard shows each inbox's pending and recent messages on load, and 
 const cluster = sharedPostgres();
 
 test("with brokers on one database, the dashboard and /metrics show each broker and the one each agent's stream is on", async (t) => {
-  const brokers = await brokersOnOneDatabase(cluster, t, 2);
-  if (brokers === undefined) return;
-  const [a, b] = brokers;
+  const server = await cluster(t);
+  if (server === undefined) return;
+  const { brokers: [a, b] } = await brokersOnOneDatabase(t, server, 2);
   await using browser = await launchBrowser();
   const stream = await openSse(`${b.url}/subscribe?agent=hermes`);
   t.after(() => stream.close());

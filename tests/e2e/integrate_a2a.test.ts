@@ -4,7 +4,8 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSyn
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { hashToken, TokenFile } from "../../src/auth/token_file.ts";
+import { TokenFile } from "../../src/auth/token_file.ts";
+import { hashToken } from "../../src/auth/token_list.ts";
 import { cliCommand, collect, runCli, tempDir } from "../helpers/cli.ts";
 
 /** A data dir whose broker has tokens (one for the operator), as `interop token create` leaves it. */
@@ -50,7 +51,7 @@ test("interop integrate openclaw --write makes interop OpenClaw's A2A peer: list
   assert.equal(peer.url, "http://127.0.0.1:18900/a2a/hermes");
   assert.equal(peer.token, listenToken);
   // outboundToken is an interop token of openclaw: the broker takes it as openclaw.
-  const record = new TokenFile(data.path).list().find((token) => token.hash === hashToken(peer.outboundToken));
+  const record = (await new TokenFile(data.path).list()).find((token) => token.hash === hashToken(peer.outboundToken));
   assert.equal(record?.agent, "openclaw");
   assert.match(
     first.stdout,
@@ -59,7 +60,7 @@ test("interop integrate openclaw --write makes interop OpenClaw's A2A peer: list
 
   const again = await runCli(args);
   assert.doesNotMatch(again.stdout, /^(created|updated) /m);
-  assert.equal(new TokenFile(data.path).list().length, 2, "no second interop token");
+  assert.equal((await new TokenFile(data.path).list()).length, 2, "no second interop token");
 });
 
 test("interop integrate hermes --write sets a2a_agents and A2A_PEER_TOKENS for interop, keeping other peers; with no broker tokens it creates none", async (t) => {
@@ -96,7 +97,7 @@ test("interop integrate hermes --write sets a2a_agents and A2A_PEER_TOKENS for i
     "no auth: the broker has no tokens",
   );
   assert.deepEqual(
-    new TokenFile(data.path).list(),
+    (await new TokenFile(data.path).list()),
     [],
     "no token created: the first would lock out every client without one",
   );

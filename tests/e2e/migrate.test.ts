@@ -6,7 +6,7 @@ import { rpc } from "../helpers/a2a.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
 import { openSse } from "../helpers/sse.ts";
-import { createToken } from "../helpers/tokens.ts";
+import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
 
 const cluster = sharedPostgres();
 
@@ -74,20 +74,18 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   assert.deepEqual(pending, { openclaw: [4, 5, keyed.id], hermes: [reply.id], bob: [] });
   const highest = (await json(fetch(`${sqlite.url}/status`))).last_id;
   assert.equal((await sqlite.stop()).code, 0);
-  await createToken(dir, "hermes");
 
   const first = await migrate(dir, setup.url);
   assert.equal(first.code, 0, first.stderr);
   const copied = JSON.parse(first.stdout);
   // Two keys: k1, and the one the A2A task's message is stored with.
-  const counts = { messages: highest, dead_letters: 1, keys: 2, withdrawn: 1, highest_id: highest };
+  const counts = { messages: highest, dead_letters: 1, keys: 2, withdrawn: 1, highest_id: highest, tokens: 0, tokens_copied: 0 };
   assert.deepEqual({ ...copied, inboxes: undefined }, {
     action: "copied",
     from: dir,
     to: setup.url,
     ...counts,
     inboxes: undefined,
-    tokens_file: `${dir}/tokens.json`,
   });
   assert.ok(copied.inboxes >= 4, `inboxes: ${copied.inboxes}`);
   const again = await migrate(dir, setup.url, false);
@@ -95,8 +93,8 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   assert.equal(
     again.stdout,
     `checked (already there, nothing copied) ${dir} into ${setup.url}: ${highest} messages, ${copied.inboxes} inboxes, ` +
-      `1 dead letters, 2 idempotency keys, 1 withdrawn, highest id ${highest}\n` +
-      `tokens: not in the database; copy ${dir}/tokens.json into each broker's data dir\n`,
+      `1 dead letters, 2 idempotency keys, 1 withdrawn, highest id ${highest}, 0 tokens ` +
+      `(0 copied; brokers on the database read their tokens from it)\n`,
   );
 
   const pg = await setup.start({ args: ["--database-url", setup.url] });
@@ -117,6 +115,51 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   const third = await migrate(dir, setup.url);
   assert.equal(third.code, 0, third.stderr);
   assert.deepEqual(JSON.parse(third.stdout), { ...copied, action: "checked" }, "the same counts, nothing copied");
+});
+
+test("interop migrate copies tokens.json's tokens (ids, hashes, admin flags, times) once; a token revoked in the database since stays revoked", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  const hermes = await createToken(dir, "hermes");
+  const admin = await createToken(dir, "ops", { admin: true });
+  await createToken(dir, "leo");
+  await revokeTokens(dir, "leo");
+  const sqlite = await setup.start({ dataDir: dir });
+  assert.equal((await publish(sqlite.url, "hermes", "openclaw", { n: 1 }, bearer(hermes))).status, 200);
+  assert.equal((await sqlite.stop()).code, 0);
+  const inFile = JSON.parse((await runCli(["token", "list", "--json", "--data-dir", dir])).stdout);
+
+  const first = await migrate(dir, setup.url);
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual([JSON.parse(first.stdout).tokens, JSON.parse(first.stdout).tokens_copied], [2, 2]);
+  const listed = await runCli(["token", "list", "--json", "--database-url", setup.url]);
+  assert.deepEqual(JSON.parse(listed.stdout), inFile, "the same ids, agents, admin flags and times");
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  assert.equal((await fetch(`${pg.url}/poll?agent=openclaw`)).status, 401, "tokens on");
+  assert.equal((await fetch(`${pg.url}/poll?agent=hermes`, { headers: bearer(hermes) })).status, 200);
+  assert.equal((await fetch(`${pg.url}/metrics`, { headers: bearer(admin) })).status, 200, "still an admin token");
+  await revokeTokens(setup.url, "hermes");
+  assert.equal((await pg.stop()).code, 0);
+
+  const again = await migrate(dir, setup.url);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual([JSON.parse(again.stdout).action, JSON.parse(again.stdout).tokens, JSON.parse(again.stdout).tokens_copied], ["checked", 2, 0]);
+  const after = JSON.parse((await runCli(["token", "list", "--json", "--database-url", setup.url])).stdout);
+  assert.deepEqual(after.map((token: { agent: string }) => token.agent), ["ops"], "hermes's token stays revoked");
+});
+
+test("interop migrate of a data dir whose tokens were all revoked keeps tokens on in the database", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  await createToken(dir, "hermes");
+  await revokeTokens(dir, "hermes");
+  assert.equal((await (await setup.start({ dataDir: dir })).stop()).code, 0);
+  const migrated = await migrate(dir, setup.url);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  assert.equal((await fetch(`${pg.url}/poll?agent=hermes`)).status, 401);
 });
 
 test("interop migrate refuses while a broker holds the data dir or runs on the database, and refuses another store", async (t) => {

@@ -3,18 +3,24 @@
  * each message once; the agent's one stream is the newest, wherever it opened; an ask's reply crosses brokers.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { publish, waitFor } from "../helpers/broker.ts";
-import { brokersOnOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
+import { type TestContext, test } from "node:test";
+import { publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
+import { brokersOnOneDatabase as onOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 
 const cluster = sharedPostgres();
+
+/** `count` brokers on a database of their own, stopped after the test. */
+async function brokersOnOneDatabase(t: TestContext, count: number): Promise<RunningBroker[] | undefined> {
+  const server = await cluster(t);
+  return server === undefined ? undefined : (await onOneDatabase(t, server, count)).brokers;
+}
 
 /** The message ids a stream has written so far. */
 const idsOf = (stream: SseConnection) => [...stream.raw().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
 
 test("a poll on A, a stream on B and a wait on C take each message once, published on all three", async (t) => {
-  const brokers = await brokersOnOneDatabase(cluster, t, 3);
+  const brokers = await brokersOnOneDatabase(t, 3);
   if (brokers === undefined) return;
   const [a, b, c] = brokers;
   const stream = await openSse(`${b.url}/subscribe?agent=openclaw`);
@@ -61,7 +67,7 @@ test("a poll on A, a stream on B and a wait on C take each message once, publish
 });
 
 test("the newest stream wins across brokers: the one on A gets event replaced when one opens on B", async (t) => {
-  const brokers = await brokersOnOneDatabase(cluster, t, 2);
+  const brokers = await brokersOnOneDatabase(t, 2);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const first = await openSse(`${a.url}/subscribe?agent=openclaw`);
@@ -79,7 +85,7 @@ test("the newest stream wins across brokers: the one on A gets event replaced wh
 });
 
 test("an ask on A gets the reply published on B", async (t) => {
-  const brokers = await brokersOnOneDatabase(cluster, t, 2);
+  const brokers = await brokersOnOneDatabase(t, 2);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const asking = fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=20`, { method: "POST", body: JSON.stringify({ q: "ping" }) });
@@ -91,7 +97,7 @@ test("an ask on A gets the reply published on B", async (t) => {
 });
 
 test("a publish retried on another broker, at once or later, finds the first by its Idempotency-Key", async (t) => {
-  const brokers = await brokersOnOneDatabase(cluster, t, 2);
+  const brokers = await brokersOnOneDatabase(t, 2);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const send = async (url: string, key: string) => {
@@ -111,7 +117,7 @@ test("a publish retried on another broker, at once or later, finds the first by 
 });
 
 test("an agent's first request on a broker that does not know its inbox yet takes what is pending there", async (t) => {
-  const brokers = await brokersOnOneDatabase(cluster, t, 2);
+  const brokers = await brokersOnOneDatabase(t, 2);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   // Before B's next look at the cluster (every second): five rounds, so that the old upsert (the cursor moved to

@@ -42,21 +42,23 @@ export function sharedPostgres(settings: Record<string, string> = {}): (t: TestC
   };
 }
 
-/** `count` brokers on a database of their own in the file's cluster, stopped after the test; undefined when skipped. */
+/**
+ * `count` brokers (with `args`) on a new database of `server`, stopped after the test (the hook registered before
+ * the first starts).
+ */
 export async function brokersOnOneDatabase(
-  cluster: (t: TestContext) => Promise<TestPostgres | undefined>,
   t: TestContext,
+  server: TestPostgres,
   count: number,
-): Promise<RunningBroker[] | undefined> {
-  const server = await cluster(t);
-  if (server === undefined) return undefined;
+  args: string[] = [],
+): Promise<{ url: string; brokers: RunningBroker[] }> {
   const url = await server.createDatabase();
   const brokers: RunningBroker[] = [];
   t.after(async () => {
     for (const broker of brokers) await broker.cleanup();
   });
-  for (let n = 0; n < count; n++) brokers.push(await startBroker({ args: ["--database-url", url] }));
-  return brokers;
+  for (let n = 0; n < count; n++) brokers.push(await startBroker({ args: ["--database-url", url, ...args] }));
+  return { url, brokers };
 }
 
 /**

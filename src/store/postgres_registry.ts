@@ -3,18 +3,13 @@
  * marker that settles a COMMIT in doubt), and the outage while the server cannot be reached.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import postgres, { type Sql } from "postgres";
+import postgres from "postgres";
 import { InteropError } from "../errors.ts";
+import { CONNECT_TIMEOUT_S, RenewingClient } from "./renewing_client.ts";
 import type { Durability } from "./store.ts";
 
 /** How often an outage retries the server. */
 const RETRY_MS = 250;
-/**
- * How long one of the registry's own queries may take (connecting included) before its client is replaced: a
- * connection of the `postgres` client was seen never to connect again after the server restarted, and an outage
- * whose retry never settles would answer 503 for good (tests/e2e/postgres_crash.test.ts).
- */
-const ATTEMPT_MS = 6000;
 /** Retry-After on `storage_unavailable` answers, in seconds. */
 const RETRY_AFTER_S = 1;
 /** How often a broker writes its heartbeat; one silent for three of these counts as gone. */
@@ -47,7 +42,7 @@ export class Registration {
   /** This broker's row in `interop_brokers`. */
   readonly id = crypto.randomUUID();
   #options: RegistrationOptions;
-  #sql: Sql;
+  #client: RenewingClient;
   #outage: InteropError | undefined;
   #recovering = false;
   /** The outage ends when the server answers again and no COMMIT is in doubt: nothing may commit after one. */
@@ -58,37 +53,16 @@ export class Registration {
 
   private constructor(options: RegistrationOptions) {
     this.#options = options;
-    this.#sql = Registration.#client(options.url);
-  }
-
-  static #client(url: string): Sql {
-    return postgres(url, {
-      ...CLIENT_OPTIONS,
-      // Within ATTEMPT_MS, so a slow connect fails as itself rather than as a stuck client.
-      connect_timeout: ATTEMPT_MS / 1000 - 1,
-      max: 1,
-      fetch_types: false,
-      connection: { application_name: "interop broker registry" },
-    });
-  }
-
-  /** One query of the outage's retries, given up with a fresh client when it takes longer than ATTEMPT_MS. */
-  async #attempt<T>(query: (sql: Sql) => Promise<T>): Promise<T> {
-    const sql = this.#sql;
-    const late = new Error(`PostgreSQL gave no answer within ${ATTEMPT_MS} ms`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late), ATTEMPT_MS)));
-    try {
-      return await Promise.race([query(sql), deadline]);
-    } catch (error) {
-      if (error === late && this.#sql === sql && !this.#closed) {
-        this.#sql = Registration.#client(this.#options.url);
-        sql.end({ timeout: 0 }).catch(() => {});
-      }
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+    // Every query bounded: an outage's retry that never settles would answer 503 for good.
+    this.#client = new RenewingClient(() =>
+      postgres(options.url, {
+        ...CLIENT_OPTIONS,
+        connect_timeout: CONNECT_TIMEOUT_S,
+        max: 1,
+        fetch_types: false,
+        connection: { application_name: "interop broker registry" },
+      })
+    );
   }
 
   /**
@@ -98,8 +72,10 @@ export class Registration {
     const registration = new Registration(options);
     try {
       // This connection leaves synchronous_commit alone, so it sees the server's (and role's, database's) setting.
-      const [settings] = await registration.#sql<{ fsync: string; synchronous_commit: string }[]>`
-        SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit`;
+      const [settings] = await registration.#client.query((sql) =>
+        sql<{ fsync: string; synchronous_commit: string }[]>`
+          SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit`
+      );
       const unsafe = [
         ...(settings.fsync === "off" ? ["fsync=off"] : []),
         ...(settings.synchronous_commit === "off" ? ["synchronous_commit=off"] : []),
@@ -128,16 +104,18 @@ export class Registration {
 
   /** Writes this broker's row (after the schema exists) and starts its heartbeats. */
   async register(claimant: Claimant): Promise<void> {
-    await this.#sql`
-      INSERT INTO interop_brokers (id, pid, host, version)
-      VALUES (${this.id}, ${claimant.pid}, ${claimant.host}, ${claimant.version})`;
+    await this.#client.query((sql) =>
+      sql`
+        INSERT INTO interop_brokers (id, pid, host, version)
+        VALUES (${this.id}, ${claimant.pid}, ${claimant.host}, ${claimant.version})`
+    );
     this.#heartbeat = setInterval(() => void this.#beat(), HEARTBEAT_MS);
     (this.#heartbeat as { unref?: () => void }).unref?.();
   }
 
   /** Records where this broker listens, for `/status` on every broker. */
   async announce(listening: string): Promise<void> {
-    await this.#sql`UPDATE interop_brokers SET listening = ${listening} WHERE id = ${this.id}`;
+    await this.#client.query((sql) => sql`UPDATE interop_brokers SET listening = ${listening} WHERE id = ${this.id}`);
   }
 
   /** While the server cannot be reached, the error every store call fails with. */
@@ -177,7 +155,7 @@ export class Registration {
       for (;;) {
         try {
           // FOR UPDATE waits for the transaction if its session still runs on the server (its answer lost on the way).
-          const [row] = await this.#attempt((sql) =>
+          const [row] = await this.#client.query((sql) =>
             sql<{ last_commit: string | null }[]>`SELECT last_commit FROM interop_brokers WHERE id = ${this.id} FOR UPDATE`
           );
           return row?.last_commit === marker;
@@ -204,15 +182,15 @@ export class Registration {
   async close(): Promise<void> {
     this.closing();
     if (this.#heartbeat !== undefined) {
-      await this.#sql`UPDATE interop_brokers SET stopped_at = now() WHERE id = ${this.id}`.catch(() => {});
+      await this.#client.query((sql) => sql`UPDATE interop_brokers SET stopped_at = now() WHERE id = ${this.id}`).catch(() => {});
     }
-    await this.#sql.end({ timeout: 1 });
+    await this.#client.end();
   }
 
   async #beat(): Promise<void> {
     if (this.#outage !== undefined) return;
     try {
-      await this.#attempt((sql) => sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`);
+      await this.#client.query((sql) => sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`);
     } catch (cause) {
       this.fail(cause);
     }
@@ -225,7 +203,7 @@ export class Registration {
     try {
       while (!this.#closed) {
         try {
-          await this.#attempt((sql) => sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`);
+          await this.#client.query((sql) => sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`);
           this.#reachable = true;
           this.#end();
           return;

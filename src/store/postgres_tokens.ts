@@ -2,13 +2,14 @@
  * The tokens of every broker on a PostgreSQL database: `interop_tokens` (hashes only), and `tokens_version` in
  * `interop_store`, bumped by each change and never reset, which keeps tokens on once the database had one.
  */
-import postgres, { type Sql, type TransactionSql } from "postgres";
+import postgres, { type TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { mintToken, type TokenList, type TokenRecord } from "../auth/token_list.ts";
 import { INT8_AS_NUMBER, isUnreachable, redactUrl } from "./postgres.ts";
 import { CLIENT_OPTIONS } from "./postgres_registry.ts";
 import { migrate } from "./postgres_schema.ts";
+import { CONNECT_TIMEOUT_S, NoAnswer, RenewingClient } from "./renewing_client.ts";
 
 /** Notified by every change, so that each broker re-reads the tokens at once (its periodic check is the backstop). */
 const CHANGED = "interop_tokens";
@@ -23,41 +24,46 @@ interface TokenRow {
 
 export class PostgresTokens implements TokenList {
   readonly where: string;
-  #sql: Sql;
+  /** Every query bounded: a request waits on the token re-read, so one that never settled would hang them all. */
+  #client: RenewingClient;
 
-  private constructor(sql: Sql, where: string) {
-    this.#sql = sql;
+  private constructor(client: RenewingClient, where: string) {
+    this.#client = client;
     this.where = where;
   }
 
   /** Connects and creates or migrates the schema (the CLI may be the first to use the database). */
   static async open(url: string): Promise<PostgresTokens> {
     const where = redactUrl(url);
-    const sql = postgres(url, {
-      ...CLIENT_OPTIONS,
-      max: 1,
-      connection: { synchronous_commit: "on", application_name: "interop tokens" },
-      types: { int8: INT8_AS_NUMBER },
-    });
-    const tokens = new PostgresTokens(sql, where);
+    const options = { ...CLIENT_OPTIONS, max: 1, types: { int8: INT8_AS_NUMBER } };
+    // Unbounded, on a client of its own: a migration may wait for another broker's, or take its time.
+    const migrating = postgres(url, options);
     try {
-      await migrate(sql);
+      await migrate(migrating);
     } catch (cause) {
-      await sql.end({ timeout: 1 });
-      throw tokens.#failure("prepare the schema", cause);
+      throw failure(where, "prepare the schema", cause);
+    } finally {
+      await migrating.end({ timeout: 1 });
     }
-    return tokens;
+    const client = new RenewingClient(() =>
+      postgres(url, {
+        ...options,
+        connect_timeout: CONNECT_TIMEOUT_S,
+        connection: { synchronous_commit: "on", application_name: "interop tokens" },
+      })
+    );
+    return new PostgresTokens(client, where);
   }
 
   list(): Promise<TokenRecord[]> {
     return this.#run("read the tokens", async () =>
-      (await this.#sql<TokenRow[]>`SELECT id, agent, hash, admin, created_at FROM interop_tokens ORDER BY created_at, id`)
+      (await this.#client.query((sql) => sql<TokenRow[]>`SELECT id, agent, hash, admin, created_at FROM interop_tokens ORDER BY created_at, id`))
         .map(toRecord));
   }
 
   version(): Promise<number> {
     return this.#run("read the tokens", async () => {
-      const [row] = await this.#sql<{ tokens_version: number }[]>`SELECT tokens_version FROM interop_store`;
+      const [row] = await this.#client.query((sql) => sql<{ tokens_version: number }[]>`SELECT tokens_version FROM interop_store`);
       return row.tokens_version;
     });
   }
@@ -70,53 +76,57 @@ export class PostgresTokens implements TokenList {
 
   add(records: TokenRecord[]): Promise<number> {
     return this.#run("add tokens", () =>
-      this.#sql.begin(async (tx) => {
-        const added = await insertTokens(tx, records);
-        if (added > 0) await changed(tx);
-        return added;
-      }) as Promise<number>);
+      this.#client.query((sql) =>
+        sql.begin(async (tx) => {
+          const added = await insertTokens(tx, records);
+          if (added > 0) await changed(tx);
+          return added;
+        }) as Promise<number>
+      ));
   }
 
   revoke(match: { id?: string; agent?: string }): Promise<TokenRecord[]> {
     return this.#run("revoke tokens", () =>
-      this.#sql.begin(async (tx) => {
-        const removed = await tx<TokenRow[]>`
-          DELETE FROM interop_tokens WHERE id = ${match.id ?? null} OR agent = ${match.agent ?? null}
-          RETURNING id, agent, hash, admin, created_at`;
-        if (removed.length > 0) await changed(tx);
-        return removed.map(toRecord).sort((a, b) => a.created_at < b.created_at ? -1 : 1);
-      }) as Promise<TokenRecord[]>);
+      this.#client.query((sql) =>
+        sql.begin(async (tx) => {
+          const removed = await tx<TokenRow[]>`
+            DELETE FROM interop_tokens WHERE id = ${match.id ?? null} OR agent = ${match.agent ?? null}
+            RETURNING id, agent, hash, admin, created_at`;
+          if (removed.length > 0) await changed(tx);
+          return removed.map(toRecord).sort((a, b) => a.created_at < b.created_at ? -1 : 1);
+        }) as Promise<TokenRecord[]>
+      ));
   }
 
   async watch(change: () => void): Promise<void> {
     // Also on every (re)connection of the listening connection: a change made while it was down is read then.
-    await this.#run("listen for token changes", () => this.#sql.listen(CHANGED, change, change));
+    await this.#run("listen for token changes", () => this.#client.onEveryClient((sql) => sql.listen(CHANGED, change, change)));
   }
 
   async close(): Promise<void> {
-    await this.#sql.end({ timeout: 1 });
+    await this.#client.end();
   }
 
   async #run<T>(what: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (cause) {
-      throw this.#failure(what, cause);
+      throw failure(this.where, what, cause);
     }
   }
+}
 
-  #failure(what: string, cause: unknown): InteropError {
-    if (cause instanceof InteropError) return cause;
-    const reason = (cause as Error)?.message ?? String(cause);
-    if (isUnreachable(cause)) {
-      return new InteropError(
-        "storage_unavailable",
-        `Storage unavailable: PostgreSQL at ${this.where} cannot be reached to ${what} (${reason}); retry shortly`,
-        { cause, retryAfter: 1 },
-      );
-    }
-    return new InteropError("storage_failed", `Storage failed to ${what} in ${this.where}: ${reason}`, { cause });
+function failure(where: string, what: string, cause: unknown): InteropError {
+  if (cause instanceof InteropError) return cause;
+  const reason = (cause as Error)?.message ?? String(cause);
+  if (isUnreachable(cause) || cause instanceof NoAnswer) {
+    return new InteropError(
+      "storage_unavailable",
+      `Storage unavailable: PostgreSQL at ${where} cannot be reached to ${what} (${reason}); retry shortly`,
+      { cause, retryAfter: 1 },
+    );
   }
+  return new InteropError("storage_failed", `Storage failed to ${what} in ${where}: ${reason}`, { cause });
 }
 
 /** Adds token records as they are (ids, hashes, times kept); a record whose id is there already is left alone. */

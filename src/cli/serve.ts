@@ -17,6 +17,7 @@ import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
+import { surviveStrayConnectionFailures } from "../store/postgres_stray_errors.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import type { Durability, MessageStore } from "../store/store.ts";
@@ -207,6 +208,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
   makeDataDir(dataDir);
+  if (databaseUrl !== undefined) surviveStrayConnectionFailures(log.warn);
   const store: MessageStore = databaseUrl === undefined ? openStore(dataDir, durability) : await PostgresStore.open({
     url: databaseUrl,
     durability,

@@ -130,3 +130,36 @@ test("a bad request or a refused stream in the middle of a pipeline gets its ans
   assert.ok(streamed.indexOf(`"n":0`) < streamed.indexOf(`"n":1`) && streamed.indexOf(`"n":1`) < streamed.indexOf(`"n":2`));
   assert.doesNotMatch(streamed, /HTTP\/1\.1 /);
 });
+
+test("a client that pipelines requests and never reads the answers holds the broker back instead of making it buffer them all", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  // 48 answers of half a MiB each: far more than the kernel's socket buffers and the 16 requests in flight hold.
+  const count = 48;
+  const pad = "x".repeat(512 * 1024);
+  for (let n = 0; n < count; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
+  const pending = async () => (await (await fetch(`${broker.url}/status`)).json()).queues.openclaw as number;
+  assert.equal(await pending(), count);
+
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.pause();
+  client.socket.write(get("/poll?agent=openclaw&limit=1").repeat(count));
+  // Proving that something does not happen takes a quiet time: the inbox stops shrinking (for 1 s) once the
+  // broker waits for the client to read. Buffering every answer instead, it empties the inbox at once.
+  let last = -1;
+  let steadySince = Date.now();
+  await waitFor(async () => {
+    const now = await pending();
+    if (now !== last) [last, steadySince] = [now, Date.now()];
+    return Date.now() - steadySince >= 1_000;
+  }, 20_000, "the inbox to stop shrinking");
+  assert.ok(last > 0, "the broker took every message for answers its client does not read");
+
+  // Once the client reads, every answer comes, in request order, and nothing is left.
+  client.socket.resume();
+  await waitFor(() => readAnswers(client.received()).length === count, 20_000, `${count} answers`);
+  const taken = readAnswers(client.received()).map((answer) => JSON.parse(answer.body)[0].n as number);
+  assert.deepEqual(taken, [...Array(count).keys()]);
+  assert.equal(await pending(), 0);
+});

@@ -262,7 +262,7 @@ export class A2aOutbound {
    */
   async #stream(record: OutboundRecord): Promise<TaskView | undefined> {
     const { rpc, shutdown, log } = this.#options;
-    const task = new StreamedTask();
+    const task = new StreamedTask(record.taskId!);
     let view: TaskView | undefined;
     try {
       for await (const event of rpc.stream("SubscribeToTask", () => ({ id: record.taskId }), STREAM_QUIET_MS, shutdown)) {

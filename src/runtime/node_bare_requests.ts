@@ -148,6 +148,8 @@ class BareConnection {
     while (!this.#stopped && this.#unordered === undefined && this.#pending.length < MAX_IN_FLIGHT && this.#received !== "") {
       // A client that does not read its answers is not sent more (as `node:http` pauses): they would pile up here.
       if (this.#socket.writableNeedDrain) {
+        // With no answer owed it waits as an idle connection does: counted, and cut if its client reads nothing.
+        if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(KEEP_ALIVE_MS);
         return void this.#socket.off("drain", this.#drained).once("drain", this.#drained);
       }
       const received = this.#received;

@@ -163,3 +163,23 @@ test("a client that pipelines requests and never reads the answers holds the bro
   assert.deepEqual(taken, [...Array(count).keys()]);
   assert.equal(await pending(), 0);
 });
+
+test("a client that pipelines requests and never reads the answers counts toward --max-connections while it holds them back", async (t) => {
+  const broker = await startBroker({ args: ["--max-connections", "2"] });
+  t.after(() => broker.cleanup());
+  const pad = "x".repeat(512 * 1024);
+  for (let n = 0; n < 4; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
+  const count = 24;
+  const stalled = await rawClient(broker.url);
+  t.after(() => stalled.socket.destroy());
+  stalled.socket.pause();
+  // Each answer is 2 MiB: the first few fill the sockets' buffers, and the rest wait for reads that do not come.
+  stalled.socket.write(get("/history?agent=openclaw").repeat(count));
+  await waitFor(() => stalled.socket.readableLength > 0, 10_000, "the first answer");
+  // Two more connections: past the cap, the one that has waited longest goes, which is the stalled one.
+  const others = await Promise.all([rawClient(broker.url), rawClient(broker.url)]);
+  t.after(() => others.forEach((other) => other.socket.destroy()));
+  stalled.socket.resume();
+  await waitFor(() => stalled.closed(), 15_000, "the stalled connection to be cut");
+  assert.ok(readAnswers(stalled.received()).length < count);
+});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import { createServer } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -525,4 +526,51 @@ test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Ver
     ],
   );
   assert.equal(agent.repeats(), 0);
+});
+
+test("listen --a2a gives up a task stream that sends without end and asks with GetTask, instead of holding it all", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,endless"] });
+  const dir = tempDir();
+  const methods: string[] = [];
+  // An A2A server whose task stream is one event that never ends (64 MiB, then silence): its listener would hold it all.
+  const server = createServer((request, response) => {
+    let text = "";
+    request.setEncoding("utf8").on("data", (chunk: string) => (text += chunk)).on("end", () => {
+      const call = JSON.parse(text) as { id: string; method: string };
+      methods.push(call.method);
+      const task = (state: string) => ({ id: "t1", contextId: "c1", status: { state } });
+      if (call.method !== "SubscribeToTask") {
+        const result = call.method === "SendMessage"
+          ? { task: task("TASK_STATE_WORKING") }
+          : { ...task("TASK_STATE_COMPLETED"), artifacts: [{ artifactId: "a", parts: [{ text: "asked, not streamed" }] }] };
+        response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: call.id, result }));
+        return;
+      }
+      response.writeHead(200, { "content-type": "text/event-stream" }).write("data: ");
+      const chunk = "x".repeat(1024 * 1024);
+      let sent = 0;
+      const more = () => {
+        while (sent < 64 && !response.destroyed) {
+          sent++;
+          if (!response.write(chunk)) return void response.once("drain", more);
+        }
+      };
+      more();
+    });
+  });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen, "SIGKILL");
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  listen = startA2aListen(broker, "endless", `http://127.0.0.1:${port}/`, dir.path);
+  await publish(broker.url, "hermes", "endless", { text: "question" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer in hermes's inbox");
+  assert.equal((await inbox(broker, "hermes"))[0].text, "asked, not streamed");
+  assert.deepEqual(methods.slice(0, 3), ["SendMessage", "SubscribeToTask", "GetTask"]);
 });

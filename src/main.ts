@@ -73,8 +73,9 @@ function load(command: string): Promise<Subcommand> {
  */
 function setTitle(command: string, args: string[]): void {
   // Node rewrites the command line in place (up to its original length); Deno 2 sets only the name. Anyone on
-  // the machine can read a command line, so a password in a URL (--database-url) is not written back.
-  process.title = ["interop", ...args].join(" ").replace(/(:\/\/[^:/@\s]*:)[^@/\s]*@/g, "$1***@");
+  // the machine can read a command line, so a password in a URL (--database-url) is not written back: up to the
+  // last @ before the host, as URL parsers (and the PostgreSQL client) read a password with an @ in it.
+  process.title = ["interop", ...args].join(" ").replace(/(:\/\/[^:/@\s]*:)[^/\s]*@/g, "$1***@");
   // The name holds 15 bytes: the title's first 15 would read "interop serve -".
   try {
     writeFileSync("/proc/self/comm", `interop ${command}`.slice(0, 15));

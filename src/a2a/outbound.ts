@@ -227,6 +227,10 @@ export class A2aOutbound {
       try {
         view = parseSendResult(await rpc.call("GetTask", () => ({ id: record.taskId }), shutdown));
         if (view === undefined) throw new InteropError("rejected", `GetTask to ${rpc.url} answered with no task`);
+        // Another task's answer is another asker's: it must not go to this one.
+        if (view.taskId !== undefined && view.taskId !== record.taskId) {
+          throw new InteropError("rejected", `GetTask to ${rpc.url} for task ${record.taskId} answered task ${view.taskId}`);
+        }
       } catch (error) {
         if (
           error instanceof A2aError ||
@@ -262,7 +266,7 @@ export class A2aOutbound {
    */
   async #stream(record: OutboundRecord): Promise<TaskView | undefined> {
     const { rpc, shutdown, log } = this.#options;
-    const task = new StreamedTask();
+    const task = new StreamedTask(record.taskId!);
     let view: TaskView | undefined;
     try {
       for await (const event of rpc.stream("SubscribeToTask", () => ({ id: record.taskId }), STREAM_QUIET_MS, shutdown)) {

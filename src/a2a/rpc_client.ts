@@ -18,6 +18,12 @@ const NOT_SENT = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
+/**
+ * The most a task stream carries before it is given up (its task is then asked for with GetTask): an event that
+ * never ends, or events without end, would otherwise be held in memory, and no answer this big can be published.
+ */
+const MAX_STREAM_BYTES = 32 * 1024 * 1024;
+
 /** HTTP statuses that say nothing about the request but that the server cannot take it now. */
 const BUSY_STATUSES = [408, 429, 502, 503, 504];
 /** Statuses of a wrong token or a peer not allowed: retried until the setup is fixed, never dead letters. */
@@ -101,7 +107,8 @@ export class A2aRpcClient {
    * Calls a streaming `method` (SubscribeToTask) in the version the server speaks, with no fallback to v0.3: a
    * server that speaks v1.0 but does not stream (OpenClaw, Hermes) answers `-32601` too. Yields each event's
    * `result`; ends when the server ends the stream, or after `quietMs` without a byte (a connection that died
-   * unnoticed), or on `signal`. Throws as `call` does; a JSON (not SSE) answer is read as one result.
+   * unnoticed), or on `signal`. Throws as `call` does, and "rejected" past MAX_STREAM_BYTES; a JSON (not SSE)
+   * answer is read as one result.
    */
   async *stream(
     method: A2aMethod,
@@ -136,10 +143,15 @@ export class A2aRpcClient {
       quiet.signal.addEventListener("abort", cancel, { once: true });
       signal.addEventListener("abort", cancel, { once: true });
       const decoder = new TextDecoder();
+      let streamed = 0;
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) return;
+          streamed += value.byteLength;
+          if (streamed > MAX_STREAM_BYTES) {
+            throw new InteropError("rejected", `${name} to ${this.url} streamed over ${MAX_STREAM_BYTES >> 20} MiB without settling the task`);
+          }
           clearTimeout(timer);
           timer = setTimeout(() => quiet.abort(), quietMs);
           parser.feed(decoder.decode(value, { stream: true }));

@@ -15,24 +15,36 @@ function update(event: Record<string, unknown>, wrapper: string, kind: string): 
 }
 
 export class StreamedTask {
+  readonly #id: string;
   #task: Record<string, unknown> | undefined;
 
-  /** Folds in one event's `result`; returns the task as it now stands (a message event: the answer itself). */
+  /** `id`: the task subscribed to. */
+  constructor(id: string) {
+    this.#id = id;
+  }
+
+  /**
+   * Folds in one event's `result`; returns the task as it now stands (a message event: the answer itself). An
+   * event of another task is ignored: its answer is another asker's, which must not settle this one.
+   */
   apply(event: unknown): TaskView | undefined {
     if (!isObject(event)) return this.view;
     const status = update(event, "statusUpdate", "status-update");
     const artifact = update(event, "artifactUpdate", "artifact-update");
     if (status !== undefined || artifact !== undefined) {
-      const taskId = (status ?? artifact)!.taskId;
+      if ((status ?? artifact)!.taskId !== this.#id) return this.view;
       // An update before the task itself (a server may skip it): the task is what the updates say.
-      const task = this.#task ?? { id: taskId, status: { state: "TASK_STATE_WORKING" }, artifacts: [] };
+      const task = this.#task ?? { id: this.#id, status: { state: "TASK_STATE_WORKING" }, artifacts: [] };
       if (status !== undefined && isObject(status.status)) this.#task = { ...task, status: status.status };
       if (artifact !== undefined && isObject(artifact.artifact)) {
         this.#task = { ...task, artifacts: withArtifact(task.artifacts, artifact.artifact, artifact.append === true) };
       }
       return this.view;
     }
+    const message = isObject(event.message) ? event.message : event.kind === "message" ? event : undefined;
+    if (message?.taskId !== undefined && message.taskId !== this.#id) return this.view;
     const view = parseSendResult(event);
+    if (view?.taskId !== undefined && view.taskId !== this.#id) return this.view;
     if (view?.taskId === undefined) return view ?? this.view;
     this.#task = isObject(event.task) ? event.task : event;
     return view;

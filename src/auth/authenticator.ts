@@ -12,7 +12,8 @@ const RELOAD_EVERY_MS = 1000;
 export type Caller = { agent: AgentName; tokenHash: string; admin: boolean } | "anyone";
 
 interface RevocationWatch {
-  tokenHash: string;
+  /** Undefined for a caller without a token: its watch ends once tokens are on. */
+  tokenHash: string | undefined;
   onRevoked(): void;
 }
 
@@ -99,11 +100,11 @@ export class Authenticator {
   /**
    * Calls `onRevoked` once the caller's token is revoked, checked every second and whenever the tokens are
    * re-read (so once a request sees the revocation, so has every watch): a stream or a wait opened with a token
-   * must not outlive it. Returns the function that stops watching.
+   * must not outlive it, nor one opened without a token the first token (which turns tokens on). Returns the
+   * function that stops watching.
    */
   watchRevocation(caller: Caller, onRevoked: () => void): () => void {
-    if (caller === "anyone") return () => {};
-    const watch = { tokenHash: caller.tokenHash, onRevoked };
+    const watch = { tokenHash: caller === "anyone" ? undefined : caller.tokenHash, onRevoked };
     this.#watches.add(watch);
     this.#watchTimer ??= setInterval(() => {
       // Also when nothing changed: a watch may have started after the revocation was read.
@@ -128,7 +129,7 @@ export class Authenticator {
     if (this.#watches.size === 0) return;
     const valid = new Set(this.#tokens.map((record) => record.hash));
     for (const watch of [...this.#watches]) {
-      if (valid.has(watch.tokenHash)) continue;
+      if (watch.tokenHash === undefined ? !this.#enabled : valid.has(watch.tokenHash)) continue;
       this.#watches.delete(watch);
       watch.onRevoked();
     }

@@ -1,6 +1,6 @@
 /** `interop service`: run the broker, and agents' listeners, under systemd (install, uninstall, status). */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { InteropError } from "../errors.ts";
@@ -146,9 +146,12 @@ export function run(args: string[], io: Io): Promise<number> {
       }
       mkdirSync(dirname(path), { recursive: true });
       if (environmentFile !== undefined) {
-        writeFileSync(environmentFile, environmentText, { mode: 0o600 });
-        // The mode given applies to a new file only: an existing one may have been readable by others.
-        chmodSync(environmentFile, 0o600);
+        // A new file put in place of the old: the old one may have been readable by others, and one of them may
+        // hold it open (a chmod, or writing in place, would hand them the password).
+        const fresh = `${environmentFile}.new`;
+        rmSync(fresh, { force: true });
+        writeFileSync(fresh, environmentText, { mode: 0o600, flag: "wx" });
+        renameSync(fresh, environmentFile);
         io.stdout(`wrote ${environmentFile} (mode 600)\n`);
       }
       writeFileSync(path, unit);

@@ -171,7 +171,7 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const { result: message, revoked } = await untilRevoked(auth, caller, request, (signal) => broker.wait(agent, timeoutMs, signal));
-  if (message === undefined && revoked) throw tokenRevoked("nothing was taken from the inbox");
+  if (message === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
   return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
 }
 
@@ -191,7 +191,7 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
     request,
     (signal) => broker.ask(from, to, payload, timeoutMs, signal),
   );
-  if (reply === undefined && revoked) throw tokenRevoked(`a reply to message ${question.id} will be in ${from}'s inbox`);
+  if (reply === undefined && revoked) throw tokenRevoked(caller, `a reply to message ${question.id} will be in ${from}'s inbox`);
   if (reply === undefined) {
     throw new InteropError(
       "reply_timeout",
@@ -239,10 +239,11 @@ async function listDeadLetters(broker: Broker, request: IncomingRequest, caller:
   })));
 }
 
-/** A stream opened with a token is cut once the token is revoked; its reconnect then gets 401. */
+/**
+ * A stream opened with a token is cut once the token is revoked, and one opened without a token once tokens are
+ * on; its reconnect then gets 401.
+ */
 function endOnRevocation(auth: Authenticator, caller: Caller, answer: Promise<OutgoingResponse>): Promise<OutgoingResponse> {
-  // Without tokens there is nothing to revoke, and every publish passes here: no extra step on the way.
-  if (caller === "anyone") return answer;
   return answer.then((response) => {
     if (!isStream(response)) return response;
     let unwatch = () => {};
@@ -260,7 +261,6 @@ async function untilRevoked<T>(
   request: IncomingRequest,
   wait: (signal: AbortSignal) => Promise<T>,
 ): Promise<{ result: T; revoked: boolean }> {
-  if (caller === "anyone") return { result: await wait(request.clientGone()), revoked: false };
   const revocation = new AbortController();
   const unwatch = auth.watchRevocation(caller, () => revocation.abort());
   try {
@@ -270,8 +270,9 @@ async function untilRevoked<T>(
   }
 }
 
-function tokenRevoked(consequence: string): InteropError {
-  return new InteropError("unauthorized", `Token revoked while waiting: ${consequence}; create a new one with 'interop token create'`);
+function tokenRevoked(caller: Caller, consequence: string): InteropError {
+  const what = caller === "anyone" ? "Tokens turned on while waiting" : "Token revoked while waiting";
+  return new InteropError("unauthorized", `${what}: ${consequence}; create a token with 'interop token create'`);
 }
 
 function hasCredentials(request: IncomingRequest): boolean {

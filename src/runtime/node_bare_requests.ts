@@ -100,8 +100,8 @@ interface Pending {
  * commit in request order whatever either awaits before enqueueing (an idempotency key, a reply's context, an
  * agent created or looked up). A GET (a poll, a wait, a stream, /status) waits for every answer before it, so it
  * reads what they wrote, as when requests were answered one at a time. A stream ends the pipeline: what follows
- * it is not read. At most MAX_IN_FLIGHT answers are owed at once; past that, what arrives waits unread (up to
- * the head and body caps, as before, then the connection is cut).
+ * it is not read. At most MAX_IN_FLIGHT answers are owed at once, and none starts while the client leaves written
+ * answers unread; meanwhile what arrives waits unread (up to the head and body caps, then the connection is cut).
  */
 class BareConnection {
   readonly #socket: Socket;
@@ -146,6 +146,12 @@ class BareConnection {
   #next(): void {
     const { connections, maxHeadBytes, answering } = this.#shared;
     while (!this.#stopped && this.#unordered === undefined && this.#pending.length < MAX_IN_FLIGHT && this.#received !== "") {
+      // A client that does not read its answers is not sent more (as `node:http` pauses): they would pile up here.
+      if (this.#socket.writableNeedDrain) {
+        // With no answer owed it waits as an idle connection does: counted, and cut if its client reads nothing.
+        if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(KEEP_ALIVE_MS);
+        return void this.#socket.off("drain", this.#drained).once("drain", this.#drained);
+      }
       const received = this.#received;
       let head = this.#head;
       if (head === undefined) {
@@ -302,6 +308,8 @@ class BareConnection {
     this.#corked = false;
     this.#socket.uncork();
   };
+
+  readonly #drained = (): void => this.#next();
 
   readonly #hungUp = (): void => void this.#socket.destroy();
 

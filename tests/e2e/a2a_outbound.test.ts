@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import { createServer } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -525,4 +526,85 @@ test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Ver
     ],
   );
   assert.equal(agent.repeats(), 0);
+});
+
+/**
+ * A hand-made A2A server for `agent` behind `listen --a2a`: `answer` gets each call's method and its response;
+ * a broker and the listener are started, and all is stopped when the test ends. `methods`: the calls, in order.
+ */
+async function rawA2aSetup(
+  t: { after(fn: () => Promise<void>): void },
+  agent: string,
+  answer: (method: string, response: import("node:http").ServerResponse, id: string) => void,
+) {
+  const broker = await startBroker({ args: ["--agents", `hermes,${agent}`] });
+  const dir = tempDir();
+  const methods: string[] = [];
+  const server = createServer((request, response) => {
+    let text = "";
+    request.setEncoding("utf8").on("data", (chunk: string) => (text += chunk)).on("end", () => {
+      const call = JSON.parse(text) as { id: string; method: string };
+      methods.push(call.method);
+      answer(call.method, response, call.id);
+    });
+  });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    stop(listen, "SIGKILL");
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  listen = startA2aListen(broker, agent, `http://127.0.0.1:${port}/`, dir.path);
+  return { broker, methods };
+}
+
+const rawTask = (id: string, state: string, text?: string) => ({
+  id,
+  contextId: "c1",
+  status: { state },
+  ...(text === undefined ? {} : { artifacts: [{ artifactId: "a", parts: [{ text }] }] }),
+});
+
+function rawResult(response: import("node:http").ServerResponse, id: string, result: unknown): void {
+  response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id, result }));
+}
+
+test("listen --a2a gives up a task stream that sends without end and asks with GetTask, instead of holding it all", async (t) => {
+  // A task stream that is one event never ending (64 MiB, then silence): its listener would hold it all.
+  const { broker, methods } = await rawA2aSetup(t, "endless", (method, response, id) => {
+    if (method === "SendMessage") return rawResult(response, id, { task: rawTask("t1", "TASK_STATE_WORKING") });
+    if (method === "GetTask") return rawResult(response, id, rawTask("t1", "TASK_STATE_COMPLETED", "asked, not streamed"));
+    response.writeHead(200, { "content-type": "text/event-stream" }).write("data: ");
+    const chunk = "x".repeat(1024 * 1024);
+    let sent = 0;
+    const more = () => {
+      while (sent < 64 && !response.destroyed) {
+        sent++;
+        if (!response.write(chunk)) return void response.once("drain", more);
+      }
+    };
+    more();
+  });
+  await publish(broker.url, "hermes", "endless", { text: "question" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer in hermes's inbox");
+  assert.equal((await inbox(broker, "hermes"))[0].text, "asked, not streamed");
+  assert.deepEqual(methods.slice(0, 3), ["SendMessage", "SubscribeToTask", "GetTask"]);
+});
+
+test("listen --a2a does not take another task's answer from GetTask as the answer to its own", async (t) => {
+  const { broker } = await rawA2aSetup(t, "mixup", (method, response, id) => {
+    if (method === "SendMessage") return rawResult(response, id, { task: rawTask("t1", "TASK_STATE_WORKING") });
+    if (method === "GetTask") return rawResult(response, id, rawTask("t9", "TASK_STATE_COMPLETED", "another asker's answer"));
+    response.writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32601, message: "Method not found" } }));
+  });
+  await publish(broker.url, "hermes", "mixup", { text: "question" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer in hermes's inbox");
+  const [answer] = await inbox(broker, "hermes");
+  assert.doesNotMatch(String(answer.text), /another asker/);
+  assert.equal((answer.a2a as { state?: string }).state, "TASK_STATE_FAILED");
 });

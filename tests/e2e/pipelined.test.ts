@@ -1,5 +1,6 @@
 /** Requests pipelined on one connection: answered in request order, their publishes committed in that order and together. */
 import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { rawClient } from "../helpers/raw_client.ts";
@@ -129,4 +130,65 @@ test("a bad request or a refused stream in the middle of a pipeline gets its ans
   const streamed = answered()[7].body;
   assert.ok(streamed.indexOf(`"n":0`) < streamed.indexOf(`"n":1`) && streamed.indexOf(`"n":1`) < streamed.indexOf(`"n":2`));
   assert.doesNotMatch(streamed, /HTTP\/1\.1 /);
+});
+
+test("a client that pipelines requests and never reads the answers holds the broker back instead of making it buffer them all", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  // 48 answers of 0.9 MiB each: far more than the kernel's socket buffers and the 16 requests in flight hold.
+  const count = 48;
+  const pad = "x".repeat(900 * 1024);
+  for (let n = 0; n < count; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
+  const pending = async () => (await (await fetch(`${broker.url}/status`)).json()).queues.openclaw as number;
+  assert.equal(await pending(), count);
+
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.pause();
+  client.socket.write(get("/poll?agent=openclaw&limit=1").repeat(count));
+  // Proving that something does not happen takes a quiet time: the inbox stops shrinking (for 1 s) once the
+  // broker waits for the client to read. Buffering every answer instead, it empties the inbox at once.
+  let last = -1;
+  let steadySince = Date.now();
+  await waitFor(async () => {
+    const now = await pending();
+    if (now !== last) [last, steadySince] = [now, Date.now()];
+    return Date.now() - steadySince >= 1_000;
+  }, 20_000, "the inbox to stop shrinking");
+  assert.ok(last > 0, "the broker took every message for answers its client does not read");
+
+  // Once the client reads, every answer comes, in request order, and nothing is left.
+  client.socket.resume();
+  await waitFor(() => readAnswers(client.received()).length === count, 20_000, `${count} answers`);
+  const taken = readAnswers(client.received()).map((answer) => JSON.parse(answer.body)[0].n as number);
+  assert.deepEqual(taken, [...Array(count).keys()]);
+  assert.equal(await pending(), 0);
+});
+
+/** The TCP state (Linux's /proc/net/tcp, hex: 01 established) of the broker's side of a connection from `clientPort`. */
+function brokerSideState(brokerPort: number, clientPort: number): string | undefined {
+  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (local?.endsWith(`:${hex(brokerPort)}`) && remote?.endsWith(`:${hex(clientPort)}`)) return state;
+  }
+  return undefined;
+}
+
+test("a client that pipelines requests and never reads the answers is cut once it has read nothing for the keep-alive time", async (t) => {
+  // The keep-alive cut is the Node seam's; the broker's side of the connection is read from Linux's table.
+  if (isDeno || !existsSync("/proc/net/tcp")) return t.skip("the Node seam's, observed on Linux");
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const pad = "x".repeat(512 * 1024);
+  for (let n = 0; n < 4; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
+  const stalled = await rawClient(broker.url);
+  t.after(() => stalled.socket.destroy());
+  stalled.socket.pause();
+  // Each answer is 2 MiB: the first few fill the sockets' buffers, and the rest wait for reads that do not come.
+  stalled.socket.write(get("/history?agent=openclaw").repeat(24));
+  const state = () => brokerSideState(broker.port, stalled.socket.localPort!);
+  assert.equal(state(), "01");
+  // Closed by the broker (its side leaves ESTABLISHED, its unsent answers still queued), 5 s after the client stopped reading.
+  await waitFor(() => state() !== "01", 20_000, "the broker to cut the connection");
 });

@@ -40,3 +40,15 @@ test("a password in a URL given on the command line is not written back into the
   assert.doesNotMatch(cmdline(listen.pid!), /hunter2/);
   assert.match(cmdline(listen.pid!), /--url http:\/\/hermes:\*\*\*@127\.0\.0\.1:9 /);
 });
+
+test("a password with an @ in it is not written back into the process title either", async (t) => {
+  if ("Deno" in globalThis && !process.env.INTEROP_CLI) return t.skip("Deno sets only the process name");
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  // As a URL parser reads it (and the PostgreSQL client does), the password runs to the last @: "hun@ter2".
+  const listen = spawnCli(["listen", "--agent", "hermes", "--url", "http://hermes:hun@ter2@127.0.0.1:9", "--out", `${dir.path}/out.jsonl`]);
+  t.after(() => stopListen(listen, "SIGKILL"));
+  await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
+  assert.doesNotMatch(cmdline(listen.pid!), /ter2/);
+  assert.match(cmdline(listen.pid!), /--url http:\/\/hermes:\*\*\*@127\.0\.0\.1:9 /);
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
@@ -188,6 +188,33 @@ test("interop service install puts the database URL in a mode-600 environment fi
     const removed = await runCli(["service", "uninstall"], { env });
     assert.match(removed.stdout, new RegExp(`removed ${environmentFile}\n`));
     assert.equal(existsSync(environmentFile), false);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("interop service install does not write the database URL into an environment file others could read or hold open", async () => {
+  const dir = tempDir();
+  try {
+    const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+    const unitDir = join(dir.path, "systemd", "user");
+    const environmentFile = join(unitDir, "interop.env");
+    // One left readable by others (by hand, or an older install), and opened by one of them before the install.
+    mkdirSync(unitDir, { recursive: true });
+    writeFileSync(environmentFile, "INTEROP_DATABASE_URL=old\n", { mode: 0o644 });
+    const reader = openSync(environmentFile, "r");
+    try {
+      const url = "postgres://interop:s3cret@db.lan:5432/interop";
+      const installed = await runCli(["service", "install", "--exec", EXECUTABLE, "--database-url", url], { env });
+      assert.match(installed.stdout, /wrote \S+interop\.env \(mode 600\)/);
+      assert.equal(statSync(environmentFile).mode & 0o777, 0o600);
+      assert.match(readFileSync(environmentFile, "utf8"), /s3cret/);
+      const seen = Buffer.alloc(4096);
+      const read = readSync(reader, seen, 0, seen.length, 0);
+      assert.doesNotMatch(seen.subarray(0, read).toString(), /s3cret/);
+    } finally {
+      closeSync(reader);
+    }
   } finally {
     dir.cleanup();
   }

@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
+import { openSse } from "../helpers/sse.ts";
 
 /** Every route that reads or writes messages, as an attacker without a token would try it. */
 const ROUTES: Array<[method: string, path: string]> = [
@@ -100,4 +101,39 @@ test("interop token revoke on a data dir that never had tokens changes nothing",
   assert.equal(result.code, 2);
   assert.match(result.stderr, /No token matched/);
   assert.equal(existsSync(join(dir.path, "tokens.json")), false, "no empty token file that would turn authentication on");
+});
+
+test("streams and waits opened without a token end once the broker's first token is made", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  const streams: Array<{ close(): void }> = [];
+  t.after(async () => {
+    streams.forEach((stream) => stream.close());
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker({ dataDir: dir.path, args: ["--agents", "hermes"] });
+  // Opened while the broker needs no token: all traffic, and hermes's inbox.
+  const feed = await openSse(`${broker.url}/events`);
+  const inbox = await openSse(`${broker.url}/subscribe?agent=hermes&last_event_id=0`);
+  streams.push(feed, inbox);
+  assert.deepEqual([feed.status, inbox.status], [200, 200]);
+  const waiting = fetch(`${broker.url}/wait?agent=hermes&timeout=60`);
+
+  await createToken(dir.path, "hermes");
+  const within = async <T>(promise: Promise<T>, what: string): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} still open`)), 10_000)));
+    try {
+      return await Promise.race([promise, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  // Tokens are on now: what anyone opened before must not go on reading without one.
+  await within(feed.ended, "the feed");
+  await within(inbox.ended, "hermes's stream");
+  const waited = await within(waiting, "the wait");
+  assert.equal(waited.status, 401);
+  assert.match((await waited.json()).error, /^Tokens turned on while waiting: nothing was taken/);
 });

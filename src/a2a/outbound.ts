@@ -256,8 +256,8 @@ export class A2aOutbound {
 
   /**
    * Follows the task by its stream until it settles; undefined (or the task as it stood) when the stream ended
-   * first, failed, or was refused, and GetTask takes over. A server that refuses the method (`-32601`: OpenClaw,
-   * Hermes) or, before any stream worked, the operation (`-32004`: a server whose card says no streaming) is
+   * first, failed, or was refused, and GetTask takes over. A server that refuses the method (`-32601`: Hermes) or,
+   * before any stream worked, the operation (`-32004`: OpenClaw, a server whose card says no streaming) is
    * followed by GetTask for good; after a stream worked, `-32004` is a task that ended already (the SDK's answer).
    */
   async #stream(record: OutboundRecord): Promise<TaskView | undefined> {

@@ -304,8 +304,25 @@ test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits r
   assert.match(letters[0].reason, /-32602/);
   assert.equal(gateway.rateLimited, 0);
   assert.equal(gateway.starting, 0);
-  // It streams nothing: SubscribeToTask was refused (-32601) and the tasks were followed with GetTask.
+  // It streams nothing: SubscribeToTask was refused (-32004) and the tasks were followed with GetTask.
   assert.ok(gateway.methods.includes("SubscribeToTask") && gateway.methods.includes("GetTask"), `${gateway.methods}`);
+});
+
+test("listen --a2a hands messages queued while OpenClaw's gateway was down over once each, then follows them by GetTask only (SubscribeToTask: -32004)", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = 4;
+  await gateway.stop();
+  const { log } = listen();
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { text: `queued ${n}` });
+  await waitFor(() => /delivering message 1 failed: .*ECONNREFUSED/.test(log()), 20_000, "a send refused while down");
+  await gateway.start();
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 3, 30_000, "three answers in hermes's inbox");
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 3]);
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => (answer.interop as { reply_to: number }).reply_to).sort(), [1, 2, 3]);
+  // Refused for good: asked at most once per task started before the refusal came, never again between polls.
+  assert.ok(gateway.methods.filter((method) => method === "SubscribeToTask").length <= 3, `${gateway.methods}`);
+  assert.match(log(), /does not stream tasks \(.*-32004/);
 });
 
 test("listen --a2a falls back to message/send and tasks/get for good when the server answers -32601 to the v1.0 names", async (t) => {

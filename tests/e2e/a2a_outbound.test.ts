@@ -7,7 +7,13 @@ import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
-import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
+import {
+  HermesA2aServer,
+  OPENCLAW_TURN_FAILURE,
+  OpenclawA2aServer,
+  reservePort,
+  SdkAgentServer,
+} from "../helpers/a2a_servers.ts";
 import { rpc } from "../helpers/a2a.ts";
 
 const TOKEN = "peer-token-for-interop";
@@ -323,6 +329,29 @@ test("listen --a2a hands messages queued while OpenClaw's gateway was down over 
   // Refused for good: asked at most once per task started before the refusal came, never again between polls.
   assert.ok(gateway.methods.filter((method) => method === "SubscribeToTask").length <= 3, `${gateway.methods}`);
   assert.match(log(), /does not stream tasks \(.*-32004/);
+});
+
+test("listen --a2a parks an answer whose task OpenClaw failed (the agent never saw it), and answers no answer back", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  const { log } = listen();
+  // OpenClaw asked hermes; hermes answers twice: the gateway fails its turn on the first answer, takes the second.
+  const question = await (await publish(broker.url, "openclaw", "hermes", { text: "which way?" })).json();
+  for (const text of ["left [fail]", "right"]) {
+    const reply = await fetch(`${broker.url}/broadcast?from=hermes&reply_to=${question.id}`, {
+      method: "POST",
+      body: JSON.stringify({ text }),
+    });
+    assert.equal(reply.status, 200, await reply.text());
+  }
+  const letters = await untilParked(broker, "openclaw", "the failed answer parked");
+  const followed = () => [...gateway.tasks.values()].every((task) => task.polls >= gateway.pollsToComplete);
+  await waitFor(followed, 20_000, "both answers' tasks followed to their end");
+  assert.deepEqual(letters.map((letter) => letter.id), [question.id + 1]);
+  assert.match(letters[0].reason, new RegExp(`ended TASK_STATE_FAILED: ${OPENCLAW_TURN_FAILURE}`));
+  assert.equal(gateway.received.length, 2);
+  // What OpenClaw said about the answers does not go back to hermes (answering answers would loop): its inbox holds
+  // the question only.
+  assert.deepEqual((await inbox(broker, "hermes")).map((message) => message.text), ["which way?"], log());
 });
 
 test("listen --a2a falls back to message/send and tasks/get for good when the server answers -32601 to the v1.0 names", async (t) => {

@@ -234,6 +234,9 @@ interface OpenclawTask {
   polls: number;
 }
 
+/** Why OpenClaw 2026.9.6 failed the turn on an answer it had taken (its CLI was running alongside the gateway). */
+export const OPENCLAW_TURN_FAILURE = "another OpenClaw process owns state-lifecycle";
+
 /** The methods OpenClaw's channel names as known but unsupported (`-32004`), SubscribeToTask among them. */
 const OPENCLAW_UNSUPPORTED = new Set([
   "CancelTask",
@@ -355,6 +358,17 @@ export class OpenclawA2aServer extends Restartable {
 
   #view(task: OpenclawTask): unknown {
     const done = !task.stuck && task.polls >= this.pollsToComplete;
+    // A text with "[fail]" stands for a turn the gateway could not start (seen on 2026.9.6 while its CLI ran).
+    if (done && task.text.includes("[fail]")) {
+      const reason = { messageId: randomUUID(), role: "ROLE_AGENT", parts: [{ text: OPENCLAW_TURN_FAILURE }] };
+      return {
+        id: task.id,
+        contextId: task.contextId,
+        status: { state: "TASK_STATE_FAILED", timestamp: new Date().toISOString(), message: reason },
+        artifacts: [],
+        history: [],
+      };
+    }
     return {
       id: task.id,
       contextId: task.contextId,

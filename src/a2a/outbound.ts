@@ -29,6 +29,7 @@ import {
   partsOf,
   payloadOf,
   senderContextId,
+  textOf,
   toV03Message,
 } from "./protocol.ts";
 import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
@@ -135,13 +136,9 @@ export class A2aOutbound {
         `SendMessage to ${rpc.url} answered with neither a task nor a message; not sent again, nothing to follow`,
       );
     }
-    if (envelope.thread !== undefined) {
-      // An answer handed to its asker's agent: what that agent says about it is not answered back, or two agents
-      // would keep answering each other's answers until the hop limit.
-      log.debug(`message ${message.id} is a reply: its task ${view.taskId ?? ""} is not followed`);
-      this.#settleSend(record.id);
-      return;
-    }
+    // An answer handed to its asker's agent is followed too: a server can take it and still fail the turn on it
+    // (OpenClaw: "another OpenClaw process owns state-lifecycle"), and the agent then never saw the answer.
+    if (envelope.thread !== undefined) record.reply = true;
     if (view.taskId !== undefined) record.taskId = view.taskId;
     else record.answer = { state: view.state, answer: view.answer };
     state.lastSent = record.id;
@@ -253,15 +250,16 @@ export class A2aOutbound {
         view = undefined;
       }
     }
-    await this.#publishAnswer(record, view);
+    if (record.reply) await this.#checkTaken(record, view);
+    else await this.#publishAnswer(record, view);
     state.records.delete(record.id);
     state.save();
   }
 
   /**
    * Follows the task by its stream until it settles; undefined (or the task as it stood) when the stream ended
-   * first, failed, or was refused, and GetTask takes over. A server that refuses the method (`-32601`: OpenClaw,
-   * Hermes) or, before any stream worked, the operation (`-32004`: a server whose card says no streaming) is
+   * first, failed, or was refused, and GetTask takes over. A server that refuses the method (`-32601`: Hermes) or,
+   * before any stream worked, the operation (`-32004`: OpenClaw, a server whose card says no streaming) is
    * followed by GetTask for good; after a stream worked, `-32004` is a task that ended already (the SDK's answer).
    */
   async #stream(record: OutboundRecord): Promise<TaskView | undefined> {
@@ -310,6 +308,18 @@ export class A2aOutbound {
     if (refusal !== undefined) {
       await this.#park(record.id, `the receiver answered, but the answer cannot be published: ${refusal.message}`);
     }
+  }
+
+  /**
+   * An answer's task, settled: what the agent said about the answer is not answered back, or two agents would keep
+   * answering each other's answers until the hop limit. A task that failed or was refused means the agent never
+   * got the answer: it is parked, for an operator to see and resend, rather than dropped unseen.
+   */
+  async #checkTaken(record: OutboundRecord, view: TaskView): Promise<void> {
+    if (view.state !== "TASK_STATE_FAILED" && view.state !== "TASK_STATE_REJECTED") return;
+    const why = textOf(view.answer?.parts ?? []).trim();
+    const where = this.#options.rpc.url;
+    await this.#park(record.id, `this answer's task at ${where} ended ${view.state}${why ? `: ${why}` : ""}`);
   }
 
   async #park(id: number, reason: string): Promise<void> {

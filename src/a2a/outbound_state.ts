@@ -20,6 +20,11 @@ export interface OutboundRecord {
   taskId?: string;
   /** Set instead of `taskId` when the server answered with a message (no task): published, not polled for. */
   answer?: { state: TaskState; answer: A2aMessage | undefined };
+  /**
+   * An answer handed to its asker's agent: its task is followed only to see the agent took it (one that ends
+   * FAILED or REJECTED is parked), and what the agent says about it is not answered back.
+   */
+  reply?: true;
 }
 
 interface StateShape {

@@ -105,7 +105,7 @@ export class A2aRpcClient {
 
   /**
    * Calls a streaming `method` (SubscribeToTask) in the version the server speaks, with no fallback to v0.3: a
-   * server that speaks v1.0 but does not stream (OpenClaw, Hermes) answers `-32601` too. Yields each event's
+   * server that speaks v1.0 but does not stream answers `-32601` too (Hermes; OpenClaw `-32004`). Yields each event's
    * `result`; ends when the server ends the stream, or after `quietMs` without a byte (a connection that died
    * unnoticed), or on `signal`. Throws as `call` does, and "rejected" past MAX_STREAM_BYTES; a JSON (not SSE)
    * answer is read as one result.

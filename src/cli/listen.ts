@@ -71,8 +71,10 @@ repeated messageId makes OpenClaw open a task that never ends and Hermes run a s
 turn; it is parked as a dead letter "in doubt" instead. Up to --a2a-max-in-flight tasks
 are followed at once (sends stay in order); a task the server forgot (-32001, e.g. after
 a gateway restart) is answered to the sender as TASK_STATE_FAILED. Replies in the inbox
-are sent but not followed (answering answers would loop). Tasks being followed are kept
-in STATE's .a2a.json sibling and followed again after a restart, not re-sent.
+are sent and followed, never answered back (answering answers would loop); one whose
+task ends FAILED or REJECTED (the agent never saw it) is parked as a dead letter. Tasks
+being followed are kept in STATE's .a2a.json sibling and followed again after a restart,
+not re-sent.
 
 Reconnects with capped exponential backoff and jitter, resumes with Last-Event-ID, and
 keeps the last written id in a state file, so a restarted listen neither loses nor

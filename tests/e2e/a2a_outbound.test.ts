@@ -8,7 +8,13 @@ import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
-import { HermesA2aServer, OpenclawA2aServer, reservePort, SdkAgentServer } from "../helpers/a2a_servers.ts";
+import {
+  HermesA2aServer,
+  OPENCLAW_TURN_FAILURE,
+  OpenclawA2aServer,
+  reservePort,
+  SdkAgentServer,
+} from "../helpers/a2a_servers.ts";
 import { rpc } from "../helpers/a2a.ts";
 
 const TOKEN = "peer-token-for-interop";
@@ -305,8 +311,48 @@ test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits r
   assert.match(letters[0].reason, /-32602/);
   assert.equal(gateway.rateLimited, 0);
   assert.equal(gateway.starting, 0);
-  // It streams nothing: SubscribeToTask was refused (-32601) and the tasks were followed with GetTask.
+  // It streams nothing: SubscribeToTask was refused (-32004) and the tasks were followed with GetTask.
   assert.ok(gateway.methods.includes("SubscribeToTask") && gateway.methods.includes("GetTask"), `${gateway.methods}`);
+});
+
+test("listen --a2a hands messages queued while OpenClaw's gateway was down over once each, then follows them by GetTask only (SubscribeToTask: -32004)", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = 4;
+  await gateway.stop();
+  const { log } = listen();
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { text: `queued ${n}` });
+  await waitFor(() => /delivering message 1 failed: .*ECONNREFUSED/.test(log()), 20_000, "a send refused while down");
+  await gateway.start();
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 3, 30_000, "three answers in hermes's inbox");
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 3]);
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => (answer.interop as { reply_to: number }).reply_to).sort(), [1, 2, 3]);
+  // Refused for good: asked at most once per task started before the refusal came, never again between polls.
+  assert.ok(gateway.methods.filter((method) => method === "SubscribeToTask").length <= 3, `${gateway.methods}`);
+  assert.match(log(), /does not stream tasks \(.*-32004/);
+});
+
+test("listen --a2a parks an answer whose task OpenClaw failed (the agent never saw it), and answers no answer back", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  const { log } = listen();
+  // OpenClaw asked hermes; hermes answers twice: the gateway fails its turn on the first answer, takes the second.
+  const question = await (await publish(broker.url, "openclaw", "hermes", { text: "which way?" })).json();
+  for (const text of ["left [fail]", "right"]) {
+    const reply = await fetch(`${broker.url}/broadcast?from=hermes&reply_to=${question.id}`, {
+      method: "POST",
+      body: JSON.stringify({ text }),
+    });
+    assert.equal(reply.status, 200, await reply.text());
+  }
+  const letters = await untilParked(broker, "openclaw", "the failed answer parked");
+  const followed = () => [...gateway.tasks.values()].every((task) => task.polls >= gateway.pollsToComplete);
+  await waitFor(followed, 20_000, "both answers' tasks followed to their end");
+  assert.deepEqual(letters.map((letter) => letter.id), [question.id + 1]);
+  assert.match(letters[0].reason, new RegExp(`ended TASK_STATE_FAILED: ${OPENCLAW_TURN_FAILURE}`));
+  assert.equal(gateway.received.length, 2);
+  // What OpenClaw said about the answers does not go back to hermes (answering answers would loop): its inbox holds
+  // the question only.
+  assert.deepEqual((await inbox(broker, "hermes")).map((message) => message.text), ["which way?"], log());
 });
 
 test("listen --a2a falls back to message/send and tasks/get for good when the server answers -32601 to the v1.0 names", async (t) => {

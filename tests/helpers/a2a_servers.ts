@@ -234,11 +234,31 @@ interface OpenclawTask {
   polls: number;
 }
 
+/** Why OpenClaw 2026.9.6 failed the turn on an answer it had taken (its CLI was running alongside the gateway). */
+export const OPENCLAW_TURN_FAILURE = "another OpenClaw process owns state-lifecycle";
+
+/** The methods OpenClaw's channel names as known but unsupported (`-32004`), SubscribeToTask among them. */
+const OPENCLAW_UNSUPPORTED = new Set([
+  "CancelTask",
+  "tasks/cancel",
+  "ListTasks",
+  "SendStreamingMessage",
+  "SubscribeToTask",
+  "CreateTaskPushNotificationConfig",
+  "SetTaskPushNotificationConfig",
+  "GetTaskPushNotificationConfig",
+  "ListTaskPushNotificationConfig",
+  "ListTaskPushNotificationConfigs",
+  "DeleteTaskPushNotificationConfig",
+  "GetExtendedAgentCard",
+]);
+
 /**
  * OpenClaw 2026.9.6's A2A channel as observed (see shared/notes/openclaw-a2a-facts.md): `POST /a2a/v1` only,
- * Bearer token, `SendMessage`/`message/send` and `GetTask`/`tasks/get`; `-32004` for the other v1.0 operations
- * it knows, `-32601` for the rest; answers always v1.0 and WORKING; the task completes with the answer as its
- * artifact after `pollsToComplete` GetTasks; tasks in memory (`restart()` forgets them: GetTask then `-32001`).
+ * Bearer token, `SendMessage`/`message/send` and `GetTask`/`tasks/get`; `-32004` for the other operations it
+ * knows (`SubscribeToTask` too: it does not stream), `-32601` for the rest; answers always v1.0 and WORKING; the
+ * task completes with the answer as its artifact after `pollsToComplete` GetTasks; tasks in memory (`restart()`
+ * forgets them: GetTask then `-32001`).
  */
 export class OpenclawA2aServer extends Restartable {
   readonly tasks = new Map<string, OpenclawTask>();
@@ -320,12 +340,10 @@ export class OpenclawA2aServer extends Restartable {
           task.polls++;
           return answer(this.#view(task));
         }
-        case "CancelTask":
-        case "SendStreamingMessage":
-        case "ListTasks":
-        case "GetExtendedAgentCard":
-          return fail(-32004, "Unsupported operation");
         default:
+          if (OPENCLAW_UNSUPPORTED.has(String(rpc.method))) {
+            return fail(-32004, "Unsupported operation; supported methods are SendMessage and GetTask");
+          }
           return fail(-32601, "Method not found");
       }
     });
@@ -340,6 +358,17 @@ export class OpenclawA2aServer extends Restartable {
 
   #view(task: OpenclawTask): unknown {
     const done = !task.stuck && task.polls >= this.pollsToComplete;
+    // A text with "[fail]" stands for a turn the gateway could not start (seen on 2026.9.6 while its CLI ran).
+    if (done && task.text.includes("[fail]")) {
+      const reason = { messageId: randomUUID(), role: "ROLE_AGENT", parts: [{ text: OPENCLAW_TURN_FAILURE }] };
+      return {
+        id: task.id,
+        contextId: task.contextId,
+        status: { state: "TASK_STATE_FAILED", timestamp: new Date().toISOString(), message: reason },
+        artifacts: [],
+        history: [],
+      };
+    }
     return {
       id: task.id,
       contextId: task.contextId,

@@ -287,7 +287,9 @@ test("GET /a2a lists recent tasks with their states: every task for an admin, on
     assert.equal(response.status, 200);
     return ((await response.json()).tasks as Array<{ from: string; to: string; state: string }>).map((task) => `${task.from}→${task.to} ${task.state}`);
   };
-  await waitFor(async () => (await list(admin)).length === 2, 5000, "the admin token to take effect");
+  // Until the broker has read the admin token (within a second) it answers 401: waited for, not asserted.
+  await waitFor(async () => (await fetch(`${hub.broker.url}/a2a`, { headers: bearer(admin) })).status === 200, 5000, "the admin token to take effect");
+  await waitFor(async () => (await list(admin)).length === 2, 5000, "both tasks listed");
   assert.deepEqual(await list(admin), ["carol→bob TASK_STATE_WORKING", "alice→bob TASK_STATE_COMPLETED"]);
   assert.deepEqual(await list(hub.tokens.bob), ["carol→bob TASK_STATE_WORKING", "alice→bob TASK_STATE_COMPLETED"]);
   assert.deepEqual(await list(hub.tokens.alice), ["alice→bob TASK_STATE_COMPLETED"]);

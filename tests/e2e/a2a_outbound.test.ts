@@ -10,6 +10,7 @@ import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/br
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import {
   HermesA2aServer,
+  OPENCLAW_SLASH_REFUSAL,
   OPENCLAW_TURN_FAILURE,
   OpenclawA2aServer,
   reservePort,
@@ -332,24 +333,27 @@ test("listen --a2a hands messages queued while OpenClaw's gateway was down over 
   assert.match(log(), /does not stream tasks \(.*-32004/);
 });
 
-test("listen --a2a parks an answer whose task OpenClaw failed (the agent never saw it), and answers no answer back", async (t) => {
+test("listen --a2a parks an answer whose task OpenClaw failed or refused (the agent never saw it), and answers no answer back", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   const { log } = listen();
-  // OpenClaw asked hermes; hermes answers twice: the gateway fails its turn on the first answer, takes the second.
+  // OpenClaw asked hermes; hermes answers thrice: the gateway fails its turn on the first answer, refuses the second
+  // (it starts with "/", as a slash command would), takes the third.
   const question = await (await publish(broker.url, "openclaw", "hermes", { text: "which way?" })).json();
-  for (const text of ["left [fail]", "right"]) {
+  for (const text of ["left [fail]", "/tmp/map.txt has it", "right"]) {
     const reply = await fetch(`${broker.url}/broadcast?from=hermes&reply_to=${question.id}`, {
       method: "POST",
       body: JSON.stringify({ text }),
     });
     assert.equal(reply.status, 200, await reply.text());
   }
-  const letters = await untilParked(broker, "openclaw", "the failed answer parked");
   const followed = () => [...gateway.tasks.values()].every((task) => task.polls >= gateway.pollsToComplete);
-  await waitFor(followed, 20_000, "both answers' tasks followed to their end");
-  assert.deepEqual(letters.map((letter) => letter.id), [question.id + 1]);
-  assert.match(letters[0].reason, new RegExp(`ended TASK_STATE_FAILED: ${OPENCLAW_TURN_FAILURE}`));
-  assert.equal(gateway.received.length, 2);
+  await waitFor(followed, 20_000, "the answers' tasks followed to their end");
+  await waitFor(async () => (await deadLetters(broker, "openclaw")).length === 2, 20_000, "two answers parked");
+  const reasons = new Map((await deadLetters(broker, "openclaw")).map((letter) => [letter.id, letter.reason]));
+  assert.deepEqual([...reasons.keys()].sort((a, b) => a - b), [question.id + 1, question.id + 2]);
+  assert.match(reasons.get(question.id + 1)!, new RegExp(`ended TASK_STATE_FAILED: ${OPENCLAW_TURN_FAILURE}`));
+  assert.ok(reasons.get(question.id + 2)!.endsWith(`ended TASK_STATE_REJECTED: ${OPENCLAW_SLASH_REFUSAL}`));
+  assert.equal(gateway.received.length, 3);
   // What OpenClaw said about the answers does not go back to hermes (answering answers would loop): its inbox holds
   // the question only.
   assert.deepEqual((await inbox(broker, "hermes")).map((message) => message.text), ["which way?"], log());

@@ -236,6 +236,9 @@ interface OpenclawTask {
 
 /** Why OpenClaw 2026.9.6 failed the turn on an answer it had taken (its CLI was running alongside the gateway). */
 export const OPENCLAW_TURN_FAILURE = "another OpenClaw process owns state-lifecycle";
+/** How OpenClaw's channel refuses a text that starts with "/" (TASK_STATE_REJECTED). */
+export const OPENCLAW_SLASH_REFUSAL =
+  "A2A peers cannot execute slash commands. Send a task in plain text; only users can issue commands.";
 
 /** The methods OpenClaw's channel names as known but unsupported (`-32004`), SubscribeToTask among them. */
 const OPENCLAW_UNSUPPORTED = new Set([
@@ -358,13 +361,21 @@ export class OpenclawA2aServer extends Restartable {
 
   #view(task: OpenclawTask): unknown {
     const done = !task.stuck && task.polls >= this.pollsToComplete;
-    // A text with "[fail]" stands for a turn the gateway could not start (seen on 2026.9.6 while its CLI ran).
-    if (done && task.text.includes("[fail]")) {
-      const reason = { messageId: randomUUID(), role: "ROLE_AGENT", parts: [{ text: OPENCLAW_TURN_FAILURE }] };
+    // A text with "[fail]" stands for a turn the gateway could not start (seen on 2026.9.6 while its CLI ran); one
+    // starting with "/" is refused as a slash command, as the channel does.
+    const ended = !done
+      ? undefined
+      : task.text.includes("[fail]")
+      ? { state: "TASK_STATE_FAILED", text: OPENCLAW_TURN_FAILURE }
+      : task.text.trimStart().startsWith("/")
+      ? { state: "TASK_STATE_REJECTED", text: OPENCLAW_SLASH_REFUSAL }
+      : undefined;
+    if (ended !== undefined) {
+      const message = { messageId: randomUUID(), role: "ROLE_AGENT", parts: [{ text: ended.text }] };
       return {
         id: task.id,
         contextId: task.contextId,
-        status: { state: "TASK_STATE_FAILED", timestamp: new Date().toISOString(), message: reason },
+        status: { state: ended.state, timestamp: new Date().toISOString(), message },
         artifacts: [],
         history: [],
       };

@@ -5,6 +5,7 @@
 import { createParser } from "eventsource-parser";
 import { describeCause } from "../client/broker_client.ts";
 import { InteropError } from "../errors.ts";
+import { readLimited } from "../runtime/read_body.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
 
 /** Connection failures that prove the request never reached the server: sending it again repeats nothing. */
@@ -19,8 +20,9 @@ const NOT_SENT = new Set([
 ]);
 
 /**
- * The most a task stream carries before it is given up (its task is then asked for with GetTask): an event that
- * never ends, or events without end, would otherwise be held in memory, and no answer this big can be published.
+ * The most a task stream carries before it is given up (its task is then asked for with GetTask), and the most an
+ * answer may hold: an event that never ends, events without end, or an endless JSON answer would otherwise be held
+ * in memory, and no answer this big can be published.
  */
 const MAX_STREAM_BYTES = 32 * 1024 * 1024;
 
@@ -123,7 +125,7 @@ export class A2aRpcClient {
     try {
       const response = await this.#post(name, params(version), version, AbortSignal.any([quiet.signal, signal]), "text/event-stream");
       if (!(response.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
-        yield this.#resultOf(name, response, await response.text());
+        yield this.#resultOf(name, response, await answerText(response));
         return;
       }
       const results: unknown[] = [];
@@ -184,7 +186,7 @@ export class A2aRpcClient {
     const response = await this.#post(method, params, version, signal === undefined ? timeout : AbortSignal.any([timeout, signal]), "application/json");
     let text: string;
     try {
-      text = await response.text();
+      text = await answerText(response);
     } catch (cause) {
       throw this.#failure(method, cause, signal);
     }
@@ -265,4 +267,10 @@ export class A2aRpcClient {
     }
     return answer.result;
   }
+}
+
+/** A JSON answer's text, refused past MAX_STREAM_BYTES: an agent server's answer is never held whole without end. */
+async function answerText(response: Response): Promise<string> {
+  if (response.body === null) return "";
+  return new TextDecoder().decode(await readLimited(response.body, response.headers.get("content-length"), MAX_STREAM_BYTES));
 }

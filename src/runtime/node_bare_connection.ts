@@ -1,0 +1,287 @@
+/**
+ * One connection on the bare socket (see node_bare_requests.ts for why there is one): its requests read, handled
+ * side by side and answered in order, until one that is not plain hands it to `node:http`.
+ */
+import { Buffer } from "node:buffer";
+import type { Socket } from "node:net";
+import process from "node:process";
+import { responseHead, writeBody } from "./node_bare_response.ts";
+import type { NodeConnections } from "./node_connections.ts";
+import { nodeSink } from "./node_sink.ts";
+import { refuseDeclaredPastLimit } from "./read_body.ts";
+import { parseRequestHead, type RequestHead, targetUrl } from "./request_head.ts";
+import { type Handler, handlerFailure, type IncomingRequest, isStream, type OutgoingResponse, type StreamResponse } from "./types.ts";
+
+/** How long a kept-alive connection may wait for its next request (`node:http`'s default). */
+const KEEP_ALIVE_MS = 5_000;
+/** Larger bodies go to `node:http`, which streams them against the body cap instead of holding them whole first. */
+const MAX_BARE_BODY_BYTES = 64 * 1024;
+/** A connection's requests handled at once: a client that pipelines cannot pile up unbounded work. */
+const MAX_IN_FLIGHT = 16;
+const NO_BODY = new Uint8Array(0);
+const PLAIN_STARTS = ["GET /", "POST /"];
+const STRAY_LINE_BREAK = /\r(?!\n|$)|(?<!\r)\n/;
+
+/** What every connection of one server shares. */
+export interface BareShared {
+  handler: Handler;
+  maxHeadBytes: number;
+  connections: NodeConnections;
+  /** Connections with a request in progress (a body on its way, or an answer owed): close() gives them a grace. */
+  answering: Set<Socket>;
+  toHttp(socket: Socket): void;
+}
+
+/** A request of a connection, from its start until its answer is written. */
+interface Pending {
+  head: RequestHead;
+  response: OutgoingResponse | undefined;
+  gone: AbortController | undefined;
+}
+
+/**
+ * One connection on the bare socket. Its pipelined requests are handled concurrently and answered in request
+ * order (HTTP/1.1 orders the answers, not the work), so that the publishes of a client that pipelines join the
+ * same group commit as everyone else's instead of each waiting for the previous one's.
+ *
+ * Order of effects: a request starts only once its predecessor is *ordered*: answered, or, for a publish, in the
+ * commit queue (the handler calls `ordered()`), whose commits keep arrival order. So two publishes to one inbox
+ * commit in request order whatever either awaits before enqueueing (an idempotency key, a reply's context, an
+ * agent created or looked up). A GET (a poll, a wait, a stream, /status) waits for every answer before it, so it
+ * reads what they wrote, as when requests were answered one at a time. A stream ends the pipeline: what follows
+ * it is not read. At most MAX_IN_FLIGHT answers are owed at once, and none starts while the client leaves written
+ * answers unread; meanwhile what arrives waits unread (up to the head and body caps, then the connection is cut).
+ */
+export class BareConnection {
+  readonly #socket: Socket;
+  readonly #shared: BareShared;
+  /** What arrived and is not a started request yet (latin1: one character per byte). */
+  #received = "";
+  /** The head of the request whose body is on its way. */
+  #head: RequestHead | undefined;
+  #bodyStart = 0;
+  /** Started requests whose answers are not written yet, in request order. */
+  readonly #pending: Pending[] = [];
+  /** The last started request until it is ordered: the next one starts after that. */
+  #unordered: Pending | undefined;
+  /** Started requests whose handlers have not answered yet. */
+  #unanswered = 0;
+  /** No further request is started: a stream, `Connection: close`, a hang-up, or a hand-off to `node:http`. */
+  #stopped = false;
+  #handingOff = false;
+  #streaming = false;
+  /** The client half-closed: what was started is answered, the last answer closing the connection. */
+  #ended = false;
+  #idle = false;
+  #corked = false;
+
+  constructor(socket: Socket, shared: BareShared, idleMs: number) {
+    this.#socket = socket;
+    this.#shared = shared;
+    socket.on("data", this.#read).on("end", this.#peerEnded).on("timeout", this.#hungUp).once("close", this.#closed);
+    this.#waitIdle(idleMs);
+  }
+
+  readonly #read = (chunk: Buffer): void => {
+    // Nothing more is read from a stream's client (nor after the last answer) but its hang-up.
+    if (this.#stopped && !this.#handingOff) return;
+    this.#received += chunk.toString("latin1");
+    this.#next();
+    // Only a request waiting its turn can be past the caps here (one being read is handed over before).
+    if (this.#received.length > this.#shared.maxHeadBytes + MAX_BARE_BODY_BYTES) this.#socket.destroy();
+  };
+
+  /** Starts what arrived whole, while the connection may; a request in pieces starts its deadline. */
+  #next(): void {
+    const { connections, maxHeadBytes, answering } = this.#shared;
+    while (!this.#stopped && this.#unordered === undefined && this.#pending.length < MAX_IN_FLIGHT && this.#received !== "") {
+      // A client that does not read its answers is not sent more (as `node:http` pauses): they would pile up here.
+      if (this.#socket.writableNeedDrain) {
+        // With no answer owed it waits as an idle connection does: counted, and cut if its client reads nothing.
+        if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(KEEP_ALIVE_MS);
+        return void this.#socket.off("drain", this.#drained).once("drain", this.#drained);
+      }
+      const received = this.#received;
+      let head = this.#head;
+      if (head === undefined) {
+        if (!PLAIN_STARTS.some((start) => received.startsWith(start) || start.startsWith(received))) return this.#handOff();
+        const end = received.indexOf("\r\n\r\n");
+        const headText = end < 0 ? received : received.slice(0, end);
+        // A head past the cap goes to `node:http` for its 431, and so does a CR or LF out of pairs (a CR last in
+        // what came so far may still get its LF), which it refuses at once: waiting here for a blank line that may
+        // never come would hang the client.
+        if (headText.length > maxHeadBytes || STRAY_LINE_BREAK.test(headText)) return this.#handOff();
+        if (end < 0) return this.#partial();
+        head = parseRequestHead(headText);
+        if (head === undefined || head.bodyBytes > MAX_BARE_BODY_BYTES) return this.#handOff();
+        this.#head = head;
+        this.#bodyStart = end + 4;
+        // A request whose body is on its way is in progress, not idle: close() gives it the streams' grace.
+        answering.add(this.#socket);
+      }
+      const bodyEnd = this.#bodyStart + head.bodyBytes;
+      if (received.length < bodyEnd) return this.#partial();
+      if (head.method === "GET" && this.#unanswered > 0) return;
+      // latin1 keeps one character per byte, so the body's bytes come back exactly.
+      const body = head.bodyBytes === 0 ? NO_BODY : Buffer.from(received.slice(this.#bodyStart, bodyEnd), "latin1");
+      this.#received = received.slice(bodyEnd);
+      this.#head = undefined;
+      if (this.#idle) {
+        this.#idle = false;
+        connections.waiting.delete(this.#socket);
+        this.#socket.setTimeout(0);
+      }
+      connections.doneReading(this.#socket);
+      this.#start(head, body);
+    }
+  }
+
+  #start(head: RequestHead, body: Uint8Array): void {
+    const request: Pending = { head, response: undefined, gone: undefined };
+    this.#pending.push(request);
+    this.#unordered = request;
+    this.#unanswered++;
+    if (head.closeAfter) this.#stopped = true;
+    const ordered = () => {
+      if (this.#unordered !== request) return;
+      this.#unordered = undefined;
+      // Not inside the predecessor's call into the broker: the next request starts from a microtask of its own.
+      queueMicrotask(() => this.#next());
+    };
+    const clientGone = () => {
+      if (request.gone === undefined) {
+        request.gone = new AbortController();
+        if (this.#ended || this.#socket.destroyed) request.gone.abort();
+      }
+      return request.gone.signal;
+    };
+    this.#shared.handler(bareRequest(head, body, clientGone, ordered)).catch(handlerFailure).then((response) => {
+      request.response = response;
+      this.#unanswered--;
+      // What follows a stream is not read: the connection is the stream's.
+      if (isStream(response)) this.#stopped = true;
+      if (this.#unordered === request) this.#unordered = undefined;
+      this.#flush();
+    });
+  }
+
+  /** Writes the answers that are ready, in request order. */
+  #flush(): void {
+    const socket = this.#socket;
+    const pending = this.#pending;
+    while (pending.length > 0 && pending[0].response !== undefined) {
+      const { head, response } = pending.shift()! as Pending & { response: OutgoingResponse };
+      try {
+        if (isStream(response)) return this.#openStream(response);
+        if (socket.destroyed) continue;
+        // With more answers owed, the ones a commit settles together leave in one write: the socket stays corked
+        // until the microtasks that settle them have run (a single request's answer is written at once).
+        if (pending.length > 0 && !this.#corked) {
+          this.#corked = true;
+          socket.cork();
+          process.nextTick(this.#uncork);
+        }
+        if (head.closeAfter || (this.#ended && pending.length === 0)) {
+          writeBody(socket, response, "connection: close\r\n");
+          this.#shared.connections.endAfter(socket);
+        } else {
+          writeBody(socket, response, "");
+        }
+      } catch (error) {
+        handlerFailure(error);
+        socket.destroy();
+      }
+    }
+    if (socket.destroyed || this.#ended) return;
+    if (pending.length === 0) {
+      if (this.#handingOff) return this.#handOff();
+      if (this.#stopped) return;
+      if (this.#head === undefined) this.#shared.answering.delete(socket);
+    }
+    // An answer may let the next request start: one held back by the cap, or a GET waiting for the answers before it.
+    this.#next();
+    if (this.#pending.length === 0 && this.#received === "" && !this.#stopped) this.#waitIdle(KEEP_ALIVE_MS);
+  }
+
+  #openStream(response: StreamResponse): void {
+    const socket = this.#socket;
+    this.#streaming = true;
+    // Opened even for a client that already hung up: its sink starts closed, and the stream's end is counted.
+    if (!socket.destroyed) socket.write(responseHead(response.status, response.headers, "transfer-encoding: chunked\r\n"));
+    // A stream the broker ends (replaced, revoked) ends its connection, which its client cannot then keep.
+    response.open(nodeSink(socket, "chunked", this.#shared.connections.endAfter));
+    // Its client's hang-up ends the stream (its sink sees "close").
+    if (this.#ended) socket.end();
+  }
+
+  /** Waits for the next request: a kept-alive connection, or a new one. */
+  #waitIdle(ms: number): void {
+    this.#idle = true;
+    this.#shared.connections.waiting.add(this.#socket);
+    this.#socket.setTimeout(ms);
+  }
+
+  /** Part of a request has arrived: while no answer is owed, it has the request deadline to arrive whole. */
+  #partial(): void {
+    if (this.#pending.length === 0) this.#shared.connections.reading(this.#socket);
+  }
+
+  /** A request that is not plain: once every answer owed is written, the connection goes to `node:http`. */
+  #handOff(): void {
+    this.#stopped = true;
+    this.#handingOff = true;
+    if (this.#pending.length > 0) return;
+    const { connections, toHttp } = this.#shared;
+    const socket = this.#socket;
+    connections.waiting.delete(socket);
+    this.#shared.answering.delete(socket);
+    // The deadline runs on in `node:http` (which has its own too) until it has the request's head.
+    connections.reading(socket);
+    socket.setTimeout(0).off("data", this.#read).off("end", this.#peerEnded).off("timeout", this.#hungUp).off("close", this.#closed)
+      .off("error", ignore);
+    socket.unshift(Buffer.from(this.#received, "latin1"));
+    this.#received = "";
+    toHttp(socket);
+  }
+
+  /** A hang-up or a half-close: with no answer owed the connection goes; else the client left, as `node:http` reads it. */
+  readonly #peerEnded = (): void => {
+    if (this.#streaming) return void this.#socket.end();
+    if (this.#pending.length === 0) return this.#hungUp();
+    this.#ended = true;
+    this.#stopped = true;
+    for (const request of this.#pending) request.gone?.abort();
+  };
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
+
+  readonly #drained = (): void => this.#next();
+
+  readonly #hungUp = (): void => void this.#socket.destroy();
+
+  readonly #closed = (): void => {
+    for (const request of this.#pending) request.gone?.abort();
+  };
+}
+
+function bareRequest(head: RequestHead, body: Uint8Array, clientGone: () => AbortSignal, ordered: () => void): IncomingRequest {
+  return {
+    method: head.method,
+    url: targetUrl(head.target),
+    header: (name) => head.headers[name.toLowerCase()] ?? null,
+    headerBytes: () => head.headerBytes,
+    // async, so that a body past the cap rejects rather than throws.
+    async body(limit) {
+      refuseDeclaredPastLimit(head.headers["content-length"] ?? null, limit);
+      return body;
+    },
+    clientGone,
+    ordered,
+  };
+}
+
+/** Swallows a socket's errors: its "close" follows, which is where a connection ends. */
+export function ignore(): void {}

@@ -1,0 +1,41 @@
+/** How the bare socket writes an answer's head and body. */
+import { Buffer } from "node:buffer";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import { type BodyResponse, hasNullBody } from "./types.ts";
+
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+
+export function writeBody(socket: Socket, response: BodyResponse, connection: string): void {
+  const hasBody = !hasNullBody(response.status);
+  const { body } = response;
+  const head = responseHead(response.status, response.headers, (hasBody ? `content-length: ${Buffer.byteLength(body)}\r\n` : "") + connection);
+  // One write: a writev of head and body cost more than joining them, for the small answers most are.
+  if (!hasBody) socket.write(head);
+  else if (typeof body === "string") socket.write(head + body);
+  else socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]));
+}
+
+export function responseHead(status: number, headers: Record<string, string>, framing: string): string {
+  let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\ndate: ${httpDate()}\r\n`;
+  for (const name in headers) {
+    const value = headers[name];
+    // As `node:http` refuses them: a line break in a value would start a header of its own.
+    if (!HEADER_VALUE.test(value)) throw new TypeError(`Invalid character in the value of header ${name}`);
+    text += `${name}: ${value}\r\n`;
+  }
+  return `${text}${framing}\r\n`;
+}
+
+let dateSecond = 0;
+let dateText = "";
+
+/** The Date header's text, made once a second (as `node:http` does). */
+function httpDate(): string {
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(second * 1000).toUTCString();
+  }
+  return dateText;
+}

@@ -28,27 +28,18 @@ test("a running broker and listener show as interop serve and interop listen in 
   }
 });
 
-test("a password in a URL given on the command line is not written back into the process title", async (t) => {
-  // Deno cannot rewrite its command line: there the docs' advice ($INTEROP_DATABASE_URL, --config) is all there is.
-  if ("Deno" in globalThis && !process.env.INTEROP_CLI) return t.skip("Deno sets only the process name");
-  const dir = tempDir();
-  t.after(() => dir.cleanup());
-  // Nothing listens on port 9: the listener keeps retrying, which keeps it running for ps to read.
-  const listen = spawnCli(["listen", "--agent", "hermes", "--url", "http://hermes:hunter2@127.0.0.1:9", "--out", `${dir.path}/out.jsonl`]);
-  t.after(() => stopListen(listen, "SIGKILL"));
-  await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
-  assert.doesNotMatch(cmdline(listen.pid!), /hunter2/);
-  assert.match(cmdline(listen.pid!), /--url http:\/\/hermes:\*\*\*@127\.0\.0\.1:9 /);
-});
-
-test("a password with an @ in it is not written back into the process title either", async (t) => {
-  if ("Deno" in globalThis && !process.env.INTEROP_CLI) return t.skip("Deno sets only the process name");
-  const dir = tempDir();
-  t.after(() => dir.cleanup());
-  // As a URL parser reads it (and the PostgreSQL client does), the password runs to the last @: "hun@ter2".
-  const listen = spawnCli(["listen", "--agent", "hermes", "--url", "http://hermes:hun@ter2@127.0.0.1:9", "--out", `${dir.path}/out.jsonl`]);
-  t.after(() => stopListen(listen, "SIGKILL"));
-  await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
-  assert.doesNotMatch(cmdline(listen.pid!), /ter2/);
-  assert.match(cmdline(listen.pid!), /--url http:\/\/hermes:\*\*\*@127\.0\.0\.1:9 /);
-});
+// As a URL parser reads it (and the PostgreSQL client does), a password runs to the last @: "hun@ter2" too.
+for (const password of ["hunter2", "hun@ter2"]) {
+  test(`a password in a URL on the command line (${password}) is not written back into the process title`, async (t) => {
+    // Deno cannot rewrite its command line: there the docs' advice ($INTEROP_DATABASE_URL, --config) is all there is.
+    if ("Deno" in globalThis && !process.env.INTEROP_CLI) return t.skip("Deno sets only the process name");
+    const dir = tempDir();
+    t.after(() => dir.cleanup());
+    // Nothing listens on port 9: the listener keeps retrying, which keeps it running for ps to read.
+    const listen = spawnCli(["listen", "--agent", "hermes", "--url", `http://hermes:${password}@127.0.0.1:9`, "--out", `${dir.path}/out.jsonl`]);
+    t.after(() => stopListen(listen, "SIGKILL"));
+    await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
+    assert.doesNotMatch(cmdline(listen.pid!), /ter2/);
+    assert.match(cmdline(listen.pid!), /--url http:\/\/hermes:\*\*\*@127\.0\.0\.1:9 /);
+  });
+}

@@ -1,7 +1,7 @@
 /** Which agents exist: a send never creates an inbox (a typo must not), an agent that connects does, the operator manages them. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { publish, startBroker } from "../helpers/broker.ts";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { openSse } from "../helpers/sse.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
@@ -122,6 +122,8 @@ test("with tokens, managing agents needs the admin token", async (t) => {
   t.after(() => broker.cleanup());
   const admin = await createToken(broker.dataDir, "ops", { admin: true });
   const hermes = await createToken(broker.dataDir, "hermes");
+  // Tokens made while the broker runs take effect within a second (it re-reads them at most that often).
+  await waitFor(async () => (await fetch(`${broker.url}/agents`)).status === 401, 5000, "tokens to take effect");
   const asAgent = await runCli(["agent", "list", "--url", broker.url], { env: { INTEROP_TOKEN: hermes } });
   assert.equal(asAgent.code, 4);
   assert.match(asAgent.stderr, /HTTP 403\): Forbidden: GET \/agents needs an admin token/);

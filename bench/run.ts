@@ -7,6 +7,8 @@
  *   npm run bench -- --systems interop-node,nchan --scenarios latency,throughput
  *   npm run bench -- --systems interop-node,bare-node --scenarios pipelined   # one scenario alone
  *   npm run bench -- --systems postgres --smoke   # only the brokers on PostgreSQL (1, 2, 3 on one database)
+ *   npm run bench -- --runs 3 --systems interop-node,interop-deno,bare-node,bare-deno --out bench/RANGES.md
+ *                                    # the targets' ranges over three runs (the run-to-run noise)
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
@@ -25,8 +27,12 @@ const { values } = parseArgs({
     smoke: { type: "boolean", default: false },
     systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
     scenarios: { type: "string", default: "latency,throughput,pipelined,batch,fan-out,streams,resume" },
+    runs: { type: "string", default: "1" },
+    out: { type: "string" },
   },
 });
+const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a whole number ≥ 1, not ${values.runs}`);
 const smoke = values.smoke;
 const size = smoke
   ? { rate: 100, latencySeconds: 1, throughputSeconds: 1, fanAgents: 10, fanMessages: 20, streams: 200, resumePhase: 30 }
@@ -48,7 +54,9 @@ if (!existsSync("dist/interop")) {
 
 const progress = (text: string) => process.stderr.write(`${text}\n`);
 const fanAgents = Array.from({ length: size.fanAgents }, (_, i) => `fan${i}`);
-const results: Results = {};
+/** Each run's figures; the tables show the first run's, the targets each run's range. */
+const runResults: Results[] = [];
+let results: Results = {};
 
 /** Runs one scenario on a freshly started system, so no scenario inherits another's state. */
 const scenarios = new Set(values.scenarios.split(","));
@@ -71,34 +79,37 @@ const started = performance.now();
 const diskBefore = fsyncLatency();
 // The run's PostgreSQL server (started by the first PostgreSQL system) is stopped however the run ends.
 try {
-  for (const key of chosen) {
-    const system = SYSTEMS[key];
-    progress(`${system.name}`);
-    // The throughput scenario reads one inbox per broker (brokers(system) in scenarios.ts).
-    const pair = ["hermes", ...(key.startsWith("interop-postgres") ? POSTGRES_BROKERS.map((n) => throughputInbox(n - 1)) : ["openclaw"])];
-    await scenario(key, "latency", pair, async (s) => ({ latency: await latency(s, size.rate, size.latencySeconds) }));
-    await scenario(key, "throughput", pair, async (s) => ({ throughput: await throughput(s, 16, size.throughputSeconds) }));
-    // The old bridge speaks HTTP/1.0 (a connection per request) and nchan is not a broker: nothing to pipeline; the
-    // PostgreSQL brokers answer in order too, but the scale-out table compares the loads they share with SQLite.
-    if ((key.startsWith("interop") && !key.startsWith("interop-postgres")) || key.startsWith("bare")) {
-      await scenario(key, "pipelined", pair, async (s) => ({ [PIPELINED]: await throughput(s, 16, size.throughputSeconds, 1, 8) }));
-    }
-    if (key.startsWith("interop")) {
-      await scenario(key, "batch", pair, async (s) => ({ "throughput, batches of 50": await throughput(s, 16, size.throughputSeconds, 50) }));
-    }
-    if (key === "interop-node-relaxed") continue;
-    if (system.fanOut) {
-      await scenario(key, "fan-out", ["hub", ...fanAgents], async (s) => ({
-        "fan-out": await fanOut(s, fanAgents, size.fanMessages, 50, key === "nchan" ? "all" : undefined),
-      }));
-    }
-    await scenario(key, "streams", pair, async (s) => {
-      const { streams, status } = await idleStreams(s, size.streams, (opened) => {
-        if (opened % 2000 === 0) progress(`    ${opened} streams open`);
+  for (let run = 1; run <= runs; run++) {
+    runResults.push(results = {});
+    for (const key of chosen) {
+      const system = SYSTEMS[key];
+      progress(runs > 1 ? `${system.name} (run ${run} of ${runs})` : system.name);
+      // The throughput scenario reads one inbox per broker (brokers(system) in scenarios.ts).
+      const pair = ["hermes", ...(key.startsWith("interop-postgres") ? POSTGRES_BROKERS.map((n) => throughputInbox(n - 1)) : ["openclaw"])];
+      await scenario(key, "latency", pair, async (s) => ({ latency: await latency(s, size.rate, size.latencySeconds) }));
+      await scenario(key, "throughput", pair, async (s) => ({ throughput: await throughput(s, 16, size.throughputSeconds) }));
+      // The old bridge speaks HTTP/1.0 (a connection per request) and nchan is not a broker: nothing to pipeline; the
+      // PostgreSQL brokers answer in order too, but the scale-out table compares the loads they share with SQLite.
+      if ((key.startsWith("interop") && !key.startsWith("interop-postgres")) || key.startsWith("bare")) {
+        await scenario(key, "pipelined", pair, async (s) => ({ [PIPELINED]: await throughput(s, 16, size.throughputSeconds, 1, 8) }));
+      }
+      if (key.startsWith("interop")) {
+        await scenario(key, "batch", pair, async (s) => ({ "throughput, batches of 50": await throughput(s, 16, size.throughputSeconds, 50) }));
+      }
+      if (key === "interop-node-relaxed") continue;
+      if (system.fanOut) {
+        await scenario(key, "fan-out", ["hub", ...fanAgents], async (s) => ({
+          "fan-out": await fanOut(s, fanAgents, size.fanMessages, 50, key === "nchan" ? "all" : undefined),
+        }));
+      }
+      await scenario(key, "streams", pair, async (s) => {
+        const { streams, status } = await idleStreams(s, size.streams, (opened) => {
+          if (opened % 2000 === 0) progress(`    ${opened} streams open`);
+        });
+        return { "idle streams": streams, "status with 1,000 streams": status };
       });
-      return { "idle streams": streams, "status with 1,000 streams": status };
-    });
-    await scenario(key, "resume", pair, async (s) => ({ resume: await resume(s, size.resumePhase) }));
+      await scenario(key, "resume", pair, async (s) => ({ resume: await resume(s, size.resumePhase) }));
+    }
   }
 } finally {
   await stopPostgres();
@@ -118,16 +129,18 @@ const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem()
 const report = [
   `# interop benchmark${smoke ? " (smoke run: sizes too small to mean anything)" : ""}`,
   "",
-  `Command: \`npm run bench${smoke ? " -- --smoke" : ""}\` · ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ${seconds.toFixed(0)} s`,
+  `Command: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\` · ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ${seconds.toFixed(0)} s`,
   `Machine: ${machine} · Node ${versions.node} · ${versions.deno} · ${versions.nginx} · ${versions.python} · ${versions.postgres}`,
   `Disk: fsync of a 4 KiB append, p50/p90, ${disk("before the run", diskBefore)}, ${disk("after", diskAfter)} (strict durability pays one per commit)`,
   "",
-  table(results, SYSTEMS),
-  scaleOut(results, cpus().length),
-  ratios(results),
+  table(runResults[0], SYSTEMS),
+  scaleOut(runResults[0], cpus().length),
+  ratios(runResults),
 ].join("\n");
 console.log(report);
-if (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 7) {
-  writeFileSync("bench/RESULTS.md", report);
-  progress("written to bench/RESULTS.md");
+// Only a full run replaces RESULTS.md; any other is written where --out says.
+const out = values.out ?? (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 7 ? "bench/RESULTS.md" : undefined);
+if (out !== undefined) {
+  writeFileSync(out, report);
+  progress(`written to ${out}`);
 }

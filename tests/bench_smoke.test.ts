@@ -1,7 +1,8 @@
 /** The benchmark's smoke mode, so the benchmark itself cannot rot: every system, every scenario, a few seconds each. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
@@ -11,12 +12,12 @@ const ROOT = join(import.meta.dirname!, "..");
 /** The benchmark runs on Node 24 whichever test runner starts it; the Node suite runs it once. */
 const NODE_ONLY = "Deno" in globalThis ? "run by the Node suite" : false;
 
-/** `npm run bench -- --smoke --systems …`, within the test's time. */
-function smoke(systems: string[]) {
-  const result = spawnSync(process.execPath, ["bench/run.ts", "--smoke", "--systems", systems.join(",")], { cwd: ROOT, encoding: "utf8", timeout: 230_000 });
+/** `npm run bench -- --smoke --systems … [more]`, within the test's time. */
+function smoke(systems: string[], more: string[] = []) {
+  const result = spawnSync(process.execPath, ["bench/run.ts", "--smoke", "--systems", systems.join(","), ...more], { cwd: ROOT, encoding: "utf8", timeout: 230_000 });
   assert.equal(result.status, 0, result.stderr);
   assert.doesNotMatch(result.stdout, /failed: /, "no scenario failed");
-  assert.match(result.stdout, /^- interop: lost \+ duplicated \+ reordered messages over every scenario: 0 ✓$/m);
+  assert.match(result.stdout, /^- interop: lost \+ duplicated \+ reordered messages over every scenario( of \d+ runs)?: 0 ✓$/m);
   return result;
 }
 
@@ -33,6 +34,19 @@ test("npm run bench -- --smoke runs every scenario on every system, and interop 
   for (const system of ["interop (Node 24 binary)", "interop (Deno 2)", "old Python bridge", "nginx + nchan", "bare node:http", "bare Deno.serve"]) {
     assert.ok(result.stdout.includes(`| ${system} |`), `a row for ${system}`);
   }
+});
+
+test("npm run bench -- --runs 2 --out FILE gives each target's range over both runs, and writes the report there", {
+  skip: NODE_ONLY,
+  timeout: 240_000,
+}, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "interop-bench-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, "ranges.md");
+  const result = smoke(["interop-node", "bare-node"], ["--runs", "2", "--scenarios", "fan-out", "--out", out]);
+  assert.match(result.stderr, /\(run 2 of 2\)/);
+  assert.match(result.stdout, /^- Node: fan-out server CPU per delivery vs bare Node \(≤ 1\.5\): [\d.]+× [✓✗] · 2 runs: [\d.]+–[\d.]+ \(spread \d+ %\), met in [012] of 2$/m);
+  assert.equal(readFileSync(out, "utf8").trim(), result.stdout.trim());
 });
 
 test("npm run bench -- --smoke --systems postgres runs one, two and three brokers on one PostgreSQL and prints the scale-out table", {

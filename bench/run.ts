@@ -2,7 +2,7 @@
  * The benchmark: interop (the Node 24 binary, strict and relaxed, and Deno 2) against the old Python bridge it
  * replaces, nginx + nchan, and bare node:http / Deno.serve ceilings, driven with the same load in one run.
  *
- *   npm run bench                    # the full run (~6 min); writes bench/RESULTS.md
+ *   npm run bench                    # the full run (~13 min); writes bench/RESULTS.md
  *   npm run bench -- --smoke         # a few seconds per system, prints only (the test suite runs this)
  *   npm run bench -- --systems interop-node,nchan --scenarios latency,throughput
  *   npm run bench -- --systems interop-node,bare-node --scenarios pipelined   # one scenario alone

@@ -77,42 +77,71 @@ async function untilParked(
   return letters;
 }
 
-/** Starts a broker, an OpenClaw-shaped channel and a temp dir, all stopped when the test ends. */
-async function openclawSetup(t: { after(fn: () => Promise<void>): void }) {
-  const broker = await startBroker();
-  const dir = tempDir();
-  const gateway = new OpenclawA2aServer({ token: TOKEN });
+/** An A2A server a test starts: it answers at `url` and stops when the test ends. */
+interface AgentServer {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A broker started with `args`, and A2A servers each behind `listen --a2a` for one agent, all stopped when the test
+ * ends: `behind(agent, server)` returns `listen`, which starts a listener for the agent in front of the server (again
+ * after a kill: the same state dir), with its log.
+ */
+async function a2aSetup(t: { after(fn: () => Promise<void>): void }, args: string[] = []) {
+  const broker = await startBroker({ args });
+  const servers: AgentServer[] = [];
   const listeners: ChildProcess[] = [];
+  const dirs: Array<ReturnType<typeof tempDir>> = [];
   t.after(async () => {
     for (const child of listeners) stop(child, "SIGKILL");
-    await gateway.stop();
+    for (const server of servers) await server.stop();
     await broker.cleanup();
-    dir.cleanup();
+    for (const dir of dirs) dir.cleanup();
   });
-  await gateway.start();
-  const listen = (extra: string[] = []) => {
-    const child = startA2aListen(broker, "openclaw", `${gateway.url}/a2a/v1`, dir.path, extra);
-    listeners.push(child);
-    return { child, log: stderrOf(child) };
+  const behind = (agent: string, server: AgentServer, path = "/") => {
+    servers.push(server);
+    const dir = tempDir();
+    dirs.push(dir);
+    const listen = (extra: string[] = []) => {
+      const child = startA2aListen(broker, agent, `${server.url}${path}`, dir.path, extra);
+      listeners.push(child);
+      return { child, log: stderrOf(child) };
+    };
+    return { dir, listen };
   };
+  return { broker, behind };
+}
+
+/** A broker with an OpenClaw-shaped channel (started) for the agent "openclaw". */
+async function openclawSetup(t: { after(fn: () => Promise<void>): void }) {
+  const { broker, behind } = await a2aSetup(t);
+  const gateway = new OpenclawA2aServer({ token: TOKEN });
+  const { dir, listen } = behind("openclaw", gateway, "/a2a/v1");
+  await gateway.start();
   return { broker, dir, gateway, listen };
+}
+
+/** A broker declaring `agents`, and an SDK agent server (started) behind `listen --a2a` for `agent`. */
+async function sdkSetup(
+  t: { after(fn: () => Promise<void>): void },
+  agents: string,
+  agent: string,
+  options: Omit<ConstructorParameters<typeof SdkAgentServer>[0], "token"> = {},
+) {
+  const { broker, behind } = await a2aSetup(t, ["--agents", agents]);
+  const server = new SdkAgentServer({ token: TOKEN, ...options });
+  const { dir, listen } = behind(agent, server);
+  await server.start();
+  return { broker, server, dir, listen, behind };
 }
 
 test("listen --a2a hands each message once to an SDK A2A server that was down, and the asker gets its answer", async (t) => {
   // Declared: the notes are sent before the listener has connected, and a send creates no inbox.
-  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
-  const dir = tempDir();
+  const { broker, behind } = await a2aSetup(t, ["--agents", "hermes,sdkagent"]);
   const agent = new SdkAgentServer({ token: TOKEN });
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    stop(listen);
-    await agent.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
   agent.port = await reservePort();
-  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
-  const log = stderrOf(listen);
+  const { log } = behind("sdkagent", agent).listen();
   for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "sdkagent", { text: `note ${n}` });
   const ask = spawnCli([
     "ask",
@@ -157,19 +186,9 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
 });
 
 test("listen --a2a follows tasks by stream where the server streams: the answers come without a GetTask", async (t) => {
-  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
-  const dir = tempDir();
   // Work long enough that the task still runs when the listener subscribes (a finished task cannot be subscribed).
-  const agent = new SdkAgentServer({ token: TOKEN, streaming: true, workMs: 1_500 });
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    stop(listen);
-    await agent.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
-  await agent.start();
-  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  const { broker, server: agent, listen } = await sdkSetup(t, "hermes,sdkagent", "sdkagent", { streaming: true, workMs: 1_500 });
+  listen();
   await publish(broker.url, "hermes", "sdkagent", { text: "one" });
   await publish(broker.url, "hermes", "sdkagent", { text: "two" });
   await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
@@ -180,19 +199,9 @@ test("listen --a2a follows tasks by stream where the server streams: the answers
 });
 
 test("listen --a2a killed while it streams a task subscribes again when it restarts, and the answer comes once", async (t) => {
-  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
-  const dir = tempDir();
   // Long enough to outlast the kill and the restart: a task that has ended cannot be subscribed.
-  const agent = new SdkAgentServer({ token: TOKEN, streaming: true, workMs: 8_000 });
-  const listeners: ChildProcess[] = [];
-  t.after(async () => {
-    for (const child of listeners) stop(child, "SIGKILL");
-    await agent.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
-  await agent.start();
-  listeners.push(startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path));
+  const { broker, server: agent, dir, listen } = await sdkSetup(t, "hermes,sdkagent", "sdkagent", { streaming: true, workMs: 8_000 });
+  const first = listen();
   await publish(broker.url, "hermes", "sdkagent", { text: "slow one" });
   const stateFile = join(dir.path, "state.a2a.json");
   const following = () => {
@@ -203,8 +212,8 @@ test("listen --a2a killed while it streams a task subscribes again when it resta
     }
   };
   await waitFor(() => following() && agent.requests.some((request) => request.method === "SubscribeToTask"), 20_000, "the task streamed");
-  stop(listeners[0], "SIGKILL");
-  listeners.push(startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path));
+  stop(first.child, "SIGKILL");
+  listen();
   await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer in hermes's inbox");
   assert.equal((await inbox(broker, "hermes"))[0].text, "echo: slow one");
   const methods = agent.requests.map((request) => request.method);
@@ -213,18 +222,8 @@ test("listen --a2a killed while it streams a task subscribes again when it resta
 });
 
 test("an agent forging another's contextId reaches the A2A server in a context of its own", async (t) => {
-  const broker = await startBroker({ args: ["--agents", "alice,carol,bob"] });
-  const dir = tempDir();
-  const agent = new SdkAgentServer({ token: TOKEN });
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    stop(listen);
-    await agent.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
-  await agent.start();
-  listen = startA2aListen(broker, "bob", `${agent.url}/`, dir.path);
+  const { broker, server: agent, listen } = await sdkSetup(t, "alice,carol,bob", "bob");
+  listen();
   const carol = await (await publish(broker.url, "carol", "bob", { text: "carol's secret plan" })).json();
   const forged = `interop-${carol.id}`;
   const long = "x".repeat(200);
@@ -240,22 +239,12 @@ test("an agent forging another's contextId reaches the A2A server in a context o
 
 test("an answer reaches the asker's own A2A server in the context the asker started; a replier cannot choose that context", async (t) => {
   // Without tokens an A2A caller is the agent "a2a": it asks yagent over A2A in its own context c1.
-  const broker = await startBroker({ args: ["--agents", "a2a,yagent"] });
-  const dirs = [tempDir(), tempDir()];
-  const asker = new SdkAgentServer({ token: TOKEN });
+  const { broker, server: asker, listen, behind } = await sdkSetup(t, "a2a,yagent", "a2a");
   const answerer = new SdkAgentServer({ token: TOKEN });
-  const listeners: ChildProcess[] = [];
-  t.after(async () => {
-    for (const child of listeners) stop(child);
-    await asker.stop();
-    await answerer.stop();
-    await broker.cleanup();
-    for (const dir of dirs) dir.cleanup();
-  });
-  await asker.start();
+  const answererListen = behind("yagent", answerer).listen;
   await answerer.start();
-  listeners.push(startA2aListen(broker, "a2a", `${asker.url}/`, dirs[0].path));
-  listeners.push(startA2aListen(broker, "yagent", `${answerer.url}/`, dirs[1].path));
+  listen();
+  answererListen();
   const sent = await rpc(broker.url, "yagent", undefined, "SendMessage", {
     message: { messageId: "q1", contextId: "c1", role: "ROLE_USER", parts: [{ text: "which way?" }] },
     configuration: { returnImmediately: true },
@@ -455,22 +444,15 @@ test("listen --a2a killed in the middle of a send parks that message as in doubt
 });
 
 test("listen --a2a works with Hermes's A2A server: a 429 (-32051) is retried, and an INPUT_REQUIRED answer reaches the asker with its state", async (t) => {
-  const broker = await startBroker();
-  const dir = tempDir();
+  const { broker, behind } = await a2aSetup(t);
   const hermes = new HermesA2aServer({
     token: TOKEN,
     reply: (text) => (text.includes("weather") ? "[INPUT_REQUIRED] Which city?" : `done: ${text}`),
   });
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    stop(listen);
-    await hermes.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
+  const { listen } = behind("hermes", hermes);
   await hermes.start();
   hermes.rateLimited = 1;
-  listen = startA2aListen(broker, "hermes", `${hermes.url}/`, dir.path);
+  listen();
   const ask = await collect(
     spawnCli([
       "ask",
@@ -543,18 +525,8 @@ test("listen --a2a refuses a URL that is not http(s), a second output, and --a2a
 
 test("listen --a2a switches to v0.3 for good when the server refuses the A2A-Version 1.0 header (-32009), with the SDK's v0.3 handler", async (t) => {
   // The ask may come before the listener has connected (and made sdkagent known).
-  const broker = await startBroker({ args: ["--agents", "hermes,sdkagent"] });
-  const dir = tempDir();
-  const agent = new SdkAgentServer({ token: TOKEN, protocolVersion: "0.3" });
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    stop(listen);
-    await agent.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
-  await agent.start();
-  listen = startA2aListen(broker, "sdkagent", `${agent.url}/`, dir.path);
+  const { broker, server: agent, listen } = await sdkSetup(t, "hermes,sdkagent", "sdkagent", { protocolVersion: "0.3" });
+  listen();
   const asked = await collect(
     spawnCli(["ask", "--url", broker.url, "-f", "hermes", "-t", "sdkagent", "--timeout", "60s", "old school?"]),
     60_000,
@@ -587,8 +559,7 @@ async function rawA2aSetup(
   agent: string,
   answer: (method: string, response: import("node:http").ServerResponse, id: string) => void,
 ) {
-  const broker = await startBroker({ args: ["--agents", `hermes,${agent}`] });
-  const dir = tempDir();
+  const { broker, behind } = await a2aSetup(t, ["--agents", `hermes,${agent}`]);
   const methods: string[] = [];
   const server = createServer((request, response) => {
     let text = "";
@@ -598,17 +569,15 @@ async function rawA2aSetup(
       answer(call.method, response, call.id);
     });
   });
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    stop(listen, "SIGKILL");
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await broker.cleanup();
-    dir.cleanup();
-  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
-  listen = startA2aListen(broker, agent, `http://127.0.0.1:${port}/`, dir.path);
+  behind(agent, {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  }).listen();
   return { broker, methods };
 }
 

@@ -1,7 +1,7 @@
 /** `interop migrate`: a SQLite broker's store moved into PostgreSQL, served on from there, checked on a second run. */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { brokerPool, publish, waitFor } from "../helpers/broker.ts";
 import { rpc } from "../helpers/a2a.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
@@ -15,17 +15,12 @@ async function setUp(t: TestContext) {
   const server = await cluster(t);
   if (server === undefined) return undefined;
   const url = await server.createDatabase();
-  const brokers: RunningBroker[] = [];
+  // Registered first: a test's after hooks run in the order registered, and the brokers must stop before their dirs go.
+  const start = brokerPool(t);
   const dirs: Array<{ cleanup(): void }> = [];
-  t.after(async () => {
-    for (const broker of brokers) await broker.cleanup();
+  t.after(() => {
     for (const dir of dirs) dir.cleanup();
   });
-  const start = async (options: { dataDir?: string; args?: string[] }) => {
-    const broker = await startBroker(options);
-    brokers.push(broker);
-    return broker;
-  };
   const dataDir = () => {
     const dir = tempDir("interop-migrate-");
     dirs.push(dir);

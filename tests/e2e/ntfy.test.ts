@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { brokerPool, publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 import { HermesLikeClient } from "../helpers/hermes_ntfy.ts";
 
@@ -105,14 +105,10 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
 });
 
 test("ntfy ids differ between data dirs, so a client that de-duplicates by id never drops a new broker's messages", async (t) => {
-  const brokers: RunningBroker[] = [];
-  t.after(async () => {
-    for (const broker of brokers) await broker.cleanup();
-  });
+  const start = brokerPool(t);
   const ids: string[] = [];
   for (let n = 0; n < 2; n++) {
-    const broker = await startBroker();
-    brokers.push(broker);
+    const broker = await start();
     const answer = await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "message one of a fresh store" });
     ids.push((await answer.json()).id);
   }

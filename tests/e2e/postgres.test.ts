@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { brokerPool, publish, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 import { holdCommits, releaseCommits, sharedPostgres, type TestPostgres } from "../helpers/postgres.ts";
 import { openSse } from "../helpers/sse.ts";
@@ -14,16 +14,8 @@ async function setUp(t: TestContext) {
   const server = await cluster(t);
   if (server === undefined) return undefined;
   const url = await server.createDatabase();
-  const brokers: RunningBroker[] = [];
-  t.after(async () => {
-    for (const broker of brokers) await broker.cleanup();
-  });
-  const start = async (args: string[] = []) => {
-    const broker = await startBroker({ args: ["--database-url", url, ...args] });
-    brokers.push(broker);
-    return broker;
-  };
-  return { server, url, start };
+  const start = brokerPool(t);
+  return { server, url, start: (args: string[] = []) => start({ args: ["--database-url", url, ...args] }) };
 }
 
 const status = async (url: string) => await (await fetch(`${url}/status`)).json();

@@ -26,10 +26,15 @@ export interface RunningBroker {
 
 const LISTENING = /listening on http:\/\/([^\s:]+):(\d+)/;
 
+export interface BrokerOptions {
+  port?: number;
+  dataDir?: string;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
 /** Starts a broker; `port` 0 (the default) picks a free one, `dataDir` defaults to a new temporary dir. */
-export async function startBroker(
-  options: { port?: number; dataDir?: string; args?: string[]; env?: Record<string, string> } = {},
-): Promise<RunningBroker> {
+export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
   const owned = options.dataDir === undefined ? tempDir("interop-data-") : undefined;
   const dataDir = options.dataDir ?? owned!.path;
   const child = spawnCli(
@@ -118,4 +123,17 @@ export async function publish(
     headers: { "content-type": "application/json", ...headers },
     body: text,
   });
+}
+
+/** Starts brokers that are all stopped when the test ends (the hook is registered before the first starts). */
+export function brokerPool(t: { after(fn: () => Promise<void>): void }): (options?: BrokerOptions) => Promise<RunningBroker> {
+  const brokers: RunningBroker[] = [];
+  t.after(async () => {
+    for (const broker of brokers) await broker.cleanup();
+  });
+  return async (options) => {
+    const broker = await startBroker(options);
+    brokers.push(broker);
+    return broker;
+  };
 }

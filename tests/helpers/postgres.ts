@@ -6,7 +6,7 @@ import process from "node:process";
 import { after, type TestContext } from "node:test";
 import postgres from "postgres";
 import { createCluster, type PostgresCluster as TestPostgres } from "../../bench/postgres_cluster.ts";
-import { type RunningBroker, startBroker, waitFor } from "./broker.ts";
+import { brokerPool, type RunningBroker, waitFor } from "./broker.ts";
 
 export type { TestPostgres };
 
@@ -53,11 +53,9 @@ export async function brokersOnOneDatabase(
   args: string[] = [],
 ): Promise<{ url: string; brokers: RunningBroker[] }> {
   const url = await server.createDatabase();
+  const start = brokerPool(t);
   const brokers: RunningBroker[] = [];
-  t.after(async () => {
-    for (const broker of brokers) await broker.cleanup();
-  });
-  for (let n = 0; n < count; n++) brokers.push(await startBroker({ args: ["--database-url", url, ...args] }));
+  for (let n = 0; n < count; n++) brokers.push(await start({ args: ["--database-url", url, ...args] }));
   return { url, brokers };
 }
 

@@ -80,18 +80,19 @@ test("CommitQueue lets a stream's cursor ride with the next publish's commit, an
   t.after(() => dir.cleanup());
   const store = new RecordingStore(dir.path, "strict");
   t.after(() => store.close());
-  const queue = new CommitQueue(store);
-  const turns = async (n: number) => {
-    for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
-  };
+  // A note here waits a minute for company, so a loaded machine cannot make the first publish come too late.
+  const patient = new CommitQueue(store, () => {}, 60_000);
+  t.after(() => patient.drain());
 
-  queue.note({ agent: openclaw, deliveredId: 0, lastSeen: 2000 });
-  // More turns than a commit gathers for: a publish arriving this soon after the note still carries it.
-  await turns(8);
-  await queue.append([message({ n: 1 })]);
+  patient.note({ agent: openclaw, deliveredId: 0, lastSeen: 2000 });
+  // More turns than a commit gathers for: the note did not start a commit of its own.
+  for (let i = 0; i < 8; i++) await new Promise((resolve) => setImmediate(resolve));
+  await patient.append([message({ n: 1 })]);
   assert.deepEqual(store.batches, [1], "one transaction, not a cursor-only one before the publish's");
   assert.equal((await store.loadInboxes())[0].lastSeen, 2000, "the cursor went with the publish");
+  await patient.drain();
 
+  const queue = new CommitQueue(store);
   queue.note({ agent: openclaw, lastSeen: 3000 });
   await waitFor(() => store.batches.length === 2, 5000, "the lone cursor update to be committed");
   assert.deepEqual(store.batches, [1, 0]);

@@ -44,14 +44,17 @@ export class CommitQueue {
   #noteTimer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> = Promise.resolve();
   #onCommit: (stored: Envelope[]) => void;
+  #noteWaitMs: number;
 
   /**
    * `onCommit` hears of each successful transaction with the messages it stored, in id order, before any
-   * `append` resolves: the broker hands a whole commit to its streams at once.
+   * `append` resolves: the broker hands a whole commit to its streams at once. `noteWaitMs` is how long a note
+   * waits for company (NOTE_WAIT_MS).
    */
-  constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}) {
+  constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}, noteWaitMs = NOTE_WAIT_MS) {
     this.#store = store;
     this.#onCommit = onCommit;
+    this.#noteWaitMs = noteWaitMs;
   }
 
   /** Stores messages; resolves once they are committed. */
@@ -80,7 +83,7 @@ export class CommitQueue {
     this.#noteTimer = setTimeout(() => {
       this.#noteTimer = undefined;
       if (this.#inboxes.size > 0) this.#schedule();
-    }, NOTE_WAIT_MS);
+    }, this.#noteWaitMs);
   }
 
   /** Resolves when everything queued so far is committed (or has failed). */

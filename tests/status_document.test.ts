@@ -48,3 +48,28 @@ test("StatusDocument answers anew when any one figure of an agent changes, and i
     previous = text;
   }
 });
+
+test("StatusDocument follows time (uptime, an agent leaving the online window) and a shared store's brokers and streams", () => {
+  const document = new StatusDocument();
+  const seen = input({ lastSeen: NOW - 59_500 });
+  const broker = { id: "b1", pid: 1, host: "h", listening: "h:1", version: "1", startedAt: NOW - 9000, heartbeatAt: NOW - 1000, alive: true, self: true };
+  const states: [string, StatusInput][] = [
+    ["online", seen],
+    ["a second later: offline, uptime moved", { ...seen, now: NOW + 1000 }],
+    ["on a shared store", { ...seen, now: NOW + 1000, cluster: { brokers: [broker], streams: new Map(), cursors: new Map() } }],
+    ["its stream on a broker", { ...seen, now: NOW + 1000, cluster: { brokers: [broker], streams: new Map([[hermes, "b1"]]), cursors: new Map() } }],
+    ["a broker's heartbeat", {
+      ...seen,
+      now: NOW + 1000,
+      cluster: { brokers: [{ ...broker, heartbeatAt: NOW }], streams: new Map([[hermes, "b1"]]), cursors: new Map() },
+    }],
+  ];
+  let previous = "";
+  for (const [what, state] of states) {
+    const text = new TextDecoder().decode(document.bytes(state));
+    assert.equal(text, JSON.stringify(buildStatus(state)), what);
+    assert.notEqual(text, previous, `${what} shows`);
+    previous = text;
+  }
+  assert.equal(JSON.parse(previous).agents.hermes.stream_broker, "b1");
+});

@@ -135,9 +135,9 @@ export class StatusDocument {
 
 /**
  * What the agents' part depends on: every agent's fields and stream (and on a shared store, the broker it is on),
- * and whether it was seen within the online window, hashed (FNV-1a over 32-bit words: changing any one value always changes the hash). Ids and times take
- * two words; counts one. Run on every request: written out, without a closure per value, it costs 40-55 µs with
- * 1,000 agents where it cost 85-130.
+ * and whether it was seen within the online window, hashed (FNV-1a over 32-bit words: changing any one value
+ * always changes the hash). Ids and times take two words; counts one. Run on every request: written out, without
+ * a closure per value, it costs 40-55 µs with 1,000 agents where it cost 85-130.
  */
 function agentsFingerprint(input: StatusInput): string {
   let hash = 0x811c9dc5;

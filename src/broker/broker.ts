@@ -145,12 +145,13 @@ export class Broker {
       secondStream: options.secondStream ?? "replace",
       writeTimeoutMs: options.writeTimeoutMs,
       resumeWindowMs: options.resumeWindowMs ?? 0,
+      heartbeatMs: options.heartbeatMs,
     });
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
     this.#timers.push(
-      setInterval(() => this.#heartbeat(), options.heartbeatMs),
+      setInterval(() => this.#heartbeat(), this.#streams.heartbeatTickMs),
       setInterval(() => void this.#prune(), retentionInterval(allValues(options.pendingTtlMs ?? uniform(0)))),
     );
     for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();

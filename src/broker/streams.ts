@@ -4,6 +4,7 @@ import type { AgentName, Envelope } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import type { InboxRecord, MessageStore } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
+import { HeartbeatSlots } from "./heartbeat_slots.ts";
 import { RecentWrites } from "./recent_writes.ts";
 import { StreamSession } from "./stream_session.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
@@ -30,16 +31,24 @@ export interface StreamsDeps {
   secondStream: "replace" | "refuse";
   writeTimeoutMs: number;
   resumeWindowMs: number;
+  heartbeatMs: number;
 }
 
 export class Streams {
   #deps: StreamsDeps;
   #sessions = new Map<AgentName, StreamSession>();
   #recentWrites: RecentWrites;
+  #heartbeats: HeartbeatSlots<StreamSession>;
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
     this.#recentWrites = new RecentWrites(deps.resumeWindowMs);
+    this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs);
+  }
+
+  /** How often `heartbeat()` is to be called: each call writes the heartbeats of a share of the streams. */
+  get heartbeatTickMs(): number {
+    return this.#heartbeats.tickMs;
   }
 
   has(agent: AgentName): boolean {
@@ -64,7 +73,7 @@ export class Streams {
   }
 
   heartbeat(): void {
-    for (const session of this.#sessions.values()) session.heartbeat();
+    for (const session of this.#heartbeats.next()) session.heartbeat();
   }
 
   /** The agent's inbox is gone (removed by the operator): its stream ends and nothing of it is replayed. */
@@ -136,6 +145,7 @@ export class Streams {
           this.#deps.delivered(inbox, envelopes);
         },
         ended: (ended) => {
+          this.#heartbeats.delete(ended);
           if (this.#sessions.get(agent) === ended) {
             this.#sessions.delete(agent);
             this.#recentWrites.ended(agent, this.#deps.now());
@@ -148,6 +158,7 @@ export class Streams {
         writeTimeoutMs: this.#deps.writeTimeoutMs,
       });
       this.#sessions.set(agent, session);
+      this.#heartbeats.add(session);
       this.#recentWrites.opened(agent);
       session.start();
     };

@@ -6,13 +6,25 @@ import { type BodyResponse, hasNullBody } from "./types.ts";
 
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 
+/**
+ * From this size on, head and body go out in one writev instead of joined: joining copies the body on the
+ * JavaScript heap for every answer (the cached /status document is 190 KB with 1,000 agents).
+ */
+const JOIN_BELOW_BYTES = 16 * 1024;
+
 export function writeBody(socket: Socket, response: BodyResponse, connection: string): void {
   const hasBody = !hasNullBody(response.status);
   const { body } = response;
-  const head = responseHead(response.status, response.headers, (hasBody ? `content-length: ${Buffer.byteLength(body)}\r\n` : "") + connection);
+  const length = Buffer.byteLength(body);
+  const head = responseHead(response.status, response.headers, (hasBody ? `content-length: ${length}\r\n` : "") + connection);
   // One write: a writev of head and body cost more than joining them, for the small answers most are.
   if (!hasBody) socket.write(head);
-  else if (typeof body === "string") socket.write(head + body);
+  else if (length >= JOIN_BELOW_BYTES) {
+    socket.cork();
+    socket.write(head, "latin1");
+    socket.write(body);
+    socket.uncork();
+  } else if (typeof body === "string") socket.write(head + body);
   else socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]));
 }
 

@@ -104,3 +104,35 @@ test("streams opened and dropped in a hurry while messages flow leave the broker
     await broker.cleanup();
   }
 });
+
+test("heartbeats are spread over the --heartbeat interval, and each stream still gets one every interval", async () => {
+  const broker = await startBroker({ args: ["--heartbeat", "1s"] });
+  const sockets: Socket[] = [];
+  try {
+    const opened = await Promise.all(Array.from({ length: 12 }, (_, index) => rawStream(broker.port, `/subscribe?agent=hb${index}`)));
+    const since = performance.now();
+    // When each stream's heartbeats arrived, in ms since the streams opened.
+    const beats = opened.map(({ socket }) => {
+      sockets.push(socket);
+      const times: number[] = [];
+      socket.on("data", (chunk: string) => {
+        for (let i = chunk.indexOf(": keepalive"); i >= 0; i = chunk.indexOf(": keepalive", i + 1)) times.push(performance.now() - since);
+      });
+      return times;
+    });
+    await waitFor(() => beats.every((times) => times.length >= 3), 10_000, "three heartbeats on every stream");
+    for (const times of beats) {
+      assert.ok(times[0] < 1500, `a first heartbeat within the interval: ${times.map(Math.round)}`);
+      for (let i = 1; i < times.length; i++) {
+        const gap = times[i] - times[i - 1];
+        assert.ok(gap > 500 && gap < 1500, `one heartbeat per interval: ${times.map(Math.round)}`);
+      }
+    }
+    // Written all in one tick, the streams' first heartbeats would arrive within a few ms of one another.
+    const firsts = beats.map((times) => times[0]);
+    assert.ok(Math.max(...firsts) - Math.min(...firsts) > 500, `first heartbeats spread: ${firsts.map(Math.round)}`);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await broker.cleanup();
+  }
+});

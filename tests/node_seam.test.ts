@@ -272,7 +272,7 @@ test("close() cuts connections that sent nothing and streams that did not end", 
   await Promise.all([idle.closed, partial.closed, stream.closed, aborted]);
 });
 
-test("parseRequestHead() reads a plain GET or a POST with a declared length, and leaves anything else to node:http", () => {
+test("parseRequestHead() reads a plain GET (with no body, or a length of 0) or a POST with a declared length, and leaves anything else to node:http", () => {
   assert.deepEqual(parseRequestHead("GET /subscribe?agent=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID:  7 \r\nConnection: Keep-Alive, Close"), {
     method: "GET",
     target: "/subscribe?agent=a",
@@ -282,6 +282,7 @@ test("parseRequestHead() reads a plain GET or a POST with a declared length, and
     closeAfter: true,
   });
   assert.equal(parseRequestHead("GET / HTTP/1.1\r\nHost: x")?.closeAfter, false);
+  assert.equal(parseRequestHead("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0")?.bodyBytes, 0);
   assert.equal(parseRequestHead("POST /broadcast?from=a HTTP/1.1\r\nHost: x\r\nContent-Length: 12")?.bodyBytes, 12);
   for (
     const head of [
@@ -291,7 +292,7 @@ test("parseRequestHead() reads a plain GET or a POST with a declared length, and
       "GET / HTTP/1.1\nHost: x",
       "GET / HTTP/1.1\r\nHost: x\r\n folded",
       "GET / HTTP/1.1\r\nHost: x\r\nhost: y",
-      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0",
+      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1",
       "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked",
       "POST / HTTP/1.1\r\nHost: x",
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",

@@ -44,8 +44,9 @@ export function parseRequestHead(text: string): RequestHead | undefined {
   if (headers.host === undefined) return undefined;
   const method = requestLine[1] as RequestHead["method"];
   const length = headers["content-length"];
-  // A GET has no body; a POST declares its length in digits (anything else is `node:http`'s to refuse).
-  if (method === "GET" ? length !== undefined : length === undefined || !/^\d{1,15}$/.test(length)) return undefined;
+  // A GET has no body (some clients say so, with a length of 0); a POST declares its length in digits (anything
+  // else is `node:http`'s to refuse).
+  if (method === "GET" ? length !== undefined && length !== "0" : length === undefined || !/^\d{1,15}$/.test(length)) return undefined;
   const closeAfter = headers.connection?.toLowerCase().split(",").some((option) => option.trim() === "close") ?? false;
   return { method, target: requestLine[2], headers, headerBytes, bodyBytes: method === "GET" ? 0 : Number(length), closeAfter };
 }

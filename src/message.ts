@@ -239,11 +239,31 @@ export function payloadText(payload: Payload): string {
 
 /** The JSON object delivered to consumers for an envelope. */
 export function toWire(envelope: Envelope): WireMessage {
-  const { id, from, to, timestamp, thread } = envelope;
+  return { ...envelope.payload, [METADATA_FIELD]: wireMetadata(envelope) } as WireMessage;
+}
+
+function wireMetadata({ id, from, to, timestamp, thread }: Envelope): WireMetadata {
   const metadata: WireMetadata = { id, from, to, timestamp };
   if (thread) Object.assign(metadata, { reply_to: thread.replyTo, conversation: thread.conversation, hops: thread.hops });
   if (thread?.context !== undefined) metadata.context = thread.context;
-  return { ...envelope.payload, [METADATA_FIELD]: metadata } as WireMessage;
+  return metadata;
+}
+
+/** The last payload `wireJson` encoded, and its JSON. */
+let lastPayload: Payload | undefined;
+let lastPayloadJson = "";
+
+/**
+ * `JSON.stringify(toWire(envelope))`, the same text. A broadcast's copies share one payload object and are written
+ * one after the other: its JSON is encoded once (the last payload's is kept) and each copy adds its own metadata.
+ */
+export function wireJson(envelope: Envelope): string {
+  if (envelope.payload !== lastPayload) {
+    lastPayloadJson = JSON.stringify(envelope.payload);
+    lastPayload = envelope.payload;
+  }
+  const metadata = `"${METADATA_FIELD}":${JSON.stringify(wireMetadata(envelope))}}`;
+  return lastPayloadJson === "{}" ? `{${metadata}` : `${lastPayloadJson.slice(0, -1)},${metadata}`;
 }
 
 /** The envelope inside a delivered JSON object (what clients read back from the broker). */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { InteropError } from "../src/errors.ts";
-import { type AgentName, fromWire, MAX_JSON_DEPTH, parseAgentName, parseBatch, parsePayload, toWire } from "../src/message.ts";
+import { type AgentName, fromWire, MAX_JSON_DEPTH, parseAgentName, parseBatch, parsePayload, toWire, wireJson } from "../src/message.ts";
 import { VERSION } from "../src/version.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -102,6 +102,26 @@ test("toWire() adds the metadata under interop and fromWire() reads it back", ()
   });
   assert.deepEqual(fromWire(JSON.parse(JSON.stringify(wire))), envelope);
   assertRejects(() => fromWire({ message: "no metadata" }), "invalid_body", /no "interop" metadata/);
+});
+
+test("wireJson() is the text of JSON.stringify(toWire()) for each copy of a shared payload, in any order of payloads", () => {
+  const shared = { b: 1, "1": "integer keys come first", text: "line\nbreak \u2028", nested: { "\"": [null] } };
+  const envelope = (id: number, to: string, payload: Record<string, unknown>) => ({
+    id,
+    from: "hub" as AgentName,
+    to: to as AgentName,
+    timestamp: "2026-11-30T01:00:00.000Z",
+    payload,
+  });
+  const copies = [
+    envelope(1, "fan0", shared),
+    envelope(2, "fan1", shared),
+    envelope(3, "fan2", {}),
+    { ...envelope(4, "fan3", shared), thread: { replyTo: 1, conversation: 1, hops: 1, context: "ctx" } },
+    envelope(5, "fan4", { ...shared, b: 2 }),
+    envelope(6, "fan5", shared),
+  ];
+  for (const copy of copies) assert.equal(wireJson(copy), JSON.stringify(toWire(copy)));
 });
 
 test("VERSION matches package.json", () => {

@@ -286,6 +286,25 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual(batches.map(([first]) => first.payload), Array.from({ length: 20 }, (_, n) => ({ n })));
   });
 
+  test(`${name} stores each copy of a broadcast for its own recipient, under the id it answers with`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    const shared: Payload = { text: "to all" };
+    const recipients = ["a", "b", "c", "d"] as AgentName[];
+    const stored = await store.write({
+      messages: [
+        ...recipients.map((to) => ({ from: hermes, to, payload: shared, createdAt: 1 })),
+        { from: hermes, to: openclaw, payload: { text: "alone" }, createdAt: 1 },
+        ...recipients.slice(0, 2).map((to) => ({ from: hermes, to, payload: shared, createdAt: 2 })),
+      ],
+      inboxes: [],
+    });
+    assert.deepEqual(stored.map((envelope) => envelope.to), [...recipients, openclaw, "a", "b"]);
+    for (const envelope of stored) assert.deepEqual(await store.find(envelope.id), envelope);
+    assert.deepEqual((await store.readAfter("a" as AgentName, 0, 10)).map((envelope) => envelope.id), [stored[0].id, stored[5].id]);
+  });
+
   test(`${name} never moves a cursor back and keeps the last time seen`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

@@ -35,6 +35,9 @@ export class BrokerMetrics implements BrokerObserver {
   #deliverSeconds = new Histogram("interop_publish_deliver_seconds", "Time from a message's publish to its delivery (stream write, poll or wait).", LATENCY_BUCKETS);
   #batchMessages = new Histogram("interop_commit_batch_messages", "Messages per store transaction.", BATCH_BUCKETS);
   #history: Second[] = [];
+  /** The last delivered message's timestamp, and it parsed (ms). */
+  #lastTimestamp = "";
+  #lastCreatedAt = 0;
   #metrics: Metric[];
   #now: () => number;
 
@@ -77,7 +80,9 @@ export class BrokerMetrics implements BrokerObserver {
   }
 
   delivered(envelope: Envelope): void {
-    const latencyMs = Math.max(0, this.#now() - Date.parse(envelope.timestamp));
+    // A broadcast's copies are delivered one after the other with the same timestamp: it is parsed once.
+    if (envelope.timestamp !== this.#lastTimestamp) this.#lastCreatedAt = Date.parse(this.#lastTimestamp = envelope.timestamp);
+    const latencyMs = Math.max(0, this.#now() - this.#lastCreatedAt);
     this.#delivered.inc({ agent: envelope.to });
     this.#deliverSeconds.observe(latencyMs / 1000);
     const second = this.#second();

@@ -5,7 +5,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
-import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, Parties, WriteBatch } from "./store.ts";
+import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, NewMessage, Parties, WriteBatch } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -63,7 +63,8 @@ export class SqliteStore implements MessageStore {
   #durability: Durability;
   #db: DatabaseSync;
   #insert: StatementSync;
-  #upsertInbox: StatementSync;
+  #insertCopies: StatementSync;
+  #upsertInboxes: StatementSync;
   #markPolled: StatementSync;
   #readAfter: StatementSync;
 
@@ -96,7 +97,8 @@ export class SqliteStore implements MessageStore {
       // EXCLUSIVE locking holds SQLite's file lock for as long as this process lives: the kernel frees it
       // on any exit (even kill -9), so a second broker on this data dir is refused and a stale lock cannot exist.
       this.#db.exec(`PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;
-        PRAGMA synchronous = ${durability === "strict" ? "FULL" : "NORMAL"};`);
+        PRAGMA synchronous = ${durability === "strict" ? "FULL" : "NORMAL"};
+        PRAGMA temp_store = MEMORY;`);
       this.#db.exec(`BEGIN IMMEDIATE; ${SCHEMA}
         INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');
         PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
@@ -111,14 +113,24 @@ export class SqliteStore implements MessageStore {
       });
     }
     this.#insert = this.#db.prepare(
-      `INSERT INTO messages (recipient, sender, created_at, payload, reply_to, conversation, hops, idempotency_key)
+      `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.#upsertInbox = this.#db.prepare(`
-      INSERT INTO inboxes (agent, delivered_id, last_seen) VALUES (:agent, coalesce(:delivered, 0), :seen)
+    // A broadcast's copies in one statement, the recipients a JSON array, inserted in its order: a statement per
+    // copy cost 2 µs (Node) to 4 µs (Deno) each.
+    this.#insertCopies = this.#db.prepare(
+      `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient)
+       SELECT ?, ?, ?, ?, ?, ?, ?, value FROM json_each(?) ORDER BY key`,
+    );
+    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen]): a broadcast's
+    // stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named parameters on
+    // Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
+    this.#upsertInboxes = this.#db.prepare(`
+      INSERT INTO inboxes (agent, delivered_id, last_seen)
+        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2 FROM json_each(?) WHERE true
       ON CONFLICT (agent) DO UPDATE SET
-        delivered_id = max(delivered_id, coalesce(:delivered, delivered_id)),
-        last_seen = coalesce(:seen, last_seen)`);
+        delivered_id = max(delivered_id, excluded.delivered_id),
+        last_seen = coalesce(excluded.last_seen, last_seen)`);
     this.#markPolled = this.#db.prepare(
       "UPDATE messages SET polled = 1 WHERE recipient = ? AND id > ? AND id <= ?",
     );
@@ -162,41 +174,34 @@ export class SqliteStore implements MessageStore {
   }
 
   #commitBatch(batch: WriteBatch): Promise<Envelope[]> {
-    let payloads: string[];
+    let runs: CopiesRun[];
     try {
-      payloads = batch.messages.map((message) => encodePayload(storedPayload(message.payload, message.thread)));
+      runs = copiesRuns(batch.messages);
     } catch (error) {
       return Promise.reject(error);
     }
     return this.#attempt("commit", () =>
       this.#transaction(() => {
-        const stored = batch.messages.map((message, index): Envelope => {
-          const { lastInsertRowid } = this.#insert.run(
-            message.to,
-            message.from,
-            message.createdAt,
-            payloads[index],
-            message.thread?.replyTo ?? null,
-            message.thread?.conversation ?? null,
-            message.thread?.hops ?? null,
-            message.idempotencyKey ?? null,
-          );
-          const envelope: Envelope = {
-            id: Number(lastInsertRowid),
-            from: message.from,
-            to: message.to,
-            timestamp: new Date(message.createdAt).toISOString(),
-            payload: message.payload,
-          };
-          if (message.thread) envelope.thread = message.thread;
-          return envelope;
-        });
+        const stored: Envelope[] = [];
+        for (const { message, payload, recipients } of runs) {
+          const { from, createdAt, thread } = message;
+          const fields = [from, createdAt, payload, thread?.replyTo ?? null, thread?.conversation ?? null, thread?.hops ?? null, message.idempotencyKey ?? null];
+          const { lastInsertRowid } = recipients.length === 1
+            ? this.#insert.run(...fields, recipients[0])
+            : this.#insertCopies.run(...fields, JSON.stringify(recipients));
+          // One statement's rows take consecutive ids (AUTOINCREMENT, and no other writer holds the database).
+          let id = Number(lastInsertRowid) - recipients.length;
+          const timestamp = new Date(createdAt).toISOString();
+          for (const to of recipients) {
+            const envelope: Envelope = { id: ++id, from, to, timestamp, payload: message.payload };
+            if (thread) envelope.thread = thread;
+            stored.push(envelope);
+          }
+        }
+        if (batch.inboxes.length > 0) {
+          this.#upsertInboxes.run(JSON.stringify(batch.inboxes.map((update) => [update.agent, update.deliveredId ?? null, update.lastSeen ?? null])));
+        }
         for (const update of batch.inboxes) {
-          this.#upsertInbox.run({
-            agent: update.agent,
-            delivered: update.deliveredId ?? null,
-            seen: update.lastSeen ?? null,
-          });
           if (update.polled) this.#markPolled.run(update.agent, update.polled.after, update.polled.upTo);
           for (const { id, at } of update.withdrawn ?? []) {
             this.#markPolled.run(update.agent, id - 1, id);
@@ -376,6 +381,26 @@ export class SqliteStore implements MessageStore {
       );
     }
   }
+}
+
+/** Consecutive messages that differ only in their recipient (a broadcast's copies), with the payload as stored. */
+interface CopiesRun {
+  message: NewMessage;
+  payload: string;
+  recipients: AgentName[];
+}
+
+function copiesRuns(messages: NewMessage[]): CopiesRun[] {
+  const runs: CopiesRun[] = [];
+  let last: CopiesRun | undefined;
+  for (const message of messages) {
+    const copy = last !== undefined && message.payload === last.message.payload && message.from === last.message.from &&
+      message.createdAt === last.message.createdAt && message.thread === last.message.thread &&
+      message.idempotencyKey === last.message.idempotencyKey;
+    if (copy) last!.recipients.push(message.to);
+    else runs.push(last = { message, payload: encodePayload(storedPayload(message.payload, message.thread)), recipients: [message.to] });
+  }
+  return runs;
 }
 
 /**

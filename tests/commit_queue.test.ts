@@ -1,14 +1,12 @@
 /** The group commit against the real SQLite store: one publisher's bad message fails alone, a broken store fails all. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setImmediate } from "node:timers";
 import { CommitQueue } from "../src/broker/commit_queue.ts";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName, Envelope } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage, WriteBatch } from "../src/store/store.ts";
 import { tempDir } from "./helpers/cli.ts";
-import { waitFor } from "./helpers/broker.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
@@ -73,28 +71,4 @@ test("CommitQueue fails every publisher of a group at once when the storage itse
     assert.ok(error instanceof InteropError);
     assert.equal(error.code, "storage_failed");
   }
-});
-
-test("CommitQueue lets a stream's cursor ride with the next publish's commit, and commits it alone when none comes", async (t) => {
-  const dir = tempDir();
-  t.after(() => dir.cleanup());
-  const store = new RecordingStore(dir.path, "strict");
-  t.after(() => store.close());
-  // A note here waits a minute for company, so a loaded machine cannot make the first publish come too late.
-  const patient = new CommitQueue(store, () => {}, 60_000);
-  t.after(() => patient.drain());
-
-  patient.note({ agent: openclaw, deliveredId: 0, lastSeen: 2000 });
-  // More turns than a commit gathers for: the note did not start a commit of its own.
-  for (let i = 0; i < 8; i++) await new Promise((resolve) => setImmediate(resolve));
-  await patient.append([message({ n: 1 })]);
-  assert.deepEqual(store.batches, [1], "one transaction, not a cursor-only one before the publish's");
-  assert.equal((await store.loadInboxes())[0].lastSeen, 2000, "the cursor went with the publish");
-  await patient.drain();
-
-  const queue = new CommitQueue(store);
-  queue.note({ agent: openclaw, lastSeen: 3000 });
-  await waitFor(() => store.batches.length === 2, 5000, "the lone cursor update to be committed");
-  assert.deepEqual(store.batches, [1, 0]);
-  assert.equal((await store.loadInboxes())[0].lastSeen, 3000);
 });

@@ -1,5 +1,5 @@
 /** Groups the writes that arrive in one turn of the event loop into one store transaction. */
-import { clearTimeout, setImmediate, setTimeout } from "node:timers";
+import { setImmediate } from "node:timers";
 import { InteropError } from "../errors.ts";
 import type { Envelope } from "../message.ts";
 import { CommitInDoubt, type InboxUpdate, type MessageStore, type NewMessage, type WriteBatch } from "../store/store.ts";
@@ -11,13 +11,6 @@ import { CommitInDoubt, type InboxUpdate, type MessageStore, type NewMessage, ty
  * commit, +19 % throughput and −13 % CPU per message; latency at 500 msg/s unchanged.
  */
 const GATHER_TURNS = 3;
-
-/**
- * How long an advisory inbox change (`note`) waits for a commit to ride with. Under load the next publish's commit
- * comes within a millisecond and carries it; one committed on its own cost a transaction per message commit (on
- * Deno, where a publisher's next request arrives after the gather turns, every other commit was one of these).
- */
-const NOTE_WAIT_MS = 10;
 
 interface Waiter {
   messages: NewMessage[];
@@ -40,21 +33,16 @@ export class CommitQueue {
   #inboxes = new Map<string, InboxUpdate>();
   #inboxWaiters: InboxWaiter[] = [];
   #scheduled = false;
-  /** Set while notes wait (NOTE_WAIT_MS) for a commit to join. */
-  #noteTimer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> = Promise.resolve();
   #onCommit: (stored: Envelope[]) => void;
-  #noteWaitMs: number;
 
   /**
    * `onCommit` hears of each successful transaction with the messages it stored, in id order, before any
-   * `append` resolves: the broker hands a whole commit to its streams at once. `noteWaitMs` is how long a note
-   * waits for company (NOTE_WAIT_MS).
+   * `append` resolves: the broker hands a whole commit to its streams at once.
    */
-  constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}, noteWaitMs = NOTE_WAIT_MS) {
+  constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}) {
     this.#store = store;
     this.#onCommit = onCommit;
-    this.#noteWaitMs = noteWaitMs;
   }
 
   /** Stores messages; resolves once they are committed. */
@@ -67,41 +55,27 @@ export class CommitQueue {
 
   /** Records an inbox change with the next commit; resolves once it is committed. */
   update(update: InboxUpdate): Promise<void> {
-    this.#merge(update);
-    this.#schedule();
+    this.note(update);
     return new Promise((resolve, reject) => this.#inboxWaiters.push({ resolve, reject }));
   }
 
   /**
    * Records an advisory inbox change (a stream's cursor, a last-seen time) with the next commit, without
-   * waiting for it: a failed commit surfaces on the next publish or poll, and these run per message. When no
-   * commit comes within NOTE_WAIT_MS, it is committed on its own.
+   * waiting for it: a failed commit surfaces on the next publish or poll, and these run per message.
    */
   note(update: InboxUpdate): void {
-    this.#merge(update);
-    if (this.#scheduled || this.#noteTimer !== undefined) return;
-    this.#noteTimer = setTimeout(() => {
-      this.#noteTimer = undefined;
-      if (this.#inboxes.size > 0) this.#schedule();
-    }, this.#noteWaitMs);
+    const merged = this.#inboxes.get(update.agent);
+    this.#inboxes.set(update.agent, merged ? mergeUpdates(merged, update) : { ...update });
+    this.#schedule();
   }
 
   /** Resolves when everything queued so far is committed (or has failed). */
   async drain(): Promise<void> {
     while (this.#scheduled || this.#waiters.length > 0 || this.#inboxes.size > 0) {
-      // Notes waiting for company go now.
-      if (!this.#scheduled) this.#schedule();
       await this.#running;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    clearTimeout(this.#noteTimer);
-    this.#noteTimer = undefined;
     await this.#running;
-  }
-
-  #merge(update: InboxUpdate): void {
-    const merged = this.#inboxes.get(update.agent);
-    this.#inboxes.set(update.agent, merged ? mergeUpdates(merged, update) : { ...update });
   }
 
   #schedule(): void {

@@ -72,3 +72,19 @@ test("CommitQueue fails every publisher of a group at once when the storage itse
     assert.equal(error.code, "storage_failed");
   }
 });
+
+test("CommitQueue keeps two takes of one inbox in one commit apart: the messages between them stay pending", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const store = new SqliteStore(dir.path, "strict");
+  t.after(() => store.close());
+  const queue = new CommitQueue(store);
+  await queue.append(Array.from({ length: 12 }, (_, n) => message({ n })));
+  // A poll takes 7 and 8 while an ask's reply, 12, is taken out of order; both ride the same commit.
+  await Promise.all([
+    queue.update({ agent: openclaw, deliveredId: 8, polled: [{ after: 6, upTo: 8 }] }),
+    queue.update({ agent: openclaw, polled: [{ after: 11, upTo: 12 }] }),
+  ]);
+  // Merged into one span (6, 12], 9 to 11 were marked taken and never handed out.
+  assert.deepEqual((await store.readAfter(openclaw, 8, 100)).map((envelope) => envelope.id), [9, 10, 11]);
+});

@@ -114,7 +114,7 @@ function contract({ name, lockedCode, place }: Backend): void {
       messages: [1, 2, 3, 4].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n })),
       inboxes: [{ agent: openclaw, deliveredId: 0 }],
     });
-    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 2, polled: { after: 0, upTo: 2 } }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 2, polled: [{ after: 0, upTo: 2 }] }] });
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [3, 4]);
 
     const purged = await store.prune(100);
@@ -229,7 +229,7 @@ function contract({ name, lockedCode, place }: Backend): void {
       inboxes: [{ agent: openclaw, deliveredId: 1 }, { agent: hermes }],
     });
     // Message 4 was taken by a wait: it is not counted, though it goes with its neighbours.
-    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: { after: 3, upTo: 4 } }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 3, upTo: 4 }] }] });
     const expired = await store.expire(new Map([[openclaw, 45], [hermes, 45]]), new Map([[openclaw, 2]]));
     assert.deepEqual([...expired], [[openclaw, { count: 1, upTo: 3 }]]);
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [1, 2, 5]);
@@ -246,7 +246,7 @@ function contract({ name, lockedCode, place }: Backend): void {
       messages: [1, 2, 3, 4, 5].map((n) => ({ from: hermes, to: n === 3 ? hermes : openclaw, payload: { n }, createdAt: n })),
       inboxes: [{ agent: openclaw, deliveredId: 2 }],
     });
-    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: { after: 3, upTo: 4 } }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 3, upTo: 4 }] }] });
     assert.deepEqual((await store.readLatest(openclaw, 2)).map((envelope) => envelope.id), [2, 5]);
     assert.deepEqual((await store.readLatest(openclaw, 10)).map((envelope) => envelope.id), [1, 2, 5]);
     assert.deepEqual(await store.readLatest("nobody" as AgentName, 10), []);

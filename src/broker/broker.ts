@@ -392,7 +392,7 @@ export class Broker {
     this.#taken.add(envelope.id);
     this.#tookOutOfOrder(inbox, envelope);
     // Once committed, the store leaves it out of every read; until then, memory does.
-    this.#commits.update({ agent: envelope.to, polled: { after: envelope.id - 1, upTo: envelope.id } }).then(
+    this.#commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] }).then(
       () => this.#taken.delete(envelope.id),
       () => {
         // Not committed: after a crash it would be delivered once more to the inbox's reader.
@@ -420,7 +420,7 @@ export class Broker {
     const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
     this.#markDelivered(inbox, taken);
     try {
-      await this.#commits.update({ agent, deliveredId: upTo, polled: { after, upTo } });
+      await this.#commits.update({ agent, deliveredId: upTo, polled: [{ after, upTo }] });
     } catch (error) {
       Object.assign(inbox, before);
       throw error;

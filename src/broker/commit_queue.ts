@@ -155,9 +155,7 @@ function mergeUpdates(a: InboxUpdate, b: InboxUpdate): InboxUpdate {
     agent: a.agent,
     deliveredId: maxDefined(a.deliveredId, b.deliveredId),
     lastSeen: maxDefined(a.lastSeen, b.lastSeen),
-    polled: a.polled && b.polled
-      ? { after: Math.min(a.polled.after, b.polled.after), upTo: Math.max(a.polled.upTo, b.polled.upTo) }
-      : a.polled ?? b.polled,
+    polled: a.polled && b.polled ? [...a.polled, ...b.polled] : a.polled ?? b.polled,
     withdrawn: a.withdrawn && b.withdrawn ? [...a.withdrawn, ...b.withdrawn] : a.withdrawn ?? b.withdrawn,
   };
 }

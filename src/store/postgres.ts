@@ -171,11 +171,11 @@ export class PostgresStore implements MessageStore {
         ON CONFLICT (agent) DO UPDATE SET
           delivered_id = greatest(interop_inboxes.delivered_id, excluded.delivered_id),
           last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
-      const polled = batch.inboxes.filter((update) => update.polled !== undefined);
+      const polled = batch.inboxes.flatMap((update) => (update.polled ?? []).map((range) => ({ agent: update.agent, ...range })));
       const marked = polled.length === 0 ? undefined : tx`
         UPDATE interop_messages m SET polled = true
-        FROM unnest(${polled.map((u) => u.agent)}::text[], ${polled.map((u) => u.polled!.after)}::int8[],
-          ${polled.map((u) => u.polled!.upTo)}::int8[]) AS p (agent, after, up_to)
+        FROM unnest(${polled.map((p) => p.agent)}::text[], ${polled.map((p) => p.after)}::int8[],
+          ${polled.map((p) => p.upTo)}::int8[]) AS p (agent, after, up_to)
         WHERE m.recipient = p.agent AND m.id > p.after AND m.id <= p.up_to`.execute();
       const withdrawn = batch.inboxes.flatMap((update) => update.withdrawn ?? []);
       const withdrawing = withdrawn.length === 0 ? undefined : tx`

@@ -202,7 +202,7 @@ export class SqliteStore implements MessageStore {
           this.#upsertInboxes.run(JSON.stringify(batch.inboxes.map((update) => [update.agent, update.deliveredId ?? null, update.lastSeen ?? null])));
         }
         for (const update of batch.inboxes) {
-          if (update.polled) this.#markPolled.run(update.agent, update.polled.after, update.polled.upTo);
+          for (const { after, upTo } of update.polled ?? []) this.#markPolled.run(update.agent, after, upTo);
           for (const { id, at } of update.withdrawn ?? []) {
             this.#markPolled.run(update.agent, id - 1, id);
             this.#db.prepare("INSERT OR IGNORE INTO withdrawn (message_id, withdrawn_at) VALUES (?, ?)").run(id, at);

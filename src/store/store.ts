@@ -54,8 +54,11 @@ export interface InboxUpdate {
   agent: AgentName;
   deliveredId?: number;
   lastSeen?: number;
-  /** Marks the messages in (after, upTo] as taken by a poll, so a stream resume never replays them. */
-  polled?: { after: number; upTo: number };
+  /**
+   * Marks the messages in each range (after, upTo] as taken by a poll or a wait, so a stream resume never replays
+   * them. Ranges, not one span: two takes merged into one commit may leave pending messages between them.
+   */
+  polled?: Array<{ after: number; upTo: number }>;
   /**
    * Undelivered messages their sender withdrew (an A2A CancelTask), each with the time (ms): from this commit on,
    * no read hands them out, and `outcome` reports them withdrawn.

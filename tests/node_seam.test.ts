@@ -5,9 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { type AddressInfo, connect, type Socket } from "node:net";
+import { type AddressInfo, connect, Socket } from "node:net";
 import { test } from "node:test";
 import { serveWithNode } from "../src/runtime/node_server.ts";
+import { nodeSink } from "../src/runtime/node_sink.ts";
 import { parseRequestHead, targetUrl } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
@@ -417,4 +418,15 @@ test("for any request, the bare path's reading agrees with node:http's own", { s
     await new Promise((resolve) => reference.close(resolve));
     reference.closeAllConnections();
   }
+});
+
+test("a stream opened for a client that hung up while it was prepared ends: what its opening listens for hears it", { skip }, async () => {
+  const gone = new Socket();
+  gone.destroy();
+  const sink = nodeSink(gone, "chunked");
+  let ended = false;
+  sink.closed.addEventListener("abort", () => (ended = true), { once: true });
+  assert.equal(sink.write("data: x\n\n"), 0, "nothing written to a socket that is gone");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(ended, "the stream's end was heard");
 });

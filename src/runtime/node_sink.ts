@@ -16,11 +16,14 @@ export function nodeSink(
   const chunked = framing === "chunked";
   const closing = new AbortController();
   output.once("close", () => closing.abort());
-  // The client may have hung up while the stream was being prepared: then "close" has already fired.
-  if (output.closed || output.destroyed) closing.abort();
+  // The client may have hung up while the stream was being prepared: then "close" has already fired. Its abort
+  // comes a microtask later, so that what the stream's opening listens for on `closed` hears it (an abort event is
+  // not replayed to a listener added after it: such a stream never ended, and stayed the agent's stream).
+  const gone = output.closed || output.destroyed;
+  if (gone) queueMicrotask(() => closing.abort());
   return {
     write(text) {
-      if (closing.signal.aborted) return 0;
+      if (gone || closing.signal.aborted) return 0;
       // An empty chunk would be the last one: nothing to write is nothing written.
       if (text !== "") output.write(chunked ? `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n` : text);
       return output.writableLength;
@@ -38,7 +41,7 @@ export function nodeSink(
       });
     },
     close() {
-      if (closing.signal.aborted) return;
+      if (gone || closing.signal.aborted) return;
       closing.abort();
       if (!chunked) return void output.end();
       output.end("0\r\n\r\n");

@@ -25,28 +25,42 @@ function input(inbox: Partial<InboxRecord>, per: { streaming?: boolean; waiting?
 
 test("StatusDocument answers anew when any one figure of an agent changes, and is the report as JSON", () => {
   const document = new StatusDocument();
-  const changes: [string, StatusInput][] = [
-    ["nothing yet", input({})],
-    ["pending", input({ pending: 1 })],
-    ["delivered_id", input({ pending: 1, deliveredId: 1 })],
-    ["delivered_id past 2^32", input({ pending: 1, deliveredId: 2 ** 32 + 1 })],
-    ["last_seen", input({ pending: 1, deliveredId: 2 ** 32 + 1, lastSeen: NOW - 1000 })],
-    ["dead_letters", input({ pending: 1, deliveredId: 2 ** 32 + 1, lastSeen: NOW - 1000, deadLetters: 1 })],
-    ["expired", input({ pending: 1, deliveredId: 2 ** 32 + 1, lastSeen: NOW - 1000, deadLetters: 1, expired: 1 })],
+  // One record, changed in place, as the broker changes its inboxes.
+  const per = { streaming: false, waiting: 0, redelivered: 0 };
+  const state = input({}, per);
+  state.streaming = () => per.streaming;
+  state.waiting = () => per.waiting;
+  state.redelivered = () => per.redelivered;
+  const record = state.inboxes.get(hermes)!;
+  const changes: [string, () => void][] = [
+    ["nothing yet", () => {}],
+    ["pending", () => (record.pending = 1)],
+    ["delivered_id", () => (record.deliveredId = 1)],
+    ["delivered_id past 2^32", () => (record.deliveredId = 2 ** 32 + 1)],
+    ["last_seen", () => (record.lastSeen = NOW - 1000)],
+    ["dead_letters", () => (record.deadLetters = 1)],
+    ["expired", () => (record.expired = 1)],
+    ["a stream", () => (per.streaming = true)],
+    ["waiting", () => (per.waiting = 1)],
+    ["redelivered", () => (per.redelivered = 1)],
   ];
-  const last = changes.at(-1)![1].inboxes.get(hermes)!;
-  changes.push(
-    ["a stream", input(last, { streaming: true })],
-    ["waiting", input(last, { streaming: true, waiting: 1 })],
-    ["redelivered", input(last, { streaming: true, waiting: 1, redelivered: 1 })],
-  );
   let previous = "";
-  for (const [what, state] of changes) {
+  for (const [what, change] of changes) {
+    change();
     const text = new TextDecoder().decode(document.bytes(state));
     assert.equal(text, JSON.stringify(buildStatus(state)), what);
     assert.notEqual(text, previous, `${what} shows`);
     previous = text;
   }
+});
+
+test("StatusDocument answers anew when an agent is replaced by another with the same figures (one removed, one added)", () => {
+  const document = new StatusDocument();
+  const before = input({});
+  document.bytes(before);
+  const alice = parseAgentName("alice", "agent");
+  const after = { ...before, inboxes: new Map([[alice, { ...before.inboxes.get(hermes)!, agent: alice }]]) };
+  assert.deepEqual(Object.keys(JSON.parse(new TextDecoder().decode(document.bytes(after))).agents), ["alice"]);
 });
 
 test("StatusDocument follows time (uptime, an agent leaving the online window) and a shared store's brokers and streams", () => {

@@ -6,6 +6,8 @@
 
 /** A tick at most this often: finer slots would wake an idle broker more for no gain. */
 const TICK_MS = 250;
+/** Slots at most: a long `--heartbeat` (hours) would otherwise make a slot per 250 ms of it. */
+const MAX_SLOTS = 64;
 
 export class HeartbeatSlots<T> {
   /** How often to call `next()`: every stream's heartbeat is then exactly `heartbeatMs` apart. */
@@ -15,7 +17,7 @@ export class HeartbeatSlots<T> {
   #tick = 0;
 
   constructor(heartbeatMs: number) {
-    const count = Math.max(1, Math.floor(heartbeatMs / TICK_MS));
+    const count = Math.min(MAX_SLOTS, Math.max(1, Math.floor(heartbeatMs / TICK_MS)));
     this.tickMs = heartbeatMs / count;
     this.#slots = Array.from({ length: count }, () => new Set<T>());
   }

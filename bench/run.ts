@@ -56,7 +56,6 @@ const progress = (text: string) => process.stderr.write(`${text}\n`);
 const fanAgents = Array.from({ length: size.fanAgents }, (_, i) => `fan${i}`);
 /** Each run's figures; the tables show the first run's, the targets each run's range. */
 const runResults: Results[] = [];
-let results: Results = {};
 
 /** Runs one scenario on a freshly started system, so no scenario inherits another's state. */
 const scenarios = new Set(values.scenarios.split(","));
@@ -66,6 +65,8 @@ async function scenario(key: string, name: string, agents: string[], run: (syste
   const system: System = SYSTEMS[key];
   progress(`  ${system.name}: ${name}…`);
   const running = await system.start({ agents });
+  // The run under way is the last.
+  const results = runResults.at(-1)!;
   try {
     for (const [table, figures] of Object.entries(await run(running))) (results[table] ??= {})[key] = figures;
   } catch (error) {
@@ -80,7 +81,7 @@ const diskBefore = fsyncLatency();
 // The run's PostgreSQL server (started by the first PostgreSQL system) is stopped however the run ends.
 try {
   for (let run = 1; run <= runs; run++) {
-    runResults.push(results = {});
+    runResults.push({});
     for (const key of chosen) {
       const system = SYSTEMS[key];
       progress(runs > 1 ? `${system.name} (run ${run} of ${runs})` : system.name);

@@ -1,6 +1,6 @@
 /** The group commit against the real SQLite store: one publisher's bad message fails alone, a broken store fails all. */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { CommitQueue } from "../src/broker/commit_queue.ts";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName, Envelope } from "../src/message.ts";
@@ -21,13 +21,19 @@ class RecordingStore extends SqliteStore {
   }
 }
 
-const message = (payload: Record<string, unknown>): NewMessage => ({ from: hermes, to: openclaw, payload, createdAt: 1000 });
-
-test("CommitQueue commits every other publisher of a group when the store refuses one publisher's message", async (t) => {
+/** A strict store in a temporary dir, both gone when the test ends. */
+function openStore(t: TestContext): RecordingStore {
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const store = new RecordingStore(dir.path, "strict");
   t.after(() => store.close());
+  return store;
+}
+
+const message = (payload: Record<string, unknown>): NewMessage => ({ from: hermes, to: openclaw, payload, createdAt: 1000 });
+
+test("CommitQueue commits every other publisher of a group when the store refuses one publisher's message", async (t) => {
+  const store = openStore(t);
   const committed: number[] = [];
   const queue = new CommitQueue(store, (stored) => committed.push(...stored.map((envelope) => envelope.id)));
 
@@ -53,10 +59,7 @@ test("CommitQueue commits every other publisher of a group when the store refuse
 });
 
 test("CommitQueue fails every publisher of a group at once when the storage itself fails", async (t) => {
-  const dir = tempDir();
-  t.after(() => dir.cleanup());
-  const store = new RecordingStore(dir.path, "strict");
-  t.after(() => store.close());
+  const store = openStore(t);
   const queue = new CommitQueue(store);
 
   const publishes = Array.from({ length: 5 }, (_, n) => queue.append([message({ n })]));
@@ -74,10 +77,7 @@ test("CommitQueue fails every publisher of a group at once when the storage itse
 });
 
 test("CommitQueue keeps two takes of one inbox in one commit apart: the messages between them stay pending", async (t) => {
-  const dir = tempDir();
-  t.after(() => dir.cleanup());
-  const store = new SqliteStore(dir.path, "strict");
-  t.after(() => store.close());
+  const store = openStore(t);
   const queue = new CommitQueue(store);
   await queue.append(Array.from({ length: 12 }, (_, n) => message({ n })));
   // A poll takes 7 and 8 while an ask's reply, 12, is taken out of order; both ride the same commit.

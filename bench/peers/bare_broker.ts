@@ -12,7 +12,7 @@ const subscribers = new Map<string, Set<Send>>();
 let nextId = 0;
 
 /** Delivers a publish to `to`, or to every subscribed agent but the sender; answers what the route answers. */
-function route(method: string, url: URL, body: string, subscribe: (agent: string) => void): [number, string] | undefined {
+function route(method: string, url: URL, body: string, subscribe: (agent: string) => void): [number, string | Uint8Array<ArrayBuffer>] | undefined {
   if (method === "POST" && url.pathname === "/broadcast") {
     const to = url.searchParams.get("to");
     const from = url.searchParams.get("from");
@@ -22,14 +22,41 @@ function route(method: string, url: URL, body: string, subscribe: (agent: string
   }
   if (url.pathname === "/subscribe") return subscribe(url.searchParams.get("agent") ?? ""), undefined;
   if (url.pathname === "/poll") return [200, "[]"];
-  if (url.pathname === "/status") return [200, JSON.stringify({ streams: [...subscribers.values()].reduce((n, s) => n + s.size, 0) })];
+  if (url.pathname === "/status") return [200, statusDocument()];
   return [404, '{"error":"not found"}'];
+}
+
+/**
+ * `/status` as large as interop's (each subscribed agent with the figures interop reports, ~190 KB for 1,000), so
+ * its latency is the ceiling for an answer of that size; encoded again only when the subscribers change.
+ */
+let status: Uint8Array<ArrayBuffer> | undefined;
+function statusDocument(): Uint8Array<ArrayBuffer> {
+  if (status !== undefined) return status;
+  const agents: Record<string, object> = {};
+  const queues: Record<string, number> = {};
+  const subscribed: Record<string, boolean> = {};
+  let streams = 0;
+  for (const [agent, sends] of subscribers) {
+    agents[agent] = {
+      online: true, streams: sends.size, waiting: 0, pending: 0, delivered_id: nextId, last_seen: new Date().toISOString(),
+      dead_letters: 0, expired: 0, redelivered: 0,
+    };
+    queues[agent] = 0;
+    subscribed[agent] = sends.size > 0;
+    streams += sends.size;
+  }
+  return status = new TextEncoder().encode(JSON.stringify({ agents, queues, subscribers: subscribed, streams }));
 }
 
 function attach(agent: string, send: Send): () => void {
   const sends = subscribers.get(agent) ?? subscribers.set(agent, new Set()).get(agent)!;
   sends.add(send);
-  return () => sends.delete(send);
+  status = undefined;
+  return () => {
+    sends.delete(send);
+    status = undefined;
+  };
 }
 
 const port = Number(process.argv[2] ?? 0);
@@ -55,7 +82,11 @@ if ("Deno" in globalThis) {
         res.writeHead(200, { "content-type": "text/event-stream" }).flushHeaders();
         res.on("close", attach(agent, (frame) => res.write(frame)));
       });
-      if (answer) res.writeHead(answer[0], { "content-type": "application/json" }).end(answer[1]);
+      if (answer === undefined) return;
+      const [status, text] = answer;
+      // With its length in the head (writeHead builds the head at once), the answer is not sent chunked.
+      const length = typeof text === "string" ? Buffer.byteLength(text) : text.length;
+      res.writeHead(status, { "content-type": "application/json", "content-length": length }).end(text);
     });
   });
   server.requestTimeout = 0;

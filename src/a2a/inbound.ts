@@ -11,19 +11,19 @@ import { jsonResponse } from "../http/responses.ts";
 import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl } from "./agent_card.ts";
+import { payloadOf } from "./interop_payload.ts";
+import { newContextId } from "./message_ids.ts";
 import {
   A2A_ERROR,
   A2aError,
   type A2aMethod,
   type A2aTask,
-  newContextId,
+  isObject,
   parseMessage,
-  parseTaskState,
-  payloadOf,
   type ProtocolVersion,
   resolveMethod,
-  toV03Task,
 } from "./protocol.ts";
+import { parseTaskState, toV03Task } from "./v03_shapes.ts";
 import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
@@ -338,8 +338,4 @@ function withHistory(task: A2aTask, historyLength: unknown): A2aTask {
 
 function invalidParams(message: string): A2aError {
   return new A2aError(A2A_ERROR.invalidParams, `Invalid params: ${message}`);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -20,18 +20,10 @@ import { retryUntilDone } from "../client/retry.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, fromWire } from "../message.ts";
 import type { OutboundRecord, OutboundState } from "./outbound_state.ts";
-import {
-  A2A_ERROR,
-  A2aError,
-  type A2aMessage,
-  contextIdOf,
-  outboundMessageId,
-  partsOf,
-  payloadOf,
-  senderContextId,
-  textOf,
-  toV03Message,
-} from "./protocol.ts";
+import { partsOf, payloadOf, textOf } from "./interop_payload.ts";
+import { contextIdOf, outboundMessageId, senderContextId } from "./message_ids.ts";
+import { A2A_ERROR, A2aError, type A2aMessage } from "./protocol.ts";
+import { toV03Message } from "./v03_shapes.ts";
 import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
 import { StreamedTask } from "./streamed_task.ts";
 import { isSettled, parseSendResult, type TaskView } from "./task_view.ts";

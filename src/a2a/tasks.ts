@@ -5,18 +5,9 @@
 import type { Broker } from "../broker/broker.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import type { MessageOutcome } from "../store/store.ts";
-import {
-  A2A_ERROR,
-  A2aError,
-  type A2aMessage,
-  type A2aTask,
-  a2aFieldsOf,
-  contextIdOf,
-  FINAL_STATES,
-  outboundMessageId,
-  partsOf,
-  type TaskState,
-} from "./protocol.ts";
+import { a2aFieldsOf, partsOf } from "./interop_payload.ts";
+import { contextIdOf, outboundMessageId } from "./message_ids.ts";
+import { A2A_ERROR, A2aError, type A2aMessage, type A2aTask, FINAL_STATES, type TaskState } from "./protocol.ts";
 
 /** What the Idempotency-Key of every A2A message starts with. */
 const TASK_KEY_ROOT = "a2a:";

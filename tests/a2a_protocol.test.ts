@@ -1,17 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  A2A_ERROR,
-  A2aError,
-  contextIdOf,
-  outboundMessageId,
-  parseMessage,
-  parseTaskState,
-  partsOf,
-  payloadOf,
-  resolveMethod,
-  toV03Task,
-} from "../src/a2a/protocol.ts";
+import { partsOf, payloadOf } from "../src/a2a/interop_payload.ts";
+import { contextIdOf, outboundMessageId } from "../src/a2a/message_ids.ts";
+import { A2A_ERROR, A2aError, parseMessage, resolveMethod } from "../src/a2a/protocol.ts";
+import { parseTaskState, toV03Task } from "../src/a2a/v03_shapes.ts";
 import type { AgentName, Envelope } from "../src/message.ts";
 
 function assertA2aError(work: () => unknown, code: number, pattern: RegExp) {

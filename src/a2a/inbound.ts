@@ -11,19 +11,19 @@ import { jsonResponse } from "../http/responses.ts";
 import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl } from "./agent_card.ts";
+import { payloadOf } from "./interop_payload.ts";
+import { newContextId } from "./message_ids.ts";
 import {
   A2A_ERROR,
   A2aError,
   type A2aMethod,
   type A2aTask,
-  newContextId,
+  isObject,
   parseMessage,
-  parseTaskState,
-  payloadOf,
   type ProtocolVersion,
   resolveMethod,
-  toV03Task,
 } from "./protocol.ts";
+import { parseTaskState, toV03Task } from "./v03_shapes.ts";
 import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
@@ -205,7 +205,7 @@ function noPush(): Promise<Answer> {
 async function publish(call: Call) {
   const message = parseMessage(call.params.message);
   const contextId = message.contextId ?? newContextId();
-  await call.broker.admitReader(call.sender);
+  await call.broker.tasks.admitReader(call.sender);
   const { envelopes: [envelope] } = await call.broker.publish(call.sender, call.agent, payloadOf(message, contextId), {
     idempotencyKey: taskKeyPrefix(call.agent) + message.messageId,
   });
@@ -236,7 +236,7 @@ async function sendMessage(call: Call): Promise<Answer> {
  */
 async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal): Promise<boolean> {
   const settled = new AbortController();
-  const replied = call.broker.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]));
+  const replied = call.broker.tasks.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]));
   // Not only a reply settles it: a dead letter or a cancel does too, and a retried message may be settled already.
   const check = () =>
     void taskOfMessage(call.broker, envelope).then((task) => isSettled(task.status.state) && settled.abort(), () => settled.abort());
@@ -267,7 +267,7 @@ function streamTask(call: Call, envelope: Envelope): OutgoingResponse {
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */
 async function cancelTask(call: Call): Promise<Answer> {
   const { task, envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
-  if (task.status.state === "TASK_STATE_SUBMITTED" && await call.broker.withdraw(call.agent, envelope.id)) {
+  if (task.status.state === "TASK_STATE_SUBMITTED" && await call.broker.tasks.withdraw(call.agent, envelope.id)) {
     call.options.changes.changed(envelope.id);
   }
   const now = (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task;
@@ -298,7 +298,7 @@ async function listTasks(call: Call): Promise<Answer> {
   let scanned = 0;
   let exhausted = false;
   while (tasks.length < pageSize && scanned < MAX_SCANNED) {
-    const page = await call.broker.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, MAX_PAGE_SIZE);
+    const page = await call.broker.tasks.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, MAX_PAGE_SIZE);
     exhausted = page.length < MAX_PAGE_SIZE;
     for (const envelope of page) {
       scanned++;
@@ -338,8 +338,4 @@ function withHistory(task: A2aTask, historyLength: unknown): A2aTask {
 
 function invalidParams(message: string): A2aError {
   return new A2aError(A2A_ERROR.invalidParams, `Invalid params: ${message}`);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

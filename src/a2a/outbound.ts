@@ -14,27 +14,18 @@
  * being sent again.
  */
 import type { BrokerClient } from "../client/broker_client.ts";
-import { backoffDelay, type BackoffOptions, sleep } from "../client/backoff.ts";
 import type { StreamedMessage } from "../client/follow.ts";
 import { retryUntilDone } from "../client/retry.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, fromWire } from "../message.ts";
+import { partsOf, payloadOf, textOf } from "./interop_payload.ts";
+import { contextIdOf, outboundMessageId, senderContextId } from "./message_ids.ts";
 import type { OutboundRecord, OutboundState } from "./outbound_state.ts";
-import {
-  A2A_ERROR,
-  A2aError,
-  type A2aMessage,
-  contextIdOf,
-  outboundMessageId,
-  partsOf,
-  payloadOf,
-  senderContextId,
-  textOf,
-  toV03Message,
-} from "./protocol.ts";
+import { A2aError, type A2aMessage } from "./protocol.ts";
 import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
-import { StreamedTask } from "./streamed_task.ts";
-import { isSettled, parseSendResult, type TaskView } from "./task_view.ts";
+import { TaskFollower, textAnswer } from "./task_follower.ts";
+import { parseSendResult, type TaskView } from "./task_view.ts";
+import { toV03Message } from "./v03_shapes.ts";
 
 export interface A2aOutboundOptions {
   agent: AgentName;
@@ -47,15 +38,6 @@ export interface A2aOutboundOptions {
   maxInFlight: number;
 }
 
-/**
- * A task stream that says nothing for this long is closed and the task asked for with GetTask (then streamed
- * again): a connection can die unnoticed, and servers send no heartbeat.
- */
-const STREAM_QUIET_MS = 60_000;
-
-/** Polls start quickly (most answers take seconds) and settle at a pace OpenClaw's 30 requests a minute allow. */
-const POLL_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000 };
-
 /** Whether the server took the message: it answered with a task to follow or with the answer itself. */
 function isSent(record: OutboundRecord): boolean {
   return record.taskId !== undefined || record.answer !== undefined;
@@ -64,13 +46,14 @@ function isSent(record: OutboundRecord): boolean {
 export class A2aOutbound {
   #options: A2aOutboundOptions;
   #inFlight = 0;
-  /** Whether the server streams tasks, as its answers to SubscribeToTask told (asked again after a restart). */
-  #streaming: "unknown" | "yes" | "no" = "unknown";
+  /** Follows the tasks the sends start, by stream or GetTask. */
+  #follower: TaskFollower;
   /** Sends waiting for a follower to finish. */
   #freed: Array<() => void> = [];
 
   constructor(options: A2aOutboundOptions) {
     this.#options = options;
+    this.#follower = new TaskFollower(options);
   }
 
   /**
@@ -204,85 +187,15 @@ export class A2aOutbound {
       });
   }
 
-  /** Follows the task to a settled state (stream, else polls), publishes its answer, then forgets the record. */
+  /** Follows the task until it settles, publishes its answer (or checks an answer's task), then forgets the record. */
   async #follow(record: OutboundRecord, first: TaskView | undefined): Promise<void> {
-    const { rpc, shutdown, log, state } = this.#options;
-    let view = first;
-    for (let attempt = 0; view === undefined || (view.taskId !== undefined && !isSettled(view.state)); attempt++) {
-      if (this.#streaming !== "no") {
-        const streamed = await this.#stream(record);
-        if (shutdown.aborted) return;
-        if (streamed !== undefined && isSettled(streamed.state)) {
-          view = streamed;
-          break;
-        }
-      }
-      if (view !== undefined || attempt > 0) {
-        await sleep(backoffDelay(attempt, POLL_BACKOFF), shutdown);
-      }
-      if (shutdown.aborted) return;
-      try {
-        view = parseSendResult(await rpc.call("GetTask", () => ({ id: record.taskId }), shutdown));
-        if (view === undefined) throw new InteropError("rejected", `GetTask to ${rpc.url} answered with no task`);
-        // Another task's answer is another asker's: it must not go to this one.
-        if (view.taskId !== undefined && view.taskId !== record.taskId) {
-          throw new InteropError("rejected", `GetTask to ${rpc.url} for task ${record.taskId} answered task ${view.taskId}`);
-        }
-      } catch (error) {
-        if (
-          error instanceof A2aError ||
-          (error instanceof InteropError && !(error instanceof InDoubtError) && error.code === "rejected")
-        ) {
-          // -32001: the server forgot the task (OpenClaw keeps tasks in memory: a gateway restart drops them all).
-          // Whether its agent answered is unknowable; the asker is told the task failed rather than left waiting.
-          // Sending again could run a turn twice.
-          const lost = error instanceof A2aError && error.code === A2A_ERROR.taskNotFound;
-          const why = lost ? `${rpc.url} no longer knows task ${record.taskId} (restarted?)` : (error as Error).message;
-          log.warn(`message ${record.id}: ${why}; answering the sender that the task failed`);
-          view = {
-            taskId: record.taskId,
-            state: "TASK_STATE_FAILED",
-            answer: textAnswer(record, `The receiver lost this task: ${why}`),
-          };
-          break;
-        }
-        log.debug(`GetTask for message ${record.id} failed: ${(error as Error).message}; asking again`);
-        view = undefined;
-      }
-    }
+    const { state } = this.#options;
+    const view = await this.#follower.settle(record, first);
+    if (view === undefined) return;
     if (record.reply) await this.#checkTaken(record, view);
     else await this.#publishAnswer(record, view);
     state.records.delete(record.id);
     state.save();
-  }
-
-  /**
-   * Follows the task by its stream until it settles; undefined (or the task as it stood) when the stream ended
-   * first, failed, or was refused, and GetTask takes over. A server that refuses the method (`-32601`: Hermes) or,
-   * before any stream worked, the operation (`-32004`: OpenClaw, a server whose card says no streaming) is
-   * followed by GetTask for good; after a stream worked, `-32004` is a task that ended already (the SDK's answer).
-   */
-  async #stream(record: OutboundRecord): Promise<TaskView | undefined> {
-    const { rpc, shutdown, log } = this.#options;
-    const task = new StreamedTask(record.taskId!);
-    let view: TaskView | undefined;
-    try {
-      for await (const event of rpc.stream("SubscribeToTask", () => ({ id: record.taskId }), STREAM_QUIET_MS, shutdown)) {
-        this.#streaming = "yes";
-        view = task.apply(event);
-        if (view !== undefined && isSettled(view.state)) return view;
-      }
-    } catch (error) {
-      const refused = error instanceof A2aError && (error.code === A2A_ERROR.methodNotFound ||
-        (error.code === A2A_ERROR.unsupportedOperation && this.#streaming === "unknown"));
-      if (refused && this.#streaming !== "no") {
-        log.info(`${rpc.url} does not stream tasks (${(error as Error).message}); following them with GetTask`);
-        this.#streaming = "no";
-      } else if (!refused) {
-        log.debug(`following the task of message ${record.id} by stream failed: ${(error as Error).message}; asking with GetTask`);
-      }
-    }
-    return view;
   }
 
   async #publishAnswer(record: OutboundRecord, view: TaskView): Promise<void> {
@@ -343,15 +256,6 @@ export class A2aOutbound {
 function inDoubtReason(what: string): string {
   return `${what}; the A2A server may or may not have it. Not sent again: a repeated messageId makes OpenClaw ` +
     `open a task that never ends and Hermes run a second turn. Check the receiver, and resend by hand if it has not got it`;
-}
-
-function textAnswer(record: OutboundRecord, text: string): A2aMessage {
-  return {
-    messageId: `${record.messageId}-answer`,
-    role: "ROLE_AGENT",
-    parts: [{ text }],
-    contextId: record.contextId,
-  };
 }
 
 /** The SendMessage params for an interop message, in the version the server speaks. */

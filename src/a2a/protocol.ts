@@ -1,10 +1,9 @@
 /**
- * The Agent2Agent protocol's JSON-RPC wire forms, as interop reads and writes them: v1.0 (spec `a2a.proto`, JSON
- * names) and v0.3 (the `kind`-tagged objects and slash method names older clients send). Shared by the hub's
- * inbound endpoint (`/a2a/<agent>`) and the outbound listener (`listen --a2a`). No I/O.
+ * The Agent2Agent protocol's JSON-RPC wire forms as interop reads them: v1.0 (spec `a2a.proto`, JSON names) and
+ * v0.3 (the `kind`-tagged objects and slash method names older clients send), checked into the v1.0 types. Shared by
+ * the hub's inbound endpoint (`/a2a/<agent>`) and the outbound listener (`listen --a2a`). No I/O. What interop writes
+ * in v0.3 form is in v03_shapes.ts; how a message maps to an interop payload, in interop_payload.ts.
  */
-import { createHash } from "node:crypto";
-import type { AgentName, Envelope, Payload } from "../message.ts";
 
 export type ProtocolVersion = "1.0" | "0.3";
 
@@ -158,7 +157,8 @@ export function isContextId(value: unknown): value is string {
   return typeof value === "string" && CONTEXT_ID.test(value);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/** Whether a JSON value is an object (not null, not an array). */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
@@ -217,165 +217,5 @@ export function parseMessage(value: unknown): A2aMessage {
     ...(typeof contextId === "string" && contextId !== "" ? { contextId } : {}),
     ...(typeof taskId === "string" && taskId !== "" ? { taskId } : {}),
     ...(isObject(value.metadata) ? { metadata: value.metadata } : {}),
-  };
-}
-
-/** The text of a message's text parts, one per line. */
-export function textOf(parts: readonly A2aPart[]): string {
-  return parts.filter((part) => part.text !== undefined).map((part) => part.text).join("\n");
-}
-
-/** Where the A2A identity of a message travels inside an interop payload. */
-export const A2A_PAYLOAD_FIELD = "a2a";
-
-/** What an interop payload carries of the A2A message it came from. */
-export interface A2aPayloadFields {
-  messageId: string;
-  contextId: string;
-  parts: A2aPart[];
-  /** On an answer the outbound listener publishes: how the receiver's task ended, when not COMPLETED. */
-  state?: TaskState;
-}
-
-/**
- * The interop payload of an A2A message: its text as `text` (what every interop client renders) and the message
- * itself under `a2a`, so an A2A receiver gets the parts back unchanged.
- */
-export function payloadOf(message: A2aMessage, contextId: string, state?: TaskState): Payload {
-  const fields: A2aPayloadFields = {
-    messageId: message.messageId,
-    contextId,
-    parts: message.parts,
-    ...(state !== undefined && state !== "TASK_STATE_COMPLETED" ? { state } : {}),
-  };
-  return { text: textOf(message.parts), [A2A_PAYLOAD_FIELD]: fields };
-}
-
-/** The A2A fields of a payload that came from an A2A message, or undefined for any other payload. */
-export function a2aFieldsOf(payload: Payload): A2aPayloadFields | undefined {
-  const fields = payload[A2A_PAYLOAD_FIELD];
-  if (!isObject(fields) || typeof fields.messageId !== "string" || typeof fields.contextId !== "string") return undefined;
-  if (!Array.isArray(fields.parts)) return undefined;
-  const state = parseTaskState(fields.state);
-  try {
-    return {
-      messageId: fields.messageId,
-      contextId: fields.contextId,
-      parts: fields.parts.map(parsePart),
-      ...(state !== undefined ? { state } : {}),
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The parts an interop message goes out as: the A2A message's own parts when it came in over A2A, else its text
- * (`text`, or `message` as the old bridge's clients write) plus, when the payload holds more than that text, the
- * whole payload as a data part.
- */
-export function partsOf(payload: Payload): A2aPart[] {
-  const fromA2a = a2aFieldsOf(payload);
-  if (fromA2a !== undefined) return fromA2a.parts;
-  const text = typeof payload.text === "string" ? payload.text : typeof payload.message === "string" ? payload.message : undefined;
-  const onlyText = text !== undefined && Object.keys(payload).length === 1;
-  const parts: A2aPart[] = text === undefined ? [] : [{ text }];
-  if (!onlyText) parts.push({ data: payload, mediaType: "application/json" });
-  return parts;
-}
-
-/**
- * The `messageId` an interop message goes out with: fixed per message, so a redelivery is recognisable, and unique
- * across data dirs (ids restart at 1 in a new one), as the ntfy ids are.
- */
-export function outboundMessageId(envelope: Envelope): string {
-  return `interop-${envelope.id}-${Date.parse(envelope.timestamp).toString(36)}`;
-}
-
-/** The `contextId` of an interop message: the A2A one it came with, else one per interop conversation. */
-export function contextIdOf(envelope: Envelope): string {
-  return a2aFieldsOf(envelope.payload)?.contextId ?? `interop-${envelope.thread?.conversation ?? envelope.id}`;
-}
-
-/** The longest `contextId` a receiver is sent: OpenClaw's channel takes `^[A-Za-z0-9._:-]{1,128}$`. */
-const MAX_SENT_CONTEXT_LENGTH = 128;
-
-/**
- * The `contextId` a receiver's A2A server sees for `from`'s context: in the sender's namespace, since the server
- * keeps one session per contextId and any sender may name any context (interop's own ids are guessable): another
- * agent's forged context must not reach that agent's session. A name too long for the limit becomes a digest.
- */
-export function senderContextId(from: AgentName, contextId: string): string {
-  const scoped = `${from}:${contextId}`;
-  if (scoped.length <= MAX_SENT_CONTEXT_LENGTH) return scoped;
-  return `${from}:h${createHash("sha256").update(contextId).digest("hex").slice(0, 40)}`;
-}
-
-/** A fresh `contextId` for a message that came without one. */
-export function newContextId(): string {
-  return `ctx-${crypto.randomUUID()}`;
-}
-
-const V03_STATE: Record<TaskState, string> = {
-  TASK_STATE_SUBMITTED: "submitted",
-  TASK_STATE_WORKING: "working",
-  TASK_STATE_COMPLETED: "completed",
-  TASK_STATE_FAILED: "failed",
-  TASK_STATE_CANCELED: "canceled",
-  TASK_STATE_INPUT_REQUIRED: "input-required",
-  TASK_STATE_REJECTED: "rejected",
-  TASK_STATE_AUTH_REQUIRED: "auth-required",
-};
-
-/** A task state from either version's form, or undefined when it is none. */
-export function parseTaskState(value: unknown): TaskState | undefined {
-  if (typeof value !== "string") return undefined;
-  if (Object.hasOwn(V03_STATE, value)) return value as TaskState;
-  return (Object.entries(V03_STATE).find(([, v03]) => v03 === value)?.[0]) as TaskState | undefined;
-}
-
-function v03Part(part: A2aPart): Record<string, unknown> {
-  const metadata = part.metadata === undefined ? {} : { metadata: part.metadata };
-  if (part.text !== undefined) return { kind: "text", text: part.text, ...metadata };
-  if (part.url !== undefined || part.raw !== undefined) {
-    const file = {
-      ...(part.url !== undefined ? { uri: part.url } : { bytes: part.raw }),
-      ...(part.mediaType !== undefined ? { mimeType: part.mediaType } : {}),
-      ...(part.filename !== undefined ? { name: part.filename } : {}),
-    };
-    return { kind: "file", file, ...metadata };
-  }
-  return { kind: "data", data: part.data, ...metadata };
-}
-
-/** A message in v0.3 form. */
-export function toV03Message(message: A2aMessage): Record<string, unknown> {
-  return {
-    kind: "message",
-    messageId: message.messageId,
-    role: message.role === "ROLE_AGENT" ? "agent" : "user",
-    parts: message.parts.map(v03Part),
-    ...(message.contextId !== undefined ? { contextId: message.contextId } : {}),
-    ...(message.taskId !== undefined ? { taskId: message.taskId } : {}),
-    ...(message.metadata !== undefined ? { metadata: message.metadata } : {}),
-  };
-}
-
-/** A task in v0.3 form. */
-export function toV03Task(task: A2aTask): Record<string, unknown> {
-  return {
-    kind: "task",
-    id: task.id,
-    contextId: task.contextId,
-    status: {
-      state: V03_STATE[task.status.state],
-      timestamp: task.status.timestamp,
-      ...(task.status.message !== undefined ? { message: toV03Message(task.status.message) } : {}),
-    },
-    ...(task.artifacts !== undefined
-      ? { artifacts: task.artifacts.map((artifact) => ({ ...artifact, parts: artifact.parts.map(v03Part) })) }
-      : {}),
-    ...(task.history !== undefined ? { history: task.history.map(toV03Message) } : {}),
-    ...(task.metadata !== undefined ? { metadata: task.metadata } : {}),
   };
 }

@@ -2,11 +2,8 @@
  * A task followed by its stream (`SubscribeToTask`, v0.3 `tasks/resubscribe`): the events, in either version's
  * form, folded into the task as it stands, read as `parseSendResult` reads a polled one.
  */
+import { isObject } from "./protocol.ts";
 import { parseSendResult, type TaskView } from "./task_view.ts";
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** v1.0 wraps an update (`{statusUpdate}`), v0.3 tags it (`{kind: "status-update", …}`). */
 function update(event: Record<string, unknown>, wrapper: string, kind: string): Record<string, unknown> | undefined {

@@ -7,7 +7,8 @@ import { encodeComment, encodeEvent } from "../http/sse.ts";
 import { streamResponse } from "../http/responses.ts";
 import type { Envelope } from "../message.ts";
 import type { OutgoingResponse } from "../runtime/types.ts";
-import { type A2aTask, type ProtocolVersion, toV03Task } from "./protocol.ts";
+import type { A2aTask, ProtocolVersion } from "./protocol.ts";
+import { toV03Task } from "./v03_shapes.ts";
 import { isSettled, taskOfMessage } from "./tasks.ts";
 import type { TaskChanges } from "./task_watch.ts";
 

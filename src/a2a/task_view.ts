@@ -1,5 +1,6 @@
 /** An A2A server's answer to SendMessage or GetTask, in either version's form, read as the task to follow and its answer. */
-import { type A2aMessage, type A2aPart, FINAL_STATES, parsePart, parseTaskState, type TaskState } from "./protocol.ts";
+import { type A2aMessage, type A2aPart, FINAL_STATES, isObject, parsePart, type TaskState } from "./protocol.ts";
+import { parseTaskState } from "./v03_shapes.ts";
 
 /** States after which a task waits for nobody but its requester: its answer is published then. */
 export function isSettled(state: TaskState): boolean {
@@ -12,10 +13,6 @@ export interface TaskView {
   taskId: string | undefined;
   state: TaskState;
   answer: A2aMessage | undefined;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Parts from an array in either version's form; parts that are not valid are left out. */

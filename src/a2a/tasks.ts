@@ -5,18 +5,9 @@
 import type { Broker } from "../broker/broker.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import type { MessageOutcome } from "../store/store.ts";
-import {
-  A2A_ERROR,
-  A2aError,
-  type A2aMessage,
-  type A2aTask,
-  a2aFieldsOf,
-  contextIdOf,
-  FINAL_STATES,
-  outboundMessageId,
-  partsOf,
-  type TaskState,
-} from "./protocol.ts";
+import { a2aFieldsOf, partsOf } from "./interop_payload.ts";
+import { contextIdOf, outboundMessageId } from "./message_ids.ts";
+import { A2A_ERROR, A2aError, type A2aMessage, type A2aTask, FINAL_STATES, type TaskState } from "./protocol.ts";
 
 /** What the Idempotency-Key of every A2A message starts with. */
 const TASK_KEY_ROOT = "a2a:";
@@ -45,7 +36,7 @@ export interface TaskSummary {
  */
 export async function recentTasks(broker: Broker, viewer: AgentName | "all"): Promise<TaskSummary[]> {
   const parties = viewer === "all" ? [{}] : [{ sender: viewer }, { recipient: viewer }];
-  const pages = await Promise.all(parties.map((party) => broker.sentWithKeyPrefix(TASK_KEY_ROOT, party, Number.MAX_SAFE_INTEGER, RECENT_TASKS)));
+  const pages = await Promise.all(parties.map((party) => broker.tasks.sentWithKeyPrefix(TASK_KEY_ROOT, party, Number.MAX_SAFE_INTEGER, RECENT_TASKS)));
   const newest = [...new Map(pages.flat().map((envelope) => [envelope.id, envelope])).values()]
     .sort((a, b) => b.id - a.id)
     .slice(0, RECENT_TASKS);
@@ -84,7 +75,7 @@ export async function loadTask(broker: Broker, sender: AgentName, agent: AgentNa
   const notFound = new A2aError(A2A_ERROR.taskNotFound, `Task not found: ${JSON.stringify(taskId)}`);
   const match = typeof taskId === "string" ? TASK_ID.exec(taskId) : null;
   if (match === null) throw notFound;
-  const found = await broker.message(Number(match[1]));
+  const found = await broker.tasks.message(Number(match[1]));
   if (found === undefined || found.envelope.from !== sender || found.envelope.to !== agent || taskIdOf(found.envelope) !== taskId) {
     throw notFound;
   }
@@ -93,7 +84,7 @@ export async function loadTask(broker: Broker, sender: AgentName, agent: AgentNa
 
 /** The task of a message just read from the store (a ListTasks page, a retried SendMessage). */
 export async function taskOfMessage(broker: Broker, envelope: Envelope): Promise<A2aTask> {
-  const found = await broker.message(envelope.id);
+  const found = await broker.tasks.message(envelope.id);
   if (found === undefined) throw new A2aError(A2A_ERROR.taskNotFound, `Task not found: ${taskIdOf(envelope)}`);
   return await taskOf(broker, envelope, found.outcome);
 }
@@ -152,6 +143,6 @@ async function taskOf(
       artifacts: [{ artifactId: `${id}-reply-${reply.id}`, name: "reply", parts: answer.parts }],
     };
   }
-  const delivered = broker.isDelivered(envelope.to, envelope.id, outcome);
+  const delivered = broker.tasks.isDelivered(envelope.to, envelope.id, outcome);
   return { ...base, status: { state: delivered ? "TASK_STATE_WORKING" : "TASK_STATE_SUBMITTED", timestamp: envelope.timestamp } };
 }

@@ -1,14 +1,18 @@
 /** The broker: publish, poll, stream and status over one durable inbox per agent. Knows the store only by its interface. */
 import { InteropError } from "../errors.ts";
-import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
+import type { AgentUse } from "./agent_admission.ts";
+import { AgentInboxes } from "./agent_inboxes.ts";
+import type { BrokerOptions } from "./broker_options.ts";
+import { DeadLetters } from "./dead_letters.ts";
 import { type AgentName, type Envelope, type Payload, refuseReservedField } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { ClusterView, DeadLetter, InboxRecord, MessageOutcome, MessageStore, Parties, SharedInboxes } from "../store/store.ts";
+import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
+import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
-import { allValues, limitFor, type PerAgent, uniform } from "./per_agent.ts";
+import { allValues, limitFor, uniform } from "./per_agent.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
@@ -24,42 +28,6 @@ export type { StreamStarter } from "./streams.ts";
 const IDLE_REREAD_MS = 5000;
 /** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
 const CLUSTER_REFRESH_MS = 1000;
-
-export interface BrokerOptions {
-  store: MessageStore;
-  dataDir: string;
-  /** Agents whose inboxes exist from the start, so the first broadcast has somewhere to go. */
-  agents: AgentName[];
-  /** Undelivered messages one inbox may hold before publishes to it are refused. */
-  maxPending: PerAgent<number>;
-  /** How long delivered messages stay for replay, in ms. */
-  retentionMs: number;
-  /** How long an undelivered message may wait before it expires, in ms (0: it waits until delivered). */
-  pendingTtlMs?: PerAgent<number>;
-  /** Told of expired messages, so they are never dropped silently. */
-  onExpired?(agent: AgentName, count: number): void;
-  heartbeatMs: number;
-  /** How long a stream's client may read nothing while data waits before it is cut off, in ms. */
-  writeTimeoutMs: number;
-  /** The deepest reply chain accepted; deeper replies are refused, which stops agents auto-replying in a loop. */
-  maxHops: number;
-  /** Messages per second one sender may publish (0: no limit), with bursts up to twice that. */
-  rateLimit?: number;
-  /**
-   * Called before an inbox is created for an agent that is neither configured nor stored (a publish to it, or
-   * its first read), with the agents that have one: throws to refuse it (`unknown_agent`, `too_many_agents`).
-   * Without it, any name gets an inbox.
-   */
-  admitAgent?: AdmitAgent;
-  /** What a second stream for an agent that has one does: take over (the old one gets `replaced`), or get 409. */
-  secondStream?: "replace" | "refuse";
-  /**
-   * How far back before a stream ended its writes count as unconfirmed, in ms: a stream that resumes without an
-   * id gets them again (0: only what is pending).
-   */
-  resumeWindowMs?: number;
-  now?: () => number;
-}
 
 export interface PublishOptions {
   /** Answer this message: the reply joins its conversation, one hop deeper. */
@@ -95,6 +63,10 @@ export class Broker {
   #waiters = new Waiters();
   #observers = new Observers();
   #statusDocument = new StatusDocument();
+  /** What the A2A layer asks of the messages it shows as tasks. */
+  readonly tasks: MessageTasks;
+  /** Messages push receivers refused for good. */
+  readonly deadLetters: DeadLetters;
   #rateLimiter: RateLimiter;
   #idempotent: IdempotentPublishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
@@ -110,8 +82,8 @@ export class Broker {
    * waiters read the table when woken instead of taking what this broker's commits offer.
    */
   #shared: SharedInboxes | undefined;
-  /** The brokers on the shared store and where the streams are, as last read. */
-  #cluster: ClusterView | undefined;
+  /** The inbox records and what creates, touches and removes them. */
+  #agents: AgentInboxes;
   /** On a shared store: waiters are handed what is taken from the table for them. */
   #sharedWaiters: SharedWaiters | undefined;
 
@@ -147,6 +119,28 @@ export class Broker {
       resumeWindowMs: options.resumeWindowMs ?? 0,
       heartbeatMs: options.heartbeatMs,
     });
+    this.#agents = new AgentInboxes({
+      store: options.store,
+      commits: this.#commits,
+      records: this.#inboxes,
+      admitAgent: options.admitAgent,
+      lastId: () => this.#lastId,
+      streaming: (agent) => this.#streams.has(agent),
+      forget: (agent) => {
+        this.#streams.removed(agent);
+        this.#redelivered.delete(agent);
+      },
+      now: this.#now,
+    });
+    this.tasks = new MessageTasks({
+      store: options.store,
+      commits: this.#commits,
+      agents: this.#agents,
+      waiters: this.#waiters,
+      taken: this.#taken,
+      now: this.#now,
+    });
+    this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
@@ -166,7 +160,7 @@ export class Broker {
       // A notification lost without the connection noticing: every stream re-reads now and then.
       const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
       const shared = broker.#shared;
-      const look = () => shared.cluster().then((cluster) => broker.#sawCluster(cluster), () => {});
+      const look = () => shared.cluster().then((cluster) => broker.#agents.sawCluster(cluster), () => {});
       await look();
       const refresh = setInterval(look, CLUSTER_REFRESH_MS);
       for (const timer of [reread, refresh]) {
@@ -175,7 +169,7 @@ export class Broker {
       }
     }
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
-    await Promise.all(missing.map((agent) => broker.#createInbox(agent)));
+    await Promise.all(missing.map((agent) => broker.#agents.create(agent)));
     await broker.#prune();
     return broker;
   }
@@ -274,16 +268,6 @@ export class Broker {
     for (const [agent, envelopes] of live) this.#streams.offer(agent, envelopes);
   }
 
-  /** The cluster view as read: inboxes another broker created join this one's, cursors move on. */
-  #sawCluster(cluster: ClusterView): void {
-    this.#cluster = cluster;
-    for (const [agent, deliveredId] of cluster.cursors) {
-      const inbox = this.#inboxes.get(agent);
-      if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
-      else this.#inboxes.set(agent, { agent, deliveredId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 });
-    }
-  }
-
   /** Streams and waiters of these agents (all when undefined) take from the store from where they are. */
   #wake(agents: AgentName[] | undefined): void {
     // A read now would fail and end the streams; the re-read after the outage finds what they missed.
@@ -323,67 +307,10 @@ export class Broker {
     return { question, reply };
   }
 
-  /**
-   * Admits `agent`'s inbox as a reader does (created if the admission rules let it): an A2A caller sends and then
-   * waits for the reply, which needs somewhere to go, as an asker's does.
-   */
-  async admitReader(agent: AgentName): Promise<void> {
-    await this.#inboxFor(agent, "read");
-  }
-
   /** Counts a message taken out of order (by a wait for a reply) as delivered. */
   #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
     if (inbox.pending > 0) inbox.pending--;
     this.#observers.delivered(envelope);
-  }
-
-  /**
-   * Waits for `from`'s reply to message `questionId` (it is taken from `from`'s inbox, as by `ask`); undefined on
-   * timeout, or once `clientGone` aborts.
-   */
-  waitForReply(from: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
-    return this.#waiters.wait(from, questionId, timeoutMs, clientGone);
-  }
-
-  /**
-   * Withdraws message `id` from `agent`'s inbox before it is delivered (its sender cancelled it): from now on no
-   * stream, poll or wait hands it out, nor after a restart (committed before this resolves). False when it was
-   * delivered (or taken) already.
-   */
-  async withdraw(agent: AgentName, id: number): Promise<boolean> {
-    const inbox = await this.#inboxFor(agent, "send");
-    // Decided and marked in one turn: a delivery either came before (false) or skips it (#taken). The id stays
-    // in #taken (one number per cancel): a second cancel must not count it out of `pending` again.
-    if (id <= inbox.deliveredId || this.#taken.has(id)) return false;
-    // On a shared store the take is the store's (compare-and-set): a reader on another broker may have it already.
-    if (this.#shared !== undefined && !(await settled(this.#shared.takeOne(agent, id)))) return false;
-    this.#taken.add(id);
-    inbox.pending--;
-    try {
-      await this.#commits.update({ agent, withdrawn: [{ id, at: this.#now() }] });
-    } catch (error) {
-      this.#taken.delete(id);
-      inbox.pending++;
-      throw error;
-    }
-    return true;
-  }
-
-  /** Whether message `id` for `agent` was handed out (or withdrawn): above the cursor only a wait or a poll takes one. */
-  isDelivered(agent: AgentName, id: number, outcome: MessageOutcome): boolean {
-    const inbox = this.#inboxes.get(agent);
-    return (inbox !== undefined && id <= inbox.deliveredId) || this.#taken.has(id) || outcome.taken;
-  }
-
-  /** The stored message with this id (whoever it is for), and what became of it; undefined once retention removed it. */
-  async message(id: number): Promise<{ envelope: Envelope; outcome: MessageOutcome } | undefined> {
-    const [envelope, outcome] = await Promise.all([this.#store.find(id), this.#store.outcome(id)]);
-    return envelope === undefined ? undefined : { envelope, outcome };
-  }
-
-  /** Messages with an Idempotency-Key starting with `prefix` (between `parties`), ids below `beforeId`, newest first. */
-  sentWithKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
-    return this.#store.findByKeyPrefix(prefix, parties, beforeId, limit);
   }
 
   /** Marks a message handed to a waiter as delivered, out of order if need be. */
@@ -459,71 +386,14 @@ export class Broker {
     return messages;
   }
 
-  /**
-   * Parks a message that `agent`'s push receiver refused for good, so it shows in status instead of vanishing.
-   * Only a message addressed to `agent`: any other id is refused exactly as an unknown one, so a dead letter can
-   * neither copy another inbox's message nor tell whether an id exists.
-   */
-  async parkDeadLetter(agent: AgentName, messageId: number, reason: string): Promise<void> {
-    if ((await this.#store.find(messageId))?.to !== agent) {
-      throw new InteropError(
-        "unknown_message",
-        `Cannot park message ${messageId} for ${agent}: no message with this id was addressed to ${agent} (or retention removed it)`,
-      );
-    }
-    const inbox = await this.#inboxFor(agent, "read");
-    if (!(await this.#store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#now() }))) return;
-    inbox.deadLetters++;
-    this.#observers.deadLettered(agent, messageId);
-  }
-
-  /**
-   * The agent's dead letters, each with its message when retention still has it. A letter naming a message for
-   * another agent (parked through a hole that let any id in) is left out.
-   */
-  async deadLetters(agent: AgentName): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
-    const letters = await this.#store.deadLetters(agent);
-    const found = await Promise.all(letters.map(async (letter) => ({ ...letter, message: await this.#store.find(letter.messageId) })));
-    return found.filter((letter) => letter.message === undefined || letter.message.to === agent);
-  }
-
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
-  async addAgent(agent: AgentName): Promise<boolean> {
-    if (this.#inboxes.has(agent)) return false;
-    this.#options.admitAgent?.(agent, [...this.#inboxes.keys()], "add");
-    await this.#createInbox(agent);
-    return true;
+  addAgent(agent: AgentName): Promise<boolean> {
+    return this.#agents.add(agent);
   }
 
-  /**
-   * Deletes `agent`'s inbox for good (`interop agent remove`): its messages, cursor and dead letters; the agent is
-   * unknown again. Refused while messages are pending or a stream is open, unless `force` (the stream then ends).
-   * Resolves with the number of messages deleted.
-   */
-  async removeAgent(agent: AgentName, force: boolean): Promise<number> {
-    const inbox = this.#inboxes.get(agent);
-    if (inbox === undefined) {
-      throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#inboxes.keys()].sort().join(", ") || "none"}`);
-    }
-    const streaming = this.#streams.has(agent);
-    if (!force && (inbox.pending > 0 || streaming)) {
-      const holds = [
-        ...(inbox.pending > 0 ? [`${inbox.pending} pending message${inbox.pending === 1 ? "" : "s"}`] : []),
-        ...(streaming ? ["a stream open (its listener would create the inbox again on reconnecting: stop it first)"] : []),
-      ];
-      throw new InteropError("agent_busy", `Not removed: ${agent} has ${holds.join(" and ")}; pass --force (force=1) to delete it anyway`);
-    }
-    this.#inboxes.delete(agent);
-    this.#streams.removed(agent);
-    this.#redelivered.delete(agent);
-    try {
-      // Publishes to it that were already queued commit first, so the removal takes their messages too.
-      await this.#commits.drain();
-      return await this.#store.removeInbox(agent);
-    } catch (error) {
-      if (!this.#inboxes.has(agent)) this.#inboxes.set(agent, inbox);
-      throw error;
-    }
+  /** Deletes `agent`'s inbox for good (`interop agent remove`); see `AgentInboxes.remove`. */
+  removeAgent(agent: AgentName, force: boolean): Promise<number> {
+    return this.#agents.remove(agent, force);
   }
 
   /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
@@ -562,7 +432,7 @@ export class Broker {
       streaming: (agent) => this.#streams.has(agent),
       waiting: (agent) => this.#waiters.count(agent),
       redelivered: (agent) => this.#redelivered.get(agent) ?? 0,
-      ...(this.#cluster === undefined ? {} : { cluster: this.#cluster }),
+      ...(this.#agents.cluster === undefined ? {} : { cluster: this.#agents.cluster }),
     };
   }
 
@@ -573,41 +443,6 @@ export class Broker {
     this.#waiters.close();
     await this.#commits.drain();
     await this.#store.close();
-  }
-
-  /**
-   * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; a read records a request
-   * by it.
-   */
-  async #inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
-    // On a shared store another broker may have created it since this one last looked (the view is re-read every
-    // second): look again before the admission rule calls it unknown.
-    if (!this.#inboxes.has(agent) && this.#shared !== undefined) this.#sawCluster(await this.#shared.cluster());
-    let inbox = this.#inboxes.get(agent);
-    if (inbox === undefined) {
-      this.#options.admitAgent?.(agent, [...this.#inboxes.keys()], use);
-      inbox = await this.#createInbox(agent);
-    }
-    if (use === "read") this.#touch(agent);
-    return inbox;
-  }
-
-  async #createInbox(agent: AgentName): Promise<InboxRecord> {
-    // Another request may have created it while this one waited.
-    const existing = this.#inboxes.get(agent);
-    if (existing !== undefined) return existing;
-    const inbox: InboxRecord = { agent, deliveredId: this.#lastId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
-    this.#inboxes.set(agent, inbox);
-    if (this.#shared === undefined) await this.#commits.update({ agent, deliveredId: inbox.deliveredId });
-    else inbox.deliveredId = await this.#shared.createInbox(agent, inbox.deliveredId);
-    return inbox;
-  }
-
-  #touch(agent: AgentName): void {
-    const inbox = this.#inboxes.get(agent);
-    if (inbox === undefined) return;
-    inbox.lastSeen = this.#now();
-    this.#commits.note({ agent, lastSeen: inbox.lastSeen });
   }
 
   #markDelivered(inbox: InboxRecord, envelopes: Envelope[]): void {
@@ -631,6 +466,14 @@ export class Broker {
       this.#redelivered.set(inbox.agent, (this.#redelivered.get(inbox.agent) ?? 0) + repeated);
       this.#observers.redelivered(inbox.agent, repeated);
     }
+  }
+
+  #inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
+    return this.#agents.inboxFor(agent, use);
+  }
+
+  #touch(agent: AgentName): void {
+    this.#agents.touch(agent);
   }
 
   #heartbeat(): void {

@@ -1,5 +1,6 @@
 /** Where a reply sits in its conversation, and the hop cap that stops two auto-replying agents from looping. */
-import { a2aFieldsOf, isContextId } from "../a2a/protocol.ts";
+import { a2aFieldsOf } from "../a2a/interop_payload.ts";
+import { isContextId } from "../a2a/protocol.ts";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Thread } from "../message.ts";
 import type { MessageStore } from "../store/store.ts";

@@ -1,33 +1,25 @@
 /** `interop serve`: the broker. */
 import { isIP } from "node:net";
-import { hostname } from "node:os";
 import { Authenticator } from "../auth/authenticator.ts";
-import { TokenFile } from "../auth/token_file.ts";
-import type { TokenList } from "../auth/token_list.ts";
 import { agentAdmission } from "../broker/agent_admission.ts";
 import { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
-import { DEFAULT_REQUEST_LIMITS, limitRequests } from "../http/request_limits.ts";
-import { checkOrigin } from "../http/origin_check.ts";
-import { logRequests } from "../http/request_log.ts";
-import { createRouter } from "../http/router.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../http/request_limits.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
-import { runtimeDescription, serveHttp } from "../runtime/serve.ts";
+import { runtimeDescription } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
-import { surviveStrayConnectionFailures } from "../store/postgres_stray_errors.ts";
-import { PostgresTokens } from "../store/postgres_tokens.ts";
-import { SqliteStore } from "../store/sqlite.ts";
-import type { Durability, MessageStore } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
-import { makeDataDir, readOwner, removeOwner, writeOwner } from "./data_dir.ts";
+import { makeDataDir, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
 import { describePortHolder } from "./port_holder.ts";
 import { layerServeArgs } from "./serve_config.ts";
+import { serveBroker } from "./serve_http.ts";
+import { openMessageStore, openTokens } from "./serve_storage.ts";
 
 export const HELP = `interop serve — run the broker
 
@@ -208,16 +200,10 @@ async function serve(args: string[], io: Io): Promise<number> {
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
   makeDataDir(dataDir);
-  if (databaseUrl !== undefined) surviveStrayConnectionFailures(log.warn);
-  const store: MessageStore = databaseUrl === undefined ? openStore(dataDir, durability) : await PostgresStore.open({
-    url: databaseUrl,
-    durability,
-    claimant: { pid: process.pid, host: hostname(), version: VERSION },
-    warn: log.warn,
-  });
+  const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn);
   let auth: Authenticator;
   try {
-    auth = await Authenticator.open(databaseUrl === undefined ? new TokenFile(dataDir) : await databaseTokens(databaseUrl, dataDir));
+    auth = await Authenticator.open(await openTokens(dataDir, databaseUrl));
     if (!isLoopback(values.host) && !auth.enabled) {
       if (!values.insecure) {
         throw new InteropError(
@@ -257,25 +243,20 @@ async function serve(args: string[], io: Io): Promise<number> {
   });
   const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : []);
   broker.observe(metrics);
-  const router = createRouter(broker, {
-    auth,
-    metrics,
-    maxBodyBytes,
-    a2aWaitMs,
-    retryMs: 2000,
-    onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`, { error: String(error) }),
-  });
-  // Inside the request log, so that refusals are logged; inside the limits, which are cheaper still.
-  const guarded = checkOrigin(router, { bindHost: values.host, allowedHosts });
   let server: HttpServer;
   try {
-    server = await serveHttp({
-      hostname: values.host,
+    server = await serveBroker(broker, {
+      auth,
+      metrics,
+      log,
+      host: values.host,
       port,
-      handler: limitRequests(values.verbose ? logRequests(guarded, log.debug) : guarded, limits),
-      maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
+      allowedHosts,
+      limits,
       requestTimeoutMs,
-      maxIncomingConnections: limits.maxConnections,
+      maxBodyBytes,
+      a2aWaitMs,
+      verbose: values.verbose,
     });
   } catch (error) {
     await broker.close();
@@ -335,44 +316,4 @@ function parseAllowedHosts(value: string): string[] {
 /** Whether binding `host` keeps the broker on this machine. */
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-/**
- * The database's tokens. A data dir's tokens.json is not read with a database: while the database never had a
- * token, one there means tokens the operator expects to be on, so the broker refuses to start rather than serve
- * every inbox without them.
- */
-async function databaseTokens(url: string, dataDir: string): Promise<TokenList> {
-  const tokens = await PostgresTokens.open(url);
-  const file = new TokenFile(dataDir);
-  try {
-    if (await tokens.version() === 0 && await file.version() > 0) {
-      throw new InteropError(
-        "storage_failed",
-        `${file.path} has tokens, but with --database-url the brokers read them from the database, which has none: ` +
-          `copy them with 'interop migrate --from ${dataDir} --to URL' (or remove the file to serve without tokens)`,
-      );
-    }
-  } catch (error) {
-    await tokens.close();
-    throw error;
-  }
-  return tokens;
-}
-
-/** Opens the store; when another broker holds the data dir, names it from its owner file. */
-function openStore(dataDir: string, durability: Durability): SqliteStore {
-  try {
-    return new SqliteStore(dataDir, durability);
-  } catch (error) {
-    if (!(error instanceof InteropError) || error.code !== "data_dir_locked") throw error;
-    // No owner file yet: the other broker is still starting.
-    const holder = readOwner(dataDir);
-    const owner = holder === undefined ? "" : ` (pid ${holder.pid}, listening on ${holder.host}:${holder.port})`;
-    throw new InteropError(
-      "data_dir_locked",
-      `Data dir ${dataDir} is in use by another interop broker${owner}; stop it, or pass a different --data-dir`,
-      { cause: error },
-    );
-  }
 }

@@ -223,14 +223,14 @@ async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: 
   if (!Number.isSafeInteger(id) || typeof reason !== "string" || reason === "") {
     throw new InteropError("invalid_body", 'Invalid dead letter: send {"id": MESSAGE_ID, "reason": "why the receiver refused it"}');
   }
-  await broker.parkDeadLetter(agent, id as number, reason);
+  await broker.deadLetters.park(agent, id as number, reason);
   return jsonResponse(200, { parked: true, id });
 }
 
 async function listDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the dead letters of");
-  const letters = await broker.deadLetters(agent);
+  const letters = await broker.deadLetters.list(agent);
   return jsonResponse(200, letters.map((letter) => ({
     id: letter.messageId,
     reason: letter.reason,

@@ -6,7 +6,7 @@
  * unhandled rejection still ends the process, as it does without this.
  */
 import process from "node:process";
-import { isUnreachable } from "./postgres.ts";
+import { isUnreachable } from "./postgres_client.ts";
 
 export function surviveStrayConnectionFailures(warn: (message: string) => void): void {
   process.on("unhandledRejection", (reason) => {

@@ -6,7 +6,7 @@ import postgres, { type TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { mintToken, type TokenList, type TokenRecord } from "../auth/token_list.ts";
-import { INT8_AS_NUMBER, isUnreachable, redactUrl } from "./postgres.ts";
+import { INT8_AS_NUMBER, isUnreachable, redactUrl } from "./postgres_client.ts";
 import { CLIENT_OPTIONS } from "./postgres_registry.ts";
 import { migrate } from "./postgres_schema.ts";
 import { CONNECT_TIMEOUT_S, NoAnswer, RenewingClient } from "./renewing_client.ts";

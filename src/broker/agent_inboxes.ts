@@ -1,0 +1,135 @@
+/** The agents a broker knows, one inbox record each: created on first use or by the operator, removed for good. */
+import { InteropError } from "../errors.ts";
+import type { AgentName } from "../message.ts";
+import type { ClusterView, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
+import type { CommitQueue } from "./commit_queue.ts";
+
+export interface AgentInboxesDeps {
+  store: MessageStore;
+  commits: CommitQueue;
+  /** The broker's inbox records: the publish and delivery paths read and move them in place. */
+  records: Map<AgentName, InboxRecord>;
+  admitAgent: AdmitAgent | undefined;
+  /** The newest id the broker has seen: a new inbox starts there (nothing before it is for the new agent). */
+  lastId(): number;
+  /** Whether the agent has a stream open (a removal is refused while it has, unless forced). */
+  streaming(agent: AgentName): boolean;
+  /** Ends what the broker keeps for a removed agent: its stream and its counts. */
+  forget(agent: AgentName): void;
+  now(): number;
+}
+
+export class AgentInboxes {
+  #deps: AgentInboxesDeps;
+  #records: Map<AgentName, InboxRecord>;
+  /** Other brokers create inboxes too: their records join this one's from the cluster view. */
+  #shared: SharedInboxes | undefined;
+  #cluster: ClusterView | undefined;
+
+  constructor(deps: AgentInboxesDeps) {
+    this.#deps = deps;
+    this.#records = deps.records;
+    this.#shared = deps.store.shared;
+  }
+
+  /** The brokers on the shared store and where the streams are, as last read (undefined on a store of its own). */
+  get cluster(): ClusterView | undefined {
+    return this.#cluster;
+  }
+
+  /** `agent`'s inbox record, if it has one; nothing is created or touched. */
+  get(agent: AgentName): InboxRecord | undefined {
+    return this.#records.get(agent);
+  }
+
+  /**
+   * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; a read records a request
+   * by it.
+   */
+  async inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
+    // On a shared store another broker may have created it since this one last looked (the view is re-read every
+    // second): look again before the admission rule calls it unknown.
+    if (!this.#records.has(agent) && this.#shared !== undefined) this.sawCluster(await this.#shared.cluster());
+    let inbox = this.#records.get(agent);
+    if (inbox === undefined) {
+      this.#deps.admitAgent?.(agent, [...this.#records.keys()], use);
+      inbox = await this.create(agent);
+    }
+    if (use === "read") this.touch(agent);
+    return inbox;
+  }
+
+  /** Creates `agent`'s inbox (committed before this resolves) unless it has one; no admission rule asked. */
+  async create(agent: AgentName): Promise<InboxRecord> {
+    // Another request may have created it while this one waited.
+    const existing = this.#records.get(agent);
+    if (existing !== undefined) return existing;
+    const inbox = freshInbox(agent, this.#deps.lastId());
+    this.#records.set(agent, inbox);
+    if (this.#shared === undefined) await this.#deps.commits.update({ agent, deliveredId: inbox.deliveredId });
+    else inbox.deliveredId = await this.#shared.createInbox(agent, inbox.deliveredId);
+    return inbox;
+  }
+
+  /** Records that `agent` was seen now (committed with the next batch: a lost one only ages the figure). */
+  touch(agent: AgentName): void {
+    const inbox = this.#records.get(agent);
+    if (inbox === undefined) return;
+    inbox.lastSeen = this.#deps.now();
+    this.#deps.commits.note({ agent, lastSeen: inbox.lastSeen });
+  }
+
+  /** The cluster view as read: inboxes another broker created join this one's, cursors move on. */
+  sawCluster(cluster: ClusterView): void {
+    this.#cluster = cluster;
+    for (const [agent, deliveredId] of cluster.cursors) {
+      const inbox = this.#records.get(agent);
+      if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
+      else this.#records.set(agent, freshInbox(agent, deliveredId));
+    }
+  }
+
+  /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
+  async add(agent: AgentName): Promise<boolean> {
+    if (this.#records.has(agent)) return false;
+    this.#deps.admitAgent?.(agent, [...this.#records.keys()], "add");
+    await this.create(agent);
+    return true;
+  }
+
+  /**
+   * Deletes `agent`'s inbox for good (`interop agent remove`): its messages, cursor and dead letters; the agent is
+   * unknown again. Refused while messages are pending or a stream is open, unless `force` (the stream then ends).
+   * Resolves with the number of messages deleted.
+   */
+  async remove(agent: AgentName, force: boolean): Promise<number> {
+    const inbox = this.#records.get(agent);
+    if (inbox === undefined) {
+      throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#records.keys()].sort().join(", ") || "none"}`);
+    }
+    const streaming = this.#deps.streaming(agent);
+    if (!force && (inbox.pending > 0 || streaming)) {
+      const holds = [
+        ...(inbox.pending > 0 ? [`${inbox.pending} pending message${inbox.pending === 1 ? "" : "s"}`] : []),
+        ...(streaming ? ["a stream open (its listener would create the inbox again on reconnecting: stop it first)"] : []),
+      ];
+      throw new InteropError("agent_busy", `Not removed: ${agent} has ${holds.join(" and ")}; pass --force (force=1) to delete it anyway`);
+    }
+    this.#records.delete(agent);
+    this.#deps.forget(agent);
+    try {
+      // Publishes to it that were already queued commit first, so the removal takes their messages too.
+      await this.#deps.commits.drain();
+      return await this.#deps.store.removeInbox(agent);
+    } catch (error) {
+      if (!this.#records.has(agent)) this.#records.set(agent, inbox);
+      throw error;
+    }
+  }
+}
+
+/** The record of an inbox that holds nothing yet, its cursor at `deliveredId`. */
+function freshInbox(agent: AgentName, deliveredId: number): InboxRecord {
+  return { agent, deliveredId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
+}

@@ -1,0 +1,51 @@
+/** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
+import { InteropError } from "../errors.ts";
+import type { AgentName, Envelope } from "../message.ts";
+import type { DeadLetter, MessageStore } from "../store/store.ts";
+import type { AgentInboxes } from "./agent_inboxes.ts";
+import type { Observers } from "./observers.ts";
+
+export interface DeadLettersDeps {
+  store: MessageStore;
+  agents: AgentInboxes;
+  observers: Observers;
+  now(): number;
+}
+
+export class DeadLetters {
+  #deps: DeadLettersDeps;
+
+  constructor(deps: DeadLettersDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Parks a message that `agent`'s push receiver refused for good. Only a message addressed to `agent`: any other
+   * id is refused exactly as an unknown one, so a dead letter can neither copy another inbox's message nor tell
+   * whether an id exists.
+   */
+  async park(agent: AgentName, messageId: number, reason: string): Promise<void> {
+    const { store } = this.#deps;
+    if ((await store.find(messageId))?.to !== agent) {
+      throw new InteropError(
+        "unknown_message",
+        `Cannot park message ${messageId} for ${agent}: no message with this id was addressed to ${agent} (or retention removed it)`,
+      );
+    }
+    const inbox = await this.#deps.agents.inboxFor(agent, "read");
+    if (!(await store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() }))) return;
+    inbox.deadLetters++;
+    this.#deps.observers.deadLettered(agent, messageId);
+  }
+
+  /**
+   * The agent's dead letters, each with its message when retention still has it. A letter naming a message for
+   * another agent (parked through a hole that let any id in) is left out.
+   */
+  async list(agent: AgentName): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
+    const { store } = this.#deps;
+    const letters = await store.deadLetters(agent);
+    const found = await Promise.all(letters.map(async (letter) => ({ ...letter, message: await store.find(letter.messageId) })));
+    return found.filter((letter) => letter.message === undefined || letter.message.to === agent);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * What the A2A layer asks of a message it shows as a task: the message and what became of it, whether it was
+ * delivered, the ones sent under a key prefix, its reply, and its withdrawal when the task is cancelled.
+ */
+import type { AgentName, Envelope } from "../message.ts";
+import type { MessageOutcome, MessageStore, Parties } from "../store/store.ts";
+import type { AgentInboxes } from "./agent_inboxes.ts";
+import type { CommitQueue } from "./commit_queue.ts";
+import { settled } from "./shared_waiters.ts";
+import type { Waiters } from "./waiters.ts";
+
+export interface MessageTasksDeps {
+  store: MessageStore;
+  commits: CommitQueue;
+  agents: AgentInboxes;
+  waiters: Waiters;
+  /** The broker's messages taken out of order, above their inbox's cursor (a withdrawal adds to them). */
+  taken: Set<number>;
+  now(): number;
+}
+
+export class MessageTasks {
+  #deps: MessageTasksDeps;
+
+  constructor(deps: MessageTasksDeps) {
+    this.#deps = deps;
+  }
+
+  /** The stored message with this id (whoever it is for), and what became of it; undefined once retention removed it. */
+  async message(id: number): Promise<{ envelope: Envelope; outcome: MessageOutcome } | undefined> {
+    const [envelope, outcome] = await Promise.all([this.#deps.store.find(id), this.#deps.store.outcome(id)]);
+    return envelope === undefined ? undefined : { envelope, outcome };
+  }
+
+  /** Whether message `id` for `agent` was handed out (or withdrawn): above the cursor only a wait or a poll takes one. */
+  isDelivered(agent: AgentName, id: number, outcome: MessageOutcome): boolean {
+    const inbox = this.#deps.agents.get(agent);
+    return (inbox !== undefined && id <= inbox.deliveredId) || this.#deps.taken.has(id) || outcome.taken;
+  }
+
+  /** Messages with an Idempotency-Key starting with `prefix` (between `parties`), ids below `beforeId`, newest first. */
+  sentWithKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
+    return this.#deps.store.findByKeyPrefix(prefix, parties, beforeId, limit);
+  }
+
+  /**
+   * Admits `agent`'s inbox as a reader does (created if the admission rules let it): an A2A caller sends and then
+   * waits for the reply, which needs somewhere to go, as an asker's does.
+   */
+  async admitReader(agent: AgentName): Promise<void> {
+    await this.#deps.agents.inboxFor(agent, "read");
+  }
+
+  /**
+   * Waits for `from`'s reply to message `questionId` (it is taken from `from`'s inbox, as by `ask`); undefined on
+   * timeout, or once `clientGone` aborts.
+   */
+  waitForReply(from: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    return this.#deps.waiters.wait(from, questionId, timeoutMs, clientGone);
+  }
+
+  /**
+   * Withdraws message `id` from `agent`'s inbox before it is delivered (its sender cancelled it): from now on no
+   * stream, poll or wait hands it out, nor after a restart (committed before this resolves). False when it was
+   * delivered (or taken) already.
+   */
+  async withdraw(agent: AgentName, id: number): Promise<boolean> {
+    const { taken, store } = this.#deps;
+    const inbox = await this.#deps.agents.inboxFor(agent, "send");
+    // Decided and marked in one turn: a delivery either came before (false) or skips it (taken). The id stays
+    // in taken (one number per cancel): a second cancel must not count it out of `pending` again.
+    if (id <= inbox.deliveredId || taken.has(id)) return false;
+    // On a shared store the take is the store's (compare-and-set): a reader on another broker may have it already.
+    if (store.shared !== undefined && !(await settled(store.shared.takeOne(agent, id)))) return false;
+    taken.add(id);
+    inbox.pending--;
+    try {
+      await this.#deps.commits.update({ agent, withdrawn: [{ id, at: this.#deps.now() }] });
+    } catch (error) {
+      taken.delete(id);
+      inbox.pending++;
+      throw error;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,50 @@
+/** The HTTP side of `interop serve`: the broker's routes behind their guards, on the runtime's server. */
+import type { Authenticator } from "../auth/authenticator.ts";
+import type { Broker } from "../broker/broker.ts";
+import { checkOrigin } from "../http/origin_check.ts";
+import { limitRequests, type RequestLimits } from "../http/request_limits.ts";
+import { logRequests } from "../http/request_log.ts";
+import { createRouter } from "../http/router.ts";
+import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
+import { serveHttp } from "../runtime/serve.ts";
+import type { HttpServer } from "../runtime/types.ts";
+import type { Logger } from "./logger.ts";
+
+export interface ServeBrokerOptions {
+  auth: Authenticator;
+  metrics: BrokerMetrics;
+  log: Logger;
+  host: string;
+  port: number;
+  /** Names the broker is reached by besides addresses, localhost and `host` (--allowed-hosts). */
+  allowedHosts: string[];
+  limits: RequestLimits;
+  requestTimeoutMs: number;
+  maxBodyBytes: number;
+  a2aWaitMs: number;
+  /** Log each request (--verbose). */
+  verbose: boolean;
+}
+
+/** Starts serving `broker` on `host`:`port`; rejects with `address_in_use` when the port is held. */
+export function serveBroker(broker: Broker, options: ServeBrokerOptions): Promise<HttpServer> {
+  const { log, limits } = options;
+  const router = createRouter(broker, {
+    auth: options.auth,
+    metrics: options.metrics,
+    maxBodyBytes: options.maxBodyBytes,
+    a2aWaitMs: options.a2aWaitMs,
+    retryMs: 2000,
+    onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`, { error: String(error) }),
+  });
+  // Inside the request log, so that refusals are logged; inside the limits, which are cheaper still.
+  const guarded = checkOrigin(router, { bindHost: options.host, allowedHosts: options.allowedHosts });
+  return serveHttp({
+    hostname: options.host,
+    port: options.port,
+    handler: limitRequests(options.verbose ? logRequests(guarded, log.debug) : guarded, limits),
+    maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
+    requestTimeoutMs: options.requestTimeoutMs,
+    maxIncomingConnections: limits.maxConnections,
+  });
+}

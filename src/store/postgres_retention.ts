@@ -1,0 +1,48 @@
+/** The PostgreSQL store's retention: delivered messages past their time are deleted, undelivered ones past their TTL expire. */
+import type { TransactionSql } from "postgres";
+import type { AgentName } from "../message.ts";
+
+/** Deletes each inbox's delivered messages created before `cutoff`; resolves with each inbox's new purge mark. */
+export async function pruneDelivered(tx: TransactionSql, cutoff: number): Promise<Map<AgentName, number>> {
+  const rows = await tx<Array<{ agent: AgentName; up_to: number }>>`
+    WITH bounds AS (
+      SELECT i.agent, (SELECT max(m.id) FROM interop_messages m
+        WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff}) AS up_to
+      FROM interop_inboxes i
+    ), removed AS (
+      DELETE FROM interop_messages m USING bounds b WHERE m.recipient = b.agent AND m.id <= b.up_to
+    )
+    UPDATE interop_inboxes i SET purged_id = greatest(i.purged_id, b.up_to)
+    FROM bounds b WHERE i.agent = b.agent AND b.up_to IS NOT NULL
+    RETURNING i.agent, b.up_to`;
+  return new Map(rows.map((row) => [row.agent, row.up_to]));
+}
+
+/**
+ * Deletes the undelivered messages created before their inbox's cutoff (above the cursor, or above `delivered` where
+ * this broker's is further); resolves with how many expired per inbox and up to which id.
+ */
+export async function expireUndelivered(
+  tx: TransactionSql,
+  cutoffs: Map<AgentName, number>,
+  delivered: Map<AgentName, number>,
+): Promise<Map<AgentName, { count: number; upTo: number }>> {
+  const agents = [...cutoffs.keys()];
+  const rows = await tx<Array<{ agent: AgentName; count: number; up_to: number }>>`
+    WITH found AS (
+      SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after, c.cutoff, count(*) AS count, max(m.id) AS up_to
+      FROM unnest(${agents}::text[], ${agents.map((agent) => cutoffs.get(agent)!)}::int8[],
+        ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, delivered)
+      JOIN interop_inboxes i ON i.agent = c.agent
+      JOIN interop_messages m ON m.recipient = i.agent AND m.id > greatest(i.delivered_id, c.delivered)
+        AND NOT m.polled AND m.created_at < c.cutoff
+      GROUP BY i.agent, i.delivered_id, c.delivered, c.cutoff
+    ), removed AS (
+      DELETE FROM interop_messages m USING found f
+      WHERE m.recipient = f.agent AND m.id > f.after AND m.id <= f.up_to AND m.created_at < f.cutoff
+    )
+    UPDATE interop_inboxes i SET expired = i.expired + f.count, purged_id = greatest(i.purged_id, f.up_to)
+    FROM found f WHERE i.agent = f.agent
+    RETURNING i.agent, f.count, f.up_to`;
+  return new Map(rows.map((row) => [row.agent, { count: row.count, upTo: row.up_to }]));
+}

@@ -3,7 +3,7 @@
 /** A request as the core sees it: cheap to build on both runtimes. */
 export interface IncomingRequest {
   readonly method: string;
-  /** Read, never changed: the seam hands the same URL object to the requests that send the same target. */
+  /** Read, never changed. */
   readonly url: URL;
   header(name: string): string | null;
   /** The size of the request's header fields (names and values), for the header cap. */

@@ -12,7 +12,7 @@ import { nodeSink } from "../src/runtime/node_sink.ts";
 import { parseRequestHead, targetUrl } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
-const skip = "Deno" in globalThis ? "the Node seam; Deno serves through Deno.serve" : false;
+const skip = false;
 /** `serve`'s defaults: the deadlines and the connection cap are tested end to end in tests/security. */
 const DEADLINES = { requestTimeoutMs: 30_000, maxIncomingConnections: 4096 };
 

@@ -67,7 +67,7 @@ function tooLarge(limit: number): InteropError {
   );
 }
 
-/** Why a request got 408, in the same words from the bare socket, `node:http` and the Deno seam. */
+/** Why a request got 408, in the same words from the bare socket and `node:http`. */
 export function requestTimeout(timeoutMs: number): InteropError {
   return new InteropError(
     "request_timeout",

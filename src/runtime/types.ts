@@ -1,9 +1,9 @@
-/** The runtime seam: the small HTTP surface the broker's core needs, implemented once for Node and once for Deno. */
+/** The runtime seam: the small HTTP surface the broker's core needs (served by node_server.ts on Node and Deno). */
 
 /** A request as the core sees it: cheap to build on both runtimes. */
 export interface IncomingRequest {
   readonly method: string;
-  /** Read, never changed: the Deno seam hands the same URL object to the requests that send the same URL. */
+  /** Read, never changed. */
   readonly url: URL;
   header(name: string): string | null;
   /** The size of the request's header fields (names and values), for the header cap. */
@@ -61,12 +61,9 @@ export interface ServeOptions {
   handler: Handler;
   /** The most a request line and headers may take before the runtime's parser refuses them (where it can be set). */
   maxRequestHeadBytes: number;
-  /**
-   * How long a request's head and body may take to arrive, from its first byte; answering it may take any time.
-   * Deno: the body only (`Deno.serve` shows nothing of a request before its head is complete).
-   */
+  /** How long a request's head and body may take to arrive, from its first byte; answering it may take any time. */
   requestTimeoutMs: number;
-  /** Node: connections waiting for a request, sending one, or ending, held at once (the oldest go first). */
+  /** Connections waiting for a request, sending one, or ending, held at once (the oldest go first). */
   maxIncomingConnections: number;
 }
 

@@ -83,8 +83,7 @@ test("header and URL caps: 431 and 414 with JSON errors, even past the runtime's
       "headers_too_large",
       /Request headers too large: \d+ bytes; the limit is 1024 \(--max-header-bytes\)/,
     );
-    // Past Node's parser limit (set just above the caps) the parser itself refuses; the answer is the same JSON.
-    // (Deno.serve has a fixed limit of its own near 64 KiB, where it answers a bare 400.)
+    // Past node:http's parser limit (set just above the caps) the parser itself refuses; the answer is the same JSON.
     await assertError(await fetch(`${broker.url}/status`, filler(40 * 1024)), 431, "headers_too_large", /too large/i);
     assert.equal((await fetch(`${broker.url}/status`)).status, 200, "the broker still serves");
   } finally {

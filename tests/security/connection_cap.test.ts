@@ -25,6 +25,15 @@ async function setUp(t: { after(fn: () => unknown): void }, args: string[]): Pro
   return { broker, attackers };
 }
 
+/**
+ * The broker's /status, on the connection fetch keeps alive. The attacks wait for it after each connection: the cap
+ * on connections that have sent no request (--max-connections too) would otherwise close the oldest attacker when
+ * the broker takes new connections faster than it reads them (Deno's node:net can accept all twenty first).
+ */
+async function status(broker: RunningBroker): Promise<{ agents: Record<string, { waiting: number }> }> {
+  return await (await fetch(`${broker.url}/status`)).json();
+}
+
 /** Whether an ordinary request (not one of the operator's) gets through. */
 async function ordinaryStatus(broker: RunningBroker): Promise<number> {
   const response = await fetch(`${broker.url}/poll?agent=openclaw`);
@@ -41,6 +50,7 @@ for (const [path, extraHeaders] of Object.entries(PATHS)) {
         `GET /wait?agent=hermes&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\n${extraHeaders}\r\n`,
         (client) => attackers.push(client),
       );
+      await waitFor(async () => (await status(broker)).agents.hermes?.waiting === i + 1, 5000, `wait ${i + 1} to arrive`);
     }
     await waitFor(async () => await ordinaryStatus(broker) === 503, 10_000, "the twenty waits to take every place");
 
@@ -74,6 +84,8 @@ test("POSTs with Content-Length: 100000 and no body hold their places only until
       "POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n",
       (client) => attackers.push(client),
     );
+    // A round trip to the broker on the connection fetch keeps, so that it reads this head before the next connects.
+    await status(broker);
   }
   await waitFor(async () => await ordinaryStatus(broker) === 503, 10_000, "the twenty bodies to take every place");
 

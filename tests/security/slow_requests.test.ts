@@ -10,9 +10,6 @@ import { test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { type RawClient, rawClient } from "../helpers/raw_client.ts";
 
-/** `Deno.serve` shows the broker nothing of a connection before its head is complete (denoland/deno#3515). */
-const NO_HEAD_HOOK = "Deno" in globalThis ? "Deno.serve has no hook before a request head is complete (see README, --request-timeout)" : false;
-
 async function setUp(t: { after(fn: () => unknown): void }, args: string[]): Promise<{ broker: RunningBroker; attackers: RawClient[] }> {
   const attackers: RawClient[] = [];
   let broker: RunningBroker | undefined;
@@ -41,7 +38,7 @@ const HEADS = {
 };
 
 for (const [path, start] of Object.entries(HEADS)) {
-  test(`a head trickled a byte every 200 ms is cut at --request-timeout 1s (${path})`, { skip: NO_HEAD_HOOK }, async (t) => {
+  test(`a head trickled a byte every 200 ms is cut at --request-timeout 1s (${path})`, async (t) => {
     const { broker, attackers } = await setUp(t, ["--request-timeout", "1s"]);
     const took = await trickleUntilCut(broker, attackers, start);
     assert.ok(took >= 900, `cut after ${took} ms, before the deadline`);
@@ -58,20 +55,13 @@ for (const [path, length] of Object.entries(BODIES)) {
   test(`a body trickled a byte every 200 ms is cut at --request-timeout 1s (${path})`, async (t) => {
     const { broker, attackers } = await setUp(t, ["--request-timeout", "1s"]);
     const head = `POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-length: ${length}\r\n\r\n{"text":"`;
-    if (NO_HEAD_HOOK) {
-      // On Deno the handler's body read has the deadline, so the answer is the same 408; only the socket stays open.
-      const attacker = await rawClient(broker.url, "", (client) => attackers.push(client));
-      attacker.trickle(head, 200);
-      await waitFor(() => attacker.received().startsWith("HTTP/1.1 408 "), 8000, "a 408 for the trickled body");
-    } else {
-      const took = await trickleUntilCut(broker, attackers, head);
-      assert.ok(took >= 900, `cut after ${took} ms, before the deadline`);
-    }
+    const took = await trickleUntilCut(broker, attackers, head);
+    assert.ok(took >= 900, `cut after ${took} ms, before the deadline`);
     assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=openclaw`)).json(), [], "nothing of the body was stored");
   });
 }
 
-test("connections still sending their heads are capped at --max-connections: the oldest are closed, a new request gets through", { skip: NO_HEAD_HOOK }, async (t) => {
+test("connections still sending their heads are capped at --max-connections: the oldest are closed, a new request gets through", async (t) => {
   const { broker, attackers } = await setUp(t, ["--max-connections", "5", "--request-timeout", "60s"]);
   for (let i = 0; i < 30; i++) {
     const start = i % 2 === 0 ? "GET /status HTTP/1.1\r\nHo" : "PUT /status HTTP/1.1\r\nHo";
@@ -116,9 +106,7 @@ for (const [what, request] of Object.entries(ANSWERED_THEN_CLOSED)) {
   });
 }
 
-const REPLACED_SKIP = "Deno" in globalThis
-  ? "Deno.serve keeps a connection whose answer ended for a next request, with no idle timeout (denoland/deno#3515)"
-  : existsSync("/proc/self/fd") ? false : "counts the broker's sockets in /proc";
+const REPLACED_SKIP = existsSync("/proc/self/fd") ? false : "counts the broker's sockets in /proc";
 
 test("clients of streams the broker replaced, keeping their end open, keep no socket", { skip: REPLACED_SKIP }, async (t) => {
   const { broker, attackers } = await setUp(t, []);

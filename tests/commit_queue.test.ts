@@ -11,12 +11,14 @@ import { tempDir } from "./helpers/cli.ts";
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
 
-/** The real store, noting the size of each batch it is asked to write. */
+/** The real store, noting the size of each batch it is asked to write (messages, and inbox updates). */
 class RecordingStore extends SqliteStore {
   batches: number[] = [];
+  inboxBatches: number[] = [];
 
   override write(batch: WriteBatch): Promise<Envelope[]> {
     this.batches.push(batch.messages.length);
+    this.inboxBatches.push(batch.inboxes.length);
     return super.write(batch);
   }
 }
@@ -56,6 +58,25 @@ test("CommitQueue commits every other publisher of a group when the store refuse
   assert.deepEqual(stored.map((envelope) => envelope.payload.n), [0, 1, 2, 4, 5, 6, 7, 8, 9]);
   assert.deepEqual(committed, stored.map((envelope) => envelope.id), "every stored message was announced once");
   assert.equal((await store.loadInboxes())[0].lastSeen, 2000, "the inbox update of the group was committed too");
+});
+
+test("CommitQueue holds a stream's cursor moves back and commits them as one row, at the latest when drained", async (t) => {
+  const store = openStore(t);
+  const queue = new CommitQueue(store);
+
+  // A stream delivering each of five publishes in turn moves its cursor after each commit.
+  for (let n = 0; n < 5; n++) {
+    const [stored] = await queue.append([message({ n })]);
+    queue.note({ agent: openclaw, deliveredId: stored.id, lastSeen: 2000 + n });
+  }
+  await queue.drain();
+
+  const cursorCommits = store.inboxBatches.filter((count) => count > 0).length;
+  // One, unless this machine took longer than the hold (a second) for the five commits.
+  assert.ok(cursorCommits <= 2, `the five cursor moves took ${cursorCommits} commits (batches: ${store.inboxBatches})`);
+  const [inbox] = await store.loadInboxes();
+  assert.equal(inbox.deliveredId, 5, "the last cursor was committed by the drain");
+  assert.equal(inbox.lastSeen, 2004);
 });
 
 test("CommitQueue fails every publisher of a group at once when the storage itself fails", async (t) => {

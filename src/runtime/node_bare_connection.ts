@@ -12,8 +12,16 @@ import { refuseDeclaredPastLimit } from "./read_body.ts";
 import { parseRequestHead, type RequestHead, targetUrl } from "./request_head.ts";
 import { type Handler, handlerFailure, type IncomingRequest, isStream, type OutgoingResponse, type StreamResponse } from "./types.ts";
 
-/** How long a kept-alive connection may wait for its next request (`node:http`'s default). */
+/** How long a kept-alive connection may wait for its next request, as every answer says (`node:http`'s default). */
 const KEEP_ALIVE_MS = 5_000;
+const KEEP_ALIVE = `keep-alive: timeout=${KEEP_ALIVE_MS / 1000}\r\n`;
+/**
+ * How much longer than it says the connection really waits (`node:http`'s keepAliveTimeoutBuffer): a client that
+ * reuses it just as the advertised time ends (undici's timers tick once a second) must not have its request, a
+ * publish perhaps, meet the connection closing under it ("other side closed").
+ */
+const KEEP_ALIVE_GRACE_MS = 1_000;
+const IDLE_CUT_MS = KEEP_ALIVE_MS + KEEP_ALIVE_GRACE_MS;
 /** Larger bodies go to `node:http`, which streams them against the body cap instead of holding them whole first. */
 const MAX_BARE_BODY_BYTES = 64 * 1024;
 /** A connection's requests handled at once: a client that pipelines cannot pile up unbounded work. */
@@ -98,7 +106,7 @@ export class BareConnection {
       // A client that does not read its answers is not sent more (as `node:http` pauses): they would pile up here.
       if (this.#socket.writableNeedDrain) {
         // With no answer owed it waits as an idle connection does: counted, and cut if its client reads nothing.
-        if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(KEEP_ALIVE_MS);
+        if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(IDLE_CUT_MS);
         return void this.#socket.off("drain", this.#drained).once("drain", this.#drained);
       }
       const received = this.#received;
@@ -185,7 +193,7 @@ export class BareConnection {
           writeBody(socket, response, "connection: close\r\n");
           this.#shared.connections.endAfter(socket);
         } else {
-          writeBody(socket, response, "");
+          writeBody(socket, response, KEEP_ALIVE);
         }
       } catch (error) {
         handlerFailure(error);
@@ -200,7 +208,7 @@ export class BareConnection {
     }
     // An answer may let the next request start: one held back by the cap, or a GET waiting for the answers before it.
     this.#next();
-    if (this.#pending.length === 0 && this.#received === "" && !this.#stopped) this.#waitIdle(KEEP_ALIVE_MS);
+    if (this.#pending.length === 0 && this.#received === "" && !this.#stopped) this.#waitIdle(IDLE_CUT_MS);
   }
 
   #openStream(response: StreamResponse): void {

@@ -126,7 +126,15 @@ function fromNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): I
 /** Node's stream events, not its async iterator: the iterator's promise machinery showed in the publish profile. */
 function readNodeBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const body = new LimitedBody(req.headers["content-length"] ?? null, limit);
+    let body: LimitedBody;
+    try {
+      body = new LimitedBody(req.headers["content-length"] ?? null, limit);
+    } catch (error) {
+      // A declared length past the limit: the body is read and dropped too. Node's server dumps an unread body
+      // once the answer ends, Deno's node:http does not, and a client still sending it never read the 413.
+      req.resume();
+      return reject(error);
+    }
     const fail = (error: unknown) => {
       req.off("data", add).off("end", end);
       // The rest of an oversized body is read and dropped, so the answer can still reach the client.

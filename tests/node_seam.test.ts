@@ -1,7 +1,6 @@
 /**
- * The Node seam's bare-socket path: a connection's first plain GET is answered on the socket itself (streams
- * stay there), everything else by `node:http`. Real sockets, byte for byte; the Deno suite skips it (Deno
- * serves through `Deno.serve`, and the e2e suites cover both runtimes end to end).
+ * The server's bare-socket path (both runtimes serve through it): a connection's plain requests are answered on
+ * the socket itself (streams stay there), everything else by `node:http`. Real sockets, byte for byte.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -12,7 +11,6 @@ import { nodeSink } from "../src/runtime/node_sink.ts";
 import { parseRequestHead, targetUrl } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
-const skip = false;
 /** `serve`'s defaults: the deadlines and the connection cap are tested end to end in tests/security. */
 const DEADLINES = { requestTimeoutMs: 30_000, maxIncomingConnections: 4096 };
 
@@ -73,7 +71,7 @@ async function withServer(run: (server: HttpServer, streams: StreamSink[]) => Pr
 
 const get = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\n${extra}\r\n`;
 
-test("a stream opened by a connection's first GET is sent chunked on the bare socket and ends with the last chunk", { skip }, async () => {
+test("a stream opened by a connection's first GET is sent chunked on the bare socket and ends with the last chunk", async () => {
   await withServer(async (server, streams) => {
     const client = new Client(server.port);
     client.socket.write(get("/stream"));
@@ -91,7 +89,7 @@ test("a stream opened by a connection's first GET is sent chunked on the bare so
   });
 });
 
-test("a client hanging up a bare-socket stream aborts its sink's signal", { skip }, async () => {
+test("a client hanging up a bare-socket stream aborts its sink's signal", async () => {
   await withServer(async (server, streams) => {
     const client = new Client(server.port);
     client.socket.write(get("/stream"));
@@ -105,7 +103,7 @@ test("a client hanging up a bare-socket stream aborts its sink's signal", { skip
 
 const post = (path: string, body: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
-test("a connection's plain requests are answered on the bare socket until one that is not plain hands it to node:http", { skip }, async () => {
+test("a connection's plain requests are answered on the bare socket until one that is not plain hands it to node:http", async () => {
   await withServer(async (server) => {
     const client = new Client(server.port);
     client.socket.write(get("/text"));
@@ -127,7 +125,7 @@ test("a connection's plain requests are answered on the bare socket until one th
   });
 });
 
-test("a POST body arriving in pieces, one past the handler's cap, and one too big to hold are all answered", { skip }, async () => {
+test("a POST body arriving in pieces, one past the handler's cap, and one too big to hold are all answered", async () => {
   await withServer(async (server) => {
     const client = new Client(server.port);
     const whole = post("/echo", "0123456789");
@@ -147,7 +145,7 @@ test("a POST body arriving in pieces, one past the handler's cap, and one too bi
   });
 });
 
-test("close() cuts a kept-alive connection that waits for its next request at once", { skip }, async () => {
+test("close() cuts a kept-alive connection that waits for its next request at once", async () => {
   const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler([]), maxRequestHeadBytes: 1024, ...DEADLINES });
   const client = new Client(server.port);
   client.socket.write(get("/text"));
@@ -159,7 +157,7 @@ test("close() cuts a kept-alive connection that waits for its next request at on
   assert.ok(performance.now() - started < 900, `close() took ${performance.now() - started} ms`);
 });
 
-test("pipelined requests and a head sent byte by byte are answered, in order", { skip }, async () => {
+test("pipelined requests and a head sent byte by byte are answered, in order", async () => {
   await withServer(async (server) => {
     const pipelined = new Client(server.port);
     pipelined.socket.write(get("/one") + post("/echo", "abc") + get("/two"));
@@ -177,7 +175,7 @@ test("pipelined requests and a head sent byte by byte are answered, in order", {
   });
 });
 
-test("a connection's ordered requests are handled at once, 16 at most, and answered in request order whatever order they finish in", { skip, timeout: 10_000 }, async (t) => {
+test("a connection's ordered requests are handled at once, 16 at most, and answered in request order whatever order they finish in", { timeout: 10_000 }, async (t) => {
   const held: (() => void)[] = [];
   let sixteen: () => void;
   const sixteenHeld = new Promise<void>((resolve) => (sixteen = resolve));
@@ -208,7 +206,7 @@ test("a connection's ordered requests are handled at once, 16 at most, and answe
   assert.deepEqual([...text.matchAll(/done \/p(\d+);/g)].map((match) => Number(match[1])), [...Array(20).keys()]);
 });
 
-test("Connection: close, HTTP/1.0, repeated fields and 204 are answered as HTTP says", { skip }, async () => {
+test("Connection: close, HTTP/1.0, repeated fields and 204 are answered as HTTP says", async () => {
   await withServer(async (server) => {
     const closing = new Client(server.port);
     closing.socket.write(get("/text", "Connection: close\r\n"));
@@ -241,7 +239,7 @@ test("Connection: close, HTTP/1.0, repeated fields and 204 are answered as HTTP 
   });
 });
 
-test("a head past the cap gets 431, and a bad header value from the handler cuts only its own connection", { skip }, async () => {
+test("a head past the cap gets 431, and a bad header value from the handler cuts only its own connection", async () => {
   await withServer(async (server) => {
     const big = new Client(server.port);
     big.socket.write(get("/big", `X-Filler: ${"x".repeat(2000)}\r\n`));
@@ -260,7 +258,7 @@ test("a head past the cap gets 431, and a bad header value from the handler cuts
   });
 });
 
-test("close() cuts connections that sent nothing and streams that did not end", { skip }, async () => {
+test("close() cuts connections that sent nothing and streams that did not end", async () => {
   const streams: StreamSink[] = [];
   const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler(streams), maxRequestHeadBytes: 1024, ...DEADLINES });
   const idle = new Client(server.port);
@@ -311,7 +309,7 @@ test("parseRequestHead() reads a plain GET (with no body, or a length of 0) or a
   }
 });
 
-test("a request followed by garbage is answered, and then the garbage gets node:http's 400", { skip }, async () => {
+test("a request followed by garbage is answered, and then the garbage gets node:http's 400", async () => {
   await withServer(async (server) => {
     const client = new Client(server.port);
     client.socket.write(post("/echo", "ok") + "%%% nonsense\r\n\r\n");
@@ -355,7 +353,7 @@ async function firstAnswer(port: number, bytes: string): Promise<string> {
   }
 }
 
-test("for any request, the bare path's reading agrees with node:http's own", { skip }, async () => {
+test("for any request, the bare path's reading agrees with node:http's own", async () => {
   const { createServer } = await import("node:http");
   const fc = (await import("fast-check")).default;
   const reference = createServer((req, res) => {
@@ -421,7 +419,7 @@ test("for any request, the bare path's reading agrees with node:http's own", { s
   }
 });
 
-test("a stream opened for a client that hung up while it was prepared ends: what its opening listens for hears it", { skip }, async () => {
+test("a stream opened for a client that hung up while it was prepared ends: what its opening listens for hears it", async () => {
   const gone = new Socket();
   gone.destroy();
   const sink = nodeSink(gone, "chunked");
@@ -432,7 +430,7 @@ test("a stream opened for a client that hung up while it was prepared ends: what
   assert.ok(ended, "the stream's end was heard");
 });
 
-test("a kept-alive connection says how long it waits and is still open for a request sent just after that", { skip, timeout: 15_000 }, async () => {
+test("a kept-alive connection says how long it waits and is still open for a request sent just after that", { timeout: 15_000 }, async () => {
   await withServer(async (server) => {
     const client = new Client(server.port);
     client.socket.write(get("/text"));

@@ -247,9 +247,12 @@ export class BareConnection {
     connections.reading(socket);
     socket.setTimeout(0).off("data", this.#read).off("end", this.#peerEnded).off("timeout", this.#hungUp).off("close", this.#closed)
       .off("error", ignore);
-    socket.unshift(Buffer.from(this.#received, "latin1"));
+    const received = Buffer.from(this.#received, "latin1");
     this.#received = "";
     toHttp(socket);
+    // Handed as the first "data", before the socket reads on: Deno's node:http read what arrived next before bytes
+    // put back with unshift() (a body's packets before its head: 400 "Parse Error"). Node's parser takes either.
+    socket.emit("data", received);
   }
 
   /** A hang-up or a half-close: with no answer owed the connection goes; else the client left, as `node:http` reads it. */

@@ -16,6 +16,7 @@ import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, us
 import { makeDataDir, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
+import { connectionsWithin, filesFor, openFileLimit } from "./open_files.ts";
 import { describePortHolder } from "./port_holder.ts";
 import { layerServeArgs } from "./serve_config.ts";
 import { serveBroker } from "./serve_http.ts";
@@ -75,7 +76,8 @@ Options:
   --max-connections N   requests in progress at once, open streams included (default 4096);
                         past it: 503 and Retry-After, except GET /status and /metrics, which
                         have 8 places of their own. Connections waiting for a request or still
-                        sending one are capped at N too: past it the oldest is closed
+                        sending one are capped at N too: past it the oldest is closed.
+                        Lowered at start to fit the open-file limit (ulimit -n), with a warning
   --request-timeout DUR a request's head and body must arrive within DUR of its first byte,
                         or it gets 408 and its connection is closed (default 30s); answers,
                         streams and waits are not limited by it
@@ -199,6 +201,20 @@ async function serve(args: string[], io: Io): Promise<number> {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
+  const fileLimit = openFileLimit();
+  if (fileLimit !== undefined && connectionsWithin(fileLimit) < limits.maxConnections) {
+    const allowed = connectionsWithin(fileLimit);
+    if (allowed < 1) {
+      throw new InteropError("usage", `The open-file limit (ulimit -n) is ${fileLimit}: too low to serve; raise it to at least ${filesFor(64)}`);
+    }
+    log.warn(
+      `--max-connections ${limits.maxConnections} needs ~${filesFor(limits.maxConnections)} open files but the limit (ulimit -n) is ` +
+        `${fileLimit}: serving at most ${allowed} connections, so that the broker never runs out; raise the limit for more ` +
+        "(LimitNOFILE= in a systemd unit)",
+      { maxConnections: allowed, openFileLimit: fileLimit },
+    );
+    limits.maxConnections = allowed;
+  }
   makeDataDir(dataDir);
   const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn);
   let auth: Authenticator;

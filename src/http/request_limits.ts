@@ -19,7 +19,7 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = { maxConnections: 4096, max
  * Places past `maxConnections` that only `GET /status` and `GET /metrics` may take, so the operator can always see
  * what holds the others. Both answer at once, never wait, so a handful is plenty.
  */
-const OPERATOR_PLACES = 8;
+export const OPERATOR_PLACES = 8;
 
 /**
  * Wraps a handler so that requests past a limit get 414, 431 or 503 with a JSON error instead of reaching it. A

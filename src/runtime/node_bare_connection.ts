@@ -231,7 +231,13 @@ export class BareConnection {
 
   /** Part of a request has arrived: while no answer is owed, it has the request deadline to arrive whole. */
   #partial(): void {
-    if (this.#pending.length === 0) this.#shared.connections.reading(this.#socket);
+    if (this.#pending.length > 0) return;
+    // The deadline answers 408; the idle timer, left running, could close the connection first with nothing said.
+    if (this.#idle) {
+      this.#idle = false;
+      this.#socket.setTimeout(0);
+    }
+    this.#shared.connections.reading(this.#socket);
   }
 
   /** A request that is not plain: once every answer owed is written, the connection goes to `node:http`. */

@@ -96,7 +96,8 @@ Restart=on-failure
 RestartSec=2
 ${
     serve
-      ? "# 2 is bad usage and 6 another broker holding the port or data dir: restarting would not help.\nRestartPreventExitStatus=2 6"
+      ? "# 2 is bad usage and 6 another broker holding the port or data dir: restarting would not help.\nRestartPreventExitStatus=2 6\n" +
+        "# --max-connections 4096 (the default) takes up to ~8,300 open files; systemd's soft limit is 1,024.\nLimitNOFILE=65536"
       : "# 2 is bad usage and 8 another listen for this agent taking over: restarting would fight it.\nRestartPreventExitStatus=2 8"
   }
 NoNewPrivileges=yes

@@ -31,6 +31,8 @@ test("interop service install --dry-run prints user and system units that system
     assert.match(user.stdout, /^ExecStart=\/.*dist\/interop serve --port 18900 --data-dir "\/srv\/my agents\/data"$/m);
     assert.match(user.stdout, /^Restart=on-failure$/m);
     assert.match(user.stdout, /^RestartPreventExitStatus=2 6$/m);
+    // systemd's soft limit of 1,024 open files would cap --max-connections 4096 at 476 (see open_files.ts).
+    assert.match(user.stdout, /^LimitNOFILE=65536$/m);
     assert.match(user.stdout, /^WantedBy=default\.target$/m);
     verify(user.stdout, true, dir.path);
 

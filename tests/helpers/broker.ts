@@ -31,6 +31,8 @@ export interface BrokerOptions {
   dataDir?: string;
   args?: string[];
   env?: Record<string, string>;
+  /** The broker's limit on open files (`ulimit -n`). */
+  openFiles?: number;
 }
 
 /** Starts a broker; `port` 0 (the default) picks a free one, `dataDir` defaults to a new temporary dir. */
@@ -40,6 +42,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const child = spawnCli(
     ["serve", "--port", String(options.port ?? 0), "--data-dir", dataDir, ...(options.args ?? [])],
     options.env,
+    options.openFiles,
   );
   let stderr = "";
   child.stderr!.setEncoding("utf8");

@@ -37,10 +37,15 @@ export function runCli(
   return collect(child, options.timeoutMs ?? 30_000);
 }
 
-/** Starts a CLI command in the background; stop it with `child.kill()` (the caller owns the PID). */
-export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+/**
+ * Starts a CLI command in the background; stop it with `child.kill()` (the caller owns the PID). With `openFiles`,
+ * bash sets that limit (soft and hard: Node raises its soft limit to the hard one) and then becomes the command (`exec`: the PID is the command's).
+ */
+export function spawnCli(args: string[], env: Record<string, string> = {}, openFiles?: number): ChildProcess {
   const [command, prefix] = cliCommand();
-  return spawn(command, [...prefix, ...args], {
+  const limited = openFiles === undefined ? [] : ["bash", "-c", `ulimit -n ${openFiles} && exec "$@"`, "bash"];
+  const [program, ...programArgs] = [...limited, command, ...prefix, ...args];
+  return spawn(program, programArgs, {
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });

@@ -120,3 +120,17 @@ test("clients of streams the broker replaced, keeping their end open, keep no so
   assert.ok(attackers.slice(0, -1).every((attacker) => attacker.received().includes("event: replaced")));
   await waitFor(() => brokerSockets(broker)! <= before + 3, 5000, `the broker to let the replaced streams' sockets go (it held ${before} before)`);
 });
+
+for (const [what, start] of Object.entries({
+  "part of a head": "GET /status HTTP/1.1\r\n",
+  "a head and part of its body": 'POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-length: 100\r\n\r\n{"te',
+})) {
+  test(`a new connection that sends ${what} and then nothing gets 408 at --request-timeout, as documented`, async (t) => {
+    const { broker, attackers } = await setUp(t, ["--request-timeout", "1s"]);
+    const stalled = await rawClient(broker.url, start, (client) => attackers.push(client));
+    await waitFor(() => stalled.closed(), 5000, "the broker to close the connection");
+    // The connection's idle timer closed it first, with nothing said.
+    assert.match(stalled.received(), /^HTTP\/1\.1 408 /);
+    assert.match(stalled.received(), /"code":"request_timeout"/);
+  });
+}

@@ -16,7 +16,8 @@ const GATHER_TURNS = 3;
  * How long an advisory inbox change (a stream's cursor, a last-seen time) may wait for a commit to ride. Each stream
  * write moves a cursor, so a broadcast to N streams made a second commit of N cursor upserts after every publish;
  * now they join the next commit (the next publish's, under load) or one of their own this long after. Measured
- * (fan-out, 100 streams, paired runs, held 1 s): −3 to −8 % server CPU per delivery on Node, −6 to −9 % on Deno.
+ * (fan-out, 100 streams, paired runs): −2 to −4 % server CPU per delivery on Node, −5 to −9 % on Deno; held a
+ * whole second they saved no more.
  * A `kill -9` loses at most the changes still waiting: a client resuming without an id then sees those messages
  * again (as it may anyway: see recent_writes.ts), so the wait is short.
  */

@@ -134,11 +134,7 @@ export class BareConnection {
       const body = head.bodyBytes === 0 ? NO_BODY : Buffer.from(received.slice(this.#bodyStart, bodyEnd), "latin1");
       this.#received = received.slice(bodyEnd);
       this.#head = undefined;
-      if (this.#idle) {
-        this.#idle = false;
-        connections.waiting.delete(this.#socket);
-        this.#socket.setTimeout(0);
-      }
+      this.#leaveIdle();
       connections.doneReading(this.#socket);
       this.#start(head, body);
     }
@@ -229,14 +225,18 @@ export class BareConnection {
     this.#socket.setTimeout(ms);
   }
 
+  #leaveIdle(): void {
+    if (!this.#idle) return;
+    this.#idle = false;
+    this.#shared.connections.waiting.delete(this.#socket);
+    this.#socket.setTimeout(0);
+  }
+
   /** Part of a request has arrived: while no answer is owed, it has the request deadline to arrive whole. */
   #partial(): void {
     if (this.#pending.length > 0) return;
     // The deadline answers 408; the idle timer, left running, could close the connection first with nothing said.
-    if (this.#idle) {
-      this.#idle = false;
-      this.#socket.setTimeout(0);
-    }
+    this.#leaveIdle();
     this.#shared.connections.reading(this.#socket);
   }
 

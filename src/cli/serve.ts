@@ -16,7 +16,7 @@ import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, us
 import { makeDataDir, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger } from "./logger.ts";
-import { connectionsWithin, filesFor, openFileLimit } from "./open_files.ts";
+import { fitToOpenFiles } from "./open_files.ts";
 import { describePortHolder } from "./port_holder.ts";
 import { layerServeArgs } from "./serve_config.ts";
 import { serveBroker } from "./serve_http.ts";
@@ -201,20 +201,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
-  const fileLimit = openFileLimit();
-  if (fileLimit !== undefined && connectionsWithin(fileLimit) < limits.maxConnections) {
-    const allowed = connectionsWithin(fileLimit);
-    if (allowed < 1) {
-      throw new InteropError("usage", `The open-file limit (ulimit -n) is ${fileLimit}: too low to serve; raise it to at least ${filesFor(64)}`);
-    }
-    log.warn(
-      `--max-connections ${limits.maxConnections} needs ~${filesFor(limits.maxConnections)} open files but the limit (ulimit -n) is ` +
-        `${fileLimit}: serving at most ${allowed} connections, so that the broker never runs out; raise the limit for more ` +
-        "(LimitNOFILE= in a systemd unit)",
-      { maxConnections: allowed, openFileLimit: fileLimit },
-    );
-    limits.maxConnections = allowed;
-  }
+  limits.maxConnections = fitToOpenFiles(limits.maxConnections, log.warn);
   makeDataDir(dataDir);
   const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn);
   let auth: Authenticator;

@@ -12,7 +12,7 @@ import { encodeEvent } from "../src/http/sse.ts";
 import { createRouter } from "../src/http/router.ts";
 import { type AgentName, fromWire, parseAgentName, parsePayload, toWire } from "../src/message.ts";
 import { isStream } from "../src/runtime/types.ts";
-import { fromWebRequest } from "../src/runtime/web.ts";
+import { fromWebRequest } from "./helpers/web_request.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { bodyText } from "./helpers/response.ts";

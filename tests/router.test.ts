@@ -9,7 +9,7 @@ import { createRouter } from "../src/http/router.ts";
 import type { AgentName } from "../src/message.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
-import { fromWebRequest } from "../src/runtime/web.ts";
+import { fromWebRequest } from "./helpers/web_request.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { bodyText } from "./helpers/response.ts";

@@ -1,4 +1,4 @@
-/** Reads a request body with a byte cap, for both runtimes' body streams; and the errors of a body refused. */
+/** Reads a body with a byte cap (a request's, or an answer the A2A client reads); and the errors of a body refused. */
 import { InteropError } from "../errors.ts";
 
 /** Collects a body's chunks; refuses it as soon as it passes `limit` bytes (or declares that it will). */

@@ -1,6 +1,6 @@
 /** A web-standard `Request` as the core's `IncomingRequest`: how tests call the handler directly, without a server. */
-import { bodyReadFailure, readLimited, refuseDeclaredPastLimit } from "./read_body.ts";
-import type { IncomingRequest } from "./types.ts";
+import { bodyReadFailure, readLimited, refuseDeclaredPastLimit } from "../../src/runtime/read_body.ts";
+import type { IncomingRequest } from "../../src/runtime/types.ts";
 
 export function fromWebRequest(request: Request): IncomingRequest {
   // Every request is measured for the header cap, which reads all its fields: they are read once, into a Map the

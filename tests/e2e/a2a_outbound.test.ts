@@ -4,7 +4,6 @@ import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
@@ -17,6 +16,7 @@ import {
   SdkAgentServer,
 } from "../helpers/a2a_servers.ts";
 import { rpc } from "../helpers/a2a.ts";
+import { stopAll, stopListen } from "../helpers/listener.ts";
 
 const TOKEN = "peer-token-for-interop";
 
@@ -45,10 +45,6 @@ function startA2aListen(
     "--verbose",
     ...extra,
   ]);
-}
-
-function stop(child: ChildProcess | undefined, signal: NodeJS.Signals = "SIGTERM") {
-  if (child && child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
 }
 
 function stderrOf(child: ChildProcess): () => string {
@@ -94,7 +90,7 @@ async function a2aSetup(t: { after(fn: () => Promise<void>): void }, args: strin
   const listeners: ChildProcess[] = [];
   const dirs: Array<ReturnType<typeof tempDir>> = [];
   t.after(async () => {
-    for (const child of listeners) stop(child, "SIGKILL");
+    await Promise.all(listeners.map((child) => stopListen(child, "SIGKILL")));
     for (const server of servers) await server.stop();
     await broker.cleanup();
     for (const dir of dirs) dir.cleanup();
@@ -212,7 +208,7 @@ test("listen --a2a killed while it streams a task subscribes again when it resta
     }
   };
   await waitFor(() => following() && agent.requests.some((request) => request.method === "SubscribeToTask"), 20_000, "the task streamed");
-  stop(first.child, "SIGKILL");
+  await stopListen(first.child, "SIGKILL");
   listen();
   await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer in hermes's inbox");
   assert.equal((await inbox(broker, "hermes"))[0].text, "echo: slow one");
@@ -393,7 +389,7 @@ test("listen --a2a parks a send that may have reached the server (no answer) as 
   gateway.hangSends = false;
   await publish(broker.url, "hermes", "openclaw", { text: "next" });
   await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 20_000, "the next message answered");
-  stop(first.child);
+  await stopListen(first.child, "SIGTERM");
   listen();
   await publish(broker.url, "hermes", "openclaw", { text: "after restart" });
   await waitFor(
@@ -414,8 +410,7 @@ test("listen --a2a follows slow tasks side by side without holding back sends, a
   // The third waits for a free place: both tasks are still WORKING.
   await waitFor(() => [...gateway.tasks.values()].every((task) => task.polls >= 2), 20_000, "both tasks polled");
   assert.equal(gateway.received.length, 2);
-  stop(first.child, "SIGKILL");
-  await new Promise((resolve) => first.child.once("exit", resolve));
+  await stopListen(first.child, "SIGKILL");
   gateway.pollsToComplete = 1;
   listen(["--a2a-max-in-flight", "2"]);
   await waitFor(async () => (await inbox(broker, "hermes")).length === 3, 30_000, "three answers in hermes's inbox");
@@ -430,8 +425,7 @@ test("listen --a2a killed in the middle of a send parks that message as in doubt
   const first = listen();
   await publish(broker.url, "hermes", "openclaw", { text: "cut short" });
   await waitFor(() => gateway.received.length === 1, 20_000, "the send under way");
-  stop(first.child, "SIGKILL");
-  await new Promise((resolve) => first.child.once("exit", resolve));
+  await stopListen(first.child, "SIGKILL");
   gateway.hangSends = false;
   listen();
   const letters = await untilParked(broker, "openclaw", "the send in doubt parked");
@@ -487,7 +481,7 @@ test("listen --a2a sends the messages of a broker started afresh at the same URL
   const agent = new SdkAgentServer({ token: TOKEN });
   let listen: ChildProcess | undefined;
   t.after(async () => {
-    stop(listen);
+    await stopAll(listen);
     await agent.stop();
     await broker.cleanup();
     dir.cleanup();

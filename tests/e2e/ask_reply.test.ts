@@ -1,19 +1,14 @@
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { cliCommand, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+import { stopAll } from "../helpers/listener.ts";
 
 /** The interop command line as a shell string, for `listen --exec` scripts that call interop themselves. */
 function shellCli(): string {
   const [command, prefix] = cliCommand();
   return [command, ...prefix].map((part) => `'${part}'`).join(" ");
-}
-
-function stop(child: ChildProcess | undefined) {
-  if (child && child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
 }
 
 test("interop ask prints the reply sent with --reply-to, which carries the conversation and hop count", async () => {
@@ -40,7 +35,7 @@ test("interop ask prints the reply sent with --reply-to, which carries the conve
     const polled = await (await fetch(`${broker.url}/poll?agent=hermes`)).json();
     assert.deepEqual(polled, [], "the replies were taken by ask, not left in hermes's inbox");
   } finally {
-    stop(replier);
+    await stopAll(replier);
     await broker.cleanup();
     dir.cleanup();
   }
@@ -76,7 +71,7 @@ test("two listen --exec agents auto-replying to each other stop at the hop cap",
     assert.equal(status.last_id, 6, "the first message and five replies");
     assert.match(stderr, /Reply refused: message 6 is already 5 replies deep \(the cap is 5, serve --max-hops\)/);
   } finally {
-    agents.forEach(stop);
+    await stopAll(...agents);
     await broker.cleanup();
     dir.cleanup();
   }

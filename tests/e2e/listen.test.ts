@@ -2,15 +2,11 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, readFifo } from "../helpers/fifo.ts";
-
-function stop(child: ChildProcess) {
-  if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
-}
+import { stopAll } from "../helpers/listener.ts";
 
 test("listen --pipe creates the FIFO, waits for a reader without dropping anything, then delivers in order", async () => {
   const broker = await startBroker();
@@ -31,11 +27,11 @@ test("listen --pipe creates the FIFO, waits for a reader without dropping anythi
     await waitFor(() => lines.length >= 3, 10_000, "three lines from the pipe");
     assert.deepEqual(lines.map((line) => JSON.parse(line).n), [1, 2, 3]);
     await waitFor(() => existsSync(state) && JSON.parse(readFileSync(state, "utf8")).last_id === 3, 5000, "the state file");
-    stop(listen);
+    await stopAll(listen);
     const result = await done;
     assert.equal(result.code, 0, result.stderr);
   } finally {
-    stop(listen);
+    await stopAll(listen);
     await reader?.stop();
     await broker.cleanup();
     dir.cleanup();
@@ -56,11 +52,11 @@ test("listen --exec runs the command once per message and retries a failing run"
     await waitFor(() => existsSync(out) && readFileSync(out, "utf8").split("\n").length > 3, 15_000, "three handled messages");
     const handled = readFileSync(out, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).n);
     assert.deepEqual(handled, [1, 2, 3]);
-    stop(listen);
+    await stopAll(listen);
     const result = await done;
     assert.match(result.stderr, /delivering message 1 failed: --exec command failed for message 1 \(exit 1, run 1 of 5\); retrying in \d+ ms/);
   } finally {
-    stop(listen);
+    await stopAll(listen);
     await broker.cleanup();
     dir.cleanup();
   }
@@ -71,7 +67,7 @@ test("listen --exec parks a message whose command keeps failing as a dead letter
   let broker: RunningBroker | undefined;
   let listen: ChildProcess | undefined;
   t.after(async () => {
-    if (listen) stop(listen);
+    await stopAll(listen);
     await broker?.cleanup();
     dir.cleanup();
   });
@@ -110,11 +106,10 @@ test("a second listen for the same agent takes over and the first exits 8 saying
     await publish(broker.url, "openclaw", "hermes", { to: "second" });
     await waitFor(() => output.endsWith("\n"), 10_000, "the second listen to print the message");
     assert.equal(JSON.parse(output).to, "second");
-    stop(second);
+    await stopAll(second);
     assert.equal((await secondDone).code, 0);
   } finally {
-    stop(first);
-    if (second) stop(second);
+    await stopAll(first, second);
     await broker.cleanup();
     dir.cleanup();
   }

@@ -5,10 +5,10 @@ import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
+import { stopAll } from "../helpers/listener.ts";
 import { OPENCLAW_HOOKS_MAX_BODY_BYTES, OpenclawGateway } from "../helpers/openclaw_gateway.ts";
 
 interface Delivery {
@@ -62,10 +62,6 @@ class Receiver {
   }
 }
 
-function stop(child: ChildProcess | undefined) {
-  if (child && child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
-}
-
 test("listen --post survives failing, hanging and restarting receivers: every message once, in order", async () => {
   const broker = await startBroker();
   const dir = tempDir();
@@ -93,7 +89,7 @@ test("listen --post survives failing, hanging and restarting receivers: every me
     }
     assert.ok(receiver.attempts > 30, "failures and the hang were retried");
   } finally {
-    stop(listen);
+    await stopAll(listen);
     await receiver.stop();
     await broker.cleanup();
     dir.cleanup();
@@ -131,8 +127,7 @@ test("the OpenClaw preset posts /hooks/agent for agent main, or /hooks/wake only
     assert.equal(wakeCall.headers.authorization, "Bearer hooks-secret-token");
     assert.deepEqual(JSON.parse(wakeCall.body), { text: "Message 2 from hermes via interop: wake up", mode: "now" });
   } finally {
-    stop(agentTurn);
-    stop(wake);
+    await stopAll(agentTurn, wake);
     await receiver.stop();
     await broker.cleanup();
     dir.cleanup();
@@ -155,7 +150,7 @@ test("listen --openclaw starts one turn per message on a multi-agent gateway thr
   let broker: RunningBroker | undefined;
   let listen: ChildProcess | undefined;
   t.after(async () => {
-    stop(listen);
+    await stopAll(listen);
     await gateway.stop();
     await broker?.cleanup();
     dir.cleanup();
@@ -187,7 +182,7 @@ test("on a multi-agent gateway the lossy --openclaw-wake needs --openclaw-agent,
   const listens: ChildProcess[] = [];
   let broker: RunningBroker | undefined;
   t.after(async () => {
-    listens.forEach(stop);
+    await stopAll(...listens);
     await gateway.stop();
     await broker?.cleanup();
     dir.cleanup();
@@ -214,7 +209,7 @@ test("a 413 from the gateway parks the message with the size of the body it refu
   let broker: RunningBroker | undefined;
   let listen: ChildProcess | undefined;
   t.after(async () => {
-    stop(listen);
+    await stopAll(listen);
     await gateway.stop();
     await broker?.cleanup();
     dir.cleanup();
@@ -264,7 +259,7 @@ test("the Hermes webhook preset signs each push, and its rendered message wins o
     assert.equal(body.interop.from, "openclaw");
     assert.deepEqual(body.payload, { text: "signed hello", priority: "high", message: "the sender's own" });
   } finally {
-    stop(listen);
+    await stopAll(listen);
     await receiver.stop();
     await broker.cleanup();
     dir.cleanup();
@@ -291,7 +286,7 @@ test("a push refused with a 4xx is parked as a dead letter, shown in status, and
     assert.equal(letter.message.n, 2);
     assert.match(stderr, /message 2 refused for good .*parking it as a dead letter/);
   } finally {
-    stop(listen);
+    await stopAll(listen);
     await receiver.stop();
     await broker.cleanup();
     dir.cleanup();
@@ -304,7 +299,7 @@ test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, 
   let listen: ChildProcess | undefined;
   let receiver: Receiver | undefined;
   t.after(async () => {
-    stop(listen);
+    await stopAll(listen);
     await receiver?.stop();
     await broker?.cleanup();
     dir.cleanup();
@@ -348,7 +343,7 @@ test("a push refused after retention removed its message is not parked, and list
     assert.match(stderr, /message 1 was removed by the broker's retention meanwhile; it is not parked/);
     assert.equal((await (await fetch(`${broker.url}/status`)).json()).agents.openclaw.dead_letters, 0);
   } finally {
-    stop(listen);
+    await stopAll(listen);
     await receiver.stop();
     await broker.cleanup();
     dir.cleanup();

@@ -21,3 +21,8 @@ export async function stopListen(child: ChildProcess, signal: NodeJS.Signals): P
   if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
   return await exited;
 }
+
+/** SIGTERMs each running child and waits for all to exit, so a test removes their directory only once they stopped writing to it. */
+export async function stopAll(...children: (ChildProcess | undefined)[]): Promise<void> {
+  await Promise.all(children.flatMap((child) => (child ? [stopListen(child, "SIGTERM")] : [])));
+}

@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import { type AddressInfo, connect, Socket } from "node:net";
 import { test } from "node:test";
 import { serveWithNode } from "../src/runtime/node_server.ts";
-import { nodeSink } from "../src/runtime/node_sink.ts";
+import { NodeSink } from "../src/runtime/node_sink.ts";
 import { parseRequestHead, targetUrl } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
@@ -422,7 +422,7 @@ test("for any request, the bare path's reading agrees with node:http's own", asy
 test("a stream opened for a client that hung up while it was prepared ends: what its opening listens for hears it", async () => {
   const gone = new Socket();
   gone.destroy();
-  const sink = nodeSink(gone, "chunked");
+  const sink = new NodeSink(gone, "chunked");
   let ended = false;
   sink.closed.addEventListener("abort", () => (ended = true), { once: true });
   assert.equal(sink.write("data: x\n\n"), 0, "nothing written to a socket that is gone");

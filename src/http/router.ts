@@ -3,6 +3,7 @@ import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, handleA2a, isA2aPath } from ".
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
+import type { StreamFormat } from "../broker/stream_format.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import {
@@ -38,12 +39,14 @@ export interface RouterOptions {
 type Route = (request: IncomingRequest, caller: Caller) => Promise<OutgoingResponse>;
 
 export function createRouter(broker: Broker, options: RouterOptions): Handler {
+  // One for every stream: each open stream keeps its format, and one made per stream was four closures more each.
+  const streamFormat = sseFormat(options.retryMs);
   const routes: Record<string, Partial<Record<string, Route>>> = {
     "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes) },
     "/poll": { GET: (request, caller) => poll(broker, request, caller) },
     "/wait": { GET: (request, caller) => wait(broker, options.auth, request, caller) },
     "/ask": { POST: (request, caller) => ask(broker, options.auth, request, caller, options.maxBodyBytes) },
-    "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, options.retryMs) },
+    "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, streamFormat) },
     "/status": { GET: () => Promise.resolve(jsonTextResponse(200, broker.statusJson())) },
     "/dead-letters": {
       GET: (request, caller) => listDeadLetters(broker, request, caller),
@@ -201,7 +204,7 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
   return jsonResponse(200, { question: question.id, reply: toWire(reply) });
 }
 
-async function subscribe(broker: Broker, request: IncomingRequest, caller: Caller, retryMs: number): Promise<OutgoingResponse> {
+async function subscribe(broker: Broker, request: IncomingRequest, caller: Caller, format: StreamFormat): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const lastEventId = parseLastEventId(
@@ -211,7 +214,7 @@ async function subscribe(broker: Broker, request: IncomingRequest, caller: Calle
   const start = await broker.prepareStream(
     agent,
     lastEventId === undefined ? { from: "cursor" } : { from: "id", afterId: lastEventId, ...(store === "" ? {} : { store }) },
-    sseFormat(retryMs),
+    format,
   );
   return streamResponse("text/event-stream; charset=utf-8", start, { "interop-store": broker.storeId });
 }

@@ -6,7 +6,7 @@ import { InteropError } from "../errors.ts";
 import { sweepPeriod } from "./deadline_sweep.ts";
 import { NodeConnections, rawErrorAnswer } from "./node_connections.ts";
 import { bodyReadFailure, LimitedBody, requestTimeout } from "./read_body.ts";
-import { nodeSink } from "./node_sink.ts";
+import { NodeSink } from "./node_sink.ts";
 import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
 import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
@@ -34,7 +34,7 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
       }
       res.writeHead(response.status, response.headers);
       res.flushHeaders();
-      response.open(nodeSink(res, "framed"));
+      response.open(new NodeSink(res, "framed"));
     }).catch((error) => {
       // Writing the answer failed (a header `node:http` refuses): the connection is cut, the broker goes on.
       handlerFailure(error);

@@ -7,50 +7,66 @@ import type { StreamSink } from "./types.ts";
 /**
  * `node:http` frames what a response writes; on a bare socket the sink frames it itself (chunked, as
  * `node:http` would), and ends with the last chunk, after which `endConnection` lets the socket go.
+ * A class, not an object of closures: every open stream keeps one, idle for hours.
  */
-export function nodeSink(
-  output: ServerResponse | Socket,
-  framing: "framed" | "chunked",
-  endConnection?: (socket: Socket) => void,
-): StreamSink {
-  const chunked = framing === "chunked";
-  const closing = new AbortController();
-  output.once("close", () => closing.abort());
-  // The client may have hung up while the stream was being prepared: then "close" has already fired. Its abort
-  // comes a microtask later, so that what the stream's opening listens for on `closed` hears it (an abort event is
-  // not replayed to a listener added after it: such a stream never ended, and stayed the agent's stream).
-  const gone = output.closed || output.destroyed;
-  if (gone) queueMicrotask(() => closing.abort());
-  return {
-    write(text) {
-      if (gone || closing.signal.aborted) return 0;
-      // An empty chunk would be the last one: nothing to write is nothing written.
-      if (text !== "") output.write(chunked ? `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n` : text);
-      return output.writableLength;
-    },
-    drained() {
-      if (!output.writableNeedDrain || closing.signal.aborted) return Promise.resolve();
-      return new Promise((resolve) => {
-        const done = () => {
-          output.off("drain", done);
-          closing.signal.removeEventListener("abort", done);
-          resolve();
-        };
-        output.on("drain", done);
-        closing.signal.addEventListener("abort", done);
-      });
-    },
-    close() {
-      if (gone || closing.signal.aborted) return;
-      closing.abort();
-      if (!chunked) return void output.end();
-      output.end("0\r\n\r\n");
-      endConnection?.(output as Socket);
-    },
-    destroy() {
-      closing.abort();
-      output.destroy();
-    },
-    closed: closing.signal,
-  };
+export class NodeSink implements StreamSink {
+  readonly #output: ServerResponse | Socket;
+  readonly #chunked: boolean;
+  readonly #endConnection: ((socket: Socket) => void) | undefined;
+  readonly #closing = new AbortController();
+  /** The client hung up while the stream was being prepared. */
+  readonly #gone: boolean;
+
+  constructor(output: ServerResponse | Socket, framing: "framed" | "chunked", endConnection?: (socket: Socket) => void) {
+    this.#output = output;
+    this.#chunked = framing === "chunked";
+    this.#endConnection = endConnection;
+    const closing = this.#closing;
+    // `on`, not `once`: "close" comes once, and `once` would keep a wrapper per stream.
+    output.on("close", () => closing.abort());
+    // Then "close" has already fired. Its abort comes a microtask later, so that what the stream's opening listens
+    // for on `closed` hears it (an abort event is not replayed to a listener added after it: such a stream never
+    // ended, and stayed the agent's stream).
+    this.#gone = output.closed || output.destroyed;
+    if (this.#gone) queueMicrotask(() => closing.abort());
+  }
+
+  get closed(): AbortSignal {
+    return this.#closing.signal;
+  }
+
+  write(text: string): number {
+    if (this.#gone || this.#closing.signal.aborted) return 0;
+    // An empty chunk would be the last one: nothing to write is nothing written.
+    if (text !== "") this.#output.write(this.#chunked ? `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n` : text);
+    return this.#output.writableLength;
+  }
+
+  drained(): Promise<void> {
+    const output = this.#output;
+    const signal = this.#closing.signal;
+    if (!output.writableNeedDrain || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        output.off("drain", done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      output.on("drain", done);
+      signal.addEventListener("abort", done);
+    });
+  }
+
+  close(): void {
+    if (this.#gone || this.#closing.signal.aborted) return;
+    this.#closing.abort();
+    if (!this.#chunked) return void this.#output.end();
+    this.#output.end("0\r\n\r\n");
+    this.#endConnection?.(this.#output as Socket);
+  }
+
+  destroy(): void {
+    this.#closing.abort();
+    this.#output.destroy();
+  }
 }

@@ -266,6 +266,15 @@ export function wireJson(envelope: Envelope): string {
   return lastPayloadJson === "{}" ? `{${metadata}` : `${lastPayloadJson.slice(0, -1)},${metadata}`;
 }
 
+/**
+ * A name for one message of one store: its id and creation time (ms, base 36). Not the bare id: ids start again at
+ * 1 in a new data dir, and a receiver that remembers ids (Hermes's ntfy adapter keeps 1,000, its webhook an hour of
+ * X-Request-IDs, OpenClaw's hooks their Idempotency-Keys) would drop a new store's first messages as repeats.
+ */
+export function messageKey(envelope: Envelope): string {
+  return `${envelope.id}-${Date.parse(envelope.timestamp).toString(36)}`;
+}
+
 /** The envelope inside a delivered JSON object (what clients read back from the broker). */
 export function fromWire(value: unknown): Envelope {
   const meta = (value as Partial<WireMessage> | null)?.[METADATA_FIELD];

@@ -1,14 +1,11 @@
 /** The `messageId`s and `contextId`s interop gives the messages it sends over A2A. */
 import { createHash } from "node:crypto";
-import type { AgentName, Envelope } from "../message.ts";
+import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import { a2aFieldsOf } from "./interop_payload.ts";
 
-/**
- * The `messageId` an interop message goes out with: fixed per message, so a redelivery is recognisable, and unique
- * across data dirs (ids restart at 1 in a new one), as the ntfy ids are.
- */
+/** The `messageId` an interop message goes out with: fixed per message, so a redelivery is recognisable. */
 export function outboundMessageId(envelope: Envelope): string {
-  return `interop-${envelope.id}-${Date.parse(envelope.timestamp).toString(36)}`;
+  return `interop-${messageKey(envelope)}`;
 }
 
 /** The `contextId` of an interop message: the A2A one it came with, else one per interop conversation. */

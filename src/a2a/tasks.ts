@@ -3,7 +3,7 @@
  * message (in the inbox, delivered, answered, dead-lettered, withdrawn). Nothing about a task is stored apart.
  */
 import type { Broker } from "../broker/broker.ts";
-import type { AgentName, Envelope } from "../message.ts";
+import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { MessageOutcome } from "../store/store.ts";
 import { a2aFieldsOf, partsOf } from "./interop_payload.ts";
 import { contextIdOf, outboundMessageId } from "./message_ids.ts";
@@ -46,12 +46,9 @@ export async function recentTasks(broker: Broker, viewer: AgentName | "all"): Pr
   }));
 }
 
-/**
- * A task's id: its message's id and creation time (base 36). Ids start again at 1 in a new data dir; with the
- * time in it, an id from another store names no task here instead of another caller's message.
- */
+/** A task's id: its message's key, so that an id from another store names no task here instead of another caller's message. */
 export function taskIdOf(envelope: Envelope): string {
-  return `task-${envelope.id}-${Date.parse(envelope.timestamp).toString(36)}`;
+  return `task-${messageKey(envelope)}`;
 }
 
 const TASK_ID = /^task-(\d{1,15})-([0-9a-z]{1,12})$/;

@@ -54,7 +54,8 @@ to, timestamp}) to stdout, or to one OUTPUT:
                       SendMessage per message, its task followed with GetTask, and the
                       answer published back to the sender as a reply (see A2A below)
 
-Pushes carry the message id in Idempotency-Key and X-Request-ID. They are retried with
+Pushes carry the message's key (its id and creation time, e.g. 17-mfx3k2a1: unique across
+data dirs, where ids start again at 1) in Idempotency-Key and X-Request-ID. They are retried with
 backoff until a 2xx (no answer within --post-timeout, 408, 429, 5xx and OpenClaw's 409
 "hook configuration changed; retry request" are retried, after Retry-After if sent; so are
 401, 403 and 404, which mean a wrong token or URL, with a warning each time); any other

@@ -1,7 +1,7 @@
 /** What `listen` pushes to an agent's own inbound path: the request for each message, per kind of receiver. */
 import { createHmac } from "node:crypto";
 import { InteropError } from "../errors.ts";
-import { fromWire, METADATA_FIELD, payloadText } from "../message.ts";
+import { fromWire, messageKey, METADATA_FIELD, payloadText } from "../message.ts";
 import type { StreamedMessage } from "./follow.ts";
 
 export interface PushRequest {
@@ -18,13 +18,10 @@ export interface PushTarget {
   retryStatuses?: readonly number[];
 }
 
-/** Headers every push carries: the message id lets the receiver drop a retried delivery. */
+/** Headers every push carries: the message's key lets the receiver drop a retried delivery. */
 function deliveryHeaders(message: StreamedMessage): Record<string, string> {
-  return {
-    "content-type": "application/json",
-    "idempotency-key": String(message.id),
-    "x-request-id": String(message.id),
-  };
+  const key = messageKey(fromWire(JSON.parse(message.data)));
+  return { "content-type": "application/json", "idempotency-key": key, "x-request-id": key };
 }
 
 /** The message as one line of text for an agent's prompt: who sent it, its id, and what it says. */

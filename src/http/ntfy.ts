@@ -8,7 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { StreamStart } from "../broker/stream_start.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, decodeUtf8, type Envelope, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
+import { type AgentName, decodeUtf8, type Envelope, messageKey, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { headerText } from "./header_text.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
@@ -183,20 +183,11 @@ function parseSince(value: string | null): StreamStart {
 /** An ntfy id: the message id, then its creation time in ms (base 36). */
 const NTFY_ID = /^(\d+)-[0-9a-z]+$/;
 
-/**
- * The message's ntfy id. Not the bare message id: ids start again at 1 in a new data dir, and a client that
- * de-duplicates by id (Hermes's adapter keeps up to 1,000) would drop every new message as one it saw. With the
- * creation time in it, an id names one message of one store, as ntfy's random ids do.
- */
-function ntfyId(envelope: Envelope): string {
-  return `${envelope.id}-${Date.parse(envelope.timestamp).toString(36)}`;
-}
-
 /** The ntfy JSON object for a message. */
 function ntfyMessage(envelope: Envelope): Record<string, unknown> {
   const { payload } = envelope;
   const message: Record<string, unknown> = {
-    id: ntfyId(envelope),
+    id: messageKey(envelope),
     time: Math.floor(Date.parse(envelope.timestamp) / 1000),
     event: "message",
     topic: envelope.to,
@@ -226,7 +217,7 @@ const NTFY_FORMATS: Record<string, { contentType: string; format: StreamFormat }
     contentType: "text/event-stream; charset=utf-8",
     format: {
       opening: (agent) => encodeEvent({ event: "open", data: JSON.stringify(ntfyEvent(agent, "open")) }),
-      message: (envelope) => encodeEvent({ id: ntfyId(envelope), data: JSON.stringify(ntfyMessage(envelope)) }),
+      message: (envelope) => encodeEvent({ id: messageKey(envelope), data: JSON.stringify(ntfyMessage(envelope)) }),
       keepalive: (agent) => encodeEvent({ event: "keepalive", data: JSON.stringify(ntfyEvent(agent, "keepalive")) }),
       ending: () => "",
     },

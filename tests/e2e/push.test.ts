@@ -83,9 +83,10 @@ test("listen --post survives failing, hanging and restarting receivers: every me
     const deliveries = [...receiver.accepted.values()];
     assert.deepEqual(deliveries.map((delivery) => JSON.parse(delivery.body).n), Array.from({ length: 30 }, (_, i) => i + 1));
     for (const delivery of deliveries) {
-      const id = String(JSON.parse(delivery.body).interop.id);
-      assert.equal(delivery.headers["idempotency-key"], id);
-      assert.equal(delivery.headers["x-request-id"], id);
+      const { id, timestamp } = JSON.parse(delivery.body).interop;
+      const key = `${id}-${Date.parse(timestamp).toString(36)}`;
+      assert.equal(delivery.headers["idempotency-key"], key);
+      assert.equal(delivery.headers["x-request-id"], key);
     }
     assert.ok(receiver.attempts > 30, "failures and the hang were retried");
   } finally {
@@ -94,6 +95,31 @@ test("listen --post survives failing, hanging and restarting receivers: every me
     await broker.cleanup();
     dir.cleanup();
   }
+});
+
+test("a receiver that remembers delivery keys takes the first messages of a new data dir behind the same URL", async (t) => {
+  // As Hermes's webhook does (X-Request-ID, an hour): ids start again at 1 in a new data dir, keys must not.
+  const receiver = new Receiver(() => 200);
+  const dir = tempDir();
+  let listen: ChildProcess | undefined;
+  let broker: RunningBroker | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    await receiver.stop();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  await receiver.start();
+  broker = await startBroker();
+  const { port } = broker;
+  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "state.json")]);
+  for (const n of [1, 2]) await publish(broker.url, "hermes", "openclaw", { text: `old store ${n}` });
+  await waitFor(() => receiver.accepted.size === 2, 15_000, "the first store's pushes");
+  await broker.cleanup();
+  broker = await startBroker({ port });
+  for (const n of [1, 2]) await publish(broker.url, "hermes", "openclaw", { text: `new store ${n}` });
+  await waitFor(() => receiver.accepted.size === 4, 30_000, "the new store's pushes taken as new");
+  assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).text), ["old store 1", "old store 2", "new store 1", "new store 2"]);
 });
 
 test("the OpenClaw preset posts /hooks/agent for agent main, or /hooks/wake only when asked, with the hooks token", async () => {
@@ -122,7 +148,7 @@ test("the OpenClaw preset posts /hooks/agent for agent main, or /hooks/wake only
     const agentCall = byPath.get("/hooks/agent")!;
     assert.equal(agentCall.headers.authorization, "Bearer hooks-secret-token");
     assert.deepEqual(JSON.parse(agentCall.body), { message: "Message 1 from hermes via interop: take a turn", agentId: "main" });
-    assert.equal(agentCall.headers["idempotency-key"], "1");
+    assert.match(String(agentCall.headers["idempotency-key"]), /^1-[0-9a-z]+$/);
     const wakeCall = byPath.get("/hooks/wake")!;
     assert.equal(wakeCall.headers.authorization, "Bearer hooks-secret-token");
     assert.deepEqual(JSON.parse(wakeCall.body), { text: "Message 2 from hermes via interop: wake up", mode: "now" });
@@ -170,7 +196,7 @@ test("listen --openclaw starts one turn per message on a multi-agent gateway thr
   assert.match(letter.reason, /over OpenClaw's hooks body limit of 262,144 bytes/);
   const expected = texts.map((text, i) => ({ id: i + 1, text })).filter(({ id }) => id !== 6);
   assert.deepEqual(gateway.runs.map((run) => run.message), expected.map(({ id, text }) => `Message ${id} from hermes via interop: ${text}`));
-  assert.deepEqual(gateway.runs.map((run) => run.idempotencyKey), expected.map(({ id }) => String(id)));
+  gateway.runs.forEach((run, i) => assert.match(run.idempotencyKey ?? "", new RegExp(`^${expected[i].id}-[0-9a-z]+$`)));
   assert.ok(gateway.runs.every((run) => run.agentId === "main"));
   assert.equal(gateway.answered.filter((status) => status === 409).length, 1, "the 409 was retried");
   assert.equal(gateway.replays, 1, "the unanswered turn was replayed, not started twice");
@@ -251,7 +277,7 @@ test("the Hermes webhook preset signs each push, and its rendered message wins o
     await waitFor(() => receiver.accepted.size === 1, 15_000, "the signed push");
     const [delivery] = receiver.accepted.values();
     assert.equal(delivery.path, "/webhooks/interop");
-    assert.equal(delivery.headers["x-request-id"], "1");
+    assert.match(String(delivery.headers["x-request-id"]), /^1-[0-9a-z]+$/);
     const body = JSON.parse(delivery.body);
     assert.equal(body.message, "Message 1 from openclaw via interop: signed hello");
     assert.equal(body.text, "signed hello");

@@ -128,12 +128,18 @@ test("Last-Event-ID resumes exactly after the id, and skips what a poll took", a
   });
 });
 
-test("a second stream for an agent replaces the first, which is told why", async () => {
+test("a second stream for an agent replaces the first, which is told why: an SSE client by an event, any other by a comment", async () => {
   await withRouter(async ({ call }) => {
-    const first = capture(await call("GET", "/subscribe?agent=openclaw"));
-    const second = capture(await call("GET", "/subscribe?agent=openclaw"));
+    const sse = { accept: "text/event-stream" };
+    const first = capture(await call("GET", "/subscribe?agent=openclaw", undefined, sse));
+    // The old bridge's client asks for nothing and writes every data: line to its pipe as a message.
+    const plain = capture(await call("GET", "/subscribe?agent=openclaw"));
     await settle();
     assert.match(first.text(), /event: replaced\ndata: \{"reason":"a newer stream for openclaw took over"\}\n\n$/);
+    const second = capture(await call("GET", "/subscribe?agent=openclaw", undefined, sse));
+    await settle();
+    assert.match(plain.text(), /: replaced: a newer stream for openclaw took over\n\n$/);
+    assert.doesNotMatch(plain.text(), /^(data|event):/m);
     assert.doesNotMatch(second.text(), /replaced/);
     second.close();
   });

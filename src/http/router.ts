@@ -39,14 +39,14 @@ export interface RouterOptions {
 type Route = (request: IncomingRequest, caller: Caller) => Promise<OutgoingResponse>;
 
 export function createRouter(broker: Broker, options: RouterOptions): Handler {
-  // One for every stream: each open stream keeps its format, and one made per stream was four closures more each.
-  const streamFormat = sseFormat(options.retryMs);
+  // Made once for every stream: each open stream keeps its format, and one made per stream was four closures more each.
+  const streamFormats = { named: sseFormat(options.retryMs, true), plain: sseFormat(options.retryMs, false) };
   const routes: Record<string, Partial<Record<string, Route>>> = {
     "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes) },
     "/poll": { GET: (request, caller) => poll(broker, request, caller) },
     "/wait": { GET: (request, caller) => wait(broker, options.auth, request, caller) },
     "/ask": { POST: (request, caller) => ask(broker, options.auth, request, caller, options.maxBodyBytes) },
-    "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, streamFormat) },
+    "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, streamFormats) },
     "/status": { GET: () => Promise.resolve(jsonTextResponse(200, broker.statusJson())) },
     "/dead-letters": {
       GET: (request, caller) => listDeadLetters(broker, request, caller),
@@ -204,7 +204,12 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
   return jsonResponse(200, { question: question.id, reply: toWire(reply) });
 }
 
-async function subscribe(broker: Broker, request: IncomingRequest, caller: Caller, format: StreamFormat): Promise<OutgoingResponse> {
+async function subscribe(
+  broker: Broker,
+  request: IncomingRequest,
+  caller: Caller,
+  formats: { named: StreamFormat; plain: StreamFormat },
+): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const lastEventId = parseLastEventId(
@@ -214,7 +219,7 @@ async function subscribe(broker: Broker, request: IncomingRequest, caller: Calle
   const start = await broker.prepareStream(
     agent,
     lastEventId === undefined ? { from: "cursor" } : { from: "id", afterId: lastEventId, ...(store === "" ? {} : { store }) },
-    format,
+    request.header("accept")?.includes("text/event-stream") ? formats.named : formats.plain,
   );
   return streamResponse("text/event-stream; charset=utf-8", start, { "interop-store": broker.storeId });
 }

@@ -5,7 +5,7 @@ import process from "node:process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startBroker, waitFor } from "../helpers/broker.ts";
+import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { makeFifo, readFifo } from "../helpers/fifo.ts";
 
@@ -23,6 +23,7 @@ test("the old Python SSE client and plain curl work unchanged against the old ro
   const broker = await startBroker();
   const reader = readFifo(pipe);
   const python = spawn("python3", [OLD_CLIENT, broker.url, pipe], { stdio: "ignore" });
+  let again: RunningBroker | undefined;
   try {
     await waitFor(async () => JSON.parse(await curl(`${broker.url}/status`)).subscribers.hermes, 10_000, "python to subscribe");
 
@@ -55,9 +56,17 @@ test("the old Python SSE client and plain curl work unchanged against the old ro
     assert.deepEqual(status.queues, { hermes: 0, openclaw: 0 });
     assert.deepEqual(status.subscribers, { hermes: true, openclaw: false });
     assert.equal(status.agents.hermes.online, true);
+
+    // A restart: the client reconnects (after its 5 s sleep) and reads on; the broker's goodbye is not a message.
+    await broker.stop("SIGTERM");
+    again = await startBroker({ port: broker.port, dataDir: broker.dataDir });
+    await curl("-X", "POST", `${again.url}/broadcast?from=openclaw`, "-d", '{"message":"after the restart"}');
+    await waitFor(() => reader.lines.length >= 3, 20_000, "the message after the restart in the pipe");
+    assert.deepEqual(reader.lines.slice(2).map((line) => JSON.parse(line).message), ["after the restart"]);
   } finally {
     process.kill(python.pid!, "SIGKILL");
     await reader.stop();
+    await again?.cleanup();
     await broker.cleanup();
     dir.cleanup();
   }

@@ -252,6 +252,32 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual(await store.readLatest("nobody" as AgentName, 10), []);
   });
 
+  test(`${name} reads, takes, expires and removes an inbox the same whether its messages are many commits old or new`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open("relaxed");
+    // Past SQLite's index lag (1,024 messages): 1..1200 are in its per-recipient index, 1201..1204 only in the tail.
+    // Odd ids and 1201..1204 go to openclaw, the even ones to hermes; each created at its id.
+    await store.write({
+      messages: Array.from({ length: 1200 }, (_, i) => ({ from: hermes, to: i % 2 ? hermes : openclaw, payload: { n: i + 1 }, createdAt: i + 1 })),
+      inboxes: [{ agent: openclaw, deliveredId: 1190 }, { agent: hermes }],
+    });
+    await store.write({ messages: [1201, 1202, 1203, 1204].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n })), inboxes: [] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 1195, upTo: 1202 }] }] });
+    const ids = (envelopes: Array<{ id: number }>) => envelopes.map((envelope) => envelope.id);
+    assert.deepEqual(ids(await store.readAfter(openclaw, 1190, 10)), [1191, 1193, 1195, 1203, 1204]);
+    assert.deepEqual(ids(await store.readAfter(openclaw, 1190, 2)), [1191, 1193]);
+    assert.deepEqual(ids(await store.readLatest(openclaw, 3)), [1195, 1203, 1204]);
+    assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 5);
+    assert.equal(await store.idBefore(openclaw, 1202), 1201);
+    assert.equal(await store.idBefore(openclaw, 1200), 1199);
+    assert.deepEqual([...await store.expire(new Map([[openclaw, 1204]]), new Map())], [[openclaw, { count: 4, upTo: 1203 }]]);
+    assert.equal((await store.readAfter(openclaw, 0, 1000)).length, 596);
+    assert.equal(await store.removeInbox(openclaw), 596, "the taken ones went with the expired around them");
+    assert.deepEqual(await store.readAfter(openclaw, 0, 1000), []);
+    assert.equal((await store.readAfter(hermes, 0, 1000)).length, 600);
+  });
+
   test(`${name} keeps nothing of a failed write, and the next one gets new ids`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

@@ -92,6 +92,11 @@ export class SqliteStore implements MessageStore {
   #indexedUpTo = 0;
   /** The watermark a running transaction moves to, kept only if it commits. */
   #joinedUpTo: number | undefined;
+  /**
+   * Each recipient's newest committed message in the tail, so that a read of an inbox with nothing there (an empty
+   * poll) skips the tail's scan: 60-230 µs for 1,000-4,000 rows, against 8 µs for the whole read through an index.
+   */
+  #tailNewest = new Map<AgentName, number>();
 
   /** Opens (creating if needed) the store in `dataDir`; throws `data_dir_locked` if another broker has it. */
   constructor(dataDir: string, durability: Durability) {
@@ -224,8 +229,8 @@ export class SqliteStore implements MessageStore {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#attempt("commit", () =>
-      this.#transaction(() => {
+    return this.#attempt("commit", () => {
+      const stored = this.#transaction(() => {
         const stored: Envelope[] = [];
         let newest = 0;
         for (const { message, payload, recipients } of runs) {
@@ -256,7 +261,15 @@ export class SqliteStore implements MessageStore {
         }
         if (newest - this.#indexedUpTo >= INDEX_LAG) this.#joinTail();
         return stored;
-      }));
+      });
+      for (const { id, to } of stored) if (id > this.#indexedUpTo) this.#tailNewest.set(to, id);
+      return stored;
+    });
+  }
+
+  /** Where a read of `agent`'s messages after `after` scans the tail from: past the end when it holds none of them. */
+  #tailStart(agent: AgentName, after: number): number {
+    return (this.#tailNewest.get(agent) ?? 0) > after ? Math.max(after, this.#indexedUpTo) : Number.MAX_SAFE_INTEGER;
   }
 
   #markPolledRange(agent: AgentName, after: number, upTo: number): void {
@@ -273,8 +286,9 @@ export class SqliteStore implements MessageStore {
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
     return this.#attempt("read messages", () => {
       const rows = (afterId < this.#indexedUpTo ? this.#readAfter.all(agent, afterId, limit) : []) as unknown as MessageRow[];
-      if (rows.length < limit) {
-        rows.push(...this.#readTailAfter.all(Math.max(afterId, this.#indexedUpTo), agent, limit - rows.length) as unknown as MessageRow[]);
+      const tail = this.#tailStart(agent, afterId);
+      if (rows.length < limit && tail !== Number.MAX_SAFE_INTEGER) {
+        rows.push(...this.#readTailAfter.all(tail, agent, limit - rows.length) as unknown as MessageRow[]);
       }
       return rows.map(toEnvelope);
     });
@@ -283,7 +297,7 @@ export class SqliteStore implements MessageStore {
   readLatest(agent: AgentName, limit: number): Promise<Envelope[]> {
     return this.#attempt("read messages", () => {
       const rows = this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages
-        WHERE id > ? AND recipient = ? AND polled = 0 ORDER BY id DESC LIMIT ?`).all(this.#indexedUpTo, agent, limit) as unknown as MessageRow[];
+        WHERE id > ? AND recipient = ? AND polled = 0 ORDER BY id DESC LIMIT ?`).all(this.#tailStart(agent, 0), agent, limit) as unknown as MessageRow[];
       if (rows.length < limit) {
         rows.push(...this.#db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages
           WHERE recipient = ? AND indexed = 1 AND polled = 0 ORDER BY id DESC LIMIT ?`).all(agent, limit - rows.length) as unknown as MessageRow[]);
@@ -356,7 +370,7 @@ export class SqliteStore implements MessageStore {
       const row = this.#db.prepare(`SELECT coalesce(
           (SELECT max(id) FROM messages WHERE id > ? AND recipient = ? AND created_at < ?),
           (SELECT max(id) FROM messages WHERE recipient = ? AND indexed = 1 AND created_at < ?), 0) AS id`)
-        .get(this.#indexedUpTo, agent, time, agent, time) as { id: number };
+        .get(this.#tailStart(agent, 0), agent, time, agent, time) as { id: number };
       return row.id;
     });
   }
@@ -430,7 +444,10 @@ export class SqliteStore implements MessageStore {
     try {
       const result = work();
       this.#db.exec("COMMIT");
-      this.#indexedUpTo = this.#joinedUpTo ?? this.#indexedUpTo;
+      if (this.#joinedUpTo !== undefined) {
+        this.#indexedUpTo = this.#joinedUpTo;
+        this.#tailNewest.clear();
+      }
       return result;
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");

@@ -71,3 +71,21 @@ test("SqliteStore indexes new messages in bulk, never leaving more than a bounde
   await store.close();
   assert.equal(inspect<{ tail: number }>(dir.path, "SELECT count(*) AS tail FROM messages WHERE indexed = 0").tail, 0);
 });
+
+test("SqliteStore opens a v2 data dir that an older interop served since, which set its version back to 1", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  let store = new SqliteStore(dir.path, "relaxed");
+  t.after(() => store.close());
+  await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 1 }], inboxes: [{ agent: openclaw }] });
+  await store.close();
+  // What 5bd1ace's open does to it: its full index back, version 1, and rows inserted without the column.
+  const db = new DatabaseSync(join(dir.path, DATABASE_FILE));
+  db.exec(`CREATE INDEX messages_by_inbox ON messages (recipient, id); PRAGMA user_version = 1;
+    INSERT INTO messages (recipient, sender, created_at, payload) VALUES ('openclaw', 'hermes', 2, '{"n":2}');`);
+  db.close();
+  store = new SqliteStore(dir.path, "relaxed");
+  assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 2 }]);
+  await store.close();
+  assert.equal(inspect<{ count: number }>(dir.path, "SELECT count(*) AS count FROM sqlite_master WHERE name = 'messages_by_inbox'").count, 0);
+});

@@ -65,11 +65,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 /**
  * v1 → v2: the per-recipient index becomes partial, over the rows marked indexed. The column's default marks every
  * existing row without rewriting it (SQLite reads an added column's default), and the new index is built from them.
+ * A v2 file an older interop has served since says v1 again but has the column: its rows took the default (1), so
+ * the tail the last v2 run left is no longer the newest rows, and one whole scan brings it in.
  */
-const MIGRATE_FROM_1 = `
-ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1;
-DROP INDEX messages_by_inbox;
-`;
+const MIGRATE_FROM_1 = `DROP INDEX IF EXISTS messages_by_inbox;`;
+const REJOIN = `UPDATE messages SET indexed = 1 WHERE indexed = 0;`;
+const ADD_INDEXED = `ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1;`;
 
 export const DATABASE_FILE = "interop.db";
 
@@ -132,7 +133,10 @@ export class SqliteStore implements MessageStore {
         PRAGMA temp_store = MEMORY;`);
       this.#db.exec("BEGIN IMMEDIATE");
       const { user_version: version } = this.#db.prepare("PRAGMA user_version").get() as { user_version: number };
-      if (version === 1) this.#db.exec(MIGRATE_FROM_1);
+      if (version === 1) {
+        const has = this.#db.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'indexed'").get();
+        this.#db.exec(has === undefined ? ADD_INDEXED + MIGRATE_FROM_1 : REJOIN + MIGRATE_FROM_1);
+      }
       this.#db.exec(`${SCHEMA}
         INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');
         PRAGMA user_version = ${SCHEMA_VERSION};`);

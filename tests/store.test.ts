@@ -6,7 +6,7 @@ import { type TestContext, test } from "node:test";
 import { type ErrorCode, InteropError } from "../src/errors.ts";
 import type { AgentName, Payload } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
-import { SqliteStore } from "../src/store/sqlite.ts";
+import { INDEX_LAG, SqliteStore } from "../src/store/sqlite.ts";
 import type { Durability, MessageStore } from "../src/store/store.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -250,6 +250,34 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual((await store.readLatest(openclaw, 2)).map((envelope) => envelope.id), [2, 5]);
     assert.deepEqual((await store.readLatest(openclaw, 10)).map((envelope) => envelope.id), [1, 2, 5]);
     assert.deepEqual(await store.readLatest("nobody" as AgentName, 10), []);
+  });
+
+  test(`${name} reads, takes, expires and removes an inbox the same whether its messages are many commits old or new`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open("relaxed");
+    // Past SQLite's index lag: 1..n are in its per-recipient index, n + 1..n + 4 only in the tail.
+    // Odd ids and n + 1..n + 4 go to openclaw, the even ones to hermes; each created at its id.
+    const n = INDEX_LAG + 100;
+    await store.write({
+      messages: Array.from({ length: n }, (_, i) => ({ from: hermes, to: i % 2 ? hermes : openclaw, payload: { n: i + 1 }, createdAt: i + 1 })),
+      inboxes: [{ agent: openclaw, deliveredId: n - 10 }, { agent: hermes }],
+    });
+    await store.write({ messages: [1, 2, 3, 4].map((k) => ({ from: hermes, to: openclaw, payload: { n: n + k }, createdAt: n + k })), inboxes: [] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: n - 5, upTo: n + 2 }] }] });
+    const ids = (envelopes: Array<{ id: number }>) => envelopes.map((envelope) => envelope.id - n);
+    assert.deepEqual(ids(await store.readAfter(openclaw, n - 10, 10)), [-9, -7, -5, 3, 4]);
+    assert.deepEqual(ids(await store.readAfter(openclaw, n - 10, 2)), [-9, -7]);
+    assert.deepEqual(ids(await store.readLatest(openclaw, 3)), [-5, 3, 4]);
+    assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 5);
+    assert.equal(await store.idBefore(openclaw, n + 2), n + 1);
+    assert.equal(await store.idBefore(openclaw, n), n - 1);
+    assert.deepEqual([...await store.expire(new Map([[openclaw, n + 4]]), new Map())], [[openclaw, { count: 4, upTo: n + 3 }]]);
+    // The taken ones went with the expired around them: (n - 10, n + 3] holds 8 of openclaw's.
+    assert.equal((await store.readAfter(openclaw, 0, 2 * n)).length, n / 2 + 4 - 8);
+    assert.equal(await store.removeInbox(openclaw), n / 2 + 4 - 8);
+    assert.deepEqual(await store.readAfter(openclaw, 0, 2 * n), []);
+    assert.equal((await store.readAfter(hermes, 0, 2 * n)).length, n / 2);
   });
 
   test(`${name} keeps nothing of a failed write, and the next one gets new ids`, async (t) => {

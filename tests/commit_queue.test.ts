@@ -2,7 +2,9 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { setImmediate } from "node:timers";
+import { Broker } from "../src/broker/broker.ts";
 import { CommitQueue } from "../src/broker/commit_queue.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName, Envelope } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
@@ -127,4 +129,120 @@ test("CommitQueue keeps two takes of one inbox in one commit apart: the messages
   ]);
   // Merged into one span (6, 12], 9 to 11 were marked taken and never handed out.
   assert.deepEqual((await store.readAfter(openclaw, 8, 100)).map((envelope) => envelope.id), [9, 10, 11]);
+});
+
+/** A queue that hands each commit to a stream of openclaw, as the broker does: the stream's cursor is noted. */
+function deliveringQueue(store: SqliteStore): CommitQueue {
+  const queue: CommitQueue = new CommitQueue(store, (stored) => {
+    if (stored.length > 0) queue.note({ agent: openclaw, deliveredId: stored[stored.length - 1].id });
+  });
+  return queue;
+}
+
+test("CommitQueue.drain() commits the cursors that the commit it waited for noted while delivering, before the store closes", async (t) => {
+  const store = openStore(t);
+  const queue = deliveringQueue(store);
+
+  const published = queue.append([message({ n: 1 })]);
+  await queue.drain();
+
+  const [stored] = await published;
+  assert.deepEqual((await store.loadInboxes()).map((inbox) => inbox.deliveredId), [stored.id], "the cursor waits for a timer that a closed store would fail");
+});
+
+test("CommitQueue.drain() called while a commit runs commits the cursors that commit notes", async (t) => {
+  const store = openStore(t);
+  const queue = deliveringQueue(store);
+  const write = store.write.bind(store);
+  const running = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  store.write = async (batch) => {
+    running.resolve();
+    await release.promise;
+    return write(batch);
+  };
+
+  const published = queue.append([message({ n: 1 })]);
+  await running.promise;
+  const drained = queue.drain();
+  release.resolve();
+  await drained;
+
+  const [stored] = await published;
+  assert.deepEqual((await store.loadInboxes()).map((inbox) => inbox.deliveredId), [stored.id]);
+});
+
+test("CommitQueue.drain() ends while another client keeps publishing, each commit bringing the cursors of the last", async (t) => {
+  const store = openStore(t);
+  const queue = deliveringQueue(store);
+  // A publisher that publishes again as soon as it hears back, for at most `limit` publishes.
+  const limit = 300;
+  let drained = false;
+  const publisher = (async () => {
+    let count = 0;
+    while (!drained && count < limit) {
+      await queue.append([message({ count })]);
+      count++;
+    }
+    return count;
+  })();
+  t.after(() => void (drained = true));
+
+  await queue.append([message({ first: true })]);
+  await queue.drain();
+  drained = true;
+
+  const published = await publisher;
+  assert.ok(published < limit, `the drain lasted as long as the publisher (${published} publishes)`);
+});
+
+/** The real store, whose reads, once done, hand their rows back only when `release` is called. */
+class HeldReadStore extends SqliteStore {
+  reading = Promise.withResolvers<void>();
+  #release = Promise.withResolvers<void>();
+
+  release(): void {
+    this.#release.resolve();
+  }
+
+  override async readAfter(agent: AgentName, after: number, limit: number): Promise<Envelope[]> {
+    const rows = await super.readAfter(agent, after, limit);
+    this.reading.resolve();
+    await this.#release.promise;
+    return rows;
+  }
+}
+
+test("a poll that read an agent's inbox before the agent was removed does not create its inbox again when it marks its messages delivered", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const store = new HeldReadStore(dir.path, "strict");
+  const broker = await Broker.open({
+    store,
+    dataDir: dir.path,
+    agents: [hermes, openclaw],
+    maxPending: uniform(5),
+    retentionMs: 86_400_000,
+    heartbeatMs: 60_000,
+    writeTimeoutMs: 60_000,
+    maxHops: 3,
+  });
+  let closed = false;
+  t.after(async () => {
+    store.release();
+    if (!closed) await broker.close();
+  });
+  await broker.publish(hermes, openclaw, { n: 1 });
+
+  const polled = broker.poll(openclaw, 10);
+  await store.reading.promise;
+  assert.equal(await broker.removeAgent(openclaw, true), 1);
+  store.release();
+  assert.equal((await polled).length, 1, "the poll had read the message before the removal");
+  await broker.close();
+  closed = true;
+
+  const reopened = new SqliteStore(dir.path, "strict");
+  t.after(() => reopened.close());
+  assert.deepEqual((await reopened.loadInboxes()).map((inbox) => inbox.agent), [hermes]);
 });

@@ -90,7 +90,7 @@ export class Broker {
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
     this.#store = options.store;
-    this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored));
+    this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored), (agent) => this.#inboxes.has(agent));
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;

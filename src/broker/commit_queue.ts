@@ -1,7 +1,7 @@
 /** Groups the writes that arrive in one turn of the event loop into one store transaction. */
 import { clearTimeout, setImmediate, setTimeout } from "node:timers";
 import { InteropError } from "../errors.ts";
-import type { Envelope } from "../message.ts";
+import type { AgentName, Envelope } from "../message.ts";
 import { CommitInDoubt, type InboxUpdate, type MessageStore, type NewMessage, type WriteBatch } from "../store/store.ts";
 
 /**
@@ -47,15 +47,21 @@ export class CommitQueue {
   #advisoryTimer: ReturnType<typeof setTimeout> | undefined;
   #scheduled = false;
   #running: Promise<void> = Promise.resolve();
+  /** Settles when the commit that takes what is queued now has run: what `drain()` waits for. */
+  #nextCommit: PromiseWithResolvers<void> | undefined;
   #onCommit: (stored: Envelope[]) => void;
+  #known: (agent: AgentName) => boolean;
 
   /**
    * `onCommit` hears of each successful transaction with the messages it stored, in id order, before any
-   * `append` resolves: the broker hands a whole commit to its streams at once.
+   * `append` resolves: the broker hands a whole commit to its streams at once. An inbox change for an agent
+   * `known` denies (removed meanwhile: a cursor noted by a read that started before) is dropped: the store's
+   * upsert would create its inbox again.
    */
-  constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}) {
+  constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}, known: (agent: AgentName) => boolean = () => true) {
     this.#store = store;
     this.#onCommit = onCommit;
+    this.#known = known;
   }
 
   /** Stores messages; resolves once they are committed. */
@@ -83,14 +89,26 @@ export class CommitQueue {
     this.#advisoryTimer ??= setTimeout(() => this.#schedule(), ADVISORY_DELAY_MS);
   }
 
-  /** Resolves when everything queued so far, advisory changes included, is committed (or has failed). */
+  /**
+   * Resolves when what is queued at the call, advisory changes included, is committed (or has failed), and with it
+   * the advisory changes made while it waited: a commit hands its messages to streams, which note their cursors
+   * (lost if the store closes before they ride a commit: an id-less resume would repeat those messages). So once
+   * the commit taking what was queued has run, one more takes what is queued then, and the drain ends there: on a
+   * busy broker (an agent removed while others publish) each commit brings the cursors of the next, and the
+   * publishes queued meanwhile are answered by their own commit.
+   */
   async drain(): Promise<void> {
-    if (this.#advisory.size > 0) this.#schedule();
-    while (this.#scheduled || this.#waiters.length > 0 || this.#inboxes.size > 0) {
-      await this.#running;
-      await new Promise((resolve) => setImmediate(resolve));
+    // A commit running at the call delivers its messages as well.
+    if (!this.#queued()) await this.#running;
+    for (let round = 0; round < 2 && this.#queued(); round++) {
+      this.#schedule();
+      this.#nextCommit ??= Promise.withResolvers();
+      await this.#nextCommit.promise;
     }
-    await this.#running;
+  }
+
+  #queued(): boolean {
+    return this.#waiters.length > 0 || this.#inboxes.size > 0 || this.#advisory.size > 0;
   }
 
   #schedule(): void {
@@ -106,18 +124,24 @@ export class CommitQueue {
 
   async #commit(): Promise<void> {
     this.#scheduled = false;
+    const drained = this.#nextCommit;
+    this.#nextCommit = undefined;
     clearTimeout(this.#advisoryTimer);
     this.#advisoryTimer = undefined;
     for (const update of this.#advisory.values()) merge(this.#inboxes, update);
     this.#advisory = new Map();
     const waiters = this.#waiters;
     const inboxWaiters = this.#inboxWaiters;
-    const inboxes = [...this.#inboxes.values()];
+    const inboxes = [...this.#inboxes.values()].filter((update) => this.#known(update.agent));
     this.#waiters = [];
     this.#inboxWaiters = [];
     this.#inboxes = new Map();
-    if (waiters.length === 0 && inboxes.length === 0) return;
-    await this.#write(waiters, inboxes, inboxWaiters);
+    try {
+      if (waiters.length > 0 || inboxes.length > 0) await this.#write(waiters, inboxes, inboxWaiters);
+      else for (const waiter of inboxWaiters) waiter.resolve();
+    } finally {
+      drained?.resolve();
+    }
   }
 
   /**

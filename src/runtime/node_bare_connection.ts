@@ -58,7 +58,12 @@ interface Pending {
  * agent created or looked up). A GET (a poll, a wait, a stream, /status) waits for every answer before it, so it
  * reads what they wrote, as when requests were answered one at a time. A stream ends the pipeline: what follows
  * it is not read. At most MAX_IN_FLIGHT answers are owed at once, and none starts while the client leaves written
- * answers unread; meanwhile what arrives waits unread (up to the head and body caps, then the connection is cut).
+ * answers unread. Meanwhile what arrives waits, and past one request's worth the socket is no longer read (as
+ * `node:http` pauses it): a client that pipelines faster than it is answered is slowed down, not cut (the answers
+ * of its publishes already committed would be lost with the connection). A paused socket cannot see its client
+ * leave (TCP brings the hang-up after the bytes held back), so the requests in flight that wait on their client
+ * being there (a wait, an ask) end then, as its leaving would end them: the pipeline moves on, and a hang-up is
+ * seen once what came before it is read.
  */
 export class BareConnection {
   readonly #socket: Socket;
@@ -82,6 +87,8 @@ export class BareConnection {
   #ended = false;
   #idle = false;
   #corked = false;
+  /** Not read: more than a request's worth arrived and cannot start yet. */
+  #paused = false;
 
   constructor(socket: Socket, shared: BareShared, idleMs: number) {
     this.#socket = socket;
@@ -97,41 +104,65 @@ export class BareConnection {
     if (this.#stopped && !this.#handingOff) return;
     this.#received += chunk.toString("latin1");
     this.#next();
-    // Only a request waiting its turn can be past the caps here (one being read is handed over before).
-    if (this.#received.length > this.#shared.maxHeadBytes + MAX_BARE_BODY_BYTES) this.#socket.destroy();
   }
 
-  /** Starts what arrived whole, while the connection may; a request in pieces starts its deadline. */
+  /** Starts what arrived whole, while the connection may; reads no more while past a request's worth waits its turn. */
   #next(): void {
+    const held = this.#startArrived();
+    // Only requests waiting their turn can be past the caps (one being read is handed over before).
+    this.#hold(held && this.#received.length > this.#shared.maxHeadBytes + MAX_BARE_BODY_BYTES);
+  }
+
+  /**
+   * Starts what arrived whole, while the connection may; a request in pieces starts its deadline. Says whether what
+   * is left waits for the connection to let it start (rather than for more bytes).
+   */
+  #startArrived(): boolean {
     const { connections, maxHeadBytes, answering } = this.#shared;
     while (!this.#stopped && this.#unordered === undefined && this.#pending.length < MAX_IN_FLIGHT && this.#received !== "") {
       // A client that does not read its answers is not sent more (as `node:http` pauses): they would pile up here.
       if (this.#socket.writableNeedDrain) {
         // With no answer owed it waits as an idle connection does: counted, and cut if its client reads nothing.
         if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(IDLE_CUT_MS);
-        return void this.#socket.off("drain", BareConnection.#onDrain).once("drain", BareConnection.#onDrain);
+        this.#socket.off("drain", BareConnection.#onDrain).once("drain", BareConnection.#onDrain);
+        return true;
       }
       const received = this.#received;
       let head = this.#head;
       if (head === undefined) {
-        if (!PLAIN_STARTS.some((start) => received.startsWith(start) || start.startsWith(received))) return this.#handOff();
+        if (!PLAIN_STARTS.some((start) => received.startsWith(start) || start.startsWith(received))) {
+          this.#handOff();
+          return true;
+        }
         const end = received.indexOf("\r\n\r\n");
         const headText = end < 0 ? received : received.slice(0, end);
         // A head past the cap goes to `node:http` for its 431, and so does a CR or LF out of pairs (a CR last in
         // what came so far may still get its LF), which it refuses at once: waiting here for a blank line that may
         // never come would hang the client.
-        if (headText.length > maxHeadBytes || STRAY_LINE_BREAK.test(headText)) return this.#handOff();
-        if (end < 0) return this.#partial();
+        if (headText.length > maxHeadBytes || STRAY_LINE_BREAK.test(headText)) {
+          this.#handOff();
+          return true;
+        }
+        if (end < 0) {
+          this.#partial();
+          return false;
+        }
         head = parseRequestHead(headText);
-        if (head === undefined || head.bodyBytes > MAX_BARE_BODY_BYTES) return this.#handOff();
+        if (head === undefined || head.bodyBytes > MAX_BARE_BODY_BYTES) {
+          this.#handOff();
+          return true;
+        }
         this.#head = head;
         this.#bodyStart = end + 4;
         // A request whose body is on its way is in progress, not idle: close() gives it the streams' grace.
         answering.add(this.#socket);
       }
       const bodyEnd = this.#bodyStart + head.bodyBytes;
-      if (received.length < bodyEnd) return this.#partial();
-      if (head.method === "GET" && this.#unanswered > 0) return;
+      if (received.length < bodyEnd) {
+        this.#partial();
+        return false;
+      }
+      if (head.method === "GET" && this.#unanswered > 0) return true;
       // latin1 keeps one character per byte, so the body's bytes come back exactly.
       const body = head.bodyBytes === 0 ? NO_BODY : Buffer.from(received.slice(this.#bodyStart, bodyEnd), "latin1");
       this.#received = received.slice(bodyEnd);
@@ -140,6 +171,17 @@ export class BareConnection {
       connections.doneReading(this.#socket);
       this.#start(head, body);
     }
+    // Stopped, what is left is never read, but by `node:http` once the answers owed are written.
+    return this.#received !== "" && (!this.#stopped || this.#handingOff);
+  }
+
+  /** Stops or resumes reading; stopping ends the waits in flight, which could no longer see their client leave. */
+  #hold(hold: boolean): void {
+    if (hold === this.#paused) return;
+    this.#paused = hold;
+    if (!hold) return void this.#socket.resume();
+    this.#socket.pause();
+    for (const request of this.#pending) request.gone?.abort();
   }
 
   #start(head: RequestHead, body: Uint8Array): void {
@@ -157,7 +199,7 @@ export class BareConnection {
     const clientGone = () => {
       if (request.gone === undefined) {
         request.gone = new AbortController();
-        if (this.#ended || this.#socket.destroyed) request.gone.abort();
+        if (this.#ended || this.#paused || this.#socket.destroyed) request.gone.abort();
       }
       return request.gone.signal;
     };
@@ -216,7 +258,8 @@ export class BareConnection {
     if (!socket.destroyed) socket.write(responseHead(response.status, response.headers, "transfer-encoding: chunked\r\n"));
     // A stream the broker ends (replaced, revoked) ends its connection, which its client cannot then keep.
     response.open(new NodeSink(socket, "chunked", this.#shared.connections.endAfter));
-    // Its client's hang-up ends the stream (its sink sees "close").
+    // Its client's hang-up ends the stream (its sink sees "close"): what it sends is read, to see that.
+    this.#hold(false);
     if (this.#ended) socket.end();
   }
 
@@ -262,6 +305,7 @@ export class BareConnection {
     // Handed as the first "data", before the socket reads on: Deno's node:http read what arrived next before bytes
     // put back with unshift() (a body's packets before its head: 400 "Parse Error"). Node's parser takes either.
     socket.emit("data", received);
+    this.#hold(false);
   }
 
   /** A hang-up or a half-close: with no answer owed the connection goes; else the client left, as `node:http` reads it. */

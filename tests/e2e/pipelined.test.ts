@@ -158,12 +158,17 @@ test("a client that pipelines requests and never reads the answers holds the bro
   assert.equal(await pending(), 0);
 });
 
-/** The TCP state (Linux's /proc/net/tcp, hex: 01 established) of the broker's side of a connection from `clientPort`. */
-function brokerSideState(brokerPort: number, clientPort: number): string | undefined {
+/**
+ * The broker's side of a connection from `clientPort`, from Linux's /proc/net/tcp: its TCP state (hex: 01
+ * established) and the bytes the kernel holds that the broker has not read.
+ */
+function brokerSide(brokerPort: number, clientPort: number): { state: string; unread: number } | undefined {
   const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, "0");
   for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
-    const [, local, remote, state] = line.trim().split(/\s+/);
-    if (local?.endsWith(`:${hex(brokerPort)}`) && remote?.endsWith(`:${hex(clientPort)}`)) return state;
+    const [, local, remote, state, queues] = line.trim().split(/\s+/);
+    if (local?.endsWith(`:${hex(brokerPort)}`) && remote?.endsWith(`:${hex(clientPort)}`)) {
+      return { state, unread: parseInt(queues.split(":")[1], 16) };
+    }
   }
   return undefined;
 }
@@ -180,8 +185,99 @@ test("a client that pipelines requests and never reads the answers is cut once i
   stalled.socket.pause();
   // Each answer is 2 MiB: the first few fill the sockets' buffers, and the rest wait for reads that do not come.
   stalled.socket.write(get("/history?agent=openclaw").repeat(24));
-  const state = () => brokerSideState(broker.port, stalled.socket.localPort!);
+  const state = () => brokerSide(broker.port, stalled.socket.localPort!)?.state;
   assert.equal(state(), "01");
   // Closed by the broker (its side leaves ESTABLISHED, its unsent answers still queued), 5 s after the client stopped reading.
   await waitFor(() => state() !== "01", 20_000, "the broker to cut the connection");
+});
+
+/** Pipelined publishes of about 1 KB each, `count` of them: far past the one request's worth a connection holds unread. */
+function publishes(count: number): string {
+  const pad = "x".repeat(1000);
+  return Array.from({ length: count }, (_, n) => publishRequest(JSON.stringify({ n, pad }))).join("");
+}
+
+/** Openclaw's pending messages, as /status counts them. */
+async function pendingFor(url: string): Promise<number> {
+  return (await (await fetch(`${url}/status`)).json()).queues.openclaw ?? 0;
+}
+
+test("a client that pipelines 300 KB of publishes without reading its answers is slowed down, not cut: then reading, it has every answer, in order, each publish stored once", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
+  assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
+
+  const count = 300;
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.pause();
+  client.socket.write(publishes(count));
+  // Each publish is committed while the client reads nothing (a connection cut on the way commits no more).
+  await waitFor(async () => await pendingFor(broker.url) === count, 20_000, `${count} publishes to be stored`);
+
+  client.socket.resume();
+  await waitFor(() => readAnswers(client.received()).length === count, 20_000, `${count} answers`);
+  const answers = readAnswers(client.received());
+  assert.deepEqual(answers.map((answer) => answer.status), Array(count).fill(200));
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw&limit=1000`)).json();
+  assert.deepEqual(inbox.map((message: { n: number }) => message.n), [...Array(count).keys()]);
+  assert.deepEqual(inbox.map((message: { interop: { id: number } }) => message.interop.id), answers.map((answer) => JSON.parse(answer.body).id));
+});
+
+test("a wait with 300 KB of publishes pipelined behind it ends at once, answered as at its timeout, so that the publishes behind it are stored and answered in order", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
+  assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
+
+  const count = 300;
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.pause();
+  // An hour's wait holds the pipeline. A socket no longer read could not see its client leave: the wait would hold
+  // its place for the hour after a hang-up.
+  client.socket.write(get("/wait?agent=hermes&timeout=3600") + publishes(count));
+  await waitFor(async () => await pendingFor(broker.url) === count, 20_000, `${count} publishes to be stored`);
+  assert.equal((await (await fetch(`${broker.url}/status`)).json()).agents.hermes.waiting, 0);
+
+  client.socket.resume();
+  await waitFor(() => readAnswers(client.received()).length === count + 1, 20_000, `${count + 1} answers`);
+  assert.deepEqual(readAnswers(client.received()).map((answer) => answer.status), [204, ...Array(count).fill(200)]);
+});
+
+test("a client that pipelines 300 KB of publishes behind answers it does not read is no longer read, not cut, and once it hangs up its connection goes at once", async (t) => {
+  // The broker's side of the connection is read from Linux's table.
+  if (!existsSync("/proc/net/tcp")) return t.skip("observed on Linux");
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const pad = "x".repeat(512 * 1024);
+  for (let n = 0; n < 4; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.pause();
+  // Answers of 2 MiB each fill the sockets' buffers: the publishes behind them wait for the client to read.
+  const sent = get("/history?agent=openclaw").repeat(8) + publishes(300);
+  client.socket.write(sent);
+  const clientPort = client.socket.localPort!;
+  const side = () => brokerSide(broker.port, clientPort);
+  // One request's worth with the default limits (a 28 KiB head, a 64 KiB body): the broker used to cut a connection
+  // holding more than that unstarted. Now it has read past it, and then reads no more: what the kernel holds for it
+  // stops changing (for a quiet time).
+  const requestsWorth = 92 * 1024;
+  let last = -1;
+  let steadySince = Date.now();
+  await waitFor(() => {
+    const unread = side()?.unread ?? -1;
+    if (unread !== last) [last, steadySince] = [unread, Date.now()];
+    return side()?.state !== "01" || (sent.length - unread > requestsWorth && unread > 0 && Date.now() - steadySince >= 1_000);
+  }, 10_000, "the broker to stop reading");
+  assert.equal(side()?.state, "01", "the broker cut the connection");
+  assert.equal(await pendingFor(broker.url), 4, "no publish started while the client reads no answer");
+
+  // Well before the 6 s the broker gives a connection that reads nothing, the hang-up itself lets it go.
+  const hungUp = Date.now();
+  client.socket.destroy();
+  await waitFor(() => side() === undefined || side()!.state === "07", 10_000, "the broker to let the connection go");
+  assert.ok(Date.now() - hungUp < 3_000, `the connection went ${Date.now() - hungUp} ms after the hang-up`);
 });

@@ -11,7 +11,9 @@ test("with --pending-ttl, undelivered messages expire: counted in status, logged
       return status.agents.openclaw.expired === 3 ? status : undefined;
     }, 10_000, "the messages to expire");
     assert.equal(expired.agents.openclaw.pending, 0);
-    assert.match(broker.log(), /warn: expired 3 undelivered messages for openclaw \(older than --pending-ttl\)/);
+    // One sweep or two: on a loaded machine the publishes can straddle a sweep.
+    const logged = [...broker.log().matchAll(/warn: expired (\d+) undelivered messages? for openclaw \(older than --pending-ttl\)/g)];
+    assert.equal(logged.reduce((sum, [, count]) => sum + Number(count), 0), 3, broker.log());
 
     await publish(broker.url, "hermes", "openclaw", { n: 4 });
     const polled = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();

@@ -1,5 +1,5 @@
 /** The broker's open streams, one per agent (the newest wins), and how a new one is validated and started. */
-import { randomBytes } from "node:crypto";
+import { Buffer } from "node:buffer";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
@@ -101,9 +101,9 @@ export class Streams {
     // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
     if (store.outage !== undefined) throw store.outage;
     const inbox = await this.#deps.inboxFor(agent);
-    // Random bytes as hex, not crypto.randomUUID(): Node builds a UUID by concatenating 16 pieces, and each open
-    // stream kept that rope (15 strings, ~540 bytes of heap); hex comes back as one flat string.
-    const id = randomBytes(16).toString("hex");
+    // A UUID (PostgreSQL keeps it in a uuid column and gives it back in this form), copied flat: Node builds
+    // crypto.randomUUID() by concatenating 16 pieces, and each open stream kept that rope (~540 bytes of heap).
+    const id = Buffer.from(crypto.randomUUID(), "latin1").toString("latin1");
     // On a shared store the cursor is the store's, and the stream this one replaces may be on another broker.
     if (shared !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, await shared.openStream(agent, id));
     // Another broker on the store may have handed out the id.

@@ -28,6 +28,8 @@ export interface StreamsDeps {
   delivered(inbox: InboxRecord, envelopes: Envelope[]): void;
   /** A stream of `agent` ended. */
   ended(agent: AgentName): void;
+  /** Where a resume of `agent` without an id now starts (undefined: from the cursor), to keep across a restart. */
+  replayPoint(agent: AgentName, replayAfter: number | undefined): void;
   now(): number;
   secondStream: "replace" | "refuse";
   writeTimeoutMs: number;
@@ -45,6 +47,12 @@ export class Streams {
     this.#deps = deps;
     this.#recentWrites = new RecentWrites(deps.resumeWindowMs);
     this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs);
+  }
+
+  /** The replay points the store kept from before a restart (see `RecentWrites.restore`). */
+  restore(points: Map<AgentName, number>): void {
+    const now = this.#deps.now();
+    for (const [agent, replayAfter] of points) this.#recentWrites.restore(agent, replayAfter, now);
   }
 
   /** How often `heartbeat()` is to be called: each call writes the heartbeats of a share of the streams. */
@@ -83,8 +91,10 @@ export class Streams {
     this.#recentWrites.forget(agent);
   }
 
+  /** Ends every stream (the broker stops) and hands on each agent's replay point as of now, to be kept. */
   closeAll(end: StreamEnd): void {
     for (const session of [...this.#sessions.values()]) session.close(end);
+    for (const [agent, replayAfter] of this.#recentWrites.replayPoints(this.#deps.now())) this.#deps.replayPoint(agent, replayAfter);
   }
 
   /**
@@ -109,8 +119,9 @@ export class Streams {
     // Another broker on the store may have handed out the id.
     if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
     let startAfter = await resolveStart(store, inbox, start, this.#deps.lastId());
-    if (start.from !== "cursor") this.#recentWrites.forget(agent);
-    else {
+    if (start.from !== "cursor") {
+      if (this.#recentWrites.forget(agent)) this.#deps.replayPoint(agent, undefined);
+    } else {
       // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
       const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now());
       if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
@@ -144,7 +155,8 @@ export class Streams {
         isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#deps.isTaken(envelope.id),
         delivered: (_name, envelopes) => {
           this.#deps.sawId(envelopes[envelopes.length - 1].id);
-          this.#recentWrites.wrote(agent, envelopes[0].id, this.#deps.now());
+          const now = this.#deps.now();
+          if (this.#recentWrites.wrote(agent, envelopes[0].id, now)) this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
           this.#deps.delivered(inbox, envelopes);
         },
         ended: (ended) => {

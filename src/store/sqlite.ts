@@ -7,7 +7,7 @@ import type { AgentName, Envelope, Payload } from "../message.ts";
 import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
 import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, NewMessage, Parties, WriteBatch } from "./store.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 `;
 
+
+/**
+ * Schema 2: each inbox's replay point (`InboxUpdate.replayAfter`), so that the resume window survives a restart.
+ * Runs inside the opening transaction on a database of schema 1 or a new one.
+ */
+function addReplayPoints(db: DatabaseSync): void {
+  db.exec("ALTER TABLE inboxes ADD COLUMN replay_after INTEGER");
+}
 
 export const DATABASE_FILE = "interop.db";
 
@@ -100,8 +108,10 @@ export class SqliteStore implements MessageStore {
         PRAGMA synchronous = ${durability === "strict" ? "FULL" : "NORMAL"};
         PRAGMA temp_store = MEMORY;`);
       this.#db.exec(`BEGIN IMMEDIATE; ${SCHEMA}
-        INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');
-        PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+        INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');`);
+      const { user_version: version } = this.#db.prepare("PRAGMA user_version").get() as { user_version: number };
+      if (version < 2) addReplayPoints(this.#db);
+      this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
       this.id = (this.#db.prepare("SELECT id FROM store_identity").get() as { id: string }).id;
     } catch (cause) {
       this.#db.close();
@@ -122,15 +132,17 @@ export class SqliteStore implements MessageStore {
       `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient)
        SELECT ?, ?, ?, ?, ?, ?, ?, value FROM json_each(?) ORDER BY key`,
     );
-    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen]): a broadcast's
-    // stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named parameters on
-    // Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
+    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen, replayAfter]): a
+    // broadcast's stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named
+    // parameters on Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
+    // A replay point: null leaves it, -1 clears it (stored as is on a new row: `loadReplayPoints` skips it).
     this.#upsertInboxes = this.#db.prepare(`
-      INSERT INTO inboxes (agent, delivered_id, last_seen)
-        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2 FROM json_each(?) WHERE true
+      INSERT INTO inboxes (agent, delivered_id, last_seen, replay_after)
+        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2, value ->> 3 FROM json_each(?) WHERE true
       ON CONFLICT (agent) DO UPDATE SET
         delivered_id = max(delivered_id, excluded.delivered_id),
-        last_seen = coalesce(excluded.last_seen, last_seen)`);
+        last_seen = coalesce(excluded.last_seen, last_seen),
+        replay_after = iif(excluded.replay_after < 0, NULL, coalesce(excluded.replay_after, replay_after))`);
     this.#markPolled = this.#db.prepare(
       "UPDATE messages SET polled = 1 WHERE recipient = ? AND id > ? AND id <= ?",
     );
@@ -150,7 +162,16 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-  lastId(): Promise<number> {
+  loadReplayPoints(): Promise<Map<AgentName, number>> {
+    return this.#attempt("read replay points", () => {
+      const rows = this.#db.prepare("SELECT agent, replay_after FROM inboxes WHERE replay_after >= 0").all() as Array<
+        { agent: AgentName; replay_after: number }
+      >;
+      return new Map(rows.map((row) => [row.agent, row.replay_after]));
+    });
+  }
+
+    lastId(): Promise<number> {
     return this.#attempt("read the last id", () => {
       const row = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as
         | { seq: number }
@@ -199,7 +220,12 @@ export class SqliteStore implements MessageStore {
           }
         }
         if (batch.inboxes.length > 0) {
-          this.#upsertInboxes.run(JSON.stringify(batch.inboxes.map((update) => [update.agent, update.deliveredId ?? null, update.lastSeen ?? null])));
+          this.#upsertInboxes.run(JSON.stringify(batch.inboxes.map((update) => [
+            update.agent,
+            update.deliveredId ?? null,
+            update.lastSeen ?? null,
+            update.replayAfter === null ? -1 : update.replayAfter ?? null,
+          ])));
         }
         for (const update of batch.inboxes) {
           for (const { after, upTo } of update.polled ?? []) this.#markPolled.run(update.agent, after, upTo);

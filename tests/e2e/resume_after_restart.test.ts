@@ -95,3 +95,26 @@ for (const [kind, signal] of [["ntfy", "SIGTERM"], ["sse", "SIGTERM"], ["ntfy", 
     assert.equal((await hermes(broker)).redelivered, SWALLOWED.length, "each repeat is counted");
   });
 }
+
+test("a stream resumed by id after a SIGKILL restart gets nothing again of what it had, and nothing counts as pending", async (t) => {
+  const dir = tempDir("interop-data-");
+  const started: RunningBroker[] = [];
+  const relays: TcpRelay[] = [];
+  const aborts: AbortController[] = [];
+  t.after(async () => {
+    for (const abort of aborts) abort.abort();
+    for (const relay of relays) await relay.close();
+    for (const broker of started) await broker.cleanup();
+    dir.cleanup();
+  });
+  const { ids, broker } = await swallowThenRestart("sse", "SIGKILL", dir.path, started, relays, aborts);
+
+  const abort = new AbortController();
+  aborts.push(abort);
+  const resumed = await fetch(`${broker.url}/subscribe?agent=hermes`, { signal: abort.signal, headers: { "Last-Event-ID": String(ids.at(-1)) } });
+  await waitFor(async () => (await hermes(broker)).streams === 1, 10_000, "the resumed stream");
+  assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "after the restart" })).status, 200);
+  const read = await readUntil(resumed, "after the restart");
+  for (const text of SWALLOWED) assert.ok(!read.includes(text), `${text} not again in:\n${read}`);
+  assert.deepEqual([(await hermes(broker)).pending, (await hermes(broker)).redelivered], [0, 0]);
+});

@@ -10,6 +10,9 @@ import { RecentWrites } from "./recent_writes.ts";
 import { StreamSession } from "./stream_session.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 
+/** Messages read at a time when a resume skips what lies between the cursor and its id. */
+const SKIP_PAGE = 1000;
+
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
 
@@ -98,6 +101,21 @@ export class Streams {
   }
 
   /**
+   * A resume by an id past the inbox's cursor: the client has the messages up to it (the cursor was not yet committed
+   * when the broker stopped, or the client peeked), so they count as delivered, and the pending count drops.
+   */
+  async #skip(inbox: InboxRecord, upTo: number): Promise<void> {
+    for (let after = inbox.deliveredId; after < upTo;) {
+      const page = await this.#deps.store.readAfter(inbox.agent, after, SKIP_PAGE);
+      // The cursor read after the await: a poll or a stream may have moved it meanwhile.
+      const skipped = page.filter((envelope) => envelope.id > inbox.deliveredId && envelope.id <= upTo && !this.#deps.isTaken(envelope.id));
+      if (skipped.length > 0) this.#deps.delivered(inbox, skipped);
+      if (page.length < SKIP_PAGE) return;
+      after = page[page.length - 1].id;
+    }
+  }
+
+  /**
    * Validates a subscription and returns the function that starts it. Reading from the cursor gives what is
    * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
    * agent replaces the older one, on whichever broker of a shared store it is.
@@ -119,6 +137,8 @@ export class Streams {
     // Another broker on the store may have handed out the id.
     if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
     let startAfter = await resolveStart(store, inbox, start, this.#deps.lastId());
+    // A shared store's cursor moves with each claim, never late; this broker's lags its writes (see commit_queue.ts).
+    if (start.from === "id" && shared === undefined) await this.#skip(inbox, startAfter);
     if (start.from !== "cursor") {
       if (this.#recentWrites.forget(agent)) this.#deps.replayPoint(agent, undefined);
     } else {

@@ -171,7 +171,7 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-    lastId(): Promise<number> {
+  lastId(): Promise<number> {
     return this.#attempt("read the last id", () => {
       const row = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as
         | { seq: number }

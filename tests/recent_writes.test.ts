@@ -53,3 +53,15 @@ test("RecentWrites keeps one entry a second and nothing with a window of 0", () 
   off.ended(hermes, 1000);
   assert.equal(off.replayAfter(hermes, 1000), undefined);
 });
+
+test("RecentWrites.restore() starts a resume at the kept point after a restart, until the next stream's window passes it", () => {
+  const writes = new RecentWrites(WINDOW_MS);
+  writes.restore(hermes, 41, 1_000_000);
+  assert.equal(writes.replayAfter(hermes, 5_000_000), 41);
+  writes.opened(hermes);
+  assert.equal(writes.wrote(hermes, 42, 5_000_000), true);
+  assert.equal(writes.wrote(hermes, 43, 5_000_500), false, "one entry a second");
+  assert.equal(writes.replayAfter(hermes, 5_001_000), 41);
+  writes.wrote(hermes, 50, 5_100_000);
+  assert.equal(writes.replayAfter(hermes, 5_190_000), 49);
+});

@@ -45,9 +45,13 @@ test("SqliteStore opens a schema v1 data dir made by interop 5bd1ace with its me
   const [next] = await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 25 }, createdAt: 25 }], inboxes: [] });
   assert.equal(next.id, 25);
   assert.deepEqual((await store.readAfter(openclaw, 19, 10)).map((envelope) => envelope.id), [21, 25]);
+  // v3's replay points: none in a v1 file, and one can be kept.
+  assert.deepEqual(await store.loadReplayPoints(), new Map());
+  await store.write({ messages: [], inboxes: [{ agent: hermes, replayAfter: 18 }] });
+  assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, 18]]));
   await store.close();
 
-  assert.equal(inspect<{ user_version: number }>(dir.path, "PRAGMA user_version").user_version, 2);
+  assert.equal(inspect<{ user_version: number }>(dir.path, "PRAGMA user_version").user_version, 3);
   store = new SqliteStore(dir.path, "strict");
   assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 4);
 });

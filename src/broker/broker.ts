@@ -113,6 +113,11 @@ export class Broker {
       isTaken: (id) => this.#taken.has(id),
       delivered: (inbox, envelopes) => this.#markDelivered(inbox, envelopes),
       ended: (agent) => this.#touch(agent),
+      // With the cursor notes: at a kill -9 both are at most ADVISORY_DELAY_MS late. A shared store's window stays in
+      // each broker's memory (a resume may come to another broker anyway).
+      replayPoint: (agent, replayAfter) => {
+        if (this.#shared === undefined) this.#commits.note({ agent, replayAfter: replayAfter ?? null });
+      },
       now: this.#now,
       secondStream: options.secondStream ?? "replace",
       writeTimeoutMs: options.writeTimeoutMs,
@@ -153,8 +158,13 @@ export class Broker {
 
   /** Loads the inboxes from the store and makes sure the configured agents have one. */
   static async open(options: BrokerOptions): Promise<Broker> {
-    const [inboxes, lastId] = await Promise.all([options.store.loadInboxes(), options.store.lastId()]);
+    const [inboxes, lastId, replayPoints] = await Promise.all([
+      options.store.loadInboxes(),
+      options.store.lastId(),
+      options.store.loadReplayPoints?.(),
+    ]);
     const broker = new Broker(options, inboxes, lastId);
+    if (replayPoints !== undefined) broker.#streams.restore(replayPoints);
     if (broker.#shared !== undefined) {
       await broker.#shared.watch((agents) => broker.#wake(agents), (agent, session) => broker.#streams.replaced(agent, session));
       // A notification lost without the connection noticing: every stream re-reads now and then.

@@ -205,6 +205,8 @@ function mergeUpdates(a: InboxUpdate, b: InboxUpdate): InboxUpdate {
     lastSeen: maxDefined(a.lastSeen, b.lastSeen),
     polled: a.polled && b.polled ? [...a.polled, ...b.polled] : a.polled ?? b.polled,
     withdrawn: a.withdrawn && b.withdrawn ? [...a.withdrawn, ...b.withdrawn] : a.withdrawn ?? b.withdrawn,
+    // The newer replay point replaces the older: it can move back (a replay), or be cleared.
+    replayAfter: b.replayAfter !== undefined ? b.replayAfter : a.replayAfter,
   };
 }
 

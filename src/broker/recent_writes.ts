@@ -5,7 +5,8 @@
  * A stream write proves nothing: the bytes may sit in a relay or a dead link until the client's read timeout
  * (Hermes's ntfy adapter: 90 s, then up to 60 s of backoff). So a resume without an id starts from the first
  * message written within the resume window before the previous stream ended; a client that de-duplicates by id
- * sees each message once, any other at least once.
+ * sees each message once, any other at least once. The broker keeps each agent's replay point in the store (one it
+ * owns), so the window survives a restart.
  */
 import type { AgentName } from "../message.ts";
 
@@ -29,18 +30,31 @@ export class RecentWrites {
     this.#windowMs = windowMs;
   }
 
-  /** A stream for `agent` wrote messages from `firstId` on, at `now` (ms). */
-  wrote(agent: AgentName, firstId: number, now: number): void {
-    if (this.#windowMs === 0) return;
+  /**
+   * A stream for `agent` wrote messages from `firstId` on, at `now` (ms). True when the log changed (at most once a
+   * second), so `replayAfter` may have moved.
+   */
+  wrote(agent: AgentName, firstId: number, now: number): boolean {
+    if (this.#windowMs === 0) return false;
     let log = this.#logs.get(agent);
     if (log === undefined) this.#logs.set(agent, log = { entries: [], endedAt: undefined });
     const second = Math.floor(now / 1000);
     const { entries } = log;
-    if (entries.length > 0 && entries[entries.length - 1].second === second) return;
+    if (entries.length > 0 && entries[entries.length - 1].second === second) return false;
     entries.push({ second, firstId });
     // Only while a stream writes does the log grow, so only then is it trimmed to the window.
     const oldest = Math.floor((now - this.#windowMs) / 1000);
     if (entries[0].second < oldest) log.entries = entries.filter((entry) => entry.second >= oldest);
+    return true;
+  }
+
+  /**
+   * The broker restarted at `now` (ms) and the store kept `replayAfter` for `agent`: the stream that wrote those
+   * messages ended with the old broker, so a resume without an id starts there, as it would have before.
+   */
+  restore(agent: AgentName, replayAfter: number, now: number): void {
+    if (this.#windowMs === 0) return;
+    this.#logs.set(agent, { entries: [{ second: Math.floor(now / 1000), firstId: replayAfter + 1 }], endedAt: now });
   }
 
   /** A stream for `agent` opened: until it ends, the window counts back from the next resume. */
@@ -70,8 +84,16 @@ export class RecentWrites {
     return first === Infinity ? undefined : first - 1;
   }
 
-  /** A client named what it has (an id or a time): the writes before are its business, not a replay's. */
-  forget(agent: AgentName): void {
-    this.#logs.delete(agent);
+  /** Every agent with a log, and its `replayAfter(agent, now)`. */
+  *replayPoints(now: number): Iterable<[AgentName, number | undefined]> {
+    for (const agent of this.#logs.keys()) yield [agent, this.replayAfter(agent, now)];
+  }
+
+  /**
+   * A client named what it has (an id or a time): the writes before are its business, not a replay's. True when
+   * the agent had a log.
+   */
+  forget(agent: AgentName): boolean {
+    return this.#logs.delete(agent);
   }
 }

@@ -10,6 +10,9 @@ import { RecentWrites } from "./recent_writes.ts";
 import { StreamSession } from "./stream_session.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 
+/** Messages read at a time when a resume skips what lies between the cursor and its id. */
+const SKIP_PAGE = 1000;
+
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
 
@@ -28,6 +31,8 @@ export interface StreamsDeps {
   delivered(inbox: InboxRecord, envelopes: Envelope[]): void;
   /** A stream of `agent` ended. */
   ended(agent: AgentName): void;
+  /** Where a resume of `agent` without an id now starts (undefined: from the cursor), to keep across a restart. */
+  replayPoint(agent: AgentName, replayAfter: number | undefined): void;
   now(): number;
   secondStream: "replace" | "refuse";
   writeTimeoutMs: number;
@@ -45,6 +50,12 @@ export class Streams {
     this.#deps = deps;
     this.#recentWrites = new RecentWrites(deps.resumeWindowMs);
     this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs);
+  }
+
+  /** The replay points the store kept from before a restart (see `RecentWrites.restore`). */
+  restore(points: Map<AgentName, number>): void {
+    const now = this.#deps.now();
+    for (const [agent, replayAfter] of points) this.#recentWrites.restore(agent, replayAfter, now);
   }
 
   /** How often `heartbeat()` is to be called: each call writes the heartbeats of a share of the streams. */
@@ -83,8 +94,25 @@ export class Streams {
     this.#recentWrites.forget(agent);
   }
 
+  /** Ends every stream (the broker stops) and hands on each agent's replay point as of now, to be kept. */
   closeAll(end: StreamEnd): void {
     for (const session of [...this.#sessions.values()]) session.close(end);
+    for (const [agent, replayAfter] of this.#recentWrites.replayPoints(this.#deps.now())) this.#deps.replayPoint(agent, replayAfter);
+  }
+
+  /**
+   * A resume by an id past the inbox's cursor: the client has the messages up to it (the cursor was not yet committed
+   * when the broker stopped, or the client peeked), so they count as delivered, and the pending count drops.
+   */
+  async #skip(inbox: InboxRecord, upTo: number): Promise<void> {
+    for (let after = inbox.deliveredId; after < upTo;) {
+      const page = await this.#deps.store.readAfter(inbox.agent, after, SKIP_PAGE);
+      // The cursor read after the await: a poll or a stream may have moved it meanwhile.
+      const skipped = page.filter((envelope) => envelope.id > inbox.deliveredId && envelope.id <= upTo && !this.#deps.isTaken(envelope.id));
+      if (skipped.length > 0) this.#deps.delivered(inbox, skipped);
+      if (page.length < SKIP_PAGE) return;
+      after = page[page.length - 1].id;
+    }
   }
 
   /**
@@ -109,8 +137,11 @@ export class Streams {
     // Another broker on the store may have handed out the id.
     if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
     let startAfter = await resolveStart(store, inbox, start, this.#deps.lastId());
-    if (start.from !== "cursor") this.#recentWrites.forget(agent);
-    else {
+    // A shared store's cursor moves with each claim, never late; this broker's lags its writes (see commit_queue.ts).
+    if (start.from === "id" && shared === undefined) await this.#skip(inbox, startAfter);
+    if (start.from !== "cursor") {
+      if (this.#recentWrites.forget(agent)) this.#deps.replayPoint(agent, undefined);
+    } else {
       // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
       const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now());
       if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
@@ -144,7 +175,8 @@ export class Streams {
         isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#deps.isTaken(envelope.id),
         delivered: (_name, envelopes) => {
           this.#deps.sawId(envelopes[envelopes.length - 1].id);
-          this.#recentWrites.wrote(agent, envelopes[0].id, this.#deps.now());
+          const now = this.#deps.now();
+          if (this.#recentWrites.wrote(agent, envelopes[0].id, now)) this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
           this.#deps.delivered(inbox, envelopes);
         },
         ended: (ended) => {

@@ -7,7 +7,7 @@ import type { AgentName, Envelope, Payload } from "../message.ts";
 import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
 import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, NewMessage, Parties, WriteBatch } from "./store.ts";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /**
  * How many messages may wait past the watermark before a commit indexes them. A row joins the per-recipient index
@@ -72,6 +72,20 @@ const MIGRATE_FROM_1 = `DROP INDEX IF EXISTS messages_by_inbox;`;
 const REJOIN = `UPDATE messages SET indexed = 1 WHERE indexed = 0;`;
 const ADD_INDEXED = `ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1;`;
 
+/**
+ * v2 → v3: each inbox's replay point (`InboxUpdate.replayAfter`), so that the resume window survives a restart.
+ * Runs inside the opening transaction on any database without the column (a new one included).
+ */
+function addReplayPoints(db: DatabaseSync): void {
+  if (hasColumn(db, "inboxes", "replay_after")) return;
+  db.exec("ALTER TABLE inboxes ADD COLUMN replay_after INTEGER");
+}
+
+/** Whether a table has a column: a file an older interop served since keeps the columns a newer one added. */
+function hasColumn(db: DatabaseSync, table: string, column: string): boolean {
+  return db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column) !== undefined;
+}
+
 export const DATABASE_FILE = "interop.db";
 
 export class SqliteStore implements MessageStore {
@@ -134,12 +148,12 @@ export class SqliteStore implements MessageStore {
       this.#db.exec("BEGIN IMMEDIATE");
       const { user_version: version } = this.#db.prepare("PRAGMA user_version").get() as { user_version: number };
       if (version === 1) {
-        const has = this.#db.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'indexed'").get();
-        this.#db.exec(has === undefined ? ADD_INDEXED + MIGRATE_FROM_1 : REJOIN + MIGRATE_FROM_1);
+        this.#db.exec(hasColumn(this.#db, "messages", "indexed") ? REJOIN + MIGRATE_FROM_1 : ADD_INDEXED + MIGRATE_FROM_1);
       }
       this.#db.exec(`${SCHEMA}
         INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');
         PRAGMA user_version = ${SCHEMA_VERSION};`);
+      addReplayPoints(this.#db);
       // The tail left un-indexed by the last run joins the index now; it starts after the newest indexed row,
       // which a backward scan of the (short) tail finds.
       const indexed = this.#db.prepare("SELECT id FROM messages WHERE indexed = 1 ORDER BY id DESC LIMIT 1").get() as
@@ -168,15 +182,17 @@ export class SqliteStore implements MessageStore {
       `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
        SELECT ?, ?, ?, ?, ?, ?, ?, value, 0 FROM json_each(?) ORDER BY key`,
     );
-    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen]): a broadcast's
-    // stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named parameters on
-    // Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
+    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen, replayAfter]): a
+    // broadcast's stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named
+    // parameters on Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
+    // A replay point: null leaves it, -1 clears it (stored as is on a new row: `loadReplayPoints` skips it).
     this.#upsertInboxes = this.#db.prepare(`
-      INSERT INTO inboxes (agent, delivered_id, last_seen)
-        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2 FROM json_each(?) WHERE true
+      INSERT INTO inboxes (agent, delivered_id, last_seen, replay_after)
+        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2, value ->> 3 FROM json_each(?) WHERE true
       ON CONFLICT (agent) DO UPDATE SET
         delivered_id = max(delivered_id, excluded.delivered_id),
-        last_seen = coalesce(excluded.last_seen, last_seen)`);
+        last_seen = coalesce(excluded.last_seen, last_seen),
+        replay_after = iif(excluded.replay_after < 0, NULL, coalesce(excluded.replay_after, replay_after))`);
     // Each read by recipient has two parts: the index (`recipient = ? AND indexed = 1`, the partial index's
     // condition word for word) and the tail past the watermark (`id > ?` first: a rowid range).
     this.#markPolled = this.#db.prepare(
@@ -201,6 +217,15 @@ export class SqliteStore implements MessageStore {
           (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent) AS dead_letters
         FROM inboxes ORDER BY agent`).all(this.#indexedUpTo) as unknown as InboxRow[];
       return rows.map(toInboxRecord);
+    });
+  }
+
+  loadReplayPoints(): Promise<Map<AgentName, number>> {
+    return this.#attempt("read replay points", () => {
+      const rows = this.#db.prepare("SELECT agent, replay_after FROM inboxes WHERE replay_after >= 0").all() as Array<
+        { agent: AgentName; replay_after: number }
+      >;
+      return new Map(rows.map((row) => [row.agent, row.replay_after]));
     });
   }
 
@@ -255,7 +280,12 @@ export class SqliteStore implements MessageStore {
           }
         }
         if (batch.inboxes.length > 0) {
-          this.#upsertInboxes.run(JSON.stringify(batch.inboxes.map((update) => [update.agent, update.deliveredId ?? null, update.lastSeen ?? null])));
+          this.#upsertInboxes.run(JSON.stringify(batch.inboxes.map((update) => [
+            update.agent,
+            update.deliveredId ?? null,
+            update.lastSeen ?? null,
+            update.replayAfter === null ? -1 : update.replayAfter ?? null,
+          ])));
         }
         for (const update of batch.inboxes) {
           for (const { after, upTo } of update.polled ?? []) this.#markPolledRange(update.agent, after, upTo);

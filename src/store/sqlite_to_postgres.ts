@@ -126,9 +126,10 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
 
 function readSqlite(db: DatabaseSync, file: string): SqliteContents {
   const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
-  // v2 only changed how messages are indexed: the columns read here are the same.
-  if (version !== 1 && version !== 2) {
-    throw new InteropError("storage_failed", `${file} is not an interop store this version can read (schema version ${version}, expected 1 or 2)`);
+  // Schema 2 only changed how messages are indexed, and 3 added each inbox's replay point, left behind (on a
+  // shared store the resume window is each broker's memory): the columns read here are the same.
+  if (version < 1 || version > 3) {
+    throw new InteropError("storage_failed", `${file} is not an interop store this version can read (schema version ${version}, expected 1 to 3)`);
   }
   const messages = db.prepare(`SELECT id, recipient, sender, created_at, payload, polled, reply_to, conversation, hops,
     idempotency_key FROM messages ORDER BY id`).all() as unknown as Message[];

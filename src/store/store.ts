@@ -64,6 +64,11 @@ export interface InboxUpdate {
    * no read hands them out, and `outcome` reports them withdrawn.
    */
   withdrawn?: Array<{ id: number; at: number }>;
+  /**
+   * Where a resume without an id is to start (see recent_writes.ts), kept so that it survives a restart; null: none.
+   * Only a store one broker owns keeps it (`loadReplayPoints`): on a shared one the window stays in each broker's memory.
+   */
+  replayAfter?: number | null;
 }
 
 /** A sender, a recipient, or both, that messages must have. */
@@ -228,5 +233,7 @@ export interface MessageStore {
   removeInbox(agent: AgentName): Promise<number>;
   /** Present when several brokers may open the store. */
   readonly shared?: SharedInboxes;
+  /** The inboxes' replay points (`InboxUpdate.replayAfter`) as last committed; a store that keeps none lacks it. */
+  loadReplayPoints?(): Promise<Map<AgentName, number>>;
   close(): Promise<void>;
 }

@@ -1,0 +1,28 @@
+/** The SQLite store's replay points (schema 3): each inbox's, kept across a reopen (a v1 data dir: sqlite_schema.test.ts). */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { AgentName } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+const hermes = "hermes" as AgentName;
+const openclaw = "openclaw" as AgentName;
+
+test("SqliteStore keeps an inbox's replay point across a reopen until an update clears it", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  let store = new SqliteStore(dir.path, "strict");
+  t.after(() => store.close());
+  await store.write({
+    messages: [1, 2, 3].map((n) => ({ from: openclaw, to: hermes, payload: { n }, createdAt: 1000 + n })),
+    inboxes: [{ agent: hermes, deliveredId: 3, replayAfter: 1 }, { agent: openclaw, deliveredId: 0 }],
+  });
+  // An update that says nothing of it (a poll's cursor, a last-seen time) leaves it.
+  await store.write({ messages: [], inboxes: [{ agent: hermes, lastSeen: 5000 }] });
+  await store.close();
+  store = new SqliteStore(dir.path, "strict");
+  assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, 1]]));
+  await store.write({ messages: [], inboxes: [{ agent: hermes, replayAfter: null }, { agent: "new" as AgentName, replayAfter: null }] });
+  assert.deepEqual(await store.loadReplayPoints(), new Map());
+  assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === hermes)?.deliveredId, 3);
+});

@@ -1,7 +1,7 @@
 /** Requests pipelined on one connection: answered in request order, their publishes committed in that order and together. */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { rawClient } from "../helpers/raw_client.ts";
 
@@ -81,14 +81,19 @@ test("publishes pipelined in one write are answered in request order and stored 
   assert.ok(commits < count, `${count} pipelined publishes took ${commits} commits`);
 });
 
-test("a bad request or a refused stream in the middle of a pipeline gets its answer in place, a GET reads what came before it, and a stream ends the pipeline", async (t) => {
+/** A broker with openclaw's inbox created and empty, and a raw client connected to it. */
+async function clientOfWarmBroker(t: TestContext) {
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
   assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
-
   const client = await rawClient(broker.url);
   t.after(() => client.socket.destroy());
+  return { broker, client };
+}
+
+test("a bad request or a refused stream in the middle of a pipeline gets its answer in place, a GET reads what came before it, and a stream ends the pipeline", async (t) => {
+  const { broker, client } = await clientOfWarmBroker(t);
   client.socket.write([
     publishRequest(`{"n":0}`),
     publishRequest("not json"),
@@ -173,16 +178,22 @@ function brokerSide(brokerPort: number, clientPort: number): { state: string; un
   return undefined;
 }
 
-test("a client that pipelines requests and never reads the answers is cut once it has read nothing for the keep-alive time", async (t) => {
-  // The broker's side of the connection is read from Linux's table.
-  if (!existsSync("/proc/net/tcp")) return t.skip("observed on Linux");
+/** A broker holding four 512 KiB messages for openclaw (a /history answer of 2 MiB) and a raw client that reads nothing. */
+async function clientOwedLargeAnswers(t: TestContext) {
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   const pad = "x".repeat(512 * 1024);
   for (let n = 0; n < 4; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
-  const stalled = await rawClient(broker.url);
-  t.after(() => stalled.socket.destroy());
-  stalled.socket.pause();
+  const client = await rawClient(broker.url);
+  t.after(() => client.socket.destroy());
+  client.socket.pause();
+  return { broker, client };
+}
+
+test("a client that pipelines requests and never reads the answers is cut once it has read nothing for the keep-alive time", async (t) => {
+  // The broker's side of the connection is read from Linux's table.
+  if (!existsSync("/proc/net/tcp")) return t.skip("observed on Linux");
+  const { broker, client: stalled } = await clientOwedLargeAnswers(t);
   // Each answer is 2 MiB: the first few fill the sockets' buffers, and the rest wait for reads that do not come.
   stalled.socket.write(get("/history?agent=openclaw").repeat(24));
   const state = () => brokerSide(broker.port, stalled.socket.localPort!)?.state;
@@ -203,15 +214,9 @@ async function pendingFor(url: string): Promise<number> {
 }
 
 test("a client that pipelines 300 KB of publishes without reading its answers is slowed down, not cut: then reading, it has every answer, in order, each publish stored once", async (t) => {
-  const broker = await startBroker();
-  t.after(() => broker.cleanup());
-  assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
-  assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
-
-  const count = 300;
-  const client = await rawClient(broker.url);
-  t.after(() => client.socket.destroy());
+  const { broker, client } = await clientOfWarmBroker(t);
   client.socket.pause();
+  const count = 300;
   client.socket.write(publishes(count));
   // Each publish is committed while the client reads nothing (a connection cut on the way commits no more).
   await waitFor(async () => await pendingFor(broker.url) === count, 20_000, `${count} publishes to be stored`);
@@ -226,15 +231,9 @@ test("a client that pipelines 300 KB of publishes without reading its answers is
 });
 
 test("a wait with 300 KB of publishes pipelined behind it ends at once, answered as at its timeout, so that the publishes behind it are stored and answered in order", async (t) => {
-  const broker = await startBroker();
-  t.after(() => broker.cleanup());
-  assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
-  assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
-
-  const count = 300;
-  const client = await rawClient(broker.url);
-  t.after(() => client.socket.destroy());
+  const { broker, client } = await clientOfWarmBroker(t);
   client.socket.pause();
+  const count = 300;
   // An hour's wait holds the pipeline. A socket no longer read could not see its client leave: the wait would hold
   // its place for the hour after a hang-up.
   client.socket.write(get("/wait?agent=hermes&timeout=3600") + publishes(count));
@@ -249,13 +248,7 @@ test("a wait with 300 KB of publishes pipelined behind it ends at once, answered
 test("a client that pipelines 300 KB of publishes behind answers it does not read is no longer read, not cut, and once it hangs up its connection goes at once", async (t) => {
   // The broker's side of the connection is read from Linux's table.
   if (!existsSync("/proc/net/tcp")) return t.skip("observed on Linux");
-  const broker = await startBroker();
-  t.after(() => broker.cleanup());
-  const pad = "x".repeat(512 * 1024);
-  for (let n = 0; n < 4; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
-  const client = await rawClient(broker.url);
-  t.after(() => client.socket.destroy());
-  client.socket.pause();
+  const { broker, client } = await clientOwedLargeAnswers(t);
   // Answers of 2 MiB each fill the sockets' buffers: the publishes behind them wait for the client to read.
   const sent = get("/history?agent=openclaw").repeat(8) + publishes(300);
   client.socket.write(sent);

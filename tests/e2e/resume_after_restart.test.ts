@@ -3,7 +3,7 @@
  * client that resumes without an id (Hermes's ntfy adapter) after the broker was stopped and started on its data dir.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { tempDir } from "../helpers/cli.ts";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { startTcpRelay, type TcpRelay } from "../helpers/tcp_relay.ts";
@@ -28,6 +28,21 @@ async function readUntil(response: Response, text: string): Promise<string> {
 
 async function hermes(broker: RunningBroker): Promise<{ pending: number; streams: number; redelivered: number }> {
   return (await (await fetch(`${broker.url}/status`)).json()).agents.hermes;
+}
+
+/** What a test starts (a data dir, brokers, relays, streams), stopped after it, however it ends. */
+function startedByTest(t: TestContext) {
+  const dir = tempDir("interop-data-");
+  const started: RunningBroker[] = [];
+  const relays: TcpRelay[] = [];
+  const aborts: AbortController[] = [];
+  t.after(async () => {
+    for (const abort of aborts) abort.abort();
+    for (const relay of relays) await relay.close();
+    for (const broker of started) await broker.cleanup();
+    dir.cleanup();
+  });
+  return { dir, started, relays, aborts };
 }
 
 /**
@@ -71,16 +86,7 @@ async function swallowThenRestart(
 
 for (const [kind, signal] of [["ntfy", "SIGTERM"], ["sse", "SIGTERM"], ["ntfy", "SIGKILL"]] as const) {
   test(`a ${kind} stream without an id after a ${signal} restart gets again what the broker wrote into a silent link`, async (t) => {
-    const dir = tempDir("interop-data-");
-    const started: RunningBroker[] = [];
-    const relays: TcpRelay[] = [];
-    const aborts: AbortController[] = [];
-    t.after(async () => {
-      for (const abort of aborts) abort.abort();
-      for (const relay of relays) await relay.close();
-      for (const broker of started) await broker.cleanup();
-      dir.cleanup();
-    });
+    const { dir, started, relays, aborts } = startedByTest(t);
     const { broker } = await swallowThenRestart(kind, signal, dir.path, started, relays, aborts);
     assert.equal((await hermes(broker)).pending, 0, "what the stream was sent stays delivered");
 
@@ -97,16 +103,7 @@ for (const [kind, signal] of [["ntfy", "SIGTERM"], ["sse", "SIGTERM"], ["ntfy", 
 }
 
 test("a stream resumed by id after a SIGKILL restart gets nothing again of what it had, and nothing counts as pending", async (t) => {
-  const dir = tempDir("interop-data-");
-  const started: RunningBroker[] = [];
-  const relays: TcpRelay[] = [];
-  const aborts: AbortController[] = [];
-  t.after(async () => {
-    for (const abort of aborts) abort.abort();
-    for (const relay of relays) await relay.close();
-    for (const broker of started) await broker.cleanup();
-    dir.cleanup();
-  });
+  const { dir, started, relays, aborts } = startedByTest(t);
   const { ids, broker } = await swallowThenRestart("sse", "SIGKILL", dir.path, started, relays, aborts);
 
   const abort = new AbortController();

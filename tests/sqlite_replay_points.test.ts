@@ -1,8 +1,10 @@
 /** The SQLite store's replay points (schema 3): each inbox's, kept across a reopen (a v1 data dir: sqlite_schema.test.ts). */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
 import type { AgentName } from "../src/message.ts";
-import { SqliteStore } from "../src/store/sqlite.ts";
+import { DATABASE_FILE, SqliteStore } from "../src/store/sqlite.ts";
 import { tempDir } from "./helpers/cli.ts";
 
 const hermes = "hermes" as AgentName;
@@ -25,4 +27,19 @@ test("SqliteStore keeps an inbox's replay point across a reopen until an update 
   await store.write({ messages: [], inboxes: [{ agent: hermes, replayAfter: null }, { agent: "new" as AgentName, replayAfter: null }] });
   assert.deepEqual(await store.loadReplayPoints(), new Map());
   assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === hermes)?.deliveredId, 3);
+});
+
+test("SqliteStore forgets the replay points of a file an older interop served since (it delivered past them)", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  let store = new SqliteStore(dir.path, "strict");
+  t.after(() => store.close());
+  await store.write({ messages: [{ from: openclaw, to: hermes, payload: {}, createdAt: 1 }], inboxes: [{ agent: hermes, replayAfter: 0 }] });
+  await store.close();
+  // What an older interop leaves when it opens the file: its own schema version.
+  const older = new DatabaseSync(join(dir.path, DATABASE_FILE));
+  older.exec("PRAGMA user_version = 1");
+  older.close();
+  store = new SqliteStore(dir.path, "strict");
+  assert.deepEqual(await store.loadReplayPoints(), new Map());
 });

@@ -50,11 +50,13 @@ export class RecentWrites {
 
   /**
    * The broker restarted at `now` (ms) and the store kept `replayAfter` for `agent`: the stream that wrote those
-   * messages ended with the old broker, so a resume without an id starts there, as it would have before.
+   * messages ended with the old broker, so a resume without an id starts there, as it would have before. False
+   * with no window (`--resume-window 0`): nothing is kept.
    */
-  restore(agent: AgentName, replayAfter: number, now: number): void {
-    if (this.#windowMs === 0) return;
+  restore(agent: AgentName, replayAfter: number, now: number): boolean {
+    if (this.#windowMs === 0) return false;
     this.#logs.set(agent, { entries: [{ second: Math.floor(now / 1000), firstId: replayAfter + 1 }], endedAt: now });
+    return true;
   }
 
   /** A stream for `agent` opened: until it ends, the window counts back from the next resume. */

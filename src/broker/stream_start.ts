@@ -9,8 +9,9 @@ export type StreamStart =
   /**
    * Exactly after this id (Last-Event-ID; ntfy's since=<id>); an unknown or expired id is refused. `store`: the
    * identity of the store the id came from, when the client says (a stream reads another store's ids from the cursor).
+   * `key`: the message's key, when the client named it (an ntfy id), which tells whether it is this store's.
    */
-  | { from: "id"; afterId: number; store?: string }
+  | { from: "id"; afterId: number; store?: string; key?: string }
   /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
   | { from: "time"; since: number };
 

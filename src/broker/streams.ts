@@ -1,7 +1,7 @@
 /** The broker's open streams, one per agent (the newest wins), and how a new one is validated and started. */
 import { Buffer } from "node:buffer";
 import { InteropError } from "../errors.ts";
-import type { AgentName, Envelope } from "../message.ts";
+import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import type { InboxRecord, MessageStore } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
@@ -55,7 +55,10 @@ export class Streams {
   /** The replay points the store kept from before a restart (see `RecentWrites.restore`). */
   restore(points: Map<AgentName, number>): void {
     const now = this.#deps.now();
-    for (const [agent, replayAfter] of points) this.#recentWrites.restore(agent, replayAfter, now);
+    for (const [agent, replayAfter] of points) {
+      // Without a window the point goes: kept, it would replay what this run delivers once a window is set again.
+      if (!this.#recentWrites.restore(agent, replayAfter, now)) this.#deps.replayPoint(agent, undefined);
+    }
   }
 
   /** How often `heartbeat()` is to be called: each call writes the heartbeats of a share of the streams. */
@@ -122,12 +125,26 @@ export class Streams {
    */
   async prepare(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
     const { store } = this.#deps;
-    // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
-    // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
-    if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
+    // Refused before anything moves (a cursor, a replay point, the stream's owner on a shared store).
+    // Per broker: on a shared store a stream on another broker is replaced all the same.
+    if (this.#deps.secondStream === "refuse" && this.#sessions.has(agent)) {
+      throw new InteropError(
+        "stream_open",
+        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
+      );
+    }
     const shared = store.shared;
     // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
     if (store.outage !== undefined) throw store.outage;
+    // An ntfy id names its message (id and creation time): this store's message of that id is it, or the id came
+    // from another store. Retention may have removed it: then the id is taken as it stands.
+    if (start.from === "id" && start.key !== undefined) {
+      const named = await store.find(start.afterId);
+      if (named !== undefined) start = messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
+    }
+    // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
+    // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
+    if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
     const inbox = await this.#deps.inboxFor(agent);
     // A UUID (PostgreSQL keeps it in a uuid column and gives it back in this form), copied flat: Node builds
     // crypto.randomUUID() by concatenating 16 pieces, and each open stream kept that rope (~540 bytes of heap).
@@ -138,20 +155,15 @@ export class Streams {
     if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
     let startAfter = await resolveStart(store, inbox, start, this.#deps.lastId());
     // A shared store's cursor moves with each claim, never late; this broker's lags its writes (see commit_queue.ts).
-    if (start.from === "id" && shared === undefined) await this.#skip(inbox, startAfter);
+    // Only for an id the client says is this store's (listen sends it; an ntfy id shows it): an id of another store
+    // that names none would mark as delivered what nobody was sent.
+    if (start.from === "id" && start.store === store.id && shared === undefined) await this.#skip(inbox, startAfter);
     if (start.from !== "cursor") {
       if (this.#recentWrites.forget(agent)) this.#deps.replayPoint(agent, undefined);
     } else {
       // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
       const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now());
       if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
-    }
-    // Per broker: on a shared store a stream on another broker is replaced all the same.
-    if (this.#deps.secondStream === "refuse" && this.#sessions.has(agent)) {
-      throw new InteropError(
-        "stream_open",
-        `${agent} already has an open stream; close it first (this broker runs with --second-stream refuse)`,
-      );
     }
     // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
     let version = 0;

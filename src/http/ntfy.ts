@@ -176,7 +176,7 @@ function parseSince(value: string | null): StreamStart {
     return number >= UNIX_TIME_FLOOR ? { from: "time", since: number * 1000 } : { from: "id", afterId: number };
   }
   const id = NTFY_ID.exec(value);
-  if (id) return { from: "id", afterId: Number(id[1]) };
+  if (id) return { from: "id", afterId: Number(id[1]), key: value };
   throw new InteropError("invalid_query", `Invalid since: ${JSON.stringify(value)}; use a message id, a Unix time, a duration like 10m, or all`);
 }
 

@@ -258,7 +258,9 @@ export class BareConnection {
     if (!socket.destroyed) socket.write(responseHead(response.status, response.headers, "transfer-encoding: chunked\r\n"));
     // A stream the broker ends (replaced, revoked) ends its connection, which its client cannot then keep.
     response.open(new NodeSink(socket, "chunked", this.#shared.connections.endAfter));
-    // Its client's hang-up ends the stream (its sink sees "close"): what it sends is read, to see that.
+    // Its client's hang-up ends the stream (its sink sees "close"): what it sends is read, to see that. What came
+    // after the stream's request is never read: not kept for the stream's life.
+    this.#received = "";
     this.#hold(false);
     if (this.#ended) socket.end();
   }

@@ -74,11 +74,13 @@ const ADD_INDEXED = `ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DE
 
 /**
  * v2 → v3: each inbox's replay point (`InboxUpdate.replayAfter`), so that the resume window survives a restart.
- * Runs inside the opening transaction on any database without the column (a new one included).
+ * Runs inside the opening transaction of a file of schema `version` (0: a new one).
  */
-function addReplayPoints(db: DatabaseSync): void {
-  if (hasColumn(db, "inboxes", "replay_after")) return;
-  db.exec("ALTER TABLE inboxes ADD COLUMN replay_after INTEGER");
+function addReplayPoints(db: DatabaseSync, version: number): void {
+  if (!hasColumn(db, "inboxes", "replay_after")) return void db.exec("ALTER TABLE inboxes ADD COLUMN replay_after INTEGER");
+  // A file an older interop served since has the column, and points it never moved while its streams delivered
+  // past them: restored, they would replay all of that.
+  if (version < SCHEMA_VERSION) db.exec("UPDATE inboxes SET replay_after = NULL");
 }
 
 /** Whether a table has a column: a file an older interop served since keeps the columns a newer one added. */
@@ -153,7 +155,7 @@ export class SqliteStore implements MessageStore {
       this.#db.exec(`${SCHEMA}
         INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');
         PRAGMA user_version = ${SCHEMA_VERSION};`);
-      addReplayPoints(this.#db);
+      addReplayPoints(this.#db, version);
       // The tail left un-indexed by the last run joins the index now; it starts after the newest indexed row,
       // which a backward scan of the (short) tail finds.
       const indexed = this.#db.prepare("SELECT id FROM messages WHERE indexed = 1 ORDER BY id DESC LIMIT 1").get() as

@@ -12,13 +12,16 @@ const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").re
 
 test("a running broker and listener show as interop serve and interop listen in ps and pgrep", async (t) => {
   const dir = tempDir();
-  t.after(() => dir.cleanup());
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   assert.equal(comm(broker.pid), "interop serve\n");
 
   const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--out", `${dir.path}/out.jsonl`]);
-  t.after(() => stopListen(listen, "SIGKILL"));
+  // After hooks run in the order they were added: its directory goes once it stopped writing there.
+  t.after(async () => {
+    await stopListen(listen, "SIGKILL");
+    dir.cleanup();
+  });
   // Set as the subcommand starts, before it has anything to say: polled, as ps would see it.
   await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
   // Deno cannot rewrite its command line (process.title sets only comm there).
@@ -34,10 +37,12 @@ for (const password of ["hunter2", "hun@ter2"]) {
     // Deno cannot rewrite its command line: there the docs' advice ($INTEROP_DATABASE_URL, --config) is all there is.
     if ("Deno" in globalThis && !process.env.INTEROP_CLI) return t.skip("Deno sets only the process name");
     const dir = tempDir();
-    t.after(() => dir.cleanup());
     // Nothing listens on port 9: the listener keeps retrying, which keeps it running for ps to read.
     const listen = spawnCli(["listen", "--agent", "hermes", "--url", `http://hermes:${password}@127.0.0.1:9`, "--out", `${dir.path}/out.jsonl`]);
-    t.after(() => stopListen(listen, "SIGKILL"));
+    t.after(async () => {
+      await stopListen(listen, "SIGKILL");
+      dir.cleanup();
+    });
     await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
     assert.doesNotMatch(cmdline(listen.pid!), /ter2/);
     assert.match(cmdline(listen.pid!), /--url http:\/\/hermes:\*\*\*@127\.0\.0\.1:9 /);

@@ -115,3 +115,25 @@ test("a stream resumed by id after a SIGKILL restart gets nothing again of what 
   for (const text of SWALLOWED) assert.ok(!read.includes(text), `${text} not again in:\n${read}`);
   assert.deepEqual([(await hermes(broker)).pending, (await hermes(broker)).redelivered], [0, 0]);
 });
+
+test("a replay point is dropped by a run with --resume-window 0, not replayed by a later run with a window", async (t) => {
+  const { dir, started, aborts } = startedByTest(t);
+  const streamUntil = async (broker: RunningBroker, text: string) => {
+    const abort = new AbortController();
+    aborts.push(abort);
+    const stream = await fetch(`${broker.url}/subscribe?agent=hermes`, { signal: abort.signal });
+    assert.equal((await publish(broker.url, "openclaw", "hermes", { text })).status, 200);
+    return await readUntil(stream, text);
+  };
+  const first = await startBroker({ dataDir: dir.path });
+  started.push(first);
+  assert.ok((await streamUntil(first, "before")).includes("before"));
+  assert.equal((await first.stop("SIGTERM")).code, 0);
+  const windowless = await startBroker({ dataDir: dir.path, args: ["--resume-window", "0"] });
+  started.push(windowless);
+  assert.equal((await windowless.stop("SIGTERM")).code, 0);
+
+  const last = await startBroker({ dataDir: dir.path });
+  started.push(last);
+  assert.ok(!(await streamUntil(last, "after")).includes("before"), "the first run's window is not replayed");
+});

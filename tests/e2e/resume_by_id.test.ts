@@ -1,27 +1,53 @@
-/** A stream that resumes by an id past its inbox's cursor (the cursor lagged at a kill -9, or the client peeked). */
+/**
+ * A stream that resumes by an id past its inbox's cursor (the cursor lagged at a kill -9, or the client peeked):
+ * what it skips counts as delivered only when the id is this store's, as listen and ntfy ids say.
+ */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 
-test("a stream resumed by an id past the cursor counts what it skips as delivered: nothing stays pending", async (t) => {
-  let broker: RunningBroker | undefined;
+/** A broker with three messages for hermes that a peek has seen and nothing has taken; the stream opened on it is aborted after the test. */
+async function peekedInbox(t: TestContext): Promise<{ broker: RunningBroker; ids: number[]; stream: AbortSignal }> {
+  const broker = await startBroker();
   const abort = new AbortController();
   t.after(async () => {
     abort.abort();
-    await broker?.cleanup();
+    await broker.cleanup();
   });
-  broker = await startBroker();
   const ids: number[] = [];
   for (const n of [1, 2, 3]) ids.push((await (await publish(broker.url, "openclaw", "hermes", { text: `message ${n}` })).json()).id);
   // A peek takes nothing: the cursor stays before the three, as it does when a kill -9 came before its commit.
   const peeked = await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json();
   assert.deepEqual(peeked.map((message: { interop: { id: number } }) => message.interop.id), ids);
+  return { broker, ids, stream: abort.signal };
+}
 
-  await fetch(`${broker.url}/subscribe?agent=hermes`, { signal: abort.signal, headers: { "Last-Event-ID": String(ids[1]) } });
-  const hermes = async () => (await (await fetch(`${broker!.url}/status`)).json()).agents.hermes;
-  await waitFor(async () => (await hermes()).streams === 1, 10_000, "the stream");
+async function hermes(broker: RunningBroker): Promise<{ pending: number; streams: number; redelivered: number }> {
+  return (await (await fetch(`${broker.url}/status`)).json()).agents.hermes;
+}
+
+test("a stream resumed by an id of this store past the cursor counts what it skips as delivered: nothing stays pending", async (t) => {
+  const { broker, ids, stream } = await peekedInbox(t);
+  const store = (await (await fetch(`${broker.url}/status`)).json()).store_id;
+  // As listen resumes: the id with the store it came from.
+  await fetch(`${broker.url}/subscribe?agent=hermes`, { signal: stream, headers: { "Last-Event-ID": String(ids[1]), "Interop-Store": store } });
+  await waitFor(async () => (await hermes(broker)).streams === 1, 10_000, "the stream");
   // The third is written to the stream; the first two the client said it has.
-  await waitFor(async () => (await hermes()).pending === 0, 10_000, "nothing pending");
+  await waitFor(async () => (await hermes(broker)).pending === 0, 10_000, "nothing pending");
   assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json(), []);
-  assert.equal((await hermes()).redelivered, 0);
+  assert.equal((await hermes(broker)).redelivered, 0);
+});
+
+test("an id that names no store, or an ntfy id of another store, marks nothing as delivered", async (t) => {
+  const { broker, ids, stream } = await peekedInbox(t);
+  // A Last-Event-ID alone (an EventSource, curl): the stream starts after it, and what it skipped stays pending.
+  await fetch(`${broker.url}/subscribe?agent=hermes`, { signal: stream, headers: { "Last-Event-ID": String(ids[2]) } });
+  await waitFor(async () => (await hermes(broker)).streams === 1, 10_000, "the stream");
+  assert.equal((await hermes(broker)).pending, 3);
+  // An ntfy id of another store (same id, another creation time) is read from the cursor: all three come.
+  const foreign = await fetch(`${broker.url}/ntfy/hermes/json?since=${ids[2]}-zzzz`, { signal: stream });
+  const reader = foreign.body!.getReader();
+  let read = "";
+  while ((read.match(/"event":"message"/g) ?? []).length < 3) read += new TextDecoder().decode((await reader.read()).value);
+  assert.deepEqual([...read.matchAll(/"message":"(message \d)"/g)].map((match) => match[1]), ["message 1", "message 2", "message 3"]);
 });

@@ -18,7 +18,12 @@ export function exitOf(child: ChildProcess): Promise<number | null> {
 /** Sends `signal` to this listener's PID and waits for it to exit. */
 export async function stopListen(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
   const exited = exitOf(child);
-  if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+  try {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+  } catch (error) {
+    // It exited after the check, before Node read its exit status: `exited` hears of it.
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
   return await exited;
 }
 

@@ -69,8 +69,21 @@ export function collect(child: ChildProcess, timeoutMs = 30_000): Promise<CliRes
   });
 }
 
-/** A fresh temporary directory, removed by `cleanup`. */
+/**
+ * A fresh temporary directory, removed by `cleanup`. A test's after hooks run in the order they were added, so a
+ * directory's removal may come before the stop of a listener writing its state there: a file it writes meanwhile
+ * fails the removal (ENOTEMPTY), which is tried again.
+ */
 export function tempDir(prefix = "interop-test-"): { path: string; cleanup(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+  const cleanup = (): void => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return rmSync(path, { recursive: true, force: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOTEMPTY" || attempt === 50) throw error;
+      }
+    }
+  };
+  return { path, cleanup };
 }

@@ -26,6 +26,8 @@ export class AgentInboxes {
   /** Other brokers create inboxes too: their records join this one's from the cluster view. */
   #shared: SharedInboxes | undefined;
   #cluster: ClusterView | undefined;
+  /** Removals under way: the store still holds the inbox until each settles. */
+  #removals = new Map<AgentName, Promise<unknown>>();
 
   constructor(deps: AgentInboxesDeps) {
     this.#deps = deps;
@@ -62,6 +64,10 @@ export class AgentInboxes {
 
   /** Creates `agent`'s inbox (committed before this resolves) unless it has one; no admission rule asked. */
   async create(agent: AgentName): Promise<InboxRecord> {
+    // An inbox created while its removal runs would be deleted by it, and what is stored for it orphaned: the new
+    // one comes after the removal, as a request made just after it would.
+    const removal = this.#removals.get(agent);
+    if (removal !== undefined) await removal.catch(() => {});
     // Another request may have created it while this one waited.
     const existing = this.#records.get(agent);
     if (existing !== undefined) return existing;
@@ -69,6 +75,11 @@ export class AgentInboxes {
     this.#records.set(agent, inbox);
     if (this.#shared === undefined) await this.#deps.commits.update({ agent, deliveredId: inbox.deliveredId });
     else inbox.deliveredId = await this.#shared.createInbox(agent, inbox.deliveredId);
+    // Removed while it was being created (the operator's removal won): the publish or read that asked for it must
+    // not store into, or count on, a record the broker no longer has. It gets the answer an unknown agent gets.
+    if (this.#records.get(agent) !== inbox) {
+      throw new InteropError("unknown_agent", `Unknown agent: ${agent} was removed while its inbox was being created; nothing was stored for it`);
+    }
     return inbox;
   }
 
@@ -118,13 +129,21 @@ export class AgentInboxes {
     }
     this.#records.delete(agent);
     this.#deps.forget(agent);
+    const removal = (async () => {
+      try {
+        // Publishes to it that were already queued commit first, so the removal takes their messages too.
+        await this.#deps.commits.drain();
+        return await this.#deps.store.removeInbox(agent);
+      } catch (error) {
+        if (!this.#records.has(agent)) this.#records.set(agent, inbox);
+        throw error;
+      }
+    })();
+    this.#removals.set(agent, removal);
     try {
-      // Publishes to it that were already queued commit first, so the removal takes their messages too.
-      await this.#deps.commits.drain();
-      return await this.#deps.store.removeInbox(agent);
-    } catch (error) {
-      if (!this.#records.has(agent)) this.#records.set(agent, inbox);
-      throw error;
+      return await removal;
+    } finally {
+      if (this.#removals.get(agent) === removal) this.#removals.delete(agent);
     }
   }
 }

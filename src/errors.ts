@@ -17,6 +17,7 @@ export type ErrorCode =
   | "unknown_message"
   | "hop_limit"
   | "reply_timeout"
+  | "ask_interrupted"
   | "invalid_event_id"
   | "unknown_event_id"
   | "event_id_expired"

@@ -23,6 +23,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   hop_limit: 409,
   unknown_message: 404,
   reply_timeout: 504,
+  ask_interrupted: 504,
   event_id_expired: 410,
   payload_too_large: 413,
   rate_limited: 429,

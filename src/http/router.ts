@@ -16,7 +16,7 @@ import {
   parsePayload,
   toWire,
 } from "../message.ts";
-import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } from "../runtime/types.ts";
+import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
@@ -195,6 +195,15 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
     (signal) => broker.ask(from, to, payload, timeoutMs, signal),
   );
   if (reply === undefined && revoked) throw tokenRevoked(caller, `a reply to message ${question.id} will be in ${from}'s inbox`);
+  // The client is still reading answers on this connection: "no reply within" the hour it asked for would be false.
+  if (reply === undefined && request.clientGone().reason === READING_PAUSED) {
+    throw new InteropError(
+      "ask_interrupted",
+      `Ended early: this connection pipelined further requests while the ask waited (a connection not read cannot ` +
+        `show its client leaving), so the wait for ${to}'s reply to message ${question.id} ended; the reply, when it ` +
+        `comes, will be in ${from}'s inbox. Send an ask on a connection of its own to wait for its reply`,
+    );
+  }
   if (reply === undefined) {
     throw new InteropError(
       "reply_timeout",

@@ -10,7 +10,15 @@ import type { NodeConnections } from "./node_connections.ts";
 import { NodeSink } from "./node_sink.ts";
 import { refuseDeclaredPastLimit } from "./read_body.ts";
 import { parseRequestHead, type RequestHead, targetUrl } from "./request_head.ts";
-import { type Handler, handlerFailure, type IncomingRequest, isStream, type OutgoingResponse, type StreamResponse } from "./types.ts";
+import {
+  type Handler,
+  handlerFailure,
+  type IncomingRequest,
+  isStream,
+  type OutgoingResponse,
+  READING_PAUSED,
+  type StreamResponse,
+} from "./types.ts";
 
 /** How long a kept-alive connection may wait for its next request, as every answer says (`node:http`'s default). */
 const KEEP_ALIVE_MS = 5_000;
@@ -181,7 +189,7 @@ export class BareConnection {
     this.#paused = hold;
     if (!hold) return void this.#socket.resume();
     this.#socket.pause();
-    for (const request of this.#pending) request.gone?.abort();
+    for (const request of this.#pending) request.gone?.abort(READING_PAUSED);
   }
 
   #start(head: RequestHead, body: Uint8Array): void {
@@ -199,7 +207,8 @@ export class BareConnection {
     const clientGone = () => {
       if (request.gone === undefined) {
         request.gone = new AbortController();
-        if (this.#ended || this.#paused || this.#socket.destroyed) request.gone.abort();
+        if (this.#ended || this.#socket.destroyed) request.gone.abort();
+        else if (this.#paused) request.gone.abort(READING_PAUSED);
       }
       return request.gone.signal;
     };

@@ -23,6 +23,12 @@ export interface IncomingRequest {
   ordered?(): void;
 }
 
+/**
+ * The reason `clientGone()` aborts with when the client may still be there but its connection is no longer read (it
+ * pipelined past what may start, so its leaving could not be seen): its answer is still read, and says so.
+ */
+export const READING_PAUSED = "reading paused";
+
 /** A complete response. */
 export interface BodyResponse {
   status: number;

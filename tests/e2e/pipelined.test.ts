@@ -245,6 +245,28 @@ test("a wait with 300 KB of publishes pipelined behind it ends at once, answered
   assert.deepEqual(readAnswers(client.received()).map((answer) => answer.status), [204, ...Array(count).fill(200)]);
 });
 
+test("an ask with 300 KB of publishes pipelined behind it ends at once with a 504 that says so, not that no reply came within its timeout", async (t) => {
+  const { broker, client } = await clientOfWarmBroker(t);
+  client.socket.pause();
+  const count = 300;
+  const question = JSON.stringify({ text: "anything for me?" });
+  const ask = `POST /ask?from=hermes&to=openclaw&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(question)}\r\n\r\n${question}`;
+  client.socket.write(ask + publishes(count));
+  await waitFor(async () => await pendingFor(broker.url) === count + 1, 20_000, `the question and ${count} publishes to be stored`);
+
+  client.socket.resume();
+  await waitFor(() => readAnswers(client.received()).length === count + 1, 20_000, `${count + 1} answers`);
+  const [answer, ...rest] = readAnswers(client.received());
+  assert.deepEqual(rest.map((publish) => publish.status), Array(count).fill(200));
+  assert.equal(answer.status, 504);
+  const { code, error } = JSON.parse(answer.body);
+  assert.equal(code, "ask_interrupted");
+  assert.doesNotMatch(error, /within 3600 s/, "the hour did not pass");
+  assert.match(error, /pipelined/);
+  assert.match(error, /hermes's inbox/);
+});
+
 test("a client that pipelines 300 KB of publishes behind answers it does not read is no longer read, not cut, and once it hangs up its connection goes at once", async (t) => {
   // The broker's side of the connection is read from Linux's table.
   if (!existsSync("/proc/net/tcp")) return t.skip("observed on Linux");

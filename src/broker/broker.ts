@@ -18,7 +18,7 @@ import { replyContext } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { settled, SharedWaiters } from "./shared_waiters.ts";
-import { resolveStart, type StreamStart } from "./stream_start.ts";
+import type { StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
 import { Waiters } from "./waiters.ts";
 
@@ -388,10 +388,13 @@ export class Broker {
     return this.#streams.prepare(agent, start, format);
   }
 
-  /** Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. */
+  /**
+   * Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. Where it
+   * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says.
+   */
   async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, "read");
-    const messages = await this.#store.readAfter(agent, await resolveStart(this.#store, inbox, start, this.#lastId), limit);
+    const { inbox, after } = await this.#streams.begin(agent, start);
+    const messages = await this.#store.readAfter(agent, after, limit);
     this.#markDelivered(inbox, messages);
     return messages;
   }

@@ -119,6 +119,38 @@ export class Streams {
   }
 
   /**
+   * Where a read of `agent`'s inbox from `start` begins (the id it reads after), for a stream and for ntfy's poll
+   * alike, with the start as taken: an id of another store reads from the cursor, and one of this store past the
+   * cursor counts what it skips as delivered. `opening` runs once the inbox is known, before the start is resolved.
+   */
+  async begin(
+    agent: AgentName,
+    start: StreamStart,
+    opening?: (inbox: InboxRecord) => Promise<void>,
+  ): Promise<{ inbox: InboxRecord; start: StreamStart; after: number }> {
+    const { store } = this.#deps;
+    // An ntfy id names its message (id and creation time): this store's message of that id is it, or the id came
+    // from another store. Retention may have removed it: then the id is taken as it stands.
+    if (start.from === "id" && start.key !== undefined) {
+      const named = await store.find(start.afterId);
+      if (named !== undefined) start = messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
+    }
+    // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
+    // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
+    if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
+    const inbox = await this.#deps.inboxFor(agent);
+    await opening?.(inbox);
+    // Another broker on the store may have handed out the id.
+    if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
+    const after = await resolveStart(store, inbox, start, this.#deps.lastId());
+    // A shared store's cursor moves with each claim, never late; this broker's lags its writes (see commit_queue.ts).
+    // Only for an id the client says is this store's (listen sends it; an ntfy id shows it): an id of another store
+    // that names none would mark as delivered what nobody was sent.
+    if (start.from === "id" && start.store === store.id && store.shared === undefined) await this.#skip(inbox, after);
+    return { inbox, start, after };
+  }
+
+  /**
    * Validates a subscription and returns the function that starts it. Reading from the cursor gives what is
    * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
    * agent replaces the older one, on whichever broker of a shared store it is.
@@ -136,29 +168,17 @@ export class Streams {
     const shared = store.shared;
     // A stream starts by reading the store: without it, say so now rather than with a stream that ends at once.
     if (store.outage !== undefined) throw store.outage;
-    // An ntfy id names its message (id and creation time): this store's message of that id is it, or the id came
-    // from another store. Retention may have removed it: then the id is taken as it stands.
-    if (start.from === "id" && start.key !== undefined) {
-      const named = await store.find(start.afterId);
-      if (named !== undefined) start = messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
-    }
-    // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
-    // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
-    if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
-    const inbox = await this.#deps.inboxFor(agent);
     // A UUID (PostgreSQL keeps it in a uuid column and gives it back in this form), copied flat: Node builds
     // crypto.randomUUID() by concatenating 16 pieces, and each open stream kept that rope (~540 bytes of heap).
     const id = Buffer.from(crypto.randomUUID(), "latin1").toString("latin1");
     // On a shared store the cursor is the store's, and the stream this one replaces may be on another broker.
-    if (shared !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, await shared.openStream(agent, id));
-    // Another broker on the store may have handed out the id.
-    if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
-    let startAfter = await resolveStart(store, inbox, start, this.#deps.lastId());
-    // A shared store's cursor moves with each claim, never late; this broker's lags its writes (see commit_queue.ts).
-    // Only for an id the client says is this store's (listen sends it; an ntfy id shows it): an id of another store
-    // that names none would mark as delivered what nobody was sent.
-    if (start.from === "id" && start.store === store.id && shared === undefined) await this.#skip(inbox, startAfter);
-    if (start.from !== "cursor") {
+    const opening = shared === undefined ? undefined : async (inbox: InboxRecord) => {
+      inbox.deliveredId = Math.max(inbox.deliveredId, await shared.openStream(agent, id));
+    };
+    const begun = await this.begin(agent, start, opening);
+    const { inbox } = begun;
+    let startAfter = begun.after;
+    if (begun.start.from !== "cursor") {
       if (this.#recentWrites.forget(agent)) this.#deps.replayPoint(agent, undefined);
     } else {
       // Without an id the client cannot say what it has: what the last stream wrote lately comes again.

@@ -51,3 +51,30 @@ test("an id that names no store, or an ntfy id of another store, marks nothing a
   while ((read.match(/"event":"message"/g) ?? []).length < 3) read += new TextDecoder().decode((await reader.read()).value);
   assert.deepEqual([...read.matchAll(/"message":"(message \d)"/g)].map((match) => match[1]), ["message 1", "message 2", "message 3"]);
 });
+
+/** The ntfy ids of hermes's pending messages (the message id and its creation time), read by a peek. */
+async function ntfyIds(broker: RunningBroker): Promise<string[]> {
+  const peeked = await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json();
+  return peeked.map(({ interop }: { interop: { id: number; timestamp: string } }) => `${interop.id}-${Date.parse(interop.timestamp).toString(36)}`);
+}
+
+/** The texts of the messages of an ntfy poll's answer (newline-delimited JSON). */
+async function ntfyPoll(broker: RunningBroker, since: string): Promise<string[]> {
+  const answer = await fetch(`${broker.url}/ntfy/hermes/json?poll=1&since=${since}`);
+  assert.equal(answer.status, 200);
+  return (await answer.text()).split("\n").filter((line) => line !== "").map((line) => JSON.parse(line).message);
+}
+
+test("an ntfy poll since an ntfy id of this store past the cursor counts what it skips as delivered, as a stream does", async (t) => {
+  const { broker } = await peekedInbox(t);
+  const [, second] = await ntfyIds(broker);
+  assert.deepEqual(await ntfyPoll(broker, second), ["message 3"]);
+  assert.equal((await hermes(broker)).pending, 0, "the client said it has the first two");
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json(), []);
+});
+
+test("an ntfy poll since an ntfy id of another store reads from the cursor, as a stream does", async (t) => {
+  const { broker, ids } = await peekedInbox(t);
+  assert.deepEqual(await ntfyPoll(broker, `${ids[2]}-zzzz`), ["message 1", "message 2", "message 3"]);
+  assert.equal((await hermes(broker)).pending, 0);
+});

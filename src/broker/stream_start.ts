@@ -21,7 +21,9 @@ export async function resolveStart(store: MessageStore, inbox: InboxRecord, star
     case "cursor":
       return inbox.deliveredId;
     case "time":
-      return Math.max(inbox.purgedId, await store.idBefore(inbox.agent, start.since));
+      // And what is still pending from before then: the inbox has one cursor, and a read that started past it would
+      // move it over messages nobody was sent (counted pending, read by nothing).
+      return Math.min(inbox.deliveredId, Math.max(inbox.purgedId, await store.idBefore(inbox.agent, start.since)));
     case "id":
       if (start.afterId > lastId) {
         throw new InteropError(
@@ -35,6 +37,10 @@ export async function resolveStart(store: MessageStore, inbox: InboxRecord, star
           `Event id ${start.afterId} expired: messages for ${inbox.agent} up to ${inbox.purgedId} were removed by retention; reconnect without Last-Event-ID to read pending messages`,
         );
       }
+      // An id past the cursor the client does not say is this store's (an EventSource's Last-Event-ID, curl) may be
+      // another store's (a new data dir at the same URL), whose client has none of these: it reads from the cursor.
+      // Also this store's after a kill -9 (the cursor commits up to 0.1 s late): those messages come again.
+      if (start.store === undefined && start.afterId > inbox.deliveredId) return inbox.deliveredId;
       return start.afterId;
   }
 }

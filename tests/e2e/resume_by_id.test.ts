@@ -1,10 +1,12 @@
 /**
  * A stream that resumes by an id past its inbox's cursor (the cursor lagged at a kill -9, or the client peeked):
- * what it skips counts as delivered only when the id is this store's, as listen and ntfy ids say.
+ * what it skips counts as delivered only when the id is this store's, as listen and ntfy ids say; any other start
+ * past the cursor (an id that names no store, a time) reads from the cursor, so nothing pending is stranded.
  */
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { openSse } from "../helpers/sse.ts";
 
 /** A broker with three messages for hermes that a peek has seen and nothing has taken; the stream opened on it is aborted after the test. */
 async function peekedInbox(t: TestContext): Promise<{ broker: RunningBroker; ids: number[]; stream: AbortSignal }> {
@@ -38,18 +40,36 @@ test("a stream resumed by an id of this store past the cursor counts what it ski
   assert.equal((await hermes(broker)).redelivered, 0);
 });
 
-test("an id that names no store, or an ntfy id of another store, marks nothing as delivered", async (t) => {
+test("an id past the cursor that names no store reads from the cursor: what it skipped comes again, none stays pending unread", async (t) => {
+  const { broker } = await peekedInbox(t);
+  // A Last-Event-ID alone (an EventSource, curl) may be another store's (a new data dir at the same URL), whose
+  // client has none of these three.
+  const resumed = await openSse(`${broker.url}/subscribe?agent=hermes`, { "Last-Event-ID": "3" });
+  t.after(() => resumed.close());
+  const events = await resumed.take(3, 5_000);
+  assert.deepEqual(events.map((event) => JSON.parse(event.data).text), ["message 1", "message 2", "message 3"]);
+  await waitFor(async () => (await hermes(broker)).pending === 0, 10_000, "nothing pending");
+});
+
+test("an ntfy stream since an ntfy id of another store reads from the cursor: all three come", async (t) => {
   const { broker, ids, stream } = await peekedInbox(t);
-  // A Last-Event-ID alone (an EventSource, curl): the stream starts after it, and what it skipped stays pending.
-  await fetch(`${broker.url}/subscribe?agent=hermes`, { signal: stream, headers: { "Last-Event-ID": String(ids[2]) } });
-  await waitFor(async () => (await hermes(broker)).streams === 1, 10_000, "the stream");
-  assert.equal((await hermes(broker)).pending, 3);
-  // An ntfy id of another store (same id, another creation time) is read from the cursor: all three come.
+  // Same id, another creation time.
   const foreign = await fetch(`${broker.url}/ntfy/hermes/json?since=${ids[2]}-zzzz`, { signal: stream });
   const reader = foreign.body!.getReader();
   let read = "";
   while ((read.match(/"event":"message"/g) ?? []).length < 3) read += new TextDecoder().decode((await reader.read()).value);
   assert.deepEqual([...read.matchAll(/"message":"(message \d)"/g)].map((match) => match[1]), ["message 1", "message 2", "message 3"]);
+});
+
+test("an ntfy poll since a time after messages still pending gets them too: a read past the cursor would strand them", async (t) => {
+  const { broker } = await peekedInbox(t);
+  // The next second starts: a message created then is the only one "since" it.
+  const second = Math.floor(Date.now() / 1000) + 1;
+  while (Date.now() < second * 1000) await new Promise((resolve) => setTimeout(resolve, 20));
+  await publish(broker.url, "openclaw", "hermes", { text: "message 4" });
+  assert.deepEqual(await ntfyPoll(broker, String(second)), ["message 1", "message 2", "message 3", "message 4"]);
+  assert.equal((await hermes(broker)).pending, 0);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json(), []);
 });
 
 /** The ntfy ids of hermes's pending messages (the message id and its creation time), read by a peek. */

@@ -58,10 +58,25 @@ export function isA2aPath(pathname: string): boolean {
   return pathname === A2A_PREFIX || pathname.startsWith(`${A2A_PREFIX}/`);
 }
 
-/** The agent card, for `GET /a2a/<agent>/.well-known/agent-card.json`; undefined for any other request. */
+/**
+ * The agent card, for `GET /a2a/<agent>/.well-known/agent-card.json`; for the same paths at the origin, where A2A
+ * discovery looks for a host's one agent, a 404 naming where each agent's card is (the token check answered those
+ * 401, which told a discovering client a credential was missing); undefined for any other request.
+ */
 export function cardResponse(request: IncomingRequest): OutgoingResponse | undefined {
-  const { agent, rest } = splitPath(request.url.pathname);
-  if (request.method !== "GET" || !CARD_PATHS.has(rest)) return undefined;
+  const { pathname } = request.url;
+  if (request.method !== "GET") return undefined;
+  if (CARD_PATHS.has(pathname)) {
+    return errorResponse(
+      new InteropError(
+        "not_found",
+        `No agent card at ${pathname}: interop serves one card per agent, GET ${A2A_PREFIX}/AGENT${pathname} (its endpoint: POST ${A2A_PREFIX}/AGENT)`,
+      ),
+    );
+  }
+  if (!isA2aPath(pathname)) return undefined;
+  const { agent, rest } = splitPath(pathname);
+  if (!CARD_PATHS.has(rest)) return undefined;
   // Any valid name has a card, known or not: a card tells nothing of which agents exist.
   return jsonResponse(200, agentCard(parseAgentName(agent, "agent"), cardBaseUrl(request)));
 }

@@ -78,7 +78,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
     }
     // An agent card is public, as A2A clients fetch it before they authenticate.
-    const card = isA2aPath(pathname) ? cardResponse(request) : undefined;
+    const card = cardResponse(request);
     if (card !== undefined) return Promise.resolve(card);
     const caller = await options.auth.identify(request);
     if (isA2aPath(pathname)) return endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));

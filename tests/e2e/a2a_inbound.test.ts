@@ -87,6 +87,18 @@ test("the card is public, names the URL of the Host it was asked under, and a fo
   assert.equal(JSON.parse(foreign.body).code, "unknown_host");
 });
 
+test("a card asked for at the origin, where a one-agent A2A client looks, is a 404 without a token that names each agent's card path", async (t) => {
+  const hub = await startHub(t);
+  // What Hermes's SDK-based A2A client does with a peer URL: its card resolver drops the path and asks the origin, without a token.
+  for (const path of ["/.well-known/agent-card.json", "/.well-known/agent.json"]) {
+    const response = await fetch(`${hub.broker.url}${path}`);
+    const body = await response.json();
+    assert.equal(response.status, 404, JSON.stringify(body));
+    assert.equal(body.code, "not_found");
+    assert.match(body.error, new RegExp(`GET /a2a/AGENT${path.replaceAll(".", "\\.")}`));
+  }
+});
+
 test("A2A calls without a token or with a bad one get 401, and nothing is stored", async (t) => {
   const hub = await startHub(t);
   const params = { message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "hi" }] } };

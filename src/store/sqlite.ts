@@ -178,10 +178,16 @@ export class SqliteStore implements MessageStore {
       `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
     );
+    // The statements of a commit that change many rows say `OR FAIL`: with the default (ABORT) SQLite keeps a
+    // statement journal, a copy of each page the statement changes, to undo it alone on a constraint error. A commit
+    // rolls back whole on any error (#transaction), so the copy is never used. Measured on the index join (a
+    // 1,024-row UPDATE, the journal in memory): 2.2 → 0.95 µs per row on Node, 4.2 → 1.1 on Deno; fan-out to 100
+    // streams, paired runs: −2 % server CPU per delivery on Node, −1 % on Deno.
+    //
     // A broadcast's copies in one statement, the recipients a JSON array, inserted in its order: a statement per
     // copy cost 2 µs (Node) to 4 µs (Deno) each.
     this.#insertCopies = this.#db.prepare(
-      `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
+      `INSERT OR FAIL INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
        SELECT ?, ?, ?, ?, ?, ?, ?, value, 0 FROM json_each(?) ORDER BY key`,
     );
     // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen, replayAfter]): a
@@ -189,7 +195,7 @@ export class SqliteStore implements MessageStore {
     // parameters on Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
     // A replay point: null leaves it, -1 clears it (stored as is on a new row: `loadReplayPoints` skips it).
     this.#upsertInboxes = this.#db.prepare(`
-      INSERT INTO inboxes (agent, delivered_id, last_seen, replay_after)
+      INSERT OR FAIL INTO inboxes (agent, delivered_id, last_seen, replay_after)
         SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2, value ->> 3 FROM json_each(?) WHERE true
       ON CONFLICT (agent) DO UPDATE SET
         delivered_id = max(delivered_id, excluded.delivered_id),
@@ -198,16 +204,16 @@ export class SqliteStore implements MessageStore {
     // Each read by recipient has two parts: the index (`recipient = ? AND indexed = 1`, the partial index's
     // condition word for word) and the tail past the watermark (`id > ?` first: a rowid range).
     this.#markPolled = this.#db.prepare(
-      "UPDATE messages SET polled = 1 WHERE recipient = ? AND indexed = 1 AND id > ? AND id <= ?",
+      "UPDATE OR FAIL messages SET polled = 1 WHERE recipient = ? AND indexed = 1 AND id > ? AND id <= ?",
     );
-    this.#markTailPolled = this.#db.prepare("UPDATE messages SET polled = 1 WHERE id > ? AND id <= ? AND recipient = ?");
+    this.#markTailPolled = this.#db.prepare("UPDATE OR FAIL messages SET polled = 1 WHERE id > ? AND id <= ? AND recipient = ?");
     this.#readAfter = this.#db.prepare(`
       SELECT ${MESSAGE_COLUMNS} FROM messages
       WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 ORDER BY id LIMIT ?`);
     this.#readTailAfter = this.#db.prepare(`
       SELECT ${MESSAGE_COLUMNS} FROM messages
       WHERE id > ? AND recipient = ? AND polled = 0 ORDER BY id LIMIT ?`);
-    this.#joinIndex = this.#db.prepare("UPDATE messages SET indexed = 1 WHERE id > ?");
+    this.#joinIndex = this.#db.prepare("UPDATE OR FAIL messages SET indexed = 1 WHERE id > ?");
   }
 
   loadInboxes(): Promise<InboxRecord[]> {

@@ -181,8 +181,9 @@ export class SqliteStore implements MessageStore {
     // The statements of a commit that change many rows say `OR FAIL`: with the default (ABORT) SQLite keeps a
     // statement journal, a copy of each page the statement changes, to undo it alone on a constraint error. A commit
     // rolls back whole on any error (#transaction), so the copy is never used. Measured on the index join (a
-    // 1,024-row UPDATE, the journal in memory): 2.2 → 0.95 µs per row on Node, 4.2 → 1.1 on Deno; fan-out to 100
-    // streams, paired runs: −2 % server CPU per delivery on Node, −1 % on Deno.
+    // 1,024-row UPDATE, the journal in memory): 2.2 → 0.95 µs per row on Node, 4.2 → 1.1 on Deno; the broker's core
+    // (bench/core.ts) 13.5-13.7 → 10.1-10.3 µs per delivery on Deno, 10.0-10.3 → 9.4-9.8 on Node; the whole server
+    // in fan-out to 100 streams (paired runs) 1-2 % less.
     //
     // A broadcast's copies in one statement, the recipients a JSON array, inserted in its order: a statement per
     // copy cost 2 µs (Node) to 4 µs (Deno) each.

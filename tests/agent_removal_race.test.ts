@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { Broker } from "../src/broker/broker.ts";
-import { uniform } from "../src/broker/per_agent.ts";
 import type { AgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 
 const hermes = "hermes" as AgentName;
@@ -17,17 +17,7 @@ const openclaw = "openclaw" as AgentName;
 async function openBroker(t: TestContext) {
   const dir = tempDir();
   t.after(() => dir.cleanup());
-  const broker = await Broker.open({
-    store: new SqliteStore(dir.path, "strict"),
-    dataDir: dir.path,
-    agents: [hermes],
-    admitAgent: () => {},
-    maxPending: uniform(5),
-    retentionMs: 86_400_000,
-    heartbeatMs: 60_000,
-    writeTimeoutMs: 60_000,
-    maxHops: 3,
-  });
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "strict"), dir.path, { agents: [hermes], admitAgent: () => {} }));
   let closed = false;
   t.after(() => closed ? undefined : broker.close());
   const stored = async () => {

@@ -4,11 +4,11 @@ import { type TestContext, test } from "node:test";
 import { setImmediate } from "node:timers";
 import { Broker } from "../src/broker/broker.ts";
 import { CommitQueue } from "../src/broker/commit_queue.ts";
-import { uniform } from "../src/broker/per_agent.ts";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName, Envelope } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage, WriteBatch } from "../src/store/store.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 
 const hermes = "hermes" as AgentName;
@@ -217,16 +217,7 @@ test("a poll that read an agent's inbox before the agent was removed does not cr
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const store = new HeldReadStore(dir.path, "strict");
-  const broker = await Broker.open({
-    store,
-    dataDir: dir.path,
-    agents: [hermes, openclaw],
-    maxPending: uniform(5),
-    retentionMs: 86_400_000,
-    heartbeatMs: 60_000,
-    writeTimeoutMs: 60_000,
-    maxHops: 3,
-  });
+  const broker = await Broker.open(testBrokerOptions(store, dir.path));
   let closed = false;
   t.after(async () => {
     store.release();

@@ -14,6 +14,7 @@ import { type AgentName, fromWire, parseAgentName, parsePayload, toWire } from "
 import { isStream } from "../src/runtime/types.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { bodyText } from "./helpers/response.ts";
 
@@ -79,16 +80,7 @@ test("no payload can break SSE framing: a parser reads back exactly one event wi
 test("random requests to the routes get a valid status and JSON, and never corrupt stored messages", async () => {
   const dir = tempDir();
   const store = new SqliteStore(dir.path, "relaxed");
-  const broker = await Broker.open({
-    store,
-    dataDir: dir.path,
-    agents: ["hermes", "openclaw"] as AgentName[],
-    maxPending: uniform(100_000),
-    retentionMs: 86_400_000,
-    heartbeatMs: 60_000,
-    writeTimeoutMs: 60_000,
-    maxHops: 10,
-  });
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100_000), maxHops: 10 }));
   const handler = createRouter(broker, {
     auth: await Authenticator.open(new TokenFile(dir.path)),
     metrics: new BrokerMetrics(() => broker.status(), []),

@@ -3,14 +3,13 @@ import { test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
-import { uniform } from "../src/broker/per_agent.ts";
 import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
 import { createRouter } from "../src/http/router.ts";
-import type { AgentName } from "../src/message.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { bodyText } from "./helpers/response.ts";
 
@@ -26,18 +25,7 @@ async function withRouter(
   { maxBodyBytes = 1024, rateLimit = 0, now = Date.now }: { maxBodyBytes?: number; rateLimit?: number; now?: () => number } = {},
 ): Promise<void> {
   const dir = tempDir();
-  const broker = await Broker.open({
-    store: new SqliteStore(dir.path, "relaxed"),
-    dataDir: dir.path,
-    agents: ["hermes", "openclaw"] as AgentName[],
-    maxPending: uniform(5),
-    retentionMs: 86_400_000,
-    heartbeatMs: 60_000,
-    writeTimeoutMs: 60_000,
-    maxHops: 3,
-    rateLimit,
-    now,
-  });
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit, now }));
   const auth = await Authenticator.open(new TokenFile(dir.path));
   const metrics = new BrokerMetrics(() => broker.status(), []);
   const handler = createRouter(broker, { auth, metrics, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });

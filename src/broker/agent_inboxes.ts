@@ -50,6 +50,10 @@ export class AgentInboxes {
    * by it.
    */
   async inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
+    // A removal under way settles first: until it commits, a shared store's view still lists the agent, and a
+    // record taken from it would store messages under no inbox.
+    const removal = this.#removals.get(agent);
+    if (removal !== undefined) await removal.catch(() => {});
     // On a shared store another broker may have created it since this one last looked (the view is re-read every
     // second): look again before the admission rule calls it unknown.
     if (!this.#records.has(agent) && this.#shared !== undefined) this.sawCluster(await this.#shared.cluster());
@@ -97,7 +101,8 @@ export class AgentInboxes {
     for (const [agent, deliveredId] of cluster.cursors) {
       const inbox = this.#records.get(agent);
       if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
-      else this.#records.set(agent, freshInbox(agent, deliveredId));
+      // Not one this broker is removing: the view was read before the removal committed.
+      else if (!this.#removals.has(agent)) this.#records.set(agent, freshInbox(agent, deliveredId));
     }
   }
 

@@ -108,6 +108,7 @@ export class Broker {
     this.#streams = new Streams({
       store: options.store,
       inboxFor: (agent) => this.#inboxFor(agent, "read"),
+      currentInbox: (agent) => this.#inboxes.get(agent),
       lastId: () => this.#lastId,
       sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
       isTaken: (id) => this.#taken.has(id),
@@ -394,7 +395,8 @@ export class Broker {
    */
   async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
     const { inbox, after } = await this.#streams.begin(agent, start);
-    const messages = await this.#store.readAfter(agent, after, limit);
+    // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
+    const messages = (await this.#store.readAfter(agent, after, limit)).filter((envelope) => !this.#taken.has(envelope.id));
     this.#markDelivered(inbox, messages);
     return messages;
   }

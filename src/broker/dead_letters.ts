@@ -33,6 +33,10 @@ export class DeadLetters {
       );
     }
     const inbox = await this.#deps.agents.inboxFor(agent, "read");
+    // The agent's removal may have run meanwhile (inboxFor waited for it), deleting the message with the inbox.
+    if ((await store.find(messageId))?.to !== agent) {
+      throw new InteropError("unknown_message", `Cannot park message ${messageId} for ${agent}: ${agent}'s inbox was removed with it`);
+    }
     if (!(await store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() }))) return;
     inbox.deadLetters++;
     this.#deps.observers.deadLettered(agent, messageId);

@@ -21,6 +21,8 @@ export interface StreamsDeps {
   store: MessageStore;
   /** The agent's inbox, created on first use; records a request by it. */
   inboxFor(agent: AgentName): Promise<InboxRecord>;
+  /** The agent's inbox record as it is now, if it has one (nothing created). */
+  currentInbox(agent: AgentName): InboxRecord | undefined;
   /** The highest id this broker knows of. */
   lastId(): number;
   /** An id seen in the store (another broker may have handed it out). */
@@ -39,6 +41,9 @@ export interface StreamsDeps {
   resumeWindowMs: number;
   heartbeatMs: number;
 }
+
+/** How a removed agent's stream ends. */
+const REMOVED = (agent: AgentName): StreamEnd => ({ event: "error", message: `${agent} was removed by the operator` });
 
 export class Streams {
   #deps: StreamsDeps;
@@ -93,7 +98,7 @@ export class Streams {
 
   /** The agent's inbox is gone (removed by the operator): its stream ends and nothing of it is replayed. */
   removed(agent: AgentName): void {
-    this.#sessions.get(agent)?.close({ event: "error", message: `${agent} was removed by the operator` });
+    this.#sessions.get(agent)?.close(REMOVED(agent));
     this.#recentWrites.forget(agent);
   }
 
@@ -129,11 +134,14 @@ export class Streams {
     opening?: (inbox: InboxRecord) => Promise<void>,
   ): Promise<{ inbox: InboxRecord; start: StreamStart; after: number }> {
     const { store } = this.#deps;
-    // An ntfy id names its message (id and creation time): this store's message of that id is it, or the id came
-    // from another store. Retention may have removed it: then the id is taken as it stands.
+    // An ntfy id names its message (id and creation time): this store's message of that id for this agent is it;
+    // any other (another store's, another agent's) says nothing of what this agent has. Retention may have removed
+    // it: then the id is taken as it stands, unless this store never assigned it (another store's, newer).
     if (start.from === "id" && start.key !== undefined) {
       const named = await store.find(start.afterId);
-      if (named !== undefined) start = messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
+      if (named !== undefined) {
+        start = named.to === agent && messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
+      } else if (start.afterId > Math.max(this.#deps.lastId(), await store.lastId())) start = { from: "cursor" };
     }
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
@@ -188,6 +196,12 @@ export class Streams {
     // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
     let version = 0;
     return (sink) => {
+      // Removed since it was prepared: the record is no longer the agent's (a new one would take its messages too).
+      if (this.#deps.currentInbox(agent) !== inbox) {
+        sink.write(format.ending(agent, REMOVED(agent)));
+        sink.close();
+        return;
+      }
       this.#sessions.get(agent)?.close({ event: "replaced", message: `a newer stream for ${agent} took over` });
       const session = new StreamSession(agent, startAfter, sink, {
         id,

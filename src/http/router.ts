@@ -195,13 +195,17 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
     (signal) => broker.ask(from, to, payload, timeoutMs, signal),
   );
   if (reply === undefined && revoked) throw tokenRevoked(caller, `a reply to message ${question.id} will be in ${from}'s inbox`);
-  // The client is still reading answers on this connection: "no reply within" the hour it asked for would be false.
-  if (reply === undefined && request.clientGone().reason === READING_PAUSED) {
+  // Ended by the connection, not the clock: "no reply within" the time asked for would be false, and a client
+  // that half-closed, or pipelined past what is read, may still read this answer.
+  const gone = request.clientGone();
+  if (reply === undefined && gone.aborted) {
+    const why = gone.reason === READING_PAUSED
+      ? "this connection pipelined further requests while the ask waited (a connection not read cannot show its client leaving)"
+      : "the client closed its side of the connection (a half-close reads as leaving)";
     throw new InteropError(
       "ask_interrupted",
-      `Ended early: this connection pipelined further requests while the ask waited (a connection not read cannot ` +
-        `show its client leaving), so the wait for ${to}'s reply to message ${question.id} ended; the reply, when it ` +
-        `comes, will be in ${from}'s inbox. Send an ask on a connection of its own to wait for its reply`,
+      `Ended early: ${why}, so the wait for ${to}'s reply to message ${question.id} ended; the reply, when it ` +
+        `comes, will be in ${from}'s inbox. Send an ask on a connection of its own, kept open, to wait for its reply`,
     );
   }
   if (reply === undefined) {

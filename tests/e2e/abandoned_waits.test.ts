@@ -70,6 +70,23 @@ test("an /ask whose client hangs up leaves the reply in the asker's inbox", asyn
   assert.deepEqual(await inbox(broker.url, "hermes"), ["ready"]);
 });
 
+test("an /ask whose client half-closes is answered 504 ask_interrupted saying so, not a timeout that did not happen", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(() => broker?.cleanup());
+  broker = await startBroker();
+  const socket = rawRequest(broker.url, "POST", "/ask?from=hermes&to=openclaw&timeout=60", JSON.stringify({ text: "ready?" }));
+  t.after(() => socket.destroy());
+  let answer = "";
+  socket.setEncoding("utf8").on("data", (chunk: string) => answer += chunk);
+  await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the ask to wait");
+  socket.end();
+  await waitFor(() => answer.includes("}"), 10_000, "the answer");
+  assert.match(answer, /^HTTP\/1\.1 504 /);
+  const body = JSON.parse(answer.slice(answer.indexOf("{")));
+  assert.equal(body.code, "ask_interrupted");
+  assert.match(body.error, /closed its side of the connection/);
+});
+
 test("a /wait cut by nginx's proxy_read_timeout takes nothing: the next message stays in the inbox", async (t) => {
   let broker: RunningBroker | undefined;
   let proxy: NginxProxy | undefined;

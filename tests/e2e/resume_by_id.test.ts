@@ -72,6 +72,11 @@ test("an ntfy poll since a time after messages still pending gets them too: a re
   assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json(), []);
 });
 
+test("an ntfy id past every id this store assigned (another data dir's) reads from the cursor, not 409", async (t) => {
+  const { broker, ids } = await peekedInbox(t);
+  assert.deepEqual(await ntfyPoll(broker, `${ids[2] + 5}-zzzz`), ["message 1", "message 2", "message 3"]);
+});
+
 /** The ntfy ids of hermes's pending messages (the message id and its creation time), read by a peek. */
 async function ntfyIds(broker: RunningBroker): Promise<string[]> {
   const peeked = await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json();

@@ -134,6 +134,8 @@ export class Streams {
     opening?: (inbox: InboxRecord) => Promise<void>,
   ): Promise<{ inbox: InboxRecord; start: StreamStart; after: number }> {
     const { store } = this.#deps;
+    // Another broker on the store may have handed out the id.
+    if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
     // An ntfy id names its message (id and creation time): this store's message of that id for this agent is it;
     // any other (another store's, another agent's) says nothing of what this agent has. Retention may have removed
     // it: then the id is taken as it stands, unless this store never assigned it (another store's, newer).
@@ -141,15 +143,13 @@ export class Streams {
       const named = await store.find(start.afterId);
       if (named !== undefined) {
         start = named.to === agent && messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
-      } else if (start.afterId > Math.max(this.#deps.lastId(), await store.lastId())) start = { from: "cursor" };
+      } else if (start.afterId > this.#deps.lastId()) start = { from: "cursor" };
     }
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
     if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
     const inbox = await this.#deps.inboxFor(agent);
     await opening?.(inbox);
-    // Another broker on the store may have handed out the id.
-    if (start.from === "id" && start.afterId > this.#deps.lastId()) this.#deps.sawId(await store.lastId());
     const after = await resolveStart(store, inbox, start, this.#deps.lastId());
     // A shared store's cursor moves with each claim, never late; this broker's lags its writes (see commit_queue.ts).
     // Only for an id the client says is this store's (listen sends it; an ntfy id shows it): an id of another store

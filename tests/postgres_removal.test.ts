@@ -19,8 +19,10 @@ test("a publish arriving during its recipient's removal re-creates the inbox aft
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   t.after(() => admin.end());
   const store = await PostgresStore.open({ url, durability: "strict", claimant: { pid: process.pid, host: "test", version: "test" }, warn: () => {} });
-  const broker = await Broker.open(testBrokerOptions(store, "/nonexistent", { agents: [hermes], admitAgent: () => {} }));
-  t.after(() => broker.close());
+  let opened: Broker | undefined;
+  // The broker closes its store; one that failed to open leaves it to close.
+  t.after(() => opened !== undefined ? opened.close() : store.close());
+  const broker = opened = await Broker.open(testBrokerOptions(store, "/nonexistent", { agents: [hermes], admitAgent: () => {} }));
 
   // Each round: the removal is under way (not yet committed, so the shared view still lists the agent) when the
   // publish looks the agent up.

@@ -21,6 +21,7 @@ import {
   type MessageOutcome,
   type MessageStore,
   type Parties,
+  storageFull,
   type WriteBatch,
 } from "./store.ts";
 
@@ -297,11 +298,7 @@ export class PostgresStore implements MessageStore {
     if (isUnreachable(cause)) return this.#registry.fail(cause);
     const reason = (cause as Error)?.message ?? String(cause);
     if ((cause as PostgresError)?.code === "53100") {
-      return new InteropError(
-        "storage_full",
-        `Storage full: PostgreSQL at ${this.location} has no space left (${reason}); nothing of this message was stored, free some disk space and retry`,
-        { cause },
-      );
+      return storageFull(`PostgreSQL at ${this.location}`, what, reason, cause);
     }
     return new InteropError("storage_failed", `Storage failed to ${what}: ${reason}`, { cause });
   }

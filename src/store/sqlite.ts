@@ -5,7 +5,17 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
-import type { DeadLetter, Durability, InboxRecord, MessageOutcome, MessageStore, NewMessage, Parties, WriteBatch } from "./store.ts";
+import {
+  type DeadLetter,
+  type Durability,
+  type InboxRecord,
+  type MessageOutcome,
+  type MessageStore,
+  type NewMessage,
+  type Parties,
+  storageFull,
+  type WriteBatch,
+} from "./store.ts";
 
 const SCHEMA_VERSION = 3;
 
@@ -510,11 +520,7 @@ export class SqliteStore implements MessageStore {
       // The transaction was rolled back, so the caller can promise that nothing of the write was kept.
       return Promise.reject(
         isDiskFull(cause)
-          ? new InteropError(
-            "storage_full",
-            `Storage full: no space left for ${this.location} (${reason}); nothing of this message was stored, free some disk space and retry`,
-            { cause },
-          )
+          ? storageFull(this.location, what, reason, cause)
           : new InteropError("storage_failed", `Storage failed to ${what}: ${reason}`, { cause }),
       );
     }

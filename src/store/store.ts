@@ -96,6 +96,17 @@ export interface WriteBatch {
 }
 
 /**
+ * The `storage_full` error of a write `what` that left nothing behind. A publish's says its message was not stored;
+ * any other write (a removal, a dead letter, retention) says what it could not do, not a message it never had.
+ */
+export function storageFull(location: string, what: string, reason: string, cause: unknown): InteropError {
+  const outcome = what === "commit" ? "nothing of this message was stored" : `could not ${what}, nothing was changed`;
+  return new InteropError("storage_full", `Storage full: no space left for ${location} (${reason}); ${outcome}, free some disk space and retry`, {
+    cause,
+  });
+}
+
+/**
  * A write whose COMMIT got no answer (a networked store's connection broke): it may have committed. `outcome`
  * settles once the store knows: what the write resolves with (`write`: the stored messages), or undefined when
  * nothing was kept. Until then the store refuses every other call (`storage_unavailable`), so nothing commits

@@ -63,6 +63,7 @@ test("a full disk gets 507 at publish, the broker keeps serving, and nothing sto
   let broker: RunningBroker | undefined;
   try {
     broker = await startBroker({ dataDir, args: ["--rate-limit", "0"] });
+    assert.equal((await fetch(`${broker.url}/agents?agent=spare`, { method: "POST" })).status, 201);
     const acknowledged: number[] = [];
     const body = { text: "x".repeat(32 * 1024) };
     let refusal: Response | undefined;
@@ -74,6 +75,10 @@ test("a full disk gets 507 at publish, the broker keeps serving, and nothing sto
     assert.ok(refusal, "3 MiB took 500 messages of 32 KiB");
     assert.equal(refusal.status, 507);
     assert.match((await refusal.json()).error, /^Storage full: .*no space.*nothing of this message was stored/i);
+    // Any other write says what it could not do: a removal is no message.
+    const removal = await fetch(`${broker.url}/agents?agent=spare`, { method: "DELETE" });
+    assert.equal(removal.status, 507);
+    assert.match((await removal.json()).error, /^Storage full: .*no space.*could not remove an inbox, nothing was changed/i);
     assert.equal((await fetch(`${broker.url}/status`)).status, 200);
 
     disk.remount("size=64m");

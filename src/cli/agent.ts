@@ -12,7 +12,10 @@ Usage: interop agent list [--json]
 An agent is known (has an inbox) once it is named by serve --agents, has a token, was
 added here, or connected to read its inbox (listen, poll, a stream, an ntfy subscription,
 or an ask, whose reply comes to the asker's inbox).
-Sending to any other name is refused (404 unknown_agent), so a typo creates nothing.
+Sending to any other name is refused (404 unknown_agent), so a typo in --to creates
+nothing. A reader's typo does (poll -a hemres makes an inbox that then gets a copy of
+every broadcast): 'agent remove hemres' deletes it. With tokens, only the agents named by
+serve --agents, a token or 'agent add' get an inbox.
 
 'list' shows each agent's pending messages, last request and whether a stream is open.
 'remove' deletes the inbox for good, its messages and dead letters included, and the name

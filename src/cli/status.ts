@@ -12,10 +12,10 @@ import { formatAgo, formatSpan } from "./relative_time.ts";
 
 export const HELP = `interop status — is the broker healthy?
 
-Usage: interop status [--json] [--require A,B] [--max-pending N]
+Usage: interop status [--json] [--require A,B] [--max-pending N] [--max-dead-letters N]
 
 Prints the broker's version, pid, uptime and a line per agent (online, open stream,
-pending messages, last seen) in relative times ("up 3 h 2 m", "4 s ago"; --json keeps the
+pending messages, dead letters, last seen) in relative times ("up 3 h 2 m", "4 s ago"; --json keeps the
 broker's absolute ones); with several brokers on one database, each of them (alive or
 gone) and the one each agent's stream is on. Made for cron health checks:
 
@@ -26,13 +26,16 @@ Options:
   --require A,B       unhealthy unless each named agent is online (stream open, or a
                       request within the last 60 s)
   --max-pending N     unhealthy if any agent has more than N undelivered messages
+  --max-dead-letters N
+                      unhealthy if any agent has more than N dead letters (messages its
+                      listen --exec or push gave up on; GET /dead-letters?agent=A)
 ${CLIENT_HELP}
   -h, --help          show this help
 
 With several brokers (--url A,B), each one's report; an unreachable one is a problem.
 
-Exit codes: 0 healthy, 3 broker unreachable (with several: every one), 5 a --require or
---max-pending check failed, the broker cannot reach its store (PostgreSQL down), or one of
+Exit codes: 0 healthy, 3 broker unreachable (with several: every one), 5 a --require,
+--max-pending or --max-dead-letters check failed, the broker cannot reach its store (PostgreSQL down), or one of
 several brokers is unreachable, 2 bad usage, 4 broker refused.
 `;
 
@@ -40,6 +43,7 @@ export const OPTIONS = {
   json: { type: "boolean", short: "j", default: false },
   require: { type: "string" },
   "max-pending": { type: "string" },
+  "max-dead-letters": { type: "string" },
   ...CLIENT_OPTIONS,
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -51,11 +55,11 @@ export async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const required = (values.require ?? "").split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--require"));
-  const maxPending = values["max-pending"] === undefined
-    ? undefined
-    : parseCount("status", "--max-pending", values["max-pending"], 0, Number.MAX_SAFE_INTEGER);
+  const limit = (flag: "max-pending" | "max-dead-letters") =>
+    values[flag] === undefined ? undefined : parseCount("status", `--${flag}`, values[flag], 0, Number.MAX_SAFE_INTEGER);
+  const limits = { pending: limit("max-pending"), deadLetters: limit("max-dead-letters") };
   const urls = brokerUrls("status", values.url, io.env);
-  if (urls.length > 1) return await reportEach(urls, values, io, required, (report) => findProblems(report, [], maxPending));
+  if (urls.length > 1) return await reportEach(urls, values, io, required, (report) => findProblems(report, [], limits));
   const url = urls[0];
   let report: StatusReport;
   try {
@@ -73,7 +77,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       { cause: error },
     );
   }
-  const problems = findProblems(report, required, maxPending);
+  const problems = findProblems(report, required, limits);
   if (values.json) {
     io.stdout(JSON.stringify({ ok: problems.length === 0, reachable: true, url, problems, ...report }) + "\n");
   } else {
@@ -121,7 +125,13 @@ async function reportEach(
   return ok ? EXIT.ok : EXIT.unhealthy;
 }
 
-function findProblems(report: StatusReport, required: string[], maxPending: number | undefined): string[] {
+/** The most pending messages and dead letters an agent may have and be healthy (undefined: not checked). */
+interface Limits {
+  pending: number | undefined;
+  deadLetters: number | undefined;
+}
+
+function findProblems(report: StatusReport, required: string[], limits: Limits): string[] {
   const problems: string[] = [];
   // A broker from before stores had a status says nothing of it (optional chaining).
   if (report.store?.available === false) problems.push(`the broker cannot reach its store: ${report.store.error}`);
@@ -130,9 +140,13 @@ function findProblems(report: StatusReport, required: string[], maxPending: numb
     if (status === undefined) problems.push(`${agent} is unknown to the broker`);
     else if (!status.online) problems.push(`${agent} is offline (last seen ${status.last_seen ?? "never"})`);
   }
-  if (maxPending !== undefined) {
-    for (const [agent, status] of Object.entries(report.agents)) {
-      if (status.pending > maxPending) problems.push(`${agent} has ${status.pending} pending messages (more than ${maxPending})`);
+  for (const [agent, status] of Object.entries(report.agents)) {
+    if (limits.pending !== undefined && status.pending > limits.pending) {
+      problems.push(`${agent} has ${status.pending} pending messages (more than ${limits.pending})`);
+    }
+    // A broker from before dead letters were counted says nothing of them.
+    if (limits.deadLetters !== undefined && (status.dead_letters ?? 0) > limits.deadLetters) {
+      problems.push(`${agent} has ${status.dead_letters} dead letters (more than ${limits.deadLetters}): GET /dead-letters?agent=${agent} lists them`);
     }
   }
   return problems;
@@ -141,16 +155,16 @@ function findProblems(report: StatusReport, required: string[], maxPending: numb
 function formatReport(report: StatusReport, url: string): string {
   // The broker's clock at the report (to the second): last-seen times are its, and this host's may be skewed.
   const now = Date.parse(report.started_at) + report.uptime_seconds * 1000;
-  const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "LAST SEEN"]];
+  const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "DEAD LETTERS", "LAST SEEN"]];
   // With several brokers, a stream is shown by the broker it is on.
   const address = new Map(report.brokers?.map((broker) => [broker.id, broker.listening ?? broker.id]));
   for (const [agent, status] of Object.entries(report.agents)) {
     const stream = status.stream_broker != null ? `on ${address.get(status.stream_broker) ?? status.stream_broker}` : status.streams > 0 ? "open" : "-";
-    rows.push([agent, status.online ? "yes" : "no", stream, String(status.pending), formatAgo(status.last_seen, now)]);
+    rows.push([agent, status.online ? "yes" : "no", stream, String(status.pending), String(status.dead_letters ?? "-"), formatAgo(status.last_seen, now)]);
   }
   const table = formatTable(rows);
   return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatSpan(report.uptime_seconds)}, ` +
-    `${report.streams} open streams, ` +
+    `${report.streams} open stream${report.streams === 1 ? "" : "s"}, ` +
     `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n` +
     (report.brokers === undefined ? "" : `brokers: ${report.brokers.map((broker) =>
       `${broker.listening ?? `pid ${broker.pid} on ${broker.host}`}${broker.self ? " (this one)" : broker.alive ? "" : " (gone)"}`

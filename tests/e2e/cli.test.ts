@@ -78,10 +78,21 @@ test("interop send, poll and status work against a real broker", async () => {
 
     const healthy = await runCli(["status", "--require", "hermes,openclaw", "--max-pending", "0"], { env });
     assert.equal(healthy.code, 0, healthy.stdout);
-    assert.match(healthy.stdout, /AGENT +ONLINE +STREAM +PENDING +LAST SEEN\nhermes +yes/);
+    assert.match(healthy.stdout, /AGENT +ONLINE +STREAM +PENDING +DEAD LETTERS +LAST SEEN\nhermes +yes/);
     // For people, relative times; --json keeps the broker's absolute ones.
-    assert.match(healthy.stdout, /: pid \d+, up \d+ s(, | \d+ s,)/);
-    assert.match(healthy.stdout, /^openclaw +yes +- +0 +\d+ s ago$/m);
+    assert.match(healthy.stdout, /: pid \d+, up \d+ s(, | \d+ s, )0 open streams,/);
+    assert.match(healthy.stdout, /^openclaw +yes +- +0 +0 +\d+ s ago$/m);
+
+    // A message a listener gave up on is a dead letter: shown, and a health check can fail on it.
+    const undeliverable = await runCli(["send", "--from", "hermes", "--to", "openclaw", "--json", "undeliverable"], { env });
+    const { id } = JSON.parse(undeliverable.stdout);
+    const parked = await fetch(`${broker.url}/dead-letters?agent=openclaw`, { method: "POST", body: JSON.stringify({ id, reason: "HTTP 400" }) });
+    assert.equal(parked.status, 200, await parked.text());
+    const dead = await runCli(["status", "--max-dead-letters", "0"], { env });
+    assert.equal(dead.code, 5, dead.stdout);
+    assert.match(dead.stdout, /^openclaw +yes +- +\d+ +1 +\d+ s ago$/m);
+    assert.match(dead.stdout, /problem: openclaw has 1 dead letters \(more than 0\): GET \/dead-letters\?agent=openclaw lists them/);
+    assert.equal((await runCli(["status", "--max-dead-letters", "1"], { env })).code, 0);
     const later = JSON.parse((await runCli(["status", "--json"], { env })).stdout);
     assert.match(later.agents.openclaw.last_seen, /^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
 

@@ -139,7 +139,7 @@ test("PostgresStores on one database each register, write with one id sequence a
   if (setup === undefined) return;
   const [a, b] = [await setup.open(), await setup.open()];
   const woken: Array<string[] | undefined> = [];
-  await b.shared.watch((agents) => woken.push(agents), () => {});
+  await b.shared.watch((agents) => woken.push(agents), () => {}, () => {});
   const [first] = await a.write({ messages: [message(1)], inboxes: [] });
   await waitFor(() => woken.some((agents) => agents?.[0] === openclaw), 10_000, "b to be woken by a's commit");
   const [second] = await b.write({ messages: [message(2)], inboxes: [] });

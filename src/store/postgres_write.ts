@@ -26,6 +26,15 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     SELECT DISTINCT sender, idempotency_key AS key FROM interop_messages
     WHERE (sender, idempotency_key) IN (SELECT * FROM unnest(${keyed.map(([, m]) => m.from)}::text[], ${keyed.map(([, m]) => m.idempotencyKey!)}::text[]))`
     .execute();
+  const updates = mergeByAgent(batch.inboxes);
+  const upserted = updates.length === 0 ? undefined : tx`
+    INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
+    SELECT agent, coalesce(delivered, 0), seen
+    FROM unnest(${updates.map((u) => u.agent)}::text[], ${updates.map((u) => u.deliveredId ?? null)}::int8[],
+      ${updates.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
+    ON CONFLICT (agent) DO UPDATE SET
+      delivered_id = greatest(interop_inboxes.delivered_id, excluded.delivered_id),
+      last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
   // Each recipient's inbox row, held until the COMMIT: a removal deletes that row first, so it waits for this
   // transaction (and then deletes its messages too), or went first and the recipient is refused. A broker's view of
   // the inboxes lags a removal on another broker: this is what keeps it from storing a message under no inbox. KEY
@@ -61,20 +70,6 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     )
     SELECT id FROM stored`.execute();
   const notified = recipients.length === 0 ? undefined : tx`SELECT pg_notify(${COMMITS}, ${notification(broker, recipients)})`.execute();
-  // Only inboxes that exist: on a shared store an inbox is created by `createInbox` alone, and a last-seen time
-  // noted before another broker removed the inbox must not create it again. Rows locked in one order first (two
-  // brokers' updates then cannot deadlock), as the upsert this replaces did.
-  const updates = mergeByAgent(batch.inboxes);
-  const agents = updates.map((u) => u.agent);
-  const upserted = updates.length === 0 ? undefined : Promise.all([
-    tx`SELECT 1 FROM interop_inboxes WHERE agent = ANY(${agents}::text[]) ORDER BY agent COLLATE "C" FOR NO KEY UPDATE`.execute(),
-    tx`
-      UPDATE interop_inboxes i SET delivered_id = greatest(i.delivered_id, coalesce(u.delivered, 0)),
-        last_seen = coalesce(u.seen, i.last_seen)
-      FROM unnest(${agents}::text[], ${updates.map((u) => u.deliveredId ?? null)}::int8[],
-        ${updates.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
-      WHERE i.agent = u.agent`.execute(),
-  ]);
   const polled = batch.inboxes.flatMap((update) => (update.polled ?? []).map((range) => ({ agent: update.agent, ...range })));
   const marked = polled.length === 0 ? undefined : tx`
     UPDATE interop_messages m SET polled = true
@@ -116,7 +111,7 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
 }
 
 /**
- * Updates of one inbox merged into one row (an UPDATE … FROM must not meet a row twice), in one order for every broker
+ * Updates of one inbox merged into one row (an upsert may not touch a row twice), in one order for every broker
  * (two brokers' transactions then lock the same rows in the same order: no deadlock).
  */
 function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {

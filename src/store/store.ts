@@ -97,7 +97,10 @@ export interface MessageOutcome {
   deadLetter: DeadLetter | undefined;
 }
 
-/** Everything one commit writes, atomically. */
+/**
+ * Everything one commit writes, atomically. A store other brokers share refuses (`unknown_agent`) a message whose
+ * recipient has no inbox, in the store or among `inboxes`: another broker removed it.
+ */
 export interface WriteBatch {
   messages: NewMessage[];
   inboxes: InboxUpdate[];

@@ -167,7 +167,7 @@ export class AgentInboxes {
       throw new InteropError("agent_busy", `Not removed: ${agent} has ${holds.join(" and ")}; pass --force (force=1) to delete it anyway`);
     };
     refuse(this.#shared === undefined ? inbox.pending : 0, this.#deps.streaming(agent) ? "" : undefined);
-    const holds = this.#shared === undefined || force ? undefined : (found: InboxHolds) =>
+    const refuseFound = this.#shared === undefined || force ? undefined : (found: InboxHolds) =>
       refuse(found.pending, found.streamElsewhere ? " on another broker" : undefined);
     this.#records.delete(agent);
     this.#deps.forget(agent);
@@ -175,7 +175,7 @@ export class AgentInboxes {
       try {
         // Publishes to it that were already queued commit first, so the removal takes their messages too.
         await this.#deps.commits.drain();
-        return await this.#deps.store.removeInbox(agent, holds);
+        return await this.#deps.store.removeInbox(agent, refuseFound);
       } catch (error) {
         if (!this.#records.has(agent)) this.#records.set(agent, inbox);
         throw error;

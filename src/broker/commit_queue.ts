@@ -150,8 +150,9 @@ export class CommitQueue {
   /**
    * Commits a group. A store refuses a message it cannot store as such with `invalid_body` (or a publish whose
    * Idempotency-Key another broker committed meanwhile with `duplicate_key`, or whose recipient's inbox another
-   * broker removed with `unknown_agent`), which says nothing against the others: the group is then split in two, each half committed on its own (the inbox updates go
-   * apart from the last message), until the bad publisher alone is refused. Any other failure (a full disk, a
+   * broker removed with `unknown_agent`), which says nothing against the others: the group is then split in two, each
+   * half committed on its own (the inbox updates go apart from the last message), until the bad publisher alone is
+   * refused. Any other failure (a full disk, a
    * broken database) fails the whole group, as it would fail each part.
    */
   async #write(waiters: Waiter[], inboxes: InboxUpdate[], inboxWaiters: InboxWaiter[]): Promise<void> {

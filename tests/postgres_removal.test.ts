@@ -1,16 +1,56 @@
-/** An agent's removal on a broker whose store other brokers share (PostgreSQL), racing a publish to it. */
+/**
+ * An agent's removal on a broker whose store other brokers share (PostgreSQL): racing a publish to it, and as the
+ * other brokers see it.
+ */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import postgres from "postgres";
+import { agentAdmission } from "../src/broker/agent_admission.ts";
 import { Broker } from "../src/broker/broker.ts";
+import { sseFormat } from "../src/http/sse_format.ts";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
+import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
+import { TextSink } from "./helpers/text_sink.ts";
 
 const hermes = "hermes" as AgentName;
+const openclaw = "openclaw" as AgentName;
 const cluster = sharedPostgres();
+
+/**
+ * Brokers A and B on a new database, admitting agents as `interop serve` does without tokens (a send never creates
+ * an inbox, a read does), and an admin connection to look at what the store holds; all closed after the test.
+ */
+async function twoBrokers(t: TestContext) {
+  const server = await cluster(t);
+  if (server === undefined) return undefined;
+  const url = await server.createDatabase();
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const stores: PostgresStore[] = [];
+  const brokers: Broker[] = [];
+  // A broker closes its store; one that failed to open leaves it to close.
+  t.after(async () => {
+    await Promise.all(stores.map((store, n) => brokers[n] !== undefined ? brokers[n].close() : store.close()));
+    await admin.end();
+  });
+  const admitAgent = agentAdmission({ tokensOn: () => false, hasToken: () => false, maxAgents: 100 });
+  for (const host of ["a", "b"]) {
+    const store = await PostgresStore.open({ url, durability: "strict", claimant: { pid: process.pid, host, version: "test" }, warn: () => {} });
+    stores.push(store);
+    brokers.push(await Broker.open(testBrokerOptions(store, "/nonexistent", { agents: [hermes], admitAgent })));
+  }
+  const [a, b] = brokers;
+  const stored = async () => ({
+    inboxes: (await admin<{ agent: string }[]>`SELECT agent FROM interop_inboxes WHERE agent = ${openclaw}`).length,
+    messages: (await admin<{ id: number }[]>`SELECT id FROM interop_messages WHERE recipient = ${openclaw}`).length,
+  });
+  const streamClosed = async () =>
+    (await admin<{ open: boolean }[]>`SELECT stream_session IS NOT NULL AS open FROM interop_inboxes WHERE agent = ${openclaw}`)[0]?.open === false;
+  return { a, b, storeB: stores[1], stored, streamClosed };
+}
 
 test("a publish arriving during its recipient's removal re-creates the inbox after it: no message is stored under no inbox", async (t) => {
   const server = await cluster(t);
@@ -37,4 +77,57 @@ test("a publish arriving during its recipient's removal re-creates the inbox aft
     assert.deepEqual([inboxes.length, messages.length], [1, 1], `${agent}: its inbox row holds its message`);
     assert.ok(agent in broker.status().agents, "the broker and the store agree");
   }
+});
+
+test("an agent removed on broker A is unknown on broker B at once: a publish there is refused and stores nothing, a read there creates a new inbox", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, storeB, stored } = brokers;
+  await a.addAgent(openclaw);
+  // B knows openclaw (its publish looks at the cluster) and holds nothing for it.
+  await b.publish(hermes, openclaw, { n: 0 });
+  assert.equal((await b.poll(openclaw, 10)).length, 1);
+
+  assert.equal(await a.removeAgent(openclaw, false), 1);
+  // Whatever B's view says yet, its store refuses a message for an inbox that is gone.
+  await assert.rejects(storeB.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: Date.now() }], inboxes: [] }), {
+    code: "unknown_agent",
+  });
+  await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
+  assert.deepEqual(await stored(), { inboxes: 0, messages: 0 }, "nothing stored under no inbox");
+  assert.equal(openclaw in b.status().agents, false, "B forgot openclaw");
+
+  // openclaw connects to B (a read creates its inbox, as on a broker that never knew it): what A stores for it then
+  // is B's to hand out, once.
+  assert.deepEqual(await b.poll(openclaw, 10), []);
+  const { envelopes: [sent] } = await a.publish(hermes, openclaw, { n: 2 });
+  assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.id), [sent.id]);
+  assert.deepEqual(await stored(), { inboxes: 1, messages: 1 });
+});
+
+test("a removal on broker A is refused while the agent's stream is open on broker B or B stored messages for it; forced, it ends that stream", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, stored, streamClosed } = brokers;
+  await a.addAgent(openclaw);
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+
+  await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /a stream open on another broker/ });
+  sink.close();
+  await waitFor(streamClosed, 10_000, "B's stream to be closed in the store");
+  await b.publish(hermes, openclaw, { n: 1 });
+  await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /1 pending message/ });
+  assert.deepEqual(await stored(), { inboxes: 1, messages: 1 }, "a refused removal deletes nothing");
+
+  const again = new TextSink();
+  t.after(() => again.close());
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(again);
+  assert.equal(await a.removeAgent(openclaw, true), 1);
+  await waitFor(() => again.closed.aborted, 10_000, "B's stream to end");
+  assert.match(again.text, /event: error\ndata: .*openclaw was removed by the operator/);
+  // The stream may have ended first on finding the inbox gone; the removal's notification follows.
+  await waitFor(() => !(openclaw in b.status().agents), 10_000, "B to forget openclaw");
+  assert.deepEqual(await stored(), { inboxes: 0, messages: 0 });
 });

@@ -142,7 +142,7 @@ function contract({ name, lockedCode, place }: Backend): void {
         { from: hermes, to: hermes, payload: { n: 1 }, createdAt: 10, idempotencyKey: "k1" },
         { from: openclaw, to: hermes, payload: { z: 1, a: [1, "é"] }, createdAt: 20, thread, idempotencyKey: "k1" },
       ],
-      inboxes: [],
+      inboxes: [{ agent: openclaw }, { agent: hermes }],
     });
     assert.deepEqual((await store.findByKey(hermes, "k1")).map((envelope) => [envelope.id, envelope.to]), [[1, openclaw], [2, hermes]]);
     assert.deepEqual(await store.findByKey(hermes, "k2"), []);
@@ -159,7 +159,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     let store = await open();
     await store.write({
       messages: [1, 2, 3].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n, idempotencyKey: `a2a:openclaw:${n}` })),
-      inboxes: [{ agent: openclaw }],
+      inboxes: [{ agent: openclaw }, { agent: hermes }],
     });
     const thread = { replyTo: 2, conversation: 2, hops: 1 };
     await store.write({
@@ -244,7 +244,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const store = await open();
     await store.write({
       messages: [1, 2, 3, 4, 5].map((n) => ({ from: hermes, to: n === 3 ? hermes : openclaw, payload: { n }, createdAt: n })),
-      inboxes: [{ agent: openclaw, deliveredId: 2 }],
+      inboxes: [{ agent: openclaw, deliveredId: 2 }, { agent: hermes }],
     });
     await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 3, upTo: 4 }] }] });
     assert.deepEqual((await store.readLatest(openclaw, 2)).map((envelope) => envelope.id), [2, 5]);
@@ -284,7 +284,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open();
-    await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 1 }], inboxes: [] });
+    await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 1 }], inboxes: [{ agent: openclaw }] });
     // A payload that is no JSON at all cannot be stored (the column is NOT NULL): the whole batch fails.
     await assert.rejects(
       store.write({
@@ -297,7 +297,7 @@ function contract({ name, lockedCode, place }: Backend): void {
       (error: unknown) => error instanceof InteropError && error.code === "storage_failed",
     );
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }]);
-    assert.deepEqual(await store.loadInboxes(), []);
+    assert.deepEqual((await store.loadInboxes()).map((inbox) => inbox.deliveredId), [0], "the failed write's cursor was not kept");
     const [next] = await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 4 }, createdAt: 4 }], inboxes: [] });
     assert.ok(next.id > 1);
   });
@@ -306,6 +306,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open("relaxed");
+    await store.write({ messages: [], inboxes: [{ agent: openclaw }, { agent: hermes }] });
     const batches = await Promise.all(Array.from({ length: 20 }, (_, n) =>
       store.write({ messages: [{ from: hermes, to: openclaw, payload: { n }, createdAt: n }, { from: hermes, to: hermes, payload: { n }, createdAt: n }], inboxes: [] })));
     const ids = batches.flat().map((envelope) => envelope.id);
@@ -326,7 +327,7 @@ function contract({ name, lockedCode, place }: Backend): void {
         { from: hermes, to: openclaw, payload: { text: "alone" }, createdAt: 1 },
         ...recipients.slice(0, 2).map((to) => ({ from: hermes, to, payload: shared, createdAt: 2 })),
       ],
-      inboxes: [],
+      inboxes: [...recipients, openclaw].map((agent) => ({ agent })),
     });
     assert.deepEqual(stored.map((envelope) => envelope.to), [...recipients, openclaw, "a", "b"]);
     for (const envelope of stored) assert.deepEqual(await store.find(envelope.id), envelope);

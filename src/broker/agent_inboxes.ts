@@ -1,7 +1,7 @@
 /** The agents a broker knows, one inbox record each: created on first use or by the operator, removed for good. */
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
-import type { ClusterView, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import type { ClusterView, InboxHolds, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 
@@ -28,6 +28,14 @@ export class AgentInboxes {
   #cluster: ClusterView | undefined;
   /** Removals under way: the store still holds the inbox until each settles. */
   #removals = new Map<AgentName, Promise<unknown>>();
+  /** Reads of the cluster view started so far, and the newest one applied (one that answers late is older news). */
+  #reads = 0;
+  #applied = 0;
+  /**
+   * Inboxes this broker created: the number of view reads started when each creation committed (Infinity while it
+   * runs). A read started no later than that may not list the inbox yet, and must not drop it.
+   */
+  #created = new Map<AgentName, number>();
 
   constructor(deps: AgentInboxesDeps) {
     this.#deps = deps;
@@ -56,7 +64,7 @@ export class AgentInboxes {
     if (removal !== undefined) await removal.catch(() => {});
     // On a shared store another broker may have created it since this one last looked (the view is re-read every
     // second): look again before the admission rule calls it unknown.
-    if (!this.#records.has(agent) && this.#shared !== undefined) this.sawCluster(await this.#shared.cluster());
+    if (!this.#records.has(agent) && this.#shared !== undefined) await this.look();
     let inbox = this.#records.get(agent);
     if (inbox === undefined) {
       this.#deps.admitAgent?.(agent, [...this.#records.keys()], use);
@@ -78,7 +86,14 @@ export class AgentInboxes {
     const inbox = freshInbox(agent, this.#deps.lastId());
     this.#records.set(agent, inbox);
     if (this.#shared === undefined) await this.#deps.commits.update({ agent, deliveredId: inbox.deliveredId });
-    else inbox.deliveredId = await this.#shared.createInbox(agent, inbox.deliveredId);
+    else {
+      this.#created.set(agent, Infinity);
+      try {
+        inbox.deliveredId = await this.#shared.createInbox(agent, inbox.deliveredId);
+      } finally {
+        this.#created.set(agent, this.#reads);
+      }
+    }
     // Removed while it was being created (the operator's removal won): the publish or read that asked for it must
     // not store into, or count on, a record the broker no longer has. It gets the answer an unknown agent gets.
     if (this.#records.get(agent) !== inbox) {
@@ -95,14 +110,31 @@ export class AgentInboxes {
     this.#deps.commits.note({ agent, lastSeen: inbox.lastSeen });
   }
 
-  /** The cluster view as read: inboxes another broker created join this one's, cursors move on. */
-  sawCluster(cluster: ClusterView): void {
+  /**
+   * Reads the cluster view (on a shared store): inboxes another broker created join this one's, cursors move on,
+   * and inboxes another broker removed go, as if removed here (a stream of theirs ends with the removal's error).
+   * The store refuses a message for an inbox that is gone anyway; this makes the broker answer as one that never
+   * knew the agent (admission decides), not with a record no store row backs.
+   */
+  async look(): Promise<void> {
+    const started = ++this.#reads;
+    const cluster = await this.#shared!.cluster();
+    if (started < this.#applied) return;
+    this.#applied = started;
     this.#cluster = cluster;
     for (const [agent, deliveredId] of cluster.cursors) {
       const inbox = this.#records.get(agent);
       if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
       // Not one this broker is removing: the view was read before the removal committed.
       else if (!this.#removals.has(agent)) this.#records.set(agent, freshInbox(agent, deliveredId));
+    }
+    for (const agent of [...this.#records.keys()]) {
+      const created = this.#created.get(agent) ?? 0;
+      if (created >= started) continue;
+      this.#created.delete(agent);
+      if (cluster.cursors.has(agent)) continue;
+      this.#records.delete(agent);
+      this.#deps.forget(agent);
     }
   }
 
@@ -124,21 +156,26 @@ export class AgentInboxes {
     if (inbox === undefined) {
       throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#records.keys()].sort().join(", ") || "none"}`);
     }
-    const streaming = this.#deps.streaming(agent);
-    if (!force && (inbox.pending > 0 || streaming)) {
+    // On a shared store the store counts what is pending (whichever broker stored it) and sees streams on other
+    // brokers, in the removal's transaction; this broker's own stream is refused here, before it is ended.
+    const refuse = (pending: number, stream: string | undefined) => {
+      if (force || (pending === 0 && stream === undefined)) return;
       const holds = [
-        ...(inbox.pending > 0 ? [`${inbox.pending} pending message${inbox.pending === 1 ? "" : "s"}`] : []),
-        ...(streaming ? ["a stream open (its listener would create the inbox again on reconnecting: stop it first)"] : []),
+        ...(pending > 0 ? [`${pending} pending message${pending === 1 ? "" : "s"}`] : []),
+        ...(stream !== undefined ? [`a stream open${stream} (its listener would create the inbox again on reconnecting: stop it first)`] : []),
       ];
       throw new InteropError("agent_busy", `Not removed: ${agent} has ${holds.join(" and ")}; pass --force (force=1) to delete it anyway`);
-    }
+    };
+    refuse(this.#shared === undefined ? inbox.pending : 0, this.#deps.streaming(agent) ? "" : undefined);
+    const refuseFound = this.#shared === undefined || force ? undefined : (found: InboxHolds) =>
+      refuse(found.pending, found.streamElsewhere ? " on another broker" : undefined);
     this.#records.delete(agent);
     this.#deps.forget(agent);
     const removal = (async () => {
       try {
         // Publishes to it that were already queued commit first, so the removal takes their messages too.
         await this.#deps.commits.drain();
-        return await this.#deps.store.removeInbox(agent);
+        return await this.#deps.store.removeInbox(agent, refuseFound);
       } catch (error) {
         if (!this.#records.has(agent)) this.#records.set(agent, inbox);
         throw error;

@@ -167,11 +167,15 @@ export class Broker {
     const broker = new Broker(options, inboxes, lastId);
     if (replayPoints !== undefined) broker.#streams.restore(replayPoints);
     if (broker.#shared !== undefined) {
-      await broker.#shared.watch((agents) => broker.#wake(agents), (agent, session) => broker.#streams.replaced(agent, session));
+      const look = () => broker.#agents.look().catch(() => {});
+      await broker.#shared.watch(
+        (agents) => broker.#wake(agents),
+        (agent, session) => broker.#streams.replaced(agent, session),
+        // Another broker removed an inbox: the view says at once which are left (a look every second would too).
+        () => void look(),
+      );
       // A notification lost without the connection noticing: every stream re-reads now and then.
       const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
-      const shared = broker.#shared;
-      const look = () => shared.cluster().then((cluster) => broker.#agents.sawCluster(cluster), () => {});
       await look();
       const refresh = setInterval(look, CLUSTER_REFRESH_MS);
       for (const timer of [reread, refresh]) {
@@ -203,7 +207,13 @@ export class Broker {
     return this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, options));
   }
 
-  async #publishOnce(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions): Promise<Published> {
+  async #publishOnce(
+    from: AgentName,
+    to: AgentName | undefined,
+    payloads: Payload[],
+    options: PublishOptions,
+    retried = false,
+  ): Promise<Published> {
     const { replyTo, idempotencyKey } = options;
     // Whatever the entry point: the metadata field is the broker's (a forged Thread.context would ride in it).
     for (const payload of payloads) refuseReservedField(payload);
@@ -253,6 +263,13 @@ export class Broker {
       stored = await committed;
     } catch (error) {
       for (const inbox of inboxes) inbox.pending -= payloads.length;
+      // A shared store found a recipient's inbox gone (another broker removed it; this one's view had not caught up):
+      // once the view has, the publish is what it would have been had the view been current: refused as to an
+      // unknown agent, or to a new inbox where admission creates one; a broadcast goes to those left.
+      if (this.#shared !== undefined && !retried && (error as InteropError).code === "unknown_agent") {
+        await this.#agents.look();
+        return await this.#publishOnce(from, to, payloads, { ...options, queued: undefined }, true);
+      }
       throw error;
     }
     this.#observers.published(stored, performance.now() - commitStarted);
@@ -394,11 +411,27 @@ export class Broker {
    * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says.
    */
   async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
-    const { inbox, after } = await this.#streams.begin(agent, start);
-    // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
-    const messages = (await this.#store.readAfter(agent, after, limit)).filter((envelope) => !this.#taken.has(envelope.id));
-    this.#markDelivered(inbox, messages);
-    return messages;
+    const shared = this.#shared;
+    for (;;) {
+      // On a shared store the cursor is the store's, moved as a stream's claim moves it: compare-and-set on the
+      // version read with it, so a poll or stream on another broker that took some first makes this one read again.
+      let version = 0;
+      const { inbox, after } = await this.#streams.begin(agent, start, shared && (async (found) => {
+        const read = await shared.version(agent);
+        version = read.version;
+        found.deliveredId = Math.max(found.deliveredId, read.deliveredId);
+      }));
+      // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
+      const messages = (await this.#store.readAfter(agent, after, limit)).filter((envelope) => !this.#taken.has(envelope.id));
+      const last = messages.at(-1);
+      if (shared !== undefined && last !== undefined && last.id > inbox.deliveredId) {
+        const claim = await shared.claim(agent, undefined, version, last.id);
+        if (claim === "moved") continue;
+        if (claim === "removed") throw new InteropError("unknown_agent", `Unknown agent: ${agent} was removed while its inbox was read`);
+      }
+      this.#markDelivered(inbox, messages);
+      return messages;
+    }
   }
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */

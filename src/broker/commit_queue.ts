@@ -23,6 +23,9 @@ const GATHER_TURNS = 3;
  */
 const ADVISORY_DELAY_MS = 100;
 
+/** What a store refuses one publish for, saying nothing against the others in its commit (see `#write`). */
+const ISOLATED = new Set(["invalid_body", "duplicate_key", "unknown_agent"]);
+
 interface Waiter {
   messages: NewMessage[];
   resolve(stored: Envelope[]): void;
@@ -146,9 +149,10 @@ export class CommitQueue {
 
   /**
    * Commits a group. A store refuses a message it cannot store as such with `invalid_body` (or a publish whose
-   * Idempotency-Key another broker committed meanwhile with `duplicate_key`), which says nothing
-   * against the others: the group is then split in two, each half committed on its own (the inbox updates go
-   * apart from the last message), until the bad publisher alone is refused. Any other failure (a full disk, a
+   * Idempotency-Key another broker committed meanwhile with `duplicate_key`, or whose recipient's inbox another
+   * broker removed with `unknown_agent`), which says nothing against the others: the group is then split in two, each
+   * half committed on its own (the inbox updates go apart from the last message), until the bad publisher alone is
+   * refused. Any other failure (a full disk, a
    * broken database) fails the whole group, as it would fail each part.
    */
   async #write(waiters: Waiter[], inboxes: InboxUpdate[], inboxWaiters: InboxWaiter[]): Promise<void> {
@@ -164,7 +168,7 @@ export class CommitQueue {
         );
         return;
       }
-      const isolate = error instanceof InteropError && (error.code === "invalid_body" || error.code === "duplicate_key") &&
+      const isolate = error instanceof InteropError && ISOLATED.has(error.code) &&
         (waiters.length > 1 || (waiters.length === 1 && inboxes.length > 0));
       if (!isolate) {
         this.#failed(waiters, inboxWaiters, error);

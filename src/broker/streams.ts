@@ -208,13 +208,16 @@ export class Streams {
         readAfter: shared === undefined
           ? (name, after, limit) => store.readAfter(name, after, limit)
           : async (name, after, limit) => {
-            version = await shared.version(name);
+            ({ version } = await shared.version(name));
             return await store.readAfter(name, after, limit);
           },
         claim: shared === undefined ? undefined : async (envelopes) => {
           const outcome = await shared.claim(agent, id, version, envelopes[envelopes.length - 1].id);
           // Even before its notification arrives: the newer stream owns the inbox now.
           if (outcome === "replaced") this.replaced(agent, id);
+          // Removed on another broker (this one hears of it a moment later): the stream ends as on a removal here.
+          const current = this.#sessions.get(agent);
+          if (outcome === "removed" && current?.id === id) current.close(REMOVED(agent));
           return outcome === "claimed";
         },
         isTaken: (envelope) => this.#deps.isTaken(envelope.id),

@@ -17,6 +17,7 @@ import {
   CommitInDoubt,
   type DeadLetter,
   type Durability,
+  type InboxHolds,
   type InboxRecord,
   type MessageOutcome,
   type MessageStore,
@@ -218,15 +219,8 @@ export class PostgresStore implements MessageStore {
     return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered));
   }
 
-  removeInbox(agent: AgentName): Promise<number> {
-    return this.#transaction("remove an inbox", async (tx) => {
-      const [removed] = await Promise.all([
-        tx`DELETE FROM interop_messages WHERE recipient = ${agent}`.execute(),
-        tx`DELETE FROM interop_dead_letters WHERE agent = ${agent}`.execute(),
-        tx`DELETE FROM interop_inboxes WHERE agent = ${agent}`.execute(),
-      ]);
-      return removed.count;
-    });
+  removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number> {
+    return this.shared.removeInbox(agent, refuse);
   }
 
   async close(): Promise<void> {

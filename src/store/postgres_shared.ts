@@ -6,12 +6,16 @@ import type { Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { HEARTBEAT_MS } from "./postgres_registry.ts";
-import type { Claim, ClusterView, SharedInboxes, Wake } from "./store.ts";
+import type { Claim, ClusterView, InboxHolds, SharedInboxes, Wake } from "./store.ts";
 
 /** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
 export const COMMITS = "interop";
 /** The channel a stream replaced on another broker hears on: `{"b": its broker, "a": agent, "s": session}`. */
 const REPLACED = "interop_replaced";
+/** The channel other brokers hear an inbox's removal on: `{"b": the broker that removed it, "a": agent}`. */
+const REMOVED = "interop_removed";
+/** Whether the broker row `b` is alive: not stopped, and its heartbeat recent by the database's clock. */
+const ALIVE = `b.stopped_at IS NULL AND b.heartbeat_at > now() - interval '${(3 * HEARTBEAT_MS) / 1000} seconds'`;
 /** Past this many bytes of recipients a notification says "*" (NOTIFY payloads stop at 8,000 bytes). */
 const MAX_NOTIFY_BYTES = 7000;
 
@@ -44,8 +48,9 @@ export class PostgresInboxes implements SharedInboxes {
   take(agent: AgentName, limit: number, upTo: number | undefined): Promise<Envelope[]> {
     return this.#context.transaction("take messages", async (tx) => {
       // The cursor row first: takers and claimers of one inbox go one at a time, and the next statement's snapshot
-      // sees what the one before committed.
-      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR UPDATE`.execute();
+      // sees what the one before committed. NO KEY UPDATE, as a claim's UPDATE takes: FOR UPDATE would also wait for
+      // the publishes to the inbox, which hold its row (FOR KEY SHARE) until their COMMIT.
+      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx<MessageRow[]>`
         WITH m AS (
           SELECT id FROM interop_messages
@@ -66,7 +71,7 @@ export class PostgresInboxes implements SharedInboxes {
 
   takeOne(agent: AgentName, id: number): Promise<boolean> {
     return this.#context.transaction("take a message", async (tx) => {
-      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR UPDATE`.execute();
+      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx`
         WITH p AS (
           UPDATE interop_messages SET polled = true
@@ -84,7 +89,7 @@ export class PostgresInboxes implements SharedInboxes {
     const { broker } = this.#context;
     return this.#context.transaction("open a stream", async (tx) => {
       const [old] = await tx<{ delivered_id: number; stream_broker: string | null; stream_session: string | null }[]>`
-        SELECT delivered_id, stream_broker, stream_session FROM interop_inboxes WHERE agent = ${agent} FOR UPDATE`;
+        SELECT delivered_id, stream_broker, stream_session FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`;
       await tx`
         UPDATE interop_inboxes SET stream_broker = ${broker}, stream_session = ${session}, stream_opened_at = now()
         WHERE agent = ${agent}`;
@@ -103,26 +108,56 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  version(agent: AgentName): Promise<number> {
+  version(agent: AgentName): Promise<{ version: number; deliveredId: number }> {
     return this.#context.read("read an inbox", async () => {
-      const [row] = await this.#context.sql<{ version: number }[]>`SELECT version FROM interop_inboxes WHERE agent = ${agent}`;
-      return row?.version ?? 0;
+      const [row] = await this.#context.sql<{ version: number; delivered_id: number }[]>`
+        SELECT version, delivered_id FROM interop_inboxes WHERE agent = ${agent}`;
+      return { version: row?.version ?? 0, deliveredId: row?.delivered_id ?? 0 };
     });
   }
 
-  claim(agent: AgentName, session: string, version: number, upTo: number): Promise<Claim> {
+  claim(agent: AgentName, session: string | undefined, version: number, upTo: number): Promise<Claim> {
     const { sql } = this.#context;
+    const stream = session ?? null;
     return this.#context.read("claim messages", async () => {
       const claimed = await sql`
         UPDATE interop_inboxes SET delivered_id = greatest(delivered_id, ${upTo}), version = version + 1
-        WHERE agent = ${agent} AND version = ${version} AND stream_session = ${session}`;
+        WHERE agent = ${agent} AND version = ${version} AND (${stream}::uuid IS NULL OR stream_session = ${stream})`;
       if (claimed.count === 1) return "claimed";
       const [row] = await sql<{ stream_session: string | null }[]>`SELECT stream_session FROM interop_inboxes WHERE agent = ${agent}`;
-      return row?.stream_session === session ? "moved" : "replaced";
+      if (row === undefined) return "removed";
+      return session === undefined || row.stream_session === session ? "moved" : "replaced";
     });
   }
 
-  async watch(wake: Wake, replaced: (agent: AgentName, session: string) => void): Promise<void> {
+  /**
+   * Deletes the inbox (see `MessageStore.removeInbox`) and tells the other brokers. Its row goes first: a publish
+   * holds the rows of its recipients until its COMMIT, so the removal comes after it (and its next statements see its
+   * messages) or before it (and the publish finds no row: refused).
+   */
+  removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number> {
+    const { broker } = this.#context;
+    return this.#context.transaction("remove an inbox", async (tx) => {
+      const [row] = await tx<{ delivered_id: number; stream_elsewhere: boolean }[]>`
+        DELETE FROM interop_inboxes i WHERE agent = ${agent}
+        RETURNING delivered_id, i.stream_broker <> ${broker} AND EXISTS (
+          SELECT 1 FROM interop_brokers b WHERE b.id = i.stream_broker AND ${tx.unsafe(ALIVE)}) AS stream_elsewhere`;
+      if (row !== undefined && refuse !== undefined) {
+        const [{ pending }] = await tx<{ pending: number }[]>`
+          SELECT count(*)::int AS pending FROM interop_messages
+          WHERE recipient = ${agent} AND id > ${row.delivered_id} AND NOT polled`;
+        refuse({ pending, streamElsewhere: row.stream_elsewhere === true });
+      }
+      const [removed] = await Promise.all([
+        tx`DELETE FROM interop_messages WHERE recipient = ${agent}`.execute(),
+        tx`DELETE FROM interop_dead_letters WHERE agent = ${agent}`.execute(),
+        tx`SELECT pg_notify(${REMOVED}, ${JSON.stringify({ b: broker, a: agent })})`.execute(),
+      ]);
+      return removed.count;
+    });
+  }
+
+  async watch(wake: Wake, replaced: (agent: AgentName, session: string) => void, removed: (agent: AgentName) => void): Promise<void> {
     const { sql, broker } = this.#context;
     const commits = await sql.listen(COMMITS, (payload) => {
       try {
@@ -138,6 +173,11 @@ export class PostgresInboxes implements SharedInboxes {
       if (b === broker) replaced(a, s);
     });
     this.#unlisten.push(replacements.unlisten);
+    const removals = await sql.listen(REMOVED, (payload) => {
+      const { b, a } = JSON.parse(payload) as { b: string; a: AgentName };
+      if (b !== broker) removed(a);
+    });
+    this.#unlisten.push(removals.unlisten);
   }
 
   cluster(): Promise<ClusterView> {
@@ -155,9 +195,8 @@ export class PostgresInboxes implements SharedInboxes {
         heartbeat_at: Date;
         alive: boolean;
       }>>`
-        SELECT id, pid, host, listening, version, started_at, heartbeat_at,
-          stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => ${(3 * HEARTBEAT_MS) / 1000}) AS alive
-        FROM interop_brokers ORDER BY started_at, id`;
+        SELECT id, pid, host, listening, version, started_at, heartbeat_at, ${sql.unsafe(ALIVE)} AS alive
+        FROM interop_brokers b ORDER BY started_at, id`;
       return {
         streams: new Map(inboxes.flatMap((row) => row.stream_broker === null ? [] : [[row.agent, row.stream_broker]])),
         cursors: new Map(inboxes.map((row) => [row.agent, row.delivered_id])),

@@ -26,6 +26,21 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     SELECT DISTINCT sender, idempotency_key AS key FROM interop_messages
     WHERE (sender, idempotency_key) IN (SELECT * FROM unnest(${keyed.map(([, m]) => m.from)}::text[], ${keyed.map(([, m]) => m.idempotencyKey!)}::text[]))`
     .execute();
+  const updates = mergeByAgent(batch.inboxes);
+  const upserted = updates.length === 0 ? undefined : tx`
+    INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
+    SELECT agent, coalesce(delivered, 0), seen
+    FROM unnest(${updates.map((u) => u.agent)}::text[], ${updates.map((u) => u.deliveredId ?? null)}::int8[],
+      ${updates.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
+    ON CONFLICT (agent) DO UPDATE SET
+      delivered_id = greatest(interop_inboxes.delivered_id, excluded.delivered_id),
+      last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
+  // Each recipient's inbox row, held until the COMMIT: a removal deletes that row first, so it waits for this
+  // transaction (and then deletes its messages too), or went first and the recipient is refused. A broker's view of
+  // the inboxes lags a removal on another broker: this is what keeps it from storing a message under no inbox. KEY
+  // SHARE: publishers, takers and claimers of the inbox do not wait for each other.
+  const held = recipients.length === 0 ? Promise.resolve([]) : tx<{ agent: string }[]>`
+    SELECT agent FROM interop_inboxes WHERE agent = ANY(${recipients}::text[]) ORDER BY agent COLLATE "C" FOR KEY SHARE`.execute();
   // The heads first, in one order (no deadlock between broadcasts), before any id is taken: a writer of the
   // same inbox on another broker waits here until this transaction's ids are visible.
   const heads = recipients.length === 0 ? undefined : tx`
@@ -55,15 +70,6 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     )
     SELECT id FROM stored`.execute();
   const notified = recipients.length === 0 ? undefined : tx`SELECT pg_notify(${COMMITS}, ${notification(broker, recipients)})`.execute();
-  const updates = mergeByAgent(batch.inboxes);
-  const upserted = updates.length === 0 ? undefined : tx`
-    INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
-    SELECT agent, coalesce(delivered, 0), seen
-    FROM unnest(${updates.map((u) => u.agent)}::text[], ${updates.map((u) => u.deliveredId ?? null)}::int8[],
-      ${updates.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
-    ON CONFLICT (agent) DO UPDATE SET
-      delivered_id = greatest(interop_inboxes.delivered_id, excluded.delivered_id),
-      last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
   const polled = batch.inboxes.flatMap((update) => (update.polled ?? []).map((range) => ({ agent: update.agent, ...range })));
   const marked = polled.length === 0 ? undefined : tx`
     UPDATE interop_messages m SET polled = true
@@ -78,7 +84,11 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     INSERT INTO interop_withdrawn (message_id, withdrawn_at)
     SELECT * FROM unnest(${withdrawn.map((w) => w.id)}::int8[], ${withdrawn.map((w) => w.at)}::int8[])
     ON CONFLICT DO NOTHING`.execute();
-  const [, found, , rows] = await Promise.all([keysLocked, earlier, heads, inserted, upserted, marked, withdrawing, notified]);
+  const [, found, present, , rows] = await Promise.all([keysLocked, earlier, held, heads, inserted, upserted, marked, withdrawing, notified]);
+  const gone = recipients.filter((agent) => !present.some((row) => row.agent === agent));
+  if (gone.length > 0) {
+    throw new InteropError("unknown_agent", `Unknown agent: ${gone.join(", ")} has no inbox (removed, on this broker or another); nothing was stored`);
+  }
   if (found.length > 0) {
     throw new InteropError(
       "duplicate_key",

@@ -71,6 +71,14 @@ export interface InboxUpdate {
   replayAfter?: number | null;
 }
 
+/** What holds an inbox back from a removal that is not forced, as a store other brokers share finds it. */
+export interface InboxHolds {
+  /** Its undelivered messages, whichever broker stored them. */
+  pending: number;
+  /** Whether its stream is open on another broker that is alive. */
+  streamElsewhere: boolean;
+}
+
 /** A sender, a recipient, or both, that messages must have. */
 export interface Parties {
   sender?: AgentName;
@@ -89,7 +97,10 @@ export interface MessageOutcome {
   deadLetter: DeadLetter | undefined;
 }
 
-/** Everything one commit writes, atomically. */
+/**
+ * Everything one commit writes, atomically. A store other brokers share refuses (`unknown_agent`) a message whose
+ * recipient has no inbox, in the store or among `inboxes`: another broker removed it.
+ */
 export interface WriteBatch {
   messages: NewMessage[];
   inboxes: InboxUpdate[];
@@ -124,8 +135,11 @@ export class CommitInDoubt<T = Envelope[]> extends InteropError {
 /** Wakes the readers of these inboxes (every inbox when undefined) to read the store from their cursor. */
 export type Wake = (agents: AgentName[] | undefined) => void;
 
-/** What a stream's claim found: its messages are its own, or another reader moved first, or a newer stream took over. */
-export type Claim = "claimed" | "moved" | "replaced";
+/**
+ * What a claim found: its messages are its own, or another reader moved first, or a newer stream took over, or the
+ * inbox is gone (removed on another broker).
+ */
+export type Claim = "claimed" | "moved" | "replaced" | "removed";
 
 /**
  * What a store several brokers write to adds: each inbox's cursor and its one stream live in the store, and every
@@ -149,15 +163,22 @@ export interface SharedInboxes {
   openStream(agent: AgentName, session: string): Promise<number>;
   /** The agent's stream `session` ended (no-op if a newer one took over). */
   closeStream(agent: AgentName, session: string): Promise<void>;
-  /** The inbox's version (changed by every take and claim), read before a stream reads a page. */
-  version(agent: AgentName): Promise<number>;
-  /** Moves the cursor up to `upTo` for stream `session`, if the inbox is still at `version` and still its stream. */
-  claim(agent: AgentName, session: string, version: number, upTo: number): Promise<Claim>;
+  /**
+   * The inbox's version (changed by every take and claim) and cursor, read before a stream or an ntfy poll reads a
+   * page.
+   */
+  version(agent: AgentName): Promise<{ version: number; deliveredId: number }>;
+  /**
+   * Moves the cursor up to `upTo` if the inbox is still at `version` and, for stream `session`, still its stream
+   * (without one: an ntfy poll).
+   */
+  claim(agent: AgentName, session: string | undefined, version: number, upTo: number): Promise<Claim>;
   /**
    * Calls `wake` after other brokers' commits (at most a hint: a reader woken reads from its cursor, and one never
-   * woken re-reads on its own now and then), and `replaced` when a stream of this broker was replaced on another.
+   * woken re-reads on its own now and then), `replaced` when a stream of this broker was replaced on another, and
+   * `removed` when another broker removed an inbox (a hint too: the cluster view says what is left).
    */
-  watch(wake: Wake, replaced: (agent: AgentName, session: string) => void): Promise<void>;
+  watch(wake: Wake, replaced: (agent: AgentName, session: string) => void, removed: (agent: AgentName) => void): Promise<void>;
   /** The brokers registered on the store and where each agent's stream is, for the cluster view. */
   cluster(): Promise<ClusterView>;
 }
@@ -240,8 +261,12 @@ export interface MessageStore {
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
   ): Promise<Map<AgentName, { count: number; upTo: number }>>;
-  /** Deletes the agent's inbox for good (its messages, cursor and dead letters); resolves with the messages deleted. */
-  removeInbox(agent: AgentName): Promise<number>;
+  /**
+   * Deletes the agent's inbox for good (its messages, cursor and dead letters); resolves with the messages deleted.
+   * A store other brokers share calls `refuse` (a removal not forced) within the removal's transaction with what holds
+   * the inbox on every broker; what it throws rolls the removal back.
+   */
+  removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number>;
   /** Present when several brokers may open the store. */
   readonly shared?: SharedInboxes;
   /** The inboxes' replay points (`InboxUpdate.replayAfter`) as last committed; a store that keeps none lacks it. */

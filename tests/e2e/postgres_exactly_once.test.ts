@@ -131,3 +131,19 @@ test("an agent's first request on a broker that does not know its inbox yet take
     assert.deepEqual(taken.map((message: { interop: { id: number } }) => message.interop.id), [sent.id], `${agent} on B`);
   }
 });
+
+test("an ntfy poll=1 on A counts what it returns as delivered: a /poll on A or B hands none of it again", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const sent = [];
+  for (let n = 0; n < 3; n++) sent.push((await (await publish(b.url, "hermes", "openclaw", { text: `m${n}` })).json()).id);
+  const polled = (await (await fetch(`${a.url}/ntfy/openclaw/json?poll=1`)).text()).trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(polled.map((event) => event.message), ["m0", "m1", "m2"]);
+  assert.deepEqual(await (await fetch(`${b.url}/poll?agent=openclaw`)).json(), [], "B hands none of them again");
+  assert.deepEqual(await (await fetch(`${a.url}/poll?agent=openclaw`)).json(), [], "nor does A");
+  assert.equal(await (await fetch(`${b.url}/ntfy/openclaw/json?poll=1`)).text(), "", "nor an ntfy poll on B");
+  const later = (await (await publish(a.url, "hermes", "openclaw", { text: "m3" })).json()).id;
+  assert.deepEqual((await (await fetch(`${b.url}/poll?agent=openclaw`)).json()).map((m: { interop: { id: number } }) => m.interop.id), [later]);
+  assert.ok(sent.every((id) => id < later));
+});

@@ -110,17 +110,35 @@ export function brokerClient(
   env: Env,
   timeoutMs?: number,
 ): BrokerClient {
-  return new BrokerClient(brokerUrls(command, values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN) });
+  return new BrokerClient(brokerUrls(command, values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN, "$INTEROP_TOKEN") });
 }
 
-/** A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment. */
-export function readSecret(file: string | undefined, fromEnv: string | undefined): string | undefined {
-  if (file === undefined) return fromEnv?.trim() || undefined;
-  try {
-    return readFileSync(file, "utf8").trim() || undefined;
-  } catch (cause) {
-    throw new InteropError("usage", `Cannot read ${file}: ${(cause as Error).message}`, { cause });
+/**
+ * A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment (`envName` names
+ * it in errors). It goes into a header, so it must be one word: fetch refuses a value with a line break and quotes
+ * the whole value (the secret) in its error, and a space makes the broker read a different token. What is not one
+ * word is refused here, naming where it came from and never what it holds.
+ */
+export function readSecret(file: string | undefined, fromEnv: string | undefined, envName = "the environment"): string | undefined {
+  let text: string | undefined;
+  if (file === undefined) text = fromEnv;
+  else {
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (cause) {
+      throw new InteropError("usage", `Cannot read ${file}: ${(cause as Error).message}`, { cause });
+    }
   }
+  const secret = text?.trim() || undefined;
+  if (secret === undefined || !/[\s\x00-\x1f\x7f]/.test(secret)) return secret;
+  const lines = secret.split(/\r?\n/).filter((line) => line.trim() !== "").length;
+  // A comment or a second token is not skipped: which line is the token would be a guess.
+  const what = lines > 1 ? `it holds ${lines} lines` : "it contains white space or a control character";
+  const source = file ?? envName;
+  throw new InteropError(
+    "usage",
+    `${source} does not hold one token: ${what}; it must hold the token alone` + (file === undefined ? "" : ` (as 'interop token create ... > ${file}' writes it)`),
+  );
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;

@@ -127,7 +127,7 @@ async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
   let status: { service?: string; data_dir?: string; store?: { kind: string; location: string } };
   try {
     url = brokerUrl("token", undefined, io.env);
-    const token = readSecret(undefined, io.env.INTEROP_TOKEN);
+    const token = readSecret(undefined, io.env.INTEROP_TOKEN, "$INTEROP_TOKEN");
     const response = await fetch(`${url}/status`, {
       headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(1000),

@@ -270,6 +270,9 @@ export function describeCause(cause: unknown): string {
     if (name !== undefined) return name;
   }
   if (/dns error|failed to lookup address/.test(text)) return "ENOTFOUND";
+  // Node's fetch quotes a header value it refuses in full (`Headers.append: "Bearer …" is an invalid header
+  // value.`): that value may be the token, so it is never repeated.
+  if (/header/i.test(text)) return "a request header has an invalid value (not shown: it may be a token)";
   // Both refuse the ports the fetch standard blocks (e.g. 1, 9, 6000): Node says "bad port".
   if (/Requests to port \d+ are blocked/.test(text)) return "bad port";
   return text;

@@ -1,0 +1,46 @@
+/** The CLI's seams with the world: token files and variables, the URLs and ports it is given, and its hints. */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { startBroker } from "../helpers/broker.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
+import { createToken } from "../helpers/tokens.ts";
+
+test("a token file with a comment line is refused by name (exit 2), and no command prints the token", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const token = await createToken(broker.dataDir, "hermes");
+  const commented = join(dir.path, "two.tok");
+  writeFileSync(commented, `# hermes token\n${token}\n`);
+  const env = { INTEROP_URL: broker.url, INTEROP_TOKEN: "" };
+  for (const args of [["send", "-f", "hermes", "-t", "openclaw", "hi"], ["status", "--json"], ["poll", "-a", "hermes"]]) {
+    const result = await runCli([...args, "--token-file", commented], { env });
+    assert.equal(result.code, 2, `${args[0]}: ${result.stderr}`);
+    assert.equal(
+      result.stderr,
+      `error: ${commented} does not hold one token: it holds 2 lines; it must hold the token alone ` +
+        `(as 'interop token create ... > ${commented}' writes it)\n`,
+    );
+    assert.ok(!result.stdout.includes(token) && !result.stderr.includes(token), `${args[0]} printed the token`);
+  }
+  // As `token create > FILE` writes it, with blank space around it, the file works.
+  const alone = join(dir.path, "one.tok");
+  writeFileSync(alone, `\n${token}\n\n`);
+  const sent = await runCli(["send", "-f", "hermes", "-t", "openclaw", "hi", "--token-file", alone], { env });
+  assert.equal(sent.code, 0, sent.stderr);
+});
+
+test("$INTEROP_TOKEN with a space or a line break in it is not a token (exit 2), and is never printed", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const token = await createToken(broker.dataDir, "hermes");
+  for (const value of [`${token} extra`, `${token}\nextra`]) {
+    const result = await runCli(["send", "-f", "hermes", "-t", "openclaw", "hi"], { env: { INTEROP_URL: broker.url, INTEROP_TOKEN: value } });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error: \$INTEROP_TOKEN does not hold one token: it (holds 2 lines|contains white space or a control character); it must hold the token alone\n$/);
+    assert.ok(!result.stderr.includes(token));
+  }
+});

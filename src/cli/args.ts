@@ -1,6 +1,7 @@
 /** Flag parsing shared by the subcommands: `node:util` parseArgs, with usage errors that say what to do. */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { readFileSync } from "node:fs";
+import { blockedPort } from "../client/blocked_ports.ts";
 import { BrokerClient } from "../client/broker_client.ts";
 import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
@@ -63,24 +64,35 @@ export const DEFAULT_URL = "http://127.0.0.1:18900";
 /**
  * The broker URLs: --url, else $INTEROP_URL, else the default port on loopback; several, comma-separated, are
  * brokers on one shared database, tried in turn. `HOST:PORT` means `http://HOST:PORT`, as the nats CLI and curl
- * read it.
+ * read it; without a scheme the port is required, since the URL parser reads a bare `18931` as the IPv4 address
+ * 0.0.74.243 and `localhost` as port 80.
  */
 export function brokerUrls(command: string, flag: string | undefined, env: Env): string[] {
   const [given, source] = flag !== undefined ? [flag, "--url"] : env.INTEROP_URL ? [env.INTEROP_URL, "$INTEROP_URL"] : [DEFAULT_URL, ""];
   return given.split(",").map((entry) => entry.trim()).map((entry) => {
-    const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `http://${entry}`;
+    const schemed = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry);
+    const text = schemed ? entry : `http://${entry}`;
     let url: URL | undefined;
     try {
       url = new URL(text);
     } catch {
       // Reported below with the fix.
     }
-    if (entry === "" || url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "") {
+    if (/^\d+$/.test(entry)) {
+      throw usageError(command, `Invalid ${source}: ${JSON.stringify(entry)} is a port alone; give HOST:PORT (127.0.0.1:${entry}) or http://HOST:PORT`);
+    }
+    if (
+      entry === "" || url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "" ||
+      (!schemed && url.port === "" && !/^[^/]*:\d+(\/|$)/.test(entry))
+    ) {
       throw usageError(
         command,
         `Invalid ${source}: ${JSON.stringify(given)}; use http://HOST:PORT or HOST:PORT (several: comma-separated, A,B)`,
       );
     }
+    // fetch refuses these before connecting: said here, not as an unreachable broker.
+    const unreachable = blockedPort(Number(url.port || (url.protocol === "https:" ? 443 : 80)));
+    if (unreachable !== undefined) throw usageError(command, `Invalid ${source}: ${JSON.stringify(entry)}: ${unreachable}`);
     return text.replace(/\/+$/, "");
   });
 }

@@ -44,3 +44,36 @@ test("$INTEROP_TOKEN with a space or a line break in it is not a token (exit 2),
     assert.ok(!result.stderr.includes(token));
   }
 });
+
+test("serve refuses a port fetch never connects to (exit 2), and a client given one says so, not 'is serve running'", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  // Refused before anything is bound, so this fixed port is never listened on.
+  const serve = await runCli(["serve", "--port", "6666", "--data-dir", dir.path], { timeoutMs: 15_000 });
+  assert.equal(serve.code, 2, serve.stderr);
+  assert.equal(
+    serve.stderr,
+    "error: Invalid --port: port 6666 is one that fetch refuses to connect to (the fetch standard's bad ports: 6000, 6665-6669, " +
+      "10080, …), so interop's clients and browsers (the dashboard's fetch and EventSource) cannot reach it; use another port; " +
+      "see 'interop serve --help'\n",
+  );
+  for (const [args, env] of [[["status", "--url", "127.0.0.1:6666"], {}], [["send", "-f", "a", "-t", "b", "hi"], { INTEROP_URL: "http://localhost:10080" }]] as const) {
+    const client = await runCli([...args], { env: { ...env } });
+    assert.equal(client.code, 2, client.stderr);
+    assert.match(client.stderr, /^error: Invalid (--url|\$INTEROP_URL): "[^"]+": port (6666|10080) is one that fetch refuses to connect to .*; see 'interop (status|send) --help'\n$/);
+  }
+});
+
+test("--url and $INTEROP_URL take HOST:PORT or a URL: a port alone or a host without a port is a usage error (exit 2)", async () => {
+  const bare = await runCli(["status", "--url", "18931"]);
+  assert.equal(bare.code, 2, bare.stderr);
+  assert.equal(
+    bare.stderr,
+    `error: Invalid --url: "18931" is a port alone; give HOST:PORT (127.0.0.1:18931) or http://HOST:PORT; see 'interop status --help'\n`,
+  );
+  for (const url of ["localhost", "127.0.0.1:18900,18901", "[::1]"]) {
+    const result = await runCli(["poll", "-a", "hermes"], { env: { INTEROP_URL: url } });
+    assert.equal(result.code, 2, `${url}: ${result.stderr}`);
+    assert.match(result.stderr, /^error: Invalid \$INTEROP_URL: "[^"]+"( is a port alone; give HOST:PORT|; use http:\/\/HOST:PORT or HOST:PORT)/);
+  }
+});

@@ -1,6 +1,6 @@
 /** The CLI's seams with the world: token files and variables, the URLs and ports it is given, and its hints. */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startBroker } from "../helpers/broker.ts";
@@ -76,4 +76,29 @@ test("--url and $INTEROP_URL take HOST:PORT or a URL: a port alone or a host wit
     assert.equal(result.code, 2, `${url}: ${result.stderr}`);
     assert.match(result.stderr, /^error: Invalid \$INTEROP_URL: "[^"]+"( is a port alone; give HOST:PORT|; use http:\/\/HOST:PORT or HOST:PORT)/);
   }
+});
+
+test("token create refuses the data dir of a running broker when $INTEROP_URL names another, and writes nothing", async (t) => {
+  const served = await startBroker();
+  t.after(() => served.cleanup());
+  const named = await startBroker();
+  t.after(() => named.cleanup());
+  // The data dir by default ($INTEROP_DATA_DIR), as a shell that set only INTEROP_URL has it.
+  const env = { INTEROP_URL: `127.0.0.1:${named.port}`, INTEROP_DATA_DIR: served.dataDir, INTEROP_TOKEN: "" };
+  const refused = await runCli(["token", "create", "-a", "hermes"], { env });
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.equal(refused.stdout, "");
+  assert.match(
+    refused.stderr,
+    new RegExp(`^error: ${served.dataDir} is the data dir of the broker on 127\\.0\\.0\\.1:${served.port} \\(pid ${served.pid}\\), ` +
+      `not of \\$INTEROP_URL's http://127\\.0\\.0\\.1:${named.port}: .*pass the --data-dir of the broker at \\$INTEROP_URL`),
+  );
+  assert.ok(!existsSync(join(served.dataDir, "tokens.json")), "no token was written");
+  const status = await (await fetch(`${served.url}/status`)).json();
+  assert.equal(status.pid, served.pid, "the broker serving that data dir still has no tokens");
+
+  // The data dir of the broker $INTEROP_URL names is the one meant.
+  const there = await runCli(["token", "create", "-a", "hermes"], { env: { ...env, INTEROP_DATA_DIR: named.dataDir } });
+  assert.equal(there.code, 0, there.stderr);
+  assert.doesNotMatch(there.stderr, /warning/);
 });

@@ -32,7 +32,14 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
     }
     if (token.kind !== "option") continue;
     const option = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
-    if (option === undefined) throw usageError(command, `Unknown option ${token.rawName} for 'interop ${command}'`);
+    if (option === undefined) {
+      // "-5 degrees" is text, not an option: say how to pass it rather than only that -5 is unknown.
+      const arg = args[token.index];
+      const text = allowPositionals && (/\s/.test(arg) || /^-\d/.test(arg))
+        ? ` (a text that starts with '-' goes after --: interop ${command} … -- ${JSON.stringify(arg)})`
+        : "";
+      throw usageError(command, `Unknown option ${token.rawName} for 'interop ${command}'${text}`);
+    }
     if (option.type === "boolean" && token.inlineValue) throw usageError(command, `Option ${token.rawName} takes no value`);
     if (option.type === "string" && token.value === undefined) throw usageError(command, `Missing value for ${token.rawName}`);
     if (option.type === "string" && !token.inlineValue && token.value!.length > 1 && token.value!.startsWith("-")) {

@@ -37,6 +37,8 @@ interface Deadline {
   cancel?: AbortSignal;
 }
 
+const MISSING_TOKEN = "Missing token: the broker has tokens; pass --token-file FILE or set INTEROP_TOKEN";
+
 export class BrokerClient {
   /** The brokers to try, in turn, when one cannot be reached. */
   readonly urls: BrokerUrls;
@@ -140,7 +142,7 @@ export class BrokerClient {
     if (report.agents === undefined) {
       throw new InteropError(
         "unauthorized",
-        "Broker refused (HTTP 401): Missing token: the broker has tokens; pass --token-file FILE or set INTEROP_TOKEN",
+        `Broker refused (HTTP 401): ${MISSING_TOKEN}`,
         { status: 401 },
       );
     }
@@ -235,6 +237,9 @@ export class BrokerClient {
     } catch {
       // Not a JSON error: an older or foreign server; the raw text is the best explanation.
     }
+    // The broker's hint is for HTTP clients ("send Authorization: Bearer TOKEN"); this client's users give a token
+    // as the CLI takes it.
+    if (response.status === 401 && this.#authorization.authorization === undefined) error = MISSING_TOKEN;
     throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status });
   }
 }

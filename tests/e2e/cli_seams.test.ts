@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { startBroker } from "../helpers/broker.ts";
+import { freePort, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { createToken } from "../helpers/tokens.ts";
 
@@ -101,4 +101,54 @@ test("token create refuses the data dir of a running broker when $INTEROP_URL na
   const there = await runCli(["token", "create", "-a", "hermes"], { env: { ...env, INTEROP_DATA_DIR: named.dataDir } });
   assert.equal(there.code, 0, there.stderr);
   assert.doesNotMatch(there.stderr, /warning/);
+});
+
+test("a misplaced or text-like option says where it goes: --dry-run after 'listen', a text that starts with '-'", async () => {
+  const service = await runCli(["service", "install", "listen", "--agent", "hermes", "--dry-run"]);
+  assert.equal(service.code, 2, service.stderr);
+  assert.equal(
+    service.stderr,
+    "error: --dry-run is a service option: put it before 'listen' (interop service install --dry-run listen -a AGENT …); " +
+      "see 'interop service --help'\n",
+  );
+  const text = await runCli(["send", "-f", "a", "-t", "b", "-5 degrees"]);
+  assert.equal(text.code, 2, text.stderr);
+  assert.equal(
+    text.stderr,
+    `error: Unknown option -5 for 'interop send' (a text that starts with '-' goes after --: interop send … -- "-5 degrees"); ` +
+      "see 'interop send --help'\n",
+  );
+});
+
+test("a command without a token on a broker with tokens gets the CLI's hint, not the HTTP one", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  await createToken(broker.dataDir, "hermes");
+  const env = { INTEROP_URL: broker.url, INTEROP_TOKEN: "" };
+  // The broker reads its tokens within a second: until then a send would be let through.
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).pid === undefined, 5000, "tokens to take effect");
+  for (const args of [["send", "-f", "hermes", "-t", "openclaw", "hi"], ["poll", "-a", "hermes"], ["status"]]) {
+    const result = await runCli(args, { env });
+    assert.equal(result.code, 4, result.stderr);
+    assert.equal(
+      result.stderr,
+      "error: Broker refused (HTTP 401): Missing token: the broker has tokens; pass --token-file FILE or set INTEROP_TOKEN\n",
+      args[0],
+    );
+  }
+});
+
+test("integrate hermes --write on a machine without Hermes's config says to set Hermes up, as openclaw's does", async (t) => {
+  const home = tempDir();
+  t.after(() => home.cleanup());
+  const env = { HOME: home.path, INTEROP_URL: `127.0.0.1:${await freePort()}`, INTEROP_TOKEN: "" };
+  const result = await runCli(["integrate", "hermes", "--write"], { env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(
+    result.stdout.includes(`- ${join(home.path, ".hermes", "config.yaml")} did not exist: install Hermes and run 'hermes setup'`),
+    result.stdout,
+  );
+  // Once it exists (the run above wrote it), the next run has nothing to warn of.
+  const again = await runCli(["integrate", "hermes", "--write"], { env });
+  assert.doesNotMatch(again.stdout, /did not exist/);
 });

@@ -108,7 +108,7 @@ export function run(args: string[], io: Io): Promise<number> {
       token.kind === "option" && Object.hasOwn(OWN_OPTIONS, token.name) && !Object.hasOwn(LISTEN_OPTIONS, token.name)
     );
     if (misplaced?.kind === "option") {
-      throw usageError("service", `${misplaced.rawName} is a service option: put it before 'listen' (interop service install ${misplaced.rawName} listen -a AGENT …)`);
+      throw usageError("service", `${misplaced.rawName} is a service option: put it before 'listen' (interop service ${positionals[0] ?? "install"} ${misplaced.rawName} listen -a AGENT …)`);
     }
     const listen = parseFlags("service", listenArgs, LISTEN_OPTIONS).values;
     if (listen.help) throw usageError("service", "For the listener's options see 'interop listen --help'");

@@ -69,3 +69,8 @@ test("backoffDelay() grows exponentially with jitter and stays under the cap", (
   assert.equal(backoffDelay(50, options, () => 1), 30_000);
   assert.equal(backoffDelay(50, options, () => 0), 15_000);
 });
+
+test("describeCause() never repeats a header value fetch refused: it may be the token", () => {
+  const refused = new TypeError('Headers.append: "Bearer # hermes token\nitk_secret" is an invalid header value.');
+  assert.equal(describeCause(refused), "a request header has an invalid value (not shown: it may be a token)");
+});

@@ -1,6 +1,7 @@
 /** Flag parsing shared by the subcommands: `node:util` parseArgs, with usage errors that say what to do. */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { readFileSync } from "node:fs";
+import { blockedPort } from "../client/blocked_ports.ts";
 import { BrokerClient } from "../client/broker_client.ts";
 import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
@@ -31,7 +32,14 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
     }
     if (token.kind !== "option") continue;
     const option = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
-    if (option === undefined) throw usageError(command, `Unknown option ${token.rawName} for 'interop ${command}'`);
+    if (option === undefined) {
+      // "-5 degrees" is text, not an option: say how to pass it rather than only that -5 is unknown.
+      const arg = args[token.index];
+      const text = allowPositionals && (/\s/.test(arg) || /^-\d/.test(arg))
+        ? ` (a text that starts with '-' goes after --: interop ${command} … -- ${JSON.stringify(arg)})`
+        : "";
+      throw usageError(command, `Unknown option ${token.rawName} for 'interop ${command}'${text}`);
+    }
     if (option.type === "boolean" && token.inlineValue) throw usageError(command, `Option ${token.rawName} takes no value`);
     if (option.type === "string" && token.value === undefined) throw usageError(command, `Missing value for ${token.rawName}`);
     if (option.type === "string" && !token.inlineValue && token.value!.length > 1 && token.value!.startsWith("-")) {
@@ -63,24 +71,35 @@ export const DEFAULT_URL = "http://127.0.0.1:18900";
 /**
  * The broker URLs: --url, else $INTEROP_URL, else the default port on loopback; several, comma-separated, are
  * brokers on one shared database, tried in turn. `HOST:PORT` means `http://HOST:PORT`, as the nats CLI and curl
- * read it.
+ * read it; without a scheme the port is required, since the URL parser reads a bare `18931` as the IPv4 address
+ * 0.0.74.243 and `localhost` as port 80.
  */
 export function brokerUrls(command: string, flag: string | undefined, env: Env): string[] {
   const [given, source] = flag !== undefined ? [flag, "--url"] : env.INTEROP_URL ? [env.INTEROP_URL, "$INTEROP_URL"] : [DEFAULT_URL, ""];
   return given.split(",").map((entry) => entry.trim()).map((entry) => {
-    const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `http://${entry}`;
+    const schemed = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry);
+    const text = schemed ? entry : `http://${entry}`;
     let url: URL | undefined;
     try {
       url = new URL(text);
     } catch {
       // Reported below with the fix.
     }
-    if (entry === "" || url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "") {
+    if (/^\d+$/.test(entry)) {
+      throw usageError(command, `Invalid ${source}: ${JSON.stringify(entry)} is a port alone; give HOST:PORT (127.0.0.1:${entry}) or http://HOST:PORT`);
+    }
+    if (
+      entry === "" || url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "" ||
+      (!schemed && url.port === "" && !/^[^/]*:\d+(\/|$)/.test(entry))
+    ) {
       throw usageError(
         command,
         `Invalid ${source}: ${JSON.stringify(given)}; use http://HOST:PORT or HOST:PORT (several: comma-separated, A,B)`,
       );
     }
+    // fetch refuses these before connecting: said here, not as an unreachable broker.
+    const unreachable = blockedPort(Number(url.port || (url.protocol === "https:" ? 443 : 80)));
+    if (unreachable !== undefined) throw usageError(command, `Invalid ${source}: ${JSON.stringify(entry)}: ${unreachable}`);
     return text.replace(/\/+$/, "");
   });
 }
@@ -110,17 +129,35 @@ export function brokerClient(
   env: Env,
   timeoutMs?: number,
 ): BrokerClient {
-  return new BrokerClient(brokerUrls(command, values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN) });
+  return new BrokerClient(brokerUrls(command, values.url, env), { timeoutMs, token: readSecret(values["token-file"], env.INTEROP_TOKEN, "$INTEROP_TOKEN") });
 }
 
-/** A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment. */
-export function readSecret(file: string | undefined, fromEnv: string | undefined): string | undefined {
-  if (file === undefined) return fromEnv?.trim() || undefined;
-  try {
-    return readFileSync(file, "utf8").trim() || undefined;
-  } catch (cause) {
-    throw new InteropError("usage", `Cannot read ${file}: ${(cause as Error).message}`, { cause });
+/**
+ * A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment (`envName` names
+ * it in errors). It goes into a header, so it must be one word: fetch refuses a value with a line break and quotes
+ * the whole value (the secret) in its error, and a space makes the broker read a different token. What is not one
+ * word is refused here, naming where it came from and never what it holds.
+ */
+export function readSecret(file: string | undefined, fromEnv: string | undefined, envName = "the environment"): string | undefined {
+  let text: string | undefined;
+  if (file === undefined) text = fromEnv;
+  else {
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (cause) {
+      throw new InteropError("usage", `Cannot read ${file}: ${(cause as Error).message}`, { cause });
+    }
   }
+  const secret = text?.trim() || undefined;
+  if (secret === undefined || !/[\s\x00-\x1f\x7f]/.test(secret)) return secret;
+  const lines = secret.split(/\r?\n/).filter((line) => line.trim() !== "").length;
+  // A comment or a second token is not skipped: which line is the token would be a guess.
+  const what = lines > 1 ? `it holds ${lines} lines` : "it contains white space or a control character";
+  const source = file ?? envName;
+  throw new InteropError(
+    "usage",
+    `${source} does not hold one token: ${what}; it must hold the token alone` + (file === undefined ? "" : ` (as 'interop token create ... > ${file}' writes it)`),
+  );
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;

@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { Authenticator } from "../auth/authenticator.ts";
 import { agentAdmission } from "../broker/agent_admission.ts";
 import { Broker } from "../broker/broker.ts";
+import { blockedPort } from "../client/blocked_ports.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../http/request_limits.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
@@ -167,6 +168,9 @@ async function serve(args: string[], io: Io): Promise<number> {
     throw usageError("serve", `Invalid --durability: ${JSON.stringify(durability)}; use strict or relaxed`);
   }
   const port = parseCount("serve", "--port", values.port, 0, 65535);
+  // A broker listening where fetch never connects would start fine and answer no client.
+  const unreachable = blockedPort(port);
+  if (unreachable !== undefined) throw usageError("serve", `Invalid --port: ${unreachable}`);
   const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
   // $INTEROP_DATABASE_URL (as $INTEROP_DATA_DIR) arrives as a flag, placed between the config file's and the command line's.
   const databaseUrl = values["database-url"];

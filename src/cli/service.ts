@@ -102,6 +102,14 @@ export function run(args: string[], io: Io): Promise<number> {
     if (serveFlags.length > 0) {
       throw usageError("service", `--${serveFlags[0][0]} is a serve option: a listener takes listen options, after 'listen'`);
     }
+    // Everything after 'listen' is the listener's: a service option there would be refused as unknown, though
+    // --help lists it; say where it goes instead. (--exec after 'listen' is listen's own.)
+    const misplaced = optionTokens(listenArgs, LISTEN_OPTIONS).find((token) =>
+      token.kind === "option" && Object.hasOwn(OWN_OPTIONS, token.name) && !Object.hasOwn(LISTEN_OPTIONS, token.name)
+    );
+    if (misplaced?.kind === "option") {
+      throw usageError("service", `${misplaced.rawName} is a service option: put it before 'listen' (interop service ${positionals[0] ?? "install"} ${misplaced.rawName} listen -a AGENT …)`);
+    }
     const listen = parseFlags("service", listenArgs, LISTEN_OPTIONS).values;
     if (listen.help) throw usageError("service", "For the listener's options see 'interop listen --help'");
     target = { kind: "listen", agent: agentFlag("service", "--agent", listen.agent, io.env) };

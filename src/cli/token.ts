@@ -5,7 +5,7 @@ import { TokenFile } from "../auth/token_file.ts";
 import type { TokenList } from "../auth/token_list.ts";
 import { defaultDataDir } from "../paths.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
-import { agentFlag, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
+import { agentFlag, brokerUrl, brokerUrls, parseFlags, readSecret, usageError } from "./args.ts";
 import { liveOwner, makeDataDir } from "./data_dir.ts";
 import { oneOf } from "./commands.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
@@ -37,7 +37,9 @@ broker and run: DELETE FROM interop_tokens; UPDATE interop_store SET tokens_vers
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600, named on stderr). Clients take it from $INTEROP_TOKEN or
 --token-file. A token works only with the broker serving its data dir: 'create' and
-'revoke' warn when the broker at $INTEROP_URL (else 127.0.0.1:18900) serves another.
+'revoke' refuse a data dir a running broker serves when $INTEROP_URL names another
+broker, and warn when no broker serves it and the one at $INTEROP_URL (else
+127.0.0.1:18900) serves another.
 
 Options:
   -a, --agent AGENT   the agent the token acts as (create), or whose tokens to revoke
@@ -87,7 +89,10 @@ export async function run(args: string[], io: Io): Promise<number> {
     throw usageError("token", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
   }
   const dataDir = place !== undefined && "dataDir" in place ? place.dataDir : defaultDataDir(io.env);
-  if (databaseUrl === undefined && action !== "list") makeDataDir(dataDir);
+  if (databaseUrl === undefined && action !== "list") {
+    refuseIfAnotherBrokerNamed(dataDir, io.env);
+    makeDataDir(dataDir);
+  }
   const tokens: TokenList = databaseUrl === undefined ? new TokenFile(dataDir) : await PostgresTokens.open(databaseUrl);
   try {
     if (action === "create") {
@@ -117,6 +122,28 @@ export async function run(args: string[], io: Io): Promise<number> {
 }
 
 /**
+ * Refuses to change the tokens of a data dir a running broker serves while $INTEROP_URL names other brokers: the
+ * operator means those, and the first token would make this one answer 401 to every client it has. Without
+ * $INTEROP_URL no broker was named, so the one serving the data dir is the one meant.
+ */
+function refuseIfAnotherBrokerNamed(dataDir: string, env: Record<string, string | undefined>): void {
+  const owner = liveOwner(dataDir);
+  if (owner === undefined || !env.INTEROP_URL) return;
+  const urls = brokerUrls("token", undefined, env);
+  // By port, and by host where both name one: a loopback URL reaches a broker bound to loopback or to every address.
+  const local = (host: string) => host === "localhost" || host === "[::1]" || host === "::1" || host.startsWith("127.") || host === "0.0.0.0" || host === "::";
+  const isOwner = (url: URL) =>
+    Number(url.port || 80) === owner.port && (url.hostname === owner.host || (local(url.hostname) && local(owner.host)));
+  if (urls.some((url) => isOwner(new URL(url)))) return;
+  throw usageError(
+    "token",
+    `${dataDir} is the data dir of the broker on ${owner.host}:${owner.port} (pid ${owner.pid}), not of $INTEROP_URL's ` +
+      `${urls.join(",")}: tokens changed here reach only that broker (its first token makes it refuse every client ` +
+      "without one); pass the --data-dir of the broker at $INTEROP_URL, or unset INTEROP_URL to change that broker's tokens",
+  );
+}
+
+/**
  * A token takes effect only in the data dir of the broker that checks it: warns when no broker serves `dataDir`
  * and the one clients reach ($INTEROP_URL, else the default port) serves another, or hides which (with tokens,
  * its bare /status names no data dir).
@@ -127,7 +154,7 @@ async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
   let status: { service?: string; data_dir?: string; store?: { kind: string; location: string } };
   try {
     url = brokerUrl("token", undefined, io.env);
-    const token = readSecret(undefined, io.env.INTEROP_TOKEN);
+    const token = readSecret(undefined, io.env.INTEROP_TOKEN, "$INTEROP_TOKEN");
     const response = await fetch(`${url}/status`, {
       headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(1000),

@@ -37,6 +37,8 @@ interface Deadline {
   cancel?: AbortSignal;
 }
 
+const MISSING_TOKEN = "Missing token: the broker has tokens; pass --token-file FILE or set INTEROP_TOKEN";
+
 export class BrokerClient {
   /** The brokers to try, in turn, when one cannot be reached. */
   readonly urls: BrokerUrls;
@@ -140,7 +142,7 @@ export class BrokerClient {
     if (report.agents === undefined) {
       throw new InteropError(
         "unauthorized",
-        "Broker refused (HTTP 401): Missing token: the broker has tokens; pass --token-file FILE or set INTEROP_TOKEN",
+        `Broker refused (HTTP 401): ${MISSING_TOKEN}`,
         { status: 401 },
       );
     }
@@ -235,6 +237,9 @@ export class BrokerClient {
     } catch {
       // Not a JSON error: an older or foreign server; the raw text is the best explanation.
     }
+    // The broker's hint is for HTTP clients ("send Authorization: Bearer TOKEN"); this client's users give a token
+    // as the CLI takes it.
+    if (response.status === 401 && this.#authorization.authorization === undefined) error = MISSING_TOKEN;
     throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status });
   }
 }
@@ -270,6 +275,9 @@ export function describeCause(cause: unknown): string {
     if (name !== undefined) return name;
   }
   if (/dns error|failed to lookup address/.test(text)) return "ENOTFOUND";
+  // Node's fetch quotes a header value it refuses in full (`Headers.append: "Bearer …" is an invalid header
+  // value.`): that value may be the token, so it is never repeated.
+  if (/header/i.test(text)) return "a request header has an invalid value (not shown: it may be a token)";
   // Both refuse the ports the fetch standard blocks (e.g. 1, 9, 6000): Node says "bad port".
   if (/Requests to port \d+ are blocked/.test(text)) return "bad port";
   return text;

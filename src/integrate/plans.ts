@@ -140,6 +140,8 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
       listenTokenEdit(hermes, tokens.listen),
     ],
     then: [
+      // No config.yaml: Hermes is not set up (or not installed), and the files written alone give it no model to run.
+      ...(existsSync(configPath) ? [] : [`${configPath} did not exist: install Hermes and run 'hermes setup' so it has its model and gateway settings.`]),
       "Restart the Hermes gateway so it loads the skill, the MCP server, the ntfy platform and the A2A platform.",
       `To deliver through Hermes's A2A server instead of ntfy (answers then come back to the asker), remove the NTFY_ lines and run: ` +
       `${options.command} listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a http://127.0.0.1:9900/ --a2a-token-file ${listenTokenPath(hermes)}`,

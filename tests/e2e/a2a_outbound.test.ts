@@ -5,7 +5,7 @@ import { createServer } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import {
   HermesA2aServer,
@@ -510,8 +510,9 @@ test("listen --a2a refuses a URL that is not http(s), a second output, and --a2a
     [["--a2a", "http://127.0.0.1:9/", "--out", "/tmp/x"], /^error: Give at most one output, not --out and --a2a/],
     [["--a2a-token-file", "/tmp/x"], /^error: --a2a-token-file goes with --a2a URL/],
   ];
+  const url = `http://127.0.0.1:${await freePort()}`;
   for (const [args, expected] of cases) {
-    const result = await runCli(["listen", "--agent", "openclaw", "--url", "http://127.0.0.1:9", ...args]);
+    const result = await runCli(["listen", "--agent", "openclaw", "--url", url, ...args]);
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, expected);
   }

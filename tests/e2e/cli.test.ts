@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { publish, startBroker } from "../helpers/broker.ts";
+import { freePort, publish, startBroker } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 
 const version = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
@@ -36,10 +36,12 @@ test("interop with an unknown command or flag exits 2 with one line on stderr", 
 });
 
 test("interop send and status exit 3 when the broker is unreachable", async () => {
-  const url = "http://127.0.0.1:9"; // discard port: nothing listens on it here
+  // Nothing listens there (not port 9: fetch refuses that one, which is a usage error of its own).
+  const url = `http://127.0.0.1:${await freePort()}`;
   const send = await runCli(["send", "--url", url, "--from", "hermes", "hi"]);
   assert.equal(send.code, 3);
-  assert.match(send.stderr, /^error: Cannot reach the broker at http:\/\/127\.0\.0\.1:9: .*is 'interop serve' running\?\n$/);
+  assert.ok(send.stderr.startsWith(`error: Cannot reach the broker at ${url}: `), send.stderr);
+  assert.match(send.stderr, /is 'interop serve' running\?\n$/);
   const status = await runCli(["status", "--url", url, "--json"]);
   assert.equal(status.code, 3);
   assert.deepEqual(JSON.parse(status.stdout).reachable, false);

@@ -176,7 +176,7 @@ test("--url takes HOST:PORT without a scheme, and refuses what is not a broker U
     assert.equal(sent.code, 0, sent.stderr);
     const polled = await runCli(["poll", "-u", `localhost:${broker.port}`, "-a", "openclaw"]);
     assert.equal(JSON.parse(polled.stdout).text, "no scheme");
-    for (const url of ["ftp://127.0.0.1:1", "http://", "127.0.0.1:1,", "127.0.0.1:1,ftp://x"]) {
+    for (const url of ["ftp://127.0.0.1:1", "http://", "127.0.0.1:18900,", "127.0.0.1:18900,ftp://x"]) {
       const bad = await runCli(["status", "--url", url]);
       assert.equal(bad.code, 2);
       assert.equal(

@@ -1,6 +1,7 @@
 /** One grammar for every subcommand: each bad invocation is one `error:` line with exit 2, and help is the same both ways. */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { freePort } from "../helpers/broker.ts";
 import { type CliResult, runCli, tempDir } from "../helpers/cli.ts";
 
 interface Row {
@@ -40,7 +41,8 @@ const ENV = {
   INTEROP_DATA_DIR: "",
   INTEROP_AGENT: "",
   INTEROP_TOKEN: "",
-  INTEROP_URL: "http://127.0.0.1:1",
+  // Nothing listens there: no command here should get as far as connecting.
+  INTEROP_URL: `http://127.0.0.1:${await freePort()}`,
 };
 const run = (args: string[]) => runCli(args, { env: ENV, timeoutMs: 15_000 });
 

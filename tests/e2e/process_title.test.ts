@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
-import { startBroker, waitFor } from "../helpers/broker.ts";
+import { freePort, startBroker, waitFor } from "../helpers/broker.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopListen } from "../helpers/listener.ts";
 
@@ -37,14 +37,15 @@ for (const password of ["hunter2", "hun@ter2"]) {
     // Deno cannot rewrite its command line: there the docs' advice ($INTEROP_DATABASE_URL, --config) is all there is.
     if ("Deno" in globalThis && !process.env.INTEROP_CLI) return t.skip("Deno sets only the process name");
     const dir = tempDir();
-    // Nothing listens on port 9: the listener keeps retrying, which keeps it running for ps to read.
-    const listen = spawnCli(["listen", "--agent", "hermes", "--url", `http://hermes:${password}@127.0.0.1:9`, "--out", `${dir.path}/out.jsonl`]);
+    // Nothing listens on that port: the listener keeps retrying, which keeps it running for ps to read.
+    const port = await freePort();
+    const listen = spawnCli(["listen", "--agent", "hermes", "--url", `http://hermes:${password}@127.0.0.1:${port}`, "--out", `${dir.path}/out.jsonl`]);
     t.after(async () => {
       await stopListen(listen, "SIGKILL");
       dir.cleanup();
     });
     await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
     assert.doesNotMatch(cmdline(listen.pid!), /ter2/);
-    assert.match(cmdline(listen.pid!), /--url http:\/\/hermes:\*\*\*@127\.0\.0\.1:9 /);
+    assert.match(cmdline(listen.pid!), new RegExp(`--url http://hermes:\\*\\*\\*@127\\.0\\.0\\.1:${port} `));
   });
 }

@@ -4,6 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, sta
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
+import { freePort } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 
 const ROOT = join(import.meta.dirname!, "..", "..");
@@ -58,7 +59,7 @@ test("interop service install writes the unit and says what to run when systemct
     assert.match(installed.stderr, /^error: systemctl --user daemon-reload failed: .*ENOENT.*; once systemd is running, run it again by hand\n$/);
     assert.match(readFileSync(unit, "utf8"), /serve --port 18950/);
 
-    const down = await runCli(["status", "--url", "http://127.0.0.1:9"], { env });
+    const down = await runCli(["status", "--url", `http://127.0.0.1:${await freePort()}`], { env });
     assert.equal(down.code, 3);
     assert.match(down.stderr, /interop is installed as a systemd service: see 'systemctl --user status interop\.service'/);
 

@@ -2,9 +2,9 @@
 import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { spawnCli, tempDir } from "./cli.ts";
-import { waitFor } from "../../bench/processes.ts";
+import { freePort, waitFor } from "../../bench/processes.ts";
 
-export { waitFor };
+export { freePort, waitFor };
 
 export interface RunningBroker {
   url: string;

@@ -1,12 +1,12 @@
 /** `interop listen` at its edges: another reader taking the stream, a FIFO nobody reads, a reader that stops early. */
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
-import { type FifoReader, readFifo } from "../helpers/fifo.ts";
+import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
 import { stopAll, stopListen } from "../helpers/listener.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
@@ -194,4 +194,28 @@ test("listen --limit 1 with three pending writes one and exits 0; the next liste
   const next = await runCli([...args, "2"]);
   assert.equal(next.code, 0, next.stderr);
   assert.deepEqual(next.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).n), [2, 3]);
+});
+
+test("listen --pipe writes a line larger than the pipe's buffer whole, in order, to a reader that keeps the FIFO open", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const pipe = join(dir.path, "pipe");
+  const out = join(dir.path, "out.jsonl");
+  let listen: ChildProcess | undefined;
+  let reader: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(listen, reader);
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  makeFifo(pipe);
+  // Opened read-write, the FIFO never reaches end-of-file for cat: a streaming reader, as tail -f is.
+  reader = spawn("sh", ["-c", 'exec cat 0<>"$1" >"$2"', "sh", pipe, out], { stdio: "ignore" });
+  const lines = () => existsSync(out) ? readFileSync(out, "utf8").split("\n").slice(0, -1) : [];
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", join(dir.path, "s.json")]);
+  const big = "x".repeat(300 * 1024); // over Linux's 64 KiB pipe buffer: written in parts, waiting on EAGAIN
+  for (const body of [{ n: 1 }, { n: 2, big }, { n: 3 }]) await publish(broker.url, "openclaw", "hermes", body);
+  await waitFor(() => lines().length >= 3, 15_000, "three lines from the pipe");
+  assert.deepEqual(lines().map((line) => JSON.parse(line).n), [1, 2, 3]);
+  assert.equal(JSON.parse(lines()[1]).big, big);
 });

@@ -131,16 +131,23 @@ async function openForReader(path: string, shutdown: AbortSignal): Promise<FileH
 }
 
 /**
- * Writes all of `text` to a FIFO opened non-blocking: a full pipe (a slow reader, a line over the pipe's 64 KiB)
- * answers EAGAIN or takes part of it, and the rest is written once the reader has read some. The message in hand is
- * finished even on shutdown: half a line would corrupt the reader's next one.
+ * POSIX makes a write of at most PIPE_BUF (Linux: 4096) bytes to a pipe all or nothing, EAGAIN included. A larger
+ * non-blocking write may be partial, and Deno 2.x's node:fs mishandles that: a 300 KiB line in one write reached
+ * the reader corrupted (found by tests/e2e/listen_edges.test.ts), where 4 KiB writes arrive whole.
+ */
+const PIPE_BUF = 4096;
+
+/**
+ * Writes all of `text` to a FIFO opened non-blocking, PIPE_BUF bytes at a time: a full pipe (a slow reader, a line
+ * over the pipe's 64 KiB) answers EAGAIN, and the rest is written once the reader has read some. The message in hand
+ * is finished even on shutdown: half a line would corrupt the reader's next one.
  */
 async function writeAll(file: FileHandle, text: string): Promise<void> {
   const bytes = new TextEncoder().encode(text);
   let offset = 0;
   while (offset < bytes.length) {
     try {
-      offset += (await file.write(bytes, offset, bytes.length - offset)).bytesWritten;
+      offset += (await file.write(bytes, offset, Math.min(PIPE_BUF, bytes.length - offset))).bytesWritten;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
       await new Promise((resolve) => setTimeout(resolve, 5));

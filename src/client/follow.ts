@@ -3,6 +3,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, sleep } from "./backoff.ts";
+import type { StatusReport } from "../status_report.ts";
 import type { BrokerClient, StreamPosition } from "./broker_client.ts";
 
 /** One message from the stream: its id and the JSON line the broker sent. */
@@ -92,14 +93,25 @@ async function untilNoStream(options: FollowOptions): Promise<void> {
     await sleep(backoffDelay(attempt, REPLACED_BACKOFF), options.signal);
     if (options.signal.aborted) return;
     try {
-      const agent = (await options.client.status(options.signal)).agents[options.agent];
-      if (agent === undefined || (!(agent.streams > 0) && (agent.stream_broker ?? null) === null)) return;
+      if (!streamOpen(await options.client.status(options.signal), options.agent)) return;
     } catch (error) {
       if (options.signal.aborted) return;
       if (!(error instanceof InteropError && isRetryable(error))) throw error;
       options.log.debug(`cannot ask whether the other reader left: ${error.message}`);
     }
   }
+}
+
+/**
+ * Whether the report shows a stream open for `agent`: on the answering broker, or on another live broker of a shared
+ * store. An entry naming this broker (which said none above) or a dead one is stale (its close was never written).
+ */
+function streamOpen(report: StatusReport, agent: AgentName): boolean {
+  const line = report.agents[agent];
+  if (line === undefined) return false;
+  if (line.streams > 0) return true;
+  const holder = report.brokers?.find((broker) => broker.id === line.stream_broker);
+  return holder !== undefined && !holder.self && holder.alive;
 }
 
 function isRetryable(error: InteropError): boolean {

@@ -106,13 +106,27 @@ Options:
                       ends, within its A2A_REPLY_TIMEOUT of 300 s)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s; at
                       least 1s, and longer than the broker's --heartbeat)
+  --limit N           exit 0 after writing N messages, the state saved up to the Nth
+                      (for scripts: 'listen --limit 1' rather than 'listen | head -1')
+  --exit-if-replaced  exit 8 when another reader takes the stream, instead of waiting
 ${CLIENT_HELP}
   --verbose           log reconnect details
   -h, --help          show this help
 
+A reader that exits or closes ('| head -1', a FIFO reader that closes without reading
+to end-of-file) loses what listen wrote after its last read: no writer can know what a
+reader read, and the state has moved past it. Use --limit N, 'interop poll --limit N'
+or --exec CMD instead.
+
+Another reader of the agent's stream (a second listen, a 'curl /subscribe' peek) takes
+it over: listen says so once and waits, asking the broker every few seconds at most,
+until the agent has no stream open, then resumes after its own last id (so it writes
+what the other reader took too).
+
 Stops cleanly on SIGINT/SIGTERM after finishing the message in hand.
-Exit codes: 0 stopped by a signal, 2 bad usage (also an --out it cannot append to),
-4 broker refused the agent, 8 another listen for the same agent took over the stream.
+Exit codes: 0 stopped by a signal or --limit reached, 2 bad usage (also an --out it
+cannot append to), 4 broker refused the agent, 8 another reader took over the stream
+(with --exit-if-replaced).
 `;
 
 export const OPTIONS = {
@@ -136,6 +150,8 @@ export const OPTIONS = {
   "exec-attempts": { type: "string", default: "5" },
   state: { type: "string" },
   "idle-timeout": { type: "string", default: "45s" },
+  limit: { type: "string" },
+  "exit-if-replaced": { type: "boolean", default: false },
   ...CLIENT_OPTIONS,
   verbose: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -165,6 +181,10 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (values.a2a === undefined && values["a2a-token-file"] !== undefined) throw usageError("listen", "--a2a-token-file goes with --a2a URL");
   const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
   const sink = a2a?.deliver ?? chooseSink(values, io);
+  const limit = values.limit === undefined ? Infinity : parseCount("listen", "--limit", values.limit, 1, 1_000_000);
+  // --limit ends the follow as a signal does: after the Nth message is written and saved, before the next is read.
+  const limitReached = new AbortController();
+  let written = 0;
 
   try {
     await a2a?.resume();
@@ -172,17 +192,23 @@ export async function run(args: string[], io: Io): Promise<number> {
       client,
       agent,
       from: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
-      deliver: (message) => deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log }),
+      deliver: async (message) => {
+        await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log });
+        written++;
+      },
       delivered: (position) => {
         cursor.save(position);
         a2a?.handedOver(position?.id);
+        if (written >= limit) limitReached.abort();
       },
       log,
-      signal: io.shutdown,
+      signal: AbortSignal.any([io.shutdown, limitReached.signal]),
       idleTimeoutMs,
+      exitIfReplaced: values["exit-if-replaced"],
     });
   } catch (error) {
-    // `listen | head -1`: the pipeline is done; the next listen resumes after the last line written.
+    // `listen | head -1`: the pipeline is done; the next listen resumes after the last line written (which head may
+    // not have read: no writer can know; --limit N is the lossless way).
     if (!(error instanceof InteropError && error.code === "output_closed")) throw error;
     log.info("stdout closed: stopping");
   }

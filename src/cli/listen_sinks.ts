@@ -5,6 +5,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
 import { fromWire } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
+import { sleep } from "../client/backoff.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
 import type { Io } from "./io.ts";
 
@@ -70,7 +71,7 @@ const READER_CLOSE_GRACE_MS = 250;
 
 /**
  * Writes each message to a FIFO, opening it per message like the old `hermes-sse-client.py`, so a reader that
- * reads to end-of-file and reopens keeps working. With no reader the open waits; nothing is dropped.
+ * reads to end-of-file and reopens keeps working. With no reader it waits for one; nothing is dropped.
  *
  * Before the next open it waits for the last reader to close: data written while a reader is between
  * end-of-file and close() would be thrown away with its file descriptor. A reader that keeps the FIFO open
@@ -85,7 +86,7 @@ export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
     const line = message.data + "\n";
     if (streaming !== undefined) {
       try {
-        await streaming.write(line);
+        await writeAll(streaming, line);
         return;
       } catch {
         // EPIPE: the streaming reader left; the message goes to the next reader below.
@@ -94,18 +95,64 @@ export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
       }
     }
     if (wroteBefore && await readerStaysOpen(path)) {
-      streaming = await open(path, "w");
-      await streaming.write(line);
+      streaming = await openForReader(path, shutdown);
+      await writeAll(streaming, line);
       return;
     }
-    const file = await untilAborted(open(path, "w"), shutdown);
+    const file = await openForReader(path, shutdown);
     try {
-      await file.write(line);
+      await writeAll(file, line);
     } finally {
       await file.close();
     }
     wroteBefore = true;
   };
+}
+
+/** The longest pause between two looks for a reader of the FIFO: how late a reader that comes is served. */
+const READER_POLL_MAX_MS = 200;
+
+/**
+ * Opens the FIFO for writing once a reader has it open. Not a blocking open(): that parks a threadpool thread in
+ * the kernel until a reader comes, which nothing cancels, and the process cannot exit (SIGTERM, `systemctl stop`)
+ * while it waits. A non-blocking open fails with ENXIO while there is no reader; it is tried again with a short
+ * backoff, and a shutdown ends the wait (nothing was written: the state stays before this message).
+ */
+async function openForReader(path: string, shutdown: AbortSignal): Promise<FileHandle> {
+  for (let delay = 5;; delay = Math.min(delay * 2, READER_POLL_MAX_MS)) {
+    if (shutdown.aborted) throw new InteropError("internal", "Stopped while waiting for a reader on the FIFO");
+    try {
+      return await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENXIO") throw error;
+    }
+    await sleep(delay, shutdown);
+  }
+}
+
+/**
+ * POSIX makes a write of at most PIPE_BUF (Linux: 4096) bytes to a pipe all or nothing, EAGAIN included. A larger
+ * non-blocking write may be partial, and Deno 2.x's node:fs mishandles that: a 300 KiB line in one write reached
+ * the reader corrupted (found by tests/e2e/listen_edges.test.ts), where 4 KiB writes arrive whole.
+ */
+const PIPE_BUF = 4096;
+
+/**
+ * Writes all of `text` to a FIFO opened non-blocking, PIPE_BUF bytes at a time: a full pipe (a slow reader, a line
+ * over the pipe's 64 KiB) answers EAGAIN, and the rest is written once the reader has read some. The message in hand
+ * is finished even on shutdown: half a line would corrupt the reader's next one.
+ */
+async function writeAll(file: FileHandle, text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += (await file.write(bytes, offset, Math.min(PIPE_BUF, bytes.length - offset))).bytesWritten;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
 }
 
 /** Whether some reader still has the FIFO open after the grace period (a non-blocking open finds it). */
@@ -120,16 +167,6 @@ async function readerStaysOpen(path: string): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return true;
-}
-
-/** Opening a FIFO blocks until a reader comes; a shutdown must not wait for one (nothing was written yet). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const stop = () => reject(new InteropError("internal", "Stopped while waiting for a reader on the FIFO"));
-    if (signal.aborted) return stop();
-    signal.addEventListener("abort", stop, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", stop));
-  });
 }
 
 function ensureFifo(path: string): void {

@@ -10,8 +10,12 @@ Usage: interop poll -a AGENT [--limit N] [--peek]
 
 Prints each undelivered message as one JSON line (the posted fields plus "interop"
 metadata) and marks it delivered: the same inbox and cursor as 'listen' and
-/subscribe, so a message is delivered once whichever way it is read. Only what was
-written to stdout is marked: 'interop poll | head -1' takes one message.
+/subscribe. What a poll took no stream gets afterwards; but a stream reader that
+resumes by id ('listen', EventSource) gets what came after its id, also what another
+stream reader took, and one that resumes without an id gets again what the agent's
+last stream was sent within the broker's --resume-window. Only what was written to
+stdout is marked, yet a reader that exits early ('| head -1') may drop lines it
+read: use --limit N.
 
 Options:
   -a, --agent AGENT   whose inbox (default $INTEROP_AGENT)

@@ -136,8 +136,9 @@ export class BrokerClient {
     return (await this.#json<{ deleted: number }>("DELETE", `/agents?${query}`)).deleted;
   }
 
-  async status(): Promise<StatusReport> {
-    const report = await this.#json<StatusReport>("GET", "/status");
+  /** `cancel`: a listener stopping does not wait for the answer. */
+  async status(cancel?: AbortSignal): Promise<StatusReport> {
+    const report = await this.#json<StatusReport>("GET", "/status", {}, { timeoutMs: this.#timeoutMs, cancel });
     // A broker with tokens answers a request without one with a bare liveness object.
     if (report.agents === undefined) {
       throw new InteropError(

@@ -3,6 +3,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, sleep } from "./backoff.ts";
+import type { StatusReport } from "../status_report.ts";
 import type { BrokerClient, StreamPosition } from "./broker_client.ts";
 
 /** One message from the stream: its id and the JSON line the broker sent. */
@@ -27,15 +28,22 @@ export interface FollowOptions {
   signal: AbortSignal;
   /** Reconnect when nothing (not even a heartbeat) arrived for this long; default 45 s. */
   idleTimeoutMs?: number;
+  /** Throw `replaced` when another reader takes the stream, instead of waiting for it to leave (listen's old way). */
+  exitIfReplaced?: boolean;
   backoff?: BackoffOptions;
 }
 
+/**
+ * How often a listener whose stream another reader took asks whether it left: soon at first (a `curl` peek is
+ * short), then every few seconds at most, so that a reader that stays costs the broker one /status read per 5 s.
+ */
+const REPLACED_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 5000 };
 /** A stream that lived this long counts as healthy: the next failure starts the backoff again. */
 const HEALTHY_AFTER_MS = 10_000;
 /** The largest event the reader buffers; the broker's own cap on a message is far below it. */
 const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 
-/** Runs until `signal` aborts; throws on failures a retry cannot mend (bad agent, replaced by another stream). */
+/** Runs until `signal` aborts; throws on failures a retry cannot mend (bad agent; replaced, with `exitIfReplaced`). */
 export async function follow(options: FollowOptions): Promise<void> {
   let position = options.from;
   let attempt = 0;
@@ -57,6 +65,15 @@ export async function follow(options: FollowOptions): Promise<void> {
         options.delivered(undefined);
         continue;
       }
+      if (error.code === "replaced" && !options.exitIfReplaced) {
+        // A peek (`curl /subscribe`) or a second listen took the stream. Giving the agent up would leave it with no
+        // listener once that reader leaves (and a unit would not restart us), so wait for it to go, then resume by
+        // our own id: what the other reader took still reaches this listener's output.
+        options.log.warn(`another reader for ${options.agent} took over the stream; waiting for it to leave`);
+        await untilNoStream(options);
+        attempt = 0;
+        continue;
+      }
       if (!isRetryable(error)) throw error;
       options.log.warn(`${error.message}`);
     }
@@ -65,6 +82,36 @@ export async function follow(options: FollowOptions): Promise<void> {
     options.log.debug(`reconnecting in ${delay} ms`);
     await sleep(delay, options.signal);
   }
+}
+
+/**
+ * Resolves once the broker says the agent has no stream open (here, or on another broker of a shared store), or
+ * when `signal` aborts. /status is what the agent's own token may read, as listen does for its first position.
+ */
+async function untilNoStream(options: FollowOptions): Promise<void> {
+  for (let attempt = 0; !options.signal.aborted; attempt++) {
+    await sleep(backoffDelay(attempt, REPLACED_BACKOFF), options.signal);
+    if (options.signal.aborted) return;
+    try {
+      if (!streamOpen(await options.client.status(options.signal), options.agent)) return;
+    } catch (error) {
+      if (options.signal.aborted) return;
+      if (!(error instanceof InteropError && isRetryable(error))) throw error;
+      options.log.debug(`cannot ask whether the other reader left: ${error.message}`);
+    }
+  }
+}
+
+/**
+ * Whether the report shows a stream open for `agent`: on the answering broker, or on another live broker of a shared
+ * store. An entry naming this broker (which said none above) or a dead one is stale (its close was never written).
+ */
+function streamOpen(report: StatusReport, agent: AgentName): boolean {
+  const line = report.agents[agent];
+  if (line === undefined) return false;
+  if (line.streams > 0) return true;
+  const holder = report.brokers?.find((broker) => broker.id === line.stream_broker);
+  return holder !== undefined && !holder.self && holder.alive;
 }
 
 function isRetryable(error: InteropError): boolean {
@@ -123,7 +170,7 @@ async function followOnce(
           options.delivered({ id, store });
           advanced({ id, store });
         } else if (event.event === "replaced") {
-          throw new InteropError("replaced", `Another listener for ${options.agent} took over the stream; this one stops`);
+          throw new InteropError("replaced", `Another reader for ${options.agent} took over the stream; this one stops (--exit-if-replaced)`);
         } else {
           options.log.info(`broker sent "${event.event}": ${event.data}`);
         }

@@ -98,7 +98,9 @@ ${
     serve
       ? "# 2 is bad usage and 6 another broker holding the port or data dir: restarting would not help.\nRestartPreventExitStatus=2 6\n" +
         "# --max-connections 4096 (the default) takes up to ~8,300 open files; systemd's soft limit is 1,024.\nLimitNOFILE=65536"
-      : "# 2 is bad usage and 8 another listen for this agent taking over: restarting would fight it.\nRestartPreventExitStatus=2 8"
+      // listen waits out another reader of the stream (a unit that never restarted after a `curl /subscribe` peek
+      // left its agent with no listener); it exits 8 only when told to (--exit-if-replaced), and then stays stopped.
+      : "# 2 is bad usage; 8 is --exit-if-replaced seeing another reader take over (without it, listen waits for it).\nRestartPreventExitStatus=2 8"
   }
 NoNewPrivileges=yes
 ${system ? `DynamicUser=yes\nStateDirectory=${stateDirectory}\n` : ""}

@@ -1,0 +1,221 @@
+/** `interop listen` at its edges: another reader taking the stream, a FIFO nobody reads, a reader that stops early. */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
+import { stopAll, stopListen } from "../helpers/listener.ts";
+import { openSse, type SseConnection } from "../helpers/sse.ts";
+import { bearer, createToken } from "../helpers/tokens.ts";
+
+const WAITING = /another reader for hermes took over the stream; waiting for it to leave\n/;
+
+/** A broker with tokens on, and a token each for hermes (who listens) and openclaw (who sends). */
+async function brokerWithTokens(dir: string): Promise<{ broker: RunningBroker; hermes: string; openclaw: string }> {
+  const broker = await startBroker({ dataDir: dir });
+  const hermes = await createToken(dir, "hermes");
+  const openclaw = await createToken(dir, "openclaw");
+  await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens to take effect");
+  return { broker, hermes, openclaw };
+}
+
+/** Starts `listen -a hermes` to stdout with hermes's token; `output()` is what it printed so far. */
+function listenAsHermes(url: string, token: string, state: string, extra: string[] = []) {
+  const child = spawnCli(["listen", "--agent", "hermes", "--url", url, "--state", state, ...extra], { INTEROP_TOKEN: token });
+  const done = collect(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
+  let stdout = "";
+  child.stdout!.on("data", (chunk: string) => (stdout += chunk));
+  return { child, done, stderr: () => stderr, lines: () => stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line)) };
+}
+
+async function streamOpen(url: string, token: string): Promise<boolean> {
+  return (await (await fetch(`${url}/status`, { headers: bearer(token) })).json()).agents.hermes?.streams === 1;
+}
+
+test("a curl /subscribe peek does not end listen: it waits for the peek to leave, then writes what the peek took", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
+  let peek: SseConnection | undefined;
+  t.after(async () => {
+    peek?.close();
+    await stopAll(listen);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const started = await brokerWithTokens(join(dir.path, "data"));
+  broker = started.broker;
+  const listener = listenAsHermes(broker.url, started.hermes, join(dir.path, "state.json"));
+  listen = listener.child;
+  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "listen's stream");
+
+  peek = await openSse(`${broker.url}/subscribe?agent=hermes`, bearer(started.hermes));
+  await waitFor(() => WAITING.test(listener.stderr()), 10_000, "listen to say it waits");
+  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(started.openclaw));
+  assert.equal(JSON.parse((await peek.take(1))[0].data).n, 1, "the peek took it");
+  assert.equal(listen.exitCode, null, "listen is still running");
+
+  peek.close();
+  await waitFor(() => listener.lines().length === 1, 15_000, "listen to write what the peek took");
+  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(started.openclaw));
+  await waitFor(() => listener.lines().length === 2, 10_000, "the next message");
+  assert.deepEqual(listener.lines().map((line) => line.n), [1, 2]);
+  await stopAll(listen);
+  const result = await listener.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stderr.match(new RegExp(WAITING, "g"))?.length, 1, "said once");
+});
+
+test("a SIGTERM while listen waits for another reader to leave stops it at once, exit 0", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
+  let peek: SseConnection | undefined;
+  t.after(async () => {
+    peek?.close();
+    await stopAll(listen);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const started = await brokerWithTokens(join(dir.path, "data"));
+  broker = started.broker;
+  const listener = listenAsHermes(broker.url, started.hermes, join(dir.path, "state.json"));
+  listen = listener.child;
+  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "listen's stream");
+  peek = await openSse(`${broker.url}/subscribe?agent=hermes`, bearer(started.hermes));
+  await waitFor(() => WAITING.test(listener.stderr()), 10_000, "listen to say it waits");
+
+  const stopping = Date.now();
+  assert.equal(await stopListen(listen, "SIGTERM"), 0);
+  assert.ok(Date.now() - stopping < 2000, `stopped after ${Date.now() - stopping} ms`);
+});
+
+test("a second listen for the same agent takes over; the first waits for it to leave and resumes by its own id", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let first: ChildProcess | undefined;
+  let second: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(first, second);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const started = await brokerWithTokens(join(dir.path, "data"));
+  broker = started.broker;
+  const one = listenAsHermes(broker.url, started.hermes, join(dir.path, "1.json"));
+  first = one.child;
+  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "first listen");
+  const two = listenAsHermes(broker.url, started.hermes, join(dir.path, "2.json"));
+  second = two.child;
+  await waitFor(() => WAITING.test(one.stderr()), 10_000, "the first listen to wait");
+  await publish(broker.url, "openclaw", "hermes", { to: "second" }, bearer(started.openclaw));
+  await waitFor(() => two.lines().length === 1, 10_000, "the second listen to print the message");
+  assert.equal(one.lines().length, 0);
+
+  await stopAll(second);
+  assert.equal((await two.done).code, 0);
+  // The first never had it: resuming after its own last id, it writes it too (two readers, each resuming by id).
+  await waitFor(() => one.lines().length === 1, 15_000, "the first listen to resume");
+  assert.equal(one.lines()[0].to, "second");
+  await stopAll(first);
+  assert.equal((await one.done).code, 0);
+});
+
+test("listen --exit-if-replaced exits 8 when another reader takes the stream, as listen did before", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  let peek: SseConnection | undefined;
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    peek?.close();
+    await stopAll(listen);
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "s.json"), "--exit-if-replaced"]);
+  const done = collect(listen);
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).subscribers.hermes, 10_000, "listen");
+  peek = await openSse(`${broker.url}/subscribe?agent=hermes`);
+  const result = await done;
+  assert.equal(result.code, 8);
+  assert.match(result.stderr, /error: Another reader for hermes took over the stream; this one stops \(--exit-if-replaced\)\n$/);
+});
+
+test("SIGTERM stops listen --pipe within 2 s while no reader has the FIFO open, and the message goes to the next listen", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const pipe = join(dir.path, "pipe");
+  const state = join(dir.path, "state.json");
+  let listen: ChildProcess | undefined;
+  let reader: FifoReader | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    await reader?.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
+  const done = collect(listen);
+  await waitFor(() => existsSync(pipe) && statSync(pipe).isFIFO(), 10_000, "the FIFO");
+  await publish(broker.url, "openclaw", "hermes", { n: 1 });
+  // Written to listen's stream: listen has it and waits for a reader.
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.hermes.delivered_id === 1, 10_000, "the stream");
+
+  const stopping = Date.now();
+  await stopListen(listen, "SIGTERM");
+  const result = await done;
+  assert.ok(Date.now() - stopping < 2000, `stopped after ${Date.now() - stopping} ms`);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(readFileSync(state, "utf8")).last_id, 0, "nothing counts as written");
+
+  reader = readFifo(pipe);
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
+  await waitFor(() => reader!.lines.length === 1, 10_000, "the message through the pipe");
+  assert.equal(JSON.parse(reader.lines[0]).n, 1);
+});
+
+test("listen --limit 1 with three pending writes one and exits 0; the next listen --limit 2 writes the other two", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "openclaw", "hermes", { n });
+  const args = ["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json"), "--limit"];
+  const first = await runCli([...args, "1"]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(first.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).n), [1]);
+  const next = await runCli([...args, "2"]);
+  assert.equal(next.code, 0, next.stderr);
+  assert.deepEqual(next.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).n), [2, 3]);
+});
+
+test("listen --pipe writes a line larger than the pipe's buffer whole, in order, to a reader that keeps the FIFO open", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const pipe = join(dir.path, "pipe");
+  const out = join(dir.path, "out.jsonl");
+  let listen: ChildProcess | undefined;
+  let reader: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(listen, reader);
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  makeFifo(pipe);
+  // Opened read-write, the FIFO never reaches end-of-file for cat: a streaming reader, as tail -f is.
+  reader = spawn("sh", ["-c", 'exec cat 0<>"$1" >"$2"', "sh", pipe, out], { stdio: "ignore" });
+  const lines = () => existsSync(out) ? readFileSync(out, "utf8").split("\n").slice(0, -1) : [];
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", join(dir.path, "s.json")]);
+  const big = "x".repeat(300 * 1024); // over Linux's 64 KiB pipe buffer: written in parts, waiting on EAGAIN
+  for (const body of [{ n: 1 }, { n: 2, big }, { n: 3 }]) await publish(broker.url, "openclaw", "hermes", body);
+  await waitFor(() => lines().length >= 3, 15_000, "three lines from the pipe");
+  assert.deepEqual(lines().map((line) => JSON.parse(line).n), [1, 2, 3]);
+  assert.equal(JSON.parse(lines()[1]).big, big);
+});

@@ -225,7 +225,7 @@ function a2aOutbound(
   const state = new OutboundState(`${context.cursorPath.replace(/\.json$/, "")}.a2a.json`, url, context.agent);
   const rpc = new A2aRpcClient({
     url,
-    token: readSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN),
+    token: readSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN, "$INTEROP_A2A_TOKEN"),
     timeoutMs: parseDuration("listen", "--post-timeout", values["post-timeout"] ?? A2A_POST_TIMEOUT, { min: 1 }),
     version: state.version,
   });
@@ -246,10 +246,10 @@ function chooseSink(values: Values, io: Io): MessageSink {
     return execSink(values.exec, io, parseCount("listen", "--exec-attempts", values["exec-attempts"], 1, 1_000_000));
   }
   if (values.post !== undefined) {
-    return pushSink(plainTarget(values.post, readSecret(values["push-token-file"], io.env.INTEROP_POST_TOKEN)), postTimeoutMs);
+    return pushSink(plainTarget(values.post, readSecret(values["push-token-file"], io.env.INTEROP_POST_TOKEN, "$INTEROP_POST_TOKEN")), postTimeoutMs);
   }
   if (values.openclaw !== undefined) {
-    const token = readSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN);
+    const token = readSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN, "$OPENCLAW_HOOKS_TOKEN");
     if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --push-token-file FILE or $OPENCLAW_HOOKS_TOKEN");
     const options = {
       agentId: values["openclaw-agent"],
@@ -261,7 +261,7 @@ function chooseSink(values: Values, io: Io): MessageSink {
     return pushSink(openclawTarget(values.openclaw, token, options), postTimeoutMs);
   }
   if (values["hermes-webhook"] !== undefined) {
-    const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET);
+    const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET, "$HERMES_WEBHOOK_SECRET");
     if (key === undefined) {
       throw usageError("listen", "--hermes-webhook needs the route's secret: --secret-file FILE or $HERMES_WEBHOOK_SECRET");
     }

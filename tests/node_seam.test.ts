@@ -430,6 +430,37 @@ test("a stream opened for a client that hung up while it was prepared ends: what
   assert.ok(ended, "the stream's end was heard");
 });
 
+test("a kept-alive connection that sends nothing more is closed, with nothing said, a second after the keep-alive time it announced", { timeout: 15_000 }, async (t) => {
+  await withServer(async (server) => {
+    const client = new Client(server.port);
+    // Past the test's timeout, the wait below ends and the server closes.
+    t.after(() => client.socket.destroy());
+    client.socket.write(get("/text"));
+    await client.waitFor("GET /text x=1");
+    const answered = performance.now();
+    await client.closed;
+    const waited = performance.now() - answered;
+    // 5 s said, 1 s of grace; deadlines are swept, so met up to a tenth of the request deadline late (here 1 s).
+    assert.ok(waited > 5_900 && waited < 8_000, `closed after ${Math.round(waited)} ms`);
+    assert.equal(client.text.split("HTTP/1.1 ").length, 2, "one answer, then nothing");
+  });
+});
+
+test("a new connection that sends nothing is closed, with nothing said, at the request deadline", { timeout: 10_000 }, async (t) => {
+  let client: Client | undefined;
+  const server = await serveWithNode({ hostname: "127.0.0.1", port: 0, handler: testHandler([]), maxRequestHeadBytes: 1024, ...DEADLINES, requestTimeoutMs: 1_000 });
+  t.after(() => {
+    client?.socket.destroy();
+    return server.close();
+  });
+  client = new Client(server.port);
+  const opened = performance.now();
+  await client.closed;
+  const waited = performance.now() - opened;
+  assert.ok(waited > 900 && waited < 2_000, `closed after ${Math.round(waited)} ms`);
+  assert.equal(client.text, "");
+});
+
 test("a kept-alive connection says how long it waits and is still open for a request sent just after that", { timeout: 15_000 }, async () => {
   await withServer(async (server) => {
     const client = new Client(server.port);

@@ -94,6 +94,8 @@ export class BareConnection {
   /** The client half-closed: what was started is answered, the last answer closing the connection. */
   #ended = false;
   #idle = false;
+  /** Idle on the socket's own timer, which written answers taken by the client put off (see #startArrived). */
+  #timed = false;
   #corked = false;
   /** Not read: more than a request's worth arrived and cannot start yet. */
   #paused = false;
@@ -130,8 +132,9 @@ export class BareConnection {
     while (!this.#stopped && this.#unordered === undefined && this.#pending.length < MAX_IN_FLIGHT && this.#received !== "") {
       // A client that does not read its answers is not sent more (as `node:http` pauses): they would pile up here.
       if (this.#socket.writableNeedDrain) {
-        // With no answer owed it waits as an idle connection does: counted, and cut if its client reads nothing.
-        if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(IDLE_CUT_MS);
+        // With no answer owed it waits as an idle connection does: counted, and cut if its client reads nothing
+        // for as long: on the socket's timer, which each answer written out puts off, so a slow reader is not cut.
+        if (this.#pending.length === 0 && !this.#idle) this.#waitIdle(IDLE_CUT_MS, true);
         this.#socket.off("drain", BareConnection.#onDrain).once("drain", BareConnection.#onDrain);
         return true;
       }
@@ -274,9 +277,11 @@ export class BareConnection {
     if (this.#ended) socket.end();
   }
 
-  /** Waits for the next request: a kept-alive connection, or a new one. */
-  #waitIdle(ms: number): void {
+  /** Waits for the next request: a kept-alive connection, or a new one (or one whose client reads slowly: `timed`). */
+  #waitIdle(ms: number, timed = false): void {
     this.#idle = true;
+    if (!timed) return this.#shared.connections.waitIdle(this.#socket, ms);
+    this.#timed = true;
     this.#shared.connections.waiting.add(this.#socket);
     this.#socket.setTimeout(ms);
   }
@@ -284,7 +289,9 @@ export class BareConnection {
   #leaveIdle(): void {
     if (!this.#idle) return;
     this.#idle = false;
-    this.#shared.connections.waiting.delete(this.#socket);
+    this.#shared.connections.leaveIdle(this.#socket);
+    if (!this.#timed) return;
+    this.#timed = false;
     this.#socket.setTimeout(0);
   }
 
@@ -303,11 +310,11 @@ export class BareConnection {
     if (this.#pending.length > 0) return;
     const { connections, toHttp } = this.#shared;
     const socket = this.#socket;
-    connections.waiting.delete(socket);
+    this.#leaveIdle();
     this.#shared.answering.delete(socket);
     // The deadline runs on in `node:http` (which has its own too) until it has the request's head.
     connections.reading(socket);
-    socket.setTimeout(0).off("data", BareConnection.#onData).off("end", BareConnection.#onEnd).off("timeout", BareConnection.#onTimeout)
+    socket.off("data", BareConnection.#onData).off("end", BareConnection.#onEnd).off("timeout", BareConnection.#onTimeout)
       .off("close", BareConnection.#onClose)
       .off("error", ignore);
     const received = Buffer.from(this.#received, "latin1");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
@@ -37,61 +37,47 @@ async function streamOpen(url: string, token: string): Promise<boolean> {
   return (await (await fetch(`${url}/status`, { headers: bearer(token) })).json()).agents.hermes?.streams === 1;
 }
 
-test("a curl /subscribe peek does not end listen: it waits for the peek to leave, then writes what the peek took", async (t) => {
+/** A broker with tokens, `listen -a hermes` on it, and a peek that took its stream: listen has said it waits. */
+async function listenWaitingOutPeek(t: TestContext) {
   const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  let listen: ChildProcess | undefined;
-  let peek: SseConnection | undefined;
+  const held: { broker?: RunningBroker; listen?: ChildProcess; peek?: SseConnection } = {};
   t.after(async () => {
-    peek?.close();
-    await stopAll(listen);
-    await broker?.cleanup();
+    held.peek?.close();
+    await stopAll(held.listen);
+    await held.broker?.cleanup();
     dir.cleanup();
   });
   const started = await brokerWithTokens(join(dir.path, "data"));
-  broker = started.broker;
-  const listener = listenAsHermes(broker.url, started.hermes, join(dir.path, "state.json"));
-  listen = listener.child;
-  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "listen's stream");
-
-  peek = await openSse(`${broker.url}/subscribe?agent=hermes`, bearer(started.hermes));
+  held.broker = started.broker;
+  const listener = listenAsHermes(started.broker.url, started.hermes, join(dir.path, "state.json"));
+  held.listen = listener.child;
+  await waitFor(() => streamOpen(started.broker.url, started.hermes), 10_000, "listen's stream");
+  held.peek = await openSse(`${started.broker.url}/subscribe?agent=hermes`, bearer(started.hermes));
   await waitFor(() => WAITING.test(listener.stderr()), 10_000, "listen to say it waits");
-  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(started.openclaw));
+  return { ...started, listener, peek: held.peek };
+}
+
+test("a curl /subscribe peek does not end listen: it waits for the peek to leave, then writes what the peek took", async (t) => {
+  const { broker, openclaw, listener, peek } = await listenWaitingOutPeek(t);
+  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(openclaw));
   assert.equal(JSON.parse((await peek.take(1))[0].data).n, 1, "the peek took it");
-  assert.equal(listen.exitCode, null, "listen is still running");
+  assert.equal(listener.child.exitCode, null, "listen is still running");
 
   peek.close();
   await waitFor(() => listener.lines().length === 1, 15_000, "listen to write what the peek took");
-  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(started.openclaw));
+  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(openclaw));
   await waitFor(() => listener.lines().length === 2, 10_000, "the next message");
   assert.deepEqual(listener.lines().map((line) => line.n), [1, 2]);
-  await stopAll(listen);
+  await stopAll(listener.child);
   const result = await listener.done;
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr.match(new RegExp(WAITING, "g"))?.length, 1, "said once");
 });
 
 test("a SIGTERM while listen waits for another reader to leave stops it at once, exit 0", async (t) => {
-  const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  let listen: ChildProcess | undefined;
-  let peek: SseConnection | undefined;
-  t.after(async () => {
-    peek?.close();
-    await stopAll(listen);
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  const started = await brokerWithTokens(join(dir.path, "data"));
-  broker = started.broker;
-  const listener = listenAsHermes(broker.url, started.hermes, join(dir.path, "state.json"));
-  listen = listener.child;
-  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "listen's stream");
-  peek = await openSse(`${broker.url}/subscribe?agent=hermes`, bearer(started.hermes));
-  await waitFor(() => WAITING.test(listener.stderr()), 10_000, "listen to say it waits");
-
+  const { listener } = await listenWaitingOutPeek(t);
   const stopping = Date.now();
-  assert.equal(await stopListen(listen, "SIGTERM"), 0);
+  assert.equal(await stopListen(listener.child, "SIGTERM"), 0);
   assert.ok(Date.now() - stopping < 2000, `stopped after ${Date.now() - stopping} ms`);
 });
 

@@ -94,8 +94,6 @@ export class BareConnection {
   /** The client half-closed: what was started is answered, the last answer closing the connection. */
   #ended = false;
   #idle = false;
-  /** Idle on the socket's own timer, which written answers taken by the client put off (see #startArrived). */
-  #timed = false;
   #corked = false;
   /** Not read: more than a request's worth arrived and cannot start yet. */
   #paused = false;
@@ -281,7 +279,6 @@ export class BareConnection {
   #waitIdle(ms: number, timed = false): void {
     this.#idle = true;
     if (!timed) return this.#shared.connections.waitIdle(this.#socket, ms);
-    this.#timed = true;
     this.#shared.connections.waiting.add(this.#socket);
     this.#socket.setTimeout(ms);
   }
@@ -290,9 +287,8 @@ export class BareConnection {
     if (!this.#idle) return;
     this.#idle = false;
     this.#shared.connections.leaveIdle(this.#socket);
-    if (!this.#timed) return;
-    this.#timed = false;
-    this.#socket.setTimeout(0);
+    // On the socket's timer: a slow reader (`timed`), or an answer still going out when its idle deadline passed.
+    if (this.#socket.timeout) this.#socket.setTimeout(0);
   }
 
   /** Part of a request has arrived: while no answer is owed, it has the request deadline to arrive whole. */

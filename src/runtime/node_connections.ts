@@ -18,6 +18,8 @@ export class NodeConnections {
   readonly #closing: DeadlineSweep<Socket>;
   /** Waiting on the bare socket for a request: cut at their deadline, with nothing said (no request was started). */
   readonly #idle: DeadlineSweep<Socket>;
+  /** How long each of those may wait. */
+  readonly #idleMs = new Map<Socket, number>();
   /** Requests `node:http` is answering on a connection (it reads pipelined ones ahead of their answers). */
   readonly #busy = new Map<Socket, number>();
   readonly #max: number;
@@ -35,7 +37,16 @@ export class NodeConnections {
       socket.destroy();
     });
     this.#closing = new DeadlineSweep(sweepPeriod(timeoutMs), (socket) => socket.destroy());
-    this.#idle = new DeadlineSweep(sweepPeriod(timeoutMs), (socket) => socket.destroy());
+    this.#idle = new DeadlineSweep(sweepPeriod(timeoutMs), (socket) => {
+      const ms = this.#idleMs.get(socket)!;
+      this.#idleMs.delete(socket);
+      // An answer still going out is not idleness: its client may be reading a large one (a /poll of 24 MB) at its
+      // own pace, and cutting it loses what the poll took. From here the socket's own timer decides, which what the
+      // client takes puts off (as it did before idle deadlines moved here); the bare connection clears it with the
+      // next request (`leaveIdle`). A client that takes nothing is cut once that timer runs out too.
+      if (socket.writableLength > 0) socket.setTimeout(ms);
+      else socket.destroy();
+    });
   }
 
   /**
@@ -63,12 +74,14 @@ export class NodeConnections {
     this.waiting.add(socket);
     this.#idle.delete(socket);
     this.#idle.start(socket, ms);
+    this.#idleMs.set(socket, ms);
   }
 
   /** A bare connection's request has started arriving. */
   leaveIdle(socket: Socket): void {
     this.waiting.delete(socket);
     this.#idle.delete(socket);
+    this.#idleMs.delete(socket);
   }
 
   /** Part of a request has arrived: it now has --request-timeout to arrive whole (from its first part). */

@@ -84,3 +84,49 @@ test("a stream whose client reads nothing past --write-timeout is cut off, and i
     await broker.cleanup();
   }
 });
+
+test("a kept-alive client reading a large /poll answer slowly is not cut while it reads: the answer arrives whole", async (t) => {
+  const broker = await startBroker({ args: ["--rate-limit", "0"] });
+  const socket = connect(broker.port, "127.0.0.1");
+  t.after(async () => {
+    socket.destroy();
+    await broker.cleanup();
+  });
+  await fetch(`${broker.url}/poll?agent=slow`); // a read creates the inbox
+  const pad = "x".repeat(8000);
+  for (let n = 0; n < 3000; n += 100) {
+    const lines = Array.from({ length: 100 }, (_, i) => JSON.stringify({ n: n + i, pad })).join("\n") + "\n";
+    const stored = await fetch(`${broker.url}/broadcast?from=filler&to=slow`, {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
+      body: lines,
+    });
+    assert.equal(stored.status, 200);
+  }
+  // 24 MB read at 1 MB/s: the answer stays in flight well past the 6 s a kept-alive connection may idle, while its
+  // client reads all along.
+  socket.write(`GET /poll?agent=slow&limit=3000 HTTP/1.1\r\nHost: 127.0.0.1:${broker.port}\r\n\r\n`);
+  let head = "";
+  let length = -1;
+  let received = 0;
+  const started = Date.now();
+  const outcome = await new Promise<string>((resolve) => {
+    socket.on("data", (chunk: Buffer) => {
+      if (length < 0) {
+        head += chunk.toString("latin1");
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        length = Number(/content-length: (\d+)/i.exec(head.slice(0, end))![1]);
+        received = head.length - end - 4;
+      } else received += chunk.length;
+      // Past 12 s still reading and not cut: what this test is about (the whole 24 MB would take ~24 s).
+      if (received >= length || Date.now() - started > 12_000) return resolve(received >= length ? "whole" : "still reading");
+      socket.pause();
+      setTimeout(() => socket.resume(), chunk.length / 1000);
+    });
+    socket.on("close", () => resolve(`cut after ${Date.now() - started} ms at ${received} of ${length} bytes`));
+  });
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  assert.ok(length > 20_000_000, `a 24 MB answer, not ${length} bytes`);
+  assert.match(outcome, /^(whole|still reading)$/);
+});

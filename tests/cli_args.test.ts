@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { brokerUrl, parseByteSize, parseCount, parseDuration } from "../src/cli/args.ts";
+import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, readSecret } from "../src/cli/args.ts";
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
 import { describeCause } from "../src/client/broker_client.ts";
@@ -73,4 +73,21 @@ test("backoffDelay() grows exponentially with jitter and stays under the cap", (
 test("describeCause() never repeats a header value fetch refused: it may be the token", () => {
   const refused = new TypeError('Headers.append: "Bearer # hermes token\nitk_secret" is an invalid header value.');
   assert.equal(describeCause(refused), "a request header has an invalid value (not shown: it may be a token)");
+});
+
+test("readSecret() refuses a header secret past printable ASCII without repeating it, and keeps a key's spaces", () => {
+  assert.throws(() => readSecret(undefined, "itk_s3cr€t", "$INTEROP_TOKEN"), (error: Error) => {
+    assert.match(error.message, /^\$INTEROP_TOKEN does not hold one token: it contains white space, a control character or a character past ASCII/);
+    assert.ok(!error.message.includes("s3cr"));
+    return true;
+  });
+  assert.equal(readSecret(undefined, " correct horse battery staple\n", "$HERMES_WEBHOOK_SECRET", "key"), "correct horse battery staple");
+});
+
+test("brokerUrls() refuses a URL with a user or password, without repeating them", () => {
+  assert.throws(() => brokerUrls("status", "http://admin:S3CRETPW@127.0.0.1:18900", {}), (error: Error) => {
+    assert.match(error.message, /^Invalid --url: a URL with a user or password \(not repeated here\); pass the broker's token/);
+    assert.ok(!error.message.includes("S3CRETPW") && !error.message.includes("admin"));
+    return true;
+  });
 });

@@ -85,6 +85,10 @@ export function brokerUrls(command: string, flag: string | undefined, env: Env):
     } catch {
       // Reported below with the fix.
     }
+    // Credentials in a URL would be printed with it (errors, status --json); the broker takes a token instead.
+    if (url !== undefined && (url.username !== "" || url.password !== "")) {
+      throw usageError(command, `Invalid ${source}: a URL with a user or password (not repeated here); pass the broker's token with --token-file FILE or $INTEROP_TOKEN`);
+    }
     if (/^\d+$/.test(entry)) {
       throw usageError(command, `Invalid ${source}: ${JSON.stringify(entry)} is a port alone; give HOST:PORT (127.0.0.1:${entry}) or http://HOST:PORT`);
     }
@@ -134,11 +138,18 @@ export function brokerClient(
 
 /**
  * A secret from a file (trimmed: pasted secrets often end in a newline), else from the environment (`envName` names
- * it in errors). It goes into a header, so it must be one word: fetch refuses a value with a line break and quotes
- * the whole value (the secret) in its error, and a space makes the broker read a different token. What is not one
- * word is refused here, naming where it came from and never what it holds.
+ * it in errors). One that goes into a header (`header`, the default) must be one word of printable ASCII: fetch
+ * refuses a value with a line break or a character past ASCII and quotes the whole value (the secret) in its error,
+ * or fails as if the broker were down, and a space makes the broker read a different token. What is not one word is
+ * refused here, naming where it came from and never what it holds. A key that never leaves this process (an HMAC
+ * secret) may hold anything but is still trimmed.
  */
-export function readSecret(file: string | undefined, fromEnv: string | undefined, envName = "the environment"): string | undefined {
+export function readSecret(
+  file: string | undefined,
+  fromEnv: string | undefined,
+  envName = "the environment",
+  use: "header" | "key" = "header",
+): string | undefined {
   let text: string | undefined;
   if (file === undefined) text = fromEnv;
   else {
@@ -149,10 +160,10 @@ export function readSecret(file: string | undefined, fromEnv: string | undefined
     }
   }
   const secret = text?.trim() || undefined;
-  if (secret === undefined || !/[\s\x00-\x1f\x7f]/.test(secret)) return secret;
+  if (secret === undefined || use === "key" || !/[^\x21-\x7e]/.test(secret)) return secret;
   const lines = secret.split(/\r?\n/).filter((line) => line.trim() !== "").length;
   // A comment or a second token is not skipped: which line is the token would be a guess.
-  const what = lines > 1 ? `it holds ${lines} lines` : "it contains white space or a control character";
+  const what = lines > 1 ? `it holds ${lines} lines` : "it contains white space, a control character or a character past ASCII";
   const source = file ?? envName;
   throw new InteropError(
     "usage",

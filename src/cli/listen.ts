@@ -261,7 +261,7 @@ function chooseSink(values: Values, io: Io): MessageSink {
     return pushSink(openclawTarget(values.openclaw, token, options), postTimeoutMs);
   }
   if (values["hermes-webhook"] !== undefined) {
-    const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET, "$HERMES_WEBHOOK_SECRET");
+    const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET, "$HERMES_WEBHOOK_SECRET", "key");
     if (key === undefined) {
       throw usageError("listen", "--hermes-webhook needs the route's secret: --secret-file FILE or $HERMES_WEBHOOK_SECRET");
     }

@@ -38,8 +38,8 @@ broker and run: DELETE FROM interop_tokens; UPDATE interop_store SET tokens_vers
 (DIR/tokens.json, mode 600, named on stderr). Clients take it from $INTEROP_TOKEN or
 --token-file. A token works only with the broker serving its data dir: 'create' and
 'revoke' refuse a data dir a running broker serves when $INTEROP_URL names another
-broker, and warn when no broker serves it and the one at $INTEROP_URL (else
-127.0.0.1:18900) serves another.
+broker (unless --data-dir names it), and warn when no broker serves it and the one at
+$INTEROP_URL (else 127.0.0.1:18900) serves another.
 
 Options:
   -a, --agent AGENT   the agent the token acts as (create), or whose tokens to revoke
@@ -90,7 +90,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const dataDir = place !== undefined && "dataDir" in place ? place.dataDir : defaultDataDir(io.env);
   if (databaseUrl === undefined && action !== "list") {
-    refuseIfAnotherBrokerNamed(dataDir, io.env);
+    // A data dir named on the command line is the one meant, whichever broker $INTEROP_URL names.
+    if (values["data-dir"] === undefined) refuseIfAnotherBrokerNamed(dataDir, io.env);
     makeDataDir(dataDir);
   }
   const tokens: TokenList = databaseUrl === undefined ? new TokenFile(dataDir) : await PostgresTokens.open(databaseUrl);
@@ -130,16 +131,18 @@ function refuseIfAnotherBrokerNamed(dataDir: string, env: Record<string, string 
   const owner = liveOwner(dataDir);
   if (owner === undefined || !env.INTEROP_URL) return;
   const urls = brokerUrls("token", undefined, env);
-  // By port, and by host where both name one: a loopback URL reaches a broker bound to loopback or to every address.
-  const local = (host: string) => host === "localhost" || host === "[::1]" || host === "::1" || host.startsWith("127.") || host === "0.0.0.0" || host === "::";
+  // By port, and by host where both name one: a broker bound to every address is reached by any of this host's (its
+  // LAN address too), a loopback URL reaches one bound to loopback.
+  const everywhere = owner.host === "0.0.0.0" || owner.host === "::";
+  const local = (host: string) => host === "localhost" || host === "[::1]" || host === "::1" || host.startsWith("127.");
   const isOwner = (url: URL) =>
-    Number(url.port || 80) === owner.port && (url.hostname === owner.host || (local(url.hostname) && local(owner.host)));
+    Number(url.port || 80) === owner.port && (everywhere || url.hostname === owner.host || (local(url.hostname) && local(owner.host)));
   if (urls.some((url) => isOwner(new URL(url)))) return;
   throw usageError(
     "token",
     `${dataDir} is the data dir of the broker on ${owner.host}:${owner.port} (pid ${owner.pid}), not of $INTEROP_URL's ` +
-      `${urls.join(",")}: tokens changed here reach only that broker (its first token makes it refuse every client ` +
-      "without one); pass the --data-dir of the broker at $INTEROP_URL, or unset INTEROP_URL to change that broker's tokens",
+      `${urls.join(",")}: tokens changed here reach only that broker (a first token makes it refuse every client ` +
+      "without one); pass the --data-dir of the broker you mean (or unset INTEROP_URL to change that broker's tokens)",
   );
 }
 

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { networkInterfaces } from "node:os";
 import { test } from "node:test";
 import { freePort, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
@@ -40,7 +41,7 @@ test("$INTEROP_TOKEN with a space or a line break in it is not a token (exit 2),
   for (const value of [`${token} extra`, `${token}\nextra`]) {
     const result = await runCli(["send", "-f", "hermes", "-t", "openclaw", "hi"], { env: { INTEROP_URL: broker.url, INTEROP_TOKEN: value } });
     assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, /^error: \$INTEROP_TOKEN does not hold one token: it (holds 2 lines|contains white space or a control character); it must hold the token alone\n$/);
+    assert.match(result.stderr, /^error: \$INTEROP_TOKEN does not hold one token: it (holds 2 lines|contains white space, a control character or a character past ASCII); it must hold the token alone\n$/);
     assert.ok(!result.stderr.includes(token));
   }
 });
@@ -91,7 +92,7 @@ test("token create refuses the data dir of a running broker when $INTEROP_URL na
   assert.match(
     refused.stderr,
     new RegExp(`^error: ${served.dataDir} is the data dir of the broker on 127\\.0\\.0\\.1:${served.port} \\(pid ${served.pid}\\), ` +
-      `not of \\$INTEROP_URL's http://127\\.0\\.0\\.1:${named.port}: .*pass the --data-dir of the broker at \\$INTEROP_URL`),
+      `not of \\$INTEROP_URL's http://127\\.0\\.0\\.1:${named.port}: .*pass the --data-dir of the broker you mean`),
   );
   assert.ok(!existsSync(join(served.dataDir, "tokens.json")), "no token was written");
   const status = await (await fetch(`${served.url}/status`)).json();
@@ -101,6 +102,20 @@ test("token create refuses the data dir of a running broker when $INTEROP_URL na
   const there = await runCli(["token", "create", "-a", "hermes"], { env: { ...env, INTEROP_DATA_DIR: named.dataDir } });
   assert.equal(there.code, 0, there.stderr);
   assert.doesNotMatch(there.stderr, /warning/);
+});
+
+test("token create takes a data dir named with --data-dir, and a broker bound to every address reached by this host's address", async (t) => {
+  const address = Object.values(networkInterfaces()).flat().find((nic) => nic?.family === "IPv4" && !nic.internal)?.address;
+  const everywhere = await startBroker({ args: ["--host", "0.0.0.0", "--insecure"] });
+  t.after(() => everywhere.cleanup());
+  const other = await startBroker();
+  t.after(() => other.cleanup());
+  const env = { INTEROP_URL: `127.0.0.1:${other.port}`, INTEROP_DATA_DIR: everywhere.dataDir, INTEROP_TOKEN: "" };
+  const named = await runCli(["token", "create", "-a", "hermes", "--data-dir", everywhere.dataDir], { env });
+  assert.equal(named.code, 0, named.stderr);
+  if (address === undefined) return t.diagnostic("no non-loopback IPv4 address: the every-address case is not run");
+  const lan = await runCli(["token", "create", "-a", "openclaw"], { env: { ...env, INTEROP_URL: `${address}:${everywhere.port}` } });
+  assert.equal(lan.code, 0, lan.stderr);
 });
 
 test("a misplaced or text-like option says where it goes: --dry-run after 'listen', a text that starts with '-'", async () => {

@@ -43,12 +43,20 @@ async function ordinaryStatus(broker: RunningBroker): Promise<number> {
 /** Twenty hour-long waits for hermes, each seen by the broker before the next connects. */
 async function openWaits(broker: RunningBroker, attackers: RawClient[], extraHeaders = ""): Promise<void> {
   for (let i = 0; i < 20; i++) {
-    await rawClient(
-      broker.url,
-      `GET /wait?agent=hermes&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\n${extraHeaders}\r\n`,
-      (client) => attackers.push(client),
-    );
-    await waitFor(async () => (await status(broker)).agents.hermes?.waiting === i + 1, 5000, `wait ${i + 1} to arrive`);
+    // The /status that looks for the waits holds an ordinary place while one is free: the last wait, meeting it, may
+    // get 503 (too_many_connections), and is sent again.
+    for (let refused = true; refused;) {
+      let client: RawClient | undefined;
+      await rawClient(
+        broker.url,
+        `GET /wait?agent=hermes&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\n${extraHeaders}\r\n`,
+        (opened) => attackers.push(client = opened),
+      );
+      const isRefused = () => client!.received().startsWith("HTTP/1.1 503 ");
+      await waitFor(async () => isRefused() || (await status(broker)).agents.hermes?.waiting === i + 1, 5000, `wait ${i + 1} to arrive`);
+      refused = isRefused();
+      if (refused) client!.socket.destroy();
+    }
   }
 }
 

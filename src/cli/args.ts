@@ -85,10 +85,6 @@ export function brokerUrls(command: string, flag: string | undefined, env: Env):
     } catch {
       // Reported below with the fix.
     }
-    // Credentials in a URL would be printed with it (errors, status --json); the broker takes a token instead.
-    if (url !== undefined && (url.username !== "" || url.password !== "")) {
-      throw usageError(command, `Invalid ${source}: a URL with a user or password (not repeated here); pass the broker's token with --token-file FILE or $INTEROP_TOKEN`);
-    }
     if (/^\d+$/.test(entry)) {
       throw usageError(command, `Invalid ${source}: ${JSON.stringify(entry)} is a port alone; give HOST:PORT (127.0.0.1:${entry}) or http://HOST:PORT`);
     }

@@ -197,21 +197,17 @@ export class CommitQueue {
   }
 }
 
+/** Adds `update` to the agent's pending one: merged into the queue's own copy, as this runs per delivered message. */
 function merge(updates: Map<string, InboxUpdate>, update: InboxUpdate): void {
   const merged = updates.get(update.agent);
-  updates.set(update.agent, merged ? mergeUpdates(merged, update) : { ...update });
-}
-
-function mergeUpdates(a: InboxUpdate, b: InboxUpdate): InboxUpdate {
-  return {
-    agent: a.agent,
-    deliveredId: maxDefined(a.deliveredId, b.deliveredId),
-    lastSeen: maxDefined(a.lastSeen, b.lastSeen),
-    polled: a.polled && b.polled ? [...a.polled, ...b.polled] : a.polled ?? b.polled,
-    withdrawn: a.withdrawn && b.withdrawn ? [...a.withdrawn, ...b.withdrawn] : a.withdrawn ?? b.withdrawn,
-    // The newer replay point replaces the older: it can move back (a replay), or be cleared.
-    replayAfter: b.replayAfter !== undefined ? b.replayAfter : a.replayAfter,
-  };
+  if (merged === undefined) return void updates.set(update.agent, { ...update });
+  merged.deliveredId = maxDefined(merged.deliveredId, update.deliveredId);
+  merged.lastSeen = maxDefined(merged.lastSeen, update.lastSeen);
+  // New arrays: the first update's are its caller's.
+  if (update.polled) merged.polled = merged.polled ? [...merged.polled, ...update.polled] : update.polled;
+  if (update.withdrawn) merged.withdrawn = merged.withdrawn ? [...merged.withdrawn, ...update.withdrawn] : update.withdrawn;
+  // The newer replay point replaces the older: it can move back (a replay), or be cleared.
+  if (update.replayAfter !== undefined) merged.replayAfter = update.replayAfter;
 }
 
 function maxDefined(a: number | undefined, b: number | undefined): number | undefined {

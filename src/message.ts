@@ -249,21 +249,30 @@ function wireMetadata({ id, from, to, timestamp, thread }: Envelope): WireMetada
   return metadata;
 }
 
-/** The last payload `wireJson` encoded, and its JSON. */
-let lastPayload: Payload | undefined;
-let lastPayloadJson = "";
+/** The last envelope `wireJson` encoded: what a broadcast's copies share, and their JSON around the id and recipient. */
+let last: Pick<Envelope, "payload" | "from" | "timestamp" | "thread"> | undefined;
+/** Up to the id, from the id to the recipient, and after the recipient. */
+let head = "";
+let middle = "";
+let tail = "";
 
 /**
- * `JSON.stringify(toWire(envelope))`, the same text. A broadcast's copies share one payload object and are written
- * one after the other: its JSON is encoded once (the last payload's is kept) and each copy adds its own metadata.
+ * `JSON.stringify(toWire(envelope))`, the same text. A broadcast's copies share their payload, sender, time and
+ * thread and are written one after the other: all of that is encoded once (the last envelope's is kept) and each
+ * copy adds its id and recipient.
  */
 export function wireJson(envelope: Envelope): string {
-  if (envelope.payload !== lastPayload) {
-    lastPayloadJson = JSON.stringify(envelope.payload);
-    lastPayload = envelope.payload;
+  const { id, to, payload, from, timestamp, thread } = envelope;
+  if (payload !== last?.payload || from !== last.from || timestamp !== last.timestamp || thread !== last.thread) {
+    const payloadJson = JSON.stringify(payload);
+    // wireMetadata's fields in its order: the id, the sender and the recipient first, then the shared rest.
+    const { id: _id, from: _from, to: _to, ...rest } = wireMetadata(envelope);
+    head = `${payloadJson === "{}" ? "{" : `${payloadJson.slice(0, -1)},`}"${METADATA_FIELD}":{"id":`;
+    middle = `,"from":${JSON.stringify(from)},"to":`;
+    tail = `,${JSON.stringify(rest).slice(1)}}`;
+    last = { payload, from, timestamp, thread };
   }
-  const metadata = `"${METADATA_FIELD}":${JSON.stringify(wireMetadata(envelope))}}`;
-  return lastPayloadJson === "{}" ? `{${metadata}` : `${lastPayloadJson.slice(0, -1)},${metadata}`;
+  return head + id + middle + JSON.stringify(to) + tail;
 }
 
 /**

@@ -128,3 +128,19 @@ test("VERSION matches package.json", () => {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
   assert.equal(VERSION, pkg.version);
 });
+
+test("wireJson() encodes anew what envelopes sharing a payload object differ in: the sender, the time, the thread", () => {
+  const payload = { text: "same object" };
+  const base = { id: 1, from: "hub" as AgentName, to: "fan0" as AgentName, timestamp: "2026-11-30T01:00:00.000Z", payload };
+  const thread = { replyTo: 1, conversation: 1, hops: 1 };
+  const envelopes = [
+    base,
+    { ...base, id: 2, from: "hermes" as AgentName },
+    { ...base, id: 3, timestamp: "2026-11-30T01:00:00.001Z" },
+    { ...base, id: 4, thread },
+    { ...base, id: 5, thread: { ...thread, context: "ctx" } },
+    { ...base, id: 6, to: "a\"quoted\\name" as AgentName },
+    { ...base, id: 7 },
+  ];
+  for (const envelope of envelopes) assert.equal(wireJson(envelope), JSON.stringify(toWire(envelope)));
+});

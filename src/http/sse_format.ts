@@ -12,7 +12,8 @@ import { encodeComment, encodeEvent, encodeRetry } from "./sse.ts";
 export function sseFormat(retryMs: number, namedEnds: boolean): StreamFormat {
   return {
     opening: (agent) => encodeRetry(retryMs) + encodeComment(`interop stream for ${agent}`),
-    message: (envelope) => encodeEvent({ id: envelope.id, data: wireJson(envelope) }),
+    // encodeEvent's frame, without its checks: an id that is a number and JSON text hold no line break.
+    message: (envelope) => `id: ${envelope.id}\ndata: ${wireJson(envelope)}\n\n`,
     keepalive: () => encodeComment("keepalive"),
     ending: namedEnds
       ? (_agent, end) => encodeEvent({ event: end.event, data: JSON.stringify({ reason: end.message }) })

@@ -52,7 +52,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const agent = agentFlag("mcp", "--agent", values.agent, io.env);
   const server = new McpServer({ name: "interop", version: VERSION });
-  registerTools(server, brokerClient("mcp", values, io.env), agent);
+  const parkUnreturned = registerTools(server, brokerClient("mcp", values, io.env), agent);
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();
@@ -61,5 +61,6 @@ export async function run(args: string[], io: Io): Promise<number> {
   await server.connect(transport);
   await closed;
   await server.close();
+  await parkUnreturned();
   return 0;
 }

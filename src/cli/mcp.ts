@@ -5,6 +5,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/stdio.d.ts"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import process from "node:process";
 import { registerTools } from "../mcp/tools.ts";
 import { VERSION } from "../version.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
@@ -52,14 +53,18 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const agent = agentFlag("mcp", "--agent", values.agent, io.env);
   const server = new McpServer({ name: "interop", version: VERSION });
-  registerTools(server, brokerClient("mcp", values, io.env), agent);
+  const parkUnreturned = registerTools(server, brokerClient("mcp", values, io.env), agent);
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();
+    // The SDK's stdio transport (1.30) does not watch for the end of stdin, which is how MCP clients close a
+    // session: the process would just run out of work and exit, skipping the close below.
+    process.stdin.once("end", () => resolve());
     io.shutdown.addEventListener("abort", () => resolve(), { once: true });
   });
   await server.connect(transport);
   await closed;
   await server.close();
+  await parkUnreturned();
   return 0;
 }

@@ -24,8 +24,16 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
   return json ?? { text: text! };
 }
 
-/** Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. */
-export function registerTools(server: McpServer, client: BrokerClient, agent: AgentName): void {
+/** Why a message taken for a cancelled call and never returned is parked when the session ends. */
+const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the session ended before another inbox or " +
+  "wait call could return it";
+
+/**
+ * Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. Call the returned function when the
+ * session ends: it parks what was taken for a cancelled call and never returned, so it shows in status instead of
+ * vanishing with the process (OpenClaw cancels a call when its turn is aborted and later stops the server).
+ */
+export function registerTools(server: McpServer, client: BrokerClient, agent: AgentName): () => Promise<void> {
   /**
    * Messages taken for a call its client cancelled just as they came (the SDK drops a cancelled call's answer):
    * the next inbox or wait call returns them first.
@@ -70,7 +78,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   }, async ({ limit }, { signal }) => {
     const wanted = limit ?? 100;
     const earlier = held.splice(0, wanted);
-    const taken = earlier.length < wanted ? await client.poll(agent, wanted - earlier.length) : [];
+    // A call cancelled before it reached the broker takes nothing: its answer would be dropped.
+    const taken = earlier.length < wanted && !signal.aborted ? await client.poll(agent, wanted - earlier.length) : [];
     return answer(keepIfCancelled(signal, [...earlier, ...taken]));
   });
 
@@ -114,4 +123,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       "how many messages wait for it, and when it was last seen.",
     inputSchema: {},
   }, async () => answer((await client.status()).agents));
+
+  return async () => {
+    for (const message of held.splice(0)) await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
+  };
 }

@@ -4,6 +4,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.d.ts"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { test } from "node:test";
 import { startBroker } from "../helpers/broker.ts";
@@ -101,5 +103,70 @@ test("bad MCP tool arguments give tool errors, and the server keeps serving", as
   } finally {
     await hermes?.close();
     await broker.cleanup();
+  }
+});
+
+test("a message taken for an inbox call cancelled while the broker answered is parked when the client closes stdin", async () => {
+  // A stand-in broker lets the test order things: the poll is answered only once the server has read the cancel
+  // (a later request reached the broker, and stdin is read in order). The client then ends the session as the
+  // SDK's client does, by closing stdin: the server must still park what it holds.
+  let releasePoll!: () => void;
+  const pollReleased = new Promise<void>((resolve) => (releasePoll = resolve));
+  let pollArrived!: () => void;
+  const pollCame = new Promise<void>((resolve) => (pollArrived = resolve));
+  let statusArrived!: () => void;
+  const statusCame = new Promise<void>((resolve) => (statusArrived = resolve));
+  const parked: Array<{ id: number; reason: string }> = [];
+  let parkArrived!: () => void;
+  const parkCame = new Promise<void>((resolve) => (parkArrived = resolve));
+  const reply = (response: ServerResponse, body: unknown) => {
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify(body));
+  };
+  const broker = createServer(async (request: IncomingMessage, response: ServerResponse) => {
+    const path = new URL(request.url ?? "/", "http://x").pathname;
+    let body = "";
+    for await (const chunk of request) body += chunk;
+    if (path === "/poll") {
+      pollArrived();
+      await pollReleased;
+      return reply(response, [{ text: "taken", interop: { id: 7, from: "hermes", to: "openclaw", timestamp: new Date().toISOString() } }]);
+    }
+    if (path === "/status") {
+      statusArrived();
+      return reply(response, { agents: {} });
+    }
+    if (path === "/dead-letters") {
+      parked.push(JSON.parse(body));
+      parkArrived();
+      return reply(response, { parked: true });
+    }
+    response.writeHead(404).end();
+  });
+  let openclaw: Client | undefined;
+  try {
+    await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(broker.address() as AddressInfo).port}`;
+    openclaw = await connect(url, "openclaw");
+    const cancel = new AbortController();
+    const inbox = openclaw.callTool({ name: "inbox", arguments: {} }, undefined, { signal: cancel.signal });
+    await pollCame;
+    cancel.abort("the turn was aborted");
+    await assert.rejects(inbox, /the turn was aborted/);
+    const agents = call(openclaw, "agents");
+    await statusCame;
+    releasePoll();
+    await agents;
+    await openclaw.close();
+    openclaw = undefined;
+    await Promise.race([parkCame, new Promise((_, reject) => setTimeout(() => reject(new Error("nothing was parked")), 10_000).unref())]);
+    assert.equal(parked.length, 1);
+    assert.equal(parked[0].id, 7);
+    assert.match(parked[0].reason, /taken for an MCP call its client cancelled/);
+  } finally {
+    releasePoll();
+    await openclaw?.close();
+    broker.closeAllConnections();
+    await new Promise((resolve) => broker.close(resolve));
   }
 });

@@ -205,6 +205,7 @@ function merge(updates: Map<string, InboxUpdate>, update: InboxUpdate): void {
 function mergeUpdates(a: InboxUpdate, b: InboxUpdate): InboxUpdate {
   return {
     agent: a.agent,
+    create: a.create || b.create || undefined,
     deliveredId: maxDefined(a.deliveredId, b.deliveredId),
     lastSeen: maxDefined(a.lastSeen, b.lastSeen),
     polled: a.polled && b.polled ? [...a.polled, ...b.polled] : a.polled ?? b.polled,

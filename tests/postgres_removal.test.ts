@@ -49,7 +49,7 @@ async function twoBrokers(t: TestContext) {
   });
   const streamClosed = async () =>
     (await admin<{ open: boolean }[]>`SELECT stream_session IS NOT NULL AS open FROM interop_inboxes WHERE agent = ${openclaw}`)[0]?.open === false;
-  return { a, b, storeB: stores[1], stored, streamClosed };
+  return { server, a, b, storeA: stores[0], storeB: stores[1], stored, streamClosed };
 }
 
 test("a publish arriving during its recipient's removal re-creates the inbox after it: no message is stored under no inbox", async (t) => {
@@ -135,4 +135,28 @@ test("a removal on broker A is refused while the agent's stream is open on broke
   // The stream may have ended first on finding the inbox gone; the removal's notification follows.
   await waitFor(() => !(openclaw in b.status().agents), 10_000, "B to forget openclaw");
   assert.deepEqual(await stored(), { inboxes: 0, messages: 0 });
+});
+
+test("a stream that ends while PostgreSQL is down is closed in the store once it is back: a removal on another broker is not refused for it", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { server, a, b, storeA, storeB, streamClosed } = brokers;
+  await a.addAgent(openclaw);
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /a stream open on another broker/ });
+
+  // The blip: the stream ends while B cannot reach the server, so its closing fails.
+  await server.stop();
+  try {
+    sink.close();
+    await waitFor(() => storeB.outage !== undefined, 10_000, "B to see the outage");
+  } finally {
+    await server.start();
+  }
+  await waitFor(streamClosed, 10_000, "B's stream to be closed in the store once PostgreSQL is back");
+  // A may have met the outage too (its view is re-read every second).
+  await waitFor(() => storeA.outage === undefined, 10_000, "A to be out of its outage");
+  assert.equal(await a.removeAgent(openclaw, false), 0);
 });

@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
-import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 import { HeartbeatSlots } from "./heartbeat_slots.ts";
 import { RecentWrites } from "./recent_writes.ts";
@@ -12,6 +12,8 @@ import { resolveStart, type StreamStart } from "./stream_start.ts";
 
 /** Messages read at a time when a resume skips what lies between the cursor and its id. */
 const SKIP_PAGE = 1000;
+/** How long a stream's closing in a shared store waits to be tried again after it failed (an outage: fails fast). */
+const CLOSE_RETRY_MS = 250;
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
@@ -50,6 +52,8 @@ export class Streams {
   #sessions = new Map<AgentName, StreamSession>();
   #recentWrites: RecentWrites;
   #heartbeats: HeartbeatSlots<StreamSession>;
+  /** The broker is stopping: a stream's closing is tried once (its broker's row then says it is gone). */
+  #stopping = false;
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
@@ -105,6 +109,7 @@ export class Streams {
   /** Ends every stream (the broker stops) and hands on each agent's replay point as of now, to be kept. */
   closeAll(end: StreamEnd): void {
     for (const session of [...this.#sessions.values()]) session.close(end);
+    this.#stopping = true;
     for (const [agent, replayAfter] of this.#recentWrites.replayPoints(this.#deps.now())) this.#deps.replayPoint(agent, replayAfter);
   }
 
@@ -233,8 +238,7 @@ export class Streams {
           if (this.#sessions.get(agent) === ended) {
             this.#sessions.delete(agent);
             this.#recentWrites.ended(agent, this.#deps.now());
-            // Only the cluster view reads it: a failure (an outage) leaves a stale entry, replaced by the next stream.
-            shared?.closeStream(agent, id).catch(() => {});
+            if (shared !== undefined) this.#closeInStore(shared, agent, id);
           }
           this.#deps.ended(agent);
         },
@@ -246,5 +250,19 @@ export class Streams {
       this.#recentWrites.opened(agent);
       session.start();
     };
+  }
+
+  /**
+   * Clears the stream's entry in the shared store, trying again until it lands: a stale entry (a failure as the
+   * stream ended: a broken connection, an outage) reads as a stream still open on this live broker, which keeps a
+   * replaced `listen` waiting for it to close and makes a removal on another broker refuse. The entry is cleared
+   * only while it names this session: a newer stream of the agent is left alone.
+   */
+  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string): void {
+    shared.closeStream(agent, id).catch(() => {
+      if (this.#stopping) return;
+      const retry = setTimeout(() => this.#closeInStore(shared, agent, id), CLOSE_RETRY_MS);
+      (retry as { unref?: () => void }).unref?.();
+    });
   }
 }

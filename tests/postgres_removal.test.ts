@@ -4,9 +4,8 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { type TestContext, test } from "node:test";
+import { test } from "node:test";
 import postgres from "postgres";
-import { agentAdmission } from "../src/broker/agent_admission.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import type { AgentName } from "../src/message.ts";
@@ -15,42 +14,12 @@ import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 import { TextSink } from "./helpers/text_sink.ts";
+import { twoBrokersOn } from "./helpers/two_brokers.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
 const cluster = sharedPostgres();
-
-/**
- * Brokers A and B on a new database, admitting agents as `interop serve` does without tokens (a send never creates
- * an inbox, a read does), and an admin connection to look at what the store holds; all closed after the test.
- */
-async function twoBrokers(t: TestContext) {
-  const server = await cluster(t);
-  if (server === undefined) return undefined;
-  const url = await server.createDatabase();
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  const stores: PostgresStore[] = [];
-  const brokers: Broker[] = [];
-  // A broker closes its store; one that failed to open leaves it to close.
-  t.after(async () => {
-    await Promise.all(stores.map((store, n) => brokers[n] !== undefined ? brokers[n].close() : store.close()));
-    await admin.end();
-  });
-  const admitAgent = agentAdmission({ tokensOn: () => false, hasToken: () => false, maxAgents: 100 });
-  for (const host of ["a", "b"]) {
-    const store = await PostgresStore.open({ url, durability: "strict", claimant: { pid: process.pid, host, version: "test" }, warn: () => {} });
-    stores.push(store);
-    brokers.push(await Broker.open(testBrokerOptions(store, "/nonexistent", { agents: [hermes], admitAgent })));
-  }
-  const [a, b] = brokers;
-  const stored = async () => ({
-    inboxes: (await admin<{ agent: string }[]>`SELECT agent FROM interop_inboxes WHERE agent = ${openclaw}`).length,
-    messages: (await admin<{ id: number }[]>`SELECT id FROM interop_messages WHERE recipient = ${openclaw}`).length,
-  });
-  const streamClosed = async () =>
-    (await admin<{ open: boolean }[]>`SELECT stream_session IS NOT NULL AS open FROM interop_inboxes WHERE agent = ${openclaw}`)[0]?.open === false;
-  return { server, a, b, storeA: stores[0], storeB: stores[1], stored, streamClosed };
-}
+const twoBrokers = twoBrokersOn(cluster);
 
 test("a publish arriving during its recipient's removal re-creates the inbox after it: no message is stored under no inbox", async (t) => {
   const server = await cluster(t);

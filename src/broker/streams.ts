@@ -200,6 +200,7 @@ export class Streams {
     }
     // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
     let version = 0;
+    const replayedUpTo = inbox.deliveredId;
     return (sink) => {
       // Removed since it was prepared: the record is no longer the agent's (a new one would take its messages too).
       if (this.#deps.currentInbox(agent) !== inbox) {
@@ -213,8 +214,17 @@ export class Streams {
         readAfter: shared === undefined
           ? (name, after, limit) => store.readAfter(name, after, limit)
           : async (name, after, limit) => {
-            ({ version } = await shared.version(name));
-            return await store.readAfter(name, after, limit);
+            const read = await shared.version(name);
+            version = read.version;
+            // Up to the cursor as it was at the opening, what the stream reads is a replay the client asked for. Past
+            // it, what is at or below the cursor now another reader claimed (an ntfy poll=1 moves the cursor without
+            // marking messages taken): it is theirs. The claim's compare-and-set on `version` covers what they claim
+            // after this read.
+            if (after >= replayedUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit);
+            const page = await store.readAfter(name, after, limit);
+            const replay = page.filter((envelope) => envelope.id <= replayedUpTo);
+            if (replay.length === page.length) return page;
+            return [...replay, ...await store.readAfter(name, Math.max(replayedUpTo, read.deliveredId), limit - replay.length)];
           },
         claim: shared === undefined ? undefined : async (envelopes) => {
           const outcome = await shared.claim(agent, id, version, envelopes[envelopes.length - 1].id);

@@ -129,3 +129,15 @@ test("a stream that ends while PostgreSQL is down is closed in the store once it
   await waitFor(() => storeA.outage === undefined, 10_000, "A to be out of its outage");
   assert.equal(await a.removeAgent(openclaw, false), 0);
 });
+
+test("a publish refused on broker B for an inbox removed elsewhere, then retried on B's new view, counts once against the rate limit", async (t) => {
+  // One message a second, two at once: the publish before and the refused one take both.
+  const brokers = await twoBrokers(t, { rateLimit: 1 });
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await b.publish(hermes, openclaw, { n: 0 });
+  // Removed behind B's back (no notification): B's view lists openclaw until its next look, so its store refuses.
+  await admin.begin((tx) => [tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`, tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`]);
+  await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
+});

@@ -230,8 +230,9 @@ export class Broker {
         `No recipient: ${from} is the only agent known; pass to=NAME`,
       );
     }
-    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each.
-    this.#rateLimiter.admit(from, payloads.length * recipients.length);
+    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each. A publish
+    // retried after a store refused it (see below) was counted when it came.
+    if (!retried) this.#rateLimiter.admit(from, payloads.length * recipients.length);
     const known = recipients.map((agent) => this.#inboxes.get(agent));
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
     const candidates = known.every((inbox) => inbox !== undefined)

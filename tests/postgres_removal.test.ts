@@ -7,6 +7,7 @@ import process from "node:process";
 import { test } from "node:test";
 import postgres from "postgres";
 import { Broker } from "../src/broker/broker.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
@@ -141,3 +142,37 @@ test("a publish refused on broker B for an inbox removed elsewhere, then retried
   await admin.begin((tx) => [tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`, tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`]);
   await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
 });
+
+for (const retention of ["prune", "expire"] as const) {
+  test(`a removal on broker A and retention (${retention}) on broker B of the same inbox take its rows in one order: no deadlock`, async (t) => {
+    const brokers = await twoBrokers(t, { maxPending: uniform(10) });
+    if (brokers === undefined) return;
+    const { server, url, admin, a, storeA, storeB } = brokers;
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    t.after(() => watcher.end());
+    await a.addAgent(openclaw);
+    for (const n of [1, 2]) await a.publish(hermes, openclaw, { n });
+    // What is pruned is delivered, what expires is not.
+    if (retention === "prune") assert.equal((await a.poll(openclaw, 10)).length, 2);
+    const deadlocks = () => server.log().split("deadlock detected").length - 1;
+    const before = deadlocks();
+    const waiting = async () =>
+      (await watcher<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)[0].n;
+
+    // The inbox's row held while the removal, then retention, queue for it: each has taken what it takes before.
+    let removal: Promise<number> | undefined;
+    let retained: Promise<unknown> | undefined;
+    await admin.begin(async (tx) => {
+      await tx`SELECT 1 FROM interop_inboxes WHERE agent = ${openclaw} FOR NO KEY UPDATE`;
+      removal = storeA.removeInbox(openclaw);
+      await waitFor(async () => await waiting() === 1, 10_000, "the removal to wait for the inbox's row");
+      const cutoff = Date.now() + 60_000;
+      retained = retention === "prune" ? storeB.prune(cutoff) : storeB.expire(new Map([[openclaw, cutoff]]), new Map());
+      await waitFor(async () => await waiting() === 2, 10_000, `${retention} to wait too`);
+    });
+    assert.equal(await removal, 2);
+    await retained;
+    assert.equal(deadlocks() - before, 0, `PostgreSQL broke a deadlock:\n${server.log().slice(-1500)}`);
+  });
+}

@@ -45,6 +45,6 @@ export function twoBrokersOn(cluster: (t: TestContext) => Promise<TestPostgres |
     });
     const streamClosed = async () =>
       (await admin<{ open: boolean }[]>`SELECT stream_session IS NOT NULL AS open FROM interop_inboxes WHERE agent = ${openclaw}`)[0]?.open === false;
-    return { server, admin, a, b, storeA: stores[0], storeB: stores[1], stored, streamClosed };
+    return { server, url, admin, a, b, storeA: stores[0], storeB: stores[1], stored, streamClosed };
   };
 }

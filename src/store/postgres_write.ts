@@ -39,14 +39,19 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
       last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
   // A note (a cursor, a last-seen time) changes an inbox that exists, never creates one: queued before another
   // broker removed the inbox, it would bring it back (and a publish riding with it would be stored there). An
-  // UPDATE waits for a removal that holds the row and then skips it; an upsert would insert it again.
-  const noting = noted.length === 0 ? undefined : tx`
-    UPDATE interop_inboxes i SET
-      delivered_id = greatest(i.delivered_id, u.delivered),
-      last_seen = coalesce(u.seen, i.last_seen)
-    FROM unnest(${noted.map((u) => u.agent)}::text[], ${noted.map((u) => u.deliveredId ?? null)}::int8[],
-      ${noted.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
-    WHERE i.agent = u.agent`.execute();
+  // UPDATE waits for a removal that holds the row and then skips it; an upsert would insert it again. Its rows are
+  // locked first, in one order (an UPDATE's join takes them in whatever order its plan reads them).
+  const noting = noted.length === 0 ? undefined : Promise.all([
+    tx`SELECT 1 FROM interop_inboxes WHERE agent = ANY(${noted.map((u) => u.agent)}::text[]) ORDER BY agent COLLATE "C" FOR NO KEY UPDATE`
+      .execute(),
+    tx`
+      UPDATE interop_inboxes i SET
+        delivered_id = greatest(i.delivered_id, u.delivered),
+        last_seen = coalesce(u.seen, i.last_seen)
+      FROM unnest(${noted.map((u) => u.agent)}::text[], ${noted.map((u) => u.deliveredId ?? null)}::int8[],
+        ${noted.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
+      WHERE i.agent = u.agent`.execute(),
+  ]);
   // Each recipient's inbox row, held until the COMMIT: a removal deletes that row first, so it waits for this
   // transaction (and then deletes its messages too), or went first and the recipient is refused. A broker's view of
   // the inboxes lags a removal on another broker: this is what keeps it from storing a message under no inbox. KEY

@@ -4,10 +4,10 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { type TestContext, test } from "node:test";
+import { test } from "node:test";
 import postgres from "postgres";
-import { agentAdmission } from "../src/broker/agent_admission.ts";
 import { Broker } from "../src/broker/broker.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
@@ -15,42 +15,12 @@ import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 import { TextSink } from "./helpers/text_sink.ts";
+import { twoBrokersOn } from "./helpers/two_brokers.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
 const cluster = sharedPostgres();
-
-/**
- * Brokers A and B on a new database, admitting agents as `interop serve` does without tokens (a send never creates
- * an inbox, a read does), and an admin connection to look at what the store holds; all closed after the test.
- */
-async function twoBrokers(t: TestContext) {
-  const server = await cluster(t);
-  if (server === undefined) return undefined;
-  const url = await server.createDatabase();
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  const stores: PostgresStore[] = [];
-  const brokers: Broker[] = [];
-  // A broker closes its store; one that failed to open leaves it to close.
-  t.after(async () => {
-    await Promise.all(stores.map((store, n) => brokers[n] !== undefined ? brokers[n].close() : store.close()));
-    await admin.end();
-  });
-  const admitAgent = agentAdmission({ tokensOn: () => false, hasToken: () => false, maxAgents: 100 });
-  for (const host of ["a", "b"]) {
-    const store = await PostgresStore.open({ url, durability: "strict", claimant: { pid: process.pid, host, version: "test" }, warn: () => {} });
-    stores.push(store);
-    brokers.push(await Broker.open(testBrokerOptions(store, "/nonexistent", { agents: [hermes], admitAgent })));
-  }
-  const [a, b] = brokers;
-  const stored = async () => ({
-    inboxes: (await admin<{ agent: string }[]>`SELECT agent FROM interop_inboxes WHERE agent = ${openclaw}`).length,
-    messages: (await admin<{ id: number }[]>`SELECT id FROM interop_messages WHERE recipient = ${openclaw}`).length,
-  });
-  const streamClosed = async () =>
-    (await admin<{ open: boolean }[]>`SELECT stream_session IS NOT NULL AS open FROM interop_inboxes WHERE agent = ${openclaw}`)[0]?.open === false;
-  return { a, b, storeB: stores[1], stored, streamClosed };
-}
+const twoBrokers = twoBrokersOn(cluster);
 
 test("a publish arriving during its recipient's removal re-creates the inbox after it: no message is stored under no inbox", async (t) => {
   const server = await cluster(t);
@@ -86,17 +56,19 @@ test("an agent removed on broker A is unknown on broker B at once: a publish the
   await a.addAgent(openclaw);
   // B knows openclaw (its publish looks at the cluster) and holds nothing for it.
   await b.publish(hermes, openclaw, { n: 0 });
+  // The poll queues a last-seen note on B that commits with B's next batch (within 0.1 s): the removal on A
+  // commits before it, and the publish on B may ride with it.
   assert.equal((await b.poll(openclaw, 10)).length, 1);
-  // The poll's last-seen note rides with B's next commit, and a note re-creates a row (the known limit in
-  // docs/postgres-multi-broker.md): committed now, so that it cannot ride with the publish after the removal.
-  await b.publish(openclaw, hermes, { flush: true });
-
   assert.equal(await a.removeAgent(openclaw, false), 1);
-  // Whatever B's view says yet, its store refuses a message for an inbox that is gone.
-  await assert.rejects(storeB.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: Date.now() }], inboxes: [] }), {
+  await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
+  // Whatever B's view says yet, its store neither brings the inbox back for a note nor stores a message riding with
+  // one (the race, made certain).
+  const note = { agent: openclaw, lastSeen: Date.now(), deliveredId: 1 };
+  await storeB.write({ messages: [], inboxes: [note] });
+  assert.deepEqual(await stored(), { inboxes: 0, messages: 0 }, "a note changes only an inbox that exists");
+  await assert.rejects(storeB.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: Date.now() }], inboxes: [note] }), {
     code: "unknown_agent",
   });
-  await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
   assert.deepEqual(await stored(), { inboxes: 0, messages: 0 }, "nothing stored under no inbox");
   assert.equal(openclaw in b.status().agents, false, "B forgot openclaw");
 
@@ -134,3 +106,73 @@ test("a removal on broker A is refused while the agent's stream is open on broke
   await waitFor(() => !(openclaw in b.status().agents), 10_000, "B to forget openclaw");
   assert.deepEqual(await stored(), { inboxes: 0, messages: 0 });
 });
+
+test("a stream that ends while PostgreSQL is down is closed in the store once it is back: a removal on another broker is not refused for it", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { server, a, b, storeA, storeB, streamClosed } = brokers;
+  await a.addAgent(openclaw);
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /a stream open on another broker/ });
+
+  // The blip: the stream ends while B cannot reach the server, so its closing fails.
+  await server.stop();
+  try {
+    sink.close();
+    await waitFor(() => storeB.outage !== undefined, 10_000, "B to see the outage");
+  } finally {
+    await server.start();
+  }
+  await waitFor(streamClosed, 10_000, "B's stream to be closed in the store once PostgreSQL is back");
+  // A may have met the outage too (its view is re-read every second).
+  await waitFor(() => storeA.outage === undefined, 10_000, "A to be out of its outage");
+  assert.equal(await a.removeAgent(openclaw, false), 0);
+});
+
+test("a publish refused on broker B for an inbox removed elsewhere, then retried on B's new view, counts once against the rate limit", async (t) => {
+  // One message a second, two at once: the publish before and the refused one take both.
+  const brokers = await twoBrokers(t, { rateLimit: 1 });
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await b.publish(hermes, openclaw, { n: 0 });
+  // Removed behind B's back (no notification): B's view lists openclaw until its next look, so its store refuses.
+  await admin.begin((tx) => [tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`, tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`]);
+  await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
+});
+
+for (const retention of ["prune", "expire"] as const) {
+  test(`a removal on broker A and retention (${retention}) on broker B of the same inbox take its rows in one order: no deadlock`, async (t) => {
+    const brokers = await twoBrokers(t, { maxPending: uniform(10) });
+    if (brokers === undefined) return;
+    const { server, url, admin, a, storeA, storeB } = brokers;
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    t.after(() => watcher.end());
+    await a.addAgent(openclaw);
+    for (const n of [1, 2]) await a.publish(hermes, openclaw, { n });
+    // What is pruned is delivered, what expires is not.
+    if (retention === "prune") assert.equal((await a.poll(openclaw, 10)).length, 2);
+    const deadlocks = () => server.log().split("deadlock detected").length - 1;
+    const before = deadlocks();
+    const waiting = async () =>
+      (await watcher<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)[0].n;
+
+    // The inbox's row held while the removal, then retention, queue for it: each has taken what it takes before.
+    let removal: Promise<number> | undefined;
+    let retained: Promise<unknown> | undefined;
+    await admin.begin(async (tx) => {
+      await tx`SELECT 1 FROM interop_inboxes WHERE agent = ${openclaw} FOR NO KEY UPDATE`;
+      removal = storeA.removeInbox(openclaw);
+      await waitFor(async () => await waiting() === 1, 10_000, "the removal to wait for the inbox's row");
+      const cutoff = Date.now() + 60_000;
+      retained = retention === "prune" ? storeB.prune(cutoff) : storeB.expire(new Map([[openclaw, cutoff]]), new Map());
+      await waitFor(async () => await waiting() === 2, 10_000, `${retention} to wait too`);
+    });
+    assert.equal(await removal, 2);
+    await retained;
+    assert.equal(deadlocks() - before, 0, `PostgreSQL broke a deadlock:\n${server.log().slice(-1500)}`);
+  });
+}

@@ -72,23 +72,23 @@ test("PostgresStore refuses a database whose sessions run with synchronous_commi
         "messages the broker acknowledged; set synchronous_commit=on in postgresql.conf, or pass --durability relaxed to accept the risk");
   const store = await setup.open("relaxed");
   assert.match(setup.warnings[0], /runs with synchronous_commit=off: .* \(--durability relaxed\)$/);
-  await store.write({ messages: [message(1)], inboxes: [{ agent: openclaw }] });
+  await store.write({ messages: [message(1)], inboxes: [{ agent: openclaw, create: true }] });
 });
 
 test("PostgresStore answers storage_unavailable while the server is stopped and serves again once it is back", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;
   const store = await setup.open();
-  await store.write({ messages: [message(1)], inboxes: [{ agent: openclaw }] });
+  await store.write({ messages: [message(1)], inboxes: [{ agent: openclaw, create: true }] });
   await setup.server.stop();
   const isUnavailable = (error: unknown) =>
     error instanceof InteropError && error.code === "storage_unavailable" && error.retryAfter === 1;
-  await assert.rejects(store.write({ messages: [message(2)], inboxes: [{ agent: openclaw }] }), isUnavailable);
+  await assert.rejects(store.write({ messages: [message(2)], inboxes: [{ agent: openclaw, create: true }] }), isUnavailable);
   assert.ok(store.outage !== undefined);
   await assert.rejects(store.readAfter(openclaw, 0, 10), isUnavailable);
   await setup.server.start();
   await waitFor(() => store.outage === undefined, 10_000, "the store to be back");
-  const [third] = await store.write({ messages: [message(3)], inboxes: [{ agent: openclaw }] });
+  const [third] = await store.write({ messages: [message(3)], inboxes: [{ agent: openclaw, create: true }] });
   assert.ok(third.id > 1);
   assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 3 }]);
   assert.match(setup.warnings.join("\n"), /cannot be reached .*: answering 503 until it is back\n.* is back: serving again/);
@@ -100,7 +100,7 @@ test("PostgresStore settles a write whose COMMIT lost its answer by asking the s
   const store = await setup.open();
   try {
     await holdCommits(setup.url);
-    const writing = store.write({ messages: [message(1)], inboxes: [{ agent: openclaw }] });
+    const writing = store.write({ messages: [message(1)], inboxes: [{ agent: openclaw, create: true }] });
     await waitFor(async () =>
       (await setup.admin`SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'`).length === 1, 10_000, "a COMMIT held");
     await releaseCommits(setup.url, false);
@@ -110,7 +110,7 @@ test("PostgresStore settles a write whose COMMIT lost its answer by asking the s
     assert.ok(inDoubt instanceof CommitInDoubt);
     assert.equal(inDoubt.code, "storage_unavailable");
     await within(
-      assert.rejects(store.write({ messages: [message(2)], inboxes: [{ agent: openclaw }] }), (error: unknown) =>
+      assert.rejects(store.write({ messages: [message(2)], inboxes: [{ agent: openclaw, create: true }] }), (error: unknown) =>
         error instanceof InteropError && !(error instanceof CommitInDoubt) && error.code === "storage_unavailable"),
       "a write after the one in doubt",
     );
@@ -119,7 +119,7 @@ test("PostgresStore settles a write whose COMMIT lost its answer by asking the s
     const [stored] = (await inDoubt.outcome)!;
     assert.equal(stored.id, 1);
     await waitFor(() => store.outage === undefined, 10_000, "the store to be back");
-    await store.write({ messages: [message(3)], inboxes: [{ agent: openclaw }] });
+    await store.write({ messages: [message(3)], inboxes: [{ agent: openclaw, create: true }] });
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 3 }]);
   } finally {
     if (setup.server.pid() === undefined) await setup.server.start();
@@ -140,9 +140,9 @@ test("PostgresStores on one database each register, write with one id sequence a
   const [a, b] = [await setup.open(), await setup.open()];
   const woken: Array<string[] | undefined> = [];
   await b.shared.watch((agents) => woken.push(agents), () => {}, () => {});
-  const [first] = await a.write({ messages: [message(1)], inboxes: [{ agent: openclaw }] });
+  const [first] = await a.write({ messages: [message(1)], inboxes: [{ agent: openclaw, create: true }] });
   await waitFor(() => woken.some((agents) => agents?.[0] === openclaw), 10_000, "b to be woken by a's commit");
-  const [second] = await b.write({ messages: [message(2)], inboxes: [{ agent: openclaw }] });
+  const [second] = await b.write({ messages: [message(2)], inboxes: [{ agent: openclaw, create: true }] });
   assert.deepEqual([first.id, second.id], [1, 2]);
   assert.deepEqual((await a.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 2 }]);
   assert.deepEqual(woken.filter((agents) => agents !== undefined), [[openclaw]], "b is not woken by its own commit");

@@ -73,7 +73,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const store = await open();
     const stored = await store.write({
       messages: [1, 2, 3].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: 1000 + n })),
-      inboxes: [{ agent: openclaw, deliveredId: 0 }],
+      inboxes: [{ agent: openclaw, create: true, deliveredId: 0 }],
     });
     assert.deepEqual(stored.map((envelope) => envelope.id), [1, 2, 3]);
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 1, lastSeen: 5000 }] });
@@ -94,7 +94,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     if (open === undefined) return;
     const first = await open("relaxed");
     if (lockedCode === undefined) {
-      await (await open("relaxed")).write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 0 }] });
+      await (await open("relaxed")).write({ messages: [], inboxes: [{ agent: openclaw, create: true, deliveredId: 0 }] });
       return;
     }
     await assert.rejects(open("relaxed"), (error: unknown) => {
@@ -112,7 +112,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const store = await open("relaxed");
     await store.write({
       messages: [1, 2, 3, 4].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n })),
-      inboxes: [{ agent: openclaw, deliveredId: 0 }],
+      inboxes: [{ agent: openclaw, create: true, deliveredId: 0 }],
     });
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 2, polled: [{ after: 0, upTo: 2 }] }] });
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [3, 4]);
@@ -142,7 +142,7 @@ function contract({ name, lockedCode, place }: Backend): void {
         { from: hermes, to: hermes, payload: { n: 1 }, createdAt: 10, idempotencyKey: "k1" },
         { from: openclaw, to: hermes, payload: { z: 1, a: [1, "é"] }, createdAt: 20, thread, idempotencyKey: "k1" },
       ],
-      inboxes: [{ agent: openclaw }, { agent: hermes }],
+      inboxes: [{ agent: openclaw, create: true }, { agent: hermes, create: true }],
     });
     assert.deepEqual((await store.findByKey(hermes, "k1")).map((envelope) => [envelope.id, envelope.to]), [[1, openclaw], [2, hermes]]);
     assert.deepEqual(await store.findByKey(hermes, "k2"), []);
@@ -159,7 +159,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     let store = await open();
     await store.write({
       messages: [1, 2, 3].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n, idempotencyKey: `a2a:openclaw:${n}` })),
-      inboxes: [{ agent: openclaw }, { agent: hermes }],
+      inboxes: [{ agent: openclaw, create: true }, { agent: hermes, create: true }],
     });
     const thread = { replyTo: 2, conversation: 2, hops: 1 };
     await store.write({
@@ -192,7 +192,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open();
-    await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 1 }], inboxes: [{ agent: openclaw }] });
+    await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 1 }], inboxes: [{ agent: openclaw, create: true }] });
     assert.equal(await store.addDeadLetter(openclaw, { messageId: 1, reason: "410 Gone", parkedAt: 7 }), true);
     assert.equal(await store.addDeadLetter(openclaw, { messageId: 1, reason: "again", parkedAt: 8 }), false);
     assert.deepEqual(await store.deadLetters(openclaw), [{ messageId: 1, reason: "410 Gone", parkedAt: 7 }]);
@@ -206,7 +206,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const store = await open();
     await store.write({
       messages: [openclaw, hermes, openclaw].map((to, n) => ({ from: hermes, to, payload: { n }, createdAt: n })),
-      inboxes: [{ agent: openclaw, deliveredId: 1 }, { agent: hermes }],
+      inboxes: [{ agent: openclaw, create: true, deliveredId: 1 }, { agent: hermes, create: true }],
     });
     await store.addDeadLetter(openclaw, { messageId: 1, reason: "410 Gone", parkedAt: 7 });
     assert.equal(await store.removeInbox(openclaw), 2);
@@ -215,7 +215,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual(await store.deadLetters(openclaw), []);
     assert.deepEqual((await store.readAfter(hermes, 0, 10)).map((envelope) => envelope.id), [2]);
     assert.equal(await store.removeInbox(openclaw), 0);
-    const [next] = await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 9 }], inboxes: [{ agent: openclaw }] });
+    const [next] = await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 9 }], inboxes: [{ agent: openclaw, create: true }] });
     assert.equal(next.id, 4, "a removed inbox's ids are not handed out again");
     assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.deadLetters, 0);
   });
@@ -226,7 +226,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const store = await open();
     await store.write({
       messages: [1, 2, 3, 4, 5].map((n) => ({ from: hermes, to: openclaw, payload: { n }, createdAt: n * 10 })),
-      inboxes: [{ agent: openclaw, deliveredId: 1 }, { agent: hermes }],
+      inboxes: [{ agent: openclaw, create: true, deliveredId: 1 }, { agent: hermes, create: true }],
     });
     // Message 4 was taken by a wait: it is not counted, though it goes with its neighbours.
     await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 3, upTo: 4 }] }] });
@@ -244,7 +244,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const store = await open();
     await store.write({
       messages: [1, 2, 3, 4, 5].map((n) => ({ from: hermes, to: n === 3 ? hermes : openclaw, payload: { n }, createdAt: n })),
-      inboxes: [{ agent: openclaw, deliveredId: 2 }, { agent: hermes }],
+      inboxes: [{ agent: openclaw, create: true, deliveredId: 2 }, { agent: hermes, create: true }],
     });
     await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 3, upTo: 4 }] }] });
     assert.deepEqual((await store.readLatest(openclaw, 2)).map((envelope) => envelope.id), [2, 5]);
@@ -261,7 +261,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const n = INDEX_LAG + 100;
     await store.write({
       messages: Array.from({ length: n }, (_, i) => ({ from: hermes, to: i % 2 ? hermes : openclaw, payload: { n: i + 1 }, createdAt: i + 1 })),
-      inboxes: [{ agent: openclaw, deliveredId: n - 10 }, { agent: hermes }],
+      inboxes: [{ agent: openclaw, create: true, deliveredId: n - 10 }, { agent: hermes, create: true }],
     });
     await store.write({ messages: [1, 2, 3, 4].map((k) => ({ from: hermes, to: openclaw, payload: { n: n + k }, createdAt: n + k })), inboxes: [] });
     await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: n - 5, upTo: n + 2 }] }] });
@@ -284,7 +284,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open();
-    await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 1 }], inboxes: [{ agent: openclaw }] });
+    await store.write({ messages: [{ from: hermes, to: openclaw, payload: { n: 1 }, createdAt: 1 }], inboxes: [{ agent: openclaw, create: true }] });
     // A payload that is no JSON at all cannot be stored (the column is NOT NULL): the whole batch fails.
     await assert.rejects(
       store.write({
@@ -306,7 +306,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open("relaxed");
-    await store.write({ messages: [], inboxes: [{ agent: openclaw }, { agent: hermes }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, create: true }, { agent: hermes, create: true }] });
     const batches = await Promise.all(Array.from({ length: 20 }, (_, n) =>
       store.write({ messages: [{ from: hermes, to: openclaw, payload: { n }, createdAt: n }, { from: hermes, to: hermes, payload: { n }, createdAt: n }], inboxes: [] })));
     const ids = batches.flat().map((envelope) => envelope.id);
@@ -327,7 +327,7 @@ function contract({ name, lockedCode, place }: Backend): void {
         { from: hermes, to: openclaw, payload: { text: "alone" }, createdAt: 1 },
         ...recipients.slice(0, 2).map((to) => ({ from: hermes, to, payload: shared, createdAt: 2 })),
       ],
-      inboxes: [...recipients, openclaw].map((agent) => ({ agent })),
+      inboxes: [...recipients, openclaw].map((agent) => ({ agent, create: true })),
     });
     assert.deepEqual(stored.map((envelope) => envelope.to), [...recipients, openclaw, "a", "b"]);
     for (const envelope of stored) assert.deepEqual(await store.find(envelope.id), envelope);
@@ -338,8 +338,8 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open();
-    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 5, lastSeen: 100 }] });
-    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 3 }, { agent: hermes, lastSeen: 50 }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, create: true, deliveredId: 5, lastSeen: 100 }] });
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 3 }, { agent: hermes, create: true, lastSeen: 50 }] });
     await store.write({ messages: [], inboxes: [{ agent: openclaw, lastSeen: 90 }, { agent: openclaw, deliveredId: 7 }] });
     assert.deepEqual(
       (await store.loadInboxes()).map((inbox) => [inbox.agent, inbox.deliveredId, inbox.lastSeen]),

@@ -85,7 +85,7 @@ export class AgentInboxes {
     if (existing !== undefined) return existing;
     const inbox = freshInbox(agent, this.#deps.lastId());
     this.#records.set(agent, inbox);
-    if (this.#shared === undefined) await this.#deps.commits.update({ agent, deliveredId: inbox.deliveredId });
+    if (this.#shared === undefined) await this.#deps.commits.update({ agent, deliveredId: inbox.deliveredId, create: true });
     else {
       this.#created.set(agent, Infinity);
       try {

@@ -230,8 +230,9 @@ export class Broker {
         `No recipient: ${from} is the only agent known; pass to=NAME`,
       );
     }
-    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each.
-    this.#rateLimiter.admit(from, payloads.length * recipients.length);
+    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each. A publish
+    // retried after a store refused it (see below) was counted when it came.
+    if (!retried) this.#rateLimiter.admit(from, payloads.length * recipients.length);
     const known = recipients.map((agent) => this.#inboxes.get(agent));
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
     const candidates = known.every((inbox) => inbox !== undefined)
@@ -416,15 +417,18 @@ export class Broker {
       // On a shared store the cursor is the store's, moved as a stream's claim moves it: compare-and-set on the
       // version read with it, so a poll or stream on another broker that took some first makes this one read again.
       let version = 0;
+      // The cursor read with that version: the record's moves on as a stream on this broker claims meanwhile, and
+      // what the poll read past this cursor is the poll's only once its claim succeeds.
+      let cursor = 0;
       const { inbox, after } = await this.#streams.begin(agent, start, shared && (async (found) => {
         const read = await shared.version(agent);
         version = read.version;
-        found.deliveredId = Math.max(found.deliveredId, read.deliveredId);
+        cursor = found.deliveredId = Math.max(found.deliveredId, read.deliveredId);
       }));
       // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
       const messages = (await this.#store.readAfter(agent, after, limit)).filter((envelope) => !this.#taken.has(envelope.id));
       const last = messages.at(-1);
-      if (shared !== undefined && last !== undefined && last.id > inbox.deliveredId) {
+      if (shared !== undefined && last !== undefined && last.id > cursor) {
         const claim = await shared.claim(agent, undefined, version, last.id);
         if (claim === "moved") continue;
         if (claim === "removed") throw new InteropError("unknown_agent", `Unknown agent: ${agent} was removed while its inbox was read`);

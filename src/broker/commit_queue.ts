@@ -58,8 +58,8 @@ export class CommitQueue {
   /**
    * `onCommit` hears of each successful transaction with the messages it stored, in id order, before any
    * `append` resolves: the broker hands a whole commit to its streams at once. An inbox change for an agent
-   * `known` denies (removed meanwhile: a cursor noted by a read that started before) is dropped: the store's
-   * upsert would create its inbox again.
+   * `known` denies (removed meanwhile: a cursor noted by a read that started before) is dropped: a store one broker
+   * owns would create its inbox again (a shared one changes only an inbox that exists: `InboxUpdate.create`).
    */
   constructor(store: MessageStore, onCommit: (stored: Envelope[]) => void = () => {}, known: (agent: AgentName) => boolean = () => true) {
     this.#store = store;
@@ -201,6 +201,7 @@ export class CommitQueue {
 function merge(updates: Map<string, InboxUpdate>, update: InboxUpdate): void {
   const merged = updates.get(update.agent);
   if (merged === undefined) return void updates.set(update.agent, { ...update });
+  if (update.create) merged.create = true;
   merged.deliveredId = maxDefined(merged.deliveredId, update.deliveredId);
   merged.lastSeen = maxDefined(merged.lastSeen, update.lastSeen);
   // New arrays: the first update's are its caller's.

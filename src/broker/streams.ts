@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
-import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 import { HeartbeatSlots } from "./heartbeat_slots.ts";
 import { RecentWrites } from "./recent_writes.ts";
@@ -12,6 +12,8 @@ import { resolveStart, type StreamStart } from "./stream_start.ts";
 
 /** Messages read at a time when a resume skips what lies between the cursor and its id. */
 const SKIP_PAGE = 1000;
+/** How long a stream's closing in a shared store waits to be tried again after it failed (an outage: fails fast). */
+const CLOSE_RETRY_MS = 250;
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
@@ -50,6 +52,8 @@ export class Streams {
   #sessions = new Map<AgentName, StreamSession>();
   #recentWrites: RecentWrites;
   #heartbeats: HeartbeatSlots<StreamSession>;
+  /** The broker is stopping: a stream's closing is tried once (its broker's row then says it is gone). */
+  #stopping = false;
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
@@ -105,6 +109,7 @@ export class Streams {
   /** Ends every stream (the broker stops) and hands on each agent's replay point as of now, to be kept. */
   closeAll(end: StreamEnd): void {
     for (const session of [...this.#sessions.values()]) session.close(end);
+    this.#stopping = true;
     for (const [agent, replayAfter] of this.#recentWrites.replayPoints(this.#deps.now())) this.#deps.replayPoint(agent, replayAfter);
   }
 
@@ -195,6 +200,7 @@ export class Streams {
     }
     // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
     let version = 0;
+    const replayedUpTo = inbox.deliveredId;
     return (sink) => {
       // Removed since it was prepared: the record is no longer the agent's (a new one would take its messages too).
       if (this.#deps.currentInbox(agent) !== inbox) {
@@ -208,8 +214,17 @@ export class Streams {
         readAfter: shared === undefined
           ? (name, after, limit) => store.readAfter(name, after, limit)
           : async (name, after, limit) => {
-            ({ version } = await shared.version(name));
-            return await store.readAfter(name, after, limit);
+            const read = await shared.version(name);
+            version = read.version;
+            // Up to the cursor as it was at the opening, what the stream reads is a replay the client asked for. Past
+            // it, what is at or below the cursor now another reader claimed (an ntfy poll=1 moves the cursor without
+            // marking messages taken): it is theirs. The claim's compare-and-set on `version` covers what they claim
+            // after this read.
+            if (after >= replayedUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit);
+            const page = await store.readAfter(name, after, limit);
+            const replay = page.filter((envelope) => envelope.id <= replayedUpTo);
+            if (replay.length === page.length) return page;
+            return [...replay, ...await store.readAfter(name, Math.max(replayedUpTo, read.deliveredId), limit - replay.length)];
           },
         claim: shared === undefined ? undefined : async (envelopes) => {
           const outcome = await shared.claim(agent, id, version, envelopes[envelopes.length - 1].id);
@@ -233,8 +248,7 @@ export class Streams {
           if (this.#sessions.get(agent) === ended) {
             this.#sessions.delete(agent);
             this.#recentWrites.ended(agent, this.#deps.now());
-            // Only the cluster view reads it: a failure (an outage) leaves a stale entry, replaced by the next stream.
-            shared?.closeStream(agent, id).catch(() => {});
+            if (shared !== undefined) this.#closeInStore(shared, agent, id);
           }
           this.#deps.ended(agent);
         },
@@ -246,5 +260,19 @@ export class Streams {
       this.#recentWrites.opened(agent);
       session.start();
     };
+  }
+
+  /**
+   * Clears the stream's entry in the shared store, trying again until it lands: a stale entry (a failure as the
+   * stream ended: a broken connection, an outage) reads as a stream still open on this live broker, which keeps a
+   * replaced `listen` waiting for it to close and makes a removal on another broker refuse. The entry is cleared
+   * only while it names this session: a newer stream of the agent is left alone.
+   */
+  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string): void {
+    shared.closeStream(agent, id).catch(() => {
+      if (this.#stopping) return;
+      const retry = setTimeout(() => this.#closeInStore(shared, agent, id), CLOSE_RETRY_MS);
+      (retry as { unref?: () => void }).unref?.();
+    });
   }
 }

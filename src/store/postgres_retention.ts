@@ -1,14 +1,18 @@
 /** The PostgreSQL store's retention: delivered messages past their time are deleted, undelivered ones past their TTL expire. */
-import type { TransactionSql } from "postgres";
+import type { PendingQuery, Row, TransactionSql } from "postgres";
 import type { AgentName } from "../message.ts";
 
 /** Deletes each inbox's delivered messages created before `cutoff`; resolves with each inbox's new purge mark. */
 export async function pruneDelivered(tx: TransactionSql, cutoff: number): Promise<Map<AgentName, number>> {
+  const locked = await lockInboxes(tx, tx`
+    SELECT agent FROM interop_inboxes i WHERE EXISTS (SELECT 1 FROM interop_messages m
+      WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff})`);
+  if (locked.length === 0) return new Map();
   const rows = await tx<Array<{ agent: AgentName; up_to: number }>>`
     WITH bounds AS (
       SELECT i.agent, (SELECT max(m.id) FROM interop_messages m
         WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff}) AS up_to
-      FROM interop_inboxes i
+      FROM interop_inboxes i WHERE i.agent = ANY(${locked}::text[])
     ), removed AS (
       DELETE FROM interop_messages m USING bounds b WHERE m.recipient = b.agent AND m.id <= b.up_to
     )
@@ -27,7 +31,8 @@ export async function expireUndelivered(
   cutoffs: Map<AgentName, number>,
   delivered: Map<AgentName, number>,
 ): Promise<Map<AgentName, { count: number; upTo: number }>> {
-  const agents = [...cutoffs.keys()];
+  const agents = await lockInboxes(tx, tx`SELECT agent FROM interop_inboxes WHERE agent = ANY(${[...cutoffs.keys()]}::text[])`);
+  if (agents.length === 0) return new Map();
   const rows = await tx<Array<{ agent: AgentName; count: number; up_to: number }>>`
     WITH found AS (
       SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after, c.cutoff, count(*) AS count, max(m.id) AS up_to
@@ -45,4 +50,17 @@ export async function expireUndelivered(
     FROM found f WHERE i.agent = f.agent
     RETURNING i.agent, f.count, f.up_to`;
   return new Map(rows.map((row) => [row.agent, { count: row.count, upTo: row.up_to }]));
+}
+
+/**
+ * Locks the rows of the inboxes `which` selects, in one order, and resolves with those still there. Retention takes
+ * the inbox rows before the messages, as a removal does (its inbox row, then its messages), and in the order every
+ * broker's retention takes them. Within one statement the order of a data-modifying WITH and the main query is left
+ * unspecified by PostgreSQL (15 runs the DELETE after the UPDATE); a retention that took messages first would meet a
+ * removal in the opposite order, a deadlock broken after `deadlock_timeout` (1 s) by failing one of the two.
+ */
+async function lockInboxes(tx: TransactionSql, which: PendingQuery<Row[]>): Promise<AgentName[]> {
+  const rows = await tx<{ agent: AgentName }[]>`
+    SELECT agent FROM interop_inboxes WHERE agent IN (${which}) ORDER BY agent COLLATE "C" FOR NO KEY UPDATE`;
+  return rows.map((row) => row.agent);
 }

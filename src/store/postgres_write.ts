@@ -27,14 +27,31 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     WHERE (sender, idempotency_key) IN (SELECT * FROM unnest(${keyed.map(([, m]) => m.from)}::text[], ${keyed.map(([, m]) => m.idempotencyKey!)}::text[]))`
     .execute();
   const updates = mergeByAgent(batch.inboxes);
-  const upserted = updates.length === 0 ? undefined : tx`
+  const created = updates.filter((u) => u.create);
+  const noted = updates.filter((u) => !u.create);
+  const creating = created.length === 0 ? undefined : tx`
     INSERT INTO interop_inboxes (agent, delivered_id, last_seen)
     SELECT agent, coalesce(delivered, 0), seen
-    FROM unnest(${updates.map((u) => u.agent)}::text[], ${updates.map((u) => u.deliveredId ?? null)}::int8[],
-      ${updates.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
+    FROM unnest(${created.map((u) => u.agent)}::text[], ${created.map((u) => u.deliveredId ?? null)}::int8[],
+      ${created.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
     ON CONFLICT (agent) DO UPDATE SET
       delivered_id = greatest(interop_inboxes.delivered_id, excluded.delivered_id),
       last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
+  // A note (a cursor, a last-seen time) changes an inbox that exists, never creates one: queued before another
+  // broker removed the inbox, it would bring it back (and a publish riding with it would be stored there). An
+  // UPDATE waits for a removal that holds the row and then skips it; an upsert would insert it again. Its rows are
+  // locked first, in one order (an UPDATE's join takes them in whatever order its plan reads them).
+  const noting = noted.length === 0 ? undefined : Promise.all([
+    tx`SELECT 1 FROM interop_inboxes WHERE agent = ANY(${noted.map((u) => u.agent)}::text[]) ORDER BY agent COLLATE "C" FOR NO KEY UPDATE`
+      .execute(),
+    tx`
+      UPDATE interop_inboxes i SET
+        delivered_id = greatest(i.delivered_id, u.delivered),
+        last_seen = coalesce(u.seen, i.last_seen)
+      FROM unnest(${noted.map((u) => u.agent)}::text[], ${noted.map((u) => u.deliveredId ?? null)}::int8[],
+        ${noted.map((u) => u.lastSeen ?? null)}::int8[]) AS u (agent, delivered, seen)
+      WHERE i.agent = u.agent`.execute(),
+  ]);
   // Each recipient's inbox row, held until the COMMIT: a removal deletes that row first, so it waits for this
   // transaction (and then deletes its messages too), or went first and the recipient is refused. A broker's view of
   // the inboxes lags a removal on another broker: this is what keeps it from storing a message under no inbox. KEY
@@ -84,7 +101,7 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     INSERT INTO interop_withdrawn (message_id, withdrawn_at)
     SELECT * FROM unnest(${withdrawn.map((w) => w.id)}::int8[], ${withdrawn.map((w) => w.at)}::int8[])
     ON CONFLICT DO NOTHING`.execute();
-  const [, found, present, , rows] = await Promise.all([keysLocked, earlier, held, heads, inserted, upserted, marked, withdrawing, notified]);
+  const [, found, present, , rows] = await Promise.all([keysLocked, earlier, held, heads, inserted, creating, noting, marked, withdrawing, notified]);
   const gone = recipients.filter((agent) => !present.some((row) => row.agent === agent));
   if (gone.length > 0) {
     throw new InteropError("unknown_agent", `Unknown agent: ${gone.join(", ")} has no inbox (removed, on this broker or another); nothing was stored`);
@@ -111,7 +128,7 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
 }
 
 /**
- * Updates of one inbox merged into one row (an upsert may not touch a row twice), in one order for every broker
+ * Updates of one inbox merged into one row (an upsert or update may not touch a row twice), in one order for every broker
  * (two brokers' transactions then lock the same rows in the same order: no deadlock).
  */
 function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {
@@ -120,6 +137,7 @@ function mergeByAgent(updates: InboxUpdate[]): InboxUpdate[] {
     const earlier = merged.get(update.agent);
     merged.set(update.agent, earlier === undefined ? update : {
       agent: update.agent,
+      create: earlier.create || update.create || undefined,
       deliveredId: Math.max(earlier.deliveredId ?? 0, update.deliveredId ?? 0),
       // As applied one after the other: the last time given wins.
       lastSeen: update.lastSeen ?? earlier.lastSeen,

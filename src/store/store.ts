@@ -49,9 +49,16 @@ export interface NewMessage {
   idempotencyKey?: string;
 }
 
-/** A change to one inbox; creates the inbox if it does not exist. */
+/**
+ * A change to one inbox. With `create` it creates the inbox if it does not exist; without, a store other brokers
+ * share changes only an inbox that exists: a note (a cursor, a last-seen time) queued before another broker removed
+ * the inbox must not bring it back. A store one broker owns creates it either way (that broker drops the notes of
+ * agents it removed before they commit).
+ */
 export interface InboxUpdate {
   agent: AgentName;
+  /** A genuine creation (the inbox's first use, `agent add`): the only update that may create a missing inbox. */
+  create?: boolean;
   deliveredId?: number;
   lastSeen?: number;
   /**

@@ -1,0 +1,48 @@
+/**
+ * Readers of one inbox on brokers that share a PostgreSQL store: an ntfy `poll=1` and a stream racing for the same
+ * messages hand each out once.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { uniform } from "../src/broker/per_agent.ts";
+import { sseFormat } from "../src/http/sse_format.ts";
+import type { AgentName } from "../src/message.ts";
+import { waitFor } from "./helpers/broker.ts";
+import { sharedPostgres } from "./helpers/postgres.ts";
+import { TextSink } from "./helpers/text_sink.ts";
+import { twoBrokersOn } from "./helpers/two_brokers.ts";
+
+const hermes = "hermes" as AgentName;
+const openclaw = "openclaw" as AgentName;
+const cluster = sharedPostgres();
+const twoBrokers = twoBrokersOn(cluster);
+/** Publishes each raced by a poll: bounded, the race is lost within a few when it can be. */
+const ROUNDS = 40;
+
+for (const where of ["on another broker", "on the same broker"]) {
+  test(`an ntfy poll=1 racing a stream ${where} for the same messages: each is handed out once, by one of them`, async (t) => {
+    const brokers = await twoBrokers(t, { maxPending: uniform(1000) });
+    if (brokers === undefined) return;
+    const { a, b } = brokers;
+    const poller = where === "on another broker" ? a : b;
+    await a.addAgent(openclaw);
+    const sink = new TextSink();
+    t.after(() => sink.close());
+    (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+    const streamed = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+
+    const sent: number[] = [];
+    const polled: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const { envelopes: [envelope] } = await a.publish(hermes, openclaw, { round });
+      sent.push(envelope.id);
+      polled.push(...(await poller.replay(openclaw, { from: "cursor" }, 1000)).map((message) => message.id));
+    }
+    // The stream reads in id order: once it has a last message no poll races for, it has read all before it.
+    const { envelopes: [last] } = await a.publish(hermes, openclaw, { last: true });
+    await waitFor(() => streamed().includes(last.id), 10_000, "the stream to get the last message");
+    const twice = polled.filter((id) => streamed().includes(id));
+    assert.deepEqual(twice, [], `handed out by the poll and the stream (polled ${polled.length}, streamed ${streamed().length - 1})`);
+    assert.deepEqual([...polled, ...streamed()].sort((x, y) => x - y), [...sent, last.id], "every message, once");
+  });
+}

@@ -124,9 +124,12 @@ until the agent has no stream open, then resumes after its own last id (so it wr
 what the other reader took too).
 
 Stops cleanly on SIGINT/SIGTERM after finishing the message in hand.
+The operator removing the agent (interop agent remove) stops listen, exit 9: going on
+would create its inbox again.
+
 Exit codes: 0 stopped by a signal or --limit reached, 2 bad usage (also an --out it
 cannot append to), 4 broker refused the agent, 8 another reader took over the stream
-(with --exit-if-replaced).
+(with --exit-if-replaced), 9 the agent was removed by the operator.
 `;
 
 export const OPTIONS = {

@@ -15,7 +15,7 @@ export function sseFormat(retryMs: number, namedEnds: boolean): StreamFormat {
     message: (envelope) => encodeEvent({ id: envelope.id, data: wireJson(envelope) }),
     keepalive: () => encodeComment("keepalive"),
     ending: namedEnds
-      ? (_agent, end) => encodeEvent({ event: end.event, data: JSON.stringify({ reason: end.message }) })
+      ? (_agent, end) => encodeEvent({ event: end.event, data: JSON.stringify({ reason: end.message, ...(end.code === undefined ? {} : { code: end.code }) }) })
       : (_agent, end) => encodeComment(`${end.event}: ${end.message}`),
   };
 }

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+import { type CliResult, collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
 import { stopAll, stopListen } from "../helpers/listener.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
@@ -79,6 +79,48 @@ test("a SIGTERM while listen waits for another reader to leave stops it at once,
   const stopping = Date.now();
   assert.equal(await stopListen(listener.child, "SIGTERM"), 0);
   assert.ok(Date.now() - stopping < 2000, `stopped after ${Date.now() - stopping} ms`);
+});
+
+const REMOVED = /(^|\n)error: hermes was removed by the operator: listen stops rather than create its inbox again; 'interop agent add hermes' and start listen again to go on\n$/;
+
+/** `interop agent remove hermes --force` with an admin token (made in `dataDir`); resolves with the broker's agents once `listen` exited. */
+async function removeHermesUnder(listen: Promise<CliResult>, dataDir: string, url: string): Promise<{ result: CliResult; agents: string[] }> {
+  const admin = await createToken(dataDir, "ops", { admin: true });
+  await waitFor(async () => (await fetch(`${url}/agents`, { headers: bearer(admin) })).status === 200, 5000, "the admin token to take effect");
+  const removed = await runCli(["agent", "remove", "hermes", "--force", "--url", url], { env: { INTEROP_TOKEN: admin } });
+  assert.equal(removed.code, 0, removed.stderr);
+  const result = await listen;
+  // Read once listen is gone: whatever it did, nothing else creates hermes again.
+  return { result, agents: Object.keys((await (await fetch(`${url}/status`, { headers: bearer(admin) })).json()).agents) };
+}
+
+test("an agent removed while its listen waits for another reader to leave stops listen (exit 9); its inbox is not created again", async (t) => {
+  const { broker, listener } = await listenWaitingOutPeek(t);
+  // The peek's stream ends with the removal: listen's next look at /status finds no stream, and no agent either.
+  const { result, agents } = await removeHermesUnder(listener.done, broker.dataDir, broker.url);
+  assert.equal(result.code, 9, result.stderr);
+  assert.match(result.stderr.split(WAITING)[1], REMOVED);
+  assert.ok(!agents.includes("hermes"), agents.join());
+});
+
+test("an agent removed while its listen has the stream stops listen (exit 9); its inbox is not created again", async (t) => {
+  const dir = tempDir();
+  let listen: ChildProcess | undefined;
+  let broker: RunningBroker | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const started = await brokerWithTokens(join(dir.path, "data"));
+  broker = started.broker;
+  const listener = listenAsHermes(broker.url, started.hermes, join(dir.path, "state.json"));
+  listen = listener.child;
+  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "listen's stream");
+  const { result, agents } = await removeHermesUnder(listener.done, broker.dataDir, broker.url);
+  assert.equal(result.code, 9, result.stderr);
+  assert.match(result.stderr, REMOVED);
+  assert.ok(!agents.includes("hermes"), agents.join());
 });
 
 test("a second listen for the same agent takes over; the first waits for it to leave and resumes by its own id", async (t) => {

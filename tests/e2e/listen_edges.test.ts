@@ -224,6 +224,29 @@ test("listen --limit 1 with three pending writes one and exits 0; the next liste
   assert.deepEqual(next.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).n), [2, 3]);
 });
 
+test("listen --limit 1 does not count a message parked as a dead letter: it exits after the next one is written", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await publish(broker.url, "openclaw", "hermes", { text: "refused" });
+  await publish(broker.url, "openclaw", "hermes", { text: "written" });
+  await publish(broker.url, "openclaw", "hermes", { text: "next time" });
+  const out = join(dir.path, "out.jsonl");
+  // CMD refuses the first for good (one attempt), appends the others.
+  const exec = `grep -v '"refused"' >> '${out}'`;
+  const args = ["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json"), "--exec", exec, "--exec-attempts", "1"];
+  const result = await runCli([...args, "--limit", "1"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(readFileSync(out, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).text), ["written"]);
+  const letters = await (await fetch(`${broker.url}/dead-letters?agent=hermes`)).json();
+  assert.deepEqual(letters.map((letter: { id: number }) => letter.id), [1]);
+  // The state is past the dead letter and the written one: the next listen starts with the third.
+  assert.equal(JSON.parse(readFileSync(join(dir.path, "state.json"), "utf8")).last_id, 2);
+});
+
 test("listen --pipe writes a line larger than the pipe's buffer whole, in order, to a reader that keeps the FIFO open", async (t) => {
   const broker = await startBroker();
   const dir = tempDir();

@@ -125,7 +125,9 @@ it over: listen says so once and waits, asking the broker every few seconds at m
 until the agent has no stream open, then resumes after its own last id (so it writes
 what the other reader took too).
 
-Stops cleanly on SIGINT/SIGTERM after finishing the message in hand.
+Stops cleanly on SIGINT/SIGTERM after finishing the message in hand; a --pipe reader
+that holds the FIFO open without reading does not hold it up (the message it could not
+take is not saved: the next listen writes it).
 The operator removing the agent (interop agent remove) stops listen, exit 9: going on
 would create its inbox again.
 

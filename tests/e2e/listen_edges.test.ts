@@ -207,6 +207,54 @@ test("SIGTERM stops listen --pipe within 2 s while no reader has the FIFO open, 
   assert.equal(JSON.parse(reader.lines[0]).n, 1);
 });
 
+test("SIGTERM stops listen --pipe within 2 s while a reader holds the FIFO open without reading, and the message it could not write comes again", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const pipe = join(dir.path, "pipe");
+  const state = join(dir.path, "state.json");
+  let listen: ChildProcess | undefined;
+  let holder: ChildProcess | undefined;
+  let reader: FifoReader | undefined;
+  t.after(async () => {
+    await stopAll(listen, holder);
+    await reader?.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  makeFifo(pipe);
+  // Opened read-write, so it never waits for a writer; it never reads: the pipe's 64 KiB fill up and stay full.
+  holder = spawn("sh", ["-c", 'exec sleep 600 0<>"$1"', "sh", pipe], { stdio: "ignore" });
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
+  const done = collect(listen);
+  const filler = "x".repeat(1000);
+  for (let n = 1; n <= 80; n++) await publish(broker.url, "openclaw", "hermes", { n, filler });
+  const saved = () => existsSync(state) ? JSON.parse(readFileSync(state, "utf8")).last_id as number : 0;
+  // Some 50 lines fit; listen then waits for room with the next one in hand.
+  await waitFor(() => saved() > 30, 10_000, "the pipe to fill");
+  let settled = saved();
+  await waitFor(() => {
+    const now = saved();
+    const same = now === settled;
+    settled = now;
+    return same;
+  }, 10_000, "listen to stop writing");
+
+  const stopping = Date.now();
+  await stopListen(listen, "SIGTERM");
+  const result = await done;
+  assert.ok(Date.now() - stopping < 2000, `stopped after ${Date.now() - stopping} ms`);
+  assert.equal(result.code, 0, result.stderr);
+  const written = saved();
+  assert.ok(written < 80, `saved up to ${written}`);
+
+  // The held pipe's contents go with its last holder; the next listen starts with the message it could not write.
+  await stopAll(holder);
+  reader = readFifo(pipe);
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
+  await waitFor(() => reader!.lines.length === 80 - written, 15_000, "the rest through the pipe");
+  assert.deepEqual(reader.lines.map((line) => JSON.parse(line).n), Array.from({ length: 80 - written }, (_, index) => written + 1 + index));
+});
+
 test("listen --limit 1 with three pending writes one and exits 0; the next listen --limit 2 writes the other two", async (t) => {
   const broker = await startBroker();
   const dir = tempDir();

@@ -23,3 +23,9 @@ export function splitCredentials(url: string): { url: string; basic: string | un
   // Broker URLs carry no trailing slash (paths are appended to them); URL's serialisation gives a bare origin one.
   return { url: parsed.href.replace(/\/+$/, ""), basic };
 }
+
+/** The `Authorization` header: a token (the broker's own credential) over a proxy's Basic credentials, else none. */
+export function authorizationHeader(basic: string | undefined, token: string | undefined): Record<string, string> {
+  const value = token === undefined ? basic : `Bearer ${token}`;
+  return value === undefined ? {} : { authorization: value };
+}

@@ -69,6 +69,13 @@ test("a password in the broker URL appears in no output of any subcommand, broke
   assert.match(token.stderr, /not of \$INTEROP_URL's http:\/\/hermes:\*\*\*@127\.0\.0\.1:\d+/);
   assert.doesNotMatch(token.stdout + token.stderr, LEAKS, token.stderr);
 
+  // token changing a data dir no broker serves compares it with $INTEROP_URL's broker's, asked with the credentials.
+  const elsewhere = join(dir.path, "elsewhere");
+  const warned = await runCli(["token", "create", "--agent", "leo", "--data-dir", elsewhere], { env: { INTEROP_URL: up } });
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(warned.stderr, /\nwarning: the broker at http:\/\/hermes:\*\*\*@127\.0\.0\.1:\d+ serves data dir .*, not .*elsewhere/);
+  assert.doesNotMatch(warned.stdout + warned.stderr, LEAKS, warned.stderr);
+
   // Up, the broker was reached through the URL (fetch refuses one with credentials): send stored its message.
   const sent = await runCli(["send", "--from", "openclaw", "--to", "hermes", "--data", '{"n":2}', "--url", up]);
   assert.equal(sent.code, 0, sent.stderr);

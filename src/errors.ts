@@ -46,6 +46,7 @@ export type ErrorCode =
   | "rejected"
   | "unhealthy"
   | "replaced"
+  | "agent_removed"
   | "output_closed"
   | "service_failed"
   | "internal";

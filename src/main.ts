@@ -4,6 +4,7 @@ import process from "node:process";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import { type Subcommand, SUBCOMMANDS } from "./cli/commands.ts";
 import type { Io } from "./cli/io.ts";
+import { redactCredentials } from "./client/url_credentials.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
 
@@ -73,9 +74,8 @@ function load(command: string): Promise<Subcommand> {
  */
 function setTitle(command: string, args: string[]): void {
   // Node rewrites the command line in place (up to its original length); Deno 2 sets only the name. Anyone on
-  // the machine can read a command line, so a password in a URL (--database-url) is not written back: up to the
-  // last @ before the host, as URL parsers (and the PostgreSQL client) read a password with an @ in it.
-  process.title = ["interop", ...args].join(" ").replace(/(:\/\/[^:/@\s]*:)[^/\s]*@/g, "$1***@");
+  // the machine can read a command line, so a password in a URL (--database-url, --url) is not written back.
+  process.title = redactCredentials(["interop", ...args].join(" "));
   // The name holds 15 bytes: the title's first 15 would read "interop serve -".
   try {
     writeFileSync("/proc/self/comm", `interop ${command}`.slice(0, 15));
@@ -107,7 +107,9 @@ function processIo(): Io {
         if (stdoutClosed) return reject(closed());
         process.stdout.write(text, (error) => error ? reject(closed()) : resolve());
       }),
-    stderr: (text) => process.stderr.write(text),
+    // Every error and log line leaves here: a password in a URL (--url, $INTEROP_URL, --database-url), which
+    // errors quote, never does. stdout is left as it is: it carries messages, which are not ours to change.
+    stderr: (text) => process.stderr.write(redactCredentials(text)),
     async readStdin() {
       if (process.stdin.isTTY) return null;
       let text = "";

@@ -4,6 +4,7 @@ import { brokerUrl, parseByteSize, parseCount, parseDuration, readSecret } from 
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
 import { describeCause } from "../src/client/broker_client.ts";
+import { redactCredentials, splitCredentials } from "../src/client/url_credentials.ts";
 
 test("parseDuration() reads ms, s, m, h and d, and bare numbers as seconds", () => {
   assert.equal(parseDuration("serve", "--x", "500ms"), 500);
@@ -82,4 +83,20 @@ test("readSecret() refuses a header secret past printable ASCII without repeatin
     return true;
   });
   assert.equal(readSecret(undefined, " correct horse battery staple\n", "$HERMES_WEBHOOK_SECRET", "key"), "correct horse battery staple");
+});
+
+test("redactCredentials() hides a URL's password (up to the last @ before the host) and keeps the rest", () => {
+  assert.equal(redactCredentials("at http://hermes:hun@ter2@127.0.0.1:18900/status: refused"), "at http://hermes:***@127.0.0.1:18900/status: refused");
+  assert.equal(redactCredentials("http://127.0.0.1:18900 and https://u:p@h:1,http://v:q@h:2"), "http://127.0.0.1:18900 and https://u:***@h:1,http://v:***@h:2");
+  assert.equal(redactCredentials('{"text":"mail me@host"}'), '{"text":"mail me@host"}');
+});
+
+test("splitCredentials() takes the user and password out of a URL as Basic credentials, decoded", () => {
+  assert.deepEqual(splitCredentials("http://127.0.0.1:18900"), { url: "http://127.0.0.1:18900", basic: undefined });
+  assert.deepEqual(splitCredentials("http://127.0.0.1:18900/a@b"), { url: "http://127.0.0.1:18900/a@b", basic: undefined });
+  assert.deepEqual(splitCredentials("http://hermes:hun%40ter2@127.0.0.1:18900/prefix"), {
+    url: "http://127.0.0.1:18900/prefix",
+    basic: `Basic ${btoa("hermes:hun@ter2")}`,
+  });
+  assert.deepEqual(splitCredentials("http://hermes:hun@ter2@127.0.0.1:18900"), { url: "http://127.0.0.1:18900", basic: `Basic ${btoa("hermes:hun@ter2")}` });
 });

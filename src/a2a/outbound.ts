@@ -50,6 +50,8 @@ export class A2aOutbound {
   #follower: TaskFollower;
   /** Sends waiting for a follower to finish. */
   #freed: Array<() => void> = [];
+  /** Callers of `settled()` waiting for the last follower to finish. */
+  #idle: Array<() => void> = [];
 
   constructor(options: A2aOutboundOptions) {
     this.#options = options;
@@ -148,6 +150,15 @@ export class A2aOutbound {
     if (changed) state.save();
   }
 
+  /**
+   * Resolves once every task followed has settled and its answer is published (or parked), or once shutdown ended
+   * the followers early (their records stay for the next start): `listen --limit N` exits only then.
+   */
+  settled(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
   #settleSend(id: number): void {
     const { state } = this.#options;
     state.records.delete(id);
@@ -184,6 +195,7 @@ export class A2aOutbound {
       .finally(() => {
         this.#inFlight--;
         this.#freed.shift()?.();
+        if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       });
   }
 

@@ -1,10 +1,12 @@
 /** How a stream writes itself: the broker's sessions are format-agnostic, the HTTP layer picks the encoding. */
+import type { ErrorCode } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 
-/** Why the broker ends a stream: `replaced` by a newer one, or `shutdown`, or `error`. */
+/** Why the broker ends a stream: `replaced` by a newer one, or `shutdown`, or `error` (`code` says which, for clients). */
 export interface StreamEnd {
   event: "replaced" | "shutdown" | "error";
   message: string;
+  code?: ErrorCode;
 }
 
 export interface StreamFormat {

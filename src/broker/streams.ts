@@ -45,7 +45,7 @@ export interface StreamsDeps {
 }
 
 /** How a removed agent's stream ends. */
-const REMOVED = (agent: AgentName): StreamEnd => ({ event: "error", message: `${agent} was removed by the operator` });
+const REMOVED = (agent: AgentName): StreamEnd => ({ event: "error", message: `${agent} was removed by the operator`, code: "agent_removed" });
 
 export class Streams {
   #deps: StreamsDeps;

@@ -11,6 +11,8 @@ export const EXIT = {
   inUse: 6,
   timeout: 7,
   replaced: 8,
+  /** listen: the operator removed the agent (starting again would create its inbox again). */
+  removed: 9,
   /** Ctrl-C (or SIGTERM) stopped a command that was waiting: 128 + SIGINT, as shells report it. */
   interrupted: 130,
 } as const;
@@ -37,6 +39,8 @@ export function exitCodeFor(error: unknown): number {
       return EXIT.inUse;
     case "replaced":
       return EXIT.replaced;
+    case "agent_removed":
+      return EXIT.removed;
     default:
       return EXIT.failure;
   }

@@ -107,7 +107,9 @@ Options:
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s; at
                       least 1s, and longer than the broker's --heartbeat)
   --limit N           exit 0 after writing N messages, the state saved up to the Nth
-                      (for scripts: 'listen --limit 1' rather than 'listen | head -1')
+                      (for scripts: 'listen --limit 1' rather than 'listen | head -1');
+                      messages parked as dead letters do not count; with --a2a it
+                      exits once the answers to those N went back to their senders
   --exit-if-replaced  exit 8 when another reader takes the stream, instead of waiting
 ${CLIENT_HELP}
   --verbose           log reconnect details
@@ -123,10 +125,15 @@ it over: listen says so once and waits, asking the broker every few seconds at m
 until the agent has no stream open, then resumes after its own last id (so it writes
 what the other reader took too).
 
-Stops cleanly on SIGINT/SIGTERM after finishing the message in hand.
+Stops cleanly on SIGINT/SIGTERM after finishing the message in hand; a --pipe reader
+that holds the FIFO open without reading does not hold it up (the message it could not
+take is not saved: the next listen writes it).
+The operator removing the agent (interop agent remove) stops listen, exit 9: going on
+would create its inbox again.
+
 Exit codes: 0 stopped by a signal or --limit reached, 2 bad usage (also an --out it
 cannot append to), 4 broker refused the agent, 8 another reader took over the stream
-(with --exit-if-replaced).
+(with --exit-if-replaced), 9 the agent was removed by the operator.
 `;
 
 export const OPTIONS = {
@@ -193,8 +200,8 @@ export async function run(args: string[], io: Io): Promise<number> {
       agent,
       from: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
       deliver: async (message) => {
-        await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log });
-        written++;
+        // A message parked as a dead letter was handled, not written: --limit counts what reached the output.
+        if (await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log })) written++;
       },
       delivered: (position) => {
         cursor.save(position);
@@ -206,6 +213,8 @@ export async function run(args: string[], io: Io): Promise<number> {
       idleTimeoutMs,
       exitIfReplaced: values["exit-if-replaced"],
     });
+    // --a2a: what was handed over is done once its answer went back to the sender; a signal does not wait for that.
+    if (limitReached.signal.aborted) await a2a?.settled();
   } catch (error) {
     // `listen | head -1`: the pipeline is done; the next listen resumes after the last line written (which head may
     // not have read: no writer can know; --limit N is the lossless way).
@@ -291,9 +300,10 @@ interface DeliveryContext {
 
 /**
  * Retries a failing sink with backoff; the message is never skipped (the stream waits behind it). A receiver's
- * final refusal parks the message as a dead letter on the broker, and then it counts as handled.
+ * final refusal parks the message as a dead letter on the broker, and then it counts as handled. Resolves with
+ * whether the message was written (false: parked).
  */
-async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, context: DeliveryContext): Promise<void> {
+async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, context: DeliveryContext): Promise<boolean> {
   let refusal: InteropError | undefined;
   await retry(async () => {
     try {
@@ -303,7 +313,7 @@ async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, con
       refusal = error;
     }
   }, context, `delivering message ${message.id}`);
-  if (refusal === undefined) return;
+  if (refusal === undefined) return true;
   const reason = refusal.message;
   context.log.warn(`message ${message.id} refused for good (${reason}); parking it as a dead letter`);
   await retry(async () => {
@@ -315,4 +325,5 @@ async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, con
       context.log.warn(`message ${message.id} was removed by the broker's retention meanwhile; it is not parked`);
     }
   }, context, `parking message ${message.id}`);
+  return false;
 }

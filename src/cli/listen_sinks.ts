@@ -86,9 +86,10 @@ export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
     const line = message.data + "\n";
     if (streaming !== undefined) {
       try {
-        await writeAll(streaming, line);
+        await writeAll(streaming, line, shutdown);
         return;
-      } catch {
+      } catch (error) {
+        if (shutdown.aborted) throw error;
         // EPIPE: the streaming reader left; the message goes to the next reader below.
         await streaming.close().catch(() => {});
         streaming = undefined;
@@ -96,12 +97,12 @@ export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
     }
     if (wroteBefore && await readerStaysOpen(path)) {
       streaming = await openForReader(path, shutdown);
-      await writeAll(streaming, line);
+      await writeAll(streaming, line, shutdown);
       return;
     }
     const file = await openForReader(path, shutdown);
     try {
-      await writeAll(file, line);
+      await writeAll(file, line, shutdown);
     } finally {
       await file.close();
     }
@@ -137,19 +138,31 @@ async function openForReader(path: string, shutdown: AbortSignal): Promise<FileH
  */
 const PIPE_BUF = 4096;
 
+/** How long a shutdown waits for a reader to make room for the rest of a line already partly in the pipe. */
+const PARTIAL_LINE_GRACE_MS = 1000;
+
 /**
  * Writes all of `text` to a FIFO opened non-blocking, PIPE_BUF bytes at a time: a full pipe (a slow reader, a line
- * over the pipe's 64 KiB) answers EAGAIN, and the rest is written once the reader has read some. The message in hand
- * is finished even on shutdown: half a line would corrupt the reader's next one.
+ * over the pipe's 64 KiB) answers EAGAIN, and the rest is written once the reader has read some. On shutdown a
+ * reader that holds the FIFO open without reading must not keep listen running: a line none of which is in the pipe
+ * is given up at once (not written, so not saved: the next listen writes it), one partly in it gets a moment for the
+ * rest (half a line would corrupt the reader's next one), then is given up too.
  */
-async function writeAll(file: FileHandle, text: string): Promise<void> {
+async function writeAll(file: FileHandle, text: string, shutdown: AbortSignal): Promise<void> {
   const bytes = new TextEncoder().encode(text);
   let offset = 0;
+  let stoppedAt: number | undefined;
   while (offset < bytes.length) {
     try {
       offset += (await file.write(bytes, offset, Math.min(PIPE_BUF, bytes.length - offset))).bytesWritten;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      if (shutdown.aborted) {
+        stoppedAt ??= Date.now();
+        if (offset === 0 || Date.now() - stoppedAt > PARTIAL_LINE_GRACE_MS) {
+          throw new InteropError("internal", `Stopped while the FIFO's reader was not reading: ${offset} of ${bytes.length} bytes written`);
+        }
+      }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }

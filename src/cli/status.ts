@@ -60,10 +60,12 @@ export async function run(args: string[], io: Io): Promise<number> {
   const limits = { pending: limit("max-pending"), deadLetters: limit("max-dead-letters") };
   const urls = brokerUrls("status", values.url, io.env);
   if (urls.length > 1) return await reportEach(urls, values, io, required, (report) => findProblems(report, [], limits));
-  const url = urls[0];
+  const client = brokerClient("status", { ...values, url: urls[0] }, io.env, 5000);
+  // As shown: a password in the URL is not printed.
+  const url = client.baseUrl;
   let report: StatusReport;
   try {
-    report = await brokerClient("status", { ...values, url }, io.env, 5000).status();
+    report = await client.status();
   } catch (error) {
     if (!(error instanceof InteropError) || error.code !== "unreachable") throw error;
     if (values.json) io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");
@@ -99,9 +101,11 @@ async function reportEach(
   required: string[],
   problemsOf: (report: StatusReport) => string[],
 ): Promise<number> {
-  const brokers = await Promise.all(urls.map(async (url) => {
+  const brokers = await Promise.all(urls.map(async (given) => {
+    const client = brokerClient("status", { ...values, url: given }, io.env, 5000);
+    const url = client.baseUrl;
     try {
-      const report = await brokerClient("status", { ...values, url }, io.env, 5000).status();
+      const report = await client.status();
       return { ok: problemsOf(report).length === 0, reachable: true, url, problems: problemsOf(report), report };
     } catch (error) {
       if (!(error instanceof InteropError) || error.code !== "unreachable") throw error;

@@ -11,6 +11,7 @@ import { oneOf } from "./commands.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 import { tokenStore } from "./serve_config.ts";
 import type { Io } from "./io.ts";
+import { authorizationHeader, redactCredentials, splitCredentials } from "../client/url_credentials.ts";
 
 export const HELP = `interop token — the broker's access tokens
 
@@ -156,10 +157,13 @@ async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
   let url: string;
   let status: { service?: string; data_dir?: string; store?: { kind: string; location: string } };
   try {
-    url = brokerUrl("token", undefined, io.env);
+    const given = brokerUrl("token", undefined, io.env);
+    url = redactCredentials(given);
     const token = readSecret(undefined, io.env.INTEROP_TOKEN, "$INTEROP_TOKEN");
-    const response = await fetch(`${url}/status`, {
-      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+    // fetch refuses a URL with a user and password: they go as Basic credentials, as the broker client sends them.
+    const target = splitCredentials(given);
+    const response = await fetch(`${target.url}/status`, {
+      headers: authorizationHeader(target.basic, token),
       signal: AbortSignal.timeout(1000),
     });
     status = await response.json();

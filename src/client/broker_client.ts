@@ -5,6 +5,7 @@ import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { BrokerUrls } from "./broker_urls.ts";
+import { authorizationHeader, redactCredentials, splitCredentials } from "./url_credentials.ts";
 
 /** The broker's answer to a publish. */
 export interface SendReply {
@@ -40,16 +41,20 @@ interface Deadline {
 const MISSING_TOKEN = "Missing token: the broker has tokens; pass --token-file FILE or set INTEROP_TOKEN";
 
 export class BrokerClient {
-  /** The brokers to try, in turn, when one cannot be reached. */
+  /** The brokers to try, in turn, when one cannot be reached: as shown (a password in one replaced by `***`). */
   readonly urls: BrokerUrls;
+  /** Where requests to each shown URL go, and the Basic credentials its user and password make. */
+  #targets: Map<string, { url: string; basic: string | undefined }>;
   #timeoutMs: number;
-  #authorization: Record<string, string>;
+  #token: string | undefined;
 
   /** `baseUrls`: one broker, or several on one shared database (tried in turn). */
   constructor(baseUrls: string | readonly string[], options: BrokerClientOptions = {}) {
-    this.urls = new BrokerUrls(typeof baseUrls === "string" ? [baseUrls] : baseUrls);
+    const given = typeof baseUrls === "string" ? [baseUrls] : baseUrls;
+    this.#targets = new Map(given.map((url) => [redactCredentials(url), splitCredentials(url)]));
+    this.urls = new BrokerUrls(given.map(redactCredentials));
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#authorization = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
+    this.#token = options.token;
   }
 
   /** The broker requests go to now. */
@@ -213,12 +218,13 @@ export class BrokerClient {
     { timeoutMs, cancel }: Deadline,
   ): Promise<Response> {
     const signals = [...(timeoutMs === undefined ? [] : [AbortSignal.timeout(timeoutMs)]), ...(cancel === undefined ? [] : [cancel])];
+    const target = this.#targets.get(baseUrl)!;
     let response: Response;
     try {
-      response = await fetch(baseUrl + path, {
+      response = await fetch(target.url + path, {
         method,
         body: init.body,
-        headers: { ...init.headers, ...this.#authorization },
+        headers: { ...init.headers, ...authorizationHeader(target.basic, this.#token) },
         signal: signals.length === 0 ? undefined : AbortSignal.any(signals),
       });
     } catch (cause) {
@@ -240,7 +246,7 @@ export class BrokerClient {
     }
     // The broker's hint is for HTTP clients ("send Authorization: Bearer TOKEN"); this client's users give a token
     // as the CLI takes it.
-    if (response.status === 401 && this.#authorization.authorization === undefined) error = MISSING_TOKEN;
+    if (response.status === 401 && this.#token === undefined) error = MISSING_TOKEN;
     throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status });
   }
 }

@@ -43,7 +43,10 @@ const HEALTHY_AFTER_MS = 10_000;
 /** The largest event the reader buffers; the broker's own cap on a message is far below it. */
 const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 
-/** Runs until `signal` aborts; throws on failures a retry cannot mend (bad agent; replaced, with `exitIfReplaced`). */
+/**
+ * Runs until `signal` aborts; throws on failures a retry cannot mend (bad agent; the agent removed by the operator;
+ * replaced, with `exitIfReplaced`).
+ */
 export async function follow(options: FollowOptions): Promise<void> {
   let position = options.from;
   let attempt = 0;
@@ -92,13 +95,40 @@ async function untilNoStream(options: FollowOptions): Promise<void> {
   for (let attempt = 0; !options.signal.aborted; attempt++) {
     await sleep(backoffDelay(attempt, REPLACED_BACKOFF), options.signal);
     if (options.signal.aborted) return;
+    let report: StatusReport;
     try {
-      if (!streamOpen(await options.client.status(options.signal), options.agent)) return;
+      report = await options.client.status(options.signal);
     } catch (error) {
       if (options.signal.aborted) return;
       if (!(error instanceof InteropError && isRetryable(error))) throw error;
       options.log.debug(`cannot ask whether the other reader left: ${error.message}`);
+      continue;
     }
+    // Gone from the broker's agents: the operator removed it meanwhile (its stream, the other reader's, ended with
+    // the removal), and resuming would create its inbox again.
+    if (report.agents[options.agent] === undefined) throw agentRemoved(options.agent);
+    if (!streamOpen(report, options.agent)) return;
+  }
+}
+
+/** The operator removed the agent: listening on would create its inbox again, so the listener stops. */
+function agentRemoved(agent: AgentName): InteropError {
+  return new InteropError(
+    "agent_removed",
+    `${agent} was removed by the operator: listen stops rather than create its inbox again; 'interop agent add ${agent}' and start listen again to go on`,
+  );
+}
+
+/**
+ * Whether a stream's `error` event is the agent's removal: its code says so (a broker before codes on stream
+ * endings said it only in words).
+ */
+function isRemoval(data: string, agent: AgentName): boolean {
+  try {
+    const end = JSON.parse(data) as { reason?: unknown; code?: unknown };
+    return end.code === "agent_removed" || end.reason === `${agent} was removed by the operator`;
+  } catch {
+    return false;
   }
 }
 
@@ -108,7 +138,6 @@ async function untilNoStream(options: FollowOptions): Promise<void> {
  */
 function streamOpen(report: StatusReport, agent: AgentName): boolean {
   const line = report.agents[agent];
-  if (line === undefined) return false;
   if (line.streams > 0) return true;
   const holder = report.brokers?.find((broker) => broker.id === line.stream_broker);
   return holder !== undefined && !holder.self && holder.alive;
@@ -169,6 +198,8 @@ async function followOnce(
           await options.deliver({ id, data: event.data });
           options.delivered({ id, store });
           advanced({ id, store });
+        } else if (event.event === "error" && isRemoval(event.data, options.agent)) {
+          throw agentRemoved(options.agent);
         } else if (event.event === "replaced") {
           throw new InteropError("replaced", `Another reader for ${options.agent} took over the stream; this one stops (--exit-if-replaced)`);
         } else {

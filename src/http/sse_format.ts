@@ -16,7 +16,7 @@ export function sseFormat(retryMs: number, namedEnds: boolean): StreamFormat {
     message: (envelope) => `id: ${envelope.id}\ndata: ${wireJson(envelope)}\n\n`,
     keepalive: () => encodeComment("keepalive"),
     ending: namedEnds
-      ? (_agent, end) => encodeEvent({ event: end.event, data: JSON.stringify({ reason: end.message }) })
+      ? (_agent, end) => encodeEvent({ event: end.event, data: JSON.stringify({ reason: end.message, ...(end.code === undefined ? {} : { code: end.code }) }) })
       : (_agent, end) => encodeComment(`${end.event}: ${end.message}`),
   };
 }

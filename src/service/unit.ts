@@ -100,7 +100,8 @@ ${
         "# --max-connections 4096 (the default) takes up to ~8,300 open files; systemd's soft limit is 1,024.\nLimitNOFILE=65536"
       // listen waits out another reader of the stream (a unit that never restarted after a `curl /subscribe` peek
       // left its agent with no listener); it exits 8 only when told to (--exit-if-replaced), and then stays stopped.
-      : "# 2 is bad usage; 8 is --exit-if-replaced seeing another reader take over (without it, listen waits for it).\nRestartPreventExitStatus=2 8"
+      : "# 2 is bad usage; 8 is --exit-if-replaced seeing another reader take over (without it, listen waits for it);\n" +
+        "# 9 is the agent removed by the operator (a restarted listen would create its inbox again).\nRestartPreventExitStatus=2 8 9"
   }
 NoNewPrivileges=yes
 ${system ? `DynamicUser=yes\nStateDirectory=${stateDirectory}\n` : ""}

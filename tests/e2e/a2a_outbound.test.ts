@@ -301,6 +301,20 @@ test("listen --a2a works with OpenClaw's channel: start-up 503 and rate limits r
   assert.ok(gateway.methods.includes("SubscribeToTask") && gateway.methods.includes("GetTask"), `${gateway.methods}`);
 });
 
+test("listen --a2a --limit 1 exits once the answer to what it wrote went back to the sender; a message parked as a dead letter does not count", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  await publish(broker.url, "hermes", "openclaw", { text: "please [refuse] this" });
+  await publish(broker.url, "hermes", "openclaw", { text: "first" });
+  await publish(broker.url, "hermes", "openclaw", { text: "next time" });
+  const { child } = listen(["--limit", "1"]);
+  const result = await collect(child);
+  assert.equal(result.code, 0, result.stderr);
+  // Read as listen exited, with nothing waited for: the answer was published before it did.
+  assert.deepEqual((await inbox(broker, "hermes")).map((answer) => answer.text), ["openclaw says: first"]);
+  assert.equal(gateway.received.length, 1);
+  assert.deepEqual((await deadLetters(broker, "openclaw")).map((letter) => letter.id), [1]);
+});
+
 test("listen --a2a hands messages queued while OpenClaw's gateway was down over once each, then follows them by GetTask only (SubscribeToTask: -32004)", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.pollsToComplete = 4;

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+import { type CliResult, collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
 import { stopAll, stopListen } from "../helpers/listener.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
@@ -79,6 +79,48 @@ test("a SIGTERM while listen waits for another reader to leave stops it at once,
   const stopping = Date.now();
   assert.equal(await stopListen(listener.child, "SIGTERM"), 0);
   assert.ok(Date.now() - stopping < 2000, `stopped after ${Date.now() - stopping} ms`);
+});
+
+const REMOVED = /(^|\n)error: hermes was removed by the operator: listen stops rather than create its inbox again; 'interop agent add hermes' and start listen again to go on\n$/;
+
+/** `interop agent remove hermes --force` with an admin token (made in `dataDir`); resolves with the broker's agents once `listen` exited. */
+async function removeHermesUnder(listen: Promise<CliResult>, dataDir: string, url: string): Promise<{ result: CliResult; agents: string[] }> {
+  const admin = await createToken(dataDir, "ops", { admin: true });
+  await waitFor(async () => (await fetch(`${url}/agents`, { headers: bearer(admin) })).status === 200, 5000, "the admin token to take effect");
+  const removed = await runCli(["agent", "remove", "hermes", "--force", "--url", url], { env: { INTEROP_TOKEN: admin } });
+  assert.equal(removed.code, 0, removed.stderr);
+  const result = await listen;
+  // Read once listen is gone: whatever it did, nothing else creates hermes again.
+  return { result, agents: Object.keys((await (await fetch(`${url}/status`, { headers: bearer(admin) })).json()).agents) };
+}
+
+test("an agent removed while its listen waits for another reader to leave stops listen (exit 9); its inbox is not created again", async (t) => {
+  const { broker, listener } = await listenWaitingOutPeek(t);
+  // The peek's stream ends with the removal: listen's next look at /status finds no stream, and no agent either.
+  const { result, agents } = await removeHermesUnder(listener.done, broker.dataDir, broker.url);
+  assert.equal(result.code, 9, result.stderr);
+  assert.match(result.stderr.split(WAITING)[1], REMOVED);
+  assert.ok(!agents.includes("hermes"), agents.join());
+});
+
+test("an agent removed while its listen has the stream stops listen (exit 9); its inbox is not created again", async (t) => {
+  const dir = tempDir();
+  let listen: ChildProcess | undefined;
+  let broker: RunningBroker | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const started = await brokerWithTokens(join(dir.path, "data"));
+  broker = started.broker;
+  const listener = listenAsHermes(broker.url, started.hermes, join(dir.path, "state.json"));
+  listen = listener.child;
+  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "listen's stream");
+  const { result, agents } = await removeHermesUnder(listener.done, broker.dataDir, broker.url);
+  assert.equal(result.code, 9, result.stderr);
+  assert.match(result.stderr, REMOVED);
+  assert.ok(!agents.includes("hermes"), agents.join());
 });
 
 test("a second listen for the same agent takes over; the first waits for it to leave and resumes by its own id", async (t) => {
@@ -165,6 +207,54 @@ test("SIGTERM stops listen --pipe within 2 s while no reader has the FIFO open, 
   assert.equal(JSON.parse(reader.lines[0]).n, 1);
 });
 
+test("SIGTERM stops listen --pipe within 2 s while a reader holds the FIFO open without reading, and the message it could not write comes again", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const pipe = join(dir.path, "pipe");
+  const state = join(dir.path, "state.json");
+  let listen: ChildProcess | undefined;
+  let holder: ChildProcess | undefined;
+  let reader: FifoReader | undefined;
+  t.after(async () => {
+    await stopAll(listen, holder);
+    await reader?.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  makeFifo(pipe);
+  // Opened read-write, so it never waits for a writer; it never reads: the pipe's 64 KiB fill up and stay full.
+  holder = spawn("sh", ["-c", 'exec sleep 600 0<>"$1"', "sh", pipe], { stdio: "ignore" });
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
+  const done = collect(listen);
+  const filler = "x".repeat(1000);
+  for (let n = 1; n <= 80; n++) await publish(broker.url, "openclaw", "hermes", { n, filler });
+  const saved = () => existsSync(state) ? JSON.parse(readFileSync(state, "utf8")).last_id as number : 0;
+  // Some 50 lines fit; listen then waits for room with the next one in hand.
+  await waitFor(() => saved() > 30, 10_000, "the pipe to fill");
+  let settled = saved();
+  await waitFor(() => {
+    const now = saved();
+    const same = now === settled;
+    settled = now;
+    return same;
+  }, 10_000, "listen to stop writing");
+
+  const stopping = Date.now();
+  await stopListen(listen, "SIGTERM");
+  const result = await done;
+  assert.ok(Date.now() - stopping < 2000, `stopped after ${Date.now() - stopping} ms`);
+  assert.equal(result.code, 0, result.stderr);
+  const written = saved();
+  assert.ok(written < 80, `saved up to ${written}`);
+
+  // The held pipe's contents go with its last holder; the next listen starts with the message it could not write.
+  await stopAll(holder);
+  reader = readFifo(pipe);
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", state]);
+  await waitFor(() => reader!.lines.length === 80 - written, 15_000, "the rest through the pipe");
+  assert.deepEqual(reader.lines.map((line) => JSON.parse(line).n), Array.from({ length: 80 - written }, (_, index) => written + 1 + index));
+});
+
 test("listen --limit 1 with three pending writes one and exits 0; the next listen --limit 2 writes the other two", async (t) => {
   const broker = await startBroker();
   const dir = tempDir();
@@ -180,6 +270,29 @@ test("listen --limit 1 with three pending writes one and exits 0; the next liste
   const next = await runCli([...args, "2"]);
   assert.equal(next.code, 0, next.stderr);
   assert.deepEqual(next.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).n), [2, 3]);
+});
+
+test("listen --limit 1 does not count a message parked as a dead letter: it exits after the next one is written", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await publish(broker.url, "openclaw", "hermes", { text: "refused" });
+  await publish(broker.url, "openclaw", "hermes", { text: "written" });
+  await publish(broker.url, "openclaw", "hermes", { text: "next time" });
+  const out = join(dir.path, "out.jsonl");
+  // CMD refuses the first for good (one attempt), appends the others.
+  const exec = `grep -v '"refused"' >> '${out}'`;
+  const args = ["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json"), "--exec", exec, "--exec-attempts", "1"];
+  const result = await runCli([...args, "--limit", "1"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(readFileSync(out, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).text), ["written"]);
+  const letters = await (await fetch(`${broker.url}/dead-letters?agent=hermes`)).json();
+  assert.deepEqual(letters.map((letter: { id: number }) => letter.id), [1]);
+  // The state is past the dead letter and the written one: the next listen starts with the third.
+  assert.equal(JSON.parse(readFileSync(join(dir.path, "state.json"), "utf8")).last_id, 2);
 });
 
 test("listen --pipe writes a line larger than the pipe's buffer whole, in order, to a reader that keeps the FIFO open", async (t) => {

@@ -113,7 +113,7 @@ test("interop service install listen writes an always-on listener unit that syst
     assert.match(user.stderr, /^warning: the unit will not see \$OPENCLAW_HOOKS_TOKEN; pass --push-token-file FILE$/m);
     assert.match(user.stdout, /^ExecStart=\/\S+ listen --agent openclaw --openclaw http:\/\/127\.0\.0\.1:18789 --url http:\/\/127\.0\.0\.1:18901$/m);
     assert.match(user.stdout, /^After=network\.target interop\.service$/m);
-    assert.match(user.stdout, /^RestartPreventExitStatus=2 8$/m);
+    assert.match(user.stdout, /^RestartPreventExitStatus=2 8 9$/m);
     verify(user.stdout, true, dir.path);
 
     // A relative path is made absolute: systemd runs the unit from /.

@@ -1,0 +1,31 @@
+/**
+ * A user and password in a broker URL (`http://user:PASSWORD@host:port`): fetch refuses such a URL, so they travel
+ * as HTTP Basic credentials (for a proxy in front of the broker), and the password is never shown.
+ */
+
+/**
+ * `text` with every URL's password replaced by `***` (`http://user:***@host:port/`). A password runs to the last @
+ * before the host, as URL parsers (and the PostgreSQL client) read one with an @ in it.
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(/(:\/\/[^:/@\s]*:)[^/\s]*@/g, "$1***@");
+}
+
+/** A broker URL as requests go to it: without its user and password, which become an `Authorization: Basic` value. */
+export function splitCredentials(url: string): { url: string; basic: string | undefined } {
+  if (!/^[^/]*\/\/[^/]*@/.test(url)) return { url, basic: undefined };
+  const parsed = new URL(url);
+  // The URL keeps them percent-encoded; Basic carries them as typed (UTF-8, as curl sends them).
+  const pair = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  const basic = `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(pair)))}`;
+  parsed.username = "";
+  parsed.password = "";
+  // Broker URLs carry no trailing slash (paths are appended to them); URL's serialisation gives a bare origin one.
+  return { url: parsed.href.replace(/\/+$/, ""), basic };
+}
+
+/** The `Authorization` header: a token (the broker's own credential) over a proxy's Basic credentials, else none. */
+export function authorizationHeader(basic: string | undefined, token: string | undefined): Record<string, string> {
+  const value = token === undefined ? basic : `Bearer ${token}`;
+  return value === undefined ? {} : { authorization: value };
+}

@@ -9,7 +9,9 @@ import process from "node:process";
 import { registerTools } from "../mcp/tools.ts";
 import { VERSION } from "../version.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
+import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
+import { createLogger } from "./logger.ts";
 
 export const HELP = `interop mcp — an MCP server for one agent's inbox
 
@@ -36,7 +38,8 @@ Options:
 ${CLIENT_HELP}
   -h, --help          show this help
 
-Exit codes: 0 the client closed the session, 2 bad usage.
+Exit codes: 0 the client closed the session, 1 it did, but a message taken for a cancelled call could not be
+parked as a dead letter (each such message is named on stderr), 2 bad usage.
 `;
 
 export const OPTIONS = {
@@ -64,7 +67,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   });
   await server.connect(transport);
   await closed;
+  // The close cancels the calls still running; parkUnreturned waits for them, as a poll's answer may still come.
   await server.close();
-  await parkUnreturned();
-  return 0;
+  return await parkUnreturned(createLogger(io, "mcp", false)) ? EXIT.ok : EXIT.failure;
 }

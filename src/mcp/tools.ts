@@ -4,6 +4,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
+import type { Logger } from "../cli/logger.ts";
 import { type AgentName, parseAgentName, type Payload, type WireMessage } from "../message.ts";
 
 const MAX_WAIT_SECONDS = 600;
@@ -29,11 +30,23 @@ const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the se
   "wait call could return it";
 
 /**
- * Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. Call the returned function when the
- * session ends: it parks what was taken for a cancelled call and never returned, so it shows in status instead of
- * vanishing with the process (OpenClaw cancels a call when its turn is aborted and later stops the server).
+ * How long the end of a session waits for calls still running. Each ends sooner by itself: the session's close
+ * aborts wait and ask, and a poll gives up after the client's request timeout (10 s a broker).
  */
-export function registerTools(server: McpServer, client: BrokerClient, agent: AgentName): () => Promise<void> {
+const SESSION_END_GRACE_MS = 30_000;
+
+/**
+ * Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. Call the returned function when the
+ * session ends (after the server's close, which cancels every running call): it waits for the calls still running,
+ * then parks what was taken for a cancelled call and never returned, so it shows in status instead of vanishing with
+ * the process (OpenClaw cancels a call when its turn is aborted and later stops the server). It logs each message it
+ * could not park and resolves false when any (or a call that never ended) may be lost.
+ */
+export function registerTools(
+  server: McpServer,
+  client: BrokerClient,
+  agent: AgentName,
+): (log: Logger) => Promise<boolean> {
   /**
    * Messages taken for a call its client cancelled just as they came (the SDK drops a cancelled call's answer):
    * the next inbox or wait call returns them first.
@@ -42,6 +55,14 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   const keepIfCancelled = <T extends WireMessage | null>(signal: AbortSignal, messages: T[]): T[] => {
     if (signal.aborted) held.push(...messages.filter((message) => message !== null) as WireMessage[]);
     return messages;
+  };
+  /** The calls that may take messages, still running: a poll in flight at the session's end answers after it. */
+  const running = new Set<Promise<unknown>>();
+  const tracked = <T>(call: Promise<T>): Promise<T> => {
+    running.add(call);
+    const settled = () => running.delete(call);
+    call.then(settled, settled);
+    return call;
   };
 
   const message = {
@@ -75,13 +96,14 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       "returned twice. Each has the sender's fields plus interop.id, interop.from and interop.timestamp. Returns [] when " +
       "nothing is waiting; to wait for the next message instead of checking again, use wait.",
     inputSchema: { limit: z.number().int().min(1).max(1000).optional().describe("At most this many messages (default 100).") },
-  }, async ({ limit }, { signal }) => {
-    const wanted = limit ?? 100;
-    const earlier = held.splice(0, wanted);
-    // A call cancelled before it reached the broker takes nothing: its answer would be dropped.
-    const taken = earlier.length < wanted && !signal.aborted ? await client.poll(agent, wanted - earlier.length) : [];
-    return answer(keepIfCancelled(signal, [...earlier, ...taken]));
-  });
+  }, ({ limit }, { signal }) =>
+    tracked((async () => {
+      const wanted = limit ?? 100;
+      const earlier = held.splice(0, wanted);
+      // A call cancelled before it reached the broker takes nothing: its answer would be dropped.
+      const taken = earlier.length < wanted && !signal.aborted ? await client.poll(agent, wanted - earlier.length) : [];
+      return answer(keepIfCancelled(signal, [...earlier, ...taken]));
+    })()));
 
   server.registerTool("wait", {
     title: "Wait for the next message",
@@ -93,10 +115,11 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
         `How long to wait (default ${DEFAULT_WAIT_SECONDS}).`,
       ),
     },
-  }, async ({ timeout_seconds }, { signal }) => {
-    const message = held.shift() ?? await client.wait(agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
-    return answer({ message: keepIfCancelled(signal, [message])[0] });
-  });
+  }, ({ timeout_seconds }, { signal }) =>
+    tracked((async () => {
+      const message = held.shift() ?? await client.wait(agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
+      return answer({ message: keepIfCancelled(signal, [message])[0] });
+    })()));
 
   server.registerTool("ask", {
     title: "Ask and wait for the answer",
@@ -110,12 +133,13 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
         `How long to wait (default ${DEFAULT_WAIT_SECONDS}).`,
       ),
     },
-  }, async ({ to, text, json, timeout_seconds }, { signal }) => {
-    const timeout = timeout_seconds ?? DEFAULT_WAIT_SECONDS;
-    const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout, signal);
-    keepIfCancelled(signal, [reply]);
-    return answer({ question, reply });
-  });
+  }, ({ to, text, json, timeout_seconds }, { signal }) =>
+    tracked((async () => {
+      const timeout = timeout_seconds ?? DEFAULT_WAIT_SECONDS;
+      const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout, signal);
+      keepIfCancelled(signal, [reply]);
+      return answer({ question, reply });
+    })()));
 
   server.registerTool("agents", {
     title: "List agents",
@@ -124,7 +148,32 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     inputSchema: {},
   }, async () => answer((await client.status()).agents));
 
-  return async () => {
-    for (const message of held.splice(0)) await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
+  return async (log) => {
+    const stillRunning = await settledWithin(running, SESSION_END_GRACE_MS);
+    if (stillRunning > 0) {
+      log.error(`${stillRunning} tool calls still running after ${SESSION_END_GRACE_MS / 1000} s: what they take is neither returned nor parked`);
+    }
+    // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
+    let allParked = stillRunning === 0;
+    for (const message of held.splice(0)) {
+      try {
+        await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
+      } catch (error) {
+        allParked = false;
+        log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {
+          id: message.interop.id,
+        });
+      }
+    }
+    return allParked;
   };
+}
+
+/** Waits for `calls` to settle, at most `ms`; resolves with how many had not. */
+async function settledWithin(calls: Set<Promise<unknown>>, ms: number): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  await Promise.race([Promise.allSettled(calls), deadline]);
+  clearTimeout(timer);
+  return calls.size;
 }

@@ -143,6 +143,26 @@ test("a publish refused on broker B for an inbox removed elsewhere, then retried
   await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
 });
 
+test("a broadcast refused on broker B for an inbox removed elsewhere, then retried on B's new view, counts the copies the new view adds", async (t) => {
+  // One message a second, two at once, on a clock that stands still (no refill): the publish before and the
+  // refused try take one each, so the retry's second copy is one too many.
+  const brokers = await twoBrokers(t, { rateLimit: 1, now: () => 1_800_000_000_000 });
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await b.publish(hermes, openclaw, { n: 0 });
+  // Behind B's back (no notification): openclaw removed, two agents added. B's view lists only openclaw until its
+  // next look, so its store refuses the broadcast, and the retry goes to the two.
+  await admin.begin((tx) => [
+    tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`,
+    tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`,
+    tx`INSERT INTO interop_inboxes (agent) VALUES ('agent1'), ('agent2')`,
+  ]);
+  await assert.rejects(b.publish(hermes, undefined, { n: 1 }), { code: "rate_limited" });
+  const copies = await admin`SELECT 1 FROM interop_messages WHERE recipient IN ('agent1', 'agent2')`;
+  assert.equal(copies.length, 0);
+});
+
 for (const retention of ["prune", "expire"] as const) {
   test(`a removal on broker A and retention (${retention}) on broker B of the same inbox take its rows in one order: no deadlock`, async (t) => {
     const brokers = await twoBrokers(t, { maxPending: uniform(10) });

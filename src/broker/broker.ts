@@ -212,7 +212,8 @@ export class Broker {
     to: AgentName | undefined,
     payloads: Payload[],
     options: PublishOptions,
-    retried = false,
+    /** On a retry (see below): the copies the first try counted against the rate limit. */
+    counted?: number,
   ): Promise<Published> {
     const { replyTo, idempotencyKey } = options;
     // Whatever the entry point: the metadata field is the broker's (a forged Thread.context would ride in it).
@@ -231,8 +232,10 @@ export class Broker {
       );
     }
     // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each. A publish
-    // retried after a store refused it (see below) was counted when it came.
-    if (!retried) this.#rateLimiter.admit(from, payloads.length * recipients.length);
+    // retried after a store refused it (see below) counts only the copies its first try did not: the new view may
+    // hold more recipients.
+    const copies = payloads.length * recipients.length;
+    if (copies > (counted ?? 0)) this.#rateLimiter.admit(from, copies - (counted ?? 0));
     const known = recipients.map((agent) => this.#inboxes.get(agent));
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
     const candidates = known.every((inbox) => inbox !== undefined)
@@ -267,9 +270,9 @@ export class Broker {
       // A shared store found a recipient's inbox gone (another broker removed it; this one's view had not caught up):
       // once the view has, the publish is what it would have been had the view been current: refused as to an
       // unknown agent, or to a new inbox where admission creates one; a broadcast goes to those left.
-      if (this.#shared !== undefined && !retried && (error as InteropError).code === "unknown_agent") {
+      if (this.#shared !== undefined && counted === undefined && (error as InteropError).code === "unknown_agent") {
         await this.#agents.look();
-        return await this.#publishOnce(from, to, payloads, { ...options, queued: undefined }, true);
+        return await this.#publishOnce(from, to, payloads, { ...options, queued: undefined }, copies);
       }
       throw error;
     }

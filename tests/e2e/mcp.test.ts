@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { test } from "node:test";
 import { startBroker } from "../helpers/broker.ts";
-import { cliCommand } from "../helpers/cli.ts";
+import { cliCommand, collect, spawnCli } from "../helpers/cli.ts";
 
 async function connect(url: string, agent: string): Promise<Client> {
   const [command, prefix] = cliCommand();
@@ -169,4 +169,81 @@ test("a message taken for an inbox call cancelled while the broker answered is p
     broker.closeAllConnections();
     await new Promise((resolve) => broker.close(resolve));
   }
+});
+
+test("interop mcp parks every message it holds at the session's end, names one the broker refuses on stderr, and exits 1", async (t) => {
+  // Driven with raw JSON-RPC lines, to see the exit code: the inbox call takes 5, 6 and 7 but is cancelled first
+  // (the agents call after the cancel shows the server read it before the poll is answered); the broker then
+  // refuses to park 5 (removed by retention meanwhile).
+  let releasePoll!: () => void;
+  const pollReleased = new Promise<void>((resolve) => (releasePoll = resolve));
+  let pollArrived!: () => void;
+  const pollCame = new Promise<void>((resolve) => (pollArrived = resolve));
+  let statusArrived!: () => void;
+  const statusCame = new Promise<void>((resolve) => (statusArrived = resolve));
+  const parked: number[] = [];
+  const reply = (response: ServerResponse, status: number, body: unknown) => {
+    response.writeHead(status, { "content-type": "application/json" });
+    response.end(JSON.stringify(body));
+  };
+  const broker = createServer(async (request: IncomingMessage, response: ServerResponse) => {
+    const path = new URL(request.url ?? "/", "http://x").pathname;
+    let body = "";
+    for await (const chunk of request) body += chunk;
+    if (path === "/poll") {
+      pollArrived();
+      await pollReleased;
+      const taken = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes", to: "openclaw", timestamp: new Date().toISOString() } });
+      return reply(response, 200, [5, 6, 7].map(taken));
+    }
+    if (path === "/status") {
+      statusArrived();
+      return reply(response, 200, { agents: {} });
+    }
+    if (path === "/dead-letters") {
+      const { id } = JSON.parse(body);
+      if (id === 5) return reply(response, 404, { error: "Message 5 not found", code: "not_found" });
+      parked.push(id);
+      return reply(response, 200, { parked: true });
+    }
+    response.writeHead(404).end();
+  });
+  t.after(async () => {
+    releasePoll();
+    broker.closeAllConnections();
+    await new Promise((resolve) => broker.close(resolve));
+  });
+  await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(broker.address() as AddressInfo).port}`;
+  const server = spawnCli(["mcp", "--agent", "openclaw", "--url", url]);
+  t.after(() => {
+    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+  });
+  const answered = (id: number) =>
+    new Promise<void>((resolve) => {
+      let seen = "";
+      server.stdout!.on("data", (chunk: Buffer) => {
+        seen += chunk;
+        if (seen.includes(`"id":${id}`)) resolve();
+      });
+    });
+  const exited = collect(server);
+  const send = (message: unknown) => server.stdin!.write(JSON.stringify({ jsonrpc: "2.0", ...message as object }) + "\n");
+  const initialized = answered(1);
+  send({ id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "test", version: "1" } } });
+  await initialized;
+  send({ method: "notifications/initialized" });
+  send({ id: 2, method: "tools/call", params: { name: "inbox", arguments: {} } });
+  await pollCame;
+  send({ method: "notifications/cancelled", params: { requestId: 2, reason: "the turn was aborted" } });
+  const listed = answered(3);
+  send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await statusCame;
+  releasePoll();
+  await listed;
+  server.stdin!.end();
+  const { code, stderr } = await exited;
+  assert.deepEqual(parked, [6, 7]);
+  assert.match(stderr, /could not park message 5 /);
+  assert.equal(code, 1, stderr);
 });

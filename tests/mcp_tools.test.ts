@@ -43,23 +43,35 @@ function signal(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
-/** A stand-in broker whose poll, once called, hands out `ids` when `answer` resolves; it parks all but `refused`. */
+/**
+ * A stand-in broker whose poll, once called, hands out `ids` (taken) when `answer` resolves; it parks all but
+ * `refused`.
+ */
 function slowPollBroker(ids: number[], answer: Promise<void>, refused: number[] = []) {
   const pollStarted = signal();
-  const parked: number[] = [];
+  const parked: Array<{ agent: string; id: number; reason: string }> = [];
   const broker = {
     poll: async () => {
       pollStarted.resolve();
       await answer;
       return ids.map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
     },
-    parkDeadLetter: (_agent: string, id: number) => {
+    parkDeadLetter: (agent: string, id: number, reason: string) => {
       if (refused.includes(id)) return Promise.reject(new InteropError("not_found", `message ${id} is gone`));
-      parked.push(id);
+      parked.push({ agent, id, reason });
       return Promise.resolve({});
     },
   } as unknown as BrokerClient;
   return { broker, pollStarted: pollStarted.promise, parked };
+}
+
+/** Calls inbox and cancels the call once its poll has reached the broker, as OpenClaw does when a turn is aborted. */
+async function cancelInboxWhilePolling(client: Client, pollStarted: Promise<void>): Promise<void> {
+  const aborting = new AbortController();
+  const inbox = client.callTool({ name: "inbox", arguments: {} }, undefined, { signal: aborting.signal });
+  await pollStarted;
+  aborting.abort("the turn was aborted");
+  await assert.rejects(inbox, /the turn was aborted/);
 }
 
 test("an inbox call cancelled before it reaches the broker takes nothing", async () => {
@@ -83,30 +95,12 @@ test("an inbox call cancelled before it reaches the broker takes nothing", async
 });
 
 test("a message taken while its inbox call was being cancelled is parked as a dead letter when the session ends", async () => {
-  const parked: Array<{ agent: string; id: number; reason: string }> = [];
-  let cancelled!: () => void;
-  const cancelArrived = new Promise<void>((resolve) => (cancelled = resolve));
-  let polling!: () => void;
-  const pollStarted = new Promise<void>((resolve) => (polling = resolve));
   // The poll is in flight when the cancel comes: the broker has taken the message by then.
-  const broker = {
-    poll: async () => {
-      polling();
-      await cancelArrived;
-      return [{ text: "taken", interop: { id: 7, from: "hermes" } } as unknown as WireMessage];
-    },
-    parkDeadLetter: (agent: string, id: number, reason: string) => {
-      parked.push({ agent, id, reason });
-      return Promise.resolve({});
-    },
-  } as unknown as BrokerClient;
+  const cancelArrived = signal();
+  const { broker, pollStarted, parked } = slowPollBroker([7], cancelArrived.promise);
   const { client, server, parkUnreturned } = await connectTools(broker);
-  const aborting = new AbortController();
-  const inbox = client.callTool({ name: "inbox", arguments: {} }, undefined, { signal: aborting.signal });
-  await pollStarted;
-  aborting.abort("the turn was aborted");
-  await assert.rejects(inbox, /the turn was aborted/);
-  cancelled();
+  await cancelInboxWhilePolling(client, pollStarted);
+  cancelArrived.resolve();
   await client.close();
   await server.close();
   await parkUnreturned();
@@ -121,18 +115,14 @@ test("a poll still in flight when the session ends: its messages are parked once
   const answer = signal();
   const { broker, pollStarted, parked } = slowPollBroker([7], answer.promise);
   const { client, server, parkUnreturned, errors } = await connectTools(broker);
-  const aborting = new AbortController();
-  const inbox = client.callTool({ name: "inbox", arguments: {} }, undefined, { signal: aborting.signal });
-  await pollStarted;
-  aborting.abort("the turn was aborted");
-  await assert.rejects(inbox, /the turn was aborted/);
+  await cancelInboxWhilePolling(client, pollStarted);
   // As src/cli/mcp.ts does on stdin's end: close, then park — and the poll answers only while parking waits.
   await client.close();
   await server.close();
   const parking = parkUnreturned();
   answer.resolve();
   const allParked = await parking;
-  assert.deepEqual(parked, [7]);
+  assert.deepEqual(parked.map((message) => message.id), [7]);
   assert.equal(allParked, true);
   assert.deepEqual(errors, []);
 });
@@ -142,16 +132,12 @@ test("a message that cannot be parked at the session's end does not stop the oth
   // 5 was removed by retention meanwhile (or the broker blipped): the broker refuses to park it.
   const { broker, pollStarted, parked } = slowPollBroker([5, 6, 7], answer.promise, [5]);
   const { client, server, parkUnreturned, errors } = await connectTools(broker);
-  const aborting = new AbortController();
-  const inbox = client.callTool({ name: "inbox", arguments: {} }, undefined, { signal: aborting.signal });
-  await pollStarted;
-  aborting.abort("the turn was aborted");
-  await assert.rejects(inbox, /the turn was aborted/);
+  await cancelInboxWhilePolling(client, pollStarted);
   answer.resolve();
   await client.close();
   await server.close();
   const allParked = await parkUnreturned().catch(() => "rejected");
-  assert.deepEqual(parked, [6, 7]);
+  assert.deepEqual(parked.map((message) => message.id), [6, 7]);
   assert.equal(allParked, false);
   assert.equal(errors.length, 1);
   assert.match(errors[0], /could not park message 5 .*message 5 is gone/);

@@ -38,6 +38,36 @@ async function call(client: Client, name: string, args: Record<string, unknown> 
 
 const json = (result: ToolResult) => JSON.parse(result.content[0].text);
 
+/** A stand-in broker's answer to one request (by path), given its body: a status and a JSON body. */
+type StandInRoute = (body: string) => Promise<[number, unknown]> | [number, unknown];
+
+/**
+ * A stand-in broker on a free port that answers `routes` (404 otherwise), so a test can order what the real one
+ * would race. Its URL, and `close`, which ends every connection.
+ */
+async function standInBroker(routes: Record<string, StandInRoute>): Promise<{ url: string; close(): Promise<void> }> {
+  const broker = createServer(async (request: IncomingMessage, response: ServerResponse) => {
+    const route = routes[new URL(request.url ?? "/", "http://x").pathname];
+    let body = "";
+    for await (const chunk of request) body += chunk;
+    if (route === undefined) return response.writeHead(404).end();
+    const [status, answer] = await route(body);
+    response.writeHead(status, { "content-type": "application/json" });
+    response.end(JSON.stringify(answer));
+  });
+  await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(broker.address() as AddressInfo).port}`,
+    close: async () => {
+      broker.closeAllConnections();
+      await new Promise((resolve) => broker.close(resolve));
+    },
+  };
+}
+
+/** A message as the broker hands it out (`GET /poll`). */
+const taken = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes", to: "openclaw", timestamp: new Date().toISOString() } });
+
 test("the MCP server, driven by the SDK's client, sends, waits, asks and lists agents", async () => {
   const broker = await startBroker();
   let hermes: Client | undefined;
@@ -119,35 +149,25 @@ test("a message taken for an inbox call cancelled while the broker answered is p
   const parked: Array<{ id: number; reason: string }> = [];
   let parkArrived!: () => void;
   const parkCame = new Promise<void>((resolve) => (parkArrived = resolve));
-  const reply = (response: ServerResponse, body: unknown) => {
-    response.writeHead(200, { "content-type": "application/json" });
-    response.end(JSON.stringify(body));
-  };
-  const broker = createServer(async (request: IncomingMessage, response: ServerResponse) => {
-    const path = new URL(request.url ?? "/", "http://x").pathname;
-    let body = "";
-    for await (const chunk of request) body += chunk;
-    if (path === "/poll") {
+  const broker = await standInBroker({
+    "/poll": async () => {
       pollArrived();
       await pollReleased;
-      return reply(response, [{ text: "taken", interop: { id: 7, from: "hermes", to: "openclaw", timestamp: new Date().toISOString() } }]);
-    }
-    if (path === "/status") {
+      return [200, [taken(7)]];
+    },
+    "/status": () => {
       statusArrived();
-      return reply(response, { agents: {} });
-    }
-    if (path === "/dead-letters") {
+      return [200, { agents: {} }];
+    },
+    "/dead-letters": (body) => {
       parked.push(JSON.parse(body));
       parkArrived();
-      return reply(response, { parked: true });
-    }
-    response.writeHead(404).end();
+      return [200, { parked: true }];
+    },
   });
   let openclaw: Client | undefined;
   try {
-    await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(broker.address() as AddressInfo).port}`;
-    openclaw = await connect(url, "openclaw");
+    openclaw = await connect(broker.url, "openclaw");
     const cancel = new AbortController();
     const inbox = openclaw.callTool({ name: "inbox", arguments: {} }, undefined, { signal: cancel.signal });
     await pollCame;
@@ -166,8 +186,7 @@ test("a message taken for an inbox call cancelled while the broker answered is p
   } finally {
     releasePoll();
     await openclaw?.close();
-    broker.closeAllConnections();
-    await new Promise((resolve) => broker.close(resolve));
+    await broker.close();
   }
 });
 
@@ -182,40 +201,28 @@ test("interop mcp parks every message it holds at the session's end, names one t
   let statusArrived!: () => void;
   const statusCame = new Promise<void>((resolve) => (statusArrived = resolve));
   const parked: number[] = [];
-  const reply = (response: ServerResponse, status: number, body: unknown) => {
-    response.writeHead(status, { "content-type": "application/json" });
-    response.end(JSON.stringify(body));
-  };
-  const broker = createServer(async (request: IncomingMessage, response: ServerResponse) => {
-    const path = new URL(request.url ?? "/", "http://x").pathname;
-    let body = "";
-    for await (const chunk of request) body += chunk;
-    if (path === "/poll") {
+  const broker = await standInBroker({
+    "/poll": async () => {
       pollArrived();
       await pollReleased;
-      const taken = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes", to: "openclaw", timestamp: new Date().toISOString() } });
-      return reply(response, 200, [5, 6, 7].map(taken));
-    }
-    if (path === "/status") {
+      return [200, [5, 6, 7].map(taken)];
+    },
+    "/status": () => {
       statusArrived();
-      return reply(response, 200, { agents: {} });
-    }
-    if (path === "/dead-letters") {
+      return [200, { agents: {} }];
+    },
+    "/dead-letters": (body) => {
       const { id } = JSON.parse(body);
-      if (id === 5) return reply(response, 404, { error: "Message 5 not found", code: "not_found" });
+      if (id === 5) return [404, { error: "Message 5 not found", code: "not_found" }];
       parked.push(id);
-      return reply(response, 200, { parked: true });
-    }
-    response.writeHead(404).end();
+      return [200, { parked: true }];
+    },
   });
   t.after(async () => {
     releasePoll();
-    broker.closeAllConnections();
-    await new Promise((resolve) => broker.close(resolve));
+    await broker.close();
   });
-  await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${(broker.address() as AddressInfo).port}`;
-  const server = spawnCli(["mcp", "--agent", "openclaw", "--url", url]);
+  const server = spawnCli(["mcp", "--agent", "openclaw", "--url", broker.url]);
   t.after(() => {
     if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
   });

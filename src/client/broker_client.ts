@@ -174,7 +174,9 @@ export class BrokerClient {
   /** Where the agent's inbox stands: the last message delivered to it (or the broker's last id for a new agent). */
   async position(agent: AgentName): Promise<StreamPosition> {
     const status = await this.status();
-    return { id: status.agents[agent]?.delivered_id ?? status.last_id, store: status.store_id };
+    // hasOwn: an agent named "constructor" is not the prototype's.
+    const known = Object.hasOwn(status.agents, agent) ? status.agents[agent].delivered_id : undefined;
+    return { id: known ?? status.last_id, store: status.store_id };
   }
 
   async #json<T>(

@@ -5,7 +5,7 @@ import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { BrokerUrls } from "./broker_urls.ts";
-import { authorizationHeader, redactCredentials, splitCredentials } from "./url_credentials.ts";
+import { authorizationHeader, redactUrl, splitCredentials } from "./url_credentials.ts";
 
 /** The broker's answer to a publish. */
 export interface SendReply {
@@ -51,8 +51,8 @@ export class BrokerClient {
   /** `baseUrls`: one broker, or several on one shared database (tried in turn). */
   constructor(baseUrls: string | readonly string[], options: BrokerClientOptions = {}) {
     const given = typeof baseUrls === "string" ? [baseUrls] : baseUrls;
-    this.#targets = new Map(given.map((url) => [redactCredentials(url), splitCredentials(url)]));
-    this.urls = new BrokerUrls(given.map(redactCredentials));
+    this.#targets = new Map(given.map((url) => [redactUrl(url), splitCredentials(url)]));
+    this.urls = new BrokerUrls(given.map(redactUrl));
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#token = options.token;
   }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { brokerUrl, parseByteSize, parseCount, parseDuration, readSecret } from "../src/cli/args.ts";
+import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, readSecret } from "../src/cli/args.ts";
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
 import { describeCause } from "../src/client/broker_client.ts";
-import { redactCredentials, splitCredentials } from "../src/client/url_credentials.ts";
+import { redactCredentials, redactUrl, splitCredentials } from "../src/client/url_credentials.ts";
 
 test("parseDuration() reads ms, s, m, h and d, and bare numbers as seconds", () => {
   assert.equal(parseDuration("serve", "--x", "500ms"), 500);
@@ -89,6 +89,28 @@ test("redactCredentials() hides a URL's password (up to the last @ before the ho
   assert.equal(redactCredentials("at http://hermes:hun@ter2@127.0.0.1:18900/status: refused"), "at http://hermes:***@127.0.0.1:18900/status: refused");
   assert.equal(redactCredentials("http://127.0.0.1:18900 and https://u:p@h:1,http://v:q@h:2"), "http://127.0.0.1:18900 and https://u:***@h:1,http://v:***@h:2");
   assert.equal(redactCredentials('{"text":"mail me@host"}'), '{"text":"mail me@host"}');
+});
+
+test("redactUrl() hides a user alone, a password with a space, and everything before the @ of a URL that does not parse", () => {
+  assert.equal(redactUrl("http://itk_s3cret@127.0.0.1:18900"), "http://***@127.0.0.1:18900");
+  assert.equal(redactUrl("http://alice:s3cret pw@127.0.0.1:18900"), "http://alice:***@127.0.0.1:18900");
+  assert.equal(redactUrl("http://alice:s3cret/pw@127.0.0.1:18900"), "http://***@127.0.0.1:18900");
+  assert.equal(redactUrl("alice:s3cret@127.0.0.1:18900"), "alice:***@127.0.0.1:18900");
+  assert.equal(redactUrl("http://127.0.0.1:18900/a@b"), "http://127.0.0.1:18900/a@b");
+  assert.equal(redactUrl("127.0.0.1:18900"), "127.0.0.1:18900");
+  assert.equal(redactCredentials('error: at "http://itk_s3cret@h:1": refused'), 'error: at "http://***@h:1": refused');
+  // A sentence's colon after a URL the client redacted already leaves its user shown.
+  assert.equal(redactCredentials("at http://hermes:***@h:1: refused; http://t0k@h:2."), "at http://hermes:***@h:1: refused; http://***@h:2.");
+});
+
+test("brokerUrls() quotes an invalid URL without its password", () => {
+  for (const given of ["http://alice:s3cret/pw@127.0.0.1:18900", "http://alice:s3cret@127.0.0.1:18900/x?y", "alice:s3cret/pw@127.0.0.1:18900,h:1"]) {
+    assert.throws(() => brokerUrls("status", given, {}), (error: Error) => {
+      assert.match(error.message, /^Invalid --url: "/);
+      assert.ok(!error.message.includes("s3cret"), error.message);
+      return true;
+    });
+  }
 });
 
 test("splitCredentials() takes the user and password out of a URL as Basic credentials, decoded", () => {

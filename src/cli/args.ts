@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { readFileSync } from "node:fs";
 import { blockedPort } from "../client/blocked_ports.ts";
 import { BrokerClient } from "../client/broker_client.ts";
+import { redactUrl } from "../client/url_credentials.ts";
 import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName } from "../message.ts";
@@ -94,14 +95,19 @@ export function brokerUrls(command: string, flag: string | undefined, env: Env):
     ) {
       throw usageError(
         command,
-        `Invalid ${source}: ${JSON.stringify(given)}; use http://HOST:PORT or HOST:PORT (several: comma-separated, A,B)`,
+        `Invalid ${source}: ${quoteUrls(given)}; use http://HOST:PORT or HOST:PORT (several: comma-separated, A,B)`,
       );
     }
     // fetch refuses these before connecting: said here, not as an unreachable broker.
     const unreachable = blockedPort(Number(url.port || (url.protocol === "https:" ? 443 : 80)));
-    if (unreachable !== undefined) throw usageError(command, `Invalid ${source}: ${JSON.stringify(entry)}: ${unreachable}`);
+    if (unreachable !== undefined) throw usageError(command, `Invalid ${source}: ${quoteUrls(entry)}: ${unreachable}`);
     return text.replace(/\/+$/, "");
   });
+}
+
+/** Broker URLs (comma-separated) quoted for an error message, with their users and passwords hidden. */
+function quoteUrls(text: string): string {
+  return JSON.stringify(text.split(",").map(redactUrl).join(","));
 }
 
 /** The first broker URL (see `brokerUrls`), for commands that name one broker. */

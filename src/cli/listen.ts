@@ -6,6 +6,7 @@ import { A2aRpcClient } from "../a2a/rpc_client.ts";
 import type { BrokerClient, StreamPosition } from "../client/broker_client.ts";
 import { CursorFile } from "../client/cursor_file.ts";
 import { follow, type StreamedMessage } from "../client/follow.ts";
+import { redactUrl } from "../client/url_credentials.ts";
 import { retryUntilDone as retry } from "../client/retry.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import { InteropError } from "../errors.ts";
@@ -230,7 +231,7 @@ function a2aOutbound(
   context: { agent: AgentName; client: BrokerClient; log: Logger; cursorPath: string },
 ): A2aOutbound {
   const url = values.a2a!;
-  if (!/^https?:\/\/./.test(url)) throw usageError("listen", `--a2a needs the http(s) URL of the agent's A2A JSON-RPC endpoint, not ${JSON.stringify(url)}`);
+  if (!/^https?:\/\/./.test(url)) throw usageError("listen", `--a2a needs the http(s) URL of the agent's A2A JSON-RPC endpoint, not ${JSON.stringify(redactUrl(url))}`);
   const state = new OutboundState(`${context.cursorPath.replace(/\.json$/, "")}.a2a.json`, url, context.agent);
   const rpc = new A2aRpcClient({
     url,

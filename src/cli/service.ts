@@ -19,6 +19,7 @@ import {
   unitName,
   unitPath,
 } from "../service/unit.ts";
+import { hasCredentials } from "../client/url_credentials.ts";
 import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
 import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
@@ -49,6 +50,8 @@ A unit does not see your shell's environment: pass secrets as files (--token-fil
 --push-token-file, --secret-file); $INTEROP_URL is written into the unit as --url.
 The broker's --database-url (or $INTEROP_DATABASE_URL) goes into interop.env beside the
 unit, mode 600, never into its command line: ps and 'systemctl show' let anyone read that.
+So does a listener's broker URL with a user or password in it (--url or $INTEROP_URL): into
+interop-listen-AGENT.env as INTEROP_URL.
 
 'status' lists interop's units and shows them with systemctl status.
 
@@ -133,16 +136,21 @@ export function run(args: string[], io: Io): Promise<number> {
         const databaseUrl = values["database-url"] ?? io.env.INTEROP_DATABASE_URL;
         if (databaseUrl !== undefined) environment = { INTEROP_DATABASE_URL: databaseUrl };
       } else {
-        command.push("listen", "--agent", target.agent, ...asArgs(listenFlags));
         const given = new Set(listenFlags.map(([name]) => name));
-        if (!given.has("url") && io.env.INTEROP_URL) command.push("--url", io.env.INTEROP_URL);
+        const brokerUrl = given.has("url") ? listenFlags.find(([name]) => name === "url")![1] : io.env.INTEROP_URL || undefined;
+        // A user or password in it goes into the environment file (listen reads $INTEROP_URL), as the broker's
+        // database URL does: not into ExecStart, which ps and `systemctl show` print to anyone.
+        const secretUrl = brokerUrl !== undefined && brokerUrl.split(",").some(hasCredentials);
+        if (secretUrl) environment = { INTEROP_URL: brokerUrl };
+        command.push("listen", "--agent", target.agent, ...asArgs(listenFlags.filter(([name]) => !(secretUrl && name === "url"))));
+        if (!given.has("url") && brokerUrl !== undefined && !secretUrl) command.push("--url", brokerUrl);
         // A dynamic user has no home: its cursor goes in the unit's own state directory.
         if (!given.has("state") && scope === "system") command.push("--state", `${listenerStateDir(target.agent)}/state.json`);
         for (const [variable, flag] of Object.entries(SECRET_FLAGS)) {
           if (io.env[variable] && !given.has(flag)) io.stderr(`warning: the unit will not see $${variable}; pass --${flag} FILE\n`);
         }
       }
-      const environmentFile = environment === undefined ? undefined : environmentFilePath(scope, io.env);
+      const environmentFile = environment === undefined ? undefined : environmentFilePath(scope, io.env, target);
       const unit = renderUnit(scope, command, target, environmentFile);
       const environmentText = environment === undefined ? "" : renderEnvironment(environment);
       if (values["dry-run"]) {
@@ -177,8 +185,8 @@ export function run(args: string[], io: Io): Promise<number> {
       } finally {
         rmSync(path);
         io.stdout(`removed ${path}\n`);
-        const environmentFile = environmentFilePath(scope, io.env);
-        if (target.kind === "serve" && existsSync(environmentFile)) {
+        const environmentFile = environmentFilePath(scope, io.env, target);
+        if (existsSync(environmentFile)) {
           rmSync(environmentFile);
           io.stdout(`removed ${environmentFile}\n`);
         }

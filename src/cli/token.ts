@@ -11,7 +11,7 @@ import { oneOf } from "./commands.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 import { tokenStore } from "./serve_config.ts";
 import type { Io } from "./io.ts";
-import { authorizationHeader, redactCredentials, splitCredentials } from "../client/url_credentials.ts";
+import { authorizationHeader, redactUrl, splitCredentials } from "../client/url_credentials.ts";
 
 export const HELP = `interop token — the broker's access tokens
 
@@ -158,7 +158,7 @@ async function warnIfServedElsewhere(dataDir: string, io: Io): Promise<void> {
   let status: { service?: string; data_dir?: string; store?: { kind: string; location: string } };
   try {
     const given = brokerUrl("token", undefined, io.env);
-    url = redactCredentials(given);
+    url = redactUrl(given);
     const token = readSecret(undefined, io.env.INTEROP_TOKEN, "$INTEROP_TOKEN");
     // fetch refuses a URL with a user and password: they go as Basic credentials, as the broker client sends them.
     const target = splitCredentials(given);

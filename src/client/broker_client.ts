@@ -5,7 +5,7 @@ import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { BrokerUrls } from "./broker_urls.ts";
-import { authorizationHeader, redactCredentials, splitCredentials } from "./url_credentials.ts";
+import { authorizationHeader, redactUrl, splitCredentials } from "./url_credentials.ts";
 
 /** The broker's answer to a publish. */
 export interface SendReply {
@@ -51,8 +51,8 @@ export class BrokerClient {
   /** `baseUrls`: one broker, or several on one shared database (tried in turn). */
   constructor(baseUrls: string | readonly string[], options: BrokerClientOptions = {}) {
     const given = typeof baseUrls === "string" ? [baseUrls] : baseUrls;
-    this.#targets = new Map(given.map((url) => [redactCredentials(url), splitCredentials(url)]));
-    this.urls = new BrokerUrls(given.map(redactCredentials));
+    this.#targets = new Map(given.map((url) => [redactUrl(url), splitCredentials(url)]));
+    this.urls = new BrokerUrls(given.map(redactUrl));
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#token = options.token;
   }
@@ -174,7 +174,9 @@ export class BrokerClient {
   /** Where the agent's inbox stands: the last message delivered to it (or the broker's last id for a new agent). */
   async position(agent: AgentName): Promise<StreamPosition> {
     const status = await this.status();
-    return { id: status.agents[agent]?.delivered_id ?? status.last_id, store: status.store_id };
+    // hasOwn: an agent named "constructor" is not the prototype's.
+    const known = Object.hasOwn(status.agents, agent) ? status.agents[agent].delivered_id : undefined;
+    return { id: known ?? status.last_id, store: status.store_id };
   }
 
   async #json<T>(

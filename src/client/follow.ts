@@ -50,12 +50,17 @@ const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 export async function follow(options: FollowOptions): Promise<void> {
   let position = options.from;
   let attempt = 0;
+  /** The identity of the store behind the last stream that opened (undefined from a broker older than store ids). */
+  let streamStore: string | undefined;
   while (!options.signal.aborted) {
     const openedAt = Date.now();
     try {
-      await followOnce(options, position, (advanced) => {
-        position = advanced;
-        attempt = 0;
+      await followOnce(options, position, {
+        opened: (store) => (streamStore = store),
+        advanced: (advanced) => {
+          position = advanced;
+          attempt = 0;
+        },
       });
       if (options.signal.aborted) return;
       options.log.info("stream ended by the broker; reconnecting");
@@ -73,7 +78,7 @@ export async function follow(options: FollowOptions): Promise<void> {
         // listener once that reader leaves (and a unit would not restart us), so wait for it to go, then resume by
         // our own id: what the other reader took still reaches this listener's output.
         options.log.warn(`another reader for ${options.agent} took over the stream; waiting for it to leave`);
-        await untilNoStream(options);
+        await untilNoStream(options, streamStore);
         attempt = 0;
         continue;
       }
@@ -89,9 +94,10 @@ export async function follow(options: FollowOptions): Promise<void> {
 
 /**
  * Resolves once the broker says the agent has no stream open (here, or on another broker of a shared store), or
- * when `signal` aborts. /status is what the agent's own token may read, as listen does for its first position.
+ * answers from another store than `store` (the one the taken stream came from), or when `signal` aborts. /status is
+ * what the agent's own token may read, as listen does for its first position.
  */
-async function untilNoStream(options: FollowOptions): Promise<void> {
+async function untilNoStream(options: FollowOptions, store: string | undefined): Promise<void> {
   for (let attempt = 0; !options.signal.aborted; attempt++) {
     await sleep(backoffDelay(attempt, REPLACED_BACKOFF), options.signal);
     if (options.signal.aborted) return;
@@ -104,9 +110,12 @@ async function untilNoStream(options: FollowOptions): Promise<void> {
       options.log.debug(`cannot ask whether the other reader left: ${error.message}`);
       continue;
     }
-    // Gone from the broker's agents: the operator removed it meanwhile (its stream, the other reader's, ended with
-    // the removal), and resuming would create its inbox again.
-    if (report.agents[options.agent] === undefined) throw agentRemoved(options.agent);
+    // Another store (the broker restarted on a fresh data dir, or another broker took its address) knows nothing of
+    // the other reader nor of a removal: resume, as after any reconnect (followOnce reads what is pending there).
+    if (report.store_id !== store) return;
+    // Gone from the same store's agents: the operator removed it meanwhile (its stream, the other reader's, ended
+    // with the removal), and resuming would create its inbox again. hasOwn: an agent named "constructor" is not one.
+    if (!Object.hasOwn(report.agents, options.agent)) throw agentRemoved(options.agent);
     if (!streamOpen(report, options.agent)) return;
   }
 }
@@ -152,8 +161,9 @@ function isRetryable(error: InteropError): boolean {
 async function followOnce(
   options: FollowOptions,
   position: StreamPosition | undefined,
-  advanced: (position: StreamPosition) => void,
+  progress: { opened(store: string | undefined): void; advanced(position: StreamPosition): void },
 ): Promise<void> {
+  const { advanced } = progress;
   const connection = new AbortController();
   const stop = () => connection.abort();
   options.signal.addEventListener("abort", stop, { once: true });
@@ -171,6 +181,7 @@ async function followOnce(
     }
     const { body, store } = await options.client.openStream(options.agent, position, connection.signal);
     connected = options.client.baseUrl;
+    progress.opened(store);
     // Another store's ids say nothing here (a broker on another data dir): the broker reads from the agent's cursor,
     // and the saved id is disowned as a 409 disowns it (what was marked sent by id, `listen --a2a`'s, starts over).
     const otherStore = position.store !== undefined && store !== undefined && store !== position.store;

@@ -4,16 +4,41 @@
  */
 
 /**
- * `text` with every URL's password replaced by `***` (`http://user:***@host:port/`). A password runs to the last @
- * before the host, as URL parsers (and the PostgreSQL client) read one with an @ in it.
+ * `url` with its credentials replaced by `***`: `http://user:***@host:port` for a user and password,
+ * `http://***@host:port` for a user alone (a token given as the user is sent as Basic `TOKEN:`). A password runs to
+ * the last @ before the host, as URL parsers (and the PostgreSQL client) read one with an @ in it; it may hold a
+ * space. A URL that does not parse (a / in its password) has everything from // to its last @ hidden.
+ */
+export function redactUrl(url: string): string {
+  const start = url.includes("//") ? url.indexOf("//") + 2 : 0;
+  const rest = url.slice(start);
+  const parses = URL.canParse(start === 0 ? `http://${url}` : url);
+  // The parser ends the authority at the first / ? or #; a URL it refuses has no authority to trust.
+  const authority = parses ? rest.slice(0, rest.search(/[/?#]|$/)) : rest;
+  const at = authority.lastIndexOf("@");
+  if (at < 0) return url;
+  const colon = authority.indexOf(":");
+  const shown = parses && colon >= 0 && colon < at ? `${authority.slice(0, colon)}:***` : "***";
+  return `${url.slice(0, start)}${shown}${rest.slice(at)}`;
+}
+
+/**
+ * `text` with every URL in it redacted (see `redactUrl`): a URL runs to white space, a quote or a comma (a list of
+ * brokers), less the punctuation a sentence puts after it (`at http://h:1: refused`), which would make it one the
+ * parser refuses. A backstop for what is printed: the client shows only URLs it redacted by `redactUrl` already.
  */
 export function redactCredentials(text: string): string {
-  return text.replace(/(:\/\/[^:/@\s]*:)[^/\s]*@/g, "$1***@");
+  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"',]*[^\s"',:;.)]/gi, redactUrl);
+}
+
+/** Whether a broker URL carries a user or password (which then must be kept out of world-readable files). */
+export function hasCredentials(url: string): boolean {
+  return redactUrl(url) !== url;
 }
 
 /** A broker URL as requests go to it: without its user and password, which become an `Authorization: Basic` value. */
 export function splitCredentials(url: string): { url: string; basic: string | undefined } {
-  if (!/^[^/]*\/\/[^/]*@/.test(url)) return { url, basic: undefined };
+  if (!hasCredentials(url)) return { url, basic: undefined };
   const parsed = new URL(url);
   // The URL keeps them percent-encoded; Basic carries them as typed (UTF-8, as curl sends them).
   const pair = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;

@@ -32,11 +32,12 @@ export function unitPath(scope: Scope, env: Env, target: Target = { kind: "serve
 }
 
 /**
- * The broker's environment file, beside its unit (mode 600): what must not be in the unit's command line, which
- * any local user can read in ps and `systemctl show` (the database URL, password included).
+ * A unit's environment file, beside it (mode 600): what must not be in the unit's command line, which any local
+ * user can read in ps and `systemctl show` (the broker's database URL, a listener's broker URL with a password).
+ * `interop.env` for the broker, `interop-listen-AGENT.env` for a listener.
  */
-export function environmentFilePath(scope: Scope, env: Env): string {
-  return join(unitDir(scope, env), "interop.env");
+export function environmentFilePath(scope: Scope, env: Env, target: Target = { kind: "serve" }): string {
+  return join(unitDir(scope, env), unitName(target).replace(/\.service$/, ".env"));
 }
 
 /** The environment file's text: each value double-quoted, as systemd reads it (no expansion of `$` there). */

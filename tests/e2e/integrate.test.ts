@@ -104,6 +104,26 @@ test("the .env interop integrate hermes writes lets interop's messages through H
   for (const stranger of ["openclaw", "ntfy", "*", "hermes2"]) assert.equal(hermesAuthorizes(env, stranger), false, stranger);
 });
 
+test("interop integrate refuses a broker URL with a user or password (--url or $INTEROP_URL), writing and printing nothing of it", async () => {
+  const dir = tempDir();
+  try {
+    const home = join(dir.path, "home");
+    mkdirSync(join(home, ".hermes"), { recursive: true });
+    const url = "http://alice:s3cretpw@127.0.0.1:45999";
+    for (const [args, env] of [[["--url", url], {}], [[], { INTEROP_URL: url }], [["--url", "http://s3cretpw@127.0.0.1:45999"], {}]] as const) {
+      for (const agent of ["hermes", "openclaw"]) {
+        const result = await runCli(["integrate", agent, "--write", "--home", home, "--data-dir", join(dir.path, "data"), ...args], { env });
+        assert.equal(result.code, 2, result.stderr);
+        assert.match(result.stderr, /^error: Invalid (--url|\$INTEROP_URL): "http:\/\/[^"]*\*\*\*@127\.0\.0\.1:45999" has a user or password, .* --token-file FILE; see 'interop integrate --help'\n$/);
+        assert.doesNotMatch(result.stdout + result.stderr, /s3cretpw/);
+      }
+    }
+    assert.deepEqual(readdirSync(join(home, ".hermes")), [], "nothing written");
+  } finally {
+    dir.cleanup();
+  }
+});
+
 test("interop integrate refuses to edit a config it cannot parse", async () => {
   const home = tempDir();
   try {

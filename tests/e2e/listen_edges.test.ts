@@ -318,3 +318,41 @@ test("listen --pipe writes a line larger than the pipe's buffer whole, in order,
   assert.deepEqual(lines().map((line) => JSON.parse(line).n), [1, 2, 3]);
   assert.equal(JSON.parse(lines()[1]).big, big);
 });
+
+test("a broker restarted on a fresh data dir while listen waits for another reader does not stop listen (no exit 9): it resumes there", async (t) => {
+  const dir = tempDir();
+  const held: { brokers: RunningBroker[]; listen?: ChildProcess; peek?: SseConnection } = { brokers: [] };
+  t.after(async () => {
+    held.peek?.close();
+    await stopAll(held.listen);
+    for (const broker of held.brokers) await broker.cleanup();
+    dir.cleanup();
+  });
+  const first = await startBroker({ dataDir: join(dir.path, "one") });
+  held.brokers.push(first);
+  // bob, not hermes: a fresh data dir starts with hermes and openclaw already known.
+  held.listen = spawnCli(["listen", "--agent", "bob", "--url", first.url, "--state", join(dir.path, "state.json")]);
+  const done = collect(held.listen);
+  let stderr = "";
+  held.listen.stderr!.on("data", (chunk: string) => (stderr += chunk));
+  let stdout = "";
+  held.listen.stdout!.on("data", (chunk: string) => (stdout += chunk));
+  await waitFor(async () => (await (await fetch(`${first.url}/status`)).json()).agents.bob?.streams === 1, 10_000, "listen's stream");
+  held.peek = await openSse(`${first.url}/subscribe?agent=bob`);
+  await waitFor(() => stderr.includes("another reader for bob took over the stream; waiting for it to leave"), 10_000, "listen to wait");
+
+  // Killed, so that no /status of it says the peek left: listen's next answer comes from the new broker, whose
+  // store has never heard of bob. That is no removal.
+  await first.stop("SIGKILL");
+  held.peek.close();
+  const second = await startBroker({ port: first.port, dataDir: join(dir.path, "two") });
+  held.brokers.push(second);
+  await waitFor(() => /another store than id \d+'s, reading what is pending/.test(stderr), 20_000, "listen to resume on the new store");
+  await publish(second.url, "openclaw", "bob", { n: 1 });
+  await waitFor(() => stdout.includes('"n":1'), 10_000, "listen to write the new store's message");
+  assert.equal(held.listen.exitCode, null, stderr);
+  await stopAll(held.listen);
+  const result = await done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.doesNotMatch(result.stderr, /removed by the operator/);
+});

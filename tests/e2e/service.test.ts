@@ -196,6 +196,37 @@ test("interop service install puts the database URL in a mode-600 environment fi
   }
 });
 
+test("interop service install listen puts a broker URL with a password in the listener's mode-600 environment file, from --url or $INTEROP_URL", async () => {
+  const dir = tempDir();
+  try {
+    const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+    const url = "http://alice:s3cr$t pw@127.0.0.1:18901";
+    const unitDir = join(dir.path, "systemd", "user");
+    const environmentFile = join(unitDir, "interop-listen-bob.env");
+    const installed = await runCli(["service", "install", "--exec", EXECUTABLE, "listen", "-a", "bob", "--url", url], { env });
+    assert.match(installed.stdout, new RegExp(`^wrote ${environmentFile} \\(mode 600\\)\n`));
+    const unit = readFileSync(join(unitDir, "interop-listen-bob.service"), "utf8");
+    assert.doesNotMatch(unit, /s3cr|--url/);
+    assert.match(unit, new RegExp(`^EnvironmentFile=${environmentFile}$`, "m"));
+    assert.match(unit, /^ExecStart=\S+ listen --agent bob$/m);
+    assert.equal(statSync(environmentFile).mode & 0o777, 0o600);
+    assert.equal(readFileSync(environmentFile, "utf8"), 'INTEROP_URL="http://alice:s3cr\\$t pw@127.0.0.1:18901"\n');
+    verify(unit, true, dir.path);
+
+    const fromEnv = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob"], { env: { ...env, INTEROP_URL: url } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.match(fromEnv.stdout, /^ExecStart=\S+ listen --agent bob$/m);
+    assert.match(fromEnv.stderr, /interop-listen-bob\.env \(mode 600\) setting INTEROP_URL\n$/);
+    assert.doesNotMatch(fromEnv.stdout + fromEnv.stderr, /s3cr/);
+
+    const removed = await runCli(["service", "uninstall", "listen", "-a", "bob"], { env });
+    assert.match(removed.stdout, new RegExp(`removed ${environmentFile}\n`));
+    assert.equal(existsSync(environmentFile), false);
+  } finally {
+    dir.cleanup();
+  }
+});
+
 test("interop service install does not write the database URL into an environment file others could read or hold open", async () => {
   const dir = tempDir();
   try {

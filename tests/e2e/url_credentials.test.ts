@@ -90,6 +90,24 @@ test("a password in the broker URL appears in no output of any subcommand, broke
   assert.match(listenDown, /Cannot reach the broker at http:\/\/hermes:\*\*\*@127\.0\.0\.1:\d+: ECONNREFUSED/);
 });
 
+test("a user alone, a password with a space and a password with a / in the broker URL are hidden in what status prints", async () => {
+  const down = `127.0.0.1:${await freePort()}`;
+  const cases = [
+    [`http://S3CRET@${down}`, `http://***@${down}`],
+    [`http://hermes:S3CRET pw@${down}`, `http://hermes:***@${down}`],
+    // Not a URL the parser takes (the / ends its host): everything up to the @ is hidden in the usage error.
+    [`http://hermes:S3CRET/pw@${down}`, `"http://***@${down}"`],
+  ];
+  for (const [url, shown] of cases) {
+    for (const args of [["status", "--url", url], ["status", "--json", "--url", url]]) {
+      const result = await runCli(args);
+      const output = result.stdout + result.stderr;
+      assert.doesNotMatch(output, LEAKS, output);
+      assert.ok(output.includes(shown), output);
+    }
+  }
+});
+
 test("the user and password in the broker URL go as HTTP Basic credentials, not in the request's URL", async (t) => {
   const seen: Array<{ url: string | undefined; authorization: string | undefined }> = [];
   const server = createServer((request, response) => {

@@ -1,0 +1,61 @@
+/** follow() waiting out another reader: the agent missing from /status stops it only on the same store. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { BrokerClient } from "../src/client/broker_client.ts";
+import { follow } from "../src/client/follow.ts";
+import { InteropError } from "../src/errors.ts";
+import type { AgentName } from "../src/message.ts";
+
+/** A client whose every stream is taken at once by another reader, and whose /status lists no agent. */
+function takenStreams(storeIds: string[]): { client: BrokerClient; opened: () => number; reopened: Promise<void> } {
+  let opened = 0;
+  const { promise: reopened, resolve } = Promise.withResolvers<void>();
+  const status = { store_id: "", agents: {}, last_id: 0 };
+  const client = {
+    baseUrl: "http://127.0.0.1:1",
+    urls: { next() {} },
+    openStream() {
+      const store = storeIds[Math.min(opened++, storeIds.length - 1)];
+      status.store_id = store;
+      if (opened === 2) resolve();
+      return Promise.resolve({ body: new Response("event: replaced\ndata: {}\n\n").body!, store });
+    },
+    status() {
+      return Promise.resolve(status);
+    },
+  };
+  return { client: client as unknown as BrokerClient, opened: () => opened, reopened };
+}
+
+function run(client: BrokerClient, agent: string, signal: AbortSignal): Promise<void> {
+  const log = { info() {}, warn() {}, debug() {} };
+  return follow({
+    client,
+    agent: agent as AgentName,
+    from: { id: 0, store: "one" },
+    deliver: () => Promise.resolve(),
+    delivered() {},
+    log,
+    signal,
+  });
+}
+
+test("follow() stops with agent_removed when an agent named constructor is missing from its own store's /status", async () => {
+  const { client, opened } = takenStreams(["one"]);
+  const signal = AbortSignal.timeout(5000);
+  await assert.rejects(run(client, "constructor", signal), (error: InteropError) => error.code === "agent_removed");
+  assert.equal(opened(), 1);
+});
+
+test("follow() resumes when /status answers from another store than the taken stream's, though the agent is missing", { timeout: 5000 }, async () => {
+  const { client, reopened } = takenStreams(["one"]);
+  // The broker behind the URL changes store (a restart on a fresh data dir) while the stream is taken.
+  const status = client.status.bind(client);
+  client.status = async () => ({ ...(await status()), store_id: "two" });
+  const stop = new AbortController();
+  const running = run(client, "hermes", stop.signal);
+  // Rejects instead when follow() stops with agent_removed; the test's timeout ends it if it never opens again.
+  await Promise.race([reopened, running]);
+  stop.abort();
+  await running;
+});

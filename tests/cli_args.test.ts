@@ -98,6 +98,10 @@ test("redactUrl() hides a user alone, a password with a space, and everything be
   assert.equal(redactUrl("alice:s3cret@127.0.0.1:18900"), "alice:***@127.0.0.1:18900");
   assert.equal(redactUrl("http://127.0.0.1:18900/a@b"), "http://127.0.0.1:18900/a@b");
   assert.equal(redactUrl("127.0.0.1:18900"), "127.0.0.1:18900");
+  // A PostgreSQL URL's user is a role name, not a secret; its password is.
+  assert.equal(redactUrl("postgres://interop@db:5432/interop"), "postgres://interop@db:5432/interop");
+  assert.equal(redactUrl("postgres://interop:s3cret@db:5432/interop"), "postgres://interop:***@db:5432/interop");
+  assert.equal(redactCredentials("use postgres://USER@HOST:PORT/DB; see"), "use postgres://USER@HOST:PORT/DB; see");
   assert.equal(redactCredentials('error: at "http://itk_s3cret@h:1": refused'), 'error: at "http://***@h:1": refused');
   // A sentence's colon after a URL the client redacted already leaves its user shown.
   assert.equal(redactCredentials("at http://hermes:***@h:1: refused; http://t0k@h:2."), "at http://hermes:***@h:1: refused; http://***@h:2.");

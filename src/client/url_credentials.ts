@@ -5,7 +5,7 @@
 
 /**
  * `url` with its credentials replaced by `***`: `http://user:***@host:port` for a user and password,
- * `http://***@host:port` for a user alone (a token given as the user is sent as Basic `TOKEN:`). A password runs to
+ * `http://***@host:port` for a user alone in an HTTP URL (a token given as the user is sent as Basic `TOKEN:`). A password runs to
  * the last @ before the host, as URL parsers (and the PostgreSQL client) read one with an @ in it; it may hold a
  * space. A URL that does not parse (a / in its password) has everything from // to its last @ hidden.
  */
@@ -18,7 +18,12 @@ export function redactUrl(url: string): string {
   const at = authority.lastIndexOf("@");
   if (at < 0) return url;
   const colon = authority.indexOf(":");
-  const shown = parses && colon >= 0 && colon < at ? `${authority.slice(0, colon)}:***` : "***";
+  const password = colon >= 0 && colon < at;
+  // A user alone is a secret where it is sent as one (an HTTP URL's user goes as Basic `USER:`); in a PostgreSQL URL
+  // it is a role name (postgres://interop@host/db), shown as the store's own messages show it.
+  const http = start === 0 || /^https?:\/\/$/i.test(url.slice(0, start));
+  if (!password && !http) return url;
+  const shown = parses && password ? `${authority.slice(0, colon)}:***` : "***";
   return `${url.slice(0, start)}${shown}${rest.slice(at)}`;
 }
 

@@ -140,15 +140,11 @@ test("a message taken for an inbox call cancelled while the broker answered is p
   // A stand-in broker lets the test order things: the poll is answered only once the server has read the cancel
   // (a later request reached the broker, and stdin is read in order). The client then ends the session as the
   // SDK's client does, by closing stdin: the server must still park what it holds.
-  let releasePoll!: () => void;
-  const pollReleased = new Promise<void>((resolve) => (releasePoll = resolve));
-  let pollArrived!: () => void;
-  const pollCame = new Promise<void>((resolve) => (pollArrived = resolve));
-  let statusArrived!: () => void;
-  const statusCame = new Promise<void>((resolve) => (statusArrived = resolve));
+  const { promise: pollReleased, resolve: releasePoll } = Promise.withResolvers<void>();
+  const { promise: pollCame, resolve: pollArrived } = Promise.withResolvers<void>();
+  const { promise: statusCame, resolve: statusArrived } = Promise.withResolvers<void>();
   const parked: Array<{ id: number; reason: string }> = [];
-  let parkArrived!: () => void;
-  const parkCame = new Promise<void>((resolve) => (parkArrived = resolve));
+  const { promise: parkCame, resolve: parkArrived } = Promise.withResolvers<void>();
   const broker = await standInBroker({
     "/poll": async () => {
       pollArrived();
@@ -194,12 +190,9 @@ test("interop mcp parks every message it holds at the session's end, names one t
   // Driven with raw JSON-RPC lines, to see the exit code: the inbox call takes 5, 6 and 7 but is cancelled first
   // (the agents call after the cancel shows the server read it before the poll is answered); the broker then
   // refuses to park 5 (removed by retention meanwhile).
-  let releasePoll!: () => void;
-  const pollReleased = new Promise<void>((resolve) => (releasePoll = resolve));
-  let pollArrived!: () => void;
-  const pollCame = new Promise<void>((resolve) => (pollArrived = resolve));
-  let statusArrived!: () => void;
-  const statusCame = new Promise<void>((resolve) => (statusArrived = resolve));
+  const { promise: pollReleased, resolve: releasePoll } = Promise.withResolvers<void>();
+  const { promise: pollCame, resolve: pollArrived } = Promise.withResolvers<void>();
+  const { promise: statusCame, resolve: statusArrived } = Promise.withResolvers<void>();
   const parked: number[] = [];
   const broker = await standInBroker({
     "/poll": async () => {

@@ -10,6 +10,7 @@ import {
   type DeadLetter,
   type Durability,
   type InboxRecord,
+  type InboxUpdate,
   type MessageOutcome,
   type MessageStore,
   type NewMessage,
@@ -40,6 +41,7 @@ export class SqliteStore implements MessageStore {
   #insert: StatementSync;
   #insertCopies: StatementSync;
   #upsertInboxes: StatementSync;
+  #advanceCursors: StatementSync;
   #markPolled: StatementSync;
   #readAfter: StatementSync;
   #readTailAfter: StatementSync;
@@ -128,6 +130,12 @@ export class SqliteStore implements MessageStore {
         delivered_id = max(delivered_id, excluded.delivered_id),
         last_seen = coalesce(excluded.last_seen, last_seen),
         replay_after = iif(excluded.replay_after < 0, NULL, coalesce(excluded.replay_after, replay_after))`);
+    // The updates that only move a cursor (a stream's, one per recipient of a broadcast) as a JSON object
+    // {agent: deliveredId}: its key and value need no `->>` into a nested array. 100 cursors, paired in one
+    // process: 128-237 → 70-108 µs of CPU on Node and Deno (bench/core.ts's fan-out rides one such set per commit).
+    this.#advanceCursors = this.#db.prepare(`
+      INSERT OR FAIL INTO inboxes (agent, delivered_id) SELECT key, value FROM json_each(?) WHERE true
+      ON CONFLICT (agent) DO UPDATE SET delivered_id = max(delivered_id, excluded.delivered_id)`);
     // Each read by recipient has two parts: the index (`recipient = ? AND indexed = 1`, the partial index's
     // condition word for word) and the tail past the watermark (`id > ?` first: a rowid range).
     this.#markPolled = this.#db.prepare(
@@ -214,14 +222,7 @@ export class SqliteStore implements MessageStore {
             stored.push(envelope);
           }
         }
-        if (batch.inboxes.length > 0) {
-          this.#upsertInboxes.run(JSON.stringify(batch.inboxes.map((update) => [
-            update.agent,
-            update.deliveredId ?? null,
-            update.lastSeen ?? null,
-            update.replayAfter === null ? -1 : update.replayAfter ?? null,
-          ])));
-        }
+        this.#writeInboxes(batch.inboxes);
         for (const update of batch.inboxes) {
           for (const { after, upTo } of update.polled ?? []) this.#markPolledRange(update.agent, after, upTo);
           for (const { id, at } of update.withdrawn ?? []) {
@@ -235,6 +236,31 @@ export class SqliteStore implements MessageStore {
       for (const { id, to } of stored) if (id > this.#indexedUpTo) this.#tailNewest.set(to, id);
       return stored;
     });
+  }
+
+  /** A commit's inbox rows: the cursor-only updates in one statement, the rest in another (both create a missing row). */
+  #writeInboxes(updates: InboxUpdate[]): void {
+    // Agent names are [a-z0-9][a-z0-9._-]*: no key of an object literal's prototype.
+    const cursors: Record<string, number> = {};
+    let anyCursor = false;
+    const others: InboxUpdate[] = [];
+    for (const update of updates) {
+      const { agent, deliveredId } = update;
+      if (deliveredId !== undefined && update.lastSeen === undefined && update.replayAfter === undefined) {
+        cursors[agent] = Math.max(cursors[agent] ?? 0, deliveredId);
+        anyCursor = true;
+      } else {
+        others.push(update);
+      }
+    }
+    if (anyCursor) this.#advanceCursors.run(JSON.stringify(cursors));
+    if (others.length === 0) return;
+    this.#upsertInboxes.run(JSON.stringify(others.map((update) => [
+      update.agent,
+      update.deliveredId ?? null,
+      update.lastSeen ?? null,
+      update.replayAfter === null ? -1 : update.replayAfter ?? null,
+    ])));
   }
 
   /** Where a read of `agent`'s messages after `after` scans the tail from: past the end when it holds none of them. */

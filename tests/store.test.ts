@@ -351,8 +351,9 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open();
-    // Names a JSON object would reorder or could trip on: digits only, and the punctuation agent names allow.
-    const agents = ["7", "10", "fan.a", "fan_b", "fan-c", ...Array.from({ length: 95 }, (_, i) => `fan${i}`)] as AgentName[];
+    // Names a JSON object would reorder or could trip on: digits only, a key every object inherits, and the
+    // punctuation agent names allow.
+    const agents = ["7", "10", "constructor", "fan.a", "fan_b", "fan-c", ...Array.from({ length: 94 }, (_, i) => `fan${i}`)] as AgentName[];
     await store.write({ messages: [], inboxes: agents.slice(0, 50).map((agent) => ({ agent, create: true, deliveredId: 500 })) });
     await store.write({ messages: [], inboxes: agents.map((agent, i) => ({ agent, create: true, deliveredId: 400 + 2 * i })) });
     const cursors = new Map((await store.loadInboxes()).map((inbox) => [inbox.agent, inbox.deliveredId]));

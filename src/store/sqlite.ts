@@ -250,10 +250,10 @@ export class SqliteStore implements MessageStore {
     const cursorUpdates = updates.filter(cursorOnly);
     let others = updates;
     if (cursorUpdates.length > 1) {
-      // Agent names are [a-z0-9][a-z0-9._-]*: no key of an object literal's prototype.
-      const cursors: Record<string, number> = {};
-      for (const { agent, deliveredId } of cursorUpdates) cursors[agent] = Math.max(cursors[agent] ?? 0, deliveredId!);
-      this.#advanceCursors.run(JSON.stringify(cursors));
+      // A Map, not an object literal: an agent may be named `constructor` (an object's inherited key).
+      const cursors = new Map<string, number>();
+      for (const { agent, deliveredId } of cursorUpdates) cursors.set(agent, Math.max(cursors.get(agent) ?? 0, deliveredId!));
+      this.#advanceCursors.run(JSON.stringify(Object.fromEntries(cursors)));
       others = updates.filter((update) => !cursorOnly(update));
     }
     if (others.length === 0) return;

@@ -71,12 +71,11 @@ Options:
                         reply before it answers with the task as it stands (default 5m;
                         at most 1h)
   --a2a-origin-agent NAME
-                        serve NAME's A2A card at the origin too (GET /.well-known/agent-card.json),
-                        for A2A clients that look for their peer's card only there (Hermes's
-                        strict client, its peer URL http://HOST:PORT/a2a/NAME): a strict v1.0
-                        card, one JSON-RPC interface, no streaming, text/plain. The card is
-                        public as every card; sending still needs a token. NAME must have an
-                        inbox (--agents, a token, interop agent add) or serve refuses to start
+                        also serve NAME's A2A card at the origin (/.well-known/agent-card.json)
+                        for clients that look only there (Hermes's strict A2A client, peer URL
+                        http://HOST:PORT/a2a/NAME): strict v1.0, one JSON-RPC interface, no
+                        streaming, text/plain. Public as every card; sending still needs a
+                        token. Without an inbox or token for NAME, serve refuses to start
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
   --second-stream MODE  a second stream for an agent that has one: replace (default; the old
@@ -208,7 +207,10 @@ async function serve(args: string[], io: Io): Promise<number> {
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat, { min: 100 });
   const a2aWaitMs = parseDuration("serve", "--a2a-wait", values["a2a-wait"], { max: 3_600_000 });
-  const a2aOriginAgent = values["a2a-origin-agent"] === undefined ? undefined : parseAgentName(values["a2a-origin-agent"], "--a2a-origin-agent");
+  const originAgentFlag = values["a2a-origin-agent"];
+  const a2aOriginAgent = originAgentFlag === undefined
+    ? undefined
+    : parseAgentName(originAgentFlag, "--a2a-origin-agent");
   const logFormat = values["log-format"];
   if (logFormat !== "text" && logFormat !== "json") {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);

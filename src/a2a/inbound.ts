@@ -10,7 +10,7 @@ import { errorResponse } from "../http/error_response.ts";
 import { jsonResponse } from "../http/responses.ts";
 import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
-import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl } from "./agent_card.ts";
+import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl, strictAgentCard } from "./agent_card.ts";
 import { payloadOf } from "./interop_payload.ts";
 import { newContextId } from "./message_ids.ts";
 import {
@@ -59,18 +59,21 @@ export function isA2aPath(pathname: string): boolean {
 }
 
 /**
- * The agent card, for `GET /a2a/<agent>/.well-known/agent-card.json`; for the same paths at the origin, where A2A
- * discovery looks for a host's one agent, a 404 naming where each agent's card is (the token check answered those
- * 401, which told a discovering client a credential was missing); undefined for any other request.
+ * The agent card, for `GET /a2a/<agent>/.well-known/agent-card.json`; undefined for any other request. At the
+ * origin, where A2A discovery looks for a host's one agent: the strict card of `originAgent` (`serve
+ * --a2a-origin-agent`), else a 404 naming where each agent's card is (the token check answered those 401, which
+ * told a discovering client a credential was missing).
  */
-export function cardResponse(request: IncomingRequest): OutgoingResponse | undefined {
+export function cardResponse(request: IncomingRequest, originAgent?: AgentName): OutgoingResponse | undefined {
   const { pathname } = request.url;
   if (request.method !== "GET") return undefined;
   if (CARD_PATHS.has(pathname)) {
+    if (originAgent !== undefined) return jsonResponse(200, strictAgentCard(originAgent, cardBaseUrl(request)));
     return errorResponse(
       new InteropError(
         "not_found",
-        `No agent card at ${pathname}: interop serves one card per agent, GET ${A2A_PREFIX}/AGENT${pathname} (its endpoint: POST ${A2A_PREFIX}/AGENT)`,
+        `No agent card at ${pathname}: interop serves one card per agent, GET ${A2A_PREFIX}/AGENT${pathname} (its endpoint: POST ${A2A_PREFIX}/AGENT); ` +
+          "serve --a2a-origin-agent NAME serves NAME's card here",
       ),
     );
   }

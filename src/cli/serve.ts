@@ -7,7 +7,7 @@ import { blockedPort } from "../client/blocked_ports.ts";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../http/request_limits.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
-import { DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
+import { type AgentName, DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -70,6 +70,12 @@ Options:
   --a2a-wait DUR        longest a blocking A2A SendMessage (or a task stream) waits for the
                         reply before it answers with the task as it stands (default 5m;
                         at most 1h)
+  --a2a-origin-agent NAME
+                        also serve NAME's A2A card at the origin (/.well-known/agent-card.json)
+                        for clients that look only there (Hermes's strict A2A client, peer URL
+                        http://HOST:PORT/a2a/NAME): strict v1.0, one JSON-RPC interface, no
+                        streaming, text/plain. Public as every card; sending still needs a
+                        token. Without an inbox or token for NAME, serve refuses to start
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
   --second-stream MODE  a second stream for an agent that has one: replace (default; the old
@@ -133,6 +139,7 @@ export const OPTIONS = {
   "write-timeout": { type: "string", default: "60s" },
   "resume-window": { type: "string", default: "3m" },
   "a2a-wait": { type: "string", default: "5m" },
+  "a2a-origin-agent": { type: "string" },
   "max-hops": { type: "string", default: "10" },
   "rate-limit": { type: "string", default: "1000" },
   "second-stream": { type: "string", default: "replace" },
@@ -200,6 +207,10 @@ async function serve(args: string[], io: Io): Promise<number> {
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat, { min: 100 });
   const a2aWaitMs = parseDuration("serve", "--a2a-wait", values["a2a-wait"], { max: 3_600_000 });
+  const originAgentFlag = values["a2a-origin-agent"];
+  const a2aOriginAgent = originAgentFlag === undefined
+    ? undefined
+    : parseAgentName(originAgentFlag, "--a2a-origin-agent");
   const logFormat = values["log-format"];
   if (logFormat !== "text" && logFormat !== "json") {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
@@ -252,6 +263,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   broker.observe(metrics);
   let server: HttpServer;
   try {
+    if (a2aOriginAgent !== undefined) refuseUnknownAgent(broker, auth, a2aOriginAgent);
     server = await serveBroker(broker, {
       auth,
       metrics,
@@ -263,6 +275,7 @@ async function serve(args: string[], io: Io): Promise<number> {
       requestTimeoutMs,
       maxBodyBytes,
       a2aWaitMs,
+      a2aOriginAgent,
       verbose: values.verbose,
     });
   } catch (error) {
@@ -323,4 +336,17 @@ function parseAllowedHosts(value: string): string[] {
 /** Whether binding `host` keeps the broker on this machine. */
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * `--a2a-origin-agent` names an agent that no message can be sent to (no inbox, and no token that makes one): its
+ * card would send every A2A client to a 404, so the broker does not start (a typo shows at once, not at the first
+ * message).
+ */
+function refuseUnknownAgent(broker: Broker, auth: Authenticator, agent: AgentName): void {
+  if (Object.hasOwn(broker.status().agents, agent) || (auth.enabled && auth.hasTokenFor(agent))) return;
+  throw usageError(
+    "serve",
+    `Unknown --a2a-origin-agent ${agent}: it has no inbox; name an agent of --agents, one with a token, or add it first (interop agent add ${agent})`,
+  );
 }

@@ -1,6 +1,7 @@
 /** The HTTP side of `interop serve`: the broker's routes behind their guards, on the runtime's server. */
 import type { Authenticator } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
+import type { AgentName } from "../message.ts";
 import { checkOrigin } from "../http/origin_check.ts";
 import { limitRequests, type RequestLimits } from "../http/request_limits.ts";
 import { logRequests } from "../http/request_log.ts";
@@ -22,6 +23,8 @@ export interface ServeBrokerOptions {
   requestTimeoutMs: number;
   maxBodyBytes: number;
   a2aWaitMs: number;
+  /** The agent whose strict A2A card is served at the origin (--a2a-origin-agent). */
+  a2aOriginAgent?: AgentName;
   /** Log each request (--verbose). */
   verbose: boolean;
 }
@@ -34,6 +37,7 @@ export function serveBroker(broker: Broker, options: ServeBrokerOptions): Promis
     metrics: options.metrics,
     maxBodyBytes: options.maxBodyBytes,
     a2aWaitMs: options.a2aWaitMs,
+    a2aOriginAgent: options.a2aOriginAgent,
     retryMs: 2000,
     onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`, { error: String(error) }),
   });

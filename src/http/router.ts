@@ -7,6 +7,7 @@ import type { StreamFormat } from "../broker/stream_format.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import {
+  type AgentName,
   DEFAULT_POLL_LIMIT,
   type Envelope,
   isBatch,
@@ -30,6 +31,8 @@ export interface RouterOptions {
   maxBodyBytes: number;
   /** How long a blocking A2A SendMessage waits for the reply (`serve --a2a-wait`); 5 minutes when unset. */
   a2aWaitMs?: number;
+  /** The agent whose strict A2A card is served at the origin (`serve --a2a-origin-agent`); none: a 404 there. */
+  a2aOriginAgent?: AgentName;
   /** The `retry:` advice sent to EventSource clients, in ms. */
   retryMs: number;
   /** Called with errors that are bugs (not `InteropError`), for the log. */
@@ -78,7 +81,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
     }
     // An agent card is public, as A2A clients fetch it before they authenticate.
-    const card = cardResponse(request);
+    const card = cardResponse(request, options.a2aOriginAgent);
     if (card !== undefined) return Promise.resolve(card);
     const caller = await options.auth.identify(request);
     if (isA2aPath(pathname)) return endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));

@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type RunningBroker, startBroker } from "../helpers/broker.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
+import { bearer, createToken } from "../helpers/tokens.ts";
+import { cardUrl, sdkClient, taskJson, textMessage } from "../helpers/a2a.ts";
+import { rawExchange } from "../helpers/raw_http.ts";
+import { fetchStrictCard, strictAsk, StrictClientError, validateCard } from "../helpers/strict_a2a_client.ts";
+
+interface Hub {
+  broker: RunningBroker;
+  tokens: { alice: string; bob: string };
+}
+
+/** A broker with tokens for alice (a Hermes agent whose A2A peer is bob) and bob, serving bob's card at the origin. */
+async function startHub(
+  t: { after(fn: () => Promise<void> | void): void },
+  args = ["--a2a-origin-agent", "bob"],
+): Promise<Hub> {
+  const dir = tempDir("interop-a2a-strict-");
+  t.after(() => dir.cleanup());
+  const tokens = { alice: await createToken(dir.path, "alice"), bob: await createToken(dir.path, "bob") };
+  const broker = await startBroker({ dataDir: dir.path, args });
+  t.after(() => broker.cleanup());
+  return { broker, tokens };
+}
+
+/** bob takes the next message from his inbox (long poll) and replies to it with `text`. */
+async function answerAsBob(hub: Hub, text: string): Promise<Record<string, any>> {
+  const waited = await fetch(`${hub.broker.url}/wait?agent=bob&timeout=30`, { headers: bearer(hub.tokens.bob) });
+  assert.equal(waited.status, 200);
+  const message = await waited.json();
+  const replied = await fetch(`${hub.broker.url}/broadcast?from=bob&reply_to=${message.interop.id}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(hub.tokens.bob) },
+    body: JSON.stringify({ text }),
+  });
+  assert.equal(replied.status, 200, await replied.text());
+  return message;
+}
+
+async function peek(hub: Hub, agent: "alice" | "bob"): Promise<unknown[]> {
+  const response = await fetch(`${hub.broker.url}/poll?agent=${agent}&peek=1`, { headers: bearer(hub.tokens[agent]) });
+  assert.equal(response.status, 200);
+  return await response.json();
+}
+
+test("a client as strict as Hermes's (card at the origin, one JSON-RPC 1.0 interface, no streaming, text/plain) asks bob through interop and gets his reply, the message stored once", async (t) => {
+  const hub = await startHub(t);
+  const peer = { url: `${hub.broker.url}/a2a/bob`, token: hub.tokens.alice };
+  const [answer, arrived] = await Promise.all([
+    strictAsk(peer, "what is the build status?"),
+    answerAsBob(hub, "green"),
+  ]);
+  assert.deepEqual(answer.texts, ["green"]);
+  assert.equal(answer.task.status.state, "TASK_STATE_COMPLETED");
+  assert.equal(arrived.text, "what is the build status?");
+  assert.equal(arrived.interop.from, "alice", "the sender is the agent of the token");
+  assert.equal(arrived.a2a.contextId, answer.task.contextId);
+  assert.deepEqual(await peek(hub, "bob"), [], "bob got the message once");
+  assert.deepEqual(await peek(hub, "alice"), [], "the reply came in the answer, not again through alice's inbox");
+
+  // The next call in the same conversation (Hermes keeps the contextId) is a new message in the same context.
+  const [again] = await Promise.all([
+    strictAsk(peer, "and the tests?", answer.task.contextId),
+    answerAsBob(hub, "all pass"),
+  ]);
+  assert.deepEqual(again.texts, ["all pass"]);
+  assert.equal(again.task.contextId, answer.task.contextId);
+  assert.notEqual(again.task.id, answer.task.id);
+});
+
+test("the origin card is bob's strict card, public as every card, under the host rule, and sending through it still needs a token", async (t) => {
+  const hub = await startHub(t);
+  const card = await fetchStrictCard({ url: `${hub.broker.url}/a2a/bob/`, token: undefined });
+  assert.equal(card.name, "bob");
+  assert.equal(card.supportedInterfaces[0].url, `${hub.broker.url}/a2a/bob`);
+  const legacy = await rawExchange(hub.broker.url, "GET", "/.well-known/agent.json", {
+    host: `localhost:${hub.broker.port}`,
+  });
+  assert.equal(legacy.status, 200);
+  validateCard(JSON.parse(legacy.body), `http://localhost:${hub.broker.port}/a2a/bob`);
+  const foreign = await rawExchange(hub.broker.url, "GET", "/.well-known/agent-card.json", {
+    host: "attacker.example",
+  });
+  assert.equal(foreign.status, 403);
+  assert.equal(JSON.parse(foreign.body).code, "unknown_host");
+
+  // A peer configured for another agent refuses bob's card: the origin names one agent, and no other.
+  await assert.rejects(
+    fetchStrictCard({ url: `${hub.broker.url}/a2a/carol`, token: hub.tokens.alice }),
+    /interface does not match configuration/,
+  );
+  await assert.rejects(strictAsk({ url: `${hub.broker.url}/a2a/bob`, token: undefined }, "hi"), /HTTP 401/);
+  await assert.rejects(
+    strictAsk({ url: `${hub.broker.url}/a2a/bob`, token: "itk_" + "x".repeat(43) }, "hi"),
+    /HTTP 401/,
+  );
+  assert.deepEqual(await peek(hub, "bob"), [], "nothing was stored");
+});
+
+test("each agent's own card stays as it was (streaming, both versions, JSON too), which the strict client refuses and the SDK uses", async (t) => {
+  const hub = await startHub(t);
+  const card = await (await fetch(cardUrl(hub.broker.url, "bob"))).json();
+  assert.equal(card.capabilities.streaming, true);
+  assert.deepEqual(card.supportedInterfaces.map((i: { protocolVersion: string }) => i.protocolVersion), ["1.0", "0.3"]);
+  assert.deepEqual(card.defaultInputModes, ["text/plain", "application/json"]);
+  assert.equal(card.url, `${hub.broker.url}/a2a/bob`);
+  assert.throws(() => validateCard(card, `${hub.broker.url}/a2a/bob`), StrictClientError);
+  const client = await sdkClient(hub.broker.url, "bob", hub.tokens.alice);
+  assert.equal(taskJson(await client.sendMessage(textMessage("hi"))).status.state, "TASK_STATE_SUBMITTED");
+});
+
+test("without --a2a-origin-agent the origin has no card, and the strict client says so", async (t) => {
+  const hub = await startHub(t, []);
+  const response = await fetch(`${hub.broker.url}/.well-known/agent-card.json`);
+  assert.equal(response.status, 404);
+  assert.match((await response.json()).error, /--a2a-origin-agent NAME/);
+  await assert.rejects(
+    strictAsk({ url: `${hub.broker.url}/a2a/bob`, token: hub.tokens.alice }, "hi"),
+    /card request failed \(HTTP 404\)/,
+  );
+});
+
+test("interop serve refuses to start with an --a2a-origin-agent that has no inbox, or an invalid name, in one line and exit 2", async (t) => {
+  const dir = tempDir("interop-a2a-strict-");
+  t.after(() => dir.cleanup());
+  const unknown = await runCli(["serve", "--port", "0", "--data-dir", dir.path, "--a2a-origin-agent", "nobody"]);
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(
+    unknown.stderr,
+    /^error: Unknown --a2a-origin-agent nobody: it has no inbox; .*interop agent add nobody/,
+  );
+  assert.equal(unknown.stderr.trim().split("\n").length, 1, unknown.stderr);
+  const invalid = await runCli(["serve", "--port", "0", "--data-dir", dir.path, "--a2a-origin-agent", "a/b"]);
+  assert.equal(invalid.code, 2, invalid.stderr);
+  assert.match(invalid.stderr, /^error: Invalid agent name in --a2a-origin-agent: "a\/b"/);
+  assert.equal(invalid.stderr.trim().split("\n").length, 1, invalid.stderr);
+});

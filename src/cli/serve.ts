@@ -16,7 +16,7 @@ import { VERSION } from "../version.ts";
 import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
 import { makeDataDir, removeOwner, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger, type Logger } from "./logger.ts";
 import { fitToOpenFiles } from "./open_files.ts";
 import { describePortHolder } from "./port_holder.ts";
 import { layerServeArgs } from "./serve_config.ts";
@@ -75,7 +75,7 @@ Options:
                         for clients that look only there (Hermes's strict A2A client, peer URL
                         http://HOST:PORT/a2a/NAME): strict v1.0, one JSON-RPC interface, no
                         streaming, text/plain. Public as every card; sending still needs a
-                        token. Without an inbox or token for NAME, serve refuses to start
+                        token. NAME without an inbox or token: a warning at start
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
   --second-stream MODE  a second stream for an agent that has one: replace (default; the old
@@ -263,7 +263,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   broker.observe(metrics);
   let server: HttpServer;
   try {
-    if (a2aOriginAgent !== undefined) refuseUnknownAgent(broker, auth, a2aOriginAgent);
+    if (a2aOriginAgent !== undefined) warnUnknownAgent(broker, auth, a2aOriginAgent, log);
     server = await serveBroker(broker, {
       auth,
       metrics,
@@ -339,14 +339,14 @@ function isLoopback(host: string): boolean {
 }
 
 /**
- * `--a2a-origin-agent` names an agent that no message can be sent to (no inbox, and no token that makes one): its
- * card would send every A2A client to a 404, so the broker does not start (a typo shows at once, not at the first
- * message).
+ * `--a2a-origin-agent` names an agent that no message can be sent to (no inbox, and no token that makes one): a
+ * typo, or an agent removed since the option was written. Said at start, not refused: a broker that will not start
+ * again after an `interop agent remove` is worse than a card whose sends answer `unknown_agent`.
  */
-function refuseUnknownAgent(broker: Broker, auth: Authenticator, agent: AgentName): void {
+function warnUnknownAgent(broker: Broker, auth: Authenticator, agent: AgentName, log: Logger): void {
   if (Object.hasOwn(broker.status().agents, agent) || (auth.enabled && auth.hasTokenFor(agent))) return;
-  throw usageError(
-    "serve",
-    `Unknown --a2a-origin-agent ${agent}: it has no inbox; name an agent of --agents, one with a token, or add it first (interop agent add ${agent})`,
+  log.warn(
+    `--a2a-origin-agent ${agent} has no inbox: its origin card is served, but sends to it answer unknown_agent until it exists (interop agent add ${agent})`,
+    { agent },
   );
 }

@@ -150,6 +150,11 @@ export class Streams {
         start = named.to === agent && messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
       } else if (start.afterId > this.#deps.lastId()) start = { from: "cursor" };
     }
+    // Only the operator removes an inbox: a client that saw this agent's on this store, finding none, would create it
+    // again by reading. Another store (a fresh data dir at the same URL) never had it: there the read creates it.
+    if (start.from === "id" && start.hadInboxOn === store.id && this.#deps.currentInbox(agent) === undefined) {
+      throw new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
+    }
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
     if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };

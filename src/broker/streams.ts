@@ -12,8 +12,11 @@ import { resolveStart, type StreamStart } from "./stream_start.ts";
 
 /** Messages read at a time when a resume skips what lies between the cursor and its id. */
 const SKIP_PAGE = 1000;
-/** How long a stream's closing in a shared store waits to be tried again after it failed (an outage: fails fast). */
-const CLOSE_RETRY_MS = 250;
+/**
+ * How long a stream's closing in a shared store waits to be tried again after it failed, doubling with each failure
+ * up to the cap: in an outage each try fails fast, and every stream that ended would otherwise ask four times a second.
+ */
+const CLOSE_RETRY = { firstMs: 250, maxMs: 4000 };
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
@@ -273,10 +276,11 @@ export class Streams {
    * replaced `listen` waiting for it to close and makes a removal on another broker refuse. The entry is cleared
    * only while it names this session: a newer stream of the agent is left alone.
    */
-  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string): void {
+  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string, failures = 0): void {
     shared.closeStream(agent, id).catch(() => {
       if (this.#stopping) return;
-      const retry = setTimeout(() => this.#closeInStore(shared, agent, id), CLOSE_RETRY_MS);
+      const delay = Math.min(CLOSE_RETRY.maxMs, CLOSE_RETRY.firstMs * 2 ** Math.min(failures, 16));
+      const retry = setTimeout(() => this.#closeInStore(shared, agent, id, failures + 1), delay);
       (retry as { unref?: () => void }).unref?.();
     });
   }

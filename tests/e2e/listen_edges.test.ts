@@ -370,7 +370,11 @@ function listenAsBob(url: string, state: string) {
 
 const agentsOf = async (url: string): Promise<string[]> => Object.keys((await (await fetch(`${url}/status`)).json()).agents);
 
-test("an agent removed while its listen was cut off from the broker stops listen when it reconnects (exit 9); its inbox is not created again", async (t) => {
+/**
+ * A broker on DIR/one and `listen -a bob` on it, its stream open; `started(broker)` has a broker the test starts
+ * later stopped with them after the test.
+ */
+async function bobListening(t: TestContext) {
   const dir = tempDir();
   const held: { brokers: RunningBroker[]; listen?: ChildProcess } = { brokers: [] };
   t.after(async () => {
@@ -378,23 +382,24 @@ test("an agent removed while its listen was cut off from the broker stops listen
     for (const broker of held.brokers) await broker.cleanup();
     dir.cleanup();
   });
-  const data = join(dir.path, "data");
-  const first = await startBroker({ dataDir: data });
-  held.brokers.push(first);
+  const started = (broker: RunningBroker) => (held.brokers.push(broker), broker);
+  const first = started(await startBroker({ dataDir: join(dir.path, "one") }));
   const listener = listenAsBob(first.url, join(dir.path, "state.json"));
   held.listen = listener.child;
   await waitFor(async () => (await (await fetch(`${first.url}/status`)).json()).agents.bob?.streams === 1, 10_000, "listen's stream");
+  return { dir, first, listener, started };
+}
 
+test("an agent removed while its listen was cut off from the broker stops listen when it reconnects (exit 9); its inbox is not created again", async (t) => {
+  const { dir, first, listener, started } = await bobListening(t);
   // The operator removes bob on the same data dir, through a broker at another address: listen, still trying the
   // first one's, hears nothing of it, and finds the broker back there only afterwards.
   await first.stop("SIGTERM");
-  const elsewhere = await startBroker({ dataDir: data });
-  held.brokers.push(elsewhere);
+  const elsewhere = started(await startBroker({ dataDir: join(dir.path, "one") }));
   const removed = await runCli(["agent", "remove", "bob", "--url", elsewhere.url]);
   assert.equal(removed.code, 0, removed.stderr);
   await elsewhere.stop("SIGTERM");
-  const back = await startBroker({ port: first.port, dataDir: data });
-  held.brokers.push(back);
+  const back = started(await startBroker({ port: first.port, dataDir: join(dir.path, "one") }));
 
   await waitFor(() => listener.child.exitCode !== null, 30_000, "listen to stop on reconnecting");
   const result = await listener.done;
@@ -404,21 +409,9 @@ test("an agent removed while its listen was cut off from the broker stops listen
 });
 
 test("a listen cut off from its broker, which comes back on a fresh data dir, resumes there and creates its agent (no exit 9)", async (t) => {
-  const dir = tempDir();
-  const held: { brokers: RunningBroker[]; listen?: ChildProcess } = { brokers: [] };
-  t.after(async () => {
-    await stopAll(held.listen);
-    for (const broker of held.brokers) await broker.cleanup();
-    dir.cleanup();
-  });
-  const first = await startBroker({ dataDir: join(dir.path, "one") });
-  held.brokers.push(first);
-  const listener = listenAsBob(first.url, join(dir.path, "state.json"));
-  held.listen = listener.child;
-  await waitFor(async () => (await (await fetch(`${first.url}/status`)).json()).agents.bob?.streams === 1, 10_000, "listen's stream");
+  const { dir, first, listener, started } = await bobListening(t);
   await first.stop("SIGTERM");
-  const fresh = await startBroker({ port: first.port, dataDir: join(dir.path, "two") });
-  held.brokers.push(fresh);
+  const fresh = started(await startBroker({ port: first.port, dataDir: join(dir.path, "two") }));
 
   await waitFor(() => /another store than id \d+'s, reading what is pending/.test(listener.stderr()), 30_000, "listen to resume on the new store");
   await publish(fresh.url, "openclaw", "bob", { n: 1 });

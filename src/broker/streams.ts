@@ -155,7 +155,7 @@ export class Streams {
     }
     // Only the operator removes an inbox: a client that saw this agent's on this store, finding none, would create it
     // again by reading. Another store (a fresh data dir at the same URL) never had it: there the read creates it.
-    if (start.from === "id" && start.hadInboxOn === store.id && this.#deps.currentInbox(agent) === undefined) {
+    if (start.from === "id" && start.hadInboxOn === store.id && !(await this.#hasInbox(agent))) {
       throw new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
     }
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
@@ -169,6 +169,13 @@ export class Streams {
     // that names none would mark as delivered what nobody was sent.
     if (start.from === "id" && start.store === store.id && store.shared === undefined) await this.#skip(inbox, after);
     return { inbox, start, after };
+  }
+
+  async #hasInbox(agent: AgentName): Promise<boolean> {
+    if (this.#deps.currentInbox(agent) !== undefined) return true;
+    // On a shared store another broker may have created it since this one last read the cluster view (every second).
+    const { shared } = this.#deps.store;
+    return shared !== undefined && (await shared.cluster()).cursors.has(agent);
   }
 
   /**

@@ -1,4 +1,5 @@
-// A stream's closing in a shared store (PostgreSQL) that fails is tried again, less and less often, until it lands.
+// Streams on a store several brokers share (PostgreSQL), against a stand-in store: closing a stream's entry, and
+// telling a removed agent from one another broker created.
 import assert from "node:assert/strict";
 import { mock, test } from "node:test";
 import { Streams, type StreamsDeps } from "../src/broker/streams.ts";
@@ -9,8 +10,11 @@ import type { InboxRecord, MessageStore, SharedInboxes } from "../src/store/stor
 
 const bob = parseAgentName("bob", "agent");
 
-/** Streams over a shared store whose closeStream fails `failures` times; `closes` holds when each try came. */
-function streamsOverFlakyStore(failures: number) {
+/**
+ * Streams over a shared store whose closeStream fails `failures` times (`closes` holds when each try came), where
+ * this broker knows bob's inbox (`known`) or only the cluster view has it (`inCluster`).
+ */
+function streamsOverSharedStore(failures: number, { known = true, inCluster = false } = {}) {
   const closes: number[] = [];
   const shared = {
     openStream: () => Promise.resolve(0),
@@ -19,6 +23,7 @@ function streamsOverFlakyStore(failures: number) {
       return closes.length <= failures ? Promise.reject(new Error("the database is unreachable")) : Promise.resolve();
     },
     version: () => Promise.resolve({ version: 0, deliveredId: 0 }),
+    cluster: () => Promise.resolve({ brokers: [], streams: new Map(), cursors: new Map(inCluster ? [[bob, 0]] : []) }),
   } as unknown as SharedInboxes;
   const store = { id: "store", outage: undefined, shared, readAfter: () => Promise.resolve([]) } as unknown as MessageStore;
   const inbox: InboxRecord = { agent: bob, deliveredId: 0, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
@@ -26,7 +31,7 @@ function streamsOverFlakyStore(failures: number) {
   const deps: StreamsDeps = {
     store,
     inboxFor: () => Promise.resolve(inbox),
-    currentInbox: () => inbox,
+    currentInbox: () => (known ? inbox : undefined),
     lastId: () => 0,
     sawId: ignore,
     isTaken: () => false,
@@ -70,7 +75,7 @@ async function advance(ms: number): Promise<void> {
 test("a stream's closing that keeps failing is tried again after 0.25, 0.5, 1, 2 s, then every 4 s, until it lands", async () => {
   mock.timers.enable({ apis: ["setTimeout", "Date"], now: 0 });
   try {
-    const { streams, closes } = streamsOverFlakyStore(7);
+    const { streams, closes } = streamsOverSharedStore(7);
     const client = sink();
     (await streams.prepare(bob, { from: "cursor" }, sseFormat(2000, true)))(client);
     await settle();
@@ -87,7 +92,7 @@ test("a stream's closing that keeps failing is tried again after 0.25, 0.5, 1, 2
 test("a stream's closing that fails once the broker stops is not tried again", async () => {
   mock.timers.enable({ apis: ["setTimeout", "Date"], now: 0 });
   try {
-    const { streams, closes } = streamsOverFlakyStore(Infinity);
+    const { streams, closes } = streamsOverSharedStore(Infinity);
     const client = sink();
     (await streams.prepare(bob, { from: "cursor" }, sseFormat(2000, true)))(client);
     await settle();
@@ -98,4 +103,16 @@ test("a stream's closing that fails once the broker stops is not tried again", a
   } finally {
     mock.timers.reset();
   }
+});
+
+test("a resume from a client that had bob's inbox on this store is refused (agent_removed) when no broker of it has one", async () => {
+  const { streams } = streamsOverSharedStore(0, { known: false });
+  const resume = { from: "id", afterId: 0, store: "store", hadInboxOn: "store" } as const;
+  await assert.rejects(streams.prepare(bob, resume, sseFormat(2000, true)), { code: "agent_removed" });
+});
+
+test("a resume from a client that had bob's inbox is served when another broker created it since this one last looked", async () => {
+  const { streams } = streamsOverSharedStore(0, { known: false, inCluster: true });
+  const resume = { from: "id", afterId: 0, store: "store", hadInboxOn: "store" } as const;
+  assert.equal(typeof await streams.prepare(bob, resume, sseFormat(2000, true)), "function");
 });

@@ -183,16 +183,22 @@ async function rawSession(broker: BrokerClient) {
     await wire.close();
     await server.close();
   };
-  return { call, cancel, close, parkUnreturned };
+  /** Calls `tool` as request `id` without waiting for an answer (one to be cancelled). */
+  const start = (id: number, tool: string) => void request(id, "tools/call", { name: tool, arguments: {} });
+  return { call, start, cancel, close, parkUnreturned };
 }
 
-/** A stand-in broker whose polls and waits hand out the next of `batches` (then nothing), and which parks all. */
-function scriptedBroker(batches: number[][]) {
+/**
+ * A stand-in broker whose polls and waits hand out the next of `batches` (then nothing; a batch given as a promise
+ * once it resolves), and which parks all.
+ */
+function scriptedBroker(batches: Array<number[] | Promise<number[]>>) {
   const parked: number[] = [];
-  const next = () => (batches.shift() ?? []).map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
+  const next = async () =>
+    (await (batches.shift() ?? [])).map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
   const broker = {
-    poll: () => Promise.resolve(next()),
-    wait: () => Promise.resolve(next()[0] ?? null),
+    poll: () => next(),
+    wait: async () => (await next())[0] ?? null,
     parkDeadLetter: (_agent: string, id: number) => {
       parked.push(id);
       return Promise.resolve({});
@@ -252,4 +258,20 @@ test("TakenMessages forgets an answer after 30 s: a cancel that late is from a c
   now = 30_001;
   taken.cancelled("b");
   assert.deepEqual(taken.drain().map((held) => held.interop.id), [1]);
+});
+
+test("a cancel for a request id used again is for the new call: the earlier call's answer, read, is not put back", async () => {
+  const polled = Promise.withResolvers<number[]>();
+  const { broker } = scriptedBroker([[7], polled.promise]);
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "inbox"), [7]);
+  // Id 2 again, once its first call was answered (JSON-RPC allows it); cancelled while its poll is at the broker.
+  session.start(2, "inbox");
+  await session.cancel(2);
+  polled.resolve([8]);
+  // One turn of the event loop: the cancelled call, all microtasks in memory, has held what its poll took.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(await session.call(3, "inbox"), [8]);
+  await session.close();
+  await session.parkUnreturned();
 });

@@ -51,6 +51,11 @@ export class TakenMessages {
     this.#hold(answer.messages);
   }
 
+  /** A new call came with `requestId`: the answer of an earlier call with it was read. */
+  forget(requestId: RequestId): void {
+    this.#answered.delete(requestId);
+  }
+
   /** Everything held, taken out (for parking at the session's end). */
   drain(): WireMessage[] {
     return this.#held.splice(0);

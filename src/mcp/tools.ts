@@ -151,7 +151,10 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   }, async () => answer((await client.status()).agents));
 
   const observe = (message: JSONRPCMessage) => {
-    if ("method" in message && message.method === "notifications/cancelled" && !("id" in message)) {
+    if (!("method" in message)) return;
+    // A client may use an id again once its call was answered: a cancel with it is for the new call.
+    if ("id" in message) taken.forget(message.id);
+    else if (message.method === "notifications/cancelled") {
       const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId;
       if (typeof requestId === "string" || typeof requestId === "number") taken.cancelled(requestId);
     }

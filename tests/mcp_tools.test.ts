@@ -12,6 +12,7 @@ import type { BrokerClient } from "../src/client/broker_client.ts";
 import type { Logger } from "../src/cli/logger.ts";
 import { InteropError } from "../src/errors.ts";
 import { parseAgentName, type WireMessage } from "../src/message.ts";
+import { TakenMessages } from "../src/mcp/taken_messages.ts";
 import { registerTools } from "../src/mcp/tools.ts";
 
 interface Session {
@@ -25,15 +26,22 @@ interface Session {
 /** An MCP client (the SDK's, as OpenClaw uses) talking in memory to the tools over `broker`. */
 async function connectTools(broker: BrokerClient): Promise<Session> {
   const server = new McpServer({ name: "interop", version: "test" });
-  const park = registerTools(server, broker, parseAgentName("openclaw", "agent"));
+  const { serverSide, parkUnreturned, errors } = await serveTools(server, broker);
+  const client = new Client({ name: "test", version: "1" });
+  await client.connect(serverSide.peer);
+  return { client, server, parkUnreturned, errors };
+}
+
+/** The tools over `broker` on `server`, connected as src/cli/mcp.ts connects them; `peer` is the client's end. */
+async function serveTools(server: McpServer, broker: BrokerClient) {
+  const tools = registerTools(server, broker, parseAgentName("openclaw", "agent"));
   const errors: string[] = [];
   const ignore = () => {};
   const log: Logger = { info: ignore, warn: ignore, debug: ignore, error: (message) => errors.push(message) };
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  serverSide.onmessage = tools.observe;
   await server.connect(serverSide);
-  const client = new Client({ name: "test", version: "1" });
-  await client.connect(clientSide);
-  return { client, server, parkUnreturned: () => park(log), errors };
+  return { serverSide: Object.assign(serverSide, { peer: clientSide }), parkUnreturned: () => tools.endSession(log), errors };
 }
 
 /** A promise and the function that resolves it. */
@@ -141,4 +149,129 @@ test("a message that cannot be parked at the session's end does not stop the oth
   assert.equal(allParked, false);
   assert.equal(errors.length, 1);
   assert.match(errors[0], /could not park message 5 .*message 5 is gone/);
+});
+
+/**
+ * A client speaking raw JSON-RPC frames to the tools, to put a cancel on the wire after the answer it crossed (the
+ * SDK client cannot: it cancels only calls it still awaits, and then ignores their answer).
+ */
+async function rawSession(broker: BrokerClient) {
+  const server = new McpServer({ name: "interop", version: "test" });
+  const { serverSide, parkUnreturned } = await serveTools(server, broker);
+  const wire = serverSide.peer;
+  const answers = new Map<number, PromiseWithResolvers<unknown>>();
+  const answerTo = (id: number) => answers.get(id) ?? answers.set(id, Promise.withResolvers()).get(id)!;
+  wire.onmessage = (frame) => {
+    if ("id" in frame && !("method" in frame)) answerTo(frame.id as number).resolve("result" in frame ? frame.result : frame);
+  };
+  await wire.start();
+  const request = (id: number, method: string, params: Record<string, unknown>) => {
+    wire.send({ jsonrpc: "2.0", id, method, params });
+    return answerTo(id).promise;
+  };
+  await request(1, "initialize", { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } });
+  await wire.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+  /** Calls `tool` as request `id`; resolves with the ids of the messages its answer holds. */
+  const call = async (id: number, tool: string, args: Record<string, unknown> = {}) => {
+    const result = await request(id, "tools/call", { name: tool, arguments: args }) as { content: Array<{ text: string }> };
+    const value = JSON.parse(result.content[0].text);
+    const messages = (Array.isArray(value) ? value : [value.message ?? value.reply]).filter((message) => message !== null);
+    return messages.map((message: WireMessage) => message.interop.id);
+  };
+  const cancel = (id: number) => wire.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: "aborted" } });
+  const close = async () => {
+    await wire.close();
+    await server.close();
+  };
+  /** Calls `tool` as request `id` without waiting for an answer (one to be cancelled). */
+  const start = (id: number, tool: string) => void request(id, "tools/call", { name: tool, arguments: {} });
+  return { call, start, cancel, close, parkUnreturned };
+}
+
+/**
+ * A stand-in broker whose polls and waits hand out the next of `batches` (then nothing; a batch given as a promise
+ * once it resolves), and which parks all.
+ */
+function scriptedBroker(batches: Array<number[] | Promise<number[]>>) {
+  const parked: number[] = [];
+  const next = async () =>
+    (await (batches.shift() ?? [])).map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
+  const broker = {
+    poll: () => next(),
+    wait: async () => (await next())[0] ?? null,
+    parkDeadLetter: (_agent: string, id: number) => {
+      parked.push(id);
+      return Promise.resolve({});
+    },
+  } as unknown as BrokerClient;
+  return { broker, parked };
+}
+
+test("messages answered to an inbox call whose cancel crossed the answer are returned by the next call", async () => {
+  // The client cancelled before the answer reached it, so it drops the answer: the messages must come again.
+  const { broker, parked } = scriptedBroker([[7, 8], [9]]);
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "inbox"), [7, 8]);
+  await session.cancel(2);
+  assert.deepEqual(await session.call(3, "inbox"), [7, 8, 9]);
+  // Seen once by the client now: a second cancel for call 2 (or one for call 3, answered and read) repeats nothing.
+  await session.cancel(2);
+  assert.deepEqual(await session.call(4, "inbox"), []);
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
+  assert.deepEqual(parked, []);
+});
+
+test("a message answered to a wait call whose cancel crossed the answer is parked when the session ends first", async () => {
+  const { broker, parked } = scriptedBroker([[7]]);
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 1 }), [7]);
+  await session.cancel(2);
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
+  assert.deepEqual(parked, [7]);
+});
+
+test("a cancel for a call that was answered and is long forgotten puts nothing back", async () => {
+  // Only the last 100 answers are remembered: a cancel for an older one is from a client that read it.
+  const { broker, parked } = scriptedBroker(Array.from({ length: 101 }, (_, index) => [index + 1]));
+  const session = await rawSession(broker);
+  for (let id = 2; id <= 102; id++) await session.call(id, "inbox");
+  await session.cancel(2);
+  assert.deepEqual(await session.call(103, "inbox"), []);
+  await session.cancel(3);
+  assert.deepEqual(await session.call(104, "inbox"), [2]);
+  await session.close();
+  await session.parkUnreturned();
+  assert.deepEqual(parked, []);
+});
+
+test("TakenMessages forgets an answer after 30 s: a cancel that late is from a client that read it", () => {
+  let now = 0;
+  const taken = new TakenMessages(() => now);
+  const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
+  const live = new AbortController().signal;
+  taken.answering("a", live, [message(1)]);
+  taken.answering("b", live, [message(2)]);
+  now = 30_000;
+  taken.cancelled("a");
+  now = 30_001;
+  taken.cancelled("b");
+  assert.deepEqual(taken.drain().map((held) => held.interop.id), [1]);
+});
+
+test("a cancel for a request id used again is for the new call: the earlier call's answer, read, is not put back", async () => {
+  const polled = Promise.withResolvers<number[]>();
+  const { broker } = scriptedBroker([[7], polled.promise]);
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "inbox"), [7]);
+  // Id 2 again, once its first call was answered (JSON-RPC allows it); cancelled while its poll is at the broker.
+  session.start(2, "inbox");
+  await session.cancel(2);
+  polled.resolve([8]);
+  // One turn of the event loop: the cancelled call, all microtasks in memory, has held what its poll took.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(await session.call(3, "inbox"), [8]);
+  await session.close();
+  await session.parkUnreturned();
 });

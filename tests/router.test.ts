@@ -116,6 +116,28 @@ test("Last-Event-ID resumes exactly after the id, and skips what a poll took", a
   });
 });
 
+test("a subscribe that says it had the agent's inbox on this store is refused (410 agent_removed) once the inbox is gone; any other creates it", async () => {
+  await withRouter(async ({ broker, call, json }) => {
+    const resume = (store: string) => ({ "last-event-id": "0", "interop-store": store, "interop-had-inbox": store });
+    assert.deepEqual(await json("GET", "/subscribe?agent=bob", undefined, resume(broker.storeId)), {
+      status: 410,
+      body: { error: "bob was removed by the operator; its inbox is not created again for a client that had it", code: "agent_removed" },
+    });
+    assert.ok(!Object.hasOwn(broker.status().agents, "bob"));
+    // Another store's client (this broker restarted on a fresh data dir) never had bob here: the read creates him.
+    const elsewhere = capture(await call("GET", "/subscribe?agent=bob", undefined, resume("another-store")));
+    elsewhere.close();
+    assert.ok(Object.hasOwn(broker.status().agents, "bob"));
+    // The old wire API: a bare subscribe creates the inbox, as before.
+    const bare = capture(await call("GET", "/subscribe?agent=carol"));
+    bare.close();
+    assert.ok(Object.hasOwn(broker.status().agents, "carol"));
+    // Existing: served as ever.
+    const existing = capture(await call("GET", "/subscribe?agent=carol", undefined, resume(broker.storeId)));
+    existing.close();
+  });
+});
+
 test("a second stream for an agent replaces the first, which is told why: an SSE client by an event, any other by a comment", async () => {
   await withRouter(async ({ call }) => {
     const sse = { accept: "text/event-stream" };

@@ -50,8 +50,11 @@ export class A2aOutbound {
   #follower: TaskFollower;
   /** Sends waiting for a follower to finish. */
   #freed: Array<() => void> = [];
-  /** Callers of `settled()` waiting for the last follower to finish. */
-  #idle: Array<() => void> = [];
+  /**
+   * The followers of tasks this run's sends started, until they finish: what `settled()` waits for. Not those of
+   * tasks resumed from an earlier run, which may take long yet; their records keep them for the next start.
+   */
+  #sent = new Set<Promise<void>>();
 
   constructor(options: A2aOutboundOptions) {
     this.#options = options;
@@ -67,7 +70,7 @@ export class A2aOutbound {
     for (const record of [...state.records.values()]) {
       if (isSent(record)) {
         log.info(`following the task of message ${record.id} again`);
-        this.#startFollowing(record, record.answer === undefined ? undefined : { taskId: undefined, ...record.answer });
+        void this.#startFollowing(record, record.answer === undefined ? undefined : { taskId: undefined, ...record.answer });
         continue;
       }
       await this.#park(record.id, inDoubtReason("the listener stopped while sending it"));
@@ -128,7 +131,9 @@ export class A2aOutbound {
     else record.answer = { state: view.state, answer: view.answer };
     state.lastSent = record.id;
     state.save();
-    this.#startFollowing(record, view);
+    const following = this.#startFollowing(record, view);
+    this.#sent.add(following);
+    void following.then(() => this.#sent.delete(following));
   };
 
   /**
@@ -151,12 +156,11 @@ export class A2aOutbound {
   }
 
   /**
-   * Resolves once every task followed has settled and its answer is published (or parked), or once shutdown ended
-   * the followers early (their records stay for the next start): `listen --limit N` exits only then.
+   * Resolves once every task this run's sends started has settled and its answer is published (or parked), or once
+   * shutdown ended the followers early (their records stay for the next start): `listen --limit N` exits only then.
    */
-  settled(): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+  async settled(): Promise<void> {
+    await Promise.all(this.#sent);
   }
 
   #settleSend(id: number): void {
@@ -183,9 +187,10 @@ export class A2aOutbound {
     }
   }
 
-  #startFollowing(record: OutboundRecord, first: TaskView | undefined): void {
+  /** Follows the record's task in the background; the promise resolves once the follower finished, however. */
+  #startFollowing(record: OutboundRecord, first: TaskView | undefined): Promise<void> {
     this.#inFlight++;
-    this.#follow(record, first)
+    return this.#follow(record, first)
       .catch((error) => {
         // Only a shutdown ends a follower early; its record stays for the next start.
         if (!this.#options.shutdown.aborted) {
@@ -195,7 +200,6 @@ export class A2aOutbound {
       .finally(() => {
         this.#inFlight--;
         this.#freed.shift()?.();
-        if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       });
   }
 

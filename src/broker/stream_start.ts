@@ -10,8 +10,10 @@ export type StreamStart =
    * Exactly after this id (Last-Event-ID; ntfy's since=<id>); an unknown or expired id is refused. `store`: the
    * identity of the store the id came from, when the client says (a stream reads another store's ids from the cursor).
    * `key`: the message's key, when the client named it (an ntfy id), which tells whether it is this store's.
+   * `hadInboxOn`: the store on which the client saw the agent's inbox (listen, reconnecting): on this store, an agent
+   * with no inbox was removed by the operator, and the stream is refused rather than create the inbox again.
    */
-  | { from: "id"; afterId: number; store?: string; key?: string }
+  | { from: "id"; afterId: number; store?: string; key?: string; hadInboxOn?: string }
   /** Every retained message created at or after this time, in ms (ntfy's since=<duration|time|all>). */
   | { from: "time"; since: number };
 

@@ -12,8 +12,11 @@ import { resolveStart, type StreamStart } from "./stream_start.ts";
 
 /** Messages read at a time when a resume skips what lies between the cursor and its id. */
 const SKIP_PAGE = 1000;
-/** How long a stream's closing in a shared store waits to be tried again after it failed (an outage: fails fast). */
-const CLOSE_RETRY_MS = 250;
+/**
+ * How long a stream's closing in a shared store waits to be tried again after it failed, doubling with each failure
+ * up to the cap: in an outage each try fails fast, and every stream that ended would otherwise ask four times a second.
+ */
+const CLOSE_RETRY = { firstMs: 250, maxMs: 4000 };
 
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
@@ -150,6 +153,11 @@ export class Streams {
         start = named.to === agent && messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
       } else if (start.afterId > this.#deps.lastId()) start = { from: "cursor" };
     }
+    // Only the operator removes an inbox: a client that saw this agent's on this store, finding none, would create it
+    // again by reading. Another store (a fresh data dir at the same URL) never had it: there the read creates it.
+    if (start.from === "id" && start.hadInboxOn === store.id && !(await this.#hasInbox(agent))) {
+      throw new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
+    }
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
     if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
@@ -161,6 +169,13 @@ export class Streams {
     // that names none would mark as delivered what nobody was sent.
     if (start.from === "id" && start.store === store.id && store.shared === undefined) await this.#skip(inbox, after);
     return { inbox, start, after };
+  }
+
+  async #hasInbox(agent: AgentName): Promise<boolean> {
+    if (this.#deps.currentInbox(agent) !== undefined) return true;
+    // On a shared store another broker may have created it since this one last read the cluster view (every second).
+    const { shared } = this.#deps.store;
+    return shared !== undefined && (await shared.cluster()).cursors.has(agent);
   }
 
   /**
@@ -268,10 +283,11 @@ export class Streams {
    * replaced `listen` waiting for it to close and makes a removal on another broker refuse. The entry is cleared
    * only while it names this session: a newer stream of the agent is left alone.
    */
-  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string): void {
+  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string, failures = 0): void {
     shared.closeStream(agent, id).catch(() => {
       if (this.#stopping) return;
-      const retry = setTimeout(() => this.#closeInStore(shared, agent, id), CLOSE_RETRY_MS);
+      const delay = Math.min(CLOSE_RETRY.maxMs, CLOSE_RETRY.firstMs * 2 ** Math.min(failures, 16));
+      const retry = setTimeout(() => this.#closeInStore(shared, agent, id, failures + 1), delay);
       (retry as { unref?: () => void }).unref?.();
     });
   }

@@ -27,6 +27,7 @@ import {
 import type { Io } from "./io.ts";
 import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { pushUrlFromEnv } from "./push_url_variables.ts";
 
 export const HELP = `interop listen — follow an agent's inbox
 
@@ -54,6 +55,9 @@ to, timestamp}) to stdout, or to one OUTPUT:
                       http://127.0.0.1:18789/a2a/v1, Hermes http://127.0.0.1:9900/):
                       SendMessage per message, its task followed with GetTask, and the
                       answer published back to the sender as a reply (see A2A below)
+With no OUTPUT flag, a push URL may come from $INTEROP_POST_URL, $INTEROP_OPENCLAW_URL,
+$INTEROP_HERMES_WEBHOOK_URL or $INTEROP_A2A_URL (one of them): a URL with a password
+stays off the command line ('service install listen' puts it in the unit's env file).
 
 Pushes carry the message's key (its id and creation time, e.g. 17-mfx3k2a1: unique across
 data dirs, where ids start again at 1) in Idempotency-Key and X-Request-ID. They are retried with
@@ -171,17 +175,19 @@ type Values = ReturnType<typeof parseFlags<typeof OPTIONS>>["values"];
 const PUSH_POST_TIMEOUT = "30s";
 /** For --a2a, past Hermes's A2A server's own wait: it answers a SendMessage only when its turn ends (300 s at most). */
 const A2A_POST_TIMEOUT = "330s";
-const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook", "a2a"] as const;
+/** The outputs, of which a listener takes one. */
+export const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook", "a2a"] as const;
 
 export async function run(args: string[], io: Io): Promise<number> {
-  const { values } = parseFlags("listen", args, OPTIONS);
-  if (values.help) {
+  const flags = parseFlags("listen", args, OPTIONS).values;
+  if (flags.help) {
     io.stdout(HELP);
     return 0;
   }
-  const agent = agentFlag("listen", "--agent", values.agent, io.env);
-  const outputs = OUTPUTS.filter((output) => values[output] !== undefined);
+  const agent = agentFlag("listen", "--agent", flags.agent, io.env);
+  const outputs = OUTPUTS.filter((output) => flags[output] !== undefined);
   if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
+  const values: Values = outputs.length === 0 ? { ...flags, ...pushUrlFromEnv(io.env) } : flags;
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"], { min: 1000 });
   const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);

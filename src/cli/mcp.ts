@@ -56,8 +56,10 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const agent = agentFlag("mcp", "--agent", values.agent, io.env);
   const server = new McpServer({ name: "interop", version: VERSION });
-  const parkUnreturned = registerTools(server, brokerClient("mcp", values, io.env), agent);
+  const tools = registerTools(server, brokerClient("mcp", values, io.env), agent);
   const transport = new StdioServerTransport();
+  // The SDK's connect keeps a handler set before it and calls it first with each message.
+  transport.onmessage = tools.observe;
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();
     // The SDK's stdio transport (1.30) does not watch for the end of stdin, which is how MCP clients close a
@@ -67,7 +69,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   });
   await server.connect(transport);
   await closed;
-  // The close cancels the calls still running; parkUnreturned waits for them, as a poll's answer may still come.
+  // The close cancels the calls still running; endSession waits for them, as a poll's answer may still come.
   await server.close();
-  return await parkUnreturned(createLogger(io, "mcp", false)) ? EXIT.ok : EXIT.failure;
+  return await tools.endSession(createLogger(io, "mcp", false)) ? EXIT.ok : EXIT.failure;
 }

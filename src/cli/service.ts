@@ -20,10 +20,11 @@ import {
   unitPath,
 } from "../service/unit.ts";
 import { hasCredentials } from "../client/url_credentials.ts";
+import { PUSH_URL_VARIABLES } from "./push_url_variables.ts";
 import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
 import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
-import { OPTIONS as LISTEN_OPTIONS } from "./listen.ts";
+import { OPTIONS as LISTEN_OPTIONS, OUTPUTS } from "./listen.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 
 export const HELP = `interop service — run the broker and listeners under systemd
@@ -51,7 +52,8 @@ A unit does not see your shell's environment: pass secrets as files (--token-fil
 The broker's --database-url (or $INTEROP_DATABASE_URL) goes into interop.env beside the
 unit, mode 600, never into its command line: ps and 'systemctl show' let anyone read that.
 So does a listener's broker URL with a user or password in it (--url or $INTEROP_URL): into
-interop-listen-AGENT.env as INTEROP_URL.
+interop-listen-AGENT.env as INTEROP_URL; and its push URL with one (--a2a, --openclaw,
+--post, --hermes-webhook), as INTEROP_A2A_URL, INTEROP_OPENCLAW_URL, … (listen reads it there).
 
 'status' lists interop's units and shows them with systemctl status.
 
@@ -141,8 +143,21 @@ export function run(args: string[], io: Io): Promise<number> {
         // A user or password in it goes into the environment file (listen reads $INTEROP_URL), as the broker's
         // database URL does: not into ExecStart, which ps and `systemctl show` print to anyone.
         const secretUrl = brokerUrl !== undefined && brokerUrl.split(",").some(hasCredentials);
-        if (secretUrl) environment = { INTEROP_URL: brokerUrl };
-        command.push("listen", "--agent", target.agent, ...asArgs(listenFlags.filter(([name]) => !(secretUrl && name === "url"))));
+        const secrets: Record<string, string> = secretUrl ? { INTEROP_URL: brokerUrl } : {};
+        // So does one in the push URL (--a2a, --openclaw, …): listen, given no output flag, reads it from its variable.
+        const hidden = new Set(secretUrl ? ["url"] : []);
+        // Two outputs are refused here, as listen refuses them: with one moved into the environment file, listen would
+        // quietly take the other.
+        const outputs = new Set(listenFlags.map(([name]) => name).filter((name) => (OUTPUTS as readonly string[]).includes(name)));
+        if (outputs.size > 1) throw usageError("service", `Give the listener at most one output, not --${[...outputs].join(" and --")}`);
+        for (const [output, variable] of Object.entries(PUSH_URL_VARIABLES)) {
+          const url = listenFlags.findLast(([name]) => name === output)?.[1];
+          if (url === undefined || !hasCredentials(url)) continue;
+          secrets[variable] = url;
+          hidden.add(output);
+        }
+        if (hidden.size > 0) environment = secrets;
+        command.push("listen", "--agent", target.agent, ...asArgs(listenFlags.filter(([name]) => !hidden.has(name))));
         if (!given.has("url") && brokerUrl !== undefined && !secretUrl) command.push("--url", brokerUrl);
         // A dynamic user has no home: its cursor goes in the unit's own state directory.
         if (!given.has("state") && scope === "system") command.push("--state", `${listenerStateDir(target.agent)}/state.json`);

@@ -157,15 +157,19 @@ export class BrokerClient {
 
   /**
    * Opens the agent's SSE stream, resuming after `from` (a broker with another store reads from the agent's
-   * cursor instead); resolves once the headers are in, with the identity of the broker's store.
+   * cursor instead); resolves once the headers are in, with the identity of the broker's store. `hadInboxOn`: the
+   * store on which a stream of the agent opened before; there a broker refuses (`agent_removed`) to create the
+   * inbox again.
    */
   async openStream(
     agent: AgentName,
     from: StreamPosition,
     signal: AbortSignal,
+    hadInboxOn?: string,
   ): Promise<{ body: ReadableStream<Uint8Array>; store: string | undefined }> {
     const headers: Record<string, string> = { accept: "text/event-stream", "last-event-id": String(from.id) };
     if (from.store !== undefined) headers["interop-store"] = from.store;
+    if (hadInboxOn !== undefined) headers["interop-had-inbox"] = hadInboxOn;
     const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, { cancel: signal });
     if (response.body === null) throw new InteropError("rejected", "Broker sent a stream with no body");
     return { body: response.body, store: response.headers.get("interop-store") ?? undefined };

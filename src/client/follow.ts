@@ -55,7 +55,7 @@ export async function follow(options: FollowOptions): Promise<void> {
   while (!options.signal.aborted) {
     const openedAt = Date.now();
     try {
-      await followOnce(options, position, {
+      await followOnce(options, position, streamStore, {
         opened: (store) => (streamStore = store),
         advanced: (advanced) => {
           position = advanced;
@@ -73,6 +73,8 @@ export async function follow(options: FollowOptions): Promise<void> {
         options.delivered(undefined);
         continue;
       }
+      // The broker refused to create the inbox again (it had one on that store): said as a removal seen live is.
+      if (error.code === "agent_removed") throw agentRemoved(options.agent);
       if (error.code === "replaced" && !options.exitIfReplaced) {
         // A peek (`curl /subscribe`) or a second listen took the stream. Giving the agent up would leave it with no
         // listener once that reader leaves (and a unit would not restart us), so wait for it to go, then resume by
@@ -157,10 +159,14 @@ function isRetryable(error: InteropError): boolean {
     (error.status !== undefined && (error.status >= 500 || error.status === 408 || error.status === 429));
 }
 
-/** One connection: reads events until the stream ends, fails, goes idle, or `signal` aborts. */
+/**
+ * One connection: reads events until the stream ends, fails, goes idle, or `signal` aborts. `hadInboxOn`: the store
+ * of the last stream that opened, where the agent had an inbox (a subscribe creates it).
+ */
 async function followOnce(
   options: FollowOptions,
   position: StreamPosition | undefined,
+  hadInboxOn: string | undefined,
   progress: { opened(store: string | undefined): void; advanced(position: StreamPosition): void },
 ): Promise<void> {
   const { advanced } = progress;
@@ -179,7 +185,7 @@ async function followOnce(
       options.delivered(position);
       advanced(position);
     }
-    const { body, store } = await options.client.openStream(options.agent, position, connection.signal);
+    const { body, store } = await options.client.openStream(options.agent, position, connection.signal, hadInboxOn);
     connected = options.client.baseUrl;
     progress.opened(store);
     // Another store's ids say nothing here (a broker on another data dir): the broker reads from the agent's cursor,

@@ -25,6 +25,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   reply_timeout: 504,
   ask_interrupted: 504,
   event_id_expired: 410,
+  agent_removed: 410,
   payload_too_large: 413,
   rate_limited: 429,
   inbox_full: 507,

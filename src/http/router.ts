@@ -232,9 +232,12 @@ async function subscribe(
     request.header("last-event-id") ?? request.url.searchParams.get("last_event_id"),
   );
   const store = request.header("interop-store") ?? request.url.searchParams.get("store") ?? "";
+  const hadInboxOn = request.header("interop-had-inbox") ?? "";
   const start = await broker.prepareStream(
     agent,
-    lastEventId === undefined ? { from: "cursor" } : { from: "id", afterId: lastEventId, ...(store === "" ? {} : { store }) },
+    lastEventId === undefined
+      ? { from: "cursor" }
+      : { from: "id", afterId: lastEventId, ...(store === "" ? {} : { store }), ...(hadInboxOn === "" ? {} : { hadInboxOn }) },
     request.header("accept")?.includes("text/event-stream") ? formats.named : formats.plain,
   );
   return streamResponse("text/event-stream; charset=utf-8", start, { "interop-store": broker.storeId });

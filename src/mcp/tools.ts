@@ -2,10 +2,13 @@
 // @ts-types: see src/cli/mcp.ts.
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/mcp.d.ts"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/types.d.ts"
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
 import type { Logger } from "../cli/logger.ts";
-import { type AgentName, parseAgentName, type Payload, type WireMessage } from "../message.ts";
+import { type AgentName, parseAgentName, type Payload } from "../message.ts";
+import { TakenMessages } from "./taken_messages.ts";
 
 const MAX_WAIT_SECONDS = 600;
 /**
@@ -35,27 +38,26 @@ const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the se
  */
 const SESSION_END_GRACE_MS = 30_000;
 
-/**
- * Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. Call the returned function when the
- * session ends (after the server's close, which cancels every running call): it waits for the calls still running,
- * then parks what was taken for a cancelled call and never returned, so it shows in status instead of vanishing with
- * the process (OpenClaw cancels a call when its turn is aborted and later stops the server). It logs each message it
- * could not park and resolves false when any (or a call that never ended) may be lost.
- */
-export function registerTools(
-  server: McpServer,
-  client: BrokerClient,
-  agent: AgentName,
-): (log: Logger) => Promise<boolean> {
+/** The tools registered for one session, and the two things the session must tell them. */
+export interface SessionTools {
   /**
-   * Messages taken for a call its client cancelled just as they came (the SDK drops a cancelled call's answer):
-   * the next inbox or wait call returns them first.
+   * Sees every message from the client before the server does (set it as the transport's `onmessage` before
+   * `server.connect`, which calls it first): a cancel for a call already answered never reaches the SDK's handlers.
    */
-  const held: WireMessage[] = [];
-  const keepIfCancelled = <T extends WireMessage | null>(signal: AbortSignal, messages: T[]): T[] => {
-    if (signal.aborted) held.push(...messages.filter((message) => message !== null) as WireMessage[]);
-    return messages;
-  };
+  observe(message: JSONRPCMessage): void;
+  /**
+   * Call when the session ends (after the server's close, which cancels every running call): waits for the calls
+   * still running, then parks what was taken for a cancelled call and never returned, so it shows in status instead
+   * of vanishing with the process (OpenClaw cancels a call when its turn is aborted and later stops the server). It
+   * logs each message it could not park and resolves false when any (or a call that never ended) may be lost.
+   */
+  endSession(log: Logger): Promise<boolean>;
+}
+
+/** Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. */
+export function registerTools(server: McpServer, client: BrokerClient, agent: AgentName): SessionTools {
+  /** Messages taken for calls whose answer the client never read: the next inbox or wait call returns them first. */
+  const taken = new TakenMessages();
   /** The calls that may take messages, still running: a poll in flight at the session's end answers after it. */
   const running = new Set<Promise<unknown>>();
   const tracked = <T>(call: Promise<T>): Promise<T> => {
@@ -96,13 +98,13 @@ export function registerTools(
       "returned twice. Each has the sender's fields plus interop.id, interop.from and interop.timestamp. Returns [] when " +
       "nothing is waiting; to wait for the next message instead of checking again, use wait.",
     inputSchema: { limit: z.number().int().min(1).max(1000).optional().describe("At most this many messages (default 100).") },
-  }, ({ limit }, { signal }) =>
+  }, ({ limit }, { signal, requestId }) =>
     tracked((async () => {
       const wanted = limit ?? 100;
-      const earlier = held.splice(0, wanted);
+      const earlier = taken.takeHeld(wanted);
       // A call cancelled before it reached the broker takes nothing: its answer would be dropped.
-      const taken = earlier.length < wanted && !signal.aborted ? await client.poll(agent, wanted - earlier.length) : [];
-      return answer(keepIfCancelled(signal, [...earlier, ...taken]));
+      const polled = earlier.length < wanted && !signal.aborted ? await client.poll(agent, wanted - earlier.length) : [];
+      return answer(taken.answering(requestId, signal, [...earlier, ...polled]));
     })()));
 
   server.registerTool("wait", {
@@ -115,10 +117,10 @@ export function registerTools(
         `How long to wait (default ${DEFAULT_WAIT_SECONDS}).`,
       ),
     },
-  }, ({ timeout_seconds }, { signal }) =>
+  }, ({ timeout_seconds }, { signal, requestId }) =>
     tracked((async () => {
-      const message = held.shift() ?? await client.wait(agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
-      return answer({ message: keepIfCancelled(signal, [message])[0] });
+      const message = taken.takeHeld(1)[0] ?? await client.wait(agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
+      return answer({ message: taken.answering(requestId, signal, [message])[0] });
     })()));
 
   server.registerTool("ask", {
@@ -133,11 +135,11 @@ export function registerTools(
         `How long to wait (default ${DEFAULT_WAIT_SECONDS}).`,
       ),
     },
-  }, ({ to, text, json, timeout_seconds }, { signal }) =>
+  }, ({ to, text, json, timeout_seconds }, { signal, requestId }) =>
     tracked((async () => {
       const timeout = timeout_seconds ?? DEFAULT_WAIT_SECONDS;
       const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout, signal);
-      keepIfCancelled(signal, [reply]);
+      taken.answering(requestId, signal, [reply]);
       return answer({ question, reply });
     })()));
 
@@ -148,14 +150,24 @@ export function registerTools(
     inputSchema: {},
   }, async () => answer((await client.status()).agents));
 
-  return async (log) => {
+  const observe = (message: JSONRPCMessage) => {
+    if (!("method" in message)) return;
+    // A client may use an id again once its call was answered: a cancel with it is for the new call.
+    if ("id" in message) taken.forget(message.id);
+    else if (message.method === "notifications/cancelled") {
+      const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId;
+      if (typeof requestId === "string" || typeof requestId === "number") taken.cancelled(requestId);
+    }
+  };
+
+  const endSession = async (log: Logger) => {
     const stillRunning = await settledWithin(running, SESSION_END_GRACE_MS);
     if (stillRunning > 0) {
       log.error(`${stillRunning} tool calls still running after ${SESSION_END_GRACE_MS / 1000} s: what they take is neither returned nor parked`);
     }
     // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
     let allParked = stillRunning === 0;
-    for (const message of held.splice(0)) {
+    for (const message of taken.drain()) {
       try {
         await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
       } catch (error) {
@@ -167,6 +179,7 @@ export function registerTools(
     }
     return allParked;
   };
+  return { observe, endSession };
 }
 
 /** Waits for `calls` to settle, at most `ms`; resolves with how many had not. */

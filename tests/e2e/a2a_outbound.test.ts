@@ -315,6 +315,25 @@ test("listen --a2a --limit 1 exits once the answer to what it wrote went back to
   assert.deepEqual((await deadLetters(broker, "openclaw")).map((letter) => letter.id), [1]);
 });
 
+test("listen --a2a --limit 1 waits for the answer to its own message only, not for a task an earlier run left working", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = Infinity;
+  const earlier = listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "earlier" });
+  await waitFor(() => gateway.received.length === 1, 20_000, "the earlier message sent");
+  assert.equal(await stopListen(earlier.child, "SIGTERM"), 0);
+  // The earlier run's task stays WORKING for good; new ones complete.
+  for (const task of gateway.tasks.values()) task.stuck = true;
+  gateway.pollsToComplete = 2;
+
+  await publish(broker.url, "hermes", "openclaw", { text: "now" });
+  const { child, log } = listen(["--limit", "1"]);
+  await waitFor(() => child.exitCode !== null, 20_000, "listen --limit 1 to exit");
+  assert.equal(child.exitCode, 0, log());
+  assert.match(log(), /following the task of message 1 again/);
+  assert.deepEqual((await inbox(broker, "hermes")).map((answer) => answer.text), ["openclaw says: now"]);
+});
+
 test("listen --a2a hands messages queued while OpenClaw's gateway was down over once each, then follows them by GetTask only (SubscribeToTask: -32004)", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.pollsToComplete = 4;

@@ -356,3 +356,68 @@ test("a broker restarted on a fresh data dir while listen waits for another read
   assert.equal(result.code, 0, result.stderr);
   assert.doesNotMatch(result.stderr, /removed by the operator/);
 });
+
+/** `listen -a bob` to stdout on `url` (bob: a fresh data dir does not know him); `stderr()` and `stdout()` so far. */
+function listenAsBob(url: string, state: string) {
+  const child = spawnCli(["listen", "--agent", "bob", "--url", url, "--state", state]);
+  const done = collect(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
+  let stdout = "";
+  child.stdout!.on("data", (chunk: string) => (stdout += chunk));
+  return { child, done, stderr: () => stderr, stdout: () => stdout };
+}
+
+const agentsOf = async (url: string): Promise<string[]> => Object.keys((await (await fetch(`${url}/status`)).json()).agents);
+
+/**
+ * A broker on DIR/one and `listen -a bob` on it, its stream open; `started(broker)` has a broker the test starts
+ * later stopped with them after the test.
+ */
+async function bobListening(t: TestContext) {
+  const dir = tempDir();
+  const held: { brokers: RunningBroker[]; listen?: ChildProcess } = { brokers: [] };
+  t.after(async () => {
+    await stopAll(held.listen);
+    for (const broker of held.brokers) await broker.cleanup();
+    dir.cleanup();
+  });
+  const started = (broker: RunningBroker) => (held.brokers.push(broker), broker);
+  const first = started(await startBroker({ dataDir: join(dir.path, "one") }));
+  const listener = listenAsBob(first.url, join(dir.path, "state.json"));
+  held.listen = listener.child;
+  await waitFor(async () => (await (await fetch(`${first.url}/status`)).json()).agents.bob?.streams === 1, 10_000, "listen's stream");
+  return { dir, first, listener, started };
+}
+
+test("an agent removed while its listen was cut off from the broker stops listen when it reconnects (exit 9); its inbox is not created again", async (t) => {
+  const { dir, first, listener, started } = await bobListening(t);
+  // The operator removes bob on the same data dir, through a broker at another address: listen, still trying the
+  // first one's, hears nothing of it, and finds the broker back there only afterwards.
+  await first.stop("SIGTERM");
+  const elsewhere = started(await startBroker({ dataDir: join(dir.path, "one") }));
+  const removed = await runCli(["agent", "remove", "bob", "--url", elsewhere.url]);
+  assert.equal(removed.code, 0, removed.stderr);
+  await elsewhere.stop("SIGTERM");
+  const back = started(await startBroker({ port: first.port, dataDir: join(dir.path, "one") }));
+
+  await waitFor(() => listener.child.exitCode !== null, 30_000, "listen to stop on reconnecting");
+  const result = await listener.done;
+  assert.equal(result.code, 9, result.stderr);
+  assert.match(result.stderr, /(^|\n)error: bob was removed by the operator: listen stops rather than create its inbox again; 'interop agent add bob' and start listen again to go on\n$/);
+  assert.ok(!(await agentsOf(back.url)).includes("bob"));
+});
+
+test("a listen cut off from its broker, which comes back on a fresh data dir, resumes there and creates its agent (no exit 9)", async (t) => {
+  const { dir, first, listener, started } = await bobListening(t);
+  await first.stop("SIGTERM");
+  const fresh = started(await startBroker({ port: first.port, dataDir: join(dir.path, "two") }));
+
+  await waitFor(() => /another store than id \d+'s, reading what is pending/.test(listener.stderr()), 30_000, "listen to resume on the new store");
+  await publish(fresh.url, "openclaw", "bob", { n: 1 });
+  await waitFor(() => listener.stdout().includes('"n":1'), 10_000, "listen to write the new store's message");
+  await stopAll(listener.child);
+  const result = await listener.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.doesNotMatch(result.stderr, /removed by the operator/);
+});

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { test } from "node:test";
-import { startBroker } from "../helpers/broker.ts";
+import { startBroker, waitFor } from "../helpers/broker.ts";
 import { cliCommand, collect, spawnCli } from "../helpers/cli.ts";
 
 async function connect(url: string, agent: string): Promise<Client> {
@@ -246,4 +246,42 @@ test("interop mcp parks every message it holds at the session's end, names one t
   assert.deepEqual(parked, [6, 7]);
   assert.match(stderr, /could not park message 5 /);
   assert.equal(code, 1, stderr);
+});
+
+test("interop mcp parks a message whose inbox answer a cancel crossed on the wire, when the session ends before another call", async (t) => {
+  // Raw JSON-RPC lines put the cancel after the answer, as a client that cancelled just before the answer reached
+  // it does (and then drops the answer): the message it never saw must not be lost.
+  const parked: number[] = [];
+  const broker = await standInBroker({
+    "/poll": () => [200, [taken(7)]],
+    "/status": () => [200, { agents: {} }],
+    "/dead-letters": (body) => {
+      parked.push(JSON.parse(body).id);
+      return [200, { parked: true }];
+    },
+  });
+  t.after(() => broker.close());
+  const server = spawnCli(["mcp", "--agent", "openclaw", "--url", broker.url]);
+  t.after(() => {
+    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+  });
+  let seen = "";
+  server.stdout!.on("data", (chunk: Buffer) => (seen += chunk));
+  const answered = (id: number) => waitFor(() => seen.includes(`"id":${id}`), 10_000, `the answer to request ${id}`);
+  const exited = collect(server);
+  const send = (message: unknown) => server.stdin!.write(JSON.stringify({ jsonrpc: "2.0", ...message as object }) + "\n");
+  send({ id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "test", version: "1" } } });
+  await answered(1);
+  send({ method: "notifications/initialized" });
+  send({ id: 2, method: "tools/call", params: { name: "inbox", arguments: {} } });
+  await answered(2);
+  assert.match(seen, /m7/);
+  send({ method: "notifications/cancelled", params: { requestId: 2, reason: "the turn was aborted" } });
+  // stdin is read in order: once 3 is answered, the cancel was read.
+  send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await answered(3);
+  server.stdin!.end();
+  const { code, stderr } = await exited;
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(parked, [7]);
 });

@@ -227,6 +227,52 @@ test("interop service install listen puts a broker URL with a password in the li
   }
 });
 
+test("interop service install listen puts an --a2a or --openclaw URL with a password in the listener's mode-600 environment file, which listen reads", async () => {
+  const dir = tempDir();
+  try {
+    const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+    const unitDir = join(dir.path, "systemd", "user");
+    const environmentFile = join(unitDir, "interop-listen-bob.env");
+    const a2a = "http://bob:a2a-s3cret@127.0.0.1:9900/";
+    const installed = await runCli(["service", "install", "--exec", EXECUTABLE, "listen", "-a", "bob", "--a2a", a2a, "--a2a-max-in-flight", "4"], { env });
+    assert.match(installed.stdout, new RegExp(`^wrote ${environmentFile} \\(mode 600\\)\n`));
+    const unit = readFileSync(join(unitDir, "interop-listen-bob.service"), "utf8");
+    assert.doesNotMatch(unit, /s3cret|--a2a /);
+    assert.match(unit, /^ExecStart=\S+ listen --agent bob --a2a-max-in-flight 4$/m);
+    assert.match(unit, new RegExp(`^EnvironmentFile=${environmentFile}$`, "m"));
+    assert.equal(statSync(environmentFile).mode & 0o777, 0o600);
+    assert.equal(readFileSync(environmentFile, "utf8"), `INTEROP_A2A_URL="${a2a}"\n`);
+    verify(unit, true, dir.path);
+
+    // With a broker URL with a password too, both go there; an --openclaw URL without one stays on the command line.
+    const both = await runCli(
+      ["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", "--url", "http://u:pw@127.0.0.1:18901", "--openclaw", "http://hooks:s3cret@127.0.0.1:18789"],
+      { env },
+    );
+    assert.equal(both.code, 0, both.stderr);
+    assert.match(both.stdout, /^ExecStart=\S+ listen --agent bob$/m);
+    assert.match(both.stderr, /interop-listen-bob\.env \(mode 600\) setting INTEROP_URL, INTEROP_OPENCLAW_URL\n$/);
+    assert.doesNotMatch(both.stdout + both.stderr, /s3cret|pw@/);
+    const plain = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", "--openclaw", "http://127.0.0.1:18789"], { env });
+    assert.match(plain.stdout, /^ExecStart=\S+ listen --agent bob --openclaw http:\/\/127\.0\.0\.1:18789$/m);
+    assert.doesNotMatch(plain.stderr, /\.env/);
+    // Two outputs are refused, as listen refuses them: with one in the environment file listen would take the other.
+    const two = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", "--a2a", a2a, "--out", "x.jsonl"], { env });
+    assert.equal(two.code, 2);
+    assert.match(two.stderr, /^error: Give the listener at most one output, not --a2a and --out; see 'interop service --help'\n$/);
+
+    // listen, given no output flag, takes the URL from the variable (here: --openclaw's, which needs a hooks token).
+    const listen = await runCli(["listen", "-a", "bob", "--url", "http://127.0.0.1:18901"], { env: { INTEROP_OPENCLAW_URL: "http://127.0.0.1:18789" } });
+    assert.equal(listen.code, 2);
+    assert.match(listen.stderr, /^error: --openclaw needs the hooks token/);
+    const twoSet = await runCli(["listen", "-a", "bob"], { env: { INTEROP_OPENCLAW_URL: "http://127.0.0.1:18789", INTEROP_A2A_URL: a2a } });
+    assert.equal(twoSet.code, 2);
+    assert.match(twoSet.stderr, /^error: Give at most one output: \$INTEROP_OPENCLAW_URL and \$INTEROP_A2A_URL are set; see 'interop listen --help'\n$/);
+  } finally {
+    dir.cleanup();
+  }
+});
+
 test("interop service install does not write the database URL into an environment file others could read or hold open", async () => {
   const dir = tempDir();
   try {

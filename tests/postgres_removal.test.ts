@@ -163,6 +163,58 @@ test("a broadcast refused on broker B for an inbox removed elsewhere, then retri
   assert.equal(copies.length, 0);
 });
 
+test("a broadcast refused on broker B for the only other inbox, removed elsewhere, takes no rate-limit tokens when its retry finds no recipient", async (t) => {
+  // One message a second, two at once, on a clock that stands still (no refill): the publish before takes one.
+  const brokers = await twoBrokers(t, { rateLimit: 1, now: () => 1_800_000_000_000 });
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await b.publish(hermes, openclaw, { n: 0 });
+  // Behind B's back (no notification): B's view lists openclaw until its next look, so its store refuses.
+  await admin.begin((tx) => [tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`, tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`]);
+  // On a current view (and on SQLite) this broadcast is refused before it counts.
+  await assert.rejects(b.publish(hermes, undefined, { n: 1 }), { code: "no_recipient" });
+  const agent1 = "agent1" as AgentName;
+  await a.addAgent(agent1);
+  await b.publish(hermes, agent1, { n: 2 });
+});
+
+test("a broadcast refused on broker B for an inbox removed elsewhere, then retried on B's new view, counts only the copies it stores", async (t) => {
+  // Two messages a second, four at once, on a clock that stands still (no refill): the publishes before take two.
+  const brokers = await twoBrokers(t, { rateLimit: 2, now: () => 1_800_000_000_000 });
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  const agent1 = "agent1" as AgentName;
+  for (const agent of [openclaw, agent1]) {
+    await a.addAgent(agent);
+    await b.publish(hermes, agent, { n: 0 });
+  }
+  await admin.begin((tx) => [tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`, tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`]);
+  // The first try counts two copies; the retry stores one, and counts as one.
+  const { envelopes } = await b.publish(hermes, undefined, { n: 1 });
+  assert.deepEqual(envelopes.map((envelope) => envelope.to), [agent1]);
+  await b.publish(hermes, agent1, { n: 2 });
+});
+
+test("a broadcast refused on broker B for an inbox removed elsewhere, then retried on a new view with more recipients than a batch may hold, is too big", async (t) => {
+  // One message a second, two at once, on a clock that stands still: the publish before takes one.
+  const brokers = await twoBrokers(t, { rateLimit: 1, now: () => 1_800_000_000_000 });
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await b.publish(hermes, openclaw, { n: 0 });
+  // Behind B's back: openclaw removed, three agents added. The retry's three copies are more than a batch may hold,
+  // whatever the first try counted.
+  await admin.begin((tx) => [
+    tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`,
+    tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`,
+    tx`INSERT INTO interop_inboxes (agent) VALUES ('agent1'), ('agent2'), ('agent3')`,
+  ]);
+  await assert.rejects(b.publish(hermes, undefined, { n: 1 }), { code: "rate_limited", message: /^Batch too big for the rate limit: 3 messages/ });
+  const copies = await admin`SELECT 1 FROM interop_messages WHERE recipient IN ('agent1', 'agent2', 'agent3')`;
+  assert.equal(copies.length, 0);
+});
+
 for (const retention of ["prune", "expire"] as const) {
   test(`a removal on broker A and retention (${retention}) on broker B of the same inbox take its rows in one order: no deadlock`, async (t) => {
     const brokers = await twoBrokers(t, { maxPending: uniform(10) });

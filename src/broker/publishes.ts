@@ -73,9 +73,10 @@ export class Publishes {
   publish(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions): Promise<Published> {
     return publishOnCurrentView(
       {
-        address: (counted) => this.#address(from, to, payloads, options.replyTo, counted),
+        address: () => this.#address(from, to, payloads, options.replyTo),
         // The first try told its caller it was queued; the retry does not tell it again.
         commit: (addressed, first) => this.#commit(from, payloads, addressed, first ? options : { ...options, queued: undefined }),
+        uncount: (addressed) => this.#deps.rateLimiter.giveBack(from, addressed.copies),
       },
       this.#deps.shared,
       () => this.#deps.agents.look(),
@@ -87,8 +88,6 @@ export class Publishes {
     to: AgentName | undefined,
     payloads: Payload[],
     replyTo: number | undefined,
-    /** On a retry: the copies the first try counted against the rate limit. */
-    counted: number | undefined,
   ): Promise<Addressed> {
     const { store, records, maxHops, maxPending } = this.#deps;
     // Whatever the entry point: the metadata field is the broker's (a forged Thread.context would ride in it).
@@ -106,11 +105,9 @@ export class Publishes {
         `No recipient: ${from} is the only agent known; pass to=NAME`,
       );
     }
-    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each. A publish
-    // retried after a store refused it counts only the copies its first try did not: the new view may hold more
-    // recipients.
+    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each.
     const copies = payloads.length * recipients.length;
-    if (copies > (counted ?? 0)) this.#deps.rateLimiter.admit(from, copies - (counted ?? 0));
+    this.#deps.rateLimiter.admit(from, copies);
     const known = recipients.map((agent) => records.get(agent));
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
     const candidates = known.every((inbox) => inbox !== undefined)

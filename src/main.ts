@@ -4,7 +4,7 @@ import process from "node:process";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import { type Subcommand, SUBCOMMANDS } from "./cli/commands.ts";
 import type { Io } from "./cli/io.ts";
-import { redactCredentials } from "./client/url_credentials.ts";
+import { redactCredentials } from "./url_redaction.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
 

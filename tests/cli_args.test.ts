@@ -4,7 +4,8 @@ import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, readSe
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
 import { describeCause } from "../src/client/broker_client.ts";
-import { redactCredentials, redactUrl, splitCredentials } from "../src/client/url_credentials.ts";
+import { splitCredentials } from "../src/client/url_credentials.ts";
+import { redactCredentials, redactUrl } from "../src/url_redaction.ts";
 
 test("parseDuration() reads ms, s, m, h and d, and bare numbers as seconds", () => {
   assert.equal(parseDuration("serve", "--x", "500ms"), 500);
@@ -101,6 +102,7 @@ test("redactUrl() hides a user alone, a password with a space, and everything be
   // A PostgreSQL URL's user is a role name, not a secret; its password is.
   assert.equal(redactUrl("postgres://interop@db:5432/interop"), "postgres://interop@db:5432/interop");
   assert.equal(redactUrl("postgres://interop:s3cret@db:5432/interop"), "postgres://interop:***@db:5432/interop");
+  assert.equal(redactUrl("postgres://interop:s3/cret@db:5432/interop"), "postgres://***@db:5432/interop");
   assert.equal(redactCredentials("use postgres://USER@HOST:PORT/DB; see"), "use postgres://USER@HOST:PORT/DB; see");
   assert.equal(redactCredentials('error: at "http://itk_s3cret@h:1": refused'), 'error: at "http://***@h:1": refused');
   // A sentence's colon after a URL the client redacted already leaves its user shown.

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import postgres from "postgres";
 import { Broker } from "../src/broker/broker.ts";
 import { uniform } from "../src/broker/per_agent.ts";
@@ -131,36 +131,79 @@ test("a stream that ends while PostgreSQL is down is closed in the store once it
   assert.equal(await a.removeAgent(openclaw, false), 0);
 });
 
+/**
+ * Brokers A and B under `--rate-limit rate` (bursts of twice that) on a clock that stands still (no refill), B
+ * knowing `known` from a publish to each (a token each). `removeOpenclaw(...added)` deletes openclaw's inbox and
+ * creates `added` behind B's back (no notification): B's view lists openclaw until its next look, so B's store
+ * refuses its next publish to it, and B retries on its new view.
+ */
+async function refusedOnB(t: TestContext, rate: number, known: AgentName[] = [openclaw]) {
+  const brokers = await twoBrokers(t, { rateLimit: rate, now: () => 1_800_000_000_000 });
+  if (brokers === undefined) return undefined;
+  const { a, b, admin } = brokers;
+  for (const agent of known) {
+    await a.addAgent(agent);
+    await b.publish(hermes, agent, { n: 0 });
+  }
+  const removeOpenclaw = (...added: string[]) =>
+    admin.begin((tx) => [
+      tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`,
+      tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`,
+      ...added.map((agent) => tx`INSERT INTO interop_inboxes (agent) VALUES (${agent})`),
+    ]);
+  const storedFor = async (agents: string[]) => (await admin`SELECT 1 FROM interop_messages WHERE recipient IN ${admin(agents)}`).length;
+  return { a, b, removeOpenclaw, storedFor };
+}
+
 test("a publish refused on broker B for an inbox removed elsewhere, then retried on B's new view, counts once against the rate limit", async (t) => {
   // One message a second, two at once: the publish before and the refused one take both.
-  const brokers = await twoBrokers(t, { rateLimit: 1 });
-  if (brokers === undefined) return;
-  const { a, b, admin } = brokers;
-  await a.addAgent(openclaw);
-  await b.publish(hermes, openclaw, { n: 0 });
-  // Removed behind B's back (no notification): B's view lists openclaw until its next look, so its store refuses.
-  await admin.begin((tx) => [tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`, tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`]);
-  await assert.rejects(b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
+  const setup = await refusedOnB(t, 1);
+  if (setup === undefined) return;
+  await setup.removeOpenclaw();
+  await assert.rejects(setup.b.publish(hermes, openclaw, { n: 1 }), { code: "unknown_agent" });
 });
 
 test("a broadcast refused on broker B for an inbox removed elsewhere, then retried on B's new view, counts the copies the new view adds", async (t) => {
-  // One message a second, two at once, on a clock that stands still (no refill): the publish before and the
-  // refused try take one each, so the retry's second copy is one too many.
-  const brokers = await twoBrokers(t, { rateLimit: 1, now: () => 1_800_000_000_000 });
-  if (brokers === undefined) return;
-  const { a, b, admin } = brokers;
-  await a.addAgent(openclaw);
-  await b.publish(hermes, openclaw, { n: 0 });
-  // Behind B's back (no notification): openclaw removed, two agents added. B's view lists only openclaw until its
-  // next look, so its store refuses the broadcast, and the retry goes to the two.
-  await admin.begin((tx) => [
-    tx`DELETE FROM interop_inboxes WHERE agent = ${openclaw}`,
-    tx`DELETE FROM interop_messages WHERE recipient = ${openclaw}`,
-    tx`INSERT INTO interop_inboxes (agent) VALUES ('agent1'), ('agent2')`,
-  ]);
-  await assert.rejects(b.publish(hermes, undefined, { n: 1 }), { code: "rate_limited" });
-  const copies = await admin`SELECT 1 FROM interop_messages WHERE recipient IN ('agent1', 'agent2')`;
-  assert.equal(copies.length, 0);
+  // One message a second, two at once: the publish before takes one, so the retry's second copy is one too many.
+  const setup = await refusedOnB(t, 1);
+  if (setup === undefined) return;
+  await setup.removeOpenclaw("agent1", "agent2");
+  await assert.rejects(setup.b.publish(hermes, undefined, { n: 1 }), { code: "rate_limited" });
+  assert.equal(await setup.storedFor(["agent1", "agent2"]), 0);
+});
+
+test("a broadcast refused on broker B for the only other inbox, removed elsewhere, takes no rate-limit tokens when its retry finds no recipient", async (t) => {
+  // One message a second, two at once: the publish before takes one.
+  const setup = await refusedOnB(t, 1);
+  if (setup === undefined) return;
+  await setup.removeOpenclaw();
+  // On a current view (and on SQLite) this broadcast is refused before it counts.
+  await assert.rejects(setup.b.publish(hermes, undefined, { n: 1 }), { code: "no_recipient" });
+  const agent1 = "agent1" as AgentName;
+  await setup.a.addAgent(agent1);
+  await setup.b.publish(hermes, agent1, { n: 2 });
+});
+
+test("a broadcast refused on broker B for an inbox removed elsewhere, then retried on B's new view, counts only the copies it stores", async (t) => {
+  // Two messages a second, four at once: the publishes before take two.
+  const agent1 = "agent1" as AgentName;
+  const setup = await refusedOnB(t, 2, [openclaw, agent1]);
+  if (setup === undefined) return;
+  await setup.removeOpenclaw();
+  // The first try counts two copies; the retry stores one, and counts as one.
+  const { envelopes } = await setup.b.publish(hermes, undefined, { n: 1 });
+  assert.deepEqual(envelopes.map((envelope) => envelope.to), [agent1]);
+  await setup.b.publish(hermes, agent1, { n: 2 });
+});
+
+test("a broadcast refused on broker B for an inbox removed elsewhere, then retried on a new view with more recipients than a batch may hold, is too big", async (t) => {
+  // One message a second, two at once: the retry's three copies are more than a batch may hold, whatever the
+  // first try counted.
+  const setup = await refusedOnB(t, 1);
+  if (setup === undefined) return;
+  await setup.removeOpenclaw("agent1", "agent2", "agent3");
+  await assert.rejects(setup.b.publish(hermes, undefined, { n: 1 }), { code: "rate_limited", message: /^Batch too big for the rate limit: 3 messages/ });
+  assert.equal(await setup.storedFor(["agent1", "agent2", "agent3"]), 0);
 });
 
 for (const retention of ["prune", "expire"] as const) {

@@ -75,6 +75,24 @@ test("PostgresStore refuses a database whose sessions run with synchronous_commi
   await store.write({ messages: [message(1)], inboxes: [{ agent: openclaw, create: true }] });
 });
 
+test("PostgresStore shows its URL with the password as *** and the user (a role name) as given, in its location and its messages", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  // The test server trusts 127.0.0.1: the password is sent and not checked.
+  const url = setup.url.replace("://postgres@", "://postgres:s3cret@");
+  const shown = setup.url.replace("://postgres@", "://postgres:***@");
+  await setup.admin.unsafe(`ALTER DATABASE ${new URL(setup.url).pathname.slice(1)} SET synchronous_commit = off`);
+  const warnings: string[] = [];
+  const open = (durability: Durability) =>
+    PostgresStore.open({ url, durability, claimant: { pid: process.pid, host: "test", version: "test" }, warn: (text) => warnings.push(text) });
+  await assert.rejects(open("strict"), (error: unknown) =>
+    error instanceof InteropError && error.code === "unsafe_durability" && error.message.startsWith(`PostgreSQL at ${shown} runs with`));
+  const store = await open("relaxed");
+  t.after(() => store.close());
+  assert.equal(store.location, shown);
+  assert.ok(warnings[0].startsWith(`PostgreSQL at ${shown} runs with`), warnings[0]);
+});
+
 test("PostgresStore answers storage_unavailable while the server is stopped and serves again once it is back", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;

@@ -1,10 +1,9 @@
 /** The broker: publish, poll, stream and status over one durable inbox per agent. Knows the store only by its interface. */
-import { InteropError } from "../errors.ts";
 import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
-import { type AgentName, type Envelope, type Payload, refuseReservedField } from "../message.ts";
+import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
@@ -12,9 +11,10 @@ import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
-import { allValues, limitFor, uniform } from "./per_agent.ts";
+import { allValues, uniform } from "./per_agent.ts";
+import { type PublishOptions, type Published, Publishes } from "./publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
-import { replyContext } from "./replies.ts";
+import { replay } from "./replay.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { settled, SharedWaiters } from "./shared_waiters.ts";
@@ -22,37 +22,13 @@ import type { StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
 import { Waiters } from "./waiters.ts";
 
+export type { PublishOptions, Published, RefusedRecipient } from "./publishes.ts";
 export type { StreamStarter } from "./streams.ts";
 
 /** How often streams on a store other brokers share re-read it without a wake-up, in ms. */
 const IDLE_REREAD_MS = 5000;
 /** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
 const CLUSTER_REFRESH_MS = 1000;
-
-export interface PublishOptions {
-  /** Answer this message: the reply joins its conversation, one hop deeper. */
-  replyTo?: number;
-  /** A publish retried with the same key (and sender) returns the first one's messages instead of storing again. */
-  idempotencyKey?: string;
-  /**
-   * Called once the messages are in the commit queue, before they are committed: what is published after this
-   * call commits after them (a connection's pipelined publishes start each at its predecessor's).
-   */
-  queued?: () => void;
-}
-
-/** A recipient of a broadcast that did not get the message, and why. */
-export interface RefusedRecipient {
-  agent: AgentName;
-  code: "inbox_full";
-  reason: string;
-}
-
-/** What a publish stored (one envelope per recipient and message) and, for a broadcast, who was left out. */
-export interface Published {
-  envelopes: Envelope[];
-  refused: RefusedRecipient[];
-}
 
 export class Broker {
   #options: BrokerOptions;
@@ -67,8 +43,8 @@ export class Broker {
   readonly tasks: MessageTasks;
   /** Messages push receivers refused for good. */
   readonly deadLetters: DeadLetters;
-  #rateLimiter: RateLimiter;
   #idempotent: IdempotentPublishes;
+  #publishes: Publishes;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   #taken = new Set<number>();
   /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
@@ -92,7 +68,6 @@ export class Broker {
     this.#store = options.store;
     this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored), (agent) => this.#inboxes.has(agent));
     this.#idempotent = new IdempotentPublishes(options.store);
-    this.#rateLimiter = new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
     if (this.#shared !== undefined) {
@@ -144,6 +119,18 @@ export class Broker {
       agents: this.#agents,
       waiters: this.#waiters,
       taken: this.#taken,
+      now: this.#now,
+    });
+    this.#publishes = new Publishes({
+      store: options.store,
+      commits: this.#commits,
+      records: this.#inboxes,
+      agents: this.#agents,
+      rateLimiter: new RateLimiter(options.rateLimit ?? 0, (options.rateLimit ?? 0) * 2, options.now),
+      observers: this.#observers,
+      maxPending: options.maxPending,
+      maxHops: options.maxHops,
+      shared: this.#shared !== undefined,
       now: this.#now,
     });
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
@@ -203,81 +190,8 @@ export class Broker {
    */
   publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Published> {
     const { idempotencyKey } = options;
-    if (idempotencyKey === undefined) return this.#publishOnce(from, to, payloads, options);
-    return this.#idempotent.once(from, idempotencyKey, () => this.#publishOnce(from, to, payloads, options));
-  }
-
-  async #publishOnce(
-    from: AgentName,
-    to: AgentName | undefined,
-    payloads: Payload[],
-    options: PublishOptions,
-    /** On a retry (see below): the copies the first try counted against the rate limit. */
-    counted?: number,
-  ): Promise<Published> {
-    const { replyTo, idempotencyKey } = options;
-    // Whatever the entry point: the metadata field is the broker's (a forged Thread.context would ride in it).
-    for (const payload of payloads) refuseReservedField(payload);
-    const reply = replyTo === undefined ? undefined : await replyContext(this.#store, from, replyTo, this.#options.maxHops);
-    // A reply without a recipient goes back to whoever sent the message it answers (a follow-up: to its recipient).
-    const recipient = to ?? reply?.otherParty;
-    const thread = reply?.askerContext !== undefined && recipient === reply.otherParty
-      ? { ...reply.thread, context: reply.askerContext }
-      : reply?.thread;
-    const recipients = recipient !== undefined ? [recipient] : [...this.#inboxes.keys()].filter((agent) => agent !== from);
-    if (recipients.length === 0) {
-      throw new InteropError(
-        "no_recipient",
-        `No recipient: ${from} is the only agent known; pass to=NAME`,
-      );
-    }
-    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each. A publish
-    // retried after a store refused it (see below) counts only the copies its first try did not: the new view may
-    // hold more recipients.
-    const copies = payloads.length * recipients.length;
-    if (copies > (counted ?? 0)) this.#rateLimiter.admit(from, copies - (counted ?? 0));
-    const known = recipients.map((agent) => this.#inboxes.get(agent));
-    // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
-    const candidates = known.every((inbox) => inbox !== undefined)
-      ? known
-      : await Promise.all(recipients.map((agent) => this.#inboxFor(agent, "send")));
-    const refused: RefusedRecipient[] = [];
-    const inboxes = candidates.filter((inbox) => {
-      const cap = limitFor(this.#options.maxPending, inbox.agent);
-      if (inbox.pending + payloads.length <= cap) return true;
-      refused.push({
-        agent: inbox.agent,
-        code: "inbox_full",
-        reason: `Inbox full: ${inbox.agent} has ${inbox.pending} undelivered messages (the cap is ${cap}); it must read them first`,
-      });
-      return false;
-    });
-    // One full inbox does not hold up a broadcast to the others; a message no one can take is refused.
-    if (inboxes.length === 0) throw new InteropError("inbox_full", refused.map((refusal) => refusal.reason).join("; "));
-    this.#touch(from);
-    const createdAt = this.#now();
-    for (const inbox of inboxes) inbox.pending += payloads.length;
-    const commitStarted = performance.now();
-    let stored: Envelope[];
-    try {
-      const committed = this.#commits.append(payloads.flatMap((payload) =>
-        inboxes.map((inbox) => ({ from, to: inbox.agent, payload, createdAt, thread, idempotencyKey }))
-      ));
-      options.queued?.();
-      stored = await committed;
-    } catch (error) {
-      for (const inbox of inboxes) inbox.pending -= payloads.length;
-      // A shared store found a recipient's inbox gone (another broker removed it; this one's view had not caught up):
-      // once the view has, the publish is what it would have been had the view been current: refused as to an
-      // unknown agent, or to a new inbox where admission creates one; a broadcast goes to those left.
-      if (this.#shared !== undefined && counted === undefined && (error as InteropError).code === "unknown_agent") {
-        await this.#agents.look();
-        return await this.#publishOnce(from, to, payloads, { ...options, queued: undefined }, copies);
-      }
-      throw error;
-    }
-    this.#observers.published(stored, performance.now() - commitStarted);
-    return { envelopes: stored, refused };
+    if (idempotencyKey === undefined) return this.#publishes.publish(from, to, payloads, options);
+    return this.#idempotent.once(from, idempotencyKey, () => this.#publishes.publish(from, to, payloads, options));
   }
 
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */
@@ -414,31 +328,14 @@ export class Broker {
    * Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. Where it
    * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says.
    */
-  async replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
-    const shared = this.#shared;
-    for (;;) {
-      // On a shared store the cursor is the store's, moved as a stream's claim moves it: compare-and-set on the
-      // version read with it, so a poll or stream on another broker that took some first makes this one read again.
-      let version = 0;
-      // The cursor read with that version: the record's moves on as a stream on this broker claims meanwhile, and
-      // what the poll read past this cursor is the poll's only once its claim succeeds.
-      let cursor = 0;
-      const { inbox, after } = await this.#streams.begin(agent, start, shared && (async (found) => {
-        const read = await shared.version(agent);
-        version = read.version;
-        cursor = found.deliveredId = Math.max(found.deliveredId, read.deliveredId);
-      }));
-      // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
-      const messages = (await this.#store.readAfter(agent, after, limit)).filter((envelope) => !this.#taken.has(envelope.id));
-      const last = messages.at(-1);
-      if (shared !== undefined && last !== undefined && last.id > cursor) {
-        const claim = await shared.claim(agent, undefined, version, last.id);
-        if (claim === "moved") continue;
-        if (claim === "removed") throw new InteropError("unknown_agent", `Unknown agent: ${agent} was removed while its inbox was read`);
-      }
-      this.#markDelivered(inbox, messages);
-      return messages;
-    }
+  replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
+    return replay({
+      store: this.#store,
+      shared: this.#shared,
+      streams: this.#streams,
+      isTaken: (id) => this.#taken.has(id),
+      delivered: (inbox, envelopes) => this.#markDelivered(inbox, envelopes),
+    }, agent, start, limit);
   }
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */

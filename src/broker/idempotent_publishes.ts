@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import type { MessageStore } from "../store/store.ts";
-import type { Published } from "./broker.ts";
+import type { Published } from "./publishes.ts";
 
 export class IdempotentPublishes {
   #store: MessageStore;

@@ -31,6 +31,12 @@ export class RateLimiter {
     );
   }
 
+  /** Gives back `count` tokens `admit` took for `sender`: the messages they were for were not sent after all. */
+  giveBack(sender: string, count: number): void {
+    const bucket = this.#buckets.get(sender);
+    if (bucket !== undefined) bucket.tokens = Math.min(this.#burst, bucket.tokens + count);
+  }
+
   /** Takes `count` tokens for `sender`; returns undefined if allowed, else the seconds to wait before retrying. */
   #take(sender: string, count: number): number | undefined {
     if (this.#perSecond === 0) return undefined;

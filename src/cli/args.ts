@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { readFileSync } from "node:fs";
 import { blockedPort } from "../client/blocked_ports.ts";
 import { BrokerClient } from "../client/broker_client.ts";
-import { redactUrl } from "../client/url_credentials.ts";
+import { redactUrl } from "../url_redaction.ts";
 import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName } from "../message.ts";

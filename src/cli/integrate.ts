@@ -8,7 +8,8 @@ import { InteropTokens } from "../integrate/a2a_peers.ts";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
 import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
-import { hasCredentials, redactUrl } from "../client/url_credentials.ts";
+import { hasCredentials } from "../client/url_credentials.ts";
+import { redactUrl } from "../url_redaction.ts";
 import { agentFlag, brokerClient, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 

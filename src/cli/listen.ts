@@ -6,7 +6,7 @@ import { A2aRpcClient } from "../a2a/rpc_client.ts";
 import type { BrokerClient, StreamPosition } from "../client/broker_client.ts";
 import { CursorFile } from "../client/cursor_file.ts";
 import { follow, type StreamedMessage } from "../client/follow.ts";
-import { redactUrl } from "../client/url_credentials.ts";
+import { redactUrl } from "../url_redaction.ts";
 import { retryUntilDone as retry } from "../client/retry.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import { InteropError } from "../errors.ts";

@@ -1,7 +1,7 @@
 /** `interop migrate`: moves a SQLite broker's data dir into PostgreSQL, or checks that it was moved. */
 import { InteropError } from "../errors.ts";
 import { type MigrationCounts, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
-import { redactUrl } from "../store/postgres_client.ts";
+import { redactUrl } from "../url_redaction.ts";
 import { parseFlags, usageError } from "./args.ts";
 import { liveOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";

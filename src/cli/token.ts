@@ -11,7 +11,8 @@ import { oneOf } from "./commands.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 import { tokenStore } from "./serve_config.ts";
 import type { Io } from "./io.ts";
-import { authorizationHeader, redactUrl, splitCredentials } from "../client/url_credentials.ts";
+import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
+import { redactUrl } from "../url_redaction.ts";
 
 export const HELP = `interop token — the broker's access tokens
 

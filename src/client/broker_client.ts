@@ -5,7 +5,8 @@ import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { BrokerUrls } from "./broker_urls.ts";
-import { authorizationHeader, redactUrl, splitCredentials } from "./url_credentials.ts";
+import { redactUrl } from "../url_redaction.ts";
+import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
 
 /** The broker's answer to a publish. */
 export interface SendReply {

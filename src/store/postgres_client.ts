@@ -1,4 +1,4 @@
-/** What every connection to PostgreSQL shares: int8 read as numbers, which failures mean unreachable, the URL as shown. */
+/** What every connection to PostgreSQL shares: int8 read as numbers, and which failures mean unreachable. */
 
 /** `postgres` returns int8 as text (it may pass 2^53); ids, times and counts here stay far below that. */
 export const INT8_AS_NUMBER = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (text: string) => Number(text) };
@@ -14,16 +14,4 @@ export function isUnreachable(error: unknown): boolean {
   }
   // The client's own (CONNECTION_CLOSED, CONNECT_TIMEOUT, …) and the socket's (ECONNREFUSED, ECONNRESET, …).
   return /^(CONNECTION_|CONNECT_)/.test(code) || /^E[A-Z]+$/.test(code);
-}
-
-/** The URL without its password: it goes into logs and `/status`. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === "") return url;
-    parsed.password = "";
-    return parsed.toString();
-  } catch {
-    return "(an invalid URL)";
-  }
 }

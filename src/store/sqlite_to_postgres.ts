@@ -11,7 +11,8 @@ import type { TokenRecord } from "../auth/token_list.ts";
 import { InteropError } from "../errors.ts";
 import { changed, insertTokens } from "./postgres_tokens.ts";
 import { CLIENT_OPTIONS, HEARTBEAT_MS } from "./postgres_registry.ts";
-import { INT8_AS_NUMBER, redactUrl } from "./postgres_client.ts";
+import { redactUrl } from "../url_redaction.ts";
+import { INT8_AS_NUMBER } from "./postgres_client.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite.ts";
 

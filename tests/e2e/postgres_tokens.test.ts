@@ -80,8 +80,11 @@ test("an admin token made on the database opens the dashboard's feed and metrics
   const { url, brokers: [, b] } = await brokersOnOneDatabase(t, server, 2);
   const admin = await createToken(url, "ops", { admin: true });
   const hermes = await createToken(url, "hermes");
-  await waitFor(async () => (await fetch(`${b.url}/metrics`, { headers: bearer(admin) })).status === 200, 5000, "B to take the admin token");
+  // Made last: once B takes it (refused 403, not 401), B read the admin token too. Waiting on the admin token let
+  // B answer 401 to hermes's when it read the tokens between the two.
+  await waitFor(async () => (await fetch(`${b.url}/metrics`, { headers: bearer(hermes) })).status !== 401, 5000, "B to take the agent's token");
   assert.equal((await fetch(`${b.url}/metrics`, { headers: bearer(hermes) })).status, 403);
+  assert.equal((await fetch(`${b.url}/metrics`, { headers: bearer(admin) })).status, 200);
   const feed = await openSse(`${b.url}/events?token=${admin}`);
   t.after(() => feed.close());
   assert.equal(feed.status, 200);

@@ -1,0 +1,153 @@
+/** A publish: who gets the messages, the limits they pass (rate, inbox caps), and their commit. */
+import { InteropError } from "../errors.ts";
+import { type AgentName, type Envelope, type Payload, refuseReservedField, type Thread } from "../message.ts";
+import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { AgentInboxes } from "./agent_inboxes.ts";
+import type { CommitQueue } from "./commit_queue.ts";
+import type { Observers } from "./observers.ts";
+import { limitFor, type PerAgent } from "./per_agent.ts";
+import { publishOnCurrentView } from "./publish_retry.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
+import { replyContext } from "./replies.ts";
+
+export interface PublishOptions {
+  /** Answer this message: the reply joins its conversation, one hop deeper. */
+  replyTo?: number;
+  /** A publish retried with the same key (and sender) returns the first one's messages instead of storing again. */
+  idempotencyKey?: string;
+  /**
+   * Called once the messages are in the commit queue, before they are committed: what is published after this
+   * call commits after them (a connection's pipelined publishes start each at its predecessor's).
+   */
+  queued?: () => void;
+}
+
+/** A recipient of a broadcast that did not get the message, and why. */
+export interface RefusedRecipient {
+  agent: AgentName;
+  code: "inbox_full";
+  reason: string;
+}
+
+/** What a publish stored (one envelope per recipient and message) and, for a broadcast, who was left out. */
+export interface Published {
+  envelopes: Envelope[];
+  refused: RefusedRecipient[];
+}
+
+export interface PublishesDeps {
+  store: MessageStore;
+  commits: CommitQueue;
+  /** The broker's inbox records: a broadcast goes to every one but the sender's. */
+  records: Map<AgentName, InboxRecord>;
+  agents: AgentInboxes;
+  rateLimiter: RateLimiter;
+  observers: Observers;
+  maxPending: PerAgent<number>;
+  maxHops: number;
+  /** Whether other brokers share the store (its refusal of a removed recipient is then retried on the new view). */
+  shared: boolean;
+  now(): number;
+}
+
+/** Who a publish goes to: the inboxes that take it, those refused, and its copies counted against the rate limit. */
+interface Addressed {
+  inboxes: InboxRecord[];
+  refused: RefusedRecipient[];
+  thread: Thread | undefined;
+  copies: number;
+}
+
+export class Publishes {
+  #deps: PublishesDeps;
+
+  constructor(deps: PublishesDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Stores `payloads` for `to`, or for every other known agent when `to` is omitted, in one commit; resolves with
+   * the envelopes in order (message by message). A broadcast leaves out recipients whose inbox is full (and says
+   * so); a publish to one recipient is refused.
+   */
+  publish(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions): Promise<Published> {
+    return publishOnCurrentView(
+      {
+        address: () => this.#address(from, to, payloads, options.replyTo),
+        // The first try told its caller it was queued; the retry does not tell it again.
+        commit: (addressed, first) => this.#commit(from, payloads, addressed, first ? options : { ...options, queued: undefined }),
+        uncount: (addressed) => this.#deps.rateLimiter.giveBack(from, addressed.copies),
+      },
+      this.#deps.shared,
+      () => this.#deps.agents.look(),
+    );
+  }
+
+  async #address(
+    from: AgentName,
+    to: AgentName | undefined,
+    payloads: Payload[],
+    replyTo: number | undefined,
+  ): Promise<Addressed> {
+    const { store, records, maxHops, maxPending } = this.#deps;
+    // Whatever the entry point: the metadata field is the broker's (a forged Thread.context would ride in it).
+    for (const payload of payloads) refuseReservedField(payload);
+    const reply = replyTo === undefined ? undefined : await replyContext(store, from, replyTo, maxHops);
+    // A reply without a recipient goes back to whoever sent the message it answers (a follow-up: to its recipient).
+    const recipient = to ?? reply?.otherParty;
+    const thread = reply?.askerContext !== undefined && recipient === reply.otherParty
+      ? { ...reply.thread, context: reply.askerContext }
+      : reply?.thread;
+    const recipients = recipient !== undefined ? [recipient] : [...records.keys()].filter((agent) => agent !== from);
+    if (recipients.length === 0) {
+      throw new InteropError(
+        "no_recipient",
+        `No recipient: ${from} is the only agent known; pass to=NAME`,
+      );
+    }
+    // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each.
+    const copies = payloads.length * recipients.length;
+    this.#deps.rateLimiter.admit(from, copies);
+    const known = recipients.map((agent) => records.get(agent));
+    // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
+    const candidates = known.every((inbox) => inbox !== undefined)
+      ? known
+      : await Promise.all(recipients.map((agent) => this.#deps.agents.inboxFor(agent, "send")));
+    const refused: RefusedRecipient[] = [];
+    const inboxes = candidates.filter((inbox) => {
+      const cap = limitFor(maxPending, inbox.agent);
+      if (inbox.pending + payloads.length <= cap) return true;
+      refused.push({
+        agent: inbox.agent,
+        code: "inbox_full",
+        reason: `Inbox full: ${inbox.agent} has ${inbox.pending} undelivered messages (the cap is ${cap}); it must read them first`,
+      });
+      return false;
+    });
+    // One full inbox does not hold up a broadcast to the others; a message no one can take is refused.
+    if (inboxes.length === 0) throw new InteropError("inbox_full", refused.map((refusal) => refusal.reason).join("; "));
+    return { inboxes, refused, thread, copies };
+  }
+
+  async #commit(from: AgentName, payloads: Payload[], addressed: Addressed, options: PublishOptions): Promise<Published> {
+    const { inboxes, refused, thread } = addressed;
+    const { idempotencyKey } = options;
+    this.#deps.agents.touch(from);
+    const createdAt = this.#deps.now();
+    for (const inbox of inboxes) inbox.pending += payloads.length;
+    const commitStarted = performance.now();
+    let stored: Envelope[];
+    try {
+      const committed = this.#deps.commits.append(payloads.flatMap((payload) =>
+        inboxes.map((inbox) => ({ from, to: inbox.agent, payload, createdAt, thread, idempotencyKey }))
+      ));
+      options.queued?.();
+      stored = await committed;
+    } catch (error) {
+      for (const inbox of inboxes) inbox.pending -= payloads.length;
+      throw error;
+    }
+    this.#deps.observers.published(stored, performance.now() - commitStarted);
+    return { envelopes: stored, refused };
+  }
+}

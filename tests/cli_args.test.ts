@@ -102,7 +102,12 @@ test("redactUrl() hides a user alone, a password with a space, and everything be
   // A PostgreSQL URL's user is a role name, not a secret; its password is.
   assert.equal(redactUrl("postgres://interop@db:5432/interop"), "postgres://interop@db:5432/interop");
   assert.equal(redactUrl("postgres://interop:s3cret@db:5432/interop"), "postgres://interop:***@db:5432/interop");
-  assert.equal(redactUrl("postgres://interop:s3/cret@db:5432/interop"), "postgres://***@db:5432/interop");
+  assert.equal(redactUrl("postgres://interop:s3/cret@db:5432/interop"), "postgres://interop:***@db:5432/interop");
+  // A password a URL parser reads as a port and a path, a query or a fragment; one with an @ and then a /.
+  for (const url of ["postgres://u:2024/s3cret@db:5432/x", "postgres://u:123#s3cret@db/x", "postgres://u:99?s3cret@db/x"]) {
+    assert.equal(redactUrl(url), url.replace(/:[^:]*s3cret/, ":***"), url);
+  }
+  assert.equal(redactUrl("postgres://u:s3@c/ret@db/x"), "postgres://u:***@db/x");
   assert.equal(redactCredentials("use postgres://USER@HOST:PORT/DB; see"), "use postgres://USER@HOST:PORT/DB; see");
   assert.equal(redactCredentials('error: at "http://itk_s3cret@h:1": refused'), 'error: at "http://***@h:1": refused');
   // A sentence's colon after a URL the client redacted already leaves its user shown.

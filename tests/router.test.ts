@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
+import type { AgentName } from "../src/message.ts";
 import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
 import { createRouter } from "../src/http/router.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
@@ -116,9 +117,14 @@ test("Last-Event-ID resumes exactly after the id, and skips what a poll took", a
   });
 });
 
-test("a subscribe that says it had the agent's inbox on this store is refused (410 agent_removed) once the inbox is gone; any other creates it", async () => {
+test("a subscribe that says it had the agent's inbox on this store is refused (410 agent_removed) once the operator removed it; any other creates it", async () => {
   await withRouter(async ({ broker, call, json }) => {
     const resume = (store: string) => ({ "last-event-id": "0", "interop-store": store, "interop-had-inbox": store });
+    // This store without a record of bob (restored from a backup taken before he existed): the read creates him.
+    const restored = capture(await call("GET", "/subscribe?agent=bob", undefined, resume(broker.storeId)));
+    restored.close();
+    assert.ok(Object.hasOwn(broker.status().agents, "bob"));
+    await broker.removeAgent("bob" as AgentName, true);
     assert.deepEqual(await json("GET", "/subscribe?agent=bob", undefined, resume(broker.storeId)), {
       status: 410,
       body: { error: "bob was removed by the operator; its inbox is not created again for a client that had it", code: "agent_removed" },
@@ -128,6 +134,9 @@ test("a subscribe that says it had the agent's inbox on this store is refused (4
     const elsewhere = capture(await call("GET", "/subscribe?agent=bob", undefined, resume("another-store")));
     elsewhere.close();
     assert.ok(Object.hasOwn(broker.status().agents, "bob"));
+    // Created again: no longer removed.
+    const again = capture(await call("GET", "/subscribe?agent=bob", undefined, resume(broker.storeId)));
+    again.close();
     // The old wire API: a bare subscribe creates the inbox, as before.
     const bare = capture(await call("GET", "/subscribe?agent=carol"));
     bare.close();

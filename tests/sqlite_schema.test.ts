@@ -49,6 +49,10 @@ test("SqliteStore opens a schema v1 data dir made by interop 5bd1ace with its me
   assert.deepEqual(await store.loadReplayPoints(), new Map());
   await store.write({ messages: [], inboxes: [{ agent: hermes, replayAfter: 18 }] });
   assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, 18]]));
+  // Recorded removals: none in a file older than them (gone's inbox was never removed), and one can be recorded.
+  assert.equal(await store.wasRemoved("gone" as AgentName), false);
+  await store.removeInbox("gone" as AgentName);
+  assert.equal(await store.wasRemoved("gone" as AgentName), true);
   await store.close();
 
   assert.equal(inspect<{ user_version: number }>(dir.path, "PRAGMA user_version").user_version, 3);

@@ -220,6 +220,28 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.deadLetters, 0);
   });
 
+  test(`${name} records a removal until the inbox is created again, across a reopen; an agent never seen was not removed`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    let store = await open();
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, create: true }, { agent: hermes, create: true }] });
+    assert.equal(await store.wasRemoved(openclaw), false);
+    await store.removeInbox(openclaw);
+    assert.equal(await store.wasRemoved(openclaw), true);
+    assert.equal(await store.wasRemoved(hermes), false);
+    assert.equal(await store.wasRemoved("carol" as AgentName), false, "an agent the store never had was not removed");
+    await store.close();
+    store = await open();
+    assert.equal(await store.wasRemoved(openclaw), true, "the removal is committed");
+    // Created again, by a commit (a store one broker owns) or by a broker of a shared store.
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, create: true }] });
+    assert.equal(await store.wasRemoved(openclaw), false);
+    if (store.shared === undefined) return;
+    await store.removeInbox(hermes);
+    await store.shared.createInbox(hermes, 0);
+    assert.equal(await store.wasRemoved(hermes), false);
+  });
+
   test(`${name} expires the undelivered messages older than the cutoff, above the newer of the two cursors`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

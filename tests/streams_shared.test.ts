@@ -14,7 +14,7 @@ const bob = parseAgentName("bob", "agent");
  * Streams over a shared store whose closeStream fails `failures` times (`closes` holds when each try came), where
  * this broker knows bob's inbox (`known`) or only the cluster view has it (`inCluster`).
  */
-function streamsOverSharedStore(failures: number, { known = true, inCluster = false } = {}) {
+function streamsOverSharedStore(failures: number, { known = true, inCluster = false, removed = true } = {}) {
   const closes: number[] = [];
   const shared = {
     openStream: () => Promise.resolve(0),
@@ -25,7 +25,13 @@ function streamsOverSharedStore(failures: number, { known = true, inCluster = fa
     version: () => Promise.resolve({ version: 0, deliveredId: 0 }),
     cluster: () => Promise.resolve({ brokers: [], streams: new Map(), cursors: new Map(inCluster ? [[bob, 0]] : []) }),
   } as unknown as SharedInboxes;
-  const store = { id: "store", outage: undefined, shared, readAfter: () => Promise.resolve([]) } as unknown as MessageStore;
+  const store = {
+    id: "store",
+    outage: undefined,
+    shared,
+    readAfter: () => Promise.resolve([]),
+    wasRemoved: () => Promise.resolve(removed),
+  } as unknown as MessageStore;
   const inbox: InboxRecord = { agent: bob, deliveredId: 0, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
   const ignore = () => {};
   const deps: StreamsDeps = {
@@ -105,10 +111,16 @@ test("a stream's closing that fails once the broker stops is not tried again", a
   }
 });
 
-test("a resume from a client that had bob's inbox on this store is refused (agent_removed) when no broker of it has one", async () => {
+test("a resume from a client that had bob's inbox on this store is refused (agent_removed) when no broker of it has one and the store records its removal", async () => {
   const { streams } = streamsOverSharedStore(0, { known: false });
   const resume = { from: "id", afterId: 0, store: "store", hadInboxOn: "store" } as const;
   await assert.rejects(streams.prepare(bob, resume, sseFormat(2000, true)), { code: "agent_removed" });
+});
+
+test("a resume from a client that had bob's inbox on this store is served when the store records no removal of bob (a restored backup)", async () => {
+  const { streams } = streamsOverSharedStore(0, { known: false, removed: false });
+  const resume = { from: "id", afterId: 0, store: "store", hadInboxOn: "store" } as const;
+  assert.equal(typeof await streams.prepare(bob, resume, sseFormat(2000, true)), "function");
 });
 
 test("a resume from a client that had bob's inbox is served when another broker created it since this one last looked", async () => {

@@ -154,8 +154,12 @@ export class Streams {
       } else if (start.afterId > this.#deps.lastId()) start = { from: "cursor" };
     }
     // Only the operator removes an inbox: a client that saw this agent's on this store, finding none, would create it
-    // again by reading. Another store (a fresh data dir at the same URL) never had it: there the read creates it.
-    if (start.from === "id" && start.hadInboxOn === store.id && !(await this.#hasInbox(agent))) {
+    // again by reading. Another store (a fresh data dir at the same URL) never had it: there the read creates it. So
+    // does this store restored from a backup taken before the agent existed: only a recorded removal refuses (asked
+    // of the store last, for an agent this broker does not know).
+    if (
+      start.from === "id" && start.hadInboxOn === store.id && !(await this.#hasInbox(agent)) && await store.wasRemoved(agent)
+    ) {
       throw new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
     }
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent

@@ -224,6 +224,11 @@ export class PostgresStore implements MessageStore {
     return this.shared.removeInbox(agent, refuse);
   }
 
+  wasRemoved(agent: AgentName): Promise<boolean> {
+    return this.#read("read removals", async () =>
+      (await this.#sql`SELECT 1 FROM interop_removed_agents WHERE agent = ${agent}`).length > 0);
+  }
+
   async close(): Promise<void> {
     this.#registry.closing();
     await this.#writing;

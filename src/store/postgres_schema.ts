@@ -138,6 +138,16 @@ CREATE TABLE interop_tokens (
 ALTER TABLE interop_store ADD COLUMN tokens_version bigint NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 7,
+    name: "agents whose inbox the operator removed, until it is created again",
+    sql: `
+CREATE TABLE interop_removed_agents (
+  agent text PRIMARY KEY,
+  removed_at bigint NOT NULL
+);
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -37,7 +37,9 @@ export class PostgresInboxes implements SharedInboxes {
 
   createInbox(agent: AgentName, deliveredId: number): Promise<number> {
     return this.#context.read("create an inbox", async () => {
+      // Created again: no longer an agent the operator removed (MessageStore.wasRemoved).
       const [row] = await this.#context.sql<{ delivered_id: number }[]>`
+        WITH cleared AS (DELETE FROM interop_removed_agents WHERE agent = ${agent})
         INSERT INTO interop_inboxes (agent, delivered_id) VALUES (${agent}, ${deliveredId})
         ON CONFLICT (agent) DO UPDATE SET agent = excluded.agent
         RETURNING delivered_id`;
@@ -151,6 +153,8 @@ export class PostgresInboxes implements SharedInboxes {
       const [removed] = await Promise.all([
         tx`DELETE FROM interop_messages WHERE recipient = ${agent}`.execute(),
         tx`DELETE FROM interop_dead_letters WHERE agent = ${agent}`.execute(),
+        tx`INSERT INTO interop_removed_agents (agent, removed_at) VALUES (${agent}, ${Date.now()})
+          ON CONFLICT (agent) DO UPDATE SET removed_at = excluded.removed_at`.execute(),
         tx`SELECT pg_notify(${REMOVED}, ${JSON.stringify({ b: broker, a: agent })})`.execute(),
       ]);
       return removed.count;

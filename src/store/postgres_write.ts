@@ -37,6 +37,9 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     ON CONFLICT (agent) DO UPDATE SET
       delivered_id = greatest(interop_inboxes.delivered_id, excluded.delivered_id),
       last_seen = coalesce(excluded.last_seen, interop_inboxes.last_seen)`.execute();
+  // Created again: no longer agents the operator removed (MessageStore.wasRemoved).
+  const cleared = created.length === 0 ? undefined : tx`
+    DELETE FROM interop_removed_agents WHERE agent = ANY(${created.map((u) => u.agent)}::text[])`.execute();
   // A note (a cursor, a last-seen time) changes an inbox that exists, never creates one: queued before another
   // broker removed the inbox, it would bring it back (and a publish riding with it would be stored there). An
   // UPDATE waits for a removal that holds the row and then skips it; an upsert would insert it again. Its rows are
@@ -101,7 +104,7 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     INSERT INTO interop_withdrawn (message_id, withdrawn_at)
     SELECT * FROM unnest(${withdrawn.map((w) => w.id)}::int8[], ${withdrawn.map((w) => w.at)}::int8[])
     ON CONFLICT DO NOTHING`.execute();
-  const [, found, present, , rows] = await Promise.all([keysLocked, earlier, held, heads, inserted, creating, noting, marked, withdrawing, notified]);
+  const [, found, present, , rows] = await Promise.all([keysLocked, earlier, held, heads, inserted, creating, noting, marked, withdrawing, notified, cleared]);
   const gone = recipients.filter((agent) => !present.some((row) => row.agent === agent));
   if (gone.length > 0) {
     throw new InteropError("unknown_agent", `Unknown agent: ${gone.join(", ")} has no inbox (removed, on this broker or another); nothing was stored`);

@@ -224,6 +224,7 @@ export class SqliteStore implements MessageStore {
         }
         this.#writeInboxes(batch.inboxes);
         for (const update of batch.inboxes) {
+          if (update.create) this.#db.prepare("DELETE FROM removed_agents WHERE agent = ?").run(update.agent);
           for (const { after, upTo } of update.polled ?? []) this.#markPolledRange(update.agent, after, upTo);
           for (const { id, at } of update.withdrawn ?? []) {
             this.#markPolledRange(update.agent, id - 1, id);
@@ -428,8 +429,14 @@ export class SqliteStore implements MessageStore {
         const { changes } = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1").run(agent);
         this.#db.prepare("DELETE FROM dead_letters WHERE agent = ?").run(agent);
         this.#db.prepare("DELETE FROM inboxes WHERE agent = ?").run(agent);
+        this.#db.prepare("INSERT OR REPLACE INTO removed_agents (agent, removed_at) VALUES (?, ?)").run(agent, Date.now());
         return Number(changes);
       }));
+  }
+
+  wasRemoved(agent: AgentName): Promise<boolean> {
+    return this.#attempt("read removals", () =>
+      this.#db.prepare("SELECT 1 FROM removed_agents WHERE agent = ?").get(agent) !== undefined);
   }
 
   close(): Promise<void> {

@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   parked_at INTEGER NOT NULL,
   PRIMARY KEY (agent, message_id)
 );
+-- Agents whose inbox the operator removed (MessageStore.wasRemoved), until the inbox is created again. A file an
+-- older interop opens keeps the table as it is: that interop neither records nor clears a removal.
+CREATE TABLE IF NOT EXISTS removed_agents (
+  agent TEXT PRIMARY KEY,
+  removed_at INTEGER NOT NULL
+);
 `;
 
 /**

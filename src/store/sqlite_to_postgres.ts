@@ -128,7 +128,9 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
 function readSqlite(db: DatabaseSync, file: string): SqliteContents {
   const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
   // Schema 2 only changed how messages are indexed, and 3 added each inbox's replay point, left behind (on a
-  // shared store the resume window is each broker's memory): the columns read here are the same.
+  // shared store the resume window is each broker's memory): the columns read here are the same. Recorded removals
+  // (`removed_agents`) stay behind too: the database has an identity of its own, which no client names as the store
+  // where it had an inbox (`MessageStore.wasRemoved`).
   if (version < 1 || version > 3) {
     throw new InteropError("storage_failed", `${file} is not an interop store this version can read (schema version ${version}, expected 1 to 3)`);
   }

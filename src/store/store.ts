@@ -274,6 +274,12 @@ export interface MessageStore {
    * the inbox on every broker; what it throws rolls the removal back.
    */
   removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number>;
+  /**
+   * Whether the operator removed `agent`'s inbox (`removeInbox` records it) and it was not created again since
+   * (`InboxUpdate.create`, `SharedInboxes.createInbox`): an agent a store merely lacks (one restored from a backup
+   * taken before the agent existed) was never removed.
+   */
+  wasRemoved(agent: AgentName): Promise<boolean>;
   /** Present when several brokers may open the store. */
   readonly shared?: SharedInboxes;
   /** The inboxes' replay points (`InboxUpdate.replayAfter`) as last committed; a store that keeps none lacks it. */

@@ -118,7 +118,7 @@ export function run(args: string[], io: Io): Promise<number> {
     const listen = parseFlags("service", listenArgs, LISTEN_OPTIONS).values;
     if (listen.help) throw usageError("service", "For the listener's options see 'interop listen --help'");
     target = { kind: "listen", agent: agentFlag("service", "--agent", listen.agent, io.env) };
-    listenFlags = flagsGiven(listenArgs, LISTEN_OPTIONS).filter(([name]) => name !== "agent");
+    listenFlags = lastOfEach(flagsGiven(listenArgs, LISTEN_OPTIONS).filter(([name]) => name !== "agent"));
   }
   const name = unitName(target);
   const path = unitPath(scope, io.env, target);
@@ -151,7 +151,7 @@ export function run(args: string[], io: Io): Promise<number> {
         const outputs = new Set(listenFlags.map(([name]) => name).filter((name) => (OUTPUTS as readonly string[]).includes(name)));
         if (outputs.size > 1) throw usageError("service", `Give the listener at most one output, not --${[...outputs].join(" and --")}`);
         for (const [output, variable] of Object.entries(PUSH_URL_VARIABLES)) {
-          const url = listenFlags.findLast(([name]) => name === output)?.[1];
+          const url = listenFlags.find(([name]) => name === output)?.[1];
           if (url === undefined || !hasCredentials(url)) continue;
           secrets[variable] = url;
           hidden.add(output);
@@ -232,6 +232,14 @@ function optionTokens(args: string[], options: ParseArgsOptionsConfig) {
 /** The options given in `args` (already checked by parseFlags), by long name, in order. */
 function flagsGiven(args: string[], options: ParseArgsOptionsConfig): Array<[string, string | undefined]> {
   return optionTokens(args, options).flatMap((token) => token.kind === "option" ? [[token.name, token.value] as [string, string | undefined]] : []);
+}
+
+/**
+ * Each flag once, with its last value: what listen uses (parseArgs keeps the last; none of its options repeats). An
+ * earlier value would only reach ExecStart, where a password in it (a second --post or --url) is anyone's to read.
+ */
+function lastOfEach(flags: Array<[string, string | undefined]>): Array<[string, string | undefined]> {
+  return [...new Map(flags.map(([name, value]) => [name, value] as const)).entries()];
 }
 
 /** Options whose value is a path: made absolute, since systemd runs the unit from / (or the user's home). */

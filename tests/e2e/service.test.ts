@@ -273,6 +273,30 @@ test("interop service install listen puts an --a2a or --openclaw URL with a pass
   }
 });
 
+test("interop service install listen given a URL flag twice writes only the last, which listen uses, and no password into ExecStart", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+  const install = (...flags: string[]) =>
+    runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", ...flags], { env });
+  // The password in the earlier value: listen never uses it, and it stays out of the unit.
+  for (const flag of ["--post", "--a2a", "--openclaw", "--hermes-webhook", "--url"]) {
+    const earlier = await install(flag, "http://u:s3cret@127.0.0.1:9/x", flag, "http://127.0.0.1:9/y");
+    assert.equal(earlier.code, 0, earlier.stderr);
+    assert.match(earlier.stdout, new RegExp(`^ExecStart=\\S+ listen --agent bob ${flag} http://127\\.0\\.0\\.1:9/y$`, "m"));
+    assert.doesNotMatch(earlier.stdout + earlier.stderr, /s3cret|\.env/, flag);
+  }
+  // The password in the last value: into the environment file, and the earlier value is not left on the command line.
+  const last = await install("--post", "http://127.0.0.1:9/x", "--post", "http://u:s3cret@127.0.0.1:9/y");
+  assert.equal(last.code, 0, last.stderr);
+  assert.match(last.stdout, /^ExecStart=\S+ listen --agent bob$/m);
+  assert.match(last.stderr, /interop-listen-bob\.env \(mode 600\) setting INTEROP_POST_URL\n$/);
+  assert.doesNotMatch(last.stdout, /s3cret/);
+  const lastUrl = await install("--url", "http://127.0.0.1:9", "--url", "http://u:s3cret@127.0.0.1:9");
+  assert.match(lastUrl.stdout, /^ExecStart=\S+ listen --agent bob$/m);
+  assert.match(lastUrl.stderr, /setting INTEROP_URL\n$/);
+});
+
 test("interop service install does not write the database URL into an environment file others could read or hold open", async () => {
   const dir = tempDir();
   try {

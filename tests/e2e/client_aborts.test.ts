@@ -13,13 +13,22 @@ const HEAD = "POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nhost: 127.0.0.
  * answering 503 says the handler has it (not `/status`: operators always reach it).
  */
 async function cutUpload(broker: RunningBroker, head: string, partOfBody: string): Promise<void> {
-  const socket = connect(broker.port, "127.0.0.1");
-  socket.on("error", () => {});
-  try {
-    socket.write(head + partOfBody);
-    await waitFor(async () => await peekStatus(broker) === 503, 10_000, "the upload to hold the last place");
-  } finally {
-    socket.destroy();
+  // A peek that reaches the broker before it has read the upload's first bytes finds a connection with no request
+  // yet, which the cap closes first to seat the peek: the upload is then sent again on a new connection.
+  for (let attempt = 1; ; attempt++) {
+    const socket = connect(broker.port, "127.0.0.1");
+    socket.on("error", () => {});
+    let closedByBroker = false;
+    socket.once("close", () => (closedByBroker = true));
+    try {
+      socket.write(head + partOfBody);
+      let status = 0;
+      await waitFor(async () => closedByBroker || (status = await peekStatus(broker)) === 503, 10_000, "the upload to hold the last place");
+      if (status === 503) break;
+      if (attempt === 5) assert.fail("the broker closed the upload before reading it five times over");
+    } finally {
+      socket.destroy();
+    }
   }
   await waitFor(async () => await peekStatus(broker) === 200, 10_000, "the upload's place to be freed");
 }

@@ -115,9 +115,11 @@ async function untilNoStream(options: FollowOptions, store: string | undefined):
     // Another store (the broker restarted on a fresh data dir, or another broker took its address) knows nothing of
     // the other reader nor of a removal: resume, as after any reconnect (followOnce reads what is pending there).
     if (report.store_id !== store) return;
-    // Gone from the same store's agents: the operator removed it meanwhile (its stream, the other reader's, ended
-    // with the removal), and resuming would create its inbox again. hasOwn: an agent named "constructor" is not one.
-    if (!Object.hasOwn(report.agents, options.agent)) throw agentRemoved(options.agent);
+    // Gone from the same store's agents: removed by the operator meanwhile, or the store restored from a backup taken
+    // before the agent existed. Only the broker can tell (it records removals): the resume says which store this
+    // listener had the inbox on, and the broker refuses it for a removed agent (agent_removed) and creates it again
+    // for a restored one. hasOwn: an agent named "constructor" is not one.
+    if (!Object.hasOwn(report.agents, options.agent)) return;
     if (!streamOpen(report, options.agent)) return;
   }
 }

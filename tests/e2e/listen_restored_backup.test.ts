@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
 import { exitOf, stopAll } from "../helpers/listener.ts";
+import { openSse, type SseConnection } from "../helpers/sse.ts";
 
 test("listen does not stop as 'removed by the operator' when the broker comes back on a restored backup", async (t) => {
   const dir = tempDir("interop-red-");
@@ -39,4 +40,42 @@ test("listen does not stop as 'removed by the operator' when the broker comes ba
   const reconnected = waitFor(() => /connected to .* as carol.*\n.*connected to/s.test(stderr), 15_000, "reconnect");
   const exited = await Promise.race([exitOf(held.listen), reconnected.then(() => "reconnected")]);
   assert.equal(exited, "reconnected", stderr);
+});
+
+test("listen waiting for another reader to leave resumes, not exit 9, when the broker comes back on a restored backup", async (t) => {
+  const dir = tempDir("interop-red-");
+  const data = join(dir.path, "data");
+  const held: { broker?: RunningBroker; listen?: ChildProcess; peek?: SseConnection } = {};
+  t.after(async () => {
+    held.peek?.close();
+    await stopAll(held.listen);
+    await held.broker?.cleanup();
+    dir.cleanup();
+  });
+  const first = await startBroker({ dataDir: data });
+  const port = first.port;
+  await first.stop();
+  cpSync(data, join(dir.path, "backup"), { recursive: true });
+
+  held.broker = await startBroker({ dataDir: data, port });
+  held.listen = spawnCli(["listen", "--agent", "carol", "--url", held.broker.url, "--state", join(dir.path, "carol.json")]);
+  let stderr = "";
+  let stdout = "";
+  held.listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  held.listen.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  await waitFor(() => /connected to/.test(stderr), 10_000, "listen's stream");
+  held.peek = await openSse(`${held.broker.url}/subscribe?agent=carol`);
+  await waitFor(() => stderr.includes("another reader for carol took over the stream; waiting for it to leave"), 10_000, "listen to wait");
+  // Killed, so that no /status says the peek left: listen's next look is at the restored store, which has no carol
+  // and no removal of her either.
+  await held.broker.stop("SIGKILL");
+  held.peek.close();
+  rmSync(data, { recursive: true });
+  cpSync(join(dir.path, "backup"), data, { recursive: true });
+  held.broker = await startBroker({ dataDir: data, port });
+  // Before: listen took carol's absence from /status for a removal and exited 9.
+  const reconnected = waitFor(() => (stderr.split("waiting for it to leave")[1] ?? "").includes("connected to"), 20_000, "reconnect");
+  assert.equal(await Promise.race([exitOf(held.listen), reconnected.then(() => "reconnected")]), "reconnected", stderr);
+  assert.equal((await publish(held.broker.url, "alice", "carol", { text: "after the restore" })).status, 200);
+  await waitFor(() => stdout.includes("after the restore"), 10_000, "listen to write the message");
 });

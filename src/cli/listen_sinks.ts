@@ -74,6 +74,10 @@ const READER_CLOSE_GRACE_MS = 250;
  * Writes each message to a FIFO, opening it per message like the old `hermes-sse-client.py`, so a reader that
  * reads to end-of-file and reopens keeps working. With no reader it waits for one; nothing is dropped.
  *
+ * A line counts as written once it is in the pipe, though its reader may die before reading it: nothing tells a
+ * writer how much of a FIFO its reader drained (FIONREAD is an ioctl neither runtime exposes), so that loss (one
+ * line, or up to the pipe's buffer for a streaming reader) is documented rather than guarded (docs/cli.md).
+ *
  * Before the next open it waits for the last reader to close: data written while a reader is between
  * end-of-file and close() would be thrown away with its file descriptor. A reader that keeps the FIFO open
  * past end-of-file (`tail -f`, a read loop on one descriptor) is a streaming reader: it gets the following

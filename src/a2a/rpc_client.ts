@@ -84,8 +84,8 @@ export class A2aRpcClient {
    * have been taken.
    *
    * Throws `InteropError` "unreachable" for what a retry may mend (not reached, busy, rate limited, a token the
-   * server refuses, a redirect), `InDoubtError` when the request may have been taken, `A2aError` for the server's JSON-RPC
-   * error, and "rejected" for an answer that is not JSON-RPC at all.
+   * server refuses, a redirect), `InDoubtError` when the request may have been taken, `A2aError` for the server's
+   * JSON-RPC error, and "rejected" for an answer that is not JSON-RPC at all.
    */
   async call(method: A2aMethod, params: (version: ProtocolVersion) => unknown, signal?: AbortSignal): Promise<unknown> {
     for (;;) {

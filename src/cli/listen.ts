@@ -72,11 +72,11 @@ and GET /dead-letters?agent=AGENT) and listen goes on.
 
 A2A (--a2a): sends v1.0 (A2A-Version: 1.0, returnImmediately), falling back to
 message/send for good after -32601 or -32009. Retried with backoff: connection refused,
-408, 429, 5xx, rate limits (-32000 "Peer is rate limited", Hermes -32051), 401/403
-and redirects (with a warning). Final, parked as dead letters: other 4xx, JSON-RPC
-errors such as -32602, answers that are not JSON-RPC. A send that may have reached the server with no
-answer (timeout, cut connection, listen killed mid-request) is never sent again: a
-repeated messageId makes OpenClaw open a task that never ends and Hermes run a second
+408, 429, 5xx, rate limits (-32000 "Peer is rate limited", Hermes -32051), 401/403 and
+redirects (with a warning). Final, parked as dead letters: other 4xx, JSON-RPC errors
+such as -32602, answers that are not JSON-RPC. A send that may have reached the server
+with no answer (timeout, cut connection, listen killed mid-request) is never sent again:
+a repeated messageId makes OpenClaw open a task that never ends and Hermes run a second
 turn; it is parked as a dead letter "in doubt" instead. Up to --a2a-max-in-flight tasks
 are followed at once (sends stay in order); a task the server forgot (-32001, e.g. after
 a gateway restart) is answered to the sender as TASK_STATE_FAILED. Replies in the inbox

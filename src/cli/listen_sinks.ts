@@ -248,8 +248,9 @@ const SETUP_STATUSES = [401, 403, 404];
 
 /**
  * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429, 5xx, a setup problem (a
- * 3xx included: a redirect is never followed) and the target's own passing refusals are retried (after `Retry-After` when the receiver sends one); any other 4xx is
- * final (`rejected`): retrying cannot make the receiver accept it.
+ * 3xx included: a redirect is never followed) and the target's own passing refusals are retried (after
+ * `Retry-After` when the receiver sends one); any other 4xx is final (`rejected`): retrying cannot make the
+ * receiver accept it.
  */
 export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
   return async (message) => {

@@ -73,8 +73,8 @@ function reportMissed(reply: SendReply, io: Io): number {
   for (const refusal of reply.refused ?? []) io.stderr(`warning: not delivered to ${refusal.agent}: ${refusal.reason}\n`);
   if (reply.refusals_unknown) {
     io.stderr(
-      "warning: this retry found the messages the first attempt with this --key stored; whether it left out full " +
-        "inboxes was not kept (a broker restart, or another broker took it)\n",
+      "warning: this retry found the messages the first attempt with its idempotency key stored; whether that " +
+        "attempt left out full inboxes was not kept (a broker restart, or another broker took it)\n",
     );
   }
   return (reply.refused?.length ?? 0) > 0 || reply.refusals_unknown ? EXIT.partial : EXIT.ok;

@@ -64,7 +64,7 @@ test("interop send to everyone past a full inbox warns per agent left out and ex
   broker = await startBroker({ dataDir: dir.path, args });
   const afterRestart = await send("K", "--json");
   assert.equal(afterRestart.code, 10, afterRestart.stderr);
-  assert.match(afterRestart.stderr, /whether it left out full inboxes was not kept/);
+  assert.match(afterRestart.stderr, /whether that attempt left out full inboxes was not kept/);
   assert.equal(JSON.parse(afterRestart.stdout).refusals_unknown, true);
   assert.equal(JSON.parse(afterRestart.stdout).id, JSON.parse(retried.stdout).id, "the first attempt's message");
 });

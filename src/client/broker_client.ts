@@ -103,13 +103,10 @@ export class BrokerClient {
     return this.#json("POST", `/ask?${query}`, jsonBody(payload), longRequest(timeoutSeconds, cancel));
   }
 
-  /**
-   * The agent's next message (taken), waiting up to `timeoutSeconds`; null when none came. Aborting `cancel`
-   * hangs up, and the broker then takes nothing.
-   */
-  async wait(agent: AgentName, timeoutSeconds: number, cancel?: AbortSignal): Promise<WireMessage | null> {
+  /** The agent's next message (taken), waiting up to `timeoutSeconds`; null when none came. */
+  async wait(agent: AgentName, timeoutSeconds: number): Promise<WireMessage | null> {
     const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds) });
-    const response = await this.#fetch("GET", `/wait?${query}`, {}, longRequest(timeoutSeconds, cancel));
+    const response = await this.#fetch("GET", `/wait?${query}`, {}, longRequest(timeoutSeconds, undefined));
     return response.status === 204 ? null : await response.json() as WireMessage;
   }
 

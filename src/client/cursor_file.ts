@@ -25,7 +25,7 @@ export class CursorFile {
     this.#agent = agent;
   }
 
-  /** The saved position, or undefined when there is none for this broker and agent. */
+  /** The saved position, or undefined when there is none for this agent (and, in a file without a store, this URL). */
   load(): StreamPosition | undefined {
     let text: string;
     try {
@@ -42,9 +42,13 @@ export class CursorFile {
         cause,
       });
     }
-    if (state.url !== this.#url || state.agent !== this.#agent) return undefined;
-    if (!Number.isSafeInteger(state.last_id)) return undefined;
-    return { id: state.last_id, store: typeof state.store === "string" ? state.store : undefined };
+    if (state.agent !== this.#agent || !Number.isSafeInteger(state.last_id)) return undefined;
+    const store = typeof state.store === "string" ? state.store : undefined;
+    // With the store's identity the URL does not matter: the broker checks it and reads from the agent's cursor when
+    // it is another store. Dropping the id over a changed --url (a failover URL added, another spelling of the same
+    // broker) would start at the cursor, past what the last listen was sent and never handled.
+    if (store === undefined && state.url !== this.#url) return undefined;
+    return { id: state.last_id, store };
   }
 
   /** Saves atomically (write then rename), so a crash leaves the old id or the new one, never half a file. */

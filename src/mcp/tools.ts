@@ -28,13 +28,33 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
   return json ?? { text: text! };
 }
 
+/** The longest single long poll of a wait call: how long a cancelled wait may still run, and take a message. */
+const WAIT_SLICE_SECONDS = 5;
+
+/**
+ * The agent's next message within `timeoutSeconds`, or null; after `cancel` aborts, null once the long poll in
+ * flight ends. A poll is never hung up: the broker may have taken a message for it in the moment of the cancel, and a
+ * hang-up would drop that answer unread (the caller holds what comes for the next call instead).
+ */
+async function waitUntilCancelled(client: BrokerClient, agent: AgentName, timeoutSeconds: number, cancel: AbortSignal) {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  while (!cancel.aborted) {
+    const left = (deadline - Date.now()) / 1000;
+    if (left <= 0) break;
+    const message = await client.wait(agent, Math.min(left, WAIT_SLICE_SECONDS));
+    if (message !== null) return message;
+  }
+  return null;
+}
+
 /** Why a message taken for a cancelled call and never returned is parked when the session ends. */
 const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the session ended before another inbox or " +
   "wait call could return it";
 
 /**
  * How long the end of a session waits for calls still running. Each ends sooner by itself: the session's close
- * aborts wait and ask, and a poll gives up after the client's request timeout (10 s a broker).
+ * ends a wait after its current long poll (at most WAIT_SLICE_SECONDS) and aborts ask, and a poll gives up after
+ * the client's request timeout (10 s a broker).
  */
 const SESSION_END_GRACE_MS = 30_000;
 
@@ -127,7 +147,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     },
   }, ({ timeout_seconds }, { signal, requestId }) =>
     tracked((async () => {
-      const message = taken.takeHeld(1)[0] ?? await client.wait(agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
+      const message = taken.takeHeld(1)[0] ?? await waitUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
       return answer({ message: taken.answering(requestId, signal, [message])[0] });
     })()));
 

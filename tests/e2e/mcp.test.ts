@@ -136,55 +136,62 @@ test("bad MCP tool arguments give tool errors, and the server keeps serving", as
   }
 });
 
-test("a message taken for an inbox call cancelled while the broker answered is parked when the client closes stdin", async () => {
-  // A stand-in broker lets the test order things: the poll is answered only once the server has read the cancel
-  // (a later request reached the broker, and stdin is read in order). The client then ends the session as the
-  // SDK's client does, by closing stdin: the server must still park what it holds.
-  const { promise: pollReleased, resolve: releasePoll } = Promise.withResolvers<void>();
-  const { promise: pollCame, resolve: pollArrived } = Promise.withResolvers<void>();
-  const { promise: statusCame, resolve: statusArrived } = Promise.withResolvers<void>();
-  const parked: Array<{ id: number; reason: string }> = [];
-  const { promise: parkCame, resolve: parkArrived } = Promise.withResolvers<void>();
-  const broker = await standInBroker({
-    "/poll": async () => {
-      pollArrived();
-      await pollReleased;
-      return [200, [taken(7)]];
-    },
-    "/status": () => {
-      statusArrived();
-      return [200, { agents: {} }];
-    },
-    "/dead-letters": (body) => {
-      parked.push(JSON.parse(body));
-      parkArrived();
-      return [200, { parked: true }];
-    },
+// The wait case as OpenClaw's MCP client meets it when a call passes its request timeout or its turn is aborted:
+// a server that hung up its long poll on the cancel lost the message the broker had taken for it.
+const cancelledCalls = [
+  { tool: "inbox", route: "/poll", args: {}, answer: [taken(7)] },
+  { tool: "wait", route: "/wait", args: { timeout_seconds: 3 }, answer: taken(7) },
+];
+for (const { tool, route, args, answer } of cancelledCalls) {
+  test(`a message taken for ${tool === "inbox" ? "an" : "a"} ${tool} call cancelled while the broker answered is parked when the client closes stdin`, async () => {
+    // A stand-in broker lets the test order things: the call is answered only once the server has read the cancel
+    // (a later request reached the broker, and stdin is read in order). The client then ends the session as the
+    // SDK's client does, by closing stdin: the server must still park what it holds.
+    const { promise: callReleased, resolve: releaseCall } = Promise.withResolvers<void>();
+    const { promise: callCame, resolve: callArrived } = Promise.withResolvers<void>();
+    const { promise: statusCame, resolve: statusArrived } = Promise.withResolvers<void>();
+    const parked: Array<{ id: number; reason: string }> = [];
+    const { promise: parkCame, resolve: parkArrived } = Promise.withResolvers<void>();
+    const broker = await standInBroker({
+      [route]: async () => {
+        callArrived();
+        await callReleased;
+        return [200, answer];
+      },
+      "/status": () => {
+        statusArrived();
+        return [200, { agents: {} }];
+      },
+      "/dead-letters": (body) => {
+        parked.push(JSON.parse(body));
+        parkArrived();
+        return [200, { parked: true }];
+      },
+    });
+    let openclaw: Client | undefined;
+    try {
+      openclaw = await connect(broker.url, "openclaw");
+      const cancel = new AbortController();
+      const cancelled = openclaw.callTool({ name: tool, arguments: args }, undefined, { signal: cancel.signal });
+      await callCame;
+      cancel.abort("the turn was aborted");
+      await assert.rejects(cancelled, /the turn was aborted/);
+      const agents = call(openclaw, "agents");
+      await statusCame;
+      releaseCall();
+      await agents;
+      await openclaw.close();
+      openclaw = undefined;
+      await Promise.race([parkCame, new Promise((_, reject) => setTimeout(() => reject(new Error("nothing was parked")), 10_000).unref())]);
+      assert.deepEqual(parked.map((message) => message.id), [7]);
+      assert.match(parked[0].reason, /taken for an MCP call its client cancelled/);
+    } finally {
+      releaseCall();
+      await openclaw?.close();
+      await broker.close();
+    }
   });
-  let openclaw: Client | undefined;
-  try {
-    openclaw = await connect(broker.url, "openclaw");
-    const cancel = new AbortController();
-    const inbox = openclaw.callTool({ name: "inbox", arguments: {} }, undefined, { signal: cancel.signal });
-    await pollCame;
-    cancel.abort("the turn was aborted");
-    await assert.rejects(inbox, /the turn was aborted/);
-    const agents = call(openclaw, "agents");
-    await statusCame;
-    releasePoll();
-    await agents;
-    await openclaw.close();
-    openclaw = undefined;
-    await Promise.race([parkCame, new Promise((_, reject) => setTimeout(() => reject(new Error("nothing was parked")), 10_000).unref())]);
-    assert.equal(parked.length, 1);
-    assert.equal(parked[0].id, 7);
-    assert.match(parked[0].reason, /taken for an MCP call its client cancelled/);
-  } finally {
-    releasePoll();
-    await openclaw?.close();
-    await broker.close();
-  }
-});
+}
 
 test("interop mcp parks every message it holds at the session's end, names one the broker refuses on stderr, and exits 1", async (t) => {
   // Driven with raw JSON-RPC lines, to see the exit code: the inbox call takes 5, 6 and 7 but is cancelled first

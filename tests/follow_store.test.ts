@@ -1,4 +1,7 @@
-/** follow() waiting out another reader: the agent missing from /status stops it only on the same store. */
+/**
+ * follow() waiting out another reader: the agent missing from /status resumes it, and whether the agent was removed
+ * is the broker's to say when the stream opens again.
+ */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BrokerClient } from "../src/client/broker_client.ts";
@@ -6,8 +9,11 @@ import { follow } from "../src/client/follow.ts";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName } from "../src/message.ts";
 
-/** A client whose every stream is taken at once by another reader, and whose /status lists no agent. */
-function takenStreams(storeIds: string[]): { client: BrokerClient; opened: () => number; reopened: Promise<void> } {
+/**
+ * A client whose every stream is taken at once by another reader, and whose /status lists no agent; with
+ * `removedOnReopen`, the second stream is refused as a broker refuses an agent it recorded as removed.
+ */
+function takenStreams(storeIds: string[], removedOnReopen = false): { client: BrokerClient; opened: () => number; reopened: Promise<void> } {
   let opened = 0;
   const { promise: reopened, resolve } = Promise.withResolvers<void>();
   const status = { store_id: "", agents: {}, last_id: 0 };
@@ -18,6 +24,7 @@ function takenStreams(storeIds: string[]): { client: BrokerClient; opened: () =>
       const store = storeIds[Math.min(opened++, storeIds.length - 1)];
       status.store_id = store;
       if (opened === 2) resolve();
+      if (opened === 2 && removedOnReopen) return Promise.reject(new InteropError("agent_removed", "Broker refused (HTTP 410)"));
       return Promise.resolve({ body: new Response("event: replaced\ndata: {}\n\n").body!, store });
     },
     status() {
@@ -40,11 +47,11 @@ function run(client: BrokerClient, agent: string, signal: AbortSignal): Promise<
   });
 }
 
-test("follow() stops with agent_removed when an agent named constructor is missing from its own store's /status", async () => {
-  const { client, opened } = takenStreams(["one"]);
+test("follow() missing an agent named constructor from its own store's /status opens the stream again, and stops when the broker says it was removed", async () => {
+  const { client, opened } = takenStreams(["one"], true);
   const signal = AbortSignal.timeout(5000);
   await assert.rejects(run(client, "constructor", signal), (error: InteropError) => error.code === "agent_removed");
-  assert.equal(opened(), 1);
+  assert.equal(opened(), 2);
 });
 
 test("follow() resumes when /status answers from another store than the taken stream's, though the agent is missing", { timeout: 5000 }, async () => {

@@ -14,7 +14,7 @@ import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
 import { VERSION } from "../version.ts";
 import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
-import { makeDataDir, removeOwner, writeOwner } from "./data_dir.ts";
+import { makeDataDir, removeOwner, warnIfDataDirOpen, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { fitToOpenFiles } from "./open_files.ts";
@@ -238,6 +238,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     await store.close();
     throw error;
   }
+  if (auth.enabled && store.kind === "sqlite") warnIfDataDirOpen(dataDir, log.warn);
 
   const broker = await Broker.open({
     store,

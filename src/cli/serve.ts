@@ -260,7 +260,9 @@ async function serve(args: string[], io: Io): Promise<number> {
     }),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   });
-  const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : []);
+  const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : [], {
+    hasInbox: (agent) => broker.hasInbox(agent),
+  });
   broker.observe(metrics);
   let server: HttpServer;
   try {

@@ -29,14 +29,15 @@ export function interopCommand(): string {
 /**
  * `mkdir -p` that gives up. Node 24's `mkdirSync(path, { recursive: true })` spins at 100 % CPU, deaf to signals,
  * when mkdir answers ENOENT although the parent exists (any path under /proc): it makes the parent (EEXIST) and
- * tries again, forever. Here a second ENOENT once the parent is there is the error it is. `mode` is the new
- * directory's own (its parents get the default); one already there keeps its mode.
+ * tries again, forever. Here a second ENOENT once the parent is there is the error it is. `mode` is given to each
+ * directory made here, parents included (listen's state dir is inside the default data dir, and may come first);
+ * one already there keeps its mode.
  */
 export function makeDirectory(path: string, mode?: number): void {
   if (_mkdir(path, mode) === undefined) return;
   const parent = dirname(path);
   if (parent === path) throw new Error(`Cannot create ${path}: its root does not exist`);
-  makeDirectory(parent);
+  makeDirectory(parent, mode);
   const again = _mkdir(path, mode);
   if (again !== undefined) throw again;
 }

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
 import { tempDir } from "../helpers/cli.ts";
+import { CursorFile } from "../../src/client/cursor_file.ts";
+import { defaultDataDir, defaultListenStateDir } from "../../src/paths.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
 
 const modeOf = (path: string): string => (statSync(path).mode & 0o777).toString(8);
@@ -71,4 +73,13 @@ test("a broker without tokens says nothing of an open data dir (any local user r
   broker = await startBroker({ dataDir: dir.path });
   assert.doesNotMatch(broker.log(), /open to other local users/);
   assert.equal(modeOf(join(dir.path, "interop.db")), "600");
+});
+
+test("listen's state, inside the default data dir, makes the data dir 700 when it comes first", (t) => {
+  const home = tempDir();
+  t.after(() => home.cleanup());
+  const env = { XDG_STATE_HOME: join(home.path, "state") };
+  new CursorFile(join(defaultListenStateDir(env), "hermes.json"), "http://127.0.0.1:18900", "hermes").save({ id: 1, store: "s" });
+  assert.equal(modeOf(defaultDataDir(env)), "700");
+  assert.equal(modeOf(defaultListenStateDir(env)), "700");
 });

@@ -32,6 +32,7 @@ export type ErrorCode =
   | "storage_unavailable"
   | "unsafe_durability"
   | "too_many_connections"
+  | "too_many_requests"
   | "request_timeout"
   | "headers_too_large"
   | "url_too_long"

@@ -29,21 +29,23 @@ export function interopCommand(): string {
 /**
  * `mkdir -p` that gives up. Node 24's `mkdirSync(path, { recursive: true })` spins at 100 % CPU, deaf to signals,
  * when mkdir answers ENOENT although the parent exists (any path under /proc): it makes the parent (EEXIST) and
- * tries again, forever. Here a second ENOENT once the parent is there is the error it is.
+ * tries again, forever. Here a second ENOENT once the parent is there is the error it is. `mode` is given to each
+ * directory made here, parents included (listen's state dir is inside the default data dir, and may come first);
+ * one already there keeps its mode.
  */
-export function makeDirectory(path: string): void {
-  if (_mkdir(path) === undefined) return;
+export function makeDirectory(path: string, mode?: number): void {
+  if (_mkdir(path, mode) === undefined) return;
   const parent = dirname(path);
   if (parent === path) throw new Error(`Cannot create ${path}: its root does not exist`);
-  makeDirectory(parent);
-  const again = _mkdir(path);
+  makeDirectory(parent, mode);
+  const again = _mkdir(path, mode);
   if (again !== undefined) throw again;
 }
 
 /** Makes one directory; undefined when it is there now, the ENOENT when its parent is missing (or cannot hold it). */
-function _mkdir(path: string): Error | undefined {
+function _mkdir(path: string, mode: number | undefined): Error | undefined {
   try {
-    mkdirSync(path);
+    mkdirSync(path, { mode });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return error as Error;

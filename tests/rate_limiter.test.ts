@@ -18,3 +18,23 @@ test("RateLimiter.giveBack() returns tokens a refused publish took, never past t
   limiter.admit("hermes", 2);
   assert.throws(() => limiter.admit("hermes"), { code: "rate_limited", message: /^Too many messages/ });
 });
+
+test("RateLimiter drops refilled buckets: 100,000 senders one message each leave a bounded number", () => {
+  let now = 1_800_000_000_000;
+  const limiter = new RateLimiter(1000, 2000, () => now);
+  for (let i = 0; i < 100_000; i++) {
+    limiter.admit(`sender-${i}`);
+    now += 1;
+  }
+  assert.ok(limiter.size <= 2048, `${limiter.size} buckets held`);
+});
+
+test("RateLimiter keeps a bucket that has not refilled: the sweep never lets a sender past its limit", () => {
+  let now = 1_800_000_000_000;
+  const limiter = new RateLimiter(1, 2, () => now);
+  limiter.admit("hermes", 2);
+  for (let i = 0; i < 10_000; i++) limiter.admit(`sender-${i}`);
+  assert.throws(() => limiter.admit("hermes"), { code: "rate_limited" });
+  now += 2000;
+  limiter.admit("hermes", 2);
+});

@@ -6,6 +6,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
+import { PRIVATE_DIR_MODE } from "../private_files.ts";
 import type { A2aMessage, ProtocolVersion, TaskState } from "./protocol.ts";
 
 /** One interop message on its way into the agent's A2A server. */
@@ -78,7 +79,7 @@ export class OutboundState {
 
   /** Writes atomically (write then rename): a crash leaves the old state or the new one. */
   save(): void {
-    makeDirectory(dirname(this.path));
+    makeDirectory(dirname(this.path), PRIVATE_DIR_MODE);
     const state: StateShape = {
       url: this.#url,
       agent: this.#agent,

@@ -1,9 +1,11 @@
 /** The broker's tokens: `tokens.json` in the data dir holds only their SHA-256 hashes; a token is shown once. */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
+import { makeDirectory } from "../paths.ts";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
 import { mintToken, type TokenList, type TokenRecord } from "./token_list.ts";
 
 export const TOKENS_FILE = "tokens.json";
@@ -75,9 +77,9 @@ export class TokenFile implements TokenList {
   }
 
   #save(tokens: TokenRecord[]): void {
-    mkdirSync(join(this.path, ".."), { recursive: true });
+    makeDirectory(join(this.path, ".."), PRIVATE_DIR_MODE);
     const temporary = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify({ tokens }, null, 2) + "\n", { mode: 0o600 });
+    writeFileSync(temporary, JSON.stringify({ tokens }, null, 2) + "\n", { mode: PRIVATE_FILE_MODE });
     renameSync(temporary, this.path);
   }
 }

@@ -350,6 +350,11 @@ export class Broker {
     return this.#agents.remove(agent, force);
   }
 
+  /** Whether `agent` has an inbox here: a sender without one is any name a client put in `from=` (tokens off). */
+  hasInbox(agent: AgentName): boolean {
+    return this.#inboxes.has(agent);
+  }
+
   /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
   observe(observer: BrokerObserver): () => void {
     return this.#observers.add(observer);

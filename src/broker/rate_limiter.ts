@@ -1,10 +1,15 @@
 /** Per-sender publish rate limits: a token bucket each, so bursts pass and a runaway sender is slowed, never dropped. */
 import { InteropError } from "../errors.ts";
 
+/** Buckets held before the first sweep: below it, sweeping costs more than the memory it frees. */
+const FIRST_SWEEP = 1024;
+
 export class RateLimiter {
   #perSecond: number;
   #burst: number;
   #buckets = new Map<string, { tokens: number; at: number }>();
+  /** How many buckets start the next sweep (twice those left by the last): each admit pays O(1) on average. */
+  #sweepAt = FIRST_SWEEP;
   #now: () => number;
 
   /** `perSecond` 0 turns limiting off. */
@@ -41,6 +46,8 @@ export class RateLimiter {
   #take(sender: string, count: number): number | undefined {
     if (this.#perSecond === 0) return undefined;
     const now = this.#now();
+    // Before this sender's bucket is taken from: the sweep would drop it while still full.
+    if (this.#buckets.size >= this.#sweepAt) this.#sweep(now);
     const bucket = this.#buckets.get(sender) ?? { tokens: this.#burst, at: now };
     bucket.tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond);
     bucket.at = now;
@@ -50,5 +57,21 @@ export class RateLimiter {
       return undefined;
     }
     return Math.max(1, Math.ceil((count - bucket.tokens) / this.#perSecond));
+  }
+
+  /** How many buckets are held: those of senders that sent within the time a bucket takes to refill. */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /**
+   * Drops the buckets that have refilled: a full bucket is the same as none. Without tokens every `from=` name is
+   * a sender, so without this each new name would hold a bucket for as long as the broker runs.
+   */
+  #sweep(now: number): void {
+    for (const [sender, bucket] of this.#buckets) {
+      if (bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond >= this.#burst) this.#buckets.delete(sender);
+    }
+    this.#sweepAt = Math.max(FIRST_SWEEP, this.#buckets.size * 2);
   }
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
+import { makePrivate, modeOf, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
 
 /** What a running broker writes into its data dir, so others can name it. */
 const OWNER_FILE = "broker.json";
@@ -16,19 +17,34 @@ export interface BrokerOwner {
 }
 
 /**
- * Creates the data dir before the store or the token file do: their recursive mkdir spins forever on a path
- * under /proc (see makeDirectory). Fails as the store does (storage_failed, exit 1), at once.
+ * Creates the data dir (mode 700: it holds messages and tokens) before the store or the token file do: a
+ * recursive mkdir spins forever on a path under /proc (see makeDirectory). Fails as the store does
+ * (storage_failed, exit 1), at once.
  */
 export function makeDataDir(dir: string): void {
   try {
-    makeDirectory(dir);
+    makeDirectory(dir, PRIVATE_DIR_MODE);
   } catch (cause) {
     throw new InteropError("storage_failed", `Cannot create data dir ${dir}: ${(cause as Error).message}`, { cause });
   }
 }
 
+/**
+ * Warns when other local users can enter the data dir. Its files are private (600) whatever its mode, but with
+ * tokens the broker is a boundary between local users (without, any of them reads every inbox over HTTP anyway).
+ * The operator may have chosen the dir open, so it is named with the fix, not changed.
+ */
+export function warnIfDataDirOpen(dir: string, warn: (message: string) => void): void {
+  const mode = modeOf(dir);
+  if (mode === undefined || (mode & 0o077) === 0) return;
+  warn(`data dir ${dir} is open to other local users (mode ${mode.toString(8)}); make it private: chmod 700 ${dir}`);
+}
+
 export function writeOwner(dir: string, owner: BrokerOwner): void {
-  writeFileSync(join(dir, OWNER_FILE), JSON.stringify(owner) + "\n");
+  const path = join(dir, OWNER_FILE);
+  // The mode applies only to a file writeFileSync creates: one a killed broker left is made private first.
+  makePrivate(path);
+  writeFileSync(path, JSON.stringify(owner) + "\n", { mode: PRIVATE_FILE_MODE });
 }
 
 export function removeOwner(dir: string): void {

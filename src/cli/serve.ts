@@ -5,6 +5,7 @@ import { agentAdmission } from "../broker/agent_admission.ts";
 import { Broker } from "../broker/broker.ts";
 import { blockedPort } from "../client/blocked_ports.ts";
 import { InteropError } from "../errors.ts";
+import { defaultAgentShare } from "../http/agent_shares.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../http/request_limits.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { type AgentName, DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
@@ -14,7 +15,7 @@ import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
 import { VERSION } from "../version.ts";
 import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
-import { makeDataDir, removeOwner, writeOwner } from "./data_dir.ts";
+import { makeDataDir, removeOwner, warnIfDataDirOpen, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { fitToOpenFiles } from "./open_files.ts";
@@ -85,6 +86,10 @@ Options:
                         have 8 places of their own. Connections waiting for a request or still
                         sending one are capped at N too: past it the oldest is closed.
                         Lowered at start to fit the open-file limit (ulimit -n), with a warning
+  --max-requests-per-agent N
+                        requests one agent (its token's; without tokens the agent a request
+                        names) may have in progress, waits and streams included (default: a
+                        quarter of --max-connections); past it: 429 too_many_requests
   --request-timeout DUR a request's head and body must arrive within DUR of its first byte,
                         or it gets 408 and its connection is closed (default 30s); answers,
                         streams and waits are not limited by it
@@ -144,6 +149,7 @@ export const OPTIONS = {
   "rate-limit": { type: "string", default: "1000" },
   "second-stream": { type: "string", default: "replace" },
   "max-connections": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxConnections) },
+  "max-requests-per-agent": { type: "string" },
   "max-header-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxHeaderBytes) },
   "max-url-bytes": { type: "string", default: String(DEFAULT_REQUEST_LIMITS.maxUrlBytes) },
   "allowed-hosts": { type: "string" },
@@ -217,6 +223,10 @@ async function serve(args: string[], io: Io): Promise<number> {
   }
   const log = createLogger(io, "serve", values.verbose, logFormat);
   limits.maxConnections = fitToOpenFiles(limits.maxConnections, log.warn);
+  const shareFlag = values["max-requests-per-agent"];
+  const maxRequestsPerAgent = shareFlag === undefined
+    ? defaultAgentShare(limits.maxConnections)
+    : parseCount("serve", "--max-requests-per-agent", shareFlag, 1, 1_000_000);
   makeDataDir(dataDir);
   const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn);
   let auth: Authenticator;
@@ -238,6 +248,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     await store.close();
     throw error;
   }
+  if (auth.enabled && store.kind === "sqlite") warnIfDataDirOpen(dataDir, log.warn);
 
   const broker = await Broker.open({
     store,
@@ -259,7 +270,9 @@ async function serve(args: string[], io: Io): Promise<number> {
     }),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   });
-  const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : []);
+  const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : [], {
+    hasInbox: (agent) => broker.hasInbox(agent),
+  });
   broker.observe(metrics);
   let server: HttpServer;
   try {
@@ -272,6 +285,7 @@ async function serve(args: string[], io: Io): Promise<number> {
       port,
       allowedHosts,
       limits,
+      maxRequestsPerAgent,
       requestTimeoutMs,
       maxBodyBytes,
       a2aWaitMs,

@@ -20,6 +20,8 @@ export interface ServeBrokerOptions {
   /** Names the broker is reached by besides addresses, localhost and `host` (--allowed-hosts). */
   allowedHosts: string[];
   limits: RequestLimits;
+  /** Requests one agent may have in progress (--max-requests-per-agent). */
+  maxRequestsPerAgent: number;
   requestTimeoutMs: number;
   maxBodyBytes: number;
   a2aWaitMs: number;
@@ -38,6 +40,7 @@ export function serveBroker(broker: Broker, options: ServeBrokerOptions): Promis
     maxBodyBytes: options.maxBodyBytes,
     a2aWaitMs: options.a2aWaitMs,
     a2aOriginAgent: options.a2aOriginAgent,
+    maxRequestsPerAgent: options.maxRequestsPerAgent,
     retryMs: 2000,
     onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`, { error: String(error) }),
   });

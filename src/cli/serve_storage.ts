@@ -21,7 +21,7 @@ export async function openMessageStore(
   databaseUrl: string | undefined,
   warn: (message: string) => void,
 ): Promise<MessageStore> {
-  if (databaseUrl === undefined) return openDataDirStore(dataDir, durability);
+  if (databaseUrl === undefined) return openDataDirStore(dataDir, durability, warn);
   surviveStrayConnectionFailures(warn);
   return await PostgresStore.open({
     url: databaseUrl,
@@ -60,9 +60,9 @@ async function databaseTokens(url: string, dataDir: string): Promise<TokenList> 
 }
 
 /** Opens the store; when another broker holds the data dir, names it from its owner file. */
-function openDataDirStore(dataDir: string, durability: Durability): SqliteStore {
+function openDataDirStore(dataDir: string, durability: Durability, warn: (message: string) => void): SqliteStore {
   try {
-    return new SqliteStore(dataDir, durability);
+    return new SqliteStore(dataDir, durability, warn);
   } catch (error) {
     if (!(error instanceof InteropError) || error.code !== "data_dir_locked") throw error;
     // No owner file yet: the other broker is still starting.

@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import type { StreamPosition } from "./broker_client.ts";
 import { makeDirectory } from "../paths.ts";
+import { PRIVATE_DIR_MODE } from "../private_files.ts";
 
 interface CursorState {
   url: string;
@@ -53,7 +54,7 @@ export class CursorFile {
 
   /** Saves atomically (write then rename), so a crash leaves the old id or the new one, never half a file. */
   save(position: StreamPosition | undefined): void {
-    makeDirectory(dirname(this.path));
+    makeDirectory(dirname(this.path), PRIVATE_DIR_MODE);
     if (position === undefined) {
       writeFileSync(this.path, "{}\n");
       return;

@@ -1,6 +1,6 @@
 /** Caps on what one request may hold of the broker: its header and URL size, and a place among the open requests. */
 import { InteropError } from "../errors.ts";
-import { type Handler, type IncomingRequest, isStream } from "../runtime/types.ts";
+import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
 import { watchStream } from "./responses.ts";
 
@@ -51,22 +51,30 @@ export function limitRequests(handler: Handler, limits: RequestLimits): Handler 
       );
     }
     open++;
-    let response;
-    try {
-      response = await handler(request);
-    } catch (error) {
-      open--;
-      throw error;
-    }
-    if (!isStream(response)) {
-      open--;
-      return response;
-    }
-    // A stream holds its place until it ends, however it ends.
-    return watchStream(response, () => {}, () => open--);
+    return await heldUntilAnswered(handler(request), () => open--);
   };
 }
 
-function isOperatorLook(request: IncomingRequest): boolean {
+/**
+ * Resolves with `answer`, calling `release` once it is given: when it is ready, or for a stream when the stream
+ * ends (however it ends), or when it fails.
+ */
+export async function heldUntilAnswered(answer: Promise<OutgoingResponse>, release: () => void): Promise<OutgoingResponse> {
+  let response;
+  try {
+    response = await answer;
+  } catch (error) {
+    release();
+    throw error;
+  }
+  if (!isStream(response)) {
+    release();
+    return response;
+  }
+  return watchStream(response, () => {}, release);
+}
+
+/** `GET /status` and `GET /metrics`: they answer at once, and the operator must always be able to look. */
+export function isOperatorLook(request: IncomingRequest): boolean {
   return request.method === "GET" && (request.url.pathname === "/status" || request.url.pathname === "/metrics");
 }

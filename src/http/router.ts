@@ -19,9 +19,11 @@ import {
 } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
+import { AgentShares } from "./agent_shares.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
+import { isOperatorLook } from "./request_limits.ts";
 import { jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
 
@@ -35,6 +37,8 @@ export interface RouterOptions {
   a2aOriginAgent?: AgentName;
   /** The `retry:` advice sent to EventSource clients, in ms. */
   retryMs: number;
+  /** Requests one agent may have in progress at once (`serve --max-requests-per-agent`); unset: no share. */
+  maxRequestsPerAgent?: number;
   /** Called with errors that are bugs (not `InteropError`), for the log. */
   onInternalError(error: unknown): void;
 }
@@ -71,6 +75,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     changes: new TaskChanges(),
     replyWaitMs: options.a2aWaitMs ?? DEFAULT_A2A_REPLY_WAIT_MS,
   };
+  const shares = options.maxRequestsPerAgent === undefined ? undefined : new AgentShares(options.maxRequestsPerAgent);
   const dispatch = async (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
     // The dashboard's page and script hold no data: they load without a token and then ask for one.
@@ -84,9 +89,15 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     const card = cardResponse(request, options.a2aOriginAgent);
     if (card !== undefined) return Promise.resolve(card);
     const caller = await options.auth.identify(request);
-    if (isA2aPath(pathname)) return endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
+    if (shares === undefined || isOperatorLook(request)) return await answer(request, caller);
+    return await shares.hold(shareHolder(request, caller), () => answer(request, caller));
+  };
+  // Async, so that a refusal thrown here rejects the promise its share waits on (and frees the place).
+  const answer = async (request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> => {
+    const { pathname } = request.url;
+    if (isA2aPath(pathname)) return await endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
     if (pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`)) {
-      return endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));
+      return await endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));
     }
     const methods = routes[pathname];
     if (methods === undefined) {
@@ -100,9 +111,9 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     if (route === undefined) {
       const allow = Object.keys(methods).join(", ");
       const error = new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${pathname}: use ${allow}`);
-      return Promise.resolve(errorResponse(error, { allow }));
+      return errorResponse(error, { allow });
     }
-    return endOnRevocation(options.auth, caller, route(request, caller));
+    return await endOnRevocation(options.auth, caller, route(request, caller));
   };
   return async (request) => {
     try {
@@ -302,6 +313,17 @@ async function untilRevoked<T>(
 function tokenRevoked(caller: Caller, consequence: string): InteropError {
   const what = caller === "anyone" ? "Tokens turned on while waiting" : "Token revoked while waiting";
   return new InteropError("unauthorized", `${what}: ${consequence}; create a token with 'interop token create'`);
+}
+
+/**
+ * Whose share a request takes: its token's agent; without tokens the agent it names (`agent=`, else `from=`, else
+ * an ntfy topic or A2A agent in its path), which a client may choose freely, so there the share guards against a
+ * runaway client rather than a malicious one.
+ */
+function shareHolder(request: IncomingRequest, caller: Caller): string {
+  if (caller !== "anyone") return caller.agent;
+  const { searchParams, pathname } = request.url;
+  return searchParams.get("agent") ?? searchParams.get("from") ?? pathname.split("/")[2] ?? "";
 }
 
 function hasCredentials(request: IncomingRequest): boolean {

@@ -9,6 +9,11 @@ import { Counter, exposition, Gauge, Histogram, type Metric } from "./registry.t
 /** Seconds, from 0.5 ms to 10 s. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/**
+ * The `from` of messages from senders without an inbox. Without tokens `from=` is any name a client writes, and a
+ * series each would grow /metrics and the broker's memory without bound; no agent name has parentheses.
+ */
+export const SENDER_WITHOUT_INBOX = "(no inbox)";
 /** How much history the dashboard's chart gets, in seconds. */
 const HISTORY_SECONDS = 600;
 
@@ -39,11 +44,20 @@ export class BrokerMetrics implements BrokerObserver {
   #lastTimestamp = "";
   #lastCreatedAt = 0;
   #metrics: Metric[];
+  #hasInbox: (agent: AgentName) => boolean;
   #now: () => number;
 
-  /** `status` reads the broker's inboxes and streams when scraped; `storeFiles` are the files whose size is reported. */
-  constructor(status: () => StatusReport, storeFiles: string[], now: () => number = Date.now) {
-    this.#now = now;
+  /**
+   * `status` reads the broker's inboxes and streams when scraped; `storeFiles` are the files whose size is reported;
+   * `hasInbox` tells a sender with a series of its own from one counted under SENDER_WITHOUT_INBOX.
+   */
+  constructor(
+    status: () => StatusReport,
+    storeFiles: string[],
+    options: { hasInbox?: (agent: AgentName) => boolean; now?: () => number } = {},
+  ) {
+    this.#hasInbox = options.hasInbox ?? (() => true);
+    this.#now = options.now ?? Date.now;
     const agents = () => Object.entries(status().agents);
     this.#metrics = [
       this.#published,
@@ -75,7 +89,9 @@ export class BrokerMetrics implements BrokerObserver {
 
   published(envelopes: Envelope[], commitMs: number): void {
     this.#commitSeconds.observe(commitMs / 1000);
-    for (const envelope of envelopes) this.#published.inc({ from: envelope.from, to: envelope.to });
+    // A broadcast's copies share their sender: it is looked up once.
+    const from = envelopes.length === 0 || this.#hasInbox(envelopes[0].from) ? undefined : SENDER_WITHOUT_INBOX;
+    for (const envelope of envelopes) this.#published.inc({ from: from ?? envelope.from, to: envelope.to });
     this.#second().published += envelopes.length;
   }
 

@@ -105,6 +105,8 @@ ${
         "# 9 is the agent removed by the operator (a restarted listen would create its inbox again).\nRestartPreventExitStatus=2 8 9"
   }
 NoNewPrivileges=yes
+# What it creates (the data dir, the database, listen's state) is readable by its user alone.
+UMask=0077
 ${system ? `DynamicUser=yes\nStateDirectory=${stateDirectory}\n` : ""}
 [Install]
 WantedBy=${system ? "multi-user.target" : "default.target"}

@@ -1,9 +1,11 @@
 /** The SQLite store (`node:sqlite`, WAL), which also locks the data dir against a second broker. */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
+import { makeDirectory } from "../paths.ts";
+import { createPrivateFile, makePrivate, PRIVATE_DIR_MODE } from "../private_files.ts";
 import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
 import { migrate } from "./sqlite_schema.ts";
 import {
@@ -57,11 +59,14 @@ export class SqliteStore implements MessageStore {
    */
   #tailNewest = new Map<AgentName, number>();
 
-  /** Opens (creating if needed) the store in `dataDir`; throws `data_dir_locked` if another broker has it. */
-  constructor(dataDir: string, durability: Durability) {
+  /**
+   * Opens (creating if needed) the store in `dataDir`; throws `data_dir_locked` if another broker has it. `warn`
+   * hears of a database file left readable by other users that could not be made private.
+   */
+  constructor(dataDir: string, durability: Durability, warn: (message: string) => void = () => {}) {
     this.#durability = durability;
     try {
-      mkdirSync(dataDir, { recursive: true });
+      makeDirectory(dataDir, PRIVATE_DIR_MODE);
     } catch (cause) {
       throw new InteropError("storage_failed", `Cannot create data dir ${dataDir}: ${(cause as Error).message}`, { cause });
     }
@@ -75,7 +80,9 @@ export class SqliteStore implements MessageStore {
       throw new InteropError("storage_failed", `Data dir ${dataDir} is not writable: ${(cause as Error).message}`, { cause });
     }
     this.location = join(dataDir, DATABASE_FILE);
+    _keepPrivate(this.location, warn);
     try {
+      createPrivateFile(this.location);
       this.#db = new DatabaseSync(this.location, { timeout: 0 });
     } catch (cause) {
       throw new InteropError("storage_failed", `Cannot open database ${this.location}: ${(cause as Error).message}`, {
@@ -515,4 +522,19 @@ function encodePayload(payload: Payload): string {
 /** SQLITE_FULL (13): the disk (or the file system's quota) has no room for the write. */
 function isDiskFull(error: unknown): boolean {
   return (error as { errcode?: number })?.errcode === 13 || /database or disk is full/i.test((error as Error)?.message);
+}
+
+/**
+ * The database and SQLite's files beside it hold every message: made private when an older interop (or a umask)
+ * left them readable by other users. A new database is created 600 (createPrivateFile) and SQLite gives its -wal
+ * and -shm the database file's mode.
+ */
+function _keepPrivate(location: string, warn: (message: string) => void): void {
+  for (const path of [location, `${location}-wal`, `${location}-shm`]) {
+    try {
+      makePrivate(path);
+    } catch (error) {
+      warn(`Cannot make ${path} private (mode 600): ${(error as Error).message}; other local users may read its messages`);
+    }
+  }
 }

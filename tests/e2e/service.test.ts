@@ -34,6 +34,7 @@ test("interop service install --dry-run prints user and system units that system
     assert.match(user.stdout, /^RestartPreventExitStatus=2 6$/m);
     // systemd's soft limit of 1,024 open files would cap --max-connections 4096 at 476 (see open_files.ts).
     assert.match(user.stdout, /^LimitNOFILE=65536$/m);
+    assert.match(user.stdout, /^UMask=0077$/m);
     assert.match(user.stdout, /^WantedBy=default\.target$/m);
     verify(user.stdout, true, dir.path);
 

@@ -2,7 +2,8 @@
  * Issue 13, hole 3: locking everyone out through --max-connections. Each test is the attack, scaled down in time,
  * and asserts that the broker stays reachable: a place held by a client that left is freed at once, a request that
  * never finishes arriving holds its place only until --request-timeout, and the operator's /status and /metrics
- * answer even when every place is taken.
+ * answer even when every place is taken. One agent may take them all here (--max-requests-per-agent 20): the share
+ * that stops it is tested in agent_share.test.ts.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -62,7 +63,7 @@ async function openWaits(broker: RunningBroker, attackers: RawClient[], extraHea
 
 for (const [path, extraHeaders] of Object.entries(PATHS)) {
   test(`twenty /wait?timeout=3600 whose clients hang up free their places at once (${path})`, async (t) => {
-    const { broker, attackers } = await setUp(t, ["--max-connections", "20"]);
+    const { broker, attackers } = await setUp(t, ["--max-connections", "20", "--max-requests-per-agent", "20"]);
     await openWaits(broker, attackers, extraHeaders);
     await waitFor(async () => await ordinaryStatus(broker) === 503, 10_000, "the twenty waits to take every place");
 
@@ -72,7 +73,7 @@ for (const [path, extraHeaders] of Object.entries(PATHS)) {
 }
 
 test("/status and /metrics answer while waits hold every place, and ordinary requests get 503", async (t) => {
-  const { broker, attackers } = await setUp(t, ["--max-connections", "20"]);
+  const { broker, attackers } = await setUp(t, ["--max-connections", "20", "--max-requests-per-agent", "20"]);
   await openWaits(broker, attackers);
   await waitFor(async () => await ordinaryStatus(broker) === 503, 10_000, "the twenty waits to take every place");
 
@@ -88,7 +89,7 @@ test("/status and /metrics answer while waits hold every place, and ordinary req
 
 test("POSTs with Content-Length: 100000 and no body hold their places only until --request-timeout", async (t) => {
   // Long enough for all twenty to be in before the first one's deadline, on a loaded machine too.
-  const { broker, attackers } = await setUp(t, ["--max-connections", "20", "--request-timeout", "4s"]);
+  const { broker, attackers } = await setUp(t, ["--max-connections", "20", "--max-requests-per-agent", "20", "--request-timeout", "4s"]);
   for (let i = 0; i < 20; i++) {
     await rawClient(
       broker.url,

@@ -1,0 +1,35 @@
+/** Files that hold messages or secrets are their owner's alone, whoever creates them: dirs 700, files 600. */
+import { chmodSync, closeSync, openSync, statSync } from "node:fs";
+
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * Creates `path` empty with mode 600 when it is missing (an existing file is left as it is), so that what then
+ * writes it keeps that mode: SQLite opens a database file that is there as it is, and gives its -wal and -shm
+ * the database file's mode.
+ */
+export function createPrivateFile(path: string): void {
+  closeSync(openSync(path, "a", PRIVATE_FILE_MODE));
+}
+
+/**
+ * Takes group and other access away from `path` if it has any (a file an older interop, or a umask, left open);
+ * nothing when it is missing. Returns the mode it had when it changed it.
+ */
+export function makePrivate(path: string): number | undefined {
+  const mode = modeOf(path);
+  if (mode === undefined || (mode & 0o077) === 0) return undefined;
+  chmodSync(path, mode & 0o700);
+  return mode;
+}
+
+/** The permission bits of `path`, or undefined when it is missing. */
+export function modeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o777;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}

@@ -53,8 +53,9 @@ const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the se
 
 /**
  * How long the end of a session waits for calls still running. Each ends sooner by itself: the session's close
- * ends a wait after its current long poll (at most WAIT_SLICE_SECONDS) and aborts ask, and a poll gives up after
- * the client's request timeout (10 s a broker).
+ * ends a wait after its current long poll (at most WAIT_SLICE_SECONDS), its end aborts ask (a reply the broker hands
+ * over in that moment is lost with the session, which no cancel can do), and a poll gives up after the client's
+ * request timeout (10 s a broker).
  */
 const SESSION_END_GRACE_MS = 30_000;
 
@@ -80,6 +81,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   const taken = new TakenMessages();
   /** The calls that may take messages, still running: a poll in flight at the session's end answers after it. */
   const running = new Set<Promise<unknown>>();
+  /** Aborted when the session ends: what ends the asks still waiting for their reply (a cancel does not). */
+  const sessionOver = new AbortController();
   const tracked = <T>(call: Promise<T>): Promise<T> => {
     running.add(call);
     const settled = () => running.delete(call);
@@ -166,7 +169,10 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   }, ({ to, text, json, timeout_seconds }, { signal, requestId }) =>
     tracked((async () => {
       const timeout = timeout_seconds ?? DEFAULT_WAIT_SECONDS;
-      const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout, signal);
+      // A cancel does not hang up the broker's /ask: a reply handed to it in the moment of the hang-up was dropped
+      // unread (OpenClaw cancels a call when its turn is aborted). It runs to its reply or its timeout, and a reply
+      // that comes after the cancel is held for the next inbox or wait call. Only the session's end hangs it up.
+      const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout, sessionOver.signal);
       taken.answering(requestId, signal, [reply]);
       return answer({ question, reply });
     })()));
@@ -189,6 +195,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
 
   const endSession = async (log: Logger) => {
+    sessionOver.abort();
     const stillRunning = await settledWithin(running, SESSION_END_GRACE_MS);
     if (stillRunning > 0) {
       log.error(`${stillRunning} tool calls still running after ${SESSION_END_GRACE_MS / 1000} s: what they take is neither returned nor parked`);

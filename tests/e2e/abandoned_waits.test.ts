@@ -119,31 +119,42 @@ async function mcpClient(url: string, agent: string): Promise<Client> {
   return client;
 }
 
-for (const tool of ["wait", "ask"] as const) {
-  test(`an MCP ${tool} cancelled by the client's request timeout takes nothing from the inbox`, async (t) => {
-    let broker: RunningBroker | undefined;
-    let client: Client | undefined;
-    t.after(async () => {
-      await client?.close();
-      await broker?.cleanup();
-    });
-    broker = await startBroker();
-    client = await mcpClient(broker.url, "hermes");
-    const args = tool === "wait" ? { timeout_seconds: 30 } : { to: "openclaw", text: "ready?", timeout_seconds: 30 };
-    // The SDK's client sends notifications/cancelled when its own timeout passes, as OpenClaw's does at 60 s.
-    await assert.rejects(client.callTool({ name: tool, arguments: args }, undefined, { timeout: 1000 }), /timed out/i);
-    await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the broker to see the call end");
-
-    if (tool === "wait") {
-      assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "after the cancel" })).status, 200);
-      assert.deepEqual(await inbox(broker.url, "hermes"), ["after the cancel"]);
-    } else {
-      const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
-      assert.equal((await reply(broker.url, question.interop.id, "ready after the cancel")).status, 200);
-      assert.deepEqual(await inbox(broker.url, "hermes"), ["ready after the cancel"]);
-    }
+test("an MCP wait cancelled by the client's request timeout takes nothing from the inbox", async (t) => {
+  let broker: RunningBroker | undefined;
+  let client: Client | undefined;
+  t.after(async () => {
+    await client?.close();
+    await broker?.cleanup();
   });
-}
+  broker = await startBroker();
+  client = await mcpClient(broker.url, "hermes");
+  // The SDK's client sends notifications/cancelled when its own timeout passes, as OpenClaw's does at 60 s.
+  await assert.rejects(client.callTool({ name: "wait", arguments: { timeout_seconds: 30 } }, undefined, { timeout: 1000 }), /timed out/i);
+  await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the broker to see the call end");
+  assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "after the cancel" })).status, 200);
+  assert.deepEqual(await inbox(broker.url, "hermes"), ["after the cancel"]);
+});
+
+test("an MCP ask cancelled by the client's request timeout still waits: its reply comes with the session's next inbox call, once", async (t) => {
+  let broker: RunningBroker | undefined;
+  let client: Client | undefined;
+  t.after(async () => {
+    await client?.close();
+    await broker?.cleanup();
+  });
+  broker = await startBroker();
+  client = await mcpClient(broker.url, "hermes");
+  const args = { to: "openclaw", text: "ready?", timeout_seconds: 30 };
+  await assert.rejects(client.callTool({ name: "ask", arguments: args }, undefined, { timeout: 1000 }), /timed out/i);
+  // Before: the cancel hung up the broker's /ask, and a reply handed over in that moment was dropped unread.
+  await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the ask to go on waiting");
+  const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  assert.equal((await reply(broker.url, question.interop.id, "ready after the cancel")).status, 200);
+  await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the ask to take the reply");
+  const answer = await client.callTool({ name: "inbox", arguments: {} }) as { content: Array<{ text: string }> };
+  assert.deepEqual((JSON.parse(answer.content[0].text) as Array<{ text: string }>).map((message) => message.text), ["ready after the cancel"]);
+  assert.deepEqual(await inbox(broker.url, "hermes"), []);
+});
 
 test("the MCP wait and ask tools default to a wait under the 60 s after which MCP clients give up", async (t) => {
   let broker: RunningBroker | undefined;

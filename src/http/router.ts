@@ -9,13 +9,13 @@ import { type ErrorCode, InteropError } from "../errors.ts";
 import {
   type AgentName,
   DEFAULT_POLL_LIMIT,
-  type Envelope,
   isBatch,
   MAX_POLL_LIMIT,
   parseAgentName,
   parseBatch,
   parsePayload,
   toWire,
+  wireJson,
 } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
@@ -147,11 +147,15 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const { searchParams } = request.url;
   const limit = parseLimit(searchParams.get("limit"));
   const peek = searchParams.get("peek");
+  // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
+  const answer = broker.answer(wireJson);
+  const messages = peek === "1" || peek === "true" ? await broker.peek(agent, limit, answer) : await broker.poll(agent, limit, {
+    shownUpTo: parseMessageId(searchParams.get("up_to"), "up_to"),
+    answer,
+    clientGone: request.clientGone(),
+  });
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
-  const headers = { "interop-store": broker.storeId };
-  if (peek === "1" || peek === "true") return jsonResponse(200, (await broker.peek(agent, limit)).map((envelope) => toWire(envelope)), headers);
-  const taken = await broker.poll(agent, limit, parseMessageId(searchParams.get("up_to"), "up_to"));
-  return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)), headers);
+  return jsonTextResponse(200, `[${answer.texts(messages).join(",")}]`, { "interop-store": broker.storeId, ...answer.headers() });
 }
 
 /**

@@ -26,13 +26,22 @@ interface Fixture {
   send(text: string): Promise<number>;
   get(path: string, clientGone?: AbortSignal): Promise<BodyResponse>;
   pending(): number;
+  /** The store's reads of inboxes so far: how many, and how many messages they returned. */
+  reads: { calls: number; messages: number };
 }
 
 async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<void> {
   const dir = tempDir();
-  const broker = await Broker.open(
-    testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { maxPending: uniform(100), answerBudget: BUDGET }),
-  );
+  const store = new SqliteStore(dir.path, "relaxed");
+  const reads = { calls: 0, messages: 0 };
+  const readAfter = store.readAfter.bind(store);
+  store.readAfter = async (agent, afterId, limit) => {
+    const read = await readAfter(agent, afterId, limit);
+    reads.calls++;
+    reads.messages += read.length;
+    return read;
+  };
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET }));
   try {
     const auth = await Authenticator.open(new TokenFile(dir.path));
     const metrics = new BrokerMetrics(() => broker.status(), []);
@@ -56,6 +65,7 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
       },
       get: (path, clientGone) => call(path, { signal: clientGone }),
       pending: () => broker.status().agents.openclaw.pending,
+      reads,
     });
   } finally {
     await broker.close();
@@ -106,6 +116,20 @@ test("/poll of small messages holds as many as fit, and a message larger than th
     assert.deepEqual(ids(await get("/poll?agent=openclaw")), [huge], "one message always goes, so a big one drains");
     assert.deepEqual(ids(await get("/poll?agent=openclaw")), [after]);
     assert.equal(pending(), 0);
+  });
+});
+
+test("a /poll of small messages reads them in a few pages, and one of big messages reads few more than its answer holds", async () => {
+  await withBroker(async ({ send, get, reads }) => {
+    for (let n = 0; n < 15; n++) await send(`small ${n}`);
+    reads.calls = reads.messages = 0;
+    assert.equal(ids(await get("/poll?agent=openclaw")).length, 15);
+    assert.equal(reads.messages, 15);
+    assert.ok(reads.calls <= 5, `${reads.calls} reads for 15 small messages`);
+    for (let n = 0; n < 30; n++) await send("z".repeat(800));
+    reads.calls = reads.messages = 0;
+    assert.equal(ids(await get("/poll?agent=openclaw")).length, 2);
+    assert.ok(reads.messages <= 4, `read ${reads.messages} of 30 messages for an answer of 2`);
   });
 });
 

@@ -293,15 +293,18 @@ export class Broker {
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
       // The take reads and commits in one transaction: what fits is read first, and the take goes no further.
-      const upTo = answer === undefined ? shownUpTo : this.#fitUpTo(answer, await this.#readPending(inbox, limit, shownUpTo), shownUpTo);
+      let upTo = shownUpTo;
+      if (answer !== undefined) {
+        const fits = await this.#readPending(inbox, limit, shownUpTo, answer);
+        if (answer.cut) upTo = fits[fits.length - 1].id;
+      }
       if (clientGone?.aborted) return [];
       const taken = await settled(this.#shared.take(agent, limit, upTo === Infinity ? undefined : upTo));
       this.#markDelivered(inbox, taken);
       return taken;
     }
     const after = inbox.deliveredId;
-    const read = await this.#readPending(inbox, limit, shownUpTo);
-    const taken = answer === undefined ? read : answer.fit(read);
+    const taken = await this.#readPending(inbox, limit, shownUpTo, answer);
     if (taken.length === 0 || clientGone?.aborted) return [];
     const upTo = taken[taken.length - 1].id;
     const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
@@ -317,9 +320,7 @@ export class Broker {
 
   /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them; with `answer`, what fits in it. */
   async peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, "read");
-    const pending = await this.#readPending(inbox, limit, Infinity);
-    return answer === undefined ? pending : answer.fit(pending);
+    return this.#readPending(await this.#inboxFor(agent, "read"), limit, Infinity, answer);
   }
 
   /** An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`). */
@@ -327,15 +328,12 @@ export class Broker {
     return new MessageAnswer(encode, this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET);
   }
 
-  async #readPending(inbox: InboxRecord, limit: number, shownUpTo: number): Promise<Envelope[]> {
-    const read = await this.#store.readAfter(inbox.agent, inbox.deliveredId, limit);
-    return read.filter((envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id));
-  }
-
-  /** The last id a take may reach for what it read to fit in `answer`. */
-  #fitUpTo(answer: MessageAnswer, read: Envelope[], shownUpTo: number): number {
-    const fits = answer.fit(read);
-    return answer.cut ? fits[fits.length - 1].id : shownUpTo;
+  /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */
+  #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
+    const after = inbox.deliveredId;
+    const keep = (envelope: Envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id);
+    const readAfter = (afterId: number, count: number) => this.#store.readAfter(inbox.agent, afterId, count);
+    return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
   }
 
   /**

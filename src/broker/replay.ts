@@ -44,8 +44,9 @@ export async function replay(
       cursor = found.deliveredId = Math.max(found.deliveredId, read.deliveredId);
     }));
     // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
-    const read = (await deps.store.readAfter(agent, after, limit)).filter((envelope) => !deps.isTaken(envelope.id));
-    const messages = answer === undefined ? read : answer.fit(read);
+    const keep = (envelope: Envelope) => !deps.isTaken(envelope.id);
+    const readAfter = (afterId: number, count: number) => deps.store.readAfter(agent, afterId, count);
+    const messages = answer === undefined ? (await readAfter(after, limit)).filter(keep) : await answer.read(readAfter, after, limit, keep);
     if (clientGone?.aborted) return [];
     const last = messages.at(-1);
     if (shared !== undefined && last !== undefined && last.id > cursor) {

@@ -15,7 +15,6 @@ import {
   parseBatch,
   parsePayload,
   toWire,
-  wireJson,
 } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
@@ -148,7 +147,8 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const limit = parseLimit(searchParams.get("limit"));
   const peek = searchParams.get("peek");
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
-  const answer = broker.answer(wireJson);
+  // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)));
   const messages = peek === "1" || peek === "true" ? await broker.peek(agent, limit, answer) : await broker.poll(agent, limit, {
     shownUpTo: parseMessageId(searchParams.get("up_to"), "up_to"),
     answer,

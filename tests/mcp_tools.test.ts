@@ -275,3 +275,14 @@ test("a cancel for a request id used again is for the new call: the earlier call
   await session.close();
   await session.parkUnreturned();
 });
+
+test("the send tool answers whom a broadcast left out, as the broker said", async () => {
+  const refused = [{ agent: "bob", code: "inbox_full", reason: "Inbox full: bob has 1 undelivered messages (the cap is 1)" }];
+  const broker = {
+    send: () => Promise.resolve({ delivered: true, id: 7, ids: [7], to: ["carol"], timestamp: "t", refused }),
+  } as unknown as BrokerClient;
+  const { client } = await connectTools(broker);
+  const result = await client.callTool({ name: "send", arguments: { text: "to everyone" } }) as { content: Array<{ text: string }> };
+  assert.deepEqual(JSON.parse(result.content[0].text), { sent: true, ids: [7], to: ["carol"], refused });
+  await client.close();
+});

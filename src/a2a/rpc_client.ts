@@ -4,6 +4,7 @@
  */
 import { createParser } from "eventsource-parser";
 import { describeCause } from "../client/broker_client.ts";
+import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
 import { InteropError } from "../errors.ts";
 import { readLimited } from "../runtime/read_body.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
@@ -83,8 +84,8 @@ export class A2aRpcClient {
    * have been taken.
    *
    * Throws `InteropError` "unreachable" for what a retry may mend (not reached, busy, rate limited, a token the
-   * server refuses), `InDoubtError` when the request may have been taken, `A2aError` for the server's JSON-RPC
-   * error, and "rejected" for an answer that is not JSON-RPC at all.
+   * server refuses, a redirect), `InDoubtError` when the request may have been taken, `A2aError` for the server's
+   * JSON-RPC error, and "rejected" for an answer that is not JSON-RPC at all.
    */
   async call(method: A2aMethod, params: (version: ProtocolVersion) => unknown, signal?: AbortSignal): Promise<unknown> {
     for (;;) {
@@ -207,7 +208,7 @@ export class A2aRpcClient {
     if (version === "1.0") headers["a2a-version"] = "1.0";
     if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
     try {
-      return await fetch(this.url, { method: "POST", headers, body, signal });
+      return await fetch(this.url, { method: "POST", headers, body, signal, ...NO_REDIRECTS });
     } catch (cause) {
       throw this.#failure(method, cause, signal);
     }
@@ -227,6 +228,10 @@ export class A2aRpcClient {
   /** The `result` of a JSON-RPC answer (`text`: the body, or one SSE event's data), or the error it stands for. */
   #resultOf(method: string, response: Response, text: string): unknown {
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;
+    const redirect = redirectProblem(response, this.url);
+    if (redirect !== undefined) {
+      throw new InteropError("unreachable", `${method}: ${redirect} (listen retries until the server takes it)`, { retryAfter });
+    }
     const detail = `${method} to ${this.url} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
     if (SETUP_STATUSES.includes(response.status)) {
       throw new InteropError(

@@ -33,6 +33,8 @@ export interface RefusedRecipient {
 export interface Published {
   envelopes: Envelope[];
   refused: RefusedRecipient[];
+  /** A keyed broadcast retried: whom the first attempt left out was not kept (see IdempotentPublishes). */
+  refusalsUnknown?: boolean;
 }
 
 export interface PublishesDeps {

@@ -13,6 +13,8 @@ export const EXIT = {
   replaced: 8,
   /** listen: the operator removed the agent (starting again would create its inbox again). */
   removed: 9,
+  /** send: stored, but a broadcast left out some recipients (full inboxes), or a retry cannot tell whether it did. */
+  partial: 10,
   /** Ctrl-C (or SIGTERM) stopped a command that was waiting: 128 + SIGINT, as shells report it. */
   interrupted: 130,
 } as const;

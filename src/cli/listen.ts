@@ -36,7 +36,9 @@ Usage: interop listen -a AGENT [OUTPUT]
 Writes each message as one JSON line (the posted fields plus "interop": {id, from,
 to, timestamp}) to stdout, or to one OUTPUT:
   --pipe FIFO         a named pipe, opened per message as the old hermes-sse-client.py
-                      did (created if missing; with no reader it waits, nothing is dropped)
+                      did (created if missing; with no reader it waits). What is in the pipe
+                      counts as written: a reader that dies loses what it had not read yet,
+                      up to the pipe's 64 KiB (use --exec or --post where that matters)
   --out FILE          appended to FILE (its directory must exist)
   --exec CMD          CMD run by sh once per message, the JSON line on its stdin and
                       INTEROP_MESSAGE_ID in its environment; a non-zero exit is retried
@@ -63,17 +65,18 @@ Pushes carry the message's key (its id and creation time, e.g. 17-mfx3k2a1: uniq
 data dirs, where ids start again at 1) in Idempotency-Key and X-Request-ID. They are retried with
 backoff until a 2xx (no answer within --post-timeout, 408, 429, 5xx and OpenClaw's 409
 "hook configuration changed; retry request" are retried, after Retry-After if sent; so are
-401, 403 and 404, which mean a wrong token or URL, with a warning each time); any other
+401, 403 and 404, which mean a wrong token or URL, and redirects (3xx: never followed,
+a redirected POST arrives as a GET), with a warning each time); any other
 4xx is final: the message is parked as a dead letter on the broker (see 'interop status'
 and GET /dead-letters?agent=AGENT) and listen goes on.
 
 A2A (--a2a): sends v1.0 (A2A-Version: 1.0, returnImmediately), falling back to
 message/send for good after -32601 or -32009. Retried with backoff: connection refused,
-408, 429, 5xx, rate limits (-32000 "Peer is rate limited", Hermes -32051), 401/403
-(with a warning). Final, parked as dead letters: other 4xx, JSON-RPC errors such as
--32602, answers that are not JSON-RPC. A send that may have reached the server with no
-answer (timeout, cut connection, listen killed mid-request) is never sent again: a
-repeated messageId makes OpenClaw open a task that never ends and Hermes run a second
+408, 429, 5xx, rate limits (-32000 "Peer is rate limited", Hermes -32051), 401/403 and
+redirects (with a warning). Final, parked as dead letters: other 4xx, JSON-RPC errors
+such as -32602, answers that are not JSON-RPC. A send that may have reached the server
+with no answer (timeout, cut connection, listen killed mid-request) is never sent again:
+a repeated messageId makes OpenClaw open a task that never ends and Hermes run a second
 turn; it is parked as a dead letter "in doubt" instead. Up to --a2a-max-in-flight tasks
 are followed at once (sends stay in order); a task the server forgot (-32001, e.g. after
 a gateway restart) is answered to the sender as TASK_STATE_FAILED. Replies in the inbox

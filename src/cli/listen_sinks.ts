@@ -7,6 +7,7 @@ import { fromWire } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
 import { sleep } from "../client/backoff.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
+import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
 import type { Io } from "./io.ts";
 
 /** Writes one message; resolves only once it is written (the cursor advances after that). */
@@ -72,6 +73,10 @@ const READER_CLOSE_GRACE_MS = 250;
 /**
  * Writes each message to a FIFO, opening it per message like the old `hermes-sse-client.py`, so a reader that
  * reads to end-of-file and reopens keeps working. With no reader it waits for one; nothing is dropped.
+ *
+ * A line counts as written once it is in the pipe, though its reader may die before reading it: nothing tells a
+ * writer how much of a FIFO its reader drained (FIONREAD is an ioctl neither runtime exposes), so that loss (one
+ * line, or up to the pipe's buffer for a streaming reader) is documented rather than guarded (docs/cli.md).
  *
  * Before the next open it waits for the last reader to close: data written while a reader is between
  * end-of-file and close() would be thrown away with its file descriptor. A reader that keeps the FIFO open
@@ -242,9 +247,10 @@ export function execSink(command: string, io: Io, attempts: number): MessageSink
 const SETUP_STATUSES = [401, 403, 404];
 
 /**
- * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429, 5xx, a setup problem and
- * the target's own passing refusals are retried (after `Retry-After` when the receiver sends one); any other 4xx is
- * final (`rejected`): retrying cannot make the receiver accept it.
+ * POSTs each message to an agent's inbound path. 2xx is delivered; no answer, 408, 429, 5xx, a setup problem (a
+ * 3xx included: a redirect is never followed) and the target's own passing refusals are retried (after
+ * `Retry-After` when the receiver sends one); any other 4xx is final (`rejected`): retrying cannot make the
+ * receiver accept it.
  */
 export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
   return async (message) => {
@@ -256,6 +262,7 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
         headers: request.headers,
         body: request.body,
         signal: AbortSignal.timeout(timeoutMs),
+        ...NO_REDIRECTS,
       });
     } catch (cause) {
       const reason = (cause as Error)?.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : (cause as Error).message;
@@ -263,6 +270,10 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
     }
     const answer = await response.text().catch(() => "");
     if (response.ok) return;
+    const redirect = redirectProblem(response, request.url);
+    if (redirect !== undefined) {
+      throw new InteropError("unreachable", `${redirect} (listen retries until the receiver takes it)`);
+    }
     let detail = `${request.url} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
     const { status } = response;
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;

@@ -1,5 +1,7 @@
 /** `interop send`: publish one message. */
+import type { SendReply } from "../client/broker_client.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { legacyBodyFlag, MESSAGE_OPTIONS, readMessageInput } from "./message_input.ts";
 
@@ -32,7 +34,10 @@ Deprecated: --json JSON (a value starting with { or [) still sends JSON as --dat
 and --print-json still means --json.
 
 Exit codes: 0 sent (committed), 2 bad usage or message, 3 broker unreachable,
-4 broker refused (the reason is printed).
+4 broker refused (the reason is printed), 10 sent to some only: a broadcast left out
+agents whose inbox is full (one "warning: not delivered to AGENT" line each on stderr;
+the others have it, so do not send it again without --key), or a --key retry cannot
+tell whether the first attempt did.
 `;
 
 export const OPTIONS = {
@@ -60,5 +65,17 @@ export async function run(args: string[], io: Io): Promise<number> {
   const payload = await readMessageInput("send", positionals, values.data, io);
   const reply = await client.send(from, to, payload, { replyTo, key: values.key });
   io.stdout(values.json || values["print-json"] ? JSON.stringify(reply) + "\n" : reply.ids.join("\n") + "\n");
-  return 0;
+  return reportMissed(reply, io);
+}
+
+/** A broadcast that did not reach everyone must not look like one that did: to a reader, and to a script. */
+function reportMissed(reply: SendReply, io: Io): number {
+  for (const refusal of reply.refused ?? []) io.stderr(`warning: not delivered to ${refusal.agent}: ${refusal.reason}\n`);
+  if (reply.refusals_unknown) {
+    io.stderr(
+      "warning: this retry found the messages the first attempt with its idempotency key stored; whether that " +
+        "attempt left out full inboxes was not kept (a broker restart, or another broker took it)\n",
+    );
+  }
+  return (reply.refused?.length ?? 0) > 0 || reply.refusals_unknown ? EXIT.partial : EXIT.ok;
 }

@@ -16,6 +16,10 @@ export interface SendReply {
   ids: number[];
   to: string[];
   timestamp: string;
+  /** A broadcast's recipients left out (full inboxes), and why. */
+  refused?: { agent: string; code: string; reason: string }[];
+  /** A retried keyed broadcast: whom the first attempt left out is not known. */
+  refusals_unknown?: true;
 }
 
 /**

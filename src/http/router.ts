@@ -123,7 +123,7 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   const contentType = request.header("content-type");
   // A batch (one JSON object per line) is committed at once: all of it, or none.
   const payloads = isBatch(contentType) ? parseBatch(body) : [parsePayload(body, contentType)];
-  const { envelopes: stored, refused } = await broker.publishBatch(from, to, payloads, {
+  const { envelopes: stored, refused, refusalsUnknown } = await broker.publishBatch(from, to, payloads, {
     replyTo,
     idempotencyKey: parseIdempotencyKey(request),
     queued: request.ordered,
@@ -137,6 +137,8 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
     timestamp: stored[0].timestamp,
     // A broadcast that left out a full inbox says so: who, and why.
     ...(refused.length > 0 ? { refused } : {}),
+    // A retried keyed broadcast whose first attempt's refusals this broker did not keep: it cannot say none were.
+    ...(refusalsUnknown ? { refusals_unknown: true } : {}),
   });
 }
 

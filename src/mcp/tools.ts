@@ -79,7 +79,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     description: `Send a message from ${agent} to another agent's inbox. It is stored before this returns and delivered ` +
       "exactly once, even if the other agent is offline right now. To answer a message you received, pass its id as " +
       "reply_to (the reply then goes back to its sender unless you name `to`; to follow up a message you sent, its " +
-      "recipient). Returns the new message id.",
+      "recipient). Returns the new message ids and their recipients; a broadcast names in `refused` the agents it left " +
+      "out (their inbox was full).",
     inputSchema: {
       to: z.string().optional().describe("The receiving agent's name. Omit only with reply_to, or to broadcast to every other agent."),
       ...message,
@@ -89,7 +90,14 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     const reply = await client.send(agent, to === undefined ? undefined : parseAgentName(to, "to"), payloadOf(text, json), {
       replyTo: reply_to,
     });
-    return answer({ sent: true, ids: reply.ids, to: reply.to });
+    // Who a broadcast left out (full inboxes) is part of the answer: the agent must not take it for delivered to all.
+    return answer({
+      sent: true,
+      ids: reply.ids,
+      to: reply.to,
+      ...(reply.refused === undefined ? {} : { refused: reply.refused }),
+      ...(reply.refusals_unknown ? { refusals_unknown: true } : {}),
+    });
   });
 
   server.registerTool("inbox", {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
-import { runCli } from "../helpers/cli.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 
 async function assertError(response: Response, status: number, code: string, message: RegExp): Promise<void> {
@@ -32,6 +32,41 @@ test("per-agent pending caps and TTLs: the capped inbox answers 507 naming its o
   } finally {
     await broker.cleanup();
   }
+});
+
+test("interop send to everyone past a full inbox warns per agent left out and exits 10; a --key retry says whom, or that it cannot tell after a restart", async (t) => {
+  const dir = tempDir();
+  const args = ["--max-pending", "100,bob=1", "--agents", "alice,bob,carol"];
+  let broker = await startBroker({ dataDir: dir.path, args });
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  assert.equal((await publish(broker.url, "alice", "bob", { text: "fill" })).status, 200);
+  const send = (key: string, ...flags: string[]) => runCli(["send", "--url", broker.url, "-f", "alice", "--key", key, ...flags, "to everyone"]);
+  const warning = /^warning: not delivered to bob: Inbox full: bob has 1 undelivered messages \(the cap is 1\)/m;
+
+  const first = await send("K");
+  assert.equal(first.code, 10, first.stderr);
+  assert.match(first.stderr, warning);
+  assert.equal(first.stdout.trim().split("\n").length, 1, "stored for carol only");
+  await fetch(`${broker.url}/poll?agent=bob`);
+  // bob has room now; the retry answers what the first attempt did, not a clean delivery.
+  const retried = await send("K", "--json");
+  assert.equal(retried.code, 10, retried.stderr);
+  assert.match(retried.stderr, warning);
+  assert.deepEqual(JSON.parse(retried.stdout).refused.map((refusal: { agent: string }) => refusal.agent), ["bob"]);
+  const clean = await send("K2");
+  assert.deepEqual([clean.code, clean.stderr], [0, ""], "a broadcast that reached everyone");
+  assert.deepEqual([(await send("K2")).code], [0], "and its retry");
+
+  await broker.stop();
+  broker = await startBroker({ dataDir: dir.path, args });
+  const afterRestart = await send("K", "--json");
+  assert.equal(afterRestart.code, 10, afterRestart.stderr);
+  assert.match(afterRestart.stderr, /whether that attempt left out full inboxes was not kept/);
+  assert.equal(JSON.parse(afterRestart.stdout).refusals_unknown, true);
+  assert.equal(JSON.parse(afterRestart.stdout).id, JSON.parse(retried.stdout).id, "the first attempt's message");
 });
 
 test("malformed per-agent limits are usage errors that show the syntax", async () => {

@@ -5,13 +5,14 @@ import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
 import { OPENCLAW_HOOKS_MAX_BODY_BYTES, OpenclawGateway } from "../helpers/openclaw_gateway.ts";
 
 interface Delivery {
+  method: string;
   path: string;
   headers: IncomingMessage["headers"];
   body: string;
@@ -39,14 +40,15 @@ class Receiver {
     this.#server = createServer((req: IncomingMessage, res: ServerResponse) => {
       let body = "";
       req.setEncoding("utf8").on("data", (chunk: string) => (body += chunk)).on("end", () => {
-        const delivery = { path: req.url ?? "", headers: req.headers, body };
+        const delivery = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, body };
         this.arrivals.push(Date.now());
         const status = this.#respond(delivery, ++this.attempts);
         if (status === undefined) return; // hang: never answer
         const key = String(req.headers["idempotency-key"]);
         if (status < 300 && !this.accepted.has(key)) this.accepted.set(key, delivery);
-        // A 429 says when to come back, as OpenClaw's hooks do after repeated failures.
-        res.writeHead(status, status === 429 ? { "retry-after": "2" } : {}).end(status < 300 ? "{}" : "nope");
+        // A 429 says when to come back, as OpenClaw's hooks do after repeated failures; a redirect points at a page.
+        const headers = status === 429 ? { "retry-after": "2" } : status >= 300 && status < 400 ? { location: "/landing" } : {};
+        res.writeHead(status, headers).end(status < 300 ? "{}" : "nope");
       });
     });
     await new Promise<void>((resolve) => this.#server!.listen(this.port, "127.0.0.1", resolve));
@@ -319,32 +321,62 @@ test("a push refused with a 4xx is parked as a dead letter, shown in status, and
   }
 });
 
-test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, and a 429 is not retried before its Retry-After", async (t) => {
+/**
+ * A broker and a listen pushing openclaw's inbox to `receiver` (at `path`), stopped with the receiver when the test
+ * ends; `stderr()` is what listen logged so far.
+ */
+async function pushTo(t: TestContext, receiver: Receiver, path = ""): Promise<{ broker: RunningBroker; stderr(): string }> {
   const dir = tempDir();
   let broker: RunningBroker | undefined;
   let listen: ChildProcess | undefined;
-  let receiver: Receiver | undefined;
   t.after(async () => {
     await stopAll(listen);
-    await receiver?.stop();
+    await receiver.stop();
     await broker?.cleanup();
     dir.cleanup();
   });
-  // The receiver's setup is wrong for the first attempts (as when OpenClaw's hooks token changed), then it is
-  // rate limited once, then it takes everything.
-  receiver = new Receiver((_delivery, attempt) => (attempt <= 2 ? 401 : attempt === 3 ? 404 : attempt === 4 ? 429 : 200));
   await receiver.start();
   broker = await startBroker();
-  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "s")]);
+  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url + path, "--state", join(dir.path, "s")]);
   let stderr = "";
   listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  return { broker, stderr: () => stderr };
+}
+
+test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, and a 429 is not retried before its Retry-After", async (t) => {
+  // The receiver's setup is wrong for the first attempts (as when OpenClaw's hooks token changed), then it is
+  // rate limited once, then it takes everything.
+  const receiver = new Receiver((_delivery, attempt) => (attempt <= 2 ? 401 : attempt === 3 ? 404 : attempt === 4 ? 429 : 200));
+  const { broker, stderr } = await pushTo(t, receiver);
   for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { n });
-  await waitFor(() => receiver!.accepted.size === 3, 20_000, "all three pushes");
+  await waitFor(() => receiver.accepted.size === 3, 20_000, "all three pushes");
   assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).n), [1, 2, 3]);
   assert.equal((await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json()).length, 0, "no dead letters");
-  assert.match(stderr, /answered HTTP 401: nope; check the push URL and token/);
+  assert.match(stderr(), /answered HTTP 401: nope; check the push URL and token/);
   const afterLimit = receiver.arrivals[4] - receiver.arrivals[3];
   assert.ok(afterLimit >= 1900, `the retry after a 429 with Retry-After: 2 came after ${afterLimit} ms`);
+});
+
+test("a push answered with a redirect (301, 303) is retried with a warning naming its Location, never counted delivered", async (t) => {
+  // An http→https or trailing-slash rule in front of the hook, fixed after two pushes; the page it points at
+  // answers any request 200, as a landing page does.
+  let posts = 0;
+  const receiver = new Receiver((delivery) => {
+    if (delivery.path === "/landing") return 200;
+    posts++;
+    return posts === 1 ? 301 : posts === 2 ? 303 : 200;
+  });
+  const { broker, stderr } = await pushTo(t, receiver, "/hook");
+  await publish(broker.url, "hermes", "openclaw", { n: 1 });
+  await waitFor(() => receiver.accepted.size === 1, 20_000, "a push taken");
+  const [delivery] = receiver.accepted.values();
+  assert.deepEqual([delivery.method, delivery.path], ["POST", "/hook"], "taken by the hook itself, not the landing page");
+  assert.equal(JSON.parse(delivery.body).n, 1);
+  assert.equal(posts, 3, "pushed again after each redirect");
+  const landing = `${receiver.url}/landing`;
+  assert.ok(stderr().includes(`answered HTTP 301, a redirect to ${landing}`), stderr());
+  assert.ok(stderr().includes(`answered HTTP 303, a redirect to ${landing}`), stderr());
+  assert.equal((await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json()).length, 0, "no dead letters");
 });
 
 test("a push refused after retention removed its message is not parked, and listen goes on", async () => {

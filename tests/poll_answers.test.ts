@@ -173,3 +173,14 @@ test("ntfy poll=1 takes only what fits in the answer budget, and nothing for a c
     assert.equal(pending(), 0);
   });
 });
+
+test("/history answers with the newest messages that fit in one answer, oldest first, instead of failing", async () => {
+  await withBroker(async ({ send, get }) => {
+    const sent: number[] = [];
+    for (let n = 0; n < 4; n++) sent.push(await send("h".repeat(800)));
+    const history = await get("/history?agent=openclaw");
+    assert.deepEqual(ids(history), sent.slice(2));
+    assert.equal(history.headers["interop-more-pending"], "true");
+    assert.deepEqual(JSON.parse(bodyText(history)).map((message: { interop: { pending: boolean } }) => message.interop.pending), [true, true]);
+  });
+});

@@ -168,10 +168,14 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const messages = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")));
-  return jsonResponse(200, messages.map(({ envelope, pending }) => {
+  const pending = new Map(messages.map(({ envelope, pending }) => [envelope.id, pending]));
+  const answer = broker.answer((envelope) => {
     const wire = toWire(envelope);
-    return { ...wire, interop: { ...wire.interop, pending } };
-  }));
+    return JSON.stringify({ ...wire, interop: { ...wire.interop, pending: pending.get(envelope.id) } });
+  });
+  // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
+  const newest = answer.fit(messages.map(({ envelope }) => envelope).reverse()).reverse();
+  return jsonTextResponse(200, `[${answer.texts(newest).join(",")}]`, answer.headers());
 }
 
 /**

@@ -59,6 +59,12 @@ export interface WireMetadata {
 export const MAX_AGENT_NAME_LENGTH = 64;
 /** The default cap on a published body, in bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * The highest cap `serve --max-body-bytes` takes (64 MiB): JSON escapes a byte to at most 6 characters (U+0001 as
+ * `\u0001`), so any message accepted encodes within the longest string V8 builds (2^29 - 24 characters) and can be
+ * delivered (see `DEFAULT_ANSWER_BUDGET`).
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The deepest a published JSON body may nest objects and arrays (the body itself is level 1), as parsers elsewhere

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { uniform } from "../src/broker/per_agent.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
-import type { AgentName } from "../src/message.ts";
+import { type AgentName, wireJson } from "../src/message.ts";
 import { waitFor } from "./helpers/broker.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 import { TextSink } from "./helpers/text_sink.ts";
@@ -46,3 +46,23 @@ for (const where of ["on another broker", "on the same broker"]) {
     assert.deepEqual([...polled, ...streamed()].sort((x, y) => x - y), [...sent, last.id], "every message, once");
   });
 }
+
+test("on brokers sharing PostgreSQL, a poll and an ntfy poll=1 take only what fits in their answer, and nothing for a client that left", async (t) => {
+  const brokers = await twoBrokers(t, { maxPending: uniform(1000), answerBudget: 2000 });
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const sent: number[] = [];
+  for (let n = 0; n < 5; n++) sent.push((await a.publish(hermes, openclaw, { text: "y".repeat(800) })).envelopes[0].id);
+  const left = new AbortController();
+  left.abort();
+  assert.deepEqual(await b.poll(openclaw, 1000, { answer: b.answer(wireJson), clientGone: left.signal }), []);
+  assert.deepEqual(await b.replay(openclaw, { from: "cursor" }, 1000, b.answer(wireJson), left.signal), []);
+  const answer = b.answer(wireJson);
+  assert.deepEqual((await b.poll(openclaw, 1000, { answer })).map((envelope) => envelope.id), sent.slice(0, 2));
+  assert.ok(answer.cut);
+  const ntfy = a.answer(wireJson);
+  assert.deepEqual((await a.replay(openclaw, { from: "cursor" }, 1000, ntfy)).map((envelope) => envelope.id), sent.slice(2, 4));
+  assert.ok(ntfy.cut);
+  assert.deepEqual((await a.poll(openclaw, 1000, { answer: a.answer(wireJson) })).map((envelope) => envelope.id), sent.slice(4));
+});

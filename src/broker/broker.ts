@@ -9,6 +9,7 @@ import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
+import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
 import { allValues, uniform } from "./per_agent.ts";
@@ -29,6 +30,16 @@ export type { StreamStarter } from "./streams.ts";
 const IDLE_REREAD_MS = 5000;
 /** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
 const CLUSTER_REFRESH_MS = 1000;
+
+/** What a take of `Broker.poll` is held to. */
+export interface PollOptions {
+  /** No message above this id: what a client already showed from a peek. */
+  shownUpTo?: number;
+  /** The answer the messages go into: only what fits is taken, encoded before the commit. */
+  answer?: MessageAnswer;
+  /** Aborts once the client left: a read it aborted by then takes nothing. */
+  clientGone?: AbortSignal;
+}
 
 export class Broker {
   #options: BrokerOptions;
@@ -238,7 +249,7 @@ export class Broker {
       void this.#sharedWaiters!.serve(agent);
       return await waiting;
     }
-    const [pending] = await this.poll(agent, 1);
+    const [pending] = await this.poll(agent, 1, { clientGone });
     return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
   }
 
@@ -277,20 +288,26 @@ export class Broker {
 
   /**
    * Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning;
-   * with `shownUpTo`, none above that id (what a client already showed from a peek).
+   * with `shownUpTo`, none above that id (what a client already showed from a peek). With `answer`, only what fits
+   * in it, encoded before the commit; once `clientGone` aborts, after the read, nothing is taken.
    */
-  async poll(agent: AgentName, limit: number, shownUpTo = Infinity): Promise<Envelope[]> {
+  async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone }: PollOptions = {}): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
-      const taken = await settled(this.#shared.take(agent, limit, shownUpTo === Infinity ? undefined : shownUpTo));
+      // The take reads and commits in one transaction: what fits is read first, and the take goes no further.
+      let upTo = shownUpTo;
+      if (answer !== undefined) {
+        const fits = await this.#readPending(inbox, limit, shownUpTo, answer);
+        if (answer.cut) upTo = fits[fits.length - 1].id;
+      }
+      if (clientGone?.aborted) return [];
+      const taken = await settled(this.#shared.take(agent, limit, upTo === Infinity ? undefined : upTo));
       this.#markDelivered(inbox, taken);
       return taken;
     }
     const after = inbox.deliveredId;
-    const taken = (await this.#store.readAfter(agent, after, limit)).filter((envelope) =>
-      envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id)
-    );
-    if (taken.length === 0) return taken;
+    const taken = await this.#readPending(inbox, limit, shownUpTo, answer);
+    if (taken.length === 0 || clientGone?.aborted) return [];
     const upTo = taken[taken.length - 1].id;
     const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
     this.#markDelivered(inbox, taken);
@@ -303,11 +320,22 @@ export class Broker {
     return taken;
   }
 
-  /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them. */
-  async peek(agent: AgentName, limit: number): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, "read");
-    const pending = await this.#store.readAfter(agent, inbox.deliveredId, limit);
-    return pending.filter((envelope) => envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id));
+  /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them; with `answer`, what fits in it. */
+  async peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]> {
+    return this.#readPending(await this.#inboxFor(agent, "read"), limit, Infinity, answer);
+  }
+
+  /** An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`). */
+  answer(encode: (envelope: Envelope) => string): MessageAnswer {
+    return new MessageAnswer(encode, this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET);
+  }
+
+  /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */
+  #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
+    const after = inbox.deliveredId;
+    const keep = (envelope: Envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id);
+    const readAfter = (afterId: number, count: number) => this.#store.readAfter(inbox.agent, afterId, count);
+    return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
   }
 
   /**
@@ -330,14 +358,14 @@ export class Broker {
    * Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. Where it
    * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says.
    */
-  replay(agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
+  replay(agent: AgentName, start: StreamStart, limit: number, answer?: MessageAnswer, clientGone?: AbortSignal): Promise<Envelope[]> {
     return replay({
       store: this.#store,
       shared: this.#shared,
       streams: this.#streams,
       isTaken: (id) => this.#taken.has(id),
       delivered: (inbox, envelopes) => this.#markDelivered(inbox, envelopes),
-    }, agent, start, limit);
+    }, agent, start, limit, answer, clientGone);
   }
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */

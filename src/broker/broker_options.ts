@@ -37,5 +37,7 @@ export interface BrokerOptions {
    * id gets them again (0: only what is pending).
    */
   resumeWindowMs?: number;
+  /** The most characters of messages one answer that takes them holds (`DEFAULT_ANSWER_BUDGET`; smaller in tests). */
+  answerBudget?: number;
   now?: () => number;
 }

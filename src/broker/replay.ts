@@ -2,6 +2,7 @@
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import type { MessageAnswer } from "./message_answer.ts";
 import type { StreamStart } from "./stream_start.ts";
 import type { Streams } from "./streams.ts";
 
@@ -18,9 +19,17 @@ export interface ReplayDeps {
 
 /**
  * Reads up to `limit` messages of `agent`'s inbox from `start`; those not yet delivered count as delivered. Where it
- * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says.
+ * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says. With
+ * `answer`, only what fits in it, encoded before anything counts; once `clientGone` aborts, after the read, none does.
  */
-export async function replay(deps: ReplayDeps, agent: AgentName, start: StreamStart, limit: number): Promise<Envelope[]> {
+export async function replay(
+  deps: ReplayDeps,
+  agent: AgentName,
+  start: StreamStart,
+  limit: number,
+  answer?: MessageAnswer,
+  clientGone?: AbortSignal,
+): Promise<Envelope[]> {
   const { shared } = deps;
   for (;;) {
     // On a shared store the cursor is the store's, moved as a stream's claim moves it: compare-and-set on the
@@ -35,7 +44,10 @@ export async function replay(deps: ReplayDeps, agent: AgentName, start: StreamSt
       cursor = found.deliveredId = Math.max(found.deliveredId, read.deliveredId);
     }));
     // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
-    const messages = (await deps.store.readAfter(agent, after, limit)).filter((envelope) => !deps.isTaken(envelope.id));
+    const keep = (envelope: Envelope) => !deps.isTaken(envelope.id);
+    const readAfter = (afterId: number, count: number) => deps.store.readAfter(agent, afterId, count);
+    const messages = answer === undefined ? (await readAfter(after, limit)).filter(keep) : await answer.read(readAfter, after, limit, keep);
+    if (clientGone?.aborted) return [];
     const last = messages.at(-1);
     if (shared !== undefined && last !== undefined && last.id > cursor) {
       const claim = await shared.claim(agent, undefined, version, last.id);

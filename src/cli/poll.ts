@@ -49,12 +49,13 @@ export async function run(args: string[], io: Io): Promise<number> {
   const client = brokerClient("poll", values, io.env);
   while (remaining > 0) {
     // Read without taking, print, then take exactly what stdout accepted.
-    const page = await client.peek(agent, Math.min(remaining, DEFAULT_POLL_LIMIT));
+    const { messages: page, more } = await client.peek(agent, Math.min(remaining, DEFAULT_POLL_LIMIT));
     const printed = await printUntilClosed(page, io);
     if (!values.peek && printed > 0) await client.poll(agent, printed, page[printed - 1].interop.id);
     if (printed < page.length) break;
     remaining -= page.length;
-    if (page.length < DEFAULT_POLL_LIMIT || values.peek) break;
+    // A page the broker's answer budget cut short is not the last.
+    if ((page.length < DEFAULT_POLL_LIMIT && !more) || values.peek) break;
   }
   return 0;
 }

@@ -8,7 +8,7 @@ import { InteropError } from "../errors.ts";
 import { defaultAgentShare } from "../http/agent_shares.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../http/request_limits.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
-import { type AgentName, DEFAULT_MAX_BODY_BYTES, parseAgentName } from "../message.ts";
+import { type AgentName, DEFAULT_MAX_BODY_BYTES, MAX_MESSAGE_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -49,7 +49,7 @@ Options:
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
                         even on power loss; relaxed: survives a broker crash, not a machine crash.
                         With PostgreSQL, strict refuses a server with fsync or synchronous_commit off
-  --max-body-bytes N    largest message accepted (default 1MiB; e.g. 4096, 512KiB)
+  --max-body-bytes N    largest message accepted (default 1MiB, at most 64MiB; e.g. 4096, 512KiB)
   --max-pending N[,AGENT=N...]
                         undelivered messages per inbox before publishes to it get 507
                         (default 100000); e.g. 100000,openclaw=500 caps openclaw lower
@@ -192,6 +192,9 @@ async function serve(args: string[], io: Io): Promise<number> {
   }
   const agents = values.agents.split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--agents"));
   const maxBodyBytes = parseByteSize("serve", "--max-body-bytes", values["max-body-bytes"]);
+  if (maxBodyBytes > MAX_MESSAGE_BYTES) {
+    throw usageError("serve", `Invalid --max-body-bytes: at most 64MiB (a larger message could not be encoded to deliver it)`);
+  }
   const maxPending = parsePerAgent(
     "serve",
     "--max-pending",

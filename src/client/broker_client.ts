@@ -4,6 +4,7 @@ import { type ErrorCode, InteropError } from "../errors.ts";
 import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
+import { MORE_PENDING_HEADER } from "../broker/message_answer.ts";
 import { BrokerUrls } from "./broker_urls.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
@@ -117,9 +118,14 @@ export class BrokerClient {
     return this.#json<WireMessage[]>("GET", `/poll?${query}`);
   }
 
-  /** The agent's undelivered messages (at most `limit`), taking none. */
-  peek(agent: AgentName, limit: number): Promise<WireMessage[]> {
-    return this.#json<WireMessage[]>("GET", `/poll?${new URLSearchParams({ agent, limit: String(limit), peek: "1" })}`);
+  /**
+   * The agent's undelivered messages (at most `limit`), taking none; `more` when the broker's answer budget (a size)
+   * left some out, which the next page has.
+   */
+  async peek(agent: AgentName, limit: number): Promise<{ messages: WireMessage[]; more: boolean }> {
+    const query = new URLSearchParams({ agent, limit: String(limit), peek: "1" });
+    const response = await this.#fetch("GET", `/poll?${query}`, {}, { timeoutMs: this.#timeoutMs });
+    return { messages: await this.#parse<WireMessage[]>(response), more: response.headers.get(MORE_PENDING_HEADER) === "true" };
   }
 
   /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */
@@ -191,7 +197,10 @@ export class BrokerClient {
     init: { body?: string; headers?: Record<string, string> } = {},
     deadline: Deadline = { timeoutMs: this.#timeoutMs },
   ): Promise<T> {
-    const response = await this.#fetch(method, path, init, deadline);
+    return this.#parse<T>(await this.#fetch(method, path, init, deadline));
+  }
+
+  async #parse<T>(response: Response): Promise<T> {
     try {
       return await response.json() as T;
     } catch (cause) {

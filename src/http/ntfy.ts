@@ -17,7 +17,7 @@ import { encodeEvent } from "./sse.ts";
 export const NTFY_PREFIX = "/ntfy";
 /** The sender, without tokens, when the URL has no `@agent` segment and no `X-Interop-From` header. */
 export const DEFAULT_NTFY_SENDER = "ntfy";
-/** ntfy answers `poll=1` with at most this many messages; the rest come on the next poll. */
+/** ntfy answers `poll=1` with at most this many messages (fewer past the broker's answer budget); the rest come on the next poll. */
 const POLL_LIMIT = 1000;
 /** `since=` numbers from here up are Unix times in seconds; below, message ids. */
 const UNIX_TIME_FLOOR = 1_000_000_000;
@@ -151,11 +151,13 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
   const start = parseSince(request.url.searchParams.get("since"));
   const poll = request.url.searchParams.get("poll");
   if (poll === "1" || poll === "true") {
-    const messages = await broker.replay(agent, start, POLL_LIMIT);
+    // Built before the messages count as delivered, within the broker's budget, as /poll's answer.
+    const answer = broker.answer((envelope) => streamFormat.format.message(envelope));
+    const messages = await broker.replay(agent, start, POLL_LIMIT, answer, request.clientGone());
     return {
       status: 200,
-      headers: { "content-type": streamFormat.contentType, "cache-control": "no-store" },
-      body: messages.map((envelope) => streamFormat.format.message(envelope)).join(""),
+      headers: { "content-type": streamFormat.contentType, "cache-control": "no-store", ...answer.headers() },
+      body: answer.texts(messages).join(""),
     };
   }
   const open = await broker.prepareStream(agent, start, streamFormat.format);

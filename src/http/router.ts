@@ -9,7 +9,6 @@ import { type ErrorCode, InteropError } from "../errors.ts";
 import {
   type AgentName,
   DEFAULT_POLL_LIMIT,
-  type Envelope,
   isBatch,
   MAX_POLL_LIMIT,
   parseAgentName,
@@ -160,11 +159,16 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const { searchParams } = request.url;
   const limit = parseLimit(searchParams.get("limit"));
   const peek = searchParams.get("peek");
+  // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
+  // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)));
+  const messages = peek === "1" || peek === "true" ? await broker.peek(agent, limit, answer) : await broker.poll(agent, limit, {
+    shownUpTo: parseMessageId(searchParams.get("up_to"), "up_to"),
+    answer,
+    clientGone: request.clientGone(),
+  });
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
-  const headers = { "interop-store": broker.storeId };
-  if (peek === "1" || peek === "true") return jsonResponse(200, (await broker.peek(agent, limit)).map((envelope) => toWire(envelope)), headers);
-  const taken = await broker.poll(agent, limit, parseMessageId(searchParams.get("up_to"), "up_to"));
-  return jsonResponse(200, taken.map((envelope: Envelope) => toWire(envelope)), headers);
+  return jsonTextResponse(200, `[${answer.texts(messages).join(",")}]`, { "interop-store": broker.storeId, ...answer.headers() });
 }
 
 /**
@@ -175,10 +179,14 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const messages = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")));
-  return jsonResponse(200, messages.map(({ envelope, pending }) => {
+  const pending = new Map(messages.map(({ envelope, pending }) => [envelope.id, pending]));
+  const answer = broker.answer((envelope) => {
     const wire = toWire(envelope);
-    return { ...wire, interop: { ...wire.interop, pending } };
-  }));
+    return JSON.stringify({ ...wire, interop: { ...wire.interop, pending: pending.get(envelope.id) } });
+  });
+  // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
+  const newest = answer.fit(messages.map(({ envelope }) => envelope).reverse()).reverse();
+  return jsonTextResponse(200, `[${answer.texts(newest).join(",")}]`, answer.headers());
 }
 
 /**

@@ -127,7 +127,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     title: "Read my inbox",
     description: `Return the messages waiting for ${agent}, oldest first, and mark them read: the same message is never ` +
       "returned twice. Each has the sender's fields plus interop.id, interop.from and interop.timestamp. Returns [] when " +
-      "nothing is waiting; to wait for the next message instead of checking again, use wait.",
+      "nothing is waiting; big messages come a few a call (the broker's answer holds 16 Mi characters), so call again " +
+      "until it returns []. To wait for the next message instead of checking again, use wait.",
     inputSchema: { limit: z.number().int().min(1).max(1000).optional().describe("At most this many messages (default 100).") },
   }, ({ limit }, { signal, requestId }) =>
     tracked((async () => {

@@ -1,0 +1,101 @@
+/** An answer that takes messages (`/poll`, ntfy `poll=1`): what fits in it is chosen, and encoded, before the take commits. */
+import type { Envelope } from "../message.ts";
+
+/**
+ * The most characters of encoded messages one answer holds (16 Mi; UTF-8 sends at most 3 bytes a character). Far
+ * below the longest string V8 builds (2^29 - 24 characters), so an answer within it is always built; and small enough
+ * for a client's 10 s request timeout. One message always goes, however large: a message is at most
+ * MAX_MESSAGE_BYTES, which JSON escapes to at most 6 characters a byte, so it too can be built.
+ */
+export const DEFAULT_ANSWER_BUDGET = 16 * 1024 * 1024;
+
+/** Set on an answer the budget cut: more messages are pending than it holds. */
+export const MORE_PENDING_HEADER = "interop-more-pending";
+
+/** The first page a read for an answer asks for: most polls find a message or two. */
+const FIRST_PAGE = 2;
+
+export class MessageAnswer {
+  readonly #encode: (envelope: Envelope) => string;
+  readonly #budget: number;
+  /** Each message's text, by id: encoded once, when chosen (a take on a shared store may return one not seen). */
+  readonly #encoded = new Map<number, string>();
+  #chosen = 0;
+  #used = 0;
+  #largest = 0;
+  #cut = false;
+
+  constructor(encode: (envelope: Envelope) => string, budget: number) {
+    this.#encode = encode;
+    this.#budget = budget;
+  }
+
+  /** Whether `fit` left messages out for the budget: more are pending than the answer holds. */
+  get cut(): boolean {
+    return this.#cut;
+  }
+
+  /**
+   * Those of `envelopes` (the next oldest) that fit in what the budget has left, always the answer's first. Each is
+   * encoded here, so a message that cannot be encoded throws before anything is taken.
+   */
+  fit(envelopes: Envelope[]): Envelope[] {
+    for (let index = 0; index < envelopes.length; index++) {
+      const length = this.#text(envelopes[index]).length;
+      if (this.#used + length > this.#budget && this.#chosen > 0) {
+        this.#cut = true;
+        return envelopes.slice(0, index);
+      }
+      this.#chosen++;
+      this.#used += length;
+      this.#largest = Math.max(this.#largest, length);
+    }
+    return envelopes;
+  }
+
+  /**
+   * Up to `limit` messages after `afterId`, read through `read` and filtered by `keep`, as many as fit: a page at a
+   * time, so an inbox of big messages is not read whole to answer with two. Pages grow fourfold, and hold no more
+   * than the budget left would at the largest size read so far (one more, to see whether the answer is cut). `keep`
+   * is asked again at the end, as a single read would ask it once the read is done.
+   */
+  async read(
+    readAfter: (afterId: number, limit: number) => Promise<Envelope[]>,
+    afterId: number,
+    limit: number,
+    keep: (envelope: Envelope) => boolean,
+  ): Promise<Envelope[]> {
+    const chosen: Envelope[] = [];
+    let rows = 0;
+    let page = Math.min(limit, FIRST_PAGE);
+    for (;;) {
+      const got = await readAfter(afterId, page);
+      rows += got.length;
+      chosen.push(...this.fit(got.filter(keep)));
+      // Filtered again: while later pages were read, another reader may have taken some of the earlier ones.
+      if (this.#cut || got.length < page || rows >= limit) return chosen.filter(keep);
+      afterId = got[got.length - 1].id;
+      const room = this.#largest === 0 ? Infinity : Math.floor((this.#budget - this.#used) / this.#largest) + 1;
+      page = Math.min(limit - rows, 4 * rows, room);
+    }
+  }
+
+  /** The texts of `envelopes`, in order. */
+  texts(envelopes: Envelope[]): string[] {
+    return envelopes.map((envelope) => this.#text(envelope));
+  }
+
+  /** Headers that say whether the answer was cut. */
+  headers(): Record<string, string> {
+    return this.#cut ? { [MORE_PENDING_HEADER]: "true" } : {};
+  }
+
+  #text(envelope: Envelope): string {
+    let text = this.#encoded.get(envelope.id);
+    if (text === undefined) {
+      text = this.#encode(envelope);
+      this.#encoded.set(envelope.id, text);
+    }
+    return text;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Routes that take messages in one answer (`/poll`, ntfy `poll=1`) take only what fits in the broker's answer
+ * budget, encoded before the take commits, and nothing for a client that already left: nothing is lost.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Authenticator } from "../src/auth/authenticator.ts";
+import { TokenFile } from "../src/auth/token_file.ts";
+import { Broker } from "../src/broker/broker.ts";
+import { uniform } from "../src/broker/per_agent.ts";
+import { createRouter } from "../src/http/router.ts";
+import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
+import type { BodyResponse, Handler } from "../src/runtime/types.ts";
+import { isStream } from "../src/runtime/types.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+import { bodyText } from "./helpers/response.ts";
+import { fromWebRequest } from "./helpers/web_request.ts";
+
+/** Characters one answer may hold in these tests: a few of the messages they send. */
+const BUDGET = 2000;
+
+interface Fixture {
+  /** Sends `text` (text/plain) from hermes to openclaw; resolves with its id. */
+  send(text: string): Promise<number>;
+  get(path: string, clientGone?: AbortSignal): Promise<BodyResponse>;
+  pending(): number;
+  /** The store's reads of inboxes so far: how many, and how many messages they returned. */
+  reads: { calls: number; messages: number };
+}
+
+async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<void> {
+  const dir = tempDir();
+  const store = new SqliteStore(dir.path, "relaxed");
+  const reads = { calls: 0, messages: 0 };
+  const readAfter = store.readAfter.bind(store);
+  store.readAfter = async (agent, afterId, limit) => {
+    const read = await readAfter(agent, afterId, limit);
+    reads.calls++;
+    reads.messages += read.length;
+    return read;
+  };
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET }));
+  try {
+    const auth = await Authenticator.open(new TokenFile(dir.path));
+    const metrics = new BrokerMetrics(() => broker.status(), []);
+    const handler: Handler = createRouter(broker, {
+      auth,
+      metrics,
+      maxBodyBytes: 64 * 1024,
+      retryMs: 2000,
+      onInternalError: (error) => assert.fail(String(error)),
+    });
+    const call = async (path: string, init: RequestInit) => {
+      const response = await handler(fromWebRequest(new Request(`http://localhost${path}`, init)));
+      assert.ok(!isStream(response));
+      return response;
+    };
+    await work({
+      async send(text) {
+        const response = await call("/broadcast?from=hermes&to=openclaw", { method: "POST", body: text, headers: { "content-type": "text/plain" } });
+        assert.equal(response.status, 200, bodyText(response));
+        return JSON.parse(bodyText(response)).id;
+      },
+      get: (path, clientGone) => call(path, { signal: clientGone }),
+      pending: () => broker.status().agents.openclaw.pending,
+      reads,
+    });
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
+}
+
+/** A client that hung up before its answer was built. */
+function gone(): AbortSignal {
+  const controller = new AbortController();
+  controller.abort();
+  return controller.signal;
+}
+
+/** The ids of a /poll answer. */
+function ids(response: BodyResponse): number[] {
+  assert.equal(response.status, 200, bodyText(response));
+  return JSON.parse(bodyText(response)).map((message: { interop: { id: number } }) => message.interop.id);
+}
+
+test("/poll takes only the messages whose encoding fits in the answer budget, says more are pending, and the rest follow", async () => {
+  await withBroker(async ({ send, get, pending }) => {
+    // 200 characters of U+0001, each escaped to 6 in JSON: about 1,250 characters a message once encoded, so one
+    // answer of 2,000 holds one, though the raw text of all five is half the budget.
+    const sent: number[] = [];
+    for (let n = 0; n < 5; n++) sent.push(await send("\u0001".repeat(200)));
+    const first = await get("/poll?agent=openclaw");
+    assert.deepEqual(ids(first), [sent[0]]);
+    assert.equal(first.headers["interop-more-pending"], "true");
+    assert.equal(pending(), 4, "what the answer did not hold is still pending");
+    const rest: number[] = [];
+    for (let n = 0; n < 4; n++) rest.push(...ids(await get("/poll?agent=openclaw")));
+    assert.deepEqual(rest, sent.slice(1), "nothing lost, nothing repeated");
+    const empty = await get("/poll?agent=openclaw");
+    assert.deepEqual(ids(empty), []);
+    assert.equal(empty.headers["interop-more-pending"], undefined);
+  });
+});
+
+test("/poll of small messages holds as many as fit, and a message larger than the budget still goes, alone", async () => {
+  await withBroker(async ({ send, get, pending }) => {
+    const small = [await send("a"), await send("b"), await send("c")];
+    const huge = await send("x".repeat(BUDGET * 2));
+    const after = await send("d");
+    const first = await get("/poll?agent=openclaw");
+    assert.deepEqual(ids(first), small);
+    assert.equal(first.headers["interop-more-pending"], "true");
+    assert.deepEqual(ids(await get("/poll?agent=openclaw")), [huge], "one message always goes, so a big one drains");
+    assert.deepEqual(ids(await get("/poll?agent=openclaw")), [after]);
+    assert.equal(pending(), 0);
+  });
+});
+
+test("a /poll of small messages reads them in a few pages, and one of big messages reads few more than its answer holds", async () => {
+  await withBroker(async ({ send, get, reads }) => {
+    for (let n = 0; n < 15; n++) await send(`small ${n}`);
+    reads.calls = reads.messages = 0;
+    assert.equal(ids(await get("/poll?agent=openclaw")).length, 15);
+    assert.equal(reads.messages, 15);
+    assert.ok(reads.calls <= 5, `${reads.calls} reads for 15 small messages`);
+    for (let n = 0; n < 30; n++) await send("z".repeat(800));
+    reads.calls = reads.messages = 0;
+    assert.equal(ids(await get("/poll?agent=openclaw")).length, 2);
+    assert.ok(reads.messages <= 4, `read ${reads.messages} of 30 messages for an answer of 2`);
+  });
+});
+
+test("a /poll peek holds what a take would, and the take up to it takes exactly that", async () => {
+  await withBroker(async ({ send, get, pending }) => {
+    const sent: number[] = [];
+    for (let n = 0; n < 3; n++) sent.push(await send("y".repeat(800)));
+    const peek = await get("/poll?agent=openclaw&peek=1");
+    assert.deepEqual(ids(peek), sent.slice(0, 2));
+    assert.equal(peek.headers["interop-more-pending"], "true");
+    assert.equal(pending(), 3, "a peek takes nothing");
+    assert.deepEqual(ids(await get(`/poll?agent=openclaw&limit=2&up_to=${sent[1]}`)), sent.slice(0, 2));
+    assert.deepEqual(ids(await get("/poll?agent=openclaw&peek=1")), [sent[2]]);
+  });
+});
+
+test("a /poll whose client hung up before the answer takes nothing", async () => {
+  await withBroker(async ({ send, get, pending }) => {
+    const sent = [await send("one"), await send("two")];
+    await get("/poll?agent=openclaw", gone());
+    assert.equal(pending(), 2);
+    assert.deepEqual(ids(await get("/poll?agent=openclaw")), sent, "both still there for the next poll");
+  });
+});
+
+test("ntfy poll=1 takes only what fits in the answer budget, and nothing for a client that hung up", async () => {
+  await withBroker(async ({ send, get, pending }) => {
+    const sent: number[] = [];
+    for (let n = 0; n < 3; n++) sent.push(await send("\u0001".repeat(200)));
+    await get("/ntfy/openclaw/json?poll=1", gone());
+    assert.equal(pending(), 3, "a client that left takes nothing");
+    const lines = (response: BodyResponse) => {
+      assert.equal(response.status, 200, bodyText(response));
+      return bodyText(response).split("\n").filter((line) => line !== "").map((line) => Number(JSON.parse(line).id.split("-")[0]));
+    };
+    const first = await get("/ntfy/openclaw/json?poll=1");
+    assert.deepEqual(lines(first), [sent[0]]);
+    assert.equal(first.headers["interop-more-pending"], "true");
+    assert.equal(pending(), 2);
+    assert.deepEqual([...lines(await get("/ntfy/openclaw/json?poll=1")), ...lines(await get("/ntfy/openclaw/json?poll=1"))], sent.slice(1));
+    assert.equal(pending(), 0);
+  });
+});
+
+test("/history answers with the newest messages that fit in one answer, oldest first, instead of failing", async () => {
+  await withBroker(async ({ send, get }) => {
+    const sent: number[] = [];
+    for (let n = 0; n < 4; n++) sent.push(await send("h".repeat(800)));
+    const history = await get("/history?agent=openclaw");
+    assert.deepEqual(ids(history), sent.slice(2));
+    assert.equal(history.headers["interop-more-pending"], "true");
+    assert.deepEqual(JSON.parse(bodyText(history)).map((message: { interop: { pending: boolean } }) => message.interop.pending), [true, true]);
+  });
+});

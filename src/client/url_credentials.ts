@@ -4,15 +4,18 @@
  */
 import { redactUrl } from "../url_redaction.ts";
 
-/** Whether a broker URL carries a user or password (which then must be kept out of world-readable files). */
-export function hasCredentials(url: string): boolean {
+/**
+ * Whether a URL (a broker's, a push target's) carries a secret: a user or password, or a secret query parameter
+ * (`?token=`, see `redactUrl`). Such a URL must be kept out of world-readable files (a unit's command line).
+ */
+export function hasSecrets(url: string): boolean {
   return redactUrl(url) !== url;
 }
 
 /** A broker URL as requests go to it: without its user and password, which become an `Authorization: Basic` value. */
 export function splitCredentials(url: string): { url: string; basic: string | undefined } {
-  if (!hasCredentials(url)) return { url, basic: undefined };
-  const parsed = new URL(url);
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed === undefined || (parsed.username === "" && parsed.password === "")) return { url, basic: undefined };
   // The URL keeps them percent-encoded; Basic carries them as typed (UTF-8, as curl sends them).
   const pair = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
   const basic = `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(pair)))}`;

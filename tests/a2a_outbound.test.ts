@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { OutboundState } from "../src/a2a/outbound_state.ts";
 import { parseSendResult } from "../src/a2a/task_view.ts";
 import { hermesPeerToken, withPeerToken } from "../src/integrate/a2a_peers.ts";
 
@@ -54,4 +58,20 @@ test("withPeerToken() sets one peer's entry in A2A_PEER_TOKENS and keeps the oth
   assert.equal(withPeerToken("alice:1, openclaw:old,bob:2", "openclaw", "new"), "alice:1,bob:2,openclaw:new");
   assert.equal(hermesPeerToken("A=1\nA2A_PEER_TOKENS=alice:1,openclaw:tok\n", "openclaw"), "tok");
   assert.equal(hermesPeerToken("A2A_PEER_TOKENS=alice:1\n", "openclaw"), undefined);
+});
+
+test("OutboundState saves its A2A URL with the secrets hidden, and reads a file an older listen saved with it as given", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "interop-a2a-state-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "bob.a2a.json");
+  const url = "http://u:pw@127.0.0.1:9900/a2a?token=s3cret";
+  const state = new OutboundState(path, url, "bob");
+  state.lastSent = 7;
+  state.save();
+  assert.equal(JSON.parse(readFileSync(path, "utf8")).url, "http://u:***@127.0.0.1:9900/a2a?token=***");
+  // A new token for the same server is the same setup: what it follows is not forgotten.
+  assert.equal(new OutboundState(path, "http://u:pw2@127.0.0.1:9900/a2a?token=n3w", "bob").lastSent, 7);
+  writeFileSync(path, JSON.stringify({ url, agent: "bob", last_sent: 9, version: "1.0", records: [] }));
+  assert.equal(new OutboundState(path, url, "bob").lastSent, 9);
+  assert.equal(new OutboundState(path, "http://127.0.0.1:9901/a2a", "bob").lastSent, 0);
 });

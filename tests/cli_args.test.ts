@@ -46,6 +46,10 @@ test("describeCause() names Deno's prose fetch errors by the errno Node reports"
   );
   assert.equal(describeCause(deno("client error (Connect): dns error: failed to lookup address information: Name or service not known")), "ENOTFOUND");
   assert.equal(describeCause(new TypeError("Fetch failed: Requests to port 9 are blocked")), "bad port");
+  assert.equal(
+    describeCause(deno("error sending request from 127.0.0.1:5 for http://127.0.0.1:9900/a2a?token=s3cret (127.0.0.1:9900): client error (SendRequest): connection closed before message completed")),
+    "error sending request from 127.0.0.1:5 for http://127.0.0.1:9900/a2a?token=*** (127.0.0.1:9900): client error (SendRequest): connection closed before message completed",
+  );
   const node = Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
   assert.equal(describeCause(node), "ECONNREFUSED");
 });

@@ -6,6 +6,7 @@ import { createParser } from "eventsource-parser";
 import { describeCause } from "../client/broker_client.ts";
 import { InteropError } from "../errors.ts";
 import { readLimited } from "../runtime/read_body.ts";
+import { redactUrl } from "../url_redaction.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
 
 /** Connection failures that prove the request never reached the server: sending it again repeats nothing. */
@@ -59,13 +60,19 @@ export interface A2aRpcClientOptions {
 }
 
 export class A2aRpcClient {
+  /**
+   * The server's URL as errors and logs show it: a password or a `?token=` in it hidden, since what is said about a
+   * failed call also goes to the broker (a dead letter's reason) and to the asker.
+   */
   readonly url: string;
+  #target: string;
   #token: string | undefined;
   #timeoutMs: number;
   #version: ProtocolVersion;
 
   constructor(options: A2aRpcClientOptions) {
-    this.url = options.url;
+    this.url = redactUrl(options.url);
+    this.#target = options.url;
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
     this.#version = options.version ?? "1.0";
@@ -207,7 +214,7 @@ export class A2aRpcClient {
     if (version === "1.0") headers["a2a-version"] = "1.0";
     if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
     try {
-      return await fetch(this.url, { method: "POST", headers, body, signal });
+      return await fetch(this.#target, { method: "POST", headers, body, signal });
     } catch (cause) {
       throw this.#failure(method, cause, signal);
     }

@@ -8,6 +8,7 @@ import type { StreamedMessage } from "../client/follow.ts";
 import { sleep } from "../client/backoff.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
 import type { Io } from "./io.ts";
+import { redactCredentials, redactUrl } from "../url_redaction.ts";
 
 /** Writes one message; resolves only once it is written (the cursor advances after that). */
 export type MessageSink = (message: StreamedMessage) => Promise<void>;
@@ -259,11 +260,13 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
       });
     } catch (cause) {
       const reason = (cause as Error)?.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : (cause as Error).message;
-      throw new InteropError("unreachable", `Cannot push to ${request.url}: ${reason}`, { cause });
+      // Node's refusal of a URL with a password quotes it whole.
+      throw new InteropError("unreachable", redactCredentials(`Cannot push to ${request.url}: ${reason}`), { cause });
     }
     const answer = await response.text().catch(() => "");
     if (response.ok) return;
-    let detail = `${request.url} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
+    // A refusal's detail becomes a dead letter's reason, kept by the broker: the URL goes with its secrets hidden.
+    let detail = `${redactUrl(request.url)} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
     const { status } = response;
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;
     if (SETUP_STATUSES.includes(status)) {

@@ -319,6 +319,31 @@ test("a push refused with a 4xx is parked as a dead letter, shown in status, and
   }
 });
 
+test("a push URL's ?token= is sent, but kept out of a dead letter's reason and of listen's log", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const paths: string[] = [];
+  const receiver = new Receiver((delivery) => (paths.push(delivery.path), 422));
+  let listen: ChildProcess | undefined;
+  let stderr = "";
+  t.after(async () => {
+    await stopAll(listen);
+    await receiver.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await receiver.start();
+  const url = `${receiver.url}/in?token=s3cret&agent=openclaw`;
+  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", url, "--state", join(dir.path, "s"), "--verbose"]);
+  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  await publish(broker.url, "hermes", "openclaw", { n: 1 });
+  const [letter] = await deadLetters(broker.url, "openclaw", 1);
+  assert.equal(letter.reason, `${receiver.url}/in?token=***&agent=openclaw answered HTTP 422: nope`);
+  assert.deepEqual(paths, ["/in?token=s3cret&agent=openclaw"]);
+  await waitFor(() => /parking it as a dead letter/.test(stderr), 5000, "the parking logged");
+  assert.doesNotMatch(stderr, /s3cret/);
+});
+
 test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, and a 429 is not retried before its Retry-After", async (t) => {
   const dir = tempDir();
   let broker: RunningBroker | undefined;

@@ -171,4 +171,7 @@ test("splitCredentials() takes the user and password out of a URL as Basic crede
     basic: `Basic ${btoa("hermes:hun@ter2")}`,
   });
   assert.deepEqual(splitCredentials("http://hermes:hun@ter2@127.0.0.1:18900"), { url: "http://127.0.0.1:18900", basic: `Basic ${btoa("hermes:hun@ter2")}` });
+  // A push target's path stays as given, its trailing slash and query too.
+  assert.deepEqual(splitCredentials("http://u:p@127.0.0.1:9900/in/?x=1"), { url: "http://127.0.0.1:9900/in/?x=1", basic: `Basic ${btoa("u:p")}` });
+  assert.deepEqual(splitCredentials("http://u:p@127.0.0.1:9900/"), { url: "http://127.0.0.1:9900/", basic: `Basic ${btoa("u:p")}` });
 });

@@ -4,6 +4,7 @@
  */
 import { createParser } from "eventsource-parser";
 import { describeCause } from "../client/broker_client.ts";
+import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import { InteropError } from "../errors.ts";
 import { readLimited } from "../runtime/read_body.ts";
 import { redactUrl } from "../url_redaction.ts";
@@ -65,14 +66,15 @@ export class A2aRpcClient {
    * failed call also goes to the broker (a dead letter's reason) and to the asker.
    */
   readonly url: string;
-  #target: string;
+  /** Where requests go: the URL without its user and password, which go as `basic` unless there is a token. */
+  #target: { url: string; basic: string | undefined };
   #token: string | undefined;
   #timeoutMs: number;
   #version: ProtocolVersion;
 
   constructor(options: A2aRpcClientOptions) {
     this.url = redactUrl(options.url);
-    this.#target = options.url;
+    this.#target = splitCredentials(options.url);
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
     this.#version = options.version ?? "1.0";
@@ -209,12 +211,15 @@ export class A2aRpcClient {
     accept: string,
   ): Promise<Response> {
     const body = JSON.stringify({ jsonrpc: "2.0", id: crypto.randomUUID(), method, params });
-    const headers: Record<string, string> = { "content-type": "application/json", accept };
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      accept,
+      ...authorizationHeader(this.#target.basic, this.#token),
+    };
     // v0.3 has no header: a server reads its absence as 0.3 (the SDK's does, and Hermes refuses "0.3" outright).
     if (version === "1.0") headers["a2a-version"] = "1.0";
-    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
     try {
-      return await fetch(this.#target, { method: "POST", headers, body, signal });
+      return await fetch(this.#target.url, { method: "POST", headers, body, signal });
     } catch (cause) {
       throw this.#failure(method, cause, signal);
     }

@@ -7,6 +7,7 @@ import { fromWire } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
 import { sleep } from "../client/backoff.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
+import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import type { Io } from "./io.ts";
 import { redactCredentials, redactUrl } from "../url_redaction.ts";
 
@@ -250,11 +251,13 @@ const SETUP_STATUSES = [401, 403, 404];
 export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
   return async (message) => {
     const request = target.request(message);
+    // A user and password in the URL go as Basic, unless the target sends its own Authorization (a token).
+    const { url, basic } = splitCredentials(request.url);
     let response: Response;
     try {
-      response = await fetch(request.url, {
+      response = await fetch(url, {
         method: "POST",
-        headers: request.headers,
+        headers: { ...authorizationHeader(basic, undefined), ...request.headers },
         body: request.body,
         signal: AbortSignal.timeout(timeoutMs),
       });

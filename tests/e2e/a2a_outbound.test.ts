@@ -422,6 +422,33 @@ test("listen --a2a keeps a ?token= in its URL out of a dead letter's reason and 
   assert.doesNotMatch(log(), /s3cret/);
 });
 
+test("listen --a2a sends a user and password in its URL as HTTP Basic credentials (Node's fetch refuses them in the URL)", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const seen: Array<{ path: string; authorization: string | undefined }> = [];
+  const server = createServer((request, response) => {
+    seen.push({ path: request.url ?? "", authorization: request.headers.authorization });
+    request.resume().on("end", () => response.writeHead(200, { "content-type": "text/html" }).end("<html>hi</html>"));
+  });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  listen = spawnCli(["listen", "--agent", "bob", "--url", broker.url, "--a2a", `http://proxy:pw@127.0.0.1:${port}/a2a/`, "--state", join(dir.path, "state.json")]);
+  const log = stderrOf(listen);
+  await waitFor(() => /connected to/.test(log()), 20_000, "listen connected");
+  await publish(broker.url, "alice", "bob", { text: "hi" });
+  const [letter] = await untilParked(broker, "bob", "the refused message parked");
+  assert.match(letter.reason, /answered HTTP 200: <html>hi<\/html>; that is not an A2A \(JSON-RPC\) answer$/);
+  assert.deepEqual(seen, [{ path: "/a2a/", authorization: `Basic ${btoa("proxy:pw")}` }]);
+});
+
 test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restarted and forgot the task (-32001), and sends nothing again", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;

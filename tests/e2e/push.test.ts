@@ -344,6 +344,27 @@ test("a push URL's ?token= is sent, but kept out of a dead letter's reason and o
   assert.doesNotMatch(stderr, /s3cret/);
 });
 
+test("a push URL's user and password go as HTTP Basic credentials (Node's fetch refuses them in the URL), its path as given", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const receiver = new Receiver(() => 200);
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    await receiver.stop();
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await receiver.start();
+  const url = `http://hooks:p%40ss@127.0.0.1:${receiver.port}/in/`;
+  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", url, "--state", join(dir.path, "s")]);
+  await publish(broker.url, "hermes", "openclaw", { n: 1 });
+  await waitFor(() => receiver.accepted.size === 1, 15_000, "the push");
+  const [delivery] = receiver.accepted.values();
+  assert.equal(delivery.path, "/in/");
+  assert.equal(delivery.headers.authorization, `Basic ${btoa("hooks:p@ss")}`);
+});
+
 test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, and a 429 is not retried before its Retry-After", async (t) => {
   const dir = tempDir();
   let broker: RunningBroker | undefined;

@@ -1,4 +1,20 @@
-/** URLs as they may be shown (errors, logs, `/status`, the process title): their passwords replaced by `***`. */
+/**
+ * URLs as they may be shown (errors, logs, `/status`, the process title): their passwords, and the values of query
+ * parameters that hold secrets (`?token=`, `?key=`, `?sig=`, …), replaced by `***`.
+ */
+
+/**
+ * `url` with its secrets replaced by `***`: its user and password, and the values of its secret query parameters.
+ *
+ * @example
+ * ```ts
+ * redactUrl("http://alice:pw@127.0.0.1:18900"); // "http://alice:***@127.0.0.1:18900"
+ * redactUrl("https://hooks.example.com/in?agent=bob&token=abc"); // "https://hooks.example.com/in?agent=bob&token=***"
+ * ```
+ */
+export function redactUrl(url: string): string {
+  return _redactParameters(_redactUserinfo(url));
+}
 
 /**
  * `url` with its credentials replaced by `***`: `http://user:***@host:port` for a user and password (a broker's,
@@ -8,7 +24,7 @@
  * space. A URL that does not parse (a / in its password) has everything from // to its last @ hidden, and so has a
  * PostgreSQL URL whose password holds a / ? or # (a parser reads `postgres://u:2024/pw@db/x` as port 2024 and a path).
  */
-export function redactUrl(url: string): string {
+function _redactUserinfo(url: string): string {
   const start = url.includes("//") ? url.indexOf("//") + 2 : 0;
   const rest = url.slice(start);
   const http = start === 0 || /^https?:\/\/$/i.test(url.slice(0, start));
@@ -26,6 +42,47 @@ export function redactUrl(url: string): string {
   // An HTTP URL the parser refuses has no user to trust either.
   const shown = password && (parses || !http) ? `${authority.slice(0, colon)}:***` : "***";
   return `${url.slice(0, start)}${shown}${rest.slice(at)}`;
+}
+
+/**
+ * Names of query parameters whose values are secrets, as web services take them: a token anywhere in the name
+ * (`token`, `access_token`, `X-Amz-Security-Token`, OpenClaw's hooks `token`), a secret or password (`client_secret`,
+ * PostgreSQL's `password` and `sslpassword`, `pass`, `pwd`), an API key (`key`: Google's APIs and Chat webhooks;
+ * `api_key`, `apikey`, `subscription-key`), a signature (`sig`: Azure SAS and Power Automate; `X-Amz-Signature`), a
+ * credential (`X-Amz-Credential`), ntfy's `auth`, an OAuth or Azure Functions `code`. Case does not matter.
+ */
+const SECRET_PARAMETER = /token|secret|passw|api[-_]?key|signature|credential|[-_.]key$|^(?:auth|authorization|code|key|pass|pwd|sig|jwt)$/i;
+
+/**
+ * `url` with the values of its secret parameters (SECRET_PARAMETER) replaced by `***`; other parameters, and an empty
+ * value, stay readable. A secret value runs to the next `&` or `#` (a `;` or `?` in it is kept hidden), and a name is
+ * looked for inside other values too (a URL nested in `?next=`): better a value hidden that need not be than a token shown.
+ */
+function _redactParameters(url: string): string {
+  const start = url.search(/[?#]/);
+  if (start < 0) return url;
+  let shown = "";
+  let from = 0;
+  // A name follows `?`, `&`, `;` or `#` (a fragment may carry `#access_token=`).
+  const names = /[?#&;]([^?#&;=]+)=/g;
+  names.lastIndex = start;
+  for (let match = names.exec(url); match !== null; match = names.exec(url)) {
+    const value = names.lastIndex;
+    const end = value + url.slice(value).search(/[&#]|$/);
+    if (end === value || !SECRET_PARAMETER.test(_decode(match[1]))) continue;
+    shown += `${url.slice(from, value)}***`;
+    from = names.lastIndex = end;
+  }
+  return shown + url.slice(from);
+}
+
+/** A parameter's name as a server reads it (`api%5Fkey` is `api_key`); one that does not decode, as given. */
+function _decode(name: string): string {
+  try {
+    return decodeURIComponent(name.replaceAll("+", " "));
+  } catch {
+    return name;
+  }
 }
 
 /**

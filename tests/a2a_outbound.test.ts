@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { OutboundState } from "../src/a2a/outbound_state.ts";
 import { A2aRpcClient } from "../src/a2a/rpc_client.ts";
-import { InteropError } from "../src/errors.ts";
 import { parseSendResult } from "../src/a2a/task_view.ts";
+import { InteropError } from "../src/errors.ts";
 import { hermesPeerToken, withPeerToken } from "../src/integrate/a2a_peers.ts";
 
 test("parseSendResult() reads a v1.0 {task}, taking the artifacts as the answer", () => {
@@ -81,4 +85,20 @@ test("A2aRpcClient never follows a redirect: a 301 or 303 is a setup problem to 
     });
   }
   assert.deepEqual(methods, ["POST /a2a-301", "POST /a2a-303"], "the landing page was never asked");
+});
+
+test("OutboundState saves its A2A URL with the secrets hidden, and reads a file an older listen saved with it as given", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "interop-a2a-state-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "bob.a2a.json");
+  const url = "http://u:pw@127.0.0.1:9900/a2a?token=s3cret";
+  const state = new OutboundState(path, url, "bob");
+  state.lastSent = 7;
+  state.save();
+  assert.equal(JSON.parse(readFileSync(path, "utf8")).url, "http://u:***@127.0.0.1:9900/a2a?token=***");
+  // A new token for the same server is the same setup: what it follows is not forgotten.
+  assert.equal(new OutboundState(path, "http://u:pw2@127.0.0.1:9900/a2a?token=n3w", "bob").lastSent, 7);
+  writeFileSync(path, JSON.stringify({ url, agent: "bob", last_sent: 9, version: "1.0", records: [] }));
+  assert.equal(new OutboundState(path, url, "bob").lastSent, 9);
+  assert.equal(new OutboundState(path, "http://127.0.0.1:9901/a2a", "bob").lastSent, 0);
 });

@@ -46,6 +46,10 @@ test("describeCause() names Deno's prose fetch errors by the errno Node reports"
   );
   assert.equal(describeCause(deno("client error (Connect): dns error: failed to lookup address information: Name or service not known")), "ENOTFOUND");
   assert.equal(describeCause(new TypeError("Fetch failed: Requests to port 9 are blocked")), "bad port");
+  assert.equal(
+    describeCause(deno("error sending request from 127.0.0.1:5 for http://127.0.0.1:9900/a2a?token=s3cret (127.0.0.1:9900): client error (SendRequest): connection closed before message completed")),
+    "error sending request from 127.0.0.1:5 for http://127.0.0.1:9900/a2a?token=*** (127.0.0.1:9900): client error (SendRequest): connection closed before message completed",
+  );
   const node = Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
   assert.equal(describeCause(node), "ECONNREFUSED");
 });
@@ -114,6 +118,41 @@ test("redactUrl() hides a user alone, a password with a space, and everything be
   assert.equal(redactCredentials("at http://hermes:***@h:1: refused; http://t0k@h:2."), "at http://hermes:***@h:1: refused; http://***@h:2.");
 });
 
+test("redactUrl() hides the values of query parameters that hold secrets and keeps the others readable", () => {
+  const hidden: Array<[string, string]> = [
+    ["https://hooks.example.com/in?token=abc", "https://hooks.example.com/in?token=***"],
+    ["http://127.0.0.1:18789/hooks/agent?token=s3cret&agentId=main", "http://127.0.0.1:18789/hooks/agent?token=***&agentId=main"],
+    ["https://chat.googleapis.com/v1/spaces/X/messages?key=AIza1&token=t0k", "https://chat.googleapis.com/v1/spaces/X/messages?key=***&token=***"],
+    ["https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=abc%2Fdef%3D", "https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=***"],
+    ["https://fn.azurewebsites.net/api/in?code=xyz", "https://fn.azurewebsites.net/api/in?code=***"],
+    ["https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F1&X-Amz-Date=20261201T000000Z&X-Amz-Security-Token=st&X-Amz-Signature=5f", "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Date=20261201T000000Z&X-Amz-Security-Token=***&X-Amz-Signature=***"],
+    ["https://h/in?ACCESS_TOKEN=a&Api-Key=b&apikey=c&client_secret=d&password=e&pass=f&pwd=g&auth=h&subscription-key=i", "https://h/in?ACCESS_TOKEN=***&Api-Key=***&apikey=***&client_secret=***&password=***&pass=***&pwd=***&auth=***&subscription-key=***"],
+    // A name as the server decodes it; a name after `;`; a `;` or `?` inside a secret value; a URL nested in another's value.
+    ["https://h/in?api%5Fkey=a&to%6Ben=b", "https://h/in?api%5Fkey=***&to%6Ben=***"],
+    ["https://h/in?a=1;token=s3c;ret?x&b=2", "https://h/in?a=1;token=***&b=2"],
+    ["https://h/login?next=https://i/cb?token=s3cret&lang=en", "https://h/login?next=https://i/cb?token=***&lang=en"],
+    // A fragment's OAuth token; a user and password with a query token; PostgreSQL's password parameter.
+    ["https://app.example/cb#access_token=s3cret&state=af0", "https://app.example/cb#access_token=***&state=af0"],
+    ["https://u:pw@h:1/in?token=s3cret#top", "https://u:***@h:1/in?token=***#top"],
+    ["postgres://interop@db:5432/interop?sslmode=require&password=s3cret", "postgres://interop@db:5432/interop?sslmode=require&password=***"],
+  ];
+  for (const [url, shown] of hidden) assert.equal(redactUrl(url), shown, url);
+  // Nothing secret: names that only look alike, an empty value, a name without a value, a path.
+  for (const url of ["https://h/in?agent=bob&author=ann&keyboard=1&monkey=2&since=3", "https://h/in?token=&x=1", "https://h/in?token", "https://h/token/abc", "http://127.0.0.1:18900"]) {
+    assert.equal(redactUrl(url), url);
+  }
+  // Hiding twice changes nothing.
+  assert.equal(redactUrl("https://h/in?token=***"), "https://h/in?token=***");
+});
+
+test("redactCredentials() hides secret query parameters in URLs in free text, sentence punctuation and quotes kept", () => {
+  assert.equal(
+    redactCredentials('warn: Cannot push to https://hooks.example.com/in?token=s3cret: fetch failed; "https://h/x?key=k1&a=b". http://h:2/?sig=s'),
+    'warn: Cannot push to https://hooks.example.com/in?token=***: fetch failed; "https://h/x?key=***&a=b". http://h:2/?sig=***',
+  );
+  assert.equal(redactCredentials('{"msg":"POST to http://h:1/in?access_token=s3cret answered HTTP 500"}'), '{"msg":"POST to http://h:1/in?access_token=*** answered HTTP 500"}');
+});
+
 test("brokerUrls() quotes an invalid URL without its password", () => {
   for (const given of ["http://alice:s3cret/pw@127.0.0.1:18900", "http://alice:s3cret@127.0.0.1:18900/x?y", "alice:s3cret/pw@127.0.0.1:18900,h:1"]) {
     assert.throws(() => brokerUrls("status", given, {}), (error: Error) => {
@@ -132,4 +171,7 @@ test("splitCredentials() takes the user and password out of a URL as Basic crede
     basic: `Basic ${btoa("hermes:hun@ter2")}`,
   });
   assert.deepEqual(splitCredentials("http://hermes:hun@ter2@127.0.0.1:18900"), { url: "http://127.0.0.1:18900", basic: `Basic ${btoa("hermes:hun@ter2")}` });
+  // A push target's path stays as given, its trailing slash and query too.
+  assert.deepEqual(splitCredentials("http://u:p@127.0.0.1:9900/in/?x=1"), { url: "http://127.0.0.1:9900/in/?x=1", basic: `Basic ${btoa("u:p")}` });
+  assert.deepEqual(splitCredentials("http://u:p@127.0.0.1:9900/"), { url: "http://127.0.0.1:9900/", basic: `Basic ${btoa("u:p")}` });
 });

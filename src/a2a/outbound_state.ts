@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
 import { PRIVATE_DIR_MODE } from "../private_files.ts";
+import { redactUrl } from "../url_redaction.ts";
 import type { A2aMessage, ProtocolVersion, TaskState } from "./protocol.ts";
 
 /** One interop message on its way into the agent's A2A server. */
@@ -29,6 +30,7 @@ export interface OutboundRecord {
 }
 
 interface StateShape {
+  /** The A2A URL with its secrets hidden (the file is as readable as the directory it is in); older files: as given. */
   url: string;
   agent: string;
   /** The highest message id the receiver took (or that was parked): the stream's redelivery of it is skipped. */
@@ -45,10 +47,13 @@ export class OutboundState {
   version: ProtocolVersion = "1.0";
   readonly records = new Map<number, OutboundRecord>();
 
-  /** Loads the file; one for another A2A URL or agent is ignored (what it followed belongs to that setup). */
+  /**
+   * Loads the file; one for another A2A URL or agent is ignored (what it followed belongs to that setup). A URL that
+   * differs only in a secret (a new `?token=`) is the same setup.
+   */
   constructor(path: string, url: string, agent: string) {
     this.path = path;
-    this.#url = url;
+    this.#url = redactUrl(url);
     this.#agent = agent;
     let text: string;
     try {
@@ -71,7 +76,7 @@ export class OutboundState {
         },
       );
     }
-    if (state.url !== url || state.agent !== agent) return;
+    if ((state.url !== this.#url && state.url !== url) || state.agent !== agent) return;
     this.lastSent = Number.isSafeInteger(state.last_sent) ? state.last_sent : 0;
     this.version = state.version === "0.3" ? "0.3" : "1.0";
     for (const record of state.records ?? []) this.records.set(record.id, record);

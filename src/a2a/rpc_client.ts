@@ -5,8 +5,10 @@
 import { createParser } from "eventsource-parser";
 import { describeCause } from "../client/broker_client.ts";
 import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
+import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import { InteropError } from "../errors.ts";
 import { readLimited } from "../runtime/read_body.ts";
+import { redactUrl } from "../url_redaction.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
 
 /** Connection failures that prove the request never reached the server: sending it again repeats nothing. */
@@ -60,13 +62,20 @@ export interface A2aRpcClientOptions {
 }
 
 export class A2aRpcClient {
+  /**
+   * The server's URL as errors and logs show it: a password or a `?token=` in it hidden, since what is said about a
+   * failed call also goes to the broker (a dead letter's reason) and to the asker.
+   */
   readonly url: string;
+  /** Where requests go: the URL without its user and password, which go as `basic` unless there is a token. */
+  #target: { url: string; basic: string | undefined };
   #token: string | undefined;
   #timeoutMs: number;
   #version: ProtocolVersion;
 
   constructor(options: A2aRpcClientOptions) {
-    this.url = options.url;
+    this.url = redactUrl(options.url);
+    this.#target = splitCredentials(options.url);
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
     this.#version = options.version ?? "1.0";
@@ -203,12 +212,15 @@ export class A2aRpcClient {
     accept: string,
   ): Promise<Response> {
     const body = JSON.stringify({ jsonrpc: "2.0", id: crypto.randomUUID(), method, params });
-    const headers: Record<string, string> = { "content-type": "application/json", accept };
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      accept,
+      ...authorizationHeader(this.#target.basic, this.#token),
+    };
     // v0.3 has no header: a server reads its absence as 0.3 (the SDK's does, and Hermes refuses "0.3" outright).
     if (version === "1.0") headers["a2a-version"] = "1.0";
-    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
     try {
-      return await fetch(this.url, { method: "POST", headers, body, signal, ...NO_REDIRECTS });
+      return await fetch(this.#target.url, { method: "POST", headers, body, signal, ...NO_REDIRECTS });
     } catch (cause) {
       throw this.#failure(method, cause, signal);
     }

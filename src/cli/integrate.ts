@@ -8,7 +8,7 @@ import { InteropTokens } from "../integrate/a2a_peers.ts";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
 import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
-import { hasCredentials } from "../client/url_credentials.ts";
+import { hasSecrets } from "../client/url_credentials.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { agentFlag, brokerClient, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
@@ -87,7 +87,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   };
   // Everything integrate writes (the skill, read into the model's context; MCP arguments; peer URLs) and prints
   // would carry the password, in files others may read: the broker's own token does that job instead.
-  if (options.brokerUrl.split(",").some(hasCredentials)) {
+  if (options.brokerUrl.split(",").some(hasSecrets)) {
     throw usageError(
       "integrate",
       `Invalid ${values.url === undefined ? "$INTEROP_URL" : "--url"}: ${JSON.stringify(redactUrl(options.brokerUrl))} has a user or password, which integrate would write into the agent's skill and config; give the URL without it, and the agent a token: interop token create --agent ${options.agent} > FILE, then --token-file FILE`,

@@ -8,7 +8,9 @@ import type { StreamedMessage } from "../client/follow.ts";
 import { sleep } from "../client/backoff.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
 import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
+import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import type { Io } from "./io.ts";
+import { redactCredentials, redactUrl } from "../url_redaction.ts";
 
 /** Writes one message; resolves only once it is written (the cursor advances after that). */
 export type MessageSink = (message: StreamedMessage) => Promise<void>;
@@ -255,18 +257,21 @@ const SETUP_STATUSES = [401, 403, 404];
 export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
   return async (message) => {
     const request = target.request(message);
+    // A user and password in the URL go as Basic, unless the target sends its own Authorization (a token).
+    const { url, basic } = splitCredentials(request.url);
     let response: Response;
     try {
-      response = await fetch(request.url, {
+      response = await fetch(url, {
         method: "POST",
-        headers: request.headers,
+        headers: { ...authorizationHeader(basic, undefined), ...request.headers },
         body: request.body,
         signal: AbortSignal.timeout(timeoutMs),
         ...NO_REDIRECTS,
       });
     } catch (cause) {
       const reason = (cause as Error)?.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : (cause as Error).message;
-      throw new InteropError("unreachable", `Cannot push to ${request.url}: ${reason}`, { cause });
+      // Node's refusal of a URL with a password quotes it whole.
+      throw new InteropError("unreachable", redactCredentials(`Cannot push to ${request.url}: ${reason}`), { cause });
     }
     const answer = await response.text().catch(() => "");
     if (response.ok) return;
@@ -274,7 +279,8 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
     if (redirect !== undefined) {
       throw new InteropError("unreachable", `${redirect} (listen retries until the receiver takes it)`);
     }
-    let detail = `${request.url} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
+    // A refusal's detail becomes a dead letter's reason, kept by the broker: the URL goes with its secrets hidden.
+    let detail = `${redactUrl(request.url)} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
     const { status } = response;
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;
     if (SETUP_STATUSES.includes(status)) {

@@ -19,7 +19,7 @@ import {
   unitName,
   unitPath,
 } from "../service/unit.ts";
-import { hasCredentials } from "../client/url_credentials.ts";
+import { hasSecrets } from "../client/url_credentials.ts";
 import { PUSH_URL_VARIABLES } from "./push_url_variables.ts";
 import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
 import { oneOf } from "./commands.ts";
@@ -140,9 +140,9 @@ export function run(args: string[], io: Io): Promise<number> {
       } else {
         const given = new Set(listenFlags.map(([name]) => name));
         const brokerUrl = given.has("url") ? listenFlags.find(([name]) => name === "url")![1] : io.env.INTEROP_URL || undefined;
-        // A user or password in it goes into the environment file (listen reads $INTEROP_URL), as the broker's
-        // database URL does: not into ExecStart, which ps and `systemctl show` print to anyone.
-        const secretUrl = brokerUrl !== undefined && brokerUrl.split(",").some(hasCredentials);
+        // A secret in it (a user or password, a `?token=`) goes into the environment file (listen reads $INTEROP_URL),
+        // as the broker's database URL does: not into ExecStart, which ps and `systemctl show` print to anyone.
+        const secretUrl = brokerUrl !== undefined && brokerUrl.split(",").some(hasSecrets);
         const secrets: Record<string, string> = secretUrl ? { INTEROP_URL: brokerUrl } : {};
         // So does one in the push URL (--a2a, --openclaw, …): listen, given no output flag, reads it from its variable.
         const hidden = new Set(secretUrl ? ["url"] : []);
@@ -152,7 +152,7 @@ export function run(args: string[], io: Io): Promise<number> {
         if (outputs.size > 1) throw usageError("service", `Give the listener at most one output, not --${[...outputs].join(" and --")}`);
         for (const [output, variable] of Object.entries(PUSH_URL_VARIABLES)) {
           const url = listenFlags.find(([name]) => name === output)?.[1];
-          if (url === undefined || !hasCredentials(url)) continue;
+          if (url === undefined || !hasSecrets(url)) continue;
           secrets[variable] = url;
           hidden.add(output);
         }

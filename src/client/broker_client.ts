@@ -6,7 +6,7 @@ import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { MORE_PENDING_HEADER } from "../broker/message_answer.ts";
 import { BrokerUrls } from "./broker_urls.ts";
-import { redactUrl } from "../url_redaction.ts";
+import { redactCredentials, redactUrl } from "../url_redaction.ts";
 import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
 
 /** The broker's answer to a publish. */
@@ -304,5 +304,7 @@ export function describeCause(cause: unknown): string {
   if (/header/i.test(text)) return "a request header has an invalid value (not shown: it may be a token)";
   // Both refuse the ports the fetch standard blocks (e.g. 1, 9, 6000): Node says "bad port".
   if (/Requests to port \d+ are blocked/.test(text)) return "bad port";
-  return text;
+  // Deno's prose names the URL it was sending to (with its ?token=): what is said of a failure may be parked at
+  // the broker as a dead letter's reason, past the stderr backstop.
+  return redactCredentials(text);
 }

@@ -3,6 +3,7 @@ import { createHmac } from "node:crypto";
 import { InteropError } from "../errors.ts";
 import { fromWire, messageKey, METADATA_FIELD, payloadText } from "../message.ts";
 import type { StreamedMessage } from "./follow.ts";
+import { redactUrl } from "../url_redaction.ts";
 
 export interface PushRequest {
   url: string;
@@ -82,7 +83,7 @@ export function openclawTarget(gatewayUrl: string, token: string, options: Openc
         // connection first, and a push never answered would be retried for good.
         throw new InteropError(
           "rejected",
-          `Message ${message.id} makes a ${formatBytes(bytes)}-byte request to ${url}, over OpenClaw's hooks body limit of ` +
+          `Message ${message.id} makes a ${formatBytes(bytes)}-byte request to ${redactUrl(url)}, over OpenClaw's hooks body limit of ` +
             `${formatBytes(options.maxBodyBytes)} bytes (if your gateway's differs, pass it as --openclaw-max-body)`,
         );
       }

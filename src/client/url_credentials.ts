@@ -1,25 +1,30 @@
 /**
- * A user and password in a broker URL (`http://user:PASSWORD@host:port`): fetch refuses such a URL, so they travel
- * as HTTP Basic credentials (for a proxy in front of the broker), and the password is never shown.
+ * A user and password in a URL (`http://user:PASSWORD@host:port`, a broker's or a push target's): Node's fetch refuses
+ * such a URL (Deno's sends them as Basic), so they travel as HTTP Basic credentials (for a proxy in front of the
+ * broker or the receiver) on both, and the password is never shown.
  */
 import { redactUrl } from "../url_redaction.ts";
 
-/** Whether a broker URL carries a user or password (which then must be kept out of world-readable files). */
-export function hasCredentials(url: string): boolean {
+/**
+ * Whether a URL (a broker's, a push target's) carries a secret: a user or password, or a secret query parameter
+ * (`?token=`, see `redactUrl`). Such a URL must be kept out of world-readable files (a unit's command line).
+ */
+export function hasSecrets(url: string): boolean {
   return redactUrl(url) !== url;
 }
 
-/** A broker URL as requests go to it: without its user and password, which become an `Authorization: Basic` value. */
+/** A URL as requests go to it: without its user and password, which become an `Authorization: Basic` value. */
 export function splitCredentials(url: string): { url: string; basic: string | undefined } {
-  if (!hasCredentials(url)) return { url, basic: undefined };
-  const parsed = new URL(url);
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed === undefined || (parsed.username === "" && parsed.password === "")) return { url, basic: undefined };
   // The URL keeps them percent-encoded; Basic carries them as typed (UTF-8, as curl sends them).
   const pair = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
   const basic = `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(pair)))}`;
   parsed.username = "";
   parsed.password = "";
-  // Broker URLs carry no trailing slash (paths are appended to them); URL's serialisation gives a bare origin one.
-  return { url: parsed.href.replace(/\/+$/, ""), basic };
+  // URL's serialisation gives a bare origin a trailing slash: kept only if it was given (paths are appended to a
+  // broker URL; a push target's path is the receiver's to read).
+  return { url: url.endsWith("/") ? parsed.href : parsed.href.replace(/\/$/, ""), basic };
 }
 
 /** The `Authorization` header: a token (the broker's own credential) over a proxy's Basic credentials, else none. */

@@ -392,6 +392,63 @@ test("listen --a2a falls back to message/send and tasks/get for good when the se
   assert.equal(JSON.parse(readFileSync(join(dir.path, "state.a2a.json"), "utf8")).version, "0.3");
 });
 
+test("listen --a2a keeps a ?token= in its URL out of a dead letter's reason and its state file, and still sends it", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const paths: string[] = [];
+  // Not an A2A server: every answer is a final refusal, parked with the URL in its reason.
+  const server = createServer((request, response) => {
+    paths.push(request.url ?? "");
+    request.resume().on("end", () => response.writeHead(200, { "content-type": "text/html" }).end("<html>hi</html>"));
+  });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/a2a`;
+  listen = startA2aListen(broker, "bob", `${base}?agent=bob&token=s3cret`, dir.path);
+  const log = stderrOf(listen);
+  await waitFor(() => /connected to/.test(log()), 20_000, "listen connected");
+  await publish(broker.url, "alice", "bob", { text: "hi" });
+  const [letter] = await untilParked(broker, "bob", "the refused message parked");
+  assert.equal(letter.reason, `SendMessage to ${base}?agent=bob&token=*** answered HTTP 200: <html>hi</html>; that is not an A2A (JSON-RPC) answer`);
+  assert.deepEqual(paths, ["/a2a?agent=bob&token=s3cret"]);
+  assert.doesNotMatch(readFileSync(join(dir.path, "state.a2a.json"), "utf8"), /s3cret/);
+  assert.doesNotMatch(log(), /s3cret/);
+});
+
+test("listen --a2a sends a user and password in its URL as HTTP Basic credentials (Node's fetch refuses them in the URL)", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  const seen: Array<{ path: string; authorization: string | undefined }> = [];
+  const server = createServer((request, response) => {
+    seen.push({ path: request.url ?? "", authorization: request.headers.authorization });
+    request.resume().on("end", () => response.writeHead(200, { "content-type": "text/html" }).end("<html>hi</html>"));
+  });
+  let listen: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(listen);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  listen = spawnCli(["listen", "--agent", "bob", "--url", broker.url, "--a2a", `http://proxy:pw@127.0.0.1:${port}/a2a/`, "--state", join(dir.path, "state.json")]);
+  const log = stderrOf(listen);
+  await waitFor(() => /connected to/.test(log()), 20_000, "listen connected");
+  await publish(broker.url, "alice", "bob", { text: "hi" });
+  const [letter] = await untilParked(broker, "bob", "the refused message parked");
+  assert.match(letter.reason, /answered HTTP 200: <html>hi<\/html>; that is not an A2A \(JSON-RPC\) answer$/);
+  assert.deepEqual(seen, [{ path: "/a2a/", authorization: `Basic ${btoa("proxy:pw")}` }]);
+});
+
 test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restarted and forgot the task (-32001), and sends nothing again", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;

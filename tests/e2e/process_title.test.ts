@@ -49,3 +49,14 @@ for (const password of ["hunter2", "hun@ter2"]) {
     assert.match(cmdline(listen.pid!), new RegExp(`--url http://hermes:\\*\\*\\*@127\\.0\\.0\\.1:${port} `));
   });
 }
+
+test("a secret query parameter in a push URL on the command line is not written back into the process title", async (t) => {
+  if ("Deno" in globalThis && !process.env.INTEROP_CLI) return t.skip("Deno sets only the process name");
+  const port = await freePort();
+  const post = `http://127.0.0.1:${port}/in?agent=hermes&token=s3cret`;
+  const listen = spawnCli(["listen", "--agent", "hermes", "--url", `http://127.0.0.1:${port}`, "--post", post]);
+  t.after(() => stopListen(listen, "SIGKILL"));
+  await waitFor(() => comm(listen.pid!) === "interop listen\n", 10_000, "the listener's title");
+  assert.doesNotMatch(cmdline(listen.pid!), /s3cret/);
+  assert.match(cmdline(listen.pid!), new RegExp(`--post http://127\\.0\\.0\\.1:${port}/in\\?agent=hermes&token=\\*\\*\\*\\s*$`));
+});

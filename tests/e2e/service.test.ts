@@ -274,6 +274,44 @@ test("interop service install listen puts an --a2a or --openclaw URL with a pass
   }
 });
 
+test("interop service install listen puts a URL with a secret query parameter (?token=, ?key=, ?sig=) in the mode-600 environment file and prints it nowhere", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+  const unitDir = join(dir.path, "systemd", "user");
+  const environmentFile = join(unitDir, "interop-listen-bob.env");
+  const post = "https://hooks.example.com/in?agent=bob&token=s3cret";
+  const installed = await runCli(["service", "install", "--exec", EXECUTABLE, "listen", "-a", "bob", "--url", "http://127.0.0.1:18901", "--post", post], { env });
+  assert.match(installed.stdout, new RegExp(`^wrote ${environmentFile} \\(mode 600\\)\n`));
+  assert.doesNotMatch(installed.stdout + installed.stderr, /s3cret/);
+  const unit = readFileSync(join(unitDir, "interop-listen-bob.service"), "utf8");
+  assert.doesNotMatch(unit, /s3cret|--post/);
+  assert.match(unit, /^ExecStart=\S+ listen --agent bob --url http:\/\/127\.0\.0\.1:18901$/m);
+  assert.equal(statSync(environmentFile).mode & 0o777, 0o600);
+  assert.equal(readFileSync(environmentFile, "utf8"), `INTEROP_POST_URL="${post}"\n`);
+  verify(unit, true, dir.path);
+
+  // Each push flag, and the broker URL: a query's secret is a secret as a password is.
+  const cases: Array<[string, string, string]> = [
+    ["--openclaw", "http://127.0.0.1:18789/hooks/agent?token=s3cret", "INTEROP_OPENCLAW_URL"],
+    ["--hermes-webhook", "http://127.0.0.1:8644/webhooks/interop?Key=s3cret", "INTEROP_HERMES_WEBHOOK_URL"],
+    ["--a2a", "http://127.0.0.1:9900/a2a?access_token=s3cret", "INTEROP_A2A_URL"],
+    ["--post", "https://prod.westus.logic.azure.com/workflows/1/triggers/manual/paths/invoke?api-version=2016-06-01&sig=s3cret", "INTEROP_POST_URL"],
+    ["--url", "http://127.0.0.1:18901/?token=s3cret", "INTEROP_URL"],
+  ];
+  for (const [flag, url, variable] of cases) {
+    const dry = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", flag, url], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /^ExecStart=\S+ listen --agent bob$/m, flag);
+    assert.match(dry.stderr, new RegExp(`interop-listen-bob\\.env \\(mode 600\\) setting ${variable}\n$`), flag);
+    assert.doesNotMatch(dry.stdout + dry.stderr, /s3cret/, flag);
+  }
+  // One whose query holds nothing secret stays on the command line, readable.
+  const plain = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", "--post", "https://h.example/in?agent=bob"], { env });
+  assert.match(plain.stdout, /^ExecStart=\S+ listen --agent bob --post "https:\/\/h\.example\/in\?agent=bob"$/m);
+  assert.doesNotMatch(plain.stderr, /\.env/);
+});
+
 test("interop service install listen given a URL flag twice writes only the last, which listen uses, and no password into ExecStart", async (t) => {
   const dir = tempDir();
   t.after(dir.cleanup);

@@ -184,3 +184,20 @@ test("/history answers with the newest messages that fit in one answer, oldest f
     assert.deepEqual(JSON.parse(bodyText(history)).map((message: { interop: { pending: boolean } }) => message.interop.pending), [true, true]);
   });
 });
+
+test("two /poll requests at once never take the same message, with small messages or with ones the budget pages", async () => {
+  await withBroker(async ({ send, get, pending }) => {
+    for (const text of ["small", "\u0001".repeat(200)]) {
+      const sent: number[] = [];
+      for (let n = 0; n < 5; n++) sent.push(await send(text));
+      const taken: number[] = [];
+      // Each read awaits the store: both polls read the same pending messages before either marks them taken.
+      while (taken.length < sent.length) {
+        const [first, second] = await Promise.all([get("/poll?agent=openclaw"), get("/poll?agent=openclaw")]);
+        taken.push(...ids(first), ...ids(second));
+      }
+      assert.deepEqual(taken.toSorted((a, b) => a - b), sent, "each message taken once");
+      assert.equal(pending(), 0);
+    }
+  });
+});

@@ -306,7 +306,9 @@ export class Broker {
       return taken;
     }
     const after = inbox.deliveredId;
-    const taken = await this.#readPending(inbox, limit, shownUpTo, answer);
+    // Asked again in the turn that marks them delivered: another poll may have taken some while this one read (a
+    // paged read awaits more than once, and even a single read's filter runs a turn before this).
+    const taken = (await this.#readPending(inbox, limit, shownUpTo, answer)).filter(this.#pendingIn(inbox, shownUpTo));
     if (taken.length === 0 || clientGone?.aborted) return [];
     const upTo = taken[taken.length - 1].id;
     const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
@@ -333,9 +335,14 @@ export class Broker {
   /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */
   #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
     const after = inbox.deliveredId;
-    const keep = (envelope: Envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id);
+    const keep = this.#pendingIn(inbox, shownUpTo);
     const readAfter = (afterId: number, count: number) => this.#store.readAfter(inbox.agent, afterId, count);
     return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
+  }
+
+  /** Whether a message is still undelivered in `inbox` (and not above `shownUpTo`), as of now. */
+  #pendingIn(inbox: InboxRecord, shownUpTo: number): (envelope: Envelope) => boolean {
+    return (envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id);
   }
 
   /**

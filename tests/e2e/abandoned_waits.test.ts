@@ -6,7 +6,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import assert from "node:assert/strict";
 import { connect as connectTcp, type Socket } from "node:net";
 import process from "node:process";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { cliCommand } from "../helpers/cli.ts";
 import { type NginxProxy, startNginxProxy } from "../helpers/nginx_proxy.ts";
@@ -105,66 +105,52 @@ test("a /wait cut by nginx's proxy_read_timeout takes nothing: the next message 
   assert.deepEqual(await inbox(proxy.url, "hermes"), ["after the proxy gave up"]);
 });
 
-async function mcpClient(url: string, agent: string): Promise<Client> {
+/** A broker and `interop mcp --agent hermes` on it, with an MCP client; both stopped when the test ends. */
+async function mcpSession(t: TestContext): Promise<{ broker: RunningBroker; client: Client }> {
+  const held: { broker?: RunningBroker; client?: Client } = {};
+  t.after(async () => {
+    await held.client?.close();
+    await held.broker?.cleanup();
+  });
+  const broker = held.broker = await startBroker();
   const [command, prefix] = cliCommand();
-  const client = new Client({ name: "interop-test", version: "1.0.0" });
+  const client = held.client = new Client({ name: "interop-test", version: "1.0.0" });
   await client.connect(
     new StdioClientTransport({
       command,
-      args: [...prefix, "mcp", "--agent", agent, "--url", url],
+      args: [...prefix, "mcp", "--agent", "hermes", "--url", broker.url],
       env: { ...process.env } as Record<string, string>,
       stderr: "pipe",
     }),
   );
-  return client;
+  return { broker, client };
 }
 
 test("an MCP wait cancelled by the client's request timeout takes nothing from the inbox", async (t) => {
-  let broker: RunningBroker | undefined;
-  let client: Client | undefined;
-  t.after(async () => {
-    await client?.close();
-    await broker?.cleanup();
-  });
-  broker = await startBroker();
-  client = await mcpClient(broker.url, "hermes");
+  const { broker, client } = await mcpSession(t);
   // The SDK's client sends notifications/cancelled when its own timeout passes, as OpenClaw's does at 60 s.
   await assert.rejects(client.callTool({ name: "wait", arguments: { timeout_seconds: 30 } }, undefined, { timeout: 1000 }), /timed out/i);
-  await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the broker to see the call end");
+  await waitFor(async () => await waiting(broker, "hermes") === 0, 10_000, "the broker to see the call end");
   assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "after the cancel" })).status, 200);
   assert.deepEqual(await inbox(broker.url, "hermes"), ["after the cancel"]);
 });
 
 test("an MCP ask cancelled by the client's request timeout still waits: its reply comes with the session's next inbox call, once", async (t) => {
-  let broker: RunningBroker | undefined;
-  let client: Client | undefined;
-  t.after(async () => {
-    await client?.close();
-    await broker?.cleanup();
-  });
-  broker = await startBroker();
-  client = await mcpClient(broker.url, "hermes");
+  const { broker, client } = await mcpSession(t);
   const args = { to: "openclaw", text: "ready?", timeout_seconds: 30 };
   await assert.rejects(client.callTool({ name: "ask", arguments: args }, undefined, { timeout: 1000 }), /timed out/i);
   // Before: the cancel hung up the broker's /ask, and a reply handed over in that moment was dropped unread.
-  await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the ask to go on waiting");
+  await waitFor(async () => await waiting(broker, "hermes") === 1, 10_000, "the ask to go on waiting");
   const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
   assert.equal((await reply(broker.url, question.interop.id, "ready after the cancel")).status, 200);
-  await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the ask to take the reply");
+  await waitFor(async () => await waiting(broker, "hermes") === 0, 10_000, "the ask to take the reply");
   const answer = await client.callTool({ name: "inbox", arguments: {} }) as { content: Array<{ text: string }> };
   assert.deepEqual((JSON.parse(answer.content[0].text) as Array<{ text: string }>).map((message) => message.text), ["ready after the cancel"]);
   assert.deepEqual(await inbox(broker.url, "hermes"), []);
 });
 
 test("the MCP wait and ask tools default to a wait under the 60 s after which MCP clients give up", async (t) => {
-  let broker: RunningBroker | undefined;
-  let client: Client | undefined;
-  t.after(async () => {
-    await client?.close();
-    await broker?.cleanup();
-  });
-  broker = await startBroker();
-  client = await mcpClient(broker.url, "hermes");
+  const { broker, client } = await mcpSession(t);
   const { tools } = await client.listTools();
   for (const name of ["wait", "ask"]) {
     const tool = tools.find((candidate) => candidate.name === name)!;

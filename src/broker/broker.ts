@@ -18,7 +18,7 @@ import { RateLimiter } from "./rate_limiter.ts";
 import { replay } from "./replay.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
-import { settled, SharedWaiters } from "./shared_waiters.ts";
+import { REPLY_SCAN, settled, SharedWaiters } from "./shared_waiters.ts";
 import type { StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
 import { Waiters } from "./waiters.ts";
@@ -251,6 +251,35 @@ export class Broker {
     }
     const [pending] = await this.poll(agent, 1, { clientGone });
     return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+  }
+
+  /**
+   * The reply to `agent`'s message `questionId`: taken out of order if it is already pending, else the next to
+   * arrive within `timeoutMs` (undefined if none; once `clientGone` aborts, nothing is taken). An ask in long polls
+   * of its own, for a client that must never hang one up: `interop mcp`, whose ask a cancel would otherwise cut in
+   * the moment its reply was handed over.
+   */
+  async waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    if (clientGone?.aborted) return undefined;
+    const inbox = await this.#inboxFor(agent, "read");
+    // Waiting first: a reply committed while the inbox is looked through is handed to the waiter, not missed.
+    const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
+    if (this.#shared !== undefined) void this.#sharedWaiters!.serve(agent);
+    else await this.#handPendingReply(inbox, questionId);
+    return await waiting;
+  }
+
+  /** A reply to `questionId` already in the inbox (it came between two waits for it), handed to its waiter. */
+  async #handPendingReply(inbox: InboxRecord, questionId: number): Promise<void> {
+    const pending = await this.#store.readAfter(inbox.agent, inbox.deliveredId, REPLY_SCAN);
+    // Looked for in the turn that takes it: a poll or a stream may have delivered it meanwhile.
+    const reply = pending.find((envelope) =>
+      envelope.thread?.replyTo === questionId && envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id)
+    );
+    const hand = reply === undefined ? undefined : this.#waiters.reserve(inbox.agent, questionId);
+    if (hand === undefined) return;
+    this.#take(reply!);
+    hand(reply);
   }
 
   /**

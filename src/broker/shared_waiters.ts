@@ -3,8 +3,8 @@ import type { AgentName, Envelope } from "../message.ts";
 import { CommitInDoubt, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { Waiters } from "./waiters.ts";
 
-/** Messages looked through for an awaited reply. */
-const REPLY_SCAN = 500;
+/** Messages looked through for an awaited reply already in the inbox. */
+export const REPLY_SCAN = 500;
 
 export interface SharedWaitersDeps {
   waiters: Waiters;

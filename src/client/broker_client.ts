@@ -104,9 +104,13 @@ export class BrokerClient {
     return this.#json("POST", `/ask?${query}`, jsonBody(payload), longRequest(timeoutSeconds, cancel));
   }
 
-  /** The agent's next message (taken), waiting up to `timeoutSeconds`; null when none came. */
-  async wait(agent: AgentName, timeoutSeconds: number): Promise<WireMessage | null> {
+  /**
+   * The agent's next message (taken), or with `replyTo` the reply to that message of the agent's, waiting up to
+   * `timeoutSeconds`; null when none came.
+   */
+  async wait(agent: AgentName, timeoutSeconds: number, replyTo?: number): Promise<WireMessage | null> {
     const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds) });
+    if (replyTo !== undefined) query.set("reply_to", String(replyTo));
     const response = await this.#fetch("GET", `/wait?${query}`, {}, longRequest(timeoutSeconds, undefined));
     return response.status === 204 ? null : await response.json() as WireMessage;
   }

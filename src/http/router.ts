@@ -190,14 +190,19 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
 }
 
 /**
- * Long poll: the next message for the agent (taken, as by /poll), or 204 after `timeout` seconds; 401 at once,
- * taking nothing, when the caller's token is revoked meanwhile.
+ * Long poll: the next message for the agent (taken, as by /poll), or with `reply_to` the reply to that message of
+ * the agent's (taken out of order), or 204 after `timeout` seconds; 401 at once, taking nothing, when the caller's
+ * token is revoked meanwhile.
  */
 async function wait(broker: Broker, auth: Authenticator, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
-  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  const { searchParams } = request.url;
+  const agent = parseAgentName(searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
-  const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
-  const { result: message, revoked } = await untilRevoked(auth, caller, request, (signal) => broker.wait(agent, timeoutMs, signal));
+  const timeoutMs = parseTimeout(searchParams.get("timeout"));
+  const replyTo = parseMessageId(searchParams.get("reply_to"), "reply_to");
+  const { result: message, revoked } = await untilRevoked(auth, caller, request, (signal) =>
+    replyTo === undefined ? broker.wait(agent, timeoutMs, signal) : broker.waitForReply(agent, replyTo, timeoutMs, signal)
+  );
   if (message === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
   return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
 }

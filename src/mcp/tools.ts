@@ -32,16 +32,23 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
 const WAIT_SLICE_SECONDS = 5;
 
 /**
- * The agent's next message within `timeoutSeconds`, or null; after `cancel` aborts, null once the long poll in
- * flight ends. A poll is never hung up: the broker may have taken a message for it in the moment of the cancel, and a
- * hang-up would drop that answer unread (the caller holds what comes for the next call instead).
+ * The agent's next message within `timeoutSeconds` (with `replyTo`, the reply to that message of the agent's), or
+ * null; after `cancel` aborts, null once the long poll in flight ends. A poll is never hung up: the broker may have
+ * taken a message for it in the moment of the cancel, and a hang-up would drop that answer unread (the caller holds
+ * what comes for the next call instead).
  */
-async function waitUntilCancelled(client: BrokerClient, agent: AgentName, timeoutSeconds: number, cancel: AbortSignal) {
+async function waitUntilCancelled(
+  client: BrokerClient,
+  agent: AgentName,
+  timeoutSeconds: number,
+  cancel: AbortSignal,
+  replyTo?: number,
+) {
   const deadline = Date.now() + timeoutSeconds * 1000;
   while (!cancel.aborted) {
     const left = (deadline - Date.now()) / 1000;
     if (left <= 0) break;
-    const message = await client.wait(agent, Math.min(left, WAIT_SLICE_SECONDS));
+    const message = await client.wait(agent, Math.min(left, WAIT_SLICE_SECONDS), replyTo);
     if (message !== null) return message;
   }
   return null;
@@ -53,9 +60,8 @@ const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the se
 
 /**
  * How long the end of a session waits for calls still running. Each ends sooner by itself: the session's close
- * ends a wait after its current long poll (at most WAIT_SLICE_SECONDS), its end aborts ask (a reply the broker hands
- * over in that moment is lost with the session, which no cancel can do), and a poll gives up after the client's
- * request timeout (10 s a broker).
+ * ends a wait or an ask after its current long poll (at most WAIT_SLICE_SECONDS), and a poll gives up after the
+ * client's request timeout (10 s a broker).
  */
 const SESSION_END_GRACE_MS = 30_000;
 
@@ -81,8 +87,6 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   const taken = new TakenMessages();
   /** The calls that may take messages, still running: a poll in flight at the session's end answers after it. */
   const running = new Set<Promise<unknown>>();
-  /** Aborted when the session ends: what ends the asks still waiting for their reply (a cancel does not). */
-  const sessionOver = new AbortController();
   const tracked = <T>(call: Promise<T>): Promise<T> => {
     running.add(call);
     const settled = () => running.delete(call);
@@ -170,10 +174,15 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   }, ({ to, text, json, timeout_seconds }, { signal, requestId }) =>
     tracked((async () => {
       const timeout = timeout_seconds ?? DEFAULT_WAIT_SECONDS;
-      // A cancel does not hang up the broker's /ask: a reply handed to it in the moment of the hang-up was dropped
-      // unread (OpenClaw cancels a call when its turn is aborted). It runs to its reply or its timeout, and a reply
-      // that comes after the cancel is held for the next inbox or wait call. Only the session's end hangs it up.
-      const { question, reply } = await client.ask(agent, parseAgentName(to, "to"), payloadOf(text, json), timeout, sessionOver.signal);
+      const recipient = parseAgentName(to, "to");
+      // The question, then its reply in long polls that are never hung up, as wait's: a cancel that hung up one
+      // /ask dropped a reply the broker handed over in that moment (OpenClaw cancels a call when its turn is
+      // aborted). A reply taken by the poll in flight at the cancel is held for the next inbox or wait call.
+      const { id: question } = await client.send(agent, recipient, payloadOf(text, json));
+      const reply = await waitUntilCancelled(client, agent, timeout, signal, question);
+      if (reply === null) {
+        throw new Error(`No reply from ${recipient} to message ${question} within ${timeout} s; a later reply will be in ${agent}'s inbox`);
+      }
       taken.answering(requestId, signal, [reply]);
       return answer({ question, reply });
     })()));
@@ -196,7 +205,6 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
 
   const endSession = async (log: Logger) => {
-    sessionOver.abort();
     const stillRunning = await settledWithin(running, SESSION_END_GRACE_MS);
     if (stillRunning > 0) {
       log.error(`${stillRunning} tool calls still running after ${SESSION_END_GRACE_MS / 1000} s: what they take is neither returned nor parked`);

@@ -135,18 +135,19 @@ test("an MCP wait cancelled by the client's request timeout takes nothing from t
   assert.deepEqual(await inbox(broker.url, "hermes"), ["after the cancel"]);
 });
 
-test("an MCP ask cancelled by the client's request timeout still waits: its reply comes with the session's next inbox call, once", async (t) => {
+test("an MCP ask cancelled by the client's request timeout loses no reply and holds the agent's place only until its long poll ends", async (t) => {
   const { broker, client } = await mcpSession(t);
   const args = { to: "openclaw", text: "ready?", timeout_seconds: 30 };
   await assert.rejects(client.callTool({ name: "ask", arguments: args }, undefined, { timeout: 1000 }), /timed out/i);
-  // Before: the cancel hung up the broker's /ask, and a reply handed over in that moment was dropped unread.
-  await waitFor(async () => await waiting(broker, "hermes") === 1, 10_000, "the ask to go on waiting");
+  // The reply comes at once: the long poll in flight at the cancel (never hung up: hanging up /ask dropped a reply
+  // handed over in that moment) takes it and the session holds it, or, once that poll ended, the inbox has it.
   const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
   assert.equal((await reply(broker.url, question.interop.id, "ready after the cancel")).status, 200);
-  await waitFor(async () => await waiting(broker, "hermes") === 0, 10_000, "the ask to take the reply");
   const answer = await client.callTool({ name: "inbox", arguments: {} }) as { content: Array<{ text: string }> };
   assert.deepEqual((JSON.parse(answer.content[0].text) as Array<{ text: string }>).map((message) => message.text), ["ready after the cancel"]);
   assert.deepEqual(await inbox(broker.url, "hermes"), []);
+  // Nothing of the cancelled ask waits on: its place among hermes's requests in progress is free again.
+  await waitFor(async () => await waiting(broker, "hermes") === 0, 10_000, "the ask's long poll to end");
 });
 
 test("the MCP wait and ask tools default to a wait under the 60 s after which MCP clients give up", async (t) => {

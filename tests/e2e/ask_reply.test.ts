@@ -96,3 +96,32 @@ test("GET /wait returns the next message, takes it, and answers 204 when none co
     await broker.cleanup();
   }
 });
+
+test("GET /wait?reply_to=ID takes the reply to that message out of order, whether it is already there or comes during the wait", async () => {
+  const broker = await startBroker();
+  try {
+    const question = await (await publish(broker.url, "hermes", "openclaw", { text: "ready?" })).json();
+    const answer = (text: string) =>
+      fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.id}`, { method: "POST", body: JSON.stringify({ text }) });
+    // Already there, behind another message: taken out of order, the other stays pending.
+    await publish(broker.url, "openclaw", "hermes", { text: "unrelated" });
+    assert.equal((await answer("first reply")).status, 200);
+    const first = await fetch(`${broker.url}/wait?agent=hermes&reply_to=${question.id}&timeout=5`);
+    assert.equal(first.status, 200);
+    assert.equal((await first.json()).text, "first reply");
+    // Coming during the wait; a message that is no reply does not end it.
+    const waiting = fetch(`${broker.url}/wait?agent=hermes&reply_to=${question.id}&timeout=20`);
+    await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.hermes.waiting === 1, 5000, "the wait");
+    await publish(broker.url, "openclaw", "hermes", { text: "also unrelated" });
+    assert.equal((await answer("second reply")).status, 200);
+    assert.equal((await (await waiting).json()).text, "second reply");
+    assert.deepEqual((await (await fetch(`${broker.url}/poll?agent=hermes`)).json()).map((message: { text: string }) => message.text), [
+      "unrelated",
+      "also unrelated",
+    ]);
+    assert.equal((await fetch(`${broker.url}/wait?agent=hermes&reply_to=${question.id}&timeout=0.2`)).status, 204);
+    assert.equal((await fetch(`${broker.url}/wait?agent=hermes&reply_to=x&timeout=1`)).status, 400);
+  } finally {
+    await broker.cleanup();
+  }
+});

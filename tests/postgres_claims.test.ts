@@ -66,3 +66,30 @@ test("on brokers sharing PostgreSQL, a poll and an ntfy poll=1 take only what fi
   assert.ok(ntfy.cut);
   assert.deepEqual((await a.poll(openclaw, 1000, { answer: a.answer(wireJson) })).map((envelope) => envelope.id), sent.slice(4));
 });
+
+test("on brokers sharing PostgreSQL, a poll takes no message its answer did not measure, such as one committed after its read", async (t) => {
+  const brokers = await twoBrokers(t, { maxPending: uniform(1000), answerBudget: 2000 });
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const late: number[] = [];
+  /** An answer whose read is followed by a commit on the other broker, before the poll takes. */
+  const answerWithLateCommit = () => {
+    const answer = b.answer(wireJson);
+    const read = answer.read.bind(answer);
+    answer.read = async (...args) => {
+      const fits = await read(...args);
+      late.push((await a.publish(hermes, openclaw, { text: "y".repeat(800) })).envelopes[0].id);
+      return fits;
+    };
+    return answer;
+  };
+  assert.deepEqual(await b.poll(openclaw, 1000, { answer: answerWithLateCommit() }), [], "nothing read, nothing taken");
+  const { envelopes: [first] } = await a.publish(hermes, openclaw, { text: "y".repeat(800) });
+  const answer = answerWithLateCommit();
+  const taken = await b.poll(openclaw, 1000, { answer });
+  // The first late one was pending when this read measured; the second was committed after it.
+  assert.deepEqual(taken.map((envelope) => envelope.id), [late[0], first.id]);
+  assert.ok(!answer.cut);
+  assert.deepEqual((await a.poll(openclaw, 1000)).map((envelope) => envelope.id), [late[1]], "the late one stays pending");
+});

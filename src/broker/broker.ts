@@ -323,14 +323,18 @@ export class Broker {
   async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone }: PollOptions = {}): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
-      // The take reads and commits in one transaction: what fits is read first, and the take goes no further.
+      // The take reads and commits in one transaction: what fits is read first, and the take goes no further, in
+      // count and in id, cut or not: a stale cursor or a late commit would let it take messages never measured.
       let upTo = shownUpTo;
+      let most = limit;
       if (answer !== undefined) {
         const fits = await this.#readPending(inbox, limit, shownUpTo, answer);
-        if (answer.cut) upTo = fits[fits.length - 1].id;
+        if (fits.length === 0) return [];
+        upTo = fits[fits.length - 1].id;
+        most = fits.length;
       }
       if (clientGone?.aborted) return [];
-      const taken = await settled(this.#shared.take(agent, limit, upTo === Infinity ? undefined : upTo));
+      const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo));
       this.#markDelivered(inbox, taken);
       return taken;
     }

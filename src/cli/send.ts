@@ -37,7 +37,8 @@ Exit codes: 0 sent (committed), 2 bad usage or message, 3 broker unreachable,
 4 broker refused (the reason is printed), 10 sent to some only: a broadcast left out
 agents whose inbox is full (one "warning: not delivered to AGENT" line each on stderr;
 the others have it, so do not send it again without --key), or a --key retry cannot
-tell whether the first attempt did.
+tell whether the first attempt did. The message is stored either way: a retry loop must
+treat 10 as done (\`until interop send …\` would never end).
 `;
 
 export const OPTIONS = {

@@ -31,6 +31,20 @@ interface NtfyPath {
   format: string | undefined;
 }
 
+/** Whether a path is ntfy's: `/ntfy` or under it. */
+export function isNtfyPath(pathname: string): boolean {
+  return pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`);
+}
+
+/**
+ * Whom an ntfy request speaks for without tokens, which is whose share it takes: a publish's sender, else the
+ * agent whose inbox it reads (never the `@sender` segment, which a reader may vary freely).
+ */
+export function ntfyRequester(request: IncomingRequest): string {
+  const path = parsePath(request.url.pathname);
+  return isPublish(request) ? namedSender(request, path) ?? DEFAULT_NTFY_SENDER : path.topic ?? "";
+}
+
 /** Handles a request whose path starts with `/ntfy`. */
 export async function handleNtfy(
   broker: Broker,
@@ -39,8 +53,7 @@ export async function handleNtfy(
   maxBodyBytes: number,
 ): Promise<OutgoingResponse> {
   const path = parsePath(request.url.pathname);
-  const isPublish = request.method === "POST" || request.method === "PUT";
-  if (isPublish && path.format === undefined) return await publish(broker, request, caller, path, maxBodyBytes);
+  if (isPublish(request) && path.format === undefined) return await publish(broker, request, caller, path, maxBodyBytes);
   if (request.method === "GET" && path.topic !== undefined && path.format !== undefined) {
     const topic = parseAgentName(path.topic, "topic");
     authorize(caller, topic, "read the inbox of");
@@ -50,6 +63,15 @@ export async function handleNtfy(
     "not_found",
     `Not found: ${request.method} ${request.url.pathname}; ntfy topics are GET ${NTFY_PREFIX}/TOPIC/json|sse|raw and POST ${NTFY_PREFIX}/TOPIC`,
   );
+}
+
+function isPublish(request: IncomingRequest): boolean {
+  return request.method === "POST" || request.method === "PUT";
+}
+
+/** The sender a publish names: its `@sender` path segment, else its X-Interop-From header. */
+function namedSender(request: IncomingRequest, path: NtfyPath): string | undefined {
+  return path.sender ?? request.header("x-interop-from") ?? undefined;
 }
 
 function parsePath(pathname: string): NtfyPath {
@@ -66,7 +88,7 @@ async function publish(
   maxBodyBytes: number,
 ): Promise<OutgoingResponse> {
   // With tokens on, the token says who publishes (ntfy clients send NTFY_TOKEN as Bearer).
-  const named = path.sender ?? request.header("x-interop-from") ?? undefined;
+  const named = namedSender(request, path);
   const from = caller === "anyone"
     ? parseAgentName(named ?? DEFAULT_NTFY_SENDER, "sender")
     : caller.agent;

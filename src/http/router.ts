@@ -1,5 +1,5 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
-import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, handleA2a, isA2aPath } from "../a2a/inbound.ts";
+import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
@@ -20,7 +20,7 @@ import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, RE
 import { agentsRoute } from "./agent_routes.ts";
 import { AgentShares } from "./agent_shares.ts";
 import { errorResponse } from "./error_response.ts";
-import { handleNtfy, NTFY_PREFIX } from "./ntfy.ts";
+import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
 import { isOperatorLook } from "./request_limits.ts";
 import { jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
@@ -95,7 +95,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   const answer = async (request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
     if (isA2aPath(pathname)) return await endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
-    if (pathname === NTFY_PREFIX || pathname.startsWith(`${NTFY_PREFIX}/`)) {
+    if (isNtfyPath(pathname)) {
       return await endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));
     }
     const methods = routes[pathname];
@@ -329,14 +329,17 @@ function tokenRevoked(caller: Caller, consequence: string): InteropError {
 }
 
 /**
- * Whose share a request takes: its token's agent; without tokens the agent it names (`agent=`, else `from=`, else
- * an ntfy topic or A2A agent in its path), which a client may choose freely, so there the share guards against a
- * runaway client rather than a malicious one.
+ * Whose share a request takes: its token's agent; without tokens the agent it speaks for, as the broker records it:
+ * an A2A call's sender (never its recipient, whose own waits it would crowd out), an ntfy publish's sender or the
+ * inbox an ntfy read reads, else the agent a query names (`agent=`, else `from=`). A client may choose those freely,
+ * so there the share guards against a runaway client rather than a malicious one.
  */
 function shareHolder(request: IncomingRequest, caller: Caller): string {
   if (caller !== "anyone") return caller.agent;
   const { searchParams, pathname } = request.url;
-  return searchParams.get("agent") ?? searchParams.get("from") ?? pathname.split("/")[2] ?? "";
+  if (isA2aPath(pathname)) return DEFAULT_A2A_SENDER;
+  if (isNtfyPath(pathname)) return ntfyRequester(request);
+  return searchParams.get("agent") ?? searchParams.get("from") ?? "";
 }
 
 function hasCredentials(request: IncomingRequest): boolean {

@@ -72,3 +72,35 @@ test("without tokens the share is the named agent's, --max-requests-per-agent se
   assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "ends a wait" })).status, 200);
   await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).status === 200, 5000, "a place for hermes");
 });
+
+test("without tokens an A2A call takes its sender's share, not its recipient's, and an ntfy read takes the share of the inbox it reads", async (t) => {
+  const calls = new AbortController();
+  let broker: RunningBroker | undefined;
+  t.after(async () => {
+    calls.abort();
+    await broker?.cleanup();
+  });
+  broker = await startBroker({ args: ["--max-connections", "12", "--max-requests-per-agent", "2"] });
+
+  // Two blocking SendMessage calls to hermes wait for its reply; hermes must still be able to poll for them.
+  for (let i = 1; i <= 2; i++) {
+    const message = { messageId: `share-${i}`, role: "ROLE_USER", parts: [{ text: "hi" }] };
+    fetch(`${broker.url}/a2a/hermes`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "a2a-version": "1.0" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: i, method: "SendMessage", params: { message } }),
+      signal: calls.signal,
+    }).catch(() => {});
+    await waitFor(async () => (await (await fetch(`${broker!.url}/status`)).json()).agents.hermes?.pending === i, 5000, `A2A call ${i}`);
+  }
+  assert.equal((await fetch(`${broker.url}/poll?agent=hermes`)).status, 200);
+
+  // Varying the `@sender` segment of a read does not escape the reader's share (a new stream replaces alice's
+  // last one, so a wait fills the other place).
+  await openWaits(broker, "alice", 1, {}, calls);
+  assert.equal((await fetch(`${broker.url}/ntfy/@x0/alice/json`, { signal: calls.signal })).status, 200);
+  await assertShareFull(await refusedFetch(`${broker.url}/ntfy/@x1/alice/json`), "alice", 2);
+  // A publish to alice is its sender's, so it still gets through.
+  const published = await fetch(`${broker.url}/ntfy/@bob/alice`, { method: "POST", body: "through" });
+  assert.equal(published.status, 200);
+});

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import {
@@ -392,59 +392,60 @@ test("listen --a2a falls back to message/send and tasks/get for good when the se
   assert.equal(JSON.parse(readFileSync(join(dir.path, "state.a2a.json"), "utf8")).version, "0.3");
 });
 
-test("listen --a2a keeps a ?token= in its URL out of a dead letter's reason and its state file, and still sends it", async (t) => {
-  const broker = await startBroker();
+/**
+ * A broker, an HTTP server answering every request with a page of HTML (not an A2A server: each send is refused for
+ * good), and the listen `start` runs against the server's port, connected; alice's message to bob is then published
+ * and parked. Each request the server gets is handed to `seen`. All of it is stopped when the test ends.
+ */
+async function parkedAtHtmlPage(
+  t: TestContext,
+  seen: (request: IncomingMessage) => void,
+  start: (broker: RunningBroker, port: number, dir: string) => ChildProcess,
+) {
   const dir = tempDir();
-  const paths: string[] = [];
-  // Not an A2A server: every answer is a final refusal, parked with the URL in its reason.
   const server = createServer((request, response) => {
-    paths.push(request.url ?? "");
+    seen(request);
     request.resume().on("end", () => response.writeHead(200, { "content-type": "text/html" }).end("<html>hi</html>"));
   });
-  let listen: ChildProcess | undefined;
+  const held: { broker?: RunningBroker; listen?: ChildProcess } = {};
   t.after(async () => {
-    await stopAll(listen);
+    await stopAll(held.listen);
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
-    await broker.cleanup();
+    await held.broker?.cleanup();
     dir.cleanup();
   });
+  const broker = held.broker = await startBroker();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/a2a`;
-  listen = startA2aListen(broker, "bob", `${base}?agent=bob&token=s3cret`, dir.path);
+  const listen = held.listen = start(broker, (server.address() as { port: number }).port, dir.path);
   const log = stderrOf(listen);
   await waitFor(() => /connected to/.test(log()), 20_000, "listen connected");
   await publish(broker.url, "alice", "bob", { text: "hi" });
   const [letter] = await untilParked(broker, "bob", "the refused message parked");
+  return { letter, log, dir: dir.path };
+}
+
+test("listen --a2a keeps a ?token= in its URL out of a dead letter's reason and its state file, and still sends it", async (t) => {
+  const paths: string[] = [];
+  let base = "";
+  const { letter, log, dir } = await parkedAtHtmlPage(t, (request) => paths.push(request.url ?? ""), (broker, port, dir) => {
+    base = `http://127.0.0.1:${port}/a2a`;
+    return startA2aListen(broker, "bob", `${base}?agent=bob&token=s3cret`, dir);
+  });
   assert.equal(letter.reason, `SendMessage to ${base}?agent=bob&token=*** answered HTTP 200: <html>hi</html>; that is not an A2A (JSON-RPC) answer`);
   assert.deepEqual(paths, ["/a2a?agent=bob&token=s3cret"]);
-  assert.doesNotMatch(readFileSync(join(dir.path, "state.a2a.json"), "utf8"), /s3cret/);
+  assert.doesNotMatch(readFileSync(join(dir, "state.a2a.json"), "utf8"), /s3cret/);
   assert.doesNotMatch(log(), /s3cret/);
 });
 
 test("listen --a2a sends a user and password in its URL as HTTP Basic credentials (Node's fetch refuses them in the URL)", async (t) => {
-  const broker = await startBroker();
-  const dir = tempDir();
   const seen: Array<{ path: string; authorization: string | undefined }> = [];
-  const server = createServer((request, response) => {
-    seen.push({ path: request.url ?? "", authorization: request.headers.authorization });
-    request.resume().on("end", () => response.writeHead(200, { "content-type": "text/html" }).end("<html>hi</html>"));
-  });
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    await stopAll(listen);
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await broker.cleanup();
-    dir.cleanup();
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  listen = spawnCli(["listen", "--agent", "bob", "--url", broker.url, "--a2a", `http://proxy:pw@127.0.0.1:${port}/a2a/`, "--state", join(dir.path, "state.json")]);
-  const log = stderrOf(listen);
-  await waitFor(() => /connected to/.test(log()), 20_000, "listen connected");
-  await publish(broker.url, "alice", "bob", { text: "hi" });
-  const [letter] = await untilParked(broker, "bob", "the refused message parked");
+  const { letter } = await parkedAtHtmlPage(
+    t,
+    (request) => seen.push({ path: request.url ?? "", authorization: request.headers.authorization }),
+    (broker, port, dir) =>
+      spawnCli(["listen", "--agent", "bob", "--url", broker.url, "--a2a", `http://proxy:pw@127.0.0.1:${port}/a2a/`, "--state", join(dir, "state.json")]),
+  );
   assert.match(letter.reason, /answered HTTP 200: <html>hi<\/html>; that is not an A2A \(JSON-RPC\) answer$/);
   assert.deepEqual(seen, [{ path: "/a2a/", authorization: `Basic ${btoa("proxy:pw")}` }]);
 });

@@ -322,44 +322,20 @@ test("a push refused with a 4xx is parked as a dead letter, shown in status, and
 });
 
 test("a push URL's ?token= is sent, but kept out of a dead letter's reason and of listen's log", async (t) => {
-  const broker = await startBroker();
-  const dir = tempDir();
   const paths: string[] = [];
   const receiver = new Receiver((delivery) => (paths.push(delivery.path), 422));
-  let listen: ChildProcess | undefined;
-  let stderr = "";
-  t.after(async () => {
-    await stopAll(listen);
-    await receiver.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
-  await receiver.start();
-  const url = `${receiver.url}/in?token=s3cret&agent=openclaw`;
-  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", url, "--state", join(dir.path, "s"), "--verbose"]);
-  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const { broker, stderr } = await pushTo(t, receiver, (started) => `${started.url}/in?token=s3cret&agent=openclaw`, ["--verbose"]);
   await publish(broker.url, "hermes", "openclaw", { n: 1 });
   const [letter] = await deadLetters(broker.url, "openclaw", 1);
   assert.equal(letter.reason, `${receiver.url}/in?token=***&agent=openclaw answered HTTP 422: nope`);
   assert.deepEqual(paths, ["/in?token=s3cret&agent=openclaw"]);
-  await waitFor(() => /parking it as a dead letter/.test(stderr), 5000, "the parking logged");
-  assert.doesNotMatch(stderr, /s3cret/);
+  await waitFor(() => /parking it as a dead letter/.test(stderr()), 5000, "the parking logged");
+  assert.doesNotMatch(stderr(), /s3cret/);
 });
 
 test("a push URL's user and password go as HTTP Basic credentials (Node's fetch refuses them in the URL), its path as given", async (t) => {
-  const broker = await startBroker();
-  const dir = tempDir();
   const receiver = new Receiver(() => 200);
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    await stopAll(listen);
-    await receiver.stop();
-    await broker.cleanup();
-    dir.cleanup();
-  });
-  await receiver.start();
-  const url = `http://hooks:p%40ss@127.0.0.1:${receiver.port}/in/`;
-  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", url, "--state", join(dir.path, "s")]);
+  const { broker } = await pushTo(t, receiver, (started) => `http://hooks:p%40ss@127.0.0.1:${started.port}/in/`);
   await publish(broker.url, "hermes", "openclaw", { n: 1 });
   await waitFor(() => receiver.accepted.size === 1, 15_000, "the push");
   const [delivery] = receiver.accepted.values();
@@ -368,10 +344,15 @@ test("a push URL's user and password go as HTTP Basic credentials (Node's fetch 
 });
 
 /**
- * A broker and a listen pushing openclaw's inbox to `receiver` (at `path`), stopped with the receiver when the test
- * ends; `stderr()` is what listen logged so far.
+ * A broker and a listen pushing openclaw's inbox to `receiver` (at the URL `at` makes of it once it listens, with
+ * listen's `extra` flags), stopped with the receiver when the test ends; `stderr()` is what listen logged so far.
  */
-async function pushTo(t: TestContext, receiver: Receiver, path = ""): Promise<{ broker: RunningBroker; stderr(): string }> {
+async function pushTo(
+  t: TestContext,
+  receiver: Receiver,
+  at: (receiver: Receiver) => string = (started) => started.url,
+  extra: string[] = [],
+): Promise<{ broker: RunningBroker; stderr(): string }> {
   const dir = tempDir();
   let broker: RunningBroker | undefined;
   let listen: ChildProcess | undefined;
@@ -383,7 +364,7 @@ async function pushTo(t: TestContext, receiver: Receiver, path = ""): Promise<{ 
   });
   await receiver.start();
   broker = await startBroker();
-  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url + path, "--state", join(dir.path, "s")]);
+  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", at(receiver), "--state", join(dir.path, "s"), ...extra]);
   let stderr = "";
   listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   return { broker, stderr: () => stderr };
@@ -412,7 +393,7 @@ test("a push answered with a redirect (301, 303) is retried with a warning namin
     posts++;
     return posts === 1 ? 301 : posts === 2 ? 303 : 200;
   });
-  const { broker, stderr } = await pushTo(t, receiver, "/hook");
+  const { broker, stderr } = await pushTo(t, receiver, (started) => `${started.url}/hook`);
   await publish(broker.url, "hermes", "openclaw", { n: 1 });
   await waitFor(() => receiver.accepted.size === 1, 20_000, "a push taken");
   const [delivery] = receiver.accepted.values();

@@ -18,28 +18,19 @@ import { RateLimiter } from "./rate_limiter.ts";
 import { replay } from "./replay.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
-import { REPLY_SCAN, settled, SharedWaiters } from "./shared_waiters.ts";
 import type { StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
+import { type PollOptions, Takes } from "./takes.ts";
 import { Waiters } from "./waiters.ts";
 
 export type { PublishOptions, Published, RefusedRecipient } from "./publishes.ts";
 export type { StreamStarter } from "./streams.ts";
+export type { PollOptions } from "./takes.ts";
 
 /** How often streams on a store other brokers share re-read it without a wake-up, in ms. */
 const IDLE_REREAD_MS = 5000;
 /** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
 const CLUSTER_REFRESH_MS = 1000;
-
-/** What a take of `Broker.poll` is held to. */
-export interface PollOptions {
-  /** No message above this id: what a client already showed from a peek. */
-  shownUpTo?: number;
-  /** The answer the messages go into: only what fits is taken, encoded before the commit. */
-  answer?: MessageAnswer;
-  /** Aborts once the client left: a read it aborted by then takes nothing. */
-  clientGone?: AbortSignal;
-}
 
 export class Broker {
   #options: BrokerOptions;
@@ -56,10 +47,8 @@ export class Broker {
   readonly deadLetters: DeadLetters;
   #idempotent: IdempotentPublishes;
   #publishes: Publishes;
-  /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
-  #taken = new Set<number>();
-  /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
-  #redelivered = new Map<AgentName, number>();
+  /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
+  #takes: Takes;
   #lastId: number;
   #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -71,8 +60,6 @@ export class Broker {
   #shared: SharedInboxes | undefined;
   /** The inbox records and what creates, touches and removes them. */
   #agents: AgentInboxes;
-  /** On a shared store: waiters are handed what is taken from the table for them. */
-  #sharedWaiters: SharedWaiters | undefined;
 
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
@@ -81,24 +68,23 @@ export class Broker {
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
-    if (this.#shared !== undefined) {
-      this.#sharedWaiters = new SharedWaiters({
-        waiters: this.#waiters,
-        shared: this.#shared,
-        store: options.store,
-        inboxFor: (agent) => this.#inboxFor(agent, "send"),
-        take: (agent, limit) => this.poll(agent, limit),
-        tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
-      });
-    }
+    this.#takes = new Takes({
+      store: options.store,
+      shared: this.#shared,
+      commits: this.#commits,
+      records: this.#inboxes,
+      waiters: this.#waiters,
+      observers: this.#observers,
+      inboxFor: (agent, use) => this.#inboxFor(agent, use),
+    });
     this.#streams = new Streams({
       store: options.store,
       inboxFor: (agent) => this.#inboxFor(agent, "read"),
       currentInbox: (agent) => this.#inboxes.get(agent),
       lastId: () => this.#lastId,
       sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
-      isTaken: (id) => this.#taken.has(id),
-      delivered: (inbox, envelopes) => this.#markDelivered(inbox, envelopes),
+      isTaken: (id) => this.#takes.taken.has(id),
+      delivered: (inbox, envelopes) => this.#takes.markDelivered(inbox, envelopes),
       ended: (agent) => this.#touch(agent),
       // With the cursor notes: at a kill -9 both are at most ADVISORY_DELAY_MS late. A shared store's window stays in
       // each broker's memory (a resume may come to another broker anyway).
@@ -120,7 +106,7 @@ export class Broker {
       streaming: (agent) => this.#streams.has(agent),
       forget: (agent) => {
         this.#streams.removed(agent);
-        this.#redelivered.delete(agent);
+        this.#takes.forget(agent);
       },
       now: this.#now,
     });
@@ -129,7 +115,7 @@ export class Broker {
       commits: this.#commits,
       agents: this.#agents,
       waiters: this.#waiters,
-      taken: this.#taken,
+      taken: this.#takes.taken,
       now: this.#now,
     });
     this.#publishes = new Publishes({
@@ -220,7 +206,7 @@ export class Broker {
     const live = new Map<AgentName, Envelope[]>();
     for (const envelope of stored) {
       this.#lastId = Math.max(this.#lastId, envelope.id);
-      if (this.#waiters.claim(envelope)) this.#take(envelope);
+      if (this.#waiters.claim(envelope)) this.#takes.take(envelope);
       else if (live.has(envelope.to)) live.get(envelope.to)!.push(envelope);
       else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
     }
@@ -232,54 +218,17 @@ export class Broker {
     // A read now would fail and end the streams; the re-read after the outage finds what they missed.
     if (this.#store.outage !== undefined) return;
     this.#streams.wake(agents);
-    for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) void this.#sharedWaiters?.serve(agent);
+    for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) this.#takes.serveWaiters(agent);
   }
 
-  /**
-   * The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (undefined if none).
-   * It is taken, as by a poll: no stream or poll delivers it again. Once `clientGone` aborts, nothing is taken:
-   * what arrives later stays in the inbox.
-   */
-  async wait(agent: AgentName, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
-    if (clientGone?.aborted) return undefined;
-    if (this.#shared !== undefined) {
-      // Waiting first: a message committed on another broker while this one looks is then woken for.
-      await this.#inboxFor(agent, "read");
-      const waiting = this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
-      void this.#sharedWaiters!.serve(agent);
-      return await waiting;
-    }
-    const [pending] = await this.poll(agent, 1, { clientGone });
-    return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+  /** The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (see `Takes.wait`). */
+  wait(agent: AgentName, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    return this.#takes.wait(agent, timeoutMs, clientGone);
   }
 
-  /**
-   * The reply to `agent`'s message `questionId`: taken out of order if it is already pending, else the next to
-   * arrive within `timeoutMs` (undefined if none; once `clientGone` aborts, nothing is taken). An ask in long polls
-   * of its own, for a client that must never hang one up: `interop mcp`, whose ask a cancel would otherwise cut in
-   * the moment its reply was handed over.
-   */
-  async waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
-    if (clientGone?.aborted) return undefined;
-    const inbox = await this.#inboxFor(agent, "read");
-    // Waiting first: a reply committed while the inbox is looked through is handed to the waiter, not missed.
-    const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
-    if (this.#shared !== undefined) void this.#sharedWaiters!.serve(agent);
-    else await this.#handPendingReply(inbox, questionId);
-    return await waiting;
-  }
-
-  /** A reply to `questionId` already in the inbox (it came between two waits for it), handed to its waiter. */
-  async #handPendingReply(inbox: InboxRecord, questionId: number): Promise<void> {
-    const pending = await this.#store.readAfter(inbox.agent, inbox.deliveredId, REPLY_SCAN);
-    // Looked for in the turn that takes it: a poll or a stream may have delivered it meanwhile.
-    const reply = pending.find((envelope) =>
-      envelope.thread?.replyTo === questionId && envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id)
-    );
-    const hand = reply === undefined ? undefined : this.#waiters.reserve(inbox.agent, questionId);
-    if (hand === undefined) return;
-    this.#take(reply!);
-    hand(reply);
+  /** The reply to `agent`'s message `questionId`, taken out of order (see `Takes.waitForReply`). */
+  waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    return this.#takes.waitForReply(agent, questionId, timeoutMs, clientGone);
   }
 
   /**
@@ -295,87 +244,19 @@ export class Broker {
     return { question, reply };
   }
 
-  /** Counts a message taken out of order (by a wait for a reply) as delivered. */
-  #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
-    if (inbox.pending > 0) inbox.pending--;
-    this.#observers.delivered(envelope);
-  }
-
-  /** Marks a message handed to a waiter as delivered, out of order if need be. */
-  #take(envelope: Envelope): void {
-    const inbox = this.#inboxes.get(envelope.to)!;
-    this.#taken.add(envelope.id);
-    this.#tookOutOfOrder(inbox, envelope);
-    // Once committed, the store leaves it out of every read; until then, memory does.
-    this.#commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] }).then(
-      () => this.#taken.delete(envelope.id),
-      () => {
-        // Not committed: after a crash it would be delivered once more to the inbox's reader.
-      },
-    );
-  }
-
-  /**
-   * Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning;
-   * with `shownUpTo`, none above that id (what a client already showed from a peek). With `answer`, only what fits
-   * in it, encoded before the commit; once `clientGone` aborts, after the read, nothing is taken.
-   */
-  async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone }: PollOptions = {}): Promise<Envelope[]> {
-    const inbox = await this.#inboxFor(agent, "read");
-    if (this.#shared !== undefined) {
-      // The take reads and commits in one transaction: what fits is read first, and the take goes no further, in
-      // count and in id, cut or not: a stale cursor or a late commit would let it take messages never measured.
-      let upTo = shownUpTo;
-      let most = limit;
-      if (answer !== undefined) {
-        const fits = await this.#readPending(inbox, limit, shownUpTo, answer);
-        if (fits.length === 0) return [];
-        upTo = fits[fits.length - 1].id;
-        most = fits.length;
-      }
-      if (clientGone?.aborted) return [];
-      const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo));
-      this.#markDelivered(inbox, taken);
-      return taken;
-    }
-    const after = inbox.deliveredId;
-    // Asked again in the turn that marks them delivered: another poll may have taken some while this one read (a
-    // paged read awaits more than once, and even a single read's filter runs a turn before this).
-    const taken = (await this.#readPending(inbox, limit, shownUpTo, answer)).filter(this.#pendingIn(inbox, shownUpTo));
-    if (taken.length === 0 || clientGone?.aborted) return [];
-    const upTo = taken[taken.length - 1].id;
-    const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
-    this.#markDelivered(inbox, taken);
-    try {
-      await this.#commits.update({ agent, deliveredId: upTo, polled: [{ after, upTo }] });
-    } catch (error) {
-      Object.assign(inbox, before);
-      throw error;
-    }
-    return taken;
+  /** Takes up to `limit` undelivered messages for `agent` (the old read-and-clear): see `Takes.poll`. */
+  poll(agent: AgentName, limit: number, options: PollOptions = {}): Promise<Envelope[]> {
+    return this.#takes.poll(agent, limit, options);
   }
 
   /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them; with `answer`, what fits in it. */
-  async peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]> {
-    return this.#readPending(await this.#inboxFor(agent, "read"), limit, Infinity, answer);
+  peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]> {
+    return this.#takes.peek(agent, limit, answer);
   }
 
   /** An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`). */
   answer(encode: (envelope: Envelope) => string): MessageAnswer {
     return new MessageAnswer(encode, this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET);
-  }
-
-  /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */
-  #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
-    const after = inbox.deliveredId;
-    const keep = this.#pendingIn(inbox, shownUpTo);
-    const readAfter = (afterId: number, count: number) => this.#store.readAfter(inbox.agent, afterId, count);
-    return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
-  }
-
-  /** Whether a message is still undelivered in `inbox` (and not above `shownUpTo`), as of now. */
-  #pendingIn(inbox: InboxRecord, shownUpTo: number): (envelope: Envelope) => boolean {
-    return (envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.#taken.has(envelope.id);
   }
 
   /**
@@ -386,7 +267,7 @@ export class Broker {
     const inbox = this.#inboxes.get(agent);
     if (inbox === undefined) return [];
     const messages = await this.#store.readLatest(agent, limit);
-    return messages.map((envelope) => ({ envelope, pending: envelope.id > inbox.deliveredId && !this.#taken.has(envelope.id) }));
+    return messages.map((envelope) => ({ envelope, pending: envelope.id > inbox.deliveredId && !this.#takes.taken.has(envelope.id) }));
   }
 
   /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */
@@ -403,8 +284,8 @@ export class Broker {
       store: this.#store,
       shared: this.#shared,
       streams: this.#streams,
-      isTaken: (id) => this.#taken.has(id),
-      delivered: (inbox, envelopes) => this.#markDelivered(inbox, envelopes),
+      isTaken: (id) => this.#takes.taken.has(id),
+      delivered: (inbox, envelopes) => this.#takes.markDelivered(inbox, envelopes),
     }, agent, start, limit, answer, clientGone);
   }
 
@@ -458,7 +339,7 @@ export class Broker {
       inboxes: this.#inboxes,
       streaming: (agent) => this.#streams.has(agent),
       waiting: (agent) => this.#waiters.count(agent),
-      redelivered: (agent) => this.#redelivered.get(agent) ?? 0,
+      redelivered: (agent) => this.#takes.redelivered(agent),
       ...(this.#agents.cluster === undefined ? {} : { cluster: this.#agents.cluster }),
     };
   }
@@ -470,29 +351,6 @@ export class Broker {
     this.#waiters.close();
     await this.#commits.drain();
     await this.#store.close();
-  }
-
-  #markDelivered(inbox: InboxRecord, envelopes: Envelope[]): void {
-    let advanced = false;
-    let repeated = 0;
-    for (const envelope of envelopes) {
-      if (envelope.id <= inbox.deliveredId) {
-        repeated++;
-        continue;
-      }
-      inbox.deliveredId = envelope.id;
-      // Not below 0: another broker's publishes are not counted here.
-      if (inbox.pending > 0) inbox.pending--;
-      this.#observers.delivered(envelope);
-      advanced = true;
-    }
-    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash. A shared
-    // store's cursor was moved by the take or claim itself.
-    if (advanced && this.#shared === undefined) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
-    if (repeated > 0) {
-      this.#redelivered.set(inbox.agent, (this.#redelivered.get(inbox.agent) ?? 0) + repeated);
-      this.#observers.redelivered(inbox.agent, repeated);
-    }
   }
 
   #inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {

@@ -1,0 +1,234 @@
+/**
+ * Taking messages out of inboxes: polls, peeks, waits and waits for a reply, and the bookkeeping every delivery
+ * shares (the inbox's cursor, messages taken out of order, repeats counted).
+ */
+import type { AgentName, Envelope } from "../message.ts";
+import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import type { AgentUse } from "./agent_admission.ts";
+import type { CommitQueue } from "./commit_queue.ts";
+import type { MessageAnswer } from "./message_answer.ts";
+import type { Observers } from "./observers.ts";
+import { REPLY_SCAN, settled, SharedWaiters } from "./shared_waiters.ts";
+import type { Waiters } from "./waiters.ts";
+
+/** What a take of `Takes.poll` is held to. */
+export interface PollOptions {
+  /** No message above this id: what a client already showed from a peek. */
+  shownUpTo?: number;
+  /** The answer the messages go into: only what fits is taken, encoded before the commit. */
+  answer?: MessageAnswer;
+  /** Aborts once the client left: a read it aborted by then takes nothing. */
+  clientGone?: AbortSignal;
+}
+
+export interface TakesDeps {
+  store: MessageStore;
+  /** Set when other brokers share the store: takes are then the store's, with compare-and-set. */
+  shared: SharedInboxes | undefined;
+  commits: CommitQueue;
+  /** The broker's inbox records. */
+  records: Map<AgentName, InboxRecord>;
+  waiters: Waiters;
+  observers: Observers;
+  inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
+}
+
+export class Takes {
+  #store: MessageStore;
+  #shared: SharedInboxes | undefined;
+  #commits: CommitQueue;
+  #records: Map<AgentName, InboxRecord>;
+  #waiters: Waiters;
+  #observers: Observers;
+  #inboxFor: (agent: AgentName, use: AgentUse) => Promise<InboxRecord>;
+  /** On a shared store: waiters are handed what is taken from the table for them. */
+  #sharedWaiters: SharedWaiters | undefined;
+  /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
+  readonly taken = new Set<number>();
+  /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
+  #redelivered = new Map<AgentName, number>();
+
+  constructor(deps: TakesDeps) {
+    this.#store = deps.store;
+    this.#shared = deps.shared;
+    this.#commits = deps.commits;
+    this.#records = deps.records;
+    this.#waiters = deps.waiters;
+    this.#observers = deps.observers;
+    this.#inboxFor = deps.inboxFor;
+    if (deps.shared !== undefined) {
+      this.#sharedWaiters = new SharedWaiters({
+        waiters: deps.waiters,
+        shared: deps.shared,
+        store: deps.store,
+        inboxFor: (agent) => deps.inboxFor(agent, "send"),
+        take: (agent, limit) => this.poll(agent, limit),
+        tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
+      });
+    }
+  }
+
+  /** On a shared store: hands `agent`'s waiters what the table has for them (see `SharedWaiters.serve`). */
+  serveWaiters(agent: AgentName): void {
+    void this.#sharedWaiters?.serve(agent);
+  }
+
+  /** Messages written again to `agent`'s streams since the broker started. */
+  redelivered(agent: AgentName): number {
+    return this.#redelivered.get(agent) ?? 0;
+  }
+
+  /** Forgets a removed agent's count of repeats. */
+  forget(agent: AgentName): void {
+    this.#redelivered.delete(agent);
+  }
+
+  /**
+   * Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning;
+   * with `shownUpTo`, none above that id (what a client already showed from a peek). With `answer`, only what fits
+   * in it, encoded before the commit; once `clientGone` aborts, after the read, nothing is taken.
+   */
+  async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone }: PollOptions = {}): Promise<Envelope[]> {
+    const inbox = await this.#inboxFor(agent, "read");
+    if (this.#shared !== undefined) {
+      // The take reads and commits in one transaction: what fits is read first, and the take goes no further, in
+      // count and in id, cut or not: a stale cursor or a late commit would let it take messages never measured.
+      let upTo = shownUpTo;
+      let most = limit;
+      if (answer !== undefined) {
+        const fits = await this.#readPending(inbox, limit, shownUpTo, answer);
+        if (fits.length === 0) return [];
+        upTo = fits[fits.length - 1].id;
+        most = fits.length;
+      }
+      if (clientGone?.aborted) return [];
+      const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo));
+      this.markDelivered(inbox, taken);
+      return taken;
+    }
+    const after = inbox.deliveredId;
+    // Asked again in the turn that marks them delivered: another poll may have taken some while this one read (a
+    // paged read awaits more than once, and even a single read's filter runs a turn before this).
+    const taken = (await this.#readPending(inbox, limit, shownUpTo, answer)).filter(this.#pendingIn(inbox, shownUpTo));
+    if (taken.length === 0 || clientGone?.aborted) return [];
+    const upTo = taken[taken.length - 1].id;
+    const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
+    this.markDelivered(inbox, taken);
+    try {
+      await this.#commits.update({ agent, deliveredId: upTo, polled: [{ after, upTo }] });
+    } catch (error) {
+      Object.assign(inbox, before);
+      throw error;
+    }
+    return taken;
+  }
+
+  /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them; with `answer`, what fits in it. */
+  async peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]> {
+    return this.#readPending(await this.#inboxFor(agent, "read"), limit, Infinity, answer);
+  }
+
+  /**
+   * The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (undefined if none).
+   * It is taken, as by a poll: no stream or poll delivers it again. Once `clientGone` aborts, nothing is taken:
+   * what arrives later stays in the inbox.
+   */
+  async wait(agent: AgentName, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    if (clientGone?.aborted) return undefined;
+    if (this.#shared !== undefined) {
+      // Waiting first: a message committed on another broker while this one looks is then woken for.
+      await this.#inboxFor(agent, "read");
+      const waiting = this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+      this.serveWaiters(agent);
+      return await waiting;
+    }
+    const [pending] = await this.poll(agent, 1, { clientGone });
+    return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+  }
+
+  /**
+   * The reply to `agent`'s message `questionId`: taken out of order if it is already pending, else the next to
+   * arrive within `timeoutMs` (undefined if none; once `clientGone` aborts, nothing is taken). An ask in long polls
+   * of its own, for a client that must never hang one up: `interop mcp`, whose ask a cancel would otherwise cut in
+   * the moment its reply was handed over.
+   */
+  async waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    if (clientGone?.aborted) return undefined;
+    const inbox = await this.#inboxFor(agent, "read");
+    // Waiting first: a reply committed while the inbox is looked through is handed to the waiter, not missed.
+    const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
+    if (this.#shared !== undefined) this.serveWaiters(agent);
+    else await this.#handPendingReply(inbox, questionId);
+    return await waiting;
+  }
+
+  /** A reply to `questionId` already in the inbox (it came between two waits for it), handed to its waiter. */
+  async #handPendingReply(inbox: InboxRecord, questionId: number): Promise<void> {
+    const pending = await this.#store.readAfter(inbox.agent, inbox.deliveredId, REPLY_SCAN);
+    // Looked for in the turn that takes it: a poll or a stream may have delivered it meanwhile.
+    const reply = pending.find((envelope) =>
+      envelope.thread?.replyTo === questionId && envelope.id > inbox.deliveredId && !this.taken.has(envelope.id)
+    );
+    const hand = reply === undefined ? undefined : this.#waiters.reserve(inbox.agent, questionId);
+    if (hand === undefined) return;
+    this.take(reply!);
+    hand(reply);
+  }
+
+  /** Counts a message taken out of order (by a wait for a reply) as delivered. */
+  #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
+    if (inbox.pending > 0) inbox.pending--;
+    this.#observers.delivered(envelope);
+  }
+
+  /** Marks a message handed to a waiter as delivered, out of order if need be. */
+  take(envelope: Envelope): void {
+    const inbox = this.#records.get(envelope.to)!;
+    this.taken.add(envelope.id);
+    this.#tookOutOfOrder(inbox, envelope);
+    // Once committed, the store leaves it out of every read; until then, memory does.
+    this.#commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] }).then(
+      () => this.taken.delete(envelope.id),
+      () => {
+        // Not committed: after a crash it would be delivered once more to the inbox's reader.
+      },
+    );
+  }
+
+  /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */
+  #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
+    const after = inbox.deliveredId;
+    const keep = this.#pendingIn(inbox, shownUpTo);
+    const readAfter = (afterId: number, count: number) => this.#store.readAfter(inbox.agent, afterId, count);
+    return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
+  }
+
+  /** Whether a message is still undelivered in `inbox` (and not above `shownUpTo`), as of now. */
+  #pendingIn(inbox: InboxRecord, shownUpTo: number): (envelope: Envelope) => boolean {
+    return (envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.taken.has(envelope.id);
+  }
+
+  /** Counts messages handed out in order (streams, polls, replays) as delivered; one already delivered counts as repeated. */
+  markDelivered(inbox: InboxRecord, envelopes: Envelope[]): void {
+    let advanced = false;
+    let repeated = 0;
+    for (const envelope of envelopes) {
+      if (envelope.id <= inbox.deliveredId) {
+        repeated++;
+        continue;
+      }
+      inbox.deliveredId = envelope.id;
+      // Not below 0: another broker's publishes are not counted here.
+      if (inbox.pending > 0) inbox.pending--;
+      this.#observers.delivered(envelope);
+      advanced = true;
+    }
+    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash. A shared
+    // store's cursor was moved by the take or claim itself.
+    if (advanced && this.#shared === undefined) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
+    if (repeated > 0) {
+      this.#redelivered.set(inbox.agent, (this.#redelivered.get(inbox.agent) ?? 0) + repeated);
+      this.#observers.redelivered(inbox.agent, repeated);
+    }
+  }
+}

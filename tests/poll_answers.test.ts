@@ -25,6 +25,8 @@ interface Fixture {
   /** Sends `text` (text/plain) from hermes to openclaw; resolves with its id. */
   send(text: string): Promise<number>;
   get(path: string, clientGone?: AbortSignal): Promise<BodyResponse>;
+  /** POSTs `body` as JSON. */
+  post(path: string, body: unknown): Promise<BodyResponse>;
   pending(): number;
   /** The store's reads of inboxes so far: how many, and how many messages they returned. */
   reads: { calls: number; messages: number };
@@ -64,6 +66,7 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
         return JSON.parse(bodyText(response)).id;
       },
       get: (path, clientGone) => call(path, { signal: clientGone }),
+      post: (path, body) => call(path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
       pending: () => broker.status().agents.openclaw.pending,
       reads,
     });
@@ -182,6 +185,23 @@ test("/history answers with the newest messages that fit in one answer, oldest f
     assert.deepEqual(ids(history), sent.slice(2));
     assert.equal(history.headers["interop-more-pending"], "true");
     assert.deepEqual(JSON.parse(bodyText(history)).map((message: { interop: { pending: boolean } }) => message.interop.pending), [true, true]);
+  });
+});
+
+test("/dead-letters answers with the newest letters that fit in one answer, oldest first, and holds to limit=N", async () => {
+  await withBroker(async ({ send, get, post }) => {
+    const sent: number[] = [];
+    for (let n = 0; n < 4; n++) sent.push(await send("d".repeat(800)));
+    for (const id of sent) assert.equal((await post("/dead-letters?agent=openclaw", { id, reason: "410 Gone" })).status, 200);
+    const letterIds = (response: BodyResponse) => JSON.parse(bodyText(response)).map((letter: { id: number }) => letter.id);
+    const letters = await get("/dead-letters?agent=openclaw");
+    assert.equal(letters.status, 200, bodyText(letters));
+    assert.deepEqual(letterIds(letters), sent.slice(2));
+    assert.equal(letters.headers["interop-more-pending"], "true");
+    const newest = await get("/dead-letters?agent=openclaw&limit=1");
+    assert.deepEqual(letterIds(newest), sent.slice(3));
+    assert.equal(newest.headers["interop-more-pending"], undefined);
+    assert.equal((await get("/dead-letters?agent=openclaw&limit=0")).status, 400);
   });
 });
 

@@ -38,7 +38,7 @@ test("SqliteStore opens a schema v1 data dir made by interop 5bd1ace with its me
   ]);
   assert.deepEqual((await store.readAfter(openclaw, 0, 100)).map((envelope) => envelope.id), [1, 3, 5, 7, 9, 17, 19, 21]);
   assert.deepEqual((await store.readLatest(hermes, 3)).map((envelope) => envelope.id), [18, 22, 24]);
-  assert.deepEqual(await store.deadLetters(openclaw), [{ messageId: 17, reason: "410 Gone", parkedAt: 7 }]);
+  assert.deepEqual(await store.deadLetters(openclaw, 1000), [{ messageId: 17, reason: "410 Gone", parkedAt: 7 }]);
   assert.equal((await store.outcome(20)).withdrawnAt, 77);
   assert.equal((await store.outcome(1)).reply?.id, 24);
   assert.deepEqual((await store.findByKey(openclaw, "k1")).map((envelope) => envelope.payload), [{ answer: 1 }]);

@@ -192,12 +192,18 @@ function contract({ name, lockedCode, place }: Backend): void {
     const open = await place(t);
     if (open === undefined) return;
     const store = await open();
-    await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 1 }], inboxes: [{ agent: openclaw, create: true }] });
+    await store.write({
+      messages: [1, 2, 3].map((n) => ({ from: hermes, to: openclaw, payload: {}, createdAt: n })),
+      inboxes: [{ agent: openclaw, create: true }],
+    });
     assert.equal(await store.addDeadLetter(openclaw, { messageId: 1, reason: "410 Gone", parkedAt: 7 }), true);
     assert.equal(await store.addDeadLetter(openclaw, { messageId: 1, reason: "again", parkedAt: 8 }), false);
-    assert.deepEqual(await store.deadLetters(openclaw), [{ messageId: 1, reason: "410 Gone", parkedAt: 7 }]);
-    assert.deepEqual(await store.deadLetters(hermes), []);
+    assert.deepEqual(await store.deadLetters(openclaw, 1000), [{ messageId: 1, reason: "410 Gone", parkedAt: 7 }]);
+    assert.deepEqual(await store.deadLetters(hermes, 1000), []);
     assert.equal((await store.loadInboxes())[0].deadLetters, 1);
+    // The last `limit` of them, oldest first.
+    for (const messageId of [3, 2]) await store.addDeadLetter(openclaw, { messageId, reason: "413", parkedAt: 9 });
+    assert.deepEqual((await store.deadLetters(openclaw, 2)).map((letter) => letter.messageId), [2, 3]);
   });
 
   test(`${name} removes an inbox for good: its messages, cursor and dead letters, never another's, and ids go on`, async (t) => {
@@ -212,7 +218,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.equal(await store.removeInbox(openclaw), 2);
     assert.deepEqual((await store.loadInboxes()).map((inbox) => inbox.agent), [hermes]);
     assert.deepEqual(await store.readAfter(openclaw, 0, 10), []);
-    assert.deepEqual(await store.deadLetters(openclaw), []);
+    assert.deepEqual(await store.deadLetters(openclaw, 1000), []);
     assert.deepEqual((await store.readAfter(hermes, 0, 10)).map((envelope) => envelope.id), [2]);
     assert.equal(await store.removeInbox(openclaw), 0);
     const [next] = await store.write({ messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 9 }], inboxes: [{ agent: openclaw, create: true }] });

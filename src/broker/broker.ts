@@ -255,7 +255,7 @@ export class Broker {
   }
 
   /** An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`). */
-  answer(encode: (envelope: Envelope) => string): MessageAnswer {
+  answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string): MessageAnswer<Item> {
     return new MessageAnswer(encode, this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET);
   }
 

@@ -43,12 +43,12 @@ export class DeadLetters {
   }
 
   /**
-   * The agent's dead letters, each with its message when retention still has it. A letter naming a message for
-   * another agent (parked through a hole that let any id in) is left out.
+   * The agent's last `limit` dead letters, oldest first, each with its message when retention still has it. A letter
+   * naming a message for another agent (parked through a hole that let any id in) is left out.
    */
-  async list(agent: AgentName): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
+  async list(agent: AgentName, limit: number): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
     const { store } = this.#deps;
-    const letters = await store.deadLetters(agent);
+    const letters = await store.deadLetters(agent, limit);
     const found = await Promise.all(letters.map(async (letter) => ({ ...letter, message: await store.find(letter.messageId) })));
     return found.filter((letter) => letter.message === undefined || letter.message.to === agent);
   }

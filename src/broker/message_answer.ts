@@ -1,4 +1,7 @@
-/** An answer that takes messages (`/poll`, ntfy `poll=1`): what fits in it is chosen, and encoded, before the take commits. */
+/**
+ * An answer that takes messages (`/poll`, ntfy `poll=1`): what fits in it is chosen, and encoded, before the take commits.
+ * Lists that take nothing (`/history`, `/dead-letters`) are held to the same budget.
+ */
 import type { Envelope } from "../message.ts";
 
 /**
@@ -15,8 +18,9 @@ export const MORE_PENDING_HEADER = "interop-more-pending";
 /** The first page a read for an answer asks for: most polls find a message or two. */
 const FIRST_PAGE = 2;
 
-export class MessageAnswer {
-  readonly #encode: (envelope: Envelope) => string;
+/** `Item`: what the answer lists, each named by a unique `id` (a message, or a dead letter by its message's id). */
+export class MessageAnswer<Item extends { id: number } = Envelope> {
+  readonly #encode: (item: Item) => string;
   readonly #budget: number;
   /** Each message's text, by id: encoded once, when chosen (a take on a shared store may return one not seen). */
   readonly #encoded = new Map<number, string>();
@@ -25,7 +29,7 @@ export class MessageAnswer {
   #largest = 0;
   #cut = false;
 
-  constructor(encode: (envelope: Envelope) => string, budget: number) {
+  constructor(encode: (item: Item) => string, budget: number) {
     this.#encode = encode;
     this.#budget = budget;
   }
@@ -39,7 +43,7 @@ export class MessageAnswer {
    * Those of `envelopes` (the next oldest) that fit in what the budget has left, always the answer's first. Each is
    * encoded here, so a message that cannot be encoded throws before anything is taken.
    */
-  fit(envelopes: Envelope[]): Envelope[] {
+  fit(envelopes: Item[]): Item[] {
     for (let index = 0; index < envelopes.length; index++) {
       const length = this.#text(envelopes[index]).length;
       if (this.#used + length > this.#budget && this.#chosen > 0) {
@@ -60,12 +64,12 @@ export class MessageAnswer {
    * is asked again at the end, as a single read would ask it once the read is done.
    */
   async read(
-    readAfter: (afterId: number, limit: number) => Promise<Envelope[]>,
+    readAfter: (afterId: number, limit: number) => Promise<Item[]>,
     afterId: number,
     limit: number,
-    keep: (envelope: Envelope) => boolean,
-  ): Promise<Envelope[]> {
-    const chosen: Envelope[] = [];
+    keep: (envelope: Item) => boolean,
+  ): Promise<Item[]> {
+    const chosen: Item[] = [];
     let rows = 0;
     let page = Math.min(limit, FIRST_PAGE);
     for (;;) {
@@ -81,7 +85,7 @@ export class MessageAnswer {
   }
 
   /** The texts of `envelopes`, in order. */
-  texts(envelopes: Envelope[]): string[] {
+  texts(envelopes: Item[]): string[] {
     return envelopes.map((envelope) => this.#text(envelope));
   }
 
@@ -90,7 +94,7 @@ export class MessageAnswer {
     return this.#cut ? { [MORE_PENDING_HEADER]: "true" } : {};
   }
 
-  #text(envelope: Envelope): string {
+  #text(envelope: Item): string {
     let text = this.#encoded.get(envelope.id);
     if (text === undefined) {
       text = this.#encode(envelope);

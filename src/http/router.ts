@@ -15,6 +15,7 @@ import {
   parseBatch,
   parsePayload,
   toWire,
+  type WireMessage,
 } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
@@ -283,13 +284,18 @@ async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: 
 async function listDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the dead letters of");
-  const letters = await broker.deadLetters.list(agent);
-  return jsonResponse(200, letters.map((letter) => ({
+  const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")));
+  const answer = broker.answer((letter: { id: number; reason: string; parked_at: string; message: WireMessage | null }) =>
+    JSON.stringify(letter)
+  );
+  // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
+  const newest = answer.fit(letters.map((letter) => ({
     id: letter.messageId,
     reason: letter.reason,
     parked_at: new Date(letter.parkedAt).toISOString(),
     message: letter.message === undefined ? null : toWire(letter.message),
-  })));
+  })).reverse()).reverse();
+  return jsonTextResponse(200, `[${answer.texts(newest).join(",")}]`, answer.headers());
 }
 
 /**

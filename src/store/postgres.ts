@@ -144,11 +144,11 @@ export class PostgresStore implements MessageStore {
         VALUES (${agent}, ${letter.messageId}, ${letter.reason}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1);
   }
 
-  deadLetters(agent: AgentName): Promise<DeadLetter[]> {
+  deadLetters(agent: AgentName, limit: number): Promise<DeadLetter[]> {
     return this.#read("read dead letters", async () =>
       (await this.#sql<Array<{ message_id: number; reason: string; parked_at: number }>>`
-        SELECT message_id, reason, parked_at FROM interop_dead_letters WHERE agent = ${agent} ORDER BY message_id`)
-        .map((row) => ({ messageId: row.message_id, reason: row.reason, parkedAt: row.parked_at })));
+        SELECT message_id, reason, parked_at FROM interop_dead_letters WHERE agent = ${agent} ORDER BY message_id DESC LIMIT ${limit}`)
+        .map((row) => ({ messageId: row.message_id, reason: row.reason, parkedAt: row.parked_at })).reverse());
   }
 
   find(id: number): Promise<Envelope | undefined> {

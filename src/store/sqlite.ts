@@ -318,11 +318,11 @@ export class SqliteStore implements MessageStore {
         .run(agent, letter.messageId, letter.reason, letter.parkedAt).changes === 1);
   }
 
-  deadLetters(agent: AgentName): Promise<DeadLetter[]> {
+  deadLetters(agent: AgentName, limit: number): Promise<DeadLetter[]> {
     return this.#attempt("read dead letters", () =>
       (this.#db.prepare(
-        "SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters WHERE agent = ? ORDER BY message_id",
-      ).all(agent) as unknown as DeadLetter[]).map((row) => ({ ...row })));
+        "SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters WHERE agent = ? ORDER BY message_id DESC LIMIT ?",
+      ).all(agent, limit) as unknown as DeadLetter[]).map((row) => ({ ...row })).reverse());
   }
 
   find(id: number): Promise<Envelope | undefined> {

@@ -243,7 +243,8 @@ export interface MessageStore {
   readLatest(agent: AgentName, limit: number): Promise<Envelope[]>;
   /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
-  deadLetters(agent: AgentName): Promise<DeadLetter[]>;
+  /** The agent's last `limit` dead letters (by message id), oldest first. */
+  deadLetters(agent: AgentName, limit: number): Promise<DeadLetter[]>;
   /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
   findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
   /**

@@ -1,6 +1,7 @@
 /**
- * URLs as they may be shown (errors, logs, `/status`, the process title): their passwords, and the values of query
- * parameters that hold secrets (`?token=`, `?key=`, `?sig=`, …), replaced by `***`.
+ * URLs as they may be shown (errors, logs, `/status`, the process title): their passwords, the values of query
+ * parameters that hold secrets (`?token=`, `?key=`, `?sig=`, …), and path segments that look like keys (a Slack or
+ * Discord webhook's), replaced by `***`.
  */
 
 /**
@@ -10,10 +11,11 @@
  * ```ts
  * redactUrl("http://alice:pw@127.0.0.1:18900"); // "http://alice:***@127.0.0.1:18900"
  * redactUrl("https://hooks.example.com/in?agent=bob&token=abc"); // "https://hooks.example.com/in?agent=bob&token=***"
+ * redactUrl("https://hooks.slack.com/services/T0A1/B0C2/4fJ8kq2LmN9xZ7wR3tY6pH1s"); // "https://hooks.slack.com/services/T0A1/B0C2/***"
  * ```
  */
 export function redactUrl(url: string): string {
-  return _redactParameters(_redactUserinfo(url));
+  return _redactParameters(_redactPathKeys(_redactUserinfo(url)));
 }
 
 /**
@@ -42,6 +44,25 @@ function _redactUserinfo(url: string): string {
   // An HTTP URL the parser refuses has no user to trust either.
   const shown = password && (parses || !http) ? `${authority.slice(0, colon)}:***` : "***";
   return `${url.slice(0, start)}${shown}${rest.slice(at)}`;
+}
+
+/**
+ * Whether a path segment holds a key, as webhooks put one in their path (Slack's 24 characters, Discord's 68, Teams'
+ * 32 hex digits, Mattermost's 26): a run of 20 letters and digits, or of 16 with both. Names people choose rarely
+ * run that long without a `-`, `_` or `.`; one that does is hidden too, which costs only a readable log line.
+ */
+function _holdsKey(segment: string): boolean {
+  return (segment.match(/[A-Za-z0-9]{16,}/g) ?? []).some((run) => run.length >= 20 || (/[0-9]/.test(run) && /[A-Za-z]/.test(run)));
+}
+
+/** `url` with the path segments that hold a key (`_holdsKey`) replaced by `***`; only an HTTP URL's path. */
+function _redactPathKeys(url: string): string {
+  const authority = /^https?:\/\/[^/?#]*/i.exec(url);
+  if (authority === null) return url;
+  const start = authority[0].length;
+  const end = start + url.slice(start).search(/[?#]|$/);
+  const path = url.slice(start, end).split("/").map((segment) => (_holdsKey(segment) ? "***" : segment)).join("/");
+  return url.slice(0, start) + path + url.slice(end);
 }
 
 /**

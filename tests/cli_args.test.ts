@@ -145,6 +145,22 @@ test("redactUrl() hides the values of query parameters that hold secrets and kee
   assert.equal(redactUrl("https://h/in?token=***"), "https://h/in?token=***");
 });
 
+test("redactUrl() hides path segments that hold a key (Slack, Discord, Teams, Mattermost webhooks) and keeps other paths readable", () => {
+  const hidden: Array<[string, string]> = [
+    ["https://hooks.slack.com/services/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", "https://hooks.slack.com/services/T0A1B2C3D/B0C2D3E4F/***"],
+    ["https://discord.com/api/webhooks/1234567890123456789/aBcD-eF_gh1234567890ijklmnOPQRstuvwx", "https://discord.com/api/webhooks/1234567890123456789/***"],
+    ["https://acme.webhook.office.com/webhookb2/0d8b3c2e-1f2a@1a2b/IncomingWebhook/3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c/0d8b", "https://acme.webhook.office.com/webhookb2/0d8b3c2e-1f2a@1a2b/IncomingWebhook/***/0d8b"],
+    ["https://chat.example.com/hooks/xkmjsfhndqwpabzreytuvc", "https://chat.example.com/hooks/***"],
+    ["http://u:pw@h:1/hooks/abcdefgh12345678?token=t#top", "http://u:***@h:1/hooks/***?token=***#top"],
+  ];
+  for (const [url, shown] of hidden) assert.equal(redactUrl(url), shown, url);
+  assert.equal(redactCredentials("Cannot push to https://hooks.slack.com/services/T0/B0/4fJ8kq2LmN9xZ7wR3tY6pH1s: 404"), "Cannot push to https://hooks.slack.com/services/T0/B0/***: 404");
+  // Paths of names, short ids and version numbers; a store's database name is not an HTTP path.
+  for (const url of ["http://127.0.0.1:18789/a2a/v1", "https://h/ntfy/research-assistant-2024/json", "https://h/api/v2/items/123456", "postgres://u@db/interop_0123456789abcdef"]) {
+    assert.equal(redactUrl(url), url);
+  }
+});
+
 test("redactCredentials() hides secret query parameters in URLs in free text, sentence punctuation and quotes kept", () => {
   assert.equal(
     redactCredentials('warn: Cannot push to https://hooks.example.com/in?token=s3cret: fetch failed; "https://h/x?key=k1&a=b". http://h:2/?sig=s'),

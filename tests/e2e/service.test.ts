@@ -274,7 +274,7 @@ test("interop service install listen puts an --a2a or --openclaw URL with a pass
   }
 });
 
-test("interop service install listen puts a URL with a secret query parameter (?token=, ?key=, ?sig=) in the mode-600 environment file and prints it nowhere", async (t) => {
+test("interop service install listen puts a URL with a secret query parameter (?token=, ?key=, ?sig=) or a key in its path in the mode-600 environment file and prints it nowhere", async (t) => {
   const dir = tempDir();
   t.after(dir.cleanup);
   const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
@@ -298,6 +298,9 @@ test("interop service install listen puts a URL with a secret query parameter (?
     ["--a2a", "http://127.0.0.1:9900/a2a?access_token=s3cret", "INTEROP_A2A_URL"],
     ["--post", "https://prod.westus.logic.azure.com/workflows/1/triggers/manual/paths/invoke?api-version=2016-06-01&sig=s3cret", "INTEROP_POST_URL"],
     ["--url", "http://127.0.0.1:18901/?token=s3cret", "INTEROP_URL"],
+    // A key in the path: Slack's and Discord's webhooks.
+    ["--post", "https://hooks.slack.com/services/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", "INTEROP_POST_URL"],
+    ["--post", "https://discord.com/api/webhooks/1234567890123456789/s3cret-eF_gh1234567890ijklmnOPQRstuvwx", "INTEROP_POST_URL"],
   ];
   for (const [flag, url, variable] of cases) {
     const dry = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", flag, url], { env });

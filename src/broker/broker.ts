@@ -223,6 +223,7 @@ export class Broker {
     if (this.#store.outage !== undefined) return;
     this.#streams.wake(agents);
     for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) this.#takes.serveWaiters(agent);
+    this.#observers.woken(agents);
   }
 
   /** The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (see `Takes.wait`). */

@@ -56,3 +56,25 @@ test("a lease is granted once the takes already in progress have ended: what its
   await acquiring;
   assert.equal(granted, true);
 });
+
+test("a long poll waits for a lease to end, or expire, before it takes anything; its own end cuts the wait short", async () => {
+  let now = 0;
+  const leases = new InboxLeases(() => now);
+  const id = await leases.acquire(leo, 60);
+  let freed = false;
+  const waiting = leases.whenFree(leo, new AbortController().signal).then(() => (freed = true));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(freed, false);
+  leases.end(leo, id);
+  await waiting;
+  // An expired lease frees it at its expiry, without an end.
+  now = 1_000;
+  await leases.acquire(leo, 0.05);
+  setTimeout(() => (now = 1_050), 10);
+  await leases.whenFree(leo, new AbortController().signal);
+  const gone = new AbortController();
+  await leases.acquire(ann, 60);
+  const cut = leases.whenFree(ann, gone.signal);
+  gone.abort();
+  await cut;
+});

@@ -212,13 +212,19 @@ test("a peek with lease=S holds the inbox for its take: a plain /poll meanwhile 
     assert.deepEqual(ids(peeked), sent);
     const lease = peeked.headers["interop-lease"];
     assert.ok(lease);
+    // A long poll meanwhile waits for the lease rather than take what the leased reader showed.
+    let waited: BodyResponse | undefined;
+    const waiting = get("/wait?agent=openclaw&timeout=10").then((response) => (waited = response));
     const refused = await get("/poll?agent=openclaw");
     assert.equal(refused.status, 409);
     assert.equal(JSON.parse(bodyText(refused)).code, "inbox_leased");
     assert.equal(refused.headers["retry-after"], "60");
     assert.equal((await get("/poll?agent=openclaw&peek=1&lease=60")).status, 409);
+    assert.equal(waited, undefined);
     assert.deepEqual(ids(await get(`/poll?agent=openclaw&up_to=${sent[0]}&lease_id=${lease}`)), [sent[0]]);
-    assert.deepEqual(ids(await get("/poll?agent=openclaw")), [sent[1]]);
+    await waiting;
+    assert.equal(JSON.parse(bodyText(waited!)).interop.id, sent[1]);
+    assert.deepEqual(ids(await get("/poll?agent=openclaw")), []);
     for (const query of ["lease=60", "peek=1&lease=0", "peek=1&lease=301", "peek=1&lease=x"]) {
       const bad = await get(`/poll?agent=openclaw&${query}`);
       assert.equal(bad.status, 400, query);

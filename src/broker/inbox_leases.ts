@@ -22,6 +22,8 @@ export class InboxLeases {
   #leases = new Map<AgentName, Lease>();
   /** Takes in progress per agent, and what waits for them to end (a lease granted meanwhile). */
   #takes = new Map<AgentName, { count: number; ended: PromiseWithResolvers<void> }>();
+  /** What waits for a lease to end (`whenFree`), told when it does. */
+  #freed = new Map<AgentName, Array<() => void>>();
   #now: () => number;
 
   constructor(now: () => number) {
@@ -64,7 +66,28 @@ export class InboxLeases {
 
   /** Ends the lease `id` on `agent`'s inbox, if it is the one held. */
   end(agent: AgentName, id: string): void {
-    if (this.#leases.get(agent)?.id === id) this.#leases.delete(agent);
+    if (this.#leases.get(agent)?.id !== id) return;
+    this.#leases.delete(agent);
+    for (const free of this.#freed.get(agent) ?? []) free();
+    this.#freed.delete(agent);
+  }
+
+  /**
+   * Resolves once no lease is held on `agent`'s inbox (ended, or expired), or `until` aborts: a long poll waits so
+   * rather than take what a leased reader may have shown already.
+   */
+  async whenFree(agent: AgentName, until: AbortSignal): Promise<void> {
+    for (let lease = this.#live(agent); lease !== undefined && !until.aborted; lease = this.#live(agent)) {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const timer = setTimeout(resolve, lease.expiresAt - this.#now());
+      until.addEventListener("abort", () => resolve(), { once: true });
+      this.#freed.set(agent, [...(this.#freed.get(agent) ?? []), resolve]);
+      await promise;
+      clearTimeout(timer);
+      const left = this.#freed.get(agent)?.filter((free) => free !== resolve) ?? [];
+      if (left.length > 0) this.#freed.set(agent, left);
+      else this.#freed.delete(agent);
+    }
   }
 
   /** The lease on `agent`'s inbox that has not expired, if any (an expired one is forgotten here). */

@@ -209,9 +209,14 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(searchParams.get("timeout"));
   const replyTo = parseMessageId(searchParams.get("reply_to"), "reply_to");
-  const { result: message, revoked } = await untilRevoked(auth, caller, request, (signal) =>
-    replyTo === undefined ? broker.wait(agent, timeoutMs, signal) : broker.waitForReply(agent, replyTo, timeoutMs, signal)
-  );
+  const deadline = Date.now() + timeoutMs;
+  const { result: message, revoked } = await untilRevoked(auth, caller, request, async (signal) => {
+    // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
+    await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+    const left = deadline - Date.now();
+    if (left <= 0 || signal.aborted) return undefined;
+    return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
+  });
   if (message === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
   return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
 }

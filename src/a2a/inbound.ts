@@ -254,10 +254,11 @@ async function sendMessage(call: Call): Promise<Answer> {
  */
 async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal): Promise<boolean> {
   const settled = new AbortController();
-  const replied = call.broker.tasks.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]));
-  // Not only a reply settles it: a dead letter or a cancel does too, and a retried message may be settled already.
-  const check = () =>
-    void taskOfMessage(call.broker, envelope).then((task) => isSettled(task.status.state) && settled.abort(), () => settled.abort());
+  // A reply already in the inbox (the task settled before this call: a SubscribeToTask, a retried SendMessage) is
+  // taken as one that comes later.
+  const replied = call.broker.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]));
+  // Not only a reply settles it: a dead letter or a cancel does too, or a reply another reader took.
+  const check = () => void settledWithNothingToTake(call, envelope).then((done) => done && settled.abort(), () => settled.abort());
   const unwatch = call.options.changes.watch(call.broker, envelope, check);
   let revoked = false;
   const unwatchToken = call.options.auth.watchRevocation(call.caller, () => {
@@ -272,6 +273,17 @@ async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal):
     unwatchToken();
   }
   return revoked;
+}
+
+/**
+ * Whether the task of `envelope` settled with nothing left for its caller to take: dead-lettered, cancelled, or
+ * answered by a reply another reader of the caller's inbox took already. A reply still pending is the wait's to take.
+ */
+async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise<boolean> {
+  if (!isSettled((await taskOfMessage(call.broker, envelope)).status.state)) return false;
+  const reply = (await call.broker.tasks.message(envelope.id))?.outcome.reply;
+  const found = reply === undefined ? undefined : await call.broker.tasks.message(reply.id);
+  return found === undefined || call.broker.tasks.isDelivered(call.sender, found.envelope.id, found.outcome);
 }
 
 /** The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open. */

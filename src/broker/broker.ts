@@ -117,7 +117,6 @@ export class Broker {
       store: options.store,
       commits: this.#commits,
       agents: this.#agents,
-      waiters: this.#waiters,
       taken: this.#takes.taken,
       now: this.#now,
     });

@@ -7,13 +7,11 @@ import type { MessageOutcome, MessageStore, Parties } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import { settled } from "./shared_waiters.ts";
-import type { Waiters } from "./waiters.ts";
 
 export interface MessageTasksDeps {
   store: MessageStore;
   commits: CommitQueue;
   agents: AgentInboxes;
-  waiters: Waiters;
   /** The broker's messages taken out of order, above their inbox's cursor (a withdrawal adds to them). */
   taken: Set<number>;
   now(): number;
@@ -49,14 +47,6 @@ export class MessageTasks {
    */
   async admitReader(agent: AgentName): Promise<void> {
     await this.#deps.agents.inboxFor(agent, "read");
-  }
-
-  /**
-   * Waits for `from`'s reply to message `questionId` (it is taken from `from`'s inbox, as by `ask`); undefined on
-   * timeout, or once `clientGone` aborts.
-   */
-  waitForReply(from: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
-    return this.#deps.waiters.wait(from, questionId, timeoutMs, clientGone);
   }
 
   /**

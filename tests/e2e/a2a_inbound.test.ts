@@ -179,6 +179,36 @@ test("CancelTask before delivery withdraws the message for good, also across a r
   assert.match((await reply.json()).error, new RegExp(`^Cannot reply to message ${withdrawnId} as bob: no message with this id was sent to or by bob`));
 });
 
+test("SubscribeToTask, or a blocking SendMessage retried, on a task already answered takes the reply from the caller's inbox as it carries it", async (t) => {
+  const hub = await startHub(t);
+  const send = (messageId: string, returnImmediately: boolean) =>
+    rpc(hub.broker.url, "bob", hub.tokens.alice, "SendMessage", {
+      message: { messageId, role: "ROLE_USER", parts: [{ text: "answered before anyone looks" }] },
+      configuration: { returnImmediately },
+    });
+  const sent = await send("m-early", true);
+  const taskId = (sent.body.result!.task as { id: string }).id;
+  const [question] = await pollInbox(hub, "bob");
+  await replyAsBob(hub, question.interop.id, "early answer");
+  const streamed = await fetchWithToken(hub.tokens.alice)(`${hub.broker.url}/a2a/bob`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SubscribeToTask", params: { id: taskId } }),
+  });
+  const events = await streamed.text();
+  assert.match(events, /TASK_STATE_COMPLETED/);
+  assert.match(events, /early answer/);
+  assert.deepEqual(await pollInbox(hub, "alice", true), [], "the stream carried the reply: not in alice's inbox as well");
+
+  // The same for a blocking SendMessage sent again with the same messageId (one task, already answered).
+  await send("m-twice", true);
+  const [second] = await pollInbox(hub, "bob");
+  await replyAsBob(hub, second.interop.id, "second answer");
+  const retried = await send("m-twice", false);
+  assert.equal((retried.body.result!.task as { status: { state: string } }).status.state, "TASK_STATE_COMPLETED");
+  assert.deepEqual(await pollInbox(hub, "alice", true), [], "the call carried the reply: not in alice's inbox as well");
+});
+
 test("a dead-lettered message's task is FAILED with the reason", async (t) => {
   const hub = await startHub(t);
   const sent = await rpc(hub.broker.url, "bob", hub.tokens.alice, "SendMessage", {

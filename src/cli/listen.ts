@@ -195,7 +195,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const outputs = OUTPUTS.filter((output) => flags[output] !== undefined);
   if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
   const values: Values = outputs.length === 0 ? { ...flags, ...pushUrlFromEnv(io.env) } : flags;
-  refuseFlagsWithoutTheirOutput(values);
+  refuseFlagsWithoutTheirOutput("listen", values);
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"], { min: 1000 });
   const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);
@@ -309,10 +309,10 @@ const OUTPUT_FLAGS = {
  * Refuses a flag given without its output: a push token with no push URL (one meant to come from a variable the
  * shell or unit did not have) would otherwise print every message to stdout and move the cursor past them.
  */
-function refuseFlagsWithoutTheirOutput(values: Values): void {
+export function refuseFlagsWithoutTheirOutput(command: string, values: Record<string, unknown>): void {
   for (const [flag, outputs] of Object.entries(OUTPUT_FLAGS)) {
-    if (values[flag as keyof typeof OUTPUT_FLAGS] === undefined || outputs.some((output) => values[output] !== undefined)) continue;
-    throw usageError("listen", `--${flag} goes with --${outputs.join(" or --")} URL, and none was given (nor $${outputs.map((output) => PUSH_URL_VARIABLES[output]).join(" or $")})`);
+    if (values[flag] === undefined || outputs.some((output) => values[output] !== undefined)) continue;
+    throw usageError(command, `--${flag} goes with --${outputs.join(" or --")} URL, and none was given (nor $${outputs.map((output) => PUSH_URL_VARIABLES[output]).join(" or $")})`);
   }
 }
 

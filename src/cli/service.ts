@@ -24,7 +24,7 @@ import { PUSH_URL_VARIABLES, type PushOutput, pushUrlFromEnv } from "./push_url_
 import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
 import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
-import { OPTIONS as LISTEN_OPTIONS, OUTPUTS } from "./listen.ts";
+import { OPTIONS as LISTEN_OPTIONS, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 import { ENV_FLAGS, layerServeArgs } from "./serve_config.ts";
 
@@ -162,9 +162,10 @@ export function run(args: string[], io: Io): Promise<number> {
         // Given no output flag, listen takes its push URL from $INTEROP_OPENCLAW_URL, … (as docs/cli.md advises for a
         // secret URL), which the unit does not see: without it the unit's listen would print every message to the
         // journal and move its cursor past them.
-        if (outputs.size === 0) {
-          for (const [output, url] of Object.entries(pushUrlFromEnv(io.env))) secrets[PUSH_URL_VARIABLES[output as PushOutput]] = url;
-        }
+        const fromEnv = outputs.size === 0 ? pushUrlFromEnv(io.env) : {};
+        for (const [output, url] of Object.entries(fromEnv)) secrets[PUSH_URL_VARIABLES[output as PushOutput]] = url;
+        // Refused now, as the unit's listen would refuse it (exit 2, not restarted).
+        refuseFlagsWithoutTheirOutput("service", { ...Object.fromEntries(listenFlags), ...fromEnv });
         if (Object.keys(secrets).length > 0) environment = secrets;
         command.push(executable(values.exec, io.env), "listen", "--agent", target.agent, ...asArgs(listenFlags.filter(([name]) => !hidden.has(name))));
         if (!given.has("url") && brokerUrl !== undefined && !secretUrl) command.push("--url", brokerUrl);

@@ -453,6 +453,11 @@ test("interop service install listen carries a push URL given by $INTEROP_OPENCL
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stderr, new RegExp(`interop-listen-bob\\.env \\(mode 600\\) setting ${variable}\n$`));
   }
+  // With no push URL at all, the unit's listen would refuse the push flag: so does install.
+  const none = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "openclaw", "--push-token-file", "t"], { env });
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /^error: --push-token-file goes with --post or --openclaw URL, and none was given/);
+  assert.equal(none.stdout, "");
   // An output flag wins over the variable, in the unit as in listen.
   const flag = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", "--out", "/x.jsonl"], {
     env: { ...env, INTEROP_OPENCLAW_URL: url },

@@ -244,3 +244,20 @@ export function parseCount(command: string, flag: string, value: string, min: nu
   }
   return count;
 }
+
+/**
+ * Checks a PostgreSQL URL as postgres.js will read it (`new URL`, keeping the first of several hosts), so a bad one
+ * is a usage error naming the flag, not "Invalid URL" from deep in the driver. The URL is never repeated: it may
+ * hold a password.
+ */
+export function checkDatabaseUrl(command: string, flag: string, url: string): void {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw usageError(command, `Invalid ${flag}: use postgres://USER@HOST:PORT/DB`);
+  const authority = url.slice(url.indexOf("://") + 3).split(/[?/]/)[0];
+  const hosts = authority.slice(authority.indexOf("@") + 1);
+  if (!URL.canParse(url.replace(hosts, hosts.split(",")[0]))) {
+    throw usageError(
+      command,
+      `Invalid ${flag}: not a URL (postgres://USER@HOST:PORT/DB, the port a number; a /, @, # or ? in the user or password percent-encoded, e.g. %2F)`,
+    );
+  }
+}

@@ -10,7 +10,7 @@ import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { hasSecrets } from "../client/url_credentials.ts";
 import { redactUrl } from "../url_redaction.ts";
-import { agentFlag, brokerClient, brokerUrl, parseFlags, readSecret, usageError } from "./args.ts";
+import { agentFlag, brokerClient, brokerUrl, checkDatabaseUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop integrate — plug Hermes or OpenClaw into interop
@@ -95,9 +95,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   // A flag wins over the environment; a database over a data dir named the same way (as for interop token).
   const databaseUrl = values["database-url"] ?? (values["data-dir"] === undefined ? io.env.INTEROP_DATABASE_URL || undefined : undefined);
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw usageError("integrate", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
-  }
+  if (databaseUrl !== undefined) checkDatabaseUrl("integrate", "--database-url", databaseUrl);
   if (options.token === undefined) await warnIfTokensOn(values.url, options.agent, io);
   if (values.write) {
     // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.

@@ -1,5 +1,7 @@
 /** `interop listen`: follow an agent's inbox and hand each message on, exactly once, across restarts of either side. */
-import { join } from "node:path";
+import { rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import process from "node:process";
 import { A2aOutbound } from "../a2a/outbound.ts";
 import { OutboundState } from "../a2a/outbound_state.ts";
 import { A2aRpcClient } from "../a2a/rpc_client.ts";
@@ -11,7 +13,8 @@ import { retryUntilDone as retry } from "../client/retry.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
-import { defaultListenStateDir } from "../paths.ts";
+import { defaultListenStateDir, makeDirectory } from "../paths.ts";
+import { PRIVATE_DIR_MODE } from "../private_files.ts";
 import {
   agentFlag,
   brokerClient,
@@ -27,7 +30,7 @@ import {
 import type { Io } from "./io.ts";
 import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { pushUrlFromEnv } from "./push_url_variables.ts";
+import { PUSH_URL_VARIABLES, pushUrlFromEnv } from "./push_url_variables.ts";
 
 export const HELP = `interop listen — follow an agent's inbox
 
@@ -140,7 +143,8 @@ The operator removing the agent (interop agent remove) stops listen, exit 9: goi
 would create its inbox again.
 
 Exit codes: 0 stopped by a signal or --limit reached, 2 bad usage (also an --out it
-cannot append to), 4 broker refused the agent, 8 another reader took over the stream
+cannot append to, a --state it cannot write, a push flag such as --push-token-file
+without its push output), 4 broker refused the agent, 8 another reader took over the stream
 (with --exit-if-replaced), 9 the agent was removed by the operator.
 `;
 
@@ -191,11 +195,12 @@ export async function run(args: string[], io: Io): Promise<number> {
   const outputs = OUTPUTS.filter((output) => flags[output] !== undefined);
   if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
   const values: Values = outputs.length === 0 ? { ...flags, ...pushUrlFromEnv(io.env) } : flags;
+  refuseFlagsWithoutTheirOutput("listen", values);
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"], { min: 1000 });
   const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.urls.all.join(","), agent);
-  if (values.a2a === undefined && values["a2a-token-file"] !== undefined) throw usageError("listen", "--a2a-token-file goes with --a2a URL");
+  checkWritable(cursor.path);
   const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
   const sink = a2a?.deliver ?? chooseSink(values, io);
   const limit = values.limit === undefined ? Infinity : parseCount("listen", "--limit", values.limit, 1, 1_000_000);
@@ -286,10 +291,44 @@ function chooseSink(values: Values, io: Io): MessageSink {
     }
     return pushSink(hermesWebhookTarget(values["hermes-webhook"], key), postTimeoutMs);
   }
-  for (const flag of ["openclaw-agent", "openclaw-wake", "openclaw-max-body"] as const) {
-    if (values[flag] !== undefined) throw usageError("listen", `--${flag} goes with --openclaw URL`);
-  }
   return stdoutSink(io);
+}
+
+/** The flags that mean something only with certain outputs, and those outputs. */
+const OUTPUT_FLAGS = {
+  "push-token-file": ["post", "openclaw"],
+  "secret-file": ["hermes-webhook"],
+  "openclaw-agent": ["openclaw"],
+  "openclaw-wake": ["openclaw"],
+  "openclaw-max-body": ["openclaw"],
+  "a2a-token-file": ["a2a"],
+  "post-timeout": ["post", "openclaw", "hermes-webhook", "a2a"],
+} as const;
+
+/**
+ * Refuses a flag given without its output: a push token with no push URL (one meant to come from a variable the
+ * shell or unit did not have) would otherwise print every message to stdout and move the cursor past them.
+ */
+export function refuseFlagsWithoutTheirOutput(command: string, values: Record<string, unknown>): void {
+  for (const [flag, outputs] of Object.entries(OUTPUT_FLAGS)) {
+    if (values[flag] === undefined || outputs.some((output) => values[output] !== undefined)) continue;
+    throw usageError(command, `--${flag} goes with --${outputs.join(" or --")} URL, and none was given (nor $${outputs.map((output) => PUSH_URL_VARIABLES[output]).join(" or $")})`);
+  }
+}
+
+/**
+ * Whether the state file can be written, tried at start with a file beside it: one that cannot be (a directory that
+ * cannot be made, a read-only one) would fail after the first message, again at every message, forever.
+ */
+function checkWritable(path: string): void {
+  const probe = `${path}.${process.pid}.probe`;
+  try {
+    makeDirectory(dirname(path), PRIVATE_DIR_MODE);
+    writeFileSync(probe, "");
+    rmSync(probe);
+  } catch (cause) {
+    throw new InteropError("usage", `Cannot write --state ${path}: ${(cause as Error).message}`, { cause });
+  }
 }
 
 /**

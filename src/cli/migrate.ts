@@ -2,7 +2,7 @@
 import { InteropError } from "../errors.ts";
 import { type MigrationCounts, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
 import { redactUrl } from "../url_redaction.ts";
-import { parseFlags, usageError } from "./args.ts";
+import { checkDatabaseUrl, parseFlags, usageError } from "./args.ts";
 import { liveOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 
@@ -49,7 +49,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (values.from === undefined) throw usageError("migrate", "Missing --from DATA_DIR");
   const url = values.to ?? (io.env.INTEROP_DATABASE_URL || undefined);
   if (url === undefined) throw usageError("migrate", "Missing --to postgres://USER@HOST:PORT/DB (or set $INTEROP_DATABASE_URL)");
-  if (!/^postgres(ql)?:\/\//.test(url)) throw usageError("migrate", "Invalid --to: use postgres://USER@HOST:PORT/DB");
+  checkDatabaseUrl("migrate", "--to", url);
   const dataDir = values.from;
   let counts: MigrationCounts;
   try {

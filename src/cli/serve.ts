@@ -14,7 +14,7 @@ import { runtimeDescription } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
 import { VERSION } from "../version.ts";
-import { parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
+import { checkDatabaseUrl, parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
 import { makeDataDir, removeOwner, warnIfDataDirOpen, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -49,7 +49,8 @@ Options:
   --durability MODE     strict (default): fsync every commit, nothing acknowledged is lost
                         even on power loss; relaxed: survives a broker crash, not a machine crash.
                         With PostgreSQL, strict refuses a server with fsync or synchronous_commit off
-  --max-body-bytes N    largest message accepted (default 1MiB, at most 64MiB; e.g. 4096, 512KiB)
+  --max-body-bytes N    largest message accepted (default 1MiB, at least 1KiB, at most 64MiB;
+                        e.g. 4096, 512KiB)
   --max-pending N[,AGENT=N...]
                         undelivered messages per inbox before publishes to it get 507
                         (default 100000); e.g. 100000,openclaw=500 caps openclaw lower
@@ -161,6 +162,9 @@ export const OPTIONS = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
+/** The smallest --max-body-bytes taken. */
+const MIN_BODY_BYTES = 1024;
+
 export async function run(args: string[], io: Io): Promise<number> {
   const layered = layerServeArgs(args, io.env, OPTIONS);
   try {
@@ -187,11 +191,11 @@ async function serve(args: string[], io: Io): Promise<number> {
   const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
   // $INTEROP_DATABASE_URL (as $INTEROP_DATA_DIR) arrives as a flag, placed between the config file's and the command line's.
   const databaseUrl = values["database-url"];
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw usageError("serve", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
-  }
+  if (databaseUrl !== undefined) checkDatabaseUrl("serve", "--database-url", databaseUrl);
   const agents = values.agents.split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--agents"));
   const maxBodyBytes = parseByteSize("serve", "--max-body-bytes", values["max-body-bytes"]);
+  // Below it every send would get 413: a message's JSON with its sender, recipient and text takes a few hundred bytes.
+  if (maxBodyBytes < MIN_BODY_BYTES) throw usageError("serve", "Invalid --max-body-bytes: at least 1KiB (below it nearly every message gets 413)");
   if (maxBodyBytes > MAX_MESSAGE_BYTES) {
     throw usageError("serve", `Invalid --max-body-bytes: at most 64MiB (a larger message could not be encoded to deliver it)`);
   }

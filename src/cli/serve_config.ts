@@ -4,6 +4,8 @@
  * the flags' long names. A flag wins over the environment, which wins over the file, which wins over the default.
  */
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
 import { InteropError } from "../errors.ts";
 import { usageError } from "./args.ts";
@@ -12,7 +14,7 @@ type Env = Record<string, string | undefined>;
 type OptionTypes = Record<string, { type: "string" | "boolean" }>;
 
 /** The environment variables that stand for a serve flag. */
-const ENV_FLAGS: Record<string, string> = {
+export const ENV_FLAGS: Record<string, string> = {
   INTEROP_PORT: "port",
   INTEROP_HOST: "host",
   INTEROP_DATA_DIR: "data-dir",
@@ -22,6 +24,8 @@ const ENV_FLAGS: Record<string, string> = {
 export interface LayeredArgs {
   /** The file's and the environment's settings as flags, then the command line's: parseArgs keeps the last. */
   args: string[];
+  /** The keys the config file sets. */
+  fromConfig: ReadonlySet<string>;
   /** A usage error about a flag whose value came from the file or the environment, saying so. */
   explain(error: unknown): unknown;
 }
@@ -33,7 +37,11 @@ export interface LayeredArgs {
 export function layerServeArgs(args: string[], env: Env, options: OptionTypes): LayeredArgs {
   const file = configFile(args) ?? (env.INTEROP_CONFIG || undefined);
   const origins = new Map<string, string>();
-  const fromFile = file === undefined ? [] : readConfig(file, options, (key) => origins.set(key, `key "${key}" of config ${file}`));
+  const fromConfig = new Set<string>();
+  const fromFile = file === undefined ? [] : readConfig(file, options, env.HOME || homedir(), (key) => {
+    fromConfig.add(key);
+    origins.set(key, `key "${key}" of config ${file}`);
+  });
   const fromEnv = Object.entries(ENV_FLAGS).flatMap(([name, flag]) => {
     const value = env[name];
     if (value === undefined || value === "") return [];
@@ -47,6 +55,7 @@ export function layerServeArgs(args: string[], env: Env, options: OptionTypes): 
   }
   return {
     args: [...fromFile, ...fromEnv, ...args],
+    fromConfig,
     explain(error) {
       if (!(error instanceof InteropError) || error.code !== "usage") return error;
       const flag = /^Invalid --([a-z-]+)/.exec(error.message)?.[1];
@@ -67,7 +76,7 @@ function configFile(args: string[]): string | undefined {
 }
 
 /** The file's settings as `--flag=value` arguments; refuses, naming the file and key, what serve has no flag for. */
-function readConfig(file: string, options: OptionTypes, given: (key: string) => void): string[] {
+function readConfig(file: string, options: OptionTypes, home: string, given: (key: string) => void): string[] {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -99,8 +108,17 @@ function readConfig(file: string, options: OptionTypes, given: (key: string) => 
     if (typeof value !== "string" && typeof value !== "number" && list === undefined) {
       throw usageError("serve", `Invalid config ${file}: key "${key}" must be a string or a number`);
     }
-    return [`--${key}=${list ?? value}`];
+    return [`--${key}=${key === "data-dir" ? configPath(file, String(value), home) : list ?? value}`];
   });
+}
+
+/**
+ * A path in the config file, as its author meant it: `~/` is the home directory, and a relative path is relative to
+ * the file (not to wherever serve was started: a unit runs from /). The shell expands neither here.
+ */
+function configPath(file: string, path: string, home: string): string {
+  const expanded = path === "~" || path.startsWith("~/") ? home + path.slice(1) : path;
+  return resolve(dirname(resolve(file)), expanded);
 }
 
 /**

@@ -20,12 +20,13 @@ import {
   unitPath,
 } from "../service/unit.ts";
 import { hasSecrets } from "../client/url_credentials.ts";
-import { PUSH_URL_VARIABLES } from "./push_url_variables.ts";
+import { PUSH_URL_VARIABLES, type PushOutput, pushUrlFromEnv } from "./push_url_variables.ts";
 import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
 import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
-import { OPTIONS as LISTEN_OPTIONS, OUTPUTS } from "./listen.ts";
+import { OPTIONS as LISTEN_OPTIONS, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
+import { ENV_FLAGS, layerServeArgs } from "./serve_config.ts";
 
 export const HELP = `interop service — run the broker and listeners under systemd
 
@@ -35,13 +36,17 @@ Usage: interop service install [--system] [--dry-run] [--exec PATH] [SERVE OPTIO
        interop service status [--system]
 
 'install' writes a systemd unit that runs 'interop serve' with every serve option given
-(see 'interop serve --help'; --port and --data-dir are always written), restarts it when
-it fails (not when another broker holds the port or data dir: the broker's own locks make
-a second copy impossible), then enables and starts it with systemctl. A user unit by
-default (~/.config/systemd/user/${UNIT_NAME}; add 'loginctl enable-linger' to start it
-at boot); --system writes /etc/systemd/system/${UNIT_NAME}, run by a dynamic user with
-its data in /var/lib/interop. Prints each thing it does; --dry-run prints the unit and
-changes nothing.
+(see 'interop serve --help') and what serve would take from this shell's $INTEROP_PORT,
+$INTEROP_HOST, $INTEROP_DATA_DIR and $INTEROP_CONFIG (the unit does not see them);
+--port 18900 and the default data dir only when neither these nor the config file set
+them. It restarts the broker when it fails (not when another broker holds the port or
+data dir: the broker's own locks make a second copy impossible), then enables and starts
+it with systemctl. A user unit by default (~/.config/systemd/user/${UNIT_NAME}; add
+'loginctl enable-linger' to start it at boot); --system writes
+/etc/systemd/system/${UNIT_NAME}, run by a dynamic user with its data in /var/lib/interop:
+it can write nothing else, so a data dir, --out or --state outside its state directory,
+or a --pipe, is refused (install a user unit for those). Prints each thing it does;
+--dry-run prints the unit and changes nothing.
 
 'install listen' writes interop-listen-AGENT.service, which runs 'interop listen' with the
 listen options given (see 'interop listen --help'), e.g. the always-on OpenClaw listener:
@@ -53,15 +58,19 @@ The broker's --database-url (or $INTEROP_DATABASE_URL) goes into interop.env bes
 unit, mode 600, never into its command line: ps and 'systemctl show' let anyone read that.
 So does a listener's broker URL with a user or password in it (--url or $INTEROP_URL): into
 interop-listen-AGENT.env as INTEROP_URL; and its push URL with one (--a2a, --openclaw,
---post, --hermes-webhook), as INTEROP_A2A_URL, INTEROP_OPENCLAW_URL, … (listen reads it there).
+--post, --hermes-webhook), as INTEROP_A2A_URL, INTEROP_OPENCLAW_URL, … (listen reads it there),
+as does a push URL given by one of those variables. An install whose unit needs no such
+file removes the one an earlier install left.
 
 'status' lists interop's units and shows them with systemctl status.
 
 Options:
   --system            a system unit instead of a user unit (needs root)
   --dry-run           print the unit (and where it would go) and stop
-  --port N            the port the broker listens on (default 18900)
-  --data-dir DIR      the broker's data dir (default: the user's, or /var/lib/interop)
+  --port N            the port the broker listens on (default $INTEROP_PORT, the config's,
+                      else 18900)
+  --data-dir DIR      the broker's data dir (default $INTEROP_DATA_DIR, the config's, else
+                      the user's, or /var/lib/interop)
   --exec PATH         the interop executable to run (default: this one, or interop on PATH)
   -h, --help          show this help
 
@@ -124,19 +133,13 @@ export function run(args: string[], io: Io): Promise<number> {
   const path = unitPath(scope, io.env, target);
   switch (positionals[0]) {
     case "install": {
-      // The flags first: a bad one is the error to report, not a missing executable.
-      const port = parseCount("service", "--port", values.port, 1, 65535);
-      const command = [executable(values.exec, io.env)];
+      const command: string[] = [];
       let environment: Record<string, string> | undefined;
       if (target.kind === "serve") {
-        const rest = serveFlags.filter(([name]) => name !== "port" && name !== "data-dir" && name !== "database-url");
-        const dataDir = values["data-dir"] === undefined ? serviceDataDir(scope, io.env) : resolve(values["data-dir"]);
-        command.push("serve", "--port", String(port), "--data-dir", dataDir, ...asArgs(rest));
-        // Into the environment file, not the command line (a password in it would be anyone's to read), and from
-        // $INTEROP_DATABASE_URL too: a unit does not see the shell's environment, and without it the broker would
-        // quietly serve an empty SQLite store instead.
-        const databaseUrl = values["database-url"] ?? io.env.INTEROP_DATABASE_URL;
-        if (databaseUrl !== undefined) environment = { INTEROP_DATABASE_URL: databaseUrl };
+        // The flags first: a bad one is the error to report, not a missing executable.
+        const serve = serveUnit(serveFlags, scope, io);
+        command.push(executable(values.exec, io.env), "serve", ...serve.args);
+        environment = serve.environment;
       } else {
         const given = new Set(listenFlags.map(([name]) => name));
         const brokerUrl = given.has("url") ? listenFlags.find(([name]) => name === "url")![1] : io.env.INTEROP_URL || undefined;
@@ -156,9 +159,25 @@ export function run(args: string[], io: Io): Promise<number> {
           secrets[variable] = url;
           hidden.add(output);
         }
-        if (hidden.size > 0) environment = secrets;
-        command.push("listen", "--agent", target.agent, ...asArgs(listenFlags.filter(([name]) => !hidden.has(name))));
+        // Given no output flag, listen takes its push URL from $INTEROP_OPENCLAW_URL, … (as docs/cli.md advises for a
+        // secret URL), which the unit does not see: without it the unit's listen would print every message to the
+        // journal and move its cursor past them.
+        const fromEnv = outputs.size === 0 ? pushUrlFromEnv(io.env) : {};
+        for (const [output, url] of Object.entries(fromEnv)) secrets[PUSH_URL_VARIABLES[output as PushOutput]] = url;
+        // Refused now, as the unit's listen would refuse it (exit 2, not restarted).
+        refuseFlagsWithoutTheirOutput("service", { ...Object.fromEntries(listenFlags), ...fromEnv });
+        if (Object.keys(secrets).length > 0) environment = secrets;
+        command.push(executable(values.exec, io.env), "listen", "--agent", target.agent, ...asArgs(listenFlags.filter(([name]) => !hidden.has(name))));
         if (!given.has("url") && brokerUrl !== undefined && !secretUrl) command.push("--url", brokerUrl);
+        if (scope === "system") {
+          if (given.has("pipe")) {
+            throw usageError("service", "--pipe cannot work in a --system unit: its dynamic user has a /tmp of its own and cannot open a reader's FIFO; install a user unit (without --system) as the reader's user");
+          }
+          for (const flag of ["out", "state"]) {
+            const file = listenFlags.find(([name]) => name === flag)?.[1];
+            if (file !== undefined) refuseOutsideStateDirectory(`--${flag}`, file, listenerStateDir(target.agent));
+          }
+        }
         // A dynamic user has no home: its cursor goes in the unit's own state directory.
         if (!given.has("state") && scope === "system") command.push("--state", `${listenerStateDir(target.agent)}/state.json`);
         for (const [variable, flag] of Object.entries(SECRET_FLAGS)) {
@@ -187,6 +206,12 @@ export function run(args: string[], io: Io): Promise<number> {
       }
       writeFileSync(path, unit);
       io.stdout(`wrote ${path}\n`);
+      // One left by an earlier install would keep its password on disk, though the new unit no longer reads it.
+      const oldEnvironmentFile = environmentFilePath(scope, io.env, target);
+      if (environmentFile === undefined && existsSync(oldEnvironmentFile)) {
+        rmSync(oldEnvironmentFile);
+        io.stdout(`removed ${oldEnvironmentFile} (the new unit reads none)\n`);
+      }
       systemctl("daemon-reload");
       systemctl("enable", "--now", name);
       const what = target.kind === "serve" ? "interop" : `interop listen for ${target.agent}`;
@@ -242,8 +267,55 @@ function lastOfEach(flags: Array<[string, string | undefined]>): Array<[string, 
   return [...new Map(flags.map(([name, value]) => [name, value] as const)).entries()];
 }
 
+type Flag = [string, string | undefined];
+
+/** serve's environment variables, each with the flag it stands for: a unit does not see the shell's environment. */
+const SERVE_VARIABLES: Record<string, string> = { ...ENV_FLAGS, INTEROP_CONFIG: "config" };
+
+/**
+ * The broker unit's serve arguments: the flags given, then what serve would take from this shell's environment
+ * ($INTEROP_PORT, …, $INTEROP_CONFIG), since the unit does not see it. --port and --data-dir are written with their
+ * defaults only when the config file does not set them (a flag would beat the file). The database URL goes into
+ * the environment file, not the command line (a password in it would be anyone's to read): without it the broker
+ * would quietly serve an empty SQLite store instead.
+ */
+function serveUnit(given: Flag[], scope: Scope, io: Io): { args: string[]; environment?: Record<string, string> } {
+  const flags = new Map(given);
+  const carried: Flag[] = Object.entries(SERVE_VARIABLES).flatMap(([variable, flag]) =>
+    io.env[variable] && !flags.has(flag) ? [[flag, io.env[variable]] as Flag] : []
+  );
+  for (const [flag, value] of carried) flags.set(flag, value);
+  // Read now, as the unit's serve will: a config it cannot read is refused here, not in a restart loop.
+  const layered = layerServeArgs(flags.has("config") ? ["--config", flags.get("config")!] : [], {}, SERVE_OPTIONS);
+  const port = flags.get("port") ?? (layered.fromConfig.has("port") ? undefined : SERVE_OPTIONS.port.default);
+  if (port !== undefined) parseCount("service", "--port", port, 1, 65535);
+  const defaultDataDir = serviceDataDir(scope, io.env);
+  const configDataDir = layered.args.findLast((arg) => arg.startsWith("--data-dir="))?.slice("--data-dir=".length);
+  if (scope === "system") refuseOutsideStateDirectory("--data-dir", flags.get("data-dir") ?? configDataDir ?? defaultDataDir, defaultDataDir);
+  const dataDir = flags.get("data-dir") ?? (configDataDir === undefined ? defaultDataDir : undefined);
+  const databaseUrl = flags.get("database-url");
+  const first: Flag[] = [...(port === undefined ? [] : [["port", port] as Flag]), ...(dataDir === undefined ? [] : [["data-dir", dataDir] as Flag])];
+  const rest = [...given, ...carried].filter(([name]) => name !== "port" && name !== "data-dir" && name !== "database-url");
+  const args = [...first, ...rest];
+  return { args: asArgs(args), environment: databaseUrl === undefined ? undefined : { INTEROP_DATABASE_URL: databaseUrl } };
+}
+
+/**
+ * A --system unit runs as a dynamic user (DynamicUser=yes), to which systemd makes the file system read-only but
+ * for the unit's state directory (ProtectSystem=strict; ProtectHome=read-only), and which owns nothing elsewhere: a
+ * directory it must write outside its state directory would fail at every start. Refused, saying what works.
+ */
+function refuseOutsideStateDirectory(flag: string, given: string, stateDirectory: string): void {
+  const path = resolve(given);
+  if (path === stateDirectory || path.startsWith(`${stateDirectory}/`)) return;
+  throw usageError(
+    "service",
+    `${flag} ${path} cannot work in a --system unit: its dynamic user can write only under ${stateDirectory}; use a path there, or install a user unit (without --system)`,
+  );
+}
+
 /** Options whose value is a path: made absolute, since systemd runs the unit from / (or the user's home). */
-const PATH_OPTIONS = new Set(["config", "data-dir", "out", "pipe", "state", "token-file", "push-token-file", "secret-file"]);
+const PATH_OPTIONS = new Set(["config", "data-dir", "out", "pipe", "state", "token-file", "push-token-file", "secret-file", "a2a-token-file"]);
 
 function asArgs(flags: Array<[string, string | undefined]>): string[] {
   return flags.flatMap(([name, value]) =>

@@ -5,7 +5,7 @@ import { TokenFile } from "../auth/token_file.ts";
 import type { TokenList } from "../auth/token_list.ts";
 import { defaultDataDir } from "../paths.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
-import { agentFlag, brokerUrl, brokerUrls, parseFlags, readSecret, usageError } from "./args.ts";
+import { agentFlag, brokerUrl, checkDatabaseUrl, brokerUrls, parseFlags, readSecret, usageError } from "./args.ts";
 import { liveOwner, makeDataDir } from "./data_dir.ts";
 import { oneOf } from "./commands.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
@@ -87,9 +87,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const agent = action === "create" ? agentFlag("token", "--agent", values.agent ?? (values.admin ? "admin" : undefined)) : undefined;
   const place = tokenStore({ dataDir: values["data-dir"], databaseUrl: values["database-url"], config: values.config }, io.env, SERVE_OPTIONS);
   const databaseUrl = place !== undefined && "databaseUrl" in place ? place.databaseUrl : undefined;
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw usageError("token", "Invalid --database-url: use postgres://USER@HOST:PORT/DB");
-  }
+  if (databaseUrl !== undefined) checkDatabaseUrl("token", "--database-url", databaseUrl);
   const dataDir = place !== undefined && "dataDir" in place ? place.dataDir : defaultDataDir(io.env);
   if (databaseUrl === undefined && action !== "list") {
     // A data dir named on the command line is the one meant, whichever broker $INTEROP_URL names.

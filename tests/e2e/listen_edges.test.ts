@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { type CliResult, collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
 import { stopAll, stopListen } from "../helpers/listener.ts";
@@ -420,4 +420,42 @@ test("a listen cut off from its broker, which comes back on a fresh data dir, re
   const result = await listener.done;
   assert.equal(result.code, 0, result.stderr);
   assert.doesNotMatch(result.stderr, /removed by the operator/);
+});
+
+test("listen refuses a push flag without its push output (exit 2, one line) instead of printing the inbox to stdout and moving past it", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  await publish(broker.url, "openclaw", "hermes", { n: 1 });
+  const state = join(dir.path, "state.json");
+  // As in a unit that never got $INTEROP_OPENCLAW_URL: the token file says a push was meant.
+  const cases: Array<[string[], RegExp]> = [
+    [["--push-token-file", join(dir.path, "token")], /^error: --push-token-file goes with --post or --openclaw URL, and none was given \(nor \$INTEROP_POST_URL or \$INTEROP_OPENCLAW_URL\)/],
+    [["--secret-file", join(dir.path, "secret")], /^error: --secret-file goes with --hermes-webhook URL/],
+    [["--openclaw-agent", "main", "--out", join(dir.path, "out.jsonl")], /^error: --openclaw-agent goes with --openclaw URL/],
+    [["--post-timeout", "5s"], /^error: --post-timeout goes with --post or --openclaw or --hermes-webhook or --a2a URL/],
+  ];
+  for (const [flags, expected] of cases) {
+    const result = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", state, "--limit", "1", ...flags], { timeoutMs: 10_000 });
+    assert.equal(result.code, 2, `${flags[0]}: ${result.stderr}`);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, expected);
+    assert.equal(result.stderr.trimEnd().split("\n").length, 1);
+  }
+  // Nothing was consumed: a listen with an output still gets the message.
+  const listen = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", state, "--limit", "1"]);
+  assert.equal(listen.code, 0, listen.stderr);
+  assert.equal(JSON.parse(listen.stdout).n, 1);
+});
+
+test("listen refuses a --state it cannot write at start (exit 2), rather than failing at every message forever", async () => {
+  const result = await runCli(["listen", "--agent", "hermes", "--url", `http://127.0.0.1:${await freePort()}`, "--state", "/proc/no-such-dir/state.json"], {
+    timeoutMs: 10_000,
+  });
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /^error: Cannot write --state \/proc\/no-such-dir\/state\.json: .*ENOENT/);
+  assert.equal(result.stderr.trimEnd().split("\n").length, 1);
 });

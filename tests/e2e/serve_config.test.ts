@@ -1,6 +1,6 @@
 /** `serve` settings from a config file (`--config`, `$INTEROP_CONFIG`) and the environment: flag > env > file > default. */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startBroker } from "../helpers/broker.ts";
@@ -65,4 +65,51 @@ test("interop serve reads a YAML config file (JSON is YAML too)", async (t) => {
   const broker = await startBroker({ args: ["--config", file] });
   t.after(() => broker.cleanup());
   assert.deepEqual(Object.keys((await (await fetch(`${broker.url}/status`)).json()).agents).sort(), ["alpha", "beta"]);
+});
+
+test("a config file's data-dir is relative to the file and may start with ~/ (the home directory), wherever the command runs", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const home = join(dir.path, "home");
+  const etc = join(dir.path, "etc");
+  mkdirSync(etc);
+  const cases: Array<[string, string]> = [["data", join(etc, "data")], ["~/state/interop", join(home, "state", "interop")]];
+  for (const [dataDir, expected] of cases) {
+    const file = join(etc, "interop.yaml");
+    writeFileSync(file, `data-dir: ${dataDir}\n`);
+    // token create reads serve's config to find the data dir, and writes its tokens there.
+    const result = await runCli(["token", "create", "-a", "bob", "--config", file], { env: { HOME: home } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(existsSync(join(expected, "tokens.json")), true, `${dataDir}: ${expected}`);
+  }
+  assert.equal(existsSync(join(process.cwd(), "~")), false, "no literal ./~");
+});
+
+test("interop serve refuses a --max-body-bytes below 1KiB, and a database URL it cannot read naming where it came from, never its password (exit 2)", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  // Port 0 and a data dir of its own: before the fix this broker started.
+  const tiny = await runCli(["serve", "--port", "0", "--data-dir", dir.path, "--max-body-bytes", "0"], { timeoutMs: 10_000 });
+  assert.equal(tiny.code, 2);
+  assert.match(tiny.stderr, /^error: Invalid --max-body-bytes: at least 1KiB/);
+  // A / in the password, a port that is no number.
+  for (const url of ["postgres://interop:pa/s3cret@db.lan:5432/interop", "postgres://interop:s3cret@db.lan:54x2/interop"]) {
+    const flag = await runCli(["serve", "--database-url", url]);
+    assert.equal(flag.code, 2, flag.stderr);
+    assert.match(flag.stderr, /^error: Invalid --database-url: not a URL \(postgres:\/\/USER@HOST:PORT\/DB, the port a number/);
+    const env = await runCli(["serve"], { env: { INTEROP_DATABASE_URL: url } });
+    assert.equal(env.code, 2, env.stderr);
+    assert.match(env.stderr, /\(from \$INTEROP_DATABASE_URL\)\n$/);
+    const file = configFile(t, { "database-url": url });
+    const fromFile = await runCli(["serve", "--config", file]);
+    assert.equal(fromFile.code, 2, fromFile.stderr);
+    assert.ok(fromFile.stderr.endsWith(`(from key "database-url" of config ${file})\n`), fromFile.stderr);
+    for (const result of [flag, env, fromFile]) {
+      assert.doesNotMatch(result.stderr, /s3cret/);
+      assert.equal(result.stderr.trimEnd().split("\n").length, 1);
+    }
+  }
+  const migrate = await runCli(["migrate", "--from", "/nonexistent", "--to", "postgres://interop:pa/s3cret@db.lan/interop"]);
+  assert.equal(migrate.code, 2);
+  assert.match(migrate.stderr, /^error: Invalid --to: not a URL/);
 });

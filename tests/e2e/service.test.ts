@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { freePort } from "../helpers/broker.ts";
@@ -157,11 +157,71 @@ test("interop service status lists the broker's and the listeners' units; uninst
   }
 });
 
-test("interop service install passes --config into the unit as an absolute path (systemd runs the unit from /)", async () => {
-  const result = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--config", "etc/interop.yaml"]);
+test("interop service install passes --config into the unit as an absolute path (systemd runs the unit from /)", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const absolute = join(dir.path, "interop.yaml");
+  writeFileSync(absolute, "verbose: true\n");
+  const result = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--config", relative(process.cwd(), absolute)]);
   assert.equal(result.code, 0, result.stderr);
-  const absolute = join(process.cwd(), "etc", "interop.yaml");
   assert.ok(result.stdout.split("\n").some((line) => line.startsWith("ExecStart=") && line.endsWith(` --config ${absolute}`)), result.stdout);
+});
+
+test("interop service install leaves the port and data dir to the config file, and carries $INTEROP_PORT, $INTEROP_HOST, $INTEROP_DATA_DIR and $INTEROP_CONFIG into the unit", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const config = join(dir.path, "interop.yaml");
+  writeFileSync(config, `port: 19555\ndata-dir: ${join(dir.path, "data")}\n`);
+  // --port 18900 --data-dir DEFAULT would beat the file: a unit serving an empty store on another port.
+  const fromFile = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--config", config]);
+  assert.equal(fromFile.code, 0, fromFile.stderr);
+  assert.match(fromFile.stdout, new RegExp(`^ExecStart=\\S+ serve --config ${config}$`, "m"));
+  verify(fromFile.stdout, true, dir.path);
+
+  // The unit does not see the shell's environment, from which serve would take them.
+  const env = { INTEROP_PORT: "19123", INTEROP_HOST: "127.0.0.2", INTEROP_DATA_DIR: "relative/data", INTEROP_CONFIG: config };
+  const fromEnv = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--verbose"], { env });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+  const dataDir = join(process.cwd(), "relative", "data");
+  assert.match(fromEnv.stdout, new RegExp(`^ExecStart=\\S+ serve --port 19123 --data-dir ${dataDir} --verbose --host 127\\.0\\.0\\.2 --config ${config}$`, "m"));
+
+  // A flag beats the environment, as for serve.
+  const fromFlag = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--port", "19000"], { env: { INTEROP_PORT: "19123" } });
+  assert.match(fromFlag.stdout, /^ExecStart=\S+ serve --port 19000 --data-dir \S+$/m);
+  const badPort = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE], { env: { INTEROP_PORT: "high" } });
+  assert.equal(badPort.code, 2);
+  assert.match(badPort.stderr, /^error: Invalid --port: "high"/);
+
+  // The config is read as the unit's serve will read it: one it cannot read is refused now, not in a restart loop.
+  const missing = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--config", join(dir.path, "none.yaml")]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^error: Cannot read config .*none\.yaml: ENOENT/);
+});
+
+test("interop service install --system refuses a path its dynamic user cannot write (a data dir, --out or --state outside its state directory, a --pipe)", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const config = join(dir.path, "interop.yaml");
+  writeFileSync(config, "data-dir: /srv/interop\n");
+  const system = ["service", "install", "--system", "--dry-run", "--exec", EXECUTABLE];
+  const refused: Array<[string[], RegExp]> = [
+    [["--data-dir", "/srv/interop"], /^error: --data-dir \/srv\/interop cannot work in a --system unit: its dynamic user can write only under \/var\/lib\/interop;/],
+    [["--config", config], /^error: --data-dir \/srv\/interop cannot work in a --system unit/],
+    [["listen", "-a", "bob", "--out", "/home/u/bob.jsonl"], /^error: --out \/home\/u\/bob\.jsonl cannot work in a --system unit: its dynamic user can write only under \/var\/lib\/interop-listen-bob;/],
+    [["listen", "-a", "bob", "--state", "/srv/bob.json"], /^error: --state \/srv\/bob\.json cannot work in a --system unit/],
+    [["listen", "-a", "bob", "--pipe", "/tmp/hermes-msg-pipe"], /^error: --pipe cannot work in a --system unit: its dynamic user has a \/tmp of its own/],
+  ];
+  for (const [args, expected] of refused) {
+    const result = await runCli([...system, ...args]);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, expected);
+    assert.equal(result.stdout, "");
+  }
+  const inside = await runCli([...system, "--data-dir", "/var/lib/interop/main"]);
+  assert.equal(inside.code, 0, inside.stderr);
+  const out = await runCli([...system, "listen", "-a", "bob", "--out", "/var/lib/interop-listen-bob/bob.jsonl"]);
+  assert.equal(out.code, 0, out.stderr);
+  verify(out.stdout, false, dir.path);
 });
 
 test("interop service install puts the database URL in a mode-600 environment file, never in the unit's command line", async () => {
@@ -364,4 +424,71 @@ test("interop service install does not write the database URL into an environmen
   } finally {
     dir.cleanup();
   }
+});
+
+test("interop service install listen carries a push URL given by $INTEROP_OPENCLAW_URL (or $INTEROP_POST_URL, …) into the mode-600 environment file", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin"), INTEROP_URL: "http://127.0.0.1:18901" };
+  const unitDir = join(dir.path, "systemd", "user");
+  const environmentFile = join(unitDir, "interop-listen-openclaw.env");
+  const url = "http://127.0.0.1:18789?token=s3cret";
+  // Without it the unit's listen would have no output: every message printed to the journal, and the cursor moved on.
+  const installed = await runCli(
+    ["service", "install", "--exec", EXECUTABLE, "listen", "-a", "openclaw", "--push-token-file", "hooks-token"],
+    { env: { ...env, INTEROP_OPENCLAW_URL: url } },
+  );
+  assert.match(installed.stdout, new RegExp(`^wrote ${environmentFile} \\(mode 600\\)\n`));
+  assert.equal(readFileSync(environmentFile, "utf8"), `INTEROP_OPENCLAW_URL="${url}"\n`);
+  assert.equal(statSync(environmentFile).mode & 0o777, 0o600);
+  const unit = readFileSync(join(unitDir, "interop-listen-openclaw.service"), "utf8");
+  assert.match(unit, new RegExp(`^EnvironmentFile=${environmentFile}$`, "m"));
+  assert.match(unit, /^ExecStart=\S+ listen --agent openclaw --push-token-file \/\S+\/hooks-token --url http:\/\/127\.0\.0\.1:18901$/m);
+  assert.doesNotMatch(unit + installed.stderr, /s3cret/);
+
+  for (const variable of ["INTEROP_POST_URL", "INTEROP_HERMES_WEBHOOK_URL", "INTEROP_A2A_URL"]) {
+    const dry = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob"], {
+      env: { ...env, [variable]: "http://127.0.0.1:9900/" },
+    });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stderr, new RegExp(`interop-listen-bob\\.env \\(mode 600\\) setting ${variable}\n$`));
+  }
+  // With no push URL at all, the unit's listen would refuse the push flag: so does install.
+  const none = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "openclaw", "--push-token-file", "t"], { env });
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /^error: --push-token-file goes with --post or --openclaw URL, and none was given/);
+  assert.equal(none.stdout, "");
+  // An output flag wins over the variable, in the unit as in listen.
+  const flag = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", "--out", "/x.jsonl"], {
+    env: { ...env, INTEROP_OPENCLAW_URL: url },
+  });
+  assert.equal(flag.code, 0, flag.stderr);
+  assert.doesNotMatch(flag.stdout + flag.stderr, /EnvironmentFile|\.env/);
+});
+
+test("interop service install listen makes --a2a-token-file absolute, as every path flag of listen and serve (systemd runs the unit from /)", async () => {
+  const result = await runCli([
+    "service", "install", "--dry-run", "--exec", EXECUTABLE, "listen", "-a", "bob", "--a2a", "http://127.0.0.1:9900/", "--a2a-token-file", "a2a-token",
+    "--token-file", "token", "--state", "state.json",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const cwd = process.cwd();
+  assert.match(result.stdout, new RegExp(`--a2a-token-file ${cwd}/a2a-token --token-file ${cwd}/token --state ${cwd}/state\\.json$`, "m"));
+});
+
+test("interop service install removes the environment file an earlier install left when the new unit needs none", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const env = { XDG_CONFIG_HOME: dir.path, PATH: join(dir.path, "no-bin") };
+  const environmentFile = join(dir.path, "systemd", "user", "interop.env");
+  await runCli(["service", "install", "--exec", EXECUTABLE, "--database-url", "postgres://interop:s3cret@db.lan/interop"], { env });
+  assert.equal(existsSync(environmentFile), true);
+  const again = await runCli(["service", "install", "--exec", EXECUTABLE], { env });
+  assert.match(again.stdout, new RegExp(`removed ${environmentFile} \\(the new unit reads none\\)\n`));
+  assert.equal(existsSync(environmentFile), false, "the old password stays on disk");
+  const listenFile = join(dir.path, "systemd", "user", "interop-listen-bob.env");
+  await runCli(["service", "install", "--exec", EXECUTABLE, "listen", "-a", "bob", "--url", "http://u:s3cret@127.0.0.1:18901"], { env });
+  assert.equal(existsSync(listenFile), true);
+  await runCli(["service", "install", "--exec", EXECUTABLE, "listen", "-a", "bob", "--url", "http://127.0.0.1:18901"], { env });
+  assert.equal(existsSync(listenFile), false);
 });

@@ -79,6 +79,13 @@ test("send whose answer was lost exits 11 naming its key, and a retry with that 
   const failover = await runCli(["send", "-u", `${proxy.url},${broker.url}`, "-f", "hermes", "-t", "openclaw", "second"]);
   assert.equal(failover.code, 0, failover.stderr);
   assert.deepEqual(await peekTexts(broker.url, "openclaw"), ["pay invoice 42", "second"]);
+
+  // When the next broker cannot be reached either, the send stays in doubt (not 3: the first may have stored it).
+  const dead = await fixedAnswer(200, "{}");
+  await close(dead.server);
+  const nowhere = await runCli(["send", "-u", `${proxy.url},${dead.url}`, "-f", "hermes", "-t", "openclaw", "third"]);
+  assert.equal(nowhere.code, 11, nowhere.stderr);
+  assert.match(nowhere.stderr, /^error: No broker answered \(2 tried\): .+; to store it once, send it again with --key \S+\n$/);
 });
 
 test("ask and agent add whose answer was lost exit 11: the question may have been asked, the agent added", async (t) => {
@@ -181,4 +188,10 @@ test("send refuses standard input that is not UTF-8, saying where the bad byte i
   const result = await collect(sender);
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /^error: Standard input is not UTF-8: byte 0xE9 at offset 3 does not start a valid character; .+\n$/);
+  // A character cut short at the end ("ok" and the first two bytes of "€"), and a whole "€" accepted before it.
+  const cut = spawnCli(["send", "-u", fake.url, "-f", "hermes", "-t", "openclaw"]);
+  cut.stdin!.end(Uint8Array.from([0xe2, 0x82, 0xac, 0x6f, 0x6b, 0xe2, 0x82]));
+  const truncated = await collect(cut);
+  assert.equal(truncated.code, 2, truncated.stderr);
+  assert.match(truncated.stderr, /byte 0xE2 at offset 5 does not start a valid character/);
 });

@@ -276,10 +276,9 @@ async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal):
 
 /** The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open. */
 function streamTask(call: Call, envelope: Envelope): OutgoingResponse {
-  return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) => {
-    // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
-    void awaitSettled(call, envelope, closed).catch(() => {});
-  });
+  // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
+  return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
+    awaitSettled(call, envelope, closed).then(() => {}, () => {}));
 }
 
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */

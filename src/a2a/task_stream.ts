@@ -16,7 +16,9 @@ const KEEPALIVE_MS = 15_000;
 
 /**
  * Streams the task of `envelope` to the client of JSON-RPC request `id`, shaped for `version`; `opened` is told
- * when the stream starts, with the signal that aborts when it ends.
+ * when the stream starts, with the signal that aborts when it ends, and returns what settles once the task has and
+ * its reply is taken for the stream: only then does the stream write the settled task and end (ended sooner, the
+ * reply it showed would also stay in the caller's inbox; its take stopped, never having written it, lost it).
  */
 export function taskStream(
   broker: Broker,
@@ -24,10 +26,10 @@ export function taskStream(
   envelope: Envelope,
   rpcId: string | number,
   version: ProtocolVersion,
-  opened: (closed: AbortSignal) => void,
+  opened: (closed: AbortSignal) => Promise<void>,
 ): OutgoingResponse {
   return streamResponse("text/event-stream; charset=utf-8", (sink) => {
-    opened(sink.closed);
+    let taken = false;
     const send = (result: unknown) => sink.write(encodeEvent({ data: JSON.stringify({ jsonrpc: "2.0", id: rpcId, result }) }));
     let last: A2aTask | undefined;
     // One reload at a time, in order: a change seen while one runs is read by the next.
@@ -36,7 +38,7 @@ export function taskStream(
       reloading = reloading.then(async () => {
         if (sink.closed.aborted) return;
         const task = await taskOfMessage(broker, envelope);
-        if (sink.closed.aborted) return;
+        if (sink.closed.aborted || (isSettled(task.status.state) && !taken)) return;
         if (last === undefined) send(version === "1.0" ? { task } : toV03Task(task));
         else if (task.status.state !== last.status.state) for (const event of updates(task, version)) send(event);
         last = task;
@@ -47,8 +49,11 @@ export function taskStream(
       });
     };
     const unwatch = changes.watch(broker, envelope, reload);
-    // Each keepalive also re-reads the task: a change made through another broker on a shared PostgreSQL is not
-    // heard here, so such a stream is at most one keepalive behind.
+    void opened(sink.closed).then(() => {
+      taken = true;
+      reload();
+    });
+    // Each keepalive also re-reads the task: a backstop for a change the watch did not hear.
     const keepalive = setInterval(() => {
       sink.write(encodeComment("keepalive"));
       reload();

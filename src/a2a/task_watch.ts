@@ -2,7 +2,12 @@
 import type { Broker } from "../broker/broker.ts";
 import type { Envelope } from "../message.ts";
 
-/** The hub's own changes to tasks, which the broker does not report: a CancelTask. */
+/**
+ * The hub's own changes to tasks, which the broker does not report (a CancelTask), and the broker's: this broker's
+ * deliveries, replies and dead letters as they happen; on a store brokers share, another broker's commits for the
+ * task's parties as it notifies them, and anything else (a take, a dead letter, a withdrawal there) at the broker's
+ * periodic re-read (every 5 s).
+ */
 export class TaskChanges {
   #listeners = new Set<(messageId: number) => void>();
 
@@ -13,7 +18,8 @@ export class TaskChanges {
 
   /**
    * Calls `onChange` whenever something happens to `envelope` that may change its task: delivered, answered by
-   * its recipient, dead-lettered, withdrawn. Returns the function that stops watching.
+   * its recipient, dead-lettered, withdrawn, or on a shared store whenever another broker may have done one of those.
+   * Returns the function that stops watching.
    */
   watch(broker: Broker, envelope: Envelope, onChange: () => void): () => void {
     const id = envelope.id;
@@ -23,6 +29,7 @@ export class TaskChanges {
       delivered: (delivered) => delivered.id === id && onChange(),
       published: (envelopes) => envelopes.some((published) => published.thread?.replyTo === id) && onChange(),
       deadLettered: (_agent, messageId) => mine(messageId),
+      woken: (agents) => (agents === undefined || agents.includes(envelope.from) || agents.includes(envelope.to)) && onChange(),
     });
     return () => {
       this.#listeners.delete(mine);

@@ -9,6 +9,7 @@ import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
+import { InboxLeases } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
@@ -45,6 +46,8 @@ export class Broker {
   readonly tasks: MessageTasks;
   /** Messages push receivers refused for good. */
   readonly deadLetters: DeadLetters;
+  /** Leases on inboxes for readers that show messages before they take them (`interop poll`). */
+  readonly leases: InboxLeases;
   #idempotent: IdempotentPublishes;
   #publishes: Publishes;
   /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
@@ -130,6 +133,7 @@ export class Broker {
       shared: this.#shared !== undefined,
       now: this.#now,
     });
+    this.leases = new InboxLeases(this.#now);
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();
     this.#lastId = lastId;
@@ -219,6 +223,7 @@ export class Broker {
     if (this.#store.outage !== undefined) return;
     this.#streams.wake(agents);
     for (const agent of agents ?? this.#waiters.agents()) if (this.#waiters.count(agent) > 0) this.#takes.serveWaiters(agent);
+    this.#observers.woken(agents);
   }
 
   /** The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (see `Takes.wait`). */

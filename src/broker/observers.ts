@@ -12,6 +12,11 @@ export interface BrokerObserver {
   deadLettered?(agent: AgentName, messageId: number): void;
   /** One store transaction and the messages in it. */
   committed?(messages: number): void;
+  /**
+   * On a store brokers share: another broker committed messages for these agents (`undefined`: for any, as the
+   * periodic re-read assumes), or anything else may have changed there (a take, a dead letter, a withdrawal).
+   */
+  woken?(agents: AgentName[] | undefined): void;
 }
 
 /** The observers attached to a broker; calling a method calls it on each of them. */
@@ -46,5 +51,9 @@ export class Observers implements Required<BrokerObserver> {
 
   committed(messages: number): void {
     for (const observer of this.#observers) observer.committed?.(messages);
+  }
+
+  woken(agents: AgentName[] | undefined): void {
+    for (const observer of this.#observers) observer.woken?.(agents);
   }
 }

@@ -19,7 +19,9 @@ export async function replyContext(
   maxHops: number,
 ): Promise<{ thread: Thread; otherParty: AgentName; askerContext: string | undefined }> {
   const original = await store.find(replyTo);
-  if (original === undefined || (original.to !== replier && original.from !== replier)) {
+  // A message its sender withdrew before delivery never reached its recipient, who cannot have read it.
+  const unseen = original?.to === replier && (await store.outcome(replyTo)).withdrawnAt !== undefined;
+  if (original === undefined || (original.to !== replier && original.from !== replier) || unseen) {
     throw new InteropError(
       "unknown_message",
       `Cannot reply to message ${replyTo} as ${replier}: no message with this id was sent to or by ${replier} (or retention removed it)`,

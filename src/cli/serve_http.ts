@@ -6,6 +6,7 @@ import { checkOrigin } from "../http/origin_check.ts";
 import { limitRequests, type RequestLimits } from "../http/request_limits.ts";
 import { logRequests } from "../http/request_log.ts";
 import { createRouter } from "../http/router.ts";
+import { stoppingGate } from "../http/stopping_gate.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { serveHttp } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -31,8 +32,11 @@ export interface ServeBrokerOptions {
   verbose: boolean;
 }
 
-/** Starts serving `broker` on `host`:`port`; rejects with `address_in_use` when the port is held. */
-export function serveBroker(broker: Broker, options: ServeBrokerOptions): Promise<HttpServer> {
+/**
+ * Starts serving `broker` on `host`:`port`; rejects with `address_in_use` when the port is held. Closing the server
+ * first turns away every new request (the broker's store closes next).
+ */
+export async function serveBroker(broker: Broker, options: ServeBrokerOptions): Promise<HttpServer> {
   const { log, limits } = options;
   const router = createRouter(broker, {
     auth: options.auth,
@@ -46,12 +50,21 @@ export function serveBroker(broker: Broker, options: ServeBrokerOptions): Promis
   });
   // Inside the request log, so that refusals are logged; inside the limits, which are cheaper still.
   const guarded = checkOrigin(router, { bindHost: options.host, allowedHosts: options.allowedHosts });
-  return serveHttp({
+  const gate = stoppingGate(limitRequests(options.verbose ? logRequests(guarded, log.debug) : guarded, limits));
+  const server = await serveHttp({
     hostname: options.host,
     port: options.port,
-    handler: limitRequests(options.verbose ? logRequests(guarded, log.debug) : guarded, limits),
+    handler: gate.handler,
     maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
     requestTimeoutMs: options.requestTimeoutMs,
     maxIncomingConnections: limits.maxConnections,
   });
+  return {
+    hostname: server.hostname,
+    port: server.port,
+    close: () => {
+      gate.stop();
+      return server.close();
+    },
+  };
 }

@@ -168,6 +168,15 @@ test("CancelTask before delivery withdraws the message for good, also across a r
   assert.equal((after.body.result?.status as { state: string }).state, "TASK_STATE_CANCELED");
   const replay = await fetch(`${broker.url}/ntfy/bob/json?poll=1&since=all`, { headers: bearer(hub.tokens.bob) });
   assert.doesNotMatch(await replay.text(), /never mind/, "a withdrawn message is not replayed either");
+  // Nor answered: bob never had it, and a reply would tell him an id he was never sent exists.
+  const withdrawnId = Number(/^task-(\d+)-/.exec(withdrawn.id)![1]);
+  const reply = await fetch(`${broker.url}/broadcast?from=bob&reply_to=${withdrawnId}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(hub.tokens.bob) },
+    body: JSON.stringify({ text: "an answer to nothing" }),
+  });
+  assert.equal(reply.status, 404);
+  assert.match((await reply.json()).error, new RegExp(`^Cannot reply to message ${withdrawnId} as bob: no message with this id was sent to or by bob`));
 });
 
 test("a dead-lettered message's task is FAILED with the reason", async (t) => {

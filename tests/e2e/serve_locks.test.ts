@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { publish, startBroker } from "../helpers/broker.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { openSse } from "../helpers/sse.ts";
+import { rawClient, type RawClient } from "../helpers/raw_client.ts";
 
 test("interop serve refuses to start when an interop broker holds the port, and the first keeps serving", async () => {
   const first = await startBroker();
@@ -74,6 +75,50 @@ test("interop serve stops cleanly on SIGTERM: streams are told, messages kept, t
       await again.cleanup();
     }
   } finally {
+    dir.cleanup();
+  }
+});
+
+// What a pooled client (the MCP server's fetch, an agent's keep-alive HTTP client) meets in the second a stopping
+// broker gives open connections: a request still arriving must be turned away as "try again or elsewhere", not
+// reach the store being closed (which answered 503 storage_failed "database is not open").
+test("interop serve, while stopping, answers a request still arriving on an open connection 503 storage_unavailable and keeps nothing of it", async () => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let client: RawClient | undefined;
+  try {
+    broker = await startBroker({ dataDir: dir.path });
+    // A wait in progress keeps its connection open through the stop: the broker ends the wait, and the client's
+    // next request on that connection arrives while the store is being closed.
+    client = await rawClient(broker.url, `GET /wait?agent=openclaw&timeout=30 HTTP/1.1\r\nHost: 127.0.0.1:${broker.port}\r\n\r\n`);
+    await waitFor(async () => (await (await fetch(`${broker!.url}/status`)).json()).agents.openclaw?.waiting === 1, 10_000, "the wait");
+    const exited = broker.stop("SIGTERM");
+    await waitFor(() => /^HTTP\/1\.1 \d+ .*\r\n\r\n/s.test(client!.received()), 10_000, "the wait's end");
+    const waitEnd = client.received();
+    const body = JSON.stringify({ late: true });
+    client.socket.write(
+      `POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1:${broker.port}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    await waitFor(() => /\r\n\r\n\{.*\}$/s.test(client!.received().slice(waitEnd.length)), 10_000, "the answer");
+    const answer = client.received().slice(waitEnd.length);
+    assert.match(answer, /^HTTP\/1\.1 503 /);
+    assert.match(answer, /\r\nretry-after: 1\r\n/i);
+    assert.deepEqual(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)), {
+      error: "The broker is stopping: retry in a moment, here once it is back or at another broker on the same database",
+      code: "storage_unavailable",
+    });
+    assert.deepEqual(await exited, { code: 0, signal: null });
+
+    const again = await startBroker({ dataDir: dir.path });
+    try {
+      assert.deepEqual(await (await fetch(`${again.url}/poll?agent=openclaw`)).json(), []);
+    } finally {
+      await again.cleanup();
+    }
+  } finally {
+    client?.socket.destroy();
+    await broker?.cleanup();
     dir.cleanup();
   }
 });

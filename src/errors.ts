@@ -45,6 +45,8 @@ export type ErrorCode =
   | "database_in_use"
   | "store_mismatch"
   | "unreachable"
+  | "in_doubt"
+  | "tls_failed"
   | "rejected"
   | "unhealthy"
   | "replaced"

@@ -1,4 +1,5 @@
 /** The `interop` command: dispatches to a subcommand, reports its error, and is the only place that exits. */
+import { Buffer } from "node:buffer";
 import { writeFileSync } from "node:fs";
 import process from "node:process";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
@@ -112,9 +113,9 @@ function processIo(): Io {
     stderr: (text) => process.stderr.write(redactCredentials(text)),
     async readStdin() {
       if (process.stdin.isTTY) return null;
-      let text = "";
-      for await (const chunk of process.stdin) text += chunk;
-      return text;
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk);
+      return Buffer.concat(chunks);
     },
     env: process.env,
     shutdown: shutdown.signal,

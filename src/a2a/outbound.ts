@@ -226,7 +226,8 @@ export class A2aOutbound {
           return undefined;
         } catch (error) {
           const passing = error instanceof InteropError &&
-            (error.code === "unreachable" || error.code === "storage_failed" || (error.status ?? 0) >= 500);
+            // In doubt (the answer to an earlier attempt lost): the key makes another attempt store it once.
+            (error.code === "unreachable" || error.code === "in_doubt" || error.code === "storage_failed" || (error.status ?? 0) >= 500);
           if (passing) throw error;
           return error as Error; // hop limit, size, a sender gone: retrying cannot help
         }

@@ -28,8 +28,9 @@ Options:
 ${CLIENT_HELP}
   -h, --help          show this help
 
-Exit codes: 0 done, 2 bad usage, 3 broker unreachable, 4 broker refused (unknown agent,
-messages pending, no admin token).
+Exit codes: 0 done, 2 bad usage, 3 broker unreachable (nothing sent), 4 broker refused
+(unknown agent, messages pending, no admin token), 11 in doubt: the request went out but
+no answer came (it may have been done; running it again is harmless).
 `;
 
 const OPTIONS = {

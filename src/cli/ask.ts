@@ -30,7 +30,8 @@ does, and --print-json still means --json.
 
 Exit codes: 0 the reply came, 7 no reply within --timeout (a later reply lands in the
 asker's inbox), 130 interrupted (Ctrl-C) before the reply, 2 bad usage, 3 broker
-unreachable, 4 broker refused.
+unreachable (nothing sent), 4 broker refused, 11 in doubt: the question went out but no
+answer came (it may have been asked).
 `;
 
 export const OPTIONS = {

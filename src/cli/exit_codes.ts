@@ -5,6 +5,7 @@ export const EXIT = {
   ok: 0,
   failure: 1,
   usage: 2,
+  /** Nothing was done: no broker could be reached (or it asked to be tried later, 429); safe to retry. */
   unreachable: 3,
   rejected: 4,
   unhealthy: 5,
@@ -16,11 +17,18 @@ export const EXIT = {
   /** send: stored, but a broadcast left out some recipients (full inboxes), or a retry cannot tell whether it did. */
   partial: 10,
   /** Ctrl-C (or SIGTERM) stopped a command that was waiting: 128 + SIGINT, as shells report it. */
+  /**
+   * The request went out but no answer came (reset, timeout, a proxy's 502/504): it may have been done. `send`
+   * prints its idempotency key; retrying with it stores the message once.
+   */
+  inDoubt: 11,
   interrupted: 130,
 } as const;
 
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof InteropError)) return EXIT.failure;
+  // Too many requests: nothing was done, and the broker says when to try again.
+  if (error.status === 429) return EXIT.unreachable;
   if (error.status !== undefined) return EXIT.rejected;
   switch (error.code) {
     case "usage":
@@ -31,7 +39,10 @@ export function exitCodeFor(error: unknown): number {
       return EXIT.usage;
     case "unreachable":
       return EXIT.unreachable;
+    case "in_doubt":
+      return EXIT.inDoubt;
     case "rejected":
+    case "tls_failed":
       return EXIT.rejected;
     case "unhealthy":
       return EXIT.unhealthy;

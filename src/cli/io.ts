@@ -7,8 +7,8 @@ export interface Io {
    */
   writeStdout(text: string): Promise<void>;
   stderr(text: string): void;
-  /** Whole standard input, for `send` with no text argument; null when stdin is a terminal. */
-  readStdin(): Promise<string | null>;
+  /** Whole standard input as bytes (decoded once, whole: a character may span two chunks); null when stdin is a terminal. */
+  readStdin(): Promise<Uint8Array | null>;
   env: Record<string, string | undefined>;
   /** Aborted on SIGINT or SIGTERM: long-running subcommands stop cleanly and return. */
   shutdown: AbortSignal;

@@ -44,11 +44,43 @@ export async function readMessageInput(command: string, positionals: string[], d
   if (data !== undefined) return parsePayload(new TextEncoder().encode(data), "application/json");
   const fromStdin = positionals.length === 0;
   // Like $(…) in a shell, stdin loses one trailing newline.
-  const text = fromStdin ? (await io.readStdin())?.replace(/\r?\n$/, "") ?? null : positionals.join(" ");
+  const text = fromStdin ? decodeStdin(command, await io.readStdin())?.replace(/\r?\n$/, "") ?? null : positionals.join(" ");
   // An empty message is a mistake (`send </dev/null`, an unset "$VAR"), never something to deliver.
   if (text === null || text.trim() === "") {
     const why = text === null ? "no TEXT" : `${fromStdin ? "standard input" : "TEXT"} is ${text === "" ? "empty" : "blank"}`;
     throw usageError(command, `Nothing to send: ${why}; give TEXT, --data JSON, or pipe the text on stdin`);
   }
   return { text };
+}
+
+/** Standard input as text: bytes that are not UTF-8 are refused, never sent as U+FFFD in their place. */
+function decodeStdin(command: string, bytes: Uint8Array | null): string | null {
+  if (bytes === null) return null;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidByte(bytes);
+    const byte = bytes[at].toString(16).toUpperCase().padStart(2, "0");
+    throw usageError(
+      command,
+      `Standard input is not UTF-8: byte 0x${byte} at offset ${at} does not start a valid character; convert it (iconv -t UTF-8), or send binary data base64-encoded in --data JSON`,
+    );
+  }
+}
+
+/** Where the first byte sequence that is not UTF-8 starts (bytes that the fatal decoder refused as a whole). */
+function firstInvalidByte(bytes: Uint8Array): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (let at = 0; at < bytes.length;) {
+    const lead = bytes[at];
+    const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length === 0 || at + length > bytes.length) return at;
+    try {
+      decoder.decode(bytes.subarray(at, at + length));
+    } catch {
+      return at;
+    }
+    at += length;
+  }
+  return bytes.length - 1;
 }

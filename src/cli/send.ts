@@ -1,6 +1,7 @@
 /** `interop send`: publish one message. */
 import type { SendReply } from "../client/broker_client.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { InteropError } from "../errors.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { legacyBodyFlag, MESSAGE_OPTIONS, readMessageInput } from "./message_input.ts";
@@ -33,8 +34,10 @@ ${CLIENT_HELP}
 Deprecated: --json JSON (a value starting with { or [) still sends JSON as --data does,
 and --print-json still means --json.
 
-Exit codes: 0 sent (committed), 2 bad usage or message, 3 broker unreachable,
-4 broker refused (the reason is printed), 10 sent to some only: a broadcast left out
+Exit codes: 0 sent (committed), 2 bad usage or message, 3 not sent: the broker is
+unreachable or busy (429; retry), 4 broker refused (the reason is printed), 11 in doubt:
+sent but no answer came (it may be stored: retry with the --key the error names, which
+stores it once), 10 sent to some only: a broadcast left out
 agents whose inbox is full (one "warning: not delivered to AGENT" line each on stderr;
 the others have it, so do not send it again without --key), or a --key retry cannot
 tell whether the first attempt did. The message is stored either way: a retry loop must
@@ -64,7 +67,15 @@ export async function run(args: string[], io: Io): Promise<number> {
     : parseCount("send", "--reply-to", values["reply-to"], 1, Number.MAX_SAFE_INTEGER);
   const client = brokerClient("send", values, io.env);
   const payload = await readMessageInput("send", positionals, values.data, io);
-  const reply = await client.send(from, to, payload, { replyTo, key: values.key });
+  // Always a key, so that a send whose answer was lost can be retried without storing it twice.
+  const key = values.key ?? crypto.randomUUID();
+  let reply: SendReply;
+  try {
+    reply = await client.send(from, to, payload, { replyTo, key });
+  } catch (error) {
+    if (!(error instanceof InteropError) || error.code !== "in_doubt") throw error;
+    throw new InteropError("in_doubt", `${error.message}; to store it once, send it again with --key ${key}`, { cause: error });
+  }
   io.stdout(values.json || values["print-json"] ? JSON.stringify(reply) + "\n" : reply.ids.join("\n") + "\n");
   return reportMissed(reply, io);
 }

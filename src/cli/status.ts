@@ -67,8 +67,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   try {
     report = await client.status();
   } catch (error) {
-    if (!(error instanceof InteropError) || error.code !== "unreachable") throw error;
-    if (values.json) io.stdout(JSON.stringify({ ok: false, reachable: false, url, problems: [error.message] }) + "\n");
+    if (!(error instanceof InteropError)) throw error;
+    // --json always answers on stdout: a broker that refused (a token missing, a foreign answer) was reached.
+    const reachable = error.code !== "unreachable" && error.code !== "tls_failed";
+    if (values.json) io.stdout(JSON.stringify({ ok: false, reachable, url, problems: [error.message] }) + "\n");
+    if (reachable) throw error;
     // Point to the service when there is one: that is where the broker's own logs and restarts are.
     const installed = (["user", "system"] as const).find((scope) => existsSync(unitPath(scope, io.env)));
     if (installed === undefined) throw error;

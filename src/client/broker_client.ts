@@ -1,7 +1,7 @@
 /** The one HTTP client the subcommands share: send, poll, status, and opening a stream. */
 import { constants } from "node:os";
 import { type ErrorCode, InteropError } from "../errors.ts";
-import type { AgentName, Payload, WireMessage } from "../message.ts";
+import { type AgentName, METADATA_FIELD, type Payload, type WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { MORE_PENDING_HEADER } from "../broker/message_answer.ts";
@@ -72,8 +72,8 @@ export class BrokerClient {
   /**
    * Publishes `payload` from `from` to `to` (or to every other known agent). With `replyTo` it answers that
    * message, and goes back to its sender unless `to` says otherwise; with `key`, a retry is not stored twice.
-   * With several brokers it always sends a key: a publish whose answer was lost and that is retried on the next
-   * broker is then stored once by brokers that share a database.
+   * Without one it sends a random key: a publish whose answer was lost and that is retried on the next broker is
+   * then stored once by brokers that share a database.
    */
   send(
     from: AgentName,
@@ -85,9 +85,8 @@ export class BrokerClient {
     if (to !== undefined) query.set("to", to);
     if (options.replyTo !== undefined) query.set("reply_to", String(options.replyTo));
     const request = jsonBody(payload);
-    const key = options.key ?? (this.urls.all.length > 1 ? crypto.randomUUID() : undefined);
-    if (key !== undefined) request.headers["idempotency-key"] = key;
-    return this.#json<SendReply>("POST", `/broadcast?${query}`, request);
+    request.headers["idempotency-key"] = options.key ?? crypto.randomUUID();
+    return this.#json<SendReply>("POST", `/broadcast?${query}`, request, undefined, isSendReply);
   }
 
   /**
@@ -102,7 +101,8 @@ export class BrokerClient {
     cancel?: AbortSignal,
   ): Promise<{ question: number; reply: WireMessage }> {
     const query = new URLSearchParams({ from, to, timeout: String(timeoutSeconds) });
-    return this.#json("POST", `/ask?${query}`, jsonBody(payload), longRequest(timeoutSeconds, cancel));
+    return this.#json("POST", `/ask?${query}`, jsonBody(payload), longRequest(timeoutSeconds, cancel), (answer) =>
+      typeof answer.question === "number" && isMessage(answer.reply));
   }
 
   /**
@@ -113,7 +113,7 @@ export class BrokerClient {
     const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds) });
     if (replyTo !== undefined) query.set("reply_to", String(replyTo));
     const response = await this.#fetch("GET", `/wait?${query}`, {}, longRequest(timeoutSeconds, undefined));
-    return response.status === 204 ? null : await response.json() as WireMessage;
+    return response.status === 204 ? null : this.#expect(await this.#parse(response), isMessage);
   }
 
   /**
@@ -124,7 +124,7 @@ export class BrokerClient {
     const query = new URLSearchParams({ agent, limit: String(limit) });
     if (upTo !== undefined) query.set("up_to", String(upTo));
     if (lease !== undefined) query.set("lease_id", lease);
-    return this.#json<WireMessage[]>("GET", `/poll?${query}`);
+    return this.#json<WireMessage[]>("GET", `/poll?${query}`, {}, undefined, isMessages);
   }
 
   /**
@@ -137,7 +137,7 @@ export class BrokerClient {
     if (leaseSeconds !== undefined) query.set("lease", String(leaseSeconds));
     const response = await this.#fetch("GET", `/poll?${query}`, {}, { timeoutMs: this.#timeoutMs });
     return {
-      messages: await this.#parse<WireMessage[]>(response),
+      messages: this.#expect(await this.#parse(response), isMessages),
       more: response.headers.get(MORE_PENDING_HEADER) === "true",
       lease: response.headers.get(LEASE_HEADER) ?? undefined,
     };
@@ -150,24 +150,27 @@ export class BrokerClient {
 
   /** Every agent with an inbox (`GET /agents`, an admin token when the broker has tokens). */
   async agents(): Promise<AgentEntry[]> {
-    return (await this.#json<{ agents: AgentEntry[] }>("GET", "/agents")).agents;
+    return (await this.#json<{ agents: AgentEntry[] }>("GET", "/agents", {}, undefined, (answer) => Array.isArray(answer.agents))).agents;
   }
 
   /** Creates the agent's inbox; resolves with whether it was created (false: it existed). */
   async addAgent(agent: AgentName): Promise<boolean> {
-    return (await this.#json<{ created: boolean }>("POST", `/agents?${new URLSearchParams({ agent })}`)).created;
+    const path = `/agents?${new URLSearchParams({ agent })}`;
+    return (await this.#json<{ created: boolean }>("POST", path, {}, undefined, (answer) => typeof answer.created === "boolean")).created;
   }
 
   /** Deletes the agent's inbox for good; `force` even with messages pending or a stream open. Resolves with the messages deleted. */
   async removeAgent(agent: AgentName, force: boolean): Promise<number> {
     const query = new URLSearchParams({ agent, ...(force ? { force: "1" } : {}) });
-    return (await this.#json<{ deleted: number }>("DELETE", `/agents?${query}`)).deleted;
+    return (await this.#json<{ deleted: number }>("DELETE", `/agents?${query}`, {}, undefined, (answer) => typeof answer.deleted === "number"))
+      .deleted;
   }
 
   /** `cancel`: a listener stopping does not wait for the answer. */
   async status(cancel?: AbortSignal): Promise<StatusReport> {
-    const report = await this.#json<StatusReport>("GET", "/status", {}, { timeoutMs: this.#timeoutMs, cancel });
-    // A broker with tokens answers a request without one with a bare liveness object.
+    const report = await this.#json<StatusReport>("GET", "/status", {}, { timeoutMs: this.#timeoutMs, cancel }, (answer) =>
+      // A broker with tokens answers a request without one with a bare liveness object.
+      answer.service === "interop" || (isObject(answer.agents) && typeof answer.last_id === "number"));
     if (report.agents === undefined) {
       throw new InteropError(
         "unauthorized",
@@ -206,28 +209,41 @@ export class BrokerClient {
     return { id: known ?? status.last_id, store: status.store_id };
   }
 
+  /** `fits`: whether the answer has the shape of the broker's (undefined: any JSON is taken). */
   async #json<T>(
     method: string,
     path: string,
     init: { body?: string; headers?: Record<string, string> } = {},
     deadline: Deadline = { timeoutMs: this.#timeoutMs },
+    fits: (answer: Record<string, unknown>) => boolean = () => true,
   ): Promise<T> {
-    return this.#parse<T>(await this.#fetch(method, path, init, deadline));
+    return this.#expect<T>(await this.#parse(await this.#fetch(method, path, init, deadline)), fits);
   }
 
-  async #parse<T>(response: Response): Promise<T> {
+  async #parse(response: Response): Promise<unknown> {
     try {
-      return await response.json() as T;
+      return await response.json();
     } catch (cause) {
       throw new InteropError("rejected", `Broker at ${this.baseUrl} sent a reply that is not JSON`, { cause });
     }
   }
 
   /**
+   * A 2xx answer that is not the broker's (`--url` pointing at another server, or a proxy's wrong upstream) must
+   * not read as success: nothing was stored or taken.
+   */
+  #expect<T>(answer: unknown, fits: (answer: Record<string, unknown>) => boolean): T {
+    if (typeof answer === "object" && answer !== null && fits(answer as Record<string, unknown>)) return answer as T;
+    const shown = JSON.stringify(answer).slice(0, 100);
+    throw new InteropError("rejected", `Broker at ${this.baseUrl} sent an answer that is not interop's: ${shown}; is --url a broker's?`);
+  }
+
+  /**
    * Fetches from the current broker, moving on to the next while one cannot be reached (refused, reset, no answer
-   * within the deadline) or cannot reach its store (503 `storage_unavailable`); a non-2xx answer is the broker's
-   * own error. A request that may have reached a broker (reset, timeout) moves on only when sending it twice does
-   * no harm: a GET, or one with an Idempotency-Key; an ask sent again would ask its question twice.
+   * within the deadline, a proxy's 502/503/504) or cannot reach its store (503 `storage_unavailable`); another
+   * non-2xx answer is the broker's own error. A request that may have reached a broker (`in_doubt`: reset,
+   * timeout) moves on only when sending it twice does no harm: one with an Idempotency-Key; an ask sent again
+   * would ask its question twice.
    */
   #fetch(
     method: string,
@@ -235,10 +251,10 @@ export class BrokerClient {
     init: { body?: string; headers?: Record<string, string> },
     deadline: Deadline,
   ): Promise<Response> {
-    const repeatable = method === "GET" || init.headers?.["idempotency-key"] !== undefined;
+    const repeatable = init.headers?.["idempotency-key"] !== undefined;
     const isDown = (error: unknown) =>
       deadline.cancel?.aborted !== true && error instanceof InteropError &&
-      (error.code === "storage_unavailable" || (error.code === "unreachable" && (repeatable || neverConnected(error))));
+      (error.code === "storage_unavailable" || error.code === "unreachable" || (error.code === "in_doubt" && repeatable));
     return this.urls.use((baseUrl) => this.#fetchFrom(baseUrl, method, path, init, deadline), isDown);
   }
 
@@ -261,12 +277,32 @@ export class BrokerClient {
       });
     } catch (cause) {
       const reason = cause instanceof Error && cause.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : describeCause(cause);
+      if (isTlsFailure(reason)) {
+        throw new InteropError(
+          "tls_failed",
+          `Cannot talk to the broker at ${baseUrl} over TLS: ${reason}; a certificate or protocol problem (https:// to a plain HTTP port?) that retrying does not fix`,
+          { cause },
+        );
+      }
+      // A request never sent did nothing; a POST or DELETE may have been done before its answer was lost. A GET is
+      // left unreachable as before: it reads, but for a /poll take, which `poll` prints before it takes.
+      if (method !== "GET" && !CONNECT_FAILURES.has(reason)) {
+        throw new InteropError("in_doubt", `No answer from the broker at ${baseUrl} (${reason}) after the request went out: it may have been done`, {
+          cause,
+        });
+      }
       throw new InteropError("unreachable", `Cannot reach the broker at ${baseUrl}: ${reason}; is 'interop serve' running?`, {
         cause,
       });
     }
     if (response.ok) return response;
     const text = await response.text().catch(() => "");
+    if (GATEWAY_FAILURES.has(response.status) && !isBrokerError(text)) {
+      // A proxy in front answered for the broker: it could not reach it, or gave up waiting for its answer.
+      const reason = `HTTP ${response.status} from a proxy: ${text.slice(0, 100) || response.statusText}`;
+      if (method === "GET") throw new InteropError("unreachable", `Cannot reach the broker at ${baseUrl}: ${reason}`);
+      throw new InteropError("in_doubt", `No answer from the broker at ${baseUrl} (${reason}): the request may have been done`);
+    }
     let error = text.slice(0, 200) || response.statusText;
     let code: ErrorCode = "rejected";
     try {
@@ -296,8 +332,43 @@ function longRequest(timeoutSeconds: number, cancel: AbortSignal | undefined): D
 /** Failures of a fetch that mean no connection was made, so the broker cannot have had the request. */
 const CONNECT_FAILURES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "bad port"]);
 
-function neverConnected(error: InteropError): boolean {
-  return CONNECT_FAILURES.has(describeCause(error.cause));
+/** A proxy's answers when it could not reach the broker or its answer did not come. */
+const GATEWAY_FAILURES = new Set([502, 503, 504]);
+
+/** Whether an error answer is the broker's own (a JSON `{"error", "code"}`), not a proxy's page. */
+function isBrokerError(text: string): boolean {
+  try {
+    return typeof (JSON.parse(text) as { code?: unknown })?.code === "string";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A certificate or TLS protocol failure, as each runtime names it: Node's codes (`DEPTH_ZERO_SELF_SIGNED_CERT`,
+ * `ERR_SSL_WRONG_VERSION_NUMBER`, `CERT_HAS_EXPIRED`), Deno's prose (`invalid peer certificate: UnknownIssuer`,
+ * `received corrupt message of type InvalidContentType`).
+ */
+function isTlsFailure(reason: string): boolean {
+  return /CERT|SSL|TLS|UNABLE_TO_(GET|VERIFY)|certificate|corrupt message/i.test(reason);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A message as the broker sends it: the sender's fields and the broker's own under `interop`. */
+function isMessage(value: unknown): boolean {
+  return isObject(value) && isObject(value[METADATA_FIELD]) && typeof value[METADATA_FIELD].id === "number";
+}
+
+/** The answer of a poll: an array of messages. */
+function isMessages(value: unknown): boolean {
+  return Array.isArray(value) && value.every(isMessage);
+}
+
+function isSendReply(answer: Record<string, unknown>): boolean {
+  return typeof answer.id === "number" && Array.isArray(answer.ids);
 }
 
 /**

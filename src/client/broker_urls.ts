@@ -26,7 +26,7 @@ export class BrokerUrls {
   /**
    * Runs `attempt` against the current broker and, while it fails because that broker is down (`isDown`), against
    * each other one in turn, at most once each. The broker that answered stays current. When every broker is down,
-   * it rejects with `unreachable` naming each one's failure (or, with one broker, with that broker's own error).
+   * it rejects with `unreachable` (`in_doubt` when one may have done the request) naming each one's failure (or, with one broker, with that broker's own error).
    */
   async use<T>(attempt: (url: string) => Promise<T>, isDown: (error: unknown) => boolean): Promise<T> {
     const failures: Array<{ url: string; error: unknown }> = [];
@@ -43,9 +43,12 @@ export class BrokerUrls {
     if (failures.length === 1) throw failures[0].error;
     const reasons = failures.map(({ url, error }) => `${url}: ${(error as Error).message}`).join("; ");
     const last = failures[failures.length - 1].error as InteropError;
-    // Every broker up but none with its store: the broker's own refusal (exit 4), else none could be reached (exit 3).
-    const storeDown = failures.every(({ error }) => (error as InteropError).code === "storage_unavailable");
-    throw new InteropError(storeDown ? "storage_unavailable" : "unreachable", `No broker answered (${failures.length} tried): ${reasons}`, {
+    // Every broker up but none with its store: the broker's own refusal (exit 4); else one that may have done the
+    // request leaves it in doubt (exit 11); else none could be reached (exit 3).
+    const codes = failures.map(({ error }) => (error as InteropError).code);
+    const storeDown = codes.every((code) => code === "storage_unavailable");
+    const code = storeDown ? "storage_unavailable" : codes.includes("in_doubt") ? "in_doubt" : "unreachable";
+    throw new InteropError(code, `No broker answered (${failures.length} tried): ${reasons}`, {
       cause: last,
       status: storeDown ? last.status : undefined,
     });

@@ -15,7 +15,12 @@
  * ```
  */
 export function redactUrl(url: string): string {
-  return _redactParameters(_redactPathKeys(_redactUserinfo(url)));
+  return _redactPathKeys(redactUserAndQuery(url));
+}
+
+/** `url` with its user and password and its secret query parameters replaced by `***`, its path as it is. */
+export function redactUserAndQuery(url: string): string {
+  return _redactParameters(_redactUserinfo(url));
 }
 
 /**
@@ -48,10 +53,12 @@ function _redactUserinfo(url: string): string {
 
 /**
  * Whether a path segment holds a key, as webhooks put one in their path (Slack's 24 characters, Discord's 68, Teams'
- * 32 hex digits, Mattermost's 26): a run of 20 letters and digits, or of 16 with both. Names people choose rarely
- * run that long without a `-`, `_` or `.`; one that does is hidden too, which costs only a readable log line.
+ * 32 hex digits, Mattermost's 26, n8n's UUID): a run of 20 letters and digits, or of 16 with both; a UUID; or 32
+ * characters and more of letters, digits, `-` and `_` (a base64url token). Names people choose rarely look like
+ * that; one that does is hidden too, which costs only a readable log line.
  */
 function _holdsKey(segment: string): boolean {
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(segment) || /^[\w-]{32,}$/.test(segment)) return true;
   return (segment.match(/[A-Za-z0-9]{16,}/g) ?? []).some((run) => run.length >= 20 || (/[0-9]/.test(run) && /[A-Za-z]/.test(run)));
 }
 

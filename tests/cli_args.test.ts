@@ -152,6 +152,9 @@ test("redactUrl() hides path segments that hold a key (Slack, Discord, Teams, Ma
     ["https://acme.webhook.office.com/webhookb2/0d8b3c2e-1f2a@1a2b/IncomingWebhook/3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c/0d8b", "https://acme.webhook.office.com/webhookb2/0d8b3c2e-1f2a@1a2b/IncomingWebhook/***/0d8b"],
     ["https://chat.example.com/hooks/xkmjsfhndqwpabzreytuvc", "https://chat.example.com/hooks/***"],
     ["http://u:pw@h:1/hooks/abcdefgh12345678?token=t#top", "http://u:***@h:1/hooks/***?token=***#top"],
+    // n8n's UUID; a base64url token with - and _.
+    ["https://n8n.example/webhook/4f8c1e2a-9b3d-4c5e-8f7a-1b2c3d4e5f6a", "https://n8n.example/webhook/***"],
+    ["https://maker.example/use/dA1b-C2d_E3f-G4h_I5j-K6l_M7n-O8p_Q9r", "https://maker.example/use/***"],
   ];
   for (const [url, shown] of hidden) assert.equal(redactUrl(url), shown, url);
   assert.equal(redactCredentials("Cannot push to https://hooks.slack.com/services/T0/B0/4fJ8kq2LmN9xZ7wR3tY6pH1s: 404"), "Cannot push to https://hooks.slack.com/services/T0/B0/***: 404");

@@ -78,3 +78,16 @@ test("a long poll waits for a lease to end, or expire, before it takes anything;
   gone.abort();
   await cut;
 });
+
+test("a holder renews its lease from now with its id; no one else can, and a removed agent's inbox starts free", async () => {
+  let now = 0;
+  const leases = new InboxLeases(() => now);
+  const id = await leases.acquire(leo, 60);
+  now = 50_000;
+  assert.equal(await leases.acquire(leo, 60, id), id);
+  now = 100_000;
+  await assert.rejects(leases.acquire(leo, 60), (error) => leased(error, 10));
+  await assert.rejects(leases.acquire(leo, 60, "not-the-holder"), (error) => leased(error, 10));
+  leases.forget(leo);
+  assert.equal(await leases.take(leo, undefined, () => Promise.resolve("free")), "free");
+});

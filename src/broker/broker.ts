@@ -110,6 +110,7 @@ export class Broker {
       forget: (agent) => {
         this.#streams.removed(agent);
         this.#takes.forget(agent);
+        this.leases.forget(agent);
       },
       now: this.#now,
     });

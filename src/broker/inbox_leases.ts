@@ -32,12 +32,13 @@ export class InboxLeases {
 
   /**
    * Grants `agent`'s inbox to the caller for `seconds`, once the takes in progress have ended: what the caller reads
-   * next no one else takes. Refused (409 `inbox_leased`) while a lease is held. Resolves with the lease's id.
+   * next no one else takes. Refused (409 `inbox_leased`) while another lease is held; `renewing` the caller's own
+   * (still held), it is extended from now. Resolves with the lease's id.
    */
-  async acquire(agent: AgentName, seconds: number): Promise<string> {
+  async acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string> {
     const held = this.#live(agent);
-    if (held !== undefined) throw this.#leased(agent, held);
-    const lease = { id: crypto.randomUUID(), expiresAt: this.#now() + seconds * 1000 };
+    if (held !== undefined && held.id !== renewing) throw this.#leased(agent, held);
+    const lease = { id: held?.id ?? crypto.randomUUID(), expiresAt: this.#now() + seconds * 1000 };
     this.#leases.set(agent, lease);
     await this.#takes.get(agent)?.ended.promise;
     return lease.id;
@@ -66,7 +67,11 @@ export class InboxLeases {
 
   /** Ends the lease `id` on `agent`'s inbox, if it is the one held. */
   end(agent: AgentName, id: string): void {
-    if (this.#leases.get(agent)?.id !== id) return;
+    if (this.#leases.get(agent)?.id === id) this.forget(agent);
+  }
+
+  /** Ends any lease on `agent`'s inbox: the operator removed it, and an inbox created again starts free. */
+  forget(agent: AgentName): void {
     this.#leases.delete(agent);
     for (const free of this.#freed.get(agent) ?? []) free();
     this.#freed.delete(agent);

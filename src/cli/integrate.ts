@@ -87,10 +87,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   };
   // Everything integrate writes (the skill, read into the model's context; MCP arguments; peer URLs) and prints
   // would carry the password, in files others may read: the broker's own token does that job instead.
-  if (options.brokerUrl.split(",").some(hasSecrets)) {
+  // A path that looks like a key is far more often a proxy's prefix than a secret: not refused.
+  if (options.brokerUrl.split(",").some((url) => hasSecrets(url, { pathKeys: false }))) {
     throw usageError(
       "integrate",
-      `Invalid ${values.url === undefined ? "$INTEROP_URL" : "--url"}: ${JSON.stringify(redactUrl(options.brokerUrl))} has a user or password, which integrate would write into the agent's skill and config; give the URL without it, and the agent a token: interop token create --agent ${options.agent} > FILE, then --token-file FILE`,
+      `Invalid ${values.url === undefined ? "$INTEROP_URL" : "--url"}: ${JSON.stringify(redactUrl(options.brokerUrl))} has a user or password, or a secret query parameter, which integrate would write into the agent's skill and config; give the URL without it, and the agent a token: interop token create --agent ${options.agent} > FILE, then --token-file FILE`,
     );
   }
   // A flag wins over the environment; a database over a data dir named the same way (as for interop token).

@@ -60,7 +60,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     // or another run would print the same messages.
     const size = Math.min(remaining, DEFAULT_POLL_LIMIT);
     const { messages: page, more, lease } = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size);
-    const printed = await printUntilClosed(page, io);
+    const printed = await whileRenewing(client, agent, lease, () => printUntilClosed(page, io));
     // The take ends the lease; with nothing printed it takes nothing (up to id 0) and only lets the next reader in.
     if (!values.peek) await client.poll(agent, Math.max(printed, 1), printed > 0 ? page[printed - 1].interop.id : 0, lease);
     if (printed < page.length) break;
@@ -79,11 +79,26 @@ async function leasedPeek(client: BrokerClient, agent: AgentName, limit: number)
   const giveUpAt = Date.now() + MAX_LEASE_WAIT_MS;
   for (;;) {
     try {
-      return await client.peek(agent, limit, LEASE_SECONDS);
+      return await client.peek(agent, limit, { seconds: LEASE_SECONDS });
     } catch (error) {
       if (!(error instanceof InteropError) || error.code !== "inbox_leased" || Date.now() > giveUpAt) throw error;
       await new Promise((resolve) => setTimeout(resolve, LEASE_RETRY_MS));
     }
+  }
+}
+
+/**
+ * Runs `work` (printing a page) with the lease renewed every third of its length: a reader slower than the lease
+ * (a pipe into a busy consumer) would otherwise let the next run in to print the same messages.
+ */
+async function whileRenewing<T>(client: BrokerClient, agent: AgentName, lease: string | undefined, work: () => Promise<T>): Promise<T> {
+  if (lease === undefined) return await work();
+  // Failures are left to the take: it is refused if another run holds the inbox by then.
+  const renew = setInterval(() => void client.peek(agent, 1, { seconds: LEASE_SECONDS, id: lease }).catch(() => {}), (LEASE_SECONDS * 1000) / 3);
+  try {
+    return await work();
+  } finally {
+    clearInterval(renew);
   }
 }
 

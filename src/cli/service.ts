@@ -145,7 +145,7 @@ export function run(args: string[], io: Io): Promise<number> {
         const brokerUrl = given.has("url") ? listenFlags.find(([name]) => name === "url")![1] : io.env.INTEROP_URL || undefined;
         // A secret in it (a user or password, a `?token=`) goes into the environment file (listen reads $INTEROP_URL),
         // as the broker's database URL does: not into ExecStart, which ps and `systemctl show` print to anyone.
-        const secretUrl = brokerUrl !== undefined && brokerUrl.split(",").some(hasSecrets);
+        const secretUrl = brokerUrl !== undefined && brokerUrl.split(",").some((url) => hasSecrets(url));
         const secrets: Record<string, string> = secretUrl ? { INTEROP_URL: brokerUrl } : {};
         // So does one in the push URL (--a2a, --openclaw, …): listen, given no output flag, reads it from its variable.
         const hidden = new Set(secretUrl ? ["url"] : []);

@@ -129,12 +129,18 @@ export class BrokerClient {
 
   /**
    * The agent's undelivered messages (at most `limit`), taking none; `more` when the broker's answer budget (a size)
-   * left some out, which the next page has. With `leaseSeconds`, the inbox is held for this client that long at most,
-   * until its take: `lease` in the answer is the lease's id, which the take passes back.
+   * left some out, which the next page has. With `lease`, the inbox is held for this client `seconds` at most (from
+   * now: renewed when `id` is the lease it holds), until its take: `lease` in the answer is the lease's id, which the
+   * take passes back.
    */
-  async peek(agent: AgentName, limit: number, leaseSeconds?: number): Promise<{ messages: WireMessage[]; more: boolean; lease?: string }> {
+  async peek(
+    agent: AgentName,
+    limit: number,
+    lease?: { seconds: number; id?: string },
+  ): Promise<{ messages: WireMessage[]; more: boolean; lease?: string }> {
     const query = new URLSearchParams({ agent, limit: String(limit), peek: "1" });
-    if (leaseSeconds !== undefined) query.set("lease", String(leaseSeconds));
+    if (lease !== undefined) query.set("lease", String(lease.seconds));
+    if (lease?.id !== undefined) query.set("lease_id", lease.id);
     const response = await this.#fetch("GET", `/poll?${query}`, {}, { timeoutMs: this.#timeoutMs });
     return {
       messages: this.#expect(await this.#parse(response), isMessages),

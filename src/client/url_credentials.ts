@@ -3,14 +3,15 @@
  * such a URL (Deno's sends them as Basic), so they travel as HTTP Basic credentials (for a proxy in front of the
  * broker or the receiver) on both, and the password is never shown.
  */
-import { redactUrl } from "../url_redaction.ts";
+import { redactUrl, redactUserAndQuery } from "../url_redaction.ts";
 
 /**
- * Whether a URL (a broker's, a push target's) carries a secret: a user or password, or a secret query parameter
- * (`?token=`, see `redactUrl`). Such a URL must be kept out of world-readable files (a unit's command line).
+ * Whether a URL (a broker's, a push target's) carries a secret: a user or password, a secret query parameter
+ * (`?token=`, see `redactUrl`), or (unless `pathKeys` is false) a path segment that looks like a key. Such a URL
+ * must be kept out of world-readable files (a unit's command line).
  */
-export function hasSecrets(url: string): boolean {
-  return redactUrl(url) !== url;
+export function hasSecrets(url: string, { pathKeys = true } = {}): boolean {
+  return (pathKeys ? redactUrl(url) : redactUserAndQuery(url)) !== url;
 }
 
 /** A URL as requests go to it: without its user and password, which become an `Authorization: Basic` value. */

@@ -167,7 +167,8 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
   const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)));
-  const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds);
+  // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
+  const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
   const messages = peek
     ? await broker.peek(agent, limit, answer).catch((error) => {
       // A peek that failed shows nothing: its lease would only hold the others off.

@@ -119,6 +119,11 @@ test("interop integrate refuses a broker URL with a user or password (--url or $
       }
     }
     assert.deepEqual(readdirSync(join(home, ".hermes")), [], "nothing written");
+    // A proxy's path prefix that looks like a key (shown as *** in logs) is no credential: taken as given.
+    const prefixed = "http://127.0.0.1:45999/interopbrokerproduction";
+    const accepted = await runCli(["integrate", "hermes", "--home", home, "--data-dir", join(dir.path, "data"), "--url", prefixed]);
+    assert.equal(accepted.code, 0, accepted.stderr);
+    assert.match(accepted.stdout, /interopbrokerproduction/);
   } finally {
     dir.cleanup();
   }

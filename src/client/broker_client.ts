@@ -53,6 +53,12 @@ export class BrokerClient {
   #targets: Map<string, { url: string; basic: string | undefined }>;
   #timeoutMs: number;
   #token: string | undefined;
+  /**
+   * The store on which this client read each agent's inbox (the answer's `Interop-Store`): later reads say so
+   * (`Interop-Had-Inbox`), and that store refuses one (410 `agent_removed`) once the operator removed the agent,
+   * instead of creating its inbox again, as listen's resumes do.
+   */
+  #inboxStores = new Map<AgentName, string>();
 
   /** `baseUrls`: one broker, or several on one shared database (tried in turn). */
   constructor(baseUrls: string | readonly string[], options: BrokerClientOptions = {}) {
@@ -111,15 +117,15 @@ export class BrokerClient {
   async wait(agent: AgentName, timeoutSeconds: number, replyTo?: number): Promise<WireMessage | null> {
     const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds) });
     if (replyTo !== undefined) query.set("reply_to", String(replyTo));
-    const response = await this.#fetch("GET", `/wait?${query}`, {}, longRequest(timeoutSeconds, undefined));
+    const response = await this.#readInbox(agent, `/wait?${query}`, longRequest(timeoutSeconds, undefined));
     return response.status === 204 ? null : await response.json() as WireMessage;
   }
 
   /** Takes the agent's undelivered messages (at most `limit`, and none above `upTo` when given). */
-  poll(agent: AgentName, limit: number, upTo?: number): Promise<WireMessage[]> {
+  async poll(agent: AgentName, limit: number, upTo?: number): Promise<WireMessage[]> {
     const query = new URLSearchParams({ agent, limit: String(limit) });
     if (upTo !== undefined) query.set("up_to", String(upTo));
-    return this.#json<WireMessage[]>("GET", `/poll?${query}`);
+    return this.#parse<WireMessage[]>(await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs }));
   }
 
   /**
@@ -128,7 +134,7 @@ export class BrokerClient {
    */
   async peek(agent: AgentName, limit: number): Promise<{ messages: WireMessage[]; more: boolean }> {
     const query = new URLSearchParams({ agent, limit: String(limit), peek: "1" });
-    const response = await this.#fetch("GET", `/poll?${query}`, {}, { timeoutMs: this.#timeoutMs });
+    const response = await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs });
     return { messages: await this.#parse<WireMessage[]>(response), more: response.headers.get(MORE_PENDING_HEADER) === "true" };
   }
 
@@ -193,6 +199,16 @@ export class BrokerClient {
     // hasOwn: an agent named "constructor" is not the prototype's.
     const known = Object.hasOwn(status.agents, agent) ? status.agents[agent].delivered_id : undefined;
     return { id: known ?? status.last_id, store: status.store_id };
+  }
+
+  /** A GET of `agent`'s inbox, saying on which store this client read it before (see `#inboxStores`). */
+  async #readInbox(agent: AgentName, path: string, deadline: Deadline): Promise<Response> {
+    const hadInboxOn = this.#inboxStores.get(agent);
+    const headers: Record<string, string> = hadInboxOn === undefined ? {} : { "interop-had-inbox": hadInboxOn };
+    const response = await this.#fetch("GET", path, { headers }, deadline);
+    const store = response.headers.get("interop-store");
+    if (store !== null) this.#inboxStores.set(agent, store);
+    return response;
   }
 
   async #json<T>(

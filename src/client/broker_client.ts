@@ -138,6 +138,14 @@ export class BrokerClient {
     return { messages: await this.#parse<WireMessage[]>(response), more: response.headers.get(MORE_PENDING_HEADER) === "true" };
   }
 
+  /**
+   * The last `limit` messages of the agent's inbox, delivered or not (`GET /history`): what this broker's store holds
+   * for it; reading them takes, delivers and creates nothing.
+   */
+  history(agent: AgentName, limit: number): Promise<WireMessage[]> {
+    return this.#json<WireMessage[]>("GET", `/history?${new URLSearchParams({ agent, limit: String(limit) })}`);
+  }
+
   /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */
   parkDeadLetter(agent: AgentName, id: number, reason: string): Promise<unknown> {
     return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "unknown_agent"
   | "too_many_agents"
   | "agent_busy"
+  | "inbox_leased"
   | "inbox_full"
   | "rate_limited"
   | "unknown_message"

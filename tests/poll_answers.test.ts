@@ -205,6 +205,28 @@ test("/dead-letters answers with the newest letters that fit in one answer, olde
   });
 });
 
+test("a peek with lease=S holds the inbox for its take: a plain /poll meanwhile is refused (409, Retry-After), the take with lease_id ends it", async () => {
+  await withBroker(async ({ send, get }) => {
+    const sent = [await send("one"), await send("two")];
+    const peeked = await get("/poll?agent=openclaw&peek=1&lease=60");
+    assert.deepEqual(ids(peeked), sent);
+    const lease = peeked.headers["interop-lease"];
+    assert.ok(lease);
+    const refused = await get("/poll?agent=openclaw");
+    assert.equal(refused.status, 409);
+    assert.equal(JSON.parse(bodyText(refused)).code, "inbox_leased");
+    assert.equal(refused.headers["retry-after"], "60");
+    assert.equal((await get("/poll?agent=openclaw&peek=1&lease=60")).status, 409);
+    assert.deepEqual(ids(await get(`/poll?agent=openclaw&up_to=${sent[0]}&lease_id=${lease}`)), [sent[0]]);
+    assert.deepEqual(ids(await get("/poll?agent=openclaw")), [sent[1]]);
+    for (const query of ["lease=60", "peek=1&lease=0", "peek=1&lease=301", "peek=1&lease=x"]) {
+      const bad = await get(`/poll?agent=openclaw&${query}`);
+      assert.equal(bad.status, 400, query);
+      assert.equal(JSON.parse(bodyText(bad)).code, "invalid_query", query);
+    }
+  });
+});
+
 test("two /poll requests at once never take the same message, with small messages or with ones the budget pages", async () => {
   await withBroker(async ({ send, get, pending }) => {
     for (const text of ["small", "\u0001".repeat(200)]) {

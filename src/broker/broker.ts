@@ -9,6 +9,7 @@ import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
+import { InboxLeases } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
@@ -45,6 +46,8 @@ export class Broker {
   readonly tasks: MessageTasks;
   /** Messages push receivers refused for good. */
   readonly deadLetters: DeadLetters;
+  /** Leases on inboxes for readers that show messages before they take them (`interop poll`). */
+  readonly leases: InboxLeases;
   #idempotent: IdempotentPublishes;
   #publishes: Publishes;
   /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
@@ -131,6 +134,7 @@ export class Broker {
       shared: this.#shared !== undefined,
       now: this.#now,
     });
+    this.leases = new InboxLeases(this.#now);
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();
     this.#lastId = lastId;

@@ -5,6 +5,7 @@ import type { AgentName, Payload, WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { MORE_PENDING_HEADER } from "../broker/message_answer.ts";
+import { LEASE_HEADER } from "../broker/inbox_leases.ts";
 import { BrokerUrls } from "./broker_urls.ts";
 import { redactCredentials, redactUrl } from "../url_redaction.ts";
 import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
@@ -121,21 +122,31 @@ export class BrokerClient {
     return response.status === 204 ? null : await response.json() as WireMessage;
   }
 
-  /** Takes the agent's undelivered messages (at most `limit`, and none above `upTo` when given). */
-  async poll(agent: AgentName, limit: number, upTo?: number): Promise<WireMessage[]> {
+  /**
+   * Takes the agent's undelivered messages (at most `limit`, and none above `upTo` when given); with `lease`, the one
+   * a peek was granted, which the take ends.
+   */
+  async poll(agent: AgentName, limit: number, upTo?: number, lease?: string): Promise<WireMessage[]> {
     const query = new URLSearchParams({ agent, limit: String(limit) });
     if (upTo !== undefined) query.set("up_to", String(upTo));
+    if (lease !== undefined) query.set("lease_id", lease);
     return this.#parse<WireMessage[]>(await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs }));
   }
 
   /**
    * The agent's undelivered messages (at most `limit`), taking none; `more` when the broker's answer budget (a size)
-   * left some out, which the next page has.
+   * left some out, which the next page has. With `leaseSeconds`, the inbox is held for this client that long at most,
+   * until its take: `lease` in the answer is the lease's id, which the take passes back.
    */
-  async peek(agent: AgentName, limit: number): Promise<{ messages: WireMessage[]; more: boolean }> {
+  async peek(agent: AgentName, limit: number, leaseSeconds?: number): Promise<{ messages: WireMessage[]; more: boolean; lease?: string }> {
     const query = new URLSearchParams({ agent, limit: String(limit), peek: "1" });
+    if (leaseSeconds !== undefined) query.set("lease", String(leaseSeconds));
     const response = await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs });
-    return { messages: await this.#parse<WireMessage[]>(response), more: response.headers.get(MORE_PENDING_HEADER) === "true" };
+    return {
+      messages: await this.#parse<WireMessage[]>(response),
+      more: response.headers.get(MORE_PENDING_HEADER) === "true",
+      lease: response.headers.get(LEASE_HEADER) ?? undefined,
+    };
   }
 
   /**
@@ -292,7 +303,8 @@ export class BrokerClient {
     // The broker's hint is for HTTP clients ("send Authorization: Bearer TOKEN"); this client's users give a token
     // as the CLI takes it.
     if (response.status === 401 && this.#token === undefined) error = MISSING_TOKEN;
-    throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status });
+    const retryAfter = Number(response.headers.get("retry-after")) || undefined;
+    throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status, retryAfter });
   }
 }
 

@@ -20,6 +20,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   unknown_agent: 404,
   too_many_agents: 507,
   agent_busy: 409,
+  inbox_leased: 409,
   hop_limit: 409,
   unknown_message: 404,
   reply_timeout: 504,

@@ -1,6 +1,7 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
 import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
+import { LEASE_HEADER, MAX_LEASE_SECONDS } from "../broker/inbox_leases.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
@@ -159,18 +160,25 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   authorize(caller, agent, "read the inbox of");
   const { searchParams } = request.url;
   const limit = parseLimit(searchParams.get("limit"));
-  const peek = searchParams.get("peek");
+  const peek = searchParams.get("peek") === "1" || searchParams.get("peek") === "true";
+  const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
+  const leaseId = searchParams.get("lease_id") ?? undefined;
+  const shownUpTo = parseMessageId(searchParams.get("up_to"), "up_to");
   await refuseRemoved(broker, request, agent);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
   const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)));
-  const messages = peek === "1" || peek === "true" ? await broker.peek(agent, limit, answer) : await broker.poll(agent, limit, {
-    shownUpTo: parseMessageId(searchParams.get("up_to"), "up_to"),
-    answer,
-    clientGone: request.clientGone(),
-  });
+  const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds);
+  const messages = peek
+    ? await broker.peek(agent, limit, answer).catch((error) => {
+      // A peek that failed shows nothing: its lease would only hold the others off.
+      if (lease !== undefined) broker.leases.end(agent, lease);
+      throw error;
+    })
+    : await broker.leases.take(agent, leaseId, () => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone() }));
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
-  return jsonTextResponse(200, `[${answer.texts(messages).join(",")}]`, { "interop-store": broker.storeId, ...answer.headers() });
+  const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
+  return jsonTextResponse(200, `[${answer.texts(messages).join(",")}]`, headers);
 }
 
 /**
@@ -403,6 +411,16 @@ function parseLimit(value: string | null): number {
     throw new InteropError("invalid_query", `Invalid limit: ${JSON.stringify(value)}; use 1-${MAX_POLL_LIMIT}`);
   }
   return limit;
+}
+
+/** `lease=SECONDS` goes with a peek: the inbox is the caller's until its take up to what it showed (InboxLeases). */
+function parseLeaseSeconds(value: string | null, peek: boolean): number | undefined {
+  if (value === null) return undefined;
+  const seconds = Number(value);
+  if (!peek || !Number.isSafeInteger(seconds) || seconds < 1 || seconds > MAX_LEASE_SECONDS) {
+    throw new InteropError("invalid_query", `Invalid lease: ${JSON.stringify(value)}; use 1-${MAX_LEASE_SECONDS} seconds, with peek=1`);
+  }
+  return seconds;
 }
 
 /** An empty Last-Event-ID means "none", as EventSource sends it before any id was seen. */

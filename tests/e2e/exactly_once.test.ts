@@ -100,3 +100,24 @@ test("a consumer alternating between poll and listen gets each message once, in 
     dir.cleanup();
   }
 });
+
+test("interop poll runs at once for one agent print each message once between them (the inbox is leased to one at a time)", async () => {
+  const broker = await startBroker();
+  const ledger = new Ledger();
+  const publisher = new Publisher(ledger, "p", () => broker.url, "hermes", "openclaw");
+  try {
+    await publisher.publish(300);
+    // Overlapping cron runs: without the lease each printed the same first 100.
+    const runs = await Promise.all([1, 2, 3].map(() => runCli(["poll", ...AGENT_ARGS, "--limit", "100", "--url", broker.url])));
+    const outputs = runs.map((run) => {
+      assert.equal(run.code, 0, run.stderr);
+      return readDeliveries(run.stdout);
+    });
+    assert.deepEqual(outputs.map((output) => output.length), [100, 100, 100]);
+    for (const output of outputs) assert.ok(output.every((delivery, index) => index === 0 || delivery.id > output[index - 1].id));
+    const counts = checkLedger(ledger, outputs.flat().sort((a, b) => a.id - b.id));
+    assert.equal(counts.delivered, 300);
+  } finally {
+    await broker.cleanup();
+  }
+});

@@ -147,6 +147,29 @@ test("a subscribe that says it had the agent's inbox on this store is refused (4
   });
 });
 
+test("a wait, poll or peek that says it had the agent's inbox on this store is refused (410 agent_removed) once the operator removed it; /wait names its store", async () => {
+  await withRouter(async ({ broker, call, json }) => {
+    const waited = await call("GET", "/wait?agent=bob&timeout=0.01");
+    assert.equal(waited.status, 204);
+    assert.equal(waited.headers["interop-store"], broker.storeId, "a waiter learns the store it read the inbox on");
+    const had = { "interop-had-inbox": broker.storeId };
+    // Still there: the header changes nothing.
+    assert.equal((await json("GET", "/poll?agent=bob", undefined, had)).status, 200);
+    await broker.removeAgent("bob" as AgentName, true);
+    const refused = {
+      status: 410,
+      body: { error: "bob was removed by the operator; its inbox is not created again for a client that had it", code: "agent_removed" },
+    };
+    for (const path of ["/wait?agent=bob&timeout=0.01", "/wait?agent=bob&timeout=0.01&reply_to=1", "/poll?agent=bob", "/poll?agent=bob&peek=1"]) {
+      assert.deepEqual(await json("GET", path, undefined, had), refused, path);
+    }
+    assert.ok(!Object.hasOwn(broker.status().agents, "bob"), "not created again");
+    // Another store's client, or one that says nothing (the old clients), creates it by reading, as before.
+    assert.equal((await json("GET", "/poll?agent=bob", undefined, { "interop-had-inbox": "another-store" })).status, 200);
+    assert.ok(Object.hasOwn(broker.status().agents, "bob"));
+  });
+});
+
 test("a second stream for an agent replaces the first, which is told why: an SSE client by an event, any other by a comment", async () => {
   await withRouter(async ({ call }) => {
     const sse = { accept: "text/event-stream" };

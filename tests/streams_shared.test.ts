@@ -2,6 +2,8 @@
 // telling a removed agent from one another broker created.
 import assert from "node:assert/strict";
 import { mock, test } from "node:test";
+import { AgentInboxes } from "../src/broker/agent_inboxes.ts";
+import type { CommitQueue } from "../src/broker/commit_queue.ts";
 import { Streams, type StreamsDeps } from "../src/broker/streams.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import { parseAgentName } from "../src/message.ts";
@@ -34,9 +36,21 @@ function streamsOverSharedStore(failures: number, { known = true, inCluster = fa
   } as unknown as MessageStore;
   const inbox: InboxRecord = { agent: bob, deliveredId: 0, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 };
   const ignore = () => {};
+  // The inbox records as the broker keeps them (what the removal check asks), over the same stand-in store.
+  const agents = new AgentInboxes({
+    store,
+    commits: undefined as unknown as CommitQueue,
+    records: new Map(known ? [[bob, inbox]] : []),
+    admitAgent: undefined,
+    lastId: () => 0,
+    streaming: () => false,
+    forget: ignore,
+    now: () => Date.now(),
+  });
   const deps: StreamsDeps = {
     store,
     inboxFor: () => Promise.resolve(inbox),
+    refuseRemoved: (agent, hadInboxOn) => agents.refuseRemoved(agent, hadInboxOn),
     currentInbox: () => (known ? inbox : undefined),
     lastId: () => 0,
     sawId: ignore,

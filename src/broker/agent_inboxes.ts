@@ -74,6 +74,23 @@ export class AgentInboxes {
     return inbox;
   }
 
+  /**
+   * Refuses (`agent_removed`) a read that would create again an inbox the operator removed, when the client says it
+   * read that inbox on this store (`hadInboxOn`: the store's id, from an earlier answer's `Interop-Store`). Another
+   * store (a fresh data dir at the same URL) never had it: there the read creates it. So does this store restored
+   * from a backup taken before the agent existed: only a recorded removal refuses (asked of the store last).
+   */
+  async refuseRemoved(agent: AgentName, hadInboxOn: string | undefined): Promise<void> {
+    if (hadInboxOn !== this.#deps.store.id) return;
+    const removal = this.#removals.get(agent);
+    if (removal !== undefined) await removal.catch(() => {});
+    if (this.#records.has(agent)) return;
+    // On a shared store another broker may have created it since this one last read the cluster view.
+    if (this.#shared !== undefined) await this.look();
+    if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
+    throw new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
+  }
+
   /** Creates `agent`'s inbox (committed before this resolves) unless it has one; no admission rule asked. */
   async create(agent: AgentName): Promise<InboxRecord> {
     // An inbox created while its removal runs would be deleted by it, and what is stored for it orphaned: the new

@@ -83,6 +83,7 @@ export class Broker {
     this.#streams = new Streams({
       store: options.store,
       inboxFor: (agent) => this.#inboxFor(agent, "read"),
+      refuseRemoved: (agent, hadInboxOn) => this.#agents.refuseRemoved(agent, hadInboxOn),
       currentInbox: (agent) => this.#inboxes.get(agent),
       lastId: () => this.#lastId,
       sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
@@ -302,6 +303,14 @@ export class Broker {
   /** Deletes `agent`'s inbox for good (`interop agent remove`); see `AgentInboxes.remove`. */
   removeAgent(agent: AgentName, force: boolean): Promise<number> {
     return this.#agents.remove(agent, force);
+  }
+
+  /**
+   * Throws `agent_removed` when a read by a client that had `agent`'s inbox on this store (`hadInboxOn`, from the
+   * `Interop-Had-Inbox` header) would create it again after the operator removed it (see `AgentInboxes.refuseRemoved`).
+   */
+  refuseRemoved(agent: AgentName, hadInboxOn: string | undefined): Promise<void> {
+    return this.#agents.refuseRemoved(agent, hadInboxOn);
   }
 
   /** Whether `agent` has an inbox here: a sender without one is any name a client put in `from=` (tokens off). */

@@ -26,6 +26,8 @@ export interface StreamsDeps {
   store: MessageStore;
   /** The agent's inbox, created on first use; records a request by it. */
   inboxFor(agent: AgentName): Promise<InboxRecord>;
+  /** Throws `agent_removed` when a client that read the agent's inbox on this store (`hadInboxOn`) would create it again. */
+  refuseRemoved(agent: AgentName, hadInboxOn: string | undefined): Promise<void>;
   /** The agent's inbox record as it is now, if it has one (nothing created). */
   currentInbox(agent: AgentName): InboxRecord | undefined;
   /** The highest id this broker knows of. */
@@ -153,15 +155,8 @@ export class Streams {
         start = named.to === agent && messageKey(named) === start.key ? { ...start, store: store.id } : { from: "cursor" };
       } else if (start.afterId > this.#deps.lastId()) start = { from: "cursor" };
     }
-    // Only the operator removes an inbox: a client that saw this agent's on this store, finding none, would create it
-    // again by reading. Another store (a fresh data dir at the same URL) never had it: there the read creates it. So
-    // does this store restored from a backup taken before the agent existed: only a recorded removal refuses (asked
-    // of the store last, for an agent this broker does not know).
-    if (
-      start.from === "id" && start.hadInboxOn === store.id && !(await this.#hasInbox(agent)) && await store.wasRemoved(agent)
-    ) {
-      throw new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
-    }
+    // A client that saw this agent's inbox on this store, finding none, would create it again by reading.
+    if (start.from === "id") await this.#deps.refuseRemoved(agent, start.hadInboxOn);
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
     if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
@@ -173,13 +168,6 @@ export class Streams {
     // that names none would mark as delivered what nobody was sent.
     if (start.from === "id" && start.store === store.id && store.shared === undefined) await this.#skip(inbox, after);
     return { inbox, start, after };
-  }
-
-  async #hasInbox(agent: AgentName): Promise<boolean> {
-    if (this.#deps.currentInbox(agent) !== undefined) return true;
-    // On a shared store another broker may have created it since this one last read the cluster view (every second).
-    const { shared } = this.#deps.store;
-    return shared !== undefined && (await shared.cluster()).cursors.has(agent);
   }
 
   /**

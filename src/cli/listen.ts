@@ -12,7 +12,7 @@ import { redactUrl } from "../url_redaction.ts";
 import { retryUntilDone as retry } from "../client/retry.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import { InteropError } from "../errors.ts";
-import type { AgentName } from "../message.ts";
+import { type AgentName, fromWire, messageKey } from "../message.ts";
 import { defaultListenStateDir, makeDirectory } from "../paths.ts";
 import { PRIVATE_DIR_MODE } from "../private_files.ts";
 import {
@@ -28,7 +28,7 @@ import {
   usageError,
 } from "./args.ts";
 import type { Io } from "./io.ts";
-import { execSink, fileSink, lastIdInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
+import { execSink, fileSink, lastMessageInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { PUSH_URL_VARIABLES, pushUrlFromEnv } from "./push_url_variables.ts";
 
@@ -213,7 +213,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     await follow({
       client,
       agent,
-      from: resumeAfter(cursor.load(), values.out === undefined ? undefined : lastIdInFile(values.out)),
+      from: await resumeAfter(cursor, values.out, { agent, client, log }),
       deliver: async (message) => {
         // A message parked as a dead letter was handled, not written: --limit counts what reached the output.
         if (await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log })) written++;
@@ -332,13 +332,39 @@ function checkWritable(path: string): void {
 }
 
 /**
- * The later of the state file's id and the output file's own last line: a kill between the two writes repeats
- * nothing. The output file names no store: its id goes with the state file's (or none, as from an older broker).
+ * The state file's position, or the output file's last line when it is further on: a kill between the two writes
+ * repeats nothing. That line names no store (the file may hold lines another store's broker sent, whose ids mean
+ * other messages here): it counts only when the broker holds that very message (id and creation time) for the agent
+ * among its inbox's last HISTORY_CHECK. Otherwise listen starts as without it, and says so.
  */
-function resumeAfter(saved: StreamPosition | undefined, written: number | undefined): StreamPosition | undefined {
-  if (written === undefined) return saved;
-  return { id: Math.max(saved?.id ?? 0, written), store: saved?.store };
+async function resumeAfter(
+  cursor: CursorFile,
+  out: string | undefined,
+  context: { agent: AgentName; client: BrokerClient; log: Logger },
+): Promise<StreamPosition | undefined> {
+  const saved = cursor.load();
+  const written = out === undefined ? undefined : lastMessageInFile(out);
+  if (written === undefined || (saved !== undefined && written.id <= saved.id)) return saved;
+  let held: boolean;
+  try {
+    held = (await context.client.history(context.agent, HISTORY_CHECK)).some((message) =>
+      messageKey(fromWire(message)) === written.key
+    );
+  } catch (error) {
+    context.log.warn(`cannot ask the broker whether ${out}'s last line (message ${written.id}) is its own: ${(error as Error).message}`);
+    held = false;
+  }
+  if (held) return { id: written.id, store: undefined };
+  context.log.warn(
+    `${out}'s last line (message ${written.id}) is not one of ${context.agent}'s messages on this broker's store ` +
+      `(another store's broker wrote it, or it is older than the inbox's last ${HISTORY_CHECK}): ` +
+      (saved === undefined ? `starting from ${context.agent}'s position on the broker` : `resuming after ${cursor.path}'s ${saved.id}`),
+  );
+  return saved;
 }
+
+/** How many of the inbox's newest messages the broker is asked for to tie an --out file's last line to its store. */
+const HISTORY_CHECK = 1000;
 
 interface DeliveryContext {
   agent: AgentName;

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
-import { fromWire } from "../message.ts";
+import { fromWire, messageKey } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
 import { sleep } from "../client/backoff.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
@@ -33,8 +33,11 @@ export function fileSink(path: string): MessageSink {
   };
 }
 
-/** The id of the last whole message line in an --out file, or undefined if there is none. */
-export function lastIdInFile(path: string): number | undefined {
+/**
+ * The last whole message line in an --out file, as its id and key (`messageKey`: the line may have come from another
+ * store's broker), or undefined if there is none.
+ */
+export function lastMessageInFile(path: string): { id: number; key: string } | undefined {
   let tail: Buffer;
   try {
     tail = readTail(path, TAIL_BYTES);
@@ -45,7 +48,8 @@ export function lastIdInFile(path: string): number | undefined {
   // The final element is "" after a whole line, or a line cut short by a crash: skip it either way.
   for (let index = lines.length - 2; index >= 0; index--) {
     try {
-      return fromWire(JSON.parse(lines[index])).id;
+      const message = fromWire(JSON.parse(lines[index]));
+      return { id: message.id, key: messageKey(message) };
     } catch {
       // Not one of ours (hand-edited, or cut): look further back.
     }

@@ -54,6 +54,12 @@ export class BrokerClient {
   #targets: Map<string, { url: string; basic: string | undefined }>;
   #timeoutMs: number;
   #token: string | undefined;
+  /**
+   * The store on which this client read each agent's inbox (the answer's `Interop-Store`): later reads say so
+   * (`Interop-Had-Inbox`), and that store refuses one (410 `agent_removed`) once the operator removed the agent,
+   * instead of creating its inbox again, as listen's resumes do.
+   */
+  #inboxStores = new Map<AgentName, string>();
 
   /** `baseUrls`: one broker, or several on one shared database (tried in turn). */
   constructor(baseUrls: string | readonly string[], options: BrokerClientOptions = {}) {
@@ -112,7 +118,7 @@ export class BrokerClient {
   async wait(agent: AgentName, timeoutSeconds: number, replyTo?: number): Promise<WireMessage | null> {
     const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds) });
     if (replyTo !== undefined) query.set("reply_to", String(replyTo));
-    const response = await this.#fetch("GET", `/wait?${query}`, {}, longRequest(timeoutSeconds, undefined));
+    const response = await this.#readInbox(agent, `/wait?${query}`, longRequest(timeoutSeconds, undefined));
     return response.status === 204 ? null : this.#expect(await this.#parse(response), isMessage);
   }
 
@@ -120,11 +126,11 @@ export class BrokerClient {
    * Takes the agent's undelivered messages (at most `limit`, and none above `upTo` when given); with `lease`, the one
    * a peek was granted, which the take ends.
    */
-  poll(agent: AgentName, limit: number, upTo?: number, lease?: string): Promise<WireMessage[]> {
+  async poll(agent: AgentName, limit: number, upTo?: number, lease?: string): Promise<WireMessage[]> {
     const query = new URLSearchParams({ agent, limit: String(limit) });
     if (upTo !== undefined) query.set("up_to", String(upTo));
     if (lease !== undefined) query.set("lease_id", lease);
-    return this.#json<WireMessage[]>("GET", `/poll?${query}`, {}, undefined, isMessages);
+    return this.#expect(await this.#parse(await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs })), isMessages);
   }
 
   /**
@@ -141,12 +147,20 @@ export class BrokerClient {
     const query = new URLSearchParams({ agent, limit: String(limit), peek: "1" });
     if (lease !== undefined) query.set("lease", String(lease.seconds));
     if (lease?.id !== undefined) query.set("lease_id", lease.id);
-    const response = await this.#fetch("GET", `/poll?${query}`, {}, { timeoutMs: this.#timeoutMs });
+    const response = await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs });
     return {
       messages: this.#expect(await this.#parse(response), isMessages),
       more: response.headers.get(MORE_PENDING_HEADER) === "true",
       lease: response.headers.get(LEASE_HEADER) ?? undefined,
     };
+  }
+
+  /**
+   * The last `limit` messages of the agent's inbox, delivered or not (`GET /history`): what this broker's store holds
+   * for it; reading them takes, delivers and creates nothing.
+   */
+  history(agent: AgentName, limit: number): Promise<WireMessage[]> {
+    return this.#json<WireMessage[]>("GET", `/history?${new URLSearchParams({ agent, limit: String(limit) })}`, {}, undefined, isMessages);
   }
 
   /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */
@@ -213,6 +227,16 @@ export class BrokerClient {
     // hasOwn: an agent named "constructor" is not the prototype's.
     const known = Object.hasOwn(status.agents, agent) ? status.agents[agent].delivered_id : undefined;
     return { id: known ?? status.last_id, store: status.store_id };
+  }
+
+  /** A GET of `agent`'s inbox, saying on which store this client read it before (see `#inboxStores`). */
+  async #readInbox(agent: AgentName, path: string, deadline: Deadline): Promise<Response> {
+    const hadInboxOn = this.#inboxStores.get(agent);
+    const headers: Record<string, string> = hadInboxOn === undefined ? {} : { "interop-had-inbox": hadInboxOn };
+    const response = await this.#fetch("GET", path, { headers }, deadline);
+    const store = response.headers.get("interop-store");
+    if (store !== null) this.#inboxStores.set(agent, store);
+    return response;
   }
 
   /** `fits`: whether the answer has the shape of the broker's (undefined: any JSON is taken). */

@@ -164,6 +164,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
   const leaseId = searchParams.get("lease_id") ?? undefined;
   const shownUpTo = parseMessageId(searchParams.get("up_to"), "up_to");
+  await refuseRemoved(broker, request, agent);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
   const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)));
@@ -210,6 +211,7 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(searchParams.get("timeout"));
   const replyTo = parseMessageId(searchParams.get("reply_to"), "reply_to");
+  await refuseRemoved(broker, request, agent);
   const deadline = Date.now() + timeoutMs;
   const { result: message, revoked } = await untilRevoked(auth, caller, request, async (signal) => {
     // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
@@ -219,7 +221,9 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
   });
   if (message === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
-  return message === undefined ? { status: 204, headers: {}, body: "" } : jsonResponse(200, toWire(message));
+  // The store's identity: a client that waits again says it had the inbox there (see refuseRemoved).
+  const headers = { "interop-store": broker.storeId };
+  return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
 }
 
 /**
@@ -282,6 +286,15 @@ async function subscribe(
     request.header("accept")?.includes("text/event-stream") ? formats.named : formats.plain,
   );
   return streamResponse("text/event-stream; charset=utf-8", start, { "interop-store": broker.storeId });
+}
+
+/**
+ * A read by a client that had the agent's inbox on this store (`Interop-Had-Inbox: STORE`, the `Interop-Store` of an
+ * earlier answer) is refused with 410 `agent_removed` when the operator removed the agent since: reading would
+ * create the inbox again (a reader announces itself). As for a resumed /subscribe.
+ */
+function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentName): Promise<void> {
+  return broker.refuseRemoved(agent, request.header("interop-had-inbox") || undefined);
 }
 
 async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {

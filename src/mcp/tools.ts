@@ -7,6 +7,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
 import type { Logger } from "../cli/logger.ts";
+import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName, type Payload } from "../message.ts";
 import { TakenMessages } from "./taken_messages.ts";
 
@@ -48,10 +49,28 @@ async function waitUntilCancelled(
   while (!cancel.aborted) {
     const left = (deadline - Date.now()) / 1000;
     if (left <= 0) break;
-    const message = await client.wait(agent, Math.min(left, WAIT_SLICE_SECONDS), replyTo);
+    const message = await unlessRemoved(agent, client.wait(agent, Math.min(left, WAIT_SLICE_SECONDS), replyTo));
     if (message !== null) return message;
   }
   return null;
+}
+
+/**
+ * A read of the agent's inbox, said plainly when the broker refused it because the operator removed the agent
+ * (`agent_removed`: this session read the inbox on that store, and reading on would create it again).
+ */
+async function unlessRemoved<T>(agent: AgentName, read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    if (!(error instanceof InteropError && error.code === "agent_removed")) throw error;
+    throw new InteropError(
+      "agent_removed",
+      `${agent} was removed by the operator: this session no longer reads its inbox (reading would create it again); ` +
+        `'interop agent add ${agent}' to go on`,
+      { cause: error },
+    );
+  }
 }
 
 /** Why a message taken for a cancelled call and never returned is parked when the session ends. */
@@ -139,7 +158,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       const wanted = limit ?? 100;
       const earlier = taken.takeHeld(wanted);
       // A call cancelled before it reached the broker takes nothing: its answer would be dropped.
-      const polled = earlier.length < wanted && !signal.aborted ? await client.poll(agent, wanted - earlier.length) : [];
+      const polled = earlier.length < wanted && !signal.aborted ? await unlessRemoved(agent, client.poll(agent, wanted - earlier.length)) : [];
       return answer(taken.answering(requestId, signal, [...earlier, ...polled]));
     })()));
 

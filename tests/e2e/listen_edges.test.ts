@@ -1,7 +1,7 @@
 /** `interop listen` at its edges: another reader taking the stream, a FIFO nobody reads, a reader that stops early. */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
@@ -270,6 +270,43 @@ test("listen --limit 1 with three pending writes one and exits 0; the next liste
   const next = await runCli([...args, "2"]);
   assert.equal(next.code, 0, next.stderr);
   assert.deepEqual(next.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).n), [2, 3]);
+});
+
+test("listen --out with a new state file does not resume after a last line another store's broker wrote: it starts from the agent's position there, and says so", async (t) => {
+  const dir = tempDir();
+  let a: RunningBroker | undefined;
+  let b: RunningBroker | undefined;
+  t.after(async () => {
+    await a?.cleanup();
+    await b?.cleanup();
+    dir.cleanup();
+  });
+  a = await startBroker();
+  b = await startBroker();
+  const out = join(dir.path, "out.jsonl");
+  const listen = (broker: RunningBroker, state: string, limit: number) =>
+    runCli(["listen", "--agent", "hermes", "--url", broker.url, "--out", out, "--state", join(dir.path, state), "--limit", String(limit)]);
+  const texts = () => readFileSync(out, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).text);
+  for (let n = 1; n <= 3; n++) await publish(a.url, "openclaw", "hermes", { text: `A${n}` });
+  assert.equal((await listen(a, "s1.json", 3)).code, 0);
+  // Another broker (its own data dir) appends to the same file: its ids start at 1 again.
+  await publish(b.url, "openclaw", "hermes", { text: "B1" });
+  assert.equal((await listen(b, "s1.json", 1)).code, 0);
+  assert.deepEqual(texts(), ["A1", "A2", "A3", "B1"]);
+  // Back on A with a state file that has no position (a reinstalled service): B1's id 1 is not A's message 1.
+  await publish(a.url, "openclaw", "hermes", { text: "A4" });
+  const again = await listen(a, "s2.json", 1);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(texts(), ["A1", "A2", "A3", "B1", "A4"], "A2 and A3 are not written again");
+  assert.match(again.stderr, /out\.jsonl.s last line \(message 1\) is not one of hermes.s messages on this broker.s store/);
+  // A state file behind the file's last line, which is this store's (a kill between the two writes): resumed after
+  // the line, not after the state's id (A3 and A4 again).
+  writeFileSync(join(dir.path, "s3.json"), JSON.stringify({ url: a.url, agent: "hermes", last_id: 2 }));
+  await publish(a.url, "openclaw", "hermes", { text: "A5" });
+  const behind = await listen(a, "s3.json", 1);
+  assert.equal(behind.code, 0, behind.stderr);
+  assert.deepEqual(texts().slice(-1), ["A5"]);
+  assert.doesNotMatch(behind.stderr, /is not one of/);
 });
 
 test("listen --limit 1 does not count a message parked as a dead letter: it exits after the next one is written", async (t) => {

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { test } from "node:test";
 import { startBroker, waitFor } from "../helpers/broker.ts";
-import { cliCommand, collect, spawnCli } from "../helpers/cli.ts";
+import { cliCommand, collect, runCli, spawnCli } from "../helpers/cli.ts";
 
 async function connect(url: string, agent: string): Promise<Client> {
   const [command, prefix] = cliCommand();
@@ -132,6 +132,33 @@ test("bad MCP tool arguments give tool errors, and the server keeps serving", as
     assert.equal(typeof json(await call(hermes, "agents")).hermes, "object", "still serving");
   } finally {
     await hermes?.close();
+    await broker.cleanup();
+  }
+});
+
+test("an MCP session whose agent the operator removed while it waited reports the removal and does not create the agent again", async () => {
+  const broker = await startBroker();
+  let zora: Client | undefined;
+  const agents = async () => Object.keys((await (await fetch(`${broker.url}/status`)).json()).agents);
+  try {
+    zora = await connect(broker.url, "zora");
+    // A wait in flight, as an agent idle in its loop keeps one.
+    const waiting = call(zora, "wait", { timeout_seconds: 60 });
+    await waitFor(async () => (await agents()).includes("zora"), 10_000, "zora's inbox, created by its wait");
+    const removed = await runCli(["agent", "remove", "zora", "--force", "--url", broker.url]);
+    assert.equal(removed.code, 0, removed.stderr);
+    // The next long poll (the one in flight ends within its 5 s slice) is refused instead of creating zora again.
+    const ended = await waiting;
+    assert.equal(ended.isError, true);
+    assert.match(ended.content[0].text, /zora was removed by the operator: this session no longer reads its inbox/);
+    const inbox = await call(zora, "inbox");
+    assert.equal(inbox.isError, true);
+    assert.match(inbox.content[0].text, /zora was removed by the operator/);
+    assert.ok(!(await agents()).includes("zora"), "zora stays removed");
+    const sent = await runCli(["send", "--from", "hermes", "--to", "zora", "still here?", "--url", broker.url]);
+    assert.notEqual(sent.code, 0, "a send to the removed agent is refused");
+  } finally {
+    await zora?.close();
     await broker.cleanup();
   }
 });

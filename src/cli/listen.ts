@@ -333,9 +333,10 @@ function checkWritable(path: string): void {
 
 /**
  * The state file's position, or the output file's last line when it is further on: a kill between the two writes
- * repeats nothing. That line names no store (the file may hold lines another store's broker sent, whose ids mean
- * other messages here): it counts only when the broker holds that very message (id and creation time) for the agent
- * among its inbox's last HISTORY_CHECK. Otherwise listen starts as without it, and says so.
+ * (the line first, then the state) repeats nothing. Without a state file, that line names no store (the file may
+ * hold lines another store's broker sent, whose ids mean other messages here): it counts only when the broker holds
+ * that very message (id and creation time) for the agent among its inbox's last HISTORY_CHECK. Otherwise listen
+ * starts as without it, and says so.
  */
 async function resumeAfter(
   cursor: CursorFile,
@@ -345,6 +346,9 @@ async function resumeAfter(
   const saved = cursor.load();
   const written = out === undefined ? undefined : lastMessageInFile(out);
   if (written === undefined || (saved !== undefined && written.id <= saved.id)) return saved;
+  // The line this listen wrote before it was stopped between the two writes: not to be asked of a broker that may be
+  // restarting too (chaos: broker and listener killed together), nor looked for among the newest messages only.
+  if (saved !== undefined) return { id: written.id, store: saved.store };
   let held: boolean;
   try {
     held = (await context.client.history(context.agent, HISTORY_CHECK)).some((message) =>
@@ -358,9 +362,9 @@ async function resumeAfter(
   context.log.warn(
     `${out}'s last line (message ${written.id}) is not one of ${context.agent}'s messages on this broker's store ` +
       `(another store's broker wrote it, or it is older than the inbox's last ${HISTORY_CHECK}): ` +
-      (saved === undefined ? `starting from ${context.agent}'s position on the broker` : `resuming after ${cursor.path}'s ${saved.id}`),
+      `starting from ${context.agent}'s position on the broker`,
   );
-  return saved;
+  return undefined;
 }
 
 /** How many of the inbox's newest messages the broker is asked for to tie an --out file's last line to its store. */

@@ -24,7 +24,7 @@ import {
   resolveMethod,
 } from "./protocol.ts";
 import { parseTaskState, toV03Task } from "./v03_shapes.ts";
-import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage } from "./tasks.ts";
+import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
 
@@ -280,8 +280,8 @@ async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal):
  * answered by a reply another reader of the caller's inbox took already. A reply still pending is the wait's to take.
  */
 async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise<boolean> {
-  if (!isSettled((await taskOfMessage(call.broker, envelope)).status.state)) return false;
-  const reply = (await call.broker.tasks.message(envelope.id))?.outcome.reply;
+  const { task, outcome: { reply } } = await taskWithOutcome(call.broker, envelope);
+  if (!isSettled(task.status.state)) return false;
   const found = reply === undefined ? undefined : await call.broker.tasks.message(reply.id);
   return found === undefined || call.broker.tasks.isDelivered(call.sender, found.envelope.id, found.outcome);
 }

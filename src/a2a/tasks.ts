@@ -81,9 +81,14 @@ export async function loadTask(broker: Broker, sender: AgentName, agent: AgentNa
 
 /** The task of a message just read from the store (a ListTasks page, a retried SendMessage). */
 export async function taskOfMessage(broker: Broker, envelope: Envelope): Promise<A2aTask> {
+  return (await taskWithOutcome(broker, envelope)).task;
+}
+
+/** The task of a message, with what became of the message (its reply, as the store has it). */
+export async function taskWithOutcome(broker: Broker, envelope: Envelope): Promise<{ task: A2aTask; outcome: MessageOutcome }> {
   const found = await broker.tasks.message(envelope.id);
   if (found === undefined) throw new A2aError(A2A_ERROR.taskNotFound, `Task not found: ${taskIdOf(envelope)}`);
-  return await taskOf(broker, envelope, found.outcome);
+  return { task: await taskOf(broker, envelope, found.outcome), outcome: found.outcome };
 }
 
 async function taskOf(

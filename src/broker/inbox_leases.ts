@@ -85,10 +85,12 @@ export class InboxLeases {
     for (let lease = this.#live(agent); lease !== undefined && !until.aborted; lease = this.#live(agent)) {
       const { promise, resolve } = Promise.withResolvers<void>();
       const timer = setTimeout(resolve, lease.expiresAt - this.#now());
-      until.addEventListener("abort", () => resolve(), { once: true });
+      const aborted = () => resolve();
+      until.addEventListener("abort", aborted, { once: true });
       this.#freed.set(agent, [...(this.#freed.get(agent) ?? []), resolve]);
       await promise;
       clearTimeout(timer);
+      until.removeEventListener("abort", aborted);
       const left = this.#freed.get(agent)?.filter((free) => free !== resolve) ?? [];
       if (left.length > 0) this.#freed.set(agent, left);
       else this.#freed.delete(agent);

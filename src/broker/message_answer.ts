@@ -84,9 +84,22 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     }
   }
 
+  /**
+   * The newest of `items` (given oldest first) that fit, oldest first: what a list that takes nothing (`/history`,
+   * `/dead-letters`) answers when the budget cannot hold them all.
+   */
+  newest(items: Item[]): Item[] {
+    return this.fit(items.toReversed()).reverse();
+  }
+
   /** The texts of `envelopes`, in order. */
   texts(envelopes: Item[]): string[] {
     return envelopes.map((envelope) => this.#text(envelope));
+  }
+
+  /** `items` as one JSON array, of the texts already encoded. */
+  jsonArray(items: Item[]): string {
+    return `[${this.texts(items).join(",")}]`;
   }
 
   /** Headers that say whether the answer was cut. */

@@ -179,7 +179,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
     : await broker.leases.take(agent, leaseId, () => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone() }));
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
   const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
-  return jsonTextResponse(200, `[${answer.texts(messages).join(",")}]`, headers);
+  return jsonTextResponse(200, answer.jsonArray(messages), headers);
 }
 
 /**
@@ -196,8 +196,7 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
     return JSON.stringify({ ...wire, interop: { ...wire.interop, pending: pending.get(envelope.id) } });
   });
   // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
-  const newest = answer.fit(messages.map(({ envelope }) => envelope).reverse()).reverse();
-  return jsonTextResponse(200, `[${answer.texts(newest).join(",")}]`, answer.headers());
+  return jsonTextResponse(200, answer.jsonArray(answer.newest(messages.map(({ envelope }) => envelope))), answer.headers());
 }
 
 /**
@@ -316,13 +315,13 @@ async function listDeadLetters(broker: Broker, request: IncomingRequest, caller:
     JSON.stringify(letter)
   );
   // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
-  const newest = answer.fit(letters.map((letter) => ({
+  const newest = answer.newest(letters.map((letter) => ({
     id: letter.messageId,
     reason: letter.reason,
     parked_at: new Date(letter.parkedAt).toISOString(),
     message: letter.message === undefined ? null : toWire(letter.message),
-  })).reverse()).reverse();
-  return jsonTextResponse(200, `[${answer.texts(newest).join(",")}]`, answer.headers());
+  })));
+  return jsonTextResponse(200, answer.jsonArray(newest), answer.headers());
 }
 
 /**

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, readSecret } from "../src/cli/args.ts";
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
-import { describeCause } from "../src/client/broker_client.ts";
+import { describeCause } from "../src/client/fetch_failures.ts";
 import { splitCredentials } from "../src/client/url_credentials.ts";
 import { redactCredentials, redactUrl } from "../src/url_redaction.ts";
 

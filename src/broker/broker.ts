@@ -9,7 +9,7 @@ import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
-import { InboxLeases } from "./inbox_leases.ts";
+import { InboxLeases, type Leases } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
@@ -19,6 +19,7 @@ import { RateLimiter } from "./rate_limiter.ts";
 import { replay } from "./replay.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
+import { StoreLeases } from "./store_leases.ts";
 import type { StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
 import { type PollOptions, Takes } from "./takes.ts";
@@ -47,7 +48,7 @@ export class Broker {
   /** Messages push receivers refused for good. */
   readonly deadLetters: DeadLetters;
   /** Leases on inboxes for readers that show messages before they take them (`interop poll`). */
-  readonly leases: InboxLeases;
+  readonly leases: Leases;
   #idempotent: IdempotentPublishes;
   #publishes: Publishes;
   /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
@@ -134,7 +135,10 @@ export class Broker {
       shared: this.#shared !== undefined,
       now: this.#now,
     });
-    this.leases = new InboxLeases(this.#now);
+    // On a shared store the store keeps them, or a reader's lease would hold only on the broker it asked.
+    this.leases = this.#shared === undefined
+      ? new InboxLeases(this.#now)
+      : new StoreLeases(this.#shared, (agent) => this.#inboxFor(agent, "read"));
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();
     this.#lastId = lastId;

@@ -168,7 +168,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
       if (lease !== undefined) broker.leases.end(agent, lease);
       throw error;
     })
-    : await broker.leases.take(agent, leaseId, () => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone() }));
+    : await broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone(), lease }));
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
   const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
   return jsonTextResponse(200, answer.jsonArray(messages), headers);

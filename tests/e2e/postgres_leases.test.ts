@@ -78,6 +78,11 @@ test("a lease taken on A refuses B's takes, holds B's wait until A's take, and e
   assert.equal(other.status, 409, "another lease on B is refused");
   await other.body?.cancel();
 
+  // A wait held by the lease still ends at its timeout, taking nothing.
+  const short = await fetch(`${b.url}/wait?agent=openclaw&timeout=1`);
+  assert.equal(short.status, 204);
+  await short.body?.cancel();
+
   let takeStarted = false;
   const waited = fetch(`${b.url}/wait?agent=openclaw&timeout=20`).then(async (response) => {
     assert.equal(takeStarted, true, "the wait answered before A's take");

@@ -35,6 +35,43 @@ test("interop with an unknown command or flag exits 2 with one line on stderr", 
   assert.match(agent.stderr, /^error: Invalid agent name in --from: "Bad\/Name"/);
 });
 
+test("interop suggests the command or option a typo was meant to be, and says where an option before the command goes", async () => {
+  const command = await runCli(["sned", "--from", "hermes", "hi"]);
+  assert.equal(command.code, 2);
+  assert.equal(command.stderr, `error: Unknown command: "sned" (did you mean 'interop send'?); run 'interop --help' for the list\n`);
+  assert.match((await runCli(["help", "stauts"])).stderr, /^error: Unknown command: "stauts" \(did you mean 'interop status'\?\);/);
+  const option = await runCli(["send", "--form", "hermes", "hi"]);
+  assert.equal(option.code, 2);
+  assert.equal(option.stderr, "error: Unknown option --form for 'interop send' (did you mean --from?); see 'interop send --help'\n");
+  const before = await runCli(["-v"]);
+  assert.equal(before.code, 2);
+  assert.equal(
+    before.stderr,
+    "error: Unknown option -v before the command: options go after it (interop COMMAND -v …); 'interop --version' prints the version, 'interop --help' lists the commands\n",
+  );
+});
+
+test("interop help --help prints the command list, as interop --help does", async () => {
+  const top = await runCli(["--help"]);
+  for (const args of [["help", "--help"], ["help", "-h"]]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 0, args.join(" "));
+    assert.equal(result.stdout, top.stdout, args.join(" "));
+  }
+});
+
+test("interop send --data that is not a JSON object is refused in the command line's terms, before anything is sent", async () => {
+  // No broker at this URL: a refusal here comes from the command itself.
+  const url = `http://127.0.0.1:${await freePort()}`;
+  const json = await runCli(["send", "--url", url, "-f", "hermes", "-t", "openclaw", "--data", "{bad"]);
+  assert.equal(json.code, 2);
+  assert.match(json.stderr, /^error: Invalid --data: not JSON \(.*\): give a JSON object, like \{"text": "hello"\}; plain text goes as TEXT, without --data; see 'interop send --help'\n$/);
+  assert.doesNotMatch(json.stderr, /Content-Type/);
+  const array = await runCli(["ask", "--url", url, "-f", "hermes", "-t", "openclaw", "-d", "[1]"]);
+  assert.equal(array.code, 2);
+  assert.equal(array.stderr, `error: Invalid --data: the JSON must be an object, like {"text": "hello"}; plain text goes as TEXT, without --data; see 'interop ask --help'\n`);
+});
+
 test("interop send and status exit 3 when the broker is unreachable", async () => {
   // Nothing listens there (not port 9: fetch refuses that one, which is a usage error of its own).
   const url = `http://127.0.0.1:${await freePort()}`;

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { freePort, publish, startBroker } from "../helpers/broker.ts";
-import { runCli } from "../helpers/cli.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
 
 const version = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
 
@@ -70,6 +71,18 @@ test("interop send --data that is not a JSON object is refused in the command li
   const array = await runCli(["ask", "--url", url, "-f", "hermes", "-t", "openclaw", "-d", "[1]"]);
   assert.equal(array.code, 2);
   assert.equal(array.stderr, `error: Invalid --data: the JSON must be an object, like {"text": "hello"}; plain text goes as TEXT, without --data; see 'interop ask --help'\n`);
+});
+
+test("interop token list with no tokens says where it looked on stderr, and prints nothing on stdout", async (t) => {
+  const data = tempDir("interop-tokens-");
+  t.after(() => data.cleanup());
+  const empty = await runCli(["token", "list", "--data-dir", data.path]);
+  assert.equal(empty.code, 0);
+  assert.equal(empty.stdout, "");
+  assert.equal(empty.stderr, `no tokens in ${join(data.path, "tokens.json")}; 'interop token create --agent NAME' makes one\n`);
+  const json = await runCli(["token", "list", "--data-dir", data.path, "--json"]);
+  assert.equal(json.stdout, "[]\n");
+  assert.equal(json.stderr, "");
 });
 
 test("interop send and status exit 3 when the broker is unreachable", async () => {

@@ -9,7 +9,7 @@ export const HELP = `interop completion — print a shell completion script
 Usage: interop completion bash|zsh|fish
 
 Completes commands, their options and their words (token create, integrate hermes …),
-and file names after an option that takes a value. Install it with:
+and file names after an option that takes a value. Install it (mkdir -p the folder first):
   bash   interop completion bash > ~/.local/share/bash-completion/completions/interop
   zsh    interop completion zsh > ~/.zfunc/_interop   (with fpath+=(~/.zfunc) before compinit)
   fish   interop completion fish > ~/.config/fish/completions/interop.fish

@@ -10,6 +10,7 @@ import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
+import { heldJsonAnswer } from "../src/a2a/held_answer.ts";
 import { createRouter } from "../src/http/router.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
@@ -142,4 +143,45 @@ test("a blocking A2A SendMessage whose reply comes within the keepalive interval
     assert.equal(rpc.result.task.artifacts[0].parts[0].text, "yes");
     assert.equal((await broker.status()).agents["a2a"]?.pending ?? 0, 0, "the reply was taken with the answer");
   });
+});
+
+/** Opens a held answer's stream into a sink that records what was written, with a way to hang up. */
+function openHeld(response: OutgoingResponse): { text(): string; ended: Promise<void>; hangUp(): void } {
+  assert.ok(isStream(response));
+  let text = "";
+  const closed = new AbortController();
+  const ended = new Promise<void>((resolve) => closed.signal.addEventListener("abort", () => resolve(), { once: true }));
+  response.open({
+    write(chunk) {
+      text += chunk;
+      return 0;
+    },
+    drained: () => Promise.resolve(),
+    close: () => closed.abort(),
+    destroy: () => closed.abort(),
+    closed: closed.signal,
+  });
+  return { text: () => text, ended, hangUp: () => closed.abort() };
+}
+
+test("heldJsonAnswer() ends a held answer that fails late with the late error's JSON after the spaces", async () => {
+  let fail: (error: Error) => void = () => {};
+  const value = new Promise<unknown>((_, reject) => (fail = reject));
+  const answer = await heldJsonAnswer(value, 20, new AbortController(), (error) => ({ error: (error as Error).message }));
+  assert.ok("response" in answer);
+  const held = openHeld(answer.response);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  fail(new Error("token revoked"));
+  await held.ended;
+  assert.match(held.text(), /^ {2,}\{"error":"token revoked"\}$/);
+});
+
+test("heldJsonAnswer() tells what it waits for to stop once the held answer's client hangs up", async () => {
+  const left = new AbortController();
+  const answer = await heldJsonAnswer(new Promise(() => {}), 20, left, () => ({}));
+  assert.ok("response" in answer);
+  const held = openHeld(answer.response);
+  assert.equal(left.signal.aborted, false);
+  held.hangUp();
+  assert.equal(left.signal.aborted, true);
 });

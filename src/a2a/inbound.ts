@@ -11,6 +11,7 @@ import { jsonResponse } from "../http/responses.ts";
 import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl, strictAgentCard } from "./agent_card.ts";
+import { heldJsonAnswer } from "./held_answer.ts";
 import { payloadOf } from "./interop_payload.ts";
 import { newContextId } from "./message_ids.ts";
 import {
@@ -51,6 +52,8 @@ export interface A2aInboundOptions {
   changes: TaskChanges;
   /** How long a blocking SendMessage (or a task stream) waits for the reply. */
   replyWaitMs: number;
+  /** How often a blocking SendMessage still waiting writes a space (HELD_ANSWER_KEEPALIVE_MS; shorter in tests). */
+  keepaliveMs: number;
 }
 
 /** Whether a path is under `/a2a`. */
@@ -116,17 +119,28 @@ export async function handleA2a(
     const answer = await METHODS[method](context);
     return "result" in answer ? jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result }) : answer.response;
   } catch (error) {
-    if (error instanceof A2aError) {
-      return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, error: { code: error.code, message: error.message } });
-    }
-    if (!(error instanceof InteropError)) throw error;
-    // What the broker refused (rate limit, unknown agent, full inbox, storage): its HTTP status, so that clients
-    // retry what may pass later, and a JSON-RPC error naming interop's code.
-    const { status, headers } = errorResponse(error);
-    return jsonResponse(status, { jsonrpc: "2.0", id: rpcId, error: { code: -32000, message: error.message, data: { code: error.code } } }, {
-      ...(headers["retry-after"] === undefined ? {} : { "retry-after": headers["retry-after"] }),
-    });
+    const refusal = rpcRefusal(rpcId, error);
+    if (refusal === undefined) throw error;
+    return jsonResponse(refusal.status, refusal.body, refusal.headers);
   }
+}
+
+/**
+ * The JSON-RPC error answer for a refusal, with its HTTP status; undefined for anything else (a bug). What the broker
+ * refused (rate limit, unknown agent, full inbox, storage) keeps its HTTP status, so that clients retry what may pass
+ * later, and names interop's code in a JSON-RPC error.
+ */
+function rpcRefusal(rpcId: string | number | null, error: unknown): { status: number; body: unknown; headers: Record<string, string> } | undefined {
+  if (error instanceof A2aError) {
+    return { status: 200, body: { jsonrpc: "2.0", id: rpcId, error: { code: error.code, message: error.message } }, headers: {} };
+  }
+  if (!(error instanceof InteropError)) return undefined;
+  const { status, headers } = errorResponse(error);
+  return {
+    status,
+    body: { jsonrpc: "2.0", id: rpcId, error: { code: -32000, message: error.message, data: { code: error.code } } },
+    headers: headers["retry-after"] === undefined ? {} : { "retry-after": headers["retry-after"] },
+  };
 }
 
 /** `GET /a2a`: the recent A2A tasks the caller may see, for the dashboard. */
@@ -239,11 +253,26 @@ async function sendMessage(call: Call): Promise<Answer> {
   const envelope = await publish(call);
   const configuration = isObject(call.params.configuration) ? call.params.configuration : {};
   const blocking = call.version === "1.0" ? configuration.returnImmediately !== true : configuration.blocking === true;
-  if (blocking && await awaitSettled(call, envelope, call.request.clientGone())) {
-    throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
-  }
-  const task = await taskOfMessage(call.broker, envelope);
-  return { result: call.version === "1.0" ? { task } : toV03Task(task) };
+  const result = async () => {
+    const task = await taskOfMessage(call.broker, envelope);
+    return call.version === "1.0" ? { task } : toV03Task(task);
+  };
+  if (!blocking) return { result: await result() };
+  // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
+  const left = new AbortController();
+  const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal])).then(async (revoked) => {
+    if (revoked) {
+      throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
+    }
+    return { jsonrpc: "2.0", id: call.rpcId, result: await result() };
+  });
+  const answer = await heldJsonAnswer(settled, call.options.keepaliveMs, left, (error) => lateRpcError(call.rpcId, error));
+  return "ready" in answer ? { response: jsonResponse(200, answer.ready) } : answer;
+}
+
+/** The JSON-RPC error a held answer ends with: its head went long ago, so a refusal's HTTP status is lost. */
+function lateRpcError(rpcId: string | number, error: unknown): unknown {
+  return rpcRefusal(rpcId, error)?.body ?? { jsonrpc: "2.0", id: rpcId, error: { code: A2A_ERROR.internalError, message: "Internal error" } };
 }
 
 /**

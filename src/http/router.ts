@@ -1,5 +1,6 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
 import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
+import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { LEASE_HEADER } from "../broker/inbox_leases.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
@@ -26,6 +27,8 @@ export interface RouterOptions {
   maxBodyBytes: number;
   /** How long a blocking A2A SendMessage waits for the reply (`serve --a2a-wait`); 5 minutes when unset. */
   a2aWaitMs?: number;
+  /** How often a blocking A2A SendMessage still waiting writes a space; HELD_ANSWER_KEEPALIVE_MS when unset (tests shorten it). */
+  a2aKeepaliveMs?: number;
   /** The agent whose strict A2A card is served at the origin (`serve --a2a-origin-agent`); none: a 404 there. */
   a2aOriginAgent?: AgentName;
   /** The `retry:` advice sent to EventSource clients, in ms. */
@@ -67,6 +70,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     maxBodyBytes: options.maxBodyBytes,
     changes: new TaskChanges(),
     replyWaitMs: options.a2aWaitMs ?? DEFAULT_A2A_REPLY_WAIT_MS,
+    keepaliveMs: options.a2aKeepaliveMs ?? HELD_ANSWER_KEEPALIVE_MS,
   };
   const shares = options.maxRequestsPerAgent === undefined ? undefined : new AgentShares(options.maxRequestsPerAgent);
   const dispatch = async (request: IncomingRequest): Promise<OutgoingResponse> => {

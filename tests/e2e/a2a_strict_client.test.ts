@@ -70,6 +70,29 @@ test("a client as strict as Hermes's (card at the origin, one JSON-RPC 1.0 inter
   assert.notEqual(again.task.id, answer.task.id);
 });
 
+test("a strict client that gives up on a silent read gets bob's reply that comes after its read timeout (the broker writes a space every 10 s)", async (t) => {
+  const hub = await startHub(t);
+  const peer = { url: `${hub.broker.url}/a2a/bob`, token: hub.tokens.alice };
+  // Hermes's read timeout is 30 s; 12 s keeps the test short and still outlasts the broker's 10 s keepalive.
+  const readTimeoutMs = 12_000;
+  const [answer] = await Promise.all([
+    strictAsk(peer, "a slow question?", undefined, { readTimeoutMs }),
+    (async () => {
+      const waited = await fetch(`${hub.broker.url}/wait?agent=bob&timeout=30`, { headers: bearer(hub.tokens.bob) });
+      const question = await waited.json();
+      await new Promise((resolve) => setTimeout(resolve, readTimeoutMs + 1_000));
+      const replied = await fetch(`${hub.broker.url}/broadcast?from=bob&reply_to=${question.interop.id}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...bearer(hub.tokens.bob) },
+        body: JSON.stringify({ text: "slow but sure" }),
+      });
+      assert.equal(replied.status, 200);
+    })(),
+  ]);
+  assert.deepEqual(answer.texts, ["slow but sure"]);
+  assert.deepEqual(await peek(hub, "alice"), [], "the reply came in the answer, not again through alice's inbox");
+});
+
 test("the origin card is bob's strict card, public as every card, under the host rule, and sending through it still needs a token", async (t) => {
   const hub = await startHub(t);
   const card = await fetchStrictCard({ url: `${hub.broker.url}/a2a/bob/`, token: undefined });

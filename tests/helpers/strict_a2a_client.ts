@@ -92,11 +92,24 @@ export interface StrictAnswer {
 }
 
 /**
- * `NamedPeerClient.ask`: the card (checked), then one blocking `SendMessage` (`streaming=False, polling=False`)
- * to the card's interface with `Authorization: Bearer`, within the client's 120 s; the result must be a
- * COMPLETED task with ids of 1-256 characters and at least one non-blank text artifact, and nothing else.
+ * Hermes's HTTP client reads with `httpx.Timeout(30.0, connect=10.0)` (`NamedPeerClient._http`), which a2a-sdk 1.0's
+ * JSON-RPC transport keeps for SendMessage: the answer's head, and then each chunk of its body, must come within
+ * 30 s of the last, or the call fails with ReadTimeout, whatever is left of its 120 s.
  */
-export async function strictAsk(peer: StrictPeer, text: string, contextId?: string): Promise<StrictAnswer> {
+export const HERMES_READ_TIMEOUT_MS = 30_000;
+
+/**
+ * `NamedPeerClient.ask`: the card (checked), then one blocking `SendMessage` (`streaming=False, polling=False`)
+ * to the card's interface with `Authorization: Bearer`, within the client's 120 s and with no more than
+ * `readTimeoutMs` between bytes read; the result must be a COMPLETED task with ids of 1-256 characters and at least
+ * one non-blank text artifact, and nothing else.
+ */
+export async function strictAsk(
+  peer: StrictPeer,
+  text: string,
+  contextId?: string,
+  { readTimeoutMs = HERMES_READ_TIMEOUT_MS }: { readTimeoutMs?: number } = {},
+): Promise<StrictAnswer> {
   const card = await fetchStrictCard(peer);
   const endpoint: string = card.supportedInterfaces[0].url;
   const message = {
@@ -105,10 +118,16 @@ export async function strictAsk(peer: StrictPeer, text: string, contextId?: stri
     parts: [{ text }],
     ...(contextId === undefined ? {} : { contextId }),
   };
+  const silent = new AbortController();
+  let idle = setTimeout(() => silent.abort(), readTimeoutMs);
+  const readSoon = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => silent.abort(), readTimeoutMs);
+  };
   const response = await fetch(endpoint, {
     method: "POST",
     redirect: "manual",
-    signal: AbortSignal.timeout(120_000),
+    signal: AbortSignal.any([AbortSignal.timeout(120_000), silent.signal]),
     headers: {
       "content-type": "application/json",
       "a2a-version": "1.0",
@@ -120,9 +139,24 @@ export async function strictAsk(peer: StrictPeer, text: string, contextId?: stri
       method: "SendMessage",
       params: { message, configuration: {} },
     }),
+  }).catch((error) => {
+    clearTimeout(idle);
+    throw silent.signal.aborted ? new StrictClientError("A2A peer request failed (ReadTimeout)") : error;
   });
+  let body = "";
+  try {
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body ?? []) {
+      readSoon();
+      body += decoder.decode(chunk, { stream: true });
+    }
+  } catch (error) {
+    throw silent.signal.aborted ? new StrictClientError("A2A peer request failed (ReadTimeout)") : error;
+  } finally {
+    clearTimeout(idle);
+  }
   if (!response.ok) throw new StrictClientError(`A2A peer request failed (HTTP ${response.status})`);
-  const answer = await response.json();
+  const answer = JSON.parse(body);
   if (answer.error !== undefined) {
     throw new StrictClientError(`A2A peer request failed: ${answer.error.code} ${answer.error.message}`);
   }

@@ -1,0 +1,187 @@
+/**
+ * A blocking A2A `SendMessage` whose reply takes a while, read by a client that gives up on a silent connection, as
+ * Hermes Agent's strict A2A client does: a2a-sdk 1.0's JSON-RPC transport posts with the httpx client's timeout, and
+ * Hermes builds that client with `httpx.Timeout(30.0, connect=10.0)`, so a read that sees no byte for 30 s fails
+ * (ReadTimeout) long before the call's own 120 s (plugins/platforms/a2a/client.py, `_http` and `ask`).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Authenticator } from "../src/auth/authenticator.ts";
+import { TokenFile } from "../src/auth/token_file.ts";
+import { Broker } from "../src/broker/broker.ts";
+import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
+import { heldJsonAnswer } from "../src/a2a/held_answer.ts";
+import { createRouter } from "../src/http/router.ts";
+import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
+import { isStream } from "../src/runtime/types.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { fromWebRequest } from "./helpers/web_request.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+import { bodyText } from "./helpers/response.ts";
+
+/** Hermes's read timeout (30 s), scaled down with the broker's keepalive so the test takes a second, not a minute. */
+const READ_TIMEOUT_MS = 300;
+const KEEPALIVE_MS = 100;
+
+async function withA2aRouter(work: (handler: Handler, broker: Broker) => Promise<void>): Promise<void> {
+  const dir = tempDir();
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit: 0 }));
+  try {
+    const auth = await Authenticator.open(new TokenFile(dir.path));
+    const metrics = new BrokerMetrics(() => broker.status(), []);
+    const handler = createRouter(broker, {
+      auth,
+      metrics,
+      maxBodyBytes: 65536,
+      retryMs: 2000,
+      a2aKeepaliveMs: KEEPALIVE_MS,
+      onInternalError: (error) => assert.fail(String(error)),
+    });
+    await work(handler, broker);
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
+}
+
+function post(handler: Handler, path: string, body: unknown, headers: Record<string, string> = {}): Promise<OutgoingResponse> {
+  return handler(fromWebRequest(new Request(`http://localhost${path}`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json", ...headers },
+  })));
+}
+
+/** A blocking v1.0 SendMessage, as Hermes's client sends it (no `configuration`, so it waits for the task to settle). */
+function blockingSend(handler: Handler, text: string): Promise<OutgoingResponse> {
+  return post(handler, "/a2a/bob", {
+    jsonrpc: "2.0",
+    id: "call-1",
+    method: "SendMessage",
+    params: { message: { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text }] } },
+  }, { "a2a-version": "1.0" });
+}
+
+/**
+ * Reads an answer as httpx does with a read timeout: the head, then each chunk, must come within `READ_TIMEOUT_MS`
+ * of the last, or the read fails as Hermes's did ("A2A peer request failed", cause ReadTimeout).
+ */
+async function readWithReadTimeout(answer: Promise<OutgoingResponse>): Promise<{ text: string; streamed: boolean }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`ReadTimeout: no answer for ${READ_TIMEOUT_MS} ms`)), READ_TIMEOUT_MS);
+  });
+  const response = await Promise.race([answer, silent]).finally(() => clearTimeout(timer));
+  if (!isStream(response)) return { text: bodyText(response), streamed: false };
+  return await new Promise((resolve, reject) => {
+    let text = "";
+    const closed = new AbortController();
+    const fail = () => {
+      closed.abort();
+      reject(new Error(`ReadTimeout: no byte for ${READ_TIMEOUT_MS} ms after ${JSON.stringify(text)}`));
+    };
+    let idle = setTimeout(fail, READ_TIMEOUT_MS);
+    const sink: StreamSink = {
+      write(chunk) {
+        text += chunk;
+        clearTimeout(idle);
+        idle = setTimeout(fail, READ_TIMEOUT_MS);
+        return 0;
+      },
+      drained: () => Promise.resolve(),
+      close() {
+        clearTimeout(idle);
+        closed.abort();
+        resolve({ text, streamed: true });
+      },
+      destroy: () => closed.abort(),
+      closed: closed.signal,
+    };
+    response.open(sink);
+  });
+}
+
+/** bob takes the question from his inbox and, after `afterMs`, replies to it. */
+async function bobReplies(handler: Handler, afterMs: number, text: string): Promise<void> {
+  let question: { interop: { id: number } } | undefined;
+  while (question === undefined) {
+    const polled = await handler(fromWebRequest(new Request("http://localhost/poll?agent=bob")));
+    assert.ok(!isStream(polled));
+    [question] = JSON.parse(bodyText(polled));
+    if (question === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await new Promise((resolve) => setTimeout(resolve, afterMs));
+  const replied = await post(handler, `/broadcast?from=bob&reply_to=${question.interop.id}`, { text });
+  assert.equal(replied.status, 200);
+}
+
+test("a blocking A2A SendMessage whose reply takes longer than the client's read timeout keeps the connection alive and answers the completed task", async () => {
+  await withA2aRouter(async (handler) => {
+    const [answer] = await Promise.all([
+      readWithReadTimeout(blockingSend(handler, "what is the build status?")),
+      bobReplies(handler, READ_TIMEOUT_MS * 3, "green"),
+    ]);
+    assert.ok(answer.streamed, "the answer was held open while the reply was awaited");
+    assert.match(answer.text, /^ +\{/, "whitespace (which JSON allows before a value) until the answer");
+    const rpc = JSON.parse(answer.text);
+    assert.equal(rpc.id, "call-1");
+    assert.equal(rpc.result.task.status.state, "TASK_STATE_COMPLETED");
+    assert.equal(rpc.result.task.artifacts[0].parts[0].text, "green");
+  });
+});
+
+test("a blocking A2A SendMessage whose reply comes within the keepalive interval is answered as a plain JSON body", async () => {
+  await withA2aRouter(async (handler, broker) => {
+    const [answer] = await Promise.all([
+      readWithReadTimeout(blockingSend(handler, "quick one?")),
+      bobReplies(handler, 0, "yes"),
+    ]);
+    assert.equal(answer.streamed, false);
+    const rpc = JSON.parse(answer.text);
+    assert.equal(rpc.result.task.status.state, "TASK_STATE_COMPLETED");
+    assert.equal(rpc.result.task.artifacts[0].parts[0].text, "yes");
+    assert.equal((await broker.status()).agents["a2a"]?.pending ?? 0, 0, "the reply was taken with the answer");
+  });
+});
+
+/** Opens a held answer's stream into a sink that records what was written, with a way to hang up. */
+function openHeld(response: OutgoingResponse): { text(): string; ended: Promise<void>; hangUp(): void } {
+  assert.ok(isStream(response));
+  let text = "";
+  const closed = new AbortController();
+  const ended = new Promise<void>((resolve) => closed.signal.addEventListener("abort", () => resolve(), { once: true }));
+  response.open({
+    write(chunk) {
+      text += chunk;
+      return 0;
+    },
+    drained: () => Promise.resolve(),
+    close: () => closed.abort(),
+    destroy: () => closed.abort(),
+    closed: closed.signal,
+  });
+  return { text: () => text, ended, hangUp: () => closed.abort() };
+}
+
+test("heldJsonAnswer() ends a held answer that fails late with the late error's JSON after the spaces", async () => {
+  let fail: (error: Error) => void = () => {};
+  const value = new Promise<unknown>((_, reject) => (fail = reject));
+  const answer = await heldJsonAnswer(value, 20, new AbortController(), (error) => ({ error: (error as Error).message }));
+  assert.ok("response" in answer);
+  const held = openHeld(answer.response);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  fail(new Error("token revoked"));
+  await held.ended;
+  assert.match(held.text(), /^ {2,}\{"error":"token revoked"\}$/);
+});
+
+test("heldJsonAnswer() tells what it waits for to stop once the held answer's client hangs up", async () => {
+  const left = new AbortController();
+  const answer = await heldJsonAnswer(new Promise(() => {}), 20, left, () => ({}));
+  assert.ok("response" in answer);
+  const held = openHeld(answer.response);
+  assert.equal(left.signal.aborted, false);
+  held.hangUp();
+  assert.equal(left.signal.aborted, true);
+});

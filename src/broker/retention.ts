@@ -38,11 +38,12 @@ export async function applyRetention(
   if (cutoffs.size === 0) return;
   // The broker's cursors can be ahead of the stored ones (they are committed with the next batch).
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-  for (const [agent, { count, upTo }] of await store.expire(cutoffs, cursors)) {
+  // The purge mark stays where it is: a resume from an id below the expired messages still replays what was delivered
+  // after that id, and one from the cursor is no different from a read without an id.
+  for (const [agent, count] of await store.expire(cutoffs, cursors)) {
     const inbox = inboxes.get(agent)!;
     inbox.pending -= count;
     inbox.expired += count;
-    inbox.purgedId = Math.max(inbox.purgedId, upTo);
     policy.onExpired?.(agent, count);
   }
 }

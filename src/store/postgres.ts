@@ -215,7 +215,7 @@ export class PostgresStore implements MessageStore {
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
-  ): Promise<Map<AgentName, { count: number; upTo: number }>> {
+  ): Promise<Map<AgentName, number>> {
     if (cutoffs.size === 0) return Promise.resolve(new Map());
     return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered));
   }

@@ -24,16 +24,16 @@ export async function pruneDelivered(tx: TransactionSql, cutoff: number): Promis
 
 /**
  * Deletes the undelivered messages created before their inbox's cutoff (above the cursor, or above `delivered` where
- * this broker's is further); resolves with how many expired per inbox and up to which id.
+ * this broker's is further); resolves with how many expired per inbox. The purge mark stays (see `MessageStore.expire`).
  */
 export async function expireUndelivered(
   tx: TransactionSql,
   cutoffs: Map<AgentName, number>,
   delivered: Map<AgentName, number>,
-): Promise<Map<AgentName, { count: number; upTo: number }>> {
+): Promise<Map<AgentName, number>> {
   const agents = await lockInboxes(tx, tx`SELECT agent FROM interop_inboxes WHERE agent = ANY(${[...cutoffs.keys()]}::text[])`);
   if (agents.length === 0) return new Map();
-  const rows = await tx<Array<{ agent: AgentName; count: number; up_to: number }>>`
+  const rows = await tx<Array<{ agent: AgentName; count: number }>>`
     WITH found AS (
       SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after, c.cutoff, count(*) AS count, max(m.id) AS up_to
       FROM unnest(${agents}::text[], ${agents.map((agent) => cutoffs.get(agent)!)}::int8[],
@@ -46,10 +46,10 @@ export async function expireUndelivered(
       DELETE FROM interop_messages m USING found f
       WHERE m.recipient = f.agent AND m.id > f.after AND m.id <= f.up_to AND m.created_at < f.cutoff
     )
-    UPDATE interop_inboxes i SET expired = i.expired + f.count, purged_id = greatest(i.purged_id, f.up_to)
+    UPDATE interop_inboxes i SET expired = i.expired + f.count
     FROM found f WHERE i.agent = f.agent
-    RETURNING i.agent, f.count, f.up_to`;
-  return new Map(rows.map((row) => [row.agent, { count: row.count, upTo: row.up_to }]));
+    RETURNING i.agent, f.count`;
+  return new Map(rows.map((row) => [row.agent, row.count]));
 }
 
 /**

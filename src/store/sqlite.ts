@@ -405,16 +405,16 @@ export class SqliteStore implements MessageStore {
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
-  ): Promise<Map<AgentName, { count: number; upTo: number }>> {
+  ): Promise<Map<AgentName, number>> {
     return this.#attempt("expire", () =>
       this.#transaction(() => {
         this.#joinTail();
-        const expired = new Map<AgentName, { count: number; upTo: number }>();
+        const expired = new Map<AgentName, number>();
         const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
         const find = this.#db.prepare(`SELECT count(*) AS count, max(id) AS upto FROM messages
           WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 AND created_at < ?`);
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id > ? AND id <= ? AND created_at < ?");
-        const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ?, purged_id = max(purged_id, ?) WHERE agent = ?");
+        const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ? WHERE agent = ?");
         for (const inbox of inboxes) {
           const cutoff = cutoffs.get(inbox.agent);
           if (cutoff === undefined) continue;
@@ -422,8 +422,8 @@ export class SqliteStore implements MessageStore {
           const { count, upto } = find.get(inbox.agent, after, cutoff) as { count: number; upto: number | null };
           if (count === 0 || upto === null) continue;
           remove.run(inbox.agent, after, upto, cutoff);
-          record.run(count, upto, inbox.agent);
-          expired.set(inbox.agent, { count, upTo: upto });
+          record.run(count, inbox.agent);
+          expired.set(inbox.agent, count);
         }
         return expired;
       }));

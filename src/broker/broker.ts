@@ -193,9 +193,8 @@ export class Broker {
   publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Published> {
     const { idempotencyKey } = options;
     if (idempotencyKey === undefined) return this.#publishes.publish(from, to, payloads, options);
-    // Only a publish with neither a recipient nor a message it answers goes to every agent, and may leave some out.
-    const broadcast = to === undefined && options.replyTo === undefined;
-    return this.#idempotent.once(from, idempotencyKey, broadcast, () => this.#publishes.publish(from, to, payloads, options));
+    const request = { to, replyTo: options.replyTo, payloads: options.keyNamesMessage ? undefined : payloads };
+    return this.#idempotent.once(from, idempotencyKey, request, () => this.#publishes.publish(from, to, payloads, options));
   }
 
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */

@@ -117,11 +117,15 @@ function contract({ name, lockedCode, place }: Backend): void {
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 2, polled: [{ after: 0, upTo: 2 }] }] });
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [3, 4]);
 
-    const purged = await store.prune(100);
+    const purged = await store.prune(100, new Map([[openclaw, 4]]));
     assert.deepEqual([...purged], [[openclaw, 2]]);
     assert.equal((await store.loadInboxes())[0].purgedId, 2);
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 4 }] });
-    await store.prune(100);
+    // Only up to what was delivered a retention period ago, however old the messages.
+    assert.deepEqual([...await store.prune(100, new Map([[openclaw, 3]]))], [[openclaw, 3]]);
+    assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [4]);
+    assert.deepEqual([...await store.prune(100, new Map())], [], "an inbox not named keeps all");
+    await store.prune(100, new Map([[openclaw, 4]]));
     const [next] = await store.write({
       messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 5 }],
       inboxes: [],

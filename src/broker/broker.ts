@@ -8,6 +8,7 @@ import type { StatusReport } from "../status_report.ts";
 import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
+import { DeliveryMarks } from "./delivery_marks.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { InboxLeases } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
@@ -49,6 +50,7 @@ export class Broker {
   /** Leases on inboxes for readers that show messages before they take them (`interop poll`). */
   readonly leases: InboxLeases;
   #idempotent: IdempotentPublishes;
+  #deliveryMarks: DeliveryMarks;
   #publishes: Publishes;
   /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
   #takes: Takes;
@@ -69,6 +71,7 @@ export class Broker {
     this.#store = options.store;
     this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored), (agent) => this.#inboxes.has(agent));
     this.#idempotent = new IdempotentPublishes(options.store);
+    this.#deliveryMarks = new DeliveryMarks(options.retentionMs);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
     this.#takes = new Takes({
@@ -388,7 +391,7 @@ export class Broker {
       },
     };
     try {
-      await applyRetention(this.#store, this.#inboxes, policy, this.#now());
+      await applyRetention(this.#store, this.#inboxes, this.#deliveryMarks, policy, this.#now());
     } catch {
       // Retention retries on the next tick; a store that cannot prune still serves.
     }

@@ -208,8 +208,9 @@ export class PostgresStore implements MessageStore {
     });
   }
 
-  prune(cutoff: number): Promise<Map<AgentName, number>> {
-    return this.#transaction("prune", (tx) => pruneDelivered(tx, cutoff));
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>> {
+    if (deliveredBefore.size === 0) return Promise.resolve(new Map());
+    return this.#transaction("prune", (tx) => pruneDelivered(tx, cutoff, deliveredBefore));
   }
 
   expire(

@@ -2,17 +2,26 @@
 import type { PendingQuery, Row, TransactionSql } from "postgres";
 import type { AgentName } from "../message.ts";
 
-/** Deletes each inbox's delivered messages created before `cutoff`; resolves with each inbox's new purge mark. */
-export async function pruneDelivered(tx: TransactionSql, cutoff: number): Promise<Map<AgentName, number>> {
+/**
+ * Deletes each inbox's delivered messages created before `cutoff`, up to its id in `deliveredBefore` (an inbox not in
+ * it keeps all); resolves with each inbox's new purge mark.
+ */
+export async function pruneDelivered(
+  tx: TransactionSql,
+  cutoff: number,
+  deliveredBefore: Map<AgentName, number>,
+): Promise<Map<AgentName, number>> {
+  const agents = [...deliveredBefore.keys()];
+  const given = tx`unnest(${agents}::text[], ${agents.map((agent) => deliveredBefore.get(agent)!)}::int8[]) AS d (agent, bound)`;
   const locked = await lockInboxes(tx, tx`
-    SELECT agent FROM interop_inboxes i WHERE EXISTS (SELECT 1 FROM interop_messages m
-      WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff})`);
+    SELECT i.agent FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE EXISTS (SELECT 1 FROM interop_messages m
+      WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff})`);
   if (locked.length === 0) return new Map();
   const rows = await tx<Array<{ agent: AgentName; up_to: number }>>`
     WITH bounds AS (
       SELECT i.agent, (SELECT max(m.id) FROM interop_messages m
-        WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff}) AS up_to
-      FROM interop_inboxes i WHERE i.agent = ANY(${locked}::text[])
+        WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff}) AS up_to
+      FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE i.agent = ANY(${locked}::text[])
     ), removed AS (
       DELETE FROM interop_messages m USING bounds b WHERE m.recipient = b.agent AND m.id <= b.up_to
     )

@@ -381,18 +381,20 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-  prune(cutoff: number): Promise<Map<AgentName, number>> {
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>> {
     return this.#attempt("prune", () =>
       this.#transaction(() => {
         this.#joinTail();
         const purged = new Map<AgentName, number>();
-        const inboxes = this.#db.prepare(`
-          SELECT agent, (SELECT max(id) FROM messages
-            WHERE recipient = agent AND indexed = 1 AND id <= delivered_id AND created_at < ?) AS upto
-          FROM inboxes`).all(cutoff) as Array<{ agent: AgentName; upto: number | null }>;
+        const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
+        const last = this.#db.prepare("SELECT max(id) AS upto FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? AND created_at < ?");
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ?");
         const record = this.#db.prepare("UPDATE inboxes SET purged_id = max(purged_id, ?) WHERE agent = ?");
-        for (const { agent, upto } of inboxes) {
+        for (const inbox of inboxes) {
+          const bound = deliveredBefore.get(inbox.agent);
+          if (bound === undefined) continue;
+          const { agent } = inbox;
+          const { upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { upto: number | null };
           if (upto === null) continue;
           remove.run(agent, upto);
           record.run(upto, agent);

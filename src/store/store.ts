@@ -261,8 +261,11 @@ export interface MessageStore {
   find(id: number): Promise<Envelope | undefined>;
   /** The highest id for `agent` created before `time` (ms), or 0: where a read "since a time" starts. */
   idBefore(agent: AgentName, time: number): Promise<number>;
-  /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */
-  prune(cutoff: number): Promise<Map<AgentName, number>>;
+  /**
+   * Deletes delivered messages created before `cutoff` (ms), of each inbox in `deliveredBefore` up to its id there
+   * (what was delivered a retention period ago; an inbox not in it keeps all); resolves with each inbox's new `purgedId`.
+   */
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>>;
   /**
    * Removes the undelivered messages of each inbox in `cutoffs` created before its cutoff (ms), above the inbox's
    * cursor (or `delivered`, the broker's newer one); counts them in the inbox's `expired`. Resolves with each

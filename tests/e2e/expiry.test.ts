@@ -23,11 +23,12 @@ test("with --pending-ttl, undelivered messages expire: counted in status, logged
     await publish(broker.url, "hermes", "openclaw", { n: 4 });
     const polled = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
     assert.deepEqual(polled.map((message: { n: number }) => message.n), [4], "later messages are delivered");
-    // They were sent to no one: a resume from before them reads on past them, as every other read does.
-    await publish(broker.url, "hermes", "openclaw", { n: 5 });
+    // They were sent to no one: a resume from before them reads on past them, as every other read does (message 5
+    // published once the stream is open: pending, it could expire before a slow stream reads it).
     const resume = await openSse(`${broker.url}/subscribe?agent=openclaw`, { "last-event-id": "0" });
     try {
       assert.equal(resume.status, 200);
+      await publish(broker.url, "hermes", "openclaw", { n: 5 });
       assert.deepEqual((await resume.take(1)).map((event) => JSON.parse(event.data).n), [5]);
     } finally {
       resume.close();
@@ -50,15 +51,17 @@ test("an expiry above the cursor leaves resumes by id alone: what was delivered 
       const status = await (await fetch(`${broker.url}/status`)).json();
       return status.agents.openclaw.expired === 1 || undefined;
     }, 10_000, "message 4 to expire");
-    await publish(broker.url, "hermes", "openclaw", { n: 5 });
 
     // listen with no state starts from the cursor (3), below the expired message: before, every such resume was
-    // refused as expired, and listen retried it at once, forever.
+    // refused as expired, and listen retried it at once, forever. Message 5 is published once it is connected: pending,
+    // it could expire before a slow listen starts.
     const dir = tempDir();
     const listen = startListen(broker.url, "openclaw", dir.path);
     let stderr = "";
     listen.stderr!.on("data", (chunk) => (stderr += chunk));
     try {
+      await waitFor(() => /connected to .* as openclaw, resuming after 3/.test(stderr) || undefined, 20_000, "listen to connect");
+      await publish(broker.url, "hermes", "openclaw", { n: 5 });
       const written = await waitFor(() => textOf(join(dir.path, "out.jsonl")), 10_000, "listen to write message 5");
       assert.deepEqual(written!.trim().split("\n").map((line) => JSON.parse(line).n), [5]);
       assert.doesNotMatch(stderr, /expired/);

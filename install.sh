@@ -25,8 +25,12 @@ cd "$(dirname "$0")"
 command -v npm >/dev/null || { echo "error: npm is needed to build interop; install Node.js and npm first" >&2; exit 1; }
 
 if [ ! -x node_modules/.bin/node ]; then
-  echo "interop: installing the toolchain (npm ci)..." >&2
-  npm ci --no-audit --no-fund >&2
+  # npm warns EBADENGINE under a Node older than 24: harmless, the toolchain it installs brings Node 24.
+  echo "interop: installing the toolchain (npm ci: Node 24, Deno 2 and esbuild from the npm registry)..." >&2
+  npm ci --no-audit --no-fund >&2 || {
+    echo "error: npm ci could not install the toolchain (npm's error is above): it downloads from the npm registry, so it needs the network (or a proxy or mirror set in npm config); then run ./install.sh again" >&2
+    exit 1
+  }
 fi
 if [ ! -x dist/interop ] || [ -n "$(find src build.ts package-lock.json -newer dist/interop -print -quit)" ]; then
   echo "interop: building dist/interop..." >&2

@@ -6,6 +6,7 @@
  *
  *   node bench/core.ts                       # 100 streams, 3,000 publishes, strict
  *   deno run -A bench/core.ts --durability relaxed
+ *   node bench/core.ts --payload-bytes 4096  # messages of 4 KiB of text (the default: a short line)
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,13 +27,15 @@ const { values } = parseArgs({
     streams: { type: "string", default: "100" },
     publishes: { type: "string", default: "3000" },
     durability: { type: "string", default: "strict" },
+    "payload-bytes": { type: "string" },
   },
 });
 const streams = Number(values.streams);
 const publishes = Number(values.publishes);
 const durability = values.durability;
+const text = values["payload-bytes"] === undefined ? "benchmark message" : "x".repeat(Number(values["payload-bytes"]));
 if (durability !== "strict" && durability !== "relaxed") throw new Error("--durability must be strict or relaxed");
-if (!(streams >= 1 && publishes >= 1)) throw new Error("--streams and --publishes must be positive numbers");
+if (!(streams >= 1 && publishes >= 1 && text.length >= 1)) throw new Error("--streams, --publishes and --payload-bytes must be positive numbers");
 
 /** A stream's end that counts what would have been written. */
 class CountingSink implements StreamSink {
@@ -68,7 +71,7 @@ try {
   broker.observe(new BrokerMetrics(() => broker.status(), []));
   const format = sseFormat(2000, true);
   for (const agent of agents) (await broker.prepareStream(agent, { from: "cursor" }, format))(new CountingSink());
-  const publish = (seq: number) => broker.publish(hub, undefined, { seq, t: performance.now(), text: "benchmark message" });
+  const publish = (seq: number) => broker.publish(hub, undefined, { seq, t: performance.now(), text });
   // Warm-up: the JIT, and the store past its first index join.
   for (let seq = 0; seq < Math.min(publishes, 200); seq++) await publish(seq);
   const before = process.cpuUsage();

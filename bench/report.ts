@@ -8,6 +8,9 @@ export type Results = Record<string, Record<string, Figures>>;
 /** The table of 16 publishers, each with 8 publishes pipelined on its connection. */
 export const PIPELINED = "throughput, 16 × 8 pipelined";
 
+/** The table of the fan-out with messages of 4 KiB of text. */
+export const FAN_OUT_4K = "fan-out, 4 KiB messages";
+
 type Column = [label: string, value: (figures: Figures) => string];
 
 const fixed = (digits: number, value: number | undefined) => value === undefined || Number.isNaN(value) ? "–" : value.toFixed(digits);
@@ -22,6 +25,7 @@ const COLUMNS: Record<string, Column[]> = {
   [PIPELINED]: [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
   "throughput, batches of 50": [["msgs", (f) => count(f.messages)], ["msg/s", (f) => count(f.perSecond)], ms("p50"), ms("p99"), integrity, ...cpu],
   "fan-out": [["streams", (f) => count(f.streams)], ["deliveries", (f) => count(f.messages)], ms("p50"), ms("p99"), integrity, ...cpu],
+  [FAN_OUT_4K]: [["streams", (f) => count(f.streams)], ["deliveries", (f) => count(f.messages)], ms("p50"), ms("p99"), integrity, ...cpu],
   "idle streams": [["streams", (f) => count(f.streams)], ["open s", (f) => fixed(1, f.openSeconds)], ["KiB/stream", (f) => fixed(1, f.kibPerStream)]],
   "status with 1,000 streams": [["streams", (f) => count(f.streams)], ms("p50"), ms("p90"), ms("p99"), ms("max")],
   resume: [["msgs", (f) => count(f.messages)], integrity],
@@ -72,6 +76,7 @@ const TARGETS: Target[] = [["interop-node", "bare-node", "Node"], ["interop-deno
       : [],
     { label: `${runtime}: throughput with 16 × 8 pipelined publishers vs bare node:http (≥ 1)`, value: versus(PIPELINED, key, "bare-node", "perSecond"), met: (v) => v >= 1, unit: "×" },
     { label: `${runtime}: fan-out server CPU per delivery vs bare ${runtime} (≤ 1.5)`, value: versus("fan-out", key, bareKey, "serverCpuUs"), met: (v) => v <= 1.5, unit: "×" },
+    { label: `${runtime}: fan-out of 4 KiB messages, server CPU per delivery vs bare ${runtime} (context)`, value: versus(FAN_OUT_4K, key, bareKey, "serverCpuUs"), unit: "×" },
     { label: `${runtime}: server CPU per message with batches of 50 vs nchan (≤ 1)`, value: versus("throughput, batches of 50", key, "nchan", "serverCpuUs", "throughput"), met: (v) => v <= 1, unit: "×" },
     { label: `${runtime}: latency p50 vs nchan (≤ 1)`, value: versus("latency", key, "nchan", "p50"), met: (v) => v <= 1, unit: "×" },
     { label: `${runtime}: latency p90 vs nchan (≤ 1)`, value: versus("latency", key, "nchan", "p90"), met: (v) => v <= 1, unit: "×" },

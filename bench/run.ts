@@ -20,13 +20,13 @@ import { fsyncLatency } from "./load/disk.ts";
 import { postgresBin } from "./postgres_cluster.ts";
 import { fanOut, type Figures, idleStreams, latency, resume, throughput, throughputInbox } from "./scenarios.ts";
 import { nchanAvailable, postgresAvailable, type RunningSystem, stopPostgres, type System, SYSTEMS } from "./systems.ts";
-import { PIPELINED, POSTGRES_BROKERS, postgresKey, type Results, ratios, scaleOut, table } from "./report.ts";
+import { FAN_OUT_4K, PIPELINED, POSTGRES_BROKERS, postgresKey, type Results, ratios, scaleOut, table } from "./report.ts";
 
 const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
-    scenarios: { type: "string", default: "latency,throughput,pipelined,batch,fan-out,streams,resume" },
+    scenarios: { type: "string", default: "latency,throughput,pipelined,batch,fan-out,fan-out-4k,streams,resume" },
     runs: { type: "string", default: "1" },
     out: { type: "string" },
   },
@@ -101,6 +101,10 @@ try {
       if (system.fanOut) {
         await scenario(key, "fan-out", ["hub", ...fanAgents], async (s) => ({
           "fan-out": await fanOut(s, fanAgents, size.fanMessages, 50, key === "nchan" ? "all" : undefined),
+        }));
+        // Agents' messages are often a few KiB of text: what a broadcast of one costs to store shows here.
+        await scenario(key, "fan-out-4k", ["hub", ...fanAgents], async (s) => ({
+          [FAN_OUT_4K]: await fanOut(s, fanAgents, size.fanMessages, 50, key === "nchan" ? "all" : undefined, "x".repeat(4096)),
         }));
       }
       await scenario(key, "streams", pair, async (s) => {

@@ -81,7 +81,9 @@ class Ledger {
   }
 }
 
-const message = (p: number, seq: number) => JSON.stringify({ p, seq, t: performance.now(), text: "benchmark message" });
+/** The benchmark's message text: a short line, as in most scenarios. */
+const SHORT_TEXT = "benchmark message";
+const message = (p: number, seq: number, text = SHORT_TEXT) => JSON.stringify({ p, seq, t: performance.now(), text });
 
 /**
  * The system's brokers: several when they share one store, where the scenarios read on one and publish on another
@@ -198,8 +200,15 @@ export async function throughput(system: RunningSystem, publishers: number, seco
   return { messages: acknowledged, perSecond: ledger.delivered / elapsed, p50, p90, p99, lost, duplicated, reordered, ...cpu };
 }
 
-/** One publish fanned out to `agents` subscribers, `count` times at `rate` per second. */
-export async function fanOut(system: RunningSystem, agents: string[], count: number, rate: number, channel?: string): Promise<Figures> {
+/** One publish fanned out to `agents` subscribers, `count` times at `rate` per second; each message carries `text`. */
+export async function fanOut(
+  system: RunningSystem,
+  agents: string[],
+  count: number,
+  rate: number,
+  channel?: string,
+  text = SHORT_TEXT,
+): Promise<Figures> {
   const ledger = new Ledger();
   const readers: SseReader[] = [];
   const urls = brokers(system);
@@ -214,7 +223,7 @@ export async function fanOut(system: RunningSystem, agents: string[], count: num
     for (let seq = 0; seq < count; seq++) {
       const due = start + (seq * 1000) / rate;
       if (due > performance.now()) await sleep(due - performance.now());
-      await connection.request("POST", path, message(0, seq));
+      await connection.request("POST", path, message(0, seq, text));
     }
     await ledger.waitFor(count * agents.length, 15_000);
     return ledger.delivered;

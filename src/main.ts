@@ -5,6 +5,7 @@ import process from "node:process";
 import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import { type Subcommand, SUBCOMMANDS } from "./cli/commands.ts";
 import type { Io } from "./cli/io.ts";
+import { closestWord } from "./cli/suggest.ts";
 import { redactCredentials } from "./url_redaction.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
@@ -46,7 +47,8 @@ async function main(args: string[], io: Io): Promise<number> {
     return EXIT.usage;
   }
   try {
-    if (command === "--help" || command === "-h" || (command === "help" && rest.length === 0)) {
+    const isHelp = (word: string | undefined) => word === "--help" || word === "-h";
+    if (isHelp(command) || (command === "help" && (rest.length === 0 || isHelp(rest[0])))) {
       io.stdout(HELP);
       return EXIT.ok;
     }
@@ -63,10 +65,21 @@ async function main(args: string[], io: Io): Promise<number> {
 
 function load(command: string): Promise<Subcommand> {
   const subcommand = Object.hasOwn(SUBCOMMANDS, command) ? SUBCOMMANDS[command] : undefined;
-  if (subcommand === undefined) {
-    throw new InteropError("usage", `Unknown command: ${JSON.stringify(command)}; run 'interop --help' for the list`);
-  }
+  if (subcommand === undefined) throw unknownCommand(command);
   return subcommand();
+}
+
+/** A command interop does not have: the one it looks like a typo of, or, for an option, where options go. */
+function unknownCommand(command: string): InteropError {
+  if (command.startsWith("-")) {
+    return new InteropError(
+      "usage",
+      `Unknown option ${command} before the command: options go after it (interop COMMAND ${command} …); 'interop --version' prints the version, 'interop --help' lists the commands`,
+    );
+  }
+  const near = closestWord(command, [...Object.keys(SUBCOMMANDS), "help"]);
+  const hint = near === undefined ? "" : ` (did you mean 'interop ${near}'?)`;
+  return new InteropError("usage", `Unknown command: ${JSON.stringify(command)}${hint}; run 'interop --help' for the list`);
 }
 
 /**

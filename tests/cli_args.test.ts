@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, readSecret } from "../src/cli/args.ts";
+import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, parseFlags, readSecret } from "../src/cli/args.ts";
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
+import { closestWord } from "../src/cli/suggest.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
-import { describeCause } from "../src/client/broker_client.ts";
+import { describeCause } from "../src/client/fetch_failures.ts";
 import { splitCredentials } from "../src/client/url_credentials.ts";
 import { redactCredentials, redactUrl } from "../src/url_redaction.ts";
 
@@ -193,4 +194,24 @@ test("splitCredentials() takes the user and password out of a URL as Basic crede
   // A push target's path stays as given, its trailing slash and query too.
   assert.deepEqual(splitCredentials("http://u:p@127.0.0.1:9900/in/?x=1"), { url: "http://127.0.0.1:9900/in/?x=1", basic: `Basic ${btoa("u:p")}` });
   assert.deepEqual(splitCredentials("http://u:p@127.0.0.1:9900/"), { url: "http://127.0.0.1:9900/", basic: `Basic ${btoa("u:p")}` });
+});
+
+test("closestWord() finds the word a typo was meant to be (a swap counts as one edit) and nothing for a word far from all", () => {
+  const commands = ["serve", "listen", "send", "ask", "poll", "status", "service"];
+  assert.equal(closestWord("sned", commands), "send");
+  assert.equal(closestWord("stauts", commands), "status");
+  assert.equal(closestWord("lisen", commands), "listen");
+  assert.equal(closestWord("sevrice", commands), "service");
+  assert.equal(closestWord("frobnicate", commands), undefined);
+  // Short words allow one edit only: "ak" is "ask", "xy" is nothing.
+  assert.equal(closestWord("ak", commands), "ask");
+  assert.equal(closestWord("xy", commands), undefined);
+});
+
+test("parseFlags() names the option an unknown long option was meant to be", () => {
+  const options = { from: { type: "string", short: "f" }, to: { type: "string", short: "t" } } as const;
+  assert.throws(() => parseFlags("send", ["--form", "hermes"], options), {
+    message: "Unknown option --form for 'interop send' (did you mean --from?); see 'interop send --help'",
+  });
+  assert.throws(() => parseFlags("send", ["--bogus"], options), { message: "Unknown option --bogus for 'interop send'; see 'interop send --help'" });
 });

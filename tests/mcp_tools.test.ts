@@ -286,3 +286,30 @@ test("the send tool answers whom a broadcast left out, as the broker said", asyn
   assert.deepEqual(JSON.parse(result.content[0].text), { sent: true, ids: [7], to: ["carol"], refused });
   await client.close();
 });
+
+test("a send whose answer was lost names its key, and sent again with it the broker gets the same key", async () => {
+  const keys: Array<string | undefined> = [];
+  const broker = {
+    send: (_from: string, _to: string, _payload: unknown, options: { key?: string }) => {
+      keys.push(options.key);
+      if (keys.length === 1) {
+        return Promise.reject(new InteropError("in_doubt", "No answer from the broker at http://b (ECONNRESET) after the request went out: it may have been done"));
+      }
+      return Promise.resolve({ delivered: true, id: 7, ids: [7], to: ["bob"], timestamp: "t" });
+    },
+  } as unknown as BrokerClient;
+  const { client } = await connectTools(broker);
+  const failed = await client.callTool({ name: "send", arguments: { to: "bob", text: "pay invoice 42" } }) as {
+    isError?: boolean;
+    content: Array<{ text: string }>;
+  };
+  assert.equal(failed.isError, true);
+  const key = /idempotency_key "([^"]+)"/.exec(failed.content[0].text)?.[1];
+  assert.ok(key !== undefined && key === keys[0], failed.content[0].text);
+  const again = await client.callTool({ name: "send", arguments: { to: "bob", text: "pay invoice 42", idempotency_key: key } }) as {
+    content: Array<{ text: string }>;
+  };
+  assert.deepEqual(JSON.parse(again.content[0].text), { sent: true, ids: [7], to: ["bob"] });
+  assert.deepEqual(keys, [key, key]);
+  await client.close();
+});

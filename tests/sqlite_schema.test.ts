@@ -55,7 +55,7 @@ test("SqliteStore opens a schema v1 data dir made by interop 5bd1ace with its me
   assert.equal(await store.wasRemoved("gone" as AgentName), true);
   await store.close();
 
-  assert.equal(inspect<{ user_version: number }>(dir.path, "PRAGMA user_version").user_version, 3);
+  assert.equal(inspect<{ user_version: number }>(dir.path, "PRAGMA user_version").user_version, 4);
   store = new SqliteStore(dir.path, "strict");
   assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 4);
 });
@@ -96,4 +96,57 @@ test("SqliteStore opens a v2 data dir that an older interop served since, which 
   assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 2 }]);
   await store.close();
   assert.equal(inspect<{ count: number }>(dir.path, "SELECT count(*) AS count FROM sqlite_master WHERE name = 'messages_by_inbox'").count, 0);
+});
+
+test("SqliteStore stores a broadcast's payload once, reads it for every copy, and deletes it with the last copy", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  let store = new SqliteStore(dir.path, "relaxed");
+  t.after(() => store.close());
+  const gone = "gone" as AgentName;
+  const text = "x".repeat(4096);
+  // As the broker makes a broadcast's copies: one payload object for all.
+  const payload = { text };
+  const broadcast = [openclaw, hermes, gone].map((to) => ({ from: hermes, to, payload, createdAt: 1, idempotencyKey: "b1" }));
+  const single = { from: openclaw, to: hermes, payload: { n: 2 }, createdAt: 2 };
+  const [first] = await store.write({ messages: [...broadcast, single], inboxes: [{ agent: openclaw }, { agent: hermes }, { agent: gone }] });
+  // Past the index's lag too, so that both the tail's reads and the index's are checked.
+  for (let n = 0; n < INDEX_LAG; n++) await store.write({ messages: [{ ...single, payload: { n } }], inboxes: [] });
+  await store.close();
+  assert.equal(inspect<{ bytes: number }>(dir.path, "SELECT sum(length(payload)) AS bytes FROM messages WHERE id <= 3").bytes, 0);
+  assert.equal(inspect<{ count: number }>(dir.path, "SELECT count(*) AS count FROM shared_payloads").count, 1);
+
+  store = new SqliteStore(dir.path, "relaxed");
+  for (const [offset, to] of [openclaw, hermes, gone].entries()) {
+    assert.deepEqual((await store.find(first.id + offset))?.payload, { text });
+    assert.deepEqual((await store.readAfter(to, 0, 1))[0].payload, { text });
+  }
+  assert.deepEqual((await store.findByKey(hermes, "b1")).map((envelope) => [envelope.to, envelope.payload]), [
+    [openclaw, { text }],
+    [hermes, { text }],
+    [gone, { text }],
+  ]);
+  assert.deepEqual((await store.readAfter(hermes, first.id + 1, 1))[0].payload, { n: 2 });
+  // One copy's recipient removed, another's expired: the payload stays for the copy left.
+  await store.removeInbox(gone);
+  await store.expire(new Map([[hermes, 2]]), new Map());
+  assert.deepEqual((await store.readAfter(openclaw, 0, 1))[0].payload, { text });
+  assert.equal((await store.find(first.id + 1))?.id, undefined);
+  // The last copy pruned once delivered: nothing is left of the payload.
+  await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: first.id }] });
+  await store.prune(2, new Map([[openclaw, first.id]]));
+  assert.equal((await store.find(first.id))?.id, undefined);
+  await store.close();
+  assert.equal(inspect<{ count: number }>(dir.path, "SELECT count(*) AS count FROM shared_payloads").count, 0);
+});
+
+test("SqliteStore refuses a data dir a newer interop's schema wrote, saying so", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  await store.close();
+  const db = new DatabaseSync(join(dir.path, DATABASE_FILE));
+  db.exec("PRAGMA user_version = 99");
+  db.close();
+  assert.throws(() => new SqliteStore(dir.path, "relaxed"), /schema is version 99, newer than this interop's \(4\): run a newer interop/);
 });

@@ -3,7 +3,7 @@
  * says it does not know the v1.0 name, and every failure sorted into retry, final, or in doubt.
  */
 import { createParser } from "eventsource-parser";
-import { describeCause } from "../client/broker_client.ts";
+import { describeCause } from "../client/fetch_failures.ts";
 import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
 import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import { InteropError } from "../errors.ts";

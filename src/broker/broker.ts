@@ -10,7 +10,7 @@ import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { DeliveryMarks } from "./delivery_marks.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
-import { InboxLeases } from "./inbox_leases.ts";
+import { InboxLeases, type Leases } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
@@ -20,6 +20,7 @@ import { RateLimiter } from "./rate_limiter.ts";
 import { replay } from "./replay.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
+import { StoreLeases } from "./store_leases.ts";
 import type { StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
 import { type PollOptions, Takes } from "./takes.ts";
@@ -48,7 +49,7 @@ export class Broker {
   /** Messages push receivers refused for good. */
   readonly deadLetters: DeadLetters;
   /** Leases on inboxes for readers that show messages before they take them (`interop poll`). */
-  readonly leases: InboxLeases;
+  readonly leases: Leases;
   #idempotent: IdempotentPublishes;
   #deliveryMarks: DeliveryMarks;
   #publishes: Publishes;
@@ -137,7 +138,10 @@ export class Broker {
       shared: this.#shared !== undefined,
       now: this.#now,
     });
-    this.leases = new InboxLeases(this.#now);
+    // On a shared store the store keeps them, or a reader's lease would hold only on the broker it asked.
+    this.leases = this.#shared === undefined
+      ? new InboxLeases(this.#now)
+      : new StoreLeases(this.#shared, (agent) => this.#inboxFor(agent, "read"));
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();
     this.#lastId = lastId;

@@ -1,11 +1,13 @@
 /**
  * Leases on inboxes for readers that show messages before they take them (`interop poll`: peek, print, take up to
  * what was printed). Two such readers of one inbox would both print what neither had taken yet; a lease lets one
- * at a time read, and holds off `/poll` takes meanwhile. Kept by each broker in memory: a lease expires by itself,
- * so a reader that dies holding one delays the others by its length at most.
+ * at a time read, and holds off `/poll` takes meanwhile. A lease expires by itself, so a reader that dies holding
+ * one delays the others by its length at most. A broker that is its store's only one keeps them in memory (here);
+ * on a store other brokers share, the store keeps them (StoreLeases), so they hold on every broker.
  */
-import { InteropError } from "../errors.ts";
+import type { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
+import { inboxLeased } from "../store/store.ts";
 
 /** The answer's header that names the lease a peek was granted, which its take passes back as `lease_id=`. */
 export const LEASE_HEADER = "interop-lease";
@@ -13,12 +15,38 @@ export const LEASE_HEADER = "interop-lease";
 /** The longest lease a reader may ask for, in seconds. */
 export const MAX_LEASE_SECONDS = 300;
 
+/** Leases on inboxes, wherever they are kept: what the routes ask of them. */
+export interface Leases {
+  /**
+   * Grants `agent`'s inbox to the caller for `seconds`, once the takes in progress have ended: what the caller reads
+   * next no one else takes. Refused (409 `inbox_leased`) while another lease is held; `renewing` the caller's own
+   * (still held), it is extended from now. Resolves with the lease's id.
+   */
+  acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string>;
+  /**
+   * Runs a take of `agent`'s messages (`work`): refused while another caller holds a lease on the inbox, and it ends
+   * the caller's own lease (`id`) once it is done, which lets the next reader in. `work` is handed the lease for the
+   * store's take to check and end, or undefined when that was done here.
+   */
+  take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>): Promise<T>;
+  /** Ends the lease `id` on `agent`'s inbox, if it is the one held (one that cannot be ended expires). */
+  end(agent: AgentName, id: string): void;
+  /** Ends any lease on `agent`'s inbox: the operator removed it, and an inbox created again starts free. */
+  forget(agent: AgentName): void;
+  /**
+   * Resolves once no lease is held on `agent`'s inbox (ended, or expired), or `until` aborts: a long poll waits so
+   * rather than take what a leased reader may have shown already.
+   */
+  whenFree(agent: AgentName, until: AbortSignal): Promise<void>;
+}
+
 interface Lease {
   id: string;
   expiresAt: number;
 }
 
-export class InboxLeases {
+/** The leases of a broker that is its store's only one: in its memory. */
+export class InboxLeases implements Leases {
   #leases = new Map<AgentName, Lease>();
   /** Takes in progress per agent, and what waits for them to end (a lease granted meanwhile). */
   #takes = new Map<AgentName, { count: number; ended: PromiseWithResolvers<void> }>();
@@ -30,11 +58,6 @@ export class InboxLeases {
     this.#now = now;
   }
 
-  /**
-   * Grants `agent`'s inbox to the caller for `seconds`, once the takes in progress have ended: what the caller reads
-   * next no one else takes. Refused (409 `inbox_leased`) while another lease is held; `renewing` the caller's own
-   * (still held), it is extended from now. Resolves with the lease's id.
-   */
   async acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string> {
     const held = this.#live(agent);
     if (held !== undefined && held.id !== renewing) throw this.#leased(agent, held);
@@ -44,18 +67,14 @@ export class InboxLeases {
     return lease.id;
   }
 
-  /**
-   * Runs a take of `agent`'s messages: refused while another caller holds a lease on the inbox, and it ends the
-   * caller's own lease (`id`) once it is done, which lets the next reader in.
-   */
-  async take<T>(agent: AgentName, id: string | undefined, work: () => Promise<T>): Promise<T> {
+  async take<T>(agent: AgentName, id: string | undefined, work: (lease: undefined) => Promise<T>): Promise<T> {
     const held = this.#live(agent);
     if (held !== undefined && held.id !== id) throw this.#leased(agent, held);
     const takes = this.#takes.get(agent) ?? { count: 0, ended: Promise.withResolvers<void>() };
     this.#takes.set(agent, takes);
     takes.count++;
     try {
-      return await work();
+      return await work(undefined);
     } finally {
       if (--takes.count === 0) {
         this.#takes.delete(agent);
@@ -65,22 +84,16 @@ export class InboxLeases {
     }
   }
 
-  /** Ends the lease `id` on `agent`'s inbox, if it is the one held. */
   end(agent: AgentName, id: string): void {
     if (this.#leases.get(agent)?.id === id) this.forget(agent);
   }
 
-  /** Ends any lease on `agent`'s inbox: the operator removed it, and an inbox created again starts free. */
   forget(agent: AgentName): void {
     this.#leases.delete(agent);
     for (const free of this.#freed.get(agent) ?? []) free();
     this.#freed.delete(agent);
   }
 
-  /**
-   * Resolves once no lease is held on `agent`'s inbox (ended, or expired), or `until` aborts: a long poll waits so
-   * rather than take what a leased reader may have shown already.
-   */
   async whenFree(agent: AgentName, until: AbortSignal): Promise<void> {
     for (let lease = this.#live(agent); lease !== undefined && !until.aborted; lease = this.#live(agent)) {
       const { promise, resolve } = Promise.withResolvers<void>();
@@ -106,11 +119,6 @@ export class InboxLeases {
   }
 
   #leased(agent: AgentName, lease: Lease): InteropError {
-    const seconds = Math.max(1, Math.ceil((lease.expiresAt - this.#now()) / 1000));
-    return new InteropError(
-      "inbox_leased",
-      `Another reader is polling ${agent}'s inbox (it holds it for ${seconds} s more at most); try again then`,
-      { retryAfter: seconds },
-    );
+    return inboxLeased(agent, Math.max(1, Math.ceil((lease.expiresAt - this.#now()) / 1000)));
   }
 }

@@ -19,6 +19,8 @@ export interface PollOptions {
   answer?: MessageAnswer;
   /** Aborts once the client left: a read it aborted by then takes nothing. */
   clientGone?: AbortSignal;
+  /** The caller's lease, for a shared store's take to check and end (`Leases.take` hands it over). */
+  lease?: string;
 }
 
 export interface TakesDeps {
@@ -88,7 +90,7 @@ export class Takes {
    * with `shownUpTo`, none above that id (what a client already showed from a peek). With `answer`, only what fits
    * in it, encoded before the commit; once `clientGone` aborts, after the read, nothing is taken.
    */
-  async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone }: PollOptions = {}): Promise<Envelope[]> {
+  async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone, lease }: PollOptions = {}): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
       // The take reads and commits in one transaction: what fits is read first, and the take goes no further, in
@@ -97,12 +99,13 @@ export class Takes {
       let most = limit;
       if (answer !== undefined) {
         const fits = await this.#readPending(inbox, limit, shownUpTo, answer);
-        if (fits.length === 0) return [];
-        upTo = fits[fits.length - 1].id;
+        upTo = fits.at(-1)?.id ?? 0;
         most = fits.length;
       }
-      if (clientGone?.aborted) return [];
-      const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo));
+      if (clientGone?.aborted) most = 0;
+      // Taking nothing needs no transaction, unless it ends the caller's lease.
+      if (most === 0 && lease === undefined) return [];
+      const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo, lease));
       this.markDelivered(inbox, taken);
       return taken;
     }

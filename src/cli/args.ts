@@ -7,6 +7,7 @@ import { redactUrl } from "../url_redaction.ts";
 import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName } from "../message.ts";
+import { closestWord } from "./suggest.ts";
 
 /**
  * Parses `args` strictly, with one grammar for every subcommand: an unknown option, a missing value, a value on a
@@ -36,9 +37,12 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
     if (option === undefined) {
       // "-5 degrees" is text, not an option: say how to pass it rather than only that -5 is unknown.
       const arg = args[token.index];
+      const near = token.rawName.startsWith("--") ? closestWord(token.name, Object.keys(options)) : undefined;
       const text = allowPositionals && (/\s/.test(arg) || /^-\d/.test(arg))
         ? ` (a text that starts with '-' goes after --: interop ${command} … -- ${JSON.stringify(arg)})`
-        : "";
+        : near === undefined
+        ? ""
+        : ` (did you mean --${near}?)`;
       throw usageError(command, `Unknown option ${token.rawName} for 'interop ${command}'${text}`);
     }
     if (option.type === "boolean" && token.inlineValue) throw usageError(command, `Option ${token.rawName} takes no value`);

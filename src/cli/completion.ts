@@ -9,7 +9,7 @@ export const HELP = `interop completion — print a shell completion script
 Usage: interop completion bash|zsh|fish
 
 Completes commands, their options and their words (token create, integrate hermes …),
-and file names after an option that takes a value. Install it with:
+and file names after an option that takes a value. Install it (mkdir -p the folder first):
   bash   interop completion bash > ~/.local/share/bash-completion/completions/interop
   zsh    interop completion zsh > ~/.zfunc/_interop   (with fpath+=(~/.zfunc) before compinit)
   fish   interop completion fish > ~/.config/fish/completions/interop.fish
@@ -70,9 +70,9 @@ function optionsOf(options: ParseArgsOptionsConfig, help: string): Grammar["opti
     name,
     short: option.short,
     takesValue: option.type === "string",
-    // The option's line in the command's help: "  -u, --url URL       broker (default …".
-    // Only its first line, less a parenthesis the next line would have closed.
-    summary: (new RegExp(`^ +(?:-\\w, )?--${name}(?: [A-Z][\\w.,=\\[\\]…]*)? {2,}(.+)$`, "m").exec(help)?.[1] ?? "")
+    // The option's line in the command's help: "  -u, --url URL       broker (default …", or, when the flag fills
+    // its column, the line under it. Only that first line, less a parenthesis the next line would have closed.
+    summary: (new RegExp(`^ +(?:-\\w, )?--${name}(?: [A-Z][\\w.,=\\[\\]…]*)?(?: {2,}|\\n {8,})(.+)$`, "m").exec(help)?.[1] ?? "")
       .replace(/\s*\([^)]*$/, "").trim(),
   }));
 }

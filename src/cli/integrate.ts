@@ -34,9 +34,8 @@ Options:
   --gateway URL       OpenClaw's gateway (default http://127.0.0.1:18789)
   --home DIR          whose home to edit (default $HOME)
   --data-dir DIR      the broker's data dir (default as for 'interop serve', in --home's
-                      home when given): when the
-                      broker has tokens, an interop token for the agent's A2A calls is
-                      created there
+                      home when given): when the broker has tokens, an interop token for
+                      the agent's A2A calls is created there
   --database-url URL  for brokers on PostgreSQL: the A2A token is created in the database
                       instead (default $INTEROP_DATABASE_URL unless --data-dir is given)
   -u, --url URL       broker (default $INTEROP_URL, else http://127.0.0.1:18900; HOST:PORT

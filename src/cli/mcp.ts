@@ -38,8 +38,8 @@ Options:
 ${CLIENT_HELP}
   -h, --help          show this help
 
-Exit codes: 0 the client closed the session, 1 it did, but a message taken for a cancelled call could not be
-parked as a dead letter (each such message is named on stderr), 2 bad usage.
+Exit codes: 0 the client closed the session, 1 it did, but a message taken for a cancelled
+call could not be parked as a dead letter (each such message is named on stderr), 2 bad usage.
 `;
 
 export const OPTIONS = {

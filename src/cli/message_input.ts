@@ -1,5 +1,6 @@
 /** The message a command sends: TEXT arguments, --data, or standard input, in that order. */
 import { type Payload, parsePayload } from "../message.ts";
+import { InteropError } from "../errors.ts";
 import { usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
@@ -41,7 +42,7 @@ export async function readMessageInput(command: string, positionals: string[], d
   if (positionals.length > 0 && data !== undefined) {
     throw usageError(command, "Give either TEXT or --data, not both");
   }
-  if (data !== undefined) return parsePayload(new TextEncoder().encode(data), "application/json");
+  if (data !== undefined) return dataPayload(command, data);
   const fromStdin = positionals.length === 0;
   // Like $(…) in a shell, stdin loses one trailing newline.
   const text = fromStdin ? decodeStdin(command, await io.readStdin())?.replace(/\r?\n$/, "") ?? null : positionals.join(" ");
@@ -51,6 +52,22 @@ export async function readMessageInput(command: string, positionals: string[], d
     throw usageError(command, `Nothing to send: ${why}; give TEXT, --data JSON, or pipe the text on stdin`);
   }
   return { text };
+}
+
+/**
+ * --data as the message: a JSON object, refused as a usage error in the CLI's terms (the broker's own wording
+ * speaks of Content-Type, which a command-line user does not set).
+ */
+function dataPayload(command: string, data: string): Payload {
+  try {
+    return parsePayload(new TextEncoder().encode(data), "application/json");
+  } catch (error) {
+    if (!(error instanceof InteropError)) throw error;
+    const detail = error.code === "invalid_json"
+      ? `not JSON (${(error.cause as Error).message}): give a JSON object, like {"text": "hello"}`
+      : error.message.replace(/^Invalid body: /, "");
+    throw usageError(command, `Invalid --data: ${detail}; plain text goes as TEXT, without --data`);
+  }
 }
 
 /** Standard input as text: bytes that are not UTF-8 are refused, never sent as U+FFFD in their place. */

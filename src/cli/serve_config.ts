@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
 import { InteropError } from "../errors.ts";
 import { usageError } from "./args.ts";
+import { closestWord } from "./suggest.ts";
 
 type Env = Record<string, string | undefined>;
 type OptionTypes = Record<string, { type: "string" | "boolean" }>;
@@ -97,7 +98,9 @@ function readConfig(file: string, options: OptionTypes, home: string, given: (ke
   return Object.entries(settings).flatMap(([key, value]) => {
     const option = key === "config" || key === "help" || !Object.hasOwn(options, key) ? undefined : options[key];
     if (option === undefined) {
-      throw usageError("serve", `Invalid config ${file}: unknown key "${key}"; the keys are serve's long flag names (port, host, data-dir, …)`);
+      const near = closestWord(key, Object.keys(options).filter((name) => name !== "config" && name !== "help"));
+      const hint = near === undefined ? "" : ` (did you mean "${near}"?)`;
+      throw usageError("serve", `Invalid config ${file}: unknown key "${key}"${hint}; the keys are serve's long flag names (port, host, data-dir, …)`);
     }
     given(key);
     if (option.type === "boolean") {

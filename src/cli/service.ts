@@ -108,7 +108,7 @@ export function run(args: string[], io: Io): Promise<number> {
     return Promise.resolve(0);
   }
   const scope: Scope = values.system ? "system" : "user";
-  const systemctl = (...command: string[]) => runSystemctl(scope, command, io);
+  const systemctl = (...commands: string[][]) => runSystemctl(scope, commands, io);
   const serveFlags = flagsGiven(own, OPTIONS).filter(([name]) => !Object.hasOwn(OWN_OPTIONS, name));
   let target: Target = { kind: "serve" };
   let listenFlags: Array<[string, string | undefined]> = [];
@@ -212,8 +212,7 @@ export function run(args: string[], io: Io): Promise<number> {
         rmSync(oldEnvironmentFile);
         io.stdout(`removed ${oldEnvironmentFile} (the new unit reads none)\n`);
       }
-      systemctl("daemon-reload");
-      systemctl("enable", "--now", name);
+      systemctl(["daemon-reload"], ["enable", "--now", name]);
       const what = target.kind === "serve" ? "interop" : `interop listen for ${target.agent}`;
       io.stdout(`${what} is running under systemd; see: systemctl${scope === "user" ? " --user" : ""} status ${name}\n`);
       return Promise.resolve(0);
@@ -221,7 +220,7 @@ export function run(args: string[], io: Io): Promise<number> {
     case "uninstall": {
       if (!existsSync(path)) throw usageError("service", `Nothing to uninstall: ${path} does not exist`);
       try {
-        systemctl("disable", "--now", name);
+        systemctl(["disable", "--now", name]);
       } finally {
         rmSync(path);
         io.stdout(`removed ${path}\n`);
@@ -231,7 +230,7 @@ export function run(args: string[], io: Io): Promise<number> {
           io.stdout(`removed ${environmentFile}\n`);
         }
       }
-      systemctl("daemon-reload");
+      systemctl(["daemon-reload"]);
       return Promise.resolve(0);
     }
     case "status": {
@@ -242,7 +241,7 @@ export function run(args: string[], io: Io): Promise<number> {
         return Promise.resolve(3);
       }
       for (const unit of units) io.stdout(`unit: ${join(dir, unit)}\n`);
-      systemctl("status", "--no-pager", ...units);
+      systemctl(["status", "--no-pager", ...units]);
       return Promise.resolve(0);
     }
     default:
@@ -334,12 +333,19 @@ function executable(given: string | undefined, env: Record<string, string | unde
   return found;
 }
 
-/** Runs one systemctl command, echoing it; a failure says what to run by hand. */
-function runSystemctl(scope: Scope, command: string[], io: Io): void {
-  const args = [...(scope === "user" ? ["--user"] : []), ...command];
-  io.stdout(`$ systemctl ${args.join(" ")}\n`);
-  const result = spawnSync("systemctl", args, { encoding: "utf8", stdio: ["ignore", "inherit", "pipe"] });
-  if (result.status === 0) return;
-  const why = result.error?.message ?? result.stderr.trim().split("\n").at(-1) ?? `exit ${result.status}`;
-  throw new InteropError("service_failed", `systemctl ${args.join(" ")} failed: ${why}; once systemd is running, run it again by hand`);
+/**
+ * Runs systemctl commands in turn, echoing each; a failure names the commands still to run by hand (the one that
+ * failed and those after it), so that a unit written where systemd is not running yet can be started later.
+ */
+function runSystemctl(scope: Scope, commands: string[][], io: Io): void {
+  const argsOf = (command: string[]) => [...(scope === "user" ? ["--user"] : []), ...command];
+  for (const [index, command] of commands.entries()) {
+    const args = argsOf(command);
+    io.stdout(`$ systemctl ${args.join(" ")}\n`);
+    const result = spawnSync("systemctl", args, { encoding: "utf8", stdio: ["ignore", "inherit", "pipe"] });
+    if (result.status === 0) continue;
+    const why = result.error?.message ?? result.stderr.trim().split("\n").at(-1) ?? `exit ${result.status}`;
+    const rest = commands.slice(index).map((left) => `systemctl ${argsOf(left).join(" ")}`).join(" && ");
+    throw new InteropError("service_failed", `systemctl ${args.join(" ")} failed: ${why}; once systemd is running, run: ${rest}`);
+  }
 }

@@ -15,16 +15,17 @@ export const HELP = `interop status — is the broker healthy?
 Usage: interop status [--json] [--require A,B] [--max-pending N] [--max-dead-letters N]
 
 Prints the broker's version, pid, uptime and a line per agent (online, open stream,
-pending messages, dead letters, last seen) in relative times ("up 3 h 2 m", "4 s ago"; --json keeps the
-broker's absolute ones); with several brokers on one database, each of them (alive or
-gone) and the one each agent's stream is on. Made for cron health checks:
+pending messages, dead letters, last seen) in relative times ("up 3 h 2 m", "4 s ago";
+--json keeps the broker's absolute ones); with several brokers on one database, each of
+them (alive or gone) and the one each agent's stream is on. Made for cron health checks:
 
   interop status --require hermes,openclaw --max-pending 100 --json || alert
 
 Options:
-  -j, --json          print one JSON object: the broker's /status plus "ok" and "problems"
-  --require A,B       unhealthy unless each named agent is online (stream open, or a
-                      request within the last 60 s)
+  -j, --json          print one JSON object: the broker's /status plus "ok", "reachable"
+                      and "problems" (also when the broker is unreachable or refused)
+  --require A,B       unhealthy unless each named agent is known and online (stream open,
+                      or a request within the last 60 s)
   --max-pending N     unhealthy if any agent has more than N undelivered messages
   --max-dead-letters N
                       unhealthy if any agent has more than N dead letters (messages its
@@ -35,8 +36,9 @@ ${CLIENT_HELP}
 With several brokers (--url A,B), each one's report; an unreachable one is a problem.
 
 Exit codes: 0 healthy, 3 broker unreachable (with several: every one), 5 a --require,
---max-pending or --max-dead-letters check failed, the broker cannot reach its store (PostgreSQL down), or one of
-several brokers is unreachable, 2 bad usage, 4 broker refused.
+--max-pending or --max-dead-letters check failed, the broker cannot reach its store
+(PostgreSQL down), or one of several brokers is unreachable, 2 bad usage, 4 broker
+refused (a broker with tokens and no --token-file or $INTEROP_TOKEN).
 `;
 
 export const OPTIONS = {

@@ -106,6 +106,8 @@ export async function run(args: string[], io: Io): Promise<number> {
       const listed = (await tokens.list()).map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
       const line = (t: (typeof listed)[number]) => `${t.id}  ${t.agent}${t.admin ? " (admin)" : ""}  ${t.created_at}\n`;
       io.stdout(values.json ? JSON.stringify(listed) + "\n" : listed.map(line).join(""));
+      // An empty table alone reads as a failure (or a wrong data dir): say where it looked and how to make one.
+      if (listed.length === 0 && !values.json) io.stderr(`no tokens in ${tokens.where}; 'interop token create --agent NAME' makes one\n`);
     } else {
       const removed = (await tokens.revoke({ id: values.id, agent: values.agent })).map(({ id, agent }) => ({ id, agent }));
       if (removed.length === 0) throw usageError("token", `No token matched in ${tokens.where}`);

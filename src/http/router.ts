@@ -1,29 +1,21 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
 import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
-import { LEASE_HEADER, MAX_LEASE_SECONDS } from "../broker/inbox_leases.ts";
+import { LEASE_HEADER } from "../broker/inbox_leases.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
-import { type ErrorCode, InteropError } from "../errors.ts";
-import {
-  type AgentName,
-  DEFAULT_POLL_LIMIT,
-  isBatch,
-  MAX_POLL_LIMIT,
-  parseAgentName,
-  parseBatch,
-  parsePayload,
-  toWire,
-  type WireMessage,
-} from "../message.ts";
+import { InteropError } from "../errors.ts";
+import { type AgentName, isBatch, parseAgentName, parseBatch, parsePayload, toWire } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
 import { AgentShares } from "./agent_shares.ts";
+import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
+import { parseIdempotencyKey, parseLastEventId, parseLeaseSeconds, parseLimit, parseMessageId, parseTimeout } from "./query_params.ts";
 import { isOperatorLook } from "./request_limits.ts";
 import { jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
@@ -176,7 +168,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
       if (lease !== undefined) broker.leases.end(agent, lease);
       throw error;
     })
-    : await broker.leases.take(agent, leaseId, () => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone() }));
+    : await broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone(), lease }));
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
   const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
   return jsonTextResponse(200, answer.jsonArray(messages), headers);
@@ -296,34 +288,6 @@ function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentNam
   return broker.refuseRemoved(agent, request.header("interop-had-inbox") || undefined);
 }
 
-async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
-  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
-  authorize(caller, agent, "park dead letters for");
-  const { id, reason } = parsePayload(await request.body(64 * 1024), request.header("content-type"));
-  if (!Number.isSafeInteger(id) || typeof reason !== "string" || reason === "") {
-    throw new InteropError("invalid_body", 'Invalid dead letter: send {"id": MESSAGE_ID, "reason": "why the receiver refused it"}');
-  }
-  await broker.deadLetters.park(agent, id as number, reason);
-  return jsonResponse(200, { parked: true, id });
-}
-
-async function listDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
-  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
-  authorize(caller, agent, "read the dead letters of");
-  const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")));
-  const answer = broker.answer((letter: { id: number; reason: string; parked_at: string; message: WireMessage | null }) =>
-    JSON.stringify(letter)
-  );
-  // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
-  const newest = answer.newest(letters.map((letter) => ({
-    id: letter.messageId,
-    reason: letter.reason,
-    parked_at: new Date(letter.parkedAt).toISOString(),
-    message: letter.message === undefined ? null : toWire(letter.message),
-  })));
-  return jsonTextResponse(200, answer.jsonArray(newest), answer.headers());
-}
-
 /**
  * A stream opened with a token is cut once the token is revoked, and one opened without a token once tokens are
  * on; its reconnect then gets 401.
@@ -376,59 +340,4 @@ function shareHolder(request: IncomingRequest, caller: Caller): string {
 
 function hasCredentials(request: IncomingRequest): boolean {
   return request.header("authorization") !== null || request.url.searchParams.has("token");
-}
-
-const MAX_WAIT_SECONDS = 3600;
-
-function parseTimeout(value: string | null): number {
-  if (value === null) return 30_000;
-  const seconds = Number(value);
-  if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
-    throw new InteropError("invalid_query", `Invalid timeout: ${JSON.stringify(value)}; use seconds, up to ${MAX_WAIT_SECONDS}`);
-  }
-  return Math.round(seconds * 1000);
-}
-
-function parseMessageId(value: string | null, field: string, code: ErrorCode = "invalid_query"): number | undefined {
-  if (value === null) return undefined;
-  const id = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(id)) {
-    throw new InteropError(code, `Invalid ${field}: ${JSON.stringify(value)}; it must be a message id`);
-  }
-  return id;
-}
-
-const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
-
-function parseIdempotencyKey(request: IncomingRequest): string | undefined {
-  const key = request.header("idempotency-key");
-  if (key === null) return undefined;
-  if (key === "" || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
-    throw new InteropError("invalid_query", `Invalid Idempotency-Key: use 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
-  }
-  return key;
-}
-
-function parseLimit(value: string | null): number {
-  if (value === null) return DEFAULT_POLL_LIMIT;
-  const limit = Number(value);
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_POLL_LIMIT) {
-    throw new InteropError("invalid_query", `Invalid limit: ${JSON.stringify(value)}; use 1-${MAX_POLL_LIMIT}`);
-  }
-  return limit;
-}
-
-/** `lease=SECONDS` goes with a peek: the inbox is the caller's until its take up to what it showed (InboxLeases). */
-function parseLeaseSeconds(value: string | null, peek: boolean): number | undefined {
-  if (value === null) return undefined;
-  const seconds = Number(value);
-  if (!peek || !Number.isSafeInteger(seconds) || seconds < 1 || seconds > MAX_LEASE_SECONDS) {
-    throw new InteropError("invalid_query", `Invalid lease: ${JSON.stringify(value)}; use 1-${MAX_LEASE_SECONDS} seconds, with peek=1`);
-  }
-  return seconds;
-}
-
-/** An empty Last-Event-ID means "none", as EventSource sends it before any id was seen. */
-function parseLastEventId(value: string | null): number | undefined {
-  return value === null || value.trim() === "" ? undefined : parseMessageId(value.trim(), "Last-Event-ID", "invalid_event_id");
 }

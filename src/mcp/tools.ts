@@ -131,10 +131,23 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       to: z.string().optional().describe("The receiving agent's name. Omit only with reply_to, or to broadcast to every other agent."),
       ...message,
       reply_to: z.number().int().positive().optional().describe("The id of the message this one answers."),
+      idempotency_key: z.string().min(1).max(200).optional().describe(
+        "Only to send again a message whose send failed saying it may have been stored: the key that error named. " +
+          "The broker then stores it once, however many times it is sent with that key.",
+      ),
     },
-  }, async ({ to, text, json, reply_to }) => {
-    const reply = await client.send(agent, to === undefined ? undefined : parseAgentName(to, "to"), payloadOf(text, json), {
-      replyTo: reply_to,
+  }, async ({ to, text, json, reply_to, idempotency_key }) => {
+    const recipient = to === undefined ? undefined : parseAgentName(to, "to");
+    const payload = payloadOf(text, json);
+    // Every send is keyed, so that one whose answer was lost can be sent again without being stored twice.
+    const key = idempotency_key ?? crypto.randomUUID();
+    const reply = await client.send(agent, recipient, payload, { replyTo: reply_to, key }).catch((error) => {
+      if (!(error instanceof InteropError) || error.code !== "in_doubt") throw error;
+      throw new InteropError(
+        "in_doubt",
+        `${error.message}. To store it once, call send again with the same arguments and idempotency_key "${key}"`,
+        { cause: error },
+      );
     });
     // Who a broadcast left out (full inboxes) is part of the answer: the agent must not take it for delivered to all.
     return answer({

@@ -148,6 +148,16 @@ CREATE TABLE interop_removed_agents (
 );
 `,
   },
+  {
+    version: 8,
+    name: "each inbox's lease (a reader that peeks, shows, then takes), held across brokers",
+    sql: `
+-- Text, not uuid: a client's lease_id is compared as given, whatever it is.
+ALTER TABLE interop_inboxes
+  ADD COLUMN lease_id text,
+  ADD COLUMN lease_until timestamptz;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -6,7 +6,7 @@ import type { Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { HEARTBEAT_MS } from "./postgres_registry.ts";
-import type { Claim, ClusterView, InboxHolds, SharedInboxes, Wake } from "./store.ts";
+import { type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
 
 /** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
 export const COMMITS = "interop";
@@ -47,27 +47,80 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  take(agent: AgentName, limit: number, upTo: number | undefined): Promise<Envelope[]> {
+  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string): Promise<Envelope[]> {
+    const own = lease ?? null;
     return this.#context.transaction("take messages", async (tx) => {
-      // The cursor row first: takers and claimers of one inbox go one at a time, and the next statement's snapshot
-      // sees what the one before committed. NO KEY UPDATE, as a claim's UPDATE takes: FOR UPDATE would also wait for
-      // the publishes to the inbox, which hold its row (FOR KEY SHARE) until their COMMIT.
-      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
+      // The cursor row first: takers, claimers and leasers of one inbox go one at a time, and the next statement's
+      // snapshot sees what the one before committed. NO KEY UPDATE, as a claim's UPDATE takes: FOR UPDATE would also
+      // wait for the publishes to the inbox, which hold its row (FOR KEY SHARE) until their COMMIT. Both statements
+      // judge the lease by the transaction's now(): the one refuses what the other leaves untaken.
+      const locked = tx<{ leased_for: number | null }[]>`
+        SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
+          AS leased_for
+        FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx<MessageRow[]>`
         WITH m AS (
           SELECT id FROM interop_messages
           WHERE recipient = ${agent} AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
-            AND NOT polled AND id <= ${upTo ?? Number.MAX_SAFE_INTEGER} ORDER BY id LIMIT ${limit}
+            AND NOT polled AND id <= ${upTo ?? Number.MAX_SAFE_INTEGER}
+            AND NOT EXISTS (
+              SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now() AND lease_id IS DISTINCT FROM ${own})
+          ORDER BY id LIMIT ${limit}
         ), p AS (
           UPDATE interop_messages SET polled = true WHERE id IN (SELECT id FROM m)
           RETURNING ${tx.unsafe(MESSAGE_COLUMNS)}
         ), u AS (
-          UPDATE interop_inboxes SET delivered_id = greatest(delivered_id, (SELECT max(id) FROM m)), version = version + 1
-          WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM m)
+          UPDATE interop_inboxes SET delivered_id = greatest(delivered_id, (SELECT max(id) FROM m)),
+            version = version + CASE WHEN EXISTS (SELECT 1 FROM m) THEN 1 ELSE 0 END,
+            lease_id = CASE WHEN lease_id = ${own} THEN NULL ELSE lease_id END,
+            lease_until = CASE WHEN lease_id = ${own} THEN NULL ELSE lease_until END
+          WHERE agent = ${agent} AND (EXISTS (SELECT 1 FROM m) OR lease_id = ${own})
         )
         SELECT * FROM p ORDER BY id`.execute();
-      const [, rows] = await Promise.all([locked, taken]);
+      const [[inbox], rows] = await Promise.all([locked, taken]);
+      if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
       return rows.map(toEnvelope);
+    });
+  }
+
+  lease(agent: AgentName, seconds: number, renewing: string | undefined): Promise<string> {
+    const { sql } = this.#context;
+    const own = renewing ?? null;
+    return this.#context.read("lease an inbox", async () => {
+      for (;;) {
+        // One UPDATE: it waits for a take holding the row, then judges the lease as that take left it.
+        const [granted] = await sql<{ lease_id: string }[]>`
+          UPDATE interop_inboxes SET
+            lease_id = CASE WHEN lease_until > clock_timestamp() THEN lease_id ELSE ${crypto.randomUUID()} END,
+            lease_until = clock_timestamp() + make_interval(secs => ${seconds})
+          WHERE agent = ${agent} AND (lease_until IS NULL OR lease_until <= clock_timestamp() OR lease_id = ${own})
+          RETURNING lease_id`;
+        if (granted !== undefined) return granted.lease_id;
+        const [inbox] = await sql<{ leased_for: number | null }[]>`
+          SELECT CASE WHEN lease_until > clock_timestamp() THEN ceil(extract(epoch FROM lease_until - clock_timestamp()))::int END
+            AS leased_for
+          FROM interop_inboxes WHERE agent = ${agent}`;
+        // Removed meanwhile on another broker: there is nothing to lease, nor to show.
+        if (inbox === undefined) return crypto.randomUUID();
+        if (inbox.leased_for !== null) throw inboxLeased(agent, inbox.leased_for);
+        // The lease ended between the two statements: ask again.
+      }
+    });
+  }
+
+  endLease(agent: AgentName, id: string): Promise<void> {
+    return this.#context.read("end a lease", async () => {
+      await this.#context.sql`
+        UPDATE interop_inboxes SET lease_id = NULL, lease_until = NULL WHERE agent = ${agent} AND lease_id = ${id}`;
+    });
+  }
+
+  leaseLeft(agent: AgentName): Promise<number | undefined> {
+    return this.#context.read("read an inbox's lease", async () => {
+      const [row] = await this.#context.sql<{ left_ms: number }[]>`
+        SELECT extract(epoch FROM lease_until - clock_timestamp())::float8 * 1000 AS left_ms
+        FROM interop_inboxes WHERE agent = ${agent} AND lease_until > clock_timestamp()`;
+      return row?.left_ms;
     });
   }
 

@@ -1,7 +1,11 @@
 /** The SQLite store's tables, created and migrated in the transaction that opens the file. */
 import type { DatabaseSync } from "node:sqlite";
 
-const SCHEMA_VERSION = 3;
+/**
+ * 4: a broadcast's payload stored once (`shared_payloads`); its copies' own are ''. An older interop, which reads
+ * only the copies', cannot serve a file of this version; this one refuses a newer file.
+ */
+const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -20,6 +24,12 @@ CREATE TABLE IF NOT EXISTS messages (
 -- Only rows up to the watermark (SqliteStore #indexedUpTo): newer ones are inserted with indexed = 0 and joined in bulk.
 CREATE INDEX IF NOT EXISTS messages_by_inbox_indexed ON messages (recipient, id) WHERE indexed = 1;
 CREATE INDEX IF NOT EXISTS messages_by_key ON messages (sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- A broadcast's payload, once for all its copies (consecutive ids from first_id; each copy's own payload is '').
+CREATE TABLE IF NOT EXISTS shared_payloads (
+  first_id INTEGER PRIMARY KEY,
+  copies INTEGER NOT NULL,
+  payload TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS inboxes (
   agent TEXT PRIMARY KEY,
   delivered_id INTEGER NOT NULL DEFAULT 0,
@@ -54,6 +64,19 @@ CREATE TABLE IF NOT EXISTS removed_agents (
 `;
 
 /**
+ * A message row's columns as `MessageRow` reads them: a broadcast's copy takes its payload from `shared_payloads`
+ * (the last one starting at or before it; NULL, never another's, if that one does not hold it).
+ */
+export const SQLITE_MESSAGE_COLUMNS = `id, recipient, sender, created_at,
+  iif(payload <> '', payload, (SELECT iif(shared.first_id + shared.copies > messages.id, shared.payload, NULL)
+    FROM shared_payloads AS shared WHERE shared.first_id <= messages.id ORDER BY shared.first_id DESC LIMIT 1)) AS payload,
+  reply_to, conversation, hops`;
+
+/** Deletes the shared payloads no copy is left of; after a deletion of messages, in its transaction. */
+export const DELETE_UNUSED_PAYLOADS = `DELETE FROM shared_payloads AS shared WHERE NOT EXISTS
+  (SELECT 1 FROM messages WHERE id >= shared.first_id AND id < shared.first_id + shared.copies)`;
+
+/**
  * v1 → v2: the per-recipient index becomes partial, over the rows marked indexed. The column's default marks every
  * existing row without rewriting it (SQLite reads an added column's default), and the new index is built from them.
  * A v2 file an older interop has served since says v1 again but has the column: its rows took the default (1), so
@@ -85,6 +108,9 @@ function hasColumn(db: DatabaseSync, table: string, column: string): boolean {
  */
 export function migrate(db: DatabaseSync): void {
   const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`its schema is version ${version}, newer than this interop's (${SCHEMA_VERSION}): run a newer interop`);
+  }
   if (version === 1) {
     db.exec(hasColumn(db, "messages", "indexed") ? REJOIN + MIGRATE_FROM_1 : ADD_INDEXED + MIGRATE_FROM_1);
   }

@@ -15,6 +15,8 @@ import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER } from "./postgres_client.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite.ts";
+import { MESSAGE_COLUMNS } from "./message_row.ts";
+import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 
 /** Held for the migration's transaction, so two runs into one database go one after the other. */
 const MIGRATE_LOCK = 2;
@@ -131,11 +133,14 @@ function readSqlite(db: DatabaseSync, file: string): SqliteContents {
   // shared store the resume window is each broker's memory): the columns read here are the same. Recorded removals
   // (`removed_agents`) stay behind too: the database has an identity of its own, which no client names as the store
   // where it had an inbox (`MessageStore.wasRemoved`).
-  if (version < 1 || version > 3) {
-    throw new InteropError("storage_failed", `${file} is not an interop store this version can read (schema version ${version}, expected 1 to 3)`);
+  if (version < 1 || version > 4) {
+    throw new InteropError("storage_failed", `${file} is not an interop store this version can read (schema version ${version}, expected 1 to 4)`);
   }
-  const messages = db.prepare(`SELECT id, recipient, sender, created_at, payload, polled, reply_to, conversation, hops,
-    idempotency_key FROM messages ORDER BY id`).all() as unknown as Message[];
+  // 4 stores a broadcast's payload once: read through the columns the SQLite store reads wherever its table is (an
+  // older interop that served the file since set its version back, not the payloads).
+  const sharesPayloads = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'shared_payloads'").get() !== undefined;
+  const columns = sharesPayloads ? SQLITE_MESSAGE_COLUMNS : MESSAGE_COLUMNS;
+  const messages = db.prepare(`SELECT ${columns}, polled, idempotency_key FROM messages ORDER BY id`).all() as unknown as Message[];
   const sequence = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as { seq: number } | undefined;
   return {
     messages,

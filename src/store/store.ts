@@ -127,6 +127,15 @@ export function storageFull(location: string, what: string, reason: string, caus
   });
 }
 
+/** The refusal of a lease or a take while another reader holds `agent`'s inbox, for `seconds` more at most. */
+export function inboxLeased(agent: AgentName, seconds: number): InteropError {
+  return new InteropError(
+    "inbox_leased",
+    `Another reader is polling ${agent}'s inbox (it holds it for ${seconds} s more at most); try again then`,
+    { retryAfter: seconds },
+  );
+}
+
 /**
  * A write whose COMMIT got no answer (a networked store's connection broke): it may have committed. `outcome`
  * settles once the store knows: what the write resolves with (`write`: the stored messages), or undefined when
@@ -162,8 +171,22 @@ export interface SharedInboxes {
    * keeps its cursor (this broker's newest id may be past messages still pending there).
    */
   createInbox(agent: AgentName, deliveredId: number): Promise<number>;
-  /** Takes up to `limit` messages above the inbox's cursor (none above `upTo`), moving it: a poll or a wait. */
-  take(agent: AgentName, limit: number, upTo: number | undefined): Promise<Envelope[]>;
+  /**
+   * Takes up to `limit` messages above the inbox's cursor (none above `upTo`), moving it: a poll or a wait. Refused
+   * (`inboxLeased`) while a reader other than `lease`'s holder leases the inbox; `lease`, the caller's own, ends with
+   * the take (also one of no message: the reader showed none).
+   */
+  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string): Promise<Envelope[]>;
+  /**
+   * Leases the inbox to one reader for `seconds` (see `InboxLeases`), once the takes in progress committed, so what
+   * the reader peeks next is what no one else takes; `renewing` the caller's own lease, still held, extends it from
+   * now. Resolves with the lease's id; refused (`inboxLeased`) while another reader holds one.
+   */
+  lease(agent: AgentName, seconds: number, renewing: string | undefined): Promise<string>;
+  /** Ends lease `id` on the inbox, if it is the one held. */
+  endLease(agent: AgentName, id: string): Promise<void>;
+  /** How long the inbox's lease has left (ms, by the store's clock), or undefined when none is held. */
+  leaseLeft(agent: AgentName): Promise<number | undefined>;
   /** Takes message `id` out of order (an ask's reply); false when another reader had it. */
   takeOne(agent: AgentName, id: number): Promise<boolean>;
   /**

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { freePort, publish, startBroker } from "../helpers/broker.ts";
-import { runCli } from "../helpers/cli.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
 
 const version = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
 
@@ -33,6 +34,55 @@ test("interop with an unknown command or flag exits 2 with one line on stderr", 
   const agent = await runCli(["send", "--from", "Bad/Name", "hi"]);
   assert.equal(agent.code, 2);
   assert.match(agent.stderr, /^error: Invalid agent name in --from: "Bad\/Name"/);
+});
+
+test("interop suggests the command or option a typo was meant to be, and says where an option before the command goes", async () => {
+  const command = await runCli(["sned", "--from", "hermes", "hi"]);
+  assert.equal(command.code, 2);
+  assert.equal(command.stderr, `error: Unknown command: "sned" (did you mean 'interop send'?); run 'interop --help' for the list\n`);
+  assert.match((await runCli(["help", "stauts"])).stderr, /^error: Unknown command: "stauts" \(did you mean 'interop status'\?\);/);
+  const option = await runCli(["send", "--form", "hermes", "hi"]);
+  assert.equal(option.code, 2);
+  assert.equal(option.stderr, "error: Unknown option --form for 'interop send' (did you mean --from?); see 'interop send --help'\n");
+  const before = await runCli(["-v"]);
+  assert.equal(before.code, 2);
+  assert.equal(
+    before.stderr,
+    "error: Unknown option -v before the command: options go after it (interop COMMAND -v …); 'interop --version' prints the version, 'interop --help' lists the commands\n",
+  );
+});
+
+test("interop help --help prints the command list, as interop --help does", async () => {
+  const top = await runCli(["--help"]);
+  for (const args of [["help", "--help"], ["help", "-h"]]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 0, args.join(" "));
+    assert.equal(result.stdout, top.stdout, args.join(" "));
+  }
+});
+
+test("interop send --data that is not a JSON object is refused in the command line's terms, before anything is sent", async () => {
+  // No broker at this URL: a refusal here comes from the command itself.
+  const url = `http://127.0.0.1:${await freePort()}`;
+  const json = await runCli(["send", "--url", url, "-f", "hermes", "-t", "openclaw", "--data", "{bad"]);
+  assert.equal(json.code, 2);
+  assert.match(json.stderr, /^error: Invalid --data: not JSON \(.*\): give a JSON object, like \{"text": "hello"\}; plain text goes as TEXT, without --data; see 'interop send --help'\n$/);
+  assert.doesNotMatch(json.stderr, /Content-Type/);
+  const array = await runCli(["ask", "--url", url, "-f", "hermes", "-t", "openclaw", "-d", "[1]"]);
+  assert.equal(array.code, 2);
+  assert.equal(array.stderr, `error: Invalid --data: the JSON must be an object, like {"text": "hello"}; plain text goes as TEXT, without --data; see 'interop ask --help'\n`);
+});
+
+test("interop token list with no tokens says where it looked on stderr, and prints nothing on stdout", async (t) => {
+  const data = tempDir("interop-tokens-");
+  t.after(() => data.cleanup());
+  const empty = await runCli(["token", "list", "--data-dir", data.path]);
+  assert.equal(empty.code, 0);
+  assert.equal(empty.stdout, "");
+  assert.equal(empty.stderr, `no tokens in ${join(data.path, "tokens.json")}; 'interop token create --agent NAME' makes one\n`);
+  const json = await runCli(["token", "list", "--data-dir", data.path, "--json"]);
+  assert.equal(json.stdout, "[]\n");
+  assert.equal(json.stderr, "");
 });
 
 test("interop send and status exit 3 when the broker is unreachable", async () => {

@@ -57,6 +57,9 @@ test("interop completion fish completes through fish's own engine, with each opt
   assert.deepEqual(fishComplete(file, "interop serve --log-f"), ["--log-format"]);
   const described = execFileSync("fish", ["--no-config", "-c", `source ${file}; complete -C "interop serve --durab"`], { encoding: "utf8" });
   assert.match(described, /^--durability\tstrict \(default\): fsync every commit/);
+  // An option whose flag fills its column has its help on the line below: that line is its description.
+  const wrapped = execFileSync("fish", ["--no-config", "-c", `source ${file}; complete -C "interop status --max-d"`], { encoding: "utf8" });
+  assert.match(wrapped, /^--max-dead-letters\tunhealthy if any agent has more than N dead letters\n$/);
 });
 
 test("interop completion zsh loads into zsh's completion system; an unknown shell is a usage error", async (t) => {

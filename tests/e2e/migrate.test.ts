@@ -112,6 +112,24 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   assert.deepEqual(JSON.parse(third.stdout), { ...copied, action: "checked" }, "the same counts, nothing copied");
 });
 
+test("interop migrate copies a broadcast's payload, stored once on SQLite, into each of its copies", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  const sqlite = await setup.start({ dataDir: dir, args: ["--agents", "hermes,openclaw,leo"] });
+  const text = "x".repeat(5000);
+  const sent = await json(fetch(`${sqlite.url}/broadcast?from=hermes`, { method: "POST", body: JSON.stringify({ text }) }));
+  assert.deepEqual(sent.to, ["openclaw", "leo"]);
+  assert.equal((await sqlite.stop()).code, 0);
+  const copied = await migrate(dir, setup.url);
+  assert.equal(copied.code, 0, copied.stderr);
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  for (const agent of ["openclaw", "leo"]) {
+    assert.deepEqual((await json(fetch(`${pg.url}/poll?agent=${agent}`))).map((m: { text: string }) => m.text), [text], agent);
+  }
+  assert.equal((await pg.stop()).code, 0);
+});
+
 test("interop migrate copies tokens.json's tokens (ids, hashes, admin flags, times) once; a token revoked in the database since stays revoked", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;

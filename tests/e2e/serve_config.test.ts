@@ -38,7 +38,9 @@ test("interop serve takes its settings from --config or $INTEROP_CONFIG; the env
 
 test("interop serve refuses a bad config in one line naming the file and the key, and a bad $INTEROP_PORT naming it", async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    [{ prot: 18901 }, /^error: Invalid config (\S+): unknown key "prot"; the keys are serve's long flag names/],
+    [{ prot: 18901 }, /^error: Invalid config (\S+): unknown key "prot" \(did you mean "port"\?\); the keys are serve's long flag names/],
+    [{ data_dir: "/srv" }, /^error: Invalid config (\S+): unknown key "data_dir" \(did you mean "data-dir"\?\); the keys are/],
+    [{ colour: true }, /^error: Invalid config (\S+): unknown key "colour"; the keys are serve's long flag names/],
     [{ verbose: "yes" }, /^error: Invalid config (\S+): key "verbose" must be true or false/],
     [{ port: "http" }, /^error: Invalid --port: "http"; .* \(from key "port" of config (\S+)\)$/],
     ["port: [1\n", /^error: Invalid config (\S+): not YAML or JSON/],

@@ -57,7 +57,11 @@ test("interop service install writes the unit and says what to run when systemct
     const unit = join(dir.path, "systemd", "user", "interop.service");
     assert.match(installed.stdout, new RegExp(`^wrote ${unit}\n\\$ systemctl --user daemon-reload\n`));
     assert.equal(installed.code, 1);
-    assert.match(installed.stderr, /^error: systemctl --user daemon-reload failed: .*ENOENT.*; once systemd is running, run it again by hand\n$/);
+    // The unit is written but neither loaded nor started: the error names every command still to run.
+    assert.match(
+      installed.stderr,
+      /^error: systemctl --user daemon-reload failed: .*ENOENT.*; once systemd is running, run: systemctl --user daemon-reload && systemctl --user enable --now interop\.service\n$/,
+    );
     assert.match(readFileSync(unit, "utf8"), /serve --port 18950/);
 
     const down = await runCli(["status", "--url", `http://127.0.0.1:${await freePort()}`], { env });

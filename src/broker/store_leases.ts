@@ -1,0 +1,56 @@
+/**
+ * Inbox leases kept by a store other brokers share (SharedInboxes): a reader's lease holds on every broker of the
+ * store, and the store's take checks and ends it in the transaction that takes, so no broker's take slips between.
+ */
+import type { AgentName } from "../message.ts";
+import { sleep } from "../client/backoff.ts";
+import type { SharedInboxes } from "../store/store.ts";
+import type { Leases } from "./inbox_leases.ts";
+
+/**
+ * How often a long poll waiting for another reader's lease asks the store again, in ms: the lease may end by a take
+ * on another broker, which tells no one.
+ */
+const LEASE_RECHECK_MS = 200;
+
+export class StoreLeases implements Leases {
+  #shared: SharedInboxes;
+  #inboxFor: (agent: AgentName) => Promise<unknown>;
+
+  /** `inboxFor` makes sure the agent's inbox exists (the lease lives on it), as the peek after the lease would. */
+  constructor(shared: SharedInboxes, inboxFor: (agent: AgentName) => Promise<unknown>) {
+    this.#shared = shared;
+    this.#inboxFor = inboxFor;
+  }
+
+  async acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string> {
+    await this.#inboxFor(agent);
+    return await this.#shared.lease(agent, seconds, renewing);
+  }
+
+  async take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>): Promise<T> {
+    try {
+      return await work(id);
+    } catch (error) {
+      // A take that failed still lets the next reader in (one that was refused had no lease of its own to end).
+      if (id !== undefined) this.end(agent, id);
+      throw error;
+    }
+  }
+
+  end(agent: AgentName, id: string): void {
+    this.#shared.endLease(agent, id).catch(() => {});
+  }
+
+  forget(_agent: AgentName): void {
+    // The lease lived on the inbox's row, deleted with it.
+  }
+
+  async whenFree(agent: AgentName, until: AbortSignal): Promise<void> {
+    while (!until.aborted) {
+      const left = await this.#shared.leaseLeft(agent);
+      if (left === undefined) return;
+      await sleep(Math.min(left, LEASE_RECHECK_MS), until);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/** The query parameters and headers the broker's routes share, parsed into values or refused with a 400 that says why. */
+import { MAX_LEASE_SECONDS } from "../broker/inbox_leases.ts";
+import { type ErrorCode, InteropError } from "../errors.ts";
+import { DEFAULT_POLL_LIMIT, MAX_POLL_LIMIT } from "../message.ts";
+import type { IncomingRequest } from "../runtime/types.ts";
+
+const MAX_WAIT_SECONDS = 3600;
+
+export function parseTimeout(value: string | null): number {
+  if (value === null) return 30_000;
+  const seconds = Number(value);
+  if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
+    throw new InteropError("invalid_query", `Invalid timeout: ${JSON.stringify(value)}; use seconds, up to ${MAX_WAIT_SECONDS}`);
+  }
+  return Math.round(seconds * 1000);
+}
+
+export function parseMessageId(value: string | null, field: string, code: ErrorCode = "invalid_query"): number | undefined {
+  if (value === null) return undefined;
+  const id = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(id)) {
+    throw new InteropError(code, `Invalid ${field}: ${JSON.stringify(value)}; it must be a message id`);
+  }
+  return id;
+}
+
+const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+
+export function parseIdempotencyKey(request: IncomingRequest): string | undefined {
+  const key = request.header("idempotency-key");
+  if (key === null) return undefined;
+  if (key === "" || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw new InteropError("invalid_query", `Invalid Idempotency-Key: use 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
+  }
+  return key;
+}
+
+export function parseLimit(value: string | null): number {
+  if (value === null) return DEFAULT_POLL_LIMIT;
+  const limit = Number(value);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_POLL_LIMIT) {
+    throw new InteropError("invalid_query", `Invalid limit: ${JSON.stringify(value)}; use 1-${MAX_POLL_LIMIT}`);
+  }
+  return limit;
+}
+
+/** `lease=SECONDS` goes with a peek: the inbox is the caller's until its take up to what it showed (InboxLeases). */
+export function parseLeaseSeconds(value: string | null, peek: boolean): number | undefined {
+  if (value === null) return undefined;
+  const seconds = Number(value);
+  if (!peek || !Number.isSafeInteger(seconds) || seconds < 1 || seconds > MAX_LEASE_SECONDS) {
+    throw new InteropError("invalid_query", `Invalid lease: ${JSON.stringify(value)}; use 1-${MAX_LEASE_SECONDS} seconds, with peek=1`);
+  }
+  return seconds;
+}
+
+/** An empty Last-Event-ID means "none", as EventSource sends it before any id was seen. */
+export function parseLastEventId(value: string | null): number | undefined {
+  return value === null || value.trim() === "" ? undefined : parseMessageId(value.trim(), "Last-Event-ID", "invalid_event_id");
+}

@@ -1,0 +1,70 @@
+/**
+ * Inbox leases on a PostgreSQL store other brokers share: kept on the inbox's row, granted under the lock its takes
+ * hold, and added to an existing database by a migration.
+ */
+import assert from "node:assert/strict";
+import process from "node:process";
+import { test } from "node:test";
+import postgres from "postgres";
+import type { AgentName } from "../src/message.ts";
+import { PostgresStore } from "../src/store/postgres.ts";
+import { migrate } from "../src/store/postgres_schema.ts";
+import { sharedPostgres } from "./helpers/postgres.ts";
+import { twoBrokersOn } from "./helpers/two_brokers.ts";
+
+const openclaw = "openclaw" as AgentName;
+const cluster = sharedPostgres();
+const twoBrokers = twoBrokersOn(cluster);
+
+test("a lease is granted once the take holding the inbox's row commits, and on every broker it holds", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  // A take in progress on another broker: it holds the inbox's row until it commits.
+  const taking = Promise.withResolvers<void>();
+  const locked = Promise.withResolvers<void>();
+  const take = admin.begin(async (tx) => {
+    await tx`SELECT 1 FROM interop_inboxes WHERE agent = ${openclaw} FOR NO KEY UPDATE`;
+    locked.resolve();
+    await taking.promise;
+  });
+  let granted = false;
+  let acquiring: Promise<string>;
+  try {
+    await locked.promise;
+    acquiring = a.leases.acquire(openclaw, 60).then((id) => ((granted = true), id));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(granted, false, "granted while a take held the inbox");
+  } finally {
+    // Committed also when the test failed: the admin connection closes after it.
+    taking.resolve();
+    await take;
+  }
+  const lease = await acquiring;
+  await assert.rejects(b.leases.acquire(openclaw, 60), { code: "inbox_leased" });
+  await assert.rejects(b.poll(openclaw, 10), { code: "inbox_leased" });
+  assert.deepEqual(await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { lease: own })), []);
+  assert.notEqual(await a.leases.acquire(openclaw, 60), lease, "the holder's take on B ended the lease");
+});
+
+test("a database migrated before leases existed gets them in place: its inboxes keep their cursors", async (t) => {
+  const server = await cluster(t);
+  if (server === undefined) return;
+  const url = await server.createDatabase();
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  t.after(() => admin.end());
+  // Version 7's schema with an inbox in it.
+  await migrate(admin);
+  await admin`ALTER TABLE interop_inboxes DROP COLUMN lease_id, DROP COLUMN lease_until`;
+  await admin`DELETE FROM interop_migrations WHERE version = 8`;
+  await admin`INSERT INTO interop_inboxes (agent, delivered_id) VALUES (${openclaw}, 41)`;
+  const store = await PostgresStore.open({ url, durability: "strict", claimant: { pid: process.pid, host: "test", version: "test" }, warn: () => {} });
+  t.after(() => store.close());
+  assert.deepEqual((await admin`SELECT version FROM interop_migrations WHERE version = 8`).length, 1);
+  const lease = await store.shared.lease(openclaw, 60, undefined);
+  assert.ok((await store.shared.leaseLeft(openclaw))! > 59_000);
+  assert.deepEqual(await store.shared.take(openclaw, 10, undefined, lease), []);
+  assert.equal(await store.shared.leaseLeft(openclaw), undefined, "ended by its holder's take");
+  assert.equal((await store.shared.version(openclaw)).deliveredId, 41);
+});

@@ -39,6 +39,7 @@ export type ErrorCode =
   | "url_too_long"
   | "stream_open"
   | "duplicate_key"
+  | "idempotency_key_reused"
   | "insecure_bind"
   | "address_in_use"
   | "data_dir_locked"

@@ -66,3 +66,21 @@ test("follow() resumes when /status answers from another store than the taken st
   stop.abort();
   await running;
 });
+
+test("follow() that the broker refuses as expired even at its cursor asks again after the backoff, not at once", async () => {
+  let opened = 0;
+  const client = {
+    baseUrl: "http://127.0.0.1:1",
+    urls: { next() {} },
+    // The cursor's position, as /status gives it; each answer a macrotask later, as a real broker's is.
+    position: () => new Promise((resolve) => setImmediate(() => resolve({ id: 3, store: "one" }))),
+    openStream() {
+      opened++;
+      return new Promise((_, reject) =>
+        setImmediate(() => reject(new InteropError("event_id_expired", "Broker refused (HTTP 410): Event id 3 expired")))
+      );
+    },
+  } as unknown as BrokerClient;
+  await run(client, "hermes", AbortSignal.timeout(1200));
+  assert.ok(opened >= 2 && opened <= 4, `opened ${opened} streams in 1.2 s`);
+});

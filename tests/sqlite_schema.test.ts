@@ -134,7 +134,7 @@ test("SqliteStore stores a broadcast's payload once, reads it for every copy, an
   assert.equal((await store.find(first.id + 1))?.id, undefined);
   // The last copy pruned once delivered: nothing is left of the payload.
   await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: first.id }] });
-  await store.prune(2);
+  await store.prune(2, new Map([[openclaw, first.id]]));
   assert.equal((await store.find(first.id))?.id, undefined);
   await store.close();
   assert.equal(inspect<{ count: number }>(dir.path, "SELECT count(*) AS count FROM shared_payloads").count, 0);

@@ -240,6 +240,7 @@ async function publish(call: Call) {
   await call.broker.tasks.admitReader(call.sender);
   const { envelopes: [envelope] } = await call.broker.publish(call.sender, call.agent, payloadOf(message, contextId), {
     idempotencyKey: taskKeyPrefix(call.agent) + message.messageId,
+    keyNamesMessage: true,
   });
   return envelope;
 }

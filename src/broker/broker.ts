@@ -8,6 +8,7 @@ import type { StatusReport } from "../status_report.ts";
 import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
+import { DeliveryMarks } from "./delivery_marks.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { InboxLeases, type Leases } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
@@ -50,6 +51,7 @@ export class Broker {
   /** Leases on inboxes for readers that show messages before they take them (`interop poll`). */
   readonly leases: Leases;
   #idempotent: IdempotentPublishes;
+  #deliveryMarks: DeliveryMarks;
   #publishes: Publishes;
   /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
   #takes: Takes;
@@ -70,6 +72,7 @@ export class Broker {
     this.#store = options.store;
     this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored), (agent) => this.#inboxes.has(agent));
     this.#idempotent = new IdempotentPublishes(options.store);
+    this.#deliveryMarks = new DeliveryMarks(options.retentionMs);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
     this.#takes = new Takes({
@@ -197,9 +200,8 @@ export class Broker {
   publishBatch(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions = {}): Promise<Published> {
     const { idempotencyKey } = options;
     if (idempotencyKey === undefined) return this.#publishes.publish(from, to, payloads, options);
-    // Only a publish with neither a recipient nor a message it answers goes to every agent, and may leave some out.
-    const broadcast = to === undefined && options.replyTo === undefined;
-    return this.#idempotent.once(from, idempotencyKey, broadcast, () => this.#publishes.publish(from, to, payloads, options));
+    const request = { to, replyTo: options.replyTo, payloads: options.keyNamesMessage ? undefined : payloads };
+    return this.#idempotent.once(from, idempotencyKey, request, () => this.#publishes.publish(from, to, payloads, options));
   }
 
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */
@@ -393,7 +395,7 @@ export class Broker {
       },
     };
     try {
-      await applyRetention(this.#store, this.#inboxes, policy, this.#now());
+      await applyRetention(this.#store, this.#inboxes, this.#deliveryMarks, policy, this.#now());
     } catch {
       // Retention retries on the next tick; a store that cannot prune still serves.
     }

@@ -16,6 +16,11 @@ export interface PublishOptions {
   /** A publish retried with the same key (and sender) returns the first one's messages instead of storing again. */
   idempotencyKey?: string;
   /**
+   * The key alone names the message (A2A's messageId), so a retry's body is not compared with the first one's: it
+   * may differ without being another message (a new contextId made for a message that came without one).
+   */
+  keyNamesMessage?: boolean;
+  /**
    * Called once the messages are in the commit queue, before they are committed: what is published after this
    * call commits after them (a connection's pipelined publishes start each at its predecessor's).
    */

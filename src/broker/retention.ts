@@ -1,6 +1,7 @@
 /** Retention: deletes delivered messages past their replay window, and expires undelivered ones past the pending TTL. */
 import type { AgentName } from "../message.ts";
 import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { DeliveryMarks } from "./delivery_marks.ts";
 import { limitFor, type PerAgent } from "./per_agent.ts";
 
 export interface RetentionPolicy {
@@ -19,14 +20,19 @@ export function retentionInterval(pendingTtls: number[]): number {
   return Number.isFinite(shortest) ? Math.min(PRUNE_EVERY_MS, Math.max(250, shortest / 2)) : PRUNE_EVERY_MS;
 }
 
-/** Applies the policy to the store and updates the broker's inbox records to match. */
+/**
+ * Applies the policy to the store and updates the broker's inbox records to match. A delivered message stays for the
+ * retention period after its delivery (`marks`), not after its creation: one that waited longer than the period would
+ * otherwise be deleted as it is delivered, before a reader that was sent it and stopped could resume and have it.
+ */
 export async function applyRetention(
   store: MessageStore,
   inboxes: Map<AgentName, InboxRecord>,
+  marks: DeliveryMarks,
   policy: RetentionPolicy,
   now: number,
 ): Promise<void> {
-  for (const [agent, upTo] of await store.prune(now - policy.retentionMs)) {
+  for (const [agent, upTo] of await store.prune(now - policy.retentionMs, marks.deliveredBefore(inboxes, now))) {
     const inbox = inboxes.get(agent);
     if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
   }
@@ -38,11 +44,12 @@ export async function applyRetention(
   if (cutoffs.size === 0) return;
   // The broker's cursors can be ahead of the stored ones (they are committed with the next batch).
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-  for (const [agent, { count, upTo }] of await store.expire(cutoffs, cursors)) {
+  // The purge mark stays where it is: a resume from an id below the expired messages still replays what was delivered
+  // after that id, and one from the cursor is no different from a read without an id.
+  for (const [agent, count] of await store.expire(cutoffs, cursors)) {
     const inbox = inboxes.get(agent)!;
     inbox.pending -= count;
     inbox.expired += count;
-    inbox.purgedId = Math.max(inbox.purgedId, upTo);
     policy.onExpired?.(agent, count);
   }
 }

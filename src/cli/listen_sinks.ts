@@ -1,6 +1,6 @@
 /** Where `listen` writes each message: stdout, a file, a FIFO, or a command's stdin. */
 import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { appendFileSync, closeSync, constants, fstatSync, openSync, readSync, statSync, truncateSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
 import { fromWire, messageKey } from "../message.ts";
@@ -28,9 +28,34 @@ export function fileSink(path: string): MessageSink {
     throw new InteropError("usage", `Cannot append to --out ${path}: ${(cause as Error).message}`, { cause });
   }
   return (message) => {
-    appendFileSync(path, message.data + "\n");
+    const before = sizeOf(path);
+    try {
+      appendFileSync(path, message.data + "\n");
+    } catch (error) {
+      // A full disk (ENOSPC) or a file-size limit (EFBIG) can take the first part of the line: cut it off, so the retry
+      // writes the whole line where this one began, rather than after a broken one no reader of the file can parse.
+      if (before !== undefined) cutBackTo(path, before);
+      throw error;
+    }
     return Promise.resolve();
   };
+}
+
+/** The file's size, or undefined when it is gone (appending creates it again). */
+function sizeOf(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined;
+  }
+}
+
+function cutBackTo(path: string, size: number): void {
+  try {
+    truncateSync(path, size);
+  } catch {
+    // The append's own error is what listen reports and retries on.
+  }
 }
 
 /**

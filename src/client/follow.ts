@@ -67,11 +67,13 @@ export async function follow(options: FollowOptions): Promise<void> {
     } catch (error) {
       if (options.signal.aborted) return;
       if (!(error instanceof InteropError)) throw error;
-      if (error.code === "unknown_event_id" || error.code === "event_id_expired") {
+      const disowned = error.code === "unknown_event_id" || error.code === "event_id_expired";
+      if (disowned) {
         options.log.warn(`${error.message.replace(/^Broker refused \(HTTP \d+\): /, "")}: resuming from the broker's cursor`);
         position = undefined;
         options.delivered(undefined);
-        continue;
+        // After the backoff like any failure, not at once: a broker that refused the cursor's own position too (one
+        // did, after a pending-TTL expiry) was asked again as fast as it answered, some 200 times a second.
       }
       // The broker refused to create the inbox again (it had one on that store): said as a removal seen live is.
       if (error.code === "agent_removed") throw agentRemoved(options.agent);
@@ -84,8 +86,8 @@ export async function follow(options: FollowOptions): Promise<void> {
         attempt = 0;
         continue;
       }
-      if (!isRetryable(error)) throw error;
-      options.log.warn(`${error.message}`);
+      if (!disowned && !isRetryable(error)) throw error;
+      if (!disowned) options.log.warn(`${error.message}`);
     }
     if (Date.now() - openedAt > HEALTHY_AFTER_MS) attempt = 0;
     const delay = backoffDelay(attempt++, options.backoff ?? DEFAULT_BACKOFF);

@@ -41,6 +41,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   url_too_long: 414,
   stream_open: 409,
   duplicate_key: 409,
+  idempotency_key_reused: 409,
 };
 
 /** Answers an error; anything that is not an `InteropError` is a bug and becomes a bare 500. */

@@ -58,7 +58,9 @@ export function toInboxRecord(row: InboxRow): InboxRecord {
   return {
     agent: row.agent,
     deliveredId: row.delivered_id,
-    purgedId: row.purged_id,
+    // Before 2026-12-01 an expiry raised the mark past the cursor, and every resume (listen's from the cursor too) was
+    // refused as expired; a delivered message's removal never takes it past the cursor.
+    purgedId: Math.min(row.purged_id, row.delivered_id),
     pending: row.pending,
     lastSeen: row.last_seen,
     deadLetters: row.dead_letters,

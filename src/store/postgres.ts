@@ -208,14 +208,15 @@ export class PostgresStore implements MessageStore {
     });
   }
 
-  prune(cutoff: number): Promise<Map<AgentName, number>> {
-    return this.#transaction("prune", (tx) => pruneDelivered(tx, cutoff));
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>> {
+    if (deliveredBefore.size === 0) return Promise.resolve(new Map());
+    return this.#transaction("prune", (tx) => pruneDelivered(tx, cutoff, deliveredBefore));
   }
 
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
-  ): Promise<Map<AgentName, { count: number; upTo: number }>> {
+  ): Promise<Map<AgentName, number>> {
     if (cutoffs.size === 0) return Promise.resolve(new Map());
     return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered));
   }

@@ -2,17 +2,26 @@
 import type { PendingQuery, Row, TransactionSql } from "postgres";
 import type { AgentName } from "../message.ts";
 
-/** Deletes each inbox's delivered messages created before `cutoff`; resolves with each inbox's new purge mark. */
-export async function pruneDelivered(tx: TransactionSql, cutoff: number): Promise<Map<AgentName, number>> {
+/**
+ * Deletes each inbox's delivered messages created before `cutoff`, up to its id in `deliveredBefore` (an inbox not in
+ * it keeps all); resolves with each inbox's new purge mark.
+ */
+export async function pruneDelivered(
+  tx: TransactionSql,
+  cutoff: number,
+  deliveredBefore: Map<AgentName, number>,
+): Promise<Map<AgentName, number>> {
+  const agents = [...deliveredBefore.keys()];
+  const given = tx`unnest(${agents}::text[], ${agents.map((agent) => deliveredBefore.get(agent)!)}::int8[]) AS d (agent, bound)`;
   const locked = await lockInboxes(tx, tx`
-    SELECT agent FROM interop_inboxes i WHERE EXISTS (SELECT 1 FROM interop_messages m
-      WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff})`);
+    SELECT i.agent FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE EXISTS (SELECT 1 FROM interop_messages m
+      WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff})`);
   if (locked.length === 0) return new Map();
   const rows = await tx<Array<{ agent: AgentName; up_to: number }>>`
     WITH bounds AS (
       SELECT i.agent, (SELECT max(m.id) FROM interop_messages m
-        WHERE m.recipient = i.agent AND m.id <= i.delivered_id AND m.created_at < ${cutoff}) AS up_to
-      FROM interop_inboxes i WHERE i.agent = ANY(${locked}::text[])
+        WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff}) AS up_to
+      FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE i.agent = ANY(${locked}::text[])
     ), removed AS (
       DELETE FROM interop_messages m USING bounds b WHERE m.recipient = b.agent AND m.id <= b.up_to
     )
@@ -24,16 +33,16 @@ export async function pruneDelivered(tx: TransactionSql, cutoff: number): Promis
 
 /**
  * Deletes the undelivered messages created before their inbox's cutoff (above the cursor, or above `delivered` where
- * this broker's is further); resolves with how many expired per inbox and up to which id.
+ * this broker's is further); resolves with how many expired per inbox. The purge mark stays (see `MessageStore.expire`).
  */
 export async function expireUndelivered(
   tx: TransactionSql,
   cutoffs: Map<AgentName, number>,
   delivered: Map<AgentName, number>,
-): Promise<Map<AgentName, { count: number; upTo: number }>> {
+): Promise<Map<AgentName, number>> {
   const agents = await lockInboxes(tx, tx`SELECT agent FROM interop_inboxes WHERE agent = ANY(${[...cutoffs.keys()]}::text[])`);
   if (agents.length === 0) return new Map();
-  const rows = await tx<Array<{ agent: AgentName; count: number; up_to: number }>>`
+  const rows = await tx<Array<{ agent: AgentName; count: number }>>`
     WITH found AS (
       SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after, c.cutoff, count(*) AS count, max(m.id) AS up_to
       FROM unnest(${agents}::text[], ${agents.map((agent) => cutoffs.get(agent)!)}::int8[],
@@ -46,10 +55,10 @@ export async function expireUndelivered(
       DELETE FROM interop_messages m USING found f
       WHERE m.recipient = f.agent AND m.id > f.after AND m.id <= f.up_to AND m.created_at < f.cutoff
     )
-    UPDATE interop_inboxes i SET expired = i.expired + f.count, purged_id = greatest(i.purged_id, f.up_to)
+    UPDATE interop_inboxes i SET expired = i.expired + f.count
     FROM found f WHERE i.agent = f.agent
-    RETURNING i.agent, f.count, f.up_to`;
-  return new Map(rows.map((row) => [row.agent, { count: row.count, upTo: row.up_to }]));
+    RETURNING i.agent, f.count`;
+  return new Map(rows.map((row) => [row.agent, row.count]));
 }
 
 /**

@@ -388,18 +388,20 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-  prune(cutoff: number): Promise<Map<AgentName, number>> {
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>> {
     return this.#attempt("prune", () =>
       this.#transaction(() => {
         this.#joinTail();
         const purged = new Map<AgentName, number>();
-        const inboxes = this.#db.prepare(`
-          SELECT agent, (SELECT max(id) FROM messages
-            WHERE recipient = agent AND indexed = 1 AND id <= delivered_id AND created_at < ?) AS upto
-          FROM inboxes`).all(cutoff) as Array<{ agent: AgentName; upto: number | null }>;
+        const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
+        const last = this.#db.prepare("SELECT max(id) AS upto FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? AND created_at < ?");
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ?");
         const record = this.#db.prepare("UPDATE inboxes SET purged_id = max(purged_id, ?) WHERE agent = ?");
-        for (const { agent, upto } of inboxes) {
+        for (const inbox of inboxes) {
+          const bound = deliveredBefore.get(inbox.agent);
+          if (bound === undefined) continue;
+          const { agent } = inbox;
+          const { upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { upto: number | null };
           if (upto === null) continue;
           remove.run(agent, upto);
           record.run(upto, agent);
@@ -413,16 +415,16 @@ export class SqliteStore implements MessageStore {
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
-  ): Promise<Map<AgentName, { count: number; upTo: number }>> {
+  ): Promise<Map<AgentName, number>> {
     return this.#attempt("expire", () =>
       this.#transaction(() => {
         this.#joinTail();
-        const expired = new Map<AgentName, { count: number; upTo: number }>();
+        const expired = new Map<AgentName, number>();
         const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
         const find = this.#db.prepare(`SELECT count(*) AS count, max(id) AS upto FROM messages
           WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 AND created_at < ?`);
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id > ? AND id <= ? AND created_at < ?");
-        const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ?, purged_id = max(purged_id, ?) WHERE agent = ?");
+        const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ? WHERE agent = ?");
         for (const inbox of inboxes) {
           const cutoff = cutoffs.get(inbox.agent);
           if (cutoff === undefined) continue;
@@ -430,8 +432,8 @@ export class SqliteStore implements MessageStore {
           const { count, upto } = find.get(inbox.agent, after, cutoff) as { count: number; upto: number | null };
           if (count === 0 || upto === null) continue;
           remove.run(inbox.agent, after, upto, cutoff);
-          record.run(count, upto, inbox.agent);
-          expired.set(inbox.agent, { count, upTo: upto });
+          record.run(count, inbox.agent);
+          expired.set(inbox.agent, count);
         }
         if (expired.size > 0) this.#deleteUnusedPayloads.run();
         return expired;

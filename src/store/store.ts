@@ -15,7 +15,10 @@ export interface InboxRecord {
   agent: AgentName;
   /** Every message up to this id has been handed to the agent (stream write or poll). */
   deliveredId: number;
-  /** Messages up to this id may have been deleted by retention; resuming from before it is refused. */
+  /**
+   * Delivered messages up to this id may have been deleted by retention; resuming from before it is refused. Never
+   * past `deliveredId`: expired messages (never delivered) do not move it (see `expire`).
+   */
   purgedId: number;
   /** Messages with an id above `deliveredId`. */
   pending: number;
@@ -281,17 +284,21 @@ export interface MessageStore {
   find(id: number): Promise<Envelope | undefined>;
   /** The highest id for `agent` created before `time` (ms), or 0: where a read "since a time" starts. */
   idBefore(agent: AgentName, time: number): Promise<number>;
-  /** Deletes delivered messages created before `cutoff` (ms); resolves with each inbox's new `purgedId`. */
-  prune(cutoff: number): Promise<Map<AgentName, number>>;
+  /**
+   * Deletes delivered messages created before `cutoff` (ms), of each inbox in `deliveredBefore` up to its id there
+   * (what was delivered a retention period ago; an inbox not in it keeps all); resolves with each inbox's new `purgedId`.
+   */
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>>;
   /**
    * Removes the undelivered messages of each inbox in `cutoffs` created before its cutoff (ms), above the inbox's
    * cursor (or `delivered`, the broker's newer one); counts them in the inbox's `expired`. Resolves with each
-   * changed inbox's count and the highest id removed.
+   * changed inbox's count. The purge mark stays: those messages were sent to no reader, so they are gone for every
+   * reader alike, and a resume by an id below them still has what was delivered after that id to replay.
    */
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
-  ): Promise<Map<AgentName, { count: number; upTo: number }>>;
+  ): Promise<Map<AgentName, number>>;
   /**
    * Deletes the agent's inbox for good (its messages, cursor and dead letters); resolves with the messages deleted.
    * A store other brokers share calls `refuse` (a removal not forced) within the removal's transaction with what holds

@@ -1,0 +1,35 @@
+/** --retention counts from a message's delivery: one that waited longer than the period can still be replayed. */
+import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
+import { test } from "node:test";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { openSse } from "../helpers/sse.ts";
+
+test("a message that waited longer than --retention stays for replay a whole period after its delivery", async (t) => {
+  // --pending-ttl for another agent only makes the retention sweep run every 0.5 s (else once a minute).
+  const broker = await startBroker({ args: ["--retention", "2s", "--agents", "hermes,openclaw,cron", "--pending-ttl", "0,cron=1s"] });
+  t.after(() => broker.cleanup());
+  const store = (await (await fetch(`${broker.url}/status`)).json()).store_id;
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { n });
+  // openclaw is away for longer than the retention period: the time passing is what the test is about.
+  await delay(2500);
+  const stream = await openSse(`${broker.url}/subscribe?agent=openclaw`);
+  const sent = await stream.take(3).finally(() => stream.close());
+
+  // A sweep after the delivery: cron's message expiring shows it ran.
+  await publish(broker.url, "hermes", "cron", { n: 0 });
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.cron.expired === 1 || undefined, 10_000, "a sweep");
+  const resume = await openSse(`${broker.url}/subscribe?agent=openclaw`, { "last-event-id": sent[0].id!, "interop-store": store });
+  try {
+    assert.equal(resume.status, 200, "the reader that handled only the first gets the other two again");
+    assert.deepEqual((await resume.take(2)).map((event) => JSON.parse(event.data).n), [2, 3]);
+  } finally {
+    resume.close();
+  }
+  // And a period after the delivery they go, as ever.
+  await waitFor(async () => {
+    const late = await fetch(`${broker.url}/subscribe?agent=openclaw`, { headers: { "last-event-id": sent[0].id!, "interop-store": store } });
+    await late.body?.cancel();
+    return late.status === 410 || undefined;
+  }, 15_000, "the replay to expire a period after the delivery");
+});

@@ -9,6 +9,7 @@ import { createRouter } from "../src/http/router.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
+import { countJsonParses } from "./helpers/json_parses.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
@@ -316,4 +317,15 @@ test("a publish retried with the same Idempotency-Key is stored once and answers
     const tooLong = await json("POST", "/broadcast?from=hermes&to=openclaw", "{}", { "idempotency-key": "k".repeat(201) });
     assert.equal(tooLong.status, 400);
   });
+});
+
+test("an ntfy JSON publish nested past the limit is refused before JSON.parse reads it (a 1 MiB one took it a second)", async () => {
+  await withRouter(async ({ call }) => {
+    const body = `{"topic":"hermes","tags":${"[".repeat(500_000)}${"]".repeat(500_000)}}`;
+    const { result: response, parses } = await countJsonParses(() => call("POST", "/ntfy", body));
+    assert.ok(!isStream(response));
+    assert.equal(response.status, 400);
+    assert.match(bodyText(response), /nests objects and arrays deeper than 100 levels/);
+    assert.equal(parses, 0);
+  }, { maxBodyBytes: 2 * 1024 * 1024 });
 });

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { InteropError } from "../src/errors.ts";
 import { type AgentName, fromWire, MAX_JSON_DEPTH, parseAgentName, parseBatch, parsePayload, toWire, wireJson } from "../src/message.ts";
 import { VERSION } from "../src/version.ts";
+import { countJsonParses } from "./helpers/json_parses.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -70,6 +71,23 @@ test("parsePayload() refuses JSON nested deeper than MAX_JSON_DEPTH levels with 
   assertRejects(() => parsePayload(bytes(nested(MAX_JSON_DEPTH + 1)), "text/plain"), "invalid_body", tooDeep);
   // Deep enough to overflow JSON.stringify's stack on Node 24: refused all the same, without overflowing anything.
   assertRejects(() => parsePayload(bytes(nested(100_000)), null), "invalid_body", tooDeep);
+});
+
+test("parsePayload() and parseBatch() refuse deep brackets before JSON.parse reads them, and keep text that is no object as text", async () => {
+  // JSON.parse took about a second on this 1 MiB body (Node 24), stalling every other request meanwhile.
+  const brackets = "[".repeat(500_000) + "]".repeat(500_000);
+  const { parses } = await countJsonParses(() => {
+    const tooDeep = /nests objects and arrays deeper than 100 levels/;
+    for (const contentType of ["application/json", null, "text/plain"]) {
+      assertRejects(() => parsePayload(bytes(`{"a":${brackets}}`), contentType), "invalid_body", tooDeep);
+    }
+    assertRejects(() => parsePayload(bytes(brackets), "application/json"), "invalid_body", tooDeep);
+    assertRejects(() => parseBatch(bytes(`{"n":1}\n{"a":${brackets}}`)), "invalid_body", tooDeep);
+    // Text that is no JSON object whatever it parses to is stored as it was, unparsed.
+    assert.deepEqual(parsePayload(bytes(brackets), "text/plain"), { text: brackets });
+    assert.deepEqual(parsePayload(bytes(" [1]"), "text/plain"), { text: " [1]" });
+  });
+  assert.equal(parses, 1, "only the batch's first line, which is shallow, was parsed");
 });
 
 test("parsePayload() counts no bracket inside a string, escaped quotes and backslashes included", () => {

@@ -30,6 +30,8 @@ interface Fixture {
   pending(): number;
   /** The store's reads of inboxes so far: how many, and how many messages they returned. */
   reads: { calls: number; messages: number };
+  /** Messages the store returned to lists that take nothing (`readLatest`, and `find` for each dead letter). */
+  listed: { messages: number };
 }
 
 async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<void> {
@@ -42,6 +44,19 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
     reads.calls++;
     reads.messages += read.length;
     return read;
+  };
+  const listed = { messages: 0 };
+  const readLatest = store.readLatest.bind(store);
+  store.readLatest = async (agent, limit, beforeId) => {
+    const read = await readLatest(agent, limit, beforeId);
+    listed.messages += read.length;
+    return read;
+  };
+  const find = store.find.bind(store);
+  store.find = async (id) => {
+    const found = await find(id);
+    if (found !== undefined) listed.messages++;
+    return found;
   };
   const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET }));
   try {
@@ -69,6 +84,7 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
       post: (path, body) => call(path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
       pending: () => broker.status().agents.openclaw.pending,
       reads,
+      listed,
     });
   } finally {
     await broker.close();
@@ -202,6 +218,24 @@ test("/dead-letters answers with the newest letters that fit in one answer, olde
     assert.deepEqual(letterIds(newest), sent.slice(3));
     assert.equal(newest.headers["interop-more-pending"], undefined);
     assert.equal((await get("/dead-letters?agent=openclaw&limit=0")).status, 400);
+  });
+});
+
+test("/history and /dead-letters read from the store only about what fits in one answer, not every message asked for", async () => {
+  // Each list read all it was asked for before cutting it to the budget: 300 messages of 1 MiB took a 512 MiB heap down.
+  await withBroker(async ({ send, get, post, listed }) => {
+    const sent: number[] = [];
+    for (let n = 0; n < 60; n++) sent.push(await send("b".repeat(800)));
+    for (const id of sent) assert.equal((await post("/dead-letters?agent=openclaw", { id, reason: "410 Gone" })).status, 200);
+    for (const path of ["/history?agent=openclaw&limit=60", "/dead-letters?agent=openclaw&limit=60"]) {
+      listed.messages = 0;
+      const answer = await get(path);
+      assert.equal(answer.status, 200, bodyText(answer));
+      const listedIds = JSON.parse(bodyText(answer)).map((item: { id?: number; interop?: { id: number } }) => item.interop?.id ?? item.id);
+      assert.deepEqual(listedIds, sent.slice(-2), path);
+      assert.equal(answer.headers["interop-more-pending"], "true");
+      assert.ok(listed.messages <= 4, `${path} read ${listed.messages} messages to answer with 2`);
+    }
   });
 });
 

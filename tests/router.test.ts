@@ -9,6 +9,7 @@ import { createRouter } from "../src/http/router.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
+import { countJsonParses } from "./helpers/json_parses.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
@@ -23,10 +24,15 @@ interface Fixture {
 
 async function withRouter(
   work: (fixture: Fixture) => Promise<void>,
-  { maxBodyBytes = 1024, rateLimit = 0, now = Date.now }: { maxBodyBytes?: number; rateLimit?: number; now?: () => number } = {},
+  { maxBodyBytes = 1024, rateLimit = 0, now = Date.now, answerBudget }: {
+    maxBodyBytes?: number;
+    rateLimit?: number;
+    now?: () => number;
+    answerBudget?: number;
+  } = {},
 ): Promise<void> {
   const dir = tempDir();
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit, now }));
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit, now, answerBudget }));
   const auth = await Authenticator.open(new TokenFile(dir.path));
   const metrics = new BrokerMetrics(() => broker.status(), []);
   const handler = createRouter(broker, { auth, metrics, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
@@ -316,4 +322,36 @@ test("a publish retried with the same Idempotency-Key is stored once and answers
     const tooLong = await json("POST", "/broadcast?from=hermes&to=openclaw", "{}", { "idempotency-key": "k".repeat(201) });
     assert.equal(tooLong.status, 400);
   });
+});
+
+test("an ntfy JSON publish nested past the limit is refused before JSON.parse reads it (a 1 MiB one took it a second)", async () => {
+  await withRouter(async ({ call }) => {
+    const body = `{"topic":"hermes","tags":${"[".repeat(500_000)}${"]".repeat(500_000)}}`;
+    const { result: response, parses } = await countJsonParses(() => call("POST", "/ntfy", body));
+    assert.ok(!isStream(response));
+    assert.equal(response.status, 400);
+    assert.match(bodyText(response), /nests objects and arrays deeper than 100 levels/);
+    assert.equal(parses, 0);
+  }, { maxBodyBytes: 2 * 1024 * 1024 });
+});
+
+test("A2A ListTasks answers the newest tasks that fit in one answer's budget and ends the page with a token for the rest", async () => {
+  // It answered up to 100 tasks whole, each with its message: four lists at once of 1 MiB messages took a 512 MiB heap down.
+  await withRouter(async ({ json }) => {
+    const rpc = async (method: string, params: Record<string, unknown>) =>
+      (await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }))).body;
+    const sent: string[] = [];
+    for (let n = 0; n < 5; n++) {
+      const message = { messageId: `m-${n}`, role: "ROLE_USER", parts: [{ text: String(n).repeat(800) }] };
+      sent.push((await rpc("SendMessage", { message, configuration: { returnImmediately: true } })).result.task.id);
+    }
+    const pages: string[][] = [];
+    let pageToken = "";
+    do {
+      const { result } = await rpc("ListTasks", { pageSize: 100, pageToken });
+      pages.push(result.tasks.map((task: { id: string }) => task.id));
+      pageToken = result.nextPageToken;
+    } while (pageToken !== "" && pages.length < 10);
+    assert.deepEqual(pages, [[sent[4], sent[3]], [sent[2], sent[1]], [sent[0]]]);
+  }, { maxBodyBytes: 4096, answerBudget: 2500 });
 });

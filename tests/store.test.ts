@@ -208,6 +208,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     // The last `limit` of them, oldest first.
     for (const messageId of [3, 2]) await store.addDeadLetter(openclaw, { messageId, reason: "413", parkedAt: 9 });
     assert.deepEqual((await store.deadLetters(openclaw, 2)).map((letter) => letter.messageId), [2, 3]);
+    assert.deepEqual((await store.deadLetters(openclaw, 1, 3)).map((letter) => letter.messageId), [2]);
   });
 
   test(`${name} removes an inbox for good: its messages, cursor and dead letters, never another's, and ids go on`, async (t) => {
@@ -283,6 +284,9 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual((await store.readLatest(openclaw, 2)).map((envelope) => envelope.id), [2, 5]);
     assert.deepEqual((await store.readLatest(openclaw, 10)).map((envelope) => envelope.id), [1, 2, 5]);
     assert.deepEqual(await store.readLatest("nobody" as AgentName, 10), []);
+    // A page before an id, as a list read a page at a time from the newest asks.
+    assert.deepEqual((await store.readLatest(openclaw, 1, 5)).map((envelope) => envelope.id), [2]);
+    assert.deepEqual((await store.readLatest(openclaw, 10, 2)).map((envelope) => envelope.id), [1]);
   });
 
   test(`${name} reads, takes, expires and removes an inbox the same whether its messages are many commits old or new`, async (t) => {

@@ -45,6 +45,11 @@ const MAX_PAGE_SIZE = 100;
  * hold up every other request for seconds).
  */
 const MAX_SCANNED = 200;
+/**
+ * Messages one ListTasks read asks the store for: each read holds its messages whole, and a page of 100 messages of
+ * 1 MiB was 100 MiB at once (with the answer's 100 tasks, four calls at once took a 512 MiB heap down).
+ */
+const READ_PAGE = 10;
 
 export interface A2aInboundOptions {
   auth: Authenticator;
@@ -352,27 +357,30 @@ async function listTasks(call: Call): Promise<Answer> {
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
   const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);
   if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
-  const tasks: A2aTask[] = [];
+  const includeArtifacts = params.includeArtifacts === true;
+  // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token.
+  const answer = call.broker.answer(({ task }: { id: number; task: A2aTask }) => JSON.stringify(task));
+  const listed: A2aTask[] = [];
   let before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
   let scanned = 0;
   let exhausted = false;
-  while (tasks.length < pageSize && scanned < MAX_SCANNED) {
-    const page = await call.broker.tasks.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, MAX_PAGE_SIZE);
-    exhausted = page.length < MAX_PAGE_SIZE;
+  while (listed.length < pageSize && scanned < MAX_SCANNED && !answer.cut) {
+    const page = await call.broker.tasks.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, READ_PAGE);
+    exhausted = page.length < READ_PAGE;
     for (const envelope of page) {
-      scanned++;
-      before = envelope.id;
       const task = await taskOfMessage(call.broker, envelope);
       if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
-        tasks.push(task);
-        if (tasks.length === pageSize) break;
+        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength);
+        if (answer.fit([{ id: envelope.id, task: shown }]).length === 0) break;
+        listed.push(shown);
       }
+      scanned++;
+      before = envelope.id;
+      if (listed.length === pageSize) break;
     }
     if (exhausted) break;
   }
-  const more = !exhausted || tasks.length === pageSize;
-  const includeArtifacts = params.includeArtifacts === true;
-  const listed = tasks.map((task) => withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength));
+  const more = !exhausted || listed.length === pageSize || answer.cut;
   return {
     result: {
       tasks: call.version === "1.0" ? listed : listed.map(toV03Task),

@@ -6,7 +6,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
-import { PRIVATE_DIR_MODE } from "../private_files.ts";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
 import { redactUrl } from "../url_redaction.ts";
 import type { A2aMessage, ProtocolVersion, TaskState } from "./protocol.ts";
 
@@ -93,7 +93,8 @@ export class OutboundState {
       records: [...this.records.values()],
     };
     const temporary = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(state) + "\n");
+    // 600 as the data dir's files: it holds the agent's answers, and `--state` may name a directory others can read.
+    writeFileSync(temporary, JSON.stringify(state) + "\n", { mode: PRIVATE_FILE_MODE });
     renameSync(temporary, this.path);
   }
 }

@@ -35,6 +35,13 @@ const IDLE_REREAD_MS = 5000;
 /** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
 const CLUSTER_REFRESH_MS = 1000;
 
+/** A message as `/history` lists it: with whether it is still pending. */
+export interface HistoryEntry {
+  id: number;
+  envelope: Envelope;
+  pending: boolean;
+}
+
 export class Broker {
   #options: BrokerOptions;
   #store: MessageStore;
@@ -272,14 +279,18 @@ export class Broker {
   }
 
   /**
-   * The last `limit` messages of an inbox, each marked pending or not, for the dashboard: reading them takes,
-   * delivers and creates nothing, and does not count as the agent being seen.
+   * The last `limit` messages of an inbox that fit in `answer`, oldest first, each marked pending or not, for the
+   * dashboard: reading them takes, delivers and creates nothing, and does not count as the agent being seen.
    */
-  async history(agent: AgentName, limit: number): Promise<Array<{ envelope: Envelope; pending: boolean }>> {
+  async history(agent: AgentName, limit: number, answer: MessageAnswer<HistoryEntry>): Promise<HistoryEntry[]> {
     const inbox = this.#inboxes.get(agent);
     if (inbox === undefined) return [];
-    const messages = await this.#store.readLatest(agent, limit);
-    return messages.map((envelope) => ({ envelope, pending: envelope.id > inbox.deliveredId && !this.#takes.taken.has(envelope.id) }));
+    return await answer.readNewest(async (beforeId, page) =>
+      (await this.#store.readLatest(agent, page, beforeId)).map((envelope) => ({
+        id: envelope.id,
+        envelope,
+        pending: envelope.id > inbox.deliveredId && !this.#takes.taken.has(envelope.id),
+      })), limit);
   }
 
   /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */

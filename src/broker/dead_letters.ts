@@ -1,9 +1,18 @@
 /** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
 import { InteropError } from "../errors.ts";
-import type { AgentName, Envelope } from "../message.ts";
-import type { DeadLetter, MessageStore } from "../store/store.ts";
+import { type AgentName, toWire, type WireMessage } from "../message.ts";
+import type { MessageStore } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
+import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
+
+/** A dead letter as `/dead-letters` lists it: `message` null once retention removed it. */
+export interface ListedDeadLetter {
+  id: number;
+  reason: string;
+  parked_at: string;
+  message: WireMessage | null;
+}
 
 export interface DeadLettersDeps {
   store: MessageStore;
@@ -43,13 +52,19 @@ export class DeadLetters {
   }
 
   /**
-   * The agent's last `limit` dead letters, oldest first, each with its message when retention still has it. A letter
-   * naming a message for another agent (parked through a hole that let any id in) is left out.
+   * The agent's last `limit` dead letters that fit in `answer`, oldest first, each with its message when retention
+   * still has it, read a page at a time (`MessageAnswer.readNewest`). A letter naming a message for another agent
+   * (parked through a hole that let any id in) is left out.
    */
-  async list(agent: AgentName, limit: number): Promise<Array<DeadLetter & { message: Envelope | undefined }>> {
+  async list(agent: AgentName, limit: number, answer: MessageAnswer<ListedDeadLetter>): Promise<ListedDeadLetter[]> {
     const { store } = this.#deps;
-    const letters = await store.deadLetters(agent, limit);
-    const found = await Promise.all(letters.map(async (letter) => ({ ...letter, message: await store.find(letter.messageId) })));
-    return found.filter((letter) => letter.message === undefined || letter.message.to === agent);
+    const page = async (beforeId: number, size: number) =>
+      await Promise.all((await store.deadLetters(agent, size, beforeId)).map(async (letter) => ({
+        id: letter.messageId,
+        reason: letter.reason,
+        parked_at: new Date(letter.parkedAt).toISOString(),
+        message: await store.find(letter.messageId).then((message) => message === undefined ? null : toWire(message)),
+      })));
+    return await answer.readNewest(page, limit, (letter) => letter.message === null || letter.message.interop.to === agent);
   }
 }

@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import type { StreamPosition } from "./broker_client.ts";
 import { makeDirectory } from "../paths.ts";
-import { PRIVATE_DIR_MODE } from "../private_files.ts";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
 
 interface CursorState {
   url: string;
@@ -67,7 +67,8 @@ export class CursorFile {
       updated_at: new Date().toISOString(),
     };
     const temporary = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(state) + "\n");
+    // 600, as the A2A state file beside it: `--state` may name a directory others can read.
+    writeFileSync(temporary, JSON.stringify(state) + "\n", { mode: PRIVATE_FILE_MODE });
     renameSync(temporary, this.path);
   }
 }

@@ -1,8 +1,9 @@
 /** `/dead-letters`: an agent's receiver parks a message it refused (POST), and anyone allowed lists them (GET). */
 import { authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
+import type { ListedDeadLetter } from "../broker/dead_letters.ts";
 import { InteropError } from "../errors.ts";
-import { parseAgentName, parsePayload, toWire, type WireMessage } from "../message.ts";
+import { parseAgentName, parsePayload } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { parseLimit } from "./query_params.ts";
 import { jsonResponse, jsonTextResponse } from "./responses.ts";
@@ -21,16 +22,8 @@ export async function parkDeadLetter(broker: Broker, request: IncomingRequest, c
 export async function listDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the dead letters of");
-  const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")));
-  const answer = broker.answer((letter: { id: number; reason: string; parked_at: string; message: WireMessage | null }) =>
-    JSON.stringify(letter)
-  );
+  const answer = broker.answer((letter: ListedDeadLetter) => JSON.stringify(letter));
   // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
-  const newest = answer.newest(letters.map((letter) => ({
-    id: letter.messageId,
-    reason: letter.reason,
-    parked_at: new Date(letter.parkedAt).toISOString(),
-    message: letter.message === undefined ? null : toWire(letter.message),
-  })));
-  return jsonTextResponse(200, answer.jsonArray(newest), answer.headers());
+  const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")), answer);
+  return jsonTextResponse(200, answer.jsonArray(letters), answer.headers());
 }

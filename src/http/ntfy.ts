@@ -134,6 +134,8 @@ function headerFields(request: IncomingRequest): Omit<PublishFields, "topic" | "
 }
 
 function jsonPublish(text: string): PublishFields {
+  // Before JSON.parse (slow on deep brackets: see payloadFromText); its tags are turned to strings, which recurses as deep as they nest.
+  refuseDeepJson(text);
   let value: Record<string, unknown>;
   try {
     value = JSON.parse(text);
@@ -142,8 +144,6 @@ function jsonPublish(text: string): PublishFields {
       cause,
     });
   }
-  // Its tags are turned to strings, which recurses as deep as they nest.
-  refuseDeepJson(text);
   if (typeof value?.topic !== "string") {
     throw new InteropError("invalid_body", `Invalid JSON publish: "topic" must name the agent; or publish text to ${NTFY_PREFIX}/TOPIC`);
   }

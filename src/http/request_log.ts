@@ -6,7 +6,7 @@ import { watchStream } from "./responses.ts";
 /**
  * Wraps a handler so that each request is logged once answered, as a sentence and as fields (method, path,
  * agent/from/to, status, ms; a stream's end with its seconds). Only the path and the agent-naming parameters
- * are logged: never the query as a whole (it may hold `?token=`), never a body.
+ * are logged, each an agent name or `(invalid)`: never the query as a whole (it may hold `?token=`), never a body.
  */
 export function logRequests(handler: Handler, debug: (message: string, fields: Record<string, string | number>) => void): Handler {
   return async (request) => {
@@ -14,8 +14,9 @@ export function logRequests(handler: Handler, debug: (message: string, fields: R
     const response = await handler(request);
     const { searchParams, pathname } = request.url;
     const agents = ["agent", "from", "to"].filter((key) => searchParams.has(key)).map((key) => [key, loggedName(searchParams.get(key)!)]);
-    const what = [request.method, pathname, ...agents.map(([key, value]) => `${key}=${value}`)].join(" ");
-    const fields = { method: request.method, path: pathname, ...Object.fromEntries(agents), status: response.status };
+    const path = loggedPath(pathname);
+    const what = [request.method, path, ...agents.map(([key, value]) => `${key}=${value}`)].join(" ");
+    const fields = { method: request.method, path, ...Object.fromEntries(agents), status: response.status };
     const took = (performance.now() - started).toFixed(1);
     if (!isStream(response)) {
       debug(`${what} → ${response.status} (${took} ms)`, { ...fields, ms: Number(took) });
@@ -44,4 +45,12 @@ function loggedName(value: string): string {
   } catch {
     return "(invalid)";
   }
+}
+
+/**
+ * A path as logged: each segment as a name would be (every route's words are), so that a token a client put in the
+ * path by mistake (`/ntfy/TOKEN/json`, `/TOKEN`) is `(invalid)` there too.
+ */
+function loggedPath(pathname: string): string {
+  return pathname.split("/").map((segment) => segment === "" || segment === ".well-known" ? segment : loggedName(segment)).join("/");
 }

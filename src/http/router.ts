@@ -4,7 +4,7 @@ import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { LEASE_HEADER } from "../broker/inbox_leases.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
-import type { Broker } from "../broker/broker.ts";
+import type { Broker, HistoryEntry } from "../broker/broker.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { InteropError } from "../errors.ts";
@@ -185,14 +185,13 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
 async function history(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
-  const messages = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")));
-  const pending = new Map(messages.map(({ envelope, pending }) => [envelope.id, pending]));
-  const answer = broker.answer((envelope) => {
+  const answer = broker.answer(({ envelope, pending }: HistoryEntry) => {
     const wire = toWire(envelope);
-    return JSON.stringify({ ...wire, interop: { ...wire.interop, pending: pending.get(envelope.id) } });
+    return JSON.stringify({ ...wire, interop: { ...wire.interop, pending } });
   });
   // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
-  return jsonTextResponse(200, answer.jsonArray(answer.newest(messages.map(({ envelope }) => envelope))), answer.headers());
+  const entries = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")), answer);
+  return jsonTextResponse(200, answer.jsonArray(entries), answer.headers());
 }
 
 /**

@@ -130,11 +130,11 @@ export class PostgresStore implements MessageStore {
         WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled ORDER BY id LIMIT ${limit}`).map(toEnvelope));
   }
 
-  readLatest(agent: AgentName, limit: number): Promise<Envelope[]> {
+  readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Envelope[]> {
     return this.#read("read messages", async () =>
       (await this.#sql<MessageRow[]>`
         SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
-        WHERE recipient = ${agent} AND NOT polled ORDER BY id DESC LIMIT ${limit}`).map(toEnvelope).reverse());
+        WHERE recipient = ${agent} AND id < ${beforeId} AND NOT polled ORDER BY id DESC LIMIT ${limit}`).map(toEnvelope).reverse());
   }
 
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
@@ -144,10 +144,11 @@ export class PostgresStore implements MessageStore {
         VALUES (${agent}, ${letter.messageId}, ${letter.reason}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1);
   }
 
-  deadLetters(agent: AgentName, limit: number): Promise<DeadLetter[]> {
+  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<DeadLetter[]> {
     return this.#read("read dead letters", async () =>
       (await this.#sql<Array<{ message_id: number; reason: string; parked_at: number }>>`
-        SELECT message_id, reason, parked_at FROM interop_dead_letters WHERE agent = ${agent} ORDER BY message_id DESC LIMIT ${limit}`)
+        SELECT message_id, reason, parked_at FROM interop_dead_letters
+        WHERE agent = ${agent} AND message_id < ${beforeId} ORDER BY message_id DESC LIMIT ${limit}`)
         .map((row) => ({ messageId: row.message_id, reason: row.reason, parkedAt: row.parked_at })).reverse());
   }
 

@@ -307,13 +307,15 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-  readLatest(agent: AgentName, limit: number): Promise<Envelope[]> {
+  readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Envelope[]> {
     return this.#attempt("read messages", () => {
       const rows = this.#db.prepare(`SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
-        WHERE id > ? AND recipient = ? AND polled = 0 ORDER BY id DESC LIMIT ?`).all(this.#tailStart(agent, 0), agent, limit) as unknown as MessageRow[];
+        WHERE id > ? AND id < ? AND recipient = ? AND polled = 0 ORDER BY id DESC LIMIT ?`)
+        .all(this.#tailStart(agent, 0), beforeId, agent, limit) as unknown as MessageRow[];
       if (rows.length < limit) {
         rows.push(...this.#db.prepare(`SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
-          WHERE recipient = ? AND indexed = 1 AND polled = 0 ORDER BY id DESC LIMIT ?`).all(agent, limit - rows.length) as unknown as MessageRow[]);
+          WHERE recipient = ? AND indexed = 1 AND polled = 0 AND id < ? ORDER BY id DESC LIMIT ?`)
+          .all(agent, beforeId, limit - rows.length) as unknown as MessageRow[]);
       }
       return rows.map(toEnvelope).reverse();
     });
@@ -325,11 +327,12 @@ export class SqliteStore implements MessageStore {
         .run(agent, letter.messageId, letter.reason, letter.parkedAt).changes === 1);
   }
 
-  deadLetters(agent: AgentName, limit: number): Promise<DeadLetter[]> {
+  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<DeadLetter[]> {
     return this.#attempt("read dead letters", () =>
       (this.#db.prepare(
-        "SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters WHERE agent = ? ORDER BY message_id DESC LIMIT ?",
-      ).all(agent, limit) as unknown as DeadLetter[]).map((row) => ({ ...row })).reverse());
+        `SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters
+         WHERE agent = ? AND message_id < ? ORDER BY message_id DESC LIMIT ?`,
+      ).all(agent, beforeId, limit) as unknown as DeadLetter[]).map((row) => ({ ...row })).reverse());
   }
 
   find(id: number): Promise<Envelope | undefined> {

@@ -265,12 +265,15 @@ export interface MessageStore {
   write(batch: WriteBatch): Promise<Envelope[]>;
   /** Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll. */
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
-  /** The last `limit` messages for `agent`, delivered or not, oldest first, leaving out those taken by a poll. */
-  readLatest(agent: AgentName, limit: number): Promise<Envelope[]>;
+  /**
+   * The last `limit` messages for `agent` with an id below `beforeId` (default: any), delivered or not, oldest
+   * first, leaving out those taken by a poll.
+   */
+  readLatest(agent: AgentName, limit: number, beforeId?: number): Promise<Envelope[]>;
   /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
-  /** The agent's last `limit` dead letters (by message id), oldest first. */
-  deadLetters(agent: AgentName, limit: number): Promise<DeadLetter[]>;
+  /** The agent's last `limit` dead letters (by message id) with a message id below `beforeId` (default: any), oldest first. */
+  deadLetters(agent: AgentName, limit: number, beforeId?: number): Promise<DeadLetter[]>;
   /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
   findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
   /**

@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { CursorFile } from "../../src/client/cursor_file.ts";
+import { OutboundState } from "../../src/a2a/outbound_state.ts";
 import { defaultDataDir, defaultListenStateDir } from "../../src/paths.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
 
@@ -82,4 +83,17 @@ test("listen's state, inside the default data dir, makes the data dir 700 when i
   new CursorFile(join(defaultListenStateDir(env), "hermes.json"), "http://127.0.0.1:18900", "hermes").save({ id: 1, store: "s" });
   assert.equal(modeOf(defaultDataDir(env)), "700");
   assert.equal(modeOf(defaultListenStateDir(env)), "700");
+});
+
+test("listen's state file and the A2A state file beside it are 600 in a directory others may read (--state)", (t) => {
+  // The A2A state file keeps the agent's answers; both were written with the umask's mode (644) and were private
+  // only inside the 700 directory listen makes.
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  chmodSync(dir.path, 0o755);
+  new CursorFile(join(dir.path, "hermes.json"), "http://127.0.0.1:18900", "hermes").save({ id: 1, store: "s" });
+  const state = new OutboundState(join(dir.path, "hermes.a2a.json"), "http://127.0.0.1:9900/a2a", "hermes");
+  state.records.set(1, { id: 1, from: "leo", messageId: "m", contextId: "c", answer: { state: "TASK_STATE_COMPLETED", answer: undefined } });
+  state.save();
+  assert.deepEqual(fileModes(dir.path), { "hermes.a2a.json": "600", "hermes.json": "600" });
 });

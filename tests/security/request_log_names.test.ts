@@ -18,3 +18,16 @@ test("--verbose logs an agent= value that is no agent name as (invalid), never a
   await response.body?.cancel();
   await waitFor(() => broker!.log().includes("/poll agent=(invalid) from=bob"), 5000, "the request to be logged");
 });
+
+test("--verbose logs a path segment that is no name as (invalid): a token put in the path stays out of the log", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(async () => await broker?.cleanup());
+  broker = await startBroker({ args: ["--verbose"] });
+  const token = `itk_${"A1b2C3d4E5".repeat(4)}xyz`;
+  for (const path of [`/ntfy/${token}/json?poll=1`, `/${token}`]) await (await fetch(`${broker.url}${path}`)).body?.cancel();
+  await (await fetch(`${broker.url}/a2a/hermes/.well-known/agent-card.json`)).body?.cancel();
+  await waitFor(() => broker!.log().includes("GET /a2a/hermes/.well-known/agent-card.json"), 5000, "the requests to be logged");
+  assert.match(broker.log(), /GET \/ntfy\/\(invalid\)\/json → 400/);
+  assert.match(broker.log(), /GET \/\(invalid\) → 404/);
+  assert.doesNotMatch(broker.log(), new RegExp(token));
+});

@@ -9,7 +9,7 @@ const inboxAt = (deliveredId: number) =>
   new Map([[hermes, { agent: hermes, deliveredId, purgedId: 0, pending: 0, lastSeen: null, deadLetters: 0, expired: 0 } as InboxRecord]]);
 
 test("DeliveryMarks lets retention delete only what was delivered a whole period ago, however old the messages", () => {
-  const marks = new DeliveryMarks(64_000);
+  const marks = new DeliveryMarks(64_000, false);
   // What the cursor held when the broker started counts as delivered long ago: the store does not say when.
   assert.deepEqual([...marks.deliveredBefore(inboxAt(5), 0)], [[hermes, 5]]);
   // Delivered at 1 s: kept until 65 s.
@@ -27,4 +27,11 @@ test("DeliveryMarks lets retention delete only what was delivered a whole period
   // A removed inbox's marks go with it.
   assert.deepEqual([...marks.deliveredBefore(new Map(), 194_000)], []);
   assert.deepEqual([...marks.deliveredBefore(inboxAt(20), 195_000)], [[hermes, 20]]);
+});
+
+test("DeliveryMarks on a store other brokers share counts a cursor first seen as delivered now: another broker may just have", () => {
+  const marks = new DeliveryMarks(64_000, true);
+  assert.deepEqual([...marks.deliveredBefore(inboxAt(5), 1_000)], [[hermes, 0]]);
+  assert.deepEqual([...marks.deliveredBefore(inboxAt(5), 64_999)], [[hermes, 0]]);
+  assert.deepEqual([...marks.deliveredBefore(inboxAt(7), 65_000)], [[hermes, 5]]);
 });

@@ -10,7 +10,7 @@ import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { DeliveryMarks } from "./delivery_marks.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
-import { InboxLeases, type Leases } from "./inbox_leases.ts";
+import { InboxLeases, type Leases, MAX_LEASE_SECONDS } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
@@ -79,9 +79,9 @@ export class Broker {
     this.#store = options.store;
     this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored), (agent) => this.#inboxes.has(agent));
     this.#idempotent = new IdempotentPublishes(options.store);
-    this.#deliveryMarks = new DeliveryMarks(options.retentionMs);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
+    this.#deliveryMarks = new DeliveryMarks(options.retentionMs, this.#shared !== undefined);
     this.#takes = new Takes({
       store: options.store,
       shared: this.#shared,
@@ -90,6 +90,7 @@ export class Broker {
       waiters: this.#waiters,
       observers: this.#observers,
       inboxFor: (agent, use) => this.#inboxFor(agent, use),
+      whenLeaseEnds: (agent) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
     });
     this.#streams = new Streams({
       store: options.store,

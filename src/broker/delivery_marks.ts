@@ -12,18 +12,24 @@ interface Mark {
 
 export class DeliveryMarks {
   #retentionMs: number;
+  #shared: boolean;
   /** Per inbox, oldest first: every id up to `deliveredId` was delivered by `at`. */
   #marks = new Map<AgentName, Mark[]>();
 
-  constructor(retentionMs: number) {
+  /** `shared`: other brokers deliver from the same store (see `deliveredBefore`). */
+  constructor(retentionMs: number, shared: boolean) {
     this.#retentionMs = retentionMs;
+    this.#shared = shared;
   }
 
   /**
    * Notes where each inbox's cursor stands at `now`; resolves, per inbox, with the highest id delivered at least the
-   * retention period before `now`: how far retention may delete. A cursor first seen here (the broker started with it)
-   * counts as delivered long ago: the store does not say when, and holding it for one more period after every start
-   * would keep a broker that restarts daily from ever deleting anything.
+   * retention period before `now`: how far retention may delete. The store does not say when a cursor first seen here
+   * moved. On a store of its own (the broker started with the cursor) it counts as delivered long ago: holding it for
+   * one more period after every start would keep a broker that restarts daily from ever deleting anything. On a
+   * store other brokers share it counts as delivered now: another broker may have delivered it a moment ago (a
+   * broker started beside a running one deleted, 2.7 s after their delivery, messages that had waited longer than
+   * the period).
    */
   deliveredBefore(inboxes: Map<AgentName, InboxRecord>, now: number): Map<AgentName, number> {
     for (const agent of this.#marks.keys()) if (!inboxes.has(agent)) this.#marks.delete(agent);
@@ -32,7 +38,7 @@ export class DeliveryMarks {
     for (const [agent, inbox] of inboxes) {
       const marks = this.#marks.get(agent) ?? [];
       if (marks.length === 0) {
-        marks.push({ at: -Infinity, deliveredId: inbox.deliveredId });
+        marks.push({ at: this.#shared ? now : -Infinity, deliveredId: inbox.deliveredId });
         this.#marks.set(agent, marks);
       }
       const last = marks[marks.length - 1];

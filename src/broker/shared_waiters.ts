@@ -1,4 +1,5 @@
 /** On a store several brokers share: `/wait` and `/ask` requests are handed what is taken from the table for them. */
+import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import { CommitInDoubt, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { Waiters } from "./waiters.ts";
@@ -15,12 +16,16 @@ export interface SharedWaitersDeps {
   take(agent: AgentName, limit: number): Promise<Envelope[]>;
   /** Counts a reply taken out of order as delivered. */
   tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void;
+  /** Resolves once no reader holds a lease on `agent`'s inbox (`Leases.whenFree`). */
+  whenLeaseEnds(agent: AgentName): Promise<void>;
 }
 
 export class SharedWaiters {
   #deps: SharedWaitersDeps;
   /** Agents whose waiters are being served, and whether a wake-up came meanwhile (then they are served again). */
   #serving = new Map<AgentName, boolean>();
+  /** Agents whose waiters wait for a reader's lease to end, to be served again when it does. */
+  #leased = new Set<AgentName>();
 
   constructor(deps: SharedWaitersDeps) {
     this.#deps = deps;
@@ -53,7 +58,10 @@ export class SharedWaiters {
           }
         }
         for (let hand = waiters.reserve(agent, undefined); hand !== undefined; hand = waiters.reserve(agent, undefined)) {
-          const [next] = await this.#deps.take(agent, 1).catch(() => []);
+          const [next] = await this.#deps.take(agent, 1).catch((error) => {
+            if (error instanceof InteropError && error.code === "inbox_leased") this.#serveWhenLeaseEnds(agent);
+            return [];
+          });
           hand(next);
           if (next === undefined) break;
         }
@@ -63,6 +71,19 @@ export class SharedWaiters {
     } finally {
       this.#serving.delete(agent);
     }
+  }
+
+  /**
+   * Serves `agent`'s waiters again once the lease that refused their take ends: the holder's take on another broker
+   * wakes no one, and the idle re-read would answer a wait up to 5 s late.
+   */
+  #serveWhenLeaseEnds(agent: AgentName): void {
+    if (this.#leased.has(agent)) return;
+    this.#leased.add(agent);
+    void this.#deps.whenLeaseEnds(agent).catch(() => {}).finally(() => {
+      this.#leased.delete(agent);
+      void this.serve(agent);
+    });
   }
 }
 

@@ -33,6 +33,8 @@ export interface TakesDeps {
   waiters: Waiters;
   observers: Observers;
   inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
+  /** Resolves once no reader holds a lease on `agent`'s inbox: a shared store's waiters are served again then. */
+  whenLeaseEnds(agent: AgentName): Promise<void>;
 }
 
 export class Takes {
@@ -66,6 +68,7 @@ export class Takes {
         inboxFor: (agent) => deps.inboxFor(agent, "send"),
         take: (agent, limit) => this.poll(agent, limit),
         tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
+        whenLeaseEnds: deps.whenLeaseEnds,
       });
     }
   }

@@ -99,6 +99,32 @@ test("a lease taken on A refuses B's takes, holds B's wait until A's take, and e
   await leasedPeek(b.url, "openclaw", 60);
 });
 
+test("a wait already waiting on B when A's reader leases the inbox takes the message as soon as the lease ends", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  let answeredAt = 0;
+  const waited = fetch(`${b.url}/wait?agent=openclaw&timeout=30`).then(async (response) => {
+    answeredAt = Date.now();
+    assert.equal(response.status, 200);
+    return (await response.json()).interop.id;
+  });
+  // The wait is waiting (nothing pending) before A's reader leases the inbox and a message comes.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const { ids, lease } = await leasedPeek(a.url, "openclaw", 60);
+  assert.deepEqual(ids, []);
+  const sent = (await (await publish(a.url, "hermes", "openclaw", { n: 1 })).json()).id;
+  // B's take for the wait is refused while the lease holds; A's reader, having shown nothing, takes nothing.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(answeredAt, 0, "the wait answered while the lease held");
+  const ended = Date.now();
+  const released = await fetch(`${a.url}/poll?agent=openclaw&lease_id=${lease}&up_to=0`);
+  assert.deepEqual(await released.json(), []);
+  assert.equal(await waited, sent);
+  // Before, the wait was served again only by the next idle re-read of the store, up to 5 s later.
+  assert.ok(answeredAt - ended < 2000, `answered ${answeredAt - ended} ms after the lease ended`);
+});
+
 test("a lease renewed with its id lasts from the renewal; one that expires frees the inbox on every broker", async (t) => {
   const brokers = await twoBrokers(t);
   if (brokers === undefined) return;

@@ -43,7 +43,7 @@ export class SqliteStore implements MessageStore {
   #insert: StatementSync;
   #insertCopies: StatementSync;
   #insertSharedPayload: StatementSync;
-  #deleteUnusedPayloads: StatementSync;
+  #deleteUnusedPayloadsIn: StatementSync;
   #upsertInboxes: StatementSync;
   #advanceCursors: StatementSync;
   #markPolled: StatementSync;
@@ -131,7 +131,7 @@ export class SqliteStore implements MessageStore {
        SELECT ?, ?, '', ?, ?, ?, ?, value, 0 FROM json_each(?) ORDER BY key`,
     );
     this.#insertSharedPayload = this.#db.prepare("INSERT OR FAIL INTO shared_payloads (first_id, copies, payload) VALUES (?, ?, ?)");
-    this.#deleteUnusedPayloads = this.#db.prepare(DELETE_UNUSED_PAYLOADS);
+    this.#deleteUnusedPayloadsIn = this.#db.prepare(DELETE_UNUSED_PAYLOADS);
     // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen, replayAfter]): a
     // broadcast's stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named
     // parameters on Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
@@ -290,6 +290,11 @@ export class SqliteStore implements MessageStore {
     if (upTo > this.#indexedUpTo) this.#markTailPolled.run(Math.max(after, this.#indexedUpTo), upTo, agent);
   }
 
+  /** Deletes the shared payloads whose last copy a deletion of the messages in `deleted` removed (none: nothing). */
+  #deleteUnusedPayloads(deleted: IdRange): void {
+    if (deleted.from <= deleted.upTo) this.#deleteUnusedPayloadsIn.run({ from: deleted.from, upTo: deleted.upTo });
+  }
+
   /** Brings the tail into the index in one statement (each recipient's leaf written once); in a transaction. */
   #joinTail(): void {
     this.#joinIndex.run(this.#indexedUpTo);
@@ -397,20 +402,23 @@ export class SqliteStore implements MessageStore {
         this.#joinTail();
         const purged = new Map<AgentName, number>();
         const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
-        const last = this.#db.prepare("SELECT max(id) AS upto FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? AND created_at < ?");
+        const last = this.#db.prepare(`SELECT min(id) AS first, max(id) AS upto FROM messages
+          WHERE recipient = ? AND indexed = 1 AND id <= ? AND created_at < ?`);
+        const deleted = new IdRange();
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ?");
         const record = this.#db.prepare("UPDATE inboxes SET purged_id = max(purged_id, ?) WHERE agent = ?");
         for (const inbox of inboxes) {
           const bound = deliveredBefore.get(inbox.agent);
           if (bound === undefined) continue;
           const { agent } = inbox;
-          const { upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { upto: number | null };
+          const { first, upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { first: number; upto: number | null };
           if (upto === null) continue;
           remove.run(agent, upto);
           record.run(upto, agent);
           purged.set(agent, upto);
+          deleted.add(first, upto);
         }
-        if (purged.size > 0) this.#deleteUnusedPayloads.run();
+        this.#deleteUnusedPayloads(deleted);
         return purged;
       }));
   }
@@ -428,6 +436,7 @@ export class SqliteStore implements MessageStore {
           WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 AND created_at < ?`);
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id > ? AND id <= ? AND created_at < ?");
         const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ? WHERE agent = ?");
+        const deleted = new IdRange();
         for (const inbox of inboxes) {
           const cutoff = cutoffs.get(inbox.agent);
           if (cutoff === undefined) continue;
@@ -437,8 +446,9 @@ export class SqliteStore implements MessageStore {
           remove.run(inbox.agent, after, upto, cutoff);
           record.run(count, inbox.agent);
           expired.set(inbox.agent, count);
+          deleted.add(after + 1, upto);
         }
-        if (expired.size > 0) this.#deleteUnusedPayloads.run();
+        this.#deleteUnusedPayloads(deleted);
         return expired;
       }));
   }
@@ -447,8 +457,10 @@ export class SqliteStore implements MessageStore {
     return this.#attempt("remove an inbox", () =>
       this.#transaction(() => {
         this.#joinTail();
+        const { first, last } = this.#db.prepare("SELECT min(id) AS first, max(id) AS last FROM messages WHERE recipient = ? AND indexed = 1")
+          .get(agent) as { first: number | null; last: number | null };
         const { changes } = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1").run(agent);
-        if (changes > 0) this.#deleteUnusedPayloads.run();
+        if (first !== null && last !== null) this.#deleteUnusedPayloads(new IdRange().add(first, last));
         this.#db.prepare("DELETE FROM dead_letters WHERE agent = ?").run(agent);
         this.#db.prepare("DELETE FROM inboxes WHERE agent = ?").run(agent);
         this.#db.prepare("INSERT OR REPLACE INTO removed_agents (agent, removed_at) VALUES (?, ?)").run(agent, Date.now());
@@ -551,5 +563,17 @@ function _keepPrivate(location: string, warn: (message: string) => void): void {
     } catch (error) {
       warn(`Cannot make ${path} private (mode 600): ${(error as Error).message}; other local users may read its messages`);
     }
+  }
+}
+
+/** The smallest range of ids holding every range added: what a deletion of messages covered. */
+class IdRange {
+  from = Infinity;
+  upTo = -Infinity;
+
+  add(from: number, upTo: number): this {
+    this.from = Math.min(this.from, from);
+    this.upTo = Math.max(this.upTo, upTo);
+    return this;
   }
 }

@@ -402,8 +402,8 @@ export class SqliteStore implements MessageStore {
         this.#joinTail();
         const purged = new Map<AgentName, number>();
         const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
-        const last = this.#db.prepare(`SELECT min(id) AS first, max(id) AS upto FROM messages
-          WHERE recipient = ? AND indexed = 1 AND id <= ? AND created_at < ?`);
+        const last = this.#db.prepare("SELECT max(id) AS upto FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? AND created_at < ?");
+        const oldest = this.#db.prepare("SELECT min(id) AS first FROM messages WHERE recipient = ? AND indexed = 1");
         const deleted = new IdRange();
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ?");
         const record = this.#db.prepare("UPDATE inboxes SET purged_id = max(purged_id, ?) WHERE agent = ?");
@@ -411,12 +411,12 @@ export class SqliteStore implements MessageStore {
           const bound = deliveredBefore.get(inbox.agent);
           if (bound === undefined) continue;
           const { agent } = inbox;
-          const { first, upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { first: number; upto: number | null };
+          const { upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { upto: number | null };
           if (upto === null) continue;
+          deleted.add((oldest.get(agent) as { first: number }).first, upto);
           remove.run(agent, upto);
           record.run(upto, agent);
           purged.set(agent, upto);
-          deleted.add(first, upto);
         }
         this.#deleteUnusedPayloads(deleted);
         return purged;

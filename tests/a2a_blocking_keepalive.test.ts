@@ -19,6 +19,7 @@ import { fromWebRequest } from "./helpers/web_request.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { bodyText } from "./helpers/response.ts";
+import { TextSink } from "./helpers/text_sink.ts";
 
 /** Hermes's read timeout (30 s), scaled down with the broker's keepalive so the test takes a second, not a minute. */
 const READ_TIMEOUT_MS = 300;
@@ -148,20 +149,10 @@ test("a blocking A2A SendMessage whose reply comes within the keepalive interval
 /** Opens a held answer's stream into a sink that records what was written, with a way to hang up. */
 function openHeld(response: OutgoingResponse): { text(): string; ended: Promise<void>; hangUp(): void } {
   assert.ok(isStream(response));
-  let text = "";
-  const closed = new AbortController();
-  const ended = new Promise<void>((resolve) => closed.signal.addEventListener("abort", () => resolve(), { once: true }));
-  response.open({
-    write(chunk) {
-      text += chunk;
-      return 0;
-    },
-    drained: () => Promise.resolve(),
-    close: () => closed.abort(),
-    destroy: () => closed.abort(),
-    closed: closed.signal,
-  });
-  return { text: () => text, ended, hangUp: () => closed.abort() };
+  const sink = new TextSink();
+  const ended = new Promise<void>((resolve) => sink.closed.addEventListener("abort", () => resolve(), { once: true }));
+  response.open(sink);
+  return { text: () => sink.text, ended, hangUp: () => sink.destroy() };
 }
 
 test("heldJsonAnswer() ends a held answer that fails late with the late error's JSON after the spaces", async () => {

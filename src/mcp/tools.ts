@@ -92,10 +92,11 @@ export interface SessionTools {
    */
   observe(message: JSONRPCMessage): void;
   /**
-   * Call when the session ends (after the server's close, which cancels every running call): waits for the calls
-   * still running, then parks what was taken for a cancelled call and never returned, so it shows in status instead
-   * of vanishing with the process (OpenClaw cancels a call when its turn is aborted and later stops the server). It
-   * logs each message it could not park and resolves false when any (or a call that never ended) may be lost.
+   * Call when the session ends (after the server's close, which cancels every running call): parks what was taken
+   * for a cancelled call and never returned, and what each call still running takes as it ends, so it shows in
+   * status instead of vanishing with the process (OpenClaw cancels a call when its turn is aborted or times out, and
+   * later stops the server). It logs each message it could not park and resolves false when any (or a call that
+   * never ended) may be lost.
    */
   endSession(log: Logger): Promise<boolean>;
 }
@@ -237,32 +238,39 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
 
   const endSession = async (log: Logger) => {
-    const stillRunning = await settledWithin(running, SESSION_END_GRACE_MS);
+    // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
+    let allParked = true;
+    const parkHeld = async () => {
+      for (const message of taken.drain()) {
+        try {
+          await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
+        } catch (error) {
+          allParked = false;
+          log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {
+            id: message.interop.id,
+          });
+        }
+      }
+    };
+    // What is held is parked now, and what a call still running takes as soon as it ends, not after the last one:
+    // OpenClaw stops its MCP server 2 s after closing stdin (SIGTERM, then SIGKILL 2 s later), sooner than a long
+    // poll of a cancelled wait in flight may end, and a kill before the parking loses what was held.
+    await parkHeld();
+    const stillRunning = await settledWithin(running, SESSION_END_GRACE_MS, parkHeld);
     if (stillRunning > 0) {
       log.error(`${stillRunning} tool calls still running after ${SESSION_END_GRACE_MS / 1000} s: what they take is neither returned nor parked`);
     }
-    // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
-    let allParked = stillRunning === 0;
-    for (const message of taken.drain()) {
-      try {
-        await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
-      } catch (error) {
-        allParked = false;
-        log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {
-          id: message.interop.id,
-        });
-      }
-    }
-    return allParked;
+    return allParked && stillRunning === 0;
   };
   return { observe, endSession };
 }
 
-/** Waits for `calls` to settle, at most `ms`; resolves with how many had not. */
-async function settledWithin(calls: Set<Promise<unknown>>, ms: number): Promise<number> {
+/** Waits for `calls` to settle, at most `ms`, running `afterEach` as each settles; resolves with how many had not. */
+async function settledWithin(calls: Set<Promise<unknown>>, ms: number, afterEach: () => Promise<void>): Promise<number> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  await Promise.race([Promise.allSettled(calls), deadline]);
+  const each = [...calls].map((call) => call.then(afterEach, afterEach));
+  await Promise.race([Promise.all(each), deadline]);
   clearTimeout(timer);
   return calls.size;
 }

@@ -319,3 +319,61 @@ test("interop mcp parks a message whose inbox answer a cancel crossed on the wir
   assert.equal(code, 0, stderr);
   assert.deepEqual(parked, [7]);
 });
+
+test("interop mcp parks a message held for a cancelled wait before OpenClaw's close kills it, while another wait's long poll is in flight", async (t) => {
+  // OpenClaw's stdio client ends a session by closing stdin, sends SIGTERM 2 s later and SIGKILL 2 s after that. Two
+  // waits it gave up on (request timeout) are still in their long polls: the first takes message 7, the second's
+  // never answers before the kill. A server that parked only after every call ended was killed holding 7.
+  const { promise: firstReleased, resolve: releaseFirst } = Promise.withResolvers<void>();
+  const { promise: secondReleased, resolve: releaseSecond } = Promise.withResolvers<void>();
+  const waitsCame = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
+  let waits = 0;
+  const parked: number[] = [];
+  const broker = await standInBroker({
+    "/wait": async () => {
+      const nth = waits++;
+      waitsCame[nth]?.resolve();
+      if (nth === 0) {
+        await firstReleased;
+        return [200, taken(7)];
+      }
+      await secondReleased;
+      return [204, null];
+    },
+    "/dead-letters": (body) => {
+      parked.push(JSON.parse(body).id);
+      return [200, { parked: true }];
+    },
+  });
+  t.after(async () => {
+    releaseFirst();
+    releaseSecond();
+    await broker.close();
+  });
+  const server = spawnCli(["mcp", "--agent", "openclaw", "--url", broker.url]);
+  t.after(() => {
+    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+  });
+  let seen = "";
+  server.stdout!.on("data", (chunk: Buffer) => (seen += chunk));
+  const exited = collect(server);
+  const send = (message: unknown) => server.stdin!.write(JSON.stringify({ jsonrpc: "2.0", ...message as object }) + "\n");
+  send({ id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "test", version: "1" } } });
+  await waitFor(() => seen.includes(`"id":1`), 10_000, "the answer to initialize");
+  send({ method: "notifications/initialized" });
+  send({ id: 2, method: "tools/call", params: { name: "wait", arguments: { timeout_seconds: 30 } } });
+  await waitsCame[0].promise;
+  send({ method: "notifications/cancelled", params: { requestId: 2, reason: "Request timed out" } });
+  send({ id: 3, method: "tools/call", params: { name: "wait", arguments: { timeout_seconds: 30 } } });
+  await waitsCame[1].promise;
+  send({ method: "notifications/cancelled", params: { requestId: 3, reason: "Request timed out" } });
+  releaseFirst();
+  server.stdin!.end();
+  const exitedWithin = (ms: number) =>
+    Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
+  if (!await exitedWithin(2_000)) server.kill("SIGTERM");
+  if (!await exitedWithin(2_000)) server.kill("SIGKILL");
+  await exited;
+  assert.deepEqual(parked, [7]);
+  assert.equal(waits, 2, "the second wait's long poll was never hung up or repeated");
+});

@@ -1,0 +1,44 @@
+/**
+ * The one rule for a take made for a client that may hang up with its request: it waits until the close could be
+ * seen. A client that writes its request and closes in the same tick is usually seen closing one read later, after
+ * a take made at once has already taken its message for a dead socket (red26a F9: 150 of 150 lost).
+ */
+
+/**
+ * How long after its request arrived a take waits to see the client close. Measured on a 2-core machine at load ~4
+ * (500 clients closing with their /poll or /wait request, per runtime): the close was seen within 1 ms for 95 %
+ * (Node) and 92 % (Deno), within 5 ms for 99 %, the slowest after 11 ms (Node) and 7 ms (Deno). 20 ms is that
+ * tail with room; a client that closes later than this after its request is the race HTTP cannot close.
+ */
+export const SETTLE_MS = 20;
+
+/**
+ * What a take awaits before it is made: undefined once `SETTLE_MS` have passed since `settling` was called (a long
+ * poll that already waited pays nothing), else a promise that resolves when they have or `gone` aborts (then the
+ * take takes nothing: the message stays in the inbox).
+ */
+export type Settled = () => Promise<void> | undefined;
+
+/** Starts the clock of a request that arrived now (call it where the route starts). */
+export function settling(gone: AbortSignal): Settled {
+  const arrived = performance.now();
+  return () => {
+    const left = arrived + SETTLE_MS - performance.now();
+    if (left <= 0 || gone.aborted) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        gone.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, left);
+      gone.addEventListener("abort", done, { once: true });
+    });
+  };
+}
+
+/** Waits, if the request arrived too recently, to see whether its client closed with it. */
+export async function untilSettled(settled: Settled | undefined): Promise<void> {
+  const wait = settled?.();
+  if (wait !== undefined) await wait;
+}

@@ -13,25 +13,36 @@
 export const SETTLE_MS = 20;
 
 /**
- * What a take awaits before it is made: undefined once `SETTLE_MS` have passed since `settling` was called (a long
- * poll that already waited pays nothing), else a promise that resolves when they have or `gone` aborts (then the
- * take takes nothing: the message stays in the inbox).
+ * What a take awaits before it is made: undefined once the request has settled (a long poll that already waited
+ * pays nothing), else a promise that resolves when it has or `gone` aborts (then the take takes nothing: the
+ * message stays in the inbox).
  */
 export type Settled = () => Promise<void> | undefined;
 
-/** Starts the clock of a request that arrived now (call it where the route starts). */
+/**
+ * Starts the clock of a request that arrived now (call it where the route starts). It has settled once `SETTLE_MS`
+ * have passed and the runtime has read its sockets after that: time alone is not enough, as a broker busy for
+ * longer (code compiled on first use, a loaded machine) runs the take before the close it has not read yet.
+ */
 export function settling(gone: AbortSignal): Settled {
-  const arrived = performance.now();
+  let settled = false;
+  const clock = new Promise<void>((resolve) => {
+    // On Node, setImmediate runs after the I/O phase that follows the timer; Deno: without it, a broker busy for
+    // more than SETTLE_MS after its first requests took them for clients that had closed (tests/e2e/abandoned_waits).
+    setTimeout(() =>
+      setImmediate(() => {
+        settled = true;
+        resolve();
+      }), SETTLE_MS);
+  });
   return () => {
-    const left = arrived + SETTLE_MS - performance.now();
-    if (left <= 0 || gone.aborted) return undefined;
+    if (settled || gone.aborted) return undefined;
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
         gone.removeEventListener("abort", done);
         resolve();
       };
-      const timer = setTimeout(done, left);
+      void clock.then(done);
       gone.addEventListener("abort", done, { once: true });
     });
   };

@@ -209,7 +209,8 @@ export class Broker {
     const { idempotencyKey } = options;
     if (idempotencyKey === undefined) return this.#publishes.publish(from, to, payloads, options);
     const request = { to, replyTo: options.replyTo, payloads: options.keyNamesMessage ? undefined : payloads };
-    return this.#idempotent.once(from, idempotencyKey, request, () => this.#publishes.publish(from, to, payloads, options));
+    return this.#idempotent.once(from, idempotencyKey, request, (storedKey) =>
+      this.#publishes.publish(from, to, payloads, { ...options, idempotencyKey: storedKey }));
   }
 
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */

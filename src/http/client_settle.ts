@@ -4,6 +4,8 @@
  * a take made at once has already taken its message for a dead socket (red26a F9: 150 of 150 lost).
  */
 
+import { READING_PAUSED } from "../runtime/types.ts";
+
 /**
  * How long after its request arrived a take waits to see the client close. Measured on a 2-core machine at load ~4
  * (500 clients closing with their /poll or /wait request, per runtime): the close was seen within 1 ms for 95 %
@@ -46,6 +48,18 @@ export function settling(gone: AbortSignal): Settled {
       gone.addEventListener("abort", done, { once: true });
     });
   };
+}
+
+/**
+ * `gone` without its `READING_PAUSED` aborts, for a take answered at once (a poll): a client that pipelined past
+ * what is read still reads that answer, and a poll that waited out the settle clock while the broker stopped
+ * reading its connection would otherwise answer `[]` with messages pending.
+ */
+export function leaving(gone: AbortSignal): AbortSignal {
+  if (gone.aborted) return gone.reason === READING_PAUSED ? new AbortController().signal : gone;
+  const left = new AbortController();
+  gone.addEventListener("abort", () => gone.reason === READING_PAUSED || left.abort(gone.reason), { once: true });
+  return left.signal;
 }
 
 /** Waits, if the request arrived too recently, to see whether its client closed with it. */

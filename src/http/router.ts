@@ -11,7 +11,7 @@ import { InteropError } from "../errors.ts";
 import { type AgentName, isBatch, parseAgentName, parseBatch, parsePayload, toWire } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
-import { settling, untilSettled } from "./client_settle.ts";
+import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { AgentShares } from "./agent_shares.ts";
 import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
@@ -175,7 +175,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
       throw error;
     })
     : await untilSettled(settled).then(() =>
-      broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone(), lease }))
+      broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease }))
     );
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
   const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };

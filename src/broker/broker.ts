@@ -18,6 +18,7 @@ import { allValues, uniform } from "./per_agent.ts";
 import { type PublishOptions, type Published, Publishes } from "./publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { replay } from "./replay.ts";
+import { refuseUnanswerable } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { StoreLeases } from "./store_leases.ts";
@@ -250,6 +251,11 @@ export class Broker {
   /** The reply to `agent`'s message `questionId`, taken out of order (see `Takes.waitForReply`). */
   waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
     return this.#takes.waitForReply(agent, questionId, timeoutMs, clientGone);
+  }
+
+  /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */
+  refuseUnanswerable(agent: AgentName, questionId: number): Promise<void> {
+    return refuseUnanswerable(this.#store, agent, questionId);
   }
 
   /**

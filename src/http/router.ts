@@ -211,6 +211,7 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   const replyTo = parseMessageId(searchParams.get("reply_to"), "reply_to");
   const settled = settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
+  if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
   const deadline = Date.now() + timeoutMs;
   const { result: message, revoked } = await untilRevoked(auth, caller, request, async (signal) => {
     // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.

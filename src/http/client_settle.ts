@@ -3,7 +3,6 @@
  * seen. A client that writes its request and closes in the same tick is usually seen closing one read later, after
  * a take made at once has already taken its message for a dead socket (red26a F9: 150 of 150 lost).
  */
-
 import { READING_PAUSED } from "../runtime/types.ts";
 
 /**

@@ -61,8 +61,10 @@ for (const leaving of ["hangs up", "half-closes"] as const) {
  */
 async function leavingClients(url: string, agent: string, target: string, texts: string[], leave: "destroy" | "end"): Promise<string[]> {
   const read: string[] = [];
-  for (const text of texts) {
-    assert.equal((await publish(url, "openclaw", agent, { text })).status, 200);
+  // Once with nothing pending, so the client's own first run of this code (compiled between its write and its close
+  // on a loaded machine) does not part the close from the request by more than the broker waits for it.
+  for (const text of [undefined, ...texts]) {
+    if (text !== undefined) assert.equal((await publish(url, "openclaw", agent, { text })).status, 200);
     const { hostname, port } = new URL(url);
     const socket = connectTcp(Number(port), hostname);
     let answer = "";
@@ -75,7 +77,7 @@ async function leavingClients(url: string, agent: string, target: string, texts:
       socket.destroy();
     });
     await closed;
-    read.push(answer);
+    if (text !== undefined) read.push(answer);
   }
   return read;
 }
@@ -108,7 +110,8 @@ for (const target of ["/poll?agent=hermes", "/wait?agent=hermes&timeout=30", "/n
     const texts = Array.from({ length: 20 }, (_, i) => `m${i}`);
 
     const answers = await leavingClients(broker.url, "hermes", target, texts, "end");
-    const read = texts.filter((text, i) => answers[i].includes(`"${text}"`));
+    // A poll takes every message pending, its own and those its predecessors left.
+    const read = texts.filter((text) => answers.some((answer) => answer.includes(`"${text}"`)));
     const kept = await keptInInbox(broker.url, "hermes", texts.length - read.length);
 
     assert.deepEqual([...read, ...kept].sort(), [...texts].sort());

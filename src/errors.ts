@@ -16,6 +16,7 @@ export type ErrorCode =
   | "inbox_full"
   | "rate_limited"
   | "unknown_message"
+  | "question_gone"
   | "hop_limit"
   | "reply_timeout"
   | "ask_interrupted"

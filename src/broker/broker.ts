@@ -18,6 +18,7 @@ import { allValues, uniform } from "./per_agent.ts";
 import { type PublishOptions, type Published, Publishes } from "./publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { replay } from "./replay.ts";
+import { refuseUnanswerable } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { StoreLeases } from "./store_leases.ts";
@@ -209,7 +210,8 @@ export class Broker {
     const { idempotencyKey } = options;
     if (idempotencyKey === undefined) return this.#publishes.publish(from, to, payloads, options);
     const request = { to, replyTo: options.replyTo, payloads: options.keyNamesMessage ? undefined : payloads };
-    return this.#idempotent.once(from, idempotencyKey, request, () => this.#publishes.publish(from, to, payloads, options));
+    return this.#idempotent.once(from, idempotencyKey, request, (storedKey) =>
+      this.#publishes.publish(from, to, payloads, { ...options, idempotencyKey: storedKey }));
   }
 
   /** A commit's messages, in id order, handed out before any publisher hears back: one write per stream. */
@@ -251,17 +253,28 @@ export class Broker {
     return this.#takes.waitForReply(agent, questionId, timeoutMs, clientGone);
   }
 
+  /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */
+  refuseUnanswerable(agent: AgentName, questionId: number): Promise<void> {
+    return refuseUnanswerable(this.#store, agent, questionId);
+  }
+
   /**
    * Publishes a question to `to` and waits for the reply to it; `reply` is undefined on timeout, or once
-   * `clientGone` aborts (the reply then lands in the asker's inbox).
+   * `clientGone` aborts (the reply then lands in the asker's inbox). While `settled` returns a promise (the request
+   * arrived too recently to know whether its client closed with it), the reply is not taken: it is looked for once
+   * that promise resolves.
    */
-  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal) {
+  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal, settled?: () => Promise<void> | undefined) {
     // The asker waits on its own inbox, as a reader does: the reply needs somewhere to go.
     await this.#inboxFor(from, "read");
     const { envelopes: [question] } = await this.publish(from, to, payload);
+    const deadline = Date.now() + timeoutMs;
+    const settling = settled?.();
     // Registered in the same turn as the commit: the reply cannot arrive before it.
-    const reply = await this.#waiters.wait(from, question.id, timeoutMs, clientGone);
-    return { question, reply };
+    if (settling === undefined) return { question, reply: await this.#waiters.wait(from, question.id, timeoutMs, clientGone) };
+    await settling;
+    // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there.
+    return { question, reply: await this.#takes.waitForReply(from, question.id, Math.max(0, deadline - Date.now()), clientGone) };
   }
 
   /** Takes up to `limit` undelivered messages for `agent` (the old read-and-clear): see `Takes.poll`. */

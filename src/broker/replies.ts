@@ -42,6 +42,28 @@ export async function replyContext(
 }
 
 /**
+ * Refuses a wait by `asker` for the reply to message `questionId` when no reply can come, rather than letting it
+ * wait out its timeout: 404 `unknown_message` for an id that was not sent to or by `asker` (or retention removed
+ * it), told apart no further than a reply would tell it; 410 `question_gone` for a message its sender withdrew
+ * before delivery or its recipient's push receiver refused for good (a dead letter).
+ */
+export async function refuseUnanswerable(store: MessageStore, asker: AgentName, questionId: number): Promise<void> {
+  const question = await store.find(questionId);
+  if (question === undefined || (question.to !== asker && question.from !== asker)) {
+    throw new InteropError(
+      "unknown_message",
+      `Cannot wait for a reply to message ${questionId} as ${asker}: no message with this id was sent to or by ${asker} (or retention removed it)`,
+    );
+  }
+  const { withdrawnAt, deadLetter } = await store.outcome(questionId);
+  if (withdrawnAt === undefined && deadLetter === undefined) return;
+  const why = withdrawnAt !== undefined
+    ? "its sender withdrew it before it was delivered"
+    : `${question.to}'s push receiver refused it for good (a dead letter: ${deadLetter!.reason})`;
+  throw new InteropError("question_gone", `No reply to message ${questionId} will come: ${why}`);
+}
+
+/**
  * The A2A context the asker sent its question in, vouched for an answer that goes back to the asker: only one an
  * A2A server takes (a plain publish may carry any string there). Not for an answer to an answer: its context was
  * copied from the other side's message, so that side chose it.

@@ -23,6 +23,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   inbox_leased: 409,
   hop_limit: 409,
   unknown_message: 404,
+  question_gone: 410,
   reply_timeout: 504,
   ask_interrupted: 504,
   event_id_expired: 410,

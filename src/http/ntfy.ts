@@ -10,6 +10,7 @@ import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, decodeUtf8, type Envelope, messageKey, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
+import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { headerText } from "./header_text.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
@@ -175,7 +176,8 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
   if (poll === "1" || poll === "true") {
     // Built before the messages count as delivered, within the broker's budget, as /poll's answer.
     const answer = broker.answer((envelope) => streamFormat.format.message(envelope));
-    const messages = await broker.replay(agent, start, POLL_LIMIT, answer, request.clientGone());
+    await untilSettled(settling(request.clientGone()));
+    const messages = await broker.replay(agent, start, POLL_LIMIT, answer, leaving(request.clientGone()));
     return {
       status: 200,
       headers: { "content-type": streamFormat.contentType, "cache-control": "no-store", ...answer.headers() },

@@ -11,6 +11,7 @@ import { InteropError } from "../errors.ts";
 import { type AgentName, isBatch, parseAgentName, parseBatch, parsePayload, toWire } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
+import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { AgentShares } from "./agent_shares.ts";
 import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
@@ -160,6 +161,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
   const leaseId = searchParams.get("lease_id") ?? undefined;
   const shownUpTo = parseMessageId(searchParams.get("up_to"), "up_to");
+  const settled = peek ? undefined : settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
@@ -172,7 +174,9 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
       if (lease !== undefined) broker.leases.end(agent, lease);
       throw error;
     })
-    : await broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: request.clientGone(), lease }));
+    : await untilSettled(settled).then(() =>
+      broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease }))
+    );
   // The ids' store: a client that keeps ids can tell when a broker holds another store's.
   const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
   return jsonTextResponse(200, answer.jsonArray(messages), headers);
@@ -205,11 +209,14 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(searchParams.get("timeout"));
   const replyTo = parseMessageId(searchParams.get("reply_to"), "reply_to");
+  const settled = settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
+  if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
   const deadline = Date.now() + timeoutMs;
   const { result: message, revoked } = await untilRevoked(auth, caller, request, async (signal) => {
     // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
     await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+    await untilSettled(settled);
     const left = deadline - Date.now();
     if (left <= 0 || signal.aborted) return undefined;
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
@@ -230,11 +237,12 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
+  const settled = settling(request.clientGone());
   const { result: { question, reply }, revoked } = await untilRevoked(
     auth,
     caller,
     request,
-    (signal) => broker.ask(from, to, payload, timeoutMs, signal),
+    (signal) => broker.ask(from, to, payload, timeoutMs, signal, settled),
   );
   if (reply === undefined && revoked) throw tokenRevoked(caller, `a reply to message ${question.id} will be in ${from}'s inbox`);
   // Ended by the connection, not the clock: "no reply within" the time asked for would be false, and a client

@@ -55,6 +55,69 @@ for (const leaving of ["hangs up", "half-closes"] as const) {
   });
 }
 
+/**
+ * Sends one request for each of `messages` (published to `agent` first, one at a time) on a raw socket that `leave`s
+ * in the same tick as it writes its request; resolves with what each client read before its socket closed.
+ */
+async function leavingClients(url: string, agent: string, target: string, texts: string[], leave: "destroy" | "end"): Promise<string[]> {
+  const read: string[] = [];
+  // Once with nothing pending, so the client's own first run of this code (compiled between its write and its close
+  // on a loaded machine) does not part the close from the request by more than the broker waits for it.
+  for (const text of [undefined, ...texts]) {
+    if (text !== undefined) assert.equal((await publish(url, "openclaw", agent, { text })).status, 200);
+    const { hostname, port } = new URL(url);
+    const socket = connectTcp(Number(port), hostname);
+    let answer = "";
+    socket.setEncoding("utf8").on("data", (chunk: string) => answer += chunk).on("error", () => {});
+    const closed = new Promise((resolve) => socket.on("close", resolve));
+    socket.on("connect", () => {
+      const request = `GET ${target} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`;
+      if (leave === "end") return void socket.end(request);
+      socket.write(request);
+      socket.destroy();
+    });
+    await closed;
+    if (text !== undefined) read.push(answer);
+  }
+  return read;
+}
+
+/** Takes what waits in `agent`'s inbox once it holds `count` messages (or 5 s passed: fewer, if some were lost). */
+async function keptInInbox(url: string, agent: string, count: number): Promise<string[]> {
+  const peek = async () => (await (await fetch(`${url}/poll?agent=${agent}&peek=1`)).json()).length;
+  await waitFor(async () => await peek() >= count, 5_000, `${count} messages in ${agent}'s inbox`).catch(() => {});
+  return await inbox(url, agent);
+}
+
+for (const target of ["/poll?agent=hermes", "/wait?agent=hermes&timeout=30", "/ntfy/hermes/json?poll=1"]) {
+  test(`clients that hang up with their ${target.split("?")[0]} request take nothing: 100 in a row leave their message in the inbox`, async (t) => {
+    let broker: RunningBroker | undefined;
+    t.after(() => broker?.cleanup());
+    broker = await startBroker();
+    assert.deepEqual(await inbox(broker.url, "hermes"), []);
+    const texts = Array.from({ length: 100 }, (_, i) => `m${i}`);
+
+    await leavingClients(broker.url, "hermes", target, texts, "destroy");
+
+    assert.deepEqual(await keptInInbox(broker.url, "hermes", texts.length), texts);
+  });
+
+  test(`clients that half-close with their ${target.split("?")[0]} request lose nothing: each reads its message or leaves it in the inbox`, async (t) => {
+    let broker: RunningBroker | undefined;
+    t.after(() => broker?.cleanup());
+    broker = await startBroker();
+    assert.deepEqual(await inbox(broker.url, "hermes"), []);
+    const texts = Array.from({ length: 20 }, (_, i) => `m${i}`);
+
+    const answers = await leavingClients(broker.url, "hermes", target, texts, "end");
+    // A poll takes every message pending, its own and those its predecessors left.
+    const read = texts.filter((text) => answers.some((answer) => answer.includes(`"${text}"`)));
+    const kept = await keptInInbox(broker.url, "hermes", texts.length - read.length);
+
+    assert.deepEqual([...read, ...kept].sort(), [...texts].sort());
+  });
+}
+
 test("an /ask whose client hangs up leaves the reply in the asker's inbox", async (t) => {
   let broker: RunningBroker | undefined;
   t.after(() => broker?.cleanup());

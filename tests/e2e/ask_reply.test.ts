@@ -97,6 +97,29 @@ test("GET /wait returns the next message, takes it, and answers 204 when none co
   }
 });
 
+test("GET /wait?reply_to=ID answers at once, not after its timeout, when no reply can come: 410 for a dead-lettered question, 404 for an id not the asker's", async () => {
+  const broker = await startBroker();
+  try {
+    const question = await (await publish(broker.url, "hermes", "openclaw", { text: "ready?" })).json();
+    await fetch(`${broker.url}/poll?agent=leo`); // a reader announces itself: leo now has an inbox
+    const other = await (await publish(broker.url, "openclaw", "leo", { text: "not hermes's" })).json();
+    const wait = async (id: number) => {
+      const answer = await fetch(`${broker.url}/wait?agent=hermes&reply_to=${id}&timeout=2`);
+      return { status: answer.status, code: answer.status === 204 ? undefined : (await answer.json()).code };
+    };
+    // openclaw's push receiver refuses the question for good: no reply is coming.
+    const parked = await fetch(`${broker.url}/dead-letters?agent=openclaw`, {
+      method: "POST",
+      body: JSON.stringify({ id: question.id, reason: "HTTP 422" }),
+    });
+    assert.equal(parked.status, 200, await parked.text());
+    assert.deepEqual(await wait(question.id), { status: 410, code: "question_gone" });
+    assert.deepEqual(await wait(other.id), { status: 404, code: "unknown_message" });
+  } finally {
+    await broker.cleanup();
+  }
+});
+
 test("GET /wait?reply_to=ID takes the reply to that message out of order, whether it is already there or comes during the wait", async () => {
   const broker = await startBroker();
   try {

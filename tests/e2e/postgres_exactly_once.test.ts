@@ -116,6 +116,21 @@ test("a publish retried on another broker, at once or later, finds the first by 
   assert.deepEqual(stored.map((message: { key: string }) => message.key).sort(), [...Array.from({ length: 10 }, (_, n) => `at-once-${n}`), "later"].sort());
 });
 
+test("a key used for a direct send is refused for a broadcast on another broker, and a keyed broadcast's retry there finds it", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const keyed = (url: string, to: string | undefined, key: string) => publish(url, "hermes", to, { text: key }, { "idempotency-key": key });
+  assert.equal((await keyed(a.url, "openclaw", "direct")).status, 200);
+  const refused = await keyed(b.url, undefined, "direct");
+  assert.equal(refused.status, 409);
+  assert.equal((await refused.json()).code, "idempotency_key_reused");
+  const first = await (await keyed(a.url, undefined, "everyone")).json();
+  assert.deepEqual((await (await keyed(b.url, undefined, "everyone")).json()).ids, first.ids);
+  const stored = await (await fetch(`${b.url}/poll?agent=openclaw&limit=100`)).json();
+  assert.deepEqual(stored.map((message: { text: string }) => message.text), ["direct", "everyone"]);
+});
+
 test("an agent's first request on a broker that does not know its inbox yet takes what is pending there", async (t) => {
   const brokers = await brokersOnOneDatabase(t, 2);
   if (brokers === undefined) return;

@@ -161,7 +161,9 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
   const leaseId = searchParams.get("lease_id") ?? undefined;
   const shownUpTo = parseMessageId(searchParams.get("up_to"), "up_to");
-  const settled = peek ? undefined : settling(request.clientGone());
+  // A take with `up_to` acknowledges what its client already showed (interop poll): losing its answer loses nothing,
+  // so it need not wait to see whether the client closed with it.
+  const settled = peek || shownUpTo !== undefined ? undefined : settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.

@@ -252,6 +252,10 @@ test("a batch (one JSON object per line) is stored in one go, in order; a bad li
     assert.match(bad.body.error, /^Line 2 of the batch: Invalid body: the JSON must be an object.*; nothing of the batch was stored$/);
     const overCap = await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":4}\n{"n":5}\n{"n":6}\n', ndjson);
     assert.equal(overCap.status, 507, "3 + 3 is past the cap of 5: the whole batch is refused");
+    assert.equal(
+      overCap.body.error,
+      "Inbox full: a batch of 3 messages does not fit: openclaw has room for 2 more (3 undelivered, the cap is 5); send at most 2 at a time",
+    );
     const empty = await json("POST", "/broadcast?from=hermes&to=openclaw", "\n\n", ndjson);
     assert.equal(empty.status, 400);
 

@@ -209,6 +209,8 @@ test("bad input gets a clear JSON error and leaves stored messages intact", asyn
       ["GET", "/poll?agent=openclaw&limit=0", undefined, undefined, 400, "invalid_query"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "abc" }, 400, "invalid_event_id"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "999" }, 409, "unknown_event_id"],
+      ["GET", "/ntfy/openclaw/json?since=999", undefined, undefined, 409, "unknown_event_id"],
+      ["GET", "/ntfy/openclaw/json?poll=1&since=999", undefined, undefined, 409, "unknown_event_id"],
       ["GET", "/nowhere", undefined, undefined, 404, "not_found"],
       ["DELETE", "/poll?agent=openclaw", undefined, undefined, 405, "method_not_allowed"],
     ];
@@ -219,6 +221,8 @@ test("bad input gets a clear JSON error and leaves stored messages intact", asyn
         assert.equal(answer.body.code, code, `${method} ${path}`);
         assert.equal(typeof answer.body.error, "string");
       }
+      // An ntfy client names the id with since=, not Last-Event-ID.
+      if (code === "unknown_event_id") assert.match(answer.body.error, path.startsWith("/ntfy/") ? /without since=/ : /without Last-Event-ID/, path);
     }
     const polled = (await json("GET", "/poll?agent=openclaw")).body;
     assert.deepEqual(polled.map((message: any) => message.keep), [1]);

@@ -1,5 +1,10 @@
 /** The shape of `GET /status`, shared by the broker that builds it and the clients that read it. */
 
+/** The broker's clock when it made `report`, to the second: its times (`last_seen`) are its, and a client's may be skewed. */
+export function reportClock(report: Pick<StatusReport, "started_at" | "uptime_seconds">): number {
+  return Date.parse(report.started_at) + report.uptime_seconds * 1000;
+}
+
 /** One agent's line in the status report. */
 export interface AgentStatus {
   online: boolean;

@@ -4,11 +4,13 @@ import { RecentWrites } from "../src/broker/recent_writes.ts";
 import { parseAgentName } from "../src/message.ts";
 
 const WINDOW_MS = 180_000;
+/** The heartbeat interval: no client notices a dead link sooner. */
+const NOTICE_MS = 15_000;
 const hermes = parseAgentName("hermes", "agent");
 
 test("RecentWrites.replayAfter() starts just before the first message written in the window before the stream ended", () => {
-  const writes = new RecentWrites(WINDOW_MS);
-  writes.opened(hermes);
+  const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  writes.opened(hermes, 0);
   writes.wrote(hermes, 1, 0);
   writes.wrote(hermes, 5, 100_000);
   writes.wrote(hermes, 9, 200_000);
@@ -20,8 +22,8 @@ test("RecentWrites.replayAfter() starts just before the first message written in
 });
 
 test("RecentWrites.replayAfter() counts back from now while the last stream is still open (it is being replaced)", () => {
-  const writes = new RecentWrites(WINDOW_MS);
-  writes.opened(hermes);
+  const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  writes.opened(hermes, 0);
   writes.wrote(hermes, 3, 0);
   writes.wrote(hermes, 7, 150_000);
   assert.equal(writes.replayAfter(hermes, 160_000), 2);
@@ -29,39 +31,87 @@ test("RecentWrites.replayAfter() counts back from now while the last stream is s
   assert.equal(writes.replayAfter(hermes, 400_000), undefined);
 });
 
-test("RecentWrites.replayAfter() covers a replay's older ids written later, and forget() drops the agent's log", () => {
-  const writes = new RecentWrites(WINDOW_MS);
-  writes.opened(hermes);
+test("RecentWrites.replayAfter() covers what a stream sent again, counted from its opening, and forget() drops the agent's log", () => {
+  const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  writes.opened(hermes, 0);
   writes.wrote(hermes, 20, 1000);
   writes.ended(hermes, 2000);
-  writes.opened(hermes);
-  // The resumed stream writes 11 again, after 20 was written.
-  writes.wrote(hermes, 11, 3000);
-  assert.equal(writes.replayAfter(hermes, 4000), 10);
+  // The resumed stream sends 11 again (a replay the client asked for), then 30 for the first time.
+  writes.opened(hermes, 100_000, 10);
+  writes.wrote(hermes, 30, 100_000);
+  assert.equal(writes.replayAfter(hermes, 200_000), 10);
+  // Three minutes after it opened, only what it sent first within them.
+  writes.wrote(hermes, 31, 281_000);
+  assert.equal(writes.replayAfter(hermes, 281_000), 30);
   writes.forget(hermes);
-  assert.equal(writes.replayAfter(hermes, 4000), undefined);
+  assert.equal(writes.replayAfter(hermes, 281_000), undefined);
 });
 
 test("RecentWrites keeps one entry a second and nothing with a window of 0", () => {
-  const writes = new RecentWrites(WINDOW_MS);
+  const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
   writes.wrote(hermes, 1, 1000);
   writes.wrote(hermes, 2, 1500);
   writes.ended(hermes, 1600);
   assert.equal(writes.replayAfter(hermes, 1600), 0);
-  const off = new RecentWrites(0);
+  const off = new RecentWrites(0, NOTICE_MS);
   off.wrote(hermes, 1, 1000);
   off.ended(hermes, 1000);
   assert.equal(off.replayAfter(hermes, 1000), undefined);
 });
 
 test("RecentWrites.restore() starts a resume at the kept point after a restart, until the next stream's window passes it", () => {
-  const writes = new RecentWrites(WINDOW_MS);
+  const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
   writes.restore(hermes, 41, 1_000_000);
   assert.equal(writes.replayAfter(hermes, 5_000_000), 41);
-  writes.opened(hermes);
+  writes.opened(hermes, 5_000_000, 41);
   assert.equal(writes.wrote(hermes, 42, 5_000_000), true);
   assert.equal(writes.wrote(hermes, 43, 5_000_500), false, "one entry a second");
   assert.equal(writes.replayAfter(hermes, 5_001_000), 41);
   writes.wrote(hermes, 50, 5_100_000);
   assert.equal(writes.replayAfter(hermes, 5_190_000), 49);
+});
+
+test("RecentWrites passes on what a stream sent again only to a stream that replaces it after a dead link could be noticed", () => {
+  const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  // Reader A's stream is sent 1..7 first.
+  writes.opened(hermes, 0);
+  writes.wrote(hermes, 1, 1000);
+  // Reader B replaces it 2 s later: A's link may be dead, so B gets 1..7 again.
+  assert.equal(writes.replayAfter(hermes, 3000, true), 0);
+  writes.opened(hermes, 3000, 0);
+  writes.wrote(hermes, 8, 3500);
+  // A comes back 200 ms later and replaces B: B's own message 8 comes again (B's link may be dead), not 1..7: no
+  // client notices a dead link that fast, so B was replaced by another reader, and A's first link had them.
+  assert.equal(writes.replayAfter(hermes, 3700, true), 7);
+  writes.opened(hermes, 3700, 7);
+  // And so on: each reconnect passes on only what the stream it replaces was sent first.
+  assert.equal(writes.replayAfter(hermes, 3900, true), undefined);
+  writes.opened(hermes, 3900);
+  assert.equal(writes.replayAfter(hermes, 4100, true), undefined);
+});
+
+test("RecentWrites passes a replay on through two dead links in a row, a stream that ended by itself, and a restart", () => {
+  const twoDead = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  twoDead.opened(hermes, 0);
+  twoDead.wrote(hermes, 1, 0);
+  // The link died at once; the client notices at its read timeout (90 s) and comes back 60 s later.
+  assert.equal(twoDead.replayAfter(hermes, 150_000, true), 0);
+  twoDead.opened(hermes, 150_000, 0);
+  // That link dies too: the next resume, 150 s later, is past the window of the first write, not of the replay.
+  assert.equal(twoDead.replayAfter(hermes, 300_000, true), 0);
+
+  const closed = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  closed.opened(hermes, 0);
+  closed.wrote(hermes, 1, 0);
+  closed.opened(hermes, 1000, 0);
+  // Ended by its client (a reset, a killed curl) 100 ms after it opened: the bytes may not have been read.
+  closed.ended(hermes, 1100);
+  assert.equal(closed.replayAfter(hermes, 1200, true), 0);
+
+  const restart = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  restart.opened(hermes, 0);
+  restart.wrote(hermes, 1, 0);
+  restart.opened(hermes, 1000, 0);
+  // The broker stops 100 ms after: the point it keeps covers the replay.
+  assert.deepEqual([...restart.replayPoints(1100)], [[hermes, 0]]);
 });

@@ -209,6 +209,8 @@ test("bad input gets a clear JSON error and leaves stored messages intact", asyn
       ["GET", "/poll?agent=openclaw&limit=0", undefined, undefined, 400, "invalid_query"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "abc" }, 400, "invalid_event_id"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "999" }, 409, "unknown_event_id"],
+      ["GET", "/ntfy/openclaw/json?since=999", undefined, undefined, 409, "unknown_event_id"],
+      ["GET", "/ntfy/openclaw/json?poll=1&since=999", undefined, undefined, 409, "unknown_event_id"],
       ["GET", "/nowhere", undefined, undefined, 404, "not_found"],
       ["DELETE", "/poll?agent=openclaw", undefined, undefined, 405, "method_not_allowed"],
     ];
@@ -219,6 +221,8 @@ test("bad input gets a clear JSON error and leaves stored messages intact", asyn
         assert.equal(answer.body.code, code, `${method} ${path}`);
         assert.equal(typeof answer.body.error, "string");
       }
+      // An ntfy client names the id with since=, not Last-Event-ID.
+      if (code === "unknown_event_id") assert.match(answer.body.error, path.startsWith("/ntfy/") ? /without since=/ : /without Last-Event-ID/, path);
     }
     const polled = (await json("GET", "/poll?agent=openclaw")).body;
     assert.deepEqual(polled.map((message: any) => message.keep), [1]);
@@ -252,6 +256,10 @@ test("a batch (one JSON object per line) is stored in one go, in order; a bad li
     assert.match(bad.body.error, /^Line 2 of the batch: Invalid body: the JSON must be an object.*; nothing of the batch was stored$/);
     const overCap = await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":4}\n{"n":5}\n{"n":6}\n', ndjson);
     assert.equal(overCap.status, 507, "3 + 3 is past the cap of 5: the whole batch is refused");
+    assert.equal(
+      overCap.body.error,
+      "Inbox full: a batch of 3 messages does not fit: openclaw has room for 2 more (3 undelivered, the cap is 5); send at most 2 at a time",
+    );
     const empty = await json("POST", "/broadcast?from=hermes&to=openclaw", "\n\n", ndjson);
     assert.equal(empty.status, 400);
 

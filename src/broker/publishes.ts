@@ -124,11 +124,7 @@ export class Publishes {
     const inboxes = candidates.filter((inbox) => {
       const cap = limitFor(maxPending, inbox.agent);
       if (inbox.pending + payloads.length <= cap) return true;
-      refused.push({
-        agent: inbox.agent,
-        code: "inbox_full",
-        reason: `Inbox full: ${inbox.agent} has ${inbox.pending} undelivered messages (the cap is ${cap}); it must read them first`,
-      });
+      refused.push({ agent: inbox.agent, code: "inbox_full", reason: fullReason(inbox.agent, inbox.pending, cap, payloads.length) });
       return false;
     });
     // One full inbox does not hold up a broadcast to the others; a message no one can take is refused.
@@ -157,4 +153,13 @@ export class Publishes {
     this.#deps.observers.published(stored, performance.now() - commitStarted);
     return { envelopes: stored, refused };
   }
+}
+
+/** Why `count` messages (a batch, when more than one) do not fit in `agent`'s inbox with `pending` of `cap` taken. */
+function fullReason(agent: AgentName, pending: number, cap: number, count: number): string {
+  if (count === 1) return `Inbox full: ${agent} has ${pending} undelivered messages (the cap is ${cap}); it must read them first`;
+  // A batch is stored whole or not at all: a smaller one may fit where this one does not.
+  const room = Math.max(0, cap - pending);
+  const what = room > 0 ? `send at most ${room} at a time` : "it must read them first";
+  return `Inbox full: a batch of ${count} messages does not fit: ${agent} has room for ${room} more (${pending} undelivered, the cap is ${cap}); ${what}`;
 }

@@ -7,6 +7,10 @@
  * message written within the resume window before the previous stream ended; a client that de-duplicates by id
  * sees each message once, any other at least once. The broker keeps each agent's replay point in the store (one it
  * owns), so the window survives a restart.
+ *
+ * What a stream was sent again at its start is passed on like its own writes (its link may have died too), except
+ * to a stream that replaces it before its client could have noticed a dead link: two id-less readers of one inbox
+ * replacing each other would otherwise hand the window back and forth at every reconnect, refreshed each time.
  */
 import type { AgentName } from "../message.ts";
 
@@ -17,27 +21,41 @@ interface Entry {
 }
 
 interface AgentLog {
+  /** Messages written for the first time (a stream's replay is in `resent`). */
   entries: Entry[];
+  /** The agent's last stream, when it started by sending again what came after `after`: when it opened (ms). */
+  resent: { after: number; at: number } | undefined;
   /** When the agent's last stream ended (ms), or undefined while one is open. */
   endedAt: number | undefined;
 }
 
 export class RecentWrites {
   #windowMs: number;
+  #noticeMs: number;
   #logs = new Map<AgentName, AgentLog>();
 
-  constructor(windowMs: number) {
+  /**
+   * `noticeMs`: the least time a client takes to notice a dead link, the heartbeat interval (a client that timed
+   * out sooner would drop every quiet, healthy stream).
+   */
+  constructor(windowMs: number, noticeMs: number) {
     this.#windowMs = windowMs;
+    this.#noticeMs = noticeMs;
+  }
+
+  #log(agent: AgentName): AgentLog {
+    let log = this.#logs.get(agent);
+    if (log === undefined) this.#logs.set(agent, log = { entries: [], resent: undefined, endedAt: undefined });
+    return log;
   }
 
   /**
-   * A stream for `agent` wrote messages from `firstId` on, at `now` (ms). True when the log changed (at most once a
-   * second), so `replayAfter` may have moved.
+   * A stream for `agent` wrote messages from `firstId` on for the first time, at `now` (ms). True when the log
+   * changed (at most once a second), so `replayAfter` may have moved.
    */
   wrote(agent: AgentName, firstId: number, now: number): boolean {
     if (this.#windowMs === 0) return false;
-    let log = this.#logs.get(agent);
-    if (log === undefined) this.#logs.set(agent, log = { entries: [], endedAt: undefined });
+    const log = this.#log(agent);
     const second = Math.floor(now / 1000);
     const { entries } = log;
     if (entries.length > 0 && entries[entries.length - 1].second === second) return false;
@@ -55,14 +73,20 @@ export class RecentWrites {
    */
   restore(agent: AgentName, replayAfter: number, now: number): boolean {
     if (this.#windowMs === 0) return false;
-    this.#logs.set(agent, { entries: [{ second: Math.floor(now / 1000), firstId: replayAfter + 1 }], endedAt: now });
+    this.#logs.set(agent, { entries: [{ second: Math.floor(now / 1000), firstId: replayAfter + 1 }], resent: undefined, endedAt: now });
     return true;
   }
 
-  /** A stream for `agent` opened: until it ends, the window counts back from the next resume. */
-  opened(agent: AgentName): void {
-    const log = this.#logs.get(agent);
-    if (log !== undefined) log.endedAt = undefined;
+  /**
+   * A stream for `agent` opened at `now` (ms): until it ends, the window counts back from the next resume. With
+   * `resentAfter`, it starts by sending again what came after that id, which covers everything logged before it.
+   */
+  opened(agent: AgentName, now: number, resentAfter?: number): void {
+    const log = resentAfter !== undefined && this.#windowMs > 0 ? this.#log(agent) : this.#logs.get(agent);
+    if (log === undefined) return;
+    if (resentAfter !== undefined) log.entries = [];
+    log.resent = resentAfter === undefined ? undefined : { after: resentAfter, at: now };
+    log.endedAt = undefined;
   }
 
   /** The agent's stream ended at `now` (ms): what it wrote in the window before now stays unconfirmed. */
@@ -73,16 +97,21 @@ export class RecentWrites {
 
   /**
    * Where a resume without an id at `now` must start to cover what the last stream may have lost: just before
-   * the first message it wrote in the window before it ended (or before now, while it is still open and about
-   * to be replaced); undefined when it wrote nothing there.
+   * the first message it wrote in the window before it ended (or before now, while it is still open); undefined
+   * when it wrote nothing there. `replacing`: the resume replaces that stream if it is still open, and what that
+   * stream was sent again is passed on only if it was open long enough for a dead link to be noticed: a stream
+   * replaced sooner was replaced by another reader, not by its own client coming back after a read timeout.
    */
-  replayAfter(agent: AgentName, now: number): number | undefined {
+  replayAfter(agent: AgentName, now: number, replacing = false): number | undefined {
     const log = this.#logs.get(agent);
     if (log === undefined) return undefined;
     const from = Math.floor(((log.endedAt ?? now) - this.#windowMs) / 1000);
-    // Not the first entry's id: a replay writes older ids again, later.
+    // The least id in the window, not the first entry's: right whatever order the entries came in.
     let first = Infinity;
     for (const entry of log.entries) if (entry.second >= from) first = Math.min(first, entry.firstId);
+    const { resent } = log;
+    const young = replacing && log.endedAt === undefined && resent !== undefined && now - resent.at < this.#noticeMs;
+    if (resent !== undefined && !young && Math.floor(resent.at / 1000) >= from) first = Math.min(first, resent.after + 1);
     return first === Infinity ? undefined : first - 1;
   }
 

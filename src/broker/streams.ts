@@ -62,7 +62,7 @@ export class Streams {
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
-    this.#recentWrites = new RecentWrites(deps.resumeWindowMs);
+    this.#recentWrites = new RecentWrites(deps.resumeWindowMs, deps.heartbeatMs);
     this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs);
   }
 
@@ -202,9 +202,11 @@ export class Streams {
       if (this.#recentWrites.forget(agent)) this.#deps.replayPoint(agent, undefined);
     } else {
       // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
-      const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now());
+      const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now(), true);
       if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
     }
+    // What the stream sends again, delivered before (a replay the client asked for, or the window's).
+    const resentAfter = startAfter < inbox.deliveredId ? startAfter : undefined;
     // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
     let version = 0;
     const replayedUpTo = inbox.deliveredId;
@@ -247,7 +249,11 @@ export class Streams {
         delivered: (_name, envelopes) => {
           this.#deps.sawId(envelopes[envelopes.length - 1].id);
           const now = this.#deps.now();
-          if (this.#recentWrites.wrote(agent, envelopes[0].id, now)) this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
+          // What it sends again is logged as it opens (`resentAfter`): a replay written later is no new write.
+          const firstSent = envelopes.find((envelope) => envelope.id > replayedUpTo);
+          if (firstSent !== undefined && this.#recentWrites.wrote(agent, firstSent.id, now)) {
+            this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
+          }
           this.#deps.delivered(inbox, envelopes);
         },
         ended: (ended) => {
@@ -264,7 +270,10 @@ export class Streams {
       });
       this.#sessions.set(agent, session);
       this.#heartbeats.add(session);
-      this.#recentWrites.opened(agent);
+      const now = this.#deps.now();
+      this.#recentWrites.opened(agent, now, resentAfter);
+      // Kept now, not at the next new write: a crash before it would lose what this stream sends again.
+      if (resentAfter !== undefined) this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
       session.start();
     };
   }

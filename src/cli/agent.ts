@@ -1,6 +1,7 @@
 /** `interop agent`: list, add and remove the broker's agents (their inboxes). */
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
+import { formatAgo } from "./relative_time.ts";
 import { formatTable } from "./table.ts";
 
 export const HELP = `interop agent — the agents the broker knows
@@ -51,10 +52,12 @@ export async function run(args: string[], io: Io): Promise<number> {
   const client = brokerClient("agent", values, io.env);
   if (action === "list") {
     if (name !== undefined) throw usageError("agent", `Unexpected argument ${JSON.stringify(name)}: 'list' takes none`);
-    const agents = await client.agents();
+    const { agents, now } = await client.agents();
     if (values.json) io.stdout(JSON.stringify(agents) + "\n");
     else {
-      const rows = agents.map((entry) => [entry.agent, String(entry.pending), entry.last_seen ?? "never", entry.stream ? "open" : "-"]);
+      // As `interop status` shows it: a time ago on the broker's clock (this host's may be skewed).
+      const brokerNow = now === undefined ? Date.now() : Date.parse(now);
+      const rows = agents.map((entry) => [entry.agent, String(entry.pending), formatAgo(entry.last_seen, brokerNow), entry.stream ? "open" : "-"]);
       io.stdout(formatTable([["AGENT", "PENDING", "LAST SEEN", "STREAM"], ...rows]) + "\n");
     }
   } else if (action === "add" || action === "remove") {

@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, closeSync, constants, fstatSync, openSync, readSync, statSync, truncateSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
+import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import { fromWire, messageKey } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
@@ -25,7 +26,11 @@ export function fileSink(path: string): MessageSink {
   try {
     closeSync(openSync(path, "a"));
   } catch (cause) {
-    throw new InteropError("usage", `Cannot append to --out ${path}: ${(cause as Error).message}`, { cause });
+    // Opening for append creates the file, not its folder: ENOENT can only mean the folder is missing.
+    const why = (cause as NodeJS.ErrnoException).code === "ENOENT"
+      ? `its folder ${dirname(path)} does not exist; create it first (mkdir -p ${dirname(path)})`
+      : (cause as Error).message;
+    throw new InteropError("usage", `Cannot append to --out ${path}: ${why}`, { cause });
   }
   return (message) => {
     const before = sizeOf(path);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { InteropError } from "../errors.ts";
 import { UNIT_NAME, unitPath } from "../service/unit.ts";
 import { parseAgentName } from "../message.ts";
-import type { StatusReport } from "../status_report.ts";
+import { reportClock, type StatusReport } from "../status_report.ts";
 import { brokerClient, brokerUrls, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
@@ -162,8 +162,7 @@ function findProblems(report: StatusReport, required: string[], limits: Limits):
 }
 
 function formatReport(report: StatusReport, url: string): string {
-  // The broker's clock at the report (to the second): last-seen times are its, and this host's may be skewed.
-  const now = Date.parse(report.started_at) + report.uptime_seconds * 1000;
+  const now = reportClock(report);
   const rows = [["AGENT", "ONLINE", "STREAM", "PENDING", "DEAD LETTERS", "LAST SEEN"]];
   // With several brokers, a stream is shown by the broker it is on.
   const address = new Map(report.brokers?.map((broker) => [broker.id, broker.listening ?? broker.id]));

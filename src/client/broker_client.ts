@@ -169,9 +169,12 @@ export class BrokerClient {
     return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));
   }
 
-  /** Every agent with an inbox (`GET /agents`, an admin token when the broker has tokens). */
-  async agents(): Promise<AgentEntry[]> {
-    return (await this.#json<{ agents: AgentEntry[] }>("GET", "/agents", {}, undefined, (answer) => Array.isArray(answer.agents))).agents;
+  /**
+   * Every agent with an inbox (`GET /agents`, an admin token when the broker has tokens), and the broker's clock as
+   * it answered (ISO; an older broker sends none).
+   */
+  agents(): Promise<{ agents: AgentEntry[]; now?: string }> {
+    return this.#json<{ agents: AgentEntry[]; now?: string }>("GET", "/agents", {}, undefined, (answer) => Array.isArray(answer.agents));
   }
 
   /** Creates the agent's inbox; resolves with whether it was created (false: it existed). */

@@ -3,6 +3,7 @@ import { authorizeAdmin, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import { parseAgentName } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
+import { reportClock } from "../status_report.ts";
 import { jsonResponse } from "./responses.ts";
 
 /** One agent as `GET /agents` lists it. */
@@ -21,7 +22,8 @@ export interface AgentEntry {
 export async function agentsRoute(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   authorizeAdmin(caller, `${request.method} /agents`);
   if (request.method === "GET") {
-    const agents: AgentEntry[] = Object.entries(broker.status().agents).map(([agent, status]) => ({
+    const report = broker.status();
+    const agents: AgentEntry[] = Object.entries(report.agents).map(([agent, status]) => ({
       agent,
       pending: status.pending,
       last_seen: status.last_seen,
@@ -29,7 +31,8 @@ export async function agentsRoute(broker: Broker, request: IncomingRequest, call
       online: status.online,
       dead_letters: status.dead_letters,
     })).sort((a, b) => a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0);
-    return jsonResponse(200, { agents });
+    // The broker's clock, for a client to show `last_seen` as a time ago without trusting its own.
+    return jsonResponse(200, { agents, now: new Date(reportClock(report)).toISOString() });
   }
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   if (request.method === "POST") {

@@ -199,10 +199,10 @@ function parseSince(value: string | null): StreamStart {
   }
   if (/^\d+$/.test(value)) {
     const number = Number(value);
-    return number >= UNIX_TIME_FLOOR ? { from: "time", since: number * 1000 } : { from: "id", afterId: number };
+    return number >= UNIX_TIME_FLOOR ? { from: "time", since: number * 1000 } : { from: "id", afterId: number, sentAs: "since=" };
   }
   const id = NTFY_ID.exec(value);
-  if (id) return { from: "id", afterId: Number(id[1]), key: value };
+  if (id) return { from: "id", afterId: Number(id[1]), key: value, sentAs: "since=" };
   throw new InteropError("invalid_query", `Invalid since: ${JSON.stringify(value)}; use a message id, a Unix time, a duration like 10m, or all`);
 }
 

@@ -83,6 +83,10 @@ test("interop agent add, list and remove: remove refuses pending messages unless
   const leo = JSON.parse(listed.stdout).find((entry: { agent: string }) => entry.agent === "leo");
   assert.deepEqual(leo, { agent: "leo", pending: 2, last_seen: null, stream: false, online: false, dead_letters: 0 });
   assert.match((await agent("list")).stdout, /^AGENT +PENDING +LAST SEEN +STREAM\n(.*\n)*leo +2 +never +-\n/);
+  // Seen (a peek takes nothing): the table says how long ago, as `interop status` does; --json keeps the time.
+  assert.equal((await fetch(`${broker.url}/poll?agent=leo&peek=1`)).status, 200);
+  assert.match((await agent("list")).stdout, /\nleo +2 +\d+ s ago +-\n/);
+  assert.match(JSON.parse((await agent("list", "--json")).stdout).find((entry: { agent: string }) => entry.agent === "leo").last_seen, /^\d{4}-\d\d-\d\dT/);
 
   const refused = await agent("remove", "leo");
   assert.equal(refused.code, 4);

@@ -133,7 +133,7 @@ test("listen fails at once on an --out it cannot write and on --idle-timeout 0",
     const out = await runCli([...common, "--out", "/no/such/dir/x.jsonl"], { timeoutMs: 10_000 });
     assert.equal(out.code, 2);
     oneLine(out.stderr);
-    assert.match(out.stderr, /^error: Cannot append to --out \/no\/such\/dir\/x\.jsonl: ENOENT/);
+    assert.equal(out.stderr, "error: Cannot append to --out /no/such/dir/x.jsonl: its folder /no/such/dir does not exist; create it first (mkdir -p /no/such/dir)\n");
     const idle = await runCli([...common, "--idle-timeout", "0"], { timeoutMs: 10_000 });
     assert.equal(idle.code, 2);
     assert.equal(idle.stderr, `error: Invalid --idle-timeout: "0"; use at least 1s; see 'interop listen --help'\n`);

@@ -153,3 +153,63 @@ for (const window of ["3m", "0"]) {
     assert.equal(read.includes("sent to the first stream"), window !== "0");
   });
 }
+
+/** Reads a whole stream without an id of hermes's inbox (ntfy's or the SSE one), noting each message id it is sent. */
+function readAll(url: string, kind: Kind, t: { after(fn: () => void): void }): { ids: number[]; ended: () => boolean } {
+  const ids: number[] = [];
+  let ended = false;
+  const abort = new AbortController();
+  t.after(() => abort.abort());
+  void (async () => {
+    try {
+      const response = await fetch(url + (kind === "ntfy" ? "/ntfy/hermes/json" : "/subscribe?agent=hermes"), { signal: abort.signal });
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for await (const chunk of response.body!) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, end);
+          buffer = buffer.slice(end + 1);
+          if (kind === "sse" && line.startsWith("data: ")) ids.push(JSON.parse(line.slice(6)).interop.id);
+          if (kind === "ntfy" && line.includes('"event":"message"')) ids.push(Number(JSON.parse(line).id.split("-")[0]));
+        }
+      }
+    } catch {
+      // Aborted at the test's end.
+    } finally {
+      ended = true;
+    }
+  })();
+  return { ids, ended: () => ended };
+}
+
+test("two readers without an id that replace each other get each message at most twice, not at every reconnect", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(() => broker?.cleanup());
+  broker = await startBroker();
+  const url = broker.url;
+  const streams = async () => (await (await fetch(`${url}/status`)).json()).agents.hermes.streams;
+  const readers = [readAll(url, "ntfy", t)];
+  await waitFor(async () => await streams() === 1, 10_000, "the first stream");
+  const published: number[] = [];
+  for (let n = 1; n <= 5; n++) published.push((await (await publish(url, "openclaw", "hermes", { text: `message ${n}` })).json()).id);
+  await waitFor(() => readers[0].ids.length === 5, 10_000, "the first 5 messages");
+  // Hermes's ntfy adapter and a forgotten SSE client on one inbox: each comes back as soon as it was replaced.
+  for (let reconnect = 1; reconnect <= 8; reconnect++) {
+    const previous = readers[readers.length - 1];
+    const next = readAll(url, reconnect % 2 === 1 ? "sse" : "ntfy", t);
+    readers.push(next);
+    await waitFor(() => previous.ended(), 10_000, `reconnect ${reconnect} to replace the stream before it`);
+    const { id } = await (await publish(url, "openclaw", "hermes", { text: `after reconnect ${reconnect}` })).json();
+    published.push(id);
+    await waitFor(() => next.ids.includes(id), 10_000, `the message after reconnect ${reconnect}`);
+  }
+  const copies = new Map<number, number>();
+  for (const reader of readers) for (const id of reader.ids) copies.set(id, (copies.get(id) ?? 0) + 1);
+  t.diagnostic(`copies per message: ${JSON.stringify(Object.fromEntries(copies))}`);
+  for (const id of published) {
+    const count = copies.get(id) ?? 0;
+    assert.ok(count >= 1 && count <= 2, `message ${id} was sent ${count} times`);
+  }
+});

@@ -24,7 +24,8 @@ import {
   type ProtocolVersion,
   resolveMethod,
 } from "./protocol.ts";
-import { parseTaskState, toV03Task } from "./v03_shapes.ts";
+import { toV03Task } from "./v03_shapes.ts";
+import { listTasks, withHistory } from "./task_list.ts";
 import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
@@ -37,20 +38,6 @@ export const DEFAULT_A2A_SENDER = "a2a" as AgentName;
  * reply comes, and a caller that leaves frees the wait at once.
  */
 export const DEFAULT_A2A_REPLY_WAIT_MS = 300_000;
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 100;
-/**
- * Messages one ListTasks reads at most (filters may skip most of them); past it, the page ends with a token. Each
- * costs a few store reads, so the cap bounds what one call can make the broker do (1,000 let 100 calls at once
- * hold up every other request for seconds).
- */
-const MAX_SCANNED = 200;
-/**
- * Messages one ListTasks read asks the store for: each read holds its messages whole, and a page of 100 messages of
- * 1 MiB was 100 MiB at once (with the answer's 100 tasks, four calls at once took a 512 MiB heap down).
- */
-const READ_PAGE = 10;
-
 export interface A2aInboundOptions {
   auth: Authenticator;
   maxBodyBytes: number;
@@ -219,7 +206,7 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
     return { response: streamTask(call, envelope) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
-  ListTasks: listTasks,
+  ListTasks: async (call) => ({ result: await listTasks(call.broker, call.sender, call.agent, call.params, call.version) }),
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {
     const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
@@ -344,65 +331,8 @@ async function cancelTask(call: Call): Promise<Answer> {
   return { result: shaped(call, now) };
 }
 
-/** The caller's tasks sent to this agent, newest first, by `contextId` and `status` when given; paged by message id. */
-async function listTasks(call: Call): Promise<Answer> {
-  const { params } = call;
-  const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
-  if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
-  // The proto default (UNSPECIFIED) filters nothing, as an absent status.
-  const anyState = params.status === undefined || params.status === "" || params.status === "TASK_STATE_UNSPECIFIED";
-  const state = anyState ? undefined : parseTaskState(params.status);
-  if (!anyState && state === undefined) throw invalidParams("status must be a task state");
-  const pageSize = params.pageSize === undefined ? DEFAULT_PAGE_SIZE : Number(params.pageSize);
-  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
-  const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);
-  if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
-  const includeArtifacts = params.includeArtifacts === true;
-  // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token.
-  const answer = call.broker.answer(({ task }: { id: number; task: A2aTask }) => JSON.stringify(task));
-  const listed: A2aTask[] = [];
-  let before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
-  let scanned = 0;
-  let exhausted = false;
-  while (listed.length < pageSize && scanned < MAX_SCANNED && !answer.cut) {
-    const page = await call.broker.tasks.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, READ_PAGE);
-    exhausted = page.length < READ_PAGE;
-    for (const envelope of page) {
-      const task = await taskOfMessage(call.broker, envelope);
-      if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
-        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength);
-        if (answer.fit([{ id: envelope.id, task: shown }]).length === 0) break;
-        listed.push(shown);
-      }
-      scanned++;
-      before = envelope.id;
-      if (listed.length === pageSize) break;
-    }
-    if (exhausted) break;
-  }
-  const more = !exhausted || listed.length === pageSize || answer.cut;
-  return {
-    result: {
-      tasks: call.version === "1.0" ? listed : listed.map(toV03Task),
-      nextPageToken: more ? String(before) : "",
-      pageSize,
-    },
-  };
-}
-
 /** A task for the answer: its history cut to `historyLength` (0: none), in the version the method named. */
 function shaped(call: Call, task: A2aTask): unknown {
   const cut = withHistory(task, call.params.historyLength);
   return call.version === "1.0" ? cut : toV03Task(cut);
-}
-
-function withHistory(task: A2aTask, historyLength: unknown): A2aTask {
-  if (historyLength === undefined || historyLength === null) return task;
-  const length = Number(historyLength);
-  if (!Number.isInteger(length) || length < 0) throw invalidParams("historyLength must be a whole number, 0 or more");
-  return { ...task, history: length === 0 ? undefined : task.history?.slice(-length) };
-}
-
-function invalidParams(message: string): A2aError {
-  return new A2aError(A2A_ERROR.invalidParams, `Invalid params: ${message}`);
 }

@@ -26,7 +26,7 @@ import {
 } from "./protocol.ts";
 import { toV03Task } from "./v03_shapes.ts";
 import { listTasks, withHistory } from "./task_list.ts";
-import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
+import { isSettled, loadTask, recentTasks, taskIdOf, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
 
@@ -46,6 +46,8 @@ export interface A2aInboundOptions {
   replyWaitMs: number;
   /** How often a blocking SendMessage still waiting writes a space (HELD_ANSWER_KEEPALIVE_MS; shorter in tests). */
   keepaliveMs: number;
+  /** Called with errors that are bugs, for the log: those a held answer meets after its head went, past the router's catch. */
+  onInternalError(error: unknown): void;
 }
 
 /** Whether a path is under `/a2a`. */
@@ -111,26 +113,41 @@ export async function handleA2a(
     const answer = await METHODS[method](context);
     return "result" in answer ? jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result }) : answer.response;
   } catch (error) {
-    const refusal = rpcRefusal(rpcId, error);
-    if (refusal === undefined) throw error;
-    return jsonResponse(refusal.status, refusal.body, refusal.headers);
+    return refusalResponse(rpcId, error);
   }
+}
+
+/** The JSON-RPC answer to a refusal (see rpcRefusal); anything else is a bug, thrown for the router to log and answer 500. */
+function refusalResponse(rpcId: string | number | null, error: unknown, taskId?: string): OutgoingResponse {
+  const refusal = rpcRefusal(rpcId, error, taskId);
+  if (refusal === undefined) throw error;
+  return jsonResponse(refusal.status, refusal.body, refusal.headers);
 }
 
 /**
  * The JSON-RPC error answer for a refusal, with its HTTP status; undefined for anything else (a bug). What the broker
  * refused (rate limit, unknown agent, full inbox, storage) keeps its HTTP status, so that clients retry what may pass
- * later, and names interop's code in a JSON-RPC error.
+ * later, and names interop's code in a JSON-RPC error, with its `retryAfter` (seconds), and the `taskId` of a message
+ * stored before the refusal (GetTask finds it; the same SendMessage again answers it, stored once).
  */
-function rpcRefusal(rpcId: string | number | null, error: unknown): { status: number; body: unknown; headers: Record<string, string> } | undefined {
+function rpcRefusal(
+  rpcId: string | number | null,
+  error: unknown,
+  taskId?: string,
+): { status: number; body: unknown; headers: Record<string, string> } | undefined {
   if (error instanceof A2aError) {
     return { status: 200, body: { jsonrpc: "2.0", id: rpcId, error: { code: error.code, message: error.message } }, headers: {} };
   }
   if (!(error instanceof InteropError)) return undefined;
   const { status, headers } = errorResponse(error);
+  const data = {
+    code: error.code,
+    ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }),
+    ...(taskId === undefined ? {} : { taskId }),
+  };
   return {
     status,
-    body: { jsonrpc: "2.0", id: rpcId, error: { code: -32000, message: error.message, data: { code: error.code } } },
+    body: { jsonrpc: "2.0", id: rpcId, error: { code: -32000, message: error.message, data } },
     headers: headers["retry-after"] === undefined ? {} : { "retry-after": headers["retry-after"] },
   };
 }
@@ -251,21 +268,47 @@ async function sendMessage(call: Call): Promise<Answer> {
     return call.version === "1.0" ? { task } : toV03Task(task);
   };
   if (!blocking) return { result: await result() };
+  const taskId = taskIdOf(envelope);
   // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
   const left = new AbortController();
   const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal])).then(async (revoked) => {
     if (revoked) {
       throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
     }
+    // Not read from a store being closed: that failed as storage_failed, which says nothing of the stored message.
+    if (call.broker.stopping.aborted) throw stoppedWhileWaiting(taskId);
     return { jsonrpc: "2.0", id: call.rpcId, result: await result() };
-  });
-  const answer = await heldJsonAnswer(settled, call.options.keepaliveMs, left, (error) => lateRpcError(call.rpcId, error));
-  return "ready" in answer ? { response: jsonResponse(200, answer.ready) } : answer;
+  }).catch((error: unknown) => Promise.reject(call.broker.stopping.aborted ? stoppedWhileWaiting(taskId) : error));
+  try {
+    const answer = await heldJsonAnswer(settled, call.options.keepaliveMs, left, (error) => lateRpcError(call, error, taskId));
+    return "ready" in answer ? { response: jsonResponse(200, answer.ready) } : answer;
+  } catch (error) {
+    return { response: refusalResponse(call.rpcId, error, taskId) };
+  }
 }
 
-/** The JSON-RPC error a held answer ends with: its head went long ago, so a refusal's HTTP status is lost. */
-function lateRpcError(rpcId: string | number, error: unknown): unknown {
-  return rpcRefusal(rpcId, error)?.body ?? { jsonrpc: "2.0", id: rpcId, error: { code: A2A_ERROR.internalError, message: "Internal error" } };
+/**
+ * The broker stopped while a blocking SendMessage waited for its reply: nothing is lost (the message is stored, and
+ * the reply, not taken, will stand in the task and in the caller's inbox), so the caller is told to ask again.
+ */
+function stoppedWhileWaiting(taskId: string): InteropError {
+  return new InteropError(
+    "storage_unavailable",
+    `The broker is stopping: your message is stored as task ${taskId} and its reply will come; in a moment, here once the broker ` +
+      "is back or at another broker on the same database, GetTask it, or send the same message again (same messageId: stored once)",
+    { retryAfter: 1 },
+  );
+}
+
+/**
+ * The JSON-RPC error a held answer ends with: its head went long ago, so a refusal's HTTP status is lost (its code
+ * and retryAfter are in `data`); a bug is logged as the router logs one, since the router's catch is long past.
+ */
+function lateRpcError(call: Call, error: unknown, taskId: string): unknown {
+  const refusal = rpcRefusal(call.rpcId, error, taskId);
+  if (refusal !== undefined) return refusal.body;
+  call.options.onInternalError(error);
+  return { jsonrpc: "2.0", id: call.rpcId, error: { code: A2A_ERROR.internalError, message: "Internal error: see the broker's log" } };
 }
 
 /**

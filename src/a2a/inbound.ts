@@ -7,7 +7,7 @@ import type { Authenticator, Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
-import { jsonResponse } from "../http/responses.ts";
+import { jsonResponse, jsonTextResponse } from "../http/responses.ts";
 import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl, strictAgentCard } from "./agent_card.ts";
@@ -111,7 +111,9 @@ export async function handleA2a(
     const sender = caller === "anyone" ? DEFAULT_A2A_SENDER : caller.agent;
     const context: Call = { broker, request, options, caller, agent, sender, params: call.params, rpcId: call.id, version };
     const answer = await METHODS[method](context);
-    return "result" in answer ? jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result }) : answer.response;
+    if ("result" in answer) return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result });
+    if ("resultJson" in answer) return jsonTextResponse(200, `{"jsonrpc":"2.0","id":${JSON.stringify(rpcId)},"result":${answer.resultJson}}`);
+    return answer.response;
   } catch (error) {
     return refusalResponse(rpcId, error);
   }
@@ -214,7 +216,8 @@ interface Call {
   version: ProtocolVersion;
 }
 
-type Answer = { result: unknown } | { response: OutgoingResponse };
+/** A method's answer: its result, or the result's JSON text already made (ListTasks), or a response of its own. */
+type Answer = { result: unknown } | { resultJson: string } | { response: OutgoingResponse };
 
 const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
@@ -223,7 +226,7 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
     return { response: streamTask(call, envelope) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
-  ListTasks: async (call) => ({ result: await listTasks(call.broker, call.sender, call.agent, call.params, call.version) }),
+  ListTasks: async (call) => ({ resultJson: await listTasks(call.broker, call.sender, call.agent, call.params, call.version) }),
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {
     const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);

@@ -19,14 +19,18 @@ const MAX_SCANNED = 200;
  */
 const READ_PAGE = 10;
 
-/** The caller's tasks sent to `agent`, newest first, by `contextId` and `status` when given; paged by message id. */
+/**
+ * The caller's tasks sent to `agent`, newest first, by `contextId` and `status` when given; paged by message id. As
+ * the JSON text of the result: each task is encoded once, in the version's shape, to hold the page to the budget and
+ * to answer (encoded again in the answer, a page of large tasks cost twice).
+ */
 export async function listTasks(
   broker: Broker,
   sender: AgentName,
   agent: AgentName,
   params: Record<string, unknown>,
   version: ProtocolVersion,
-): Promise<unknown> {
+): Promise<string> {
   const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
   if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
   // The proto default (UNSPECIFIED) filters nothing, as an absent status.
@@ -39,8 +43,8 @@ export async function listTasks(
   if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
   const includeArtifacts = params.includeArtifacts === true;
   // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token.
-  const answer = broker.answer(({ task }: { id: number; task: A2aTask }) => JSON.stringify(task));
-  const listed: A2aTask[] = [];
+  const answer = broker.answer(({ task }: ListedTask) => JSON.stringify(version === "1.0" ? task : toV03Task(task)));
+  const listed: ListedTask[] = [];
   let before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
   let scanned = 0;
   let exhausted = false;
@@ -51,8 +55,9 @@ export async function listTasks(
       const task = await taskOfMessage(broker, envelope);
       if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
         const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength);
-        if (answer.fit([{ id: envelope.id, task: shown }]).length === 0) break;
-        listed.push(shown);
+        const item = { id: envelope.id, task: shown };
+        if (answer.fit([item]).length === 0) break;
+        listed.push(item);
       }
       scanned++;
       before = envelope.id;
@@ -61,11 +66,13 @@ export async function listTasks(
     if (exhausted) break;
   }
   const more = !exhausted || listed.length === pageSize || answer.cut;
-  return {
-    tasks: version === "1.0" ? listed : listed.map(toV03Task),
-    nextPageToken: more ? String(before) : "",
-    pageSize,
-  };
+  return `{"tasks":${answer.jsonArray(listed)},"nextPageToken":${JSON.stringify(more ? String(before) : "")},"pageSize":${pageSize}}`;
+}
+
+/** A task on the page, by its message's id (how the answer's budget names what it encoded). */
+interface ListedTask {
+  id: number;
+  task: A2aTask;
 }
 
 /** A task with its history cut to `historyLength` (0: none; absent: all), as GetTask, CancelTask and ListTasks answer it. */

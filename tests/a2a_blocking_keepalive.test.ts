@@ -16,6 +16,7 @@ import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types
 import { isStream } from "../src/runtime/types.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { uniform } from "../src/broker/per_agent.ts";
+import type { AgentName } from "../src/message.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
@@ -272,6 +273,31 @@ test("a blocking SendMessage whose message expires undelivered (--pending-ttl) i
       method: "SendMessage",
       params: { message: { messageId: "expires", role: "ROLE_USER", parts: [{ text: "nobody reads me" }] } },
     }));
+    await held.ended;
+    assert.ok(Date.now() - started < 10_000, `answered ${Date.now() - started} ms in, the wait is 20 s`);
+    assert.equal(JSON.parse(held.text()).error.code, -32001, "the task went with its message");
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
+});
+
+test("a blocking SendMessage whose recipient is removed with its message (agent remove --force) is answered then, not after the whole wait", async () => {
+  const dir = tempDir();
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit: 0 }));
+  try {
+    const handler = createRouter(broker, {
+      auth: await Authenticator.open(new TokenFile(dir.path)),
+      metrics: new BrokerMetrics(() => broker.status(), []),
+      maxBodyBytes: 65536,
+      retryMs: 2000,
+      a2aWaitMs: 20_000,
+      a2aKeepaliveMs: KEEPALIVE_MS,
+      onInternalError: (error) => assert.fail(String(error)),
+    });
+    const started = Date.now();
+    const held = await heldOpen(await blockingSend(handler, "for a bob about to go"));
+    assert.equal(await broker.removeAgent("bob" as AgentName, true), 1);
     await held.ended;
     assert.ok(Date.now() - started < 10_000, `answered ${Date.now() - started} ms in, the wait is 20 s`);
     assert.equal(JSON.parse(held.text()).error.code, -32001, "the task went with its message");

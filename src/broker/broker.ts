@@ -320,8 +320,11 @@ export class Broker {
   }
 
   /** Deletes `agent`'s inbox for good (`interop agent remove`); see `AgentInboxes.remove`. */
-  removeAgent(agent: AgentName, force: boolean): Promise<number> {
-    return this.#agents.remove(agent, force);
+  async removeAgent(agent: AgentName, force: boolean): Promise<number> {
+    const deleted = await this.#agents.remove(agent, force);
+    // Once the deletion committed: a watcher that looks then finds its messages gone.
+    this.#observers.removed(agent);
+    return deleted;
   }
 
   /**

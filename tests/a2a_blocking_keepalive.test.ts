@@ -15,6 +15,7 @@ import { createRouter } from "../src/http/router.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import type { BrokerOptions } from "../src/broker/broker_options.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import type { AgentName } from "../src/message.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
@@ -179,14 +180,22 @@ test("heldJsonAnswer() tells what it waits for to stop once the held answer's cl
   assert.equal(left.signal.aborted, true);
 });
 
-/** A router on a broker the test opens and closes itself, its bugs kept as the broker's log would get them. */
-async function openA2aRouter(dataDir: string, internalErrors: unknown[]): Promise<{ handler: Handler; broker: Broker }> {
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dataDir, "relaxed"), dataDir, { rateLimit: 0 }));
+/**
+ * A router on a broker the test opens and closes itself, its bugs kept as the broker's log would get them; a blocking
+ * call waits 20 s for its reply.
+ */
+async function openA2aRouter(
+  dataDir: string,
+  internalErrors: unknown[],
+  overrides: Partial<BrokerOptions> = {},
+): Promise<{ handler: Handler; broker: Broker }> {
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dataDir, "relaxed"), dataDir, { rateLimit: 0, ...overrides }));
   const handler = createRouter(broker, {
     auth: await Authenticator.open(new TokenFile(dataDir)),
     metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 65536,
     retryMs: 2000,
+    a2aWaitMs: 20_000,
     a2aKeepaliveMs: KEEPALIVE_MS,
     onInternalError: (error) => internalErrors.push(error),
   });
@@ -235,11 +244,24 @@ test("a held blocking SendMessage that the broker's stopping ends tells the call
   }
 });
 
-test("a bug met by a held blocking SendMessage after its head went is logged as any other internal error", async () => {
+/** Runs `work` on a router of its own (see openA2aRouter), closed and removed after. */
+async function withOwnA2aRouter(
+  work: (handler: Handler, broker: Broker, internalErrors: unknown[]) => Promise<void>,
+  overrides: Partial<BrokerOptions> = {},
+): Promise<void> {
   const dir = tempDir();
   const internalErrors: unknown[] = [];
-  const { handler, broker } = await openA2aRouter(dir.path, internalErrors);
+  const { handler, broker } = await openA2aRouter(dir.path, internalErrors, overrides);
   try {
+    await work(handler, broker, internalErrors);
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
+}
+
+test("a bug met by a held blocking SendMessage after its head went is logged as any other internal error", async () => {
+  await withOwnA2aRouter(async (handler, broker, internalErrors) => {
     const held = await heldOpen(await blockingSend(handler, "break please"));
     const bug = new TypeError("a bug in reading the task");
     broker.tasks.message = () => Promise.reject(bug);
@@ -247,62 +269,30 @@ test("a bug met by a held blocking SendMessage after its head went is logged as 
     const rpc = JSON.parse(held.text());
     assert.equal(rpc.error.code, -32603);
     assert.deepEqual(internalErrors, [bug]);
-  } finally {
-    await broker.close();
-    dir.cleanup();
-  }
+  });
 });
 
+/** A held call whose message went (its task with it) is answered -32001 at once, well within its 20 s wait. */
+async function assertAnsweredTaskGone(held: ReturnType<typeof openHeld>, started: number, internalErrors: unknown[]): Promise<void> {
+  await held.ended;
+  assert.ok(Date.now() - started < 10_000, `answered ${Date.now() - started} ms in, the wait is 20 s`);
+  assert.equal(JSON.parse(held.text()).error.code, -32001, "the task went with its message");
+  assert.deepEqual(internalErrors, []);
+}
+
 test("a blocking SendMessage whose message expires undelivered (--pending-ttl) is answered then, not after the whole wait", async () => {
-  const dir = tempDir();
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit: 0, pendingTtlMs: uniform(300) }));
-  try {
-    const handler = createRouter(broker, {
-      auth: await Authenticator.open(new TokenFile(dir.path)),
-      metrics: new BrokerMetrics(() => broker.status(), []),
-      maxBodyBytes: 65536,
-      retryMs: 2000,
-      a2aWaitMs: 20_000,
-      a2aKeepaliveMs: KEEPALIVE_MS,
-      onInternalError: (error) => assert.fail(String(error)),
-    });
+  await withOwnA2aRouter(async (handler, _broker, internalErrors) => {
     const started = Date.now();
-    const held = openHeld(await post(handler, "/a2a/hermes", {
-      jsonrpc: "2.0",
-      id: "call-1",
-      method: "SendMessage",
-      params: { message: { messageId: "expires", role: "ROLE_USER", parts: [{ text: "nobody reads me" }] } },
-    }));
-    await held.ended;
-    assert.ok(Date.now() - started < 10_000, `answered ${Date.now() - started} ms in, the wait is 20 s`);
-    assert.equal(JSON.parse(held.text()).error.code, -32001, "the task went with its message");
-  } finally {
-    await broker.close();
-    dir.cleanup();
-  }
+    const held = openHeld(await blockingSend(handler, "nobody reads me"));
+    await assertAnsweredTaskGone(held, started, internalErrors);
+  }, { pendingTtlMs: uniform(300) });
 });
 
 test("a blocking SendMessage whose recipient is removed with its message (agent remove --force) is answered then, not after the whole wait", async () => {
-  const dir = tempDir();
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit: 0 }));
-  try {
-    const handler = createRouter(broker, {
-      auth: await Authenticator.open(new TokenFile(dir.path)),
-      metrics: new BrokerMetrics(() => broker.status(), []),
-      maxBodyBytes: 65536,
-      retryMs: 2000,
-      a2aWaitMs: 20_000,
-      a2aKeepaliveMs: KEEPALIVE_MS,
-      onInternalError: (error) => assert.fail(String(error)),
-    });
+  await withOwnA2aRouter(async (handler, broker, internalErrors) => {
     const started = Date.now();
     const held = await heldOpen(await blockingSend(handler, "for a bob about to go"));
     assert.equal(await broker.removeAgent("bob" as AgentName, true), 1);
-    await held.ended;
-    assert.ok(Date.now() - started < 10_000, `answered ${Date.now() - started} ms in, the wait is 20 s`);
-    assert.equal(JSON.parse(held.text()).error.code, -32001, "the task went with its message");
-  } finally {
-    await broker.close();
-    dir.cleanup();
-  }
+    await assertAnsweredTaskGone(held, started, internalErrors);
+  });
 });

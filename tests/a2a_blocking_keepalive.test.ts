@@ -15,6 +15,9 @@ import { createRouter } from "../src/http/router.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import type { BrokerOptions } from "../src/broker/broker_options.ts";
+import { uniform } from "../src/broker/per_agent.ts";
+import type { AgentName } from "../src/message.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
@@ -175,4 +178,121 @@ test("heldJsonAnswer() tells what it waits for to stop once the held answer's cl
   assert.equal(left.signal.aborted, false);
   held.hangUp();
   assert.equal(left.signal.aborted, true);
+});
+
+/**
+ * A router on a broker the test opens and closes itself, its bugs kept as the broker's log would get them; a blocking
+ * call waits 20 s for its reply.
+ */
+async function openA2aRouter(
+  dataDir: string,
+  internalErrors: unknown[],
+  overrides: Partial<BrokerOptions> = {},
+): Promise<{ handler: Handler; broker: Broker }> {
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dataDir, "relaxed"), dataDir, { rateLimit: 0, ...overrides }));
+  const handler = createRouter(broker, {
+    auth: await Authenticator.open(new TokenFile(dataDir)),
+    metrics: new BrokerMetrics(() => broker.status(), []),
+    maxBodyBytes: 65536,
+    retryMs: 2000,
+    a2aWaitMs: 20_000,
+    a2aKeepaliveMs: KEEPALIVE_MS,
+    onInternalError: (error) => internalErrors.push(error),
+  });
+  return { handler, broker };
+}
+
+/** Waits for the first space of a held answer: its head (200) went out. */
+async function heldOpen(response: OutgoingResponse): Promise<ReturnType<typeof openHeld>> {
+  const held = openHeld(response);
+  while (held.text() === "") await new Promise((resolve) => setTimeout(resolve, 5));
+  return held;
+}
+
+test("a held blocking SendMessage that the broker's stopping ends tells the caller to ask again for its stored task, which GetTask then finds", async () => {
+  const dir = tempDir();
+  const internalErrors: unknown[] = [];
+  try {
+    const first = await openA2aRouter(dir.path, internalErrors);
+    let held: ReturnType<typeof openHeld>;
+    try {
+      held = await heldOpen(await blockingSend(first.handler, "still there?"));
+    } finally {
+      await first.broker.close();
+    }
+    await held.ended;
+    const rpc = JSON.parse(held.text());
+    assert.equal(rpc.id, "call-1");
+    assert.equal(rpc.error.code, -32000);
+    assert.equal(rpc.error.data.code, "storage_unavailable", `told to retry, not storage_failed: ${held.text()}`);
+    assert.equal(rpc.error.data.retryAfter, 1);
+    assert.match(rpc.error.data.taskId, /^task-1-/);
+    assert.match(rpc.error.message, /stored as task task-1-/);
+
+    const again = await openA2aRouter(dir.path, internalErrors);
+    try {
+      const got = await post(again.handler, "/a2a/bob", { jsonrpc: "2.0", id: 2, method: "GetTask", params: { id: rpc.error.data.taskId } });
+      const task = JSON.parse(bodyText(got as never)).result;
+      assert.equal(task.status.state, "TASK_STATE_SUBMITTED", "the message waits in bob's inbox");
+      assert.equal(task.history[0].parts[0].text, "still there?");
+    } finally {
+      await again.broker.close();
+    }
+    assert.deepEqual(internalErrors, []);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+/** Runs `work` on a router of its own (see openA2aRouter), closed and removed after. */
+async function withOwnA2aRouter(
+  work: (handler: Handler, broker: Broker, internalErrors: unknown[]) => Promise<void>,
+  overrides: Partial<BrokerOptions> = {},
+): Promise<void> {
+  const dir = tempDir();
+  const internalErrors: unknown[] = [];
+  const { handler, broker } = await openA2aRouter(dir.path, internalErrors, overrides);
+  try {
+    await work(handler, broker, internalErrors);
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
+}
+
+test("a bug met by a held blocking SendMessage after its head went is logged as any other internal error", async () => {
+  await withOwnA2aRouter(async (handler, broker, internalErrors) => {
+    const held = await heldOpen(await blockingSend(handler, "break please"));
+    const bug = new TypeError("a bug in reading the task");
+    broker.tasks.message = () => Promise.reject(bug);
+    await Promise.all([bobReplies(handler, 0, "here"), held.ended]);
+    const rpc = JSON.parse(held.text());
+    assert.equal(rpc.error.code, -32603);
+    assert.deepEqual(internalErrors, [bug]);
+  });
+});
+
+/** A held call whose message went (its task with it) is answered -32001 at once, well within its 20 s wait. */
+async function assertAnsweredTaskGone(held: ReturnType<typeof openHeld>, started: number, internalErrors: unknown[]): Promise<void> {
+  await held.ended;
+  assert.ok(Date.now() - started < 10_000, `answered ${Date.now() - started} ms in, the wait is 20 s`);
+  assert.equal(JSON.parse(held.text()).error.code, -32001, "the task went with its message");
+  assert.deepEqual(internalErrors, []);
+}
+
+test("a blocking SendMessage whose message expires undelivered (--pending-ttl) is answered then, not after the whole wait", async () => {
+  await withOwnA2aRouter(async (handler, _broker, internalErrors) => {
+    const started = Date.now();
+    const held = openHeld(await blockingSend(handler, "nobody reads me"));
+    await assertAnsweredTaskGone(held, started, internalErrors);
+  }, { pendingTtlMs: uniform(300) });
+});
+
+test("a blocking SendMessage whose recipient is removed with its message (agent remove --force) is answered then, not after the whole wait", async () => {
+  await withOwnA2aRouter(async (handler, broker, internalErrors) => {
+    const started = Date.now();
+    const held = await heldOpen(await blockingSend(handler, "for a bob about to go"));
+    assert.equal(await broker.removeAgent("bob" as AgentName, true), 1);
+    await assertAnsweredTaskGone(held, started, internalErrors);
+  });
 });

@@ -363,3 +363,25 @@ test("A2A ListTasks answers the newest tasks that fit in one answer's budget and
     assert.deepEqual(pages, [[sent[4], sent[3]], [sent[2], sent[1]], [sent[0]]]);
   }, { maxBodyBytes: 4096, answerBudget: 2500 });
 });
+
+test("A2A ListTasks of a v0.3 caller holds its page to the budget in the v0.3 shape it answers, larger than v1.0's", async () => {
+  // Each page was held to the budget in the v1.0 shape, then converted to v0.3's, which tags every part with its kind.
+  const budget = 2400;
+  await withRouter(async ({ json }) => {
+    const rpc = async (method: string, params: Record<string, unknown>) =>
+      (await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }))).body;
+    const parts = Array.from({ length: 60 }, () => ({ kind: "text", text: "x" }));
+    for (let n = 0; n < 3; n++) await rpc("message/send", { message: { kind: "message", messageId: `m-${n}`, role: "user", parts } });
+    const sizes = { v03: JSON.stringify((await rpc("tasks/get", { id: (await rpc("tasks/list", {})).result.tasks[0].id })).result).length };
+    assert.ok(sizes.v03 * 2 > budget, "two v0.3 tasks are over the budget");
+    const pages: number[][] = [];
+    let pageToken = "";
+    do {
+      const { result } = await rpc("tasks/list", { pageToken });
+      assert.equal(result.tasks[0].kind, "task");
+      pages.push(result.tasks.map((task: unknown) => JSON.stringify(task).length));
+      pageToken = result.nextPageToken;
+    } while (pageToken !== "" && pages.length < 10);
+    assert.deepEqual(pages.map((page) => page.length), [1, 1, 1], `one task a page: ${JSON.stringify(pages)}`);
+  }, { maxBodyBytes: 4096, answerBudget: budget });
+});

@@ -34,11 +34,20 @@ export async function heldJsonAnswer(
         clearInterval(keepalive);
         left.abort();
       }, { once: true });
-      void value.then((ready) => ready, lateError).then((body) => {
+      void lastText(value, lateError).then((text) => {
         clearInterval(keepalive);
-        sink.write(JSON.stringify(body));
+        sink.write(text);
         sink.close();
       });
     }, { "cache-control": "no-store" }),
   };
+}
+
+/** The JSON of what `value` resolves with, else (a rejection, or a value JSON cannot encode) of `lateError`'s answer. */
+async function lastText(value: Promise<unknown>, lateError: (error: unknown) => unknown): Promise<string> {
+  try {
+    return JSON.stringify(await value);
+  } catch (error) {
+    return JSON.stringify(lateError(error));
+  }
 }

@@ -7,7 +7,7 @@ import type { Authenticator, Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
-import { jsonResponse } from "../http/responses.ts";
+import { jsonResponse, jsonTextResponse } from "../http/responses.ts";
 import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl, strictAgentCard } from "./agent_card.ts";
@@ -24,8 +24,9 @@ import {
   type ProtocolVersion,
   resolveMethod,
 } from "./protocol.ts";
-import { parseTaskState, toV03Task } from "./v03_shapes.ts";
-import { isSettled, loadTask, recentTasks, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
+import { toV03Task } from "./v03_shapes.ts";
+import { listTasks, withHistory } from "./task_list.ts";
+import { isSettled, loadTask, recentTasks, taskIdOf, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
 
@@ -37,20 +38,6 @@ export const DEFAULT_A2A_SENDER = "a2a" as AgentName;
  * reply comes, and a caller that leaves frees the wait at once.
  */
 export const DEFAULT_A2A_REPLY_WAIT_MS = 300_000;
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 100;
-/**
- * Messages one ListTasks reads at most (filters may skip most of them); past it, the page ends with a token. Each
- * costs a few store reads, so the cap bounds what one call can make the broker do (1,000 let 100 calls at once
- * hold up every other request for seconds).
- */
-const MAX_SCANNED = 200;
-/**
- * Messages one ListTasks read asks the store for: each read holds its messages whole, and a page of 100 messages of
- * 1 MiB was 100 MiB at once (with the answer's 100 tasks, four calls at once took a 512 MiB heap down).
- */
-const READ_PAGE = 10;
-
 export interface A2aInboundOptions {
   auth: Authenticator;
   maxBodyBytes: number;
@@ -59,6 +46,8 @@ export interface A2aInboundOptions {
   replyWaitMs: number;
   /** How often a blocking SendMessage still waiting writes a space (HELD_ANSWER_KEEPALIVE_MS; shorter in tests). */
   keepaliveMs: number;
+  /** Called with errors that are bugs, for the log: those a held answer meets after its head went, past the router's catch. */
+  onInternalError(error: unknown): void;
 }
 
 /** Whether a path is under `/a2a`. */
@@ -122,28 +111,45 @@ export async function handleA2a(
     const sender = caller === "anyone" ? DEFAULT_A2A_SENDER : caller.agent;
     const context: Call = { broker, request, options, caller, agent, sender, params: call.params, rpcId: call.id, version };
     const answer = await METHODS[method](context);
-    return "result" in answer ? jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result }) : answer.response;
+    if ("result" in answer) return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result });
+    if ("resultJson" in answer) return jsonTextResponse(200, `{"jsonrpc":"2.0","id":${JSON.stringify(rpcId)},"result":${answer.resultJson}}`);
+    return answer.response;
   } catch (error) {
-    const refusal = rpcRefusal(rpcId, error);
-    if (refusal === undefined) throw error;
-    return jsonResponse(refusal.status, refusal.body, refusal.headers);
+    return refusalResponse(rpcId, error);
   }
+}
+
+/** The JSON-RPC answer to a refusal (see rpcRefusal); anything else is a bug, thrown for the router to log and answer 500. */
+function refusalResponse(rpcId: string | number | null, error: unknown, taskId?: string): OutgoingResponse {
+  const refusal = rpcRefusal(rpcId, error, taskId);
+  if (refusal === undefined) throw error;
+  return jsonResponse(refusal.status, refusal.body, refusal.headers);
 }
 
 /**
  * The JSON-RPC error answer for a refusal, with its HTTP status; undefined for anything else (a bug). What the broker
  * refused (rate limit, unknown agent, full inbox, storage) keeps its HTTP status, so that clients retry what may pass
- * later, and names interop's code in a JSON-RPC error.
+ * later, and names interop's code in a JSON-RPC error, with its `retryAfter` (seconds), and the `taskId` of a message
+ * stored before the refusal (GetTask finds it; the same SendMessage again answers it, stored once).
  */
-function rpcRefusal(rpcId: string | number | null, error: unknown): { status: number; body: unknown; headers: Record<string, string> } | undefined {
+function rpcRefusal(
+  rpcId: string | number | null,
+  error: unknown,
+  taskId?: string,
+): { status: number; body: unknown; headers: Record<string, string> } | undefined {
   if (error instanceof A2aError) {
     return { status: 200, body: { jsonrpc: "2.0", id: rpcId, error: { code: error.code, message: error.message } }, headers: {} };
   }
   if (!(error instanceof InteropError)) return undefined;
   const { status, headers } = errorResponse(error);
+  const data = {
+    code: error.code,
+    ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }),
+    ...(taskId === undefined ? {} : { taskId }),
+  };
   return {
     status,
-    body: { jsonrpc: "2.0", id: rpcId, error: { code: -32000, message: error.message, data: { code: error.code } } },
+    body: { jsonrpc: "2.0", id: rpcId, error: { code: -32000, message: error.message, data } },
     headers: headers["retry-after"] === undefined ? {} : { "retry-after": headers["retry-after"] },
   };
 }
@@ -210,7 +216,8 @@ interface Call {
   version: ProtocolVersion;
 }
 
-type Answer = { result: unknown } | { response: OutgoingResponse };
+/** A method's answer: its result, or the result's JSON text already made (ListTasks), or a response of its own. */
+type Answer = { result: unknown } | { resultJson: string } | { response: OutgoingResponse };
 
 const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
@@ -219,7 +226,7 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
     return { response: streamTask(call, envelope) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
-  ListTasks: listTasks,
+  ListTasks: async (call) => ({ resultJson: await listTasks(call.broker, call.sender, call.agent, call.params, call.version) }),
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {
     const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
@@ -264,21 +271,47 @@ async function sendMessage(call: Call): Promise<Answer> {
     return call.version === "1.0" ? { task } : toV03Task(task);
   };
   if (!blocking) return { result: await result() };
+  const taskId = taskIdOf(envelope);
   // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
   const left = new AbortController();
   const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal])).then(async (revoked) => {
     if (revoked) {
       throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
     }
+    // Not read from a store being closed: that failed as storage_failed, which says nothing of the stored message.
+    if (call.broker.stopping.aborted) throw stoppedWhileWaiting(taskId);
     return { jsonrpc: "2.0", id: call.rpcId, result: await result() };
-  });
-  const answer = await heldJsonAnswer(settled, call.options.keepaliveMs, left, (error) => lateRpcError(call.rpcId, error));
-  return "ready" in answer ? { response: jsonResponse(200, answer.ready) } : answer;
+  }).catch((error: unknown) => Promise.reject(call.broker.stopping.aborted ? stoppedWhileWaiting(taskId) : error));
+  try {
+    const answer = await heldJsonAnswer(settled, call.options.keepaliveMs, left, (error) => lateRpcError(call, error, taskId));
+    return "ready" in answer ? { response: jsonResponse(200, answer.ready) } : answer;
+  } catch (error) {
+    return { response: refusalResponse(call.rpcId, error, taskId) };
+  }
 }
 
-/** The JSON-RPC error a held answer ends with: its head went long ago, so a refusal's HTTP status is lost. */
-function lateRpcError(rpcId: string | number, error: unknown): unknown {
-  return rpcRefusal(rpcId, error)?.body ?? { jsonrpc: "2.0", id: rpcId, error: { code: A2A_ERROR.internalError, message: "Internal error" } };
+/**
+ * The broker stopped while a blocking SendMessage waited for its reply: nothing is lost (the message is stored, and
+ * the reply, not taken, will stand in the task and in the caller's inbox), so the caller is told to ask again.
+ */
+function stoppedWhileWaiting(taskId: string): InteropError {
+  return new InteropError(
+    "storage_unavailable",
+    `The broker is stopping: your message is stored as task ${taskId} and its reply will come; in a moment, here once the broker ` +
+      "is back or at another broker on the same database, GetTask it, or send the same message again (same messageId: stored once)",
+    { retryAfter: 1 },
+  );
+}
+
+/**
+ * The JSON-RPC error a held answer ends with: its head went long ago, so a refusal's HTTP status is lost (its code
+ * and retryAfter are in `data`); a bug is logged as the router logs one, since the router's catch is long past.
+ */
+function lateRpcError(call: Call, error: unknown, taskId: string): unknown {
+  const refusal = rpcRefusal(call.rpcId, error, taskId);
+  if (refusal !== undefined) return refusal.body;
+  call.options.onInternalError(error);
+  return { jsonrpc: "2.0", id: call.rpcId, error: { code: A2A_ERROR.internalError, message: "Internal error: see the broker's log" } };
 }
 
 /**
@@ -344,65 +377,8 @@ async function cancelTask(call: Call): Promise<Answer> {
   return { result: shaped(call, now) };
 }
 
-/** The caller's tasks sent to this agent, newest first, by `contextId` and `status` when given; paged by message id. */
-async function listTasks(call: Call): Promise<Answer> {
-  const { params } = call;
-  const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
-  if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
-  // The proto default (UNSPECIFIED) filters nothing, as an absent status.
-  const anyState = params.status === undefined || params.status === "" || params.status === "TASK_STATE_UNSPECIFIED";
-  const state = anyState ? undefined : parseTaskState(params.status);
-  if (!anyState && state === undefined) throw invalidParams("status must be a task state");
-  const pageSize = params.pageSize === undefined ? DEFAULT_PAGE_SIZE : Number(params.pageSize);
-  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
-  const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);
-  if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
-  const includeArtifacts = params.includeArtifacts === true;
-  // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token.
-  const answer = call.broker.answer(({ task }: { id: number; task: A2aTask }) => JSON.stringify(task));
-  const listed: A2aTask[] = [];
-  let before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
-  let scanned = 0;
-  let exhausted = false;
-  while (listed.length < pageSize && scanned < MAX_SCANNED && !answer.cut) {
-    const page = await call.broker.tasks.sentWithKeyPrefix(taskKeyPrefix(call.agent), { sender: call.sender, recipient: call.agent }, before, READ_PAGE);
-    exhausted = page.length < READ_PAGE;
-    for (const envelope of page) {
-      const task = await taskOfMessage(call.broker, envelope);
-      if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
-        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength);
-        if (answer.fit([{ id: envelope.id, task: shown }]).length === 0) break;
-        listed.push(shown);
-      }
-      scanned++;
-      before = envelope.id;
-      if (listed.length === pageSize) break;
-    }
-    if (exhausted) break;
-  }
-  const more = !exhausted || listed.length === pageSize || answer.cut;
-  return {
-    result: {
-      tasks: call.version === "1.0" ? listed : listed.map(toV03Task),
-      nextPageToken: more ? String(before) : "",
-      pageSize,
-    },
-  };
-}
-
 /** A task for the answer: its history cut to `historyLength` (0: none), in the version the method named. */
 function shaped(call: Call, task: A2aTask): unknown {
   const cut = withHistory(task, call.params.historyLength);
   return call.version === "1.0" ? cut : toV03Task(cut);
-}
-
-function withHistory(task: A2aTask, historyLength: unknown): A2aTask {
-  if (historyLength === undefined || historyLength === null) return task;
-  const length = Number(historyLength);
-  if (!Number.isInteger(length) || length < 0) throw invalidParams("historyLength must be a whole number, 0 or more");
-  return { ...task, history: length === 0 ? undefined : task.history?.slice(-length) };
-}
-
-function invalidParams(message: string): A2aError {
-  return new A2aError(A2A_ERROR.invalidParams, `Invalid params: ${message}`);
 }

@@ -18,7 +18,7 @@ export class TaskChanges {
 
   /**
    * Calls `onChange` whenever something happens to `envelope` that may change its task: delivered, answered by
-   * its recipient, dead-lettered, withdrawn, or on a shared store whenever another broker may have done one of those.
+   * its recipient, dead-lettered, withdrawn, expired (any of its recipient's), deleted with its recipient, or on a shared store whenever another broker may have done one of those.
    * Returns the function that stops watching.
    */
   watch(broker: Broker, envelope: Envelope, onChange: () => void): () => void {
@@ -29,6 +29,10 @@ export class TaskChanges {
       delivered: (delivered) => delivered.id === id && onChange(),
       published: (envelopes) => envelopes.some((published) => published.thread?.replyTo === id) && onChange(),
       deadLettered: (_agent, messageId) => mine(messageId),
+      // Expired undelivered (--pending-ttl): gone, so its task is; a blocking call waited out --a2a-wait to say so.
+      expired: (agent) => agent === envelope.to && onChange(),
+      // Its recipient removed (agent remove): deleted with the inbox, as an expired one.
+      removed: (agent) => agent === envelope.to && onChange(),
       woken: (agents) => (agents === undefined || agents.includes(envelope.from) || agents.includes(envelope.to)) && onChange(),
     });
     return () => {

@@ -52,6 +52,7 @@ export class Broker {
   #waiters = new Waiters();
   #observers = new Observers();
   #statusDocument = new StatusDocument();
+  #stopping = new AbortController();
   /** What the A2A layer asks of the messages it shows as tasks. */
   readonly tasks: MessageTasks;
   /** Messages push receivers refused for good. */
@@ -332,8 +333,11 @@ export class Broker {
   }
 
   /** Deletes `agent`'s inbox for good (`interop agent remove`); see `AgentInboxes.remove`. */
-  removeAgent(agent: AgentName, force: boolean): Promise<number> {
-    return this.#agents.remove(agent, force);
+  async removeAgent(agent: AgentName, force: boolean): Promise<number> {
+    const deleted = await this.#agents.remove(agent, force);
+    // Once the deletion committed: a watcher that looks then finds its messages gone.
+    this.#observers.removed(agent);
+    return deleted;
   }
 
   /**
@@ -389,8 +393,17 @@ export class Broker {
     };
   }
 
+  /**
+   * Aborted once `close` begins: a wait that ends then was ended by the broker stopping, not by its client or its
+   * clock, and the store it would read next is closing.
+   */
+  get stopping(): AbortSignal {
+    return this.#stopping.signal;
+  }
+
   /** Ends every stream, commits what is queued and closes the store. */
   async close(): Promise<void> {
+    this.#stopping.abort();
     for (const timer of this.#timers) clearInterval(timer);
     this.#streams.closeAll({ event: "shutdown", message: "broker stopping" });
     this.#waiters.close();

@@ -10,6 +10,8 @@ export interface BrokerObserver {
   redelivered?(agent: AgentName, count: number): void;
   expired?(agent: AgentName, count: number): void;
   deadLettered?(agent: AgentName, messageId: number): void;
+  /** An inbox deleted for good (`interop agent remove`), with its messages. */
+  removed?(agent: AgentName): void;
   /** One store transaction and the messages in it. */
   committed?(messages: number): void;
   /**
@@ -47,6 +49,10 @@ export class Observers implements Required<BrokerObserver> {
 
   deadLettered(agent: AgentName, messageId: number): void {
     for (const observer of this.#observers) observer.deadLettered?.(agent, messageId);
+  }
+
+  removed(agent: AgentName): void {
+    for (const observer of this.#observers) observer.removed?.(agent);
   }
 
   committed(messages: number): void {

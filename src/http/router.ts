@@ -72,6 +72,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     changes: new TaskChanges(),
     replyWaitMs: options.a2aWaitMs ?? DEFAULT_A2A_REPLY_WAIT_MS,
     keepaliveMs: options.a2aKeepaliveMs ?? HELD_ANSWER_KEEPALIVE_MS,
+    onInternalError: options.onInternalError,
   };
   const shares = options.maxRequestsPerAgent === undefined ? undefined : new AgentShares(options.maxRequestsPerAgent);
   const dispatch = async (request: IncomingRequest): Promise<OutgoingResponse> => {

@@ -445,3 +445,44 @@ test("SendMessage goes through the broker's publish rules: an unknown agent is 4
   }));
   assert.ok(streamed.some((answer) => answer.status === 429 && answer.code === -32000), `${streamed.map((answer) => answer.status)}`);
 });
+
+test("a blocking SendMessage held open when the broker gets SIGTERM is told to ask again for its stored task; after a restart GetTask finds it and bob's reply completes it", async (t) => {
+  const dir = tempDir("interop-a2a-");
+  t.after(() => dir.cleanup());
+  const hub = await startHub(t, dir.path);
+  const send = { jsonrpc: "2.0", id: 7, method: "SendMessage", params: { message: { messageId: "m-held", role: "ROLE_USER", parts: [{ text: "held across a stop" }] } } };
+  const response = await fetch(`${hub.broker.url}/a2a/bob`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(hub.tokens.alice) },
+    body: JSON.stringify(send),
+  });
+  // The head comes once the answer is held (10 s): from then on its status cannot tell the caller anything.
+  assert.equal(response.status, 200);
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = decoder.decode((await reader.read()).value, { stream: true });
+  assert.match(text, /^ +$/, "held open with spaces");
+  const exited = hub.broker.stop("SIGTERM");
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += decoder.decode(chunk.value, { stream: true });
+  assert.equal((await exited).code, 0);
+  const { error } = JSON.parse(text);
+  assert.equal(error.data.code, "storage_unavailable", text);
+  assert.match(error.data.taskId, /^task-\d+-/);
+  assert.doesNotMatch(hub.broker.log(), /request failed|storage_failed/);
+
+  const broker = await startBroker({ dataDir: dir.path });
+  t.after(() => broker.cleanup());
+  const again = { broker, tokens: hub.tokens };
+  const found = await rpc(broker.url, "bob", hub.tokens.alice, "GetTask", { id: error.data.taskId });
+  assert.equal((found.body.result?.status as { state: string }).state, "TASK_STATE_SUBMITTED");
+  const [question] = await pollInbox(again, "bob");
+  assert.equal(question.text, "held across a stop");
+  await replyAsBob(again, question.interop.id, "got it");
+  // The same SendMessage again is the same task (stored once), now answered.
+  const retried = await rpc(broker.url, "bob", hub.tokens.alice, "SendMessage", send.params);
+  const task = retried.body.result?.task as { id: string; status: { state: string }; artifacts: Array<{ parts: Array<{ text: string }> }> };
+  assert.equal(task.id, error.data.taskId);
+  assert.equal(task.status.state, "TASK_STATE_COMPLETED");
+  assert.equal(task.artifacts[0].parts[0].text, "got it");
+  assert.deepEqual(await pollInbox(again, "bob"), [], "bob got the message once");
+});

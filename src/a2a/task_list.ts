@@ -1,0 +1,88 @@
+/** ListTasks: the tasks one caller sent to one agent, newest first, filtered and paged by message id. */
+import type { Broker } from "../broker/broker.ts";
+import type { AgentName } from "../message.ts";
+import { A2A_ERROR, A2aError, type A2aTask, type ProtocolVersion } from "./protocol.ts";
+import { taskKeyPrefix, taskOfMessage } from "./tasks.ts";
+import { parseTaskState, toV03Task } from "./v03_shapes.ts";
+
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 100;
+/**
+ * Messages one ListTasks reads at most (filters may skip most of them); past it, the page ends with a token. Each
+ * costs a few store reads, so the cap bounds what one call can make the broker do (1,000 let 100 calls at once
+ * hold up every other request for seconds).
+ */
+const MAX_SCANNED = 200;
+/**
+ * Messages one ListTasks read asks the store for: each read holds its messages whole, and a page of 100 messages of
+ * 1 MiB was 100 MiB at once (with the answer's 100 tasks, four calls at once took a 512 MiB heap down).
+ */
+const READ_PAGE = 10;
+
+/**
+ * The caller's tasks sent to `agent`, newest first, by `contextId` and `status` when given; paged by message id. As
+ * the JSON text of the result: each task is encoded once, in the version's shape, to hold the page to the budget and
+ * to answer (encoded again in the answer, a page of large tasks cost twice).
+ */
+export async function listTasks(
+  broker: Broker,
+  sender: AgentName,
+  agent: AgentName,
+  params: Record<string, unknown>,
+  version: ProtocolVersion,
+): Promise<string> {
+  const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
+  if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
+  // The proto default (UNSPECIFIED) filters nothing, as an absent status.
+  const anyState = params.status === undefined || params.status === "" || params.status === "TASK_STATE_UNSPECIFIED";
+  const state = anyState ? undefined : parseTaskState(params.status);
+  if (!anyState && state === undefined) throw invalidParams("status must be a task state");
+  const pageSize = params.pageSize === undefined ? DEFAULT_PAGE_SIZE : Number(params.pageSize);
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
+  const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);
+  if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
+  const includeArtifacts = params.includeArtifacts === true;
+  // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token.
+  const answer = broker.answer(({ task }: ListedTask) => JSON.stringify(version === "1.0" ? task : toV03Task(task)));
+  const listed: ListedTask[] = [];
+  let before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
+  let scanned = 0;
+  let exhausted = false;
+  while (listed.length < pageSize && scanned < MAX_SCANNED && !answer.cut) {
+    const page = await broker.tasks.sentWithKeyPrefix(taskKeyPrefix(agent), { sender, recipient: agent }, before, READ_PAGE);
+    exhausted = page.length < READ_PAGE;
+    for (const envelope of page) {
+      const task = await taskOfMessage(broker, envelope);
+      if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
+        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength);
+        const item = { id: envelope.id, task: shown };
+        if (answer.fit([item]).length === 0) break;
+        listed.push(item);
+      }
+      scanned++;
+      before = envelope.id;
+      if (listed.length === pageSize) break;
+    }
+    if (exhausted) break;
+  }
+  const more = !exhausted || listed.length === pageSize || answer.cut;
+  return `{"tasks":${answer.jsonArray(listed)},"nextPageToken":${JSON.stringify(more ? String(before) : "")},"pageSize":${pageSize}}`;
+}
+
+/** A task on the page, by its message's id (how the answer's budget names what it encoded). */
+interface ListedTask {
+  id: number;
+  task: A2aTask;
+}
+
+/** A task with its history cut to `historyLength` (0: none; absent: all), as GetTask, CancelTask and ListTasks answer it. */
+export function withHistory(task: A2aTask, historyLength: unknown): A2aTask {
+  if (historyLength === undefined || historyLength === null) return task;
+  const length = Number(historyLength);
+  if (!Number.isInteger(length) || length < 0) throw invalidParams("historyLength must be a whole number, 0 or more");
+  return { ...task, history: length === 0 ? undefined : task.history?.slice(-length) };
+}
+
+function invalidParams(message: string): A2aError {
+  return new A2aError(A2A_ERROR.invalidParams, `Invalid params: ${message}`);
+}

@@ -26,7 +26,8 @@ function hog(broker: RunningBroker, path: string, hogs: Hog[]): Hog {
     head = chunk.toString("latin1");
     socket.pause();
   });
-  socket.once("connect", () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+  // Connection: close, so that the connection is not cut as an idle kept-alive one but at --request-timeout.
+  socket.once("connect", () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
   const client = { socket, head: () => head };
   hogs.push(client);
   return client;
@@ -39,7 +40,9 @@ test("an agent's unread big answers are bounded: its excess gets 429 at once, ot
     for (const client of hogs) client.socket.destroy();
     await broker?.cleanup();
   });
-  broker = await startBroker({ args: ["--agents", "alice,bob", "--max-body-bytes", "4MiB"] });
+  // Deadlines past the test's length: the hogs keep what they were answered, unread, until they leave.
+  const deadlines = ["--request-timeout", "10m", "--write-timeout", "10m"];
+  broker = await startBroker({ args: ["--agents", "alice,bob", "--max-body-bytes", "4MiB", ...deadlines] });
   for (let sent = 0; sent < 2; sent++) {
     const response: Response = await fetch(`${broker.url}/broadcast?from=alice&to=alice`, { method: "POST", body: BIG, headers: { "content-type": "text/plain" } });
     assert.equal(response.status, 200, await response.text());

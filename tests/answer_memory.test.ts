@@ -48,22 +48,3 @@ test("MessageAnswer.fit cuts an answer at the memory's bound, and refuses one wh
   second.release();
   assert.equal(memory.held, 0);
 });
-
-test("AnswerMemory builds one inbox's answers one at a time, and another inbox's at once", async () => {
-  const memory = new AnswerMemory();
-  const events: string[] = [];
-  const build = (name: string) => async () => {
-    events.push(`${name} starts`);
-    await Promise.resolve();
-    events.push(`${name} ends`);
-    return name;
-  };
-  const built = await Promise.all([
-    memory.inTurn("alice", build("a1")),
-    memory.inTurn("alice", build("a2")),
-    memory.inTurn("bob", build("b1")),
-  ]);
-  assert.deepEqual(built, ["a1", "a2", "b1"]);
-  assert.deepEqual(events.filter((event) => !event.startsWith("b")), ["a1 starts", "a1 ends", "a2 starts", "a2 ends"]);
-  assert.ok(events.indexOf("b1 starts") < events.indexOf("a2 starts"), "bob does not wait for alice's answers");
-});

@@ -3,7 +3,6 @@
  * are built until their client has taken them, bounded per agent and for the whole broker: one agent's token asking
  * for many big answers and reading none of them must neither starve the others nor take the broker down.
  */
-import { setImmediate } from "node:timers";
 import { InteropError } from "../errors.ts";
 import { DEFAULT_ANSWER_BUDGET } from "./message_answer.ts";
 
@@ -21,8 +20,6 @@ export class AnswerMemory {
   /** Characters held per agent; an agent holding none has no entry. */
   readonly #held = new Map<string, number>();
   #heldTotal = 0;
-  /** Per agent, the end of the last answer queued to be built. */
-  readonly #turns = new Map<string, Promise<void>>();
 
   constructor(perAgent = DEFAULT_AGENT_ANSWER_MEMORY, total = DEFAULT_BROKER_ANSWER_MEMORY) {
     this.#perAgent = perAgent;
@@ -72,29 +69,6 @@ export class AnswerMemory {
     return undefined;
   }
 
-  /**
-   * Runs `build` (an answer to `agent`'s inbox being built) once the answers to that inbox asked for before it are
-   * built; one that waited starts from a macrotask of its own. Built back to back, with synchronous store reads and
-   * encoding, 100 big answers to one inbox held the event loop from every other request (/status: 56 s); one at a
-   * time, with I/O let in between, another agent's request waits for one build at most. Waiting holds no memory.
-   */
-  async inTurn<T>(agent: string, build: () => Promise<T>): Promise<T> {
-    const before = this.#turns.get(agent);
-    let done!: () => void;
-    const mine = new Promise<void>((resolve) => (done = resolve));
-    this.#turns.set(agent, mine);
-    try {
-      if (before !== undefined) {
-        await before;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      return await build();
-    } finally {
-      done();
-      if (this.#turns.get(agent) === mine) this.#turns.delete(agent);
-    }
-  }
-
   release(agent: string, chars: number): void {
     if (chars === 0) return;
     const left = this.#held.get(agent)! - chars;
@@ -120,11 +94,6 @@ export class AnswerHold {
     const refusal = this.#memory.claim(this.#agent, chars);
     if (refusal === undefined) this.#chars += chars;
     return refusal;
-  }
-
-  /** Runs `build`, which builds the answer, in its inbox's turn (`AnswerMemory.inTurn`). */
-  inTurn<T>(build: () => Promise<T>): Promise<T> {
-    return this.#memory.inTurn(this.#agent, build);
   }
 
   /** Gives back all the answer claimed; safe to call more than once. */

@@ -126,11 +126,6 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     return `[${this.texts(items).join(",")}]`;
   }
 
-  /** Runs `build`, which builds this answer, in its inbox's turn (`AnswerMemory.inTurn`): one at a time per inbox. */
-  inTurn<T>(build: () => Promise<T>): Promise<T> {
-    return this.#hold === undefined ? build() : this.#hold.inTurn(build);
-  }
-
   /** Gives back the memory the answer holds: once its client has taken it, or left, or it failed. */
   release(): void {
     this.#hold?.release();

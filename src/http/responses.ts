@@ -17,12 +17,12 @@ export function jsonTextResponse(status: number, text: string | Uint8Array<Array
 }
 
 /**
- * The answer `build` makes of `answer`'s messages, built in its inbox's turn; it holds the memory they take until
- * its client has taken it (`BodyResponse.written`), or gives it back at once if `build` fails.
+ * The answer `build` makes of `answer`'s messages, which holds the memory they take until its client has taken it
+ * (`BodyResponse.written`), or gives it back at once if `build` fails.
  */
 export async function heldAnswer<Item extends { id: number }>(answer: MessageAnswer<Item>, build: () => Promise<BodyResponse>): Promise<BodyResponse> {
   try {
-    return { ...await answer.inTurn(build), written: () => answer.release() };
+    return { ...await build(), written: () => answer.release() };
   } catch (error) {
     answer.release();
     throw error;

@@ -32,11 +32,13 @@ export class AnswerMemory {
   }
 
   /**
-   * A hold for one answer to `agent`'s inbox, which claims as the answer grows; refused at once (nothing read yet)
-   * while the agent or the broker holds all it may.
+   * A hold for one answer to `agent`'s inbox, of at most `budget` characters, which claims as the answer grows;
+   * refused at once, before anything is read, while the agent's or the broker's bound has no room for a full one.
+   * An answer cut short for memory costs as much to build as a full one: 100 unread asks of one token were each
+   * built, cut to a few messages, keeping /status waiting a minute; refused, they cost nothing.
    */
-  hold(agent: string): AnswerHold {
-    const refusal = this.claim(agent, 1, false);
+  hold(agent: string, budget: number): AnswerHold {
+    const refusal = this.claim(agent, budget, false);
     if (refusal !== undefined) throw refusal;
     return new AnswerHold(this, agent);
   }

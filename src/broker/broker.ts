@@ -282,8 +282,8 @@ export class Broker {
    * refused at once with 429 or 503 past it. Such an answer must be released (`MessageAnswer.release`).
    */
   answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string, agent?: AgentName): MessageAnswer<Item> {
-    const hold = agent === undefined ? undefined : this.#answerMemory.hold(agent);
-    return new MessageAnswer(encode, this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET, hold);
+    const budget = this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET;
+    return new MessageAnswer(encode, budget, agent === undefined ? undefined : this.#answerMemory.hold(agent, budget));
   }
 
   /**

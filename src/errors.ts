@@ -35,6 +35,7 @@ export type ErrorCode =
   | "unsafe_durability"
   | "too_many_connections"
   | "too_many_requests"
+  | "server_busy"
   | "request_timeout"
   | "headers_too_large"
   | "url_too_long"

@@ -12,7 +12,7 @@ import { parseRequestHead, targetUrl } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
 /** `serve`'s defaults: the deadlines and the connection cap are tested end to end in tests/security. */
-const DEADLINES = { requestTimeoutMs: 30_000, maxIncomingConnections: 4096 };
+const DEADLINES = { requestTimeoutMs: 30_000, writeTimeoutMs: 60_000, maxIncomingConnections: 4096 };
 
 class Client {
   readonly socket: Socket;

@@ -1,6 +1,7 @@
 /** The broker: publish, poll, stream and status over one durable inbox per agent. Knows the store only by its interface. */
 import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
+import { AnswerMemory } from "./answer_memory.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
@@ -53,6 +54,7 @@ export class Broker {
   #observers = new Observers();
   #statusDocument = new StatusDocument();
   #stopping = new AbortController();
+  #answerMemory = new AnswerMemory();
   /** What the A2A layer asks of the messages it shows as tasks. */
   readonly tasks: MessageTasks;
   /** Messages push receivers refused for good. */
@@ -288,9 +290,14 @@ export class Broker {
     return this.#takes.peek(agent, limit, answer);
   }
 
-  /** An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`). */
-  answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string): MessageAnswer<Item> {
-    return new MessageAnswer(encode, this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET);
+  /**
+   * An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`); with
+   * `agent`, also within what answers to that agent's inbox and the broker's may hold until read (`AnswerMemory`),
+   * refused at once with 429 or 503 past it. Such an answer must be released (`MessageAnswer.release`).
+   */
+  answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string, agent?: AgentName): MessageAnswer<Item> {
+    const budget = this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET;
+    return new MessageAnswer(encode, budget, agent === undefined ? undefined : this.#answerMemory.hold(agent, budget));
   }
 
   /**

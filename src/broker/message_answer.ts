@@ -3,6 +3,7 @@
  * Lists that take nothing (`/history`, `/dead-letters`) are held to the same budget.
  */
 import type { Envelope } from "../message.ts";
+import type { AnswerHold } from "./answer_memory.ts";
 
 /**
  * The most characters of encoded messages one answer holds (16 Mi; UTF-8 sends at most 3 bytes a character). Far
@@ -22,6 +23,8 @@ const FIRST_PAGE = 2;
 export class MessageAnswer<Item extends { id: number } = Envelope> {
   readonly #encode: (item: Item) => string;
   readonly #budget: number;
+  /** What the answer holds of the broker's memory for answers (none: not bounded there). */
+  readonly #hold: AnswerHold | undefined;
   /** Each message's text, by id: encoded once, when chosen (a take on a shared store may return one not seen). */
   readonly #encoded = new Map<number, string>();
   #chosen = 0;
@@ -29,9 +32,10 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   #largest = 0;
   #cut = false;
 
-  constructor(encode: (item: Item) => string, budget: number) {
+  constructor(encode: (item: Item) => string, budget: number, hold?: AnswerHold) {
     this.#encode = encode;
     this.#budget = budget;
+    this.#hold = hold;
   }
 
   /** Whether `fit` left messages out for the budget: more are pending than the answer holds. */
@@ -41,12 +45,16 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
 
   /**
    * Those of `envelopes` (the next oldest) that fit in what the budget has left, always the answer's first. Each is
-   * encoded here, so a message that cannot be encoded throws before anything is taken.
+   * encoded here, so a message that cannot be encoded throws before anything is taken. Each is claimed from the
+   * memory for answers too: one that does not fit there cuts the answer, or refuses it if it is the first.
    */
   fit(envelopes: Item[]): Item[] {
     for (let index = 0; index < envelopes.length; index++) {
       const length = this.#text(envelopes[index]).length;
-      if (this.#used + length > this.#budget && this.#chosen > 0) {
+      const overBudget = this.#used + length > this.#budget && this.#chosen > 0;
+      const refusal = overBudget ? undefined : this.#hold?.claim(length);
+      if (refusal !== undefined && this.#chosen === 0) throw refusal;
+      if (overBudget || refusal !== undefined) {
         this.#cut = true;
         return envelopes.slice(0, index);
       }
@@ -116,6 +124,11 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   /** `items` as one JSON array, of the texts already encoded. */
   jsonArray(items: Item[]): string {
     return `[${this.texts(items).join(",")}]`;
+  }
+
+  /** Gives back the memory the answer holds: once its client has taken it, or left, or it failed. */
+  release(): void {
+    this.#hold?.release();
   }
 
   /** Headers that say whether the answer was cut. */

@@ -217,6 +217,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   const allowedHosts = values["allowed-hosts"] === undefined ? [] : parseAllowedHosts(values["allowed-hosts"]);
   const requestTimeoutMs = parseDuration("serve", "--request-timeout", values["request-timeout"]);
   if (requestTimeoutMs < 100) throw usageError("serve", "Invalid --request-timeout: use at least 100ms");
+  const writeTimeoutMs = parseDuration("serve", "--write-timeout", values["write-timeout"]);
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat, { min: 100 });
   const a2aWaitMs = parseDuration("serve", "--a2a-wait", values["a2a-wait"], { max: 3_600_000 });
@@ -266,7 +267,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     pendingTtlMs: parsePerAgent("serve", "--pending-ttl", values["pending-ttl"], (text) => parseDuration("serve", "--pending-ttl", text)),
     onExpired: (agent, count) => log.warn(`expired ${count} undelivered messages for ${agent} (older than --pending-ttl)`, { agent, count }),
     heartbeatMs,
-    writeTimeoutMs: parseDuration("serve", "--write-timeout", values["write-timeout"]),
+    writeTimeoutMs,
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
     secondStream,
@@ -294,6 +295,7 @@ async function serve(args: string[], io: Io): Promise<number> {
       limits,
       maxRequestsPerAgent,
       requestTimeoutMs,
+      writeTimeoutMs,
       maxBodyBytes,
       a2aWaitMs,
       a2aOriginAgent,

@@ -24,6 +24,8 @@ export interface ServeBrokerOptions {
   /** Requests one agent may have in progress (--max-requests-per-agent). */
   maxRequestsPerAgent: number;
   requestTimeoutMs: number;
+  /** How long a client may take nothing of what waits for it, a stream or an answer of messages (--write-timeout). */
+  writeTimeoutMs: number;
   maxBodyBytes: number;
   a2aWaitMs: number;
   /** The agent whose strict A2A card is served at the origin (--a2a-origin-agent). */
@@ -57,6 +59,7 @@ export async function serveBroker(broker: Broker, options: ServeBrokerOptions): 
     handler: gate.handler,
     maxRequestHeadBytes: limits.maxHeaderBytes + limits.maxUrlBytes + 4096,
     requestTimeoutMs: options.requestTimeoutMs,
+    writeTimeoutMs: options.writeTimeoutMs,
     maxIncomingConnections: limits.maxConnections,
   });
   return {

@@ -6,7 +6,7 @@ import { InteropError } from "../errors.ts";
 import { parseAgentName, parsePayload } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { parseLimit } from "./query_params.ts";
-import { jsonResponse, jsonTextResponse } from "./responses.ts";
+import { heldAnswer, jsonResponse, jsonTextResponse } from "./responses.ts";
 
 export async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
@@ -22,8 +22,10 @@ export async function parkDeadLetter(broker: Broker, request: IncomingRequest, c
 export async function listDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the dead letters of");
-  const answer = broker.answer((letter: ListedDeadLetter) => JSON.stringify(letter));
-  // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
-  const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")), answer);
-  return jsonTextResponse(200, answer.jsonArray(letters), answer.headers());
+  const answer = broker.answer((letter: ListedDeadLetter) => JSON.stringify(letter), agent);
+  return await heldAnswer(answer, async () => {
+    // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
+    const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")), answer);
+    return jsonTextResponse(200, answer.jsonArray(letters), answer.headers());
+  });
 }

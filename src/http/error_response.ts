@@ -37,6 +37,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   // This broker lost its database to another and is stopping.
   too_many_connections: 503,
   too_many_requests: 429,
+  server_busy: 503,
   request_timeout: 408,
   headers_too_large: 431,
   url_too_long: 414,

@@ -12,7 +12,7 @@ import { type AgentName, decodeUtf8, type Envelope, messageKey, type Payload, pa
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { headerText } from "./header_text.ts";
-import { jsonResponse, streamResponse } from "./responses.ts";
+import { heldAnswer, jsonResponse, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
 
 export const NTFY_PREFIX = "/ntfy";
@@ -175,14 +175,17 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
   const poll = request.url.searchParams.get("poll");
   if (poll === "1" || poll === "true") {
     // Built before the messages count as delivered, within the broker's budget, as /poll's answer.
-    const answer = broker.answer((envelope) => streamFormat.format.message(envelope));
-    await untilSettled(settling(request.clientGone()));
-    const messages = await broker.replay(agent, start, POLL_LIMIT, answer, leaving(request.clientGone()));
-    return {
-      status: 200,
-      headers: { "content-type": streamFormat.contentType, "cache-control": "no-store", ...answer.headers() },
-      body: answer.texts(messages).join(""),
-    };
+    const answer = broker.answer((envelope) => streamFormat.format.message(envelope), agent);
+    const settled = settling(request.clientGone());
+    return await heldAnswer(answer, async () => {
+      await untilSettled(settled);
+      const messages = await broker.replay(agent, start, POLL_LIMIT, answer, leaving(request.clientGone()));
+      return {
+        status: 200,
+        headers: { "content-type": streamFormat.contentType, "cache-control": "no-store", ...answer.headers() },
+        body: answer.texts(messages).join(""),
+      };
+    });
   }
   const open = await broker.prepareStream(agent, start, streamFormat.format);
   return streamResponse(streamFormat.contentType, open);

@@ -1,5 +1,6 @@
 /** The two kinds of successful answer the routes build: a JSON body, or a stream. */
 import type { StreamStarter } from "../broker/broker.ts";
+import type { MessageAnswer } from "../broker/message_answer.ts";
 import type { BodyResponse, OutgoingResponse, StreamResponse, StreamSink } from "../runtime/types.ts";
 
 export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
@@ -13,6 +14,19 @@ export function jsonTextResponse(status: number, text: string | Uint8Array<Array
     headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
     body: text,
   };
+}
+
+/**
+ * The answer `build` makes of `answer`'s messages, which holds the memory they take until its client has taken it
+ * (`BodyResponse.written`), or gives it back at once if `build` fails.
+ */
+export async function heldAnswer<Item extends { id: number }>(answer: MessageAnswer<Item>, build: () => Promise<BodyResponse>): Promise<BodyResponse> {
+  try {
+    return { ...await build(), written: () => answer.release() };
+  } catch (error) {
+    answer.release();
+    throw error;
+  }
 }
 
 /** A streaming answer that no proxy buffers or caches. */

@@ -19,7 +19,7 @@ import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
 import { parseIdempotencyKey, parseLastEventId, parseLeaseSeconds, parseLimit, parseMessageId, parseTimeout } from "./query_params.ts";
 import { isOperatorLook } from "./request_limits.ts";
-import { jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
+import { heldAnswer, jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
 
 export interface RouterOptions {
@@ -168,21 +168,23 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   await refuseRemoved(broker, request, agent);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
-  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)));
-  // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
-  const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
-  const messages = peek
-    ? await broker.peek(agent, limit, answer).catch((error) => {
-      // A peek that failed shows nothing: its lease would only hold the others off.
-      if (lease !== undefined) broker.leases.end(agent, lease);
-      throw error;
-    })
-    : await untilSettled(settled).then(() =>
-      broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease }))
-    );
-  // The ids' store: a client that keeps ids can tell when a broker holds another store's.
-  const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
-  return jsonTextResponse(200, answer.jsonArray(messages), headers);
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
+  return await heldAnswer(answer, async () => {
+    // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
+    const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
+    const messages = peek
+      ? await broker.peek(agent, limit, answer).catch((error) => {
+        // A peek that failed shows nothing: its lease would only hold the others off.
+        if (lease !== undefined) broker.leases.end(agent, lease);
+        throw error;
+      })
+      : await untilSettled(settled).then(() =>
+        broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease }))
+      );
+    // The ids' store: a client that keeps ids can tell when a broker holds another store's.
+    const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
+    return jsonTextResponse(200, answer.jsonArray(messages), headers);
+  });
 }
 
 /**
@@ -195,10 +197,12 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
   const answer = broker.answer(({ envelope, pending }: HistoryEntry) => {
     const wire = toWire(envelope);
     return JSON.stringify({ ...wire, interop: { ...wire.interop, pending } });
+  }, agent);
+  return await heldAnswer(answer, async () => {
+    // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
+    const entries = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")), answer);
+    return jsonTextResponse(200, answer.jsonArray(entries), answer.headers());
   });
-  // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
-  const entries = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")), answer);
-  return jsonTextResponse(200, answer.jsonArray(entries), answer.headers());
 }
 
 /**

@@ -43,6 +43,8 @@ export interface BareShared {
   handler: Handler;
   maxHeadBytes: number;
   connections: NodeConnections;
+  /** How long a client may take nothing of a watched answer (`BodyResponse.written`) before it is cut. */
+  writeTimeoutMs: number;
   /** Connections with a request in progress (a body on its way, or an answer owed): close() gives them a grace. */
   answering: Set<Socket>;
   toHttp(socket: Socket): void;
@@ -231,7 +233,10 @@ export class BareConnection {
       const { head, response } = pending.shift()! as Pending & { response: OutgoingResponse };
       try {
         if (isStream(response)) return this.#openStream(response);
-        if (socket.destroyed) continue;
+        if (socket.destroyed) {
+          response.written?.();
+          continue;
+        }
         // With more answers owed, the ones a commit settles together leave in one write: the socket stays corked
         // until the microtasks that settle them have run (a single request's answer is written at once).
         if (pending.length > 0 && !this.#corked) {
@@ -240,10 +245,10 @@ export class BareConnection {
           process.nextTick(BareConnection.#uncork, this);
         }
         if (head.closeAfter || (this.#ended && pending.length === 0)) {
-          writeBody(socket, response, "connection: close\r\n");
+          writeBody(socket, response, "connection: close\r\n", this.#shared.writeTimeoutMs);
           this.#shared.connections.endAfter(socket);
         } else {
-          writeBody(socket, response, KEEP_ALIVE);
+          writeBody(socket, response, KEEP_ALIVE, this.#shared.writeTimeoutMs);
         }
       } catch (error) {
         handlerFailure(error);

@@ -29,12 +29,13 @@ export function answerOnBareSocket(
   maxHeadBytes: number,
   connections: NodeConnections,
   requestTimeoutMs: number,
+  writeTimeoutMs: number,
 ): BareRequests {
   // `node:http` adds one "connection" listener; it is kept to hand connections to.
   const [toHttp] = server.listeners("connection") as ((socket: Socket) => void)[];
   server.removeAllListeners("connection");
   const answering = new Set<Socket>();
-  const shared: BareShared = { handler, maxHeadBytes, connections, answering, toHttp: (socket) => toHttp.call(server, socket) };
+  const shared: BareShared = { handler, maxHeadBytes, connections, writeTimeoutMs, answering, toHttp: (socket) => toHttp.call(server, socket) };
   server.on("connection", (socket: Socket) => {
     socket.on("error", ignore).once("close", () => answering.delete(socket));
     connections.accept(socket);

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { type BodyResponse, hasNullBody } from "./types.ts";
+import { watchWritten } from "./written_watch.ts";
 
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 
@@ -12,20 +13,27 @@ const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
  */
 const JOIN_BELOW_BYTES = 16 * 1024;
 
-export function writeBody(socket: Socket, response: BodyResponse, connection: string): void {
+/** Writes `response` whole; one with `written` is watched until its client has taken it (`watchWritten`). */
+export function writeBody(socket: Socket, response: BodyResponse, connection: string, writeTimeoutMs: number): void {
+  const { written } = response;
+  if (written === undefined) writeAnswer(socket, response, connection);
+  else watchWritten(socket, written, writeTimeoutMs, (done) => writeAnswer(socket, response, connection, done));
+}
+
+function writeAnswer(socket: Socket, response: BodyResponse, connection: string, done?: () => void): void {
   const hasBody = !hasNullBody(response.status);
   const { body } = response;
   const length = Buffer.byteLength(body);
   const head = responseHead(response.status, response.headers, (hasBody ? `content-length: ${length}\r\n` : "") + connection);
   // One write: a writev of head and body cost more than joining them, for the small answers most are.
-  if (!hasBody) socket.write(head);
+  if (!hasBody) socket.write(head, done);
   else if (length >= JOIN_BELOW_BYTES) {
     socket.cork();
     socket.write(head, "latin1");
-    socket.write(body);
+    socket.write(body, done);
     socket.uncork();
-  } else if (typeof body === "string") socket.write(head + body);
-  else socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]));
+  } else if (typeof body === "string") socket.write(head + body, done);
+  else socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]), done);
 }
 
 export function responseHead(status: number, headers: Record<string, string>, framing: string): string {

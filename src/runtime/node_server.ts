@@ -9,6 +9,7 @@ import { bodyReadFailure, LimitedBody, requestTimeout } from "./read_body.ts";
 import { NodeSink } from "./node_sink.ts";
 import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
+import { watchWritten } from "./written_watch.ts";
 import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
 export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
@@ -29,8 +30,9 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
         if (hasNullBody(response.status)) return void res.writeHead(response.status, response.headers).end();
         // A known length spares the client (and the socket) chunked framing.
         res.setHeader("content-length", Buffer.byteLength(response.body));
-        res.writeHead(response.status, response.headers).end(response.body);
-        return;
+        const { written } = response;
+        if (written === undefined) return void res.writeHead(response.status, response.headers).end(response.body);
+        return watchWritten(res.socket, written, options.writeTimeoutMs, (done) => res.writeHead(response.status, response.headers).end(response.body, done));
       }
       res.writeHead(response.status, response.headers);
       res.flushHeaders();
@@ -45,7 +47,7 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
     if (!socket.writable) return socket.destroy();
     connections.endAfter(socket, clientErrorAnswer(error, timeoutMs));
   });
-  const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes, connections, timeoutMs);
+  const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes, connections, timeoutMs, options.writeTimeoutMs);
   // Long-lived SSE responses must never be cut by the socket's idle timeout.
   server.timeout = 0;
   return new Promise((resolve, reject) => {

@@ -35,6 +35,12 @@ export interface BodyResponse {
   headers: Record<string, string>;
   /** Text, or bytes already encoded (a cached document: nothing to copy or encode per request). */
   body: string | Uint8Array<ArrayBuffer>;
+  /**
+   * Called once, when the body has been handed to the network (its client took what the socket buffered) or the
+   * connection closed before: what frees the memory an answer holds. A client that takes none of it for
+   * `ServeOptions.writeTimeoutMs` is cut.
+   */
+  written?(): void;
 }
 
 /** A long-lived text stream (SSE); `open` runs once the headers are sent. */
@@ -69,6 +75,8 @@ export interface ServeOptions {
   maxRequestHeadBytes: number;
   /** How long a request's head and body may take to arrive, from its first byte; answering it may take any time. */
   requestTimeoutMs: number;
+  /** How long a client may take nothing of an answer that is `written`-watched before it is cut (--write-timeout). */
+  writeTimeoutMs: number;
   /** Connections waiting for a request, sending one, or ending, held at once (the oldest go first). */
   maxIncomingConnections: number;
 }

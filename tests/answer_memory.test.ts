@@ -1,0 +1,52 @@
+/** AnswerMemory: what answers not read yet hold, per inbox and for the broker, and how an answer meets the bound. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { InteropError } from "../src/errors.ts";
+import { AnswerMemory } from "../src/broker/answer_memory.ts";
+import { MessageAnswer } from "../src/broker/message_answer.ts";
+
+const item = (id: number, text: string) => ({ id, text });
+const encode = (entry: { id: number; text: string }) => entry.text;
+
+test("AnswerMemory refuses an inbox's next answer with too_many_requests once its bound has no room for a full one, and takes it again once released", () => {
+  const memory = new AnswerMemory(100, 1000);
+  const first = memory.hold("alice", 10);
+  assert.equal(first.claim(60), undefined);
+  assert.equal(first.claim(30), undefined);
+  assert.ok(memory.hold("alice", 10), "room for one more answer of 10");
+  assert.equal(first.claim(10), undefined);
+  assert.throws(() => memory.hold("alice", 10), (error: InteropError) => error.code === "too_many_requests" && error.retryAfter === 1);
+  assert.equal(memory.hold("bob", 10).claim(100), undefined, "another inbox is not held back");
+  first.release();
+  first.release();
+  assert.equal(memory.held, 100, "released once, however often asked");
+  assert.equal(memory.hold("alice", 10).claim(100), undefined);
+});
+
+test("AnswerMemory refuses any answer with server_busy once the broker holds its bound", () => {
+  const memory = new AnswerMemory(100, 150);
+  assert.equal(memory.hold("alice", 10).claim(100), undefined);
+  const bob = memory.hold("bob", 10);
+  assert.equal(bob.claim(60)?.code, "server_busy");
+  assert.equal(bob.claim(50), undefined);
+  assert.throws(() => memory.hold("carol", 10), (error: InteropError) => error.code === "server_busy");
+});
+
+test("AnswerMemory lets an inbox that holds nothing have one message however large, as an answer's budget does", () => {
+  const memory = new AnswerMemory(100, 1000);
+  const hold = memory.hold("alice", 10);
+  assert.equal(hold.claim(500), undefined);
+  assert.equal(hold.claim(1)?.code, "too_many_requests");
+});
+
+test("MessageAnswer.fit cuts an answer at the memory's bound, and refuses one whose first message does not fit", () => {
+  const memory = new AnswerMemory(10, 1000);
+  const first = new MessageAnswer(encode, 1000, memory.hold("alice", 10));
+  assert.deepEqual(first.fit([item(1, "aaaa"), item(2, "bbbb"), item(3, "cccc")]), [item(1, "aaaa"), item(2, "bbbb")]);
+  assert.equal(first.cut, true, "the rest stays pending, and the answer says so");
+  const second = new MessageAnswer(encode, 1000, memory.hold("alice", 2));
+  assert.throws(() => second.fit([item(3, "cccc")]), (error: InteropError) => error.code === "too_many_requests");
+  first.release();
+  second.release();
+  assert.equal(memory.held, 0);
+});

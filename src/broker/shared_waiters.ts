@@ -52,14 +52,18 @@ export class SharedWaiters {
             const replyTo = envelope.thread?.replyTo;
             const hand = replyTo !== undefined && awaited.has(replyTo) ? waiters.reserve(agent, replyTo) : undefined;
             if (hand === undefined) continue;
-            const taken = await settled(shared.takeOne(agent, envelope.id)).catch(() => false);
+            // Not from under another reader's lease: it may have shown the reply, and takes it with its page.
+            const taken = await settled(shared.takeOne(agent, envelope.id, true)).catch((error) => {
+              if (isLeased(error)) this.#serveWhenLeaseEnds(agent);
+              return false;
+            });
             if (taken) this.#deps.tookOutOfOrder(inbox, envelope);
             hand(taken ? envelope : undefined);
           }
         }
         for (let hand = waiters.reserve(agent, undefined); hand !== undefined; hand = waiters.reserve(agent, undefined)) {
           const [next] = await this.#deps.take(agent, 1).catch((error) => {
-            if (error instanceof InteropError && error.code === "inbox_leased") this.#serveWhenLeaseEnds(agent);
+            if (isLeased(error)) this.#serveWhenLeaseEnds(agent);
             return [];
           });
           hand(next);
@@ -85,6 +89,11 @@ export class SharedWaiters {
       void this.serve(agent);
     });
   }
+}
+
+/** Whether a take was refused for another reader's lease on the inbox. */
+function isLeased(error: unknown): boolean {
+  return error instanceof InteropError && error.code === "inbox_leased";
 }
 
 /**

@@ -3,7 +3,7 @@
  * shares (the inbox's cursor, messages taken out of order, repeats counted).
  */
 import type { AgentName, Envelope } from "../message.ts";
-import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import { type InboxRecord, inboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import type { MessageAnswer } from "./message_answer.ts";
@@ -106,8 +106,9 @@ export class Takes {
         most = fits.length;
       }
       if (clientGone?.aborted) most = 0;
-      // Taking nothing needs no transaction, unless it ends the caller's lease.
-      if (most === 0 && lease === undefined) return [];
+      // Taking nothing needs no transaction, unless it ends the caller's lease; but it is refused, as a take would
+      // be, while another reader holds one (as InboxLeases refuses it on a broker of its own).
+      if (most === 0 && lease === undefined) return await this.#unlessLeased(agent);
       const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo, lease));
       this.markDelivered(inbox, taken);
       return taken;
@@ -127,6 +128,13 @@ export class Takes {
       throw error;
     }
     return taken;
+  }
+
+  /** What a take of nothing answers on a shared store: no messages, or 409 `inbox_leased` while a lease is held. */
+  async #unlessLeased(agent: AgentName): Promise<Envelope[]> {
+    const left = await this.#shared!.leaseLeft(agent);
+    if (left !== undefined) throw inboxLeased(agent, Math.max(1, Math.ceil(left / 1000)));
+    return [];
   }
 
   /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them; with `answer`, what fits in it. */

@@ -124,18 +124,24 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  takeOne(agent: AgentName, id: number): Promise<boolean> {
+  takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean> {
     return this.#context.transaction("take a message", async (tx) => {
-      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
+      // As in take: the row first, and both statements judge the lease by the transaction's now().
+      const locked = tx<{ leased_for: number | null }[]>`
+        SELECT CASE WHEN ${heedLease} AND lease_until > now() THEN ceil(extract(epoch FROM lease_until - now()))::int END
+          AS leased_for
+        FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx`
         WITH p AS (
           UPDATE interop_messages SET polled = true
           WHERE id = ${id} AND recipient = ${agent} AND NOT polled
             AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
+            AND NOT (${heedLease} AND EXISTS (SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now()))
           RETURNING id
         )
         UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM p)`.execute();
-      const [, result] = await Promise.all([locked, taken]);
+      const [[inbox], result] = await Promise.all([locked, taken]);
+      if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
       return result.count === 1;
     });
   }

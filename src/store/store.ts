@@ -187,8 +187,12 @@ export interface SharedInboxes {
   endLease(agent: AgentName, id: string): Promise<void>;
   /** How long the inbox's lease has left (ms, by the store's clock), or undefined when none is held. */
   leaseLeft(agent: AgentName): Promise<number | undefined>;
-  /** Takes message `id` out of order (an ask's reply); false when another reader had it. */
-  takeOne(agent: AgentName, id: number): Promise<boolean>;
+  /**
+   * Takes message `id` out of order; false when another reader had it. `heedLease`: refused (`inboxLeased`), taking
+   * nothing, while a reader leases the inbox (an ask's reply: that reader may have shown it, and takes it with its
+   * page); a withdrawal by its sender does not heed it.
+   */
+  takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean>;
   /**
    * Makes `session` the agent's one stream, on this broker; the broker holding the one it replaces hears of it.
    * Resolves with the inbox's cursor.

@@ -1,7 +1,6 @@
 /** On a store several brokers share: `/wait` and `/ask` requests are handed what is taken from the table for them. */
-import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
-import { CommitInDoubt, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import { CommitInDoubt, type InboxRecord, isInboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { Waiters } from "./waiters.ts";
 
 /** Messages looked through for an awaited reply already in the inbox. */
@@ -54,7 +53,7 @@ export class SharedWaiters {
             if (hand === undefined) continue;
             // Not from under another reader's lease: it may have shown the reply, and takes it with its page.
             const taken = await settled(shared.takeOne(agent, envelope.id, true)).catch((error) => {
-              if (isLeased(error)) this.#serveWhenLeaseEnds(agent);
+              if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
               return false;
             });
             if (taken) this.#deps.tookOutOfOrder(inbox, envelope);
@@ -63,7 +62,7 @@ export class SharedWaiters {
         }
         for (let hand = waiters.reserve(agent, undefined); hand !== undefined; hand = waiters.reserve(agent, undefined)) {
           const [next] = await this.#deps.take(agent, 1).catch((error) => {
-            if (isLeased(error)) this.#serveWhenLeaseEnds(agent);
+            if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
             return [];
           });
           hand(next);
@@ -89,11 +88,6 @@ export class SharedWaiters {
       void this.serve(agent);
     });
   }
-}
-
-/** Whether a take was refused for another reader's lease on the inbox. */
-function isLeased(error: unknown): boolean {
-  return error instanceof InteropError && error.code === "inbox_leased";
 }
 
 /**

@@ -136,6 +136,11 @@ export function inboxLeased(agent: AgentName, seconds: number): InteropError {
   );
 }
 
+/** Whether `error` is a take's or a lease's refusal for another reader's lease (`inboxLeased`). */
+export function isInboxLeased(error: unknown): boolean {
+  return error instanceof InteropError && error.code === "inbox_leased";
+}
+
 /**
  * A write whose COMMIT got no answer (a networked store's connection broke): it may have committed. `outcome`
  * settles once the store knows: what the write resolves with (`write`: the stored messages), or undefined when

@@ -1,9 +1,13 @@
 /** Leases on inboxes (InboxLeases): one peek-then-take reader at a time, and no take by anyone else meanwhile. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
 import { InboxLeases } from "../src/broker/inbox_leases.ts";
 import { InteropError } from "../src/errors.ts";
 import { parseAgentName } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
 
 const leo = parseAgentName("leo");
 const ann = parseAgentName("ann");
@@ -90,4 +94,28 @@ test("a holder renews its lease from now with its id; no one else can, and a rem
   await assert.rejects(leases.acquire(leo, 60, "not-the-holder"), (error) => leased(error, 10));
   leases.forget(leo);
   assert.equal(await leases.take(leo, undefined, () => Promise.resolve("free")), "free");
+});
+
+test("an awaited reply a leased reader may have shown is left to that reader; the asker gets it once the lease ends", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path));
+  t.after(() => broker.close());
+  const hermes = parseAgentName("hermes");
+  const openclaw = parseAgentName("openclaw");
+  const { envelopes: [question] } = await broker.publish(hermes, openclaw, { text: "which branch?" });
+  // No one waits for it yet: the reply stays in hermes's inbox, where a reader (interop poll) leases and shows it.
+  const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "main" }, { replyTo: question.id });
+  const lease = await broker.leases.acquire(hermes, 60);
+  assert.deepEqual((await broker.peek(hermes, 10)).map((envelope) => envelope.id), [reply.id]);
+  // The asker's wait (a retried A2A SendMessage, a SubscribeToTask): taking the reply now hands it out twice.
+  let answered: number | undefined;
+  const waiting = broker.waitForReply(hermes, question.id, 10_000).then((envelope) => (answered = envelope?.id ?? 0));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(answered, undefined, "the asker took the reply from under the reader's lease");
+  // The reader printed nothing after all: its take of nothing ends the lease, and the asker is handed the reply.
+  assert.deepEqual(await broker.leases.take(hermes, lease, () => broker.poll(hermes, 10, { shownUpTo: 0 })), []);
+  await waiting;
+  assert.equal(answered, reply.id);
 });

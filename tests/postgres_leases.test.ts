@@ -13,6 +13,7 @@ import { sharedPostgres } from "./helpers/postgres.ts";
 import { twoBrokersOn } from "./helpers/two_brokers.ts";
 
 const openclaw = "openclaw" as AgentName;
+const hermes = "hermes" as AgentName;
 const cluster = sharedPostgres();
 const twoBrokers = twoBrokersOn(cluster);
 
@@ -67,4 +68,38 @@ test("a database migrated before leases existed gets them in place: its inboxes 
   assert.deepEqual(await store.shared.take(openclaw, 10, undefined, lease), []);
   assert.equal(await store.shared.leaseLeft(openclaw), undefined, "ended by its holder's take");
   assert.equal((await store.shared.version(openclaw)).deliveredId, 41);
+});
+
+test("a poll of an empty inbox is refused while another reader leases it, on every broker, as on SQLite", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const lease = await a.leases.acquire(openclaw, 60);
+  // As the router polls: the answer is read first, and an empty one took nothing, so it never reached the store.
+  const poll = (own: string | undefined) => b.poll(openclaw, 10, { answer: b.answer((envelope) => JSON.stringify(envelope)), lease: own });
+  await assert.rejects(b.leases.take(openclaw, undefined, poll), { code: "inbox_leased" });
+  assert.deepEqual(await b.leases.take(openclaw, lease, poll), [], "the holder's own poll is answered");
+  assert.deepEqual(await b.leases.take(openclaw, undefined, poll), [], "and ended the lease");
+});
+
+test("an awaited reply a leased reader may have shown is left to that reader; the asker gets it once the lease ends", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "which branch?" });
+  const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "main" }, { replyTo: question.id });
+  // A reader (interop poll) leases openclaw's inbox on B and shows its page: the reply is on it.
+  const lease = await b.leases.acquire(openclaw, 60);
+  assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [reply.id]);
+  // The asker's wait on A: taking the reply now would hand out a message the reader printed.
+  let answered: number | undefined;
+  const waiting = a.waitForReply(openclaw, question.id, 10_000).then((envelope) => (answered = envelope?.id ?? 0));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(answered, undefined, "the asker took the reply from under the reader's lease");
+  // The reader printed nothing after all: its take of nothing ends the lease, and the asker is served.
+  assert.deepEqual(await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { shownUpTo: 0, lease: own })), []);
+  await waiting;
+  assert.equal(answered, reply.id);
 });

@@ -2,7 +2,8 @@
  * How `listen --a2a` follows a task its receiver started until it settles: by the task's stream
  * (`SubscribeToTask`) while the server streams, else by polling `GetTask`.
  */
-import { backoffDelay, type BackoffOptions, sleep } from "../client/backoff.ts";
+import { backoffDelay, type BackoffOptions } from "../client/backoff.ts";
+import { sleep } from "../sleep.ts";
 import { InteropError } from "../errors.ts";
 import type { OutboundRecord } from "./outbound_state.ts";
 import { A2A_ERROR, A2aError, type A2aMessage } from "./protocol.ts";

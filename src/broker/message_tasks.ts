@@ -61,7 +61,7 @@ export class MessageTasks {
     // in taken (one number per cancel): a second cancel must not count it out of `pending` again.
     if (id <= inbox.deliveredId || taken.has(id)) return false;
     // On a shared store the take is the store's (compare-and-set): a reader on another broker may have it already.
-    if (store.shared !== undefined && !(await settled(store.shared.takeOne(agent, id)))) return false;
+    if (store.shared !== undefined && !(await settled(store.shared.takeOne(agent, id, false)))) return false;
     taken.add(id);
     inbox.pending--;
     try {

@@ -1,7 +1,6 @@
 /** On a store several brokers share: `/wait` and `/ask` requests are handed what is taken from the table for them. */
-import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
-import { CommitInDoubt, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import { CommitInDoubt, type InboxRecord, isInboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { Waiters } from "./waiters.ts";
 
 /** Messages looked through for an awaited reply already in the inbox. */
@@ -52,14 +51,18 @@ export class SharedWaiters {
             const replyTo = envelope.thread?.replyTo;
             const hand = replyTo !== undefined && awaited.has(replyTo) ? waiters.reserve(agent, replyTo) : undefined;
             if (hand === undefined) continue;
-            const taken = await settled(shared.takeOne(agent, envelope.id)).catch(() => false);
+            // Not from under another reader's lease: it may have shown the reply, and takes it with its page.
+            const taken = await settled(shared.takeOne(agent, envelope.id, true)).catch((error) => {
+              if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
+              return false;
+            });
             if (taken) this.#deps.tookOutOfOrder(inbox, envelope);
             hand(taken ? envelope : undefined);
           }
         }
         for (let hand = waiters.reserve(agent, undefined); hand !== undefined; hand = waiters.reserve(agent, undefined)) {
           const [next] = await this.#deps.take(agent, 1).catch((error) => {
-            if (error instanceof InteropError && error.code === "inbox_leased") this.#serveWhenLeaseEnds(agent);
+            if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
             return [];
           });
           hand(next);

@@ -3,7 +3,7 @@
  * store, and the store's take checks and ends it in the transaction that takes, so no broker's take slips between.
  */
 import type { AgentName } from "../message.ts";
-import { sleep } from "../client/backoff.ts";
+import { sleep } from "../sleep.ts";
 import type { SharedInboxes } from "../store/store.ts";
 import type { Leases } from "./inbox_leases.ts";
 

@@ -3,7 +3,7 @@
  * shares (the inbox's cursor, messages taken out of order, repeats counted).
  */
 import type { AgentName, Envelope } from "../message.ts";
-import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import { type InboxRecord, inboxLeased, isInboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import type { MessageAnswer } from "./message_answer.ts";
@@ -35,6 +35,11 @@ export interface TakesDeps {
   inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
   /** Resolves once no reader holds a lease on `agent`'s inbox: a shared store's waiters are served again then. */
   whenLeaseEnds(agent: AgentName): Promise<void>;
+  /**
+   * Runs `work` as a take of `agent`'s messages (`Leases.take`): refused (`inbox_leased`) while a reader leases the
+   * inbox, and a lease asked for meanwhile is granted after it.
+   */
+  asTake<T>(agent: AgentName, work: () => Promise<T>): Promise<T>;
 }
 
 export class Takes {
@@ -45,6 +50,8 @@ export class Takes {
   #waiters: Waiters;
   #observers: Observers;
   #inboxFor: (agent: AgentName, use: AgentUse) => Promise<InboxRecord>;
+  #whenLeaseEnds: (agent: AgentName) => Promise<void>;
+  #asTake: TakesDeps["asTake"];
   /** On a shared store: waiters are handed what is taken from the table for them. */
   #sharedWaiters: SharedWaiters | undefined;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
@@ -60,6 +67,8 @@ export class Takes {
     this.#waiters = deps.waiters;
     this.#observers = deps.observers;
     this.#inboxFor = deps.inboxFor;
+    this.#whenLeaseEnds = deps.whenLeaseEnds;
+    this.#asTake = deps.asTake;
     if (deps.shared !== undefined) {
       this.#sharedWaiters = new SharedWaiters({
         waiters: deps.waiters,
@@ -106,8 +115,9 @@ export class Takes {
         most = fits.length;
       }
       if (clientGone?.aborted) most = 0;
-      // Taking nothing needs no transaction, unless it ends the caller's lease.
-      if (most === 0 && lease === undefined) return [];
+      // Taking nothing needs no transaction, unless it ends the caller's lease; but it is refused, as a take would
+      // be, while another reader holds one (as InboxLeases refuses it on a broker of its own).
+      if (most === 0 && lease === undefined) return await this.#unlessLeased(agent);
       const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo, lease));
       this.markDelivered(inbox, taken);
       return taken;
@@ -127,6 +137,13 @@ export class Takes {
       throw error;
     }
     return taken;
+  }
+
+  /** What a take of nothing answers on a shared store: no messages, or 409 `inbox_leased` while a lease is held. */
+  async #unlessLeased(agent: AgentName): Promise<Envelope[]> {
+    const left = await this.#shared!.leaseLeft(agent);
+    if (left !== undefined) throw inboxLeased(agent, Math.max(1, Math.ceil(left / 1000)));
+    return [];
   }
 
   /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them; with `answer`, what fits in it. */
@@ -168,8 +185,21 @@ export class Takes {
     return await waiting;
   }
 
-  /** A reply to `questionId` already in the inbox (it came between two waits for it), handed to its waiter. */
+  /**
+   * A reply to `questionId` already in the inbox (it came between two waits for it), handed to its waiter; not
+   * from under another reader's lease (that reader may have shown it, and takes it with its page): tried again
+   * once the lease ends, as a shared store's waiters are served again.
+   */
   async #handPendingReply(inbox: InboxRecord, questionId: number): Promise<void> {
+    try {
+      await this.#asTake(inbox.agent, () => this.#handPending(inbox, questionId));
+    } catch (error) {
+      if (!isInboxLeased(error)) throw error;
+      void this.#whenLeaseEnds(inbox.agent).then(() => this.#handPendingReply(inbox, questionId)).catch(() => {});
+    }
+  }
+
+  async #handPending(inbox: InboxRecord, questionId: number): Promise<void> {
     const pending = await this.#store.readAfter(inbox.agent, inbox.deliveredId, REPLY_SCAN);
     // Looked for in the turn that takes it: a poll or a stream may have delivered it meanwhile.
     const reply = pending.find((envelope) =>

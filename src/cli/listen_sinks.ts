@@ -6,7 +6,7 @@ import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import { fromWire, messageKey } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
-import { sleep } from "../client/backoff.ts";
+import { sleep } from "../sleep.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
 import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
 import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";

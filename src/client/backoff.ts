@@ -20,17 +20,3 @@ export function backoffDelay(attempt: number, options: BackoffOptions, random: (
   const step = Math.min(options.maxMs, options.initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(step / 2 + random() * (step / 2));
 }
-
-/** Waits `ms`, or less if `signal` aborts first; never rejects. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

@@ -2,7 +2,8 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
-import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, sleep } from "./backoff.ts";
+import { sleep } from "../sleep.ts";
+import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { BrokerClient, StreamPosition } from "./broker_client.ts";
 

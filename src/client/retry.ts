@@ -1,6 +1,7 @@
 /** Retrying a step of a listener until it succeeds: a message is never skipped, only the process stopping ends it. */
 import { InteropError } from "../errors.ts";
-import { backoffDelay, DEFAULT_BACKOFF, sleep } from "./backoff.ts";
+import { sleep } from "../sleep.ts";
+import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 
 export interface RetryContext {
   shutdown: AbortSignal;

@@ -16,6 +16,13 @@ const REPLACED = "interop_replaced";
 const REMOVED = "interop_removed";
 /** Whether the broker row `b` is alive: not stopped, and its heartbeat recent by the database's clock. */
 const ALIVE = `b.stopped_at IS NULL AND b.heartbeat_at > now() - interval '${(3 * HEARTBEAT_MS) / 1000} seconds'`;
+/**
+ * The FROM item that commits a lease's statement without waiting for its WAL flush (synchronous_commit off for its
+ * own transaction: the commit reads the setting before the transaction's settings are reset). A lease holds off
+ * other readers for a page at most, and a crash of the server that loses one only lets another reader in early;
+ * the flush cost each page a second durable write (the take's is the other).
+ */
+const UNFLUSHED = "(SELECT set_config('synchronous_commit', 'off', true)) AS unflushed";
 /** Past this many bytes of recipients a notification says "*" (NOTIFY payloads stop at 8,000 bytes). */
 const MAX_NOTIFY_BYTES = 7000;
 
@@ -93,6 +100,7 @@ export class PostgresInboxes implements SharedInboxes {
           UPDATE interop_inboxes SET
             lease_id = CASE WHEN lease_until > clock_timestamp() THEN lease_id ELSE ${crypto.randomUUID()} END,
             lease_until = clock_timestamp() + make_interval(secs => ${seconds})
+          FROM ${sql.unsafe(UNFLUSHED)}
           WHERE agent = ${agent} AND (lease_until IS NULL OR lease_until <= clock_timestamp() OR lease_id = ${own})
           RETURNING lease_id`;
         if (granted !== undefined) return granted.lease_id;
@@ -111,7 +119,8 @@ export class PostgresInboxes implements SharedInboxes {
   endLease(agent: AgentName, id: string): Promise<void> {
     return this.#context.read("end a lease", async () => {
       await this.#context.sql`
-        UPDATE interop_inboxes SET lease_id = NULL, lease_until = NULL WHERE agent = ${agent} AND lease_id = ${id}`;
+        UPDATE interop_inboxes SET lease_id = NULL, lease_until = NULL
+        FROM ${this.#context.sql.unsafe(UNFLUSHED)} WHERE agent = ${agent} AND lease_id = ${id}`;
     });
   }
 
@@ -124,18 +133,24 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  takeOne(agent: AgentName, id: number): Promise<boolean> {
+  takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean> {
     return this.#context.transaction("take a message", async (tx) => {
-      const locked = tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
+      // As in take: the row first, and both statements judge the lease by the transaction's now().
+      const locked = tx<{ leased_for: number | null }[]>`
+        SELECT CASE WHEN ${heedLease} AND lease_until > now() THEN ceil(extract(epoch FROM lease_until - now()))::int END
+          AS leased_for
+        FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx`
         WITH p AS (
           UPDATE interop_messages SET polled = true
           WHERE id = ${id} AND recipient = ${agent} AND NOT polled
             AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
+            AND NOT (${heedLease} AND EXISTS (SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now()))
           RETURNING id
         )
         UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM p)`.execute();
-      const [, result] = await Promise.all([locked, taken]);
+      const [[inbox], result] = await Promise.all([locked, taken]);
+      if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
       return result.count === 1;
     });
   }

@@ -136,6 +136,11 @@ export function inboxLeased(agent: AgentName, seconds: number): InteropError {
   );
 }
 
+/** Whether `error` is a take's or a lease's refusal for another reader's lease (`inboxLeased`). */
+export function isInboxLeased(error: unknown): boolean {
+  return error instanceof InteropError && error.code === "inbox_leased";
+}
+
 /**
  * A write whose COMMIT got no answer (a networked store's connection broke): it may have committed. `outcome`
  * settles once the store knows: what the write resolves with (`write`: the stored messages), or undefined when
@@ -187,8 +192,12 @@ export interface SharedInboxes {
   endLease(agent: AgentName, id: string): Promise<void>;
   /** How long the inbox's lease has left (ms, by the store's clock), or undefined when none is held. */
   leaseLeft(agent: AgentName): Promise<number | undefined>;
-  /** Takes message `id` out of order (an ask's reply); false when another reader had it. */
-  takeOne(agent: AgentName, id: number): Promise<boolean>;
+  /**
+   * Takes message `id` out of order; false when another reader had it. `heedLease`: refused (`inboxLeased`), taking
+   * nothing, while a reader leases the inbox (an ask's reply: that reader may have shown it, and takes it with its
+   * page); a withdrawal by its sender does not heed it.
+   */
+  takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean>;
   /**
    * Makes `session` the agent's one stream, on this broker; the broker holding the one it replaces hears of it.
    * Resolves with the inbox's cursor.

@@ -8,6 +8,7 @@ import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { uniform } from "../src/broker/per_agent.ts";
+import { SETTLE_MS } from "../src/http/client_settle.ts";
 import { createRouter } from "../src/http/router.ts";
 import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
 import type { BodyResponse, Handler } from "../src/runtime/types.ts";
@@ -264,6 +265,25 @@ test("a peek with lease=S holds the inbox for its take: a plain /poll meanwhile 
       assert.equal(bad.status, 400, query);
       assert.equal(JSON.parse(bodyText(bad)).code, "invalid_query", query);
     }
+  });
+});
+
+test("a /wait that arrived just before a leased peek waits for that lease: it does not take what the peek showed", async () => {
+  await withBroker(async ({ send, get }) => {
+    const sent = [await send("one"), await send("two")];
+    // The wait's settle clock (20 ms) is still running when interop poll peeks and leases the inbox.
+    const waiting = get("/wait?agent=openclaw&timeout=10");
+    const peeked = await get("/poll?agent=openclaw&peek=1&lease=60");
+    assert.deepEqual(ids(peeked), sent);
+    const lease = peeked.headers["interop-lease"];
+    let waited: BodyResponse | undefined;
+    void waiting.then((response) => (waited = response));
+    // Past the wait's settle clock, which is when it took the first message: shown by the peek and taken by the
+    // wait too, it was handed out twice (review27).
+    await new Promise((resolve) => setTimeout(resolve, 5 * SETTLE_MS));
+    assert.equal(waited, undefined);
+    assert.deepEqual(ids(await get(`/poll?agent=openclaw&up_to=${sent[0]}&lease_id=${lease}`)), [sent[0]]);
+    assert.equal(JSON.parse(bodyText(await waiting)).interop.id, sent[1]);
   });
 });
 

@@ -221,9 +221,11 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
   const deadline = Date.now() + timeoutMs;
   const { result: message, revoked } = await untilRevoked(auth, caller, request, async (signal) => {
-    // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
-    await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
     await untilSettled(settled);
+    // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
+    // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
+    // after them would hand out again.
+    await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
     const left = deadline - Date.now();
     if (left <= 0 || signal.aborted) return undefined;
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);

@@ -99,6 +99,8 @@ export class BareConnection {
   #corked = false;
   /** Not read: more than a request's worth arrived and cannot start yet. */
   #paused = false;
+  /** An answer's big body is being written a piece at a time: nothing else is written meanwhile. */
+  #writing = false;
 
   constructor(socket: Socket, shared: BareShared, idleMs: number) {
     this.#socket = socket;
@@ -227,6 +229,7 @@ export class BareConnection {
 
   /** Writes the answers that are ready, in request order. */
   #flush(): void {
+    if (this.#writing) return;
     const socket = this.#socket;
     const pending = this.#pending;
     while (pending.length > 0 && pending[0].response !== undefined) {
@@ -244,12 +247,19 @@ export class BareConnection {
           socket.cork();
           process.nextTick(BareConnection.#uncork, this);
         }
-        if (head.closeAfter || (this.#ended && pending.length === 0)) {
-          writeBody(socket, response, "connection: close\r\n", this.#shared.writeTimeoutMs);
-          this.#shared.connections.endAfter(socket);
-        } else {
-          writeBody(socket, response, KEEP_ALIVE, this.#shared.writeTimeoutMs);
+        const last = head.closeAfter || (this.#ended && pending.length === 0);
+        const rest = writeBody(socket, response, last ? "connection: close\r\n" : KEEP_ALIVE, this.#shared.writeTimeoutMs);
+        if (rest !== undefined) {
+          // A big body goes a piece at a time: what comes after it waits for its last piece.
+          this.#writing = true;
+          void rest.then(() => {
+            this.#writing = false;
+            if (last) this.#shared.connections.endAfter(socket);
+            this.#flush();
+          });
+          return;
         }
+        if (last) this.#shared.connections.endAfter(socket);
       } catch (error) {
         handlerFailure(error);
         socket.destroy();

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { type BodyResponse, hasNullBody } from "./types.ts";
+import { writeInPieces } from "./piece_writes.ts";
 import { watchWritten } from "./written_watch.ts";
 
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
@@ -13,14 +14,20 @@ const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
  */
 const JOIN_BELOW_BYTES = 16 * 1024;
 
-/** Writes `response` whole; one with `written` is watched until its client has taken it (`watchWritten`). */
-export function writeBody(socket: Socket, response: BodyResponse, connection: string, writeTimeoutMs: number): void {
+/**
+ * Writes `response` whole; one with `written` is watched until its client has taken it (`watchWritten`). Undefined
+ * once all of it is written; else (a big body, written a piece at a time) a promise that resolves then: nothing
+ * else may be written to the socket before.
+ */
+export function writeBody(socket: Socket, response: BodyResponse, connection: string, writeTimeoutMs: number): Promise<void> | undefined {
   const { written } = response;
-  if (written === undefined) writeAnswer(socket, response, connection);
-  else watchWritten(socket, written, writeTimeoutMs, (done) => writeAnswer(socket, response, connection, done));
+  if (written === undefined) return writeAnswer(socket, response, connection);
+  let rest: Promise<void> | undefined;
+  watchWritten(socket, written, writeTimeoutMs, (done) => (rest = writeAnswer(socket, response, connection, done)));
+  return rest;
 }
 
-function writeAnswer(socket: Socket, response: BodyResponse, connection: string, done?: () => void): void {
+function writeAnswer(socket: Socket, response: BodyResponse, connection: string, done?: () => void): Promise<void> | undefined {
   const hasBody = !hasNullBody(response.status);
   const { body } = response;
   const length = Buffer.byteLength(body);
@@ -30,8 +37,9 @@ function writeAnswer(socket: Socket, response: BodyResponse, connection: string,
   else if (length >= JOIN_BELOW_BYTES) {
     socket.cork();
     socket.write(head, "latin1");
-    socket.write(body, done);
+    const rest = writeInPieces(body, (piece, _last, then) => socket.write(piece, () => then()), done);
     socket.uncork();
+    return rest;
   } else if (typeof body === "string") socket.write(head + body, done);
   else socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]), done);
 }

@@ -9,6 +9,7 @@ import { bodyReadFailure, LimitedBody, requestTimeout } from "./read_body.ts";
 import { NodeSink } from "./node_sink.ts";
 import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
+import { writeInPieces } from "./piece_writes.ts";
 import { watchWritten } from "./written_watch.ts";
 import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
@@ -32,7 +33,11 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
         res.setHeader("content-length", Buffer.byteLength(response.body));
         const { written } = response;
         if (written === undefined) return void res.writeHead(response.status, response.headers).end(response.body);
-        return watchWritten(res.socket, written, options.writeTimeoutMs, (done) => res.writeHead(response.status, response.headers).end(response.body, done));
+        return watchWritten(res.socket, written, options.writeTimeoutMs, (done) => {
+          res.writeHead(response.status, response.headers);
+          // `node:http` writes the next pipelined answer once this one has ended.
+          writeInPieces(response.body, (piece, last, then) => last ? res.end(piece, then) : res.write(piece, () => then()), done);
+        });
       }
       res.writeHead(response.status, response.headers);
       res.flushHeaders();

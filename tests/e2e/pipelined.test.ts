@@ -194,8 +194,9 @@ test("a client that pipelines requests and never reads the answers is cut once i
   // The broker's side of the connection is read from Linux's table.
   if (!existsSync("/proc/net/tcp")) return t.skip("observed on Linux");
   const { broker, client: stalled } = await clientOwedLargeAnswers(t);
-  // Each answer is 2 MiB: the first few fill the sockets' buffers, and the rest wait for reads that do not come.
-  stalled.socket.write(get("/history?agent=openclaw").repeat(24));
+  // Each answer is 512 KiB: the first few fill the sockets' buffers, and the rest wait for reads that do not come.
+  // (One of over PIECE_BYTES that its client stops reading is the write deadline's to cut: tests/written_watch.)
+  stalled.socket.write(get("/history?agent=openclaw&limit=1").repeat(96));
   const state = () => brokerSide(broker.port, stalled.socket.localPort!)?.state;
   assert.equal(state(), "01");
   // Closed by the broker (its side leaves ESTABLISHED, its unsent answers still queued), 5 s after the client stopped reading.

@@ -126,6 +126,16 @@ export function parsePayload(body: Uint8Array, contentType: string | null): Payl
   return payloadFromText(text, contentType !== null && contentType.toLowerCase().startsWith("text/plain"));
 }
 
+/** The longest Idempotency-Key a publish may carry. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+
+/**
+ * An idempotency key a client can send (`interop send --key`, MCP `send`'s `idempotency_key`): 1-200 printable
+ * ASCII characters. A header cannot hold a line break, and fetch refuses a character past Latin-1, both before
+ * anything is sent: the send then failed as if its answer were lost, telling its user to retry with that same key.
+ */
+export const SENDABLE_KEY = new RegExp(`^[\\x20-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`);
+
 /** The most messages one batch publish may hold. */
 export const MAX_BATCH_MESSAGES = 1000;
 

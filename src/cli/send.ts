@@ -1,6 +1,7 @@
 /** `interop send`: publish one message. */
 import type { SendReply } from "../client/broker_client.ts";
-import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags, usageError } from "./args.ts";
+import { MAX_IDEMPOTENCY_KEY_LENGTH, SENDABLE_KEY } from "../message.ts";
 import { InteropError } from "../errors.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
@@ -67,6 +68,9 @@ export async function run(args: string[], io: Io): Promise<number> {
     : parseCount("send", "--reply-to", values["reply-to"], 1, Number.MAX_SAFE_INTEGER);
   const client = brokerClient("send", values, io.env);
   const payload = await readMessageInput("send", positionals, values.data, io);
+  if (values.key !== undefined && !SENDABLE_KEY.test(values.key)) {
+    throw usageError("send", `Invalid --key: ${JSON.stringify(values.key)}; use 1-${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters`);
+  }
   // Always a key, so that a send whose answer was lost can be retried without storing it twice.
   const key = values.key ?? crypto.randomUUID();
   let reply: SendReply;

@@ -1,7 +1,7 @@
 /** The query parameters and headers the broker's routes share, parsed into values or refused with a 400 that says why. */
 import { MAX_LEASE_SECONDS } from "../broker/inbox_leases.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
-import { DEFAULT_POLL_LIMIT, MAX_POLL_LIMIT } from "../message.ts";
+import { DEFAULT_POLL_LIMIT, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_POLL_LIMIT } from "../message.ts";
 import type { IncomingRequest } from "../runtime/types.ts";
 
 const MAX_WAIT_SECONDS = 3600;
@@ -23,8 +23,6 @@ export function parseMessageId(value: string | null, field: string, code: ErrorC
   }
   return id;
 }
-
-const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 
 export function parseIdempotencyKey(request: IncomingRequest): string | undefined {
   const key = request.header("idempotency-key");

@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
 import type { Logger } from "../cli/logger.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, parseAgentName, type Payload } from "../message.ts";
+import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY } from "../message.ts";
 import { TakenMessages } from "./taken_messages.ts";
 
 const MAX_WAIT_SECONDS = 600;
@@ -132,7 +132,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       to: z.string().optional().describe("The receiving agent's name. Omit only with reply_to, or to broadcast to every other agent."),
       ...message,
       reply_to: z.number().int().positive().optional().describe("The id of the message this one answers."),
-      idempotency_key: z.string().min(1).max(200).optional().describe(
+      idempotency_key: z.string().regex(SENDABLE_KEY, `1-${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters`).optional().describe(
         "Only to send again a message whose send failed saying it may have been stored: the key that error named. " +
           "The broker then stores it once, however many times it is sent with that key.",
       ),

@@ -124,6 +124,18 @@ test("send refuses empty or blank input from stdin or TEXT alike, and sends noth
   }
 });
 
+test("send refuses a --key no header can carry (a line break, a character past Latin-1, 201 characters) as a usage error, not as an answer lost", async () => {
+  // Nothing listens: the key is refused before any connection. It was 'No answer ... it may have been done; send it
+  // again with --key' and the same key, exit 11, for a request that never went out.
+  const url = `http://127.0.0.1:${await closedPort()}`;
+  for (const key of ["k\nbroadcast", "cl\u00e9\u20ac", "x".repeat(201)]) {
+    const result = await runCli(["send", "-u", url, "-f", "hermes", "-t", "openclaw", "--key", key, "hi"]);
+    assert.equal(result.code, 2, `--key ${JSON.stringify(key)}: ${result.stderr}`);
+    oneLine(result.stderr);
+    assert.match(result.stderr, /^error: Invalid --key: .*; use 1-200 printable ASCII characters/);
+  }
+});
+
 test("listen fails at once on an --out it cannot write and on --idle-timeout 0", async () => {
   const broker = await startBroker();
   const dir = tempDir();

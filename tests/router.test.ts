@@ -364,6 +364,39 @@ test("A2A ListTasks answers the newest tasks that fit in one answer's budget and
   }, { maxBodyBytes: 4096, answerBudget: 2500 });
 });
 
+test("A2A ListTasks pages that their client has not read hold the caller's memory for answers: past it 429 at once, until they are read", async () => {
+  // Unbounded, 30 unread pages of 1 MiB tasks held 170 MiB more and kept /status waiting 24 s (review27).
+  await withRouter(async ({ call }) => {
+    const rpc = async (method: string, params: Record<string, unknown>) => {
+      const response = await call("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }));
+      assert.ok(!isStream(response));
+      return { response, body: JSON.parse(bodyText(response)) };
+    };
+    // Four of five tasks of 3.5 M characters fill a page (an answer's 16 Mi characters); the bound is four full answers.
+    for (let n = 0; n < 5; n++) {
+      const message = { messageId: `m-${n}`, role: "ROLE_USER", parts: [{ text: "x".repeat(3_500_000) }] };
+      const sent = await rpc("SendMessage", { message, configuration: { returnImmediately: true } });
+      assert.equal(sent.response.status, 200, JSON.stringify(sent.body));
+    }
+    const unread = [];
+    let refused: Awaited<ReturnType<typeof rpc>> | undefined;
+    while (refused === undefined && unread.length < 8) {
+      const listed = await rpc("ListTasks", {});
+      if (listed.response.status === 200) {
+        assert.equal(listed.body.result.tasks.length, 4);
+        unread.push(listed.response);
+      } else refused = listed;
+    }
+    assert.ok(refused !== undefined, `${unread.length} unread pages, none refused`);
+    assert.equal(unread.length, 4);
+    assert.equal(refused.response.status, 429);
+    assert.equal(refused.body.error.data.code, "too_many_requests");
+    assert.equal(refused.response.headers["retry-after"], "1");
+    for (const response of unread) response.written?.();
+    assert.equal((await rpc("ListTasks", {})).response.status, 200);
+  }, { maxBodyBytes: 4 * 1024 * 1024 });
+});
+
 test("A2A ListTasks of a v0.3 caller holds its page to the budget in the v0.3 shape it answers, larger than v1.0's", async () => {
   // Each page was held to the budget in the v1.0 shape, then converted to v0.3's, which tags every part with its kind.
   const budget = 2400;

@@ -112,7 +112,9 @@ export async function handleA2a(
     const context: Call = { broker, request, options, caller, agent, sender, params: call.params, rpcId: call.id, version };
     const answer = await METHODS[method](context);
     if ("result" in answer) return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result });
-    if ("resultJson" in answer) return jsonTextResponse(200, `{"jsonrpc":"2.0","id":${JSON.stringify(rpcId)},"result":${answer.resultJson}}`);
+    if ("resultJson" in answer) {
+      return { ...jsonTextResponse(200, `{"jsonrpc":"2.0","id":${JSON.stringify(rpcId)},"result":${answer.resultJson}}`), written: answer.written };
+    }
     return answer.response;
   } catch (error) {
     return refusalResponse(rpcId, error);
@@ -216,8 +218,11 @@ interface Call {
   version: ProtocolVersion;
 }
 
-/** A method's answer: its result, or the result's JSON text already made (ListTasks), or a response of its own. */
-type Answer = { result: unknown } | { resultJson: string } | { response: OutgoingResponse };
+/**
+ * A method's answer: its result, or the result's JSON text already made (ListTasks, which holds the memory for
+ * answers not read yet until `written`), or a response of its own.
+ */
+type Answer = { result: unknown } | { resultJson: string; written(): void } | { response: OutgoingResponse };
 
 const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
@@ -226,7 +231,10 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
     return { response: streamTask(call, envelope) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
-  ListTasks: async (call) => ({ resultJson: await listTasks(call.broker, call.sender, call.agent, call.params, call.version) }),
+  ListTasks: async (call) => {
+    const { json, written } = await listTasks(call.broker, call.sender, call.agent, call.params, call.version);
+    return { resultJson: json, written };
+  },
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {
     const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);

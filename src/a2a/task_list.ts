@@ -1,7 +1,8 @@
 /** ListTasks: the tasks one caller sent to one agent, newest first, filtered and paged by message id. */
 import type { Broker } from "../broker/broker.ts";
+import type { MessageAnswer } from "../broker/message_answer.ts";
 import type { AgentName } from "../message.ts";
-import { A2A_ERROR, A2aError, type A2aTask, type ProtocolVersion } from "./protocol.ts";
+import { A2A_ERROR, A2aError, type A2aTask, type ProtocolVersion, type TaskState } from "./protocol.ts";
 import { taskKeyPrefix, taskOfMessage } from "./tasks.ts";
 import { parseTaskState, toV03Task } from "./v03_shapes.ts";
 
@@ -22,7 +23,8 @@ const READ_PAGE = 10;
 /**
  * The caller's tasks sent to `agent`, newest first, by `contextId` and `status` when given; paged by message id. As
  * the JSON text of the result: each task is encoded once, in the version's shape, to hold the page to the budget and
- * to answer (encoded again in the answer, a page of large tasks cost twice).
+ * to answer (encoded again in the answer, a page of large tasks cost twice). The page holds the memory for answers
+ * not read yet as the caller's (`Broker.answer`), as a /poll's answer holds it, until `written` gives it back.
  */
 export async function listTasks(
   broker: Broker,
@@ -30,7 +32,31 @@ export async function listTasks(
   agent: AgentName,
   params: Record<string, unknown>,
   version: ProtocolVersion,
-): Promise<string> {
+): Promise<{ json: string; written(): void }> {
+  const query = parseQuery(params);
+  // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token. And
+  // to the memory for answers not read yet: 30 unread pages of 1 MiB tasks kept /status waiting 24 s (review27).
+  const answer = broker.answer(({ task }: ListedTask) => JSON.stringify(version === "1.0" ? task : toV03Task(task)), sender);
+  try {
+    return { json: await listedPage(broker, sender, agent, query, answer), written: () => answer.release() };
+  } catch (error) {
+    answer.release();
+    throw error;
+  }
+}
+
+/** What one ListTasks call asks for, checked before anything is read. */
+interface TaskQuery {
+  contextId: string | undefined;
+  state: TaskState | undefined;
+  pageSize: number;
+  /** The id the page starts below (a `nextPageToken`). */
+  before: number;
+  includeArtifacts: boolean;
+  historyLength: unknown;
+}
+
+function parseQuery(params: Record<string, unknown>): TaskQuery {
   const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
   if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
   // The proto default (UNSPECIFIED) filters nothing, as an absent status.
@@ -41,11 +67,15 @@ export async function listTasks(
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
   const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);
   if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
-  const includeArtifacts = params.includeArtifacts === true;
-  // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token.
-  const answer = broker.answer(({ task }: ListedTask) => JSON.stringify(version === "1.0" ? task : toV03Task(task)));
+  const before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
+  return { contextId, state, pageSize, before, includeArtifacts: params.includeArtifacts === true, historyLength: params.historyLength };
+}
+
+/** The page's JSON text: the tasks that fit in `answer`, and the token for the rest. */
+async function listedPage(broker: Broker, sender: AgentName, agent: AgentName, query: TaskQuery, answer: MessageAnswer<ListedTask>): Promise<string> {
+  const { contextId, state, pageSize, includeArtifacts } = query;
   const listed: ListedTask[] = [];
-  let before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
+  let before = query.before;
   let scanned = 0;
   let exhausted = false;
   while (listed.length < pageSize && scanned < MAX_SCANNED && !answer.cut) {
@@ -54,7 +84,7 @@ export async function listTasks(
     for (const envelope of page) {
       const task = await taskOfMessage(broker, envelope);
       if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
-        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, params.historyLength);
+        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, query.historyLength);
         const item = { id: envelope.id, task: shown };
         if (answer.fit([item]).length === 0) break;
         listed.push(item);

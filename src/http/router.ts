@@ -236,6 +236,8 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
 }
 
+const ASK_ALONE = "Send an ask on a connection of its own, kept open, to wait for its reply";
+
 /**
  * Publishes a question and answers with the reply to it, or 504 when none came within `timeout` seconds; 401 at
  * once when the caller's token is revoked meanwhile (the reply then lands in the asker's inbox).
@@ -254,17 +256,19 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
     (signal) => broker.ask(from, to, payload, timeoutMs, signal, settled),
   );
   if (reply === undefined && revoked) throw tokenRevoked(caller, `a reply to message ${question.id} will be in ${from}'s inbox`);
-  // Ended by the connection, not the clock: "no reply within" the time asked for would be false, and a client
-  // that half-closed, or pipelined past what is read, may still read this answer.
+  // Ended by the connection or by the broker stopping, not the clock: "no reply within" the time asked for would be
+  // false, and a client that half-closed, or pipelined past what is read, may still read this answer.
   const gone = request.clientGone();
-  if (reply === undefined && gone.aborted) {
-    const why = gone.reason === READING_PAUSED
-      ? "this connection pipelined further requests while the ask waited (a connection not read cannot show its client leaving)"
-      : "the client closed its side of the connection (a half-close reads as leaving)";
+  if (reply === undefined && (gone.aborted || broker.stopping.aborted)) {
+    const [why, advice] = !gone.aborted
+      ? ["the broker is stopping", `Once the broker is back, wait for it there (GET /wait?agent=${from}&reply_to=${question.id}), not by asking again: that sends the question again`]
+      : gone.reason === READING_PAUSED
+      ? ["this connection pipelined further requests while the ask waited (a connection not read cannot show its client leaving)", ASK_ALONE]
+      : ["the client closed its side of the connection (a half-close reads as leaving)", ASK_ALONE];
     throw new InteropError(
       "ask_interrupted",
       `Ended early: ${why}, so the wait for ${to}'s reply to message ${question.id} ended; the reply, when it ` +
-        `comes, will be in ${from}'s inbox. Send an ask on a connection of its own, kept open, to wait for its reply`,
+        `comes, will be in ${from}'s inbox. ${advice}`,
     );
   }
   if (reply === undefined) {

@@ -248,3 +248,20 @@ test("the MCP wait and ask tools default to a wait under the 60 s after which MC
     assert.match(tool.description ?? "", /60 s/, `${name} tells the model about client timeouts`);
   }
 });
+
+test("an /ask that the broker's stopping ends is answered 504 ask_interrupted saying so, not a timeout that did not happen", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(() => broker?.cleanup());
+  broker = await startBroker();
+  const asked = fetch(`${broker.url}/ask?from=hermes&to=openclaw&timeout=60`, { method: "POST", body: JSON.stringify({ text: "ready?" }) });
+  await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the ask to wait");
+  const stopped = broker.stop();
+  const answer = await asked;
+  await stopped;
+
+  assert.equal(answer.status, 504);
+  const body = await answer.json();
+  assert.equal(body.code, "ask_interrupted");
+  assert.match(body.error, /the broker is stopping/);
+  assert.match(body.error, /\/wait\?agent=hermes&reply_to=1/);
+});

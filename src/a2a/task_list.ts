@@ -1,5 +1,6 @@
 /** ListTasks: the tasks one caller sent to one agent, newest first, filtered and paged by message id. */
 import type { Broker } from "../broker/broker.ts";
+import { heldAnswer } from "../http/responses.ts";
 import type { MessageAnswer } from "../broker/message_answer.ts";
 import type { AgentName } from "../message.ts";
 import { A2A_ERROR, A2aError, type A2aTask, type ProtocolVersion, type TaskState } from "./protocol.ts";
@@ -37,12 +38,7 @@ export async function listTasks(
   // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token. And
   // to the memory for answers not read yet: 30 unread pages of 1 MiB tasks kept /status waiting 24 s (review27).
   const answer = broker.answer(({ task }: ListedTask) => JSON.stringify(version === "1.0" ? task : toV03Task(task)), sender);
-  try {
-    return { json: await listedPage(broker, sender, agent, query, answer), written: () => answer.release() };
-  } catch (error) {
-    answer.release();
-    throw error;
-  }
+  return await heldAnswer(answer, async () => ({ json: await listedPage(broker, sender, agent, query, answer) }));
 }
 
 /** What one ListTasks call asks for, checked before anything is read. */

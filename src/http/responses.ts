@@ -17,10 +17,14 @@ export function jsonTextResponse(status: number, text: string | Uint8Array<Array
 }
 
 /**
- * The answer `build` makes of `answer`'s messages, which holds the memory they take until its client has taken it
- * (`BodyResponse.written`), or gives it back at once if `build` fails.
+ * The answer `build` makes of `answer`'s messages (a response, or A2A ListTasks' result), which holds the memory
+ * they take until its client has taken it (`written`, as `BodyResponse.written`), or gives it back at once if
+ * `build` fails.
  */
-export async function heldAnswer<Item extends { id: number }>(answer: MessageAnswer<Item>, build: () => Promise<BodyResponse>): Promise<BodyResponse> {
+export async function heldAnswer<Item extends { id: number }, Built extends object>(
+  answer: MessageAnswer<Item>,
+  build: () => Promise<Built>,
+): Promise<Built & { written(): void }> {
   try {
     return { ...await build(), written: () => answer.release() };
   } catch (error) {

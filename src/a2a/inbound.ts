@@ -26,7 +26,7 @@ import {
 } from "./protocol.ts";
 import { toV03Task } from "./v03_shapes.ts";
 import { listTasks, withHistory } from "./task_list.ts";
-import { isSettled, loadTask, recentTasks, taskIdOf, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
+import { isSettled, loadTask, recentTasks, taskIdOf, taskKeyPrefix, taskOfMessage, taskOfStored, taskWithOutcome } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
 
@@ -274,11 +274,9 @@ async function sendMessage(call: Call): Promise<Answer> {
   const envelope = await publish(call);
   const configuration = isObject(call.params.configuration) ? call.params.configuration : {};
   const blocking = call.version === "1.0" ? configuration.returnImmediately !== true : configuration.blocking === true;
-  const result = async () => {
-    const task = await taskOfMessage(call.broker, envelope);
-    return call.version === "1.0" ? { task } : toV03Task(task);
-  };
-  if (!blocking) return { result: await result() };
+  const answered = (task: A2aTask) => (call.version === "1.0" ? { task } : toV03Task(task));
+  if (!blocking) return { result: answered(await taskOfStored(call.broker, envelope)) };
+  const result = async () => answered(await taskOfMessage(call.broker, envelope));
   const taskId = taskIdOf(envelope);
   // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
   const left = new AbortController();

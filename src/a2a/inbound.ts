@@ -228,7 +228,7 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
   SendStreamingMessage: async (call) => {
     const envelope = await publish(call);
-    return { response: streamTask(call, envelope) };
+    return { response: streamTask(call, envelope, taskOfStored) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
   ListTasks: async (call) => {
@@ -361,10 +361,10 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
 }
 
 /** The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open. */
-function streamTask(call: Call, envelope: Envelope): OutgoingResponse {
+function streamTask(call: Call, envelope: Envelope, firstRead?: (broker: Broker, envelope: Envelope) => Promise<A2aTask>): OutgoingResponse {
   // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
   return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
-    awaitSettled(call, envelope, closed).then(() => {}, () => {}));
+    awaitSettled(call, envelope, closed).then(() => {}, () => {}), firstRead);
 }
 
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */

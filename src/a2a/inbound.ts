@@ -26,7 +26,7 @@ import {
 } from "./protocol.ts";
 import { toV03Task } from "./v03_shapes.ts";
 import { listTasks, withHistory } from "./task_list.ts";
-import { isSettled, loadTask, recentTasks, taskIdOf, taskKeyPrefix, taskOfMessage, taskWithOutcome } from "./tasks.ts";
+import { isSettled, loadTask, recentTasks, taskIdOf, taskKeyPrefix, taskOfMessage, taskOfStored, taskWithOutcome } from "./tasks.ts";
 import { taskStream } from "./task_stream.ts";
 import type { TaskChanges } from "./task_watch.ts";
 
@@ -228,7 +228,7 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
   SendStreamingMessage: async (call) => {
     const envelope = await publish(call);
-    return { response: streamTask(call, envelope) };
+    return { response: streamTask(call, envelope, taskOfStored) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
   ListTasks: async (call) => {
@@ -274,11 +274,9 @@ async function sendMessage(call: Call): Promise<Answer> {
   const envelope = await publish(call);
   const configuration = isObject(call.params.configuration) ? call.params.configuration : {};
   const blocking = call.version === "1.0" ? configuration.returnImmediately !== true : configuration.blocking === true;
-  const result = async () => {
-    const task = await taskOfMessage(call.broker, envelope);
-    return call.version === "1.0" ? { task } : toV03Task(task);
-  };
-  if (!blocking) return { result: await result() };
+  const answered = (task: A2aTask) => (call.version === "1.0" ? { task } : toV03Task(task));
+  if (!blocking) return { result: answered(await taskOfStored(call.broker, envelope)) };
+  const result = async () => answered(await taskOfMessage(call.broker, envelope));
   const taskId = taskIdOf(envelope);
   // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
   const left = new AbortController();
@@ -363,10 +361,10 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
 }
 
 /** The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open. */
-function streamTask(call: Call, envelope: Envelope): OutgoingResponse {
+function streamTask(call: Call, envelope: Envelope, firstRead?: (broker: Broker, envelope: Envelope) => Promise<A2aTask>): OutgoingResponse {
   // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
   return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
-    awaitSettled(call, envelope, closed).then(() => {}, () => {}));
+    awaitSettled(call, envelope, closed).then(() => {}, () => {}), firstRead);
 }
 
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */

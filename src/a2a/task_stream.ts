@@ -19,6 +19,8 @@ const KEEPALIVE_MS = 15_000;
  * when the stream starts, with the signal that aborts when it ends, and returns what settles once the task has and
  * its reply is taken for the stream: only then does the stream write the settled task and end (ended sooner, the
  * reply it showed would also stay in the caller's inbox; its take stopped, never having written it, lost it).
+ * `firstRead` reads the task for the first event (a message just sent: `taskOfStored`, so that a store closed by the
+ * broker's stopping still gives the client its task before the stream ends, not an empty stream).
  */
 export function taskStream(
   broker: Broker,
@@ -27,6 +29,7 @@ export function taskStream(
   rpcId: string | number,
   version: ProtocolVersion,
   opened: (closed: AbortSignal) => Promise<void>,
+  firstRead: (broker: Broker, envelope: Envelope) => Promise<A2aTask> = taskOfMessage,
 ): OutgoingResponse {
   return streamResponse("text/event-stream; charset=utf-8", (sink) => {
     let taken = false;
@@ -37,7 +40,7 @@ export function taskStream(
     const reload = () => {
       reloading = reloading.then(async () => {
         if (sink.closed.aborted) return;
-        const task = await taskOfMessage(broker, envelope);
+        const task = await (last === undefined ? firstRead : taskOfMessage)(broker, envelope);
         if (sink.closed.aborted || (isSettled(task.status.state) && !taken)) return;
         if (last === undefined) send(version === "1.0" ? { task } : toV03Task(task));
         else if (task.status.state !== last.status.state) for (const event of updates(task, version)) send(event);

@@ -3,6 +3,7 @@
  * message (in the inbox, delivered, answered, dead-lettered, withdrawn). Nothing about a task is stored apart.
  */
 import type { Broker } from "../broker/broker.ts";
+import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { MessageOutcome } from "../store/store.ts";
 import { a2aFieldsOf, partsOf } from "./interop_payload.ts";
@@ -82,6 +83,21 @@ export async function loadTask(broker: Broker, sender: AgentName, agent: AgentNa
 /** The task of a message just read from the store (a ListTasks page, a retried SendMessage). */
 export async function taskOfMessage(broker: Broker, envelope: Envelope): Promise<A2aTask> {
   return (await taskWithOutcome(broker, envelope)).task;
+}
+
+/**
+ * The task of a message just stored, as its sender is answered: read from the store, or, when that read is refused
+ * (the broker's stopping closed the store after the commit: SIGTERM), as the message was stored, before anything
+ * became of it. The message is accepted either way; an error would tell the caller it was not (OpenClaw's A2A
+ * channel then fails the send and does not send it again).
+ */
+export async function taskOfStored(broker: Broker, envelope: Envelope): Promise<A2aTask> {
+  try {
+    return await taskOfMessage(broker, envelope);
+  } catch (error) {
+    if (!(error instanceof InteropError)) throw error;
+    return taskOf(broker, envelope, { taken: false, withdrawnAt: undefined, reply: undefined, deadLetter: undefined });
+  }
 }
 
 /** The task of a message, with what became of the message (its reply, as the store has it). */

@@ -10,6 +10,7 @@ import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { migrate } from "../src/store/postgres_schema.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
+import { waitFor } from "./helpers/broker.ts";
 import { twoBrokersOn } from "./helpers/two_brokers.ts";
 
 const openclaw = "openclaw" as AgentName;
@@ -102,4 +103,23 @@ test("an awaited reply a leased reader may have shown is left to that reader; th
   assert.deepEqual(await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { shownUpTo: 0, lease: own })), []);
   await waiting;
   assert.equal(answered, reply.id);
+});
+
+test("a leased reader's take hands out an awaited reply it showed before the wait began; other readers stop before it", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "which branch?" });
+  const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "main" }, { replyTo: question.id });
+  const { envelopes: [after] } = await b.publish(hermes, openclaw, { text: "after" });
+  const lease = await b.leases.acquire(openclaw, 60);
+  assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [reply.id, after.id], "shown before the wait");
+  // The asker's wait on A begins: it leaves the reply to the lease (its holder printed it), but records it as awaited.
+  const waiting = a.waitForReply(openclaw, question.id, 1_000);
+  await waitFor(async () => (await brokers.admin`SELECT 1 FROM interop_awaited_replies`).length > 0, 5_000, "the wait recorded");
+  assert.deepEqual(await a.peek(openclaw, 10), [], "another reader stops before the awaited reply");
+  const taken = await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { shownUpTo: after.id, lease: own }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [reply.id, after.id], "the holder takes what it printed");
+  assert.equal(await waiting, undefined, "and the asker does not get it again");
 });

@@ -274,8 +274,9 @@ export class Broker {
     const { envelopes: [question] } = await this.publish(from, to, payload);
     const deadline = Date.now() + timeoutMs;
     const settling = settled?.();
-    // Registered in the same turn as the commit: the reply cannot arrive before it.
-    if (settling === undefined) return { question, reply: await this.#waiters.wait(from, question.id, timeoutMs, clientGone) };
+    // Registered in the same turn as the commit: the reply cannot arrive before it. A shared store's reply may be
+    // published through another broker: the wait for it is recorded there (`Takes.waitForReply`).
+    if (settling === undefined && this.#shared === undefined) return { question, reply: await this.#waiters.wait(from, question.id, timeoutMs, clientGone) };
     await settling;
     // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there.
     return { question, reply: await this.#takes.waitForReply(from, question.id, Math.max(0, deadline - Date.now()), clientGone) };

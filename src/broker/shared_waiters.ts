@@ -1,6 +1,6 @@
 /** On a store several brokers share: `/wait` and `/ask` requests are handed what is taken from the table for them. */
 import type { AgentName, Envelope } from "../message.ts";
-import { CommitInDoubt, type InboxRecord, isInboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import { CommitInDoubt, type InboxRecord, isInboxLeased, type SharedInboxes } from "../store/store.ts";
 import type { Waiters } from "./waiters.ts";
 
 /** Messages looked through for an awaited reply already in the inbox. */
@@ -9,7 +9,6 @@ export const REPLY_SCAN = 500;
 export interface SharedWaitersDeps {
   waiters: Waiters;
   shared: SharedInboxes;
-  store: MessageStore;
   inboxFor(agent: AgentName): Promise<InboxRecord>;
   /** Takes the oldest messages in order, as a poll. */
   take(agent: AgentName, limit: number): Promise<Envelope[]>;
@@ -47,7 +46,7 @@ export class SharedWaiters {
         const inbox = await this.#deps.inboxFor(agent);
         const awaited = waiters.awaitedReplies(agent);
         if (awaited.size > 0) {
-          for (const envelope of await this.#deps.store.readAfter(agent, inbox.deliveredId, REPLY_SCAN)) {
+          for (const envelope of await shared.pendingReplies(agent, [...awaited], REPLY_SCAN)) {
             const replyTo = envelope.thread?.replyTo;
             const hand = replyTo !== undefined && awaited.has(replyTo) ? waiters.reserve(agent, replyTo) : undefined;
             if (hand === undefined) continue;

@@ -73,7 +73,6 @@ export class Takes {
       this.#sharedWaiters = new SharedWaiters({
         waiters: deps.waiters,
         shared: deps.shared,
-        store: deps.store,
         inboxFor: (agent) => deps.inboxFor(agent, "send"),
         take: (agent, limit) => this.poll(agent, limit),
         tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
@@ -178,11 +177,29 @@ export class Takes {
   async waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
     if (clientGone?.aborted) return undefined;
     const inbox = await this.#inboxFor(agent, "read");
+    if (this.#shared !== undefined) return await this.#waitForSharedReply(agent, questionId, timeoutMs, clientGone);
     // Waiting first: a reply committed while the inbox is looked through is handed to the waiter, not missed.
     const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
-    if (this.#shared !== undefined) this.serveWaiters(agent);
-    else await this.#handPendingReply(inbox, questionId);
+    await this.#handPendingReply(inbox, questionId);
     return await waiting;
+  }
+
+  /**
+   * On a shared store, the reply may be published through any broker and read there first: recorded in the store as
+   * awaited, it is left to this waiter by every in-order reader until the wait ends. Without the record (the store
+   * failed to write it) the wait goes on as before, a reader elsewhere perhaps taking the reply first.
+   */
+  async #waitForSharedReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+    const shared = this.#shared!;
+    const record = await shared.awaitReply(agent, questionId, timeoutMs).catch(() => undefined);
+    try {
+      // Waiting before the look through the table: a reply committed meanwhile is woken for, not missed.
+      const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
+      this.serveWaiters(agent);
+      return await waiting;
+    } finally {
+      if (record !== undefined) void shared.endAwait(agent, record).catch(() => {});
+    }
   }
 
   /**

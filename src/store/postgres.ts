@@ -12,7 +12,7 @@ import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { expireUndelivered, pruneDelivered } from "./postgres_retention.ts";
 import { migrate } from "./postgres_schema.ts";
-import { PostgresInboxes } from "./postgres_shared.ts";
+import { beforeAwaitedReply, PostgresInboxes } from "./postgres_shared.ts";
 import { writeBatch } from "./postgres_write.ts";
 import {
   CommitInDoubt,
@@ -127,7 +127,8 @@ export class PostgresStore implements MessageStore {
     return this.#read("read messages", async () =>
       (await this.#sql<MessageRow[]>`
         SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
-        WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled ORDER BY id LIMIT ${limit}`).map(toEnvelope));
+        WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled AND ${beforeAwaitedReply(this.#sql, agent, afterId)}
+        ORDER BY id LIMIT ${limit}`).map(toEnvelope));
   }
 
   readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Envelope[]> {

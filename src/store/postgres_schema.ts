@@ -158,6 +158,23 @@ ALTER TABLE interop_inboxes
   ADD COLUMN lease_until timestamptz;
 `,
   },
+  {
+    version: 9,
+    name: "replies an /ask, a /wait?reply_to= or a blocking A2A call waits for: in-order readers stop before them",
+    sql: `
+-- One row per waiting request (a question may have several), written by the broker that holds it. While it holds
+-- (until its wait ends, and while its broker is alive), every in-order reader of the inbox stops before the reply,
+-- so the waiter takes it wherever it was published; then the reply is an ordinary message again.
+CREATE TABLE interop_awaited_replies (
+  id uuid PRIMARY KEY,
+  agent text NOT NULL REFERENCES interop_inboxes (agent) ON DELETE CASCADE,
+  question_id bigint NOT NULL,
+  broker uuid NOT NULL,
+  until timestamptz NOT NULL
+);
+CREATE INDEX interop_awaited_replies_by_agent ON interop_awaited_replies (agent);
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -2,7 +2,7 @@
  * The PostgreSQL store's shared inboxes: cursors, takes and stream claims with compare-and-set, so that brokers on
  * one database never hand out one message twice, and LISTEN/NOTIFY wake-ups between them.
  */
-import type { Sql, TransactionSql } from "postgres";
+import type { Fragment, Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { HEARTBEAT_MS } from "./postgres_registry.ts";
@@ -23,6 +23,8 @@ const ALIVE = `b.stopped_at IS NULL AND b.heartbeat_at > now() - interval '${(3 
  * the flush cost each page a second durable write (the take's is the other).
  */
 const UNFLUSHED = "(SELECT set_config('synchronous_commit', 'off', true)) AS unflushed";
+/** Above every message id: where a read stops when no awaited reply is pending. */
+const NO_STOP = Number.MAX_SAFE_INTEGER;
 /** Past this many bytes of recipients a notification says "*" (NOTIFY payloads stop at 8,000 bytes). */
 const MAX_NOTIFY_BYTES = 7000;
 
@@ -32,6 +34,20 @@ export interface SharedContext {
   broker: string;
   read<T>(what: string, work: () => Promise<T>): Promise<T>;
   transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T>;
+}
+
+/**
+ * The condition that keeps an in-order read of `agent`'s inbox (messages above `after`) before the first reply a
+ * waiter awaits (`awaitReply`): its record holds until its wait ends, by the database's clock, and only while the
+ * waiter's broker is alive, so a broker that crashed holds up no one for longer than it takes to count as gone.
+ */
+export function beforeAwaitedReply(sql: Sql | TransactionSql, agent: AgentName, after: number | Fragment): Fragment {
+  return sql`id < coalesce((
+    SELECT min(r.id) FROM interop_awaited_replies w
+      JOIN interop_brokers b ON b.id = w.broker
+      JOIN interop_messages r ON r.reply_to = w.question_id AND r.recipient = w.agent
+    WHERE w.agent = ${agent} AND w.until > now() AND ${sql.unsafe(ALIVE)} AND r.id > ${after} AND NOT r.polled
+  ), ${NO_STOP})`;
 }
 
 export class PostgresInboxes implements SharedInboxes {
@@ -70,6 +86,8 @@ export class PostgresInboxes implements SharedInboxes {
           SELECT id FROM interop_messages
           WHERE recipient = ${agent} AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
             AND NOT polled AND id <= ${upTo ?? Number.MAX_SAFE_INTEGER}
+            -- A lease's holder takes what it showed, awaited since or not: it has printed it.
+            AND (${own}::text IS NOT NULL OR ${beforeAwaitedReply(tx, agent, tx`(SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})`)})
             AND NOT EXISTS (
               SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now() AND lease_id IS DISTINCT FROM ${own})
           ORDER BY id LIMIT ${limit}
@@ -153,6 +171,42 @@ export class PostgresInboxes implements SharedInboxes {
       if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
       return result.count === 1;
     });
+  }
+
+  awaitReply(agent: AgentName, questionId: number, ms: number): Promise<string> {
+    const { sql, broker } = this.#context;
+    const id = crypto.randomUUID();
+    return this.#context.read("record an awaited reply", async () => {
+      // The version moves too: a stream that read a page holding the reply before this commits fails its claim and
+      // reads again, stopping before it.
+      await sql`
+        WITH i AS (UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} RETURNING agent),
+          old AS (DELETE FROM interop_awaited_replies WHERE agent = ${agent} AND until <= now())
+        INSERT INTO interop_awaited_replies (id, agent, question_id, broker, until)
+          SELECT ${id}, agent, ${questionId}, ${broker}, now() + make_interval(secs => ${ms / 1000}) FROM i`;
+      return id;
+    });
+  }
+
+  endAwait(agent: AgentName, id: string): Promise<void> {
+    const { sql } = this.#context;
+    return this.#context.read("end an awaited reply", async () => {
+      // Every broker's readers of the inbox read again, this one's too: they stopped before the reply. The
+      // notification names no broker for that (each skips its own).
+      await sql`
+        WITH ended AS (DELETE FROM interop_awaited_replies WHERE id = ${id})
+        SELECT pg_notify(${COMMITS}, ${notification("", [agent])})`;
+    });
+  }
+
+  pendingReplies(agent: AgentName, questionIds: number[], limit: number): Promise<Envelope[]> {
+    const { sql } = this.#context;
+    return this.#context.read("read replies", async () =>
+      (await sql<MessageRow[]>`
+        SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+        WHERE recipient = ${agent} AND reply_to = ANY(${questionIds}::bigint[]) AND NOT polled
+          AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
+        ORDER BY id LIMIT ${limit}`).map(toEnvelope));
   }
 
   openStream(agent: AgentName, session: string): Promise<number> {

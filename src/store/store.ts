@@ -199,6 +199,17 @@ export interface SharedInboxes {
    */
   takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean>;
   /**
+   * Records that a waiter on this broker awaits the reply to `questionId` in `agent`'s inbox, for `ms` at most:
+   * meanwhile every in-order read of the inbox (`MessageStore.readAfter`, `take` without the caller's lease, on
+   * any broker) stops before that reply, so the waiter takes it wherever it was published. Resolves with the
+   * record's id, for `endAwait`. A broker that stops or crashes holds up no one once it counts as gone.
+   */
+  awaitReply(agent: AgentName, questionId: number, ms: number): Promise<string>;
+  /** The wait of record `id` ended: a reply it left is an ordinary message again, and every broker's readers read on. */
+  endAwait(agent: AgentName, id: string): Promise<void>;
+  /** Up to `limit` untaken messages above the inbox's cursor that reply to one of `questionIds`, oldest first. */
+  pendingReplies(agent: AgentName, questionIds: number[], limit: number): Promise<Envelope[]>;
+  /**
    * Makes `session` the agent's one stream, on this broker; the broker holding the one it replaces hears of it.
    * Resolves with the inbox's cursor.
    */
@@ -272,7 +283,10 @@ export interface MessageStore {
   lastId(): Promise<number>;
   /** Commits the batch; resolves with the stored messages in the order given. */
   write(batch: WriteBatch): Promise<Envelope[]>;
-  /** Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll. */
+  /**
+   * Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll; a store
+   * other brokers share stops before a reply a waiter awaits (`SharedInboxes.awaitReply`).
+   */
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
   /**
    * The last `limit` messages for `agent` with an id below `beforeId` (default: any), delivered or not, oldest

@@ -18,6 +18,16 @@ async function takeQuestion(url: string): Promise<{ interop: { id: number } }> {
   return await waitFor(async () => (await (await fetch(`${url}/poll?agent=bob`)).json())[0], 10_000, "the question in bob's inbox");
 }
 
+/** bob's reply "answered on b" to message `id`, sent through the broker at `url`. */
+async function answerOnB(url: string, id: number): Promise<void> {
+  const replied = await fetch(`${url}/broadcast?from=bob&reply_to=${id}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ text: "answered on b" }),
+  });
+  assert.equal(replied.status, 200, await replied.text());
+}
+
 test("a task stream on one broker carries the reply bob sent through another, at once (it took the reply unheard, and a client leaving lost it)", async (t) => {
   const server = await cluster(t);
   if (server === undefined) return;
@@ -33,12 +43,7 @@ test("a task stream on one broker carries the reply bob sent through another, at
     }
   })();
   const question = await takeQuestion(b.url);
-  const replied = await fetch(`${b.url}/broadcast?from=bob&reply_to=${question.interop.id}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ text: "answered on b" }),
-  });
-  assert.equal(replied.status, 200, await replied.text());
+  await answerOnB(b.url, question.interop.id);
   // Before: the stream saw it at its next keepalive (15 s), and had taken it from a2a's inbox meanwhile. (A stream
   // that opens slowly may first read the task already answered: then its first event is the completed task.)
   await waitFor(() => events.some((event) => event.endsWith(" TASK_STATE_COMPLETED")), 10_000, "the reply in the stream");
@@ -66,4 +71,23 @@ test("a blocking SendMessage on one broker answers FAILED when bob dead-letters 
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer within 20 s")), 20_000)),
   ]);
   assert.equal(task.status.state, "TASK_STATE_FAILED");
+});
+
+test("a blocking SendMessage on one broker takes the reply bob sent through another; the caller's /wait there gets what follows, not the reply too", async (t) => {
+  const server = await cluster(t);
+  if (server === undefined) return;
+  const { brokers: [a, b] } = await brokersOnOneDatabase(t, server, 2, AGENTS);
+  const client = await sdkClient(a.url, "bob", undefined, false);
+  const waited = fetch(`${b.url}/wait?agent=a2a&timeout=20`);
+  const answered = client.sendMessage(textMessage("answer me across brokers"));
+  const question = await takeQuestion(b.url);
+  await answerOnB(b.url, question.interop.id);
+  const task = await answered.then(taskJson);
+  assert.equal(task.status.state, "TASK_STATE_COMPLETED");
+  assert.match(JSON.stringify(task), /answered on b/);
+  // Before: B's /wait took the reply (9 times in 10), so a2a had it twice: in the task and through its inbox.
+  assert.equal((await fetch(`${b.url}/broadcast?from=bob&to=a2a`, { method: "POST", body: JSON.stringify({ text: "next" }) })).status, 200);
+  const next = await waited;
+  assert.equal(next.status, 200);
+  assert.equal((await next.json()).text, "next", "B's /wait has the message after the reply");
 });

@@ -1,0 +1,91 @@
+/**
+ * An awaited reply across brokers on one PostgreSQL: an `/ask` held on broker A waits for its reply, and the reply
+ * published through broker B goes to the ask, not to the asker's plain `/wait` or stream on B (each saw it too: a
+ * repeat); once the wait ends without it (a timeout, A killed) the reply is an ordinary message again, in order.
+ */
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
+import { brokersOnOneDatabase as onOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
+import { openSse } from "../helpers/sse.ts";
+
+const cluster = sharedPostgres();
+
+async function twoBrokers(t: TestContext): Promise<RunningBroker[] | undefined> {
+  const server = await cluster(t);
+  return server === undefined ? undefined : (await onOneDatabase(t, server, 2)).brokers;
+}
+
+/** Asks openclaw through A as hermes, and answers through B as openclaw: resolves with the ask's answer. */
+async function askAcross(a: RunningBroker, b: RunningBroker, round: number): Promise<{ status: number; reply?: { a: string } }> {
+  const asking = fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=20`, { method: "POST", body: JSON.stringify({ round }) });
+  const question = await waitFor(async () => (await (await fetch(`${b.url}/poll?agent=openclaw`)).json())[0], 10_000, "the question on B");
+  const replied = await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, {
+    method: "POST",
+    body: JSON.stringify({ a: `pong ${round}` }),
+  });
+  assert.equal(replied.status, 200, await replied.text());
+  const answer = await asking;
+  return { status: answer.status, ...await answer.json() };
+}
+
+test("an ask on A gets the reply published on B, and hermes's plain /wait on B does not get it too", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  assert.equal((await fetch(`${b.url}/poll?agent=hermes`)).status, 200, "hermes's inbox exists");
+  // Several rounds: before, B's /wait took the reply 9 times in 10, so three rounds all passing by chance is rare.
+  for (let round = 0; round < 3; round++) {
+    const waited = fetch(`${b.url}/wait?agent=hermes&timeout=20`);
+    const answered = await askAcross(a, b, round);
+    assert.equal(answered.reply?.a, `pong ${round}`, `round ${round}: the ask has its reply`);
+    // What B's /wait gets is what comes next in order, not the reply the ask took.
+    assert.equal((await publish(b.url, "openclaw", "hermes", { after: round })).status, 200);
+    const next = await waited;
+    assert.equal(next.status, 200);
+    assert.equal((await next.json()).after, round, `round ${round}: B's /wait has the next message, not the reply`);
+  }
+});
+
+test("an ask on A gets the reply published on B, and hermes's stream on B carries what follows it, not the reply", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const stream = await openSse(`${b.url}/subscribe?agent=hermes`);
+  t.after(() => stream.close());
+  for (let round = 0; round < 3; round++) {
+    const answered = await askAcross(a, b, round);
+    assert.equal(answered.reply?.a, `pong ${round}`, `round ${round}: the ask has its reply`);
+    assert.equal((await publish(b.url, "openclaw", "hermes", { after: round })).status, 200);
+    const [event] = await stream.take(1, 10_000);
+    assert.equal(JSON.parse(event.data).after, round, `round ${round}: the stream's next message, not the reply`);
+  }
+});
+
+test("a reply whose wait on A ended without it is an ordinary message on B again, in order", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const question = await (await publish(a.url, "hermes", "openclaw", { q: "ping" })).json();
+  assert.equal((await fetch(`${a.url}/wait?agent=hermes&reply_to=${question.id}&timeout=1`)).status, 204);
+  await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${question.id}`, { method: "POST", body: JSON.stringify({ a: "late" }) });
+  assert.equal((await publish(b.url, "openclaw", "hermes", { after: 1 })).status, 200);
+  const taken = await (await fetch(`${b.url}/poll?agent=hermes&limit=10`)).json();
+  assert.deepEqual(taken.map((message: { a?: string; after?: number }) => message.a ?? message.after), ["late", 1]);
+});
+
+test("a reply awaited on a broker killed meanwhile reaches hermes's stream on B once A counts as gone", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const stream = await openSse(`${b.url}/subscribe?agent=hermes`);
+  t.after(() => stream.close());
+  void fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=120`, { method: "POST", body: JSON.stringify({ q: "ping" }) })
+    .catch(() => {});
+  const question = await waitFor(async () => (await (await fetch(`${b.url}/poll?agent=openclaw`)).json())[0], 10_000, "the question on B");
+  await a.stop("SIGKILL");
+  await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ a: "pong" }) });
+  // A broker counts as alive for 15 s after its last heartbeat; B's idle re-read (every 5 s) then finds the reply.
+  const [event] = await stream.take(1, 30_000);
+  assert.equal(JSON.parse(event.data).a, "pong");
+});

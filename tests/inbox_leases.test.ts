@@ -119,3 +119,27 @@ test("an awaited reply a leased reader may have shown is left to that reader; th
   await waiting;
   assert.equal(answered, reply.id);
 });
+
+test("an awaited reply whose hand-off after a lease fails in the store answers the asker with the error, not its timeout", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path));
+  t.after(() => broker.close());
+  const hermes = parseAgentName("hermes");
+  const openclaw = parseAgentName("openclaw");
+  const { envelopes: [question] } = await broker.publish(hermes, openclaw, { text: "which branch?" });
+  await broker.publish(openclaw, hermes, { text: "main" }, { replyTo: question.id });
+  const lease = await broker.leases.acquire(hermes, 60);
+  // The asker's first hand-off is refused by the lease: seen here, so the store fails only for the one after it.
+  const refused = Promise.withResolvers<void>();
+  const take = broker.leases.take.bind(broker.leases);
+  broker.leases.take = (agent, id, work) => take(agent, id, work).catch((error) => (refused.resolve(), Promise.reject(error)));
+  const started = performance.now();
+  const waiting = broker.waitForReply(hermes, question.id, 3_000);
+  await refused.promise;
+  store.readAfter = () => Promise.reject(new InteropError("storage_unavailable", "Storage unavailable: disk I/O error"));
+  broker.leases.end(hermes, lease);
+  await assert.rejects(waiting, (error) => error instanceof InteropError && error.code === "storage_unavailable");
+  assert.ok(performance.now() - started < 2_000, "the asker waited out its timeout");
+});

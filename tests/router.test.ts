@@ -418,3 +418,39 @@ test("A2A ListTasks of a v0.3 caller holds its page to the budget in the v0.3 sh
     assert.deepEqual(pages.map((page) => page.length), [1, 1, 1], `one task a page: ${JSON.stringify(pages)}`);
   }, { maxBodyBytes: 4096, answerBudget: budget });
 });
+
+test("A2A ListTasks refuses with -32602 naming it a param it does not take, or one of the wrong type, and honours statusTimestampAfter", async () => {
+  // An unknown filter was ignored (a list of tasks the caller had left out), pageSize true read as 1.
+  await withRouter(async ({ json }) => {
+    const rpc = async (method: string, params: Record<string, unknown>) =>
+      (await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }))).body;
+    const message = { messageId: "m-1", role: "ROLE_USER", parts: [{ text: "hi" }] };
+    const task = (await rpc("SendMessage", { message, configuration: { returnImmediately: true } })).result.task;
+    const refusal = async (params: Record<string, unknown>) => {
+      const { error } = await rpc("ListTasks", params);
+      assert.equal(error?.code, -32602, JSON.stringify(params));
+      return error.message as string;
+    };
+    assert.match(await refusal({ ownerId: "x" }), /unknown field "ownerId"/);
+    assert.match(await refusal({ pageSize: true }), /pageSize must be 1-100/);
+    assert.match(await refusal({ pageSize: "ten" }), /pageSize must be 1-100/);
+    assert.match(await refusal({ includeArtifacts: "yes" }), /includeArtifacts/);
+    assert.match(await refusal({ historyLength: true }), /historyLength/);
+    assert.match(await refusal({ statusTimestampAfter: "yesterday" }), /statusTimestampAfter/);
+    assert.match(await refusal({ tenant: "acme" }), /tenant/);
+    // Proto JSON's other spellings: an int32 as a string, a field by its proto name.
+    assert.deepEqual((await rpc("ListTasks", { pageSize: "5" })).result.tasks.map((listed: { id: string }) => listed.id), [task.id]);
+    assert.equal((await rpc("ListTasks", { page_size: 5 })).result.pageSize, 5);
+    const since = async (time: string) => (await rpc("ListTasks", { statusTimestampAfter: time })).result.tasks.length;
+    assert.equal(await since(new Date(Date.now() + 60_000).toISOString()), 0);
+    assert.equal(await since(new Date(Date.now() - 60_000).toISOString()), 1);
+  });
+});
+
+test("A2A answers params that are not an object with -32602 and the request's id", async () => {
+  // It answered "id": null: the check ran before the id was taken from the request.
+  await withRouter(async ({ json }) => {
+    const { body } = await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 9, method: "ListTasks", params: null }));
+    assert.deepEqual([body.id, body.error?.code], [9, -32602]);
+  });
+});

@@ -109,7 +109,8 @@ export async function handleA2a(
     rpcId = call.id;
     const { method, version } = resolveMethod(call.method, request.header("a2a-version"));
     const sender = caller === "anyone" ? DEFAULT_A2A_SENDER : caller.agent;
-    const context: Call = { broker, request, options, caller, agent, sender, params: call.params, rpcId: call.id, version };
+    const params = callParams(call.params);
+    const context: Call = { broker, request, options, caller, agent, sender, params, rpcId: call.id, version };
     const answer = await METHODS[method](context);
     if ("result" in answer) return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result });
     if ("resultJson" in answer) {
@@ -173,7 +174,8 @@ function splitPath(pathname: string): { agent: string; rest: string } {
 interface RpcCall {
   id: string | number;
   method: unknown;
-  params: Record<string, unknown>;
+  /** As the request had it: checked by callParams once the id is known. */
+  params: unknown;
 }
 
 /** One JSON-RPC request object. Batches are refused: each A2A call is one POST (the spec's clients send no other). */
@@ -198,10 +200,15 @@ function parseCall(text: string): RpcCall {
   if (!(typeof value.id === "string" || (typeof value.id === "number" && Number.isFinite(value.id)))) {
     throw new A2aError(A2A_ERROR.invalidRequest, "Invalid request: id must be a string or a number (notifications get no answer here)");
   }
-  if (value.params !== undefined && !isObject(value.params)) {
+  return { id: value.id, method: value.method, params: value.params };
+}
+
+/** The call's params, checked once its id is known (a refusal answers with that id, as the request had one). */
+function callParams(params: unknown): Record<string, unknown> {
+  if (params !== undefined && !isObject(params)) {
     throw new A2aError(A2A_ERROR.invalidParams, "Invalid params: params must be an object");
   }
-  return { id: value.id, method: value.method, params: (value.params ?? {}) as Record<string, unknown> };
+  return params ?? {};
 }
 
 interface Call {

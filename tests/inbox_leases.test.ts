@@ -143,3 +143,23 @@ test("an awaited reply whose hand-off after a lease fails in the store answers t
   await assert.rejects(waiting, (error) => error instanceof InteropError && error.code === "storage_unavailable");
   assert.ok(performance.now() - started < 2_000, "the asker waited out its timeout");
 });
+
+test("a sender's withdrawal (A2A CancelTask) of a message a leased reader may have shown is refused while the lease holds; that reader's take then has it", async (t) => {
+  // It was withdrawn from under the lease: the reader had printed a message its sender then saw cancelled, and
+  // its take up to that message found it gone.
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path));
+  t.after(() => broker.close());
+  const { envelopes: [message] } = await broker.publish(ann, leo, { text: "deploy?" });
+  const lease = await broker.leases.acquire(leo, 60);
+  assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [message.id]);
+  await assert.rejects(broker.tasks.withdraw(leo, message.id), (error) => leased(error, 60));
+  const taken = await broker.leases.take(leo, lease, () => broker.poll(leo, 10, { shownUpTo: message.id }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
+  assert.equal(await broker.tasks.withdraw(leo, message.id), false, "delivered: no longer withdrawable");
+  // Without a lease a withdrawal goes through as before.
+  const { envelopes: [second] } = await broker.publish(ann, leo, { text: "never mind" });
+  assert.equal(await broker.tasks.withdraw(leo, second.id), true);
+});

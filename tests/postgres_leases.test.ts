@@ -103,3 +103,20 @@ test("an awaited reply a leased reader may have shown is left to that reader; th
   await waiting;
   assert.equal(answered, reply.id);
 });
+
+test("a sender's withdrawal on one broker of a message a leased reader on another may have shown is refused while the lease holds", async (t) => {
+  // takeOne ignored the lease for a withdrawal: the reader's take up to the message it printed found it withdrawn.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const { envelopes: [message] } = await a.publish(hermes, openclaw, { text: "deploy?" });
+  const lease = await b.leases.acquire(openclaw, 60);
+  assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [message.id]);
+  await assert.rejects(a.tasks.withdraw(openclaw, message.id), { code: "inbox_leased" });
+  const taken = await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { shownUpTo: message.id, lease: own }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
+  assert.equal(await a.tasks.withdraw(openclaw, message.id), false, "delivered: no longer withdrawable");
+  const { envelopes: [second] } = await a.publish(hermes, openclaw, { text: "never mind" });
+  assert.equal(await a.tasks.withdraw(openclaw, second.id), true);
+});

@@ -454,3 +454,22 @@ test("A2A answers params that are not an object with -32602 and the request's id
     assert.deepEqual([body.id, body.error?.code], [9, -32602]);
   });
 });
+
+test("A2A CancelTask of a message a leased reader may have shown answers 409 inbox_leased with Retry-After, and the task stays as it was", async () => {
+  // It withdrew the message from under the lease (interop poll had printed it).
+  await withRouter(async ({ call, json }) => {
+    const rpc = async (method: string, params: Record<string, unknown>) =>
+      await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 3, method, params }));
+    const message = { messageId: "m-1", role: "ROLE_USER", parts: [{ text: "deploy?" }] };
+    const task = (await rpc("SendMessage", { message, configuration: { returnImmediately: true } })).body.result.task;
+    const peeked = await call("GET", "/poll?agent=hermes&peek=1&lease=30");
+    assert.equal(peeked.status, 200);
+    const refused = await call("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 3, method: "CancelTask", params: { id: task.id } }));
+    assert.ok(!isStream(refused));
+    const body = JSON.parse(bodyText(refused));
+    assert.deepEqual([refused.status, body.id, body.error?.code, body.error?.data?.code], [409, 3, -32000, "inbox_leased"]);
+    assert.equal(refused.headers["retry-after"], "30");
+    assert.match(body.error.message, /Task cannot be canceled now: hermes is reading its inbox/);
+    assert.equal((await rpc("GetTask", { id: task.id })).body.result.status.state, "TASK_STATE_SUBMITTED");
+  });
+});

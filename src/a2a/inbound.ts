@@ -379,7 +379,7 @@ function streamTask(call: Call, envelope: Envelope): OutgoingResponse {
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */
 async function cancelTask(call: Call): Promise<Answer> {
   const { task, envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
-  if (task.status.state === "TASK_STATE_SUBMITTED" && await call.broker.tasks.withdraw(call.agent, envelope.id)) {
+  if (task.status.state === "TASK_STATE_SUBMITTED" && await withdrawUnlessLeased(call, envelope.id)) {
     call.options.changes.changed(envelope.id);
   }
   const now = (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task;
@@ -390,6 +390,21 @@ async function cancelTask(call: Call): Promise<Answer> {
     );
   }
   return { result: shaped(call, now) };
+}
+
+/** Withdraws message `id`; while a reader leases the inbox, refused saying why (`inbox_leased`, with Retry-After). */
+async function withdrawUnlessLeased(call: Call, id: number): Promise<boolean> {
+  try {
+    return await call.broker.tasks.withdraw(call.agent, id);
+  } catch (error) {
+    if (!(error instanceof InteropError && error.code === "inbox_leased")) throw error;
+    throw new InteropError(
+      "inbox_leased",
+      `Task cannot be canceled now: ${call.agent} is reading its inbox and may have shown this message already; ` +
+        `try again in ${error.retryAfter} s (if it was read by then, the task is no longer cancelable)`,
+      { cause: error, retryAfter: error.retryAfter },
+    );
+  }
 }
 
 /** A task for the answer: its history cut to `historyLength` (0: none), in the version the method named. */

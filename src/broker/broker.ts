@@ -138,6 +138,7 @@ export class Broker {
       agents: this.#agents,
       taken: this.#takes.taken,
       now: this.#now,
+      asTake: (agent, work) => this.leases.take(agent, undefined, work),
     });
     this.#publishes = new Publishes({
       store: options.store,

@@ -193,11 +193,11 @@ export interface SharedInboxes {
   /** How long the inbox's lease has left (ms, by the store's clock), or undefined when none is held. */
   leaseLeft(agent: AgentName): Promise<number | undefined>;
   /**
-   * Takes message `id` out of order; false when another reader had it. `heedLease`: refused (`inboxLeased`), taking
-   * nothing, while a reader leases the inbox (an ask's reply: that reader may have shown it, and takes it with its
-   * page); a withdrawal by its sender does not heed it.
+   * Takes message `id` out of order; false when another reader had it. Refused (`inboxLeased`), taking nothing,
+   * while a reader leases the inbox: that reader may have shown it, and takes it with its page (an ask's reply; a
+   * withdrawal by its sender, which would leave the reader having shown a message its sender cancelled).
    */
-  takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean>;
+  takeOne(agent: AgentName, id: number): Promise<boolean>;
   /**
    * Makes `session` the agent's one stream, on this broker; the broker holding the one it replaces hears of it.
    * Resolves with the inbox's cursor.

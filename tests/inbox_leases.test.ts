@@ -16,6 +16,16 @@ function leased(error: unknown, retryAfter: number): boolean {
   return error instanceof InteropError && error.code === "inbox_leased" && error.retryAfter === retryAfter;
 }
 
+/** A broker on a SQLite store of its own, closed (and its data dir removed) after the test. */
+async function openBroker(t: { after(fn: () => unknown): void }): Promise<{ broker: Broker; store: SqliteStore }> {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path));
+  t.after(() => broker.close());
+  return { broker, store };
+}
+
 test("a lease holds off other leases and takes until its own take ends it, and only on its inbox", async () => {
   let now = 0;
   const leases = new InboxLeases(() => now);
@@ -97,11 +107,7 @@ test("a holder renews its lease from now with its id; no one else can, and a rem
 });
 
 test("an awaited reply a leased reader may have shown is left to that reader; the asker gets it once the lease ends", async (t) => {
-  const dir = tempDir();
-  t.after(dir.cleanup);
-  const store = new SqliteStore(dir.path, "relaxed");
-  const broker = await Broker.open(testBrokerOptions(store, dir.path));
-  t.after(() => broker.close());
+  const { broker } = await openBroker(t);
   const hermes = parseAgentName("hermes");
   const openclaw = parseAgentName("openclaw");
   const { envelopes: [question] } = await broker.publish(hermes, openclaw, { text: "which branch?" });
@@ -121,11 +127,7 @@ test("an awaited reply a leased reader may have shown is left to that reader; th
 });
 
 test("an awaited reply whose hand-off after a lease fails in the store answers the asker with the error, not its timeout", async (t) => {
-  const dir = tempDir();
-  t.after(dir.cleanup);
-  const store = new SqliteStore(dir.path, "relaxed");
-  const broker = await Broker.open(testBrokerOptions(store, dir.path));
-  t.after(() => broker.close());
+  const { broker, store } = await openBroker(t);
   const hermes = parseAgentName("hermes");
   const openclaw = parseAgentName("openclaw");
   const { envelopes: [question] } = await broker.publish(hermes, openclaw, { text: "which branch?" });
@@ -147,11 +149,7 @@ test("an awaited reply whose hand-off after a lease fails in the store answers t
 test("a sender's withdrawal (A2A CancelTask) of a message a leased reader may have shown is refused while the lease holds; that reader's take then has it", async (t) => {
   // It was withdrawn from under the lease: the reader had printed a message its sender then saw cancelled, and
   // its take up to that message found it gone.
-  const dir = tempDir();
-  t.after(dir.cleanup);
-  const store = new SqliteStore(dir.path, "relaxed");
-  const broker = await Broker.open(testBrokerOptions(store, dir.path));
-  t.after(() => broker.close());
+  const { broker } = await openBroker(t);
   const { envelopes: [message] } = await broker.publish(ann, leo, { text: "deploy?" });
   const lease = await broker.leases.acquire(leo, 60);
   assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [message.id]);

@@ -7,6 +7,7 @@ import process from "node:process";
 import { test } from "node:test";
 import postgres from "postgres";
 import type { AgentName } from "../src/message.ts";
+import { leasedWait } from "../src/broker/leased_wait.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { migrate } from "../src/store/postgres_schema.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -119,4 +120,18 @@ test("a sender's withdrawal on one broker of a message a leased reader on anothe
   assert.equal(await a.tasks.withdraw(openclaw, message.id), false, "delivered: no longer withdrawable");
   const { envelopes: [second] } = await a.publish(hermes, openclaw, { text: "never mind" });
   assert.equal(await a.tasks.withdraw(openclaw, second.id), true);
+});
+
+test("a leased wait on one broker is shown a message committed on another, under a lease that holds on both", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const waiting = leasedWait(a, openclaw, 30, 10_000, new AbortController().signal);
+  const { envelopes: [message] } = await b.publish(hermes, openclaw, { text: "deploy?" });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, message.id);
+  await assert.rejects(b.poll(openclaw, 10), { code: "inbox_leased" });
+  const taken = await a.leases.take(openclaw, shown!.lease, (own) => a.poll(openclaw, 1, { shownUpTo: message.id, lease: own }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
 });

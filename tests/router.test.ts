@@ -473,3 +473,23 @@ test("A2A CancelTask of a message a leased reader may have shown answers 409 inb
     assert.equal((await rpc("GetTask", { id: task.id })).body.result.status.state, "TASK_STATE_SUBMITTED");
   });
 });
+
+test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, or with reply_to, 400", async () => {
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    assert.equal(shown.status, 200);
+    const lease = shown.headers["interop-lease"];
+    assert.ok(lease, "the lease's id");
+    assert.equal(JSON.parse(bodyText(shown)).text, "deploy?");
+    assert.equal((await json("GET", "/poll?agent=openclaw")).status, 409, "held for the wait's client");
+    const taken = await json("GET", `/poll?agent=openclaw&up_to=${JSON.parse(bodyText(shown)).interop.id}&lease_id=${lease}`);
+    assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["deploy?"]);
+    assert.equal((await call("GET", "/wait?agent=openclaw&timeout=0.05&peek=1&lease=30")).status, 204);
+    for (const query of ["peek=1", "peek=1&lease=30&reply_to=1", "peek=1&lease=0"]) {
+      const refused = await json("GET", `/wait?agent=openclaw&timeout=1&${query}`);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+    }
+  });
+});

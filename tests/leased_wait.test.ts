@@ -21,10 +21,14 @@ async function openBroker(t: { after(fn: () => unknown): void }): Promise<Broker
 
 test("a leased wait shows the next message to arrive under a lease, taking nothing; the take with its lease has it", async (t) => {
   const broker = await openBroker(t);
+  await broker.addAgent(leo);
   const waiting = leasedWait(broker, leo, 30, 10_000, new AbortController().signal);
+  // Counted in /status as a /wait is (the agent is online while it waits).
+  assert.equal(broker.status().agents[leo]?.waiting, 1);
   const { envelopes: [message] } = await broker.publish(ann, leo, { text: "deploy?" });
   const shown = await waiting;
   assert.equal(shown?.message.id, message.id);
+  assert.equal(broker.status().agents[leo]?.waiting, 0);
   // Not taken, and held for its client: another reader's take waits for the lease.
   assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [message.id]);
   await assert.rejects(broker.leases.take(leo, undefined, () => broker.poll(leo, 10)), { code: "inbox_leased" });

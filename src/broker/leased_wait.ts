@@ -14,6 +14,8 @@ export interface LeasedWaitBroker {
   readonly leases: Leases;
   peek(agent: AgentName, limit: number): Promise<Envelope[]>;
   observe(observer: BrokerObserver): () => void;
+  /** Counts a wait for `agent` (in /status) until the returned function is called. */
+  countWaiting(agent: AgentName): () => void;
 }
 
 /**
@@ -29,6 +31,21 @@ export async function leasedWait(
   until: AbortSignal,
 ): Promise<{ message: Envelope; lease: string } | undefined> {
   const done = AbortSignal.any([until, AbortSignal.timeout(timeoutMs)]);
+  const uncount = broker.countWaiting(agent);
+  try {
+    return await showNext(broker, agent, leaseSeconds, done);
+  } finally {
+    uncount();
+  }
+}
+
+/** The look-and-wait loop of `leasedWait`, until `done` aborts. */
+async function showNext(
+  broker: LeasedWaitBroker,
+  agent: AgentName,
+  leaseSeconds: number,
+  done: AbortSignal,
+): Promise<{ message: Envelope; lease: string } | undefined> {
   while (!done.aborted) {
     // Listened for before the look: a message committed between the two wakes the next look.
     const arrived = arrival(broker, agent, done);

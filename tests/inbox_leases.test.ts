@@ -16,6 +16,16 @@ function leased(error: unknown, retryAfter: number): boolean {
   return error instanceof InteropError && error.code === "inbox_leased" && error.retryAfter === retryAfter;
 }
 
+/** A broker on a SQLite store of its own, closed (and its data dir removed) after the test. */
+async function openBroker(t: { after(fn: () => unknown): void }): Promise<{ broker: Broker; store: SqliteStore }> {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path));
+  t.after(() => broker.close());
+  return { broker, store };
+}
+
 test("a lease holds off other leases and takes until its own take ends it, and only on its inbox", async () => {
   let now = 0;
   const leases = new InboxLeases(() => now);
@@ -97,11 +107,7 @@ test("a holder renews its lease from now with its id; no one else can, and a rem
 });
 
 test("an awaited reply a leased reader may have shown is left to that reader; the asker gets it once the lease ends", async (t) => {
-  const dir = tempDir();
-  t.after(dir.cleanup);
-  const store = new SqliteStore(dir.path, "relaxed");
-  const broker = await Broker.open(testBrokerOptions(store, dir.path));
-  t.after(() => broker.close());
+  const { broker } = await openBroker(t);
   const hermes = parseAgentName("hermes");
   const openclaw = parseAgentName("openclaw");
   const { envelopes: [question] } = await broker.publish(hermes, openclaw, { text: "which branch?" });
@@ -118,4 +124,40 @@ test("an awaited reply a leased reader may have shown is left to that reader; th
   assert.deepEqual(await broker.leases.take(hermes, lease, () => broker.poll(hermes, 10, { shownUpTo: 0 })), []);
   await waiting;
   assert.equal(answered, reply.id);
+});
+
+test("an awaited reply whose hand-off after a lease fails in the store answers the asker with the error, not its timeout", async (t) => {
+  const { broker, store } = await openBroker(t);
+  const hermes = parseAgentName("hermes");
+  const openclaw = parseAgentName("openclaw");
+  const { envelopes: [question] } = await broker.publish(hermes, openclaw, { text: "which branch?" });
+  await broker.publish(openclaw, hermes, { text: "main" }, { replyTo: question.id });
+  const lease = await broker.leases.acquire(hermes, 60);
+  // The asker's first hand-off is refused by the lease: seen here, so the store fails only for the one after it.
+  const refused = Promise.withResolvers<void>();
+  const take = broker.leases.take.bind(broker.leases);
+  broker.leases.take = (agent, id, work) => take(agent, id, work).catch((error) => (refused.resolve(), Promise.reject(error)));
+  const started = performance.now();
+  const waiting = broker.waitForReply(hermes, question.id, 3_000);
+  await refused.promise;
+  store.readAfter = () => Promise.reject(new InteropError("storage_unavailable", "Storage unavailable: disk I/O error"));
+  broker.leases.end(hermes, lease);
+  await assert.rejects(waiting, (error) => error instanceof InteropError && error.code === "storage_unavailable");
+  assert.ok(performance.now() - started < 2_000, "the asker waited out its timeout");
+});
+
+test("a sender's withdrawal (A2A CancelTask) of a message a leased reader may have shown is refused while the lease holds; that reader's take then has it", async (t) => {
+  // It was withdrawn from under the lease: the reader had printed a message its sender then saw cancelled, and
+  // its take up to that message found it gone.
+  const { broker } = await openBroker(t);
+  const { envelopes: [message] } = await broker.publish(ann, leo, { text: "deploy?" });
+  const lease = await broker.leases.acquire(leo, 60);
+  assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [message.id]);
+  await assert.rejects(broker.tasks.withdraw(leo, message.id), (error) => leased(error, 60));
+  const taken = await broker.leases.take(leo, lease, () => broker.poll(leo, 10, { shownUpTo: message.id }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
+  assert.equal(await broker.tasks.withdraw(leo, message.id), false, "delivered: no longer withdrawable");
+  // Without a lease a withdrawal goes through as before.
+  const { envelopes: [second] } = await broker.publish(ann, leo, { text: "never mind" });
+  assert.equal(await broker.tasks.withdraw(leo, second.id), true);
 });

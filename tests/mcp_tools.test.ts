@@ -190,15 +190,20 @@ async function rawSession(broker: BrokerClient) {
 
 /**
  * A stand-in broker whose polls and waits hand out the next of `batches` (then nothing; a batch given as a promise
- * once it resolves), and which parks all.
+ * once it resolves), and which parks all. A wait's message is shown under a lease, and taken by the poll with it.
  */
 function scriptedBroker(batches: Array<number[] | Promise<number[]>>) {
   const parked: number[] = [];
   const next = async () =>
     (await (batches.shift() ?? [])).map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
+  let shown: WireMessage | undefined;
   const broker = {
-    poll: () => next(),
-    wait: async () => (await next())[0] ?? null,
+    poll: (_agent: string, _limit: number, upTo?: number, lease?: string) =>
+      lease === undefined ? next() : Promise.resolve(shown !== undefined && upTo === shown.interop.id ? [shown] : []),
+    waitLeased: async () => {
+      [shown] = await next();
+      return shown === undefined ? null : { message: shown, lease: "lease" };
+    },
     parkDeadLetter: (_agent: string, id: number) => {
       parked.push(id);
       return Promise.resolve({});

@@ -7,6 +7,7 @@ import process from "node:process";
 import { test } from "node:test";
 import postgres from "postgres";
 import type { AgentName } from "../src/message.ts";
+import { leasedWait } from "../src/broker/leased_wait.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { migrate } from "../src/store/postgres_schema.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -122,4 +123,35 @@ test("a leased reader's take hands out an awaited reply it showed before the wai
   const taken = await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { shownUpTo: after.id, lease: own }));
   assert.deepEqual(taken.map((envelope) => envelope.id), [reply.id, after.id], "the holder takes what it printed");
   assert.equal(await waiting, undefined, "and the asker does not get it again");
+});
+
+test("a sender's withdrawal on one broker of a message a leased reader on another may have shown is refused while the lease holds", async (t) => {
+  // takeOne ignored the lease for a withdrawal: the reader's take up to the message it printed found it withdrawn.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const { envelopes: [message] } = await a.publish(hermes, openclaw, { text: "deploy?" });
+  const lease = await b.leases.acquire(openclaw, 60);
+  assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [message.id]);
+  await assert.rejects(a.tasks.withdraw(openclaw, message.id), { code: "inbox_leased" });
+  const taken = await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { shownUpTo: message.id, lease: own }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
+  assert.equal(await a.tasks.withdraw(openclaw, message.id), false, "delivered: no longer withdrawable");
+  const { envelopes: [second] } = await a.publish(hermes, openclaw, { text: "never mind" });
+  assert.equal(await a.tasks.withdraw(openclaw, second.id), true);
+});
+
+test("a leased wait on one broker is shown a message committed on another, under a lease that holds on both", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  const waiting = leasedWait(a, openclaw, 30, 10_000, new AbortController().signal);
+  const { envelopes: [message] } = await b.publish(hermes, openclaw, { text: "deploy?" });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, message.id);
+  await assert.rejects(b.poll(openclaw, 10), { code: "inbox_leased" });
+  const taken = await a.leases.take(openclaw, shown!.lease, (own) => a.poll(openclaw, 1, { shownUpTo: message.id, lease: own }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
 });

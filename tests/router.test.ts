@@ -418,3 +418,78 @@ test("A2A ListTasks of a v0.3 caller holds its page to the budget in the v0.3 sh
     assert.deepEqual(pages.map((page) => page.length), [1, 1, 1], `one task a page: ${JSON.stringify(pages)}`);
   }, { maxBodyBytes: 4096, answerBudget: budget });
 });
+
+test("A2A ListTasks refuses with -32602 naming it a param it does not take, or one of the wrong type, and honours statusTimestampAfter", async () => {
+  // An unknown filter was ignored (a list of tasks the caller had left out), pageSize true read as 1.
+  await withRouter(async ({ json }) => {
+    const rpc = async (method: string, params: Record<string, unknown>) =>
+      (await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }))).body;
+    const message = { messageId: "m-1", role: "ROLE_USER", parts: [{ text: "hi" }] };
+    const task = (await rpc("SendMessage", { message, configuration: { returnImmediately: true } })).result.task;
+    const refusal = async (params: Record<string, unknown>) => {
+      const { error } = await rpc("ListTasks", params);
+      assert.equal(error?.code, -32602, JSON.stringify(params));
+      return error.message as string;
+    };
+    assert.match(await refusal({ ownerId: "x" }), /unknown field "ownerId"/);
+    assert.match(await refusal({ pageSize: true }), /pageSize must be 1-100/);
+    assert.match(await refusal({ pageSize: "ten" }), /pageSize must be 1-100/);
+    assert.match(await refusal({ includeArtifacts: "yes" }), /includeArtifacts/);
+    assert.match(await refusal({ historyLength: true }), /historyLength/);
+    assert.match(await refusal({ statusTimestampAfter: "yesterday" }), /statusTimestampAfter/);
+    assert.match(await refusal({ tenant: "acme" }), /tenant/);
+    // Proto JSON's other spellings: an int32 as a string, a field by its proto name.
+    assert.deepEqual((await rpc("ListTasks", { pageSize: "5" })).result.tasks.map((listed: { id: string }) => listed.id), [task.id]);
+    assert.equal((await rpc("ListTasks", { page_size: 5 })).result.pageSize, 5);
+    const since = async (time: string) => (await rpc("ListTasks", { statusTimestampAfter: time })).result.tasks.length;
+    assert.equal(await since(new Date(Date.now() + 60_000).toISOString()), 0);
+    assert.equal(await since(new Date(Date.now() - 60_000).toISOString()), 1);
+  });
+});
+
+test("A2A answers params that are not an object with -32602 and the request's id", async () => {
+  // It answered "id": null: the check ran before the id was taken from the request.
+  await withRouter(async ({ json }) => {
+    const { body } = await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 9, method: "ListTasks", params: null }));
+    assert.deepEqual([body.id, body.error?.code], [9, -32602]);
+  });
+});
+
+test("A2A CancelTask of a message a leased reader may have shown answers 409 inbox_leased with Retry-After, and the task stays as it was", async () => {
+  // It withdrew the message from under the lease (interop poll had printed it).
+  await withRouter(async ({ call, json }) => {
+    const rpc = async (method: string, params: Record<string, unknown>) =>
+      await json("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 3, method, params }));
+    const message = { messageId: "m-1", role: "ROLE_USER", parts: [{ text: "deploy?" }] };
+    const task = (await rpc("SendMessage", { message, configuration: { returnImmediately: true } })).body.result.task;
+    const peeked = await call("GET", "/poll?agent=hermes&peek=1&lease=30");
+    assert.equal(peeked.status, 200);
+    const refused = await call("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: 3, method: "CancelTask", params: { id: task.id } }));
+    assert.ok(!isStream(refused));
+    const body = JSON.parse(bodyText(refused));
+    assert.deepEqual([refused.status, body.id, body.error?.code, body.error?.data?.code], [409, 3, -32000, "inbox_leased"]);
+    assert.equal(refused.headers["retry-after"], "30");
+    assert.match(body.error.message, /Task cannot be canceled now: hermes is reading its inbox/);
+    assert.equal((await rpc("GetTask", { id: task.id })).body.result.status.state, "TASK_STATE_SUBMITTED");
+  });
+});
+
+test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, or with reply_to, 400", async () => {
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    assert.equal(shown.status, 200);
+    const lease = shown.headers["interop-lease"];
+    assert.ok(lease, "the lease's id");
+    assert.equal(JSON.parse(bodyText(shown)).text, "deploy?");
+    assert.equal((await json("GET", "/poll?agent=openclaw")).status, 409, "held for the wait's client");
+    const taken = await json("GET", `/poll?agent=openclaw&up_to=${JSON.parse(bodyText(shown)).interop.id}&lease_id=${lease}`);
+    assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["deploy?"]);
+    assert.equal((await call("GET", "/wait?agent=openclaw&timeout=0.05&peek=1&lease=30")).status, 204);
+    for (const query of ["peek=1", "peek=1&lease=30&reply_to=1", "peek=1&lease=0"]) {
+      const refused = await json("GET", `/wait?agent=openclaw&timeout=1&${query}`);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+    }
+  });
+});

@@ -109,7 +109,8 @@ export async function handleA2a(
     rpcId = call.id;
     const { method, version } = resolveMethod(call.method, request.header("a2a-version"));
     const sender = caller === "anyone" ? DEFAULT_A2A_SENDER : caller.agent;
-    const context: Call = { broker, request, options, caller, agent, sender, params: call.params, rpcId: call.id, version };
+    const params = callParams(call.params);
+    const context: Call = { broker, request, options, caller, agent, sender, params, rpcId: call.id, version };
     const answer = await METHODS[method](context);
     if ("result" in answer) return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result });
     if ("resultJson" in answer) {
@@ -173,7 +174,8 @@ function splitPath(pathname: string): { agent: string; rest: string } {
 interface RpcCall {
   id: string | number;
   method: unknown;
-  params: Record<string, unknown>;
+  /** As the request had it: checked by callParams once the id is known. */
+  params: unknown;
 }
 
 /** One JSON-RPC request object. Batches are refused: each A2A call is one POST (the spec's clients send no other). */
@@ -198,10 +200,15 @@ function parseCall(text: string): RpcCall {
   if (!(typeof value.id === "string" || (typeof value.id === "number" && Number.isFinite(value.id)))) {
     throw new A2aError(A2A_ERROR.invalidRequest, "Invalid request: id must be a string or a number (notifications get no answer here)");
   }
-  if (value.params !== undefined && !isObject(value.params)) {
+  return { id: value.id, method: value.method, params: value.params };
+}
+
+/** The call's params, checked once its id is known (a refusal answers with that id, as the request had one). */
+function callParams(params: unknown): Record<string, unknown> {
+  if (params !== undefined && !isObject(params)) {
     throw new A2aError(A2A_ERROR.invalidParams, "Invalid params: params must be an object");
   }
-  return { id: value.id, method: value.method, params: (value.params ?? {}) as Record<string, unknown> };
+  return params ?? {};
 }
 
 interface Call {
@@ -370,7 +377,7 @@ function streamTask(call: Call, envelope: Envelope, firstRead?: (broker: Broker,
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */
 async function cancelTask(call: Call): Promise<Answer> {
   const { task, envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
-  if (task.status.state === "TASK_STATE_SUBMITTED" && await call.broker.tasks.withdraw(call.agent, envelope.id)) {
+  if (task.status.state === "TASK_STATE_SUBMITTED" && await withdrawUnlessLeased(call, envelope.id)) {
     call.options.changes.changed(envelope.id);
   }
   const now = (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task;
@@ -381,6 +388,21 @@ async function cancelTask(call: Call): Promise<Answer> {
     );
   }
   return { result: shaped(call, now) };
+}
+
+/** Withdraws message `id`; while a reader leases the inbox, refused saying why (`inbox_leased`, with Retry-After). */
+async function withdrawUnlessLeased(call: Call, id: number): Promise<boolean> {
+  try {
+    return await call.broker.tasks.withdraw(call.agent, id);
+  } catch (error) {
+    if (!(error instanceof InteropError && error.code === "inbox_leased")) throw error;
+    throw new InteropError(
+      "inbox_leased",
+      `Task cannot be canceled now: ${call.agent} is reading its inbox and may have shown this message already; ` +
+        `try again in ${error.retryAfter} s (if it was read by then, the task is no longer cancelable)`,
+      { cause: error, retryAfter: error.retryAfter },
+    );
+  }
 }
 
 /** A task for the answer: its history cut to `historyLength` (0: none), in the version the method named. */

@@ -48,28 +48,72 @@ interface TaskQuery {
   pageSize: number;
   /** The id the page starts below (a `nextPageToken`). */
   before: number;
+  /** Only tasks whose status changed at or after this time (ms), when given. */
+  updatedSince: number | undefined;
   includeArtifacts: boolean;
-  historyLength: unknown;
+  historyLength: number | undefined;
+}
+
+/**
+ * ListTasks' params, by their proto JSON names; each may also come by its proto field name (`page_size`), as proto JSON
+ * parsers (the A2A SDK's among them) read it. Any other is refused: a filter ignored would list tasks the caller left out.
+ */
+const QUERY_FIELDS: Record<string, string> = {
+  tenant: "tenant",
+  contextId: "context_id",
+  status: "status",
+  pageSize: "page_size",
+  pageToken: "page_token",
+  historyLength: "history_length",
+  statusTimestampAfter: "status_timestamp_after",
+  includeArtifacts: "include_artifacts",
+};
+
+/** `params` with every field by its proto JSON name; -32602 naming a field ListTasks does not know. */
+function queryFields(params: Record<string, unknown>): Record<string, unknown> {
+  const byJsonName = Object.fromEntries(Object.entries(QUERY_FIELDS).map(([json, proto]) => [proto, json]));
+  const fields: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(params)) {
+    const field = name in QUERY_FIELDS ? name : byJsonName[name];
+    if (field === undefined) throw invalidParams(`unknown field ${JSON.stringify(name)}; ListTasks takes ${Object.keys(QUERY_FIELDS).join(", ")}`);
+    fields[field] = value;
+  }
+  return fields;
+}
+
+/** A whole number given as a JSON number or a string of digits (proto JSON's two spellings of an int32), else NaN. */
+function wholeNumber(value: unknown): number {
+  if (typeof value === "number") return value;
+  return typeof value === "string" && /^\d{1,9}$/.test(value) ? Number(value) : NaN;
 }
 
 function parseQuery(params: Record<string, unknown>): TaskQuery {
-  const contextId = params.contextId === undefined || params.contextId === "" ? undefined : params.contextId;
+  const fields = queryFields(params);
+  // interop has no tenants: one named would be a filter ignored.
+  if (fields.tenant !== undefined && fields.tenant !== "") throw invalidParams("tenant: interop has no tenants; leave it out");
+  const contextId = fields.contextId === undefined || fields.contextId === "" ? undefined : fields.contextId;
   if (contextId !== undefined && typeof contextId !== "string") throw invalidParams("contextId must be a string");
   // The proto default (UNSPECIFIED) filters nothing, as an absent status.
-  const anyState = params.status === undefined || params.status === "" || params.status === "TASK_STATE_UNSPECIFIED";
-  const state = anyState ? undefined : parseTaskState(params.status);
+  const anyState = fields.status === undefined || fields.status === "" || fields.status === "TASK_STATE_UNSPECIFIED";
+  const state = anyState ? undefined : parseTaskState(fields.status);
   if (!anyState && state === undefined) throw invalidParams("status must be a task state");
-  const pageSize = params.pageSize === undefined ? DEFAULT_PAGE_SIZE : Number(params.pageSize);
+  const pageSize = fields.pageSize === undefined ? DEFAULT_PAGE_SIZE : wholeNumber(fields.pageSize);
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidParams(`pageSize must be 1-${MAX_PAGE_SIZE}`);
-  const token = params.pageToken === undefined || params.pageToken === "" ? undefined : String(params.pageToken);
+  const token = fields.pageToken === undefined || fields.pageToken === "" ? undefined : String(fields.pageToken);
   if (token !== undefined && !/^\d{1,15}$/.test(token)) throw invalidParams("pageToken must be a nextPageToken from an earlier page");
   const before = token === undefined ? Number.MAX_SAFE_INTEGER : Number(token);
-  return { contextId, state, pageSize, before, includeArtifacts: params.includeArtifacts === true, historyLength: params.historyLength };
+  const after = fields.statusTimestampAfter === undefined || fields.statusTimestampAfter === "" ? undefined : fields.statusTimestampAfter;
+  const updatedSince = after === undefined ? undefined : typeof after === "string" ? Date.parse(after) : NaN;
+  if (Number.isNaN(updatedSince)) throw invalidParams('statusTimestampAfter must be an ISO 8601 time, as "2026-12-01T10:00:00Z"');
+  const includeArtifacts = fields.includeArtifacts ?? false;
+  if (typeof includeArtifacts !== "boolean") throw invalidParams("includeArtifacts must be true or false");
+  // Checked now, not only when a task is listed: a page with none would let a bad one pass.
+  return { contextId, state, pageSize, before, updatedSince, includeArtifacts, historyLength: historyLengthOf(fields.historyLength) };
 }
 
 /** The page's JSON text: the tasks that fit in `answer`, and the token for the rest. */
 async function listedPage(broker: Broker, sender: AgentName, agent: AgentName, query: TaskQuery, answer: MessageAnswer<ListedTask>): Promise<string> {
-  const { contextId, state, pageSize, includeArtifacts } = query;
+  const { contextId, state, pageSize, updatedSince, includeArtifacts } = query;
   const listed: ListedTask[] = [];
   let before = query.before;
   let scanned = 0;
@@ -79,7 +123,8 @@ async function listedPage(broker: Broker, sender: AgentName, agent: AgentName, q
     exhausted = page.length < READ_PAGE;
     for (const envelope of page) {
       const task = await taskOfMessage(broker, envelope);
-      if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state)) {
+      const since = updatedSince === undefined || Date.parse(task.status.timestamp) >= updatedSince;
+      if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state) && since) {
         const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, query.historyLength);
         const item = { id: envelope.id, task: shown };
         if (answer.fit([item]).length === 0) break;
@@ -103,10 +148,17 @@ interface ListedTask {
 
 /** A task with its history cut to `historyLength` (0: none; absent: all), as GetTask, CancelTask and ListTasks answer it. */
 export function withHistory(task: A2aTask, historyLength: unknown): A2aTask {
-  if (historyLength === undefined || historyLength === null) return task;
-  const length = Number(historyLength);
-  if (!Number.isInteger(length) || length < 0) throw invalidParams("historyLength must be a whole number, 0 or more");
+  const length = historyLengthOf(historyLength);
+  if (length === undefined) return task;
   return { ...task, history: length === 0 ? undefined : task.history?.slice(-length) };
+}
+
+/** A `historyLength` param: undefined when absent, else a whole number, 0 or more (-32602 otherwise). */
+function historyLengthOf(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const length = wholeNumber(value);
+  if (!Number.isInteger(length) || length < 0) throw invalidParams("historyLength must be a whole number, 0 or more");
+  return length;
 }
 
 function invalidParams(message: string): A2aError {

@@ -51,6 +51,8 @@ export class Broker {
   #inboxes = new Map<AgentName, InboxRecord>();
   #streams: Streams;
   #waiters = new Waiters();
+  /** Leased waits (`/wait?peek=1`) in progress per agent: /status counts them as waiting, as it does /wait's. */
+  #leasedWaits = new Map<AgentName, number>();
   #observers = new Observers();
   #statusDocument = new StatusDocument();
   #stopping = new AbortController();
@@ -138,6 +140,7 @@ export class Broker {
       agents: this.#agents,
       taken: this.#takes.taken,
       now: this.#now,
+      asTake: (agent, work) => this.leases.take(agent, undefined, work),
     });
     this.#publishes = new Publishes({
       store: options.store,
@@ -363,6 +366,16 @@ export class Broker {
   }
 
   /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
+  /** Counts a leased wait for `agent` in /status's `waiting` until the returned function is called. */
+  countWaiting(agent: AgentName): () => void {
+    this.#leasedWaits.set(agent, (this.#leasedWaits.get(agent) ?? 0) + 1);
+    return () => {
+      const left = this.#leasedWaits.get(agent)! - 1;
+      if (left === 0) this.#leasedWaits.delete(agent);
+      else this.#leasedWaits.set(agent, left);
+    };
+  }
+
   observe(observer: BrokerObserver): () => void {
     return this.#observers.add(observer);
   }
@@ -396,7 +409,7 @@ export class Broker {
       storeId: this.#store.id,
       inboxes: this.#inboxes,
       streaming: (agent) => this.#streams.has(agent),
-      waiting: (agent) => this.#waiters.count(agent),
+      waiting: (agent) => this.#waiters.count(agent) + (this.#leasedWaits.get(agent) ?? 0),
       redelivered: (agent) => this.#takes.redelivered(agent),
       ...(this.#agents.cluster === undefined ? {} : { cluster: this.#agents.cluster }),
     };

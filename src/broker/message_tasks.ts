@@ -3,7 +3,7 @@
  * delivered, the ones sent under a key prefix, its reply, and its withdrawal when the task is cancelled.
  */
 import type { AgentName, Envelope } from "../message.ts";
-import type { MessageOutcome, MessageStore, Parties } from "../store/store.ts";
+import type { InboxRecord, MessageOutcome, MessageStore, Parties } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import { settled } from "./shared_waiters.ts";
@@ -15,6 +15,11 @@ export interface MessageTasksDeps {
   /** The broker's messages taken out of order, above their inbox's cursor (a withdrawal adds to them). */
   taken: Set<number>;
   now(): number;
+  /**
+   * Runs `work` as a take of `agent`'s messages (`Leases.take`): refused (`inbox_leased`) while a reader leases the
+   * inbox, and a lease asked for meanwhile is granted after it.
+   */
+  asTake<T>(agent: AgentName, work: () => Promise<T>): Promise<T>;
 }
 
 export class MessageTasks {
@@ -52,16 +57,22 @@ export class MessageTasks {
   /**
    * Withdraws message `id` from `agent`'s inbox before it is delivered (its sender cancelled it): from now on no
    * stream, poll or wait hands it out, nor after a restart (committed before this resolves). False when it was
-   * delivered (or taken) already.
+   * delivered (or taken) already. Refused (409 `inbox_leased`) while a reader leases the inbox, as a take is: that
+   * reader may have shown it already, and takes it with its page.
    */
   async withdraw(agent: AgentName, id: number): Promise<boolean> {
-    const { taken, store } = this.#deps;
     const inbox = await this.#deps.agents.inboxFor(agent, "send");
+    return await this.#deps.asTake(agent, () => this.#withdrawFrom(inbox, id));
+  }
+
+  async #withdrawFrom(inbox: InboxRecord, id: number): Promise<boolean> {
+    const { taken, store } = this.#deps;
+    const agent = inbox.agent;
     // Decided and marked in one turn: a delivery either came before (false) or skips it (taken). The id stays
     // in taken (one number per cancel): a second cancel must not count it out of `pending` again.
     if (id <= inbox.deliveredId || taken.has(id)) return false;
     // On a shared store the take is the store's (compare-and-set): a reader on another broker may have it already.
-    if (store.shared !== undefined && !(await settled(store.shared.takeOne(agent, id, false)))) return false;
+    if (store.shared !== undefined && !(await settled(store.shared.takeOne(agent, id)))) return false;
     taken.add(id);
     inbox.pending--;
     try {

@@ -51,7 +51,7 @@ export class SharedWaiters {
             const hand = replyTo !== undefined && awaited.has(replyTo) ? waiters.reserve(agent, replyTo) : undefined;
             if (hand === undefined) continue;
             // Not from under another reader's lease: it may have shown the reply, and takes it with its page.
-            const taken = await settled(shared.takeOne(agent, envelope.id, true)).catch((error) => {
+            const taken = await settled(shared.takeOne(agent, envelope.id)).catch((error) => {
               if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
               return false;
             });

@@ -178,10 +178,19 @@ export class Takes {
     if (clientGone?.aborted) return undefined;
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) return await this.#waitForSharedReply(agent, questionId, timeoutMs, clientGone);
+    // A hand-off that failed ends the wait with its error: a waiter left behind would take a reply no one reads.
+    const failure = new AbortController();
+    let failed: { error: unknown } | undefined;
+    const ended = clientGone === undefined ? failure.signal : AbortSignal.any([clientGone, failure.signal]);
     // Waiting first: a reply committed while the inbox is looked through is handed to the waiter, not missed.
-    const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
-    await this.#handPendingReply(inbox, questionId);
-    return await waiting;
+    const waiting = this.#waiters.wait(agent, questionId, timeoutMs, ended);
+    await this.#handPendingReply(inbox, questionId, (error) => {
+      failed = { error };
+      failure.abort();
+    });
+    const reply = await waiting;
+    if (reply === undefined && failed !== undefined) throw failed.error;
+    return reply;
   }
 
   /**
@@ -205,14 +214,15 @@ export class Takes {
   /**
    * A reply to `questionId` already in the inbox (it came between two waits for it), handed to its waiter; not
    * from under another reader's lease (that reader may have shown it, and takes it with its page): tried again
-   * once the lease ends, as a shared store's waiters are served again.
+   * once the lease ends, as a shared store's waiters are served again. A store error, now or on the try after the
+   * lease, goes to `fail`: the waiter is answered it (503) rather than waiting out its timeout.
    */
-  async #handPendingReply(inbox: InboxRecord, questionId: number): Promise<void> {
+  async #handPendingReply(inbox: InboxRecord, questionId: number, fail: (error: unknown) => void): Promise<void> {
     try {
       await this.#asTake(inbox.agent, () => this.#handPending(inbox, questionId));
     } catch (error) {
-      if (!isInboxLeased(error)) throw error;
-      void this.#whenLeaseEnds(inbox.agent).then(() => this.#handPendingReply(inbox, questionId)).catch(() => {});
+      if (!isInboxLeased(error)) return fail(error);
+      void this.#whenLeaseEnds(inbox.agent).then(() => this.#handPendingReply(inbox, questionId, fail), fail);
     }
   }
 

@@ -41,7 +41,8 @@ to, timestamp}) to stdout, or to one OUTPUT:
   --pipe FIFO         a named pipe, opened per message as the old hermes-sse-client.py
                       did (created if missing; with no reader it waits). What is in the pipe
                       counts as written: a reader that dies loses what it had not read yet,
-                      up to the pipe's 64 KiB (use --exec or --post where that matters)
+                      up to the pipe's 64 KiB (use --exec, --post or --out, or interop
+                      poll, where that matters)
   --out FILE          appended to FILE (its directory must exist)
   --exec CMD          CMD run by sh once per message, the JSON line on its stdin and
                       INTEROP_MESSAGE_ID in its environment; a non-zero exit is retried

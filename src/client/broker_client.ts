@@ -124,6 +124,18 @@ export class BrokerClient {
   }
 
   /**
+   * The agent's next message within `timeoutSeconds` (null if none came), taken by no one: shown under a lease on
+   * the inbox for `leaseSeconds`, for `poll(agent, 1, id, lease)` to take. A broker older than this ignores the
+   * lease and takes the message, as `wait` does: its answer then has no `lease`.
+   */
+  async waitLeased(agent: AgentName, timeoutSeconds: number, leaseSeconds: number): Promise<{ message: WireMessage; lease?: string } | null> {
+    const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds), peek: "1", lease: String(leaseSeconds) });
+    const response = await this.#readInbox(agent, `/wait?${query}`, longRequest(timeoutSeconds, undefined));
+    if (response.status === 204) return null;
+    return { message: this.#expect(await this.#parse(response), isMessage), lease: response.headers.get(LEASE_HEADER) ?? undefined };
+  }
+
+  /**
    * Takes the agent's undelivered messages (at most `limit`, and none above `upTo` when given); with `lease`, the one
    * a peek was granted, which the take ends.
    */

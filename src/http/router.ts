@@ -3,6 +3,7 @@ import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a,
 import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { LEASE_HEADER } from "../broker/inbox_leases.ts";
+import { leasedWait } from "../broker/leased_wait.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, HistoryEntry } from "../broker/broker.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
@@ -216,6 +217,7 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   authorize(caller, agent, "read the inbox of");
   const timeoutMs = parseTimeout(searchParams.get("timeout"));
   const replyTo = parseMessageId(searchParams.get("reply_to"), "reply_to");
+  if (searchParams.get("peek") === "1") return await leasedWaitAnswer(broker, auth, request, caller, agent, timeoutMs, replyTo);
   const settled = settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
   if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
@@ -234,6 +236,31 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   // The store's identity: a client that waits again says it had the inbox there (see refuseRemoved).
   const headers = { "interop-store": broker.storeId };
   return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
+}
+
+/**
+ * `/wait?peek=1&lease=S`: the next message for the agent, taken by no one, shown under a lease of S seconds (its id
+ * in the `interop-lease` header) for the client to take with `/poll?up_to=ID&lease_id=`; or 204 after `timeout`.
+ */
+async function leasedWaitAnswer(
+  broker: Broker,
+  auth: Authenticator,
+  request: IncomingRequest,
+  caller: Caller,
+  agent: AgentName,
+  timeoutMs: number,
+  replyTo: number | undefined,
+): Promise<OutgoingResponse> {
+  const leaseSeconds = parseLeaseSeconds(request.url.searchParams.get("lease"), true);
+  if (leaseSeconds === undefined || replyTo !== undefined) {
+    throw new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds), and takes no reply_to");
+  }
+  await refuseRemoved(broker, request, agent);
+  const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal));
+  if (shown === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
+  const headers = { "interop-store": broker.storeId };
+  if (shown === undefined) return { status: 204, headers, body: "" };
+  return jsonResponse(200, toWire(shown.message), { ...headers, [LEASE_HEADER]: shown.lease });
 }
 
 const ASK_ALONE = "Send an ask on a connection of its own, kept open, to wait for its reply";

@@ -33,26 +33,44 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
 const WAIT_SLICE_SECONDS = 5;
 
 /**
- * The agent's next message within `timeoutSeconds` (with `replyTo`, the reply to that message of the agent's), or
- * null; after `cancel` aborts, null once the long poll in flight ends. A poll is never hung up: the broker may have
- * taken a message for it in the moment of the cancel, and a hang-up would drop that answer unread (the caller holds
- * what comes for the next call instead).
+ * How long the broker holds the inbox for a message a wait was shown, until the wait takes it (a round trip): what
+ * the agent's other readers may wait at most if this process dies in between.
  */
-async function waitUntilCancelled(
-  client: BrokerClient,
-  agent: AgentName,
-  timeoutSeconds: number,
-  cancel: AbortSignal,
-  replyTo?: number,
-) {
+const SHOWN_LEASE_SECONDS = 30;
+
+/**
+ * What `poll` finds within `timeoutSeconds` in long polls of WAIT_SLICE_SECONDS at most, or null; after `cancel`
+ * aborts, null once the long poll in flight ends. A poll is never hung up: the broker may have answered it in the
+ * moment of the cancel, and a hang-up would drop that answer unread.
+ */
+async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortSignal, poll: (seconds: number) => Promise<T | null>) {
   const deadline = Date.now() + timeoutSeconds * 1000;
   while (!cancel.aborted) {
     const left = (deadline - Date.now()) / 1000;
     if (left <= 0) break;
-    const message = await unlessRemoved(agent, client.wait(agent, Math.min(left, WAIT_SLICE_SECONDS), replyTo));
-    if (message !== null) return message;
+    const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));
+    if (found !== null) return found;
   }
   return null;
+}
+
+/**
+ * The agent's next message within `timeoutSeconds`, or null. The long polls take nothing: a message comes shown
+ * under a lease on the inbox, and is taken only while the call is still live. One that a cancel overtook on its way
+ * is not taken (the take of nothing ends the lease): it stays at the head of the inbox, in order, for the next call
+ * or the agent's next session, where taken it would have waited for a next call of this session, and been parked
+ * as a dead letter at its end.
+ */
+function nextMessageUntilCancelled(client: BrokerClient, agent: AgentName, timeoutSeconds: number, cancel: AbortSignal) {
+  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds) => {
+    const shown = await unlessRemoved(agent, client.waitLeased(agent, seconds, SHOWN_LEASE_SECONDS));
+    if (shown === null) return null;
+    // A broker older than leased waits took it already.
+    if (shown.lease === undefined) return shown.message;
+    const [taken] = await unlessRemoved(agent, client.poll(agent, 1, cancel.aborted ? 0 : shown.message.interop.id, shown.lease));
+    // None: cancelled, or another reader (a stream, which heeds no lease) had it meanwhile.
+    return taken ?? null;
+  });
 }
 
 /**
@@ -188,7 +206,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     },
   }, ({ timeout_seconds }, { signal, requestId }) =>
     tracked((async () => {
-      const message = taken.takeHeld(1)[0] ?? await waitUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
+      const message = taken.takeHeld(1)[0] ?? await nextMessageUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
       return answer({ message: taken.answering(requestId, signal, [message])[0] });
     })()));
 
@@ -212,7 +230,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       // /ask dropped a reply the broker handed over in that moment (OpenClaw cancels a call when its turn is
       // aborted). A reply taken by the poll in flight at the cancel is held for the next inbox or wait call.
       const { id: question } = await client.send(agent, recipient, payloadOf(text, json));
-      const reply = await waitUntilCancelled(client, agent, timeout, signal, question);
+      const reply = await longPollsUntilCancelled(timeout, signal, (seconds) => unlessRemoved(agent, client.wait(agent, seconds, question)));
       if (reply === null) {
         throw new Error(`No reply from ${recipient} to message ${question} within ${timeout} s; a later reply will be in ${agent}'s inbox`);
       }

@@ -151,11 +151,11 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean> {
+  takeOne(agent: AgentName, id: number): Promise<boolean> {
     return this.#context.transaction("take a message", async (tx) => {
       // As in take: the row first, and both statements judge the lease by the transaction's now().
       const locked = tx<{ leased_for: number | null }[]>`
-        SELECT CASE WHEN ${heedLease} AND lease_until > now() THEN ceil(extract(epoch FROM lease_until - now()))::int END
+        SELECT CASE WHEN lease_until > now() THEN ceil(extract(epoch FROM lease_until - now()))::int END
           AS leased_for
         FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx`
@@ -163,7 +163,7 @@ export class PostgresInboxes implements SharedInboxes {
           UPDATE interop_messages SET polled = true
           WHERE id = ${id} AND recipient = ${agent} AND NOT polled
             AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
-            AND NOT (${heedLease} AND EXISTS (SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now()))
+            AND NOT EXISTS (SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now())
           RETURNING id
         )
         UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM p)`.execute();

@@ -193,11 +193,11 @@ export interface SharedInboxes {
   /** How long the inbox's lease has left (ms, by the store's clock), or undefined when none is held. */
   leaseLeft(agent: AgentName): Promise<number | undefined>;
   /**
-   * Takes message `id` out of order; false when another reader had it. `heedLease`: refused (`inboxLeased`), taking
-   * nothing, while a reader leases the inbox (an ask's reply: that reader may have shown it, and takes it with its
-   * page); a withdrawal by its sender does not heed it.
+   * Takes message `id` out of order; false when another reader had it. Refused (`inboxLeased`), taking nothing,
+   * while a reader leases the inbox: that reader may have shown it, and takes it with its page (an ask's reply; a
+   * withdrawal by its sender, which would leave the reader having shown a message its sender cancelled).
    */
-  takeOne(agent: AgentName, id: number, heedLease: boolean): Promise<boolean>;
+  takeOne(agent: AgentName, id: number): Promise<boolean>;
   /**
    * Records that a waiter on this broker awaits the reply to `questionId` in `agent`'s inbox, for `ms` at most:
    * meanwhile every in-order read of the inbox (`MessageStore.readAfter`, `take` without the caller's lease, on

@@ -220,6 +220,26 @@ for (const { tool, route, args, answer } of cancelledCalls) {
   });
 }
 
+/**
+ * `interop mcp -a openclaw` driven with raw JSON-RPC lines (to order what the SDK's client would not), initialized;
+ * killed after the test if it is still running. `seen` is what it wrote to stdout so far.
+ */
+async function rawSession(t: { after(fn: () => unknown): void }, url: string) {
+  const server = spawnCli(["mcp", "--agent", "openclaw", "--url", url]);
+  t.after(() => {
+    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+  });
+  let stdout = "";
+  server.stdout!.on("data", (chunk: Buffer) => (stdout += chunk));
+  const answered = (id: number) => waitFor(() => stdout.includes(`"id":${id}`), 10_000, `the answer to request ${id}`);
+  const exited = collect(server);
+  const send = (message: unknown) => server.stdin!.write(JSON.stringify({ jsonrpc: "2.0", ...message as object }) + "\n");
+  send({ id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "test", version: "1" } } });
+  await answered(1);
+  send({ method: "notifications/initialized" });
+  return { server, send, answered, exited, seen: () => stdout };
+}
+
 test("interop mcp parks every message it holds at the session's end, names one the broker refuses on stderr, and exits 1", async (t) => {
   // Driven with raw JSON-RPC lines, to see the exit code: the inbox call takes 5, 6 and 7 but is cancelled first
   // (the agents call after the cancel shows the server read it before the poll is answered); the broker then
@@ -295,21 +315,10 @@ test("interop mcp parks a message whose inbox answer a cancel crossed on the wir
     },
   });
   t.after(() => broker.close());
-  const server = spawnCli(["mcp", "--agent", "openclaw", "--url", broker.url]);
-  t.after(() => {
-    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
-  });
-  let seen = "";
-  server.stdout!.on("data", (chunk: Buffer) => (seen += chunk));
-  const answered = (id: number) => waitFor(() => seen.includes(`"id":${id}`), 10_000, `the answer to request ${id}`);
-  const exited = collect(server);
-  const send = (message: unknown) => server.stdin!.write(JSON.stringify({ jsonrpc: "2.0", ...message as object }) + "\n");
-  send({ id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "test", version: "1" } } });
-  await answered(1);
-  send({ method: "notifications/initialized" });
+  const { server, send, answered, exited, seen } = await rawSession(t, broker.url);
   send({ id: 2, method: "tools/call", params: { name: "inbox", arguments: {} } });
   await answered(2);
-  assert.match(seen, /m7/);
+  assert.match(seen(), /m7/);
   send({ method: "notifications/cancelled", params: { requestId: 2, reason: "the turn was aborted" } });
   // stdin is read in order: once 3 is answered, the cancel was read.
   send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
@@ -376,4 +385,31 @@ test("interop mcp parks a message held for a cancelled wait before OpenClaw's cl
   await exited;
   assert.deepEqual(parked, [7]);
   assert.equal(waits, 2, "the second wait's long poll was never hung up or repeated");
+});
+
+test("interop mcp leaves a message a cancelled wait was shown at the head of the inbox, not taken and not parked", async (t) => {
+  // OpenClaw cancels a wait when its turn is aborted and closes the session soon after. The wait's long poll took
+  // the message that came in that moment, and the session's end parked it as a dead letter: the agent never got
+  // it unless an operator acted. Now the long poll only shows it (under a lease), and the cancelled call takes nothing.
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const { server, send, answered, exited } = await rawSession(t, broker.url);
+  send({ id: 2, method: "tools/call", params: { name: "wait", arguments: { timeout_seconds: 30 } } });
+  // stdin is read in order: once 3 is answered, the wait's long poll is on its way (a wait cancelled before it
+  // started one takes nothing either way), and once 4 is, the cancel was read.
+  send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await answered(3);
+  send({ method: "notifications/cancelled", params: { requestId: 2, reason: "the turn was aborted" } });
+  send({ id: 4, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await answered(4);
+  const sent = await runCli(["send", "--url", broker.url, "-f", "hermes", "-t", "openclaw", "while the turn was aborted"]);
+  assert.equal(sent.code, 0, sent.stderr);
+  server.stdin!.end();
+  const { code, stderr } = await exited;
+  assert.equal(code, 0, stderr);
+  const polled = await runCli(["poll", "--url", broker.url, "-a", "openclaw"]);
+  assert.equal(polled.code, 0, polled.stderr);
+  assert.match(polled.stdout, /while the turn was aborted/);
+  const letters = await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json();
+  assert.deepEqual(letters, []);
 });

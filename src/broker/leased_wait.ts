@@ -1,0 +1,99 @@
+/**
+ * A long poll that takes nothing (`/wait?peek=1&lease=S`): the agent's oldest pending message once there is one,
+ * shown under a lease on the inbox, for the client to take with `/poll?up_to=ID&lease_id=` once its answer reached
+ * whoever it is for (`interop mcp`'s wait, whose call a cancel may end while a message is on its way: taken, it
+ * would be answered to no one; shown, it stays at the head of the inbox).
+ */
+import type { AgentName, Envelope } from "../message.ts";
+import { isInboxLeased } from "../store/store.ts";
+import type { BrokerObserver } from "./observers.ts";
+import type { Leases } from "./inbox_leases.ts";
+
+/** What a leased wait needs of the broker. */
+export interface LeasedWaitBroker {
+  readonly leases: Leases;
+  peek(agent: AgentName, limit: number): Promise<Envelope[]>;
+  observe(observer: BrokerObserver): () => void;
+  /** Counts a wait for `agent` (in /status) until the returned function is called. */
+  countWaiting(agent: AgentName): () => void;
+}
+
+/**
+ * The oldest pending message for `agent` and the lease (`leaseSeconds`) it was shown under, waiting up to
+ * `timeoutMs` for one to arrive; undefined after that, or once `until` aborts. Another reader's lease is waited out
+ * first, as a taking wait does: what that reader showed is its to take.
+ */
+export async function leasedWait(
+  broker: LeasedWaitBroker,
+  agent: AgentName,
+  leaseSeconds: number,
+  timeoutMs: number,
+  until: AbortSignal,
+): Promise<{ message: Envelope; lease: string } | undefined> {
+  const done = AbortSignal.any([until, AbortSignal.timeout(timeoutMs)]);
+  const uncount = broker.countWaiting(agent);
+  try {
+    return await showNext(broker, agent, leaseSeconds, done);
+  } finally {
+    uncount();
+  }
+}
+
+/** The look-and-wait loop of `leasedWait`, until `done` aborts. */
+async function showNext(
+  broker: LeasedWaitBroker,
+  agent: AgentName,
+  leaseSeconds: number,
+  done: AbortSignal,
+): Promise<{ message: Envelope; lease: string } | undefined> {
+  while (!done.aborted) {
+    // Listened for before the look: a message committed between the two wakes the next look.
+    const arrived = arrival(broker, agent, done);
+    try {
+      await broker.leases.whenFree(agent, done);
+      if (done.aborted) return undefined;
+      const lease = await broker.leases.acquire(agent, leaseSeconds).catch((error) => {
+        if (isInboxLeased(error)) return undefined; // Another reader leased it first: wait for that one again.
+        throw error;
+      });
+      if (lease !== undefined) {
+        const [message] = await broker.peek(agent, 1).catch((error) => {
+          broker.leases.end(agent, lease);
+          throw error;
+        });
+        if (message !== undefined) return { message, lease };
+        // Nothing to show: the lease would only hold the others off.
+        broker.leases.end(agent, lease);
+        await arrived.promise;
+      }
+    } finally {
+      arrived.stop();
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Resolves once a message for `agent` may have arrived (committed here, or woken for by another broker on a shared
+ * store, whose periodic re-read wakes every agent), or `done` aborts.
+ */
+function arrival(broker: LeasedWaitBroker, agent: AgentName, done: AbortSignal): { promise: Promise<void>; stop(): void } {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const detach = broker.observe({
+    published: (envelopes) => {
+      if (envelopes.some((envelope) => envelope.to === agent)) resolve();
+    },
+    woken: (agents) => {
+      if (agents === undefined || agents.includes(agent)) resolve();
+    },
+  });
+  const aborted = () => resolve();
+  done.addEventListener("abort", aborted, { once: true });
+  return {
+    promise,
+    stop: () => {
+      detach();
+      done.removeEventListener("abort", aborted);
+    },
+  };
+}

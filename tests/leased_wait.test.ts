@@ -1,0 +1,67 @@
+/** Leased waits (`/wait?peek=1&lease=S`): a long poll that shows the next message under a lease and takes nothing. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
+import { leasedWait } from "../src/broker/leased_wait.ts";
+import { parseAgentName } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+const leo = parseAgentName("leo");
+const ann = parseAgentName("ann");
+
+async function openBroker(t: { after(fn: () => unknown): void }): Promise<Broker> {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path));
+  t.after(() => broker.close());
+  return broker;
+}
+
+test("a leased wait shows the next message to arrive under a lease, taking nothing; the take with its lease has it", async (t) => {
+  const broker = await openBroker(t);
+  await broker.addAgent(leo);
+  const waiting = leasedWait(broker, leo, 30, 10_000, new AbortController().signal);
+  // Counted in /status as a /wait is (the agent is online while it waits).
+  assert.equal(broker.status().agents[leo]?.waiting, 1);
+  const { envelopes: [message] } = await broker.publish(ann, leo, { text: "deploy?" });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, message.id);
+  assert.equal(broker.status().agents[leo]?.waiting, 0);
+  // Not taken, and held for its client: another reader's take waits for the lease.
+  assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [message.id]);
+  await assert.rejects(broker.leases.take(leo, undefined, () => broker.poll(leo, 10)), { code: "inbox_leased" });
+  const taken = await broker.leases.take(leo, shown!.lease, () => broker.poll(leo, 1, { shownUpTo: message.id }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
+});
+
+test("a leased wait shows a message already pending at once, and the oldest first", async (t) => {
+  const broker = await openBroker(t);
+  const { envelopes: [first] } = await broker.publish(ann, leo, { text: "one" });
+  await broker.publish(ann, leo, { text: "two" });
+  const shown = await leasedWait(broker, leo, 30, 10_000, new AbortController().signal);
+  assert.equal(shown?.message.id, first.id);
+  // Its client was cancelled: the take of nothing ends the lease and leaves both, in order.
+  assert.deepEqual(await broker.leases.take(leo, shown!.lease, () => broker.poll(leo, 1, { shownUpTo: 0 })), []);
+  assert.deepEqual((await broker.poll(leo, 10)).map((envelope) => envelope.payload.text), ["one", "two"]);
+});
+
+test("a leased wait that times out or is ended holds no lease; one waits for another reader's lease first", async (t) => {
+  const broker = await openBroker(t);
+  assert.equal(await leasedWait(broker, leo, 30, 50, new AbortController().signal), undefined);
+  const ended = new AbortController();
+  const ending = leasedWait(broker, leo, 30, 10_000, ended.signal);
+  ended.abort();
+  assert.equal(await ending, undefined);
+  // No lease left behind: another reader gets one at once.
+  const other = await broker.leases.acquire(leo, 30);
+  await broker.publish(ann, leo, { text: "for the other reader first" });
+  let shown = false;
+  const waiting = leasedWait(broker, leo, 30, 10_000, new AbortController().signal).then((result) => ((shown = true), result));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(shown, false, "shown from under another reader's lease");
+  // That reader printed nothing after all: its take of nothing ends its lease, and the wait is shown the message.
+  await broker.leases.take(leo, other, () => broker.poll(leo, 10, { shownUpTo: 0 }));
+  assert.equal((await waiting)?.message.payload.text, "for the other reader first");
+});

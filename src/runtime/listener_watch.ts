@@ -1,0 +1,66 @@
+/**
+ * Brings back a listener that stopped accepting. Deno 2.9's `node:net` listener accepts nothing more, for good and
+ * without an "error", after one accept failed for want of file descriptors (EMFILE): a flood of connections that
+ * outpaces the release of closed sockets' descriptors (later on Deno than on Node) takes the broker down. Listening
+ * anew on the same address brings it back; the watch finds when to, by connecting to the broker itself.
+ */
+import { type AddressInfo, connect, Server } from "node:net";
+
+/** How long the listener may go without accepting before it is probed, and how long the probe may wait. */
+export const LISTENER_CHECK_MS = 1000;
+
+export interface ListenerWatch {
+  stop(): void;
+}
+
+/**
+ * Every `periodMs` in which `server` accepted nothing, one connection to itself; if that is not accepted within
+ * `periodMs` either, the server listens again on its address (connections it holds are kept) and `relistened` is
+ * told. Call once the server listens, after every other "connection" listener is in place.
+ */
+export function watchListener(server: Server, relistened: (error?: Error) => void, periodMs = LISTENER_CHECK_MS): ListenerWatch {
+  const { address, port } = server.address() as AddressInfo;
+  let accepted = 0;
+  let seen = 0;
+  let probing = false;
+  /** Listening anew failed (the old socket's port not yet let go): tried again at the next check. */
+  let down = false;
+  const again = () => {
+    down = true;
+    listenAgain(server, address, port, (error) => {
+      down = error !== undefined;
+      relistened(error);
+    });
+  };
+  server.on("connection", () => void accepted++);
+  const check = () => {
+    if (down) return again();
+    if (probing || accepted !== seen || !server.listening) return void (seen = accepted);
+    probing = true;
+    const probe = connect({ port, host: address }).on("error", () => {});
+    const settle = setTimeout(() => {
+      // After the poll phase of this turn, so that an accept merely delayed by a busy event loop still counts.
+      setImmediate(() => {
+        probe.destroy();
+        probing = false;
+        if (accepted !== seen || !server.listening) return void (seen = accepted);
+        again();
+      });
+    }, periodMs);
+    settle.unref();
+  };
+  const timer = setInterval(check, periodMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+/** Closes the dead listening socket (not the connections: `net.Server`'s close, not `node:http`'s) and listens anew. */
+function listenAgain(server: Server, address: string, port: number, relistened: (error?: Error) => void): void {
+  if (server.listening) Server.prototype.close.call(server);
+  const failed = (error: Error) => relistened(error);
+  server.once("error", failed);
+  server.listen(port, address, () => {
+    server.off("error", failed);
+    relistened();
+  });
+}

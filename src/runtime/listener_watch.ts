@@ -4,7 +4,7 @@
  * outpaces the release of closed sockets' descriptors (later on Deno than on Node) takes the broker down. Listening
  * anew on the same address brings it back; the watch finds when to, by connecting to the broker itself.
  */
-import { type AddressInfo, connect, Server } from "node:net";
+import { type AddressInfo, connect, Server, type Socket } from "node:net";
 
 /** How long the listener may go without accepting before it is probed, and how long the probe may wait. */
 export const LISTENER_CHECK_MS = 1000;
@@ -22,7 +22,9 @@ export function watchListener(server: Server, relistened: (error?: Error) => voi
   const { address, port } = server.address() as AddressInfo;
   let accepted = 0;
   let seen = 0;
-  let probing = false;
+  let probe: Socket | undefined;
+  let waiting: ReturnType<typeof setTimeout> | undefined;
+  let settling: ReturnType<typeof setImmediate> | undefined;
   /** Listening anew failed (the old socket's port not yet let go): tried again at the next check. */
   let down = false;
   const again = () => {
@@ -32,26 +34,35 @@ export function watchListener(server: Server, relistened: (error?: Error) => voi
       relistened(error);
     });
   };
+  const endProbe = () => {
+    probe?.destroy();
+    probe = undefined;
+  };
   server.on("connection", () => void accepted++);
   const check = () => {
     if (down) return again();
-    if (probing || accepted !== seen || !server.listening) return void (seen = accepted);
-    probing = true;
-    const probe = connect({ port, host: address }).on("error", () => {});
-    const settle = setTimeout(() => {
+    if (probe !== undefined || accepted !== seen || !server.listening) return void (seen = accepted);
+    probe = connect({ port, host: address }).on("error", () => {});
+    waiting = setTimeout(() => {
       // After the poll phase of this turn, so that an accept merely delayed by a busy event loop still counts.
-      setImmediate(() => {
-        probe.destroy();
-        probing = false;
+      settling = setImmediate(() => {
+        endProbe();
         if (accepted !== seen || !server.listening) return void (seen = accepted);
         again();
       });
     }, periodMs);
-    settle.unref();
+    waiting.unref();
   };
   const timer = setInterval(check, periodMs);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop() {
+      clearInterval(timer);
+      clearTimeout(waiting);
+      clearImmediate(settling);
+      endProbe();
+    },
+  };
 }
 
 /** Closes the dead listening socket (not the connections: `net.Server`'s close, not `node:http`'s) and listens anew. */

@@ -41,14 +41,16 @@ export function watchListener(server: Server, relistened: (error?: Error) => voi
   server.on("connection", () => void accepted++);
   const check = () => {
     if (down) return again();
-    if (probe !== undefined || accepted !== seen || !server.listening) return void (seen = accepted);
+    if (probe !== undefined) return;
+    if (accepted !== seen || !server.listening) return void (seen = accepted);
+    const before = accepted;
     probe = connect({ port, host: address }).on("error", () => {});
     waiting = setTimeout(() => {
       // After the poll phase of this turn, so that an accept merely delayed by a busy event loop still counts.
       settling = setImmediate(() => {
         endProbe();
-        if (accepted !== seen || !server.listening) return void (seen = accepted);
-        again();
+        seen = accepted;
+        if (accepted === before && server.listening) again();
       });
     }, periodMs);
     waiting.unref();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { startBroker, waitFor } from "../helpers/broker.ts";
 import { type RawClient, rawClient } from "../helpers/raw_client.ts";
+import { LISTENER_CHECK_MS } from "../../src/runtime/listener_watch.ts";
 
 test("under ulimit -n 200 the broker lowers --max-connections to fit, survives 600 idle connections, and serves after them", async (t) => {
   const broker = await startBroker({ openFiles: 200 });
@@ -29,4 +30,13 @@ test("under ulimit -n 200 the broker lowers --max-connections to fit, survives 6
 
   for (const client of flood) client.socket.destroy();
   await waitFor(async () => await status() === 200, 5000, "the broker to serve after the flood");
+});
+
+test("a broker that nobody connects to keeps listening as it is (Deno's listener watch finds it accepting)", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  // Three of the watch's periods (LISTENER_CHECK_MS): each probes the listener, which accepts the probe.
+  await new Promise((resolve) => setTimeout(resolve, 3 * LISTENER_CHECK_MS + 500));
+  assert.doesNotMatch(broker.log(), /listening again/);
+  assert.equal((await fetch(`${broker.url}/status`)).status, 200);
 });

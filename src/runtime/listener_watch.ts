@@ -45,15 +45,21 @@ export function watchListener(server: Server, relistened: (error?: Error) => voi
     if (accepted !== seen || !server.listening) return void (seen = accepted);
     const before = accepted;
     probe = connect({ port, host: address }).on("error", () => {});
-    waiting = setTimeout(() => {
-      // After the poll phase of this turn, so that an accept merely delayed by a busy event loop still counts.
-      settling = setImmediate(() => {
-        endProbe();
-        seen = accepted;
-        if (accepted === before && server.listening) again();
-      });
-    }, periodMs);
-    waiting.unref();
+    const settle = (due: number) => {
+      waiting = setTimeout(() => {
+        // A timer late by much was held up by a busy event loop (building a big answer takes a second or more):
+        // the accept may simply not have been handed over yet, so the probe gets another period (without this,
+        // a burst of big answers on Deno had the listener closed under queued connections, which were reset).
+        if (Date.now() - due > periodMs / 4) return settle(Date.now() + periodMs);
+        settling = setImmediate(() => {
+          endProbe();
+          seen = accepted;
+          if (accepted === before && server.listening) again();
+        });
+      }, due - Date.now());
+      waiting.unref();
+    };
+    settle(Date.now() + periodMs);
   };
   const timer = setInterval(check, periodMs);
   timer.unref();

@@ -68,6 +68,8 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
     server.once("error", failedToStart);
     server.listen(options.port, options.hostname, () => {
       server.off("error", failedToStart);
+      // From here an error of the listener (a failed accept) is said, not taken for a failed start, nor left unhandled.
+      server.on("error", (error) => console.error("interop: the listener failed:", error.message));
       const address = server.address() as AddressInfo;
       // Deno 2.9's node:net listener stops accepting for good after running out of file descriptors once.
       const watch: ListenerWatch | undefined = "Deno" in globalThis ? watchListener(server, relistenedLog) : undefined;

@@ -50,3 +50,38 @@ test("MessageAnswer.fit cuts an answer at the memory's bound, and refuses one wh
   second.release();
   assert.equal(memory.held, 0);
 });
+
+test("MessageAnswer.read refuses, reading nothing, an answer admitted with others that are read at the same time and leave no room", async () => {
+  const memory = new AnswerMemory(10, 1000);
+  // Both admitted at once: neither has claimed anything yet.
+  const first = new MessageAnswer(encode, 10, memory.hold("alice", 10));
+  const second = new MessageAnswer(encode, 10, memory.hold("alice", 10));
+  const inbox = [item(1, "aaaaaaaaaa"), item(2, "bbbbbbbbbb")];
+  const readAfter = (afterId: number, limit: number) => Promise.resolve(inbox.filter((entry) => entry.id > afterId).slice(0, limit));
+  let reads = 0;
+  const counted = (afterId: number, limit: number) => (reads++, readAfter(afterId, limit));
+  // Read at the same time, as a batch of requests that arrived together is.
+  const [answered, refused] = await Promise.allSettled([first.read(readAfter, 0, 10, () => true), second.read(counted, 0, 10, () => true)]);
+  assert.deepEqual(answered, { status: "fulfilled", value: [inbox[0]] });
+  assert.equal(refused.status, "rejected");
+  assert.equal((refused.reason as InteropError).code, "too_many_requests");
+  assert.equal(reads, 0, "nothing read for an answer refused");
+  assert.equal(memory.held, 10, "the answer holds what it claimed, no more");
+  first.release();
+  second.release();
+  assert.equal(memory.held, 0);
+});
+
+test("MessageAnswer.read gives back what its reservation did not use, and still takes a first message larger than its budget", async () => {
+  const memory = new AnswerMemory(10, 1000);
+  const small = new MessageAnswer(encode, 8, memory.hold("alice", 8));
+  assert.deepEqual(await small.read(() => Promise.resolve([item(1, "aa")]), 0, 10, () => true), [item(1, "aa")]);
+  assert.equal(memory.held, 2);
+  small.release();
+  const large = new MessageAnswer(encode, 8, memory.hold("alice", 8));
+  const big = item(2, "x".repeat(40));
+  assert.deepEqual(await large.read(() => Promise.resolve([big]), 0, 10, () => true), [big]);
+  assert.equal(memory.held, 40);
+  large.release();
+  assert.equal(memory.held, 0);
+});

@@ -77,17 +77,29 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     limit: number,
     keep: (envelope: Item) => boolean,
   ): Promise<Item[]> {
-    const chosen: Item[] = [];
-    let rows = 0;
-    let page = Math.min(limit, FIRST_PAGE);
-    for (;;) {
-      const got = await readAfter(afterId, page);
-      rows += got.length;
-      chosen.push(...this.fit(got.filter(keep)));
-      // Filtered again: while later pages were read, another reader may have taken some of the earlier ones.
-      if (this.#cut || got.length < page || rows >= limit) return chosen.filter(keep);
-      afterId = got[got.length - 1].id;
-      page = Math.min(limit - rows, 4 * rows, this.#room());
+    return await this.#reserved(async () => {
+      const chosen: Item[] = [];
+      let rows = 0;
+      let page = Math.min(limit, FIRST_PAGE);
+      for (;;) {
+        const got = await readAfter(afterId, page);
+        rows += got.length;
+        chosen.push(...this.fit(got.filter(keep)));
+        // Filtered again: while later pages were read, another reader may have taken some of the earlier ones.
+        if (this.#cut || got.length < page || rows >= limit) return chosen.filter(keep);
+        afterId = got[got.length - 1].id;
+        page = Math.min(limit - rows, 4 * rows, this.#room());
+      }
+    });
+  }
+
+  /** Runs `read` with a full answer's memory reserved (`AnswerHold.reserve`): refused at once when there is none. */
+  async #reserved<T>(read: () => Promise<T>): Promise<T> {
+    this.#hold?.reserve(this.#budget);
+    try {
+      return await read();
+    } finally {
+      this.#hold?.settle();
     }
   }
 
@@ -102,18 +114,20 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     limit: number,
     keep: (item: Item) => boolean = () => true,
   ): Promise<Item[]> {
-    const pages: Item[][] = [];
-    let rows = 0;
-    let beforeId = Number.MAX_SAFE_INTEGER;
-    let page = Math.min(limit, FIRST_PAGE);
-    for (;;) {
-      const got = await readBefore(beforeId, page);
-      rows += got.length;
-      pages.push(this.fit(got.filter(keep).toReversed()).reverse());
-      if (this.#cut || got.length < page || rows >= limit) return pages.reverse().flat();
-      beforeId = got[0].id;
-      page = Math.min(limit - rows, 4 * rows, this.#room());
-    }
+    return await this.#reserved(async () => {
+      const pages: Item[][] = [];
+      let rows = 0;
+      let beforeId = Number.MAX_SAFE_INTEGER;
+      let page = Math.min(limit, FIRST_PAGE);
+      for (;;) {
+        const got = await readBefore(beforeId, page);
+        rows += got.length;
+        pages.push(this.fit(got.filter(keep).toReversed()).reverse());
+        if (this.#cut || got.length < page || rows >= limit) return pages.reverse().flat();
+        beforeId = got[0].id;
+        page = Math.min(limit - rows, 4 * rows, this.#room());
+      }
+    });
   }
 
   /** The texts of `envelopes`, in order. */

@@ -1,7 +1,8 @@
 /**
  * Fitting `--max-connections` to the process's open-file limit (`ulimit -n`): a broker that runs out of file
- * descriptors cannot accept a connection, and Deno's `node:net` then stops accepting for good (the process lives
- * on and serves nothing), while Node's retries. Within the limit, the connection cap is what turns a flood away.
+ * descriptors cannot accept a connection, and Deno's `node:net` then stops accepting for good until the broker
+ * listens anew (src/runtime/listener_watch.ts), while Node's retries. Within the limit, the connection cap is what
+ * turns a flood away.
  */
 import { readFileSync } from "node:fs";
 import { InteropError } from "../errors.ts";

@@ -11,6 +11,7 @@ import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
 import { writeInPieces } from "./piece_writes.ts";
 import { watchWritten } from "./written_watch.ts";
+import { type ListenerWatch, watchListener } from "./listener_watch.ts";
 import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
 export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
@@ -56,21 +57,28 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   // Long-lived SSE responses must never be cut by the socket's idle timeout.
   server.timeout = 0;
   return new Promise((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) => {
+    const failedToStart = (error: NodeJS.ErrnoException) => {
       connections.stop();
       reject(
         error.code === "EADDRINUSE"
           ? new InteropError("address_in_use", `Address in use: ${options.hostname}:${options.port}`, { cause: error })
           : error,
       );
-    });
+    };
+    server.once("error", failedToStart);
     server.listen(options.port, options.hostname, () => {
+      server.off("error", failedToStart);
+      // From here an error of the listener (a failed accept) is said, not taken for a failed start, nor left unhandled.
+      server.on("error", (error) => console.error("interop: the listener failed:", error.message));
       const address = server.address() as AddressInfo;
+      // Deno 2.9's node:net listener stops accepting for good after running out of file descriptors once.
+      const watch: ListenerWatch | undefined = "Deno" in globalThis ? watchListener(server, relistenedLog) : undefined;
       resolve({
         hostname: address.address,
         port: address.port,
         close: () =>
           new Promise<void>((done) => {
+            watch?.stop();
             server.close(() => {
               connections.stop();
               done();
@@ -86,6 +94,12 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
       });
     });
   });
+}
+
+/** What the listener watch did: said on stderr, as an accept failure is in Node (there, by `node:net` itself). */
+function relistenedLog(error?: Error): void {
+  if (error === undefined) console.error("interop: the listener had stopped accepting (out of file descriptors?): listening again");
+  else console.error("interop: listening again failed, tried again in a moment:", error.message);
 }
 
 /** `node:http`'s refusals of what it could not read, as JSON like every other error. */

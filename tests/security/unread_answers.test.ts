@@ -52,8 +52,11 @@ test("an agent's unread big answers are bounded: its excess gets 429 at once, ot
   await waitFor(() => hogs.every((client) => client.head() !== ""), 120_000, "every hog's answer to start");
   const statuses = hogs.map((client) => client.head().slice(0, 12));
   const refused = hogs.filter((client) => client.head().startsWith("HTTP/1.1 429 "));
-  assert.ok(refused.length > 0, `none refused: ${statuses.join(", ")}`);
-  assert.ok(refused.length < HOGS, `all refused: ${statuses.join(", ")}`);
+  // An agent's answers hold at most four full ones (DEFAULT_AGENT_ANSWER_MEMORY): no more are admitted, on Deno as
+  // on Node, as long as their clients read none of them (an answer taken as written too early would let in more).
+  const admitted = HOGS - refused.length;
+  assert.ok(admitted >= 1, `all refused: ${statuses.join(", ")}`);
+  assert.ok(admitted <= 4, `${admitted} admitted, past the agent's four full answers: ${statuses.join(", ")}`);
   for (const client of refused) {
     assert.match(client.head(), /\r\nretry-after: 1\r\n/);
     assert.match(client.head(), /"code":"too_many_requests"/);

@@ -365,7 +365,6 @@ export class Broker {
     return this.#inboxes.has(agent);
   }
 
-  /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
   /** Counts a leased wait for `agent` in /status's `waiting` until the returned function is called. */
   countWaiting(agent: AgentName): () => void {
     this.#leasedWaits.set(agent, (this.#leasedWaits.get(agent) ?? 0) + 1);
@@ -376,6 +375,7 @@ export class Broker {
     };
   }
 
+  /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
   observe(observer: BrokerObserver): () => void {
     return this.#observers.add(observer);
   }

@@ -474,6 +474,24 @@ test("A2A CancelTask of a message a leased reader may have shown answers 409 inb
   });
 });
 
+test("GET /wait reads peek as /poll does: peek=true is a leased wait that takes nothing, and a lease without a peek is 400", async () => {
+  // peek=true (which /poll takes as a peek) made a taking wait that dropped its lease: the message a client asked
+  // to be shown was taken, so a cancel then lost it; lease=S without peek was ignored the same way.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=true&lease=30");
+    assert.equal(shown.status, 200);
+    assert.ok(shown.headers["interop-lease"], "shown under a lease");
+    assert.equal((await json("GET", `/poll?agent=openclaw&up_to=0&lease_id=${shown.headers["interop-lease"]}`)).status, 200);
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).body.length, 1, "nothing taken");
+    for (const query of ["lease=30", "peek=0&lease=30"]) {
+      const refused = await json("GET", `/wait?agent=openclaw&timeout=1&${query}`);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+    }
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).body.length, 1, "nothing taken by the refused waits");
+  });
+});
+
 test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, or with reply_to, 400", async () => {
   await withRouter(async ({ call, json }) => {
     await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));

@@ -259,11 +259,17 @@ async function leasedWaitAnswer(
     throw new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds), and takes no reply_to");
   }
   await refuseRemoved(broker, request, agent);
-  const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal));
-  if (shown === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
-  const headers = { "interop-store": broker.storeId };
-  if (shown === undefined) return { status: 204, headers, body: "" };
-  return jsonResponse(200, toWire(shown.message), { ...headers, [LEASE_HEADER]: shown.lease });
+  // Held to the memory for answers as a peek's answer is: a client that ends each lease with up_to=0 and reads no
+  // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
+  return await heldAnswer(answer, async () => {
+    const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, answer));
+    if (shown === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
+    const headers = { "interop-store": broker.storeId };
+    if (shown === undefined) return { status: 204, headers, body: "" };
+    const [text] = answer.texts([shown.message]);
+    return jsonTextResponse(200, text, { ...headers, [LEASE_HEADER]: shown.lease });
+  });
 }
 
 const ASK_ALONE = "Send an ask on a connection of its own, kept open, to wait for its reply";

@@ -13,6 +13,8 @@ import type { MessageAnswer } from "./message_answer.ts";
 /** What a leased wait needs of the broker. */
 export interface LeasedWaitBroker {
   readonly leases: Leases;
+  /** Aborted once the broker stops: the wait ends then, showing nothing, as a /wait ends (204). */
+  readonly stopping: AbortSignal;
   peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]>;
   observe(observer: BrokerObserver): () => void;
   /** Counts a wait for `agent` (in /status) until the returned function is called. */
@@ -21,9 +23,9 @@ export interface LeasedWaitBroker {
 
 /**
  * The oldest pending message for `agent` and the lease (`leaseSeconds`) it was shown under, waiting up to
- * `timeoutMs` for one to arrive; undefined after that, or once `until` aborts. Another reader's lease is waited out
- * first, as a taking wait does: what that reader showed is its to take. With `answer`, the message shown is encoded
- * into it (and held to its memory for answers, as a peek's are).
+ * `timeoutMs` for one to arrive; undefined after that, or once `until` aborts or the broker stops. Another reader's
+ * lease is waited out first, as a taking wait does: what that reader showed is its to take. With `answer`, the
+ * message shown is encoded into it (and held to its memory for answers, as a peek's are).
  */
 export async function leasedWait(
   broker: LeasedWaitBroker,
@@ -33,7 +35,7 @@ export async function leasedWait(
   until: AbortSignal,
   answer?: MessageAnswer,
 ): Promise<{ message: Envelope; lease: string } | undefined> {
-  const done = AbortSignal.any([until, AbortSignal.timeout(timeoutMs)]);
+  const done = AbortSignal.any([until, broker.stopping, AbortSignal.timeout(timeoutMs)]);
   const uncount = broker.countWaiting(agent);
   try {
     return await showNext(broker, agent, leaseSeconds, done, answer);

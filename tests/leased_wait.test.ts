@@ -65,3 +65,13 @@ test("a leased wait that times out or is ended holds no lease; one waits for ano
   await broker.leases.take(leo, other, () => broker.poll(leo, 10, { shownUpTo: 0 }));
   assert.equal((await waiting)?.message.payload.text, "for the other reader first");
 });
+
+test("a leased wait ends, showing nothing, once the broker stops", { timeout: 10_000 }, async (t) => {
+  // It went on waiting for a message the closing store could not show: the server dropped its connection unanswered
+  // after its grace (1 s), where a /wait is answered 204 at once (review28 /tmp/review28/t16_sigterm_leased.py).
+  const broker = await openBroker(t);
+  await broker.addAgent(leo);
+  const waiting = leasedWait(broker, leo, 30, 60_000, new AbortController().signal);
+  await broker.close();
+  assert.equal(await waiting, undefined);
+});

@@ -155,3 +155,25 @@ test("a leased wait on one broker is shown a message committed on another, under
   const taken = await a.leases.take(openclaw, shown!.lease, (own) => a.poll(openclaw, 1, { shownUpTo: message.id, lease: own }));
   assert.deepEqual(taken.map((envelope) => envelope.id), [message.id]);
 });
+
+test("an ask on a shared store records its wait as soon as its question is stored, before the settle clock lets it take", async (t) => {
+  // Recorded after the clock (20 ms), a reply published through another broker meanwhile was an ordinary message:
+  // the asker's stream there took it and the ask timed out (review28: 2-10 of 30 asks to an agent that answers from
+  // its stream, /tmp/review28/t13_pg_fast_stream_reply.py).
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await a.addAgent(hermes);
+  const settle = Promise.withResolvers<void>();
+  const asking = a.ask(hermes, openclaw, { text: "deploy?" }, 10_000, undefined, () => settle.promise);
+  try {
+    await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${hermes}`).length === 1, 5_000, "the wait's record");
+    const [question] = await b.poll(openclaw, 1);
+    await b.publish(openclaw, hermes, { text: "yes" }, { replyTo: question.id });
+    assert.deepEqual(await b.poll(hermes, 10), [], "B's reader stops before the awaited reply");
+  } finally {
+    settle.resolve();
+  }
+  assert.equal((await asking).reply?.payload.text, "yes");
+});

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
+import { DEFAULT_AGENT_ANSWER_MEMORY } from "../src/broker/answer_memory.ts";
 import { Broker } from "../src/broker/broker.ts";
 import type { AgentName } from "../src/message.ts";
 import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
@@ -472,6 +473,42 @@ test("A2A CancelTask of a message a leased reader may have shown answers 409 inb
     assert.match(body.error.message, /Task cannot be canceled now: hermes is reading its inbox/);
     assert.equal((await rpc("GetTask", { id: task.id })).body.result.status.state, "TASK_STATE_SUBMITTED");
   });
+});
+
+test("GET /wait reads peek as /poll does: peek=true is a leased wait that takes nothing, and a lease without a peek is 400", async () => {
+  // peek=true (which /poll takes as a peek) made a taking wait that dropped its lease: the message a client asked
+  // to be shown was taken, so a cancel then lost it; lease=S without peek was ignored the same way.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=true&lease=30");
+    assert.equal(shown.status, 200);
+    assert.ok(shown.headers["interop-lease"], "shown under a lease");
+    assert.equal((await json("GET", `/poll?agent=openclaw&up_to=0&lease_id=${shown.headers["interop-lease"]}`)).status, 200);
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).body.length, 1, "nothing taken");
+    for (const query of ["lease=30", "peek=0&lease=30"]) {
+      const refused = await json("GET", `/wait?agent=openclaw&timeout=1&${query}`);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+    }
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).body.length, 1, "nothing taken by the refused waits");
+  });
+});
+
+test("GET /wait?peek=1&lease=S is held to the memory for answers: one not read yet refuses the next with 429, as a peek's does", async () => {
+  // Not held, a client that ended each lease with up_to=0 and read no answer had the message built again for every
+  // wait (30 unread waits on a 15 MiB message: 672 MB, where /poll?peek=1&lease= stops at four).
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    assert.equal(shown.status, 200);
+    assert.equal(JSON.parse(bodyText(shown)).text, "deploy?");
+    const refused = await json("GET", "/wait?agent=openclaw&timeout=1&peek=1&lease=30");
+    assert.deepEqual([refused.status, refused.body.code], [429, "too_many_requests"], "the first answer is not read yet");
+    shown.written?.();
+    const ended = await json("GET", `/poll?agent=openclaw&up_to=0&lease_id=${shown.headers["interop-lease"]}`);
+    assert.deepEqual([ended.status, ended.body], [200, []], "the lease ended, nothing taken");
+    assert.equal((await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30")).status, 200, "read, it holds nothing");
+  }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
 });
 
 test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, or with reply_to, 400", async () => {

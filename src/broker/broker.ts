@@ -280,9 +280,12 @@ export class Broker {
     // Registered in the same turn as the commit: the reply cannot arrive before it. A shared store's reply may be
     // published through another broker: the wait for it is recorded there (`Takes.waitForReply`).
     if (settling === undefined && this.#shared === undefined) return { question, reply: await this.#waiters.wait(from, question.id, timeoutMs, clientGone) };
+    // Recorded at once, not after the settle clock: a reply published through another broker within those 20 ms went
+    // to the asker's stream there, and the ask timed out (10 of 30 asks to an agent that answers from a stream).
+    const recorded = this.#takes.recordAwait(from, question.id, timeoutMs);
     await settling;
     // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there.
-    return { question, reply: await this.#takes.waitForReply(from, question.id, Math.max(0, deadline - Date.now()), clientGone) };
+    return { question, reply: await this.#takes.waitForReply(from, question.id, Math.max(0, deadline - Date.now()), clientGone, recorded) };
   }
 
   /** Takes up to `limit` undelivered messages for `agent` (the old read-and-clear): see `Takes.poll`. */

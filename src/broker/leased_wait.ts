@@ -8,11 +8,14 @@ import type { AgentName, Envelope } from "../message.ts";
 import { isInboxLeased } from "../store/store.ts";
 import type { BrokerObserver } from "./observers.ts";
 import type { Leases } from "./inbox_leases.ts";
+import type { MessageAnswer } from "./message_answer.ts";
 
 /** What a leased wait needs of the broker. */
 export interface LeasedWaitBroker {
   readonly leases: Leases;
-  peek(agent: AgentName, limit: number): Promise<Envelope[]>;
+  /** Aborted once the broker stops: the wait ends then, showing nothing, as a /wait ends (204). */
+  readonly stopping: AbortSignal;
+  peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]>;
   observe(observer: BrokerObserver): () => void;
   /** Counts a wait for `agent` (in /status) until the returned function is called. */
   countWaiting(agent: AgentName): () => void;
@@ -20,8 +23,9 @@ export interface LeasedWaitBroker {
 
 /**
  * The oldest pending message for `agent` and the lease (`leaseSeconds`) it was shown under, waiting up to
- * `timeoutMs` for one to arrive; undefined after that, or once `until` aborts. Another reader's lease is waited out
- * first, as a taking wait does: what that reader showed is its to take.
+ * `timeoutMs` for one to arrive; undefined after that, or once `until` aborts or the broker stops. Another reader's
+ * lease is waited out first, as a taking wait does: what that reader showed is its to take. With `answer`, the
+ * message shown is encoded into it (and held to its memory for answers, as a peek's are).
  */
 export async function leasedWait(
   broker: LeasedWaitBroker,
@@ -29,11 +33,12 @@ export async function leasedWait(
   leaseSeconds: number,
   timeoutMs: number,
   until: AbortSignal,
+  answer?: MessageAnswer,
 ): Promise<{ message: Envelope; lease: string } | undefined> {
-  const done = AbortSignal.any([until, AbortSignal.timeout(timeoutMs)]);
+  const done = AbortSignal.any([until, broker.stopping, AbortSignal.timeout(timeoutMs)]);
   const uncount = broker.countWaiting(agent);
   try {
-    return await showNext(broker, agent, leaseSeconds, done);
+    return await showNext(broker, agent, leaseSeconds, done, answer);
   } finally {
     uncount();
   }
@@ -45,6 +50,7 @@ async function showNext(
   agent: AgentName,
   leaseSeconds: number,
   done: AbortSignal,
+  answer: MessageAnswer | undefined,
 ): Promise<{ message: Envelope; lease: string } | undefined> {
   while (!done.aborted) {
     // Listened for before the look: a message committed between the two wakes the next look.
@@ -57,7 +63,7 @@ async function showNext(
         throw error;
       });
       if (lease !== undefined) {
-        const [message] = await broker.peek(agent, 1).catch((error) => {
+        const [message] = await broker.peek(agent, 1, answer).catch((error) => {
           broker.leases.end(agent, lease);
           throw error;
         });

@@ -174,10 +174,16 @@ export class Takes {
    * of its own, for a client that must never hang one up: `interop mcp`, whose ask a cancel would otherwise cut in
    * the moment its reply was handed over.
    */
-  async waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+  async waitForReply(
+    agent: AgentName,
+    questionId: number,
+    timeoutMs: number,
+    clientGone?: AbortSignal,
+    recorded?: Promise<string | undefined>,
+  ): Promise<Envelope | undefined> {
+    if (this.#shared !== undefined) return await this.#waitForSharedReply(agent, questionId, timeoutMs, clientGone, recorded);
     if (clientGone?.aborted) return undefined;
     const inbox = await this.#inboxFor(agent, "read");
-    if (this.#shared !== undefined) return await this.#waitForSharedReply(agent, questionId, timeoutMs, clientGone);
     // A hand-off that failed ends the wait with its error: a waiter left behind would take a reply no one reads.
     const failure = new AbortController();
     let failed: { error: unknown } | undefined;
@@ -194,14 +200,30 @@ export class Takes {
   }
 
   /**
-   * On a shared store, the reply may be published through any broker and read there first: recorded in the store as
-   * awaited, it is left to this waiter by every in-order reader until the wait ends. Without the record (the store
-   * failed to write it) the wait goes on as before, a reader elsewhere perhaps taking the reply first.
+   * On a shared store, records at once that `agent` awaits the reply to `questionId` for `timeoutMs` (see
+   * `#waitForSharedReply`), for a `waitForReply` that begins later and ends the record; undefined on a store of its own.
    */
-  async #waitForSharedReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
+  recordAwait(agent: AgentName, questionId: number, timeoutMs: number): Promise<string | undefined> | undefined {
+    return this.#shared?.awaitReply(agent, questionId, timeoutMs).catch(() => undefined);
+  }
+
+  /**
+   * On a shared store, the reply may be published through any broker and read there first: recorded in the store as
+   * awaited (`recorded`, made by `recordAwait` before the wait, or here), it is left to this waiter by every in-order
+   * reader until the wait ends. Without the record (the store failed to write it) the wait goes on as before, a
+   * reader elsewhere perhaps taking the reply first.
+   */
+  async #waitForSharedReply(
+    agent: AgentName,
+    questionId: number,
+    timeoutMs: number,
+    clientGone: AbortSignal | undefined,
+    recorded: Promise<string | undefined> | undefined,
+  ): Promise<Envelope | undefined> {
     const shared = this.#shared!;
-    const record = await shared.awaitReply(agent, questionId, timeoutMs).catch(() => undefined);
+    const record = await (recorded ?? (clientGone?.aborted ? undefined : this.#inboxFor(agent, "read").then(() => this.recordAwait(agent, questionId, timeoutMs))));
     try {
+      if (clientGone?.aborted) return undefined;
       // Waiting before the look through the table: a reply committed meanwhile is woken for, not missed.
       const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
       this.serveWaiters(agent);

@@ -42,6 +42,11 @@ export function parseLimit(value: string | null): number {
   return limit;
 }
 
+/** `peek=1` or `peek=true`: a read that takes nothing, spelled alike on /poll and /wait. */
+export function parsePeek(value: string | null): boolean {
+  return value === "1" || value === "true";
+}
+
 /** `lease=SECONDS` goes with a peek: the inbox is the caller's until its take up to what it showed (InboxLeases). */
 export function parseLeaseSeconds(value: string | null, peek: boolean): number | undefined {
   if (value === null) return undefined;

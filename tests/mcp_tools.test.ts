@@ -52,17 +52,19 @@ function signal(): { promise: Promise<void>; resolve: () => void } {
 }
 
 /**
- * A stand-in broker whose poll, once called, hands out `ids` (taken) when `answer` resolves; it parks all but
- * `refused`.
+ * A stand-in broker that shows `ids` to a peek at once and, once its take is called, hands them out (taken) when
+ * `answer` resolves; it parks all but `refused`.
  */
 function slowPollBroker(ids: number[], answer: Promise<void>, refused: number[] = []) {
   const pollStarted = signal();
   const parked: Array<{ agent: string; id: number; reason: string }> = [];
+  const messages = ids.map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
   const broker = {
-    poll: async () => {
+    peek: () => Promise.resolve({ messages, more: false, lease: "lease" }),
+    poll: async (_agent: string, _limit: number, upTo?: number) => {
       pollStarted.resolve();
       await answer;
-      return ids.map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
+      return messages.filter((message) => upTo === undefined || message.interop.id <= upTo);
     },
     parkDeadLetter: (agent: string, id: number, reason: string) => {
       if (refused.includes(id)) return Promise.reject(new InteropError("not_found", `message ${id} is gone`));
@@ -73,7 +75,7 @@ function slowPollBroker(ids: number[], answer: Promise<void>, refused: number[] 
   return { broker, pollStarted: pollStarted.promise, parked };
 }
 
-/** Calls inbox and cancels the call once its poll has reached the broker, as OpenClaw does when a turn is aborted. */
+/** Calls inbox and cancels the call once its take has reached the broker, as OpenClaw does when a turn is aborted. */
 async function cancelInboxWhilePolling(client: Client, pollStarted: Promise<void>): Promise<void> {
   const aborting = new AbortController();
   const inbox = client.callTool({ name: "inbox", arguments: {} }, undefined, { signal: aborting.signal });
@@ -85,13 +87,12 @@ async function cancelInboxWhilePolling(client: Client, pollStarted: Promise<void
 test("an inbox call cancelled before it reaches the broker takes nothing", async () => {
   // OpenClaw cancels a tool call when its turn is aborted, and later stops the server: what such a call took
   // would be answered to nobody.
-  let polls = 0;
-  const broker = {
-    poll: () => {
-      polls++;
-      return Promise.resolve([{ text: "taken", interop: { id: 7, from: "hermes" } } as unknown as WireMessage]);
-    },
-  } as unknown as BrokerClient;
+  let reads = 0;
+  const read = () => {
+    reads++;
+    return Promise.resolve([{ text: "taken", interop: { id: 7, from: "hermes" } } as unknown as WireMessage]);
+  };
+  const broker = { poll: read, peek: read } as unknown as BrokerClient;
   const { client, server } = await connectTools(broker);
   const aborting = new AbortController();
   const inbox = client.callTool({ name: "inbox", arguments: {} }, undefined, { signal: aborting.signal });
@@ -99,11 +100,11 @@ test("an inbox call cancelled before it reaches the broker takes nothing", async
   await assert.rejects(inbox, /the turn was aborted/);
   await client.close();
   await server.close();
-  assert.equal(polls, 0);
+  assert.equal(reads, 0);
 });
 
 test("a message taken while its inbox call was being cancelled is parked as a dead letter when the session ends", async () => {
-  // The poll is in flight when the cancel comes: the broker has taken the message by then.
+  // The take is in flight when the cancel comes: the broker has taken the message by then.
   const cancelArrived = signal();
   const { broker, pollStarted, parked } = slowPollBroker([7], cancelArrived.promise);
   const { client, server, parkUnreturned } = await connectTools(broker);
@@ -189,28 +190,59 @@ async function rawSession(broker: BrokerClient) {
 }
 
 /**
- * A stand-in broker whose polls and waits hand out the next of `batches` (then nothing; a batch given as a promise
- * once it resolves), and which parks all. A wait's message is shown under a lease, and taken by the poll with it.
+ * A stand-in broker whose peeks and waits show the next of `batches` (then nothing; a batch given as a promise once
+ * it resolves) under a lease, and whose take with that lease takes what was shown up to its `upTo`: the rest goes
+ * back to the head of the inbox. `reading` resolves once a read reached it; `pending` is what the inbox holds.
+ * It parks all.
  */
 function scriptedBroker(batches: Array<number[] | Promise<number[]>>) {
   const parked: number[] = [];
-  const next = async () =>
-    (await (batches.shift() ?? [])).map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
-  let shown: WireMessage | undefined;
+  const reading = Promise.withResolvers<void>();
+  const messages = (ids: number[]) => ids.map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
+  let shown: number[] = [];
+  const show = async () => {
+    reading.resolve();
+    shown = await (batches.shift() ?? []);
+    return messages(shown);
+  };
   const broker = {
-    poll: (_agent: string, _limit: number, upTo?: number, lease?: string) =>
-      lease === undefined ? next() : Promise.resolve(shown !== undefined && upTo === shown.interop.id ? [shown] : []),
+    // Without a lease, a take as the tools made it before they read under one.
+    poll: async (_agent: string, _limit: number, upTo?: number, lease?: string) => {
+      if (lease === undefined) return await show();
+      const [taken, left] = [shown.filter((id) => id <= upTo!), shown.filter((id) => id > upTo!)];
+      if (left.length > 0) batches.unshift(left);
+      shown = [];
+      return messages(taken);
+    },
+    peek: async () => ({ messages: await show(), more: false, lease: "lease" }),
     waitLeased: async () => {
-      [shown] = await next();
-      return shown === undefined ? null : { message: shown, lease: "lease" };
+      const [message] = await show();
+      return message === undefined ? null : { message, lease: "lease" };
     },
     parkDeadLetter: (_agent: string, id: number) => {
       parked.push(id);
       return Promise.resolve({});
     },
   } as unknown as BrokerClient;
-  return { broker, parked };
+  return { broker, parked, reading: reading.promise, pending: () => batches };
 }
+
+test("an inbox call cancelled while its read is at the broker takes nothing: what it was shown stays in the inbox", async () => {
+  // OpenClaw cancels a call when its turn is aborted and closes the session soon after. The call's poll took the
+  // messages, and the session's end parked them as dead letters: the agent never got them unless an operator acted.
+  // Now they are only shown (under a lease) to the read, and the cancelled call takes nothing.
+  const read = Promise.withResolvers<number[]>();
+  const { broker, parked, reading, pending } = scriptedBroker([read.promise]);
+  const session = await rawSession(broker);
+  session.start(2, "inbox");
+  await reading;
+  await session.cancel(2);
+  read.resolve([7, 8]);
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
+  assert.deepEqual(parked, []);
+  assert.deepEqual(pending(), [[7, 8]]);
+});
 
 test("messages answered to an inbox call whose cancel crossed the answer are returned by the next call", async () => {
   // The client cancelled before the answer reached it, so it drops the answer: the messages must come again.

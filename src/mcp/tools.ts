@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
 import type { Logger } from "../cli/logger.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY } from "../message.ts";
+import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY, type WireMessage } from "../message.ts";
 import { TakenMessages } from "./taken_messages.ts";
 
 const MAX_WAIT_SECONDS = 600;
@@ -33,8 +33,8 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
 const WAIT_SLICE_SECONDS = 5;
 
 /**
- * How long the broker holds the inbox for a message a wait was shown, until the wait takes it (a round trip): what
- * the agent's other readers may wait at most if this process dies in between.
+ * How long the broker holds the inbox for what a wait or an inbox call was shown, until the call takes it (a round
+ * trip): what the agent's other readers may wait at most if this process dies in between.
  */
 const SHOWN_LEASE_SECONDS = 30;
 
@@ -67,10 +67,38 @@ function nextMessageUntilCancelled(client: BrokerClient, agent: AgentName, timeo
     if (shown === null) return null;
     // A broker older than leased waits took it already.
     if (shown.lease === undefined) return shown.message;
-    const [taken] = await unlessRemoved(agent, client.poll(agent, 1, cancel.aborted ? 0 : shown.message.interop.id, shown.lease));
     // None: cancelled, or another reader (a stream, which heeds no lease) had it meanwhile.
-    return taken ?? null;
+    return (await takeShownUnlessCancelled(client, agent, [shown.message], shown.lease, cancel))[0] ?? null;
   });
+}
+
+/**
+ * Up to `limit` of the agent's messages, read as wait reads them: shown under a lease on the inbox, then taken only
+ * while the call is still live. What a cancel overtook while the read was at the broker stays at the head of the
+ * inbox, where taken it would have been parked as a dead letter if the session ended before another call.
+ */
+async function inboxUnlessCancelled(client: BrokerClient, agent: AgentName, limit: number, cancel: AbortSignal): Promise<WireMessage[]> {
+  const { messages, lease } = await unlessRemoved(agent, client.peek(agent, limit, { seconds: SHOWN_LEASE_SECONDS }));
+  if (lease !== undefined) return await takeShownUnlessCancelled(client, agent, messages, lease, cancel);
+  // A broker older than leased peeks holds nothing for this call, and one older still took them with the peek:
+  // taken now whatever the cancel, and held if it came, as before.
+  if (messages.length > 0) await unlessRemoved(agent, client.poll(agent, messages.length, messages[messages.length - 1].interop.id));
+  return messages;
+}
+
+/**
+ * Takes what a call was shown (up to the last of `shown`, with the lease it was shown under), or nothing once
+ * `cancel` aborted; either take ends the lease. What it takes may be less than `shown`: a stream heeds no lease.
+ */
+async function takeShownUnlessCancelled(
+  client: BrokerClient,
+  agent: AgentName,
+  shown: WireMessage[],
+  lease: string,
+  cancel: AbortSignal,
+): Promise<WireMessage[]> {
+  const upTo = cancel.aborted || shown.length === 0 ? 0 : shown[shown.length - 1].interop.id;
+  return await unlessRemoved(agent, client.poll(agent, Math.max(shown.length, 1), upTo, lease));
 }
 
 /**
@@ -189,8 +217,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     tracked((async () => {
       const wanted = limit ?? 100;
       const earlier = taken.takeHeld(wanted);
-      // A call cancelled before it reached the broker takes nothing: its answer would be dropped.
-      const polled = earlier.length < wanted && !signal.aborted ? await unlessRemoved(agent, client.poll(agent, wanted - earlier.length)) : [];
+      // A call cancelled before it reached the broker reads nothing; one cancelled while it read takes nothing.
+      const polled = earlier.length < wanted && !signal.aborted ? await inboxUnlessCancelled(client, agent, wanted - earlier.length, signal) : [];
       return answer(taken.answering(requestId, signal, [...earlier, ...polled]));
     })()));
 

@@ -38,8 +38,9 @@ async function call(client: Client, name: string, args: Record<string, unknown> 
 
 const json = (result: ToolResult) => JSON.parse(result.content[0].text);
 
-/** A stand-in broker's answer to one request (by path), given its body: a status and a JSON body. */
-type StandInRoute = (body: string) => Promise<[number, unknown]> | [number, unknown];
+/** A stand-in broker's answer to one request (by path), given its body and query: a status, a JSON body, headers. */
+type StandInAnswer = [number, unknown] | [number, unknown, Record<string, string>];
+type StandInRoute = (body: string, query: URLSearchParams) => Promise<StandInAnswer> | StandInAnswer;
 
 /**
  * A stand-in broker on a free port that answers `routes` (404 otherwise), so a test can order what the real one
@@ -47,12 +48,13 @@ type StandInRoute = (body: string) => Promise<[number, unknown]> | [number, unkn
  */
 async function standInBroker(routes: Record<string, StandInRoute>): Promise<{ url: string; close(): Promise<void> }> {
   const broker = createServer(async (request: IncomingMessage, response: ServerResponse) => {
-    const route = routes[new URL(request.url ?? "/", "http://x").pathname];
+    const { pathname, searchParams } = new URL(request.url ?? "/", "http://x");
+    const route = routes[pathname];
     let body = "";
     for await (const chunk of request) body += chunk;
     if (route === undefined) return response.writeHead(404).end();
-    const [status, answer] = await route(body);
-    response.writeHead(status, { "content-type": "application/json" });
+    const [status, answer, headers] = await route(body, searchParams);
+    response.writeHead(status, { "content-type": "application/json", ...headers });
     response.end(JSON.stringify(answer));
   });
   await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
@@ -164,12 +166,15 @@ test("an MCP session whose agent the operator removed while it waited reports th
 });
 
 // The wait case as OpenClaw's MCP client meets it when a call passes its request timeout or its turn is aborted:
-// a server that hung up its long poll on the cancel lost the message the broker had taken for it.
+// a server that hung up its long poll on the cancel lost the message the broker had taken for it. `held` is the
+// request the cancel crosses: an inbox call's take (its peek, answered at once under a lease, takes nothing), a wait
+// that a broker older than leased waits answers with the message taken.
 const cancelledCalls = [
-  { tool: "inbox", route: "/poll", args: {}, answer: [taken(7)] },
-  { tool: "wait", route: "/wait", args: { timeout_seconds: 3 }, answer: taken(7) },
+  { tool: "inbox", route: "/poll", args: {}, answer: [taken(7)], held: (query: URLSearchParams) => query.has("up_to") },
+  { tool: "wait", route: "/wait", args: { timeout_seconds: 3 }, answer: taken(7), held: () => true },
 ];
-for (const { tool, route, args, answer } of cancelledCalls) {
+const LEASED = { "interop-lease": "lease" };
+for (const { tool, route, args, answer, held } of cancelledCalls) {
   test(`a message taken for ${tool === "inbox" ? "an" : "a"} ${tool} call cancelled while the broker answered is parked when the client closes stdin`, async () => {
     // A stand-in broker lets the test order things: the call is answered only once the server has read the cancel
     // (a later request reached the broker, and stdin is read in order). The client then ends the session as the
@@ -180,7 +185,8 @@ for (const { tool, route, args, answer } of cancelledCalls) {
     const parked: Array<{ id: number; reason: string }> = [];
     const { promise: parkCame, resolve: parkArrived } = Promise.withResolvers<void>();
     const broker = await standInBroker({
-      [route]: async () => {
+      [route]: async (_body, query) => {
+        if (!held(query)) return [200, answer, LEASED];
         callArrived();
         await callReleased;
         return [200, answer];
@@ -242,14 +248,17 @@ async function rawSession(t: { after(fn: () => unknown): void }, url: string) {
 
 test("interop mcp parks every message it holds at the session's end, names one the broker refuses on stderr, and exits 1", async (t) => {
   // Driven with raw JSON-RPC lines, to see the exit code: the inbox call takes 5, 6 and 7 but is cancelled first
-  // (the agents call after the cancel shows the server read it before the poll is answered); the broker then
+  // (the agents call after the cancel shows the server read it before the take is answered); the broker then
   // refuses to park 5 (removed by retention meanwhile).
   const { promise: pollReleased, resolve: releasePoll } = Promise.withResolvers<void>();
   const { promise: pollCame, resolve: pollArrived } = Promise.withResolvers<void>();
   const { promise: statusCame, resolve: statusArrived } = Promise.withResolvers<void>();
   const parked: number[] = [];
   const broker = await standInBroker({
-    "/poll": async () => {
+    // The peek is answered at once (as by a broker older than leased peeks: with no lease), the take once the
+    // cancel was read.
+    "/poll": async (_body, query) => {
+      if (query.get("peek") === "1") return [200, [5, 6, 7].map(taken)];
       pollArrived();
       await pollReleased;
       return [200, [5, 6, 7].map(taken)];

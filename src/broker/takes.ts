@@ -221,7 +221,12 @@ export class Takes {
     recorded: Promise<string | undefined> | undefined,
   ): Promise<Envelope | undefined> {
     const shared = this.#shared!;
-    const record = await (recorded ?? (clientGone?.aborted ? undefined : this.#inboxFor(agent, "read").then(() => this.recordAwait(agent, questionId, timeoutMs))));
+    let record: string | undefined;
+    if (recorded !== undefined) record = await recorded;
+    else if (!clientGone?.aborted) {
+      await this.#inboxFor(agent, "read");
+      record = await this.recordAwait(agent, questionId, timeoutMs);
+    }
     try {
       if (clientGone?.aborted) return undefined;
       // Waiting before the look through the table: a reply committed meanwhile is woken for, not missed.

@@ -89,3 +89,34 @@ test("a reply awaited on a broker killed meanwhile reaches hermes's stream on B 
   const [event] = await stream.take(1, 30_000);
   assert.equal(JSON.parse(event.data).a, "pong");
 });
+
+test("asks on A answered at once from a stream on B all get their replies, and hermes's stream on B none of them", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const questions = await openSse(`${b.url}/subscribe?agent=openclaw`);
+  t.after(() => questions.close());
+  const replies = await openSse(`${b.url}/subscribe?agent=hermes`);
+  t.after(() => replies.close());
+  const asks = 10;
+  // openclaw answers each question through B the moment its stream there has it.
+  const answering = (async () => {
+    for (let n = 0; n < asks; n++) {
+      const [event] = await questions.take(1, 30_000);
+      const replied = await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${event.id}`, {
+        method: "POST",
+        body: JSON.stringify({ round: JSON.parse(event.data).round }),
+      });
+      assert.equal(replied.status, 200, await replied.text());
+    }
+  })();
+  for (let round = 0; round < asks; round++) {
+    const answer = await fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=20`, { method: "POST", body: JSON.stringify({ round }) });
+    assert.equal(answer.status, 200, `round ${round}: ${await answer.clone().text()}`);
+    assert.equal((await answer.json()).reply?.round, round);
+  }
+  await answering;
+  assert.equal((await publish(b.url, "openclaw", "hermes", { after: "asks" })).status, 200);
+  const [next] = await replies.take(1, 10_000);
+  assert.equal(JSON.parse(next.data).after, "asks", "hermes's stream on B had a reply an ask waited for");
+});

@@ -45,7 +45,8 @@ export async function ask(
   try {
     ({ envelopes: [question] } = await deps.publish(from, to, payload, { awaited }));
   } catch (error) {
-    // A commit whose answer was lost may have stored the record: it would hold the reply from readers until it ends.
+    // A commit in doubt whose outcome could not be read back may have stored the record: it would hold the reply
+    // from every reader until the ask's timeout.
     if (awaited !== undefined) void deps.shared!.endAwait(from, awaited.id).catch(() => {});
     throw error;
   }

@@ -100,7 +100,7 @@ test("a leased reply wait shows the reply behind an earlier message, taking noth
   assert.equal(shown?.message.id, reply.id);
   assert.equal(broker.status().agents[leo]?.waiting, 0);
   await assert.rejects(broker.leases.take(leo, undefined, () => broker.poll(leo, 10)), { code: "inbox_leased" });
-  const taken = await broker.leases.take(leo, shown!.lease, (own) => broker.takeOne(leo, reply.id, own));
+  const taken = await broker.leases.take(leo, shown!.lease, (own) => broker.takeOne(leo, reply.id, { lease: own }));
   assert.equal(taken?.id, reply.id);
   // The lease ended with the take, and nothing ahead of the reply was taken.
   assert.deepEqual((await broker.poll(leo, 10)).map((envelope) => envelope.payload.text), [earlier.payload.text, "not the reply"]);
@@ -116,6 +116,6 @@ test("a leased reply wait whose client was cancelled leaves the reply in the inb
   assert.deepEqual((await broker.poll(leo, 10)).map((envelope) => envelope.payload.text), ["earlier", "yes"]);
   // A take of a message no longer pending takes nothing, and still ends its lease.
   const again = await broker.leases.acquire(leo, 30);
-  assert.equal(await broker.leases.take(leo, again, (own) => broker.takeOne(leo, shown!.message.id, own)), undefined);
+  assert.equal(await broker.leases.take(leo, again, (own) => broker.takeOne(leo, shown!.message.id, { lease: own })), undefined);
   await broker.leases.acquire(leo, 30);
 });

@@ -304,8 +304,8 @@ export class Broker {
   }
 
   /** Takes message `id` of `agent`'s alone, out of order, under the caller's `lease`: see `Takes.takeOne`. */
-  takeOne(agent: AgentName, id: number, lease: string | undefined, answer?: MessageAnswer): Promise<Envelope | undefined> {
-    return this.#takes.takeOne(agent, id, lease, answer);
+  takeOne(agent: AgentName, id: number, options: Omit<PollOptions, "shownUpTo"> = {}): Promise<Envelope | undefined> {
+    return this.#takes.takeOne(agent, id, options);
   }
 
   /** Runs a leased wait for a reply with the reply recorded as awaited: see `Takes.awaitingReply`. */

@@ -169,16 +169,21 @@ export class Takes {
    * Takes message `id` of `agent`'s alone, out of order, committed before returning: what a leased reply wait
    * showed under `lease` (the store's take checks and ends it on a shared store; `Leases.take` does here).
    * Undefined when it is no longer pending (a stream, which heeds no lease, delivered it meanwhile). With `answer`,
-   * it is encoded into it before the take commits.
+   * it is encoded into it before the take commits; once `clientGone` aborts, nothing is taken.
    */
-  async takeOne(agent: AgentName, id: number, lease: string | undefined, answer?: MessageAnswer): Promise<Envelope | undefined> {
+  async takeOne(
+    agent: AgentName,
+    id: number,
+    { lease, answer, clientGone }: Omit<PollOptions, "shownUpTo"> = {},
+  ): Promise<Envelope | undefined> {
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
       // Found by id, not read in order: an in-order read stops before a reply another waiter awaits. The store's
-      // take judges whether it is still pending; asked even for no message, as it ends the caller's lease.
+      // take judges whether it is still pending; asked even for no message, as it ends the caller's lease (no
+      // message has id 0).
       const found = await this.#store.find(id);
       if (found !== undefined) answer?.fit([found]);
-      const taken = await settled(this.#shared.takeOne(agent, id, lease));
+      const taken = await settled(this.#shared.takeOne(agent, clientGone?.aborted ? 0 : id, lease));
       if (!taken || found === undefined) return undefined;
       this.#tookOutOfOrder(inbox, found);
       return found;
@@ -187,7 +192,7 @@ export class Takes {
     // Looked at again in the turn that marks it taken: a stream may have delivered it while the store read.
     if (message?.id !== id) return undefined;
     answer?.fit([message]);
-    if (!this.#pendingIn(inbox, Infinity)(message)) return undefined;
+    if (!this.#pendingIn(inbox, Infinity)(message) || clientGone?.aborted) return undefined;
     this.taken.add(id);
     try {
       await this.#commits.update({ agent, polled: [{ after: id - 1, upTo: id }] });

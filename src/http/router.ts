@@ -184,10 +184,11 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
         throw error;
       })
       : await untilSettled(settled).then(() =>
-        broker.leases.take(agent, leaseId, async (lease) =>
-          takeOne === undefined
-            ? await broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease })
-            : [await broker.takeOne(agent, takeOne, lease, answer)].filter((message) => message !== undefined))
+        broker.leases.take(agent, leaseId, async (lease) => {
+          const clientGone = leaving(request.clientGone());
+          if (takeOne === undefined) return await broker.poll(agent, limit, { shownUpTo, answer, clientGone, lease });
+          return [await broker.takeOne(agent, takeOne, { lease, answer, clientGone })].filter((message) => message !== undefined);
+        })
       );
     // The ids' store: a client that keeps ids can tell when a broker holds another store's.
     const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };

@@ -563,5 +563,9 @@ test("a leased reply wait refuses what cannot be: an unknown question 404, take 
       assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
     }
     assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).body.length, 1, "nothing taken by the refused takes");
+    // Only the caller's own inbox: another agent's message by its id is no message of this one's.
+    const theirs = (await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "for hermes" }))).body.id;
+    assert.deepEqual((await json("GET", `/poll?agent=openclaw&take=${theirs}&lease_id=x`)).body, []);
+    assert.equal((await json("GET", "/poll?agent=hermes&peek=1")).body.length, 1, "hermes's message not taken");
   });
 });

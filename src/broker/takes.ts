@@ -181,7 +181,7 @@ export class Takes {
       // Found by id, not read in order: an in-order read stops before a reply another waiter awaits. The store's
       // take judges whether it is still pending; asked even for no message, as it ends the caller's lease (no
       // message has id 0).
-      const found = await this.#store.find(id);
+      const found = await this.#store.find(id).then((message) => message?.to === agent ? message : undefined);
       if (found !== undefined) answer?.fit([found]);
       const taken = await settled(this.#shared.takeOne(agent, clientGone?.aborted ? 0 : id, lease));
       if (!taken || found === undefined) return undefined;

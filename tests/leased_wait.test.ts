@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Broker } from "../src/broker/broker.ts";
-import { leasedReplyWait, leasedWait } from "../src/broker/leased_wait.ts";
+import { leasedWait } from "../src/broker/leased_wait.ts";
 import { parseAgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
@@ -91,7 +91,7 @@ async function askAfterAnother(broker: Broker) {
 test("a leased reply wait shows the reply behind an earlier message, taking nothing; take=ID takes it alone, ending the lease", async (t) => {
   const broker = await openBroker(t);
   const { earlier, question } = await askAfterAnother(broker);
-  const waiting = leasedReplyWait(broker, leo, question.id, 30, 10_000, new AbortController().signal);
+  const waiting = leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
   assert.equal(broker.status().agents[leo]?.waiting, 1);
   // Another message does not end it: only the reply does.
   await broker.publish(ann, leo, { text: "not the reply" });
@@ -110,7 +110,7 @@ test("a leased reply wait whose client was cancelled leaves the reply in the inb
   const broker = await openBroker(t);
   const { question } = await askAfterAnother(broker);
   await broker.publish(ann, leo, { text: "yes" }, { replyTo: question.id });
-  const shown = await leasedReplyWait(broker, leo, question.id, 30, 10_000, new AbortController().signal);
+  const shown = await leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
   assert.equal(shown?.message.payload.text, "yes");
   assert.deepEqual(await broker.leases.take(leo, shown!.lease, (own) => broker.poll(leo, 1, { shownUpTo: 0, lease: own })), []);
   assert.deepEqual((await broker.poll(leo, 10)).map((envelope) => envelope.payload.text), ["earlier", "yes"]);

@@ -7,7 +7,7 @@ import process from "node:process";
 import { test } from "node:test";
 import postgres from "postgres";
 import type { AgentName } from "../src/message.ts";
-import { leasedReplyWait, leasedWait } from "../src/broker/leased_wait.ts";
+import { leasedWait } from "../src/broker/leased_wait.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { migrate } from "../src/store/postgres_schema.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -186,7 +186,7 @@ test("a leased reply wait on one broker is shown the reply published on another,
   await a.addAgent(hermes);
   const { envelopes: [earlier] } = await b.publish(hermes, openclaw, { text: "earlier" });
   const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
-  const waiting = leasedReplyWait(a, openclaw, question.id, 30, 10_000, new AbortController().signal);
+  const waiting = leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
   const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
   const shown = await waiting;
   assert.equal(shown?.message.id, reply.id);
@@ -204,7 +204,7 @@ test("a leased reply wait's reply left untaken (its client was cancelled) is an 
   await a.addAgent(openclaw);
   await a.addAgent(hermes);
   const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
-  const waiting = leasedReplyWait(a, openclaw, question.id, 30, 10_000, new AbortController().signal);
+  const waiting = leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
   await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 1, 5_000, "the wait's record");
   await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
   const shown = await waiting;

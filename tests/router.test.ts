@@ -569,3 +569,18 @@ test("a leased reply wait refuses what cannot be: an unknown question 404, take 
     assert.equal((await json("GET", "/poll?agent=hermes&peek=1")).body.length, 1, "hermes's message not taken");
   });
 });
+
+test("GET /wait?reply_to=Q&peek=1&lease=S is held to the memory for answers as a leased wait is: one not read yet refuses the next with 429", async () => {
+  await withRouter(async ({ call, json }) => {
+    const question = (await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "deploy?" }))).body.id;
+    await json("POST", `/broadcast?from=hermes&reply_to=${question}`, JSON.stringify({ text: "yes" }));
+    const wait = `/wait?agent=openclaw&timeout=1&reply_to=${question}&peek=1&lease=30`;
+    const shown = await call("GET", wait);
+    assert.equal(shown.status, 200);
+    const refused = await json("GET", wait);
+    assert.deepEqual([refused.status, refused.body.code], [429, "too_many_requests"], "the first answer is not read yet");
+    shown.written?.();
+    await json("GET", `/poll?agent=openclaw&up_to=0&lease_id=${shown.headers["interop-lease"]}`);
+    assert.equal((await call("GET", wait)).status, 200, "read, it holds nothing");
+  }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
+});

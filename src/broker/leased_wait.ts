@@ -28,11 +28,22 @@ export interface LeasedWaitBroker {
 /** What a leased wait shows: the message, and the lease on the inbox it was shown under. */
 export type Shown = { message: Envelope; lease: string };
 
+/** What a leased wait shows, beyond the oldest pending message. */
+export interface LeasedWaitOptions {
+  /** The message shown is encoded into it (and held to its memory for answers, as a peek's are). */
+  answer?: MessageAnswer;
+  /**
+   * The reply to the agent's message with this id is shown instead, wherever it is in the inbox; on a shared store
+   * it is recorded as awaited meanwhile, so no in-order reader on any broker takes it first. A stream on a broker of
+   * its own heeds no lease, nor this wait: a reply it delivered first is not shown.
+   */
+  replyTo?: number;
+}
+
 /**
  * The oldest pending message for `agent` and the lease (`leaseSeconds`) it was shown under, waiting up to
  * `timeoutMs` for one to arrive; undefined after that, or once `until` aborts or the broker stops. Another reader's
- * lease is waited out first, as a taking wait does: what that reader showed is its to take. With `answer`, the
- * message shown is encoded into it (and held to its memory for answers, as a peek's are).
+ * lease is waited out first, as a taking wait does: what that reader showed is its to take.
  */
 export function leasedWait(
   broker: LeasedWaitBroker,
@@ -40,28 +51,12 @@ export function leasedWait(
   leaseSeconds: number,
   timeoutMs: number,
   until: AbortSignal,
-  answer?: MessageAnswer,
+  { answer, replyTo }: LeasedWaitOptions = {},
 ): Promise<Shown | undefined> {
-  return counted(broker, agent, timeoutMs, until, (done) =>
-    showNext(broker, agent, leaseSeconds, done, async () => (await broker.peek(agent, 1, answer))[0]));
-}
-
-/**
- * As `leasedWait`, the reply to `agent`'s message `questionId`, wherever it is in the inbox; on a shared store it
- * is recorded as awaited meanwhile, so no in-order reader on any broker takes it first. A stream on a broker of its
- * own heeds no lease, nor this wait: a reply it delivered first is not shown.
- */
-export function leasedReplyWait(
-  broker: LeasedWaitBroker,
-  agent: AgentName,
-  questionId: number,
-  leaseSeconds: number,
-  timeoutMs: number,
-  until: AbortSignal,
-  answer?: MessageAnswer,
-): Promise<Shown | undefined> {
-  return counted(broker, agent, timeoutMs, until, (done) =>
-    broker.awaitingReply(agent, questionId, timeoutMs, () => showNext(broker, agent, leaseSeconds, done, () => broker.peekReply(agent, questionId, answer))));
+  return counted(broker, agent, timeoutMs, until, (done) => {
+    if (replyTo === undefined) return showNext(broker, agent, leaseSeconds, done, async () => (await broker.peek(agent, 1, answer))[0]);
+    return broker.awaitingReply(agent, replyTo, timeoutMs, () => showNext(broker, agent, leaseSeconds, done, () => broker.peekReply(agent, replyTo, answer)));
+  });
 }
 
 /** Runs a leased wait (`wait`, until `done` aborts: after `timeoutMs`, `until`, or the broker's stop), counted in /status. */

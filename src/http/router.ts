@@ -3,7 +3,7 @@ import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a,
 import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { LEASE_HEADER } from "../broker/inbox_leases.ts";
-import { leasedReplyWait, leasedWait } from "../broker/leased_wait.ts";
+import { leasedWait } from "../broker/leased_wait.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, HistoryEntry } from "../broker/broker.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
@@ -271,11 +271,7 @@ async function leasedWaitAnswer(
   // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
   const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
   return await heldAnswer(answer, async () => {
-    const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) =>
-      replyTo === undefined
-        ? leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, answer)
-        : leasedReplyWait(broker, agent, replyTo, leaseSeconds, timeoutMs, signal, answer)
-    );
+    const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, { answer, replyTo }));
     if (shown === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
     const headers = { "interop-store": broker.storeId };
     if (shown === undefined) return { status: 204, headers, body: "" };

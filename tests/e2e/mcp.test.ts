@@ -416,11 +416,7 @@ test("interop mcp leaves a message a cancelled wait was shown at the head of the
   server.stdin!.end();
   const { code, stderr } = await exited;
   assert.equal(code, 0, stderr);
-  const polled = await runCli(["poll", "--url", broker.url, "-a", "openclaw"]);
-  assert.equal(polled.code, 0, polled.stderr);
-  assert.match(polled.stdout, /while the turn was aborted/);
-  const letters = await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json();
-  assert.deepEqual(letters, []);
+  await assertLeftInInbox(broker.url, /while the turn was aborted/);
 });
 
 test("interop mcp leaves the reply a cancelled ask was shown in the inbox, not taken and not parked", async (t) => {
@@ -444,9 +440,14 @@ test("interop mcp leaves the reply a cancelled ask was shown in the inbox, not t
   server.stdin!.end();
   const { code, stderr } = await exited;
   assert.equal(code, 0, stderr);
-  const polled = await runCli(["poll", "--url", broker.url, "-a", "openclaw"]);
-  assert.equal(polled.code, 0, polled.stderr);
-  assert.match(polled.stdout, /yes, deploy/);
-  const letters = await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json();
-  assert.deepEqual(letters, []);
+  await assertLeftInInbox(broker.url, /yes, deploy/);
 });
+
+/** What a cancelled call was shown is in openclaw's inbox (`interop poll` prints it), and nothing was parked. */
+async function assertLeftInInbox(url: string, text: RegExp): Promise<void> {
+  const polled = await runCli(["poll", "--url", url, "-a", "openclaw"]);
+  assert.equal(polled.code, 0, polled.stderr);
+  assert.match(polled.stdout, text);
+  const letters = await (await fetch(`${url}/dead-letters?agent=openclaw`)).json();
+  assert.deepEqual(letters, []);
+}

@@ -576,6 +576,7 @@ test("GET /wait?reply_to=Q&peek=1&lease=S is held to the memory for answers as a
     await json("POST", `/broadcast?from=hermes&reply_to=${question}`, JSON.stringify({ text: "yes" }));
     const wait = `/wait?agent=openclaw&timeout=1&reply_to=${question}&peek=1&lease=30`;
     const shown = await call("GET", wait);
+    assert.ok(!isStream(shown));
     assert.equal(shown.status, 200);
     const refused = await json("GET", wait);
     assert.deepEqual([refused.status, refused.body.code], [429, "too_many_requests"], "the first answer is not read yet");

@@ -306,6 +306,19 @@ test("a live ask takes its reply alone, with the lease it was shown under", asyn
   assert.deepEqual(parked, []);
 });
 
+test("an ask on a broker older than leased reply waits (400 invalid_query) waits for its reply as before, taking it", async () => {
+  const replied = Promise.withResolvers<void>();
+  replied.resolve();
+  const { broker, inbox } = askedBroker(replied.promise);
+  Object.assign(broker, {
+    waitLeasedReply: () => Promise.reject(new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds), and takes no reply_to")),
+  });
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "ask", { to: "hermes", text: "deploy?" }), [7]);
+  assert.deepEqual(inbox, [], "taken by the wait");
+  await session.close();
+});
+
 test("messages answered to an inbox call whose cancel crossed the answer are returned by the next call", async () => {
   // The client cancelled before the answer reached it, so it drops the answer: the messages must come again.
   const { broker, parked } = scriptedBroker([[7, 8], [9]]);

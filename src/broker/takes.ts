@@ -189,9 +189,9 @@ export class Takes {
       return found;
     }
     const [message] = await this.#store.readAfter(agent, id - 1, 1);
-    // Looked at again in the turn that marks it taken: a stream may have delivered it while the store read.
     if (message?.id !== id) return undefined;
     answer?.fit([message]);
+    // Looked at in the turn that marks it taken: a stream may have delivered it while the store read.
     if (!this.#pendingIn(inbox, Infinity)(message) || clientGone?.aborted) return undefined;
     this.taken.add(id);
     try {

@@ -160,25 +160,32 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  takeOne(agent: AgentName, id: number): Promise<boolean> {
+  takeOne(agent: AgentName, id: number, lease?: string): Promise<boolean> {
+    const own = lease ?? null;
     return this.#context.transaction("take a message", async (tx) => {
       // As in take: the row first, and both statements judge the lease by the transaction's now().
       const locked = tx<{ leased_for: number | null }[]>`
-        SELECT CASE WHEN lease_until > now() THEN ceil(extract(epoch FROM lease_until - now()))::int END
+        SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
           AS leased_for
         FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
-      const taken = tx`
+      const taken = tx<{ taken: boolean }[]>`
         WITH p AS (
           UPDATE interop_messages SET polled = true
           WHERE id = ${id} AND recipient = ${agent} AND NOT polled
             AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
-            AND NOT EXISTS (SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now())
+            AND NOT EXISTS (
+              SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now() AND lease_id IS DISTINCT FROM ${own})
           RETURNING id
+        ), u AS (
+          UPDATE interop_inboxes SET version = version + CASE WHEN EXISTS (SELECT 1 FROM p) THEN 1 ELSE 0 END,
+            lease_id = CASE WHEN lease_id = ${own} THEN NULL ELSE lease_id END,
+            lease_until = CASE WHEN lease_id = ${own} THEN NULL ELSE lease_until END
+          WHERE agent = ${agent} AND (EXISTS (SELECT 1 FROM p) OR lease_id = ${own})
         )
-        UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM p)`.execute();
-      const [[inbox], result] = await Promise.all([locked, taken]);
+        SELECT EXISTS (SELECT 1 FROM p) AS taken`.execute();
+      const [[inbox], [result]] = await Promise.all([locked, taken]);
       if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
-      return result.count === 1;
+      return result.taken;
     });
   }
 

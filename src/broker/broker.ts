@@ -2,6 +2,7 @@
 import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
 import { AnswerMemory } from "./answer_memory.ts";
+import { ask, type AskDeps, type Asked } from "./asks.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
@@ -66,6 +67,7 @@ export class Broker {
   #idempotent: IdempotentPublishes;
   #deliveryMarks: DeliveryMarks;
   #publishes: Publishes;
+  #askDeps: AskDeps;
   /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
   #takes: Takes;
   #lastId: number;
@@ -154,6 +156,13 @@ export class Broker {
       shared: this.#shared !== undefined,
       now: this.#now,
     });
+    this.#askDeps = {
+      shared: this.#shared,
+      waiters: this.#waiters,
+      takes: this.#takes,
+      inboxFor: (agent) => this.#inboxFor(agent, "read"),
+      publish: (from, to, payload, publishOptions) => this.publish(from, to, payload, publishOptions),
+    };
     // On a shared store the store keeps them, or a reader's lease would hold only on the broker it asked.
     this.leases = this.#shared === undefined
       ? new InboxLeases(this.#now)
@@ -265,27 +274,9 @@ export class Broker {
     return refuseUnanswerable(this.#store, agent, questionId);
   }
 
-  /**
-   * Publishes a question to `to` and waits for the reply to it; `reply` is undefined on timeout, or once
-   * `clientGone` aborts (the reply then lands in the asker's inbox). While `settled` returns a promise (the request
-   * arrived too recently to know whether its client closed with it), the reply is not taken: it is looked for once
-   * that promise resolves.
-   */
-  async ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal, settled?: () => Promise<void> | undefined) {
-    // The asker waits on its own inbox, as a reader does: the reply needs somewhere to go.
-    await this.#inboxFor(from, "read");
-    const { envelopes: [question] } = await this.publish(from, to, payload);
-    const deadline = Date.now() + timeoutMs;
-    const settling = settled?.();
-    // Registered in the same turn as the commit: the reply cannot arrive before it. A shared store's reply may be
-    // published through another broker: the wait for it is recorded there (`Takes.waitForReply`).
-    if (settling === undefined && this.#shared === undefined) return { question, reply: await this.#waiters.wait(from, question.id, timeoutMs, clientGone) };
-    // Recorded at once, not after the settle clock: a reply published through another broker within those 20 ms went
-    // to the asker's stream there, and the ask timed out (10 of 30 asks to an agent that answers from a stream).
-    const recorded = this.#takes.recordAwait(from, question.id, timeoutMs);
-    await settling;
-    // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there.
-    return { question, reply: await this.#takes.waitForReply(from, question.id, Math.max(0, deadline - Date.now()), clientGone, recorded) };
+  /** Publishes a question to `to` and waits for the reply to it: see `ask` (asks.ts). */
+  ask(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, clientGone?: AbortSignal, settled?: () => Promise<void> | undefined): Promise<Asked> {
+    return ask(this.#askDeps, from, to, payload, timeoutMs, clientGone, settled);
   }
 
   /** Takes up to `limit` undelivered messages for `agent` (the old read-and-clear): see `Takes.poll`. */

@@ -1,7 +1,7 @@
 /** A publish: who gets the messages, the limits they pass (rate, inbox caps), and their commit. */
 import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, type Payload, refuseReservedField, type Thread } from "../message.ts";
-import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { AwaitedReply, InboxRecord, MessageStore } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import type { Observers } from "./observers.ts";
@@ -25,6 +25,8 @@ export interface PublishOptions {
    * call commits after them (a connection's pipelined publishes start each at its predecessor's).
    */
   queued?: () => void;
+  /** On a store other brokers share: the sender awaits the reply, recorded in the commit (`NewMessage.awaited`). */
+  awaited?: AwaitedReply;
 }
 
 /** A recipient of a broadcast that did not get the message, and why. */
@@ -134,7 +136,7 @@ export class Publishes {
 
   async #commit(from: AgentName, payloads: Payload[], addressed: Addressed, options: PublishOptions): Promise<Published> {
     const { inboxes, refused, thread } = addressed;
-    const { idempotencyKey } = options;
+    const { idempotencyKey, awaited } = options;
     this.#deps.agents.touch(from);
     const createdAt = this.#deps.now();
     for (const inbox of inboxes) inbox.pending += payloads.length;
@@ -142,7 +144,7 @@ export class Publishes {
     let stored: Envelope[];
     try {
       const committed = this.#deps.commits.append(payloads.flatMap((payload) =>
-        inboxes.map((inbox) => ({ from, to: inbox.agent, payload, createdAt, thread, idempotencyKey }))
+        inboxes.map((inbox) => ({ from, to: inbox.agent, payload, createdAt, thread, idempotencyKey, awaited }))
       ));
       options.queued?.();
       stored = await committed;

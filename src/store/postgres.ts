@@ -6,7 +6,7 @@
 import postgres, { type PostgresError, type Sql, type TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
-import { type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
+import { brokerConnectionName, type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
 import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRecord } from "./message_row.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
@@ -74,7 +74,7 @@ export class PostgresStore implements MessageStore {
       sql = postgres(options.url, {
         ...CLIENT_OPTIONS,
         // Acknowledge only what is flushed: COMMIT waits for the WAL on disk, whatever the server's default.
-        connection: { synchronous_commit: "on", application_name: "interop broker" },
+        connection: { synchronous_commit: "on", application_name: brokerConnectionName(registry.id) },
         types: { int8: INT8_AS_NUMBER },
       });
       await migrate(sql);

@@ -15,6 +15,18 @@ const RETRY_AFTER_S = 1;
 /** How often a broker writes its heartbeat; one silent for three of these counts as gone. */
 export const HEARTBEAT_MS = 5000;
 
+/**
+ * The `application_name` of the connections of broker `id`'s store, its LISTEN connection among them (held open as
+ * long as the broker runs): a broker killed loses them at once, and `pg_stat_activity` shows it gone then, where its
+ * heartbeat takes up to 15 s.
+ */
+export function brokerConnectionName(id: string): string {
+  return `${BROKER_CONNECTION}${id}`;
+}
+
+/** What `brokerConnectionName` puts before the broker's id. */
+export const BROKER_CONNECTION = "interop broker ";
+
 /** The connection options both of the store's clients share. */
 export const CLIENT_OPTIONS = {
   onnotice: () => {},

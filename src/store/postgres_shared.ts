@@ -5,7 +5,7 @@
 import type { Fragment, Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
-import { HEARTBEAT_MS } from "./postgres_registry.ts";
+import { BROKER_CONNECTION, HEARTBEAT_MS } from "./postgres_registry.ts";
 import { type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
 
 /** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
@@ -16,6 +16,13 @@ const REPLACED = "interop_replaced";
 const REMOVED = "interop_removed";
 /** Whether the broker row `b` is alive: not stopped, and its heartbeat recent by the database's clock. */
 const ALIVE = `b.stopped_at IS NULL AND b.heartbeat_at > now() - interval '${(3 * HEARTBEAT_MS) / 1000} seconds'`;
+/**
+ * Whether the broker `b` still holds a connection to the database (`brokerConnectionName`): a broker killed (kill -9,
+ * OOM) drops them as it dies, so a wait it recorded stops holding readers then, not once its heartbeat is 15 s old. A
+ * machine that vanishes without closing them is caught by the heartbeat (ALIVE) still. `application_name` is shown
+ * to every role (`pg_stat_activity` hides the query and the client's address, not that).
+ */
+const CONNECTED = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = '${BROKER_CONNECTION}' || b.id::text)`;
 /**
  * The FROM item that commits a lease's statement without waiting for its WAL flush (synchronous_commit off for its
  * own transaction: the commit reads the setting before the transaction's settings are reset). A lease holds off
@@ -39,14 +46,16 @@ export interface SharedContext {
 /**
  * The condition that keeps an in-order read of `agent`'s inbox (messages above `after`) before the first reply a
  * waiter awaits (`awaitReply`): its record holds until its wait ends, by the database's clock, and only while the
- * waiter's broker is alive, so a broker that crashed holds up no one for longer than it takes to count as gone.
+ * waiter's broker is alive and connected, so a broker killed holds up no one once its connections are gone (one
+ * whose machine vanished, until it counts as gone: 15 s).
  */
 export function beforeAwaitedReply(sql: Sql | TransactionSql, agent: AgentName, after: number | Fragment): Fragment {
   return sql`id < coalesce((
     SELECT min(r.id) FROM interop_awaited_replies w
       JOIN interop_brokers b ON b.id = w.broker
       JOIN interop_messages r ON r.reply_to = w.question_id AND r.recipient = w.agent
-    WHERE w.agent = ${agent} AND w.until > now() AND ${sql.unsafe(ALIVE)} AND r.id > ${after} AND NOT r.polled
+    WHERE w.agent = ${agent} AND w.until > now() AND ${sql.unsafe(ALIVE)} AND ${sql.unsafe(CONNECTED)} AND r.id > ${after}
+      AND NOT r.polled
   ), ${NO_STOP})`;
 }
 

@@ -1,5 +1,5 @@
 /** The PostgreSQL store's commit: a batch of messages and inbox updates in one transaction, in commit order per inbox. */
-import type { TransactionSql } from "postgres";
+import type { Fragment, TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { Envelope } from "../message.ts";
 import { storedPayload } from "./message_row.ts";
@@ -87,7 +87,7 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
       UPDATE interop_inbox_heads h SET last_id = s.last_id, published = h.published + s.count
       FROM (SELECT recipient, max(id) AS last_id, count(*) AS count FROM stored GROUP BY recipient) s
       WHERE h.agent = s.recipient
-    )
+    )${awaitedReplies(tx, messages, broker)}
     SELECT id FROM stored`.execute();
   const notified = recipients.length === 0 ? undefined : tx`SELECT pg_notify(${COMMITS}, ${notification(broker, recipients)})`.execute();
   const polled = batch.inboxes.flatMap((update) => (update.polled ?? []).map((range) => ({ agent: update.agent, ...range })));
@@ -128,6 +128,28 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
     if (message.thread) envelope.thread = message.thread;
     return envelope;
   });
+}
+
+/**
+ * The statement's part that records the replies its messages' senders await (`NewMessage.awaited`), as
+ * `PostgresInboxes.awaitReply` does, in the transaction that stores the questions: a reply, which can only be written
+ * once its question is seen, then never meets a reader before the record. Nothing for a commit without one (the
+ * publishes that are no `/ask`). An asker whose inbox was removed meanwhile awaits nothing.
+ */
+function awaitedReplies(tx: TransactionSql, messages: WriteBatch["messages"], broker: string): Fragment {
+  const awaited = messages.flatMap((message, index) => message.awaited === undefined ? [] : [{ ord: index + 1, ...message.awaited }]);
+  if (awaited.length === 0) return tx``;
+  return tx`, awaited AS (
+      INSERT INTO interop_awaited_replies (id, agent, question_id, broker, until)
+      SELECT a.id, m.sender, m.id, ${broker}, now() + make_interval(secs => a.ms / 1000)
+      FROM unnest(${awaited.map((a) => a.ord)}::int8[], ${awaited.map((a) => a.id)}::uuid[], ${awaited.map((a) => a.ms)}::float8[])
+        AS a (ord, id, ms)
+        JOIN m ON m.ord = a.ord
+        JOIN interop_inboxes i ON i.agent = m.sender
+    ), expired AS (
+      DELETE FROM interop_awaited_replies
+      WHERE agent = ANY(${[...new Set(awaited.map((a) => messages[a.ord - 1].from))]}::text[]) AND until <= now()
+    )`;
 }
 
 /**

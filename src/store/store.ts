@@ -50,6 +50,20 @@ export interface NewMessage {
    * other brokers share refuses a write whose key (with its sender) one of them committed: `duplicate_key`.
    */
   idempotencyKey?: string;
+  /**
+   * On a store other brokers share: the sender awaits the reply to this message (an `/ask`), recorded with the
+   * message in its commit, as `SharedInboxes.awaitReply` records it, under `id` for `ms`. A reply cannot then be read
+   * anywhere before the record holds, however soon it commits. A store one broker owns ignores it.
+   */
+  awaited?: AwaitedReply;
+}
+
+/** A wait for the reply to a message, recorded with the message (`NewMessage.awaited`). */
+export interface AwaitedReply {
+  /** The record's id, for `SharedInboxes.endAwait`. */
+  id: string;
+  /** How long the record holds from the commit, in ms. */
+  ms: number;
 }
 
 /**

@@ -74,7 +74,7 @@ test("a reply whose wait on A ended without it is an ordinary message on B again
   assert.deepEqual(taken.map((message: { a?: string; after?: number }) => message.a ?? message.after), ["late", 1]);
 });
 
-test("a reply awaited on a broker killed meanwhile reaches hermes's stream on B once A counts as gone", async (t) => {
+test("a reply awaited on a broker killed meanwhile reaches hermes's stream on B once A is gone", async (t) => {
   const brokers = await twoBrokers(t);
   if (brokers === undefined) return;
   const [a, b] = brokers;
@@ -85,7 +85,57 @@ test("a reply awaited on a broker killed meanwhile reaches hermes's stream on B 
   const question = await waitFor(async () => (await (await fetch(`${b.url}/poll?agent=openclaw`)).json())[0], 10_000, "the question on B");
   await a.stop("SIGKILL");
   await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ a: "pong" }) });
-  // A broker counts as alive for 15 s after its last heartbeat; B's idle re-read (every 5 s) then finds the reply.
+  // A holds the reply no longer once its connections closed as it died; B's idle re-read (every 5 s) then finds it.
   const [event] = await stream.take(1, 30_000);
   assert.equal(JSON.parse(event.data).a, "pong");
+});
+
+test("a reply awaited on a broker killed meanwhile is hermes's to poll on B once A's connections are gone, not 15 s later", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  assert.equal((await fetch(`${b.url}/poll?agent=hermes`)).status, 200, "hermes's inbox exists");
+  void fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=120`, { method: "POST", body: JSON.stringify({ q: "ping" }) })
+    .catch(() => {});
+  const question = await waitFor(async () => (await (await fetch(`${b.url}/poll?agent=openclaw`)).json())[0], 10_000, "the question on B");
+  await a.stop("SIGKILL");
+  await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ a: "pong" }) });
+  // A's heartbeat, written every 5 s, is 10 to 15 s from counting it as gone: a poll within 8 s gets the reply only
+  // because A's connections to the database closed when it died.
+  const [reply] = await waitFor(async () => {
+    const taken = await (await fetch(`${b.url}/poll?agent=hermes`)).json();
+    return taken.length > 0 ? taken : undefined;
+  }, 8_000, "the reply on B");
+  assert.equal(reply.a, "pong");
+});
+
+test("asks on A answered at once from a stream on B all get their replies, and hermes's stream on B none of them", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const questions = await openSse(`${b.url}/subscribe?agent=openclaw`);
+  t.after(() => questions.close());
+  const replies = await openSse(`${b.url}/subscribe?agent=hermes`);
+  t.after(() => replies.close());
+  const asks = 10;
+  // openclaw answers each question through B the moment its stream there has it.
+  const answering = (async () => {
+    for (let n = 0; n < asks; n++) {
+      const [event] = await questions.take(1, 30_000);
+      const replied = await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${event.id}`, {
+        method: "POST",
+        body: JSON.stringify({ round: JSON.parse(event.data).round }),
+      });
+      assert.equal(replied.status, 200, await replied.text());
+    }
+  })();
+  for (let round = 0; round < asks; round++) {
+    const answer = await fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=20`, { method: "POST", body: JSON.stringify({ round }) });
+    assert.equal(answer.status, 200, `round ${round}: ${await answer.clone().text()}`);
+    assert.equal((await answer.json()).reply?.round, round);
+  }
+  await answering;
+  assert.equal((await publish(b.url, "openclaw", "hermes", { after: "asks" })).status, 200);
+  const [next] = await replies.take(1, 10_000);
+  assert.equal(JSON.parse(next.data).after, "asks", "hermes's stream on B had a reply an ask waited for");
 });

@@ -1,0 +1,49 @@
+/**
+ * An ask on a PostgreSQL store other brokers share: its wait for the reply is recorded with the question, so a reply
+ * read on another broker the moment it commits is still left to the ask.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { AgentName } from "../src/message.ts";
+import { waitFor } from "./helpers/broker.ts";
+import { sharedPostgres } from "./helpers/postgres.ts";
+import { twoBrokersOn } from "./helpers/two_brokers.ts";
+
+const openclaw = "openclaw" as AgentName;
+const hermes = "hermes" as AgentName;
+const twoBrokers = twoBrokersOn(sharedPostgres());
+
+test("an ask's reply published and read on another broker before any statement after the question's commit is left to the ask", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, storeA } = brokers;
+  await b.addAgent(openclaw);
+  // A record of the wait written after the question commits is written here only once B has read the reply: the
+  // window of one round trip, made as long as the test needs.
+  const readOnB = Promise.withResolvers<void>();
+  t.after(() => readOnB.resolve());
+  const awaitReply = storeA.shared.awaitReply.bind(storeA.shared);
+  storeA.shared.awaitReply = async (...args) => {
+    await readOnB.promise;
+    return await awaitReply(...args);
+  };
+  const asking = a.ask(hermes, openclaw, { q: "ping" }, 20_000);
+  const question = await waitFor(async () => (await b.poll(openclaw, 1))[0], 10_000, "the question on B");
+  const { envelopes: [reply] } = await b.publish(openclaw, hermes, { a: "pong" }, { replyTo: question.id });
+  const read = await b.poll(hermes, 10);
+  readOnB.resolve();
+  assert.deepEqual(read.map((envelope) => envelope.id), [], "hermes's in-order read on B took the reply from under the ask");
+  assert.equal((await asking).reply?.id, reply.id);
+});
+
+test("an ask that ends without its reply ends its record: the reply is then an ordinary message on every broker", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await b.addAgent(openclaw);
+  const { question, reply } = await a.ask(hermes, openclaw, { q: "ping" }, 300);
+  assert.equal(reply, undefined);
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies`).length === 0, 5_000, "the record ended");
+  const { envelopes: [late] } = await b.publish(openclaw, hermes, { a: "late" }, { replyTo: question.id });
+  assert.deepEqual((await b.poll(hermes, 10)).map((envelope) => envelope.id), [late.id]);
+});

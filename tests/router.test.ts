@@ -511,6 +511,44 @@ test("GET /wait?peek=1&lease=S is held to the memory for answers: one not read y
   }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
 });
 
+test("GET /poll?up_to=0&lease_id= ends a lease while the shown answer is still unread: a take of nothing holds no memory for answers", async () => {
+  // Refused 429 with the agent's memory for answers full (its shown answer not read yet), the lease ran out instead
+  // of ending at once, and the inbox's next reader waited the lease's length.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    assert.equal(shown.status, 200);
+    const lease = shown.headers["interop-lease"];
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).status, 429, "the memory is full while the answer is unread");
+    const ended = await json("GET", `/poll?agent=openclaw&up_to=0&lease_id=${lease}`);
+    assert.deepEqual([ended.status, ended.body], [200, []], "the lease ended, nothing taken");
+    const free = await json("GET", "/poll?agent=openclaw&up_to=0");
+    assert.equal(free.status, 200, "no lease holds the inbox any more");
+    shown.written?.();
+    assert.deepEqual((await json("GET", "/poll?agent=openclaw")).body.map((message: { text: string }) => message.text), ["deploy?"]);
+  }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
+});
+
+test("GET /wait refuses lease_id with 400 naming it, taking nothing: a wait neither takes nor renews under a lease", async () => {
+  // Ignored, a taking wait with its lease's id waited the lease out and then took, and a leased wait with it waited
+  // its own lease out: a client that believed it held the lease took out of order.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    const lease = shown.headers["interop-lease"];
+    shown.written?.();
+    for (const query of [`lease_id=${lease}`, `peek=1&lease=30&lease_id=${lease}`]) {
+      const refused = await json("GET", `/wait?agent=openclaw&timeout=1&${query}`);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+      assert.match(refused.body.error, /lease_id/);
+    }
+    const taken = await json("GET", `/poll?agent=openclaw&up_to=${JSON.parse(bodyText(shown)).interop.id}&lease_id=${lease}`);
+    assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["deploy?"], "the lease still held, nothing taken");
+  });
+});
+
 test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, or with reply_to, 400", async () => {
   await withRouter(async ({ call, json }) => {
     await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));

@@ -169,7 +169,11 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   await refuseRemoved(broker, request, agent);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
-  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
+  // A take of nothing (`up_to=0`: a leased reader ending its lease) carries no message, so it holds no memory for
+  // answers: refused 429 while the reader's shown answer was still unread, the lease ran out instead of ending, and
+  // the inbox's next reader waited its length.
+  const carriesNone = !peek && shownUpTo === 0;
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent);
   return await heldAnswer(answer, async () => {
     // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
     const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
@@ -220,6 +224,14 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   const peek = parsePeek(searchParams.get("peek"));
   // Parsed here too: a lease on a wait that takes (no peek) is refused, not dropped while the message is taken.
   const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
+  // Refused, not ignored: a client that believed its wait took (or renewed) under its lease would take out of order.
+  if (searchParams.has("lease_id")) {
+    throw new InteropError(
+      "invalid_query",
+      "A /wait takes no lease_id: take what a lease showed with /poll?agent=X&up_to=ID&lease_id=LEASE (up_to=0 takes " +
+        "nothing and ends the lease), and renew it with /poll?agent=X&peek=1&lease=S&lease_id=LEASE",
+    );
+  }
   if (peek) return await leasedWaitAnswer(broker, auth, request, caller, agent, timeoutMs, leaseSeconds, replyTo);
   const settled = settling(request.clientGone());
   await refuseRemoved(broker, request, agent);

@@ -94,6 +94,11 @@ export class InboxLeases implements Leases {
     this.#freed.delete(agent);
   }
 
+  /** Whether a lease on `agent`'s inbox is held now (granted, neither ended nor expired). */
+  held(agent: AgentName): boolean {
+    return this.#live(agent) !== undefined;
+  }
+
   async whenFree(agent: AgentName, until: AbortSignal): Promise<void> {
     for (let lease = this.#live(agent); lease !== undefined && !until.aborted; lease = this.#live(agent)) {
       const { promise, resolve } = Promise.withResolvers<void>();

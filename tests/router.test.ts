@@ -177,6 +177,23 @@ test("a wait, poll or peek that says it had the agent's inbox on this store is r
   });
 });
 
+test("a leased reader's take after the operator removed the agent (force) is refused 410 agent_removed, not an empty take of a new inbox", async () => {
+  // The removal wins (the lease goes with the inbox); the holder's take, which names no store, created the inbox
+  // again and answered [] for what it had been shown.
+  await withRouter(async ({ broker, call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/poll?agent=openclaw&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    const lease = shown.headers["interop-lease"];
+    assert.ok(lease);
+    shown.written?.();
+    assert.equal(await broker.removeAgent("openclaw" as AgentName, true), 1);
+    const taken = await json("GET", `/poll?agent=openclaw&up_to=${JSON.parse(bodyText(shown))[0].interop.id}&lease_id=${lease}`);
+    assert.deepEqual([taken.status, taken.body.code], [410, "agent_removed"]);
+    assert.ok(!Object.hasOwn(broker.status().agents, "openclaw"), "not created again");
+  });
+});
+
 test("a second stream for an agent replaces the first, which is told why: an SSE client by an event, any other by a comment", async () => {
   await withRouter(async ({ call }) => {
     const sse = { accept: "text/event-stream" };

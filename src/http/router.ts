@@ -166,7 +166,9 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   // A take with `up_to` acknowledges what its client already showed (interop poll): losing its answer loses nothing,
   // so it need not wait to see whether the client closed with it.
   const settled = peek || shownUpTo !== undefined ? undefined : settling(request.clientGone());
-  await refuseRemoved(broker, request, agent);
+  // A lease's id says its client had the inbox here: after the operator removed the agent (its lease with it), the
+  // holder's take is told so, rather than create the inbox again and answer an empty take of what it was shown.
+  await refuseRemoved(broker, request, agent, leaseId !== undefined);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
   // A take of nothing (`up_to=0`: a leased reader ending its lease) carries no message, so it holds no memory for
@@ -354,10 +356,11 @@ async function subscribe(
 /**
  * A read by a client that had the agent's inbox on this store (`Interop-Had-Inbox: STORE`, the `Interop-Store` of an
  * earlier answer) is refused with 410 `agent_removed` when the operator removed the agent since: reading would
- * create the inbox again (a reader announces itself). As for a resumed /subscribe.
+ * create the inbox again (a reader announces itself). As for a resumed /subscribe. `hadInboxHere`: the request
+ * itself shows it had the inbox on this store.
  */
-function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentName): Promise<void> {
-  return broker.refuseRemoved(agent, request.header("interop-had-inbox") || undefined);
+function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentName, hadInboxHere = false): Promise<void> {
+  return broker.refuseRemoved(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
 }
 
 /**

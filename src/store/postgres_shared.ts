@@ -6,7 +6,7 @@ import type { Fragment, Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { HEARTBEAT_MS } from "./postgres_registry.ts";
-import { type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
+import { agentRemoved, type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
 
 /** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
 export const COMMITS = "interop";
@@ -104,6 +104,9 @@ export class PostgresInboxes implements SharedInboxes {
         SELECT * FROM p ORDER BY id`.execute();
       const [[inbox], rows] = await Promise.all([locked, taken]);
       if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
+      // The lease was kept on the inbox's row: gone, the operator removed the agent (on any broker, which this one
+      // may not have heard of yet) after its holder was shown what it takes.
+      if (inbox === undefined && own !== null) throw agentRemoved(agent);
       return rows.map(toEnvelope);
     });
   }

@@ -136,6 +136,14 @@ export function inboxLeased(agent: AgentName, seconds: number): InteropError {
   );
 }
 
+/**
+ * The refusal of a read by a client that had `agent`'s inbox (it says so, or holds a lease on it) once the operator
+ * removed the agent: reading would create the inbox again.
+ */
+export function agentRemoved(agent: AgentName): InteropError {
+  return new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
+}
+
 /** Whether `error` is a take's or a lease's refusal for another reader's lease (`inboxLeased`). */
 export function isInboxLeased(error: unknown): boolean {
   return error instanceof InteropError && error.code === "inbox_leased";

@@ -72,6 +72,30 @@ test("--pending-ttl expires nothing of an inbox under a lease, on any broker, un
   await waitFor(async () => Number(await expired(openclaw)) === 1, 10_000, "the one left to expire once the lease ended");
 });
 
+test("a take under a lease that expired takes what is left and is told the lease was lost; one under its lease is not", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await a.publish(hermes, openclaw, { text: "one" });
+  await a.publish(hermes, openclaw, { text: "two" });
+  const lease = await a.leases.acquire(openclaw, 60);
+  const shown = await a.peek(openclaw, 10);
+  // Ended as time would end it, and another reader (on another broker) takes part of what was shown.
+  await admin`UPDATE interop_inboxes SET lease_until = now() - interval '1 second' WHERE agent = ${openclaw}`;
+  assert.deepEqual((await b.poll(openclaw, 1)).map((message) => message.payload.text), ["one"]);
+  let lost = 0;
+  const leaseLost = () => void lost++;
+  const take = (id: string, upTo: number) => a.leases.take(openclaw, id, (own) => a.poll(openclaw, 10, { shownUpTo: upTo, lease: own, leaseLost }), leaseLost);
+  assert.deepEqual((await take(lease, shown[1].id)).map((message) => message.payload.text), ["two"]);
+  assert.equal(lost, 1);
+  await a.publish(hermes, openclaw, { text: "three" });
+  const held = await a.leases.acquire(openclaw, 60);
+  const [three] = await a.peek(openclaw, 10);
+  assert.deepEqual((await take(held, three.id)).map((message) => message.payload.text), ["three"]);
+  assert.equal(lost, 1, "a take under its own lease is not told it was lost");
+});
+
 test("a database migrated before leases existed gets them in place: its inboxes keep their cursors", async (t) => {
   const server = await cluster(t);
   if (server === undefined) return;

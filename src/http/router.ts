@@ -2,7 +2,7 @@
 import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
-import { LEASE_HEADER } from "../broker/inbox_leases.ts";
+import { LEASE_HEADER, LEASE_LOST_HEADER } from "../broker/inbox_leases.ts";
 import { leasedWait } from "../broker/leased_wait.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, HistoryEntry } from "../broker/broker.ts";
@@ -179,6 +179,10 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   return await heldAnswer(answer, async () => {
     // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
     const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
+    // A take under a lease no longer held (expired; a broker of its own restarted) says so: what its client was shown
+    // and does not find in the answer, another reader took meanwhile (or the operator removed).
+    let leaseLost = false;
+    const lost = () => (leaseLost = true);
     const messages = peek
       ? await broker.peek(agent, limit, answer).catch((error) => {
         // A peek that failed shows nothing: its lease would only hold the others off.
@@ -186,10 +190,20 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
         throw error;
       })
       : await untilSettled(settled).then(() =>
-        broker.leases.take(agent, leaseId, (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease }))
+        broker.leases.take(
+          agent,
+          leaseId,
+          (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease, leaseLost: lost }),
+          lost,
+        )
       );
     // The ids' store: a client that keeps ids can tell when a broker holds another store's.
-    const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
+    const headers = {
+      "interop-store": broker.storeId,
+      ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }),
+      ...(leaseLost ? { [LEASE_LOST_HEADER]: "true" } : {}),
+      ...answer.headers(),
+    };
     return jsonTextResponse(200, answer.jsonArray(messages), headers);
   });
 }

@@ -70,16 +70,16 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string): Promise<Envelope[]> {
+  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string, leaseLost?: () => void): Promise<Envelope[]> {
     const own = lease ?? null;
     return this.#context.transaction("take messages", async (tx) => {
       // The cursor row first: takers, claimers and leasers of one inbox go one at a time, and the next statement's
       // snapshot sees what the one before committed. NO KEY UPDATE, as a claim's UPDATE takes: FOR UPDATE would also
       // wait for the publishes to the inbox, which hold its row (FOR KEY SHARE) until their COMMIT. Both statements
       // judge the lease by the transaction's now(): the one refuses what the other leaves untaken.
-      const locked = tx<{ leased_for: number | null }[]>`
+      const locked = tx<{ leased_for: number | null; held: boolean }[]>`
         SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
-          AS leased_for
+          AS leased_for, coalesce(lease_until > now() AND lease_id = ${own}, false) AS held
         FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx<MessageRow[]>`
         WITH m AS (
@@ -107,6 +107,7 @@ export class PostgresInboxes implements SharedInboxes {
       // The lease was kept on the inbox's row: gone, the operator removed the agent (on any broker, which this one
       // may not have heard of yet) after its holder was shown what it takes.
       if (inbox === undefined && own !== null) throw agentRemoved(agent);
+      if (own !== null && !inbox.held) leaseLost?.();
       return rows.map(toEnvelope);
     });
   }

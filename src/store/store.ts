@@ -187,9 +187,10 @@ export interface SharedInboxes {
   /**
    * Takes up to `limit` messages above the inbox's cursor (none above `upTo`), moving it: a poll or a wait. Refused
    * (`inboxLeased`) while a reader other than `lease`'s holder leases the inbox; `lease`, the caller's own, ends with
-   * the take (also one of no message: the reader showed none).
+   * the take (also one of no message: the reader showed none); a `lease` no longer held (expired) is told to
+   * `leaseLost`, and the take goes on.
    */
-  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string): Promise<Envelope[]>;
+  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string, leaseLost?: () => void): Promise<Envelope[]>;
   /**
    * Leases the inbox to one reader for `seconds` (see `InboxLeases`), once the takes in progress committed, so what
    * the reader peeks next is what no one else takes; `renewing` the caller's own lease, still held, extends it from

@@ -1,4 +1,7 @@
-/** Leased waits (`/wait?peek=1&lease=S`): a long poll that shows the next message under a lease and takes nothing. */
+/**
+ * Leased waits (`/wait?peek=1&lease=S`, with `reply_to=Q` the reply to Q): a long poll that shows the next message
+ * (or the reply) under a lease and takes nothing.
+ */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Broker } from "../src/broker/broker.ts";
@@ -74,4 +77,45 @@ test("a leased wait ends, showing nothing, once the broker stops", { timeout: 10
   const waiting = leasedWait(broker, leo, 30, 60_000, new AbortController().signal);
   await broker.close();
   assert.equal(await waiting, undefined);
+});
+
+/** `leo` asks `ann` with an earlier message of ann's pending in leo's inbox: resolves with the earlier one and the question. */
+async function askAfterAnother(broker: Broker) {
+  await broker.addAgent(leo);
+  await broker.addAgent(ann);
+  const { envelopes: [earlier] } = await broker.publish(ann, leo, { text: "earlier" });
+  const { envelopes: [question] } = await broker.publish(leo, ann, { text: "deploy?" });
+  return { earlier, question };
+}
+
+test("a leased reply wait shows the reply behind an earlier message, taking nothing; take=ID takes it alone, ending the lease", async (t) => {
+  const broker = await openBroker(t);
+  const { earlier, question } = await askAfterAnother(broker);
+  const waiting = leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  assert.equal(broker.status().agents[leo]?.waiting, 1);
+  // Another message does not end it: only the reply does.
+  await broker.publish(ann, leo, { text: "not the reply" });
+  const { envelopes: [reply] } = await broker.publish(ann, leo, { text: "yes" }, { replyTo: question.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  assert.equal(broker.status().agents[leo]?.waiting, 0);
+  await assert.rejects(broker.leases.take(leo, undefined, () => broker.poll(leo, 10)), { code: "inbox_leased" });
+  const taken = await broker.leases.take(leo, shown!.lease, (own) => broker.takeOne(leo, reply.id, { lease: own }));
+  assert.equal(taken?.id, reply.id);
+  // The lease ended with the take, and nothing ahead of the reply was taken.
+  assert.deepEqual((await broker.poll(leo, 10)).map((envelope) => envelope.payload.text), [earlier.payload.text, "not the reply"]);
+});
+
+test("a leased reply wait whose client was cancelled leaves the reply in the inbox, in order, as an ordinary message", async (t) => {
+  const broker = await openBroker(t);
+  const { question } = await askAfterAnother(broker);
+  await broker.publish(ann, leo, { text: "yes" }, { replyTo: question.id });
+  const shown = await leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  assert.equal(shown?.message.payload.text, "yes");
+  assert.deepEqual(await broker.leases.take(leo, shown!.lease, (own) => broker.poll(leo, 1, { shownUpTo: 0, lease: own })), []);
+  assert.deepEqual((await broker.poll(leo, 10)).map((envelope) => envelope.payload.text), ["earlier", "yes"]);
+  // A take of a message no longer pending takes nothing, and still ends its lease.
+  const again = await broker.leases.acquire(leo, 30);
+  assert.equal(await broker.leases.take(leo, again, (own) => broker.takeOne(leo, shown!.message.id, { lease: own })), undefined);
+  await broker.leases.acquire(leo, 30);
 });

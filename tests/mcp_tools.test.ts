@@ -185,7 +185,7 @@ async function rawSession(broker: BrokerClient) {
     await server.close();
   };
   /** Calls `tool` as request `id` without waiting for an answer (one to be cancelled). */
-  const start = (id: number, tool: string) => void request(id, "tools/call", { name: tool, arguments: {} });
+  const start = (id: number, tool: string, args: Record<string, unknown> = {}) => void request(id, "tools/call", { name: tool, arguments: args });
   return { call, start, cancel, close, parkUnreturned };
 }
 
@@ -242,6 +242,81 @@ test("an inbox call cancelled while its read is at the broker takes nothing: wha
   assert.equal(await session.parkUnreturned(), true);
   assert.deepEqual(parked, []);
   assert.deepEqual(pending(), [[7, 8]]);
+});
+
+/**
+ * A stand-in broker for an ask whose question is message 5: its leased reply wait shows reply 7 under a lease once
+ * `replied` resolves, and takes it only with take=7 (a taking wait, as before leased reply waits, takes it at once).
+ * `inbox` is what the agent's inbox holds; it parks all.
+ */
+function askedBroker(replied: Promise<void>) {
+  const parked: number[] = [];
+  const inbox = [7];
+  const waiting = Promise.withResolvers<void>();
+  const reply = { text: "yes", interop: { id: 7, from: "hermes", reply_to: 5 } } as unknown as WireMessage;
+  const broker = {
+    send: () => Promise.resolve({ id: 5, ids: [5], to: ["hermes"] }),
+    wait: async () => {
+      waiting.resolve();
+      await replied;
+      inbox.splice(0);
+      return reply;
+    },
+    waitLeasedReply: async () => {
+      waiting.resolve();
+      await replied;
+      return { message: reply, lease: "lease" };
+    },
+    takeOne: (_agent: string, id: number) => Promise.resolve(inbox.splice(inbox.indexOf(id), 1).length === 1 ? reply : null),
+    // The take of nothing that ends the lease.
+    poll: () => Promise.resolve([]),
+    parkDeadLetter: (_agent: string, id: number) => {
+      parked.push(id);
+      return Promise.resolve({});
+    },
+  } as unknown as BrokerClient;
+  return { broker, parked, inbox, waiting: waiting.promise };
+}
+
+test("an ask cancelled while its reply was on its way takes nothing: the reply stays in the inbox, not held or parked", async () => {
+  // The ask's long poll took the reply that came in the moment of the cancel, and the session's end parked it as a
+  // dead letter. Now the reply is only shown (under a lease), and the cancelled call takes nothing.
+  const replied = Promise.withResolvers<void>();
+  const { broker, parked, inbox, waiting } = askedBroker(replied.promise);
+  const session = await rawSession(broker);
+  session.start(2, "ask", { to: "hermes", text: "deploy?", timeout_seconds: 30 });
+  await waiting;
+  await session.cancel(2);
+  replied.resolve();
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
+  assert.deepEqual(parked, []);
+  assert.deepEqual(inbox, [7]);
+});
+
+test("a live ask takes its reply alone, with the lease it was shown under", async () => {
+  const replied = Promise.withResolvers<void>();
+  replied.resolve();
+  const { broker, parked, inbox } = askedBroker(replied.promise);
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "ask", { to: "hermes", text: "deploy?" }), [7]);
+  assert.deepEqual(inbox, []);
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
+  assert.deepEqual(parked, []);
+});
+
+test("an ask on a broker older than leased reply waits (400 invalid_query) waits for its reply as before, taking it", async () => {
+  const replied = Promise.withResolvers<void>();
+  replied.resolve();
+  const { broker, inbox } = askedBroker(replied.promise);
+  Object.assign(broker, {
+    waitLeasedReply: () => Promise.reject(new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds), and takes no reply_to")),
+  });
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "ask", { to: "hermes", text: "deploy?" }), [7]);
+  assert.deepEqual(inbox, [], "taken by the wait");
+  await session.close();
 });
 
 test("messages answered to an inbox call whose cancel crossed the answer are returned by the next call", async () => {

@@ -222,3 +222,39 @@ test("an ask on a shared store records its wait as soon as its question is store
   }
   assert.equal((await asking).reply?.payload.text, "yes");
 });
+
+test("a leased reply wait on one broker is shown the reply published on another, under a lease; take=ID takes it alone", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  await a.addAgent(hermes);
+  const { envelopes: [earlier] } = await b.publish(hermes, openclaw, { text: "earlier" });
+  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
+  const waiting = leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  await assert.rejects(b.poll(openclaw, 10), { code: "inbox_leased" });
+  const taken = await a.leases.take(openclaw, shown!.lease, (own) => a.takeOne(openclaw, reply.id, { lease: own }));
+  assert.equal(taken?.id, reply.id);
+  // The take ended the lease, and took nothing ahead of the reply.
+  assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.id), [earlier.id]);
+});
+
+test("a leased reply wait's reply left untaken (its client was cancelled) is an ordinary message on every broker", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await a.addAgent(hermes);
+  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
+  const waiting = leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 1, 5_000, "the wait's record");
+  await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.payload.text, "yes");
+  assert.deepEqual(await a.leases.take(openclaw, shown!.lease, (own) => a.poll(openclaw, 1, { shownUpTo: 0, lease: own })), []);
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 0, 5_000, "the record's end");
+  assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.payload.text), ["yes"]);
+});

@@ -550,7 +550,7 @@ test("GET /wait refuses lease_id with 400 naming it, taking nothing: a wait neit
   });
 });
 
-test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, or with reply_to, 400", async () => {
+test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, 400", async () => {
   await withRouter(async ({ call, json }) => {
     await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
     const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30");
@@ -563,9 +563,64 @@ test("GET /wait?peek=1&lease=S shows the next message under a lease, taking noth
     const taken = await json("GET", `/poll?agent=openclaw&up_to=${JSON.parse(bodyText(shown)).interop.id}&lease_id=${lease}`);
     assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["deploy?"]);
     assert.equal((await call("GET", "/wait?agent=openclaw&timeout=0.05&peek=1&lease=30")).status, 204);
-    for (const query of ["peek=1", "peek=1&lease=30&reply_to=1", "peek=1&lease=0"]) {
+    for (const query of ["peek=1", "peek=1&reply_to=1", "peek=1&lease=0"]) {
       const refused = await json("GET", `/wait?agent=openclaw&timeout=1&${query}`);
       assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
     }
   });
+});
+
+test("GET /wait?reply_to=Q&peek=1&lease=S shows the reply behind earlier messages under a lease; /poll?take=ID&lease_id= takes it alone", async () => {
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "earlier" }));
+    const question = (await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "deploy?" }))).body.id;
+    await json("POST", `/broadcast?from=hermes&reply_to=${question}`, JSON.stringify({ text: "yes" }));
+    const shown = await call("GET", `/wait?agent=openclaw&timeout=5&reply_to=${question}&peek=1&lease=30`);
+    assert.ok(!isStream(shown));
+    assert.equal(shown.status, 200);
+    const reply = JSON.parse(bodyText(shown));
+    assert.equal(reply.text, "yes");
+    const lease = shown.headers["interop-lease"];
+    assert.ok(lease, "the lease's id");
+    assert.equal((await json("GET", "/poll?agent=openclaw")).status, 409, "held for the wait's client");
+    const taken = await json("GET", `/poll?agent=openclaw&take=${reply.interop.id}&lease_id=${lease}`);
+    assert.deepEqual([taken.status, taken.body.map((message: { text: string }) => message.text)], [200, ["yes"]]);
+    // The lease ended with the take; what was ahead of the reply is still there, and the reply is not again.
+    assert.deepEqual((await json("GET", "/poll?agent=openclaw")).body.map((message: { text: string }) => message.text), ["earlier"]);
+    const again = await json("GET", `/poll?agent=openclaw&take=${reply.interop.id}&lease_id=${lease}`);
+    assert.deepEqual([again.status, again.body], [200, []]);
+  });
+});
+
+test("a leased reply wait refuses what cannot be: an unknown question 404, take without its lease or with peek or up_to 400", async () => {
+  await withRouter(async ({ json }) => {
+    const question = (await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }))).body.id;
+    const unknown = await json("GET", "/wait?agent=openclaw&timeout=1&reply_to=999&peek=1&lease=30");
+    assert.deepEqual([unknown.status, unknown.body.code], [404, "unknown_message"]);
+    for (const query of [`take=${question}`, `take=${question}&lease_id=x&peek=1`, `take=${question}&lease_id=x&up_to=1`, "take=x&lease_id=x"]) {
+      const refused = await json("GET", `/poll?agent=openclaw&${query}`);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+    }
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).body.length, 1, "nothing taken by the refused takes");
+    // Only the caller's own inbox: another agent's message by its id is no message of this one's.
+    const theirs = (await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "for hermes" }))).body.id;
+    assert.deepEqual((await json("GET", `/poll?agent=openclaw&take=${theirs}&lease_id=x`)).body, []);
+    assert.equal((await json("GET", "/poll?agent=hermes&peek=1")).body.length, 1, "hermes's message not taken");
+  });
+});
+
+test("GET /wait?reply_to=Q&peek=1&lease=S is held to the memory for answers as a leased wait is: one not read yet refuses the next with 429", async () => {
+  await withRouter(async ({ call, json }) => {
+    const question = (await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "deploy?" }))).body.id;
+    await json("POST", `/broadcast?from=hermes&reply_to=${question}`, JSON.stringify({ text: "yes" }));
+    const wait = `/wait?agent=openclaw&timeout=1&reply_to=${question}&peek=1&lease=30`;
+    const shown = await call("GET", wait);
+    assert.ok(!isStream(shown));
+    assert.equal(shown.status, 200);
+    const refused = await json("GET", wait);
+    assert.deepEqual([refused.status, refused.body.code], [429, "too_many_requests"], "the first answer is not read yet");
+    shown.written?.();
+    await json("GET", `/poll?agent=openclaw&up_to=0&lease_id=${shown.headers["interop-lease"]}`);
+    assert.equal((await call("GET", wait)).status, 200, "read, it holds nothing");
+  }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
 });

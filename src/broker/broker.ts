@@ -304,6 +304,21 @@ export class Broker {
     return this.#takes.peek(agent, limit, answer);
   }
 
+  /** The pending reply to `agent`'s message `questionId`, taking nothing: see `Takes.peekReply`. */
+  peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined> {
+    return this.#takes.peekReply(agent, questionId, answer);
+  }
+
+  /** Takes message `id` of `agent`'s alone, out of order, under the caller's `lease`: see `Takes.takeOne`. */
+  takeOne(agent: AgentName, id: number, options: Omit<PollOptions, "shownUpTo"> = {}): Promise<Envelope | undefined> {
+    return this.#takes.takeOne(agent, id, options);
+  }
+
+  /** Runs a leased wait for a reply with the reply recorded as awaited: see `Takes.awaitingReply`. */
+  awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+    return this.#takes.awaitingReply(agent, questionId, timeoutMs, work);
+  }
+
   /**
    * An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`); with
    * `agent`, also within what answers to that agent's inbox and the broker's may hold until read (`AnswerMemory`),

@@ -2,7 +2,8 @@
  * A long poll that takes nothing (`/wait?peek=1&lease=S`): the agent's oldest pending message once there is one,
  * shown under a lease on the inbox, for the client to take with `/poll?up_to=ID&lease_id=` once its answer reached
  * whoever it is for (`interop mcp`'s wait, whose call a cancel may end while a message is on its way: taken, it
- * would be answered to no one; shown, it stays at the head of the inbox).
+ * would be answered to no one; shown, it stays at the head of the inbox). With `reply_to=Q`, the reply to the
+ * agent's message Q instead, for the client to take alone with `/poll?take=ID&lease_id=` (`interop mcp`'s ask).
  */
 import type { AgentName, Envelope } from "../message.ts";
 import { isInboxLeased } from "../store/store.ts";
@@ -16,42 +17,73 @@ export interface LeasedWaitBroker {
   /** Aborted once the broker stops: the wait ends then, showing nothing, as a /wait ends (204). */
   readonly stopping: AbortSignal;
   peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]>;
+  peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined>;
+  /** Runs `work` with the reply to `questionId` held from in-order readers (a shared store's awaited reply). */
+  awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T>;
   observe(observer: BrokerObserver): () => void;
   /** Counts a wait for `agent` (in /status) until the returned function is called. */
   countWaiting(agent: AgentName): () => void;
 }
 
+/** What a leased wait shows: the message, and the lease on the inbox it was shown under. */
+export type Shown = { message: Envelope; lease: string };
+
+/** What a leased wait shows, beyond the oldest pending message. */
+export interface LeasedWaitOptions {
+  /** The message shown is encoded into it (and held to its memory for answers, as a peek's are). */
+  answer?: MessageAnswer;
+  /**
+   * The reply to the agent's message with this id is shown instead, wherever it is in the inbox; on a shared store
+   * it is recorded as awaited meanwhile, so no in-order reader on any broker takes it first. A stream on a broker of
+   * its own heeds no lease, nor this wait: a reply it delivered first is not shown.
+   */
+  replyTo?: number;
+}
+
 /**
  * The oldest pending message for `agent` and the lease (`leaseSeconds`) it was shown under, waiting up to
  * `timeoutMs` for one to arrive; undefined after that, or once `until` aborts or the broker stops. Another reader's
- * lease is waited out first, as a taking wait does: what that reader showed is its to take. With `answer`, the
- * message shown is encoded into it (and held to its memory for answers, as a peek's are).
+ * lease is waited out first, as a taking wait does: what that reader showed is its to take.
  */
-export async function leasedWait(
+export function leasedWait(
   broker: LeasedWaitBroker,
   agent: AgentName,
   leaseSeconds: number,
   timeoutMs: number,
   until: AbortSignal,
-  answer?: MessageAnswer,
-): Promise<{ message: Envelope; lease: string } | undefined> {
+  { answer, replyTo }: LeasedWaitOptions = {},
+): Promise<Shown | undefined> {
+  return counted(broker, agent, timeoutMs, until, (done) => {
+    if (replyTo === undefined) return showNext(broker, agent, leaseSeconds, done, async () => (await broker.peek(agent, 1, answer))[0]);
+    return broker.awaitingReply(agent, replyTo, timeoutMs, () => showNext(broker, agent, leaseSeconds, done, () => broker.peekReply(agent, replyTo, answer)));
+  });
+}
+
+/** Runs a leased wait (`wait`, until `done` aborts: after `timeoutMs`, `until`, or the broker's stop), counted in /status. */
+async function counted<T>(
+  broker: LeasedWaitBroker,
+  agent: AgentName,
+  timeoutMs: number,
+  until: AbortSignal,
+  wait: (done: AbortSignal) => Promise<T>,
+): Promise<T> {
   const done = AbortSignal.any([until, broker.stopping, AbortSignal.timeout(timeoutMs)]);
   const uncount = broker.countWaiting(agent);
   try {
-    return await showNext(broker, agent, leaseSeconds, done, answer);
+    return await wait(done);
   } finally {
     uncount();
   }
 }
 
-/** The look-and-wait loop of `leasedWait`, until `done` aborts. */
+/** The look-and-wait loop of a leased wait, until `done` aborts: `look` finds what to show under the lease. */
 async function showNext(
   broker: LeasedWaitBroker,
   agent: AgentName,
   leaseSeconds: number,
   done: AbortSignal,
-  answer: MessageAnswer | undefined,
-): Promise<{ message: Envelope; lease: string } | undefined> {
+  look: () => Promise<Envelope | undefined>,
+): Promise<Shown | undefined> {
   while (!done.aborted) {
     // Listened for before the look: a message committed between the two wakes the next look.
     const arrived = arrival(broker, agent, done);
@@ -63,7 +95,7 @@ async function showNext(
         throw error;
       });
       if (lease !== undefined) {
-        const [message] = await broker.peek(agent, 1, answer).catch((error) => {
+        const message = await look().catch((error) => {
           broker.leases.end(agent, lease);
           throw error;
         });

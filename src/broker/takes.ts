@@ -153,6 +153,75 @@ export class Takes {
   }
 
   /**
+   * The reply to `agent`'s message `questionId` if it is pending, taking nothing; with `answer`, encoded into it (and
+   * held to its memory for answers, as a peek's messages are). What a leased reply wait shows.
+   */
+  async peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined> {
+    const inbox = await this.#inboxFor(agent, "read");
+    const [reply] = this.#shared !== undefined
+      ? await this.#shared.pendingReplies(agent, [questionId], 1)
+      : (await this.#store.readAfter(agent, inbox.deliveredId, REPLY_SCAN)).filter((envelope) =>
+        envelope.thread?.replyTo === questionId && this.#pendingIn(inbox, Infinity)(envelope)
+      );
+    if (reply !== undefined) answer?.fit([reply]);
+    return reply;
+  }
+
+  /**
+   * Takes message `id` of `agent`'s alone, out of order, committed before returning: what a leased reply wait
+   * showed under `lease` (the store's take checks and ends it on a shared store; `Leases.take` does here).
+   * Undefined when it is no longer pending (a stream, which heeds no lease, delivered it meanwhile). With `answer`,
+   * it is encoded into it before the take commits; once `clientGone` aborts, nothing is taken.
+   */
+  async takeOne(
+    agent: AgentName,
+    id: number,
+    { lease, answer, clientGone, leaseLost }: Omit<PollOptions, "shownUpTo"> = {},
+  ): Promise<Envelope | undefined> {
+    const inbox = await this.#inboxFor(agent, "read");
+    if (this.#shared !== undefined) {
+      // Found by id, not read in order: an in-order read stops before a reply another waiter awaits. The store's
+      // take judges whether it is still pending; asked even for no message, as it ends the caller's lease (no
+      // message has id 0).
+      const found = await this.#store.find(id).then((message) => message?.to === agent ? message : undefined);
+      if (found !== undefined) answer?.fit([found]);
+      const taken = await settled(this.#shared.takeOne(agent, clientGone?.aborted ? 0 : id, lease, leaseLost));
+      if (!taken || found === undefined) return undefined;
+      this.#tookOutOfOrder(inbox, found);
+      return found;
+    }
+    const [message] = await this.#store.readAfter(agent, id - 1, 1);
+    if (message?.id !== id) return undefined;
+    answer?.fit([message]);
+    // Looked at in the turn that marks it taken: a stream may have delivered it while the store read.
+    if (!this.#pendingIn(inbox, Infinity)(message) || clientGone?.aborted) return undefined;
+    this.taken.add(id);
+    try {
+      await this.#commits.update({ agent, polled: [{ after: id - 1, upTo: id }] });
+    } catch (error) {
+      this.taken.delete(id);
+      throw error;
+    }
+    this.#tookOutOfOrder(inbox, message);
+    this.taken.delete(id);
+    return message;
+  }
+
+  /**
+   * Runs `work` (a leased wait for the reply to `questionId`) with the reply recorded as awaited on a shared store,
+   * so that no in-order reader on any broker takes it before `work` shows it (see `#waitForSharedReply`); the record
+   * ends with `work`, and a reply left untaken is then an ordinary message.
+   */
+  async awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+    const record = this.#shared === undefined ? undefined : await this.recordAwait(agent, questionId, timeoutMs);
+    try {
+      return await work();
+    } finally {
+      if (record !== undefined) void this.#shared!.endAwait(agent, record).catch(() => {});
+    }
+  }
+
+  /**
    * The oldest undelivered message for `agent`, or the next to arrive within `timeoutMs` (undefined if none).
    * It is taken, as by a poll: no stream or poll delivers it again. Once `clientGone` aborts, nothing is taken:
    * what arrives later stays in the inbox.

@@ -136,6 +136,31 @@ export class BrokerClient {
   }
 
   /**
+   * The reply to the agent's message `replyTo` within `timeoutSeconds` (null if none came), taken by no one: shown
+   * under a lease on the inbox for `leaseSeconds`, for `takeOne(agent, id, lease)` to take alone, or `poll(agent, 1,
+   * 0, lease)` to leave in the inbox. A broker older than leased waits ignores the lease and takes the reply, as
+   * `wait` does: its answer then has no `lease`. One older than leased reply waits refuses (`invalid_query`).
+   */
+  async waitLeasedReply(
+    agent: AgentName,
+    timeoutSeconds: number,
+    replyTo: number,
+    leaseSeconds: number,
+  ): Promise<{ message: WireMessage; lease?: string } | null> {
+    const query = new URLSearchParams({ agent, timeout: String(timeoutSeconds), reply_to: String(replyTo), peek: "1", lease: String(leaseSeconds) });
+    const response = await this.#readInbox(agent, `/wait?${query}`, longRequest(timeoutSeconds, undefined));
+    if (response.status === 204) return null;
+    return { message: this.#expect(await this.#parse(response), isMessage), lease: response.headers.get(LEASE_HEADER) ?? undefined };
+  }
+
+  /** Takes the agent's message `id` alone, out of order, ending `lease` (the one it was shown under); null if another reader had it. */
+  async takeOne(agent: AgentName, id: number, lease: string): Promise<WireMessage | null> {
+    const query = new URLSearchParams({ agent, take: String(id), lease_id: lease });
+    const taken = this.#expect<WireMessage[]>(await this.#parse(await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs })), isMessages);
+    return taken[0] ?? null;
+  }
+
+  /**
    * Takes the agent's undelivered messages (at most `limit`, and none above `upTo` when given); with `lease`, the one
    * a peek was granted, which the take ends.
    */

@@ -163,6 +163,10 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
   const leaseId = searchParams.get("lease_id") ?? undefined;
   const shownUpTo = parseMessageId(searchParams.get("up_to"), "up_to");
+  const takeOne = parseMessageId(searchParams.get("take"), "take");
+  if (takeOne !== undefined && (leaseId === undefined || peek || shownUpTo !== undefined)) {
+    throw new InteropError("invalid_query", "take=ID takes what a leased wait showed: give lease_id= (its lease), without peek or up_to");
+  }
   // A take with `up_to` acknowledges what its client already showed (interop poll): losing its answer loses nothing,
   // so it need not wait to see whether the client closed with it.
   const settled = peek || shownUpTo !== undefined ? undefined : settling(request.clientGone());
@@ -190,12 +194,11 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
         throw error;
       })
       : await untilSettled(settled).then(() =>
-        broker.leases.take(
-          agent,
-          leaseId,
-          (lease) => broker.poll(agent, limit, { shownUpTo, answer, clientGone: leaving(request.clientGone()), lease, leaseLost: lost }),
-          lost,
-        )
+        broker.leases.take(agent, leaseId, async (lease) => {
+          const options = { answer, clientGone: leaving(request.clientGone()), lease, leaseLost: lost };
+          if (takeOne === undefined) return await broker.poll(agent, limit, { ...options, shownUpTo });
+          return [await broker.takeOne(agent, takeOne, options)].filter((message) => message !== undefined);
+        }, lost)
       );
     // The ids' store: a client that keeps ids can tell when a broker holds another store's.
     const headers = {
@@ -244,8 +247,9 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   if (searchParams.has("lease_id")) {
     throw new InteropError(
       "invalid_query",
-      "A /wait takes no lease_id: take what a lease showed with /poll?agent=X&up_to=ID&lease_id=LEASE (up_to=0 takes " +
-        "nothing and ends the lease), and renew it with /poll?agent=X&peek=1&lease=S&lease_id=LEASE",
+      "A /wait takes no lease_id: take what a lease showed with /poll?agent=X&up_to=ID&lease_id=LEASE (a reply a leased " +
+        "reply wait showed with take=ID; up_to=0 takes nothing and ends the lease), and renew it with " +
+        "/poll?agent=X&peek=1&lease=S&lease_id=LEASE",
     );
   }
   if (peek) return await leasedWaitAnswer(broker, auth, request, caller, agent, timeoutMs, leaseSeconds, replyTo);
@@ -272,6 +276,7 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
 /**
  * `/wait?peek=1&lease=S`: the next message for the agent, taken by no one, shown under a lease of S seconds (its id
  * in the `interop-lease` header) for the client to take with `/poll?up_to=ID&lease_id=`; or 204 after `timeout`.
+ * With `reply_to=Q`: the reply to the agent's message Q, for the client to take alone with `/poll?take=ID&lease_id=`.
  */
 async function leasedWaitAnswer(
   broker: Broker,
@@ -283,15 +288,14 @@ async function leasedWaitAnswer(
   leaseSeconds: number | undefined,
   replyTo: number | undefined,
 ): Promise<OutgoingResponse> {
-  if (leaseSeconds === undefined || replyTo !== undefined) {
-    throw new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds), and takes no reply_to");
-  }
+  if (leaseSeconds === undefined) throw new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds)");
   await refuseRemoved(broker, request, agent);
+  if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
   // Held to the memory for answers as a peek's answer is: a client that ends each lease with up_to=0 and reads no
   // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
   const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
   return await heldAnswer(answer, async () => {
-    const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, answer));
+    const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, { answer, replyTo }));
     if (shown === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
     const headers = { "interop-store": broker.storeId };
     if (shown === undefined) return { status: 204, headers, body: "" };

@@ -73,6 +73,36 @@ function nextMessageUntilCancelled(client: BrokerClient, agent: AgentName, timeo
 }
 
 /**
+ * The reply to the agent's message `question` within `timeoutSeconds`, or null, read as wait reads: shown under a
+ * lease on the inbox, then taken alone (out of order) only while the call is still live. One that a cancel
+ * overtook on its way is not taken (the take of nothing ends the lease): it stays in the inbox as an ordinary
+ * message, for the next inbox or wait call or the agent's next session.
+ */
+function replyUntilCancelled(client: BrokerClient, agent: AgentName, question: number, timeoutSeconds: number, cancel: AbortSignal) {
+  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds) => {
+    const shown = await unlessRemoved(agent, client.waitLeasedReply(agent, seconds, question, SHOWN_LEASE_SECONDS).catch((error) => {
+      // A broker older than leased reply waits refuses the lease on a reply: its wait takes the reply, as before.
+      if (error instanceof InteropError && error.code === "invalid_query") return client.wait(agent, seconds, question).then(asShown);
+      throw error;
+    }));
+    if (shown === null) return null;
+    // A broker older than leased waits took it already.
+    if (shown.lease === undefined) return shown.message;
+    if (cancel.aborted) {
+      await unlessRemoved(agent, client.poll(agent, 1, 0, shown.lease));
+      return null;
+    }
+    // Null: a stream, which heeds no lease, had it meanwhile.
+    return await unlessRemoved(agent, client.takeOne(agent, shown.message.interop.id, shown.lease));
+  });
+}
+
+/** A message a taking wait returned, as a leased wait would have shown it: taken already, under no lease. */
+function asShown(message: WireMessage | null): { message: WireMessage; lease?: string } | null {
+  return message === null ? null : { message };
+}
+
+/**
  * Up to `limit` of the agent's messages, read as wait reads them: shown under a lease on the inbox, then taken only
  * while the call is still live. What a cancel overtook while the read was at the broker stays at the head of the
  * inbox, where taken it would have been parked as a dead letter if the session ended before another call.
@@ -256,9 +286,9 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       const recipient = parseAgentName(to, "to");
       // The question, then its reply in long polls that are never hung up, as wait's: a cancel that hung up one
       // /ask dropped a reply the broker handed over in that moment (OpenClaw cancels a call when its turn is
-      // aborted). A reply taken by the poll in flight at the cancel is held for the next inbox or wait call.
+      // aborted). A reply shown to the poll in flight at the cancel is not taken: it stays in the inbox.
       const { id: question } = await client.send(agent, recipient, payloadOf(text, json));
-      const reply = await longPollsUntilCancelled(timeout, signal, (seconds) => unlessRemoved(agent, client.wait(agent, seconds, question)));
+      const reply = await replyUntilCancelled(client, agent, question, timeout, signal);
       if (reply === null) {
         throw new Error(`No reply from ${recipient} to message ${question} within ${timeout} s; a later reply will be in ${agent}'s inbox`);
       }

@@ -104,10 +104,7 @@ export class PostgresInboxes implements SharedInboxes {
         SELECT * FROM p ORDER BY id`.execute();
       const [[inbox], rows] = await Promise.all([locked, taken]);
       if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
-      // The lease was kept on the inbox's row: gone, the operator removed the agent (on any broker, which this one
-      // may not have heard of yet) after its holder was shown what it takes.
-      if (inbox === undefined && own !== null) throw agentRemoved(agent);
-      if (own !== null && !inbox.held) leaseLost?.();
+      judgeOwnLease(agent, inbox, own, leaseLost);
       return rows.map(toEnvelope);
     });
   }
@@ -155,25 +152,33 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  takeOne(agent: AgentName, id: number): Promise<boolean> {
+  takeOne(agent: AgentName, id: number, lease?: string, leaseLost?: () => void): Promise<boolean> {
+    const own = lease ?? null;
     return this.#context.transaction("take a message", async (tx) => {
       // As in take: the row first, and both statements judge the lease by the transaction's now().
-      const locked = tx<{ leased_for: number | null }[]>`
-        SELECT CASE WHEN lease_until > now() THEN ceil(extract(epoch FROM lease_until - now()))::int END
-          AS leased_for
+      const locked = tx<{ leased_for: number | null; held: boolean }[]>`
+        SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
+          AS leased_for, coalesce(lease_until > now() AND lease_id = ${own}, false) AS held
         FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
-      const taken = tx`
+      const taken = tx<{ taken: boolean }[]>`
         WITH p AS (
           UPDATE interop_messages SET polled = true
           WHERE id = ${id} AND recipient = ${agent} AND NOT polled
             AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
-            AND NOT EXISTS (SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now())
+            AND NOT EXISTS (
+              SELECT 1 FROM interop_inboxes WHERE agent = ${agent} AND lease_until > now() AND lease_id IS DISTINCT FROM ${own})
           RETURNING id
+        ), u AS (
+          UPDATE interop_inboxes SET version = version + CASE WHEN EXISTS (SELECT 1 FROM p) THEN 1 ELSE 0 END,
+            lease_id = CASE WHEN lease_id = ${own} THEN NULL ELSE lease_id END,
+            lease_until = CASE WHEN lease_id = ${own} THEN NULL ELSE lease_until END
+          WHERE agent = ${agent} AND (EXISTS (SELECT 1 FROM p) OR lease_id = ${own})
         )
-        UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} AND EXISTS (SELECT 1 FROM p)`.execute();
-      const [[inbox], result] = await Promise.all([locked, taken]);
+        SELECT EXISTS (SELECT 1 FROM p) AS taken`.execute();
+      const [[inbox], [result]] = await Promise.all([locked, taken]);
       if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
-      return result.count === 1;
+      judgeOwnLease(agent, inbox, own, leaseLost);
+      return result.taken;
     });
   }
 
@@ -355,4 +360,15 @@ export class PostgresInboxes implements SharedInboxes {
 export function notification(broker: string, recipients: AgentName[]): string {
   const text = JSON.stringify({ b: broker, a: recipients });
   return text.length <= MAX_NOTIFY_BYTES ? text : JSON.stringify({ b: broker, a: "*" });
+}
+
+/**
+ * What a take under the caller's lease (`own`) makes of the inbox's row as it locked it: gone, the operator removed
+ * the agent (on any broker, which this one may not have heard of yet) after the holder was shown what it takes; its
+ * lease no longer held (expired), `leaseLost` is told and the take goes on.
+ */
+function judgeOwnLease(agent: AgentName, inbox: { held: boolean } | undefined, own: string | null, leaseLost: (() => void) | undefined): void {
+  if (own === null) return;
+  if (inbox === undefined) throw agentRemoved(agent);
+  if (!inbox.held) leaseLost?.();
 }

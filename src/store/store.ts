@@ -204,9 +204,12 @@ export interface SharedInboxes {
   /**
    * Takes message `id` out of order; false when another reader had it. Refused (`inboxLeased`), taking nothing,
    * while a reader leases the inbox: that reader may have shown it, and takes it with its page (an ask's reply; a
-   * withdrawal by its sender, which would leave the reader having shown a message its sender cancelled).
+   * withdrawal by its sender, which would leave the reader having shown a message its sender cancelled). With
+   * `lease`, the caller's own, it is taken under that lease, which ends with the take (also one that took nothing):
+   * what a leased reply wait showed (`/poll?take=ID&lease_id=`); a `lease` no longer held is told to `leaseLost`, as
+   * `take` tells it.
    */
-  takeOne(agent: AgentName, id: number): Promise<boolean>;
+  takeOne(agent: AgentName, id: number, lease?: string, leaseLost?: () => void): Promise<boolean>;
   /**
    * Records that a waiter on this broker awaits the reply to `questionId` in `agent`'s inbox, for `ms` at most:
    * meanwhile every in-order read of the inbox (`MessageStore.readAfter`, `take` without the caller's lease, on

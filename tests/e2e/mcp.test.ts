@@ -416,9 +416,38 @@ test("interop mcp leaves a message a cancelled wait was shown at the head of the
   server.stdin!.end();
   const { code, stderr } = await exited;
   assert.equal(code, 0, stderr);
-  const polled = await runCli(["poll", "--url", broker.url, "-a", "openclaw"]);
-  assert.equal(polled.code, 0, polled.stderr);
-  assert.match(polled.stdout, /while the turn was aborted/);
-  const letters = await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json();
-  assert.deepEqual(letters, []);
+  await assertLeftInInbox(broker.url, /while the turn was aborted/);
 });
+
+test("interop mcp leaves the reply a cancelled ask was shown in the inbox, not taken and not parked", async (t) => {
+  // OpenClaw cancels an ask when its turn is aborted or times out. The ask's long poll took the reply that came in
+  // that moment, and the session's end parked it as a dead letter. Now the long poll only shows it (under a lease).
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const { server, send, answered, exited } = await rawSession(t, broker.url);
+  send({ id: 2, method: "tools/call", params: { name: "ask", arguments: { to: "hermes", text: "deploy?", timeout_seconds: 30 } } });
+  // The question stored and the ask's long poll at the broker (counted as waiting): the cancel comes while it waits.
+  const question = await waitFor(async () => {
+    const status = await (await fetch(`${broker.url}/status`)).json();
+    if (status.agents?.openclaw?.waiting !== 1) return undefined;
+    return (await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`)).json())[0]?.interop.id;
+  }, 10_000, "the ask's long poll");
+  send({ method: "notifications/cancelled", params: { requestId: 2, reason: "the turn was aborted" } });
+  send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await answered(3);
+  const sent = await runCli(["send", "--url", broker.url, "-f", "hermes", "--reply-to", String(question), "yes, deploy"]);
+  assert.equal(sent.code, 0, sent.stderr);
+  server.stdin!.end();
+  const { code, stderr } = await exited;
+  assert.equal(code, 0, stderr);
+  await assertLeftInInbox(broker.url, /yes, deploy/);
+});
+
+/** What a cancelled call was shown is in openclaw's inbox (`interop poll` prints it), and nothing was parked. */
+async function assertLeftInInbox(url: string, text: RegExp): Promise<void> {
+  const polled = await runCli(["poll", "--url", url, "-a", "openclaw"]);
+  assert.equal(polled.code, 0, polled.stderr);
+  assert.match(polled.stdout, text);
+  const letters = await (await fetch(`${url}/dead-letters?agent=openclaw`)).json();
+  assert.deepEqual(letters, []);
+}

@@ -94,6 +94,13 @@ test("a take under a lease that expired takes what is left and is told the lease
   const [three] = await a.peek(openclaw, 10);
   assert.deepEqual((await take(held, three.id)).map((message) => message.payload.text), ["three"]);
   assert.equal(lost, 1, "a take under its own lease is not told it was lost");
+  // A take of one message alone (what a leased reply wait showed) is told so too.
+  await a.publish(hermes, openclaw, { text: "four" });
+  const single = await a.leases.acquire(openclaw, 60);
+  const [four] = await a.peek(openclaw, 10);
+  await admin`UPDATE interop_inboxes SET lease_until = now() - interval '1 second' WHERE agent = ${openclaw}`;
+  const alone = await a.leases.take(openclaw, single, (own) => a.takeOne(openclaw, four.id, { lease: own, leaseLost }), leaseLost);
+  assert.deepEqual([alone?.payload.text, lost], ["four", 2]);
 });
 
 test("a database migrated before leases existed gets them in place: its inboxes keep their cursors", async (t) => {

@@ -62,8 +62,9 @@ test("stoppingGate refuses other requests with plain JSON, 503 storage_unavailab
 });
 
 test("@a2a-js/sdk's client reads a stopping broker's refusal as a JSON-RPC error carrying its retryAfter, streamed or not", async () => {
-  // A plain {"error": …} reached the SDK as an Error naming only the HTTP status, and a streamed call's as an error
-  // with no message at all: the client could not tell the broker was stopping, nor when to come back.
+  // A plain {"error": …} reached the SDK as an Error naming only the HTTP status, and a streamed call's as a
+  // JsonRpcTransportError saying "An unexpected error occurred.": the client could not tell the broker was stopping,
+  // nor when to come back.
   const handler = stoppedGate();
   const card = AgentCard.fromJSON(agentCard("hermes" as AgentName, BASE));
   const transport = await new JsonRpcTransportFactory({ fetchImpl: (input, init) => fetchThrough(handler, input, init) }).create(`${BASE}/a2a/hermes`, card);

@@ -13,9 +13,9 @@ export function isA2aCall(request: IncomingRequest): boolean {
 /**
  * `refusal` (the broker is stopping: 503 with Retry-After) as the JSON-RPC error answer to the call `request` makes,
  * with the call's id. A plain `{"error": …}` reached @a2a-js/sdk's client as an error naming only the HTTP status
- * (a streamed call's as one with no message at all), its `retryAfter` lost; a held SendMessage that the stop ends
- * already answers so. The id is the call's when its body (read up to `maxBodyBytes`) is a JSON object with one,
- * else null, as JSON-RPC answers a request whose id cannot be read.
+ * (a streamed call's as a JsonRpcTransportError saying only "An unexpected error occurred."), its `retryAfter` lost;
+ * a held SendMessage that the stop ends already answers so. The id is the call's when its body (read up to
+ * `maxBodyBytes`) is a JSON object with one, else null, as JSON-RPC answers a request whose id cannot be read.
  */
 export async function stoppedCallAnswer(request: IncomingRequest, refusal: InteropError, maxBodyBytes: number): Promise<OutgoingResponse> {
   return refusalResponse(await callId(request, maxBodyBytes), refusal);

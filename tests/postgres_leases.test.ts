@@ -8,6 +8,7 @@ import { test } from "node:test";
 import postgres from "postgres";
 import type { AgentName } from "../src/message.ts";
 import { leasedWait } from "../src/broker/leased_wait.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { migrate } from "../src/store/postgres_schema.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -49,6 +50,57 @@ test("a lease is granted once the take holding the inbox's row commits, and on e
   await assert.rejects(b.poll(openclaw, 10), { code: "inbox_leased" });
   assert.deepEqual(await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { lease: own })), []);
   assert.notEqual(await a.leases.acquire(openclaw, 60), lease, "the holder's take on B ended the lease");
+});
+
+test("--pending-ttl expires nothing of an inbox under a lease, on any broker, until the lease ends; the take has what was shown", async (t) => {
+  // Expired under the lease, what the reader showed was gone by its take: it reported less than it had shown.
+  const brokers = await twoBrokers(t, { pendingTtlMs: uniform(300) });
+  if (brokers === undefined) return;
+  const { a, admin } = brokers;
+  await a.addAgent(openclaw);
+  const expired = async (agent: AgentName) => (await admin<{ expired: number }[]>`SELECT expired FROM interop_inboxes WHERE agent = ${agent}`)[0].expired;
+  await a.publish(hermes, openclaw, { text: "shown" });
+  await a.publish(hermes, openclaw, { text: "shown, then let go" });
+  const lease = await a.leases.acquire(openclaw, 60);
+  const [shown] = await a.peek(openclaw, 1);
+  // Sent after the shown ones: once it has expired, a retention pass has passed their cutoff too.
+  await a.publish(openclaw, hermes, { text: "not leased" });
+  await waitFor(async () => Number(await expired(hermes)) === 1, 10_000, "hermes's message to expire");
+  assert.equal(Number(await expired(openclaw)), 0, "kept under the lease");
+  const taken = await a.leases.take(openclaw, lease, (own) => a.poll(openclaw, 10, { shownUpTo: shown.id, lease: own }));
+  assert.deepEqual(taken.map((message) => message.payload.text), ["shown"]);
+  await waitFor(async () => Number(await expired(openclaw)) === 1, 10_000, "the one left to expire once the lease ended");
+});
+
+test("a take under a lease that expired takes what is left and is told the lease was lost; one under its lease is not", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await a.publish(hermes, openclaw, { text: "one" });
+  await a.publish(hermes, openclaw, { text: "two" });
+  const lease = await a.leases.acquire(openclaw, 60);
+  const shown = await a.peek(openclaw, 10);
+  // Ended as time would end it, and another reader (on another broker) takes part of what was shown.
+  await admin`UPDATE interop_inboxes SET lease_until = now() - interval '1 second' WHERE agent = ${openclaw}`;
+  assert.deepEqual((await b.poll(openclaw, 1)).map((message) => message.payload.text), ["one"]);
+  let lost = 0;
+  const leaseLost = () => void lost++;
+  const take = (id: string, upTo: number) => a.leases.take(openclaw, id, (own) => a.poll(openclaw, 10, { shownUpTo: upTo, lease: own, leaseLost }), leaseLost);
+  assert.deepEqual((await take(lease, shown[1].id)).map((message) => message.payload.text), ["two"]);
+  assert.equal(lost, 1);
+  await a.publish(hermes, openclaw, { text: "three" });
+  const held = await a.leases.acquire(openclaw, 60);
+  const [three] = await a.peek(openclaw, 10);
+  assert.deepEqual((await take(held, three.id)).map((message) => message.payload.text), ["three"]);
+  assert.equal(lost, 1, "a take under its own lease is not told it was lost");
+  // A take of one message alone (what a leased reply wait showed) is told so too.
+  await a.publish(hermes, openclaw, { text: "four" });
+  const single = await a.leases.acquire(openclaw, 60);
+  const [four] = await a.peek(openclaw, 10);
+  await admin`UPDATE interop_inboxes SET lease_until = now() - interval '1 second' WHERE agent = ${openclaw}`;
+  const alone = await a.leases.take(openclaw, single, (own) => a.takeOne(openclaw, four.id, { lease: own, leaseLost }), leaseLost);
+  assert.deepEqual([alone?.payload.text, lost], ["four", 2]);
 });
 
 test("a database migrated before leases existed gets them in place: its inboxes keep their cursors", async (t) => {

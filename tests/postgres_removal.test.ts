@@ -6,13 +6,21 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
+import { Authenticator } from "../src/auth/authenticator.ts";
+import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { uniform } from "../src/broker/per_agent.ts";
+import { createRouter } from "../src/http/router.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
+import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
+import { isStream } from "../src/runtime/types.ts";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+import { bodyText } from "./helpers/response.ts";
+import { fromWebRequest } from "./helpers/web_request.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 import { TextSink } from "./helpers/text_sink.ts";
 import { twoBrokersOn } from "./helpers/two_brokers.ts";
@@ -239,3 +247,33 @@ for (const retention of ["prune", "expire"] as const) {
     assert.equal(deadlocks() - before, 0, `PostgreSQL broke a deadlock:\n${server.log().slice(-1500)}`);
   });
 }
+
+test("a leased reader's take on one broker after the operator removed the agent on another is refused 410 agent_removed", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, stored } = brokers;
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const handler = createRouter(a, {
+    auth: await Authenticator.open(new TokenFile(dir.path)),
+    metrics: new BrokerMetrics(() => a.status(), []),
+    maxBodyBytes: 65536,
+    retryMs: 2000,
+    onInternalError: (error) => assert.fail(String(error)),
+  });
+  const get = async (path: string) => {
+    const response = await handler(fromWebRequest(new Request(`http://localhost${path}`)));
+    assert.ok(!isStream(response));
+    response.written?.();
+    return { status: response.status, headers: response.headers, body: JSON.parse(bodyText(response)) };
+  };
+  await a.addAgent(openclaw);
+  await a.publish(hermes, openclaw, { text: "deploy?" });
+  const shown = await get("/poll?agent=openclaw&peek=1&lease=30");
+  assert.equal(shown.body.length, 1);
+  await waitFor(() => openclaw in b.status().agents, 10_000, "B to see openclaw");
+  assert.equal(await b.removeAgent(openclaw, true), 1);
+  const taken = await get(`/poll?agent=openclaw&up_to=${shown.body[0].interop.id}&lease_id=${shown.headers["interop-lease"]}`);
+  assert.deepEqual([taken.status, taken.body.code], [410, "agent_removed"]);
+  assert.equal((await stored()).inboxes, 0, "not created again");
+});

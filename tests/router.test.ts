@@ -177,6 +177,23 @@ test("a wait, poll or peek that says it had the agent's inbox on this store is r
   });
 });
 
+test("a leased reader's take after the operator removed the agent (force) is refused 410 agent_removed, not an empty take of a new inbox", async () => {
+  // The removal wins (the lease goes with the inbox); the holder's take, which names no store, created the inbox
+  // again and answered [] for what it had been shown.
+  await withRouter(async ({ broker, call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/poll?agent=openclaw&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    const lease = shown.headers["interop-lease"];
+    assert.ok(lease);
+    shown.written?.();
+    assert.equal(await broker.removeAgent("openclaw" as AgentName, true), 1);
+    const taken = await json("GET", `/poll?agent=openclaw&up_to=${JSON.parse(bodyText(shown))[0].interop.id}&lease_id=${lease}`);
+    assert.deepEqual([taken.status, taken.body.code], [410, "agent_removed"]);
+    assert.ok(!Object.hasOwn(broker.status().agents, "openclaw"), "not created again");
+  });
+});
+
 test("a second stream for an agent replaces the first, which is told why: an SSE client by an event, any other by a comment", async () => {
   await withRouter(async ({ call }) => {
     const sse = { accept: "text/event-stream" };
@@ -493,7 +510,7 @@ test("GET /wait reads peek as /poll does: peek=true is a leased wait that takes 
   });
 });
 
-test("GET /wait?peek=1&lease=S is held to the memory for answers: one not read yet refuses the next with 429, as a peek's does", async () => {
+test("GET /wait?peek=1&lease=S is held to the memory for answers: one not read yet refuses the next with 429, as a peek's does, but not the take of nothing that ends its lease", async () => {
   // Not held, a client that ended each lease with up_to=0 and read no answer had the message built again for every
   // wait (30 unread waits on a 15 MiB message: 672 MB, where /poll?peek=1&lease= stops at four).
   await withRouter(async ({ call, json }) => {
@@ -504,11 +521,33 @@ test("GET /wait?peek=1&lease=S is held to the memory for answers: one not read y
     assert.equal(JSON.parse(bodyText(shown)).text, "deploy?");
     const refused = await json("GET", "/wait?agent=openclaw&timeout=1&peek=1&lease=30");
     assert.deepEqual([refused.status, refused.body.code], [429, "too_many_requests"], "the first answer is not read yet");
-    shown.written?.();
+    // A take of nothing carries no message, so the unread answer does not hold it up: refused 429, the lease ran out
+    // instead of ending, and the inbox's next reader waited the lease's length.
     const ended = await json("GET", `/poll?agent=openclaw&up_to=0&lease_id=${shown.headers["interop-lease"]}`);
     assert.deepEqual([ended.status, ended.body], [200, []], "the lease ended, nothing taken");
+    assert.equal((await json("GET", "/poll?agent=openclaw&up_to=0")).status, 200, "no lease holds the inbox any more");
+    shown.written?.();
     assert.equal((await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30")).status, 200, "read, it holds nothing");
   }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
+});
+
+test("GET /wait refuses lease_id with 400 naming it, taking nothing: a wait neither takes nor renews under a lease", async () => {
+  // Ignored, a taking wait with its lease's id waited the lease out and then took, and a leased wait with it waited
+  // its own lease out: a client that believed it held the lease took out of order.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    const lease = shown.headers["interop-lease"];
+    shown.written?.();
+    for (const query of [`lease_id=${lease}`, `peek=1&lease=30&lease_id=${lease}`]) {
+      const refused = await json("GET", `/wait?agent=openclaw&timeout=1&${query}`);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+      assert.match(refused.body.error, /lease_id/);
+    }
+    const taken = await json("GET", `/poll?agent=openclaw&up_to=${JSON.parse(bodyText(shown)).interop.id}&lease_id=${lease}`);
+    assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["deploy?"], "the lease still held, nothing taken");
+  });
 });
 
 test("GET /wait?peek=1&lease=S shows the next message under a lease, taking nothing; without a lease, 400", async () => {

@@ -123,7 +123,7 @@ export async function handleA2a(
 }
 
 /** The JSON-RPC answer to a refusal (see rpcRefusal); anything else is a bug, thrown for the router to log and answer 500. */
-function refusalResponse(rpcId: string | number | null, error: unknown, taskId?: string): OutgoingResponse {
+export function refusalResponse(rpcId: string | number | null, error: unknown, taskId?: string): OutgoingResponse {
   const refusal = rpcRefusal(rpcId, error, taskId);
   if (refusal === undefined) throw error;
   return jsonResponse(refusal.status, refusal.body, refusal.headers);

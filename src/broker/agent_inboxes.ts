@@ -1,7 +1,7 @@
 /** The agents a broker knows, one inbox record each: created on first use or by the operator, removed for good. */
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
-import type { ClusterView, InboxHolds, InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import { agentRemoved, type ClusterView, type InboxHolds, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 
@@ -88,7 +88,7 @@ export class AgentInboxes {
     // On a shared store another broker may have created it since this one last read the cluster view.
     if (this.#shared !== undefined) await this.look();
     if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
-    throw new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
+    throw agentRemoved(agent);
   }
 
   /** Creates `agent`'s inbox (committed before this resolves) unless it has one; no admission rule asked. */

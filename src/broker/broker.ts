@@ -64,6 +64,8 @@ export class Broker {
   readonly deadLetters: DeadLetters;
   /** Leases on inboxes for readers that show messages before they take them (`interop poll`). */
   readonly leases: Leases;
+  /** The same leases when this broker keeps them (its store's only one), for retention to ask. */
+  readonly #ownLeases: InboxLeases | undefined;
   #idempotent: IdempotentPublishes;
   #deliveryMarks: DeliveryMarks;
   #publishes: Publishes;
@@ -164,9 +166,13 @@ export class Broker {
       publish: (from, to, payload, publishOptions) => this.publish(from, to, payload, publishOptions),
     };
     // On a shared store the store keeps them, or a reader's lease would hold only on the broker it asked.
-    this.leases = this.#shared === undefined
-      ? new InboxLeases(this.#now)
-      : new StoreLeases(this.#shared, (agent) => this.#inboxFor(agent, "read"));
+    if (this.#shared === undefined) {
+      this.#ownLeases = new InboxLeases(this.#now);
+      this.leases = this.#ownLeases;
+    } else {
+      this.#ownLeases = undefined;
+      this.leases = new StoreLeases(this.#shared, (agent) => this.#inboxFor(agent, "read"));
+    }
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();
     this.#lastId = lastId;
@@ -458,6 +464,8 @@ export class Broker {
     const policy = {
       ...this.#options,
       pendingTtlMs: this.#options.pendingTtlMs ?? uniform(0),
+      // A shared store asks its own leases, in the expiry's transaction.
+      leased: (agent: AgentName) => this.#ownLeases?.held(agent) ?? false,
       onExpired: (agent: AgentName, count: number) => {
         this.#options.onExpired?.(agent, count);
         this.#observers.expired(agent, count);

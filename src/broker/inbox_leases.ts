@@ -12,6 +12,9 @@ import { inboxLeased } from "../store/store.ts";
 /** The answer's header that names the lease a peek was granted, which its take passes back as `lease_id=`. */
 export const LEASE_HEADER = "interop-lease";
 
+/** The take's answer header that says its `lease_id` was no longer held (`Leases.take`'s `lost`). */
+export const LEASE_LOST_HEADER = "interop-lease-lost";
+
 /** The longest lease a reader may ask for, in seconds. */
 export const MAX_LEASE_SECONDS = 300;
 
@@ -26,9 +29,12 @@ export interface Leases {
   /**
    * Runs a take of `agent`'s messages (`work`): refused while another caller holds a lease on the inbox, and it ends
    * the caller's own lease (`id`) once it is done, which lets the next reader in. `work` is handed the lease for the
-   * store's take to check and end, or undefined when that was done here.
+   * store's take to check and end, or undefined when that was done here. A take whose `id` is not the lease held
+   * (it expired, or a broker of its own restarted) still runs, taking what is left, and `lost` is told: what the
+   * caller was shown may have been taken by another reader meanwhile. A shared store's take judges that in its
+   * transaction, and tells it through the take's `PollOptions.leaseLost`.
    */
-  take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>): Promise<T>;
+  take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>, lost?: () => void): Promise<T>;
   /** Ends the lease `id` on `agent`'s inbox, if it is the one held (one that cannot be ended expires). */
   end(agent: AgentName, id: string): void;
   /** Ends any lease on `agent`'s inbox: the operator removed it, and an inbox created again starts free. */
@@ -67,9 +73,10 @@ export class InboxLeases implements Leases {
     return lease.id;
   }
 
-  async take<T>(agent: AgentName, id: string | undefined, work: (lease: undefined) => Promise<T>): Promise<T> {
+  async take<T>(agent: AgentName, id: string | undefined, work: (lease: undefined) => Promise<T>, lost?: () => void): Promise<T> {
     const held = this.#live(agent);
     if (held !== undefined && held.id !== id) throw this.#leased(agent, held);
+    if (id !== undefined && held === undefined) lost?.();
     const takes = this.#takes.get(agent) ?? { count: 0, ended: Promise.withResolvers<void>() };
     this.#takes.set(agent, takes);
     takes.count++;
@@ -92,6 +99,11 @@ export class InboxLeases implements Leases {
     this.#leases.delete(agent);
     for (const free of this.#freed.get(agent) ?? []) free();
     this.#freed.delete(agent);
+  }
+
+  /** Whether a lease on `agent`'s inbox is held now (granted, neither ended nor expired). */
+  held(agent: AgentName): boolean {
+    return this.#live(agent) !== undefined;
   }
 
   async whenFree(agent: AgentName, until: AbortSignal): Promise<void> {

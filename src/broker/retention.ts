@@ -10,6 +10,11 @@ export interface RetentionPolicy {
   /** How long an undelivered message may wait, in ms (0: until delivered). */
   pendingTtlMs: PerAgent<number>;
   onExpired?(agent: AgentName, count: number): void;
+  /**
+   * Whether a reader holds a lease on the inbox (`/poll?peek=1&lease=S`): none of it expires meanwhile, as the reader
+   * was shown its messages and will take them. Asked in the turn that expires, so no lease is granted in between.
+   */
+  leased?(agent: AgentName): boolean;
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -39,7 +44,7 @@ export async function applyRetention(
   const cutoffs = new Map<AgentName, number>();
   for (const agent of inboxes.keys()) {
     const ttl = limitFor(policy.pendingTtlMs, agent);
-    if (ttl > 0) cutoffs.set(agent, now - ttl);
+    if (ttl > 0 && !policy.leased?.(agent)) cutoffs.set(agent, now - ttl);
   }
   if (cutoffs.size === 0) return;
   // The broker's cursors can be ahead of the stored ones (they are committed with the next batch).

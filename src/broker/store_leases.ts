@@ -28,7 +28,8 @@ export class StoreLeases implements Leases {
     return await this.#shared.lease(agent, seconds, renewing);
   }
 
-  async take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>): Promise<T> {
+  /** `lost` is not told here: the store's take judges the lease in its transaction (`PollOptions.leaseLost`). */
+  async take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>, _lost?: () => void): Promise<T> {
     try {
       return await work(id);
     } catch (error) {

@@ -21,6 +21,8 @@ export interface PollOptions {
   clientGone?: AbortSignal;
   /** The caller's lease, for a shared store's take to check and end (`Leases.take` hands it over). */
   lease?: string;
+  /** Told when a shared store's take finds `lease` no longer held (see `Leases.take`). */
+  leaseLost?: () => void;
 }
 
 export interface TakesDeps {
@@ -101,7 +103,7 @@ export class Takes {
    * with `shownUpTo`, none above that id (what a client already showed from a peek). With `answer`, only what fits
    * in it, encoded before the commit; once `clientGone` aborts, after the read, nothing is taken.
    */
-  async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone, lease }: PollOptions = {}): Promise<Envelope[]> {
+  async poll(agent: AgentName, limit: number, { shownUpTo = Infinity, answer, clientGone, lease, leaseLost }: PollOptions = {}): Promise<Envelope[]> {
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
       // The take reads and commits in one transaction: what fits is read first, and the take goes no further, in
@@ -117,7 +119,7 @@ export class Takes {
       // Taking nothing needs no transaction, unless it ends the caller's lease; but it is refused, as a take would
       // be, while another reader holds one (as InboxLeases refuses it on a broker of its own).
       if (most === 0 && lease === undefined) return await this.#unlessLeased(agent);
-      const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo, lease));
+      const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo, lease, leaseLost));
       this.markDelivered(inbox, taken);
       return taken;
     }
@@ -174,7 +176,7 @@ export class Takes {
   async takeOne(
     agent: AgentName,
     id: number,
-    { lease, answer, clientGone }: Omit<PollOptions, "shownUpTo"> = {},
+    { lease, answer, clientGone, leaseLost }: Omit<PollOptions, "shownUpTo"> = {},
   ): Promise<Envelope | undefined> {
     const inbox = await this.#inboxFor(agent, "read");
     if (this.#shared !== undefined) {
@@ -183,7 +185,7 @@ export class Takes {
       // message has id 0).
       const found = await this.#store.find(id).then((message) => message?.to === agent ? message : undefined);
       if (found !== undefined) answer?.fit([found]);
-      const taken = await settled(this.#shared.takeOne(agent, clientGone?.aborted ? 0 : id, lease));
+      const taken = await settled(this.#shared.takeOne(agent, clientGone?.aborted ? 0 : id, lease, leaseLost));
       if (!taken || found === undefined) return undefined;
       this.#tookOutOfOrder(inbox, found);
       return found;

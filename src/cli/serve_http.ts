@@ -52,7 +52,7 @@ export async function serveBroker(broker: Broker, options: ServeBrokerOptions): 
   });
   // Inside the request log, so that refusals are logged; inside the limits, which are cheaper still.
   const guarded = checkOrigin(router, { bindHost: options.host, allowedHosts: options.allowedHosts });
-  const gate = stoppingGate(limitRequests(options.verbose ? logRequests(guarded, log.debug) : guarded, limits));
+  const gate = stoppingGate(limitRequests(options.verbose ? logRequests(guarded, log.debug) : guarded, limits), options.maxBodyBytes);
   const server = await serveHttp({
     hostname: options.host,
     port: options.port,

@@ -2,7 +2,7 @@
 import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
-import { LEASE_HEADER } from "../broker/inbox_leases.ts";
+import { LEASE_HEADER, LEASE_LOST_HEADER } from "../broker/inbox_leases.ts";
 import { leasedWait } from "../broker/leased_wait.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, HistoryEntry } from "../broker/broker.ts";
@@ -170,13 +170,23 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   // A take with `up_to` acknowledges what its client already showed (interop poll): losing its answer loses nothing,
   // so it need not wait to see whether the client closed with it.
   const settled = peek || shownUpTo !== undefined ? undefined : settling(request.clientGone());
-  await refuseRemoved(broker, request, agent);
+  // A lease's id says its client had the inbox here: after the operator removed the agent (its lease with it), the
+  // holder's take is told so, rather than create the inbox again and answer an empty take of what it was shown.
+  await refuseRemoved(broker, request, agent, leaseId !== undefined);
   // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
   // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
-  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
+  // A take of nothing (`up_to=0`: a leased reader ending its lease) carries no message, so it holds no memory for
+  // answers: refused 429 while the reader's shown answer was still unread, the lease ran out instead of ending, and
+  // the inbox's next reader waited its length.
+  const carriesNone = !peek && shownUpTo === 0;
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent);
   return await heldAnswer(answer, async () => {
     // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
     const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
+    // A take under a lease no longer held (expired; a broker of its own restarted) says so: what its client was shown
+    // and does not find in the answer, another reader took meanwhile (or the operator removed).
+    let leaseLost = false;
+    const lost = () => (leaseLost = true);
     const messages = peek
       ? await broker.peek(agent, limit, answer).catch((error) => {
         // A peek that failed shows nothing: its lease would only hold the others off.
@@ -185,13 +195,18 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
       })
       : await untilSettled(settled).then(() =>
         broker.leases.take(agent, leaseId, async (lease) => {
-          const clientGone = leaving(request.clientGone());
-          if (takeOne === undefined) return await broker.poll(agent, limit, { shownUpTo, answer, clientGone, lease });
-          return [await broker.takeOne(agent, takeOne, { lease, answer, clientGone })].filter((message) => message !== undefined);
-        })
+          const options = { answer, clientGone: leaving(request.clientGone()), lease, leaseLost: lost };
+          if (takeOne === undefined) return await broker.poll(agent, limit, { ...options, shownUpTo });
+          return [await broker.takeOne(agent, takeOne, options)].filter((message) => message !== undefined);
+        }, lost)
       );
     // The ids' store: a client that keeps ids can tell when a broker holds another store's.
-    const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
+    const headers = {
+      "interop-store": broker.storeId,
+      ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }),
+      ...(leaseLost ? { [LEASE_LOST_HEADER]: "true" } : {}),
+      ...answer.headers(),
+    };
     return jsonTextResponse(200, answer.jsonArray(messages), headers);
   });
 }
@@ -228,6 +243,15 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
   const peek = parsePeek(searchParams.get("peek"));
   // Parsed here too: a lease on a wait that takes (no peek) is refused, not dropped while the message is taken.
   const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
+  // Refused, not ignored: a client that believed its wait took (or renewed) under its lease would take out of order.
+  if (searchParams.has("lease_id")) {
+    throw new InteropError(
+      "invalid_query",
+      "A /wait takes no lease_id: take what a lease showed with /poll?agent=X&up_to=ID&lease_id=LEASE (a reply a leased " +
+        "reply wait showed with take=ID; up_to=0 takes nothing and ends the lease), and renew it with " +
+        "/poll?agent=X&peek=1&lease=S&lease_id=LEASE",
+    );
+  }
   if (peek) return await leasedWaitAnswer(broker, auth, request, caller, agent, timeoutMs, leaseSeconds, replyTo);
   const settled = settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
@@ -350,10 +374,11 @@ async function subscribe(
 /**
  * A read by a client that had the agent's inbox on this store (`Interop-Had-Inbox: STORE`, the `Interop-Store` of an
  * earlier answer) is refused with 410 `agent_removed` when the operator removed the agent since: reading would
- * create the inbox again (a reader announces itself). As for a resumed /subscribe.
+ * create the inbox again (a reader announces itself). As for a resumed /subscribe. `hadInboxHere`: the request
+ * itself shows it had the inbox on this store.
  */
-function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentName): Promise<void> {
-  return broker.refuseRemoved(agent, request.header("interop-had-inbox") || undefined);
+function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentName, hadInboxHere = false): Promise<void> {
+  return broker.refuseRemoved(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
 }
 
 /**

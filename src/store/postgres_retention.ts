@@ -34,6 +34,9 @@ export async function pruneDelivered(
 /**
  * Deletes the undelivered messages created before their inbox's cutoff (above the cursor, or above `delivered` where
  * this broker's is further); resolves with how many expired per inbox. The purge mark stays (see `MessageStore.expire`).
+ * An inbox a reader holds a lease on (`/poll?peek=1&lease=S`, on any broker) keeps them until the lease ends: the
+ * reader was shown them and will take them. Checked once its row is locked, which a lease is granted under: none is
+ * granted until this commits.
  */
 export async function expireUndelivered(
   tx: TransactionSql,
@@ -47,7 +50,7 @@ export async function expireUndelivered(
       SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after, c.cutoff, count(*) AS count, max(m.id) AS up_to
       FROM unnest(${agents}::text[], ${agents.map((agent) => cutoffs.get(agent)!)}::int8[],
         ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, delivered)
-      JOIN interop_inboxes i ON i.agent = c.agent
+      JOIN interop_inboxes i ON i.agent = c.agent AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp())
       JOIN interop_messages m ON m.recipient = i.agent AND m.id > greatest(i.delivered_id, c.delivered)
         AND NOT m.polled AND m.created_at < c.cutoff
       GROUP BY i.agent, i.delivered_id, c.delivered, c.cutoff

@@ -6,7 +6,7 @@ import type { Fragment, Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { BROKER_CONNECTION, HEARTBEAT_MS } from "./postgres_registry.ts";
-import { type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
+import { agentRemoved, type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
 
 /** The channel every commit that stores messages notifies: `{"b": broker id, "a": [recipients]}`, or `a: "*"`. */
 export const COMMITS = "interop";
@@ -79,16 +79,16 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string): Promise<Envelope[]> {
+  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string, leaseLost?: () => void): Promise<Envelope[]> {
     const own = lease ?? null;
     return this.#context.transaction("take messages", async (tx) => {
       // The cursor row first: takers, claimers and leasers of one inbox go one at a time, and the next statement's
       // snapshot sees what the one before committed. NO KEY UPDATE, as a claim's UPDATE takes: FOR UPDATE would also
       // wait for the publishes to the inbox, which hold its row (FOR KEY SHARE) until their COMMIT. Both statements
       // judge the lease by the transaction's now(): the one refuses what the other leaves untaken.
-      const locked = tx<{ leased_for: number | null }[]>`
+      const locked = tx<{ leased_for: number | null; held: boolean }[]>`
         SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
-          AS leased_for
+          AS leased_for, coalesce(lease_until > now() AND lease_id = ${own}, false) AS held
         FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx<MessageRow[]>`
         WITH m AS (
@@ -113,6 +113,7 @@ export class PostgresInboxes implements SharedInboxes {
         SELECT * FROM p ORDER BY id`.execute();
       const [[inbox], rows] = await Promise.all([locked, taken]);
       if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
+      judgeOwnLease(agent, inbox, own, leaseLost);
       return rows.map(toEnvelope);
     });
   }
@@ -160,13 +161,13 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  takeOne(agent: AgentName, id: number, lease?: string): Promise<boolean> {
+  takeOne(agent: AgentName, id: number, lease?: string, leaseLost?: () => void): Promise<boolean> {
     const own = lease ?? null;
     return this.#context.transaction("take a message", async (tx) => {
       // As in take: the row first, and both statements judge the lease by the transaction's now().
-      const locked = tx<{ leased_for: number | null }[]>`
+      const locked = tx<{ leased_for: number | null; held: boolean }[]>`
         SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
-          AS leased_for
+          AS leased_for, coalesce(lease_until > now() AND lease_id = ${own}, false) AS held
         FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
       const taken = tx<{ taken: boolean }[]>`
         WITH p AS (
@@ -185,6 +186,7 @@ export class PostgresInboxes implements SharedInboxes {
         SELECT EXISTS (SELECT 1 FROM p) AS taken`.execute();
       const [[inbox], [result]] = await Promise.all([locked, taken]);
       if (inbox?.leased_for != null) throw inboxLeased(agent, inbox.leased_for);
+      judgeOwnLease(agent, inbox, own, leaseLost);
       return result.taken;
     });
   }
@@ -367,4 +369,15 @@ export class PostgresInboxes implements SharedInboxes {
 export function notification(broker: string, recipients: AgentName[]): string {
   const text = JSON.stringify({ b: broker, a: recipients });
   return text.length <= MAX_NOTIFY_BYTES ? text : JSON.stringify({ b: broker, a: "*" });
+}
+
+/**
+ * What a take under the caller's lease (`own`) makes of the inbox's row as it locked it: gone, the operator removed
+ * the agent (on any broker, which this one may not have heard of yet) after the holder was shown what it takes; its
+ * lease no longer held (expired), `leaseLost` is told and the take goes on.
+ */
+function judgeOwnLease(agent: AgentName, inbox: { held: boolean } | undefined, own: string | null, leaseLost: (() => void) | undefined): void {
+  if (own === null) return;
+  if (inbox === undefined) throw agentRemoved(agent);
+  if (!inbox.held) leaseLost?.();
 }

@@ -150,6 +150,14 @@ export function inboxLeased(agent: AgentName, seconds: number): InteropError {
   );
 }
 
+/**
+ * The refusal of a read by a client that had `agent`'s inbox (it says so, or holds a lease on it) once the operator
+ * removed the agent: reading would create the inbox again.
+ */
+export function agentRemoved(agent: AgentName): InteropError {
+  return new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
+}
+
 /** Whether `error` is a take's or a lease's refusal for another reader's lease (`inboxLeased`). */
 export function isInboxLeased(error: unknown): boolean {
   return error instanceof InteropError && error.code === "inbox_leased";
@@ -193,9 +201,10 @@ export interface SharedInboxes {
   /**
    * Takes up to `limit` messages above the inbox's cursor (none above `upTo`), moving it: a poll or a wait. Refused
    * (`inboxLeased`) while a reader other than `lease`'s holder leases the inbox; `lease`, the caller's own, ends with
-   * the take (also one of no message: the reader showed none).
+   * the take (also one of no message: the reader showed none); a `lease` no longer held (expired) is told to
+   * `leaseLost`, and the take goes on.
    */
-  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string): Promise<Envelope[]>;
+  take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string, leaseLost?: () => void): Promise<Envelope[]>;
   /**
    * Leases the inbox to one reader for `seconds` (see `InboxLeases`), once the takes in progress committed, so what
    * the reader peeks next is what no one else takes; `renewing` the caller's own lease, still held, extends it from
@@ -211,9 +220,10 @@ export interface SharedInboxes {
    * while a reader leases the inbox: that reader may have shown it, and takes it with its page (an ask's reply; a
    * withdrawal by its sender, which would leave the reader having shown a message its sender cancelled). With
    * `lease`, the caller's own, it is taken under that lease, which ends with the take (also one that took nothing):
-   * what a leased reply wait showed (`/poll?take=ID&lease_id=`).
+   * what a leased reply wait showed (`/poll?take=ID&lease_id=`); a `lease` no longer held is told to `leaseLost`, as
+   * `take` tells it.
    */
-  takeOne(agent: AgentName, id: number, lease?: string): Promise<boolean>;
+  takeOne(agent: AgentName, id: number, lease?: string, leaseLost?: () => void): Promise<boolean>;
   /**
    * Records that a waiter on this broker awaits the reply to `questionId` in `agent`'s inbox, for `ms` at most:
    * meanwhile every in-order read of the inbox (`MessageStore.readAfter`, `take` without the caller's lease, on

@@ -19,7 +19,7 @@ test("watchListener() keeps its probes from the server's connection listeners an
     for (const socket of [...handed, ...clients]) socket.destroy();
     server.close();
   });
-  let watch: ReturnType<typeof watchListener> | undefined;
+  let watch: ReturnType<typeof watchListener> | undefined = undefined;
   await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
   watch = watchListener(server, (error) => relistened.push(error), 20);
   // Added after the watch, so not sorted by it: this one sees every connection the listener accepts, probes too.

@@ -184,7 +184,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
       );
     // The ids' store: a client that keeps ids can tell when a broker holds another store's.
     const headers = { "interop-store": broker.storeId, ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }), ...answer.headers() };
-    return jsonTextResponse(200, answer.jsonArray(messages), headers);
+    return jsonTextResponse(200, await answer.body(messages), headers);
   });
 }
 
@@ -202,7 +202,7 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
   return await heldAnswer(answer, async () => {
     // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
     const entries = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")), answer);
-    return jsonTextResponse(200, answer.jsonArray(entries), answer.headers());
+    return jsonTextResponse(200, await answer.body(entries), answer.headers());
   });
 }
 

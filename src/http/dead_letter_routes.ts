@@ -26,6 +26,6 @@ export async function listDeadLetters(broker: Broker, request: IncomingRequest, 
   return await heldAnswer(answer, async () => {
     // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
     const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")), answer);
-    return jsonTextResponse(200, answer.jsonArray(letters), answer.headers());
+    return jsonTextResponse(200, await answer.body(letters), answer.headers());
   });
 }

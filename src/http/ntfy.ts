@@ -183,7 +183,7 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
       return {
         status: 200,
         headers: { "content-type": streamFormat.contentType, "cache-control": "no-store", ...answer.headers() },
-        body: answer.texts(messages).join(""),
+        body: await answer.body(messages, "", "", ""),
       };
     });
   }

@@ -207,7 +207,7 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
       ...(leaseLost ? { [LEASE_LOST_HEADER]: "true" } : {}),
       ...answer.headers(),
     };
-    return jsonTextResponse(200, answer.jsonArray(messages), headers);
+    return jsonTextResponse(200, await answer.body(messages), headers);
   });
 }
 
@@ -225,7 +225,7 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
   return await heldAnswer(answer, async () => {
     // The newest that fit in one answer (a 500 would show the dashboard nothing of the inbox), oldest first.
     const entries = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")), answer);
-    return jsonTextResponse(200, answer.jsonArray(entries), answer.headers());
+    return jsonTextResponse(200, await answer.body(entries), answer.headers());
   });
 }
 

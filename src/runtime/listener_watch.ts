@@ -13,10 +13,14 @@ export interface ListenerWatch {
   stop(): void;
 }
 
+type ConnectionListener = (socket: Socket) => void;
+
 /**
  * Every `periodMs` in which `server` accepted nothing, one connection to itself; if that is not accepted within
  * `periodMs` either, the server listens again on its address (connections it holds are kept) and `relistened` is
- * told. Call once the server listens, after every other "connection" listener is in place.
+ * told. Call once the server listens, after every other "connection" listener is in place: those listeners are
+ * never handed the probe, so it takes no place under the connection cap (a probe counted there closed the oldest
+ * idle connection of a full cap).
  */
 export function watchListener(server: Server, relistened: (error?: Error) => void, periodMs = LISTENER_CHECK_MS): ListenerWatch {
   const { address, port } = server.address() as AddressInfo;
@@ -38,13 +42,14 @@ export function watchListener(server: Server, relistened: (error?: Error) => voi
     probe?.destroy();
     probe = undefined;
   };
-  server.on("connection", () => void accepted++);
+  const sorter = sortOutProbe(server, () => void accepted++);
   const check = () => {
     if (down) return again();
     if (probe !== undefined) return;
     if (accepted !== seen || !server.listening) return void (seen = accepted);
     const before = accepted;
     probe = connect({ port, host: address }).on("error", () => {});
+    sorter.probing(probe);
     const settle = (due: number) => {
       waiting = setTimeout(() => {
         // A timer late by much was held up by a busy event loop (building a big answer takes a second or more):
@@ -69,9 +74,70 @@ export function watchListener(server: Server, relistened: (error?: Error) => voi
       clearTimeout(waiting);
       clearImmediate(settling);
       endProbe();
+      sorter.handOver();
     },
   };
 }
+
+interface ProbeSorter {
+  /** `probe` is on its way: connections accepted until its own address is known are held back. */
+  probing(probe: Socket): void;
+  /** Hands every connection held back to the server's listeners. */
+  handOver(): void;
+}
+
+/**
+ * Takes the server's accepted connections before its "connection" listeners and keeps the probe from them (it is
+ * closed at once). The probe is known by its local address, which its "connect" tells only after the server has
+ * accepted it (on Node and Deno alike): connections accepted in between wait for that, a moment.
+ */
+function sortOutProbe(server: Server, accepted: () => void): ProbeSorter {
+  const listeners = server.listeners("connection") as ConnectionListener[];
+  server.removeAllListeners("connection");
+  const handOn = (socket: Socket) => listeners.forEach((listener) => listener.call(server, socket));
+  let probe: Socket | undefined;
+  let held: Socket[] = [];
+  const isProbe = (socket: Socket) =>
+    probe !== undefined && socket.remotePort === probe.localPort && sameHost(socket.remoteAddress, probe.localAddress);
+  const sort = (socket: Socket) => {
+    if (!isProbe(socket)) return handOn(socket);
+    probe = undefined;
+    socket.destroy();
+  };
+  const handOver = () => {
+    const sockets = held;
+    held = [];
+    for (const socket of sockets) {
+      socket.off("error", ignore);
+      // One gone meanwhile is nobody's: handed on, it would be counted under the cap for good (its "close" is past).
+      if (!socket.destroyed) sort(socket);
+    }
+  };
+  server.on("connection", (socket: Socket) => {
+    accepted();
+    if (probe === undefined || probe.localPort !== undefined) return sort(socket);
+    // Not yet read by anyone, so no byte is lost; an error meanwhile destroys it, and it is dropped.
+    held.push(socket.on("error", ignore));
+  });
+  return {
+    probing(next) {
+      probe = next;
+      next.once("connect", handOver).once("close", () => {
+        if (probe === next) probe = undefined;
+        handOver();
+      });
+    },
+    handOver,
+  };
+}
+
+/** The same address as the other side sees it: an IPv4 peer of a dual-stack socket is written `::ffff:a.b.c.d`. */
+function sameHost(a: string | undefined, b: string | undefined): boolean {
+  const plain = (host: string | undefined) => host?.replace(/^::ffff:/, "");
+  return plain(a) === plain(b);
+}
+
+function ignore(): void {}
 
 /** Closes the dead listening socket (not the connections: `net.Server`'s close, not `node:http`'s) and listens anew. */
 function listenAgain(server: Server, address: string, port: number, relistened: (error?: Error) => void): void {

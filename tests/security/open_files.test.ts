@@ -40,3 +40,19 @@ test("a broker that nobody connects to keeps listening as it is (Deno's listener
   assert.doesNotMatch(broker.log(), /listening again/);
   assert.equal((await fetch(`${broker.url}/status`)).status, 200);
 });
+
+test("a cap full of idle connections loses none of them to Deno's listener watch (its probe takes no place)", async (t) => {
+  const broker = await startBroker({ args: ["--max-connections", "20"] });
+  const idle: RawClient[] = [];
+  t.after(async () => {
+    for (const client of idle) client.socket.destroy();
+    await broker.cleanup();
+  });
+  // Connections that send nothing fill the cap on connections with no request (--max-connections, counted apart),
+  // where a new one closes the oldest: before, each probe after a quiet period was such a new one.
+  for (let i = 0; i < 20; i++) await rawClient(broker.url, "", (client) => idle.push(client));
+  // Four of the watch's periods: the first quiet one, then probes (a request here would itself close one).
+  await new Promise((resolve) => setTimeout(resolve, 4 * LISTENER_CHECK_MS + 500));
+  assert.deepEqual(idle.map((client) => client.closed()), idle.map(() => false), "every idle connection is still open");
+  assert.doesNotMatch(broker.log(), /listening again/);
+});

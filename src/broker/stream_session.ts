@@ -77,12 +77,14 @@ export class StreamSession {
    * (a live stream's usual case), so a delivery allocates no copy and no closure (this runs per stream per commit).
    */
   #fresh(envelopes: Envelope[]): Envelope[] {
-    for (let index = 0; index < envelopes.length; index++) {
-      const envelope = envelopes[index];
-      if (envelope.id > this.#lastSent && !this.#deps.isDelivered(envelope)) continue;
-      return envelopes.filter((envelope) => envelope.id > this.#lastSent && !this.#deps.isDelivered(envelope));
+    for (const envelope of envelopes) {
+      if (!this.#isFresh(envelope)) return envelopes.filter((candidate) => this.#isFresh(candidate));
     }
     return envelopes;
+  }
+
+  #isFresh(envelope: Envelope): boolean {
+    return envelope.id > this.#lastSent && !this.#deps.isDelivered(envelope);
   }
 
   /** Something was committed for this agent that was not offered (another broker wrote it): read the store. */

@@ -81,6 +81,33 @@ test("CommitQueue lets a stream's cursor moves ride the next publish's commit in
   assert.equal(inbox.lastSeen, 2004);
 });
 
+test("CommitQueue merges an agent's advisory changes noted between commits, alone or beside a change queued with update()", async (t) => {
+  const store = openStore(t);
+  const queue = new CommitQueue(store);
+  const stored = await queue.append([message({ n: 1 }), message({ n: 2 }), message({ n: 3 })]);
+  const [first, second, third] = stored.map((envelope) => envelope.id);
+
+  // Only advisory changes queued: the later cursor wins, the earlier last-seen time stays.
+  queue.note({ agent: openclaw, deliveredId: second, lastSeen: 2000 });
+  queue.note({ agent: openclaw, deliveredId: first });
+  await queue.drain();
+  let inboxes = new Map((await store.loadInboxes()).map((inbox) => [inbox.agent, inbox]));
+  assert.equal(inboxes.get(openclaw)?.deliveredId, second);
+  assert.equal(inboxes.get(openclaw)?.lastSeen, 2000);
+
+  // An inbox change queued for the same commit: each agent's advisory changes merge into it.
+  const updated = queue.update({ agent: hermes, create: true, lastSeen: 3000 });
+  queue.note({ agent: hermes, deliveredId: 7 });
+  queue.note({ agent: openclaw, deliveredId: third, lastSeen: 2500 });
+  await updated;
+  await queue.drain();
+  inboxes = new Map((await store.loadInboxes()).map((inbox) => [inbox.agent, inbox]));
+  assert.equal(inboxes.get(hermes)?.lastSeen, 3000, "the update() was committed");
+  assert.equal(inboxes.get(hermes)?.deliveredId, 7, "with the advisory cursor of the same agent");
+  assert.equal(inboxes.get(openclaw)?.deliveredId, third);
+  assert.equal(inboxes.get(openclaw)?.lastSeen, 2500);
+});
+
 test("CommitQueue commits a cursor move on its own when no publish comes to carry it", async (t) => {
   const store = openStore(t);
   let committed!: () => void;

@@ -85,10 +85,12 @@ export class CommitQueue {
   /**
    * Records an advisory inbox change (a stream's cursor, a last-seen time) with the next commit, or one of its own
    * within `ADVISORY_DELAY_MS`, without waiting for it: a failed commit surfaces on the next publish or poll, and
-   * these run per message.
+   * these run per message. The queue keeps `update` (each caller passes a literal of its own): an agent's first
+   * change is held as it is, not copied (a broadcast's delivery notes one per recipient).
    */
   note(update: InboxUpdate): void {
-    merge(this.#advisory, update);
+    if (this.#advisory.has(update.agent)) merge(this.#advisory, update);
+    else this.#advisory.set(update.agent, update);
     this.#advisoryTimer ??= setTimeout(() => this.#schedule(), ADVISORY_DELAY_MS);
   }
 
@@ -131,7 +133,9 @@ export class CommitQueue {
     this.#nextCommit = undefined;
     clearTimeout(this.#advisoryTimer);
     this.#advisoryTimer = undefined;
-    for (const update of this.#advisory.values()) merge(this.#inboxes, update);
+    // With no other change queued (a fan-out's commits), the advisory ones are the commit's as they are.
+    if (this.#inboxes.size === 0) this.#inboxes = this.#advisory;
+    else for (const update of this.#advisory.values()) merge(this.#inboxes, update);
     this.#advisory = new Map();
     const waiters = this.#waiters;
     const inboxWaiters = this.#inboxWaiters;

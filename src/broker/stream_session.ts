@@ -69,8 +69,22 @@ export class StreamSession {
       this.#offersWhileCatchingUp++;
       return;
     }
-    const fresh = envelopes.filter((envelope) => envelope.id > this.#lastSent && !this.#deps.isDelivered(envelope));
-    if (this.#write(fresh) > HIGH_WATER_BYTES) void this.#catchUp();
+    if (this.#write(this.#fresh(envelopes)) > HIGH_WATER_BYTES) void this.#catchUp();
+  }
+
+  /**
+   * The offered messages not yet sent here nor taken by another reader: the array itself when that is all of them
+   * (a live stream's usual case), so a delivery allocates no copy and no closure (this runs per stream per commit).
+   */
+  #fresh(envelopes: Envelope[]): Envelope[] {
+    for (const envelope of envelopes) {
+      if (!this.#isFresh(envelope)) return envelopes.filter((candidate) => this.#isFresh(candidate));
+    }
+    return envelopes;
+  }
+
+  #isFresh(envelope: Envelope): boolean {
+    return envelope.id > this.#lastSent && !this.#deps.isDelivered(envelope);
   }
 
   /** Something was committed for this agent that was not offered (another broker wrote it): read the store. */

@@ -250,7 +250,7 @@ export class Streams {
           this.#deps.sawId(envelopes[envelopes.length - 1].id);
           const now = this.#deps.now();
           // What it sends again is logged as it opens (`resentAfter`): a replay written later is no new write.
-          const firstSent = envelopes.find((envelope) => envelope.id > replayedUpTo);
+          const firstSent = firstAfter(envelopes, replayedUpTo);
           if (firstSent !== undefined && this.#recentWrites.wrote(agent, firstSent.id, now)) {
             this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
           }
@@ -292,4 +292,10 @@ export class Streams {
       (retry as { unref?: () => void }).unref?.();
     });
   }
+}
+
+/** The first of `envelopes` (in id order) with an id above `id`; a loop, not `find`: it runs per stream per commit. */
+function firstAfter(envelopes: Envelope[], id: number): Envelope | undefined {
+  for (let index = 0; index < envelopes.length; index++) if (envelopes[index].id > id) return envelopes[index];
+  return undefined;
 }

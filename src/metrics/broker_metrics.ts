@@ -98,10 +98,11 @@ export class BrokerMetrics implements BrokerObserver {
   delivered(envelope: Envelope): void {
     // A broadcast's copies are delivered one after the other with the same timestamp: it is parsed once.
     if (envelope.timestamp !== this.#lastTimestamp) this.#lastCreatedAt = Date.parse(this.#lastTimestamp = envelope.timestamp);
-    const latencyMs = Math.max(0, this.#now() - this.#lastCreatedAt);
+    const now = this.#now();
+    const latencyMs = Math.max(0, now - this.#lastCreatedAt);
     this.#delivered.inc({ agent: envelope.to });
     this.#deliverSeconds.observe(latencyMs / 1000);
-    const second = this.#second();
+    const second = this.#second(now);
     second.latencyMs += (latencyMs - second.latencyMs) / ++second.delivered;
   }
 
@@ -132,8 +133,9 @@ export class BrokerMetrics implements BrokerObserver {
     return this.#history.filter((second) => second.time >= since);
   }
 
-  #second(): Second {
-    const time = Math.floor(this.#now() / 1000) * 1000;
+  /** The history's entry for the second of `now` (read once by a caller that has it: a delivery reads it twice). */
+  #second(now = this.#now()): Second {
+    const time = Math.floor(now / 1000) * 1000;
     let last = this.#history.at(-1);
     if (last?.time !== time) {
       last = { time, published: 0, delivered: 0, latencyMs: 0 };

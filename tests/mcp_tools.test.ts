@@ -136,6 +136,44 @@ test("a poll still in flight when the session ends: its messages are parked once
   assert.deepEqual(errors, []);
 });
 
+test("a cancelled call that ends while the session's end parks what was held: what it took is parked too", async () => {
+  // OpenClaw ends the session right after aborting a turn: a cancelled call may still be ending (its take answering)
+  // while the end of the session parks what an earlier cancelled call left held.
+  const polled = new Map([[7, signal()], [8, signal()]]);
+  const answered = new Map([[7, signal()], [8, signal()]]);
+  const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
+  let shown = 6;
+  const parked: number[] = [];
+  const broker = {
+    peek: () => Promise.resolve({ messages: [message(++shown)], more: false, lease: `lease-${shown}` }),
+    poll: async (_agent: string, _limit: number, upTo: number) => {
+      polled.get(upTo)!.resolve();
+      await answered.get(upTo)!.promise;
+      return [message(upTo)];
+    },
+    parkDeadLetter: async (_agent: string, id: number) => {
+      if (id === 7) {
+        // 8's take answers while 7 is being parked, and its call ends (the rest of it runs in microtasks).
+        answered.get(8)!.resolve();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      parked.push(id);
+      return {};
+    },
+  } as unknown as BrokerClient;
+  const { client, server, parkUnreturned, errors } = await connectTools(broker);
+  await cancelInboxWhilePolling(client, polled.get(7)!.promise);
+  await cancelInboxWhilePolling(client, polled.get(8)!.promise);
+  // 7's take answers after its cancel: held, for the end of the session to park.
+  answered.get(7)!.resolve();
+  await new Promise((resolve) => setImmediate(resolve));
+  await client.close();
+  await server.close();
+  assert.equal(await parkUnreturned(), true);
+  assert.deepEqual(parked, [7, 8]);
+  assert.deepEqual(errors, []);
+});
+
 test("a message that cannot be parked at the session's end does not stop the others being parked", async () => {
   const answer = signal();
   // 5 was removed by retention meanwhile (or the broker blipped): the broker refuses to park it.

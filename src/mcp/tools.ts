@@ -333,6 +333,9 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     // poll of a cancelled wait in flight may end, and a kill before the parking loses what was held.
     await parkHeld();
     const stillRunning = await settledWithin(running, SESSION_END_GRACE_MS, parkHeld);
+    // A call that ended while the first parking was at the broker held what it took after that parking's drain,
+    // and had left `running` before settledWithin looked: parked now, or it would exit with the process.
+    await parkHeld();
     if (stillRunning > 0) {
       log.error(`${stillRunning} tool calls still running after ${SESSION_END_GRACE_MS / 1000} s: what they take is neither returned nor parked`);
     }

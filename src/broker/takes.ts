@@ -160,9 +160,7 @@ export class Takes {
     const inbox = await this.#inboxFor(agent, "read");
     const [reply] = this.#shared !== undefined
       ? await this.#shared.pendingReplies(agent, [questionId], 1)
-      : (await this.#store.readAfter(agent, inbox.deliveredId, REPLY_SCAN)).filter((envelope) =>
-        envelope.thread?.replyTo === questionId && this.#pendingIn(inbox, Infinity)(envelope)
-      );
+      : (await this.#store.readReplies(agent, questionId, inbox.deliveredId, REPLY_SCAN)).filter(this.#pendingIn(inbox, Infinity));
     if (reply !== undefined) answer?.fit([reply]);
     return reply;
   }
@@ -325,11 +323,9 @@ export class Takes {
   }
 
   async #handPending(inbox: InboxRecord, questionId: number): Promise<void> {
-    const pending = await this.#store.readAfter(inbox.agent, inbox.deliveredId, REPLY_SCAN);
+    const replies = await this.#store.readReplies(inbox.agent, questionId, inbox.deliveredId, REPLY_SCAN);
     // Looked for in the turn that takes it: a poll or a stream may have delivered it meanwhile.
-    const reply = pending.find((envelope) =>
-      envelope.thread?.replyTo === questionId && envelope.id > inbox.deliveredId && !this.taken.has(envelope.id)
-    );
+    const reply = replies.find(this.#pendingIn(inbox, Infinity));
     const hand = reply === undefined ? undefined : this.#waiters.reserve(inbox.agent, questionId);
     if (hand === undefined) return;
     this.take(reply!);

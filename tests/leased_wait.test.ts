@@ -140,3 +140,20 @@ test("a reply wait, leased or taking, finds the reply behind more pending messag
   assert.deepEqual(await broker.leases.take(leo, again!.lease, (own) => broker.poll(leo, 1, { shownUpTo: 0, lease: own })), []);
   assert.equal((await broker.waitForReply(leo, question.id, 10_000))?.id, reply.id);
 });
+
+test("a reply a leased reply wait awaits goes to it as it arrives, not to a taking wait on the same inbox", async (t) => {
+  const broker = await openBroker(t);
+  await broker.addAgent(leo);
+  const { envelopes: [question] } = await broker.publish(leo, ann, { text: "deploy?" });
+  // `interop mcp`'s ask while another reader of the inbox waits (`interop wait`): a taking reply wait, which the
+  // leased one replaced, was handed the reply first.
+  const shown = leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  const taking = broker.wait(leo, 10_000);
+  while (broker.status().agents[leo]?.waiting !== 2) await new Promise((resolve) => setImmediate(resolve));
+  const { envelopes: [reply] } = await broker.publish(ann, leo, { text: "yes" }, { replyTo: question.id });
+  assert.equal((await shown)?.message.id, reply.id);
+  // The taking wait has the next message, in order behind the reply shown and not taken.
+  const { envelopes: [next] } = await broker.publish(ann, leo, { text: "next" });
+  assert.equal((await taking)?.id, next.id);
+  assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [reply.id]);
+});

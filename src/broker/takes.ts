@@ -207,15 +207,24 @@ export class Takes {
 
   /**
    * Runs `work` (a leased wait for the reply to `questionId`) with the reply recorded as awaited on a shared store,
-   * so that no in-order reader on any broker takes it before `work` shows it (see `#waitForSharedReply`); the record
-   * ends with `work`, and a reply left untaken is then an ordinary message.
+   * so that no in-order reader on any broker takes it before `work` shows it (see `#waitForSharedReply`); on a broker
+   * of its own, so that no taking wait is handed it as it commits (`Waiters.showing`). The record ends with `work`,
+   * and a reply left untaken is then an ordinary message.
    */
   async awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T> {
-    const record = this.#shared === undefined ? undefined : await this.recordAwait(agent, questionId, timeoutMs);
+    if (this.#shared === undefined) {
+      const done = this.#waiters.showing(agent, questionId);
+      try {
+        return await work();
+      } finally {
+        done();
+      }
+    }
+    const record = await this.recordAwait(agent, questionId, timeoutMs);
     try {
       return await work();
     } finally {
-      if (record !== undefined) void this.#shared!.endAwait(agent, record).catch(() => {});
+      if (record !== undefined) void this.#shared.endAwait(agent, record).catch(() => {});
     }
   }
 

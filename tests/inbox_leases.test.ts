@@ -140,7 +140,7 @@ test("an awaited reply whose hand-off after a lease fails in the store answers t
   const started = performance.now();
   const waiting = broker.waitForReply(hermes, question.id, 3_000);
   await refused.promise;
-  store.readAfter = () => Promise.reject(new InteropError("storage_unavailable", "Storage unavailable: disk I/O error"));
+  store.readReplies = () => Promise.reject(new InteropError("storage_unavailable", "Storage unavailable: disk I/O error"));
   broker.leases.end(hermes, lease);
   await assert.rejects(waiting, (error) => error instanceof InteropError && error.code === "storage_unavailable");
   assert.ok(performance.now() - started < 2_000, "the asker waited out its timeout");

@@ -5,8 +5,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Broker } from "../src/broker/broker.ts";
+import type { BrokerOptions } from "../src/broker/broker_options.ts";
 import { leasedWait } from "../src/broker/leased_wait.ts";
+import { REPLY_SCAN } from "../src/broker/shared_waiters.ts";
 import { parseAgentName } from "../src/message.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
@@ -14,10 +17,10 @@ import { tempDir } from "./helpers/cli.ts";
 const leo = parseAgentName("leo");
 const ann = parseAgentName("ann");
 
-async function openBroker(t: { after(fn: () => unknown): void }): Promise<Broker> {
+async function openBroker(t: { after(fn: () => unknown): void }, overrides: Partial<BrokerOptions> = {}): Promise<Broker> {
   const dir = tempDir();
   t.after(dir.cleanup);
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path));
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, overrides));
   t.after(() => broker.close());
   return broker;
 }
@@ -118,4 +121,39 @@ test("a leased reply wait whose client was cancelled leaves the reply in the inb
   const again = await broker.leases.acquire(leo, 30);
   assert.equal(await broker.leases.take(leo, again, (own) => broker.takeOne(leo, shown!.message.id, { lease: own })), undefined);
   await broker.leases.acquire(leo, 30);
+});
+
+test("a reply wait, leased or taking, finds the reply behind more pending messages than a reply scan reads", async (t) => {
+  const broker = await openBroker(t, { maxPending: uniform(REPLY_SCAN * 2) });
+  // An agent that asks while its inbox holds a backlog (`interop mcp`'s ask, with broadcasts left unread).
+  await broker.publishBatch(ann, leo, Array.from({ length: REPLY_SCAN + 10 }, (_, index) => ({ text: `backlog ${index}` })));
+  const { envelopes: [question] } = await broker.publish(leo, ann, { text: "deploy?" });
+  // The reply arrives while the wait waits, and one already pending is shown at once.
+  const waiting = leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  const { envelopes: [reply] } = await broker.publish(ann, leo, { text: "yes" }, { replyTo: question.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  assert.deepEqual(await broker.leases.take(leo, shown!.lease, (own) => broker.poll(leo, 1, { shownUpTo: 0, lease: own })), []);
+  const again = await leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  assert.equal(again?.message.id, reply.id);
+  // A taking reply wait (`/wait?reply_to=`) finds it there too, once the lease ends.
+  assert.deepEqual(await broker.leases.take(leo, again!.lease, (own) => broker.poll(leo, 1, { shownUpTo: 0, lease: own })), []);
+  assert.equal((await broker.waitForReply(leo, question.id, 10_000))?.id, reply.id);
+});
+
+test("a reply a leased reply wait awaits goes to it as it arrives, not to a taking wait on the same inbox", async (t) => {
+  const broker = await openBroker(t);
+  await broker.addAgent(leo);
+  const { envelopes: [question] } = await broker.publish(leo, ann, { text: "deploy?" });
+  // `interop mcp`'s ask while another reader of the inbox waits (`interop wait`): a taking reply wait, which the
+  // leased one replaced, was handed the reply first.
+  const shown = leasedWait(broker, leo, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  const taking = broker.wait(leo, 10_000);
+  while (broker.status().agents[leo]?.waiting !== 2) await new Promise((resolve) => setImmediate(resolve));
+  const { envelopes: [reply] } = await broker.publish(ann, leo, { text: "yes" }, { replyTo: question.id });
+  assert.equal((await shown)?.message.id, reply.id);
+  // The taking wait has the next message, in order behind the reply shown and not taken.
+  const { envelopes: [next] } = await broker.publish(ann, leo, { text: "next" });
+  assert.equal((await taking)?.id, next.id);
+  assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [reply.id]);
 });

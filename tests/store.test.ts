@@ -106,6 +106,34 @@ function contract({ name, lockedCode, place }: Backend): void {
     await open("relaxed");
   });
 
+  test(`${name} reads the replies to one question in an inbox by the question, leaving out polled ones`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open("relaxed");
+    const [question] = await store.write({
+      messages: [{ from: hermes, to: openclaw, payload: { n: 0 }, createdAt: 1 }],
+      inboxes: [{ agent: hermes, create: true, deliveredId: 0 }, { agent: openclaw, create: true, deliveredId: 0 }],
+    });
+    const thread = { replyTo: question.id, conversation: question.id, hops: 1 };
+    const stored = await store.write({
+      messages: [
+        { from: openclaw, to: hermes, payload: { n: 1 }, createdAt: 2 },
+        { from: openclaw, to: hermes, payload: { n: 2 }, createdAt: 3, thread },
+        { from: hermes, to: openclaw, payload: { n: 3 }, createdAt: 4, thread },
+        { from: openclaw, to: hermes, payload: { n: 4 }, createdAt: 5, thread },
+        { from: openclaw, to: hermes, payload: { n: 5 }, createdAt: 6, thread },
+      ],
+      inboxes: [],
+    });
+    const ids = stored.map((envelope) => envelope.id);
+    const replies = async (afterId: number, limit: number) => (await store.readReplies(hermes, question.id, afterId, limit)).map((envelope) => envelope.id);
+    assert.deepEqual(await replies(0, 10), [ids[1], ids[3], ids[4]]);
+    assert.deepEqual(await replies(ids[1], 1), [ids[3]]);
+    await store.write({ messages: [], inboxes: [{ agent: hermes, polled: [{ after: ids[3] - 1, upTo: ids[3] }] }] });
+    assert.deepEqual(await replies(0, 10), [ids[1], ids[4]]);
+    assert.deepEqual((await store.readReplies(hermes, ids[0], 0, 10)), [], "a message no one answered");
+  });
+
   test(`${name} hides polled messages from replays and ids are never reused after pruning`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

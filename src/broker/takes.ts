@@ -160,9 +160,7 @@ export class Takes {
     const inbox = await this.#inboxFor(agent, "read");
     const [reply] = this.#shared !== undefined
       ? await this.#shared.pendingReplies(agent, [questionId], 1)
-      : (await this.#store.readAfter(agent, inbox.deliveredId, REPLY_SCAN)).filter((envelope) =>
-        envelope.thread?.replyTo === questionId && this.#pendingIn(inbox, Infinity)(envelope)
-      );
+      : (await this.#store.readReplies(agent, questionId, inbox.deliveredId, REPLY_SCAN)).filter(this.#pendingIn(inbox, Infinity));
     if (reply !== undefined) answer?.fit([reply]);
     return reply;
   }
@@ -209,15 +207,24 @@ export class Takes {
 
   /**
    * Runs `work` (a leased wait for the reply to `questionId`) with the reply recorded as awaited on a shared store,
-   * so that no in-order reader on any broker takes it before `work` shows it (see `#waitForSharedReply`); the record
-   * ends with `work`, and a reply left untaken is then an ordinary message.
+   * so that no in-order reader on any broker takes it before `work` shows it (see `#waitForSharedReply`); on a broker
+   * of its own, so that no taking wait is handed it as it commits (`Waiters.showing`). The record ends with `work`,
+   * and a reply left untaken is then an ordinary message.
    */
   async awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T> {
-    const record = this.#shared === undefined ? undefined : await this.recordAwait(agent, questionId, timeoutMs);
+    if (this.#shared === undefined) {
+      const done = this.#waiters.showing(agent, questionId);
+      try {
+        return await work();
+      } finally {
+        done();
+      }
+    }
+    const record = await this.recordAwait(agent, questionId, timeoutMs);
     try {
       return await work();
     } finally {
-      if (record !== undefined) void this.#shared!.endAwait(agent, record).catch(() => {});
+      if (record !== undefined) void this.#shared.endAwait(agent, record).catch(() => {});
     }
   }
 
@@ -325,11 +332,9 @@ export class Takes {
   }
 
   async #handPending(inbox: InboxRecord, questionId: number): Promise<void> {
-    const pending = await this.#store.readAfter(inbox.agent, inbox.deliveredId, REPLY_SCAN);
+    const replies = await this.#store.readReplies(inbox.agent, questionId, inbox.deliveredId, REPLY_SCAN);
     // Looked for in the turn that takes it: a poll or a stream may have delivered it meanwhile.
-    const reply = pending.find((envelope) =>
-      envelope.thread?.replyTo === questionId && envelope.id > inbox.deliveredId && !this.taken.has(envelope.id)
-    );
+    const reply = replies.find(this.#pendingIn(inbox, Infinity));
     const hand = reply === undefined ? undefined : this.#waiters.reserve(inbox.agent, questionId);
     if (hand === undefined) return;
     this.take(reply!);

@@ -131,6 +131,14 @@ export class PostgresStore implements MessageStore {
         ORDER BY id LIMIT ${limit}`).map(toEnvelope));
   }
 
+  readReplies(agent: AgentName, questionId: number, afterId: number, limit: number): Promise<Envelope[]> {
+    return this.#read("read replies", async () =>
+      (await this.#sql<MessageRow[]>`
+        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+        WHERE recipient = ${agent} AND reply_to = ${questionId} AND id > ${afterId} AND NOT polled
+        ORDER BY id LIMIT ${limit}`).map(toEnvelope));
+  }
+
   readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Envelope[]> {
     return this.#read("read messages", async () =>
       (await this.#sql<MessageRow[]>`

@@ -51,6 +51,7 @@ export class SqliteStore implements MessageStore {
   #markPolled: StatementSync;
   #readAfter: StatementSync;
   #readTailAfter: StatementSync;
+  #readReplies: StatementSync;
   #markTailPolled: StatementSync;
   #joinIndex: StatementSync;
   /** Every message up to this id is in the per-recipient index; those after it are the tail, read by rowid. */
@@ -163,6 +164,10 @@ export class SqliteStore implements MessageStore {
     this.#readTailAfter = this.#db.prepare(`
       SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
       WHERE id > ? AND recipient = ? AND polled = 0 ORDER BY id LIMIT ?`);
+    // By messages_by_reply: the replies to one question are few, wherever they are in the inbox.
+    this.#readReplies = this.#db.prepare(`
+      SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
+      WHERE reply_to = ? AND recipient = ? AND id > ? AND polled = 0 ORDER BY id LIMIT ?`);
     this.#joinIndex = this.#db.prepare("UPDATE OR FAIL messages SET indexed = 1 WHERE id > ?");
   }
 
@@ -312,6 +317,12 @@ export class SqliteStore implements MessageStore {
       }
       return rows.map(toEnvelope);
     });
+  }
+
+  readReplies(agent: AgentName, questionId: number, afterId: number, limit: number): Promise<Envelope[]> {
+    return this.#attempt("read replies", () =>
+      (this.#readReplies.all(questionId, agent, afterId, limit) as unknown as MessageRow[]).map(toEnvelope)
+    );
   }
 
   readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Envelope[]> {

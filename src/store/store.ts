@@ -315,6 +315,11 @@ export interface MessageStore {
    */
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
   /**
+   * Up to `limit` replies to message `questionId` for `agent` with id > `afterId`, oldest first, leaving out those
+   * taken by a poll: found by the question, however many other messages come before them in the inbox.
+   */
+  readReplies(agent: AgentName, questionId: number, afterId: number, limit: number): Promise<Envelope[]>;
+  /**
    * The last `limit` messages for `agent` with an id below `beforeId` (default: any), delivered or not, oldest
    * first, leaving out those taken by a poll.
    */

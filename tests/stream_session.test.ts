@@ -5,38 +5,16 @@ import { setImmediate } from "node:timers";
 import { StreamSession } from "../src/broker/stream_session.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import type { AgentName, Envelope } from "../src/message.ts";
-import type { StreamSink } from "../src/runtime/types.ts";
+import { TextSink } from "./helpers/text_sink.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
-
-/** A sink that keeps what is written to it. */
-class RecordingSink implements StreamSink {
-  readonly written: string[] = [];
-  readonly #closing = new AbortController();
-  get closed(): AbortSignal {
-    return this.#closing.signal;
-  }
-  write(text: string): number {
-    this.written.push(text);
-    return 0;
-  }
-  drained(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): void {
-    this.#closing.abort();
-  }
-  destroy(): void {
-    this.#closing.abort();
-  }
-}
 
 const envelope = (id: number): Envelope => ({ id, from: hermes, to: openclaw, timestamp: "2026-12-01T00:00:00.000Z", payload: { n: id } });
 const ids = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
 
 test("StreamSession.offer writes only the offered messages the stream has not sent and no other reader took", async () => {
-  const sink = new RecordingSink();
+  const sink = new TextSink();
   const delivered: number[][] = [];
   const takenByAWait = new Set([7]);
   const session = new StreamSession(openclaw, 5, sink, {
@@ -52,13 +30,13 @@ test("StreamSession.offer writes only the offered messages the stream has not se
   session.start();
   // The replay (nothing to read) ends a few turns later; then the stream takes live messages.
   for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
-  sink.written.length = 0;
+  sink.writes.length = 0;
 
   session.offer([envelope(4), envelope(6), envelope(7)]);
   session.offer([envelope(8)]);
   session.offer([envelope(8), envelope(9)]);
   session.offer([envelope(9)]);
 
-  assert.deepEqual(sink.written.map(ids), [[6], [8], [9]], "each commit's fresh messages in one write, none twice");
+  assert.deepEqual(sink.writes.map(ids), [[6], [8], [9]], "each commit's fresh messages in one write, none twice");
   assert.deepEqual(delivered, [[6], [8], [9]]);
 });

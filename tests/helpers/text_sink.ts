@@ -3,6 +3,8 @@ import type { StreamSink } from "../../src/runtime/types.ts";
 
 export class TextSink implements StreamSink {
   text = "";
+  /** Each write's text, in order: what one write held (a commit's messages go out in one). */
+  readonly writes: string[] = [];
   readonly #closing = new AbortController();
 
   get closed(): AbortSignal {
@@ -10,7 +12,9 @@ export class TextSink implements StreamSink {
   }
 
   write(text: string): number {
-    if (!this.#closing.signal.aborted) this.text += text;
+    if (this.#closing.signal.aborted) return 0;
+    this.text += text;
+    this.writes.push(text);
     return 0;
   }
 

@@ -58,11 +58,10 @@ test("an awaited reply's end whose statement failed (its connection killed) is t
   await admin.begin(async (tx) => {
     await tx`SELECT 1 FROM interop_awaited_replies WHERE id = ${id} FOR UPDATE`;
     ended = storeA.shared.endAwait(hermes, id).then(() => "ended", (error: Error) => error);
-    const [blocked] = await waitFor(async () => {
-      const rows = await tx<{ pid: number }[]>`
-        SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM interop_awaited_replies%'`;
-      return rows.length > 0 ? rows : undefined;
-    }, 10_000, "the end's DELETE waiting for the row");
+    const blocked = await waitFor(async () =>
+      (await tx<{ pid: number }[]>`
+        SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM interop_awaited_replies%'`)[0],
+      10_000, "the end's DELETE waiting for the row");
     await tx`SELECT pg_terminate_backend(${blocked.pid})`;
   });
   assert.equal(await ended, "ended");

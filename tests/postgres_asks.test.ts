@@ -67,3 +67,17 @@ test("an awaited reply's end whose statement failed (its connection killed) is t
   assert.equal(await ended, "ended");
   assert.equal((await admin`SELECT id FROM interop_awaited_replies`).length, 0, "the record is left");
 });
+
+test("an ask refused before its commit (unknown agent) ends no record: no statement, no wake-up of every broker's readers", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, storeA } = brokers;
+  let ends = 0;
+  const endAwait = storeA.shared.endAwait.bind(storeA.shared);
+  storeA.shared.endAwait = (...args) => {
+    ends++;
+    return endAwait(...args);
+  };
+  await assert.rejects(a.ask(hermes, "nobody" as AgentName, { q: "ping" }, 20_000), { code: "unknown_agent" });
+  assert.equal(ends, 0);
+});

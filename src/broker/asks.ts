@@ -1,4 +1,5 @@
 /** An ask (`/ask`): a question published and the reply to it waited for, on this broker or across a shared store's. */
+import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
@@ -48,8 +49,9 @@ export async function publishQuestion(
     published = await deps.publish(from, to, payload, { ...options, awaited });
   } catch (error) {
     // A commit in doubt whose outcome could not be read back may have stored the record: it would hold the reply
-    // from every reader until the wait's timeout.
-    if (awaited !== undefined) void deps.shared!.endAwait(from, awaited.id).catch(() => {});
+    // from every reader until the wait's timeout. A refusal (unknown agent, full inbox, rate) stored nothing: ending
+    // it would cost a statement and wake every broker's readers of the inbox, for each refused ask.
+    if (awaited !== undefined && isStorageUnavailable(error)) void deps.shared!.endAwait(from, awaited.id).catch(() => {});
     throw error;
   }
   const [question] = published.envelopes;
@@ -84,4 +86,9 @@ export async function ask(
   // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
   const left = Math.max(0, deadline - Date.now());
   return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+}
+
+/** Whether `error` may hide a commit that happened: the store could not say (`CommitInDoubt`, an outage). */
+function isStorageUnavailable(error: unknown): boolean {
+  return error instanceof InteropError && error.code === "storage_unavailable";
 }

@@ -50,13 +50,20 @@ export async function ask(
     if (awaited !== undefined) void deps.shared!.endAwait(from, awaited.id).catch(() => {});
     throw error;
   }
-  const deadline = Date.now() + timeoutMs;
-  const settling = settled?.();
-  // Registered in the same turn as the commit: the reply cannot arrive before it.
-  if (settling === undefined && awaited === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
-  await settling;
-  // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
-  const left = Math.max(0, deadline - Date.now());
-  const recorded = awaited === undefined ? undefined : Promise.resolve(awaited.id);
-  return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+  // On a broker of its own, held from the asker's in-order readers from the commit on, as the record holds it on a
+  // shared store: a reply committed while the ask settles must wait in the inbox for it, not go to a stream.
+  const release = deps.takes.holdReply(from, question.id);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    const settling = settled?.();
+    // Registered in the same turn as the commit: the reply cannot arrive before it.
+    if (settling === undefined && awaited === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
+    await settling;
+    // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
+    const left = Math.max(0, deadline - Date.now());
+    const recorded = awaited === undefined ? undefined : Promise.resolve(awaited.id);
+    return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+  } finally {
+    release();
+  }
 }

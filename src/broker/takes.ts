@@ -189,7 +189,8 @@ export class Takes {
   /**
    * Takes message `id` of `agent`'s alone, out of order, committed before returning: what a leased reply wait
    * showed under `lease` (the store's take checks and ends it on a shared store; `Leases.take` does here).
-   * Undefined when it is no longer pending (a stream, which heeds no lease, delivered it meanwhile). With `answer`,
+   * Undefined when it is no longer pending (on a shared store a stream, which heeds no lease, may deliver it once the
+   * wait's record ended; here `AwaitedReplies` holds it until the lease ends). With `answer`,
    * it is encoded into it before the take commits; once `clientGone` aborts, nothing is taken.
    */
   async takeOne(

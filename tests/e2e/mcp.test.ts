@@ -120,9 +120,7 @@ test("interop mcp's ask gets its reply while interop listen runs on the same age
   const broker = await startBroker();
   const dir = tempDir();
   const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json")]);
-  let hermes: Client | undefined;
   t.after(async () => {
-    await hermes?.close();
     await stopAll(listen);
     await broker.cleanup();
     dir.cleanup();
@@ -132,7 +130,8 @@ test("interop mcp's ask gets its reply while interop listen runs on the same age
   const listened = () => stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line).text);
   const status = async () => await (await fetch(`${broker.url}/status`)).json();
   await waitFor(async () => (await status()).subscribers?.hermes, 10_000, "listen's stream");
-  hermes = await connect(broker.url, "hermes");
+  const hermes = await connect(broker.url, "hermes");
+  t.after(() => hermes.close());
   const asking = call(hermes, "ask", { to: "openclaw", text: "deploy?", timeout_seconds: 20 });
   // The question stored and the ask's long poll at the broker.
   const question = await waitFor(async () => {

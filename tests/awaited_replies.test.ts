@@ -175,3 +175,18 @@ test("an `interop mcp` wait that found nothing before an /ask's reply is shown w
   await waiting;
   assert.equal(shown, after.id);
 });
+
+test("a reader that showed the reply before a wait awaited it takes it with what it showed, as it printed them", async (t) => {
+  const broker = await openBroker(t);
+  const asked = await question(broker);
+  const [before, reply, after] = await answer(broker, asked);
+  // `interop poll`: a peek under a lease shows all three; then a /wait?reply_to= for the reply begins.
+  const lease = await broker.leases.acquire(hermes, 30);
+  assert.deepEqual((await broker.peek(hermes, 10)).map((envelope) => envelope.id), [before.id, reply.id, after.id]);
+  const waiting = broker.waitForReply(hermes, asked.id, 200);
+  const taken = await broker.leases.take(hermes, lease, () => broker.poll(hermes, 10, { shownUpTo: after.id }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [before.id, reply.id, after.id]);
+  // The reply was the reader's (it printed it): the wait gets nothing, and nothing is left to print again.
+  assert.equal(await waiting, undefined);
+  assert.deepEqual(await broker.poll(hermes, 10), []);
+});

@@ -417,7 +417,10 @@ export class Takes {
   #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
     const after = inbox.deliveredId;
     const keep = this.#pendingIn(inbox, shownUpTo);
-    const readAfter = (afterId: number, count: number) => this.#awaited.readAfter(inbox.agent, afterId, count);
+    // A take up to what its client showed takes what it showed (`interop poll`'s peek, perhaps from before a wait
+    // awaited a reply among it), as a lease holder's take on a shared store does; every other read stops before it.
+    const readAfter = (afterId: number, count: number) =>
+      shownUpTo === Infinity ? this.#awaited.readAfter(inbox.agent, afterId, count) : this.#store.readAfter(inbox.agent, afterId, count);
     return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
   }
 

@@ -132,10 +132,11 @@ test("a leased ask that times out before its reply leaves the stream reading on:
   assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
 });
 
-test("an /ask's reply committed while the ask settles waits in the inbox for it, not on the asker's stream", async (t) => {
-  const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
-  // The 20 ms an /ask waits to see whether its client closed with the request (client_settle.ts), held open here.
+/**
+ * hermes's /ask of openclaw, answered (with a message before the reply and one after) while the ask settles: the 20 ms
+ * it waits to see whether its client closed with the request (client_settle.ts), held open until `settle`.
+ */
+async function answeredWhileSettling(broker: Broker) {
   const settling = Promise.withResolvers<void>();
   const asked = Promise.withResolvers<void>();
   const asking = broker.ask(hermes, openclaw, { text: "deploy?" }, 10_000, undefined, () => {
@@ -145,9 +146,16 @@ test("an /ask's reply committed while the ask settles waits in the inbox for it,
   await asked.promise;
   const [question] = await broker.peek(openclaw, 1);
   const [before, reply, after] = await answer(broker, question);
+  return { asking, settle: () => settling.resolve(), before, reply, after };
+}
+
+test("an /ask's reply committed while the ask settles waits in the inbox for it, not on the asker's stream", async (t) => {
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const { asking, settle, before, reply, after } = await answeredWhileSettling(broker);
   await until(() => stream.ids().length > 0);
   assert.deepEqual(stream.ids(), [before.id]);
-  settling.resolve();
+  settle();
   assert.equal((await asking).reply?.id, reply.id);
   await until(() => stream.ids().length > 1);
   assert.deepEqual(stream.ids(), [before.id, after.id]);
@@ -155,22 +163,14 @@ test("an /ask's reply committed while the ask settles waits in the inbox for it,
 
 test("an `interop mcp` wait that found nothing before an /ask's reply is shown what follows it once the ask took it", async (t) => {
   const broker = await openBroker(t);
-  const settling = Promise.withResolvers<void>();
-  const asked = Promise.withResolvers<void>();
-  const asking = broker.ask(hermes, openclaw, { text: "deploy?" }, 10_000, undefined, () => {
-    asked.resolve();
-    return settling.promise;
-  });
-  await asked.promise;
-  const [question] = await broker.peek(openclaw, 1);
-  const [before, reply, after] = await answer(broker, question);
+  const { asking, settle, before, reply, after } = await answeredWhileSettling(broker);
   assert.deepEqual((await broker.poll(hermes, 10)).map((envelope) => envelope.id), [before.id]);
   // The leased wait `interop mcp`'s wait tool makes: nothing to show before the reply, so it waits.
   let shown: number | undefined;
   const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal).then((found) => (shown = found?.message.id));
   await broker.peek(hermes, 1);
   assert.equal(shown, undefined);
-  settling.resolve();
+  settle();
   assert.equal((await asking).reply?.id, reply.id);
   await waiting;
   assert.equal(shown, after.id);

@@ -60,7 +60,8 @@ export class Waiters {
 
   /**
    * Reserves a waiter of `agent` for a message taken from the store asynchronously (on a store several brokers
-   * share): the one waiting for a reply to `replyTo`, or with `replyTo` undefined one that takes any message.
+   * share; on a broker of its own, once a reply held from in-order readers is released): the one waiting for a reply
+   * to `replyTo`, or with `replyTo` undefined one that takes any message.
    * Undefined when there is none free.
    */
   reserve(agent: AgentName, replyTo: number | undefined): Hand | undefined {

@@ -3,7 +3,7 @@ import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
 import { AnswerMemory } from "./answer_memory.ts";
 import { AwaitedReplies } from "./awaited_replies.ts";
-import { ask, type AskDeps, type Asked } from "./asks.ts";
+import { ask, type AskDeps, type Asked, publishQuestion, type Question } from "./asks.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
@@ -295,9 +295,17 @@ export class Broker {
     return this.#takes.wait(agent, timeoutMs, clientGone);
   }
 
-  /** The reply to `agent`'s message `questionId`, taken out of order (see `Takes.waitForReply`). */
-  waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
-    return this.#takes.waitForReply(agent, questionId, timeoutMs, clientGone);
+  /**
+   * The reply to `agent`'s message `questionId`, taken out of order (see `Takes.waitForReply`); `recorded` is the
+   * record of the wait `publishQuestion` made, which the wait ends.
+   */
+  waitForReply(...args: Parameters<Takes["waitForReply"]>): Promise<Envelope | undefined> {
+    return this.#takes.waitForReply(...args);
+  }
+
+  /** Publishes a question whose reply `from` waits for, the wait recorded with it: see `publishQuestion` (asks.ts). */
+  publishQuestion(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, options?: PublishOptions): Promise<Question> {
+    return publishQuestion(this.#askDeps, from, to, payload, timeoutMs, options);
   }
 
   /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */

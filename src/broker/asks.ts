@@ -78,14 +78,21 @@ export async function ask(
   // The asker waits on its own inbox, as a reader does: the reply needs somewhere to go.
   await deps.inboxFor(from);
   const { question, recorded } = await publishQuestion(deps, from, to, payload, timeoutMs);
-  const deadline = Date.now() + timeoutMs;
-  const settling = settled?.();
-  // Registered in the same turn as the commit: the reply cannot arrive before it.
-  if (settling === undefined && recorded === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
-  await settling;
-  // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
-  const left = Math.max(0, deadline - Date.now());
-  return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+  // On a broker of its own, held from the asker's in-order readers from the commit on, as the record holds it on a
+  // shared store: a reply committed while the ask settles must wait in the inbox for it, not go to a stream.
+  const release = deps.takes.holdReply(from, question.id);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    const settling = settled?.();
+    // Registered in the same turn as the commit: the reply cannot arrive before it.
+    if (settling === undefined && recorded === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
+    await settling;
+    // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
+    const left = Math.max(0, deadline - Date.now());
+    return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+  } finally {
+    release();
+  }
 }
 
 /** Whether `error` may hide a commit that happened: the store could not say (`CommitInDoubt`, an outage). */

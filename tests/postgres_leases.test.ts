@@ -265,3 +265,31 @@ test("a leased reply wait's reply left untaken (its client was cancelled) is an 
   await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 0, 5_000, "the record's end");
   assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.payload.text), ["yes"]);
 });
+
+test("a leased reply wait's hold lasts until its client's take, on every broker: readers elsewhere stop before the reply till then", async (t) => {
+  // The record ended when the wait answered: between that answer and the client's take=ID, a stream on any broker
+  // could take the reply, and interop mcp's ask answered "No reply" after its timeout (pglease30).
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  await a.addAgent(hermes);
+  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
+  // A wait shorter than the time to its take: the record must outlast it, held by the lease.
+  const waiting = leasedWait(a, openclaw, 30, 1_000, new AbortController().signal, { replyTo: question.id });
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 1, 5_000, "the wait's record");
+  const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
+  const { envelopes: [after] } = await b.publish(hermes, openclaw, { text: "after" });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  // Past the wait's own timeout, and past the end its record had (the wait's end)...
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  // ...a reader that heeds no lease (a stream's read, a peek) on either broker still stops before the reply.
+  assert.deepEqual(await b.peek(openclaw, 10), [], "B's reader stops before the reply");
+  assert.deepEqual(await a.peek(openclaw, 10), [], "A's reader stops before the reply");
+  const taken = await a.leases.take(openclaw, shown!.lease, (own) => a.takeOne(openclaw, reply.id, { lease: own }));
+  assert.equal(taken?.id, reply.id);
+  // The take ended the lease, and with it the hold: what follows the reply is read on every broker.
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 0, 5_000, "the record's end");
+  assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [after.id]);
+});

@@ -342,11 +342,11 @@ export class Broker {
   awaitingReply<T>(
     agent: AgentName,
     questionId: number,
-    timeoutMs: number,
+    holdMs: number,
     work: () => Promise<T>,
     keep?: (result: T) => Promise<void> | undefined,
   ): Promise<T> {
-    return this.#takes.awaitingReply(agent, questionId, timeoutMs, work, keep);
+    return this.#takes.awaitingReply(agent, questionId, holdMs, work, keep);
   }
 
   /**

@@ -19,13 +19,13 @@ export interface LeasedWaitBroker {
   peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]>;
   peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined>;
   /**
-   * Runs `work` with the reply to `questionId` held from in-order readers (an awaited reply); on a broker of its own,
-   * held on until what `keep` returns for `work`'s result resolves.
+   * Runs `work` with the reply to `questionId` held from in-order readers (an awaited reply), held on until what
+   * `keep` returns for `work`'s result resolves; a shared store's record, for `holdMs` at most.
    */
   awaitingReply<T>(
     agent: AgentName,
     questionId: number,
-    timeoutMs: number,
+    holdMs: number,
     work: () => Promise<T>,
     keep?: (result: T) => Promise<void> | undefined,
   ): Promise<T>;
@@ -44,8 +44,8 @@ export interface LeasedWaitOptions {
   /**
    * The reply to the agent's message with this id is shown instead, wherever it is in the inbox; it is held as
    * awaited meanwhile, so no in-order reader (a stream, a poll, another wait; on a shared store, on any broker) takes
-   * it first. On a broker of its own the hold lasts until the lease it was shown under ends, so it is still there for
-   * the client's take; a shared store's record ends with the wait.
+   * it first. The hold lasts until the lease it was shown under ends (a take, one of nothing, its expiry, the agent's
+   * removal), so it is still there for the client's take, which may come through any broker.
    */
   replyTo?: number;
 }
@@ -65,10 +65,11 @@ export function leasedWait(
 ): Promise<Shown | undefined> {
   return counted(broker, agent, timeoutMs, until, (done) => {
     if (replyTo === undefined) return showNext(broker, agent, leaseSeconds, done, async () => (await broker.peek(agent, 1, answer))[0]);
+    // The lease begins before the wait's end, so it ends within the wait's timeout and its own length.
     return broker.awaitingReply(
       agent,
       replyTo,
-      timeoutMs,
+      timeoutMs + leaseSeconds * 1000,
       () => showNext(broker, agent, leaseSeconds, done, () => broker.peekReply(agent, replyTo, answer)),
       (shown) => shown === undefined ? undefined : broker.leases.whenFree(agent, broker.stopping),
     );

@@ -189,8 +189,8 @@ export class Takes {
   /**
    * Takes message `id` of `agent`'s alone, out of order, committed before returning: what a leased reply wait
    * showed under `lease` (the store's take checks and ends it on a shared store; `Leases.take` does here).
-   * Undefined when it is no longer pending (on a shared store a stream, which heeds no lease, may deliver it once the
-   * wait's record ended; here `AwaitedReplies` holds it until the lease ends). With `answer`,
+   * Undefined when it is no longer pending (the wait held it from in-order readers until the lease ended: a stream,
+   * which heeds no lease, may deliver it once the lease expired). With `answer`,
    * it is encoded into it before the take commits; once `clientGone` aborts, nothing is taken.
    */
   async takeOne(
@@ -231,35 +231,41 @@ export class Takes {
 
   /**
    * Runs `work` (a leased wait for the reply to `questionId`) with the reply recorded as awaited, so that no in-order
-   * reader takes it before `work` shows it: on a shared store, on any broker (see `#waitForSharedReply`). The record
-   * ends with `work`, and a reply left untaken is then an ordinary message; on a broker of its own, once what `keep`
-   * returns for `work`'s result resolves (the lease the reply was shown under ended: its client took it, or left it).
+   * reader takes it before `work` shows it: on a shared store, on any broker (see `#waitForSharedReply`). The hold
+   * lasts until what `keep` returns for `work`'s result resolves (the lease the reply was shown under ended: its
+   * client took it, or left it), or with `work` when it returns none; a reply left untaken is then an ordinary
+   * message. A shared store's record holds for `holdMs` at most (the wait's timeout and its lease's length).
    */
   async awaitingReply<T>(
     agent: AgentName,
     questionId: number,
-    timeoutMs: number,
+    holdMs: number,
     work: () => Promise<T>,
     keep?: (result: T) => Promise<void> | undefined,
   ): Promise<T> {
-    if (this.#shared === undefined) {
-      const release = this.#awaited.hold(agent, questionId);
-      let kept: Promise<void> | undefined;
-      try {
-        const result = await work();
-        kept = keep?.(result);
-        return result;
-      } finally {
-        if (kept === undefined) release();
-        else void kept.then(release, release);
-      }
-    }
-    const record = await this.recordAwait(agent, questionId, timeoutMs);
+    const release = await this.#holdAwaited(agent, questionId, holdMs);
+    let kept: Promise<void> | undefined;
     try {
-      return await work();
+      const result = await work();
+      kept = keep?.(result);
+      return result;
     } finally {
-      if (record !== undefined) void this.#shared.endAwait(agent, record).catch(() => {});
+      if (kept === undefined) release();
+      else void kept.then(release, release);
     }
+  }
+
+  /**
+   * Holds the reply to `agent`'s message `questionId` from in-order readers until the returned function is called:
+   * here (`AwaitedReplies`), or on a shared store by a record for `holdMs` at most.
+   */
+  async #holdAwaited(agent: AgentName, questionId: number, holdMs: number): Promise<() => void> {
+    if (this.#shared === undefined) return this.#awaited.hold(agent, questionId);
+    const shared = this.#shared;
+    const record = await this.recordAwait(agent, questionId, holdMs);
+    return () => {
+      if (record !== undefined) void shared.endAwait(agent, record).catch(() => {});
+    };
   }
 
   /**

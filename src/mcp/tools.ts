@@ -92,8 +92,7 @@ function replyUntilCancelled(client: BrokerClient, agent: AgentName, question: n
       await unlessRemoved(agent, client.poll(agent, 1, 0, shown.lease));
       return null;
     }
-    // Null: a stream had it meanwhile (one of a broker older than held replies, or on brokers sharing PostgreSQL,
-    // whose hold ends when the long poll answers).
+    // Null: a stream had it meanwhile (one of a broker older than held replies, or once the lease expired).
     return await unlessRemoved(agent, client.takeOne(agent, shown.message.interop.id, shown.lease));
   });
 }

@@ -122,7 +122,24 @@ test("a leased ask that leaves the reply (its call cancelled, or its client gone
   assert.equal(broker.status().agents[hermes]?.redelivered, 0);
 });
 
-test("a leased ask that times out before its reply leaves the stream reading on: the reply comes to it, in order", async (t) => {
+test("a leased ask's reply committed between two of its long polls waits for the next one, not on the asker's stream", async (t) => {
+  // The hold ended with the poll that showed nothing: the stream took the reply before interop mcp's ask polled again,
+  // and the ask answered "No reply" after its timeout (pglease30).
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const asked = await question(broker);
+  assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
+  const [before, reply, after] = await answer(broker, asked);
+  await until(() => stream.ids().length > 0);
+  assert.deepEqual(stream.ids(), [before.id]);
+  const shown = await leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
+  assert.equal(shown?.message.id, reply.id);
+  assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);
+  await until(() => stream.ids().length > 1);
+  assert.deepEqual(stream.ids(), [before.id, after.id]);
+});
+
+test("a leased ask that times out before its reply, and polls no more, leaves the stream reading on: the reply comes to it, in order", async (t) => {
   const broker = await openBroker(t);
   const stream = await listen(broker, hermes);
   const asked = await question(broker);

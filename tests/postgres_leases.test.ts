@@ -293,3 +293,20 @@ test("a leased reply wait's hold lasts until its client's take, on every broker:
   await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 0, 5_000, "the record's end");
   assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [after.id]);
 });
+
+test("a leased reply wait that showed nothing holds the reply on for its client's next wait, on every broker", async (t) => {
+  // Its record ended with the wait: a reply published between interop mcp's ask's long polls went to a reader of
+  // the asker's inbox on any broker, and the ask answered "No reply" after its timeout (pglease30).
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  await a.addAgent(hermes);
+  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
+  assert.equal(await leasedWait(a, openclaw, 30, 50, new AbortController().signal, { replyTo: question.id }), undefined);
+  const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
+  assert.deepEqual(await b.peek(openclaw, 10), [], "B's reader stops before the reply");
+  const shown = await leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  assert.equal(shown?.message.id, reply.id);
+  assert.equal((await b.leases.take(openclaw, shown!.lease, (own) => b.takeOne(openclaw, reply.id, { lease: own })))?.id, reply.id);
+});

@@ -6,10 +6,18 @@
  * agent's message Q instead, for the client to take alone with `/poll?take=ID&lease_id=` (`interop mcp`'s ask).
  */
 import type { AgentName, Envelope } from "../message.ts";
+import { sleep } from "../sleep.ts";
 import { isInboxLeased } from "../store/store.ts";
 import type { BrokerObserver } from "./observers.ts";
 import type { Leases } from "./inbox_leases.ts";
 import type { MessageAnswer } from "./message_answer.ts";
+
+/**
+ * How long a leased reply wait that showed nothing holds the reply on, in ms: its client's next long poll (`interop
+ * mcp`'s ask polls in slices of 5 s, so that a cancelled call ends soon without hanging one up) begins a round trip
+ * later, and a reply committed in between went to a stream or a poll of the inbox, the ask answering "No reply".
+ */
+export const REPOLL_GRACE_MS = 2_000;
 
 /** What a leased wait needs of the broker. */
 export interface LeasedWaitBroker {
@@ -45,7 +53,8 @@ export interface LeasedWaitOptions {
    * The reply to the agent's message with this id is shown instead, wherever it is in the inbox; it is held as
    * awaited meanwhile, so no in-order reader (a stream, a poll, another wait; on a shared store, on any broker) takes
    * it first. The hold lasts until the lease it was shown under ends (a take, one of nothing, its expiry, the agent's
-   * removal), so it is still there for the client's take, which may come through any broker.
+   * removal), so it is still there for the client's take, which may come through any broker. A wait that showed
+   * nothing holds it `REPOLL_GRACE_MS` more, for the client's next wait.
    */
   replyTo?: number;
 }
@@ -69,9 +78,9 @@ export function leasedWait(
     return broker.awaitingReply(
       agent,
       replyTo,
-      timeoutMs + leaseSeconds * 1000,
+      timeoutMs + Math.max(leaseSeconds * 1000, REPOLL_GRACE_MS),
       () => showNext(broker, agent, leaseSeconds, done, () => broker.peekReply(agent, replyTo, answer)),
-      (shown) => shown === undefined ? undefined : broker.leases.whenFree(agent, broker.stopping),
+      (shown) => shown === undefined ? sleep(REPOLL_GRACE_MS, broker.stopping) : broker.leases.whenFree(agent, broker.stopping),
     );
   });
 }

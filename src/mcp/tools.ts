@@ -76,7 +76,8 @@ function nextMessageUntilCancelled(client: BrokerClient, agent: AgentName, timeo
  * The reply to the agent's message `question` within `timeoutSeconds`, or null, read as wait reads: shown under a
  * lease on the inbox, then taken alone (out of order) only while the call is still live. One that a cancel
  * overtook on its way is not taken (the take of nothing ends the lease): it stays in the inbox as an ordinary
- * message, for the next inbox or wait call or the agent's next session.
+ * message, for the next inbox or wait call or the agent's next session. A long poll that found nothing holds the
+ * reply from the agent's other readers a moment more (the broker's REPOLL_GRACE_MS), for the next.
  */
 function replyUntilCancelled(client: BrokerClient, agent: AgentName, question: number, timeoutSeconds: number, cancel: AbortSignal) {
   return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds) => {

@@ -1,42 +1,15 @@
 // @ts-types: the SDK's subpath types need pointing at for Deno's checker (see src/cli/mcp.ts).
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.d.ts"
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.d.ts"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { startBroker, waitFor } from "../helpers/broker.ts";
-import { cliCommand, collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
-
-async function connect(url: string, agent: string): Promise<Client> {
-  const [command, prefix] = cliCommand();
-  const client = new Client({ name: "interop-test", version: "1.0.0" });
-  const transport = new StdioClientTransport({
-    command,
-    args: [...prefix, "mcp", "--agent", agent, "--url", url],
-    env: { ...process.env } as Record<string, string>,
-    stderr: "pipe",
-  });
-  try {
-    await client.connect(transport);
-  } catch (error) {
-    // The server process may be running although the handshake failed: no caller holds it to stop.
-    await transport.close();
-    throw error;
-  }
-  return client;
-}
-
-type ToolResult = { content: Array<{ type: string; text: string }>; isError?: boolean };
-
-async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
-  return await client.callTool({ name, arguments: args }) as ToolResult;
-}
+import { call, connect, type ToolResult } from "../helpers/mcp_client.ts";
 
 const json = (result: ToolResult) => JSON.parse(result.content[0].text);
 

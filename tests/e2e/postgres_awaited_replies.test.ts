@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
 import { brokersOnOneDatabase as onOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
+import { call, connect } from "../helpers/mcp_client.ts";
 import { openSse } from "../helpers/sse.ts";
 
 const cluster = sharedPostgres();
@@ -177,4 +178,35 @@ test("blocking and streaming A2A SendMessages on A answered at once from a strea
     assert.match(text, new RegExp(`"text":"pong round ${round}"`), `round ${round} (${method}): the call has its reply`);
   }
   await stillInOrder();
+});
+
+test("interop mcp's asks on A get their replies published on B, and hermes's stream on B carries what follows each, not the reply", async (t) => {
+  // Hermes's setup on a cluster: its MCP ask on one broker, interop listen on another. The ask's record ended when its
+  // long poll answered: B's stream, woken by that end, took the reply before the ask's take=ID, and the ask answered
+  // "No reply" after its timeout.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const stream = await openSse(`${b.url}/subscribe?agent=hermes`);
+  t.after(() => stream.close());
+  const hermes = await connect(a.url, "hermes");
+  t.after(() => hermes.close());
+  for (let round = 0; round < 3; round++) {
+    const asking = call(hermes, "ask", { to: "openclaw", json: { round }, timeout_seconds: 20 });
+    const question = await waitFor(async () => {
+      if ((await (await fetch(`${a.url}/status`)).json()).agents?.hermes?.waiting !== 1) return undefined;
+      return (await (await fetch(`${b.url}/poll?agent=openclaw`)).json())[0];
+    }, 10_000, `round ${round}: the question, and the ask's long poll on A`);
+    const replied = await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, {
+      method: "POST",
+      body: JSON.stringify({ a: `pong ${round}` }),
+    });
+    assert.equal(replied.status, 200, await replied.text());
+    const answered = await asking;
+    assert.ok(!answered.isError, `round ${round}: ${answered.content[0].text}`);
+    assert.equal(JSON.parse(answered.content[0].text).reply.a, `pong ${round}`);
+    assert.equal((await publish(b.url, "openclaw", "hermes", { after: round })).status, 200);
+    const [event] = await stream.take(1, 10_000);
+    assert.equal(JSON.parse(event.data).after, round, `round ${round}: the stream's next message, not the reply`);
+  }
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import postgres from "postgres";
 import type { AgentName } from "../src/message.ts";
 import { leasedWait } from "../src/broker/leased_wait.ts";
@@ -249,35 +249,44 @@ test("a leased reply wait on one broker is shown the reply published on another,
   assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.id), [earlier.id]);
 });
 
-test("a leased reply wait's reply left untaken (its client was cancelled) is an ordinary message on every broker", async (t) => {
+/** A and B with openclaw's and hermes's inboxes, and openclaw's question to hermes published through A. */
+async function askedOnA(t: TestContext) {
   const brokers = await twoBrokers(t);
-  if (brokers === undefined) return;
-  const { a, b, admin } = brokers;
-  await a.addAgent(openclaw);
-  await a.addAgent(hermes);
-  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
+  if (brokers === undefined) return undefined;
+  await brokers.a.addAgent(openclaw);
+  await brokers.a.addAgent(hermes);
+  const { envelopes: [question] } = await brokers.a.publish(openclaw, hermes, { text: "deploy?" });
+  return { ...brokers, question };
+}
+
+/** Resolves once `count` awaited-reply records hold openclaw's inbox. */
+async function recordsHeld(admin: postgres.Sql, count: number, what: string): Promise<void> {
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === count, 5_000, what);
+}
+
+test("a leased reply wait's reply left untaken (its client was cancelled) is an ordinary message on every broker", async (t) => {
+  const asked = await askedOnA(t);
+  if (asked === undefined) return;
+  const { a, b, admin, question } = asked;
   const waiting = leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
-  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 1, 5_000, "the wait's record");
+  await recordsHeld(admin, 1, "the wait's record");
   await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
   const shown = await waiting;
   assert.equal(shown?.message.payload.text, "yes");
   assert.deepEqual(await a.leases.take(openclaw, shown!.lease, (own) => a.poll(openclaw, 1, { shownUpTo: 0, lease: own })), []);
-  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 0, 5_000, "the record's end");
+  await recordsHeld(admin, 0, "the record's end");
   assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.payload.text), ["yes"]);
 });
 
 test("a leased reply wait's hold lasts until its client's take, on every broker: readers elsewhere stop before the reply till then", async (t) => {
   // The record ended when the wait answered: between that answer and the client's take=ID, a stream on any broker
   // could take the reply, and interop mcp's ask answered "No reply" after its timeout (pglease30).
-  const brokers = await twoBrokers(t);
-  if (brokers === undefined) return;
-  const { a, b, admin } = brokers;
-  await a.addAgent(openclaw);
-  await a.addAgent(hermes);
-  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
+  const asked = await askedOnA(t);
+  if (asked === undefined) return;
+  const { a, b, admin, question } = asked;
   // A wait shorter than the time to its take: the record must outlast it, held by the lease.
   const waiting = leasedWait(a, openclaw, 30, 1_000, new AbortController().signal, { replyTo: question.id });
-  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 1, 5_000, "the wait's record");
+  await recordsHeld(admin, 1, "the wait's record");
   const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
   const { envelopes: [after] } = await b.publish(hermes, openclaw, { text: "after" });
   const shown = await waiting;
@@ -290,19 +299,16 @@ test("a leased reply wait's hold lasts until its client's take, on every broker:
   const taken = await a.leases.take(openclaw, shown!.lease, (own) => a.takeOne(openclaw, reply.id, { lease: own }));
   assert.equal(taken?.id, reply.id);
   // The take ended the lease, and with it the hold: what follows the reply is read on every broker.
-  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 0, 5_000, "the record's end");
+  await recordsHeld(admin, 0, "the record's end");
   assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [after.id]);
 });
 
 test("a leased reply wait that showed nothing holds the reply on for its client's next wait, on every broker", async (t) => {
   // Its record ended with the wait: a reply published between interop mcp's ask's long polls went to a reader of
   // the asker's inbox on any broker, and the ask answered "No reply" after its timeout (pglease30).
-  const brokers = await twoBrokers(t);
-  if (brokers === undefined) return;
-  const { a, b } = brokers;
-  await a.addAgent(openclaw);
-  await a.addAgent(hermes);
-  const { envelopes: [question] } = await a.publish(openclaw, hermes, { text: "deploy?" });
+  const asked = await askedOnA(t);
+  if (asked === undefined) return;
+  const { a, b, question } = asked;
   assert.equal(await leasedWait(a, openclaw, 30, 50, new AbortController().signal, { replyTo: question.id }), undefined);
   const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
   assert.deepEqual(await b.peek(openclaw, 10), [], "B's reader stops before the reply");

@@ -3,6 +3,7 @@ import { InteropError } from "../errors.ts";
 import type { BrokerClient } from "../client/broker_client.ts";
 import { type AgentName, DEFAULT_POLL_LIMIT, type WireMessage } from "../message.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop poll — print an agent's pending messages
@@ -23,12 +24,16 @@ Options:
   -a, --agent AGENT   whose inbox (default $INTEROP_AGENT)
   --limit N           at most N messages (default: all, fetched ${DEFAULT_POLL_LIMIT} at a time)
   --peek              print them and take nothing
-  -j, --json          JSON lines (always: accepted like on every command that prints)
+  -j, --json          JSON lines (always); with it, a warning on stderr is JSON too
 ${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreachable,
-4 broker refused.
+4 broker refused, 10 printed some messages another reader took, not this run: its
+lease on the inbox was lost (it outlived it, or the broker restarted) or a stream
+had them; they may be handled twice. Their ids are on stderr in a "warning: printed
+but taken by another reader" line (with --json: {"warning":"not_taken","ids":[…],
+"lease_lost":true|false}); the rest were taken, and the run went on.
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */
@@ -55,20 +60,58 @@ export async function run(args: string[], io: Io): Promise<number> {
   const agent = agentFlag("poll", "--agent", values.agent, io.env);
   let remaining = values.limit === undefined ? Infinity : parseCount("poll", "--limit", values.limit, 1, 1_000_000);
   const client = brokerClient("poll", values, io.env);
+  let exitCode: number = EXIT.ok;
   while (remaining > 0) {
     // Read without taking, print, then take exactly what stdout accepted; the inbox is leased to this run meanwhile,
     // or another run would print the same messages.
     const size = Math.min(remaining, DEFAULT_POLL_LIMIT);
     const { messages: page, more, lease } = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size);
     const printed = await whileRenewing(client, agent, lease, () => printUntilClosed(page, io));
-    // The take ends the lease; with nothing printed it takes nothing (up to id 0) and only lets the next reader in.
-    if (!values.peek) await client.poll(agent, Math.max(printed, 1), printed > 0 ? page[printed - 1].interop.id : 0, lease);
+    if (!values.peek && !reportUntaken(page.slice(0, printed), await takePrinted(client, agent, page.slice(0, printed), lease), values.json, io)) {
+      exitCode = EXIT.partial;
+    }
     if (printed < page.length) break;
     remaining -= page.length;
     // A page the broker's answer budget cut short is not the last.
     if ((page.length < DEFAULT_POLL_LIMIT && !more) || values.peek) break;
   }
-  return 0;
+  return exitCode;
+}
+
+/**
+ * Takes what was printed (`shown`) under the run's `lease`, which the take ends; with nothing printed it takes
+ * nothing (up to id 0) and only lets the next reader in. A take refused because another reader holds the inbox
+ * means this run's lease was lost (it expired, or the broker restarted): it waits for that lease to end, then takes
+ * what that reader left of what was printed.
+ */
+async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined) {
+  const upTo = shown.length > 0 ? shown[shown.length - 1].interop.id : 0;
+  const giveUpAt = Date.now() + MAX_LEASE_WAIT_MS;
+  for (;;) {
+    try {
+      return await client.takeShown(agent, Math.max(shown.length, 1), upTo, lease);
+    } catch (error) {
+      if (lease === undefined || !(error instanceof InteropError) || error.code !== "inbox_leased" || Date.now() > giveUpAt) throw error;
+      await new Promise((resolve) => setTimeout(resolve, LEASE_RETRY_MS));
+    }
+  }
+}
+
+/**
+ * Says which printed messages this run did not take (another reader had them: one that took them after this run's
+ * lease was lost, or a stream, which heeds no lease), so they may have been handled twice; false when there were any.
+ */
+function reportUntaken(shown: WireMessage[], { taken, leaseLost }: { taken: WireMessage[]; leaseLost: boolean }, json: boolean, io: Io): boolean {
+  const takenIds = new Set(taken.map((message) => message.interop.id));
+  const untaken = shown.map((message) => message.interop.id).filter((id) => !takenIds.has(id));
+  if (untaken.length === 0) return true;
+  if (json) {
+    io.stderr(JSON.stringify({ warning: "not_taken", ids: untaken, lease_lost: leaseLost }) + "\n");
+  } else {
+    const why = leaseLost ? "this run's lease on the inbox was lost (it expired, or the broker restarted)" : "a stream reader, which heeds no lease, had them";
+    io.stderr(`warning: printed but taken by another reader, not this run (they may be handled twice): ${untaken.join(", ")}; ${why}\n`);
+  }
+  return false;
 }
 
 /**

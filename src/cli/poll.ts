@@ -29,11 +29,12 @@ ${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreachable,
-4 broker refused, 10 printed some messages another reader took, not this run: its
-lease on the inbox was lost (it outlived it, or the broker restarted) or a stream
-had them; they may be handled twice. Their ids are on stderr in a "warning: printed
-but taken by another reader" line (with --json: {"warning":"not_taken","ids":[…],
-"lease_lost":true|false}); the rest were taken, and the run went on.
+4 broker refused, 10 printed some messages this run did not take: another reader
+took them after its lease on the inbox was lost (it outlived it, or the broker
+restarted), or a stream took them (both: they may be handled twice), or they
+expired (--pending-ttl holds them under a lease one more TTL at most). Their ids are
+on stderr in a "warning: printed but not taken by this run" line (with --json:
+{"warning":"not_taken","ids":[…],"lease_lost":true|false}); the run went on.
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */
@@ -99,7 +100,8 @@ async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMe
 
 /**
  * Says which printed messages this run did not take (another reader had them: one that took them after this run's
- * lease was lost, or a stream, which heeds no lease), so they may have been handled twice; false when there were any.
+ * lease was lost, or a stream, which heeds no lease; or they outlived the lease's hold on expiry), so they may have
+ * been handled twice; false when there were any.
  */
 function reportUntaken(shown: WireMessage[], { taken, leaseLost }: { taken: WireMessage[]; leaseLost: boolean }, json: boolean, io: Io): boolean {
   const takenIds = new Set(taken.map((message) => message.interop.id));
@@ -108,8 +110,10 @@ function reportUntaken(shown: WireMessage[], { taken, leaseLost }: { taken: Wire
   if (json) {
     io.stderr(JSON.stringify({ warning: "not_taken", ids: untaken, lease_lost: leaseLost }) + "\n");
   } else {
-    const why = leaseLost ? "this run's lease on the inbox was lost (it expired, or the broker restarted)" : "a stream reader, which heeds no lease, had them";
-    io.stderr(`warning: printed but taken by another reader, not this run (they may be handled twice): ${untaken.join(", ")}; ${why}\n`);
+    const why = leaseLost
+      ? "this run's lease on the inbox was lost (it expired, or the broker restarted) and another reader took them: they may be handled twice"
+      : "a stream, which heeds no lease, took them (they may be handled twice), or they expired under the lease (--pending-ttl)";
+    io.stderr(`warning: printed but not taken by this run: ${untaken.join(", ")}; ${why}\n`);
   }
   return false;
 }

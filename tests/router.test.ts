@@ -531,6 +531,28 @@ test("GET /wait?peek=1&lease=S is held to the memory for answers: one not read y
   }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
 });
 
+test("a leased reader's take of what it showed is not refused for its agent's unread answers, one take at a time", async () => {
+  // Refused 429, the holder could neither take nor renew (a renewing peek needs the same room): its lease ran out,
+  // and the next reader was shown the same message again.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/poll?agent=openclaw&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    shown.written?.();
+    const id = JSON.parse(bodyText(shown))[0].interop.id;
+    // Another client of the agent, reading nothing of its answer.
+    assert.equal((await call("GET", "/history?agent=openclaw")).status, 200);
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).status, 429, "the agent's answers are full");
+    const taken = await call("GET", `/poll?agent=openclaw&up_to=${id}&lease_id=${shown.headers["interop-lease"]}`);
+    assert.ok(!isStream(taken));
+    assert.deepEqual([taken.status, JSON.parse(bodyText(taken)).map((message: { text: string }) => message.text)], [200, ["deploy?"]]);
+    const second = await json("GET", `/poll?agent=openclaw&up_to=${id}&lease_id=another`);
+    assert.deepEqual([second.status, second.body.code], [429, "too_many_requests"], "one such take at a time, while the first is unread");
+    taken.written?.();
+    assert.equal((await call("GET", `/poll?agent=openclaw&up_to=${id}&lease_id=another`)).status, 200, "the next, once it was read");
+  }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
+});
+
 test("GET /wait refuses lease_id with 400 naming it, taking nothing: a wait neither takes nor renews under a lease", async () => {
   // Ignored, a taking wait with its lease's id waited the lease out and then took, and a leased wait with it waited
   // its own lease out: a client that believed it held the lease took out of order.

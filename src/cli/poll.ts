@@ -83,7 +83,9 @@ export async function run(args: string[], io: Io): Promise<number> {
  * Takes what was printed (`shown`) under the run's `lease`, which the take ends; with nothing printed it takes
  * nothing (up to id 0) and only lets the next reader in. A take refused because another reader holds the inbox
  * means this run's lease was lost (it expired, or the broker restarted): it waits for that lease to end, then takes
- * what that reader left of what was printed.
+ * what that reader left of what was printed. One refused for load (429, 503: the broker's memory for answers, the
+ * agent's requests in progress) is asked again when the broker says: failing then (exit 3, "nothing was done"),
+ * the run left what it printed for the next run to print again.
  */
 async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined) {
   const upTo = shown.length > 0 ? shown[shown.length - 1].interop.id : 0;
@@ -92,8 +94,10 @@ async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMe
     try {
       return await client.takeShown(agent, Math.max(shown.length, 1), upTo, lease);
     } catch (error) {
-      if (lease === undefined || !(error instanceof InteropError) || error.code !== "inbox_leased" || Date.now() > giveUpAt) throw error;
-      await new Promise((resolve) => setTimeout(resolve, LEASE_RETRY_MS));
+      if (lease === undefined || !(error instanceof InteropError) || Date.now() > giveUpAt) throw error;
+      if (error.code === "inbox_leased") await pause(LEASE_RETRY_MS);
+      else if (error.code === "too_many_requests" || error.code === "server_busy") await pause((error.retryAfter ?? 1) * 1000);
+      else throw error;
     }
   }
 }
@@ -129,7 +133,7 @@ async function leasedPeek(client: BrokerClient, agent: AgentName, limit: number)
       return await client.peek(agent, limit, { seconds: LEASE_SECONDS });
     } catch (error) {
       if (!(error instanceof InteropError) || error.code !== "inbox_leased" || Date.now() > giveUpAt) throw error;
-      await new Promise((resolve) => setTimeout(resolve, LEASE_RETRY_MS));
+      await pause(LEASE_RETRY_MS);
     }
   }
 }
@@ -147,6 +151,10 @@ async function whileRenewing<T>(client: BrokerClient, agent: AgentName, lease: s
   } finally {
     clearInterval(renew);
   }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Writes the messages as JSON lines until stdout closes; returns how many it took. */

@@ -1,7 +1,7 @@
 /**
- * `interop poll` whose lease on the inbox was lost while it printed (a broker of its own restarted, or the lease
- * expired): another reader took some of what it printed, and the run says which rather than exit 0 as if it had
- * taken them all.
+ * `interop poll`'s take of what it printed: after its lease on the inbox was lost while it printed (a broker of its
+ * own restarted, or the lease expired), another reader took some of it, and the run says which rather than exit 0
+ * as if it had taken them all; refused for load, it is asked again rather than leave what was printed.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -49,6 +49,7 @@ test("interop poll whose lease a broker restart forgot names what it printed and
   const first = await start({ dataDir: dir.path });
   const ids = await sentIds(first.url);
   const { io, writing, release, out, err } = heldStdout();
+  t.after(release);
   const polling = run(["--agent", "openclaw", "--url", first.url], io);
   // Settled already if it failed: the test then says why rather than wait for a print that never comes.
   await Promise.race([writing, polling]);
@@ -75,6 +76,7 @@ test("interop poll whose lease expired waits out the lease another reader took m
   const broker = await brokerPool(t)({ args: ["--database-url", database, "--verbose"] });
   const ids = await sentIds(broker.url);
   const { io, writing, release, out, err } = heldStdout();
+  t.after(release);
   const polling = run(["--agent", "openclaw", "--json", "--url", broker.url], io);
   await Promise.race([writing, polling]);
   // Ended as time would end it; another reader then leases the inbox and shows what the run printed.
@@ -92,4 +94,36 @@ test("interop poll whose lease expired waits out the lease another reader took m
   assert.deepEqual(err.map((line) => JSON.parse(line)), [{ warning: "not_taken", ids: [ids[0]], lease_lost: true }]);
   const left = await fetch(`${broker.url}/poll?agent=openclaw&peek=1`);
   assert.deepEqual(await left.json(), [], "the run took the one left");
+});
+
+test("interop poll's take refused for load (429) is asked again when the broker says, not left for the next run to print again", async (t) => {
+  // It failed with exit 3 ("nothing was done") after printing both, leaving them pending: printed again next time.
+  const broker = await brokerPool(t)({ args: ["--max-requests-per-agent", "1", "--verbose"] });
+  const ids = await sentIds(broker.url);
+  const { io, writing, release, out, err } = heldStdout();
+  const hangUp = new AbortController();
+  // Whatever happens, the run and the wait end with the test.
+  t.after(() => {
+    release();
+    hangUp.abort();
+  });
+  const polling = run(["--agent", "openclaw", "--url", broker.url], io);
+  await Promise.race([writing, polling]);
+  // The agent's one request in progress: a wait, which waits for the run's lease to end.
+  const waiting = fetch(`${broker.url}/wait?agent=openclaw&timeout=60`, { signal: hangUp.signal }).catch(() => undefined);
+  const probe = async () => {
+    const answer = await fetch(`${broker.url}/poll?agent=openclaw&peek=1`);
+    await answer.body?.cancel();
+    return answer.status === 429;
+  };
+  await waitFor(probe, 10_000, "the wait to hold the agent's one request");
+  release();
+  // The probe's refusal was the first.
+  const refusals = () => broker.log().split("GET /poll agent=openclaw → 429").length - 1;
+  await waitFor(() => refusals() === 2, 20_000, "the run's take to be refused");
+  hangUp.abort();
+  await waiting;
+  assert.equal(await polling, 0, err.join(""));
+  assert.deepEqual(out.map((line) => JSON.parse(line).interop.id), ids);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json(), [], "the run took both");
 });

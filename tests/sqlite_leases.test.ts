@@ -3,7 +3,7 @@
  * pending TTL later under it, and its take after a restart forgot the lease says so.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
@@ -26,15 +26,22 @@ const openclaw = "openclaw" as AgentName;
 /** The pending TTL of these tests, by the hand clock; retention runs every half of it, by the real one. */
 const TTL = 400;
 
-test("--pending-ttl expires nothing of an inbox under a lease, one more TTL at most; the take has what was shown", async (t) => {
-  // Expired under the lease, what the reader showed was gone by its take: it reported less than it had shown.
+/** A broker expiring what waits TTL on a hand clock, closed after the test `t`. */
+async function expiringBroker(t: TestContext) {
   const dir = tempDir();
   const clock = handClock();
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { pendingTtlMs: uniform(TTL), now: clock.now }));
+  let broker: Broker | undefined;
   t.after(async () => {
-    await broker.close();
+    await broker?.close();
     dir.cleanup();
   });
+  broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { pendingTtlMs: uniform(TTL), now: clock.now }));
+  return { broker, clock };
+}
+
+test("--pending-ttl expires nothing of an inbox under a lease, one more TTL at most; the take has what was shown", async (t) => {
+  // Expired under the lease, what the reader showed was gone by its take: it reported less than it had shown.
+  const { broker, clock } = await expiringBroker(t);
   await broker.publish(hermes, openclaw, { text: "shown" });
   await broker.publish(hermes, openclaw, { text: "shown, then let go" });
   const lease = await broker.leases.acquire(openclaw, 60);
@@ -50,13 +57,7 @@ test("--pending-ttl expires nothing of an inbox under a lease, one more TTL at m
 
 test("a lease renewed for ever holds --pending-ttl expiry of its inbox one more TTL, not for ever", async (t) => {
   // The reader's renewals held its inbox's messages for as long as it renewed: expiry never came.
-  const dir = tempDir();
-  const clock = handClock();
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { pendingTtlMs: uniform(TTL), now: clock.now }));
-  t.after(async () => {
-    await broker.close();
-    dir.cleanup();
-  });
+  const { broker, clock } = await expiringBroker(t);
   await broker.publish(hermes, openclaw, { text: "shown, never taken" });
   const lease = await broker.leases.acquire(openclaw, 60);
   clock.advance(TTL * 2.5);

@@ -52,7 +52,7 @@ test("MessageAnswer.body is a big answer's JSON array as UTF-8 bytes, made with 
   const items = Array.from({ length: 6 }, (_, index) => item(index + 1, `${index}ü€😀`.repeat(SLICE_CHARS / 8)));
   const answer = new MessageAnswer(encode, 16 * SLICE_CHARS);
   answer.fit(items);
-  const expected = Buffer.from(answer.jsonArray(items));
+  const expected = Buffer.from(`[${items.map(encode).join(",")}]`);
   const counter = turnCounter();
   t.after(() => counter.stop());
   const body = await answer.body(items);
@@ -65,7 +65,7 @@ test("MessageAnswer.body of a small answer is the JSON array's text, or the text
   const items = [item(1, "a"), item(2, "b")];
   const answer = new MessageAnswer(encode, SLICE_CHARS);
   answer.fit(items);
-  assert.equal(await answer.body(items), answer.jsonArray(items));
+  assert.equal(await answer.body(items), `[${items.map(encode).join(",")}]`);
   assert.equal(await answer.body(items, "", "", ""), items.map(encode).join(""));
   assert.equal(await answer.body([]), "[]");
 });

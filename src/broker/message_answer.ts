@@ -94,7 +94,7 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
       for (;;) {
         const got = await readAfter(afterId, page);
         rows += got.length;
-        chosen.push(...await this.#fitSlice(got.filter(keep)));
+        chosen.push(...await this.fitSliced(got.filter(keep)));
         // Filtered again: while later pages were read, another reader may have taken some of the earlier ones.
         if (this.#cut || got.length < page || rows >= limit) return chosen.filter(keep);
         afterId = got[got.length - 1].id;
@@ -132,7 +132,7 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
       for (;;) {
         const got = await readBefore(beforeId, page);
         rows += got.length;
-        pages.push((await this.#fitSlice(got.filter(keep).toReversed())).reverse());
+        pages.push((await this.fitSliced(got.filter(keep).toReversed())).reverse());
         if (this.#cut || got.length < page || rows >= limit) return pages.reverse().flat();
         beforeId = got[0].id;
         page = this.#nextPage(limit, rows);
@@ -145,14 +145,9 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     return envelopes.map((envelope) => this.#text(envelope));
   }
 
-  /** `items` as one JSON array, of the texts already encoded. */
-  jsonArray(items: Item[]): string {
-    return `[${this.texts(items).join(",")}]`;
-  }
-
   /**
    * The texts of `items` between `open` and `close`, `separator` between two: an answer's body (by default a JSON
-   * array, as `jsonArray`). One of more than `SLICE_CHARS` characters is made UTF-8 bytes a slice at a time, with a
+   * array). One of more than `SLICE_CHARS` characters is made UTF-8 bytes a slice at a time, with a
    * turn of the event loop between two (joined, measured and encoded at once, 16 Mi characters took ~0.2 s), and its
    * texts are let go: the bytes are what the answer holds from here.
    */
@@ -199,8 +194,11 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     return Math.min(limit - rows, 4 * rows, room, slice);
   }
 
-  /** `fit`, then a turn of the event loop once a slice's worth of characters has been read and encoded. */
-  async #fitSlice(items: Item[]): Promise<Item[]> {
+  /**
+   * `fit`, then a turn of the event loop once a slice's worth of characters has been read and encoded: for a caller
+   * that reads items itself (A2A ListTasks), as `read` and `readNewest` do.
+   */
+  async fitSliced(items: Item[]): Promise<Item[]> {
     const used = this.#used;
     const fitting = this.fit(items);
     await this.#slices.after(this.#used - used);

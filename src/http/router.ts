@@ -179,7 +179,9 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   // answers: refused 429 while the reader's shown answer was still unread, the lease ran out instead of ending, and
   // the inbox's next reader waited its length.
   const carriesNone = !peek && shownUpTo === 0;
-  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent);
+  // A leased reader's take of what it showed goes past the agent's bound, one at a time (AnswerMemory.hold).
+  const leasedTake = !peek && leaseId !== undefined;
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent, leasedTake);
   return await heldAnswer(answer, async () => {
     // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
     const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);

@@ -21,6 +21,11 @@ import { fromWebRequest } from "./helpers/web_request.ts";
 
 /** Characters one answer may hold in these tests: a few of the messages they send. */
 const BUDGET = 2000;
+/**
+ * The largest message these tests' broker takes, as `serve --max-body-bytes` would say: a page of the store holds no
+ * more messages than the budget left would at this size. A sixteenth of the budget, as 1 MiB (the default) is of 16 Mi.
+ */
+const MAX_MESSAGE_BYTES = BUDGET / 16;
 
 interface Fixture {
   /** Sends `text` (text/plain) from hermes to openclaw; resolves with its id. */
@@ -59,7 +64,7 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
     if (found !== undefined) listed.messages++;
     return found;
   };
-  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET }));
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET, maxMessageBytes: MAX_MESSAGE_BYTES }));
   try {
     const auth = await Authenticator.open(new TokenFile(dir.path));
     const metrics = new BrokerMetrics(() => broker.status(), []);

@@ -317,7 +317,8 @@ export class Broker {
    */
   answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string, agent?: AgentName): MessageAnswer<Item> {
     const budget = this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET;
-    return new MessageAnswer(encode, budget, agent === undefined ? undefined : this.#answerMemory.hold(agent, budget));
+    const hold = agent === undefined ? undefined : this.#answerMemory.hold(agent, budget);
+    return new MessageAnswer(encode, budget, hold, this.#options.maxMessageBytes);
   }
 
   /**

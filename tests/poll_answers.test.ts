@@ -38,6 +38,8 @@ interface Fixture {
   reads: { calls: number; messages: number };
   /** Messages the store returned to lists that take nothing (`readLatest`, and `find` for each dead letter). */
   listed: { messages: number };
+  /** Replies the store returned to waits for a reply (`readReplies`). */
+  replies: { messages: number };
 }
 
 async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<void> {
@@ -63,6 +65,13 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
     const found = await find(id);
     if (found !== undefined) listed.messages++;
     return found;
+  };
+  const replies = { messages: 0 };
+  const readReplies = store.readReplies.bind(store);
+  store.readReplies = async (agent, questionId, afterId, limit) => {
+    const read = await readReplies(agent, questionId, afterId, limit);
+    replies.messages += read.length;
+    return read;
   };
   const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET, maxMessageBytes: MAX_MESSAGE_BYTES }));
   try {
@@ -91,6 +100,7 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
       pending: () => broker.status().agents.openclaw.pending,
       reads,
       listed,
+      replies,
     });
   } finally {
     await broker.close();
@@ -155,6 +165,21 @@ test("a /poll of small messages reads them in a few pages, and one of big messag
     reads.calls = reads.messages = 0;
     assert.equal(ids(await get("/poll?agent=openclaw")).length, 2);
     assert.ok(reads.messages <= 4, `read ${reads.messages} of 30 messages for an answer of 2`);
+  });
+});
+
+test("a wait for a reply, leased or taking, reads a few of the replies to its question to show or hand out the first", async () => {
+  // Read whole (up to 500), 300 replies of 1 MiB were read for one leased reply wait: the event loop held 12 s.
+  await withBroker(async ({ send, get, post, replies }) => {
+    const question = await send("question");
+    for (let n = 0; n < 30; n++) assert.equal((await post(`/broadcast?from=openclaw&reply_to=${question}`, { text: `reply ${n}` })).status, 200);
+    const taken = await get(`/wait?agent=hermes&reply_to=${question}&timeout=1`);
+    assert.equal(JSON.parse(bodyText(taken)).text, "reply 0");
+    assert.ok(replies.messages <= 4, `${replies.messages} of 30 replies read to take the first`);
+    replies.messages = 0;
+    const shown = await get(`/wait?agent=hermes&reply_to=${question}&timeout=1&peek=1&lease=5`);
+    assert.equal(JSON.parse(bodyText(shown)).text, "reply 1");
+    assert.ok(replies.messages <= 4, `${replies.messages} of 29 replies read to show the first`);
   });
 });
 

@@ -123,6 +123,7 @@ export class Broker {
       writeTimeoutMs: options.writeTimeoutMs,
       resumeWindowMs: options.resumeWindowMs ?? 0,
       heartbeatMs: options.heartbeatMs,
+      maxMessageBytes: options.maxMessageBytes,
     });
     this.#agents = new AgentInboxes({
       store: options.store,

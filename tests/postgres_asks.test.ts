@@ -47,3 +47,37 @@ test("an ask that ends without its reply ends its record: the reply is then an o
   const { envelopes: [late] } = await b.publish(openclaw, hermes, { a: "late" }, { replyTo: question.id });
   assert.deepEqual((await b.poll(hermes, 10)).map((envelope) => envelope.id), [late.id]);
 });
+
+test("an awaited reply's end whose statement failed (its connection killed) is tried again: the record goes, not at the wait's timeout", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { storeA, admin } = brokers;
+  const id = await storeA.shared.awaitReply(hermes, 1, 120_000);
+  let ended: Promise<unknown> | undefined;
+  // The record's row held here, so the end's DELETE waits on it: its connection is killed while it waits.
+  await admin.begin(async (tx) => {
+    await tx`SELECT 1 FROM interop_awaited_replies WHERE id = ${id} FOR UPDATE`;
+    ended = storeA.shared.endAwait(hermes, id).then(() => "ended", (error: Error) => error);
+    const blocked = await waitFor(async () =>
+      (await tx<{ pid: number }[]>`
+        SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM interop_awaited_replies%'`)[0],
+      10_000, "the end's DELETE waiting for the row");
+    await tx`SELECT pg_terminate_backend(${blocked.pid})`;
+  });
+  assert.equal(await ended, "ended");
+  assert.equal((await admin`SELECT id FROM interop_awaited_replies`).length, 0, "the record is left");
+});
+
+test("an ask refused before its commit (unknown agent) ends no record: no statement, no wake-up of every broker's readers", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, storeA } = brokers;
+  let ends = 0;
+  const endAwait = storeA.shared.endAwait.bind(storeA.shared);
+  storeA.shared.endAwait = (...args) => {
+    ends++;
+    return endAwait(...args);
+  };
+  await assert.rejects(a.ask(hermes, "nobody" as AgentName, { q: "ping" }, 20_000), { code: "unknown_agent" });
+  assert.equal(ends, 0);
+});

@@ -49,6 +49,7 @@ function streamsOverSharedStore(failures: number, { known = true, inCluster = fa
   });
   const deps: StreamsDeps = {
     store,
+    readInOrder: (agent, afterId, limit) => store.readAfter(agent, afterId, limit),
     inboxFor: () => Promise.resolve(inbox),
     refuseRemoved: (agent, hadInboxOn) => agents.refuseRemoved(agent, hadInboxOn),
     currentInbox: () => (known ? inbox : undefined),

@@ -234,8 +234,8 @@ type Answer = { result: unknown } | { resultJson: string; written(): void } | { 
 const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
   SendStreamingMessage: async (call) => {
-    const envelope = await publish(call);
-    return { response: streamTask(call, envelope, taskOfStored) };
+    const { envelope, recorded } = await publish(call, true);
+    return { response: streamTask(call, envelope, taskOfStored, recorded) };
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
   ListTasks: async (call) => {
@@ -260,16 +260,27 @@ function noPush(): Promise<Answer> {
   );
 }
 
-/** Commits the message to the agent's inbox (once per sender and messageId); resolves with the stored message. */
-async function publish(call: Call) {
+/** A message committed by a SendMessage, and the record of the wait for its reply (see `publish`). */
+interface Sent {
+  envelope: Envelope;
+  recorded?: Promise<string | undefined>;
+}
+
+/**
+ * Commits the message to the agent's inbox (once per sender and messageId); resolves with the stored message. A
+ * call that waits for the reply (`awaiting`: blocking, or streamed) has that wait recorded on a shared store with
+ * the message, in its commit (`Broker.publishQuestion`): a fast reply published through another broker is then
+ * read by no reader there before the call takes it. It must go to `awaitSettled`, which ends it.
+ */
+async function publish(call: Call, awaiting: boolean): Promise<Sent> {
   const message = parseMessage(call.params.message);
   const contextId = message.contextId ?? newContextId();
   await call.broker.tasks.admitReader(call.sender);
-  const { envelopes: [envelope] } = await call.broker.publish(call.sender, call.agent, payloadOf(message, contextId), {
-    idempotencyKey: taskKeyPrefix(call.agent) + message.messageId,
-    keyNamesMessage: true,
-  });
-  return envelope;
+  const payload = payloadOf(message, contextId);
+  const options = { idempotencyKey: taskKeyPrefix(call.agent) + message.messageId, keyNamesMessage: true };
+  if (!awaiting) return { envelope: (await call.broker.publish(call.sender, call.agent, payload, options)).envelopes[0] };
+  const { question, recorded } = await call.broker.publishQuestion(call.sender, call.agent, payload, call.options.replyWaitMs, options);
+  return { envelope: question, recorded };
 }
 
 /**
@@ -278,16 +289,16 @@ async function publish(call: Call) {
  * then taken from the caller's inbox, as `/ask` takes it, since the caller has it in the answer.
  */
 async function sendMessage(call: Call): Promise<Answer> {
-  const envelope = await publish(call);
   const configuration = isObject(call.params.configuration) ? call.params.configuration : {};
   const blocking = call.version === "1.0" ? configuration.returnImmediately !== true : configuration.blocking === true;
+  const { envelope, recorded } = await publish(call, blocking);
   const answered = (task: A2aTask) => (call.version === "1.0" ? { task } : toV03Task(task));
   if (!blocking) return { result: answered(await taskOfStored(call.broker, envelope)) };
   const result = async () => answered(await taskOfMessage(call.broker, envelope));
   const taskId = taskIdOf(envelope);
   // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
   const left = new AbortController();
-  const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal])).then(async (revoked) => {
+  const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal]), recorded).then(async (revoked) => {
     if (revoked) {
       throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
     }
@@ -331,13 +342,15 @@ function lateRpcError(call: Call, error: unknown, taskId: string): unknown {
  * Waits, up to the bound or until `until` aborts, for the task of `envelope` to settle; its reply is taken from the
  * caller's inbox, as `/ask` takes it, since the caller gets it in the answer or on its stream (Hermes streams its
  * calls: without this the reply came again as a new turn through its inbox). Resolves true when the caller's token
- * was revoked meanwhile (which ends the wait, as it ends an /ask: the reply then stays in the caller's inbox).
+ * was revoked meanwhile (which ends the wait, as it ends an /ask: the reply then stays in the caller's inbox). The
+ * wait's record made with the message (`recorded`, see `publish`) ends with it; without one (a SubscribeToTask) the
+ * wait records itself, once it begins.
  */
-async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal): Promise<boolean> {
+async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, recorded?: Promise<string | undefined>): Promise<boolean> {
   const settled = new AbortController();
   // A reply already in the inbox (the task settled before this call: a SubscribeToTask, a retried SendMessage) is
   // taken as one that comes later.
-  const replied = call.broker.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]));
+  const replied = call.broker.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]), recorded);
   // Not only a reply settles it: a dead letter or a cancel does too, or a reply another reader took.
   const check = () => void settledWithNothingToTake(call, envelope).then((done) => done && settled.abort(), () => settled.abort());
   const unwatch = call.options.changes.watch(call.broker, envelope, check);
@@ -367,11 +380,20 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
   return found === undefined || call.broker.tasks.isDelivered(call.sender, found.envelope.id, found.outcome);
 }
 
-/** The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open. */
-function streamTask(call: Call, envelope: Envelope, firstRead?: (broker: Broker, envelope: Envelope) => Promise<A2aTask>): OutgoingResponse {
+/**
+ * The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open;
+ * `recorded`, the record of that wait made with the message, ends with it (a stream is opened even for a client that
+ * already hung up: the record never outlives the stream).
+ */
+function streamTask(
+  call: Call,
+  envelope: Envelope,
+  firstRead?: (broker: Broker, envelope: Envelope) => Promise<A2aTask>,
+  recorded?: Promise<string | undefined>,
+): OutgoingResponse {
   // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
   return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
-    awaitSettled(call, envelope, closed).then(() => {}, () => {}), firstRead);
+    awaitSettled(call, envelope, closed, recorded).then(() => {}, () => {}), firstRead);
 }
 
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */

@@ -1,4 +1,5 @@
 /** An ask (`/ask`): a question published and the reply to it waited for, on this broker or across a shared store's. */
+import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
@@ -20,6 +21,45 @@ export interface Asked {
   reply: Envelope | undefined;
 }
 
+/** A question published, with the record of the wait for its reply on a shared store (see `publishQuestion`). */
+export interface Question {
+  question: Envelope;
+  /** The record's id for `Takes.waitForReply`, which ends it; undefined on a store of its own (or once writing it failed). */
+  recorded: Promise<string | undefined> | undefined;
+}
+
+/**
+ * Publishes a question from `from` to `to` whose reply `from` waits for, up to `timeoutMs`: on a shared store the
+ * wait is recorded with the question, in its commit. Recorded once it committed, a reply committed within that round
+ * trip (an agent answering from a stream on the same broker as the asker's reader) was read before the record held.
+ * A keyed publish retried (an A2A SendMessage sent again) commits nothing: its wait is recorded on its own, as soon
+ * as the question is known. The record must be handed to a `Takes.waitForReply`, which ends it.
+ */
+export async function publishQuestion(
+  deps: AskDeps,
+  from: AgentName,
+  to: AgentName,
+  payload: Payload,
+  timeoutMs: number,
+  options: PublishOptions = {},
+): Promise<Question> {
+  const awaited = deps.shared === undefined ? undefined : { id: crypto.randomUUID(), ms: timeoutMs };
+  let published: Published;
+  try {
+    published = await deps.publish(from, to, payload, { ...options, awaited });
+  } catch (error) {
+    // A commit in doubt whose outcome could not be read back may have stored the record: it would hold the reply
+    // from every reader until the wait's timeout. A refusal (unknown agent, full inbox, rate) stored nothing: ending
+    // it would cost a statement and wake every broker's readers of the inbox, for each refused ask.
+    if (awaited !== undefined && isStorageUnavailable(error)) void deps.shared!.endAwait(from, awaited.id).catch(() => {});
+    throw error;
+  }
+  const [question] = published.envelopes;
+  if (awaited === undefined) return { question, recorded: undefined };
+  if (published.awaited?.id === awaited.id) return { question, recorded: Promise.resolve(awaited.id) };
+  return { question, recorded: deps.takes.recordAwait(from, question.id, timeoutMs) };
+}
+
 /**
  * Publishes a question to `to` and waits for the reply to it; `reply` is undefined on timeout, or once
  * `clientGone` aborts (the reply then lands in the asker's inbox). While `settled` returns a promise (the request
@@ -37,26 +77,25 @@ export async function ask(
 ): Promise<Asked> {
   // The asker waits on its own inbox, as a reader does: the reply needs somewhere to go.
   await deps.inboxFor(from);
-  // A shared store's reply may be published through another broker and read there: the wait for it is recorded with
-  // the question, in its commit. Recorded once it committed, a reply committed within that round trip (an agent
-  // answering from a stream on the same broker as the asker's reader) was read before the record held.
-  const awaited = deps.shared === undefined ? undefined : { id: crypto.randomUUID(), ms: timeoutMs };
-  let question: Envelope;
+  const { question, recorded } = await publishQuestion(deps, from, to, payload, timeoutMs);
+  // On a broker of its own, held from the asker's in-order readers from the commit on, as the record holds it on a
+  // shared store: a reply committed while the ask settles must wait in the inbox for it, not go to a stream.
+  const release = deps.takes.holdReply(from, question.id);
   try {
-    ({ envelopes: [question] } = await deps.publish(from, to, payload, { awaited }));
-  } catch (error) {
-    // A commit in doubt whose outcome could not be read back may have stored the record: it would hold the reply
-    // from every reader until the ask's timeout.
-    if (awaited !== undefined) void deps.shared!.endAwait(from, awaited.id).catch(() => {});
-    throw error;
+    const deadline = Date.now() + timeoutMs;
+    const settling = settled?.();
+    // Registered in the same turn as the commit: the reply cannot arrive before it.
+    if (settling === undefined && recorded === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
+    await settling;
+    // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
+    const left = Math.max(0, deadline - Date.now());
+    return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+  } finally {
+    release();
   }
-  const deadline = Date.now() + timeoutMs;
-  const settling = settled?.();
-  // Registered in the same turn as the commit: the reply cannot arrive before it.
-  if (settling === undefined && awaited === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
-  await settling;
-  // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
-  const left = Math.max(0, deadline - Date.now());
-  const recorded = awaited === undefined ? undefined : Promise.resolve(awaited.id);
-  return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+}
+
+/** Whether `error` may hide a commit that happened: the store could not say (`CommitInDoubt`, an outage). */
+function isStorageUnavailable(error: unknown): boolean {
+  return error instanceof InteropError && error.code === "storage_unavailable";
 }

@@ -2,7 +2,8 @@
 import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
 import { AnswerMemory } from "./answer_memory.ts";
-import { ask, type AskDeps, type Asked } from "./asks.ts";
+import { AwaitedReplies } from "./awaited_replies.ts";
+import { ask, type AskDeps, type Asked, publishQuestion, type Question } from "./asks.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
@@ -52,6 +53,8 @@ export class Broker {
   #inboxes = new Map<AgentName, InboxRecord>();
   #streams: Streams;
   #waiters = new Waiters();
+  /** On a broker of its own: the replies waits await, held from the inboxes' in-order readers. */
+  #awaited: AwaitedReplies;
   /** Leased waits (`/wait?peek=1`) in progress per agent: /status counts them as waiting, as it does /wait's. */
   #leasedWaits = new Map<AgentName, number>();
   #observers = new Observers();
@@ -92,12 +95,30 @@ export class Broker {
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
     this.#deliveryMarks = new DeliveryMarks(options.retentionMs, this.#shared !== undefined);
+    // Messages taken out of order until their take commits: every in-order read leaves them out.
+    const taken = new Set<number>();
+    this.#awaited = new AwaitedReplies({
+      store: options.store,
+      taken,
+      pending: (agent, id) => {
+        const inbox = this.#inboxes.get(agent);
+        return inbox !== undefined && id > inbox.deliveredId && !taken.has(id);
+      },
+      released: (agent) => {
+        this.#streams.wake([agent]);
+        void this.#takes.serveInOrder(agent);
+        // Leased waits that found nothing before the reply look again.
+        this.#observers.woken([agent]);
+      },
+    });
     this.#takes = new Takes({
       store: options.store,
       shared: this.#shared,
       commits: this.#commits,
       records: this.#inboxes,
       waiters: this.#waiters,
+      taken,
+      awaited: this.#awaited,
       observers: this.#observers,
       inboxFor: (agent, use) => this.#inboxFor(agent, use),
       whenLeaseEnds: (agent) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
@@ -105,6 +126,7 @@ export class Broker {
     });
     this.#streams = new Streams({
       store: options.store,
+      readInOrder: (agent, afterId, limit) => this.#awaited.readAfter(agent, afterId, limit),
       inboxFor: (agent) => this.#inboxFor(agent, "read"),
       refuseRemoved: (agent, hadInboxOn) => this.#agents.refuseRemoved(agent, hadInboxOn),
       currentInbox: (agent) => this.#inboxes.get(agent),
@@ -250,7 +272,10 @@ export class Broker {
     const live = new Map<AgentName, Envelope[]>();
     for (const envelope of stored) {
       this.#lastId = Math.max(this.#lastId, envelope.id);
-      if (this.#waiters.claim(envelope)) this.#takes.take(envelope);
+      // An awaited reply, and what follows it, is its waiter's first: the other readers read it once it is released.
+      const heldBack = this.#awaited.heldBack(envelope);
+      if (this.#waiters.claim(envelope, !heldBack)) this.#takes.take(envelope);
+      else if (heldBack) this.#awaited.stop(envelope);
       else if (live.has(envelope.to)) live.get(envelope.to)!.push(envelope);
       else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
     }
@@ -271,9 +296,17 @@ export class Broker {
     return this.#takes.wait(agent, timeoutMs, clientGone);
   }
 
-  /** The reply to `agent`'s message `questionId`, taken out of order (see `Takes.waitForReply`). */
-  waitForReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
-    return this.#takes.waitForReply(agent, questionId, timeoutMs, clientGone);
+  /**
+   * The reply to `agent`'s message `questionId`, taken out of order (see `Takes.waitForReply`); `recorded` is the
+   * record of the wait `publishQuestion` made, which the wait ends.
+   */
+  waitForReply(...args: Parameters<Takes["waitForReply"]>): Promise<Envelope | undefined> {
+    return this.#takes.waitForReply(...args);
+  }
+
+  /** Publishes a question whose reply `from` waits for, the wait recorded with it: see `publishQuestion` (asks.ts). */
+  publishQuestion(from: AgentName, to: AgentName, payload: Payload, timeoutMs: number, options?: PublishOptions): Promise<Question> {
+    return publishQuestion(this.#askDeps, from, to, payload, timeoutMs, options);
   }
 
   /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */
@@ -307,8 +340,14 @@ export class Broker {
   }
 
   /** Runs a leased wait for a reply with the reply recorded as awaited: see `Takes.awaitingReply`. */
-  awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T> {
-    return this.#takes.awaitingReply(agent, questionId, timeoutMs, work);
+  awaitingReply<T>(
+    agent: AgentName,
+    questionId: number,
+    timeoutMs: number,
+    work: () => Promise<T>,
+    keep?: (result: T) => Promise<void> | undefined,
+  ): Promise<T> {
+    return this.#takes.awaitingReply(agent, questionId, timeoutMs, work, keep);
   }
 
   /**
@@ -348,7 +387,7 @@ export class Broker {
    */
   replay(agent: AgentName, start: StreamStart, limit: number, answer?: MessageAnswer, clientGone?: AbortSignal): Promise<Envelope[]> {
     return replay({
-      store: this.#store,
+      readInOrder: (name, afterId, limit) => this.#awaited.readAfter(name, afterId, limit),
       shared: this.#shared,
       streams: this.#streams,
       isTaken: (id) => this.#takes.taken.has(id),

@@ -18,8 +18,17 @@ export interface LeasedWaitBroker {
   readonly stopping: AbortSignal;
   peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]>;
   peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined>;
-  /** Runs `work` with the reply to `questionId` held from in-order readers (a shared store's awaited reply). */
-  awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` with the reply to `questionId` held from in-order readers (an awaited reply); on a broker of its own,
+   * held on until what `keep` returns for `work`'s result resolves.
+   */
+  awaitingReply<T>(
+    agent: AgentName,
+    questionId: number,
+    timeoutMs: number,
+    work: () => Promise<T>,
+    keep?: (result: T) => Promise<void> | undefined,
+  ): Promise<T>;
   observe(observer: BrokerObserver): () => void;
   /** Counts a wait for `agent` (in /status) until the returned function is called. */
   countWaiting(agent: AgentName): () => void;
@@ -33,9 +42,10 @@ export interface LeasedWaitOptions {
   /** The message shown is encoded into it (and held to its memory for answers, as a peek's are). */
   answer?: MessageAnswer;
   /**
-   * The reply to the agent's message with this id is shown instead, wherever it is in the inbox; on a shared store
-   * it is recorded as awaited meanwhile, so no in-order reader on any broker takes it first. A stream on a broker of
-   * its own heeds no lease, nor this wait: a reply it delivered first is not shown.
+   * The reply to the agent's message with this id is shown instead, wherever it is in the inbox; it is held as
+   * awaited meanwhile, so no in-order reader (a stream, a poll, another wait; on a shared store, on any broker) takes
+   * it first. On a broker of its own the hold lasts until the lease it was shown under ends, so it is still there for
+   * the client's take; a shared store's record ends with the wait.
    */
   replyTo?: number;
 }
@@ -55,7 +65,13 @@ export function leasedWait(
 ): Promise<Shown | undefined> {
   return counted(broker, agent, timeoutMs, until, (done) => {
     if (replyTo === undefined) return showNext(broker, agent, leaseSeconds, done, async () => (await broker.peek(agent, 1, answer))[0]);
-    return broker.awaitingReply(agent, replyTo, timeoutMs, () => showNext(broker, agent, leaseSeconds, done, () => broker.peekReply(agent, replyTo, answer)));
+    return broker.awaitingReply(
+      agent,
+      replyTo,
+      timeoutMs,
+      () => showNext(broker, agent, leaseSeconds, done, () => broker.peekReply(agent, replyTo, answer)),
+      (shown) => shown === undefined ? undefined : broker.leases.whenFree(agent, broker.stopping),
+    );
   });
 }
 

@@ -16,7 +16,8 @@ export interface BrokerObserver {
   committed?(messages: number): void;
   /**
    * On a store brokers share: another broker committed messages for these agents (`undefined`: for any, as the
-   * periodic re-read assumes), or anything else may have changed there (a take, a dead letter, a withdrawal).
+   * periodic re-read assumes), or anything else may have changed there (a take, a dead letter, a withdrawal). On a
+   * broker of its own: a reply held from these agents' in-order readers was released (`AwaitedReplies`).
    */
   woken?(agents: AgentName[] | undefined): void;
 }

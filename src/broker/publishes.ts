@@ -42,6 +42,11 @@ export interface Published {
   refused: RefusedRecipient[];
   /** A keyed broadcast retried: whom the first attempt left out was not kept (see IdempotentPublishes). */
   refusalsUnknown?: boolean;
+  /**
+   * The wait recorded in this publish's commit (`PublishOptions.awaited`); absent when nothing was committed (a keyed
+   * publish retried finds the first one's messages, and shares the first one's answer while that one commits).
+   */
+  awaited?: AwaitedReply;
 }
 
 export interface PublishesDeps {
@@ -153,7 +158,7 @@ export class Publishes {
       throw error;
     }
     this.#deps.observers.published(stored, performance.now() - commitStarted);
-    return { envelopes: stored, refused };
+    return awaited === undefined ? { envelopes: stored, refused } : { envelopes: stored, refused, awaited };
   }
 }
 

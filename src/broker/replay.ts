@@ -1,13 +1,14 @@
 /** ntfy's poll: a read from where a stream would start, without a stream; on a shared store, claimed before it counts. */
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
-import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { StreamStart } from "./stream_start.ts";
 import type { Streams } from "./streams.ts";
 
 export interface ReplayDeps {
-  store: MessageStore;
+  /** The store's `readAfter` as an in-order reader reads it: stopping before an awaited reply (`AwaitedReplies`). */
+  readInOrder(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
   /** Other brokers write to the store too: what a replay read is its own only once its claim succeeds. */
   shared: SharedInboxes | undefined;
   streams: Streams;
@@ -45,7 +46,7 @@ export async function replay(
     }));
     // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
     const keep = (envelope: Envelope) => !deps.isTaken(envelope.id);
-    const readAfter = (afterId: number, count: number) => deps.store.readAfter(agent, afterId, count);
+    const readAfter = (afterId: number, count: number) => deps.readInOrder(agent, afterId, count);
     const messages = answer === undefined ? (await readAfter(after, limit)).filter(keep) : await answer.read(readAfter, after, limit, keep);
     if (clientGone?.aborted) return [];
     const last = messages.at(-1);

@@ -27,6 +27,8 @@ export type StreamStarter = (sink: StreamSink) => void;
 /** What the streams need of the broker. */
 export interface StreamsDeps {
   store: MessageStore;
+  /** The store's `readAfter` as an in-order reader reads it: stopping before an awaited reply (`AwaitedReplies`). */
+  readInOrder(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
   /** The agent's inbox, created on first use; records a request by it. */
   inboxFor(agent: AgentName): Promise<InboxRecord>;
   /** Throws `agent_removed` when a client that read the agent's inbox on this store (`hadInboxOn`) would create it again. */
@@ -234,7 +236,7 @@ export class Streams {
       const session = new StreamSession(agent, startAfter, sink, {
         id,
         readAfter: shared === undefined
-          ? (name, after, limit) => store.readAfter(name, after, limit)
+          ? (name, after, limit) => this.#deps.readInOrder(name, after, limit)
           : async (name, after, limit) => {
             const read = await shared.version(name);
             version = read.version;

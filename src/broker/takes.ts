@@ -5,6 +5,7 @@
 import type { AgentName, Envelope } from "../message.ts";
 import { type InboxRecord, inboxLeased, isInboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AgentUse } from "./agent_admission.ts";
+import type { AwaitedReplies } from "./awaited_replies.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
@@ -36,6 +37,10 @@ export interface TakesDeps {
   /** The broker's inbox records. */
   records: Map<AgentName, InboxRecord>;
   waiters: Waiters;
+  /** Where messages taken out of order are kept until their take commits (`Takes.taken`). */
+  taken: Set<number>;
+  /** On a broker of its own: the replies waits await, kept from in-order readers (a shared store keeps them itself). */
+  awaited: AwaitedReplies;
   observers: Observers;
   inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
   /** Resolves once no reader holds a lease on `agent`'s inbox: a shared store's waiters are served again then. */
@@ -53,6 +58,7 @@ export class Takes {
   #commits: CommitQueue;
   #records: Map<AgentName, InboxRecord>;
   #waiters: Waiters;
+  #awaited: AwaitedReplies;
   #observers: Observers;
   #inboxFor: (agent: AgentName, use: AgentUse) => Promise<InboxRecord>;
   #whenLeaseEnds: (agent: AgentName) => Promise<void>;
@@ -60,7 +66,7 @@ export class Takes {
   /** On a shared store: waiters are handed what is taken from the table for them. */
   #sharedWaiters: SharedWaiters | undefined;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
-  readonly taken = new Set<number>();
+  readonly taken: Set<number>;
   /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
   #redelivered = new Map<AgentName, number>();
 
@@ -70,6 +76,8 @@ export class Takes {
     this.#commits = deps.commits;
     this.#records = deps.records;
     this.#waiters = deps.waiters;
+    this.taken = deps.taken;
+    this.#awaited = deps.awaited;
     this.#observers = deps.observers;
     this.#inboxFor = deps.inboxFor;
     this.#whenLeaseEnds = deps.whenLeaseEnds;
@@ -89,6 +97,19 @@ export class Takes {
   /** On a shared store: hands `agent`'s waiters what the table has for them (see `SharedWaiters.serve`). */
   serveWaiters(agent: AgentName): void {
     void this.#sharedWaiters?.serve(agent);
+  }
+
+  /**
+   * On a broker of its own, once a held reply is released (`AwaitedReplies`): hands `agent`'s waiters that take any
+   * message what is pending, oldest first, one each, as a poll takes it. What was held back from them at its commit
+   * is in the inbox, and no commit will hand it over.
+   */
+  async serveInOrder(agent: AgentName): Promise<void> {
+    for (let hand = this.#waiters.reserve(agent, undefined); hand !== undefined; hand = this.#waiters.reserve(agent, undefined)) {
+      const [next] = await this.poll(agent, 1).catch(() => []);
+      hand(next);
+      if (next === undefined) return;
+    }
   }
 
   /** Messages written again to `agent`'s streams since the broker started. */
@@ -171,7 +192,8 @@ export class Takes {
   /**
    * Takes message `id` of `agent`'s alone, out of order, committed before returning: what a leased reply wait
    * showed under `lease` (the store's take checks and ends it on a shared store; `Leases.take` does here).
-   * Undefined when it is no longer pending (a stream, which heeds no lease, delivered it meanwhile). With `answer`,
+   * Undefined when it is no longer pending (on a shared store a stream, which heeds no lease, may deliver it once the
+   * wait's record ended; here `AwaitedReplies` holds it until the lease ends). With `answer`,
    * it is encoded into it before the take commits; once `clientGone` aborts, nothing is taken.
    */
   async takeOne(
@@ -191,6 +213,7 @@ export class Takes {
       this.#tookOutOfOrder(inbox, found);
       return found;
     }
+    // From the store itself, not through `AwaitedReplies`: this is the take of the reply a wait awaited.
     const [message] = await this.#store.readAfter(agent, id - 1, 1);
     if (message?.id !== id) return undefined;
     answer?.fit([message]);
@@ -205,22 +228,33 @@ export class Takes {
     }
     this.#tookOutOfOrder(inbox, message);
     this.taken.delete(id);
+    this.#awaited.took(agent, id);
     return message;
   }
 
   /**
-   * Runs `work` (a leased wait for the reply to `questionId`) with the reply recorded as awaited on a shared store,
-   * so that no in-order reader on any broker takes it before `work` shows it (see `#waitForSharedReply`); on a broker
-   * of its own, so that no taking wait is handed it as it commits (`Waiters.showing`). The record ends with `work`,
-   * and a reply left untaken is then an ordinary message.
+   * Runs `work` (a leased wait for the reply to `questionId`) with the reply recorded as awaited, so that no in-order
+   * reader takes it before `work` shows it: on a shared store, on any broker (see `#waitForSharedReply`). The record
+   * ends with `work`, and a reply left untaken is then an ordinary message; on a broker of its own, once what `keep`
+   * returns for `work`'s result resolves (the lease the reply was shown under ended: its client took it, or left it).
    */
-  async awaitingReply<T>(agent: AgentName, questionId: number, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+  async awaitingReply<T>(
+    agent: AgentName,
+    questionId: number,
+    timeoutMs: number,
+    work: () => Promise<T>,
+    keep?: (result: T) => Promise<void> | undefined,
+  ): Promise<T> {
     if (this.#shared === undefined) {
-      const done = this.#waiters.showing(agent, questionId);
+      const release = this.#awaited.hold(agent, questionId);
+      let kept: Promise<void> | undefined;
       try {
-        return await work();
+        const result = await work();
+        kept = keep?.(result);
+        return result;
       } finally {
-        done();
+        if (kept === undefined) release();
+        else void kept.then(release, release);
       }
     }
     const record = await this.recordAwait(agent, questionId, timeoutMs);
@@ -264,6 +298,23 @@ export class Takes {
   ): Promise<Envelope | undefined> {
     if (this.#shared !== undefined) return await this.#waitForSharedReply(agent, questionId, timeoutMs, clientGone, recorded);
     if (clientGone?.aborted) return undefined;
+    const release = this.holdReply(agent, questionId);
+    try {
+      return await this.#waitForOwnReply(agent, questionId, timeoutMs, clientGone);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Holds the reply to `agent`'s message `questionId` from the inbox's in-order readers until the returned function
+   * is called, on a broker of its own (`AwaitedReplies`); a shared store's waits record it there instead (`recordAwait`).
+   */
+  holdReply(agent: AgentName, questionId: number): () => void {
+    return this.#shared === undefined ? this.#awaited.hold(agent, questionId) : () => {};
+  }
+
+  async #waitForOwnReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
     const inbox = await this.#inboxFor(agent, "read");
     // A hand-off that failed ends the wait with its error: a waiter left behind would take a reply no one reads.
     const failure = new AbortController();
@@ -342,6 +393,7 @@ export class Takes {
     if (hand === undefined) return;
     this.take(reply!);
     hand(reply);
+    this.#awaited.took(inbox.agent, reply!.id);
   }
 
   /**
@@ -385,7 +437,10 @@ export class Takes {
   #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
     const after = inbox.deliveredId;
     const keep = this.#pendingIn(inbox, shownUpTo);
-    const readAfter = (afterId: number, count: number) => this.#store.readAfter(inbox.agent, afterId, count);
+    // A take up to what its client showed takes what it showed (`interop poll`'s peek, perhaps from before a wait
+    // awaited a reply among it), as a lease holder's take on a shared store does; every other read stops before it.
+    const readAfter = (afterId: number, count: number) =>
+      shownUpTo === Infinity ? this.#awaited.readAfter(inbox.agent, afterId, count) : this.#store.readAfter(inbox.agent, afterId, count);
     return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
   }
 

@@ -16,8 +16,6 @@ export type Hand = (envelope: Envelope | undefined) => void;
 
 export class Waiters {
   #byAgent = new Map<AgentName, Set<Waiter>>();
-  /** Per agent, the questions whose replies leased reply waits await (`showing`), with how many await each. */
-  #shown = new Map<AgentName, Map<number, number>>();
 
   /** Resolves with the message handed over by `claim`, or undefined after `timeoutMs` or when `signal` aborts. */
   wait(agent: AgentName, replyTo: number | undefined, timeoutMs: number, signal?: AbortSignal): Promise<Envelope | undefined> {
@@ -45,42 +43,25 @@ export class Waiters {
   }
 
   /**
-   * Hands a just-committed message to a waiter that wants it (a reply waiter first); true if one took it. A reply a
-   * leased reply wait awaits (`showing`) goes to no waiter that takes any message: it is that wait's to show.
+   * Hands a just-committed message to a waiter that wants it (a reply waiter first); true if one took it. With
+   * `inOrder` false (the message is held back from in-order readers: `AwaitedReplies.heldBack`), only a reply waiter.
    */
-  claim(envelope: Envelope): boolean {
+  claim(envelope: Envelope, inOrder: boolean): boolean {
     const waiters = this.#byAgent.get(envelope.to);
     if (waiters === undefined) return false;
     const candidates = [...waiters].filter((candidate) => !candidate.reserved);
     const replyTo = envelope.thread?.replyTo;
-    const shown = replyTo !== undefined && this.#shown.get(envelope.to)?.has(replyTo) === true;
     const waiter = candidates.find((candidate) => candidate.replyTo !== undefined && candidate.replyTo === replyTo) ??
-      (shown ? undefined : candidates.find((candidate) => candidate.replyTo === undefined));
+      (inOrder ? candidates.find((candidate) => candidate.replyTo === undefined) : undefined);
     if (waiter === undefined) return false;
     waiter.resolve(envelope);
     return true;
   }
 
   /**
-   * Records that a leased reply wait awaits the reply to `agent`'s message `questionId`, until the returned function
-   * is called: it shows the reply rather than take it, so it waits on no `wait`, yet a waiter that takes any
-   * message must not take that reply first, as it could not when a taking reply wait awaited it (`claim`).
-   */
-  showing(agent: AgentName, questionId: number): () => void {
-    const questions = this.#shown.get(agent) ?? new Map<number, number>();
-    this.#shown.set(agent, questions);
-    questions.set(questionId, (questions.get(questionId) ?? 0) + 1);
-    return () => {
-      const left = questions.get(questionId)! - 1;
-      if (left > 0) questions.set(questionId, left);
-      else questions.delete(questionId);
-      if (questions.size === 0 && this.#shown.get(agent) === questions) this.#shown.delete(agent);
-    };
-  }
-
-  /**
    * Reserves a waiter of `agent` for a message taken from the store asynchronously (on a store several brokers
-   * share): the one waiting for a reply to `replyTo`, or with `replyTo` undefined one that takes any message.
+   * share; on a broker of its own, once a reply held from in-order readers is released): the one waiting for a reply
+   * to `replyTo`, or with `replyTo` undefined one that takes any message.
    * Undefined when there is none free.
    */
   reserve(agent: AgentName, replyTo: number | undefined): Hand | undefined {

@@ -92,7 +92,8 @@ function replyUntilCancelled(client: BrokerClient, agent: AgentName, question: n
       await unlessRemoved(agent, client.poll(agent, 1, 0, shown.lease));
       return null;
     }
-    // Null: a stream, which heeds no lease, had it meanwhile.
+    // Null: a stream had it meanwhile (one of a broker older than held replies, or on brokers sharing PostgreSQL,
+    // whose hold ends when the long poll answers).
     return await unlessRemoved(agent, client.takeOne(agent, shown.message.interop.id, shown.lease));
   });
 }

@@ -14,6 +14,7 @@ import { expireUndelivered, pruneDelivered } from "./postgres_retention.ts";
 import { migrate } from "./postgres_schema.ts";
 import { beforeAwaitedReply, PostgresInboxes } from "./postgres_shared.ts";
 import { writeBatch } from "./postgres_write.ts";
+import { AwaitedRecords } from "./postgres_awaited.ts";
 import {
   CommitInDoubt,
   type DeadLetter,
@@ -48,6 +49,7 @@ export class PostgresStore implements MessageStore {
   #registry: Registration;
   /** This broker's write transactions run one at a time (the commit queue batches them anyway). */
   #writing: Promise<unknown> = Promise.resolve();
+  #awaited = new AwaitedRecords();
   readonly shared: PostgresInboxes;
 
   private constructor(sql: Sql, registry: Registration, location: string, id: string) {
@@ -58,6 +60,7 @@ export class PostgresStore implements MessageStore {
     this.shared = new PostgresInboxes({
       sql,
       broker: registry.id,
+      awaited: this.#awaited,
       read: (what, work) => this.#read(what, work),
       transaction: (what, work) => this.#transaction(what, work),
     });
@@ -120,7 +123,10 @@ export class PostgresStore implements MessageStore {
 
 
   write(batch: WriteBatch): Promise<Envelope[]> {
-    return this.#transaction("commit", (tx) => writeBatch(tx, batch, this.#registry.id));
+    return this.#transaction("commit", (tx) => {
+      for (const message of batch.messages) if (message.awaited !== undefined) this.#awaited.held(message.awaited.id, message.awaited.ms);
+      return writeBatch(tx, batch, this.#registry.id);
+    });
   }
 
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
@@ -242,6 +248,7 @@ export class PostgresStore implements MessageStore {
 
   async close(): Promise<void> {
     this.#registry.closing();
+    this.#awaited.close();
     await this.#writing;
     await this.shared.close();
     // Writes are done; a connection that broke with a query in flight holds end() until its timeout (postgres 3.4.9).

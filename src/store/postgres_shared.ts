@@ -5,6 +5,7 @@
 import type { Fragment, Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
+import { awaitedRecords, type AwaitedRecords } from "./postgres_awaited.ts";
 import { BROKER_CONNECTION, HEARTBEAT_MS } from "./postgres_registry.ts";
 import { agentRemoved, type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
 
@@ -35,10 +36,14 @@ const NO_STOP = Number.MAX_SAFE_INTEGER;
 /** Past this many bytes of recipients a notification says "*" (NOTIFY payloads stop at 8,000 bytes). */
 const MAX_NOTIFY_BYTES = 7000;
 
-/** What the store lends: its client, its broker id, and its ways to run a statement and a write transaction. */
+/**
+ * What the store lends: its client, its broker id, the records of awaited replies it wrote, and its ways to run a
+ * statement and a write transaction.
+ */
 export interface SharedContext {
   sql: Sql;
   broker: string;
+  awaited: AwaitedRecords;
   read<T>(what: string, work: () => Promise<T>): Promise<T>;
   transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T>;
 }
@@ -192,29 +197,31 @@ export class PostgresInboxes implements SharedInboxes {
   }
 
   awaitReply(agent: AgentName, questionId: number, ms: number): Promise<string> {
-    const { sql, broker } = this.#context;
+    const { sql, broker, awaited } = this.#context;
     const id = crypto.randomUUID();
     return this.#context.read("record an awaited reply", async () => {
+      awaited.held(id, ms);
       // The version moves too: a stream that read a page holding the reply before this commits fails its claim and
-      // reads again, stopping before it.
+      // reads again, stopping before it. (A question's commit needs no bump: no one can have read its reply.)
+      const waits = sql`(SELECT ${id}::uuid AS id, agent, ${questionId}::int8 AS question_id, ${ms}::float8 AS ms FROM bumped) w`;
       await sql`
-        WITH i AS (UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} RETURNING agent),
-          old AS (DELETE FROM interop_awaited_replies WHERE agent = ${agent} AND until <= now())
-        INSERT INTO interop_awaited_replies (id, agent, question_id, broker, until)
-          SELECT ${id}, agent, ${questionId}, ${broker}, now() + make_interval(secs => ${ms / 1000}) FROM i`;
+        WITH bumped AS (UPDATE interop_inboxes SET version = version + 1 WHERE agent = ${agent} RETURNING agent),
+          ${awaitedRecords(sql, waits, [agent], broker)}
+        SELECT 1`;
       return id;
     });
   }
 
   endAwait(agent: AgentName, id: string): Promise<void> {
     const { sql } = this.#context;
-    return this.#context.read("end an awaited reply", async () => {
-      // Every broker's readers of the inbox read again, this one's too: they stopped before the reply. The
-      // notification names no broker for that (each skips its own).
-      await sql`
-        WITH ended AS (DELETE FROM interop_awaited_replies WHERE id = ${id})
-        SELECT pg_notify(${COMMITS}, ${notification("", [agent])})`;
-    });
+    return this.#context.awaited.end(id, () =>
+      this.#context.read("end an awaited reply", async () => {
+        // Every broker's readers of the inbox read again, this one's too: they stopped before the reply. The
+        // notification names no broker for that (each skips its own).
+        await sql`
+          WITH ended AS (DELETE FROM interop_awaited_replies WHERE id = ${id})
+          SELECT pg_notify(${COMMITS}, ${notification("", [agent])})`;
+      }));
   }
 
   pendingReplies(agent: AgentName, questionIds: number[], limit: number): Promise<Envelope[]> {

@@ -3,6 +3,7 @@ import type { Fragment, TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { Envelope } from "../message.ts";
 import { storedPayload } from "./message_row.ts";
+import { awaitedRecords } from "./postgres_awaited.ts";
 import { LOCK_SPACE } from "./postgres_schema.ts";
 import { COMMITS, notification } from "./postgres_shared.ts";
 import type { InboxUpdate, WriteBatch } from "./store.ts";
@@ -131,25 +132,20 @@ export async function writeBatch(tx: TransactionSql, batch: WriteBatch, broker: 
 }
 
 /**
- * The statement's part that records the replies its messages' senders await (`NewMessage.awaited`), as
- * `PostgresInboxes.awaitReply` does, in the transaction that stores the questions: a reply, which can only be written
- * once its question is seen, then never meets a reader before the record. Nothing for a commit without one (the
- * publishes that are no `/ask`). An asker whose inbox was removed meanwhile awaits nothing.
+ * The statement's part that records the replies its messages' senders await (`NewMessage.awaited`), in the
+ * transaction that stores the questions: a reply, which can only be written once its question is seen, then never
+ * meets a reader before the record. Nothing for a commit without one (the publishes that await no reply).
  */
 function awaitedReplies(tx: TransactionSql, messages: WriteBatch["messages"], broker: string): Fragment {
   const awaited = messages.flatMap((message, index) => message.awaited === undefined ? [] : [{ ord: index + 1, ...message.awaited }]);
   if (awaited.length === 0) return tx``;
-  return tx`, awaited AS (
-      INSERT INTO interop_awaited_replies (id, agent, question_id, broker, until)
-      SELECT a.id, m.sender, m.id, ${broker}, now() + make_interval(secs => a.ms / 1000)
+  const waits = tx`(
+      SELECT a.id, m.sender AS agent, m.id AS question_id, a.ms
       FROM unnest(${awaited.map((a) => a.ord)}::int8[], ${awaited.map((a) => a.id)}::uuid[], ${awaited.map((a) => a.ms)}::float8[])
         AS a (ord, id, ms)
         JOIN m ON m.ord = a.ord
-        JOIN interop_inboxes i ON i.agent = m.sender
-    ), expired AS (
-      DELETE FROM interop_awaited_replies
-      WHERE agent = ANY(${[...new Set(awaited.map((a) => messages[a.ord - 1].from))]}::text[]) AND until <= now()
-    )`;
+    ) w`;
+  return tx`, ${awaitedRecords(tx, waits, [...new Set(awaited.map((a) => messages[a.ord - 1].from))], broker)}`;
 }
 
 /**

@@ -51,7 +51,7 @@ export interface NewMessage {
    */
   idempotencyKey?: string;
   /**
-   * On a store other brokers share: the sender awaits the reply to this message (an `/ask`), recorded with the
+   * On a store other brokers share: the sender awaits the reply to this message (`publishQuestion`), recorded with the
    * message in its commit, as `SharedInboxes.awaitReply` records it, under `id` for `ms`. A reply cannot then be read
    * anywhere before the record holds, however soon it commits. A store one broker owns ignores it.
    */

@@ -6,10 +6,12 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { startBroker, waitFor } from "../helpers/broker.ts";
-import { cliCommand, collect, runCli, spawnCli } from "../helpers/cli.ts";
+import { cliCommand, collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
+import { stopAll } from "../helpers/listener.ts";
 
 async function connect(url: string, agent: string): Promise<Client> {
   const [command, prefix] = cliCommand();
@@ -110,6 +112,42 @@ test("the MCP server, driven by the SDK's client, sends, waits, asks and lists a
     await openclaw?.close();
     await broker.cleanup();
   }
+});
+
+test("interop mcp's ask gets its reply while interop listen runs on the same agent, which gets what came before and after it", async (t) => {
+  // Hermes's usual setup: `interop listen --agent hermes` and Hermes's MCP `ask` on one inbox. On a broker of its own
+  // the stream took the reply as it arrived, and the ask timed out although the reply was delivered.
+  const broker = await startBroker();
+  const dir = tempDir();
+  const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json")]);
+  t.after(async () => {
+    await stopAll(listen);
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  let stdout = "";
+  listen.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  const listened = () => stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line).text);
+  const status = async () => await (await fetch(`${broker.url}/status`)).json();
+  await waitFor(async () => (await status()).subscribers?.hermes, 10_000, "listen's stream");
+  const hermes = await connect(broker.url, "hermes");
+  t.after(() => hermes.close());
+  const asking = call(hermes, "ask", { to: "openclaw", text: "deploy?", timeout_seconds: 20 });
+  // The question stored and the ask's long poll at the broker.
+  const question = await waitFor(async () => {
+    if ((await status()).agents?.hermes?.waiting !== 1) return undefined;
+    return (await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json())[0]?.interop.id;
+  }, 10_000, "the ask's long poll");
+  for (const args of [["before"], ["--reply-to", String(question), "yes, deploy"], ["after"]]) {
+    const sent = await runCli(["send", "--url", broker.url, "-f", "openclaw", "-t", "hermes", ...args]);
+    assert.equal(sent.code, 0, sent.stderr);
+  }
+  const answered = await asking;
+  assert.ok(!answered.isError, answered.content[0].text);
+  assert.equal(json(answered).reply.text, "yes, deploy");
+  await waitFor(() => listened().length >= 2, 10_000, "listen's two messages");
+  assert.deepEqual(listened(), ["before", "after"]);
+  assert.equal((await status()).agents.hermes.pending, 0);
 });
 
 test("bad MCP tool arguments give tool errors, and the server keeps serving", async () => {

@@ -109,33 +109,72 @@ test("a reply awaited on a broker killed meanwhile is hermes's to poll on B once
   assert.equal(reply.a, "pong");
 });
 
-test("asks on A answered at once from a stream on B all get their replies, and hermes's stream on B none of them", async (t) => {
-  const brokers = await twoBrokers(t);
-  if (brokers === undefined) return;
-  const [a, b] = brokers;
+/**
+ * openclaw answering through B each of `count` questions the moment its stream there has it (`answer` makes the
+ * reply's body from the question's), while `asker`'s stream on B is open: `answered` once all are, then `stillInOrder`
+ * checks that the stream had none of the replies (what it gets next is a message published after them).
+ */
+async function answeringOnB(t: TestContext, b: RunningBroker, asker: string, count: number, answer: (question: Record<string, unknown>) => unknown) {
   const questions = await openSse(`${b.url}/subscribe?agent=openclaw`);
   t.after(() => questions.close());
-  const replies = await openSse(`${b.url}/subscribe?agent=hermes`);
+  const replies = await openSse(`${b.url}/subscribe?agent=${asker}`);
   t.after(() => replies.close());
-  const asks = 10;
-  // openclaw answers each question through B the moment its stream there has it.
-  const answering = (async () => {
-    for (let n = 0; n < asks; n++) {
+  const answered = (async () => {
+    for (let n = 0; n < count; n++) {
       const [event] = await questions.take(1, 30_000);
       const replied = await fetch(`${b.url}/broadcast?from=openclaw&reply_to=${event.id}`, {
         method: "POST",
-        body: JSON.stringify({ round: JSON.parse(event.data).round }),
+        body: JSON.stringify(answer(JSON.parse(event.data))),
       });
       assert.equal(replied.status, 200, await replied.text());
     }
   })();
+  const stillInOrder = async () => {
+    await answered;
+    assert.equal((await publish(b.url, "openclaw", asker, { after: "all" })).status, 200);
+    const [next] = await replies.take(1, 10_000);
+    assert.equal(JSON.parse(next.data).after, "all", `${asker}'s stream on B had a reply a wait on A awaited`);
+  };
+  return { stillInOrder };
+}
+
+test("asks on A answered at once from a stream on B all get their replies, and hermes's stream on B none of them", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const asks = 10;
+  const { stillInOrder } = await answeringOnB(t, b, "hermes", asks, (question) => ({ round: question.round }));
   for (let round = 0; round < asks; round++) {
     const answer = await fetch(`${a.url}/ask?from=hermes&to=openclaw&timeout=20`, { method: "POST", body: JSON.stringify({ round }) });
     assert.equal(answer.status, 200, `round ${round}: ${await answer.clone().text()}`);
     assert.equal((await answer.json()).reply?.round, round);
   }
-  await answering;
-  assert.equal((await publish(b.url, "openclaw", "hermes", { after: "asks" })).status, 200);
-  const [next] = await replies.take(1, 10_000);
-  assert.equal(JSON.parse(next.data).after, "asks", "hermes's stream on B had a reply an ask waited for");
+  await stillInOrder();
+});
+
+test("blocking and streaming A2A SendMessages on A answered at once from a stream on B all get their replies, and the caller's stream on B none of them", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const calls = 6;
+  // Without tokens an A2A caller is the agent a2a: its stream on B would take a reply its call on A waits for.
+  const { stillInOrder } = await answeringOnB(t, b, "a2a", calls, (question) => ({ text: `pong ${question.text}` }));
+  for (let round = 0; round < calls; round++) {
+    const method = round % 2 === 0 ? "SendMessage" : "SendStreamingMessage";
+    const answer = await fetch(`${a.url}/a2a/openclaw`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "a2a-version": "1.0" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: round,
+        method,
+        params: { message: { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text: `round ${round}` }] } },
+      }),
+    });
+    const text = await answer.text();
+    assert.equal(answer.status, 200, `round ${round}: ${text}`);
+    // Completed whoever took the reply: the stream on B taking it too is what stillInOrder finds.
+    assert.match(text, new RegExp(`"text":"pong round ${round}"`), `round ${round} (${method}): the call has its reply`);
+  }
+  await stillInOrder();
 });

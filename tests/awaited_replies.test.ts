@@ -1,0 +1,192 @@
+/**
+ * On a broker of its own, a reply that a wait awaits (`interop mcp`'s leased ask, `/ask`) reaches that wait and no
+ * other reader of the asker's inbox: a stream (`interop listen` on the same agent), a poll or a peek, a plain wait
+ * stop before it while the wait lasts, and read on in order once it was taken or the wait ended.
+ */
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
+import { leasedWait } from "../src/broker/leased_wait.ts";
+import { sseFormat } from "../src/http/sse_format.ts";
+import { type AgentName, type Envelope, parseAgentName } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+import { TextSink } from "./helpers/text_sink.ts";
+
+const hermes = parseAgentName("hermes");
+const openclaw = parseAgentName("openclaw");
+
+async function openBroker(t: TestContext): Promise<Broker> {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { agents: [hermes, openclaw] }));
+  t.after(() => broker.close());
+  return broker;
+}
+
+/** A stream of `agent`'s inbox from its cursor (`interop listen`), and the ids it wrote so far, in order. */
+async function listen(broker: Broker, agent: AgentName): Promise<{ sink: TextSink; ids(): number[] }> {
+  const sink = new TextSink();
+  (await broker.prepareStream(agent, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  return { sink, ids: () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1])) };
+}
+
+/** Resolves once `done()` holds, looking after each turn of the event loop (the test's timeout bounds it). */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** hermes asks openclaw (as `interop mcp`'s ask sends its question): the question. */
+async function question(broker: Broker): Promise<Envelope> {
+  return (await broker.publish(hermes, openclaw, { text: "deploy?" })).envelopes[0];
+}
+
+/** openclaw sends hermes a message before the reply, the reply, and one after it: the three, in id order. */
+async function answer(broker: Broker, asked: Envelope): Promise<[Envelope, Envelope, Envelope]> {
+  const { envelopes: [before] } = await broker.publish(openclaw, hermes, { text: "before" });
+  const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
+  const { envelopes: [after] } = await broker.publish(openclaw, hermes, { text: "after" });
+  return [before, reply, after];
+}
+
+test("a stream of the asker's inbox stops before the reply a leased ask awaits, and reads on in order once the ask took it", async (t) => {
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const asked = await question(broker);
+  const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
+  const [before, reply, after] = await answer(broker, asked);
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  // The stream had what came before the reply; not the reply, nor what came after it (that would pass it by).
+  await until(() => stream.ids().length > 0);
+  assert.deepEqual(stream.ids(), [before.id]);
+  // The ask's take (`/poll?take=ID&lease_id=`): the reply is there for it, and the stream reads on.
+  const taken = await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own }));
+  assert.equal(taken?.id, reply.id);
+  await until(() => stream.ids().length > 1);
+  assert.deepEqual(stream.ids(), [before.id, after.id]);
+  // Every message delivered once: nothing pending, no repeats.
+  await until(() => broker.status().agents[hermes]?.pending === 0);
+  assert.equal(broker.status().agents[hermes]?.redelivered, 0);
+  assert.equal(broker.status().agents[hermes]?.waiting, 0);
+});
+
+test("a poll, a peek and a plain wait of the asker's inbox stop before the reply a leased ask awaits, and read on once it was taken", async (t) => {
+  const broker = await openBroker(t);
+  const asked = await question(broker);
+  const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
+  const [before, reply, after] = await answer(broker, asked);
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  // A peek (as another leased wait, `interop mcp`'s wait, looks) and a poll see what comes before the reply only.
+  assert.deepEqual((await broker.peek(hermes, 10)).map((envelope) => envelope.id), [before.id]);
+  assert.deepEqual((await broker.poll(hermes, 10)).map((envelope) => envelope.id), [before.id]);
+  assert.deepEqual(await broker.poll(hermes, 10), []);
+  // A plain wait (`interop wait`) is handed nothing that comes after the reply meanwhile.
+  let waited: Envelope | undefined;
+  const plain = broker.wait(hermes, 10_000).then((envelope) => (waited = envelope));
+  const { envelopes: [later] } = await broker.publish(openclaw, hermes, { text: "later" });
+  assert.deepEqual(await broker.peek(hermes, 10), []);
+  assert.equal(waited, undefined, "a plain wait passed the awaited reply by");
+  assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);
+  // Once the ask took the reply, the plain wait has the next message in order, and the poll the rest.
+  assert.equal((await plain)?.id, after.id);
+  assert.deepEqual((await broker.poll(hermes, 10)).map((envelope) => envelope.id), [later.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
+});
+
+test("a leased ask that leaves the reply (its call cancelled, or its client gone) releases it to the stream, in order", async (t) => {
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  // Cancelled: the take of nothing (`up_to=0`) ends the lease.
+  const cancelled = await question(broker);
+  const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: cancelled.id });
+  const [before, reply, after] = await answer(broker, cancelled);
+  const shown = await waiting;
+  await until(() => stream.ids().length > 0);
+  assert.deepEqual(stream.ids(), [before.id]);
+  assert.deepEqual(await broker.leases.take(hermes, shown!.lease, (own) => broker.poll(hermes, 1, { shownUpTo: 0, lease: own })), []);
+  await until(() => stream.ids().length > 2);
+  assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
+  // Gone without a word: the lease the reply was shown under expires, and with it the hold.
+  const abandoned = await question(broker);
+  const gone = leasedWait(broker, hermes, 1, 10_000, new AbortController().signal, { replyTo: abandoned.id });
+  const [before2, reply2, after2] = await answer(broker, abandoned);
+  assert.equal((await gone)?.message.id, reply2.id);
+  await until(() => stream.ids().length > 3);
+  assert.deepEqual(stream.ids().slice(3), [before2.id]);
+  await until(() => stream.ids().length > 5);
+  assert.deepEqual(stream.ids().slice(3), [before2.id, reply2.id, after2.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
+  assert.equal(broker.status().agents[hermes]?.redelivered, 0);
+});
+
+test("a leased ask that times out before its reply leaves the stream reading on: the reply comes to it, in order", async (t) => {
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const asked = await question(broker);
+  assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
+  const [before, reply, after] = await answer(broker, asked);
+  await until(() => stream.ids().length > 2);
+  assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
+});
+
+/**
+ * hermes's /ask of openclaw, answered (with a message before the reply and one after) while the ask settles: the 20 ms
+ * it waits to see whether its client closed with the request (client_settle.ts), held open until `settle`.
+ */
+async function answeredWhileSettling(broker: Broker) {
+  const settling = Promise.withResolvers<void>();
+  const asked = Promise.withResolvers<void>();
+  const asking = broker.ask(hermes, openclaw, { text: "deploy?" }, 10_000, undefined, () => {
+    asked.resolve();
+    return settling.promise;
+  });
+  await asked.promise;
+  const [question] = await broker.peek(openclaw, 1);
+  const [before, reply, after] = await answer(broker, question);
+  return { asking, settle: () => settling.resolve(), before, reply, after };
+}
+
+test("an /ask's reply committed while the ask settles waits in the inbox for it, not on the asker's stream", async (t) => {
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const { asking, settle, before, reply, after } = await answeredWhileSettling(broker);
+  await until(() => stream.ids().length > 0);
+  assert.deepEqual(stream.ids(), [before.id]);
+  settle();
+  assert.equal((await asking).reply?.id, reply.id);
+  await until(() => stream.ids().length > 1);
+  assert.deepEqual(stream.ids(), [before.id, after.id]);
+});
+
+test("an `interop mcp` wait that found nothing before an /ask's reply is shown what follows it once the ask took it", async (t) => {
+  const broker = await openBroker(t);
+  const { asking, settle, before, reply, after } = await answeredWhileSettling(broker);
+  assert.deepEqual((await broker.poll(hermes, 10)).map((envelope) => envelope.id), [before.id]);
+  // The leased wait `interop mcp`'s wait tool makes: nothing to show before the reply, so it waits.
+  let shown: number | undefined;
+  const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal).then((found) => (shown = found?.message.id));
+  await broker.peek(hermes, 1);
+  assert.equal(shown, undefined);
+  settle();
+  assert.equal((await asking).reply?.id, reply.id);
+  await waiting;
+  assert.equal(shown, after.id);
+});
+
+test("a reader that showed the reply before a wait awaited it takes it with what it showed, as it printed them", async (t) => {
+  const broker = await openBroker(t);
+  const asked = await question(broker);
+  const [before, reply, after] = await answer(broker, asked);
+  // `interop poll`: a peek under a lease shows all three; then a /wait?reply_to= for the reply begins.
+  const lease = await broker.leases.acquire(hermes, 30);
+  assert.deepEqual((await broker.peek(hermes, 10)).map((envelope) => envelope.id), [before.id, reply.id, after.id]);
+  const waiting = broker.waitForReply(hermes, asked.id, 200);
+  const taken = await broker.leases.take(hermes, lease, () => broker.poll(hermes, 10, { shownUpTo: after.id }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [before.id, reply.id, after.id]);
+  // The reply was the reader's (it printed it): the wait gets nothing, and nothing is left to print again.
+  assert.equal(await waiting, undefined);
+  assert.deepEqual(await broker.poll(hermes, 10), []);
+});

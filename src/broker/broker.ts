@@ -145,6 +145,7 @@ export class Broker {
       writeTimeoutMs: options.writeTimeoutMs,
       resumeWindowMs: options.resumeWindowMs ?? 0,
       heartbeatMs: options.heartbeatMs,
+      maxMessageBytes: options.maxMessageBytes,
     });
     this.#agents = new AgentInboxes({
       store: options.store,
@@ -357,7 +358,8 @@ export class Broker {
    */
   answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string, agent?: AgentName, leasedTake = false): MessageAnswer<Item> {
     const budget = this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET;
-    return new MessageAnswer(encode, budget, agent === undefined ? undefined : this.#answerMemory.hold(agent, budget, leasedTake));
+    const hold = agent === undefined ? undefined : this.#answerMemory.hold(agent, budget, leasedTake);
+    return new MessageAnswer(encode, budget, hold, this.#options.maxMessageBytes);
   }
 
   /**

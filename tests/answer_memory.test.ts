@@ -32,6 +32,22 @@ test("AnswerMemory refuses any answer with server_busy once the broker holds its
   assert.throws(() => memory.hold("carol", 10), (error: InteropError) => error.code === "server_busy");
 });
 
+test("AnswerMemory lets one leased take of an inbox at a time past the inbox's bound, never past the broker's", () => {
+  // Refused for the inbox's other unread answers, a leased reader could neither take what it showed nor renew its
+  // lease (a renewing peek needs the same room): the lease ran out and the next reader showed the same messages.
+  const memory = new AnswerMemory(100, 250);
+  assert.equal(memory.hold("alice", 10).claim(100), undefined);
+  assert.throws(() => memory.hold("alice", 10), (error: InteropError) => error.code === "too_many_requests");
+  const leased = memory.hold("alice", 10, true);
+  assert.equal(leased.claim(100), undefined, "past the inbox's bound");
+  assert.throws(() => memory.hold("alice", 10, true), (error: InteropError) => error.code === "too_many_requests", "one at a time");
+  assert.equal(leased.claim(60)?.code, "server_busy", "the broker's bound still holds");
+  leased.release();
+  leased.release();
+  assert.equal(memory.held, 100);
+  assert.ok(memory.hold("alice", 10, true), "the next leased take, once the last was released");
+});
+
 test("AnswerMemory lets an inbox that holds nothing have one message however large, as an answer's budget does", () => {
   const memory = new AnswerMemory(100, 1000);
   const hold = memory.hold("alice", 10);

@@ -282,6 +282,24 @@ test("an inbox call cancelled while its read is at the broker takes nothing: wha
   assert.deepEqual(pending(), [[7, 8]]);
 });
 
+test("a wait whose take finds its lease lost and the inbox leased to another reader waits on, returning what it takes next", async () => {
+  // The take was refused 409 inbox_leased (the lease ran out, or a broker of its own restarted, and another reader
+  // leased the inbox): the wait call failed, though nothing had been shown to the model.
+  const leases = ["lost", "held"];
+  const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
+  const broker = {
+    waitLeased: () => Promise.resolve({ message: message(leases.length === 2 ? 7 : 8), lease: leases[0] }),
+    poll: (_agent: string, _limit: number, _upTo: number, lease: string) => {
+      leases.shift();
+      if (lease === "lost") return Promise.reject(new InteropError("inbox_leased", "Another reader is polling openclaw's inbox", { status: 409 }));
+      return Promise.resolve([message(8)]);
+    },
+  } as unknown as BrokerClient;
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 10 }), [8]);
+  await session.close();
+});
+
 /**
  * A stand-in broker for an ask whose question is message 5: its leased reply wait shows reply 7 under a lease once
  * `replied` resolves, and takes it only with take=7 (a taking wait, as before leased reply waits, takes it at once).

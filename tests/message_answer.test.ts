@@ -52,7 +52,7 @@ test("MessageAnswer.body is a big answer's JSON array as UTF-8 bytes, made with 
   const items = Array.from({ length: 6 }, (_, index) => item(index + 1, `${index}ü€😀`.repeat(SLICE_CHARS / 8)));
   const answer = new MessageAnswer(encode, 16 * SLICE_CHARS);
   answer.fit(items);
-  const expected = Buffer.from(answer.jsonArray(items));
+  const expected = Buffer.from(`[${items.map(encode).join(",")}]`);
   const counter = turnCounter();
   t.after(() => counter.stop());
   const body = await answer.body(items);
@@ -65,7 +65,27 @@ test("MessageAnswer.body of a small answer is the JSON array's text, or the text
   const items = [item(1, "a"), item(2, "b")];
   const answer = new MessageAnswer(encode, SLICE_CHARS);
   answer.fit(items);
-  assert.equal(await answer.body(items), answer.jsonArray(items));
+  assert.equal(await answer.body(items), `[${items.map(encode).join(",")}]`);
   assert.equal(await answer.body(items, "", "", ""), items.map(encode).join(""));
   assert.equal(await answer.body([]), "[]");
+});
+
+test("MessageAnswer.read asks no page for more messages than its budget holds at the largest a message may be, small ones read before or not", async () => {
+  // 250 small messages, then big ones: pages sized by what was read so far asked for 750 at once (a /poll of 1000 read
+  // 750 MiB from SQLite to answer with 16).
+  const big = "x".repeat(SLICE_CHARS);
+  const inbox = Array.from({ length: 1000 }, (_, index) => item(index + 1, index < 250 ? "small" : big));
+  const budget = 4 * SLICE_CHARS;
+  const pages: number[] = [];
+  const readAfter = (afterId: number, limit: number) => {
+    const page = inbox.filter((entry) => entry.id > afterId).slice(0, limit);
+    pages.push(page.reduce((sum, entry) => sum + encode(entry).length, 0));
+    return Promise.resolve(page);
+  };
+  const answer = new MessageAnswer(encode, budget, undefined, SLICE_CHARS + 100);
+  const read = await answer.read(readAfter, 0, inbox.length, () => true);
+  assert.ok(answer.cut);
+  assert.equal(read.length, 250 + 3, "what fits: the small ones and three big ones");
+  const largest = Math.max(...pages);
+  assert.ok(largest <= budget + 2 * SLICE_CHARS, `the largest page held ${largest} characters (the budget: ${budget})`);
 });

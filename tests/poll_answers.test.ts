@@ -21,6 +21,11 @@ import { fromWebRequest } from "./helpers/web_request.ts";
 
 /** Characters one answer may hold in these tests: a few of the messages they send. */
 const BUDGET = 2000;
+/**
+ * The largest message these tests' broker takes, as `serve --max-body-bytes` would say: a page of the store holds no
+ * more messages than the budget left would at this size. A sixteenth of the budget, as 1 MiB (the default) is of 16 Mi.
+ */
+const MAX_MESSAGE_BYTES = BUDGET / 16;
 
 interface Fixture {
   /** Sends `text` (text/plain) from hermes to openclaw; resolves with its id. */
@@ -33,6 +38,8 @@ interface Fixture {
   reads: { calls: number; messages: number };
   /** Messages the store returned to lists that take nothing (`readLatest`, and `find` for each dead letter). */
   listed: { messages: number };
+  /** Replies the store returned to waits for a reply (`readReplies`). */
+  replies: { messages: number };
 }
 
 async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<void> {
@@ -59,7 +66,14 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
     if (found !== undefined) listed.messages++;
     return found;
   };
-  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET }));
+  const replies = { messages: 0 };
+  const readReplies = store.readReplies.bind(store);
+  store.readReplies = async (agent, questionId, afterId, limit) => {
+    const read = await readReplies(agent, questionId, afterId, limit);
+    replies.messages += read.length;
+    return read;
+  };
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100), answerBudget: BUDGET, maxMessageBytes: MAX_MESSAGE_BYTES }));
   try {
     const auth = await Authenticator.open(new TokenFile(dir.path));
     const metrics = new BrokerMetrics(() => broker.status(), []);
@@ -86,6 +100,7 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
       pending: () => broker.status().agents.openclaw.pending,
       reads,
       listed,
+      replies,
     });
   } finally {
     await broker.close();
@@ -150,6 +165,21 @@ test("a /poll of small messages reads them in a few pages, and one of big messag
     reads.calls = reads.messages = 0;
     assert.equal(ids(await get("/poll?agent=openclaw")).length, 2);
     assert.ok(reads.messages <= 4, `read ${reads.messages} of 30 messages for an answer of 2`);
+  });
+});
+
+test("a wait for a reply, leased or taking, reads a few of the replies to its question to show or hand out the first", async () => {
+  // Read whole (up to 500), 300 replies of 1 MiB were read for one leased reply wait: the event loop held 12 s.
+  await withBroker(async ({ send, get, post, replies }) => {
+    const question = await send("question");
+    for (let n = 0; n < 30; n++) assert.equal((await post(`/broadcast?from=openclaw&reply_to=${question}`, { text: `reply ${n}` })).status, 200);
+    const taken = await get(`/wait?agent=hermes&reply_to=${question}&timeout=1`);
+    assert.equal(JSON.parse(bodyText(taken)).text, "reply 0");
+    assert.ok(replies.messages <= 4, `${replies.messages} of 30 replies read to take the first`);
+    replies.messages = 0;
+    const shown = await get(`/wait?agent=hermes&reply_to=${question}&timeout=1&peek=1&lease=5`);
+    assert.equal(JSON.parse(bodyText(shown)).text, "reply 1");
+    assert.ok(replies.messages <= 4, `${replies.messages} of 29 replies read to show the first`);
   });
 });
 

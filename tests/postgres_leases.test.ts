@@ -13,6 +13,7 @@ import { PostgresStore } from "../src/store/postgres.ts";
 import { migrate } from "../src/store/postgres_schema.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 import { waitFor } from "./helpers/broker.ts";
+import { handClock } from "./helpers/hand_clock.ts";
 import { twoBrokersOn } from "./helpers/two_brokers.ts";
 
 const openclaw = "openclaw" as AgentName;
@@ -52,9 +53,13 @@ test("a lease is granted once the take holding the inbox's row commits, and on e
   assert.notEqual(await a.leases.acquire(openclaw, 60), lease, "the holder's take on B ended the lease");
 });
 
-test("--pending-ttl expires nothing of an inbox under a lease, on any broker, until the lease ends; the take has what was shown", async (t) => {
+/** The pending TTL of these tests, by the hand clock; retention runs every half of it, by the real one. */
+const TTL = 400;
+
+test("--pending-ttl expires nothing of an inbox under a lease, on any broker, one more TTL at most; the take has what was shown", async (t) => {
   // Expired under the lease, what the reader showed was gone by its take: it reported less than it had shown.
-  const brokers = await twoBrokers(t, { pendingTtlMs: uniform(300) });
+  const clock = handClock();
+  const brokers = await twoBrokers(t, { pendingTtlMs: uniform(TTL), now: clock.now });
   if (brokers === undefined) return;
   const { a, admin } = brokers;
   await a.addAgent(openclaw);
@@ -63,13 +68,32 @@ test("--pending-ttl expires nothing of an inbox under a lease, on any broker, un
   await a.publish(hermes, openclaw, { text: "shown, then let go" });
   const lease = await a.leases.acquire(openclaw, 60);
   const [shown] = await a.peek(openclaw, 1);
-  // Sent after the shown ones: once it has expired, a retention pass has passed their cutoff too.
   await a.publish(openclaw, hermes, { text: "not leased" });
+  clock.advance(TTL * 1.5);
   await waitFor(async () => Number(await expired(hermes)) === 1, 10_000, "hermes's message to expire");
   assert.equal(Number(await expired(openclaw)), 0, "kept under the lease");
   const taken = await a.leases.take(openclaw, lease, (own) => a.poll(openclaw, 10, { shownUpTo: shown.id, lease: own }));
   assert.deepEqual(taken.map((message) => message.payload.text), ["shown"]);
   await waitFor(async () => Number(await expired(openclaw)) === 1, 10_000, "the one left to expire once the lease ended");
+});
+
+test("a lease renewed for ever holds --pending-ttl expiry of its inbox one more TTL, on every broker, not for ever", async (t) => {
+  // The reader's renewals held its inbox's messages for as long as it renewed: expiry never came.
+  const clock = handClock();
+  const brokers = await twoBrokers(t, { pendingTtlMs: uniform(TTL), now: clock.now });
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  const expired = async () => (await admin<{ expired: number }[]>`SELECT expired FROM interop_inboxes WHERE agent = ${openclaw}`)[0].expired;
+  await a.publish(hermes, openclaw, { text: "shown, never taken" });
+  const lease = await b.leases.acquire(openclaw, 60);
+  clock.advance(TTL * 2.5);
+  assert.equal(await b.leases.acquire(openclaw, 60, lease), lease, "renewed, still held");
+  await waitFor(async () => Number(await expired()) === 1, 10_000, "the message to expire under the lease");
+  let lost = false;
+  const leaseLost = () => void (lost = true);
+  assert.deepEqual(await b.leases.take(openclaw, lease, (own) => b.poll(openclaw, 10, { lease: own, leaseLost }), leaseLost), []);
+  assert.equal(lost, false, "the lease held all along");
 });
 
 test("a take under a lease that expired takes what is left and is told the lease was lost; one under its lease is not", async (t) => {

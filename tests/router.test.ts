@@ -415,6 +415,36 @@ test("A2A ListTasks pages that their client has not read hold the caller's memor
   }, { maxBodyBytes: 4 * 1024 * 1024 });
 });
 
+test("A2A ListTasks builds a big page a slice at a time: a /status asked meanwhile is answered first, and the bytes are the page's JSON", async () => {
+  // Built in one go (16 Mi characters read, encoded, joined and made bytes), it held every other request up meanwhile.
+  await withRouter(async ({ call }) => {
+    const rpc = (method: string, params: Record<string, unknown>) =>
+      call("POST", "/a2a/hermes", JSON.stringify({ jsonrpc: "2.0", id: "list-1", method, params }));
+    // Five tasks of 0.6 M characters (1.2 MB each): a page of three slices.
+    for (let n = 0; n < 5; n++) {
+      const message = { messageId: `m-${n}`, role: "ROLE_USER", parts: [{ text: `${n}ü€😀`.repeat(120_000) }] };
+      assert.equal((await rpc("SendMessage", { message, configuration: { returnImmediately: true } })).status, 200);
+    }
+    const events: string[] = [];
+    const listing = rpc("ListTasks", {}).then((response) => (events.push("ListTasks answered"), response));
+    // Asked once the list is under way: the next turn of the event loop.
+    const status = new Promise((resolve) => setTimeout(resolve, 0))
+      .then(() => call("GET", "/status"))
+      .then((response) => (events.push("/status answered"), response));
+    const [listed, answered] = await Promise.all([listing, status]);
+    assert.deepEqual(events, ["/status answered", "ListTasks answered"]);
+    assert.equal(answered.status, 200);
+    assert.ok(!isStream(listed));
+    assert.ok(listed.body instanceof Uint8Array, "made bytes a slice at a time");
+    const text = bodyText(listed);
+    const parsed = JSON.parse(text);
+    assert.equal(parsed.id, "list-1");
+    assert.equal(parsed.result.tasks.length, 5);
+    assert.equal(text, JSON.stringify(parsed), "the bytes of the page's JSON, as built in one go");
+    listed.written?.();
+  }, { maxBodyBytes: 2 * 1024 * 1024 });
+});
+
 test("A2A ListTasks of a v0.3 caller holds its page to the budget in the v0.3 shape it answers, larger than v1.0's", async () => {
   // Each page was held to the budget in the v1.0 shape, then converted to v0.3's, which tags every part with its kind.
   const budget = 2400;
@@ -528,6 +558,28 @@ test("GET /wait?peek=1&lease=S is held to the memory for answers: one not read y
     assert.equal((await json("GET", "/poll?agent=openclaw&up_to=0")).status, 200, "no lease holds the inbox any more");
     shown.written?.();
     assert.equal((await call("GET", "/wait?agent=openclaw&timeout=5&peek=1&lease=30")).status, 200, "read, it holds nothing");
+  }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
+});
+
+test("a leased reader's take of what it showed is not refused for its agent's unread answers, one take at a time", async () => {
+  // Refused 429, the holder could neither take nor renew (a renewing peek needs the same room): its lease ran out,
+  // and the next reader was shown the same message again.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=hermes&to=openclaw", JSON.stringify({ text: "deploy?" }));
+    const shown = await call("GET", "/poll?agent=openclaw&peek=1&lease=30");
+    assert.ok(!isStream(shown));
+    shown.written?.();
+    const id = JSON.parse(bodyText(shown))[0].interop.id;
+    // Another client of the agent, reading nothing of its answer.
+    assert.equal((await call("GET", "/history?agent=openclaw")).status, 200);
+    assert.equal((await json("GET", "/poll?agent=openclaw&peek=1")).status, 429, "the agent's answers are full");
+    const taken = await call("GET", `/poll?agent=openclaw&up_to=${id}&lease_id=${shown.headers["interop-lease"]}`);
+    assert.ok(!isStream(taken));
+    assert.deepEqual([taken.status, JSON.parse(bodyText(taken)).map((message: { text: string }) => message.text)], [200, ["deploy?"]]);
+    const second = await json("GET", `/poll?agent=openclaw&up_to=${id}&lease_id=another`);
+    assert.deepEqual([second.status, second.body.code], [429, "too_many_requests"], "one such take at a time, while the first is unread");
+    taken.written?.();
+    assert.equal((await call("GET", `/poll?agent=openclaw&up_to=${id}&lease_id=another`)).status, 200, "the next, once it was read");
   }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
 });
 

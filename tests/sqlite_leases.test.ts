@@ -1,9 +1,9 @@
 /**
- * Inbox leases on a broker of its own (SQLite), kept in its memory: what a leased reader was shown does not expire
- * under it, and its take after a restart forgot the lease says so.
+ * Inbox leases on a broker of its own (SQLite), kept in its memory: what a leased reader was shown expires one
+ * pending TTL later under it, and its take after a restart forgot the lease says so.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { TokenFile } from "../src/auth/token_file.ts";
 import { Broker } from "../src/broker/broker.ts";
@@ -14,6 +14,7 @@ import { uniform } from "../src/broker/per_agent.ts";
 import type { AgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { waitFor } from "./helpers/broker.ts";
+import { handClock } from "./helpers/hand_clock.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { bodyText } from "./helpers/response.ts";
@@ -22,25 +23,49 @@ import { fromWebRequest } from "./helpers/web_request.ts";
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
 
-test("--pending-ttl expires nothing of an inbox under a lease until the lease ends; the take has what was shown", async (t) => {
-  // Expired under the lease, what the reader showed was gone by its take: it reported less than it had shown.
+/** The pending TTL of these tests, by the hand clock; retention runs every half of it, by the real one. */
+const TTL = 400;
+
+/** A broker expiring what waits TTL on a hand clock, closed after the test `t`. */
+async function expiringBroker(t: TestContext) {
   const dir = tempDir();
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { pendingTtlMs: uniform(300) }));
+  const clock = handClock();
+  let broker: Broker | undefined;
   t.after(async () => {
-    await broker.close();
+    await broker?.close();
     dir.cleanup();
   });
+  broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { pendingTtlMs: uniform(TTL), now: clock.now }));
+  return { broker, clock };
+}
+
+test("--pending-ttl expires nothing of an inbox under a lease, one more TTL at most; the take has what was shown", async (t) => {
+  // Expired under the lease, what the reader showed was gone by its take: it reported less than it had shown.
+  const { broker, clock } = await expiringBroker(t);
   await broker.publish(hermes, openclaw, { text: "shown" });
   await broker.publish(hermes, openclaw, { text: "shown, then let go" });
   const lease = await broker.leases.acquire(openclaw, 60);
   const [shown] = await broker.peek(openclaw, 1);
-  // Sent after the shown ones: once it has expired, a retention pass has passed their cutoff too.
   await broker.publish(openclaw, hermes, { text: "not leased" });
+  clock.advance(TTL * 1.5);
   await waitFor(() => broker.status().agents[hermes].expired === 1, 10_000, "hermes's message to expire");
   assert.deepEqual([broker.status().agents[openclaw].pending, broker.status().agents[openclaw].expired], [2, 0], "kept under the lease");
   const taken = await broker.leases.take(openclaw, lease, (own) => broker.poll(openclaw, 10, { shownUpTo: shown.id, lease: own }));
   assert.deepEqual(taken.map((message) => message.payload.text), ["shown"]);
   await waitFor(() => broker.status().agents[openclaw].expired === 1, 10_000, "the one left to expire once the lease ended");
+});
+
+test("a lease renewed for ever holds --pending-ttl expiry of its inbox one more TTL, not for ever", async (t) => {
+  // The reader's renewals held its inbox's messages for as long as it renewed: expiry never came.
+  const { broker, clock } = await expiringBroker(t);
+  await broker.publish(hermes, openclaw, { text: "shown, never taken" });
+  const lease = await broker.leases.acquire(openclaw, 60);
+  clock.advance(TTL * 2.5);
+  assert.equal(await broker.leases.acquire(openclaw, 60, lease), lease, "renewed, still held");
+  await waitFor(() => broker.status().agents[openclaw].expired === 1, 10_000, "the message to expire under the lease");
+  let lost = false;
+  assert.deepEqual(await broker.leases.take(openclaw, lease, (own) => broker.poll(openclaw, 10, { lease: own }), () => (lost = true)), []);
+  assert.equal(lost, false, "the lease held all along");
 });
 
 /** A GET through a router on `broker`, its answer read. */

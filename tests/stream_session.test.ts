@@ -26,6 +26,7 @@ test("StreamSession.offer writes only the offered messages the stream has not se
     ended: () => {},
     format: sseFormat(2000, true),
     writeTimeoutMs: 60_000,
+    pageSize: 500,
   });
   session.start();
   // The replay (nothing to read) ends a few turns later; then the stream takes live messages.

@@ -113,9 +113,6 @@ export async function handleA2a(
     const context: Call = { broker, request, options, caller, agent, sender, params, rpcId: call.id, version };
     const answer = await METHODS[method](context);
     if ("result" in answer) return jsonResponse(200, { jsonrpc: "2.0", id: rpcId, result: answer.result });
-    if ("resultJson" in answer) {
-      return { ...jsonTextResponse(200, `{"jsonrpc":"2.0","id":${JSON.stringify(rpcId)},"result":${answer.resultJson}}`), written: answer.written };
-    }
     return answer.response;
   } catch (error) {
     return refusalResponse(rpcId, error);
@@ -225,11 +222,8 @@ interface Call {
   version: ProtocolVersion;
 }
 
-/**
- * A method's answer: its result, or the result's JSON text already made (ListTasks, which holds the memory for
- * answers not read yet until `written`), or a response of its own.
- */
-type Answer = { result: unknown } | { resultJson: string; written(): void } | { response: OutgoingResponse };
+/** A method's answer: its result, or a response of its own (ListTasks' holds the memory for answers until `written`). */
+type Answer = { result: unknown } | { response: OutgoingResponse };
 
 const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
@@ -239,8 +233,10 @@ const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
   ListTasks: async (call) => {
-    const { json, written } = await listTasks(call.broker, call.sender, call.agent, call.params, call.version);
-    return { resultJson: json, written };
+    // The JSON-RPC answer around the result, built with it a slice at a time.
+    const around = { open: `{"jsonrpc":"2.0","id":${JSON.stringify(call.rpcId)},"result":`, close: "}" };
+    const { body, written } = await listTasks(call.broker, call.sender, call.agent, call.params, call.version, around);
+    return { response: { ...jsonTextResponse(200, body), written } };
   },
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {

@@ -23,6 +23,7 @@ import { contextIdOf, outboundMessageId, senderContextId } from "./message_ids.t
 import type { OutboundRecord, OutboundState } from "./outbound_state.ts";
 import { A2aError, type A2aMessage } from "./protocol.ts";
 import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
+import { untilServerAnswers } from "./server_back.ts";
 import { TaskFollower, textAnswer } from "./task_follower.ts";
 import { parseSendResult, type TaskView } from "./task_view.ts";
 import { toV03Message } from "./v03_shapes.ts";
@@ -55,6 +56,8 @@ export class A2aOutbound {
    * tasks resumed from an earlier run, which may take long yet; their records keep them for the next start.
    */
   #sent = new Set<Promise<void>>();
+  /** The last send ended in doubt: the server may be going down, so the next one waits until it answers again. */
+  #lastSendInDoubt = false;
 
   constructor(options: A2aOutboundOptions) {
     this.#options = options;
@@ -87,6 +90,10 @@ export class A2aOutbound {
     }
     const envelope = fromWire(JSON.parse(message.data));
     await this.#freePlace();
+    if (this.#lastSendInDoubt) {
+      await untilServerAnswers(rpc, this.#options);
+      this.#lastSendInDoubt = false;
+    }
     const record: OutboundRecord = {
       id: envelope.id,
       from: envelope.from,
@@ -102,6 +109,7 @@ export class A2aOutbound {
       result = await rpc.call("SendMessage", (version) => sendParams(envelope, record, version));
     } catch (error) {
       if (error instanceof InDoubtError) {
+        this.#lastSendInDoubt = true;
         throw new InteropError("rejected", inDoubtReason(error.message), { cause: error });
       }
       // Not taken: the record goes, and a retry (or the stream after a restart) sends it afresh.

@@ -23,9 +23,12 @@ const READ_PAGE = 10;
 
 /**
  * The caller's tasks sent to `agent`, newest first, by `contextId` and `status` when given; paged by message id. As
- * the JSON text of the result: each task is encoded once, in the version's shape, to hold the page to the budget and
- * to answer (encoded again in the answer, a page of large tasks cost twice). The page holds the memory for answers
- * not read yet as the caller's (`Broker.answer`), as a /poll's answer holds it, until `written` gives it back.
+ * the answer's body: the result's JSON text between `around.open` and `around.close` (the JSON-RPC answer's), each
+ * task encoded once, in the version's shape, to hold the page to the budget and to answer (encoded again in the
+ * answer, a page of large tasks cost twice). Read, encoded and made bytes a slice at a time, as a /poll's answer is
+ * (`MessageAnswer`): built in one go, a page of 16 Mi characters held every other request up while it was. The page
+ * holds the memory for answers not read yet as the caller's (`Broker.answer`), as a /poll's answer holds it, until
+ * `written` gives it back.
  */
 export async function listTasks(
   broker: Broker,
@@ -33,12 +36,13 @@ export async function listTasks(
   agent: AgentName,
   params: Record<string, unknown>,
   version: ProtocolVersion,
-): Promise<{ json: string; written(): void }> {
+  around: { open: string; close: string },
+): Promise<{ body: string | Uint8Array<ArrayBuffer>; written(): void }> {
   const query = parseQuery(params);
   // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token. And
   // to the memory for answers not read yet: 30 unread pages of 1 MiB tasks kept /status waiting 24 s (review27).
   const answer = broker.answer(({ task }: ListedTask) => JSON.stringify(version === "1.0" ? task : toV03Task(task)), sender);
-  return await heldAnswer(answer, async () => ({ json: await listedPage(broker, sender, agent, query, answer) }));
+  return await heldAnswer(answer, async () => ({ body: await listedPage(broker, sender, agent, query, answer, around) }));
 }
 
 /** What one ListTasks call asks for, checked before anything is read. */
@@ -111,8 +115,15 @@ function parseQuery(params: Record<string, unknown>): TaskQuery {
   return { contextId, state, pageSize, before, updatedSince, includeArtifacts, historyLength: historyLengthOf(fields.historyLength) };
 }
 
-/** The page's JSON text: the tasks that fit in `answer`, and the token for the rest. */
-async function listedPage(broker: Broker, sender: AgentName, agent: AgentName, query: TaskQuery, answer: MessageAnswer<ListedTask>): Promise<string> {
+/** The page's JSON text within `around`: the tasks that fit in `answer`, and the token for the rest. */
+async function listedPage(
+  broker: Broker,
+  sender: AgentName,
+  agent: AgentName,
+  query: TaskQuery,
+  answer: MessageAnswer<ListedTask>,
+  around: { open: string; close: string },
+): Promise<string | Uint8Array<ArrayBuffer>> {
   const { contextId, state, pageSize, updatedSince, includeArtifacts } = query;
   const listed: ListedTask[] = [];
   let before = query.before;
@@ -127,7 +138,7 @@ async function listedPage(broker: Broker, sender: AgentName, agent: AgentName, q
       if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state) && since) {
         const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, query.historyLength);
         const item = { id: envelope.id, task: shown };
-        if (answer.fit([item]).length === 0) break;
+        if ((await answer.fitSliced([item])).length === 0) break;
         listed.push(item);
       }
       scanned++;
@@ -137,7 +148,8 @@ async function listedPage(broker: Broker, sender: AgentName, agent: AgentName, q
     if (exhausted) break;
   }
   const more = !exhausted || listed.length === pageSize || answer.cut;
-  return `{"tasks":${answer.jsonArray(listed)},"nextPageToken":${JSON.stringify(more ? String(before) : "")},"pageSize":${pageSize}}`;
+  const close = `],"nextPageToken":${JSON.stringify(more ? String(before) : "")},"pageSize":${pageSize}}`;
+  return await answer.body(listed, `${around.open}{"tasks":[`, ",", close + around.close);
 }
 
 /** A task on the page, by its message's id (how the answer's budget names what it encoded). */

@@ -20,6 +20,8 @@ export class AnswerMemory {
   /** Characters held per agent; an agent holding none has no entry. */
   readonly #held = new Map<string, number>();
   #heldTotal = 0;
+  /** Agents whose one leased take in progress is let past their own bound (`hold`'s `leasedTake`). */
+  readonly #pastAgentBound = new Set<string>();
 
   constructor(perAgent = DEFAULT_AGENT_ANSWER_MEMORY, total = DEFAULT_BROKER_ANSWER_MEMORY) {
     this.#perAgent = perAgent;
@@ -37,19 +39,31 @@ export class AnswerMemory {
    * An answer cut short for memory costs as much to build as a full one: 100 unread asks of one token were each
    * built, cut to a few messages, keeping /status waiting a minute; refused, they cost nothing.
    */
-  hold(agent: string, budget: number): AnswerHold {
-    const refusal = this.claim(agent, budget, false);
+  hold(agent: string, budget: number, leasedTake = false): AnswerHold {
+    // A leased reader's take (`/poll?up_to=ID&lease_id=`) is of what its client was shown and read already: refused
+    // for the agent's other unread answers, it could not end its lease (nor renew it: a renewing peek needs the same
+    // room), which ran out, and the next reader was shown those messages again. One at a time per agent goes past
+    // the agent's bound (one full answer more at most); the broker's bound still holds.
+    const pastAgentBound = leasedTake && !this.#pastAgentBound.has(agent);
+    const refusal = this.claim(agent, budget, false, pastAgentBound);
     if (refusal !== undefined) throw refusal;
-    return new AnswerHold(this, agent);
+    if (pastAgentBound) this.#pastAgentBound.add(agent);
+    return new AnswerHold(this, agent, pastAgentBound);
+  }
+
+  /** Lets `agent`'s next leased take past its bound: the one that was has been released. */
+  leavePastBound(agent: string): void {
+    this.#pastAgentBound.delete(agent);
   }
 
   /**
-   * Adds `chars` to what `agent` holds if they fit (only checks with `add` false); else the refusal. A bound that
-   * holds nothing yet takes anything: one message goes however large, as an answer's budget lets it.
+   * Adds `chars` to what `agent` holds if they fit (only checks with `add` false; with `pastAgentBound`, only the
+   * broker's bound); else the refusal. A bound that holds nothing yet takes anything: one message goes however
+   * large, as an answer's budget lets it.
    */
-  claim(agent: string, chars: number, add = true): InteropError | undefined {
+  claim(agent: string, chars: number, add = true, pastAgentBound = false): InteropError | undefined {
     const held = this.#held.get(agent) ?? 0;
-    if (held > 0 && held + chars > this.#perAgent) {
+    if (!pastAgentBound && held > 0 && held + chars > this.#perAgent) {
       return new InteropError(
         "too_many_requests",
         `Too much held by answers for agent ${agent} that their clients have not read yet: ${held} characters, the ` +
@@ -84,13 +98,16 @@ export class AnswerMemory {
 export class AnswerHold {
   readonly #memory: AnswerMemory;
   readonly #agent: string;
+  /** A leased take let past the agent's bound (`AnswerMemory.hold`), until released. */
+  #pastAgentBound: boolean;
   #chars = 0;
   /** Held for the answer while it is read, not yet claimed by a message. */
   #reserved = 0;
 
-  constructor(memory: AnswerMemory, agent: string) {
+  constructor(memory: AnswerMemory, agent: string, pastAgentBound = false) {
     this.#memory = memory;
     this.#agent = agent;
+    this.#pastAgentBound = pastAgentBound;
   }
 
   /**
@@ -101,7 +118,7 @@ export class AnswerHold {
    * refused at their first message.
    */
   reserve(budget: number): void {
-    const refusal = this.#memory.claim(this.#agent, budget);
+    const refusal = this.#memory.claim(this.#agent, budget, true, this.#pastAgentBound);
     if (refusal !== undefined) throw refusal;
     this.#reserved += budget;
   }
@@ -122,7 +139,7 @@ export class AnswerHold {
     // Past the reservation the answer claims as it would without one: so an inbox holding nothing else still gets
     // its first message however large.
     this.settle();
-    const refusal = this.#memory.claim(this.#agent, chars);
+    const refusal = this.#memory.claim(this.#agent, chars, true, this.#pastAgentBound);
     if (refusal === undefined) this.#chars += chars;
     return refusal;
   }
@@ -132,5 +149,7 @@ export class AnswerHold {
     this.settle();
     this.#memory.release(this.#agent, this.#chars);
     this.#chars = 0;
+    if (this.#pastAgentBound) this.#memory.leavePastBound(this.#agent);
+    this.#pastAgentBound = false;
   }
 }

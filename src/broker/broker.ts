@@ -145,6 +145,7 @@ export class Broker {
       writeTimeoutMs: options.writeTimeoutMs,
       resumeWindowMs: options.resumeWindowMs ?? 0,
       heartbeatMs: options.heartbeatMs,
+      maxMessageBytes: options.maxMessageBytes,
     });
     this.#agents = new AgentInboxes({
       store: options.store,
@@ -352,11 +353,13 @@ export class Broker {
   /**
    * An answer of messages each encoded by `encode`, within the broker's budget (`DEFAULT_ANSWER_BUDGET`); with
    * `agent`, also within what answers to that agent's inbox and the broker's may hold until read (`AnswerMemory`),
-   * refused at once with 429 or 503 past it. Such an answer must be released (`MessageAnswer.release`).
+   * refused at once with 429 or 503 past it (a `leasedTake`, one at a time, only past the broker's: see
+   * `AnswerMemory.hold`). Such an answer must be released (`MessageAnswer.release`).
    */
-  answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string, agent?: AgentName): MessageAnswer<Item> {
+  answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string, agent?: AgentName, leasedTake = false): MessageAnswer<Item> {
     const budget = this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET;
-    return new MessageAnswer(encode, budget, agent === undefined ? undefined : this.#answerMemory.hold(agent, budget));
+    const hold = agent === undefined ? undefined : this.#answerMemory.hold(agent, budget, leasedTake);
+    return new MessageAnswer(encode, budget, hold, this.#options.maxMessageBytes);
   }
 
   /**

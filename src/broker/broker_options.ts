@@ -39,5 +39,10 @@ export interface BrokerOptions {
   resumeWindowMs?: number;
   /** The most characters of messages one answer that takes them holds (`DEFAULT_ANSWER_BUDGET`; smaller in tests). */
   answerBudget?: number;
+  /**
+   * The largest message a publish may carry, in bytes (`serve --max-body-bytes`; `DEFAULT_MAX_BODY_BYTES` when unset):
+   * a read of whole messages asks the store for no more of them than its memory holds at that size.
+   */
+  maxMessageBytes?: number;
   now?: () => number;
 }

@@ -11,13 +11,21 @@ export interface RetentionPolicy {
   pendingTtlMs: PerAgent<number>;
   onExpired?(agent: AgentName, count: number): void;
   /**
-   * Whether a reader holds a lease on the inbox (`/poll?peek=1&lease=S`): none of it expires meanwhile, as the reader
-   * was shown its messages and will take them. Asked in the turn that expires, so no lease is granted in between.
+   * Whether a reader holds a lease on the inbox (`/poll?peek=1&lease=S`): its messages expire one TTL later
+   * meanwhile (LEASED_TTLS), as the reader was shown them and will take them. Asked in the turn that expires, so no
+   * lease is granted in between. A store other brokers share asks its own leases (`MessageStore.expire`).
    */
   leased?(agent: AgentName): boolean;
 }
 
 const PRUNE_EVERY_MS = 60_000;
+
+/**
+ * How many pending TTLs a message of an inbox under a lease may wait: one more than others, for the reader that was
+ * shown it to take it, and no more, so that a lease renewed for ever (a reader stuck printing) does not hold the
+ * inbox's expiry for ever.
+ */
+export const LEASED_TTLS = 2;
 
 /** How often to apply retention: every minute, or often enough for the shortest pending TTL to expire messages on time. */
 export function retentionInterval(pendingTtls: number[]): number {
@@ -42,16 +50,19 @@ export async function applyRetention(
     if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
   }
   const cutoffs = new Map<AgentName, number>();
+  const leasedCutoffs = new Map<AgentName, number>();
   for (const agent of inboxes.keys()) {
     const ttl = limitFor(policy.pendingTtlMs, agent);
-    if (ttl > 0 && !policy.leased?.(agent)) cutoffs.set(agent, now - ttl);
+    if (ttl <= 0) continue;
+    cutoffs.set(agent, now - (policy.leased?.(agent) ? LEASED_TTLS : 1) * ttl);
+    leasedCutoffs.set(agent, now - LEASED_TTLS * ttl);
   }
   if (cutoffs.size === 0) return;
   // The broker's cursors can be ahead of the stored ones (they are committed with the next batch).
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
   // The purge mark stays where it is: a resume from an id below the expired messages still replays what was delivered
   // after that id, and one from the cursor is no different from a read without an id.
-  for (const [agent, count] of await store.expire(cutoffs, cursors)) {
+  for (const [agent, count] of await store.expire(cutoffs, cursors, leasedCutoffs)) {
     const inbox = inboxes.get(agent)!;
     inbox.pending -= count;
     inbox.expired += count;

@@ -3,8 +3,6 @@ import type { AgentName, Envelope } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 
-/** Messages read from the store per page while catching up. */
-const PAGE_SIZE = 500;
 /** Past this many bytes waiting in the runtime's buffer, stop writing and catch up from the store later. */
 const HIGH_WATER_BYTES = 1024 * 1024;
 
@@ -12,6 +10,8 @@ export interface StreamSessionDeps {
   /** This stream, among all of the agent's on every broker. */
   id: string;
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  /** Messages read from the store per page while catching up. */
+  pageSize: number;
   /**
    * On a store other brokers share: takes the messages about to be written (compare-and-set on the inbox); false
    * when another reader moved first (the page is read again) or a newer stream took over (this one is closed).
@@ -117,13 +117,13 @@ export class StreamSession {
           return;
         }
         this.#offersWhileCatchingUp = 0;
-        const page = await this.#deps.readAfter(this.agent, this.#lastSent, PAGE_SIZE);
+        const page = await this.#deps.readAfter(this.agent, this.#lastSent, this.#deps.pageSize);
         if (this.closed) return;
         const fresh = page.filter((envelope) => envelope.id > this.#lastSent && !this.#deps.isTaken(envelope));
         if (fresh.length > 0 && this.#deps.claim !== undefined && !(await this.#deps.claim(fresh))) continue;
         if (this.closed) return;
         const buffered = this.#write(fresh);
-        if (page.length < PAGE_SIZE && this.#offersWhileCatchingUp === 0 && buffered <= HIGH_WATER_BYTES) {
+        if (page.length < this.#deps.pageSize && this.#offersWhileCatchingUp === 0 && buffered <= HIGH_WATER_BYTES) {
           this.#live = true;
           return;
         }

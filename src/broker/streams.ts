@@ -6,11 +6,14 @@ import type { StreamSink } from "../runtime/types.ts";
 import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 import { HeartbeatSlots } from "./heartbeat_slots.ts";
+import { messagesPerRead } from "./read_pages.ts";
 import { RecentWrites } from "./recent_writes.ts";
 import { StreamSession } from "./stream_session.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 
-/** Messages read at a time when a resume skips what lies between the cursor and its id. */
+/** Messages read from the store per page while a stream catches up, at most. */
+const PAGE_SIZE = 500;
+/** Messages read at a time when a resume skips what lies between the cursor and its id, at most. */
 const SKIP_PAGE = 1000;
 /**
  * How long a stream's closing in a shared store waits to be tried again after it failed, doubling with each failure
@@ -49,6 +52,11 @@ export interface StreamsDeps {
   writeTimeoutMs: number;
   resumeWindowMs: number;
   heartbeatMs: number;
+  /**
+   * The largest message a publish may carry, in bytes (`serve --max-body-bytes`; DEFAULT_MAX_BODY_BYTES when unset):
+   * a page read holds no more messages than READ_CHARS does at that size (`messagesPerRead`).
+   */
+  maxMessageBytes?: number;
 }
 
 /** How a removed agent's stream ends. */
@@ -59,11 +67,16 @@ export class Streams {
   #sessions = new Map<AgentName, StreamSession>();
   #recentWrites: RecentWrites;
   #heartbeats: HeartbeatSlots<StreamSession>;
+  /** Messages a stream catching up reads at a time, and a resume skipping (`messagesPerRead`). */
+  readonly #pageSize: number;
+  readonly #skipPage: number;
   /** The broker is stopping: a stream's closing is tried once (its broker's row then says it is gone). */
   #stopping = false;
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
+    this.#pageSize = messagesPerRead(PAGE_SIZE, deps.maxMessageBytes);
+    this.#skipPage = messagesPerRead(SKIP_PAGE, deps.maxMessageBytes);
     this.#recentWrites = new RecentWrites(deps.resumeWindowMs, deps.heartbeatMs);
     this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs);
   }
@@ -126,11 +139,11 @@ export class Streams {
    */
   async #skip(inbox: InboxRecord, upTo: number): Promise<void> {
     for (let after = inbox.deliveredId; after < upTo;) {
-      const page = await this.#deps.store.readAfter(inbox.agent, after, SKIP_PAGE);
+      const page = await this.#deps.store.readAfter(inbox.agent, after, this.#skipPage);
       // The cursor read after the await: a poll or a stream may have moved it meanwhile.
       const skipped = page.filter((envelope) => envelope.id > inbox.deliveredId && envelope.id <= upTo && !this.#deps.isTaken(envelope.id));
       if (skipped.length > 0) this.#deps.delivered(inbox, skipped);
-      if (page.length < SKIP_PAGE) return;
+      if (page.length < this.#skipPage) return;
       after = page[page.length - 1].id;
     }
   }
@@ -269,6 +282,7 @@ export class Streams {
         },
         format,
         writeTimeoutMs: this.#deps.writeTimeoutMs,
+        pageSize: this.#pageSize,
       });
       this.#sessions.set(agent, session);
       this.#heartbeats.add(session);

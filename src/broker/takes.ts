@@ -12,6 +12,9 @@ import type { Observers } from "./observers.ts";
 import { REPLY_SCAN, settled, SharedWaiters } from "./shared_waiters.ts";
 import type { Waiters } from "./waiters.ts";
 
+/** Replies read at a time while looking for the oldest pending one: the first is nearly always it. */
+const REPLY_PAGE = 4;
+
 /** What a take of `Takes.poll` is held to. */
 export interface PollOptions {
   /** No message above this id: what a client already showed from a peek. */
@@ -179,9 +182,9 @@ export class Takes {
    */
   async peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined> {
     const inbox = await this.#inboxFor(agent, "read");
-    const [reply] = this.#shared !== undefined
-      ? await this.#shared.pendingReplies(agent, [questionId], 1)
-      : (await this.#store.readReplies(agent, questionId, inbox.deliveredId, REPLY_SCAN)).filter(this.#pendingIn(inbox, Infinity));
+    const reply = this.#shared !== undefined
+      ? (await this.#shared.pendingReplies(agent, [questionId], 1))[0]
+      : await this.#oldestReply(inbox, questionId);
     if (reply !== undefined) answer?.fit([reply]);
     return reply;
   }
@@ -389,14 +392,31 @@ export class Takes {
   }
 
   async #handPending(inbox: InboxRecord, questionId: number): Promise<void> {
-    const replies = await this.#store.readReplies(inbox.agent, questionId, inbox.deliveredId, REPLY_SCAN);
-    // Looked for in the turn that takes it: a poll or a stream may have delivered it meanwhile.
-    const reply = replies.find(this.#pendingIn(inbox, Infinity));
+    const found = await this.#oldestReply(inbox, questionId);
+    // Looked at again in the turn that takes it: a poll or a stream may have delivered it meanwhile.
+    const reply = found !== undefined && this.#pendingIn(inbox, Infinity)(found) ? found : undefined;
     const hand = reply === undefined ? undefined : this.#waiters.reserve(inbox.agent, questionId);
     if (hand === undefined) return;
     this.take(reply!);
     hand(reply);
     this.#awaited.took(inbox.agent, reply!.id);
+  }
+
+  /**
+   * The oldest pending reply to `agent`'s message `questionId` in the store (a broker of its own), read a few at a
+   * time, up to REPLY_SCAN: read at once, 300 replies of 1 MiB to one question were read to show or hand out the
+   * first (one leased reply wait: the event loop held 12 s, the broker's RSS from 120 to 738 MB).
+   */
+  async #oldestReply(inbox: InboxRecord, questionId: number): Promise<Envelope | undefined> {
+    const pending = this.#pendingIn(inbox, Infinity);
+    for (let after = inbox.deliveredId, scanned = 0; scanned < REPLY_SCAN;) {
+      const page = await this.#store.readReplies(inbox.agent, questionId, after, REPLY_PAGE);
+      const reply = page.find(pending);
+      if (reply !== undefined || page.length < REPLY_PAGE) return reply;
+      after = page[page.length - 1].id;
+      scanned += page.length;
+    }
+    return undefined;
   }
 
   /** Counts a message taken out of order (by a wait for a reply) as delivered. */

@@ -14,7 +14,10 @@ export const EXIT = {
   replaced: 8,
   /** listen: the operator removed the agent (starting again would create its inbox again). */
   removed: 9,
-  /** send: stored, but a broadcast left out some recipients (full inboxes), or a retry cannot tell whether it did. */
+  /**
+   * send: stored, but a broadcast left out some recipients (full inboxes), or a retry cannot tell whether it did.
+   * poll: printed messages another reader took (this run's lease on the inbox was lost, or a stream had them).
+   */
   partial: 10,
   /** Ctrl-C (or SIGTERM) stopped a command that was waiting: 128 + SIGINT, as shells report it. */
   /**

@@ -3,6 +3,7 @@ import { InteropError } from "../errors.ts";
 import type { BrokerClient } from "../client/broker_client.ts";
 import { type AgentName, DEFAULT_POLL_LIMIT, type WireMessage } from "../message.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
+import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop poll — print an agent's pending messages
@@ -23,12 +24,17 @@ Options:
   -a, --agent AGENT   whose inbox (default $INTEROP_AGENT)
   --limit N           at most N messages (default: all, fetched ${DEFAULT_POLL_LIMIT} at a time)
   --peek              print them and take nothing
-  -j, --json          JSON lines (always: accepted like on every command that prints)
+  -j, --json          JSON lines (always); with it, a warning on stderr is JSON too
 ${CLIENT_HELP}
   -h, --help          show this help
 
 Exit codes: 0 done (also when there was nothing), 2 bad usage, 3 broker unreachable,
-4 broker refused.
+4 broker refused, 10 printed some messages this run did not take: another reader
+took them after its lease on the inbox was lost (it outlived it, or the broker
+restarted), or a stream took them (both: they may be handled twice), or they
+expired (--pending-ttl holds them under a lease one more TTL at most). Their ids are
+on stderr in a "warning: printed but not taken by this run" line (with --json:
+{"warning":"not_taken","ids":[…],"lease_lost":true|false}); the run went on.
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */
@@ -55,20 +61,65 @@ export async function run(args: string[], io: Io): Promise<number> {
   const agent = agentFlag("poll", "--agent", values.agent, io.env);
   let remaining = values.limit === undefined ? Infinity : parseCount("poll", "--limit", values.limit, 1, 1_000_000);
   const client = brokerClient("poll", values, io.env);
+  let exitCode: number = EXIT.ok;
   while (remaining > 0) {
     // Read without taking, print, then take exactly what stdout accepted; the inbox is leased to this run meanwhile,
     // or another run would print the same messages.
     const size = Math.min(remaining, DEFAULT_POLL_LIMIT);
     const { messages: page, more, lease } = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size);
     const printed = await whileRenewing(client, agent, lease, () => printUntilClosed(page, io));
-    // The take ends the lease; with nothing printed it takes nothing (up to id 0) and only lets the next reader in.
-    if (!values.peek) await client.poll(agent, Math.max(printed, 1), printed > 0 ? page[printed - 1].interop.id : 0, lease);
+    if (!values.peek && !reportUntaken(page.slice(0, printed), await takePrinted(client, agent, page.slice(0, printed), lease), values.json, io)) {
+      exitCode = EXIT.partial;
+    }
     if (printed < page.length) break;
     remaining -= page.length;
     // A page the broker's answer budget cut short is not the last.
     if ((page.length < DEFAULT_POLL_LIMIT && !more) || values.peek) break;
   }
-  return 0;
+  return exitCode;
+}
+
+/**
+ * Takes what was printed (`shown`) under the run's `lease`, which the take ends; with nothing printed it takes
+ * nothing (up to id 0) and only lets the next reader in. A take refused because another reader holds the inbox
+ * means this run's lease was lost (it expired, or the broker restarted): it waits for that lease to end, then takes
+ * what that reader left of what was printed. One refused for load (429, 503: the broker's memory for answers, the
+ * agent's requests in progress) is asked again when the broker says: failing then (exit 3, "nothing was done"),
+ * the run left what it printed for the next run to print again.
+ */
+async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined) {
+  const upTo = shown.length > 0 ? shown[shown.length - 1].interop.id : 0;
+  const giveUpAt = Date.now() + MAX_LEASE_WAIT_MS;
+  for (;;) {
+    try {
+      return await client.takeShown(agent, Math.max(shown.length, 1), upTo, lease);
+    } catch (error) {
+      if (lease === undefined || !(error instanceof InteropError) || Date.now() > giveUpAt) throw error;
+      if (error.code === "inbox_leased") await pause(LEASE_RETRY_MS);
+      else if (error.code === "too_many_requests" || error.code === "server_busy") await pause((error.retryAfter ?? 1) * 1000);
+      else throw error;
+    }
+  }
+}
+
+/**
+ * Says which printed messages this run did not take (another reader had them: one that took them after this run's
+ * lease was lost, or a stream, which heeds no lease; or they outlived the lease's hold on expiry), so they may have
+ * been handled twice; false when there were any.
+ */
+function reportUntaken(shown: WireMessage[], { taken, leaseLost }: { taken: WireMessage[]; leaseLost: boolean }, json: boolean, io: Io): boolean {
+  const takenIds = new Set(taken.map((message) => message.interop.id));
+  const untaken = shown.map((message) => message.interop.id).filter((id) => !takenIds.has(id));
+  if (untaken.length === 0) return true;
+  if (json) {
+    io.stderr(JSON.stringify({ warning: "not_taken", ids: untaken, lease_lost: leaseLost }) + "\n");
+  } else {
+    const why = leaseLost
+      ? "this run's lease on the inbox was lost (it expired, or the broker restarted) and another reader took them: they may be handled twice"
+      : "a stream, which heeds no lease, took them (they may be handled twice), or they expired under the lease (--pending-ttl)";
+    io.stderr(`warning: printed but not taken by this run: ${untaken.join(", ")}; ${why}\n`);
+  }
+  return false;
 }
 
 /**
@@ -82,7 +133,7 @@ async function leasedPeek(client: BrokerClient, agent: AgentName, limit: number)
       return await client.peek(agent, limit, { seconds: LEASE_SECONDS });
     } catch (error) {
       if (!(error instanceof InteropError) || error.code !== "inbox_leased" || Date.now() > giveUpAt) throw error;
-      await new Promise((resolve) => setTimeout(resolve, LEASE_RETRY_MS));
+      await pause(LEASE_RETRY_MS);
     }
   }
 }
@@ -100,6 +151,10 @@ async function whileRenewing<T>(client: BrokerClient, agent: AgentName, lease: s
   } finally {
     clearInterval(renew);
   }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Writes the messages as JSON lines until stdout closes; returns how many it took. */

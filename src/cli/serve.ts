@@ -277,6 +277,7 @@ async function serve(args: string[], io: Io): Promise<number> {
       maxAgents: parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000),
     }),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
+    maxMessageBytes: maxBodyBytes,
   });
   const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : [], {
     hasInbox: (agent) => broker.hasInbox(agent),

@@ -4,7 +4,7 @@ import { type AgentName, type Payload, type WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
 import { MORE_PENDING_HEADER } from "../broker/message_answer.ts";
-import { LEASE_HEADER } from "../broker/inbox_leases.ts";
+import { LEASE_HEADER, LEASE_LOST_HEADER } from "../broker/inbox_leases.ts";
 import { BrokerUrls } from "./broker_urls.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { isMessage, isMessages, isObject, isSendReply } from "./answer_shapes.ts";
@@ -165,10 +165,19 @@ export class BrokerClient {
    * a peek was granted, which the take ends.
    */
   async poll(agent: AgentName, limit: number, upTo?: number, lease?: string): Promise<WireMessage[]> {
+    return (await this.takeShown(agent, limit, upTo, lease)).taken;
+  }
+
+  /**
+   * `poll`, also saying whether the broker no longer held `lease` (`Interop-Lease-Lost`: it expired, or a broker of
+   * its own restarted): what the client was shown and does not find in `taken`, another reader took meanwhile.
+   */
+  async takeShown(agent: AgentName, limit: number, upTo?: number, lease?: string): Promise<{ taken: WireMessage[]; leaseLost: boolean }> {
     const query = new URLSearchParams({ agent, limit: String(limit) });
     if (upTo !== undefined) query.set("up_to", String(upTo));
     if (lease !== undefined) query.set("lease_id", lease);
-    return this.#expect(await this.#parse(await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs })), isMessages);
+    const response = await this.#readInbox(agent, `/poll?${query}`, { timeoutMs: this.#timeoutMs });
+    return { taken: this.#expect(await this.#parse(response), isMessages), leaseLost: response.headers.get(LEASE_LOST_HEADER) === "true" };
   }
 
   /**

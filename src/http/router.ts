@@ -13,6 +13,7 @@ import { type AgentName, isBatch, parseAgentName, parseBatch, parsePayload, toWi
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
+import { LeaseRevocations } from "./lease_revocations.ts";
 import { AgentShares } from "./agent_shares.ts";
 import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
@@ -46,10 +47,11 @@ type Route = (request: IncomingRequest, caller: Caller) => Promise<OutgoingRespo
 export function createRouter(broker: Broker, options: RouterOptions): Handler {
   // Made once for every stream: each open stream keeps its format, and one made per stream was four closures more each.
   const streamFormats = { named: sseFormat(options.retryMs, true), plain: sseFormat(options.retryMs, false) };
+  const leaseRevocations = new LeaseRevocations(options.auth, broker.leases);
   const routes: Record<string, Partial<Record<string, Route>>> = {
     "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes) },
-    "/poll": { GET: (request, caller) => poll(broker, request, caller) },
-    "/wait": { GET: (request, caller) => wait(broker, options.auth, request, caller) },
+    "/poll": { GET: (request, caller) => poll(broker, request, caller, leaseRevocations) },
+    "/wait": { GET: (request, caller) => wait(broker, options.auth, request, caller, leaseRevocations) },
     "/ask": { POST: (request, caller) => ask(broker, options.auth, request, caller, options.maxBodyBytes) },
     "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, streamFormats) },
     "/status": { GET: () => Promise.resolve(jsonTextResponse(200, broker.statusJson())) },
@@ -154,7 +156,7 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   });
 }
 
-async function poll(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+async function poll(broker: Broker, request: IncomingRequest, caller: Caller, revocations: LeaseRevocations): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const { searchParams } = request.url;
@@ -179,10 +181,13 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
   // answers: refused 429 while the reader's shown answer was still unread, the lease ran out instead of ending, and
   // the inbox's next reader waited its length.
   const carriesNone = !peek && shownUpTo === 0;
-  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent);
+  // A leased reader's take of what it showed goes past the agent's bound, one at a time (AnswerMemory.hold).
+  const leasedTake = !peek && leaseId !== undefined;
+  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent, leasedTake);
   return await heldAnswer(answer, async () => {
     // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
     const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
+    if (lease !== undefined) revocations.watch(caller, agent, lease, leaseSeconds!);
     // A take under a lease no longer held (expired; a broker of its own restarted) says so: what its client was shown
     // and does not find in the answer, another reader took meanwhile (or the operator removed).
     let leaseLost = false;
@@ -198,7 +203,9 @@ async function poll(broker: Broker, request: IncomingRequest, caller: Caller): P
           const options = { answer, clientGone: leaving(request.clientGone()), lease, leaseLost: lost };
           if (takeOne === undefined) return await broker.poll(agent, limit, { ...options, shownUpTo });
           return [await broker.takeOne(agent, takeOne, options)].filter((message) => message !== undefined);
-        }, lost)
+        }, lost).finally(() => {
+          if (leaseId !== undefined) revocations.forget(leaseId);
+        })
       );
     // The ids' store: a client that keeps ids can tell when a broker holds another store's.
     const headers = {
@@ -234,7 +241,13 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
  * the agent's (taken out of order), or 204 after `timeout` seconds; 401 at once, taking nothing, when the caller's
  * token is revoked meanwhile.
  */
-async function wait(broker: Broker, auth: Authenticator, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+async function wait(
+  broker: Broker,
+  auth: Authenticator,
+  request: IncomingRequest,
+  caller: Caller,
+  revocations: LeaseRevocations,
+): Promise<OutgoingResponse> {
   const { searchParams } = request.url;
   const agent = parseAgentName(searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
@@ -252,7 +265,7 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
         "/poll?agent=X&peek=1&lease=S&lease_id=LEASE",
     );
   }
-  if (peek) return await leasedWaitAnswer(broker, auth, request, caller, agent, timeoutMs, leaseSeconds, replyTo);
+  if (peek) return await leasedWaitAnswer(broker, { auth, revocations }, request, caller, agent, timeoutMs, leaseSeconds, replyTo);
   const settled = settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
   if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
@@ -280,7 +293,7 @@ async function wait(broker: Broker, auth: Authenticator, request: IncomingReques
  */
 async function leasedWaitAnswer(
   broker: Broker,
-  auth: Authenticator,
+  { auth, revocations }: { auth: Authenticator; revocations: LeaseRevocations },
   request: IncomingRequest,
   caller: Caller,
   agent: AgentName,
@@ -299,6 +312,7 @@ async function leasedWaitAnswer(
     if (shown === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
     const headers = { "interop-store": broker.storeId };
     if (shown === undefined) return { status: 204, headers, body: "" };
+    revocations.watch(caller, agent, shown.lease, leaseSeconds);
     const [text] = answer.texts([shown.message]);
     return jsonTextResponse(200, text, { ...headers, [LEASE_HEADER]: shown.lease });
   });

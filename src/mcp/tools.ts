@@ -90,11 +90,12 @@ function replyUntilCancelled(client: BrokerClient, agent: AgentName, question: n
     // A broker older than leased waits took it already.
     if (shown.lease === undefined) return shown.message;
     if (cancel.aborted) {
-      await unlessRemoved(agent, client.poll(agent, 1, 0, shown.lease));
+      await unlessLeasedAway(unlessRemoved(agent, client.poll(agent, 1, 0, shown.lease)), []);
       return null;
     }
-    // Null: a stream had it meanwhile (one of a broker older than held replies, or once the lease expired).
-    return await unlessRemoved(agent, client.takeOne(agent, shown.message.interop.id, shown.lease));
+    // Null: a stream had it meanwhile (one of a broker older than held replies, or once the lease expired), or
+    // another reader once the lease was lost.
+    return await unlessLeasedAway(unlessRemoved(agent, client.takeOne(agent, shown.message.interop.id, shown.lease)), null);
   });
 }
 
@@ -129,7 +130,23 @@ async function takeShownUnlessCancelled(
   cancel: AbortSignal,
 ): Promise<WireMessage[]> {
   const upTo = cancel.aborted || shown.length === 0 ? 0 : shown[shown.length - 1].interop.id;
-  return await unlessRemoved(agent, client.poll(agent, Math.max(shown.length, 1), upTo, lease));
+  return await unlessLeasedAway(unlessRemoved(agent, client.poll(agent, Math.max(shown.length, 1), upTo, lease)), []);
+}
+
+/**
+ * A take under a lease this call no longer holds (it expired, or a broker of its own restarted and forgot it),
+ * refused (409 `inbox_leased`) because another reader has leased the inbox since: what the call was shown is that
+ * reader's now. The call returns none of it (a wait waits on) rather than fail: nothing was shown to the model yet,
+ * so nothing is shown twice. A take that finds its lease lost but the inbox free (`Interop-Lease-Lost`) needs
+ * nothing either: the call returns only what that take answered.
+ */
+async function unlessLeasedAway<T>(take: Promise<T>, none: T): Promise<T> {
+  try {
+    return await take;
+  } catch (error) {
+    if (error instanceof InteropError && error.code === "inbox_leased") return none;
+    throw error;
+  }
 }
 
 /**

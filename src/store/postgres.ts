@@ -232,9 +232,10 @@ export class PostgresStore implements MessageStore {
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
+    leasedCutoffs: Map<AgentName, number> = new Map(),
   ): Promise<Map<AgentName, number>> {
     if (cutoffs.size === 0) return Promise.resolve(new Map());
-    return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered));
+    return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered, leasedCutoffs));
   }
 
   removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number> {

@@ -34,26 +34,31 @@ export async function pruneDelivered(
 /**
  * Deletes the undelivered messages created before their inbox's cutoff (above the cursor, or above `delivered` where
  * this broker's is further); resolves with how many expired per inbox. The purge mark stays (see `MessageStore.expire`).
- * An inbox a reader holds a lease on (`/poll?peek=1&lease=S`, on any broker) keeps them until the lease ends: the
- * reader was shown them and will take them. Checked once its row is locked, which a lease is granted under: none is
- * granted until this commits.
+ * An inbox a reader holds a lease on (`/poll?peek=1&lease=S`, on any broker) keeps them until its cutoff in
+ * `leasedCutoffs` (none there: until the lease ends): the reader was shown them and will take them. Checked once
+ * its row is locked, which a lease is granted under: none is granted until this commits.
  */
 export async function expireUndelivered(
   tx: TransactionSql,
   cutoffs: Map<AgentName, number>,
   delivered: Map<AgentName, number>,
+  leasedCutoffs: Map<AgentName, number>,
 ): Promise<Map<AgentName, number>> {
   const agents = await lockInboxes(tx, tx`SELECT agent FROM interop_inboxes WHERE agent = ANY(${[...cutoffs.keys()]}::text[])`);
   if (agents.length === 0) return new Map();
   const rows = await tx<Array<{ agent: AgentName; count: number }>>`
-    WITH found AS (
-      SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after, c.cutoff, count(*) AS count, max(m.id) AS up_to
+    WITH inboxes AS (
+      SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after,
+        CASE WHEN i.lease_until > clock_timestamp() THEN c.leased_cutoff ELSE c.cutoff END AS cutoff
       FROM unnest(${agents}::text[], ${agents.map((agent) => cutoffs.get(agent)!)}::int8[],
-        ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, delivered)
-      JOIN interop_inboxes i ON i.agent = c.agent AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp())
-      JOIN interop_messages m ON m.recipient = i.agent AND m.id > greatest(i.delivered_id, c.delivered)
-        AND NOT m.polled AND m.created_at < c.cutoff
-      GROUP BY i.agent, i.delivered_id, c.delivered, c.cutoff
+        ${agents.map((agent) => leasedCutoffs.get(agent) ?? 0)}::int8[],
+        ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, leased_cutoff, delivered)
+      JOIN interop_inboxes i ON i.agent = c.agent
+    ), found AS (
+      SELECT i.agent, i.after, i.cutoff, count(*) AS count, max(m.id) AS up_to
+      FROM inboxes i
+      JOIN interop_messages m ON m.recipient = i.agent AND m.id > i.after AND NOT m.polled AND m.created_at < i.cutoff
+      GROUP BY i.agent, i.after, i.cutoff
     ), removed AS (
       DELETE FROM interop_messages m USING found f
       WHERE m.recipient = f.agent AND m.id > f.after AND m.id <= f.up_to AND m.created_at < f.cutoff

@@ -350,11 +350,14 @@ export interface MessageStore {
    * Removes the undelivered messages of each inbox in `cutoffs` created before its cutoff (ms), above the inbox's
    * cursor (or `delivered`, the broker's newer one); counts them in the inbox's `expired`. Resolves with each
    * changed inbox's count. The purge mark stays: those messages were sent to no reader, so they are gone for every
-   * reader alike, and a resume by an id below them still has what was delivered after that id to replay.
+   * reader alike, and a resume by an id below them still has what was delivered after that id to replay. A store
+   * that keeps inbox leases (one other brokers share) uses an inbox's cutoff in `leasedCutoffs` instead while a
+   * reader leases it (none there: nothing of it expires); a broker that keeps them picked the cutoff already.
    */
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
+    leasedCutoffs?: Map<AgentName, number>,
   ): Promise<Map<AgentName, number>>;
   /**
    * Deletes the agent's inbox for good (its messages, cursor and dead letters); resolves with the messages deleted.

@@ -492,6 +492,19 @@ test("listen --a2a parks a send that may have reached the server (no answer) as 
   assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [1, 2, 4]);
 });
 
+test("listen --a2a parks only the send in doubt when the server drops requests unanswered (a gateway restarting behind a TCP proxy) and sends the rest once it answers again", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  // The first send and the two checks after it are dropped: the gateway is away for about 1.5 s of listen's backoff.
+  gateway.dropRequests = 3;
+  for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { text: `during the restart ${n}` });
+  listen();
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "the answers to messages 2 and 3");
+  const letters = await deadLetters(broker, "openclaw");
+  assert.deepEqual(letters.map((letter) => letter.id), [1]);
+  assert.match(letters[0].reason, /may or may not have it/);
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [2, 3]);
+});
+
 test("listen --a2a follows slow tasks side by side without holding back sends, and a restarted listener follows them again without re-sending", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;

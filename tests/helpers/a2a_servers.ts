@@ -273,6 +273,11 @@ export class OpenclawA2aServer extends Restartable {
   starting = 0;
   /** Never answer SendMessage (the request is taken, the answer lost). */
   hangSends = false;
+  /**
+   * Drop the next N requests unanswered, unread: the gateway restarting behind a TCP proxy (docker's), which takes
+   * each connection and closes it while the gateway is away.
+   */
+  dropRequests = 0;
   pollsToComplete = 2;
   /** Speak v0.3 only, as an older server: the v1.0 names are unknown (`-32601`). */
   legacyOnly = false;
@@ -282,6 +287,10 @@ export class OpenclawA2aServer extends Restartable {
 
   constructor(options: { token: string }) {
     super(async (request, response) => {
+      if (this.dropRequests > 0) {
+        this.dropRequests--;
+        return request.socket.destroy();
+      }
       const body = await readBody(request);
       if (request.method !== "POST" || request.url !== "/a2a/v1") {
         return sendJson(response, 404, { error: "Not Found" });

@@ -87,3 +87,32 @@ test("an /ask whose token is revoked ends at once, and the reply stays in the as
   const inbox = await (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(tokens.admin) })).json();
   assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["ready"]);
 });
+
+// sec30: a lease a revoked token held kept its agent's inbox from the agent's new token for what it had left, up to 300 s.
+for (const leasing of ["/poll?agent=hermes&peek=1&lease=300", "/wait?agent=hermes&peek=1&lease=300&timeout=5"]) {
+  test(`a lease granted to a token (${leasing}) ends once the token is revoked: another reader takes at once, not in 300 s`, async (t) => {
+    const { broker, tokens, revokeHermes } = await brokerWithTokens(t);
+    assert.equal(
+      (await publish(broker.url, "openclaw", "hermes", { text: "shown under the lease" }, bearer(tokens.openclaw)))
+        .status,
+      200,
+    );
+    const peek = await fetch(`${broker.url}${leasing}`, { headers: bearer(tokens.hermes) });
+    assert.equal(peek.status, 200);
+    assert.ok(peek.headers.get("interop-lease"));
+    await peek.body?.cancel();
+
+    await revokeHermes();
+    // The operator's token reads hermes's inbox, as hermes's next token would: refused 409 while the lease holds.
+    const take = () => fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(tokens.admin) });
+    const deadline = Date.now() + 5000;
+    let taken = await take();
+    while (taken.status === 409 && Date.now() < deadline) {
+      await taken.body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      taken = await take();
+    }
+    assert.equal(taken.status, 200, "the revoked token's lease ended within 5 s");
+    assert.deepEqual((await taken.json()).map((message: { text: string }) => message.text), ["shown under the lease"]);
+  });
+}

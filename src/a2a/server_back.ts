@@ -1,0 +1,34 @@
+/**
+ * Waiting for an agent's A2A server to answer again after a send ended in doubt, before the next send: a server
+ * going down (OpenClaw's gateway restarting, which takes a minute and more; behind a TCP proxy such as docker's, which
+ * takes each connection and drops it unanswered while the gateway is away) would otherwise leave every message
+ * sent meanwhile in doubt too, and each would be parked instead of delivered once it is back.
+ */
+import { retryUntilDone } from "../client/retry.ts";
+import { InteropError } from "../errors.ts";
+import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
+
+/** A task id no server has: asking for it changes nothing, and any JSON-RPC answer (-32001) shows the server is up. */
+const PROBE_TASK_ID = "interop-probe-no-such-task";
+
+/**
+ * Resolves once the server answers a `GetTask` at all (its `-32001` included); retries with backoff while the call
+ * does not reach it or goes unanswered. Throws only on shutdown.
+ */
+export async function untilServerAnswers(
+  rpc: A2aRpcClient,
+  context: { shutdown: AbortSignal; log: { warn(message: string): void } },
+): Promise<void> {
+  await retryUntilDone(
+    async () => {
+      try {
+        await rpc.call("GetTask", () => ({ id: PROBE_TASK_ID }), context.shutdown);
+      } catch (error) {
+        // "unreachable" (not reached, busy, 5xx) and in doubt (no answer) say it is not back; anything else is an answer.
+        if (error instanceof InDoubtError || (error instanceof InteropError && error.code === "unreachable")) throw error;
+      }
+    },
+    context,
+    `a send to ${rpc.url} got no answer; asking whether it is back before the next send`,
+  );
+}

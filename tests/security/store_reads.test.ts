@@ -1,0 +1,68 @@
+/**
+ * Reads of whole messages from the store are bounded by what they may hold, not by a count alone: an agent that fills
+ * its own inbox with messages of --max-body-bytes and opens a stream had the broker read 500 of them at once (500 MiB,
+ * the event loop held for seconds), and a resume by an id past the cursor read 1000 at a time to skip them.
+ */
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { Broker } from "../../src/broker/broker.ts";
+import { uniform } from "../../src/broker/per_agent.ts";
+import { READ_CHARS } from "../../src/broker/read_pages.ts";
+import { sseFormat } from "../../src/http/sse_format.ts";
+import { type AgentName, DEFAULT_MAX_BODY_BYTES } from "../../src/message.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
+import { testBrokerOptions } from "../helpers/broker_options.ts";
+import { tempDir } from "../helpers/cli.ts";
+import { TextSink } from "../helpers/text_sink.ts";
+
+const hermes = "hermes" as AgentName;
+const openclaw = "openclaw" as AgentName;
+/** What a read may ask for at the default --max-body-bytes. */
+const MOST = READ_CHARS / DEFAULT_MAX_BODY_BYTES;
+
+/** A broker (default --max-body-bytes) whose store counts the most messages a read of an inbox asked for. */
+async function openBroker(t: TestContext) {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const store = new SqliteStore(dir.path, "relaxed");
+  const asked = { most: 0 };
+  const readAfter = store.readAfter.bind(store);
+  store.readAfter = (agent, afterId, limit) => {
+    asked.most = Math.max(asked.most, limit);
+    return readAfter(agent, afterId, limit);
+  };
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(1000) }));
+  t.after(() => broker.close());
+  const ids: number[] = [];
+  for (let n = 0; n < 3 * MOST; n++) ids.push((await broker.publish(hermes, openclaw, { text: `small ${n}` })).envelopes[0].id);
+  asked.most = 0;
+  return { broker, asked, ids };
+}
+
+/** Waits (turns of the event loop, 10 s at most) until `done` holds. */
+async function until(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+test("a stream catching up on its backlog asks the store for no more messages at a time than a read may hold at --max-body-bytes each", async (t) => {
+  const { broker, asked, ids } = await openBroker(t);
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  const sent = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+  await until(() => sent().length === ids.length);
+  assert.deepEqual(sent(), ids, "the whole backlog, once, in order");
+  assert.ok(asked.most <= MOST, `a read asked for ${asked.most} messages (at most ${MOST})`);
+});
+
+test("a stream resumed by an id past the cursor skips the messages up to it reading no more at a time than a read may hold", async (t) => {
+  const { broker, asked, ids } = await openBroker(t);
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  const resume = { from: "id", afterId: ids[ids.length - 1], store: broker.storeId } as const;
+  (await broker.prepareStream(openclaw, resume, sseFormat(2000, true)))(sink);
+  await until(() => broker.status().agents.openclaw.pending === 0);
+  assert.equal(broker.status().agents.openclaw.pending, 0, "what the client had counts as delivered");
+  assert.ok(asked.most <= MOST, `a read asked for ${asked.most} messages (at most ${MOST})`);
+});

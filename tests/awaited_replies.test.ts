@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { Broker } from "../src/broker/broker.ts";
-import { leasedWait } from "../src/broker/leased_wait.ts";
+import { leasedWait, REPOLL_GRACE_MS } from "../src/broker/leased_wait.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import { type AgentName, type Envelope, parseAgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
@@ -129,9 +129,13 @@ test("a leased ask's reply committed between two of its long polls waits for the
   const stream = await listen(broker, hermes);
   const asked = await question(broker);
   assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
+  const waitEnded = performance.now();
   const [before, reply, after] = await answer(broker, asked);
   await until(() => stream.ids().length > 0);
-  assert.deepEqual(stream.ids(), [before.id]);
+  const streamed = stream.ids();
+  // The hold is REPOLL_GRACE_MS long: a machine too loaded to publish within it lets the stream have the reply.
+  if (performance.now() - waitEnded >= REPOLL_GRACE_MS) return t.skip("publishing took longer than the hold");
+  assert.deepEqual(streamed, [before.id]);
   const shown = await leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
   assert.equal(shown?.message.id, reply.id);
   assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);

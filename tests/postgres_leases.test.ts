@@ -7,7 +7,7 @@ import process from "node:process";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
 import type { AgentName } from "../src/message.ts";
-import { leasedWait } from "../src/broker/leased_wait.ts";
+import { leasedWait, REPOLL_GRACE_MS } from "../src/broker/leased_wait.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { migrate } from "../src/store/postgres_schema.ts";
@@ -334,8 +334,12 @@ test("a leased reply wait that showed nothing holds the reply on for its client'
   if (asked === undefined) return;
   const { a, b, question } = asked;
   assert.equal(await leasedWait(a, openclaw, 30, 50, new AbortController().signal, { replyTo: question.id }), undefined);
+  const waitEnded = performance.now();
   const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
-  assert.deepEqual(await b.peek(openclaw, 10), [], "B's reader stops before the reply");
+  const peeked = await b.peek(openclaw, 10);
+  // The hold is REPOLL_GRACE_MS long: a machine too loaded to publish and peek within it shows nothing either way.
+  if (performance.now() - waitEnded >= REPOLL_GRACE_MS) return t.skip("publish and peek took longer than the hold");
+  assert.deepEqual(peeked, [], "B's reader stops before the reply");
   const shown = await leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
   assert.equal(shown?.message.id, reply.id);
   assert.equal((await b.leases.take(openclaw, shown!.lease, (own) => b.takeOne(openclaw, reply.id, { lease: own })))?.id, reply.id);

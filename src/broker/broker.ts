@@ -123,6 +123,7 @@ export class Broker {
       inboxFor: (agent, use) => this.#inboxFor(agent, use),
       whenLeaseEnds: (agent) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
       asTake: (agent, work) => this.leases.take(agent, undefined, work),
+      maxMessageBytes: options.maxMessageBytes,
     });
     this.#streams = new Streams({
       store: options.store,

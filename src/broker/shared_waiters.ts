@@ -3,7 +3,10 @@ import type { AgentName, Envelope } from "../message.ts";
 import { CommitInDoubt, type InboxRecord, isInboxLeased, type SharedInboxes } from "../store/store.ts";
 import type { Waiters } from "./waiters.ts";
 
-/** Messages looked through for an awaited reply already in the inbox. */
+/**
+ * Messages looked through for an awaited reply already in the inbox (a broker of its own); on a shared store, the
+ * most replies one read hands to waiters, fewer at big `--max-body-bytes` (`messagesPerRead`).
+ */
 export const REPLY_SCAN = 500;
 
 export interface SharedWaitersDeps {
@@ -16,6 +19,8 @@ export interface SharedWaitersDeps {
   tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void;
   /** Resolves once no reader holds a lease on `agent`'s inbox (`Leases.whenFree`). */
   whenLeaseEnds(agent: AgentName): Promise<void>;
+  /** The most replies one read of the store asks for (`messagesPerRead` of REPLY_SCAN at `--max-body-bytes`). */
+  repliesPerRead: number;
 }
 
 export class SharedWaiters {
@@ -44,21 +49,7 @@ export class SharedWaiters {
       do {
         this.#serving.set(agent, false);
         const inbox = await this.#deps.inboxFor(agent);
-        const awaited = waiters.awaitedReplies(agent);
-        if (awaited.size > 0) {
-          for (const envelope of await shared.pendingReplies(agent, [...awaited], REPLY_SCAN)) {
-            const replyTo = envelope.thread?.replyTo;
-            const hand = replyTo !== undefined && awaited.has(replyTo) ? waiters.reserve(agent, replyTo) : undefined;
-            if (hand === undefined) continue;
-            // Not from under another reader's lease: it may have shown the reply, and takes it with its page.
-            const taken = await settled(shared.takeOne(agent, envelope.id)).catch((error) => {
-              if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
-              return false;
-            });
-            if (taken) this.#deps.tookOutOfOrder(inbox, envelope);
-            hand(taken ? envelope : undefined);
-          }
-        }
+        await this.#handReplies(inbox);
         for (let hand = waiters.reserve(agent, undefined); hand !== undefined; hand = waiters.reserve(agent, undefined)) {
           const [next] = await this.#deps.take(agent, 1).catch((error) => {
             if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
@@ -72,6 +63,40 @@ export class SharedWaiters {
       // The store failed (an outage): the waiters stay; the next wake-up or the idle re-read serves them.
     } finally {
       this.#serving.delete(agent);
+    }
+  }
+
+  /**
+   * Hands each of the inbox's reply waiters the oldest pending reply to its question, taken out of order. The store
+   * is asked for no more replies than there are waiters for each question, `repliesPerRead` at a time: asked for up
+   * to 500 replies to the questions, it read 300 of 1 MiB to one question to hand its waiter the first.
+   */
+  async #handReplies(inbox: InboxRecord): Promise<void> {
+    const { waiters, shared, repliesPerRead } = this.#deps;
+    const { agent } = inbox;
+    for (;;) {
+      const awaited = waiters.awaitedReplies(agent);
+      const most = Math.min(repliesPerRead, [...awaited.values()].reduce((sum, count) => sum + count, 0));
+      if (most === 0) return;
+      const replies = await shared.pendingReplies(agent, awaited, most);
+      let handed = 0;
+      for (const envelope of replies) {
+        const replyTo = envelope.thread?.replyTo;
+        const hand = replyTo !== undefined && awaited.has(replyTo) ? waiters.reserve(agent, replyTo) : undefined;
+        if (hand === undefined) continue;
+        // Not from under another reader's lease: it may have shown the reply, and takes it with its page.
+        const taken = await settled(shared.takeOne(agent, envelope.id)).catch((error) => {
+          if (isInboxLeased(error)) this.#serveWhenLeaseEnds(agent);
+          return false;
+        });
+        if (taken) {
+          this.#deps.tookOutOfOrder(inbox, envelope);
+          handed++;
+        }
+        hand(taken ? envelope : undefined);
+      }
+      // Read again only after a full read whose every reply went to its waiter: each such read leaves fewer waiters.
+      if (replies.length < most || handed < replies.length) return;
     }
   }
 

@@ -74,9 +74,13 @@ export class Waiters {
     };
   }
 
-  /** The replies `agent`'s waiters wait for. */
-  awaitedReplies(agent: AgentName): Set<number> {
-    return new Set([...this.#byAgent.get(agent) ?? []].flatMap((waiter) => waiter.replyTo === undefined ? [] : [waiter.replyTo]));
+  /** The replies `agent`'s waiters wait for: each question's id, and how many wait for a reply to it. */
+  awaitedReplies(agent: AgentName): Map<number, number> {
+    const awaited = new Map<number, number>();
+    for (const { replyTo } of this.#byAgent.get(agent) ?? []) {
+      if (replyTo !== undefined) awaited.set(replyTo, (awaited.get(replyTo) ?? 0) + 1);
+    }
+    return awaited;
   }
 
   /** The agents someone waits for. */

@@ -224,14 +224,20 @@ export class PostgresInboxes implements SharedInboxes {
       }));
   }
 
-  pendingReplies(agent: AgentName, questionIds: number[], limit: number): Promise<Envelope[]> {
+  pendingReplies(agent: AgentName, wanted: ReadonlyMap<number, number>, limit: number): Promise<Envelope[]> {
     const { sql } = this.#context;
+    // Each question's own LIMIT: read by question ids alone, 300 replies of 1 MiB to one question were read to hand
+    // its waiter the first.
     return this.#context.read("read replies", async () =>
       (await sql<MessageRow[]>`
-        SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
-        WHERE recipient = ${agent} AND reply_to = ANY(${questionIds}::bigint[]) AND NOT polled
-          AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
-        ORDER BY id LIMIT ${limit}`).map(toEnvelope));
+        SELECT r.* FROM unnest(${[...wanted.keys()]}::bigint[], ${[...wanted.values()]}::int[]) AS q(id, wanted)
+        CROSS JOIN LATERAL (
+          SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+          WHERE recipient = ${agent} AND reply_to = q.id AND NOT polled
+            AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
+          ORDER BY id LIMIT q.wanted
+        ) r
+        ORDER BY r.id LIMIT ${limit}`).map(toEnvelope));
   }
 
   openStream(agent: AgentName, session: string): Promise<number> {

@@ -233,8 +233,12 @@ export interface SharedInboxes {
   awaitReply(agent: AgentName, questionId: number, ms: number): Promise<string>;
   /** The wait of record `id` ended: a reply it left is an ordinary message again, and every broker's readers read on. */
   endAwait(agent: AgentName, id: string): Promise<void>;
-  /** Up to `limit` untaken messages above the inbox's cursor that reply to one of `questionIds`, oldest first. */
-  pendingReplies(agent: AgentName, questionIds: number[], limit: number): Promise<Envelope[]>;
+  /**
+   * Untaken messages above the inbox's cursor that reply to `agent`'s questions, oldest first: the oldest
+   * `wanted.get(question)` to each question in `wanted` (its waiters), `limit` in all. No more than are needed: a
+   * question with hundreds of big replies has only its first read for its one waiter.
+   */
+  pendingReplies(agent: AgentName, wanted: ReadonlyMap<number, number>, limit: number): Promise<Envelope[]>;
   /**
    * Makes `session` the agent's one stream, on this broker; the broker holding the one it replaces hears of it.
    * Resolves with the inbox's cursor.

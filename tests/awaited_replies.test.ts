@@ -122,6 +122,13 @@ test("a leased ask that leaves the reply (its call cancelled, or its client gone
   assert.equal(broker.status().agents[hermes]?.redelivered, 0);
 });
 
+/** A leased reply wait for the reply to `asked` (`interop mcp`'s ask) is shown `reply`, and takes it with its lease. */
+async function takenByLeasedWait(broker: Broker, asked: Envelope, reply: Envelope): Promise<void> {
+  const shown = await leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
+  assert.equal(shown?.message.id, reply.id);
+  assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);
+}
+
 test("a leased ask's reply committed between two of its long polls waits for the next one, not on the asker's stream", async (t) => {
   // The hold ended with the poll that showed nothing: the stream took the reply before interop mcp's ask polled again,
   // and the ask answered "No reply" after its timeout (pglease30).
@@ -136,9 +143,7 @@ test("a leased ask's reply committed between two of its long polls waits for the
   // The hold is REPOLL_GRACE_MS long: a machine too loaded to publish within it lets the stream have the reply.
   if (performance.now() - waitEnded >= REPOLL_GRACE_MS) return t.skip("publishing took longer than the hold");
   assert.deepEqual(streamed, [before.id]);
-  const shown = await leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
-  assert.equal(shown?.message.id, reply.id);
-  assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);
+  await takenByLeasedWait(broker, asked, reply);
   await until(() => stream.ids().length > 1);
   assert.deepEqual(stream.ids(), [before.id, after.id]);
 });
@@ -162,9 +167,7 @@ test("a reply held from its question's commit (hold_reply), committed before the
   const [before, reply, after] = await answer(broker, asked);
   await until(() => stream.ids().length > 0);
   assert.deepEqual(stream.ids(), [before.id]);
-  const shown = await leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
-  assert.equal(shown?.message.id, reply.id);
-  assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);
+  await takenByLeasedWait(broker, asked, reply);
   await until(() => stream.ids().length > 1);
   assert.deepEqual(stream.ids(), [before.id, after.id]);
 });

@@ -690,6 +690,7 @@ test("POST /broadcast?hold_reply=S holds the reply from the sender's stream from
       await settle();
       assert.doesNotMatch(stream.text(), /"yes"|"after"/, "the stream stops before the held reply");
       const shown = await call("GET", `/wait?agent=hermes&timeout=5&reply_to=${question.body.id}&peek=1&lease=30`);
+      assert.ok(!isStream(shown));
       assert.equal(JSON.parse(bodyText(shown)).interop.id, reply.body.id);
       const taken = await json("GET", `/poll?agent=hermes&take=${reply.body.id}&lease_id=${shown.headers["interop-lease"]}`);
       assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["yes"]);

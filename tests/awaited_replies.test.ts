@@ -122,6 +122,13 @@ test("a leased ask that leaves the reply (its call cancelled, or its client gone
   assert.equal(broker.status().agents[hermes]?.redelivered, 0);
 });
 
+/** A leased reply wait for the reply to `asked` (`interop mcp`'s ask) is shown `reply`, and takes it with its lease. */
+async function takenByLeasedWait(broker: Broker, asked: Envelope, reply: Envelope): Promise<void> {
+  const shown = await leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
+  assert.equal(shown?.message.id, reply.id);
+  assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);
+}
+
 test("a leased ask's reply committed between two of its long polls waits for the next one, not on the asker's stream", async (t) => {
   // The hold ended with the poll that showed nothing: the stream took the reply before interop mcp's ask polled again,
   // and the ask answered "No reply" after its timeout (pglease30).
@@ -136,9 +143,7 @@ test("a leased ask's reply committed between two of its long polls waits for the
   // The hold is REPOLL_GRACE_MS long: a machine too loaded to publish within it lets the stream have the reply.
   if (performance.now() - waitEnded >= REPOLL_GRACE_MS) return t.skip("publishing took longer than the hold");
   assert.deepEqual(streamed, [before.id]);
-  const shown = await leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
-  assert.equal(shown?.message.id, reply.id);
-  assert.equal((await broker.leases.take(hermes, shown!.lease, (own) => broker.takeOne(hermes, reply.id, { lease: own })))?.id, reply.id);
+  await takenByLeasedWait(broker, asked, reply);
   await until(() => stream.ids().length > 1);
   assert.deepEqual(stream.ids(), [before.id, after.id]);
 });
@@ -149,6 +154,42 @@ test("a leased ask that times out before its reply, and polls no more, leaves th
   const asked = await question(broker);
   assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
   const [before, reply, after] = await answer(broker, asked);
+  await until(() => stream.ids().length > 2);
+  assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
+});
+
+test("a reply held from its question's commit (hold_reply), committed before the ask's first wait, waits for that wait, not on the stream", async (t) => {
+  // Published plain, the question's reply committed in the round trip before interop mcp's ask's first leased wait
+  // went to hermes's stream, and the ask answered "No reply" after its timeout.
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const asked = await broker.publishHoldingReply(hermes, openclaw, { text: "deploy?" }, 60_000);
+  const [before, reply, after] = await answer(broker, asked);
+  await until(() => stream.ids().length > 0);
+  assert.deepEqual(stream.ids(), [before.id]);
+  await takenByLeasedWait(broker, asked, reply);
+  await until(() => stream.ids().length > 1);
+  assert.deepEqual(stream.ids(), [before.id, after.id]);
+});
+
+test("a reply held from its question's commit that no wait took over comes to the stream, in order, once the hold's time passed", async (t) => {
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const asked = await broker.publishHoldingReply(hermes, openclaw, { text: "deploy?" }, 200);
+  const [before, reply, after] = await answer(broker, asked);
+  await until(() => stream.ids().length > 2);
+  assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
+});
+
+// Without the take-over, the hold from the commit (ten minutes here) fails the test by its timeout.
+test("a leased reply wait takes over the hold from the question's commit: once it ended, its own rules let the stream read on", { timeout: 30_000 }, async (t) => {
+  // Left to its own time, the hold from the commit kept the reply from the stream after the ask gave up.
+  const broker = await openBroker(t);
+  const stream = await listen(broker, hermes);
+  const asked = await broker.publishHoldingReply(hermes, openclaw, { text: "deploy?" }, 600_000);
+  assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
+  const [before, reply, after] = await answer(broker, asked);
+  // Held REPOLL_GRACE_MS after the wait, for a next one that never comes.
   await until(() => stream.ids().length > 2);
   assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
 });

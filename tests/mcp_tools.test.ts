@@ -375,6 +375,27 @@ test("an ask on a broker older than leased reply waits (400 invalid_query) waits
   await session.close();
 });
 
+test("an ask sends its question holding its reply (hold_reply), and plainly on a broker older than that (400 invalid_query)", async () => {
+  // Sent plainly, a reply committed before the ask's first wait arrived went to the agent's stream ("No reply").
+  for (const older of [false, true]) {
+    const replied = Promise.withResolvers<void>();
+    replied.resolve();
+    const { broker } = askedBroker(replied.promise);
+    const sends: (number | undefined)[] = [];
+    Object.assign(broker, {
+      send: (_from: string, _to: string, _payload: unknown, options: { holdReplySeconds?: number } = {}) => {
+        sends.push(options.holdReplySeconds);
+        if (older && options.holdReplySeconds !== undefined) return Promise.reject(new InteropError("invalid_query", "Unknown hold_reply"));
+        return Promise.resolve({ id: 5, ids: [5], to: ["hermes"] });
+      },
+    });
+    const session = await rawSession(broker);
+    assert.deepEqual(await session.call(2, "ask", { to: "hermes", text: "deploy?" }), [7]);
+    assert.deepEqual(sends, older ? [30, undefined] : [30]);
+    await session.close();
+  }
+});
+
 test("messages answered to an inbox call whose cancel crossed the answer are returned by the next call", async () => {
   // The client cancelled before the answer reached it, so it drops the answer: the messages must come again.
   const { broker, parked } = scriptedBroker([[7, 8], [9]]);

@@ -344,3 +344,33 @@ test("a leased reply wait that showed nothing holds the reply on for its client'
   assert.equal(shown?.message.id, reply.id);
   assert.equal((await b.leases.take(openclaw, shown!.lease, (own) => b.takeOne(openclaw, reply.id, { lease: own })))?.id, reply.id);
 });
+
+test("a reply held from its question's commit (hold_reply) is held on every broker before the ask's first wait, for that wait", async (t) => {
+  // Published plain, the question's reply committed in the round trip before interop mcp's ask's first leased wait
+  // went to a reader of the asker's inbox on any broker, and the ask answered "No reply" after its timeout.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(hermes);
+  const question = await a.publishHoldingReply(openclaw, hermes, { text: "deploy?" }, 60_000);
+  const { envelopes: [reply] } = await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
+  const { envelopes: [after] } = await b.publish(hermes, openclaw, { text: "after" });
+  assert.deepEqual(await b.peek(openclaw, 10), [], "B's reader stops before the reply");
+  const shown = await leasedWait(a, openclaw, 30, 10_000, new AbortController().signal, { replyTo: question.id });
+  assert.equal(shown?.message.id, reply.id);
+  assert.equal((await b.leases.take(openclaw, shown!.lease, (own) => b.takeOne(openclaw, reply.id, { lease: own })))?.id, reply.id);
+  await recordsHeld(brokers.admin, 0, "the records' end");
+  assert.deepEqual((await b.peek(openclaw, 10)).map((envelope) => envelope.id), [after.id]);
+});
+
+test("a leased reply wait takes over the hold recorded in its question's commit: the record ends as the wait's own begins", async (t) => {
+  // Left to its own time (ten minutes here), the record kept the reply from every reader after the ask gave up.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, admin } = brokers;
+  const question = await a.publishHoldingReply(openclaw, hermes, { text: "deploy?" }, 600_000);
+  await recordsHeld(admin, 1, "the question's record");
+  assert.equal(await leasedWait(a, openclaw, 30, 50, new AbortController().signal, { replyTo: question.id }), undefined);
+  // The wait's record ends REPOLL_GRACE_MS after it, for a next wait that never comes; the question's ended before.
+  await recordsHeld(admin, 0, "the records' end");
+});

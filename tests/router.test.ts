@@ -676,3 +676,46 @@ test("GET /wait?reply_to=Q&peek=1&lease=S is held to the memory for answers as a
     assert.equal((await call("GET", wait)).status, 200, "read, it holds nothing");
   }, { answerBudget: DEFAULT_AGENT_ANSWER_MEMORY });
 });
+
+test("POST /broadcast?hold_reply=S holds the reply from the sender's stream from the question's commit, for its leased reply wait", async () => {
+  // Published plain, a reply sent before interop mcp's ask's first leased wait arrived went to the asker's stream.
+  await withRouter(async ({ call, json }) => {
+    await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "hello" }));
+    const stream = capture(await call("GET", "/subscribe?agent=hermes"));
+    try {
+      const question = await json("POST", "/broadcast?from=hermes&to=openclaw&hold_reply=30", JSON.stringify({ text: "deploy?" }));
+      assert.equal(question.status, 200);
+      const reply = await json("POST", `/broadcast?from=openclaw&reply_to=${question.body.id}`, JSON.stringify({ text: "yes" }));
+      await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "after" }));
+      await settle();
+      assert.doesNotMatch(stream.text(), /"yes"|"after"/, "the stream stops before the held reply");
+      const shown = await call("GET", `/wait?agent=hermes&timeout=5&reply_to=${question.body.id}&peek=1&lease=30`);
+      assert.ok(!isStream(shown));
+      assert.equal(JSON.parse(bodyText(shown)).interop.id, reply.body.id);
+      const taken = await json("GET", `/poll?agent=hermes&take=${reply.body.id}&lease_id=${shown.headers["interop-lease"]}`);
+      assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["yes"]);
+      await settle();
+      assert.doesNotMatch(stream.text(), /"yes"/);
+      assert.match(stream.text(), /"after"/);
+    } finally {
+      stream.close();
+    }
+  });
+});
+
+test("POST /broadcast refuses hold_reply (400 invalid_query, nothing stored) without to, for a batch, and out of (0, 3600] seconds", async () => {
+  await withRouter(async ({ json }) => {
+    await json("POST", "/broadcast?from=openclaw&to=hermes", JSON.stringify({ text: "hello" }));
+    const refusals: [string, string | undefined][] = [
+      ["from=hermes&hold_reply=30", undefined],
+      ["from=hermes&to=openclaw&hold_reply=30", "application/x-ndjson"],
+      ...["0", "-1", "3601", "", "abc", "NaN"].map((seconds): [string, undefined] => [`from=hermes&to=openclaw&hold_reply=${seconds}`, undefined]),
+    ];
+    for (const [query, contentType] of refusals) {
+      const headers = contentType === undefined ? undefined : { "content-type": contentType };
+      const refused = await json("POST", `/broadcast?${query}`, JSON.stringify({ text: "deploy?" }), headers);
+      assert.deepEqual([refused.status, refused.body.code], [400, "invalid_query"], query);
+    }
+    assert.deepEqual((await json("GET", "/poll?agent=openclaw&peek=1")).body, [], "nothing stored");
+  });
+});

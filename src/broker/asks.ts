@@ -3,6 +3,7 @@ import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
+import type { ReplyHolds } from "./reply_holds.ts";
 import type { Takes } from "./takes.ts";
 import type { Waiters } from "./waiters.ts";
 
@@ -58,6 +59,33 @@ export async function publishQuestion(
   if (awaited === undefined) return { question, recorded: undefined };
   if (published.awaited?.id === awaited.id) return { question, recorded: Promise.resolve(awaited.id) };
   return { question, recorded: deps.takes.recordAwait(from, question.id, timeoutMs) };
+}
+
+/**
+ * Publishes a question from `from` to `to` whose reply is held from `from`'s in-order readers (a stream, a poll, a
+ * plain wait) from its commit, for `holdMs` or until a leased reply wait for it takes the hold over (`holds`): for a
+ * client that waits for the reply in requests of its own (`interop mcp`'s ask), a reply committed before its first
+ * wait arrived went to the asker's stream. On a shared store the hold is recorded in the question's commit.
+ */
+export async function publishHoldingReply(
+  deps: AskDeps,
+  holds: ReplyHolds,
+  from: AgentName,
+  to: AgentName,
+  payload: Payload,
+  holdMs: number,
+  options: PublishOptions = {},
+): Promise<Envelope> {
+  // The reply needs somewhere to be held: a shared store records no hold for an agent without an inbox.
+  await deps.inboxFor(from);
+  const { question, recorded } = await publishQuestion(deps, from, to, payload, holdMs, options);
+  // In the turn the publish resolved: on a broker of its own, nothing else ran since the commit.
+  const release = deps.takes.holdReply(from, question.id);
+  holds.add(from, question.id, holdMs, () => {
+    release();
+    void recorded?.then((record) => record === undefined ? undefined : deps.shared!.endAwait(from, record)).catch(() => {});
+  });
+  return question;
 }
 
 /**

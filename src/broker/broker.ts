@@ -3,7 +3,7 @@ import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
 import { AnswerMemory } from "./answer_memory.ts";
 import { AwaitedReplies } from "./awaited_replies.ts";
-import { ask, type AskDeps, type Asked, publishQuestion, type Question } from "./asks.ts";
+import { ask, type AskDeps, type Asked, publishHoldingReply, publishQuestion, type Question } from "./asks.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
@@ -20,6 +20,7 @@ import { type BrokerObserver, Observers } from "./observers.ts";
 import { allValues, uniform } from "./per_agent.ts";
 import { type PublishOptions, type Published, Publishes } from "./publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
+import { ReplyHolds } from "./reply_holds.ts";
 import { replay } from "./replay.ts";
 import { refuseUnanswerable } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
@@ -73,6 +74,8 @@ export class Broker {
   #deliveryMarks: DeliveryMarks;
   #publishes: Publishes;
   #askDeps: AskDeps;
+  /** Replies held from their question's commit until a leased reply wait takes the hold over (`publishHoldingReply`). */
+  #replyHolds = new ReplyHolds();
   /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
   #takes: Takes;
   #lastId: number;
@@ -310,6 +313,14 @@ export class Broker {
     return publishQuestion(this.#askDeps, from, to, payload, timeoutMs, options);
   }
 
+  /**
+   * Publishes a question whose reply is held from `from`'s in-order readers from its commit, for `holdMs` or until a
+   * leased reply wait for it takes the hold over: see `publishHoldingReply` (asks.ts).
+   */
+  publishHoldingReply(from: AgentName, to: AgentName, payload: Payload, holdMs: number, options?: PublishOptions): Promise<Envelope> {
+    return publishHoldingReply(this.#askDeps, this.#replyHolds, from, to, payload, holdMs, options);
+  }
+
   /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */
   refuseUnanswerable(agent: AgentName, questionId: number): Promise<void> {
     return refuseUnanswerable(this.#store, agent, questionId);
@@ -348,7 +359,12 @@ export class Broker {
     work: () => Promise<T>,
     keep?: (result: T) => Promise<void> | undefined,
   ): Promise<T> {
-    return this.#takes.awaitingReply(agent, questionId, holdMs, work, keep);
+    // Once the wait's own hold is in place, a hold from the question's commit ends: the wait's rules apply.
+    const heldByWait = () => {
+      this.#replyHolds.takeOver(agent, questionId);
+      return work();
+    };
+    return this.#takes.awaitingReply(agent, questionId, holdMs, heldByWait, keep);
   }
 
   /**
@@ -485,6 +501,7 @@ export class Broker {
   async close(): Promise<void> {
     this.#stopping.abort();
     for (const timer of this.#timers) clearInterval(timer);
+    this.#replyHolds.close();
     this.#streams.closeAll({ event: "shutdown", message: "broker stopping" });
     this.#waiters.close();
     await this.#commits.drain();

@@ -80,17 +80,20 @@ export class BrokerClient {
    * Publishes `payload` from `from` to `to` (or to every other known agent). With `replyTo` it answers that
    * message, and goes back to its sender unless `to` says otherwise; with `key`, a retry is not stored twice.
    * Without one it sends a random key: a publish whose answer was lost and that is retried on the next broker is
-   * then stored once by brokers that share a database.
+   * then stored once by brokers that share a database. With `holdReplySeconds` (and `to`), the reply to it is held
+   * from `from`'s other in-order readers from its commit, up to that long, until a leased reply wait for it
+   * (`waitLeasedReply`) holds it (a broker older than held replies refuses it: 400 `invalid_query`).
    */
   send(
     from: AgentName,
     to: AgentName | undefined,
     payload: Payload,
-    options: { replyTo?: number; key?: string } = {},
+    options: { replyTo?: number; key?: string; holdReplySeconds?: number } = {},
   ): Promise<SendReply> {
     const query = new URLSearchParams({ from });
     if (to !== undefined) query.set("to", to);
     if (options.replyTo !== undefined) query.set("reply_to", String(options.replyTo));
+    if (options.holdReplySeconds !== undefined) query.set("hold_reply", String(options.holdReplySeconds));
     const request = jsonBody(payload);
     request.headers["idempotency-key"] = options.key ?? crypto.randomUUID();
     return this.#json<SendReply>("POST", `/broadcast?${query}`, request, undefined, isSendReply);

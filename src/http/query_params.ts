@@ -15,6 +15,19 @@ export function parseTimeout(value: string | null): number {
   return Math.round(seconds * 1000);
 }
 
+/**
+ * `hold_reply=SECONDS` on a publish to one agent: the reply to it is held from the sender's in-order readers from
+ * its commit, up to that long, for a wait of the sender's still on its way (`Broker.publishHoldingReply`).
+ */
+export function parseHoldReply(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const seconds = Number(value);
+  if (value.trim() === "" || !(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
+    throw new InteropError("invalid_query", `Invalid hold_reply: ${JSON.stringify(value)}; use seconds, up to ${MAX_WAIT_SECONDS}`);
+  }
+  return Math.round(seconds * 1000);
+}
+
 export function parseMessageId(value: string | null, field: string, code: ErrorCode = "invalid_query"): number | undefined {
   if (value === null) return undefined;
   const id = Number(value);

@@ -19,7 +19,7 @@ import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
 import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
-import { parseIdempotencyKey, parseLastEventId, parseLeaseSeconds, parseLimit, parseMessageId, parsePeek, parseTimeout } from "./query_params.ts";
+import { parseHoldReply, parseIdempotencyKey, parseLastEventId, parseLeaseSeconds, parseLimit, parseMessageId, parsePeek, parseTimeout } from "./query_params.ts";
 import { isOperatorLook } from "./request_limits.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
@@ -133,15 +133,18 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   const toParam = request.url.searchParams.get("to");
   const to = toParam === null ? undefined : parseAgentName(toParam, "to");
   const replyTo = parseMessageId(request.url.searchParams.get("reply_to"), "reply_to");
-  const body = await request.body(maxBodyBytes);
+  const holdReplyMs = parseHoldReply(request.url.searchParams.get("hold_reply"));
   const contentType = request.header("content-type");
+  if (holdReplyMs !== undefined && (to === undefined || isBatch(contentType))) {
+    throw new InteropError("invalid_query", "hold_reply holds the reply to one question: publish one message, with to=NAME");
+  }
+  const body = await request.body(maxBodyBytes);
   // A batch (one JSON object per line) is committed at once: all of it, or none.
   const payloads = isBatch(contentType) ? parseBatch(body) : [parsePayload(body, contentType)];
-  const { envelopes: stored, refused, refusalsUnknown } = await broker.publishBatch(from, to, payloads, {
-    replyTo,
-    idempotencyKey: parseIdempotencyKey(request),
-    queued: request.ordered,
-  });
+  const options = { replyTo, idempotencyKey: parseIdempotencyKey(request), queued: request.ordered };
+  const { envelopes: stored, refused, refusalsUnknown } = holdReplyMs === undefined
+    ? await broker.publishBatch(from, to, payloads, options)
+    : { envelopes: [await broker.publishHoldingReply(from, to!, payloads[0], holdReplyMs, options)], refused: [], refusalsUnknown: false };
   return jsonResponse(200, {
     delivered: true,
     messages: payloads.length,

@@ -39,6 +39,12 @@ const WAIT_SLICE_SECONDS = 5;
 const SHOWN_LEASE_SECONDS = 30;
 
 /**
+ * How long the broker holds an ask's reply from the agent's other readers from the question's commit, until the
+ * ask's first wait for it holds it (a round trip later): what they may wait at most if this process dies in between.
+ */
+const REPLY_HOLD_SECONDS = 30;
+
+/**
  * What `poll` finds within `timeoutSeconds` in long polls of WAIT_SLICE_SECONDS at most, or null; after `cancel`
  * aborts, null once the long poll in flight ends. A poll is never hung up: the broker may have answered it in the
  * moment of the cancel, and a hang-up would drop that answer unread.
@@ -305,7 +311,14 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       // The question, then its reply in long polls that are never hung up, as wait's: a cancel that hung up one
       // /ask dropped a reply the broker handed over in that moment (OpenClaw cancels a call when its turn is
       // aborted). A reply shown to the poll in flight at the cancel is not taken: it stays in the inbox.
-      const { id: question } = await client.send(agent, recipient, payloadOf(text, json));
+      // Its reply is held from the agent's other readers (its `interop listen` stream) from the question's commit:
+      // one sent at once would otherwise reach them before the first wait for it.
+      const payload = payloadOf(text, json);
+      const { id: question } = await client.send(agent, recipient, payload, { holdReplySeconds: REPLY_HOLD_SECONDS }).catch((error) => {
+        // A broker older than held replies refuses hold_reply, storing nothing: the question goes as before.
+        if (error instanceof InteropError && error.code === "invalid_query") return client.send(agent, recipient, payload);
+        throw error;
+      });
       const reply = await replyUntilCancelled(client, agent, question, timeout, signal);
       if (reply === null) {
         throw new Error(`No reply from ${recipient} to message ${question} within ${timeout} s; a later reply will be in ${agent}'s inbox`);

@@ -123,6 +123,49 @@ test("interop mcp's ask gets its reply while interop listen runs on the same age
   assert.equal((await status()).agents.hermes.pending, 0);
 });
 
+test("interop mcp's asks of an agent that answers at once from its stream get every reply while interop listen runs on the asker", async (t) => {
+  // A reply committed between the question's send and the ask's first leased wait went to listen's stream, and the
+  // ask answered "No reply": 7-11 of 20 asks before hold_reply (askhold30).
+  const broker = await startBroker();
+  const dir = tempDir();
+  const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json")]);
+  const answerer = new AbortController();
+  t.after(async () => {
+    answerer.abort();
+    await stopAll(listen);
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  let stdout = "";
+  listen.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  const status = async () => await (await fetch(`${broker.url}/status`)).json();
+  await waitFor(async () => (await status()).subscribers?.hermes, 10_000, "listen's stream");
+  // openclaw answers each question as its stream delivers it, as a script or a fast tool does.
+  await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: JSON.stringify({ text: "hello" }) });
+  const stream = await fetch(`${broker.url}/subscribe?agent=openclaw`, { signal: answerer.signal });
+  void (async () => {
+    let buffer = "";
+    for await (const chunk of stream.body!.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+        const data = buffer.slice(0, end).split("\n").find((line) => line.startsWith("data: "));
+        buffer = buffer.slice(end + 2);
+        const question = data === undefined ? undefined : JSON.parse(data.slice(6));
+        if (question?.text !== "deploy?") continue;
+        void fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ text: "yes" }) });
+      }
+    }
+  })().catch(() => {});
+  const hermes = await connect(broker.url, "hermes");
+  t.after(() => hermes.close());
+  for (let round = 0; round < 10; round++) {
+    const answered = await call(hermes, "ask", { to: "openclaw", text: "deploy?", timeout_seconds: 5 });
+    assert.ok(!answered.isError, `round ${round}: ${answered.content[0].text}`);
+    assert.equal(json(answered).reply.text, "yes");
+  }
+  assert.equal(stdout, "", "listen had none of the replies");
+});
+
 test("bad MCP tool arguments give tool errors, and the server keeps serving", async () => {
   const broker = await startBroker();
   let hermes: Client | undefined;

@@ -9,18 +9,27 @@ import { Broker } from "../src/broker/broker.ts";
 import { leasedWait } from "../src/broker/leased_wait.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import { type AgentName, type Envelope, parseAgentName } from "../src/message.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { handClock } from "./helpers/hand_clock.ts";
 import { TextSink } from "./helpers/text_sink.ts";
 
 const hermes = parseAgentName("hermes");
 const openclaw = parseAgentName("openclaw");
 
-async function openBroker(t: TestContext): Promise<Broker> {
+async function openBroker(t: TestContext, options: { pendingTtlMs?: number; now?: () => number } = {}): Promise<Broker> {
   const dir = tempDir();
   t.after(dir.cleanup);
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { agents: [hermes, openclaw] }));
+  const { pendingTtlMs, now } = options;
+  const broker = await Broker.open(
+    testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, {
+      agents: [hermes, openclaw],
+      ...(pendingTtlMs === undefined ? {} : { pendingTtlMs: uniform(pendingTtlMs), now }),
+    }),
+  );
   t.after(() => broker.close());
   return broker;
 }
@@ -130,6 +139,28 @@ test("a leased ask that times out before its reply leaves the stream reading on:
   const [before, reply, after] = await answer(broker, asked);
   await until(() => stream.ids().length > 2);
   assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
+});
+
+test("an awaited reply that --pending-ttl expired while its leased ask held it stops the asker's stream no more", async (t) => {
+  // The reply was gone, but its cursor never passed it: the stream took nothing more until the lease ended, and the
+  // lease, renewed, need never end.
+  const ttl = 400;
+  const clock = handClock();
+  const broker = await openBroker(t, { pendingTtlMs: ttl, now: clock.now });
+  const stream = await listen(broker, hermes);
+  const asked = await question(broker);
+  const waiting = leasedWait(broker, hermes, 60, 10_000, new AbortController().signal, { replyTo: asked.id });
+  const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  // Past the bound a lease holds expiry to (two TTLs), the lease renewed: the reply expires under it.
+  clock.advance(ttl * 2.5);
+  assert.equal(await broker.leases.acquire(hermes, 60, shown!.lease), shown!.lease);
+  await waitFor(() => broker.status().agents[hermes].expired === 1, 10_000, "the held reply to expire");
+  const { envelopes: [later] } = await broker.publish(openclaw, hermes, { text: "later" });
+  await waitFor(() => stream.ids().length > 0, 10_000, "the stream to read on past the expired reply");
+  assert.deepEqual(stream.ids(), [later.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
 });
 
 /**

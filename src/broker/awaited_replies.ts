@@ -106,6 +106,22 @@ export class AwaitedReplies {
     this.#deps.released(agent);
   }
 
+  /**
+   * `--pending-ttl` expired some of `agent`'s messages: an awaited reply among them is gone, and no longer stops the
+   * inbox's readers. Its cursor never passed it, so it read as pending, and a stream took nothing more until its wait
+   * ended (a leased reply wait's lasts as long as its lease, renewed at will).
+   */
+  async expired(agent: AgentName): Promise<void> {
+    const stops = this.#stops.get(agent);
+    if (stops === undefined) return;
+    let gone = false;
+    for (const id of [...stops.keys()]) {
+      if (await this.#deps.store.find(id) === undefined) gone = stops.delete(id) || gone;
+    }
+    if (stops.size === 0 && this.#stops.get(agent) === stops) this.#stops.delete(agent);
+    if (gone) this.#deps.released(agent);
+  }
+
   /** Whether `envelope` is a reply to one of `questions` still pending. */
   #awaits(envelope: Envelope, questions: Map<number, number>): boolean {
     const questionId = envelope.thread?.replyTo;

@@ -61,11 +61,7 @@ export class AwaitedReplies {
    * store other brokers share stops there itself (this broker then records no waits here).
    */
   async readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
-    const { store, taken } = this.#deps;
-    // A reply taken as its wait ended is still in the store until its take commits: read past it, or a read of one
-    // message (a wait's) would find nothing while what follows the reply is there.
-    let page = await store.readAfter(agent, afterId, limit + taken.size);
-    if (taken.size > 0) page = page.filter((envelope) => !taken.has(envelope.id)).slice(0, limit);
+    const page = await this.#untaken(agent, afterId, limit);
     const questions = this.#questions.get(agent);
     if (questions === undefined) return page;
     for (let index = 0; index < page.length; index++) {
@@ -74,6 +70,26 @@ export class AwaitedReplies {
       return page.slice(0, index);
     }
     return page;
+  }
+
+  /**
+   * Up to `limit` messages above `afterId` that no take out of order holds, read no more than `limit` at a time. A
+   * reply taken as its wait ended is still in the store until its take commits: read past it, or a read of one message
+   * (a wait's) would find nothing while what follows the reply is there. Not by asking for one more per taken id: a
+   * withdrawn message's id stays taken for good (every agent's), and after 48 A2A cancels a /wait read 49 messages, a
+   * stream's page of 1 MiB messages 64 (see read_pages.ts).
+   */
+  async #untaken(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
+    const { store, taken } = this.#deps;
+    const kept: Envelope[] = [];
+    for (let after = afterId; kept.length < limit;) {
+      const wanted = limit - kept.length;
+      const read = await store.readAfter(agent, after, wanted);
+      kept.push(...read.filter((envelope) => !taken.has(envelope.id)));
+      if (read.length < wanted) break;
+      after = read[read.length - 1].id;
+    }
+    return kept;
   }
 
   /**

@@ -207,17 +207,44 @@ test("an `interop mcp` wait that found nothing before an /ask's reply is shown w
   assert.equal(shown, after.id);
 });
 
-test("a reader that showed the reply before a wait awaited it takes it with what it showed, as it printed them", async (t) => {
+/** hermes's question, answered, and `interop poll`'s peek under a lease, before any wait for the reply: it shows all three. */
+async function shownBeforeTheWait(t: TestContext) {
   const broker = await openBroker(t);
   const asked = await question(broker);
   const [before, reply, after] = await answer(broker, asked);
-  // `interop poll`: a peek under a lease shows all three; then a /wait?reply_to= for the reply begins.
   const lease = await broker.leases.acquire(hermes, 30);
   assert.deepEqual((await broker.peek(hermes, 10)).map((envelope) => envelope.id), [before.id, reply.id, after.id]);
+  return { broker, asked, before, reply, after, lease };
+}
+
+test("a reader that showed the reply before a wait awaited it takes it with what it showed, as it printed them", async (t) => {
+  // `interop poll`'s peek showed all three; then a /wait?reply_to= for the reply begins.
+  const { broker, asked, before, reply, after, lease } = await shownBeforeTheWait(t);
   const waiting = broker.waitForReply(hermes, asked.id, 200);
   const taken = await broker.leases.take(hermes, lease, () => broker.poll(hermes, 10, { shownUpTo: after.id }));
   assert.deepEqual(taken.map((envelope) => envelope.id), [before.id, reply.id, after.id]);
   // The reply was the reader's (it printed it): the wait gets nothing, and nothing is left to print again.
   assert.equal(await waiting, undefined);
   assert.deepEqual(await broker.poll(hermes, 10), []);
+});
+
+test("a take up to what its reader showed that takes an awaited reply lets the stream read on at once, not after the wait", async (t) => {
+  // The stream stopped before the reply; the take moved the cursor past it, but nothing woke the stream: what followed
+  // waited for the next message to the inbox or the end of the reply's wait (here 10 minutes).
+  const { broker, asked, before, reply, after, lease } = await shownBeforeTheWait(t);
+  const ended = new AbortController();
+  const waiting = broker.waitForReply(hermes, asked.id, 600_000, ended.signal);
+  t.after(() => ended.abort());
+  // `interop listen` connects meanwhile: it has what comes before the reply, and stops there.
+  const stream = await listen(broker, hermes);
+  await waitFor(() => stream.ids().length > 0, 10_000, "the stream to have what precedes the reply");
+  const { envelopes: [later] } = await broker.publish(openclaw, hermes, { text: "later" });
+  // It takes up to the reply only (it printed no more yet).
+  const taken = await broker.leases.take(hermes, lease, (own) => broker.poll(hermes, 10, { shownUpTo: reply.id, lease: own }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [reply.id]);
+  await waitFor(() => stream.ids().includes(later.id), 10_000, "the stream to read on past the reply the take took");
+  assert.deepEqual(stream.ids(), [before.id, after.id, later.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
+  ended.abort();
+  assert.equal(await waiting, undefined);
 });

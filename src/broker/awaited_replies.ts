@@ -138,6 +138,15 @@ export class AwaitedReplies {
     if (gone) this.#deps.released(agent);
   }
 
+  /**
+   * `agent`'s cursor moved past messages a take committed: one up to what its client showed takes an awaited reply
+   * among them (`Takes.poll`), and the readers stopped before it read on, rather than wait for a commit to the inbox or
+   * the end of the reply's wait (a /wait?reply_to= or /ask: up to its timeout).
+   */
+  passed(agent: AgentName): void {
+    if (this.#stops.has(agent)) this.#stopped(agent);
+  }
+
   /** Whether `envelope` is a reply to one of `questions` still pending. */
   #awaits(envelope: Envelope, questions: Map<number, number>): boolean {
     const questionId = envelope.thread?.replyTo;

@@ -13,7 +13,9 @@ import { type AgentName, DEFAULT_MAX_BODY_BYTES } from "../../src/message.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { testBrokerOptions } from "../helpers/broker_options.ts";
 import { tempDir } from "../helpers/cli.ts";
+import { sharedPostgres } from "../helpers/postgres.ts";
 import { TextSink } from "../helpers/text_sink.ts";
+import { twoBrokersOn } from "../helpers/two_brokers.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
@@ -86,4 +88,26 @@ test("messages withdrawn since the broker started (A2A CancelTask) make no read 
   await until(() => sent().length === ids.length - 1);
   assert.deepEqual(sent(), ids.slice(1), "the rest of the backlog, once, in order");
   assert.ok(asked.most <= MOST, `a read asked for ${asked.most} messages (at most ${MOST})`);
+});
+
+test("on brokers sharing PostgreSQL too, withdrawn messages make no peek of an inbox ask the store for more", async (t) => {
+  const brokers = await twoBrokersOn(sharedPostgres())(t);
+  if (brokers === undefined) return;
+  const { a, storeA } = brokers;
+  const codex = "codex" as AgentName;
+  await a.addAgent(openclaw);
+  await a.addAgent(codex);
+  await a.publish(hermes, openclaw, { text: "pending" });
+  for (let n = 0; n < 3 * MOST; n++) {
+    const { envelopes: [sent] } = await a.publish(hermes, codex, { text: `withdrawn ${n}` });
+    assert.equal(await a.tasks.withdraw(codex, sent.id), true);
+  }
+  let most = 0;
+  const readAfter = storeA.readAfter.bind(storeA);
+  storeA.readAfter = (agent, afterId, limit) => {
+    most = Math.max(most, limit);
+    return readAfter(agent, afterId, limit);
+  };
+  assert.equal((await a.peek(openclaw, 1)).length, 1);
+  assert.equal(most, 1, `a peek of one asked for ${most} messages`);
 });

@@ -9,18 +9,27 @@ import { Broker } from "../src/broker/broker.ts";
 import { leasedWait, REPOLL_GRACE_MS } from "../src/broker/leased_wait.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import { type AgentName, type Envelope, parseAgentName } from "../src/message.ts";
+import { uniform } from "../src/broker/per_agent.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { handClock } from "./helpers/hand_clock.ts";
 import { TextSink } from "./helpers/text_sink.ts";
 
 const hermes = parseAgentName("hermes");
 const openclaw = parseAgentName("openclaw");
 
-async function openBroker(t: TestContext): Promise<Broker> {
+async function openBroker(t: TestContext, options: { pendingTtlMs?: number; now?: () => number } = {}): Promise<Broker> {
   const dir = tempDir();
   t.after(dir.cleanup);
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { agents: [hermes, openclaw] }));
+  const { pendingTtlMs, now } = options;
+  const broker = await Broker.open(
+    testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, {
+      agents: [hermes, openclaw],
+      ...(pendingTtlMs === undefined ? {} : { pendingTtlMs: uniform(pendingTtlMs), now }),
+    }),
+  );
   t.after(() => broker.close());
   return broker;
 }
@@ -194,6 +203,28 @@ test("a leased reply wait takes over the hold from the question's commit: once i
   assert.deepEqual(stream.ids(), [before.id, reply.id, after.id]);
 });
 
+test("an awaited reply that --pending-ttl expired while its leased ask held it stops the asker's stream no more", async (t) => {
+  // The reply was gone, but its cursor never passed it: the stream took nothing more until the lease ended, and the
+  // lease, renewed, need never end.
+  const ttl = 400;
+  const clock = handClock();
+  const broker = await openBroker(t, { pendingTtlMs: ttl, now: clock.now });
+  const stream = await listen(broker, hermes);
+  const asked = await question(broker);
+  const waiting = leasedWait(broker, hermes, 60, 10_000, new AbortController().signal, { replyTo: asked.id });
+  const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  // Past the bound a lease holds expiry to (two TTLs), the lease renewed: the reply expires under it.
+  clock.advance(ttl * 2.5);
+  assert.equal(await broker.leases.acquire(hermes, 60, shown!.lease), shown!.lease);
+  await waitFor(() => broker.status().agents[hermes].expired === 1, 10_000, "the held reply to expire");
+  const { envelopes: [later] } = await broker.publish(openclaw, hermes, { text: "later" });
+  await waitFor(() => stream.ids().length > 0, 10_000, "the stream to read on past the expired reply");
+  assert.deepEqual(stream.ids(), [later.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
+});
+
 /**
  * hermes's /ask of openclaw, answered (with a message before the reply and one after) while the ask settles: the 20 ms
  * it waits to see whether its client closed with the request (client_settle.ts), held open until `settle`.
@@ -238,17 +269,44 @@ test("an `interop mcp` wait that found nothing before an /ask's reply is shown w
   assert.equal(shown, after.id);
 });
 
-test("a reader that showed the reply before a wait awaited it takes it with what it showed, as it printed them", async (t) => {
+/** hermes's question, answered, and `interop poll`'s peek under a lease, before any wait for the reply: it shows all three. */
+async function shownBeforeTheWait(t: TestContext) {
   const broker = await openBroker(t);
   const asked = await question(broker);
   const [before, reply, after] = await answer(broker, asked);
-  // `interop poll`: a peek under a lease shows all three; then a /wait?reply_to= for the reply begins.
   const lease = await broker.leases.acquire(hermes, 30);
   assert.deepEqual((await broker.peek(hermes, 10)).map((envelope) => envelope.id), [before.id, reply.id, after.id]);
+  return { broker, asked, before, reply, after, lease };
+}
+
+test("a reader that showed the reply before a wait awaited it takes it with what it showed, as it printed them", async (t) => {
+  // `interop poll`'s peek showed all three; then a /wait?reply_to= for the reply begins.
+  const { broker, asked, before, reply, after, lease } = await shownBeforeTheWait(t);
   const waiting = broker.waitForReply(hermes, asked.id, 200);
   const taken = await broker.leases.take(hermes, lease, () => broker.poll(hermes, 10, { shownUpTo: after.id }));
   assert.deepEqual(taken.map((envelope) => envelope.id), [before.id, reply.id, after.id]);
   // The reply was the reader's (it printed it): the wait gets nothing, and nothing is left to print again.
   assert.equal(await waiting, undefined);
   assert.deepEqual(await broker.poll(hermes, 10), []);
+});
+
+test("a take up to what its reader showed that takes an awaited reply lets the stream read on at once, not after the wait", async (t) => {
+  // The stream stopped before the reply; the take moved the cursor past it, but nothing woke the stream: what followed
+  // waited for the next message to the inbox or the end of the reply's wait (here 10 minutes).
+  const { broker, asked, before, reply, after, lease } = await shownBeforeTheWait(t);
+  const ended = new AbortController();
+  const waiting = broker.waitForReply(hermes, asked.id, 600_000, ended.signal);
+  t.after(() => ended.abort());
+  // `interop listen` connects meanwhile: it has what comes before the reply, and stops there.
+  const stream = await listen(broker, hermes);
+  await waitFor(() => stream.ids().length > 0, 10_000, "the stream to have what precedes the reply");
+  const { envelopes: [later] } = await broker.publish(openclaw, hermes, { text: "later" });
+  // It takes up to the reply only (it printed no more yet).
+  const taken = await broker.leases.take(hermes, lease, (own) => broker.poll(hermes, 10, { shownUpTo: reply.id, lease: own }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), [reply.id]);
+  await waitFor(() => stream.ids().includes(later.id), 10_000, "the stream to read on past the reply the take took");
+  assert.deepEqual(stream.ids(), [before.id, after.id, later.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
+  ended.abort();
+  assert.equal(await waiting, undefined);
 });

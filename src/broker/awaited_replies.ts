@@ -61,11 +61,7 @@ export class AwaitedReplies {
    * store other brokers share stops there itself (this broker then records no waits here).
    */
   async readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
-    const { store, taken } = this.#deps;
-    // A reply taken as its wait ended is still in the store until its take commits: read past it, or a read of one
-    // message (a wait's) would find nothing while what follows the reply is there.
-    let page = await store.readAfter(agent, afterId, limit + taken.size);
-    if (taken.size > 0) page = page.filter((envelope) => !taken.has(envelope.id)).slice(0, limit);
+    const page = await this.#untaken(agent, afterId, limit);
     const questions = this.#questions.get(agent);
     if (questions === undefined) return page;
     for (let index = 0; index < page.length; index++) {
@@ -74,6 +70,26 @@ export class AwaitedReplies {
       return page.slice(0, index);
     }
     return page;
+  }
+
+  /**
+   * Up to `limit` messages above `afterId` that no take out of order holds, read no more than `limit` at a time. A
+   * reply taken as its wait ended is still in the store until its take commits: read past it, or a read of one message
+   * (a wait's) would find nothing while what follows the reply is there. Not by asking for one more per taken id: a
+   * withdrawn message's id stays taken for good (every agent's), and after 48 A2A cancels a /wait read 49 messages, a
+   * stream's page of 1 MiB messages 64 (see read_pages.ts).
+   */
+  async #untaken(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
+    const { store, taken } = this.#deps;
+    const kept: Envelope[] = [];
+    for (let after = afterId; kept.length < limit;) {
+      const wanted = limit - kept.length;
+      const read = await store.readAfter(agent, after, wanted);
+      kept.push(...read.filter((envelope) => !taken.has(envelope.id)));
+      if (read.length < wanted) break;
+      after = read[read.length - 1].id;
+    }
+    return kept;
   }
 
   /**
@@ -104,6 +120,31 @@ export class AwaitedReplies {
     if (stops === undefined || !stops.delete(id)) return;
     if (stops.size === 0) this.#stops.delete(agent);
     this.#deps.released(agent);
+  }
+
+  /**
+   * `--pending-ttl` expired some of `agent`'s messages: an awaited reply among them is gone, and no longer stops the
+   * inbox's readers. Its cursor never passed it, so it read as pending, and a stream took nothing more until its wait
+   * ended (a leased reply wait's lasts as long as its lease, renewed at will).
+   */
+  async expired(agent: AgentName): Promise<void> {
+    const stops = this.#stops.get(agent);
+    if (stops === undefined) return;
+    let gone = false;
+    for (const id of [...stops.keys()]) {
+      if (await this.#deps.store.find(id) === undefined) gone = stops.delete(id) || gone;
+    }
+    if (stops.size === 0 && this.#stops.get(agent) === stops) this.#stops.delete(agent);
+    if (gone) this.#deps.released(agent);
+  }
+
+  /**
+   * `agent`'s cursor moved past messages a take committed: one up to what its client showed takes an awaited reply
+   * among them (`Takes.poll`), and the readers stopped before it read on, rather than wait for a commit to the inbox or
+   * the end of the reply's wait (a /wait?reply_to= or /ask: up to its timeout).
+   */
+  passed(agent: AgentName): void {
+    if (this.#stops.has(agent)) this.#stopped(agent);
   }
 
   /** Whether `envelope` is a reply to one of `questions` still pending. */

@@ -529,6 +529,8 @@ export class Broker {
       onExpired: (agent: AgentName, count: number) => {
         this.#options.onExpired?.(agent, count);
         this.#observers.expired(agent, count);
+        // A store that cannot say what went keeps the stop until the reply's wait ends, as before.
+        void this.#awaited.expired(agent).catch(() => {});
       },
     };
     try {

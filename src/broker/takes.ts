@@ -165,6 +165,8 @@ export class Takes {
       Object.assign(inbox, before);
       throw error;
     }
+    // After the commit: a stream woken before it would read the taken messages again.
+    this.#awaited.passed(agent);
     return taken;
   }
 

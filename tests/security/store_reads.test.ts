@@ -13,7 +13,9 @@ import { type AgentName, DEFAULT_MAX_BODY_BYTES } from "../../src/message.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { testBrokerOptions } from "../helpers/broker_options.ts";
 import { tempDir } from "../helpers/cli.ts";
+import { sharedPostgres } from "../helpers/postgres.ts";
 import { TextSink } from "../helpers/text_sink.ts";
+import { twoBrokersOn } from "../helpers/two_brokers.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
@@ -65,4 +67,47 @@ test("a stream resumed by an id past the cursor skips the messages up to it read
   await until(() => broker.status().agents.openclaw.pending === 0);
   assert.equal(broker.status().agents.openclaw.pending, 0, "what the client had counts as delivered");
   assert.ok(asked.most <= MOST, `a read asked for ${asked.most} messages (at most ${MOST})`);
+});
+
+test("messages withdrawn since the broker started (A2A CancelTask) make no read of an inbox ask the store for more", async (t) => {
+  // Every in-order read asked for its count plus one message per withdrawal (all agents', for good): after 3 pages'
+  // worth of cancels, a stream's page of 16 messages of 1 MiB read 64 of them at once, and a /wait of one read 49.
+  const { broker, asked, ids } = await openBroker(t);
+  const codex = "codex" as AgentName;
+  for (let n = 0; n < 3 * MOST; n++) {
+    const { envelopes: [sent] } = await broker.publish(hermes, codex, { text: `withdrawn ${n}` });
+    assert.equal(await broker.tasks.withdraw(codex, sent.id), true);
+  }
+  asked.most = 0;
+  assert.equal((await broker.wait(openclaw, 1000))?.id, ids[0]);
+  assert.ok(asked.most <= 1, `a wait's read asked for ${asked.most} messages (1)`);
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  const sent = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+  await until(() => sent().length === ids.length - 1);
+  assert.deepEqual(sent(), ids.slice(1), "the rest of the backlog, once, in order");
+  assert.ok(asked.most <= MOST, `a read asked for ${asked.most} messages (at most ${MOST})`);
+});
+
+test("on brokers sharing PostgreSQL too, withdrawn messages make no peek of an inbox ask the store for more", async (t) => {
+  const brokers = await twoBrokersOn(sharedPostgres())(t);
+  if (brokers === undefined) return;
+  const { a, storeA } = brokers;
+  const codex = "codex" as AgentName;
+  await a.addAgent(openclaw);
+  await a.addAgent(codex);
+  await a.publish(hermes, openclaw, { text: "pending" });
+  for (let n = 0; n < 3 * MOST; n++) {
+    const { envelopes: [sent] } = await a.publish(hermes, codex, { text: `withdrawn ${n}` });
+    assert.equal(await a.tasks.withdraw(codex, sent.id), true);
+  }
+  let most = 0;
+  const readAfter = storeA.readAfter.bind(storeA);
+  storeA.readAfter = (agent, afterId, limit) => {
+    most = Math.max(most, limit);
+    return readAfter(agent, afterId, limit);
+  };
+  assert.equal((await a.peek(openclaw, 1)).length, 1);
+  assert.equal(most, 1, `a peek of one asked for ${most} messages`);
 });

@@ -53,6 +53,17 @@ export class InDoubtError extends InteropError {
   }
 }
 
+/**
+ * A call that never reached the server (refused, unresolvable, or given up on purpose): "unreachable" as any call the
+ * server cannot take now, but known to have had no answer at all, where a 5xx or a 429 is one.
+ */
+export class NotSentError extends InteropError {
+  constructor(message: string, cause: unknown) {
+    super("unreachable", message, { cause });
+    this.name = "NotSentError";
+  }
+}
+
 export interface A2aRpcClientOptions {
   url: string;
   token: string | undefined;
@@ -232,7 +243,7 @@ export class A2aRpcClient {
     const reason = timedOut ? `no answer within ${this.#timeoutMs} ms` : describeCause(cause);
     const message = `${method} to ${this.url} failed: ${reason}`;
     if ((signal?.aborted && !timedOut) || (!timedOut && NOT_SENT.has(reason))) {
-      return new InteropError("unreachable", message, { cause });
+      return new NotSentError(message, cause);
     }
     return new InDoubtError(message, cause);
   }

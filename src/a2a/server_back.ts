@@ -5,15 +5,15 @@
  * sent meanwhile in doubt too, and each would be parked instead of delivered once it is back.
  */
 import { retryUntilDone } from "../client/retry.ts";
-import { InteropError } from "../errors.ts";
-import { type A2aRpcClient, InDoubtError } from "./rpc_client.ts";
+import { type A2aRpcClient, InDoubtError, NotSentError } from "./rpc_client.ts";
 
 /** A task id no server has: asking for it changes nothing, and any JSON-RPC answer (-32001) shows the server is up. */
 const PROBE_TASK_ID = "interop-probe-no-such-task";
 
 /**
- * Resolves once the server answers a `GetTask` at all (its `-32001` included); retries with backoff while the call
- * does not reach it or goes unanswered. Throws only on shutdown.
+ * Resolves once the server answers a `GetTask` at all (its `-32001` included, and an HTTP error too: a server that
+ * fails on an unknown task, or a proxy's 502, is there to answer, and the next send, if refused, is refused for sure,
+ * not in doubt); retries with backoff while the call does not reach it or goes unanswered. Throws only on shutdown.
  */
 export async function untilServerAnswers(
   rpc: A2aRpcClient,
@@ -24,8 +24,8 @@ export async function untilServerAnswers(
       try {
         await rpc.call("GetTask", () => ({ id: PROBE_TASK_ID }), context.shutdown);
       } catch (error) {
-        // "unreachable" (not reached, busy, 5xx) and in doubt (no answer) say it is not back; anything else is an answer.
-        if (error instanceof InDoubtError || (error instanceof InteropError && error.code === "unreachable")) throw error;
+        // Not reached, or no answer: it is not back. Anything else (an error answered, an HTTP status) is an answer.
+        if (error instanceof InDoubtError || error instanceof NotSentError) throw error;
       }
     },
     context,

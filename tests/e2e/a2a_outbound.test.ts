@@ -505,6 +505,19 @@ test("listen --a2a parks only the send in doubt when the server drops requests u
   assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [2, 3]);
 });
 
+test("listen --a2a sends on after a send in doubt once the server answers at all, even a 500 to its check (a GetTask for a task it does not have)", async (t) => {
+  // Waiting for a JSON-RPC answer, listen asked again for good a server that answered every such GetTask 500 while
+  // it took SendMessages, and sent nothing more.
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.dropRequests = 1;
+  gateway.unknownTaskStatus = 500;
+  for (let n = 1; n <= 2; n++) await publish(broker.url, "hermes", "openclaw", { text: `after the drop ${n}` });
+  listen();
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 1, 30_000, "the answer to message 2");
+  assert.deepEqual((await deadLetters(broker, "openclaw")).map((letter) => letter.id), [1]);
+  assert.deepEqual(gateway.received.map((id) => Number(/^interop-(\d+)-/.exec(id)![1])), [2]);
+});
+
 test("listen --a2a follows slow tasks side by side without holding back sends, and a restarted listener follows them again without re-sending", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;

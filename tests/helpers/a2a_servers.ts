@@ -278,6 +278,8 @@ export class OpenclawA2aServer extends Restartable {
    * each connection and closes it while the gateway is away.
    */
   dropRequests = 0;
+  /** Answer a GetTask for a task it does not have with this HTTP status (a server that fails on them) instead of -32001. */
+  unknownTaskStatus: number | undefined;
   pollsToComplete = 2;
   /** Speak v0.3 only, as an older server: the v1.0 names are unknown (`-32601`). */
   legacyOnly = false;
@@ -348,6 +350,9 @@ export class OpenclawA2aServer extends Restartable {
         case "GetTask":
         case "tasks/get": {
           const task = this.tasks.get(String(rpc.params?.id));
+          if (task === undefined && this.unknownTaskStatus !== undefined) {
+            return sendJson(response, this.unknownTaskStatus, { error: "Internal Server Error" });
+          }
           if (task === undefined) return fail(-32001, "Task not found");
           task.polls++;
           return answer(this.#view(task));

@@ -22,11 +22,12 @@ import { fanOut, type Figures, idleStreams, latency, resume, throughput, through
 import { nchanAvailable, postgresAvailable, type RunningSystem, stopPostgres, type System, SYSTEMS } from "./systems.ts";
 import { FAN_OUT_4K, PIPELINED, POSTGRES_BROKERS, postgresKey, type Results, ratios, scaleOut, table } from "./report.ts";
 
+const ALL_SCENARIOS = "latency,throughput,pipelined,batch,fan-out,fan-out-4k,streams,resume";
 const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
-    scenarios: { type: "string", default: "latency,throughput,pipelined,batch,fan-out,fan-out-4k,streams,resume" },
+    scenarios: { type: "string", default: ALL_SCENARIOS },
     runs: { type: "string", default: "1" },
     out: { type: "string" },
   },
@@ -144,7 +145,7 @@ const report = [
 ].join("\n");
 console.log(report);
 // Only a full run replaces RESULTS.md; any other is written where --out says.
-const out = values.out ?? (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === 7 ? "bench/RESULTS.md" : undefined);
+const out = values.out ?? (!smoke && chosen.length === Object.keys(SYSTEMS).length && scenarios.size === ALL_SCENARIOS.split(",").length ? "bench/RESULTS.md" : undefined);
 if (out !== undefined) {
   writeFileSync(out, report);
   progress(`written to ${out}`);

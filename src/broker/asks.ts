@@ -4,14 +4,14 @@ import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
 import type { ReplyHolds } from "./reply_holds.ts";
-import type { Takes } from "./takes.ts";
+import type { ReplyWaits } from "./reply_waits.ts";
 import type { Waiters } from "./waiters.ts";
 
 export interface AskDeps {
   /** Set when other brokers share the store: the reply may be published, and read, through any of them. */
   shared: SharedInboxes | undefined;
   waiters: Waiters;
-  takes: Takes;
+  replies: ReplyWaits;
   inboxFor(agent: AgentName): Promise<InboxRecord>;
   publish(from: AgentName, to: AgentName, payload: Payload, options: PublishOptions): Promise<Published>;
 }
@@ -25,7 +25,7 @@ export interface Asked {
 /** A question published, with the record of the wait for its reply on a shared store (see `publishQuestion`). */
 export interface Question {
   question: Envelope;
-  /** The record's id for `Takes.waitForReply`, which ends it; undefined on a store of its own (or once writing it failed). */
+  /** The record's id for `ReplyWaits.waitForReply`, which ends it; undefined on a store of its own (or once writing it failed). */
   recorded: Promise<string | undefined> | undefined;
 }
 
@@ -34,7 +34,7 @@ export interface Question {
  * wait is recorded with the question, in its commit. Recorded once it committed, a reply committed within that round
  * trip (an agent answering from a stream on the same broker as the asker's reader) was read before the record held.
  * A keyed publish retried (an A2A SendMessage sent again) commits nothing: its wait is recorded on its own, as soon
- * as the question is known. The record must be handed to a `Takes.waitForReply`, which ends it.
+ * as the question is known. The record must be handed to a `ReplyWaits.waitForReply`, which ends it.
  */
 export async function publishQuestion(
   deps: AskDeps,
@@ -58,7 +58,7 @@ export async function publishQuestion(
   const [question] = published.envelopes;
   if (awaited === undefined) return { question, recorded: undefined };
   if (published.awaited?.id === awaited.id) return { question, recorded: Promise.resolve(awaited.id) };
-  return { question, recorded: deps.takes.recordAwait(from, question.id, timeoutMs) };
+  return { question, recorded: deps.replies.recordAwait(from, question.id, timeoutMs) };
 }
 
 /**
@@ -80,7 +80,7 @@ export async function publishHoldingReply(
   await deps.inboxFor(from);
   const { question, recorded } = await publishQuestion(deps, from, to, payload, holdMs, options);
   // In the turn the publish resolved: on a broker of its own, nothing else ran since the commit.
-  const release = deps.takes.holdReply(from, question.id);
+  const release = deps.replies.holdReply(from, question.id);
   holds.add(from, question.id, holdMs, () => {
     release();
     void recorded?.then((record) => record === undefined ? undefined : deps.shared!.endAwait(from, record)).catch(() => {});
@@ -108,7 +108,7 @@ export async function ask(
   const { question, recorded } = await publishQuestion(deps, from, to, payload, timeoutMs);
   // On a broker of its own, held from the asker's in-order readers from the commit on, as the record holds it on a
   // shared store: a reply committed while the ask settles must wait in the inbox for it, not go to a stream.
-  const release = deps.takes.holdReply(from, question.id);
+  const release = deps.replies.holdReply(from, question.id);
   try {
     const deadline = Date.now() + timeoutMs;
     const settling = settled?.();
@@ -117,7 +117,7 @@ export async function ask(
     await settling;
     // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
     const left = Math.max(0, deadline - Date.now());
-    return { question, reply: await deps.takes.waitForReply(from, question.id, left, clientGone, recorded) };
+    return { question, reply: await deps.replies.waitForReply(from, question.id, left, clientGone, recorded) };
   } finally {
     release();
   }

@@ -6,6 +6,7 @@ import { AwaitedReplies } from "./awaited_replies.ts";
 import { ask, type AskDeps, type Asked, publishHoldingReply, publishQuestion, type Question } from "./asks.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
+import { Deliveries } from "./deliveries.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
@@ -21,6 +22,7 @@ import { allValues, uniform } from "./per_agent.ts";
 import { type PublishOptions, type Published, Publishes } from "./publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { ReplyHolds } from "./reply_holds.ts";
+import { ReplyWaits } from "./reply_waits.ts";
 import { replay } from "./replay.ts";
 import { refuseUnanswerable } from "./replies.ts";
 import { applyRetention, retentionInterval } from "./retention.ts";
@@ -76,8 +78,12 @@ export class Broker {
   #askDeps: AskDeps;
   /** Replies held from their question's commit until a leased reply wait takes the hold over (`publishHoldingReply`). */
   #replyHolds = new ReplyHolds();
-  /** Polls, peeks, waits, and the delivery bookkeeping they share with streams. */
+  /** The delivery bookkeeping polls, waits, streams and replays share. */
+  #deliveries: Deliveries;
+  /** Polls, peeks and waits. */
   #takes: Takes;
+  /** Waits for the reply to a given message. */
+  #replyWaits: ReplyWaits;
   #lastId: number;
   #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -98,15 +104,16 @@ export class Broker {
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
     this.#deliveryMarks = new DeliveryMarks(options.retentionMs, this.#shared !== undefined);
-    // Messages taken out of order until their take commits: every in-order read leaves them out.
-    const taken = new Set<number>();
+    this.#deliveries = new Deliveries({
+      commits: this.#commits,
+      records: this.#inboxes,
+      observers: this.#observers,
+      shared: this.#shared !== undefined,
+    });
     this.#awaited = new AwaitedReplies({
       store: options.store,
-      taken,
-      pending: (agent, id) => {
-        const inbox = this.#inboxes.get(agent);
-        return inbox !== undefined && id > inbox.deliveredId && !taken.has(id);
-      },
+      taken: this.#deliveries.taken,
+      pending: (agent, id) => this.#deliveries.isPending(agent, id),
       released: (agent) => {
         this.#streams.wake([agent]);
         void this.#takes.serveInOrder(agent);
@@ -114,19 +121,28 @@ export class Broker {
         this.#observers.woken([agent]);
       },
     });
+    const whenLeaseEnds = (agent: AgentName) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000));
     this.#takes = new Takes({
       store: options.store,
       shared: this.#shared,
       commits: this.#commits,
-      records: this.#inboxes,
       waiters: this.#waiters,
-      taken,
       awaited: this.#awaited,
-      observers: this.#observers,
+      deliveries: this.#deliveries,
       inboxFor: (agent, use) => this.#inboxFor(agent, use),
-      whenLeaseEnds: (agent) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
-      asTake: (agent, work) => this.leases.take(agent, undefined, work),
+      whenLeaseEnds,
       maxMessageBytes: options.maxMessageBytes,
+    });
+    this.#replyWaits = new ReplyWaits({
+      store: options.store,
+      shared: this.#shared,
+      waiters: this.#waiters,
+      awaited: this.#awaited,
+      deliveries: this.#deliveries,
+      inboxFor: (agent, use) => this.#inboxFor(agent, use),
+      serveWaiters: (agent) => this.#takes.serveWaiters(agent),
+      whenLeaseEnds,
+      asTake: (agent, work) => this.leases.take(agent, undefined, work),
     });
     this.#streams = new Streams({
       store: options.store,
@@ -136,8 +152,8 @@ export class Broker {
       currentInbox: (agent) => this.#inboxes.get(agent),
       lastId: () => this.#lastId,
       sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
-      isTaken: (id) => this.#takes.taken.has(id),
-      delivered: (inbox, envelopes) => this.#takes.markDelivered(inbox, envelopes),
+      isTaken: (id) => this.#deliveries.taken.has(id),
+      delivered: (inbox, envelopes) => this.#deliveries.markDelivered(inbox, envelopes),
       ended: (agent) => this.#touch(agent),
       // With the cursor notes: at a kill -9 both are at most ADVISORY_DELAY_MS late. A shared store's window stays in
       // each broker's memory (a resume may come to another broker anyway).
@@ -160,7 +176,7 @@ export class Broker {
       streaming: (agent) => this.#streams.has(agent),
       forget: (agent) => {
         this.#streams.removed(agent);
-        this.#takes.forget(agent);
+        this.#deliveries.forget(agent);
         this.leases.forget(agent);
       },
       now: this.#now,
@@ -169,7 +185,7 @@ export class Broker {
       store: options.store,
       commits: this.#commits,
       agents: this.#agents,
-      taken: this.#takes.taken,
+      taken: this.#deliveries.taken,
       now: this.#now,
       asTake: (agent, work) => this.leases.take(agent, undefined, work),
     });
@@ -188,7 +204,7 @@ export class Broker {
     this.#askDeps = {
       shared: this.#shared,
       waiters: this.#waiters,
-      takes: this.#takes,
+      replies: this.#replyWaits,
       inboxFor: (agent) => this.#inboxFor(agent, "read"),
       publish: (from, to, payload, publishOptions) => this.publish(from, to, payload, publishOptions),
     };
@@ -278,7 +294,7 @@ export class Broker {
       this.#lastId = Math.max(this.#lastId, envelope.id);
       // An awaited reply, and what follows it, is its waiter's first: the other readers read it once it is released.
       const heldBack = this.#awaited.heldBack(envelope);
-      if (this.#waiters.claim(envelope, !heldBack)) this.#takes.take(envelope);
+      if (this.#waiters.claim(envelope, !heldBack)) this.#deliveries.take(envelope);
       else if (heldBack) this.#awaited.stop(envelope);
       else if (live.has(envelope.to)) live.get(envelope.to)!.push(envelope);
       else if (this.#streams.has(envelope.to)) live.set(envelope.to, [envelope]);
@@ -301,11 +317,11 @@ export class Broker {
   }
 
   /**
-   * The reply to `agent`'s message `questionId`, taken out of order (see `Takes.waitForReply`); `recorded` is the
+   * The reply to `agent`'s message `questionId`, taken out of order (see `ReplyWaits.waitForReply`); `recorded` is the
    * record of the wait `publishQuestion` made, which the wait ends.
    */
-  waitForReply(...args: Parameters<Takes["waitForReply"]>): Promise<Envelope | undefined> {
-    return this.#takes.waitForReply(...args);
+  waitForReply(...args: Parameters<ReplyWaits["waitForReply"]>): Promise<Envelope | undefined> {
+    return this.#replyWaits.waitForReply(...args);
   }
 
   /** Publishes a question whose reply `from` waits for, the wait recorded with it: see `publishQuestion` (asks.ts). */
@@ -341,9 +357,9 @@ export class Broker {
     return this.#takes.peek(agent, limit, answer);
   }
 
-  /** The pending reply to `agent`'s message `questionId`, taking nothing: see `Takes.peekReply`. */
+  /** The pending reply to `agent`'s message `questionId`, taking nothing: see `ReplyWaits.peekReply`. */
   peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined> {
-    return this.#takes.peekReply(agent, questionId, answer);
+    return this.#replyWaits.peekReply(agent, questionId, answer);
   }
 
   /** Takes message `id` of `agent`'s alone, out of order, under the caller's `lease`: see `Takes.takeOne`. */
@@ -351,7 +367,7 @@ export class Broker {
     return this.#takes.takeOne(agent, id, options);
   }
 
-  /** Runs a leased wait for a reply with the reply recorded as awaited: see `Takes.awaitingReply`. */
+  /** Runs a leased wait for a reply with the reply recorded as awaited: see `ReplyWaits.awaitingReply`. */
   awaitingReply<T>(
     agent: AgentName,
     questionId: number,
@@ -364,7 +380,7 @@ export class Broker {
       this.#replyHolds.takeOver(agent, questionId);
       return work();
     };
-    return this.#takes.awaitingReply(agent, questionId, holdMs, heldByWait, keep);
+    return this.#replyWaits.awaitingReply(agent, questionId, holdMs, heldByWait, keep);
   }
 
   /**
@@ -386,11 +402,12 @@ export class Broker {
   async history(agent: AgentName, limit: number, answer: MessageAnswer<HistoryEntry>): Promise<HistoryEntry[]> {
     const inbox = this.#inboxes.get(agent);
     if (inbox === undefined) return [];
+    const pending = this.#deliveries.pendingIn(inbox);
     return await answer.readNewest(async (beforeId, page) =>
       (await this.#store.readLatest(agent, page, beforeId)).map((envelope) => ({
         id: envelope.id,
         envelope,
-        pending: envelope.id > inbox.deliveredId && !this.#takes.taken.has(envelope.id),
+        pending: pending(envelope),
       })), limit);
   }
 
@@ -408,8 +425,8 @@ export class Broker {
       readInOrder: (name, afterId, limit) => this.#awaited.readAfter(name, afterId, limit),
       shared: this.#shared,
       streams: this.#streams,
-      isTaken: (id) => this.#takes.taken.has(id),
-      delivered: (inbox, envelopes) => this.#takes.markDelivered(inbox, envelopes),
+      isTaken: (id) => this.#deliveries.taken.has(id),
+      delivered: (inbox, envelopes) => this.#deliveries.markDelivered(inbox, envelopes),
     }, agent, start, limit, answer, clientGone);
   }
 
@@ -484,7 +501,7 @@ export class Broker {
       inboxes: this.#inboxes,
       streaming: (agent) => this.#streams.has(agent),
       waiting: (agent) => this.#waiters.count(agent) + (this.#leasedWaits.get(agent) ?? 0),
-      redelivered: (agent) => this.#takes.redelivered(agent),
+      redelivered: (agent) => this.#deliveries.redelivered(agent),
       ...(this.#agents.cluster === undefined ? {} : { cluster: this.#agents.cluster }),
     };
   }

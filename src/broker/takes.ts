@@ -1,20 +1,14 @@
-/**
- * Taking messages out of inboxes: polls, peeks, waits and waits for a reply, and the bookkeeping every delivery
- * shares (the inbox's cursor, messages taken out of order, repeats counted).
- */
+/** Taking messages out of inboxes in order: polls, peeks and waits, and the take of one message a leased wait showed. */
 import type { AgentName, Envelope } from "../message.ts";
-import { type InboxRecord, inboxLeased, isInboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import { type InboxRecord, inboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AgentUse } from "./agent_admission.ts";
 import type { AwaitedReplies } from "./awaited_replies.ts";
 import type { CommitQueue } from "./commit_queue.ts";
+import type { Deliveries } from "./deliveries.ts";
 import type { MessageAnswer } from "./message_answer.ts";
-import type { Observers } from "./observers.ts";
 import { messagesPerRead } from "./read_pages.ts";
 import { REPLY_SCAN, settled, SharedWaiters } from "./shared_waiters.ts";
 import type { Waiters } from "./waiters.ts";
-
-/** Replies read at a time while looking for the oldest pending one: the first is nearly always it. */
-const REPLY_PAGE = 4;
 
 /** What a take of `Takes.poll` is held to. */
 export interface PollOptions {
@@ -35,22 +29,13 @@ export interface TakesDeps {
   /** Set when other brokers share the store: takes are then the store's, with compare-and-set. */
   shared: SharedInboxes | undefined;
   commits: CommitQueue;
-  /** The broker's inbox records. */
-  records: Map<AgentName, InboxRecord>;
   waiters: Waiters;
-  /** Where messages taken out of order are kept until their take commits (`Takes.taken`). */
-  taken: Set<number>;
   /** On a broker of its own: the replies waits await, kept from in-order readers (a shared store keeps them itself). */
   awaited: AwaitedReplies;
-  observers: Observers;
+  deliveries: Deliveries;
   inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
   /** Resolves once no reader holds a lease on `agent`'s inbox: a shared store's waiters are served again then. */
   whenLeaseEnds(agent: AgentName): Promise<void>;
-  /**
-   * Runs `work` as a take of `agent`'s messages (`Leases.take`): refused (`inbox_leased`) while a reader leases the
-   * inbox, and a lease asked for meanwhile is granted after it.
-   */
-  asTake<T>(agent: AgentName, work: () => Promise<T>): Promise<T>;
   /** `serve --max-body-bytes` (DEFAULT_MAX_BODY_BYTES when unset): a shared store's read of replies is bounded by it. */
   maxMessageBytes?: number;
 }
@@ -59,39 +44,28 @@ export class Takes {
   #store: MessageStore;
   #shared: SharedInboxes | undefined;
   #commits: CommitQueue;
-  #records: Map<AgentName, InboxRecord>;
   #waiters: Waiters;
   #awaited: AwaitedReplies;
-  #observers: Observers;
+  #deliveries: Deliveries;
   #inboxFor: (agent: AgentName, use: AgentUse) => Promise<InboxRecord>;
-  #whenLeaseEnds: (agent: AgentName) => Promise<void>;
-  #asTake: TakesDeps["asTake"];
   /** On a shared store: waiters are handed what is taken from the table for them. */
   #sharedWaiters: SharedWaiters | undefined;
-  /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
-  readonly taken: Set<number>;
-  /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
-  #redelivered = new Map<AgentName, number>();
 
   constructor(deps: TakesDeps) {
     this.#store = deps.store;
     this.#shared = deps.shared;
     this.#commits = deps.commits;
-    this.#records = deps.records;
     this.#waiters = deps.waiters;
-    this.taken = deps.taken;
     this.#awaited = deps.awaited;
-    this.#observers = deps.observers;
+    this.#deliveries = deps.deliveries;
     this.#inboxFor = deps.inboxFor;
-    this.#whenLeaseEnds = deps.whenLeaseEnds;
-    this.#asTake = deps.asTake;
     if (deps.shared !== undefined) {
       this.#sharedWaiters = new SharedWaiters({
         waiters: deps.waiters,
         shared: deps.shared,
         inboxFor: (agent) => deps.inboxFor(agent, "send"),
         take: (agent, limit) => this.poll(agent, limit),
-        tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
+        tookOutOfOrder: (inbox, envelope) => deps.deliveries.tookOutOfOrder(inbox, envelope),
         whenLeaseEnds: deps.whenLeaseEnds,
         repliesPerRead: messagesPerRead(REPLY_SCAN, deps.maxMessageBytes),
       });
@@ -116,16 +90,6 @@ export class Takes {
     }
   }
 
-  /** Messages written again to `agent`'s streams since the broker started. */
-  redelivered(agent: AgentName): number {
-    return this.#redelivered.get(agent) ?? 0;
-  }
-
-  /** Forgets a removed agent's count of repeats. */
-  forget(agent: AgentName): void {
-    this.#redelivered.delete(agent);
-  }
-
   /**
    * Takes up to `limit` undelivered messages for `agent` (the old read-and-clear), committed before returning;
    * with `shownUpTo`, none above that id (what a client already showed from a peek). With `answer`, only what fits
@@ -148,17 +112,17 @@ export class Takes {
       // be, while another reader holds one (as InboxLeases refuses it on a broker of its own).
       if (most === 0 && lease === undefined) return await this.#unlessLeased(agent);
       const taken = await settled(this.#shared.take(agent, most, upTo === Infinity ? undefined : upTo, lease, leaseLost));
-      this.markDelivered(inbox, taken);
+      this.#deliveries.markDelivered(inbox, taken);
       return taken;
     }
     const after = inbox.deliveredId;
     // Asked again in the turn that marks them delivered: another poll may have taken some while this one read (a
     // paged read awaits more than once, and even a single read's filter runs a turn before this).
-    const taken = (await this.#readPending(inbox, limit, shownUpTo, answer)).filter(this.#pendingIn(inbox, shownUpTo));
+    const taken = (await this.#readPending(inbox, limit, shownUpTo, answer)).filter(this.#deliveries.pendingIn(inbox, shownUpTo));
     if (taken.length === 0 || clientGone?.aborted) return [];
     const upTo = taken[taken.length - 1].id;
     const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
-    this.markDelivered(inbox, taken);
+    this.#deliveries.markDelivered(inbox, taken);
     try {
       await this.#commits.update({ agent, deliveredId: upTo, polled: [{ after, upTo }] });
     } catch (error) {
@@ -183,19 +147,6 @@ export class Takes {
   }
 
   /**
-   * The reply to `agent`'s message `questionId` if it is pending, taking nothing; with `answer`, encoded into it (and
-   * held to its memory for answers, as a peek's messages are). What a leased reply wait shows.
-   */
-  async peekReply(agent: AgentName, questionId: number, answer?: MessageAnswer): Promise<Envelope | undefined> {
-    const inbox = await this.#inboxFor(agent, "read");
-    const reply = this.#shared !== undefined
-      ? (await this.#shared.pendingReplies(agent, new Map([[questionId, 1]]), 1))[0]
-      : await this.#oldestReply(inbox, questionId);
-    if (reply !== undefined) answer?.fit([reply]);
-    return reply;
-  }
-
-  /**
    * Takes message `id` of `agent`'s alone, out of order, committed before returning: what a leased reply wait
    * showed under `lease` (the store's take checks and ends it on a shared store; `Leases.take` does here).
    * Undefined when it is no longer pending (the wait held it from in-order readers until the lease ended: a stream,
@@ -216,7 +167,7 @@ export class Takes {
       if (found !== undefined) answer?.fit([found]);
       const taken = await settled(this.#shared.takeOne(agent, clientGone?.aborted ? 0 : id, lease, leaseLost));
       if (!taken || found === undefined) return undefined;
-      this.#tookOutOfOrder(inbox, found);
+      this.#deliveries.tookOutOfOrder(inbox, found);
       return found;
     }
     // From the store itself, not through `AwaitedReplies`: this is the take of the reply a wait awaited.
@@ -224,57 +175,18 @@ export class Takes {
     if (message?.id !== id) return undefined;
     answer?.fit([message]);
     // Looked at in the turn that marks it taken: a stream may have delivered it while the store read.
-    if (!this.#pendingIn(inbox, Infinity)(message) || clientGone?.aborted) return undefined;
-    this.taken.add(id);
+    if (!this.#deliveries.pendingIn(inbox)(message) || clientGone?.aborted) return undefined;
+    this.#deliveries.taken.add(id);
     try {
       await this.#commits.update({ agent, polled: [{ after: id - 1, upTo: id }] });
     } catch (error) {
-      this.taken.delete(id);
+      this.#deliveries.taken.delete(id);
       throw error;
     }
-    this.#tookOutOfOrder(inbox, message);
-    this.taken.delete(id);
+    this.#deliveries.tookOutOfOrder(inbox, message);
+    this.#deliveries.taken.delete(id);
     this.#awaited.took(agent, id);
     return message;
-  }
-
-  /**
-   * Runs `work` (a leased wait for the reply to `questionId`) with the reply recorded as awaited, so that no in-order
-   * reader takes it before `work` shows it: on a shared store, on any broker (see `#waitForSharedReply`). The hold
-   * lasts until what `keep` returns for `work`'s result resolves (the lease the reply was shown under ended: its
-   * client took it, or left it), or with `work` when it returns none; a reply left untaken is then an ordinary
-   * message. A shared store's record holds for `holdMs` at most (the wait's timeout and its lease's length).
-   */
-  async awaitingReply<T>(
-    agent: AgentName,
-    questionId: number,
-    holdMs: number,
-    work: () => Promise<T>,
-    keep?: (result: T) => Promise<void> | undefined,
-  ): Promise<T> {
-    const release = await this.#holdAwaited(agent, questionId, holdMs);
-    let kept: Promise<void> | undefined;
-    try {
-      const result = await work();
-      kept = keep?.(result);
-      return result;
-    } finally {
-      if (kept === undefined) release();
-      else void kept.then(release, release);
-    }
-  }
-
-  /**
-   * Holds the reply to `agent`'s message `questionId` from in-order readers until the returned function is called:
-   * here (`AwaitedReplies`), or on a shared store by a record for `holdMs` at most.
-   */
-  async #holdAwaited(agent: AgentName, questionId: number, holdMs: number): Promise<() => void> {
-    if (this.#shared === undefined) return this.#awaited.hold(agent, questionId);
-    const shared = this.#shared;
-    const record = await this.recordAwait(agent, questionId, holdMs);
-    return () => {
-      if (record !== undefined) void shared.endAwait(agent, record).catch(() => {});
-    };
   }
 
   /**
@@ -295,193 +207,15 @@ export class Takes {
     return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
   }
 
-  /**
-   * The reply to `agent`'s message `questionId`: taken out of order if it is already pending, else the next to
-   * arrive within `timeoutMs` (undefined if none; once `clientGone` aborts, nothing is taken). An ask in long polls
-   * of its own, for a client that must never hang one up: `interop mcp`, whose ask a cancel would otherwise cut in
-   * the moment its reply was handed over.
-   */
-  async waitForReply(
-    agent: AgentName,
-    questionId: number,
-    timeoutMs: number,
-    clientGone?: AbortSignal,
-    recorded?: Promise<string | undefined>,
-  ): Promise<Envelope | undefined> {
-    if (this.#shared !== undefined) return await this.#waitForSharedReply(agent, questionId, timeoutMs, clientGone, recorded);
-    if (clientGone?.aborted) return undefined;
-    const release = this.holdReply(agent, questionId);
-    try {
-      return await this.#waitForOwnReply(agent, questionId, timeoutMs, clientGone);
-    } finally {
-      release();
-    }
-  }
-
-  /**
-   * Holds the reply to `agent`'s message `questionId` from the inbox's in-order readers until the returned function
-   * is called, on a broker of its own (`AwaitedReplies`); a shared store's waits record it there instead (`recordAwait`).
-   */
-  holdReply(agent: AgentName, questionId: number): () => void {
-    return this.#shared === undefined ? this.#awaited.hold(agent, questionId) : () => {};
-  }
-
-  async #waitForOwnReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {
-    const inbox = await this.#inboxFor(agent, "read");
-    // A hand-off that failed ends the wait with its error: a waiter left behind would take a reply no one reads.
-    const failure = new AbortController();
-    let failed: { error: unknown } | undefined;
-    const ended = clientGone === undefined ? failure.signal : AbortSignal.any([clientGone, failure.signal]);
-    // Waiting first: a reply committed while the inbox is looked through is handed to the waiter, not missed.
-    const waiting = this.#waiters.wait(agent, questionId, timeoutMs, ended);
-    await this.#handPendingReply(inbox, questionId, (error) => {
-      failed = { error };
-      failure.abort();
-    });
-    const reply = await waiting;
-    if (reply === undefined && failed !== undefined) throw failed.error;
-    return reply;
-  }
-
-  /**
-   * On a shared store, records at once that `agent` awaits the reply to `questionId` for `timeoutMs` (see
-   * `#waitForSharedReply`), for a `waitForReply` that begins later and ends the record; undefined on a store of its own.
-   */
-  recordAwait(agent: AgentName, questionId: number, timeoutMs: number): Promise<string | undefined> | undefined {
-    return this.#shared?.awaitReply(agent, questionId, timeoutMs).catch(() => undefined);
-  }
-
-  /**
-   * On a shared store, the reply may be published through any broker and read there first: recorded in the store as
-   * awaited (`recorded`, made by `recordAwait` before the wait, or here), it is left to this waiter by every in-order
-   * reader until the wait ends. Without the record (the store failed to write it) the wait goes on as before, a
-   * reader elsewhere perhaps taking the reply first.
-   */
-  async #waitForSharedReply(
-    agent: AgentName,
-    questionId: number,
-    timeoutMs: number,
-    clientGone: AbortSignal | undefined,
-    recorded: Promise<string | undefined> | undefined,
-  ): Promise<Envelope | undefined> {
-    const shared = this.#shared!;
-    let record: string | undefined;
-    if (recorded !== undefined) record = await recorded;
-    else if (!clientGone?.aborted) {
-      await this.#inboxFor(agent, "read");
-      record = await this.recordAwait(agent, questionId, timeoutMs);
-    }
-    try {
-      if (clientGone?.aborted) return undefined;
-      // Waiting before the look through the table: a reply committed meanwhile is woken for, not missed.
-      const waiting = this.#waiters.wait(agent, questionId, timeoutMs, clientGone);
-      this.serveWaiters(agent);
-      return await waiting;
-    } finally {
-      if (record !== undefined) void shared.endAwait(agent, record).catch(() => {});
-    }
-  }
-
-  /**
-   * A reply to `questionId` already in the inbox (it came between two waits for it), handed to its waiter; not
-   * from under another reader's lease (that reader may have shown it, and takes it with its page): tried again
-   * once the lease ends, as a shared store's waiters are served again. A store error, now or on the try after the
-   * lease, goes to `fail`: the waiter is answered it (503) rather than waiting out its timeout.
-   */
-  async #handPendingReply(inbox: InboxRecord, questionId: number, fail: (error: unknown) => void): Promise<void> {
-    try {
-      await this.#asTake(inbox.agent, () => this.#handPending(inbox, questionId));
-    } catch (error) {
-      if (!isInboxLeased(error)) return fail(error);
-      void this.#whenLeaseEnds(inbox.agent).then(() => this.#handPendingReply(inbox, questionId, fail), fail);
-    }
-  }
-
-  async #handPending(inbox: InboxRecord, questionId: number): Promise<void> {
-    const found = await this.#oldestReply(inbox, questionId);
-    // Looked at again in the turn that takes it: a poll or a stream may have delivered it meanwhile.
-    const reply = found !== undefined && this.#pendingIn(inbox, Infinity)(found) ? found : undefined;
-    const hand = reply === undefined ? undefined : this.#waiters.reserve(inbox.agent, questionId);
-    if (hand === undefined) return;
-    this.take(reply!);
-    hand(reply);
-    this.#awaited.took(inbox.agent, reply!.id);
-  }
-
-  /**
-   * The oldest pending reply to `agent`'s message `questionId` in the store (a broker of its own), read a few at a
-   * time, up to REPLY_SCAN: read at once, 300 replies of 1 MiB to one question were read to show or hand out the
-   * first (one leased reply wait: the event loop held 12 s, the broker's RSS from 120 to 738 MB).
-   */
-  async #oldestReply(inbox: InboxRecord, questionId: number): Promise<Envelope | undefined> {
-    const pending = this.#pendingIn(inbox, Infinity);
-    for (let after = inbox.deliveredId, scanned = 0; scanned < REPLY_SCAN;) {
-      const page = await this.#store.readReplies(inbox.agent, questionId, after, REPLY_PAGE);
-      const reply = page.find(pending);
-      if (reply !== undefined || page.length < REPLY_PAGE) return reply;
-      after = page[page.length - 1].id;
-      scanned += page.length;
-    }
-    return undefined;
-  }
-
-  /** Counts a message taken out of order (by a wait for a reply) as delivered. */
-  #tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void {
-    if (inbox.pending > 0) inbox.pending--;
-    this.#observers.delivered(envelope);
-  }
-
-  /** Marks a message handed to a waiter as delivered, out of order if need be. */
-  take(envelope: Envelope): void {
-    const inbox = this.#records.get(envelope.to)!;
-    this.taken.add(envelope.id);
-    this.#tookOutOfOrder(inbox, envelope);
-    // Once committed, the store leaves it out of every read; until then, memory does.
-    this.#commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] }).then(
-      () => this.taken.delete(envelope.id),
-      () => {
-        // Not committed: after a crash it would be delivered once more to the inbox's reader.
-      },
-    );
-  }
-
   /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */
   #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
     const after = inbox.deliveredId;
-    const keep = this.#pendingIn(inbox, shownUpTo);
+    const keep = this.#deliveries.pendingIn(inbox, shownUpTo);
     // A take up to what its client showed takes what it showed (`interop poll`'s peek, perhaps from before a wait
     // awaited a reply among it), as a lease holder's take on a shared store does; every other read stops before it.
     const readAfter = (afterId: number, count: number) =>
       shownUpTo === Infinity ? this.#awaited.readAfter(inbox.agent, afterId, count) : this.#store.readAfter(inbox.agent, afterId, count);
     return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
   }
-
-  /** Whether a message is still undelivered in `inbox` (and not above `shownUpTo`), as of now. */
-  #pendingIn(inbox: InboxRecord, shownUpTo: number): (envelope: Envelope) => boolean {
-    return (envelope) => envelope.id > inbox.deliveredId && envelope.id <= shownUpTo && !this.taken.has(envelope.id);
-  }
-
-  /** Counts messages handed out in order (streams, polls, replays) as delivered; one already delivered counts as repeated. */
-  markDelivered(inbox: InboxRecord, envelopes: Envelope[]): void {
-    let advanced = false;
-    let repeated = 0;
-    for (const envelope of envelopes) {
-      if (envelope.id <= inbox.deliveredId) {
-        repeated++;
-        continue;
-      }
-      inbox.deliveredId = envelope.id;
-      // Not below 0: another broker's publishes are not counted here.
-      if (inbox.pending > 0) inbox.pending--;
-      this.#observers.delivered(envelope);
-      advanced = true;
-    }
-    // A lost cursor update only means a client without Last-Event-ID may see these again after a crash. A shared
-    // store's cursor was moved by the take or claim itself.
-    if (advanced && this.#shared === undefined) this.#commits.note({ agent: inbox.agent, deliveredId: inbox.deliveredId });
-    if (repeated > 0) {
-      this.#redelivered.set(inbox.agent, (this.#redelivered.get(inbox.agent) ?? 0) + repeated);
-      this.#observers.redelivered(inbox.agent, repeated);
-    }
-  }
 }
+

@@ -3,7 +3,6 @@ import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
-import type { ReplyHolds } from "./reply_holds.ts";
 import type { ReplyWaits } from "./reply_waits.ts";
 import type { Waiters } from "./waiters.ts";
 
@@ -63,13 +62,13 @@ export async function publishQuestion(
 
 /**
  * Publishes a question from `from` to `to` whose reply is held from `from`'s in-order readers (a stream, a poll, a
- * plain wait) from its commit, for `holdMs` or until a leased reply wait for it takes the hold over (`holds`): for a
- * client that waits for the reply in requests of its own (`interop mcp`'s ask), a reply committed before its first
- * wait arrived went to the asker's stream. On a shared store the hold is recorded in the question's commit.
+ * plain wait) from its commit, for `holdMs` or until a leased reply wait for it takes the hold over
+ * (`ReplyWaits.holdFromCommit`): for a client that waits for the reply in requests of its own (`interop mcp`'s ask),
+ * a reply committed before its first wait arrived went to the asker's stream. On a shared store the hold is recorded
+ * in the question's commit.
  */
 export async function publishHoldingReply(
   deps: AskDeps,
-  holds: ReplyHolds,
   from: AgentName,
   to: AgentName,
   payload: Payload,
@@ -80,11 +79,7 @@ export async function publishHoldingReply(
   await deps.inboxFor(from);
   const { question, recorded } = await publishQuestion(deps, from, to, payload, holdMs, options);
   // In the turn the publish resolved: on a broker of its own, nothing else ran since the commit.
-  const release = deps.replies.holdReply(from, question.id);
-  holds.add(from, question.id, holdMs, () => {
-    release();
-    void recorded?.then((record) => record === undefined ? undefined : deps.shared!.endAwait(from, record)).catch(() => {});
-  });
+  deps.replies.holdFromCommit(from, question.id, holdMs, recorded);
   return question;
 }
 

@@ -21,7 +21,6 @@ import { type BrokerObserver, Observers } from "./observers.ts";
 import { allValues, uniform } from "./per_agent.ts";
 import { type PublishOptions, type Published, Publishes } from "./publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
-import { ReplyHolds } from "./reply_holds.ts";
 import { ReplyWaits } from "./reply_waits.ts";
 import { replay } from "./replay.ts";
 import { refuseUnanswerable } from "./replies.ts";
@@ -76,8 +75,6 @@ export class Broker {
   #deliveryMarks: DeliveryMarks;
   #publishes: Publishes;
   #askDeps: AskDeps;
-  /** Replies held from their question's commit until a leased reply wait takes the hold over (`publishHoldingReply`). */
-  #replyHolds = new ReplyHolds();
   /** The delivery bookkeeping polls, waits, streams and replays share. */
   #deliveries: Deliveries;
   /** Polls, peeks and waits. */
@@ -334,7 +331,7 @@ export class Broker {
    * leased reply wait for it takes the hold over: see `publishHoldingReply` (asks.ts).
    */
   publishHoldingReply(from: AgentName, to: AgentName, payload: Payload, holdMs: number, options?: PublishOptions): Promise<Envelope> {
-    return publishHoldingReply(this.#askDeps, this.#replyHolds, from, to, payload, holdMs, options);
+    return publishHoldingReply(this.#askDeps, from, to, payload, holdMs, options);
   }
 
   /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */
@@ -375,12 +372,7 @@ export class Broker {
     work: () => Promise<T>,
     keep?: (result: T) => Promise<void> | undefined,
   ): Promise<T> {
-    // Once the wait's own hold is in place, a hold from the question's commit ends: the wait's rules apply.
-    const heldByWait = () => {
-      this.#replyHolds.takeOver(agent, questionId);
-      return work();
-    };
-    return this.#replyWaits.awaitingReply(agent, questionId, holdMs, heldByWait, keep);
+    return this.#replyWaits.awaitingReply(agent, questionId, holdMs, work, keep);
   }
 
   /**
@@ -518,7 +510,7 @@ export class Broker {
   async close(): Promise<void> {
     this.#stopping.abort();
     for (const timer of this.#timers) clearInterval(timer);
-    this.#replyHolds.close();
+    this.#replyWaits.close();
     this.#streams.closeAll({ event: "shutdown", message: "broker stopping" });
     this.#waiters.close();
     await this.#commits.drain();

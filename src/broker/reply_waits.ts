@@ -8,6 +8,7 @@ import type { AgentUse } from "./agent_admission.ts";
 import type { AwaitedReplies } from "./awaited_replies.ts";
 import type { Deliveries } from "./deliveries.ts";
 import type { MessageAnswer } from "./message_answer.ts";
+import { ReplyHolds } from "./reply_holds.ts";
 import { REPLY_SCAN } from "./shared_waiters.ts";
 import type { Waiters } from "./waiters.ts";
 
@@ -44,6 +45,8 @@ export class ReplyWaits {
   #serveWaiters: (agent: AgentName) => void;
   #whenLeaseEnds: (agent: AgentName) => Promise<void>;
   #asTake: ReplyWaitsDeps["asTake"];
+  /** Replies held from their question's commit until a leased reply wait takes the hold over (`holdFromCommit`). */
+  #holds = new ReplyHolds();
 
   constructor(deps: ReplyWaitsDeps) {
     this.#store = deps.store;
@@ -87,6 +90,8 @@ export class ReplyWaits {
     const release = await this.#holdAwaited(agent, questionId, holdMs);
     let kept: Promise<void> | undefined;
     try {
+      // Once the wait's own hold is in place, a hold from the question's commit ends: the wait's rules apply.
+      this.#holds.takeOver(agent, questionId);
       const result = await work();
       kept = keep?.(result);
       return result;
@@ -138,6 +143,24 @@ export class ReplyWaits {
    */
   holdReply(agent: AgentName, questionId: number): () => void {
     return this.#shared === undefined ? this.#awaited.hold(agent, questionId) : () => {};
+  }
+
+  /**
+   * Holds the reply to `agent`'s message `questionId` from the inbox's in-order readers from its question's commit,
+   * for `holdMs` or until a leased reply wait for it takes the hold over (`awaitingReply`); `recorded` is a shared
+   * store's record of the wait (`publishQuestion`), ended with the hold.
+   */
+  holdFromCommit(agent: AgentName, questionId: number, holdMs: number, recorded: Promise<string | undefined> | undefined): void {
+    const release = this.holdReply(agent, questionId);
+    this.#holds.add(agent, questionId, holdMs, () => {
+      release();
+      void recorded?.then((record) => record === undefined ? undefined : this.#shared!.endAwait(agent, record)).catch(() => {});
+    });
+  }
+
+  /** The broker stops: the holds from questions' commits end without a release (see `ReplyHolds.close`). */
+  close(): void {
+    this.#holds.close();
   }
 
   async #waitForOwnReply(agent: AgentName, questionId: number, timeoutMs: number, clientGone?: AbortSignal): Promise<Envelope | undefined> {

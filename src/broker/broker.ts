@@ -3,6 +3,7 @@ import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
 import { AnswerMemory } from "./answer_memory.ts";
 import { AwaitedReplies } from "./awaited_replies.ts";
+import { watchCluster } from "./cluster_watch.ts";
 import { ask, type AskDeps, type Asked, publishHoldingReply, publishQuestion, type Question } from "./asks.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
@@ -35,11 +36,6 @@ import { Waiters } from "./waiters.ts";
 export type { PublishOptions, Published, RefusedRecipient } from "./publishes.ts";
 export type { StreamStarter } from "./streams.ts";
 export type { PollOptions } from "./takes.ts";
-
-/** How often streams on a store other brokers share re-read it without a wake-up, in ms. */
-const IDLE_REREAD_MS = 5000;
-/** How often the cluster view (the brokers, where the streams are) is read again, in ms. */
-const CLUSTER_REFRESH_MS = 1000;
 
 /** A message as `/history` lists it: with whether it is still pending. */
 export interface HistoryEntry {
@@ -118,40 +114,33 @@ export class Broker {
         this.#observers.woken([agent]);
       },
     });
-    const whenLeaseEnds = (agent: AgentName) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000));
-    this.#takes = new Takes({
+    // What polls, waits and waits for a reply read inboxes with.
+    const reads = {
       store: options.store,
       shared: this.#shared,
-      commits: this.#commits,
       waiters: this.#waiters,
       awaited: this.#awaited,
       deliveries: this.#deliveries,
-      inboxFor: (agent, use) => this.#inboxFor(agent, use),
-      whenLeaseEnds,
-      maxMessageBytes: options.maxMessageBytes,
-    });
+      inboxFor: (agent: AgentName, use: AgentUse) => this.#agents.inboxFor(agent, use),
+      whenLeaseEnds: (agent: AgentName) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
+    };
+    this.#takes = new Takes({ ...reads, commits: this.#commits, maxMessageBytes: options.maxMessageBytes });
     this.#replyWaits = new ReplyWaits({
-      store: options.store,
-      shared: this.#shared,
-      waiters: this.#waiters,
-      awaited: this.#awaited,
-      deliveries: this.#deliveries,
-      inboxFor: (agent, use) => this.#inboxFor(agent, use),
+      ...reads,
       serveWaiters: (agent) => this.#takes.serveWaiters(agent),
-      whenLeaseEnds,
       asTake: (agent, work) => this.leases.take(agent, undefined, work),
     });
     this.#streams = new Streams({
       store: options.store,
       readInOrder: (agent, afterId, limit) => this.#awaited.readAfter(agent, afterId, limit),
-      inboxFor: (agent) => this.#inboxFor(agent, "read"),
+      inboxFor: (agent) => this.#agents.inboxFor(agent, "read"),
       refuseRemoved: (agent, hadInboxOn) => this.#agents.refuseRemoved(agent, hadInboxOn),
       currentInbox: (agent) => this.#inboxes.get(agent),
       lastId: () => this.#lastId,
       sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
       isTaken: (id) => this.#deliveries.taken.has(id),
       delivered: (inbox, envelopes) => this.#deliveries.markDelivered(inbox, envelopes),
-      ended: (agent) => this.#touch(agent),
+      ended: (agent) => this.#agents.touch(agent),
       // With the cursor notes: at a kill -9 both are at most ADVISORY_DELAY_MS late. A shared store's window stays in
       // each broker's memory (a resume may come to another broker anyway).
       replayPoint: (agent, replayAfter) => {
@@ -202,7 +191,7 @@ export class Broker {
       shared: this.#shared,
       waiters: this.#waiters,
       replies: this.#replyWaits,
-      inboxFor: (agent) => this.#inboxFor(agent, "read"),
+      inboxFor: (agent) => this.#agents.inboxFor(agent, "read"),
       publish: (from, to, payload, publishOptions) => this.publish(from, to, payload, publishOptions),
     };
     // On a shared store the store keeps them, or a reader's lease would hold only on the broker it asked.
@@ -211,14 +200,14 @@ export class Broker {
       this.leases = this.#ownLeases;
     } else {
       this.#ownLeases = undefined;
-      this.leases = new StoreLeases(this.#shared, (agent) => this.#inboxFor(agent, "read"));
+      this.leases = new StoreLeases(this.#shared, (agent) => this.#agents.inboxFor(agent, "read"));
     }
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
     this.#timers.push(
-      setInterval(() => this.#heartbeat(), this.#streams.heartbeatTickMs),
+      setInterval(() => this.#streams.heartbeat(), this.#streams.heartbeatTickMs),
       setInterval(() => void this.#prune(), retentionInterval(allValues(options.pendingTtlMs ?? uniform(0)))),
     );
     for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();
@@ -234,21 +223,13 @@ export class Broker {
     const broker = new Broker(options, inboxes, lastId);
     if (replayPoints !== undefined) broker.#streams.restore(replayPoints);
     if (broker.#shared !== undefined) {
-      const look = () => broker.#agents.look().catch(() => {});
-      await broker.#shared.watch(
-        (agents) => broker.#wake(agents),
-        (agent, session) => broker.#streams.replaced(agent, session),
-        // Another broker removed an inbox: the view says at once which are left (a look every second would too).
-        () => void look(),
+      broker.#timers.push(
+        ...await watchCluster(broker.#shared, {
+          wake: (agents) => broker.#wake(agents),
+          replaced: (agent, session) => broker.#streams.replaced(agent, session),
+          look: () => broker.#agents.look().catch(() => {}),
+        }),
       );
-      // A notification lost without the connection noticing: every stream re-reads now and then.
-      const reread = setInterval(() => broker.#wake(undefined), IDLE_REREAD_MS);
-      await look();
-      const refresh = setInterval(look, CLUSTER_REFRESH_MS);
-      for (const timer of [reread, refresh]) {
-        (timer as { unref?: () => void }).unref?.();
-        broker.#timers.push(timer);
-      }
     }
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
     await Promise.all(missing.map((agent) => broker.#agents.create(agent)));
@@ -515,18 +496,6 @@ export class Broker {
     this.#waiters.close();
     await this.#commits.drain();
     await this.#store.close();
-  }
-
-  #inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord> {
-    return this.#agents.inboxFor(agent, use);
-  }
-
-  #touch(agent: AgentName): void {
-    this.#agents.touch(agent);
-  }
-
-  #heartbeat(): void {
-    this.#streams.heartbeat();
   }
 
   async #prune(): Promise<void> {

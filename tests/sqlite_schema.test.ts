@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
 import type { AgentName } from "../src/message.ts";
-import { DATABASE_FILE, INDEX_LAG, SqliteStore } from "../src/store/sqlite.ts";
+import { INDEX_LAG, SqliteStore } from "../src/store/sqlite.ts";
+import { DATABASE_FILE } from "../src/store/sqlite_open.ts";
 import { tempDir } from "./helpers/cli.ts";
 
 const hermes = "hermes" as AgentName;

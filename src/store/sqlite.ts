@@ -1,13 +1,10 @@
 /** The SQLite store (`node:sqlite`, WAL), which also locks the data dir against a second broker. */
-import { rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
-import { makeDirectory } from "../paths.ts";
-import { createPrivateFile, makePrivate, PRIVATE_DIR_MODE } from "../private_files.ts";
 import { type InboxRow, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
-import { DELETE_UNUSED_PAYLOADS, migrate, SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
+import { openDatabase } from "./sqlite_open.ts";
+import { DELETE_UNUSED_PAYLOADS, SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import {
   type DeadLetter,
   type Durability,
@@ -31,8 +28,6 @@ import {
  * 4,096 rows per join: the broker's core (bench/core.ts, paired) 11.2-16.0 → 10.7-13.6 µs per delivery.
  */
 export const INDEX_LAG = 4096;
-
-export const DATABASE_FILE = "interop.db";
 
 export class SqliteStore implements MessageStore {
   readonly kind = "sqlite";
@@ -70,50 +65,11 @@ export class SqliteStore implements MessageStore {
    */
   constructor(dataDir: string, durability: Durability, warn: (message: string) => void = () => {}) {
     this.#durability = durability;
-    try {
-      makeDirectory(dataDir, PRIVATE_DIR_MODE);
-    } catch (cause) {
-      throw new InteropError("storage_failed", `Cannot create data dir ${dataDir}: ${(cause as Error).message}`, { cause });
-    }
-    try {
-      // SQLite would only say "disk I/O error" when it cannot create its WAL files next to the database.
-      // access(W_OK) is not enough: root passes it, and Deno's answer ignores a read-only mount.
-      const probe = join(dataDir, `.write-test-${process.pid}`);
-      writeFileSync(probe, "");
-      rmSync(probe);
-    } catch (cause) {
-      throw new InteropError("storage_failed", `Data dir ${dataDir} is not writable: ${(cause as Error).message}`, { cause });
-    }
-    this.location = join(dataDir, DATABASE_FILE);
-    _keepPrivate(this.location, warn);
-    try {
-      createPrivateFile(this.location);
-      this.#db = new DatabaseSync(this.location, { timeout: 0 });
-    } catch (cause) {
-      throw new InteropError("storage_failed", `Cannot open database ${this.location}: ${(cause as Error).message}`, {
-        cause,
-      });
-    }
-    try {
-      // EXCLUSIVE locking holds SQLite's file lock for as long as this process lives: the kernel frees it
-      // on any exit (even kill -9), so a second broker on this data dir is refused and a stale lock cannot exist.
-      this.#db.exec(`PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;
-        PRAGMA synchronous = ${durability === "strict" ? "FULL" : "NORMAL"};
-        PRAGMA temp_store = MEMORY;`);
-      this.#db.exec("BEGIN IMMEDIATE");
-      migrate(this.#db);
-      this.#db.exec("COMMIT");
-      this.#indexedUpTo = (this.#db.prepare("SELECT coalesce(max(id), 0) AS id FROM messages").get() as { id: number }).id;
-      this.id = (this.#db.prepare("SELECT id FROM store_identity").get() as { id: string }).id;
-    } catch (cause) {
-      this.#db.close();
-      if (/locked|busy/i.test((cause as Error).message)) {
-        throw new InteropError("data_dir_locked", `Data dir ${dataDir} is in use by another interop broker`, { cause });
-      }
-      throw new InteropError("storage_failed", `Cannot open database ${this.location}: ${(cause as Error).message}`, {
-        cause,
-      });
-    }
+    const opened = openDatabase(dataDir, durability, warn);
+    this.#db = opened.db;
+    this.location = opened.location;
+    this.id = opened.id;
+    this.#indexedUpTo = opened.lastId;
     this.#insert = this.#db.prepare(
       `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
@@ -562,21 +518,6 @@ function encodePayload(payload: Payload): string {
 /** SQLITE_FULL (13): the disk (or the file system's quota) has no room for the write. */
 function isDiskFull(error: unknown): boolean {
   return (error as { errcode?: number })?.errcode === 13 || /database or disk is full/i.test((error as Error)?.message);
-}
-
-/**
- * The database and SQLite's files beside it hold every message: made private when an older interop (or a umask)
- * left them readable by other users. A new database is created 600 (createPrivateFile) and SQLite gives its -wal
- * and -shm the database file's mode.
- */
-function _keepPrivate(location: string, warn: (message: string) => void): void {
-  for (const path of [location, `${location}-wal`, `${location}-shm`]) {
-    try {
-      makePrivate(path);
-    } catch (error) {
-      warn(`Cannot make ${path} private (mode 600): ${(error as Error).message}; other local users may read its messages`);
-    }
-  }
 }
 
 /** The smallest range of ids holding every range added: what a deletion of messages covered. */

@@ -14,7 +14,7 @@ import { CLIENT_OPTIONS, HEARTBEAT_MS } from "./postgres_registry.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER } from "./postgres_client.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
-import { DATABASE_FILE } from "./sqlite.ts";
+import { DATABASE_FILE } from "./sqlite_open.ts";
 import { MESSAGE_COLUMNS } from "./message_row.ts";
 import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 

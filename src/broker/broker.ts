@@ -126,11 +126,10 @@ export class Broker {
       inboxFor: (agent, use) => this.#inboxFor(agent, use),
       whenLeaseEnds: (agent) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
       asTake: (agent, work) => this.leases.take(agent, undefined, work),
-      maxMessageBytes: options.maxMessageBytes,
     });
     this.#streams = new Streams({
       store: options.store,
-      readInOrder: (agent, afterId, limit) => this.#awaited.readAfter(agent, afterId, limit),
+      readInOrder: (agent, afterId, limit, maxChars) => this.#awaited.readAfter(agent, afterId, limit, maxChars),
       inboxFor: (agent) => this.#inboxFor(agent, "read"),
       refuseRemoved: (agent, hadInboxOn) => this.#agents.refuseRemoved(agent, hadInboxOn),
       currentInbox: (agent) => this.#inboxes.get(agent),
@@ -149,7 +148,6 @@ export class Broker {
       writeTimeoutMs: options.writeTimeoutMs,
       resumeWindowMs: options.resumeWindowMs ?? 0,
       heartbeatMs: options.heartbeatMs,
-      maxMessageBytes: options.maxMessageBytes,
     });
     this.#agents = new AgentInboxes({
       store: options.store,

@@ -9,7 +9,6 @@ import type { AwaitedReplies } from "./awaited_replies.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
-import { messagesPerRead } from "./read_pages.ts";
 import { REPLY_SCAN, settled, SharedWaiters } from "./shared_waiters.ts";
 import type { Waiters } from "./waiters.ts";
 
@@ -51,8 +50,6 @@ export interface TakesDeps {
    * inbox, and a lease asked for meanwhile is granted after it.
    */
   asTake<T>(agent: AgentName, work: () => Promise<T>): Promise<T>;
-  /** `serve --max-body-bytes` (DEFAULT_MAX_BODY_BYTES when unset): a shared store's read of replies is bounded by it. */
-  maxMessageBytes?: number;
 }
 
 export class Takes {
@@ -93,7 +90,6 @@ export class Takes {
         take: (agent, limit) => this.poll(agent, limit),
         tookOutOfOrder: (inbox, envelope) => this.#tookOutOfOrder(inbox, envelope),
         whenLeaseEnds: deps.whenLeaseEnds,
-        repliesPerRead: messagesPerRead(REPLY_SCAN, deps.maxMessageBytes),
       });
     }
   }

@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import type { BrokerOptions } from "../src/broker/broker_options.ts";
 import { leasedWait } from "../src/broker/leased_wait.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { READ_CHARS } from "../src/broker/read_pages.ts";
@@ -20,17 +19,17 @@ const twoBrokers = twoBrokersOn(sharedPostgres());
 const REPLIES = 30;
 
 /**
- * Brokers A and B (with `overrides`), hermes's question to openclaw and REPLIES replies to it published on B, pending
+ * Brokers A and B, hermes's question to openclaw and `count` replies to it published on B, pending
  * in hermes's inbox; `reads` then counts what each of A's reads of pending replies returns. Undefined when skipped.
  */
-async function questionWithReplies(t: TestContext, overrides: Partial<BrokerOptions> = {}) {
-  const brokers = await twoBrokers(t, { maxPending: uniform(100), ...overrides });
+async function questionWithReplies(t: TestContext, count = REPLIES) {
+  const brokers = await twoBrokers(t, { maxPending: uniform(100) });
   if (brokers === undefined) return undefined;
   const { a, b, storeA } = brokers;
   await b.addAgent(openclaw);
   const { envelopes: [question] } = await a.publish(hermes, openclaw, { q: "who deploys?" });
   const replies: number[] = [];
-  for (let n = 0; n < REPLIES; n++) {
+  for (let n = 0; n < count; n++) {
     replies.push((await b.publish(openclaw, hermes, { a: `reply ${n}` }, { replyTo: question.id })).envelopes[0].id);
   }
   const reads: number[] = [];
@@ -40,7 +39,7 @@ async function questionWithReplies(t: TestContext, overrides: Partial<BrokerOpti
     reads.push(read.length);
     return read;
   };
-  return { a, question: question.id, replies, reads };
+  return { a, b, question: question.id, replies, reads };
 }
 
 test("a wait for a reply reads only the oldest pending reply to its question, not every reply", async (t) => {
@@ -52,13 +51,19 @@ test("a wait for a reply reads only the oldest pending reply to its question, no
   assert.deepEqual(reads.filter((rows) => rows > 0), [1], `replies read to hand over the first: ${reads}`);
 });
 
-test("waits for replies to one question read no more at a time than --max-body-bytes fits in a read", async (t) => {
-  // Two messages a read at this size.
-  const fixture = await questionWithReplies(t, { maxMessageBytes: READ_CHARS / 2 });
+test("waits for replies to one question read no more of them at a time than READ_CHARS holds", async (t) => {
+  // No reply pending yet: the three waits wait, and the replies' one commit wakes them together.
+  const fixture = await questionWithReplies(t, 0);
   if (fixture === undefined) return;
-  const { a, question, replies, reads } = fixture;
-  const handed = await Promise.all([0, 1, 2].map(() => a.waitForReply(hermes, question, 10_000)));
-  assert.deepEqual(handed.map((reply) => reply?.id).sort((x, y) => x! - y!), replies.slice(0, 3));
+  const { a, b, question, reads } = fixture;
+  const waits = [0, 1, 2].map(() => a.waitForReply(hermes, question, 20_000));
+  const deadline = Date.now() + 10_000;
+  while (a.status().agents[hermes]?.waiting !== 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  // Two replies a read at this size (three are READ_CHARS and some).
+  const text = "x".repeat(Math.floor(READ_CHARS / 3));
+  const { envelopes } = await b.publishBatch(openclaw, hermes, [0, 1, 2].map((n) => ({ a: text, n })), { replyTo: question });
+  const handed = await Promise.all(waits);
+  assert.deepEqual(handed.map((reply) => reply?.id).sort((x, y) => x! - y!), envelopes.map((envelope) => envelope.id));
   assert.ok(reads.every((rows) => rows <= 2), `replies read at a time: ${reads}`);
   assert.equal(reads.reduce((sum, rows) => sum + rows, 0), 3, `replies read: ${reads}`);
 });

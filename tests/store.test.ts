@@ -7,7 +7,7 @@ import { type ErrorCode, InteropError } from "../src/errors.ts";
 import type { AgentName, Payload } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { INDEX_LAG, SqliteStore } from "../src/store/sqlite.ts";
-import type { Durability, MessageStore } from "../src/store/store.ts";
+import { type Durability, type MessageStore, wasCut } from "../src/store/store.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 
@@ -397,6 +397,32 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual(stored.map((envelope) => envelope.to), [...recipients, openclaw, "a", "b"]);
     for (const envelope of stored) assert.deepEqual(await store.find(envelope.id), envelope);
     assert.deepEqual((await store.readAfter("a" as AgentName, 0, 10)).map((envelope) => envelope.id), [stored[0].id, stored[5].id]);
+  });
+
+  test(`${name} reads no more messages than their payloads' running total keeps within maxChars, one at least, and says when it cut a read short`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const a = "a" as AgentName;
+    const inboxes = [a, openclaw].map((agent) => ({ agent, create: true }));
+    // Each payload 111 characters; a broadcast's copies (a's first and third) share theirs (SQLite's shared_payloads).
+    const broadcast = (text: string) => [a, openclaw].map((to) => ({ from: hermes, to, payload: { text }, createdAt: 1 }));
+    const first = await open();
+    await first.write({ messages: [...broadcast("x".repeat(100)), { from: hermes, to: a, payload: { text: "y".repeat(100) }, createdAt: 1 }], inboxes });
+    await first.close();
+    // Reopened, what is stored is indexed (SQLite): the reads below go through the index, then the newer rows.
+    const store = await open();
+    await store.write({ messages: [...broadcast("z".repeat(100)), { from: hermes, to: a, payload: { text: "w".repeat(100) }, createdAt: 1 }], inboxes: [] });
+    const read = async (limit: number, maxChars?: number) => {
+      const page = await store.readAfter(a, 0, limit, maxChars);
+      return { texts: page.map((envelope) => String(envelope.payload.text)[0]), cut: wasCut(page) };
+    };
+    assert.deepEqual(await read(10), { texts: ["x", "y", "z", "w"], cut: false });
+    assert.deepEqual(await read(10, 2 * 111), { texts: ["x", "y"], cut: true });
+    assert.deepEqual(await read(10, 3 * 111), { texts: ["x", "y", "z"], cut: true });
+    assert.deepEqual(await read(10, 3 * 111 - 1), { texts: ["x", "y"], cut: true });
+    assert.deepEqual(await read(10, 1), { texts: ["x"], cut: true }, "one message, however large");
+    assert.deepEqual(await read(2, 2 * 111), { texts: ["x", "y"], cut: false }, "full by its count");
+    assert.deepEqual(await read(10, 4 * 111), { texts: ["x", "y", "z", "w"], cut: false });
   });
 
   test(`${name} never moves a cursor back and keeps the last time seen`, async (t) => {

@@ -4,7 +4,7 @@
  * wait, an ntfy reader stops before such a reply while it is pending, and reads on once its wait took it or ended.
  */
 import type { AgentName, Envelope } from "../message.ts";
-import type { MessageStore } from "../store/store.ts";
+import { cutShort, type MessageStore, readsOn } from "../store/store.ts";
 
 export interface AwaitedRepliesDeps {
   store: MessageStore;
@@ -57,11 +57,12 @@ export class AwaitedReplies {
   /**
    * Up to `limit` messages for `agent` above `afterId`, oldest first, as `MessageStore.readAfter` reads them, but
    * none taken out of order (a reply its wait took), nor any from the first awaited reply still pending: what every
-   * in-order read of an inbox goes through. Fewer than `limit` only at the end of the inbox or at such a reply. A
-   * store other brokers share stops there itself (this broker then records no waits here).
+   * in-order read of an inbox goes through. Fewer than `limit` only at the end of the inbox or at such a reply, or
+   * cut short by `maxChars` (`MessageStore.readAfter`). A store other brokers share stops there itself (this broker
+   * then records no waits here).
    */
-  async readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
-    const page = await this.#untaken(agent, afterId, limit);
+  async readAfter(agent: AgentName, afterId: number, limit: number, maxChars?: number): Promise<Envelope[]> {
+    const page = await this.#untaken(agent, afterId, limit, maxChars);
     const questions = this.#questions.get(agent);
     if (questions === undefined) return page;
     for (let index = 0; index < page.length; index++) {
@@ -77,16 +78,18 @@ export class AwaitedReplies {
    * reply taken as its wait ended is still in the store until its take commits: read past it, or a read of one message
    * (a wait's) would find nothing while what follows the reply is there. Not by asking for one more per taken id: a
    * withdrawn message's id stays taken for good (every agent's), and after 48 A2A cancels a /wait read 49 messages, a
-   * stream's page of 1 MiB messages 64 (see read_pages.ts).
+   * stream's page of 1 MiB messages 64 (see read_pages.ts). With `maxChars`, no more is read once something is kept
+   * and more may follow: the page is cut short (`cutShort`), as a second read would let it hold twice `maxChars`.
    */
-  async #untaken(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
+  async #untaken(agent: AgentName, afterId: number, limit: number, maxChars?: number): Promise<Envelope[]> {
     const { store, taken } = this.#deps;
     const kept: Envelope[] = [];
     for (let after = afterId; kept.length < limit;) {
       const wanted = limit - kept.length;
-      const read = await store.readAfter(agent, after, wanted);
+      const read = await store.readAfter(agent, after, wanted, maxChars);
       kept.push(...read.filter((envelope) => !taken.has(envelope.id)));
-      if (read.length < wanted) break;
+      if (!readsOn(read, wanted)) break;
+      if (maxChars !== undefined && kept.length > 0) return cutShort(kept);
       after = read[read.length - 1].id;
     }
     return kept;

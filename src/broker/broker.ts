@@ -124,7 +124,7 @@ export class Broker {
       inboxFor: (agent: AgentName, use: AgentUse) => this.#agents.inboxFor(agent, use),
       whenLeaseEnds: (agent: AgentName) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
     };
-    this.#takes = new Takes({ ...reads, commits: this.#commits, maxMessageBytes: options.maxMessageBytes });
+    this.#takes = new Takes({ ...reads, commits: this.#commits });
     this.#replyWaits = new ReplyWaits({
       ...reads,
       serveWaiters: (agent) => this.#takes.serveWaiters(agent),
@@ -132,7 +132,7 @@ export class Broker {
     });
     this.#streams = new Streams({
       store: options.store,
-      readInOrder: (agent, afterId, limit) => this.#awaited.readAfter(agent, afterId, limit),
+      readInOrder: (agent, afterId, limit, maxChars) => this.#awaited.readAfter(agent, afterId, limit, maxChars),
       inboxFor: (agent) => this.#agents.inboxFor(agent, "read"),
       refuseRemoved: (agent, hadInboxOn) => this.#agents.refuseRemoved(agent, hadInboxOn),
       currentInbox: (agent) => this.#inboxes.get(agent),
@@ -151,7 +151,6 @@ export class Broker {
       writeTimeoutMs: options.writeTimeoutMs,
       resumeWindowMs: options.resumeWindowMs ?? 0,
       heartbeatMs: options.heartbeatMs,
-      maxMessageBytes: options.maxMessageBytes,
     });
     this.#agents = new AgentInboxes({
       store: options.store,

@@ -1,11 +1,12 @@
 /** On a store several brokers share: `/wait` and `/ask` requests are handed what is taken from the table for them. */
 import type { AgentName, Envelope } from "../message.ts";
-import { CommitInDoubt, type InboxRecord, isInboxLeased, type SharedInboxes } from "../store/store.ts";
+import { CommitInDoubt, type InboxRecord, isInboxLeased, readsOn, type SharedInboxes } from "../store/store.ts";
+import { READ_CHARS } from "./read_pages.ts";
 import type { Waiters } from "./waiters.ts";
 
 /**
  * Messages looked through for an awaited reply already in the inbox (a broker of its own); on a shared store, the
- * most replies one read hands to waiters, fewer at big `--max-body-bytes` (`messagesPerRead`).
+ * most replies one read hands to waiters, fewer when they hold more than READ_CHARS.
  */
 export const REPLY_SCAN = 500;
 
@@ -19,8 +20,6 @@ export interface SharedWaitersDeps {
   tookOutOfOrder(inbox: InboxRecord, envelope: Envelope): void;
   /** Resolves once no reader holds a lease on `agent`'s inbox (`Leases.whenFree`). */
   whenLeaseEnds(agent: AgentName): Promise<void>;
-  /** The most replies one read of the store asks for (`messagesPerRead` of REPLY_SCAN at `--max-body-bytes`). */
-  repliesPerRead: number;
 }
 
 export class SharedWaiters {
@@ -68,17 +67,17 @@ export class SharedWaiters {
 
   /**
    * Hands each of the inbox's reply waiters the oldest pending reply to its question, taken out of order. The store
-   * is asked for no more replies than there are waiters for each question, `repliesPerRead` at a time: asked for up
-   * to 500 replies to the questions, it read 300 of 1 MiB to one question to hand its waiter the first.
+   * is asked for no more replies than there are waiters for each question, REPLY_SCAN and READ_CHARS at a time: asked
+   * for up to 500 replies to the questions, it read 300 of 1 MiB to one question to hand its waiter the first.
    */
   async #handReplies(inbox: InboxRecord): Promise<void> {
-    const { waiters, shared, repliesPerRead } = this.#deps;
+    const { waiters, shared } = this.#deps;
     const { agent } = inbox;
     for (;;) {
       const awaited = waiters.awaitedReplies(agent);
-      const most = Math.min(repliesPerRead, [...awaited.values()].reduce((sum, count) => sum + count, 0));
+      const most = Math.min(REPLY_SCAN, [...awaited.values()].reduce((sum, count) => sum + count, 0));
       if (most === 0) return;
-      const replies = await shared.pendingReplies(agent, awaited, most);
+      const replies = await shared.pendingReplies(agent, awaited, most, READ_CHARS);
       let handed = 0;
       for (const envelope of replies) {
         const replyTo = envelope.thread?.replyTo;
@@ -96,7 +95,7 @@ export class SharedWaiters {
         hand(taken ? envelope : undefined);
       }
       // Read again only after a full read whose every reply went to its waiter: each such read leaves fewer waiters.
-      if (replies.length < most || handed < replies.length) return;
+      if (!readsOn(replies, most) || handed < replies.length) return;
     }
   }
 

@@ -1,6 +1,7 @@
 /** One open SSE stream for one agent: replays what it missed from the store, then follows live messages. */
 import type { AgentName, Envelope } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
+import { readsOn } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 
 /** Past this many bytes waiting in the runtime's buffer, stop writing and catch up from the store later. */
@@ -9,6 +10,7 @@ const HIGH_WATER_BYTES = 1024 * 1024;
 export interface StreamSessionDeps {
   /** This stream, among all of the agent's on every broker. */
   id: string;
+  /** The store's read, bounded by what it holds too: a page cut short (`readsOn`) is read on from. */
   readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
   /** Messages read from the store per page while catching up. */
   pageSize: number;
@@ -123,7 +125,7 @@ export class StreamSession {
         if (fresh.length > 0 && this.#deps.claim !== undefined && !(await this.#deps.claim(fresh))) continue;
         if (this.closed) return;
         const buffered = this.#write(fresh);
-        if (page.length < this.#deps.pageSize && this.#offersWhileCatchingUp === 0 && buffered <= HIGH_WATER_BYTES) {
+        if (!readsOn(page, this.#deps.pageSize) && this.#offersWhileCatchingUp === 0 && buffered <= HIGH_WATER_BYTES) {
           this.#live = true;
           return;
         }

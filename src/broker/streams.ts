@@ -3,17 +3,17 @@ import { Buffer } from "node:buffer";
 import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
-import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import { cutShort, type InboxRecord, type MessageStore, readsOn, type SharedInboxes } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 import { HeartbeatSlots } from "./heartbeat_slots.ts";
-import { messagesPerRead } from "./read_pages.ts";
+import { READ_CHARS } from "./read_pages.ts";
 import { RecentWrites } from "./recent_writes.ts";
 import { StreamSession } from "./stream_session.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 
-/** Messages read from the store per page while a stream catches up, at most. */
+/** Messages read from the store per page while a stream catches up, at most (and READ_CHARS of them). */
 const PAGE_SIZE = 500;
-/** Messages read at a time when a resume skips what lies between the cursor and its id, at most. */
+/** Messages read at a time when a resume skips what lies between the cursor and its id, at most (and READ_CHARS). */
 const SKIP_PAGE = 1000;
 /**
  * How long a stream's closing in a shared store waits to be tried again after it failed, doubling with each failure
@@ -28,7 +28,7 @@ export type StreamStarter = (sink: StreamSink) => void;
 export interface StreamsDeps {
   store: MessageStore;
   /** The store's `readAfter` as an in-order reader reads it: stopping before an awaited reply (`AwaitedReplies`). */
-  readInOrder(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  readInOrder(agent: AgentName, afterId: number, limit: number, maxChars?: number): Promise<Envelope[]>;
   /** The agent's inbox, created on first use; records a request by it. */
   inboxFor(agent: AgentName): Promise<InboxRecord>;
   /** Throws `agent_removed` when a client that read the agent's inbox on this store (`hadInboxOn`) would create it again. */
@@ -52,11 +52,6 @@ export interface StreamsDeps {
   writeTimeoutMs: number;
   resumeWindowMs: number;
   heartbeatMs: number;
-  /**
-   * The largest message a publish may carry, in bytes (`serve --max-body-bytes`; DEFAULT_MAX_BODY_BYTES when unset):
-   * a page read holds no more messages than READ_CHARS does at that size (`messagesPerRead`).
-   */
-  maxMessageBytes?: number;
 }
 
 /** How a removed agent's stream ends. */
@@ -67,16 +62,11 @@ export class Streams {
   #sessions = new Map<AgentName, StreamSession>();
   #recentWrites: RecentWrites;
   #heartbeats: HeartbeatSlots<StreamSession>;
-  /** Messages a stream catching up reads at a time, and a resume skipping (`messagesPerRead`). */
-  readonly #pageSize: number;
-  readonly #skipPage: number;
   /** The broker is stopping: a stream's closing is tried once (its broker's row then says it is gone). */
   #stopping = false;
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
-    this.#pageSize = messagesPerRead(PAGE_SIZE, deps.maxMessageBytes);
-    this.#skipPage = messagesPerRead(SKIP_PAGE, deps.maxMessageBytes);
     this.#recentWrites = new RecentWrites(deps.resumeWindowMs, deps.heartbeatMs);
     this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs);
   }
@@ -139,11 +129,11 @@ export class Streams {
    */
   async #skip(inbox: InboxRecord, upTo: number): Promise<void> {
     for (let after = inbox.deliveredId; after < upTo;) {
-      const page = await this.#deps.store.readAfter(inbox.agent, after, this.#skipPage);
+      const page = await this.#deps.store.readAfter(inbox.agent, after, SKIP_PAGE, READ_CHARS);
       // The cursor read after the await: a poll or a stream may have moved it meanwhile.
       const skipped = page.filter((envelope) => envelope.id > inbox.deliveredId && envelope.id <= upTo && !this.#deps.isTaken(envelope.id));
       if (skipped.length > 0) this.#deps.delivered(inbox, skipped);
-      if (page.length < this.#skipPage) return;
+      if (!readsOn(page, SKIP_PAGE)) return;
       after = page[page.length - 1].id;
     }
   }
@@ -236,7 +226,7 @@ export class Streams {
       const session = new StreamSession(agent, startAfter, sink, {
         id,
         readAfter: shared === undefined
-          ? (name, after, limit) => this.#deps.readInOrder(name, after, limit)
+          ? (name, after, limit) => this.#deps.readInOrder(name, after, limit, READ_CHARS)
           : async (name, after, limit) => {
             const read = await shared.version(name);
             version = read.version;
@@ -244,11 +234,14 @@ export class Streams {
             // it, what is at or below the cursor now another reader claimed (an ntfy poll=1 moves the cursor without
             // marking messages taken): it is theirs. The claim's compare-and-set on `version` covers what they claim
             // after this read.
-            if (after >= replayedUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit);
-            const page = await store.readAfter(name, after, limit);
+            if (after >= replayedUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit, READ_CHARS);
+            const page = await store.readAfter(name, after, limit, READ_CHARS);
             const replay = page.filter((envelope) => envelope.id <= replayedUpTo);
             if (replay.length === page.length) return page;
-            return [...replay, ...await store.readAfter(name, Math.max(replayedUpTo, read.deliveredId), limit - replay.length)];
+            // What follows the replay comes in the next page, read from the cursor: read into this one, the page
+            // would hold up to twice READ_CHARS.
+            if (replay.length > 0) return cutShort(replay);
+            return await store.readAfter(name, Math.max(replayedUpTo, read.deliveredId), limit, READ_CHARS);
           },
         claim: shared === undefined ? undefined : async (envelopes) => {
           const outcome = await shared.claim(agent, id, version, envelopes[envelopes.length - 1].id);
@@ -282,7 +275,7 @@ export class Streams {
         },
         format,
         writeTimeoutMs: this.#deps.writeTimeoutMs,
-        pageSize: this.#pageSize,
+        pageSize: PAGE_SIZE,
       });
       this.#sessions.set(agent, session);
       this.#heartbeats.add(session);

@@ -6,8 +6,7 @@ import type { AwaitedReplies } from "./awaited_replies.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import type { Deliveries } from "./deliveries.ts";
 import type { MessageAnswer } from "./message_answer.ts";
-import { messagesPerRead } from "./read_pages.ts";
-import { REPLY_SCAN, settled, SharedWaiters } from "./shared_waiters.ts";
+import { settled, SharedWaiters } from "./shared_waiters.ts";
 import type { Waiters } from "./waiters.ts";
 
 /** What a take of `Takes.poll` is held to. */
@@ -36,8 +35,6 @@ export interface TakesDeps {
   inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
   /** Resolves once no reader holds a lease on `agent`'s inbox: a shared store's waiters are served again then. */
   whenLeaseEnds(agent: AgentName): Promise<void>;
-  /** `serve --max-body-bytes` (DEFAULT_MAX_BODY_BYTES when unset): a shared store's read of replies is bounded by it. */
-  maxMessageBytes?: number;
 }
 
 export class Takes {
@@ -67,7 +64,6 @@ export class Takes {
         take: (agent, limit) => this.poll(agent, limit),
         tookOutOfOrder: (inbox, envelope) => deps.deliveries.tookOutOfOrder(inbox, envelope),
         whenLeaseEnds: deps.whenLeaseEnds,
-        repliesPerRead: messagesPerRead(REPLY_SCAN, deps.maxMessageBytes),
       });
     }
   }

@@ -11,6 +11,7 @@ import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRec
 import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { expireUndelivered, pruneDelivered } from "./postgres_retention.ts";
+import { readBounded } from "./postgres_pages.ts";
 import { migrate } from "./postgres_schema.ts";
 import { beforeAwaitedReply, PostgresInboxes } from "./postgres_shared.ts";
 import { writeBatch } from "./postgres_write.ts";
@@ -129,12 +130,17 @@ export class PostgresStore implements MessageStore {
     });
   }
 
-  readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
-    return this.#read("read messages", async () =>
-      (await this.#sql<MessageRow[]>`
-        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
-        WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled AND ${beforeAwaitedReply(this.#sql, agent, afterId)}
-        ORDER BY id LIMIT ${limit}`).map(toEnvelope));
+  readAfter(agent: AgentName, afterId: number, limit: number, maxChars = Infinity): Promise<Envelope[]> {
+    return this.#read("read messages", () =>
+      readBounded(
+        this.#sql,
+        this.#sql`
+          SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+          WHERE recipient = ${agent} AND id > ${afterId} AND NOT polled AND ${beforeAwaitedReply(this.#sql, agent, afterId)}
+          ORDER BY id LIMIT ${limit}`,
+        limit,
+        maxChars,
+      ));
   }
 
   readReplies(agent: AgentName, questionId: number, afterId: number, limit: number): Promise<Envelope[]> {

@@ -6,6 +6,7 @@ import type { Fragment, Sql, TransactionSql } from "postgres";
 import type { AgentName, Envelope } from "../message.ts";
 import { MESSAGE_COLUMNS, type MessageRow, toEnvelope } from "./message_row.ts";
 import { awaitedRecords, type AwaitedRecords } from "./postgres_awaited.ts";
+import { readBounded } from "./postgres_pages.ts";
 import { BROKER_CONNECTION, HEARTBEAT_MS } from "./postgres_registry.ts";
 import { agentRemoved, type Claim, type ClusterView, type InboxHolds, inboxLeased, type SharedInboxes, type Wake } from "./store.ts";
 
@@ -224,20 +225,25 @@ export class PostgresInboxes implements SharedInboxes {
       }));
   }
 
-  pendingReplies(agent: AgentName, wanted: ReadonlyMap<number, number>, limit: number): Promise<Envelope[]> {
+  pendingReplies(agent: AgentName, wanted: ReadonlyMap<number, number>, limit: number, maxChars = Infinity): Promise<Envelope[]> {
     const { sql } = this.#context;
     // Each question's own LIMIT: read by question ids alone, 300 replies of 1 MiB to one question were read to hand
     // its waiter the first.
-    return this.#context.read("read replies", async () =>
-      (await sql<MessageRow[]>`
-        SELECT r.* FROM unnest(${[...wanted.keys()]}::bigint[], ${[...wanted.values()]}::int[]) AS q(id, wanted)
-        CROSS JOIN LATERAL (
-          SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
-          WHERE recipient = ${agent} AND reply_to = q.id AND NOT polled
-            AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
-          ORDER BY id LIMIT q.wanted
-        ) r
-        ORDER BY r.id LIMIT ${limit}`).map(toEnvelope));
+    return this.#context.read("read replies", () =>
+      readBounded(
+        sql,
+        sql`
+          SELECT r.* FROM unnest(${[...wanted.keys()]}::bigint[], ${[...wanted.values()]}::int[]) AS q(id, wanted)
+          CROSS JOIN LATERAL (
+            SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+            WHERE recipient = ${agent} AND reply_to = q.id AND NOT polled
+              AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${agent})
+            ORDER BY id LIMIT q.wanted
+          ) r
+          ORDER BY r.id LIMIT ${limit}`,
+        limit,
+        maxChars,
+      ));
   }
 
   openStream(agent: AgentName, session: string): Promise<number> {

@@ -6,6 +6,7 @@ import { type InboxRow, type MessageRow, storedPayload, toEnvelope, toInboxRecor
 import { openDatabase } from "./sqlite_open.ts";
 import { DELETE_UNUSED_PAYLOADS, SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import {
+  cutShort,
   type DeadLetter,
   type Durability,
   type InboxRecord,
@@ -17,6 +18,7 @@ import {
   storageFull,
   type WriteBatch,
 } from "./store.ts";
+import { BoundedRows } from "./sqlite_bounded_rows.ts";
 
 /**
  * How many messages may wait past the watermark before a commit indexes them. A row joins the per-recipient index
@@ -264,14 +266,17 @@ export class SqliteStore implements MessageStore {
     this.#joinedUpTo = (this.#db.prepare("SELECT coalesce(max(id), 0) AS id FROM messages").get() as { id: number }).id;
   }
 
-  readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]> {
+  readAfter(agent: AgentName, afterId: number, limit: number, maxChars = Infinity): Promise<Envelope[]> {
     return this.#attempt("read messages", () => {
-      const rows = (afterId < this.#indexedUpTo ? this.#readAfter.all(agent, afterId, limit) : []) as unknown as MessageRow[];
+      // One message is read whatever its size: a read of one needs no budget.
+      const page = new BoundedRows(limit > 1 ? maxChars : Infinity);
+      if (afterId < this.#indexedUpTo) page.read(this.#readAfter, agent, afterId, limit);
       const tail = this.#tailStart(agent, afterId);
-      if (rows.length < limit && tail !== Number.MAX_SAFE_INTEGER) {
-        rows.push(...this.#readTailAfter.all(tail, agent, limit - rows.length) as unknown as MessageRow[]);
+      if (!page.cut && page.rows.length < limit && tail !== Number.MAX_SAFE_INTEGER) {
+        page.read(this.#readTailAfter, tail, agent, limit - page.rows.length);
       }
-      return rows.map(toEnvelope);
+      const envelopes = page.rows.map(toEnvelope);
+      return page.cut ? cutShort(envelopes) : envelopes;
     });
   }
 

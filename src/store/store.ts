@@ -178,6 +178,25 @@ export class CommitInDoubt<T = Envelope[]> extends InteropError {
   }
 }
 
+/** Pages of a read that stopped for its `maxChars` before its `limit`, with messages after them (`cutShort`). */
+const cutPages = new WeakSet<Envelope[]>();
+
+/** Marks `page` as a read cut short by its `maxChars`: fewer than its limit, yet not the end of what it reads. */
+export function cutShort(page: Envelope[]): Envelope[] {
+  cutPages.add(page);
+  return page;
+}
+
+/** Whether a read stopped for its `maxChars` with more after `page` (`cutShort`). */
+export function wasCut(page: Envelope[]): boolean {
+  return cutPages.has(page);
+}
+
+/** Whether more may follow `page`, read with `limit`: it is full, or it was cut short by its characters. */
+export function readsOn(page: Envelope[], limit: number): boolean {
+  return page.length >= limit || cutPages.has(page);
+}
+
 /** Wakes the readers of these inboxes (every inbox when undefined) to read the store from their cursor. */
 export type Wake = (agents: AgentName[] | undefined) => void;
 
@@ -236,9 +255,10 @@ export interface SharedInboxes {
   /**
    * Untaken messages above the inbox's cursor that reply to `agent`'s questions, oldest first: the oldest
    * `wanted.get(question)` to each question in `wanted` (its waiters), `limit` in all. No more than are needed: a
-   * question with hundreds of big replies has only its first read for its one waiter.
+   * question with hundreds of big replies has only its first read for its one waiter. With `maxChars`, bounded as
+   * `MessageStore.readAfter` is.
    */
-  pendingReplies(agent: AgentName, wanted: ReadonlyMap<number, number>, limit: number): Promise<Envelope[]>;
+  pendingReplies(agent: AgentName, wanted: ReadonlyMap<number, number>, limit: number, maxChars?: number): Promise<Envelope[]>;
   /**
    * Makes `session` the agent's one stream, on this broker; the broker holding the one it replaces hears of it.
    * Resolves with the inbox's cursor.
@@ -315,9 +335,10 @@ export interface MessageStore {
   write(batch: WriteBatch): Promise<Envelope[]>;
   /**
    * Up to `limit` messages for `agent` with id > `afterId`, oldest first, leaving out those taken by a poll; a store
-   * other brokers share stops before a reply a waiter awaits (`SharedInboxes.awaitReply`).
+   * other brokers share stops before a reply a waiter awaits (`SharedInboxes.awaitReply`). With `maxChars`, no more
+   * than the stored payloads' running total keeps within (at least one message): a page cut short so says `wasCut`.
    */
-  readAfter(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  readAfter(agent: AgentName, afterId: number, limit: number, maxChars?: number): Promise<Envelope[]>;
   /**
    * Up to `limit` replies to message `questionId` for `agent` with id > `afterId`, oldest first, leaving out those
    * taken by a poll: found by the question, however many other messages come before them in the inbox.

@@ -1,0 +1,80 @@
+/**
+ * A stream behind many small messages reads them in few reads of the store: a read is bounded by what it holds
+ * (READ_CHARS), not by as many messages as READ_CHARS holds at --max-body-bytes each (16), which read a PostgreSQL
+ * backlog 16 messages a round trip.
+ */
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
+import { uniform } from "../src/broker/per_agent.ts";
+import { sseFormat } from "../src/http/sse_format.ts";
+import type { AgentName } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import type { MessageStore } from "../src/store/store.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+import { sharedPostgres } from "./helpers/postgres.ts";
+import { TextSink } from "./helpers/text_sink.ts";
+import { twoBrokersOn } from "./helpers/two_brokers.ts";
+
+const hermes = "hermes" as AgentName;
+const openclaw = "openclaw" as AgentName;
+const BACKLOG = 2000;
+/** 2,000 messages at 500 a read are 4 reads and one that finds the end; a few more if a page meets a commit. */
+const FEW_READS = 10;
+
+/** Counts the reads of `agent`'s inbox the store is asked for. */
+function countReads(store: MessageStore, agent: AgentName): { reads: number } {
+  const counted = { reads: 0 };
+  const readAfter = store.readAfter.bind(store);
+  store.readAfter = (name, afterId, limit, maxChars) => {
+    if (name === agent) counted.reads++;
+    return readAfter(name, afterId, limit, maxChars);
+  };
+  return counted;
+}
+
+/** Publishes BACKLOG small messages to openclaw in batches of 50; their ids. */
+async function publishBacklog(broker: Broker): Promise<number[]> {
+  const ids: number[] = [];
+  for (let n = 0; n < BACKLOG; n += 50) {
+    const payloads = Array.from({ length: 50 }, (_, k) => ({ text: `small ${n + k}` }));
+    ids.push(...(await broker.publishBatch(hermes, openclaw, payloads)).envelopes.map((envelope) => envelope.id));
+  }
+  return ids;
+}
+
+/** Opens openclaw's stream on `broker` and waits (10 s at most) for `ids`; what it sent. */
+async function streamBacklog(t: TestContext, broker: Broker, ids: number[]): Promise<number[]> {
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  const sent = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+  const deadline = Date.now() + 10_000;
+  while (sent().length < ids.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  return sent();
+}
+
+test("a stream behind 2,000 small messages on SQLite reads them in a few reads of the store", async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(BACKLOG) }));
+  t.after(() => broker.close());
+  const ids = await publishBacklog(broker);
+  const counted = countReads(store, openclaw);
+  assert.deepEqual(await streamBacklog(t, broker, ids), ids, "the whole backlog, once, in order");
+  assert.ok(counted.reads <= FEW_READS, `${counted.reads} reads of the store (at most ${FEW_READS})`);
+});
+
+test("a stream behind 2,000 small messages on brokers sharing PostgreSQL reads them in a few reads of the store", async (t) => {
+  const brokers = await twoBrokersOn(sharedPostgres())(t, { maxPending: uniform(BACKLOG) });
+  if (brokers === undefined) return;
+  const { a, b, storeB } = brokers;
+  await a.addAgent(openclaw);
+  // Published on A, streamed on B: B reads them from the table, as a stream behind a burst does.
+  const ids = await publishBacklog(a);
+  const counted = countReads(storeB, openclaw);
+  assert.deepEqual(await streamBacklog(t, b, ids), ids, "the whole backlog, once, in order");
+  assert.ok(counted.reads <= FEW_READS, `${counted.reads} reads of the store (at most ${FEW_READS})`);
+});

@@ -310,3 +310,50 @@ test("a take up to what its reader showed that takes an awaited reply lets the s
   ended.abort();
   assert.equal(await waiting, undefined);
 });
+
+test("a plain wait served once a held reply is released is not handed what a peek under a lease granted meanwhile showed", { timeout: 20_000 }, async (t) => {
+  // The release served plain waiters with a take the lease did not see: a peek (`interop poll`) leasing the inbox while
+  // that take read showed the reply too, and printed it as the plain wait was handed it (a repeat).
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { agents: [hermes, openclaw] }));
+  t.after(() => broker.close());
+  const asked = await question(broker);
+  const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
+  const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  // `interop wait` on the asker: the reply is held from it.
+  let waited: Envelope | undefined;
+  const plain = broker.wait(hermes, 10_000).then((envelope) => (waited = envelope));
+  await until(() => broker.status().agents[hermes]?.waiting === 1);
+  // The next read of one message from the store (the release's take for the plain wait) waits until the peek below
+  // has begun.
+  const read = store.readAfter.bind(store);
+  const entered = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  store.readAfter = async (...args) => {
+    if (args[2] !== 1) return await read(...args);
+    store.readAfter = read;
+    entered.resolve();
+    await gate.promise;
+    return await read(...args);
+  };
+  // The ask's call was cancelled: its take of nothing ends the lease, and with it the hold (read as 10, past the gate).
+  assert.deepEqual(await broker.leases.take(hermes, shown!.lease, (own) => broker.poll(hermes, 10, { shownUpTo: 0, lease: own })), []);
+  await entered.promise;
+  const peeked = (async () => {
+    const lease = await broker.leases.acquire(hermes, 30);
+    return { lease, messages: await broker.peek(hermes, 10) };
+  })();
+  await new Promise((resolve) => setImmediate(resolve));
+  gate.resolve();
+  const { lease, messages } = await peeked;
+  await plain;
+  const taken = await broker.leases.take(hermes, lease, (own) => broker.poll(hermes, 10, { shownUpTo: messages.at(-1)?.id ?? 0, lease: own }));
+  // The reply went to one reader, once: what the peek showed, its take took.
+  assert.deepEqual(taken.map((envelope) => envelope.id), messages.map((envelope) => envelope.id));
+  assert.deepEqual([waited?.id, ...messages.map((envelope) => envelope.id)].filter((id) => id !== undefined), [reply.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
+});

@@ -106,11 +106,20 @@ export class Takes {
   /**
    * On a broker of its own, once a held reply is released (`AwaitedReplies`): hands `agent`'s waiters that take any
    * message what is pending, oldest first, one each, as a poll takes it. What was held back from them at its commit
-   * is in the inbox, and no commit will hand it over.
+   * is in the inbox, and no commit will hand it over. Each take is a take as the lease sees it (`Leases.take`): a peek
+   * under a lease granted while it read would show what the waiter is handed, and while a lease is held what its
+   * reader showed is its to take; the waiters are served once it ends.
    */
   async serveInOrder(agent: AgentName): Promise<void> {
     for (let hand = this.#waiters.reserve(agent, undefined); hand !== undefined; hand = this.#waiters.reserve(agent, undefined)) {
-      const [next] = await this.poll(agent, 1).catch(() => []);
+      let next: Envelope | undefined;
+      try {
+        [next] = await this.#asTake(agent, () => this.poll(agent, 1));
+      } catch (error) {
+        hand(undefined);
+        if (isInboxLeased(error)) void this.#whenLeaseEnds(agent).then(() => this.serveInOrder(agent), () => {});
+        return;
+      }
       hand(next);
       if (next === undefined) return;
     }

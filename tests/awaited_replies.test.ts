@@ -320,14 +320,14 @@ test("a plain wait served once a held reply is released is not handed what a pee
   const broker = await Broker.open(testBrokerOptions(store, dir.path, { agents: [hermes, openclaw] }));
   t.after(() => broker.close());
   const asked = await question(broker);
+  // `interop wait` on the asker, waiting before the reply comes: the reply is held from it.
+  let waited: Envelope | undefined;
+  const plain = broker.wait(hermes, 10_000).then((envelope) => (waited = envelope));
+  await until(() => broker.status().agents[hermes]?.waiting === 1);
   const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
   const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
   const shown = await waiting;
   assert.equal(shown?.message.id, reply.id);
-  // `interop wait` on the asker: the reply is held from it.
-  let waited: Envelope | undefined;
-  const plain = broker.wait(hermes, 10_000).then((envelope) => (waited = envelope));
-  await until(() => broker.status().agents[hermes]?.waiting === 1);
   // The next read of one message from the store (the release's take for the plain wait) waits until the peek below
   // has begun.
   const read = store.readAfter.bind(store);

@@ -124,7 +124,7 @@ export class Broker {
       awaited: this.#awaited,
       observers: this.#observers,
       inboxFor: (agent, use) => this.#inboxFor(agent, use),
-      whenLeaseEnds: (agent) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
+      whenLeaseEnds: (agent, until) => this.leases.whenFree(agent, until ?? AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
       asTake: (agent, work) => this.leases.take(agent, undefined, work),
       maxMessageBytes: options.maxMessageBytes,
     });

@@ -44,8 +44,11 @@ export interface TakesDeps {
   awaited: AwaitedReplies;
   observers: Observers;
   inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
-  /** Resolves once no reader holds a lease on `agent`'s inbox: a shared store's waiters are served again then. */
-  whenLeaseEnds(agent: AgentName): Promise<void>;
+  /**
+   * Resolves once no reader holds a lease on `agent`'s inbox (or `until` aborts): a shared store's waiters are served
+   * again then.
+   */
+  whenLeaseEnds(agent: AgentName, until?: AbortSignal): Promise<void>;
   /**
    * Runs `work` as a take of `agent`'s messages (`Leases.take`): refused (`inbox_leased`) while a reader leases the
    * inbox, and a lease asked for meanwhile is granted after it.
@@ -64,7 +67,7 @@ export class Takes {
   #awaited: AwaitedReplies;
   #observers: Observers;
   #inboxFor: (agent: AgentName, use: AgentUse) => Promise<InboxRecord>;
-  #whenLeaseEnds: (agent: AgentName) => Promise<void>;
+  #whenLeaseEnds: TakesDeps["whenLeaseEnds"];
   #asTake: TakesDeps["asTake"];
   /** On a shared store: waiters are handed what is taken from the table for them. */
   #sharedWaiters: SharedWaiters | undefined;
@@ -300,8 +303,20 @@ export class Takes {
       this.serveWaiters(agent);
       return await waiting;
     }
-    const [pending] = await this.poll(agent, 1, { clientGone });
-    return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        // A take as the lease sees it: a peek under a lease granted while this one read showed what it took.
+        const [pending] = await this.#asTake(agent, () => this.poll(agent, 1, { clientGone }));
+        return pending ?? await this.#waiters.wait(agent, undefined, Math.max(0, deadline - Date.now()), clientGone);
+      } catch (error) {
+        if (!isInboxLeased(error)) throw error;
+      }
+      // Leased since the caller waited for the inbox to be free: what its reader shows is its to take first.
+      const until = AbortSignal.any([AbortSignal.timeout(Math.max(0, deadline - Date.now())), ...(clientGone ? [clientGone] : [])]);
+      await this.#whenLeaseEnds(agent, until);
+      if (until.aborted) return undefined;
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { handClock } from "./helpers/hand_clock.ts";
+import { holdNextRead } from "./helpers/peek_mid_read.ts";
 import { TextSink } from "./helpers/text_sink.ts";
 
 const hermes = parseAgentName("hermes");
@@ -328,28 +329,11 @@ test("a plain wait served once a held reply is released is not handed what a pee
   const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
   const shown = await waiting;
   assert.equal(shown?.message.id, reply.id);
-  // The next read of one message from the store (the release's take for the plain wait) waits until the peek below
-  // has begun.
-  const read = store.readAfter.bind(store);
-  const entered = Promise.withResolvers<void>();
-  const gate = Promise.withResolvers<void>();
-  store.readAfter = async (...args) => {
-    if (args[2] !== 1) return await read(...args);
-    store.readAfter = read;
-    entered.resolve();
-    await gate.promise;
-    return await read(...args);
-  };
+  // The next read of one message from the store (the release's take for the plain wait) waits for a peek.
+  const held = holdNextRead(store, 1);
   // The ask's call was cancelled: its take of nothing ends the lease, and with it the hold (read as 10, past the gate).
   assert.deepEqual(await broker.leases.take(hermes, shown!.lease, (own) => broker.poll(hermes, 10, { shownUpTo: 0, lease: own })), []);
-  await entered.promise;
-  const peeked = (async () => {
-    const lease = await broker.leases.acquire(hermes, 30);
-    return { lease, messages: await broker.peek(hermes, 10) };
-  })();
-  await new Promise((resolve) => setImmediate(resolve));
-  gate.resolve();
-  const { lease, messages } = await peeked;
+  const { lease, messages } = await held.peekMidRead(broker, hermes);
   await plain;
   const taken = await broker.leases.take(hermes, lease, (own) => broker.poll(hermes, 10, { shownUpTo: messages.at(-1)?.id ?? 0, lease: own }));
   // The reply went to one reader, once: what the peek showed, its take took.

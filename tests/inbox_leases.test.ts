@@ -8,6 +8,7 @@ import { parseAgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { holdNextRead } from "./helpers/peek_mid_read.ts";
 
 const leo = parseAgentName("leo");
 const ann = parseAgentName("ann");
@@ -167,24 +168,9 @@ test("a plain wait's take of a pending message is a take the lease sees: a peek 
   // inbox while that poll read was shown the same message (it printed it, its take got nothing, the wait had it).
   const { broker, store } = await openBroker(t);
   const { envelopes: [pending] } = await broker.publish(ann, leo, { text: "once" });
-  const read = store.readAfter.bind(store);
-  const entered = Promise.withResolvers<void>();
-  const gate = Promise.withResolvers<void>();
-  store.readAfter = async (...args) => {
-    store.readAfter = read;
-    entered.resolve();
-    await gate.promise;
-    return await read(...args);
-  };
+  const held = holdNextRead(store);
   const waiting = broker.wait(leo, 10_000);
-  await entered.promise;
-  const peeked = (async () => {
-    const lease = await broker.leases.acquire(leo, 30);
-    return { lease, messages: await broker.peek(leo, 10) };
-  })();
-  await new Promise((resolve) => setImmediate(resolve));
-  gate.resolve();
-  const { lease, messages } = await peeked;
+  const { lease, messages } = await held.peekMidRead(broker, leo);
   // The wait's read is done: it took the message, or waits for the next.
   const agent = () => broker.status().agents[leo];
   while (agent()?.pending !== 0 && agent()?.waiting !== 1) await new Promise((resolve) => setImmediate(resolve));

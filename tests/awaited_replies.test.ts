@@ -15,6 +15,7 @@ import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { handClock } from "./helpers/hand_clock.ts";
+import { holdNextRead } from "./helpers/peek_mid_read.ts";
 import { TextSink } from "./helpers/text_sink.ts";
 
 const hermes = parseAgentName("hermes");
@@ -309,4 +310,34 @@ test("a take up to what its reader showed that takes an awaited reply lets the s
   assert.equal(broker.status().agents[hermes]?.pending, 0);
   ended.abort();
   assert.equal(await waiting, undefined);
+});
+
+test("a plain wait served once a held reply is released is not handed what a peek under a lease granted meanwhile showed", { timeout: 20_000 }, async (t) => {
+  // The release served plain waiters with a take the lease did not see: a peek (`interop poll`) leasing the inbox while
+  // that take read showed the reply too, and printed it as the plain wait was handed it (a repeat).
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { agents: [hermes, openclaw] }));
+  t.after(() => broker.close());
+  const asked = await question(broker);
+  // `interop wait` on the asker, waiting before the reply comes: the reply is held from it.
+  let waited: Envelope | undefined;
+  const plain = broker.wait(hermes, 10_000).then((envelope) => (waited = envelope));
+  await until(() => broker.status().agents[hermes]?.waiting === 1);
+  const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
+  const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
+  const shown = await waiting;
+  assert.equal(shown?.message.id, reply.id);
+  // The next read of one message from the store (the release's take for the plain wait) waits for a peek.
+  const held = holdNextRead(store, 1);
+  // The ask's call was cancelled: its take of nothing ends the lease, and with it the hold (read as 10, past the gate).
+  assert.deepEqual(await broker.leases.take(hermes, shown!.lease, (own) => broker.poll(hermes, 10, { shownUpTo: 0, lease: own })), []);
+  const { lease, messages } = await held.peekMidRead(broker, hermes);
+  await plain;
+  const taken = await broker.leases.take(hermes, lease, (own) => broker.poll(hermes, 10, { shownUpTo: messages.at(-1)?.id ?? 0, lease: own }));
+  // The reply went to one reader, once: what the peek showed, its take took.
+  assert.deepEqual(taken.map((envelope) => envelope.id), messages.map((envelope) => envelope.id));
+  assert.deepEqual([waited?.id, ...messages.map((envelope) => envelope.id)].filter((id) => id !== undefined), [reply.id]);
+  assert.equal(broker.status().agents[hermes]?.pending, 0);
 });

@@ -8,6 +8,7 @@ import { parseAgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { holdNextRead } from "./helpers/peek_mid_read.ts";
 
 const leo = parseAgentName("leo");
 const ann = parseAgentName("ann");
@@ -160,4 +161,40 @@ test("a sender's withdrawal (A2A CancelTask) of a message a leased reader may ha
   // Without a lease a withdrawal goes through as before.
   const { envelopes: [second] } = await broker.publish(ann, leo, { text: "never mind" });
   assert.equal(await broker.tasks.withdraw(leo, second.id), true);
+});
+
+test("a plain wait's take of a pending message is a take the lease sees: a peek under a lease granted meanwhile does not show it too", { timeout: 20_000 }, async (t) => {
+  // `/wait` waits for the inbox to be free, then took with a poll the lease knew nothing of: `interop poll` leasing the
+  // inbox while that poll read was shown the same message (it printed it, its take got nothing, the wait had it).
+  const { broker, store } = await openBroker(t);
+  const { envelopes: [pending] } = await broker.publish(ann, leo, { text: "once" });
+  const held = holdNextRead(store);
+  const waiting = broker.wait(leo, 10_000);
+  const { lease, messages } = await held.peekMidRead(broker, leo);
+  // The wait's read is done: it took the message, or waits for the next.
+  const agent = () => broker.status().agents[leo];
+  while (agent()?.pending !== 0 && agent()?.waiting !== 1) await new Promise((resolve) => setImmediate(resolve));
+  const shownUpTo = messages.at(-1)?.id ?? 0;
+  const taken = await broker.leases.take(leo, lease, () => broker.poll(leo, 10, { shownUpTo }));
+  assert.deepEqual(taken.map((envelope) => envelope.id), messages.map((envelope) => envelope.id), "the peek showed what its take did not get");
+  // Not both: the message went to one reader, once.
+  const waited = messages.length > 0 ? undefined : await waiting;
+  assert.deepEqual([waited?.id, ...taken.map((envelope) => envelope.id)].filter((id) => id !== undefined), [pending.id]);
+  assert.equal(broker.status().agents[leo]?.pending, 0);
+});
+
+test("a plain wait that finds the inbox leased after all takes nothing the lease holder was shown; it has it once the lease ends untaken", { timeout: 20_000 }, async (t) => {
+  const { broker } = await openBroker(t);
+  const { envelopes: [pending] } = await broker.publish(ann, leo, { text: "once" });
+  // Leased between the route's wait for a free inbox and the wait's take (broker.wait is that take).
+  const lease = await broker.leases.acquire(leo, 30);
+  assert.deepEqual((await broker.peek(leo, 10)).map((envelope) => envelope.id), [pending.id]);
+  let waited: number | undefined;
+  const waiting = broker.wait(leo, 10_000).then((envelope) => (waited = envelope?.id));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(waited, undefined, "the wait took what the lease holder was shown");
+  // The holder leaves it (its take of nothing ends the lease): the wait has it.
+  assert.deepEqual(await broker.leases.take(leo, lease, () => broker.poll(leo, 10, { shownUpTo: 0 })), []);
+  await waiting;
+  assert.equal(waited, pending.id);
 });

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { InteropError } from "../src/errors.ts";
 import type { AgentName } from "../src/message.ts";
 import { waitFor } from "./helpers/broker.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -66,6 +67,31 @@ test("an awaited reply's end whose statement failed (its connection killed) is t
   });
   assert.equal(await ended, "ended");
   assert.equal((await admin`SELECT id FROM interop_awaited_replies`).length, 0, "the record is left");
+});
+
+test("a reply wait whose record's write lost its answer (it may have committed) ends the record with the wait, not at its timeout", async (t) => {
+  // The record's id came back only from a write that answered: one committed whose answer was lost held the reply
+  // from every broker's readers for the wait's whole timeout (here a minute; up to an hour), long after the wait.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, storeA, admin } = brokers;
+  await b.addAgent(openclaw);
+  const awaitReply = storeA.shared.awaitReply.bind(storeA.shared);
+  storeA.shared.awaitReply = async (...args) => {
+    await awaitReply(...args);
+    throw new InteropError("storage_unavailable", "Could not record an awaited reply: the connection was lost");
+  };
+  const { envelopes: [question] } = await a.publish(hermes, openclaw, { q: "ping" });
+  const left = new AbortController();
+  const waiting = a.waitForReply(hermes, question.id, 60_000, left.signal);
+  t.after(() => left.abort());
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies`).length === 1, 10_000, "the record written");
+  // The client hangs up: the wait ends, taking nothing.
+  left.abort();
+  assert.equal(await waiting, undefined);
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies`).length === 0, 10_000, "the record ended with its wait");
+  const { envelopes: [reply] } = await b.publish(openclaw, hermes, { a: "pong" }, { replyTo: question.id });
+  assert.deepEqual((await b.poll(hermes, 10)).map((envelope) => envelope.id), [reply.id]);
 });
 
 test("an ask refused before its commit (unknown agent) ends no record: no statement, no wake-up of every broker's readers", async (t) => {

@@ -122,13 +122,14 @@ export class Broker {
       awaited: this.#awaited,
       deliveries: this.#deliveries,
       inboxFor: (agent: AgentName, use: AgentUse) => this.#agents.inboxFor(agent, use),
-      whenLeaseEnds: (agent: AgentName) => this.leases.whenFree(agent, AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
+      whenLeaseEnds: (agent: AgentName, until?: AbortSignal) =>
+        this.leases.whenFree(agent, until ?? AbortSignal.timeout(MAX_LEASE_SECONDS * 1000)),
+      asTake: <T>(agent: AgentName, work: () => Promise<T>) => this.leases.take(agent, undefined, work),
     };
     this.#takes = new Takes({ ...reads, commits: this.#commits });
     this.#replyWaits = new ReplyWaits({
       ...reads,
       serveWaiters: (agent) => this.#takes.serveWaiters(agent),
-      asTake: (agent, work) => this.leases.take(agent, undefined, work),
     });
     this.#streams = new Streams({
       store: options.store,

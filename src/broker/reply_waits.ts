@@ -185,7 +185,12 @@ export class ReplyWaits {
    * `#waitForSharedReply`), for a `waitForReply` that begins later and ends the record; undefined on a store of its own.
    */
   recordAwait(agent: AgentName, questionId: number, timeoutMs: number): Promise<string | undefined> | undefined {
-    return this.#shared?.awaitReply(agent, questionId, timeoutMs).catch(() => undefined);
+    if (this.#shared === undefined) return undefined;
+    // Named here, and ended with the wait even when its write failed: a write whose answer was lost with its
+    // connection may have committed, and would hold the reply from the inbox's readers on every broker until
+    // `timeoutMs` passed (an /ask's or a /wait's whole timeout, up to an hour), long after its wait.
+    const id = crypto.randomUUID();
+    return this.#shared.awaitReply(agent, questionId, timeoutMs, id).then(() => id, () => id);
   }
 
   /**

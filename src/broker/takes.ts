@@ -1,6 +1,6 @@
 /** Taking messages out of inboxes in order: polls, peeks and waits, and the take of one message a leased wait showed. */
 import type { AgentName, Envelope } from "../message.ts";
-import { type InboxRecord, inboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import { type InboxRecord, inboxLeased, isInboxLeased, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AgentUse } from "./agent_admission.ts";
 import type { AwaitedReplies } from "./awaited_replies.ts";
 import type { CommitQueue } from "./commit_queue.ts";
@@ -33,8 +33,16 @@ export interface TakesDeps {
   awaited: AwaitedReplies;
   deliveries: Deliveries;
   inboxFor(agent: AgentName, use: AgentUse): Promise<InboxRecord>;
-  /** Resolves once no reader holds a lease on `agent`'s inbox: a shared store's waiters are served again then. */
-  whenLeaseEnds(agent: AgentName): Promise<void>;
+  /**
+   * Resolves once no reader holds a lease on `agent`'s inbox (or `until` aborts): a shared store's waiters are served
+   * again then.
+   */
+  whenLeaseEnds(agent: AgentName, until?: AbortSignal): Promise<void>;
+  /**
+   * Runs `work` as a take of `agent`'s messages (`Leases.take`): refused (`inbox_leased`) while a reader leases the
+   * inbox, and a lease asked for meanwhile is granted after it.
+   */
+  asTake<T>(agent: AgentName, work: () => Promise<T>): Promise<T>;
 }
 
 export class Takes {
@@ -45,6 +53,8 @@ export class Takes {
   #awaited: AwaitedReplies;
   #deliveries: Deliveries;
   #inboxFor: (agent: AgentName, use: AgentUse) => Promise<InboxRecord>;
+  #whenLeaseEnds: TakesDeps["whenLeaseEnds"];
+  #asTake: TakesDeps["asTake"];
   /** On a shared store: waiters are handed what is taken from the table for them. */
   #sharedWaiters: SharedWaiters | undefined;
 
@@ -56,6 +66,8 @@ export class Takes {
     this.#awaited = deps.awaited;
     this.#deliveries = deps.deliveries;
     this.#inboxFor = deps.inboxFor;
+    this.#whenLeaseEnds = deps.whenLeaseEnds;
+    this.#asTake = deps.asTake;
     if (deps.shared !== undefined) {
       this.#sharedWaiters = new SharedWaiters({
         waiters: deps.waiters,
@@ -76,11 +88,20 @@ export class Takes {
   /**
    * On a broker of its own, once a held reply is released (`AwaitedReplies`): hands `agent`'s waiters that take any
    * message what is pending, oldest first, one each, as a poll takes it. What was held back from them at its commit
-   * is in the inbox, and no commit will hand it over.
+   * is in the inbox, and no commit will hand it over. Each take is a take as the lease sees it (`Leases.take`): a peek
+   * under a lease granted while it read would show what the waiter is handed, and while a lease is held what its
+   * reader showed is its to take; the waiters are served once it ends.
    */
   async serveInOrder(agent: AgentName): Promise<void> {
     for (let hand = this.#waiters.reserve(agent, undefined); hand !== undefined; hand = this.#waiters.reserve(agent, undefined)) {
-      const [next] = await this.poll(agent, 1).catch(() => []);
+      let next: Envelope | undefined;
+      try {
+        [next] = await this.#asTake(agent, () => this.poll(agent, 1));
+      } catch (error) {
+        hand(undefined);
+        if (isInboxLeased(error)) void this.#whenLeaseEnds(agent).then(() => this.serveInOrder(agent), () => {});
+        return;
+      }
       hand(next);
       if (next === undefined) return;
     }
@@ -199,8 +220,20 @@ export class Takes {
       this.serveWaiters(agent);
       return await waiting;
     }
-    const [pending] = await this.poll(agent, 1, { clientGone });
-    return pending ?? await this.#waiters.wait(agent, undefined, timeoutMs, clientGone);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        // A take as the lease sees it: a peek under a lease granted while this one read showed what it took.
+        const [pending] = await this.#asTake(agent, () => this.poll(agent, 1, { clientGone }));
+        return pending ?? await this.#waiters.wait(agent, undefined, Math.max(0, deadline - Date.now()), clientGone);
+      } catch (error) {
+        if (!isInboxLeased(error)) throw error;
+      }
+      // Leased since the caller waited for the inbox to be free: what its reader shows is its to take first.
+      const until = AbortSignal.any([AbortSignal.timeout(Math.max(0, deadline - Date.now())), ...(clientGone ? [clientGone] : [])]);
+      await this.#whenLeaseEnds(agent, until);
+      if (until.aborted) return undefined;
+    }
   }
 
   /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */

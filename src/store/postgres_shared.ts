@@ -197,9 +197,8 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  awaitReply(agent: AgentName, questionId: number, ms: number): Promise<string> {
+  awaitReply(agent: AgentName, questionId: number, ms: number, id: string = crypto.randomUUID()): Promise<string> {
     const { sql, broker, awaited } = this.#context;
-    const id = crypto.randomUUID();
     return this.#context.read("record an awaited reply", async () => {
       awaited.held(id, ms);
       // The version moves too: a stream that read a page holding the reply before this commits fails its claim and

@@ -247,9 +247,9 @@ export interface SharedInboxes {
    * Records that a waiter on this broker awaits the reply to `questionId` in `agent`'s inbox, for `ms` at most:
    * meanwhile every in-order read of the inbox (`MessageStore.readAfter`, `take` without the caller's lease, on
    * any broker) stops before that reply, so the waiter takes it wherever it was published. Resolves with the
-   * record's id, for `endAwait`. A broker that stops or crashes holds up no one once it counts as gone.
+   * record's id (`id` when given), for `endAwait`. A broker that stops or crashes holds up no one once it counts as gone.
    */
-  awaitReply(agent: AgentName, questionId: number, ms: number): Promise<string>;
+  awaitReply(agent: AgentName, questionId: number, ms: number, id?: string): Promise<string>;
   /** The wait of record `id` ended: a reply it left is an ordinary message again, and every broker's readers read on. */
   endAwait(agent: AgentName, id: string): Promise<void>;
   /**

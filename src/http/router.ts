@@ -138,7 +138,7 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   if (holdReplyMs !== undefined && (to === undefined || isBatch(contentType))) {
     throw new InteropError("invalid_query", "hold_reply holds the reply to one question: publish one message, with to=NAME");
   }
-  const body = await request.body(maxBodyBytes);
+  const body = await request.text(maxBodyBytes);
   // A batch (one JSON object per line) is committed at once: all of it, or none.
   const payloads = isBatch(contentType) ? parseBatch(body) : [parsePayload(body, contentType)];
   const options = { replyTo, idempotencyKey: parseIdempotencyKey(request), queued: request.ordered };
@@ -332,7 +332,7 @@ async function ask(broker: Broker, auth: Authenticator, request: IncomingRequest
   authorize(caller, from, "ask as");
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
-  const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
+  const payload = parsePayload(await request.text(maxBodyBytes), request.header("content-type"));
   const settled = settling(request.clientGone());
   const { result: { question, reply }, revoked } = await untilRevoked(
     auth,

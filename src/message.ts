@@ -114,12 +114,11 @@ export function parseAgentName(value: unknown, field = "agent"): AgentName {
  *
  * @example
  * ```ts
- * parsePayload(new TextEncoder().encode('{"message":"hi"}'), null); // { message: "hi" }
- * parsePayload(new TextEncoder().encode("hi"), "text/plain");       // { text: "hi" }
+ * parsePayload('{"message":"hi"}', null); // { message: "hi" }
+ * parsePayload("hi", "text/plain");       // { text: "hi" }
  * ```
  */
-export function parsePayload(body: Uint8Array, contentType: string | null): Payload {
-  const text = decodeUtf8(body);
+export function parsePayload(text: string, contentType: string | null): Payload {
   if (text.trim() === "") {
     throw new InteropError("invalid_body", "Empty body: post a JSON object, or text with Content-Type: text/plain");
   }
@@ -148,8 +147,8 @@ export function isBatch(contentType: string | null): boolean {
  * Parses a batch body (`Content-Type: application/x-ndjson`): one JSON object per non-empty line, each
  * validated as a single message would be; the first bad line is named and nothing of the batch is kept.
  */
-export function parseBatch(body: Uint8Array): Payload[] {
-  const lines = decodeUtf8(body).split("\n").map((line) => line.trim()).filter((line) => line !== "");
+export function parseBatch(body: string): Payload[] {
+  const lines = body.split("\n").map((line) => line.trim()).filter((line) => line !== "");
   if (lines.length === 0) throw new InteropError("invalid_body", "Empty batch: post one JSON object per line");
   if (lines.length > MAX_BATCH_MESSAGES) {
     throw new InteropError("invalid_body", `Batch too big: ${lines.length} messages, at most ${MAX_BATCH_MESSAGES} per request`);
@@ -245,18 +244,6 @@ function stringEnd(json: string, from: number): number {
     while (json.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++;
     if (backslashes % 2 === 0) return end;
     from = end + 1;
-  }
-}
-
-/** Strict UTF-8; one for every request (a whole-buffer decode keeps no state between calls). */
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
-
-/** A request body as text; anything but valid UTF-8 is `invalid_body`. */
-export function decodeUtf8(body: Uint8Array): string {
-  try {
-    return UTF8.decode(body);
-  } catch (cause) {
-    throw new InteropError("invalid_body", "Cannot read body: it is not valid UTF-8", { cause });
   }
 }
 

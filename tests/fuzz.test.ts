@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { test } from "node:test";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import fc from "fast-check";
@@ -11,6 +12,7 @@ import { InteropError } from "../src/errors.ts";
 import { encodeEvent } from "../src/http/sse.ts";
 import { createRouter } from "../src/http/router.ts";
 import { type AgentName, fromWire, parseAgentName, parsePayload, toWire } from "../src/message.ts";
+import { latin1BodyText } from "../src/runtime/read_body.ts";
 import { isStream } from "../src/runtime/types.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
@@ -45,7 +47,7 @@ test("parsePayload() returns a plain object without the reserved field, or a cle
   const contentTypes = fc.constantFrom(null, "application/json", "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded");
   fc.assert(fc.property(bodies, contentTypes, (body, contentType) => {
     try {
-      const payload = parsePayload(body, contentType);
+      const payload = parsePayload(latin1BodyText(Buffer.from(body).toString("latin1")), contentType);
       assert.equal(typeof payload, "object");
       assert.ok(payload !== null && !Array.isArray(payload));
       assert.ok(!Object.hasOwn(payload, "interop"));
@@ -56,10 +58,30 @@ test("parsePayload() returns a plain object without the reserved field, or a cle
   }), { numRuns: 2000 });
 });
 
+test("a body read as latin1 becomes the text a strict UTF-8 decoder makes of its bytes, or invalid_body when it has none", () => {
+  const bodies = fc.oneof(
+    fc.uint8Array({ maxLength: 200 }),
+    fc.uint8Array({ min: 0, max: 0x7f, maxLength: 200 }),
+    nastyString.map((text) => new TextEncoder().encode(text)),
+  );
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  fc.assert(fc.property(bodies, (body) => {
+    let expected: string | undefined;
+    try {
+      expected = strict.decode(body);
+    } catch {
+      // no text: refused below
+    }
+    const read = () => latin1BodyText(Buffer.from(body).toString("latin1"));
+    if (expected !== undefined) return void assert.equal(read(), expected);
+    assert.throws(read, (error: unknown) => error instanceof InteropError && error.code === "invalid_body");
+  }), { numRuns: 3000 });
+});
+
 test("a posted JSON object survives parsePayload, toWire, JSON and fromWire unchanged", () => {
   const objects = fc.dictionary(nastyString.filter((key) => key !== "interop" && key !== "__proto__"), fc.jsonValue(), { maxKeys: 8 });
   fc.assert(fc.property(objects, fc.nat(), (object, id) => {
-    const payload = parsePayload(new TextEncoder().encode(JSON.stringify(object)), "application/json");
+    const payload = parsePayload(JSON.stringify(object), "application/json");
     assert.deepEqual(payload, JSON.parse(JSON.stringify(object)));
     const envelope = { id, from: "a" as AgentName, to: "b" as AgentName, timestamp: new Date(0).toISOString(), payload };
     assert.deepEqual(fromWire(JSON.parse(JSON.stringify(toWire(envelope)))), envelope);

@@ -6,8 +6,6 @@ import { type AgentName, fromWire, MAX_JSON_DEPTH, parseAgentName, parseBatch, p
 import { VERSION } from "../src/version.ts";
 import { countJsonParses } from "./helpers/json_parses.ts";
 
-const bytes = (text: string) => new TextEncoder().encode(text);
-
 function assertRejects(work: () => unknown, code: string, pattern: RegExp) {
   assert.throws(work, (error: unknown) => {
     assert.ok(error instanceof InteropError);
@@ -37,25 +35,24 @@ test("parseAgentName() rejects slashes, spaces, control characters, empty and ov
 
 test("parsePayload() keeps every field of a JSON object as posted", () => {
   const posted = { message: "hi", from: "hermes", id: "client-7", nested: { a: [1, 2] }, emoji: "🦉" };
-  assert.deepEqual(parsePayload(bytes(JSON.stringify(posted)), "application/json"), posted);
-  assert.deepEqual(parsePayload(bytes(JSON.stringify(posted)), null), posted);
+  assert.deepEqual(parsePayload(JSON.stringify(posted), "application/json"), posted);
+  assert.deepEqual(parsePayload(JSON.stringify(posted), null), posted);
 });
 
 test("parsePayload() wraps text/plain bodies as {text} unless they are a JSON object", () => {
-  assert.deepEqual(parsePayload(bytes("hello\nworld"), "text/plain; charset=utf-8"), { text: "hello\nworld" });
-  assert.deepEqual(parsePayload(bytes("[1]"), "text/plain"), { text: "[1]" });
-  assert.deepEqual(parsePayload(bytes('{"a":1}'), "text/plain;charset=UTF-8"), { a: 1 });
-  assert.deepEqual(parsePayload(bytes('{"a":1}'), "application/x-www-form-urlencoded"), { a: 1 });
+  assert.deepEqual(parsePayload("hello\nworld", "text/plain; charset=utf-8"), { text: "hello\nworld" });
+  assert.deepEqual(parsePayload("[1]", "text/plain"), { text: "[1]" });
+  assert.deepEqual(parsePayload('{"a":1}', "text/plain;charset=UTF-8"), { a: 1 });
+  assert.deepEqual(parsePayload('{"a":1}', "application/x-www-form-urlencoded"), { a: 1 });
 });
 
-test("parsePayload() rejects invalid JSON, non-objects, empty bodies, bad UTF-8 and the reserved field", () => {
-  assertRejects(() => parsePayload(bytes("{nope"), "application/json"), "invalid_json", /Invalid JSON body/);
-  assertRejects(() => parsePayload(bytes("[1,2]"), null), "invalid_body", /must be an object/);
-  assertRejects(() => parsePayload(bytes('"hi"'), null), "invalid_body", /must be an object/);
-  assertRejects(() => parsePayload(bytes("null"), null), "invalid_body", /must be an object/);
-  assertRejects(() => parsePayload(bytes("  "), null), "invalid_body", /Empty body/);
-  assertRejects(() => parsePayload(new Uint8Array([0xff, 0xfe]), null), "invalid_body", /UTF-8/);
-  assertRejects(() => parsePayload(bytes('{"interop":1}'), null), "invalid_body", /reserved/);
+test("parsePayload() rejects invalid JSON, non-objects, empty bodies and the reserved field", () => {
+  assertRejects(() => parsePayload("{nope", "application/json"), "invalid_json", /Invalid JSON body/);
+  assertRejects(() => parsePayload("[1,2]", null), "invalid_body", /must be an object/);
+  assertRejects(() => parsePayload('"hi"', null), "invalid_body", /must be an object/);
+  assertRejects(() => parsePayload("null", null), "invalid_body", /must be an object/);
+  assertRejects(() => parsePayload("  ", null), "invalid_body", /Empty body/);
+  assertRejects(() => parsePayload('{"interop":1}', null), "invalid_body", /reserved/);
 });
 
 /** A JSON object whose objects and arrays nest `levels` deep (the outer object is level 1). */
@@ -65,13 +62,13 @@ function nested(levels: number): string {
 
 test("parsePayload() refuses JSON nested deeper than MAX_JSON_DEPTH levels with invalid_body naming the limit", () => {
   assert.equal(MAX_JSON_DEPTH, 100);
-  assert.doesNotThrow(() => parsePayload(bytes(nested(MAX_JSON_DEPTH)), "application/json"));
+  assert.doesNotThrow(() => parsePayload(nested(MAX_JSON_DEPTH), "application/json"));
   const tooDeep = new RegExp(`nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`);
-  assertRejects(() => parsePayload(bytes(nested(MAX_JSON_DEPTH + 1)), "application/json"), "invalid_body", tooDeep);
+  assertRejects(() => parsePayload(nested(MAX_JSON_DEPTH + 1), "application/json"), "invalid_body", tooDeep);
   // Text stays text however it nests (a message of brackets, JSON or not, is a message).
-  assert.deepEqual(parsePayload(bytes(nested(MAX_JSON_DEPTH + 1)), "text/plain"), { text: nested(MAX_JSON_DEPTH + 1) });
+  assert.deepEqual(parsePayload(nested(MAX_JSON_DEPTH + 1), "text/plain"), { text: nested(MAX_JSON_DEPTH + 1) });
   // Deep enough to overflow JSON.stringify's stack on Node 24: refused all the same, without overflowing anything.
-  assertRejects(() => parsePayload(bytes(nested(100_000)), null), "invalid_body", tooDeep);
+  assertRejects(() => parsePayload(nested(100_000), null), "invalid_body", tooDeep);
 });
 
 test("parsePayload() and parseBatch() refuse deep brackets before JSON.parse reads them, and keep text that is no object or nests deeper as text", async () => {
@@ -80,14 +77,14 @@ test("parsePayload() and parseBatch() refuse deep brackets before JSON.parse rea
   const { parses } = await countJsonParses(() => {
     const tooDeep = /nests objects and arrays deeper than 100 levels/;
     for (const contentType of ["application/json", null]) {
-      assertRejects(() => parsePayload(bytes(`{"a":${brackets}}`), contentType), "invalid_body", tooDeep);
+      assertRejects(() => parsePayload(`{"a":${brackets}}`, contentType), "invalid_body", tooDeep);
     }
-    assert.deepEqual(parsePayload(bytes(`{"a":${brackets}}`), "text/plain"), { text: `{"a":${brackets}}` });
-    assertRejects(() => parsePayload(bytes(brackets), "application/json"), "invalid_body", tooDeep);
-    assertRejects(() => parseBatch(bytes(`{"n":1}\n{"a":${brackets}}`)), "invalid_body", tooDeep);
+    assert.deepEqual(parsePayload(`{"a":${brackets}}`, "text/plain"), { text: `{"a":${brackets}}` });
+    assertRejects(() => parsePayload(brackets, "application/json"), "invalid_body", tooDeep);
+    assertRejects(() => parseBatch(`{"n":1}\n{"a":${brackets}}`), "invalid_body", tooDeep);
     // Text that is no JSON object whatever it parses to is stored as it was, unparsed.
-    assert.deepEqual(parsePayload(bytes(brackets), "text/plain"), { text: brackets });
-    assert.deepEqual(parsePayload(bytes(" [1]"), "text/plain"), { text: " [1]" });
+    assert.deepEqual(parsePayload(brackets, "text/plain"), { text: brackets });
+    assert.deepEqual(parsePayload(" [1]", "text/plain"), { text: " [1]" });
   });
   assert.equal(parses, 1, "only the batch's first line, which is shallow, was parsed");
 });
@@ -95,12 +92,12 @@ test("parsePayload() and parseBatch() refuse deep brackets before JSON.parse rea
 test("parsePayload() counts no bracket inside a string, escaped quotes and backslashes included", () => {
   // Encoded, these strings end in an escaped backslash (\\") and hold escaped quotes (\"): neither ends a string early.
   const posted = { text: "[{".repeat(500) + "\\", quoted: '"' + "{".repeat(200) + '\\"[', list: [[1], { b: "]" }] };
-  assert.deepEqual(parsePayload(bytes(JSON.stringify(posted)), "application/json"), posted);
+  assert.deepEqual(parsePayload(JSON.stringify(posted), "application/json"), posted);
 });
 
 test("parseBatch() names the batch line nested too deep and keeps nothing", () => {
   assertRejects(
-    () => parseBatch(bytes(`{"n":1}\n${nested(MAX_JSON_DEPTH + 1)}\n{"n":3}`)),
+    () => parseBatch(`{"n":1}\n${nested(MAX_JSON_DEPTH + 1)}\n{"n":3}`),
     "invalid_body",
     /^Line 2 of the batch: Invalid body: the JSON nests objects and arrays deeper than 100 levels.*; nothing of the batch was stored$/,
   );

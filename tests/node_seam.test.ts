@@ -6,8 +6,10 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type AddressInfo, connect, Socket } from "node:net";
 import { test } from "node:test";
+import { InteropError } from "../src/errors.ts";
 import { serveWithNode } from "../src/runtime/node_server.ts";
 import { NodeSink } from "../src/runtime/node_sink.ts";
+import { utf8Text } from "../src/runtime/read_body.ts";
 import { parseRequestHead, targetUrl } from "../src/runtime/request_head.ts";
 import type { Handler, HttpServer, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 
@@ -49,8 +51,9 @@ function testHandler(streams: StreamSink[]): Handler {
       return { status: 200, headers: { "content-type": "text/event-stream" }, open: (sink) => (streams.push(sink), sink.write("data: hello\n\n")) };
     }
     if (path === "/echo") {
-      const body = await request.body(Number(request.url.searchParams.get("cap") ?? 100_000)).catch(() => undefined);
-      return body === undefined ? { status: 413, headers: {}, body: "too large" } : { status: 200, headers: {}, body: `echo ${new TextDecoder().decode(body)}` };
+      const body = await request.text(Number(request.url.searchParams.get("cap") ?? 100_000)).catch((error: InteropError) => error);
+      if (body instanceof InteropError) return { status: body.code === "invalid_body" ? 400 : 413, headers: {}, body: body.message };
+      return { status: 200, headers: { "content-type": "text/plain; charset=utf-8" }, body: `echo ${body}` };
     }
     if (path === "/empty") return { status: 204, headers: {}, body: "" };
     if (path === "/bad-header") return { status: 200, headers: { "x-bad": "a\r\nset-cookie: b" }, body: "never" };
@@ -142,6 +145,32 @@ test("a POST body arriving in pieces, one past the handler's cap, and one too bi
     const big = "y".repeat(70_000);
     client.socket.write(post("/echo", big));
     await client.waitFor(`echo ${big}`);
+  });
+});
+
+test("a body is read as UTF-8 text on the bare socket and through node:http alike, and refused when it is not UTF-8", async () => {
+  await withServer(async (server) => {
+    // Requests as latin1 text (one character per byte): UTF-8 text with characters past ASCII, bytes that are no UTF-8.
+    const latin1 = (body: Uint8Array) => Buffer.from(body).toString("latin1");
+    const sized = (body: Uint8Array) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${latin1(body)}`;
+    const chunked = (body: Uint8Array) =>
+      `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${latin1(body)}\r\n0\r\n\r\n`;
+    const notUtf8 = new Uint8Array([0x63, 0xe9]);
+    const plain = new Client(server.port);
+    plain.socket.write(sized(Buffer.from("plain ascii")) + sized(Buffer.from("grüße, 日本, 🙂")) + sized(notUtf8) + get("/last"), "latin1");
+    await plain.waitFor("GET /last");
+    const answers = plain.text.split("HTTP/1.1 ").slice(1);
+    assert.match(answers[0], /\r\n\r\necho plain ascii$/);
+    assert.match(answers[1], new RegExp(`\r\n\r\n${Buffer.from("echo grüße, 日本, 🙂").toString("latin1")}$`));
+    assert.match(answers[2], /^400 .*not valid UTF-8$/s);
+    // A chunked body goes to node:http: the same text, the same refusal.
+    const handed = new Client(server.port);
+    handed.socket.write(chunked(Buffer.from("grüße, 🙂")), "latin1");
+    await handed.waitFor(Buffer.from("echo grüße, 🙂").toString("latin1"));
+    const refused = new Client(server.port);
+    refused.socket.write(chunked(notUtf8), "latin1");
+    assert.match(await refused.waitFor("UTF-8"), /^HTTP\/1\.1 400 .*not valid UTF-8$/s);
+    for (const client of [plain, handed, refused]) client.socket.destroy();
   });
 });
 
@@ -327,9 +356,9 @@ test("targetUrl() reads an origin-form target as a path, never as a host, and ne
 });
 
 /** What a handler saw of a request, the same way from either server, for comparing them. */
-function echoOf(method: string, url: URL, header: (name: string) => string | null, body: Uint8Array): string {
+function echoOf(method: string, url: URL, header: (name: string) => string | null, body: string): string {
   const headers = ["host", "x-a", "content-type", "content-length", "last-event-id"].map((name) => [name, header(name)]);
-  return JSON.stringify({ method, target: url.pathname + url.search, headers, body: Buffer.from(body).toString("latin1") });
+  return JSON.stringify({ method, target: url.pathname + url.search, headers, body });
 }
 
 /** Sends raw bytes on a fresh connection; resolves with the first answer's status and body (or "none"). */
@@ -363,7 +392,14 @@ test("for any request, the bare path's reading agrees with node:http's own", asy
         const found = req.headers[name];
         return found === undefined ? null : Array.isArray(found) ? found.join(", ") : found;
       };
-      const echo = echoOf(req.method!, targetUrl(req.url!), value, Buffer.concat(parts));
+      // What the bare path's text() gives: the body as UTF-8, or a refusal (400) when it is not.
+      let body: string;
+      try {
+        body = utf8Text(Buffer.concat(parts));
+      } catch {
+        return void res.writeHead(400).end();
+      }
+      const echo = echoOf(req.method!, targetUrl(req.url!), value, body);
       res.setHeader("content-length", Buffer.byteLength(echo));
       res.end(echo);
     });
@@ -376,7 +412,7 @@ test("for any request, the bare path's reading agrees with node:http's own", asy
     ...DEADLINES,
     handler: async (request) => {
       // A client that gave up mid-body (a declared length never sent) has nobody left to answer.
-      const body = await request.body(1 << 20).catch(() => undefined);
+      const body = await request.text(1 << 20).catch(() => undefined);
       return body === undefined ? { status: 400, headers: {}, body: "" } : { status: 200, headers: {}, body: echoOf(request.method, request.url, request.header, body) };
     },
   }).catch(async (error) => {
@@ -384,7 +420,8 @@ test("for any request, the bare path's reading agrees with node:http's own", asy
     await new Promise((resolve) => reference.close(resolve));
     throw error;
   });
-  const piece = fc.constantFrom("", " ", "\t", "\r", "\n", "\r\n", "\0", "é", "\xff", ":", ",", "a", "0", "5", "-", "/", "?", "%", "x-a");
+  // "Ã©" is "é" in UTF-8 read as latin1 (a body's text is UTF-8); "é" and "\xff" alone are not UTF-8.
+  const piece = fc.constantFrom("", " ", "\t", "\r", "\n", "\r\n", "\0", "é", "Ã©", "\xff", ":", ",", "a", "0", "5", "-", "/", "?", "%", "x-a");
   const text = fc.array(piece, { maxLength: 6 }).map((parts) => parts.join(""));
   const request = fc.record({
     method: fc.constantFrom("GET", "POST", "PUT", "get", "GET "),

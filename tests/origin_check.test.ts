@@ -15,7 +15,7 @@ async function statusOf(headers: Record<string, string>, method = "POST", path =
     url: new URL(`http://localhost${path}`),
     header: (name) => headers[name] ?? null,
     headerBytes: () => 0,
-    body: () => Promise.resolve(new Uint8Array()),
+    text: () => Promise.resolve(""),
     clientGone: () => new AbortController().signal,
   };
   return (await handler(request)).status;

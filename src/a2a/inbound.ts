@@ -8,7 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
 import { jsonResponse, jsonTextResponse } from "../http/responses.ts";
-import { type AgentName, decodeUtf8, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
+import { type AgentName, type Envelope, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl, strictAgentCard } from "./agent_card.ts";
 import { heldJsonAnswer } from "./held_answer.ts";
@@ -102,7 +102,7 @@ export async function handleA2a(
     });
   }
   const agent = parseAgentName(name, "agent");
-  const text = decodeUtf8(await request.body(options.maxBodyBytes));
+  const text = await request.text(options.maxBodyBytes);
   let rpcId: string | number | null = null;
   try {
     const call = parseCall(text);

@@ -1,6 +1,6 @@
 /** A stopping broker's refusal of an A2A call that still arrives: a JSON-RPC error, as an A2A client reads one. */
 import type { InteropError } from "../errors.ts";
-import { decodeUtf8, refuseDeepJson } from "../message.ts";
+import { refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX } from "./agent_card.ts";
 import { refusalResponse } from "./inbound.ts";
@@ -23,7 +23,7 @@ export async function stoppedCallAnswer(request: IncomingRequest, refusal: Inter
 
 async function callId(request: IncomingRequest, maxBodyBytes: number): Promise<string | number | null> {
   try {
-    const text = decodeUtf8(await request.body(maxBodyBytes));
+    const text = await request.text(maxBodyBytes);
     refuseDeepJson(text);
     const { id } = JSON.parse(text);
     return typeof id === "string" || (typeof id === "number" && Number.isFinite(id)) ? id : null;

@@ -60,7 +60,7 @@ export async function readMessageInput(command: string, positionals: string[], d
  */
 function dataPayload(command: string, data: string): Payload {
   try {
-    return parsePayload(new TextEncoder().encode(data), "application/json");
+    return parsePayload(data, "application/json");
   } catch (error) {
     if (!(error instanceof InteropError)) throw error;
     const detail = error.code === "invalid_json"

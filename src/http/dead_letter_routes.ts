@@ -11,7 +11,7 @@ import { heldAnswer, jsonResponse, jsonTextResponse } from "./responses.ts";
 export async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "park dead letters for");
-  const { id, reason } = parsePayload(await request.body(64 * 1024), request.header("content-type"));
+  const { id, reason } = parsePayload(await request.text(64 * 1024), request.header("content-type"));
   if (!Number.isSafeInteger(id) || typeof reason !== "string" || reason === "") {
     throw new InteropError("invalid_body", 'Invalid dead letter: send {"id": MESSAGE_ID, "reason": "why the receiver refused it"}');
   }

@@ -8,7 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { StreamStart } from "../broker/stream_start.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, decodeUtf8, type Envelope, messageKey, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
+import { type AgentName, type Envelope, messageKey, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { headerText } from "./header_text.ts";
@@ -94,8 +94,7 @@ async function publish(
     ? parseAgentName(named ?? DEFAULT_NTFY_SENDER, "sender")
     : caller.agent;
   if (named !== undefined) authorize(caller, parseAgentName(named, "sender"), "publish as");
-  const body = await request.body(maxBodyBytes);
-  const text = decodeUtf8(body);
+  const text = await request.text(maxBodyBytes);
   // At the root, ntfy takes a JSON object naming the topic; under a topic, the body is the message text.
   const fields = path.topic === undefined ? jsonPublish(text) : { topic: path.topic, ...headerFields(request), message: text };
   if (fields.message.trim() === "") throw new InteropError("invalid_body", "Empty message: the body is the message text");

@@ -136,7 +136,7 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   if (holdReplyMs !== undefined && (to === undefined || isBatch(contentType))) {
     throw new InteropError("invalid_query", "hold_reply holds the reply to one question: publish one message, with to=NAME");
   }
-  const body = await request.body(maxBodyBytes);
+  const body = await request.text(maxBodyBytes);
   // A batch (one JSON object per line) is committed at once: all of it, or none.
   const payloads = isBatch(contentType) ? parseBatch(body) : [parsePayload(body, contentType)];
   const options = { replyTo, idempotencyKey: parseIdempotencyKey(request), queued: request.ordered };

@@ -173,7 +173,7 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
   authorize(caller, from, "ask as");
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
-  const payload = parsePayload(await request.body(maxBodyBytes), request.header("content-type"));
+  const payload = parsePayload(await request.text(maxBodyBytes), request.header("content-type"));
   const settled = settling(request.clientGone());
   const { result: { question, reply }, revoked } = await untilRevoked(
     auth,

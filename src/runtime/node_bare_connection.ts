@@ -8,7 +8,7 @@ import process from "node:process";
 import { responseHead, writeBody } from "./node_bare_response.ts";
 import type { NodeConnections } from "./node_connections.ts";
 import { NodeSink } from "./node_sink.ts";
-import { refuseDeclaredPastLimit } from "./read_body.ts";
+import { latin1BodyText, refuseDeclaredPastLimit } from "./read_body.ts";
 import { parseRequestHead, type RequestHead, targetUrl } from "./request_head.ts";
 import {
   type Handler,
@@ -34,7 +34,6 @@ const IDLE_CUT_MS = KEEP_ALIVE_MS + KEEP_ALIVE_GRACE_MS;
 const MAX_BARE_BODY_BYTES = 64 * 1024;
 /** A connection's requests handled at once: a client that pipelines cannot pile up unbounded work. */
 const MAX_IN_FLIGHT = 16;
-const NO_BODY = new Uint8Array(0);
 const PLAIN_STARTS = ["GET /", "POST /"];
 const STRAY_LINE_BREAK = /\r(?!\n|$)|(?<!\r)\n/;
 
@@ -176,8 +175,8 @@ export class BareConnection {
         return false;
       }
       if (head.method === "GET" && this.#unanswered > 0) return true;
-      // latin1 keeps one character per byte, so the body's bytes come back exactly.
-      const body = head.bodyBytes === 0 ? NO_BODY : Buffer.from(received.slice(this.#bodyStart, bodyEnd), "latin1");
+      // latin1 keeps one character per byte, so the body's bytes are there exactly.
+      const body = received.slice(this.#bodyStart, bodyEnd);
       this.#received = received.slice(bodyEnd);
       this.#head = undefined;
       this.#leaveIdle();
@@ -197,7 +196,7 @@ export class BareConnection {
     for (const request of this.#pending) request.gone?.abort(READING_PAUSED);
   }
 
-  #start(head: RequestHead, body: Uint8Array): void {
+  #start(head: RequestHead, body: string): void {
     const request: Pending = { head, response: undefined, gone: undefined };
     this.#pending.push(request);
     this.#unordered = request;
@@ -378,16 +377,17 @@ export class BareConnection {
   }
 }
 
-function bareRequest(head: RequestHead, body: Uint8Array, clientGone: () => AbortSignal, ordered: () => void): IncomingRequest {
+/** `body`: read as latin1. */
+function bareRequest(head: RequestHead, body: string, clientGone: () => AbortSignal, ordered: () => void): IncomingRequest {
   return {
     method: head.method,
     url: targetUrl(head.target),
     header: (name) => head.headers[name.toLowerCase()] ?? null,
     headerBytes: () => head.headerBytes,
-    // async, so that a body past the cap rejects rather than throws.
-    async body(limit) {
+    // async, so that a body past the cap (or not UTF-8) rejects rather than throws.
+    async text(limit) {
       refuseDeclaredPastLimit(head.headers["content-length"] ?? null, limit);
-      return body;
+      return latin1BodyText(body);
     },
     clientGone,
     ordered,

@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { InteropError } from "../errors.ts";
 import { sweepPeriod } from "./deadline_sweep.ts";
 import { NodeConnections, rawErrorAnswer } from "./node_connections.ts";
-import { bodyReadFailure, LimitedBody, requestTimeout } from "./read_body.ts";
+import { bodyReadFailure, LimitedBody, requestTimeout, utf8Text } from "./read_body.ts";
 import { NodeSink } from "./node_sink.ts";
 import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
@@ -131,7 +131,7 @@ function fromNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): I
       }
       return total;
     },
-    body: (limit) => readNodeBody(req, limit),
+    text: async (limit) => utf8Text(await readNodeBody(req, limit)),
     clientGone() {
       if (gone === undefined) {
         const controller = gone = new AbortController();

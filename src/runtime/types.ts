@@ -8,8 +8,11 @@ export interface IncomingRequest {
   header(name: string): string | null;
   /** The size of the request's header fields (names and values), for the header cap. */
   headerBytes(): number;
-  /** Reads the whole body; rejects with `payload_too_large` past `limit` bytes. */
-  body(limit: number): Promise<Uint8Array>;
+  /**
+   * Reads the whole body as text; rejects with `payload_too_large` past `limit` bytes, `invalid_body` when it is not
+   * UTF-8. Text, not bytes: every route reads its body as text, and the bare socket has it as text already.
+   */
+  text(limit: number): Promise<string>;
   /**
    * Aborts when the client hangs up (or half-closes) before its answer was sent: a long wait left behind must not
    * take a message with it. Made on first call, so only the routes that wait pay for it.

@@ -1,5 +1,5 @@
 /** A web-standard `Request` as the core's `IncomingRequest`: how tests call the handler directly, without a server. */
-import { bodyReadFailure, readLimited, refuseDeclaredPastLimit } from "../../src/runtime/read_body.ts";
+import { bodyReadFailure, readLimited, refuseDeclaredPastLimit, utf8Text } from "../../src/runtime/read_body.ts";
 import type { IncomingRequest } from "../../src/runtime/types.ts";
 
 export function fromWebRequest(request: Request): IncomingRequest {
@@ -24,19 +24,22 @@ export function fromWebRequest(request: Request): IncomingRequest {
       if (fields === undefined) readFields();
       return fieldBytes;
     },
-    async body(limit) {
-      const declared = header("content-length");
-      try {
-        if (declared === null) return await readLimited(request.body ?? emptyChunks(), null, limit);
-        // HTTP framing holds the body to its declared length, so it is read whole.
-        refuseDeclaredPastLimit(declared, limit);
-        return new Uint8Array(await request.arrayBuffer());
-      } catch (error) {
-        throw bodyReadFailure(error);
-      }
+    async text(limit) {
+      return utf8Text(await readBody(request, header("content-length"), limit));
     },
     clientGone: () => request.signal,
   };
+}
+
+async function readBody(request: Request, declared: string | null, limit: number): Promise<Uint8Array> {
+  try {
+    if (declared === null) return await readLimited(request.body ?? emptyChunks(), null, limit);
+    // HTTP framing holds the body to its declared length, so it is read whole.
+    refuseDeclaredPastLimit(declared, limit);
+    return new Uint8Array(await request.arrayBuffer());
+  } catch (error) {
+    throw bodyReadFailure(error);
+  }
 }
 
 async function* emptyChunks(): AsyncIterable<Uint8Array> {}

@@ -1,8 +1,14 @@
-/** The suite's own cleanup: a step that throws does not leave the others undone (else a process outlives its test). */
+/** The suite's own cleanup: a step that throws leaves nothing running, and a test file always ends. */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import process from "node:process";
 import { test } from "node:test";
 import { brokerPool, type RunningBroker } from "./helpers/broker.ts";
 import { cleanUpAll } from "./helpers/clean_up_all.ts";
+import { collect, tempDir } from "./helpers/cli.ts";
+
+const LEFT_RUNNING = join(import.meta.dirname!, "fixtures", "left_running.ts");
 
 test("cleanUpAll() runs every step in order after one throws, then throws that step's error", async () => {
   const ran: string[] = [];
@@ -47,4 +53,17 @@ test("brokerPool() stops every broker it started when the first one's cleanup th
   assert.equal(hooks.length, 1);
   await assert.rejects(hooks[0](), /a token appeared in the broker's log/);
   assert.notEqual(second.child.exitCode ?? second.child.signalCode, null, "the second broker is still running");
+});
+
+test("a test file whose test never stopped its broker still ends: the broker is killed after its last test, and named", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  // The fixture runs as a test file on this runtime; a broker left running would keep a Node run from ever ending.
+  const args = "Deno" in globalThis ? ["test", "-A", LEFT_RUNNING] : ["--test", LEFT_RUNNING];
+  // Without NODE_TEST_CONTEXT, which `node --test` sets for its files: the fixture reports on its own.
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  const child = spawn(process.execPath, args, { env: { ...env, INTEROP_DATA_DIR: dir.path }, stdio: ["ignore", "pipe", "pipe"] });
+  const run = await collect(child, 120_000);
+  assert.equal(run.code, 1, "the hook's error fails the run");
+  assert.match(run.stdout + run.stderr, /warning: a test left pid \d+ running \(interop serve --port 0 --data-dir \S+\); killed/);
 });

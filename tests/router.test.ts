@@ -9,6 +9,7 @@ import { BrokerMetrics } from "../src/metrics/broker_metrics.ts";
 import { createRouter } from "../src/http/router.ts";
 import type { Handler, OutgoingResponse, StreamSink } from "../src/runtime/types.ts";
 import { isStream } from "../src/runtime/types.ts";
+import { waitFor } from "./helpers/broker.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 import { countJsonParses } from "./helpers/json_parses.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
@@ -72,6 +73,7 @@ function capture(response: OutgoingResponse): { text(): string; close(): void } 
   return { text: () => text, close: () => closed.abort() };
 }
 
+/** Time for something that must not happen to show itself (what must happen is waited for with waitFor). */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
 
 test("POST /broadcast without to delivers to the other agent and /poll returns it once", async () => {
@@ -97,7 +99,7 @@ test("GET /subscribe replays pending messages with ids and then follows live one
     assert.equal(response.headers["x-accel-buffering"], "no");
     const stream = capture(response);
     await json("POST", "/broadcast?from=hermes&to=openclaw", '{"n":2}');
-    await settle();
+    await waitFor(() => stream.text().includes("id: 2\n"), 10_000, "the live message on the stream");
     const frames = stream.text().split("\n\n").filter((frame) => frame.startsWith("id: "));
     assert.equal(frames.length, 2);
     assert.match(frames[0], /^id: 1\ndata: \{"n":1,"interop":\{"id":1,/);
@@ -112,12 +114,12 @@ test("Last-Event-ID resumes exactly after the id, and skips what a poll took", a
   await withRouter(async ({ call, json }) => {
     for (let n = 1; n <= 3; n++) await json("POST", "/broadcast?from=hermes&to=openclaw", `{"n":${n}}`);
     const first = capture(await call("GET", "/subscribe?agent=openclaw"));
-    await settle();
+    await waitFor(() => first.text().includes("id: 3\n"), 10_000, "the pending messages on the first stream");
     first.close();
     for (let n = 4; n <= 5; n++) await json("POST", "/broadcast?from=hermes&to=openclaw", `{"n":${n}}`);
     assert.deepEqual((await json("GET", "/poll?agent=openclaw&limit=1")).body.map((m: any) => m.n), [4]);
     const resumed = capture(await call("GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "2" }));
-    await settle();
+    await waitFor(() => resumed.text().includes("id: 5\n"), 10_000, "the resumed stream to reach message 5");
     const ids = [...resumed.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     assert.deepEqual(ids, [3, 5]);
     resumed.close();
@@ -200,10 +202,10 @@ test("a second stream for an agent replaces the first, which is told why: an SSE
     const first = capture(await call("GET", "/subscribe?agent=openclaw", undefined, sse));
     // The old bridge's client asks for nothing and writes every data: line to its pipe as a message.
     const plain = capture(await call("GET", "/subscribe?agent=openclaw"));
-    await settle();
+    await waitFor(() => first.text().includes("event: replaced"), 10_000, "the first stream to be told");
     assert.match(first.text(), /event: replaced\ndata: \{"reason":"a newer stream for openclaw took over"\}\n\n$/);
     const second = capture(await call("GET", "/subscribe?agent=openclaw", undefined, sse));
-    await settle();
+    await waitFor(() => plain.text().includes(": replaced"), 10_000, "the plain stream to be told");
     assert.match(plain.text(), /: replaced: a newer stream for openclaw took over\n\n$/);
     assert.doesNotMatch(plain.text(), /^(data|event):/m);
     assert.doesNotMatch(second.text(), /replaced/);
@@ -694,9 +696,9 @@ test("POST /broadcast?hold_reply=S holds the reply from the sender's stream from
       assert.equal(JSON.parse(bodyText(shown)).interop.id, reply.body.id);
       const taken = await json("GET", `/poll?agent=hermes&take=${reply.body.id}&lease_id=${shown.headers["interop-lease"]}`);
       assert.deepEqual(taken.body.map((message: { text: string }) => message.text), ["yes"]);
-      await settle();
+      // "after" came after "yes": once it is on the stream, "yes" would be too had the stream taken it.
+      await waitFor(() => /"after"/.test(stream.text()), 10_000, "the stream to go on past the taken reply");
       assert.doesNotMatch(stream.text(), /"yes"/);
-      assert.match(stream.text(), /"after"/);
     } finally {
       stream.close();
     }

@@ -23,7 +23,7 @@ export async function describePortHolder(hostname: string, port: number): Promis
     const details = known.length > 0
       ? known.join(", ")
       : `it has tokens: its pid, version and data dir show with one: interop status --url http://${address} --token-file FILE`;
-    return `An interop broker is already running on ${address} (${details}); use it, or stop it first: never run two brokers`;
+    return `An interop broker is already running on ${address} (${details}); use it, or stop it first (a broker on another --port with a data dir of its own has inboxes of its own)`;
   }
   if ("queues" in status && "subscribers" in status) {
     return `Port ${address} is held by the old bridge (interop-server.py answers its /status); stop it: interop serves its clients unchanged`;

@@ -6,9 +6,10 @@ import { type AddressInfo, createServer as createTcpServer, type Socket } from "
 import { join } from "node:path";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
-import { startTcpRelay } from "../helpers/tcp_relay.ts";
+import { startTcpRelay, type TcpRelay } from "../helpers/tcp_relay.ts";
 
 /** A URL where nothing listens: a port just taken from the kernel and given back. */
 async function deadUrl(): Promise<string> {
@@ -78,11 +79,12 @@ test("a broker that takes the connection but never answers is left for the next 
 
 test("an ask whose connection breaks after the broker had it is not asked again on the next broker", async (t) => {
   const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
-  t.after(() => broker.cleanup());
-  const relay = await startTcpRelay(broker.url);
-  t.after(() => relay.close());
+  let relay: TcpRelay | undefined;
   let ask: ReturnType<typeof spawnCli> | undefined;
-  t.after(() => void ask?.kill());
+  // One hook, the broker last: a later hook does not run once the broker's cleanup throws, and the relay would keep
+  // the test run from ending.
+  t.after(() => cleanUpAll(() => void ask?.kill(), () => relay?.close(), () => broker.cleanup()));
+  relay = await startTcpRelay(broker.url);
   ask = spawnCli(["ask", "--url", `${relay.url},${broker.url}`, "--from", "hermes", "--to", "openclaw", "--timeout", "2s", "only once?"]);
   const questions = async () => (await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json()).length;
   await waitFor(async () => (await questions()) === 1, 10_000, "the question in openclaw's inbox");

@@ -39,7 +39,7 @@ test("serve on a port held by a broker with tokens says what is known, never 'un
     assert.equal(
       second.stderr,
       `error: An interop broker is already running on 127.0.0.1:${first.port} (it has tokens: its pid, version and data dir show ` +
-        `with one: interop status --url http://127.0.0.1:${first.port} --token-file FILE); use it, or stop it first: never run two brokers\n`,
+        `with one: interop status --url http://127.0.0.1:${first.port} --token-file FILE); use it, or stop it first (a broker on another --port with a data dir of its own has inboxes of its own)\n`,
     );
   } finally {
     await first.cleanup();

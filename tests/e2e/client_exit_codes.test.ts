@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { startBroker } from "../helpers/broker.ts";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli } from "../helpers/cli.ts";
 
 /** Starts an HTTP server on a free loopback port; the test closes it. */
@@ -60,9 +61,11 @@ function oneLine(stderr: string): void {
 
 test("send whose answer was lost exits 11 naming its key, and a retry with that key stores the message once", async (t) => {
   const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
-  t.after(() => broker.cleanup());
-  const proxy = await answerLosingProxy(broker.url);
-  t.after(() => close(proxy.server));
+  let proxy: { url: string; server: Server } | undefined;
+  // One hook, the proxy first: a later hook does not run once the broker's cleanup throws, and the proxy would keep
+  // the test run from ending.
+  t.after(() => cleanUpAll(() => proxy && close(proxy.server), () => broker.cleanup()));
+  proxy = await answerLosingProxy(broker.url);
 
   const lost = await runCli(["send", "-u", proxy.url, "-f", "hermes", "-t", "openclaw", "pay invoice 42"]);
   assert.equal(lost.code, 11, lost.stderr);
@@ -90,9 +93,11 @@ test("send whose answer was lost exits 11 naming its key, and a retry with that 
 
 test("ask and agent add whose answer was lost exit 11: the question may have been asked, the agent added", async (t) => {
   const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
-  t.after(() => broker.cleanup());
-  const proxy = await answerLosingProxy(broker.url);
-  t.after(() => close(proxy.server));
+  let proxy: { url: string; server: Server } | undefined;
+  // One hook, the proxy first: a later hook does not run once the broker's cleanup throws, and the proxy would keep
+  // the test run from ending.
+  t.after(() => cleanUpAll(() => proxy && close(proxy.server), () => broker.cleanup()));
+  proxy = await answerLosingProxy(broker.url);
   const asked = await runCli(["ask", "-u", proxy.url, "-f", "hermes", "-t", "openclaw", "--timeout", "1s", "ready?"]);
   assert.equal(asked.code, 11, asked.stderr);
   assert.match(asked.stderr, /^error: No answer from the broker at http:\/\/127\.0\.0\.1:\d+ \(.+\) after the request went out: it may have been done\n$/);

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { type CliResult, collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
 import { stopAll, stopListen } from "../helpers/listener.ts";
@@ -16,10 +17,16 @@ const WAITING = /another reader for hermes took over the stream; waiting for it 
 /** A broker with tokens on, and a token each for hermes (who listens) and openclaw (who sends). */
 async function brokerWithTokens(dir: string): Promise<{ broker: RunningBroker; hermes: string; openclaw: string }> {
   const broker = await startBroker({ dataDir: dir });
-  const hermes = await createToken(dir, "hermes");
-  const openclaw = await createToken(dir, "openclaw");
-  await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens to take effect");
-  return { broker, hermes, openclaw };
+  try {
+    const hermes = await createToken(dir, "hermes");
+    const openclaw = await createToken(dir, "openclaw");
+    await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens to take effect");
+    return { broker, hermes, openclaw };
+  } catch (error) {
+    // The caller never held this broker: stopped here, or it would keep the test run from ending.
+    await broker.cleanup();
+    throw error;
+  }
 }
 
 /** Starts `listen -a hermes` to stdout with hermes's token; `output()` is what it printed so far. */
@@ -276,11 +283,7 @@ test("listen --out with a new state file does not resume after a last line anoth
   const dir = tempDir();
   let a: RunningBroker | undefined;
   let b: RunningBroker | undefined;
-  t.after(async () => {
-    await a?.cleanup();
-    await b?.cleanup();
-    dir.cleanup();
-  });
+  t.after(() => cleanUpAll(() => a?.cleanup(), () => b?.cleanup(), dir.cleanup));
   a = await startBroker();
   b = await startBroker();
   const out = join(dir.path, "out.jsonl");
@@ -359,12 +362,9 @@ test("listen --pipe writes a line larger than the pipe's buffer whole, in order,
 test("a broker restarted on a fresh data dir while listen waits for another reader does not stop listen (no exit 9): it resumes there", async (t) => {
   const dir = tempDir();
   const held: { brokers: RunningBroker[]; listen?: ChildProcess; peek?: SseConnection } = { brokers: [] };
-  t.after(async () => {
-    held.peek?.close();
-    await stopAll(held.listen);
-    for (const broker of held.brokers) await broker.cleanup();
-    dir.cleanup();
-  });
+  t.after(() =>
+    cleanUpAll(() => held.peek?.close(), () => stopAll(held.listen), ...held.brokers.map((broker) => () => broker.cleanup()), dir.cleanup)
+  );
   const first = await startBroker({ dataDir: join(dir.path, "one") });
   held.brokers.push(first);
   // bob, not hermes: a fresh data dir starts with hermes and openclaw already known.
@@ -414,11 +414,7 @@ const agentsOf = async (url: string): Promise<string[]> => Object.keys((await (a
 async function bobListening(t: TestContext) {
   const dir = tempDir();
   const held: { brokers: RunningBroker[]; listen?: ChildProcess } = { brokers: [] };
-  t.after(async () => {
-    await stopAll(held.listen);
-    for (const broker of held.brokers) await broker.cleanup();
-    dir.cleanup();
-  });
+  t.after(() => cleanUpAll(() => stopAll(held.listen), ...held.brokers.map((broker) => () => broker.cleanup()), dir.cleanup));
   const started = (broker: RunningBroker) => (held.brokers.push(broker), broker);
   const first = started(await startBroker({ dataDir: join(dir.path, "one") }));
   const listener = listenAsBob(first.url, join(dir.path, "state.json"));

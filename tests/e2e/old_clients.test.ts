@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { join } from "node:path";
-import process from "node:process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { makeFifo, readFifo } from "../helpers/fifo.ts";
+import { stopListen } from "../helpers/listener.ts";
 
 const run = promisify(execFile);
 const OLD_CLIENT = fileURLToPath(new URL("../fixtures/hermes-sse-client.py", import.meta.url));
@@ -66,10 +67,7 @@ test("the old Python SSE client and plain curl work unchanged against the old ro
     const messages = reader.lines.map((line) => JSON.parse(line).message);
     assert.deepEqual([...new Set(messages)], ["hello hermes", "second", "after the restart"], reader.lines.join("\n"));
   } finally {
-    process.kill(python.pid!, "SIGKILL");
-    await reader.stop();
-    await again?.cleanup();
-    await broker.cleanup();
-    dir.cleanup();
+    // A client that exited already is not killed again (process.kill would throw ESRCH and leave the brokers running).
+    await cleanUpAll(() => stopListen(python, "SIGKILL"), () => reader.stop(), () => again?.cleanup(), () => broker.cleanup(), dir.cleanup);
   }
 });

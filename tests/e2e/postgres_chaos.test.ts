@@ -10,6 +10,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { allAckedDelivered, checkLedger, Ledger, Publisher, readDeliveriesFile } from "../helpers/ledger.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
@@ -38,11 +39,13 @@ test(`three brokers on one PostgreSQL under ${CHAOS_SECONDS} s of broker SIGKILL
   const dir = tempDir();
   const brokers: RunningBroker[] = [];
   const inboxes: Inbox[] = [];
-  t.after(async () => {
-    for (const inbox of inboxes) await stopListen(inbox.listener, "SIGKILL");
-    for (const broker of brokers) await broker.cleanup();
-    dir.cleanup();
-  });
+  t.after(() =>
+    cleanUpAll(
+      ...inboxes.map((inbox) => () => stopListen(inbox.listener, "SIGKILL")),
+      ...brokers.map((broker) => () => broker.cleanup()),
+      dir.cleanup,
+    )
+  );
   const start = (port = 0) => startBroker({ port, args: ["--database-url", url, "--agents", AGENTS.join(",")] });
   for (let n = 0; n < BROKERS; n++) brokers.push(await start());
   for (const [index, agent] of AGENTS.entries()) {

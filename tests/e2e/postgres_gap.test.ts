@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import postgres from "postgres";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
@@ -26,11 +27,13 @@ test("publishers on three brokers into each inbox with delayed COMMITs: a stream
   const brokers: RunningBroker[] = [];
   const streams: SseConnection[] = [];
   const admin = postgres(url, { max: 1, onnotice: () => {} });
-  t.after(async () => {
-    for (const stream of streams) stream.close();
-    for (const broker of brokers) await broker.cleanup();
-    await admin.end();
-  });
+  t.after(() =>
+    cleanUpAll(
+      () => streams.forEach((stream) => stream.close()),
+      ...brokers.map((broker) => () => broker.cleanup()),
+      () => admin.end(),
+    )
+  );
   for (let n = 0; n < BROKERS; n++) brokers.push(await startBroker({ args: ["--database-url", url] }));
   // Test only: every transaction that stored a message sleeps 0–50 ms at COMMIT, after it took its ids, so a
   // writer that took a higher id often commits first.

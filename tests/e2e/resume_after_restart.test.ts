@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { startTcpRelay, type TcpRelay } from "../helpers/tcp_relay.ts";
@@ -36,12 +37,14 @@ function startedByTest(t: TestContext) {
   const started: RunningBroker[] = [];
   const relays: TcpRelay[] = [];
   const aborts: AbortController[] = [];
-  t.after(async () => {
-    for (const abort of aborts) abort.abort();
-    for (const relay of relays) await relay.close();
-    for (const broker of started) await broker.cleanup();
-    dir.cleanup();
-  });
+  t.after(() =>
+    cleanUpAll(
+      () => aborts.forEach((abort) => abort.abort()),
+      ...relays.map((relay) => () => relay.close()),
+      ...started.map((broker) => () => broker.cleanup()),
+      dir.cleanup,
+    )
+  );
   return { dir, started, relays, aborts };
 }
 

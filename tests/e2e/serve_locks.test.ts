@@ -15,7 +15,7 @@ test("interop serve refuses to start when an interop broker holds the port, and 
     assert.equal(second.code, 6);
     assert.equal(
       second.stderr,
-      `error: An interop broker is already running on 127.0.0.1:${first.port} (pid ${first.pid}, version 1.0.0, data dir ${first.dataDir}); use it, or stop it first: never run two brokers\n`,
+      `error: An interop broker is already running on 127.0.0.1:${first.port} (pid ${first.pid}, version 1.0.0, data dir ${first.dataDir}); use it, or stop it first (a broker on another --port with a data dir of its own has inboxes of its own)\n`,
     );
     assert.equal((await publish(first.url, "hermes", "openclaw", { still: "serving" })).status, 200);
   } finally {

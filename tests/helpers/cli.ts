@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -45,11 +46,33 @@ export function spawnCli(args: string[], env: Record<string, string> = {}, openF
   const [command, prefix] = cliCommand();
   const limited = openFiles === undefined ? [] : ["bash", "-c", `ulimit -n ${openFiles} && exec "$@"`, "bash"];
   const [program, ...programArgs] = [...limited, command, ...prefix, ...args];
-  return spawn(program, programArgs, {
+  const child = spawn(program, programArgs, {
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
+  running.set(child, `interop ${args.join(" ")}`);
+  child.once("close", () => running.delete(child));
+  return child;
 }
+
+/** Every child spawnCli started that has not exited yet, with the command it runs. */
+const running = new Map<ChildProcess, string>();
+
+// The backstop for a test whose own cleanup did not run (a test's after-hooks stop at the first that throws): what
+// is still running once the file's tests have ended is SIGKILLed by PID and named, else the Node run never ends.
+after(async () => {
+  const left = [...running].filter(([child]) => child.pid !== undefined && child.exitCode === null && child.signalCode === null);
+  for (const [child, command] of left) {
+    process.stderr.write(`warning: a test left pid ${child.pid} running (${command}); killed\n`);
+    try {
+      process.kill(child.pid!, "SIGKILL");
+    } catch (error) {
+      // It exited after the check, before Node read its exit status: "close" still comes.
+      if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+    }
+  }
+  await Promise.all(left.map(([child]) => new Promise((resolve) => child.once("close", resolve))));
+});
 
 /** Waits for a child to exit and gathers its output. */
 export function collect(child: ChildProcess, timeoutMs = 30_000): Promise<CliResult> {

@@ -1,0 +1,69 @@
+/** The suite's own cleanup: a step that throws leaves nothing running, and a test file always ends. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { brokerPool, type RunningBroker } from "./helpers/broker.ts";
+import { cleanUpAll } from "./helpers/clean_up_all.ts";
+import { collect, tempDir } from "./helpers/cli.ts";
+
+const LEFT_RUNNING = join(import.meta.dirname!, "fixtures", "left_running.ts");
+
+test("cleanUpAll() runs every step in order after one throws, then throws that step's error", async () => {
+  const ran: string[] = [];
+  await assert.rejects(
+    cleanUpAll(
+      () => void ran.push("first"),
+      () => {
+        ran.push("second");
+        throw new Error("a token appeared in the broker's log");
+      },
+      undefined,
+      async () => void ran.push("third"),
+    ),
+    /a token appeared in the broker's log/,
+  );
+  assert.deepEqual(ran, ["first", "second", "third"]);
+});
+
+test("cleanUpAll() throws every error when several steps throw", async () => {
+  await assert.rejects(cleanUpAll(() => Promise.reject(new Error("one")), () => {
+    throw new Error("two");
+  }), (error: AggregateError) => {
+    assert.deepEqual(error.errors.map((each: Error) => each.message), ["one", "two"]);
+    return true;
+  });
+});
+
+test("brokerPool() stops every broker it started when the first one's cleanup throws", async (t) => {
+  const hooks: (() => Promise<void>)[] = [];
+  const start = brokerPool({ after: (fn) => hooks.push(fn) });
+  const started: RunningBroker[] = [];
+  // Whatever the pool does, this test leaves nothing running.
+  t.after(() => cleanUpAll(...started.map((broker) => () => broker.stop("SIGKILL"))));
+  for (let n = 0; n < 2; n++) started.push(await start());
+  const [first, second] = started;
+  const cleanup = first.cleanup;
+  // As when a token appears in its log: stopped, then the check throws.
+  first.cleanup = async () => {
+    await cleanup();
+    throw new Error("a token appeared in the broker's log");
+  };
+  assert.equal(hooks.length, 1);
+  await assert.rejects(hooks[0](), /a token appeared in the broker's log/);
+  assert.notEqual(second.child.exitCode ?? second.child.signalCode, null, "the second broker is still running");
+});
+
+test("a test file whose test never stopped its broker still ends: the broker is killed after its last test, and named", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  // The fixture runs as a test file on this runtime; a broker left running would keep a Node run from ever ending.
+  const args = "Deno" in globalThis ? ["test", "-A", LEFT_RUNNING] : ["--test", LEFT_RUNNING];
+  // Without NODE_TEST_CONTEXT, which `node --test` sets for its files: the fixture reports on its own.
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  const child = spawn(process.execPath, args, { env: { ...env, INTEROP_DATA_DIR: dir.path }, stdio: ["ignore", "pipe", "pipe"] });
+  const run = await collect(child, 120_000);
+  assert.equal(run.code, 1, "the hook's error fails the run");
+  assert.match(run.stdout + run.stderr, /warning: a test left pid \d+ running \(interop serve --port 0 --data-dir \S+\); killed/);
+});

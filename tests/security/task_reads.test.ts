@@ -105,3 +105,27 @@ test("task listings asked for together read within the caller's memory for answe
   assert.equal(readingTogether, 4, "four read at once");
   assert.deepEqual(refusedAtOnce, Array(4).fill("too_many_requests"), "the others were refused before reading");
 });
+
+test("a task listing whose tasks take long to read lets other requests in between two of them", async (t) => {
+  // A turn every read of 10 tasks: 10 tasks of 1 MiB and their replies at a time, and /status waited seconds.
+  const { broker, store } = await openBroker(t);
+  const outcome = store.outcome.bind(store);
+  store.outcome = (id) => {
+    const until = performance.now() + 15;
+    while (performance.now() < until); // a task as slow to read as one of a few MiB on a loaded machine
+    return outcome(id);
+  };
+  let turns = 0;
+  let listing = true;
+  const ticker = (async () => {
+    while (listing) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      turns++;
+    }
+  })();
+  const tasks = await recentTasks(broker, "all", hermes);
+  listing = false;
+  await ticker;
+  assert.equal(tasks.length, TASKS);
+  assert.ok(turns >= TASKS / 2, `other work had ${turns} turns while ${TASKS} tasks were read`);
+});

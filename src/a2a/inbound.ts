@@ -159,7 +159,8 @@ async function taskList(broker: Broker, request: IncomingRequest, caller: Caller
   if (request.method !== "GET") {
     return errorResponse(new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${A2A_PREFIX}: use GET`), { allow: "GET" });
   }
-  return jsonResponse(200, { tasks: await recentTasks(broker, caller === "anyone" || caller.admin ? "all" : caller.agent) });
+  const viewer = caller === "anyone" || caller.admin ? "all" : caller.agent;
+  return jsonResponse(200, { tasks: await recentTasks(broker, viewer, caller === "anyone" ? DEFAULT_A2A_SENDER : caller.agent) });
 }
 
 function splitPath(pathname: string): { agent: string; rest: string } {

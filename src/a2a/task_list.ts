@@ -16,12 +16,6 @@ const MAX_PAGE_SIZE = 100;
  */
 const MAX_SCANNED = 200;
 /**
- * Messages one ListTasks read asks the store for: each read holds its messages whole, and a page of 100 messages of
- * 1 MiB was 100 MiB at once (with the answer's 100 tasks, four calls at once took a 512 MiB heap down).
- */
-const READ_PAGE = 10;
-
-/**
  * The caller's tasks sent to `agent`, newest first, by `contextId` and `status` when given; paged by message id. As
  * the answer's body: the result's JSON text between `around.open` and `around.close` (the JSON-RPC answer's), each
  * task encoded once, in the version's shape, to hold the page to the budget and to answer (encoded again in the
@@ -42,7 +36,9 @@ export async function listTasks(
   // Held to the budget of a /poll answer, as the tasks carry their messages: a page ends early, with its token. And
   // to the memory for answers not read yet: 30 unread pages of 1 MiB tasks kept /status waiting 24 s (review27).
   const answer = broker.answer(({ task }: ListedTask) => JSON.stringify(version === "1.0" ? task : toV03Task(task)), sender);
-  return await heldAnswer(answer, async () => ({ body: await listedPage(broker, sender, agent, query, answer, around) }));
+  // Reserved as a /poll's read is: a call's store reads hold messages whole whether or not their tasks are listed (a
+  // filter may pass them by), and calls that all passed the hold's check read at once, however many came together.
+  return await heldAnswer(answer, async () => ({ body: await answer.reserved(() => listedPage(broker, sender, agent, query, answer, around)) }));
 }
 
 /** What one ListTasks call asks for, checked before anything is read. */
@@ -128,26 +124,28 @@ async function listedPage(
   const listed: ListedTask[] = [];
   let before = query.before;
   let scanned = 0;
-  let exhausted = false;
-  while (listed.length < pageSize && scanned < MAX_SCANNED && !answer.cut) {
-    const page = await broker.tasks.sentWithKeyPrefix(taskKeyPrefix(agent), { sender, recipient: agent }, before, READ_PAGE);
-    exhausted = page.length < READ_PAGE;
-    for (const envelope of page) {
-      const task = await taskOfMessage(broker, envelope);
-      const since = updatedSince === undefined || Date.parse(task.status.timestamp) >= updatedSince;
-      if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state) && since) {
-        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, query.historyLength);
-        const item = { id: envelope.id, task: shown };
-        if ((await answer.fitSliced([item])).length === 0) break;
-        listed.push(item);
-      }
-      scanned++;
-      before = envelope.id;
-      if (listed.length === pageSize) break;
+  let exhausted = true;
+  for await (const envelope of broker.tasks.sentWithKeyPrefix(taskKeyPrefix(agent), { sender, recipient: agent }, query.before)) {
+    if (scanned === MAX_SCANNED) {
+      exhausted = false;
+      break;
     }
-    if (exhausted) break;
+    const task = await taskOfMessage(broker, envelope);
+    const since = updatedSince === undefined || Date.parse(task.status.timestamp) >= updatedSince;
+    if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state) && since) {
+      const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, query.historyLength);
+      const item = { id: envelope.id, task: shown };
+      if ((await answer.fitSliced([item])).length === 0) break;
+      listed.push(item);
+    }
+    scanned++;
+    before = envelope.id;
+    if (listed.length === pageSize) {
+      exhausted = false;
+      break;
+    }
   }
-  const more = !exhausted || listed.length === pageSize || answer.cut;
+  const more = !exhausted || answer.cut;
   const close = `],"nextPageToken":${JSON.stringify(more ? String(before) : "")},"pageSize":${pageSize}}`;
   return await answer.body(listed, `${around.open}{"tasks":[`, ",", close + around.close);
 }

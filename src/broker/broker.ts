@@ -173,6 +173,7 @@ export class Broker {
       agents: this.#agents,
       taken: this.#deliveries.taken,
       now: this.#now,
+      maxMessageBytes: options.maxMessageBytes,
       asTake: (agent, work) => this.leases.take(agent, undefined, work),
     });
     this.#publishes = new Publishes({

@@ -94,7 +94,7 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     limit: number,
     keep: (envelope: Item) => boolean,
   ): Promise<Item[]> {
-    return await this.#reserved(async () => {
+    return await this.reserved(async () => {
       const chosen: Item[] = [];
       let rows = 0;
       let page = Math.min(limit, FIRST_PAGE);
@@ -110,8 +110,11 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     });
   }
 
-  /** Runs `read` with a full answer's memory reserved (`AnswerHold.reserve`): refused at once when there is none. */
-  async #reserved<T>(read: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `read` with a full answer's memory reserved (`AnswerHold.reserve`): refused at once when there is none. What
+   * `read` holds of the store while it reads is bounded so too (by the answers that may read at once, four per agent).
+   */
+  async reserved<T>(read: () => Promise<T>): Promise<T> {
     this.#hold?.reserve(this.#budget);
     try {
       return await read();
@@ -131,7 +134,7 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     limit: number,
     keep: (item: Item) => boolean = () => true,
   ): Promise<Item[]> {
-    return await this.#reserved(async () => {
+    return await this.reserved(async () => {
       const pages: Item[][] = [];
       let rows = 0;
       let beforeId = Number.MAX_SAFE_INTEGER;

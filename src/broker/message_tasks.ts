@@ -6,7 +6,20 @@ import type { AgentName, Envelope } from "../message.ts";
 import type { InboxRecord, MessageOutcome, MessageStore, Parties } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { CommitQueue } from "./commit_queue.ts";
+import { setTimeout } from "node:timers";
+import { messagesPerRead } from "./read_pages.ts";
 import { settled } from "./shared_waiters.ts";
+
+/**
+ * Tasks' messages one read of the store asks for at most: each read holds its messages whole (fewer when
+ * --max-body-bytes is large, see `messagesPerRead`). A page of 100 messages of 1 MiB was 100 MiB at once.
+ */
+const TASKS_PER_READ = 10;
+/**
+ * The longest a task listing reads before other requests get a turn. A turn per read of 10 was 10 tasks and their
+ * replies at a time (30 MiB of 1 MiB messages): four ListTasks passing 200 such tasks by held /status 12.5 s (load 17-21).
+ */
+const SLICE_MS = 10;
 
 export interface MessageTasksDeps {
   store: MessageStore;
@@ -15,6 +28,8 @@ export interface MessageTasksDeps {
   /** The broker's messages taken out of order, above their inbox's cursor (a withdrawal adds to them). */
   taken: Set<number>;
   now(): number;
+  /** The largest message a publish may make (`--max-body-bytes`): what one read may hold at most is counted in it. */
+  maxMessageBytes?: number;
   /**
    * Runs `work` as a take of `agent`'s messages (`Leases.take`): refused (`inbox_leased`) while a reader leases the
    * inbox, and a lease asked for meanwhile is granted after it.
@@ -41,9 +56,32 @@ export class MessageTasks {
     return (inbox !== undefined && id <= inbox.deliveredId) || this.#deps.taken.has(id) || outcome.taken;
   }
 
-  /** Messages with an Idempotency-Key starting with `prefix` (between `parties`), ids below `beforeId`, newest first. */
-  sentWithKeyPrefix(prefix: string, parties: Parties, beforeId: number, limit: number): Promise<Envelope[]> {
-    return this.#deps.store.findByKeyPrefix(prefix, parties, beforeId, limit);
+  /**
+   * Messages with an Idempotency-Key starting with `prefix` (between `parties`), ids below `beforeId`, newest first,
+   * read from the store a few at a time as they are asked for, with a turn of the event loop once SLICE_MS went by
+   * since the last (what the caller did with those it was given counts): the store answers at once (SQLite), and a
+   * listing that read its tasks and their replies without one (the dashboard's table of 50, or a ListTasks whose
+   * filters pass 200 by) held every other request up until it was done.
+   */
+  async *sentWithKeyPrefix(prefix: string, parties: Parties, beforeId: number): AsyncGenerator<Envelope> {
+    const limit = messagesPerRead(TASKS_PER_READ, this.#deps.maxMessageBytes);
+    let sliceStart = performance.now();
+    const turn = async () => {
+      if (performance.now() - sliceStart < SLICE_MS) return;
+      // A timer, not setImmediate: see EventLoopSlices (Deno polls no I/O while immediates queue more).
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      sliceStart = performance.now();
+    };
+    for (let before = beforeId;;) {
+      await turn();
+      const page = await this.#deps.store.findByKeyPrefix(prefix, parties, before, limit);
+      for (const envelope of page) {
+        await turn();
+        yield envelope;
+      }
+      if (page.length < limit) return;
+      before = page[page.length - 1].id;
+    }
   }
 
   /**

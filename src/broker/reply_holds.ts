@@ -4,21 +4,36 @@
  */
 import type { AgentName } from "../message.ts";
 
+/**
+ * The most holds one agent keeps; a new one past it ends the agent's oldest. Each is ~750 bytes of memory until its
+ * seconds pass (up to an hour): at the rate limit (1,000 publishes a second) one token held 2.7 GB within the hour.
+ * An `interop mcp` ask holds one while it waits, and its wait takes the hold over at once: far fewer.
+ */
+export const MAX_HOLDS_PER_AGENT = 100;
+
 export class ReplyHolds {
-  /** Per agent and question, how the hold ends: its release, and the timer that runs it. */
-  #held = new Map<string, { release: () => void; timer: ReturnType<typeof setTimeout> }>();
+  /** Per agent, then per question, oldest first: how the hold ends, its release, and the timer that runs it. */
+  #held = new Map<AgentName, Map<number, { release: () => void; timer: ReturnType<typeof setTimeout> }>>();
+  #maxPerAgent: number;
+
+  constructor(maxPerAgent = MAX_HOLDS_PER_AGENT) {
+    this.#maxPerAgent = maxPerAgent;
+  }
 
   /**
    * Keeps the hold of the reply to `agent`'s message `questionId` (`release` ends it) for `ms` at most. A question
-   * published again (a keyed retry) replaces the hold it had.
+   * published again (a keyed retry) replaces the hold it had; past the agent's most holds, its oldest ends (that
+   * reply then reaches the agent's readers in order, as one sent without a hold).
    */
   add(agent: AgentName, questionId: number, ms: number, release: () => void): void {
-    const key = keyOf(agent, questionId);
-    this.#end(key);
-    const timer = setTimeout(() => this.#end(key), ms);
+    this.#end(agent, questionId);
+    const held = this.#held.get(agent) ?? new Map();
+    this.#held.set(agent, held);
+    if (held.size >= this.#maxPerAgent) this.#end(agent, held.keys().next().value!);
+    const timer = setTimeout(() => this.#end(agent, questionId), ms);
     // Bounded by the hold's seconds, and cleared by `close`: it need not keep a process alive.
     (timer as { unref?: () => void }).unref?.();
-    this.#held.set(key, { release, timer });
+    held.set(questionId, { release, timer });
   }
 
   /**
@@ -26,7 +41,7 @@ export class ReplyHolds {
    * wait's own rules apply from now on.
    */
   takeOver(agent: AgentName, questionId: number): void {
-    this.#end(keyOf(agent, questionId));
+    this.#end(agent, questionId);
   }
 
   /**
@@ -34,19 +49,17 @@ export class ReplyHolds {
    * end by themselves, or when the broker counts as gone).
    */
   close(): void {
-    for (const { timer } of this.#held.values()) clearTimeout(timer);
+    for (const held of this.#held.values()) for (const { timer } of held.values()) clearTimeout(timer);
     this.#held.clear();
   }
 
-  #end(key: string): void {
-    const held = this.#held.get(key);
-    if (held === undefined) return;
-    this.#held.delete(key);
-    clearTimeout(held.timer);
-    held.release();
+  #end(agent: AgentName, questionId: number): void {
+    const held = this.#held.get(agent);
+    const hold = held?.get(questionId);
+    if (held === undefined || hold === undefined) return;
+    held.delete(questionId);
+    if (held.size === 0) this.#held.delete(agent);
+    clearTimeout(hold.timer);
+    hold.release();
   }
-}
-
-function keyOf(agent: AgentName, questionId: number): string {
-  return `${questionId} ${agent}`;
 }

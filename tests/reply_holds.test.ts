@@ -1,0 +1,50 @@
+/**
+ * `hold_reply` holds are bounded per agent: each is memory until its seconds pass (up to an hour), and one token
+ * publishing held questions at the rate limit grew the broker by ~750 bytes a question (2.7 GB within the hour).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
+import { uniform } from "../src/broker/per_agent.ts";
+import { MAX_HOLDS_PER_AGENT, ReplyHolds } from "../src/broker/reply_holds.ts";
+import { sseFormat } from "../src/http/sse_format.ts";
+import { parseAgentName } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+import { TextSink } from "./helpers/text_sink.ts";
+
+const hermes = parseAgentName("hermes");
+const openclaw = parseAgentName("openclaw");
+
+test("ReplyHolds ends an agent's oldest hold once it keeps its most, and no other agent's", () => {
+  const holds = new ReplyHolds(3);
+  const released: string[] = [];
+  for (let id = 1; id <= 3; id++) holds.add(openclaw, id, 3_600_000, () => released.push(`openclaw ${id}`));
+  for (let id = 11; id <= 14; id++) holds.add(hermes, id, 3_600_000, () => released.push(`hermes ${id}`));
+  assert.deepEqual(released, ["hermes 11"]);
+  holds.add(hermes, 13, 3_600_000, () => released.push("hermes 13 again"));
+  assert.deepEqual(released, ["hermes 11", "hermes 13"], "a retried question replaces its own hold, ending no other");
+  holds.close();
+});
+
+test("a token publishing held questions past its most holds gets its oldest question's reply in order, as one sent without a hold", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { maxPending: uniform(1000) }));
+  t.after(() => broker.close());
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await broker.prepareStream(hermes, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  const questions = [];
+  for (let n = 0; n <= MAX_HOLDS_PER_AGENT; n++) questions.push(await broker.publishHoldingReply(hermes, openclaw, { text: `q ${n}` }, 3_600_000));
+  const { envelopes: [oldest] } = await broker.publish(openclaw, hermes, { text: "to the oldest" }, { replyTo: questions[0].id });
+  const ids = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+  const deadline = Date.now() + 10_000;
+  while (ids().length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(ids(), [oldest.id], "the oldest hold ended: its reply reached the stream");
+  await broker.publish(openclaw, hermes, { text: "to the newest" }, { replyTo: questions.at(-1)!.id });
+  await broker.publish(openclaw, hermes, { text: "after" });
+  assert.equal((await broker.peek(hermes, 10)).length, 0, "the newest reply is still held, and what follows it");
+  assert.deepEqual(ids(), [oldest.id]);
+});

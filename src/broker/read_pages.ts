@@ -1,4 +1,5 @@
 /** How much one read of whole messages from the store may hold, whatever their sizes. */
+import { DEFAULT_MAX_BODY_BYTES } from "../message.ts";
 
 /**
  * The characters of stored payloads one read of the store holds at most (and one message, however large): a stream
@@ -10,3 +11,11 @@
  * 6,424 msg/s delivered, p50 31 ms to 11.6 s, half the acknowledged messages not delivered when the load ended.
  */
 export const READ_CHARS = 16 * 1024 * 1024;
+
+/**
+ * For a read the store cannot stop at READ_CHARS (a task listing's key-prefix read): `most` messages, or as many as
+ * READ_CHARS holds at `maxMessageBytes` each, if fewer (and at least one).
+ */
+export function messagesPerRead(most: number, maxMessageBytes = DEFAULT_MAX_BODY_BYTES): number {
+  return Math.max(1, Math.min(most, Math.floor(READ_CHARS / maxMessageBytes)));
+}

@@ -207,10 +207,7 @@ export class Broker {
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
-    this.#timers.push(
-      setInterval(() => this.#streams.heartbeat(), this.#streams.heartbeatTickMs),
-      setInterval(() => void this.#prune(), retentionInterval(allValues(options.pendingTtlMs ?? uniform(0)))),
-    );
+    this.#timers.push(setInterval(() => void this.#prune(), retentionInterval(allValues(options.pendingTtlMs ?? uniform(0)))));
     for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();
   }
 

@@ -62,13 +62,15 @@ export class Streams {
   #sessions = new Map<AgentName, StreamSession>();
   #recentWrites: RecentWrites;
   #heartbeats: HeartbeatSlots<StreamSession>;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   /** The broker is stopping: a stream's closing is tried once (its broker's row then says it is gone). */
   #stopping = false;
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
     this.#recentWrites = new RecentWrites(deps.resumeWindowMs, deps.heartbeatMs);
-    this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs);
+    this.#heartbeats = new HeartbeatSlots(deps.heartbeatMs, performance.now());
+    this.#heartbeatIn(this.#heartbeats.tickMs);
   }
 
   /** The replay points the store kept from before a restart (see `RecentWrites.restore`). */
@@ -78,11 +80,6 @@ export class Streams {
       // Without a window the point goes: kept, it would replay what this run delivers once a window is set again.
       if (!this.#recentWrites.restore(agent, replayAfter, now)) this.#deps.replayPoint(agent, undefined);
     }
-  }
-
-  /** How often `heartbeat()` is to be called: each call writes the heartbeats of a share of the streams. */
-  get heartbeatTickMs(): number {
-    return this.#heartbeats.tickMs;
   }
 
   has(agent: AgentName): boolean {
@@ -106,8 +103,18 @@ export class Streams {
     if (current?.id === session) current.close({ event: "replaced", message: `a newer stream for ${agent} took over on another broker` });
   }
 
-  heartbeat(): void {
-    for (const session of this.#heartbeats.next()) session.heartbeat();
+  /**
+   * A timer only for the ticks with heartbeats due: an idle broker, or one with few streams, is woken less. On
+   * the runtime's clock, not `deps.now` (tests stop that one): the ticks are real timers.
+   */
+  #heartbeatIn(ms: number): void {
+    clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = setTimeout(() => {
+      const { due, waitMs } = this.#heartbeats.next(performance.now());
+      for (const session of due) session.heartbeat();
+      if (!this.#stopping) this.#heartbeatIn(waitMs);
+    }, ms);
+    (this.#heartbeatTimer as { unref?: () => void }).unref?.();
   }
 
   /** The agent's inbox is gone (removed by the operator): its stream ends and nothing of it is replayed. */
@@ -120,6 +127,7 @@ export class Streams {
   closeAll(end: StreamEnd): void {
     for (const session of [...this.#sessions.values()]) session.close(end);
     this.#stopping = true;
+    clearTimeout(this.#heartbeatTimer);
     for (const [agent, replayAfter] of this.#recentWrites.replayPoints(this.#deps.now())) this.#deps.replayPoint(agent, replayAfter);
   }
 
@@ -278,7 +286,8 @@ export class Streams {
         pageSize: PAGE_SIZE,
       });
       this.#sessions.set(agent, session);
-      this.#heartbeats.add(session);
+      const sooner = this.#heartbeats.add(session, performance.now());
+      if (sooner !== undefined) this.#heartbeatIn(sooner);
       const now = this.#deps.now();
       this.#recentWrites.opened(agent, now, resentAfter);
       // Kept now, not at the next new write: a crash before it would lose what this stream sends again.

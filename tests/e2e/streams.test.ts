@@ -109,7 +109,8 @@ test("heartbeats are spread over the --heartbeat interval, and each stream still
   const broker = await startBroker({ args: ["--heartbeat", "1s"] });
   const sockets: Socket[] = [];
   try {
-    const opened = await Promise.all(Array.from({ length: 12 }, (_, index) => rawStream(broker.port, `/subscribe?agent=hb${index}`)));
+    // More streams than a tick writes (32): four ticks' worth, so the interval's four 250 ms ticks each write some.
+    const opened = await Promise.all(Array.from({ length: 100 }, (_, index) => rawStream(broker.port, `/subscribe?agent=hb${index}`)));
     const since = performance.now();
     // When each stream's heartbeats arrived, in ms since the streams opened.
     const beats = opened.map(({ socket }) => {

@@ -81,7 +81,7 @@ test("a stream opened by a connection's first GET is sent chunked on the bare so
     const text = await client.waitFor("hello");
     assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
     assert.match(text, /\r\ncontent-type: text\/event-stream\r\n/);
-    assert.match(text, /\r\ntransfer-encoding: chunked\r\n\r\nd\r\ndata: hello\n\n\r\n$/);
+    assert.match(text, /\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nd\r\ndata: hello\n\n\r\n$/);
     streams[0].write("");
     streams[0].write("data: é\n\n");
     // The client reads latin1: the chunk size counts the two bytes of "é" in UTF-8.
@@ -89,6 +89,19 @@ test("a stream opened by a connection's first GET is sent chunked on the bare so
     streams[0].close();
     await client.closed;
     assert.ok(client.text.endsWith("a\r\ndata: \xc3\xa9\n\n\r\n0\r\n\r\n"), JSON.stringify(client.text));
+  });
+});
+
+test("a stream's answer on the bare socket says Connection: close, as its connection ends with the stream", async () => {
+  await withServer(async (server, streams) => {
+    const client = new Client(server.port);
+    client.socket.write(get("/stream"));
+    const head = (await client.waitFor("hello")).split("\r\n\r\n")[0];
+    // Without it a kept-alive client (fetch) may pool the connection at the last chunk and send its next request
+    // there, to meet the close ("other side closed").
+    assert.match(head, /\r\nconnection: close(\r\n|$)/);
+    streams[0].close();
+    await client.closed;
   });
 });
 

@@ -21,7 +21,10 @@ export interface StreamSessionDeps {
   claim?(envelopes: Envelope[]): Promise<boolean>;
   /** Whether a live message was already taken by another reader (a poll or a wait). */
   isDelivered(envelope: Envelope): boolean;
-  /** Whether a stored message was taken out of order by a wait (replays skip it until the store says so). */
+  /**
+   * Whether a stored message is another reader's: taken out of order by a wait, or taken by a poll or a wait since
+   * the stream opened (a read of the store made before that take committed still has it). Replays skip it.
+   */
   isTaken(envelope: Envelope): boolean;
   /** Called after messages were written to the stream. */
   delivered(agent: AgentName, envelopes: Envelope[]): void;

@@ -260,7 +260,11 @@ export class Streams {
           if (outcome === "removed" && current?.id === id) current.close(REMOVED(agent));
           return outcome === "claimed";
         },
-        isTaken: (envelope) => this.#deps.isTaken(envelope.id),
+        // Also what another reader (a poll, a wait) took since the stream opened: a read of the store made before
+        // that take committed still has it, and the stream would send it again (above the cursor at the opening, at
+        // or below the cursor now, the stream's own writes being at or below where it reads from).
+        isTaken: (envelope) =>
+          this.#deps.isTaken(envelope.id) || (envelope.id > replayedUpTo && envelope.id <= inbox.deliveredId),
         isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#deps.isTaken(envelope.id),
         delivered: (_name, envelopes) => {
           this.#deps.sawId(envelopes[envelopes.length - 1].id);

@@ -35,6 +35,12 @@ const MAX_BARE_BODY_BYTES = 64 * 1024;
 /** A connection's requests handled at once: a client that pipelines cannot pile up unbounded work. */
 const MAX_IN_FLIGHT = 16;
 const PLAIN_STARTS = ["GET /", "POST /"];
+/**
+ * How a stream's answer is framed: chunked, and saying that its connection ends with it (the broker ends a stream
+ * it replaces or revokes, and no request after a stream is read). Without it an HTTP/1.1 client may pool the
+ * connection at the last chunk and send its next request there, to meet the close ("other side closed").
+ */
+const STREAM_FRAMING = "transfer-encoding: chunked\r\nconnection: close\r\n";
 const STRAY_LINE_BREAK = /\r(?!\n|$)|(?<!\r)\n/;
 
 /** What every connection of one server shares. */
@@ -279,7 +285,7 @@ export class BareConnection {
     const socket = this.#socket;
     this.#streaming = true;
     // Opened even for a client that already hung up: its sink starts closed, and the stream's end is counted.
-    if (!socket.destroyed) socket.write(responseHead(response.status, response.headers, "transfer-encoding: chunked\r\n"));
+    if (!socket.destroyed) socket.write(responseHead(response.status, response.headers, STREAM_FRAMING));
     // A stream the broker ends (replaced, revoked) ends its connection, which its client cannot then keep.
     response.open(new NodeSink(socket, "chunked", this.#shared.connections.endAfter));
     // Its client's hang-up ends the stream (its sink sees "close"): what it sends is read, to see that. What came

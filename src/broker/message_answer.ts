@@ -4,8 +4,8 @@
  */
 import { Buffer } from "node:buffer";
 import { DEFAULT_MAX_BODY_BYTES, type Envelope } from "../message.ts";
-import type { AnswerHold } from "./answer_memory.ts";
 import { readsOn } from "../store/store.ts";
+import type { AnswerHold } from "./answer_memory.ts";
 import { EventLoopSlices } from "./event_loop_slices.ts";
 
 /**
@@ -131,8 +131,9 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   /**
    * The newest of up to `limit` items that fit, oldest first: what a list that takes nothing (`/history`,
    * `/dead-letters`) answers. Read through `readBefore` (the last `limit` items below an id, oldest first) a page at
-   * a time from the newest, pages growing fourfold (`#nextPage`), and filtered by `keep`: reading all `limit` first held every big message
-   * asked for in memory at once (300 of 1 MiB took a 512 MiB heap down) to answer with the few that fit.
+   * a time from the newest, pages growing fourfold (`#nextPage`), and filtered by `keep`: reading all `limit` first
+   * held every big message asked for in memory at once (300 of 1 MiB took a 512 MiB heap down) to answer with the few
+   * that fit.
    */
   async readNewest(
     readBefore: (beforeId: number, limit: number) => Promise<Item[]>,

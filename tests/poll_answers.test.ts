@@ -47,8 +47,8 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
   const store = new SqliteStore(dir.path, "relaxed");
   const reads = { calls: 0, messages: 0 };
   const readAfter = store.readAfter.bind(store);
-  store.readAfter = async (agent, afterId, limit) => {
-    const read = await readAfter(agent, afterId, limit);
+  store.readAfter = async (agent, afterId, limit, maxChars) => {
+    const read = await readAfter(agent, afterId, limit, maxChars);
     reads.calls++;
     reads.messages += read.length;
     return read;

@@ -1,7 +1,8 @@
 /**
  * A stream behind many small messages reads them in few reads of the store: a read is bounded by what it holds
  * (READ_CHARS), not by as many messages as READ_CHARS holds at --max-body-bytes each (16), which read a PostgreSQL
- * backlog 16 messages a round trip.
+ * backlog 16 messages a round trip. So do polls and peeks: sized as if each message held --max-body-bytes, a
+ * PostgreSQL /poll?limit=500 of small messages read them in ~33 round trips.
  */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
@@ -77,4 +78,27 @@ test("a stream behind 2,000 small messages on brokers sharing PostgreSQL reads t
   const counted = countReads(storeB, openclaw);
   assert.deepEqual(await streamBacklog(t, b, ids), ids, "the whole backlog, once, in order");
   assert.ok(counted.reads <= FEW_READS, `${counted.reads} reads of the store (at most ${FEW_READS})`);
+});
+
+/** Messages a poll or peek asks for, all small: one answer holds them all. */
+const ASKED = 500;
+
+test("a peek and a poll of 500 small messages on brokers sharing PostgreSQL read them in a few reads of the store", async (t) => {
+  const brokers = await twoBrokersOn(sharedPostgres())(t, { maxPending: uniform(BACKLOG) });
+  if (brokers === undefined) return;
+  const { a, b, storeB } = brokers;
+  await a.addAgent(openclaw);
+  const ids = (await publishBacklog(a)).slice(0, ASKED);
+  const counted = countReads(storeB, openclaw);
+  const answer = () => b.answer((envelope) => JSON.stringify(envelope), openclaw);
+  const peeked = answer();
+  t.after(() => peeked.release());
+  assert.deepEqual((await b.peek(openclaw, ASKED, peeked)).map((envelope) => envelope.id), ids);
+  // The answer holds them all: one read, and one more if a page met a commit.
+  assert.ok(counted.reads <= 2, `a peek made ${counted.reads} reads of the store`);
+  counted.reads = 0;
+  const taken = answer();
+  t.after(() => taken.release());
+  assert.deepEqual((await b.poll(openclaw, ASKED, { answer: taken })).map((envelope) => envelope.id), ids);
+  assert.ok(counted.reads <= 2, `a poll made ${counted.reads} reads of the store`);
 });

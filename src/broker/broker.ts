@@ -393,7 +393,7 @@ export class Broker {
    */
   replay(agent: AgentName, start: StreamStart, limit: number, answer?: MessageAnswer, clientGone?: AbortSignal): Promise<Envelope[]> {
     return replay({
-      readInOrder: (name, afterId, limit) => this.#awaited.readAfter(name, afterId, limit),
+      readInOrder: (name, afterId, limit, maxChars) => this.#awaited.readAfter(name, afterId, limit, maxChars),
       shared: this.#shared,
       streams: this.#streams,
       isTaken: (id) => this.#deliveries.taken.has(id),

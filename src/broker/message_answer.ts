@@ -4,6 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { DEFAULT_MAX_BODY_BYTES, type Envelope } from "../message.ts";
+import { readsOn } from "../store/store.ts";
 import type { AnswerHold } from "./answer_memory.ts";
 import { EventLoopSlices } from "./event_loop_slices.ts";
 
@@ -18,7 +19,7 @@ export const DEFAULT_ANSWER_BUDGET = 16 * 1024 * 1024;
 /** Set on an answer the budget cut: more messages are pending than it holds. */
 export const MORE_PENDING_HEADER = "interop-more-pending";
 
-/** The first page a read for an answer asks for: most polls find a message or two. */
+/** The first page `readNewest` asks for: most lists hold a message or two. */
 const FIRST_PAGE = 2;
 
 /**
@@ -45,8 +46,9 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   #cut = false;
 
   /**
-   * `unseenChars`: how large a message may be (the broker's `--max-body-bytes`, in characters): a page holds no more
-   * messages than what the budget has left would hold at that size, whatever the size of those read before.
+   * `unseenChars`: how large a message may be (the broker's `--max-body-bytes`, in characters): a page `readNewest`
+   * reads holds no more messages than what the budget has left would hold at that size, whatever the size of those
+   * read before (`MessageStore.readLatest` takes no bound on characters).
    */
   constructor(encode: (item: Item) => string, budget: number, hold?: AnswerHold, unseenChars = DEFAULT_MAX_BODY_BYTES) {
     this.#encode = encode;
@@ -83,13 +85,17 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   }
 
   /**
-   * Up to `limit` messages after `afterId`, read through `read` and filtered by `keep`, as many as fit: a page at a
-   * time, so an inbox of big messages is not read whole to answer with two. Pages grow fourfold, and hold no more
-   * than the budget left would at the largest size a message may have (one more, to see whether the answer is cut). `keep`
-   * is asked again at the end, as a single read would ask it once the read is done.
+   * Up to `limit` messages after `afterId`, read through `readAfter` and filtered by `keep`, as many as fit: a page at
+   * a time, each asked for all that is left of `limit` but bounded by the characters of stored payload it may hold
+   * (`maxChars`, `MessageStore.readAfter`): what the budget has left, and no more than a slice, so a read holds no
+   * more than the answer can take (and one message more, which the store always returns: the message that shows
+   * whether the answer is cut), whatever --max-body-bytes was when the messages were stored. Sized by a count at
+   * --max-body-bytes each, a PostgreSQL /poll?limit=500 of small messages read them in ~33 round trips, and a broker
+   * restarted with a smaller --max-body-bytes read 30 stored messages of 7 MB at once. `keep` is asked again at the
+   * end, as a single read would ask it once the read is done.
    */
   async read(
-    readAfter: (afterId: number, limit: number) => Promise<Item[]>,
+    readAfter: (afterId: number, limit: number, maxChars: number) => Promise<Item[]>,
     afterId: number,
     limit: number,
     keep: (envelope: Item) => boolean,
@@ -97,15 +103,14 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
     return await this.reserved(async () => {
       const chosen: Item[] = [];
       let rows = 0;
-      let page = Math.min(limit, FIRST_PAGE);
       for (;;) {
-        const got = await readAfter(afterId, page);
+        const page = limit - rows;
+        const got = await readAfter(afterId, page, Math.max(0, Math.min(this.#budget - this.#used, SLICE_CHARS)));
         rows += got.length;
         chosen.push(...await this.fitSliced(got.filter(keep)));
         // Filtered again: while later pages were read, another reader may have taken some of the earlier ones.
-        if (this.#cut || got.length < page || rows >= limit) return chosen.filter(keep);
+        if (this.#cut || !readsOn(got, page) || rows >= limit) return chosen.filter(keep);
         afterId = got[got.length - 1].id;
-        page = this.#nextPage(limit, rows);
       }
     });
   }
@@ -126,8 +131,9 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   /**
    * The newest of up to `limit` items that fit, oldest first: what a list that takes nothing (`/history`,
    * `/dead-letters`) answers. Read through `readBefore` (the last `limit` items below an id, oldest first) a page at
-   * a time from the newest, as `read` pages, and filtered by `keep`: reading all `limit` first held every big message
-   * asked for in memory at once (300 of 1 MiB took a 512 MiB heap down) to answer with the few that fit.
+   * a time from the newest, pages growing fourfold (`#nextPage`), and filtered by `keep`: reading all `limit` first
+   * held every big message asked for in memory at once (300 of 1 MiB took a 512 MiB heap down) to answer with the few
+   * that fit.
    */
   async readNewest(
     readBefore: (beforeId: number, limit: number) => Promise<Item[]>,

@@ -8,7 +8,7 @@ import type { Streams } from "./streams.ts";
 
 export interface ReplayDeps {
   /** The store's `readAfter` as an in-order reader reads it: stopping before an awaited reply (`AwaitedReplies`). */
-  readInOrder(agent: AgentName, afterId: number, limit: number): Promise<Envelope[]>;
+  readInOrder(agent: AgentName, afterId: number, limit: number, maxChars?: number): Promise<Envelope[]>;
   /** Other brokers write to the store too: what a replay read is its own only once its claim succeeds. */
   shared: SharedInboxes | undefined;
   streams: Streams;
@@ -46,7 +46,7 @@ export async function replay(
     }));
     // Not what a wait took out of order (an ask's reply): it was delivered, as a stream's replay skips it.
     const keep = (envelope: Envelope) => !deps.isTaken(envelope.id);
-    const readAfter = (afterId: number, count: number) => deps.readInOrder(agent, afterId, count);
+    const readAfter = (afterId: number, count: number, maxChars?: number) => deps.readInOrder(agent, afterId, count, maxChars);
     const messages = answer === undefined ? (await readAfter(after, limit)).filter(keep) : await answer.read(readAfter, after, limit, keep);
     if (clientGone?.aborted) return [];
     const last = messages.at(-1);

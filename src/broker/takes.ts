@@ -242,8 +242,10 @@ export class Takes {
     const keep = this.#deliveries.pendingIn(inbox, shownUpTo);
     // A take up to what its client showed takes what it showed (`interop poll`'s peek, perhaps from before a wait
     // awaited a reply among it), as a lease holder's take on a shared store does; every other read stops before it.
-    const readAfter = (afterId: number, count: number) =>
-      shownUpTo === Infinity ? this.#awaited.readAfter(inbox.agent, afterId, count) : this.#store.readAfter(inbox.agent, afterId, count);
+    const readAfter = (afterId: number, count: number, maxChars?: number) =>
+      shownUpTo === Infinity
+        ? this.#awaited.readAfter(inbox.agent, afterId, count, maxChars)
+        : this.#store.readAfter(inbox.agent, afterId, count, maxChars);
     return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
   }
 }

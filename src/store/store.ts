@@ -179,21 +179,21 @@ export class CommitInDoubt<T = Envelope[]> extends InteropError {
 }
 
 /** Pages of a read that stopped for its `maxChars` before its `limit`, with messages after them (`cutShort`). */
-const cutPages = new WeakSet<Envelope[]>();
+const cutPages = new WeakSet<readonly unknown[]>();
 
 /** Marks `page` as a read cut short by its `maxChars`: fewer than its limit, yet not the end of what it reads. */
-export function cutShort(page: Envelope[]): Envelope[] {
+export function cutShort<T>(page: T[]): T[] {
   cutPages.add(page);
   return page;
 }
 
 /** Whether a read stopped for its `maxChars` with more after `page` (`cutShort`). */
-export function wasCut(page: Envelope[]): boolean {
+export function wasCut(page: readonly unknown[]): boolean {
   return cutPages.has(page);
 }
 
 /** Whether more may follow `page`, read with `limit`: it is full, or it was cut short by its characters. */
-export function readsOn(page: Envelope[], limit: number): boolean {
+export function readsOn(page: readonly unknown[], limit: number): boolean {
   return page.length >= limit || cutPages.has(page);
 }
 

@@ -125,3 +125,32 @@ test("on brokers sharing PostgreSQL too, withdrawn messages make no peek of an i
   assert.equal((await a.peek(openclaw, 1)).length, 1);
   assert.equal(most, 1, `a peek of one asked for ${most} messages`);
 });
+
+test("a peek over messages stored under a larger --max-body-bytes than the broker's now reads no more at a time than its answer holds", async (t) => {
+  // Pages sized as if no message held more than --max-body-bytes: after a few small messages, a broker restarted with
+  // a smaller one read 30 of those stored before at once (sec31: 30 of 7 MB, restarted at 64 KiB).
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const stored = "y".repeat(200 * 1024);
+  const before = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { maxPending: uniform(1000) }));
+  for (let n = 0; n < 10; n++) await before.publish(hermes, openclaw, { text: `small ${n}` });
+  for (let n = 0; n < 30; n++) await before.publish(hermes, openclaw, { text: stored, n });
+  await before.close();
+  const store = new SqliteStore(dir.path, "relaxed");
+  let most = 0;
+  const readAfter = store.readAfter.bind(store);
+  store.readAfter = async (agent, afterId, limit, maxChars) => {
+    const page = await readAfter(agent, afterId, limit, maxChars);
+    most = Math.max(most, held(page));
+    return page;
+  };
+  const budget = 1024 * 1024;
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(1000), maxMessageBytes: 4096, answerBudget: budget }));
+  t.after(() => broker.close());
+  const answer = broker.answer((envelope) => JSON.stringify(envelope), openclaw);
+  t.after(() => answer.release());
+  const peeked = await broker.peek(openclaw, 40, answer);
+  assert.equal(peeked.length, 10 + 5, "the small ones and the big ones that fit");
+  assert.ok(answer.cut);
+  assert.ok(most <= budget + stored.length + 100, `a read held ${most} characters (the answer's budget: ${budget})`);
+});

@@ -194,7 +194,7 @@ export function wasCut(page: readonly unknown[]): boolean {
 
 /** Whether more may follow `page`, read with `limit`: it is full, or it was cut short by its characters. */
 export function readsOn(page: readonly unknown[], limit: number): boolean {
-  return page.length >= limit || cutPages.has(page);
+  return page.length >= limit || wasCut(page);
 }
 
 /** Wakes the readers of these inboxes (every inbox when undefined) to read the store from their cursor. */

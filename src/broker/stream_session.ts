@@ -1,4 +1,5 @@
 /** One open SSE stream for one agent: replays what it missed from the store, then follows live messages. */
+import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { readsOn } from "../store/store.ts";
@@ -46,6 +47,8 @@ export class StreamSession {
   #deps: StreamSessionDeps;
   #lastSent: number;
   #live = false;
+  /** A catch-up runs: what is committed meanwhile is counted, and read by it before the stream goes live. */
+  #catchingUp = false;
   #offersWhileCatchingUp = 0;
 
   constructor(agent: AgentName, startAfter: number, sink: StreamSink, deps: StreamSessionDeps) {
@@ -70,10 +73,7 @@ export class StreamSession {
   /** Messages just committed for this agent, in id order (one commit's worth: written at once). */
   offer(envelopes: Envelope[]): void {
     if (this.closed) return;
-    if (!this.#live) {
-      this.#offersWhileCatchingUp++;
-      return;
-    }
+    if (!this.#live) return this.#behind();
     if (this.#write(this.#fresh(envelopes)) > HIGH_WATER_BYTES) void this.#catchUp();
   }
 
@@ -95,11 +95,14 @@ export class StreamSession {
   /** Something was committed for this agent that was not offered (another broker wrote it): read the store. */
   wake(): void {
     if (this.closed) return;
-    if (!this.#live) {
-      this.#offersWhileCatchingUp++;
-      return;
-    }
+    if (!this.#live) return this.#behind();
     void this.#catchUp();
+  }
+
+  /** Something was committed while the stream is not live: the running catch-up reads it, else one starts. */
+  #behind(): void {
+    if (this.#catchingUp) this.#offersWhileCatchingUp++;
+    else void this.#catchUp();
   }
 
   heartbeat(): void {
@@ -115,6 +118,7 @@ export class StreamSession {
 
   async #catchUp(): Promise<void> {
     this.#live = false;
+    this.#catchingUp = true;
     try {
       while (!this.closed) {
         if (!await this.#drainedInTime()) {
@@ -133,9 +137,14 @@ export class StreamSession {
           return;
         }
       }
-    } catch {
-      // The store failed while replaying: end the stream; the client resumes from its last id.
+    } catch (error) {
+      // The store cannot be reached (PostgreSQL down): the stream stays open, behind; the first wake-up after the
+      // outage (a commit, or the idle re-read of a shared store) reads on from its last id.
+      if (error instanceof InteropError && error.code === "storage_unavailable") return;
+      // The store failed otherwise: end the stream; the client resumes from its last id.
       this.close({ event: "error", message: "storage failed while replaying; reconnect to resume" });
+    } finally {
+      this.#catchingUp = false;
     }
   }
 

@@ -92,7 +92,12 @@ export class Broker {
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
     this.#store = options.store;
-    this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored), (agent) => this.#inboxes.has(agent));
+    this.#commits = new CommitQueue(
+      options.store,
+      (stored) => this.#committed(stored),
+      (agent) => this.#inboxes.has(agent),
+      options.commitGatherTurns,
+    );
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;

@@ -62,7 +62,7 @@ test("CommitQueue commits every other publisher of a group when the store refuse
   assert.equal((await store.loadInboxes())[0].lastSeen, 2000, "the inbox update of the group was committed too");
 });
 
-test("CommitQueue waits the event-loop turns it is given for company before it commits, three unless told", async (t) => {
+test("CommitQueue waits the event-loop turns it is given for company before it commits", async (t) => {
   const turn = () => new Promise((resolve) => setImmediate(resolve));
   const store = openStore(t);
   const oneTurn = new CommitQueue(store, undefined, undefined, 1);
@@ -71,7 +71,7 @@ test("CommitQueue waits the event-loop turns it is given for company before it c
   assert.deepEqual(store.batches, [1], "committed after one turn");
   await published;
 
-  const threeTurns = new CommitQueue(store);
+  const threeTurns = new CommitQueue(store, undefined, undefined, 3);
   const later = threeTurns.append([message({ n: 2 })]);
   await turn();
   await turn();

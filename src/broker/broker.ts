@@ -92,12 +92,7 @@ export class Broker {
   private constructor(options: BrokerOptions, inboxes: InboxRecord[], lastId: number) {
     this.#options = options;
     this.#store = options.store;
-    this.#commits = new CommitQueue(
-      options.store,
-      (stored) => this.#committed(stored),
-      (agent) => this.#inboxes.has(agent),
-      options.commitGatherTurns,
-    );
+    this.#commits = new CommitQueue(options.store, (stored) => this.#committed(stored), (agent) => this.#inboxes.has(agent));
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;

@@ -44,10 +44,5 @@ export interface BrokerOptions {
    * a read of whole messages asks the store for no more of them than its memory holds at that size.
    */
   maxMessageBytes?: number;
-  /**
-   * Event-loop turns a commit waits for publishes to join it (`GATHER_TURNS` when unset): the runtime's
-   * (`commitGatherTurns()`), as a turn that polls no I/O brings no publish.
-   */
-  commitGatherTurns?: number;
   now?: () => number;
 }

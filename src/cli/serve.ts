@@ -10,7 +10,6 @@ import { DEFAULT_REQUEST_LIMITS } from "../http/request_limits.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import { type AgentName, DEFAULT_MAX_BODY_BYTES, MAX_MESSAGE_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
-import { commitGatherTurns } from "../runtime/commit_gather.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
@@ -268,7 +267,6 @@ async function serve(args: string[], io: Io): Promise<number> {
     pendingTtlMs: parsePerAgent("serve", "--pending-ttl", values["pending-ttl"], (text) => parseDuration("serve", "--pending-ttl", text)),
     onExpired: (agent, count) => log.warn(`expired ${count} undelivered messages for ${agent} (older than --pending-ttl)`, { agent, count }),
     heartbeatMs,
-    commitGatherTurns: commitGatherTurns(),
     writeTimeoutMs,
     maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
     rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),

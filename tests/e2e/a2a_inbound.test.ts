@@ -4,7 +4,17 @@ import { LegacyJsonRpcTransport } from "@a2a-js/sdk/compat/v0_3/client";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
-import { cardUrl, fetchWithToken, rpc, sdkClient, taskJson, taskStateToJSON, textMessage } from "../helpers/a2a.ts";
+import {
+  cardUrl,
+  fetchWithToken,
+  inboxOf,
+  replyAs,
+  rpc,
+  sdkClient,
+  taskJson,
+  taskStateToJSON,
+  textMessage,
+} from "../helpers/a2a.ts";
 import { rawExchange } from "../helpers/raw_http.ts";
 import { ListTasksRequest } from "@a2a-js/sdk";
 
@@ -28,20 +38,9 @@ async function startHub(t: { after(fn: () => Promise<void> | void): void }, data
   return { broker, tokens };
 }
 
-async function pollInbox(hub: Hub, agent: "alice" | "bob", peek = false): Promise<Array<Record<string, any>>> {
-  const response = await fetch(`${hub.broker.url}/poll?agent=${agent}${peek ? "&peek=1" : ""}`, { headers: bearer(hub.tokens[agent]) });
-  assert.equal(response.status, 200);
-  return await response.json();
-}
+const pollInbox = (hub: Hub, agent: "alice" | "bob", peek = false) => inboxOf(hub.broker.url, agent, hub.tokens[agent], peek);
 
-async function replyAsBob(hub: Hub, messageId: number, text: string): Promise<void> {
-  const response = await fetch(`${hub.broker.url}/broadcast?from=bob&reply_to=${messageId}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...bearer(hub.tokens.bob) },
-    body: JSON.stringify({ text }),
-  });
-  assert.equal(response.status, 200, await response.text());
-}
+const replyAsBob = (hub: Hub, messageId: number, text: string) => replyAs(hub.broker.url, "bob", hub.tokens.bob, messageId, text);
 
 test("the official A2A client sends into bob's inbox, and the task follows the message from SUBMITTED through WORKING to COMPLETED with bob's reply", async (t) => {
   const hub = await startHub(t);

@@ -59,3 +59,20 @@ export async function rpc(
   });
   return { status: response.status, headers: response.headers, body: await response.json() };
 }
+
+/** `agent`'s pending messages (`peek`: left pending, else taken), read with its token. */
+export async function inboxOf(brokerUrl: string, agent: string, token: string, peek = false): Promise<Array<Record<string, any>>> {
+  const response = await fetchWithToken(token)(`${brokerUrl}/poll?agent=${agent}${peek ? "&peek=1" : ""}`);
+  if (response.status !== 200) throw new Error(`poll of ${agent} answered ${response.status}: ${await response.text()}`);
+  return await response.json();
+}
+
+/** `agent` replies `text` to message `messageId` (`reply_to`), with its token. */
+export async function replyAs(brokerUrl: string, agent: string, token: string, messageId: number, text: string): Promise<void> {
+  const response = await fetchWithToken(token)(`${brokerUrl}/broadcast?from=${agent}&reply_to=${messageId}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ text }),
+  });
+  if (response.status !== 200) throw new Error(`the reply of ${agent} answered ${response.status}: ${await response.text()}`);
+}

@@ -121,7 +121,7 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
    * `maxChars` as `MessageStore.readLatest` is) from the newest, a page at a time as `read` reads, and filtered by
    * `keep`: reading all `limit` first held every big message asked for in memory at once (300 of 1 MiB took a 512 MiB
    * heap down), and pages sized by a count at --max-body-bytes each read a PostgreSQL /history of 500 small messages
-   * in 8 round trips.
+   * in 33 round trips.
    */
   async readNewest(
     readBefore: (beforeId: number, limit: number, maxChars: number) => Promise<Item[]>,

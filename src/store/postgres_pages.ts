@@ -10,7 +10,7 @@ export type CountFrom = "oldest" | "newest";
 /**
  * The rows of `page` (rows with an `id`, its LIMIT `limit` within it), oldest first, whose `size`s' running total
  * from `from`'s end stays within `maxChars` (the first always), cut short (`cutShort`) when it left some out; with no
- * bound, `page` as it is. Decided in the same statement, by a window over the page: one round trip, however many rows
+ * bound, all of `page`. Decided in the same statement, by a window over the page: one round trip, however many rows
  * it holds, where a count per read bounded by the largest message allowed (16 at 1 MiB) read a backlog 16 messages a
  * round trip.
  */

@@ -100,7 +100,7 @@ test("MessageAnswer.read asks no page for more characters than its budget has le
   const budget = 4 * SLICE_CHARS;
   const pages: number[] = [];
   const readAfter = boundedReads(inbox, (page) => pages.push(page.reduce((sum, entry) => sum + encode(entry).length, 0)));
-  const answer = new MessageAnswer(encode, budget, undefined, 1024);
+  const answer = new MessageAnswer(encode, budget);
   const read = await answer.read(readAfter, 0, inbox.length, () => true);
   assert.ok(answer.cut);
   assert.equal(read.length, 250 + 3, "what fits: the small ones and three big ones");

@@ -55,8 +55,8 @@ async function withBroker(work: (fixture: Fixture) => Promise<void>): Promise<vo
   };
   const listed = { messages: 0 };
   const readLatest = store.readLatest.bind(store);
-  store.readLatest = async (agent, limit, beforeId) => {
-    const read = await readLatest(agent, limit, beforeId);
+  store.readLatest = async (agent, limit, beforeId, maxChars) => {
+    const read = await readLatest(agent, limit, beforeId, maxChars);
     listed.messages += read.length;
     return read;
   };

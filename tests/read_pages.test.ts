@@ -2,11 +2,13 @@
  * A stream behind many small messages reads them in few reads of the store: a read is bounded by what it holds
  * (READ_CHARS), not by as many messages as READ_CHARS holds at --max-body-bytes each (16), which read a PostgreSQL
  * backlog 16 messages a round trip. So do polls and peeks: sized as if each message held --max-body-bytes, a
- * PostgreSQL /poll?limit=500 of small messages read them in ~33 round trips.
+ * PostgreSQL /poll?limit=500 of small messages read them in ~33 round trips, and so did lists that take nothing (/history,
+ * /dead-letters), read from the newest in pages so sized.
  */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { Broker } from "../src/broker/broker.ts";
+import { Broker, type HistoryEntry } from "../src/broker/broker.ts";
+import type { ListedDeadLetter } from "../src/broker/dead_letters.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { sseFormat } from "../src/http/sse_format.ts";
 import type { AgentName } from "../src/message.ts";
@@ -101,4 +103,33 @@ test("a peek and a poll of 500 small messages on brokers sharing PostgreSQL read
   t.after(() => taken.release());
   assert.deepEqual((await b.poll(openclaw, ASKED, { answer: taken })).map((envelope) => envelope.id), ids);
   assert.ok(counted.reads <= 2, `a poll made ${counted.reads} reads of the store`);
+});
+
+test("/history and /dead-letters of 500 small messages on brokers sharing PostgreSQL read them in a few reads of the store", async (t) => {
+  const brokers = await twoBrokersOn(sharedPostgres())(t, { maxPending: uniform(BACKLOG) });
+  if (brokers === undefined) return;
+  const { a, b, storeB } = brokers;
+  await a.addAgent(openclaw);
+  const ids = (await publishBacklog(a)).slice(-ASKED);
+  await Promise.all(ids.map((messageId) => storeB.addDeadLetter(openclaw, { messageId, reason: "410 Gone", parkedAt: 1 })));
+  const counted = { history: 0, letters: 0 };
+  const readLatest = storeB.readLatest.bind(storeB);
+  storeB.readLatest = (agent, limit, beforeId, maxChars) => {
+    counted.history++;
+    return readLatest(agent, limit, beforeId, maxChars);
+  };
+  const deadLetters = storeB.deadLetters.bind(storeB);
+  storeB.deadLetters = (agent, limit, beforeId, maxChars) => {
+    counted.letters++;
+    return deadLetters(agent, limit, beforeId, maxChars);
+  };
+  const history = b.answer((entry: HistoryEntry) => JSON.stringify(entry), openclaw);
+  t.after(() => history.release());
+  assert.deepEqual((await b.history(openclaw, ASKED, history)).map((entry) => entry.id), ids);
+  // The answer holds them all: one read, as a peek of them makes.
+  assert.equal(counted.history, 1, `a /history made ${counted.history} reads of the store`);
+  const letters = b.answer((letter: ListedDeadLetter) => JSON.stringify(letter), openclaw);
+  t.after(() => letters.release());
+  assert.deepEqual((await b.deadLetters.list(openclaw, ASKED, letters)).map((letter) => letter.id), ids);
+  assert.equal(counted.letters, 1, `a /dead-letters made ${counted.letters} reads of its letters`);
 });

@@ -400,6 +400,7 @@ function contract({ name, lockedCode, place }: Backend): void {
   });
 
   test(`${name} reads no more messages than their payloads' running total keeps within maxChars, one at least, and says when it cut a read short`, async (t) => {
+    // From the oldest (readAfter) or from the newest (readLatest, and deadLetters by their messages' payloads).
     const open = await place(t);
     if (open === undefined) return;
     const a = "a" as AgentName;
@@ -423,6 +424,32 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual(await read(10, 1), { texts: ["x"], cut: true }, "one message, however large");
     assert.deepEqual(await read(2, 2 * 111), { texts: ["x", "y"], cut: false }, "full by its count");
     assert.deepEqual(await read(10, 4 * 111), { texts: ["x", "y", "z", "w"], cut: false });
+    const latest = async (limit: number, maxChars?: number, beforeId?: number) => {
+      const page = await store.readLatest(a, limit, beforeId, maxChars);
+      return { texts: page.map((envelope) => String(envelope.payload.text)[0]), cut: wasCut(page) };
+    };
+    assert.deepEqual(await latest(10), { texts: ["x", "y", "z", "w"], cut: false });
+    assert.deepEqual(await latest(10, 2 * 111), { texts: ["z", "w"], cut: true });
+    assert.deepEqual(await latest(10, 3 * 111), { texts: ["y", "z", "w"], cut: true });
+    assert.deepEqual(await latest(10, 1), { texts: ["w"], cut: true }, "one message, however large");
+    assert.deepEqual(await latest(2, 2 * 111), { texts: ["z", "w"], cut: false }, "full by its count");
+    assert.deepEqual(await latest(10, 4 * 111), { texts: ["x", "y", "z", "w"], cut: false });
+    const [, y, z] = (await store.readAfter(a, 0, 10)).map((envelope) => envelope.id);
+    assert.deepEqual(await latest(10, 111, z), { texts: ["y"], cut: true }, "a page before an id");
+    // a's letters: each of its messages, and one whose message is gone (counted as no characters).
+    for (const envelope of await store.readAfter(a, 0, 10)) await store.addDeadLetter(a, { messageId: envelope.id, reason: "410", parkedAt: 1 });
+    await store.addDeadLetter(a, { messageId: 1000, reason: "410", parkedAt: 1 });
+    const letters = async (limit: number, maxChars?: number, beforeId?: number) => {
+      const page = await store.deadLetters(a, limit, beforeId, maxChars);
+      return { ids: page.map((letter) => letter.messageId), cut: wasCut(page) };
+    };
+    const ids = (await letters(10)).ids;
+    assert.equal(ids.length, 5);
+    assert.deepEqual(await letters(10, 2 * 111), { ids: ids.slice(2), cut: true });
+    assert.deepEqual(await letters(10, 1), { ids: [1000], cut: true }, "a letter without its message holds nothing");
+    assert.deepEqual(await letters(3, 2 * 111), { ids: ids.slice(2), cut: false }, "full by its count");
+    assert.deepEqual(await letters(10, 4 * 111), { ids, cut: false });
+    assert.deepEqual(await letters(10, 111, z), { ids: [y], cut: true }, "a page before an id");
   });
 
   test(`${name} never moves a cursor back and keeps the last time seen`, async (t) => {

@@ -4,7 +4,8 @@ import { heldAnswer } from "../http/responses.ts";
 import type { MessageAnswer } from "../broker/message_answer.ts";
 import type { AgentName } from "../message.ts";
 import { A2A_ERROR, A2aError, type A2aTask, type ProtocolVersion, type TaskState } from "./protocol.ts";
-import { taskKeyPrefix, taskOfMessage } from "./tasks.ts";
+import { contextIdOf } from "./message_ids.ts";
+import { taskKeyPrefix, taskOfListed } from "./tasks.ts";
 import { parseTaskState, toV03Task } from "./v03_shapes.ts";
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -130,13 +131,16 @@ async function listedPage(
       exhausted = false;
       break;
     }
-    const task = await taskOfMessage(broker, envelope);
-    const since = updatedSince === undefined || Date.parse(task.status.timestamp) >= updatedSince;
-    if ((contextId === undefined || task.contextId === contextId) && (state === undefined || task.status.state === state) && since) {
-      const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, query.historyLength);
-      const item = { id: envelope.id, task: shown };
-      if ((await answer.fitSliced([item])).length === 0) break;
-      listed.push(item);
+    // A task's context is its message's: one of another context is passed by without reading what became of it.
+    if (contextId === undefined || contextIdOf(envelope) === contextId) {
+      const task = await taskOfListed(broker, envelope);
+      const since = updatedSince === undefined || Date.parse(task.status.timestamp) >= updatedSince;
+      if ((state === undefined || task.status.state === state) && since) {
+        const shown = withHistory(includeArtifacts ? task : { ...task, artifacts: undefined }, query.historyLength);
+        const item = { id: envelope.id, task: shown };
+        if ((await answer.fitSliced([item])).length === 0) break;
+        listed.push(item);
+      }
     }
     scanned++;
     before = envelope.id;

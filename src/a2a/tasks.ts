@@ -46,7 +46,7 @@ export async function recentTasks(broker: Broker, viewer: AgentName | "all", rea
     return await answer.reserved(async () => {
       const summaries: TaskSummary[] = [];
       for await (const envelope of newestOf(parties.map((party) => broker.tasks.sentWithKeyPrefix(TASK_KEY_ROOT, party, Number.MAX_SAFE_INTEGER)))) {
-        const task = await taskOfMessage(broker, envelope);
+        const task = await taskOfListed(broker, envelope);
         summaries.push({ id: task.id, from: envelope.from, to: envelope.to, context_id: task.contextId, state: task.status.state, updated: task.status.timestamp });
         if (summaries.length === RECENT_TASKS) break;
       }
@@ -110,6 +110,14 @@ export async function loadTask(broker: Broker, sender: AgentName, agent: AgentNa
 /** The task of a message just read from the store (a ListTasks page, a retried SendMessage). */
 export async function taskOfMessage(broker: Broker, envelope: Envelope): Promise<A2aTask> {
   return (await taskWithOutcome(broker, envelope)).task;
+}
+
+/**
+ * The task of a message a listing just read from the store: what became of it is read, not the message again (a
+ * listing of 1,000 tasks read each one's message twice).
+ */
+export async function taskOfListed(broker: Broker, envelope: Envelope): Promise<A2aTask> {
+  return await taskOf(broker, envelope, await broker.tasks.outcome(envelope.id));
 }
 
 /**

@@ -10,7 +10,7 @@ import { DeadLetters } from "./dead_letters.ts";
 import { Deliveries } from "./deliveries.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
+import { cutAs, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { DeliveryMarks } from "./delivery_marks.ts";
@@ -363,7 +363,7 @@ export class Broker {
   answer<Item extends { id: number } = Envelope>(encode: (item: Item) => string, agent?: AgentName, leasedTake = false): MessageAnswer<Item> {
     const budget = this.#options.answerBudget ?? DEFAULT_ANSWER_BUDGET;
     const hold = agent === undefined ? undefined : this.#answerMemory.hold(agent, budget, leasedTake);
-    return new MessageAnswer(encode, budget, hold, this.#options.maxMessageBytes);
+    return new MessageAnswer(encode, budget, hold);
   }
 
   /**
@@ -374,12 +374,10 @@ export class Broker {
     const inbox = this.#inboxes.get(agent);
     if (inbox === undefined) return [];
     const pending = this.#deliveries.pendingIn(inbox);
-    return await answer.readNewest(async (beforeId, page) =>
-      (await this.#store.readLatest(agent, page, beforeId)).map((envelope) => ({
-        id: envelope.id,
-        envelope,
-        pending: pending(envelope),
-      })), limit);
+    return await answer.readNewest(async (beforeId, limit, maxChars) => {
+      const page = await this.#store.readLatest(agent, limit, beforeId, maxChars);
+      return cutAs(page, page.map((envelope) => ({ id: envelope.id, envelope, pending: pending(envelope) })));
+    }, limit);
   }
 
   /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */

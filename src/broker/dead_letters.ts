@@ -1,7 +1,7 @@
 /** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
 import { InteropError } from "../errors.ts";
 import { type AgentName, toWire, type WireMessage } from "../message.ts";
-import type { MessageStore } from "../store/store.ts";
+import { cutAs, type MessageStore } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
@@ -58,13 +58,15 @@ export class DeadLetters {
    */
   async list(agent: AgentName, limit: number, answer: MessageAnswer<ListedDeadLetter>): Promise<ListedDeadLetter[]> {
     const { store } = this.#deps;
-    const page = async (beforeId: number, size: number) =>
-      await Promise.all((await store.deadLetters(agent, size, beforeId)).map(async (letter) => ({
+    const page = async (beforeId: number, size: number, maxChars: number) => {
+      const letters = await store.deadLetters(agent, size, beforeId, maxChars);
+      return cutAs(letters, await Promise.all(letters.map(async (letter) => ({
         id: letter.messageId,
         reason: letter.reason,
         parked_at: new Date(letter.parkedAt).toISOString(),
         message: await store.find(letter.messageId).then((message) => message === undefined ? null : toWire(message)),
-      })));
+      }))));
+    };
     return await answer.readNewest(page, limit, (letter) => letter.message === null || letter.message.interop.to === agent);
   }
 }

@@ -3,7 +3,7 @@
  * Lists that take nothing (`/history`, `/dead-letters`) are held to the same budget.
  */
 import { Buffer } from "node:buffer";
-import { DEFAULT_MAX_BODY_BYTES, type Envelope } from "../message.ts";
+import type { Envelope } from "../message.ts";
 import { readsOn } from "../store/store.ts";
 import type { AnswerHold } from "./answer_memory.ts";
 import { EventLoopSlices } from "./event_loop_slices.ts";
@@ -19,9 +19,6 @@ export const DEFAULT_ANSWER_BUDGET = 16 * 1024 * 1024;
 /** Set on an answer the budget cut: more messages are pending than it holds. */
 export const MORE_PENDING_HEADER = "interop-more-pending";
 
-/** The first page `readNewest` asks for: most lists hold a message or two. */
-const FIRST_PAGE = 2;
-
 /**
  * The most characters of messages an answer reads and encodes, or turns into bytes, between two turns of the event
  * loop. Read from SQLite (synchronous) and encoded in one go, a 16 Mi-character answer held the event loop for
@@ -35,26 +32,17 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   readonly #budget: number;
   /** What the answer holds of the broker's memory for answers (none: not bounded there). */
   readonly #hold: AnswerHold | undefined;
-  /** The most characters a message not read yet may have, as far as the answer can tell (see `#nextPage`). */
-  readonly #unseenChars: number;
   /** Each message's text, by id: encoded once, when chosen (a take on a shared store may return one not seen). */
   readonly #encoded = new Map<number, string>();
   readonly #slices = new EventLoopSlices(SLICE_CHARS);
   #chosen = 0;
   #used = 0;
-  #largest = 0;
   #cut = false;
 
-  /**
-   * `unseenChars`: how large a message may be (the broker's `--max-body-bytes`, in characters): a page `readNewest`
-   * reads holds no more messages than what the budget has left would hold at that size, whatever the size of those
-   * read before (`MessageStore.readLatest` takes no bound on characters).
-   */
-  constructor(encode: (item: Item) => string, budget: number, hold?: AnswerHold, unseenChars = DEFAULT_MAX_BODY_BYTES) {
+  constructor(encode: (item: Item) => string, budget: number, hold?: AnswerHold) {
     this.#encode = encode;
     this.#budget = budget;
     this.#hold = hold;
-    this.#unseenChars = unseenChars;
   }
 
   /** Whether `fit` left messages out for the budget: more are pending than the answer holds. */
@@ -79,7 +67,6 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
       }
       this.#chosen++;
       this.#used += length;
-      this.#largest = Math.max(this.#largest, length);
     }
     return envelopes;
   }
@@ -105,7 +92,7 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
       let rows = 0;
       for (;;) {
         const page = limit - rows;
-        const got = await readAfter(afterId, page, Math.max(0, Math.min(this.#budget - this.#used, SLICE_CHARS)));
+        const got = await readAfter(afterId, page, this.#charsLeft());
         rows += got.length;
         chosen.push(...await this.fitSliced(got.filter(keep)));
         // Filtered again: while later pages were read, another reader may have taken some of the earlier ones.
@@ -130,13 +117,14 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
 
   /**
    * The newest of up to `limit` items that fit, oldest first: what a list that takes nothing (`/history`,
-   * `/dead-letters`) answers. Read through `readBefore` (the last `limit` items below an id, oldest first) a page at
-   * a time from the newest, pages growing fourfold (`#nextPage`), and filtered by `keep`: reading all `limit` first
-   * held every big message asked for in memory at once (300 of 1 MiB took a 512 MiB heap down) to answer with the few
-   * that fit.
+   * `/dead-letters`) answers. Read through `readBefore` (the last `limit` items below an id, oldest first, bounded by
+   * `maxChars` as `MessageStore.readLatest` is) from the newest, a page at a time as `read` reads, and filtered by
+   * `keep`: reading all `limit` first held every big message asked for in memory at once (300 of 1 MiB took a 512 MiB
+   * heap down), and pages sized by a count at --max-body-bytes each read a PostgreSQL /history of 500 small messages
+   * in 33 round trips.
    */
   async readNewest(
-    readBefore: (beforeId: number, limit: number) => Promise<Item[]>,
+    readBefore: (beforeId: number, limit: number, maxChars: number) => Promise<Item[]>,
     limit: number,
     keep: (item: Item) => boolean = () => true,
   ): Promise<Item[]> {
@@ -144,14 +132,13 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
       const pages: Item[][] = [];
       let rows = 0;
       let beforeId = Number.MAX_SAFE_INTEGER;
-      let page = Math.min(limit, FIRST_PAGE);
       for (;;) {
-        const got = await readBefore(beforeId, page);
+        const page = limit - rows;
+        const got = await readBefore(beforeId, page, this.#charsLeft());
         rows += got.length;
         pages.push((await this.fitSliced(got.filter(keep).toReversed())).reverse());
-        if (this.#cut || got.length < page || rows >= limit) return pages.reverse().flat();
+        if (this.#cut || !readsOn(got, page) || rows >= limit) return pages.reverse().flat();
         beforeId = got[0].id;
-        page = this.#nextPage(limit, rows);
       }
     });
   }
@@ -201,16 +188,11 @@ export class MessageAnswer<Item extends { id: number } = Envelope> {
   }
 
   /**
-   * The next page after `rows` read of `limit`: fourfold the rows read, no more than the budget left holds at the
-   * largest size a message may have (plus one, to see whether the answer is cut), nor than a slice holds at the
-   * largest size read so far. The page is read before its sizes are known: sized by the messages read so far, 250
-   * small ones then 750 of 1 MiB were read at once (a /poll?limit=1000 of 260 small and 300 big ones: 9.7 s with
-   * the event loop held, broker RSS 153 to 796 MB, for an answer of 16 MB; limit=10000 asks for pages of 5000).
+   * The characters of stored payload the next page may hold (`maxChars`): what the budget has left, and no more than
+   * a slice.
    */
-  #nextPage(limit: number, rows: number): number {
-    const room = Math.floor((this.#budget - this.#used) / Math.max(this.#largest, this.#unseenChars, 1)) + 1;
-    const slice = this.#largest === 0 ? Infinity : Math.max(1, Math.floor(SLICE_CHARS / this.#largest));
-    return Math.min(limit - rows, 4 * rows, room, slice);
+  #charsLeft(): number {
+    return Math.max(0, Math.min(this.#budget - this.#used, SLICE_CHARS));
   }
 
   /**

@@ -50,6 +50,11 @@ export class MessageTasks {
     return envelope === undefined ? undefined : { envelope, outcome };
   }
 
+  /** What became of stored message `id` (as far as retention kept it): for a message the caller has in hand. */
+  async outcome(id: number): Promise<MessageOutcome> {
+    return await this.#deps.store.outcome(id);
+  }
+
   /** Whether message `id` for `agent` was handed out (or withdrawn): above the cursor only a wait or a poll takes one. */
   isDelivered(agent: AgentName, id: number, outcome: MessageOutcome): boolean {
     const inbox = this.#deps.agents.get(agent);

@@ -64,6 +64,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <h2>A2A tasks</h2>
     <table><thead><tr><th>task</th><th>from → to</th><th>state</th><th>updated</th></tr></thead><tbody id="tasks"></tbody></table>
     <p id="no-tasks" class="muted">No A2A tasks yet: A2A clients send to <code>/a2a/AGENT</code>.</p>
+    <p id="tasks-busy" class="offline" hidden></p>
   </section>
   <section>
     <h2>Traffic, last 10 minutes</h2>
@@ -116,6 +117,12 @@ function el(tag, text, className) {
 async function getJson(path) {
   const response = await fetch(path, { headers: auth() });
   if (response.status === 401 || response.status === 403) throw Object.assign(new Error((await response.json()).error), { auth: true });
+  // 429 too_many_requests, 503 server_busy: the broker answered, and says when to ask again.
+  const retryAfter = Number(response.headers.get("retry-after"));
+  if ((response.status === 429 || response.status === 503) && retryAfter > 0) {
+    const answer = await response.json().catch(() => ({}));
+    throw Object.assign(new Error(path + ": HTTP " + response.status + (answer.error ? " (" + answer.error + ")" : "")), { retryAfter });
+  }
   if (!response.ok) throw new Error(path + ": HTTP " + response.status);
   return response.json();
 }
@@ -175,6 +182,30 @@ async function loadHistory(name) {
   }
   for (const message of messages) feed.set(message.interop.id, message);
   showFeed();
+}
+
+/** The task table's next read after the broker said it was busy (a timer), or undefined: none is due. */
+let tasksRetry;
+
+/**
+ * Reads the task table, unless the broker said it was busy: then it says so and reads it again when Retry-After
+ * says, not at the next refresh (a table of big tasks counts against the answers of the agent a2a, which the
+ * broker refuses past their bound: read sooner, refused again).
+ */
+async function refreshTasks() {
+  if (tasksRetry !== undefined) return;
+  try {
+    showTasks(await getJson("/a2a"));
+    $("tasks-busy").hidden = true;
+  } catch (error) {
+    if (error.retryAfter === undefined) throw error;
+    $("tasks-busy").textContent = "Broker busy: " + error.message + "; retrying in " + error.retryAfter + " s";
+    $("tasks-busy").hidden = false;
+    tasksRetry = setTimeout(() => {
+      tasksRetry = undefined;
+      refreshTasks().catch(() => {}); // unreachable or refused: the next refresh says so
+    }, error.retryAfter * 1000);
+  }
 }
 
 function showTasks(list) {
@@ -281,13 +312,12 @@ function showChart(stats) {
 
 async function refresh() {
   try {
-    const [status, stats, tasks] = await Promise.all([getJson("/status"), getJson("/stats"), getJson("/a2a")]);
+    const [status, stats] = await Promise.all([getJson("/status"), getJson("/stats"), refreshTasks()]);
     showAgents(status);
     showChart(stats);
-    showTasks(tasks);
   } catch (error) {
     if (error.auth) return askForToken(error.message);
-    $("summary").textContent = "broker unreachable: " + error.message;
+    $("summary").textContent = (error.retryAfter === undefined ? "broker unreachable: " : "broker busy: ") + error.message;
   }
 }
 

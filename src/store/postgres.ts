@@ -11,13 +11,14 @@ import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRec
 import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { expireUndelivered, pruneDelivered } from "./postgres_retention.ts";
-import { readBounded } from "./postgres_pages.ts";
+import { boundedRows, readBounded } from "./postgres_pages.ts";
 import { migrate } from "./postgres_schema.ts";
 import { beforeAwaitedReply, PostgresInboxes } from "./postgres_shared.ts";
 import { writeBatch } from "./postgres_write.ts";
 import { AwaitedRecords } from "./postgres_awaited.ts";
 import {
   CommitInDoubt,
+  cutAs,
   type DeadLetter,
   type Durability,
   type InboxHolds,
@@ -151,11 +152,17 @@ export class PostgresStore implements MessageStore {
         ORDER BY id LIMIT ${limit}`).map(toEnvelope));
   }
 
-  readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Envelope[]> {
-    return this.#read("read messages", async () =>
-      (await this.#sql<MessageRow[]>`
-        SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
-        WHERE recipient = ${agent} AND id < ${beforeId} AND NOT polled ORDER BY id DESC LIMIT ${limit}`).map(toEnvelope).reverse());
+  readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<Envelope[]> {
+    return this.#read("read messages", () =>
+      readBounded(
+        this.#sql,
+        this.#sql`
+          SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM interop_messages
+          WHERE recipient = ${agent} AND id < ${beforeId} AND NOT polled ORDER BY id DESC LIMIT ${limit}`,
+        limit,
+        maxChars,
+        "newest",
+      ));
   }
 
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
@@ -165,12 +172,23 @@ export class PostgresStore implements MessageStore {
         VALUES (${agent}, ${letter.messageId}, ${letter.reason}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1);
   }
 
-  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<DeadLetter[]> {
-    return this.#read("read dead letters", async () =>
-      (await this.#sql<Array<{ message_id: number; reason: string; parked_at: number }>>`
-        SELECT message_id, reason, parked_at FROM interop_dead_letters
-        WHERE agent = ${agent} AND message_id < ${beforeId} ORDER BY message_id DESC LIMIT ${limit}`)
-        .map((row) => ({ messageId: row.message_id, reason: row.reason, parkedAt: row.parked_at })).reverse());
+  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<DeadLetter[]> {
+    return this.#read("read dead letters", async () => {
+      // Each letter's message measured (octet_length, see readBounded), not read.
+      const rows = await boundedRows<{ id: number; reason: string; parked_at: number }>(
+        this.#sql,
+        this.#sql`
+          SELECT d.message_id AS id, d.reason, d.parked_at, octet_length(m.payload) AS chars
+          FROM interop_dead_letters d LEFT JOIN interop_messages m ON m.id = d.message_id
+          WHERE d.agent = ${agent} AND d.message_id < ${beforeId} ORDER BY d.message_id DESC LIMIT ${limit}`,
+        this.#sql`coalesce(page.chars, 0)`,
+        limit,
+        maxChars,
+        "newest",
+      );
+      const letters = rows.map((row) => ({ messageId: row.id, reason: row.reason, parkedAt: row.parked_at }));
+      return cutAs(rows, letters);
+    });
   }
 
   find(id: number): Promise<Envelope | undefined> {

@@ -18,7 +18,7 @@ import {
   storageFull,
   type WriteBatch,
 } from "./store.ts";
-import { BoundedRows } from "./sqlite_bounded_rows.ts";
+import { BoundedRows, payloadChars } from "./sqlite_bounded_rows.ts";
 
 /**
  * How many messages may wait past the watermark before a commit indexes them. A row joins the per-recipient index
@@ -269,7 +269,7 @@ export class SqliteStore implements MessageStore {
   readAfter(agent: AgentName, afterId: number, limit: number, maxChars = Infinity): Promise<Envelope[]> {
     return this.#attempt("read messages", () => {
       // One message is read whatever its size: a read of one needs no budget.
-      const page = new BoundedRows(limit > 1 ? maxChars : Infinity);
+      const page = new BoundedRows(limit > 1 ? maxChars : Infinity, payloadChars);
       if (afterId < this.#indexedUpTo) page.read(this.#readAfter, agent, afterId, limit);
       const tail = this.#tailStart(agent, afterId);
       if (!page.cut && page.rows.length < limit && tail !== Number.MAX_SAFE_INTEGER) {
@@ -286,17 +286,29 @@ export class SqliteStore implements MessageStore {
     );
   }
 
-  readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Envelope[]> {
+  readLatest(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<Envelope[]> {
     return this.#attempt("read messages", () => {
-      const rows = this.#db.prepare(`SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
-        WHERE id > ? AND id < ? AND recipient = ? AND polled = 0 ORDER BY id DESC LIMIT ?`)
-        .all(this.#tailStart(agent, 0), beforeId, agent, limit) as unknown as MessageRow[];
-      if (rows.length < limit) {
-        rows.push(...this.#db.prepare(`SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
-          WHERE recipient = ? AND indexed = 1 AND polled = 0 AND id < ? ORDER BY id DESC LIMIT ?`)
-          .all(agent, beforeId, limit - rows.length) as unknown as MessageRow[]);
+      // Newest first, the tail before the index: the running total counts from the newest.
+      const page = new BoundedRows(limit > 1 ? maxChars : Infinity, payloadChars);
+      page.read(
+        this.#db.prepare(`SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
+          WHERE id > ? AND id < ? AND recipient = ? AND polled = 0 ORDER BY id DESC LIMIT ?`),
+        this.#tailStart(agent, 0),
+        beforeId,
+        agent,
+        limit,
+      );
+      if (!page.cut && page.rows.length < limit) {
+        page.read(
+          this.#db.prepare(`SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
+            WHERE recipient = ? AND indexed = 1 AND polled = 0 AND id < ? ORDER BY id DESC LIMIT ?`),
+          agent,
+          beforeId,
+          limit - page.rows.length,
+        );
       }
-      return rows.map(toEnvelope).reverse();
+      const envelopes = page.rows.map(toEnvelope).reverse();
+      return page.cut ? cutShort(envelopes) : envelopes;
     });
   }
 
@@ -306,12 +318,24 @@ export class SqliteStore implements MessageStore {
         .run(agent, letter.messageId, letter.reason, letter.parkedAt).changes === 1);
   }
 
-  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<DeadLetter[]> {
-    return this.#attempt("read dead letters", () =>
-      (this.#db.prepare(
-        `SELECT message_id AS messageId, reason, parked_at AS parkedAt FROM dead_letters
-         WHERE agent = ? AND message_id < ? ORDER BY message_id DESC LIMIT ?`,
-      ).all(agent, beforeId, limit) as unknown as DeadLetter[]).map((row) => ({ ...row })).reverse());
+  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<DeadLetter[]> {
+    return this.#attempt("read dead letters", () => {
+      type Row = DeadLetter & { chars: number | null };
+      const page = new BoundedRows<Row>(limit > 1 ? maxChars : Infinity, (row) => row.chars ?? 0);
+      // The message's payload measured where it is stored (its row, or the payload it shares), not read into memory.
+      page.read(
+        this.#db.prepare(
+          `SELECT message_id AS messageId, reason, parked_at AS parkedAt,
+             (SELECT length(payload) FROM (SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages WHERE id = message_id)) AS chars
+           FROM dead_letters WHERE agent = ? AND message_id < ? ORDER BY message_id DESC LIMIT ?`,
+        ),
+        agent,
+        beforeId,
+        limit,
+      );
+      const letters = page.rows.map(({ messageId, reason, parkedAt }) => ({ messageId, reason, parkedAt })).reverse();
+      return page.cut ? cutShort(letters) : letters;
+    });
   }
 
   find(id: number): Promise<Envelope | undefined> {

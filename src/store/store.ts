@@ -192,6 +192,11 @@ export function wasCut(page: readonly unknown[]): boolean {
   return cutPages.has(page);
 }
 
+/** `mapped`, made from the read `page` item for item, cut short as `page` was (`cutShort`). */
+export function cutAs<T>(page: readonly unknown[], mapped: T[]): T[] {
+  return wasCut(page) ? cutShort(mapped) : mapped;
+}
+
 /** Whether more may follow `page`, read with `limit`: it is full, or it was cut short by its characters. */
 export function readsOn(page: readonly unknown[], limit: number): boolean {
   return page.length >= limit || wasCut(page);
@@ -346,13 +351,18 @@ export interface MessageStore {
   readReplies(agent: AgentName, questionId: number, afterId: number, limit: number): Promise<Envelope[]>;
   /**
    * The last `limit` messages for `agent` with an id below `beforeId` (default: any), delivered or not, oldest
-   * first, leaving out those taken by a poll.
+   * first, leaving out those taken by a poll. With `maxChars`, only the newest of them whose stored payloads' running
+   * total, counted from the newest, keeps within it (at least one): a page cut short so says `wasCut`.
    */
-  readLatest(agent: AgentName, limit: number, beforeId?: number): Promise<Envelope[]>;
+  readLatest(agent: AgentName, limit: number, beforeId?: number, maxChars?: number): Promise<Envelope[]>;
   /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
-  /** The agent's last `limit` dead letters (by message id) with a message id below `beforeId` (default: any), oldest first. */
-  deadLetters(agent: AgentName, limit: number, beforeId?: number): Promise<DeadLetter[]>;
+  /**
+   * The agent's last `limit` dead letters (by message id) with a message id below `beforeId` (default: any), oldest
+   * first. With `maxChars`, bounded as `readLatest` is by the stored payloads of their messages (none for a letter
+   * whose message retention removed).
+   */
+  deadLetters(agent: AgentName, limit: number, beforeId?: number, maxChars?: number): Promise<DeadLetter[]>;
   /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
   findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
   /**

@@ -82,21 +82,24 @@ test("with tokens the dashboard shows nothing until given one, and an admin toke
   assert.equal(await page.locator("#login").isVisible(), false);
 });
 
+/** Sends `text` to openclaw as an A2A task (SendMessage, returning at once). */
+function sendTask(url: string, text: string): Promise<Response> {
+  return fetch(`${url}/a2a/openclaw`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "SendMessage",
+      params: { message: { messageId: text, role: "ROLE_USER", parts: [{ text }] }, configuration: { returnImmediately: true } },
+    }),
+  });
+}
+
 test("the dashboard lists A2A tasks with their states as they change", async () => {
   await using browser = await launchBrowser();
   await using broker = await startBroker();
-  const send = (text: string) =>
-    fetch(`${broker.url}/a2a/openclaw`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "SendMessage",
-        params: { message: { messageId: text, role: "ROLE_USER", parts: [{ text }] }, configuration: { returnImmediately: true } },
-      }),
-    });
-  await send("first task");
+  await sendTask(broker.url, "first task");
   const page = await browser.newPage();
   await page.goto(`${broker.url}/ui`);
   await page.locator("#tasks tr", { hasText: "a2a → openclaw" }).filter({ hasText: "submitted" }).waitFor({ timeout: 5000 });
@@ -104,6 +107,35 @@ test("the dashboard lists A2A tasks with their states as they change", async () 
   const polled = await runCli(["poll", "--agent", "openclaw", "--url", broker.url]);
   assert.equal(JSON.parse(polled.stdout).text, "first task");
   await page.locator("#tasks tr", { hasText: "a2a → openclaw" }).filter({ hasText: "working" }).waitFor({ timeout: 5000 });
+});
+
+test("the dashboard's task table says the broker is busy on a 429 and reads it again when Retry-After says, not before", async () => {
+  // It said "broker unreachable" and asked again at its next refresh, 2 s on, whatever Retry-After said.
+  await using browser = await launchBrowser();
+  await using broker = await startBroker();
+  await sendTask(broker.url, "a task");
+  const page = await browser.newPage();
+  const RETRY_AFTER_S = 4;
+  // The first read of the table is refused as a broker past the bound of a2a's answers refuses it; the others go through.
+  const reads: number[] = [];
+  await page.route(/\/a2a$/, async (route) => {
+    reads.push(Date.now());
+    if (reads.length > 1) return await route.continue();
+    await route.fulfill({
+      status: 429,
+      headers: { "content-type": "application/json", "retry-after": String(RETRY_AFTER_S) },
+      body: JSON.stringify({ error: "Too many answers to a2a not read yet", code: "too_many_requests" }),
+    });
+  });
+  await page.goto(`${broker.url}/ui`);
+  const busy = page.locator("#tasks-busy", { hasText: `retrying in ${RETRY_AFTER_S} s` });
+  await busy.waitFor({ timeout: 5000 });
+  assert.match(await busy.innerText(), /busy.*429.*Too many answers to a2a not read yet/);
+  assert.doesNotMatch(await page.locator("#summary").innerText(), /unreachable/);
+  await page.locator("#tasks tr", { hasText: "a2a → openclaw" }).waitFor({ timeout: 5000 + RETRY_AFTER_S * 1000 });
+  await busy.waitFor({ state: "hidden", timeout: 5000 });
+  // Read again once, when Retry-After said (a timer fires no sooner than it was set for).
+  assert.ok(reads[1] - reads[0] >= RETRY_AFTER_S * 1000 - 50, `read again ${reads[1] - reads[0]} ms after the 429`);
 });
 
 test("the dashboard shows each inbox's pending and recent messages on load, and unmarks one once it is delivered", async () => {

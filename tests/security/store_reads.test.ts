@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { Broker } from "../../src/broker/broker.ts";
+import { Broker, type HistoryEntry } from "../../src/broker/broker.ts";
+import type { ListedDeadLetter } from "../../src/broker/dead_letters.ts";
 import { uniform } from "../../src/broker/per_agent.ts";
 import { READ_CHARS } from "../../src/broker/read_pages.ts";
 import { sseFormat } from "../../src/http/sse_format.ts";
@@ -126,31 +127,93 @@ test("on brokers sharing PostgreSQL too, withdrawn messages make no peek of an i
   assert.equal(most, 1, `a peek of one asked for ${most} messages`);
 });
 
+/** The characters an answer of a broker `restartedSmaller` holds. */
+const RESTART_BUDGET = 1024 * 1024;
+/** A message stored before the restart: 200 KB, far above the --max-body-bytes (4 KiB) the broker restarts with. */
+const STORED = "y".repeat(200 * 1024);
+
+/**
+ * A broker restarted with --max-body-bytes of 4 KiB (answers of RESTART_BUDGET) over what `publish` stored under the
+ * default, its store given to `watch` before it opens.
+ */
+async function restartedSmaller(t: TestContext, publish: (broker: Broker) => Promise<void>, watch: (store: SqliteStore) => void): Promise<Broker> {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const before = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { maxPending: uniform(1000) }));
+  await publish(before);
+  await before.close();
+  const store = new SqliteStore(dir.path, "relaxed");
+  watch(store);
+  const options = { maxPending: uniform(1000), maxMessageBytes: 4096, answerBudget: RESTART_BUDGET };
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, options));
+  t.after(() => broker.close());
+  return broker;
+}
+
 test("a peek over messages stored under a larger --max-body-bytes than the broker's now reads no more at a time than its answer holds", async (t) => {
   // Pages sized as if no message held more than --max-body-bytes: after a few small messages, a broker restarted with
   // a smaller one read 30 of those stored before at once (sec31: 30 of 7 MB, restarted at 64 KiB).
-  const dir = tempDir();
-  t.after(() => dir.cleanup());
-  const stored = "y".repeat(200 * 1024);
-  const before = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { maxPending: uniform(1000) }));
-  for (let n = 0; n < 10; n++) await before.publish(hermes, openclaw, { text: `small ${n}` });
-  for (let n = 0; n < 30; n++) await before.publish(hermes, openclaw, { text: stored, n });
-  await before.close();
-  const store = new SqliteStore(dir.path, "relaxed");
   let most = 0;
-  const readAfter = store.readAfter.bind(store);
-  store.readAfter = async (agent, afterId, limit, maxChars) => {
-    const page = await readAfter(agent, afterId, limit, maxChars);
-    most = Math.max(most, held(page));
-    return page;
-  };
-  const budget = 1024 * 1024;
-  const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(1000), maxMessageBytes: 4096, answerBudget: budget }));
-  t.after(() => broker.close());
+  const broker = await restartedSmaller(t, async (before) => {
+    for (let n = 0; n < 10; n++) await before.publish(hermes, openclaw, { text: `small ${n}` });
+    for (let n = 0; n < 30; n++) await before.publish(hermes, openclaw, { text: STORED, n });
+  }, (store) => {
+    const readAfter = store.readAfter.bind(store);
+    store.readAfter = async (agent, afterId, limit, maxChars) => {
+      const page = await readAfter(agent, afterId, limit, maxChars);
+      most = Math.max(most, held(page));
+      return page;
+    };
+  });
   const answer = broker.answer((envelope) => JSON.stringify(envelope), openclaw);
   t.after(() => answer.release());
   const peeked = await broker.peek(openclaw, 40, answer);
   assert.equal(peeked.length, 10 + 5, "the small ones and the big ones that fit");
   assert.ok(answer.cut);
-  assert.ok(most <= budget + stored.length + 100, `a read held ${most} characters (the answer's budget: ${budget})`);
+  assert.ok(most <= RESTART_BUDGET + STORED.length + 100, `a read held ${most} characters (the answer's budget: ${RESTART_BUDGET})`);
+});
+
+test("/history and /dead-letters over messages stored under a larger --max-body-bytes than the broker's now read no more at a time than their answer holds", async (t) => {
+  // Pages sized by a count at --max-body-bytes each (or the largest read so far): after a restart with a smaller one,
+  // a list read from the newest, small messages, then 30 of the big ones stored before them at once.
+  const ids: number[] = [];
+  let most = 0;
+  // A dead letter's message is read by its id: what one page of letters reads is what `find` returns for it.
+  let letterPage = 0;
+  const broker = await restartedSmaller(t, async (before) => {
+    for (let n = 0; n < 30; n++) ids.push((await before.publish(hermes, openclaw, { text: STORED, n })).envelopes[0].id);
+    for (let n = 0; n < 10; n++) ids.push((await before.publish(hermes, openclaw, { text: `small ${n}` })).envelopes[0].id);
+    for (const id of ids) await before.deadLetters.park(openclaw, id, "410 Gone");
+  }, (store) => {
+    const readLatest = store.readLatest.bind(store);
+    store.readLatest = async (agent, limit, beforeId, maxChars) => {
+      const page = await readLatest(agent, limit, beforeId, maxChars);
+      most = Math.max(most, held(page));
+      return page;
+    };
+    const deadLetters = store.deadLetters.bind(store);
+    store.deadLetters = async (agent, limit, beforeId, maxChars) => {
+      letterPage = 0;
+      return await deadLetters(agent, limit, beforeId, maxChars);
+    };
+    const find = store.find.bind(store);
+    store.find = async (id) => {
+      const found = await find(id);
+      if (found !== undefined) most = Math.max(most, letterPage += held([found]));
+      return found;
+    };
+  });
+  const bound = RESTART_BUDGET + STORED.length + 100;
+  const history = broker.answer((entry: HistoryEntry) => JSON.stringify(entry), openclaw);
+  t.after(() => history.release());
+  const listed = (await broker.history(openclaw, 40, history)).map((entry) => entry.id);
+  assert.deepEqual(listed, ids.slice(-15), "the small ones and the big ones that fit");
+  assert.ok(history.cut);
+  assert.ok(most <= bound, `a /history read held ${most} characters (the answer's budget: ${RESTART_BUDGET})`);
+  most = 0;
+  const letters = broker.answer((letter: ListedDeadLetter) => JSON.stringify(letter), openclaw);
+  t.after(() => letters.release());
+  assert.deepEqual((await broker.deadLetters.list(openclaw, 40, letters)).map((letter) => letter.id), ids.slice(-15));
+  assert.ok(letters.cut);
+  assert.ok(most <= bound, `a /dead-letters read held ${most} characters (the answer's budget: ${RESTART_BUDGET})`);
 });

@@ -2,6 +2,7 @@
  * Inbox leases kept by a store other brokers share (SharedInboxes): a reader's lease holds on every broker of the
  * store, and the store's take checks and ends it in the transaction that takes, so no broker's take slips between.
  */
+import { isStorageUnavailable } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { sleep } from "../sleep.ts";
 import type { SharedInboxes } from "../store/store.ts";
@@ -33,8 +34,11 @@ export class StoreLeases implements Leases {
     try {
       return await work(id);
     } catch (error) {
-      // A take that failed still lets the next reader in (one that was refused had no lease of its own to end).
-      if (id !== undefined) this.end(agent, id);
+      // A take that failed still lets the next reader in (one that was refused had no lease of its own to end); but
+      // not one the store could not be reached for (503: its client takes again under the lease once it is back,
+      // a take in doubt included): ended, the take again would find its lease lost, and another reader may have
+      // been shown what the holder showed.
+      if (id !== undefined && !isStorageUnavailable(error)) this.end(agent, id);
       throw error;
     }
   }

@@ -1,0 +1,34 @@
+/** StoreLeases (a shared store's inbox leases): which failed takes end the holder's lease, and which leave it held. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { StoreLeases } from "../src/broker/store_leases.ts";
+import { InteropError } from "../src/errors.ts";
+import type { AgentName } from "../src/message.ts";
+import type { SharedInboxes } from "../src/store/store.ts";
+
+const openclaw = "openclaw" as AgentName;
+
+function leases(): { leases: StoreLeases; ended: string[] } {
+  const ended: string[] = [];
+  const shared = {
+    endLease: (_agent: AgentName, id: string) => {
+      ended.push(id);
+      return Promise.resolve();
+    },
+  } as unknown as SharedInboxes;
+  return { leases: new StoreLeases(shared, () => Promise.resolve()), ended };
+}
+
+test("a take under a lease that the store could not be reached for leaves the lease held, for the holder's take again", async () => {
+  const { leases: store, ended } = leases();
+  const unavailable = new InteropError("storage_unavailable", "Storage unavailable: PostgreSQL cannot be reached; retry shortly");
+  await assert.rejects(store.take(openclaw, "lease-1", () => Promise.reject(unavailable)), unavailable);
+  assert.deepEqual(ended, [], "the client told 503 takes again under its lease, not finding it lost");
+});
+
+test("a take under a lease that failed otherwise ends the lease, letting the next reader in", async () => {
+  const { leases: store, ended } = leases();
+  const failed = new InteropError("storage_failed", "Storage failed to take messages: disk I/O error");
+  await assert.rejects(store.take(openclaw, "lease-1", () => Promise.reject(failed)), failed);
+  assert.deepEqual(ended, ["lease-1"]);
+});

@@ -32,3 +32,21 @@ test("a take under a lease that failed otherwise ends the lease, letting the nex
   await assert.rejects(store.take(openclaw, "lease-1", () => Promise.reject(failed)), failed);
   assert.deepEqual(ended, ["lease-1"]);
 });
+
+test("a lease whose end met an outage is ended once the store is back, rather than holding the inbox for its length", async () => {
+  const ends: string[] = [];
+  const { promise: endedAgain, resolve } = Promise.withResolvers<void>();
+  const shared = {
+    endLease: (_agent: AgentName, id: string) => {
+      ends.push(id);
+      if (ends.length === 1) return Promise.reject(new InteropError("storage_unavailable", "Storage unavailable; retry shortly"));
+      resolve();
+      return Promise.resolve();
+    },
+  } as unknown as SharedInboxes;
+  // A leased wait whose look failed ends the lease it took (leased_wait.ts): PostgreSQL went away in between.
+  new StoreLeases(shared, () => Promise.resolve()).end(openclaw, "lease-1");
+  const bound = AbortSignal.timeout(10_000);
+  await Promise.race([endedAgain, new Promise((_, reject) => bound.addEventListener("abort", () => reject(new Error("never tried again"))))]);
+  assert.deepEqual(ends, ["lease-1", "lease-1"]);
+});

@@ -37,19 +37,18 @@ export class StoreLeases implements Leases {
     try {
       return await work(id);
     } catch (error) {
-      // A take that failed still lets the next reader in (one that was refused had no lease of its own to end); but
-      // not one the store could not be reached for (503: its client takes again under the lease once it is back,
-      // a take in doubt included): ended, the take again would find its lease lost, and another reader may have
-      // been shown what the holder showed.
-      if (id !== undefined && !isStorageUnavailable(error)) this.end(agent, id);
+      // A take that failed still lets the next reader in (one that was refused had no lease of its own to end): one
+      // that met an outage once PostgreSQL is back (see `end`). A client that takes again under it takes what is
+      // left, told its lease was lost; one that does not (a cancelled `interop mcp` call) holds no one off.
+      if (id !== undefined) this.end(agent, id);
       throw error;
     }
   }
 
   /**
    * Ends lease `id`. One that meets an outage (PostgreSQL down) is ended once it is back: given up, it held the
-   * inbox for its whole length (up to 300 s) after the wait or take it was for failed with 503, its client never
-   * told its id, every other reader's take refused (409) and every wait held off meanwhile.
+   * inbox for its whole length (up to 300 s) after a take under it, or the leased wait it was granted for (its
+   * client never told its id), failed with 503: every other reader's take refused (409), every wait held off.
    */
   end(agent: AgentName, id: string): void {
     void this.#end(agent, id);

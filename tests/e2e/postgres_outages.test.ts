@@ -42,6 +42,9 @@ async function expectStatus(response: Response, status: number): Promise<void> {
   if (response.status !== status) assert.fail(`HTTP ${response.status}, not ${status}: ${await response.text()}`);
 }
 
+/** Takes under a lease that a take refused with 503 ended meanwhile. */
+let leasesLost = 0;
+
 /** Takes the oldest message of `agent` as `interop mcp`'s wait does: a leased peek, then a take under the lease. */
 async function leasedTake(url: string, agent: string, taken: Delivery[], more: () => boolean): Promise<void> {
   const shown = await request(`${url}/wait?agent=${agent}&timeout=1&peek=1&lease=60`);
@@ -57,7 +60,8 @@ async function leasedTake(url: string, agent: string, taken: Delivery[], more: (
       continue;
     }
     await expectStatus(take, 200);
-    assert.equal(take.headers.get("interop-lease-lost"), null, "the lease outlived the outage");
+    // A take that got 503 ended its lease (once PostgreSQL was back): this one takes what is left, told so.
+    if (take.headers.get("interop-lease-lost") === "true") leasesLost++;
     for (const entry of await take.json()) taken.push({ key: entry.key, id: entry.interop.id });
     return;
   }
@@ -187,7 +191,7 @@ test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased wai
   assert.equal(broker.log().match(/is back: serving again/g)?.length, OUTAGES, broker.log());
   t.diagnostic(
     `${OUTAGES} outages: stream ${stream.acked} acknowledged (${stream.unanswered} refused), leased waits ` +
-      `${leasedCounts.acked} (${leasedCounts.unanswered} refused), asks ${asked.acked} (${unreplied.size} timed out, ` +
+      `${leasedCounts.acked} (${leasedCounts.unanswered} refused, ${leasesLost} takes again under a lease lost), asks ${asked.acked} (${unreplied.size} timed out, ` +
       `${asked.unanswered} refused): none missing, repeated or out of order`,
   );
 });

@@ -1,6 +1,7 @@
 /**
- * Patches the `postgres` client 3.4.9 (the latest release) against two faults when a connection closes, until a
- * release fixes them (porsager/postgres#1154, #1208; fixes proposed upstream, #1176 and #1209, are unreleased).
+ * Patches the `postgres` client 3.4.9 (the latest release) against three faults when a connection closes, until a
+ * release fixes them (the first two are porsager/postgres#1154, #1208; fixes proposed upstream, #1176 and #1209,
+ * are unreleased).
  * A write of under 1 KiB is buffered and flushed by a setImmediate:
  * - a query written to a connection that closed and has not reconnected yet made `nextWrite` call `write` on a
  *   null socket and throw from the timer, an uncaught TypeError that took the broker down. With no socket, the
@@ -8,7 +9,10 @@
  *   does), which the store answers with 503;
  * - closing cancelled a pending flush but left its timer set and its bytes buffered, so after the reconnect no
  *   small write was ever flushed (the startup message waited behind the stale bytes): the connection hung for good.
- *   The patch forgets both when it cancels the flush.
+ *   The patch forgets both when it cancels the flush;
+ * - an error the server sent during a query whose connection then closed (PostgreSQL stopping: 57P01) was kept, and
+ *   failed the first query after the reconnect, once PostgreSQL was back: the broker saw a second outage, logged it,
+ *   and answered 503 for it. The patch forgets it when the connection closes (as ReadyForQuery does).
  *
  * Run by npm's `postinstall` and by build.ts before it bundles: idempotent, and it fails loudly when the file is
  * not the one it was written for (a new release: check whether it still needs the patch, then update or remove it).
@@ -23,8 +27,10 @@ const VERSION = "3.4.9";
 /** The ESM build (Node, Deno and esbuild import it) and the CommonJS one (a `require`), the same code. */
 const FILES = ["src/connection.js", "cjs/src/connection.js"];
 const MARK = "interop: porsager/postgres#1154, #1208 (scripts/patch_postgres.ts)";
-/** Each edit: the code as released, how often it occurs, and what replaces it. */
-const EDITS: Array<[original: string, count: number, patched: string]> = [
+/** The error kept past its connection's close (added later: an install patched before gets it on its own). */
+const STALE_ERROR_MARK = "interop: an error kept past its connection (scripts/patch_postgres.ts)";
+/** Each edit: the code as released, how often it occurs, what replaces it, and what says it is applied. */
+const EDITS: Array<[original: string, count: number, patched: string, mark: string]> = [
   [
     `  function nextWrite(fn) {
     const x = socket.write(chunk, fn)`,
@@ -38,6 +44,7 @@ const EDITS: Array<[original: string, count: number, patched: string]> = [
       return false
     }
     const x = socket.write(chunk, fn)`,
+    MARK,
   ],
   // In terminate() and closed(): the connection object is reused by the next connect.
   [
@@ -47,6 +54,18 @@ const EDITS: Array<[original: string, count: number, patched: string]> = [
     `    clearImmediate(nextWriteTimer)
     chunk = nextWriteTimer = null // ${MARK}
 `,
+    MARK,
+  ],
+  [
+    `  async function closed(hadError) {
+    incoming = Buffer.alloc(0)
+`,
+    1,
+    `  async function closed(hadError) {
+    errorResponse = null // ${STALE_ERROR_MARK}
+    incoming = Buffer.alloc(0)
+`,
+    STALE_ERROR_MARK,
   ],
 ];
 
@@ -61,14 +80,15 @@ export function patchPostgres(nodeModules = "node_modules"): string[] {
   for (const file of FILES) {
     const path = join(root, file);
     const source = readFileSync(path, "utf8");
-    if (source.includes(MARK)) continue;
     let patched = source;
-    for (const [original, count, replacement] of EDITS) {
+    for (const [original, count, replacement, mark] of EDITS) {
+      if (source.includes(mark)) continue;
       if (patched.split(original).length !== count + 1) {
         throw new Error(`${path} no longer has the code scripts/patch_postgres.ts patches:\n${original}`);
       }
       patched = patched.replaceAll(original, replacement);
     }
+    if (patched === source) continue;
     writeFileSync(path, patched);
     changed.push(path);
   }

@@ -81,3 +81,8 @@ export class InteropError extends Error {
     this.retryAfter = options?.retryAfter;
   }
 }
+
+/** Whether `error` says the store cannot be reached now (PostgreSQL down; a commit in doubt): a retry may succeed. */
+export function isStorageUnavailable(error: unknown): boolean {
+  return error instanceof InteropError && error.code === "storage_unavailable";
+}

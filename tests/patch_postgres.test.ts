@@ -15,6 +15,7 @@ const RELEASED = `  function nextWrite(fn) {
     clearImmediate(nextWriteTimer)
   }
   async function closed(hadError) {
+    incoming = Buffer.alloc(0)
     clearImmediate(nextWriteTimer)
     socket = null
   }
@@ -39,19 +40,32 @@ test("patchPostgres() guards nextWrite and forgets a cancelled flush in both bui
   const patched = readFileSync(join(nodeModules, "postgres/src/connection.js"), "utf8");
   assert.match(patched, /function nextWrite\(fn\) \{\n.*\n    if \(socket === null\) \{/);
   assert.equal(patched.split("chunk = nextWriteTimer = null //").length, 3, "terminate() and closed() forget the flush");
+  assert.match(patched, /async function closed\(hadError\) \{\n    errorResponse = null \/\//, "closed() forgets a kept error");
   assert.equal(readFileSync(join(nodeModules, "postgres/cjs/src/connection.js"), "utf8"), patched);
   assert.deepEqual(patchPostgres(nodeModules), []);
   assert.equal(readFileSync(join(nodeModules, "postgres/src/connection.js"), "utf8"), patched);
 });
 
+test("patchPostgres() adds what a client patched before lacks, once", (t) => {
+  const first = fakeNodeModules(t, "3.4.9", RELEASED);
+  patchPostgres(first);
+  const patched = readFileSync(join(first, "postgres/src/connection.js"), "utf8");
+  const before = patched.replace(/    errorResponse = null \/\/.*\n/, "");
+  const nodeModules = fakeNodeModules(t, "3.4.9", before);
+  assert.equal(patchPostgres(nodeModules).length, 2);
+  assert.equal(readFileSync(join(nodeModules, "postgres/src/connection.js"), "utf8"), patched);
+  assert.deepEqual(patchPostgres(nodeModules), []);
+});
+
 test("patchPostgres() refuses another version of the client, and code that no longer matches", (t) => {
   assert.throws(() => patchPostgres(fakeNodeModules(t, "3.5.0", RELEASED)), /is for postgres 3\.4\.9, found 3\.5\.0/);
-  const changed = RELEASED.replace("  async function closed(hadError) {\n    clearImmediate(nextWriteTimer)\n", "");
+  const changed = RELEASED.replace("    incoming = Buffer.alloc(0)\n", "");
   assert.throws(() => patchPostgres(fakeNodeModules(t, "3.4.9", changed)), /no longer has the code scripts\/patch_postgres\.ts patches/);
 });
 
 test("the installed postgres client is patched (npm's postinstall runs scripts/patch_postgres.ts)", () => {
   // Read, not patched here: a test leaves node_modules as it found it.
   const installed = readFileSync(join(import.meta.dirname!, "../node_modules/postgres/src/connection.js"), "utf8");
-  assert.ok(installed.includes("(scripts/patch_postgres.ts)"), "run: node scripts/patch_postgres.ts");
+  assert.ok(installed.includes("#1208 (scripts/patch_postgres.ts)"), "run: node scripts/patch_postgres.ts");
+  assert.ok(installed.includes("its connection (scripts/patch_postgres.ts)"), "run: node scripts/patch_postgres.ts");
 });

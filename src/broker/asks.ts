@@ -1,5 +1,5 @@
 /** An ask (`/ask`): a question published and the reply to it waited for, on this broker or across a shared store's. */
-import { InteropError } from "../errors.ts";
+import { isStorageUnavailable } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
@@ -116,9 +116,4 @@ export async function ask(
   } finally {
     release();
   }
-}
-
-/** Whether `error` may hide a commit that happened: the store could not say (`CommitInDoubt`, an outage). */
-function isStorageUnavailable(error: unknown): boolean {
-  return error instanceof InteropError && error.code === "storage_unavailable";
 }

@@ -2,16 +2,20 @@
  * Inbox leases kept by a store other brokers share (SharedInboxes): a reader's lease holds on every broker of the
  * store, and the store's take checks and ends it in the transaction that takes, so no broker's take slips between.
  */
+import { isStorageUnavailable } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { sleep } from "../sleep.ts";
 import type { SharedInboxes } from "../store/store.ts";
-import type { Leases } from "./inbox_leases.ts";
+import { type Leases, MAX_LEASE_SECONDS } from "./inbox_leases.ts";
 
 /**
  * How often a long poll waiting for another reader's lease asks the store again, in ms: the lease may end by a take
  * on another broker, which tells no one.
  */
 const LEASE_RECHECK_MS = 200;
+/** How long an end of a lease that met an outage waits before it tries again, in ms, doubling up to the max. */
+const END_RETRY_MS = 250;
+const END_RETRY_MAX_MS = 5000;
 
 export class StoreLeases implements Leases {
   #shared: SharedInboxes;
@@ -33,14 +37,34 @@ export class StoreLeases implements Leases {
     try {
       return await work(id);
     } catch (error) {
-      // A take that failed still lets the next reader in (one that was refused had no lease of its own to end).
+      // A take that failed still lets the next reader in (one that was refused had no lease of its own to end): one
+      // that met an outage once PostgreSQL is back (see `end`). A client that takes again under it takes what is
+      // left, told its lease was lost; one that does not (a cancelled `interop mcp` call) holds no one off.
       if (id !== undefined) this.end(agent, id);
       throw error;
     }
   }
 
+  /**
+   * Ends lease `id`. One that meets an outage (PostgreSQL down) is ended once it is back: given up, it held the
+   * inbox for its whole length (up to 300 s) after a take under it, or the leased wait it was granted for (its
+   * client never told its id), failed with 503: every other reader's take refused (409), every wait held off.
+   */
   end(agent: AgentName, id: string): void {
-    this.#shared.endLease(agent, id).catch(() => {});
+    void this.#end(agent, id);
+  }
+
+  async #end(agent: AgentName, id: string): Promise<void> {
+    // No longer than the lease could last: by then it ended by itself.
+    const expired = AbortSignal.timeout(MAX_LEASE_SECONDS * 1000);
+    for (let delay = END_RETRY_MS; !expired.aborted; delay = Math.min(delay * 2, END_RETRY_MAX_MS)) {
+      try {
+        return await this.#shared.endLease(agent, id);
+      } catch (error) {
+        if (!isStorageUnavailable(error)) return;
+      }
+      await sleep(delay, expired);
+    }
   }
 
   forget(_agent: AgentName): void {

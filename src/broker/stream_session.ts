@@ -1,5 +1,5 @@
 /** One open SSE stream for one agent: replays what it missed from the store, then follows live messages. */
-import { InteropError } from "../errors.ts";
+import { isStorageUnavailable } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { readsOn } from "../store/store.ts";
@@ -140,7 +140,7 @@ export class StreamSession {
     } catch (error) {
       // The store cannot be reached (PostgreSQL down): the stream stays open, behind; the first wake-up after the
       // outage (a commit, or the idle re-read of a shared store) reads on from its last id.
-      if (error instanceof InteropError && error.code === "storage_unavailable") return;
+      if (isStorageUnavailable(error)) return;
       // The store failed otherwise: end the stream; the client resumes from its last id.
       this.close({ event: "error", message: "storage failed while replaying; reconnect to resume" });
     } finally {

@@ -34,15 +34,16 @@ export class Publisher {
   /** Sends until `count` messages are acknowledged; a failed send is never retried (that would duplicate). */
   async publish(count: number): Promise<void> {
     let acked = 0;
-    await this.#publishWhile(() => acked < count, () => acked++);
+    await this.publishWhile(() => acked < count, () => acked++);
   }
 
   /** Sends until `deadline` (ms since the epoch). */
   async publishUntil(deadline: number): Promise<void> {
-    await this.#publishWhile(() => Date.now() < deadline, () => {});
+    await this.publishWhile(() => Date.now() < deadline);
   }
 
-  async #publishWhile(more: () => boolean, onAck: () => void): Promise<void> {
+  /** Sends while `more()` says so; `onAck` is called after each acknowledged message. */
+  async publishWhile(more: () => boolean, onAck: () => void = () => {}): Promise<void> {
     while (more()) {
       const key = `${this.#name}:${this.#nextSeq++}`;
       try {

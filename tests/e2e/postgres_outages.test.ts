@@ -1,0 +1,197 @@
+/**
+ * PostgreSQL stopped and started again three times under live traffic on one broker: a stream (`interop listen`),
+ * leased waits (peek, then take under the lease) and asks answered by a long-polling agent. Every acknowledged
+ * message reaches its reader exactly once, in order per inbox, and the broker logs each outage once.
+ */
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { test } from "node:test";
+import { brokerPool, waitFor } from "../helpers/broker.ts";
+import { cleanUpAll } from "../helpers/clean_up_all.ts";
+import { tempDir } from "../helpers/cli.ts";
+import { allAckedDelivered, checkLedger, type Delivery, Ledger, Publisher, readDeliveriesFile } from "../helpers/ledger.ts";
+import { startListen, stopListen } from "../helpers/listener.ts";
+import { startPostgres } from "../helpers/postgres.ts";
+
+const OUTAGES = 3;
+/** Acknowledged messages each flow must add between two outages (and after the last): traffic is live throughout. */
+const PROGRESS = 5;
+
+/** A client backing off after a 503, as Retry-After asks (a little, so that an outage does not become a busy loop). */
+const backOff = () => new Promise<void>((resolve) => setTimeout(resolve, 50));
+
+/** The last refusal or failure each route met, for the message of a test that saw no progress. */
+const lastFailures = new Map<string, string>();
+
+/** One request, or undefined when it got no answer (an outage answers 503; this is for a connection cut short). */
+async function request(url: string, init: RequestInit = {}): Promise<Response | undefined> {
+  const route = new URL(url).pathname;
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) }).catch((error) => {
+    lastFailures.set(route, `${new Date().toISOString()} ${error}`);
+    return undefined;
+  });
+  if (response !== undefined && response.status >= 300) {
+    lastFailures.set(route, `${new Date().toISOString()} ${response.status} ${await response.clone().text()}`);
+  }
+  return response;
+}
+
+/** Asserts `response`'s status, reading its body only to say what went wrong. */
+async function expectStatus(response: Response, status: number): Promise<void> {
+  if (response.status !== status) assert.fail(`HTTP ${response.status}, not ${status}: ${await response.text()}`);
+}
+
+/** Takes under a lease that a take refused with 503 ended meanwhile. */
+let leasesLost = 0;
+
+/** Takes the oldest message of `agent` as `interop mcp`'s wait does: a leased peek, then a take under the lease. */
+async function leasedTake(url: string, agent: string, taken: Delivery[], more: () => boolean): Promise<void> {
+  const shown = await request(`${url}/wait?agent=${agent}&timeout=1&peek=1&lease=60`);
+  if (shown === undefined || shown.status === 503) return await backOff();
+  if (shown.status === 204) return;
+  await expectStatus(shown, 200);
+  const lease = shown.headers.get("interop-lease");
+  const message = await shown.json();
+  while (more()) {
+    const take = await request(`${url}/poll?agent=${agent}&up_to=${message.interop.id}&lease_id=${lease}`);
+    if (take === undefined || take.status === 503) {
+      await backOff();
+      continue;
+    }
+    await expectStatus(take, 200);
+    // A take that got 503 ended its lease (once PostgreSQL was back): this one takes what is left, told so.
+    if (take.headers.get("interop-lease-lost") === "true") leasesLost++;
+    for (const entry of await take.json()) taken.push({ key: entry.key, id: entry.interop.id });
+    return;
+  }
+}
+
+/** Answers one question of `agent`'s (taken by a long poll), the reply retried until it is stored. */
+async function answerOne(url: string, agent: string, questions: Delivery[], more: () => boolean): Promise<void> {
+  const waited = await request(`${url}/wait?agent=${agent}&timeout=1`);
+  if (waited === undefined || waited.status === 503) return await backOff();
+  if (waited.status === 204) return;
+  await expectStatus(waited, 200);
+  const question = await waited.json();
+  questions.push({ key: question.key, id: question.interop.id });
+  while (more()) {
+    const reply = await request(`${url}/broadcast?from=${agent}&reply_to=${question.interop.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ answer: question.key }),
+    });
+    if (reply?.status === 200) return;
+    assert.ok(reply === undefined || reply.status === 503, `reply refused: ${reply?.status}`);
+    await backOff();
+  }
+}
+
+test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased waits and asks: every acknowledged message once, in order per inbox`, async (t) => {
+  const server = await startPostgres(t);
+  if (server === undefined) return;
+  const url = await server.createDatabase();
+  const dir = tempDir();
+  let listener: ChildProcess | undefined;
+  /** Publishers and askers run while `sending`, readers while `reading` (then until all they were sent is read). */
+  let sending = true;
+  let reading = true;
+  const senders: Promise<unknown>[] = [];
+  const readers: Promise<unknown>[] = [];
+  t.after(() =>
+    cleanUpAll(
+      () => (sending = reading = false),
+      () => Promise.allSettled([...senders, ...readers]),
+      () => listener && stopListen(listener, "SIGKILL"),
+      dir.cleanup,
+    )
+  );
+  const start = brokerPool(t);
+  const broker = await start({ args: ["--database-url", url, "--agents", "streamed,leased,asker,answerer"] });
+  listener = startListen(broker.url, "streamed", dir.path);
+
+  const streamed = new Ledger();
+  const leased = new Ledger();
+  const questions = new Ledger();
+  const taken: Delivery[] = [];
+  const answered: Delivery[] = [];
+  /** Questions whose ask ended without the reply (504): it lands in the asker's inbox. */
+  const unreplied = new Set<number>();
+  const ask = async (seq: number) => {
+    const key = `ask:${seq}`;
+    const asked = await request(`${broker.url}/ask?from=asker&to=answerer&timeout=10`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key }),
+    });
+    if (asked === undefined || asked.status === 503) {
+      questions.unanswered.add(key);
+      return await backOff();
+    }
+    const body = await asked.json();
+    if (asked.status === 504) {
+      assert.equal(body.code, "reply_timeout", body.error);
+      const id = Number(/message (\d+)/.exec(body.error)![1]);
+      questions.acked.set(key, id);
+      unreplied.add(id);
+      return;
+    }
+    assert.equal(asked.status, 200, JSON.stringify(body));
+    assert.equal(body.reply.answer, key, "the reply to this ask's question");
+    questions.acked.set(key, body.question);
+  };
+  const loop = async (more: () => boolean, step: (n: number) => Promise<void>) => {
+    for (let n = 1; more(); n++) await step(n);
+  };
+  senders.push(
+    new Publisher(streamed, "s", () => broker.url, "sender", "streamed").publishWhile(() => sending),
+    new Publisher(leased, "l", () => broker.url, "sender", "leased").publishWhile(() => sending),
+    loop(() => sending, ask),
+  );
+  readers.push(
+    loop(() => reading, () => leasedTake(broker.url, "leased", taken, () => reading)),
+    loop(() => reading, () => answerOne(broker.url, "answerer", answered, () => reading)),
+  );
+  const out = join(dir.path, "out.jsonl");
+  const counts = () => [readDeliveriesFile(out).length, taken.length, questions.acked.size];
+  const progress = async (what: string) => {
+    const before = counts();
+    await waitFor(() => counts().every((count, index) => count >= before[index] + PROGRESS), 30_000, what).catch((error) => {
+      const failures = [...lastFailures].map(([route, failure]) => `${route}: ${failure}`).join("\n");
+      throw new Error(`${error.message}: [stream, leased, asks] ${before} then ${counts()}\n${failures}\n${broker.log()}`);
+    });
+  };
+  const available = async () => (await (await fetch(`${broker.url}/status`)).json()).store.available as boolean;
+
+  for (let outage = 1; outage <= OUTAGES; outage++) {
+    await progress(`traffic before outage ${outage}`);
+    await server.stop();
+    await waitFor(async () => !await available(), 10_000, `the broker to see outage ${outage}`);
+    await server.start();
+    await waitFor(available, 20_000, `the broker to see PostgreSQL back after outage ${outage}`);
+  }
+  await progress("traffic after the last outage");
+  sending = false;
+  await Promise.all(senders);
+  await waitFor(
+    () => allAckedDelivered(streamed, readDeliveriesFile(out)) && allAckedDelivered(leased, taken) && allAckedDelivered(questions, answered),
+    30_000,
+    "the readers to catch up",
+  ).catch(() => {});
+  reading = false;
+  await Promise.all(readers);
+
+  const stream = checkLedger(streamed, readDeliveriesFile(out));
+  const leasedCounts = checkLedger(leased, taken);
+  const asked = checkLedger(questions, answered);
+  // A reply to an ask that timed out is the asker's to read, once; no other reply is left there.
+  const left = await (await fetch(`${broker.url}/poll?agent=asker&limit=10000`)).json();
+  for (const reply of left) assert.ok(unreplied.has(reply.interop.reply_to), JSON.stringify(reply));
+  assert.equal(broker.log().match(/answering 503 until it is back/g)?.length, OUTAGES, broker.log());
+  assert.equal(broker.log().match(/is back: serving again/g)?.length, OUTAGES, broker.log());
+  t.diagnostic(
+    `${OUTAGES} outages: stream ${stream.acked} acknowledged (${stream.unanswered} refused), leased waits ` +
+      `${leasedCounts.acked} (${leasedCounts.unanswered} refused, ${leasesLost} takes again under a lease lost), asks ${asked.acked} (${unreplied.size} timed out, ` +
+      `${asked.unanswered} refused): none missing, repeated or out of order`,
+  );
+});

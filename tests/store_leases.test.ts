@@ -1,0 +1,46 @@
+/** StoreLeases (a shared store's inbox leases): a failed take ends the holder's lease, also when PostgreSQL is down. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { StoreLeases } from "../src/broker/store_leases.ts";
+import { InteropError } from "../src/errors.ts";
+import type { AgentName } from "../src/message.ts";
+import type { SharedInboxes } from "../src/store/store.ts";
+
+const openclaw = "openclaw" as AgentName;
+
+function leases(): { leases: StoreLeases; ended: string[] } {
+  const ended: string[] = [];
+  const shared = {
+    endLease: (_agent: AgentName, id: string) => {
+      ended.push(id);
+      return Promise.resolve();
+    },
+  } as unknown as SharedInboxes;
+  return { leases: new StoreLeases(shared, () => Promise.resolve()), ended };
+}
+
+test("a take under a lease that failed ends the lease, letting the next reader in", async () => {
+  const { leases: store, ended } = leases();
+  const failed = new InteropError("storage_failed", "Storage failed to take messages: disk I/O error");
+  await assert.rejects(store.take(openclaw, "lease-1", () => Promise.reject(failed)), failed);
+  assert.deepEqual(ended, ["lease-1"]);
+});
+
+test("a lease whose end met an outage is ended once the store is back, rather than holding the inbox for its length", async () => {
+  const ends: string[] = [];
+  const { promise: endedAgain, resolve } = Promise.withResolvers<void>();
+  const shared = {
+    endLease: (_agent: AgentName, id: string) => {
+      ends.push(id);
+      if (ends.length === 1) return Promise.reject(new InteropError("storage_unavailable", "Storage unavailable; retry shortly"));
+      resolve();
+      return Promise.resolve();
+    },
+  } as unknown as SharedInboxes;
+  // A leased wait whose look failed ends the lease it took (leased_wait.ts), as a failed take does: PostgreSQL went
+  // away in between.
+  new StoreLeases(shared, () => Promise.resolve()).end(openclaw, "lease-1");
+  const bound = AbortSignal.timeout(10_000);
+  await Promise.race([endedAgain, new Promise((_, reject) => bound.addEventListener("abort", () => reject(new Error("never tried again"))))]);
+  assert.deepEqual(ends, ["lease-1", "lease-1"]);
+});

@@ -6,6 +6,9 @@ import postgres from "postgres";
 import { InteropError } from "../src/errors.ts";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
+import { AwaitedRecords } from "../src/store/postgres_awaited.ts";
+import { Registration } from "../src/store/postgres_registry.ts";
+import { PostgresInboxes } from "../src/store/postgres_shared.ts";
 import { CommitInDoubt, type Durability } from "../src/store/store.ts";
 import { migrate, SCHEMA_VERSION } from "../src/store/postgres_schema.ts";
 import { waitFor } from "./helpers/broker.ts";
@@ -110,6 +113,43 @@ test("PostgresStore answers storage_unavailable while the server is stopped and 
   assert.ok(third.id > 1);
   assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.payload), [{ n: 1 }, { n: 3 }]);
   assert.match(setup.warnings.join("\n"), /cannot be reached .*: answering 503 until it is back\n.* is back: serving again/);
+});
+
+test("the registry tells its listeners when an outage ends, once calls are served again", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  await setup.open();
+  const registry = await Registration.connect({ url: setup.url, location: "test", durability: "strict", warn: () => {} });
+  t.after(() => registry.close());
+  const outageWhenTold: Array<InteropError | undefined> = [];
+  registry.onBack(() => outageWhenTold.push(registry.outage));
+  registry.fail(new Error("connection lost"));
+  assert.ok(registry.outage !== undefined);
+  await waitFor(() => outageWhenTold.length > 0, 10_000, "the outage to end");
+  assert.deepEqual(outageWhenTold, [undefined], "told once, with the outage over");
+});
+
+test("a shared store's watch wakes every stream and waiter when an outage ends (the broker ignored wake-ups meanwhile)", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const sql = postgres(setup.url, { max: 2, onnotice: () => {} });
+  t.after(() => sql.end());
+  await setup.open();
+  let back: (() => void) | undefined;
+  const inboxes = new PostgresInboxes({
+    sql,
+    broker: "this broker",
+    awaited: new AwaitedRecords(),
+    onBack: (listener) => (back = listener),
+    read: (_what, work) => work(),
+    transaction: (_what, work) => sql.begin(work) as never,
+  });
+  const woken: Array<AgentName[] | undefined> = [];
+  await inboxes.watch((agents) => woken.push(agents), () => {}, () => {});
+  t.after(() => inboxes.close());
+  woken.length = 0;
+  back!();
+  assert.deepEqual(woken, [undefined]);
 });
 
 test("PostgresStore settles a write whose COMMIT lost its answer by asking the server, failing the others fast meanwhile", async (t) => {

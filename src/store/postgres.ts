@@ -63,6 +63,7 @@ export class PostgresStore implements MessageStore {
       sql,
       broker: registry.id,
       awaited: this.#awaited,
+      onBack: (listener) => registry.onBack(listener),
       read: (what, work) => this.#read(what, work),
       transaction: (what, work) => this.#transaction(what, work),
     });

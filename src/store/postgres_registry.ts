@@ -62,6 +62,7 @@ export class Registration {
   #inDoubt = 0;
   #closed = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #backListeners: Array<() => void> = [];
 
   private constructor(options: RegistrationOptions) {
     this.#options = options;
@@ -133,6 +134,11 @@ export class Registration {
   /** While the server cannot be reached, the error every store call fails with. */
   get outage(): InteropError | undefined {
     return this.#outage;
+  }
+
+  /** `listener` is called each time an outage ends, once calls are served again. */
+  onBack(listener: () => void): void {
+    this.#backListeners.push(listener);
   }
 
   /** Throws the outage, if there is one. */
@@ -234,5 +240,6 @@ export class Registration {
     if (this.#outage === undefined || !this.#reachable || this.#inDoubt > 0) return;
     this.#outage = undefined;
     this.#options.warn(`PostgreSQL at ${this.#options.location} is back: serving again`);
+    for (const listener of this.#backListeners) listener();
   }
 }

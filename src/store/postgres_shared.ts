@@ -45,6 +45,8 @@ export interface SharedContext {
   sql: Sql;
   broker: string;
   awaited: AwaitedRecords;
+  /** `listener` is called each time an outage ends. */
+  onBack(listener: () => void): void;
   read<T>(what: string, work: () => Promise<T>): Promise<T>;
   transaction<T>(what: string, work: (tx: TransactionSql) => Promise<T>): Promise<T>;
 }
@@ -340,6 +342,9 @@ export class PostgresInboxes implements SharedInboxes {
       if (b !== broker) removed(a);
     });
     this.#unlisten.push(removals.unlisten);
+    // An outage ended: what other brokers committed meanwhile, and what a read that met the outage missed, is read
+    // now. The broker ignores wake-ups during an outage, and the listener's own on reconnect may come before its end.
+    this.#context.onBack(() => wake(undefined));
   }
 
   cluster(): Promise<ClusterView> {

@@ -24,7 +24,8 @@ import { PUSH_URL_VARIABLES, type PushOutput, pushUrlFromEnv } from "./push_url_
 import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
 import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
-import { OPTIONS as LISTEN_OPTIONS, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen.ts";
+import { OPTIONS as LISTEN_OPTIONS } from "./listen.ts";
+import { OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 import { ENV_FLAGS, layerServeArgs } from "./serve_config.ts";
 

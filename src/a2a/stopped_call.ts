@@ -3,7 +3,7 @@ import type { InteropError } from "../errors.ts";
 import { refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX } from "./agent_card.ts";
-import { refusalResponse } from "./inbound.ts";
+import { refusalResponse } from "./rpc_refusal.ts";
 
 /** Whether `request` is a JSON-RPC call to an agent's A2A endpoint (`POST /a2a/<agent>`). */
 export function isA2aCall(request: IncomingRequest): boolean {

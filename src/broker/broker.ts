@@ -13,19 +13,17 @@ import type { StatusReport } from "../status_report.ts";
 import { cutAs, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
-import { DeliveryMarks } from "./delivery_marks.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
 import { InboxLeases, type Leases, MAX_LEASE_SECONDS } from "./inbox_leases.ts";
 import { DEFAULT_ANSWER_BUDGET, MessageAnswer } from "./message_answer.ts";
 import { MessageTasks } from "./message_tasks.ts";
 import { type BrokerObserver, Observers } from "./observers.ts";
-import { allValues, uniform } from "./per_agent.ts";
 import { type PublishOptions, type Published, Publishes } from "./publishes.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { ReplyWaits } from "./reply_waits.ts";
 import { replay } from "./replay.ts";
 import { refuseUnanswerable } from "./replies.ts";
-import { applyRetention, retentionInterval } from "./retention.ts";
+import { ScheduledRetention } from "./scheduled_retention.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { StoreLeases } from "./store_leases.ts";
 import type { StreamStart } from "./stream_start.ts";
@@ -68,7 +66,7 @@ export class Broker {
   /** The same leases when this broker keeps them (its store's only one), for retention to ask. */
   readonly #ownLeases: InboxLeases | undefined;
   #idempotent: IdempotentPublishes;
-  #deliveryMarks: DeliveryMarks;
+  #retention: ScheduledRetention;
   #publishes: Publishes;
   #askDeps: AskDeps;
   /** The delivery bookkeeping polls, waits, streams and replays share. */
@@ -96,7 +94,6 @@ export class Broker {
     this.#idempotent = new IdempotentPublishes(options.store);
     this.#now = options.now ?? Date.now;
     this.#shared = options.store.shared;
-    this.#deliveryMarks = new DeliveryMarks(options.retentionMs, this.#shared !== undefined);
     this.#deliveries = new Deliveries({
       commits: this.#commits,
       records: this.#inboxes,
@@ -207,8 +204,18 @@ export class Broker {
     this.#startedAt = this.#now();
     this.#lastId = lastId;
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
-    this.#timers.push(setInterval(() => void this.#prune(), retentionInterval(allValues(options.pendingTtlMs ?? uniform(0)))));
-    for (const timer of this.#timers) (timer as { unref?: () => void }).unref?.();
+    this.#retention = new ScheduledRetention({
+      options,
+      inboxes: this.#inboxes,
+      shared: this.#shared !== undefined,
+      leased: (agent) => this.#ownLeases?.held(agent) ?? false,
+      expired: (agent, count) => {
+        this.#observers.expired(agent, count);
+        // A store that cannot say what went keeps the stop until the reply's wait ends, as before.
+        void this.#awaited.expired(agent).catch(() => {});
+      },
+      now: this.#now,
+    });
   }
 
   /** Loads the inboxes from the store and makes sure the configured agents have one. */
@@ -231,7 +238,7 @@ export class Broker {
     }
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
     await Promise.all(missing.map((agent) => broker.#agents.create(agent)));
-    await broker.#prune();
+    await broker.#retention.run();
     return broker;
   }
 
@@ -487,30 +494,11 @@ export class Broker {
   async close(): Promise<void> {
     this.#stopping.abort();
     for (const timer of this.#timers) clearInterval(timer);
+    this.#retention.stop();
     this.#replyWaits.close();
     this.#streams.closeAll({ event: "shutdown", message: "broker stopping" });
     this.#waiters.close();
     await this.#commits.drain();
     await this.#store.close();
-  }
-
-  async #prune(): Promise<void> {
-    const policy = {
-      ...this.#options,
-      pendingTtlMs: this.#options.pendingTtlMs ?? uniform(0),
-      // A shared store asks its own leases, in the expiry's transaction.
-      leased: (agent: AgentName) => this.#ownLeases?.held(agent) ?? false,
-      onExpired: (agent: AgentName, count: number) => {
-        this.#options.onExpired?.(agent, count);
-        this.#observers.expired(agent, count);
-        // A store that cannot say what went keeps the stop until the reply's wait ends, as before.
-        void this.#awaited.expired(agent).catch(() => {});
-      },
-    };
-    try {
-      await applyRetention(this.#store, this.#inboxes, this.#deliveryMarks, policy, this.#now());
-    } catch {
-      // Retention retries on the next tick; a store that cannot prune still serves.
-    }
   }
 }

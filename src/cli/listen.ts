@@ -1,36 +1,16 @@
 /** `interop listen`: follow an agent's inbox and hand each message on, exactly once, across restarts of either side. */
-import { rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import process from "node:process";
-import { A2aOutbound } from "../a2a/outbound.ts";
-import { OutboundState } from "../a2a/outbound_state.ts";
-import { A2aRpcClient } from "../a2a/rpc_client.ts";
-import type { BrokerClient, StreamPosition } from "../client/broker_client.ts";
+import { join } from "node:path";
 import { CursorFile } from "../client/cursor_file.ts";
-import { follow, type StreamedMessage } from "../client/follow.ts";
-import { redactUrl } from "../url_redaction.ts";
-import { retryUntilDone as retry } from "../client/retry.ts";
-import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
+import { follow } from "../client/follow.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, fromWire, messageKey } from "../message.ts";
-import { defaultListenStateDir, makeDirectory } from "../paths.ts";
-import { PRIVATE_DIR_MODE } from "../private_files.ts";
-import {
-  agentFlag,
-  brokerClient,
-  CLIENT_HELP,
-  CLIENT_OPTIONS,
-  parseByteSize,
-  parseCount,
-  parseDuration,
-  parseFlags,
-  readSecret,
-  usageError,
-} from "./args.ts";
+import { defaultListenStateDir } from "../paths.ts";
+import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseDuration, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
-import { execSink, fileSink, lastMessageInFile, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
-import { createLogger, type Logger } from "./logger.ts";
-import { PUSH_URL_VARIABLES, pushUrlFromEnv } from "./push_url_variables.ts";
+import { deliverUntilDone } from "./listen_delivery.ts";
+import { a2aOutbound, chooseSink, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
+import { checkWritable, resumeAfter } from "./listen_resume.ts";
+import { createLogger } from "./logger.ts";
+import { pushUrlFromEnv } from "./push_url_variables.ts";
 
 export const HELP = `interop listen — follow an agent's inbox
 
@@ -177,15 +157,8 @@ export const OPTIONS = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-type Values = ReturnType<typeof parseFlags<typeof OPTIONS>>["values"];
-
-/** How long a push waits for its receiver's answer unless --post-timeout says otherwise. */
-const PUSH_POST_TIMEOUT = "30s";
-/** For --a2a, past Hermes's A2A server's own wait: it answers a SendMessage only when its turn ends (300 s at most). */
-const A2A_POST_TIMEOUT = "330s";
-/** The outputs, of which a listener takes one. */
-export const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook", "a2a"] as const;
-
+/** The parsed flags, which choose the output. */
+export type ListenValues = ReturnType<typeof parseFlags<typeof OPTIONS>>["values"];
 export async function run(args: string[], io: Io): Promise<number> {
   const flags = parseFlags("listen", args, OPTIONS).values;
   if (flags.help) {
@@ -195,7 +168,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const agent = agentFlag("listen", "--agent", flags.agent, io.env);
   const outputs = OUTPUTS.filter((output) => flags[output] !== undefined);
   if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
-  const values: Values = outputs.length === 0 ? { ...flags, ...pushUrlFromEnv(io.env) } : flags;
+  const values: ListenValues = outputs.length === 0 ? { ...flags, ...pushUrlFromEnv(io.env) } : flags;
   refuseFlagsWithoutTheirOutput("listen", values);
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"], { min: 1000 });
   const client = brokerClient("listen", values, io.env);
@@ -238,172 +211,4 @@ export async function run(args: string[], io: Io): Promise<number> {
     log.info("stdout closed: stopping");
   }
   return 0;
-}
-
-function a2aOutbound(
-  values: Values,
-  io: Io,
-  context: { agent: AgentName; client: BrokerClient; log: Logger; cursorPath: string },
-): A2aOutbound {
-  const url = values.a2a!;
-  if (!/^https?:\/\/./.test(url)) throw usageError("listen", `--a2a needs the http(s) URL of the agent's A2A JSON-RPC endpoint, not ${JSON.stringify(redactUrl(url))}`);
-  const state = new OutboundState(`${context.cursorPath.replace(/\.json$/, "")}.a2a.json`, url, context.agent);
-  const rpc = new A2aRpcClient({
-    url,
-    token: readSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN, "$INTEROP_A2A_TOKEN"),
-    timeoutMs: parseDuration("listen", "--post-timeout", values["post-timeout"] ?? A2A_POST_TIMEOUT, { min: 1 }),
-    version: state.version,
-  });
-  return new A2aOutbound({
-    ...context,
-    rpc,
-    state,
-    shutdown: io.shutdown,
-    maxInFlight: parseCount("listen", "--a2a-max-in-flight", values["a2a-max-in-flight"], 1, 10_000),
-  });
-}
-
-function chooseSink(values: Values, io: Io): MessageSink {
-  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"] ?? PUSH_POST_TIMEOUT, { min: 1 });
-  if (values.pipe !== undefined) return pipeSink(values.pipe, io.shutdown);
-  if (values.out !== undefined) return fileSink(values.out);
-  if (values.exec !== undefined) {
-    return execSink(values.exec, io, parseCount("listen", "--exec-attempts", values["exec-attempts"], 1, 1_000_000));
-  }
-  if (values.post !== undefined) {
-    return pushSink(plainTarget(values.post, readSecret(values["push-token-file"], io.env.INTEROP_POST_TOKEN, "$INTEROP_POST_TOKEN")), postTimeoutMs);
-  }
-  if (values.openclaw !== undefined) {
-    const token = readSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN, "$OPENCLAW_HOOKS_TOKEN");
-    if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --push-token-file FILE or $OPENCLAW_HOOKS_TOKEN");
-    const options = {
-      agentId: values["openclaw-agent"],
-      wake: values["openclaw-wake"] === true,
-      maxBodyBytes: values["openclaw-max-body"] === undefined
-        ? OPENCLAW_MAX_BODY_BYTES
-        : parseByteSize("listen", "--openclaw-max-body", values["openclaw-max-body"]),
-    };
-    return pushSink(openclawTarget(values.openclaw, token, options), postTimeoutMs);
-  }
-  if (values["hermes-webhook"] !== undefined) {
-    const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET, "$HERMES_WEBHOOK_SECRET", "key");
-    if (key === undefined) {
-      throw usageError("listen", "--hermes-webhook needs the route's secret: --secret-file FILE or $HERMES_WEBHOOK_SECRET");
-    }
-    return pushSink(hermesWebhookTarget(values["hermes-webhook"], key), postTimeoutMs);
-  }
-  return stdoutSink(io);
-}
-
-/** The flags that mean something only with certain outputs, and those outputs. */
-const OUTPUT_FLAGS = {
-  "push-token-file": ["post", "openclaw"],
-  "secret-file": ["hermes-webhook"],
-  "openclaw-agent": ["openclaw"],
-  "openclaw-wake": ["openclaw"],
-  "openclaw-max-body": ["openclaw"],
-  "a2a-token-file": ["a2a"],
-  "post-timeout": ["post", "openclaw", "hermes-webhook", "a2a"],
-} as const;
-
-/**
- * Refuses a flag given without its output: a push token with no push URL (one meant to come from a variable the
- * shell or unit did not have) would otherwise print every message to stdout and move the cursor past them.
- */
-export function refuseFlagsWithoutTheirOutput(command: string, values: Record<string, unknown>): void {
-  for (const [flag, outputs] of Object.entries(OUTPUT_FLAGS)) {
-    if (values[flag] === undefined || outputs.some((output) => values[output] !== undefined)) continue;
-    throw usageError(command, `--${flag} goes with --${outputs.join(" or --")} URL, and none was given (nor $${outputs.map((output) => PUSH_URL_VARIABLES[output]).join(" or $")})`);
-  }
-}
-
-/**
- * Whether the state file can be written, tried at start with a file beside it: one that cannot be (a directory that
- * cannot be made, a read-only one) would fail after the first message, again at every message, forever.
- */
-function checkWritable(path: string): void {
-  const probe = `${path}.${process.pid}.probe`;
-  try {
-    makeDirectory(dirname(path), PRIVATE_DIR_MODE);
-    writeFileSync(probe, "");
-    rmSync(probe);
-  } catch (cause) {
-    throw new InteropError("usage", `Cannot write --state ${path}: ${(cause as Error).message}`, { cause });
-  }
-}
-
-/**
- * The state file's position, or the output file's last line when it is further on: a kill between the two writes
- * (the line first, then the state) repeats nothing. Without a state file, that line names no store (the file may
- * hold lines another store's broker sent, whose ids mean other messages here): it counts only when the broker holds
- * that very message (id and creation time) for the agent among its inbox's last HISTORY_CHECK. Otherwise listen
- * starts as without it, and says so.
- */
-async function resumeAfter(
-  cursor: CursorFile,
-  out: string | undefined,
-  context: { agent: AgentName; client: BrokerClient; log: Logger },
-): Promise<StreamPosition | undefined> {
-  const saved = cursor.load();
-  const written = out === undefined ? undefined : lastMessageInFile(out);
-  if (written === undefined || (saved !== undefined && written.id <= saved.id)) return saved;
-  // The line this listen wrote before it was stopped between the two writes: not to be asked of a broker that may be
-  // restarting too (chaos: broker and listener killed together), nor looked for among the newest messages only.
-  if (saved !== undefined) return { id: written.id, store: saved.store };
-  let held: boolean;
-  try {
-    held = (await context.client.history(context.agent, HISTORY_CHECK)).some((message) =>
-      messageKey(fromWire(message)) === written.key
-    );
-  } catch (error) {
-    context.log.warn(`cannot ask the broker whether ${out}'s last line (message ${written.id}) is its own: ${(error as Error).message}`);
-    held = false;
-  }
-  if (held) return { id: written.id, store: undefined };
-  context.log.warn(
-    `${out}'s last line (message ${written.id}) is not one of ${context.agent}'s messages on this broker's store ` +
-      `(another store's broker wrote it, or it is older than the inbox's last ${HISTORY_CHECK}): ` +
-      `starting from ${context.agent}'s position on the broker`,
-  );
-  return undefined;
-}
-
-/** How many of the inbox's newest messages the broker is asked for to tie an --out file's last line to its store. */
-const HISTORY_CHECK = 1000;
-
-interface DeliveryContext {
-  agent: AgentName;
-  client: BrokerClient;
-  shutdown: AbortSignal;
-  log: Logger;
-}
-
-/**
- * Retries a failing sink with backoff; the message is never skipped (the stream waits behind it). A receiver's
- * final refusal parks the message as a dead letter on the broker, and then it counts as handled. Resolves with
- * whether the message was written (false: parked).
- */
-async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, context: DeliveryContext): Promise<boolean> {
-  let refusal: InteropError | undefined;
-  await retry(async () => {
-    try {
-      await sink(message);
-    } catch (error) {
-      if (!(error instanceof InteropError && error.code === "rejected")) throw error;
-      refusal = error;
-    }
-  }, context, `delivering message ${message.id}`);
-  if (refusal === undefined) return true;
-  const reason = refusal.message;
-  context.log.warn(`message ${message.id} refused for good (${reason}); parking it as a dead letter`);
-  await retry(async () => {
-    try {
-      await context.client.parkDeadLetter(context.agent, message.id, reason);
-    } catch (error) {
-      // The broker parks only messages it still has: one that retention removed meanwhile cannot be parked.
-      if (!(error instanceof InteropError && error.code === "unknown_message")) throw error;
-      context.log.warn(`message ${message.id} was removed by the broker's retention meanwhile; it is not parked`);
-    }
-  }, context, `parking message ${message.id}`);
-  return false;
 }

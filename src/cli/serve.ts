@@ -1,20 +1,17 @@
 /** `interop serve`: the broker. */
-import { isIP } from "node:net";
 import { Authenticator } from "../auth/authenticator.ts";
 import { agentAdmission } from "../broker/agent_admission.ts";
 import { Broker } from "../broker/broker.ts";
-import { blockedPort } from "../client/blocked_ports.ts";
 import { InteropError } from "../errors.ts";
 import { defaultAgentShare } from "../http/agent_shares.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../http/request_limits.ts";
 import { BrokerMetrics } from "../metrics/broker_metrics.ts";
-import { type AgentName, DEFAULT_MAX_BODY_BYTES, MAX_MESSAGE_BYTES, parseAgentName } from "../message.ts";
-import { defaultDataDir } from "../paths.ts";
+import { type AgentName, DEFAULT_MAX_BODY_BYTES } from "../message.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
 import { VERSION } from "../version.ts";
-import { checkDatabaseUrl, parseByteSize, parseCount, parseDuration, parseFlags, parsePerAgent, usageError } from "./args.ts";
+import { parseFlags } from "./args.ts";
 import { makeDataDir, removeOwner, warnIfDataDirOpen, writeOwner } from "./data_dir.ts";
 import type { Io } from "./io.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -22,6 +19,7 @@ import { fitToOpenFiles } from "./open_files.ts";
 import { describePortHolder } from "./port_holder.ts";
 import { layerServeArgs } from "./serve_config.ts";
 import { serveBroker } from "./serve_http.ts";
+import { readServeSettings } from "./serve_settings.ts";
 import { openMessageStore, openTokens } from "./serve_storage.ts";
 
 export const HELP = `interop serve — run the broker
@@ -162,8 +160,8 @@ export const OPTIONS = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-/** The smallest --max-body-bytes taken. */
-const MIN_BODY_BYTES = 1024;
+/** The parsed flags, which serve_settings.ts reads. */
+export type ServeValues = ReturnType<typeof parseFlags<typeof OPTIONS>>["values"];
 
 export async function run(args: string[], io: Io): Promise<number> {
   const layered = layerServeArgs(args, io.env, OPTIONS);
@@ -180,61 +178,11 @@ async function serve(args: string[], io: Io): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const durability = values.durability;
-  if (durability !== "strict" && durability !== "relaxed") {
-    throw usageError("serve", `Invalid --durability: ${JSON.stringify(durability)}; use strict or relaxed`);
-  }
-  const port = parseCount("serve", "--port", values.port, 0, 65535);
-  // A broker listening where fetch never connects would start fine and answer no client.
-  const unreachable = blockedPort(port);
-  if (unreachable !== undefined) throw usageError("serve", `Invalid --port: ${unreachable}`);
-  const dataDir = values["data-dir"] ?? defaultDataDir(io.env);
-  // $INTEROP_DATABASE_URL (as $INTEROP_DATA_DIR) arrives as a flag, placed between the config file's and the command line's.
-  const databaseUrl = values["database-url"];
-  if (databaseUrl !== undefined) checkDatabaseUrl("serve", "--database-url", databaseUrl);
-  const agents = values.agents.split(",").filter((name) => name !== "").map((name) => parseAgentName(name, "--agents"));
-  const maxBodyBytes = parseByteSize("serve", "--max-body-bytes", values["max-body-bytes"]);
-  // Below it every send would get 413: a message's JSON with its sender, recipient and text takes a few hundred bytes.
-  if (maxBodyBytes < MIN_BODY_BYTES) throw usageError("serve", "Invalid --max-body-bytes: at least 1KiB (below it nearly every message gets 413)");
-  if (maxBodyBytes > MAX_MESSAGE_BYTES) {
-    throw usageError("serve", `Invalid --max-body-bytes: at most 64MiB (a larger message could not be encoded to deliver it)`);
-  }
-  const maxPending = parsePerAgent(
-    "serve",
-    "--max-pending",
-    values["max-pending"],
-    (text) => parseCount("serve", "--max-pending", text, 1, Number.MAX_SAFE_INTEGER),
-  );
-  const secondStream = values["second-stream"];
-  if (secondStream !== "replace" && secondStream !== "refuse") {
-    throw usageError("serve", `Invalid --second-stream: ${JSON.stringify(secondStream)}; use replace or refuse`);
-  }
-  const limits = {
-    maxConnections: parseCount("serve", "--max-connections", values["max-connections"], 1, 1_000_000),
-    maxHeaderBytes: parseByteSize("serve", "--max-header-bytes", values["max-header-bytes"]),
-    maxUrlBytes: parseByteSize("serve", "--max-url-bytes", values["max-url-bytes"]),
-  };
-  const allowedHosts = values["allowed-hosts"] === undefined ? [] : parseAllowedHosts(values["allowed-hosts"]);
-  const requestTimeoutMs = parseDuration("serve", "--request-timeout", values["request-timeout"]);
-  if (requestTimeoutMs < 100) throw usageError("serve", "Invalid --request-timeout: use at least 100ms");
-  const writeTimeoutMs = parseDuration("serve", "--write-timeout", values["write-timeout"]);
-  const retentionMs = parseDuration("serve", "--retention", values.retention);
-  const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat, { min: 100 });
-  const a2aWaitMs = parseDuration("serve", "--a2a-wait", values["a2a-wait"], { max: 3_600_000 });
-  const originAgentFlag = values["a2a-origin-agent"];
-  const a2aOriginAgent = originAgentFlag === undefined
-    ? undefined
-    : parseAgentName(originAgentFlag, "--a2a-origin-agent");
-  const logFormat = values["log-format"];
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
-  }
-  const log = createLogger(io, "serve", values.verbose, logFormat);
+  const settings = readServeSettings(values, io.env);
+  const { durability, port, dataDir, databaseUrl, limits, maxBodyBytes, a2aOriginAgent } = settings;
+  const log = createLogger(io, "serve", values.verbose, settings.logFormat);
   limits.maxConnections = fitToOpenFiles(limits.maxConnections, log.warn);
-  const shareFlag = values["max-requests-per-agent"];
-  const maxRequestsPerAgent = shareFlag === undefined
-    ? defaultAgentShare(limits.maxConnections)
-    : parseCount("serve", "--max-requests-per-agent", shareFlag, 1, 1_000_000);
+  const maxRequestsPerAgent = settings.maxRequestsPerAgent ?? defaultAgentShare(limits.maxConnections);
   makeDataDir(dataDir);
   const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn);
   let auth: Authenticator;
@@ -261,22 +209,22 @@ async function serve(args: string[], io: Io): Promise<number> {
   const broker = await Broker.open({
     store,
     dataDir,
-    agents,
-    maxPending,
-    retentionMs,
-    pendingTtlMs: parsePerAgent("serve", "--pending-ttl", values["pending-ttl"], (text) => parseDuration("serve", "--pending-ttl", text)),
+    agents: settings.agents,
+    maxPending: settings.maxPending,
+    retentionMs: settings.retentionMs,
+    pendingTtlMs: settings.pendingTtlMs,
     onExpired: (agent, count) => log.warn(`expired ${count} undelivered messages for ${agent} (older than --pending-ttl)`, { agent, count }),
-    heartbeatMs,
-    writeTimeoutMs,
-    maxHops: parseCount("serve", "--max-hops", values["max-hops"], 1, 1000),
-    rateLimit: parseCount("serve", "--rate-limit", values["rate-limit"], 0, 1_000_000),
-    secondStream,
+    heartbeatMs: settings.heartbeatMs,
+    writeTimeoutMs: settings.writeTimeoutMs,
+    maxHops: settings.maxHops,
+    rateLimit: settings.rateLimit,
+    secondStream: settings.secondStream,
     admitAgent: agentAdmission({
       tokensOn: () => auth.enabled,
       hasToken: (agent) => auth.hasTokenFor(agent),
-      maxAgents: parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000),
+      maxAgents: settings.maxAgents,
     }),
-    resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
+    resumeWindowMs: settings.resumeWindowMs,
     maxMessageBytes: maxBodyBytes,
   });
   const metrics = new BrokerMetrics(() => broker.status(), store.kind === "sqlite" ? [store.location, `${store.location}-wal`] : [], {
@@ -292,13 +240,13 @@ async function serve(args: string[], io: Io): Promise<number> {
       log,
       host: values.host,
       port,
-      allowedHosts,
+      allowedHosts: settings.allowedHosts,
       limits,
       maxRequestsPerAgent,
-      requestTimeoutMs,
-      writeTimeoutMs,
+      requestTimeoutMs: settings.requestTimeoutMs,
+      writeTimeoutMs: settings.writeTimeoutMs,
       maxBodyBytes,
-      a2aWaitMs,
+      a2aWaitMs: settings.a2aWaitMs,
       a2aOriginAgent,
       verbose: values.verbose,
     });
@@ -340,21 +288,6 @@ async function serve(args: string[], io: Io): Promise<number> {
   if (ownsDataDir) removeOwner(dataDir);
   log.info("stopped");
   return 0;
-}
-
-/** Reads `--allowed-hosts H1,H2`: host names (or addresses) without scheme or port, in lower case. */
-function parseAllowedHosts(value: string): string[] {
-  const names = value.split(",").map((name) => name.trim().toLowerCase());
-  for (const name of names) {
-    if (!/^[\w-]+(\.[\w-]+)*$/.test(name) && isIP(name) === 0) {
-      throw usageError(
-        "serve",
-        `Invalid --allowed-hosts entry ${JSON.stringify(name)}: give host names without scheme or port, comma-separated, ` +
-          `e.g. --allowed-hosts interop.example.com,broker.lan`,
-      );
-    }
-  }
-  return names;
 }
 
 /** Whether binding `host` keeps the broker on this machine. */

@@ -1,32 +1,27 @@
 /** `interop service`: run the broker, and agents' listeners, under systemd (install, uninstall, status). */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { InteropError } from "../errors.ts";
-import { interopCommand } from "../paths.ts";
 import {
   environmentFilePath,
   isInteropUnit,
-  listenerStateDir,
   renderEnvironment,
   renderUnit,
   type Scope,
-  serviceDataDir,
   type Target,
   UNIT_NAME,
   unitDir,
   unitName,
   unitPath,
 } from "../service/unit.ts";
-import { hasSecrets } from "../client/url_credentials.ts";
-import { PUSH_URL_VARIABLES, type PushOutput, pushUrlFromEnv } from "./push_url_variables.ts";
-import { agentFlag, parseCount, parseFlags, usageError } from "./args.ts";
+import { agentFlag, parseFlags, usageError } from "./args.ts";
 import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
-import { OPTIONS as LISTEN_OPTIONS, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen.ts";
+import { OPTIONS as LISTEN_OPTIONS } from "./listen.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
-import { ENV_FLAGS, layerServeArgs } from "./serve_config.ts";
+import { executable, type Flag, listenUnit, serveUnit } from "./service_units.ts";
 
 export const HELP = `interop service — run the broker and listeners under systemd
 
@@ -90,14 +85,6 @@ const OWN_OPTIONS = {
 /** The service's own options and every serve option, which `install` writes into the broker's unit. */
 export const OPTIONS = { ...SERVE_OPTIONS, ...OWN_OPTIONS } as const;
 
-/** Secrets a listener reads from the environment, and the flag that gives the unit each as a file instead. */
-const SECRET_FLAGS: Record<string, string> = {
-  INTEROP_TOKEN: "token-file",
-  OPENCLAW_HOOKS_TOKEN: "push-token-file",
-  INTEROP_POST_TOKEN: "push-token-file",
-  HERMES_WEBHOOK_SECRET: "secret-file",
-};
-
 export function run(args: string[], io: Io): Promise<number> {
   // `listen` ends the service's own options; what follows is the listener's (whose --exec is another thing).
   const split = optionTokens(args, OPTIONS).find((token) => token.kind === "positional" && token.value === "listen");
@@ -111,7 +98,7 @@ export function run(args: string[], io: Io): Promise<number> {
   const systemctl = (...commands: string[][]) => runSystemctl(scope, commands, io);
   const serveFlags = flagsGiven(own, OPTIONS).filter(([name]) => !Object.hasOwn(OWN_OPTIONS, name));
   let target: Target = { kind: "serve" };
-  let listenFlags: Array<[string, string | undefined]> = [];
+  let listenFlags: Flag[] = [];
   if (listenArgs !== undefined) {
     if (serveFlags.length > 0) {
       throw usageError("service", `--${serveFlags[0][0]} is a serve option: a listener takes listen options, after 'listen'`);
@@ -133,57 +120,11 @@ export function run(args: string[], io: Io): Promise<number> {
   const path = unitPath(scope, io.env, target);
   switch (positionals[0]) {
     case "install": {
-      const command: string[] = [];
-      let environment: Record<string, string> | undefined;
-      if (target.kind === "serve") {
-        // The flags first: a bad one is the error to report, not a missing executable.
-        const serve = serveUnit(serveFlags, scope, io);
-        command.push(executable(values.exec, io.env), "serve", ...serve.args);
-        environment = serve.environment;
-      } else {
-        const given = new Set(listenFlags.map(([name]) => name));
-        const brokerUrl = given.has("url") ? listenFlags.find(([name]) => name === "url")![1] : io.env.INTEROP_URL || undefined;
-        // A secret in it (a user or password, a `?token=`) goes into the environment file (listen reads $INTEROP_URL),
-        // as the broker's database URL does: not into ExecStart, which ps and `systemctl show` print to anyone.
-        const secretUrl = brokerUrl !== undefined && brokerUrl.split(",").some((url) => hasSecrets(url));
-        const secrets: Record<string, string> = secretUrl ? { INTEROP_URL: brokerUrl } : {};
-        // So does one in the push URL (--a2a, --openclaw, …): listen, given no output flag, reads it from its variable.
-        const hidden = new Set(secretUrl ? ["url"] : []);
-        // Two outputs are refused here, as listen refuses them: with one moved into the environment file, listen would
-        // quietly take the other.
-        const outputs = new Set(listenFlags.map(([name]) => name).filter((name) => (OUTPUTS as readonly string[]).includes(name)));
-        if (outputs.size > 1) throw usageError("service", `Give the listener at most one output, not --${[...outputs].join(" and --")}`);
-        for (const [output, variable] of Object.entries(PUSH_URL_VARIABLES)) {
-          const url = listenFlags.find(([name]) => name === output)?.[1];
-          if (url === undefined || !hasSecrets(url)) continue;
-          secrets[variable] = url;
-          hidden.add(output);
-        }
-        // Given no output flag, listen takes its push URL from $INTEROP_OPENCLAW_URL, … (as docs/cli.md advises for a
-        // secret URL), which the unit does not see: without it the unit's listen would print every message to the
-        // journal and move its cursor past them.
-        const fromEnv = outputs.size === 0 ? pushUrlFromEnv(io.env) : {};
-        for (const [output, url] of Object.entries(fromEnv)) secrets[PUSH_URL_VARIABLES[output as PushOutput]] = url;
-        // Refused now, as the unit's listen would refuse it (exit 2, not restarted).
-        refuseFlagsWithoutTheirOutput("service", { ...Object.fromEntries(listenFlags), ...fromEnv });
-        if (Object.keys(secrets).length > 0) environment = secrets;
-        command.push(executable(values.exec, io.env), "listen", "--agent", target.agent, ...asArgs(listenFlags.filter(([name]) => !hidden.has(name))));
-        if (!given.has("url") && brokerUrl !== undefined && !secretUrl) command.push("--url", brokerUrl);
-        if (scope === "system") {
-          if (given.has("pipe")) {
-            throw usageError("service", "--pipe cannot work in a --system unit: its dynamic user has a /tmp of its own and cannot open a reader's FIFO; install a user unit (without --system) as the reader's user");
-          }
-          for (const flag of ["out", "state"]) {
-            const file = listenFlags.find(([name]) => name === flag)?.[1];
-            if (file !== undefined) refuseOutsideStateDirectory(`--${flag}`, file, listenerStateDir(target.agent));
-          }
-        }
-        // A dynamic user has no home: its cursor goes in the unit's own state directory.
-        if (!given.has("state") && scope === "system") command.push("--state", `${listenerStateDir(target.agent)}/state.json`);
-        for (const [variable, flag] of Object.entries(SECRET_FLAGS)) {
-          if (io.env[variable] && !given.has(flag)) io.stderr(`warning: the unit will not see $${variable}; pass --${flag} FILE\n`);
-        }
-      }
+      // The flags first: a bad one is the error to report, not a missing executable.
+      const { args: unitArgs, environment } = target.kind === "serve"
+        ? serveUnit(serveFlags, scope, io)
+        : listenUnit(listenFlags, target.agent, scope, io);
+      const command = [executable(values.exec, io.env), target.kind, ...unitArgs];
       const environmentFile = environment === undefined ? undefined : environmentFilePath(scope, io.env, target);
       const unit = renderUnit(scope, command, target, environmentFile);
       const environmentText = environment === undefined ? "" : renderEnvironment(environment);
@@ -254,83 +195,16 @@ function optionTokens(args: string[], options: ParseArgsOptionsConfig) {
 }
 
 /** The options given in `args` (already checked by parseFlags), by long name, in order. */
-function flagsGiven(args: string[], options: ParseArgsOptionsConfig): Array<[string, string | undefined]> {
-  return optionTokens(args, options).flatMap((token) => token.kind === "option" ? [[token.name, token.value] as [string, string | undefined]] : []);
+function flagsGiven(args: string[], options: ParseArgsOptionsConfig): Flag[] {
+  return optionTokens(args, options).flatMap((token) => token.kind === "option" ? [[token.name, token.value] as Flag] : []);
 }
 
 /**
  * Each flag once, with its last value: what listen uses (parseArgs keeps the last; none of its options repeats). An
  * earlier value would only reach ExecStart, where a password in it (a second --post or --url) is anyone's to read.
  */
-function lastOfEach(flags: Array<[string, string | undefined]>): Array<[string, string | undefined]> {
+function lastOfEach(flags: Flag[]): Flag[] {
   return [...new Map(flags.map(([name, value]) => [name, value] as const)).entries()];
-}
-
-type Flag = [string, string | undefined];
-
-/** serve's environment variables, each with the flag it stands for: a unit does not see the shell's environment. */
-const SERVE_VARIABLES: Record<string, string> = { ...ENV_FLAGS, INTEROP_CONFIG: "config" };
-
-/**
- * The broker unit's serve arguments: the flags given, then what serve would take from this shell's environment
- * ($INTEROP_PORT, …, $INTEROP_CONFIG), since the unit does not see it. --port and --data-dir are written with their
- * defaults only when the config file does not set them (a flag would beat the file). The database URL goes into
- * the environment file, not the command line (a password in it would be anyone's to read): without it the broker
- * would quietly serve an empty SQLite store instead.
- */
-function serveUnit(given: Flag[], scope: Scope, io: Io): { args: string[]; environment?: Record<string, string> } {
-  const flags = new Map(given);
-  const carried: Flag[] = Object.entries(SERVE_VARIABLES).flatMap(([variable, flag]) =>
-    io.env[variable] && !flags.has(flag) ? [[flag, io.env[variable]] as Flag] : []
-  );
-  for (const [flag, value] of carried) flags.set(flag, value);
-  // Read now, as the unit's serve will: a config it cannot read is refused here, not in a restart loop.
-  const layered = layerServeArgs(flags.has("config") ? ["--config", flags.get("config")!] : [], {}, SERVE_OPTIONS);
-  const port = flags.get("port") ?? (layered.fromConfig.has("port") ? undefined : SERVE_OPTIONS.port.default);
-  if (port !== undefined) parseCount("service", "--port", port, 1, 65535);
-  const defaultDataDir = serviceDataDir(scope, io.env);
-  const configDataDir = layered.args.findLast((arg) => arg.startsWith("--data-dir="))?.slice("--data-dir=".length);
-  if (scope === "system") refuseOutsideStateDirectory("--data-dir", flags.get("data-dir") ?? configDataDir ?? defaultDataDir, defaultDataDir);
-  const dataDir = flags.get("data-dir") ?? (configDataDir === undefined ? defaultDataDir : undefined);
-  const databaseUrl = flags.get("database-url");
-  const first: Flag[] = [...(port === undefined ? [] : [["port", port] as Flag]), ...(dataDir === undefined ? [] : [["data-dir", dataDir] as Flag])];
-  const rest = [...given, ...carried].filter(([name]) => name !== "port" && name !== "data-dir" && name !== "database-url");
-  const args = [...first, ...rest];
-  return { args: asArgs(args), environment: databaseUrl === undefined ? undefined : { INTEROP_DATABASE_URL: databaseUrl } };
-}
-
-/**
- * A --system unit runs as a dynamic user (DynamicUser=yes), to which systemd makes the file system read-only but
- * for the unit's state directory (ProtectSystem=strict; ProtectHome=read-only), and which owns nothing elsewhere: a
- * directory it must write outside its state directory would fail at every start. Refused, saying what works.
- */
-function refuseOutsideStateDirectory(flag: string, given: string, stateDirectory: string): void {
-  const path = resolve(given);
-  if (path === stateDirectory || path.startsWith(`${stateDirectory}/`)) return;
-  throw usageError(
-    "service",
-    `${flag} ${path} cannot work in a --system unit: its dynamic user can write only under ${stateDirectory}; use a path there, or install a user unit (without --system)`,
-  );
-}
-
-/** Options whose value is a path: made absolute, since systemd runs the unit from / (or the user's home). */
-const PATH_OPTIONS = new Set(["config", "data-dir", "out", "pipe", "state", "token-file", "push-token-file", "secret-file", "a2a-token-file"]);
-
-function asArgs(flags: Array<[string, string | undefined]>): string[] {
-  return flags.flatMap(([name, value]) =>
-    value === undefined ? [`--${name}`] : [`--${name}`, PATH_OPTIONS.has(name) ? resolve(value) : value]
-  );
-}
-
-/** The interop to run: given, this executable, or the one on PATH, as an absolute path (systemd needs one). */
-function executable(given: string | undefined, env: Record<string, string | undefined>): string {
-  const candidate = given ?? interopCommand();
-  if (isAbsolute(candidate)) return candidate;
-  const found = (env.PATH ?? "").split(":").map((dir) => `${dir}/${candidate}`).find((file) => existsSync(file));
-  if (found === undefined) {
-    throw usageError("service", `Cannot find ${candidate} on PATH: install it first (./install.sh) or pass --exec /path/to/interop`);
-  }
-  return found;
 }
 
 /**

@@ -90,14 +90,7 @@ export class PostgresInboxes implements SharedInboxes {
   take(agent: AgentName, limit: number, upTo: number | undefined, lease?: string, leaseLost?: () => void): Promise<Envelope[]> {
     const own = lease ?? null;
     return this.#context.transaction("take messages", async (tx) => {
-      // The cursor row first: takers, claimers and leasers of one inbox go one at a time, and the next statement's
-      // snapshot sees what the one before committed. NO KEY UPDATE, as a claim's UPDATE takes: FOR UPDATE would also
-      // wait for the publishes to the inbox, which hold its row (FOR KEY SHARE) until their COMMIT. Both statements
-      // judge the lease by the transaction's now(): the one refuses what the other leaves untaken.
-      const locked = tx<{ leased_for: number | null; held: boolean }[]>`
-        SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
-          AS leased_for, coalesce(lease_until > now() AND lease_id = ${own}, false) AS held
-        FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
+      const locked = lockInboxRow(tx, agent, own);
       const taken = tx<MessageRow[]>`
         WITH m AS (
           SELECT id FROM interop_messages
@@ -172,11 +165,7 @@ export class PostgresInboxes implements SharedInboxes {
   takeOne(agent: AgentName, id: number, lease?: string, leaseLost?: () => void): Promise<boolean> {
     const own = lease ?? null;
     return this.#context.transaction("take a message", async (tx) => {
-      // As in take: the row first, and both statements judge the lease by the transaction's now().
-      const locked = tx<{ leased_for: number | null; held: boolean }[]>`
-        SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
-          AS leased_for, coalesce(lease_until > now() AND lease_id = ${own}, false) AS held
-        FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
+      const locked = lockInboxRow(tx, agent, own);
       const taken = tx<{ taken: boolean }[]>`
         WITH p AS (
           UPDATE interop_messages SET polled = true
@@ -392,6 +381,21 @@ export class PostgresInboxes implements SharedInboxes {
 export function notification(broker: string, recipients: AgentName[]): string {
   const text = JSON.stringify({ b: broker, a: recipients });
   return text.length <= MAX_NOTIFY_BYTES ? text : JSON.stringify({ b: broker, a: "*" });
+}
+
+/**
+ * A take's first statement: the inbox's cursor row locked, so that takers, claimers and leasers of one inbox go one at
+ * a time and the take's next statement (sent at once, behind it) sees what the one before committed; with how many
+ * seconds another reader's lease holds the inbox (null: none) and whether `own` holds it. NO KEY UPDATE, as a
+ * claim's UPDATE takes: FOR UPDATE would also wait for the publishes to the inbox, which hold its row (FOR KEY SHARE)
+ * until their COMMIT. Both statements judge the lease by the transaction's now(): the one refuses what the other
+ * leaves untaken.
+ */
+function lockInboxRow(tx: TransactionSql, agent: AgentName, own: string | null) {
+  return tx<{ leased_for: number | null; held: boolean }[]>`
+    SELECT CASE WHEN lease_until > now() AND lease_id IS DISTINCT FROM ${own} THEN ceil(extract(epoch FROM lease_until - now()))::int END
+      AS leased_for, coalesce(lease_until > now() AND lease_id = ${own}, false) AS held
+    FROM interop_inboxes WHERE agent = ${agent} FOR NO KEY UPDATE`.execute();
 }
 
 /**

@@ -115,3 +115,23 @@ test("interop serve refuses a --max-body-bytes below 1KiB, and a database URL it
   assert.equal(migrate.code, 2);
   assert.match(migrate.stderr, /^error: Invalid --to: not a URL/);
 });
+
+test("interop serve refuses a bad broker setting before it makes its data dir or opens a store (exit 2)", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const dataDir = join(dir.path, "data");
+  const bad = [
+    ["--max-hops", "0"],
+    ["--rate-limit", "fast"],
+    ["--max-agents", "0"],
+    ["--pending-ttl", "soon"],
+    ["--resume-window", "soon"],
+    ["--max-requests-per-agent", "0"],
+  ];
+  for (const [flag, value] of bad) {
+    const result = await runCli(["serve", "--port", "0", "--data-dir", dataDir, flag, value], { timeoutMs: 10_000 });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`^error: Invalid ${flag}`));
+    assert.equal(existsSync(dataDir), false, `${flag} ${value}: the data dir was made`);
+  }
+});

@@ -1,0 +1,61 @@
+/** Retention as the broker runs it: once at start, then on a timer, with the policy its options set. */
+import type { AgentName } from "../message.ts";
+import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { BrokerOptions } from "./broker_options.ts";
+import { DeliveryMarks } from "./delivery_marks.ts";
+import { allValues, uniform } from "./per_agent.ts";
+import { applyRetention, type RetentionPolicy, retentionInterval } from "./retention.ts";
+
+export interface ScheduledRetentionDeps {
+  options: BrokerOptions;
+  /** The broker's inbox records, which retention updates to match the store. */
+  inboxes: Map<AgentName, InboxRecord>;
+  /** Whether other brokers share the store (see `DeliveryMarks`). */
+  shared: boolean;
+  /** Whether this broker holds a lease on the inbox (a shared store asks its own leases, in the expiry's transaction). */
+  leased(agent: AgentName): boolean;
+  /** Called after `options.onExpired` with each inbox's expired messages. */
+  expired(agent: AgentName, count: number): void;
+  now(): number;
+}
+
+export class ScheduledRetention {
+  #store: MessageStore;
+  #inboxes: Map<AgentName, InboxRecord>;
+  #marks: DeliveryMarks;
+  #policy: RetentionPolicy;
+  #now: () => number;
+  #timer: ReturnType<typeof setInterval>;
+
+  constructor(deps: ScheduledRetentionDeps) {
+    const { options } = deps;
+    this.#store = options.store;
+    this.#inboxes = deps.inboxes;
+    this.#marks = new DeliveryMarks(options.retentionMs, deps.shared);
+    this.#now = deps.now;
+    this.#policy = {
+      ...options,
+      pendingTtlMs: options.pendingTtlMs ?? uniform(0),
+      leased: deps.leased,
+      onExpired: (agent, count) => {
+        options.onExpired?.(agent, count);
+        deps.expired(agent, count);
+      },
+    };
+    this.#timer = setInterval(() => void this.run(), retentionInterval(allValues(this.#policy.pendingTtlMs)));
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Applies retention now; a store that cannot prune still serves, and retention retries on the next tick. */
+  async run(): Promise<void> {
+    try {
+      await applyRetention(this.#store, this.#inboxes, this.#marks, this.#policy, this.#now());
+    } catch {
+      // Retried on the next tick.
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}

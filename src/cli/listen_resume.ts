@@ -1,0 +1,66 @@
+/** Where a restarted `interop listen` resumes: its state file, or the last line of its --out file when that is further on. */
+import { rmSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import process from "node:process";
+import type { BrokerClient, StreamPosition } from "../client/broker_client.ts";
+import type { CursorFile } from "../client/cursor_file.ts";
+import { InteropError } from "../errors.ts";
+import { type AgentName, fromWire, messageKey } from "../message.ts";
+import { makeDirectory } from "../paths.ts";
+import { PRIVATE_DIR_MODE } from "../private_files.ts";
+import { lastMessageInFile } from "./listen_sinks.ts";
+import type { Logger } from "./logger.ts";
+
+/**
+ * Whether the state file can be written, tried at start with a file beside it: one that cannot be (a directory that
+ * cannot be made, a read-only one) would fail after the first message, again at every message, forever.
+ */
+export function checkWritable(path: string): void {
+  const probe = `${path}.${process.pid}.probe`;
+  try {
+    makeDirectory(dirname(path), PRIVATE_DIR_MODE);
+    writeFileSync(probe, "");
+    rmSync(probe);
+  } catch (cause) {
+    throw new InteropError("usage", `Cannot write --state ${path}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * The state file's position, or the output file's last line when it is further on: a kill between the two writes
+ * (the line first, then the state) repeats nothing. Without a state file, that line names no store (the file may
+ * hold lines another store's broker sent, whose ids mean other messages here): it counts only when the broker holds
+ * that very message (id and creation time) for the agent among its inbox's last HISTORY_CHECK. Otherwise listen
+ * starts as without it, and says so.
+ */
+export async function resumeAfter(
+  cursor: CursorFile,
+  out: string | undefined,
+  context: { agent: AgentName; client: BrokerClient; log: Logger },
+): Promise<StreamPosition | undefined> {
+  const saved = cursor.load();
+  const written = out === undefined ? undefined : lastMessageInFile(out);
+  if (written === undefined || (saved !== undefined && written.id <= saved.id)) return saved;
+  // The line this listen wrote before it was stopped between the two writes: not to be asked of a broker that may be
+  // restarting too (chaos: broker and listener killed together), nor looked for among the newest messages only.
+  if (saved !== undefined) return { id: written.id, store: saved.store };
+  let held: boolean;
+  try {
+    held = (await context.client.history(context.agent, HISTORY_CHECK)).some((message) =>
+      messageKey(fromWire(message)) === written.key
+    );
+  } catch (error) {
+    context.log.warn(`cannot ask the broker whether ${out}'s last line (message ${written.id}) is its own: ${(error as Error).message}`);
+    held = false;
+  }
+  if (held) return { id: written.id, store: undefined };
+  context.log.warn(
+    `${out}'s last line (message ${written.id}) is not one of ${context.agent}'s messages on this broker's store ` +
+      `(another store's broker wrote it, or it is older than the inbox's last ${HISTORY_CHECK}): ` +
+      `starting from ${context.agent}'s position on the broker`,
+  );
+  return undefined;
+}
+
+/** How many of the inbox's newest messages the broker is asked for to tie an --out file's last line to its store. */
+const HISTORY_CHECK = 1000;

@@ -62,25 +62,6 @@ test("CommitQueue commits every other publisher of a group when the store refuse
   assert.equal((await store.loadInboxes())[0].lastSeen, 2000, "the inbox update of the group was committed too");
 });
 
-test("CommitQueue waits the event-loop turns it is given for company before it commits", async (t) => {
-  const turn = () => new Promise((resolve) => setImmediate(resolve));
-  const store = openStore(t);
-  const oneTurn = new CommitQueue(store, undefined, undefined, 1);
-  const published = oneTurn.append([message({ n: 1 })]);
-  await turn();
-  assert.deepEqual(store.batches, [1], "committed after one turn");
-  await published;
-
-  const threeTurns = new CommitQueue(store, undefined, undefined, 3);
-  const later = threeTurns.append([message({ n: 2 })]);
-  await turn();
-  await turn();
-  assert.deepEqual(store.batches, [1], "still gathering after two turns");
-  await turn();
-  assert.deepEqual(store.batches, [1, 1], "committed after the third");
-  await later;
-});
-
 test("CommitQueue lets a stream's cursor moves ride the next publish's commit instead of making commits of their own", async (t) => {
   const store = openStore(t);
   const queue = new CommitQueue(store);

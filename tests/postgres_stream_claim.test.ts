@@ -41,19 +41,20 @@ for (const committed of [true, false]) {
 
     // The first claim fails; one that commits first is as when the connection breaks between the COMMIT and the reply.
     const claim = store.shared.claim.bind(store.shared);
-    let lost = 0;
+    let failed = false;
     store.shared.claim = async (...args) => {
-      if (lost++ > 0) return await claim(...args);
+      if (failed) return await claim(...args);
       if (committed) await claim(...args);
+      failed = true;
       throw new InteropError("storage_unavailable", "Storage unavailable: the connection to PostgreSQL broke");
     };
     const sink = new TextSink();
     t.after(() => sink.close());
     (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
-    await waitFor(() => lost > 0, 10_000, "the stream's first claim");
-    // Reads on at the next wake-up: a commit here.
+    await waitFor(() => failed, 30_000, "the stream's first claim");
+    // Reads on at the next wake-up: this commit (or the idle re-read, 5 s, had it come while the claim failed).
     await broker.publish(hermes, openclaw, { n: 4 });
-    await waitFor(() => ids(sink.text).includes(4), 10_000, "the stream to send the message published after the claim");
+    await waitFor(() => ids(sink.text).includes(4), 30_000, "the stream to send the message published after the claim");
     assert.equal(sink.closed.aborted, false);
     assert.deepEqual(ids(sink.text), [1, 2, 3, 4], "what the failed claim read is sent, once, in order");
   });

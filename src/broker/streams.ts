@@ -223,6 +223,8 @@ export class Streams {
     // The inbox's version before each page read: a claim succeeds only if no other reader took anything since.
     let version = 0;
     const replayedUpTo = inbox.deliveredId;
+    // And up to what a claim that met an outage took: it may have committed (see `claim` below).
+    let readAgainUpTo = replayedUpTo;
     return (sink) => {
       // Removed since it was prepared: the record is no longer the agent's (a new one would take its messages too).
       if (this.#deps.currentInbox(agent) !== inbox) {
@@ -238,21 +240,31 @@ export class Streams {
           : async (name, after, limit) => {
             const read = await shared.version(name);
             version = read.version;
-            // Up to the cursor as it was at the opening, what the stream reads is a replay the client asked for. Past
-            // it, what is at or below the cursor now another reader claimed (an ntfy poll=1 moves the cursor without
-            // marking messages taken): it is theirs. The claim's compare-and-set on `version` covers what they claim
-            // after this read.
-            if (after >= replayedUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit, READ_CHARS);
+            // Up to the cursor as it was at the opening (or as far as a claim in doubt took), what the stream reads is
+            // a replay the client asked for (or its own). Past it, what is at or below the cursor now another reader
+            // claimed (an ntfy poll=1 moves the cursor without marking messages taken): it is theirs. The claim's
+            // compare-and-set on `version` covers what they claim after this read.
+            if (after >= readAgainUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit, READ_CHARS);
             const page = await store.readAfter(name, after, limit, READ_CHARS);
-            const replay = page.filter((envelope) => envelope.id <= replayedUpTo);
+            const replay = page.filter((envelope) => envelope.id <= readAgainUpTo);
             if (replay.length === page.length) return page;
             // What follows the replay comes in the next page, read from the cursor: read into this one, the page
             // would hold up to twice READ_CHARS.
             if (replay.length > 0) return cutShort(replay);
-            return await store.readAfter(name, Math.max(replayedUpTo, read.deliveredId), limit, READ_CHARS);
+            return await store.readAfter(name, Math.max(readAgainUpTo, read.deliveredId), limit, READ_CHARS);
           },
         claim: shared === undefined ? undefined : async (envelopes) => {
-          const outcome = await shared.claim(agent, id, version, envelopes[envelopes.length - 1].id);
+          const upTo = envelopes[envelopes.length - 1].id;
+          let outcome;
+          try {
+            outcome = await shared.claim(agent, id, version, upTo);
+          } catch (error) {
+            // The claim may have committed with its answer lost (the connection broke): the cursor is then past
+            // messages this stream never wrote, which a read on from the cursor would skip for good. Read on from its
+            // last id, they are a replay of its own, as for a client resuming from there.
+            if (error instanceof InteropError && error.code === "storage_unavailable") readAgainUpTo = Math.max(readAgainUpTo, upTo);
+            throw error;
+          }
           // Even before its notification arrives: the newer stream owns the inbox now.
           if (outcome === "replaced") this.replaced(agent, id);
           // Removed on another broker (this one hears of it a moment later): the stream ends as on a removal here.
@@ -264,7 +276,7 @@ export class Streams {
         // that take committed still has it, and the stream would send it again (above the cursor at the opening, at
         // or below the cursor now, the stream's own writes being at or below where it reads from).
         isTaken: (envelope) =>
-          this.#deps.isTaken(envelope.id) || (envelope.id > replayedUpTo && envelope.id <= inbox.deliveredId),
+          this.#deps.isTaken(envelope.id) || (envelope.id > readAgainUpTo && envelope.id <= inbox.deliveredId),
         isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#deps.isTaken(envelope.id),
         delivered: (_name, envelopes) => {
           this.#deps.sawId(envelopes[envelopes.length - 1].id);

@@ -1,6 +1,6 @@
 /** The broker's open streams, one per agent (the newest wins), and how a new one is validated and started. */
 import { Buffer } from "node:buffer";
-import { InteropError } from "../errors.ts";
+import { InteropError, isStorageUnavailable } from "../errors.ts";
 import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
 import { cutShort, type InboxRecord, type MessageStore, readsOn, type SharedInboxes } from "../store/store.ts";
@@ -262,7 +262,7 @@ export class Streams {
             // The claim may have committed with its answer lost (the connection broke): the cursor is then past
             // messages this stream never wrote, which a read on from the cursor would skip for good. Read on from its
             // last id, they are a replay of its own, as for a client resuming from there.
-            if (error instanceof InteropError && error.code === "storage_unavailable") readAgainUpTo = Math.max(readAgainUpTo, upTo);
+            if (isStorageUnavailable(error)) readAgainUpTo = Math.max(readAgainUpTo, upTo);
             throw error;
           }
           // Even before its notification arrives: the newer stream owns the inbox now.

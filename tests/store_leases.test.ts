@@ -16,7 +16,7 @@ function leases(): { leases: StoreLeases; ended: string[] } {
       return Promise.resolve();
     },
   } as unknown as SharedInboxes;
-  return { leases: new StoreLeases(shared, () => Promise.resolve()), ended };
+  return { leases: new StoreLeases(shared, () => Promise.resolve(), new AbortController().signal), ended };
 }
 
 test("a take under a lease that failed ends the lease, letting the next reader in", async () => {
@@ -39,8 +39,25 @@ test("a lease whose end met an outage is ended once the store is back, rather th
   } as unknown as SharedInboxes;
   // A leased wait whose look failed ends the lease it took (leased_wait.ts), as a failed take does: PostgreSQL went
   // away in between.
-  new StoreLeases(shared, () => Promise.resolve()).end(openclaw, "lease-1");
+  new StoreLeases(shared, () => Promise.resolve(), new AbortController().signal).end(openclaw, "lease-1");
   const bound = AbortSignal.timeout(10_000);
   await Promise.race([endedAgain, new Promise((_, reject) => bound.addEventListener("abort", () => reject(new Error("never tried again"))))]);
   assert.deepEqual(ends, ["lease-1", "lease-1"]);
+});
+
+test("a lease's end that keeps meeting an outage is given up when the broker stops, holding no timer", async () => {
+  const tries: number[] = [];
+  const shared = {
+    endLease: () => {
+      tries.push(performance.now());
+      return Promise.reject(new InteropError("storage_unavailable", "The store is closed"));
+    },
+  } as unknown as SharedInboxes;
+  const stopping = new AbortController();
+  new StoreLeases(shared, () => Promise.resolve(), stopping.signal).end(openclaw, "lease-1");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  stopping.abort();
+  // Past the first retry's delay (250 ms): a retry after the stop would show here.
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  assert.equal(tries.length, 1, "not tried again once the broker stopped");
 });

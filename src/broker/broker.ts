@@ -198,7 +198,7 @@ export class Broker {
       this.leases = this.#ownLeases;
     } else {
       this.#ownLeases = undefined;
-      this.leases = new StoreLeases(this.#shared, (agent) => this.#agents.inboxFor(agent, "read"));
+      this.leases = new StoreLeases(this.#shared, (agent) => this.#agents.inboxFor(agent, "read"), this.#stopping.signal);
     }
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
     this.#startedAt = this.#now();

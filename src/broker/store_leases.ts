@@ -20,11 +20,16 @@ const END_RETRY_MAX_MS = 5000;
 export class StoreLeases implements Leases {
   #shared: SharedInboxes;
   #inboxFor: (agent: AgentName) => Promise<unknown>;
+  #stopping: AbortSignal;
 
-  /** `inboxFor` makes sure the agent's inbox exists (the lease lives on it), as the peek after the lease would. */
-  constructor(shared: SharedInboxes, inboxFor: (agent: AgentName) => Promise<unknown>) {
+  /**
+   * `inboxFor` makes sure the agent's inbox exists (the lease lives on it), as the peek after the lease would.
+   * `stopping` aborts when the broker stops: an end that met an outage is not tried again after that.
+   */
+  constructor(shared: SharedInboxes, inboxFor: (agent: AgentName) => Promise<unknown>, stopping: AbortSignal) {
     this.#shared = shared;
     this.#inboxFor = inboxFor;
+    this.#stopping = stopping;
   }
 
   async acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string> {
@@ -55,8 +60,9 @@ export class StoreLeases implements Leases {
   }
 
   async #end(agent: AgentName, id: string): Promise<void> {
-    // No longer than the lease could last: by then it ended by itself.
-    const expired = AbortSignal.timeout(MAX_LEASE_SECONDS * 1000);
+    // No longer than the lease could last (by then it ended by itself), nor than the broker runs (its store closed
+    // fails every try as an outage would, and the retries' timers would hold a process that stopped).
+    const expired = AbortSignal.any([AbortSignal.timeout(MAX_LEASE_SECONDS * 1000), this.#stopping]);
     for (let delay = END_RETRY_MS; !expired.aborted; delay = Math.min(delay * 2, END_RETRY_MAX_MS)) {
       try {
         return await this.#shared.endLease(agent, id);

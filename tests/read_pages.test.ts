@@ -133,3 +133,15 @@ test("/history and /dead-letters of 500 small messages on brokers sharing Postgr
   assert.deepEqual((await b.deadLetters.list(openclaw, ASKED, letters)).map((letter) => letter.id), ids);
   assert.equal(counted.letters, 1, `a /dead-letters made ${counted.letters} reads of its letters`);
 });
+
+test("/history on a broker sharing PostgreSQL lists an inbox another broker created since it last looked", async (t) => {
+  const brokers = await twoBrokersOn(sharedPostgres())(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  // B reads the cluster view once a second: asked at once, it has not heard of openclaw yet.
+  await a.addAgent(openclaw);
+  const [id] = (await a.publishBatch(hermes, openclaw, [{ text: "made on A" }])).envelopes.map((envelope) => envelope.id);
+  const history = b.answer((entry: HistoryEntry) => JSON.stringify(entry), openclaw);
+  t.after(() => history.release());
+  assert.deepEqual((await b.history(openclaw, 10, history)).map((entry) => [entry.id, entry.pending]), [[id, true]]);
+});

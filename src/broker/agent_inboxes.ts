@@ -54,6 +54,15 @@ export class AgentInboxes {
   }
 
   /**
+   * `agent`'s inbox record, if it has one, created nowhere: on a shared store another broker may have created it since
+   * this one last looked (the view is re-read every second), so an unknown agent is looked for again first.
+   */
+  async find(agent: AgentName): Promise<InboxRecord | undefined> {
+    if (!this.#records.has(agent) && this.#shared !== undefined) await this.look();
+    return this.#records.get(agent);
+  }
+
+  /**
    * The inbox for `agent`, created (and committed) on first use if `admitAgent` lets it; a read records a request
    * by it.
    */
@@ -62,10 +71,8 @@ export class AgentInboxes {
     // record taken from it would store messages under no inbox.
     const removal = this.#removals.get(agent);
     if (removal !== undefined) await removal.catch(() => {});
-    // On a shared store another broker may have created it since this one last looked (the view is re-read every
-    // second): look again before the admission rule calls it unknown.
-    if (!this.#records.has(agent) && this.#shared !== undefined) await this.look();
-    let inbox = this.#records.get(agent);
+    // Looked for again on a shared store before the admission rule calls it unknown.
+    let inbox = await this.find(agent);
     if (inbox === undefined) {
       this.#deps.admitAgent?.(agent, [...this.#records.keys()], use);
       inbox = await this.create(agent);

@@ -378,7 +378,7 @@ export class Broker {
    * dashboard: reading them takes, delivers and creates nothing, and does not count as the agent being seen.
    */
   async history(agent: AgentName, limit: number, answer: MessageAnswer<HistoryEntry>): Promise<HistoryEntry[]> {
-    const inbox = this.#inboxes.get(agent);
+    const inbox = await this.#agents.find(agent);
     if (inbox === undefined) return [];
     const pending = this.#deliveries.pendingIn(inbox);
     return await answer.readNewest(async (beforeId, limit, maxChars) => {

@@ -7,6 +7,7 @@ import type { AgentName } from "../message.ts";
 import { sleep } from "../sleep.ts";
 import type { SharedInboxes } from "../store/store.ts";
 import { type Leases, MAX_LEASE_SECONDS } from "./inbox_leases.ts";
+import { tryUntilLanded } from "./store_retry.ts";
 
 /**
  * How often a long poll waiting for another reader's lease asks the store again, in ms: the lease may end by a take
@@ -14,8 +15,7 @@ import { type Leases, MAX_LEASE_SECONDS } from "./inbox_leases.ts";
  */
 const LEASE_RECHECK_MS = 200;
 /** How long an end of a lease that met an outage waits before it tries again, in ms, doubling up to the max. */
-const END_RETRY_MS = 250;
-const END_RETRY_MAX_MS = 5000;
+const END_RETRY = { firstMs: 250, maxMs: 5000 };
 
 export class StoreLeases implements Leases {
   #shared: SharedInboxes;
@@ -56,21 +56,11 @@ export class StoreLeases implements Leases {
    * client never told its id), failed with 503: every other reader's take refused (409), every wait held off.
    */
   end(agent: AgentName, id: string): void {
-    void this.#end(agent, id);
-  }
-
-  async #end(agent: AgentName, id: string): Promise<void> {
     // No longer than the lease could last (by then it ended by itself), nor than the broker runs (its store closed
-    // fails every try as an outage would, and the retries' timers would hold a process that stopped).
+    // fails every try as an outage would, and the retries' timers would hold a process that stopped). Any other
+    // failure is not tried again: the lease was not this broker's to end (another took over, the inbox was removed).
     const expired = AbortSignal.any([AbortSignal.timeout(MAX_LEASE_SECONDS * 1000), this.#stopping]);
-    for (let delay = END_RETRY_MS; !expired.aborted; delay = Math.min(delay * 2, END_RETRY_MAX_MS)) {
-      try {
-        return await this.#shared.endLease(agent, id);
-      } catch (error) {
-        if (!isStorageUnavailable(error)) return;
-      }
-      await sleep(delay, expired);
-    }
+    void tryUntilLanded(() => this.#shared.endLease(agent, id), isStorageUnavailable, expired, END_RETRY);
   }
 
   forget(_agent: AgentName): void {

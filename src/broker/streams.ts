@@ -8,6 +8,7 @@ import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 import { HeartbeatSlots } from "./heartbeat_slots.ts";
 import { READ_CHARS } from "./read_pages.ts";
 import { RecentWrites } from "./recent_writes.ts";
+import { tryUntilLanded } from "./store_retry.ts";
 import { StreamSession } from "./stream_session.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 
@@ -63,8 +64,8 @@ export class Streams {
   #recentWrites: RecentWrites;
   #heartbeats: HeartbeatSlots<StreamSession>;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The broker is stopping: a stream's closing is tried once (its broker's row then says it is gone). */
-  #stopping = false;
+  /** Aborted when the broker stops: a stream's closing is then tried once (its broker's row then says it is gone). */
+  #stopping = new AbortController();
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
@@ -112,7 +113,7 @@ export class Streams {
     this.#heartbeatTimer = setTimeout(() => {
       const { due, waitMs } = this.#heartbeats.next(performance.now());
       for (const session of due) session.heartbeat();
-      if (!this.#stopping) this.#heartbeatIn(waitMs);
+      if (!this.#stopping.signal.aborted) this.#heartbeatIn(waitMs);
     }, ms);
     (this.#heartbeatTimer as { unref?: () => void }).unref?.();
   }
@@ -126,7 +127,7 @@ export class Streams {
   /** Ends every stream (the broker stops) and hands on each agent's replay point as of now, to be kept. */
   closeAll(end: StreamEnd): void {
     for (const session of [...this.#sessions.values()]) session.close(end);
-    this.#stopping = true;
+    this.#stopping.abort();
     clearTimeout(this.#heartbeatTimer);
     for (const [agent, replayAfter] of this.#recentWrites.replayPoints(this.#deps.now())) this.#deps.replayPoint(agent, replayAfter);
   }
@@ -318,13 +319,8 @@ export class Streams {
    * replaced `listen` waiting for it to close and makes a removal on another broker refuse. The entry is cleared
    * only while it names this session: a newer stream of the agent is left alone.
    */
-  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string, failures = 0): void {
-    shared.closeStream(agent, id).catch(() => {
-      if (this.#stopping) return;
-      const delay = Math.min(CLOSE_RETRY.maxMs, CLOSE_RETRY.firstMs * 2 ** Math.min(failures, 16));
-      const retry = setTimeout(() => this.#closeInStore(shared, agent, id, failures + 1), delay);
-      (retry as { unref?: () => void }).unref?.();
-    });
+  #closeInStore(shared: SharedInboxes, agent: AgentName, id: string): void {
+    void tryUntilLanded(() => shared.closeStream(agent, id), () => true, this.#stopping.signal, CLOSE_RETRY);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * PostgreSQL stopped and started again three times under live traffic on one broker: a stream (`interop listen`),
  * leased waits (peek, then take under the lease) and asks answered by a long-polling agent. Every acknowledged
- * message reaches its reader exactly once, in order per inbox, and the broker logs each outage once.
+ * message reaches its reader exactly once, in order per inbox, and the broker logs each outage once. And an
+ * `interop mcp` ask whose reply wait meets an outage gets its reply once PostgreSQL is back.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
@@ -12,6 +13,7 @@ import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { allAckedDelivered, checkLedger, type Delivery, Ledger, Publisher, readDeliveriesFile } from "../helpers/ledger.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
+import { call, connect } from "../helpers/mcp_client.ts";
 import { startPostgres } from "../helpers/postgres.ts";
 
 const OUTAGES = 3;
@@ -194,4 +196,38 @@ test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased wai
       `${leasedCounts.acked} (${leasedCounts.unanswered} refused, ${leasesLost} takes again under a lease lost), asks ${asked.acked} (${unreplied.size} timed out, ` +
       `${asked.unanswered} refused): none missing, repeated or out of order`,
   );
+});
+
+test("an interop mcp ask whose reply wait meets a PostgreSQL outage waits on and returns the reply once it is back", async (t) => {
+  // The ask failed with the 503 ("retry shortly") after its question was stored: a model asks again.
+  const server = await startPostgres(t);
+  if (server === undefined) return;
+  const url = await server.createDatabase();
+  const start = brokerPool(t);
+  // --verbose: the log says when the ask's long poll met the outage.
+  const broker = await start({ args: ["--database-url", url, "--agents", "asker,answerer", "--verbose"] });
+  const client = await connect(broker.url, "asker");
+  t.after(() => client.close());
+  const asking = call(client, "ask", { to: "answerer", text: "deploy?", timeout_seconds: 300 });
+  const waited = await fetch(`${broker.url}/wait?agent=answerer&timeout=60`);
+  await expectStatus(waited, 200);
+  const question = await waited.json();
+  await server.stop();
+  await waitFor(() => /GET \/wait agent=asker → 503/.test(broker.log()), 60_000, "the ask's long poll to meet the outage");
+  await server.start();
+  let replied: Response | undefined;
+  await waitFor(async () => {
+    replied = await request(`${broker.url}/broadcast?from=answerer&reply_to=${question.interop.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "yes" }),
+    });
+    return replied?.status === 200;
+  }, 60_000, "the reply to be stored once PostgreSQL is back");
+  const result = await asking;
+  assert.notEqual(result.isError, true, result.content[0].text);
+  const { question: asked, reply } = JSON.parse(result.content[0].text);
+  assert.equal(asked, question.interop.id);
+  assert.equal(reply.text, "yes");
+  assert.equal(reply.interop.id, (await replied!.json()).id);
 });

@@ -174,6 +174,28 @@ test("a cancelled call that ends while the session's end parks what was held: wh
   assert.deepEqual(errors, []);
 });
 
+test("a message the session's end cannot park while the broker answers 503 storage_unavailable is parked once it can", async () => {
+  // The park failed at once with the 503 (PostgreSQL away for a moment): the message, taken, was lost.
+  const answer = signal();
+  const { broker, pollStarted, parked } = slowPollBroker([7], answer.promise);
+  const { parkDeadLetter } = broker as unknown as { parkDeadLetter: (...args: unknown[]) => Promise<unknown> };
+  let refusals = 2;
+  Object.assign(broker, {
+    parkDeadLetter: (...args: unknown[]) =>
+      refusals-- > 0
+        ? Promise.reject(new InteropError("storage_unavailable", "Broker refused (HTTP 503): Storage unavailable", { status: 503, retryAfter: 0.01 }))
+        : parkDeadLetter(...args),
+  });
+  const { client, server, parkUnreturned, errors } = await connectTools(broker);
+  await cancelInboxWhilePolling(client, pollStarted);
+  answer.resolve();
+  await client.close();
+  await server.close();
+  assert.equal(await parkUnreturned(), true);
+  assert.deepEqual(parked.map((message) => message.id), [7]);
+  assert.deepEqual(errors, []);
+});
+
 test("a message that cannot be parked at the session's end does not stop the others being parked", async () => {
   const answer = signal();
   // 5 was removed by retention meanwhile (or the broker blipped): the broker refuses to park it.

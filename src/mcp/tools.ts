@@ -353,12 +353,13 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
 
   const endSession = async (log: Logger) => {
+    const until = Date.now() + SESSION_END_GRACE_MS;
     // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
     let allParked = true;
     const parkHeld = async () => {
       for (const message of taken.drain()) {
         try {
-          await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
+          await parkThroughOutage(client, agent, message.interop.id, until);
         } catch (error) {
           allParked = false;
           log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {
@@ -382,6 +383,27 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
   return { observe, endSession };
 }
+
+/**
+ * Parks message `id` (taken for a cancelled call, never returned) as a dead letter, asking again while the broker
+ * answers 503 `storage_unavailable` (its PostgreSQL away: nothing parked), until `until`: a park given up on is the
+ * message lost, where an outage of a few seconds used to lose it.
+ */
+async function parkThroughOutage(client: BrokerClient, agent: AgentName, id: number, until: number): Promise<void> {
+  for (;;) {
+    try {
+      await client.parkDeadLetter(agent, id, HELD_AT_CLOSE_REASON);
+      return;
+    } catch (error) {
+      const left = until - Date.now();
+      if (!isStorageUnavailable(error) || left <= 0) throw error;
+      await sleep(Math.min(((error as InteropError).retryAfter ?? 1) * 1000, left), NEVER_ABORTED);
+    }
+  }
+}
+
+/** The signal of a wait nothing cuts short. */
+const NEVER_ABORTED = new AbortController().signal;
 
 /** Waits for `calls` to settle, at most `ms`, running `afterEach` as each settles; resolves with how many had not. */
 async function settledWithin(calls: Set<Promise<unknown>>, ms: number, afterEach: () => Promise<void>): Promise<number> {

@@ -2,7 +2,8 @@
  * PostgreSQL stopped and started again three times under live traffic on one broker: a stream (`interop listen`),
  * leased waits (peek, then take under the lease) and asks answered by a long-polling agent. Every acknowledged
  * message reaches its reader exactly once, in order per inbox, and the broker logs each outage once. And an
- * `interop mcp` ask whose reply wait meets an outage gets its reply once PostgreSQL is back.
+ * `interop mcp` ask whose reply wait meets an outage, or an A2A task stream open through one, gets its reply once
+ * PostgreSQL is back.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
@@ -15,6 +16,7 @@ import { allAckedDelivered, checkLedger, type Delivery, Ledger, Publisher, readD
 import { startListen, stopListen } from "../helpers/listener.ts";
 import { call, connect } from "../helpers/mcp_client.ts";
 import { startPostgres } from "../helpers/postgres.ts";
+import { bearer, createToken } from "../helpers/tokens.ts";
 
 const OUTAGES = 3;
 /** Acknowledged messages each flow must add between two outages (and after the last): traffic is live throughout. */
@@ -230,4 +232,55 @@ test("an interop mcp ask whose reply wait meets a PostgreSQL outage waits on and
   assert.equal(asked, question.interop.id);
   assert.equal(reply.text, "yes");
   assert.equal(reply.interop.id, (await replied!.json()).id);
+});
+
+test("an A2A task stream open through a PostgreSQL outage stays open and ends with the reply once it is back", async (t) => {
+  // The stream's keepalive re-read (every 15 s) met the outage and ended the stream: no final event, no error, and
+  // the reply, when it came, went to neither the stream nor (held by the stream's wait) the caller's inbox.
+  const server = await startPostgres(t);
+  if (server === undefined) return;
+  const url = await server.createDatabase();
+  const alice = await createToken(url, "alice");
+  const bob = await createToken(url, "bob");
+  const broker = await brokerPool(t)({ args: ["--database-url", url] });
+  const opened = await fetch(`${broker.url}/a2a/bob`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(alice) },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "SendStreamingMessage",
+      params: { message: { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text: "deploy?" }] } },
+    }),
+  });
+  await expectStatus(opened, 200);
+  let text = "";
+  let ended = false;
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of opened.body!) text += decoder.decode(chunk, { stream: true });
+    ended = true;
+  })();
+  t.after(() => opened.body?.cancel().catch(() => {}));
+  const pollBob = async () => await (await fetch(`${broker.url}/poll?agent=bob`, { headers: bearer(bob) })).json();
+  let question: { interop: { id: number } } | undefined;
+  await waitFor(async () => (question = (await pollBob())[0]) !== undefined, 10_000, "the message in bob's inbox");
+  await waitFor(() => text.includes("TASK_STATE_WORKING"), 10_000, "the WORKING update");
+  await server.stop();
+  // The keepalive is written, then the task read again: once it is here, that read has met the outage.
+  const before = text.length;
+  await waitFor(() => text.slice(before).includes(": keepalive"), 60_000, "a keepalive during the outage");
+  await server.start();
+  await waitFor(async () => {
+    const replied = await request(`${broker.url}/broadcast?from=bob&reply_to=${question!.interop.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...bearer(bob) },
+      body: JSON.stringify({ text: "yes" }),
+    });
+    return replied?.status === 200;
+  }, 60_000, "the reply to be stored once PostgreSQL is back");
+  await waitFor(() => ended, 60_000, `the stream to end (so far: ${text})`);
+  await reading;
+  assert.match(text, /TASK_STATE_COMPLETED/);
+  assert.match(text, /"text":"yes"/);
 });

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
+import postgres from "postgres";
 import { brokerPool, waitFor } from "../helpers/broker.ts";
 import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
@@ -44,6 +45,25 @@ async function request(url: string, init: RequestInit = {}): Promise<Response | 
 /** Asserts `response`'s status, reading its body only to say what went wrong. */
 async function expectStatus(response: Response, status: number): Promise<void> {
   if (response.status !== status) assert.fail(`HTTP ${response.status}, not ${status}: ${await response.text()}`);
+}
+
+/**
+ * The database's sessions and the locks they wait for, for the message of a test that saw no progress (once, on a
+ * loaded machine, every request hung for 30 s right after an outage ended, with no outage logged).
+ */
+async function sessions(url: string): Promise<string> {
+  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    const rows = await sql`
+      SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, a.xact_start, left(a.query, 100) AS query,
+        (SELECT string_agg(l.locktype || ' ' || l.mode, ', ') FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting_for
+      FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()`;
+    return `sessions:\n${rows.map((row) => JSON.stringify(row)).join("\n")}`;
+  } catch (error) {
+    return `sessions not read: ${error}`;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 }
 
 /** Takes under a lease that a take refused with 503 ended meanwhile. */
@@ -160,9 +180,9 @@ test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased wai
   const counts = () => [readDeliveriesFile(out).length, taken.length, questions.acked.size];
   const progress = async (what: string) => {
     const before = counts();
-    await waitFor(() => counts().every((count, index) => count >= before[index] + PROGRESS), 30_000, what).catch((error) => {
+    await waitFor(() => counts().every((count, index) => count >= before[index] + PROGRESS), 30_000, what).catch(async (error) => {
       const failures = [...lastFailures].map(([route, failure]) => `${route}: ${failure}`).join("\n");
-      throw new Error(`${error.message}: [stream, leased, asks] ${before} then ${counts()}\n${failures}\n${broker.log()}`);
+      throw new Error(`${error.message}: [stream, leased, asks] ${before} then ${counts()}\n${failures}\n${broker.log()}\n${await sessions(url)}`);
     });
   };
   const available = async () => (await (await fetch(`${broker.url}/status`)).json()).store.available as boolean;

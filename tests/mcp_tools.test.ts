@@ -174,6 +174,28 @@ test("a cancelled call that ends while the session's end parks what was held: wh
   assert.deepEqual(errors, []);
 });
 
+test("a message the session's end cannot park while the broker answers 503 storage_unavailable is parked once it can", async () => {
+  // The park failed at once with the 503 (PostgreSQL away for a moment): the message, taken, was lost.
+  const answer = signal();
+  const { broker, pollStarted, parked } = slowPollBroker([7], answer.promise);
+  const { parkDeadLetter } = broker as unknown as { parkDeadLetter: (...args: unknown[]) => Promise<unknown> };
+  let refusals = 2;
+  Object.assign(broker, {
+    parkDeadLetter: (...args: unknown[]) =>
+      refusals-- > 0
+        ? Promise.reject(new InteropError("storage_unavailable", "Broker refused (HTTP 503): Storage unavailable", { status: 503, retryAfter: 0.01 }))
+        : parkDeadLetter(...args),
+  });
+  const { client, server, parkUnreturned, errors } = await connectTools(broker);
+  await cancelInboxWhilePolling(client, pollStarted);
+  answer.resolve();
+  await client.close();
+  await server.close();
+  assert.equal(await parkUnreturned(), true);
+  assert.deepEqual(parked.map((message) => message.id), [7]);
+  assert.deepEqual(errors, []);
+});
+
 test("a message that cannot be parked at the session's end does not stop the others being parked", async () => {
   const answer = signal();
   // 5 was removed by retention meanwhile (or the broker blipped): the broker refuses to park it.
@@ -224,7 +246,7 @@ async function rawSession(broker: BrokerClient) {
   };
   /** Calls `tool` as request `id` without waiting for an answer (one to be cancelled). */
   const start = (id: number, tool: string, args: Record<string, unknown> = {}) => void request(id, "tools/call", { name: tool, arguments: args });
-  return { call, start, cancel, close, parkUnreturned };
+  return { call, start, cancel, close, parkUnreturned, request };
 }
 
 /**
@@ -394,6 +416,66 @@ test("an ask sends its question holding its reply (hold_reply), and plainly on a
     assert.deepEqual(sends, older ? [30, undefined] : [30]);
     await session.close();
   }
+});
+
+/** A broker's 503 while its database cannot be reached (Retry-After short, for the test). */
+const storageUnavailable = () =>
+  new InteropError("storage_unavailable", "Broker refused (HTTP 503): Storage unavailable: PostgreSQL cannot be reached; retry shortly", {
+    status: 503,
+    retryAfter: 0.01,
+  });
+
+test("a wait whose long poll or take meets the broker's 503 storage_unavailable waits on, returning the message once it is back", async () => {
+  // The wait call failed with the 503 at once, though it had a timeout to wait out and nothing was taken.
+  const { broker } = scriptedBroker([[7]]);
+  const { waitLeased, poll } = broker as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const failing = { waits: 2, takes: 1 };
+  Object.assign(broker, {
+    waitLeased: (...args: unknown[]) => failing.waits-- > 0 ? Promise.reject(storageUnavailable()) : waitLeased(...args),
+    // The take under the lease fails too: nothing taken, the broker ends the lease, the next wait shows it again.
+    poll: (...args: unknown[]) => {
+      if (failing.takes-- > 0) {
+        (broker as unknown as { waitLeased: unknown }).waitLeased = () => Promise.resolve({ message: { text: "m7", interop: { id: 7, from: "hermes" } }, lease: "lease" });
+        return Promise.reject(storageUnavailable());
+      }
+      return poll(...args);
+    },
+  });
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 30 }), [7]);
+  await session.close();
+});
+
+test("an ask whose reply wait meets the broker's 503 storage_unavailable waits on for the reply: the question is sent once", async () => {
+  // The ask failed with the 503 after its question was stored, and a model asks again: the question twice.
+  const replied = Promise.withResolvers<void>();
+  replied.resolve();
+  const { broker, inbox } = askedBroker(replied.promise);
+  let sends = 0;
+  const { send, waitLeasedReply } = broker as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  let failures = 3;
+  Object.assign(broker, {
+    send: (...args: unknown[]) => (sends++, send(...args)),
+    waitLeasedReply: (...args: unknown[]) => failures-- > 0 ? Promise.reject(storageUnavailable()) : waitLeasedReply(...args),
+  });
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "ask", { to: "hermes", text: "deploy?", timeout_seconds: 30 }), [7]);
+  assert.equal(sends, 1);
+  assert.deepEqual(inbox, []);
+  await session.close();
+});
+
+test("a wait whose broker answers 503 storage_unavailable until its timeout returns no message, and another error fails it at once", async () => {
+  const { broker } = scriptedBroker([]);
+  Object.assign(broker, { waitLeased: () => Promise.reject(storageUnavailable()) });
+  const session = await rawSession(broker);
+  const none = await session.request(2, "tools/call", { name: "wait", arguments: { timeout_seconds: 0.2 } }) as { content: Array<{ text: string }> };
+  assert.deepEqual(JSON.parse(none.content[0].text), { message: null });
+  Object.assign(broker, { waitLeased: () => Promise.reject(new InteropError("forbidden", "Forbidden: the token of hermes cannot read openclaw")) });
+  const failed = await session.request(3, "tools/call", { name: "wait", arguments: { timeout_seconds: 30 } }) as { isError?: boolean; content: Array<{ text: string }> };
+  assert.equal(failed.isError, true);
+  assert.match(failed.content[0].text, /Forbidden/);
+  await session.close();
 });
 
 test("messages answered to an inbox call whose cancel crossed the answer are returned by the next call", async () => {

@@ -3,6 +3,7 @@
  * status as a JSON-RPC response, ending once it settles. A client that hangs up detaches everything at once.
  */
 import type { Broker } from "../broker/broker.ts";
+import { isStorageUnavailable } from "../errors.ts";
 import { encodeComment, encodeEvent } from "../http/sse.ts";
 import { streamResponse } from "../http/responses.ts";
 import type { Envelope } from "../message.ts";
@@ -46,7 +47,10 @@ export function taskStream(
         else if (task.status.state !== last.status.state) for (const event of updates(task, version)) send(event);
         last = task;
         if (isSettled(task.status.state)) sink.close();
-      }).catch(() => {
+      }).catch((error) => {
+        // PostgreSQL away: the stream stays open, as a message stream does, and reads again at the outage's end (the
+        // broker's wake of every reader), a change or a keepalive. Ended, a client got no final event and no error.
+        if (isStorageUnavailable(error)) return;
         // The store failed: end the stream; the client can ask GetTask or subscribe again.
         sink.close();
       });

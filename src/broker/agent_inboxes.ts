@@ -114,6 +114,12 @@ export class AgentInboxes {
       this.#created.set(agent, Infinity);
       try {
         inbox.deliveredId = await this.#shared.createInbox(agent, inbox.deliveredId);
+      } catch (error) {
+        // Not created (PostgreSQL went away in between): a record kept would list the agent while the outage lasts and,
+        // once it ends, send its publishes into no inbox (404 unknown_agent) until the next look dropped it. One whose
+        // answer was lost after it committed comes back with that look.
+        if (this.#records.get(agent) === inbox) this.#records.delete(agent);
+        throw error;
       } finally {
         this.#created.set(agent, this.#reads);
       }

@@ -5,6 +5,7 @@ import { cutAs, type MessageStore } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
+import { settled } from "./shared_waiters.ts";
 
 /** A dead letter as `/dead-letters` lists it: `message` null once retention removed it. */
 export interface ListedDeadLetter {
@@ -46,7 +47,9 @@ export class DeadLetters {
     if ((await store.find(messageId))?.to !== agent) {
       throw new InteropError("unknown_message", `Cannot park message ${messageId} for ${agent}: ${agent}'s inbox was removed with it`);
     }
-    if (!(await store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() }))) return;
+    // A COMMIT whose answer was lost is waited out: one that committed is counted now, as the client's park again
+    // finds the letter there and counts nothing.
+    if (!(await settled(store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() })))) return;
     inbox.deadLetters++;
     this.#deps.observers.deadLettered(agent, messageId);
   }

@@ -3,6 +3,7 @@ import type { AgentName } from "../message.ts";
 import type { InboxRecord, MessageStore } from "../store/store.ts";
 import type { DeliveryMarks } from "./delivery_marks.ts";
 import { limitFor, type PerAgent } from "./per_agent.ts";
+import { settled } from "./shared_waiters.ts";
 
 export interface RetentionPolicy {
   /** How long delivered messages stay for replay, in ms. */
@@ -45,7 +46,9 @@ export async function applyRetention(
   policy: RetentionPolicy,
   now: number,
 ): Promise<void> {
-  for (const [agent, upTo] of await store.prune(now - policy.retentionMs, marks.deliveredBefore(inboxes, now))) {
+  // A COMMIT whose answer PostgreSQL dropped is waited out (`settled`): what it deleted is counted once it is known,
+  // as the next run finds nothing left to count (the pending counts of expired messages stayed up for good).
+  for (const [agent, upTo] of await settled(store.prune(now - policy.retentionMs, marks.deliveredBefore(inboxes, now)))) {
     const inbox = inboxes.get(agent);
     if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
   }
@@ -62,7 +65,7 @@ export async function applyRetention(
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
   // The purge mark stays where it is: a resume from an id below the expired messages still replays what was delivered
   // after that id, and one from the cursor is no different from a read without an id.
-  for (const [agent, count] of await store.expire(cutoffs, cursors, leasedCutoffs)) {
+  for (const [agent, count] of await settled(store.expire(cutoffs, cursors, leasedCutoffs))) {
     const inbox = inboxes.get(agent)!;
     inbox.pending -= count;
     inbox.expired += count;

@@ -7,8 +7,9 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
 import type { Logger } from "../cli/logger.ts";
-import { InteropError } from "../errors.ts";
+import { InteropError, isStorageUnavailable } from "../errors.ts";
 import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY, type WireMessage } from "../message.ts";
+import { sleep } from "../sleep.ts";
 import { TakenMessages } from "./taken_messages.ts";
 
 const MAX_WAIT_SECONDS = 600;
@@ -47,15 +48,22 @@ const REPLY_HOLD_SECONDS = 30;
 /**
  * What `poll` finds within `timeoutSeconds` in long polls of WAIT_SLICE_SECONDS at most, or null; after `cancel`
  * aborts, null once the long poll in flight ends. A poll is never hung up: the broker may have answered it in the
- * moment of the cancel, and a hang-up would drop that answer unread.
+ * moment of the cancel, and a hang-up would drop that answer unread. A poll the broker answered 503
+ * `storage_unavailable` (its database away) took nothing: the call polls again when Retry-After says, within its
+ * timeout, rather than fail (a failed ask, its question stored, would be asked again by the model).
  */
 async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortSignal, poll: (seconds: number) => Promise<T | null>) {
   const deadline = Date.now() + timeoutSeconds * 1000;
   while (!cancel.aborted) {
     const left = (deadline - Date.now()) / 1000;
     if (left <= 0) break;
-    const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));
-    if (found !== null) return found;
+    try {
+      const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));
+      if (found !== null) return found;
+    } catch (error) {
+      if (!isStorageUnavailable(error)) throw error;
+      await sleep(Math.min((error as InteropError).retryAfter ?? 1, left) * 1000, cancel);
+    }
   }
   return null;
 }
@@ -345,12 +353,13 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
 
   const endSession = async (log: Logger) => {
+    const until = Date.now() + SESSION_END_GRACE_MS;
     // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
     let allParked = true;
     const parkHeld = async () => {
       for (const message of taken.drain()) {
         try {
-          await client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON);
+          await parkThroughOutage(client, agent, message.interop.id, until);
         } catch (error) {
           allParked = false;
           log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {
@@ -374,6 +383,27 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
   return { observe, endSession };
 }
+
+/**
+ * Parks message `id` (taken for a cancelled call, never returned) as a dead letter, asking again while the broker
+ * answers 503 `storage_unavailable` (its PostgreSQL away: nothing parked), until `until`: a park given up on is the
+ * message lost, where an outage of a few seconds used to lose it.
+ */
+async function parkThroughOutage(client: BrokerClient, agent: AgentName, id: number, until: number): Promise<void> {
+  for (;;) {
+    try {
+      await client.parkDeadLetter(agent, id, HELD_AT_CLOSE_REASON);
+      return;
+    } catch (error) {
+      const left = until - Date.now();
+      if (!isStorageUnavailable(error) || left <= 0) throw error;
+      await sleep(Math.min(((error as InteropError).retryAfter ?? 1) * 1000, left), NEVER_ABORTED);
+    }
+  }
+}
+
+/** The signal of a wait nothing cuts short. */
+const NEVER_ABORTED = new AbortController().signal;
 
 /** Waits for `calls` to settle, at most `ms`, running `afterEach` as each settles; resolves with how many had not. */
 async function settledWithin(calls: Set<Promise<unknown>>, ms: number, afterEach: () => Promise<void>): Promise<number> {

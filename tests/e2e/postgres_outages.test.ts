@@ -1,18 +1,23 @@
 /**
  * PostgreSQL stopped and started again three times under live traffic on one broker: a stream (`interop listen`),
  * leased waits (peek, then take under the lease) and asks answered by a long-polling agent. Every acknowledged
- * message reaches its reader exactly once, in order per inbox, and the broker logs each outage once.
+ * message reaches its reader exactly once, in order per inbox, and the broker logs each outage once. And an
+ * `interop mcp` ask whose reply wait meets an outage, or an A2A task stream open through one, gets its reply once
+ * PostgreSQL is back.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
+import postgres from "postgres";
 import { brokerPool, waitFor } from "../helpers/broker.ts";
 import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { allAckedDelivered, checkLedger, type Delivery, Ledger, Publisher, readDeliveriesFile } from "../helpers/ledger.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
+import { call, connect } from "../helpers/mcp_client.ts";
 import { startPostgres } from "../helpers/postgres.ts";
+import { bearer, createToken } from "../helpers/tokens.ts";
 
 const OUTAGES = 3;
 /** Acknowledged messages each flow must add between two outages (and after the last): traffic is live throughout. */
@@ -40,6 +45,25 @@ async function request(url: string, init: RequestInit = {}): Promise<Response | 
 /** Asserts `response`'s status, reading its body only to say what went wrong. */
 async function expectStatus(response: Response, status: number): Promise<void> {
   if (response.status !== status) assert.fail(`HTTP ${response.status}, not ${status}: ${await response.text()}`);
+}
+
+/**
+ * The database's sessions and the locks they wait for, for the message of a test that saw no progress (once, on a
+ * loaded machine, every request hung for 30 s right after an outage ended, with no outage logged).
+ */
+async function sessions(url: string): Promise<string> {
+  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    const rows = await sql`
+      SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, a.xact_start, left(a.query, 100) AS query,
+        (SELECT string_agg(l.locktype || ' ' || l.mode, ', ') FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting_for
+      FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()`;
+    return `sessions:\n${rows.map((row) => JSON.stringify(row)).join("\n")}`;
+  } catch (error) {
+    return `sessions not read: ${error}`;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 }
 
 /** Takes under a lease that a take refused with 503 ended meanwhile. */
@@ -156,9 +180,9 @@ test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased wai
   const counts = () => [readDeliveriesFile(out).length, taken.length, questions.acked.size];
   const progress = async (what: string) => {
     const before = counts();
-    await waitFor(() => counts().every((count, index) => count >= before[index] + PROGRESS), 30_000, what).catch((error) => {
+    await waitFor(() => counts().every((count, index) => count >= before[index] + PROGRESS), 30_000, what).catch(async (error) => {
       const failures = [...lastFailures].map(([route, failure]) => `${route}: ${failure}`).join("\n");
-      throw new Error(`${error.message}: [stream, leased, asks] ${before} then ${counts()}\n${failures}\n${broker.log()}`);
+      throw new Error(`${error.message}: [stream, leased, asks] ${before} then ${counts()}\n${failures}\n${broker.log()}\n${await sessions(url)}`);
     });
   };
   const available = async () => (await (await fetch(`${broker.url}/status`)).json()).store.available as boolean;
@@ -194,4 +218,89 @@ test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased wai
       `${leasedCounts.acked} (${leasedCounts.unanswered} refused, ${leasesLost} takes again under a lease lost), asks ${asked.acked} (${unreplied.size} timed out, ` +
       `${asked.unanswered} refused): none missing, repeated or out of order`,
   );
+});
+
+test("an interop mcp ask whose reply wait meets a PostgreSQL outage waits on and returns the reply once it is back", async (t) => {
+  // The ask failed with the 503 ("retry shortly") after its question was stored: a model asks again.
+  const server = await startPostgres(t);
+  if (server === undefined) return;
+  const url = await server.createDatabase();
+  const start = brokerPool(t);
+  // --verbose: the log says when the ask's long poll met the outage.
+  const broker = await start({ args: ["--database-url", url, "--agents", "asker,answerer", "--verbose"] });
+  const client = await connect(broker.url, "asker");
+  t.after(() => client.close());
+  const asking = call(client, "ask", { to: "answerer", text: "deploy?", timeout_seconds: 300 });
+  const waited = await fetch(`${broker.url}/wait?agent=answerer&timeout=60`);
+  await expectStatus(waited, 200);
+  const question = await waited.json();
+  await server.stop();
+  await waitFor(() => /GET \/wait agent=asker → 503/.test(broker.log()), 60_000, "the ask's long poll to meet the outage");
+  await server.start();
+  let replied: Response | undefined;
+  await waitFor(async () => {
+    replied = await request(`${broker.url}/broadcast?from=answerer&reply_to=${question.interop.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "yes" }),
+    });
+    return replied?.status === 200;
+  }, 60_000, "the reply to be stored once PostgreSQL is back");
+  const result = await asking;
+  assert.notEqual(result.isError, true, result.content[0].text);
+  const { question: asked, reply } = JSON.parse(result.content[0].text);
+  assert.equal(asked, question.interop.id);
+  assert.equal(reply.text, "yes");
+  assert.equal(reply.interop.id, (await replied!.json()).id);
+});
+
+test("an A2A task stream open through a PostgreSQL outage stays open and ends with the reply once it is back", async (t) => {
+  // The stream's keepalive re-read (every 15 s) met the outage and ended the stream: no final event, no error, and
+  // the reply, when it came, went to neither the stream nor (held by the stream's wait) the caller's inbox.
+  const server = await startPostgres(t);
+  if (server === undefined) return;
+  const url = await server.createDatabase();
+  const alice = await createToken(url, "alice");
+  const bob = await createToken(url, "bob");
+  const broker = await brokerPool(t)({ args: ["--database-url", url] });
+  const opened = await fetch(`${broker.url}/a2a/bob`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(alice) },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "SendStreamingMessage",
+      params: { message: { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text: "deploy?" }] } },
+    }),
+  });
+  await expectStatus(opened, 200);
+  let text = "";
+  let ended = false;
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of opened.body!) text += decoder.decode(chunk, { stream: true });
+    ended = true;
+  })();
+  t.after(() => opened.body?.cancel().catch(() => {}));
+  const pollBob = async () => await (await fetch(`${broker.url}/poll?agent=bob`, { headers: bearer(bob) })).json();
+  let question: { interop: { id: number } } | undefined;
+  await waitFor(async () => (question = (await pollBob())[0]) !== undefined, 10_000, "the message in bob's inbox");
+  await waitFor(() => text.includes("TASK_STATE_WORKING"), 10_000, "the WORKING update");
+  await server.stop();
+  // The keepalive is written, then the task read again: once it is here, that read has met the outage.
+  const before = text.length;
+  await waitFor(() => text.slice(before).includes(": keepalive"), 60_000, "a keepalive during the outage");
+  await server.start();
+  await waitFor(async () => {
+    const replied = await request(`${broker.url}/broadcast?from=bob&reply_to=${question!.interop.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...bearer(bob) },
+      body: JSON.stringify({ text: "yes" }),
+    });
+    return replied?.status === 200;
+  }, 60_000, "the reply to be stored once PostgreSQL is back");
+  await waitFor(() => ended, 60_000, `the stream to end (so far: ${text})`);
+  await reading;
+  assert.match(text, /TASK_STATE_COMPLETED/);
+  assert.match(text, /"text":"yes"/);
 });

@@ -16,14 +16,16 @@ import { makeFifo } from "../helpers/fifo.ts";
 
 /**
  * A relay to `target` that forwards every request and answer, except the answer to a take of what a lease showed
- * (`/poll?…&up_to=` or `take=`): that one it holds for good, once the broker has taken. `waitAnswered` resolves
- * once a leased wait's answer showing a message went through.
+ * (`/poll?…&up_to=` or `take=`): that one it holds for good, once the broker has taken. `waitAsked` resolves once
+ * a long poll reached it, `waitAnswered` once a leased wait's answer showing a message went through.
  */
 async function takeHoldingRelay(t: TestContext, target: string) {
   const takeHeld = Promise.withResolvers<void>();
+  const waitAsked = Promise.withResolvers<void>();
   const waitAnswered = Promise.withResolvers<void>();
   const relay = createServer(async (request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? "/", target);
+    if (url.pathname === "/wait") waitAsked.resolve();
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const headers = Object.fromEntries(Object.entries(request.headers).filter(([name, value]) => typeof value === "string" && name !== "host" && name !== "connection")) as Record<string, string>;
@@ -39,7 +41,12 @@ async function takeHoldingRelay(t: TestContext, target: string) {
     relay.closeAllConnections();
     await new Promise((resolve) => relay.close(resolve));
   });
-  return { url: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`, takeHeld: takeHeld.promise, waitAnswered: waitAnswered.promise };
+  return {
+    url: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+    takeHeld: takeHeld.promise,
+    waitAsked: waitAsked.promise,
+    waitAnswered: waitAnswered.promise,
+  };
 }
 
 /**
@@ -87,6 +94,13 @@ async function mcpOnFifo(t: TestContext, url: string) {
   return { send, kill };
 }
 
+/** `promise`, or a failure naming `what` after 30 s. */
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 30_000)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** The wait's answer (request 2) in what the MCP client read, if any, as the message's text. */
 function waitAnswer(stdout: string): string | undefined {
   const line = stdout.split("\n").find((line) => line.includes(`"id":2,`) || line.includes(`"id":2}`));
@@ -108,25 +122,27 @@ test("interop mcp killed while its wait's take is at the broker: the agent got t
   const sent = await runCli(["send", "--url", broker.url, "-f", "hermes", "-t", "openclaw", "deploy at noon"]);
   assert.equal(sent.code, 0, sent.stderr);
   mcp.send({ id: 2, method: "tools/call", params: { name: "wait", arguments: { timeout_seconds: 20 } } });
-  await relay.takeHeld;
+  await within(relay.takeHeld, "the take");
   const stdout = await mcp.kill();
   assert.equal(waitAnswer(stdout), "deploy at noon", "the agent got the message");
   assert.deepEqual(await pending(broker.url), [], "taken once");
 });
 
 test("interop mcp killed before its wait's answer reached the pipe: the message stays in the inbox", async (t) => {
-  // The MCP client stops reading: the pipe fills with earlier answers, and the wait's answer stays in the process.
-  // Taken before the write, the message died with it.
+  // The MCP client stops reading: the pipe fills with other answers, and the wait's answer stays in the process.
+  // Taken before the write, the message died with it. (On Deno the write to a full pipe blocks the whole process,
+  // so it never gets as far as a take.)
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   const relay = await takeHoldingRelay(t, broker.url);
   const mcp = await mcpOnFifo(t, relay.url);
+  mcp.send({ id: 2, method: "tools/call", params: { name: "wait", arguments: { timeout_seconds: 30 } } });
+  await within(relay.waitAsked, "the wait's long poll");
   // Each answer is some kilobytes: far more than a pipe holds (64 KiB on Linux).
   for (let id = 100; id < 160; id++) mcp.send({ id, method: "tools/list" });
   const sent = await runCli(["send", "--url", broker.url, "-f", "hermes", "-t", "openclaw", "deploy at noon"]);
   assert.equal(sent.code, 0, sent.stderr);
-  mcp.send({ id: 2, method: "tools/call", params: { name: "wait", arguments: { timeout_seconds: 20 } } });
-  await relay.waitAnswered;
+  await within(relay.waitAnswered, "the wait's answer");
   // A take would follow the wait's answer at once (the broker's round trip): time for one, were it made.
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const stdout = await mcp.kill();

@@ -13,6 +13,7 @@ import type { Logger } from "../src/cli/logger.ts";
 import { InteropError } from "../src/errors.ts";
 import { parseAgentName, type WireMessage } from "../src/message.ts";
 import { TakenMessages } from "../src/mcp/taken_messages.ts";
+import { wireTools } from "../src/mcp/session_transport.ts";
 import { registerTools } from "../src/mcp/tools.ts";
 
 interface Session {
@@ -39,7 +40,7 @@ async function serveTools(server: McpServer, broker: BrokerClient) {
   const ignore = () => {};
   const log: Logger = { info: ignore, warn: ignore, debug: ignore, error: (message) => errors.push(message) };
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  serverSide.onmessage = tools.observe;
+  wireTools(serverSide, tools);
   await server.connect(serverSide);
   return { serverSide: Object.assign(serverSide, { peer: clientSide }), parkUnreturned: () => tools.endSession(log), errors };
 }
@@ -52,15 +53,16 @@ function signal(): { promise: Promise<void>; resolve: () => void } {
 }
 
 /**
- * A stand-in broker that shows `ids` to a peek at once and, once its take is called, hands them out (taken) when
- * `answer` resolves; it parks all but `refused`.
+ * A stand-in broker older than leased peeks, so the tools take before they answer: it shows `ids` to a peek at once
+ * and, once its take is called, hands them out (taken) when `answer` resolves; it parks all but `refused`. (Under a
+ * lease the take comes after the answer was written, and a cancel that crosses it is the crossed-answer case below.)
  */
 function slowPollBroker(ids: number[], answer: Promise<void>, refused: number[] = []) {
   const pollStarted = signal();
   const parked: Array<{ agent: string; id: number; reason: string }> = [];
   const messages = ids.map((id) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage);
   const broker = {
-    peek: () => Promise.resolve({ messages, more: false, lease: "lease" }),
+    peek: () => Promise.resolve({ messages, more: false }),
     poll: async (_agent: string, _limit: number, upTo?: number) => {
       pollStarted.resolve();
       await answer;
@@ -145,7 +147,8 @@ test("a cancelled call that ends while the session's end parks what was held: wh
   let shown = 6;
   const parked: number[] = [];
   const broker = {
-    peek: () => Promise.resolve({ messages: [message(++shown)], more: false, lease: `lease-${shown}` }),
+    // Older than leased peeks, as slowPollBroker.
+    peek: () => Promise.resolve({ messages: [message(++shown)], more: false }),
     poll: async (_agent: string, _limit: number, upTo: number) => {
       polled.get(upTo)!.resolve();
       await answered.get(upTo)!.promise;
@@ -222,8 +225,12 @@ async function rawSession(broker: BrokerClient) {
   const wire = serverSide.peer;
   const answers = new Map<number, PromiseWithResolvers<unknown>>();
   const answerTo = (id: number) => answers.get(id) ?? answers.set(id, Promise.withResolvers()).get(id)!;
+  /** The ids of the calls whose answer reached the client, in order. */
+  const answered: number[] = [];
   wire.onmessage = (frame) => {
-    if ("id" in frame && !("method" in frame)) answerTo(frame.id as number).resolve("result" in frame ? frame.result : frame);
+    if (!("id" in frame) || "method" in frame) return;
+    answered.push(frame.id as number);
+    answerTo(frame.id as number).resolve("result" in frame ? frame.result : frame);
   };
   await wire.start();
   const request = (id: number, method: string, params: Record<string, unknown>) => {
@@ -246,7 +253,7 @@ async function rawSession(broker: BrokerClient) {
   };
   /** Calls `tool` as request `id` without waiting for an answer (one to be cancelled). */
   const start = (id: number, tool: string, args: Record<string, unknown> = {}) => void request(id, "tools/call", { name: tool, arguments: args });
-  return { call, start, cancel, close, parkUnreturned, request };
+  return { call, start, cancel, close, parkUnreturned, request, answered };
 }
 
 /**
@@ -304,22 +311,29 @@ test("an inbox call cancelled while its read is at the broker takes nothing: wha
   assert.deepEqual(pending(), [[7, 8]]);
 });
 
-test("a wait whose take finds its lease lost and the inbox leased to another reader waits on, returning what it takes next", async () => {
-  // The take was refused 409 inbox_leased (the lease ran out, or a broker of its own restarted, and another reader
-  // leased the inbox): the wait call failed, though nothing had been shown to the model.
-  const leases = ["lost", "held"];
-  const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
+test("a wait answers what it was shown and takes it once the answer is written; a take refused leaves it in the inbox", async () => {
+  // Taken before the answer, a message was lost when interop mcp was killed between the take and the answer's write.
+  // A take refused 409 inbox_leased (the lease ran out, or a broker of its own restarted, and another reader leased
+  // the inbox) leaves it to that reader: shown again, the at-least-once side.
+  const takes: string[] = [];
+  const message = { text: "m7", interop: { id: 7, from: "hermes" } } as unknown as WireMessage;
+  const taken = Promise.withResolvers<void>();
+  let answered: number[] = [];
   const broker = {
-    waitLeased: () => Promise.resolve({ message: message(leases.length === 2 ? 7 : 8), lease: leases[0] }),
-    poll: (_agent: string, _limit: number, _upTo: number, lease: string) => {
-      leases.shift();
-      if (lease === "lost") return Promise.reject(new InteropError("inbox_leased", "Another reader is polling openclaw's inbox", { status: 409 }));
-      return Promise.resolve([message(8)]);
+    waitLeased: () => Promise.resolve({ message, lease: "lost" }),
+    poll: (_agent: string, _limit: number, upTo: number, lease: string) => {
+      takes.push(`up to ${upTo} under ${lease}, answered: ${answered}`);
+      taken.resolve();
+      return Promise.reject(new InteropError("inbox_leased", "Another reader is polling openclaw's inbox", { status: 409 }));
     },
   } as unknown as BrokerClient;
   const session = await rawSession(broker);
-  assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 10 }), [8]);
+  answered = session.answered;
+  assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 10 }), [7]);
+  await taken.promise;
+  assert.deepEqual(takes, ["up to 7 under lost, answered: 1,2"], "taken once the answer reached the client");
   await session.close();
+  assert.equal(await session.parkUnreturned(), true);
 });
 
 /**

@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
+import { InteropError } from "../src/errors.ts";
 import type { AgentName } from "../src/message.ts";
+import { isInboxLeased } from "../src/store/store.ts";
 import { leasedWait, REPOLL_GRACE_MS } from "../src/broker/leased_wait.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
@@ -125,6 +127,45 @@ test("a take under a lease that expired takes what is left and is told the lease
   await admin`UPDATE interop_inboxes SET lease_until = now() - interval '1 second' WHERE agent = ${openclaw}`;
   const alone = await a.leases.take(openclaw, single, (own) => a.takeOne(openclaw, four.id, { lease: own, leaseLost }), leaseLost);
   assert.deepEqual([alone?.payload.text, lost], ["four", 2]);
+});
+
+test("a lease granted with its answer lost (the connection broke after the COMMIT) is ended once PostgreSQL answers, and no other", async (t) => {
+  // It held the inbox for its whole length (here 60 s, up to 300), though no client knew its id: every other
+  // reader's take refused 409, every wait held off.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, storeA } = brokers;
+  await a.addAgent(openclaw);
+  const grant = storeA.shared.lease.bind(storeA.shared);
+  const endLease = storeA.shared.endLease.bind(storeA.shared);
+  const ended: string[] = [];
+  storeA.shared.endLease = async (agent, id) => {
+    await endLease(agent, id);
+    ended.push(id);
+  };
+  // Each grant through A runs to its end (committed, or refused), then its answer is lost.
+  storeA.shared.lease = async (...args) => {
+    await grant(...args).catch(() => {});
+    throw new InteropError("storage_unavailable", "Storage unavailable: the connection to PostgreSQL broke");
+  };
+  await assert.rejects(a.leases.acquire(openclaw, 60), { code: "storage_unavailable" });
+  const held = await waitFor(
+    () => b.leases.acquire(openclaw, 60).catch((error) => isInboxLeased(error) ? undefined : Promise.reject(error)),
+    30_000,
+    "another reader's lease once the one in doubt ended",
+  ) as string;
+  // Another reader holds the inbox now: a grant in doubt (refused, its answer lost) leaves that reader's lease.
+  await assert.rejects(a.leases.acquire(openclaw, 60), { code: "storage_unavailable" });
+  await waitFor(() => ended.length === 2, 10_000, "the second grant's lease ended");
+  await assert.rejects(b.leases.acquire(openclaw, 60), { code: "inbox_leased" }, "the other reader's lease still holds");
+  // A renewal in doubt (it committed: the lease is extended, keeping its id) leaves its holder the lease too.
+  await assert.rejects(a.leases.acquire(openclaw, 60, held), { code: "storage_unavailable" });
+  await waitFor(() => ended.length === 3, 10_000, "the renewal's possible new lease ended");
+  assert.ok(!ended.includes(held), "the holder's lease was never ended by id");
+  let lost = false;
+  const leaseLost = () => void (lost = true);
+  assert.deepEqual(await b.leases.take(openclaw, held, (own) => b.poll(openclaw, 10, { lease: own, leaseLost }), leaseLost), []);
+  assert.equal(lost, false, "the holder took under its lease, held all along");
 });
 
 test("a database migrated before leases existed gets them in place: its inboxes keep their cursors", async (t) => {

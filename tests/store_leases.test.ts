@@ -61,3 +61,47 @@ test("a lease's end that keeps meeting an outage is given up when the broker sto
   await new Promise((resolve) => setTimeout(resolve, 600));
   assert.equal(tries.length, 1, "not tried again once the broker stopped");
 });
+
+for (const renewing of [undefined, "lease-held"]) {
+  test(`a grant${renewing === undefined ? "" : " renewing a lease"} that met an outage ends the lease it may have committed, and none other`, async () => {
+    // The connection broke after the grant's COMMIT, before its answer: the lease holds the inbox under the id the
+    // grant asked for, which no client was told. A renewal's own lease is its holder's, who takes under it.
+    const asked: Array<string | undefined> = [];
+    const ended: string[] = [];
+    const { promise: endedOnce, resolve } = Promise.withResolvers<void>();
+    const shared = {
+      lease: (_agent: AgentName, _seconds: number, _renewing: string | undefined, id: string | undefined) => {
+        asked.push(id);
+        return Promise.reject(new InteropError("storage_unavailable", "Storage unavailable: the connection to PostgreSQL broke"));
+      },
+      endLease: (_agent: AgentName, id: string) => {
+        ended.push(id);
+        resolve();
+        return Promise.resolve();
+      },
+    } as unknown as SharedInboxes;
+    const store = new StoreLeases(shared, () => Promise.resolve(), new AbortController().signal);
+    await assert.rejects(store.acquire(openclaw, 30, renewing), { code: "storage_unavailable" });
+    const bound = AbortSignal.timeout(10_000);
+    await Promise.race([endedOnce, new Promise((_, reject) => bound.addEventListener("abort", () => reject(new Error("never ended"))))]);
+    assert.equal(asked.length, 1);
+    assert.equal(typeof asked[0], "string");
+    assert.notEqual(asked[0], renewing);
+    assert.deepEqual(ended, [asked[0]], "the lease the grant asked for is ended, by its id alone");
+  });
+}
+
+test("a grant refused for another reader's lease ends nothing", async () => {
+  const ended: string[] = [];
+  const shared = {
+    lease: () => Promise.reject(new InteropError("inbox_leased", "openclaw's inbox is leased")),
+    endLease: (_agent: AgentName, id: string) => {
+      ended.push(id);
+      return Promise.resolve();
+    },
+  } as unknown as SharedInboxes;
+  const store = new StoreLeases(shared, () => Promise.resolve(), new AbortController().signal);
+  await assert.rejects(store.acquire(openclaw, 30), { code: "inbox_leased" });
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(ended, []);
+});

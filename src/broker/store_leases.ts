@@ -34,7 +34,17 @@ export class StoreLeases implements Leases {
 
   async acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string> {
     await this.#inboxFor(agent);
-    return await this.#shared.lease(agent, seconds, renewing);
+    const granted = crypto.randomUUID();
+    try {
+      return await this.#shared.lease(agent, seconds, renewing, granted);
+    } catch (error) {
+      // An outage's 503 may be a grant that committed with its answer lost (the connection broke in between): its
+      // lease would hold the inbox for its length though no client knows its id. Ended once PostgreSQL is back (see
+      // `end`), by that id alone, which only a grant of this call can have: a lease renewed keeps its holder's id,
+      // and another reader's lease is not touched.
+      if (isStorageUnavailable(error)) this.end(agent, granted);
+      throw error;
+    }
   }
 
   /** `lost` is not told here: the store's take judges the lease in its transaction (`PollOptions.leaseLost`). */

@@ -5,7 +5,11 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/server/stdio.d.ts"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/types.d.ts"
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import process from "node:process";
+import type { Writable } from "node:stream";
+import { wireTools } from "../mcp/session_transport.ts";
 import { registerTools } from "../mcp/tools.ts";
 import { VERSION } from "../version.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
@@ -58,8 +62,10 @@ export async function run(args: string[], io: Io): Promise<number> {
   const server = new McpServer({ name: "interop", version: VERSION });
   const tools = registerTools(server, brokerClient("mcp", values, io.env), agent);
   const transport = new StdioServerTransport();
-  // The SDK's connect keeps a handler set before it and calls it first with each message.
-  transport.onmessage = tools.observe;
+  // The SDK's send (1.32) resolves once stdout accepted the line, which may still be in this process's buffer; a
+  // take after an answer needs it in the pipe, where the client reads it even if this process is killed.
+  transport.send = (message) => writeLine(process.stdout, message);
+  wireTools(transport, tools);
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();
     // The SDK's stdio transport (1.30) does not watch for the end of stdin, which is how MCP clients close a
@@ -72,4 +78,9 @@ export async function run(args: string[], io: Io): Promise<number> {
   // The close cancels the calls still running; endSession waits for them, as a poll's answer may still come.
   await server.close();
   return await tools.endSession(createLogger(io, "mcp", false)) ? EXIT.ok : EXIT.failure;
+}
+
+/** Writes `message` as one JSON line (as the SDK's stdio transport does), resolving once the stream wrote it out. */
+function writeLine(stdout: Writable, message: JSONRPCMessage): Promise<void> {
+  return new Promise((resolve, reject) => stdout.write(`${JSON.stringify(message)}\n`, (error) => error ? reject(error) : resolve()));
 }

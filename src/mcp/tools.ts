@@ -10,7 +10,8 @@ import type { Logger } from "../cli/logger.ts";
 import { InteropError, isStorageUnavailable } from "../errors.ts";
 import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY, type WireMessage } from "../message.ts";
 import { sleep } from "../sleep.ts";
-import { TakenMessages } from "./taken_messages.ts";
+import { AnswerTakes } from "./answer_takes.ts";
+import { type RequestId, TakenMessages } from "./taken_messages.ts";
 
 const MAX_WAIT_SECONDS = 600;
 /**
@@ -68,48 +69,38 @@ async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortS
   return null;
 }
 
+/** What a call shows: messages, and the lease they were shown under (none: a broker older than leased reads took them). */
+type Shown = { messages: WireMessage[]; lease?: string };
+
 /**
- * The agent's next message within `timeoutSeconds`, or null. The long polls take nothing: a message comes shown
- * under a lease on the inbox, and is taken only while the call is still live. One that a cancel overtook on its way
- * is not taken (the take of nothing ends the lease): it stays at the head of the inbox, in order, for the next call
- * or the agent's next session, where taken it would have waited for a next call of this session, and been parked
- * as a dead letter at its end.
+ * The agent's next message within `timeoutSeconds`, shown under a lease on the inbox, or null. The long polls take
+ * nothing: the call takes what it shows once its answer was written (AnswerTakes), and a message that a cancel
+ * overtook on its way is not taken (the take of nothing ends the lease): it stays at the head of the inbox, in
+ * order, for the next call or the agent's next session, where taken it would have waited for a next call of this
+ * session, and been parked as a dead letter at its end.
  */
 function nextMessageUntilCancelled(client: BrokerClient, agent: AgentName, timeoutSeconds: number, cancel: AbortSignal) {
-  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds) => {
+  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds): Promise<Shown | null> => {
     const shown = await unlessRemoved(agent, client.waitLeased(agent, seconds, SHOWN_LEASE_SECONDS));
-    if (shown === null) return null;
-    // A broker older than leased waits took it already.
-    if (shown.lease === undefined) return shown.message;
-    // None: cancelled, or another reader (a stream, which heeds no lease) had it meanwhile.
-    return (await takeShownUnlessCancelled(client, agent, [shown.message], shown.lease, cancel))[0] ?? null;
+    return shown === null ? null : { messages: [shown.message], lease: shown.lease };
   });
 }
 
 /**
  * The reply to the agent's message `question` within `timeoutSeconds`, or null, read as wait reads: shown under a
- * lease on the inbox, then taken alone (out of order) only while the call is still live. One that a cancel
+ * lease on the inbox, to be taken alone (out of order) once the call's answer was written. One that a cancel
  * overtook on its way is not taken (the take of nothing ends the lease): it stays in the inbox as an ordinary
  * message, for the next inbox or wait call or the agent's next session. A long poll that found nothing holds the
  * reply from the agent's other readers a moment more (the broker's REPOLL_GRACE_MS), for the next.
  */
 function replyUntilCancelled(client: BrokerClient, agent: AgentName, question: number, timeoutSeconds: number, cancel: AbortSignal) {
-  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds) => {
+  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds): Promise<Shown | null> => {
     const shown = await unlessRemoved(agent, client.waitLeasedReply(agent, seconds, question, SHOWN_LEASE_SECONDS).catch((error) => {
       // A broker older than leased reply waits refuses the lease on a reply: its wait takes the reply, as before.
       if (error instanceof InteropError && error.code === "invalid_query") return client.wait(agent, seconds, question).then(asShown);
       throw error;
     }));
-    if (shown === null) return null;
-    // A broker older than leased waits took it already.
-    if (shown.lease === undefined) return shown.message;
-    if (cancel.aborted) {
-      await unlessLeasedAway(unlessRemoved(agent, client.poll(agent, 1, 0, shown.lease)), []);
-      return null;
-    }
-    // Null: a stream had it meanwhile (one of a broker older than held replies, or once the lease expired), or
-    // another reader once the lease was lost.
-    return await unlessLeasedAway(unlessRemoved(agent, client.takeOne(agent, shown.message.interop.id, shown.lease)), null);
+    return shown === null ? null : { messages: [shown.message], lease: shown.lease };
   });
 }
 
@@ -119,47 +110,34 @@ function asShown(message: WireMessage | null): { message: WireMessage; lease?: s
 }
 
 /**
- * Up to `limit` of the agent's messages, read as wait reads them: shown under a lease on the inbox, then taken only
- * while the call is still live. What a cancel overtook while the read was at the broker stays at the head of the
- * inbox, where taken it would have been parked as a dead letter if the session ended before another call.
+ * Up to `limit` of the agent's messages, read as wait reads them: shown under a lease on the inbox, to be taken
+ * once the call's answer was written. What a cancel overtook while the read was at the broker stays at the head of
+ * the inbox, where taken it would have been parked as a dead letter if the session ended before another call.
  */
-async function inboxUnlessCancelled(client: BrokerClient, agent: AgentName, limit: number, cancel: AbortSignal): Promise<WireMessage[]> {
+async function inboxShown(client: BrokerClient, agent: AgentName, limit: number): Promise<Shown> {
   const { messages, lease } = await unlessRemoved(agent, client.peek(agent, limit, { seconds: SHOWN_LEASE_SECONDS }));
-  if (lease !== undefined) return await takeShownUnlessCancelled(client, agent, messages, lease, cancel);
+  if (lease !== undefined) return { messages, lease };
   // A broker older than leased peeks holds nothing for this call, and one older still took them with the peek:
   // taken now whatever the cancel, and held if it came, as before.
   if (messages.length > 0) await unlessRemoved(agent, client.poll(agent, messages.length, messages[messages.length - 1].interop.id));
-  return messages;
+  return { messages };
 }
 
 /**
- * Takes what a call was shown (up to the last of `shown`, with the lease it was shown under), or nothing once
- * `cancel` aborted; either take ends the lease. What it takes may be less than `shown`: a stream heeds no lease.
+ * Takes what a call showed under `lease` (up to the last of `shown`) once its answer was `written`, or nothing
+ * (which ends the lease) once it never will be; `one` takes that message alone, out of order (an ask's reply).
+ * It may take less than `shown`: a stream heeds no lease, and a lease lost (expired, or forgotten by a broker of its
+ * own that restarted) lets another reader in, which may show those again. A take that fails (the broker
+ * unreachable, another reader's lease since, the agent removed) leaves them in the inbox, shown again later: at
+ * least once, as the agent may have read them; a lease still held expires by itself.
  */
-async function takeShownUnlessCancelled(
-  client: BrokerClient,
-  agent: AgentName,
-  shown: WireMessage[],
-  lease: string,
-  cancel: AbortSignal,
-): Promise<WireMessage[]> {
-  const upTo = cancel.aborted || shown.length === 0 ? 0 : shown[shown.length - 1].interop.id;
-  return await unlessLeasedAway(unlessRemoved(agent, client.poll(agent, Math.max(shown.length, 1), upTo, lease)), []);
-}
-
-/**
- * A take under a lease this call no longer holds (it expired, or a broker of its own restarted and forgot it),
- * refused (409 `inbox_leased`) because another reader has leased the inbox since: what the call was shown is that
- * reader's now. The call returns none of it (a wait waits on) rather than fail: nothing was shown to the model yet,
- * so nothing is shown twice. A take that finds its lease lost but the inbox free (`Interop-Lease-Lost`) needs
- * nothing either: the call returns only what that take answered.
- */
-async function unlessLeasedAway<T>(take: Promise<T>, none: T): Promise<T> {
+async function takeShown(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string, written: boolean, one?: number) {
   try {
-    return await take;
-  } catch (error) {
-    if (error instanceof InteropError && error.code === "inbox_leased") return none;
-    throw error;
+    if (!written || shown.length === 0) await client.poll(agent, 1, 0, lease);
+    else if (one !== undefined) await client.takeOne(agent, one, lease);
+    else await client.poll(agent, shown.length, shown[shown.length - 1].interop.id, lease);
+  } catch {
+    // Shown again later (above).
   }
 }
 
@@ -200,6 +178,11 @@ export interface SessionTools {
    */
   observe(message: JSONRPCMessage): void;
   /**
+   * Call once each message to the client was `written` to stdout's pipe (or its write failed): what a call's answer
+   * shows under a lease is taken only then, so a kill before it leaves the messages in the inbox.
+   */
+  sent(message: JSONRPCMessage, written: boolean): void;
+  /**
    * Call when the session ends (after the server's close, which cancels every running call): parks what was taken
    * for a cancelled call and never returned, and what each call still running takes as it ends, so it shows in
    * status instead of vanishing with the process (OpenClaw cancels a call when its turn is aborted or times out, and
@@ -220,6 +203,24 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     const settled = () => running.delete(call);
     call.then(settled, settled);
     return call;
+  };
+  const takes = new AnswerTakes();
+  /**
+   * Answers call `requestId` with `earlier` (held, taken already) and what it was `shown`: what was shown under a
+   * lease is taken once the answer was written (AnswerTakes; `one`: that message alone). Remembered as answered as it
+   * is written, before the take: a cancel that crossed the answer on the wire (its client drops it) is read after
+   * that, and holds them for the next call, as every taken message is (TakenMessages).
+   */
+  const answerShown = (requestId: RequestId, signal: AbortSignal, earlier: WireMessage[], shown: Shown | null, one?: number) => {
+    const messages = [...earlier, ...shown?.messages ?? []];
+    const lease = shown?.lease;
+    if (lease === undefined) return taken.answering(requestId, signal, messages);
+    tracked(takes.after(requestId, signal, async (written) => {
+      // Not written: the client never got them, and what was held already is held again.
+      taken.answering(requestId, written ? signal : AbortSignal.abort(), written ? messages : earlier);
+      await takeShown(client, agent, shown!.messages, lease, written, one);
+    }));
+    return messages;
   };
 
   const message = {
@@ -278,10 +279,11 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   }, ({ limit }, { signal, requestId }) =>
     tracked((async () => {
       const wanted = limit ?? 100;
+      await takes.taken();
       const earlier = taken.takeHeld(wanted);
       // A call cancelled before it reached the broker reads nothing; one cancelled while it read takes nothing.
-      const polled = earlier.length < wanted && !signal.aborted ? await inboxUnlessCancelled(client, agent, wanted - earlier.length, signal) : [];
-      return answer(taken.answering(requestId, signal, [...earlier, ...polled]));
+      const shown = earlier.length < wanted && !signal.aborted ? await inboxShown(client, agent, wanted - earlier.length) : null;
+      return answer(answerShown(requestId, signal, earlier, shown));
     })()));
 
   server.registerTool("wait", {
@@ -296,8 +298,10 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     },
   }, ({ timeout_seconds }, { signal, requestId }) =>
     tracked((async () => {
-      const message = taken.takeHeld(1)[0] ?? await nextMessageUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
-      return answer({ message: taken.answering(requestId, signal, [message])[0] });
+      await takes.taken();
+      const earlier = taken.takeHeld(1);
+      const shown = earlier.length > 0 ? null : await nextMessageUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
+      return answer({ message: answerShown(requestId, signal, earlier, shown)[0] ?? null });
     })()));
 
   server.registerTool("ask", {
@@ -327,11 +331,11 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
         if (error instanceof InteropError && error.code === "invalid_query") return client.send(agent, recipient, payload);
         throw error;
       });
-      const reply = await replyUntilCancelled(client, agent, question, timeout, signal);
-      if (reply === null) {
+      const shown = await replyUntilCancelled(client, agent, question, timeout, signal);
+      if (shown === null) {
         throw new Error(`No reply from ${recipient} to message ${question} within ${timeout} s; a later reply will be in ${agent}'s inbox`);
       }
-      taken.answering(requestId, signal, [reply]);
+      const [reply] = answerShown(requestId, signal, [], shown, shown.messages[0].interop.id);
       return answer({ question, reply });
     })()));
 
@@ -381,7 +385,10 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     }
     return allParked && stillRunning === 0;
   };
-  return { observe, endSession };
+  const sent = (message: JSONRPCMessage, written: boolean) => {
+    if (("result" in message || "error" in message) && message.id !== undefined) takes.settle(message.id, written);
+  };
+  return { observe, sent, endSession };
 }
 
 /**

@@ -119,7 +119,7 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  lease(agent: AgentName, seconds: number, renewing: string | undefined): Promise<string> {
+  lease(agent: AgentName, seconds: number, renewing: string | undefined, id: string = crypto.randomUUID()): Promise<string> {
     const { sql } = this.#context;
     const own = renewing ?? null;
     return this.#context.read("lease an inbox", async () => {
@@ -127,7 +127,7 @@ export class PostgresInboxes implements SharedInboxes {
         // One UPDATE: it waits for a take holding the row, then judges the lease as that take left it.
         const [granted] = await sql<{ lease_id: string }[]>`
           UPDATE interop_inboxes SET
-            lease_id = CASE WHEN lease_until > clock_timestamp() THEN lease_id ELSE ${crypto.randomUUID()} END,
+            lease_id = CASE WHEN lease_until > clock_timestamp() THEN lease_id ELSE ${id} END,
             lease_until = clock_timestamp() + make_interval(secs => ${seconds})
           FROM ${sql.unsafe(UNFLUSHED)}
           WHERE agent = ${agent} AND (lease_until IS NULL OR lease_until <= clock_timestamp() OR lease_id = ${own})

@@ -232,9 +232,10 @@ export interface SharedInboxes {
   /**
    * Leases the inbox to one reader for `seconds` (see `InboxLeases`), once the takes in progress committed, so what
    * the reader peeks next is what no one else takes; `renewing` the caller's own lease, still held, extends it from
-   * now. Resolves with the lease's id; refused (`inboxLeased`) while another reader holds one.
+   * now. Resolves with the lease's id; refused (`inboxLeased`) while another reader holds one. A lease granted anew
+   * gets `id`: the caller can end one whose grant committed with its answer lost, which no client was told of.
    */
-  lease(agent: AgentName, seconds: number, renewing: string | undefined): Promise<string>;
+  lease(agent: AgentName, seconds: number, renewing: string | undefined, id?: string): Promise<string>;
   /** Ends lease `id` on the inbox, if it is the one held. */
   endLease(agent: AgentName, id: string): Promise<void>;
   /** How long the inbox's lease has left (ms, by the store's clock), or undefined when none is held. */

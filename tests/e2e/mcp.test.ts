@@ -221,13 +221,13 @@ test("an MCP session whose agent the operator removed while it waited reports th
 
 // The wait case as OpenClaw's MCP client meets it when a call passes its request timeout or its turn is aborted:
 // a server that hung up its long poll on the cancel lost the message the broker had taken for it. `held` is the
-// request the cancel crosses: an inbox call's take (its peek, answered at once under a lease, takes nothing), a wait
-// that a broker older than leased waits answers with the message taken.
+// request the cancel crosses, on a broker older than leased reads (under a lease the take comes only after the
+// answer was written: tests/e2e/mcp_killed.test.ts): an inbox call's take (its peek, answered at once, takes
+// nothing), a wait answered with the message taken.
 const cancelledCalls = [
   { tool: "inbox", route: "/poll", args: {}, answer: [taken(7)], held: (query: URLSearchParams) => query.has("up_to") },
   { tool: "wait", route: "/wait", args: { timeout_seconds: 3 }, answer: taken(7), held: () => true },
 ];
-const LEASED = { "interop-lease": "lease" };
 for (const { tool, route, args, answer, held } of cancelledCalls) {
   test(`a message taken for ${tool === "inbox" ? "an" : "a"} ${tool} call cancelled while the broker answered is parked when the client closes stdin`, async () => {
     // A stand-in broker lets the test order things: the call is answered only once the server has read the cancel
@@ -240,7 +240,7 @@ for (const { tool, route, args, answer, held } of cancelledCalls) {
     const { promise: parkCame, resolve: parkArrived } = Promise.withResolvers<void>();
     const broker = await standInBroker({
       [route]: async (_body, query) => {
-        if (!held(query)) return [200, answer, LEASED];
+        if (!held(query)) return [200, answer];
         callArrived();
         await callReleased;
         return [200, answer];

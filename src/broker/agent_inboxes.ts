@@ -31,6 +31,9 @@ export class AgentInboxes {
   /** Reads of the cluster view started so far, and the newest one applied (one that answers late is older news). */
   #reads = 0;
   #applied = 0;
+  /** The read of the view in progress, and the one that starts once it ends, shared by whoever asks meanwhile. */
+  #looking: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
   /**
    * Inboxes this broker created: the number of view reads started when each creation committed (Infinity while it
    * runs). A read started no later than that may not list the inbox yet, and must not drop it.
@@ -58,7 +61,7 @@ export class AgentInboxes {
    * this one last looked (the view is re-read every second), so an unknown agent is looked for again first.
    */
   async find(agent: AgentName): Promise<InboxRecord | undefined> {
-    if (!this.#records.has(agent) && this.#shared !== undefined) await this.look();
+    if (!this.#records.has(agent) && this.#shared !== undefined) await this.lookAgain();
     return this.#records.get(agent);
   }
 
@@ -91,10 +94,16 @@ export class AgentInboxes {
     if (hadInboxOn !== this.#deps.store.id) return;
     const removal = this.#removals.get(agent);
     if (removal !== undefined) await removal.catch(() => {});
+    if (this.#shared === undefined) {
+      if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
+      throw agentRemoved(agent);
+    }
+    // On a shared store this broker's record may be one another broker removed since it last looked, and its want
+    // of one an inbox another broker created: the store says which (a removal recorded is one not created since).
+    if (!(await this.#deps.store.wasRemoved(agent))) return;
+    // The stale record goes (the read then creates none); one this broker is creating meanwhile stays.
+    await this.lookAgain();
     if (this.#records.has(agent)) return;
-    // On a shared store another broker may have created it since this one last read the cluster view.
-    if (this.#shared !== undefined) await this.look();
-    if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
     throw agentRemoved(agent);
   }
 
@@ -140,7 +149,34 @@ export class AgentInboxes {
    * The store refuses a message for an inbox that is gone anyway; this makes the broker answer as one that never
    * knew the agent (admission decides), not with a record no store row backs.
    */
-  async look(): Promise<void> {
+  look(): Promise<void> {
+    const looking = this.#read();
+    this.#looking = looking;
+    const settled = () => {
+      if (this.#looking === looking) this.#looking = undefined;
+    };
+    looking.then(settled, settled);
+    return looking;
+  }
+
+  /**
+   * Reads the view as it is now (on a shared store): a read already under way started before the caller asked, and
+   * may have missed what another broker did since; the next one, started once it ends, is shared by everyone who
+   * asks meanwhile, so a burst of requests that must see the current view costs at most one read per round trip.
+   */
+  lookAgain(): Promise<void> {
+    if (this.#queued !== undefined) return this.#queued;
+    const underWay = this.#looking;
+    if (underWay === undefined) return this.look();
+    const queued = underWay.catch(() => {}).then(() => {
+      if (this.#queued === queued) this.#queued = undefined;
+      return this.look();
+    });
+    this.#queued = queued;
+    return queued;
+  }
+
+  async #read(): Promise<void> {
     const started = ++this.#reads;
     const cluster = await this.#shared!.cluster();
     if (started < this.#applied) return;
@@ -164,6 +200,9 @@ export class AgentInboxes {
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
   async add(agent: AgentName): Promise<boolean> {
+    // On a shared store another broker may have created or removed it, or others, since this one last looked: the
+    // answer (created or not) and the admission rule's count go by the view as it is now.
+    if (this.#shared !== undefined) await this.lookAgain();
     if (this.#records.has(agent)) return false;
     this.#deps.admitAgent?.(agent, [...this.#records.keys()], "add");
     await this.create(agent);
@@ -176,7 +215,9 @@ export class AgentInboxes {
    * Resolves with the number of messages deleted.
    */
   async remove(agent: AgentName, force: boolean): Promise<number> {
-    const inbox = this.#records.get(agent);
+    // One another broker on a shared store created since this one last looked is looked for again, not unknown (a
+    // known one is removed in this turn: a request made after this call finds the removal under way).
+    const inbox = this.#records.get(agent) ?? await this.find(agent);
     if (inbox === undefined) {
       throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#records.keys()].sort().join(", ") || "none"}`);
     }

@@ -452,13 +452,31 @@ export class Broker {
     return this.#store.id;
   }
 
+  /** The status report, of the cluster view as last read on a shared store (for samples: metrics, a start-up check). */
   status(): StatusReport {
     return buildStatus(this.#statusInput());
   }
 
-  /** The status report as UTF-8 JSON, rebuilt only when it changed. */
-  statusJson(): Uint8Array<ArrayBuffer> {
+  /** The status report a client asked for (`/agents`): on a shared store, of the cluster view as it is now. */
+  async currentStatus(): Promise<StatusReport> {
+    await this.#lookNow();
+    return this.status();
+  }
+
+  /** The status report as UTF-8 JSON (`/status`), rebuilt only when it changed; on a shared store, as it is now. */
+  async statusJson(): Promise<Uint8Array<ArrayBuffer>> {
+    await this.#lookNow();
     return this.#statusDocument.bytes(this.#statusInput());
+  }
+
+  /**
+   * On a shared store, reads the cluster view again: an agent another broker created or removed since the last read
+   * (once a second) is listed as it is, not as it was. During an outage, or if the read fails, the report is of the
+   * last view (it says the store is unavailable).
+   */
+  async #lookNow(): Promise<void> {
+    if (this.#shared === undefined || this.#store.outage !== undefined) return;
+    await this.#agents.lookAgain().catch(() => {});
   }
 
   #statusInput(): StatusInput {

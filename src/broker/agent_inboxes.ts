@@ -74,8 +74,10 @@ export class AgentInboxes {
     // record taken from it would store messages under no inbox.
     const removal = this.#removals.get(agent);
     if (removal !== undefined) await removal.catch(() => {});
-    // Looked for again on a shared store before the admission rule calls it unknown.
-    let inbox = await this.find(agent);
+    // Looked for again on a shared store before the admission rule calls it unknown. Elsewhere without a turn: a
+    // removal asked for in this one finds the inbox this request creates.
+    let inbox = this.#records.get(agent);
+    if (inbox === undefined && this.#shared !== undefined) inbox = await this.find(agent);
     if (inbox === undefined) {
       this.#deps.admitAgent?.(agent, [...this.#records.keys()], use);
       inbox = await this.create(agent);
@@ -217,7 +219,7 @@ export class AgentInboxes {
   async remove(agent: AgentName, force: boolean): Promise<number> {
     // One another broker on a shared store created since this one last looked is looked for again, not unknown (a
     // known one is removed in this turn: a request made after this call finds the removal under way).
-    const inbox = this.#records.get(agent) ?? await this.find(agent);
+    const inbox = this.#records.get(agent) ?? (this.#shared === undefined ? undefined : await this.find(agent));
     if (inbox === undefined) {
       throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#records.keys()].sort().join(", ") || "none"}`);
     }

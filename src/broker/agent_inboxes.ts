@@ -96,16 +96,13 @@ export class AgentInboxes {
     if (hadInboxOn !== this.#deps.store.id) return;
     const removal = this.#removals.get(agent);
     if (removal !== undefined) await removal.catch(() => {});
-    if (this.#shared === undefined) {
-      if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
-      throw agentRemoved(agent);
-    }
-    // On a shared store this broker's record may be one another broker removed since it last looked, and its want
-    // of one an inbox another broker created: the store says which (a removal recorded is one not created since).
-    if (!(await this.#deps.store.wasRemoved(agent))) return;
-    // The stale record goes (the read then creates none); one this broker is creating meanwhile stays.
-    await this.lookAgain();
+    // A record another broker on a shared store removed since this one last looked (it hears of a removal at once,
+    // and looks every second) passes: the read creates nothing with it and finds nothing, and the next is refused.
+    // Checking the store here would cost every read by a client that had the inbox a query.
     if (this.#records.has(agent)) return;
+    // On a shared store another broker may have created it since this one last read the cluster view.
+    if (this.#shared !== undefined) await this.lookAgain();
+    if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
     throw agentRemoved(agent);
   }
 

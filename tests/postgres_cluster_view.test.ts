@@ -95,3 +95,21 @@ test("an A2A task on a broker sharing PostgreSQL is delivered once a reader on a
   assert.deepEqual((await a.replay(openclaw, { from: "cursor" }, 10)).map((envelope) => envelope.id), [id]);
   assert.equal(await b.tasks.isDelivered(openclaw, id, await b.tasks.outcome(id)), true);
 });
+
+test("/status on a broker sharing PostgreSQL answers from its last view when the server stops answering the read", async (t) => {
+  let hung = false;
+  const brokers = await brokersOn(t, {}, (store, host) => {
+    if (host !== "b") return;
+    const shared = store.shared!;
+    const cluster = shared.cluster.bind(shared);
+    // A server that takes the query and never answers (not yet seen as an outage: the connection is up).
+    shared.cluster = () => hung ? new Promise(() => {}) : cluster();
+  });
+  if (brokers === undefined) return;
+  const { b } = brokers;
+  hung = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const gaveUp = new Promise<string[]>((resolve) => (timer = setTimeout(() => resolve(["no answer in 60 s"]), 60_000)));
+  t.after(() => clearTimeout(timer));
+  assert.deepEqual(await Promise.race([listed(b), gaveUp]), [hermes]);
+});

@@ -181,7 +181,7 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
   const { task, outcome: { reply } } = await taskWithOutcome(call.broker, envelope);
   if (!isSettled(task.status.state)) return false;
   const found = reply === undefined ? undefined : await call.broker.tasks.message(reply.id);
-  return found === undefined || call.broker.tasks.isDelivered(call.sender, found.envelope.id, found.outcome);
+  return found === undefined || await call.broker.tasks.isDelivered(call.sender, found.envelope.id, found.outcome);
 }
 
 /**

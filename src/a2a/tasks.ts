@@ -196,6 +196,6 @@ async function taskOf(
       artifacts: [{ artifactId: `${id}-reply-${reply.id}`, name: "reply", parts: answer.parts }],
     };
   }
-  const delivered = broker.tasks.isDelivered(envelope.to, envelope.id, outcome);
+  const delivered = await broker.tasks.isDelivered(envelope.to, envelope.id, outcome);
   return { ...base, status: { state: delivered ? "TASK_STATE_WORKING" : "TASK_STATE_SUBMITTED", timestamp: envelope.timestamp } };
 }

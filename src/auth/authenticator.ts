@@ -90,7 +90,15 @@ export class Authenticator {
       throw new InteropError("unauthorized", "Missing token: send Authorization: Bearer TOKEN (create one with 'interop token create')");
     }
     const hash = Buffer.from(hashToken(token), "hex");
-    const record = this.#tokens.find((candidate) => timingSafeEqual(Buffer.from(candidate.hash, "hex"), hash));
+    const find = () => this.#tokens.find((candidate) => timingSafeEqual(Buffer.from(candidate.hash, "hex"), hash));
+    let record = find();
+    if (record === undefined) {
+      // Made a moment ago (`interop token create`, or through another broker on the database) and not read yet: the
+      // list is read again (if its version changed) before the token is called unknown, after a read under way,
+      // which may have started before the token was made. Requests that come meanwhile share that read.
+      await (this.#loading ?? Promise.resolve()).then(() => this.#reload());
+      record = find();
+    }
     if (record === undefined) {
       throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked; create one with 'interop token create --agent NAME'");
     }

@@ -31,6 +31,9 @@ export class AgentInboxes {
   /** Reads of the cluster view started so far, and the newest one applied (one that answers late is older news). */
   #reads = 0;
   #applied = 0;
+  /** The read of the view in progress, and the one that starts once it ends, shared by whoever asks meanwhile. */
+  #looking: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
   /**
    * Inboxes this broker created: the number of view reads started when each creation committed (Infinity while it
    * runs). A read started no later than that may not list the inbox yet, and must not drop it.
@@ -58,7 +61,7 @@ export class AgentInboxes {
    * this one last looked (the view is re-read every second), so an unknown agent is looked for again first.
    */
   async find(agent: AgentName): Promise<InboxRecord | undefined> {
-    if (!this.#records.has(agent) && this.#shared !== undefined) await this.look();
+    if (!this.#records.has(agent) && this.#shared !== undefined) await this.lookAgain();
     return this.#records.get(agent);
   }
 
@@ -71,8 +74,10 @@ export class AgentInboxes {
     // record taken from it would store messages under no inbox.
     const removal = this.#removals.get(agent);
     if (removal !== undefined) await removal.catch(() => {});
-    // Looked for again on a shared store before the admission rule calls it unknown.
-    let inbox = await this.find(agent);
+    // Looked for again on a shared store before the admission rule calls it unknown. Elsewhere without a turn: a
+    // removal asked for in this one finds the inbox this request creates.
+    let inbox = this.#records.get(agent);
+    if (inbox === undefined && this.#shared !== undefined) inbox = await this.find(agent);
     if (inbox === undefined) {
       this.#deps.admitAgent?.(agent, [...this.#records.keys()], use);
       inbox = await this.create(agent);
@@ -91,9 +96,12 @@ export class AgentInboxes {
     if (hadInboxOn !== this.#deps.store.id) return;
     const removal = this.#removals.get(agent);
     if (removal !== undefined) await removal.catch(() => {});
+    // A record another broker on a shared store removed since this one last looked (it hears of a removal at once,
+    // and looks every second) passes: the read creates nothing with it and finds nothing, and the next is refused.
+    // Checking the store here would cost every read by a client that had the inbox a query.
     if (this.#records.has(agent)) return;
     // On a shared store another broker may have created it since this one last read the cluster view.
-    if (this.#shared !== undefined) await this.look();
+    if (this.#shared !== undefined) await this.lookAgain();
     if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
     throw agentRemoved(agent);
   }
@@ -146,7 +154,34 @@ export class AgentInboxes {
    * The store refuses a message for an inbox that is gone anyway; this makes the broker answer as one that never
    * knew the agent (admission decides), not with a record no store row backs.
    */
-  async look(): Promise<void> {
+  look(): Promise<void> {
+    const looking = this.#read();
+    this.#looking = looking;
+    const settled = () => {
+      if (this.#looking === looking) this.#looking = undefined;
+    };
+    looking.then(settled, settled);
+    return looking;
+  }
+
+  /**
+   * Reads the view as it is now (on a shared store): a read already under way started before the caller asked, and
+   * may have missed what another broker did since; the next one, started once it ends, is shared by everyone who
+   * asks meanwhile, so a burst of requests that must see the current view costs at most one read per round trip.
+   */
+  lookAgain(): Promise<void> {
+    if (this.#queued !== undefined) return this.#queued;
+    const underWay = this.#looking;
+    if (underWay === undefined) return this.look();
+    const queued = underWay.catch(() => {}).then(() => {
+      if (this.#queued === queued) this.#queued = undefined;
+      return this.look();
+    });
+    this.#queued = queued;
+    return queued;
+  }
+
+  async #read(): Promise<void> {
     const started = ++this.#reads;
     const cluster = await this.#shared!.cluster();
     if (started < this.#applied) return;
@@ -170,6 +205,9 @@ export class AgentInboxes {
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */
   async add(agent: AgentName): Promise<boolean> {
+    // On a shared store another broker may have created or removed it, or others, since this one last looked: the
+    // answer (created or not) and the admission rule's count go by the view as it is now.
+    if (this.#shared !== undefined) await this.lookAgain();
     if (this.#records.has(agent)) return false;
     this.#deps.admitAgent?.(agent, [...this.#records.keys()], "add");
     await this.create(agent);
@@ -182,7 +220,9 @@ export class AgentInboxes {
    * Resolves with the number of messages deleted.
    */
   async remove(agent: AgentName, force: boolean): Promise<number> {
-    const inbox = this.#records.get(agent);
+    // One another broker on a shared store created since this one last looked is looked for again, not unknown (a
+    // known one is removed in this turn: a request made after this call finds the removal under way).
+    const inbox = this.#records.get(agent) ?? (this.#shared === undefined ? undefined : await this.find(agent));
     if (inbox === undefined) {
       throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox; the known agents are ${[...this.#records.keys()].sort().join(", ") || "none"}`);
     }

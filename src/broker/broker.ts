@@ -35,6 +35,9 @@ export type { PublishOptions, Published, RefusedRecipient } from "./publishes.ts
 export type { StreamStarter } from "./streams.ts";
 export type { PollOptions } from "./takes.ts";
 
+/** How long a status report on a shared store waits for the cluster view to be read again (see `#lookNow`), in ms. */
+const STATUS_LOOK_MS = 2000;
+
 /** A message as `/history` lists it: with whether it is still pending. */
 export interface HistoryEntry {
   id: number;
@@ -452,13 +455,37 @@ export class Broker {
     return this.#store.id;
   }
 
+  /** The status report, of the cluster view as last read on a shared store (for samples: metrics, a start-up check). */
   status(): StatusReport {
     return buildStatus(this.#statusInput());
   }
 
-  /** The status report as UTF-8 JSON, rebuilt only when it changed. */
-  statusJson(): Uint8Array<ArrayBuffer> {
+  /** The status report a client asked for (`/agents`): on a shared store, of the cluster view as it is now. */
+  async currentStatus(): Promise<StatusReport> {
+    await this.#lookNow();
+    return this.status();
+  }
+
+  /** The status report as UTF-8 JSON (`/status`), rebuilt only when it changed; on a shared store, as it is now. */
+  async statusJson(): Promise<Uint8Array<ArrayBuffer>> {
+    await this.#lookNow();
     return this.#statusDocument.bytes(this.#statusInput());
+  }
+
+  /**
+   * On a shared store, reads the cluster view again: an agent another broker created or removed since the last read
+   * (once a second) is listed as it is, not as it was. During an outage, if the read fails, or if it takes longer than
+   * STATUS_LOOK_MS (a server that stopped answering, not yet seen as an outage), the report is of the last view: a
+   * load balancer's health check gets an answer, and the store's state in it.
+   */
+  async #lookNow(): Promise<void> {
+    if (this.#shared === undefined || this.#store.outage !== undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#agents.lookAgain().catch(() => {}),
+      new Promise((resolve) => (timer = setTimeout(resolve, STATUS_LOOK_MS))),
+    ]);
+    clearTimeout(timer);
   }
 
   #statusInput(): StatusInput {

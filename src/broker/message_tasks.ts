@@ -56,9 +56,13 @@ export class MessageTasks {
   }
 
   /** Whether message `id` for `agent` was handed out (or withdrawn): above the cursor only a wait or a poll takes one. */
-  isDelivered(agent: AgentName, id: number, outcome: MessageOutcome): boolean {
+  async isDelivered(agent: AgentName, id: number, outcome: MessageOutcome): Promise<boolean> {
     const inbox = this.#deps.agents.get(agent);
-    return (inbox !== undefined && id <= inbox.deliveredId) || this.#deps.taken.has(id) || outcome.taken;
+    if ((inbox !== undefined && id <= inbox.deliveredId) || this.#deps.taken.has(id) || outcome.taken) return true;
+    // On a shared store a reader on another broker may have moved the cursor (or its broker created the inbox) since
+    // this one last looked (once a second): the store's cursor says.
+    const { shared } = this.#deps.store;
+    return shared !== undefined && id <= (await shared.version(agent)).deliveredId;
   }
 
   /**

@@ -112,6 +112,10 @@ export class Publishes {
     const thread = reply?.askerContext !== undefined && recipient === reply.otherParty
       ? { ...reply.thread, context: reply.askerContext }
       : reply?.thread;
+    // On a shared store a broadcast goes to the inboxes there are now: one another broker created since this one last
+    // looked (once a second) is one of them (one it removed is refused at the commit and left out on the retry). A
+    // read that fails leaves the last view: the commit meets the same store and answers for it.
+    if (recipient === undefined && this.#deps.shared) await this.#deps.agents.lookAgain().catch(() => {});
     const recipients = recipient !== undefined ? [recipient] : [...records.keys()].filter((agent) => agent !== from);
     if (recipients.length === 0) {
       throw new InteropError(

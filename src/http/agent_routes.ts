@@ -22,7 +22,7 @@ export interface AgentEntry {
 export async function agentsRoute(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   authorizeAdmin(caller, `${request.method} /agents`);
   if (request.method === "GET") {
-    const report = broker.status();
+    const report = await broker.currentStatus();
     const agents: AgentEntry[] = Object.entries(report.agents).map(([agent, status]) => ({
       agent,
       pending: status.pending,

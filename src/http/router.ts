@@ -52,7 +52,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     "/wait": { GET: (request, caller) => waitRoute(broker, options.auth, request, caller, leaseRevocations) },
     "/ask": { POST: (request, caller) => askRoute(broker, options.auth, request, caller, options.maxBodyBytes) },
     "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, streamFormats) },
-    "/status": { GET: () => Promise.resolve(jsonTextResponse(200, broker.statusJson())) },
+    "/status": { GET: async () => jsonTextResponse(200, await broker.statusJson()) },
     "/dead-letters": {
       GET: (request, caller) => listDeadLetters(broker, request, caller),
       POST: (request, caller) => parkDeadLetter(broker, request, caller),

@@ -16,11 +16,11 @@ const openclaw = "openclaw" as AgentName;
 /**
  * For a test of `cluster` (`sharedPostgres()`): brokers A and B on a new database, admitting agents as `interop
  * serve` does without tokens (a send never creates an inbox, a read does), with hermes's inbox and `overrides`, and
- * an admin connection to look at what the store holds of openclaw; all closed after the test. Undefined when the
- * test is skipped (not root).
+ * an admin connection to look at what the store holds of openclaw; all closed after the test; `prepare` sees each
+ * store before its broker opens it. Undefined when the test is skipped (not root).
  */
 export function twoBrokersOn(cluster: (t: TestContext) => Promise<TestPostgres | undefined>) {
-  return async (t: TestContext, overrides: Partial<BrokerOptions> = {}) => {
+  return async (t: TestContext, overrides: Partial<BrokerOptions> = {}, prepare?: (store: PostgresStore, host: "a" | "b") => void) => {
     const server = await cluster(t);
     if (server === undefined) return undefined;
     const url = await server.createDatabase();
@@ -33,9 +33,10 @@ export function twoBrokersOn(cluster: (t: TestContext) => Promise<TestPostgres |
       await admin.end();
     });
     const admitAgent = agentAdmission({ tokensOn: () => false, hasToken: () => false, maxAgents: 100 });
-    for (const host of ["a", "b"]) {
+    for (const host of ["a", "b"] as const) {
       const store = await PostgresStore.open({ url, durability: "strict", claimant: { pid: process.pid, host, version: "test" }, warn: () => {} });
       stores.push(store);
+      prepare?.(store, host);
       brokers.push(await Broker.open(testBrokerOptions(store, "/nonexistent", { agents: [hermes], admitAgent, ...overrides })));
     }
     const [a, b] = brokers;

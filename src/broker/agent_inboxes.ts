@@ -71,8 +71,9 @@ export class AgentInboxes {
     // record taken from it would store messages under no inbox.
     const removal = this.#removals.get(agent);
     if (removal !== undefined) await removal.catch(() => {});
-    // Looked for again on a shared store before the admission rule calls it unknown.
-    let inbox = await this.find(agent);
+    // Looked for again on a shared store before the admission rule calls it unknown. Awaited only then: on a store of
+    // its own a creation starts in this turn, so a removal asked for right after this call finds it under way.
+    let inbox = this.#records.get(agent) ?? (this.#shared === undefined ? undefined : await this.find(agent));
     if (inbox === undefined) {
       this.#deps.admitAgent?.(agent, [...this.#records.keys()], use);
       inbox = await this.create(agent);

@@ -189,9 +189,11 @@ async function openA2aRouter(
   internalErrors: unknown[],
   overrides: Partial<BrokerOptions> = {},
 ): Promise<{ handler: Handler; broker: Broker }> {
+  // Opened first: once the broker is, nothing that can throw comes before the caller holds it.
+  const auth = await Authenticator.open(new TokenFile(dataDir));
   const broker = await Broker.open(testBrokerOptions(new SqliteStore(dataDir, "relaxed"), dataDir, { rateLimit: 0, ...overrides }));
   const handler = createRouter(broker, {
-    auth: await Authenticator.open(new TokenFile(dataDir)),
+    auth,
     metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 65536,
     retryMs: 2000,

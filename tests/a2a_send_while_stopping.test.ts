@@ -37,13 +37,15 @@ class StopsBeforeOutcomeStore extends SqliteStore {
 
 /** A router on a broker that stops as its first task is read; `stopped` settles once it has. */
 async function routerStoppingAtFirstRead(dataDir: string) {
+  // Opened first: once the broker is, nothing that can throw comes before the caller holds it.
+  const auth = await Authenticator.open(new TokenFile(dataDir));
   const store = new StopsBeforeOutcomeStore(dataDir, "relaxed");
   const broker = await Broker.open(testBrokerOptions(store, dataDir, { rateLimit: 0 }));
   const stop: { stopped?: Promise<void> } = {};
   store.stopBroker = () => (stop.stopped = broker.close());
   const internalErrors: unknown[] = [];
   const handler = createRouter(broker, {
-    auth: await Authenticator.open(new TokenFile(dataDir)),
+    auth,
     metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 65536,
     retryMs: 2000,

@@ -101,10 +101,12 @@ test("no payload can break SSE framing: a parser reads back exactly one event wi
 
 test("random requests to the routes get a valid status and JSON, and never corrupt stored messages", async () => {
   const dir = tempDir();
+  // Opened first: nothing that can throw is awaited between the broker's open and the try that closes it.
+  const auth = await Authenticator.open(new TokenFile(dir.path));
   const store = new SqliteStore(dir.path, "relaxed");
   const broker = await Broker.open(testBrokerOptions(store, dir.path, { maxPending: uniform(100_000), maxHops: 10 }));
   const handler = createRouter(broker, {
-    auth: await Authenticator.open(new TokenFile(dir.path)),
+    auth,
     metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 4096,
     retryMs: 2000,

@@ -34,8 +34,9 @@ async function withRouter(
   } = {},
 ): Promise<void> {
   const dir = tempDir();
-  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit, now, answerBudget }));
+  // Opened first: nothing that can throw is awaited between the broker's open and the try that closes it.
   const auth = await Authenticator.open(new TokenFile(dir.path));
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { rateLimit, now, answerBudget }));
   const metrics = new BrokerMetrics(() => broker.status(), []);
   const handler = createRouter(broker, { auth, metrics, maxBodyBytes, retryMs: 2000, onInternalError: (error) => assert.fail(String(error)) });
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>

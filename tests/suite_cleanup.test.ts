@@ -5,7 +5,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { brokerPool, type RunningBroker } from "./helpers/broker.ts";
-import { cleanUpAll } from "./helpers/clean_up_all.ts";
+import { cleanUpAll, testStops } from "./helpers/clean_up_all.ts";
 import { collect, tempDir } from "./helpers/cli.ts";
 
 const LEFT_RUNNING = join(import.meta.dirname!, "fixtures", "left_running.ts");
@@ -53,6 +53,22 @@ test("brokerPool() stops every broker it started when the first one's cleanup th
   assert.equal(hooks.length, 1);
   await assert.rejects(hooks[0](), /a token appeared in the broker's log/);
   assert.notEqual(second.child.exitCode ?? second.child.signalCode, null, "the second broker is still running");
+});
+
+test("testStops() registers one hook before anything starts, and runs every stop newest first after one throws", async () => {
+  const hooks: (() => Promise<void>)[] = [];
+  const stop = testStops({ after: (fn) => hooks.push(fn) });
+  assert.equal(hooks.length, 1, "registered at once");
+  const ran: string[] = [];
+  stop(() => void ran.push("data dir"));
+  stop(() => {
+    ran.push("broker");
+    throw new Error("a token appeared in the broker's log");
+  });
+  stop(async () => void ran.push("listen"));
+  assert.equal(hooks.length, 1, "still one hook");
+  await assert.rejects(hooks[0](), /a token appeared in the broker's log/);
+  assert.deepEqual(ran, ["listen", "broker", "data dir"]);
 });
 
 test("a test file whose test never stopped its broker still ends: the broker is killed after its last test, and named", async (t) => {

@@ -3,14 +3,16 @@ import type { AgentUse } from "./agent_admission.ts";
 import { AgentInboxes } from "./agent_inboxes.ts";
 import { AnswerMemory } from "./answer_memory.ts";
 import { AwaitedReplies } from "./awaited_replies.ts";
+import { BrokerStatus } from "./broker_status.ts";
 import { watchCluster } from "./cluster_watch.ts";
 import { ask, type AskDeps, type Asked, publishHoldingReply, publishQuestion, type Question } from "./asks.ts";
 import type { BrokerOptions } from "./broker_options.ts";
 import { DeadLetters } from "./dead_letters.ts";
+import { type HistoryEntry, readHistory } from "./history.ts";
 import { Deliveries } from "./deliveries.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
-import { cutAs, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
+import type { InboxRecord, MessageStore, SharedInboxes } from "../store/store.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import type { StreamFormat } from "./stream_format.ts";
 import { IdempotentPublishes } from "./idempotent_publishes.ts";
@@ -24,26 +26,19 @@ import { ReplyWaits } from "./reply_waits.ts";
 import { replay } from "./replay.ts";
 import { refuseUnanswerable } from "./replies.ts";
 import { ScheduledRetention } from "./scheduled_retention.ts";
-import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 import { StoreLeases } from "./store_leases.ts";
 import type { StreamStart } from "./stream_start.ts";
 import { type StreamStarter, Streams } from "./streams.ts";
 import { type PollOptions, Takes } from "./takes.ts";
 import { Waiters } from "./waiters.ts";
 
+export type { HistoryEntry } from "./history.ts";
 export type { PublishOptions, Published, RefusedRecipient } from "./publishes.ts";
 export type { StreamStarter } from "./streams.ts";
 export type { PollOptions } from "./takes.ts";
 
 /** How long a status report on a shared store waits for the cluster view to be read again (see `#lookNow`), in ms. */
 const STATUS_LOOK_MS = 2000;
-
-/** A message as `/history` lists it: with whether it is still pending. */
-export interface HistoryEntry {
-  id: number;
-  envelope: Envelope;
-  pending: boolean;
-}
 
 export class Broker {
   #options: BrokerOptions;
@@ -54,10 +49,9 @@ export class Broker {
   #waiters = new Waiters();
   /** On a broker of its own: the replies waits await, held from the inboxes' in-order readers. */
   #awaited: AwaitedReplies;
-  /** Leased waits (`/wait?peek=1`) in progress per agent: /status counts them as waiting, as it does /wait's. */
-  #leasedWaits = new Map<AgentName, number>();
   #observers = new Observers();
-  #statusDocument = new StatusDocument();
+  /** What /status reports, gathered from the parts. */
+  #status: BrokerStatus;
   #stopping = new AbortController();
   #answerMemory = new AnswerMemory();
   /** What the A2A layer asks of the messages it shows as tasks. */
@@ -79,7 +73,6 @@ export class Broker {
   /** Waits for the reply to a given message. */
   #replyWaits: ReplyWaits;
   #lastId: number;
-  #startedAt: number;
   #timers: ReturnType<typeof setInterval>[] = [];
   #now: () => number;
   /**
@@ -204,8 +197,18 @@ export class Broker {
       this.leases = new StoreLeases(this.#shared, (agent) => this.#agents.inboxFor(agent, "read"), this.#stopping.signal);
     }
     this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
-    this.#startedAt = this.#now();
     this.#lastId = lastId;
+    this.#status = new BrokerStatus({
+      dataDir: options.dataDir,
+      store: options.store,
+      inboxes: this.#inboxes,
+      lastId: () => this.#lastId,
+      streaming: (agent) => this.#streams.has(agent),
+      waiting: (agent) => this.#waiters.count(agent),
+      redelivered: (agent) => this.#deliveries.redelivered(agent),
+      cluster: () => this.#agents.cluster,
+      now: this.#now,
+    });
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
     this.#retention = new ScheduledRetention({
       options,
@@ -376,18 +379,13 @@ export class Broker {
     return new MessageAnswer(encode, budget, hold);
   }
 
-  /**
-   * The last `limit` messages of an inbox that fit in `answer`, oldest first, each marked pending or not, for the
-   * dashboard: reading them takes, delivers and creates nothing, and does not count as the agent being seen.
-   */
-  async history(agent: AgentName, limit: number, answer: MessageAnswer<HistoryEntry>): Promise<HistoryEntry[]> {
-    const inbox = await this.#agents.find(agent);
-    if (inbox === undefined) return [];
-    const pending = this.#deliveries.pendingIn(inbox);
-    return await answer.readNewest(async (beforeId, limit, maxChars) => {
-      const page = await this.#store.readLatest(agent, limit, beforeId, maxChars);
-      return cutAs(page, page.map((envelope) => ({ id: envelope.id, envelope, pending: pending(envelope) })));
-    }, limit);
+  /** The newest messages of an inbox for the dashboard, taking and creating nothing: see `readHistory` (history.ts). */
+  history(agent: AgentName, limit: number, answer: MessageAnswer<HistoryEntry>): Promise<HistoryEntry[]> {
+    return readHistory({
+      store: this.#store,
+      find: (name) => this.#agents.find(name),
+      pendingIn: (inbox) => this.#deliveries.pendingIn(inbox),
+    }, agent, limit, answer);
   }
 
   /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */
@@ -437,12 +435,7 @@ export class Broker {
 
   /** Counts a leased wait for `agent` in /status's `waiting` until the returned function is called. */
   countWaiting(agent: AgentName): () => void {
-    this.#leasedWaits.set(agent, (this.#leasedWaits.get(agent) ?? 0) + 1);
-    return () => {
-      const left = this.#leasedWaits.get(agent)! - 1;
-      if (left === 0) this.#leasedWaits.delete(agent);
-      else this.#leasedWaits.set(agent, left);
-    };
+    return this.#status.countWaiting(agent);
   }
 
   /** Attaches an observer of publishes, deliveries, expiries and dead letters; returns the function that detaches it. */
@@ -457,7 +450,7 @@ export class Broker {
 
   /** The status report, of the cluster view as last read on a shared store (for samples: metrics, a start-up check). */
   status(): StatusReport {
-    return buildStatus(this.#statusInput());
+    return this.#status.report();
   }
 
   /** The status report a client asked for (`/agents`): on a shared store, of the cluster view as it is now. */
@@ -469,7 +462,7 @@ export class Broker {
   /** The status report as UTF-8 JSON (`/status`), rebuilt only when it changed; on a shared store, as it is now. */
   async statusJson(): Promise<Uint8Array<ArrayBuffer>> {
     await this.#lookNow();
-    return this.#statusDocument.bytes(this.#statusInput());
+    return this.#status.json();
   }
 
   /**
@@ -486,27 +479,6 @@ export class Broker {
       new Promise((resolve) => (timer = setTimeout(resolve, STATUS_LOOK_MS))),
     ]);
     clearTimeout(timer);
-  }
-
-  #statusInput(): StatusInput {
-    return {
-      now: this.#now(),
-      startedAt: this.#startedAt,
-      dataDir: this.#options.dataDir,
-      store: {
-        kind: this.#store.kind,
-        location: this.#store.location,
-        available: this.#store.outage === undefined,
-        ...(this.#store.outage === undefined ? {} : { error: this.#store.outage.message }),
-      },
-      lastId: this.#lastId,
-      storeId: this.#store.id,
-      inboxes: this.#inboxes,
-      streaming: (agent) => this.#streams.has(agent),
-      waiting: (agent) => this.#waiters.count(agent) + (this.#leasedWaits.get(agent) ?? 0),
-      redelivered: (agent) => this.#deliveries.redelivered(agent),
-      ...(this.#agents.cluster === undefined ? {} : { cluster: this.#agents.cluster }),
-    };
   }
 
   /**

@@ -9,7 +9,8 @@ import { redactUrl } from "../url_redaction.ts";
 import { parseByteSize, parseCount, parseDuration, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import type { ListenValues as Values } from "./listen.ts";
-import { execSink, fileSink, type MessageSink, pipeSink, pushSink, stdoutSink } from "./listen_sinks.ts";
+import { pipeSink } from "./listen_fifo_sink.ts";
+import { execSink, fileSink, type MessageSink, pushSink, stdoutSink } from "./listen_sinks.ts";
 import type { Logger } from "./logger.ts";
 import { PUSH_URL_VARIABLES } from "./push_url_variables.ts";
 

@@ -151,6 +151,7 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
     "60s",
     "what is 6 x 7?",
   ]);
+  t.after(() => stopAll(ask));
   await waitFor(() => /retrying/.test(log()), 20_000, "a failed send while the server is down");
   await agent.start();
   const asked = await collect(ask, 60_000);

@@ -8,6 +8,7 @@ import { connect as connectTcp, type Socket } from "node:net";
 import process from "node:process";
 import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { cliCommand } from "../helpers/cli.ts";
 import { type NginxProxy, startNginxProxy } from "../helpers/nginx_proxy.ts";
 
@@ -40,11 +41,12 @@ async function inbox(url: string, agent: string): Promise<string[]> {
 
 for (const leaving of ["hangs up", "half-closes"] as const) {
   test(`a /wait whose client ${leaving} takes nothing: the next message stays in the inbox`, async (t) => {
+    const stop = testStops(t);
     let broker: RunningBroker | undefined;
-    t.after(() => broker?.cleanup());
+    stop(() => broker?.cleanup());
     broker = await startBroker();
     const socket = rawRequest(broker.url, "GET", "/wait?agent=hermes&timeout=60");
-    t.after(() => socket.destroy());
+    stop(() => socket.destroy());
     await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the wait to be registered");
     if (leaving === "hangs up") socket.destroy();
     else socket.end();
@@ -135,30 +137,32 @@ for (const target of ["/poll?agent=hermes", "/wait?agent=hermes&timeout=30", "/n
   });
 }
 
-test("an /ask whose client hangs up leaves the reply in the asker's inbox", async (t) => {
-  let broker: RunningBroker | undefined;
-  t.after(() => broker?.cleanup());
-  broker = await startBroker();
+/** A broker, and hermes's /ask of openclaw sent on a raw socket; both stopped after the test. */
+async function askOnRawSocket(t: TestContext): Promise<{ broker: RunningBroker; socket: Socket }> {
+  const stop = testStops(t);
+  const broker = await startBroker();
+  stop(() => broker.cleanup());
   const socket = rawRequest(broker.url, "POST", "/ask?from=hermes&to=openclaw&timeout=60", JSON.stringify({ text: "ready?" }));
-  t.after(() => socket.destroy());
-  await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the ask to wait");
+  stop(() => socket.destroy());
+  return { broker, socket };
+}
+
+test("an /ask whose client hangs up leaves the reply in the asker's inbox", async (t) => {
+  const { broker, socket } = await askOnRawSocket(t);
+  await waitFor(async () => await waiting(broker, "hermes") === 1, 10_000, "the ask to wait");
   const [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
   socket.destroy();
-  await waitFor(async () => await waiting(broker!, "hermes") === 0, 10_000, "the ask to end");
+  await waitFor(async () => await waiting(broker, "hermes") === 0, 10_000, "the ask to end");
 
   assert.equal((await reply(broker.url, question.interop.id, "ready")).status, 200);
   assert.deepEqual(await inbox(broker.url, "hermes"), ["ready"]);
 });
 
 test("an /ask whose client half-closes is answered 504 ask_interrupted saying so, not a timeout that did not happen", async (t) => {
-  let broker: RunningBroker | undefined;
-  t.after(() => broker?.cleanup());
-  broker = await startBroker();
-  const socket = rawRequest(broker.url, "POST", "/ask?from=hermes&to=openclaw&timeout=60", JSON.stringify({ text: "ready?" }));
-  t.after(() => socket.destroy());
+  const { broker, socket } = await askOnRawSocket(t);
   let answer = "";
   socket.setEncoding("utf8").on("data", (chunk: string) => answer += chunk);
-  await waitFor(async () => await waiting(broker!, "hermes") === 1, 10_000, "the ask to wait");
+  await waitFor(async () => await waiting(broker, "hermes") === 1, 10_000, "the ask to wait");
   socket.end();
   await waitFor(() => answer.includes("}"), 10_000, "the answer");
   assert.match(answer, /^HTTP\/1\.1 504 /);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { openSse } from "../helpers/sse.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
@@ -50,11 +51,12 @@ test("every way of sending to an unknown agent answers 404 unknown_agent and sto
 });
 
 test("an agent that connects to read is known from then on, as the old bridge's clients announced themselves", async (t) => {
+  const stop = testStops(t);
   const broker = await startBroker({ args: ["--agents", ""] });
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   assert.equal((await publish(broker.url, "leo", "hermes", { text: "too early" })).status, 404);
   const hermes = await openSse(`${broker.url}/subscribe?agent=hermes`);
-  t.after(() => hermes.close());
+  stop(() => hermes.close());
   const broadcast = await (await publish(broker.url, "leo", undefined, { message: "hi hermes" })).json();
   assert.deepEqual(broadcast.to, ["hermes"]);
   const [event] = await hermes.take(1);
@@ -68,10 +70,11 @@ test("an agent that connects to read is known from then on, as the old bridge's 
 });
 
 test("interop agent add, list and remove: remove refuses pending messages unless forced, and the name is unknown again for good", async (t) => {
+  const stop = testStops(t);
   const dataDir = tempDir();
-  t.after(dataDir.cleanup);
+  stop(dataDir.cleanup);
   let broker = await startBroker({ dataDir: dataDir.path });
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const agent = (...args: string[]) => runCli(["agent", ...args, "--url", broker.url]);
 
   const added = await agent("add", "leo");
@@ -108,10 +111,11 @@ test("interop agent add, list and remove: remove refuses pending messages unless
 });
 
 test("interop agent remove refuses while a stream is open, and --force ends that stream", async (t) => {
+  const stop = testStops(t);
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const stream = await openSse(`${broker.url}/subscribe?agent=hermes`);
-  t.after(() => stream.close());
+  stop(() => stream.close());
   const refused = await runCli(["agent", "remove", "hermes", "--url", broker.url]);
   assert.equal(refused.code, 4);
   assert.match(refused.stderr, /Not removed: hermes has a stream open/);

@@ -6,7 +6,7 @@ import { type AddressInfo, createServer as createTcpServer, type Socket } from "
 import { join } from "node:path";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
-import { cleanUpAll } from "../helpers/clean_up_all.ts";
+import { cleanUpAll, testStops } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
 import { startTcpRelay, type TcpRelay } from "../helpers/tcp_relay.ts";
@@ -47,10 +47,11 @@ test("send, poll, ask and agent go on to the second broker when the first cannot
 });
 
 test("a client goes on to the next broker when one answers 503 storage_unavailable, and says so when all are down", async (t) => {
+  const stop = testStops(t);
   const down = await storeDownBroker();
-  t.after(() => new Promise((resolve) => down.server.close(resolve)));
+  stop(() => new Promise((resolve) => down.server.close(resolve)));
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const sent = await runCli(["send", "--url", `${down.url},${broker.url}`, "--from", "hermes", "--to", "openclaw", "through"]);
   assert.equal(sent.code, 0, sent.stderr);
   const dead = await deadUrl();
@@ -60,15 +61,16 @@ test("a client goes on to the next broker when one answers 503 storage_unavailab
 });
 
 test("a broker that takes the connection but never answers is left for the next one after the request's timeout", async (t) => {
+  const stop = testStops(t);
   const sockets = new Set<Socket>();
   const frozen = createTcpServer((socket) => sockets.add(socket));
   await new Promise<void>((resolve) => frozen.listen(0, "127.0.0.1", resolve));
-  t.after(() => {
+  stop(() => {
     for (const socket of sockets) socket.destroy();
     return new Promise((resolve) => frozen.close(resolve));
   });
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const frozenUrl = `http://127.0.0.1:${(frozen.address() as AddressInfo).port}`;
   const sent = await runCli(["send", "--url", `${frozenUrl},${broker.url}`, "--from", "hermes", "--to", "openclaw", "late but once"]);
   assert.equal(sent.code, 0, sent.stderr);
@@ -112,18 +114,19 @@ test("interop status with several brokers reports each, and an unreachable one i
 });
 
 test("listen resumes on the second broker when the first is killed under it, losing and repeating nothing", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
-  t.after(dir.cleanup);
+  stop(dir.cleanup);
   const first = await startBroker();
-  t.after(() => first.cleanup());
+  stop(() => first.cleanup());
   const second = await startBroker();
-  t.after(() => second.cleanup());
+  stop(() => second.cleanup());
   // Two SQLite brokers share no messages: the second has more ids, so the first's id is one it could have assigned;
   // its store identity tells it the id is not its own.
   for (let n = 0; n < 5; n++) await publish(second.url, "openclaw", "hermes", { before: n });
   await (await fetch(`${second.url}/poll?agent=hermes`)).json();
   const listener = startListen(`${first.url},${second.url}`, "hermes", dir.path);
-  t.after(() => stopListen(listener, "SIGKILL"));
+  stop(() => stopListen(listener, "SIGKILL"));
   let stderr = "";
   listener.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   const out = join(dir.path, "out.jsonl");

@@ -5,14 +5,16 @@ import { join } from "node:path";
 import { networkInterfaces } from "node:os";
 import { test } from "node:test";
 import { freePort, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { createToken } from "../helpers/tokens.ts";
 
 test("a token file with a comment line is refused by name (exit 2), and no command prints the token", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
-  t.after(() => dir.cleanup());
+  stop(() => dir.cleanup());
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const token = await createToken(broker.dataDir, "hermes");
   const commented = join(dir.path, "two.tok");
   writeFileSync(commented, `# hermes token\n${token}\n`);
@@ -80,10 +82,11 @@ test("--url and $INTEROP_URL take HOST:PORT or a URL: a port alone or a host wit
 });
 
 test("token create refuses the data dir of a running broker when $INTEROP_URL names another, and writes nothing", async (t) => {
+  const stop = testStops(t);
   const served = await startBroker();
-  t.after(() => served.cleanup());
+  stop(() => served.cleanup());
   const named = await startBroker();
-  t.after(() => named.cleanup());
+  stop(() => named.cleanup());
   // The data dir by default ($INTEROP_DATA_DIR), as a shell that set only INTEROP_URL has it.
   const env = { INTEROP_URL: `127.0.0.1:${named.port}`, INTEROP_DATA_DIR: served.dataDir, INTEROP_TOKEN: "" };
   const refused = await runCli(["token", "create", "-a", "hermes"], { env });
@@ -105,11 +108,12 @@ test("token create refuses the data dir of a running broker when $INTEROP_URL na
 });
 
 test("token create takes a data dir named with --data-dir, and a broker bound to every address reached by this host's address", async (t) => {
+  const stop = testStops(t);
   const address = Object.values(networkInterfaces()).flat().find((nic) => nic?.family === "IPv4" && !nic.internal)?.address;
   const everywhere = await startBroker({ args: ["--host", "0.0.0.0", "--insecure"] });
-  t.after(() => everywhere.cleanup());
+  stop(() => everywhere.cleanup());
   const other = await startBroker();
-  t.after(() => other.cleanup());
+  stop(() => other.cleanup());
   const env = { INTEROP_URL: `127.0.0.1:${other.port}`, INTEROP_DATA_DIR: everywhere.dataDir, INTEROP_TOKEN: "" };
   const named = await runCli(["token", "create", "-a", "hermes", "--data-dir", everywhere.dataDir], { env });
   assert.equal(named.code, 0, named.stderr);

@@ -6,14 +6,16 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { cliCommand, collect, spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
 
 test("listen --out that runs out of room mid-line cuts the part it wrote, and the retry writes the line whole", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
-  t.after(() => dir.cleanup());
+  stop(() => dir.cleanup());
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const out = join(dir.path, "out.jsonl");
   const padding = JSON.stringify({ note: "x".repeat(1400) }) + "\n";
   writeFileSync(out, padding);
@@ -27,7 +29,7 @@ test("listen --out that runs out of room mid-line cuts the part it wrote, and th
     env: { ...process.env, NO_COLOR: "1" },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  t.after(() => stopAll(limited));
+  stop(() => stopAll(limited));
   let stderr = "";
   limited.stderr!.on("data", (chunk) => (stderr += chunk));
   await waitFor(() => /delivering message 1 failed/.test(stderr), 20_000, "the append to fail");
@@ -35,7 +37,7 @@ test("listen --out that runs out of room mid-line cuts the part it wrote, and th
   assert.equal(readFileSync(out, "utf8"), padding, "nothing of the failed line stays in the file");
 
   const listen = spawnCli(args);
-  t.after(() => stopAll(listen));
+  stop(() => stopAll(listen));
   const done = collect(listen);
   const written = await waitFor(() => {
     const lines = readFileSync(out, "utf8").split("\n").filter((line) => line !== "");

@@ -24,7 +24,8 @@ async function carolListeningOverBackup(t: TestContext) {
     await held.broker?.cleanup();
     dir.cleanup();
   });
-  const first = await startBroker({ dataDir: data });
+  // Held by the hook too: a stop that fails would leave it running otherwise.
+  const first = held.broker = await startBroker({ dataDir: data });
   const port = first.port;
   await first.stop();
   cpSync(data, join(dir.path, "backup"), { recursive: true });

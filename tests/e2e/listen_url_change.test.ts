@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { freePort, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll, stopListen } from "../helpers/listener.ts";
 
@@ -34,17 +35,18 @@ async function stallingReceiver() {
 }
 
 test("a listen restarted with a failover URL added resumes after its last pushed id: what the stopped one was sent and had not pushed comes", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
-  t.after(() => dir.cleanup());
+  stop(() => dir.cleanup());
   const receiver = await stallingReceiver();
-  t.after(() => receiver.close());
+  stop(() => receiver.close());
   const broker: RunningBroker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const state = join(dir.path, "state.json");
   const listen = (url: string) => spawnCli(["listen", "--agent", "openclaw", "--url", url, "--post", receiver.url, "--state", state]);
   let first = listen(broker.url);
   let second: ReturnType<typeof listen> | undefined;
-  t.after(() => stopAll(first, second));
+  stop(() => stopAll(first, second));
 
   const publish = (text: string) =>
     fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: JSON.stringify({ text }) }).then((r) => r.text());

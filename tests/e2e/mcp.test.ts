@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
 import { call, connect, type ToolResult } from "../helpers/mcp_client.ts";
@@ -88,12 +89,13 @@ test("the MCP server, driven by the SDK's client, sends, waits, asks and lists a
 });
 
 test("interop mcp's ask gets its reply while interop listen runs on the same agent, which gets what came before and after it", async (t) => {
+  const stop = testStops(t);
   // Hermes's usual setup: `interop listen --agent hermes` and Hermes's MCP `ask` on one inbox. On a broker of its own
   // the stream took the reply as it arrived, and the ask timed out although the reply was delivered.
   const broker = await startBroker();
   const dir = tempDir();
   const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json")]);
-  t.after(async () => {
+  stop(async () => {
     await stopAll(listen);
     await broker.cleanup();
     dir.cleanup();
@@ -104,7 +106,7 @@ test("interop mcp's ask gets its reply while interop listen runs on the same age
   const status = async () => await (await fetch(`${broker.url}/status`)).json();
   await waitFor(async () => (await status()).subscribers?.hermes, 10_000, "listen's stream");
   const hermes = await connect(broker.url, "hermes");
-  t.after(() => hermes.close());
+  stop(() => hermes.close());
   const asking = call(hermes, "ask", { to: "openclaw", text: "deploy?", timeout_seconds: 20 });
   // The question stored and the ask's long poll at the broker.
   const question = await waitFor(async () => {
@@ -124,13 +126,14 @@ test("interop mcp's ask gets its reply while interop listen runs on the same age
 });
 
 test("interop mcp's asks of an agent that answers at once from its stream get every reply while interop listen runs on the asker", async (t) => {
+  const stop = testStops(t);
   // A reply committed between the question's send and the ask's first leased wait went to listen's stream, and the
   // ask answered "No reply": 7-11 of 20 asks before hold_reply (askhold30).
   const broker = await startBroker();
   const dir = tempDir();
   const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json")]);
   const answerer = new AbortController();
-  t.after(async () => {
+  stop(async () => {
     answerer.abort();
     await stopAll(listen);
     await broker.cleanup();
@@ -157,7 +160,7 @@ test("interop mcp's asks of an agent that answers at once from its stream get ev
     }
   })().catch(() => {});
   const hermes = await connect(broker.url, "hermes");
-  t.after(() => hermes.close());
+  stop(() => hermes.close());
   for (let round = 0; round < 10; round++) {
     const answered = await call(hermes, "ask", { to: "openclaw", text: "deploy?", timeout_seconds: 5 });
     assert.ok(!answered.isError, `round ${round}: ${answered.content[0].text}`);
@@ -301,6 +304,7 @@ async function rawSession(t: { after(fn: () => unknown): void }, url: string) {
 }
 
 test("interop mcp parks every message it holds at the session's end, names one the broker refuses on stderr, and exits 1", async (t) => {
+  const stop = testStops(t);
   // Driven with raw JSON-RPC lines, to see the exit code: the inbox call takes 5, 6 and 7 but is cancelled first
   // (the agents call after the cancel shows the server read it before the take is answered); the broker then
   // refuses to park 5 (removed by retention meanwhile).
@@ -328,12 +332,12 @@ test("interop mcp parks every message it holds at the session's end, names one t
       return [200, { parked: true }];
     },
   });
-  t.after(async () => {
+  stop(async () => {
     releasePoll();
     await broker.close();
   });
   const server = spawnCli(["mcp", "--agent", "openclaw", "--url", broker.url]);
-  t.after(() => {
+  stop(() => {
     if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
   });
   const answered = (id: number) =>
@@ -393,6 +397,7 @@ test("interop mcp parks a message whose inbox answer a cancel crossed on the wir
 });
 
 test("interop mcp parks a message held for a cancelled wait before OpenClaw's close kills it, while another wait's long poll is in flight", async (t) => {
+  const stop = testStops(t);
   // OpenClaw's stdio client ends a session by closing stdin, sends SIGTERM 2 s later and SIGKILL 2 s after that. Two
   // waits it gave up on (request timeout) are still in their long polls: the first takes message 7, the second's
   // never answers before the kill. A server that parked only after every call ended was killed holding 7.
@@ -417,13 +422,13 @@ test("interop mcp parks a message held for a cancelled wait before OpenClaw's cl
       return [200, { parked: true }];
     },
   });
-  t.after(async () => {
+  stop(async () => {
     releaseFirst();
     releaseSecond();
     await broker.close();
   });
   const server = spawnCli(["mcp", "--agent", "openclaw", "--url", broker.url]);
-  t.after(() => {
+  stop(() => {
     if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
   });
   let seen = "";
@@ -454,9 +459,10 @@ test("interop mcp leaves a message a cancelled wait was shown at the head of the
   // OpenClaw cancels a wait when its turn is aborted and closes the session soon after. The wait's long poll took
   // the message that came in that moment, and the session's end parked it as a dead letter: the agent never got
   // it unless an operator acted. Now the long poll only shows it (under a lease), and the cancelled call takes nothing.
+  const stop = testStops(t);
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
-  const { server, send, answered, exited } = await rawSession(t, broker.url);
+  stop(() => broker.cleanup());
+  const { server, send, answered, exited } = await rawSession({ after: stop }, broker.url);
   send({ id: 2, method: "tools/call", params: { name: "wait", arguments: { timeout_seconds: 30 } } });
   // stdin is read in order: once 3 is answered, the wait's long poll is on its way (a wait cancelled before it
   // started one takes nothing either way), and once 4 is, the cancel was read.
@@ -476,9 +482,10 @@ test("interop mcp leaves a message a cancelled wait was shown at the head of the
 test("interop mcp leaves the reply a cancelled ask was shown in the inbox, not taken and not parked", async (t) => {
   // OpenClaw cancels an ask when its turn is aborted or times out. The ask's long poll took the reply that came in
   // that moment, and the session's end parked it as a dead letter. Now the long poll only shows it (under a lease).
+  const stop = testStops(t);
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
-  const { server, send, answered, exited } = await rawSession(t, broker.url);
+  stop(() => broker.cleanup());
+  const { server, send, answered, exited } = await rawSession({ after: stop }, broker.url);
   send({ id: 2, method: "tools/call", params: { name: "ask", arguments: { to: "hermes", text: "deploy?", timeout_seconds: 30 } } });
   // The question stored and the ask's long poll at the broker (counted as waiting): the cancel comes while it waits.
   const question = await waitFor(async () => {

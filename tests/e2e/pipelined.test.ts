@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { test, type TestContext } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { rawClient } from "../helpers/raw_client.ts";
 
 
@@ -54,8 +55,9 @@ async function commitBatches(url: string): Promise<{ commits: number; messages: 
 }
 
 test("publishes pipelined in one write are answered in request order and stored in that order, in fewer commits than messages", async (t) => {
+  const stop = testStops(t);
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   // Both agents exist before the pipeline, and their creation is committed: the counts below are the pipeline's.
   assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
   assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
@@ -63,7 +65,7 @@ test("publishes pipelined in one write are answered in request order and stored 
 
   const count = 16;
   const client = await rawClient(broker.url);
-  t.after(() => client.socket.destroy());
+  stop(() => client.socket.destroy());
   client.socket.write(Array.from({ length: count }, (_, n) => publishRequest(JSON.stringify({ n }))).join(""));
   await waitFor(() => readAnswers(client.received()).length === count, 10_000, `${count} answers`);
   const answers = readAnswers(client.received());
@@ -83,12 +85,13 @@ test("publishes pipelined in one write are answered in request order and stored 
 
 /** A broker with openclaw's inbox created and empty, and a raw client connected to it. */
 async function clientOfWarmBroker(t: TestContext) {
+  const stop = testStops(t);
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   assert.equal((await publish(broker.url, "hermes", "openclaw", { warm: true })).status, 200);
   assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
   const client = await rawClient(broker.url);
-  t.after(() => client.socket.destroy());
+  stop(() => client.socket.destroy());
   return { broker, client };
 }
 
@@ -131,8 +134,9 @@ test("a bad request or a refused stream in the middle of a pipeline gets its ans
 });
 
 test("a client that pipelines requests and never reads the answers holds the broker back instead of making it buffer them all", async (t) => {
+  const stop = testStops(t);
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   // 48 answers of 0.9 MiB each: far more than the kernel's socket buffers and the 16 requests in flight hold.
   const count = 48;
   const pad = "x".repeat(900 * 1024);
@@ -141,7 +145,7 @@ test("a client that pipelines requests and never reads the answers holds the bro
   assert.equal(await pending(), count);
 
   const client = await rawClient(broker.url);
-  t.after(() => client.socket.destroy());
+  stop(() => client.socket.destroy());
   client.socket.pause();
   client.socket.write(get("/poll?agent=openclaw&limit=1").repeat(count));
   // Proving that something does not happen takes a quiet time: the inbox stops shrinking (for 1 s) once the
@@ -180,12 +184,13 @@ function brokerSide(brokerPort: number, clientPort: number): { state: string; un
 
 /** A broker holding four 512 KiB messages for openclaw (a /history answer of 2 MiB) and a raw client that reads nothing. */
 async function clientOwedLargeAnswers(t: TestContext) {
+  const stop = testStops(t);
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   const pad = "x".repeat(512 * 1024);
   for (let n = 0; n < 4; n++) assert.equal((await publish(broker.url, "hermes", "openclaw", { n, pad })).status, 200);
   const client = await rawClient(broker.url);
-  t.after(() => client.socket.destroy());
+  stop(() => client.socket.destroy());
   client.socket.pause();
   return { broker, client };
 }

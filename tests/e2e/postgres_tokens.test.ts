@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { brokersOnOneDatabase, sharedPostgres, startPostgres } from "../helpers/postgres.ts";
 import { openSse } from "../helpers/sse.ts";
@@ -18,9 +19,10 @@ const cluster = sharedPostgres();
 const statusOf = async (url: string, headers: Record<string, string> = {}) => (await fetch(`${url}/poll?agent=hermes&peek=1`, { headers })).status;
 
 test("a token made with interop token create --database-url works on every broker; revoked there, it gets 401 on both and its stream and wait end", async (t) => {
+  const stop = testStops(t);
   const server = await cluster(t);
   if (server === undefined) return;
-  const { url, brokers: [a, b] } = await brokersOnOneDatabase(t, server, 2);
+  const { url, brokers: [a, b] } = await brokersOnOneDatabase({ after: stop }, server, 2);
   const hermes = await createToken(url, "hermes");
   const admin = await createToken(url, "admin", { admin: true });
   for (const broker of [a, b]) {
@@ -28,10 +30,10 @@ test("a token made with interop token create --database-url works on every broke
     assert.equal(await statusOf(broker.url, bearer(hermes)), 200);
   }
   const stream = await openSse(`${b.url}/subscribe?agent=hermes`, bearer(hermes));
-  t.after(() => stream.close());
+  stop(() => stream.close());
   assert.equal(stream.status, 200);
   const controller = new AbortController();
-  t.after(() => controller.abort());
+  stop(() => controller.abort());
   const wait = fetch(`${a.url}/wait?agent=hermes&timeout=600`, { headers: bearer(hermes), signal: controller.signal });
   await waitFor(async () => (await (await fetch(`${a.url}/status`, { headers: bearer(admin) })).json()).agents.hermes?.waiting === 1, 10_000, "the wait");
 
@@ -52,13 +54,14 @@ test("a token made with interop token create --database-url works on every broke
 });
 
 test("tokens stay on for the database after its last token is revoked, on running brokers and a new one", async (t) => {
+  const stop = testStops(t);
   const server = await cluster(t);
   if (server === undefined) return;
-  const { url, brokers: [a] } = await brokersOnOneDatabase(t, server, 1);
+  const { url, brokers: [a] } = await brokersOnOneDatabase({ after: stop }, server, 1);
   assert.equal(await statusOf(a.url), 200, "no tokens yet");
   // serve's config file names the database for interop token too.
   const config = tempDir();
-  t.after(() => config.cleanup());
+  stop(() => config.cleanup());
   writeFileSync(join(config.path, "serve.yaml"), `database-url: ${url}\n`);
   const created = await runCli(["token", "create", "--agent", "hermes", "--config", join(config.path, "serve.yaml")]);
   assert.equal(created.code, 0, created.stderr);
@@ -70,7 +73,7 @@ test("tokens stay on for the database after its last token is revoked, on runnin
   assert.deepEqual(JSON.parse(listed.stdout), []);
   assert.equal(await statusOf(a.url), 401);
   const later = await startBroker({ args: ["--database-url", url] });
-  t.after(() => later.cleanup());
+  stop(() => later.cleanup());
   assert.equal(await statusOf(later.url), 401, "a broker started after the last revoke");
 });
 

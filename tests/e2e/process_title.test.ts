@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
 import { freePort, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopListen } from "../helpers/listener.ts";
 
@@ -11,14 +12,15 @@ const comm = (pid: number) => readFileSync(`/proc/${pid}/comm`, "utf8");
 const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+/g, " ").trim();
 
 test("a running broker and listener show as interop serve and interop listen in ps and pgrep", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
   const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  stop(() => broker.cleanup());
   assert.equal(comm(broker.pid), "interop serve\n");
 
   const listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--out", `${dir.path}/out.jsonl`]);
   // After hooks run in the order they were added: its directory goes once it stopped writing there.
-  t.after(async () => {
+  stop(async () => {
     await stopListen(listen, "SIGKILL");
     dir.cleanup();
   });

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
 import { OPENCLAW_HOOKS_MAX_BODY_BYTES, OpenclawGateway } from "../helpers/openclaw_gateway.ts";
@@ -102,23 +103,13 @@ test("listen --post survives failing, hanging and restarting receivers: every me
 test("a receiver that remembers delivery keys takes the first messages of a new data dir behind the same URL", async (t) => {
   // As Hermes's webhook does (X-Request-ID, an hour): ids start again at 1 in a new data dir, keys must not.
   const receiver = new Receiver(() => 200);
-  const dir = tempDir();
-  let listen: ChildProcess | undefined;
-  let broker: RunningBroker | undefined;
-  t.after(async () => {
-    await stopAll(listen);
-    await receiver.stop();
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  await receiver.start();
-  broker = await startBroker();
-  const { port } = broker;
-  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "state.json")]);
-  for (const n of [1, 2]) await publish(broker.url, "hermes", "openclaw", { text: `old store ${n}` });
+  const stop = testStops(t);
+  const { broker: first } = await pushTo({ after: stop }, receiver);
+  for (const n of [1, 2]) await publish(first.url, "hermes", "openclaw", { text: `old store ${n}` });
   await waitFor(() => receiver.accepted.size === 2, 15_000, "the first store's pushes");
-  await broker.cleanup();
-  broker = await startBroker({ port });
+  await first.cleanup();
+  const broker = await startBroker({ port: first.port });
+  stop(() => broker.cleanup());
   for (const n of [1, 2]) await publish(broker.url, "hermes", "openclaw", { text: `new store ${n}` });
   await waitFor(() => receiver.accepted.size === 4, 30_000, "the new store's pushes taken as new");
   assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).text), ["old store 1", "old store 2", "new store 1", "new store 2"]);
@@ -170,25 +161,42 @@ async function deadLetters(url: string, agent: string, count: number): Promise<A
   }, 15_000, `${count} dead letter(s) for ${agent}`);
 }
 
-test("listen --openclaw starts one turn per message on a multi-agent gateway through a 409 and a replay, and parks one over 262,144 bytes", async (t) => {
+/**
+ * A broker (with `brokerArgs`) and an OpenClaw gateway whose hooks token is "hooks-secret-token"; `listen(agent,
+ * flags)` starts a listen pushing that agent's inbox to the gateway with the token and `flags`. All of it is
+ * stopped when the test ends.
+ */
+async function behindGateway(t: TestContext, gateway: OpenclawGateway, brokerArgs: string[] = []) {
   const dir = tempDir();
-  const gateway = new OpenclawGateway({ token: "hooks-secret-token", agents: ["main", "ops"] });
-  gateway.conflicts = 1;
-  gateway.hangs = 1;
+  const listens: ChildProcess[] = [];
   let broker: RunningBroker | undefined;
-  let listen: ChildProcess | undefined;
   t.after(async () => {
-    await stopAll(listen);
+    await stopAll(...listens);
     await gateway.stop();
     await broker?.cleanup();
     dir.cleanup();
   });
-  broker = await startBroker();
+  broker = await startBroker({ args: brokerArgs });
   await gateway.start();
-  listen = spawnCli(
-    ["listen", "--agent", "openclaw", "--url", broker.url, "--openclaw", gateway.url, "--post-timeout", "1s", "--state", join(dir.path, "s")],
-    { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" },
-  );
+  const listen = (agent: string, flags: string[]) => {
+    const child = spawnCli(
+      ["listen", "--agent", agent, "--url", broker.url, "--openclaw", gateway.url, ...flags, "--state", join(dir.path, agent)],
+      { OPENCLAW_HOOKS_TOKEN: GATEWAY_TOKEN },
+    );
+    listens.push(child);
+    return child;
+  };
+  return { broker, listen };
+}
+
+const GATEWAY_TOKEN = "hooks-secret-token";
+
+test("listen --openclaw starts one turn per message on a multi-agent gateway through a 409 and a replay, and parks one over 262,144 bytes", async (t) => {
+  const gateway = new OpenclawGateway({ token: GATEWAY_TOKEN, agents: ["main", "ops"] });
+  gateway.conflicts = 1;
+  gateway.hangs = 1;
+  const { broker, listen } = await behindGateway(t, gateway);
+  listen("openclaw", ["--post-timeout", "1s"]);
   const texts = Array.from({ length: 12 }, (_, i) => (i === 5 ? "x".repeat(OPENCLAW_HOOKS_MAX_BODY_BYTES) : `message ${i + 1}`));
   for (const text of texts) await publish(broker.url, "hermes", "openclaw", { text });
 
@@ -205,24 +213,10 @@ test("listen --openclaw starts one turn per message on a multi-agent gateway thr
 });
 
 test("on a multi-agent gateway the lossy --openclaw-wake needs --openclaw-agent, and a dead letter says so", async (t) => {
-  const dir = tempDir();
-  const gateway = new OpenclawGateway({ token: "hooks-secret-token", agents: ["main", "ops"] });
-  const listens: ChildProcess[] = [];
-  let broker: RunningBroker | undefined;
-  t.after(async () => {
-    await stopAll(...listens);
-    await gateway.stop();
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  broker = await startBroker({ args: ["--agents", "hermes,leo,leo2"] });
-  await gateway.start();
-  for (const [agent, extra] of [["leo", []], ["leo2", ["--openclaw-agent", "ops"]]] as const) {
-    listens.push(spawnCli(
-      ["listen", "--agent", agent, "--url", broker.url, "--openclaw", gateway.url, "--openclaw-wake", ...extra, "--state", join(dir.path, agent)],
-      { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" },
-    ));
-  }
+  const gateway = new OpenclawGateway({ token: GATEWAY_TOKEN, agents: ["main", "ops"] });
+  const { broker, listen } = await behindGateway(t, gateway, ["--agents", "hermes,leo,leo2"]);
+  listen("leo", ["--openclaw-wake"]);
+  listen("leo2", ["--openclaw-wake", "--openclaw-agent", "ops"]);
   await publish(broker.url, "hermes", "leo", { text: "wake anyone" });
   await publish(broker.url, "hermes", "leo2", { text: "wake ops" });
   const [letter] = await deadLetters(broker.url, "leo", 1);
@@ -232,23 +226,10 @@ test("on a multi-agent gateway the lossy --openclaw-wake needs --openclaw-agent,
 });
 
 test("a 413 from the gateway parks the message with the size of the body it refused", async (t) => {
-  const dir = tempDir();
-  const gateway = new OpenclawGateway({ token: "hooks-secret-token" });
-  let broker: RunningBroker | undefined;
-  let listen: ChildProcess | undefined;
-  t.after(async () => {
-    await stopAll(listen);
-    await gateway.stop();
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  broker = await startBroker();
-  await gateway.start();
+  const gateway = new OpenclawGateway({ token: GATEWAY_TOKEN });
+  const { broker, listen } = await behindGateway(t, gateway);
   // The gateway's hooks.maxBodyBytes is lower than listen was told: the gateway's 413 is what stops the message.
-  listen = spawnCli(
-    ["listen", "--agent", "openclaw", "--url", broker.url, "--openclaw", gateway.url, "--openclaw-max-body", "512KiB", "--state", join(dir.path, "s")],
-    { OPENCLAW_HOOKS_TOKEN: "hooks-secret-token" },
-  );
+  listen("openclaw", ["--openclaw-max-body", "512KiB"]);
   await publish(broker.url, "hermes", "openclaw", { text: "y".repeat(OPENCLAW_HOOKS_MAX_BODY_BYTES) });
   await publish(broker.url, "hermes", "openclaw", { text: "small one" });
   const [letter] = await deadLetters(broker.url, "openclaw", 1);
@@ -348,7 +329,7 @@ test("a push URL's user and password go as HTTP Basic credentials (Node's fetch 
  * listen's `extra` flags), stopped with the receiver when the test ends; `stderr()` is what listen logged so far.
  */
 async function pushTo(
-  t: TestContext,
+  t: { after(fn: () => Promise<void>): void },
   receiver: Receiver,
   at: (receiver: Receiver) => string = (started) => started.url,
   extra: string[] = [],
@@ -412,11 +393,12 @@ test("a push refused after retention removed its message is not parked, and list
   const dir = tempDir();
   let removed = false;
   const receiver = new Receiver((delivery) => (JSON.parse(delivery.body).n === 1 ? (removed ? 422 : 503) : 200));
-  await receiver.start();
-  const listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "s")]);
+  let listen: ChildProcess | undefined;
   let stderr = "";
-  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   try {
+    await receiver.start();
+    listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--post", receiver.url, "--state", join(dir.path, "s")]);
+    listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     await waitFor(() => stderr.includes("connected to"), 15_000, "listen's stream");
     await publish(broker.url, "hermes", "openclaw", { n: 1 });
     await waitFor(() => receiver.attempts > 0, 15_000, "the first push");

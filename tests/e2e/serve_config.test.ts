@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startBroker } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 
 function configFile(t: { after(fn: () => void): void }, settings: unknown): string {
@@ -17,21 +18,22 @@ function configFile(t: { after(fn: () => void): void }, settings: unknown): stri
 const listeningHost = (log: string) => /listening on http:\/\/([^\s:]+):/.exec(log)![1];
 
 test("interop serve takes its settings from --config or $INTEROP_CONFIG; the environment beats the file and a flag beats both", async (t) => {
+  const stop = testStops(t);
   // port 99999 would be refused: the helper's --port 0 flag wins over it.
   const file = configFile(t, { host: "127.0.0.3", port: 99999, agents: ["hermes", "leo"], "max-pending": 7 });
   const fromFile = await startBroker({ args: ["--config", file] });
-  t.after(() => fromFile.cleanup());
+  stop(() => fromFile.cleanup());
   assert.equal(listeningHost(fromFile.log()), "127.0.0.3");
   const status = await (await fetch(`http://127.0.0.3:${fromFile.port}/status`)).json();
   assert.deepEqual(Object.keys(status.agents).sort(), ["hermes", "leo"]);
 
   const fromEnv = await startBroker({ env: { INTEROP_CONFIG: file, INTEROP_HOST: "127.0.0.4" } });
-  t.after(() => fromEnv.cleanup());
+  stop(() => fromEnv.cleanup());
   assert.equal(listeningHost(fromEnv.log()), "127.0.0.4", "$INTEROP_HOST beats the file");
   assert.deepEqual(Object.keys((await (await fetch(`http://127.0.0.4:${fromEnv.port}/status`)).json()).agents).sort(), ["hermes", "leo"]);
 
   const fromFlag = await startBroker({ args: ["--host", "127.0.0.1", "--agents", "cron"], env: { INTEROP_CONFIG: file, INTEROP_HOST: "127.0.0.4" } });
-  t.after(() => fromFlag.cleanup());
+  stop(() => fromFlag.cleanup());
   assert.equal(listeningHost(fromFlag.log()), "127.0.0.1", "--host beats $INTEROP_HOST and the file");
   assert.deepEqual(Object.keys((await (await fetch(`${fromFlag.url}/status`)).json()).agents), ["cron"]);
 });

@@ -56,7 +56,8 @@ test("interop serve refuses a data dir another broker uses, naming it", async ()
 test("interop serve stops cleanly on SIGTERM: streams are told, messages kept, the data dir is free again", async () => {
   const dir = tempDir();
   try {
-    const broker = await startBroker({ dataDir: dir.path });
+    // Stopped however the test ends (`cleanup` after a stop that ended it is a no-op).
+    await using broker = await startBroker({ dataDir: dir.path });
     const stream = await openSse(`${broker.url}/subscribe?agent=openclaw`);
     await publish(broker.url, "hermes", "openclaw", { n: 1 });
     assert.equal((await stream.take(1))[0].id, "1");

@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type TestContext, test } from "node:test";
+import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
@@ -26,10 +27,10 @@ function written(dir: string): Array<{ text: string; interop: { id: number } }> 
   }
 }
 
-/** Starts listen (stopped by PID after the test) and keeps its stderr. */
-function listen(t: TestContext, urls: string, dir: string): { child: ChildProcess; stderr(): string } {
+/** Starts listen (stopped by PID after the test, by the test's `stop`) and keeps its stderr. */
+function listen(stop: (fn: () => unknown) => void, urls: string, dir: string): { child: ChildProcess; stderr(): string } {
   const child = startListen(urls, "bob", dir);
-  t.after(() => stopListen(child, "SIGKILL"));
+  stop(() => stopListen(child, "SIGKILL"));
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   return { child, stderr: () => stderr };
@@ -42,18 +43,19 @@ async function publishAll(url: string, to: string, texts: string[]): Promise<voi
 const range = (prefix: string, count: number) => Array.from({ length: count }, (_, n) => `${prefix}${n + 1}`);
 
 test("listen --url P,Q with P killed gets every message pending on Q (another SQLite store), none twice", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
-  t.after(dir.cleanup);
+  stop(dir.cleanup);
   const p = await startBroker({ args: AGENTS });
-  t.after(() => p.cleanup());
+  stop(() => p.cleanup());
   const q = await startBroker({ args: AGENTS });
-  t.after(() => q.cleanup());
+  stop(() => q.cleanup());
   // Q: bob's 1-3 pending, and ids up to 10, so P's id 8 is one Q could have assigned.
   await publishAll(q.url, "bob", range("q", 3));
   await publishAll(q.url, "carol", range("carol", 7));
   const storeOfP = (await status(p.url)).store_id;
 
-  const listener = listen(t, `${p.url},${q.url}`, dir.path);
+  const listener = listen(stop, `${p.url},${q.url}`, dir.path);
   await waitFor(() => listener.stderr().includes(`connected to ${p.url}`), 10_000, "listen on P");
   await publishAll(p.url, "bob", range("p", 8));
   await waitFor(() => written(dir.path).length === 8, 10_000, "P's 8 messages");
@@ -73,24 +75,25 @@ test("listen --url P,Q with P killed gets every message pending on Q (another SQ
 });
 
 test("a listen restarted against a broker restarted on a fresh data dir at the same URL reads what is pending there", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
-  t.after(dir.cleanup);
+  stop(dir.cleanup);
   const old = await startBroker({ args: AGENTS });
-  t.after(() => old.cleanup());
-  const first = listen(t, old.url, dir.path);
+  stop(() => old.cleanup());
+  const first = listen(stop, old.url, dir.path);
   await publishAll(old.url, "bob", range("old", 5));
   await waitFor(() => written(dir.path).length === 5, 10_000, "the old store's 5 messages");
   await stopListen(first.child, "SIGTERM");
   await old.stop("SIGKILL");
 
   const fresh = tempDir("interop-data-");
-  t.after(fresh.cleanup);
+  stop(fresh.cleanup);
   const renewed = await startBroker({ port: old.port, dataDir: fresh.path, args: AGENTS });
-  t.after(() => renewed.cleanup());
+  stop(() => renewed.cleanup());
   // The fresh store: bob's 1-2 pending, ids up to 7, so the saved id 5 is one it could have assigned.
   await publishAll(renewed.url, "bob", range("new", 2));
   await publishAll(renewed.url, "carol", range("carol", 5));
-  const second = listen(t, renewed.url, dir.path);
+  const second = listen(stop, renewed.url, dir.path);
   await waitFor(() => written(dir.path).length >= 7, 10_000, "the fresh store's 2 pending messages");
   await publishAll(renewed.url, "bob", ["new live"]);
   await waitFor(() => written(dir.path).length >= 8, 10_000, "the fresh store's live message");
@@ -99,20 +102,21 @@ test("a listen restarted against a broker restarted on a fresh data dir at the s
 });
 
 test("brokers on one PostgreSQL share the store's identity: listen resumes on the second by id, repeating nothing", async (t) => {
+  const stop = testStops(t);
   const server = await cluster(t);
   if (server === undefined) return;
   const url = await server.createDatabase();
   const dir = tempDir();
-  t.after(dir.cleanup);
+  stop(dir.cleanup);
   const a = await startBroker({ args: ["--database-url", url, ...AGENTS] });
-  t.after(() => a.cleanup());
+  stop(() => a.cleanup());
   const b = await startBroker({ args: ["--database-url", url, ...AGENTS] });
-  t.after(() => b.cleanup());
+  stop(() => b.cleanup());
   const [fromA, fromB] = [await status(a.url), await status(b.url)];
   assert.match(fromA.store_id, /^[\w-]{16,}$/);
   assert.equal(fromA.store_id, fromB.store_id);
 
-  const listener = listen(t, `${a.url},${b.url}`, dir.path);
+  const listener = listen(stop, `${a.url},${b.url}`, dir.path);
   await waitFor(() => listener.stderr().includes(`connected to ${a.url}`), 10_000, "listen on A");
   await publishAll(a.url, "bob", range("a", 3));
   await waitFor(() => written(dir.path).length === 3, 10_000, "A's 3 messages");

@@ -19,3 +19,15 @@ export async function cleanUpAll(...steps: ((() => unknown) | undefined)[]): Pro
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new AggregateError(errors, `${errors.length} cleanup steps failed`);
 }
+
+/**
+ * A test's stops, run by one after-hook registered now, before anything starts: add each stop right after what it
+ * stops has started. They run newest first (a client before its broker, a broker before its data dir), each even
+ * after one threw, as `cleanUpAll` runs them. Separate hooks would not: a broker's `cleanup()` that throws (its
+ * log held a token) would leave every process, server or client stopped by a later hook running.
+ */
+export function testStops(t: { after(fn: () => Promise<void>): void }): (stop: () => unknown) => void {
+  const stops: Array<() => unknown> = [];
+  t.after(() => cleanUpAll(...stops.toReversed()));
+  return (stop) => void stops.push(stop);
+}

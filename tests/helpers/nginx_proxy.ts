@@ -46,7 +46,9 @@ http {
     await waitFor(() => fetch(`${url}/status`).then((response) => response.ok, () => false), 10_000, "nginx to answer");
     return { url, stop };
   } catch (error) {
+    // Read before the stop, which removes the dir with the log.
+    const log = existsSync(join(dir, "error.log")) ? readFileSync(join(dir, "error.log"), "utf8") : "(no error.log)";
     await stop();
-    throw new Error(`${(error as Error).message}: ${readFileSync(join(dir, "error.log"), "utf8")}`);
+    throw new Error(`${(error as Error).message}: ${log}`);
   }
 }

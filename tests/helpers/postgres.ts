@@ -47,7 +47,7 @@ export function sharedPostgres(settings: Record<string, string> = {}): (t: TestC
  * the first starts).
  */
 export async function brokersOnOneDatabase(
-  t: TestContext,
+  t: { after(fn: () => Promise<void>): void },
   server: TestPostgres,
   count: number,
   args: string[] = [],

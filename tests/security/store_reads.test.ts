@@ -140,8 +140,11 @@ async function restartedSmaller(t: TestContext, publish: (broker: Broker) => Pro
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const before = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { maxPending: uniform(1000) }));
-  await publish(before);
-  await before.close();
+  try {
+    await publish(before);
+  } finally {
+    await before.close();
+  }
   const store = new SqliteStore(dir.path, "relaxed");
   watch(store);
   const options = { maxPending: uniform(1000), maxMessageBytes: 4096, answerBudget: RESTART_BUDGET };

@@ -1,0 +1,76 @@
+/** What `/status` says of a broker: its figures gathered from the parts that hold them, built into the report. */
+import type { AgentName } from "../message.ts";
+import type { StatusReport } from "../status_report.ts";
+import type { ClusterView, InboxRecord, MessageStore } from "../store/store.ts";
+import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
+
+/** Where the broker's figures are read, each time a report is asked for. */
+export interface StatusSources {
+  dataDir: string;
+  store: MessageStore;
+  inboxes: ReadonlyMap<AgentName, InboxRecord>;
+  lastId(): number;
+  streaming(agent: AgentName): boolean;
+  /** Requests waiting on /wait or /ask for the agent (leased waits are counted here, by `countWaiting`). */
+  waiting(agent: AgentName): number;
+  redelivered(agent: AgentName): number;
+  /** On a store several brokers share: the brokers and their streams, as last read. */
+  cluster(): ClusterView | undefined;
+  now(): number;
+}
+
+export class BrokerStatus {
+  #sources: StatusSources;
+  #startedAt: number;
+  /** Leased waits (`/wait?peek=1`) in progress per agent: counted as waiting, as /wait's are. */
+  #leasedWaits = new Map<AgentName, number>();
+  #document = new StatusDocument();
+
+  constructor(sources: StatusSources) {
+    this.#sources = sources;
+    this.#startedAt = sources.now();
+  }
+
+  /** Counts a leased wait for `agent` in `waiting` until the returned function is called. */
+  countWaiting(agent: AgentName): () => void {
+    this.#leasedWaits.set(agent, (this.#leasedWaits.get(agent) ?? 0) + 1);
+    return () => {
+      const left = this.#leasedWaits.get(agent)! - 1;
+      if (left === 0) this.#leasedWaits.delete(agent);
+      else this.#leasedWaits.set(agent, left);
+    };
+  }
+
+  report(): StatusReport {
+    return buildStatus(this.#input());
+  }
+
+  /** The report as UTF-8 JSON, rebuilt only when it changed. */
+  json(): Uint8Array<ArrayBuffer> {
+    return this.#document.bytes(this.#input());
+  }
+
+  #input(): StatusInput {
+    const sources = this.#sources;
+    const { store } = sources;
+    const cluster = sources.cluster();
+    return {
+      now: sources.now(),
+      startedAt: this.#startedAt,
+      dataDir: sources.dataDir,
+      store: {
+        kind: store.kind,
+        location: store.location,
+        available: store.outage === undefined,
+        ...(store.outage === undefined ? {} : { error: store.outage.message }),
+      },
+      lastId: sources.lastId(),
+      storeId: store.id,
+      inboxes: sources.inboxes,
+      streaming: sources.streaming,
+      waiting: (agent) => sources.waiting(agent) + (this.#leasedWaits.get(agent) ?? 0),
+      redelivered: sources.redelivered,
+      ...(cluster === undefined ? {} : { cluster }),
+    };
+  }
+}

@@ -1,0 +1,142 @@
+/** Where `listen --pipe` writes: a FIFO, opened per message for readers that reopen, kept open for one that streams. */
+import { spawnSync } from "node:child_process";
+import { constants, statSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
+import { InteropError } from "../errors.ts";
+import { sleep } from "../sleep.ts";
+import type { MessageSink } from "./listen_sinks.ts";
+
+/** How long a reader may take to close the FIFO after end-of-file before it counts as a streaming reader. */
+const READER_CLOSE_GRACE_MS = 250;
+
+/**
+ * Writes each message to a FIFO, opening it per message like the old `hermes-sse-client.py`, so a reader that
+ * reads to end-of-file and reopens keeps working. With no reader it waits for one; nothing is dropped.
+ *
+ * A line counts as written once it is in the pipe, though its reader may die before reading it: nothing tells a
+ * writer how much of a FIFO its reader drained (FIONREAD is an ioctl neither runtime exposes), so that loss (one
+ * line, or up to the pipe's buffer for a streaming reader) is documented rather than guarded (docs/cli.md).
+ *
+ * Before the next open it waits for the last reader to close: data written while a reader is between
+ * end-of-file and close() would be thrown away with its file descriptor. A reader that keeps the FIFO open
+ * past end-of-file (`tail -f`, a read loop on one descriptor) is a streaming reader: it gets the following
+ * messages on one open descriptor until it goes away (EPIPE), then per-message opens resume.
+ */
+export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
+  ensureFifo(path);
+  let streaming: FileHandle | undefined;
+  let wroteBefore = false;
+  return async (message) => {
+    const line = message.data + "\n";
+    if (streaming !== undefined) {
+      try {
+        await writeAll(streaming, line, shutdown);
+        return;
+      } catch (error) {
+        if (shutdown.aborted) throw error;
+        // EPIPE: the streaming reader left; the message goes to the next reader below.
+        await streaming.close().catch(() => {});
+        streaming = undefined;
+      }
+    }
+    if (wroteBefore && await readerStaysOpen(path)) {
+      streaming = await openForReader(path, shutdown);
+      await writeAll(streaming, line, shutdown);
+      return;
+    }
+    const file = await openForReader(path, shutdown);
+    try {
+      await writeAll(file, line, shutdown);
+    } finally {
+      await file.close();
+    }
+    wroteBefore = true;
+  };
+}
+
+/** The longest pause between two looks for a reader of the FIFO: how late a reader that comes is served. */
+const READER_POLL_MAX_MS = 200;
+
+/**
+ * Opens the FIFO for writing once a reader has it open. Not a blocking open(): that parks a threadpool thread in
+ * the kernel until a reader comes, which nothing cancels, and the process cannot exit (SIGTERM, `systemctl stop`)
+ * while it waits. A non-blocking open fails with ENXIO while there is no reader; it is tried again with a short
+ * backoff, and a shutdown ends the wait (nothing was written: the state stays before this message).
+ */
+async function openForReader(path: string, shutdown: AbortSignal): Promise<FileHandle> {
+  for (let delay = 5;; delay = Math.min(delay * 2, READER_POLL_MAX_MS)) {
+    if (shutdown.aborted) throw new InteropError("internal", "Stopped while waiting for a reader on the FIFO");
+    try {
+      return await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENXIO") throw error;
+    }
+    await sleep(delay, shutdown);
+  }
+}
+
+/**
+ * POSIX makes a write of at most PIPE_BUF (Linux: 4096) bytes to a pipe all or nothing, EAGAIN included. A larger
+ * non-blocking write may be partial, and Deno 2.x's node:fs mishandles that: a 300 KiB line in one write reached
+ * the reader corrupted (found by tests/e2e/listen_edges.test.ts), where 4 KiB writes arrive whole.
+ */
+const PIPE_BUF = 4096;
+
+/** How long a shutdown waits for a reader to make room for the rest of a line already partly in the pipe. */
+const PARTIAL_LINE_GRACE_MS = 1000;
+
+/**
+ * Writes all of `text` to a FIFO opened non-blocking, PIPE_BUF bytes at a time: a full pipe (a slow reader, a line
+ * over the pipe's 64 KiB) answers EAGAIN, and the rest is written once the reader has read some. On shutdown a
+ * reader that holds the FIFO open without reading must not keep listen running: a line none of which is in the pipe
+ * is given up at once (not written, so not saved: the next listen writes it), one partly in it gets a moment for the
+ * rest (half a line would corrupt the reader's next one), then is given up too.
+ */
+async function writeAll(file: FileHandle, text: string, shutdown: AbortSignal): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let offset = 0;
+  let stoppedAt: number | undefined;
+  while (offset < bytes.length) {
+    try {
+      offset += (await file.write(bytes, offset, Math.min(PIPE_BUF, bytes.length - offset))).bytesWritten;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      if (shutdown.aborted) {
+        stoppedAt ??= Date.now();
+        if (offset === 0 || Date.now() - stoppedAt > PARTIAL_LINE_GRACE_MS) {
+          throw new InteropError("internal", `Stopped while the FIFO's reader was not reading: ${offset} of ${bytes.length} bytes written`);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
+
+/** Whether some reader still has the FIFO open after the grace period (a non-blocking open finds it). */
+async function readerStaysOpen(path: string): Promise<boolean> {
+  const deadline = Date.now() + READER_CLOSE_GRACE_MS;
+  while (Date.now() < deadline) {
+    try {
+      await (await open(path, constants.O_WRONLY | constants.O_NONBLOCK)).close();
+    } catch {
+      return false; // ENXIO: no reader has it open.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return true;
+}
+
+function ensureFifo(path: string): void {
+  let isFifo: boolean;
+  try {
+    isFifo = statSync(path).isFIFO();
+  } catch {
+    // Node has no mkfifo(); the coreutils command is on every system interop targets.
+    const made = spawnSync("mkfifo", ["-m", "600", path], { encoding: "utf8" });
+    if (made.status !== 0) {
+      throw new InteropError("usage", `Cannot create FIFO ${path}: ${made.stderr?.trim() || made.error?.message}`);
+    }
+    return;
+  }
+  if (!isFifo) throw new InteropError("usage", `${path} exists and is not a FIFO; use --out to append to a regular file`);
+}

@@ -42,8 +42,14 @@ Options:
 ${CLIENT_HELP}
   -h, --help          show this help
 
+A tool's messages are marked read once its answer is written to stdout: killed before
+that, they stay in the inbox; killed after it, before they were marked, the next session
+shows them again (at least once, never lost). wait and ask keep polling through 503
+storage_unavailable (the broker's PostgreSQL away) until their timeout.
+
 Exit codes: 0 the client closed the session, 1 it did, but a message taken for a cancelled
-call could not be parked as a dead letter (each such message is named on stderr), 2 bad usage.
+call could not be parked as a dead letter (each such message is named on stderr) or a call
+was still running 30 s after the close, 2 bad usage.
 `;
 
 export const OPTIONS = {

@@ -23,9 +23,9 @@ Usage: interop token create -a AGENT [--admin] [--data-dir DIR | --database-url 
 Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
 bare /status liveness answer stays public), and a token acts only as its agent: it
-sends as that agent and reads only that agent's inbox. Changes take effect within a
-second, without restarting the broker. An --admin token (for the operator: the
-dashboard, /metrics) may act as any agent and watch all traffic.
+sends as that agent and reads only that agent's inbox. A new token works at once, a
+revocation within a second, without restarting the broker. An --admin token (for the
+operator: the dashboard, /metrics) may act as any agent and watch all traffic.
 
 Revoking the last token does not turn tokens off: every request then gets 401 until a
 new one is created. To go back to no tokens, stop the broker and delete DIR/tokens.json.
@@ -33,8 +33,9 @@ new one is created. To go back to no tokens, stop the broker and delete DIR/toke
 Brokers on PostgreSQL (serve --database-url) read their tokens from the database, not
 from a file: with --database-url (or $INTEROP_DATABASE_URL) these commands work on its
 interop_tokens table, no broker needed, and a change reaches every broker on it within a
-second. Tokens stay on once the database had one; to go back to no tokens, stop every
-broker and run: DELETE FROM interop_tokens; UPDATE interop_store SET tokens_version = 0.
+second (a new token at once). Tokens stay on once the database had one; to go back to no
+tokens, stop every broker and run:
+DELETE FROM interop_tokens; UPDATE interop_store SET tokens_version = 0.
 
 'create' prints the token once, on stdout; only its SHA-256 hash is stored
 (DIR/tokens.json, mode 600, named on stderr). Clients take it from $INTEROP_TOKEN or

@@ -271,10 +271,12 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
 
   server.registerTool("inbox", {
     title: "Read my inbox",
-    description: `Return the messages waiting for ${agent}, oldest first, and mark them read: the same message is never ` +
-      "returned twice. Each has the sender's fields plus interop.id, interop.from and interop.timestamp. Returns [] when " +
-      "nothing is waiting; big messages come a few a call (the broker's answer holds 16 Mi characters), so call again " +
-      "until it returns []. To wait for the next message instead of checking again, use wait.",
+    description: `Return the messages waiting for ${agent}, oldest first, and mark them read once this answer is ` +
+      "delivered: one comes again only when this answer may not have reached you (the call was cancelled as it was " +
+      "answered, or this tool server stopped in between). Each has the sender's fields plus interop.id, interop.from " +
+      "and interop.timestamp. Returns [] when nothing is waiting; big messages come a few a call (the broker's answer " +
+      "holds 16 Mi characters), so call again until it returns []. To wait for the next message instead of checking " +
+      "again, use wait.",
     inputSchema: { limit: z.number().int().min(1).max(1000).optional().describe("At most this many messages (default 100).") },
   }, ({ limit }, { signal, requestId }) =>
     tracked((async () => {

@@ -43,8 +43,8 @@ ${CLIENT_HELP}
   -h, --help          show this help
 
 A tool's messages are marked read once its answer is written to stdout: killed before
-that, they stay in the inbox; killed after it, before they were marked, the next session
-shows them again (at least once, never lost). wait and ask keep polling through 503
+that, they stay in the inbox; killed after it, before they were marked, they are shown
+again (at least once, never lost). wait and ask keep polling through 503
 storage_unavailable (the broker's PostgreSQL away) until their timeout.
 
 Exit codes: 0 the client closed the session, 1 it did, but a message taken for a cancelled

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
+import { InteropError } from "../src/errors.ts";
 import { mintToken, type TokenList, type TokenRecord } from "../src/auth/token_list.ts";
 import type { AgentName } from "../src/message.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
@@ -12,6 +13,9 @@ const hermes = "hermes" as AgentName;
 function withToken(token: string) {
   return fromWebRequest(new Request("http://127.0.0.1/poll?agent=hermes", { headers: { authorization: `Bearer ${token}` } }));
 }
+
+/** A failure of the token list's reads, as PostgreSQL away gives. */
+const away = new InteropError("storage_unavailable", "Storage unavailable: PostgreSQL cannot be reached", { retryAfter: 1 });
 
 /**
  * A token list in memory whose changes the broker hears of only by reading it (no notification comes); `reads` counts
@@ -93,5 +97,33 @@ async function waitForRead(current: () => () => void): Promise<void> {
   while (current() === placeholder) {
     if (Date.now() > deadline) throw new Error("no token re-read began within 10 s");
     await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+test("a token the re-read cannot check (the list unreadable) is answered 503 storage_unavailable, not 401 as unknown", async () => {
+  let failing = false;
+  const { list, add } = silentList(() => failing ? Promise.reject(away) : Promise.resolve());
+  add(mintToken(hermes, false).record);
+  const auth = await Authenticator.open(list);
+  failing = true;
+  // Made a moment ago on another broker, perhaps: its client should retry, not give the token up as revoked.
+  const { record, token } = mintToken(hermes, false);
+  add(record);
+  await assert.rejects(auth.identify(withToken(token)), { code: "storage_unavailable" });
+  failing = false;
+  await waitForIdentified(auth, token);
+});
+
+/** Resolves once `token` is known (the failed read is tried again a second later at most). */
+async function waitForIdentified(auth: Authenticator, token: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await auth.identify(withToken(token));
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 }

@@ -107,6 +107,9 @@ export class Authenticator {
       // list is read again (if its version changed) before the token is called unknown.
       await this.#rereadForUnknown();
       record = find();
+      // Not read (PostgreSQL away): the token may be one made a moment ago, so 503 (retry), as `current()` fails
+      // closed, rather than 401, which tells its client to give up on a token that may be valid.
+      if (record === undefined && this.#failure !== undefined) throw this.#failure;
     }
     if (record === undefined) {
       throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked; create one with 'interop token create --agent NAME'");

@@ -446,7 +446,7 @@ test("a wait whose long poll or take meets the broker's 503 storage_unavailable 
   const failing = { waits: 2, takes: 1 };
   Object.assign(broker, {
     waitLeased: (...args: unknown[]) => failing.waits-- > 0 ? Promise.reject(storageUnavailable()) : waitLeased(...args),
-    // The take under the lease fails too: nothing taken, the broker ends the lease, the next wait shows it again.
+    // The take under the lease, after the answer, fails too: nothing taken, it is asked again.
     poll: (...args: unknown[]) => {
       if (failing.takes-- > 0) {
         (broker as unknown as { waitLeased: unknown }).waitLeased = () => Promise.resolve({ message: { text: "m7", interop: { id: 7, from: "hermes" } }, lease: "lease" });
@@ -458,6 +458,31 @@ test("a wait whose long poll or take meets the broker's 503 storage_unavailable 
   const session = await rawSession(broker);
   assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 30 }), [7]);
   await session.close();
+});
+
+test("a take after a wait's answer that meets the broker's 503 storage_unavailable is asked again, not given up", async () => {
+  // Given up at once, the message the model had read stayed in the inbox and was shown to it again after the outage.
+  const message = { text: "m7", interop: { id: 7, from: "hermes" } } as unknown as WireMessage;
+  const takes: string[] = [];
+  const taken = Promise.withResolvers<void>();
+  const broker = {
+    waitLeased: () => Promise.resolve({ message, lease: "lease" }),
+    poll: (_agent: string, _limit: number, upTo: number, lease: string) => {
+      takes.push(`up to ${upTo} under ${lease}`);
+      if (takes.length === 1) return Promise.reject(storageUnavailable());
+      taken.resolve();
+      return Promise.resolve([message]);
+    },
+  } as unknown as BrokerClient;
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 10 }), [7]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, 20_000)));
+  await Promise.race([taken.promise, gaveUp]);
+  clearTimeout(timer);
+  assert.deepEqual(takes, ["up to 7 under lease", "up to 7 under lease"]);
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
 });
 
 test("an ask whose reply wait meets the broker's 503 storage_unavailable waits on for the reply: the question is sent once", async () => {

@@ -8,6 +8,13 @@ import { hashToken, type TokenList, type TokenRecord } from "./token_list.ts";
 /** Tokens created or revoked while the broker runs take effect within this long. */
 const RELOAD_EVERY_MS = 1000;
 
+/**
+ * Unknown tokens start a re-read of the list at most this often: anyone can send them, and a flood of random ones
+ * re-read it once per request (measured on PostgreSQL: 200-300 `SELECT tokens_version` a second, one a bad request
+ * sent in turn), where now it costs at most 10 reads a second; a new token's first request waits this long at most.
+ */
+const UNKNOWN_REREAD_GAP_MS = 100;
+
 /** The caller of a request: an agent (by its token), or anyone when the data dir never had tokens (loopback only). */
 export type Caller = { agent: AgentName; tokenHash: string; admin: boolean } | "anyone";
 
@@ -27,6 +34,9 @@ export class Authenticator {
   #enabled = false;
   /** The re-read in progress: the requests that need it share it. */
   #loading: Promise<void> | undefined;
+  /** The re-read that requests with an unknown token wait for, not started yet: they share it. */
+  #unknownReread: Promise<void> | undefined;
+  #unknownRereadAt = -Infinity;
   #watches = new Set<RevocationWatch>();
   #watchTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -94,10 +104,12 @@ export class Authenticator {
     let record = find();
     if (record === undefined) {
       // Made a moment ago (`interop token create`, or through another broker on the database) and not read yet: the
-      // list is read again (if its version changed) before the token is called unknown, after a read under way,
-      // which may have started before the token was made. Requests that come meanwhile share that read.
-      await (this.#loading ?? Promise.resolve()).then(() => this.#reload());
+      // list is read again (if its version changed) before the token is called unknown.
+      await this.#rereadForUnknown();
       record = find();
+      // Not read (PostgreSQL away): the token may be one made a moment ago, so 503 (retry), as `current()` fails
+      // closed, rather than 401, which tells its client to give up on a token that may be valid.
+      if (record === undefined && this.#failure !== undefined) throw this.#failure;
     }
     if (record === undefined) {
       throw new InteropError("unauthorized", "Invalid token: it is unknown or was revoked; create one with 'interop token create --agent NAME'");
@@ -141,6 +153,25 @@ export class Authenticator {
       this.#watches.delete(watch);
       watch.onRevoked();
     }
+  }
+
+  /**
+   * A re-read that starts after this call (one under way may have started before the token was made), at most one
+   * each UNKNOWN_REREAD_GAP_MS: the requests that come before it starts share it.
+   */
+  #rereadForUnknown(): Promise<void> {
+    this.#unknownReread ??= (async () => {
+      // Not in this turn: `??=` stores this promise first, and it is cleared below as the read starts.
+      await Promise.resolve();
+      const wait = this.#unknownRereadAt + UNKNOWN_REREAD_GAP_MS - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      while (this.#loading !== undefined) await this.#loading;
+      // In the same turn as the read starts: a request that comes after shares the next one.
+      this.#unknownReread = undefined;
+      this.#unknownRereadAt = Date.now();
+      await this.#reload();
+    })();
+    return this.#unknownReread;
   }
 
   /** Re-reads the list if its version changed; never rejects: a failure is kept for `current()` (tried again a second later). */

@@ -132,10 +132,13 @@ async function inboxShown(client: BrokerClient, agent: AgentName, limit: number)
  * least once, as the agent may have read them; a lease still held expires by itself.
  */
 async function takeShown(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string, written: boolean, one?: number) {
+  // Asked again through a 503 (PostgreSQL away a moment) while the lease lasts: given up at once, what the model has
+  // read was shown to it again once the outage ended.
+  const until = Date.now() + SHOWN_LEASE_SECONDS * 1000;
   try {
-    if (!written || shown.length === 0) await client.poll(agent, 1, 0, lease);
-    else if (one !== undefined) await client.takeOne(agent, one, lease);
-    else await client.poll(agent, shown.length, shown[shown.length - 1].interop.id, lease);
+    if (!written || shown.length === 0) await throughOutage(() => client.poll(agent, 1, 0, lease), until);
+    else if (one !== undefined) await throughOutage(() => client.takeOne(agent, one, lease), until);
+    else await throughOutage(() => client.poll(agent, shown.length, shown[shown.length - 1].interop.id, lease), until);
   } catch {
     // Shown again later (above).
   }
@@ -398,10 +401,15 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
  * answers 503 `storage_unavailable` (its PostgreSQL away: nothing parked), until `until`: a park given up on is the
  * message lost, where an outage of a few seconds used to lose it.
  */
-async function parkThroughOutage(client: BrokerClient, agent: AgentName, id: number, until: number): Promise<void> {
+function parkThroughOutage(client: BrokerClient, agent: AgentName, id: number, until: number): Promise<void> {
+  return throughOutage(() => client.parkDeadLetter(agent, id, HELD_AT_CLOSE_REASON), until);
+}
+
+/** Runs `request` again while the broker answers 503 `storage_unavailable` (nothing done), until `until`. */
+async function throughOutage(request: () => Promise<unknown>, until: number): Promise<void> {
   for (;;) {
     try {
-      await client.parkDeadLetter(agent, id, HELD_AT_CLOSE_REASON);
+      await request();
       return;
     } catch (error) {
       const left = until - Date.now();

@@ -12,13 +12,14 @@
  *   The patch forgets both when it cancels the flush;
  * - an error the server sent during a query whose connection then closed (PostgreSQL stopping: 57P01) was kept, and
  *   failed the first query after the reconnect, once PostgreSQL was back: the broker saw a second outage, logged it,
- *   and answered 503 for it. The patch forgets it when the connection closes (as ReadyForQuery does).
+ *   and answered 503 for it. The patch forgets it when the connection closes (as ReadyForQuery does);
  * - a query sent after the socket's error and before its close (a transaction's rollback, sent as its statement failed
  *   with ECONNRESET: PostgreSQL stopping) was left queued, its bytes lost with the socket: closing fails what is queued
  *   only when the close comes without an error. On the connection made again it took the answer to the next query
  *   and then waited for one the server never sends; a transaction behind it waited for good, and with it every write
  *   of the broker, right after an outage ended. The patch fails what is queued on every close, and forgets the query
- *   in flight (failed by the error already), as a close without an error leaves nothing behind.
+ *   in flight (failed by the error already), as a close without an error leaves nothing behind (porsager/postgres#1215,
+ *   unreleased, also clears that state and fails a closed transaction's later queries).
  *
  * Run by npm's `postinstall` and by build.ts before it bundles: idempotent, and it fails loudly when the file is
  * not the one it was written for (a new release: check whether it still needs the patch, then update or remove it).

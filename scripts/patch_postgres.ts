@@ -1,5 +1,5 @@
 /**
- * Patches the `postgres` client 3.4.9 (the latest release) against three faults when a connection closes, until a
+ * Patches the `postgres` client 3.4.9 (the latest release) against four faults when a connection closes, until a
  * release fixes them (the first two are porsager/postgres#1154, #1208; fixes proposed upstream, #1176 and #1209,
  * are unreleased).
  * A write of under 1 KiB is buffered and flushed by a setImmediate:
@@ -12,7 +12,14 @@
  *   The patch forgets both when it cancels the flush;
  * - an error the server sent during a query whose connection then closed (PostgreSQL stopping: 57P01) was kept, and
  *   failed the first query after the reconnect, once PostgreSQL was back: the broker saw a second outage, logged it,
- *   and answered 503 for it. The patch forgets it when the connection closes (as ReadyForQuery does).
+ *   and answered 503 for it. The patch forgets it when the connection closes (as ReadyForQuery does);
+ * - a query sent after the socket's error and before its close (a transaction's rollback, sent as its statement failed
+ *   with ECONNRESET: PostgreSQL stopping) was left queued, its bytes lost with the socket: closing fails what is queued
+ *   only when the close comes without an error. On the connection made again it took the answer to the next query
+ *   and then waited for one the server never sends; a transaction behind it waited for good, and with it every write
+ *   of the broker, right after an outage ended. The patch fails what is queued on every close, and forgets the query
+ *   in flight (failed by the error already), as a close without an error leaves nothing behind (porsager/postgres#1215,
+ *   unreleased, also clears that state and fails a closed transaction's later queries).
  *
  * Run by npm's `postinstall` and by build.ts before it bundles: idempotent, and it fails loudly when the file is
  * not the one it was written for (a new release: check whether it still needs the patch, then update or remove it).
@@ -29,6 +36,8 @@ const FILES = ["src/connection.js", "cjs/src/connection.js"];
 const MARK = "interop: porsager/postgres#1154, #1208 (scripts/patch_postgres.ts)";
 /** The error kept past its connection's close (added later: an install patched before gets it on its own). */
 const STALE_ERROR_MARK = "interop: an error kept past its connection (scripts/patch_postgres.ts)";
+/** The queries left queued by a close with an error (added later, as STALE_ERROR_MARK was). */
+const QUEUED_MARK = "interop: what a close with an error left queued (scripts/patch_postgres.ts)";
 /** Each edit: the code as released, how often it occurs, what replaces it, and what says it is applied. */
 const EDITS: Array<[original: string, count: number, patched: string, mark: string]> = [
   [
@@ -66,6 +75,16 @@ const EDITS: Array<[original: string, count: number, patched: string, mark: stri
     incoming = Buffer.alloc(0)
 `,
     STALE_ERROR_MARK,
+  ],
+  [
+    `    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+`,
+    1,
+    `    // ${QUEUED_MARK}
+    if (query || sent.length) error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    query = null
+`,
+    QUEUED_MARK,
   ],
 ];
 

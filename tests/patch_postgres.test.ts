@@ -18,6 +18,7 @@ const RELEASED = `  function nextWrite(fn) {
     incoming = Buffer.alloc(0)
     clearImmediate(nextWriteTimer)
     socket = null
+    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
   }
 `;
 
@@ -34,13 +35,15 @@ function fakeNodeModules(t: { after(fn: () => void): void }, version: string, so
   return root;
 }
 
-test("patchPostgres() guards nextWrite and forgets a cancelled flush in both builds, and a second run changes nothing", (t) => {
+test("patchPostgres() guards nextWrite, forgets a cancelled flush and fails what a close left queued in both builds, and a second run changes nothing", (t) => {
   const nodeModules = fakeNodeModules(t, "3.4.9", RELEASED);
   assert.equal(patchPostgres(nodeModules).length, 2);
   const patched = readFileSync(join(nodeModules, "postgres/src/connection.js"), "utf8");
   assert.match(patched, /function nextWrite\(fn\) \{\n.*\n    if \(socket === null\) \{/);
   assert.equal(patched.split("chunk = nextWriteTimer = null //").length, 3, "terminate() and closed() forget the flush");
   assert.match(patched, /async function closed\(hadError\) \{\n    errorResponse = null \/\//, "closed() forgets a kept error");
+  assert.match(patched, /\n    if \(query \|\| sent\.length\) error\(.*\)\n    query = null\n/, "closed() fails what is queued, error or not");
+  assert.ok(!patched.includes("!hadError && (query"), "closed() fails what is queued, error or not");
   assert.equal(readFileSync(join(nodeModules, "postgres/cjs/src/connection.js"), "utf8"), patched);
   assert.deepEqual(patchPostgres(nodeModules), []);
   assert.equal(readFileSync(join(nodeModules, "postgres/src/connection.js"), "utf8"), patched);
@@ -68,4 +71,5 @@ test("the installed postgres client is patched (npm's postinstall runs scripts/p
   const installed = readFileSync(join(import.meta.dirname!, "../node_modules/postgres/src/connection.js"), "utf8");
   assert.ok(installed.includes("#1208 (scripts/patch_postgres.ts)"), "run: node scripts/patch_postgres.ts");
   assert.ok(installed.includes("its connection (scripts/patch_postgres.ts)"), "run: node scripts/patch_postgres.ts");
+  assert.ok(installed.includes("left queued (scripts/patch_postgres.ts)"), "run: node scripts/patch_postgres.ts");
 });

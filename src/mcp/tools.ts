@@ -62,8 +62,7 @@ async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortS
       const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));
       if (found !== null) return found;
     } catch (error) {
-      if (!isStorageUnavailable(error)) throw error;
-      await sleep(Math.min((error as InteropError).retryAfter ?? 1, left) * 1000, cancel);
+      await afterOutage(error, left * 1000, cancel);
     }
   }
   return null;
@@ -368,7 +367,9 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     const parkHeld = async () => {
       for (const message of taken.drain()) {
         try {
-          await parkThroughOutage(client, agent, message.interop.id, until);
+          // Asked again while the broker answers 503 (PostgreSQL away: nothing parked): a park given up on is the
+          // message lost, where an outage of a few seconds used to lose it.
+          await throughOutage(() => client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON), until);
         } catch (error) {
           allParked = false;
           log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {
@@ -396,15 +397,6 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   return { observe, sent, endSession };
 }
 
-/**
- * Parks message `id` (taken for a cancelled call, never returned) as a dead letter, asking again while the broker
- * answers 503 `storage_unavailable` (its PostgreSQL away: nothing parked), until `until`: a park given up on is the
- * message lost, where an outage of a few seconds used to lose it.
- */
-function parkThroughOutage(client: BrokerClient, agent: AgentName, id: number, until: number): Promise<void> {
-  return throughOutage(() => client.parkDeadLetter(agent, id, HELD_AT_CLOSE_REASON), until);
-}
-
 /** Runs `request` again while the broker answers 503 `storage_unavailable` (nothing done), until `until`. */
 async function throughOutage(request: () => Promise<unknown>, until: number): Promise<void> {
   for (;;) {
@@ -412,11 +404,18 @@ async function throughOutage(request: () => Promise<unknown>, until: number): Pr
       await request();
       return;
     } catch (error) {
-      const left = until - Date.now();
-      if (!isStorageUnavailable(error) || left <= 0) throw error;
-      await sleep(Math.min(((error as InteropError).retryAfter ?? 1) * 1000, left), NEVER_ABORTED);
+      await afterOutage(error, until - Date.now(), NEVER_ABORTED);
     }
   }
+}
+
+/**
+ * After a 503 `storage_unavailable` (the broker's database away: nothing was done), waits what Retry-After says,
+ * at most `leftMs` (or until `signal` aborts); any other error, or one with no time left, is thrown again.
+ */
+async function afterOutage(error: unknown, leftMs: number, signal: AbortSignal): Promise<void> {
+  if (!isStorageUnavailable(error) || leftMs <= 0) throw error;
+  await sleep(Math.min(((error as InteropError).retryAfter ?? 1) * 1000, leftMs), signal);
 }
 
 /** The signal of a wait nothing cuts short. */

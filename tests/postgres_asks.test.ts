@@ -59,10 +59,13 @@ test("an awaited reply's end whose statement failed (its connection killed) is t
   await admin.begin(async (tx) => {
     await tx`SELECT 1 FROM interop_awaited_replies WHERE id = ${id} FOR UPDATE`;
     ended = storeA.shared.endAwait(hermes, id).then(() => "ended", (error: Error) => error);
-    const blocked = await waitFor(async () =>
-      (await tx<{ pid: number }[]>`
-        SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM interop_awaited_replies%'`)[0],
-      10_000, "the end's DELETE waiting for the row");
+    // pg_stat_activity is read once a transaction unless its snapshot is cleared: a first look taken before the
+    // DELETE arrived (a loaded machine) was all this loop saw for its 10 s.
+    const blocked = await waitFor(async () => {
+      await tx`SELECT pg_stat_clear_snapshot()`;
+      return (await tx<{ pid: number }[]>`
+        SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM interop_awaited_replies%'`)[0];
+    }, 10_000, "the end's DELETE waiting for the row");
     await tx`SELECT pg_terminate_backend(${blocked.pid})`;
   });
   assert.equal(await ended, "ended");

@@ -11,8 +11,8 @@ import { readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { test } from "node:test";
-import { type RunningBroker, startBroker } from "../helpers/broker.ts";
+import { type TestContext, test } from "node:test";
+import { brokerPool, type RunningBroker } from "../helpers/broker.ts";
 import { type CliResult, runCli, tempDir } from "../helpers/cli.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
 
@@ -56,31 +56,28 @@ async function statusWith(broker: RunningBroker, token: string): Promise<number>
   return response.status;
 }
 
-test("8 interop token create at once against one data dir keep all 8 tokens, and each works with its broker", async (t) => {
+/** A data dir with a long token list, and a broker to start on it: both gone when the test ends (the broker first). */
+function longListDir(t: TestContext): { path: string; serve(): Promise<RunningBroker> } {
+  const start = brokerPool(t);
   const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  t.after(async () => {
-    await broker?.cleanup();
-    dir.cleanup();
-  });
+  t.after(dir.cleanup);
   fillTokenList(dir.path);
+  return { path: dir.path, serve: () => start({ dataDir: dir.path }) };
+}
+
+test("8 interop token create at once against one data dir keep all 8 tokens, and each works with its broker", async (t) => {
+  const dir = longListDir(t);
   const created = (await Promise.all(AGENTS.map((agent) => createAt(dir.path, agent)))).map(createdToken);
 
   const stored = storedIds(dir.path);
   for (const { id } of created) assert.ok(stored.has(id), `${id} was saved over by another create`);
   assert.deepEqual(readdirSync(dir.path), ["tokens.json"], "no lock nor temporary file is left behind");
-  broker = await startBroker({ dataDir: dir.path });
+  const broker = await dir.serve();
   for (const { id, token } of created) assert.equal(await statusWith(broker, token), 200, `${id} is refused`);
 });
 
 test("a token revoked while creates run stays revoked once they are done; every created one works", async (t) => {
-  const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  t.after(async () => {
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  fillTokenList(dir.path);
+  const dir = longListDir(t);
   const revokedToken = await createToken(dir.path, "leaver");
   const revoke = runCli(["token", "revoke", "--agent", "leaver", "--data-dir", dir.path], { timeoutMs: CHANGE_TIMEOUT_MS });
   const [revoked, ...creates] = await Promise.all([revoke, ...AGENTS.map((agent) => createAt(dir.path, agent))]);
@@ -88,7 +85,7 @@ test("a token revoked while creates run stays revoked once they are done; every 
   assert.match(revoked.stdout, /^revoked tok_\w+ \(leaver\)\n$/);
   const created = creates.map(createdToken);
 
-  broker = await startBroker({ dataDir: dir.path });
+  const broker = await dir.serve();
   assert.equal(await statusWith(broker, revokedToken), 401, "the revoked token works again: a create wrote it back");
   for (const { id, token } of created) assert.equal(await statusWith(broker, token), 200, `${id} is refused`);
 });

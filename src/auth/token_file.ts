@@ -4,6 +4,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { InteropError } from "../errors.ts";
+import { withFileLock } from "../file_lock.ts";
 import type { AgentName } from "../message.ts";
 import { makeDirectory } from "../paths.ts";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
@@ -49,19 +50,32 @@ export class TokenFile implements TokenList {
     return created;
   }
 
-  async add(records: TokenRecord[]): Promise<number> {
-    const tokens = this.#read();
-    const added = records.filter((record) => !tokens.some((there) => there.id === record.id));
-    if (added.length > 0) this.#save([...tokens, ...added]);
-    return added.length;
+  add(records: TokenRecord[]): Promise<number> {
+    return this.hold(async () => {
+      const tokens = this.#read();
+      const added = records.filter((record) => !tokens.some((there) => there.id === record.id));
+      if (added.length > 0) this.#save([...tokens, ...added]);
+      return added.length;
+    });
   }
 
   /** Nothing matched writes nothing, so it never creates the file. */
-  async revoke(match: { id?: string; agent?: string }): Promise<TokenRecord[]> {
-    const tokens = this.#read();
-    const removed = tokens.filter((record) => record.id === match.id || record.agent === match.agent);
-    if (removed.length > 0) this.#save(tokens.filter((record) => !removed.includes(record)));
-    return removed;
+  revoke(match: { id?: string; agent?: string }): Promise<TokenRecord[]> {
+    return this.hold(async () => {
+      const tokens = this.#read();
+      const removed = tokens.filter((record) => record.id === match.id || record.agent === match.agent);
+      if (removed.length > 0) this.#save(tokens.filter((record) => !removed.includes(record)));
+      return removed;
+    });
+  }
+
+  /**
+   * Runs `work` while no other process changes the list: each change reads it inside, so that two at once (two
+   * `token create`, a create and a revoke) never save over each other, which would bring a revoked token back.
+   */
+  async hold<T>(work: () => Promise<T>): Promise<T> {
+    makeDirectory(join(this.path, ".."), PRIVATE_DIR_MODE);
+    return await withFileLock(this.path, work);
   }
 
   async watch(): Promise<void> {}
@@ -84,7 +98,6 @@ export class TokenFile implements TokenList {
   }
 
   #save(tokens: TokenRecord[]): void {
-    makeDirectory(join(this.path, ".."), PRIVATE_DIR_MODE);
     const temporary = `${this.path}.${process.pid}.tmp`;
     writeFileSync(temporary, JSON.stringify({ tokens }, null, 2) + "\n", { mode: PRIVATE_FILE_MODE });
     renameSync(temporary, this.path);

@@ -1,9 +1,9 @@
 /** The broker's data dir as the CLI sees it: made before anything opens it, and who serves it now. */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
+import { processRuns } from "../process_runs.ts";
 import { makePrivate, modeOf, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
 
 /** What a running broker writes into its data dir, so others can name it. */
@@ -63,12 +63,5 @@ export function readOwner(dir: string): BrokerOwner | undefined {
 /** The broker serving the data dir now: its owner file, if that process still runs (a `kill -9` leaves the file). */
 export function liveOwner(dir: string): BrokerOwner | undefined {
   const owner = readOwner(dir);
-  if (owner === undefined) return undefined;
-  try {
-    process.kill(owner.pid, 0);
-    return owner;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === "EPERM" ? owner : undefined;
-  }
+  return owner !== undefined && processRuns(owner.pid) ? owner : undefined;
 }

@@ -57,8 +57,11 @@ Options:
                       tokens (list), what was revoked (revoke)
   -h, --help          show this help
 
+Changes made at once take turns (DIR/tokens.json.lock), none lost; one that waited a
+minute for another process's change gives up.
+
 Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write,
-or a database it cannot reach.
+or a database it cannot reach, 6 another process held the token list for over a minute.
 `;
 
 export const WORDS = ["create", "list", "revoke"] as const;

@@ -79,7 +79,6 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
     }
     const contents = readSqlite(db, file);
     const tokenFile = new TokenFile(dataDir);
-    const tokens = (await tokenFile.version()) === 0 ? undefined : await tokenFile.list();
     sql = postgres(url, {
       ...CLIENT_OPTIONS,
       max: 1,
@@ -92,7 +91,11 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
       if (cause instanceof InteropError) throw cause;
       throw new InteropError("storage_unavailable", `Cannot migrate the schema of ${location}: ${(cause as Error).message}`, { cause });
     }
-    return await sql.begin(async (tx) => {
+    const database = sql;
+    // Held from the read until the copy commits: a token revoked in the data dir after the read would be copied, and
+    // work on the database's brokers; the revoke waits for the copy instead.
+    return await tokenFile.hold(() => database.begin(async (tx) => {
+      const tokens = (await tokenFile.version()) === 0 ? undefined : await tokenFile.list();
       await tx`SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${MIGRATE_LOCK})`;
       // No publish may take an id while the copy runs (a broker started meanwhile waits here).
       await tx`LOCK TABLE interop_inbox_heads, interop_messages IN SHARE ROW EXCLUSIVE MODE`;
@@ -116,7 +119,7 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
       }
       await copy(tx, contents);
       return { action: "copied" as const, ...counts };
-    });
+    }));
   } catch (error) {
     if (error instanceof InteropError) throw error;
     throw new InteropError("storage_failed", `Cannot migrate ${dataDir} into ${location}: ${(error as Error).message}`, { cause: error });

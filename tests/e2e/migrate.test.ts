@@ -1,9 +1,13 @@
 /** `interop migrate`: a SQLite broker's store moved into PostgreSQL, served on from there, checked on a second run. */
 import assert from "node:assert/strict";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import postgres from "postgres";
+import { withFileLock } from "../../src/file_lock.ts";
 import { brokerPool, publish, waitFor } from "../helpers/broker.ts";
 import { rpc } from "../helpers/a2a.ts";
-import { runCli, tempDir } from "../helpers/cli.ts";
+import { type CliResult, runCli, tempDir } from "../helpers/cli.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
 import { openSse } from "../helpers/sse.ts";
 import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
@@ -173,6 +177,34 @@ test("interop migrate of a data dir whose tokens were all revoked keeps tokens o
   assert.equal(migrated.code, 0, migrated.stderr);
   const pg = await setup.start({ args: ["--database-url", setup.url] });
   assert.equal((await fetch(`${pg.url}/poll?agent=hermes`)).status, 401);
+});
+
+test("interop migrate reads tokens.json once a change of it under way is done: a token revoked meanwhile is not copied", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const admin = postgres(setup.url, { max: 1, onnotice: () => {} });
+  t.after(() => admin.end({ timeout: 1 }));
+  const dir = setup.dataDir();
+  await createToken(dir, "hermes");
+  const leaver = await createToken(dir, "leaver");
+  assert.equal((await (await setup.start({ dataDir: dir })).stop()).code, 0);
+  const file = join(dir, "tokens.json");
+  let migrated: Promise<CliResult> | undefined;
+  // A revoke as `interop token revoke` makes it, under the list's lock, while migrate has connected to the database:
+  // before, it had read the list already, and copied the revoked token, which then worked on the database's brokers.
+  await withFileLock(file, async () => {
+    migrated = migrate(dir, setup.url);
+    await waitFor(async () =>
+      (await admin`SELECT 1 FROM pg_stat_activity WHERE application_name = 'interop migrate'`).length > 0, 30_000, "migrate to connect");
+    const { tokens } = JSON.parse(readFileSync(file, "utf8"));
+    writeFileSync(`${file}.test`, JSON.stringify({ tokens: tokens.filter((token: { agent: string }) => token.agent !== "leaver") }));
+    renameSync(`${file}.test`, file);
+  });
+  const result = await migrated!;
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual([JSON.parse(result.stdout).tokens, JSON.parse(result.stdout).tokens_copied], [1, 1]);
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  assert.equal((await fetch(`${pg.url}/poll?agent=leaver`, { headers: bearer(leaver) })).status, 401, "the revoked token works");
 });
 
 test("interop migrate refuses while a broker holds the data dir or runs on the database, and refuses another store", async (t) => {

@@ -1,0 +1,156 @@
+/** One process at a time changes a file by read-modify-write: a lock file beside it (Node has no flock). */
+import { randomBytes } from "node:crypto";
+import { closeSync, fstatSync, linkSync, openSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import process from "node:process";
+import { InteropError } from "./errors.ts";
+import { PRIVATE_FILE_MODE } from "./private_files.ts";
+import { processRuns } from "./process_runs.ts";
+
+export interface LockTimes {
+  /** How long to wait for the holders ahead (each refreshing its lock) before giving up. */
+  waitMs: number;
+  /** A lock not refreshed for this long is taken over (its holder hangs, or its pid now names another process). */
+  staleMs: number;
+}
+
+/**
+ * A change of the token list takes milliseconds, seconds for a long list on a loaded machine with others queued
+ * ahead (8 at once on 20,000 tokens, load 18 on 2 cores: 33 s in all); a migration holds it for its copy.
+ */
+export const LOCK_TIMES: LockTimes = { waitMs: 60_000, staleMs: 30_000 };
+
+/** A lock file as read: its text (different for every holder) and when it was last refreshed. */
+interface Holder {
+  text: string;
+  mtimeMs: number;
+  pid?: number;
+  host?: string;
+}
+
+/**
+ * Runs `work` holding `FILE.lock`, waiting for another process that holds it (with a small backoff, up to
+ * `waitMs`; then `data_dir_locked`, naming the lock and its holder). A lock whose holder is gone (SIGKILL) or which
+ * has not been refreshed for `staleMs` is taken over. Readers need no lock when the file is replaced by a rename.
+ *
+ * @example
+ * ```ts
+ * await withFileLock("/data/tokens.json", async () => save(change(read())));
+ * ```
+ */
+export async function withFileLock<T>(file: string, work: () => Promise<T>, times: LockTimes = LOCK_TIMES): Promise<T> {
+  const lock = `${file}.lock`;
+  const nonce = randomBytes(8).toString("hex");
+  const mine = JSON.stringify({ pid: process.pid, host: hostname(), nonce }) + "\n";
+  // Written whole, then linked to the lock's name: link fails when the lock exists, and a lock is never seen
+  // without its holder's pid (as one made with `wx`, then written, would be).
+  const ready = `${lock}.${process.pid}.${nonce}`;
+  writeFileSync(ready, mine, { mode: PRIVATE_FILE_MODE, flag: "wx" });
+  try {
+    await acquire(file, lock, ready, times);
+  } finally {
+    rmSync(ready, { force: true });
+  }
+  const refresh = setInterval(() => touch(lock), times.staleMs / 3);
+  try {
+    return await work();
+  } finally {
+    clearInterval(refresh);
+    // Only its own: a holder that was taken over (it hung past staleMs) must not remove its successor's lock.
+    if (readHolder(lock)?.text === mine) rmSync(lock, { force: true });
+  }
+}
+
+async function acquire(file: string, lock: string, ready: string, times: LockTimes): Promise<void> {
+  const deadline = Date.now() + times.waitMs;
+  for (let pause = 2;; pause = Math.min(pause * 2, 100)) {
+    // Dated now: the lock is this file once linked, and must not look as old as this wait.
+    touch(ready);
+    if (tryLink(ready, lock)) return;
+    const holder = readHolder(lock);
+    if (holder === undefined) continue; // released meanwhile
+    if (isStale(holder, times.staleMs) && breakStale(lock, ready, holder, times.staleMs)) continue;
+    if (Date.now() >= deadline) {
+      const seconds = Math.round((Date.now() - holder.mtimeMs) / 1000);
+      const who = holder.pid === undefined ? "an unknown process" : `pid ${holder.pid}${holder.host === hostname() ? "" : ` on ${holder.host}`}`;
+      throw new InteropError(
+        "data_dir_locked",
+        `${file} is being changed by another process (lock ${lock}, held by ${who}, refreshed ${seconds} s ago): ` +
+          "try again when it is done",
+      );
+    }
+    // Jittered, so that waiters woken together do not collide again.
+    await new Promise((resolve) => setTimeout(resolve, pause * (0.5 + Math.random())));
+  }
+}
+
+/**
+ * Removes a stale lock, one process at a time: two that judged it stale at once would otherwise each remove it,
+ * the second the lock the first has taken since. The breaker is held for a read and an unlink; one its holder died
+ * holding is removed once stale in turn (two removing that one at once is the window left: a crash within those
+ * microseconds, then a race). Resolves whether the lock is gone.
+ */
+function breakStale(lock: string, ready: string, stale: Holder, staleMs: number): boolean {
+  const breaker = `${lock}.break`;
+  if (!tryLink(ready, breaker)) {
+    const other = readHolder(breaker);
+    if (other !== undefined && isStale(other, staleMs)) rmSync(breaker, { force: true });
+    return false;
+  }
+  try {
+    const now = readHolder(lock);
+    if (now !== undefined && (now.text !== stale.text || now.mtimeMs !== stale.mtimeMs)) return false;
+    rmSync(lock, { force: true });
+    return true;
+  } finally {
+    rmSync(breaker, { force: true });
+  }
+}
+
+function isStale(holder: Holder, staleMs: number): boolean {
+  if (Date.now() - holder.mtimeMs > staleMs) return true;
+  // A pid names a process only on its own host (a data dir on a shared mount): elsewhere, only the age tells.
+  return holder.pid !== undefined && holder.host === hostname() && !processRuns(holder.pid);
+}
+
+function tryLink(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw new InteropError("storage_failed", `Cannot create lock ${to}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** The lock at `path`, read and dated through one descriptor (so both are of the same file); undefined when none. */
+function readHolder(path: string): Holder | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new InteropError("storage_failed", `Cannot read lock ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    const text = readFileSync(fd, "utf8");
+    const { mtimeMs } = fstatSync(fd);
+    try {
+      const { pid, host } = JSON.parse(text);
+      return { text, mtimeMs, pid: typeof pid === "number" ? pid : undefined, host: typeof host === "string" ? host : undefined };
+    } catch {
+      return { text, mtimeMs }; // not one of ours: only its age can free it
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function touch(path: string): void {
+  try {
+    const now = new Date();
+    utimesSync(path, now, now);
+  } catch {
+    // Gone (taken over after a hang): the release then leaves the successor's lock alone.
+  }
+}

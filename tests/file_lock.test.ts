@@ -1,0 +1,87 @@
+/** withFileLock: one holder at a time across processes, a lock a dead or hung holder left taken over. */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { withFileLock } from "../src/file_lock.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+/** Short waits for a test; a lock refreshed within the last minute counts as held. */
+const TEST_TIMES = { waitMs: 300, staleMs: 60_000 };
+
+function lockNaming(path: string, pid: number): void {
+  writeFileSync(path, JSON.stringify({ pid, host: hostname(), nonce: "other" }) + "\n", { mode: 0o600 });
+}
+
+test("withFileLock() runs one holder at a time: a second waits until the first's work is done", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const events: string[] = [];
+  let finishFirst = () => {};
+  let firstStarted = () => {};
+  const started = new Promise<void>((resolve) => (firstStarted = resolve));
+  const first = withFileLock(file, async () => {
+    events.push("first starts");
+    firstStarted();
+    await new Promise<void>((resolve) => (finishFirst = resolve));
+    events.push("first ends");
+  });
+  await started;
+  const second = withFileLock(file, async () => {
+    events.push("second starts");
+  });
+  finishFirst();
+  await Promise.all([first, second]);
+  assert.deepEqual(events, ["first starts", "first ends", "second starts"]);
+  assert.deepEqual(readdirSync(dir.path), []);
+});
+
+test("withFileLock() gives up on a live holder once its wait is over, naming the lock and the holder's pid", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  lockNaming(`${file}.lock`, process.pid);
+  let ran = false;
+  await assert.rejects(withFileLock(file, async () => (ran = true), TEST_TIMES), (error: Error & { code?: string }) => {
+    assert.equal(error.code, "data_dir_locked");
+    assert.ok(error.message.includes(`lock ${file}.lock, held by pid ${process.pid}`), error.message);
+    assert.doesNotMatch(error.message, /\n/);
+    return true;
+  });
+  assert.equal(ran, false);
+  assert.deepEqual(readdirSync(dir.path), ["list.json.lock"], "the holder's lock is left, and nothing of the waiter's");
+});
+
+test("withFileLock() releases the lock when the work throws", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  await assert.rejects(withFileLock(file, () => Promise.reject(new Error("work failed"))), /work failed/);
+  assert.equal(existsSync(`${file}.lock`), false);
+  assert.equal(await withFileLock(file, async () => "next", TEST_TIMES), "next");
+});
+
+test("withFileLock() takes over a lock and a breaker a killed process left, and leaves neither", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const dead = spawnSync(process.execPath, ["--version"]).pid;
+  lockNaming(`${file}.lock`, dead);
+  lockNaming(`${file}.lock.break`, dead);
+  assert.equal(await withFileLock(file, async () => "done", TEST_TIMES), "done");
+  assert.deepEqual(readdirSync(dir.path), []);
+});
+
+test("withFileLock() leaves the lock alone at the end when another holder took it over meanwhile", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const successor = JSON.stringify({ pid: process.pid, host: hostname(), nonce: "successor" }) + "\n";
+  // As a process that judged this holder hung would: its lock removed, its own in its place.
+  await withFileLock(file, async () => writeFileSync(`${file}.lock`, successor));
+  assert.equal(readFileSync(`${file}.lock`, "utf8"), successor);
+});

@@ -17,12 +17,18 @@ export const SHOWN_LEASE_SECONDS = 30;
 /** What a call shows: messages, and the lease they were shown under (none: a broker older than leased reads took them). */
 export type Shown = { messages: WireMessage[]; lease?: string };
 
-/** What answers calls with what they showed: see `answerShownFor`. */
-export type AnswerShown = (requestId: RequestId, signal: AbortSignal, earlier: WireMessage[], shown: Shown | null, one?: number) => WireMessage[];
+/** Answers a call with what it showed, returning the messages of its answer: see `answerShownFor`. */
+export type AnswerShown = (
+  requestId: RequestId,
+  signal: AbortSignal,
+  earlier: WireMessage[],
+  shown: Shown | null,
+  one?: number,
+) => WireMessage[];
 
 /**
- * Answers call `requestId` with `earlier` (held, taken already) and what it was `shown`, as `agent`: what was shown
- * under a lease is taken once the answer was written (`takes`; `one`: that message alone), the take passed to
+ * What answers call `requestId` with `earlier` (held, taken already) and what it was `shown`, as `agent`: what was
+ * shown under a lease is taken once the answer was written (`takes`; `one`: that message alone), the take passed to
  * `track` (the session's end waits for it). Remembered as answered as it is written, before the take: a cancel that
  * crossed the answer on the wire (its client drops it) is read after that, and holds them for the next call, as
  * every taken message is (`taken`).

@@ -3,10 +3,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
+import { serverProcesses } from "../bench/postgres_cluster.ts";
 import { brokerPool, type RunningBroker } from "./helpers/broker.ts";
 import { cleanUpAll, testStops } from "./helpers/clean_up_all.ts";
 import { collect, tempDir } from "./helpers/cli.ts";
+import { startPostgres } from "./helpers/postgres.ts";
 
 const LEFT_RUNNING = join(import.meta.dirname!, "fixtures", "left_running.ts");
 
@@ -69,6 +71,54 @@ test("testStops() registers one hook before anything starts, and runs every stop
   assert.equal(hooks.length, 1, "still one hook");
   await assert.rejects(hooks[0](), /a token appeared in the broker's log/);
   assert.deepEqual(ran, ["listen", "broker", "data dir"]);
+});
+
+test("testStops() called again for the same test adds to its one hook: a helper's stops and the test's run newest first, all after one throws", async () => {
+  const hooks: (() => Promise<void>)[] = [];
+  const t = { after: (fn: () => Promise<void>) => void hooks.push(fn) };
+  const ran: string[] = [];
+  // As startPostgres, brokerPool and the test itself each ask for the test's stops.
+  testStops(t)(() => {
+    ran.push("postgres");
+    throw new Error("PostgreSQL in /tmp/x to exit: timed out");
+  });
+  testStops(t)(() => {
+    ran.push("broker");
+    throw new Error("a token appeared in the broker's log");
+  });
+  testStops(t)(() => void ran.push("listen"));
+  assert.equal(hooks.length, 1, "one hook for the test");
+  await assert.rejects(hooks[0](), (error: AggregateError) => error.errors.length === 2);
+  assert.deepEqual(ran, ["listen", "broker", "postgres"]);
+});
+
+test("startPostgres() stops its server after the brokers started on it, and even when a broker's cleanup throws", async (t) => {
+  const hooks: (() => Promise<void>)[] = [];
+  // The test's hooks as Node and Deno run them: in the order added, none after one that throws.
+  const runHooks = async () => {
+    for (const hook of hooks) await hook();
+  };
+  const helperT = { after: (fn: () => Promise<void>) => void hooks.push(fn), skip: (why: string) => t.skip(why) } as unknown as TestContext;
+  // Whatever the helpers do, this test leaves nothing running: every hook, each once more (stops that ran are no-ops).
+  t.after(() => cleanUpAll(...hooks.map((hook) => hook)));
+  const server = await startPostgres(helperT);
+  if (server === undefined) return;
+  const running = await brokerPool(helperT)({ args: ["--database-url", await server.createDatabase()] });
+  const cleanup = running.cleanup;
+  let postgresUpAtBrokerStop: boolean | undefined;
+  let thrown = false;
+  // As when a token appears in its log: stopped, then the check throws (once: the backstop runs it again).
+  running.cleanup = async () => {
+    postgresUpAtBrokerStop ??= serverProcesses(server.dataDir).length > 0;
+    await cleanup();
+    if (thrown) return;
+    thrown = true;
+    throw new Error("a token appeared in the broker's log");
+  };
+  await assert.rejects(runHooks(), /a token appeared in the broker's log/);
+  assert.equal(postgresUpAtBrokerStop, true, "the broker was stopped after its PostgreSQL");
+  assert.notEqual(running.child.exitCode ?? running.child.signalCode, null, "the broker is still running");
+  assert.deepEqual(serverProcesses(server.dataDir), [], "PostgreSQL is still running");
 });
 
 test("a test file whose test never stopped its broker still ends: the broker is killed after its last test, and named", async (t) => {

@@ -37,9 +37,6 @@ export type { PublishOptions, Published, RefusedRecipient } from "./publishes.ts
 export type { StreamStarter } from "./streams.ts";
 export type { PollOptions } from "./takes.ts";
 
-/** How long a status report on a shared store waits for the cluster view to be read again (see `#lookNow`), in ms. */
-const STATUS_LOOK_MS = 2000;
-
 export class Broker {
   #options: BrokerOptions;
   #store: MessageStore;
@@ -207,6 +204,7 @@ export class Broker {
       waiting: (agent) => this.#waiters.count(agent),
       redelivered: (agent) => this.#deliveries.redelivered(agent),
       cluster: () => this.#agents.cluster,
+      lookAgain: this.#shared === undefined ? undefined : () => this.#agents.lookAgain(),
       now: this.#now,
     });
     for (const inbox of inboxes) this.#inboxes.set(inbox.agent, inbox);
@@ -454,31 +452,13 @@ export class Broker {
   }
 
   /** The status report a client asked for (`/agents`): on a shared store, of the cluster view as it is now. */
-  async currentStatus(): Promise<StatusReport> {
-    await this.#lookNow();
-    return this.status();
+  currentStatus(): Promise<StatusReport> {
+    return this.#status.currentReport();
   }
 
   /** The status report as UTF-8 JSON (`/status`), rebuilt only when it changed; on a shared store, as it is now. */
-  async statusJson(): Promise<Uint8Array<ArrayBuffer>> {
-    await this.#lookNow();
-    return this.#status.json();
-  }
-
-  /**
-   * On a shared store, reads the cluster view again: an agent another broker created or removed since the last read
-   * (once a second) is listed as it is, not as it was. During an outage, if the read fails, or if it takes longer than
-   * STATUS_LOOK_MS (a server that stopped answering, not yet seen as an outage), the report is of the last view: a
-   * load balancer's health check gets an answer, and the store's state in it.
-   */
-  async #lookNow(): Promise<void> {
-    if (this.#shared === undefined || this.#store.outage !== undefined) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#agents.lookAgain().catch(() => {}),
-      new Promise((resolve) => (timer = setTimeout(resolve, STATUS_LOOK_MS))),
-    ]);
-    clearTimeout(timer);
+  statusJson(): Promise<Uint8Array<ArrayBuffer>> {
+    return this.#status.currentJson();
   }
 
   /**

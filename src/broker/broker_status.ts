@@ -4,6 +4,9 @@ import type { StatusReport } from "../status_report.ts";
 import type { ClusterView, InboxRecord, MessageStore } from "../store/store.ts";
 import { buildStatus, StatusDocument, type StatusInput } from "./status.ts";
 
+/** How long a report on a shared store waits for the cluster view to be read again (see `#lookNow`), in ms. */
+const LOOK_AGAIN_MS = 2000;
+
 /** Where the broker's figures are read, each time a report is asked for. */
 export interface StatusSources {
   dataDir: string;
@@ -16,6 +19,8 @@ export interface StatusSources {
   redelivered(agent: AgentName): number;
   /** On a store several brokers share: the brokers and their streams, as last read. */
   cluster(): ClusterView | undefined;
+  /** On a store several brokers share: reads the cluster view again (requests share one read). */
+  lookAgain?(): Promise<void>;
   now(): number;
 }
 
@@ -41,13 +46,38 @@ export class BrokerStatus {
     };
   }
 
+  /** The report, of the cluster view as last read on a shared store (for samples: metrics, a start-up check). */
   report(): StatusReport {
     return buildStatus(this.#input());
   }
 
-  /** The report as UTF-8 JSON, rebuilt only when it changed. */
-  json(): Uint8Array<ArrayBuffer> {
+  /** The report a client asked for: on a shared store, of the cluster view as it is now (see `#lookNow`). */
+  async currentReport(): Promise<StatusReport> {
+    await this.#lookNow();
+    return this.report();
+  }
+
+  /** The report as UTF-8 JSON, rebuilt only when it changed; on a shared store, as it is now (see `#lookNow`). */
+  async currentJson(): Promise<Uint8Array<ArrayBuffer>> {
+    await this.#lookNow();
     return this.#document.bytes(this.#input());
+  }
+
+  /**
+   * On a shared store, reads the cluster view again: an agent another broker created or removed since the last read
+   * (once a second) is listed as it is, not as it was. During an outage, if the read fails, or if it takes longer than
+   * LOOK_AGAIN_MS (a server that stopped answering, not yet seen as an outage), the report is of the last view: a
+   * load balancer's health check gets an answer, and the store's state in it.
+   */
+  async #lookNow(): Promise<void> {
+    const { lookAgain, store } = this.#sources;
+    if (lookAgain === undefined || store.outage !== undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      lookAgain().catch(() => {}),
+      new Promise((resolve) => (timer = setTimeout(resolve, LOOK_AGAIN_MS))),
+    ]);
+    clearTimeout(timer);
   }
 
   #input(): StatusInput {

@@ -7,11 +7,13 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
 import type { Logger } from "../cli/logger.ts";
-import { InteropError, isStorageUnavailable } from "../errors.ts";
-import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY, type WireMessage } from "../message.ts";
-import { sleep } from "../sleep.ts";
+import { InteropError } from "../errors.ts";
+import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY } from "../message.ts";
 import { AnswerTakes } from "./answer_takes.ts";
-import { type RequestId, TakenMessages } from "./taken_messages.ts";
+import { answerShownFor } from "./shown_answers.ts";
+import { inboxShown, nextMessageUntilCancelled, replyUntilCancelled } from "./shown_reads.ts";
+import { TakenMessages } from "./taken_messages.ts";
+import { throughOutage } from "./through_outage.ts";
 
 const MAX_WAIT_SECONDS = 600;
 /**
@@ -31,135 +33,11 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
   return json ?? { text: text! };
 }
 
-/** The longest single long poll of a wait call: how long a cancelled wait may still run, and take a message. */
-const WAIT_SLICE_SECONDS = 5;
-
-/**
- * How long the broker holds the inbox for what a wait or an inbox call was shown, until the call takes it (a round
- * trip): what the agent's other readers may wait at most if this process dies in between.
- */
-const SHOWN_LEASE_SECONDS = 30;
-
 /**
  * How long the broker holds an ask's reply from the agent's other readers from the question's commit, until the
  * ask's first wait for it holds it (a round trip later): what they may wait at most if this process dies in between.
  */
 const REPLY_HOLD_SECONDS = 30;
-
-/**
- * What `poll` finds within `timeoutSeconds` in long polls of WAIT_SLICE_SECONDS at most, or null; after `cancel`
- * aborts, null once the long poll in flight ends. A poll is never hung up: the broker may have answered it in the
- * moment of the cancel, and a hang-up would drop that answer unread. A poll the broker answered 503
- * `storage_unavailable` (its database away) took nothing: the call polls again when Retry-After says, within its
- * timeout, rather than fail (a failed ask, its question stored, would be asked again by the model).
- */
-async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortSignal, poll: (seconds: number) => Promise<T | null>) {
-  const deadline = Date.now() + timeoutSeconds * 1000;
-  while (!cancel.aborted) {
-    const left = (deadline - Date.now()) / 1000;
-    if (left <= 0) break;
-    try {
-      const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));
-      if (found !== null) return found;
-    } catch (error) {
-      await afterOutage(error, left * 1000, cancel);
-    }
-  }
-  return null;
-}
-
-/** What a call shows: messages, and the lease they were shown under (none: a broker older than leased reads took them). */
-type Shown = { messages: WireMessage[]; lease?: string };
-
-/**
- * The agent's next message within `timeoutSeconds`, shown under a lease on the inbox, or null. The long polls take
- * nothing: the call takes what it shows once its answer was written (AnswerTakes), and a message that a cancel
- * overtook on its way is not taken (the take of nothing ends the lease): it stays at the head of the inbox, in
- * order, for the next call or the agent's next session, where taken it would have waited for a next call of this
- * session, and been parked as a dead letter at its end.
- */
-function nextMessageUntilCancelled(client: BrokerClient, agent: AgentName, timeoutSeconds: number, cancel: AbortSignal) {
-  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds): Promise<Shown | null> => {
-    const shown = await unlessRemoved(agent, client.waitLeased(agent, seconds, SHOWN_LEASE_SECONDS));
-    return shown === null ? null : { messages: [shown.message], lease: shown.lease };
-  });
-}
-
-/**
- * The reply to the agent's message `question` within `timeoutSeconds`, or null, read as wait reads: shown under a
- * lease on the inbox, to be taken alone (out of order) once the call's answer was written. One that a cancel
- * overtook on its way is not taken (the take of nothing ends the lease): it stays in the inbox as an ordinary
- * message, for the next inbox or wait call or the agent's next session. A long poll that found nothing holds the
- * reply from the agent's other readers a moment more (the broker's REPOLL_GRACE_MS), for the next.
- */
-function replyUntilCancelled(client: BrokerClient, agent: AgentName, question: number, timeoutSeconds: number, cancel: AbortSignal) {
-  return longPollsUntilCancelled(timeoutSeconds, cancel, async (seconds): Promise<Shown | null> => {
-    const shown = await unlessRemoved(agent, client.waitLeasedReply(agent, seconds, question, SHOWN_LEASE_SECONDS).catch((error) => {
-      // A broker older than leased reply waits refuses the lease on a reply: its wait takes the reply, as before.
-      if (error instanceof InteropError && error.code === "invalid_query") return client.wait(agent, seconds, question).then(asShown);
-      throw error;
-    }));
-    return shown === null ? null : { messages: [shown.message], lease: shown.lease };
-  });
-}
-
-/** A message a taking wait returned, as a leased wait would have shown it: taken already, under no lease. */
-function asShown(message: WireMessage | null): { message: WireMessage; lease?: string } | null {
-  return message === null ? null : { message };
-}
-
-/**
- * Up to `limit` of the agent's messages, read as wait reads them: shown under a lease on the inbox, to be taken
- * once the call's answer was written. What a cancel overtook while the read was at the broker stays at the head of
- * the inbox, where taken it would have been parked as a dead letter if the session ended before another call.
- */
-async function inboxShown(client: BrokerClient, agent: AgentName, limit: number): Promise<Shown> {
-  const { messages, lease } = await unlessRemoved(agent, client.peek(agent, limit, { seconds: SHOWN_LEASE_SECONDS }));
-  if (lease !== undefined) return { messages, lease };
-  // A broker older than leased peeks holds nothing for this call, and one older still took them with the peek:
-  // taken now whatever the cancel, and held if it came, as before.
-  if (messages.length > 0) await unlessRemoved(agent, client.poll(agent, messages.length, messages[messages.length - 1].interop.id));
-  return { messages };
-}
-
-/**
- * Takes what a call showed under `lease` (up to the last of `shown`) once its answer was `written`, or nothing
- * (which ends the lease) once it never will be; `one` takes that message alone, out of order (an ask's reply).
- * It may take less than `shown`: a stream heeds no lease, and a lease lost (expired, or forgotten by a broker of its
- * own that restarted) lets another reader in, which may show those again. A take that fails (the broker
- * unreachable, another reader's lease since, the agent removed) leaves them in the inbox, shown again later: at
- * least once, as the agent may have read them; a lease still held expires by itself.
- */
-async function takeShown(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string, written: boolean, one?: number) {
-  // Asked again through a 503 (PostgreSQL away a moment) while the lease lasts: given up at once, what the model has
-  // read was shown to it again once the outage ended.
-  const until = Date.now() + SHOWN_LEASE_SECONDS * 1000;
-  try {
-    if (!written || shown.length === 0) await throughOutage(() => client.poll(agent, 1, 0, lease), until);
-    else if (one !== undefined) await throughOutage(() => client.takeOne(agent, one, lease), until);
-    else await throughOutage(() => client.poll(agent, shown.length, shown[shown.length - 1].interop.id, lease), until);
-  } catch {
-    // Shown again later (above).
-  }
-}
-
-/**
- * A read of the agent's inbox, said plainly when the broker refused it because the operator removed the agent
- * (`agent_removed`: this session read the inbox on that store, and reading on would create it again).
- */
-async function unlessRemoved<T>(agent: AgentName, read: Promise<T>): Promise<T> {
-  try {
-    return await read;
-  } catch (error) {
-    if (!(error instanceof InteropError && error.code === "agent_removed")) throw error;
-    throw new InteropError(
-      "agent_removed",
-      `${agent} was removed by the operator: this session no longer reads its inbox (reading would create it again); ` +
-        `'interop agent add ${agent}' to go on`,
-      { cause: error },
-    );
-  }
-}
 
 /** Why a message taken for a cancelled call and never returned is parked when the session ends. */
 const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the session ended before another inbox or " +
@@ -167,7 +45,7 @@ const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the se
 
 /**
  * How long the end of a session waits for calls still running. Each ends sooner by itself: the session's close
- * ends a wait or an ask after its current long poll (at most WAIT_SLICE_SECONDS), and a poll gives up after the
+ * ends a wait or an ask after its current long poll (at most shown_reads.ts' WAIT_SLICE_SECONDS), and a poll gives up after the
  * client's request timeout (10 s a broker).
  */
 const SESSION_END_GRACE_MS = 30_000;
@@ -207,23 +85,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     return call;
   };
   const takes = new AnswerTakes();
-  /**
-   * Answers call `requestId` with `earlier` (held, taken already) and what it was `shown`: what was shown under a
-   * lease is taken once the answer was written (AnswerTakes; `one`: that message alone). Remembered as answered as it
-   * is written, before the take: a cancel that crossed the answer on the wire (its client drops it) is read after
-   * that, and holds them for the next call, as every taken message is (TakenMessages).
-   */
-  const answerShown = (requestId: RequestId, signal: AbortSignal, earlier: WireMessage[], shown: Shown | null, one?: number) => {
-    const messages = [...earlier, ...shown?.messages ?? []];
-    const lease = shown?.lease;
-    if (lease === undefined) return taken.answering(requestId, signal, messages);
-    tracked(takes.after(requestId, signal, async (written) => {
-      // Not written: the client never got them, and what was held already is held again.
-      taken.answering(requestId, written ? signal : AbortSignal.abort(), written ? messages : earlier);
-      await takeShown(client, agent, shown!.messages, lease, written, one);
-    }));
-    return messages;
-  };
+  const answerShown = answerShownFor(client, agent, taken, takes, tracked);
 
   const message = {
     text: z.string().min(1).optional().describe("The message as plain text."),
@@ -396,30 +258,6 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
   return { observe, sent, endSession };
 }
-
-/** Runs `request` again while the broker answers 503 `storage_unavailable` (nothing done), until `until`. */
-async function throughOutage(request: () => Promise<unknown>, until: number): Promise<void> {
-  for (;;) {
-    try {
-      await request();
-      return;
-    } catch (error) {
-      await afterOutage(error, until - Date.now(), NEVER_ABORTED);
-    }
-  }
-}
-
-/**
- * After a 503 `storage_unavailable` (the broker's database away: nothing was done), waits what Retry-After says,
- * at most `leftMs` (or until `signal` aborts); any other error, or one with no time left, is thrown again.
- */
-async function afterOutage(error: unknown, leftMs: number, signal: AbortSignal): Promise<void> {
-  if (!isStorageUnavailable(error) || leftMs <= 0) throw error;
-  await sleep(Math.min(((error as InteropError).retryAfter ?? 1) * 1000, leftMs), signal);
-}
-
-/** The signal of a wait nothing cuts short. */
-const NEVER_ABORTED = new AbortController().signal;
 
 /** Waits for `calls` to settle, at most `ms`, running `afterEach` as each settles; resolves with how many had not. */
 async function settledWithin(calls: Set<Promise<unknown>>, ms: number, afterEach: () => Promise<void>): Promise<number> {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { cleanUpAll } from "../helpers/clean_up_all.ts";
+import { cleanUpAll, testStops } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { allAckedDelivered, checkLedger, Ledger, Publisher, readDeliveriesFile } from "../helpers/ledger.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
@@ -39,7 +39,8 @@ test(`three brokers on one PostgreSQL under ${CHAOS_SECONDS} s of broker SIGKILL
   const dir = tempDir();
   const brokers: RunningBroker[] = [];
   const inboxes: Inbox[] = [];
-  t.after(() =>
+  // Among the test's stops, with PostgreSQL's: before it, and even when its stop throws.
+  testStops(t)(() =>
     cleanUpAll(
       ...inboxes.map((inbox) => () => stopListen(inbox.listener, "SIGKILL")),
       ...brokers.map((broker) => () => broker.cleanup()),

@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { cleanUpAll } from "../helpers/clean_up_all.ts";
+import { brokerPool, publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
 import { Ledger, Publisher } from "../helpers/ledger.ts";
 import { startPostgres } from "../helpers/postgres.ts";
 
@@ -18,8 +17,9 @@ test(`a broker under publish load stays up while PostgreSQL is SIGKILLed and res
   if (server === undefined) return;
   const url = await server.createDatabase();
   const brokers: RunningBroker[] = [];
-  t.after(() => cleanUpAll(...brokers.map((broker) => () => broker.cleanup())));
-  for (let n = 0; n < 2; n++) brokers.push(await startBroker({ args: ["--database-url", url, "--agents", "alpha,beta"] }));
+  // Stopped among the test's stops, with PostgreSQL's: before it, and even when one of them throws.
+  const start = brokerPool(t);
+  for (let n = 0; n < 2; n++) brokers.push(await start({ args: ["--database-url", url, "--agents", "alpha,beta"] }));
   // Publishers on both brokers keep every pooled connection busy with small writes when the server dies.
   const deadline = Date.now() + KILLS * 1500 + 1000;
   const load = Promise.all(brokers.flatMap((broker, index) =>

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import postgres from "postgres";
 import { brokerPool, waitFor } from "../helpers/broker.ts";
-import { cleanUpAll } from "../helpers/clean_up_all.ts";
+import { cleanUpAll, testStops } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 import { allAckedDelivered, checkLedger, type Delivery, Ledger, Publisher, readDeliveriesFile } from "../helpers/ledger.ts";
 import { startListen, stopListen } from "../helpers/listener.ts";
@@ -122,7 +122,8 @@ test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased wai
   let reading = true;
   const senders: Promise<unknown>[] = [];
   const readers: Promise<unknown>[] = [];
-  t.after(() =>
+  // Among the test's stops, with PostgreSQL's and the brokers': before PostgreSQL, and even when one of them throws.
+  testStops(t)(() =>
     cleanUpAll(
       () => (sending = reading = false),
       () => Promise.allSettled([...senders, ...readers]),
@@ -229,7 +230,7 @@ test("an interop mcp ask whose reply wait meets a PostgreSQL outage waits on and
   // --verbose: the log says when the ask's long poll met the outage.
   const broker = await start({ args: ["--database-url", url, "--agents", "asker,answerer", "--verbose"] });
   const client = await connect(broker.url, "asker");
-  t.after(() => client.close());
+  testStops(t)(() => client.close());
   const asking = call(client, "ask", { to: "answerer", text: "deploy?", timeout_seconds: 300 });
   const waited = await fetch(`${broker.url}/wait?agent=answerer&timeout=60`);
   await expectStatus(waited, 200);
@@ -281,7 +282,7 @@ test("an A2A task stream open through a PostgreSQL outage stays open and ends wi
     for await (const chunk of opened.body!) text += decoder.decode(chunk, { stream: true });
     ended = true;
   })();
-  t.after(() => opened.body?.cancel().catch(() => {}));
+  testStops(t)(() => opened.body?.cancel().catch(() => {}));
   const pollBob = async () => await (await fetch(`${broker.url}/poll?agent=bob`, { headers: bearer(bob) })).json();
   let question: { interop: { id: number } } | undefined;
   await waitFor(async () => (question = (await pollBob())[0]) !== undefined, 10_000, "the message in bob's inbox");

@@ -1,7 +1,7 @@
 /** Starts a real `interop serve` on a free port for a test, and stops exactly that process. */
 import type { ChildProcess } from "node:child_process";
 import process from "node:process";
-import { cleanUpAll } from "./clean_up_all.ts";
+import { testStops } from "./clean_up_all.ts";
 import { spawnCli, tempDir } from "./cli.ts";
 import { freePort, waitFor } from "../../bench/processes.ts";
 
@@ -130,15 +130,15 @@ export async function publish(
 }
 
 /**
- * Starts brokers that are all stopped when the test ends (the hook is registered before the first starts), the
- * others too when one's cleanup finds a token in its log.
+ * Starts brokers that are all stopped when the test ends, among the test's stops (`testStops`: its hook registered
+ * before the first starts), newest first: the others too when one's cleanup finds a token in its log, and before
+ * what was started ahead of them (the PostgreSQL they use).
  */
 export function brokerPool(t: { after(fn: () => Promise<void>): void }): (options?: BrokerOptions) => Promise<RunningBroker> {
-  const brokers: RunningBroker[] = [];
-  t.after(() => cleanUpAll(...brokers.map((broker) => () => broker.cleanup())));
+  const stop = testStops(t);
   return async (options) => {
     const broker = await startBroker(options);
-    brokers.push(broker);
+    stop(() => broker.cleanup());
     return broker;
   };
 }

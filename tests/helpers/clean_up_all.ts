@@ -20,14 +20,28 @@ export async function cleanUpAll(...steps: ((() => unknown) | undefined)[]): Pro
   if (errors.length > 1) throw new AggregateError(errors, `${errors.length} cleanup steps failed`);
 }
 
+/** Adds a stop to a test's stops. */
+export type AddStop = (stop: () => unknown) => void;
+
+/** The stops of each test that asked, by its context: one hook a test, whoever adds to it. */
+const stopsByTest = new WeakMap<object, AddStop>();
+
 /**
- * A test's stops, run by one after-hook registered now, before anything starts: add each stop right after what it
- * stops has started. They run newest first (a client before its broker, a broker before its data dir), each even
- * after one threw, as `cleanUpAll` runs them. Separate hooks would not: a broker's `cleanup()` that throws (its
- * log held a token) would leave every process, server or client stopped by a later hook running.
+ * A test's stops, run by one after-hook registered at the test's first call, before anything starts: add each stop
+ * right after what it stops has started. Every call for the same test adds to that one hook, so the helpers that
+ * start things (brokerPool, startPostgres, twoBrokersOn) and the test itself share it. They run newest first (a
+ * client before its broker, a broker before its PostgreSQL or its data dir), each even after one threw, as
+ * `cleanUpAll` runs them. Separate hooks would not: Node 24 and Deno 2.9 run a test's after-hooks in the order they
+ * were added and none after one that throws, so a broker's `cleanup()` that throws (its log held a token), or a
+ * PostgreSQL stop that timed out, would leave every process, server or client stopped by a later hook running.
  */
-export function testStops(t: { after(fn: () => Promise<void>): void }): (stop: () => unknown) => void {
-  const stops: Array<() => unknown> = [];
-  t.after(() => cleanUpAll(...stops.toReversed()));
-  return (stop) => void stops.push(stop);
+export function testStops(t: { after(fn: () => Promise<void>): void }): AddStop {
+  let add = stopsByTest.get(t);
+  if (add === undefined) {
+    const stops: Array<() => unknown> = [];
+    t.after(() => cleanUpAll(...stops.toReversed()));
+    add = (stop) => void stops.push(stop);
+    stopsByTest.set(t, add);
+  }
+  return add;
 }

@@ -7,21 +7,23 @@ import { after, type TestContext } from "node:test";
 import postgres from "postgres";
 import { createCluster, type PostgresCluster as TestPostgres } from "../../bench/postgres_cluster.ts";
 import { brokerPool, type RunningBroker, waitFor } from "./broker.ts";
+import { testStops } from "./clean_up_all.ts";
 
 export type { TestPostgres };
 
 const NOT_ROOT = "PostgreSQL tests need root: initdb and postgres run as the postgres user through runuser";
 
 /**
- * Creates and starts a cluster for test `t`, stopped by `t.after` (registered before anything starts); resolves
- * undefined after `t.skip` when not root. `settings` go to the server as `-c name=value`.
+ * Creates and starts a cluster for test `t`, stopped among the test's stops (`testStops`: registered before anything
+ * starts), after what was started on it since (brokers), and even when their stops threw; resolves undefined after
+ * `t.skip` when not root. `settings` go to the server as `-c name=value`.
  */
 export async function startPostgres(t: TestContext, settings: Record<string, string> = {}): Promise<TestPostgres | undefined> {
   if (process.getuid?.() !== 0) {
     t.skip(NOT_ROOT);
     return undefined;
   }
-  return await createCluster((stop) => t.after(stop), settings);
+  return await createCluster(testStops(t), settings);
 }
 
 /**
@@ -43,8 +45,8 @@ export function sharedPostgres(settings: Record<string, string> = {}): (t: TestC
 }
 
 /**
- * `count` brokers (with `args`) on a new database of `server`, stopped after the test (the hook registered before
- * the first starts).
+ * `count` brokers (with `args`) on a new database of `server`, stopped after the test among its stops (`brokerPool`),
+ * before the server.
  */
 export async function brokersOnOneDatabase(
   t: { after(fn: () => Promise<void>): void },

@@ -8,6 +8,7 @@ import type { BrokerOptions } from "../../src/broker/broker_options.ts";
 import type { AgentName } from "../../src/message.ts";
 import { PostgresStore } from "../../src/store/postgres.ts";
 import { testBrokerOptions } from "./broker_options.ts";
+import { testStops } from "./clean_up_all.ts";
 import type { TestPostgres } from "./postgres.ts";
 
 const hermes = "hermes" as AgentName;
@@ -27,8 +28,9 @@ export function twoBrokersOn(cluster: (t: TestContext) => Promise<TestPostgres |
     const admin = postgres(url, { max: 1, onnotice: () => {} });
     const stores: PostgresStore[] = [];
     const brokers: Broker[] = [];
-    // A broker closes its store; one that failed to open leaves it to close.
-    t.after(async () => {
+    // A broker closes its store; one that failed to open leaves it to close. Among the test's stops: run even when
+    // another stop threw, and before the PostgreSQL a test's own `startPostgres` started ahead of them.
+    testStops(t)(async () => {
       await Promise.all(stores.map((store, n) => brokers[n] !== undefined ? brokers[n].close() : store.close()));
       await admin.end();
     });

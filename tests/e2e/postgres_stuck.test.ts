@@ -28,7 +28,7 @@ async function setUp(t: TestContext): Promise<{ broker: RunningBroker; relay: Po
   return { broker, relay };
 }
 
-async function storeStatus(url: string): Promise<{ available: boolean; error?: string }> {
+async function storeStatus(url: string): Promise<{ available: boolean; error?: string; oldest_call_seconds?: number }> {
   return (await (await fetch(`${url}/status`, { signal: AbortSignal.timeout(HUNG_MS) })).json()).store;
 }
 
@@ -82,6 +82,8 @@ test("a read that gets no answer is given up at --store-timeout with 503, and re
   assert.equal(read.status, 503, await read.clone().text());
   assert.equal(read.headers.get("retry-after"), "1");
   assert.match((await read.json()).error, /no answer to "read messages" within 5 s/);
+  // The check that the pool answers again is a call in flight too, each given up at the bound in its turn.
+  await waitFor(async () => (await storeStatus(broker.url)).oldest_call_seconds! >= 1, HUNG_MS, "a call in flight for a second");
   const check = await healthCheck(broker.url);
   assert.equal(check.code, 5, check.output);
 

@@ -95,7 +95,7 @@ export class PostgresStore implements MessageStore {
     try {
       sql = postgres(options.url, {
         ...CLIENT_OPTIONS,
-        // Documented by postgres 3.4.9 (a custom socket), not declared in its types.
+        // postgres 3.4.9 documents the option (its README's "Custom socket"), its types do not declare it.
         ...({ socket: sockets.connect } as object),
         // Acknowledge only what is flushed: COMMIT waits for the WAL on disk, whatever the server's default.
         connection: { synchronous_commit: "on", application_name: brokerConnectionName(registry.id) },
@@ -362,8 +362,9 @@ export class PostgresStore implements MessageStore {
 
   /**
    * A call got no answer within the bound: the store is stuck, which counts as an outage (calls fail fast, `/status`
-   * says so, the registry's retry ends it). Every connection is cut, not the stuck one alone (the client does not
-   * say which it is): what the others had in flight fails as in any outage, and the pool connects again afterwards.
+   * says so), ended once the pool answers a check and the registry's retry passes. Every connection is cut, not the
+   * stuck one alone (the client does not say which it is): what the others had in flight fails as in any outage, and
+   * the pool connects again afterwards.
    */
   #stuck(what: string): InteropError {
     const outage = this.#registry.fail(new Error(`no answer to "${what}" within ${this.#calls.boundMs / 1000} s; its connections were cut`));

@@ -3,7 +3,8 @@
  * the way a stopped server, a partition with no reset or a desynced client looks to the broker: what they send still
  * reaches the server; what the server answers waits in the relay until `release()`.
  */
-import { connect, createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { startRelayServer } from "./relay_server.ts";
 
 interface Pair {
   client: Socket;
@@ -32,43 +33,32 @@ export interface PostgresRelay {
 }
 
 export async function startPostgresRelay(target: string): Promise<PostgresRelay> {
-  const { hostname, port } = new URL(target);
-  const pairs = new Set<Pair>();
   let chosen: RegExp | undefined;
   let holding = false;
   let trigger: { sent: string; answer: string } | undefined;
   const picked = (pair: Pair) => chosen !== undefined && pair.startup !== undefined && chosen.test(pair.startup);
-  const server: Server = createServer((client) => {
-    client.on("error", () => {});
-    const upstream = connect(Number(port), hostname);
-    upstream.on("error", () => {});
-    const pair: Pair = { client, upstream, startup: undefined, held: [], awaited: undefined };
-    pairs.add(pair);
-    client.on("data", (chunk: Buffer) => {
-      pair.startup ??= chunk.toString("latin1");
-      if (trigger !== undefined && picked(pair) && chunk.includes(trigger.sent)) pair.awaited = trigger.answer;
-      upstream.write(chunk);
-    });
-    upstream.on("data", (chunk: Buffer) => {
-      if (!holding && pair.awaited !== undefined && chunk.includes(pair.awaited)) {
-        holding = true;
-        trigger = undefined;
-      }
-      if (holding && picked(pair)) pair.held.push(chunk);
-      else client.write(chunk);
-    });
-    const end = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.once("close", end);
-    upstream.once("close", end);
+  const relay = await startRelayServer<Pair>(target, {
+    wire(client, upstream) {
+      const pair: Pair = { client, upstream, startup: undefined, held: [], awaited: undefined };
+      client.on("data", (chunk: Buffer) => {
+        pair.startup ??= chunk.toString("latin1");
+        if (trigger !== undefined && picked(pair) && chunk.includes(trigger.sent)) pair.awaited = trigger.answer;
+        upstream.write(chunk);
+      });
+      upstream.on("data", (chunk: Buffer) => {
+        if (!holding && pair.awaited !== undefined && chunk.includes(pair.awaited)) {
+          holding = true;
+          trigger = undefined;
+        }
+        if (holding && picked(pair)) pair.held.push(chunk);
+        else client.write(chunk);
+      });
+      return pair;
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = new URL(target);
   url.hostname = "127.0.0.1";
-  url.port = String((server.address() as { port: number }).port);
+  url.port = String(relay.port);
   return {
     url: url.href,
     hold(pick) {
@@ -82,14 +72,8 @@ export async function startPostgresRelay(target: string): Promise<PostgresRelay>
     release() {
       holding = false;
       trigger = undefined;
-      for (const pair of pairs) for (const chunk of pair.held.splice(0)) pair.client.write(chunk);
+      for (const pair of relay.pairs) for (const chunk of pair.held.splice(0)) pair.client.write(chunk);
     },
-    close() {
-      for (const pair of [...pairs]) {
-        pair.client.destroy();
-        pair.upstream.destroy();
-      }
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    close: () => relay.close(),
   };
 }

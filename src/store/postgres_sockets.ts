@@ -19,9 +19,10 @@ export class StoreSockets {
 
   /** postgres' `socket` option: a socket connecting to the Unix socket, or to the next of the URL's hosts. */
   readonly connect = (target: Target): Socket => {
+    // Forgotten once closed, looked for here: postgres' TLS upgrade removes every listener from the socket it wraps.
+    for (const open of this.#open) if (open.destroyed) this.#open.delete(open);
     const socket = new Socket();
     this.#open.add(socket);
-    socket.once("close", () => this.#open.delete(socket));
     if (target.path) return socket.connect(target.path);
     const index = this.#turn++ % target.port.length;
     // postgres names the server to TLS (SNI) by the socket's `host`, which it sets on the sockets it makes itself.

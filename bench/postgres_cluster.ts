@@ -19,6 +19,8 @@ export interface PostgresCluster {
   url: string;
   port: number;
   dataDir: string;
+  /** The directory of the server's Unix socket (`.s.PGSQL.PORT`). */
+  socketDir: string;
   /** Creates an empty database on this server and resolves with its URL. */
   createDatabase(): Promise<string>;
   /** Drops the database of `url` (made by `createDatabase`), closing its connections. */
@@ -99,6 +101,7 @@ export async function createCluster(
       return port;
     },
     dataDir,
+    socketDir,
     pid,
     async createDatabase() {
       const name = `interop_${Math.random().toString(36).slice(2, 10)}`;

@@ -51,6 +51,11 @@ export interface StoreStatus {
   available: boolean;
   /** Why it is unavailable. */
   error?: string;
+  /**
+   * PostgreSQL: how long the broker's oldest store call in flight has waited, in whole seconds (0: none, or under a
+   * second). One waiting past `--store-timeout` is given up and the store is unavailable until the server answers.
+   */
+  oldest_call_seconds?: number;
 }
 
 export interface StatusReport {

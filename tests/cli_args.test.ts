@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, parseFlags, readSecret } from "../src/cli/args.ts";
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
+import { OPTIONS as SERVE_OPTIONS } from "../src/cli/serve.ts";
+import { readServeSettings } from "../src/cli/serve_settings.ts";
 import { closestWord } from "../src/cli/suggest.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
 import { describeCause } from "../src/client/fetch_failures.ts";
@@ -214,4 +216,11 @@ test("parseFlags() names the option an unknown long option was meant to be", () 
     message: "Unknown option --form for 'interop send' (did you mean --from?); see 'interop send --help'",
   });
   assert.throws(() => parseFlags("send", ["--bogus"], options), { message: "Unknown option --bogus for 'interop send'; see 'interop send --help'" });
+});
+
+test("serve --store-timeout bounds a PostgreSQL store call: 30 s unless given, from 100ms to 1h", () => {
+  const storeTimeout = (args: string[]) => readServeSettings(parseFlags("serve", args, SERVE_OPTIONS).values, { HOME: "/home/test" }).storeTimeoutMs;
+  assert.equal(storeTimeout([]), 30_000);
+  assert.equal(storeTimeout(["--store-timeout", "5s"]), 5000);
+  assert.throws(() => storeTimeout(["--store-timeout", "50ms"]), /Invalid --store-timeout: "50ms"; use from 100ms to 1h/);
 });

@@ -93,6 +93,7 @@ export class BrokerStatus {
         location: store.location,
         available: store.outage === undefined,
         ...(store.outage === undefined ? {} : { error: store.outage.message }),
+        ...(store.oldestCallMs === undefined ? {} : { oldest_call_seconds: Math.floor(store.oldestCallMs() / 1000) }),
       },
       lastId: sources.lastId(),
       storeId: store.id,

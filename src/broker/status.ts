@@ -113,7 +113,7 @@ export class StatusDocument {
   bytes(input: StatusInput): Uint8Array<ArrayBuffer> {
     const agentsKey = agentsFingerprint(input);
     const brokers = input.cluster === undefined ? "" : JSON.stringify(input.cluster.brokers);
-    const key = `${Math.floor(input.now / 1000)}:${input.lastId}:${input.store.error ?? ""}:${brokers}:${agentsKey}`;
+    const key = `${Math.floor(input.now / 1000)}:${input.lastId}:${input.store.error ?? ""}:${input.store.oldest_call_seconds ?? ""}:${brokers}:${agentsKey}`;
     if (key === this.#key) return this.#bytes;
     const encoder = new TextEncoder();
     if (agentsKey !== this.#agentsKey) {

@@ -60,6 +60,10 @@ Options:
   --heartbeat DUR       SSE keepalive comment interval (default 15s)
   --write-timeout DUR   a stream whose client reads nothing for DUR while data waits is
                         cut off; it resumes from its last id (default 60s)
+  --store-timeout DUR   with --database-url: a store call (a read, a write transaction) that
+                        gets no answer within DUR is given up: its connections are cut, it
+                        answers 503 and /status says the store is unavailable until
+                        PostgreSQL answers again (default 30s; 100ms to 1h)
   --resume-window DUR   a stream that reconnects without an id (ntfy without since=, an
                         EventSource without Last-Event-ID) gets again what its previous
                         connection was sent in the DUR before it ended, which a dead link may
@@ -141,6 +145,7 @@ export const OPTIONS = {
   "pending-ttl": { type: "string", default: "0" },
   heartbeat: { type: "string", default: "15s" },
   "write-timeout": { type: "string", default: "60s" },
+  "store-timeout": { type: "string", default: "30s" },
   "resume-window": { type: "string", default: "3m" },
   "a2a-wait": { type: "string", default: "5m" },
   "a2a-origin-agent": { type: "string" },
@@ -179,12 +184,12 @@ async function serve(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const settings = readServeSettings(values, io.env);
-  const { durability, port, dataDir, databaseUrl, limits, maxBodyBytes, a2aOriginAgent } = settings;
+  const { durability, port, dataDir, databaseUrl, limits, maxBodyBytes, a2aOriginAgent, storeTimeoutMs } = settings;
   const log = createLogger(io, "serve", values.verbose, settings.logFormat);
   limits.maxConnections = fitToOpenFiles(limits.maxConnections, log.warn);
   const maxRequestsPerAgent = settings.maxRequestsPerAgent ?? defaultAgentShare(limits.maxConnections);
   makeDataDir(dataDir);
-  const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn);
+  const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn, storeTimeoutMs);
   let auth: Authenticator;
   try {
     auth = await Authenticator.open(await openTokens(dataDir, databaseUrl));

@@ -49,6 +49,7 @@ export function readServeSettings(values: ServeValues, env: Record<string, strin
   const requestTimeoutMs = parseDuration("serve", "--request-timeout", values["request-timeout"]);
   if (requestTimeoutMs < 100) throw usageError("serve", "Invalid --request-timeout: use at least 100ms");
   const writeTimeoutMs = parseDuration("serve", "--write-timeout", values["write-timeout"]);
+  const storeTimeoutMs = parseDuration("serve", "--store-timeout", values["store-timeout"], { min: 100, max: 3_600_000 });
   const retentionMs = parseDuration("serve", "--retention", values.retention);
   const heartbeatMs = parseDuration("serve", "--heartbeat", values.heartbeat, { min: 100 });
   const a2aWaitMs = parseDuration("serve", "--a2a-wait", values["a2a-wait"], { max: 3_600_000 });
@@ -74,6 +75,7 @@ export function readServeSettings(values: ServeValues, env: Record<string, strin
     allowedHosts,
     requestTimeoutMs,
     writeTimeoutMs,
+    storeTimeoutMs,
     retentionMs,
     heartbeatMs,
     a2aWaitMs,

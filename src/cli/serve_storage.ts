@@ -20,6 +20,8 @@ export async function openMessageStore(
   durability: Durability,
   databaseUrl: string | undefined,
   warn: (message: string) => void,
+  /** With `databaseUrl`: how long a store call may wait for the server (`PostgresStoreOptions.callBoundMs`). */
+  callBoundMs?: number,
 ): Promise<MessageStore> {
   if (databaseUrl === undefined) return openDataDirStore(dataDir, durability, warn);
   surviveStrayConnectionFailures(warn);
@@ -28,6 +30,7 @@ export async function openMessageStore(
     durability,
     claimant: { pid: process.pid, host: hostname(), version: VERSION },
     warn,
+    callBoundMs,
   });
 }
 

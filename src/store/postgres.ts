@@ -3,6 +3,7 @@
  * Several brokers may share a database: each registers in `interop_brokers`, publishes take the head rows of their
  * inboxes so that per inbox id order is commit order, and commits NOTIFY the other brokers' readers.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres, { type PostgresError, type Sql, type TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
@@ -16,6 +17,8 @@ import { migrate } from "./postgres_schema.ts";
 import { beforeAwaitedReply, PostgresInboxes } from "./postgres_shared.ts";
 import { writeBatch } from "./postgres_write.ts";
 import { AwaitedRecords } from "./postgres_awaited.ts";
+import { BoundedCalls, CALL_BOUND_MS } from "./postgres_calls.ts";
+import { StoreSockets } from "./postgres_sockets.ts";
 import {
   CommitInDoubt,
   cutAs,
@@ -38,7 +41,12 @@ export interface PostgresStoreOptions {
   claimant: Claimant;
   /** Outages and their end, durability warnings. */
   warn(message: string): void;
+  /** How long a read or write transaction may take before the store counts as stuck, in ms (`CALL_BOUND_MS`). */
+  callBoundMs?: number;
 }
+
+/** How long the check that the pool answers again waits between tries, in ms (the registry's retry does the same). */
+const CHECK_GAP_MS = 250;
 
 /** Deadlock and serialization failures: PostgreSQL rolled the whole transaction back, so it is retried. */
 const RETRIED = new Set(["40P01", "40001"]);
@@ -49,14 +57,21 @@ export class PostgresStore implements MessageStore {
   readonly id: string;
   #sql: Sql;
   #registry: Registration;
+  #sockets: StoreSockets;
+  #calls: BoundedCalls;
   /** This broker's write transactions run one at a time (the commit queue batches them anyway). */
   #writing: Promise<unknown> = Promise.resolve();
+  /** A call got no answer: the outage lasts until the pool answers (`#untilAnswering`). */
+  #answering = false;
+  #closing = false;
   #awaited = new AwaitedRecords();
   readonly shared: PostgresInboxes;
 
-  private constructor(sql: Sql, registry: Registration, location: string, id: string) {
+  private constructor(sql: Sql, registry: Registration, sockets: StoreSockets, callBoundMs: number, location: string, id: string) {
     this.#sql = sql;
     this.#registry = registry;
+    this.#sockets = sockets;
+    this.#calls = new BoundedCalls(callBoundMs, (what) => this.#stuck(what));
     this.location = location;
     this.id = id;
     this.shared = new PostgresInboxes({
@@ -75,10 +90,13 @@ export class PostgresStore implements MessageStore {
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const location = redactUrl(options.url);
     const registry = await Registration.connect({ ...options, location });
+    const sockets = new StoreSockets();
     let sql: Sql | undefined;
     try {
       sql = postgres(options.url, {
         ...CLIENT_OPTIONS,
+        // postgres 3.4.9 documents the option (its README's "Custom socket"), its types do not declare it.
+        ...({ socket: sockets.connect } as object),
         // Acknowledge only what is flushed: COMMIT waits for the WAL on disk, whatever the server's default.
         connection: { synchronous_commit: "on", application_name: brokerConnectionName(registry.id) },
         types: { int8: INT8_AS_NUMBER },
@@ -86,7 +104,7 @@ export class PostgresStore implements MessageStore {
       await migrate(sql);
       const [identity] = await sql<{ id: string }[]>`SELECT id FROM interop_store`;
       await registry.register(options.claimant);
-      return new PostgresStore(sql, registry, location, identity.id);
+      return new PostgresStore(sql, registry, sockets, options.callBoundMs ?? CALL_BOUND_MS, location, identity.id);
     } catch (error) {
       await sql?.end({ timeout: 1 });
       await registry.close();
@@ -97,6 +115,10 @@ export class PostgresStore implements MessageStore {
 
   get outage(): InteropError | undefined {
     return this.#registry.outage;
+  }
+
+  oldestCallMs(): number {
+    return this.#calls.oldestMs();
   }
 
   /** Records where this broker listens, for the cluster view. */
@@ -273,6 +295,7 @@ export class PostgresStore implements MessageStore {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     this.#registry.closing();
     this.#awaited.close();
     await this.#writing;
@@ -286,7 +309,7 @@ export class PostgresStore implements MessageStore {
   async #read<T>(what: string, work: () => Promise<T>): Promise<T> {
     this.#registry.check();
     try {
-      return await work();
+      return await this.#calls.run(what, work);
     } catch (cause) {
       throw this.#failure(what, cause);
     }
@@ -319,13 +342,14 @@ export class PostgresStore implements MessageStore {
     let result: T | undefined;
     let committing = false;
     try {
-      return await this.#sql.begin(async (tx): Promise<T> => {
-        const fence = tx`UPDATE interop_brokers SET last_commit = ${marker} WHERE id = ${this.#registry.id}`.execute();
-        const [, done] = await Promise.all([fence, work(tx)]);
-        result = done;
-        committing = true;
-        return done;
-      }) as T;
+      return await this.#calls.run(what, async () =>
+        await this.#sql.begin(async (tx): Promise<T> => {
+          const fence = tx`UPDATE interop_brokers SET last_commit = ${marker} WHERE id = ${this.#registry.id}`.execute();
+          const [, done] = await Promise.all([fence, work(tx)]);
+          result = done;
+          committing = true;
+          return done;
+        }) as T);
     } catch (cause) {
       const failure = this.#failure(what, cause);
       if (committing && failure.code === "storage_unavailable") {
@@ -333,6 +357,39 @@ export class PostgresStore implements MessageStore {
         throw new CommitInDoubt(failure, this.#registry.committed(marker).then((committed) => committed ? done : undefined));
       }
       throw failure;
+    }
+  }
+
+  /**
+   * A call got no answer within the bound: the store is stuck, which counts as an outage (calls fail fast, `/status`
+   * says so), ended once the pool answers a check and the registry's retry passes. Every connection is cut, not the
+   * stuck one alone (the client does not say which it is): what the others had in flight fails as in any outage, and
+   * the pool connects again afterwards.
+   */
+  #stuck(what: string): InteropError {
+    const outage = this.#registry.fail(new Error(`no answer to "${what}" within ${this.#calls.boundMs / 1000} s; its connections were cut`));
+    this.#sockets.destroyAll();
+    if (!this.#answering) {
+      this.#answering = true;
+      void this.#registry.awaiting(this.#untilAnswering()).finally(() => (this.#answering = false));
+    }
+    return outage;
+  }
+
+  /**
+   * Asks the pool until it answers (or the store closes): the registry's connection answering says nothing of the
+   * pool's, and an outage ended while the pool is stuck would hold each call for the bound again. A check past the
+   * bound cuts the connections again (`#stuck`).
+   */
+  async #untilAnswering(): Promise<void> {
+    while (!this.#closing) {
+      try {
+        await this.#calls.run("check that the server answers", () => this.#sql`SELECT 1`.execute());
+        return;
+      } catch {
+        // Not yet.
+      }
+      await sleep(CHECK_GAP_MS);
     }
   }
 

@@ -60,6 +60,8 @@ export class Registration {
   /** The outage ends when the server answers again and no COMMIT is in doubt: nothing may commit after one. */
   #reachable = false;
   #inDoubt = 0;
+  /** The store's own checks that its connections answer again, after a call of its got none (`awaiting`). */
+  #checks = 0;
   #closed = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #backListeners: Array<() => void> = [];
@@ -190,6 +192,22 @@ export class Registration {
     }
   }
 
+  /**
+   * The outage ends no sooner than `check` settles: the store's check that its own connections answer, after a call
+   * got no answer there while this connection may answer all along.
+   */
+  async awaiting(check: Promise<unknown>): Promise<void> {
+    this.#checks++;
+    try {
+      await check;
+    } catch {
+      // Settled: the check itself stops only once it passed or the broker stops.
+    } finally {
+      this.#checks--;
+      this.#end();
+    }
+  }
+
   /** The broker is stopping: no more outages, recoveries or waits for an in-doubt commit. */
   closing(): void {
     this.#closed = true;
@@ -235,9 +253,9 @@ export class Registration {
     }
   }
 
-  /** Ends the outage once the server answers and every COMMIT in doubt is settled. */
+  /** Ends the outage once the server answers, every COMMIT in doubt is settled and the store's checks passed. */
   #end(): void {
-    if (this.#outage === undefined || !this.#reachable || this.#inDoubt > 0) return;
+    if (this.#outage === undefined || !this.#reachable || this.#inDoubt > 0 || this.#checks > 0) return;
     this.#outage = undefined;
     this.#options.warn(`PostgreSQL at ${this.#options.location} is back: serving again`);
     for (const listener of this.#backListeners) listener();

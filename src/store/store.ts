@@ -330,6 +330,11 @@ export interface MessageStore {
   /** While the store cannot be reached, the `storage_unavailable` error its calls fail with; undefined otherwise. */
   readonly outage: InteropError | undefined;
   /**
+   * A networked store: how long its oldest call in flight has waited for the server, in ms (0: none is in flight).
+   * One past the store's bound starts an outage.
+   */
+  oldestCallMs?(): number;
+  /**
    * A random identity created with the store (brokers on one database share it): message ids mean something only
    * in the store that assigned them, so a client resuming with an id from another store is read from its cursor.
    */

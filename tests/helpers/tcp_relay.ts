@@ -3,7 +3,8 @@
  * connection (nothing more reaches the client, what the broker sent waits in buffers), silence it (what the broker
  * sends is dropped without a reset), kill every connection and refuse new ones, then restore.
  */
-import { connect, createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { startRelayServer } from "./relay_server.ts";
 
 interface Pair {
   client: Socket;
@@ -25,30 +26,19 @@ export interface TcpRelay {
 }
 
 export async function startTcpRelay(target: string): Promise<TcpRelay> {
-  const { hostname, port } = new URL(target);
-  const pairs = new Set<Pair>();
   let down = false;
-  const server: Server = createServer((client) => {
-    client.on("error", () => {});
-    if (down) return void client.destroy();
-    const upstream = connect(Number(port), hostname);
-    upstream.on("error", () => {});
-    const pair: Pair = { client, upstream, silenced: false };
-    pairs.add(pair);
-    client.on("data", (chunk) => upstream.write(chunk));
-    upstream.on("data", (chunk) => pair.silenced || client.write(chunk));
-    const end = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.once("close", end);
-    upstream.once("close", end);
+  const relay = await startRelayServer<Pair>(target, {
+    refuse: () => down,
+    wire(client, upstream) {
+      const pair: Pair = { client, upstream, silenced: false };
+      client.on("data", (chunk) => upstream.write(chunk));
+      upstream.on("data", (chunk) => pair.silenced || client.write(chunk));
+      return pair;
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address() as { port: number };
+  const { pairs } = relay;
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    url: `http://127.0.0.1:${relay.port}`,
     freeze: () => pairs.forEach((pair) => pair.upstream.pause()),
     silence: () => pairs.forEach((pair) => (pair.silenced = true)),
     kill() {
@@ -59,12 +49,6 @@ export async function startTcpRelay(target: string): Promise<TcpRelay> {
       }
     },
     restore: () => void (down = false),
-    close() {
-      for (const pair of [...pairs]) {
-        pair.client.destroy();
-        pair.upstream.destroy();
-      }
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    close: () => relay.close(),
   };
 }

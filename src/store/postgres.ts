@@ -71,7 +71,7 @@ export class PostgresStore implements MessageStore {
     this.#sql = sql;
     this.#registry = registry;
     this.#sockets = sockets;
-    this.#calls = new BoundedCalls(callBoundMs, (what) => this.#stuck(what));
+    this.#calls = new BoundedCalls(callBoundMs, (what) => this.#stuck(what), (pid) => registry.working(pid));
     this.location = location;
     this.id = id;
     this.shared = new PostgresInboxes({
@@ -341,15 +341,18 @@ export class PostgresStore implements MessageStore {
     const marker = crypto.randomUUID();
     let result: T | undefined;
     let committing = false;
+    let backend: number | undefined;
     try {
       return await this.#calls.run(what, async () =>
         await this.#sql.begin(async (tx): Promise<T> => {
-          const fence = tx`UPDATE interop_brokers SET last_commit = ${marker} WHERE id = ${this.#registry.id}`.execute();
+          const fence = tx<{ pid: number }[]>`
+            UPDATE interop_brokers SET last_commit = ${marker} WHERE id = ${this.#registry.id} RETURNING pg_backend_pid() AS pid`
+            .then(([row]) => (backend = row?.pid));
           const [, done] = await Promise.all([fence, work(tx)]);
           result = done;
           committing = true;
           return done;
-        }) as T);
+        }) as T, () => backend);
     } catch (cause) {
       const failure = this.#failure(what, cause);
       if (committing && failure.code === "storage_unavailable") {

@@ -143,6 +143,23 @@ export class Registration {
     this.#backListeners.push(listener);
   }
 
+  /**
+   * Whether the server runs a statement for the store: on backend `pid`, or on any of the store's connections when
+   * the call's is not known. Asked on this connection, which answers while the pool's may not (a desynced client).
+   * A statement waiting for a lock runs: the lock's holder has a bound of its own. One waiting for the client does
+   * not: `active` with `ClientRead` is a statement the client is still sending (the extended protocol's next message,
+   * behind an answer the client never got).
+   */
+  async working(pid: number | undefined): Promise<boolean> {
+    const [row] = await this.#client.query((sql) =>
+      sql<{ working: boolean }[]>`
+        SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND wait_event_type IS DISTINCT FROM 'Client' AND ${
+        pid === undefined ? sql`application_name = ${brokerConnectionName(this.id)}` : sql`pid = ${pid}`
+      }) AS working`
+    );
+    return row.working;
+  }
+
   /** Throws the outage, if there is one. */
   check(): void {
     if (this.#outage !== undefined) throw this.#outage;

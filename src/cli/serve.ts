@@ -61,8 +61,9 @@ Options:
   --write-timeout DUR   a stream whose client reads nothing for DUR while data waits is
                         cut off; it resumes from its last id (default 60s)
   --store-timeout DUR   with --database-url: a store call (a read, a write transaction) that
-                        gets no answer within DUR is given up: its connections are cut, it
-                        answers 503 and /status says the store is unavailable until
+                        gets no answer within DUR, and that PostgreSQL is not working on (a
+                        long sweep or a lock wait runs on), is given up: its connections are
+                        cut, it answers 503 and /status says the store is unavailable until
                         PostgreSQL answers again (default 30s; 100ms to 1h)
   --resume-window DUR   a stream that reconnects without an id (ntfy without since=, an
                         EventSource without Last-Event-ID) gets again what its previous

@@ -53,7 +53,8 @@ export interface StoreStatus {
   error?: string;
   /**
    * PostgreSQL: how long the broker's oldest store call in flight has waited, in whole seconds (0: none, or under a
-   * second). One waiting past `--store-timeout` is given up and the store is unavailable until the server answers.
+   * second). One waiting past `--store-timeout` that the server is not working on is given up, and the store is
+   * unavailable until the server answers.
    */
   oldest_call_seconds?: number;
 }

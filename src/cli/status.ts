@@ -173,7 +173,9 @@ function formatReport(report: StatusReport, url: string): string {
   const table = formatTable(rows);
   return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatSpan(report.uptime_seconds)}, ` +
     `${report.streams} open stream${report.streams === 1 ? "" : "s"}, ` +
-    `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}\n` +
+    `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}` +
+    // A call slowing down shows before `--store-timeout` gives it up.
+    `${(report.store?.oldest_call_seconds ?? 0) > 0 ? `, oldest store call waiting ${formatSpan(report.store.oldest_call_seconds!)}` : ""}\n` +
     (report.brokers === undefined ? "" : `brokers: ${report.brokers.map((broker) =>
       `${broker.listening ?? `pid ${broker.pid} on ${broker.host}`}${broker.self ? " (this one)" : broker.alive ? "" : " (gone)"}`
     ).join(", ")}\n`) + `\n${table}\n`;

@@ -87,6 +87,8 @@ test("a read that gets no answer is given up at --store-timeout with 503, and re
   await waitFor(async () => (await storeStatus(broker.url)).oldest_call_seconds! >= 1, HUNG_MS, "a call in flight for a second");
   const check = await healthCheck(broker.url);
   assert.equal(check.code, 5, check.output);
+  // Said between two of those checks (each cut at the bound) only: looked for until one is seen.
+  await waitFor(async () => /, oldest store call waiting \d+ s\n/.test((await healthCheck(broker.url)).output), HUNG_MS, "interop status to show the call waiting");
 
   relay.release();
   await waitFor(async () => (await storeStatus(broker.url)).available, HUNG_MS, "the store to answer again");

@@ -41,7 +41,10 @@ export interface PostgresStoreOptions {
   claimant: Claimant;
   /** Outages and their end, durability warnings. */
   warn(message: string): void;
-  /** How long a read or write transaction may take before the store counts as stuck, in ms (`CALL_BOUND_MS`). */
+  /**
+   * How long a read or write transaction may run before the server is asked whether it still works on it, in ms
+   * (`CALL_BOUND_MS`): one it does not work on is stuck.
+   */
   callBoundMs?: number;
 }
 
@@ -347,7 +350,7 @@ export class PostgresStore implements MessageStore {
         await this.#sql.begin(async (tx): Promise<T> => {
           const fence = tx<{ pid: number }[]>`
             UPDATE interop_brokers SET last_commit = ${marker} WHERE id = ${this.#registry.id} RETURNING pg_backend_pid() AS pid`
-            .then(([row]) => (backend = row?.pid));
+            .execute().then(([row]) => (backend = row?.pid));
           const [, done] = await Promise.all([fence, work(tx)]);
           result = done;
           committing = true;

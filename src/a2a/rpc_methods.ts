@@ -37,7 +37,12 @@ export const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
   SendStreamingMessage: async (call) => {
     const { envelope, recorded } = await publish(call, true);
-    return { response: streamTask(call, envelope, taskOfStored, recorded) };
+    try {
+      return { response: await streamTask(call, envelope, taskOfStored, recorded) };
+    } catch (error) {
+      // The message is stored: the refusal names its task.
+      return { response: refusalResponse(call.rpcId, error, taskIdOf(envelope)) };
+    }
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
   ListTasks: async (call) => {
@@ -49,7 +54,7 @@ export const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {
     const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
-    return { response: streamTask(call, envelope) };
+    return { response: await streamTask(call, envelope) };
   },
   GetExtendedAgentCard: () => Promise.reject(new A2aError(A2A_ERROR.extendedCardNotConfigured, "No extended agent card: the card is public")),
   CreateTaskPushNotificationConfig: noPush,
@@ -185,7 +190,8 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
 }
 
 /**
- * The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open;
+ * The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open, or
+ * 429 past the task's MAX_STREAMS_PER_TASK open ones;
  * `recorded`, the record of that wait made with the message, ends with it (a stream is opened even for a client that
  * already hung up: the record never outlives the stream).
  */
@@ -194,10 +200,17 @@ function streamTask(
   envelope: Envelope,
   firstRead?: (broker: Broker, envelope: Envelope) => Promise<A2aTask>,
   recorded?: Promise<string | undefined>,
-): OutgoingResponse {
-  // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
-  return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
-    awaitSettled(call, envelope, closed, recorded).then(() => {}, () => {}), firstRead);
+): Promise<OutgoingResponse> {
+  try {
+    // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
+    return call.options.taskStreams.hold(taskIdOf(envelope), () =>
+      Promise.resolve(taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
+        awaitSettled(call, envelope, closed, recorded).then(() => {}, () => {}), firstRead)));
+  } catch (error) {
+    // Refused (the task has its most streams open): no stream will end the record, so the wait it records ends now.
+    void call.broker.waitForReply(call.sender, envelope.id, 0, AbortSignal.abort(), recorded).catch(() => {});
+    throw error;
+  }
 }
 
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */

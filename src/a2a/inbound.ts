@@ -30,8 +30,8 @@ export interface A2aInboundOptions {
   auth: Authenticator;
   maxBodyBytes: number;
   changes: TaskChanges;
-  /** The places of each task's streams (`taskStreamPlaces`). */
-  taskStreams: AgentShares;
+  /** The places of each task's blocking calls and streams (`taskFollowerPlaces`). */
+  taskFollowers: AgentShares;
   /** How long a blocking SendMessage (or a task stream) waits for the reply. */
   replyWaitMs: number;
   /** How often a blocking SendMessage still waiting writes a space (HELD_ANSWER_KEEPALIVE_MS; shorter in tests). */

@@ -3,8 +3,7 @@
  * status as a JSON-RPC response, ending once it settles. A client that hangs up detaches everything at once.
  */
 import type { Broker } from "../broker/broker.ts";
-import { InteropError, isStorageUnavailable } from "../errors.ts";
-import { AgentShares } from "../http/agent_shares.ts";
+import { isStorageUnavailable } from "../errors.ts";
 import { encodeComment, encodeEvent } from "../http/sse.ts";
 import { streamResponse } from "../http/responses.ts";
 import type { Envelope } from "../message.ts";
@@ -15,25 +14,6 @@ import { isSettled, taskOfMessage } from "./tasks.ts";
 import type { TaskChanges } from "./task_watch.ts";
 
 const KEEPALIVE_MS = 15_000;
-/**
- * Streams one task may have open at once (SendStreamingMessage, the same one again, SubscribeToTask). Each reads the
- * task again, its message and reply whole, at every change and keepalive, so their number multiplies what one
- * change costs: one agent's token with 300 streams of its own task of 1 MB made its 1 MB reply take 80 s to publish
- * while every other request waited. A client needs one, and a few more while the broker has not yet seen the
- * connections it dropped go.
- */
-export const MAX_STREAMS_PER_TASK = 4;
-
-/** The places of the streams of each task (by its id), refused 429 past MAX_STREAMS_PER_TASK; one a broker. */
-export function taskStreamPlaces(): AgentShares {
-  return new AgentShares(MAX_STREAMS_PER_TASK, (taskId, held, max) =>
-    new InteropError(
-      "too_many_requests",
-      `Too many streams of task ${taskId}: ${held} open, the most one task may have is ${max} (each reads the task again at ` +
-        "every change); close one, or GetTask it",
-      { retryAfter: 1 },
-    ));
-}
 
 /**
  * Streams the task of `envelope` to the client of JSON-RPC request `id`, shaped for `version`; `opened` is told

@@ -1,7 +1,7 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
 import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
-import { taskStreamPlaces } from "../a2a/task_stream.ts";
+import { taskFollowerPlaces } from "../a2a/task_followers.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, HistoryEntry } from "../broker/broker.ts";
@@ -73,7 +73,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     auth: options.auth,
     maxBodyBytes: options.maxBodyBytes,
     changes: new TaskChanges(),
-    taskStreams: taskStreamPlaces(),
+    taskFollowers: taskFollowerPlaces(),
     replyWaitMs: options.a2aWaitMs ?? DEFAULT_A2A_REPLY_WAIT_MS,
     keepaliveMs: options.a2aKeepaliveMs ?? HELD_ANSWER_KEEPALIVE_MS,
     onInternalError: options.onInternalError,

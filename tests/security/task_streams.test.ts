@@ -1,8 +1,9 @@
 /**
- * Red-team finding (review34): every stream of an A2A task reads the task again, its message and reply whole, at each
- * change, and one agent's token could open as many streams of one task as its --max-requests-per-agent share: with
- * 300 streams of its own 1 MB task, its 1 MB reply took 80 s to publish while every other request waited. A task now
- * has at most 4 streams open (SubscribeToTask, SendStreamingMessage with its messageId again): past them 429.
+ * Red-team finding (review34): every stream of an A2A task, and every blocking SendMessage waiting on it, reads the
+ * task again, its message and reply whole, at each change, and one agent's token could open as many of them on one
+ * task as its --max-requests-per-agent share: with 300 streams of its own 1 MB task, its 1 MB reply took 39 s to
+ * publish and /status waited 67 s. A task now has at most 4 followers (SubscribeToTask, SendStreamingMessage or a
+ * blocking SendMessage with its messageId again): past them 429.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -27,12 +28,12 @@ async function assertStreamsFull(response: Response, taskId: string): Promise<{ 
   assert.equal(response.status, 429);
   assert.equal(response.headers.get("retry-after"), "1");
   const body = await response.json();
-  assert.match(body.error.message, new RegExp(`Too many streams of task ${taskId}: ${MAX_STREAMS} open, the most one task may have is ${MAX_STREAMS}`));
+  assert.match(body.error.message, new RegExp(`Too many waits and streams of task ${taskId}: ${MAX_STREAMS} open, the most one task may have is ${MAX_STREAMS}`));
   assert.equal(body.error.data.code, "too_many_requests");
   return body.error.data;
 }
 
-test("an A2A task has at most 4 streams open: the 5th SubscribeToTask and a retried SendStreamingMessage get 429, another task still streams, a closed stream frees its place", async (t) => {
+test("an A2A task has at most 4 streams and blocking calls open: the 5th SubscribeToTask, a retried SendStreamingMessage or blocking SendMessage get 429, another task still streams, a closed stream frees its place", async (t) => {
   const dir = tempDir();
   const streams = new AbortController();
   let broker: RunningBroker | undefined;
@@ -59,6 +60,8 @@ test("an A2A task has at most 4 streams open: the 5th SubscribeToTask and a retr
   await assertStreamsFull(await openStream(broker, mallory, "SubscribeToTask", { id: taskId }, streams), taskId);
   const again = await assertStreamsFull(await openStream(broker, mallory, "SendStreamingMessage", { message }, streams), taskId);
   assert.equal(again.taskId, taskId, "the refusal names the task its message is stored as");
+  const blocking = await assertStreamsFull(await openStream(broker, mallory, "SendMessage", { message }, streams), taskId);
+  assert.equal(blocking.taskId, taskId);
 
   const other = { messageId: "other-task", role: "ROLE_USER", parts: [{ text: "another" }] };
   assert.equal((await openStream(broker, mallory, "SendStreamingMessage", { message: other }, streams)).status, 200, "another task's stream");

@@ -5,6 +5,7 @@
  */
 import type { Authenticator, Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
+import type { AgentShares } from "../http/agent_shares.ts";
 import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
 import { jsonResponse } from "../http/responses.ts";
@@ -29,6 +30,8 @@ export interface A2aInboundOptions {
   auth: Authenticator;
   maxBodyBytes: number;
   changes: TaskChanges;
+  /** The places of each task's blocking calls and streams (`taskFollowerPlaces`). */
+  taskFollowers: AgentShares;
   /** How long a blocking SendMessage (or a task stream) waits for the reply. */
   replyWaitMs: number;
   /** How often a blocking SendMessage still waiting writes a space (HELD_ANSWER_KEEPALIVE_MS; shorter in tests). */

@@ -37,7 +37,12 @@ export const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   SendMessage: sendMessage,
   SendStreamingMessage: async (call) => {
     const { envelope, recorded } = await publish(call, true);
-    return { response: streamTask(call, envelope, taskOfStored, recorded) };
+    try {
+      return { response: await streamTask(call, envelope, taskOfStored, recorded) };
+    } catch (error) {
+      // The message is stored: the refusal names its task.
+      return { response: refusalResponse(call.rpcId, error, taskIdOf(envelope)) };
+    }
   },
   GetTask: async (call) => ({ result: shaped(call, (await loadTask(call.broker, call.sender, call.agent, call.params.id)).task) }),
   ListTasks: async (call) => {
@@ -49,7 +54,7 @@ export const METHODS: Record<A2aMethod, (call: Call) => Promise<Answer>> = {
   CancelTask: cancelTask,
   SubscribeToTask: async (call) => {
     const { envelope } = await loadTask(call.broker, call.sender, call.agent, call.params.id);
-    return { response: streamTask(call, envelope) };
+    return { response: await streamTask(call, envelope) };
   },
   GetExtendedAgentCard: () => Promise.reject(new A2aError(A2A_ERROR.extendedCardNotConfigured, "No extended agent card: the card is public")),
   CreateTaskPushNotificationConfig: noPush,
@@ -90,7 +95,8 @@ async function publish(call: Call, awaiting: boolean): Promise<Sent> {
 /**
  * The task in SUBMITTED (or as it stands, for a retried messageId). A blocking call (v1.0: without
  * `returnImmediately`; v0.3: `blocking: true`) first waits, up to the bound, for the task to settle: the reply is
- * then taken from the caller's inbox, as `/ask` takes it, since the caller has it in the answer.
+ * then taken from the caller's inbox, as `/ask` takes it, since the caller has it in the answer; 429 past the task's
+ * MAX_FOLLOWERS_PER_TASK.
  */
 async function sendMessage(call: Call): Promise<Answer> {
   const configuration = isObject(call.params.configuration) ? call.params.configuration : {};
@@ -100,19 +106,22 @@ async function sendMessage(call: Call): Promise<Answer> {
   if (!blocking) return { result: answered(await taskOfStored(call.broker, envelope)) };
   const result = async () => answered(await taskOfMessage(call.broker, envelope));
   const taskId = taskIdOf(envelope);
-  // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
-  const left = new AbortController();
-  const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal]), recorded).then(async (revoked) => {
-    if (revoked) {
-      throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
-    }
-    // Not read from a store being closed: that failed as storage_failed, which says nothing of the stored message.
-    if (call.broker.stopping.aborted) throw stoppedWhileWaiting(taskId);
-    return { jsonrpc: "2.0", id: call.rpcId, result: await result() };
-  }).catch((error: unknown) => Promise.reject(call.broker.stopping.aborted ? stoppedWhileWaiting(taskId) : error));
-  try {
+  const waited = async (): Promise<OutgoingResponse> => {
+    // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
+    const left = new AbortController();
+    const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal]), recorded).then(async (revoked) => {
+      if (revoked) {
+        throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
+      }
+      // Not read from a store being closed: that failed as storage_failed, which says nothing of the stored message.
+      if (call.broker.stopping.aborted) throw stoppedWhileWaiting(taskId);
+      return { jsonrpc: "2.0", id: call.rpcId, result: await result() };
+    }).catch((error: unknown) => Promise.reject(call.broker.stopping.aborted ? stoppedWhileWaiting(taskId) : error));
     const answer = await heldJsonAnswer(settled, call.options.keepaliveMs, left, (error) => lateRpcError(call, error, taskId));
-    return "ready" in answer ? { response: jsonResponse(200, answer.ready) } : answer;
+    return "ready" in answer ? jsonResponse(200, answer.ready) : answer.response;
+  };
+  try {
+    return { response: await followingTask(call, envelope, recorded, waited) };
   } catch (error) {
     return { response: refusalResponse(call.rpcId, error, taskId) };
   }
@@ -185,7 +194,8 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
 }
 
 /**
- * The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open;
+ * The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open, or
+ * 429 past the task's MAX_FOLLOWERS_PER_TASK;
  * `recorded`, the record of that wait made with the message, ends with it (a stream is opened even for a client that
  * already hung up: the record never outlives the stream).
  */
@@ -194,10 +204,30 @@ function streamTask(
   envelope: Envelope,
   firstRead?: (broker: Broker, envelope: Envelope) => Promise<A2aTask>,
   recorded?: Promise<string | undefined>,
-): OutgoingResponse {
+): Promise<OutgoingResponse> {
   // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
-  return taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
-    awaitSettled(call, envelope, closed, recorded).then(() => {}, () => {}), firstRead);
+  return followingTask(call, envelope, recorded, () =>
+    Promise.resolve(taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
+      awaitSettled(call, envelope, closed, recorded).then(() => {}, () => {}), firstRead)));
+}
+
+/**
+ * `answer()` (a blocking call's wait, a stream) while it holds one of the places of the task of `envelope`
+ * (`taskFollowerPlaces`), from now until the answer or its stream ends. Refused past them: no wait will end
+ * `recorded`, the record of the wait made with the message, so it ends now.
+ */
+function followingTask(
+  call: Call,
+  envelope: Envelope,
+  recorded: Promise<string | undefined> | undefined,
+  answer: () => Promise<OutgoingResponse>,
+): Promise<OutgoingResponse> {
+  try {
+    return call.options.taskFollowers.hold(taskIdOf(envelope), answer);
+  } catch (error) {
+    void call.broker.waitForReply(call.sender, envelope.id, 0, AbortSignal.abort(), recorded).catch(() => {});
+    throw error;
+  }
 }
 
 /** Withdraws a task's message while it is still in the inbox; once delivered, `-32002`. */

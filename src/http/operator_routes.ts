@@ -1,22 +1,43 @@
 /** What the operator watches: the live feed of all traffic (`/events`), `/metrics`, the chart history (`/stats`), the dashboard. */
 import { authorizeAdmin, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
+import { InteropError } from "../errors.ts";
 import { toWire, type Envelope } from "../message.ts";
 import type { BrokerMetrics } from "../metrics/broker_metrics.ts";
 import type { BodyResponse, OutgoingResponse } from "../runtime/types.ts";
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT } from "../dashboard/page.ts";
+import { AgentShares } from "./agent_shares.ts";
 import { jsonResponse, streamResponse } from "./responses.ts";
 import { encodeComment, encodeEvent, encodeRetry } from "./sse.ts";
 
 /** A feed whose client stops reading is cut past this much buffered: it is a view, it reconnects and misses nothing stored. */
 const FEED_HIGH_WATER_BYTES = 1024 * 1024;
 const FEED_KEEPALIVE_MS = 15_000;
+/**
+ * Live feeds one caller may have open at once: a token's agent, or without tokens every caller together. Each feed
+ * is written every message it shows in the publish's own turn, so their number multiplies what one publish costs:
+ * one agent's token with 500 feeds (within its --max-requests-per-agent share) made each 1 MB publish of its own
+ * hold every other request for 21-28 s. A dashboard tab needs one.
+ */
+export const MAX_FEEDS_PER_CALLER = 8;
+
+/** `GET /events` for `caller`, refused 429 past its MAX_FEEDS_PER_CALLER open feeds; one a broker. */
+export function eventsRoute(broker: Broker, retryMs: number): (caller: Caller) => Promise<OutgoingResponse> {
+  const feeds = new AgentShares(MAX_FEEDS_PER_CALLER, (holder, held, max) =>
+    new InteropError(
+      "too_many_requests",
+      `Too many live feeds for ${holder === "" ? "callers without a token" : `agent ${holder}`}: ${held} open, the most one ` +
+        `caller may have is ${max} (each is written every message it shows as it is published); close one or retry later`,
+      { retryAfter: 1 },
+    ));
+  return (caller) => feeds.hold(caller === "anyone" ? "" : caller.agent, () => Promise.resolve(eventsFeed(broker, caller, retryMs)));
+}
 
 /**
  * `GET /events`: every message as it is published, without taking it from any inbox. An admin (or anyone,
  * without tokens) sees all traffic; an agent's token sees what it sent and what was sent to it.
  */
-export function eventsFeed(broker: Broker, caller: Caller, retryMs: number): OutgoingResponse {
+function eventsFeed(broker: Broker, caller: Caller, retryMs: number): OutgoingResponse {
   const visible = (envelope: Envelope) =>
     caller === "anyone" || caller.admin || envelope.from === caller.agent || envelope.to === caller.agent;
   return streamResponse("text/event-stream; charset=utf-8", (sink) => {

@@ -1,6 +1,7 @@
 /** The broker's HTTP API: the old bridge's routes (`/broadcast`, `/poll`, `/subscribe`, `/status`) and interop's own. */
 import { cardResponse, DEFAULT_A2A_REPLY_WAIT_MS, DEFAULT_A2A_SENDER, handleA2a, isA2aPath } from "../a2a/inbound.ts";
 import { HELD_ANSWER_KEEPALIVE_MS } from "../a2a/held_answer.ts";
+import { taskFollowerPlaces } from "../a2a/task_followers.ts";
 import { TaskChanges } from "../a2a/task_watch.ts";
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker, HistoryEntry } from "../broker/broker.ts";
@@ -15,7 +16,7 @@ import { AgentShares } from "./agent_shares.ts";
 import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
-import { dashboardResponse, eventsFeed, metricsResponse, statsResponse } from "./operator_routes.ts";
+import { dashboardResponse, eventsRoute, metricsResponse, statsResponse } from "./operator_routes.ts";
 import { parseHoldReply, parseIdempotencyKey, parseLastEventId, parseLimit, parseMessageId } from "./query_params.ts";
 import { isOperatorLook } from "./request_limits.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
@@ -46,6 +47,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   // Made once for every stream: each open stream keeps its format, and one made per stream was four closures more each.
   const streamFormats = { named: sseFormat(options.retryMs, true), plain: sseFormat(options.retryMs, false) };
   const leaseRevocations = new LeaseRevocations(options.auth, broker.leases);
+  const events = eventsRoute(broker, options.retryMs);
   const routes: Record<string, Partial<Record<string, Route>>> = {
     "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes) },
     "/poll": { GET: (request, caller) => pollRoute(broker, request, caller, leaseRevocations) },
@@ -62,7 +64,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       POST: (request, caller) => agentsRoute(broker, request, caller),
       DELETE: (request, caller) => agentsRoute(broker, request, caller),
     },
-    "/events": { GET: (_request, caller) => Promise.resolve(eventsFeed(broker, caller, options.retryMs)) },
+    "/events": { GET: (_request, caller) => events(caller) },
     "/history": { GET: (request, caller) => history(broker, request, caller) },
     "/metrics": { GET: (_request, caller) => Promise.resolve(metricsResponse(options.metrics, caller)) },
     "/stats": { GET: (_request, caller) => Promise.resolve(statsResponse(options.metrics, caller)) },
@@ -71,6 +73,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     auth: options.auth,
     maxBodyBytes: options.maxBodyBytes,
     changes: new TaskChanges(),
+    taskFollowers: taskFollowerPlaces(),
     replyWaitMs: options.a2aWaitMs ?? DEFAULT_A2A_REPLY_WAIT_MS,
     keepaliveMs: options.a2aKeepaliveMs ?? HELD_ANSWER_KEEPALIVE_MS,
     onInternalError: options.onInternalError,

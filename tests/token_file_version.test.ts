@@ -1,6 +1,6 @@
 /** tokens.json's version changes with what it holds, not with its mtime, which two quick saves may share. */
 import assert from "node:assert/strict";
-import { utimesSync } from "node:fs";
+import { readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { TokenFile } from "../src/auth/token_file.ts";
 import type { AgentName } from "../src/message.ts";
@@ -22,4 +22,24 @@ test("a revocation saved with tokens.json's mtime unchanged (two saves in one ti
   utimesSync(file.path, tick, tick);
   assert.notEqual(await file.version(), before, "the broker would not read the revocation");
   assert.deepEqual((await file.list()).map((record) => record.agent), ["hermes"]);
+});
+
+test("a change of tokens.json in place, its size and mtime kept, is seen after its hash was reused for a settled file", async (t) => {
+  const dir = tempDir("interop-token-file-");
+  t.after(() => dir.cleanup());
+  const file = new TokenFile(dir.path);
+  await file.create("hermes" as AgentName);
+  await file.create("openclaw" as AgentName);
+  // A round time, kept exactly when set again (a file's own, to the nanosecond, would not be).
+  const mtime = new Date("2026-01-01T00:00:00Z");
+  utimesSync(file.path, mtime, mtime);
+  // Past the coarsest tick of a file system's clock: from now on the hash is reused while the file's stat is the same.
+  await new Promise((resolve) => setTimeout(resolve, 5_200));
+  const before = await file.version();
+  assert.equal(await file.version(), before);
+  // An editor's change in place: the same length, and the mtime set back. Only its ctime tells.
+  const text = readFileSync(file.path, "utf8");
+  writeFileSync(file.path, text.replace('"openclaw"', '"opencla_"'));
+  utimesSync(file.path, mtime, mtime);
+  assert.notEqual(await file.version(), before, "the broker would not read the change");
 });

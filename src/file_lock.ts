@@ -1,7 +1,8 @@
 /** One process at a time changes a file by read-modify-write: a lock file beside it (Node has no flock). */
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, linkSync, openSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, linkSync, openSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { InteropError } from "./errors.ts";
 import { PRIVATE_FILE_MODE } from "./private_files.ts";
@@ -45,6 +46,7 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
   // Written whole, then linked to the lock's name: link fails when the lock exists, and a lock is never seen
   // without its holder's pid (as one made with `wx`, then written, would be).
   const ready = `${lock}.${process.pid}.${nonce}`;
+  removeLeftWaits(lock, times.staleMs);
   writeFileSync(ready, mine, { mode: PRIVATE_FILE_MODE, flag: "wx" });
   try {
     await acquire(file, lock, ready, times);
@@ -104,6 +106,23 @@ function breakStale(lock: string, ready: string, stale: Holder, staleMs: number)
     return true;
   } finally {
     rmSync(breaker, { force: true });
+  }
+}
+
+/**
+ * Removes the files waiters killed while waiting left (SIGKILL, OOM, power loss: `ready` is removed only by a
+ * waiter that lives on), each named by a pid and nonce: otherwise every one stays in the data dir for good. A live
+ * waiter's is dated at each try (every 150 ms at most), so only a dead or long-hung one's is stale.
+ */
+function removeLeftWaits(lock: string, staleMs: number): void {
+  const prefix = `${basename(lock)}.`;
+  const waits = readdirSync(dirname(lock)).filter((name) =>
+    name.startsWith(prefix) && /^\d+\.[0-9a-f]{16}$/.test(name.slice(prefix.length))
+  );
+  for (const name of waits) {
+    const path = join(dirname(lock), name);
+    const left = readHolder(path);
+    if (left !== undefined && isStale(left, staleMs)) rmSync(path, { force: true });
   }
 }
 

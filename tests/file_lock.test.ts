@@ -85,3 +85,15 @@ test("withFileLock() leaves the lock alone at the end when another holder took i
   await withFileLock(file, async () => writeFileSync(`${file}.lock`, successor));
   assert.equal(readFileSync(`${file}.lock`, "utf8"), successor);
 });
+
+test("withFileLock() removes what a waiter killed while waiting left, and leaves a live waiter's", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const dead = spawnSync(process.execPath, ["--version"]).pid;
+  // A waiter's own lock, written before it links it as the lock: removed only by a waiter that lives on.
+  lockNaming(`${file}.lock.${dead}.0123456789abcdef`, dead);
+  lockNaming(`${file}.lock.${process.pid}.fedcba9876543210`, process.pid);
+  assert.equal(await withFileLock(file, async () => "done", TEST_TIMES), "done");
+  assert.deepEqual(readdirSync(dir.path), [`list.json.lock.${process.pid}.fedcba9876543210`]);
+});

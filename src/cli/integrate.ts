@@ -45,7 +45,8 @@ Options:
   -h, --help          show this help
 
 Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely, 1 a database it
-cannot reach.
+cannot reach, 6 --write waited a minute for other processes' changes of the data dir's
+tokens (interop token, migrate).
 `;
 
 /** The agent kinds it plugs in. */

@@ -30,7 +30,8 @@ Options:
   -h, --help          show this help
 
 Exit codes: 0 copied or checked, 1 the store failed or the database holds another store,
-2 bad usage, 6 a broker holds the data dir or runs on the database.
+2 bad usage, 6 a broker holds the data dir or runs on the database, or another process's
+change of DATA_DIR/tokens.json held it for a minute (interop token).
 `;
 
 export const OPTIONS = {

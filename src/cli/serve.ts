@@ -124,8 +124,9 @@ Authorization: Bearer TOKEN (or ?token=), even after the last one is revoked, an
 token acts only as its own agent.
 Without tokens the broker must stay on loopback.
 
-PostgreSQL stopped while the broker runs: requests that need it get 503 storage_unavailable
-(with Retry-After) and /status says so; once it is back the broker serves again by itself.
+PostgreSQL stopped while the broker runs, or not answering a call it is not working on for
+--store-timeout: requests that need it get 503 storage_unavailable (with Retry-After) and
+/status says so; once it answers again the broker serves again by itself.
 
 Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in
 use, 1 other failure

@@ -61,7 +61,8 @@ Changes made at once take turns (DIR/tokens.json.lock), none lost; one that wait
 minute for another process's change gives up.
 
 Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write,
-or a database it cannot reach, 6 another process held the token list for over a minute.
+or a database it cannot reach, 6 it waited a minute for other processes' changes of
+DIR/tokens.json (the error names the lock and its holder).
 `;
 
 export const WORDS = ["create", "list", "revoke"] as const;

@@ -3,7 +3,6 @@
  * Several brokers may share a database: each registers in `interop_brokers`, publishes take the head rows of their
  * inboxes so that per inbox id order is commit order, and commits NOTIFY the other brokers' readers.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import postgres, { type PostgresError, type Sql, type TransactionSql } from "postgres";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
@@ -48,9 +47,6 @@ export interface PostgresStoreOptions {
   callBoundMs?: number;
 }
 
-/** How long the check that the pool answers again waits between tries, in ms (the registry's retry does the same). */
-const CHECK_GAP_MS = 250;
-
 /** Deadlock and serialization failures: PostgreSQL rolled the whole transaction back, so it is retried. */
 const RETRIED = new Set(["40P01", "40001"]);
 
@@ -60,21 +56,16 @@ export class PostgresStore implements MessageStore {
   readonly id: string;
   #sql: Sql;
   #registry: Registration;
-  #sockets: StoreSockets;
   #calls: BoundedCalls;
   /** This broker's write transactions run one at a time (the commit queue batches them anyway). */
   #writing: Promise<unknown> = Promise.resolve();
-  /** A call got no answer: the outage lasts until the pool answers (`#untilAnswering`). */
-  #answering = false;
-  #closing = false;
   #awaited = new AwaitedRecords();
   readonly shared: PostgresInboxes;
 
   private constructor(sql: Sql, registry: Registration, sockets: StoreSockets, callBoundMs: number, location: string, id: string) {
     this.#sql = sql;
     this.#registry = registry;
-    this.#sockets = sockets;
-    this.#calls = new BoundedCalls(callBoundMs, (what) => this.#stuck(what), (pid) => registry.working(pid));
+    this.#calls = new BoundedCalls(callBoundMs, { registry, sockets, check: () => sql`SELECT 1`.execute() });
     this.location = location;
     this.id = id;
     this.shared = new PostgresInboxes({
@@ -298,7 +289,7 @@ export class PostgresStore implements MessageStore {
   }
 
   async close(): Promise<void> {
-    this.#closing = true;
+    this.#calls.close();
     this.#registry.closing();
     this.#awaited.close();
     await this.#writing;
@@ -363,39 +354,6 @@ export class PostgresStore implements MessageStore {
         throw new CommitInDoubt(failure, this.#registry.committed(marker).then((committed) => committed ? done : undefined));
       }
       throw failure;
-    }
-  }
-
-  /**
-   * A call got no answer within the bound: the store is stuck, which counts as an outage (calls fail fast, `/status`
-   * says so), ended once the pool answers a check and the registry's retry passes. Every connection is cut, not the
-   * stuck one alone (the client does not say which it is): what the others had in flight fails as in any outage, and
-   * the pool connects again afterwards.
-   */
-  #stuck(what: string): InteropError {
-    const outage = this.#registry.fail(new Error(`no answer to "${what}" within ${this.#calls.boundMs / 1000} s; its connections were cut`));
-    this.#sockets.destroyAll();
-    if (!this.#answering) {
-      this.#answering = true;
-      void this.#registry.awaiting(this.#untilAnswering()).finally(() => (this.#answering = false));
-    }
-    return outage;
-  }
-
-  /**
-   * Asks the pool until it answers (or the store closes): the registry's connection answering says nothing of the
-   * pool's, and an outage ended while the pool is stuck would hold each call for the bound again. A check past the
-   * bound cuts the connections again (`#stuck`).
-   */
-  async #untilAnswering(): Promise<void> {
-    while (!this.#closing) {
-      try {
-        await this.#calls.run("check that the server answers", () => this.#sql`SELECT 1`.execute());
-        return;
-      } catch {
-        // Not yet.
-      }
-      await sleep(CHECK_GAP_MS);
     }
   }
 

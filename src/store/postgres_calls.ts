@@ -3,6 +3,9 @@
  * server stopped, a partition with no reset, a desynced client) would hold every write of the broker behind it,
  * since they run one at a time, while `/status` said all is well.
  */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Registration } from "./postgres_registry.ts";
+import type { StoreSockets } from "./postgres_sockets.ts";
 
 /**
  * How long one call may run before the server is asked whether it is still working on it, in ms (and again each
@@ -12,24 +15,36 @@
  */
 export const CALL_BOUND_MS = 30_000;
 
-/** Whether the server is working on a call: its backend (`pid`, when known) or any of the store's runs a statement. */
-export type ServerWorking = (pid: number | undefined) => Promise<boolean>;
+/** How long the check that the pool answers again waits between tries, in ms (the registry's retry does the same). */
+const CHECK_GAP_MS = 250;
+
+/** What a stuck call needs of the store. */
+export interface StuckCallDeps {
+  /** The outage, the question whether the server still works on a call, and the outage's wait for the pool. */
+  registry: Pick<Registration, "fail" | "working" | "awaiting">;
+  /** The pool's sockets, cut when a call is stuck. */
+  sockets: StoreSockets;
+  /** A statement on the pool: the check that it answers again. */
+  check(): Promise<unknown>;
+}
 
 export class BoundedCalls {
   readonly boundMs: number;
   /** When each call in flight started (`performance.now()`). */
   #started = new Set<{ at: number }>();
-  #stuck: (what: string) => Error;
-  #working: ServerWorking;
+  #deps: StuckCallDeps;
+  /** A call got no answer: the outage lasts until the pool answers (`#untilAnswering`). */
+  #answering = false;
+  #closing = false;
 
-  /**
-   * `stuck` is called once per call past the bound that the server is not working on, with what it was doing; the
-   * call rejects with what it returns. `working` is asked at each bound.
-   */
-  constructor(boundMs: number, stuck: (what: string) => Error, working: ServerWorking) {
+  constructor(boundMs: number, deps: StuckCallDeps) {
     this.boundMs = boundMs;
-    this.#stuck = stuck;
-    this.#working = working;
+    this.#deps = deps;
+  }
+
+  /** The store is closing: the check that the pool answers stops. */
+  close(): void {
+    this.#closing = true;
   }
 
   /**
@@ -48,7 +63,7 @@ export class BoundedCalls {
       const look = () => {
         timer = setTimeout(async () => {
           // A server that cannot be asked is not working on it: a partition, a stopped server.
-          const working = await this.#working(backend()).catch(() => false);
+          const working = await this.#deps.registry.working(backend()).catch(() => false);
           if (settled) return;
           if (working) return look();
           reject(this.#stuck(what));
@@ -65,6 +80,40 @@ export class BoundedCalls {
       this.#started.delete(started);
       // Given up at the bound: what it ends with later has no one to tell.
       running.catch(() => {});
+    }
+  }
+
+  /**
+   * A call got no answer within the bound: the store is stuck, which counts as an outage (calls fail fast, `/status`
+   * says so), ended once the pool answers a check and the registry's retry passes. Every connection is cut, not the
+   * stuck one alone (the client does not say which it is): what the others had in flight fails as in any outage, and
+   * the pool connects again afterwards.
+   */
+  #stuck(what: string): Error {
+    const { registry, sockets } = this.#deps;
+    const outage = registry.fail(new Error(`no answer to "${what}" within ${this.boundMs / 1000} s; its connections were cut`));
+    sockets.destroyAll();
+    if (!this.#answering) {
+      this.#answering = true;
+      void registry.awaiting(this.#untilAnswering()).finally(() => (this.#answering = false));
+    }
+    return outage;
+  }
+
+  /**
+   * Asks the pool until it answers (or the store closes): the registry's connection answering says nothing of the
+   * pool's, and an outage ended while the pool is stuck would hold each call for the bound again. A check past the
+   * bound cuts the connections again (`#stuck`).
+   */
+  async #untilAnswering(): Promise<void> {
+    while (!this.#closing) {
+      try {
+        await this.run("check that the server answers", this.#deps.check);
+        return;
+      } catch {
+        // Not yet.
+      }
+      await sleep(CHECK_GAP_MS);
     }
   }
 

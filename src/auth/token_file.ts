@@ -59,8 +59,8 @@ export class TokenFile implements TokenList {
     try {
       const stat = fstatSync(fd);
       const known = this.#hashed;
-      const settled = (at: number) => Math.max(stat.mtimeMs, stat.ctimeMs) < at - FILE_TIME_TICK_MS;
-      if (known !== undefined && sameFile(known.stat, stat) && settled(known.at)) return known.version;
+      const settled = known !== undefined && Math.max(stat.mtimeMs, stat.ctimeMs) < known.at - FILE_TIME_TICK_MS;
+      if (settled && sameFile(known.stat, stat)) return known.version;
       const at = Date.now();
       const version = 1 + parseInt(createHash("sha256").update(readFileSync(fd)).digest("hex").slice(0, 12), 16);
       this.#hashed = { stat, version, at };

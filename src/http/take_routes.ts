@@ -31,9 +31,9 @@ export async function pollRoute(broker: Broker, request: IncomingRequest, caller
   if (takeOne !== undefined && (leaseId === undefined || peek || shownUpTo !== undefined)) {
     throw new InteropError("invalid_query", "take=ID takes what a leased wait showed: give lease_id= (its lease), without peek or up_to");
   }
-  // A take with `up_to` acknowledges what its client already showed (interop poll): losing its answer loses nothing,
-  // so it need not wait to see whether the client closed with it.
-  const settled = peek || shownUpTo !== undefined ? undefined : settling(request.clientGone());
+  // A take with `up_to` or `take` acknowledges what its client already showed (interop poll; an MCP ask's reply):
+  // losing its answer loses nothing, so it need not wait to see whether the client closed with it.
+  const settled = peek || shownUpTo !== undefined || takeOne !== undefined ? undefined : settling(request.clientGone());
   // A lease's id says its client had the inbox here: after the operator removed the agent (its lease with it), the
   // holder's take is told so, rather than create the inbox again and answer an empty take of what it was shown.
   await refuseRemoved(broker, request, agent, leaseId !== undefined);

@@ -210,7 +210,12 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     description: "List the agents the broker knows: whether each is online (listening, or active in the last minute), " +
       "how many messages wait for it, and when it was last seen.",
     inputSchema: {},
-  }, async () => answer((await client.status()).agents));
+  }, async () => {
+    // After the takes of answers written: the agent's own pending count would otherwise still hold what it was just
+    // shown (an ask's reply), and a wait or inbox for it would find nothing.
+    await takes.taken();
+    return answer((await client.status()).agents);
+  });
 
   const observe = (message: JSONRPCMessage) => {
     if (!("method" in message)) return;

@@ -158,6 +158,27 @@ test("an /ask whose client hangs up leaves the reply in the asker's inbox", asyn
   assert.deepEqual(await inbox(broker.url, "hermes"), ["ready"]);
 });
 
+for (const take of ["take=ID", "up_to=ID"] as const) {
+  test(`a ${take} under a lease whose client hangs up with its request still takes what the lease showed`, async (t) => {
+    // Its client was shown the message (an MCP ask's reply, interop poll's page) before it took: losing the take's
+    // answer loses nothing, where taking nothing left it to be shown again once the lease ran out.
+    const broker = await startBroker();
+    t.after(() => broker.cleanup());
+    const { id: question } = await (await publish(broker.url, "hermes", "openclaw", { text: "ready?" })).json();
+    assert.equal((await reply(broker.url, question, "ready")).status, 200);
+    const shown = await fetch(`${broker.url}/wait?agent=hermes&peek=1&lease=60&timeout=5&reply_to=${question}`);
+    const { interop: { id } } = await shown.json();
+    const lease = shown.headers.get("interop-lease");
+    const query = take === "take=ID" ? `take=${id}` : `up_to=${id}`;
+    const socket = rawRequest(broker.url, "GET", `/poll?agent=hermes&${query}&lease_id=${lease}`);
+    // Gone once its request was written, as a client whose answer is lost.
+    await new Promise((resolve) => socket.write("", resolve));
+    socket.destroy();
+    const pending = async () => (await (await fetch(`${broker.url}/status`)).json()).agents.hermes.pending;
+    await waitFor(async () => await pending() === 0, 5_000, "the take");
+  });
+}
+
 test("an /ask whose client half-closes is answered 504 ask_interrupted saying so, not a timeout that did not happen", async (t) => {
   const { broker, socket } = await askOnRawSocket(t);
   let answer = "";

@@ -396,6 +396,37 @@ test("interop mcp parks a message whose inbox answer a cancel crossed on the wir
   assert.deepEqual(parked, [7]);
 });
 
+test("interop mcp's agents call answers after the take of an ask's reply just shown: the asker's own count no longer holds it", async (t) => {
+  // The reply is taken once the ask's answer was written, a round trip later: an agents call right after the ask
+  // listed it as still pending for the asker (CI's Deno run, tests above), where wait and inbox find nothing.
+  const seen: string[] = [];
+  const reply = { text: "yes", interop: { id: 8, from: "hermes", to: "openclaw", reply_to: 5, timestamp: new Date().toISOString() } };
+  const broker = await standInBroker({
+    "/broadcast": () => [200, { id: 5, ids: [5] }],
+    "/wait": () => [200, reply, { "interop-lease": "lease-1" }],
+    "/poll": async (_body, query) => {
+      assert.equal(query.get("take"), "8");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      seen.push("take");
+      return [200, [reply]];
+    },
+    "/status": () => {
+      seen.push("status");
+      return [200, { agents: {} }];
+    },
+  });
+  t.after(() => broker.close());
+  const { server, send, answered, exited } = await rawSession(t, broker.url);
+  send({ id: 2, method: "tools/call", params: { name: "ask", arguments: { to: "hermes", text: "deploy?", timeout_seconds: 30 } } });
+  await answered(2);
+  send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await answered(3);
+  server.stdin!.end();
+  const { code, stderr } = await exited;
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(seen, ["take", "status"]);
+});
+
 test("interop mcp parks a message held for a cancelled wait before OpenClaw's close kills it, while another wait's long poll is in flight", async (t) => {
   const stop = testStops(t);
   // OpenClaw's stdio client ends a session by closing stdin, sends SIGTERM 2 s later and SIGKILL 2 s after that. Two

@@ -405,9 +405,8 @@ test("interop mcp's agents call answers after the take of an ask's reply just sh
     "/broadcast": () => [200, { id: 5, ids: [5] }],
     "/wait": () => [200, reply, { "interop-lease": "lease-1" }],
     "/poll": async (_body, query) => {
-      assert.equal(query.get("take"), "8");
       await new Promise((resolve) => setTimeout(resolve, 300));
-      seen.push("take");
+      seen.push(`take ${query.get("take")}`);
       return [200, [reply]];
     },
     "/status": () => {
@@ -424,7 +423,7 @@ test("interop mcp's agents call answers after the take of an ask's reply just sh
   server.stdin!.end();
   const { code, stderr } = await exited;
   assert.equal(code, 0, stderr);
-  assert.deepEqual(seen, ["take", "status"]);
+  assert.deepEqual(seen, ["take 8", "status"]);
 });
 
 test("interop mcp parks a message held for a cancelled wait before OpenClaw's close kills it, while another wait's long poll is in flight", async (t) => {

@@ -1,6 +1,6 @@
 /** `interop migrate`: moves a SQLite broker's data dir into PostgreSQL, or checks that it was moved. */
 import { InteropError } from "../errors.ts";
-import { type MigrationCounts, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
+import { type MigrationCounts, type MigrationProgress, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { checkDatabaseUrl, parseFlags, usageError } from "./args.ts";
 import { liveOwner } from "./data_dir.ts";
@@ -18,7 +18,9 @@ one the SQLite broker handed out. Run again, it copies nothing: it checks that t
 database holds the same messages and refuses another store's (naming the first
 difference); a token revoked in the database since stays revoked. Either way it prints
 the counts it copied or checked. Brokers on the database read the tokens from it, not
-from DATA_DIR/tokens.json.
+from DATA_DIR/tokens.json. Messages go a page at a time (5,000, or 16 Mi characters of
+payload), so memory stays bounded; a store of more than one page shows its progress
+on stderr at each tenth.
 
 Stop the broker on the data dir and every broker on the database first: migrate refuses
 while one runs.
@@ -54,7 +56,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const dataDir = values.from;
   let counts: MigrationCounts;
   try {
-    counts = await migrateSqliteToPostgres(dataDir, url);
+    counts = await migrateSqliteToPostgres(dataDir, url, tenths(io));
   } catch (error) {
     const owner = error instanceof InteropError && error.code === "data_dir_locked" ? liveOwner(dataDir) : undefined;
     if (owner === undefined) throw error;
@@ -75,4 +77,18 @@ export async function run(args: string[], io: Io): Promise<number> {
       `(${counts.tokens_copied} copied; brokers on the database read their tokens from it)\n`,
   );
   return 0;
+}
+
+/**
+ * Progress on stderr each time another tenth of the messages is done (at most nine lines, none for a store of one
+ * page): enough to see a long copy move, never a line per page of a store of millions.
+ */
+function tenths(io: Io): MigrationProgress {
+  let shown = 0;
+  return (action, done, total) => {
+    const tenth = Math.floor((done * 10) / total);
+    if (done === total || tenth <= shown) return;
+    shown = tenth;
+    io.stderr(`interop migrate: ${action} messages, ${done} of ${total} (${Math.floor((done * 100) / total)} %)\n`);
+  };
 }

@@ -1,6 +1,7 @@
 /**
  * Moves a SQLite data dir's store into PostgreSQL in one transaction, or, when the database already holds it,
- * checks that it does (a second run copies nothing twice, and another store's rows are refused).
+ * checks that it does (a second run copies nothing twice, and another store's rows are refused). The messages go a
+ * page at a time, so a store of any size moves in bounded memory.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -17,11 +18,20 @@ import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite_open.ts";
 import { MESSAGE_COLUMNS } from "./message_row.ts";
 import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
+import { BoundedRows } from "./sqlite_bounded_rows.ts";
 
 /** Held for the migration's transaction, so two runs into one database go one after the other. */
 const MIGRATE_LOCK = 2;
-/** Rows per statement: unnest arrays stay well below PostgreSQL's message limits. */
-const CHUNK = 5000;
+/** Messages a page at most: one statement's unnest arrays stay well below PostgreSQL's message limits. */
+const PAGE_ROWS = 5000;
+/**
+ * Payload characters a page holds at most (one message at least), as a stream's read of the store is bounded: 5,000
+ * messages of 1 MiB read at once held 5 GiB.
+ */
+export const PAGE_CHARS = 16 * 1024 * 1024;
+
+/** Told after each page of messages copied or checked, with how many of the store's are done. */
+export type MigrationProgress = (action: "copying" | "checking", done: number, total: number) => void;
 
 /** What was copied or checked: the SQLite store's counts. */
 export interface MigrationCounts {
@@ -54,7 +64,11 @@ interface DeadLetterRow { agent: string; message_id: number; reason: string; par
 interface WithdrawnRow { message_id: number; withdrawn_at: number }
 
 interface SqliteContents {
-  messages: Message[];
+  /** How many messages the store holds, and how many of them carry an idempotency key. */
+  messages: number;
+  keys: number;
+  /** The messages in id order, a page at a time, read as each page is asked for (in the read's transaction). */
+  pages(): Generator<Message[]>;
   inboxes: Inbox[];
   deadLetters: DeadLetterRow[];
   withdrawn: WithdrawnRow[];
@@ -63,7 +77,7 @@ interface SqliteContents {
 }
 
 /** Migrates `dataDir`'s store into the database at `url`; throws `data_dir_locked`, `database_in_use` or `store_mismatch`. */
-export async function migrateSqliteToPostgres(dataDir: string, url: string): Promise<MigrationCounts> {
+export async function migrateSqliteToPostgres(dataDir: string, url: string, progress?: MigrationProgress): Promise<MigrationCounts> {
   const location = redactUrl(url);
   const file = join(dataDir, DATABASE_FILE);
   if (!existsSync(file)) throw new InteropError("storage_failed", `No interop store in ${dataDir} (${file} does not exist)`);
@@ -101,10 +115,10 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
       await tx`LOCK TABLE interop_inbox_heads, interop_messages IN SHARE ROW EXCLUSIVE MODE`;
       await refuseLiveBrokers(tx, location);
       const counts = {
-        messages: contents.messages.length,
+        messages: contents.messages,
         inboxes: contents.inboxes.length,
         dead_letters: contents.deadLetters.length,
-        keys: contents.messages.filter((m) => m.idempotency_key !== null).length,
+        keys: contents.keys,
         withdrawn: contents.withdrawn.length,
         highest_id: contents.highestId,
         tokens: tokens?.length ?? 0,
@@ -114,10 +128,10 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string): Pro
         SELECT EXISTS (SELECT 1 FROM interop_messages) OR EXISTS (SELECT 1 FROM interop_inboxes)
           OR EXISTS (SELECT 1 FROM interop_dead_letters) OR EXISTS (SELECT 1 FROM interop_withdrawn) AS used`;
       if (used) {
-        await check(tx, contents, { dataDir, location });
+        await check(tx, contents, { dataDir, location }, progress);
         return { action: "checked" as const, ...counts };
       }
-      await copy(tx, contents);
+      await copy(tx, contents, progress);
       return { action: "copied" as const, ...counts };
     }));
   } catch (error) {
@@ -143,15 +157,27 @@ function readSqlite(db: DatabaseSync, file: string): SqliteContents {
   // older interop that served the file since set its version back, not the payloads).
   const sharesPayloads = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'shared_payloads'").get() !== undefined;
   const columns = sharesPayloads ? SQLITE_MESSAGE_COLUMNS : MESSAGE_COLUMNS;
-  const messages = db.prepare(`SELECT ${columns}, polled, idempotency_key FROM messages ORDER BY id`).all() as unknown as Message[];
+  const page = db.prepare(`SELECT ${columns}, polled, idempotency_key FROM messages WHERE id > ? ORDER BY id LIMIT ${PAGE_ROWS}`);
+  const { messages, keys, last } = db.prepare("SELECT count(*) AS messages, count(idempotency_key) AS keys, max(id) AS last FROM messages")
+    .get() as { messages: number; keys: number; last: number | null };
   const sequence = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as { seq: number } | undefined;
   return {
     messages,
+    keys,
+    *pages() {
+      for (let after = 0;;) {
+        const read = new BoundedRows<Message>(PAGE_CHARS, (message) => message.payload?.length ?? 0);
+        read.read(page, after);
+        if (read.rows.length === 0) return;
+        yield read.rows;
+        after = read.rows.at(-1)!.id;
+      }
+    },
     inboxes: db.prepare("SELECT agent, delivered_id, purged_id, last_seen, expired FROM inboxes ORDER BY agent").all() as unknown as Inbox[],
     deadLetters: db.prepare("SELECT agent, message_id, reason, parked_at FROM dead_letters ORDER BY agent, message_id")
       .all() as unknown as DeadLetterRow[],
     withdrawn: db.prepare("SELECT message_id, withdrawn_at FROM withdrawn ORDER BY message_id").all() as unknown as WithdrawnRow[],
-    highestId: Math.max(sequence?.seq ?? 0, messages.at(-1)?.id ?? 0),
+    highestId: Math.max(sequence?.seq ?? 0, last ?? 0),
   };
 }
 
@@ -198,17 +224,17 @@ async function moveTokens(
 }
 
 /** Writes what the store's own publish path would have: each message's inbox predecessor, the heads, the sequence. */
-async function copy(tx: TransactionSql, contents: SqliteContents): Promise<void> {
+async function copy(tx: TransactionSql, contents: SqliteContents, progress?: MigrationProgress): Promise<void> {
   // prev_id: the inbox's previous message; before an inbox's first kept message, the last one retention removed.
   const purged = new Map(contents.inboxes.map((inbox) => [inbox.agent, inbox.purged_id]));
   const previous = new Map<string, number>();
-  const prevIds = contents.messages.map((m) => {
-    const before = previous.get(m.recipient) ?? Math.min(purged.get(m.recipient) ?? 0, m.id - 1);
-    previous.set(m.recipient, m.id);
-    return before;
-  });
-  for (let start = 0; start < contents.messages.length; start += CHUNK) {
-    const rows = contents.messages.slice(start, start + CHUNK);
+  let done = 0;
+  for (const rows of contents.pages()) {
+    const prevIds = rows.map((m) => {
+      const before = previous.get(m.recipient) ?? Math.min(purged.get(m.recipient) ?? 0, m.id - 1);
+      previous.set(m.recipient, m.id);
+      return before;
+    });
     const column = <T>(pick: (m: Message) => T) => rows.map(pick);
     await tx`
       INSERT INTO interop_messages (id, recipient, sender, created_at, payload, polled, reply_to, conversation, hops,
@@ -218,8 +244,10 @@ async function copy(tx: TransactionSql, contents: SqliteContents): Promise<void>
       FROM unnest(${column((m) => m.id)}::int8[], ${column((m) => m.recipient)}::text[], ${column((m) => m.sender)}::text[],
         ${column((m) => m.created_at)}::int8[], ${column((m) => m.payload)}::text[], ${column((m) => m.polled)}::int4[],
         ${column((m) => m.reply_to)}::int8[], ${column((m) => m.conversation)}::int8[], ${column((m) => m.hops)}::int4[],
-        ${column((m) => m.idempotency_key)}::text[], ${prevIds.slice(start, start + CHUNK)}::int8[])
+        ${column((m) => m.idempotency_key)}::text[], ${prevIds}::int8[])
         AS u (id, recipient, sender, created_at, payload, polled, reply_to, conversation, hops, idempotency_key, prev_id)`;
+    done += rows.length;
+    progress?.("copying", done, contents.messages);
   }
   // As migration 2 fills them from existing messages: the newest id and how many each inbox holds.
   await tx`
@@ -250,7 +278,12 @@ async function copy(tx: TransactionSql, contents: SqliteContents): Promise<void>
 }
 
 /** Every SQLite message is in the database as it was (or removed there by retention), every inbox exists. */
-async function check(tx: TransactionSql, contents: SqliteContents, names: { dataDir: string; location: string }): Promise<void> {
+async function check(
+  tx: TransactionSql,
+  contents: SqliteContents,
+  names: { dataDir: string; location: string },
+  progress?: MigrationProgress,
+): Promise<void> {
   const refuse = (what: string) =>
     new InteropError(
       "store_mismatch",
@@ -262,8 +295,8 @@ async function check(tx: TransactionSql, contents: SqliteContents, names: { data
     if (!inboxes.has(inbox.agent)) throw refuse(`inbox ${inbox.agent} is missing there`);
   }
   const fields = ["recipient", "sender", "created_at", "payload"] as const;
-  for (let start = 0; start < contents.messages.length; start += CHUNK) {
-    const rows = contents.messages.slice(start, start + CHUNK);
+  let done = 0;
+  for (const rows of contents.pages()) {
     const stored = new Map((await tx<Message[]>`
       SELECT id, recipient, sender, created_at, payload FROM interop_messages WHERE id = ANY(${rows.map((m) => m.id)}::int8[])`)
       .map((row) => [row.id, row]));
@@ -278,5 +311,7 @@ async function check(tx: TransactionSql, contents: SqliteContents, names: { data
         throw refuse(`message ${message.id} has ${field} ${JSON.stringify(there[field])} there, ${JSON.stringify(message[field])} here`);
       }
     }
+    done += rows.length;
+    progress?.("checking", done, contents.messages);
   }
 }

@@ -134,6 +134,37 @@ test("interop migrate copies a broadcast's payload, stored once on SQLite, into 
   assert.equal((await pg.stop()).code, 0);
 });
 
+test("interop migrate moves a store larger than a page a page at a time, showing its progress, and checks it the same way", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  const sqlite = await setup.start({ dataDir: dir, args: ["--agents", "hermes,openclaw"] });
+  // 20 messages of ~1 MiB and 2 small ones: more characters than a page holds (16 Mi).
+  const big = (n: number) => ({ n, text: `${n}`.padEnd(1_000_000, "x") });
+  const sent: Array<{ id: number; n: number; chars: number }> = [];
+  for (let n = 1; n <= 22; n++) {
+    const body = n === 1 || n === 22 ? { n } : big(n);
+    const response = await publish(sqlite.url, "hermes", "openclaw", body);
+    assert.equal(response.status, 200, await response.clone().text());
+    sent.push({ id: (await response.json()).id, n, chars: JSON.stringify(body).length });
+  }
+  assert.equal((await sqlite.stop()).code, 0);
+
+  const copied = await migrate(dir, setup.url);
+  assert.equal(copied.code, 0, copied.stderr);
+  assert.equal(JSON.parse(copied.stdout).messages, 22);
+  // One line each tenth passed, none for the end (the counts say it).
+  assert.match(copied.stderr, /^(interop migrate: copying messages, \d+ of 22 \(\d+ %\)\n)+$/);
+  const sql = postgres(setup.url, { max: 1, onnotice: () => {} });
+  t.after(() => sql.end({ timeout: 1 }));
+  const stored = await sql<{ id: string; chars: number }[]>`SELECT id, length(payload) AS chars FROM interop_messages ORDER BY id`;
+  assert.deepEqual(stored.map((row) => ({ id: Number(row.id), chars: row.chars })), sent.map(({ id, chars }) => ({ id, chars })));
+  const checked = await migrate(dir, setup.url);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.equal(JSON.parse(checked.stdout).action, "checked");
+  assert.match(checked.stderr, /^(interop migrate: checking messages, \d+ of 22 \(\d+ %\)\n)+$/);
+});
+
 test("interop migrate copies tokens.json's tokens (ids, hashes, admin flags, times) once; a token revoked in the database since stays revoked", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;

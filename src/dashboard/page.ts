@@ -77,6 +77,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section>
     <h2>Messages</h2>
     <p class="muted">each inbox's pending and recent messages, then what is published while this page is open</p>
+    <p id="feed-down" class="offline" hidden></p>
     <label class="muted">agent <select id="filter"><option value="">all</option></select></label>
     <ul id="feed"></ul>
   </section>
@@ -253,16 +254,26 @@ function showMessage(message) {
 async function connectFeed() {
   let retryMs = 2000;
   for (;;) {
+    let why = "Live feed disconnected";
+    let waitMs = retryMs;
     try {
       const response = await fetch("/events", { headers: { accept: "text/event-stream", ...auth() } });
       if (response.status === 401 || response.status === 403) return askForToken((await response.json()).error);
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      await readEvents(response.body, (type, data) => type === "message" && showMessage(JSON.parse(data)), (ms) => (retryMs = ms));
+      if (response.ok) {
+        $("feed-down").hidden = true;
+        await readEvents(response.body, (type, data) => type === "message" && showMessage(JSON.parse(data)), (ms) => (retryMs = ms));
+      } else {
+        // 429 (this caller's feeds at their bound), 503 (the broker full or stopping): its reason, and when to ask again.
+        const answer = await response.json().catch(() => ({}));
+        why = "Live feed refused: HTTP " + response.status + (answer.error ? " (" + answer.error + ")" : "");
+        waitMs = Math.max(retryMs, 1000 * (Number(response.headers.get("retry-after")) || 0));
+      }
     } catch {
       // The connection dropped: reconnect, as EventSource would.
     }
-    $("summary").textContent = "feed disconnected, reconnecting…";
-    await new Promise((resolve) => setTimeout(resolve, retryMs));
+    $("feed-down").textContent = why + "; reconnecting in " + Math.ceil(waitMs / 1000) + " s";
+    $("feed-down").hidden = false;
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
   }
 }
 

@@ -138,6 +138,27 @@ test("the dashboard's task table says the broker is busy on a 429 and reads it a
   assert.ok(reads[1] - reads[0] >= RETRY_AFTER_S * 1000 - 50, `read again ${reads[1] - reads[0]} ms after the 429`);
 });
 
+test("the dashboard's live feed, refused 429 past the feeds a caller may have, shows the broker's reason and connects once one closes", async (t) => {
+  // It said "feed disconnected, reconnecting…" in the summary, which the next status refresh overwrote.
+  await using browser = await launchBrowser();
+  await using broker = await startBroker();
+  const feeds = await Promise.all(Array.from({ length: 8 }, () => openSse(`${broker.url}/events`)));
+  t.after(() => feeds.forEach((feed) => feed.close()));
+  const page = await browser.newPage();
+  const asked: number[] = [];
+  page.on("request", (request) => new URL(request.url()).pathname === "/events" && asked.push(Date.now()));
+  await page.goto(`${broker.url}/ui`);
+  const down = page.locator("#feed-down", { hasText: "reconnecting in 2 s" });
+  await down.waitFor({ timeout: 5000 });
+  assert.match(await down.innerText(), /^Live feed refused: HTTP 429 \(Too many live feeds for callers without a token: 8 open/);
+  await waitFor(() => asked.length >= 2, 5000, "a second try");
+  assert.ok(asked[1] - asked[0] >= 2000 - 50, `tried again ${asked[1] - asked[0]} ms after the 429`);
+  feeds.pop()!.close();
+  await down.waitFor({ state: "hidden", timeout: 5000 });
+  await publish(broker.url, "hermes", "openclaw", { text: "after the refusal" });
+  await page.locator("#feed li", { hasText: "after the refusal" }).waitFor({ timeout: 2000 });
+});
+
 test("the dashboard shows each inbox's pending and recent messages on load, and unmarks one once it is delivered", async () => {
   await using browser = await launchBrowser();
   await using broker = await startBroker();

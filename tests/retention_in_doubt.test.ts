@@ -29,8 +29,8 @@ test("retention whose prune and expiry lost their COMMIT's answer counts what th
   // none to expire), and his purge mark behind what was deleted.
   const inboxes = bobsInbox();
   const store = {
-    prune: () => inDoubt(new Map([[bob, 4]])),
-    expire: () => inDoubt(new Map([[bob, 2]])),
+    prune: () => inDoubt({ changed: new Map([[bob, 4]]), more: false }),
+    expire: () => inDoubt({ changed: new Map([[bob, 2]]), more: false }),
   } as unknown as MessageStore;
   const expired: Array<[string, number]> = [];
   const policy = { retentionMs: 1000, pendingTtlMs: uniform(1000), onExpired: (agent: AgentName, count: number) => expired.push([agent, count]) };
@@ -42,7 +42,7 @@ test("retention whose prune and expiry lost their COMMIT's answer counts what th
 
 test("retention whose expiry's COMMIT did not commit fails storage_unavailable, counting nothing (the next run tries again)", async () => {
   const inboxes = bobsInbox();
-  const store = { prune: () => Promise.resolve(new Map()), expire: () => inDoubt(undefined) } as unknown as MessageStore;
+  const store = { prune: () => Promise.resolve({ changed: new Map(), more: false }), expire: () => inDoubt(undefined) } as unknown as MessageStore;
   await assert.rejects(
     applyRetention(store, inboxes, new DeliveryMarks(1000, false), { retentionMs: 1000, pendingTtlMs: uniform(1000) }, Date.now()),
     { code: "storage_unavailable" },

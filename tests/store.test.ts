@@ -7,7 +7,7 @@ import { type ErrorCode, InteropError } from "../src/errors.ts";
 import type { AgentName, Payload } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { INDEX_LAG, SqliteStore } from "../src/store/sqlite.ts";
-import { type Durability, type MessageStore, wasCut } from "../src/store/store.ts";
+import { type Durability, type MessageStore, type RetentionStep, wasCut } from "../src/store/store.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 
@@ -146,13 +146,13 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [3, 4]);
 
     const purged = await store.prune(100, new Map([[openclaw, 4]]));
-    assert.deepEqual([...purged], [[openclaw, 2]]);
+    assert.deepEqual(purged, { changed: new Map([[openclaw, 2]]), more: false });
     assert.equal((await store.loadInboxes())[0].purgedId, 2);
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 4 }] });
     // Only up to what was delivered a retention period ago, however old the messages.
-    assert.deepEqual([...await store.prune(100, new Map([[openclaw, 3]]))], [[openclaw, 3]]);
+    assert.deepEqual([...(await store.prune(100, new Map([[openclaw, 3]]))).changed], [[openclaw, 3]]);
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [4]);
-    assert.deepEqual([...await store.prune(100, new Map())], [], "an inbox not named keeps all");
+    assert.deepEqual(await store.prune(100, new Map()), { changed: new Map(), more: false }, "an inbox not named keeps all");
     await store.prune(100, new Map([[openclaw, 4]]));
     const [next] = await store.write({
       messages: [{ from: hermes, to: openclaw, payload: {}, createdAt: 5 }],
@@ -292,12 +292,59 @@ function contract({ name, lockedCode, place }: Backend): void {
     // Message 4 was taken by a wait: it is not counted, though it goes with its neighbours.
     await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 3, upTo: 4 }] }] });
     const expired = await store.expire(new Map([[openclaw, 45], [hermes, 45]]), new Map([[openclaw, 2]]));
-    assert.deepEqual([...expired], [[openclaw, 1]]);
+    assert.deepEqual(expired, { changed: new Map([[openclaw, 1]]), more: false });
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [1, 2, 5]);
     const [, inbox] = await store.loadInboxes();
     // They were delivered to no one: a resume by id from before them is not refused as expired.
     assert.deepEqual({ expired: inbox.expired, purgedId: inbox.purgedId }, { expired: 1, purgedId: 0 });
-    assert.deepEqual([...await store.expire(new Map(), new Map())], []);
+    assert.deepEqual(await store.expire(new Map(), new Map()), { changed: new Map(), more: false });
+  });
+
+  test(`${name} deletes no more than a step's bound in one retention transaction, oldest first, and says when more is left`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open("relaxed");
+    // openclaw 1..5 and hermes 6..7, delivered; bob 8..9 and cron 10, not; each created at its id.
+    const bob = "bob" as AgentName;
+    const cron = "cron" as AgentName;
+    const to = (id: number) => id <= 5 ? openclaw : id <= 7 ? hermes : id <= 9 ? bob : cron;
+    await store.write({
+      messages: Array.from({ length: 10 }, (_, i) => ({ from: hermes, to: to(i + 1), payload: { n: i + 1 }, createdAt: i + 1 })),
+      inboxes: [
+        { agent: openclaw, create: true, deliveredId: 5 },
+        { agent: hermes, create: true, deliveredId: 7 },
+        { agent: bob, create: true },
+        { agent: cron, create: true },
+      ],
+    });
+    const steps = async (step: () => Promise<RetentionStep>) => {
+      const taken = [];
+      for (let more = true; more;) {
+        const { changed, more: left } = await step();
+        taken.push({ changed: Object.fromEntries(changed), more: left });
+        more = left;
+      }
+      return taken;
+    };
+    // In name order, each inbox's oldest 3 at most, none after the one that reaches 3: hermes's 2 and openclaw's
+    // oldest 3, then openclaw's last 2.
+    assert.deepEqual(await steps(() => store.prune(100, new Map([[openclaw, 10], [hermes, 10]]), 3)), [
+      { changed: { hermes: 7, openclaw: 3 }, more: true },
+      { changed: { openclaw: 5 }, more: false },
+    ]);
+    assert.deepEqual(await store.readAfter(openclaw, 0, 10), []);
+    assert.deepEqual(await store.readAfter(hermes, 0, 10), []);
+    const purged = new Map((await store.loadInboxes()).map((inbox) => [inbox.agent, inbox.purgedId]));
+    assert.deepEqual([purged.get(openclaw), purged.get(hermes)], [5, 7]);
+    // One at a time: bob's oldest (cron waits for the next step), bob's other, then cron's.
+    assert.deepEqual(await steps(() => store.expire(new Map([[bob, 100], [cron, 100]]), new Map(), new Map(), 1)), [
+      { changed: { bob: 1 }, more: true },
+      { changed: { bob: 1 }, more: true },
+      { changed: { cron: 1 }, more: false },
+    ]);
+    assert.deepEqual([...await store.readAfter(bob, 0, 10), ...await store.readAfter(cron, 0, 10)], []);
+    const expired = new Map((await store.loadInboxes()).map((inbox) => [inbox.agent, inbox.expired]));
+    assert.deepEqual([expired.get(bob), expired.get(cron)], [2, 1]);
   });
 
   test(`${name} reads an inbox's last messages oldest first, delivered or not, leaving out those a poll took`, async (t) => {
@@ -337,7 +384,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 5);
     assert.equal(await store.idBefore(openclaw, n + 2), n + 1);
     assert.equal(await store.idBefore(openclaw, n), n - 1);
-    assert.deepEqual([...await store.expire(new Map([[openclaw, n + 4]]), new Map())], [[openclaw, 4]]);
+    assert.deepEqual([...(await store.expire(new Map([[openclaw, n + 4]]), new Map())).changed], [[openclaw, 4]]);
     // The taken ones went with the expired around them: (n - 10, n + 3] holds 8 of openclaw's.
     assert.equal((await store.readAfter(openclaw, 0, 2 * n)).length, n / 2 + 4 - 8);
     assert.equal(await store.removeInbox(openclaw), n / 2 + 4 - 8);

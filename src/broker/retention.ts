@@ -1,7 +1,8 @@
 /** Retention: deletes delivered messages past their replay window, and expires undelivered ones past the pending TTL. */
 import type { AgentName } from "../message.ts";
-import type { InboxRecord, MessageStore } from "../store/store.ts";
+import type { InboxRecord, MessageStore, RetentionStep } from "../store/store.ts";
 import type { DeliveryMarks } from "./delivery_marks.ts";
+import { EventLoopSlices } from "./event_loop_slices.ts";
 import { limitFor, type PerAgent } from "./per_agent.ts";
 import { settled } from "./shared_waiters.ts";
 
@@ -46,12 +47,33 @@ export async function applyRetention(
   policy: RetentionPolicy,
   now: number,
 ): Promise<void> {
-  // A COMMIT whose answer PostgreSQL dropped is waited out (`settled`): what it deleted is counted once it is known,
-  // as the next run finds nothing left to count (the pending counts of expired messages stayed up for good).
-  for (const [agent, upTo] of await settled(store.prune(now - policy.retentionMs, marks.deliveredBefore(inboxes, now)))) {
-    const inbox = inboxes.get(agent);
-    if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
+  const deliveredBefore = marks.deliveredBefore(inboxes, now);
+  for await (const purged of steps(() => store.prune(now - policy.retentionMs, deliveredBefore))) {
+    for (const [agent, upTo] of purged) {
+      const inbox = inboxes.get(agent);
+      if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
+    }
   }
+  if (![...inboxes.keys()].some((agent) => limitFor(policy.pendingTtlMs, agent) > 0)) return;
+  // The purge mark stays where it is: a resume from an id below the expired messages still replays what was delivered
+  // after that id, and one from the cursor is no different from a read without an id.
+  for await (const expired of steps(() => expireStep(store, inboxes, policy, now))) {
+    for (const [agent, count] of expired) {
+      const inbox = inboxes.get(agent);
+      if (inbox === undefined) continue;
+      inbox.pending -= count;
+      inbox.expired += count;
+      policy.onExpired?.(agent, count);
+    }
+  }
+}
+
+/**
+ * One step of expiry, its cutoffs and cursors taken in the turn it starts: no lease is granted in between (`leased`),
+ * and the broker's cursors, which can be ahead of the stored ones (committed with the next batch), moved on since
+ * the last step.
+ */
+function expireStep(store: MessageStore, inboxes: Map<AgentName, InboxRecord>, policy: RetentionPolicy, now: number) {
   const cutoffs = new Map<AgentName, number>();
   const leasedCutoffs = new Map<AgentName, number>();
   for (const agent of inboxes.keys()) {
@@ -60,15 +82,22 @@ export async function applyRetention(
     cutoffs.set(agent, now - (policy.leased?.(agent) ? LEASED_TTLS : 1) * ttl);
     leasedCutoffs.set(agent, now - LEASED_TTLS * ttl);
   }
-  if (cutoffs.size === 0) return;
-  // The broker's cursors can be ahead of the stored ones (they are committed with the next batch).
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-  // The purge mark stays where it is: a resume from an id below the expired messages still replays what was delivered
-  // after that id, and one from the cursor is no different from a read without an id.
-  for (const [agent, count] of await settled(store.expire(cutoffs, cursors, leasedCutoffs))) {
-    const inbox = inboxes.get(agent)!;
-    inbox.pending -= count;
-    inbox.expired += count;
-    policy.onExpired?.(agent, count);
+  return store.expire(cutoffs, cursors, leasedCutoffs);
+}
+
+/**
+ * Runs a retention transaction until it leaves nothing to do, yielding what each changed, with a turn of the event
+ * loop between two (SQLite's run on it: each step holds it ~20 ms, where the whole of a large backlog held it for
+ * seconds). A COMMIT whose answer PostgreSQL dropped is waited out (`settled`): what it deleted is counted once it
+ * is known, as the next run finds nothing left to count (the pending counts of expired messages stayed up for good).
+ */
+async function* steps(step: () => Promise<RetentionStep>): AsyncGenerator<Map<AgentName, number>> {
+  const turns = new EventLoopSlices(1);
+  for (;;) {
+    const { changed, more } = await settled(step());
+    yield changed;
+    if (!more) return;
+    await turns.after(1);
   }
 }

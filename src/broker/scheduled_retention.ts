@@ -26,6 +26,7 @@ export class ScheduledRetention {
   #policy: RetentionPolicy;
   #now: () => number;
   #timer: ReturnType<typeof setInterval>;
+  #running: Promise<void> | undefined;
 
   constructor(deps: ScheduledRetentionDeps) {
     const { options } = deps;
@@ -46,13 +47,18 @@ export class ScheduledRetention {
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  /** Applies retention now; a store that cannot prune still serves, and retention retries on the next tick. */
-  async run(): Promise<void> {
-    try {
-      await applyRetention(this.#store, this.#inboxes, this.#marks, this.#policy, this.#now());
-    } catch {
-      // Retried on the next tick.
-    }
+  /**
+   * Applies retention now, or resolves with the run under way (a backlog's steps may outlast the interval: a second
+   * run would only wait on the first's locks or step through the same rows); a store that cannot prune still serves,
+   * and retention retries on the next tick.
+   */
+  run(): Promise<void> {
+    this.#running ??= applyRetention(this.#store, this.#inboxes, this.#marks, this.#policy, this.#now())
+      .catch(() => {
+        // Retried on the next tick.
+      })
+      .finally(() => (this.#running = undefined));
+    return this.#running;
   }
 
   stop(): void {

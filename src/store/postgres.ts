@@ -28,6 +28,8 @@ import {
   type MessageOutcome,
   type MessageStore,
   type Parties,
+  RETENTION_BATCH,
+  type RetentionStep,
   storageFull,
   type WriteBatch,
 } from "./store.ts";
@@ -265,18 +267,19 @@ export class PostgresStore implements MessageStore {
     });
   }
 
-  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>> {
-    if (deliveredBefore.size === 0) return Promise.resolve(new Map());
-    return this.#transaction("prune", (tx) => pruneDelivered(tx, cutoff, deliveredBefore));
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>, limit = RETENTION_BATCH): Promise<RetentionStep> {
+    if (deliveredBefore.size === 0) return Promise.resolve({ changed: new Map(), more: false });
+    return this.#transaction("prune", (tx) => pruneDelivered(tx, cutoff, deliveredBefore, limit));
   }
 
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
     leasedCutoffs: Map<AgentName, number> = new Map(),
-  ): Promise<Map<AgentName, number>> {
-    if (cutoffs.size === 0) return Promise.resolve(new Map());
-    return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered, leasedCutoffs));
+    limit = RETENTION_BATCH,
+  ): Promise<RetentionStep> {
+    if (cutoffs.size === 0) return Promise.resolve({ changed: new Map(), more: false });
+    return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered, leasedCutoffs, limit));
   }
 
   removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number> {

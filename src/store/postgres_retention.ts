@@ -1,52 +1,65 @@
 /** The PostgreSQL store's retention: delivered messages past their time are deleted, undelivered ones past their TTL expire. */
 import type { PendingQuery, Row, TransactionSql } from "postgres";
 import type { AgentName } from "../message.ts";
+import type { RetentionStep } from "./store.ts";
 
 /**
  * Deletes each inbox's delivered messages created before `cutoff`, up to its id in `deliveredBefore` (an inbox not in
- * it keeps all); resolves with each inbox's new purge mark.
+ * it keeps all), within a step's bound (see `MessageStore.prune`); `changed` holds each inbox's new purge mark.
  */
 export async function pruneDelivered(
   tx: TransactionSql,
   cutoff: number,
   deliveredBefore: Map<AgentName, number>,
-): Promise<Map<AgentName, number>> {
+  limit: number,
+): Promise<RetentionStep> {
   const agents = [...deliveredBefore.keys()];
   const given = tx`unnest(${agents}::text[], ${agents.map((agent) => deliveredBefore.get(agent)!)}::int8[]) AS d (agent, bound)`;
   const locked = await lockInboxes(tx, tx`
     SELECT i.agent FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE EXISTS (SELECT 1 FROM interop_messages m
       WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff})`);
-  if (locked.length === 0) return new Map();
-  const rows = await tx<Array<{ agent: AgentName; up_to: number }>>`
+  if (locked.length === 0) return { changed: new Map(), more: false };
+  // Each inbox's oldest `limit` up to its bound (`last`, where its purge mark moves), in the locks' order, no inbox
+  // after the one whose messages reach `limit`.
+  const rows = await tx<Array<{ agent: AgentName; last: number; more: boolean }>>`
     WITH bounds AS (
       SELECT i.agent, (SELECT max(m.id) FROM interop_messages m
         WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff}) AS up_to
       FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE i.agent = ANY(${locked}::text[])
-    ), removed AS (
-      DELETE FROM interop_messages m USING bounds b WHERE m.recipient = b.agent AND m.id <= b.up_to
+    ), found AS (
+      SELECT b.agent, b.up_to, f.count, f.last FROM bounds b CROSS JOIN LATERAL (
+        SELECT count(*) AS count, max(o.id) AS last FROM (SELECT m.id FROM interop_messages m
+          WHERE m.recipient = b.agent AND m.id <= b.up_to ORDER BY m.id LIMIT ${limit}) AS o) AS f
+      WHERE f.count > 0
+    ), ${budget(tx, limit)}, removed AS (
+      DELETE FROM interop_messages m USING chosen c WHERE m.recipient = c.agent AND m.id <= c.last
+    ), marked AS (
+      UPDATE interop_inboxes i SET purged_id = greatest(i.purged_id, c.last) FROM chosen c WHERE i.agent = c.agent
     )
-    UPDATE interop_inboxes i SET purged_id = greatest(i.purged_id, b.up_to)
-    FROM bounds b WHERE i.agent = b.agent AND b.up_to IS NOT NULL
-    RETURNING i.agent, b.up_to`;
-  return new Map(rows.map((row) => [row.agent, row.up_to]));
+    SELECT agent, last, last < up_to OR EXISTS (SELECT 1 FROM budget WHERE earlier >= ${limit}) AS more FROM chosen`;
+  return { changed: new Map(rows.map((row) => [row.agent, row.last])), more: rows.some((row) => row.more) };
 }
 
 /**
  * Deletes the undelivered messages created before their inbox's cutoff (above the cursor, or above `delivered` where
- * this broker's is further); resolves with how many expired per inbox. The purge mark stays (see `MessageStore.expire`).
- * An inbox a reader holds a lease on (`/poll?peek=1&lease=S`, on any broker) keeps them until its cutoff in
- * `leasedCutoffs` (none there: until the lease ends): the reader was shown them and will take them. Checked once
- * its row is locked, which a lease is granted under: none is granted until this commits.
+ * this broker's is further), within a step's bound (see `MessageStore.expire`); `changed` holds how many expired per
+ * inbox. The purge mark stays (see `MessageStore.expire`). An inbox a reader holds a lease on (`/poll?peek=1&lease=S`,
+ * on any broker) keeps them until its cutoff in `leasedCutoffs` (none there: until the lease ends): the reader was
+ * shown them and will take them. Checked once its row is locked, which a lease is granted under: none is granted
+ * until this commits.
  */
 export async function expireUndelivered(
   tx: TransactionSql,
   cutoffs: Map<AgentName, number>,
   delivered: Map<AgentName, number>,
   leasedCutoffs: Map<AgentName, number>,
-): Promise<Map<AgentName, number>> {
+  limit: number,
+): Promise<RetentionStep> {
   const agents = await lockInboxes(tx, tx`SELECT agent FROM interop_inboxes WHERE agent = ANY(${[...cutoffs.keys()]}::text[])`);
-  if (agents.length === 0) return new Map();
-  const rows = await tx<Array<{ agent: AgentName; count: number }>>`
+  if (agents.length === 0) return { changed: new Map(), more: false };
+  // Each inbox's oldest `limit` not taken count as expired, and go with the taken ones among them (polled, their
+  // cursor behind), in the locks' order, no inbox after the one whose messages reach `limit`.
+  const rows = await tx<Array<{ agent: AgentName; count: number; more: boolean }>>`
     WITH inboxes AS (
       SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after,
         CASE WHEN i.lease_until > clock_timestamp() THEN c.leased_cutoff ELSE c.cutoff END AS cutoff
@@ -55,18 +68,31 @@ export async function expireUndelivered(
         ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, leased_cutoff, delivered)
       JOIN interop_inboxes i ON i.agent = c.agent
     ), found AS (
-      SELECT i.agent, i.after, i.cutoff, count(*) AS count, max(m.id) AS up_to
-      FROM inboxes i
-      JOIN interop_messages m ON m.recipient = i.agent AND m.id > i.after AND NOT m.polled AND m.created_at < i.cutoff
-      GROUP BY i.agent, i.after, i.cutoff
-    ), removed AS (
-      DELETE FROM interop_messages m USING found f
-      WHERE m.recipient = f.agent AND m.id > f.after AND m.id <= f.up_to AND m.created_at < f.cutoff
+      SELECT i.agent, i.after, i.cutoff, f.count, f.last FROM inboxes i CROSS JOIN LATERAL (
+        SELECT count(*) AS count, max(o.id) AS last FROM (SELECT m.id FROM interop_messages m
+          WHERE m.recipient = i.agent AND m.id > i.after AND NOT m.polled AND m.created_at < i.cutoff ORDER BY m.id LIMIT ${limit}) AS o) AS f
+      WHERE f.count > 0
+    ), ${budget(tx, limit)}, removed AS (
+      DELETE FROM interop_messages m USING chosen c
+      WHERE m.recipient = c.agent AND m.id > c.after AND m.id <= c.last AND m.created_at < c.cutoff
+    ), counted AS (
+      UPDATE interop_inboxes i SET expired = i.expired + c.count FROM chosen c WHERE i.agent = c.agent
     )
-    UPDATE interop_inboxes i SET expired = i.expired + f.count
-    FROM found f WHERE i.agent = f.agent
-    RETURNING i.agent, f.count`;
-  return new Map(rows.map((row) => [row.agent, row.count]));
+    SELECT agent, count::int4 AS count, EXISTS (SELECT 1 FROM budget WHERE earlier >= ${limit}) OR EXISTS (
+      SELECT 1 FROM interop_messages m WHERE m.recipient = c.agent AND m.id > c.last AND NOT m.polled AND m.created_at < c.cutoff
+    ) AS more FROM chosen c`;
+  return { changed: new Map(rows.map((row) => [row.agent, row.count])), more: rows.some((row) => row.more) };
+}
+
+/**
+ * A retention step's bound over `found` (an inbox's `count` of messages to delete): `budget` holds how many the
+ * inboxes before each hold (`earlier`, in the order the locks were taken), `chosen` the inboxes before `limit` is reached.
+ */
+function budget(tx: TransactionSql, limit: number): PendingQuery<Row[]> {
+  return tx`budget AS (
+      SELECT *, coalesce(sum(count) OVER (ORDER BY agent COLLATE "C" ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS earlier
+      FROM found
+    ), chosen AS (SELECT * FROM budget WHERE earlier < ${limit})`;
 }
 
 /**

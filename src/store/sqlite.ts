@@ -15,6 +15,8 @@ import {
   type MessageStore,
   type NewMessage,
   type Parties,
+  RETENTION_BATCH,
+  type RetentionStep,
   storageFull,
   type WriteBatch,
 } from "./store.ts";
@@ -394,61 +396,90 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-  prune(cutoff: number, deliveredBefore: Map<AgentName, number>): Promise<Map<AgentName, number>> {
+  prune(cutoff: number, deliveredBefore: Map<AgentName, number>, limit = RETENTION_BATCH): Promise<RetentionStep> {
     return this.#attempt("prune", () =>
       this.#transaction(() => {
         this.#joinTail();
-        const purged = new Map<AgentName, number>();
-        const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
+        const changed = new Map<AgentName, number>();
         const last = this.#db.prepare("SELECT max(id) AS upto FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? AND created_at < ?");
         const oldest = this.#db.prepare("SELECT min(id) AS first FROM messages WHERE recipient = ? AND indexed = 1");
+        // The inbox's `limit`-th message up to its bound: this step stops there.
+        const nth = this.#db.prepare("SELECT id FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? ORDER BY id LIMIT 1 OFFSET ?");
         const deleted = new IdRange();
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ?");
         const record = this.#db.prepare("UPDATE inboxes SET purged_id = max(purged_id, ?) WHERE agent = ?");
-        for (const inbox of inboxes) {
+        let total = 0;
+        let more = false;
+        for (const inbox of this.#retentionInboxes()) {
           const bound = deliveredBefore.get(inbox.agent);
           if (bound === undefined) continue;
           const { agent } = inbox;
-          const { upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { upto: number | null };
+          let { upto } = last.get(agent, Math.min(inbox.delivered_id, bound), cutoff) as { upto: number | null };
           if (upto === null) continue;
+          if (total >= limit) {
+            more = true;
+            break;
+          }
+          const stop = nth.get(agent, upto, limit - 1) as { id: number } | undefined;
+          if (stop !== undefined && stop.id < upto) {
+            upto = stop.id;
+            more = true;
+          }
           deleted.add((oldest.get(agent) as { first: number }).first, upto);
-          remove.run(agent, upto);
+          total += Number(remove.run(agent, upto).changes);
           record.run(upto, agent);
-          purged.set(agent, upto);
+          changed.set(agent, upto);
         }
         this.#deleteUnusedPayloads(deleted);
-        return purged;
+        return { changed, more };
       }));
   }
 
   expire(
     cutoffs: Map<AgentName, number>,
     delivered: Map<AgentName, number>,
-  ): Promise<Map<AgentName, number>> {
+    _leasedCutoffs?: Map<AgentName, number>,
+    limit = RETENTION_BATCH,
+  ): Promise<RetentionStep> {
     return this.#attempt("expire", () =>
       this.#transaction(() => {
         this.#joinTail();
-        const expired = new Map<AgentName, number>();
-        const inboxes = this.#db.prepare("SELECT agent, delivered_id FROM inboxes").all() as Array<{ agent: AgentName; delivered_id: number }>;
-        const find = this.#db.prepare(`SELECT count(*) AS count, max(id) AS upto FROM messages
-          WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 AND created_at < ?`);
+        const changed = new Map<AgentName, number>();
+        const find = this.#db.prepare(`SELECT count(*) AS count, max(id) AS upto FROM (SELECT id FROM messages
+          WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 AND created_at < ? ORDER BY id LIMIT ?)`);
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id > ? AND id <= ? AND created_at < ?");
         const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ? WHERE agent = ?");
         const deleted = new IdRange();
-        for (const inbox of inboxes) {
-          const cutoff = cutoffs.get(inbox.agent);
+        let total = 0;
+        let more = false;
+        for (const { agent, delivered_id } of this.#retentionInboxes()) {
+          const cutoff = cutoffs.get(agent);
           if (cutoff === undefined) continue;
-          const after = Math.max(inbox.delivered_id, delivered.get(inbox.agent) ?? 0);
-          const { count, upto } = find.get(inbox.agent, after, cutoff) as { count: number; upto: number | null };
+          const after = Math.max(delivered_id, delivered.get(agent) ?? 0);
+          const { count, upto } = find.get(agent, after, cutoff, limit) as { count: number; upto: number | null };
           if (count === 0 || upto === null) continue;
-          remove.run(inbox.agent, after, upto, cutoff);
-          record.run(count, inbox.agent);
-          expired.set(inbox.agent, count);
+          if (total >= limit) {
+            more = true;
+            break;
+          }
+          remove.run(agent, after, upto, cutoff);
+          record.run(count, agent);
+          changed.set(agent, count);
           deleted.add(after + 1, upto);
+          total += count;
+          if (count === limit && (find.get(agent, upto, cutoff, 1) as { count: number }).count > 0) more = true;
         }
         this.#deleteUnusedPayloads(deleted);
-        return expired;
+        return { changed, more };
       }));
+  }
+
+  /**
+   * The inboxes a retention step goes through, in PostgreSQL's order (its locks'): each inbox's oldest `limit` at
+   * most, and no inbox after the one whose messages reach `limit` (see `MessageStore.prune`).
+   */
+  #retentionInboxes(): Array<{ agent: AgentName; delivered_id: number }> {
+    return this.#db.prepare("SELECT agent, delivered_id FROM inboxes ORDER BY agent").all() as Array<{ agent: AgentName; delivered_id: number }>;
   }
 
   removeInbox(agent: AgentName): Promise<number> {

@@ -1,0 +1,89 @@
+/** Retention in bounded steps: a backlog is deleted a step at a time, the event loop turning between two. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { DeliveryMarks } from "../src/broker/delivery_marks.ts";
+import { uniform } from "../src/broker/per_agent.ts";
+import { applyRetention } from "../src/broker/retention.ts";
+import { type AgentName, parseAgentName } from "../src/message.ts";
+import { type InboxRecord, type MessageStore, RETENTION_BATCH, type RetentionStep } from "../src/store/store.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+const bob = parseAgentName("bob", "agent");
+
+function inbox(deliveredId: number, pending: number): Map<AgentName, InboxRecord> {
+  return new Map([[bob, { agent: bob, deliveredId, purgedId: 0, pending, lastSeen: null, deadLetters: 0, expired: 0 }]]);
+}
+
+test("retention asks for another step while the store says more is left, with a turn of the event loop between two, and counts each", async () => {
+  // It was one transaction: SQLite's prune of 1,000,000 delivered messages held the event loop 1.8 s.
+  const inboxes = inbox(10, 6);
+  const events: string[] = [];
+  const step = (name: string, changed: number[]) => {
+    let calls = 0;
+    return (...args: unknown[]): Promise<RetentionStep> => {
+      const value = changed[calls++];
+      events.push(`${name} ${value}`);
+      // What arrived meanwhile runs before the next step: a timer set now fires before it is asked for.
+      setTimeout(() => events.push("turn"), 0);
+      if (name === "expire") events.push(`cursor ${(args[1] as Map<AgentName, number>).get(bob)}`);
+      return Promise.resolve({ changed: new Map([[bob, value]]), more: calls < changed.length });
+    };
+  };
+  const store = { prune: step("prune", [3, 6]), expire: step("expire", [2, 2, 1]) } as unknown as MessageStore;
+  const expired: number[] = [];
+  await applyRetention(store, inboxes, new DeliveryMarks(1000, false), {
+    retentionMs: 1000,
+    pendingTtlMs: uniform(1000),
+    onExpired: (_agent, count) => {
+      expired.push(count);
+      // A stream delivers meanwhile: the next step is told the cursor where it is then.
+      inboxes.get(bob)!.deliveredId++;
+    },
+  }, Date.now());
+  assert.deepEqual(events, [
+    "prune 3",
+    "turn",
+    "prune 6",
+    "expire 2",
+    "cursor 10",
+    "turn",
+    "turn",
+    "expire 2",
+    "cursor 11",
+    "turn",
+    "expire 1",
+    "cursor 12",
+  ]);
+  const record = inboxes.get(bob)!;
+  assert.deepEqual({ purgedId: record.purgedId, pending: record.pending, expired: record.expired }, { purgedId: 6, pending: 1, expired: 5 });
+  assert.deepEqual(expired, [2, 2, 1]);
+});
+
+test("a SQLite backlog larger than a step is deleted in steps of RETENTION_BATCH, every message of it", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  t.after(() => store.close());
+  const total = 2 * RETENTION_BATCH + 5;
+  for (let done = 0; done < total; done += 5000) {
+    const count = Math.min(5000, total - done);
+    await store.write({
+      messages: Array.from({ length: count }, () => ({ from: bob, to: bob, payload: { text: "old" }, createdAt: 1 })),
+      inboxes: [{ agent: bob, create: true }],
+    });
+  }
+  await store.write({ messages: [], inboxes: [{ agent: bob, deliveredId: total }] });
+  const inboxes = inbox(total, 0);
+  const prune = store.prune.bind(store);
+  const steps: number[] = [];
+  store.prune = async (...args) => {
+    const step = await prune(...args);
+    steps.push(step.changed.get(bob) ?? 0);
+    return step;
+  };
+  await applyRetention(store, inboxes, new DeliveryMarks(1000, false), { retentionMs: 1000, pendingTtlMs: uniform(0) }, Date.now());
+  assert.deepEqual(steps, [RETENTION_BATCH, 2 * RETENTION_BATCH, total]);
+  assert.equal(inboxes.get(bob)!.purgedId, total);
+  assert.deepEqual(await store.readAfter(bob, 0, 10), []);
+});

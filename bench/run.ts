@@ -23,24 +23,55 @@ import { nchanAvailable, postgresAvailable, type RunningSystem, stopPostgres, ty
 import { FAN_OUT_4K, PIPELINED, POSTGRES_BROKERS, postgresKey, type Results, ratios, scaleOut, table } from "./report.ts";
 
 const ALL_SCENARIOS = "latency,throughput,pipelined,batch,fan-out,fan-out-4k,streams,resume";
-const { values } = parseArgs({
-  options: {
-    smoke: { type: "boolean", default: false },
-    systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
-    scenarios: { type: "string", default: ALL_SCENARIOS },
-    runs: { type: "string", default: "1" },
-    out: { type: "string" },
-  },
-});
+const HELP = `npm run bench -- [options]: interop against the old bridge, nchan and bare servers, under the same load
+
+Options:
+  --smoke             a few seconds per system, prints only (the test suite runs this)
+  --systems A,B       the systems to run (default all): postgres, ${Object.keys(SYSTEMS).join(", ")}
+  --scenarios A,B     the scenarios to run (default all): ${ALL_SCENARIOS}
+  --runs N            run the selection N times: each target's range and spread, the tables from the first run
+  --out FILE          where the report goes (default bench/RESULTS.md, written only by a full run)
+  -h, --help          show this help
+
+The full run takes ~13 minutes on 2 cores; progress goes to stderr. What each figure means: docs/benchmark.md.
+`;
+/** A one-line refusal of the command line, exit 2, as the CLI's own (no stack trace for a typo). */
+function refuse(message: string): never {
+  process.stderr.write(`bench: ${message} (npm run bench -- --help)\n`);
+  process.exit(2);
+}
+const { values } = (() => {
+  try {
+    return parseOptions();
+  } catch (error) {
+    refuse((error as Error).message);
+  }
+})();
+function parseOptions() {
+  return parseArgs({
+    options: {
+      help: { type: "boolean", short: "h", default: false },
+      smoke: { type: "boolean", default: false },
+      systems: { type: "string", default: Object.keys(SYSTEMS).join(",") },
+      scenarios: { type: "string", default: ALL_SCENARIOS },
+      runs: { type: "string", default: "1" },
+      out: { type: "string" },
+    },
+  });
+}
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
 const runs = Number(values.runs);
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a whole number ≥ 1, not ${values.runs}`);
+if (!Number.isInteger(runs) || runs < 1) refuse(`--runs must be a whole number ≥ 1, not ${values.runs}`);
 const smoke = values.smoke;
 const size = smoke
   ? { rate: 100, latencySeconds: 1, throughputSeconds: 1, fanAgents: 10, fanMessages: 20, streams: 200, resumePhase: 30 }
   : { rate: 500, latencySeconds: 10, throughputSeconds: 10, fanAgents: 100, fanMessages: 200, streams: 10_000, resumePhase: 300 };
 // "postgres" names the PostgreSQL systems together, so they can be run alone.
 const chosen = values.systems.split(",").flatMap((key) => key === "postgres" ? POSTGRES_BROKERS.map(postgresKey) : [key]).map((key) => {
-  if (!SYSTEMS[key]) throw new Error(`unknown system ${key}; choose from postgres, ${Object.keys(SYSTEMS).join(", ")}`);
+  if (!SYSTEMS[key]) refuse(`unknown system ${key}; choose from postgres, ${Object.keys(SYSTEMS).join(", ")}`);
   return key;
 });
 if (chosen.includes("nchan") && !nchanAvailable()) {
@@ -60,6 +91,8 @@ const runResults: Results[] = [];
 
 /** Runs one scenario on a freshly started system, so no scenario inherits another's state. */
 const scenarios = new Set(values.scenarios.split(","));
+const unknownScenario = [...scenarios].find((name) => !ALL_SCENARIOS.split(",").includes(name));
+if (unknownScenario !== undefined) refuse(`unknown scenario ${unknownScenario}; choose from ${ALL_SCENARIOS}`);
 
 async function scenario(key: string, name: string, agents: string[], run: (system: RunningSystem) => Promise<Record<string, Figures>>) {
   if (!scenarios.has(name)) return;

@@ -21,6 +21,26 @@ function smoke(systems: string[], more: string[] = []) {
   return result;
 }
 
+test("npm run bench -- --help explains its options; a typo in one is refused in one line, exit 2, before anything runs", { skip: NODE_ONLY }, () => {
+  const bench = (...args: string[]) => spawnSync(process.execPath, ["bench/run.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  const help = bench("--help");
+  assert.equal(help.status, 0, help.stderr);
+  for (const option of ["--smoke", "--systems", "--scenarios", "--runs", "--out"]) assert.match(help.stdout, new RegExp(`^  ${option}`, "m"));
+  // An unknown scenario ran nothing and said nothing of it; the others were stack traces.
+  for (const [args, said] of [
+    [["--scenarios", "fanout"], /^bench: unknown scenario fanout; choose from latency,/],
+    [["--systems", "nginx"], /^bench: unknown system nginx; choose from postgres, interop-node,/],
+    [["--runs", "0"], /^bench: --runs must be a whole number ≥ 1, not 0/],
+    [["--bogus"], /^bench: Unknown option '--bogus'/],
+  ] as const) {
+    const refused = bench(...args);
+    assert.equal(refused.status, 2, args.join(" "));
+    assert.match(refused.stderr, said);
+    assert.equal(refused.stderr.split("\n").length, 2, "one line");
+    assert.equal(refused.stdout, "");
+  }
+});
+
 // The PostgreSQL systems run in a test of their own: each has a time limit to keep.
 test("npm run bench -- --smoke runs every scenario on every system, and interop loses, repeats and reorders nothing", {
   skip: NODE_ONLY,

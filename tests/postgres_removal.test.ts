@@ -246,7 +246,7 @@ for (const retention of ["prune", "expire"] as const) {
       removal = storeA.removeInbox(openclaw);
       await waitFor(async () => await waiting("DELETE FROM interop_inboxes") === 1, 10_000, "the removal to wait for the inbox's row");
       const cutoff = Date.now() + 60_000;
-      retained = retention === "prune" ? storeB.prune(cutoff, new Map([[openclaw, Number.MAX_SAFE_INTEGER]])) : storeB.expire(new Map([[openclaw, cutoff]]), new Map());
+      retained = retention === "prune" ? storeB.prune(cutoff, new Map([[openclaw, Number.MAX_SAFE_INTEGER]])) : storeB.expire(new Map([[openclaw, cutoff]]));
       await waitFor(async () => await waiting("SELECT agent FROM interop_inboxes WHERE agent IN (") === 1, 10_000, `${retention} to wait too`);
     });
     assert.equal(await removal, 2);

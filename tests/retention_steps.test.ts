@@ -5,7 +5,7 @@ import { DeliveryMarks } from "../src/broker/delivery_marks.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { applyRetention } from "../src/broker/retention.ts";
 import { type AgentName, parseAgentName } from "../src/message.ts";
-import { type InboxRecord, type MessageStore, RETENTION_BATCH, type RetentionStep } from "../src/store/store.ts";
+import { type ExpiryOptions, type InboxRecord, type MessageStore, RETENTION_BATCH, type RetentionStep } from "../src/store/store.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { tempDir } from "./helpers/cli.ts";
 
@@ -26,7 +26,7 @@ test("retention asks for another step while the store says more is left, with a 
       events.push(`${name} ${value}`);
       // What arrived meanwhile runs before the next step: a timer set now fires before it is asked for.
       setTimeout(() => events.push("turn"), 0);
-      if (name === "expire") events.push(`cursor ${(args[1] as Map<AgentName, number>).get(bob)}`);
+      if (name === "expire") events.push(`cursor ${(args[1] as ExpiryOptions).delivered!.get(bob)}`);
       return Promise.resolve({ changed: new Map([[bob, value]]), more: calls < changed.length });
     };
   };

@@ -130,7 +130,7 @@ test("SqliteStore stores a broadcast's payload once, reads it for every copy, an
   assert.deepEqual((await store.readAfter(hermes, first.id + 1, 1))[0].payload, { n: 2 });
   // One copy's recipient removed, another's expired: the payload stays for the copy left.
   await store.removeInbox(gone);
-  await store.expire(new Map([[hermes, 2]]), new Map());
+  await store.expire(new Map([[hermes, 2]]));
   assert.deepEqual((await store.readAfter(openclaw, 0, 1))[0].payload, { text });
   assert.equal((await store.find(first.id + 1))?.id, undefined);
   // The last copy pruned once delivered: nothing is left of the payload.

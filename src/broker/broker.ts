@@ -213,6 +213,7 @@ export class Broker {
       inboxes: this.#inboxes,
       shared: this.#shared !== undefined,
       leased: (agent) => this.#ownLeases?.held(agent) ?? false,
+      taking: this.#deliveries.taken,
       expired: (agent, count) => {
         this.#observers.expired(agent, count);
         // A store that cannot say what went keeps the stop until the reply's wait ends, as before.

@@ -18,6 +18,8 @@ export interface RetentionPolicy {
    * lease is granted in between. A store other brokers share asks its own leases (`MessageStore.expire`).
    */
   leased?(agent: AgentName): boolean;
+  /** Messages taken out of order whose take is still committing (`ExpiryOptions.taking`): they do not expire. */
+  taking?: ReadonlySet<number>;
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -61,7 +63,8 @@ export async function applyRetention(
     for (const [agent, count] of expired) {
       const inbox = inboxes.get(agent);
       if (inbox === undefined) continue;
-      inbox.pending -= count;
+      // Not below 0: a count the broker never had (another broker's publishes) is not taken off it.
+      inbox.pending = Math.max(0, inbox.pending - count);
       inbox.expired += count;
       policy.onExpired?.(agent, count);
     }
@@ -69,9 +72,10 @@ export async function applyRetention(
 }
 
 /**
- * One step of expiry, its cutoffs and cursors taken in the turn it starts: no lease is granted in between (`leased`),
- * and the broker's cursors, which can be ahead of the stored ones (committed with the next batch), moved on since
- * the last step.
+ * One step of expiry, its cutoffs, cursors and takes under way taken in the turn it starts: no lease is granted in
+ * between (`leased`), the broker's cursors, which can be ahead of the stored ones (committed with the next batch),
+ * moved on since the last step, and a take out of order (a reply wait's) marked taken meanwhile hands its message to
+ * its reader before its commit says so.
  */
 function expireStep(store: MessageStore, inboxes: Map<AgentName, InboxRecord>, policy: RetentionPolicy, now: number) {
   const cutoffs = new Map<AgentName, number>();
@@ -83,7 +87,7 @@ function expireStep(store: MessageStore, inboxes: Map<AgentName, InboxRecord>, p
     leasedCutoffs.set(agent, now - LEASED_TTLS * ttl);
   }
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-  return store.expire(cutoffs, cursors, leasedCutoffs);
+  return store.expire(cutoffs, { delivered: cursors, leasedCutoffs, taking: policy.taking });
 }
 
 /**

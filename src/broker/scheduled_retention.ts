@@ -14,6 +14,8 @@ export interface ScheduledRetentionDeps {
   shared: boolean;
   /** Whether this broker holds a lease on the inbox (a shared store asks its own leases, in the expiry's transaction). */
   leased(agent: AgentName): boolean;
+  /** Messages taken out of order whose take is still committing (`Deliveries.taken`): they do not expire. */
+  taking: ReadonlySet<number>;
   /** Called after `options.onExpired` with each inbox's expired messages. */
   expired(agent: AgentName, count: number): void;
   now(): number;
@@ -38,6 +40,7 @@ export class ScheduledRetention {
       ...options,
       pendingTtlMs: options.pendingTtlMs ?? uniform(0),
       leased: deps.leased,
+      taking: deps.taking,
       onExpired: (agent, count) => {
         options.onExpired?.(agent, count);
         deps.expired(agent, count);

@@ -23,6 +23,7 @@ import {
   cutAs,
   type DeadLetter,
   type Durability,
+  type ExpiryOptions,
   type InboxHolds,
   type InboxRecord,
   type MessageOutcome,
@@ -272,14 +273,9 @@ export class PostgresStore implements MessageStore {
     return this.#transaction("prune", (tx) => pruneDelivered(tx, cutoff, deliveredBefore, limit));
   }
 
-  expire(
-    cutoffs: Map<AgentName, number>,
-    delivered: Map<AgentName, number>,
-    leasedCutoffs: Map<AgentName, number> = new Map(),
-    limit = RETENTION_BATCH,
-  ): Promise<RetentionStep> {
+  expire(cutoffs: Map<AgentName, number>, options: ExpiryOptions = {}): Promise<RetentionStep> {
     if (cutoffs.size === 0) return Promise.resolve({ changed: new Map(), more: false });
-    return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, delivered, leasedCutoffs, limit));
+    return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, { limit: RETENTION_BATCH, ...options }));
   }
 
   removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number> {

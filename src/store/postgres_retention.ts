@@ -1,7 +1,7 @@
 /** The PostgreSQL store's retention: delivered messages past their time are deleted, undelivered ones past their TTL expire. */
 import type { PendingQuery, Row, TransactionSql } from "postgres";
 import type { AgentName } from "../message.ts";
-import type { RetentionStep } from "./store.ts";
+import type { ExpiryOptions, RetentionStep } from "./store.ts";
 
 /**
  * Deletes each inbox's delivered messages created before `cutoff`, up to its id in `deliveredBefore` (an inbox not in
@@ -27,10 +27,10 @@ export async function pruneDelivered(
         WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff}) AS up_to
       FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE i.agent = ANY(${locked}::text[])
     ), found AS (
-      SELECT b.agent, b.up_to, f.count, f.last FROM bounds b CROSS JOIN LATERAL (
-        SELECT count(*) AS count, max(o.id) AS last FROM (SELECT m.id FROM interop_messages m
+      SELECT b.agent, b.up_to, f.span, f.last FROM bounds b CROSS JOIN LATERAL (
+        SELECT count(*) AS span, max(o.id) AS last FROM (SELECT m.id FROM interop_messages m
           WHERE m.recipient = b.agent AND m.id <= b.up_to ORDER BY m.id LIMIT ${limit}) AS o) AS f
-      WHERE f.count > 0
+      WHERE f.span > 0
     ), ${budget(tx, limit)}, removed AS (
       DELETE FROM interop_messages m USING chosen c WHERE m.recipient = c.agent AND m.id <= c.last
     ), marked AS (
@@ -51,14 +51,14 @@ export async function pruneDelivered(
 export async function expireUndelivered(
   tx: TransactionSql,
   cutoffs: Map<AgentName, number>,
-  delivered: Map<AgentName, number>,
-  leasedCutoffs: Map<AgentName, number>,
-  limit: number,
+  { delivered = new Map(), taking = new Set(), leasedCutoffs = new Map(), limit }: ExpiryOptions & { limit: number },
 ): Promise<RetentionStep> {
   const agents = await lockInboxes(tx, tx`SELECT agent FROM interop_inboxes WHERE agent = ANY(${[...cutoffs.keys()]}::text[])`);
   if (agents.length === 0) return { changed: new Map(), more: false };
-  // Each inbox's oldest `limit` not taken count as expired, and go with the taken ones among them (polled, their
-  // cursor behind), in the locks' order, no inbox after the one whose messages reach `limit`.
+  const spared = [...taking];
+  // Each inbox's oldest `limit` past its cutoff above its cursor, taken (polled, the cursor behind) or not, in the
+  // locks' order, no inbox after the one whose messages reach `limit`; the untaken ones among them count as expired.
+  // A window of taken ones alone goes only to reach an untaken one past it (`beyond`).
   const rows = await tx<Array<{ agent: AgentName; count: number; more: boolean }>>`
     WITH inboxes AS (
       SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after,
@@ -67,30 +67,36 @@ export async function expireUndelivered(
         ${agents.map((agent) => leasedCutoffs.get(agent) ?? 0)}::int8[],
         ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, leased_cutoff, delivered)
       JOIN interop_inboxes i ON i.agent = c.agent
+    ), windows AS (
+      SELECT i.agent, i.after, i.cutoff, f.span, f.count, f.last, f.span = ${limit} AND EXISTS (
+        SELECT 1 FROM interop_messages m WHERE m.recipient = i.agent AND m.id > f.last AND NOT m.polled
+          AND m.created_at < i.cutoff AND m.id <> ALL(${spared}::int8[])) AS beyond
+      FROM inboxes i CROSS JOIN LATERAL (
+        SELECT count(*) AS span, count(*) FILTER (WHERE NOT o.polled) AS count, max(o.id) AS last FROM (
+          SELECT m.id, m.polled FROM interop_messages m WHERE m.recipient = i.agent AND m.id > i.after
+            AND m.created_at < i.cutoff AND m.id <> ALL(${spared}::int8[]) ORDER BY m.id LIMIT ${limit}) AS o) AS f
     ), found AS (
-      SELECT i.agent, i.after, i.cutoff, f.count, f.last FROM inboxes i CROSS JOIN LATERAL (
-        SELECT count(*) AS count, max(o.id) AS last FROM (SELECT m.id FROM interop_messages m
-          WHERE m.recipient = i.agent AND m.id > i.after AND NOT m.polled AND m.created_at < i.cutoff ORDER BY m.id LIMIT ${limit}) AS o) AS f
-      WHERE f.count > 0
+      SELECT * FROM windows WHERE count > 0 OR beyond
     ), ${budget(tx, limit)}, removed AS (
       DELETE FROM interop_messages m USING chosen c
-      WHERE m.recipient = c.agent AND m.id > c.after AND m.id <= c.last AND m.created_at < c.cutoff
+      WHERE m.recipient = c.agent AND m.id > c.after AND m.id <= c.last AND m.created_at < c.cutoff AND m.id <> ALL(${spared}::int8[])
     ), counted AS (
-      UPDATE interop_inboxes i SET expired = i.expired + c.count FROM chosen c WHERE i.agent = c.agent
+      UPDATE interop_inboxes i SET expired = i.expired + c.count FROM chosen c WHERE i.agent = c.agent AND c.count > 0
     )
-    SELECT agent, count::int4 AS count, EXISTS (SELECT 1 FROM budget WHERE earlier >= ${limit}) OR EXISTS (
-      SELECT 1 FROM interop_messages m WHERE m.recipient = c.agent AND m.id > c.last AND NOT m.polled AND m.created_at < c.cutoff
-    ) AS more FROM chosen c`;
-  return { changed: new Map(rows.map((row) => [row.agent, row.count])), more: rows.some((row) => row.more) };
+    SELECT agent, count::int4 AS count, beyond OR EXISTS (SELECT 1 FROM budget WHERE earlier >= ${limit}) AS more FROM chosen`;
+  return {
+    changed: new Map(rows.filter((row) => row.count > 0).map((row) => [row.agent, row.count])),
+    more: rows.some((row) => row.more),
+  };
 }
 
 /**
- * A retention step's bound over `found` (an inbox's `count` of messages to delete): `budget` holds how many the
+ * A retention step's bound over `found` (an inbox's `span`, the messages it would delete): `budget` holds how many the
  * inboxes before each hold (`earlier`, in the order the locks were taken), `chosen` the inboxes before `limit` is reached.
  */
 function budget(tx: TransactionSql, limit: number): PendingQuery<Row[]> {
   return tx`budget AS (
-      SELECT *, coalesce(sum(count) OVER (ORDER BY agent COLLATE "C" ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS earlier
+      SELECT *, coalesce(sum(span) OVER (ORDER BY agent COLLATE "C" ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS earlier
       FROM found
     ), chosen AS (SELECT * FROM budget WHERE earlier < ${limit})`;
 }

@@ -315,6 +315,24 @@ export interface RetentionStep {
   more: boolean;
 }
 
+/** What the broker knows that its store may not yet, and the bound of one step (`MessageStore.expire`). */
+export interface ExpiryOptions {
+  /** Each inbox's cursor where the broker's is further than the stored one (committed with its next batch). */
+  delivered?: Map<AgentName, number>;
+  /**
+   * Messages taken out of order whose take is still committing: handed to their reader already, so they neither
+   * expire nor go (a broker of its own marks them taken before the commit: `Deliveries.taken`).
+   */
+  taking?: ReadonlySet<number>;
+  /**
+   * A store that keeps inbox leases (one other brokers share) uses an inbox's cutoff here instead while a reader
+   * leases it (none here: nothing of it expires); a broker that keeps them picked the cutoff already.
+   */
+  leasedCutoffs?: Map<AgentName, number>;
+  /** RETENTION_BATCH unless said. */
+  limit?: number;
+}
+
 /** A broker on a shared store, as its registry row says. */
 export interface BrokerRecord {
   id: string;
@@ -406,19 +424,13 @@ export interface MessageStore {
   prune(cutoff: number, deliveredBefore: Map<AgentName, number>, limit?: number): Promise<RetentionStep>;
   /**
    * Removes the undelivered messages of each inbox in `cutoffs` created before its cutoff (ms), above the inbox's
-   * cursor (or `delivered`, the broker's newer one), within one step's bound as `prune`'s; counts them in the inbox's
-   * `expired`; `changed` holds each changed inbox's count. The purge mark stays: those messages
-   * were sent to no reader, so they are gone for every reader alike, and a resume by an id below them still has what
-   * was delivered after that id to replay. A store that keeps inbox leases (one other brokers share) uses an inbox's
-   * cutoff in `leasedCutoffs` instead while a reader leases it (none there: nothing of it expires); a broker that
-   * keeps them picked the cutoff already.
+   * cursor (see `ExpiryOptions`); counts them in the inbox's `expired`; `changed` holds each changed inbox's count. The
+   * messages a poll took among them (polled, above the cursor) go with them, uncounted. One step's bound, as
+   * `prune`'s, is on the messages deleted, taken or not. The purge mark stays: those messages were sent to no reader,
+   * so they are gone for every reader alike, and a resume by an id below them still has what was delivered after that
+   * id to replay.
    */
-  expire(
-    cutoffs: Map<AgentName, number>,
-    delivered: Map<AgentName, number>,
-    leasedCutoffs?: Map<AgentName, number>,
-    limit?: number,
-  ): Promise<RetentionStep>;
+  expire(cutoffs: Map<AgentName, number>, options?: ExpiryOptions): Promise<RetentionStep>;
   /**
    * Deletes the agent's inbox for good (its messages, cursor and dead letters); resolves with the messages deleted.
    * A store other brokers share calls `refuse` (a removal not forced) within the removal's transaction with what holds

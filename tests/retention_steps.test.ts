@@ -4,9 +4,11 @@ import { test } from "node:test";
 import { DeliveryMarks } from "../src/broker/delivery_marks.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { applyRetention } from "../src/broker/retention.ts";
+import { ScheduledRetention } from "../src/broker/scheduled_retention.ts";
 import { type AgentName, parseAgentName } from "../src/message.ts";
 import { type ExpiryOptions, type InboxRecord, type MessageStore, RETENTION_BATCH, type RetentionStep } from "../src/store/store.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 
 const bob = parseAgentName("bob", "agent");
@@ -86,4 +88,34 @@ test("a SQLite backlog larger than a step is deleted in steps of RETENTION_BATCH
   assert.deepEqual(steps, [RETENTION_BATCH, 2 * RETENTION_BATCH, total]);
   assert.equal(inboxes.get(bob)!.purgedId, total);
   assert.deepEqual(await store.readAfter(bob, 0, 10), []);
+});
+
+test("a retention run asked for while one is under way is that one, not a second over the same rows", async (t) => {
+  // A backlog's steps may outlast the interval: a second run would wait on the first's locks or step through its rows.
+  const released = Promise.withResolvers<void>();
+  let prunes = 0;
+  const store = {
+    prune: async () => {
+      prunes++;
+      await released.promise;
+      return { changed: new Map(), more: false };
+    },
+  } as unknown as MessageStore;
+  const retention = new ScheduledRetention({
+    options: testBrokerOptions(store, "/nonexistent"),
+    inboxes: inbox(0, 0),
+    shared: false,
+    leased: () => false,
+    taking: new Set(),
+    expired: () => {},
+    now: Date.now,
+  });
+  t.after(() => retention.stop());
+  const first = retention.run();
+  assert.equal(retention.run(), first);
+  released.resolve();
+  await first;
+  assert.equal(prunes, 1);
+  await retention.run();
+  assert.equal(prunes, 2, "a run asked for once the first ended is a run of its own");
 });

@@ -58,7 +58,9 @@ export async function expireUndelivered(
   const spared = [...taking];
   // Each inbox's oldest `limit` past its cutoff above its cursor, taken (polled, the cursor behind) or not, in the
   // locks' order, no inbox after the one whose messages reach `limit`; the untaken ones among them count as expired.
-  // A window of taken ones alone goes only to reach an untaken one past it (`beyond`).
+  // The taken ones go with the untaken around them, as far as the last untaken one: the whole share when there are
+  // more past it (`beyond`; so a share of taken ones alone goes only to reach an untaken one). That one is looked for
+  // from the newest down: a search from the share up would go through all the taken ones left at every step.
   const rows = await tx<Array<{ agent: AgentName; count: number; more: boolean }>>`
     WITH inboxes AS (
       SELECT i.agent, greatest(i.delivered_id, c.delivered) AS after,
@@ -67,16 +69,20 @@ export async function expireUndelivered(
         ${agents.map((agent) => leasedCutoffs.get(agent) ?? 0)}::int8[],
         ${agents.map((agent) => delivered.get(agent) ?? 0)}::int8[]) AS c (agent, cutoff, leased_cutoff, delivered)
       JOIN interop_inboxes i ON i.agent = c.agent
-    ), windows AS (
-      SELECT i.agent, i.after, i.cutoff, f.span, f.count, f.last, f.span = ${limit} AND EXISTS (
-        SELECT 1 FROM interop_messages m WHERE m.recipient = i.agent AND m.id > f.last AND NOT m.polled
-          AND m.created_at < i.cutoff AND m.id <> ALL(${spared}::int8[])) AS beyond
+    ), shares AS (
+      SELECT i.agent, i.after, i.cutoff, f.*, f.span = ${limit} AND (
+        SELECT m.id FROM interop_messages m WHERE m.recipient = i.agent AND m.id > f.last AND NOT m.polled
+          AND m.created_at < i.cutoff AND m.id <> ALL(${spared}::int8[]) ORDER BY m.id DESC LIMIT 1) IS NOT NULL AS beyond
       FROM inboxes i CROSS JOIN LATERAL (
-        SELECT count(*) AS span, count(*) FILTER (WHERE NOT o.polled) AS count, max(o.id) AS last FROM (
+        SELECT count(*) AS span, count(*) FILTER (WHERE NOT o.polled) AS count, max(o.id) AS last,
+          max(o.last_untaken) AS last_untaken, count(*) FILTER (WHERE o.id <= o.last_untaken) AS untaken_span
+        FROM (SELECT w.*, max(w.id) FILTER (WHERE NOT w.polled) OVER () AS last_untaken FROM (
           SELECT m.id, m.polled FROM interop_messages m WHERE m.recipient = i.agent AND m.id > i.after
-            AND m.created_at < i.cutoff AND m.id <> ALL(${spared}::int8[]) ORDER BY m.id LIMIT ${limit}) AS o) AS f
+            AND m.created_at < i.cutoff AND m.id <> ALL(${spared}::int8[]) ORDER BY m.id LIMIT ${limit}) AS w) AS o) AS f
     ), found AS (
-      SELECT * FROM windows WHERE count > 0 OR beyond
+      SELECT agent, after, cutoff, count, beyond, CASE WHEN beyond THEN last ELSE last_untaken END AS last,
+        CASE WHEN beyond THEN span ELSE untaken_span END AS span
+      FROM shares WHERE count > 0 OR beyond
     ), ${budget(tx, limit)}, removed AS (
       DELETE FROM interop_messages m USING chosen c
       WHERE m.recipient = c.agent AND m.id > c.after AND m.id <= c.last AND m.created_at < c.cutoff AND m.id <> ALL(${spared}::int8[])

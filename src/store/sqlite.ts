@@ -446,9 +446,12 @@ export class SqliteStore implements MessageStore {
         const spared = taking.size === 0 ? [] : [JSON.stringify([...taking])];
         const expirable = `recipient = ? AND indexed = 1 AND created_at < ?${taking.size === 0 ? "" : " AND id NOT IN (SELECT value FROM json_each(?))"}`;
         // The step's share of the inbox: its oldest `limit` past the cutoff above the cursor, taken or not.
-        const share = this.#db.prepare(`SELECT count(*) AS span, coalesce(sum(polled = 0), 0) AS count, max(id) AS upto
+        const share = this.#db.prepare(`SELECT coalesce(sum(polled = 0), 0) AS count, max(id) AS upto,
+            max(CASE WHEN polled = 0 THEN id END) AS lastUntaken, count(*) = ? AS full
           FROM (SELECT id, polled FROM messages WHERE ${expirable} AND id > ? ORDER BY id LIMIT ?)`);
-        const untakenAfter = this.#db.prepare(`SELECT 1 AS found FROM messages WHERE ${expirable} AND id > ? AND polled = 0 LIMIT 1`);
+        // Looked for from the newest down: a share of taken ones alone stands before the untaken one it reaches for,
+        // and a search from the share up would go through all the taken ones left at every step.
+        const untakenAfter = this.#db.prepare(`SELECT id FROM messages WHERE ${expirable} AND id > ? AND polled = 0 ORDER BY id DESC LIMIT 1`);
         const remove = this.#db.prepare(`DELETE FROM messages WHERE ${expirable} AND id > ? AND id <= ?`);
         const record = this.#db.prepare("UPDATE inboxes SET expired = expired + ? WHERE agent = ?");
         const deleted = new IdRange();
@@ -458,22 +461,28 @@ export class SqliteStore implements MessageStore {
           const cutoff = cutoffs.get(agent);
           if (cutoff === undefined) continue;
           const after = Math.max(delivered_id, delivered.get(agent) ?? 0);
-          const { span, count, upto } = share.get(agent, cutoff, ...spared, after, limit) as { span: number; count: number; upto: number | null };
+          const { count, upto, lastUntaken, full } = share.get(limit, agent, cutoff, ...spared, after, limit) as {
+            count: number;
+            upto: number | null;
+            lastUntaken: number | null;
+            full: number;
+          };
           if (upto === null) continue;
-          // A window of taken ones alone goes only to reach an untaken one past it.
-          const beyond = span === limit && untakenAfter.get(agent, cutoff, ...spared, upto) !== undefined;
+          // The taken ones go with the untaken around them, as far as the last untaken one: the whole share when
+          // there are more past it (so a share of taken ones alone goes only to reach an untaken one).
+          const beyond = full === 1 && untakenAfter.get(agent, cutoff, ...spared, upto) !== undefined;
           if (count === 0 && !beyond) continue;
           if (total >= limit) {
             more = true;
             break;
           }
-          remove.run(agent, cutoff, ...spared, after, upto);
+          const end = beyond ? upto : lastUntaken!;
+          total += Number(remove.run(agent, cutoff, ...spared, after, end).changes);
           if (count > 0) {
             record.run(count, agent);
             changed.set(agent, count);
           }
-          deleted.add(after + 1, upto);
-          total += span;
+          deleted.add(after + 1, end);
           more ||= beyond;
         }
         this.#deleteUnusedPayloads(deleted);

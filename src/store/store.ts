@@ -425,8 +425,9 @@ export interface MessageStore {
   /**
    * Removes the undelivered messages of each inbox in `cutoffs` created before its cutoff (ms), above the inbox's
    * cursor (see `ExpiryOptions`); counts them in the inbox's `expired`; `changed` holds each changed inbox's count. The
-   * messages a poll took among them (polled, above the cursor) go with them, uncounted. One step's bound, as
-   * `prune`'s, is on the messages deleted, taken or not. The purge mark stays: those messages were sent to no reader,
+   * messages taken out of order among them (polled, above the cursor) go with them, uncounted, as far as the last
+   * expired one. One step's bound, as `prune`'s, is on the messages deleted, taken or not: a step may delete taken ones
+   * alone, to reach an untaken one past them. The purge mark stays: those messages were sent to no reader,
    * so they are gone for every reader alike, and a resume by an id below them still has what was delivered after that
    * id to replay.
    */

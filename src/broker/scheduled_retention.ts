@@ -28,7 +28,7 @@ export class ScheduledRetention {
   #policy: RetentionPolicy;
   #now: () => number;
   #timer: ReturnType<typeof setInterval>;
-  #running: Promise<void> | undefined;
+  #running: { done: Promise<void>; expired: Promise<void> } | undefined;
 
   constructor(deps: ScheduledRetentionDeps) {
     const { options } = deps;
@@ -56,11 +56,30 @@ export class ScheduledRetention {
    * and retention retries on the next tick.
    */
   run(): Promise<void> {
-    this.#running ??= applyRetention(this.#store, this.#inboxes, this.#marks, this.#policy, this.#now())
-      .catch(() => {
-        // Retried on the next tick.
-      })
-      .finally(() => (this.#running = undefined));
+    return this.#start().done;
+  }
+
+  /**
+   * Starts a run (or joins the one under way) and resolves once its expiry is over: what a broker starting waits for
+   * before it serves (see `applyRetention`).
+   */
+  expireNow(): Promise<void> {
+    return this.#start().expired;
+  }
+
+  #start(): { done: Promise<void>; expired: Promise<void> } {
+    if (this.#running === undefined) {
+      const expired = Promise.withResolvers<void>();
+      const done = applyRetention(this.#store, this.#inboxes, this.#marks, this.#policy, this.#now(), expired.resolve)
+        .catch(() => {
+          // Retried on the next tick.
+        })
+        .finally(() => {
+          expired.resolve();
+          this.#running = undefined;
+        });
+      this.#running = { done, expired: expired.promise };
+    }
     return this.#running;
   }
 

@@ -107,7 +107,7 @@ test("a retention run asked for while one is under way is that one, not a second
     inboxes: inbox(0, 0),
     shared: false,
     leased: () => false,
-    taking: new Set(),
+    taking: () => [],
     expired: () => {},
     now: Date.now,
   });

@@ -161,7 +161,7 @@ export class Broker {
       store: options.store,
       commits: this.#commits,
       agents: this.#agents,
-      taken: this.#deliveries.taken,
+      deliveries: this.#deliveries,
       now: this.#now,
       maxMessageBytes: options.maxMessageBytes,
       asTake: (agent, work) => this.leases.take(agent, undefined, work),
@@ -213,7 +213,7 @@ export class Broker {
       inboxes: this.#inboxes,
       shared: this.#shared !== undefined,
       leased: (agent) => this.#ownLeases?.held(agent) ?? false,
-      taking: this.#deliveries.taken,
+      taking: () => this.#deliveries.committing(),
       expired: (agent, count) => {
         this.#observers.expired(agent, count);
         // A store that cannot say what went keeps the stop until the reply's wait ends, as before.

@@ -20,6 +20,12 @@ export class Deliveries {
   #deps: DeliveriesDeps;
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   readonly taken = new Set<number>();
+  /**
+   * Messages a reader has (a poll's read, a wait's take) or a cancel withdraws, whose take has not committed yet, each
+   * with how many hold it (two polls may read one message): retention does not expire them (`committing`), or it
+   * would count as expired a message its reader is handed.
+   */
+  #held = new Map<number, number>();
   /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
   #redelivered = new Map<AgentName, number>();
 
@@ -35,6 +41,23 @@ export class Deliveries {
   /** Forgets a removed agent's count of repeats. */
   forget(agent: AgentName): void {
     this.#redelivered.delete(agent);
+  }
+
+  /** The messages held while their take commits (`hold`): what retention leaves (`ExpiryOptions.taking`). */
+  committing(): number[] {
+    return [...this.#held.keys()];
+  }
+
+  /** Holds `ids` from expiry until the returned function is called, once their take has committed (or failed). */
+  hold(ids: readonly number[]): () => void {
+    for (const id of ids) this.#held.set(id, (this.#held.get(id) ?? 0) + 1);
+    return () => {
+      for (const id of ids) {
+        const holders = this.#held.get(id)! - 1;
+        if (holders === 0) this.#held.delete(id);
+        else this.#held.set(id, holders);
+      }
+    };
   }
 
   /** Whether `agent`'s message `id` is still undelivered (above the inbox's cursor, not taken out of order). */
@@ -62,12 +85,17 @@ export class Deliveries {
   take(envelope: Envelope): void {
     const inbox = this.#deps.records.get(envelope.to)!;
     this.taken.add(envelope.id);
+    const release = this.hold([envelope.id]);
     this.tookOutOfOrder(inbox, envelope);
     // Once committed, the store leaves it out of every read; until then, memory does.
     this.#deps.commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] }).then(
-      () => this.taken.delete(envelope.id),
       () => {
-        // Not committed: after a crash it would be delivered once more to the inbox's reader.
+        this.taken.delete(envelope.id);
+        release();
+      },
+      () => {
+        // Not committed: after a crash it would be delivered once more to the inbox's reader. Until then it is
+        // handed out, so it stays held from expiry as it stays taken.
       },
     );
   }

@@ -6,6 +6,7 @@ import type { AgentName, Envelope } from "../message.ts";
 import type { InboxRecord, MessageOutcome, MessageStore, Parties } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { CommitQueue } from "./commit_queue.ts";
+import type { Deliveries } from "./deliveries.ts";
 import { setTimeout } from "node:timers";
 import { messagesPerRead } from "./read_pages.ts";
 import { settled } from "./shared_waiters.ts";
@@ -25,8 +26,8 @@ export interface MessageTasksDeps {
   store: MessageStore;
   commits: CommitQueue;
   agents: AgentInboxes;
-  /** The broker's messages taken out of order, above their inbox's cursor (a withdrawal adds to them). */
-  taken: Set<number>;
+  /** The broker's messages taken out of order, above their inbox's cursor (a withdrawal adds to `taken`). */
+  deliveries: Deliveries;
   now(): number;
   /** The largest message a publish may make (`--max-body-bytes`): what one read may hold at most is counted in it. */
   maxMessageBytes?: number;
@@ -58,7 +59,7 @@ export class MessageTasks {
   /** Whether message `id` for `agent` was handed out (or withdrawn): above the cursor only a wait or a poll takes one. */
   async isDelivered(agent: AgentName, id: number, outcome: MessageOutcome): Promise<boolean> {
     const inbox = this.#deps.agents.get(agent);
-    if ((inbox !== undefined && id <= inbox.deliveredId) || this.#deps.taken.has(id) || outcome.taken) return true;
+    if ((inbox !== undefined && id <= inbox.deliveredId) || this.#deps.deliveries.taken.has(id) || outcome.taken) return true;
     // On a shared store a reader on another broker may have moved the cursor (or its broker created the inbox) since
     // this one last looked (once a second): the store's cursor says.
     const { shared } = this.#deps.store;
@@ -113,7 +114,7 @@ export class MessageTasks {
   }
 
   async #withdrawFrom(inbox: InboxRecord, id: number): Promise<boolean> {
-    const { taken, store } = this.#deps;
+    const { deliveries: { taken }, store } = this.#deps;
     const agent = inbox.agent;
     // Decided and marked in one turn: a delivery either came before (false) or skips it (taken). The id stays
     // in taken (one number per cancel): a second cancel must not count it out of `pending` again.
@@ -121,6 +122,8 @@ export class MessageTasks {
     // On a shared store the take is the store's (compare-and-set): a reader on another broker may have it already.
     if (store.shared !== undefined && !(await settled(store.shared.takeOne(agent, id)))) return false;
     taken.add(id);
+    // Counted out of `pending` here: an expiry step before the commit must not count it out again.
+    const release = this.#deps.deliveries.hold([id]);
     inbox.pending--;
     try {
       await this.#deps.commits.update({ agent, withdrawn: [{ id, at: this.#deps.now() }] });
@@ -128,6 +131,8 @@ export class MessageTasks {
       taken.delete(id);
       inbox.pending++;
       throw error;
+    } finally {
+      release();
     }
     return true;
   }

@@ -18,8 +18,8 @@ export interface RetentionPolicy {
    * lease is granted in between. A store other brokers share asks its own leases (`MessageStore.expire`).
    */
   leased?(agent: AgentName): boolean;
-  /** Messages taken out of order whose take is still committing (`ExpiryOptions.taking`): they do not expire. */
-  taking?: ReadonlySet<number>;
+  /** Messages handed to a reader whose take is still committing (`ExpiryOptions.taking`), asked at each step. */
+  taking?(): readonly number[];
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -102,7 +102,7 @@ function expireStep(store: MessageStore, inboxes: Map<AgentName, InboxRecord>, p
     leasedCutoffs.set(agent, now - LEASED_TTLS * ttl);
   }
   const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-  return store.expire(cutoffs, { delivered: cursors, leasedCutoffs, taking: policy.taking });
+  return store.expire(cutoffs, { delivered: cursors, leasedCutoffs, taking: policy.taking?.() });
 }
 
 /**

@@ -14,8 +14,8 @@ export interface ScheduledRetentionDeps {
   shared: boolean;
   /** Whether this broker holds a lease on the inbox (a shared store asks its own leases, in the expiry's transaction). */
   leased(agent: AgentName): boolean;
-  /** Messages taken out of order whose take is still committing (`Deliveries.taken`): they do not expire. */
-  taking: ReadonlySet<number>;
+  /** Messages handed to a reader whose take is still committing (`Deliveries.committing`): they do not expire. */
+  taking(): readonly number[];
   /** Called after `options.onExpired` with each inbox's expired messages. */
   expired(agent: AgentName, count: number): void;
   now(): number;

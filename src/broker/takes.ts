@@ -133,22 +133,30 @@ export class Takes {
       return taken;
     }
     const after = inbox.deliveredId;
-    // Asked again in the turn that marks them delivered: another poll may have taken some while this one read (a
-    // paged read awaits more than once, and even a single read's filter runs a turn before this).
-    const taken = (await this.#readPending(inbox, limit, shownUpTo, answer)).filter(this.#deliveries.pendingIn(inbox, shownUpTo));
-    if (taken.length === 0 || clientGone?.aborted) return [];
-    const upTo = taken[taken.length - 1].id;
-    const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
-    this.#deliveries.markDelivered(inbox, taken);
+    // What it reads is held from expiry from the turn of each read until its take commits: encoding a large answer
+    // gives other work turns, and an expiry step among them counted as expired what this poll then handed out.
+    const releases: Array<() => void> = [];
     try {
-      await this.#commits.update({ agent, deliveredId: upTo, polled: [{ after, upTo }] });
-    } catch (error) {
-      Object.assign(inbox, before);
-      throw error;
+      const held = (page: Envelope[]) => releases.push(this.#deliveries.hold(page.map((envelope) => envelope.id)));
+      // Asked again in the turn that marks them delivered: another poll may have taken some while this one read (a
+      // paged read awaits more than once, and even a single read's filter runs a turn before this).
+      const taken = (await this.#readPending(inbox, limit, shownUpTo, answer, held)).filter(this.#deliveries.pendingIn(inbox, shownUpTo));
+      if (taken.length === 0 || clientGone?.aborted) return [];
+      const upTo = taken[taken.length - 1].id;
+      const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
+      this.#deliveries.markDelivered(inbox, taken);
+      try {
+        await this.#commits.update({ agent, deliveredId: upTo, polled: [{ after, upTo }] });
+      } catch (error) {
+        Object.assign(inbox, before);
+        throw error;
+      }
+      // After the commit: a stream woken before it would read the taken messages again.
+      this.#awaited.passed(agent);
+      return taken;
+    } finally {
+      for (const release of releases) release();
     }
-    // After the commit: a stream woken before it would read the taken messages again.
-    this.#awaited.passed(agent);
-    return taken;
   }
 
   /** What a take of nothing answers on a shared store: no messages, or 409 `inbox_leased` while a lease is held. */
@@ -194,11 +202,14 @@ export class Takes {
     // Looked at in the turn that marks it taken: a stream may have delivered it while the store read.
     if (!this.#deliveries.pendingIn(inbox)(message) || clientGone?.aborted) return undefined;
     this.#deliveries.taken.add(id);
+    const release = this.#deliveries.hold([id]);
     try {
       await this.#commits.update({ agent, polled: [{ after: id - 1, upTo: id }] });
     } catch (error) {
       this.#deliveries.taken.delete(id);
       throw error;
+    } finally {
+      release();
     }
     this.#deliveries.tookOutOfOrder(inbox, message);
     this.#deliveries.taken.delete(id);
@@ -236,16 +247,28 @@ export class Takes {
     }
   }
 
-  /** Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it. */
-  #readPending(inbox: InboxRecord, limit: number, shownUpTo: number, answer: MessageAnswer | undefined): Promise<Envelope[]> {
+  /**
+   * Up to `limit` of the inbox's undelivered messages, none above `shownUpTo`; with `answer`, what fits in it.
+   * `onRead` hears each read of the store in the turn it was made.
+   */
+  #readPending(
+    inbox: InboxRecord,
+    limit: number,
+    shownUpTo: number,
+    answer: MessageAnswer | undefined,
+    onRead: (page: Envelope[]) => void = () => {},
+  ): Promise<Envelope[]> {
     const after = inbox.deliveredId;
     const keep = this.#deliveries.pendingIn(inbox, shownUpTo);
     // A take up to what its client showed takes what it showed (`interop poll`'s peek, perhaps from before a wait
     // awaited a reply among it), as a lease holder's take on a shared store does; every other read stops before it.
-    const readAfter = (afterId: number, count: number, maxChars?: number) =>
-      shownUpTo === Infinity
-        ? this.#awaited.readAfter(inbox.agent, afterId, count, maxChars)
-        : this.#store.readAfter(inbox.agent, afterId, count, maxChars);
+    const readAfter = async (afterId: number, count: number, maxChars?: number) => {
+      const page = shownUpTo === Infinity
+        ? await this.#awaited.readAfter(inbox.agent, afterId, count, maxChars)
+        : await this.#store.readAfter(inbox.agent, afterId, count, maxChars);
+      onRead(page);
+      return page;
+    };
     return answer === undefined ? readAfter(after, limit).then((read) => read.filter(keep)) : answer.read(readAfter, after, limit, keep);
   }
 }

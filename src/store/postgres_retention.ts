@@ -51,11 +51,10 @@ export async function pruneDelivered(
 export async function expireUndelivered(
   tx: TransactionSql,
   cutoffs: Map<AgentName, number>,
-  { delivered = new Map(), taking = new Set(), leasedCutoffs = new Map(), limit }: ExpiryOptions & { limit: number },
+  { delivered = new Map(), taking: spared = [], leasedCutoffs = new Map(), limit }: ExpiryOptions & { limit: number },
 ): Promise<RetentionStep> {
   const agents = await lockInboxes(tx, tx`SELECT agent FROM interop_inboxes WHERE agent = ANY(${[...cutoffs.keys()]}::text[])`);
   if (agents.length === 0) return { changed: new Map(), more: false };
-  const spared = [...taking];
   // Each inbox's oldest `limit` past its cutoff above its cursor, taken (polled, the cursor behind) or not, in the
   // locks' order, no inbox after the one whose messages reach `limit`; the untaken ones among them count as expired.
   // The taken ones go with the untaken around them, as far as the last untaken one: the whole share when there are

@@ -436,15 +436,15 @@ export class SqliteStore implements MessageStore {
       }));
   }
 
-  expire(cutoffs: Map<AgentName, number>, { delivered = new Map(), taking = new Set(), limit = RETENTION_BATCH }: ExpiryOptions = {}): Promise<RetentionStep> {
+  expire(cutoffs: Map<AgentName, number>, { delivered = new Map(), taking = [], limit = RETENTION_BATCH }: ExpiryOptions = {}): Promise<RetentionStep> {
     return this.#attempt("expire", () =>
       this.#transaction(() => {
         this.#joinTail();
         const changed = new Map<AgentName, number>();
         // What a take still committing holds is left out of all of it (a JSON array: json_each reads it); asked only
         // when there is one, as it costs a third of the step's time.
-        const spared = taking.size === 0 ? [] : [JSON.stringify([...taking])];
-        const expirable = `recipient = ? AND indexed = 1 AND created_at < ?${taking.size === 0 ? "" : " AND id NOT IN (SELECT value FROM json_each(?))"}`;
+        const spared = taking.length === 0 ? [] : [JSON.stringify(taking)];
+        const expirable = `recipient = ? AND indexed = 1 AND created_at < ?${taking.length === 0 ? "" : " AND id NOT IN (SELECT value FROM json_each(?))"}`;
         // The step's share of the inbox: its oldest `limit` past the cutoff above the cursor, taken or not.
         const share = this.#db.prepare(`SELECT coalesce(sum(polled = 0), 0) AS count, max(id) AS upto,
             max(CASE WHEN polled = 0 THEN id END) AS lastUntaken, count(*) = ? AS full

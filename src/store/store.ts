@@ -320,10 +320,10 @@ export interface ExpiryOptions {
   /** Each inbox's cursor where the broker's is further than the stored one (committed with its next batch). */
   delivered?: Map<AgentName, number>;
   /**
-   * Messages taken out of order whose take is still committing: handed to their reader already, so they neither
-   * expire nor go (a broker of its own marks them taken before the commit: `Deliveries.taken`).
+   * Messages handed to a reader (or withdrawn) whose take is still committing, so they neither expire nor go: a broker
+   * of its own hands them out before the commit marks them (`Deliveries.committing`).
    */
-  taking?: ReadonlySet<number>;
+  taking?: readonly number[];
   /**
    * A store that keeps inbox leases (one other brokers share) uses an inbox's cutoff here instead while a reader
    * leases it (none here: nothing of it expires); a broker that keeps them picked the cutoff already.

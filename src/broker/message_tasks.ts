@@ -26,7 +26,10 @@ export interface MessageTasksDeps {
   store: MessageStore;
   commits: CommitQueue;
   agents: AgentInboxes;
-  /** The broker's messages taken out of order, above their inbox's cursor (a withdrawal adds to `taken`). */
+  /**
+   * The broker's delivery bookkeeping: a withdrawal adds its message to `taken` (out of order, above the cursor) and
+   * holds it from expiry while it commits.
+   */
   deliveries: Deliveries;
   now(): number;
   /** The largest message a publish may make (`--max-body-bytes`): what one read may hold at most is counted in it. */

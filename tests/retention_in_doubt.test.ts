@@ -24,19 +24,21 @@ function bobsInbox(): Map<AgentName, InboxRecord> {
   return new Map([[bob, { agent: bob, deliveredId: 10, purgedId: 0, pending: 5, lastSeen: null, deadLetters: 0, expired: 0 }]]);
 }
 
-test("retention whose prune and expiry lost their COMMIT's answer counts what they did once PostgreSQL says they committed", async () => {
+test("retention whose prune, expiry and cursor pass lost their COMMIT's answer counts what they did once PostgreSQL says they committed", async () => {
   // The counts were left as they were: bob's pending stayed 5 for good (the messages gone, the next run finding
   // none to expire), and his purge mark behind what was deleted.
   const inboxes = bobsInbox();
   const store = {
     prune: () => inDoubt({ changed: new Map([[bob, 4]]), more: false }),
     expire: () => inDoubt({ changed: new Map([[bob, 2]]), more: false }),
+    passTaken: () => inDoubt(new Map([[bob, 12]])),
   } as unknown as MessageStore;
   const expired: Array<[string, number]> = [];
   const policy = { retentionMs: 1000, pendingTtlMs: uniform(1000), onExpired: (agent: AgentName, count: number) => expired.push([agent, count]) };
   await applyRetention(store, inboxes, new DeliveryMarks(1000, false), policy, Date.now());
   const inbox = inboxes.get(bob)!;
   assert.deepEqual({ purgedId: inbox.purgedId, pending: inbox.pending, expired: inbox.expired }, { purgedId: 4, pending: 3, expired: 2 });
+  assert.equal(inbox.deliveredId, 12, "the cursor moved over what was taken above it");
   assert.deepEqual(expired, [[bob, 2]]);
 });
 

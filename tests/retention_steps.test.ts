@@ -33,7 +33,7 @@ test("retention asks for another step while the store says more is left, with a 
       return Promise.resolve({ changed: new Map([[bob, value]]), more: calls < changed.length });
     };
   };
-  const store = { prune: step("prune", [3, 6]), expire: step("expire", [2, 2, 1]) } as unknown as MessageStore;
+  const store = { prune: step("prune", [3, 6]), expire: step("expire", [2, 2, 1]), passTaken: () => Promise.resolve(new Map()) } as unknown as MessageStore;
   const expired: number[] = [];
   await applyRetention(store, inboxes, new DeliveryMarks(1000, false), {
     retentionMs: 1000,
@@ -101,6 +101,7 @@ test("a retention run asked for while one is under way is that one, not a second
       await released.promise;
       return { changed: new Map(), more: false };
     },
+    passTaken: () => Promise.resolve(new Map()),
   } as unknown as MessageStore;
   const retention = new ScheduledRetention({
     options: testBrokerOptions(store, "/nonexistent"),

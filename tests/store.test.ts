@@ -377,6 +377,41 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual([expired.get(openclaw), expired.get(hermes)], [2, 1]);
   });
 
+  test(`${name} moves a cursor over the messages right above it that were taken out of order, up to the first untaken one`, async (t) => {
+    // An inbox only asked (its replies taken by the asks) kept every reply: retention deletes up to the cursor.
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open("relaxed");
+    const bob = "bob" as AgentName;
+    const cron = "cron" as AgentName;
+    // openclaw 1..6: 2, 3 and 5 taken out of order, 1 delivered; hermes 7..8 both taken; bob 9 untaken, 10 taken; cron
+    // 11 taken, its cursor in the broker further (11) than stored (0).
+    const to = (id: number) => id <= 6 ? openclaw : id <= 8 ? hermes : id <= 10 ? bob : cron;
+    await store.write({
+      messages: Array.from({ length: 11 }, (_, i) => ({ from: hermes, to: to(i + 1), payload: { n: i + 1 }, createdAt: i + 1 })),
+      inboxes: [openclaw, hermes, bob, cron].map((agent) => ({ agent, create: true, deliveredId: agent === openclaw ? 1 : 0 })),
+    });
+    await store.write({
+      messages: [],
+      inboxes: [
+        { agent: openclaw, polled: [{ after: 1, upTo: 3 }, { after: 4, upTo: 5 }] },
+        { agent: hermes, polled: [{ after: 6, upTo: 8 }] },
+        { agent: bob, polled: [{ after: 9, upTo: 10 }] },
+        { agent: cron, polled: [{ after: 10, upTo: 11 }] },
+      ],
+    });
+    const cursors = async () => new Map((await store.loadInboxes()).map((inbox) => [inbox.agent, inbox.deliveredId]));
+    assert.deepEqual(await store.passTaken(new Map([[cron, 11]])), new Map([[hermes, 8], [openclaw, 3]]));
+    assert.deepEqual(await cursors(), new Map([[bob, 0], [cron, 0], [hermes, 8], [openclaw, 3]]));
+    // Nothing moves twice, and nothing was taken from what stays to read.
+    assert.deepEqual(await store.passTaken(new Map([[cron, 11]])), new Map());
+    assert.deepEqual((await store.readAfter(openclaw, 3, 10)).map((envelope) => envelope.id), [4, 6]);
+    assert.deepEqual((await store.loadInboxes()).map((inbox) => inbox.pending), [1, 0, 0, 2]);
+    // Once the untaken one before them is read, the run past it goes too.
+    await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 4 }] });
+    assert.deepEqual(await store.passTaken(new Map([[cron, 11]])), new Map([[openclaw, 5]]));
+  });
+
   test(`${name} reads an inbox's last messages oldest first, delivered or not, leaving out those a poll took`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

@@ -43,7 +43,8 @@ export function retentionInterval(pendingTtls: number[]): number {
  * otherwise be deleted as it is delivered, before a reader that was sent it and stopped could resume and have it.
  * Expiry comes first, and `expiryDone` hears when it is over (failed or not): a broker starting serves from then on,
  * with nothing past its pending TTL left to hand out, while the deletion of what was delivered, which no reader misses,
- * goes on in its steps (a backlog of 1,000,000 took 0.9 s, which a restart waited for).
+ * goes on in its steps (a backlog of 1,000,000 took 0.9 s, which a restart waited for). Between the two the cursors
+ * move over what was taken out of order above them (`passTaken`), which an in-order read alone moved them past.
  */
 export async function applyRetention(
   store: MessageStore,
@@ -59,6 +60,7 @@ export async function applyRetention(
   } finally {
     expiryDone();
   }
+  await passTaken(store, inboxes);
   for await (const purged of steps(() => store.prune(now - policy.retentionMs, deliveredBefore))) {
     for (const [agent, upTo] of purged) {
       const inbox = inboxes.get(agent);
@@ -101,8 +103,24 @@ function expireStep(store: MessageStore, inboxes: Map<AgentName, InboxRecord>, p
     cutoffs.set(agent, now - (policy.leased?.(agent) ? LEASED_TTLS : 1) * ttl);
     leasedCutoffs.set(agent, now - LEASED_TTLS * ttl);
   }
-  const cursors = new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
-  return store.expire(cutoffs, { delivered: cursors, leasedCutoffs, taking: policy.taking?.() });
+  return store.expire(cutoffs, { delivered: cursorsOf(inboxes), leasedCutoffs, taking: policy.taking?.() });
+}
+
+/**
+ * Moves each inbox's cursor over the messages right above it taken out of order (`MessageStore.passTaken`). After
+ * `deliveredBefore`: the next runs' marks count them delivered now, so they go a retention period later, as messages
+ * delivered in order do.
+ */
+async function passTaken(store: MessageStore, inboxes: Map<AgentName, InboxRecord>): Promise<void> {
+  for (const [agent, deliveredId] of await settled(store.passTaken(cursorsOf(inboxes)))) {
+    const inbox = inboxes.get(agent);
+    if (inbox) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
+  }
+}
+
+/** Each inbox's cursor as the broker has it (further than the stored one until its next batch commits). */
+function cursorsOf(inboxes: Map<AgentName, InboxRecord>): Map<AgentName, number> {
+  return new Map([...inboxes].map(([agent, inbox]) => [agent, inbox.deliveredId]));
 }
 
 /**

@@ -10,7 +10,7 @@ import { brokerConnectionName, type Claimant, CLIENT_OPTIONS, Registration } fro
 import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRecord } from "./message_row.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
-import { expireUndelivered, pruneDelivered } from "./postgres_retention.ts";
+import { expireUndelivered, passTaken, pruneDelivered } from "./postgres_retention.ts";
 import { boundedRows, readBounded } from "./postgres_pages.ts";
 import { migrate } from "./postgres_schema.ts";
 import { beforeAwaitedReply, PostgresInboxes } from "./postgres_shared.ts";
@@ -276,6 +276,10 @@ export class PostgresStore implements MessageStore {
   expire(cutoffs: Map<AgentName, number>, options: ExpiryOptions = {}): Promise<RetentionStep> {
     if (cutoffs.size === 0) return Promise.resolve({ changed: new Map(), more: false });
     return this.#transaction("expire", (tx) => expireUndelivered(tx, cutoffs, { limit: RETENTION_BATCH, ...options }));
+  }
+
+  passTaken(delivered: Map<AgentName, number>): Promise<Map<AgentName, number>> {
+    return this.#transaction("move cursors", (tx) => passTaken(tx, delivered));
   }
 
   removeInbox(agent: AgentName, refuse?: (holds: InboxHolds) => void): Promise<number> {

@@ -96,6 +96,33 @@ export async function expireUndelivered(
 }
 
 /**
+ * Moves each inbox's cursor over the messages right above it taken out of order (see `MessageStore.passTaken`), from
+ * its stored cursor or the one in `delivered` where this broker's is further; the version moves with it, as a take's
+ * does (a stream's claim of a page read before then is refused and reads again). Only the inboxes whose first message
+ * above the cursor is taken are locked. No message of an inbox commits below its run afterwards: a writer holds the
+ * inbox's head until its ids are visible, so what is visible of an inbox is a prefix of its ids.
+ */
+export async function passTaken(tx: TransactionSql, delivered: Map<AgentName, number>): Promise<Map<AgentName, number>> {
+  const agents = [...delivered.keys()];
+  const after = tx`SELECT i.agent, greatest(i.delivered_id, coalesce(d.delivered, 0)) AS after FROM interop_inboxes i
+    LEFT JOIN unnest(${agents}::text[], ${agents.map((agent) => delivered.get(agent)!)}::int8[]) AS d (agent, delivered) ON d.agent = i.agent`;
+  const locked = await lockInboxes(tx, tx`SELECT a.agent FROM (${after}) a WHERE (SELECT m.polled FROM interop_messages m
+    WHERE m.recipient = a.agent AND m.id > a.after ORDER BY m.id LIMIT 1)`);
+  if (locked.length === 0) return new Map();
+  const rows = await tx<Array<{ agent: AgentName; delivered_id: number }>>`
+    WITH runs AS (
+      SELECT a.agent, (SELECT max(m.id) FROM interop_messages m WHERE m.recipient = a.agent AND m.id > a.after AND m.id < coalesce(
+        (SELECT u.id FROM interop_messages u WHERE u.recipient = a.agent AND u.id > a.after AND NOT u.polled ORDER BY u.id LIMIT 1),
+        ${Number.MAX_SAFE_INTEGER})) AS up_to
+      FROM (${after}) a WHERE a.agent = ANY(${locked}::text[])
+    )
+    UPDATE interop_inboxes i SET delivered_id = r.up_to, version = i.version + 1 FROM runs r
+    WHERE i.agent = r.agent AND r.up_to > i.delivered_id
+    RETURNING i.agent, i.delivered_id`;
+  return new Map(rows.map((row) => [row.agent, row.delivered_id]));
+}
+
+/**
  * A retention step's bound over `found` (an inbox's `span`, the messages it would delete): `budget` holds how many the
  * inboxes before each hold (`earlier`, in the order the locks were taken), `chosen` the inboxes before `limit` is reached.
  */

@@ -490,6 +490,33 @@ export class SqliteStore implements MessageStore {
       }));
   }
 
+  passTaken(delivered: Map<AgentName, number>): Promise<Map<AgentName, number>> {
+    return this.#attempt("move cursors", () =>
+      this.#transaction(() => {
+        this.#joinTail();
+        // The inboxes whose first message above the stored cursor is taken, in one statement (one per inbox cost 3.8
+        // µs each, 38 ms a pass over 10,000; the broker's cursors given as JSON to join made it quadratic). Most have
+        // nothing there, or an untaken message first. One whose cursor only the broker's memory moved yet waits for
+        // the next pass.
+        const found = this.#db.prepare(`SELECT agent, delivered_id FROM inboxes i WHERE (
+            SELECT polled FROM messages WHERE recipient = i.agent AND indexed = 1 AND id > i.delivered_id ORDER BY id LIMIT 1) = 1`)
+          .all() as Array<{ agent: AgentName; delivered_id: number }>;
+        // The run's end: the last message before the first untaken one (walked once: the next pass starts past it).
+        const runEnd = this.#db.prepare(`SELECT max(id) AS upto FROM messages WHERE recipient = ? AND indexed = 1 AND id > ? AND id < coalesce(
+            (SELECT id FROM messages WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 ORDER BY id LIMIT 1), ?)`);
+        const record = this.#db.prepare("UPDATE inboxes SET delivered_id = ? WHERE agent = ?");
+        const moved = new Map<AgentName, number>();
+        for (const { agent, delivered_id } of found) {
+          const after = Math.max(delivered_id, delivered.get(agent) ?? 0);
+          const { upto } = runEnd.get(agent, after, agent, after, Number.MAX_SAFE_INTEGER) as { upto: number | null };
+          if (upto === null) continue;
+          record.run(upto, agent);
+          moved.set(agent, upto);
+        }
+        return moved;
+      }));
+  }
+
   /**
    * The inboxes a retention step goes through, in PostgreSQL's order (its locks'): each inbox's oldest `limit` at
    * most, and no inbox after the one whose messages reach `limit` (see `MessageStore.prune`).

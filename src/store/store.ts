@@ -433,6 +433,13 @@ export interface MessageStore {
    */
   expire(cutoffs: Map<AgentName, number>, options?: ExpiryOptions): Promise<RetentionStep>;
   /**
+   * Moves each inbox's cursor over the messages right above it that were taken out of order (a reply an ask took, a
+   * message its sender withdrew), up to its first untaken one; resolves with each moved inbox's new cursor. Only an
+   * in-order read moved the cursor past them, and `prune` deletes up to the cursor: an inbox that is only asked kept
+   * every reply for good. From the stored cursor, or the one in `delivered` where the broker's is further.
+   */
+  passTaken(delivered: Map<AgentName, number>): Promise<Map<AgentName, number>>;
+  /**
    * Deletes the agent's inbox for good (its messages, cursor and dead letters); resolves with the messages deleted.
    * A store other brokers share calls `refuse` (a removal not forced) within the removal's transaction with what holds
    * the inbox on every broker; what it throws rolls the removal back.

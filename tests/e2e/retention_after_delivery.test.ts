@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
 import { test } from "node:test";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { runCli } from "../helpers/cli.ts";
 import { openSse } from "../helpers/sse.ts";
 
 test("a message that waited longer than --retention stays for replay a whole period after its delivery", async (t) => {
@@ -32,4 +33,28 @@ test("a message that waited longer than --retention stays for replay a whole per
     await late.body?.cancel();
     return late.status === 410 || undefined;
   }, 15_000, "the replay to expire a period after the delivery");
+});
+
+test("the replies an agent that only asks took go a retention period after the take, as a delivery's do", async (t) => {
+  // A cron job's agent reads nothing but its asks' replies: only an in-order read moved its cursor past them, and
+  // retention deletes up to the cursor, so every reply stayed for good.
+  const broker = await startBroker({ args: ["--retention", "2s", "--agents", "cron,leo,tick", "--pending-ttl", "0,tick=1s"] });
+  t.after(() => broker.cleanup());
+  const asked = runCli(["ask", "--url", broker.url, "--from", "cron", "--to", "leo", "--timeout", "20", "disk ok?"]);
+  const question = await (await fetch(`${broker.url}/wait?agent=leo&timeout=20`)).json();
+  const answer = await fetch(`${broker.url}/broadcast?from=leo&reply_to=${question.interop.id}`, { method: "POST", body: '{"text":"yes"}' });
+  const { id: reply } = await answer.json();
+  const result = await asked;
+  assert.equal(result.stdout, "yes\n", result.stderr);
+  const cron = async () => (await (await fetch(`${broker.url}/status`)).json()).agents.cron;
+  // Still there right after the take: cron can answer it (a message to leo).
+  assert.equal((await fetch(`${broker.url}/broadcast?from=cron&reply_to=${reply}`, { method: "POST", body: '{"text":"thanks"}' })).status, 200);
+  await waitFor(async () => (await cron()).delivered_id === reply || undefined, 10_000, "cron's cursor to pass the reply it took");
+  assert.deepEqual({ pending: (await cron()).pending, expired: (await cron()).expired }, { pending: 0, expired: 0 });
+  // A period later it is gone: nothing is left to answer.
+  await waitFor(async () => {
+    const late = await fetch(`${broker.url}/broadcast?from=cron&reply_to=${reply}`, { method: "POST", body: '{"text":"again"}' });
+    await late.body?.cancel();
+    return late.status === 404 || undefined;
+  }, 15_000, "the reply to go a retention period after its take");
 });

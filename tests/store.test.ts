@@ -145,9 +145,10 @@ function contract({ name, lockedCode, place }: Backend): void {
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 2, polled: [{ after: 0, upTo: 2 }] }] });
     assert.deepEqual((await store.readAfter(openclaw, 0, 10)).map((envelope) => envelope.id), [3, 4]);
 
+    // Polled ones alone went: the purge mark stays, as a resume from before them lacks nothing (none replays them).
     const purged = await store.prune(100, new Map([[openclaw, 4]]));
-    assert.deepEqual(purged, { changed: new Map([[openclaw, 2]]), more: false });
-    assert.equal((await store.loadInboxes())[0].purgedId, 2);
+    assert.deepEqual(purged, { changed: new Map(), more: false });
+    assert.deepEqual([await store.find(2), (await store.loadInboxes())[0].purgedId], [undefined, 0]);
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 4 }] });
     // Only up to what was delivered a retention period ago, however old the messages.
     assert.deepEqual([...(await store.prune(100, new Map([[openclaw, 3]]))).changed], [[openclaw, 3]]);
@@ -410,6 +411,9 @@ function contract({ name, lockedCode, place }: Backend): void {
     // Once the untaken one before them is read, the run past it goes too.
     await store.write({ messages: [], inboxes: [{ agent: openclaw, deliveredId: 4 }] });
     assert.deepEqual(await store.passTaken(new Map([[cron, 11]])), new Map([[openclaw, 5]]));
+    // Their deletion moves the purge mark to the last one a resume would replay, not past it: 4, not 5.
+    assert.deepEqual(await store.prune(100, new Map([[openclaw, 5], [hermes, 8]])), { changed: new Map([[openclaw, 4]]), more: false });
+    assert.deepEqual((await store.loadInboxes()).map((inbox) => inbox.purgedId), [0, 0, 0, 4]);
   });
 
   test(`${name} reads an inbox's last messages oldest first, delivered or not, leaving out those a poll took`, async (t) => {

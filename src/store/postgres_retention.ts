@@ -5,7 +5,8 @@ import type { ExpiryOptions, RetentionStep } from "./store.ts";
 
 /**
  * Deletes each inbox's delivered messages created before `cutoff`, up to its id in `deliveredBefore` (an inbox not in
- * it keeps all), within a step's bound (see `MessageStore.prune`); `changed` holds each inbox's new purge mark.
+ * it keeps all), within a step's bound (see `MessageStore.prune`); `changed` holds each inbox's new purge mark, the
+ * last deleted message that was not taken.
  */
 export async function pruneDelivered(
   tx: TransactionSql,
@@ -19,25 +20,28 @@ export async function pruneDelivered(
     SELECT i.agent FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE EXISTS (SELECT 1 FROM interop_messages m
       WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff})`);
   if (locked.length === 0) return { changed: new Map(), more: false };
-  // Each inbox's oldest `limit` up to its bound (`last`, where its purge mark moves), in the locks' order, no inbox
-  // after the one whose messages reach `limit`.
-  const rows = await tx<Array<{ agent: AgentName; last: number; more: boolean }>>`
+  // Each inbox's oldest `limit` up to its bound (up to `last`; its purge mark moves to `mark`, the last not taken), in
+  // the locks' order, no inbox after the one whose messages reach `limit`.
+  const rows = await tx<Array<{ agent: AgentName; mark: number | null; more: boolean }>>`
     WITH bounds AS (
       SELECT i.agent, (SELECT max(m.id) FROM interop_messages m
         WHERE m.recipient = i.agent AND m.id <= least(i.delivered_id, d.bound) AND m.created_at < ${cutoff}) AS up_to
       FROM ${given} JOIN interop_inboxes i ON i.agent = d.agent WHERE i.agent = ANY(${locked}::text[])
     ), found AS (
-      SELECT b.agent, b.up_to, f.span, f.last FROM bounds b CROSS JOIN LATERAL (
-        SELECT count(*) AS span, max(o.id) AS last FROM (SELECT m.id FROM interop_messages m
-          WHERE m.recipient = b.agent AND m.id <= b.up_to ORDER BY m.id LIMIT ${limit}) AS o) AS f
+      SELECT b.agent, b.up_to, f.span, f.last, f.mark FROM bounds b CROSS JOIN LATERAL (
+        SELECT count(*) AS span, max(o.id) AS last, max(o.id) FILTER (WHERE NOT o.polled) AS mark FROM (SELECT m.id, m.polled
+          FROM interop_messages m WHERE m.recipient = b.agent AND m.id <= b.up_to ORDER BY m.id LIMIT ${limit}) AS o) AS f
       WHERE f.span > 0
     ), ${budget(tx, limit)}, removed AS (
       DELETE FROM interop_messages m USING chosen c WHERE m.recipient = c.agent AND m.id <= c.last
     ), marked AS (
-      UPDATE interop_inboxes i SET purged_id = greatest(i.purged_id, c.last) FROM chosen c WHERE i.agent = c.agent
+      UPDATE interop_inboxes i SET purged_id = greatest(i.purged_id, c.mark) FROM chosen c WHERE i.agent = c.agent AND c.mark IS NOT NULL
     )
-    SELECT agent, last, last < up_to OR EXISTS (SELECT 1 FROM budget WHERE earlier >= ${limit}) AS more FROM chosen`;
-  return { changed: new Map(rows.map((row) => [row.agent, row.last])), more: rows.some((row) => row.more) };
+    SELECT agent, mark, last < up_to OR EXISTS (SELECT 1 FROM budget WHERE earlier >= ${limit}) AS more FROM chosen`;
+  return {
+    changed: new Map(rows.filter((row) => row.mark !== null).map((row) => [row.agent, row.mark!])),
+    more: rows.some((row) => row.more),
+  };
 }
 
 /**

@@ -407,6 +407,8 @@ export class SqliteStore implements MessageStore {
         // The inbox's `limit`-th message up to its bound: this step stops there.
         const nth = this.#db.prepare("SELECT id FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? ORDER BY id LIMIT 1 OFFSET ?");
         const deleted = new IdRange();
+        // The purge mark: the last of them a resume would replay (not taken), found among the step's share alone.
+        const replayed = this.#db.prepare("SELECT max(id) AS mark FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ? AND polled = 0");
         const remove = this.#db.prepare("DELETE FROM messages WHERE recipient = ? AND indexed = 1 AND id <= ?");
         const record = this.#db.prepare("UPDATE inboxes SET purged_id = max(purged_id, ?) WHERE agent = ?");
         let total = 0;
@@ -427,9 +429,11 @@ export class SqliteStore implements MessageStore {
             more = true;
           }
           deleted.add((oldest.get(agent) as { first: number }).first, upto);
+          const { mark } = replayed.get(agent, upto) as { mark: number | null };
           total += Number(remove.run(agent, upto).changes);
-          record.run(upto, agent);
-          changed.set(agent, upto);
+          if (mark === null) continue;
+          record.run(mark, agent);
+          changed.set(agent, mark);
         }
         this.#deleteUnusedPayloads(deleted);
         return { changed, more };

@@ -16,8 +16,9 @@ export interface InboxRecord {
   /** Every message up to this id has been handed to the agent (stream write or poll). */
   deliveredId: number;
   /**
-   * Delivered messages up to this id may have been deleted by retention; resuming from before it is refused. Never
-   * past `deliveredId`: expired messages (never delivered) do not move it (see `expire`).
+   * Delivered messages a resume replays (those not taken by a poll, a wait or a withdrawal) up to this id may have been
+   * deleted by retention; resuming from before it is refused. Never past `deliveredId`: expired messages (never
+   * delivered) do not move it (see `expire`), nor do taken ones: a resume from before them lacks nothing.
    */
   purgedId: number;
   /** Messages with an id above `deliveredId`. */
@@ -418,7 +419,7 @@ export interface MessageStore {
   /**
    * Deletes delivered messages created before `cutoff` (ms), of each inbox in `deliveredBefore` up to its id there
    * (what was delivered a retention period ago; an inbox not in it keeps all); `changed` holds each inbox's new
-   * `purgedId`. One step's bound (`limit`, RETENTION_BATCH): each inbox's oldest `limit` at most, the inboxes in name
+   * `purgedId`, the last deleted message that was not taken (an inbox that lost only taken ones keeps its mark). One step's bound (`limit`, RETENTION_BATCH): each inbox's oldest `limit` at most, the inboxes in name
    * order, none after the one whose messages reach `limit` (fewer than twice `limit` in all); `more` says one was left.
    */
   prune(cutoff: number, deliveredBefore: Map<AgentName, number>, limit?: number): Promise<RetentionStep>;

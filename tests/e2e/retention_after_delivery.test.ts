@@ -58,3 +58,31 @@ test("the replies an agent that only asks took go a retention period after the t
     return late.status === 404 || undefined;
   }, 15_000, "the reply to go a retention period after its take");
 });
+
+test("a resume by id from before the replies an ask took, a retention period later, replays what came after them", async (t) => {
+  // Their deletion moved the purge mark past the reader's id: 410 event_id_expired, though nothing it lacked was
+  // removed, and `interop listen` then read on from the cursor, losing what its dead stream had been written.
+  const broker = await startBroker({ args: ["--retention", "2s", "--agents", "cron,leo,tick", "--pending-ttl", "0,tick=1s"] });
+  t.after(() => broker.cleanup());
+  const store = (await (await fetch(`${broker.url}/status`)).json()).store_id;
+  await publish(broker.url, "leo", "cron", { n: 1 });
+  const stream = await openSse(`${broker.url}/subscribe?agent=cron`);
+  const [seen] = await stream.take(1).finally(() => stream.close());
+  const asking = fetch(`${broker.url}/ask?from=cron&to=leo&timeout=20`, { method: "POST", body: '{"text":"q"}' });
+  const question = await (await fetch(`${broker.url}/wait?agent=leo&timeout=20`)).json();
+  const { id: reply } = await (await fetch(`${broker.url}/broadcast?from=leo&reply_to=${question.interop.id}`, { method: "POST", body: '{"text":"a"}' })).json();
+  assert.equal((await (await asking).json()).reply.interop.id, reply);
+  await waitFor(async () => {
+    const late = await fetch(`${broker.url}/broadcast?from=cron&reply_to=${reply}`, { method: "POST", body: '{"text":"again"}' });
+    await late.body?.cancel();
+    return late.status === 404 || undefined;
+  }, 15_000, "the reply to go a retention period after its take");
+  await publish(broker.url, "leo", "cron", { n: 2 });
+  const resume = await openSse(`${broker.url}/subscribe?agent=cron`, { "last-event-id": seen.id!, "interop-store": store });
+  try {
+    assert.equal(resume.status, 200);
+    assert.deepEqual((await resume.take(1)).map((event) => JSON.parse(event.data).n), [2]);
+  } finally {
+    resume.close();
+  }
+});

@@ -74,6 +74,10 @@ const chosen = values.systems.split(",").flatMap((key) => key === "postgres" ? P
   if (!SYSTEMS[key]) refuse(`unknown system ${key}; choose from postgres, ${Object.keys(SYSTEMS).join(", ")}`);
   return key;
 });
+const scenarios = new Set(values.scenarios.split(","));
+const unknownScenario = [...scenarios].find((name) => !ALL_SCENARIOS.split(",").includes(name));
+if (unknownScenario !== undefined) refuse(`unknown scenario ${unknownScenario}; choose from ${ALL_SCENARIOS}`);
+// What the machine lacks, and the build, only once every option is known good: a typo builds nothing.
 if (chosen.includes("nchan") && !nchanAvailable()) {
   throw new Error("nginx with nchan is not installed: apt-get install nginx libnginx-mod-nchan (npm test does, as root)");
 }
@@ -90,10 +94,6 @@ const fanAgents = Array.from({ length: size.fanAgents }, (_, i) => `fan${i}`);
 const runResults: Results[] = [];
 
 /** Runs one scenario on a freshly started system, so no scenario inherits another's state. */
-const scenarios = new Set(values.scenarios.split(","));
-const unknownScenario = [...scenarios].find((name) => !ALL_SCENARIOS.split(",").includes(name));
-if (unknownScenario !== undefined) refuse(`unknown scenario ${unknownScenario}; choose from ${ALL_SCENARIOS}`);
-
 async function scenario(key: string, name: string, agents: string[], run: (system: RunningSystem) => Promise<Record<string, Figures>>) {
   if (!scenarios.has(name)) return;
   const system: System = SYSTEMS[key];

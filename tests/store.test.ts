@@ -7,7 +7,7 @@ import { type ErrorCode, InteropError } from "../src/errors.ts";
 import type { AgentName, Payload } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
 import { INDEX_LAG, SqliteStore } from "../src/store/sqlite.ts";
-import { type Durability, type MessageStore, type RetentionStep, wasCut } from "../src/store/store.ts";
+import { type Durability, type MessageStore, type NewMessage, type RetentionStep, wasCut } from "../src/store/store.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 
@@ -65,6 +65,11 @@ const postgresql: Backend = {
 };
 
 for (const backend of [sqlite, postgresql]) contract(backend);
+
+/** Messages 1..count from hermes to `to(id)`, each created at its id (in ms) with `{n: id}`: ids as a new store gives them. */
+function numbered(count: number, to: (id: number) => AgentName): NewMessage[] {
+  return Array.from({ length: count }, (_, i) => ({ from: hermes, to: to(i + 1), payload: { n: i + 1 }, createdAt: i + 1 }));
+}
 
 function contract({ name, lockedCode, place }: Backend): void {
   test(`${name} keeps committed messages and cursors across a reopen`, async (t) => {
@@ -310,7 +315,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     const cron = "cron" as AgentName;
     const to = (id: number) => id <= 5 ? openclaw : id <= 7 ? hermes : id <= 9 ? bob : cron;
     await store.write({
-      messages: Array.from({ length: 10 }, (_, i) => ({ from: hermes, to: to(i + 1), payload: { n: i + 1 }, createdAt: i + 1 })),
+      messages: numbered(10, to),
       inboxes: [
         { agent: openclaw, create: true, deliveredId: 5 },
         { agent: hermes, create: true, deliveredId: 7 },
@@ -356,7 +361,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     // openclaw 1..6, 1..4 taken by polls (the cursor behind); hermes 7..8; openclaw 9 and 10, taken; each created at
     // its id.
     await store.write({
-      messages: Array.from({ length: 10 }, (_, i) => ({ from: hermes, to: i === 6 || i === 7 ? hermes : openclaw, payload: { n: i + 1 }, createdAt: i + 1 })),
+      messages: numbered(10, (id) => id === 7 || id === 8 ? hermes : openclaw),
       inboxes: [{ agent: openclaw, create: true }, { agent: hermes, create: true }],
     });
     await store.write({ messages: [], inboxes: [{ agent: openclaw, polled: [{ after: 0, upTo: 4 }, { after: 8, upTo: 10 }] }] });
@@ -389,7 +394,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     // 11 taken, its cursor in the broker further (11) than stored (0).
     const to = (id: number) => id <= 6 ? openclaw : id <= 8 ? hermes : id <= 10 ? bob : cron;
     await store.write({
-      messages: Array.from({ length: 11 }, (_, i) => ({ from: hermes, to: to(i + 1), payload: { n: i + 1 }, createdAt: i + 1 })),
+      messages: numbered(11, to),
       inboxes: [openclaw, hermes, bob, cron].map((agent) => ({ agent, create: true, deliveredId: agent === openclaw ? 1 : 0 })),
     });
     await store.write({
@@ -441,7 +446,7 @@ function contract({ name, lockedCode, place }: Backend): void {
     // Odd ids and n + 1..n + 4 go to openclaw, the even ones to hermes; each created at its id.
     const n = INDEX_LAG + 100;
     await store.write({
-      messages: Array.from({ length: n }, (_, i) => ({ from: hermes, to: i % 2 ? hermes : openclaw, payload: { n: i + 1 }, createdAt: i + 1 })),
+      messages: numbered(n, (id) => id % 2 === 0 ? hermes : openclaw),
       inboxes: [{ agent: openclaw, create: true, deliveredId: n - 10 }, { agent: hermes, create: true }],
     });
     await store.write({ messages: [1, 2, 3, 4].map((k) => ({ from: hermes, to: openclaw, payload: { n: n + k }, createdAt: n + k })), inboxes: [] });

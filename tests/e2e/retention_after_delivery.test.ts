@@ -35,15 +35,29 @@ test("a message that waited longer than --retention stays for replay a whole per
   }, 15_000, "the replay to expire a period after the delivery");
 });
 
+/** Leo's answer to the question `asking` put in his inbox, sent as a reply over HTTP: its id. */
+async function answer(url: string, text: string): Promise<number> {
+  const question = await (await fetch(`${url}/wait?agent=leo&timeout=20`)).json();
+  const answered = await fetch(`${url}/broadcast?from=leo&reply_to=${question.interop.id}`, { method: "POST", body: JSON.stringify({ text }) });
+  return (await answered.json()).id;
+}
+
+/** Waits for cron's message `id` to be gone (a reply to it is refused 404) a retention period after its take. */
+async function removedAfterTake(url: string, id: number): Promise<void> {
+  await waitFor(async () => {
+    const late = await fetch(`${url}/broadcast?from=cron&reply_to=${id}`, { method: "POST", body: '{"text":"again"}' });
+    await late.body?.cancel();
+    return late.status === 404 || undefined;
+  }, 15_000, "the reply to go a retention period after its take");
+}
+
 test("the replies an agent that only asks took go a retention period after the take, as a delivery's do", async (t) => {
   // A cron job's agent reads nothing but its asks' replies: only an in-order read moved its cursor past them, and
   // retention deletes up to the cursor, so every reply stayed for good.
   const broker = await startBroker({ args: ["--retention", "2s", "--agents", "cron,leo,tick", "--pending-ttl", "0,tick=1s"] });
   t.after(() => broker.cleanup());
   const asked = runCli(["ask", "--url", broker.url, "--from", "cron", "--to", "leo", "--timeout", "20", "disk ok?"]);
-  const question = await (await fetch(`${broker.url}/wait?agent=leo&timeout=20`)).json();
-  const answer = await fetch(`${broker.url}/broadcast?from=leo&reply_to=${question.interop.id}`, { method: "POST", body: '{"text":"yes"}' });
-  const { id: reply } = await answer.json();
+  const reply = await answer(broker.url, "yes");
   const result = await asked;
   assert.equal(result.stdout, "yes\n", result.stderr);
   const cron = async () => (await (await fetch(`${broker.url}/status`)).json()).agents.cron;
@@ -52,11 +66,7 @@ test("the replies an agent that only asks took go a retention period after the t
   await waitFor(async () => (await cron()).delivered_id === reply || undefined, 10_000, "cron's cursor to pass the reply it took");
   assert.deepEqual({ pending: (await cron()).pending, expired: (await cron()).expired }, { pending: 0, expired: 0 });
   // A period later it is gone: nothing is left to answer.
-  await waitFor(async () => {
-    const late = await fetch(`${broker.url}/broadcast?from=cron&reply_to=${reply}`, { method: "POST", body: '{"text":"again"}' });
-    await late.body?.cancel();
-    return late.status === 404 || undefined;
-  }, 15_000, "the reply to go a retention period after its take");
+  await removedAfterTake(broker.url, reply);
 });
 
 test("a resume by id from before the replies an ask took, a retention period later, replays what came after them", async (t) => {
@@ -69,14 +79,9 @@ test("a resume by id from before the replies an ask took, a retention period lat
   const stream = await openSse(`${broker.url}/subscribe?agent=cron`);
   const [seen] = await stream.take(1).finally(() => stream.close());
   const asking = fetch(`${broker.url}/ask?from=cron&to=leo&timeout=20`, { method: "POST", body: '{"text":"q"}' });
-  const question = await (await fetch(`${broker.url}/wait?agent=leo&timeout=20`)).json();
-  const { id: reply } = await (await fetch(`${broker.url}/broadcast?from=leo&reply_to=${question.interop.id}`, { method: "POST", body: '{"text":"a"}' })).json();
+  const reply = await answer(broker.url, "a");
   assert.equal((await (await asking).json()).reply.interop.id, reply);
-  await waitFor(async () => {
-    const late = await fetch(`${broker.url}/broadcast?from=cron&reply_to=${reply}`, { method: "POST", body: '{"text":"again"}' });
-    await late.body?.cancel();
-    return late.status === 404 || undefined;
-  }, 15_000, "the reply to go a retention period after its take");
+  await removedAfterTake(broker.url, reply);
   await publish(broker.url, "leo", "cron", { n: 2 });
   const resume = await openSse(`${broker.url}/subscribe?agent=cron`, { "last-event-id": seen.id!, "interop-store": store });
   try {

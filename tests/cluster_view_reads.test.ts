@@ -24,7 +24,12 @@ function inboxesOverHeldReads() {
     forget: () => {},
     now: () => 0,
   });
-  const view = (cursors: Array<[typeof bob, number]>): ClusterView => ({ brokers: [], streams: new Map(), cursors: new Map(cursors) });
+  const view = (cursors: Array<[typeof bob, number]>, pending: Array<[typeof bob, number]> = []): ClusterView => ({
+    brokers: [],
+    streams: new Map(),
+    cursors: new Map(cursors),
+    pending: new Map(pending),
+  });
   return { agents, reads, view };
 }
 
@@ -52,4 +57,30 @@ test("AgentInboxes.lookAgain() reads at once when no read is under way", async (
   reads[0](view([[bob, 3]]));
   await request;
   assert.equal(agents.get(bob)?.deliveredId, 3);
+});
+
+test("AgentInboxes takes an inbox's pending count from the view, unless its own moved or one of its publishes was committing meanwhile", async () => {
+  // Each broker counted its own publishes and deliveries alone: one publishing to an agent whose stream was on another
+  // broker counted them pending for good, and refused every publish to it (507 inbox_full) past --max-pending.
+  const { agents, reads, view } = inboxesOverHeldReads();
+  const answer = async (n: number, pending: number) => {
+    const look = agents.look();
+    reads[n](view([[bob, 9]], [[bob, pending]]));
+    await look;
+    return agents.get(bob)!.pending;
+  };
+  assert.equal(await answer(0, 2), 2, "an inbox another broker created comes with its count");
+  agents.get(bob)!.pending = 7;
+  assert.equal(await answer(1, 0), 0, "what another broker's stream delivered is no longer counted");
+  // Its own count moved while the view was read: the view may have been read before or after that.
+  const moving = agents.look();
+  agents.get(bob)!.pending++;
+  reads[2](view([[bob, 9]], [[bob, 3]]));
+  await moving;
+  assert.equal(agents.get(bob)!.pending, 1);
+  // A publish of its own committing as the read starts may commit before or after the view's snapshot.
+  const ended = agents.publishing([agents.get(bob)!]);
+  assert.equal(await answer(3, 4), 1);
+  ended();
+  assert.equal(await answer(4, 4), 4, "the next quiet read sets it right");
 });

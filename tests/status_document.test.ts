@@ -70,12 +70,12 @@ test("StatusDocument follows time (uptime, an agent leaving the online window) a
   const states: [string, StatusInput][] = [
     ["online", seen],
     ["a second later: offline, uptime moved", { ...seen, now: NOW + 1000 }],
-    ["on a shared store", { ...seen, now: NOW + 1000, cluster: { brokers: [broker], streams: new Map(), cursors: new Map() } }],
-    ["its stream on a broker", { ...seen, now: NOW + 1000, cluster: { brokers: [broker], streams: new Map([[hermes, "b1"]]), cursors: new Map() } }],
+    ["on a shared store", { ...seen, now: NOW + 1000, cluster: { brokers: [broker], streams: new Map(), cursors: new Map(), pending: new Map() } }],
+    ["its stream on a broker", { ...seen, now: NOW + 1000, cluster: { brokers: [broker], streams: new Map([[hermes, "b1"]]), cursors: new Map(), pending: new Map() } }],
     ["a broker's heartbeat", {
       ...seen,
       now: NOW + 1000,
-      cluster: { brokers: [{ ...broker, heartbeatAt: NOW }], streams: new Map([[hermes, "b1"]]), cursors: new Map() },
+      cluster: { brokers: [{ ...broker, heartbeatAt: NOW }], streams: new Map([[hermes, "b1"]]), cursors: new Map(), pending: new Map() },
     }],
   ];
   let previous = "";

@@ -4,6 +4,7 @@ import type { AgentName } from "../message.ts";
 import { agentRemoved, type ClusterView, type InboxHolds, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
+import { Holds } from "./holds.ts";
 
 export interface AgentInboxesDeps {
   store: MessageStore;
@@ -39,6 +40,8 @@ export class AgentInboxes {
    * runs). A read started no later than that may not list the inbox yet, and must not drop it.
    */
   #created = new Map<AgentName, number>();
+  /** Inboxes a publish of this broker is committing to (a shared store's view may or may not count it yet). */
+  #publishing = new Holds<AgentName>();
 
   constructor(deps: AgentInboxesDeps) {
     this.#deps = deps;
@@ -183,6 +186,7 @@ export class AgentInboxes {
 
   async #read(): Promise<void> {
     const started = ++this.#reads;
+    const counted = this.#quietCounts();
     const cluster = await this.#shared!.cluster();
     if (started < this.#applied) return;
     this.#applied = started;
@@ -191,7 +195,13 @@ export class AgentInboxes {
       const inbox = this.#records.get(agent);
       if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
       // Not one this broker is removing: the view was read before the removal committed.
-      else if (!this.#removals.has(agent)) this.#records.set(agent, freshInbox(agent, deliveredId));
+      else if (!this.#removals.has(agent)) this.#records.set(agent, { ...freshInbox(agent, deliveredId), pending: cluster.pending.get(agent) ?? 0 });
+    }
+    // The broker counts its own publishes and deliveries; those of the others only the database has (a publisher's
+    // count grew for good with each message another broker's stream delivered, until --max-pending refused them all).
+    for (const [agent, pending] of cluster.pending) {
+      const inbox = this.#records.get(agent);
+      if (inbox !== undefined && counted.get(agent) === inbox.pending) inbox.pending = pending;
     }
     for (const agent of [...this.#records.keys()]) {
       const created = this.#created.get(agent) ?? 0;
@@ -201,6 +211,22 @@ export class AgentInboxes {
       this.#records.delete(agent);
       this.#deps.forget(agent);
     }
+  }
+
+  /**
+   * Each inbox's pending count as this broker has it, where nothing of its own is committing: if the count is the same
+   * once the view is read, the view's count is the whole truth (what this broker did before is in it), else it is left
+   * to the next read.
+   */
+  #quietCounts(): Map<AgentName, number> {
+    const counts = new Map<AgentName, number>();
+    for (const [agent, inbox] of this.#records) if (!this.#publishing.has(agent)) counts.set(agent, inbox.pending);
+    return counts;
+  }
+
+  /** Notes a publish to `inboxes` committing until the returned function is called (see `#quietCounts`). */
+  publishing(inboxes: InboxRecord[]): () => void {
+    return this.#publishing.hold(inboxes.map((inbox) => inbox.agent));
   }
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */

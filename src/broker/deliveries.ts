@@ -5,6 +5,7 @@
 import type { AgentName, Envelope } from "../message.ts";
 import type { InboxRecord } from "../store/store.ts";
 import type { CommitQueue } from "./commit_queue.ts";
+import { Holds } from "./holds.ts";
 import type { Observers } from "./observers.ts";
 
 export interface DeliveriesDeps {
@@ -21,11 +22,11 @@ export class Deliveries {
   /** Messages taken out of order by a wait, above their inbox's cursor: streams and polls skip them. */
   readonly taken = new Set<number>();
   /**
-   * Messages a reader has (a poll's read, a wait's take) or a cancel withdraws, whose take has not committed yet, each
-   * with how many hold it (two polls may read one message): retention does not expire them (`committing`), or it
-   * would count as expired a message its reader is handed.
+   * Messages a reader has (a poll's read, a wait's take) or a cancel withdraws, whose take has not committed yet (two
+   * polls may read one message: held until both let go): retention does not expire them (`committing`), or it would
+   * count as expired a message its reader is handed.
    */
-  #held = new Map<number, number>();
+  #held = new Holds<number>();
   /** Messages written to a stream again (a resume from before them), per agent since the broker started. */
   #redelivered = new Map<AgentName, number>();
 
@@ -45,19 +46,12 @@ export class Deliveries {
 
   /** The messages held while their take commits (`hold`): what retention leaves (`ExpiryOptions.taking`). */
   committing(): number[] {
-    return [...this.#held.keys()];
+    return this.#held.held();
   }
 
   /** Holds `ids` from expiry until the returned function is called, once their take has committed (or failed). */
   hold(ids: readonly number[]): () => void {
-    for (const id of ids) this.#held.set(id, (this.#held.get(id) ?? 0) + 1);
-    return () => {
-      for (const id of ids) {
-        const holders = this.#held.get(id)! - 1;
-        if (holders === 0) this.#held.delete(id);
-        else this.#held.set(id, holders);
-      }
-    };
+    return this.#held.hold(ids);
   }
 
   /** Whether `agent`'s message `id` is still undelivered (above the inbox's cursor, not taken out of order). */

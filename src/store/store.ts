@@ -299,6 +299,8 @@ export interface ClusterView {
   streams: Map<AgentName, string>;
   /** Every inbox's cursor: inboxes other brokers created show up here. */
   cursors: Map<AgentName, number>;
+  /** Every inbox's undelivered messages (untaken, above its cursor), whichever broker stored them. */
+  pending: Map<AgentName, number>;
 }
 
 /**

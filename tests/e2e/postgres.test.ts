@@ -89,6 +89,32 @@ test("two brokers share one database: a message published on one reaches a strea
   assert.deepEqual((await stream.take(1)).map((event) => JSON.parse(event.data).n), [2]);
 });
 
+test("each broker's pending counts and --max-pending go by the database: what another broker delivered or stored counts", async (t) => {
+  // Each counted its own publishes and deliveries alone: B, publishing to openclaw whose stream is on A, counted every
+  // message pending for good, and refused the sixth with 507 inbox_full though A's stream had them all.
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const args = ["--max-pending", "5", "--agents", "hermes,openclaw,leo"];
+  const [a, b] = [await setup.start(args), await setup.start(args)];
+  const stream = await openSse(`${a.url}/subscribe?agent=openclaw`);
+  t.after(() => stream.close());
+  const published: number[] = [];
+  const publishOnB = async (n: number) => {
+    const response = await publish(b.url, "hermes", "openclaw", { n });
+    published.push(response.status);
+    await response.body?.cancel();
+  };
+  for (let n = 1; n <= 5; n++) await publishOnB(n);
+  assert.equal((await stream.take(5)).length, 5);
+  await waitFor(async () => (await status(b.url)).agents.openclaw.pending === 0 || undefined, 5000, "B to count none pending");
+  for (let n = 6; n <= 10; n++) await publishOnB(n);
+  assert.deepEqual(published, Array(10).fill(200));
+  assert.deepEqual((await stream.take(5)).map((event) => JSON.parse(event.data).n), [6, 7, 8, 9, 10]);
+  // And what B stored for an agent no one reads, A counts too.
+  for (let n = 1; n <= 2; n++) assert.equal((await publish(b.url, "openclaw", "leo", { n })).status, 200);
+  await waitFor(async () => (await status(a.url)).agents.leo.pending === 2 || undefined, 5000, "A to count leo's two pending");
+});
+
 test("/status and interop status on any broker list the brokers, alive or gone, and the one each stream is on", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;

@@ -155,10 +155,11 @@ export class AgentInboxes {
    * Reads the cluster view (on a shared store): inboxes another broker created join this one's, cursors move on,
    * and inboxes another broker removed go, as if removed here (a stream of theirs ends with the removal's error).
    * The store refuses a message for an inbox that is gone anyway; this makes the broker answer as one that never
-   * knew the agent (admission decides), not with a record no store row backs.
+   * knew the agent (admission decides), not with a record no store row backs. `counting` (the read every second):
+   * the inboxes' pending counts too, which only the database has whole (see `SharedInboxes.cluster`).
    */
-  look(): Promise<void> {
-    const looking = this.#read();
+  look(counting = false): Promise<void> {
+    const looking = this.#read(counting);
     this.#looking = looking;
     const settled = () => {
       if (this.#looking === looking) this.#looking = undefined;
@@ -184,10 +185,10 @@ export class AgentInboxes {
     return queued;
   }
 
-  async #read(): Promise<void> {
+  async #read(counting: boolean): Promise<void> {
     const started = ++this.#reads;
     const counted = this.#quietCounts();
-    const cluster = await this.#shared!.cluster();
+    const cluster = await this.#shared!.cluster(counting);
     if (started < this.#applied) return;
     this.#applied = started;
     this.#cluster = cluster;
@@ -195,11 +196,11 @@ export class AgentInboxes {
       const inbox = this.#records.get(agent);
       if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
       // Not one this broker is removing: the view was read before the removal committed.
-      else if (!this.#removals.has(agent)) this.#records.set(agent, { ...freshInbox(agent, deliveredId), pending: cluster.pending.get(agent) ?? 0 });
+      else if (!this.#removals.has(agent)) this.#records.set(agent, { ...freshInbox(agent, deliveredId), pending: cluster.pending?.get(agent) ?? 0 });
     }
     // The broker counts its own publishes and deliveries; those of the others only the database has (a publisher's
     // count grew for good with each message another broker's stream delivered, until --max-pending refused them all).
-    for (const [agent, pending] of cluster.pending) {
+    for (const [agent, pending] of cluster.pending ?? []) {
       const inbox = this.#records.get(agent);
       if (inbox !== undefined && counted.get(agent) === inbox.pending) inbox.pending = pending;
     }

@@ -237,7 +237,7 @@ export class Broker {
         ...await watchCluster(broker.#shared, {
           wake: (agents) => broker.#wake(agents),
           replaced: (agent, session) => broker.#streams.replaced(agent, session),
-          look: () => broker.#agents.look().catch(() => {}),
+          look: () => broker.#agents.look(true).catch(() => {}),
         }),
       );
     }

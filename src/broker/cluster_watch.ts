@@ -12,7 +12,10 @@ export interface ClusterWatchHooks {
   wake: Wake;
   /** Another broker took over `agent`'s stream `session` of this broker. */
   replaced(agent: AgentName, session: string): void;
-  /** Reads the cluster view again (the brokers, where the streams are, which inboxes are left); never rejects. */
+  /**
+   * Reads the cluster view again (the brokers, where the streams are, which inboxes are left, their pending counts);
+   * never rejects.
+   */
   look(): Promise<void>;
 }
 

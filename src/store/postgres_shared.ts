@@ -336,13 +336,14 @@ export class PostgresInboxes implements SharedInboxes {
     this.#context.onBack(() => wake(undefined));
   }
 
-  cluster(): Promise<ClusterView> {
+  cluster(counting = false): Promise<ClusterView> {
     const { sql, broker } = this.#context;
     return this.#context.read("read the brokers", async () => {
-      const inboxes = await sql<{ agent: AgentName; delivered_id: number; stream_broker: string | null; pending: number }[]>`
-        SELECT i.agent, i.delivered_id, i.stream_broker, (SELECT count(*)::int FROM interop_messages m
-          WHERE m.recipient = i.agent AND m.id > i.delivered_id AND NOT m.polled) AS pending
-        FROM interop_inboxes i`;
+      const pending = counting
+        ? sql`(SELECT count(*)::int FROM interop_messages m WHERE m.recipient = i.agent AND m.id > i.delivered_id AND NOT m.polled)`
+        : sql`NULL::int`;
+      const inboxes = await sql<{ agent: AgentName; delivered_id: number; stream_broker: string | null; pending: number | null }[]>`
+        SELECT i.agent, i.delivered_id, i.stream_broker, ${pending} AS pending FROM interop_inboxes i`;
       const brokers = await sql<Array<{
         id: string;
         pid: number;
@@ -358,7 +359,7 @@ export class PostgresInboxes implements SharedInboxes {
       return {
         streams: new Map(inboxes.flatMap((row) => row.stream_broker === null ? [] : [[row.agent, row.stream_broker]])),
         cursors: new Map(inboxes.map((row) => [row.agent, row.delivered_id])),
-        pending: new Map(inboxes.map((row) => [row.agent, row.pending])),
+        pending: counting ? new Map(inboxes.map((row) => [row.agent, row.pending!])) : undefined,
         brokers: brokers.map((row) => ({
           id: row.id,
           pid: row.pid,

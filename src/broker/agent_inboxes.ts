@@ -196,7 +196,9 @@ export class AgentInboxes {
       const inbox = this.#records.get(agent);
       if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
       // Not one this broker is removing: the view was read before the removal committed.
-      else if (!this.#removals.has(agent)) this.#records.set(agent, { ...freshInbox(agent, deliveredId), pending: cluster.pending?.get(agent) ?? 0 });
+      else if (!this.#removals.has(agent)) {
+        this.#records.set(agent, { ...freshInbox(agent, deliveredId), pending: cluster.pending?.get(agent) ?? 0 });
+      }
     }
     // The broker counts its own publishes and deliveries; those of the others only the database has (a publisher's
     // count grew for good with each message another broker's stream delivered, until --max-pending refused them all).

@@ -4,7 +4,13 @@ import type { AgentName } from "../message.ts";
 import { agentRemoved, type ClusterView, type InboxHolds, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
-import { Holds } from "./holds.ts";
+
+/**
+ * A count of pending messages is read again no sooner than this many times as long as the last one took after it
+ * ended: it reads every undelivered message (half a second for a backlog of 2,000,000), and each broker asks every
+ * second; this keeps it to a tenth of a database core per broker at most.
+ */
+const COUNT_SPACING = 10;
 
 export interface AgentInboxesDeps {
   store: MessageStore;
@@ -40,8 +46,9 @@ export class AgentInboxes {
    * runs). A read started no later than that may not list the inbox yet, and must not drop it.
    */
   #created = new Map<AgentName, number>();
-  /** Inboxes a publish of this broker is committing to (a shared store's view may or may not count it yet). */
-  #publishing = new Holds<AgentName>();
+  /** The read of the view with the pending counts in progress (one at a time), and when the next may start. */
+  #counting: Promise<void> | undefined;
+  #nextCount = 0;
 
   constructor(deps: AgentInboxesDeps) {
     this.#deps = deps;
@@ -156,15 +163,27 @@ export class AgentInboxes {
    * and inboxes another broker removed go, as if removed here (a stream of theirs ends with the removal's error).
    * The store refuses a message for an inbox that is gone anyway; this makes the broker answer as one that never
    * knew the agent (admission decides), not with a record no store row backs. `counting` (the read every second):
-   * the inboxes' pending counts too, which only the database has whole (see `SharedInboxes.cluster`).
+   * the inboxes' pending counts too, which only the database has whole (see `SharedInboxes.cluster`), unless a count
+   * is under way or the last one ended too recently (COUNT_SPACING).
    */
   look(counting = false): Promise<void> {
-    const looking = this.#read(counting);
+    const count = counting && this.#counting === undefined && this.#deps.now() >= this.#nextCount;
+    const looking = this.#read(count);
     this.#looking = looking;
     const settled = () => {
       if (this.#looking === looking) this.#looking = undefined;
     };
     looking.then(settled, settled);
+    if (count) {
+      const began = this.#deps.now();
+      this.#counting = looking;
+      const counted = () => {
+        this.#counting = undefined;
+        const ended = this.#deps.now();
+        this.#nextCount = ended + COUNT_SPACING * (ended - began);
+      };
+      looking.then(counted, counted);
+    }
     return looking;
   }
 
@@ -187,8 +206,10 @@ export class AgentInboxes {
 
   async #read(counting: boolean): Promise<void> {
     const started = ++this.#reads;
-    const counted = this.#quietCounts();
+    const before = counting ? new Map([...this.#records.values()].map((inbox) => [inbox, inbox.pending])) : undefined;
     const cluster = await this.#shared!.cluster(counting);
+    // Counts apply whatever read came since: each is relative to its own start.
+    if (before !== undefined && cluster.pending !== undefined) this.#count(before, cluster.pending);
     if (started < this.#applied) return;
     this.#applied = started;
     this.#cluster = cluster;
@@ -199,12 +220,6 @@ export class AgentInboxes {
       else if (!this.#removals.has(agent)) {
         this.#records.set(agent, { ...freshInbox(agent, deliveredId), pending: cluster.pending?.get(agent) ?? 0 });
       }
-    }
-    // The broker counts its own publishes and deliveries; those of the others only the database has (a publisher's
-    // count grew for good with each message another broker's stream delivered, until --max-pending refused them all).
-    for (const [agent, pending] of cluster.pending ?? []) {
-      const inbox = this.#records.get(agent);
-      if (inbox !== undefined && counted.get(agent) === inbox.pending) inbox.pending = pending;
     }
     for (const agent of [...this.#records.keys()]) {
       const created = this.#created.get(agent) ?? 0;
@@ -217,19 +232,20 @@ export class AgentInboxes {
   }
 
   /**
-   * Each inbox's pending count as this broker has it, where nothing of its own is committing: if the count is the same
-   * once the view is read, the view's count is the whole truth (what this broker did before is in it), else it is left
-   * to the next read.
+   * Sets each inbox's pending count from the database's (`counted`), plus what this broker's own count moved by while
+   * it was read (`before`: the counts as the read started). The broker counts its own publishes and deliveries; those
+   * of the others only the database has: a publisher's count grew for good with each message another broker's stream
+   * delivered, until --max-pending refused them all. What this broker did during the read may or may not be in the
+   * database's count, so the figure can be off by that until the next read; one that waited for a read with nothing
+   * of its own moving was never taken under steady traffic.
    */
-  #quietCounts(): Map<AgentName, number> {
-    const counts = new Map<AgentName, number>();
-    for (const [agent, inbox] of this.#records) if (!this.#publishing.has(agent)) counts.set(agent, inbox.pending);
-    return counts;
-  }
-
-  /** Notes a publish to `inboxes` committing until the returned function is called (see `#quietCounts`). */
-  publishing(inboxes: InboxRecord[]): () => void {
-    return this.#publishing.hold(inboxes.map((inbox) => inbox.agent));
+  #count(before: Map<InboxRecord, number>, counted: Map<AgentName, number>): void {
+    for (const [inbox, pending] of before) {
+      const count = counted.get(inbox.agent);
+      // Not one removed (or removed and created again) meanwhile.
+      if (count === undefined || this.#records.get(inbox.agent) !== inbox) continue;
+      inbox.pending = Math.max(0, count + inbox.pending - pending);
+    }
   }
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */

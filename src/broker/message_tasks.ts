@@ -127,12 +127,14 @@ export class MessageTasks {
     taken.add(id);
     // Counted out of `pending` here: an expiry step before the commit must not count it out again.
     const release = this.#deps.deliveries.hold([id]);
-    inbox.pending--;
+    // Never below 0: on a shared store the count is the database's as last read, which may not have it yet.
+    const counted = inbox.pending > 0;
+    if (counted) inbox.pending--;
     try {
       await this.#deps.commits.update({ agent, withdrawn: [{ id, at: this.#deps.now() }] });
     } catch (error) {
       taken.delete(id);
-      inbox.pending++;
+      if (counted) inbox.pending++;
       throw error;
     } finally {
       release();

@@ -149,7 +149,6 @@ export class Publishes {
     this.#deps.agents.touch(from);
     const createdAt = this.#deps.now();
     for (const inbox of inboxes) inbox.pending += payloads.length;
-    const ended = this.#deps.shared ? this.#deps.agents.publishing(inboxes) : undefined;
     const commitStarted = performance.now();
     let stored: Envelope[];
     try {
@@ -161,8 +160,6 @@ export class Publishes {
     } catch (error) {
       for (const inbox of inboxes) inbox.pending -= payloads.length;
       throw error;
-    } finally {
-      ended?.();
     }
     this.#deps.observers.published(stored, performance.now() - commitStarted);
     return awaited === undefined ? { envelopes: stored, refused } : { envelopes: stored, refused, awaited };

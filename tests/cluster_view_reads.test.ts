@@ -10,10 +10,12 @@ const bob = parseAgentName("bob", "agent");
 
 /** AgentInboxes over a stand-in shared store whose reads of the view each wait for the test to answer them. */
 function inboxesOverHeldReads() {
-  const reads: Array<(view: ClusterView) => void> = [];
+  /** Each read's answer, or its failure (a rejected promise). */
+  const reads: Array<(view: ClusterView | Promise<ClusterView>) => void> = [];
   /** Whether each read asked for the pending counts. */
   const counting: boolean[] = [];
-  const clock = { now: 0 };
+  // Not from 0: a monotonic clock starts anywhere.
+  const clock = { now: 5000 };
   const shared = {
     cluster: (counts = false) => {
       counting.push(counts);
@@ -28,7 +30,8 @@ function inboxesOverHeldReads() {
     lastId: () => 0,
     streaming: () => false,
     forget: () => {},
-    now: () => clock.now,
+    now: () => 0,
+    monotonic: () => clock.now,
   });
   const view = (cursors: Array<[typeof bob, number]>, pending?: Array<[typeof bob, number]>): ClusterView => ({
     brokers: [],
@@ -93,9 +96,53 @@ test("AgentInboxes takes an inbox's pending count from the view, plus what its o
   assert.equal(agents.get(bob)!.pending, 6);
 });
 
+test("AgentInboxes counts a publish committing as the count starts, whether it reaches the database before it is read or after", async () => {
+  const { agents, reads, view } = inboxesOverHeldReads();
+  const counted = agents.look(true);
+  reads[0](view([[bob, 0]], [[bob, 0]]));
+  await counted;
+  const inbox = agents.get(bob)!;
+  // Counted pending as the publish starts (for --max-pending), before its commit.
+  const publish = (messages: number) => {
+    inbox.pending += messages;
+    return agents.committing([inbox], messages);
+  };
+  const count = async (inDatabase: number) => {
+    const look = agents.look(true);
+    reads.at(-1)!(view([[bob, 0]], [[bob, inDatabase]]));
+    await look;
+    return inbox.pending;
+  };
+  const late = publish(3);
+  assert.equal(await count(0), 3, "committed after the database was read: still pending");
+  late();
+  const early = publish(2);
+  assert.equal(await count(5), 7, "committed before: counted twice until the next count, never left out");
+  early();
+  assert.equal(await count(5), 5);
+  // A commit that fails takes its messages off again: from a count that never held them, back to exactly it.
+  const failing = publish(4);
+  assert.equal(await count(5), 9);
+  inbox.pending -= 4;
+  failing();
+  assert.equal(inbox.pending, 5);
+});
+
+test("AgentInboxes counts an inbox that another read of the view brought while a count was under way", async () => {
+  const { agents, reads, view } = inboxesOverHeldReads();
+  const counting = agents.look(true);
+  const plain = agents.look();
+  reads[1](view([[bob, 0]]));
+  await plain;
+  assert.equal(agents.get(bob)!.pending, 0, "a read without the counts knows nothing of bob's");
+  reads[0](view([[bob, 0]], [[bob, 500]]));
+  await counting;
+  assert.equal(agents.get(bob)!.pending, 500);
+});
+
 test("AgentInboxes counts one read at a time, the next no sooner than ten times as long as the last took", async () => {
-  // Counting reads every undelivered message (half a second for 2,000,000 in PostgreSQL), and each broker asks
-  // every second.
+  // Counting reads every undelivered message (0.1–0.7 s for 1,000,000 in PostgreSQL), and each broker asks every
+  // second.
   const { agents, reads, counting, clock, view } = inboxesOverHeldReads();
   const answered = (count: boolean) => view([[bob, 0]], count ? [[bob, 0]] : undefined);
   const first = agents.look(true);
@@ -118,4 +165,15 @@ test("AgentInboxes counts one read at a time, the next no sooner than ten times 
   reads[4](answered(false));
   await now;
   assert.equal(counting[4], false, "a read that must see the view now counts nothing");
+  // A count that fails (PostgreSQL went away) lets the next one come when it is due.
+  clock.now += 1000;
+  const failed = agents.look(true);
+  clock.now += 10;
+  reads[5](Promise.reject(new Error("connection lost")));
+  await assert.rejects(failed);
+  clock.now += 100;
+  const after = agents.look(true);
+  reads[6](answered(true));
+  await after;
+  assert.deepEqual(counting.slice(5), [true, true]);
 });

@@ -4,11 +4,12 @@ import type { AgentName } from "../message.ts";
 import { agentRemoved, type ClusterView, type InboxHolds, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
+import { Holds } from "./holds.ts";
 
 /**
  * A count of pending messages is read again no sooner than this many times as long as the last one took after it
- * ended: it reads every undelivered message (half a second for a backlog of 2,000,000), and each broker asks every
- * second; this keeps it to a tenth of a database core per broker at most.
+ * ended: it reads every undelivered message (0.1–0.7 s for a backlog of 1,000,000), and each broker asks every
+ * second; this keeps a broker's counts to a tenth of the time at most.
  */
 const COUNT_SPACING = 10;
 
@@ -25,6 +26,8 @@ export interface AgentInboxesDeps {
   /** Ends what the broker keeps for a removed agent: its stream and its counts. */
   forget(agent: AgentName): void;
   now(): number;
+  /** A clock in ms that the wall clock's jumps do not move (`performance.now` unless a test sets one). */
+  monotonic?: () => number;
 }
 
 export class AgentInboxes {
@@ -49,11 +52,15 @@ export class AgentInboxes {
   /** The read of the view with the pending counts in progress (one at a time), and when the next may start. */
   #counting: Promise<void> | undefined;
   #nextCount = 0;
+  #monotonic: () => number;
+  /** The messages each inbox counts pending that a publish of this broker is still committing (see `#count`). */
+  #committing = new Holds<InboxRecord>();
 
   constructor(deps: AgentInboxesDeps) {
     this.#deps = deps;
     this.#records = deps.records;
     this.#shared = deps.store.shared;
+    this.#monotonic = deps.monotonic ?? (() => performance.now());
   }
 
   /** The brokers on the shared store and where the streams are, as last read (undefined on a store of its own). */
@@ -167,7 +174,7 @@ export class AgentInboxes {
    * is under way or the last one ended too recently (COUNT_SPACING).
    */
   look(counting = false): Promise<void> {
-    const count = counting && this.#counting === undefined && this.#deps.now() >= this.#nextCount;
+    const count = counting && this.#counting === undefined && this.#monotonic() >= this.#nextCount;
     const looking = this.#read(count);
     this.#looking = looking;
     const settled = () => {
@@ -175,11 +182,11 @@ export class AgentInboxes {
     };
     looking.then(settled, settled);
     if (count) {
-      const began = this.#deps.now();
+      const began = this.#monotonic();
       this.#counting = looking;
       const counted = () => {
         this.#counting = undefined;
-        const ended = this.#deps.now();
+        const ended = this.#monotonic();
         this.#nextCount = ended + COUNT_SPACING * (ended - began);
       };
       looking.then(counted, counted);
@@ -206,7 +213,9 @@ export class AgentInboxes {
 
   async #read(counting: boolean): Promise<void> {
     const started = ++this.#reads;
-    const before = counting ? new Map([...this.#records.values()].map((inbox) => [inbox, inbox.pending])) : undefined;
+    const before = counting
+      ? new Map([...this.#records.values()].map((inbox) => [inbox, inbox.pending - this.#committing.count(inbox)]))
+      : undefined;
     const cluster = await this.#shared!.cluster(counting);
     // Counts apply whatever read came since: each is relative to its own start.
     if (before !== undefined && cluster.pending !== undefined) this.#count(before, cluster.pending);
@@ -232,20 +241,26 @@ export class AgentInboxes {
   }
 
   /**
-   * Sets each inbox's pending count from the database's (`counted`), plus what this broker's own count moved by while
-   * it was read (`before`: the counts as the read started). The broker counts its own publishes and deliveries; those
-   * of the others only the database has: a publisher's count grew for good with each message another broker's stream
-   * delivered, until --max-pending refused them all. What this broker did during the read may or may not be in the
-   * database's count, so the figure can be off by that until the next read; one that waited for a read with nothing
-   * of its own moving was never taken under steady traffic.
+   * Sets each inbox's pending count from the database's (`counted`), plus what this broker's own count moved by since
+   * the read started (`before`: the counts then, less what its publishes were still committing). The broker counts
+   * its own publishes and deliveries; those of the others only the database has: a publisher's count grew for good
+   * with each message another broker's stream delivered, until --max-pending refused them all. What this broker
+   * committed during the read may or may not be in the database's count: the figure can be that much too high (never
+   * too low by a publish) until the next count. One that waited for a read with nothing of its own moving was never
+   * taken under steady traffic.
    */
   #count(before: Map<InboxRecord, number>, counted: Map<AgentName, number>): void {
-    for (const [inbox, pending] of before) {
+    for (const inbox of this.#records.values()) {
       const count = counted.get(inbox.agent);
-      // Not one removed (or removed and created again) meanwhile.
-      if (count === undefined || this.#records.get(inbox.agent) !== inbox) continue;
-      inbox.pending = Math.max(0, count + inbox.pending - pending);
+      if (count === undefined) continue;
+      // One created since the read started (by this broker, or from a view another read brought) began at 0.
+      inbox.pending = Math.max(0, count + inbox.pending - (before.get(inbox) ?? 0));
     }
+  }
+
+  /** Notes `messages` counted pending in `inboxes` that a publish is committing, until the returned function is called. */
+  committing(inboxes: InboxRecord[], messages: number): () => void {
+    return this.#committing.hold(inboxes, messages);
   }
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */

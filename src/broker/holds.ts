@@ -2,13 +2,13 @@
 export class Holds<K> {
   #holders = new Map<K, number>();
 
-  /** Holds `keys` until the returned function is called (once). */
-  hold(keys: Iterable<K>): () => void {
+  /** Holds `keys` (`weight` times each: what the holder counts there) until the returned function is called (once). */
+  hold(keys: Iterable<K>, weight = 1): () => void {
     const held = [...keys];
-    for (const key of held) this.#holders.set(key, (this.#holders.get(key) ?? 0) + 1);
+    for (const key of held) this.#holders.set(key, this.count(key) + weight);
     return () => {
       for (const key of held) {
-        const left = this.#holders.get(key)! - 1;
+        const left = this.#holders.get(key)! - weight;
         if (left === 0) this.#holders.delete(key);
         else this.#holders.set(key, left);
       }
@@ -17,6 +17,11 @@ export class Holds<K> {
 
   has(key: K): boolean {
     return this.#holders.has(key);
+  }
+
+  /** How much `key` is held: the weights of its holders, 0 when it is not held. */
+  count(key: K): number {
+    return this.#holders.get(key) ?? 0;
   }
 
   /** The keys held now. */

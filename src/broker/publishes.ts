@@ -149,6 +149,7 @@ export class Publishes {
     this.#deps.agents.touch(from);
     const createdAt = this.#deps.now();
     for (const inbox of inboxes) inbox.pending += payloads.length;
+    const doneCommitting = this.#deps.shared ? this.#deps.agents.committing(inboxes, payloads.length) : undefined;
     const commitStarted = performance.now();
     let stored: Envelope[];
     try {
@@ -158,8 +159,11 @@ export class Publishes {
       options.queued?.();
       stored = await committed;
     } catch (error) {
-      for (const inbox of inboxes) inbox.pending -= payloads.length;
+      // Never below 0: on a shared store the count may have been set from the database's meanwhile.
+      for (const inbox of inboxes) inbox.pending = Math.max(0, inbox.pending - payloads.length);
       throw error;
+    } finally {
+      doneCommitting?.();
     }
     this.#deps.observers.published(stored, performance.now() - commitStarted);
     return awaited === undefined ? { envelopes: stored, refused } : { envelopes: stored, refused, awaited };

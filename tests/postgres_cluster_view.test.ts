@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { uniform } from "../src/broker/per_agent.ts";
 import type { AgentName } from "../src/message.ts";
 import type { PostgresStore } from "../src/store/postgres.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
@@ -112,4 +113,43 @@ test("/status on a broker sharing PostgreSQL answers from its last view when the
   const gaveUp = new Promise<string[]>((resolve) => (timer = setTimeout(() => resolve(["no answer in 60 s"]), 60_000)));
   t.after(() => clearTimeout(timer));
   assert.deepEqual(await Promise.race([listed(b), gaveUp]), [hermes]);
+});
+
+test("a count of a shared store's pending messages reads again only the inboxes a write changed since the last one", async (t) => {
+  const brokers = await brokersOn(t, { maxPending: uniform(100) });
+  if (brokers === undefined) return;
+  const { a, admin, storeA, storeB } = brokers;
+  await a.addAgent(openclaw);
+  const counted = async () => (await storeB.shared!.cluster(true)).pending!.get(openclaw);
+  const truth = async () =>
+    (await admin<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM interop_messages
+      WHERE recipient = ${openclaw} AND NOT polled AND id > (SELECT delivered_id FROM interop_inboxes WHERE agent = ${openclaw})`)[0].n;
+  const ids = (await a.publishBatch(hermes, openclaw, [1, 2, 3, 4, 5].map((n) => ({ n })))).envelopes.map((envelope) => envelope.id);
+  assert.equal(await counted(), 5);
+  // A delete behind the store's back writes neither the inbox nor its head: the count read before stands (the
+  // inbox's messages, 0.1-0.7 s of reading for 1,000,000, were not read again).
+  await admin`DELETE FROM interop_messages WHERE id = ${ids[4]}`;
+  assert.equal(await counted(), 5);
+  // Each write of the store that changes a count is read again.
+  const writes: Array<[string, () => Promise<unknown>]> = [
+    ["a publish", () => a.publish(hermes, openclaw, { n: 6 })],
+    ["a poll", () => a.poll(openclaw, 1)],
+    ["a claim (ntfy's poll)", () => a.replay(openclaw, { from: "cursor" }, 1)],
+    ["a take out of order", () => a.takeOne(openclaw, ids[3])],
+    ["a removal, and the inbox created again", async () => {
+      await a.removeAgent(openclaw, true);
+      await a.addAgent(openclaw);
+    }],
+    ["a publish to the new inbox", () => a.publishBatch(hermes, openclaw, [{ n: 8 }, { n: 9 }])],
+    ["an expiry", () => storeA.expire(new Map([[openclaw, Date.now() + 60_000]]))],
+  ];
+  let before = await truth();
+  for (const [write, made] of writes) {
+    await made();
+    const count = await counted();
+    assert.notEqual(count, before, `${write} changed the count`);
+    assert.equal(count, await truth(), write);
+    before = count;
+  }
 });

@@ -13,7 +13,7 @@ import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { expireUndelivered, passTaken, pruneDelivered } from "./postgres_retention.ts";
 import { boundedRows, readBounded } from "./postgres_pages.ts";
 import { migrate } from "./postgres_schema.ts";
-import { beforeAwaitedReply, PostgresInboxes } from "./postgres_shared.ts";
+import { beforeAwaitedReply, PENDING_COUNT, PostgresInboxes } from "./postgres_shared.ts";
 import { writeBatch } from "./postgres_write.ts";
 import { AwaitedRecords } from "./postgres_awaited.ts";
 import { BoundedCalls, CALL_BOUND_MS } from "./postgres_calls.ts";
@@ -95,7 +95,9 @@ export class PostgresStore implements MessageStore {
         // postgres 3.4.9 documents the option (its README's "Custom socket"), its types do not declare it.
         ...({ socket: sockets.connect } as object),
         // Acknowledge only what is flushed: COMMIT waits for the WAL on disk, whatever the server's default.
-        connection: { synchronous_commit: "on", application_name: brokerConnectionName(registry.id) },
+        // No JIT: the broker's statements are short, yet a count over a large inbox is costed high enough that
+        // PostgreSQL compiled it each time (15-600 ms, more than the count itself).
+        connection: { synchronous_commit: "on", jit: "off", application_name: brokerConnectionName(registry.id) },
         types: { int8: INT8_AS_NUMBER },
       });
       await migrate(sql);
@@ -127,7 +129,7 @@ export class PostgresStore implements MessageStore {
     return this.#read("read inboxes", async () => {
       const rows = await this.#sql<InboxRow[]>`
         SELECT agent, delivered_id, purged_id, last_seen, expired,
-          (SELECT count(*) FROM interop_messages m WHERE m.recipient = i.agent AND m.id > i.delivered_id AND NOT m.polled) AS pending,
+          ${this.#sql.unsafe(PENDING_COUNT)} AS pending,
           (SELECT count(*) FROM interop_dead_letters d WHERE d.agent = i.agent) AS dead_letters
         FROM interop_inboxes i ORDER BY agent COLLATE "C"`;
       return rows.map(toInboxRecord);

@@ -291,8 +291,9 @@ export interface SharedInboxes {
   watch(wake: Wake, replaced: (agent: AgentName, session: string) => void, removed: (agent: AgentName) => void): Promise<void>;
   /**
    * The brokers registered on the store and where each agent's stream is, for the cluster view; with `counting`, each
-   * inbox's pending count too (it reads every undelivered message: 14 ms for 100,000 in one inbox, where the rest
-   * takes 1 ms, so the broker asks for it once a second, not for each request that must see the view as it is now).
+   * inbox's pending count too (it reads the undelivered messages of each inbox written since the last count: 0.25 s
+   * for 1,000,000 in one, where the rest of the read takes 1 ms, so the broker asks for it once a second, not for each
+   * request that must see the view as it is now).
    */
   cluster(counting?: boolean): Promise<ClusterView>;
 }

@@ -48,9 +48,14 @@ function loggedName(value: string): string {
 }
 
 /**
- * A path as logged: each segment as a name would be (every route's words are), so that a token a client put in the
- * path by mistake (`/ntfy/TOKEN/json`, `/TOKEN`) is `(invalid)` there too.
+ * A path as logged: each segment as a name would be (every route's words are; an ntfy sender, `@hermes`, after its
+ * `@`), so that a token a client put in the path by mistake (`/ntfy/TOKEN/json`, `/TOKEN`) is `(invalid)` there too.
  */
 function loggedPath(pathname: string): string {
-  return pathname.split("/").map((segment) => segment === "" || segment === ".well-known" ? segment : loggedName(segment)).join("/");
+  return pathname.split("/").map(loggedSegment).join("/");
+}
+
+function loggedSegment(segment: string): string {
+  if (segment === "" || segment === ".well-known") return segment;
+  return segment.startsWith("@") ? `@${loggedName(segment.slice(1))}` : loggedName(segment);
 }

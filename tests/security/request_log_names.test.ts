@@ -25,9 +25,14 @@ test("--verbose logs a path segment that is no name as (invalid): a token put in
   broker = await startBroker({ args: ["--verbose"] });
   const token = `itk_${"A1b2C3d4E5".repeat(4)}xyz`;
   for (const path of [`/ntfy/${token}/json?poll=1`, `/${token}`]) await (await fetch(`${broker.url}${path}`)).body?.cancel();
+  await (await fetch(`${broker.url}/ntfy/@${token}/hermes/json?poll=1`)).body?.cancel();
+  // Hermes's ntfy adapter names its sender so: the name is logged, not hidden.
+  await (await fetch(`${broker.url}/ntfy/@leo/hermes/json?poll=1`)).body?.cancel();
   await (await fetch(`${broker.url}/a2a/hermes/.well-known/agent-card.json`)).body?.cancel();
   await waitFor(() => broker!.log().includes("GET /a2a/hermes/.well-known/agent-card.json"), 5000, "the requests to be logged");
   assert.match(broker.log(), /GET \/ntfy\/\(invalid\)\/json → 400/);
+  assert.match(broker.log(), /GET \/ntfy\/@\(invalid\)\/hermes\/json → /);
+  assert.match(broker.log(), /GET \/ntfy\/@leo\/hermes\/json → 200/);
   assert.match(broker.log(), /GET \/\(invalid\) → 404/);
   assert.doesNotMatch(broker.log(), new RegExp(token));
 });

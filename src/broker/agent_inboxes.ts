@@ -12,6 +12,11 @@ import { Holds } from "./holds.ts";
  * each broker asks every second; this keeps a broker's counts to a tenth of the time at most.
  */
 const COUNT_SPACING = 10;
+/**
+ * Nor later than this (ms): a count that waited (a lock DDL held, a stalled connection, up to the 30 s bound of a
+ * call) did not cost the database that long, and its figures would stand ten times as long.
+ */
+const MAX_COUNT_GAP_MS = 10_000;
 
 export interface AgentInboxesDeps {
   store: MessageStore;
@@ -184,12 +189,13 @@ export class AgentInboxes {
     if (count) {
       const began = this.#monotonic();
       this.#counting = looking;
-      const counted = () => {
+      // A count that failed cost nothing to speak of: the next one comes on the next tick.
+      const counted = (succeeded: boolean) => () => {
         this.#counting = undefined;
         const ended = this.#monotonic();
-        this.#nextCount = ended + COUNT_SPACING * (ended - began);
+        this.#nextCount = succeeded ? ended + Math.min(COUNT_SPACING * (ended - began), MAX_COUNT_GAP_MS) : 0;
       };
-      looking.then(counted, counted);
+      looking.then(counted(true), counted(false));
     }
     return looking;
   }

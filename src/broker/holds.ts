@@ -15,10 +15,6 @@ export class Holds<K> {
     };
   }
 
-  has(key: K): boolean {
-    return this.#holders.has(key);
-  }
-
   /** How much `key` is held: the weights of its holders, 0 when it is not held. */
   count(key: K): number {
     return this.#holders.get(key) ?? 0;

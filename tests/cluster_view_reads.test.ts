@@ -152,14 +152,16 @@ test("AgentInboxes counts one read at a time, the next no sooner than ten times 
   reads[1](answered(false));
   await Promise.all([first, second]);
   assert.deepEqual(counting, [true, false], "a count was under way: the second read of the view counted nothing");
-  clock.now += 499;
-  const early = agents.look(true);
-  reads[2](answered(false));
-  await early;
-  clock.now += 1;
-  const due = agents.look(true);
-  reads[3](answered(true));
-  await due;
+  /** A read every tick asks for, `wait` ms after the last one ended, taking `took` ms, answered as it asked. */
+  const tick = async (wait: number, took = 0) => {
+    clock.now += wait;
+    const look = agents.look(true);
+    clock.now += took;
+    reads.at(-1)!(answered(counting.at(-1)!));
+    await look;
+  };
+  await tick(499);
+  await tick(1);
   assert.deepEqual(counting, [true, false, false, true], "the count took 50 ms: the next waited 500 ms after it");
   const now = agents.lookAgain();
   reads[4](answered(false));
@@ -171,19 +173,10 @@ test("AgentInboxes counts one read at a time, the next no sooner than ten times 
   clock.now += 5000;
   reads[5](Promise.reject(new Error("connection lost")));
   await assert.rejects(failed);
-  const after = agents.look(true);
-  clock.now += 4000;
-  reads[6](answered(true));
-  await after;
-  assert.deepEqual(counting.slice(5), [true, true]);
-  // One that waited 4 s (on a lock a DDL held) is followed 10 s later at most, not 40.
-  clock.now += 9999;
-  const waiting = agents.look(true);
-  reads[7](answered(false));
-  await waiting;
-  clock.now += 1;
-  const next = agents.look(true);
-  reads[8](answered(true));
-  await next;
+  await tick(0, 4000);
+  assert.equal(counting[6], true);
+  // That one waited 4 s (on a lock a DDL held): the next comes 10 s later at most, not 40.
+  await tick(9999);
+  await tick(1);
   assert.deepEqual(counting.slice(7), [false, true]);
 });

@@ -54,8 +54,8 @@ export class AgentInboxes {
    * runs). A read started no later than that may not list the inbox yet, and must not drop it.
    */
   #created = new Map<AgentName, number>();
-  /** The read of the view with the pending counts in progress (one at a time), and when the next may start. */
-  #counting: Promise<void> | undefined;
+  /** Whether a read of the view with the pending counts is under way (one at a time), and when the next may start. */
+  #counting = false;
   #nextCount = 0;
   #monotonic: () => number;
   /** The messages each inbox counts pending that a publish of this broker is still committing (see `#count`). */
@@ -179,7 +179,7 @@ export class AgentInboxes {
    * is under way or the last one ended too recently (COUNT_SPACING).
    */
   look(counting = false): Promise<void> {
-    const count = counting && this.#counting === undefined && this.#monotonic() >= this.#nextCount;
+    const count = counting && !this.#counting && this.#monotonic() >= this.#nextCount;
     const looking = this.#read(count);
     this.#looking = looking;
     const settled = () => {
@@ -188,10 +188,10 @@ export class AgentInboxes {
     looking.then(settled, settled);
     if (count) {
       const began = this.#monotonic();
-      this.#counting = looking;
+      this.#counting = true;
       // A count that failed cost nothing to speak of: the next one comes on the next tick.
       const counted = (succeeded: boolean) => () => {
-        this.#counting = undefined;
+        this.#counting = false;
         const ended = this.#monotonic();
         this.#nextCount = succeeded ? ended + Math.min(COUNT_SPACING * (ended - began), MAX_COUNT_GAP_MS) : 0;
       };

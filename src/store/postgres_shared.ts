@@ -359,16 +359,17 @@ export class PostgresInboxes implements SharedInboxes {
     const { sql, broker } = this.#context;
     return this.#context.read("read the brokers", async () => {
       const full = counting && performance.now() - this.#fullCountAt >= FULL_COUNT_MS;
-      const known = counting && !full ? this.#counts : new Map<AgentName, { mark: string; pending: number }>();
-      const pending = counting
-        ? sql`CASE WHEN ${sql.unsafe(COUNT_MARK)} IS DISTINCT FROM k.mark THEN ${sql.unsafe(PENDING_COUNT)} END`
-        : sql`NULL::int`;
-      // The mark and the count in one statement: both from one snapshot.
+      const known = full ? new Map<AgentName, { mark: string; pending: number }>() : this.#counts;
+      // The mark and the count in one statement: both from one snapshot. A read without the counts joins nothing.
+      const counts = counting
+        ? sql`${sql.unsafe(COUNT_MARK)} AS mark,
+            CASE WHEN ${sql.unsafe(COUNT_MARK)} IS DISTINCT FROM k.mark THEN ${sql.unsafe(PENDING_COUNT)} END AS pending
+          FROM interop_inboxes i LEFT JOIN interop_inbox_heads h ON h.agent = i.agent
+            LEFT JOIN unnest(${[...known.keys()]}::text[], ${[...known.values()].map((count) => count.mark)}::text[]) AS k (agent, mark)
+              ON k.agent = i.agent`
+        : sql`NULL AS mark, NULL::int AS pending FROM interop_inboxes i`;
       const inboxes = await sql<{ agent: AgentName; delivered_id: number; stream_broker: string | null; mark: string; pending: number | null }[]>`
-        SELECT i.agent, i.delivered_id, i.stream_broker, ${sql.unsafe(COUNT_MARK)} AS mark, ${pending} AS pending
-        FROM interop_inboxes i LEFT JOIN interop_inbox_heads h ON h.agent = i.agent
-          LEFT JOIN unnest(${[...known.keys()]}::text[], ${[...known.values()].map((count) => count.mark)}::text[]) AS k (agent, mark)
-            ON k.agent = i.agent`;
+        SELECT i.agent, i.delivered_id, i.stream_broker, ${counts}`;
       const brokers = await sql<Array<{
         id: string;
         pid: number;

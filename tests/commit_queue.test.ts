@@ -128,6 +128,29 @@ test("CommitQueue commits a cursor move on its own when no publish comes to carr
   assert.equal((await store.loadInboxes())[0].deliveredId, stored.id, "committed without a drain or a publish");
 });
 
+test("CommitQueue commits a lone cursor move within its delay though the wall clock is set back an hour meanwhile", async (t) => {
+  const store = openStore(t);
+  const queue = new CommitQueue(store);
+  const [stored] = await queue.append([message({ n: 1 })]);
+  const cursorCommitted = Promise.withResolvers<void>();
+  const write = store.write.bind(store);
+  store.write = async (batch) => {
+    const written = await write(batch);
+    if (batch.inboxes.length > 0) cursorCommitted.resolve();
+    return written;
+  };
+  const now = Date.now;
+  t.after(() => void (Date.now = now));
+
+  queue.note({ agent: openclaw, deliveredId: stored.id });
+  // As an NTP step or an operator's `date -s` moves it: the advisory delay is a duration, not a time of day.
+  Date.now = () => now() - 3_600_000;
+  const late = setTimeout(() => cursorCommitted.reject(new Error("the cursor was still waiting after 5 s")), 5_000);
+  t.after(() => clearTimeout(late));
+  await cursorCommitted.promise;
+  assert.equal((await store.loadInboxes())[0].deliveredId, stored.id);
+});
+
 test("CommitQueue sets its advisory timer once for a run of commits, not once per commit, and still commits the last cursor on its own", async (t) => {
   const store = openStore(t);
   let cursorAlone!: (batch: WriteBatch) => void;

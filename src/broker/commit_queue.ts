@@ -48,7 +48,10 @@ export class CommitQueue {
   #inboxWaiters: InboxWaiter[] = [];
   #advisory = new Map<string, InboxUpdate>();
   #advisoryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When the first advisory change still waiting was noted (ms): its commit is due `ADVISORY_DELAY_MS` after. */
+  /**
+   * When the first advisory change still waiting was noted (ms, on the monotonic clock: after a wall clock set back
+   * an hour, an idle broker held them an hour): its commit is due `ADVISORY_DELAY_MS` after.
+   */
   #advisorySince = 0;
   #scheduled = false;
   #running: Promise<void> = Promise.resolve();
@@ -91,7 +94,7 @@ export class CommitQueue {
    * change is held as it is, not copied (a broadcast's delivery notes one per recipient).
    */
   note(update: InboxUpdate): void {
-    if (this.#advisory.size === 0) this.#advisorySince = Date.now();
+    if (this.#advisory.size === 0) this.#advisorySince = performance.now();
     if (this.#advisory.has(update.agent)) merge(this.#advisory, update);
     else this.#advisory.set(update.agent, update);
     this.#advisoryTimer ??= setTimeout(this.#advisoryDue, ADVISORY_DELAY_MS);
@@ -105,7 +108,7 @@ export class CommitQueue {
   readonly #advisoryDue = () => {
     this.#advisoryTimer = undefined;
     if (this.#advisory.size === 0) return;
-    const left = this.#advisorySince + ADVISORY_DELAY_MS - Date.now();
+    const left = this.#advisorySince + ADVISORY_DELAY_MS - performance.now();
     if (left > 0) this.#advisoryTimer = setTimeout(this.#advisoryDue, left);
     else this.#schedule();
   };

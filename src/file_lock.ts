@@ -64,7 +64,7 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
 }
 
 async function acquire(file: string, lock: string, ready: string, times: LockTimes): Promise<void> {
-  const deadline = Date.now() + times.waitMs;
+  const deadline = performance.now() + times.waitMs;
   for (let pause = 2;; pause = Math.min(pause * 2, 100)) {
     // Dated now: the lock is this file once linked, and must not look as old as this wait.
     touch(ready);
@@ -72,7 +72,7 @@ async function acquire(file: string, lock: string, ready: string, times: LockTim
     const holder = readHolder(lock);
     if (holder === undefined) continue; // released meanwhile
     if (isStale(holder, times.staleMs) && breakStale(lock, ready, holder, times.staleMs)) continue;
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       const seconds = Math.round((Date.now() - holder.mtimeMs) / 1000);
       const who = holder.pid === undefined ? "an unknown process" : `pid ${holder.pid}${holder.host === hostname() ? "" : ` on ${holder.host}`}`;
       throw new InteropError(

@@ -34,3 +34,19 @@ test("a deadline sweep holds a timer only while a deadline is set, and none once
   assert.equal(timersStartedBy(() => sweep.stop()), -1, "stop() left the timer");
   assert.equal(timersStartedBy(() => sweep.start("d", 10)), 0, "a deadline set after stop() started a timer");
 });
+
+test("a deadline comes after its time though the wall clock was set back an hour meanwhile", async (t) => {
+  const expired = Promise.withResolvers<string>();
+  const sweep = new DeadlineSweep<string>(20, (item) => expired.resolve(item));
+  const now = Date.now;
+  t.after(() => {
+    Date.now = now;
+    sweep.stop();
+  });
+  sweep.start("idle connection", 10);
+  // An NTP step or `date -s`: a connection's deadline is a duration, not a time of day.
+  Date.now = () => now() - 3_600_000;
+  const late = setTimeout(() => expired.reject(new Error("not expired after 5 s")), 5_000);
+  t.after(() => clearTimeout(late));
+  assert.equal(await expired.promise, "idle connection");
+});

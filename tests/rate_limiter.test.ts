@@ -38,3 +38,14 @@ test("RateLimiter keeps a bucket that has not refilled: the sweep never lets a s
   now += 2000;
   limiter.admit("hermes", 2);
 });
+
+test("RateLimiter refills from where the clock stands after it was set back an hour, taking no tokens for the step", () => {
+  let now = 1_800_000_000_000;
+  const limiter = new RateLimiter(1, 2, () => now);
+  limiter.admit("hermes", 2);
+  // An NTP step or `date -s`: the bucket's last look is an hour ahead of the clock (it took an hour's tokens).
+  now -= 3_600_000;
+  assert.throws(() => limiter.admit("hermes"), { code: "rate_limited", message: /retry in 1 s/ });
+  now += 1000;
+  limiter.admit("hermes");
+});

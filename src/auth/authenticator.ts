@@ -84,7 +84,7 @@ export class Authenticator {
    * that never had a token stays open during an outage: no token can be made while the database is down.
    */
   async current(): Promise<void> {
-    if (Date.now() - this.#loadedAt >= RELOAD_EVERY_MS) await this.#reload();
+    if (performance.now() - this.#loadedAt >= RELOAD_EVERY_MS) await this.#reload();
     if (this.#failure !== undefined && this.#enabled) throw this.#failure;
   }
 
@@ -163,12 +163,12 @@ export class Authenticator {
     this.#unknownReread ??= (async () => {
       // Not in this turn: `??=` stores this promise first, and it is cleared below as the read starts.
       await Promise.resolve();
-      const wait = this.#unknownRereadAt + UNKNOWN_REREAD_GAP_MS - Date.now();
+      const wait = this.#unknownRereadAt + UNKNOWN_REREAD_GAP_MS - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       while (this.#loading !== undefined) await this.#loading;
       // In the same turn as the read starts: a request that comes after shares the next one.
       this.#unknownReread = undefined;
-      this.#unknownRereadAt = Date.now();
+      this.#unknownRereadAt = performance.now();
       await this.#reload();
     })();
     return this.#unknownReread;
@@ -189,7 +189,7 @@ export class Authenticator {
       } catch (error) {
         this.#failure = error;
       } finally {
-        this.#loadedAt = Date.now();
+        this.#loadedAt = performance.now();
         this.#loading = undefined;
       }
     })();

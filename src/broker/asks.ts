@@ -105,13 +105,13 @@ export async function ask(
   // shared store: a reply committed while the ask settles must wait in the inbox for it, not go to a stream.
   const release = deps.replies.holdReply(from, question.id);
   try {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     const settling = settled?.();
     // Registered in the same turn as the commit: the reply cannot arrive before it.
     if (settling === undefined && recorded === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
     await settling;
     // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
-    const left = Math.max(0, deadline - Date.now());
+    const left = Math.max(0, deadline - performance.now());
     return { question, reply: await deps.replies.waitForReply(from, question.id, left, clientGone, recorded) };
   } finally {
     release();

@@ -49,7 +49,9 @@ export class RateLimiter {
     // Before this sender's bucket is taken from: the sweep would drop it while still full.
     if (this.#buckets.size >= this.#sweepAt) this.#sweep(now);
     const bucket = this.#buckets.get(sender) ?? { tokens: this.#burst, at: now };
-    bucket.tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond);
+    // Never less for time gone backwards: the clock is the wall's (a test's), and a step back of an hour (NTP, `date
+    // -s`) took an hour's tokens, refusing the sender for that long.
+    bucket.tokens = Math.min(this.#burst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * this.#perSecond);
     bucket.at = now;
     this.#buckets.set(sender, bucket);
     if (bucket.tokens >= count) {

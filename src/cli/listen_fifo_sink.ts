@@ -102,8 +102,8 @@ async function writeAll(file: FileHandle, text: string, shutdown: AbortSignal): 
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
       if (shutdown.aborted) {
-        stoppedAt ??= Date.now();
-        if (offset === 0 || Date.now() - stoppedAt > PARTIAL_LINE_GRACE_MS) {
+        stoppedAt ??= performance.now();
+        if (offset === 0 || performance.now() - stoppedAt > PARTIAL_LINE_GRACE_MS) {
           throw new InteropError("internal", `Stopped while the FIFO's reader was not reading: ${offset} of ${bytes.length} bytes written`);
         }
       }
@@ -114,8 +114,8 @@ async function writeAll(file: FileHandle, text: string, shutdown: AbortSignal): 
 
 /** Whether some reader still has the FIFO open after the grace period (a non-blocking open finds it). */
 async function readerStaysOpen(path: string): Promise<boolean> {
-  const deadline = Date.now() + READER_CLOSE_GRACE_MS;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + READER_CLOSE_GRACE_MS;
+  while (performance.now() < deadline) {
     try {
       await (await open(path, constants.O_WRONLY | constants.O_NONBLOCK)).close();
     } catch {

@@ -89,12 +89,12 @@ export async function run(args: string[], io: Io): Promise<number> {
  */
 async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined) {
   const upTo = shown.length > 0 ? shown[shown.length - 1].interop.id : 0;
-  const giveUpAt = Date.now() + MAX_LEASE_WAIT_MS;
+  const giveUpAt = performance.now() + MAX_LEASE_WAIT_MS;
   for (;;) {
     try {
       return await client.takeShown(agent, Math.max(shown.length, 1), upTo, lease);
     } catch (error) {
-      if (lease === undefined || !(error instanceof InteropError) || Date.now() > giveUpAt) throw error;
+      if (lease === undefined || !(error instanceof InteropError) || performance.now() > giveUpAt) throw error;
       if (error.code === "inbox_leased") await pause(LEASE_RETRY_MS);
       else if (error.code === "too_many_requests" || error.code === "server_busy") await pause((error.retryAfter ?? 1) * 1000);
       else throw error;
@@ -127,12 +127,12 @@ function reportUntaken(shown: WireMessage[], { taken, leaseLost }: { taken: Wire
  * or are refused until this run's take.
  */
 async function leasedPeek(client: BrokerClient, agent: AgentName, limit: number): Promise<Awaited<ReturnType<BrokerClient["peek"]>>> {
-  const giveUpAt = Date.now() + MAX_LEASE_WAIT_MS;
+  const giveUpAt = performance.now() + MAX_LEASE_WAIT_MS;
   for (;;) {
     try {
       return await client.peek(agent, limit, { seconds: LEASE_SECONDS });
     } catch (error) {
-      if (!(error instanceof InteropError) || error.code !== "inbox_leased" || Date.now() > giveUpAt) throw error;
+      if (!(error instanceof InteropError) || error.code !== "inbox_leased" || performance.now() > giveUpAt) throw error;
       await pause(LEASE_RETRY_MS);
     }
   }

@@ -54,7 +54,7 @@ export async function follow(options: FollowOptions): Promise<void> {
   /** The identity of the store behind the last stream that opened (undefined from a broker older than store ids). */
   let streamStore: string | undefined;
   while (!options.signal.aborted) {
-    const openedAt = Date.now();
+    const openedAt = performance.now();
     try {
       await followOnce(options, position, streamStore, {
         opened: (store) => (streamStore = store),
@@ -90,7 +90,7 @@ export async function follow(options: FollowOptions): Promise<void> {
       if (!disowned && !isRetryable(error)) throw error;
       if (!disowned) options.log.warn(`${error.message}`);
     }
-    if (Date.now() - openedAt > HEALTHY_AFTER_MS) attempt = 0;
+    if (performance.now() - openedAt > HEALTHY_AFTER_MS) attempt = 0;
     const delay = backoffDelay(attempt++, options.backoff ?? DEFAULT_BACKOFF);
     options.log.debug(`reconnecting in ${delay} ms`);
     await sleep(delay, options.signal);

@@ -113,14 +113,14 @@ export async function waitRoute(
   const settled = settling(request.clientGone());
   await refuseRemoved(broker, request, agent);
   if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   const { result: message, revoked } = await untilRevoked(auth, caller, request, async (signal) => {
     await untilSettled(settled);
     // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
     // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
     // after them would hand out again.
     await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
-    const left = deadline - Date.now();
+    const left = deadline - performance.now();
     if (left <= 0 || signal.aborted) return undefined;
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
   });

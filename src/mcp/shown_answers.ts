@@ -64,7 +64,7 @@ export function answerShownFor(
 async function takeShown(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string, written: boolean, one?: number) {
   // Asked again through a 503 (PostgreSQL away a moment) while the lease lasts: given up at once, what the model has
   // read was shown to it again once the outage ended.
-  const until = Date.now() + SHOWN_LEASE_SECONDS * 1000;
+  const until = performance.now() + SHOWN_LEASE_SECONDS * 1000;
   try {
     if (!written || shown.length === 0) await throughOutage(() => client.poll(agent, 1, 0, lease), until);
     else if (one !== undefined) await throughOutage(() => client.takeOne(agent, one, lease), until);

@@ -19,9 +19,9 @@ const WAIT_SLICE_SECONDS = 5;
  * timeout, rather than fail (a failed ask, its question stored, would be asked again by the model).
  */
 async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortSignal, poll: (seconds: number) => Promise<T | null>) {
-  const deadline = Date.now() + timeoutSeconds * 1000;
+  const deadline = performance.now() + timeoutSeconds * 1000;
   while (!cancel.aborted) {
-    const left = (deadline - Date.now()) / 1000;
+    const left = (deadline - performance.now()) / 1000;
     if (left <= 0) break;
     try {
       const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));

@@ -22,7 +22,7 @@ export class TakenMessages {
   #answered = new Map<RequestId, { messages: WireMessage[]; at: number }>();
   #now: () => number;
 
-  constructor(now: () => number = Date.now) {
+  constructor(now: () => number = () => performance.now()) {
     this.#now = now;
   }
 

@@ -6,14 +6,14 @@
 import { type InteropError, isStorageUnavailable } from "../errors.ts";
 import { sleep } from "../sleep.ts";
 
-/** Runs `request` again while the broker answers 503 `storage_unavailable` (nothing done), until `until`. */
+/** Runs `request` again while the broker answers 503 `storage_unavailable` (nothing done), until `until` (`performance.now()`). */
 export async function throughOutage(request: () => Promise<unknown>, until: number): Promise<void> {
   for (;;) {
     try {
       await request();
       return;
     } catch (error) {
-      await afterOutage(error, until - Date.now(), NEVER_ABORTED);
+      await afterOutage(error, until - performance.now(), NEVER_ABORTED);
     }
   }
 }

@@ -228,7 +228,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   };
 
   const endSession = async (log: Logger) => {
-    const until = Date.now() + SESSION_END_GRACE_MS;
+    const until = performance.now() + SESSION_END_GRACE_MS;
     // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
     let allParked = true;
     const parkHeld = async () => {

@@ -22,12 +22,12 @@ export class DeadlineSweep<T> {
   /** Gives `item` a deadline `ms` from now, unless it has one. */
   start(item: T, ms: number): void {
     if (this.#deadlines.has(item)) return;
-    this.#deadlines.set(item, Date.now() + ms);
+    this.#deadlines.set(item, performance.now() + ms);
     if (this.#timer === undefined && !this.#stopped) this.#timer = setInterval(() => this.#sweep(), this.#periodMs);
   }
 
   #sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [item, deadline] of this.#deadlines) {
       if (deadline > now) continue;
       this.#deadlines.delete(item);

@@ -55,16 +55,16 @@ export function watchListener(server: Server, relistened: (error?: Error) => voi
         // A timer late by much was held up by a busy event loop (building a big answer takes a second or more):
         // the accept may simply not have been handed over yet, so the probe gets another period (without this,
         // a burst of big answers on Deno had the listener closed under queued connections, which were reset).
-        if (Date.now() - due > periodMs / 4) return settle(Date.now() + periodMs);
+        if (performance.now() - due > periodMs / 4) return settle(performance.now() + periodMs);
         settling = setImmediate(() => {
           endProbe();
           seen = accepted;
           if (accepted === before && server.listening) again();
         });
-      }, due - Date.now());
+      }, due - performance.now());
       waiting.unref();
     };
-    settle(Date.now() + periodMs);
+    settle(performance.now() + periodMs);
   };
   const timer = setInterval(check, periodMs);
   timer.unref();

@@ -32,13 +32,13 @@ export function awaitedRecords(sql: Sql | TransactionSql, waits: Fragment, agent
  * passes (it holds no one then), or the store closes.
  */
 export class AwaitedRecords {
-  /** Each record's end by this broker's clock (ms since the epoch): past it, no retry is worth its statement. */
+  /** Each record's end by this broker's monotonic clock (ms): past it, no retry is worth its statement. */
   #until = new Map<string, number>();
   #closed = new AbortController();
 
   /** Record `id` is being written, to hold for `ms`. */
   held(id: string, ms: number): void {
-    const now = Date.now();
+    const now = performance.now();
     if (this.#until.size >= FORGET_PAST) for (const [old, until] of this.#until) if (until <= now) this.#until.delete(old);
     this.#until.set(id, now + ms);
   }
@@ -54,7 +54,7 @@ export class AwaitedRecords {
           return await remove();
         } catch (error) {
           const until = this.#until.get(id) ?? 0;
-          if (Date.now() + wait >= until) throw error;
+          if (performance.now() + wait >= until) throw error;
           await sleep(wait, undefined, { signal: this.#closed.signal }).catch(() => {});
           if (this.#closed.signal.aborted) throw error;
         }

@@ -11,6 +11,7 @@ import { SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage, WriteBatch } from "../src/store/store.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { setWallClockBack, withinSeconds } from "./helpers/hand_clock.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
@@ -139,15 +140,11 @@ test("CommitQueue commits a lone cursor move within its delay though the wall cl
     if (batch.inboxes.length > 0) cursorCommitted.resolve();
     return written;
   };
-  const now = Date.now;
-  t.after(() => void (Date.now = now));
 
   queue.note({ agent: openclaw, deliveredId: stored.id });
-  // As an NTP step or an operator's `date -s` moves it: the advisory delay is a duration, not a time of day.
-  Date.now = () => now() - 3_600_000;
-  const late = setTimeout(() => cursorCommitted.reject(new Error("the cursor was still waiting after 5 s")), 5_000);
-  t.after(() => clearTimeout(late));
-  await cursorCommitted.promise;
+  // The advisory delay is a duration, not a time of day.
+  setWallClockBack(t);
+  await withinSeconds(t, cursorCommitted.promise, "the cursor was still waiting");
   assert.equal((await store.loadInboxes())[0].deliveredId, stored.id);
 });
 

@@ -5,6 +5,7 @@ import { Authenticator } from "../src/auth/authenticator.ts";
 import { InteropError } from "../src/errors.ts";
 import { mintToken, type TokenList, type TokenRecord } from "../src/auth/token_list.ts";
 import type { AgentName } from "../src/message.ts";
+import { setWallClockBack } from "./helpers/hand_clock.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 
 const hermes = "hermes" as AgentName;
@@ -144,10 +145,8 @@ test("a token revoked after the wall clock was set back an hour is refused withi
   add(record);
   const auth = await Authenticator.open(list);
   await auth.identify(withToken(token));
-  const now = Date.now;
-  t.after(() => void (Date.now = now));
-  // An NTP step or `date -s`: the list's age is a duration, not a time of day.
-  Date.now = () => now() - 3_600_000;
+  // The list's age is a duration, not a time of day.
+  setWallClockBack(t);
   revoke(record);
   const started = performance.now();
   while (await auth.identify(withToken(token)).then(() => true, () => false)) {

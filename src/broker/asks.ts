@@ -111,7 +111,7 @@ export async function ask(
     if (settling === undefined && recorded === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
     await settling;
     // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
-    const left = Math.max(0, deadline - performance.now());
+    const left = Math.max(0, Math.ceil(deadline - performance.now()));
     return { question, reply: await deps.replies.waitForReply(from, question.id, left, clientGone, recorded) };
   } finally {
     release();

@@ -236,12 +236,12 @@ export class Takes {
       try {
         // A take as the lease sees it: a peek under a lease granted while this one read showed what it took.
         const [pending] = await this.#asTake(agent, () => this.poll(agent, 1, { clientGone }));
-        return pending ?? await this.#waiters.wait(agent, undefined, Math.max(0, deadline - performance.now()), clientGone);
+        return pending ?? await this.#waiters.wait(agent, undefined, Math.max(0, Math.ceil(deadline - performance.now())), clientGone);
       } catch (error) {
         if (!isInboxLeased(error)) throw error;
       }
       // Leased since the caller waited for the inbox to be free: what its reader shows is its to take first.
-      const until = AbortSignal.any([AbortSignal.timeout(Math.max(0, deadline - performance.now())), ...(clientGone ? [clientGone] : [])]);
+      const until = AbortSignal.any([AbortSignal.timeout(Math.max(0, Math.ceil(deadline - performance.now()))), ...(clientGone ? [clientGone] : [])]);
       await this.#whenLeaseEnds(agent, until);
       if (until.aborted) return undefined;
     }

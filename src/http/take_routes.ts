@@ -120,7 +120,7 @@ export async function waitRoute(
     // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
     // after them would hand out again.
     await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
-    const left = deadline - performance.now();
+    const left = Math.ceil(deadline - performance.now());
     if (left <= 0 || signal.aborted) return undefined;
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
   });

@@ -21,7 +21,7 @@ const WAIT_SLICE_SECONDS = 5;
 async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortSignal, poll: (seconds: number) => Promise<T | null>) {
   const deadline = performance.now() + timeoutSeconds * 1000;
   while (!cancel.aborted) {
-    const left = (deadline - performance.now()) / 1000;
+    const left = Math.ceil(deadline - performance.now()) / 1000;
     if (left <= 0) break;
     try {
       const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));

@@ -13,7 +13,7 @@ export async function throughOutage(request: () => Promise<unknown>, until: numb
       await request();
       return;
     } catch (error) {
-      await afterOutage(error, until - performance.now(), NEVER_ABORTED);
+      await afterOutage(error, Math.ceil(until - performance.now()), NEVER_ABORTED);
     }
   }
 }

@@ -13,3 +13,11 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener("abort", done, { once: true });
   });
 }
+
+/**
+ * Whole milliseconds left until `deadline` (a `performance.now()` time: a wall clock set back would stretch it), 0
+ * once it has passed: what timers and `AbortSignal.timeout` (which refuses a fraction) take.
+ */
+export function msUntil(deadline: number): number {
+  return Math.max(0, Math.ceil(deadline - performance.now()));
+}

@@ -5,6 +5,7 @@ import type { InboxRecord, SharedInboxes } from "../store/store.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
 import type { ReplyWaits } from "./reply_waits.ts";
 import type { Waiters } from "./waiters.ts";
+import { msUntil } from "../sleep.ts";
 
 export interface AskDeps {
   /** Set when other brokers share the store: the reply may be published, and read, through any of them. */
@@ -111,7 +112,7 @@ export async function ask(
     if (settling === undefined && recorded === undefined) return { question, reply: await deps.waiters.wait(from, question.id, timeoutMs, clientGone) };
     await settling;
     // A reply that came meanwhile waits in the inbox: the wait for a reply takes it from there (and ends the record).
-    const left = Math.max(0, Math.ceil(deadline - performance.now()));
+    const left = msUntil(deadline);
     return { question, reply: await deps.replies.waitForReply(from, question.id, left, clientGone, recorded) };
   } finally {
     release();

@@ -8,6 +8,7 @@ import type { Deliveries } from "./deliveries.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import { settled, SharedWaiters } from "./shared_waiters.ts";
 import type { Waiters } from "./waiters.ts";
+import { msUntil } from "../sleep.ts";
 
 /** What a take of `Takes.poll` is held to. */
 export interface PollOptions {
@@ -236,12 +237,12 @@ export class Takes {
       try {
         // A take as the lease sees it: a peek under a lease granted while this one read showed what it took.
         const [pending] = await this.#asTake(agent, () => this.poll(agent, 1, { clientGone }));
-        return pending ?? await this.#waiters.wait(agent, undefined, Math.max(0, Math.ceil(deadline - performance.now())), clientGone);
+        return pending ?? await this.#waiters.wait(agent, undefined, msUntil(deadline), clientGone);
       } catch (error) {
         if (!isInboxLeased(error)) throw error;
       }
       // Leased since the caller waited for the inbox to be free: what its reader shows is its to take first.
-      const until = AbortSignal.any([AbortSignal.timeout(Math.max(0, Math.ceil(deadline - performance.now()))), ...(clientGone ? [clientGone] : [])]);
+      const until = AbortSignal.any([AbortSignal.timeout(msUntil(deadline)), ...(clientGone ? [clientGone] : [])]);
       await this.#whenLeaseEnds(agent, until);
       if (until.aborted) return undefined;
     }

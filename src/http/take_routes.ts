@@ -13,6 +13,7 @@ import { leaving, settling, untilSettled } from "./client_settle.ts";
 import type { LeaseRevocations } from "./lease_revocations.ts";
 import { parseLeaseSeconds, parseLimit, parseMessageId, parsePeek, parseTimeout } from "./query_params.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse } from "./responses.ts";
+import { msUntil } from "../sleep.ts";
 
 /**
  * `GET /poll`: takes up to `limit` of the agent's pending messages; with `peek`, shows them instead (under a lease
@@ -120,7 +121,7 @@ export async function waitRoute(
     // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
     // after them would hand out again.
     await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
-    const left = Math.ceil(deadline - performance.now());
+    const left = msUntil(deadline);
     if (left <= 0 || signal.aborted) return undefined;
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
   });

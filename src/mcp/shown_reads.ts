@@ -7,6 +7,7 @@ import { InteropError } from "../errors.ts";
 import type { AgentName, WireMessage } from "../message.ts";
 import { SHOWN_LEASE_SECONDS, type Shown } from "./shown_answers.ts";
 import { afterOutage } from "./through_outage.ts";
+import { msUntil } from "../sleep.ts";
 
 /** The longest single long poll of a wait call: how long a cancelled wait may still run, and take a message. */
 const WAIT_SLICE_SECONDS = 5;
@@ -21,7 +22,7 @@ const WAIT_SLICE_SECONDS = 5;
 async function longPollsUntilCancelled<T>(timeoutSeconds: number, cancel: AbortSignal, poll: (seconds: number) => Promise<T | null>) {
   const deadline = performance.now() + timeoutSeconds * 1000;
   while (!cancel.aborted) {
-    const left = Math.ceil(deadline - performance.now()) / 1000;
+    const left = msUntil(deadline) / 1000;
     if (left <= 0) break;
     try {
       const found = await poll(Math.min(left, WAIT_SLICE_SECONDS));

@@ -4,7 +4,7 @@
  * and a failed ask (its question stored) would be asked again by the model.
  */
 import { type InteropError, isStorageUnavailable } from "../errors.ts";
-import { sleep } from "../sleep.ts";
+import { msUntil, sleep } from "../sleep.ts";
 
 /** Runs `request` again while the broker answers 503 `storage_unavailable` (nothing done), until `until` (`performance.now()`). */
 export async function throughOutage(request: () => Promise<unknown>, until: number): Promise<void> {
@@ -13,7 +13,7 @@ export async function throughOutage(request: () => Promise<unknown>, until: numb
       await request();
       return;
     } catch (error) {
-      await afterOutage(error, Math.ceil(until - performance.now()), NEVER_ABORTED);
+      await afterOutage(error, msUntil(until), NEVER_ABORTED);
     }
   }
 }

@@ -8,6 +8,7 @@ import { parseAgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { handClock } from "./helpers/hand_clock.ts";
 import { holdNextRead } from "./helpers/peek_mid_read.ts";
 
 const leo = parseAgentName("leo");
@@ -18,11 +19,11 @@ function leased(error: unknown, retryAfter: number): boolean {
 }
 
 /** A broker on a SQLite store of its own, closed (and its data dir removed) after the test. */
-async function openBroker(t: { after(fn: () => unknown): void }): Promise<{ broker: Broker; store: SqliteStore }> {
+async function openBroker(t: { after(fn: () => unknown): void }, now?: () => number): Promise<{ broker: Broker; store: SqliteStore }> {
   const dir = tempDir();
   t.after(dir.cleanup);
   const store = new SqliteStore(dir.path, "relaxed");
-  const broker = await Broker.open(testBrokerOptions(store, dir.path));
+  const broker = await Broker.open(testBrokerOptions(store, dir.path, now === undefined ? {} : { now }));
   t.after(() => broker.close());
   return { broker, store };
 }
@@ -105,6 +106,21 @@ test("a holder renews its lease from now with its id; no one else can, and a rem
   await assert.rejects(leases.acquire(leo, 60, "not-the-holder"), (error) => leased(error, 10));
   leases.forget(leo);
   assert.equal(await leases.take(leo, undefined, () => Promise.resolve("free")), "free");
+});
+
+test("a broker's lease lasts its seconds whichever way its wall clock is stepped", async (t) => {
+  // Leases ran on the wall clock: an hour forward ended a 60 s lease at once (another reader took what its holder had
+  // shown: a repeat), an hour back held a dead reader's lease for the hour (409, retry-after 3595).
+  const clock = handClock();
+  const { broker } = await openBroker(t, clock.now);
+  const held = await broker.leases.acquire(leo, 60);
+  clock.advance(3_600_000);
+  await assert.rejects(broker.leases.take(leo, undefined, () => broker.poll(leo, 10)), (error) => leased(error, 60));
+  broker.leases.end(leo, held);
+  await broker.leases.acquire(leo, 0.2);
+  clock.advance(-7_200_000);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(await broker.leases.take(leo, undefined, () => broker.poll(leo, 10)), [], "the expired lease let the next reader in");
 });
 
 test("an awaited reply a leased reader may have shown is left to that reader; the asker gets it once the lease ends", async (t) => {

@@ -187,7 +187,7 @@ export class Broker {
     };
     // On a shared store the store keeps them, or a reader's lease would hold only on the broker it asked.
     if (this.#shared === undefined) {
-      this.#ownLeases = new InboxLeases(this.#now);
+      this.#ownLeases = new InboxLeases();
       this.leases = this.#ownLeases;
     } else {
       this.#ownLeases = undefined;

@@ -58,10 +58,11 @@ export class InboxLeases implements Leases {
   #takes = new Map<AgentName, { count: number; ended: PromiseWithResolvers<void> }>();
   /** What waits for a lease to end (`whenFree`), told when it does. */
   #freed = new Map<AgentName, Array<() => void>>();
+  /** A clock in ms that the wall clock's steps do not move: a lease lasts its seconds, whatever `date -s` does. */
   #now: () => number;
 
-  constructor(now: () => number) {
-    this.#now = now;
+  constructor(monotonic: () => number = () => performance.now()) {
+    this.#now = monotonic;
   }
 
   async acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string> {

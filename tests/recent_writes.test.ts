@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
+import { Broker } from "../src/broker/broker.ts";
 import { RecentWrites } from "../src/broker/recent_writes.ts";
+import { sseFormat } from "../src/http/sse_format.ts";
 import { parseAgentName } from "../src/message.ts";
+import { SqliteStore } from "../src/store/sqlite.ts";
+import { waitFor } from "./helpers/broker.ts";
+import { testBrokerOptions } from "./helpers/broker_options.ts";
+import { tempDir } from "./helpers/cli.ts";
+import { handClock } from "./helpers/hand_clock.ts";
+import { TextSink } from "./helpers/text_sink.ts";
 
 const WINDOW_MS = 180_000;
 /** The heartbeat interval: no client notices a dead link sooner. */
@@ -114,4 +122,50 @@ test("RecentWrites passes a replay on through two dead links in a row, a stream 
   restart.opened(hermes, 1000, 0);
   // The broker stops 100 ms after: the point it keeps covers the replay.
   assert.deepEqual([...restart.replayPoints(1100)], [[hermes, 0]]);
+});
+
+/** A broker whose wall clock (`now`) the test steps by hand, with a resume window of `windowMs`; closed after `t`. */
+async function steppedBroker(t: TestContext, windowMs: number) {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const clock = handClock();
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { now: clock.now, resumeWindowMs: windowMs }));
+  t.after(() => broker.close());
+  const hermes = parseAgentName("hermes");
+  /** A stream of hermes's inbox without an id, as an id-less client resumes, and the ids it was written. */
+  const resume = async () => {
+    const sink = new TextSink();
+    (await broker.prepareStream(hermes, { from: "cursor" }, sseFormat(2000, true)))(sink);
+    return { sink, ids: () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1])) };
+  };
+  const send = async (text: string) => (await broker.publish(parseAgentName("leo"), hermes, { text })).envelopes[0].id;
+  return { clock, resume, send };
+}
+
+test("the resume window sends a write again after the wall clock stepped an hour forward before its stream ended", async (t) => {
+  // The window ran on the wall clock: the write looked an hour old when the stream ended, and was not sent again.
+  const { clock, resume, send } = await steppedBroker(t, 60_000);
+  const first = await resume();
+  const id = await send("swallowed by a dead link");
+  await waitFor(() => first.ids().length === 1, 5_000, "the first stream's write");
+  clock.advance(3_600_000);
+  first.sink.close();
+  const second = await resume();
+  await waitFor(() => second.ids().length === 1, 5_000, "the resume to send it again");
+  assert.deepEqual(second.ids(), [id]);
+});
+
+test("the resume window does not send again a write older than the window after the wall clock stepped back", async (t) => {
+  // On the wall clock, the stream's end an hour back put a write 2 s old inside a 1 s window: sent again.
+  const { clock, resume, send } = await steppedBroker(t, 1_000);
+  const first = await resume();
+  await send("delivered long ago");
+  await waitFor(() => first.ids().length === 1, 5_000, "the first stream's write");
+  await new Promise((resolve) => setTimeout(resolve, 2_100));
+  clock.advance(-3_600_000);
+  first.sink.close();
+  const second = await resume();
+  const next = await send("new");
+  await waitFor(() => second.ids().length > 0, 5_000, "the new message");
+  assert.deepEqual(second.ids(), [next]);
 });

@@ -59,7 +59,6 @@ function streamsOverSharedStore(failures: number, { known = true, inCluster = fa
     delivered: ignore,
     ended: ignore,
     replayPoint: ignore,
-    now: () => Date.now(),
     secondStream: "replace",
     writeTimeoutMs: 60_000,
     resumeWindowMs: 0,

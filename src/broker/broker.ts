@@ -137,7 +137,6 @@ export class Broker {
       replayPoint: (agent, replayAfter) => {
         if (this.#shared === undefined) this.#commits.note({ agent, replayAfter: replayAfter ?? null });
       },
-      now: this.#now,
       secondStream: options.secondStream ?? "replace",
       writeTimeoutMs: options.writeTimeoutMs,
       resumeWindowMs: options.resumeWindowMs ?? 0,

@@ -11,6 +11,10 @@
  * What a stream was sent again at its start is passed on like its own writes (its link may have died too), except
  * to a stream that replaces it before its client could have noticed a dead link: two id-less readers of one inbox
  * replacing each other would otherwise hand the window back and forth at every reconnect, refreshed each time.
+ *
+ * Its times are monotonic (`performance.now`), which only this process compares; what the store keeps is an id. On
+ * the wall clock, a step forward between a write and the stream's end put the write out of the window (not sent
+ * again: lost if the dead link swallowed it), and a step back kept old writes in it (sent again).
  */
 import type { AgentName } from "../message.ts";
 

@@ -48,7 +48,6 @@ export interface StreamsDeps {
   ended(agent: AgentName): void;
   /** Where a resume of `agent` without an id now starts (undefined: from the cursor), to keep across a restart. */
   replayPoint(agent: AgentName, replayAfter: number | undefined): void;
-  now(): number;
   secondStream: "replace" | "refuse";
   writeTimeoutMs: number;
   resumeWindowMs: number;
@@ -76,7 +75,7 @@ export class Streams {
 
   /** The replay points the store kept from before a restart (see `RecentWrites.restore`). */
   restore(points: Map<AgentName, number>): void {
-    const now = this.#deps.now();
+    const now = performance.now();
     for (const [agent, replayAfter] of points) {
       // Without a window the point goes: kept, it would replay what this run delivers once a window is set again.
       if (!this.#recentWrites.restore(agent, replayAfter, now)) this.#deps.replayPoint(agent, undefined);
@@ -105,8 +104,7 @@ export class Streams {
   }
 
   /**
-   * A timer only for the ticks with heartbeats due: an idle broker, or one with few streams, is woken less. On
-   * the runtime's clock, not `deps.now` (tests stop that one): the ticks are real timers.
+   * A timer only for the ticks with heartbeats due: an idle broker, or one with few streams, is woken less.
    */
   #heartbeatIn(ms: number): void {
     clearTimeout(this.#heartbeatTimer);
@@ -129,7 +127,7 @@ export class Streams {
     for (const session of [...this.#sessions.values()]) session.close(end);
     this.#stopping.abort();
     clearTimeout(this.#heartbeatTimer);
-    for (const [agent, replayAfter] of this.#recentWrites.replayPoints(this.#deps.now())) this.#deps.replayPoint(agent, replayAfter);
+    for (const [agent, replayAfter] of this.#recentWrites.replayPoints(performance.now())) this.#deps.replayPoint(agent, replayAfter);
   }
 
   /**
@@ -216,7 +214,7 @@ export class Streams {
       if (this.#recentWrites.forget(agent)) this.#deps.replayPoint(agent, undefined);
     } else {
       // Without an id the client cannot say what it has: what the last stream wrote lately comes again.
-      const unconfirmed = this.#recentWrites.replayAfter(agent, this.#deps.now(), true);
+      const unconfirmed = this.#recentWrites.replayAfter(agent, performance.now(), true);
       if (unconfirmed !== undefined) startAfter = Math.max(inbox.purgedId, Math.min(startAfter, unconfirmed));
     }
     // What the stream sends again, delivered before (a replay the client asked for, or the window's).
@@ -281,7 +279,7 @@ export class Streams {
         isDelivered: (envelope) => envelope.id <= inbox.deliveredId || this.#deps.isTaken(envelope.id),
         delivered: (_name, envelopes) => {
           this.#deps.sawId(envelopes[envelopes.length - 1].id);
-          const now = this.#deps.now();
+          const now = performance.now();
           // What it sends again is logged as it opens (`resentAfter`): a replay written later is no new write.
           const firstSent = firstAfter(envelopes, replayedUpTo);
           if (firstSent !== undefined && this.#recentWrites.wrote(agent, firstSent.id, now)) {
@@ -293,7 +291,7 @@ export class Streams {
           this.#heartbeats.delete(ended);
           if (this.#sessions.get(agent) === ended) {
             this.#sessions.delete(agent);
-            this.#recentWrites.ended(agent, this.#deps.now());
+            this.#recentWrites.ended(agent, performance.now());
             if (shared !== undefined) this.#closeInStore(shared, agent, id);
           }
           this.#deps.ended(agent);
@@ -305,7 +303,7 @@ export class Streams {
       this.#sessions.set(agent, session);
       const sooner = this.#heartbeats.add(session, performance.now());
       if (sooner !== undefined) this.#heartbeatIn(sooner);
-      const now = this.#deps.now();
+      const now = performance.now();
       this.#recentWrites.opened(agent, now, resentAfter);
       // Kept now, not at the next new write: a crash before it would lose what this stream sends again.
       if (resentAfter !== undefined) this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));

@@ -11,7 +11,10 @@ import { processRuns } from "./process_runs.ts";
 export interface LockTimes {
   /** How long to wait for the holders ahead (each refreshing its lock) before giving up. */
   waitMs: number;
-  /** A lock not refreshed for this long is taken over (its holder hangs, or its pid now names another process). */
+  /**
+   * A lock a waiter has seen unrefreshed for this long is taken over (its holder hangs, or its pid now names another
+   * process): at least three of the holder's refreshes missed.
+   */
   staleMs: number;
 }
 
@@ -65,13 +68,14 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
 
 async function acquire(file: string, lock: string, ready: string, times: LockTimes): Promise<void> {
   const deadline = performance.now() + times.waitMs;
+  const stale = staleAfterWatching(times.staleMs);
   for (let pause = 2;; pause = Math.min(pause * 2, 100)) {
     // Dated now: the lock is this file once linked, and must not look as old as this wait.
     touch(ready);
     if (tryLink(ready, lock)) return;
     const holder = readHolder(lock);
     if (holder === undefined) continue; // released meanwhile
-    if (isStale(holder, times.staleMs) && breakStale(lock, ready, holder, times.staleMs)) continue;
+    if (stale(lock, holder) && breakStale(lock, ready, holder, stale)) continue;
     if (performance.now() >= deadline) {
       const seconds = Math.round((Date.now() - holder.mtimeMs) / 1000);
       const who = holder.pid === undefined ? "an unknown process" : `pid ${holder.pid}${holder.host === hostname() ? "" : ` on ${holder.host}`}`;
@@ -87,21 +91,38 @@ async function acquire(file: string, lock: string, ready: string, times: LockTim
 }
 
 /**
+ * A waiter's judge of the files in its way (the lock, the breaker): stale once their holder's process is gone, or
+ * once this waiter has seen one unchanged for `staleMs` on the monotonic clock. Their age by the wall clock would
+ * make a live holder look stale after a forward step of the clock, and two changes of the file would interleave.
+ */
+function staleAfterWatching(staleMs: number): (path: string, holder: Holder) => boolean {
+  const firstSeen = new Map<string, { text: string; mtimeMs: number; at: number }>();
+  return (path, holder) => {
+    const seen = firstSeen.get(path);
+    if (seen?.text !== holder.text || seen.mtimeMs !== holder.mtimeMs) {
+      firstSeen.set(path, { text: holder.text, mtimeMs: holder.mtimeMs, at: performance.now() });
+      return holderDied(holder);
+    }
+    return performance.now() - seen.at > staleMs || holderDied(holder);
+  };
+}
+
+/**
  * Removes a stale lock, one process at a time: two that judged it stale at once would otherwise each remove it,
  * the second the lock the first has taken since. The breaker is held for a read and an unlink; one its holder died
  * holding is removed once stale in turn (two removing that one at once is the window left: a crash within those
  * microseconds, then a race). Resolves whether the lock is gone.
  */
-function breakStale(lock: string, ready: string, stale: Holder, staleMs: number): boolean {
+function breakStale(lock: string, ready: string, holder: Holder, stale: (path: string, holder: Holder) => boolean): boolean {
   const breaker = `${lock}.break`;
   if (!tryLink(ready, breaker)) {
     const other = readHolder(breaker);
-    if (other !== undefined && isStale(other, staleMs)) rmSync(breaker, { force: true });
+    if (other !== undefined && stale(breaker, other)) rmSync(breaker, { force: true });
     return false;
   }
   try {
     const now = readHolder(lock);
-    if (now !== undefined && (now.text !== stale.text || now.mtimeMs !== stale.mtimeMs)) return false;
+    if (now !== undefined && (now.text !== holder.text || now.mtimeMs !== holder.mtimeMs)) return false;
     rmSync(lock, { force: true });
     return true;
   } finally {
@@ -126,9 +147,16 @@ function removeLeftWaits(lock: string, staleMs: number): void {
   }
 }
 
+/**
+ * Whether a waiter's file was left by a process gone or hung, at one look, by its age on the wall clock: a live
+ * waiter's removed after a forward step of the clock fails that waiter's change with an error, no more.
+ */
 function isStale(holder: Holder, staleMs: number): boolean {
-  if (Date.now() - holder.mtimeMs > staleMs) return true;
-  // A pid names a process only on its own host (a data dir on a shared mount): elsewhere, only the age tells.
+  return Date.now() - holder.mtimeMs > staleMs || holderDied(holder);
+}
+
+/** Whether the process that wrote `holder` is gone: a pid names a process only on its own host (a data dir on a shared mount). */
+function holderDied(holder: Holder): boolean {
   return holder.pid !== undefined && holder.host === hostname() && !processRuns(holder.pid);
 }
 

@@ -11,7 +11,7 @@ import { SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage, WriteBatch } from "../src/store/store.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
-import { setWallClockBack, withinSeconds } from "./helpers/hand_clock.ts";
+import { stepWallClock, withinSeconds } from "./helpers/hand_clock.ts";
 
 const hermes = "hermes" as AgentName;
 const openclaw = "openclaw" as AgentName;
@@ -143,7 +143,7 @@ test("CommitQueue commits a lone cursor move within its delay though the wall cl
 
   queue.note({ agent: openclaw, deliveredId: stored.id });
   // The advisory delay is a duration, not a time of day.
-  setWallClockBack(t);
+  stepWallClock(t, -3_600_000);
   await withinSeconds(t, cursorCommitted.promise, "the cursor was still waiting");
   assert.equal((await store.loadInboxes())[0].deliveredId, stored.id);
 });

@@ -8,6 +8,7 @@ import process from "node:process";
 import { test } from "node:test";
 import { withFileLock } from "../src/file_lock.ts";
 import { tempDir } from "./helpers/cli.ts";
+import { stepWallClock } from "./helpers/hand_clock.ts";
 
 /** Short waits for a test; a lock refreshed within the last minute counts as held. */
 const TEST_TIMES = { waitMs: 300, staleMs: 60_000 };
@@ -37,6 +38,35 @@ test("withFileLock() runs one holder at a time: a second waits until the first's
   finishFirst();
   await Promise.all([first, second]);
   assert.deepEqual(events, ["first starts", "first ends", "second starts"]);
+  assert.deepEqual(readdirSync(dir.path), []);
+});
+
+test("withFileLock() keeps a live holder's lock after the wall clock stepped forward: its refreshes show it alive", async (t) => {
+  // The lock's age by the wall clock made it stale at once: the second change ran inside the first (a token lost).
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const times = { waitMs: 10_000, staleMs: 600 };
+  const events: string[] = [];
+  const first = withFileLock(file, async () => {
+    events.push("first starts");
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    events.push("first ends");
+  }, times);
+  stepWallClock(t, 3_600_000);
+  await withFileLock(file, async () => void events.push("second starts"), times);
+  await first;
+  assert.deepEqual(events, ["first starts", "first ends", "second starts"]);
+});
+
+test("withFileLock() takes over a live process's lock it has seen unrefreshed for staleMs (a hung holder)", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  lockNaming(`${file}.lock`, process.pid);
+  const started = performance.now();
+  assert.equal(await withFileLock(file, async () => "done", { waitMs: 10_000, staleMs: 300 }), "done");
+  assert.ok(performance.now() - started >= 300, "taken over before it was seen unrefreshed for staleMs");
   assert.deepEqual(readdirSync(dir.path), []);
 });
 

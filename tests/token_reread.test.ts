@@ -5,7 +5,7 @@ import { Authenticator } from "../src/auth/authenticator.ts";
 import { InteropError } from "../src/errors.ts";
 import { mintToken, type TokenList, type TokenRecord } from "../src/auth/token_list.ts";
 import type { AgentName } from "../src/message.ts";
-import { setWallClockBack } from "./helpers/hand_clock.ts";
+import { stepWallClock } from "./helpers/hand_clock.ts";
 import { fromWebRequest } from "./helpers/web_request.ts";
 
 const hermes = "hermes" as AgentName;
@@ -146,7 +146,7 @@ test("a token revoked after the wall clock was set back an hour is refused withi
   const auth = await Authenticator.open(list);
   await auth.identify(withToken(token));
   // The list's age is a duration, not a time of day.
-  setWallClockBack(t);
+  stepWallClock(t, -3_600_000);
   revoke(record);
   const started = performance.now();
   while (await auth.identify(withToken(token)).then(() => true, () => false)) {

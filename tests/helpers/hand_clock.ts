@@ -7,14 +7,14 @@ export function handClock(): { now: () => number; advance: (ms: number) => void 
 }
 
 /**
- * Sets the process's wall clock (`Date.now`) an hour back for the rest of test `t`, as an NTP step or `date -s` does;
- * the monotonic clock (`performance.now`, the timers) runs on. A duration measured on the wall clock then lasts an hour
- * longer.
+ * Steps the process's wall clock (`Date.now`) by `ms` (an hour back: -3_600_000) for the rest of test `t`, as an NTP
+ * step or `date -s` does; the monotonic clock (`performance.now`, the timers) runs on. A duration measured on the
+ * wall clock then lasts that much longer, or shorter.
  */
-export function setWallClockBack(t: TestContext): void {
+export function stepWallClock(t: TestContext, ms: number): void {
   const now = Date.now;
   t.after(() => void (Date.now = now));
-  Date.now = () => now() - 3_600_000;
+  Date.now = () => now() + ms;
 }
 
 /** `promise`, or a rejection saying what was still awaited if it has not settled within 5 s. */

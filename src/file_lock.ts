@@ -52,7 +52,7 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
   removeLeftWaits(lock, times.staleMs);
   writeFileSync(ready, mine, { mode: PRIVATE_FILE_MODE, flag: "wx" });
   try {
-    await acquire(file, lock, ready, times);
+    await acquire(file, lock, ready, mine, times);
   } finally {
     rmSync(ready, { force: true });
   }
@@ -66,12 +66,13 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
   }
 }
 
-async function acquire(file: string, lock: string, ready: string, times: LockTimes): Promise<void> {
+async function acquire(file: string, lock: string, ready: string, mine: string, times: LockTimes): Promise<void> {
   const deadline = performance.now() + times.waitMs;
   const stale = staleAfterWatching(times.staleMs);
   for (let pause = 2;; pause = Math.min(pause * 2, 100)) {
-    // Dated now: the lock is this file once linked, and must not look as old as this wait.
-    touch(ready);
+    // Dated now: the lock is this file once linked, and must not look as old as this wait. Written again when a
+    // newcomer took it for a dead waiter's (a forward step of the wall clock makes it look old): the wait goes on.
+    if (!touch(ready)) writeFileSync(ready, mine, { mode: PRIVATE_FILE_MODE });
     if (tryLink(ready, lock)) return;
     const holder = readHolder(lock);
     if (holder === undefined) continue; // released meanwhile
@@ -148,8 +149,8 @@ function removeLeftWaits(lock: string, staleMs: number): void {
 }
 
 /**
- * Whether a waiter's file was left by a process gone or hung, at one look, by its age on the wall clock: a live
- * waiter's removed after a forward step of the clock fails that waiter's change with an error, no more.
+ * Whether a waiter's file was left by a process gone or hung, at one look, by its age on the wall clock (a live
+ * waiter whose file a forward step of the clock made look old writes it again at its next try).
  */
 function isStale(holder: Holder, staleMs: number): boolean {
   return Date.now() - holder.mtimeMs > staleMs || holderDied(holder);
@@ -193,11 +194,13 @@ function readHolder(path: string): Holder | undefined {
   }
 }
 
-function touch(path: string): void {
+/** Dates the file at `path` now; false when it is gone (a holder taken over after a hang, a waiter's removed). */
+function touch(path: string): boolean {
   try {
     const now = new Date();
     utimesSync(path, now, now);
+    return true;
   } catch {
-    // Gone (taken over after a hang): the release then leaves the successor's lock alone.
+    return false;
   }
 }

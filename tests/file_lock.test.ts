@@ -1,7 +1,7 @@
 /** withFileLock: one holder at a time across processes, a lock a dead or hung holder left taken over. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -67,6 +67,27 @@ test("withFileLock() takes over a live process's lock it has seen unrefreshed fo
   const started = performance.now();
   assert.equal(await withFileLock(file, async () => "done", { waitMs: 10_000, staleMs: 300 }), "done");
   assert.ok(performance.now() - started >= 300, "taken over before it was seen unrefreshed for staleMs");
+  assert.deepEqual(readdirSync(dir.path), []);
+});
+
+test("withFileLock() waits on when its waiting file is removed as a dead waiter's (a forward clock step made it look old)", async (t) => {
+  // The waiter's link of its removed file failed: its change ended with "Cannot create lock …: ENOENT".
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const events: string[] = [];
+  const first = withFileLock(file, async () => {
+    events.push("first starts");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    events.push("first ends");
+  });
+  const second = withFileLock(file, async () => void events.push("second starts"));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const waiting = readdirSync(dir.path).filter((name) => name.startsWith("list.json.lock."));
+  assert.equal(waiting.length, 1, `one waiter's file: ${waiting}`);
+  rmSync(join(dir.path, waiting[0]));
+  await Promise.all([first, second]);
+  assert.deepEqual(events, ["first starts", "first ends", "second starts"]);
   assert.deepEqual(readdirSync(dir.path), []);
 });
 

@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import { withFileLock } from "../src/file_lock.ts";
+import { type LockTimes, withFileLock } from "../src/file_lock.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { stepWallClock } from "./helpers/hand_clock.ts";
 
@@ -15,6 +15,15 @@ const TEST_TIMES = { waitMs: 300, staleMs: 60_000 };
 
 function lockNaming(path: string, pid: number): void {
   writeFileSync(path, JSON.stringify({ pid, host: hostname(), nonce: "other" }) + "\n", { mode: 0o600 });
+}
+
+/** A holder of `file`'s lock whose work takes `ms`, noting in `events` when it starts and ends. */
+function slowHolder(file: string, events: string[], ms: number, times?: LockTimes): Promise<void> {
+  return withFileLock(file, async () => {
+    events.push("first starts");
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    events.push("first ends");
+  }, times);
 }
 
 test("withFileLock() runs one holder at a time: a second waits until the first's work is done", async (t) => {
@@ -48,11 +57,7 @@ test("withFileLock() keeps a live holder's lock after the wall clock stepped for
   const file = join(dir.path, "list.json");
   const times = { waitMs: 10_000, staleMs: 600 };
   const events: string[] = [];
-  const first = withFileLock(file, async () => {
-    events.push("first starts");
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    events.push("first ends");
-  }, times);
+  const first = slowHolder(file, events, 1_500, times);
   stepWallClock(t, 3_600_000);
   await withFileLock(file, async () => void events.push("second starts"), times);
   await first;
@@ -76,11 +81,7 @@ test("withFileLock() waits on when its waiting file is removed as a dead waiter'
   t.after(dir.cleanup);
   const file = join(dir.path, "list.json");
   const events: string[] = [];
-  const first = withFileLock(file, async () => {
-    events.push("first starts");
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    events.push("first ends");
-  });
+  const first = slowHolder(file, events, 500);
   const second = withFileLock(file, async () => void events.push("second starts"));
   await new Promise((resolve) => setTimeout(resolve, 100));
   const waiting = readdirSync(dir.path).filter((name) => name.startsWith("list.json.lock."));

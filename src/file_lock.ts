@@ -13,7 +13,7 @@ export interface LockTimes {
   waitMs: number;
   /**
    * A lock a waiter has seen unrefreshed for this long is taken over (its holder hangs, or its pid now names another
-   * process): at least three of the holder's refreshes missed.
+   * process): its holder refreshes it every third of this, so a live one misses none.
    */
   staleMs: number;
 }

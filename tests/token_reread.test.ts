@@ -1,6 +1,6 @@
 /** A token made a moment ago, not yet read by the broker, is read before it is called unknown. */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mock, test } from "node:test";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { InteropError } from "../src/errors.ts";
 import { mintToken, type TokenList, type TokenRecord } from "../src/auth/token_list.ts";
@@ -153,4 +153,24 @@ test("a token revoked after the wall clock was set back an hour is refused withi
     assert.ok(performance.now() - started < 5_000, "the revoked token still let in after 5 s");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+});
+
+test("a watched token's revocation ends its watch at the next tick of the second-long timer, not the one after", async (t) => {
+  // The tick re-read only a list a second old, and the last read had ended just under a second before: every other
+  // tick read it, so a revoked token's stream lived up to two seconds.
+  const { list, add, revoke } = silentList();
+  const { record, token } = mintToken(hermes, false);
+  add(record);
+  const auth = await Authenticator.open(list);
+  mock.timers.enable({ apis: ["setInterval"] });
+  t.after(() => mock.timers.reset());
+  let revoked = false;
+  const stop = auth.watchRevocation(await auth.identify(withToken(token)), () => (revoked = true));
+  t.after(stop);
+  mock.timers.tick(1_000);
+  await new Promise((resolve) => setImmediate(resolve));
+  revoke(record);
+  mock.timers.tick(1_000);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(revoked, true, "the watch outlived its token's revocation past the next tick");
 });

@@ -127,8 +127,10 @@ export class Authenticator {
     const watch = { tokenHash: caller === "anyone" ? undefined : caller.tokenHash, onRevoked };
     this.#watches.add(watch);
     this.#watchTimer ??= setInterval(() => {
-      // Also when nothing changed: a watch may have started after the revocation was read.
-      void this.current().then(() => this.#endRevoked(), () => {});
+      // Read at each tick, not when `current()` finds the list a second old: the last read ended just under a second
+      // ago, so it would read at every other tick, and a revocation would take up to two seconds to end a stream.
+      // `#endRevoked` also when nothing changed: a watch may have started after the revocation was read.
+      void this.#reload().then(() => this.#endRevoked());
     }, RELOAD_EVERY_MS);
     return () => {
       this.#watches.delete(watch);

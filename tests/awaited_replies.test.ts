@@ -7,8 +7,7 @@ import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { Broker } from "../src/broker/broker.ts";
 import { leasedWait, REPOLL_GRACE_MS } from "../src/broker/leased_wait.ts";
-import { sseFormat } from "../src/http/sse_format.ts";
-import { type AgentName, type Envelope, parseAgentName } from "../src/message.ts";
+import { type Envelope, parseAgentName } from "../src/message.ts";
 import { uniform } from "../src/broker/per_agent.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { waitFor } from "./helpers/broker.ts";
@@ -16,7 +15,7 @@ import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { handClock } from "./helpers/hand_clock.ts";
 import { holdNextRead } from "./helpers/peek_mid_read.ts";
-import { TextSink } from "./helpers/text_sink.ts";
+import { streamFromCursor } from "./helpers/text_sink.ts";
 
 const hermes = parseAgentName("hermes");
 const openclaw = parseAgentName("openclaw");
@@ -33,13 +32,6 @@ async function openBroker(t: TestContext, options: { pendingTtlMs?: number; now?
   );
   t.after(() => broker.close());
   return broker;
-}
-
-/** A stream of `agent`'s inbox from its cursor (`interop listen`), and the ids it wrote so far, in order. */
-async function listen(broker: Broker, agent: AgentName): Promise<{ sink: TextSink; ids(): number[] }> {
-  const sink = new TextSink();
-  (await broker.prepareStream(agent, { from: "cursor" }, sseFormat(2000, true)))(sink);
-  return { sink, ids: () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1])) };
 }
 
 /** Resolves once `done()` holds, looking after each turn of the event loop (the test's timeout bounds it). */
@@ -62,7 +54,7 @@ async function answer(broker: Broker, asked: Envelope): Promise<[Envelope, Envel
 
 test("a stream of the asker's inbox stops before the reply a leased ask awaits, and reads on in order once the ask took it", async (t) => {
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const asked = await question(broker);
   const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: asked.id });
   const [before, reply, after] = await answer(broker, asked);
@@ -108,7 +100,7 @@ test("a poll, a peek and a plain wait of the asker's inbox stop before the reply
 
 test("a leased ask that leaves the reply (its call cancelled, or its client gone) releases it to the stream, in order", async (t) => {
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   // Cancelled: the take of nothing (`up_to=0`) ends the lease.
   const cancelled = await question(broker);
   const waiting = leasedWait(broker, hermes, 30, 10_000, new AbortController().signal, { replyTo: cancelled.id });
@@ -143,7 +135,7 @@ test("a leased ask's reply committed between two of its long polls waits for the
   // The hold ended with the poll that showed nothing: the stream took the reply before interop mcp's ask polled again,
   // and the ask answered "No reply" after its timeout (pglease30).
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const asked = await question(broker);
   assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
   const waitEnded = performance.now();
@@ -160,7 +152,7 @@ test("a leased ask's reply committed between two of its long polls waits for the
 
 test("a leased ask that times out before its reply, and polls no more, leaves the stream reading on: the reply comes to it, in order", async (t) => {
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const asked = await question(broker);
   assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
   const [before, reply, after] = await answer(broker, asked);
@@ -172,7 +164,7 @@ test("a reply held from its question's commit (hold_reply), committed before the
   // Published plain, the question's reply committed in the round trip before interop mcp's ask's first leased wait
   // went to hermes's stream, and the ask answered "No reply" after its timeout.
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const asked = await broker.publishHoldingReply(hermes, openclaw, { text: "deploy?" }, 60_000);
   const [before, reply, after] = await answer(broker, asked);
   await until(() => stream.ids().length > 0);
@@ -184,7 +176,7 @@ test("a reply held from its question's commit (hold_reply), committed before the
 
 test("a reply held from its question's commit that no wait took over comes to the stream, in order, once the hold's time passed", async (t) => {
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const asked = await broker.publishHoldingReply(hermes, openclaw, { text: "deploy?" }, 200);
   const [before, reply, after] = await answer(broker, asked);
   await until(() => stream.ids().length > 2);
@@ -195,7 +187,7 @@ test("a reply held from its question's commit that no wait took over comes to th
 test("a leased reply wait takes over the hold from the question's commit: once it ended, its own rules let the stream read on", { timeout: 30_000 }, async (t) => {
   // Left to its own time, the hold from the commit kept the reply from the stream after the ask gave up.
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const asked = await broker.publishHoldingReply(hermes, openclaw, { text: "deploy?" }, 600_000);
   assert.equal(await leasedWait(broker, hermes, 30, 50, new AbortController().signal, { replyTo: asked.id }), undefined);
   const [before, reply, after] = await answer(broker, asked);
@@ -210,7 +202,7 @@ test("an awaited reply that --pending-ttl expired while its leased ask held it s
   const ttl = 400;
   const clock = handClock();
   const broker = await openBroker(t, { pendingTtlMs: ttl, now: clock.now });
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const asked = await question(broker);
   const waiting = leasedWait(broker, hermes, 60, 10_000, new AbortController().signal, { replyTo: asked.id });
   const { envelopes: [reply] } = await broker.publish(openclaw, hermes, { text: "yes" }, { replyTo: asked.id });
@@ -245,7 +237,7 @@ async function answeredWhileSettling(broker: Broker) {
 
 test("an /ask's reply committed while the ask settles waits in the inbox for it, not on the asker's stream", async (t) => {
   const broker = await openBroker(t);
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   const { asking, settle, before, reply, after } = await answeredWhileSettling(broker);
   await until(() => stream.ids().length > 0);
   assert.deepEqual(stream.ids(), [before.id]);
@@ -299,7 +291,7 @@ test("a take up to what its reader showed that takes an awaited reply lets the s
   const waiting = broker.waitForReply(hermes, asked.id, 600_000, ended.signal);
   t.after(() => ended.abort());
   // `interop listen` connects meanwhile: it has what comes before the reply, and stops there.
-  const stream = await listen(broker, hermes);
+  const stream = await streamFromCursor(broker, hermes);
   await waitFor(() => stream.ids().length > 0, 10_000, "the stream to have what precedes the reply");
   const { envelopes: [later] } = await broker.publish(openclaw, hermes, { text: "later" });
   // It takes up to the reply only (it printed no more yet).

@@ -29,7 +29,7 @@ for (const where of ["on another broker", "on the same broker"]) {
     const sink = new TextSink();
     t.after(() => sink.close());
     (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
-    const streamed = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+    const streamed = () => sink.ids();
 
     const sent: number[] = [];
     const polled: number[] = [];

@@ -52,7 +52,7 @@ async function streamBacklog(t: TestContext, broker: Broker, ids: number[]): Pro
   const sink = new TextSink();
   t.after(() => sink.close());
   (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
-  const sent = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+  const sent = () => sink.ids();
   const deadline = Date.now() + 10_000;
   while (sent().length < ids.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   return sent();

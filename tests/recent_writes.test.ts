@@ -2,14 +2,13 @@ import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { Broker } from "../src/broker/broker.ts";
 import { RecentWrites } from "../src/broker/recent_writes.ts";
-import { sseFormat } from "../src/http/sse_format.ts";
 import { parseAgentName } from "../src/message.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import { waitFor } from "./helpers/broker.ts";
 import { testBrokerOptions } from "./helpers/broker_options.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { handClock } from "./helpers/hand_clock.ts";
-import { TextSink } from "./helpers/text_sink.ts";
+import { streamFromCursor } from "./helpers/text_sink.ts";
 
 const WINDOW_MS = 180_000;
 /** The heartbeat interval: no client notices a dead link sooner. */
@@ -133,11 +132,7 @@ async function steppedBroker(t: TestContext, windowMs: number) {
   t.after(() => broker.close());
   const hermes = parseAgentName("hermes");
   /** A stream of hermes's inbox without an id, as an id-less client resumes, and the ids it was written. */
-  const resume = async () => {
-    const sink = new TextSink();
-    (await broker.prepareStream(hermes, { from: "cursor" }, sseFormat(2000, true)))(sink);
-    return { sink, ids: () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1])) };
-  };
+  const resume = () => streamFromCursor(broker, hermes);
   const send = async (text: string) => (await broker.publish(parseAgentName("leo"), hermes, { text })).envelopes[0].id;
   return { clock, resume, send };
 }
@@ -149,7 +144,7 @@ test("the resume window sends a write again after the wall clock stepped an hour
   const id = await send("swallowed by a dead link");
   await waitFor(() => first.ids().length === 1, 5_000, "the first stream's write");
   clock.advance(3_600_000);
-  first.sink.close();
+  first.close();
   const second = await resume();
   await waitFor(() => second.ids().length === 1, 5_000, "the resume to send it again");
   assert.deepEqual(second.ids(), [id]);
@@ -163,7 +158,7 @@ test("the resume window does not send again a write older than the window after 
   await waitFor(() => first.ids().length === 1, 5_000, "the first stream's write");
   await new Promise((resolve) => setTimeout(resolve, 2_100));
   clock.advance(-3_600_000);
-  first.sink.close();
+  first.close();
   const second = await resume();
   const next = await send("new");
   await waitFor(() => second.ids().length > 0, 5_000, "the new message");

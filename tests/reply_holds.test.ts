@@ -39,7 +39,7 @@ test("a token publishing held questions past its most holds gets its oldest ques
   const questions = [];
   for (let n = 0; n <= MAX_HOLDS_PER_AGENT; n++) questions.push(await broker.publishHoldingReply(hermes, openclaw, { text: `q ${n}` }, 3_600_000));
   const { envelopes: [oldest] } = await broker.publish(openclaw, hermes, { text: "to the oldest" }, { replyTo: questions[0].id });
-  const ids = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+  const ids = () => sink.ids();
   const deadline = Date.now() + 10_000;
   while (ids().length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   assert.deepEqual(ids(), [oldest.id], "the oldest hold ended: its reply reached the stream");

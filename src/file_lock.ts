@@ -99,12 +99,11 @@ async function acquire(file: string, lock: string, ready: string, mine: string, 
 function staleAfterWatching(staleMs: number): (path: string, holder: Holder) => boolean {
   const firstSeen = new Map<string, { text: string; mtimeMs: number; at: number }>();
   return (path, holder) => {
+    if (holderDied(holder)) return true;
     const seen = firstSeen.get(path);
-    if (seen?.text !== holder.text || seen.mtimeMs !== holder.mtimeMs) {
-      firstSeen.set(path, { text: holder.text, mtimeMs: holder.mtimeMs, at: performance.now() });
-      return holderDied(holder);
-    }
-    return performance.now() - seen.at > staleMs || holderDied(holder);
+    if (seen?.text === holder.text && seen.mtimeMs === holder.mtimeMs) return performance.now() - seen.at > staleMs;
+    firstSeen.set(path, { text: holder.text, mtimeMs: holder.mtimeMs, at: performance.now() });
+    return false;
   };
 }
 

@@ -173,6 +173,13 @@ export class Streams {
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
     if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
     const inbox = await this.#deps.inboxFor(agent);
+    // This agent's streams carry only its messages: an id of this store past the cursor that names another agent's
+    // message comes from some other reader's state, and a read after it would skip (and count delivered) this
+    // agent's messages below it, sent to nobody.
+    if (start.from === "id" && start.store === store.id && start.afterId > inbox.deliveredId) {
+      const named = await store.find(start.afterId);
+      if (named !== undefined && named.to !== agent) start = { from: "cursor" };
+    }
     await opening?.(inbox);
     const after = await resolveStart(store, inbox, start, this.#deps.lastId());
     // A shared store's cursor moves with each claim, never late; this broker's lags its writes (see commit_queue.ts).

@@ -103,3 +103,15 @@ test("an ntfy poll since an ntfy id of another store reads from the cursor, as a
   assert.deepEqual(await ntfyPoll(broker, `${ids[2]}-zzzz`), ["message 1", "message 2", "message 3"]);
   assert.equal((await hermes(broker)).pending, 0);
 });
+
+test("a resume naming this store with another agent's message id reads from the cursor: the agent's own pending ones are sent, not skipped", async (t) => {
+  const { broker } = await peekedInbox(t);
+  const store = (await (await fetch(`${broker.url}/status`)).json()).store_id;
+  // An id past hermes's three, of a message to someone else (a client that kept one saved id across agents).
+  const foreign = (await (await publish(broker.url, "hermes", "openclaw", { text: "for openclaw" })).json()).id;
+  const resumed = await openSse(`${broker.url}/subscribe?agent=hermes`, { "Last-Event-ID": String(foreign), "Interop-Store": store });
+  t.after(() => resumed.close());
+  const events = await resumed.take(3, 5_000);
+  assert.deepEqual(events.map((event) => JSON.parse(event.data).text), ["message 1", "message 2", "message 3"]);
+  await waitFor(async () => (await hermes(broker)).pending === 0, 10_000, "nothing pending");
+});

@@ -284,3 +284,19 @@ test("a leased reader's take on one broker after the operator removed the agent 
   assert.deepEqual([taken.status, taken.body.code], [410, "agent_removed"]);
   assert.equal((await stored()).inboxes, 0, "not created again");
 });
+
+test("an agent removed on broker B takes its questions' reply holds with it: a reply to its inbox made again is read at once", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, admin } = brokers;
+  await a.addAgent(openclaw);
+  const question = await a.publishHoldingReply(openclaw, hermes, { text: "question" }, 3_600_000);
+  const records = async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length;
+  await waitFor(async () => await records() === 1, 10_000, "the hold's record");
+  await b.removeAgent(openclaw, true);
+  // In the removal's transaction: not when broker A hears of the removal and ends its own hold.
+  assert.equal(await records(), 0);
+  await b.addAgent(openclaw);
+  await b.publish(hermes, openclaw, { text: "reply to the old openclaw" }, { replyTo: question.id });
+  assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.payload.text), ["reply to the old openclaw"]);
+});

@@ -48,3 +48,16 @@ test("a token publishing held questions past its most holds gets its oldest ques
   assert.equal((await broker.peek(hermes, 10)).length, 0, "the newest reply is still held, and what follows it");
   assert.deepEqual(ids(), [oldest.id]);
 });
+
+test("removing an agent ends its questions' reply holds: a reply to its inbox made again under the name reaches its readers", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path));
+  t.after(() => broker.close());
+  const question = await broker.publishHoldingReply(hermes, openclaw, { text: "question" }, 3_600_000);
+  await broker.removeAgent(hermes, true);
+  await broker.addAgent(hermes);
+  await broker.publish(openclaw, hermes, { text: "reply to the old hermes" }, { replyTo: question.id });
+  await broker.publish(openclaw, hermes, { text: "after" });
+  assert.deepEqual((await broker.poll(hermes, 10)).map((envelope) => envelope.payload.text), ["reply to the old hermes", "after"]);
+});

@@ -28,7 +28,7 @@ export interface AgentInboxesDeps {
   lastId(): number;
   /** Whether the agent has a stream open (a removal is refused while it has, unless forced). */
   streaming(agent: AgentName): boolean;
-  /** Ends what the broker keeps for a removed agent: its stream and its counts. */
+  /** Ends what the broker keeps for a removed agent: its stream, its counts, its leases and its questions' reply holds. */
   forget(agent: AgentName): void;
   now(): number;
   /** A clock in ms that the wall clock's jumps do not move (`performance.now` unless a test sets one). */

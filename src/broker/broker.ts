@@ -153,6 +153,7 @@ export class Broker {
         this.#streams.removed(agent);
         this.#deliveries.forget(agent);
         this.leases.forget(agent);
+        this.#replyWaits.removed(agent);
       },
       now: this.#now,
     });

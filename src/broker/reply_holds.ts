@@ -44,6 +44,11 @@ export class ReplyHolds {
     this.#end(agent, questionId);
   }
 
+  /** `agent` was removed: its questions went with its inbox, so their replies are ordinary messages now. */
+  endAll(agent: AgentName): void {
+    for (const questionId of [...this.#held.get(agent)?.keys() ?? []]) this.#end(agent, questionId);
+  }
+
   /**
    * The broker stops: its timers go, nothing is released (its memory goes with it, and a shared store's records
    * end by themselves, or when the broker counts as gone).

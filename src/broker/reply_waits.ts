@@ -158,6 +158,14 @@ export class ReplyWaits {
     });
   }
 
+  /**
+   * `agent` was removed: the holds from its questions' commits end. Kept, they held a reply to the inbox made again
+   * under the name (and all after it) from every reader for up to `hold_reply`'s hour.
+   */
+  removed(agent: AgentName): void {
+    this.#holds.endAll(agent);
+  }
+
   /** The broker stops: the holds from questions' commits end without a release (see `ReplyHolds.close`). */
   close(): void {
     this.#holds.close();

@@ -321,6 +321,8 @@ export class PostgresInboxes implements SharedInboxes {
       const [removed] = await Promise.all([
         tx`DELETE FROM interop_messages WHERE recipient = ${agent}`.execute(),
         tx`DELETE FROM interop_dead_letters WHERE agent = ${agent}`.execute(),
+        // The waits its questions recorded: kept, they held replies to an inbox made again under the name.
+        tx`DELETE FROM interop_awaited_replies WHERE agent = ${agent}`.execute(),
         tx`INSERT INTO interop_removed_agents (agent, removed_at) VALUES (${agent}, ${Date.now()})
           ON CONFLICT (agent) DO UPDATE SET removed_at = excluded.removed_at`.execute(),
         tx`SELECT pg_notify(${REMOVED}, ${JSON.stringify({ b: broker, a: agent })})`.execute(),

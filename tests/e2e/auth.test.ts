@@ -87,6 +87,29 @@ test("with tokens, each request needs one and a token acts only as its own agent
   }
 });
 
+test("an operator's token publishes through ntfy as the sender it names, as /broadcast?from= does", async (t) => {
+  const dir = tempDir();
+  const broker = await startBroker({ dataDir: dir.path, args: ["--agents", "hermes,openclaw"] });
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  const admin = await createToken(dir.path, "ops", { admin: true });
+  await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens to take effect");
+  for (const [path, headers] of [
+    ["/ntfy/@openclaw/hermes", {}],
+    ["/ntfy/hermes", { "x-interop-from": "openclaw" }],
+  ] as const) {
+    const sent = await fetch(`${broker.url}${path}`, { method: "POST", headers: { ...bearer(admin), ...headers }, body: path });
+    assert.equal(sent.status, 200, path);
+  }
+  const stored = await (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(admin) })).json();
+  assert.deepEqual(stored.map((message: { interop: { from: string } }) => message.interop.from), ["openclaw", "openclaw"]);
+  const unnamed = await fetch(`${broker.url}/ntfy/hermes`, { method: "POST", headers: bearer(admin), body: "no sender named" });
+  assert.equal((await unnamed.json()).event, "message");
+  assert.equal((await (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(admin) })).json())[0].interop.from, "ops");
+});
+
 test("interop serve refuses a non-loopback host without tokens, and --insecure says so loudly", async () => {
   const dir = tempDir();
   try {

@@ -8,10 +8,18 @@ import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { parseLimit } from "./query_params.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse } from "./responses.ts";
 
+/** A dead letter's request is an id and a reason: a fixed bound, whatever `--max-body-bytes` allows a message. */
+const DEAD_LETTER_BODY_BYTES = 64 * 1024;
+
 export async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "park dead letters for");
-  const { id, reason } = parsePayload(await request.text(64 * 1024), request.header("content-type"));
+  const text = await request.text(DEAD_LETTER_BODY_BYTES).catch((error) => {
+    // The general answer names --max-body-bytes, which does not change this bound.
+    if (!(error instanceof InteropError && error.code === "payload_too_large")) throw error;
+    throw new InteropError("payload_too_large", `Body too large: a dead letter ({"id", "reason"}) is at most ${DEAD_LETTER_BODY_BYTES} bytes`);
+  });
+  const { id, reason } = parsePayload(text, request.header("content-type"));
   if (!Number.isSafeInteger(id) || typeof reason !== "string" || reason === "") {
     throw new InteropError("invalid_body", 'Invalid dead letter: send {"id": MESSAGE_ID, "reason": "why the receiver refused it"}');
   }

@@ -177,3 +177,11 @@ test("--max-body-bytes: a body past it gets 413, declared or streamed without a 
     await broker.cleanup();
   }
 });
+
+test("a dead letter's request past its fixed 64 KiB gets 413 saying so, not naming --max-body-bytes, which does not change it", async (t) => {
+  const broker = await startBroker({ args: ["--max-body-bytes", "4MiB", "--agents", "hermes"] });
+  t.after(() => broker.cleanup());
+  const reason = "x".repeat(70 * 1024);
+  const parked = await fetch(`${broker.url}/dead-letters?agent=hermes`, { method: "POST", body: JSON.stringify({ id: 1, reason }) });
+  await assertError(parked, 413, "payload_too_large", /a dead letter \(\{"id", "reason"\}\) is at most 65536 bytes$/);
+});

@@ -40,7 +40,7 @@ export function parseRequestHead(text: string): RequestHead | undefined {
     headers[name] = field[2];
     headerBytes += name.length + field[2].length;
   }
-  // `node:http` answers an HTTP/1.1 request without Host with 400: it is handed there to get that answer.
+  // An HTTP/1.1 request without Host is refused with 400: it is handed to `node:http`'s side (node_server.ts) for that.
   if (headers.host === undefined) return undefined;
   const method = requestLine[1] as RequestHead["method"];
   const length = headers["content-length"];

@@ -140,6 +140,15 @@ test("a target of // or //host/path is a path: 404 with a JSON error, never a ho
   }
 });
 
+test("an HTTP/1.1 request without Host gets 400 with a JSON error; an HTTP/1.0 one, which may have none, is served", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const missing = await rawRequest(broker.url, "GET /status HTTP/1.1\r\nConnection: close\r\n\r\n");
+  assert.match(missing, /^HTTP\/1\.1 400 /);
+  assert.match(missing, /\{"error":"Bad Request: an HTTP\/1\.1 request needs a Host header","code":"invalid_request"\}$/);
+  assert.match(await rawRequest(broker.url, "GET /status HTTP/1.0\r\n\r\n"), /^HTTP\/1\.1 200 /);
+});
+
 /** Sends raw bytes (fetch would normalise the target) and reads the answer to the end. */
 function rawRequest(url: string, bytes: string): Promise<string> {
   const { hostname, port } = new URL(url);

@@ -31,8 +31,14 @@ const MAX_STREAM_BYTES = 32 * 1024 * 1024;
 
 /** HTTP statuses that say nothing about the request but that the server cannot take it now. */
 const BUSY_STATUSES = [408, 429, 502, 503, 504];
-/** Statuses of a wrong token or a peer not allowed: retried until the setup is fixed, never dead letters. */
-const SETUP_STATUSES = [401, 403];
+/**
+ * Statuses of a wrong token, a peer not allowed or a wrong path: retried until the setup is fixed, never dead
+ * letters, as listen's other receivers. A 404 also comes from a server on its way down: OpenClaw's gateway answers
+ * it on /a2a/v1 for about a second while it drains after SIGTERM, and taken as final it parked every message sent
+ * then and told the senders of tasks it went on to finish that they failed. One carrying a JSON-RPC error is that
+ * error (`carriesRpcError`).
+ */
+const SETUP_STATUSES = [401, 403, 404];
 
 /**
  * A rate limit answered inside JSON-RPC: OpenClaw `-32000 "Peer is rate limited"` (HTTP 200), Hermes `-32051`
@@ -256,7 +262,7 @@ export class A2aRpcClient {
       throw new InteropError("unreachable", `${method}: ${redirect} (listen retries until the server takes it)`, { retryAfter });
     }
     const detail = `${method} to ${this.url} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
-    if (SETUP_STATUSES.includes(response.status)) {
+    if (SETUP_STATUSES.includes(response.status) && !carriesRpcError(text)) {
       throw new InteropError(
         "unreachable",
         `${detail}; check --a2a URL and the token (listen retries until the server takes it)`,
@@ -294,6 +300,15 @@ export class A2aRpcClient {
       });
     }
     return answer.result;
+  }
+}
+
+/** Whether an answer's text is a JSON-RPC error: its code then says what happened, whatever the HTTP status. */
+function carriesRpcError(text: string): boolean {
+  try {
+    return typeof JSON.parse(text)?.error?.code === "number";
+  } catch {
+    return false;
   }
 }
 

@@ -470,6 +470,24 @@ test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restart
   assert.equal(gateway.received.length, 1);
 });
 
+test("listen --a2a retries a 404 that is not JSON-RPC (OpenClaw's gateway draining after SIGTERM): nothing parked, no task called lost", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  gateway.pollsToComplete = 4;
+  gateway.draining = 2;
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "sent while draining" });
+  await waitFor(() => [...gateway.tasks.values()].some((task) => task.polls > 0), 20_000, "the task being polled");
+  // Its GetTasks now meet the drain too.
+  gateway.draining = 2;
+  await publish(broker.url, "hermes", "openclaw", { text: "second" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "two answers in hermes's inbox");
+  const answers = await inbox(broker, "hermes");
+  assert.deepEqual(answers.map((answer) => answer.text).sort(), ["openclaw says: second", "openclaw says: sent while draining"]);
+  assert.equal(gateway.draining, 0);
+  assert.equal(gateway.received.length, 2, "each sent once");
+  assert.deepEqual(await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json(), []);
+});
+
 test("listen --a2a parks a send that may have reached the server (no answer) as in doubt and never sends it again, even after a restart", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.hangSends = true;

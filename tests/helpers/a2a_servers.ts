@@ -278,6 +278,11 @@ export class OpenclawA2aServer extends Restartable {
    * each connection and closes it while the gateway is away.
    */
   dropRequests = 0;
+  /**
+   * Answer the next N requests with HTTP 404, not JSON-RPC: the gateway draining after SIGTERM, whose HTTP server
+   * answers so on /a2a/v1 for about a second once the channel's route is gone (measured on OpenClaw 2026.9.6).
+   */
+  draining = 0;
   /** Answer a GetTask for a task it does not have with this HTTP status (a server that fails on them) instead of -32001. */
   unknownTaskStatus: number | undefined;
   pollsToComplete = 2;
@@ -294,7 +299,8 @@ export class OpenclawA2aServer extends Restartable {
         return request.socket.destroy();
       }
       const body = await readBody(request);
-      if (request.method !== "POST" || request.url !== "/a2a/v1") {
+      if (request.method !== "POST" || request.url !== "/a2a/v1" || this.draining > 0) {
+        if (request.url === "/a2a/v1") this.draining--;
         return sendJson(response, 404, { error: "Not Found" });
       }
       if (request.headers.authorization !== `Bearer ${options.token}`) {

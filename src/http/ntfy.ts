@@ -91,7 +91,11 @@ async function publish(
   // With tokens on, the token says who publishes (ntfy clients send NTFY_TOKEN as Bearer); an operator's token
   // publishes as the sender it names, as `/broadcast?from=` does (it was stored as from the operator's own name).
   const named = namedSender(request, path);
-  const from = named !== undefined ? parseAgentName(named, "sender") : caller === "anyone" ? parseAgentName(DEFAULT_NTFY_SENDER, "sender") : caller.agent;
+  const from = named !== undefined
+    ? parseAgentName(named, "sender")
+    : caller === "anyone"
+    ? parseAgentName(DEFAULT_NTFY_SENDER, "sender")
+    : caller.agent;
   if (named !== undefined) authorize(caller, from, "publish as");
   const text = await request.text(maxBodyBytes);
   // At the root, ntfy takes a JSON object naming the topic; under a topic, the body is the message text.

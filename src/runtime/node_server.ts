@@ -32,8 +32,8 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
     // An HTTP/1.0 request may have none (the Host rule then has nothing to refuse: no browser sends one so).
     if (req.httpVersion === "1.1" && req.headers.host === undefined) {
       const body = JSON.stringify({ error: "Bad Request: an HTTP/1.1 request needs a Host header", code: "invalid_request" });
-      return void res.writeHead(400, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" })
-        .end(body);
+      const headers = { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" };
+      return void res.writeHead(400, headers).end(body);
     }
     options.handler(fromNodeRequest(req, res)).catch(handlerFailure).then((response) => {
       if (!isStream(response)) {

@@ -36,7 +36,7 @@ const BUSY_STATUSES = [408, 429, 502, 503, 504];
  * letters, as listen's other receivers. A 404 also comes from a server on its way down: OpenClaw's gateway answers
  * it on /a2a/v1 for about a second while it drains after SIGTERM, and taken as final it parked every message sent
  * then and told the senders of tasks it went on to finish that they failed. One carrying a JSON-RPC error is that
- * error (`carriesRpcError`).
+ * error (`#resultOf`).
  */
 const SETUP_STATUSES = [401, 403, 404];
 
@@ -262,7 +262,13 @@ export class A2aRpcClient {
       throw new InteropError("unreachable", `${method}: ${redirect} (listen retries until the server takes it)`, { retryAfter });
     }
     const detail = `${method} to ${this.url} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
-    if (SETUP_STATUSES.includes(response.status) && !carriesRpcError(text)) {
+    const answer = parsedJson(text) as RpcAnswer | null | undefined;
+    const error = answer?.error;
+    const rpcError = error !== undefined && error !== null && typeof error.code === "number"
+      ? { code: error.code, message: typeof error.message === "string" ? error.message : "", data: error.data }
+      : undefined;
+    // One carrying a JSON-RPC error is that error, whatever the status.
+    if (SETUP_STATUSES.includes(response.status) && rpcError === undefined) {
       throw new InteropError(
         "unreachable",
         `${detail}; check --a2a URL and the token (listen retries until the server takes it)`,
@@ -274,24 +280,19 @@ export class A2aRpcClient {
     if (BUSY_STATUSES.includes(response.status) || response.status >= 500) {
       throw new InteropError("unreachable", detail, { retryAfter });
     }
-    let answer: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
-    try {
-      answer = JSON.parse(text);
-    } catch {
+    if (answer === undefined) {
       throw new InteropError("rejected", `${detail}; that is not an A2A (JSON-RPC) answer`, {
         status: response.status,
       });
     }
-    const error = answer?.error;
-    if (error !== undefined && error !== null && typeof error.code === "number") {
-      const rpcError = { code: error.code, message: typeof error.message === "string" ? error.message : "" };
+    if (rpcError !== undefined) {
       if (isRateLimit(rpcError)) {
         throw new InteropError("unreachable", `${method} to ${this.url}: ${rpcError.message}`, { retryAfter });
       }
       throw new A2aError(
         rpcError.code,
         `${method} to ${this.url} answered error ${rpcError.code}: ${rpcError.message}`,
-        error.data,
+        rpcError.data,
       );
     }
     if (!response.ok || answer === null || typeof answer !== "object" || !("result" in answer)) {
@@ -303,12 +304,15 @@ export class A2aRpcClient {
   }
 }
 
-/** Whether an answer's text is a JSON-RPC error: its code then says what happened, whatever the HTTP status. */
-function carriesRpcError(text: string): boolean {
+/** A JSON-RPC answer as it may come: its fields are checked before use. */
+type RpcAnswer = { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
+
+/** `text` parsed as JSON, or undefined when it is not JSON (JSON itself never parses to undefined). */
+function parsedJson(text: string): unknown {
   try {
-    return typeof JSON.parse(text)?.error?.code === "number";
+    return JSON.parse(text);
   } catch {
-    return false;
+    return undefined;
   }
 }
 

@@ -175,8 +175,8 @@ export class Streams {
     const inbox = await this.#deps.inboxFor(agent);
     // This agent's streams carry only its messages: an id of this store past the cursor that names another agent's
     // message comes from some other reader's state, and a read after it would skip (and count delivered) this
-    // agent's messages below it, sent to nobody.
-    if (start.from === "id" && start.store === store.id && start.afterId > inbox.deliveredId) {
+    // agent's messages below it, sent to nobody. (An ntfy id's message was looked up above.)
+    if (start.from === "id" && start.key === undefined && start.store === store.id && start.afterId > inbox.deliveredId) {
       const named = await store.find(start.afterId);
       if (named !== undefined && named.to !== agent) start = { from: "cursor" };
     }

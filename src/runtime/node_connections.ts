@@ -150,9 +150,14 @@ export class NodeConnections {
 
 /** A complete error answer with a JSON body, written straight to a socket that is then closed. */
 export function rawErrorAnswer(status: number, reason: string, code: string, message: string): string {
-  const body = JSON.stringify({ error: message, code });
+  const body = errorJson(code, message);
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** An error's JSON body, as every answer of the broker's gives it. */
+export function errorJson(code: string, message: string): string {
+  return JSON.stringify({ error: message, code });
 }
 
 function first<T>(items: IterableIterator<T>): T | undefined {

@@ -4,7 +4,7 @@ import * as http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { InteropError } from "../errors.ts";
 import { sweepPeriod } from "./deadline_sweep.ts";
-import { NodeConnections, rawErrorAnswer } from "./node_connections.ts";
+import { errorJson, NodeConnections, rawErrorAnswer } from "./node_connections.ts";
 import { bodyReadFailure, LimitedBody, requestTimeout, utf8Text } from "./read_body.ts";
 import { NodeSink } from "./node_sink.ts";
 import { targetUrl } from "./request_head.ts";
@@ -12,7 +12,7 @@ import { answerOnBareSocket } from "./node_bare_requests.ts";
 import { writeInPieces } from "./piece_writes.ts";
 import { watchWritten } from "./written_watch.ts";
 import { type ListenerWatch, watchListener } from "./listener_watch.ts";
-import { handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
+import { type BodyResponse, handlerFailure, hasNullBody, type HttpServer, type IncomingRequest, isStream, type ServeOptions } from "./types.ts";
 
 export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   const timeoutMs = options.requestTimeoutMs;
@@ -30,12 +30,10 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   }, (req, res) => {
     connections.httpRequest(req.socket, res);
     // An HTTP/1.0 request may have none (the Host rule then has nothing to refuse: no browser sends one so).
-    if (req.httpVersion === "1.1" && req.headers.host === undefined) {
-      const body = JSON.stringify({ error: "Bad Request: an HTTP/1.1 request needs a Host header", code: "invalid_request" });
-      const headers = { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" };
-      return void res.writeHead(400, headers).end(body);
-    }
-    options.handler(fromNodeRequest(req, res)).catch(handlerFailure).then((response) => {
+    const answer = req.httpVersion === "1.1" && req.headers.host === undefined
+      ? Promise.resolve(MISSING_HOST)
+      : options.handler(fromNodeRequest(req, res));
+    answer.catch(handlerFailure).then((response) => {
       if (!isStream(response)) {
         if (hasNullBody(response.status)) return void res.writeHead(response.status, response.headers).end();
         // A known length spares the client (and the socket) chunked framing.
@@ -109,6 +107,13 @@ function relistenedLog(error?: Error): void {
   if (error === undefined) console.error("interop: the listener had stopped accepting (out of file descriptors?): listening again");
   else console.error("interop: listening again failed, tried again in a moment:", error.message);
 }
+
+/** An HTTP/1.1 request without Host, refused as `node:http` would (`requireHostHeader`), but as JSON. */
+const MISSING_HOST: BodyResponse = {
+  status: 400,
+  headers: { "content-type": "application/json; charset=utf-8", connection: "close" },
+  body: errorJson("invalid_request", "Bad Request: an HTTP/1.1 request needs a Host header"),
+};
 
 /** `node:http`'s refusals of what it could not read, as JSON like every other error. */
 function clientErrorAnswer(error: NodeJS.ErrnoException, timeoutMs: number): string {

@@ -3,8 +3,9 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
 import { test } from "node:test";
-import { startBroker, waitFor } from "../helpers/broker.ts";
+import { brokerPool, startBroker, waitFor } from "../helpers/broker.ts";
 import { type CliResult, runCli, spawnCli, collect, tempDir } from "../helpers/cli.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { openSse } from "../helpers/sse.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
 
@@ -89,11 +90,9 @@ test("with tokens, each request needs one and a token acts only as its own agent
 
 test("an operator's token publishes through ntfy as the sender it names, as /broadcast?from= does", async (t) => {
   const dir = tempDir();
-  const broker = await startBroker({ dataDir: dir.path, args: ["--agents", "hermes,openclaw"] });
-  t.after(async () => {
-    await broker.cleanup();
-    dir.cleanup();
-  });
+  // Stopped newest first: the broker, then its data dir.
+  testStops(t)(dir.cleanup);
+  const broker = await brokerPool(t)({ dataDir: dir.path, args: ["--agents", "hermes,openclaw"] });
   const admin = await createToken(dir.path, "ops", { admin: true });
   await waitFor(async () => (await fetch(`${broker.url}/poll?agent=hermes`)).status === 401, 5000, "tokens to take effect");
   for (const [path, headers] of [

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
-import { publish, startBroker, waitFor } from "../helpers/broker.ts";
+import { brokerPool, publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 
@@ -141,8 +141,7 @@ test("a target of // or //host/path is a path: 404 with a JSON error, never a ho
 });
 
 test("an HTTP/1.1 request without Host gets 400 with a JSON error; an HTTP/1.0 one, which may have none, is served", async (t) => {
-  const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  const broker = await brokerPool(t)();
   const missing = await rawRequest(broker.url, "GET /status HTTP/1.1\r\nConnection: close\r\n\r\n");
   assert.match(missing, /^HTTP\/1\.1 400 /);
   assert.match(missing, /\{"error":"Bad Request: an HTTP\/1\.1 request needs a Host header","code":"invalid_request"\}$/);
@@ -188,8 +187,7 @@ test("--max-body-bytes: a body past it gets 413, declared or streamed without a 
 });
 
 test("a dead letter's request past its fixed 64 KiB gets 413 saying so, not naming --max-body-bytes, which does not change it", async (t) => {
-  const broker = await startBroker({ args: ["--max-body-bytes", "4MiB", "--agents", "hermes"] });
-  t.after(() => broker.cleanup());
+  const broker = await brokerPool(t)({ args: ["--max-body-bytes", "4MiB", "--agents", "hermes"] });
   const reason = "x".repeat(70 * 1024);
   const parked = await fetch(`${broker.url}/dead-letters?agent=hermes`, { method: "POST", body: JSON.stringify({ id: 1, reason }) });
   await assertError(parked, 413, "payload_too_large", /a dead letter \(\{"id", "reason"\}\) is at most 65536 bytes$/);

@@ -1,6 +1,6 @@
 /** tokens.json's version changes with what it holds, not with its mtime, which two quick saves may share. */
 import assert from "node:assert/strict";
-import { readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { TokenFile } from "../src/auth/token_file.ts";
 import type { AgentName } from "../src/message.ts";
@@ -42,4 +42,25 @@ test("a change of tokens.json in place, its size and mtime kept, is seen after i
   writeFileSync(file.path, text.replace('"openclaw"', '"opencla_"'));
   utimesSync(file.path, mtime, mtime);
   assert.notEqual(await file.version(), before, "the broker would not read the change");
+});
+
+test("changedSinceVersion tells at once of every save since version() looked, the file's first and a revocation's", async (t) => {
+  const dir = tempDir("interop-token-file-");
+  t.after(() => dir.cleanup());
+  const file = new TokenFile(dir.path);
+  assert.equal(await file.version(), 0);
+  assert.equal(file.changedSinceVersion(), false, "no file, as version() saw");
+  await file.create("hermes" as AgentName);
+  assert.equal(file.changedSinceVersion(), true, "the first token");
+  await file.version();
+  assert.equal(file.changedSinceVersion(), false);
+  // Saved with the same times: a save replaces the file, so its new inode tells.
+  const { mtime } = statSync(file.path);
+  await file.revoke({ agent: "hermes" });
+  utimesSync(file.path, mtime, mtime);
+  assert.equal(file.changedSinceVersion(), true, "the revocation");
+  await file.version();
+  assert.equal(file.changedSinceVersion(), false);
+  rmSync(file.path);
+  assert.equal(file.changedSinceVersion(), true, "the file removed");
 });

@@ -39,6 +39,7 @@ function silentList(gate: () => Promise<void> = () => Promise.resolve()): {
       const asked = version;
       return gate().then(() => asked);
     },
+    changedSinceVersion: () => false,
     watch: () => Promise.resolve(),
     close: () => Promise.resolve(),
   } as unknown as TokenList;

@@ -1,6 +1,6 @@
 /** The broker's tokens: `tokens.json` in the data dir holds only their SHA-256 hashes; a token is shown once. */
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, type Stats, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, type Stats, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { InteropError } from "../errors.ts";
@@ -68,6 +68,16 @@ export class TokenFile implements TokenList {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * Every save replaces the file (a new inode), so a changed `stat` tells of each change made through interop. A hand
+   * edit in place within the file system's clock tick is not seen here: the broker's re-read each second finds it.
+   */
+  changedSinceVersion(): boolean {
+    const stat = statSync(this.path, { throwIfNoEntry: false });
+    const known = this.#hashed;
+    return stat === undefined ? known !== undefined : known === undefined || !sameFile(known.stat, stat);
   }
 
   async create(agent: AgentName, admin = false): Promise<{ record: TokenRecord; token: string }> {

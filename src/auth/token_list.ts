@@ -31,6 +31,11 @@ export interface TokenList {
    * request needs a token, even after the last is revoked (revoking never opens every inbox).
    */
   version(): Promise<number>;
+  /**
+   * Whether the list may have changed since `version()` last looked, told at once: a file's `stat`, so that a
+   * revocation saved before a request is read before it. False for a list that announces its changes (`watch`).
+   */
+  changedSinceVersion(): boolean;
   /** Calls `changed` when the list may have changed (a database's NOTIFY; a file has no such signal: it is polled). */
   watch(changed: () => void): Promise<void>;
   close(): Promise<void>;

@@ -99,6 +99,11 @@ export class PostgresTokens implements TokenList {
       ));
   }
 
+  /** Its changes are announced (NOTIFY, `watch`): asking the database on every request would cost a query each. */
+  changedSinceVersion(): boolean {
+    return false;
+  }
+
   async watch(change: () => void): Promise<void> {
     // Also on every (re)connection of the listening connection: a change made while it was down is read then.
     await this.#run("listen for token changes", () => this.#client.onEveryClient((sql) => sql.listen(CHANGED, change, change)));

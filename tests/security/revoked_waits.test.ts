@@ -63,6 +63,22 @@ test("a /wait whose token is revoked ends at once, and a message published after
   assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["published after the revocation"]);
 });
 
+// Red team, session 44: a publish within the second after `interop token revoke` returned was handed to the revoked
+// token's wait (8 of 8 runs), and the token itself still worked: the broker read its tokens.json once a second.
+test("a publish right after `interop token revoke` returns is not handed to the revoked token's wait, nor the token served", async (t) => {
+  const { broker, tokens, open, waiting } = await brokerWithTokens(t);
+  const wait = open("/wait?agent=hermes&timeout=600", { headers: bearer(tokens.hermes) });
+  await waitFor(async () => await waiting("hermes") === 1, 10_000, "the wait to be registered");
+
+  await revokeTokens(broker.dataDir, "hermes");
+  assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "published after the revocation" }, bearer(tokens.openclaw))).status, 200);
+  const ended = await within(wait, 3000, "the revoked token's wait");
+  assert.equal(ended.status, 401);
+  assert.equal((await fetch(`${broker.url}/status`, { headers: bearer(tokens.hermes) })).status, 401);
+  const inbox = await (await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(tokens.admin) })).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["published after the revocation"]);
+});
+
 test("an /ask whose token is revoked ends at once, and the reply stays in the asker's inbox", async (t) => {
   const { broker, tokens, open, waiting, revokeHermes } = await brokerWithTokens(t);
   const ask = open("/ask?from=hermes&to=openclaw&timeout=600", {

@@ -300,3 +300,16 @@ test("an agent removed on broker B takes its questions' reply holds with it: a r
   await b.publish(hermes, openclaw, { text: "reply to the old openclaw" }, { replyTo: question.id });
   assert.deepEqual((await b.poll(openclaw, 10)).map((envelope) => envelope.payload.text), ["reply to the old openclaw"]);
 });
+
+test("an agent removed on broker B ends the waits for it on broker A (as A's /wait and /ask then answer 410)", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  await a.addAgent(openclaw);
+  let removals = 0;
+  const unwatch = a.watchRemoval(openclaw, () => removals++);
+  t.after(unwatch);
+  await b.removeAgent(openclaw, true);
+  await waitFor(() => removals === 1, 10_000, "A to end its wait for the removed agent");
+  await assert.rejects(a.refuseRemoved(openclaw, a.storeId), { code: "agent_removed" });
+});

@@ -58,6 +58,8 @@ export class AgentInboxes {
   #counting = false;
   #nextCount = 0;
   #monotonic: () => number;
+  /** Who waits on each agent's messages or replies, to be told once the operator removes it (`watchRemoval`). */
+  #removalWatches = new Map<AgentName, Set<() => void>>();
   /** The messages each inbox counts pending that a publish of this broker is still committing (see `#count`). */
   #committing = new Holds<InboxRecord>();
 
@@ -126,6 +128,21 @@ export class AgentInboxes {
     if (this.#shared !== undefined) await this.lookAgain();
     if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
     throw agentRemoved(agent);
+  }
+
+  /**
+   * Calls `onRemoved` once the operator removes `agent` (here, or on another broker of a shared store) while a wait
+   * for its messages or replies is open, so that the wait ends as the agent's stream does; returns the function
+   * that stops watching.
+   */
+  watchRemoval(agent: AgentName, onRemoved: () => void): () => void {
+    const watches = this.#removalWatches.get(agent) ?? new Set();
+    this.#removalWatches.set(agent, watches);
+    watches.add(onRemoved);
+    return () => {
+      watches.delete(onRemoved);
+      if (watches.size === 0 && this.#removalWatches.get(agent) === watches) this.#removalWatches.delete(agent);
+    };
   }
 
   /** Creates `agent`'s inbox (committed before this resolves) unless it has one; no admission rule asked. */
@@ -242,7 +259,7 @@ export class AgentInboxes {
       this.#created.delete(agent);
       if (cluster.cursors.has(agent)) continue;
       this.#records.delete(agent);
-      this.#deps.forget(agent);
+      this.#forget(agent);
     }
   }
 
@@ -306,7 +323,7 @@ export class AgentInboxes {
     const refuseFound = this.#shared === undefined || force ? undefined : (found: InboxHolds) =>
       refuse(found.pending, found.streamElsewhere ? " on another broker" : undefined);
     this.#records.delete(agent);
-    this.#deps.forget(agent);
+    this.#forget(agent);
     const removal = (async () => {
       try {
         // Publishes to it that were already queued commit first, so the removal takes their messages too.
@@ -323,6 +340,13 @@ export class AgentInboxes {
     } finally {
       if (this.#removals.get(agent) === removal) this.#removals.delete(agent);
     }
+  }
+
+  #forget(agent: AgentName): void {
+    this.#deps.forget(agent);
+    const watches = this.#removalWatches.get(agent);
+    this.#removalWatches.delete(agent);
+    for (const onRemoved of watches ?? []) onRemoved();
   }
 }
 

@@ -427,6 +427,11 @@ export class Broker {
     return this.#agents.refuseRemoved(agent, hadInboxOn);
   }
 
+  /** See `AgentInboxes.watchRemoval`: a wait for `agent`'s messages or replies ends once the operator removes it. */
+  watchRemoval(agent: AgentName, onRemoved: () => void): () => void {
+    return this.#agents.watchRemoval(agent, onRemoved);
+  }
+
   /** Whether `agent` has an inbox here: a sender without one is any name a client put in `from=` (tokens off). */
   hasInbox(agent: AgentName): boolean {
     return this.#inboxes.has(agent);

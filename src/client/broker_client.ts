@@ -286,17 +286,19 @@ export class BrokerClient {
   async #readInbox(agent: AgentName, path: string, deadline: Deadline): Promise<Response> {
     const hadInboxOn = this.#inboxStores.get(agent);
     const headers: Record<string, string> = hadInboxOn === undefined ? {} : { "interop-had-inbox": hadInboxOn };
-    const response = await this.#fetch("GET", path, { headers }, deadline);
-    const store = response.headers.get("interop-store");
-    if (store !== null) this.#inboxStores.set(agent, store);
-    return response;
+    // From a refusal too: a wait that the agent's removal ended (410) may have been this client's first read of it.
+    const answered = (response: Response) => {
+      const store = response.headers.get("interop-store");
+      if (store !== null) this.#inboxStores.set(agent, store);
+    };
+    return await this.#fetch("GET", path, { headers, answered }, deadline);
   }
 
   /** `fits`: whether the answer has the shape of the broker's (undefined: any JSON is taken). */
   async #json<T>(
     method: string,
     path: string,
-    init: { body?: string; headers?: Record<string, string> } = {},
+    init: FetchInit = {},
     deadline: Deadline = { timeoutMs: this.#timeoutMs },
     fits: (answer: Record<string, unknown>) => boolean = () => true,
   ): Promise<T> {
@@ -328,12 +330,7 @@ export class BrokerClient {
    * timeout) moves on only when sending it twice does no harm: one with an Idempotency-Key; an ask sent again
    * would ask its question twice.
    */
-  #fetch(
-    method: string,
-    path: string,
-    init: { body?: string; headers?: Record<string, string> },
-    deadline: Deadline,
-  ): Promise<Response> {
+  #fetch(method: string, path: string, init: FetchInit, deadline: Deadline): Promise<Response> {
     const repeatable = init.headers?.["idempotency-key"] !== undefined;
     const isDown = (error: unknown) =>
       deadline.cancel?.aborted !== true && error instanceof InteropError &&
@@ -345,7 +342,7 @@ export class BrokerClient {
     baseUrl: string,
     method: string,
     path: string,
-    init: { body?: string; headers?: Record<string, string> },
+    init: FetchInit,
     { timeoutMs, cancel }: Deadline,
   ): Promise<Response> {
     const signals = [...(timeoutMs === undefined ? [] : [AbortSignal.timeout(timeoutMs)]), ...(cancel === undefined ? [] : [cancel])];
@@ -378,6 +375,7 @@ export class BrokerClient {
         cause,
       });
     }
+    init.answered?.(response);
     if (response.ok) return response;
     const text = await response.text().catch(() => "");
     if (GATEWAY_FAILURES.has(response.status) && !isBrokerError(text)) {
@@ -401,6 +399,13 @@ export class BrokerClient {
     const retryAfter = Number(response.headers.get("retry-after")) || undefined;
     throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status, retryAfter });
   }
+}
+
+/** A request's body and headers; `answered` sees every answer the broker gives, a refusal's before it is thrown. */
+interface FetchInit {
+  body?: string;
+  headers?: Record<string, string>;
+  answered?: (response: Response) => void;
 }
 
 function jsonBody(value: unknown): { body: string; headers: Record<string, string> } {

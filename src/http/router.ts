@@ -123,7 +123,10 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       return await dispatch(request);
     } catch (error) {
       if (!(error instanceof InteropError)) options.onInternalError(error);
-      return errorResponse(error);
+      // A removal is this store's: a client whose first read of the inbox the removal ended (a wait) learns on which
+      // store it had the inbox, and its next read says so rather than creating the inbox again.
+      const removedHere = error instanceof InteropError && error.code === "agent_removed";
+      return errorResponse(error, removedHere ? { "interop-store": broker.storeId } : {});
     }
   };
 }

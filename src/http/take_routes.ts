@@ -1,6 +1,6 @@
 /**
  * The routes that take from an inbox: `/poll` (or a peek, under a lease), `/wait` (a long poll, or a leased wait that
- * shows), `/ask` (a question's reply); and how a long poll ends when its caller's token is revoked.
+ * shows), `/ask` (a question's reply); and how a long poll ends when its caller's token is revoked or its agent removed.
  */
 import { type Authenticator, authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
@@ -83,8 +83,8 @@ export async function pollRoute(broker: Broker, request: IncomingRequest, caller
 
 /**
  * Long poll: the next message for the agent (taken, as by /poll), or with `reply_to` the reply to that message of
- * the agent's (taken out of order), or 204 after `timeout` seconds; 401 at once, taking nothing, when the caller's
- * token is revoked meanwhile.
+ * the agent's (taken out of order), or 204 after `timeout` seconds; at once, taking nothing, 401 when the caller's
+ * token is revoked meanwhile, 410 when the operator removes the agent.
  */
 export async function waitRoute(
   broker: Broker,
@@ -115,7 +115,7 @@ export async function waitRoute(
   await refuseRemoved(broker, request, agent);
   if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
   const deadline = performance.now() + timeoutMs;
-  const { result: message, revoked } = await untilRevoked(auth, caller, request, async (signal) => {
+  const { result: message, ended } = await untilEnded(broker, auth, caller, request, agent, async (signal) => {
     await untilSettled(settled);
     // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
     // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
@@ -125,7 +125,7 @@ export async function waitRoute(
     if (left <= 0 || signal.aborted) return undefined;
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
   });
-  if (message === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
+  if (message === undefined) await refuseEnded(broker, caller, agent, ended, "nothing was taken from the inbox");
   // The store's identity: a client that waits again says it had the inbox there (see refuseRemoved).
   const headers = { "interop-store": broker.storeId };
   return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
@@ -153,8 +153,8 @@ async function leasedWaitAnswer(
   // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
   const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
   return await heldAnswer(answer, async () => {
-    const { result: shown, revoked } = await untilRevoked(auth, caller, request, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, { answer, replyTo }));
-    if (shown === undefined && revoked) throw tokenRevoked(caller, "nothing was taken from the inbox");
+    const { result: shown, ended } = await untilEnded(broker, auth, caller, request, agent, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, { answer, replyTo }));
+    if (shown === undefined) await refuseEnded(broker, caller, agent, ended, "nothing was taken from the inbox");
     const headers = { "interop-store": broker.storeId };
     if (shown === undefined) return { status: 204, headers, body: "" };
     revocations.watch(caller, agent, shown.lease, leaseSeconds);
@@ -167,7 +167,8 @@ const ASK_ALONE = "Send an ask on a connection of its own, kept open, to wait fo
 
 /**
  * Publishes a question and answers with the reply to it, or 504 when none came within `timeout` seconds; 401 at
- * once when the caller's token is revoked meanwhile (the reply then lands in the asker's inbox).
+ * once when the caller's token is revoked meanwhile (the reply then lands in the asker's inbox), 410 when the operator
+ * removes the asker.
  */
 export async function askRoute(broker: Broker, auth: Authenticator, request: IncomingRequest, caller: Caller, maxBodyBytes: number): Promise<OutgoingResponse> {
   const from = parseAgentName(request.url.searchParams.get("from"), "from");
@@ -176,13 +177,15 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.text(maxBodyBytes), request.header("content-type"));
   const settled = settling(request.clientGone());
-  const { result: { question, reply }, revoked } = await untilRevoked(
+  const { result: { question, reply }, ended } = await untilEnded(
+    broker,
     auth,
     caller,
     request,
+    from,
     (signal) => broker.ask(from, to, payload, timeoutMs, signal, settled),
   );
-  if (reply === undefined && revoked) throw tokenRevoked(caller, `a reply to message ${question.id} will be in ${from}'s inbox`);
+  if (reply === undefined) await refuseEnded(broker, caller, from, ended, `a reply to message ${question.id} will be in ${from}'s inbox`);
   // Ended by the connection or by the broker stopping, not the clock: "no reply within" the time asked for would be
   // false, and a client that half-closed, or pipelined past what is read, may still read this answer.
   const gone = request.clientGone();
@@ -217,23 +220,45 @@ function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentNam
   return broker.refuseRemoved(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
 }
 
+/** What cut a wait short besides its client: its caller's token revoked, or its agent removed by the operator. */
+interface WaitEnd {
+  revoked: boolean;
+  removed: boolean;
+}
+
 /**
- * Runs a wait with a signal that aborts when its client leaves or, as streams end (endOnRevocation), once the
- * caller's token is revoked: either way the waiter takes nothing more. Says whether revocation cut it.
+ * Runs a wait for `agent`'s messages or replies with a signal that aborts when its client leaves, once the caller's
+ * token is revoked or once the operator removes `agent` (as the token's and the agent's streams end): either way
+ * the waiter takes nothing more. Says which of the last two ended it (see `refuseEnded`).
  */
-async function untilRevoked<T>(
+async function untilEnded<T>(
+  broker: Broker,
   auth: Authenticator,
   caller: Caller,
   request: IncomingRequest,
+  agent: AgentName,
   wait: (signal: AbortSignal) => Promise<T>,
-): Promise<{ result: T; revoked: boolean }> {
+): Promise<{ result: T; ended: WaitEnd }> {
   const revocation = new AbortController();
-  const unwatch = auth.watchRevocation(caller, () => revocation.abort());
+  const removal = new AbortController();
+  const unwatchToken = auth.watchRevocation(caller, () => revocation.abort());
+  const unwatchAgent = broker.watchRemoval(agent, () => removal.abort());
   try {
-    return { result: await wait(AbortSignal.any([request.clientGone(), revocation.signal])), revoked: revocation.signal.aborted };
+    const result = await wait(AbortSignal.any([request.clientGone(), revocation.signal, removal.signal]));
+    return { result, ended: { revoked: revocation.signal.aborted, removed: removal.signal.aborted } };
   } finally {
-    unwatch();
+    unwatchToken();
+    unwatchAgent();
   }
+}
+
+/**
+ * The answer to a wait that `ended` cut short with nothing: 401 when its token was revoked, 410 `agent_removed` once
+ * the agent's removal has committed (a removal that failed leaves the wait's empty answer, as its timeout would).
+ */
+async function refuseEnded(broker: Broker, caller: Caller, agent: AgentName, ended: WaitEnd, consequence: string): Promise<void> {
+  if (ended.revoked) throw tokenRevoked(caller, consequence);
+  if (ended.removed) await broker.refuseRemoved(agent, broker.storeId);
 }
 
 function tokenRevoked(caller: Caller, consequence: string): InteropError {

@@ -125,6 +125,34 @@ test("interop agent remove refuses while a stream is open, and --force ends that
   assert.match(stream.raw(), /event: error\ndata: .*hermes was removed by the operator/);
 });
 
+// Red team, session 44: a removed agent's /wait and /ask went on waiting out their timeout (204, 504).
+test("interop agent remove --force ends the agent's waits, leased wait and ask at once with 410 agent_removed", async (t) => {
+  const stop = testStops(t);
+  const broker = await startBroker();
+  stop(() => broker.cleanup());
+  const open = (path: string, init: RequestInit = {}) => {
+    const controller = new AbortController();
+    stop(() => controller.abort());
+    return fetch(`${broker.url}${path}`, { ...init, signal: controller.signal });
+  };
+  const waits = [
+    open("/wait?agent=hermes&timeout=30"),
+    open("/wait?agent=hermes&peek=1&lease=30&timeout=30"),
+    open("/ask?from=hermes&to=openclaw&timeout=30", { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"ready?"}' }),
+  ];
+  const waiting = async () => (await (await fetch(`${broker.url}/status`)).json()).agents.hermes?.waiting ?? 0;
+  await waitFor(async () => await waiting() === 3, 10_000, "the three waits");
+  const forced = await runCli(["agent", "remove", "hermes", "--force", "--url", broker.url]);
+  assert.equal(forced.code, 0, forced.stderr);
+  const started = Date.now();
+  for (const ended of await Promise.all(waits)) {
+    assert.deepEqual([ended.status, (await ended.json()).code], [410, "agent_removed"]);
+    // These waits were the clients' first reads: the store lets their next read say it had the inbox there.
+    assert.match(ended.headers.get("interop-store") ?? "", /^[0-9a-f-]{36}$/);
+  }
+  assert.ok(Date.now() - started < 5000, "at once, not at their timeout");
+});
+
 test("with tokens, managing agents needs the admin token", async (t) => {
   const broker = await startBroker();
   t.after(() => broker.cleanup());

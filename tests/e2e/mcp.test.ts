@@ -206,7 +206,8 @@ test("an MCP session whose agent the operator removed while it waited reports th
     await waitFor(async () => (await agents()).includes("zora"), 10_000, "zora's inbox, created by its wait");
     const removed = await runCli(["agent", "remove", "zora", "--force", "--url", broker.url]);
     assert.equal(removed.code, 0, removed.stderr);
-    // The next long poll (the one in flight ends within its 5 s slice) is refused instead of creating zora again.
+    // The long poll in flight ends with the removal (410, naming the store), and the next read is refused instead of
+    // creating zora again.
     const ended = await waiting;
     assert.equal(ended.isError, true);
     assert.match(ended.content[0].text, /zora was removed by the operator: this session no longer reads its inbox/);

@@ -6,6 +6,7 @@ export type ErrorCode =
   | "invalid_agent"
   | "invalid_json"
   | "invalid_body"
+  | "unsupported_encoding"
   | "invalid_query"
   | "payload_too_large"
   | "no_recipient"

@@ -7,6 +7,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   invalid_agent: 400,
   invalid_json: 400,
   invalid_body: 400,
+  unsupported_encoding: 415,
   invalid_query: 400,
   invalid_event_id: 400,
   unauthorized: 401,

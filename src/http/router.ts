@@ -98,6 +98,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   // Async, so that a refusal thrown here rejects the promise its share waits on (and frees the place).
   const answer = async (request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
+    refuseEncodedBody(request);
     if (isA2aPath(pathname)) return await endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
     if (isNtfyPath(pathname)) {
       return await endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));
@@ -202,6 +203,19 @@ async function subscribe(
     request.header("accept")?.includes("text/event-stream") ? formats.named : formats.plain,
   );
   return streamResponse("text/event-stream; charset=utf-8", start, { "interop-store": broker.storeId });
+}
+
+/**
+ * A body sent compressed (`Content-Encoding: gzip`, …) is refused for what it is: read as it came, its bytes are not
+ * the UTF-8 text of a message ("not valid UTF-8" would send its client looking in the wrong place).
+ */
+function refuseEncodedBody(request: IncomingRequest): void {
+  const encoding = request.header("content-encoding");
+  if (encoding === null || /^\s*(identity)?\s*$/i.test(encoding)) return;
+  throw new InteropError(
+    "unsupported_encoding",
+    `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported: send the body uncompressed (no Content-Encoding)`,
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Every configurable limit of `interop serve`, hit over real HTTP: its status, its JSON error, and nothing lost. */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { gzipSync } from "node:zlib";
 import { test } from "node:test";
 import { brokerPool, publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
@@ -191,4 +192,31 @@ test("a dead letter's request past its fixed 64 KiB gets 413 saying so, not nami
   const reason = "x".repeat(70 * 1024);
   const parked = await fetch(`${broker.url}/dead-letters?agent=hermes`, { method: "POST", body: JSON.stringify({ id: 1, reason }) });
   await assertError(parked, 413, "payload_too_large", /a dead letter \(\{"id", "reason"\}\) is at most 65536 bytes$/);
+});
+
+// Red team, session 44: a gzip body was refused as "not valid UTF-8", which sent its client looking in the wrong place.
+test("a body sent with Content-Encoding gzip is refused 415 unsupported_encoding, and nothing is stored", async (t) => {
+  const start = brokerPool(t);
+  const broker = await start();
+  const compressed = gzipSync('{"text":"hello"}');
+  for (const path of ["/broadcast?from=openclaw&to=hermes", "/ntfy/hermes"]) {
+    const refused = await fetch(`${broker.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip" },
+      body: compressed,
+    });
+    assert.equal(refused.status, 415, path);
+    assert.deepEqual(await refused.json(), {
+      error: 'Content-Encoding "gzip" is not supported: send the body uncompressed (no Content-Encoding)',
+      code: "unsupported_encoding",
+    });
+  }
+  const identity = await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "content-encoding": "identity" },
+    body: '{"text":"plain"}',
+  });
+  assert.equal(identity.status, 200);
+  const inbox = await (await fetch(`${broker.url}/poll?agent=hermes`)).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["plain"]);
 });

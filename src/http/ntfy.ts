@@ -131,7 +131,7 @@ function headerFields(request: IncomingRequest): Omit<PublishFields, "topic" | "
   const priority = pick("x-priority", "priority", "prio", "p");
   return {
     title: pick("x-title", "title", "ti", "t"),
-    tags: tags?.split(",").map((tag) => tag.trim()).filter((tag) => tag !== ""),
+    tags: tags === undefined ? undefined : splitTags(tags),
     priority: priority === undefined ? undefined : parsePriority(priority),
   };
 }
@@ -150,14 +150,37 @@ function jsonPublish(text: string): PublishFields {
   if (typeof value?.topic !== "string") {
     throw new InteropError("invalid_body", `Invalid JSON publish: "topic" must name the agent; or publish text to ${NTFY_PREFIX}/TOPIC`);
   }
-  const tags = value.tags;
   return {
     topic: value.topic,
-    message: typeof value.message === "string" ? value.message : "",
-    title: typeof value.title === "string" ? value.title : undefined,
-    tags: Array.isArray(tags) ? tags.map(String) : undefined,
-    priority: value.priority === undefined ? undefined : parsePriority(String(value.priority)),
+    message: jsonString(value, "message") ?? "",
+    title: jsonString(value, "title"),
+    tags: jsonTags(value.tags),
+    priority: value.priority === undefined || value.priority === null ? undefined : parsePriority(String(value.priority)),
   };
+}
+
+/** A text field of ntfy's JSON publish (null: not given); another type is refused as ntfy refuses it, never dropped. */
+function jsonString(value: Record<string, unknown>, field: "message" | "title"): string | undefined {
+  const given = value[field];
+  if (given === undefined || given === null || typeof given === "string") return given ?? undefined;
+  throw new InteropError("invalid_body", `Invalid JSON publish: "${field}" must be a string, not ${describeJson(given)}`);
+}
+
+/** Tags: an array of strings as ntfy takes them, or one comma-separated string as its X-Tags header takes them. */
+function jsonTags(tags: unknown): string[] | undefined {
+  if (tags === undefined || tags === null) return undefined;
+  if (typeof tags === "string") return splitTags(tags);
+  if (Array.isArray(tags) && tags.every((tag) => typeof tag === "string")) return tags;
+  throw new InteropError("invalid_body", `Invalid JSON publish: "tags" must be an array of strings, not ${describeJson(tags)}`);
+}
+
+function describeJson(value: unknown): string {
+  if (Array.isArray(value)) return "an array holding other values";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+function splitTags(text: string): string[] {
+  return text.split(",").map((tag) => tag.trim()).filter((tag) => tag !== "");
 }
 
 function parsePriority(value: string): number {

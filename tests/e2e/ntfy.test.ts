@@ -116,3 +116,24 @@ test("ntfy ids differ between data dirs, so a client that de-duplicates by id ne
   assert.match(ids[1], /^1-/);
   assert.notEqual(ids[0], ids[1]);
 });
+
+// Red team, session 44: a JSON publish whose message was an object was refused as "Empty message", and tags given as
+// a string were dropped without a word.
+test("ntfy's JSON publish takes tags as a comma-separated string too, and refuses fields of the wrong type by name", async (t) => {
+  const broker = await brokerPool(t)();
+  const publishJson = (fields: Record<string, unknown>) => fetch(`${broker.url}/ntfy`, { method: "POST", body: JSON.stringify({ topic: "openclaw", ...fields }) });
+  const tagged = await publishJson({ message: "tagged", tags: "ci, green", title: null });
+  assert.deepEqual((await tagged.json()).tags, ["ci", "green"]);
+  for (const [fields, error] of [
+    [{ message: { text: "an object" } }, '"message" must be a string, not an object'],
+    [{ message: "x", title: 7 }, '"title" must be a string, not a number'],
+    [{ message: "x", tags: ["ok", 1] }, '"tags" must be an array of strings, not an array holding other values'],
+    [{ message: "x", tags: { ci: true } }, '"tags" must be an array of strings, not an object'],
+  ] as Array<[Record<string, unknown>, string]>) {
+    const refused = await publishJson(fields);
+    assert.equal(refused.status, 400, JSON.stringify(fields));
+    assert.deepEqual(await refused.json(), { error: `Invalid JSON publish: ${error}`, code: "invalid_body" });
+  }
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["tagged"], "nothing refused was stored");
+});

@@ -79,10 +79,10 @@ export class Authenticator {
   }
 
   /**
-   * Resolves once the tokens are at most a second old and, with tokens on, read since their last save (a data dir's),
-   * re-reading them if not. Fails closed: with tokens on, a
-   * list it cannot read (PostgreSQL down: 503 storage_unavailable) rejects, and never counts as no tokens. A list
-   * that never had a token stays open during an outage: no token can be made while the database is down.
+   * Resolves once the tokens are at most a second old and, with tokens on, read since their last save (a data
+   * dir's), re-reading them if not. Fails closed: with tokens on, a list it cannot read (PostgreSQL down: 503
+   * storage_unavailable) rejects, and never counts as no tokens. A list that never had a token stays open during an
+   * outage: no token can be made while the database is down.
    */
   async current(): Promise<void> {
     // With tokens on, a list saved since it was read (`interop token revoke` has returned) is read before this

@@ -255,25 +255,55 @@ for (const retention of ["prune", "expire"] as const) {
   });
 }
 
-test("a leased reader's take on one broker after the operator removed the agent on another is refused 410 agent_removed", async (t) => {
-  const brokers = await twoBrokers(t);
-  if (brokers === undefined) return;
-  const { a, b, stored } = brokers;
+/** Sends requests to `broker`'s HTTP routes (no tokens), answering each one's status, headers and parsed body. */
+async function routed(t: TestContext, broker: Broker) {
   const dir = tempDir();
   t.after(() => dir.cleanup());
-  const handler = createRouter(a, {
+  const handler = createRouter(broker, {
     auth: await Authenticator.open(new TokenFile(dir.path)),
-    metrics: new BrokerMetrics(() => a.status(), []),
+    metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 65536,
     retryMs: 2000,
     onInternalError: (error) => assert.fail(String(error)),
   });
-  const get = async (path: string) => {
-    const response = await handler(fromWebRequest(new Request(`http://localhost${path}`)));
+  return async (path: string, init?: RequestInit) => {
+    const response = await handler(fromWebRequest(new Request(`http://localhost${path}`, init)));
     assert.ok(!isStream(response));
     response.written?.();
-    return { status: response.status, headers: response.headers, body: JSON.parse(bodyText(response)) };
+    const text = bodyText(response);
+    return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) };
   };
+}
+
+test("a removal refused on broker A (a stream open on broker B) leaves A's /wait and /ask for the agent waiting: they answer what comes after", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b } = brokers;
+  const request = await routed(t, a);
+  await a.addAgent(openclaw);
+  const sink = new TextSink();
+  t.after(() => sink.close());
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  const waited = request("/wait?agent=openclaw&timeout=20");
+  const asked = request("/ask?from=openclaw&to=hermes&timeout=20", { method: "POST", body: "deploy?" });
+  await waitFor(() => a.status().agents[openclaw]?.waiting === 2, 10_000, "the wait and the ask to wait on A");
+
+  await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /a stream open on another broker/ });
+  // Closed first, so that what follows goes to the waits and not to the stream.
+  sink.close();
+  const [question] = await a.poll(hermes, 10);
+  await b.publish(hermes, openclaw, { text: "yes" }, { replyTo: question.id });
+  await b.publish(hermes, openclaw, { text: "later" });
+  const [wait, ask] = await Promise.all([waited, asked]);
+  assert.deepEqual([wait.status, wait.body?.text], [200, "later"], "the wait was not ended by the refused removal");
+  assert.deepEqual([ask.status, ask.body?.reply?.text], [200, "yes"], "the ask was not ended by the refused removal");
+});
+
+test("a leased reader's take on one broker after the operator removed the agent on another is refused 410 agent_removed", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, stored } = brokers;
+  const get = await routed(t, a);
   await a.addAgent(openclaw);
   await a.publish(hermes, openclaw, { text: "deploy?" });
   const shown = await get("/poll?agent=openclaw&peek=1&lease=30");

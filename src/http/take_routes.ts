@@ -7,7 +7,7 @@ import type { Broker } from "../broker/broker.ts";
 import { LEASE_HEADER, LEASE_LOST_HEADER } from "../broker/inbox_leases.ts";
 import { leasedWait } from "../broker/leased_wait.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, parseAgentName, parsePayload, toWire } from "../message.ts";
+import { type AgentName, type Envelope, parseAgentName, parsePayload, toWire } from "../message.ts";
 import { type IncomingRequest, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
 import type { LeaseRevocations } from "./lease_revocations.ts";
@@ -115,17 +115,16 @@ export async function waitRoute(
   await refuseRemoved(broker, request, agent);
   if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
   const deadline = performance.now() + timeoutMs;
-  const { result: message, ended } = await untilEnded(broker, auth, caller, request, agent, async (signal) => {
+  const message = await untilEnded(broker, auth, caller, request, agent, "nothing was taken from the inbox", async (signal) => {
     await untilSettled(settled);
     // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
     // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
     // after them would hand out again.
-    await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+    await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(msUntil(deadline))]));
     const left = msUntil(deadline);
     if (left <= 0 || signal.aborted) return undefined;
     return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
   });
-  if (message === undefined) await refuseEnded(broker, caller, agent, ended, "nothing was taken from the inbox");
   // The store's identity: a client that waits again says it had the inbox there (see refuseRemoved).
   const headers = { "interop-store": broker.storeId };
   return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
@@ -153,8 +152,11 @@ async function leasedWaitAnswer(
   // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
   const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
   return await heldAnswer(answer, async () => {
-    const { result: shown, ended } = await untilEnded(broker, auth, caller, request, agent, (signal) => leasedWait(broker, agent, leaseSeconds, timeoutMs, signal, { answer, replyTo }));
-    if (shown === undefined) await refuseEnded(broker, caller, agent, ended, "nothing was taken from the inbox");
+    const deadline = performance.now() + timeoutMs;
+    const shown = await untilEnded(broker, auth, caller, request, agent, "nothing was taken from the inbox", (signal, resumed) => {
+      const left = msUntil(deadline);
+      return resumed && left <= 0 ? undefined : leasedWait(broker, agent, leaseSeconds, left, signal, { answer, replyTo });
+    });
     const headers = { "interop-store": broker.storeId };
     if (shown === undefined) return { status: 204, headers, body: "" };
     revocations.watch(caller, agent, shown.lease, leaseSeconds);
@@ -177,37 +179,41 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.text(maxBodyBytes), request.header("content-type"));
   const settled = settling(request.clientGone());
-  const { result: { question, reply }, ended } = await untilEnded(
-    broker,
-    auth,
-    caller,
-    request,
-    from,
-    (signal) => broker.ask(from, to, payload, timeoutMs, signal, settled),
-  );
-  if (reply === undefined) await refuseEnded(broker, caller, from, ended, `a reply to message ${question.id} will be in ${from}'s inbox`);
+  const deadline = performance.now() + timeoutMs;
+  let question: Envelope | undefined;
+  const reply = await untilEnded(broker, auth, caller, request, from, () => `a reply to message ${question?.id} will be in ${from}'s inbox`, async (signal) => {
+    if (question !== undefined) {
+      const left = msUntil(deadline);
+      return left <= 0 ? undefined : await broker.waitForReply(from, question.id, left, signal);
+    }
+    const asked = await broker.ask(from, to, payload, timeoutMs, signal, settled);
+    question = asked.question;
+    return asked.reply;
+  });
+  // Asked in the wait's first try, which untilEnded returns after.
+  const questionId = question!.id;
   // Ended by the connection or by the broker stopping, not the clock: "no reply within" the time asked for would be
   // false, and a client that half-closed, or pipelined past what is read, may still read this answer.
   const gone = request.clientGone();
   if (reply === undefined && (gone.aborted || broker.stopping.aborted)) {
     const [why, advice] = !gone.aborted
-      ? ["the broker is stopping", `Once the broker is back, wait for it there (GET /wait?agent=${from}&reply_to=${question.id}), not by asking again: that sends the question again`]
+      ? ["the broker is stopping", `Once the broker is back, wait for it there (GET /wait?agent=${from}&reply_to=${questionId}), not by asking again: that sends the question again`]
       : gone.reason === READING_PAUSED
       ? ["this connection pipelined further requests while the ask waited (a connection not read cannot show its client leaving)", ASK_ALONE]
       : ["the client closed its side of the connection (a half-close reads as leaving)", ASK_ALONE];
     throw new InteropError(
       "ask_interrupted",
-      `Ended early: ${why}, so the wait for ${to}'s reply to message ${question.id} ended; the reply, when it ` +
+      `Ended early: ${why}, so the wait for ${to}'s reply to message ${questionId} ended; the reply, when it ` +
         `comes, will be in ${from}'s inbox. ${advice}`,
     );
   }
   if (reply === undefined) {
     throw new InteropError(
       "reply_timeout",
-      `No reply from ${to} to message ${question.id} within ${timeoutMs / 1000} s; a later reply will be in ${from}'s inbox`,
+      `No reply from ${to} to message ${questionId} within ${timeoutMs / 1000} s; a later reply will be in ${from}'s inbox`,
     );
   }
-  return jsonResponse(200, { question: question.id, reply: toWire(reply) });
+  return jsonResponse(200, { question: questionId, reply: toWire(reply) });
 }
 
 /**
@@ -220,16 +226,14 @@ function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentNam
   return broker.refuseRemoved(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
 }
 
-/** What cut a wait short besides its client: its caller's token revoked, or its agent removed by the operator. */
-interface WaitEnd {
-  revoked: boolean;
-  removed: boolean;
-}
-
 /**
- * Runs a wait for `agent`'s messages or replies with a signal that aborts when its client leaves, once the caller's
- * token is revoked or once the operator removes `agent` (as the token's and the agent's streams end): either way
- * the waiter takes nothing more. Says which of the last two ended it (see `refuseEnded`).
+ * Runs a wait for `agent`'s messages or replies (`wait`, which answers undefined when nothing came) with a signal that
+ * aborts when its client leaves, once the caller's token is revoked (401: `consequence` says what became of what it
+ * waited for) or once the operator removes `agent` (as the token's and the agent's streams end): either way the waiter
+ * takes nothing more. A removal ends the wait at once, before it commits: a wait that took while the inbox was being
+ * deleted would take from an inbox no longer known. Once it committed, the wait is refused 410 `agent_removed`; one
+ * refused (messages pending, a stream open on another broker of a shared store) or failed leaves the wait to go on,
+ * `resumed`, for the rest of its time (was: it answered early that nothing came, and `/ask` "No reply within" it).
  */
 async function untilEnded<T>(
   broker: Broker,
@@ -237,28 +241,29 @@ async function untilEnded<T>(
   caller: Caller,
   request: IncomingRequest,
   agent: AgentName,
-  wait: (signal: AbortSignal) => Promise<T>,
-): Promise<{ result: T; ended: WaitEnd }> {
+  consequence: string | (() => string),
+  wait: (signal: AbortSignal, resumed: boolean) => Promise<T | undefined> | undefined,
+): Promise<T | undefined> {
   const revocation = new AbortController();
-  const removal = new AbortController();
   const unwatchToken = auth.watchRevocation(caller, () => revocation.abort());
-  const unwatchAgent = broker.watchRemoval(agent, () => removal.abort());
   try {
-    const result = await wait(AbortSignal.any([request.clientGone(), revocation.signal, removal.signal]));
-    return { result, ended: { revoked: revocation.signal.aborted, removed: removal.signal.aborted } };
+    for (let resumed = false;; resumed = true) {
+      const removal = new AbortController();
+      const unwatchAgent = broker.watchRemoval(agent, () => removal.abort());
+      let result: T | undefined;
+      try {
+        result = await wait(AbortSignal.any([request.clientGone(), revocation.signal, removal.signal]), resumed);
+      } finally {
+        unwatchAgent();
+      }
+      if (result !== undefined) return result;
+      if (revocation.signal.aborted) throw tokenRevoked(caller, typeof consequence === "string" ? consequence : consequence());
+      if (!removal.signal.aborted || request.clientGone().aborted) return undefined;
+      await broker.refuseRemoved(agent, broker.storeId);
+    }
   } finally {
     unwatchToken();
-    unwatchAgent();
   }
-}
-
-/**
- * The answer to a wait that `ended` cut short with nothing: 401 when its token was revoked, 410 `agent_removed` once
- * the agent's removal has committed (a removal that failed leaves the wait's empty answer, as its timeout would).
- */
-async function refuseEnded(broker: Broker, caller: Caller, agent: AgentName, ended: WaitEnd, consequence: string): Promise<void> {
-  if (ended.revoked) throw tokenRevoked(caller, consequence);
-  if (ended.removed) await broker.refuseRemoved(agent, broker.storeId);
 }
 
 function tokenRevoked(caller: Caller, consequence: string): InteropError {

@@ -207,11 +207,14 @@ async function subscribe(
 
 /**
  * A body sent compressed (`Content-Encoding: gzip`, …) is refused for what it is: read as it came, its bytes are not
- * the UTF-8 text of a message ("not valid UTF-8" would send its client looking in the wrong place).
+ * the UTF-8 text of a message ("not valid UTF-8" would send its client looking in the wrong place). A request without
+ * a body is served whatever it says of one (a client library that sets the field on every request, a GET among them).
  */
 function refuseEncodedBody(request: IncomingRequest): void {
   const encoding = request.header("content-encoding");
   if (encoding === null || /^\s*(identity)?\s*$/i.test(encoding)) return;
+  const declaresBody = request.header("transfer-encoding") !== null || !/^\s*0?\s*$/.test(request.header("content-length") ?? "");
+  if (!declaresBody) return;
   throw new InteropError(
     "unsupported_encoding",
     `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported: send the body uncompressed (no Content-Encoding)`,

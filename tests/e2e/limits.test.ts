@@ -217,6 +217,8 @@ test("a body sent with Content-Encoding gzip is refused 415 unsupported_encoding
     body: '{"text":"plain"}',
   });
   assert.equal(identity.status, 200);
-  const inbox = await (await fetch(`${broker.url}/poll?agent=hermes`)).json();
-  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["plain"]);
+  // A request without a body is served, whatever its client says of one (some set the field on every request).
+  const inbox = await fetch(`${broker.url}/poll?agent=hermes`, { headers: { "content-encoding": "gzip" } });
+  assert.equal(inbox.status, 200);
+  assert.deepEqual((await inbox.json()).map((message: { text: string }) => message.text), ["plain"]);
 });

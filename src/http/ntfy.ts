@@ -155,7 +155,7 @@ function jsonPublish(text: string): PublishFields {
     message: jsonString(value, "message") ?? "",
     title: jsonString(value, "title"),
     tags: jsonTags(value.tags),
-    priority: value.priority === undefined || value.priority === null ? undefined : parsePriority(String(value.priority)),
+    priority: jsonPriority(value.priority),
   };
 }
 
@@ -170,8 +170,16 @@ function jsonString(value: Record<string, unknown>, field: "message" | "title"):
 function jsonTags(tags: unknown): string[] | undefined {
   if (tags === undefined || tags === null) return undefined;
   if (typeof tags === "string") return splitTags(tags);
-  if (Array.isArray(tags) && tags.every((tag) => typeof tag === "string")) return tags;
+  if (Array.isArray(tags) && tags.every((tag) => typeof tag === "string")) return splitTags(tags.join(","));
   throw new InteropError("invalid_body", `Invalid JSON publish: "tags" must be an array of strings, not ${describeJson(tags)}`);
+}
+
+/** A number 1-5, as ntfy's JSON publish takes it (0, as there, and null: the default); not a string or a fraction. */
+function jsonPriority(priority: unknown): number | undefined {
+  if (priority === undefined || priority === null || priority === 0) return undefined;
+  if (typeof priority === "number" && Number.isInteger(priority) && priority >= 1 && priority <= 5) return priority;
+  const given = typeof priority === "number" ? String(priority) : Array.isArray(priority) ? "an array" : describeJson(priority);
+  throw new InteropError("invalid_body", `Invalid JSON publish: "priority" must be a number 1-5, not ${given}`);
 }
 
 function describeJson(value: unknown): string {
@@ -183,9 +191,10 @@ function splitTags(text: string): string[] {
   return text.split(",").map((tag) => tag.trim()).filter((tag) => tag !== "");
 }
 
+/** A priority header as ntfy reads it: 1-5 or a name (not "0x3" or "3.0", which `Number` would read as 3). */
 function parsePriority(value: string): number {
-  const priority = PRIORITIES[value.toLowerCase()] ?? Number(value);
-  if (!Number.isInteger(priority) || priority < 1 || priority > 5) {
+  const priority = PRIORITIES[value.toLowerCase()] ?? (/^[1-5]$/.test(value) ? Number(value) : undefined);
+  if (priority === undefined) {
     throw new InteropError("invalid_query", `Invalid priority: ${JSON.stringify(value)}; use 1-5 or min, low, default, high, max`);
   }
   return priority;

@@ -91,6 +91,7 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
       ["/ntfy/openclaw", { method: "POST", body: "" }, 400],
       ["/ntfy/Bad%20Topic", { method: "POST", body: "x" }, 400],
       ["/ntfy/openclaw", { method: "POST", body: "x", headers: { "X-Priority": "9" } }, 400],
+      ["/ntfy/openclaw", { method: "POST", body: "x", headers: { "X-Priority": "0x3" } }, 400],
       ["/ntfy", { method: "POST", body: "{nope" }, 400],
       ["/ntfy/openclaw/xml", {}, 404],
       ["/ntfy/openclaw/json?since=yesterday", {}, 400],
@@ -124,16 +125,24 @@ test("ntfy's JSON publish takes tags as a comma-separated string too, and refuse
   const publishJson = (fields: Record<string, unknown>) => fetch(`${broker.url}/ntfy`, { method: "POST", body: JSON.stringify({ topic: "openclaw", ...fields }) });
   const tagged = await publishJson({ message: "tagged", tags: "ci, green", title: null });
   assert.deepEqual((await tagged.json()).tags, ["ci", "green"]);
+  // Priority 0 is the default, as in ntfy; array tags are trimmed as the string's are.
+  const trimmed = await (await publishJson({ message: "trimmed", tags: [" ci ", ""], priority: 0 })).json();
+  assert.deepEqual([trimmed.tags, trimmed.priority], [["ci"], undefined]);
   for (const [fields, error] of [
     [{ message: { text: "an object" } }, '"message" must be a string, not an object'],
     [{ message: "x", title: 7 }, '"title" must be a string, not a number'],
     [{ message: "x", tags: ["ok", 1] }, '"tags" must be an array of strings, not an array holding other values'],
     [{ message: "x", tags: { ci: true } }, '"tags" must be an array of strings, not an object'],
+    // Red team, session 45: these were read as priority 5, 3 and 4.
+    [{ message: "x", priority: ["5"] }, '"priority" must be a number 1-5, not an array'],
+    [{ message: "x", priority: "0x3" }, '"priority" must be a number 1-5, not a string'],
+    [{ message: "x", priority: true }, '"priority" must be a number 1-5, not a boolean'],
+    [{ message: "x", priority: 6 }, '"priority" must be a number 1-5, not 6'],
   ] as Array<[Record<string, unknown>, string]>) {
     const refused = await publishJson(fields);
     assert.equal(refused.status, 400, JSON.stringify(fields));
     assert.deepEqual(await refused.json(), { error: `Invalid JSON publish: ${error}`, code: "invalid_body" });
   }
   const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
-  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["tagged"], "nothing refused was stored");
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["tagged", "trimmed"], "nothing refused was stored");
 });

@@ -1,5 +1,4 @@
 /** Who is calling: the agent a request's token belongs to, when the broker has tokens at all. */
-import { timingSafeEqual } from "node:crypto";
 import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import type { IncomingRequest } from "../runtime/types.ts";
@@ -26,7 +25,12 @@ interface RevocationWatch {
 
 export class Authenticator {
   #list: TokenList;
-  #tokens: TokenRecord[] = [];
+  /**
+   * The live tokens by their hash. Looked up by hash, not compared in constant time one by one: what a lookup's time
+   * could tell is how much of a hash an unknown token's shares with a live one's, and a token whose hash matches
+   * cannot be found from that (SHA-256 has no known preimages); the scan cost 3.8 ms a request at 20,000 tokens.
+   */
+  #tokens = new Map<string, TokenRecord>();
   #loadedAt = -Infinity;
   /** Why the last read failed, until one succeeds. */
   #failure: unknown;
@@ -75,7 +79,8 @@ export class Authenticator {
 
   /** Whether a live token acts as `agent` (its inbox may then be created). */
   hasTokenFor(agent: AgentName): boolean {
-    return this.#tokens.some((record) => record.agent === agent);
+    for (const record of this.#tokens.values()) if (record.agent === agent) return true;
+    return false;
   }
 
   /**
@@ -104,8 +109,8 @@ export class Authenticator {
     if (token === null) {
       throw new InteropError("unauthorized", "Missing token: send Authorization: Bearer TOKEN (create one with 'interop token create')");
     }
-    const hash = Buffer.from(hashToken(token), "hex");
-    const find = () => this.#tokens.find((candidate) => timingSafeEqual(Buffer.from(candidate.hash, "hex"), hash));
+    const hash = hashToken(token);
+    const find = () => this.#tokens.get(hash);
     let record = find();
     if (record === undefined) {
       // Made a moment ago (`interop token create`, or through another broker on the database) and not read yet: the
@@ -154,9 +159,8 @@ export class Authenticator {
 
   #endRevoked(): void {
     if (this.#watches.size === 0) return;
-    const valid = new Set(this.#tokens.map((record) => record.hash));
     for (const watch of [...this.#watches]) {
-      if (watch.tokenHash === undefined ? !this.#enabled : valid.has(watch.tokenHash)) continue;
+      if (watch.tokenHash === undefined ? !this.#enabled : this.#tokens.has(watch.tokenHash)) continue;
       this.#watches.delete(watch);
       watch.onRevoked();
     }
@@ -187,7 +191,7 @@ export class Authenticator {
       try {
         const version = await this.#list.version();
         if (version !== this.#version) {
-          this.#tokens = await this.#list.list();
+          this.#tokens = new Map((await this.#list.list()).map((record) => [record.hash, record]));
           this.#version = version;
           if (version > 0) this.#enabled = true;
           this.#endRevoked();

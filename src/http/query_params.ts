@@ -6,9 +6,17 @@ import type { IncomingRequest } from "../runtime/types.ts";
 
 const MAX_WAIT_SECONDS = 3600;
 
+/**
+ * A number as a client writes one (JavaScript's `String(n)`: "0.5", "1e-7"); NaN for whatever else `Number` reads
+ * ("0x10", " 5", "", "+5": 16, 5, 0, 5), so that a typo is refused rather than taken as another number.
+ */
+function plainNumber(value: string): number {
+  return /^\d+(\.\d+)?(e[+-]?\d+)?$/i.test(value) ? Number(value) : NaN;
+}
+
 export function parseTimeout(value: string | null): number {
   if (value === null) return 30_000;
-  const seconds = Number(value);
+  const seconds = plainNumber(value);
   if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
     throw new InteropError("invalid_query", `Invalid timeout: ${JSON.stringify(value)}; use seconds, up to ${MAX_WAIT_SECONDS}`);
   }
@@ -21,8 +29,8 @@ export function parseTimeout(value: string | null): number {
  */
 export function parseHoldReply(value: string | null): number | undefined {
   if (value === null) return undefined;
-  const seconds = Number(value);
-  if (value.trim() === "" || !(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
+  const seconds = plainNumber(value);
+  if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
     throw new InteropError("invalid_query", `Invalid hold_reply: ${JSON.stringify(value)}; use seconds, up to ${MAX_WAIT_SECONDS}`);
   }
   return Math.round(seconds * 1000);
@@ -48,7 +56,7 @@ export function parseIdempotencyKey(request: IncomingRequest): string | undefine
 
 export function parseLimit(value: string | null): number {
   if (value === null) return DEFAULT_POLL_LIMIT;
-  const limit = Number(value);
+  const limit = plainNumber(value);
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_POLL_LIMIT) {
     throw new InteropError("invalid_query", `Invalid limit: ${JSON.stringify(value)}; use 1-${MAX_POLL_LIMIT}`);
   }
@@ -63,7 +71,7 @@ export function parsePeek(value: string | null): boolean {
 /** `lease=SECONDS` goes with a peek: the inbox is the caller's until its take up to what it showed (InboxLeases). */
 export function parseLeaseSeconds(value: string | null, peek: boolean): number | undefined {
   if (value === null) return undefined;
-  const seconds = Number(value);
+  const seconds = plainNumber(value);
   if (!peek || !Number.isSafeInteger(seconds) || seconds < 1 || seconds > MAX_LEASE_SECONDS) {
     throw new InteropError("invalid_query", `Invalid lease: ${JSON.stringify(value)}; use 1-${MAX_LEASE_SECONDS} seconds, with peek=1`);
   }

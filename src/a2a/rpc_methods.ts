@@ -15,6 +15,7 @@ import { listTasks, withHistory } from "./task_list.ts";
 import { taskStream } from "./task_stream.ts";
 import { isSettled, loadTask, taskIdOf, taskKeyPrefix, taskOfMessage, taskOfStored, taskWithOutcome } from "./tasks.ts";
 import { toV03Task } from "./v03_shapes.ts";
+import { msUntil } from "../sleep.ts";
 
 export interface Call {
   broker: Broker;
@@ -157,13 +158,12 @@ function lateRpcError(call: Call, error: unknown, taskId: string): unknown {
  * calls: without this the reply came again as a new turn through its inbox). Resolves true when the caller's token
  * was revoked meanwhile (which ends the wait, as it ends an /ask: the reply then stays in the caller's inbox). The
  * wait's record made with the message (`recorded`, see `publish`) ends with it; without one (a SubscribeToTask) the
- * wait records itself, once it begins.
+ * wait records itself, once it begins. The operator's removal of the caller's agent ends it as it ends an /ask: 410
+ * `agent_removed` once the removal committed (the reply has no inbox to come to: it waited out the bound); one that
+ * was refused or failed leaves it waiting for the rest of the bound.
  */
 async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, recorded?: Promise<string | undefined>): Promise<boolean> {
   const settled = new AbortController();
-  // A reply already in the inbox (the task settled before this call: a SubscribeToTask, a retried SendMessage) is
-  // taken as one that comes later.
-  const replied = call.broker.waitForReply(call.sender, envelope.id, call.options.replyWaitMs, AbortSignal.any([until, settled.signal]), recorded);
   // Not only a reply settles it: a dead letter or a cancel does too, or a reply another reader took.
   const check = () => void settledWithNothingToTake(call, envelope).then((done) => done && settled.abort(), () => settled.abort());
   const unwatch = call.options.changes.watch(call.broker, envelope, check);
@@ -173,13 +173,25 @@ async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, 
     settled.abort();
   });
   check();
+  const deadline = performance.now() + call.options.replyWaitMs;
   try {
-    await replied;
+    for (let record = recorded;; record = undefined) {
+      const removal = new AbortController();
+      const unwatchAgent = call.broker.watchRemoval(call.sender, () => removal.abort());
+      try {
+        // A reply already in the inbox (the task settled before this call: a SubscribeToTask, a retried SendMessage)
+        // is taken as one that comes later.
+        await call.broker.waitForReply(call.sender, envelope.id, msUntil(deadline), AbortSignal.any([until, settled.signal, removal.signal]), record);
+      } finally {
+        unwatchAgent();
+      }
+      if (!removal.signal.aborted || until.aborted || settled.signal.aborted || msUntil(deadline) <= 0) return revoked;
+      await call.broker.refuseRemoved(call.sender, call.broker.storeId);
+    }
   } finally {
     unwatch();
     unwatchToken();
   }
-  return revoked;
 }
 
 /**
@@ -197,7 +209,8 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
  * The task as a stream (SendStreamingMessage, SubscribeToTask), which takes the reply for as long as it is open, or
  * 429 past the task's MAX_FOLLOWERS_PER_TASK;
  * `recorded`, the record of that wait made with the message, ends with it (a stream is opened even for a client that
- * already hung up: the record never outlives the stream).
+ * already hung up: the record never outlives the stream). A wait for the reply refused (the caller's agent removed,
+ * the store failing) ends the stream with the JSON-RPC error a blocking call is answered.
  */
 function streamTask(
   call: Call,
@@ -208,7 +221,7 @@ function streamTask(
   // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
   return followingTask(call, envelope, recorded, () =>
     Promise.resolve(taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
-      awaitSettled(call, envelope, closed, recorded).then(() => {}, () => {}), firstRead)));
+      awaitSettled(call, envelope, closed, recorded).then(() => undefined, (error) => lateRpcError(call, error, taskIdOf(envelope))), firstRead)));
 }
 
 /**

@@ -361,6 +361,30 @@ test("a blocking SendMessage whose token is revoked meanwhile gets 401 at once, 
   assert.deepEqual((await pollInbox(hub, "bob")).map((message) => message.text), ["still there"]);
 });
 
+// Found in note 45: removing the caller's agent left its blocking call waiting out --a2a-wait for a reply that had no
+// inbox to come to (as /ask did before it answered 410).
+test("the operator's removal of a blocking SendMessage's or a task stream's caller ends them at once with agent_removed", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "bob"] });
+  t.after(() => broker.cleanup());
+  const send = (method: string, messageId: string) =>
+    fetch(`${broker.url}/a2a/bob`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: { message: { messageId, role: "ROLE_USER", parts: [{ text: messageId }] } } }),
+    });
+  const blocking = send("SendMessage", "blocking");
+  const streamed = send("SendStreamingMessage", "streamed");
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.a2a?.waiting === 2, 10_000, "both calls to wait for their reply");
+  const started = Date.now();
+  assert.equal((await fetch(`${broker.url}/agents?agent=a2a&force=1`, { method: "DELETE" })).status, 200);
+  const answer = await blocking;
+  assert.equal(answer.status, 410);
+  assert.equal((await answer.json()).error.data.code, "agent_removed");
+  const stream = await (await streamed).text();
+  assert.match(stream.split("\n\n").filter((event) => event.startsWith("data:")).at(-1)!, /"code":"agent_removed"/);
+  assert.ok(Date.now() - started < 10_000, "at once, not at the 300 s bound");
+});
+
 test("without tokens an A2A caller is the agent a2a, and a header naming an unknown A2A version is -32009", async (t) => {
   // bob is declared (a send creates no inbox); a2a is not: its SendMessage gives it the inbox the reply goes to.
   const broker = await startBroker({ args: ["--agents", "bob"] });

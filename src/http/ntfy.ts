@@ -193,7 +193,9 @@ function splitTags(text: string): string[] {
 
 /** A priority header as ntfy reads it: 1-5 or a name (not "0x3" or "3.0", which `Number` would read as 3). */
 function parsePriority(value: string): number {
-  const priority = PRIORITIES[value.toLowerCase()] ?? (/^[1-5]$/.test(value) ? Number(value) : undefined);
+  // Own keys only: "__proto__" or "constructor" would find the object's prototype's.
+  const name = value.toLowerCase();
+  const priority = Object.hasOwn(PRIORITIES, name) ? PRIORITIES[name] : /^[1-5]$/.test(value) ? Number(value) : undefined;
   if (priority === undefined) {
     throw new InteropError("invalid_query", `Invalid priority: ${JSON.stringify(value)}; use 1-5 or min, low, default, high, max`);
   }

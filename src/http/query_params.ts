@@ -63,9 +63,14 @@ export function parseLimit(value: string | null): number {
   return limit;
 }
 
-/** `peek=1` or `peek=true`: a read that takes nothing, spelled alike on /poll and /wait. */
+/**
+ * `peek=1` or `peek=true`: a read that takes nothing, spelled alike on /poll and /wait (`0`, `false`: one that
+ * takes). Anything else is refused: read as "take", `peek=yes` took the messages its client meant only to look at.
+ */
 export function parsePeek(value: string | null): boolean {
-  return value === "1" || value === "true";
+  if (value === null || value === "0" || value === "false") return false;
+  if (value === "1" || value === "true") return true;
+  throw new InteropError("invalid_query", `Invalid peek: ${JSON.stringify(value)}; use peek=1 (take nothing) or leave it out`);
 }
 
 /** `lease=SECONDS` goes with a peek: the inbox is the caller's until its take up to what it showed (InboxLeases). */

@@ -92,6 +92,9 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
       ["/ntfy/Bad%20Topic", { method: "POST", body: "x" }, 400],
       ["/ntfy/openclaw", { method: "POST", body: "x", headers: { "X-Priority": "9" } }, 400],
       ["/ntfy/openclaw", { method: "POST", body: "x", headers: { "X-Priority": "0x3" } }, 400],
+      // Red team, session 46: found on the names' object's prototype, stored as {} and dropped.
+      ["/ntfy/openclaw", { method: "POST", body: "x", headers: { "X-Priority": "__proto__" } }, 400],
+      ["/ntfy/openclaw", { method: "POST", body: "x", headers: { "X-Priority": "constructor" } }, 400],
       ["/ntfy", { method: "POST", body: "{nope" }, 400],
       ["/ntfy/openclaw/xml", {}, 404],
       ["/ntfy/openclaw/json?since=yesterday", {}, 400],

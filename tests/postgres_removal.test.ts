@@ -343,3 +343,17 @@ test("an agent removed on broker B ends the waits for it on broker A (as A's /wa
   await waitFor(() => removals === 1, 10_000, "A to end its wait for the removed agent");
   await assert.rejects(a.refuseRemoved(openclaw, a.storeId), { code: "agent_removed" });
 });
+
+// Red team, session 46: the refused removal had released the hold, and the poll took the reply.
+test("a removal refused on a shared store keeps the agent's reply holds: the reply waits for its asker, not its in-order readers", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, admin } = brokers;
+  await a.addAgent(openclaw);
+  await a.publish(hermes, openclaw, { text: "pending" });
+  const question = await a.publishHoldingReply(openclaw, hermes, { text: "question" }, 3_600_000);
+  await waitFor(async () => (await admin`SELECT 1 FROM interop_awaited_replies WHERE agent = ${openclaw}`).length === 1, 10_000, "the hold's record");
+  await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /1 pending message/ });
+  await a.publish(hermes, openclaw, { text: "the reply" }, { replyTo: question.id });
+  assert.deepEqual((await a.poll(openclaw, 10)).map((envelope) => envelope.payload.text), ["pending"]);
+});

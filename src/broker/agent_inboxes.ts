@@ -323,12 +323,20 @@ export class AgentInboxes {
     const refuseFound = this.#shared === undefined || force ? undefined : (found: InboxHolds) =>
       refuse(found.pending, found.streamElsewhere ? " on another broker" : undefined);
     this.#records.delete(agent);
-    this.#forget(agent);
+    // What the broker keeps for the agent (its reply holds, deliveries, streams) is forgotten once the store can no
+    // longer refuse the removal: forgotten before a refusal (not forced, on a shared store), its `hold_reply` holds
+    // were gone, and the reply went to its in-order readers. Its waits end at once either way (one refused, they go
+    // on: see take_routes' untilEnded).
+    const forgetLater = refuseFound !== undefined;
+    if (!forgetLater) this.#deps.forget(agent);
+    this.#endWaits(agent);
     const removal = (async () => {
       try {
         // Publishes to it that were already queued commit first, so the removal takes their messages too.
         await this.#deps.commits.drain();
-        return await this.#deps.store.removeInbox(agent, refuseFound);
+        const removed = await this.#deps.store.removeInbox(agent, refuseFound);
+        if (forgetLater) this.#deps.forget(agent);
+        return removed;
       } catch (error) {
         if (!this.#records.has(agent)) this.#records.set(agent, inbox);
         throw error;
@@ -344,6 +352,11 @@ export class AgentInboxes {
 
   #forget(agent: AgentName): void {
     this.#deps.forget(agent);
+    this.#endWaits(agent);
+  }
+
+  /** Tells the waits for `agent`'s messages or replies that it is being removed (`watchRemoval`). */
+  #endWaits(agent: AgentName): void {
     const watches = this.#removalWatches.get(agent);
     this.#removalWatches.delete(agent);
     for (const onRemoved of watches ?? []) onRemoved();

@@ -13,6 +13,7 @@ import { A2A_ERROR, A2aError, type A2aMethod, type A2aTask, isObject, parseMessa
 import { refusalResponse, rpcRefusal } from "./rpc_refusal.ts";
 import { listTasks, withHistory } from "./task_list.ts";
 import { taskStream } from "./task_stream.ts";
+import { waitThroughRemoval } from "../broker/removal_waits.ts";
 import { isSettled, loadTask, taskIdOf, taskKeyPrefix, taskOfMessage, taskOfStored, taskWithOutcome } from "./tasks.ts";
 import { toV03Task } from "./v03_shapes.ts";
 import { msUntil } from "../sleep.ts";
@@ -175,19 +176,16 @@ async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, 
   check();
   const deadline = performance.now() + call.options.replyWaitMs;
   try {
-    for (let record = recorded;; record = undefined) {
-      const removal = new AbortController();
-      const unwatchAgent = call.broker.watchRemoval(call.sender, () => removal.abort());
-      try {
-        // A reply already in the inbox (the task settled before this call: a SubscribeToTask, a retried SendMessage)
-        // is taken as one that comes later.
-        await call.broker.waitForReply(call.sender, envelope.id, msUntil(deadline), AbortSignal.any([until, settled.signal, removal.signal]), record);
-      } finally {
-        unwatchAgent();
-      }
-      if (!removal.signal.aborted || until.aborted || settled.signal.aborted || msUntil(deadline) <= 0) return revoked;
-      await call.broker.refuseRemoved(call.sender, call.broker.storeId);
-    }
+    await waitThroughRemoval(
+      call.broker,
+      call.sender,
+      // A reply already in the inbox (the task settled before this call: a SubscribeToTask, a retried SendMessage) is
+      // taken as one that comes later. The record made with the message ends with the first wait.
+      (removal, resumed) =>
+        call.broker.waitForReply(call.sender, envelope.id, msUntil(deadline), AbortSignal.any([until, settled.signal, removal]), resumed ? undefined : recorded),
+      () => until.aborted || settled.signal.aborted || msUntil(deadline) <= 0,
+    );
+    return revoked;
   } finally {
     unwatch();
     unwatchToken();

@@ -6,6 +6,7 @@ import { type Authenticator, authorize, type Caller } from "../auth/authenticato
 import type { Broker } from "../broker/broker.ts";
 import { LEASE_HEADER, LEASE_LOST_HEADER } from "../broker/inbox_leases.ts";
 import { leasedWait } from "../broker/leased_wait.ts";
+import { waitThroughRemoval } from "../broker/removal_waits.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, parseAgentName, parsePayload, toWire } from "../message.ts";
 import { type IncomingRequest, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
@@ -229,11 +230,8 @@ function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentNam
 /**
  * Runs a wait for `agent`'s messages or replies (`wait`, which answers undefined when nothing came) with a signal that
  * aborts when its client leaves, once the caller's token is revoked (401: `consequence` says what became of what it
- * waited for) or once the operator removes `agent` (as the token's and the agent's streams end): either way the waiter
- * takes nothing more. A removal ends the wait at once, before it commits: a wait that took while the inbox was being
- * deleted would take from an inbox no longer known. Once it committed, the wait is refused 410 `agent_removed`; one
- * refused (messages pending, a stream open on another broker of a shared store) or failed leaves the wait to go on,
- * `resumed`, for the rest of its time (was: it answered early that nothing came, and `/ask` "No reply within" it).
+ * waited for) or once the operator removes `agent` (as the token's and the agent's streams end; see
+ * `waitThroughRemoval`): either way the waiter takes nothing more.
  */
 async function untilEnded<T>(
   broker: Broker,
@@ -247,20 +245,14 @@ async function untilEnded<T>(
   const revocation = new AbortController();
   const unwatchToken = auth.watchRevocation(caller, () => revocation.abort());
   try {
-    for (let resumed = false;; resumed = true) {
-      const removal = new AbortController();
-      const unwatchAgent = broker.watchRemoval(agent, () => removal.abort());
-      let result: T | undefined;
-      try {
-        result = await wait(AbortSignal.any([request.clientGone(), revocation.signal, removal.signal]), resumed);
-      } finally {
-        unwatchAgent();
-      }
-      if (result !== undefined) return result;
-      if (revocation.signal.aborted) throw tokenRevoked(caller, typeof consequence === "string" ? consequence : consequence());
-      if (!removal.signal.aborted || request.clientGone().aborted) return undefined;
-      await broker.refuseRemoved(agent, broker.storeId);
-    }
+    const found = await waitThroughRemoval(
+      broker,
+      agent,
+      (removal, resumed) => wait(AbortSignal.any([request.clientGone(), revocation.signal, removal]), resumed),
+      () => revocation.signal.aborted || request.clientGone().aborted,
+    );
+    if (found === undefined && revocation.signal.aborted) throw tokenRevoked(caller, typeof consequence === "string" ? consequence : consequence());
+    return found;
   } finally {
     unwatchToken();
   }

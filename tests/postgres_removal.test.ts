@@ -357,3 +357,22 @@ test("a removal refused on a shared store keeps the agent's reply holds: the rep
   await a.publish(hermes, openclaw, { text: "the reply" }, { replyTo: question.id });
   assert.deepEqual((await a.poll(openclaw, 10)).map((envelope) => envelope.payload.text), ["pending"]);
 });
+
+test("a read on broker A by a client that had the inbox, overtaken by the agent's removal on broker B, is refused rather than create it again", async (t) => {
+  // Red team, session 46: 7 of 40 polls (and 2 of 40 leased waits) with Interop-Had-Inbox made the removed agent
+  // again, when A heard of B's removal between the read's check and its take.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, stored } = brokers;
+  await a.addAgent(openclaw);
+  const endRead = await a.readAsHolder(openclaw, a.storeId);
+  await b.removeAgent(openclaw, true);
+  await waitFor(() => !(openclaw in a.status().agents), 10_000, "A to hear of the removal");
+  await assert.rejects(a.poll(openclaw, 10), { code: "agent_removed" });
+  await assert.rejects(a.peek(openclaw, 10), { code: "agent_removed" });
+  assert.equal((await stored()).inboxes, 0, "not created again");
+  endRead();
+  // Once that read ended, a read creates the inbox as before (a client that never had it).
+  assert.deepEqual(await a.poll(openclaw, 10), []);
+  assert.equal((await stored()).inboxes, 1);
+});

@@ -180,6 +180,30 @@ test("a wait, poll or peek that says it had the agent's inbox on this store is r
   });
 });
 
+test("a read by a client that had the inbox, overtaken by the operator's removal, is refused 410 rather than create the inbox again; an /ask reads as its asker", async () => {
+  await withRouter(async ({ broker, json }) => {
+    const had = { "interop-had-inbox": broker.storeId };
+    const refused = [410, "agent_removed"];
+    const removedDuring = async (request: Promise<{ status: number; body: any }>) => {
+      // Within the poll's settle clock (SETTLE_MS): its check found the inbox; its take comes after the removal.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await broker.removeAgent("bob" as AgentName, true);
+      const answer = await request;
+      assert.deepEqual([answer.status, answer.body.code], refused);
+      assert.ok(!Object.hasOwn(broker.status().agents, "bob"), "not created again");
+    };
+    await broker.addAgent("bob" as AgentName);
+    await removedDuring(json("GET", "/poll?agent=bob", undefined, had));
+    // Ended with the read: a client that never had bob creates him, as before.
+    assert.equal((await json("GET", "/poll?agent=bob")).status, 200);
+    await removedDuring(json("GET", "/wait?agent=bob&timeout=5", undefined, had));
+    // An ask waits on its asker's inbox: one by a client that had it is refused once the asker was removed.
+    const asked = await json("POST", "/ask?from=bob&to=hermes&timeout=0.05", JSON.stringify({ text: "there?" }), had);
+    assert.deepEqual([asked.status, asked.body.code], refused);
+    assert.ok(!Object.hasOwn(broker.status().agents, "bob"), "not created again by the ask");
+  });
+});
+
 test("a leased reader's take after the operator removed the agent (force) is refused 410 agent_removed, not an empty take of a new inbox", async () => {
   // The removal wins (the lease goes with the inbox); the holder's take, which names no store, created the inbox
   // again and answered [] for what it had been shown.

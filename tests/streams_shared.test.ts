@@ -51,7 +51,7 @@ function streamsOverSharedStore(failures: number, { known = true, inCluster = fa
     store,
     readInOrder: (agent, afterId, limit) => store.readAfter(agent, afterId, limit),
     inboxFor: () => Promise.resolve(inbox),
-    refuseRemoved: (agent, hadInboxOn) => agents.refuseRemoved(agent, hadInboxOn),
+    readAsHolder: (agent, hadInboxOn) => agents.readAsHolder(agent, hadInboxOn),
     currentInbox: () => (known ? inbox : undefined),
     lastId: () => 0,
     sawId: ignore,

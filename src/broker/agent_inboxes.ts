@@ -4,6 +4,7 @@ import type { AgentName } from "../message.ts";
 import { agentRemoved, type ClusterView, type InboxHolds, type InboxRecord, type MessageStore, type SharedInboxes } from "../store/store.ts";
 import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
+import { HolderReads } from "./holder_reads.ts";
 import { Holds } from "./holds.ts";
 
 /**
@@ -62,6 +63,7 @@ export class AgentInboxes {
   #removalWatches = new Map<AgentName, Set<() => void>>();
   /** The messages each inbox counts pending that a publish of this broker is still committing (see `#count`). */
   #committing = new Holds<InboxRecord>();
+  #holderReads = new HolderReads();
 
   constructor(deps: AgentInboxesDeps) {
     this.#deps = deps;
@@ -103,6 +105,7 @@ export class AgentInboxes {
     let inbox = this.#records.get(agent);
     if (inbox === undefined && this.#shared !== undefined) inbox = await this.find(agent);
     if (inbox === undefined) {
+      if (this.#holderReads.refusesCreation(agent)) throw agentRemoved(agent);
       this.#deps.admitAgent?.(agent, [...this.#records.keys()], use);
       inbox = await this.create(agent);
     }
@@ -128,6 +131,23 @@ export class AgentInboxes {
     if (this.#shared !== undefined) await this.lookAgain();
     if (this.#records.has(agent) || !(await this.#deps.store.wasRemoved(agent))) return;
     throw agentRemoved(agent);
+  }
+
+  /**
+   * `refuseRemoved`, and until the returned function is called (the read ended), a removal of `agent` that lands
+   * meanwhile keeps the read from creating its inbox again further in (`HolderReads`), when the client had it here.
+   */
+  async readAsHolder(agent: AgentName, hadInboxOn: string | undefined): Promise<() => void> {
+    if (hadInboxOn !== this.#deps.store.id) return () => {};
+    // Counted before the check: a removal that lands after the check found the inbox is one the count sees.
+    const end = this.#holderReads.begin(agent);
+    try {
+      await this.refuseRemoved(agent, hadInboxOn);
+    } catch (error) {
+      end();
+      throw error;
+    }
+    return end;
   }
 
   /**
@@ -335,6 +355,7 @@ export class AgentInboxes {
         // Publishes to it that were already queued commit first, so the removal takes their messages too.
         await this.#deps.commits.drain();
         const removed = await this.#deps.store.removeInbox(agent, refuseFound);
+        this.#holderReads.removed(agent);
         if (forgetLater) this.#deps.forget(agent);
         return removed;
       } catch (error) {
@@ -350,7 +371,9 @@ export class AgentInboxes {
     }
   }
 
+  /** Another broker of the shared store removed `agent`. */
   #forget(agent: AgentName): void {
+    this.#holderReads.removed(agent);
     this.#deps.forget(agent);
     this.#endWaits(agent);
   }

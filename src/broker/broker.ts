@@ -125,7 +125,7 @@ export class Broker {
       store: options.store,
       readInOrder: (agent, afterId, limit, maxChars) => this.#awaited.readAfter(agent, afterId, limit, maxChars),
       inboxFor: (agent) => this.#agents.inboxFor(agent, "read"),
-      refuseRemoved: (agent, hadInboxOn) => this.#agents.refuseRemoved(agent, hadInboxOn),
+      readAsHolder: (agent, hadInboxOn) => this.#agents.readAsHolder(agent, hadInboxOn),
       currentInbox: (agent) => this.#inboxes.get(agent),
       lastId: () => this.#lastId,
       sawId: (id) => (this.#lastId = Math.max(this.#lastId, id)),
@@ -425,6 +425,14 @@ export class Broker {
    */
   refuseRemoved(agent: AgentName, hadInboxOn: string | undefined): Promise<void> {
     return this.#agents.refuseRemoved(agent, hadInboxOn);
+  }
+
+  /**
+   * `refuseRemoved`, and until the returned function is called, a removal that lands meanwhile keeps the read from
+   * creating the inbox again (see `AgentInboxes.readAsHolder`).
+   */
+  readAsHolder(agent: AgentName, hadInboxOn: string | undefined): Promise<() => void> {
+    return this.#agents.readAsHolder(agent, hadInboxOn);
   }
 
   /** See `AgentInboxes.watchRemoval`: a wait for `agent`'s messages or replies ends once the operator removes it. */

@@ -32,8 +32,11 @@ export interface StreamsDeps {
   readInOrder(agent: AgentName, afterId: number, limit: number, maxChars?: number): Promise<Envelope[]>;
   /** The agent's inbox, created on first use; records a request by it. */
   inboxFor(agent: AgentName): Promise<InboxRecord>;
-  /** Throws `agent_removed` when a client that read the agent's inbox on this store (`hadInboxOn`) would create it again. */
-  refuseRemoved(agent: AgentName, hadInboxOn: string | undefined): Promise<void>;
+  /**
+   * Throws `agent_removed` when a client that read the agent's inbox on this store (`hadInboxOn`) would create it
+   * again; else resolves with the function that ends the read (see `AgentInboxes.readAsHolder`).
+   */
+  readAsHolder(agent: AgentName, hadInboxOn: string | undefined): Promise<() => void>;
   /** The agent's inbox record as it is now, if it has one (nothing created). */
   currentInbox(agent: AgentName): InboxRecord | undefined;
   /** The highest id this broker knows of. */
@@ -168,11 +171,11 @@ export class Streams {
       } else if (start.afterId > this.#deps.lastId()) start = { from: "cursor" };
     }
     // A client that saw this agent's inbox on this store, finding none, would create it again by reading.
-    if (start.from === "id") await this.#deps.refuseRemoved(agent, start.hadInboxOn);
+    const endRead = start.from === "id" ? await this.#deps.readAsHolder(agent, start.hadInboxOn) : undefined;
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
     if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };
-    const inbox = await this.#deps.inboxFor(agent);
+    const inbox = await this.#deps.inboxFor(agent).finally(endRead);
     // This agent's streams carry only its messages: an id of this store past the cursor that names another agent's
     // message comes from some other reader's state, and a read after it would skip (and count delivered) this
     // agent's messages below it, sent to nobody. (An ntfy id's message was looked up above.)

@@ -38,48 +38,52 @@ export async function pollRoute(broker: Broker, request: IncomingRequest, caller
   const settled = peek || shownUpTo !== undefined || takeOne !== undefined ? undefined : settling(request.clientGone());
   // A lease's id says its client had the inbox here: after the operator removed the agent (its lease with it), the
   // holder's take is told so, rather than create the inbox again and answer an empty take of what it was shown.
-  await refuseRemoved(broker, request, agent, leaseId !== undefined);
-  // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
-  // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
-  // A take of nothing (`up_to=0`: a leased reader ending its lease) carries no message, so it holds no memory for
-  // answers: refused 429 while the reader's shown answer was still unread, the lease ran out instead of ending, and
-  // the inbox's next reader waited its length.
-  const carriesNone = !peek && shownUpTo === 0;
-  // A leased reader's take of what it showed goes past the agent's bound, one at a time (AnswerMemory.hold).
-  const leasedTake = !peek && leaseId !== undefined;
-  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent, leasedTake);
-  return await heldAnswer(answer, async () => {
-    // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
-    const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
-    if (lease !== undefined) revocations.watch(caller, agent, lease, leaseSeconds!);
-    // A take under a lease no longer held (expired; a broker of its own restarted) says so: what its client was shown
-    // and does not find in the answer, another reader took meanwhile (or the operator removed).
-    let leaseLost = false;
-    const lost = () => (leaseLost = true);
-    const messages = peek
-      ? await broker.peek(agent, limit, answer).catch((error) => {
-        // A peek that failed shows nothing: its lease would only hold the others off.
-        if (lease !== undefined) broker.leases.end(agent, lease);
-        throw error;
-      })
-      : await untilSettled(settled).then(() =>
-        broker.leases.take(agent, leaseId, async (lease) => {
-          const options = { answer, clientGone: leaving(request.clientGone()), lease, leaseLost: lost };
-          if (takeOne === undefined) return await broker.poll(agent, limit, { ...options, shownUpTo });
-          return [await broker.takeOne(agent, takeOne, options)].filter((message) => message !== undefined);
-        }, lost).finally(() => {
-          if (leaseId !== undefined) revocations.forget(leaseId);
+  const endRead = await readAsHolder(broker, request, agent, leaseId !== undefined);
+  try {
+    // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
+    // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
+    // A take of nothing (`up_to=0`: a leased reader ending its lease) carries no message, so it holds no memory for
+    // answers: refused 429 while the reader's shown answer was still unread, the lease ran out instead of ending, and
+    // the inbox's next reader waited its length.
+    const carriesNone = !peek && shownUpTo === 0;
+    // A leased reader's take of what it showed goes past the agent's bound, one at a time (AnswerMemory.hold).
+    const leasedTake = !peek && leaseId !== undefined;
+    const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), carriesNone ? undefined : agent, leasedTake);
+    return await heldAnswer(answer, async () => {
+      // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
+      const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
+      if (lease !== undefined) revocations.watch(caller, agent, lease, leaseSeconds!);
+      // A take under a lease no longer held (expired; a broker of its own restarted) says so: what its client was shown
+      // and does not find in the answer, another reader took meanwhile (or the operator removed).
+      let leaseLost = false;
+      const lost = () => (leaseLost = true);
+      const messages = peek
+        ? await broker.peek(agent, limit, answer).catch((error) => {
+          // A peek that failed shows nothing: its lease would only hold the others off.
+          if (lease !== undefined) broker.leases.end(agent, lease);
+          throw error;
         })
-      );
-    // The ids' store: a client that keeps ids can tell when a broker holds another store's.
-    const headers = {
-      "interop-store": broker.storeId,
-      ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }),
-      ...(leaseLost ? { [LEASE_LOST_HEADER]: "true" } : {}),
-      ...answer.headers(),
-    };
-    return jsonTextResponse(200, await answer.body(messages), headers);
-  });
+        : await untilSettled(settled).then(() =>
+          broker.leases.take(agent, leaseId, async (lease) => {
+            const options = { answer, clientGone: leaving(request.clientGone()), lease, leaseLost: lost };
+            if (takeOne === undefined) return await broker.poll(agent, limit, { ...options, shownUpTo });
+            return [await broker.takeOne(agent, takeOne, options)].filter((message) => message !== undefined);
+          }, lost).finally(() => {
+            if (leaseId !== undefined) revocations.forget(leaseId);
+          })
+        );
+      // The ids' store: a client that keeps ids can tell when a broker holds another store's.
+      const headers = {
+        "interop-store": broker.storeId,
+        ...(lease === undefined ? {} : { [LEASE_HEADER]: lease }),
+        ...(leaseLost ? { [LEASE_LOST_HEADER]: "true" } : {}),
+        ...answer.headers(),
+      };
+      return jsonTextResponse(200, await answer.body(messages), headers);
+    });
+  } finally {
+    endRead();
+  }
 }
 
 /**
@@ -113,22 +117,26 @@ export async function waitRoute(
   }
   if (peek) return await leasedWaitAnswer(broker, { auth, revocations }, request, caller, agent, timeoutMs, leaseSeconds, replyTo);
   const settled = settling(request.clientGone());
-  await refuseRemoved(broker, request, agent);
-  if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
-  const deadline = performance.now() + timeoutMs;
-  const message = await untilEnded(broker, auth, caller, request, agent, "nothing was taken from the inbox", async (signal) => {
-    await untilSettled(settled);
-    // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
-    // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
-    // after them would hand out again.
-    await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(msUntil(deadline))]));
-    const left = msUntil(deadline);
-    if (left <= 0 || signal.aborted) return undefined;
-    return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
-  });
-  // The store's identity: a client that waits again says it had the inbox there (see refuseRemoved).
-  const headers = { "interop-store": broker.storeId };
-  return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
+  const endRead = await readAsHolder(broker, request, agent);
+  try {
+    if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
+    const deadline = performance.now() + timeoutMs;
+    const message = await untilEnded(broker, auth, caller, request, agent, "nothing was taken from the inbox", async (signal) => {
+      await untilSettled(settled);
+      // While a reader holds the inbox (interop poll), what it showed is its to take: the wait waits for it first.
+      // After the settle clock, not before: a peek that leased the inbox during those 20 ms showed what a take made
+      // after them would hand out again.
+      await broker.leases.whenFree(agent, AbortSignal.any([signal, AbortSignal.timeout(msUntil(deadline))]));
+      const left = msUntil(deadline);
+      if (left <= 0 || signal.aborted) return undefined;
+      return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
+    });
+    // The store's identity: a client that waits again says it had the inbox there (see readAsHolder).
+    const headers = { "interop-store": broker.storeId };
+    return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
+  } finally {
+    endRead();
+  }
 }
 
 /**
@@ -147,23 +155,27 @@ async function leasedWaitAnswer(
   replyTo: number | undefined,
 ): Promise<OutgoingResponse> {
   if (leaseSeconds === undefined) throw new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds)");
-  await refuseRemoved(broker, request, agent);
-  if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
-  // Held to the memory for answers as a peek's answer is: a client that ends each lease with up_to=0 and reads no
-  // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
-  const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
-  return await heldAnswer(answer, async () => {
-    const deadline = performance.now() + timeoutMs;
-    const shown = await untilEnded(broker, auth, caller, request, agent, "nothing was taken from the inbox", (signal, resumed) => {
-      const left = msUntil(deadline);
-      return resumed && left <= 0 ? undefined : leasedWait(broker, agent, leaseSeconds, left, signal, { answer, replyTo });
+  const endRead = await readAsHolder(broker, request, agent);
+  try {
+    if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
+    // Held to the memory for answers as a peek's answer is: a client that ends each lease with up_to=0 and reads no
+    // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
+    const answer = broker.answer((envelope) => JSON.stringify(toWire(envelope)), agent);
+    return await heldAnswer(answer, async () => {
+      const deadline = performance.now() + timeoutMs;
+      const shown = await untilEnded(broker, auth, caller, request, agent, "nothing was taken from the inbox", (signal, resumed) => {
+        const left = msUntil(deadline);
+        return resumed && left <= 0 ? undefined : leasedWait(broker, agent, leaseSeconds, left, signal, { answer, replyTo });
+      });
+      const headers = { "interop-store": broker.storeId };
+      if (shown === undefined) return { status: 204, headers, body: "" };
+      revocations.watch(caller, agent, shown.lease, leaseSeconds);
+      const [text] = answer.texts([shown.message]);
+      return jsonTextResponse(200, text, { ...headers, [LEASE_HEADER]: shown.lease });
     });
-    const headers = { "interop-store": broker.storeId };
-    if (shown === undefined) return { status: 204, headers, body: "" };
-    revocations.watch(caller, agent, shown.lease, leaseSeconds);
-    const [text] = answer.texts([shown.message]);
-    return jsonTextResponse(200, text, { ...headers, [LEASE_HEADER]: shown.lease });
-  });
+  } finally {
+    endRead();
+  }
 }
 
 const ASK_ALONE = "Send an ask on a connection of its own, kept open, to wait for its reply";
@@ -179,52 +191,59 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.text(maxBodyBytes), request.header("content-type"));
-  const settled = settling(request.clientGone());
-  const deadline = performance.now() + timeoutMs;
-  let question: Envelope | undefined;
-  const reply = await untilEnded(broker, auth, caller, request, from, () => `a reply to message ${question?.id} will be in ${from}'s inbox`, async (signal) => {
-    if (question !== undefined) {
-      const left = msUntil(deadline);
-      return left <= 0 ? undefined : await broker.waitForReply(from, question.id, left, signal);
+  // The asker reads its own inbox for the reply: one that had it here does not create it again once removed.
+  const endRead = await readAsHolder(broker, request, from);
+  try {
+    const settled = settling(request.clientGone());
+    const deadline = performance.now() + timeoutMs;
+    let question: Envelope | undefined;
+    const reply = await untilEnded(broker, auth, caller, request, from, () => `a reply to message ${question?.id} will be in ${from}'s inbox`, async (signal) => {
+      if (question !== undefined) {
+        const left = msUntil(deadline);
+        return left <= 0 ? undefined : await broker.waitForReply(from, question.id, left, signal);
+      }
+      const asked = await broker.ask(from, to, payload, timeoutMs, signal, settled);
+      question = asked.question;
+      return asked.reply;
+    });
+    // Asked in the wait's first try, which untilEnded returns after.
+    const questionId = question!.id;
+    // Ended by the connection or by the broker stopping, not the clock: "no reply within" the time asked for would be
+    // false, and a client that half-closed, or pipelined past what is read, may still read this answer.
+    const gone = request.clientGone();
+    if (reply === undefined && (gone.aborted || broker.stopping.aborted)) {
+      const [why, advice] = !gone.aborted
+        ? ["the broker is stopping", `Once the broker is back, wait for it there (GET /wait?agent=${from}&reply_to=${questionId}), not by asking again: that sends the question again`]
+        : gone.reason === READING_PAUSED
+        ? ["this connection pipelined further requests while the ask waited (a connection not read cannot show its client leaving)", ASK_ALONE]
+        : ["the client closed its side of the connection (a half-close reads as leaving)", ASK_ALONE];
+      throw new InteropError(
+        "ask_interrupted",
+        `Ended early: ${why}, so the wait for ${to}'s reply to message ${questionId} ended; the reply, when it ` +
+          `comes, will be in ${from}'s inbox. ${advice}`,
+      );
     }
-    const asked = await broker.ask(from, to, payload, timeoutMs, signal, settled);
-    question = asked.question;
-    return asked.reply;
-  });
-  // Asked in the wait's first try, which untilEnded returns after.
-  const questionId = question!.id;
-  // Ended by the connection or by the broker stopping, not the clock: "no reply within" the time asked for would be
-  // false, and a client that half-closed, or pipelined past what is read, may still read this answer.
-  const gone = request.clientGone();
-  if (reply === undefined && (gone.aborted || broker.stopping.aborted)) {
-    const [why, advice] = !gone.aborted
-      ? ["the broker is stopping", `Once the broker is back, wait for it there (GET /wait?agent=${from}&reply_to=${questionId}), not by asking again: that sends the question again`]
-      : gone.reason === READING_PAUSED
-      ? ["this connection pipelined further requests while the ask waited (a connection not read cannot show its client leaving)", ASK_ALONE]
-      : ["the client closed its side of the connection (a half-close reads as leaving)", ASK_ALONE];
-    throw new InteropError(
-      "ask_interrupted",
-      `Ended early: ${why}, so the wait for ${to}'s reply to message ${questionId} ended; the reply, when it ` +
-        `comes, will be in ${from}'s inbox. ${advice}`,
-    );
+    if (reply === undefined) {
+      throw new InteropError(
+        "reply_timeout",
+        `No reply from ${to} to message ${questionId} within ${timeoutMs / 1000} s; a later reply will be in ${from}'s inbox`,
+      );
+    }
+    return jsonResponse(200, { question: questionId, reply: toWire(reply) });
+  } finally {
+    endRead();
   }
-  if (reply === undefined) {
-    throw new InteropError(
-      "reply_timeout",
-      `No reply from ${to} to message ${questionId} within ${timeoutMs / 1000} s; a later reply will be in ${from}'s inbox`,
-    );
-  }
-  return jsonResponse(200, { question: questionId, reply: toWire(reply) });
 }
 
 /**
  * A read by a client that had the agent's inbox on this store (`Interop-Had-Inbox: STORE`, the `Interop-Store` of an
  * earlier answer) is refused with 410 `agent_removed` when the operator removed the agent since: reading would
- * create the inbox again (a reader announces itself). As for a resumed /subscribe. `hadInboxHere`: the request
- * itself shows it had the inbox on this store.
+ * create the inbox again (a reader announces itself); so is one that the removal overtakes further in, rather than
+ * create it then (see `HolderReads`). As for a resumed /subscribe. Else resolves with the function that ends the
+ * read. `hadInboxHere`: the request itself shows it had the inbox on this store.
  */
-function refuseRemoved(broker: Broker, request: IncomingRequest, agent: AgentName, hadInboxHere = false): Promise<void> {
-  return broker.refuseRemoved(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
+function readAsHolder(broker: Broker, request: IncomingRequest, agent: AgentName, hadInboxHere = false): Promise<() => void> {
+  return broker.readAsHolder(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
 }
 
 /**

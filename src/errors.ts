@@ -7,6 +7,7 @@ export type ErrorCode =
   | "invalid_json"
   | "invalid_body"
   | "unsupported_encoding"
+  | "unsupported_transfer_coding"
   | "invalid_query"
   | "payload_too_large"
   | "no_recipient"

@@ -8,6 +8,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   invalid_json: 400,
   invalid_body: 400,
   unsupported_encoding: 415,
+  // RFC 9112 §6.1: a transfer coding the server does not understand.
+  unsupported_transfer_coding: 501,
   invalid_query: 400,
   invalid_event_id: 400,
   unauthorized: 401,

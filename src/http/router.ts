@@ -206,11 +206,21 @@ async function subscribe(
 }
 
 /**
- * A body sent compressed (`Content-Encoding: gzip`, …) is refused for what it is: read as it came, its bytes are not
- * the UTF-8 text of a message ("not valid UTF-8" would send its client looking in the wrong place). A request without
- * a body is served whatever it says of one (a client library that sets the field on every request, a GET among them).
+ * A body sent compressed (`Content-Encoding: gzip`, …, or a transfer coding other than chunked) is refused for what
+ * it is: read as it came, its bytes are not the UTF-8 text of a message ("not valid UTF-8" would send its client
+ * looking in the wrong place). A request without a body is served whatever it says of one (a client library that
+ * sets the field on every request, a GET among them).
  */
 function refuseEncodedBody(request: IncomingRequest): void {
+  // Both runtimes' parsers take any transfer coding that ends in chunked, and hand over the body unchunked but still
+  // coded (`gzip, chunked`): refused as RFC 9112 says, not read as the message's text.
+  const transfer = request.header("transfer-encoding");
+  if (transfer !== null && !/^\s*chunked\s*$/i.test(transfer)) {
+    throw new InteropError(
+      "unsupported_transfer_coding",
+      `Transfer-Encoding ${JSON.stringify(transfer.slice(0, 40))} is not supported: send the body as it is, or chunked alone`,
+    );
+  }
   const encoding = request.header("content-encoding");
   if (encoding === null || /^\s*(identity)?\s*$/i.test(encoding)) return;
   const declaresBody = request.header("transfer-encoding") !== null || !/^\s*0?\s*$/.test(request.header("content-length") ?? "");

@@ -222,3 +222,28 @@ test("a body sent with Content-Encoding gzip is refused 415 unsupported_encoding
   assert.equal(inbox.status, 200);
   assert.deepEqual((await inbox.json()).map((message: { text: string }) => message.text), ["plain"]);
 });
+
+// Red team, session 46: both runtimes' parsers take `gzip, chunked`, and the body came through still gzip ("not
+// valid UTF-8", or stored as text had it been other bytes).
+test("a body sent with a transfer coding other than chunked is refused 501 unsupported_transfer_coding, and nothing is stored", async (t) => {
+  const broker = await brokerPool(t)();
+  const send = (transferEncoding: string, body: Buffer) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(broker.url).port), "127.0.0.1", () => {
+        const head = `POST /broadcast?from=openclaw&to=hermes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+          `Transfer-Encoding: ${transferEncoding}\r\nConnection: close\r\n\r\n`;
+        socket.write(Buffer.concat([Buffer.from(`${head}${body.length.toString(16)}\r\n`), body, Buffer.from("\r\n0\r\n\r\n")]));
+      });
+      let answer = "";
+      socket.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk)).on("error", reject).on("close", () => resolve(answer));
+    });
+  const refused = await send("gzip, chunked", gzipSync('{"text":"hello"}'));
+  assert.match(refused, /^HTTP\/1\.1 501 /);
+  assert.deepEqual(JSON.parse(refused.slice(refused.indexOf("\r\n\r\n") + 4)), {
+    error: 'Transfer-Encoding "gzip, chunked" is not supported: send the body as it is, or chunked alone',
+    code: "unsupported_transfer_coding",
+  });
+  assert.match(await send("chunked", Buffer.from('{"text":"plain"}')), /^HTTP\/1\.1 200 /);
+  const inbox = await fetch(`${broker.url}/poll?agent=hermes`);
+  assert.deepEqual((await inbox.json()).map((message: { text: string }) => message.text), ["plain"]);
+});

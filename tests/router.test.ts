@@ -258,6 +258,8 @@ test("bad input gets a clear JSON error and leaves stored messages intact", asyn
       // Red team, session 46: read as a take, these took what their client meant only to look at.
       ["GET", "/poll?agent=openclaw&peek=yes", undefined, undefined, 400, "invalid_query"],
       ["GET", "/wait?agent=openclaw&peek=on&lease=5", undefined, undefined, 400, "invalid_query"],
+      // Red team, session 46: read as "not forced" (409 agent_busy), not as what its operator asked for.
+      ["DELETE", "/agents?agent=openclaw&force=yes", undefined, undefined, 400, "invalid_query"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "abc" }, 400, "invalid_event_id"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "999" }, 409, "unknown_event_id"],
       ["GET", "/ntfy/openclaw/json?since=999", undefined, undefined, 409, "unknown_event_id"],

@@ -4,6 +4,7 @@ import type { Broker } from "../broker/broker.ts";
 import { parseAgentName } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { reportClock } from "../status_report.ts";
+import { parseFlag } from "./query_params.ts";
 import { jsonResponse } from "./responses.ts";
 
 /** One agent as `GET /agents` lists it. */
@@ -39,7 +40,7 @@ export async function agentsRoute(broker: Broker, request: IncomingRequest, call
     const created = await broker.addAgent(agent);
     return jsonResponse(created ? 201 : 200, { agent, created });
   }
-  const force = ["1", "true"].includes(request.url.searchParams.get("force") ?? "");
+  const force = parseFlag(request.url.searchParams.get("force"), "force", "force=1 (delete what is pending, end its stream)");
   const deleted = await broker.removeAgent(agent, force);
   return jsonResponse(200, { agent, removed: true, deleted });
 }

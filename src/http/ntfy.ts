@@ -127,6 +127,7 @@ function headerFields(request: IncomingRequest): Omit<PublishFields, "topic" | "
     }
     return undefined;
   };
+  if (pick("x-delay", "delay", "x-at", "at", "x-in", "in") !== undefined) throw scheduledDelivery("invalid_query");
   const tags = pick("x-tags", "tags", "tag", "ta");
   const priority = pick("x-priority", "priority", "prio", "p");
   return {
@@ -150,6 +151,7 @@ function jsonPublish(text: string): PublishFields {
   if (typeof value?.topic !== "string") {
     throw new InteropError("invalid_body", `Invalid JSON publish: "topic" must name the agent; or publish text to ${NTFY_PREFIX}/TOPIC`);
   }
+  if (value.delay !== undefined && value.delay !== null && value.delay !== "") throw scheduledDelivery("invalid_body");
   return {
     topic: value.topic,
     message: jsonString(value, "message") ?? "",
@@ -157,6 +159,11 @@ function jsonPublish(text: string): PublishFields {
     tags: jsonTags(value.tags),
     priority: jsonPriority(value.priority),
   };
+}
+
+/** ntfy's scheduled delivery (`delay`, `at`, `in`): refused, not sent at once against what its publisher asked. */
+function scheduledDelivery(code: "invalid_query" | "invalid_body"): InteropError {
+  return new InteropError(code, "Scheduled delivery (delay, at, in) is not supported: the broker delivers at once; publish when the message is due");
 }
 
 /** A text field of ntfy's JSON publish (null: not given); another type is refused as ntfy refuses it, never dropped. */
@@ -209,7 +216,8 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
   }
   const start = parseSince(request.url.searchParams.get("since"));
   const poll = request.url.searchParams.get("poll");
-  if (poll === "1" || poll === "true") {
+  // As ntfy reads a flag: 1, yes or true (read as a stream, `poll=yes` left its client waiting for the stream's end).
+  if (poll !== null && /^(1|yes|true)$/i.test(poll)) {
     // Built before the messages count as delivered, within the broker's budget, as /poll's answer.
     const answer = broker.answer((envelope) => streamFormat.format.message(envelope), agent);
     const settled = settling(request.clientGone());

@@ -64,13 +64,19 @@ export function parseLimit(value: string | null): number {
 }
 
 /**
- * `peek=1` or `peek=true`: a read that takes nothing, spelled alike on /poll and /wait (`0`, `false`: one that
- * takes). Anything else is refused: read as "take", `peek=yes` took the messages its client meant only to look at.
+ * A yes-or-no query parameter: `1` or `true`, `0` or `false` (or left out). Anything else is refused, not read as
+ * no: `peek=yes` took the messages its client meant only to look at, and `force=yes` left the agent in place.
+ * `use` says what the yes does (`peek=1 (take nothing)`).
  */
-export function parsePeek(value: string | null): boolean {
+export function parseFlag(value: string | null, name: string, use: string): boolean {
   if (value === null || value === "0" || value === "false") return false;
   if (value === "1" || value === "true") return true;
-  throw new InteropError("invalid_query", `Invalid peek: ${JSON.stringify(value)}; use peek=1 (take nothing) or leave it out`);
+  throw new InteropError("invalid_query", `Invalid ${name}: ${JSON.stringify(value)}; use ${use} or leave it out`);
+}
+
+/** `peek=1`: a read that takes nothing, spelled alike on /poll and /wait. */
+export function parsePeek(value: string | null): boolean {
+  return parseFlag(value, "peek", "peek=1 (take nothing)");
 }
 
 /** `lease=SECONDS` goes with a peek: the inbox is the caller's until its take up to what it showed (InboxLeases). */

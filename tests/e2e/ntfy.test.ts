@@ -149,3 +149,18 @@ test("ntfy's JSON publish takes tags as a comma-separated string too, and refuse
   const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
   assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["tagged", "trimmed"], "nothing refused was stored");
 });
+
+// Red team, session 46: a delay was dropped, and the message delivered at once against what its publisher asked.
+test("ntfy's scheduled delivery (delay, at, in) is refused 400, never sent at once; poll=yes polls, as in ntfy", async (t) => {
+  const broker = await brokerPool(t)();
+  const scheduled = "Scheduled delivery (delay, at, in) is not supported: the broker delivers at once; publish when the message is due";
+  const json = await fetch(`${broker.url}/ntfy`, { method: "POST", body: JSON.stringify({ topic: "openclaw", message: "later", delay: "30m" }) });
+  assert.deepEqual([json.status, await json.json()], [400, { error: scheduled, code: "invalid_body" }]);
+  for (const [path, headers] of [["/ntfy/openclaw", { "x-delay": "tomorrow, 10am" }], ["/ntfy/openclaw", { in: "30min" }], ["/ntfy/openclaw?at=1700000000", {}]] as const) {
+    const refused = await fetch(`${broker.url}${path}`, { method: "POST", headers, body: "later" });
+    assert.deepEqual([refused.status, await refused.json()], [400, { error: scheduled, code: "invalid_query" }], path);
+  }
+  assert.equal((await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "now" })).status, 200);
+  const polled = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=yes`)).text();
+  assert.deepEqual(polled.trim().split("\n").map((line) => JSON.parse(line).message), ["now"], "only the message sent now, and the poll ended");
+});

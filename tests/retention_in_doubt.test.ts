@@ -68,7 +68,7 @@ test("a dead letter whose COMMIT lost its answer is counted once PostgreSQL says
   const told: number[] = [];
   const letters = new DeadLetters({
     store,
-    agents: { inboxFor: () => Promise.resolve(inbox) } as unknown as AgentInboxes,
+    agents: { find: () => Promise.resolve(inbox) } as unknown as AgentInboxes,
     observers: { deadLettered: (_agent: AgentName, id: number) => told.push(id) } as unknown as Observers,
     now: () => Date.now(),
   });

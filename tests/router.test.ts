@@ -204,6 +204,19 @@ test("a read by a client that had the inbox, overtaken by the operator's removal
   });
 });
 
+test("a dead letter parked while the operator removes its agent is refused 404 and does not create the inbox again", async () => {
+  // Red team, session 47: 12 of 20 parks racing a forced removal made the agent again (20 of 20 on PostgreSQL).
+  await withRouter(async ({ broker, json }) => {
+    await broker.addAgent("bob" as AgentName);
+    const { body: sent } = await json("POST", "/broadcast?from=hermes&to=bob", JSON.stringify({ text: "deploy" }));
+    // The park finds the message; the removal deletes it (and the inbox) before the park looks the inbox up.
+    const parking = broker.deadLetters.park("bob" as AgentName, sent.id, "refused");
+    assert.equal(await broker.removeAgent("bob" as AgentName, true), 1);
+    await assert.rejects(parking, { code: "unknown_message" });
+    assert.ok(!Object.hasOwn(broker.status().agents, "bob"), "not created again");
+  });
+});
+
 test("a leased reader's take after the operator removed the agent (force) is refused 410 agent_removed, not an empty take of a new inbox", async () => {
   // The removal wins (the lease goes with the inbox); the holder's take, which names no store, created the inbox
   // again and answered [] for what it had been shown.

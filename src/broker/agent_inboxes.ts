@@ -84,9 +84,12 @@ export class AgentInboxes {
 
   /**
    * `agent`'s inbox record, if it has one, created nowhere: on a shared store another broker may have created it since
-   * this one last looked (the view is re-read every second), so an unknown agent is looked for again first.
+   * this one last looked (the view is re-read every second), so an unknown agent is looked for again first. A
+   * removal under way settles first (one refused puts the record back).
    */
   async find(agent: AgentName): Promise<InboxRecord | undefined> {
+    const removal = this.#removals.get(agent);
+    if (removal !== undefined) await removal.catch(() => {});
     if (!this.#records.has(agent) && this.#shared !== undefined) await this.lookAgain();
     return this.#records.get(agent);
   }

@@ -201,6 +201,10 @@ test("a read by a client that had the inbox, overtaken by the operator's removal
     const asked = await json("POST", "/ask?from=bob&to=hermes&timeout=0.05", JSON.stringify({ text: "there?" }), had);
     assert.deepEqual([asked.status, asked.body.code], refused);
     assert.ok(!Object.hasOwn(broker.status().agents, "bob"), "not created again by the ask");
+    // So is a question whose reply is held for its sender (interop mcp's ask).
+    const held = await json("POST", "/broadcast?from=bob&to=hermes&hold_reply=5", JSON.stringify({ text: "there?" }), had);
+    assert.deepEqual([held.status, held.body.code], refused);
+    assert.ok(!Object.hasOwn(broker.status().agents, "bob"), "not created again by the held question");
   });
 });
 

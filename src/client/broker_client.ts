@@ -96,6 +96,9 @@ export class BrokerClient {
     if (options.holdReplySeconds !== undefined) query.set("hold_reply", String(options.holdReplySeconds));
     const request = jsonBody(payload);
     request.headers["idempotency-key"] = options.key ?? crypto.randomUUID();
+    // A held reply is read from the sender's inbox: said as a read of it says it (see `#readInbox`).
+    const hadInboxOn = options.holdReplySeconds === undefined ? undefined : this.#inboxStores.get(from);
+    if (hadInboxOn !== undefined) request.headers["interop-had-inbox"] = hadInboxOn;
     return this.#json<SendReply>("POST", `/broadcast?${query}`, request, undefined, isSendReply);
   }
 

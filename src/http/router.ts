@@ -21,7 +21,7 @@ import { parseHoldReply, parseIdempotencyKey, parseLastEventId, parseLimit, pars
 import { isOperatorLook } from "./request_limits.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
-import { askRoute, pollRoute, waitRoute } from "./take_routes.ts";
+import { askRoute, pollRoute, readingAsHolder, waitRoute } from "./take_routes.ts";
 
 export interface RouterOptions {
   auth: Authenticator;
@@ -147,9 +147,13 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   // A batch (one JSON object per line) is committed at once: all of it, or none.
   const payloads = isBatch(contentType) ? parseBatch(body) : [parsePayload(body, contentType)];
   const options = { replyTo, idempotencyKey: parseIdempotencyKey(request), queued: request.ordered };
+  // A question whose reply is held for its sender is the sender reading its inbox, as an /ask is: refused for a
+  // client that had that inbox here once the operator removed the agent (made again, `interop mcp`'s ask waited on
+  // for a reply that had no inbox to go to).
+  const holdingReply = () => readingAsHolder(broker, request, from, false, () => broker.publishHoldingReply(from, to!, payloads[0], holdReplyMs!, options));
   const { envelopes: stored, refused, refusalsUnknown } = holdReplyMs === undefined
     ? await broker.publishBatch(from, to, payloads, options)
-    : { envelopes: [await broker.publishHoldingReply(from, to!, payloads[0], holdReplyMs, options)], refused: [], refusalsUnknown: false };
+    : { envelopes: [await holdingReply()], refused: [], refusalsUnknown: false };
   return jsonResponse(200, {
     delivered: true,
     messages: payloads.length,

@@ -38,8 +38,7 @@ export async function pollRoute(broker: Broker, request: IncomingRequest, caller
   const settled = peek || shownUpTo !== undefined || takeOne !== undefined ? undefined : settling(request.clientGone());
   // A lease's id says its client had the inbox here: after the operator removed the agent (its lease with it), the
   // holder's take is told so, rather than create the inbox again and answer an empty take of what it was shown.
-  const endRead = await readAsHolder(broker, request, agent, leaseId !== undefined);
-  try {
+  return await readingAsHolder(broker, request, agent, leaseId !== undefined, async () => {
     // Built before the take commits, within the broker's budget: a take is committed only for an answer that exists.
     // JSON.stringify per message: wireJson's shared-prefix cache pays only for a broadcast's copies, not an inbox's.
     // A take of nothing (`up_to=0`: a leased reader ending its lease) carries no message, so it holds no memory for
@@ -81,9 +80,7 @@ export async function pollRoute(broker: Broker, request: IncomingRequest, caller
       };
       return jsonTextResponse(200, await answer.body(messages), headers);
     });
-  } finally {
-    endRead();
-  }
+  });
 }
 
 /**
@@ -117,8 +114,7 @@ export async function waitRoute(
   }
   if (peek) return await leasedWaitAnswer(broker, { auth, revocations }, request, caller, agent, timeoutMs, leaseSeconds, replyTo);
   const settled = settling(request.clientGone());
-  const endRead = await readAsHolder(broker, request, agent);
-  try {
+  return await readingAsHolder(broker, request, agent, false, async () => {
     if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
     const deadline = performance.now() + timeoutMs;
     const message = await untilEnded(broker, auth, caller, request, agent, "nothing was taken from the inbox", async (signal) => {
@@ -131,12 +127,10 @@ export async function waitRoute(
       if (left <= 0 || signal.aborted) return undefined;
       return replyTo === undefined ? await broker.wait(agent, left, signal) : await broker.waitForReply(agent, replyTo, left, signal);
     });
-    // The store's identity: a client that waits again says it had the inbox there (see readAsHolder).
+    // The store's identity: a client that waits again says it had the inbox there (see readingAsHolder).
     const headers = { "interop-store": broker.storeId };
     return message === undefined ? { status: 204, headers, body: "" } : jsonResponse(200, toWire(message), headers);
-  } finally {
-    endRead();
-  }
+  });
 }
 
 /**
@@ -155,8 +149,7 @@ async function leasedWaitAnswer(
   replyTo: number | undefined,
 ): Promise<OutgoingResponse> {
   if (leaseSeconds === undefined) throw new InteropError("invalid_query", "A /wait with peek=1 needs lease=S (1-300 seconds)");
-  const endRead = await readAsHolder(broker, request, agent);
-  try {
+  return await readingAsHolder(broker, request, agent, false, async () => {
     if (replyTo !== undefined) await broker.refuseUnanswerable(agent, replyTo);
     // Held to the memory for answers as a peek's answer is: a client that ends each lease with up_to=0 and reads no
     // answer had the same message built again for every wait, unbounded (30 unread waits on a 15 MiB message: 672 MB).
@@ -173,9 +166,7 @@ async function leasedWaitAnswer(
       const [text] = answer.texts([shown.message]);
       return jsonTextResponse(200, text, { ...headers, [LEASE_HEADER]: shown.lease });
     });
-  } finally {
-    endRead();
-  }
+  });
 }
 
 const ASK_ALONE = "Send an ask on a connection of its own, kept open, to wait for its reply";
@@ -192,8 +183,7 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
   const payload = parsePayload(await request.text(maxBodyBytes), request.header("content-type"));
   // The asker reads its own inbox for the reply: one that had it here does not create it again once removed.
-  const endRead = await readAsHolder(broker, request, from);
-  try {
+  return await readingAsHolder(broker, request, from, false, async () => {
     const settled = settling(request.clientGone());
     const deadline = performance.now() + timeoutMs;
     let question: Envelope | undefined;
@@ -230,20 +220,29 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
       );
     }
     return jsonResponse(200, { question: questionId, reply: toWire(reply) });
-  } finally {
-    endRead();
-  }
+  });
 }
 
 /**
  * A read by a client that had the agent's inbox on this store (`Interop-Had-Inbox: STORE`, the `Interop-Store` of an
  * earlier answer) is refused with 410 `agent_removed` when the operator removed the agent since: reading would
  * create the inbox again (a reader announces itself); so is one that the removal overtakes further in, rather than
- * create it then (see `HolderReads`). As for a resumed /subscribe. Else resolves with the function that ends the
- * read. `hadInboxHere`: the request itself shows it had the inbox on this store.
+ * create it then (see `HolderReads`). As for a resumed /subscribe. Else runs `read`, the read. `hadInboxHere`: the
+ * request itself shows it had the inbox on this store.
  */
-function readAsHolder(broker: Broker, request: IncomingRequest, agent: AgentName, hadInboxHere = false): Promise<() => void> {
-  return broker.readAsHolder(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
+export async function readingAsHolder<T>(
+  broker: Broker,
+  request: IncomingRequest,
+  agent: AgentName,
+  hadInboxHere: boolean,
+  read: () => Promise<T>,
+): Promise<T> {
+  const endRead = await broker.readAsHolder(agent, hadInboxHere ? broker.storeId : request.header("interop-had-inbox") || undefined);
+  try {
+    return await read();
+  } finally {
+    endRead();
+  }
 }
 
 /**

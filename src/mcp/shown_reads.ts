@@ -89,7 +89,7 @@ export async function inboxShown(client: BrokerClient, agent: AgentName, limit: 
  * A read of the agent's inbox, said plainly when the broker refused it because the operator removed the agent
  * (`agent_removed`: this session read the inbox on that store, and reading on would create it again).
  */
-async function unlessRemoved<T>(agent: AgentName, read: Promise<T>): Promise<T> {
+export async function unlessRemoved<T>(agent: AgentName, read: Promise<T>): Promise<T> {
   try {
     return await read;
   } catch (error) {

@@ -11,7 +11,7 @@ import { InteropError } from "../errors.ts";
 import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY } from "../message.ts";
 import { AnswerTakes } from "./answer_takes.ts";
 import { answerShownFor } from "./shown_answers.ts";
-import { inboxShown, nextMessageUntilCancelled, replyUntilCancelled } from "./shown_reads.ts";
+import { inboxShown, nextMessageUntilCancelled, replyUntilCancelled, unlessRemoved } from "./shown_reads.ts";
 import { TakenMessages } from "./taken_messages.ts";
 import { throughOutage } from "./through_outage.ts";
 
@@ -192,11 +192,13 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       // Its reply is held from the agent's other readers (its `interop listen` stream) from the question's commit:
       // one sent at once would otherwise reach them before the first wait for it.
       const payload = payloadOf(text, json);
-      const { id: question } = await client.send(agent, recipient, payload, { holdReplySeconds: REPLY_HOLD_SECONDS }).catch((error) => {
+      const asked = client.send(agent, recipient, payload, { holdReplySeconds: REPLY_HOLD_SECONDS }).catch((error) => {
         // A broker older than held replies refuses hold_reply, storing nothing: the question goes as before.
         if (error instanceof InteropError && error.code === "invalid_query") return client.send(agent, recipient, payload);
         throw error;
       });
+      // Refused, sending nothing, once the operator removed the agent: its reply would have no inbox to go to.
+      const { id: question } = await unlessRemoved(agent, asked);
       const shown = await replyUntilCancelled(client, agent, question, timeout, signal);
       if (shown === null) {
         throw new Error(`No reply from ${recipient} to message ${question} within ${timeout} s; a later reply will be in ${agent}'s inbox`);

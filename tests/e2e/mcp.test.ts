@@ -214,6 +214,11 @@ test("an MCP session whose agent the operator removed while it waited reports th
     const inbox = await call(zora, "inbox");
     assert.equal(inbox.isError, true);
     assert.match(inbox.content[0].text, /zora was removed by the operator/);
+    // An ask holds its reply in zora's inbox: refused too, sending nothing (red team, session 47: it made zora
+    // again and waited for a reply that had nowhere to go).
+    const asked = await call(zora, "ask", { to: "hermes", text: "still there?", timeout_seconds: 2 });
+    assert.equal(asked.isError, true);
+    assert.match(asked.content[0].text, /zora was removed by the operator/);
     assert.ok(!(await agents()).includes("zora"), "zora stays removed");
     const sent = await runCli(["send", "--from", "hermes", "--to", "zora", "still here?", "--url", broker.url]);
     assert.notEqual(sent.code, 0, "a send to the removed agent is refused");

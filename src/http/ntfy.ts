@@ -118,15 +118,18 @@ interface PublishFields {
   priority?: number;
 }
 
+/** An ntfy parameter as ntfy reads one: the first of `names` given as a header, or else as a query parameter. */
+function ntfyParam(request: IncomingRequest, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const header = request.header(name);
+    const value = header === null ? request.url.searchParams.get(name) : headerText(header);
+    if (value !== null && value !== "") return value;
+  }
+  return undefined;
+}
+
 function headerFields(request: IncomingRequest): Omit<PublishFields, "topic" | "message"> {
-  const pick = (...names: string[]) => {
-    for (const name of names) {
-      const header = request.header(name);
-      const value = header === null ? request.url.searchParams.get(name) : headerText(header);
-      if (value !== null && value !== "") return value;
-    }
-    return undefined;
-  };
+  const pick = (...names: string[]) => ntfyParam(request, ...names);
   if (pick("x-delay", "delay", "x-at", "at", "x-in", "in") !== undefined) throw scheduledDelivery("invalid_query");
   const tags = pick("x-tags", "tags", "tag", "ta");
   const priority = pick("x-priority", "priority", "prio", "p");
@@ -214,10 +217,12 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
   if (streamFormat === undefined) {
     throw new InteropError("not_found", `Unknown ntfy format: ${JSON.stringify(format)}; use json, sse or raw`);
   }
-  const start = parseSince(request.url.searchParams.get("since"));
-  const poll = request.url.searchParams.get("poll");
-  // As ntfy reads a flag: 1, yes or true (read as a stream, `poll=yes` left its client waiting for the stream's end).
-  if (poll !== null && /^(1|yes|true)$/i.test(poll)) {
+  // Headers or query parameters, with ntfy's short names: read as a stream, `X-Poll: 1` (or `po=1`, `poll=yes`) left
+  // its client waiting for the stream's end, and `X-Since` was ignored.
+  const start = parseSince(ntfyParam(request, "x-since", "since", "si"));
+  const poll = ntfyParam(request, "x-poll", "poll", "po");
+  // As ntfy reads a flag: 1, yes or true.
+  if (poll !== undefined && /^(1|yes|true)$/i.test(poll)) {
     // Built before the messages count as delivered, within the broker's budget, as /poll's answer.
     const answer = broker.answer((envelope) => streamFormat.format.message(envelope), agent);
     const settled = settling(request.clientGone());
@@ -236,8 +241,8 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
 }
 
 /** ntfy's `since=`: a message id, a Unix time, a duration back from now (`10m`), or `all`. */
-function parseSince(value: string | null): StreamStart {
-  if (value === null || value === "") return { from: "cursor" };
+function parseSince(value: string | undefined): StreamStart {
+  if (value === undefined) return { from: "cursor" };
   if (value === "all") return { from: "time", since: 0 };
   const duration = /^(\d+)(s|m|h|d)$/.exec(value);
   if (duration) {

@@ -151,7 +151,7 @@ test("ntfy's JSON publish takes tags as a comma-separated string too, and refuse
 });
 
 // Red team, session 46: a delay was dropped, and the message delivered at once against what its publisher asked.
-test("ntfy's scheduled delivery (delay, at, in) is refused 400, never sent at once; poll=yes polls, as in ntfy", async (t) => {
+test("ntfy's scheduled delivery (delay, at, in) is refused 400, never sent at once; poll=yes, X-Poll and po=1 poll, as in ntfy", async (t) => {
   const broker = await brokerPool(t)();
   const scheduled = "Scheduled delivery (delay, at, in) is not supported: the broker delivers at once; publish when the message is due";
   const json = await fetch(`${broker.url}/ntfy`, { method: "POST", body: JSON.stringify({ topic: "openclaw", message: "later", delay: "30m" }) });
@@ -163,4 +163,10 @@ test("ntfy's scheduled delivery (delay, at, in) is refused 400, never sent at on
   assert.equal((await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "now" })).status, 200);
   const polled = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=yes`)).text();
   assert.deepEqual(polled.trim().split("\n").map((line) => JSON.parse(line).message), ["now"], "only the message sent now, and the poll ended");
+  // Red team, session 47: as headers, or by ntfy's short names, these were read as a stream that never ended.
+  assert.equal((await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "again" })).status, 200);
+  const asHeader = await (await fetch(`${broker.url}/ntfy/openclaw/json`, { headers: { "x-poll": "1", "x-since": "all" }, signal: AbortSignal.timeout(5000) })).text();
+  assert.deepEqual(asHeader.trim().split("\n").map((line) => JSON.parse(line).message), ["now", "again"], "X-Since: all replayed, X-Poll ended it");
+  const short = await (await fetch(`${broker.url}/ntfy/openclaw/json?po=1&si=all`, { signal: AbortSignal.timeout(5000) })).text();
+  assert.deepEqual(short.trim().split("\n").map((line) => JSON.parse(line).message), ["now", "again"]);
 });

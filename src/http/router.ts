@@ -212,8 +212,8 @@ async function subscribe(
 /**
  * A body sent compressed (`Content-Encoding: gzip`, …, or a transfer coding other than chunked) is refused for what
  * it is: read as it came, its bytes are not the UTF-8 text of a message ("not valid UTF-8" would send its client
- * looking in the wrong place). A request without a body is served whatever it says of one (a client library that
- * sets the field on every request, a GET among them).
+ * looking in the wrong place). A request that declares no body (no Transfer-Encoding, no length above 0) is served
+ * whatever its Content-Encoding says (a client library that sets the field on every request, a GET among them).
  */
 function refuseEncodedBody(request: IncomingRequest): void {
   // Both runtimes' parsers take any transfer coding that ends in chunked, and hand over the body unchunked but still

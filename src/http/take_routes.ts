@@ -195,6 +195,14 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
       const asked = await broker.ask(from, to, payload, timeoutMs, signal, settled);
       question = asked.question;
       return asked.reply;
+    }).catch((error) => {
+      // The question went: said, so that its client does not ask again (its reply has no inbox to go to).
+      if (question === undefined || !(error instanceof InteropError && error.code === "agent_removed")) throw error;
+      throw new InteropError(
+        "agent_removed",
+        `${from} was removed by the operator while its ask waited: message ${question.id} went to ${to}, and a reply to it has no inbox to go to`,
+        { cause: error },
+      );
     });
     // Asked in the wait's first try, which untilEnded returns after.
     const questionId = question!.id;

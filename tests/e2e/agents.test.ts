@@ -145,8 +145,11 @@ test("interop agent remove --force ends the agent's waits, leased wait and ask a
   const forced = await runCli(["agent", "remove", "hermes", "--force", "--url", broker.url]);
   assert.equal(forced.code, 0, forced.stderr);
   const started = Date.now();
-  for (const ended of await Promise.all(waits)) {
-    assert.deepEqual([ended.status, (await ended.json()).code], [410, "agent_removed"]);
+  for (const [i, ended] of (await Promise.all(waits)).entries()) {
+    const body = await ended.json();
+    assert.deepEqual([ended.status, body.code], [410, "agent_removed"]);
+    // Red team, session 47: the ask's said only that the inbox "is not created again", not that its question went.
+    if (i === 2) assert.match(body.error, /^hermes was removed by the operator while its ask waited: message \d+ went to openclaw, and a reply/);
     // These waits were the clients' first reads: the store lets their next read say it had the inbox there.
     assert.match(ended.headers.get("interop-store") ?? "", /^[0-9a-f-]{36}$/);
   }

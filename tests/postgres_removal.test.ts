@@ -376,3 +376,17 @@ test("a read on broker A by a client that had the inbox, overtaken by the agent'
   assert.deepEqual(await a.poll(openclaw, 10), []);
   assert.equal((await stored()).inboxes, 1);
 });
+
+test("a dead letter parked on broker A after broker B removed its agent is refused, not left behind for the agent made again", async (t) => {
+  // Red team, session 47: the park's insert committed after B's removal (5 of 40 racing it), and the letter showed
+  // on the agent created again under the name.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const { a, b, storeA, admin } = brokers;
+  await a.addAgent(openclaw);
+  const { envelopes: [sent] } = await a.publish(hermes, openclaw, { text: "refused" });
+  await b.removeAgent(openclaw, true);
+  // The park's look found the inbox and the message before the removal; its insert comes after.
+  await assert.rejects(storeA.addDeadLetter(openclaw, { messageId: sent.id, reason: "refused", parkedAt: Date.now() }), { code: "unknown_message" });
+  assert.equal((await admin`SELECT 1 FROM interop_dead_letters`).length, 0);
+});

@@ -1,7 +1,7 @@
 /** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
 import { InteropError } from "../errors.ts";
 import { type AgentName, toWire, type WireMessage } from "../message.ts";
-import { cutAs, type MessageStore } from "../store/store.ts";
+import { cutAs, type MessageStore, parkedWithoutInbox } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
@@ -47,7 +47,7 @@ export class DeadLetters {
     // agent the operator was removing (red team 47: 12 of 20 parks racing a forced removal, 20 of 20 on PostgreSQL).
     const inbox = await this.#deps.agents.find(agent);
     if (inbox === undefined || (await store.find(messageId))?.to !== agent) {
-      throw new InteropError("unknown_message", `Cannot park message ${messageId} for ${agent}: ${agent}'s inbox was removed with it`);
+      throw parkedWithoutInbox(agent, messageId);
     }
     // A COMMIT whose answer was lost is waited out: one that committed is counted now, as the client's park again
     // finds the letter there and counts nothing.

@@ -28,6 +28,7 @@ import {
   type InboxRecord,
   type MessageOutcome,
   type MessageStore,
+  parkedWithoutInbox,
   type Parties,
   RETENTION_BATCH,
   type RetentionStep,
@@ -188,10 +189,16 @@ export class PostgresStore implements MessageStore {
   }
 
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
-    return this.#transaction("park a dead letter", async (tx) =>
-      (await tx`
+    return this.#transaction("park a dead letter", async (tx) => {
+      // The inbox's row held (a removal deletes it first, then the inbox's letters): another broker's removal that
+      // committed between the park's look and this insert left its letter behind, shown to the agent made again
+      // (red team 47: 5 of 40 parks racing a removal on the other broker).
+      const [inbox] = await tx`SELECT 1 FROM interop_inboxes WHERE agent = ${agent} FOR KEY SHARE`;
+      if (inbox === undefined) throw parkedWithoutInbox(agent, letter.messageId);
+      return (await tx`
         INSERT INTO interop_dead_letters (agent, message_id, reason, parked_at)
-        VALUES (${agent}, ${letter.messageId}, ${letter.reason}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1);
+        VALUES (${agent}, ${letter.messageId}, ${letter.reason}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1;
+    });
   }
 
   deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<DeadLetter[]> {

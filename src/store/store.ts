@@ -159,6 +159,11 @@ export function agentRemoved(agent: AgentName): InteropError {
   return new InteropError("agent_removed", `${agent} was removed by the operator; its inbox is not created again for a client that had it`);
 }
 
+/** A park (`addDeadLetter`) of a message whose inbox the agent's removal deleted, the message with it. */
+export function parkedWithoutInbox(agent: AgentName, messageId: number): InteropError {
+  return new InteropError("unknown_message", `Cannot park message ${messageId} for ${agent}: ${agent}'s inbox was removed with it`);
+}
+
 /** Whether `error` is a take's or a lease's refusal for another reader's lease (`inboxLeased`). */
 export function isInboxLeased(error: unknown): boolean {
   return error instanceof InteropError && error.code === "inbox_leased";
@@ -402,7 +407,10 @@ export interface MessageStore {
    * total, counted from the newest, keeps within it (at least one): a page cut short so says `wasCut`.
    */
   readLatest(agent: AgentName, limit: number, beforeId?: number, maxChars?: number): Promise<Envelope[]>;
-  /** Parks a message the agent's push receiver refused for good; false if it was parked already. */
+  /**
+   * Parks a message the agent's push receiver refused for good; false if it was parked already. A shared store
+   * refuses it (`unknown_message`) once the agent's inbox is gone: another broker's removal, which deletes the letters.
+   */
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
   /**
    * The agent's last `limit` dead letters (by message id) with a message id below `beforeId` (default: any), oldest

@@ -150,7 +150,7 @@ test("an HTTP/1.1 request without Host gets 400 with a JSON error; an HTTP/1.0 o
 });
 
 /** Sends raw bytes (fetch would normalise the target) and reads the answer to the end. */
-function rawRequest(url: string, bytes: string): Promise<string> {
+function rawRequest(url: string, bytes: string | Uint8Array): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     let answer = "";
@@ -227,16 +227,11 @@ test("a body sent with Content-Encoding gzip is refused 415 unsupported_encoding
 // valid UTF-8", or stored as text had it been other bytes).
 test("a body sent with a transfer coding other than chunked is refused 501 unsupported_transfer_coding, and nothing is stored", async (t) => {
   const broker = await brokerPool(t)();
-  const send = (transferEncoding: string, body: Buffer) =>
-    new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(new URL(broker.url).port), "127.0.0.1", () => {
-        const head = `POST /broadcast?from=openclaw&to=hermes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-          `Transfer-Encoding: ${transferEncoding}\r\nConnection: close\r\n\r\n`;
-        socket.write(Buffer.concat([Buffer.from(`${head}${body.length.toString(16)}\r\n`), body, Buffer.from("\r\n0\r\n\r\n")]));
-      });
-      let answer = "";
-      socket.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk)).on("error", reject).on("close", () => resolve(answer));
-    });
+  const send = (transferEncoding: string, body: Buffer) => {
+    const head = `POST /broadcast?from=openclaw&to=hermes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Transfer-Encoding: ${transferEncoding}\r\nConnection: close\r\n\r\n`;
+    return rawRequest(broker.url, Buffer.concat([Buffer.from(`${head}${body.length.toString(16)}\r\n`), body, Buffer.from("\r\n0\r\n\r\n")]));
+  };
   const refused = await send("gzip, chunked", gzipSync('{"text":"hello"}'));
   assert.match(refused, /^HTTP\/1\.1 501 /);
   assert.deepEqual(JSON.parse(refused.slice(refused.indexOf("\r\n\r\n") + 4)), {

@@ -9,6 +9,9 @@ import { test } from "node:test";
 import postgres from "postgres";
 import type { AgentName } from "../src/message.ts";
 import { PostgresStore } from "../src/store/postgres.ts";
+import { BoundedCalls } from "../src/store/postgres_calls.ts";
+import { Registration } from "../src/store/postgres_registry.ts";
+import { StoreSockets } from "../src/store/postgres_sockets.ts";
 import { waitFor } from "./helpers/broker.ts";
 import { sharedPostgres } from "./helpers/postgres.ts";
 
@@ -51,4 +54,32 @@ test("a read and a write transaction waiting past the bound on a lock the server
   assert.equal(await pruned, "pruned");
   assert.equal(store.outage, undefined);
   assert.deepEqual(warnings, []);
+});
+
+test("a transaction whose client pauses between its statements, each time for less than the bound, is not cut", async (t) => {
+  // The bound's look fell between two statements (`idle in transaction` for a moment, the next one not yet sent)
+  // and cut the call: an outage (every connection cut) with nothing stuck (seen once, in the test above).
+  const cluster = await server(t);
+  if (cluster === undefined) return;
+  const url = await cluster.createDatabase();
+  const registry = await Registration.connect({ url, location: "test", durability: "strict", warn: () => {} });
+  t.after(() => registry.close());
+  const calls = new BoundedCalls(BOUND_MS, { registry, sockets: new StoreSockets(), check: () => Promise.resolve() });
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  t.after(() => sql.end());
+
+  let backend: number | undefined;
+  const statements = await calls.run("paused transaction", () =>
+    sql.begin(async (tx) => {
+      [{ pid: backend }] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      let count = 1;
+      // Half the bound away each time, for four bounds: every look meets the transaction between statements.
+      for (const started = performance.now(); performance.now() - started < 4 * BOUND_MS; count++) {
+        await new Promise((resolve) => setTimeout(resolve, BOUND_MS / 2));
+        await tx`SELECT 1`;
+      }
+      return count;
+    }), () => backend);
+  assert.ok(statements > 4, `${statements} statements`);
+  assert.equal(registry.outage, undefined);
 });

@@ -63,7 +63,7 @@ export class BoundedCalls {
       const look = () => {
         timer = setTimeout(async () => {
           // A server that cannot be asked is not working on it: a partition, a stopped server.
-          const working = await this.#deps.registry.working(backend()).catch(() => false);
+          const working = await this.#deps.registry.working(backend(), this.boundMs).catch(() => false);
           if (settled) return;
           if (working) return look();
           reject(this.#stuck(what));

@@ -144,18 +144,26 @@ export class Registration {
   }
 
   /**
-   * Whether the server runs a statement for the store: on backend `pid`, or on any of the store's connections when
+   * Whether the server works on a call of the store's: on backend `pid`, or on any of the store's connections when
    * the call's is not known. Asked on this connection, which answers while the pool's may not (a desynced client).
    * A statement waiting for a lock runs: the lock's holder has a bound of its own. One waiting for the client does
    * not: `active` with `ClientRead` is a statement the client is still sending (the extended protocol's next message,
-   * behind an answer the client never got).
+   * behind an answer the client never got). A transaction that went to the client within `withinMs` (`idle in
+   * transaction` between its statements) counts as worked on: a look that falls between two statements must not
+   * cut it; one stuck there stays that way past the next look.
    */
-  async working(pid: number | undefined): Promise<boolean> {
+  async working(pid: number | undefined, withinMs: number): Promise<boolean> {
     const [row] = await this.#client.query((sql) =>
       sql<{ working: boolean }[]>`
-        SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND wait_event_type IS DISTINCT FROM 'Client' AND ${
-        pid === undefined ? sql`application_name = ${brokerConnectionName(this.id)}` : sql`pid = ${pid}`
-      }) AS working`
+        SELECT EXISTS (
+          SELECT 1 FROM pg_stat_activity
+          WHERE ${pid === undefined ? sql`application_name = ${brokerConnectionName(this.id)}` : sql`pid = ${pid}`}
+            AND (
+              (state = 'active' AND wait_event_type IS DISTINCT FROM 'Client')
+              OR (state IN ('active', 'idle in transaction')
+                AND state_change > clock_timestamp() - make_interval(secs => ${withinMs / 1000}))
+            )
+        ) AS working`
     );
     return row.working;
   }
@@ -249,12 +257,16 @@ export class Registration {
     }
   }
 
-  /** Retries until the server answers. */
+  /**
+   * Retries until the server answers, from one retry after the outage began: a server stopping closes its
+   * connections one at a time, and this one, not yet closed when the first failed, would answer "back" at once.
+   */
   async #recover(): Promise<void> {
     if (this.#recovering) return;
     this.#recovering = true;
     try {
       while (!this.#closed) {
+        await sleep(RETRY_MS);
         try {
           await this.#client.query((sql) => sql`UPDATE interop_brokers SET heartbeat_at = now() WHERE id = ${this.id}`);
           this.#reachable = true;
@@ -263,7 +275,6 @@ export class Registration {
         } catch {
           // Not back yet.
         }
-        await sleep(RETRY_MS);
       }
     } finally {
       this.#recovering = false;

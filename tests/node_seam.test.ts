@@ -56,6 +56,12 @@ function testHandler(streams: StreamSink[]): Handler {
       return { status: 200, headers: { "content-type": "text/plain; charset=utf-8" }, body: `echo ${body}` };
     }
     if (path === "/empty") return { status: 204, headers: {}, body: "" };
+    if (path === "/late") return await new Promise((resolve) => setTimeout(() => resolve({ status: 200, headers: {}, body: "late answer" }), 50));
+    if (path === "/until-left") {
+      const gone = request.clientGone();
+      await new Promise((resolve) => gone.aborted ? resolve(undefined) : gone.addEventListener("abort", resolve));
+      return { status: 200, headers: {}, body: "saw the client leave" };
+    }
     if (path === "/bad-header") return { status: 200, headers: { "x-bad": "a\r\nset-cookie: b" }, body: "never" };
     return { status: 200, headers: { "content-type": "text/plain" }, body: `${request.method} ${path} x=${request.header("X-Test")}` };
   };
@@ -280,6 +286,28 @@ test("Connection: close, HTTP/1.0, repeated fields and 204 are answered as HTTP 
     assert.doesNotMatch(text, /content-length/i);
   });
 });
+
+for (const [server, request] of [["on the bare socket", get], ["by node:http", (target: string) => `GET ${target} HTTP/1.0\r\n\r\n`]] as const) {
+  test(`a client that half-closes after its request is answered ${server}; what waits sees it leave, and a stream ends`, async () => {
+    // node:http closed the connection at the FIN: a request's answer (a publish stored) never reached its client.
+    await withServer(async (served, streams) => {
+      for (const [target, answer] of [["/late", "late answer"], ["/until-left", "saw the client leave"]]) {
+        const client = new Client(served.port);
+        client.socket.end(request(target));
+        await client.closed;
+        assert.match(client.text, /^HTTP\/1\.1 200 OK\r\n/);
+        assert.ok(client.text.endsWith(`\r\n\r\n${answer}`), JSON.stringify(client.text));
+      }
+      const streamed = new Client(served.port);
+      streamed.socket.write(request("/stream"));
+      await streamed.waitFor("hello");
+      streamed.socket.end();
+      await streamed.closed;
+      const ended = streams[0].closed;
+      if (!ended.aborted) await new Promise((resolve) => ended.addEventListener("abort", resolve));
+    });
+  });
+}
 
 test("a head past the cap gets 431, and a bad header value from the handler cuts only its own connection", async () => {
   await withServer(async (server) => {

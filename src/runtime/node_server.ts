@@ -48,7 +48,10 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
       }
       res.writeHead(response.status, response.headers);
       res.flushHeaders();
-      response.open(new NodeSink(res, "framed"));
+      const sink = new NodeSink(res, "framed");
+      response.open(sink);
+      // Its last chunk written, `node:http` ends the connection (the client half-closed, or hung up).
+      whenClientLeaves(res, () => sink.close());
     }).catch((error) => {
       // Writing the answer failed (a header `node:http` refuses): the connection is cut, the broker goes on.
       handlerFailure(error);
@@ -62,6 +65,11 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes, connections, timeoutMs, options.writeTimeoutMs);
   // Long-lived SSE responses must never be cut by the socket's idle timeout.
   server.timeout = 0;
+  // A client that half-closes after its request (`socat`, `nc -N`) is answered, as on the bare socket: by default
+  // `node:http` closed the connection at the FIN, and a publish stored meanwhile was never acknowledged (its client
+  // sent it again). Undocumented, but Node's own tests set it (nodejs/node#36819 kept it for that); Deno's node:http
+  // reads it too.
+  (server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
   return new Promise((resolve, reject) => {
     const failedToStart = (error: NodeJS.ErrnoException) => {
       connections.stop();
@@ -148,13 +156,28 @@ function fromNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): I
     clientGone() {
       if (gone === undefined) {
         const controller = gone = new AbortController();
-        // "close" before the answer finished: the client hung up or half-closed (node:http closes then too).
-        if (res.closed) controller.abort();
-        else res.once("close", () => res.writableFinished || controller.abort());
+        whenClientLeaves(res, () => controller.abort());
       }
       return gone.signal;
     },
   };
+}
+
+/**
+ * Calls `left` once the client leaves before `res` is finished: it hangs up ("close"), or half-closes ("end"). One
+ * reads as the other until a write fails (a FIN either way), so both count as leaving, as on the bare socket: a wait
+ * takes nothing for it, a stream ends. What is answered is still written (`httpAllowHalfOpen`).
+ */
+function whenClientLeaves(res: http.ServerResponse, left: () => void): void {
+  const socket = res.socket;
+  if (res.closed || socket === null || socket.readableEnded) return left();
+  const leave = () => {
+    socket.off("end", leave);
+    res.off("close", leave);
+    if (!res.writableFinished) left();
+  };
+  socket.on("end", leave);
+  res.on("close", leave);
 }
 
 /** Node's stream events, not its async iterator: the iterator's promise machinery showed in the publish profile. */
@@ -169,7 +192,13 @@ function readNodeBody(req: http.IncomingMessage, limit: number): Promise<Uint8Ar
       req.resume();
       return reject(error);
     }
+    const socket = req.socket;
+    // With `httpAllowHalfOpen`, Deno's node:http never ends a body whose client half-closed before sending all of
+    // it (Node's parser fails it): the read waited for good, holding a place under the connection cap. The FIN cuts
+    // it, as a hang-up would.
+    const cut = () => req.complete || req.destroy(new Error("aborted"));
     const fail = (error: unknown) => {
+      socket.off("end", cut);
       req.off("data", add).off("end", end);
       // The rest of an oversized body is read and dropped, so the answer can still reach the client.
       req.resume();
@@ -182,8 +211,13 @@ function readNodeBody(req: http.IncomingMessage, limit: number): Promise<Uint8Ar
         fail(error);
       }
     };
-    const end = () => resolve(body.bytes());
+    const end = () => {
+      socket.off("end", cut);
+      resolve(body.bytes());
+    };
     // "error" is the connection ending before the body did (Node 24: "aborted", ECONNRESET).
     req.on("data", add).once("end", end).once("error", (error) => fail(bodyReadFailure(error)));
+    if (socket.readableEnded) cut();
+    else socket.once("end", cut);
   });
 }

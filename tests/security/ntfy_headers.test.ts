@@ -29,7 +29,6 @@ function rawPublish(broker: RunningBroker, headers: Buffer, framing: "length" | 
     });
     socket.on("error", reject);
     socket.on("close", () => reject(new Error(`connection closed before an answer: ${JSON.stringify(answer)}`)));
-    // Not ended: node:http drops a request whose client half-closes before the answer.
     socket.write(head);
   });
 }

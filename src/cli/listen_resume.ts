@@ -27,8 +27,8 @@ export function checkWritable(path: string): void {
 }
 
 /**
- * The state file's position, or the output file's last line when it is further on: a kill between the two writes
- * (the line first, then the state) repeats nothing. Without a state file, that line names no store (the file may
+ * The state file's position, or the output file's last line to the agent when it is further on: a kill between the
+ * two writes (the line first, then the state) repeats nothing. Without a state file, that line names no store (the file may
  * hold lines another store's broker sent, whose ids mean other messages here): it counts only when the broker holds
  * that very message (id and creation time) for the agent among its inbox's last HISTORY_CHECK. Otherwise listen
  * starts as without it, and says so.
@@ -39,7 +39,7 @@ export async function resumeAfter(
   context: { agent: AgentName; client: BrokerClient; log: Logger },
 ): Promise<StreamPosition | undefined> {
   const saved = cursor.load();
-  const written = out === undefined ? undefined : lastMessageInFile(out);
+  const written = out === undefined ? undefined : lastMessageInFile(out, context.agent);
   if (written === undefined || (saved !== undefined && written.id <= saved.id)) return saved;
   // The line this listen wrote before it was stopped between the two writes: not to be asked of a broker that may be
   // restarting too (chaos: broker and listener killed together), nor looked for among the newest messages only.

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { appendFileSync, closeSync, fstatSync, openSync, readSync, statSync, truncateSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
-import { fromWire, messageKey } from "../message.ts";
+import { type AgentName, type Envelope, fromWire, messageKey } from "../message.ts";
 import type { StreamedMessage } from "../client/follow.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
 import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
@@ -62,10 +62,12 @@ function cutBackTo(path: string, size: number): void {
 }
 
 /**
- * The last whole message line in an --out file, as its id and key (`messageKey`: the line may have come from another
- * store's broker), or undefined if there is none.
+ * The last whole line in an --out file that is a message to `agent`, as its id and key (`messageKey`: the line may
+ * have come from another store's broker), or undefined if there is none. Other agents' lines are passed over: their
+ * listeners may append to the same file, and a restart after one of theirs resumed after its id (skipping this
+ * agent's messages below it, or reading them again above).
  */
-export function lastMessageInFile(path: string): { id: number; key: string } | undefined {
+export function lastMessageInFile(path: string, agent: AgentName): { id: number; key: string } | undefined {
   let tail: Buffer;
   try {
     tail = readTail(path, TAIL_BYTES);
@@ -75,12 +77,14 @@ export function lastMessageInFile(path: string): { id: number; key: string } | u
   const lines = tail.toString("utf8").split("\n");
   // The final element is "" after a whole line, or a line cut short by a crash: skip it either way.
   for (let index = lines.length - 2; index >= 0; index--) {
+    let message: Envelope;
     try {
-      const message = fromWire(JSON.parse(lines[index]));
-      return { id: message.id, key: messageKey(message) };
+      message = fromWire(JSON.parse(lines[index]));
     } catch {
       // Not one of ours (hand-edited, or cut): look further back.
+      continue;
     }
+    if (message.to === agent) return { id: message.id, key: messageKey(message) };
   }
   return undefined;
 }

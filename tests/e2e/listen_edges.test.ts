@@ -312,6 +312,28 @@ test("listen --out with a new state file does not resume after a last line anoth
   assert.doesNotMatch(behind.stderr, /is not one of/);
 });
 
+test("listens of two agents appending to one --out file each resume after their own last line, not the other's", async (t) => {
+  // alice's listen resumed after bob's line, of a higher id: alice's messages below it were never written (red team 48).
+  const broker = await startBroker({ args: ["--agents", "alice,bob,carol"] });
+  const dir = tempDir();
+  t.after(() => cleanUpAll(() => broker.cleanup(), dir.cleanup));
+  const out = join(dir.path, "shared.jsonl");
+  const listen = (agent: string, limit: number) =>
+    runCli(["listen", "--agent", agent, "--url", broker.url, "--out", out, "--state", join(dir.path, `${agent}.json`), "--limit", String(limit)]);
+  const texts = () => readFileSync(out, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).text);
+  const send = async (to: string, text: string) => assert.equal((await publish(broker.url, "carol", to, { text })).status, 200);
+  for (const text of ["A1", "A2"]) await send("alice", text);
+  assert.equal((await listen("alice", 2)).code, 0);
+  // A3 is stored before B1, so bob's line ends the file with a higher id than A3's.
+  await send("alice", "A3");
+  await send("bob", "B1");
+  await send("alice", "A4");
+  assert.equal((await listen("bob", 1)).code, 0);
+  const next = await listen("alice", 1);
+  assert.equal(next.code, 0, next.stderr);
+  assert.deepEqual(texts(), ["A1", "A2", "B1", "A3"]);
+});
+
 test("listen --limit 1 does not count a message parked as a dead letter: it exits after the next one is written", async (t) => {
   const broker = await startBroker();
   const dir = tempDir();

@@ -8,7 +8,7 @@ import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parse
 import type { Io } from "./io.ts";
 import { deliverUntilDone } from "./listen_delivery.ts";
 import { a2aOutbound, chooseSink, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
-import { checkWritable, resumeAfter } from "./listen_resume.ts";
+import { checkWritable, positionSaver, resumeAfter } from "./listen_resume.ts";
 import { createLogger } from "./logger.ts";
 import { pushUrlFromEnv } from "./push_url_variables.ts";
 
@@ -175,6 +175,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const log = createLogger(io, "listen", values.verbose);
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.urls.all.join(","), agent);
   checkWritable(cursor.path);
+  const savePosition = positionSaver(cursor, log);
   const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
   const sink = a2a?.deliver ?? chooseSink(values, io);
   const limit = values.limit === undefined ? Infinity : parseCount("listen", "--limit", values.limit, 1, 1_000_000);
@@ -193,7 +194,7 @@ export async function run(args: string[], io: Io): Promise<number> {
         if (await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log })) written++;
       },
       delivered: (position) => {
-        cursor.save(position);
+        savePosition(position);
         a2a?.handedOver(position?.id);
         if (written >= limit) limitReached.abort();
       },

@@ -27,6 +27,31 @@ export function checkWritable(path: string): void {
 }
 
 /**
+ * Saves each position as listen passes it. One that cannot be saved (a full disk, the file replaced by a directory)
+ * is said once and listen goes on: the message is written, where the stream broken by the failed save resumed from
+ * the old id and wrote it again at every reconnect for as long as the disk stayed full. Said again once saved.
+ */
+export function positionSaver(cursor: CursorFile, log: Logger): (position: StreamPosition | undefined) => void {
+  let failing = false;
+  return (position) => {
+    try {
+      cursor.save(position);
+    } catch (error) {
+      if (!failing) {
+        log.warn(
+          `cannot save the position to ${cursor.path}: ${(error as Error).message}; listen goes on, and a restart before ` +
+            "it is saved again starts from the last position saved",
+        );
+      }
+      failing = true;
+      return;
+    }
+    if (failing) log.info(`the position is saved to ${cursor.path} again (after message ${position?.id})`);
+    failing = false;
+  };
+}
+
+/**
  * The state file's position, or the output file's last line to the agent when it is further on: a kill between the
  * two writes (the line first, then the state) repeats nothing. Without a state file, that line names no store (the file may
  * hold lines another store's broker sent, whose ids mean other messages here): it counts only when the broker holds

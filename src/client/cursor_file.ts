@@ -1,5 +1,5 @@
 /** The last delivered id of a `listen`, kept in a file so a restart neither loses nor repeats a message. */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import type { StreamPosition } from "./broker_client.ts";
@@ -67,8 +67,14 @@ export class CursorFile {
       updated_at: new Date().toISOString(),
     };
     const temporary = `${this.path}.${process.pid}.tmp`;
-    // 600, as the A2A state file beside it: `--state` may name a directory others can read.
-    writeFileSync(temporary, JSON.stringify(state) + "\n", { mode: PRIVATE_FILE_MODE });
-    renameSync(temporary, this.path);
+    try {
+      // 600, as the A2A state file beside it: `--state` may name a directory others can read.
+      writeFileSync(temporary, JSON.stringify(state) + "\n", { mode: PRIVATE_FILE_MODE });
+      renameSync(temporary, this.path);
+    } catch (error) {
+      // A full disk made the file and wrote nothing into it: not left beside the state file.
+      rmSync(temporary, { force: true });
+      throw error;
+    }
   }
 }

@@ -1,7 +1,7 @@
 /** `interop listen` at its edges: another reader taking the stream, a FIFO nobody reads, a reader that stops early. */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
@@ -332,6 +332,43 @@ test("listens of two agents appending to one --out file each resume after their 
   const next = await listen("alice", 1);
   assert.equal(next.code, 0, next.stderr);
   assert.deepEqual(texts(), ["A1", "A2", "B1", "A3"]);
+});
+
+test("listen whose state file cannot be saved any more writes each message once, says so once, and saves again once it can", async (t) => {
+  // The failed save broke the stream, which resumed from the old id: the message written again at every reconnect
+  // for as long as the disk stayed full (red team 48: 5 copies in 6 s).
+  const broker = await startBroker();
+  const dir = tempDir();
+  let listen: ChildProcess | undefined;
+  t.after(() => cleanUpAll(() => listen && stopListen(listen, "SIGKILL"), () => broker.cleanup(), dir.cleanup));
+  const out = join(dir.path, "out.jsonl");
+  const state = join(dir.path, "state.json");
+  // Whole lines: the file exists (empty) from the start.
+  const written = () => existsSync(out) ? readFileSync(out, "utf8").split("\n").slice(0, -1).map((line) => JSON.parse(line).n) : [];
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--out", out, "--state", state]);
+  const done = collect(listen);
+  const send = async (n: number) => (await (await publish(broker.url, "openclaw", "hermes", { n })).json()).id as number;
+  await send(1);
+  await waitFor(() => written().length === 1, 10_000, "message 1");
+  // A directory in the state file's place: the save's rename fails, as a full disk's write does (root writes
+  // into read-only directories).
+  rmSync(state);
+  mkdirSync(state);
+  writeFileSync(join(state, "in the way"), "");
+  await send(2);
+  await send(3);
+  await waitFor(() => written().length === 3, 10_000, "messages 2 and 3");
+  // Past the first reconnect's backoff (0.5 s) twice over.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(written(), [1, 2, 3]);
+  rmSync(state, { recursive: true });
+  const last = await send(4);
+  await waitFor(() => existsSync(state) && JSON.parse(readFileSync(state, "utf8")).last_id === last, 10_000, "the position saved again");
+  await stopListen(listen, "SIGTERM");
+  const { stderr } = await done;
+  assert.deepEqual(written(), [1, 2, 3, 4]);
+  assert.equal(stderr.match(/cannot save the position to /g)?.length, 1, stderr);
+  assert.match(stderr, /the position is saved to .* again \(after message \d+\)/);
 });
 
 test("listen --limit 1 does not count a message parked as a dead letter: it exits after the next one is written", async (t) => {

@@ -51,8 +51,12 @@ const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 export async function follow(options: FollowOptions): Promise<void> {
   let position = options.from;
   let attempt = 0;
-  /** The identity of the store behind the last stream that opened (undefined from a broker older than store ids). */
-  let streamStore: string | undefined;
+  /**
+   * The identity of the store behind the last stream that opened (undefined from a broker older than store ids), at
+   * first the saved position's: the agent had its inbox there, so a removal while listen was stopped is not undone by
+   * its restart.
+   */
+  let streamStore = options.from?.store;
   while (!options.signal.aborted) {
     const openedAt = performance.now();
     try {

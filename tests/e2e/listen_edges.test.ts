@@ -130,6 +130,23 @@ test("an agent removed while its listen has the stream stops listen (exit 9); it
   assert.ok(!agents.includes("hermes"), agents.join());
 });
 
+test("an agent removed while its listen was stopped is not created again by the next listen from its state file (exit 9)", async (t) => {
+  // The removal was undone by a restart (a manual one, or a unit enabled at boot): only a live listen knew the agent
+  // had its inbox on that store (red team 48).
+  const broker = await startBroker();
+  const dir = tempDir();
+  t.after(() => cleanUpAll(() => broker.cleanup(), dir.cleanup));
+  const args = ["listen", "--agent", "hermes", "--url", broker.url, "--state", join(dir.path, "state.json")];
+  await publish(broker.url, "openclaw", "hermes", { n: 1 });
+  assert.equal((await runCli([...args, "--limit", "1"])).code, 0);
+  const removed = await runCli(["agent", "remove", "hermes", "--url", broker.url]);
+  assert.equal(removed.code, 0, removed.stderr);
+  const again = await runCli(args);
+  assert.equal(again.code, 9, again.stderr);
+  assert.match(again.stderr, REMOVED);
+  assert.ok(!("hermes" in (await (await fetch(`${broker.url}/status`)).json()).agents));
+});
+
 test("a second listen for the same agent takes over; the first waits for it to leave and resumes by its own id", async (t) => {
   const dir = tempDir();
   let broker: RunningBroker | undefined;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type AddressInfo, connect, Socket } from "node:net";
+import process from "node:process";
 import { test } from "node:test";
 import { InteropError } from "../src/errors.ts";
 import { serveWithNode } from "../src/runtime/node_server.ts";
@@ -308,6 +309,45 @@ for (const [server, request] of [["on the bare socket", get], ["by node:http", (
     });
   });
 }
+
+test("requests pipelined behind one node:http serves wait their turn: a wait is not taken for a client that left, a stream stays open", async () => {
+  // A response queued behind another has no socket of its own until its turn: read as the client gone, a pipelined
+  // wait answered at once with nothing taken, and a stream ended empty (red team 48).
+  const chunked = (target: string) => `POST ${target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`;
+  await withServer(async (server, streams) => {
+    const waiting = new Client(server.port);
+    waiting.socket.write(chunked("/echo") + get("/until-left"));
+    await waiting.waitFor("echo abc");
+    const streamed = new Client(server.port);
+    streamed.socket.write(chunked("/echo") + get("/stream"));
+    await streamed.waitFor("hello");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.doesNotMatch(waiting.text, /saw the client leave/);
+    assert.equal(streams[0].closed.aborted, false);
+    waiting.socket.end();
+    await waiting.waitFor("saw the client leave");
+    streamed.socket.end();
+    await streamed.closed;
+  });
+});
+
+test("twenty requests pipelined on a connection node:http serves add no listener per request to its socket", async () => {
+  // One "end" listener each went past Node's warning at 11, written to the broker's log once per such connection.
+  const warnings: string[] = [];
+  const warned = (warning: Error) => warnings.push(warning.message);
+  process.on("warning", warned);
+  try {
+    await withServer(async (server) => {
+      const client = new Client(server.port);
+      const request = `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`;
+      client.socket.write(request.repeat(20));
+      await client.waitFor("echo abc", 20);
+    });
+  } finally {
+    process.off("warning", warned);
+  }
+  assert.deepEqual(warnings, []);
+});
 
 test("a head past the cap gets 431, and a bad header value from the handler cuts only its own connection", async () => {
   await withServer(async (server) => {

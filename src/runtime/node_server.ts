@@ -7,6 +7,7 @@ import { sweepPeriod } from "./deadline_sweep.ts";
 import { errorJson, NodeConnections, rawErrorAnswer } from "./node_connections.ts";
 import { bodyReadFailure, LimitedBody, requestTimeout, utf8Text } from "./read_body.ts";
 import { NodeSink } from "./node_sink.ts";
+import { cutBodyWhenClientLeaves, whenClientLeaves } from "./client_leaving.ts";
 import { targetUrl } from "./request_head.ts";
 import { answerOnBareSocket } from "./node_bare_requests.ts";
 import { writeInPieces } from "./piece_writes.ts";
@@ -51,7 +52,7 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
       const sink = new NodeSink(res, "framed");
       response.open(sink);
       // Its last chunk written, `node:http` ends the connection (the client half-closed, or hung up).
-      whenClientLeaves(res, () => sink.close());
+      whenClientLeaves(req, res, () => sink.close());
     }).catch((error) => {
       // Writing the answer failed (a header `node:http` refuses): the connection is cut, the broker goes on.
       handlerFailure(error);
@@ -156,28 +157,11 @@ function fromNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): I
     clientGone() {
       if (gone === undefined) {
         const controller = gone = new AbortController();
-        whenClientLeaves(res, () => controller.abort());
+        whenClientLeaves(req, res, () => controller.abort());
       }
       return gone.signal;
     },
   };
-}
-
-/**
- * Calls `left` once the client leaves before `res` is finished: it hangs up ("close"), or half-closes ("end"). One
- * reads as the other until a write fails (a FIN either way), so both count as leaving, as on the bare socket: a wait
- * takes nothing for it, a stream ends. What is answered is still written (`httpAllowHalfOpen`).
- */
-function whenClientLeaves(res: http.ServerResponse, left: () => void): void {
-  const socket = res.socket;
-  if (res.closed || socket === null || socket.readableEnded) return left();
-  const leave = () => {
-    socket.off("end", leave);
-    res.off("close", leave);
-    if (!res.writableFinished) left();
-  };
-  socket.on("end", leave);
-  res.on("close", leave);
 }
 
 /** Node's stream events, not its async iterator: the iterator's promise machinery showed in the publish profile. */
@@ -192,13 +176,9 @@ function readNodeBody(req: http.IncomingMessage, limit: number): Promise<Uint8Ar
       req.resume();
       return reject(error);
     }
-    const socket = req.socket;
-    // With `httpAllowHalfOpen`, Deno's node:http never ends a body whose client half-closed before sending all of
-    // it (Node's parser fails it): the read waited for good, holding a place under the connection cap. The FIN cuts
-    // it, as a hang-up would.
-    const cut = () => req.complete || req.destroy(new Error("aborted"));
+    const stopWatching = cutBodyWhenClientLeaves(req);
     const fail = (error: unknown) => {
-      socket.off("end", cut);
+      stopWatching();
       req.off("data", add).off("end", end);
       // The rest of an oversized body is read and dropped, so the answer can still reach the client.
       req.resume();
@@ -212,12 +192,10 @@ function readNodeBody(req: http.IncomingMessage, limit: number): Promise<Uint8Ar
       }
     };
     const end = () => {
-      socket.off("end", cut);
+      stopWatching();
       resolve(body.bytes());
     };
     // "error" is the connection ending before the body did (Node 24: "aborted", ECONNRESET).
     req.on("data", add).once("end", end).once("error", (error) => fail(bodyReadFailure(error)));
-    if (socket.readableEnded) cut();
-    else socket.once("end", cut);
   });
 }

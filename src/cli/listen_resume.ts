@@ -53,10 +53,10 @@ export function positionSaver(cursor: CursorFile, log: Logger): (position: Strea
 
 /**
  * The state file's position, or the output file's last line to the agent when it is further on: a kill between the
- * two writes (the line first, then the state) repeats nothing. Without a state file, that line names no store (the file may
- * hold lines another store's broker sent, whose ids mean other messages here): it counts only when the broker holds
- * that very message (id and creation time) for the agent among its inbox's last HISTORY_CHECK. Otherwise listen
- * starts as without it, and says so.
+ * two writes (the line first, then the state) repeats nothing. Without a state file, that line names no store (the
+ * file may hold lines another store's broker sent, whose ids mean other messages here): it counts only when the
+ * broker holds that very message (id and creation time) for the agent among its inbox's last HISTORY_CHECK.
+ * Otherwise listen starts as without it, and says so.
  */
 export async function resumeAfter(
   cursor: CursorFile,

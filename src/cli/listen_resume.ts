@@ -1,4 +1,7 @@
-/** Where a restarted `interop listen` resumes: its state file, or the last line of its --out file when that is further on. */
+/**
+ * Where a restarted `interop listen` resumes (its state file, or the last line of its --out file when that is further
+ * on), and the saving of that position as listen goes.
+ */
 import { rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";

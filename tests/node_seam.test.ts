@@ -310,6 +310,29 @@ for (const [server, request] of [["on the bare socket", get], ["by node:http", (
   });
 }
 
+test("every request a client pipelined before it half-closed is answered, in order, on the bare socket as by node:http", async () => {
+  // The bare path started nothing after the FIN: the requests still queued behind the ones in flight (past the
+  // in-flight cap, a GET behind an unanswered request, one node:http was to serve) went unanswered while node:http
+  // answered them all, and a publish among them was never stored (red team 48).
+  const chunked = `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nnxt\r\n0\r\n\r\n`;
+  const pipelines = {
+    "on the bare socket": [post("/late", ""), get("/after-late"), ...Array.from({ length: 20 }, (_, i) => post("/echo", `e${i}`))],
+    "ending with a request for node:http": [post("/late", ""), post("/echo", "plain"), chunked],
+  };
+  await withServer(async (server) => {
+    for (const [name, requests] of Object.entries(pipelines)) {
+      const client = new Client(server.port);
+      client.socket.end(requests.join(""));
+      await client.closed;
+      const answers = client.text.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, requests.length, `${name}: ${JSON.stringify(client.text)}`);
+      assert.ok(answers.every((answer) => answer.startsWith("HTTP/1.1 200 OK\r\n")), name);
+      assert.ok(answers[0].endsWith("late answer"), name);
+      assert.ok(answers.at(-1)!.endsWith(name === "on the bare socket" ? "echo e19" : "echo nxt"), `${name}: ${answers.at(-1)}`);
+    }
+  });
+});
+
 test("requests pipelined behind one node:http serves wait their turn: a wait is not taken for a client that left, a stream stays open", async () => {
   // A response queued behind another has no socket of its own until its turn: read as the client gone, a pipelined
   // wait answered at once with nothing taken, and a stream ended empty (red team 48).

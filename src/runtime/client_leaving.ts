@@ -62,7 +62,9 @@ export function whenClientLeaves(req: IncomingMessage, res: ServerResponse, left
 export function cutBodyWhenClientLeaves(req: IncomingMessage): () => void {
   const cut = () => req.complete || req.destroy(new Error("aborted"));
   if (gone(req.socket)) {
-    cut();
+    // Once the parser has read what arrived before the FIN (it calls the handler at the head): a body sent whole
+    // is served.
+    setImmediate(cut);
     return () => {};
   }
   return onceLeft(req.socket, cut);

@@ -78,7 +78,8 @@ interface Pending {
  * of its publishes already committed would be lost with the connection). A paused socket cannot see its client
  * leave (TCP brings the hang-up after the bytes held back), so the requests in flight that wait on their client
  * being there (a wait, an ask) end then, as its leaving would end them: the pipeline moves on, and a hang-up is
- * seen once what came before it is read.
+ * seen once what came before it is read. A client that half-closes is answered every request it sent whole before
+ * (as `node:http` answers them), the last answer closing the connection.
  */
 export class BareConnection {
   readonly #socket: Socket;
@@ -94,11 +95,11 @@ export class BareConnection {
   #unordered: Pending | undefined;
   /** Started requests whose handlers have not answered yet. */
   #unanswered = 0;
-  /** No further request is started: a stream, `Connection: close`, a hang-up, or a hand-off to `node:http`. */
+  /** No further request is started: a stream, `Connection: close`, or a hand-off to `node:http`. */
   #stopped = false;
   #handingOff = false;
   #streaming = false;
-  /** The client half-closed: what was started is answered, the last answer closing the connection. */
+  /** The client half-closed: what it sent whole is answered, the last answer closing the connection. */
   #ended = false;
   #idle = false;
   #corked = false;
@@ -252,7 +253,7 @@ export class BareConnection {
           socket.cork();
           process.nextTick(BareConnection.#uncork, this);
         }
-        const last = head.closeAfter || (this.#ended && pending.length === 0);
+        const last = head.closeAfter || (this.#ended && pending.length === 0 && this.#received === "");
         const rest = writeBody(socket, response, last ? "connection: close\r\n" : KEEP_ALIVE, this.#shared.writeTimeoutMs);
         if (rest !== undefined) {
           // A big body goes a piece at a time: what comes after it waits for its last piece.
@@ -270,7 +271,8 @@ export class BareConnection {
         socket.destroy();
       }
     }
-    if (socket.destroyed || this.#ended) return;
+    // Closed, or ending after the last answer.
+    if (!socket.writable) return;
     if (pending.length === 0) {
       if (this.#handingOff) return this.#handOff();
       if (this.#stopped) return;
@@ -278,6 +280,8 @@ export class BareConnection {
     }
     // An answer may let the next request start: one held back by the cap, or a GET waiting for the answers before it.
     this.#next();
+    // Half-closed with nothing more to start (a request cut short by the FIN is not one).
+    if (this.#ended) return void (this.#pending.length === 0 && !this.#handingOff && this.#shared.connections.endAfter(socket));
     if (this.#pending.length === 0 && this.#received === "" && !this.#stopped) this.#waitIdle(IDLE_CUT_MS);
   }
 
@@ -339,15 +343,20 @@ export class BareConnection {
     // Handed as the first "data", before the socket reads on: Deno's node:http read what arrived next before bytes
     // put back with unshift() (a body's packets before its head: 400 "Parse Error"). Node's parser takes either.
     socket.emit("data", received);
+    // node:http listens from now on: the FIN that came before is its client's too (it answers, then closes).
+    if (this.#ended) socket.emit("end");
     this.#hold(false);
   }
 
-  /** A hang-up or a half-close: with no answer owed the connection goes; else the client left, as `node:http` reads it. */
+  /**
+   * A hang-up or a half-close: with no answer owed the connection goes; else the client left, as `node:http` reads
+   * it, and what it sent whole is answered, started as the connection lets it (the cap, the order), each seeing its
+   * client gone.
+   */
   #peerEnded(): void {
     if (this.#streaming) return void this.#socket.end();
     if (this.#pending.length === 0) return void this.#socket.destroy();
     this.#ended = true;
-    this.#stopped = true;
     for (const request of this.#pending) request.gone?.abort();
   }
 

@@ -182,12 +182,13 @@ test("heldJsonAnswer() tells what it waits for to stop once the held answer's cl
 
 /**
  * A router on a broker the test opens and closes itself, its bugs kept as the broker's log would get them; a blocking
- * call waits 20 s for its reply.
+ * or streamed call waits `a2aWaitMs` for its reply.
  */
 async function openA2aRouter(
   dataDir: string,
   internalErrors: unknown[],
   overrides: Partial<BrokerOptions> = {},
+  a2aWaitMs = 20_000,
 ): Promise<{ handler: Handler; broker: Broker }> {
   // Opened first: once the broker is, nothing that can throw comes before the caller holds it.
   const auth = await Authenticator.open(new TokenFile(dataDir));
@@ -197,7 +198,7 @@ async function openA2aRouter(
     metrics: new BrokerMetrics(() => broker.status(), []),
     maxBodyBytes: 65536,
     retryMs: 2000,
-    a2aWaitMs: 20_000,
+    a2aWaitMs,
     a2aKeepaliveMs: KEEPALIVE_MS,
     onInternalError: (error) => internalErrors.push(error),
   });
@@ -297,4 +298,86 @@ test("a blocking SendMessage whose recipient is removed with its message (agent 
     assert.equal(await broker.removeAgent("bob" as AgentName, true), 1);
     await assertAnsweredTaskGone(held, started, internalErrors);
   });
+});
+
+/** A SendStreamingMessage to bob, as Hermes's `a2a_call` sends one to a card with streaming on, opened on a sink. */
+async function streamedSend(handler: Handler, text: string): Promise<{ ended: Promise<boolean>; events(): Array<Record<string, any>> }> {
+  const response = await post(handler, "/a2a/bob", {
+    jsonrpc: "2.0",
+    id: "call-s",
+    method: "SendStreamingMessage",
+    params: { message: { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text }] } },
+  }, { "a2a-version": "1.0" });
+  assert.ok(isStream(response));
+  const sink = new TextSink();
+  // Resolves false if the stream is still open after 5 s: the old code left some open for good.
+  const ended = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 5000);
+    sink.closed.addEventListener("abort", () => resolve(clearTimeout(timer) ?? true), { once: true });
+  });
+  response.open(sink);
+  const events = () => sink.text.split("\n").filter((line) => line.startsWith("data:")).map((line) => JSON.parse(line.slice(5)));
+  return { ended, events };
+}
+
+/** Whether an event of a v1.0 task stream shows the task completed. */
+const showsCompleted = (event: Record<string, any>) =>
+  (event.result?.task ?? event.result?.statusUpdate)?.status?.state === "TASK_STATE_COMPLETED";
+
+// Hermes streams its calls: a SIGTERM as the reply committed ended the stream's wait with nothing taken, and the
+// stream then showed the reply, which also stayed in the caller's inbox (13 of 15 such stops).
+test("a task stream whose wait the broker's stopping ends tells the caller to ask again and never shows a reply left in its inbox", async () => {
+  const dir = tempDir();
+  const internalErrors: unknown[] = [];
+  try {
+    const { handler, broker } = await openA2aRouter(dir.path, internalErrors);
+    let stream: Awaited<ReturnType<typeof streamedSend>>;
+    let replied: Promise<unknown>;
+    try {
+      stream = await streamedSend(handler, "still there?");
+      let question: number | undefined;
+      while (question === undefined) {
+        [question] = (await broker.poll("bob" as AgentName, 1)).map((envelope) => envelope.id);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      replied = broker.publish("bob" as AgentName, "a2a" as AgentName, { text: "yes" }, { replyTo: question }).catch(() => undefined);
+    } finally {
+      await broker.close();
+    }
+    assert.equal(await stream.ended, true, "the stream ended with the broker");
+    const events = stream.events();
+    assert.equal(events.filter(showsCompleted).length, 0, JSON.stringify(events));
+    assert.equal(events.at(-1)?.error?.data?.code, "storage_unavailable", JSON.stringify(events));
+    const stored = await replied !== undefined;
+    const again = await openA2aRouter(dir.path, internalErrors);
+    try {
+      const pending = (await again.broker.peek("a2a" as AgentName, 10)).map((envelope) => envelope.payload.text);
+      assert.deepEqual(pending, stored ? ["yes"] : [], "the reply waits in the caller's inbox, once");
+    } finally {
+      await again.broker.close();
+    }
+    assert.deepEqual(internalErrors, []);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("a task stream whose wait passed its bound ends as it stands: a reply that comes later is the caller inbox's alone", async () => {
+  const dir = tempDir();
+  const internalErrors: unknown[] = [];
+  const { handler, broker } = await openA2aRouter(dir.path, internalErrors, {}, 300);
+  try {
+    const stream = await streamedSend(handler, "anyone?");
+    assert.equal(await stream.ended, true, "ended at the bound");
+    await bobReplies(handler, 0, "late answer");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const events = stream.events();
+    assert.equal(events.filter(showsCompleted).length, 0, JSON.stringify(events));
+    assert.ok(events.every((event) => event.error === undefined), JSON.stringify(events));
+    assert.deepEqual((await broker.peek("a2a" as AgentName, 10)).map((envelope) => envelope.payload.text), ["late answer"]);
+    assert.deepEqual(internalErrors, []);
+  } finally {
+    await broker.close();
+    dir.cleanup();
+  }
 });

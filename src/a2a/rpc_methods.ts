@@ -111,10 +111,8 @@ async function sendMessage(call: Call): Promise<Answer> {
   const waited = async (): Promise<OutgoingResponse> => {
     // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
     const left = new AbortController();
-    const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal]), recorded).then(async (revoked) => {
-      if (revoked) {
-        throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
-      }
+    const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal]), recorded).then(async (end) => {
+      if (end === "revoked") throw revokedWhileWaiting(call);
       // Not read from a store being closed: that failed as storage_failed, which says nothing of the stored message.
       if (call.broker.stopping.aborted) throw stoppedWhileWaiting(taskId);
       return { jsonrpc: "2.0", id: call.rpcId, result: await result() };
@@ -127,6 +125,10 @@ async function sendMessage(call: Call): Promise<Answer> {
   } catch (error) {
     return { response: refusalResponse(call.rpcId, error, taskId) };
   }
+}
+
+function revokedWhileWaiting(call: Call): InteropError {
+  return new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
 }
 
 /**
@@ -146,7 +148,7 @@ function stoppedWhileWaiting(taskId: string): InteropError {
  * The JSON-RPC error a held answer ends with: its head went long ago, so a refusal's HTTP status is lost (its code
  * and retryAfter are in `data`); a bug is logged as the router logs one, since the router's catch is long past.
  */
-function lateRpcError(call: Call, error: unknown, taskId: string): unknown {
+function lateRpcError(call: Call, error: unknown, taskId: string): object {
   const refusal = rpcRefusal(call.rpcId, error, taskId);
   if (refusal !== undefined) return refusal.body;
   call.options.onInternalError(error);
@@ -154,16 +156,23 @@ function lateRpcError(call: Call, error: unknown, taskId: string): unknown {
 }
 
 /**
+ * How a wait for a task's reply ended: `settled`, its reply taken for the call or nothing left to take (the caller may
+ * be shown the settled task); `revoked`, the caller's token; `over`, the bound passed, the broker stopping or the
+ * client gone, with nothing taken (a reply that comes is the caller inbox's).
+ */
+type WaitEnd = "settled" | "revoked" | "over";
+
+/**
  * Waits, up to the bound or until `until` aborts, for the task of `envelope` to settle; its reply is taken from the
  * caller's inbox, as `/ask` takes it, since the caller gets it in the answer or on its stream (Hermes streams its
- * calls: without this the reply came again as a new turn through its inbox). Resolves true when the caller's token
- * was revoked meanwhile (which ends the wait, as it ends an /ask: the reply then stays in the caller's inbox). The
+ * calls: without this the reply came again as a new turn through its inbox). A revoked token ends the wait, as it
+ * ends an /ask: the reply then stays in the caller's inbox. The
  * wait's record made with the message (`recorded`, see `publish`) ends with it; without one (a SubscribeToTask) the
  * wait records itself, once it begins. The operator's removal of the caller's agent ends it as it ends an /ask: 410
  * `agent_removed` once the removal committed (the reply has no inbox to come to: it waited out the bound); one that
  * was refused or failed leaves it waiting for the rest of the bound.
  */
-async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, recorded?: Promise<string | undefined>): Promise<boolean> {
+async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, recorded?: Promise<string | undefined>): Promise<WaitEnd> {
   const settled = new AbortController();
   // Not only a reply settles it: a dead letter or a cancel does too, or a reply another reader took.
   const check = () => void settledWithNothingToTake(call, envelope).then((done) => done && settled.abort(), () => settled.abort());
@@ -176,7 +185,7 @@ async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, 
   check();
   const deadline = performance.now() + call.options.replyWaitMs;
   try {
-    await waitThroughRemoval(
+    const taken = await waitThroughRemoval(
       call.broker,
       call.sender,
       // A reply already in the inbox (the task settled before this call: a SubscribeToTask, a retried SendMessage) is
@@ -185,7 +194,8 @@ async function awaitSettled(call: Call, envelope: Envelope, until: AbortSignal, 
         call.broker.waitForReply(call.sender, envelope.id, msUntil(deadline), AbortSignal.any([until, settled.signal, removal]), resumed ? undefined : recorded),
       () => until.aborted || settled.signal.aborted || msUntil(deadline) <= 0,
     );
-    return revoked;
+    if (revoked) return "revoked";
+    return taken !== undefined || settled.signal.aborted ? "settled" : "over";
   } finally {
     unwatch();
     unwatchToken();
@@ -208,7 +218,9 @@ async function settledWithNothingToTake(call: Call, envelope: Envelope): Promise
  * 429 past the task's MAX_FOLLOWERS_PER_TASK;
  * `recorded`, the record of that wait made with the message, ends with it (a stream is opened even for a client that
  * already hung up: the record never outlives the stream). A wait for the reply refused (the caller's agent removed,
- * the store failing) ends the stream with the JSON-RPC error a blocking call is answered.
+ * the store failing), or ended by the broker stopping, ends the stream with the JSON-RPC error a blocking call is
+ * answered; one past the bound ends it as it stands. Either way a reply that comes then stays in the caller's inbox,
+ * so the stream never shows it: it would reach the caller twice (Hermes: a SIGTERM as the reply committed, 13 of 15).
  */
 function streamTask(
   call: Call,
@@ -218,8 +230,17 @@ function streamTask(
 ): Promise<OutgoingResponse> {
   // Only the task's sender streams it (loadTask refuses others): the reply is the caller's to take.
   return followingTask(call, envelope, recorded, () =>
-    Promise.resolve(taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, (closed) =>
-      awaitSettled(call, envelope, closed, recorded).then(() => undefined, (error) => lateRpcError(call, error, taskIdOf(envelope))), firstRead)));
+    Promise.resolve(taskStream(call.broker, call.options.changes, envelope, call.rpcId, call.version, async (closed) => {
+      const taskId = taskIdOf(envelope);
+      try {
+        const end = await awaitSettled(call, envelope, closed, recorded);
+        if (end === "settled") return true;
+        // Past the bound, or its token revoked (which cuts the stream: `endOnRevocation`), it ends as it stands.
+        return call.broker.stopping.aborted ? lateRpcError(call, stoppedWhileWaiting(taskId), taskId) : false;
+      } catch (error) {
+        return lateRpcError(call, error, taskId);
+      }
+    }, firstRead)));
 }
 
 /**

@@ -22,7 +22,7 @@ export function rpcRefusal(
   rpcId: string | number | null,
   error: unknown,
   taskId?: string,
-): { status: number; body: unknown; headers: Record<string, string> } | undefined {
+): { status: number; body: object; headers: Record<string, string> } | undefined {
   if (error instanceof A2aError) {
     return { status: 200, body: { jsonrpc: "2.0", id: rpcId, error: { code: error.code, message: error.message } }, headers: {} };
   }

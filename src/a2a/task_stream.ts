@@ -18,9 +18,10 @@ const KEEPALIVE_MS = 15_000;
 /**
  * Streams the task of `envelope` to the client of JSON-RPC request `id`, shaped for `version`; `opened` is told
  * when the stream starts, with the signal that aborts when it ends, and returns what settles once the task has and
- * its reply is taken for the stream: only then does the stream write the settled task and end (ended sooner, the
- * reply it showed would also stay in the caller's inbox; its take stopped, never having written it, lost it). What
- * settles with a JSON-RPC error answer instead (the take refused) ends the stream with it.
+ * its reply is taken for the stream (`true`): only then does the stream write the settled task and end (ended
+ * sooner, the reply it showed would also stay in the caller's inbox; its take stopped, never having written it, lost
+ * it). What settles with a JSON-RPC error answer instead (the take refused) ends the stream with it; `false` ends it
+ * as it stands (the reply, not taken, is the caller inbox's).
  * `firstRead` reads the task for the first event (a message just sent: `taskOfStored`, so that a store closed by the
  * broker's stopping still gives the client its task before the stream ends, not an empty stream).
  */
@@ -30,7 +31,7 @@ export function taskStream(
   envelope: Envelope,
   rpcId: string | number,
   version: ProtocolVersion,
-  opened: (closed: AbortSignal) => Promise<unknown>,
+  opened: (closed: AbortSignal) => Promise<boolean | object>,
   firstRead: (broker: Broker, envelope: Envelope) => Promise<A2aTask> = taskOfMessage,
 ): OutgoingResponse {
   return streamResponse("text/event-stream; charset=utf-8", (sink) => {
@@ -57,13 +58,13 @@ export function taskStream(
       });
     };
     const unwatch = changes.watch(broker, envelope, reload);
-    void opened(sink.closed).then((refusal) => {
-      if (refusal === undefined) {
+    void opened(sink.closed).then((end) => {
+      if (end === true) {
         taken = true;
         reload();
         return;
       }
-      sink.write(encodeEvent({ data: JSON.stringify(refusal) }));
+      if (end !== false) sink.write(encodeEvent({ data: JSON.stringify(end) }));
       sink.close();
     });
     // Each keepalive also re-reads the task: a backstop for a change the watch did not hear.

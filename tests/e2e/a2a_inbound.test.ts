@@ -361,6 +361,25 @@ test("a blocking SendMessage whose token is revoked meanwhile gets 401 at once, 
   assert.deepEqual((await pollInbox(hub, "bob")).map((message) => message.text), ["still there"]);
 });
 
+test("a task stream whose token is revoked meanwhile is cut, and the reply that comes later is in the caller's inbox once", async (t) => {
+  // Not shown on a stream its wait did not take it for (a revoked token's streams are cut), nor lost.
+  const hub = await startHub(t);
+  const response = await fetch(`${hub.broker.url}/a2a/bob`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(hub.tokens.alice) },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SendStreamingMessage", params: { message: { messageId: "s1", role: "ROLE_USER", parts: [{ text: "stream it" }] } } }),
+  });
+  const text = response.text().then(() => "ended", () => "cut");
+  const [question] = await pollInbox(hub, "bob");
+  await revokeTokens(hub.broker.dataDir, "alice");
+  assert.equal(await text, "cut");
+  await replyAsBob(hub, question.interop.id, "too late for the stream");
+  const alice = await createToken(hub.broker.dataDir, "alice");
+  // Until the broker has read the new token (within a second) it answers 401.
+  await waitFor(async () => (await inboxOf(hub.broker.url, "alice", alice, true).catch(() => [])).length === 1, 5000, "the reply in alice's inbox");
+  assert.deepEqual((await inboxOf(hub.broker.url, "alice", alice)).map((message) => message.text), ["too late for the stream"]);
+});
+
 // Found in note 45: removing the caller's agent left its blocking call waiting out --a2a-wait for a reply that had no
 // inbox to come to (as /ask did before it answered 410).
 test("the operator's removal of a blocking SendMessage's or a task stream's caller ends them at once with agent_removed", async (t) => {

@@ -57,6 +57,7 @@ function testHandler(streams: StreamSink[]): Handler {
       return { status: 200, headers: { "content-type": "text/plain; charset=utf-8" }, body: `echo ${body}` };
     }
     if (path === "/empty") return { status: 204, headers: {}, body: "" };
+    if (path === "/big") return { status: 200, headers: {}, body: "b".repeat(Number(request.url.searchParams.get("bytes"))) };
     if (path === "/late") return await new Promise((resolve) => setTimeout(() => resolve({ status: 200, headers: {}, body: "late answer" }), 50));
     if (path === "/until-left") {
       const gone = request.clientGone();
@@ -329,6 +330,35 @@ test("every request a client pipelined before it half-closed is answered, in ord
       assert.ok(answers.every((answer) => answer.startsWith("HTTP/1.1 200 OK\r\n")), name);
       assert.ok(answers[0].endsWith("late answer"), name);
       assert.ok(answers.at(-1)!.endsWith(name === "on the bare socket" ? "echo e19" : "echo nxt"), `${name}: ${answers.at(-1)}`);
+    }
+  });
+});
+
+test("requests held back while the client reads its answers slowly are answered after it half-closes, and no answer is cut short", async () => {
+  // A FIN with nothing started (the rest waiting for the client to read) destroyed the connection: the answers still
+  // in its buffer were cut short and the requests waiting were dropped. With an answer owed at the FIN, the first
+  // answer written after it that filled the buffer ended the connection, dropping the rest (red team 49).
+  const big = get("/big?bytes=1000000");
+  const cases = [
+    { name: "the FIN once the first answers fill the buffer", first: big, finAfterMs: 300 },
+    { name: "the FIN with an answer owed", first: post("/late", ""), finAfterMs: 0 },
+  ];
+  await withServer(async (server) => {
+    for (const { name, first, finAfterMs } of cases) {
+      // Past what the kernel's buffers take on loopback while the client reads nothing (~4 MiB).
+      const requests = [first, ...Array(9).fill(big), post("/echo", "one"), post("/echo", "two")];
+      const client = new Client(server.port);
+      client.socket.pause();
+      client.socket.write(requests.join(""));
+      if (finAfterMs > 0) await new Promise((resolve) => setTimeout(resolve, finAfterMs));
+      client.socket.end();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      client.socket.resume();
+      await client.closed;
+      const answers = client.text.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, requests.length, `${name}: ${answers.length} answers, ${client.text.length} bytes`);
+      assert.ok(answers.slice(1, 10).every((answer) => answer.endsWith("b".repeat(1_000_000))), name);
+      assert.ok(answers.at(-1)!.endsWith("echo two"), name);
     }
   });
 });

@@ -124,11 +124,18 @@ export class BareConnection {
     this.#next();
   }
 
-  /** Starts what arrived whole, while the connection may; reads no more while past a request's worth waits its turn. */
+  /**
+   * Starts what arrived whole, while the connection may; reads no more while past a request's worth waits its turn.
+   * Half-closed, the connection ends once nothing is owed and nothing sent whole waits its turn (for the client to
+   * read the answers before it, say): what is left is a request cut short by the FIN.
+   */
   #next(): void {
     const held = this.#startArrived();
     // Only requests waiting their turn can be past the caps (one being read is handed over before).
     this.#hold(held && this.#received.length > this.#shared.maxHeadBytes + MAX_BARE_BODY_BYTES);
+    if (this.#ended && !held && this.#pending.length === 0 && !this.#writing && this.#socket.writable) {
+      this.#shared.connections.endAfter(this.#socket);
+    }
   }
 
   /**
@@ -280,9 +287,7 @@ export class BareConnection {
     }
     // An answer may let the next request start: one held back by the cap, or a GET waiting for the answers before it.
     this.#next();
-    // Half-closed with nothing more to start (a request cut short by the FIN is not one).
-    if (this.#ended) return void (this.#pending.length === 0 && !this.#handingOff && this.#shared.connections.endAfter(socket));
-    if (this.#pending.length === 0 && this.#received === "" && !this.#stopped) this.#waitIdle(IDLE_CUT_MS);
+    if (this.#pending.length === 0 && this.#received === "" && !this.#stopped && !this.#ended) this.#waitIdle(IDLE_CUT_MS);
   }
 
   #openStream(response: StreamResponse): void {
@@ -349,15 +354,16 @@ export class BareConnection {
   }
 
   /**
-   * A hang-up or a half-close: with no answer owed the connection goes; else the client left, as `node:http` reads
-   * it, and what it sent whole is answered, started as the connection lets it (the cap, the order), each seeing its
-   * client gone.
+   * A hang-up or a half-close: the client left, as `node:http` reads it, and what it sent whole is answered, started
+   * as the connection lets it (the cap, the order, its reading of the answers before), each seeing its client gone;
+   * then the connection ends, once the answers are written out (not destroyed: those a slow reader has not read yet
+   * would go with it).
    */
   #peerEnded(): void {
     if (this.#streaming) return void this.#socket.end();
-    if (this.#pending.length === 0) return void this.#socket.destroy();
     this.#ended = true;
     for (const request of this.#pending) request.gone?.abort();
+    this.#next();
   }
 
   /**

@@ -381,3 +381,25 @@ test("a task stream whose wait passed its bound ends as it stands: a reply that 
     dir.cleanup();
   }
 });
+
+// Red team 49: bob peeked at the question and answered it as the caller canceled it. Both landed (the cancel checked
+// before the reply committed), the task read CANCELED, and the caller's wait took the reply it then showed nowhere.
+test("a reply stored as a cancel raced it settles the task: the caller's call shows it, taken from its inbox once", async () => {
+  await withOwnA2aRouter(async (handler, broker, internalErrors) => {
+    const message = { messageId: "raced", role: "ROLE_USER", parts: [{ text: "still wanted?" }] };
+    const send = (configuration: Record<string, unknown>) =>
+      post(handler, "/a2a/bob", { jsonrpc: "2.0", id: 1, method: "SendMessage", params: { message, configuration } }, { "a2a-version": "1.0" });
+    const sent = JSON.parse(bodyText(await send({ returnImmediately: true }) as never)).result.task;
+    const [question] = await broker.peek("bob" as AgentName, 1);
+    await broker.publish("bob" as AgentName, "a2a" as AgentName, { text: "yes" }, { replyTo: question.id });
+    assert.equal(await broker.tasks.withdraw("bob" as AgentName, question.id), true, "the cancel that raced the reply");
+    const answered = JSON.parse(bodyText(await send({}) as never)).result.task;
+    assert.equal(answered.id, sent.id);
+    assert.equal(answered.status.state, "TASK_STATE_COMPLETED");
+    assert.equal(answered.artifacts[0].parts[0].text, "yes");
+    assert.deepEqual(await broker.peek("a2a" as AgentName, 10), [], "taken with the answer, once");
+    const cancel = await post(handler, "/a2a/bob", { jsonrpc: "2.0", id: 2, method: "CancelTask", params: { id: sent.id } }, { "a2a-version": "1.0" });
+    assert.equal(JSON.parse(bodyText(cancel as never)).error.code, -32002, "no longer cancelable");
+    assert.deepEqual(internalErrors, []);
+  });
+});

@@ -37,7 +37,7 @@ export async function heldAnswer<Item extends { id: number }, Built extends obje
 export function streamResponse(contentType: string, open: StreamStarter, headers: Record<string, string> = {}): OutgoingResponse {
   return {
     status: 200,
-    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", connection: "keep-alive", ...headers },
+    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", ...headers },
     open,
   };
 }

@@ -14,7 +14,7 @@ export class NodeSink implements StreamSink {
   readonly #chunked: boolean;
   readonly #endConnection: ((socket: Socket) => void) | undefined;
   readonly #closing = new AbortController();
-  /** The client hung up while the stream was being prepared. */
+  /** The client hung up, or half-closed (it left: as a FIN during a stream ends it), while the stream was being prepared. */
   readonly #gone: boolean;
 
   constructor(output: ServerResponse | Socket, framing: "framed" | "chunked", endConnection?: (socket: Socket) => void) {
@@ -22,12 +22,16 @@ export class NodeSink implements StreamSink {
     this.#chunked = framing === "chunked";
     this.#endConnection = endConnection;
     const closing = this.#closing;
+    const close = () => closing.abort();
     // `on`, not `once`: "close" comes once, and `once` would keep a wrapper per stream.
-    output.on("close", () => closing.abort());
-    // Then "close" has already fired. Its abort comes a microtask later, so that what the stream's opening listens
-    // for on `closed` hears it (an abort event is not replayed to a listener added after it: such a stream never
-    // ended, and stayed the agent's stream).
-    this.#gone = output.closed || output.destroyed;
+    output.on("close", close);
+    // A bare socket's client that half-closes has left (its connection ends after the FIN): from then on what the
+    // stream writes would be dropped, yet counted delivered, until "close" came.
+    if ("readableEnded" in output) output.on("end", close);
+    // Gone already (or half-closed: a stream pipelined ahead of the FIN gets only its head), "close" (or "end") has
+    // fired. Its abort comes a microtask later, so that what the stream's opening listens for on `closed` hears it (an
+    // abort event is not replayed to a listener added after it: such a stream never ended, and stayed the agent's).
+    this.#gone = output.closed || output.destroyed || ("readableEnded" in output && output.readableEnded);
     if (this.#gone) queueMicrotask(() => closing.abort());
   }
 

@@ -166,9 +166,9 @@ async function taskOf(
     contextId,
     taskId: id,
   });
-  // A reply there is came first, whatever the withdrawal's time says: one to a withdrawn message is refused, so it
-  // was stored as a cancel raced it (bob peeked and answered). Shown as CANCELED, the reply a stream or a blocking
-  // call took for the caller was shown nowhere.
+  // A reply, when there is one, came first whatever the withdrawal's time says: one to a withdrawn message is
+  // refused, so it was stored as a cancel raced it (bob peeked and answered). Shown as CANCELED, the reply a stream
+  // or a blocking call took for the caller was shown nowhere.
   if (outcome.withdrawnAt !== undefined && outcome.reply === undefined) {
     return {
       ...base,

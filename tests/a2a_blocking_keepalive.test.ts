@@ -251,14 +251,18 @@ test("a held blocking SendMessage that the broker's stopping ends tells the call
 async function withOwnA2aRouter(
   work: (handler: Handler, broker: Broker, internalErrors: unknown[]) => Promise<void>,
   overrides: Partial<BrokerOptions> = {},
+  a2aWaitMs?: number,
 ): Promise<void> {
   const dir = tempDir();
   const internalErrors: unknown[] = [];
-  const { handler, broker } = await openA2aRouter(dir.path, internalErrors, overrides);
   try {
-    await work(handler, broker, internalErrors);
+    const { handler, broker } = await openA2aRouter(dir.path, internalErrors, overrides, a2aWaitMs);
+    try {
+      await work(handler, broker, internalErrors);
+    } finally {
+      await broker.close();
+    }
   } finally {
-    await broker.close();
     dir.cleanup();
   }
 }
@@ -313,7 +317,10 @@ async function streamedSend(handler: Handler, text: string): Promise<{ ended: Pr
   // Resolves false if the stream is still open after 5 s: the old code left some open for good.
   const ended = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 5000);
-    sink.closed.addEventListener("abort", () => resolve(clearTimeout(timer) ?? true), { once: true });
+    sink.closed.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve(true);
+    }, { once: true });
   });
   response.open(sink);
   const events = () => sink.text.split("\n").filter((line) => line.startsWith("data:")).map((line) => JSON.parse(line.slice(5)));
@@ -363,10 +370,7 @@ test("a task stream whose wait the broker's stopping ends tells the caller to as
 });
 
 test("a task stream whose wait passed its bound ends as it stands: a reply that comes later is the caller inbox's alone", async () => {
-  const dir = tempDir();
-  const internalErrors: unknown[] = [];
-  const { handler, broker } = await openA2aRouter(dir.path, internalErrors, {}, 300);
-  try {
+  await withOwnA2aRouter(async (handler, broker, internalErrors) => {
     const stream = await streamedSend(handler, "anyone?");
     assert.equal(await stream.ended, true, "ended at the bound");
     await bobReplies(handler, 0, "late answer");
@@ -376,10 +380,7 @@ test("a task stream whose wait passed its bound ends as it stands: a reply that 
     assert.ok(events.every((event) => event.error === undefined), JSON.stringify(events));
     assert.deepEqual((await broker.peek("a2a" as AgentName, 10)).map((envelope) => envelope.payload.text), ["late answer"]);
     assert.deepEqual(internalErrors, []);
-  } finally {
-    await broker.close();
-    dir.cleanup();
-  }
+  }, {}, 300);
 });
 
 // Red team 49: bob peeked at the question and answered it as the caller canceled it. Both landed (the cancel checked

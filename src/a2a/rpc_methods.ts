@@ -112,7 +112,9 @@ async function sendMessage(call: Call): Promise<Answer> {
     // A reply can take minutes (an agent's turn): past the keepalive interval the answer is held open with spaces.
     const left = new AbortController();
     const settled = awaitSettled(call, envelope, AbortSignal.any([call.request.clientGone(), left.signal]), recorded).then(async (end) => {
-      if (end === "revoked") throw revokedWhileWaiting(call);
+      if (end === "revoked") {
+        throw new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
+      }
       // Not read from a store being closed: that failed as storage_failed, which says nothing of the stored message.
       if (call.broker.stopping.aborted) throw stoppedWhileWaiting(taskId);
       return { jsonrpc: "2.0", id: call.rpcId, result: await result() };
@@ -125,10 +127,6 @@ async function sendMessage(call: Call): Promise<Answer> {
   } catch (error) {
     return { response: refusalResponse(call.rpcId, error, taskId) };
   }
-}
-
-function revokedWhileWaiting(call: Call): InteropError {
-  return new InteropError("unauthorized", `Token revoked while waiting: the message was stored, a reply will be in ${call.sender}'s inbox`);
 }
 
 /**

@@ -128,6 +128,22 @@ export class Authenticator {
   }
 
   /**
+   * Refuses (401) a caller let in at its request's head whose token was revoked since, or, let in without a token,
+   * once tokens are on: a body that arrives in parts (chunked, or past what is read with the head) may come long
+   * after, and `interop token revoke` has returned by then.
+   */
+  async confirm(caller: Caller): Promise<void> {
+    await this.current();
+    if (caller === "anyone" ? !this.#enabled : this.#tokens.has(caller.tokenHash)) return;
+    throw new InteropError(
+      "unauthorized",
+      caller === "anyone"
+        ? "Missing token: tokens were turned on while the request's body arrived; send Authorization: Bearer TOKEN"
+        : "Invalid token: it was revoked while the request's body arrived; nothing was done",
+    );
+  }
+
+  /**
    * Calls `onRevoked` once the caller's token is revoked, checked every second and whenever the tokens are
    * re-read (so once a request sees the revocation, so has every watch): a stream or a wait opened with a token
    * must not outlive it, nor one opened without a token the first token (which turns tokens on). Returns the

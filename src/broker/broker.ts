@@ -325,6 +325,11 @@ export class Broker {
     return publishHoldingReply(this.#askDeps, from, to, payload, holdMs, options);
   }
 
+  /** Ends the hold `publishHoldingReply` made for the reply to `agent`'s question `questionId` (its token was revoked). */
+  endReplyHold(agent: AgentName, questionId: number): void {
+    this.#replyWaits.endHold(agent, questionId);
+  }
+
   /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */
   refuseUnanswerable(agent: AgentName, questionId: number): Promise<void> {
     return refuseUnanswerable(this.#store, agent, questionId);

@@ -26,27 +26,19 @@ export class ReplyHolds {
    * reply then reaches the agent's readers in order, as one sent without a hold).
    */
   add(agent: AgentName, questionId: number, ms: number, release: () => void): void {
-    this.#end(agent, questionId);
+    this.end(agent, questionId);
     const held = this.#held.get(agent) ?? new Map();
     this.#held.set(agent, held);
-    if (held.size >= this.#maxPerAgent) this.#end(agent, held.keys().next().value!);
-    const timer = setTimeout(() => this.#end(agent, questionId), ms);
+    if (held.size >= this.#maxPerAgent) this.end(agent, held.keys().next().value!);
+    const timer = setTimeout(() => this.end(agent, questionId), ms);
     // Bounded by the hold's seconds, and cleared by `close`: it need not keep a process alive.
     (timer as { unref?: () => void }).unref?.();
     held.set(questionId, { release, timer });
   }
 
-  /**
-   * A wait for the reply now holds it itself: the hold made at the commit ends here (on this broker), and the
-   * wait's own rules apply from now on.
-   */
-  takeOver(agent: AgentName, questionId: number): void {
-    this.#end(agent, questionId);
-  }
-
   /** `agent` was removed: its questions went with its inbox, so their replies are ordinary messages now. */
   endAll(agent: AgentName): void {
-    for (const questionId of [...this.#held.get(agent)?.keys() ?? []]) this.#end(agent, questionId);
+    for (const questionId of [...this.#held.get(agent)?.keys() ?? []]) this.end(agent, questionId);
   }
 
   /**
@@ -58,7 +50,11 @@ export class ReplyHolds {
     this.#held.clear();
   }
 
-  #end(agent: AgentName, questionId: number): void {
+  /**
+   * Ends the hold of the reply to `agent`'s message `questionId` here (on this broker), if it is still held: a wait for
+   * the reply now holds it itself (its own rules apply from now on), or the token that made the hold was revoked.
+   */
+  end(agent: AgentName, questionId: number): void {
     const held = this.#held.get(agent);
     const hold = held?.get(questionId);
     if (held === undefined || hold === undefined) return;

@@ -91,7 +91,7 @@ export class ReplyWaits {
     let kept: Promise<void> | undefined;
     try {
       // Once the wait's own hold is in place, a hold from the question's commit ends: the wait's rules apply.
-      this.#holds.takeOver(agent, questionId);
+      this.#holds.end(agent, questionId);
       const result = await work();
       kept = keep?.(result);
       return result;
@@ -156,6 +156,14 @@ export class ReplyWaits {
       release();
       void recorded?.then((record) => record === undefined ? undefined : this.#shared!.endAwait(agent, record)).catch(() => {});
     });
+  }
+
+  /**
+   * Ends the hold from the commit of `agent`'s question `questionId`, if it still holds: the token that made it was
+   * revoked (its reply, and all after it, then reach the agent's new token's readers).
+   */
+  endHold(agent: AgentName, questionId: number): void {
+    this.#holds.end(agent, questionId);
   }
 
   /**

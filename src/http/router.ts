@@ -11,8 +11,8 @@ import { InteropError } from "../errors.ts";
 import { type AgentName, isBatch, parseAgentName, parseBatch, parsePayload, toWire } from "../message.ts";
 import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } from "../runtime/types.ts";
 import { agentsRoute } from "./agent_routes.ts";
-import { LeaseRevocations } from "./lease_revocations.ts";
 import { AgentShares } from "./agent_shares.ts";
+import { GrantRevocations } from "./grant_revocations.ts";
 import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
@@ -46,12 +46,12 @@ type Route = (request: IncomingRequest, caller: Caller) => Promise<OutgoingRespo
 export function createRouter(broker: Broker, options: RouterOptions): Handler {
   // Made once for every stream: each open stream keeps its format, and one made per stream was four closures more each.
   const streamFormats = { named: sseFormat(options.retryMs, true), plain: sseFormat(options.retryMs, false) };
-  const leaseRevocations = new LeaseRevocations(options.auth, broker.leases);
+  const revocations = new GrantRevocations(options.auth);
   const events = eventsRoute(broker, options.retryMs);
   const routes: Record<string, Partial<Record<string, Route>>> = {
-    "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes) },
-    "/poll": { GET: (request, caller) => pollRoute(broker, request, caller, leaseRevocations) },
-    "/wait": { GET: (request, caller) => waitRoute(broker, options.auth, request, caller, leaseRevocations) },
+    "/broadcast": { POST: (request, caller) => broadcast(broker, request, caller, options.maxBodyBytes, revocations) },
+    "/poll": { GET: (request, caller) => pollRoute(broker, request, caller, revocations) },
+    "/wait": { GET: (request, caller) => waitRoute(broker, options.auth, request, caller, revocations) },
     "/ask": { POST: (request, caller) => askRoute(broker, options.auth, request, caller, options.maxBodyBytes) },
     "/subscribe": { GET: (request, caller) => subscribe(broker, request, caller, streamFormats) },
     "/status": { GET: async () => jsonTextResponse(200, await broker.statusJson()) },
@@ -96,9 +96,10 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     return await shares.hold(shareHolder(request, caller), () => answer(request, caller));
   };
   // Async, so that a refusal thrown here rejects the promise its share waits on (and frees the place).
-  const answer = async (request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> => {
-    const { pathname } = request.url;
-    refuseEncodedBody(request);
+  const answer = async (received: IncomingRequest, caller: Caller): Promise<OutgoingResponse> => {
+    const { pathname } = received.url;
+    refuseEncodedBody(received);
+    const request = confirmedAfterBody(received, options.auth, caller);
     if (isA2aPath(pathname)) return await endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
     if (isNtfyPath(pathname)) {
       return await endOnRevocation(options.auth, caller, handleNtfy(broker, request, caller, options.maxBodyBytes));
@@ -132,7 +133,13 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   };
 }
 
-async function broadcast(broker: Broker, request: IncomingRequest, caller: Caller, maxBodyBytes: number): Promise<OutgoingResponse> {
+async function broadcast(
+  broker: Broker,
+  request: IncomingRequest,
+  caller: Caller,
+  maxBodyBytes: number,
+  revocations: GrantRevocations,
+): Promise<OutgoingResponse> {
   const from = parseAgentName(request.url.searchParams.get("from"), "from");
   authorize(caller, from, "send as");
   const toParam = request.url.searchParams.get("to");
@@ -150,7 +157,13 @@ async function broadcast(broker: Broker, request: IncomingRequest, caller: Calle
   // A question whose reply is held for its sender is the sender reading its inbox, as an /ask is: refused for a
   // client that had that inbox here once the operator removed the agent (made again, `interop mcp`'s ask waited on
   // for a reply that had no inbox to go to).
-  const holdingReply = () => readingAsHolder(broker, request, from, false, () => broker.publishHoldingReply(from, to!, payloads[0], holdReplyMs!, options));
+  const holdingReply = () =>
+    readingAsHolder(broker, request, from, false, async () => {
+      const question = await broker.publishHoldingReply(from, to!, payloads[0], holdReplyMs!, options);
+      const end = () => broker.endReplyHold(from, question.id);
+      revocations.watch(caller, `reply hold ${from} ${question.id}`, holdReplyMs!, end);
+      return question;
+    });
   const { envelopes: stored, refused, refusalsUnknown } = holdReplyMs === undefined
     ? await broker.publishBatch(from, to, payloads, options)
     : { envelopes: [await holdingReply()], refused: [], refusalsUnknown: false };
@@ -233,6 +246,27 @@ function refuseEncodedBody(request: IncomingRequest): void {
     "unsupported_encoding",
     `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported: send the body uncompressed (no Content-Encoding)`,
   );
+}
+
+/**
+ * `request`, whose body is read only for a caller still let in once it has arrived: the token was checked at the head,
+ * and a body sent in parts may come up to --request-timeout later, after its token was revoked (it then published
+ * as the revoked agent, or parked its dead letters).
+ */
+function confirmedAfterBody(request: IncomingRequest, auth: Authenticator, caller: Caller): IncomingRequest {
+  return {
+    method: request.method,
+    url: request.url,
+    header: (name) => request.header(name),
+    headerBytes: () => request.headerBytes(),
+    text: async (limit) => {
+      const text = await request.text(limit);
+      await auth.confirm(caller);
+      return text;
+    },
+    clientGone: () => request.clientGone(),
+    ordered: request.ordered,
+  };
 }
 
 /**

@@ -11,7 +11,7 @@ import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, parseAgentName, parsePayload, toWire } from "../message.ts";
 import { type IncomingRequest, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
-import type { LeaseRevocations } from "./lease_revocations.ts";
+import type { GrantRevocations } from "./grant_revocations.ts";
 import { parseLeaseSeconds, parseLimit, parseMessageId, parsePeek, parseTimeout } from "./query_params.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse } from "./responses.ts";
 import { msUntil } from "../sleep.ts";
@@ -20,7 +20,7 @@ import { msUntil } from "../sleep.ts";
  * `GET /poll`: takes up to `limit` of the agent's pending messages; with `peek`, shows them instead (under a lease
  * with `lease=S`); with `up_to`/`take` and `lease_id`, takes what a lease showed.
  */
-export async function pollRoute(broker: Broker, request: IncomingRequest, caller: Caller, revocations: LeaseRevocations): Promise<OutgoingResponse> {
+export async function pollRoute(broker: Broker, request: IncomingRequest, caller: Caller, revocations: GrantRevocations): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "read the inbox of");
   const { searchParams } = request.url;
@@ -51,7 +51,7 @@ export async function pollRoute(broker: Broker, request: IncomingRequest, caller
     return await heldAnswer(answer, async () => {
       // A peek with its own lease's id renews it (interop poll, while a slow reader holds up what it prints).
       const lease = leaseSeconds === undefined ? undefined : await broker.leases.acquire(agent, leaseSeconds, leaseId);
-      if (lease !== undefined) revocations.watch(caller, agent, lease, leaseSeconds!);
+      if (lease !== undefined) watchLease(revocations, caller, broker, agent, lease, leaseSeconds!);
       // A take under a lease no longer held (expired; a broker of its own restarted) says so: what its client was shown
       // and does not find in the answer, another reader took meanwhile (or the operator removed).
       let leaseLost = false;
@@ -93,7 +93,7 @@ export async function waitRoute(
   auth: Authenticator,
   request: IncomingRequest,
   caller: Caller,
-  revocations: LeaseRevocations,
+  revocations: GrantRevocations,
 ): Promise<OutgoingResponse> {
   const { searchParams } = request.url;
   const agent = parseAgentName(searchParams.get("agent"), "agent");
@@ -140,7 +140,7 @@ export async function waitRoute(
  */
 async function leasedWaitAnswer(
   broker: Broker,
-  { auth, revocations }: { auth: Authenticator; revocations: LeaseRevocations },
+  { auth, revocations }: { auth: Authenticator; revocations: GrantRevocations },
   request: IncomingRequest,
   caller: Caller,
   agent: AgentName,
@@ -162,7 +162,7 @@ async function leasedWaitAnswer(
       });
       const headers = { "interop-store": broker.storeId };
       if (shown === undefined) return { status: 204, headers, body: "" };
-      revocations.watch(caller, agent, shown.lease, leaseSeconds);
+      watchLease(revocations, caller, broker, agent, shown.lease, leaseSeconds);
       const [text] = answer.texts([shown.message]);
       return jsonTextResponse(200, text, { ...headers, [LEASE_HEADER]: shown.lease });
     });
@@ -287,4 +287,9 @@ async function untilEnded<T>(
 function tokenRevoked(caller: Caller, consequence: string): InteropError {
   const what = caller === "anyone" ? "Tokens turned on while waiting" : "Token revoked while waiting";
   return new InteropError("unauthorized", `${what}: ${consequence}; create a token with 'interop token create'`);
+}
+
+/** Ends `agent`'s lease `lease` if `caller`'s token is revoked within the `seconds` it was granted (or renewed) for. */
+function watchLease(revocations: GrantRevocations, caller: Caller, broker: Broker, agent: AgentName, lease: string, seconds: number): void {
+  revocations.watch(caller, lease, seconds * 1000, () => broker.leases.end(agent, lease));
 }

@@ -266,12 +266,21 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   return { observe, sent, endSession };
 }
 
-/** Waits for `calls` to settle, at most `ms`, running `afterEach` as each settles; resolves with how many had not. */
+/**
+ * Waits for `calls` to settle, at most `ms`, running `afterEach` as each settles; resolves with how many had not. A
+ * call that starts meanwhile is waited for too: a request read just before stdin's end starts its handler only after
+ * the session's end has begun (8 of 8 such closes were reported as "still running", their peeks left in flight).
+ */
 async function settledWithin(calls: Set<Promise<unknown>>, ms: number, afterEach: () => Promise<void>): Promise<number> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  const each = [...calls].map((call) => call.then(afterEach, afterEach));
-  await Promise.race([Promise.all(each), deadline]);
+  let timedOut = false;
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(() => resolve(void (timedOut = true)), ms)));
+  // Each round waits for the calls running as it starts; a handler already on its way has started by the next turn.
+  while (!timedOut) {
+    if (calls.size === 0) await new Promise((resolve) => setImmediate(resolve));
+    if (calls.size === 0) break;
+    await Promise.race([Promise.all([...calls].map((call) => call.then(afterEach, afterEach))), deadline]);
+  }
   clearTimeout(timer);
   return calls.size;
 }

@@ -309,6 +309,25 @@ async function rawSession(t: { after(fn: () => unknown): void }, url: string) {
   return { server, send, answered, exited, seen: () => stdout };
 }
 
+// OpenClaw, session 50: stdin closed right after a tools/call (in one write here). The call's handler started after the
+// session's end had looked at the calls running: it exited 1 at once saying the call was still running 30 s later,
+// and its peek, in flight, left the inbox leased from the next session (409) for the lease's length (8 of 8).
+test("interop mcp whose stdin ends right after a call waits for that call: exit 0, the inbox free and its message still there", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
+  const published = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: '{"text":"still here"}' });
+  assert.equal(published.status, 200);
+  const { server, exited } = await rawSession(t, broker.url);
+  server.stdin!.end(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "inbox", arguments: {} } }) + "\n");
+  const { code, stderr } = await exited;
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /still running/);
+  const next = await fetch(`${broker.url}/poll?agent=openclaw&peek=1&lease=5`);
+  assert.equal(next.status, 200, "the next reader finds the inbox leased");
+  assert.deepEqual((await next.json()).map((message: { text: string }) => message.text), ["still here"]);
+});
+
 test("interop mcp parks every message it holds at the session's end, names one the broker refuses on stderr, and exits 1", async (t) => {
   const stop = testStops(t);
   // Driven with raw JSON-RPC lines, to see the exit code: the inbox call takes 5, 6 and 7 but is cancelled first

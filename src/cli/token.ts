@@ -24,7 +24,9 @@ Once a data dir has a token, the broker serving it requires one on every request
 (Authorization: Bearer TOKEN, or ?token= for clients that cannot set headers; the
 bare /status liveness answer stays public), and a token acts only as its agent: it
 sends as that agent and reads only that agent's inbox. A new token works at once, a
-revocation within a second, without restarting the broker. An --admin token (for the
+revoked one is refused from the next request (what it opened ends within a second),
+without restarting the broker; a first 'create' returns once the broker serving the
+data dir requires tokens (a second at most). An --admin token (for the
 operator: the dashboard, /metrics) may act as any agent and watch all traffic.
 
 Revoking the last token does not turn tokens off: every request then gets 401 until a
@@ -67,6 +69,9 @@ DIR/tokens.json (the error names the lock and its holder).
 
 export const WORDS = ["create", "list", "revoke"] as const;
 
+/** How long `create` waits for the broker serving the data dir to require tokens (it reads a first one within a second). */
+const TOKENS_ON_WAIT_MS = 3000;
+
 export const OPTIONS = {
   agent: { type: "string", short: "a" },
   id: { type: "string" },
@@ -106,6 +111,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       io.stderr(`created ${record.admin ? "admin " : ""}${record.id} for ${record.agent} in ${tokens.where}; it is shown once, keep it safe:\n`);
       const where = databaseUrl === undefined ? { file: tokens.where } : { database: tokens.where };
       const created = { id: record.id, agent: record.agent, admin: record.admin === true, ...where, token };
+      if (databaseUrl === undefined) await untilTokensRequired(dataDir, io);
       io.stdout(values.json ? JSON.stringify(created) + "\n" : `${token}\n`);
     } else if (action === "list") {
       const listed = (await tokens.list()).map(({ id, agent, created_at, admin }) => ({ id, agent, created_at, admin: admin === true }));
@@ -150,6 +156,32 @@ function refuseIfAnotherBrokerNamed(dataDir: string, env: Record<string, string 
     `${dataDir} is the data dir of the broker on ${owner.host}:${owner.port} (pid ${owner.pid}), not of $INTEROP_URL's ` +
       `${urls.join(",")}: tokens changed here reach only that broker (a first token makes it refuse every client ` +
       "without one); pass the --data-dir of the broker you mean (or unset INTEROP_URL to change that broker's tokens)",
+  );
+}
+
+/**
+ * Returns once the broker serving `dataDir`, if one does, requires tokens (its bare `/status` shows no details): it
+ * reads a first token within a second, and until then served requests without one (they took messages 0.1-0.5 s
+ * after `create` returned). Warns if it does not within TOKENS_ON_WAIT_MS (not answering, or it serves another dir).
+ */
+async function untilTokensRequired(dataDir: string, io: Io): Promise<void> {
+  const owner = liveOwner(dataDir);
+  if (owner === undefined) return;
+  const host = owner.host === "0.0.0.0" ? "127.0.0.1" : owner.host === "::" ? "[::1]" : owner.host.includes(":") ? `[${owner.host}]` : owner.host;
+  const deadline = performance.now() + TOKENS_ON_WAIT_MS;
+  while (performance.now() < deadline) {
+    try {
+      const response = await fetch(`http://${host}:${owner.port}/status`, { signal: AbortSignal.timeout(1000) });
+      const status = await response.json();
+      if (status.service === "interop" && status.agents === undefined) return;
+    } catch {
+      // Not answering this moment (starting, stopping): asked again until the deadline.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  io.stderr(
+    `warning: the broker on ${owner.host}:${owner.port} (pid ${owner.pid}) did not require tokens within ` +
+      `${TOKENS_ON_WAIT_MS / 1000} s; it reads them within a second of each request\n`,
   );
 }
 

@@ -9,6 +9,35 @@ import { testStops } from "../helpers/clean_up_all.ts";
 import { openSse } from "../helpers/sse.ts";
 import { bearer, createToken } from "../helpers/tokens.ts";
 
+// Red team, session 50: with requests coming all the time (the broker re-reads its tokens once a second while they are
+// off), requests without a token were served 0.1-0.5 s after the first `interop token create` returned, and took
+// messages (5 of 5).
+test("once the first `interop token create` returns, the broker serving its data dir requires tokens, even under traffic", async (t) => {
+  const dir = tempDir();
+  const broker = await startBroker({ dataDir: dir.path });
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  assert.equal((await fetch(`${broker.url}/poll?agent=hermes`)).status, 200);
+  assert.equal((await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes`, { method: "POST", body: '{"text":"for hermes only"}' })).status, 200);
+  let traffic = true;
+  // An unauthenticated reader asking all the time, as a client looping on /status does.
+  const asking = (async () => {
+    while (traffic) {
+      await (await fetch(`${broker.url}/status`)).arrayBuffer();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  const token = await createToken(dir.path, "hermes");
+  const after = await fetch(`${broker.url}/poll?agent=hermes`);
+  traffic = false;
+  await asking;
+  assert.equal(after.status, 401, JSON.stringify(await after.json()));
+  const inbox = await (await fetch(`${broker.url}/poll?agent=hermes&peek=1`, { headers: bearer(token) })).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["for hermes only"]);
+});
+
 test("with tokens, each request needs one and a token acts only as its own agent", async () => {
   const dir = tempDir();
   const outputs: CliResult[] = [];

@@ -330,6 +330,11 @@ export class Broker {
     this.#replyWaits.endHold(agent, questionId);
   }
 
+  /** Calls `ended` once that hold ends, however it ends; false when it is not held. */
+  whenReplyHoldEnds(agent: AgentName, questionId: number, ended: () => void): boolean {
+    return this.#replyWaits.whenHoldEnds(agent, questionId, ended);
+  }
+
   /** Refuses a wait for a reply that cannot come: see `refuseUnanswerable`. */
   refuseUnanswerable(agent: AgentName, questionId: number): Promise<void> {
     return refuseUnanswerable(this.#store, agent, questionId);

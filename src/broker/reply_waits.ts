@@ -166,6 +166,11 @@ export class ReplyWaits {
     this.#holds.end(agent, questionId);
   }
 
+  /** Calls `ended` once that hold ends, however it ends; false when it is not held (see `ReplyHolds.whenEnded`). */
+  whenHoldEnds(agent: AgentName, questionId: number, ended: () => void): boolean {
+    return this.#holds.whenEnded(agent, questionId, ended);
+  }
+
   /**
    * `agent` was removed: the holds from its questions' commits end. Kept, they held a reply to the inbox made again
    * under the name (and all after it) from every reader for up to `hold_reply`'s hour.

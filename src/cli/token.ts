@@ -11,6 +11,7 @@ import { oneOf } from "./commands.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 import { tokenStore } from "./serve_config.ts";
 import type { Io } from "./io.ts";
+import { describeCause } from "../client/fetch_failures.ts";
 import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import { redactUrl } from "../url_redaction.ts";
 
@@ -174,14 +175,16 @@ async function untilTokensRequired(dataDir: string, io: Io): Promise<void> {
       const response = await fetch(`http://${host}:${owner.port}/status`, { signal: AbortSignal.timeout(1000) });
       const status = await response.json();
       if (status.service === "interop" && status.agents === undefined) return;
-    } catch {
-      // Not answering this moment (starting, stopping): asked again until the deadline.
+    } catch (error) {
+      // Nothing listens there: the owner file's pid is another process now (a broker killed, its pid reused).
+      if (describeCause(error) === "ECONNREFUSED") return;
+      // Not answering this moment (stopped with SIGSTOP, swapping): asked again until the deadline.
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   io.stderr(
-    `warning: the broker on ${owner.host}:${owner.port} (pid ${owner.pid}) did not require tokens within ` +
-      `${TOKENS_ON_WAIT_MS / 1000} s; it reads them within a second of each request\n`,
+    `warning: the broker on ${owner.host}:${owner.port} (pid ${owner.pid}) did not answer that it requires tokens ` +
+      `within ${TOKENS_ON_WAIT_MS / 1000} s; it will from the first request it reads a second from now\n`,
   );
 }
 

@@ -160,8 +160,11 @@ async function broadcast(
   const holdingReply = () =>
     readingAsHolder(broker, request, from, false, async () => {
       const question = await broker.publishHoldingReply(from, to!, payloads[0], holdReplyMs!, options);
-      const end = () => broker.endReplyHold(from, question.id);
-      revocations.watch(caller, `reply hold ${from} ${question.id}`, holdReplyMs!, end);
+      // Watched while the hold lasts (a wait may take it over, or a newer one end it, long before its seconds).
+      const key = `reply hold ${from} ${question.id}`;
+      if (broker.whenReplyHoldEnds(from, question.id, () => revocations.forget(key))) {
+        revocations.watch(caller, key, holdReplyMs!, () => broker.endReplyHold(from, question.id));
+      }
       return question;
     });
   const { envelopes: stored, refused, refusalsUnknown } = holdReplyMs === undefined

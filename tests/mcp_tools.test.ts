@@ -398,6 +398,21 @@ test("a live ask takes its reply alone, with the lease it was shown under", asyn
   assert.deepEqual(parked, []);
 });
 
+// Red team, session 50: the token revoked while an ask waited, the tool failed with the broker's "nothing was taken from
+// the inbox" alone: a model reading it asks again, and the other agent gets the question twice.
+test("an ask whose wait for the reply fails says the question was sent, and which message it is", async () => {
+  const replied = Promise.withResolvers<void>();
+  const { broker } = askedBroker(replied.promise);
+  Object.assign(broker, {
+    waitLeasedReply: () => Promise.reject(new InteropError("unauthorized", "Invalid token: it was revoked while this request waited; nothing was taken from the inbox")),
+  });
+  const { client } = await connectTools(broker);
+  const result = await client.callTool({ name: "ask", arguments: { to: "hermes", text: "deploy?" } }) as { isError?: boolean; content: Array<{ text: string }> };
+  assert.equal(result.isError, true);
+  assert.match(result.content[0].text, /Message 5 was sent to hermes, but waiting for its reply failed: Invalid token: it was revoked/);
+  await client.close();
+});
+
 test("an ask on a broker older than leased reply waits (400 invalid_query) waits for its reply as before, taking it", async () => {
   const replied = Promise.withResolvers<void>();
   replied.resolve();

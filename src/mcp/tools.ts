@@ -199,7 +199,11 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       });
       // Refused, sending nothing, once the operator removed the agent: its reply would have no inbox to go to.
       const { id: question } = await unlessRemoved(agent, asked);
-      const shown = await replyUntilCancelled(client, agent, question, timeout, signal);
+      const shown = await replyUntilCancelled(client, agent, question, timeout, signal).catch((error) => {
+        // The question went: said, or the model asks again and the other agent gets it twice (the token revoked
+        // meanwhile answered only "nothing was taken from the inbox").
+        throw new Error(`Message ${question} was sent to ${recipient}, but waiting for its reply failed: ${(error as Error).message}`, { cause: error });
+      });
       if (shown === null) {
         throw new Error(`No reply from ${recipient} to message ${question} within ${timeout} s; a later reply will be in ${agent}'s inbox`);
       }

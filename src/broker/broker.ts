@@ -493,14 +493,19 @@ export class Broker {
     return this.#stopping.signal;
   }
 
-  /** Ends every stream, commits what is queued and closes the store. */
-  async close(): Promise<void> {
+  /**
+   * Ends every stream, commits what is queued and closes the store, once `requestsEnded` resolves: requests still in
+   * progress (a body still arriving) are served before the store closes. Closed under them, they were answered 503
+   * `storage_failed` "database is not open", which a client does not retry.
+   */
+  async close(requestsEnded: Promise<void> = Promise.resolve()): Promise<void> {
     this.#stopping.abort();
     for (const timer of this.#timers) clearInterval(timer);
     this.#retention.stop();
     this.#replyWaits.close();
     this.#streams.closeAll({ event: "shutdown", message: "broker stopping" });
     this.#waiters.close();
+    await requestsEnded;
     await this.#commits.drain();
     await this.#store.close();
   }

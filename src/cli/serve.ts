@@ -117,7 +117,8 @@ Options:
                         which wins over the file
   -h, --help            show this help
 
-Stops cleanly on SIGINT/SIGTERM: streams end, queued commits finish, the database closes.
+Stops cleanly on SIGINT/SIGTERM: streams end, requests in progress get a second to finish
+(a body still arriving too), queued commits finish, the database closes.
 Tokens: once 'interop token create' made one for the data dir (with --database-url: for
 the database, interop token create --database-url URL), every request needs
 Authorization: Bearer TOKEN (or ?token=), even after the last one is revoked, and each
@@ -288,9 +289,8 @@ async function serve(args: string[], io: Io): Promise<number> {
 
   await new Promise((resolve) => io.shutdown.addEventListener("abort", resolve, { once: true }));
   log.info("stopping: closing streams and the database");
-  const closing = server.close();
-  await broker.close();
-  await closing;
+  // The server stops taking requests and gives those in progress a second (src/runtime/node_server.ts).
+  await broker.close(server.close());
   await auth.close();
   if (ownsDataDir) removeOwner(dataDir);
   log.info("stopped");

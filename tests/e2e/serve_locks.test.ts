@@ -124,6 +124,44 @@ test("interop serve, while stopping, answers a request still arriving on an open
   }
 });
 
+// Red team, session 50: a request whose chunked body was still arriving when the broker got SIGTERM reached the store
+// after it closed, and was answered 503 storage_failed "database is not open" (3 of 3), which a client does not retry.
+test("interop serve, while stopping, serves a request whose body was still arriving (within its second) and keeps it", async () => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let client: RawClient | undefined;
+  try {
+    broker = await startBroker({ dataDir: dir.path });
+    assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
+    client = await rawClient(
+      broker.url,
+      `POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1:${broker.port}\r\nContent-Type: application/json\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\n5\r\n{"tex\r\n`,
+    );
+    // The head is at the broker, its request started.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const exited = broker.stop("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    client.socket.write(`f\r\nt":"in time"}\r\n\r\n0\r\n\r\n`);
+    await waitFor(() => /\r\n\r\n\{.*\}$/s.test(client!.received()), 10_000, "the answer");
+    const answer = client.received();
+    assert.match(answer, /^HTTP\/1\.1 200 /, answer);
+    assert.deepEqual(await exited, { code: 0, signal: null });
+
+    const again = await startBroker({ dataDir: dir.path });
+    try {
+      const inbox = await (await fetch(`${again.url}/poll?agent=openclaw`)).json();
+      assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["in time"]);
+    } finally {
+      await again.cleanup();
+    }
+  } finally {
+    client?.socket.destroy();
+    await broker?.cleanup();
+    dir.cleanup();
+  }
+});
+
 test("interop serve rejects bad flags with exit 2", async () => {
   const result = await runCli(["serve", "--durability", "maybe"]);
   assert.equal(result.code, 2);

@@ -9,31 +9,15 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { tempDir } from "../helpers/cli.ts";
-import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
+import { publish, waitFor } from "../helpers/broker.ts";
+import { bearer, brokerWithTokens, createToken } from "../helpers/tokens.ts";
 
-async function brokerWithTokens(t: { after(fn: () => unknown): void }) {
-  const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  t.after(async () => {
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  const tokens = {
-    hermes: await createToken(dir.path, "hermes"),
-    openclaw: await createToken(dir.path, "openclaw"),
-    admin: await createToken(dir.path, "admin", { admin: true }),
-  };
-  broker = await startBroker({ dataDir: dir.path });
-  /** Revokes hermes's token and waits until the broker refuses it. */
-  const revokeHermes = async () => {
-    await revokeTokens(dir.path, "hermes");
-    await waitFor(async () => (await fetch(`${broker!.url}/status`, { headers: bearer(tokens.hermes) })).status === 401, 5000, "the revocation");
-  };
+/** A broker with tokens (`brokerWithTokens`), and what an agent's inbox holds. */
+async function brokerWithInboxes(t: { after(fn: () => unknown): void }) {
+  const { broker, dir, tokens, revokeHermes } = await brokerWithTokens(t);
   /** `agent`'s pending messages' texts, taking none. */
   const pending = async (agent: string): Promise<string[]> => {
-    const inbox = await (await fetch(`${broker!.url}/poll?agent=${agent}&peek=1`, { headers: bearer(tokens.admin) })).json();
+    const inbox = await (await fetch(`${broker.url}/poll?agent=${agent}&peek=1`, { headers: bearer(tokens.admin) })).json();
     return inbox.map((message: { text?: string }) => message.text);
   };
   return { broker, dir, tokens, revokeHermes, pending };
@@ -91,7 +75,7 @@ function publishesInParts(token: string) {
 
 for (const [name, [requestHead, firstPart, rest]] of Object.entries(publishesInParts("TOKEN"))) {
   test(`${name} whose body arrives after its token was revoked gets 401 and publishes nothing`, async (t) => {
-    const { broker, tokens, revokeHermes, pending } = await brokerWithTokens(t);
+    const { broker, tokens, revokeHermes, pending } = await brokerWithInboxes(t);
     assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`, { headers: bearer(tokens.openclaw) })).status, 200);
     const request = requestInParts(broker.url, requestHead.replace("TOKEN", tokens.hermes), firstPart, rest);
     // The head let in (its token checked) before the revocation.
@@ -107,7 +91,7 @@ for (const [name, [requestHead, firstPart, rest]] of Object.entries(publishesInP
 }
 
 test("a dead letter whose body arrives after its token was revoked is not parked: the message stays pending", async (t) => {
-  const { broker, tokens, revokeHermes, pending } = await brokerWithTokens(t);
+  const { broker, tokens, revokeHermes, pending } = await brokerWithInboxes(t);
   assert.equal((await fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(tokens.hermes) })).status, 200);
   const sent = await publish(broker.url, "openclaw", "hermes", { text: "refused later" }, bearer(tokens.openclaw));
   const { id } = await sent.json();
@@ -123,7 +107,7 @@ test("a dead letter whose body arrives after its token was revoked is not parked
 });
 
 test("a hold_reply ends with the token that made it: the reply, and what follows, reach the agent's new token", async (t) => {
-  const { broker, dir, tokens, revokeHermes } = await brokerWithTokens(t);
+  const { broker, dir, tokens, revokeHermes } = await brokerWithInboxes(t);
   const question = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw&hold_reply=3600`, {
     method: "POST",
     headers: { ...bearer(tokens.hermes), "content-type": "application/json" },

@@ -4,39 +4,23 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
-import { tempDir } from "../helpers/cli.ts";
-import { bearer, createToken, revokeTokens } from "../helpers/tokens.ts";
+import { publish, waitFor } from "../helpers/broker.ts";
+import { bearer, brokerWithTokens, revokeTokens } from "../helpers/tokens.ts";
 
-async function brokerWithTokens(t: { after(fn: () => unknown): void }) {
-  const dir = tempDir();
-  let broker: RunningBroker | undefined;
+/** A broker with tokens (`brokerWithTokens`), and requests left open on it, cancelled when the test ends. */
+async function brokerWithWaits(t: { after(fn: () => unknown): void }) {
   const pending: Array<AbortController> = [];
-  t.after(async () => {
+  t.after(() => {
     for (const controller of pending) controller.abort();
-    await broker?.cleanup();
-    dir.cleanup();
   });
-  const tokens = {
-    hermes: await createToken(dir.path, "hermes"),
-    openclaw: await createToken(dir.path, "openclaw"),
-    admin: await createToken(dir.path, "admin", { admin: true }),
-  };
-  broker = await startBroker({ dataDir: dir.path });
-  /** A request left open on the broker; it is cancelled when the test ends. */
+  const { broker, tokens, revokeHermes } = await brokerWithTokens(t);
   const open = (path: string, init: RequestInit): Promise<Response> => {
     const controller = new AbortController();
     pending.push(controller);
-    return fetch(`${broker!.url}${path}`, { ...init, signal: controller.signal });
+    return fetch(`${broker.url}${path}`, { ...init, signal: controller.signal });
   };
   const waiting = async (agent: string): Promise<number> =>
-    (await (await fetch(`${broker!.url}/status`, { headers: bearer(tokens.admin) })).json()).agents[agent]?.waiting ?? 0;
-  /** Revokes hermes's token and waits until the broker refuses it. */
-  const revokeHermes = async () => {
-    await revokeTokens(dir.path, "hermes");
-    // On /status, which takes nothing: a poll before the broker read the revocation would take the inbox.
-    await waitFor(async () => (await fetch(`${broker!.url}/status`, { headers: bearer(tokens.hermes) })).status === 401, 5000, "the revocation");
-  };
+    (await (await fetch(`${broker.url}/status`, { headers: bearer(tokens.admin) })).json()).agents[agent]?.waiting ?? 0;
   return { broker, tokens, open, waiting, revokeHermes };
 }
 
@@ -48,7 +32,7 @@ function within<T>(answer: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 test("a /wait whose token is revoked ends at once, and a message published after stays in the inbox", async (t) => {
-  const { broker, tokens, open, waiting, revokeHermes } = await brokerWithTokens(t);
+  const { broker, tokens, open, waiting, revokeHermes } = await brokerWithWaits(t);
   const wait = open("/wait?agent=hermes&timeout=600", { headers: bearer(tokens.hermes) });
   await waitFor(async () => await waiting("hermes") === 1, 10_000, "the wait to be registered");
 
@@ -66,7 +50,7 @@ test("a /wait whose token is revoked ends at once, and a message published after
 // Red team, session 44: a publish within the second after `interop token revoke` returned was handed to the revoked
 // token's wait (8 of 8 runs), and the token itself still worked: the broker read its tokens.json once a second.
 test("a publish right after `interop token revoke` returns is not handed to the revoked token's wait, nor the token served", async (t) => {
-  const { broker, tokens, open, waiting } = await brokerWithTokens(t);
+  const { broker, tokens, open, waiting } = await brokerWithWaits(t);
   const wait = open("/wait?agent=hermes&timeout=600", { headers: bearer(tokens.hermes) });
   await waitFor(async () => await waiting("hermes") === 1, 10_000, "the wait to be registered");
 
@@ -80,7 +64,7 @@ test("a publish right after `interop token revoke` returns is not handed to the 
 });
 
 test("an /ask whose token is revoked ends at once, and the reply stays in the asker's inbox", async (t) => {
-  const { broker, tokens, open, waiting, revokeHermes } = await brokerWithTokens(t);
+  const { broker, tokens, open, waiting, revokeHermes } = await brokerWithWaits(t);
   const ask = open("/ask?from=hermes&to=openclaw&timeout=600", {
     method: "POST",
     headers: { ...bearer(tokens.hermes), "content-type": "application/json" },
@@ -107,7 +91,7 @@ test("an /ask whose token is revoked ends at once, and the reply stays in the as
 // sec30: a lease a revoked token held kept its agent's inbox from the agent's new token for what it had left, up to 300 s.
 for (const leasing of ["/poll?agent=hermes&peek=1&lease=300", "/wait?agent=hermes&peek=1&lease=300&timeout=5"]) {
   test(`a lease granted to a token (${leasing}) ends once the token is revoked: another reader takes at once, not in 300 s`, async (t) => {
-    const { broker, tokens, revokeHermes } = await brokerWithTokens(t);
+    const { broker, tokens, revokeHermes } = await brokerWithWaits(t);
     assert.equal(
       (await publish(broker.url, "openclaw", "hermes", { text: "shown under the lease" }, bearer(tokens.openclaw)))
         .status,

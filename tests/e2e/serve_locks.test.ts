@@ -80,6 +80,17 @@ test("interop serve stops cleanly on SIGTERM: streams are told, messages kept, t
   }
 });
 
+/** What `agent`'s inbox holds (its messages' texts, taken) on a broker started again on `dataDir`, then stopped. */
+async function textsAfterRestart(dataDir: string, agent: string): Promise<string[]> {
+  const again = await startBroker({ dataDir });
+  try {
+    const inbox = await (await fetch(`${again.url}/poll?agent=${agent}`)).json();
+    return inbox.map((message: { text: string }) => message.text);
+  } finally {
+    await again.cleanup();
+  }
+}
+
 // What a pooled client (the MCP server's fetch, an agent's keep-alive HTTP client) meets in the second a stopping
 // broker gives open connections: a request still arriving must be turned away as "try again or elsewhere", not
 // reach the store being closed (which answered 503 storage_failed "database is not open").
@@ -111,12 +122,7 @@ test("interop serve, while stopping, answers a request still arriving on an open
     });
     assert.deepEqual(await exited, { code: 0, signal: null });
 
-    const again = await startBroker({ dataDir: dir.path });
-    try {
-      assert.deepEqual(await (await fetch(`${again.url}/poll?agent=openclaw`)).json(), []);
-    } finally {
-      await again.cleanup();
-    }
+    assert.deepEqual(await textsAfterRestart(dir.path, "openclaw"), []);
   } finally {
     client?.socket.destroy();
     await broker?.cleanup();
@@ -148,13 +154,7 @@ test("interop serve, while stopping, serves a request whose body was still arriv
     assert.match(answer, /^HTTP\/1\.1 200 /, answer);
     assert.deepEqual(await exited, { code: 0, signal: null });
 
-    const again = await startBroker({ dataDir: dir.path });
-    try {
-      const inbox = await (await fetch(`${again.url}/poll?agent=openclaw`)).json();
-      assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["in time"]);
-    } finally {
-      await again.cleanup();
-    }
+    assert.deepEqual(await textsAfterRestart(dir.path, "openclaw"), ["in time"]);
   } finally {
     client?.socket.destroy();
     await broker?.cleanup();

@@ -163,7 +163,7 @@ function refuseIfAnotherBrokerNamed(dataDir: string, env: Record<string, string 
 /**
  * Returns once the broker serving `dataDir`, if one does, requires tokens (its bare `/status` shows no details): it
  * reads a first token within a second, and until then served requests without one (they took messages 0.1-0.5 s
- * after `create` returned). Warns if it does not within TOKENS_ON_WAIT_MS (not answering, or it serves another dir).
+ * after `create` returned). Warns if it does not answer so within TOKENS_ON_WAIT_MS (stopped with SIGSTOP, say).
  */
 async function untilTokensRequired(dataDir: string, io: Io): Promise<void> {
   const owner = liveOwner(dataDir);
@@ -183,8 +183,8 @@ async function untilTokensRequired(dataDir: string, io: Io): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   io.stderr(
-    `warning: the broker on ${owner.host}:${owner.port} (pid ${owner.pid}) did not answer that it requires tokens ` +
-      `within ${TOKENS_ON_WAIT_MS / 1000} s; it will from the first request it reads a second from now\n`,
+    `warning: the broker on ${owner.host}:${owner.port} (pid ${owner.pid}) did not answer within ` +
+      `${TOKENS_ON_WAIT_MS / 1000} s that it requires tokens; it will for the requests it reads a second from now on\n`,
   );
 }
 

@@ -278,7 +278,12 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
 async function settledWithin(calls: Set<Promise<unknown>>, ms: number, afterEach: () => Promise<void>): Promise<number> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
-  const deadline = new Promise<void>((resolve) => (timer = setTimeout(() => resolve(void (timedOut = true)), ms)));
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      resolve();
+    }, ms);
+  });
   // Each round waits for the calls running as it starts; a handler already on its way has started by the next turn.
   while (!timedOut) {
     if (calls.size === 0) await new Promise((resolve) => setImmediate(resolve));

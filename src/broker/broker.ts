@@ -495,8 +495,8 @@ export class Broker {
 
   /**
    * Ends every stream, commits what is queued and closes the store, once `requestsEnded` resolves: requests still in
-   * progress (a body still arriving) are served before the store closes. Closed under them, they were answered 503
-   * `storage_failed` "database is not open", which a client does not retry.
+   * progress (a chunked body still arriving) are served before the store closes. Closed under them, they were
+   * answered 503 `storage_failed` "database is not open", which a client does not retry.
    */
   async close(requestsEnded: Promise<void> = Promise.resolve()): Promise<void> {
     this.#stopping.abort();

@@ -117,8 +117,9 @@ Options:
                         which wins over the file
   -h, --help            show this help
 
-Stops cleanly on SIGINT/SIGTERM: streams end, requests in progress get a second to finish
-(a body still arriving too), queued commits finish, the database closes.
+Stops cleanly on SIGINT/SIGTERM: streams end, requests already started get a second to
+finish (a chunked body still arriving too), queued commits finish, the database closes;
+a request arriving meanwhile is refused 503 storage_unavailable, to retry.
 Tokens: once 'interop token create' made one for the data dir (with --database-url: for
 the database, interop token create --database-url URL), every request needs
 Authorization: Bearer TOKEN (or ?token=), even after the last one is revoked, and each

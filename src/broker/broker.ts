@@ -325,13 +325,11 @@ export class Broker {
     return publishHoldingReply(this.#askDeps, from, to, payload, holdMs, options);
   }
 
-  /** Ends the hold `publishHoldingReply` made for the reply to `agent`'s question `questionId` (its token was revoked). */
-  endReplyHold(agent: AgentName, questionId: number): void {
-    this.#replyWaits.endHold(agent, questionId);
-  }
-
-  /** Calls `ended` once that hold ends, however it ends; false when it is not held. */
-  whenReplyHoldEnds(agent: AgentName, questionId: number, ended: () => void): boolean {
+  /**
+   * Calls `ended` once the hold `publishHoldingReply` made for the reply to `agent`'s question `questionId` ends,
+   * however it ends; returns the function that ends it, undefined when it is not held.
+   */
+  whenReplyHoldEnds(agent: AgentName, questionId: number, ended: () => void): (() => void) | undefined {
     return this.#replyWaits.whenHoldEnds(agent, questionId, ended);
   }
 

@@ -40,15 +40,16 @@ export class ReplyHolds {
   }
 
   /**
-   * Calls `ended` once the hold of the reply to `agent`'s message `questionId` ends, however it ends; false (and
-   * never called) when it is not held. What watches a hold for its token's revocation stops with it: kept for the
-   * hold's hour instead, one per question, they outgrew the bound on holds (580 MB after 100,000 questions).
+   * Calls `ended` once the hold of the reply to `agent`'s message `questionId` ends, however it ends, and returns the
+   * function that ends it; undefined (`ended` never called) when it is not held. What watches a hold for its token's
+   * revocation stops with it: kept for the hold's hour instead, one per question, they outgrew the bound on holds
+   * (580 MB after 100,000 questions).
    */
-  whenEnded(agent: AgentName, questionId: number, ended: () => void): boolean {
+  whenEnded(agent: AgentName, questionId: number, ended: () => void): (() => void) | undefined {
     const hold = this.#held.get(agent)?.get(questionId);
-    if (hold === undefined) return false;
+    if (hold === undefined) return undefined;
     hold.ended = ended;
-    return true;
+    return () => this.end(agent, questionId);
   }
 
   /** `agent` was removed: its questions went with its inbox, so their replies are ordinary messages now. */

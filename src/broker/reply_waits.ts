@@ -159,15 +159,11 @@ export class ReplyWaits {
   }
 
   /**
-   * Ends the hold from the commit of `agent`'s question `questionId`, if it still holds: the token that made it was
-   * revoked (its reply, and all after it, then reach the agent's new token's readers).
+   * Calls `ended` once the hold from the commit of `agent`'s question `questionId` ends, however it ends; returns the
+   * function that ends it (its token was revoked: the reply, and all after it, then reach the agent's new token's
+   * readers), undefined when it is not held (see `ReplyHolds.whenEnded`).
    */
-  endHold(agent: AgentName, questionId: number): void {
-    this.#holds.end(agent, questionId);
-  }
-
-  /** Calls `ended` once that hold ends, however it ends; false when it is not held (see `ReplyHolds.whenEnded`). */
-  whenHoldEnds(agent: AgentName, questionId: number, ended: () => void): boolean {
+  whenHoldEnds(agent: AgentName, questionId: number, ended: () => void): (() => void) | undefined {
     return this.#holds.whenEnded(agent, questionId, ended);
   }
 

@@ -162,9 +162,8 @@ async function broadcast(
       const question = await broker.publishHoldingReply(from, to!, payloads[0], holdReplyMs!, options);
       // Watched while the hold lasts (a wait may take it over, or a newer one end it, long before its seconds).
       const key = `reply hold ${from} ${question.id}`;
-      if (broker.whenReplyHoldEnds(from, question.id, () => revocations.forget(key))) {
-        revocations.watch(caller, key, holdReplyMs!, () => broker.endReplyHold(from, question.id));
-      }
+      const endHold = broker.whenReplyHoldEnds(from, question.id, () => revocations.forget(key));
+      if (endHold !== undefined) revocations.watch(caller, key, holdReplyMs!, endHold);
       return question;
     });
   const { envelopes: stored, refused, refusalsUnknown } = holdReplyMs === undefined

@@ -14,11 +14,8 @@ import { bearer, createToken } from "../helpers/tokens.ts";
 // messages (5 of 5).
 test("once the first `interop token create` returns, the broker serving its data dir requires tokens, even under traffic", async (t) => {
   const dir = tempDir();
-  const broker = await startBroker({ dataDir: dir.path });
-  t.after(async () => {
-    await broker.cleanup();
-    dir.cleanup();
-  });
+  testStops(t)(dir.cleanup);
+  const broker = await brokerPool(t)({ dataDir: dir.path });
   assert.equal((await fetch(`${broker.url}/poll?agent=hermes`)).status, 200);
   assert.equal((await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes`, { method: "POST", body: '{"text":"for hermes only"}' })).status, 200);
   let traffic = true;

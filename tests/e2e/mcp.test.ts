@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { startBroker, waitFor } from "../helpers/broker.ts";
+import { brokerPool, startBroker, waitFor } from "../helpers/broker.ts";
 import { testStops } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
@@ -313,8 +313,7 @@ async function rawSession(t: { after(fn: () => unknown): void }, url: string) {
 // session's end had looked at the calls running: it exited 1 at once saying the call was still running 30 s later,
 // and its peek, in flight, left the inbox leased from the next session (409) for the lease's length (8 of 8).
 test("interop mcp whose stdin ends right after a call waits for that call: exit 0, the inbox free and its message still there", async (t) => {
-  const broker = await startBroker();
-  t.after(() => broker.cleanup());
+  const broker = await brokerPool(t)();
   assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
   const published = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: '{"text":"still here"}' });
   assert.equal(published.status, 200);

@@ -7,9 +7,9 @@
  *   for the hold's hour after the token that made it was revoked (4 of 4).
  */
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { test } from "node:test";
 import { publish, waitFor } from "../helpers/broker.ts";
+import { rawClient } from "../helpers/raw_client.ts";
 import { bearer, brokerWithTokens, createToken } from "../helpers/tokens.ts";
 
 /** A broker with tokens (`brokerWithTokens`), and what an agent's inbox holds. */
@@ -25,24 +25,18 @@ async function brokerWithInboxes(t: { after(fn: () => unknown): void }) {
 
 /**
  * A request whose head and the start of its body are sent now, and the rest when `finish` is called, on a connection
- * of its own: its answer's status and JSON body.
+ * of its own (closed after the test): its answer's status and JSON body, once the broker closed the connection.
  */
-function requestInParts(url: string, head: string, firstPart: string, rest: string) {
-  const { hostname, port } = new URL(url);
-  const socket = connect(Number(port), hostname);
-  let received = "";
-  socket.setEncoding("utf8");
-  socket.on("data", (chunk: string) => (received += chunk));
-  const answer = new Promise<{ status: number; body: { code?: string; error?: string } }>((resolve, reject) => {
-    socket.on("error", reject);
-    socket.on("close", () => {
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1]);
-      const text = received.slice(received.indexOf("\r\n\r\n") + 4);
-      resolve({ status, body: JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1) || "{}") });
-    });
-  });
-  socket.write(head + firstPart);
-  return { answer, finish: () => socket.write(rest) };
+async function requestInParts(t: { after(fn: () => unknown): void }, url: string, head: string, firstPart: string, rest: string) {
+  const client = await rawClient(url, head + firstPart, (client) => t.after(() => client.socket.destroy()));
+  const answer = async (): Promise<{ status: number; body: { code?: string; error?: string } }> => {
+    await waitFor(() => client.closed(), 10_000, "the answer");
+    const received = client.received();
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1]);
+    const text = received.slice(received.indexOf("\r\n\r\n") + 4);
+    return { status, body: JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1) || "{}") };
+  };
+  return { answer, finish: () => client.socket.write(rest) };
 }
 
 const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
@@ -77,12 +71,12 @@ for (const [name, [requestHead, firstPart, rest]] of Object.entries(publishesInP
   test(`${name} whose body arrives after its token was revoked gets 401 and publishes nothing`, async (t) => {
     const { broker, tokens, revokeHermes, pending } = await brokerWithInboxes(t);
     assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`, { headers: bearer(tokens.openclaw) })).status, 200);
-    const request = requestInParts(broker.url, requestHead.replace("TOKEN", tokens.hermes), firstPart, rest);
+    const request = await requestInParts(t, broker.url, requestHead.replace("TOKEN", tokens.hermes), firstPart, rest);
     // The head let in (its token checked) before the revocation.
     await new Promise((resolve) => setTimeout(resolve, 500));
     await revokeHermes();
     request.finish();
-    const { status, body } = await request.answer;
+    const { status, body } = await request.answer();
     assert.equal(status, 401, JSON.stringify(body));
     assert.equal(body.code, "unauthorized");
     assert.match(body.error ?? "", /revoked while the request's body arrived/);
@@ -96,11 +90,11 @@ test("a dead letter whose body arrives after its token was revoked is not parked
   const sent = await publish(broker.url, "openclaw", "hermes", { text: "refused later" }, bearer(tokens.openclaw));
   const { id } = await sent.json();
   const letter = JSON.stringify({ id, reason: "parked by a revoked token" });
-  const request = requestInParts(broker.url, head("POST", "/dead-letters?agent=hermes", tokens.hermes), chunk(letter.slice(0, 5)), chunk(letter.slice(5)) + "0\r\n\r\n");
+  const request = await requestInParts(t, broker.url, head("POST", "/dead-letters?agent=hermes", tokens.hermes), chunk(letter.slice(0, 5)), chunk(letter.slice(5)) + "0\r\n\r\n");
   await new Promise((resolve) => setTimeout(resolve, 500));
   await revokeHermes();
   request.finish();
-  assert.equal((await request.answer).status, 401);
+  assert.equal((await request.answer()).status, 401);
   assert.deepEqual(await pending("hermes"), ["refused later"]);
   const letters = await (await fetch(`${broker.url}/dead-letters?agent=hermes`, { headers: bearer(tokens.admin) })).json();
   assert.deepEqual(letters, []);

@@ -317,14 +317,18 @@ test("interop mcp whose stdin ends right after a call waits for that call: exit 
   assert.equal((await fetch(`${broker.url}/poll?agent=openclaw`)).status, 200);
   const published = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: '{"text":"still here"}' });
   assert.equal(published.status, 200);
-  const { server, exited } = await rawSession(t, broker.url);
+  const { server, exited, seen } = await rawSession(t, broker.url);
   server.stdin!.end(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "inbox", arguments: {} } }) + "\n");
   const { code, stderr } = await exited;
   assert.equal(code, 0, stderr);
   assert.doesNotMatch(stderr, /still running/);
   const next = await fetch(`${broker.url}/poll?agent=openclaw&peek=1&lease=5`);
   assert.equal(next.status, 200, "the next reader finds the inbox leased");
-  assert.deepEqual((await next.json()).map((message: { text: string }) => message.text), ["still here"]);
+  const left = (await next.json()).map((message: { text: string }) => message.text);
+  // Whether the call's peek came back before the close cancelled it is a race (on a loaded machine it often does):
+  // the message is then in the call's answer, taken; otherwise it is still in the inbox. Once, either way.
+  const answered = seen().split("\n").some((line) => line.includes('"id":2') && line.includes("still here"));
+  assert.deepEqual(left, answered ? [] : ["still here"], seen());
 });
 
 test("interop mcp parks every message it holds at the session's end, names one the broker refuses on stderr, and exits 1", async (t) => {

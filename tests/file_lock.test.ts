@@ -55,9 +55,10 @@ test("withFileLock() keeps a live holder's lock after the wall clock stepped for
   const dir = tempDir();
   t.after(dir.cleanup);
   const file = join(dir.path, "list.json");
-  const times = { waitMs: 10_000, staleMs: 600 };
+  // Refreshed every staleMs / 3: a stall of the test's process past that would let the waiter take over.
+  const times = { waitMs: 10_000, staleMs: 2_000 };
   const events: string[] = [];
-  const first = slowHolder(file, events, 1_500, times);
+  const first = slowHolder(file, events, 3_000, times);
   stepWallClock(t, 3_600_000);
   await withFileLock(file, async () => void events.push("second starts"), times);
   await first;

@@ -639,7 +639,7 @@ test("a kept-alive connection says how long it waits and is still open for a req
     assert.match(await client.waitFor("GET /text x=1"), /\r\nkeep-alive: timeout=5\r\n/);
     // A client reusing the connection as the advertised 5 s end (undici's keep-alive timer ticks once a second)
     // must get its answer, not "other side closed" under a publish.
-    await new Promise((resolve) => setTimeout(resolve, 5_500));
+    await new Promise((resolve) => setTimeout(resolve, 5_200));
     client.socket.write(get("/again"));
     await client.waitFor("GET /again x=1");
     client.socket.destroy();

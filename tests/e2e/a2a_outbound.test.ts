@@ -184,7 +184,7 @@ test("listen --a2a hands each message once to an SDK A2A server that was down, a
 
 test("listen --a2a follows tasks by stream where the server streams: the answers come without a GetTask", async (t) => {
   // Work long enough that the task still runs when the listener subscribes (a finished task cannot be subscribed).
-  const { broker, server: agent, listen } = await sdkSetup(t, "hermes,sdkagent", "sdkagent", { streaming: true, workMs: 1_500 });
+  const { broker, server: agent, listen } = await sdkSetup(t, "hermes,sdkagent", "sdkagent", { streaming: true, workMs: 3_000 });
   listen();
   await publish(broker.url, "hermes", "sdkagent", { text: "one" });
   await publish(broker.url, "hermes", "sdkagent", { text: "two" });

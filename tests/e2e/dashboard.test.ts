@@ -21,10 +21,14 @@ test("the dashboard shows the agents, a curl publish within a second, sends with
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
   const scriptErrors: string[] = [];
   page.on("pageerror", (error) => scriptErrors.push(error.message));
+  // The page opens its live feed after drawing the agents: a publish before the broker has the feed shows at the
+  // next refresh (2 s), not live.
+  const feedOpen = page.waitForResponse((response) => new URL(response.url()).pathname === "/events" && response.ok());
   await page.goto(`${broker.url}/`);
   assert.equal(new URL(page.url()).pathname, "/ui");
   await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
   await page.locator("#agents tr", { hasText: "openclaw" }).waitFor({ timeout: 5000 });
+  await feedOpen;
 
   // Published with curl: in the feed within a second.
   const published = Date.now();

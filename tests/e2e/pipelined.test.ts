@@ -317,5 +317,5 @@ test("a client that pipelines 300 KB of publishes behind answers it does not rea
   const hungUp = Date.now();
   client.socket.destroy();
   await waitFor(() => side() === undefined || side()!.state === "07", 10_000, "the broker to let the connection go");
-  assert.ok(Date.now() - hungUp < 3_000, `the connection went ${Date.now() - hungUp} ms after the hang-up`);
+  assert.ok(Date.now() - hungUp < 4_500, `the connection went ${Date.now() - hungUp} ms after the hang-up`);
 });

@@ -212,8 +212,12 @@ test(`PostgreSQL stopped and started ${OUTAGES} times under a stream, leased wai
   // A reply to an ask that timed out is the asker's to read, once; no other reply is left there.
   const left = await (await fetch(`${broker.url}/poll?agent=asker&limit=10000`)).json();
   for (const reply of left) assert.ok(unreplied.has(reply.interop.reply_to), JSON.stringify(reply));
-  assert.equal(broker.log().match(/answering 503 until it is back/g)?.length, OUTAGES, broker.log());
-  assert.equal(broker.log().match(/is back: serving again/g)?.length, OUTAGES, broker.log());
+  // Each outage is said, then its end. A stopping server closes its connections one at a time: the broker's own may
+  // still answer its first retry (a loaded machine), which ends that outage early and the next call starts another.
+  const outageLines = broker.log().match(/answering 503 until it is back|is back: serving again/g) ?? [];
+  assert.ok(outageLines.length >= 2 * OUTAGES, broker.log());
+  outageLines.forEach((line, index) => assert.equal(line.startsWith("answering"), index % 2 === 0, broker.log()));
+  assert.equal(outageLines.at(-1), "is back: serving again", broker.log());
   t.diagnostic(
     `${OUTAGES} outages: stream ${stream.acked} acknowledged (${stream.unanswered} refused), leased waits ` +
       `${leasedCounts.acked} (${leasedCounts.unanswered} refused, ${leasesLost} takes again under a lease lost), asks ${asked.acked} (${unreplied.size} timed out, ` +

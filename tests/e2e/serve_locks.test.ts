@@ -144,10 +144,11 @@ test("interop serve, while stopping, serves a request whose body was still arriv
       `POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1:${broker.port}\r\nContent-Type: application/json\r\n` +
         `Transfer-Encoding: chunked\r\n\r\n5\r\n{"tex\r\n`,
     );
-    // The head is at the broker, its request started.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The head is at the broker, its request started (ample: a request waits 30 s for its body).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     const exited = broker.stop("SIGTERM");
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The rest once the broker is stopping, well within the second it gives requests in progress.
+    await waitFor(() => broker!.log().includes("stopping:"), 5000, "the broker to begin its stop");
     client.socket.write(`f\r\nt":"in time"}\r\n\r\n0\r\n\r\n`);
     await waitFor(() => /\r\n\r\n\{.*\}$/s.test(client!.received()), 10_000, "the answer");
     const answer = client.received();

@@ -67,11 +67,13 @@ test("with an admin token the dashboard puts no token in any URL it requests, an
   page.on("request", (request) => requested.push({ url: request.url(), authorization: request.headers().authorization }));
   const scriptErrors: string[] = [];
   page.on("pageerror", (error) => scriptErrors.push(error.message));
+  // Answered, the feed is open at the broker: a publish now shows live (the request sent alone may not be there yet).
+  const feedOpen = page.waitForResponse((response) => new URL(response.url()).pathname === "/events" && response.ok());
   await page.goto(`${broker.url}/ui`);
   await page.fill("#token", admin);
   await page.click("#login-form button");
   await page.locator("#agents tr", { hasText: "hermes" }).waitFor({ timeout: 5000 });
-  await waitFor(() => requested.some(({ url }) => new URL(url).pathname === "/events"), 5000, "the live feed to open");
+  await feedOpen;
 
   // Published by an agent while the page watches: it appears in the live feed.
   assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "live while the admin watches" }, { authorization: `Bearer ${hermes}` })).status, 200);

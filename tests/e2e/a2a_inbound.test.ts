@@ -404,6 +404,23 @@ test("the operator's removal of a blocking SendMessage's or a task stream's call
   assert.ok(Date.now() - started < 10_000, "at once, not at the 300 s bound");
 });
 
+// Red team 51: the removal of a task stream's receiver (its message, so its task, withdrawn) ended the stream after
+// its first event with no final one, where the blocking call gets -32001 at once.
+test("the operator's removal of a task stream's receiver ends the stream at once with a last event: -32001 task not found", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "bob"] });
+  t.after(() => broker.cleanup());
+  const streamed = fetch(`${broker.url}/a2a/bob`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SendStreamingMessage", params: { message: { messageId: "streamed", role: "ROLE_USER", parts: [{ text: "to bob" }] } } }),
+  });
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.a2a?.waiting === 1, 10_000, "the stream to wait for its reply");
+  assert.equal((await fetch(`${broker.url}/agents?agent=bob&force=1`, { method: "DELETE" })).status, 200);
+  const events = (await (await streamed).text()).split("\n\n").filter((event) => event.startsWith("data:"));
+  assert.equal(events.length, 2, events.join("\n"));
+  assert.deepEqual(JSON.parse(events[1].slice("data:".length)).error.code, -32001, events[1]);
+});
+
 test("without tokens an A2A caller is the agent a2a, and a header naming an unknown A2A version is -32009", async (t) => {
   // bob is declared (a send creates no inbox); a2a is not: its SendMessage gives it the inbox the reply goes to.
   const broker = await startBroker({ args: ["--agents", "bob"] });

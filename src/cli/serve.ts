@@ -190,6 +190,13 @@ async function serve(args: string[], io: Io): Promise<number> {
   const settings = readServeSettings(values, io.env);
   const { durability, port, dataDir, databaseUrl, limits, maxBodyBytes, a2aOriginAgent, storeTimeoutMs } = settings;
   const log = createLogger(io, "serve", values.verbose, settings.logFormat);
+  if (settings.retentionMs < settings.resumeWindowMs) {
+    // Allowed (tests and short-lived brokers keep little), but the window's promise to id-less reconnects is then void.
+    log.warn(
+      `--retention ${values.retention} is shorter than --resume-window ${values["resume-window"]}: a stream that reconnects without an ` +
+        `id gets again only what retention has not yet removed of what its previous connection was sent (shorten --resume-window to match)`,
+    );
+  }
   limits.maxConnections = fitToOpenFiles(limits.maxConnections, log.warn);
   const maxRequestsPerAgent = settings.maxRequestsPerAgent ?? defaultAgentShare(limits.maxConnections);
   makeDataDir(dataDir);

@@ -213,3 +213,14 @@ test("two readers without an id that replace each other get each message at most
     assert.ok(count >= 1 && count <= 2, `message ${id} was sent ${count} times`);
   }
 });
+
+// Red team 51: with --retention 2s, an id-less reconnect 4 s later (well within the 3 min window) got nothing again,
+// silently; the broker now says so at its start.
+test("interop serve warns at its start when --retention is shorter than --resume-window, and not when it is not", async (t) => {
+  const short = await startBroker({ args: ["--retention", "2s"] });
+  t.after(() => short.cleanup());
+  const matching = await startBroker({ args: ["--retention", "2s", "--resume-window", "2s"] });
+  t.after(() => matching.cleanup());
+  assert.match(short.log(), /warn: --retention 2s is shorter than --resume-window 3m: a stream that reconnects without an id gets again only/);
+  assert.doesNotMatch(matching.log(), /warn:/);
+});

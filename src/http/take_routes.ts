@@ -222,6 +222,7 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
       );
     }
     if (reply === undefined) {
+      await refuseGoneQuestion(broker, from, to, questionId, timeoutMs);
       throw new InteropError(
         "reply_timeout",
         `No reply from ${to} to message ${questionId} within ${timeoutMs / 1000} s; a later reply will be in ${from}'s inbox`,
@@ -229,6 +230,27 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
     }
     return jsonResponse(200, { question: questionId, reply: toWire(reply) });
   });
+}
+
+/**
+ * At an ask's timeout, refuses with 410 `question_gone` when no later reply can come, rather than promise one: the
+ * question went with its recipient's inbox (the operator removed `to`; or retention removed it), or became a dead
+ * letter. A store that cannot say (PostgreSQL away) leaves the timeout as it is.
+ */
+async function refuseGoneQuestion(broker: Broker, from: AgentName, to: AgentName, questionId: number, timeoutMs: number): Promise<void> {
+  try {
+    await broker.refuseUnanswerable(from, questionId);
+  } catch (error) {
+    if (!(error instanceof InteropError)) throw error;
+    if (error.code === "question_gone") throw error;
+    if (error.code !== "unknown_message") return;
+    throw new InteropError(
+      "question_gone",
+      `No reply from ${to} to message ${questionId} within ${timeoutMs / 1000} s, and none will come: the message is gone ` +
+        `(the operator removed ${to}, its inbox with it, or retention removed it)`,
+      { cause: error },
+    );
+  }
 }
 
 /**

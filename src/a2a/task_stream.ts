@@ -8,7 +8,7 @@ import { encodeComment, encodeEvent } from "../http/sse.ts";
 import { streamResponse } from "../http/responses.ts";
 import type { Envelope } from "../message.ts";
 import type { OutgoingResponse } from "../runtime/types.ts";
-import type { A2aTask, ProtocolVersion } from "./protocol.ts";
+import { type A2aTask, A2aError, type ProtocolVersion } from "./protocol.ts";
 import { rpcRefusal } from "./rpc_refusal.ts";
 import { toV03Task } from "./v03_shapes.ts";
 import { isSettled, taskOfMessage } from "./tasks.ts";
@@ -54,10 +54,10 @@ export function taskStream(
         // PostgreSQL away: the stream stays open, as a message stream does, and reads again at the outage's end (the
         // broker's wake of every reader), a change or a keepalive. Ended, a client got no final event and no error.
         if (isStorageUnavailable(error)) return;
-        // The task is gone (the operator removed its receiver, and its message with it) or the store failed: a last
-        // event says which, as a blocking call's answer would, rather than an end the client cannot tell from a cut.
-        const refusal = rpcRefusal(rpcId, error);
-        if (refusal !== undefined) sink.write(encodeEvent({ data: JSON.stringify(refusal.body) }));
+        // The task is gone (the operator removed its receiver, and its message with it): a last event says so, as a
+        // blocking call's answer would, rather than an end the client cannot tell from a cut. The store failed (or
+        // closed: the broker stopping): the stream ends; the client can ask GetTask or subscribe again.
+        if (error instanceof A2aError) sink.write(encodeEvent({ data: JSON.stringify(rpcRefusal(rpcId, error)!.body) }));
         sink.close();
       });
     };

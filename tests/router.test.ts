@@ -277,6 +277,11 @@ test("bad input gets a clear JSON error and leaves stored messages intact", asyn
       ["GET", "/wait?agent=openclaw&peek=on&lease=5", undefined, undefined, 400, "invalid_query"],
       // Red team, session 46: read as "not forced" (409 agent_busy), not as what its operator asked for.
       ["DELETE", "/agents?agent=openclaw&force=yes", undefined, undefined, 400, "invalid_query"],
+      // Newcomer, session 51: published to the first `to` alone, answered 200; the second never had it.
+      ["POST", "/broadcast?from=hermes&to=openclaw&to=solo", '{"n":2}', undefined, 400, "invalid_query"],
+      ["POST", "/broadcast?from=hermes&from=solo&to=openclaw", '{"n":3}', undefined, 400, "invalid_query"],
+      ["GET", "/poll?agent=openclaw&agent=solo", undefined, undefined, 400, "invalid_query"],
+      ["GET", "/ntfy/openclaw/json?poll=1&since=all&since=1", undefined, undefined, 400, "invalid_query"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "abc" }, 400, "invalid_event_id"],
       ["GET", "/subscribe?agent=openclaw", undefined, { "last-event-id": "999" }, 409, "unknown_event_id"],
       ["GET", "/ntfy/openclaw/json?since=999", undefined, undefined, 409, "unknown_event_id"],

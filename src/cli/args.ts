@@ -28,6 +28,7 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
   // Checked token by token rather than by rewording parseArgs's errors: those are several lines of Node's own
   // advice ("To specify a positional argument …"), and their wording is not an API.
   const { tokens } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true });
+  const given = new Set<string>();
   for (const token of tokens) {
     if (token.kind === "positional" && !allowPositionals) {
       throw usageError(command, `Unexpected argument ${JSON.stringify(token.value)} for 'interop ${command}'`);
@@ -53,6 +54,11 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
         `Missing value for ${token.rawName}: ${JSON.stringify(token.value)} is an option (a value that starts with '-' goes as --${token.name}=VALUE)`,
       );
     }
+    // Only the last would count: `send -t a -t b` sent to b alone, exit 0.
+    if (option.type === "string" && given.has(token.name)) {
+      throw usageError(command, `Option --${token.name} given more than once: it takes one value`);
+    }
+    given.add(token.name);
   }
   // Everything strict mode refuses was refused above, so this only types the values.
   return parseArgs({ args, options, allowPositionals, strict: true });

@@ -49,13 +49,18 @@ export function layerServeArgs(args: string[], env: Env, options: OptionTypes): 
     origins.set(flag, `$${name}`);
     return [`--${flag}=${value}`];
   });
-  // Given on the command line, a flag is the command line's.
-  for (const arg of args) {
-    const flag = /^--([a-z-]+)/.exec(arg)?.[1];
-    if (flag !== undefined) origins.delete(flag);
-  }
+  // Given on the command line, a flag is the command line's; given in the environment, the environment's (each is
+  // passed once: a flag given twice is refused as a mistake).
+  const flagOf = (arg: string) => /^--([a-z-]+)/.exec(arg)?.[1];
+  const onCommandLine = new Set(args.map(flagOf));
+  for (const flag of onCommandLine) if (flag !== undefined) origins.delete(flag);
+  const inEnv = new Set(fromEnv.map(flagOf));
   return {
-    args: [...fromFile, ...fromEnv, ...args],
+    args: [
+      ...fromFile.filter((arg) => !onCommandLine.has(flagOf(arg)) && !inEnv.has(flagOf(arg))),
+      ...fromEnv.filter((arg) => !onCommandLine.has(flagOf(arg))),
+      ...args,
+    ],
     fromConfig,
     explain(error) {
       if (!(error instanceof InteropError) || error.code !== "usage") return error;

@@ -199,10 +199,7 @@ function flagsGiven(args: string[], options: ParseArgsOptionsConfig): Flag[] {
   return optionTokens(args, options).flatMap((token) => token.kind === "option" ? [[token.name, token.value] as Flag] : []);
 }
 
-/**
- * Each flag once, with its last value: what listen uses (parseArgs keeps the last; none of its options repeats). An
- * earlier value would only reach ExecStart, where a password in it (a second --post or --url) is anyone's to read.
- */
+/** Each flag once: a switch may be given twice (`-v -v`); a flag with a value given twice parseFlags refused. */
 function lastOfEach(flags: Flag[]): Flag[] {
   return [...new Map(flags.map(([name, value]) => [name, value] as const)).entries()];
 }

@@ -14,6 +14,23 @@ function plainNumber(value: string): number {
   return /^\d+(\.\d+)?(e[+-]?\d+)?$/i.test(value) ? Number(value) : NaN;
 }
 
+/**
+ * Refuses a query that gives a parameter twice: each route reads one value of each, so `to=a&to=b` published to a
+ * alone, answered 200, and b never had it.
+ */
+export function refuseRepeatedParams(url: URL): void {
+  if (url.search.indexOf("&") < 0) return;
+  const seen = new Set<string>();
+  for (const name of url.searchParams.keys()) {
+    if (!seen.has(name)) {
+      seen.add(name);
+      continue;
+    }
+    const hint = name === "to" ? " (to send to several agents, send the message to each, or leave to= out to send it to every agent)" : "";
+    throw new InteropError("invalid_query", `Query parameter ${JSON.stringify(name)} given more than once: give each once${hint}`);
+  }
+}
+
 export function parseTimeout(value: string | null): number {
   if (value === null) return 30_000;
   const seconds = plainNumber(value);

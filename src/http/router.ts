@@ -17,7 +17,7 @@ import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
 import { dashboardResponse, eventsRoute, metricsResponse, statsResponse } from "./operator_routes.ts";
-import { parseHoldReply, parseIdempotencyKey, parseLastEventId, parseLimit, parseMessageId } from "./query_params.ts";
+import { parseHoldReply, parseIdempotencyKey, parseLastEventId, parseLimit, parseMessageId, refuseRepeatedParams } from "./query_params.ts";
 import { isOperatorLook } from "./request_limits.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse, streamResponse, watchStream } from "./responses.ts";
 import { sseFormat } from "./sse_format.ts";
@@ -99,6 +99,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   const answer = async (received: IncomingRequest, caller: Caller): Promise<OutgoingResponse> => {
     const { pathname } = received.url;
     refuseEncodedBody(received);
+    refuseRepeatedParams(received.url);
     const request = confirmedAfterBody(received, options.auth, caller);
     if (isA2aPath(pathname)) return await endOnRevocation(options.auth, caller, handleA2a(broker, request, caller, a2a));
     if (isNtfyPath(pathname)) {

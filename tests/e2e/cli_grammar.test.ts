@@ -125,6 +125,15 @@ test("every command that takes a flag value that starts with '-' says how to pas
   assertUsageError(await run(["poll", "--agent", "hermes", "extra"]), "an argument poll does not take");
 });
 
+// Newcomer, session 51: `send -t py -t openclaw` sent to openclaw alone and exited 0 (parseArgs keeps the last value).
+test("a flag that takes a value, given twice, is refused in one line (exit 2), on every command; a switch twice is taken", async () => {
+  const stderr = assertUsageError(await run(["send", "-f", "hermes", "-t", "py", "-t", "openclaw", "hi"]), "send -t twice");
+  assert.equal(stderr, "error: Option --to given more than once: it takes one value; see 'interop send --help'\n");
+  assertUsageError(await run(["poll", "--agent", "hermes", "--agent=leo"]), "poll --agent twice, the second inline");
+  assertUsageError(await run(["serve", "--port", "1", "--port", "2"]), "serve --port twice on the command line");
+  assert.equal((await run(["version", "--json", "--json"])).code, 0);
+});
+
 test("--json prints one JSON document on every command that prints something", async () => {
   const data = tempDir("interop-grammar-data-");
   try {

@@ -1,5 +1,22 @@
 /** Says who holds the broker's port, so `interop serve` can explain why it will not start a second broker. */
+import { createServer } from "node:net";
+import { InteropError } from "../errors.ts";
 import type { StatusReport } from "../status_report.ts";
+
+/**
+ * Refuses (`address_in_use`) a port another program listens on before the broker makes its data dir or opens its
+ * store, so that a refused start leaves nothing behind (it left a new, empty store). Only a port in use: any other
+ * failure of the probe, and a port taken between it and the broker's own bind, the bind reports.
+ */
+export async function refuseHeldPort(hostname: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const held = await new Promise<boolean>((resolve) => {
+    const probe = createServer();
+    probe.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "EADDRINUSE"));
+    probe.listen({ host: hostname, port, exclusive: true }, () => probe.close(() => resolve(false)));
+  });
+  if (held) throw new InteropError("address_in_use", await describePortHolder(hostname, port));
+}
 
 /** Asks the holder's `/status` (briefly) and describes what answered. */
 export async function describePortHolder(hostname: string, port: number): Promise<string> {

@@ -1,17 +1,22 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { openSse } from "../helpers/sse.ts";
 import { rawClient, type RawClient } from "../helpers/raw_client.ts";
 
-test("interop serve refuses to start when an interop broker holds the port, and the first keeps serving", async () => {
+test("interop serve refuses to start when an interop broker holds the port, creating nothing, and the first keeps serving", async () => {
   const first = await startBroker();
   const otherDir = tempDir();
   try {
-    const second = await runCli(["serve", "--port", String(first.port), "--data-dir", otherDir.path], { timeoutMs: 15_000 });
+    // Newcomer, session 51: the refused broker had made its data dir and a new, empty store in it.
+    const dataDir = join(otherDir.path, "new");
+    const second = await runCli(["serve", "--port", String(first.port), "--data-dir", dataDir], { timeoutMs: 15_000 });
+    assert.equal(existsSync(dataDir), false);
     assert.equal(second.code, 6);
     assert.equal(
       second.stderr,

@@ -84,7 +84,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     // The dashboard's page and script hold no data: they load without a token and then ask for one.
     if (request.method === "GET" && (pathname === "/ui" || pathname === "/ui/app.js")) return Promise.resolve(dashboardResponse(pathname));
     if (request.method === "GET" && pathname === "/") return Promise.resolve({ status: 302, headers: { location: "/ui" }, body: "" });
-    if (pathname === "/status" && request.method === "GET" && !hasCredentials(request) && await options.auth.on()) {
+    if (pathname === "/status" && isLook(request.method) && !hasCredentials(request) && await options.auth.on()) {
       // Cron and load balancers may ask whether the broker is alive without a token; the details need one.
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
     }
@@ -113,7 +113,8 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
           `GET|POST /dead-letters, GET|POST|DELETE /agents, GET /events, GET /history, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
       );
     }
-    const route = methods[request.method];
+    // HEAD as GET where a GET only looks (uptime monitors ask HEAD /status); the server sends no body for a HEAD.
+    const route = methods[request.method] ?? (request.method === "HEAD" && HEAD_AS_GET.has(pathname) ? methods.GET : undefined);
     if (route === undefined) {
       const allow = Object.keys(methods).join(", ");
       const error = new InteropError("method_not_allowed", `Method ${request.method} not allowed on ${pathname}: use ${allow}`);
@@ -200,6 +201,13 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
     const entries = await broker.history(agent, parseLimit(request.url.searchParams.get("limit")), answer);
     return jsonTextResponse(200, await answer.body(entries), answer.headers());
   });
+}
+
+/** Routes whose GET only looks, answered to a HEAD as to a GET (without the body). */
+const HEAD_AS_GET = new Set(["/status", "/metrics"]);
+
+function isLook(method: string): boolean {
+  return method === "GET" || method === "HEAD";
 }
 
 async function subscribe(

@@ -136,3 +136,20 @@ for (const format of ["text", "json"]) {
     }
   });
 }
+
+// Newcomer, session 51: `curl -I /status` (and uptime monitors, which ask HEAD) got 405.
+test("HEAD /status and HEAD /metrics answer as GET does, without a body; HEAD elsewhere is 405 and takes nothing", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "kept" })).status, 200);
+  for (const path of ["/status", "/metrics"]) {
+    const head = await fetch(`${broker.url}${path}`, { method: "HEAD" });
+    assert.equal(head.status, 200, path);
+    assert.ok(Number(head.headers.get("content-length")) > 0, path);
+    assert.equal(await head.text(), "", path);
+  }
+  const poll = await fetch(`${broker.url}/poll?agent=openclaw`, { method: "HEAD" });
+  assert.equal(poll.status, 405);
+  assert.equal(poll.headers.get("allow"), "GET");
+  assert.deepEqual((await (await fetch(`${broker.url}/poll?agent=openclaw`)).json()).map((message: { text: string }) => message.text), ["kept"]);
+});

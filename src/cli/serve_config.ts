@@ -51,7 +51,7 @@ export function layerServeArgs(args: string[], env: Env, options: OptionTypes): 
   });
   // Given on the command line, a flag is the command line's; given in the environment, the environment's (each is
   // passed once: a flag given twice is refused as a mistake).
-  const flagOf = (arg: string) => /^--([a-z-]+)/.exec(arg)?.[1];
+  const flagOf = (arg: string) => /^--([a-z0-9-]+)/.exec(arg)?.[1];
   const onCommandLine = new Set(args.map(flagOf));
   for (const flag of onCommandLine) if (flag !== undefined) origins.delete(flag);
   const inEnv = new Set(fromEnv.map(flagOf));

@@ -38,6 +38,15 @@ test("interop serve takes its settings from --config or $INTEROP_CONFIG; the env
   assert.deepEqual(Object.keys((await (await fetch(`${fromFlag.url}/status`)).json()).agents), ["cron"]);
 });
 
+// Red team 51: read up to its first digit, --a2a-wait on the command line took the file's a2a-origin-agent for itself
+// and left it out: the origin card answered 404, with nothing said.
+test("a flag on the command line leaves out the file's setting of that flag only, not one that shares its first letters", async (t) => {
+  const file = configFile(t, { "a2a-origin-agent": "hermes", agents: ["hermes"] });
+  const broker = await startBroker({ args: ["--config", file, "--a2a-wait", "10s"] });
+  t.after(() => broker.cleanup());
+  assert.equal((await fetch(`${broker.url}/.well-known/agent-card.json`)).status, 200);
+});
+
 test("interop serve refuses a bad config in one line naming the file and the key, and a bad $INTEROP_PORT naming it", async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     [{ prot: 18901 }, /^error: Invalid config (\S+): unknown key "prot" \(did you mean "port"\?\); the keys are serve's long flag names/],

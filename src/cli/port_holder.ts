@@ -1,21 +1,32 @@
 /** Says who holds the broker's port, so `interop serve` can explain why it will not start a second broker. */
 import { createServer } from "node:net";
 import { InteropError } from "../errors.ts";
+import { usageError } from "./args.ts";
 import type { StatusReport } from "../status_report.ts";
 
 /**
- * Refuses (`address_in_use`) a port another program listens on before the broker makes its data dir or opens its
- * store, so that a refused start leaves nothing behind (it left a new, empty store). Only a port in use: any other
- * failure of the probe, and a port taken between it and the broker's own bind, the bind reports.
+ * Refuses what the broker could not listen on before it makes its data dir or opens its store, so that a refused
+ * start leaves nothing behind (it left a new, empty store): a port another program listens on (`address_in_use`,
+ * naming it), and a `--host` that is no address here or a port the process may not bind (usage errors). A port taken
+ * between this probe and the broker's own bind, the bind reports.
  */
-export async function refuseHeldPort(hostname: string, port: number): Promise<void> {
-  if (port === 0) return;
-  const held = await new Promise<boolean>((resolve) => {
+export async function refuseUnlistenable(hostname: string, port: number): Promise<void> {
+  const failure = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
     const probe = createServer();
-    probe.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "EADDRINUSE"));
-    probe.listen({ host: hostname, port, exclusive: true }, () => probe.close(() => resolve(false)));
+    probe.once("error", resolve);
+    probe.listen({ host: hostname, port, exclusive: true }, () => probe.close(() => resolve(undefined)));
   });
-  if (held) throw new InteropError("address_in_use", await describePortHolder(hostname, port));
+  if (failure === undefined) return;
+  if (failure.code === "EADDRINUSE") throw new InteropError("address_in_use", await describePortHolder(hostname, port));
+  // Deno's node:net reports an address that is not this machine's as EINVAL.
+  const why = failure.code === "EADDRNOTAVAIL" || failure.code === "EINVAL"
+    ? `${hostname} is not an address of this machine`
+    : failure.code === "ENOTFOUND" || failure.code === "EAI_AGAIN"
+    ? `the host name ${hostname} does not resolve`
+    : failure.code === "EACCES"
+    ? `port ${port} needs privileges (below 1024: root or CAP_NET_BIND_SERVICE)`
+    : failure.message;
+  throw usageError("serve", `Cannot listen on ${hostname}:${port}: ${why}`);
 }
 
 /** Asks the holder's `/status` (briefly) and describes what answered. */

@@ -16,7 +16,7 @@ import { makeDataDir, removeOwner, warnIfDataDirOpen, writeOwner } from "./data_
 import type { Io } from "./io.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { fitToOpenFiles } from "./open_files.ts";
-import { describePortHolder, refuseHeldPort } from "./port_holder.ts";
+import { describePortHolder, refuseUnlistenable } from "./port_holder.ts";
 import { layerServeArgs } from "./serve_config.ts";
 import { serveBroker } from "./serve_http.ts";
 import { readServeSettings } from "./serve_settings.ts";
@@ -199,7 +199,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   }
   limits.maxConnections = fitToOpenFiles(limits.maxConnections, log.warn);
   const maxRequestsPerAgent = settings.maxRequestsPerAgent ?? defaultAgentShare(limits.maxConnections);
-  await refuseHeldPort(values.host, port);
+  await refuseUnlistenable(values.host, port);
   makeDataDir(dataDir);
   const store = await openMessageStore(dataDir, durability, databaseUrl, log.warn, storeTimeoutMs);
   let auth: Authenticator;

@@ -173,3 +173,15 @@ test("interop serve rejects bad flags with exit 2", async () => {
   assert.equal(result.code, 2);
   assert.match(result.stderr, /^error: Invalid --durability: "maybe"; use strict or relaxed; see 'interop serve --help'\n$/);
 });
+
+// Red team 51c: a --host that is no address here failed at the bind (exit 1, a raw EADDRNOTAVAIL), after the data dir
+// and a new store were made.
+test("interop serve refuses a --host that is no address of this machine in one line (exit 2), creating nothing", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const dataDir = join(dir.path, "new");
+  const result = await runCli(["serve", "--host", "192.0.2.1", "--insecure", "--port", "0", "--data-dir", dataDir], { timeoutMs: 15_000 });
+  assert.equal(result.code, 2);
+  assert.equal(result.stderr, "error: Cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine; see 'interop serve --help'\n");
+  assert.equal(existsSync(dataDir), false);
+});

@@ -112,6 +112,8 @@ export function ratios(runs: Results[]): string {
       line += ` · ${values.length} runs: ${sorted[0].toFixed(2)}–${sorted.at(-1)!.toFixed(2)} (spread ${spread.toFixed(0)} %)`;
       if (met !== undefined) line += `, met in ${values.filter(met).length} of ${values.length}`;
     }
+    // A run whose figure could not be had (a CPU time below the clock's tick in a smoke run) is said, not dropped.
+    if (values.length < runs.length) line += ` (measured in ${values.length} of ${runs.length} runs)`;
     lines.push(line);
   }
   let faults = 0;

@@ -65,7 +65,11 @@ test("npm run bench -- --runs 2 --out FILE gives each target's range over both r
   const out = join(dir, "ranges.md");
   const result = smoke(["interop-node", "bare-node"], ["--runs", "2", "--scenarios", "fan-out", "--out", out]);
   assert.match(result.stderr, /\(run 2 of 2\)/);
-  assert.match(result.stdout, /^- Node: fan-out server CPU per delivery vs bare Node \(≤ 1\.5\): [\d.]+× [✓✗] · 2 runs: [\d.]+–[\d.]+ \(spread \d+ %\), met in [012] of 2$/m);
+  // Smoke sizes: a run's CPU time may be below the clock's tick (0 for the bare server), its ratio not had.
+  assert.match(
+    result.stdout,
+    /^- Node: fan-out server CPU per delivery vs bare Node \(≤ 1\.5\): [\d.]+× [✓✗](?: · 2 runs: [\d.]+–[\d.]+ \(spread \d+ %\), met in [012] of 2| \(measured in 1 of 2 runs\))$/m,
+  );
   assert.equal(readFileSync(out, "utf8").trim(), result.stdout.trim());
 });
 

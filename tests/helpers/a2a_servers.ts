@@ -36,9 +36,9 @@ function sendJson(response: ServerResponse, status: number, value: unknown): voi
 class Restartable {
   port = 0;
   #server: Server | undefined;
-  #handle: (request: IncomingMessage, response: ServerResponse) => void;
+  #handle: (request: IncomingMessage, response: ServerResponse) => unknown;
 
-  constructor(handle: (request: IncomingMessage, response: ServerResponse) => void) {
+  constructor(handle: (request: IncomingMessage, response: ServerResponse) => unknown) {
     this.#handle = handle;
   }
 
@@ -47,7 +47,14 @@ class Restartable {
   }
 
   async start(): Promise<void> {
-    const server = createServer(this.#handle);
+    const server = createServer((request, response) => {
+      Promise.resolve(this.#handle(request, response)).catch((error) => {
+        // A client that hung up mid-request (a listener SIGKILLed) fails the body's read ("aborted"): that request is
+        // gone, as it is at a real agent. Deno's node:http reports it where Node's mostly does not.
+        if ((error as NodeJS.ErrnoException).code === "ECONNRESET") return;
+        throw error;
+      });
+    });
     await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
     this.port = (server.address() as AddressInfo).port;
     this.#server = server;

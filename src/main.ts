@@ -52,7 +52,7 @@ async function main(args: string[], io: Io): Promise<number> {
       io.stdout(HELP);
       return EXIT.ok;
     }
-    if (command === "--version" || command === "-V") return await (await load("version")).run([], io);
+    if (command === "--version" || command === "-V") return await (await load("version")).run(rest, io);
     if (command === "help") return await (await load(rest[0])).run(["--help"], io);
     const subcommand = await load(command);
     setTitle(command, args);

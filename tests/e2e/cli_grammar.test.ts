@@ -116,6 +116,9 @@ test("interop version prints the same as --version, and --json prints it as JSON
   assert.match(command.stdout, /^interop \d+\.\d+\.\d+\n$/);
   const json = JSON.parse((await run(["version", "-j"])).stdout);
   assert.equal(`interop ${json.version}\n`, flag.stdout);
+  // Session 51's newcomer: `--version --json` printed the text line (a script's JSON.parse failed on it).
+  assert.deepEqual(JSON.parse((await run(["--version", "--json"])).stdout), json);
+  assertUsageError(await run(["--version", "--frobnicate"]), "--version with an option it does not take");
 });
 
 test("every command that takes a flag value that starts with '-' says how to pass it", async () => {

@@ -81,9 +81,10 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
   const shares = options.maxRequestsPerAgent === undefined ? undefined : new AgentShares(options.maxRequestsPerAgent);
   const dispatch = async (request: IncomingRequest): Promise<OutgoingResponse> => {
     const { pathname } = request.url;
-    // The dashboard's page and script hold no data: they load without a token and then ask for one.
-    if (request.method === "GET" && (pathname === "/ui" || pathname === "/ui/app.js")) return Promise.resolve(dashboardResponse(pathname));
-    if (request.method === "GET" && pathname === "/") return Promise.resolve({ status: 302, headers: { location: "/ui" }, body: "" });
+    // The dashboard's page and script hold no data: they load without a token and then ask for one. A HEAD of
+    // them (a monitor's, a link checker's) is answered as their GET, without the body.
+    if (isLook(request.method) && (pathname === "/ui" || pathname === "/ui/app.js")) return Promise.resolve(dashboardResponse(pathname));
+    if (isLook(request.method) && pathname === "/") return Promise.resolve({ status: 302, headers: { location: "/ui" }, body: "" });
     if (pathname === "/status" && isLook(request.method) && !hasCredentials(request) && await options.auth.on()) {
       // Cron and load balancers may ask whether the broker is alive without a token; the details need one.
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));

@@ -28,6 +28,14 @@ test("checkOrigin() takes IP addresses, localhost names, --host and --allowed-ho
   }
 });
 
+// Red team, session 52: browsers send no Sec-Fetch-Site to these (not loopback in their eyes), yet they reach it.
+test("checkOrigin() refuses the unspecified addresses and IPv4 addresses written as IPv6, in every spelling", async () => {
+  for (const host of ["0.0.0.0", "0.0.0.0:18900", "[::]", "[::]:18900", "[0:0::0]", "[::ffff:127.0.0.1]:18900", "[::ffff:7f00:1]", "[0:0:0:0:0:FFFF:7F00:1]", "[::ffff:0.0.0.0]"]) {
+    assert.equal(await statusOf({ host }, "GET", "/poll"), 403, host);
+  }
+  assert.equal(await statusOf({ host: "0.0.0.0" }, "GET", "/ui"), 403, "not even the page: the name itself is refused");
+});
+
 test("checkOrigin() refuses a Host that names anything else, rebinding services' names and malformed values included", async () => {
   for (const host of ["evil.example", "127.0.0.1.nip.io", "localhost.evil.example", "0x7f.1", "evil@127.0.0.1", "[::1", "a b", ""]) {
     assert.equal(await statusOf({ host }), 403, JSON.stringify(host));

@@ -2,6 +2,7 @@
 import { createServer } from "node:net";
 import { InteropError } from "../errors.ts";
 import { usageError } from "./args.ts";
+import { reachingHost } from "./bind_host.ts";
 import type { StatusReport } from "../status_report.ts";
 
 /**
@@ -31,11 +32,10 @@ export async function refuseUnlistenable(hostname: string, port: number): Promis
 
 /** Asks the holder's `/status` (briefly) and describes what answered. */
 export async function describePortHolder(hostname: string, port: number): Promise<string> {
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const address = `${host}:${port}`;
+  const address = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   let status: Partial<StatusReport> & Record<string, unknown>;
   try {
-    const response = await fetch(`http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}/status`, {
+    const response = await fetch(`http://${reachingHost(hostname)}:${port}/status`, {
       signal: AbortSignal.timeout(1500),
     });
     status = await response.json();

@@ -16,6 +16,7 @@ import { makeDataDir, removeOwner, warnIfDataDirOpen, writeOwner } from "./data_
 import type { Io } from "./io.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { fitToOpenFiles } from "./open_files.ts";
+import { isEveryAddress, reachingHost } from "./bind_host.ts";
 import { describePortHolder, refuseUnlistenable } from "./port_holder.ts";
 import { layerServeArgs } from "./serve_config.ts";
 import { serveBroker } from "./serve_http.ts";
@@ -282,15 +283,17 @@ async function serve(args: string[], io: Io): Promise<number> {
   if (store instanceof PostgresStore) await store.announce(`${server.hostname}:${server.port}`).catch(() => {});
   const listening = {
     version: VERSION,
-    url: `http://${server.hostname}:${server.port}`,
+    url: `http://${reachingHost(server.hostname)}:${server.port}`,
     pid: process.pid,
     ...(store instanceof PostgresStore ? { database: store.location } : {}),
     data_dir: dataDir,
     durability,
     runtime: runtimeDescription(),
   };
+  // A URL this machine's clients can use: the broker refuses 0.0.0.0 and :: as a Host.
+  const everyAddress = isEveryAddress(server.hostname) ? ` and every address of this machine (--host ${server.hostname})` : "";
   log.info(
-    `interop ${VERSION} listening on ${listening.url} (pid ${process.pid}, ` +
+    `interop ${VERSION} listening on ${listening.url}${everyAddress} (pid ${process.pid}, ` +
       `${store instanceof PostgresStore ? `database ${store.location}, ` : ""}data dir ${dataDir}, durability ${durability}, ` +
       `${listening.runtime})`,
     listening,

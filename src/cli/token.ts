@@ -6,6 +6,7 @@ import type { TokenList } from "../auth/token_list.ts";
 import { defaultDataDir } from "../paths.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { agentFlag, brokerUrl, checkDatabaseUrl, brokerUrls, parseFlags, readSecret, usageError } from "./args.ts";
+import { isEveryAddress, reachingHost } from "./bind_host.ts";
 import { liveOwner, makeDataDir } from "./data_dir.ts";
 import { oneOf } from "./commands.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
@@ -147,7 +148,7 @@ function refuseIfAnotherBrokerNamed(dataDir: string, env: Record<string, string 
   const urls = brokerUrls("token", undefined, env);
   // By port, and by host where both name one: a broker bound to every address is reached by any of this host's (its
   // LAN address too), a loopback URL reaches one bound to loopback.
-  const everywhere = owner.host === "0.0.0.0" || owner.host === "::";
+  const everywhere = isEveryAddress(owner.host);
   const local = (host: string) => host === "localhost" || host === "[::1]" || host === "::1" || host.startsWith("127.");
   const isOwner = (url: URL) =>
     Number(url.port || 80) === owner.port && (everywhere || url.hostname === owner.host || (local(url.hostname) && local(owner.host)));
@@ -168,7 +169,7 @@ function refuseIfAnotherBrokerNamed(dataDir: string, env: Record<string, string 
 async function untilTokensRequired(dataDir: string, io: Io): Promise<void> {
   const owner = liveOwner(dataDir);
   if (owner === undefined) return;
-  const host = owner.host === "0.0.0.0" ? "127.0.0.1" : owner.host === "::" ? "[::1]" : owner.host.includes(":") ? `[${owner.host}]` : owner.host;
+  const host = reachingHost(owner.host);
   const deadline = performance.now() + TOKENS_ON_WAIT_MS;
   while (performance.now() < deadline) {
     try {

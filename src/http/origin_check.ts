@@ -3,7 +3,7 @@
  * (`Origin`, `Sec-Fetch-Site`), and one under a name that is not the broker's (`Host`: DNS rebinding), as
  * Jupyter and Vite refuse them. Clients that are not browsers send no `Origin` and are not affected.
  */
-import { isIP } from "node:net";
+import { isIP, isIPv6 } from "node:net";
 import { InteropError } from "../errors.ts";
 import type { Handler, IncomingRequest } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
@@ -36,6 +36,13 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
   // Only HTTP/1.0 clients omit Host, and no browser is one of them.
   if (host !== null) {
     const name = hostName(host);
+    if (name !== undefined && isIP(name) !== 0 && isUnmarkedLoopback(name)) {
+      return new InteropError(
+        "unknown_host",
+        `Host "${printable(name)}" is an address browsers do not count as this machine's, so they would let any web ` +
+          `page's requests to it through unmarked; name the broker by 127.0.0.1, [::1], localhost or the machine's own address`,
+      );
+    }
     if (name === undefined || !(isIP(name) !== 0 || name === "localhost" || name.endsWith(".localhost") || own.has(name))) {
       const shown = printable(name ?? host);
       return new InteropError(
@@ -64,6 +71,18 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
     );
   }
   return undefined;
+}
+
+/**
+ * Whether `ip` reaches a loopback broker while browsers do not count it as loopback: the unspecified addresses
+ * (0.0.0.0, ::) and an IPv4 address written as IPv6 (`[::ffff:127.0.0.1]`). Chromium sends no `Sec-Fetch-Site` to
+ * such a host (not a "potentially trustworthy" origin), so an `<img>` on any site took messages through it (red
+ * team, session 52); no client needs these names, since 127.0.0.1, ::1 or the machine's address reach the same socket.
+ */
+function isUnmarkedLoopback(ip: string): boolean {
+  // The URL parser writes an address the one way browsers send it (`[::ffff:7f00:1]`, `0.0.0.0`).
+  const canonical = new URL(`http://${isIPv6(ip) ? `[${ip}]` : ip}/`).hostname;
+  return canonical === "0.0.0.0" || canonical === "[::]" || canonical.startsWith("[::ffff:");
 }
 
 /** The name in a Host value, lower case, without its port or an IPv6 address's brackets; `undefined` if malformed. */

@@ -139,6 +139,42 @@ test("in a real browser, another site's page can neither publish with a text/pla
   assert.equal(await pending(broker, "openclaw"), 1, "nothing taken by the <img>, nothing stored by the form");
 });
 
+// Red team, session 52: Chromium sends no Sec-Fetch-Site (nor Origin) to 0.0.0.0 or [::ffff:127.0.0.1], which it does
+// not count as loopback, though they reach a loopback broker; the Host rule took any address, so an <img> on any site
+// took a message each.
+test("in a real browser, another site's <img> naming the broker as 0.0.0.0 or [::ffff:127.0.0.1] takes nothing", async (t) => {
+  let broker: RunningBroker | undefined;
+  let attacker: AttackerSite | undefined;
+  let browser: Browser | undefined;
+  t.after(async () => {
+    await browser?.close();
+    await attacker?.close();
+    await broker?.cleanup();
+  });
+  broker = await startBroker({ args: ["--verbose"] });
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "for openclaw's eyes" })).status, 200);
+  const hosts = ["0.0.0.0", "[::ffff:127.0.0.1]", "[::]"];
+  attacker = await serveAttackerPage(`<!doctype html>
+${hosts.map((host) => `<img src="http://${host}:${broker!.port}/poll?agent=openclaw&limit=1">`).join("\n")}`);
+  browser = await launchBrowser();
+  const page = await browser.newPage();
+  let ended = 0;
+  const allEnded = new Promise<void>((resolve) => {
+    const done = (request: { url(): string }) => new URL(request.url()).pathname === "/poll" && ++ended === hosts.length && resolve();
+    page.on("requestfinished", done).on("requestfailed", done);
+  });
+  await page.goto(attacker.url);
+  // The <img>s end as failed requests whatever the answer (the browser's ORB cuts JSON): the broker's log says it.
+  await allEnded;
+  const polls = broker.log().split("\n").filter((line) => line.includes("GET /poll"));
+  assert.ok(polls.length > 0, "the browser reached the broker through at least one of these names");
+  for (const line of polls) assert.match(line, /→ 403/);
+  assert.equal(await pending(broker, "openclaw"), 1, "nothing taken");
+  // A client that is not a browser is told which names to use.
+  const named = await rawExchange(broker.url, "GET", "/status", { host: `0.0.0.0:${broker.port}` });
+  assertRefused(named, "unknown_host", /Host "0\.0\.0\.0" is an address browsers do not count as this machine's.*127\.0\.0\.1/);
+});
+
 test("the broker's own pages and every client without Origin keep working: curl, urllib, the CLI, loopback names", async (t) => {
   const broker = await startBroker();
   t.after(() => broker.cleanup());

@@ -10,6 +10,7 @@ import { InteropError } from "../errors.ts";
 import { readLimited } from "../runtime/read_body.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
+import { retryAfterSeconds } from "../client/retry_after.ts";
 
 /** Connection failures that prove the request never reached the server: sending it again repeats nothing. */
 const NOT_SENT = new Set([
@@ -256,7 +257,7 @@ export class A2aRpcClient {
 
   /** The `result` of a JSON-RPC answer (`text`: the body, or one SSE event's data), or the error it stands for. */
   #resultOf(method: string, response: Response, text: string): unknown {
-    const retryAfter = Number(response.headers.get("retry-after")) || undefined;
+    const retryAfter = retryAfterSeconds(response.headers.get("retry-after"));
     const redirect = redirectProblem(response, this.url);
     if (redirect !== undefined) {
       throw new InteropError("unreachable", `${method}: ${redirect} (listen retries until the server takes it)`, { retryAfter });

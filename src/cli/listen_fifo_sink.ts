@@ -4,6 +4,7 @@ import { constants, statSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
 import { sleep } from "../sleep.ts";
+import { othersHoldOpen } from "./fifo_holders.ts";
 import type { MessageSink } from "./listen_sinks.ts";
 
 /** How long a reader may take to close the FIFO after end-of-file before it counts as a streaming reader. */
@@ -66,12 +67,23 @@ const READER_POLL_MAX_MS = 200;
 async function openForReader(path: string, shutdown: AbortSignal): Promise<FileHandle> {
   for (let delay = 5;; delay = Math.min(delay * 2, READER_POLL_MAX_MS)) {
     if (shutdown.aborted) throw new InteropError("internal", "Stopped while waiting for a reader on the FIFO");
+    let file: FileHandle;
     try {
-      return await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+      file = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENXIO") throw error;
+      const { code } = error as NodeJS.ErrnoException;
+      // Removed while listen ran (a reader's clean-up, say): made again, as at the start, for the next reader.
+      if (code === "ENOENT") ensureFifo(path);
+      else if (code !== "ENXIO") throw error;
+      await sleep(delay, shutdown);
+      continue;
     }
-    await sleep(delay, shutdown);
+    // Replaced while listen ran: a regular file would take every later line where no reader looks for it.
+    if (!(await file.stat()).isFIFO()) {
+      await file.close();
+      throw notFifo(path, "is no longer a FIFO (replaced while listen ran)");
+    }
+    return file;
   }
 }
 
@@ -112,14 +124,24 @@ async function writeAll(file: FileHandle, text: string, shutdown: AbortSignal): 
   }
 }
 
-/** Whether some reader still has the FIFO open after the grace period (a non-blocking open finds it). */
+/**
+ * Whether some reader still has the FIFO open after the grace period. Where /proc says who holds it, a reader
+ * blocked in open() does not count: one that read to end-of-file, closed and opened it again is waiting for the next
+ * message, not streaming. A non-blocking open, the only look elsewhere, counts that reader as one and wakes it for an
+ * empty end-of-file: each look made it close and open again, so it was always found, taken for a streaming reader,
+ * and never got its end-of-file again (red team, session 52: 1 message of 30 read while listen ran).
+ */
 async function readerStaysOpen(path: string): Promise<boolean> {
   const deadline = performance.now() + READER_CLOSE_GRACE_MS;
   while (performance.now() < deadline) {
-    try {
-      await (await open(path, constants.O_WRONLY | constants.O_NONBLOCK)).close();
-    } catch {
-      return false; // ENXIO: no reader has it open.
+    const held = othersHoldOpen(path);
+    if (held === false) return false;
+    if (held === undefined) {
+      try {
+        await (await open(path, constants.O_WRONLY | constants.O_NONBLOCK)).close();
+      } catch {
+        return false; // ENXIO: no reader has it open.
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -138,5 +160,9 @@ function ensureFifo(path: string): void {
     }
     return;
   }
-  if (!isFifo) throw new InteropError("usage", `${path} exists and is not a FIFO; use --out to append to a regular file`);
+  if (!isFifo) throw notFifo(path, "exists and is not a FIFO");
+}
+
+function notFifo(path: string, what: string): InteropError {
+  return new InteropError("usage", `${path} ${what}; use --out to append to a regular file`);
 }

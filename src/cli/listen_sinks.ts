@@ -10,6 +10,7 @@ import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
 import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import type { Io } from "./io.ts";
 import { redactCredentials, redactUrl } from "../url_redaction.ts";
+import { retryAfterSeconds } from "../client/retry_after.ts";
 
 /** Writes one message; resolves only once it is written (the cursor advances after that). */
 export type MessageSink = (message: StreamedMessage) => Promise<void>;
@@ -108,6 +109,9 @@ function readTail(path: string, bytes: number): Buffer {
 /** How much of a failing command's stderr a dead letter keeps. */
 const STDERR_TAIL_BYTES = 1000;
 
+/** How long after the command's exit its stderr may take to end, what it wrote last read into the tail. */
+const STDERR_DRAIN_MS = 100;
+
 /**
  * Runs `command` in a shell once per message, with the message on stdin; a non-zero exit is a failed delivery. A
  * failing run is retried (by the caller) up to `attempts` runs; the last failure is final (`rejected`), so the
@@ -127,13 +131,21 @@ export function execSink(command: string, io: Io, attempts: number): MessageSink
         stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
       });
       child.on("error", (cause) => reject(new InteropError("internal", `Cannot run --exec command: ${cause.message}`, { cause })));
-      child.on("close", (code, signal) => {
-        if (code === 0) return resolve();
-        if (failures.id !== message.id) failures = { id: message.id, count: 0 };
-        const count = ++failures.count;
-        const outcome = `--exec command failed for message ${message.id} (${signal ?? `exit ${code}`}, run ${count} of ${attempts})`;
-        const detail = stderrTail.trim() === "" ? "" : `; its stderr ended with: ${stderrTail.trim()}`;
-        reject(new InteropError(count >= attempts ? "rejected" : "internal", outcome + detail));
+      child.on("exit", (code, signal) => {
+        const settle = () => {
+          clearTimeout(drained);
+          child.off("close", settle);
+          if (code === 0) return resolve();
+          if (failures.id !== message.id) failures = { id: message.id, count: 0 };
+          const count = ++failures.count;
+          const outcome = `--exec command failed for message ${message.id} (${signal ?? `exit ${code}`}, run ${count} of ${attempts})`;
+          const detail = stderrTail.trim() === "" ? "" : `; its stderr ended with: ${stderrTail.trim()}`;
+          reject(new InteropError(count >= attempts ? "rejected" : "internal", outcome + detail));
+        };
+        // Its stderr closes as it exits, unless a job it left in the background holds it: that job is not waited
+        // for (it held the next message, the state's save and a SIGTERM for as long as it ran; red team, session 52).
+        const drained = setTimeout(settle, STDERR_DRAIN_MS);
+        child.on("close", settle);
       });
       child.stdin.on("error", () => {
         // The command may exit without reading stdin; its exit code decides.
@@ -183,7 +195,7 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
     // A refusal's detail becomes a dead letter's reason, kept by the broker: the URL goes with its secrets hidden.
     let detail = `${redactUrl(request.url)} answered HTTP ${response.status}${answer ? `: ${answer.slice(0, 200)}` : ""}`;
     const { status } = response;
-    const retryAfter = Number(response.headers.get("retry-after")) || undefined;
+    const retryAfter = retryAfterSeconds(response.headers.get("retry-after"));
     if (SETUP_STATUSES.includes(status)) {
       throw new InteropError("unreachable", `${detail}; check the push URL and token (listen retries until the receiver takes it)`, {
         retryAfter,

@@ -10,6 +10,7 @@ import { redactUrl } from "../url_redaction.ts";
 import { isMessage, isMessages, isObject, isSendReply } from "./answer_shapes.ts";
 import { CONNECT_FAILURES, describeCause, GATEWAY_FAILURES, isBrokerError, isTlsFailure } from "./fetch_failures.ts";
 import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
+import { retryAfterSeconds } from "./retry_after.ts";
 
 /** The broker's answer to a publish. */
 export interface SendReply {
@@ -399,7 +400,7 @@ export class BrokerClient {
     // The broker's hint is for HTTP clients ("send Authorization: Bearer TOKEN"); this client's users give a token
     // as the CLI takes it.
     if (response.status === 401 && this.#token === undefined) error = MISSING_TOKEN;
-    const retryAfter = Number(response.headers.get("retry-after")) || undefined;
+    const retryAfter = retryAfterSeconds(response.headers.get("retry-after"));
     throw new InteropError(code, `Broker refused (HTTP ${response.status}): ${error}`, { status: response.status, retryAfter });
   }
 }

@@ -19,7 +19,7 @@ Usage: interop listen -a AGENT [OUTPUT]
 Writes each message as one JSON line (the posted fields plus "interop": {id, from,
 to, timestamp}) to stdout, or to one OUTPUT:
   --pipe FIFO         a named pipe, opened per message as the old hermes-sse-client.py
-                      did (created if missing; with no reader it waits). What is in the pipe
+                      did (created if missing or removed; with no reader it waits). What is in the pipe
                       counts as written: a reader that dies loses what it had not read yet,
                       up to the pipe's 64 KiB (use --exec, --post or --out, or interop
                       poll, where that matters)
@@ -48,7 +48,8 @@ stays off the command line ('service install listen' puts it in the unit's env f
 Pushes carry the message's key (its id and creation time, e.g. 17-mfx3k2a1: unique across
 data dirs, where ids start again at 1) in Idempotency-Key and X-Request-ID. They are retried with
 backoff until a 2xx (no answer within --post-timeout, 408, 429, 5xx and OpenClaw's 409
-"hook configuration changed; retry request" are retried, after Retry-After if sent; so are
+"hook configuration changed; retry request" are retried, after Retry-After if sent (up to
+5 minutes); so are
 401, 403 and 404, which mean a wrong token or URL, and redirects (3xx: never followed,
 a redirected POST arrives as a GET), with a warning each time); any other
 4xx is final: the message is parked as a dead letter on the broker (see 'interop status'

@@ -73,6 +73,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <polyline id="latency-line" fill="none" stroke="var(--ok)" stroke-width="1.5" stroke-dasharray="4 3" points=""></polyline>
     </svg>
     <div class="legend muted"><span id="rate-now">messages/s: –</span><span id="latency-now">publish→deliver: –</span></div>
+    <p id="chart-admin" class="muted" hidden>The whole broker's traffic is for an admin token to see.</p>
   </section>
   <section>
     <h2>Messages</h2>
@@ -117,7 +118,9 @@ function el(tag, text, className) {
 
 async function getJson(path) {
   const response = await fetch(path, { headers: auth() });
-  if (response.status === 401 || response.status === 403) throw Object.assign(new Error((await response.json()).error), { auth: true });
+  if (response.status === 401 || response.status === 403) {
+    throw Object.assign(new Error((await response.json()).error), { auth: true, status: response.status });
+  }
   // 429 too_many_requests, 503 server_busy: the broker answered, and says when to ask again.
   const retryAfter = Number(response.headers.get("retry-after"));
   if ((response.status === 429 || response.status === 503) && retryAfter > 0) {
@@ -321,11 +324,21 @@ function showChart(stats) {
   $("latency-now").textContent = "publish→deliver: " + (latest ? latest.latency_ms.toFixed(1) + " ms" : "–") + " (max " + maxLatency.toFixed(1) + " ms)";
 }
 
+/** Draws the chart, which an agent's token may not see (403): the page says so instead of asking for another token. */
+async function refreshChart() {
+  try {
+    showChart(await getJson("/stats"));
+  } catch (error) {
+    if (error.status !== 403) throw error;
+    $("chart").style.display = "none"; // an SVG element has no hidden property
+    $("chart-admin").hidden = false;
+  }
+}
+
 async function refresh() {
   try {
-    const [status, stats] = await Promise.all([getJson("/status"), getJson("/stats"), refreshTasks()]);
+    const [status] = await Promise.all([getJson("/status"), refreshChart(), refreshTasks()]);
     showAgents(status);
-    showChart(stats);
   } catch (error) {
     if (error.auth) return askForToken(error.message);
     $("summary").textContent = (error.retryAfter === undefined ? "broker unreachable: " : "broker busy: ") + error.message;

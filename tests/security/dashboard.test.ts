@@ -95,6 +95,42 @@ test("with an admin token the dashboard puts no token in any URL it requests, an
   assert.deepEqual(scriptErrors, []);
 });
 
+// Red team, session 52: the page asked for /stats, which is an admin's, and took its 403 for a refused token: an
+// agent's token, which the login form offers "for its own view", got the login form back.
+test("with an agent's token the dashboard shows that agent's view, and says the traffic chart is an admin's", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let browser: Browser | undefined;
+  t.after(async () => {
+    await browser?.close();
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker({ dataDir: dir.path });
+  browser = await launchBrowser();
+  const hermes = (await runCli(["token", "create", "--agent", "hermes", "--data-dir", dir.path])).stdout.trim();
+  const openclaw = (await runCli(["token", "create", "--agent", "openclaw", "--data-dir", dir.path])).stdout.trim();
+  await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");
+  assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "for hermes's eyes" }, { authorization: `Bearer ${openclaw}` })).status, 200);
+
+  const page = await browser.newPage();
+  const scriptErrors: string[] = [];
+  page.on("pageerror", (error) => scriptErrors.push(error.message));
+  const chartRefused = page.waitForResponse((response) => new URL(response.url()).pathname === "/stats");
+  await page.goto(`${broker.url}/ui`);
+  await page.fill("#token", hermes);
+  await page.click("#login-form button");
+  assert.equal((await chartRefused).status(), 403);
+  await page.locator("#chart-admin").waitFor({ state: "visible", timeout: 5000 });
+  await page.locator("#feed li", { hasText: "for hermes's eyes" }).waitFor({ timeout: 5000 });
+  // Refreshed every 2 s: still the agent's view after a refresh, not the login form.
+  await page.waitForTimeout(2500);
+  assert.equal(await page.locator("#app").isVisible(), true, "the dashboard, not the login form");
+  assert.equal(await page.locator("#login").isVisible(), false);
+  assert.equal(await page.locator("#chart").isVisible(), false);
+  assert.deepEqual(scriptErrors, []);
+});
+
 test("GET /history, the dashboard's look into an inbox, keeps to a token's own inbox and takes, touches and creates nothing", async (t) => {
   const dir = tempDir();
   const broker = await startBroker({ dataDir: dir.path });

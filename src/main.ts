@@ -6,6 +6,7 @@ import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import { type Subcommand, SUBCOMMANDS } from "./cli/commands.ts";
 import type { Io } from "./cli/io.ts";
 import { closestWord } from "./cli/suggest.ts";
+import { visibleControls } from "./cli/terminal_text.ts";
 import { redactCredentials } from "./url_redaction.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
@@ -123,13 +124,15 @@ function processIo(): Io {
       }),
     // Every error and log line leaves here: a password in a URL (--url, $INTEROP_URL, --database-url), which
     // errors quote, never does. stdout is left as it is: it carries messages, which are not ours to change.
-    stderr: (text) => process.stderr.write(redactCredentials(text)),
+    // On a terminal, control characters in what others wrote (a receiver's answer, a broker's error) are written out.
+    stderr: (text) => process.stderr.write(process.stderr.isTTY ? visibleControls(redactCredentials(text)) : redactCredentials(text)),
     async readStdin() {
       if (process.stdin.isTTY) return null;
       const chunks: Uint8Array[] = [];
       for await (const chunk of process.stdin) chunks.push(chunk);
       return Buffer.concat(chunks);
     },
+    stdoutIsTerminal: process.stdout.isTTY === true,
     env: process.env,
     shutdown: shutdown.signal,
   };

@@ -5,14 +5,15 @@ import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseDuration, pa
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { legacyBodyFlag, MESSAGE_OPTIONS, readMessageInput } from "./message_input.ts";
+import { visibleControls } from "./terminal_text.ts";
 
 export const HELP = `interop ask — send a question and wait for its reply
 
 Usage: interop ask -f AGENT -t AGENT [--timeout DUR] [TEXT | -d JSON]
 
 Sends the question (as 'interop send' does) and waits for the message that answers it
-(one sent with --reply-to its id). Prints the reply's text, or with --json the whole
-reply as JSON. The reply is taken: the asking agent's listen or poll does not get it
+(one sent with --reply-to its id). Prints the reply's text (on a terminal with its control
+characters written out, as \x1b), or with --json the whole reply as JSON. The reply is taken: the asking agent's listen or poll does not get it
 again. Replying agents use: interop send --from B --reply-to ID "answer"
 
 Options:
@@ -71,6 +72,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const { payload: answer } = fromWire(reply);
   const text = typeof answer.text === "string" ? answer.text : JSON.stringify(answer);
-  io.stdout((values.json || values["print-json"] ? JSON.stringify(reply) : text) + "\n");
+  // A script reads the text as it was sent; a terminal is shown its control characters written out.
+  const shown = values.json || values["print-json"] ? JSON.stringify(reply) : io.stdoutIsTerminal ? visibleControls(text) : text;
+  io.stdout(shown + "\n");
   return EXIT.ok;
 }

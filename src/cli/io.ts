@@ -9,6 +9,8 @@ export interface Io {
   stderr(text: string): void;
   /** Whole standard input as bytes (decoded once, whole: a character may span two chunks); null when stdin is a terminal. */
   readStdin(): Promise<Uint8Array | null>;
+  /** Whether stdout is a terminal (what another agent wrote is then shown with its control characters written out). */
+  stdoutIsTerminal: boolean;
   env: Record<string, string | undefined>;
   /** Aborted on SIGINT or SIGTERM: long-running subcommands stop cleanly and return. */
   shutdown: AbortSignal;

@@ -1,0 +1,13 @@
+/** Another agent's text as a terminal shows it. */
+
+/** C0 and C1 control characters and DEL, but for the newline and the tab. */
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * `text` with its control characters written out (`\x1b`), for a terminal: a reply is another agent's, and an escape
+ * sequence in it would otherwise drive the operator's terminal (set its title, write its clipboard with OSC 52, hide
+ * or overwrite what is shown; red team, session 52). Newlines and tabs stay.
+ */
+export function visibleControls(text: string): string {
+  return text.replace(CONTROLS, (control) => `\\x${control.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}

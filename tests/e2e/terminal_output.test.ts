@@ -1,0 +1,79 @@
+/**
+ * What another agent wrote, shown on the operator's terminal (red team, session 52): `interop ask` printed a reply's
+ * escape sequences as they came, so a replying agent could set the terminal's title, write its clipboard (OSC 52)
+ * or hide what was shown. On a terminal they are written out; a script reading a pipe gets the text as sent.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import { test } from "node:test";
+import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { cliCommand, runCli } from "../helpers/cli.ts";
+
+const REPLY = "\u001b]52;c;ZXZpbA==\u0007\u001b[8mhidden\u001b[0m\rover\n\tsecond line";
+
+/** Answers the next question hermes asks openclaw with REPLY. */
+async function replyOnce(broker: RunningBroker): Promise<void> {
+  let question: { interop: { id: number } } | undefined;
+  await waitFor(async () => {
+    [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+    return question !== undefined;
+  }, 10_000, "the question");
+  const replied = await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes&reply_to=${question!.interop.id}`, {
+    method: "POST",
+    body: JSON.stringify({ text: REPLY }),
+  });
+  assert.equal(replied.status, 200);
+}
+
+test("interop ask shows a reply's control characters written out on a terminal, and passes them on as sent to a pipe", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  const ask = ["ask", "--url", broker.url, "-f", "hermes", "-t", "openclaw", "--timeout", "20", "a question"];
+
+  const piped = runCli(ask);
+  await replyOnce(broker);
+  const result = await piped;
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, REPLY + "\n", "a script gets the text as it was sent");
+
+  // script(1) runs the command on a pseudo-terminal of its own and copies what the command wrote to it.
+  const [command, prefix] = cliCommand();
+  const line = [command, ...prefix, ...ask].map((part) => `'${part}'`).join(" ");
+  const terminal = spawn("script", ["-qec", line, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  t.after(() => terminal.exitCode === null && terminal.kill());
+  let shown = "";
+  terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
+  const exited = new Promise<number | null>((resolve) => terminal.on("close", resolve));
+  await replyOnce(broker);
+  assert.equal(await exited, 0, shown);
+  assert.doesNotMatch(shown, /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/, "no control character but newlines and tabs reached the terminal");
+  // The terminal turns each newline into CR LF.
+  assert.equal(shown.replaceAll("\r\n", "\n"), "\\x1b]52;c;ZXZpbA==\\x07\\x1b[8mhidden\\x1b[0m\\x0dover\n\tsecond line\n");
+});
+
+test("an error on a terminal shows the control characters of what the server said written out", async (t) => {
+  // A server at the broker's URL that refuses with an escape sequence in its error (a compromised or stand-in one).
+  const server = createServer((_request, response) =>
+    response.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "\u001b]0;owned\u0007\u001b[2Jrefused" }))
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const send = ["send", "--url", url, "-f", "hermes", "-t", "openclaw", "hi"];
+  const piped = await runCli(send);
+  assert.notEqual(piped.code, 0);
+  assert.match(piped.stderr, /\u001b\]0;owned\u0007\u001b\[2Jrefused/, "a log file gets it as it came");
+
+  const [command, prefix] = cliCommand();
+  const terminal = spawn("script", ["-qec", [command, ...prefix, ...send].map((part) => `'${part}'`).join(" "), "/dev/null"], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  t.after(() => terminal.exitCode === null && terminal.kill());
+  let shown = "";
+  terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
+  assert.notEqual(await new Promise<number | null>((resolve) => terminal.on("close", resolve)), 0, shown);
+  assert.doesNotMatch(shown, /\u001b|\u0007/, shown);
+  assert.match(shown, /\\x1b\]0;owned\\x07\\x1b\[2Jrefused/);
+});

@@ -107,6 +107,11 @@ export function parseAgentName(value: unknown, field = "agent"): AgentName {
   return value as AgentName;
 }
 
+/** Whether parseAgentName takes `value`. */
+export function isAgentName(value: unknown): value is AgentName {
+  return typeof value === "string" && value.length <= MAX_AGENT_NAME_LENGTH && AGENT_NAME.test(value);
+}
+
 /**
  * Turns a published body into a payload. A JSON object is taken as is, whatever the Content-Type (`fetch` with a
  * string body says `text/plain`, `curl -d` and Python's urllib say form-urlencoded: old clients sent JSON either way).

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { InteropError } from "../errors.ts";
 import { withFileLock } from "../file_lock.ts";
-import type { AgentName } from "../message.ts";
+import { type AgentName, isAgentName } from "../message.ts";
 import { makeDirectory } from "../paths.ts";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
 import { mintToken, type TokenList, type TokenRecord } from "./token_list.ts";
@@ -126,11 +126,21 @@ export class TokenFile implements TokenList {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw new InteropError("storage_failed", `Cannot read ${this.path}: ${(error as Error).message}`, { cause: error });
     }
+    let parsed: { tokens?: unknown } | null;
     try {
-      return JSON.parse(text).tokens;
+      parsed = JSON.parse(text);
     } catch (cause) {
       throw new InteropError("storage_failed", `${this.path} is not valid JSON: fix or remove it`, { cause });
     }
+    const tokens = parsed?.tokens;
+    // Edited by hand: a shape the broker cannot read refuses every token, as a file that is not JSON does, rather
+    // than fail inside each request (500 with a stack, red team session 52).
+    const bad = Array.isArray(tokens) ? tokens.findIndex((record) => !isTokenRecord(record)) : -2;
+    if (bad !== -1) {
+      const what = bad === -2 ? 'holds no "tokens" list' : `has a token ${bad + 1} that is not {"id", "agent", "hash" (64 hex digits), "created_at"}`;
+      throw new InteropError("storage_failed", `${this.path} ${what}: fix or remove it`);
+    }
+    return tokens as TokenRecord[];
   }
 
   #save(tokens: TokenRecord[]): void {
@@ -138,4 +148,11 @@ export class TokenFile implements TokenList {
     writeFileSync(temporary, JSON.stringify({ tokens }, null, 2) + "\n", { mode: PRIVATE_FILE_MODE });
     renameSync(temporary, this.path);
   }
+}
+
+function isTokenRecord(value: unknown): value is TokenRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const { id, agent, hash, created_at, admin } = value as Record<string, unknown>;
+  return typeof id === "string" && typeof created_at === "string" && typeof hash === "string" && /^[0-9a-f]{64}$/.test(hash) &&
+    isAgentName(agent) && (admin === undefined || typeof admin === "boolean");
 }

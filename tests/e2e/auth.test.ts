@@ -180,3 +180,32 @@ test("listen reads its inbox with its token, and without one exits 4 saying why"
     dir.cleanup();
   }
 });
+
+// Red team, session 52: `{"tokens": null}` failed inside each request (500, a stack in the log), where a file that is
+// not JSON is refused as a whole (503, the file named).
+test("a tokens file edited by hand into a shape the broker cannot read refuses every token with 503 naming it, and serves again once fixed", async (t) => {
+  const dir = tempDir();
+  testStops(t)(dir.cleanup);
+  const broker = await brokerPool(t)({ dataDir: dir.path });
+  const hermes = await createToken(dir.path, "hermes");
+  const file = join(dir.path, "tokens.json");
+  const good = readFileSync(file, "utf8");
+  const record = JSON.parse(good).tokens[0];
+  const read = () => fetch(`${broker.url}/poll?agent=hermes`, { headers: bearer(hermes) });
+  await waitFor(async () => (await read()).status === 200, 5000, "the token to take effect");
+  for (const [shape, said] of [
+    [{ tokens: null }, /holds no "tokens" list: fix or remove it/],
+    [{}, /holds no "tokens" list/],
+    [{ tokens: [{ ...record, hash: 5 }] }, /has a token 1 that is not \{"id", "agent", "hash" \(64 hex digits\), "created_at"\}/],
+    [{ tokens: [record, { ...record, id: "tok_x", agent: "../../etc" }] }, /has a token 2 that is not/],
+  ] as const) {
+    writeFileSync(file, JSON.stringify(shape));
+    await waitFor(async () => (await read()).status === 503, 5000, `${JSON.stringify(shape)} to be read`);
+    const answer = await (await read()).json();
+    assert.match(answer.error, new RegExp(`${file.replaceAll("/", "\\/")} `), JSON.stringify(shape));
+    assert.match(answer.error, said, JSON.stringify(shape));
+  }
+  writeFileSync(file, good);
+  await waitFor(async () => (await read()).status === 200, 5000, "the fixed file to be read");
+  assert.doesNotMatch(broker.log(), /\n\s+at /, "no stack in the log");
+});

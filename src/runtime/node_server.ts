@@ -30,10 +30,8 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
     requireHostHeader: false,
   }, (req, res) => {
     connections.httpRequest(req.socket, res);
-    // An HTTP/1.0 request may have none (the Host rule then has nothing to refuse: no browser sends one so).
-    const answer = req.httpVersion === "1.1" && req.headers.host === undefined
-      ? Promise.resolve(MISSING_HOST)
-      : options.handler(fromNodeRequest(req, res));
+    const refusal = hostRefusal(req);
+    const answer = refusal !== undefined ? Promise.resolve(refusal) : options.handler(fromNodeRequest(req, res));
     answer.catch(handlerFailure).then((response) => {
       if (!isStream(response)) {
         if (hasNullBody(response.status)) return void res.writeHead(response.status, response.headers).end();
@@ -124,6 +122,25 @@ const MISSING_HOST: BodyResponse = {
   body: errorJson("invalid_request", "Bad Request: an HTTP/1.1 request needs a Host header"),
 };
 
+/** A request with several Host fields, which RFC 9112 (3.2) says to refuse: `node:http` kept the first. */
+const SEVERAL_HOSTS: BodyResponse = {
+  status: 400,
+  headers: { "content-type": "application/json; charset=utf-8", connection: "close" },
+  body: errorJson("invalid_request", "Bad Request: a request may have one Host header, not several"),
+};
+
+/**
+ * The refusal RFC 9112 (3.2) asks of a request's Host fields: none in HTTP/1.1, or several (a proxy in front may read
+ * another of them than the broker's Host rule would). An HTTP/1.0 request may have none (the Host rule then has
+ * nothing to refuse: no browser sends one so).
+ */
+function hostRefusal(req: http.IncomingMessage): BodyResponse | undefined {
+  if (req.httpVersion === "1.1" && req.headers.host === undefined) return MISSING_HOST;
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].toLowerCase() === "host") hosts++;
+  return hosts > 1 ? SEVERAL_HOSTS : undefined;
+}
+
 /** `node:http`'s refusals of what it could not read, as JSON like every other error. */
 function clientErrorAnswer(error: NodeJS.ErrnoException, timeoutMs: number): string {
   if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
@@ -137,10 +154,15 @@ function clientErrorAnswer(error: NodeJS.ErrnoException, timeoutMs: number): str
 
 function fromNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): IncomingRequest {
   let gone: AbortController | undefined;
+  const url = targetUrl(req.url ?? "/");
+  // An absolute-form target (`GET http://name/path`) names its host itself, and the Host field is then ignored (RFC
+  // 9112, 3.2.2): the Host rule reads the target's name, which it passed over for a Host of 127.0.0.1.
+  const targetHost = /^https?:\/\//i.test(req.url ?? "") ? url.host : undefined;
   return {
     method: req.method ?? "GET",
-    url: targetUrl(req.url ?? "/"),
+    url,
     header(name) {
+      if (targetHost !== undefined && name.toLowerCase() === "host") return targetHost;
       const value = req.headers[name.toLowerCase()];
       return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
     },

@@ -55,3 +55,29 @@ test("request smuggling never runs the hidden request, whatever the framing", as
     assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["for openclaw only"], `${name}: the hidden poll took the message`);
   }
 });
+
+// Red team, session 52: two Host fields were served under the first, and an absolute-form target's own host was
+// passed over for the Host field: a proxy in front that reads the other one routes and checks another name than
+// the broker's Host rule does.
+test("a request with two Host fields is refused 400, and an absolute-form target's host is the one the Host rule reads", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(() => broker?.cleanup());
+  broker = await startBroker();
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "for openclaw only" })).status, 200);
+  const { port } = new URL(broker.url);
+  for (const hosts of [`Host: 127.0.0.1:${port}\r\nHost: evil.example`, `Host: evil.example\r\nHost: 127.0.0.1:${port}`]) {
+    const answer = await sendRaw(broker.url, `GET /poll?agent=openclaw HTTP/1.1\r\n${hosts}\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 400 /, hosts);
+    assert.match(answer, /"code":"invalid_request"/);
+    assert.match(answer, /a request may have one Host header, not several/);
+  }
+  const absolute = await sendRaw(broker.url, `GET http://evil.example/poll?agent=openclaw HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  assert.match(absolute, /^HTTP\/1\.1 403 /);
+  assert.match(absolute, /Host \\"evil\.example\\" is not one of this broker's names/);
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["for openclaw only"], "nothing taken");
+  // An absolute-form target naming the broker is served, as a forward proxy sends it.
+  const own = await sendRaw(broker.url, `GET http://127.0.0.1:${port}/poll?agent=openclaw&peek=1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+  assert.match(own, /^HTTP\/1\.1 200 /);
+  assert.match(own, /for openclaw only/);
+});

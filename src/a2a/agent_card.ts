@@ -12,13 +12,14 @@ export const A2A_PREFIX = "/a2a";
 export const CARD_PATHS = new Set(["/.well-known/agent-card.json", "/.well-known/agent.json"]);
 
 /**
- * The base URL the card advertises: the request's `Host`, which the host rule (`checkOrigin`) has already
- * accepted as one of the broker's names (an IP address, localhost, `--host`, `--allowed-hosts`), so a card can
- * never point a client at a name of an attacker's. Without a Host (HTTP/1.0), the address the request came to.
+ * The base URL the card advertises: `publicUrl` (`serve --public-url`: behind a TLS proxy, where the request's own
+ * Host and scheme are the proxy's way in, `http://127.0.0.1:18900`); else the request's `Host`, which the host rule
+ * (`checkOrigin`) has already accepted as one of the broker's names (an IP address, localhost, `--host`,
+ * `--allowed-hosts`), so a card can never point a client at a name of an attacker's. Without a Host (HTTP/1.0), the
+ * address the request came to.
  */
-export function cardBaseUrl(request: IncomingRequest): string {
-  const host = request.header("host") ?? request.url.host;
-  return `http://${host}`;
+export function cardBaseUrl(request: IncomingRequest, publicUrl?: string): string {
+  return publicUrl ?? `http://${request.header("host") ?? request.url.host}`;
 }
 
 /** The endpoint a card of `agent` names. */

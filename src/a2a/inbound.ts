@@ -51,11 +51,11 @@ export function isA2aPath(pathname: string): boolean {
  * --a2a-origin-agent`), else a 404 naming where each agent's card is (the token check answered those 401, which
  * told a discovering client a credential was missing).
  */
-export function cardResponse(request: IncomingRequest, originAgent?: AgentName): OutgoingResponse | undefined {
+export function cardResponse(request: IncomingRequest, originAgent?: AgentName, publicUrl?: string): OutgoingResponse | undefined {
   const { pathname } = request.url;
   if (request.method !== "GET") return undefined;
   if (CARD_PATHS.has(pathname)) {
-    if (originAgent !== undefined) return jsonResponse(200, strictAgentCard(originAgent, cardBaseUrl(request)));
+    if (originAgent !== undefined) return jsonResponse(200, strictAgentCard(originAgent, cardBaseUrl(request, publicUrl)));
     return errorResponse(
       new InteropError(
         "not_found",
@@ -68,7 +68,7 @@ export function cardResponse(request: IncomingRequest, originAgent?: AgentName):
   const { agent, rest } = splitPath(pathname);
   if (!CARD_PATHS.has(rest)) return undefined;
   // Any valid name has a card, known or not: a card tells nothing of which agents exist.
-  return jsonResponse(200, agentCard(parseAgentName(agent, "agent"), cardBaseUrl(request)));
+  return jsonResponse(200, agentCard(parseAgentName(agent, "agent"), cardBaseUrl(request, publicUrl)));
 }
 
 /** `POST /a2a/<agent>`: one JSON-RPC request from `caller`. */

@@ -82,6 +82,9 @@ Options:
                         http://HOST:PORT/a2a/NAME): strict v1.0, one JSON-RPC interface, no
                         streaming, text/plain. Public as every card; sending still needs a
                         token. NAME without an inbox or token: a warning at start
+  --public-url URL      the URL clients reach the broker by, which the A2A cards advertise
+                        (behind a TLS proxy: https://interop.example.com); default: the
+                        request's Host, over http
   --max-hops N          deepest reply chain accepted (default 10): stops agents that
                         auto-reply to each other from looping forever
   --second-stream MODE  a second stream for an agent that has one: replace (default; the old
@@ -154,6 +157,7 @@ export const OPTIONS = {
   "resume-window": { type: "string", default: "3m" },
   "a2a-wait": { type: "string", default: "5m" },
   "a2a-origin-agent": { type: "string" },
+  "public-url": { type: "string" },
   "max-hops": { type: "string", default: "10" },
   "rate-limit": { type: "string", default: "1000" },
   "second-stream": { type: "string", default: "replace" },
@@ -266,6 +270,7 @@ async function serve(args: string[], io: Io): Promise<number> {
       maxBodyBytes,
       a2aWaitMs: settings.a2aWaitMs,
       a2aOriginAgent,
+      publicUrl: settings.publicUrl,
       verbose: values.verbose,
     });
   } catch (error) {

@@ -30,6 +30,8 @@ export interface ServeBrokerOptions {
   a2aWaitMs: number;
   /** The agent whose strict A2A card is served at the origin (--a2a-origin-agent). */
   a2aOriginAgent?: AgentName;
+  /** The URL the A2A cards advertise (--public-url). */
+  publicUrl?: string;
   /** Log each request (--verbose). */
   verbose: boolean;
 }
@@ -46,6 +48,7 @@ export async function serveBroker(broker: Broker, options: ServeBrokerOptions): 
     maxBodyBytes: options.maxBodyBytes,
     a2aWaitMs: options.a2aWaitMs,
     a2aOriginAgent: options.a2aOriginAgent,
+    publicUrl: options.publicUrl,
     maxRequestsPerAgent: options.maxRequestsPerAgent,
     retryMs: 2000,
     onInternalError: (error) => log.error(`request failed: ${(error as Error)?.stack ?? error}`, { error: String(error) }),

@@ -57,6 +57,7 @@ export function readServeSettings(values: ServeValues, env: Record<string, strin
   const a2aOriginAgent = originAgentFlag === undefined
     ? undefined
     : parseAgentName(originAgentFlag, "--a2a-origin-agent");
+  const publicUrl = values["public-url"] === undefined ? undefined : parsePublicUrl(values["public-url"]);
   const logFormat = values["log-format"];
   if (logFormat !== "text" && logFormat !== "json") {
     throw usageError("serve", `Invalid --log-format: ${JSON.stringify(logFormat)}; use text or json`);
@@ -80,6 +81,7 @@ export function readServeSettings(values: ServeValues, env: Record<string, strin
     heartbeatMs,
     a2aWaitMs,
     a2aOriginAgent,
+    publicUrl,
     logFormat,
     /** Undefined: a share of --max-connections once that is fitted to the open-file limit (`defaultAgentShare`). */
     maxRequestsPerAgent: shareFlag === undefined ? undefined : parseCount("serve", "--max-requests-per-agent", shareFlag, 1, 1_000_000),
@@ -89,6 +91,23 @@ export function readServeSettings(values: ServeValues, env: Record<string, strin
     maxAgents: parseCount("serve", "--max-agents", values["max-agents"], 1, 1_000_000),
     resumeWindowMs: parseDuration("serve", "--resume-window", values["resume-window"]),
   } as const;
+}
+
+/** Reads `--public-url`: an http(s) URL without query, fragment or credentials, given back without its trailing slash. */
+function parsePublicUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    // Said below.
+  }
+  if (url === undefined || !/^https?:$/.test(url.protocol) || url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw usageError(
+      "serve",
+      `Invalid --public-url ${JSON.stringify(value)}: give the http:// or https:// URL clients reach the broker by, without query or credentials, e.g. --public-url https://interop.example.com`,
+    );
+  }
+  return url.href.replace(/\/+$/, "");
 }
 
 /** Reads `--allowed-hosts H1,H2`: host names (or addresses) without scheme or port, in lower case. */

@@ -33,6 +33,8 @@ export interface RouterOptions {
   a2aKeepaliveMs?: number;
   /** The agent whose strict A2A card is served at the origin (`serve --a2a-origin-agent`); none: a 404 there. */
   a2aOriginAgent?: AgentName;
+  /** The URL clients reach the broker by, which the A2A cards advertise (`serve --public-url`); unset: the request's Host. */
+  publicUrl?: string;
   /** The `retry:` advice sent to EventSource clients, in ms. */
   retryMs: number;
   /** Requests one agent may have in progress at once (`serve --max-requests-per-agent`); unset: no share. */
@@ -90,7 +92,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
     }
     // An agent card is public, as A2A clients fetch it before they authenticate.
-    const card = cardResponse(request, options.a2aOriginAgent);
+    const card = cardResponse(request, options.a2aOriginAgent, options.publicUrl);
     if (card !== undefined) return Promise.resolve(card);
     const caller = await options.auth.identify(request);
     if (shares === undefined || isOperatorLook(request)) return await answer(request, caller);

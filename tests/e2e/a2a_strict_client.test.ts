@@ -169,3 +169,27 @@ test("interop serve starts with an --a2a-origin-agent that has no inbox (a typo,
   assert.match(invalid.stderr, /^error: Invalid agent name in --a2a-origin-agent: "a\/b"/);
   assert.equal(invalid.stderr.trim().split("\n").length, 1, invalid.stderr);
 });
+
+// Red team, session 52: behind a TLS proxy the cards said http:// and the proxy's way in (nginx's default passes
+// Host 127.0.0.1:18900), so a remote client that followed one sent its Bearer token in the clear, or to itself.
+test("serve --public-url is the base of every card's endpoint; an invalid one: one line, exit 2", async (t) => {
+  const hub = await startHub(t, ["--a2a-origin-agent", "bob", "--public-url", "https://interop.example.com/"]);
+  const agentCard = await (await fetch(`${hub.broker.url}/a2a/alice/.well-known/agent-card.json`)).json();
+  assert.equal(agentCard.url, "https://interop.example.com/a2a/alice");
+  assert.deepEqual([...new Set(agentCard.supportedInterfaces.map((face: { url: string }) => face.url))], ["https://interop.example.com/a2a/alice"]);
+  const origin = await (await fetch(`${hub.broker.url}/.well-known/agent-card.json`)).json();
+  assert.deepEqual(origin.supportedInterfaces.map((face: { url: string }) => face.url), ["https://interop.example.com/a2a/bob"]);
+  // Without it, the request's Host over http, as before.
+  const plain = await startHub(t, []);
+  const card = await (await fetch(`${plain.broker.url}/a2a/alice/.well-known/agent-card.json`)).json();
+  assert.equal(card.url, `${plain.broker.url}/a2a/alice`);
+
+  const dir = tempDir("interop-a2a-strict-");
+  t.after(() => dir.cleanup());
+  for (const value of ["interop.example.com", "ftp://x", "https://u:p@x", "https://x/?a=1"]) {
+    const invalid = await runCli(["serve", "--port", "0", "--data-dir", dir.path, "--public-url", value]);
+    assert.equal(invalid.code, 2, invalid.stderr);
+    assert.match(invalid.stderr, /^error: Invalid --public-url .*: give the http:\/\/ or https:\/\/ URL clients reach the broker by/);
+    assert.equal(invalid.stderr.trim().split("\n").length, 1, invalid.stderr);
+  }
+});

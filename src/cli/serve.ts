@@ -221,6 +221,14 @@ async function serve(args: string[], io: Io): Promise<number> {
         );
       }
       log.warn(`INSECURE: serving on ${values.host} without tokens; anyone who can reach this port can read and send every message`);
+    } else if (settings.allowedHosts.length > 0 && !auth.enabled) {
+      // A name is how a proxy or a LAN reaches the broker, and over plain http a browser marks no request to it with
+      // where it comes from: a page elsewhere could take messages with an <img> (red team, session 52).
+      log.warn(
+        `serving --allowed-hosts ${settings.allowedHosts.join(",")} without tokens: whoever reaches the broker by those names, ` +
+          `and any web page the operator's browser opens over plain http, can read and send messages; create a token per agent ` +
+          `(interop token create --agent NAME)`,
+      );
     }
   } catch (error) {
     await store.close();

@@ -53,7 +53,8 @@ export function isA2aPath(pathname: string): boolean {
  */
 export function cardResponse(request: IncomingRequest, originAgent?: AgentName, publicUrl?: string): OutgoingResponse | undefined {
   const { pathname } = request.url;
-  if (request.method !== "GET") return undefined;
+  // A HEAD (a link checker's, a discovery probe's) as the GET, without the body.
+  if (request.method !== "GET" && request.method !== "HEAD") return undefined;
   if (CARD_PATHS.has(pathname)) {
     if (originAgent !== undefined) return jsonResponse(200, strictAgentCard(originAgent, cardBaseUrl(request, publicUrl)));
     return errorResponse(

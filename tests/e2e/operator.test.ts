@@ -138,14 +138,14 @@ for (const format of ["text", "json"]) {
 }
 
 // Newcomer, session 51: `curl -I /status` (and uptime monitors, which ask HEAD) got 405.
-test("HEAD /status, /metrics and the dashboard's pages answer as GET does, without a body; HEAD elsewhere is 405 and takes nothing", async (t) => {
+test("HEAD /status, /metrics, the dashboard's pages and the A2A cards answer as GET does, without a body; HEAD elsewhere is 405 and takes nothing", async (t) => {
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "kept" })).status, 200);
   const root = await fetch(`${broker.url}/`, { method: "HEAD", redirect: "manual" });
   assert.equal(root.status, 302);
   assert.equal(root.headers.get("location"), "/ui");
-  for (const path of ["/status", "/metrics", "/ui", "/ui/app.js"]) {
+  for (const path of ["/status", "/metrics", "/ui", "/ui/app.js", "/a2a/openclaw/.well-known/agent-card.json"]) {
     const head = await fetch(`${broker.url}${path}`, { method: "HEAD" });
     assert.equal(head.status, 200, path);
     assert.ok(Number(head.headers.get("content-length")) > 0, path);

@@ -80,9 +80,12 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
  * team, session 52); no client needs these names, since 127.0.0.1, ::1 or the machine's address reach the same socket.
  */
 function isUnmarkedLoopback(ip: string): boolean {
-  // The URL parser writes an address the one way browsers send it (`[::ffff:7f00:1]`, `0.0.0.0`).
-  const canonical = new URL(`http://${isIPv6(ip) ? `[${ip}]` : ip}/`).hostname;
-  return canonical === "0.0.0.0" || canonical === "[::]" || canonical.startsWith("[::ffff:");
+  // isIP takes only the dotted form of IPv4 (`00.0.0.0` is a name to it, refused as one), and every request names
+  // an address: no URL parse for it.
+  if (!isIPv6(ip)) return ip === "0.0.0.0";
+  // The URL parser writes an IPv6 address the one way browsers send it (`[::ffff:7f00:1]`).
+  const canonical = new URL(`http://[${ip}]/`).hostname;
+  return canonical === "[::]" || canonical.startsWith("[::ffff:");
 }
 
 /** The name in a Host value, lower case, without its port or an IPv6 address's brackets; `undefined` if malformed. */

@@ -25,6 +25,8 @@ export interface AttackerSite {
   /** `http://localhost:PORT/`: another site than the broker's `http://127.0.0.1:PORT` in the browser's eyes. */
   url: string;
   close(): Promise<void>;
+  /** `close`, so that `await using attacker = await serveAttackerPage(…)` stops it however the test ends. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -39,5 +41,6 @@ export async function serveAttackerPage(html: string): Promise<AttackerSite> {
   return {
     url: `http://localhost:${port}/`,
     close: () => new Promise((resolve) => server.close(() => resolve())),
+    [Symbol.asyncDispose]: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Browser } from "playwright-core";
-import { type AttackerSite, launchBrowser, serveAttackerPage } from "../helpers/browser.ts";
+import { launchBrowser, serveAttackerPage } from "../helpers/browser.ts";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 
@@ -24,20 +24,12 @@ test("the dashboard's page and script forbid framing: CSP frame-ancestors 'none'
   }
 });
 
-test("a page elsewhere that frames the dashboard gets no dashboard in its frame (a real browser)", async (t) => {
-  let broker: RunningBroker | undefined;
-  let attacker: AttackerSite | undefined;
-  let browser: Browser | undefined;
-  t.after(async () => {
-    await browser?.close();
-    await attacker?.close();
-    await broker?.cleanup();
-  });
-  broker = await startBroker();
-  attacker = await serveAttackerPage(`<!doctype html><iframe src="${broker.url}/ui"></iframe>`);
-  browser = await launchBrowser();
+test("a page elsewhere that frames the dashboard gets no dashboard in its frame (a real browser)", async () => {
+  await using broker = await startBroker();
+  await using attacker = await serveAttackerPage(`<!doctype html><iframe src="${broker.url}/ui"></iframe>`);
+  await using browser = await launchBrowser();
   const page = await browser.newPage();
-  const framed = page.waitForEvent("response", (response) => response.url() === `${broker!.url}/ui`);
+  const framed = page.waitForEvent("response", (response) => response.url() === `${broker.url}/ui`);
   await page.goto(attacker.url);
   assert.equal((await framed).status(), 200, "the broker answered the frame's request");
   const frame = (await waitFor(() => page.frames().find((candidate) => candidate !== page.mainFrame()), 5000, "the frame"))!;

@@ -91,15 +91,9 @@ test("with an admin token the dashboard puts no token in any URL it requests, an
 // agent's token, which the login form offers "for its own view", got the login form back.
 test("with an agent's token the dashboard shows that agent's view, and says the traffic chart is an admin's", async (t) => {
   const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  let browser: Browser | undefined;
-  t.after(async () => {
-    await browser?.close();
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  broker = await startBroker({ dataDir: dir.path });
-  browser = await launchBrowser();
+  t.after(dir.cleanup);
+  await using broker = await startBroker({ dataDir: dir.path });
+  await using browser = await launchBrowser();
   const hermes = (await runCli(["token", "create", "--agent", "hermes", "--data-dir", dir.path])).stdout.trim();
   const openclaw = (await runCli(["token", "create", "--agent", "openclaw", "--data-dir", dir.path])).stdout.trim();
   await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");

@@ -13,7 +13,7 @@ Usage: interop ask -f AGENT -t AGENT [--timeout DUR] [TEXT | -d JSON]
 
 Sends the question (as 'interop send' does) and waits for the message that answers it
 (one sent with --reply-to its id). Prints the reply's text (on a terminal with its control
-characters written out, as \\x1b), or with --json the whole reply as JSON. The reply is
+characters written out, as \\u001b), or with --json the whole reply as JSON. The reply is
 taken: the asking agent's listen or poll does not get it again. Replying agents use:
 interop send --from B --reply-to ID "answer"
 

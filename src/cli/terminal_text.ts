@@ -4,10 +4,11 @@
 const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 /**
- * `text` with its control characters written out (`\x1b`), for a terminal: a reply is another agent's, and an escape
- * sequence in it would otherwise drive the operator's terminal (set its title, write its clipboard with OSC 52, hide
- * or overwrite what is shown; red team, session 52). Newlines and tabs stay.
+ * `text` with its control characters written out (`\u001b`), for a terminal: a reply is another agent's, and an
+ * escape sequence in it would otherwise drive the operator's terminal (set its title, write its clipboard with OSC 52,
+ * hide or overwrite what is shown; red team, session 52). Newlines and tabs stay. Written as JSON writes them, so that
+ * a JSON log line keeps parsing (JSON.stringify leaves DEL and the C1 controls as they are).
  */
 export function visibleControls(text: string): string {
-  return text.replace(CONTROLS, (control) => `\\x${control.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(CONTROLS, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

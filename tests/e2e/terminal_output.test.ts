@@ -49,7 +49,7 @@ test("interop ask shows a reply's control characters written out on a terminal, 
   assert.equal(await exited, 0, shown);
   assert.doesNotMatch(shown, /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/, "no control character but newlines and tabs reached the terminal");
   // The terminal turns each newline into CR LF.
-  assert.equal(shown.replaceAll("\r\n", "\n"), "\\x1b]52;c;ZXZpbA==\\x07\\x1b[8mhidden\\x1b[0m\\x0dover\n\tsecond line\n");
+  assert.equal(shown.replaceAll("\r\n", "\n"), "\\u001b]52;c;ZXZpbA==\\u0007\\u001b[8mhidden\\u001b[0m\\u000dover\n\tsecond line\n");
 });
 
 test("an error on a terminal shows the control characters of what the server said written out", async (t) => {
@@ -75,5 +75,5 @@ test("an error on a terminal shows the control characters of what the server sai
   terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
   assert.notEqual(await new Promise<number | null>((resolve) => terminal.on("close", resolve)), 0, shown);
   assert.doesNotMatch(shown, /\u001b|\u0007/, shown);
-  assert.match(shown, /\\x1b\]0;owned\\x07\\x1b\[2Jrefused/);
+  assert.match(shown, /\\u001b\]0;owned\\u0007\\u001b\[2Jrefused/);
 });

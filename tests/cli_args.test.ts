@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { reachingHost } from "../src/cli/bind_host.ts";
 import { brokerUrl, brokerUrls, parseByteSize, parseCount, parseDuration, parseFlags, readSecret } from "../src/cli/args.ts";
 import { legacyBodyFlag } from "../src/cli/message_input.ts";
 import { OPTIONS as SERVE_OPTIONS } from "../src/cli/serve.ts";
@@ -223,4 +224,24 @@ test("serve --store-timeout bounds a PostgreSQL store call: 30 s unless given, f
   assert.equal(storeTimeout([]), 30_000);
   assert.equal(storeTimeout(["--store-timeout", "5s"]), 5000);
   assert.throws(() => storeTimeout(["--store-timeout", "50ms"]), /Invalid --store-timeout: "50ms"; use from 100ms to 1h/);
+});
+
+// Red team, session 52: the broker now refuses 0.0.0.0 and [::] as a Host, and an older `serve --host 0.0.0.0` printed
+// http://0.0.0.0:PORT, which units and $INTEROP_URL kept: the client names this machine's loopback instead.
+test("brokerUrls() names 0.0.0.0 and [::] as this machine's loopback, keeping the rest of the URL", () => {
+  assert.deepEqual(brokerUrls("status", "http://0.0.0.0:18900,[::]:5000,http://u:p@0.0.0.0:7000/base/,0.0.0.0:8000", {}), [
+    "http://127.0.0.1:18900",
+    "http://[::1]:5000",
+    "http://u:p@127.0.0.1:7000/base",
+    "http://127.0.0.1:8000",
+  ]);
+  assert.deepEqual(brokerUrls("listen", undefined, { INTEROP_URL: "http://0.0.0.0:18900" }), ["http://127.0.0.1:18900"]);
+});
+
+test("reachingHost() names a broker bound to every address by loopback, and an IPv4 address written as IPv6 as itself", () => {
+  assert.equal(reachingHost("0.0.0.0"), "127.0.0.1");
+  assert.equal(reachingHost("::"), "[::1]");
+  assert.equal(reachingHost("::ffff:127.0.0.1"), "127.0.0.1");
+  assert.equal(reachingHost("::1"), "[::1]");
+  assert.equal(reachingHost("127.0.0.3"), "127.0.0.3");
 });

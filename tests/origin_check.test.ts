@@ -55,7 +55,10 @@ test("checkOrigin() takes an Origin that is the Host's own, or names an --allowe
 
 test("checkOrigin() lets any site link to the dashboard's page, never to the data", async () => {
   const crossSite = { host: "127.0.0.1", "sec-fetch-site": "cross-site" };
-  for (const path of ["/", "/ui", "/ui/app.js"]) assert.equal(await statusOf(crossSite, "GET", path), 200, path);
+  for (const path of ["/", "/ui", "/ui/app.js"]) {
+    assert.equal(await statusOf(crossSite, "GET", path), 200, path);
+    assert.equal(await statusOf(crossSite, "HEAD", path), 200, `HEAD ${path}`);
+  }
   for (const path of ["/status", "/events", "/poll", "/ui/other"]) assert.equal(await statusOf(crossSite, "GET", path), 403, path);
   assert.equal(await statusOf({ ...crossSite, host: "evil.example" }, "GET", "/ui"), 403, "a foreign Host even for the page");
 });

@@ -7,6 +7,7 @@ import { redactUrl } from "../url_redaction.ts";
 import type { PerAgent } from "../broker/per_agent.ts";
 import { InteropError } from "../errors.ts";
 import { type AgentName, parseAgentName } from "../message.ts";
+import { reachingHost } from "./bind_host.ts";
 import { closestWord } from "./suggest.ts";
 
 /**
@@ -111,6 +112,12 @@ export function brokerUrls(command: string, flag: string | undefined, env: Env):
     // fetch refuses these before connecting: said here, not as an unreachable broker.
     const unreachable = blockedPort(Number(url.port || (url.protocol === "https:" ? 443 : 80)));
     if (unreachable !== undefined) throw usageError(command, `Invalid ${source}: ${quoteUrls(entry)}: ${unreachable}`);
+    // Copied from an older `serve --host 0.0.0.0`'s start line (a unit, $INTEROP_URL): the broker refuses those
+    // addresses as a Host (browsers send a page's requests to them unmarked), and they reach this machine anyway.
+    if (url.hostname === "0.0.0.0" || url.hostname === "[::]") {
+      url.hostname = reachingHost(url.hostname.replace(/^\[(.*)\]$/, "$1"));
+      return url.href.replace(/\/+$/, "");
+    }
     return text.replace(/\/+$/, "");
   });
 }

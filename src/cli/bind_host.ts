@@ -8,6 +8,9 @@
 export function reachingHost(bindHost: string): string {
   if (bindHost === "0.0.0.0") return "127.0.0.1";
   if (bindHost === "::") return "[::1]";
+  // An IPv4 address written as IPv6 is refused as a Host too: named as itself.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bindHost);
+  if (mapped !== null) return mapped[1];
   return bindHost.includes(":") ? `[${bindHost}]` : bindHost;
 }
 

@@ -101,7 +101,8 @@ function parsePublicUrl(value: string): string {
   } catch {
     // Said below.
   }
-  if (url === undefined || !/^https?:$/.test(url.protocol) || url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+  // An empty `?` or `#` leaves search and hash empty, but stays in the href.
+  if (url === undefined || !/^https?:$/.test(url.protocol) || /[?#]/.test(url.href) || url.username !== "" || url.password !== "") {
     throw usageError(
       "serve",
       `Invalid --public-url ${JSON.stringify(value)}: give the http:// or https:// URL clients reach the broker by, without query or credentials, e.g. --public-url https://interop.example.com`,

@@ -16,7 +16,7 @@ export async function retryUntilDone<T>(work: () => Promise<T>, context: RetryCo
     } catch (error) {
       if (context.shutdown.aborted || (error instanceof InteropError && error.code === "output_closed")) throw error;
       // A receiver that says when to come back (429, 503) is not asked sooner.
-      const delay = Math.max(backoffDelay(attempt, DEFAULT_BACKOFF), ((error as InteropError).retryAfter ?? 0) * 1000);
+      const delay = Math.round(Math.max(backoffDelay(attempt, DEFAULT_BACKOFF), ((error as InteropError).retryAfter ?? 0) * 1000));
       context.log.warn(`${what} failed: ${(error as Error).message}; retrying in ${delay} ms`);
       await sleep(delay, context.shutdown);
     }

@@ -328,6 +328,9 @@ function showChart(stats) {
 async function refreshChart() {
   try {
     showChart(await getJson("/stats"));
+    // Shown again once an admin's token replaced the agent's.
+    $("chart").style.display = "";
+    $("chart-admin").hidden = true;
   } catch (error) {
     if (error.status !== 403) throw error;
     $("chart").style.display = "none"; // an SVG element has no hidden property

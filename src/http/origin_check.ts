@@ -52,7 +52,7 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
       );
     }
   }
-  if (request.method === "GET" && PAGES.has(request.url.pathname)) return undefined;
+  if ((request.method === "GET" || request.method === "HEAD") && PAGES.has(request.url.pathname)) return undefined;
   const origin = request.header("origin");
   if (origin !== null && !(host !== null && sameOrigin(origin, host)) && !allowed.has(originName(origin) ?? "")) {
     return new InteropError(

@@ -186,7 +186,7 @@ test("serve --public-url is the base of every card's endpoint; an invalid one: o
 
   const dir = tempDir("interop-a2a-strict-");
   t.after(() => dir.cleanup());
-  for (const value of ["interop.example.com", "ftp://x", "https://u:p@x", "https://x/?a=1"]) {
+  for (const value of ["interop.example.com", "ftp://x", "https://u:p@x", "https://x/?a=1", "https://x/?", "https://x/#"]) {
     const invalid = await runCli(["serve", "--port", "0", "--data-dir", dir.path, "--public-url", value]);
     assert.equal(invalid.code, 2, invalid.stderr);
     assert.match(invalid.stderr, /^error: Invalid --public-url .*: give the http:\/\/ or https:\/\/ URL clients reach the broker by/);

@@ -153,9 +153,12 @@ ${hosts.map((host) => `<img src="http://${host}:${broker.port}/poll?agent=opencl
   assert.ok(polls.length > 0, "the browser reached the broker through at least one of these names");
   for (const line of polls) assert.match(line, /→ 403/);
   assert.equal(await pending(broker, "openclaw"), 1, "nothing taken");
-  // A client that is not a browser is told which names to use.
+  // A client that is not a browser is told which names to use; the CLI names the broker by loopback itself (a URL
+  // an older `serve --host 0.0.0.0` printed, kept in a unit or $INTEROP_URL).
   const named = await rawExchange(broker.url, "GET", "/status", { host: `0.0.0.0:${broker.port}` });
   assertRefused(named, "unknown_host", /Host "0\.0\.0\.0" is an address browsers do not count as this machine's.*127\.0\.0\.1/);
+  const cli = await runCli(["status", "--url", `http://0.0.0.0:${broker.port}`]);
+  assert.equal(cli.code, 0, cli.stderr);
 });
 
 test("the broker's own pages and every client without Origin keep working: curl, urllib, the CLI, loopback names", async (t) => {

@@ -96,6 +96,7 @@ test("with an agent's token the dashboard shows that agent's view, and says the 
   await using browser = await launchBrowser();
   const hermes = (await runCli(["token", "create", "--agent", "hermes", "--data-dir", dir.path])).stdout.trim();
   const openclaw = (await runCli(["token", "create", "--agent", "openclaw", "--data-dir", dir.path])).stdout.trim();
+  const admin = (await runCli(["token", "create", "--admin", "--data-dir", dir.path])).stdout.trim();
   await waitFor(async () => (await fetch(`${broker.url}/stats`)).status === 401, 5000, "tokens to take effect");
   assert.equal((await publish(broker.url, "openclaw", "hermes", { text: "for hermes's eyes" }, { authorization: `Bearer ${openclaw}` })).status, 200);
 
@@ -114,6 +115,13 @@ test("with an agent's token the dashboard shows that agent's view, and says the 
   assert.equal(await page.locator("#app").isVisible(), true, "the dashboard, not the login form");
   assert.equal(await page.locator("#login").isVisible(), false);
   assert.equal(await page.locator("#chart").isVisible(), false);
+  // hermes's token revoked: the login form again; an admin's token then shows the chart (it stayed hidden).
+  assert.equal((await runCli(["token", "revoke", "--agent", "hermes", "--data-dir", dir.path])).code, 0);
+  await page.locator("#login").waitFor({ state: "visible", timeout: 10_000 });
+  await page.fill("#token", admin);
+  await page.click("#login-form button");
+  await page.locator("#chart").waitFor({ state: "visible", timeout: 5000 });
+  assert.equal(await page.locator("#chart-admin").isVisible(), false);
   assert.deepEqual(scriptErrors, []);
 });
 

@@ -17,7 +17,9 @@ export function othersHoldOpen(path: string): boolean | undefined {
   let pids: string[];
   try {
     fifo = statSync(path);
-    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name) && name !== String(process.pid));
+    // Init (pid 1) reads no agent's FIFO, and is often the one process even root may not look into (a container's
+    // or a sandbox's init from outside its namespace): counted, it would leave every answer unsure.
+    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name) && name !== "1" && name !== String(process.pid));
   } catch {
     return undefined;
   }

@@ -296,6 +296,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   if (store instanceof PostgresStore) await store.announce(`${server.hostname}:${server.port}`).catch(() => {});
   const listening = {
     version: VERSION,
+    // A URL this machine's clients can use: the broker refuses 0.0.0.0 and :: as a Host.
     url: `http://${reachingHost(server.hostname)}:${server.port}`,
     pid: process.pid,
     ...(store instanceof PostgresStore ? { database: store.location } : {}),
@@ -303,7 +304,6 @@ async function serve(args: string[], io: Io): Promise<number> {
     durability,
     runtime: runtimeDescription(),
   };
-  // A URL this machine's clients can use: the broker refuses 0.0.0.0 and :: as a Host.
   const everyAddress = isEveryAddress(server.hostname) ? ` and every address of this machine (--host ${server.hostname})` : "";
   log.info(
     `interop ${VERSION} listening on ${listening.url}${everyAddress} (pid ${process.pid}, ` +

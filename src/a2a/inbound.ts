@@ -8,6 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { AgentShares } from "../http/agent_shares.ts";
 import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
+import { isLook } from "../http/methods.ts";
 import { jsonResponse } from "../http/responses.ts";
 import { type AgentName, parseAgentName, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
@@ -54,7 +55,7 @@ export function isA2aPath(pathname: string): boolean {
 export function cardResponse(request: IncomingRequest, originAgent?: AgentName, publicUrl?: string): OutgoingResponse | undefined {
   const { pathname } = request.url;
   // A HEAD (a link checker's, a discovery probe's) as the GET, without the body.
-  if (request.method !== "GET" && request.method !== "HEAD") return undefined;
+  if (!isLook(request.method)) return undefined;
   if (CARD_PATHS.has(pathname)) {
     if (originAgent !== undefined) return jsonResponse(200, strictAgentCard(originAgent, cardBaseUrl(request, publicUrl)));
     return errorResponse(

@@ -7,6 +7,7 @@ import { isIP, isIPv6 } from "node:net";
 import { InteropError } from "../errors.ts";
 import type { Handler, IncomingRequest } from "../runtime/types.ts";
 import { errorResponse } from "./error_response.ts";
+import { isLook } from "./methods.ts";
 
 /** The names a broker answers to besides IP addresses and localhost. */
 export interface BrokerNames {
@@ -36,14 +37,15 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
   // Only HTTP/1.0 clients omit Host, and no browser is one of them.
   if (host !== null) {
     const name = hostName(host);
-    if (name !== undefined && isIP(name) !== 0 && isUnmarkedLoopback(name)) {
+    const address = name !== undefined && isIP(name) !== 0 ? name : undefined;
+    if (address !== undefined && isUnmarkedLoopback(address)) {
       return new InteropError(
         "unknown_host",
-        `Host "${printable(name)}" is an address browsers do not count as this machine's, so they would let any web ` +
+        `Host "${printable(address)}" is an address browsers do not count as this machine's, so they would let any web ` +
           `page's requests to it through unmarked; name the broker by 127.0.0.1, [::1], localhost or the machine's own address`,
       );
     }
-    if (name === undefined || !(isIP(name) !== 0 || name === "localhost" || name.endsWith(".localhost") || own.has(name))) {
+    if (name === undefined || !(address !== undefined || name === "localhost" || name.endsWith(".localhost") || own.has(name))) {
       const shown = printable(name ?? host);
       return new InteropError(
         "unknown_host",
@@ -52,7 +54,7 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
       );
     }
   }
-  if ((request.method === "GET" || request.method === "HEAD") && PAGES.has(request.url.pathname)) return undefined;
+  if (isLook(request.method) && PAGES.has(request.url.pathname)) return undefined;
   const origin = request.header("origin");
   if (origin !== null && !(host !== null && sameOrigin(origin, host)) && !allowed.has(originName(origin) ?? "")) {
     return new InteropError(

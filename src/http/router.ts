@@ -15,6 +15,7 @@ import { AgentShares } from "./agent_shares.ts";
 import { GrantRevocations } from "./grant_revocations.ts";
 import { listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
+import { isLook } from "./methods.ts";
 import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
 import { dashboardResponse, eventsRoute, metricsResponse, statsResponse } from "./operator_routes.ts";
 import { parseHoldReply, parseIdempotencyKey, parseLastEventId, parseLimit, parseMessageId, refuseRepeatedParams } from "./query_params.ts";
@@ -208,10 +209,6 @@ async function history(broker: Broker, request: IncomingRequest, caller: Caller)
 
 /** Routes whose GET only looks, answered to a HEAD as to a GET (without the body). */
 const HEAD_AS_GET = new Set(["/status", "/metrics"]);
-
-function isLook(method: string): boolean {
-  return method === "GET" || method === "HEAD";
-}
 
 async function subscribe(
   broker: Broker,

@@ -187,15 +187,19 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
     const settled = settling(request.clientGone());
     const deadline = performance.now() + timeoutMs;
     let question: Envelope | undefined;
-    const reply = await untilEnded(broker, auth, caller, request, from, () => `a reply to message ${question?.id} will be in ${from}'s inbox`, async (signal) => {
-      if (question !== undefined) {
-        const left = msUntil(deadline);
-        return left <= 0 ? undefined : await broker.waitForReply(from, question.id, left, signal);
-      }
-      const asked = await broker.ask(from, to, payload, timeoutMs, signal, settled);
-      question = asked.question;
-      return asked.reply;
-    }).catch((error) => {
+    const reply = await untilEnded(broker, auth, caller, request, from, () => `a reply to message ${question?.id} will be in ${from}'s inbox`, (signal) =>
+      // The question goes with its recipient's inbox: the ask ends once that removal commits, not at its timeout.
+      whileRecipientKept(broker, to, () => question?.id, signal, async (toRemoval) => {
+        const both = AbortSignal.any([signal, toRemoval]);
+        if (question !== undefined) {
+          const left = msUntil(deadline);
+          return left <= 0 ? undefined : await broker.waitForReply(from, question.id, left, both);
+        }
+        const asked = await broker.ask(from, to, payload, timeoutMs, both, settled);
+        question = asked.question;
+        return asked.reply;
+      })
+    ).catch((error) => {
       // The question went: said, so that its client does not ask again (its reply has no inbox to go to).
       if (question === undefined || !(error instanceof InteropError && error.code === "agent_removed")) throw error;
       throw new InteropError(
@@ -230,6 +234,32 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
     }
     return jsonResponse(200, { question: questionId, reply: toWire(reply) });
   });
+}
+
+/**
+ * Runs an ask's `wait` with a signal that aborts once the operator starts removing `to`, the question's recipient;
+ * once that removal committed, rejects with 410 `question_gone` (the question went with the inbox, so no reply can
+ * come), naming the question `questionId()` if it was asked. A removal refused or failed runs `wait` again, unless
+ * the ask's own `signal` ended it.
+ */
+async function whileRecipientKept<T>(
+  broker: Broker,
+  to: AgentName,
+  questionId: () => number | undefined,
+  signal: AbortSignal,
+  wait: (toRemoval: AbortSignal) => Promise<T | undefined>,
+): Promise<T | undefined> {
+  try {
+    return await waitThroughRemoval(broker, to, wait, () => signal.aborted);
+  } catch (error) {
+    if (!(error instanceof InteropError && error.code === "agent_removed")) throw error;
+    const id = questionId();
+    throw new InteropError(
+      "question_gone",
+      `${to} was removed by the operator while the ask waited: ${id === undefined ? "the question" : `message ${id}`} went with its inbox, and no reply will come`,
+      { cause: error },
+    );
+  }
 }
 
 /**

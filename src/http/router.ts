@@ -89,8 +89,10 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     if (isLook(request.method) && (pathname === "/ui" || pathname === "/ui/app.js")) return Promise.resolve(dashboardResponse(pathname));
     if (isLook(request.method) && pathname === "/") return Promise.resolve({ status: 302, headers: { location: "/ui" }, body: "" });
     if (pathname === "/status" && isLook(request.method) && !hasCredentials(request) && await options.auth.on()) {
-      // Cron and load balancers may ask whether the broker is alive without a token; the details need one.
-      return Promise.resolve(jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" }));
+      // Cron and load balancers may ask whether the broker is alive without a token; the details need one. A token
+      // list it cannot read (a hand-edited tokens.json, PostgreSQL away) refuses every request: 503, not "ok".
+      await options.auth.current();
+      return jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" });
     }
     // An agent card is public, as A2A clients fetch it before they authenticate.
     const card = cardResponse(request, options.a2aOriginAgent, options.publicUrl);

@@ -183,7 +183,7 @@ test("listen reads its inbox with its token, and without one exits 4 saying why"
 
 // Red team, session 52: `{"tokens": null}` failed inside each request (500, a stack in the log), where a file that is
 // not JSON is refused as a whole (503, the file named).
-test("a tokens file edited by hand into a shape the broker cannot read refuses every token with 503 naming it, and serves again once fixed", async (t) => {
+test("a tokens file edited by hand into a shape the broker cannot read refuses every token, and the tokenless liveness check, with 503 naming it, and serves again once fixed", async (t) => {
   const dir = tempDir();
   testStops(t)(dir.cleanup);
   const broker = await brokerPool(t)({ dataDir: dir.path });
@@ -204,8 +204,13 @@ test("a tokens file edited by hand into a shape the broker cannot read refuses e
     const answer = await (await read()).json();
     assert.match(answer.error, new RegExp(`${file.replaceAll("/", "\\/")} `), JSON.stringify(shape));
     assert.match(answer.error, said, JSON.stringify(shape));
+    // Red team 52: the liveness answer without a token said ok while every request was refused.
+    const liveness = await fetch(`${broker.url}/status`);
+    assert.equal(liveness.status, 503, JSON.stringify(shape));
+    assert.match((await liveness.json()).error, said);
   }
   writeFileSync(file, good);
   await waitFor(async () => (await read()).status === 200, 5000, "the fixed file to be read");
+  assert.deepEqual(await (await fetch(`${broker.url}/status`)).json(), { service: "interop", ok: true, details: "send a token for details" });
   assert.doesNotMatch(broker.log(), /\n\s+at /, "no stack in the log");
 });

@@ -1,6 +1,7 @@
 /** `interop serve`'s flags read into settings, each checked, before anything opens: a bad one is refused at once. */
 import { isIP } from "node:net";
 import { blockedPort } from "../client/blocked_ports.ts";
+import { isUnmarkedLoopback } from "../http/origin_check.ts";
 import { MAX_MESSAGE_BYTES, parseAgentName } from "../message.ts";
 import { defaultDataDir } from "../paths.ts";
 import { checkDatabaseUrl, parseByteSize, parseCount, parseDuration, parsePerAgent, usageError } from "./args.ts";
@@ -120,6 +121,13 @@ function parseAllowedHosts(value: string): string[] {
         "serve",
         `Invalid --allowed-hosts entry ${JSON.stringify(name)}: give host names without scheme or port, comma-separated, ` +
           `e.g. --allowed-hosts interop.example.com,broker.lan`,
+      );
+    }
+    if (isIP(name) !== 0 && isUnmarkedLoopback(name)) {
+      throw usageError(
+        "serve",
+        `Invalid --allowed-hosts entry ${JSON.stringify(name)}: the broker refuses this address as a Host whatever is listed ` +
+          `(browsers let any web page's requests to it through unmarked); clients name it by 127.0.0.1, [::1] or the machine's own address`,
       );
     }
   }

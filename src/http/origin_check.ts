@@ -81,7 +81,7 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
  * such a host (not a "potentially trustworthy" origin), so an `<img>` on any site took messages through it (red
  * team, session 52); no client needs these names, since 127.0.0.1, ::1 or the machine's address reach the same socket.
  */
-function isUnmarkedLoopback(ip: string): boolean {
+export function isUnmarkedLoopback(ip: string): boolean {
   // isIP takes only the dotted form of IPv4 (`00.0.0.0` is a name to it, refused as one), and every request names
   // an address: no URL parse for it.
   if (!isIPv6(ip)) return ip === "0.0.0.0";

@@ -238,4 +238,10 @@ test("interop serve refuses an --allowed-hosts entry that is not a host name", a
     assert.equal(result.code, 2, `${value}: ${result.stderr}`);
     assert.match(result.stderr, /^error: Invalid --allowed-hosts/m, value);
   }
+  // Red team 52: taken, yet every request naming them is refused (they are the addresses browsers leave unmarked).
+  for (const value of ["0.0.0.0", "::", "::ffff:127.0.0.1", "broker.lan,::ffff:7f00:1"]) {
+    const result = await runCli(["serve", "--port", "0", "--data-dir", dir.path, "--allowed-hosts", value]);
+    assert.equal(result.code, 2, `${value}: ${result.stderr}`);
+    assert.match(result.stderr, /^error: Invalid --allowed-hosts entry "[0-9a-f:.]+": the broker refuses this address as a Host/m, value);
+  }
 });

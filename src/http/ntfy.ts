@@ -11,6 +11,7 @@ import { InteropError } from "../errors.ts";
 import { type AgentName, type Envelope, messageKey, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
+import { errorResponse } from "./error_response.ts";
 import { headerText } from "./header_text.ts";
 import { heldAnswer, jsonResponse, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
@@ -60,10 +61,13 @@ export async function handleNtfy(
     authorize(caller, topic, "read the inbox of");
     return await subscribe(broker, request, topic, path.format);
   }
-  throw new InteropError(
-    "not_found",
-    `Not found: ${request.method} ${request.url.pathname}; ntfy topics are GET ${NTFY_PREFIX}/TOPIC/json|sse|raw and POST ${NTFY_PREFIX}/TOPIC`,
+  // A method the path does not take (a monitor's HEAD, a DELETE): 405 naming the ones it does, as every route answers.
+  const allow = path.format === undefined ? "POST, PUT" : "GET";
+  const error = new InteropError(
+    "method_not_allowed",
+    `Method ${request.method} not allowed on ${request.url.pathname}: use ${allow}; ntfy topics are GET ${NTFY_PREFIX}/TOPIC/json|sse|raw and POST ${NTFY_PREFIX}/TOPIC`,
   );
+  return errorResponse(error, { allow });
 }
 
 function isPublish(request: IncomingRequest): boolean {

@@ -138,7 +138,7 @@ for (const format of ["text", "json"]) {
 }
 
 // Newcomer, session 51: `curl -I /status` (and uptime monitors, which ask HEAD) got 405.
-test("HEAD /status, /metrics, the dashboard's pages and the A2A cards answer as GET does, without a body; HEAD elsewhere is 405 and takes nothing", async (t) => {
+test("HEAD /status, /metrics, the dashboard's pages and the A2A cards answer as GET does, without a body; HEAD elsewhere (ntfy topics too) is 405 and takes nothing", async (t) => {
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "kept" })).status, 200);
@@ -154,5 +154,12 @@ test("HEAD /status, /metrics, the dashboard's pages and the A2A cards answer as 
   const poll = await fetch(`${broker.url}/poll?agent=openclaw`, { method: "HEAD" });
   assert.equal(poll.status, 405);
   assert.equal(poll.headers.get("allow"), "GET");
+  // Red team 52: the ntfy paths answered 404 to a method they do not take.
+  for (const [method, path, allow] of [["HEAD", "/ntfy/openclaw/json?poll=1", "GET"], ["DELETE", "/ntfy/openclaw/sse", "GET"], ["GET", "/ntfy/openclaw", "POST, PUT"]]) {
+    const answer = await fetch(`${broker.url}${path}`, { method });
+    assert.equal(answer.status, 405, `${method} ${path}`);
+    assert.equal(answer.headers.get("allow"), allow, `${method} ${path}`);
+    if (method !== "HEAD") assert.match((await answer.json()).error, new RegExp(`^Method ${method} not allowed on /ntfy/openclaw\\S*: use ${allow}; ntfy topics are`));
+  }
   assert.deepEqual((await (await fetch(`${broker.url}/poll?agent=openclaw`)).json()).map((message: { text: string }) => message.text), ["kept"]);
 });

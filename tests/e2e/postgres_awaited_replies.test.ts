@@ -63,6 +63,22 @@ test("an ask on A gets the reply published on B, and hermes's stream on B carrie
   }
 });
 
+// Red team 52: an ask whose recipient the operator removed waited out its timeout; removed through another broker too.
+test("an ask on A whose recipient is removed through B ends at once with 410 question_gone", async (t) => {
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  assert.equal((await fetch(`${b.url}/agents?agent=bee`, { method: "POST" })).status, 201);
+  const started = performance.now();
+  const asking = fetch(`${a.url}/ask?from=hermes&to=bee&timeout=120`, { method: "POST", body: '{"text":"there?"}' });
+  await waitFor(async () => (await (await fetch(`${b.url}/status`)).json()).agents.bee?.pending === 1, 10_000, "the question at bee");
+  assert.equal((await fetch(`${b.url}/agents?agent=bee&force=1`, { method: "DELETE" })).status, 200);
+  const answer = await asking;
+  assert.equal(answer.status, 410);
+  assert.match((await answer.json()).error, /^bee was removed by the operator while the ask waited: message \d+ went with its inbox/);
+  assert.ok(performance.now() - started < 60_000, "ended by the removal, not at the ask's timeout");
+});
+
 test("a reply whose wait on A ended without it is an ordinary message on B again, in order", async (t) => {
   const brokers = await twoBrokers(t);
   if (brokers === undefined) return;

@@ -582,7 +582,16 @@ test("TakenMessages forgets an answer after 30 s: a cancel that late is from a c
   taken.cancelled("a");
   now = 30_001;
   taken.cancelled("b");
-  assert.deepEqual(taken.drain().map((held) => held.interop.id), [1]);
+  assert.deepEqual(taken.drain().map((held) => held.message.interop.id), [1]);
+});
+
+test("TakenMessages marks redelivered what a cancel after its answer put back, not what a call cancelled before its answer took", () => {
+  const taken = new TakenMessages(() => 0);
+  const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
+  taken.answering("a", new AbortController().signal, [message(1)]);
+  taken.cancelled("a");
+  taken.answering("b", AbortSignal.abort(), [message(2)]);
+  assert.deepEqual(taken.takeHeld(2).map(({ interop }) => [interop.id, interop.redelivered]), [[1, true], [2, undefined]]);
 });
 
 test("a cancel for a request id used again is for the new call: the earlier call's answer, read, is not put back", async () => {

@@ -1,8 +1,20 @@
 /** Messages the MCP tools took from the broker for calls whose answer the client never read: the next call returns them. */
-import type { WireMessage } from "../message.ts";
+import type { WireMessage, WireMetadata } from "../message.ts";
 
 /** A JSON-RPC request id, as the client chose it. */
 export type RequestId = string | number;
+
+/**
+ * A message a call returns. `interop.redelivered`: it was in an earlier call's answer, written before that call's
+ * cancel came, so the client may have read it (see `TakenMessages.cancelled`): an agent that acted on its id skips it.
+ */
+export type McpMessage = WireMessage & { interop: WireMetadata & { redelivered?: true } };
+
+/** A message held for the next call; `written`: the answer it was taken for was written before its call's cancel. */
+export interface HeldMessage {
+  message: WireMessage;
+  written: boolean;
+}
 
 /**
  * How long, and for how many calls, an answer's messages are remembered. A cancel for an answered call crossed the
@@ -18,7 +30,7 @@ const ANSWER_MEMORY_CALLS = 100;
  * are held here and returned by the next inbox or wait call, or parked as dead letters at the session's end.
  */
 export class TakenMessages {
-  #held: WireMessage[] = [];
+  #held: HeldMessage[] = [];
   #answered = new Map<RequestId, { messages: WireMessage[]; at: number }>();
   #now: () => number;
 
@@ -26,9 +38,11 @@ export class TakenMessages {
     this.#now = now;
   }
 
-  /** Up to `count` held messages, oldest first, now returned by a call. */
-  takeHeld(count: number): WireMessage[] {
-    return this.#held.splice(0, count);
+  /** Up to `count` held messages, oldest first, now returned by a call; marked `redelivered` if they may have been read. */
+  takeHeld(count: number): McpMessage[] {
+    return this.#held.splice(0, count).map(({ message, written }) =>
+      written ? { ...message, interop: { ...message.interop, redelivered: true } } : message
+    );
   }
 
   /**
@@ -37,18 +51,23 @@ export class TakenMessages {
    */
   answering<T extends WireMessage | null>(requestId: RequestId, signal: AbortSignal, messages: T[]): T[] {
     const taken = messages.filter((message) => message !== null) as WireMessage[];
-    if (signal.aborted) this.#hold(taken);
+    if (signal.aborted) this.#hold(taken, false);
     else if (taken.length > 0) this.#remember(requestId, taken);
     return messages;
   }
 
-  /** The client cancelled `requestId`: if it was answered with messages lately, they never reached it. */
+  /**
+   * The client cancelled `requestId`: if it was answered with messages lately, they may never have reached it (a
+   * cancel that crossed the answer). Or they did: the SDK's client sends a cancel for every call made with a signal
+   * aborted later, answered or not (a turn's signal, aborted seconds after its inbox call was read), so they come back
+   * marked `redelivered`, and parked at the session's end with a reason that says so.
+   */
   cancelled(requestId: RequestId): void {
     this.#forgetOld();
     const answer = this.#answered.get(requestId);
     if (answer === undefined) return;
     this.#answered.delete(requestId);
-    this.#hold(answer.messages);
+    this.#hold(answer.messages, true);
   }
 
   /** A new call came with `requestId`: the answer of an earlier call with it was read. */
@@ -57,14 +76,14 @@ export class TakenMessages {
   }
 
   /** Everything held, taken out (for parking at the session's end). */
-  drain(): WireMessage[] {
+  drain(): HeldMessage[] {
     return this.#held.splice(0);
   }
 
-  #hold(messages: WireMessage[]): void {
+  #hold(messages: WireMessage[], written: boolean): void {
     // By id, which is the broker's order: a call answered earlier may come back after one cancelled later.
-    this.#held.push(...messages);
-    this.#held.sort((a, b) => a.interop.id - b.interop.id);
+    this.#held.push(...messages.map((message) => ({ message, written })));
+    this.#held.sort((a, b) => a.message.interop.id - b.message.interop.id);
   }
 
   #remember(requestId: RequestId, messages: WireMessage[]): void {

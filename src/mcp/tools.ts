@@ -39,9 +39,16 @@ function payloadOf(text: string | undefined, json: Record<string, unknown> | und
  */
 const REPLY_HOLD_SECONDS = 30;
 
-/** Why a message taken for a cancelled call and never returned is parked when the session ends. */
-const HELD_AT_CLOSE_REASON = "taken for an MCP call its client cancelled; the session ended before another inbox or " +
-  "wait call could return it";
+/**
+ * Why a message taken for a cancelled call and never returned is parked when the session ends: the call was cancelled
+ * before its answer was written, or after (`written`: the client may have read it, so sending it again may repeat it).
+ */
+function heldAtCloseReason(written: boolean): string {
+  const cancelled = written
+    ? "taken for an MCP call its client cancelled after the answer holding it was written (the agent may have read it)"
+    : "taken for an MCP call its client cancelled";
+  return `${cancelled}; the session ended before another inbox or wait call could return it`;
+}
 
 /**
  * How long the end of a session waits for calls still running. Each ends sooner by itself: the session's close
@@ -137,7 +144,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     title: "Read my inbox",
     description: `Return the messages waiting for ${agent}, oldest first, and mark them read once this answer is ` +
       "delivered: one comes again only when this answer may not have reached you (the call was cancelled as it was " +
-      "answered, or this tool server stopped in between). Each has the sender's fields plus interop.id, interop.from " +
+      "answered, or this tool server stopped in between), marked interop.redelivered when it may have: skip one whose " +
+      "id you already handled. Each has the sender's fields plus interop.id, interop.from " +
       "and interop.timestamp. Returns [] when nothing is waiting; big messages come a few a call (the broker's answer " +
       "holds 16 Mi characters), so call again until it returns []. To wait for the next message instead of checking " +
       "again, use wait.",
@@ -155,7 +163,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   server.registerTool("wait", {
     title: "Wait for the next message",
     description: `Block until the next message for ${agent} arrives (or one already waiting), then return it and mark it ` +
-      "read. Use this instead of polling when you expect an answer or have nothing else to do. Returns " +
+      "read (one marked interop.redelivered may have reached you in an answer cancelled after it was written: skip it " +
+      "if you handled its id). Use this instead of polling when you expect an answer or have nothing else to do. Returns " +
       `'{"message": null} when nothing came within the timeout; call it again to keep waiting. ${CLIENT_LIMIT_ADVICE}`,
     inputSchema: {
       timeout_seconds: z.number().positive().max(MAX_WAIT_SECONDS).optional().describe(
@@ -238,11 +247,11 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     // Every message gets its try: one the broker refuses (gone meanwhile, or a blip) must not strand the rest.
     let allParked = true;
     const parkHeld = async () => {
-      for (const message of taken.drain()) {
+      for (const { message, written } of taken.drain()) {
         try {
           // Asked again while the broker answers 503 (PostgreSQL away: nothing parked): a park given up on is the
           // message lost, where an outage of a few seconds used to lose it.
-          await throughOutage(() => client.parkDeadLetter(agent, message.interop.id, HELD_AT_CLOSE_REASON), until);
+          await throughOutage(() => client.parkDeadLetter(agent, message.interop.id, heldAtCloseReason(written)), until);
         } catch (error) {
           allParked = false;
           log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {

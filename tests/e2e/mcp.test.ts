@@ -570,3 +570,44 @@ async function assertLeftInInbox(url: string, text: RegExp): Promise<void> {
   const letters = await (await fetch(`${url}/dead-letters?agent=openclaw`)).json();
   assert.deepEqual(letters, []);
 }
+
+// Red team 53: the MCP SDK's client sends notifications/cancelled for every call made with a signal aborted later,
+// answered or not (it never removes its abort listener). A host that passes its turn's signal to each call and stops
+// the turn after the model read its inbox had those messages shown again unmarked, or parked at the session's end as
+// if the agent never got them.
+test("a cancel the SDK sends for an inbox call it already read shows its messages again marked redelivered, and parks them so marked at the session's end", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  const send = async (text: string) => assert.equal((await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: JSON.stringify({ text }) })).status, 200);
+  const openclaw = await connect(broker.url, "openclaw");
+  let closed = false;
+  t.after(() => closed ? undefined : openclaw.close());
+  await send("first");
+  const turn = new AbortController();
+  const read = json(await openclaw.callTool({ name: "inbox", arguments: {} }, undefined, { signal: turn.signal }) as ToolResult);
+  assert.deepEqual(read.map((message: { text: string; interop: { redelivered?: boolean } }) => [message.text, message.interop.redelivered]), [["first", undefined]]);
+  // The turn ends after the model read the answer: the SDK sends a cancel for the answered call.
+  turn.abort("the turn was stopped");
+  const again = await waitFor(async () => {
+    const messages = json(await call(openclaw, "inbox"));
+    return messages.length > 0 ? messages : undefined;
+  }, 10_000, "the message shown again");
+  assert.deepEqual(again.map((message: { text: string; interop: { redelivered?: boolean } }) => [message.text, message.interop.redelivered]), [["first", true]]);
+
+  await send("second");
+  const secondTurn = new AbortController();
+  const readSecond = json(await openclaw.callTool({ name: "inbox", arguments: {} }, undefined, { signal: secondTurn.signal }) as ToolResult);
+  assert.deepEqual(readSecond.map((message: { text: string }) => message.text), ["second"]);
+  secondTurn.abort("the turn was stopped");
+  // stdin is read in order: once this call is answered, the cancel was read.
+  await call(openclaw, "agents");
+  await openclaw.close();
+  closed = true;
+  const letters = await waitFor(async () => {
+    const parked = await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json();
+    return parked.length > 0 ? parked : undefined;
+  }, 10_000, "the second message parked");
+  assert.equal(letters.length, 1);
+  assert.equal(letters[0].message.text, "second");
+  assert.match(JSON.stringify(letters[0]), /cancelled after the answer holding it was written \(the agent may have read it\)/);
+});

@@ -47,7 +47,10 @@ export interface StoreStatus {
   kind: "sqlite" | "postgresql";
   /** The database file, or the PostgreSQL URL without its password. */
   location: string;
-  /** False while a PostgreSQL server cannot be reached: requests that need it get 503 storage_unavailable. */
+  /**
+   * False while a PostgreSQL server cannot be reached (requests that need it get 503 storage_unavailable), or while a
+   * SQLite file's writes fail (a full disk: 507 storage_full; an I/O error: 503 storage_failed) until one succeeds.
+   */
   available: boolean;
   /** Why it is unavailable. */
   error?: string;

@@ -91,8 +91,9 @@ export class BrokerStatus {
       store: {
         kind: store.kind,
         location: store.location,
-        available: store.outage === undefined,
+        available: store.outage === undefined && store.failingWrites === undefined,
         ...(store.outage === undefined ? {} : { error: store.outage.message }),
+        ...(store.failingWrites === undefined ? {} : { error: store.failingWrites }),
         ...(store.oldestCallMs === undefined ? {} : { oldest_call_seconds: Math.floor(store.oldestCallMs() / 1000) }),
       },
       lastId: sources.lastId(),

@@ -39,7 +39,7 @@ With several brokers (--url A,B), each one's report; an unreachable one is a pro
 
 Exit codes: 0 healthy, 3 broker unreachable (with several: every one), 5 a --require,
 --max-pending or --max-dead-letters check failed, the broker cannot reach its store
-(PostgreSQL down), or one of several brokers is unreachable, 2 bad usage, 4 broker
+(PostgreSQL down) or write to it (a full disk), or one of several brokers is unreachable, 2 bad usage, 4 broker
 refused (a broker with tokens and no --token-file or $INTEROP_TOKEN).
 `;
 
@@ -145,7 +145,7 @@ interface Limits {
 function findProblems(report: StatusReport, required: string[], limits: Limits): string[] {
   const problems: string[] = [];
   // A broker from before stores had a status says nothing of it (optional chaining).
-  if (report.store?.available === false) problems.push(`the broker cannot reach its store: ${report.store.error}`);
+  if (report.store?.available === false) problems.push(`the broker cannot reach its store or write to it: ${report.store.error}`);
   for (const agent of required) {
     const status = report.agents[agent];
     if (status === undefined) problems.push(`${agent} is unknown to the broker`);

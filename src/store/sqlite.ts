@@ -23,6 +23,7 @@ import {
 } from "./store.ts";
 import { BoundedRows, payloadChars } from "./sqlite_bounded_rows.ts";
 import { expireUndelivered, IdRange, passTaken, pruneDelivered } from "./sqlite_retention.ts";
+import { WriteHealth } from "./write_health.ts";
 
 /**
  * How many messages may wait past the watermark before a commit indexes them. A row joins the per-recipient index
@@ -38,11 +39,12 @@ export const INDEX_LAG = 4096;
 export class SqliteStore implements MessageStore {
   readonly kind = "sqlite";
   readonly location: string;
-  /** A local file is never unreachable: its failures are `storage_failed` or `storage_full`. */
+  /** A local file is never unreachable: its failures are `storage_failed` or `storage_full` (see `failingWrites`). */
   readonly outage = undefined;
   readonly id: string;
   #durability: Durability;
   #db: DatabaseSync;
+  #writes: WriteHealth;
   #insert: StatementSync;
   #insertCopies: StatementSync;
   #insertSharedPayload: StatementSync;
@@ -67,10 +69,12 @@ export class SqliteStore implements MessageStore {
 
   /**
    * Opens (creating if needed) the store in `dataDir`; throws `data_dir_locked` if another broker has it. `warn`
-   * hears of a database file left readable by other users that could not be made private.
+   * hears of a database file left readable by other users that could not be made private, and of writes that
+   * start failing (a full disk) and succeed again.
    */
   constructor(dataDir: string, durability: Durability, warn: (message: string) => void = () => {}) {
     this.#durability = durability;
+    this.#writes = new WriteHealth(warn);
     const opened = openDatabase(dataDir, durability, warn);
     this.#db = opened.db;
     this.location = opened.location;
@@ -131,6 +135,10 @@ export class SqliteStore implements MessageStore {
       SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
       WHERE reply_to = ? AND recipient = ? AND id > ? AND polled = 0 ORDER BY id LIMIT ?`);
     this.#joinIndex = this.#db.prepare("UPDATE OR FAIL messages SET indexed = 1 WHERE id > ?");
+  }
+
+  get failingWrites(): string | undefined {
+    return this.#writes.failure;
   }
 
   loadInboxes(): Promise<InboxRecord[]> {
@@ -318,8 +326,10 @@ export class SqliteStore implements MessageStore {
 
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
     return this.#attempt("park a dead letter", () =>
-      this.#db.prepare("INSERT OR IGNORE INTO dead_letters (agent, message_id, reason, parked_at) VALUES (?, ?, ?, ?)")
-        .run(agent, letter.messageId, letter.reason, letter.parkedAt).changes === 1);
+      this.#transaction(() =>
+        this.#db.prepare("INSERT OR IGNORE INTO dead_letters (agent, message_id, reason, parked_at) VALUES (?, ?, ?, ?)")
+          .run(agent, letter.messageId, letter.reason, letter.parkedAt).changes === 1
+      ));
   }
 
   deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<DeadLetter[]> {
@@ -452,10 +462,11 @@ export class SqliteStore implements MessageStore {
   }
 
   #transaction<T>(work: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
     try {
+      this.#db.exec("BEGIN IMMEDIATE");
       const result = work();
       this.#db.exec("COMMIT");
+      this.#writes.succeeded();
       if (this.#joinedUpTo !== undefined) {
         this.#indexedUpTo = this.#joinedUpTo;
         this.#tailNewest.clear();
@@ -463,6 +474,8 @@ export class SqliteStore implements MessageStore {
       return result;
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      // SQLite's own failures; a refusal of ours (a message it cannot store as such) says nothing of the disk.
+      if (!(error instanceof InteropError)) this.#writes.failed((error as Error).message);
       throw error;
     } finally {
       this.#joinedUpTo = undefined;

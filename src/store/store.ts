@@ -376,6 +376,11 @@ export interface MessageStore {
   /** While the store cannot be reached, the `storage_unavailable` error its calls fail with; undefined otherwise. */
   readonly outage: InteropError | undefined;
   /**
+   * A local store: why its writes fail now (a full disk, a file system gone read-only), and since when; undefined
+   * while its last write succeeded. Every publish is refused meanwhile, though the store answers reads.
+   */
+  readonly failingWrites?: string;
+  /**
    * A networked store: how long its oldest call in flight has waited for the server, in ms (0: none is in flight).
    * One past the store's bound starts an outage.
    */

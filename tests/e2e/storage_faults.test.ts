@@ -53,7 +53,7 @@ function smallFilesystem(path: string, size: string): { remount(options: string)
 
 const canMount = process.getuid?.() === 0;
 
-test("a full disk gets 507 at publish, the broker keeps serving, and nothing stored is lost", {
+test("a full disk gets 507 at publish, the broker keeps serving and says so in /status, status's exit and its log, and nothing stored is lost", {
   skip: canMount ? false : "needs root to mount a tmpfs",
 }, async () => {
   const dir = tempDir();
@@ -79,12 +79,24 @@ test("a full disk gets 507 at publish, the broker keeps serving, and nothing sto
     const removal = await fetch(`${broker.url}/agents?agent=spare`, { method: "DELETE" });
     assert.equal(removal.status, 507);
     assert.match((await removal.json()).error, /^Storage full: .*no space.*could not remove an inbox, nothing was changed/i);
-    assert.equal((await fetch(`${broker.url}/status`)).status, 200);
+    // Red team 53: /status said the store was available, `interop status` exited 0 and the log said nothing, while
+    // every publish was refused.
+    const status = await fetch(`${broker.url}/status`);
+    assert.equal(status.status, 200);
+    const { store } = await status.json();
+    assert.equal(store.available, false);
+    assert.match(store.error, /^its writes fail since \S+ \(2 refused\): .*full/);
+    const checked = await runCli(["status", "--url", broker.url, "--json"]);
+    assert.equal(checked.code, 5, checked.stderr);
+    assert.match(JSON.parse(checked.stdout).problems[0], /^the broker cannot reach its store or write to it: its writes fail/);
+    assert.match(broker.log(), /storage: a write failed \(.*full.*\); requests that write are refused until one succeeds/);
 
     disk.remount("size=64m");
     const afterSpace = await publish(broker.url, "hermes", "openclaw", { ...body, n: "after space" });
     assert.equal(afterSpace.status, 200);
     acknowledged.push((await afterSpace.json()).id);
+    assert.equal((await (await fetch(`${broker.url}/status`)).json()).store.available, true);
+    assert.match(broker.log(), /storage: writes succeed again, after 2 failed over \d+ s/);
 
     const polled = await (await fetch(`${broker.url}/poll?agent=openclaw&limit=1000`)).json();
     assert.deepEqual(polled.map((message: { interop: { id: number } }) => message.interop.id), acknowledged);

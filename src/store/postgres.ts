@@ -54,6 +54,16 @@ export interface PostgresStoreOptions {
 /** Deadlock and serialization failures: PostgreSQL rolled the whole transaction back, so it is retried. */
 const RETRIED = new Set(["40P01", "40001"]);
 
+/**
+ * How long the server lets one of the broker's transactions wait for the broker between its statements before it
+ * ends the session (rolling the transaction back): a broker frozen (SIGSTOP, a VM paused) or cut off without a reset
+ * while in a transaction held its row locks, and every other broker's writes to those inboxes waited behind them, then
+ * answered 503 for everything, as long as it stayed so (red team 53: 37 s, the whole freeze). The broker's own gaps
+ * are a round trip and a turn of its event loop; under the registry's bound (QUERY_BOUND_MS, 6 s), so another
+ * broker's queries waiting on such a lock end before its store is called away.
+ */
+const IDLE_IN_TRANSACTION_MS = 5000;
+
 export class PostgresStore implements MessageStore {
   readonly kind = "postgresql";
   readonly location: string;
@@ -98,7 +108,12 @@ export class PostgresStore implements MessageStore {
         // Acknowledge only what is flushed: COMMIT waits for the WAL on disk, whatever the server's default.
         // No JIT: the broker's statements are short, yet a count over a large inbox is costed high enough that
         // PostgreSQL compiled it each time (15-600 ms, more than the count itself).
-        connection: { synchronous_commit: "on", jit: "off", application_name: brokerConnectionName(registry.id) },
+        connection: {
+          synchronous_commit: "on",
+          jit: "off",
+          application_name: brokerConnectionName(registry.id),
+          idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+        },
         types: { int8: INT8_AS_NUMBER },
       });
       await migrate(sql);

@@ -41,7 +41,7 @@ function run(client: BrokerClient, agent: string, signal: AbortSignal): Promise<
     agent: agent as AgentName,
     from: { id: 0, store: "one" },
     deliver: () => Promise.resolve(),
-    delivered() {},
+    async delivered() {},
     log,
     signal,
   });

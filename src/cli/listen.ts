@@ -176,7 +176,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const log = createLogger(io, "listen", values.verbose);
   const cursor = new CursorFile(values.state ?? join(defaultListenStateDir(io.env), `${agent}.json`), client.urls.all.join(","), agent);
   checkWritable(cursor.path);
-  const savePosition = positionSaver(cursor, log);
+  const savePosition = positionSaver(cursor, log, io.shutdown);
   const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
   const sink = a2a?.deliver ?? chooseSink(values, io);
   const limit = values.limit === undefined ? Infinity : parseCount("listen", "--limit", values.limit, 1, 1_000_000);
@@ -194,8 +194,8 @@ export async function run(args: string[], io: Io): Promise<number> {
         // A message parked as a dead letter was handled, not written: --limit counts what reached the output.
         if (await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log })) written++;
       },
-      delivered: (position) => {
-        savePosition(position);
+      delivered: async (position) => {
+        await savePosition(position);
         a2a?.handedOver(position?.id);
         if (written >= limit) limitReached.abort();
       },

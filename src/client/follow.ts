@@ -22,9 +22,9 @@ export interface FollowOptions {
   deliver(message: StreamedMessage): Promise<void>;
   /**
    * Saves the position: after `deliver` resolved, before the first connection (where the inbox stands), or with
-   * undefined when the broker disowned the saved id.
+   * undefined when the broker disowned the saved id. The next message waits until it resolves.
    */
-  delivered(position: StreamPosition | undefined): void;
+  delivered(position: StreamPosition | undefined): Promise<void>;
   log: { info(message: string): void; warn(message: string): void; debug(message: string): void };
   signal: AbortSignal;
   /** Reconnect when nothing (not even a heartbeat) arrived for this long; default 45 s. */
@@ -76,7 +76,7 @@ export async function follow(options: FollowOptions): Promise<void> {
       if (disowned) {
         options.log.warn(`${error.message.replace(/^Broker refused \(HTTP \d+\): /, "")}: resuming from the broker's cursor`);
         position = undefined;
-        options.delivered(undefined);
+        await options.delivered(undefined);
         // After the backoff like any failure, not at once: a broker that refused the cursor's own position too (one
         // did, after a pending-TTL expiry) was asked again as fast as it answered, some 200 times a second.
       }
@@ -191,7 +191,7 @@ async function followOnce(
       // No saved position: take the inbox's and save it before the stream opens. The broker counts what it writes
       // to a stream as delivered, so a listener that died before handling any of it would otherwise skip it.
       position = await options.client.position(options.agent);
-      options.delivered(position);
+      await options.delivered(position);
       advanced(position);
     }
     const { body, store } = await options.client.openStream(options.agent, position, connection.signal, hadInboxOn);
@@ -205,7 +205,7 @@ async function followOnce(
         ? `connected to ${connected} as ${options.agent}: another store than id ${position.id}'s, reading what is pending`
         : `connected to ${connected} as ${options.agent}, resuming after ${position.id}`,
     );
-    if (otherStore) options.delivered(undefined);
+    if (otherStore) await options.delivered(undefined);
     const events: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event), maxBufferSize: MAX_EVENT_BYTES });
     const decoder = new TextDecoder();
@@ -222,7 +222,7 @@ async function followOnce(
         if (event.event === undefined || event.event === "message") {
           const id = Number(event.id);
           await options.deliver({ id, data: event.data });
-          options.delivered({ id, store });
+          await options.delivered({ id, store });
           advanced({ id, store });
         } else if (event.event === "error" && isRemoval(event.data, options.agent)) {
           throw agentRemoved(options.agent);

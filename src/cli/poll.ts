@@ -35,6 +35,9 @@ restarted), or a stream took them (both: they may be handled twice), or they
 expired (--pending-ttl holds them under a lease one more TTL at most). Their ids are
 on stderr in a "warning: printed but not taken by this run" line (with --json:
 {"warning":"not_taken","ids":[…],"lease_lost":true|false}); the run went on.
+A take the broker cannot record (its store full or failing) is tried again for up to
+5 minutes; then the same line names what was printed and stays in the inbox (with
+--json, "error" says why), and the run exits with the broker's refusal (4 or 3).
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */
@@ -68,8 +71,14 @@ export async function run(args: string[], io: Io): Promise<number> {
     const size = Math.min(remaining, DEFAULT_POLL_LIMIT);
     const { messages: page, more, lease } = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size);
     const printed = await whileRenewing(client, agent, lease, () => printUntilClosed(page, io));
-    if (!values.peek && !reportUntaken(page.slice(0, printed), await takePrinted(client, agent, page.slice(0, printed), lease), values.json, io)) {
-      exitCode = EXIT.partial;
+    const shown = page.slice(0, printed);
+    if (!values.peek) {
+      const took = await takePrinted(client, agent, shown, lease).catch((error) => {
+        // Printed, yet still in the inbox: a script that handled them must know which the next run prints again.
+        reportUntaken(shown, { taken: [], leaseLost: false, failure: error as Error }, values.json, io);
+        throw error;
+      });
+      if (!reportUntaken(shown, took, values.json, io)) exitCode = EXIT.partial;
     }
     if (printed < page.length) break;
     remaining -= page.length;
@@ -80,12 +89,18 @@ export async function run(args: string[], io: Io): Promise<number> {
 }
 
 /**
+ * Refusals of a take that a later try may not meet: load (429, 503: the broker's memory for answers, the agent's
+ * requests in progress) and a store that cannot write now (a full disk: 507; an I/O error, PostgreSQL away: 503).
+ */
+const RETRIED_TAKE_REFUSALS = new Set(["too_many_requests", "server_busy", "storage_full", "storage_failed", "storage_unavailable"]);
+
+/**
  * Takes what was printed (`shown`) under the run's `lease`, which the take ends; with nothing printed it takes
  * nothing (up to id 0) and only lets the next reader in. A take refused because another reader holds the inbox
  * means this run's lease was lost (it expired, or the broker restarted): it waits for that lease to end, then takes
- * what that reader left of what was printed. One refused for load (429, 503: the broker's memory for answers, the
- * agent's requests in progress) is asked again when the broker says: failing then (exit 3, "nothing was done"),
- * the run left what it printed for the next run to print again.
+ * what that reader left of what was printed. One refused for load or by a store that cannot write now
+ * (RETRIED_TAKE_REFUSALS) is asked again when the broker says, for 5 minutes at most: failing then, the run left what
+ * it printed for the next run to print again, and says which (`run`).
  */
 async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined) {
   const upTo = shown.length > 0 ? shown[shown.length - 1].interop.id : 0;
@@ -96,7 +111,7 @@ async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMe
     } catch (error) {
       if (lease === undefined || !(error instanceof InteropError) || performance.now() > giveUpAt) throw error;
       if (error.code === "inbox_leased") await pause(LEASE_RETRY_MS);
-      else if (error.code === "too_many_requests" || error.code === "server_busy") await pause((error.retryAfter ?? 1) * 1000);
+      else if (RETRIED_TAKE_REFUSALS.has(error.code)) await pause((error.retryAfter ?? 1) * 1000);
       else throw error;
     }
   }
@@ -107,14 +122,21 @@ async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMe
  * lease was lost, or a stream, which heeds no lease; or they outlived the lease's hold on expiry), so they may have
  * been handled twice; false when there were any.
  */
-function reportUntaken(shown: WireMessage[], { taken, leaseLost }: { taken: WireMessage[]; leaseLost: boolean }, json: boolean, io: Io): boolean {
+function reportUntaken(
+  shown: WireMessage[],
+  { taken, leaseLost, failure }: { taken: WireMessage[]; leaseLost: boolean; failure?: Error },
+  json: boolean,
+  io: Io,
+): boolean {
   const takenIds = new Set(taken.map((message) => message.interop.id));
   const untaken = shown.map((message) => message.interop.id).filter((id) => !takenIds.has(id));
   if (untaken.length === 0) return true;
   if (json) {
-    io.stderr(JSON.stringify({ warning: "not_taken", ids: untaken, lease_lost: leaseLost }) + "\n");
+    io.stderr(JSON.stringify({ warning: "not_taken", ids: untaken, lease_lost: leaseLost, ...(failure && { error: failure.message }) }) + "\n");
   } else {
-    const why = leaseLost
+    const why = failure !== undefined
+      ? "the take failed, so they stay in the inbox and the next run prints them again"
+      : leaseLost
       ? "this run's lease on the inbox was lost (it expired, or the broker restarted) and another reader took them: they may be handled twice"
       : "a stream, which heeds no lease, took them (they may be handled twice), or they expired under the lease (--pending-ttl)";
     io.stderr(`warning: printed but not taken by this run: ${untaken.join(", ")}; ${why}\n`);

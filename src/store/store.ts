@@ -136,7 +136,8 @@ export interface WriteBatch {
  * any other write (a removal, a dead letter, retention) says what it could not do, not a message it never had.
  */
 export function storageFull(location: string, what: string, reason: string, cause: unknown): InteropError {
-  const outcome = what === "commit" ? "nothing of this message was stored" : `could not ${what}, nothing was changed`;
+  // A commit is a group's: publishes and the takes of other readers together.
+  const outcome = what === "commit" ? "nothing was stored or taken" : `could not ${what}, nothing was changed`;
   return new InteropError("storage_full", `Storage full: no space left for ${location} (${reason}); ${outcome}, free some disk space and retry`, {
     cause,
   });

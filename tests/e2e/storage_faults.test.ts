@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
-import { runCli, tempDir } from "../helpers/cli.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 
 test("interop serve refuses a corrupt database with a clear error and leaves the file as it was", async () => {
   const dir = tempDir();
@@ -74,7 +74,7 @@ test("a full disk gets 507 at publish, the broker keeps serving and says so in /
     }
     assert.ok(refusal, "3 MiB took 500 messages of 32 KiB");
     assert.equal(refusal.status, 507);
-    assert.match((await refusal.json()).error, /^Storage full: .*no space.*nothing of this message was stored/i);
+    assert.match((await refusal.json()).error, /^Storage full: .*no space.*nothing was stored or taken/i);
     // Any other write says what it could not do: a removal is no message.
     const removal = await fetch(`${broker.url}/agents?agent=spare`, { method: "DELETE" });
     assert.equal(removal.status, 507);
@@ -90,13 +90,12 @@ test("a full disk gets 507 at publish, the broker keeps serving and says so in /
     assert.equal(checked.code, 5, checked.stderr);
     assert.match(JSON.parse(checked.stdout).problems[0], /^the broker cannot reach its store or write to it: its writes fail/);
     assert.match(broker.log(), /storage: a write failed \(.*full.*\); requests that write are refused until one succeeds/);
-
     disk.remount("size=64m");
     const afterSpace = await publish(broker.url, "hermes", "openclaw", { ...body, n: "after space" });
     assert.equal(afterSpace.status, 200);
     acknowledged.push((await afterSpace.json()).id);
     assert.equal((await (await fetch(`${broker.url}/status`)).json()).store.available, true);
-    assert.match(broker.log(), /storage: writes succeed again, after 2 failed over \d+ s/);
+    assert.match(broker.log(), /storage: writes succeed again, after \d+ failed over \d+ s/);
 
     const polled = await (await fetch(`${broker.url}/poll?agent=openclaw&limit=1000`)).json();
     assert.deepEqual(polled.map((message: { interop: { id: number } }) => message.interop.id), acknowledged);
@@ -108,6 +107,52 @@ test("a full disk gets 507 at publish, the broker keeps serving and says so in /
     dir.cleanup();
   }
 });
+
+// Red team 53: `interop poll` printed two messages, could not take them (507), and exited 4 naming neither: every
+// later run printed them again.
+test("interop poll whose take meets a full disk tries it again until there is room, and takes what it printed once", {
+  skip: canMount ? false : "needs root to mount a tmpfs",
+}, async (t) => {
+  const dir = tempDir();
+  const dataDir = join(dir.path, "data");
+  const disk = smallFilesystem(dataDir, "2m");
+  assert.ok(disk, "mount -t tmpfs failed although running as root");
+  const broker = await startBroker({ dataDir });
+  t.after(async () => {
+    await broker.cleanup();
+    disk.unmount();
+    dir.cleanup();
+  });
+  for (const text of ["one", "two", "three"]) assert.equal((await publish(broker.url, "hermes", "openclaw", { text })).status, 200);
+  // No room for the take's commit: the WAL grows by a page for it.
+  const filler = join(dataDir, "filler");
+  fillUp(filler);
+  const poll = spawnCli(["poll", "--url", broker.url, "--agent", "openclaw", "--limit", "2", "--json"]);
+  const polling = collect(poll, 60_000);
+  let printed = "";
+  poll.stdout!.on("data", (chunk: Buffer) => (printed += chunk));
+  await waitFor(() => printed.split("\n").length > 2, 10_000, "two messages printed");
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(poll.exitCode, null, "the take is tried again while the disk is full");
+  assert.equal((await (await fetch(`${broker.url}/status`)).json()).store.available, false, "the take was refused");
+  rmSync(filler);
+  const polled = await polling;
+  assert.equal(polled.code, 0, polled.stderr);
+  assert.deepEqual(polled.stdout.trim().split("\n").map((line) => JSON.parse(line).text), ["one", "two"]);
+  assert.deepEqual((await (await fetch(`${broker.url}/poll?agent=openclaw`)).json()).map((message: { text: string }) => message.text), ["three"]);
+});
+
+/** Writes `path` until its file system has no room left. */
+function fillUp(path: string): void {
+  const fd = openSync(path, "w");
+  try {
+    for (const page = Buffer.alloc(4096);;) writeSync(fd, page);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 test("a read-only data dir gets a clear error at start-up, and the messages are there once it is writable again", {
   skip: canMount ? false : "needs root to mount a tmpfs",

@@ -5,7 +5,10 @@ export const EXIT = {
   ok: 0,
   failure: 1,
   usage: 2,
-  /** Nothing was done: no broker could be reached (or it asked to be tried later, 429); safe to retry. */
+  /**
+   * Nothing was done: no broker could be reached, or it asked to be tried later (429; its store away or full: 503
+   * `storage_unavailable`, 507); safe to retry.
+   */
   unreachable: 3,
   rejected: 4,
   unhealthy: 5,
@@ -28,10 +31,14 @@ export const EXIT = {
   interrupted: 130,
 } as const;
 
+/** Broker refusals that did nothing and say to try again later (a 503 or 507 with `Retry-After`, or a full disk). */
+const RETRY_LATER = new Set(["storage_unavailable", "storage_full", "server_busy"]);
+
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof InteropError)) return EXIT.failure;
-  // Too many requests: nothing was done, and the broker says when to try again.
-  if (error.status === 429) return EXIT.unreachable;
+  // Too many requests, or a broker that cannot reach its store or has no room in it: nothing was done, and trying
+  // again later is what a script should do (a broker that is up but whose PostgreSQL restarts is no refusal).
+  if (error.status === 429 || RETRY_LATER.has(error.code)) return EXIT.unreachable;
   if (error.status !== undefined) return EXIT.rejected;
   switch (error.code) {
     case "usage":

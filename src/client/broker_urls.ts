@@ -43,8 +43,8 @@ export class BrokerUrls {
     if (failures.length === 1) throw failures[0].error;
     const reasons = failures.map(({ url, error }) => `${url}: ${(error as Error).message}`).join("; ");
     const last = failures[failures.length - 1].error as InteropError;
-    // Every broker up but none with its store: the broker's own refusal (exit 4); else one that may have done the
-    // request leaves it in doubt (exit 11); else none could be reached (exit 3).
+    // Every broker up but none with its store: the brokers' own refusal, nothing done (exit 3, as unreachable: try
+    // again later); else one that may have done the request leaves it in doubt (exit 11); else none could be reached.
     const codes = failures.map(({ error }) => (error as InteropError).code);
     const storeDown = codes.every((code) => code === "storage_unavailable");
     const code = storeDown ? "storage_unavailable" : codes.includes("in_doubt") ? "in_doubt" : "unreachable";

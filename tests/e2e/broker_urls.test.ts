@@ -58,6 +58,15 @@ test("a client goes on to the next broker when one answers 503 storage_unavailab
   const none = await runCli(["send", "--url", `${dead},${down.url}`, "--from", "hermes", "--to", "openclaw", "lost?"]);
   assert.equal(none.code, 3);
   assert.match(none.stderr, new RegExp(`^error: No broker answered \\(2 tried\\): ${dead}: Cannot reach the broker at ${dead}: ECONNREFUSED.*; ${down.url}: Broker refused \\(HTTP 503\\)`));
+  // Red team 53: every broker up, none with its store (PostgreSQL restarting): exit 4, a refusal a script gives up
+  // on, where the documented retry loop runs on exit 3.
+  const alsoDown = await storeDownBroker();
+  stop(() => new Promise((resolve) => alsoDown.server.close(resolve)));
+  for (const args of [["send", "--from", "hermes", "--to", "openclaw", "later"], ["poll", "--agent", "openclaw"]]) {
+    const later = await runCli([...args, "--url", `${alsoDown.url},${down.url}`]);
+    assert.equal(later.code, 3, `${args[0]}: ${later.stderr}`);
+    assert.match(later.stderr, /^error: No broker answered \(2 tried\): .*Broker refused \(HTTP 503\)/, args[0]);
+  }
 });
 
 test("a broker that takes the connection but never answers is left for the next one after the request's timeout", async (t) => {

@@ -99,7 +99,8 @@ export async function run(args: string[], io: Io): Promise<number> {
 /**
  * Several brokers (`--url A,B`): each one's report, an unreachable one counted as a problem; a `--require` agent
  * must be online on one of them (its stream is on one broker). Exit 0 when all are healthy, 3 when none could be
- * reached, else 5. `--json`: `{"ok", "problems", "brokers": [each as with one --url]}`.
+ * reached, else 5. `--json`: `{"ok", "problems" (all of them, each broker's after its URL), "brokers": [each as with one
+ * --url]}`.
  */
 async function reportEach(
   urls: string[],
@@ -125,7 +126,9 @@ async function reportEach(
   const ok = clusterProblems.length === 0 && brokers.every((broker) => broker.ok);
   if (values.json) {
     const each = brokers.map(({ report, ...checked }) => ({ ...checked, ...report }));
-    io.stdout(JSON.stringify({ ok, problems: clusterProblems, brokers: each }) + "\n");
+    // Every problem at the top too, each broker's named by its URL: a script reads `.problems` alone.
+    const problems = [...brokers.flatMap(({ url, problems }) => problems.map((problem) => `${url}: ${problem}`)), ...clusterProblems];
+    io.stdout(JSON.stringify({ ok, problems, brokers: each }) + "\n");
   } else {
     io.stdout(brokers.map(({ url, report, problems }) =>
       (report === undefined ? `${url}: unreachable\n` : formatReport(report, url)) +

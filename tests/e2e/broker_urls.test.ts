@@ -117,6 +117,9 @@ test("interop status with several brokers reports each, and an unreachable one i
   assert.equal(report.ok, false);
   assert.deepEqual(report.brokers.map((each: { url: string; reachable: boolean }) => [each.url, each.reachable]), [[broker.url, true], [dead, false]]);
   assert.equal(report.brokers[0].pid, broker.pid);
+  // Red team 53: `ok` false with an empty top-level `problems`, the reason only inside `brokers`.
+  assert.equal(report.problems.length, 1);
+  assert.match(report.problems[0], new RegExp(`^${dead}: Cannot reach`));
   const text = await runCli(["status", "--url", `${broker.url},${dead}`]);
   assert.match(text.stdout, new RegExp(`^interop .* at ${broker.url}: pid ${broker.pid}[^]*\\n\\n${dead}: unreachable\\nproblem: Cannot reach`));
   assert.equal((await runCli(["status", "--url", `${dead},${await deadUrl()}`])).code, 3);

@@ -13,6 +13,14 @@ import { A2A_ERROR, A2aError, type A2aMessage, type A2aTask, FINAL_STATES, type 
 /** What the Idempotency-Key of every A2A message starts with. */
 const TASK_KEY_ROOT = "a2a:";
 
+/**
+ * Whether `key` is one the hub keys A2A messages with: a publish may not take one (it would stand for an A2A message
+ * its sender sends later, which would then be answered with the publish's task and not stored).
+ */
+export function isTaskKey(key: string): boolean {
+  return key.startsWith(TASK_KEY_ROOT);
+}
+
 /** The Idempotency-Key prefix of an A2A message from one sender to `agent`: a retried `messageId` is stored once. */
 export function taskKeyPrefix(agent: AgentName): string {
   return `${TASK_KEY_ROOT}${agent}:`;

@@ -1,4 +1,5 @@
 /** The query parameters and headers the broker's routes share, parsed into values or refused with a 400 that says why. */
+import { isTaskKey } from "../a2a/tasks.ts";
 import { MAX_LEASE_SECONDS } from "../broker/inbox_leases.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_POLL_LIMIT } from "../message.ts";
@@ -67,6 +68,9 @@ export function parseIdempotencyKey(request: IncomingRequest): string | undefine
   if (key === null) return undefined;
   if (key === "" || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
     throw new InteropError("invalid_query", `Invalid Idempotency-Key: use 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
+  }
+  if (isTaskKey(key)) {
+    throw new InteropError("invalid_query", `Invalid Idempotency-Key: keys starting "a2a:" are the A2A hub's own (its messages' keys); use another`);
   }
   return key;
 }

@@ -131,6 +131,25 @@ test("another agent's token finds no task of alice's (-32001), cannot cancel it,
   assert.deepEqual(inbox.map((message) => [message.interop.from, message.text]), [["alice", "for bob"], ["carol", "from carol"]]);
 });
 
+// Red team 53: a plain publish keyed "a2a:bob:collide" took the key of alice's later A2A message "collide", which was
+// then answered with the publish's task and never stored.
+test("a publish may not take an A2A message's Idempotency-Key: 400, and the A2A message with that id is stored", async (t) => {
+  const hub = await startHub(t);
+  const decoy = await fetch(`${hub.broker.url}/broadcast?from=alice&to=bob`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${hub.tokens.alice}`, "idempotency-key": "a2a:bob:collide" },
+    body: '{"text":"decoy"}',
+  });
+  assert.equal(decoy.status, 400);
+  assert.match((await decoy.json()).error, /keys starting "a2a:" are the A2A hub's own/);
+  const sent = await rpc(hub.broker.url, "bob", hub.tokens.alice, "SendMessage", {
+    message: { messageId: "collide", role: "ROLE_USER", parts: [{ text: "the real one" }] },
+    configuration: { returnImmediately: true },
+  });
+  assert.ok(sent.body.result?.task, JSON.stringify(sent.body));
+  assert.deepEqual((await pollInbox(hub, "bob")).map((message) => message.text), ["the real one"]);
+});
+
 test("a v0.3 client's message/send with kind parts is stored, and the answer is a v0.3 task", async (t) => {
   const hub = await startHub(t);
   const card = await (await fetch(cardUrl(hub.broker.url, "bob"))).json();

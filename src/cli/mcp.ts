@@ -9,7 +9,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import process from "node:process";
 import type { Writable } from "node:stream";
-import { wireTools } from "../mcp/session_transport.ts";
+import { answerUnreadable, wireTools } from "../mcp/session_transport.ts";
 import { registerTools } from "../mcp/tools.ts";
 import { VERSION } from "../version.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
@@ -80,6 +80,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     io.shutdown.addEventListener("abort", () => resolve(), { once: true });
   });
   await server.connect(transport);
+  answerUnreadable(transport, (message) => writeLine(process.stdout, message));
   await closed;
   // The close cancels the calls still running; endSession waits for them, as a poll's answer may still come.
   await server.close();

@@ -611,3 +611,19 @@ test("a cancel the SDK sends for an inbox call it already read shows its message
   assert.equal(letters[0].message.text, "second");
   assert.match(JSON.stringify(letters[0]), /cancelled after the answer holding it was written \(the agent may have read it\)/);
 });
+
+// Red team 53: a line that is not JSON, or not a JSON-RPC message, got no answer at all (the SDK's stdio transport
+// only reports it to the server's onerror), so a client waited for one until its own timeout.
+test("interop mcp answers a line that is not JSON with -32700 and one that is no JSON-RPC message with -32600, and goes on", async (t) => {
+  const broker = await brokerPool(t)();
+  const { server, send, answered, exited, seen } = await rawSession(t, broker.url);
+  server.stdin!.write("{not json\n");
+  server.stdin!.write("[]\n");
+  await waitFor(() => (seen().match(/"id":null/g) ?? []).length === 2, 10_000, "two error answers");
+  const errors = seen().split("\n").filter((line) => line.includes('"id":null')).map((line) => JSON.parse(line).error.code);
+  assert.deepEqual(errors, [-32700, -32600]);
+  send({ id: 2, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await answered(2);
+  server.stdin!.end();
+  assert.equal((await exited).code, 0);
+});

@@ -47,8 +47,17 @@ export function writeOwner(dir: string, owner: BrokerOwner): void {
   writeFileSync(path, JSON.stringify(owner) + "\n", { mode: PRIVATE_FILE_MODE });
 }
 
-export function removeOwner(dir: string): void {
-  rmSync(join(dir, OWNER_FILE), { force: true });
+/**
+ * Removes the owner file as the broker stops. One it cannot remove (the file system gone read-only) is said, not
+ * thrown: the broker has stopped cleanly, and the next start reads a file whose process is gone as no owner.
+ */
+export function removeOwner(dir: string, warn: (message: string) => void): void {
+  const path = join(dir, OWNER_FILE);
+  try {
+    rmSync(path, { force: true });
+  } catch (error) {
+    warn(`could not remove ${path} (${(error as Error).message}); the next start takes it for a broker that stopped`);
+  }
 }
 
 /** The broker that wrote the data dir's owner file, if the file is there (its process may be gone: see `liveOwner`). */

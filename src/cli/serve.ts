@@ -317,7 +317,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   // The server stops taking requests and gives those in progress a second (src/runtime/node_server.ts).
   await broker.close(server.close());
   await auth.close();
-  if (ownsDataDir) removeOwner(dataDir);
+  if (ownsDataDir) removeOwner(dataDir, log.warn);
   log.info("stopped");
   return 0;
 }

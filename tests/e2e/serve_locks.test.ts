@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -80,6 +80,23 @@ test("interop serve stops cleanly on SIGTERM: streams are told, messages kept, t
     } finally {
       await again.cleanup();
     }
+  } finally {
+    dir.cleanup();
+  }
+});
+
+// Red team 53: a stop that could not remove the owner file (the file system gone read-only) printed an error and
+// exited 1, though the broker had stopped cleanly.
+test("interop serve that cannot remove its owner file as it stops says so and still exits 0", async () => {
+  const dir = tempDir();
+  try {
+    await using broker = await startBroker({ dataDir: dir.path });
+    // A directory in the file's place: its removal fails, as an unlink on a read-only file system does.
+    rmSync(join(dir.path, "broker.json"));
+    mkdirSync(join(dir.path, "broker.json"));
+    writeFileSync(join(dir.path, "broker.json", "in the way"), "");
+    assert.deepEqual(await broker.stop("SIGTERM"), { code: 0, signal: null });
+    assert.match(broker.log(), /could not remove .*broker\.json \(.*\); the next start takes it for a broker that stopped\n.*stopped\n$/);
   } finally {
     dir.cleanup();
   }

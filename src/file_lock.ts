@@ -50,7 +50,13 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
   // without its holder's pid (as one made with `wx`, then written, would be).
   const ready = `${lock}.${process.pid}.${nonce}`;
   removeLeftWaits(lock, times.staleMs);
-  writeFileSync(ready, mine, { mode: PRIVATE_FILE_MODE, flag: "wx" });
+  try {
+    writeFileSync(ready, mine, { mode: PRIVATE_FILE_MODE, flag: "wx" });
+  } catch (cause) {
+    // Created but not written (a full disk): not left behind for every later change to pass over.
+    rmSync(ready, { force: true });
+    throw new InteropError("storage_failed", `Cannot lock ${file} (writing ${ready}): ${(cause as Error).message}`, { cause });
+  }
   try {
     await acquire(file, lock, ready, mine, times);
   } finally {

@@ -1,6 +1,6 @@
 /** The broker's tokens: `tokens.json` in the data dir holds only their SHA-256 hashes; a token is shown once. */
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, type Stats, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, statSync, type Stats, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { InteropError } from "../errors.ts";
@@ -145,8 +145,13 @@ export class TokenFile implements TokenList {
 
   #save(tokens: TokenRecord[]): void {
     const temporary = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify({ tokens }, null, 2) + "\n", { mode: PRIVATE_FILE_MODE });
-    renameSync(temporary, this.path);
+    try {
+      writeFileSync(temporary, JSON.stringify({ tokens }, null, 2) + "\n", { mode: PRIVATE_FILE_MODE });
+      renameSync(temporary, this.path);
+    } catch (cause) {
+      rmSync(temporary, { force: true });
+      throw new InteropError("storage_failed", `Cannot save ${this.path}: ${(cause as Error).message}; it is as it was`, { cause });
+    }
   }
 }
 

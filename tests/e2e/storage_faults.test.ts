@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
@@ -140,6 +140,32 @@ test("interop poll whose take meets a full disk tries it again until there is ro
   assert.equal(polled.code, 0, polled.stderr);
   assert.deepEqual(polled.stdout.trim().split("\n").map((line) => JSON.parse(line).text), ["one", "two"]);
   assert.deepEqual((await (await fetch(`${broker.url}/poll?agent=openclaw`)).json()).map((message: { text: string }) => message.text), ["three"]);
+});
+
+// Red team 53: `token create` on a full disk failed naming no file, and each try left a lock file behind.
+test("interop token create on a full disk fails naming the file, leaves no file behind, and works once there is room", {
+  skip: canMount ? false : "needs root to mount a tmpfs",
+}, async (t) => {
+  const dir = tempDir();
+  const dataDir = join(dir.path, "data");
+  const disk = smallFilesystem(dataDir, "1m");
+  assert.ok(disk, "mount -t tmpfs failed although running as root");
+  t.after(() => {
+    disk.unmount();
+    dir.cleanup();
+  });
+  const filler = join(dataDir, "filler");
+  fillUp(filler);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const refused = await runCli(["token", "create", "--agent", "hermes", "--data-dir", dataDir]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /^error: Cannot (lock|save) .*tokens\.json.*: ENOSPC/);
+  }
+  assert.deepEqual(readdirSync(dataDir), ["filler"]);
+  rmSync(filler);
+  const created = await runCli(["token", "create", "--agent", "hermes", "--data-dir", dataDir]);
+  assert.equal(created.code, 0, created.stderr);
+  assert.deepEqual(readdirSync(dataDir).sort(), ["tokens.json"]);
 });
 
 /** Writes `path` until its file system has no room left. */

@@ -1,4 +1,5 @@
 /** The SQLite store (`node:sqlite`, WAL), which also locks the data dir against a second broker. */
+import { statSync } from "node:fs";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
@@ -45,6 +46,8 @@ export class SqliteStore implements MessageStore {
   #durability: Durability;
   #db: DatabaseSync;
   #writes: WriteHealth;
+  /** The database file as opened (device and inode), and when it was last found at its path (`#refuseIfGone`). */
+  #file: { dev: number; ino: number; seenAt: number };
   #insert: StatementSync;
   #insertCopies: StatementSync;
   #insertSharedPayload: StatementSync;
@@ -79,6 +82,8 @@ export class SqliteStore implements MessageStore {
     this.#db = opened.db;
     this.location = opened.location;
     this.id = opened.id;
+    const { dev, ino } = statSync(this.location);
+    this.#file = { dev, ino, seenAt: performance.now() };
     this.#indexedUpTo = opened.lastId;
     this.#insert = this.#db.prepare(
       `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
@@ -462,6 +467,7 @@ export class SqliteStore implements MessageStore {
   }
 
   #transaction<T>(work: () => T): T {
+    this.#refuseIfGone();
     try {
       this.#db.exec("BEGIN IMMEDIATE");
       const result = work();
@@ -482,11 +488,34 @@ export class SqliteStore implements MessageStore {
     }
   }
 
+  /**
+   * Refuses to write once the database file is no longer at its path (the data dir removed, the file replaced): the
+   * broker would go on committing into a file no one can open again, every message it acknowledged lost at its stop,
+   * and a second broker could open the path meanwhile (red team 53: 200 acknowledged messages lost). Looked at once
+   * a second at most, by the file's device and inode.
+   */
+  #refuseIfGone(): void {
+    const now = performance.now();
+    if (now - this.#file.seenAt < 1000) return;
+    const found = statSync(this.location, { throwIfNoEntry: false });
+    if (found !== undefined && found.dev === this.#file.dev && found.ino === this.#file.ino) {
+      this.#file.seenAt = now;
+      return;
+    }
+    const what = `the database file ${this.location} was ${found === undefined ? "removed" : "replaced"} while the broker ran`;
+    this.#writes.failed(what);
+    throw new InteropError(
+      "storage_failed",
+      `Storage failed: ${what}; nothing more is stored in it: restart the broker (what it kept in the file is gone with it)`,
+    );
+  }
+
   /** Runs synchronous SQLite work behind the async interface, mapping failures to `storage_full` or `storage_failed`. */
   #attempt<T>(what: string, work: () => T): Promise<T> {
     try {
       return Promise.resolve(work());
     } catch (cause) {
+      if (cause instanceof InteropError) return Promise.reject(cause);
       const reason = (cause as Error).message;
       // The transaction was rolled back, so the caller can promise that nothing of the write was kept.
       return Promise.reject(

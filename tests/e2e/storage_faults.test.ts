@@ -168,6 +168,29 @@ test("interop token create on a full disk fails naming the file, leaves no file 
   assert.deepEqual(readdirSync(dataDir).sort(), ["tokens.json"]);
 });
 
+// Red team 53: `rm -rf` of the data dir while the broker ran went unseen: 100 of 100 later publishes got 200, status
+// exited 0, and the broker's stop lost all of them (the file was gone).
+test("a broker whose database file is removed while it runs refuses to store more, and says so in /status and its log", async (t) => {
+  const dir = tempDir();
+  const dataDir = join(dir.path, "data");
+  const broker = await startBroker({ dataDir });
+  t.after(async () => {
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "before" })).status, 200);
+  rmSync(dataDir, { recursive: true });
+  // Looked at once a second at most: a publish within it may still land in the removed file.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const refused = await publish(broker.url, "hermes", "openclaw", { text: "after" });
+  assert.equal(refused.status, 503);
+  assert.match((await refused.json()).error, /^Storage failed: the database file .*interop\.db was removed while the broker ran; nothing more is stored in it: restart the broker/);
+  const { store } = await (await fetch(`${broker.url}/status`)).json();
+  assert.equal(store.available, false);
+  assert.equal((await runCli(["status", "--url", broker.url])).code, 5);
+  assert.match(broker.log(), /storage: a write failed \(the database file .* was removed while the broker ran\)/);
+});
+
 /** Writes `path` until its file system has no room left. */
 function fillUp(path: string): void {
   const fd = openSync(path, "w");

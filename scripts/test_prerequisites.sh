@@ -16,6 +16,8 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 # interop completion's scripts are loaded and run by the real shells.
 command -v zsh >/dev/null || missing+=(zsh)
 command -v fish >/dev/null || missing+=(fish)
+# A disk failing under the broker: an ext4 image of its own on a loop device, repaired with e2fsck.
+{ command -v mkfs.ext4 >/dev/null && command -v e2fsck >/dev/null; } || missing+=(e2fsprogs)
 # The PostgreSQL store's tests start their own server from Debian's package (initdb and pg_ctl, any version).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -39,6 +39,8 @@ export function exitCodeFor(error: unknown): number {
   // Too many requests, or a broker that cannot reach its store or has no room in it: nothing was done, and trying
   // again later is what a script should do (a broker that is up but whose PostgreSQL restarts is no refusal).
   if (error.status === 429 || RETRY_LATER.has(error.code)) return EXIT.unreachable;
+  // No answer after the request went out, or the broker's own 503: its disk failed as it committed the request.
+  if (error.code === "in_doubt") return EXIT.inDoubt;
   if (error.status !== undefined) return EXIT.rejected;
   switch (error.code) {
     case "usage":
@@ -49,8 +51,6 @@ export function exitCodeFor(error: unknown): number {
       return EXIT.usage;
     case "unreachable":
       return EXIT.unreachable;
-    case "in_doubt":
-      return EXIT.inDoubt;
     case "rejected":
     case "tls_failed":
       return EXIT.rejected;

@@ -37,6 +37,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   storage_failed: 503,
   storage_full: 507,
   storage_unavailable: 503,
+  // A commit the disk failed as it wrote it: it may have been kept (a retry with its Idempotency-Key stores it once).
+  in_doubt: 503,
   // This broker lost its database to another and is stopping.
   too_many_connections: 503,
   too_many_requests: 429,

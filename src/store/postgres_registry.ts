@@ -14,6 +14,8 @@ const RETRY_MS = 250;
 const RETRY_AFTER_S = 1;
 /** How often a broker writes its heartbeat; one silent for three of these counts as gone. */
 export const HEARTBEAT_MS = 5000;
+/** How long a broker stopped or gone stays listed (in seconds): a day, for an operator to see what stopped. */
+const FORGOTTEN_AFTER_S = 24 * 60 * 60;
 
 /**
  * The `application_name` of the connections of broker `id`'s store, its LISTEN connection among them (held open as
@@ -117,12 +119,20 @@ export class Registration {
     }
   }
 
-  /** Writes this broker's row (after the schema exists) and starts its heartbeats. */
+  /**
+   * Writes this broker's row (after the schema exists) and starts its heartbeats. The rows of brokers silent for
+   * FORGOTTEN_AFTER go: every restart added one, listed in `/status` as gone for ever (red team 53: 17 after 15
+   * restarts) and read by every cluster view. Nothing needs them by then: a stream, a reply wait or a commit marker
+   * counts only for a broker alive, or gone a moment.
+   */
   async register(claimant: Claimant): Promise<void> {
     await this.#client.query((sql) =>
       sql`
         INSERT INTO interop_brokers (id, pid, host, version)
         VALUES (${this.id}, ${claimant.pid}, ${claimant.host}, ${claimant.version})`
+    );
+    await this.#client.query((sql) =>
+      sql`DELETE FROM interop_brokers WHERE coalesce(stopped_at, heartbeat_at) < now() - make_interval(secs => ${FORGOTTEN_AFTER_S})`
     );
     this.#heartbeat = setInterval(() => void this.#beat(), HEARTBEAT_MS);
     (this.#heartbeat as { unref?: () => void }).unref?.();

@@ -147,6 +147,25 @@ test("/status and interop status on any broker list the brokers, alive or gone, 
   assert.match((await runCli(["status", "--url", a.url])).stdout, new RegExp(`^brokers: .*, ${onB} \\(gone\\)$`, "m"));
 });
 
+// Red team 53: every restart left its row, listed as gone for ever (17 after 15 restarts).
+test("a broker that starts forgets the brokers stopped or silent for over a day, and keeps those stopped since", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const first = await setup.start();
+  await first.stop();
+  const sql = postgres(setup.url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`INSERT INTO interop_brokers (id, pid, host, version, started_at, heartbeat_at, stopped_at)
+      VALUES (gen_random_uuid(), 1, 'old-host', '0.9', now() - interval '3 days', now() - interval '2 days', now() - interval '2 days'),
+             (gen_random_uuid(), 2, 'silent-host', '0.9', now() - interval '3 days', now() - interval '25 hours', NULL)`;
+  } finally {
+    await sql.end();
+  }
+  const broker = await setup.start();
+  const listed = (await status(broker.url)).brokers.map((each: { alive: boolean; self: boolean }) => [each.alive, each.self]);
+  assert.deepEqual(listed, [[false, false], [true, true]], "the one stopped a moment ago, and this one");
+});
+
 test("an inbox created on one broker is known to the others: a broadcast from any of them reaches it", async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;
@@ -201,7 +220,7 @@ test("PostgreSQL stopped: 503 storage_unavailable and /status says so; back: the
   assert.equal(down.store.available, false);
   const checked = await runCli(["status", "--url", broker.url]);
   assert.equal(checked.code, 5);
-  assert.match(checked.stdout, /problem: the broker cannot reach its store: Storage unavailable: PostgreSQL at .* cannot be reached/);
+  assert.match(checked.stdout, /problem: the broker cannot reach its store or write to it: Storage unavailable: PostgreSQL at .* cannot be reached/);
 
   await setup.server.start();
   await waitFor(async () => (await status(broker.url)).store.available, 15_000, "the broker to see PostgreSQL back");

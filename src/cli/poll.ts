@@ -37,7 +37,8 @@ on stderr in a "warning: printed but not taken by this run" line (with --json:
 {"warning":"not_taken","ids":[…],"lease_lost":true|false}); the run went on.
 A take the broker cannot record (its store full or failing) is tried again for up to
 5 minutes; then the same line names what was printed and stays in the inbox (with
---json, "error" says why), and the run exits 3 (try again later; 4 for a store's I/O error).
+--json, "error" says why), and the run exits 3 (try again later; 4 for a store's
+I/O error).
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */

@@ -39,8 +39,9 @@ With several brokers (--url A,B), each one's report; an unreachable one is a pro
 
 Exit codes: 0 healthy, 3 broker unreachable (with several: every one), 5 a --require,
 --max-pending or --max-dead-letters check failed, the broker cannot reach its store
-(PostgreSQL down) or write to it (a full disk), or one of several brokers is unreachable, 2 bad usage, 4 broker
-refused (a broker with tokens and no --token-file or $INTEROP_TOKEN).
+(PostgreSQL down) or write to it (a full disk), or one of several brokers is
+unreachable, 2 bad usage, 4 broker refused (a broker with tokens and no --token-file
+or $INTEROP_TOKEN).
 `;
 
 export const OPTIONS = {

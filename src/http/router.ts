@@ -90,8 +90,11 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
     if (isLook(request.method) && pathname === "/") return Promise.resolve({ status: 302, headers: { location: "/ui" }, body: "" });
     if (pathname === "/status" && isLook(request.method) && !hasCredentials(request) && await options.auth.on()) {
       // Cron and load balancers may ask whether the broker is alive without a token; the details need one. A token
-      // list it cannot read (a hand-edited tokens.json, PostgreSQL away) refuses every request: 503, not "ok".
-      await options.auth.current();
+      // list it cannot read (a hand-edited tokens.json) refuses every request until fixed: 503, not "ok". PostgreSQL
+      // away is an outage the broker rides out (it serves again by itself): alive, as the details say to a token.
+      await options.auth.current().catch((error) => {
+        if (!(error instanceof InteropError && error.code === "storage_unavailable")) throw error;
+      });
       return jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" });
     }
     // An agent card is public, as A2A clients fetch it before they authenticate.

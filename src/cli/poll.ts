@@ -5,6 +5,7 @@ import { type AgentName, DEFAULT_POLL_LIMIT, type WireMessage } from "../message
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
+import { sleep } from "../sleep.ts";
 
 export const HELP = `interop poll — print an agent's pending messages
 
@@ -38,7 +39,7 @@ on stderr in a "warning: printed but not taken by this run" line (with --json:
 A take the broker cannot record (its store full or failing) is tried again for up to
 5 minutes; then the same line names what was printed and stays in the inbox (with
 --json, "error" says why), and the run exits 3 (try again later; 4 for a store's
-I/O error).
+I/O error); Ctrl-C or SIGTERM ends the retries at once the same way (exit 130).
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */
@@ -70,15 +71,19 @@ export async function run(args: string[], io: Io): Promise<number> {
     // Read without taking, print, then take exactly what stdout accepted; the inbox is leased to this run meanwhile,
     // or another run would print the same messages.
     const size = Math.min(remaining, DEFAULT_POLL_LIMIT);
-    const { messages: page, more, lease } = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size);
+    const { messages: page, more, lease } = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size, io.shutdown);
     const printed = await whileRenewing(client, agent, lease, () => printUntilClosed(page, io));
     const shown = page.slice(0, printed);
     if (!values.peek) {
-      const took = await takePrinted(client, agent, shown, lease).catch((error) => {
+      let took: Awaited<ReturnType<typeof takePrinted>>;
+      try {
+        took = await takePrinted(client, agent, shown, lease, io.shutdown);
+      } catch (error) {
         // Printed, yet still in the inbox: a script that handled them must know which the next run prints again.
         reportUntaken(shown, { taken: [], leaseLost: false, failure: error as Error }, values.json, io);
+        if (io.shutdown.aborted) return EXIT.interrupted;
         throw error;
-      });
+      }
       if (!reportUntaken(shown, took, values.json, io)) exitCode = EXIT.partial;
     }
     if (printed < page.length) break;
@@ -101,18 +106,18 @@ const RETRIED_TAKE_REFUSALS = new Set(["too_many_requests", "server_busy", "stor
  * means this run's lease was lost (it expired, or the broker restarted): it waits for that lease to end, then takes
  * what that reader left of what was printed. One refused for load or by a store that cannot write now
  * (RETRIED_TAKE_REFUSALS) is asked again when the broker says, for 5 minutes at most: failing then, the run left what
- * it printed for the next run to print again, and says which (`run`).
+ * it printed for the next run to print again, and says which (`run`). A signal (Ctrl-C, SIGTERM) ends the retries.
  */
-async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined) {
+async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined, shutdown: AbortSignal) {
   const upTo = shown.length > 0 ? shown[shown.length - 1].interop.id : 0;
   const giveUpAt = performance.now() + MAX_LEASE_WAIT_MS;
   for (;;) {
     try {
       return await client.takeShown(agent, Math.max(shown.length, 1), upTo, lease);
     } catch (error) {
-      if (lease === undefined || !(error instanceof InteropError) || performance.now() > giveUpAt) throw error;
-      if (error.code === "inbox_leased") await pause(LEASE_RETRY_MS);
-      else if (RETRIED_TAKE_REFUSALS.has(error.code)) await pause((error.retryAfter ?? 1) * 1000);
+      if (lease === undefined || !(error instanceof InteropError) || performance.now() > giveUpAt || shutdown.aborted) throw error;
+      if (error.code === "inbox_leased") await sleep(LEASE_RETRY_MS, shutdown);
+      else if (RETRIED_TAKE_REFUSALS.has(error.code)) await sleep((error.retryAfter ?? 1) * 1000, shutdown);
       else throw error;
     }
   }
@@ -149,14 +154,19 @@ function reportUntaken(
  * A page read under a lease on the inbox, once no other reader holds one: other runs' peeks and polls' takes wait
  * or are refused until this run's take.
  */
-async function leasedPeek(client: BrokerClient, agent: AgentName, limit: number): Promise<Awaited<ReturnType<BrokerClient["peek"]>>> {
+async function leasedPeek(
+  client: BrokerClient,
+  agent: AgentName,
+  limit: number,
+  shutdown: AbortSignal,
+): Promise<Awaited<ReturnType<BrokerClient["peek"]>>> {
   const giveUpAt = performance.now() + MAX_LEASE_WAIT_MS;
   for (;;) {
     try {
       return await client.peek(agent, limit, { seconds: LEASE_SECONDS });
     } catch (error) {
-      if (!(error instanceof InteropError) || error.code !== "inbox_leased" || performance.now() > giveUpAt) throw error;
-      await pause(LEASE_RETRY_MS);
+      if (!(error instanceof InteropError) || error.code !== "inbox_leased" || performance.now() > giveUpAt || shutdown.aborted) throw error;
+      await sleep(LEASE_RETRY_MS, shutdown);
     }
   }
 }
@@ -174,10 +184,6 @@ async function whileRenewing<T>(client: BrokerClient, agent: AgentName, lease: s
   } finally {
     clearInterval(renew);
   }
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Writes the messages as JSON lines until stdout closes; returns how many it took. */

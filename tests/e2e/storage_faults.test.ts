@@ -191,6 +191,37 @@ test("a broker whose database file is removed while it runs refuses to store mor
   assert.match(broker.log(), /storage: a write failed \(the database file .* was removed while the broker ran\)/);
 });
 
+// Red team 53 (second pass): the retries ignored Ctrl-C and SIGTERM for their 5 minutes.
+test("interop poll stopped by SIGTERM while its take waits for room exits 130 at once, naming what it printed and left", {
+  skip: canMount ? false : "needs root to mount a tmpfs",
+}, async (t) => {
+  const dir = tempDir();
+  const dataDir = join(dir.path, "data");
+  const disk = smallFilesystem(dataDir, "2m");
+  assert.ok(disk, "mount -t tmpfs failed although running as root");
+  const broker = await startBroker({ dataDir });
+  t.after(async () => {
+    await broker.cleanup();
+    disk.unmount();
+    dir.cleanup();
+  });
+  const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: "one" })).json();
+  fillUp(join(dataDir, "filler"));
+  const poll = spawnCli(["poll", "--url", broker.url, "--agent", "openclaw", "--json"]);
+  const polling = collect(poll, 60_000);
+  let printed = "";
+  poll.stdout!.on("data", (chunk: Buffer) => (printed += chunk));
+  await waitFor(() => printed.includes("\n"), 10_000, "the message printed");
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const stoppedAt = performance.now();
+  poll.kill("SIGTERM");
+  const stopped = await polling;
+  assert.equal(stopped.code, 130, stopped.stderr);
+  assert.ok(performance.now() - stoppedAt < 5000, "stopped at once");
+  const warning = JSON.parse(stopped.stderr.trim().split("\n").at(-1)!);
+  assert.deepEqual([warning.warning, warning.ids], ["not_taken", [id]]);
+});
+
 /** Writes `path` until its file system has no room left. */
 function fillUp(path: string): void {
   const fd = openSync(path, "w");

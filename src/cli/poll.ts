@@ -39,7 +39,7 @@ on stderr in a "warning: printed but not taken by this run" line (with --json:
 A take the broker cannot record (its store full or failing) is tried again for up to
 5 minutes; then the same line names what was printed and stays in the inbox (with
 --json, "error" says why), and the run exits 3 (try again later; 4 for a store's
-I/O error); Ctrl-C or SIGTERM ends the retries at once the same way (exit 130).
+I/O error); Ctrl-C or SIGTERM ends the retries at once the same way (Ctrl-C: 130).
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */

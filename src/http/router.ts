@@ -92,8 +92,12 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       // Cron and load balancers may ask whether the broker is alive without a token; the details need one. A token
       // list it cannot read (a hand-edited tokens.json) refuses every request until fixed: 503, not "ok". PostgreSQL
       // away is an outage the broker rides out (it serves again by itself): alive, as the details say to a token.
+      // Said without the file's path or what is wrong with it: those are for a token holder (its requests say them).
       await options.auth.current().catch((error) => {
-        if (!(error instanceof InteropError && error.code === "storage_unavailable")) throw error;
+        if (error instanceof InteropError && error.code === "storage_unavailable") return;
+        throw new InteropError("storage_failed", "The broker cannot read its tokens: every request is refused until they are fixed (a request with a token says why)", {
+          cause: error,
+        });
       });
       return jsonResponse(200, { service: "interop", ok: true, details: "send a token for details" });
     }

@@ -38,9 +38,9 @@ const SAVE_RETRY_MAX_MS = 5000;
  * is said once and tried again with backoff, and the next message waits until it is saved: listen going on handed
  * on every message again after a restart (red team 53: 30 of 50 `--exec` runs repeated once the disk had room),
  * where waiting repeats one at most. What the stream carried meanwhile waits here, counted delivered by the broker;
-a restart reads it again from the saved position. A stop (`shutdown`) ends the wait, the position
- * unsaved. The stream waits too, rather than break: a broken one resumed from the old id and wrote that message again
- * at every reconnect.
+ * a restart reads it again from the saved position. A stop (`shutdown`) ends the wait, the position unsaved. The
+ * stream waits too, rather than break: a broken one resumed from the old id and wrote that message again at every
+ * reconnect.
  */
 export function positionSaver(cursor: CursorFile, log: Logger, shutdown: AbortSignal): (position: StreamPosition | undefined) => Promise<void> {
   return async (position) => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 
@@ -113,26 +113,12 @@ test("a full disk gets 507 at publish, the broker keeps serving and says so in /
 test("interop poll whose take meets a full disk tries it again until there is room, and takes what it printed once", {
   skip: canMount ? false : "needs root to mount a tmpfs",
 }, async (t) => {
-  const dir = tempDir();
-  const dataDir = join(dir.path, "data");
-  const disk = smallFilesystem(dataDir, "2m");
-  assert.ok(disk, "mount -t tmpfs failed although running as root");
-  const broker = await startBroker({ dataDir });
-  t.after(async () => {
-    await broker.cleanup();
-    disk.unmount();
-    dir.cleanup();
-  });
+  const { dataDir, broker } = await brokerOnSmallDisk(t);
   for (const text of ["one", "two", "three"]) assert.equal((await publish(broker.url, "hermes", "openclaw", { text })).status, 200);
   // No room for the take's commit: the WAL grows by a page for it.
   const filler = join(dataDir, "filler");
   fillUp(filler);
-  const poll = spawnCli(["poll", "--url", broker.url, "--agent", "openclaw", "--limit", "2", "--json"]);
-  const polling = collect(poll, 60_000);
-  let printed = "";
-  poll.stdout!.on("data", (chunk: Buffer) => (printed += chunk));
-  await waitFor(() => printed.split("\n").length > 2, 10_000, "two messages printed");
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const { poll, polling } = await pollPrinting(broker.url, ["--limit", "2"], 2);
   assert.equal(poll.exitCode, null, "the take is tried again while the disk is full");
   assert.equal((await (await fetch(`${broker.url}/status`)).json()).store.available, false, "the take was refused");
   rmSync(filler);
@@ -195,6 +181,21 @@ test("a broker whose database file is removed while it runs refuses to store mor
 test("interop poll stopped by Ctrl-C (SIGINT) while its take waits for room exits 130 at once, naming what it printed and left", {
   skip: canMount ? false : "needs root to mount a tmpfs",
 }, async (t) => {
+  const { dataDir, broker } = await brokerOnSmallDisk(t);
+  const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: "one" })).json();
+  fillUp(join(dataDir, "filler"));
+  const { poll, polling } = await pollPrinting(broker.url, [], 1);
+  const stoppedAt = performance.now();
+  process.kill(poll.pid!, "SIGINT");
+  const stopped = await polling;
+  assert.equal(stopped.code, 130, stopped.stderr);
+  assert.ok(performance.now() - stoppedAt < 5000, "stopped at once");
+  const warning = JSON.parse(stopped.stderr.trim().split("\n").at(-1)!);
+  assert.deepEqual([warning.warning, warning.ids], ["not_taken", [id]]);
+});
+
+/** A broker whose data dir is a tmpfs of 2 MiB of its own, stopped and unmounted after the test. */
+async function brokerOnSmallDisk(t: TestContext): Promise<{ dataDir: string; broker: RunningBroker }> {
   const dir = tempDir();
   const dataDir = join(dir.path, "data");
   const disk = smallFilesystem(dataDir, "2m");
@@ -205,22 +206,22 @@ test("interop poll stopped by Ctrl-C (SIGINT) while its take waits for room exit
     disk.unmount();
     dir.cleanup();
   });
-  const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: "one" })).json();
-  fillUp(join(dataDir, "filler"));
-  const poll = spawnCli(["poll", "--url", broker.url, "--agent", "openclaw", "--json"]);
+  return { dataDir, broker };
+}
+
+/**
+ * `interop poll --json` of openclaw's inbox (with `args`), once it printed `lines` messages and its take has been
+ * refused for a second and a half; `polling` resolves as it exits.
+ */
+async function pollPrinting(url: string, args: string[], lines: number) {
+  const poll = spawnCli(["poll", "--url", url, "--agent", "openclaw", "--json", ...args]);
   const polling = collect(poll, 60_000);
   let printed = "";
   poll.stdout!.on("data", (chunk: Buffer) => (printed += chunk));
-  await waitFor(() => printed.includes("\n"), 10_000, "the message printed");
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  const stoppedAt = performance.now();
-  process.kill(poll.pid!, "SIGINT");
-  const stopped = await polling;
-  assert.equal(stopped.code, 130, stopped.stderr);
-  assert.ok(performance.now() - stoppedAt < 5000, "stopped at once");
-  const warning = JSON.parse(stopped.stderr.trim().split("\n").at(-1)!);
-  assert.deepEqual([warning.warning, warning.ids], ["not_taken", [id]]);
-});
+  await waitFor(() => printed.split("\n").length > lines, 10_000, `${lines} messages printed`);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return { poll, polling };
+}
 
 /** Writes `path` until its file system has no room left. */
 function fillUp(path: string): void {

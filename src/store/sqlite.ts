@@ -1,5 +1,4 @@
 /** The SQLite store (`node:sqlite`, WAL), which also locks the data dir against a second broker. */
-import { statSync } from "node:fs";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
@@ -24,6 +23,7 @@ import {
 } from "./store.ts";
 import { BoundedRows, payloadChars } from "./sqlite_bounded_rows.ts";
 import { expireUndelivered, IdRange, passTaken, pruneDelivered } from "./sqlite_retention.ts";
+import { FilePresence } from "./file_presence.ts";
 import { WriteHealth } from "./write_health.ts";
 
 /**
@@ -46,8 +46,8 @@ export class SqliteStore implements MessageStore {
   #durability: Durability;
   #db: DatabaseSync;
   #writes: WriteHealth;
-  /** The database file as opened (device and inode), and when it was last found at its path (`#refuseIfGone`). */
-  #file: { dev: number; ino: number; seenAt: number };
+  /** Whether the database file is still at its path (`#refuseIfGone`). */
+  #file: FilePresence;
   #insert: StatementSync;
   #insertCopies: StatementSync;
   #insertSharedPayload: StatementSync;
@@ -82,8 +82,7 @@ export class SqliteStore implements MessageStore {
     this.#db = opened.db;
     this.location = opened.location;
     this.id = opened.id;
-    const { dev, ino } = statSync(this.location);
-    this.#file = { dev, ino, seenAt: performance.now() };
+    this.#file = new FilePresence(this.location);
     this.#indexedUpTo = opened.lastId;
     this.#insert = this.#db.prepare(
       `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
@@ -494,21 +493,11 @@ export class SqliteStore implements MessageStore {
     }
   }
 
-  /**
-   * Refuses to write once the database file is no longer at its path (the data dir removed, the file replaced): the
-   * broker would go on committing into a file no one can open again, every message it acknowledged lost at its stop,
-   * and a second broker could open the path meanwhile (red team 53: 200 acknowledged messages lost). Looked at once
-   * a second at most, by the file's device and inode.
-   */
+  /** Refuses to write once the database file is no longer at its path (see `FilePresence`). */
   #refuseIfGone(): void {
-    const now = performance.now();
-    if (now - this.#file.seenAt < 1000) return;
-    const found = statSync(this.location, { throwIfNoEntry: false });
-    if (found !== undefined && found.dev === this.#file.dev && found.ino === this.#file.ino) {
-      this.#file.seenAt = now;
-      return;
-    }
-    const what = `the database file ${this.location} was ${found === undefined ? "removed" : "replaced"} while the broker ran`;
+    const lost = this.#file.lost();
+    if (lost === undefined) return;
+    const what = `the database file ${this.location} was ${lost} while the broker ran`;
     this.#writes.failed(what);
     throw new InteropError(
       "storage_failed",

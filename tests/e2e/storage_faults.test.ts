@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writ
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 
 test("interop serve refuses a corrupt database with a clear error and leaves the file as it was", async () => {
@@ -157,13 +158,12 @@ test("interop token create on a full disk fails naming the file, leaves no file 
 // Red team 53: `rm -rf` of the data dir while the broker ran went unseen: 100 of 100 later publishes got 200, status
 // exited 0, and the broker's stop lost all of them (the file was gone).
 test("a broker whose database file is removed while it runs refuses to store more, and says so in /status and its log", async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
+  stop(dir.cleanup);
   const dataDir = join(dir.path, "data");
   const broker = await startBroker({ dataDir });
-  t.after(async () => {
-    await broker.cleanup();
-    dir.cleanup();
-  });
+  stop(() => broker.cleanup());
   assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "before" })).status, 200);
   rmSync(dataDir, { recursive: true });
   // Looked at once a second at most: a publish within it may still land in the removed file.
@@ -196,16 +196,16 @@ test("interop poll stopped by Ctrl-C (SIGINT) while its take waits for room exit
 
 /** A broker whose data dir is a tmpfs of 2 MiB of its own, stopped and unmounted after the test. */
 async function brokerOnSmallDisk(t: TestContext): Promise<{ dataDir: string; broker: RunningBroker }> {
+  // Each stop added as what it stops has started: a broker that fails to start leaves no mount behind.
+  const stop = testStops(t);
   const dir = tempDir();
+  stop(dir.cleanup);
   const dataDir = join(dir.path, "data");
   const disk = smallFilesystem(dataDir, "2m");
   assert.ok(disk, "mount -t tmpfs failed although running as root");
+  stop(disk.unmount);
   const broker = await startBroker({ dataDir });
-  t.after(async () => {
-    await broker.cleanup();
-    disk.unmount();
-    dir.cleanup();
-  });
+  stop(() => broker.cleanup());
   return { dataDir, broker };
 }
 

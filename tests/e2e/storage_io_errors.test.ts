@@ -11,7 +11,8 @@ import { mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
+import { publish, startBroker } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
 import { tempDir } from "../helpers/cli.ts";
 
 const PUBLISHERS = 8;
@@ -55,17 +56,16 @@ const canMount = process.getuid?.() === 0;
 test("a disk failing under a burst of publishes: every 200 is kept once, every refusal that says nothing was kept is not, and in_doubt ones sent again with their key are kept once", {
   skip: canMount ? false : "needs root to mount a loop device",
 }, async (t) => {
+  const stop = testStops(t);
   const dir = tempDir();
+  stop(dir.cleanup);
   const mountPoint = join(realpathSync(dir.path), "disk");
   const disk = failingDisk(join(dir.path, "ext4.img"), mountPoint);
-  let broker: RunningBroker | undefined;
-  t.after(async () => {
-    await broker?.cleanup();
-    disk.unmount();
-    dir.cleanup();
-  });
+  stop(disk.unmount);
   const dataDir = join(mountPoint, "data");
-  broker = await startBroker({ dataDir, args: ["--rate-limit", "0"] });
+  // Started again after the repair: the stop stops whichever runs then.
+  let broker = await startBroker({ dataDir, args: ["--rate-limit", "0"] });
+  stop(() => broker.cleanup());
   const outcomes = new Map<number, { status: number; code?: string }>();
   let next = 0;
   const send = async (url: string, n: number) => {
@@ -74,7 +74,7 @@ test("a disk failing under a burst of publishes: every 200 is kept once, every r
     return { status: answer.status, code: body.code as string | undefined };
   };
   const publishers = Array.from({ length: PUBLISHERS }, async () => {
-    for (let n = next++; n < MESSAGES; n = next++) outcomes.set(n, await send(broker!.url, n));
+    for (let n = next++; n < MESSAGES; n = next++) outcomes.set(n, await send(broker.url, n));
   });
   await new Promise((resolve) => setTimeout(resolve, 500));
   disk.fail();

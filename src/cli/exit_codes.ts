@@ -22,12 +22,12 @@ export const EXIT = {
    * poll: printed messages another reader took (this run's lease on the inbox was lost, or a stream had them).
    */
   partial: 10,
-  /** Ctrl-C (or SIGTERM) stopped a command that was waiting: 128 + SIGINT, as shells report it. */
   /**
    * The request went out but no answer came (reset, timeout, a proxy's 502/504): it may have been done. `send`
    * prints its idempotency key; retrying with it stores the message once.
    */
   inDoubt: 11,
+  /** Ctrl-C (or SIGTERM) stopped a command that was waiting: 128 + SIGINT, as shells report it. */
   interrupted: 130,
 } as const;
 

@@ -40,6 +40,8 @@ A take the broker cannot record (its store full or failing) is tried again for u
 5 minutes; then the same line names what was printed and stays in the inbox (with
 --json, "error" says why), and the run exits 3 (try again later; 4 for a store's
 I/O error); Ctrl-C or SIGTERM ends the retries at once the same way (Ctrl-C: 130).
+Ctrl-C or SIGTERM while the run waits for another run's lease exits 130, having
+printed and taken nothing.
 `;
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */
@@ -71,7 +73,15 @@ export async function run(args: string[], io: Io): Promise<number> {
     // Read without taking, print, then take exactly what stdout accepted; the inbox is leased to this run meanwhile,
     // or another run would print the same messages.
     const size = Math.min(remaining, DEFAULT_POLL_LIMIT);
-    const { messages: page, more, lease } = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size, io.shutdown);
+    let read: Awaited<ReturnType<BrokerClient["peek"]>>;
+    try {
+      read = values.peek ? await client.peek(agent, size) : await leasedPeek(client, agent, size, io.shutdown);
+    } catch (error) {
+      if (!io.shutdown.aborted) throw error;
+      io.stderr(`error: Interrupted while waiting for another reader's lease on ${agent}'s inbox; nothing was printed or taken\n`);
+      return EXIT.interrupted;
+    }
+    const { messages: page, more, lease } = read;
     const printed = await whileRenewing(client, agent, lease, () => printUntilClosed(page, io));
     const shown = page.slice(0, printed);
     if (!values.peek) {

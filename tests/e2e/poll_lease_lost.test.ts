@@ -129,3 +129,25 @@ test("interop poll's take refused for load (429) is asked again when the broker 
   assert.deepEqual(out.map((line) => JSON.parse(line).interop.id), ids);
   assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json(), [], "the run took both");
 });
+
+test("interop poll stopped (Ctrl-C) while another run holds the inbox's lease exits 130 at once, having printed and taken nothing", async (t) => {
+  // Its next retry came at once, was refused (409 inbox_leased), and the run failed with exit 4 as if refused.
+  const broker = await brokerPool(t)({ args: ["--verbose"] });
+  const ids = await sentIds(broker.url);
+  const holder = heldStdout();
+  t.after(holder.release);
+  const holding = run(["--agent", "openclaw", "--url", broker.url], holder.io);
+  await Promise.race([holder.writing, holding]);
+  const waiter = heldStdout();
+  const interrupt = new AbortController();
+  const waiting = run(["--agent", "openclaw", "--url", broker.url], { ...waiter.io, shutdown: interrupt.signal });
+  const refusals = () => broker.log().split("GET /poll agent=openclaw → 409").length - 1;
+  await waitFor(() => refusals() >= 1, 20_000, "the second run to find the inbox leased");
+  interrupt.abort();
+  assert.equal(await waiting, 130, waiter.err.join(""));
+  assert.match(waiter.err.join(""), /Interrupted while waiting for another reader's lease on openclaw's inbox; nothing was printed or taken/);
+  assert.deepEqual(waiter.out, []);
+  holder.release();
+  assert.equal(await holding, 0, holder.err.join(""));
+  assert.deepEqual(holder.out.map((line) => JSON.parse(line).interop.id), ids);
+});

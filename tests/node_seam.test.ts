@@ -487,6 +487,7 @@ test("targetUrl() reads an origin-form target as a path, never as a host, and ne
   assert.equal(targetUrl("/poll?agent=a").searchParams.get("agent"), "a");
   assert.equal(targetUrl("http://other/status").pathname, "/status");
   assert.equal(targetUrl("http://[bad").pathname, "/http%3A%2F%2F%5Bbad");
+  assert.equal(targetUrl("ftp://evil.example/poll").pathname, "/ftp%3A%2F%2Fevil.example%2Fpoll");
 });
 
 /** What a handler saw of a request, the same way from either server, for comparing them. */

@@ -54,14 +54,18 @@ export function parseRequestHead(text: string): RequestHead | undefined {
 /**
  * The request target as a URL. An origin-form target is always a path: `new URL("//x/status", base)` would
  * read "x" as a host (and route to /status), and `new URL("//", base)` throws. Any other form (absolute, or
- * what `node:http` lets through: `*`, `host:port`) is read as a URL when it is one, or else kept, encoded, as
- * a path that no route matches.
+ * what `node:http` lets through: `*`, `host:port`) is read as a URL when it is an http(s) one, or else kept,
+ * encoded, as a path that no route matches.
  */
 export function targetUrl(target: string): URL {
   if (target.startsWith("/")) return new URL(`http://localhost${target}`);
+  const unrouted = () => new URL(`http://localhost/${encodeURIComponent(target)}`);
   try {
-    return new URL(target, "http://localhost");
+    const url = new URL(target, "http://localhost");
+    // Only an http(s) target names the host the Host rule reads: `ftp://evil.example/poll` would be served as
+    // /poll under the Host field's name (red team 52).
+    return url.protocol === "http:" || url.protocol === "https:" ? url : unrouted();
   } catch {
-    return new URL(`http://localhost/${encodeURIComponent(target)}`);
+    return unrouted();
   }
 }

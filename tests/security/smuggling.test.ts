@@ -74,6 +74,9 @@ test("a request with two Host fields is refused 400, and an absolute-form target
   const absolute = await sendRaw(broker.url, `GET http://evil.example/poll?agent=openclaw HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
   assert.match(absolute, /^HTTP\/1\.1 403 /);
   assert.match(absolute, /Host \\"evil\.example\\" is not one of this broker's names/);
+  // Another scheme names no host the rule could read: no route (it took the inbox under the Host field's name).
+  const otherScheme = await sendRaw(broker.url, `GET ftp://evil.example/poll?agent=openclaw HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+  assert.match(otherScheme, /^HTTP\/1\.1 404 /);
   const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json();
   assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["for openclaw only"], "nothing taken");
   // An absolute-form target naming the broker is served, as a forward proxy sends it.

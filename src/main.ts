@@ -115,16 +115,19 @@ function processIo(): Io {
     stdoutClosed = true;
   });
   const closed = () => new InteropError("output_closed", "stdout was closed: its reader is gone");
+  // A script reads what other agents wrote as they sent it; a terminal is shown its control characters written out
+  // (a reply's, a message's: JSON leaves DEL and the C1 controls as they are, and writing them out keeps it JSON).
+  const shown = process.stdout.isTTY ? visibleControls : (text: string) => text;
   return {
-    stdout: (text) => void (stdoutClosed || process.stdout.write(text)),
+    stdout: (text) => void (stdoutClosed || process.stdout.write(shown(text))),
     writeStdout: (text) =>
       new Promise((resolve, reject) => {
         if (stdoutClosed) return reject(closed());
-        process.stdout.write(text, (error) => error ? reject(closed()) : resolve());
+        process.stdout.write(shown(text), (error) => error ? reject(closed()) : resolve());
       }),
     // Every error and log line leaves here: a password in a URL (--url, $INTEROP_URL, --database-url), which
-    // errors quote, never does. stdout is left as it is: it carries messages, which are not ours to change.
-    // On a terminal, control characters in what others wrote (a receiver's answer, a broker's error) are written out.
+    // errors quote, never does. On a terminal, control characters in what others wrote (a receiver's answer, a
+    // broker's error) are written out.
     stderr: (text) => process.stderr.write(process.stderr.isTTY ? visibleControls(redactCredentials(text)) : redactCredentials(text)),
     async readStdin() {
       if (process.stdin.isTTY) return null;
@@ -132,7 +135,6 @@ function processIo(): Io {
       for await (const chunk of process.stdin) chunks.push(chunk);
       return Buffer.concat(chunks);
     },
-    stdoutIsTerminal: process.stdout.isTTY === true,
     env: process.env,
     shutdown: shutdown.signal,
   };

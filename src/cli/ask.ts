@@ -5,7 +5,6 @@ import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseDuration, pa
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { legacyBodyFlag, MESSAGE_OPTIONS, readMessageInput } from "./message_input.ts";
-import { visibleControls } from "./terminal_text.ts";
 
 export const HELP = `interop ask — send a question and wait for its reply
 
@@ -73,8 +72,6 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const { payload: answer } = fromWire(reply);
   const text = typeof answer.text === "string" ? answer.text : JSON.stringify(answer);
-  // A script reads the text as it was sent; a terminal is shown its control characters written out.
-  const shown = values.json || values["print-json"] ? JSON.stringify(reply) : io.stdoutIsTerminal ? visibleControls(text) : text;
-  io.stdout(shown + "\n");
+  io.stdout((values.json || values["print-json"] ? JSON.stringify(reply) : text) + "\n");
   return EXIT.ok;
 }

@@ -29,7 +29,6 @@ function heldStdout() {
     },
     stderr: (text) => void err.push(text),
     readStdin: () => Promise.resolve(null),
-    stdoutIsTerminal: false,
     env: {},
     shutdown: new AbortController().signal,
   };

@@ -1,7 +1,8 @@
 /**
  * What another agent wrote, shown on the operator's terminal (red team, session 52): `interop ask` printed a reply's
  * escape sequences as they came, so a replying agent could set the terminal's title, write its clipboard (OSC 52)
- * or hide what was shown. On a terminal they are written out; a script reading a pipe gets the text as sent.
+ * or hide what was shown. On a terminal they are written out; a script reading a pipe gets the text as sent. The
+ * same holds for every command's stdout (red team 52: `poll`'s JSON lines kept DEL and the C1 controls).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -77,3 +78,32 @@ test("an error on a terminal shows the control characters of what the server sai
   assert.doesNotMatch(shown, /\u001b|\u0007/, shown);
   assert.match(shown, /\\u001b\]0;owned\\u0007\\u001b\[2Jrefused/);
 });
+
+test("interop poll's JSON lines on a terminal write out DEL and the C1 controls, which JSON leaves as they are; a pipe gets them as sent", async (t) => {
+  // U+009B is CSI and U+009D OSC for a terminal that reads C1 controls: a message drove the operator's terminal.
+  const text = "\u009d0;owned\u009c\u009b2J\u007fcleared";
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  for (let n = 0; n < 2; n++) assert.equal((await publishText(broker, text)).status, 200);
+  const poll = ["poll", "--url", broker.url, "-a", "openclaw", "--limit", "1"];
+
+  const piped = await runCli(poll);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.ok(piped.stdout.includes(text), "a script gets the message as it was sent");
+
+  const [command, prefix] = cliCommand();
+  const terminal = spawn("script", ["-qec", [command, ...prefix, ...poll].map((part) => `'${part}'`).join(" "), "/dev/null"], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  t.after(() => terminal.exitCode === null && terminal.kill());
+  let shown = "";
+  terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
+  assert.equal(await new Promise<number | null>((resolve) => terminal.on("close", resolve)), 0, shown);
+  assert.doesNotMatch(shown, /[\u007f-\u009f]/, "no DEL or C1 control reached the terminal");
+  assert.equal(JSON.parse(shown.trim()).text, text, "what it shows is still the message, as JSON");
+});
+
+function publishText(broker: RunningBroker, text: string): Promise<Response> {
+  return fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: JSON.stringify({ text }) });
+}

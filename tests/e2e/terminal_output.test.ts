@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { cliCommand, runCli } from "../helpers/cli.ts";
 
@@ -27,6 +27,19 @@ async function replyOnce(broker: RunningBroker): Promise<void> {
   assert.equal(replied.status, 200);
 }
 
+/** Runs the CLI with `args` on a pseudo-terminal of its own (script(1)) and resolves with what the terminal was shown. */
+async function onTerminal(t: TestContext, args: string[], meanwhile: () => Promise<void> = async () => {}): Promise<{ code: number | null; shown: string }> {
+  const [command, prefix] = cliCommand();
+  const line = [command, ...prefix, ...args].map((part) => `'${part}'`).join(" ");
+  const terminal = spawn("script", ["-qec", line, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  t.after(() => terminal.exitCode === null && terminal.kill());
+  let shown = "";
+  terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
+  const exited = new Promise<number | null>((resolve) => terminal.on("close", resolve));
+  await meanwhile();
+  return { code: await exited, shown };
+}
+
 test("interop ask shows a reply's control characters written out on a terminal, and passes them on as sent to a pipe", async (t) => {
   const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
   t.after(() => broker.cleanup());
@@ -38,16 +51,8 @@ test("interop ask shows a reply's control characters written out on a terminal, 
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stdout, REPLY + "\n", "a script gets the text as it was sent");
 
-  // script(1) runs the command on a pseudo-terminal of its own and copies what the command wrote to it.
-  const [command, prefix] = cliCommand();
-  const line = [command, ...prefix, ...ask].map((part) => `'${part}'`).join(" ");
-  const terminal = spawn("script", ["-qec", line, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
-  t.after(() => terminal.exitCode === null && terminal.kill());
-  let shown = "";
-  terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
-  const exited = new Promise<number | null>((resolve) => terminal.on("close", resolve));
-  await replyOnce(broker);
-  assert.equal(await exited, 0, shown);
+  const { code, shown } = await onTerminal(t, ask, () => replyOnce(broker));
+  assert.equal(code, 0, shown);
   assert.doesNotMatch(shown, /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/, "no control character but newlines and tabs reached the terminal");
   // The terminal turns each newline into CR LF.
   assert.equal(shown.replaceAll("\r\n", "\n"), "\\u001b]52;c;ZXZpbA==\\u0007\\u001b[8mhidden\\u001b[0m\\u000dover\n\tsecond line\n");
@@ -66,15 +71,8 @@ test("an error on a terminal shows the control characters of what the server sai
   assert.notEqual(piped.code, 0);
   assert.match(piped.stderr, /\u001b\]0;owned\u0007\u001b\[2Jrefused/, "a log file gets it as it came");
 
-  const [command, prefix] = cliCommand();
-  const terminal = spawn("script", ["-qec", [command, ...prefix, ...send].map((part) => `'${part}'`).join(" "), "/dev/null"], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  t.after(() => terminal.exitCode === null && terminal.kill());
-  let shown = "";
-  terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
-  assert.notEqual(await new Promise<number | null>((resolve) => terminal.on("close", resolve)), 0, shown);
+  const { code, shown } = await onTerminal(t, send);
+  assert.notEqual(code, 0, shown);
   assert.doesNotMatch(shown, /\u001b|\u0007/, shown);
   assert.match(shown, /\\u001b\]0;owned\\u0007\\u001b\[2Jrefused/);
 });
@@ -91,15 +89,8 @@ test("interop poll's JSON lines on a terminal write out DEL and the C1 controls,
   assert.equal(piped.code, 0, piped.stderr);
   assert.ok(piped.stdout.includes(text), "a script gets the message as it was sent");
 
-  const [command, prefix] = cliCommand();
-  const terminal = spawn("script", ["-qec", [command, ...prefix, ...poll].map((part) => `'${part}'`).join(" "), "/dev/null"], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  t.after(() => terminal.exitCode === null && terminal.kill());
-  let shown = "";
-  terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => (shown += chunk));
-  assert.equal(await new Promise<number | null>((resolve) => terminal.on("close", resolve)), 0, shown);
+  const { code, shown } = await onTerminal(t, poll);
+  assert.equal(code, 0, shown);
   assert.doesNotMatch(shown, /[\u007f-\u009f]/, "no DEL or C1 control reached the terminal");
   assert.equal(JSON.parse(shown.trim()).text, text, "what it shows is still the message, as JSON");
 });

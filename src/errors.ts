@@ -29,6 +29,7 @@ export type ErrorCode =
   | "forbidden"
   | "unknown_host"
   | "cross_origin"
+  | "speculative_request"
   | "not_found"
   | "method_not_allowed"
   | "storage_failed"

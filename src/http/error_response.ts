@@ -16,6 +16,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   forbidden: 403,
   unknown_host: 403,
   cross_origin: 403,
+  speculative_request: 403,
   not_found: 404,
   method_not_allowed: 405,
   unknown_event_id: 409,

@@ -55,6 +55,17 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
     }
   }
   if (isLook(request.method) && PAGES.has(request.url.pathname)) return undefined;
+  // A browser's guess at the next page (speculation rules, a prefetch link, the address bar's own prefetch) is
+  // marked `Sec-Fetch-Site: none`, as if the user typed it, even when another site's rules asked for it: a
+  // cross-site page's `<script type=speculationrules>` prefetched /poll and took messages no one read (red team 54).
+  const purpose = speculativePurpose(request);
+  if (purpose !== undefined) {
+    return new InteropError(
+      "speculative_request",
+      `Speculative request refused (${purpose}): a browser's prefetch or prerender is no one's request, and what it ` +
+        `took no one would read; open the URL itself`,
+    );
+  }
   const origin = request.header("origin");
   if (origin !== null && !(host !== null && sameOrigin(origin, host)) && !allowed.has(originName(origin) ?? "")) {
     return new InteropError(
@@ -71,6 +82,20 @@ function refusalOf(request: IncomingRequest, own: Set<string>, allowed: Set<stri
       `Cross-site request refused (Sec-Fetch-Site: ${printable(site)}): a page served elsewhere may not use the broker; ` +
         `only its own dashboard and clients that are not browsers may`,
     );
+  }
+  return undefined;
+}
+
+/**
+ * The header naming a request as a browser's prefetch or prerender: `Sec-Purpose` (any value: each names one),
+ * or the older `Purpose: prefetch` (Chromium) and `X-Moz: prefetch` (Firefox); undefined for any other request.
+ */
+function speculativePurpose(request: IncomingRequest): string | undefined {
+  const secPurpose = request.header("sec-purpose");
+  if (secPurpose !== null) return `Sec-Purpose: ${printable(secPurpose)}`;
+  for (const name of ["Purpose", "X-Moz"]) {
+    const value = request.header(name);
+    if (value !== null && /prefetch/i.test(value)) return `${name}: ${printable(value)}`;
   }
   return undefined;
 }
@@ -121,5 +146,5 @@ function originName(origin: string): string | undefined {
 
 /** A header value as it may appear in an error message: short, and nothing that is not plainly printable. */
 function printable(value: string): string {
-  return value.slice(0, 100).replace(/[^\w.:/[\]@%+-]/g, "?");
+  return value.slice(0, 100).replace(/[^\w.:;/[\]@%+-]/g, "?");
 }

@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { launchBrowser, serveAttackerPage } from "../helpers/browser.ts";
-import { publish, type RunningBroker, startBroker } from "../helpers/broker.ts";
+import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { rawExchange } from "../helpers/raw_http.ts";
 
@@ -159,6 +159,50 @@ ${hosts.map((host) => `<img src="http://${host}:${broker.port}/poll?agent=opencl
   assertRefused(named, "unknown_host", /Host "0\.0\.0\.0" is an address browsers do not count as this machine's.*127\.0\.0\.1/);
   const cli = await runCli(["status", "--url", `http://0.0.0.0:${broker.port}`]);
   assert.equal(cli.code, 0, cli.stderr);
+});
+
+// Red team 54: a prefetch or prerender the browser makes for another site's speculation rules is marked
+// `Sec-Fetch-Site: none`, as a URL the user typed: a page on any site took an agent's messages and created inboxes.
+test("a browser's prefetch or prerender (Sec-Purpose, Purpose, X-Moz) of a route with data is refused and takes nothing", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "still pending" })).status, 200);
+  const speculative = [
+    { "sec-purpose": "prefetch", shown: /Sec-Purpose: prefetch\)/ },
+    { "sec-purpose": "prefetch;prerender", shown: /Sec-Purpose: prefetch;prerender\)/ },
+    { purpose: "prefetch", shown: /Purpose: prefetch\)/ },
+    { "x-moz": "prefetch", shown: /X-Moz: prefetch\)/ },
+  ];
+  for (const { shown, ...headers } of speculative) {
+    for (const path of ["/poll?agent=openclaw", "/poll?agent=newcomer", "/ntfy/openclaw/json?poll=1"]) {
+      const attack = await rawExchange(broker.url, "GET", path, { host: `127.0.0.1:${broker.port}`, "sec-fetch-site": "none", ...headers });
+      assertRefused(attack, "speculative_request", shown);
+    }
+  }
+  assert.equal(await pending(broker, "openclaw"), 1, "nothing was taken");
+  const status = await (await fetch(`${broker.url}/status`)).json();
+  assert.equal(status.agents.newcomer, undefined, "no inbox was created");
+  // The dashboard's pages hold no data: a browser may prefetch them.
+  const page = await rawExchange(broker.url, "GET", "/ui", { host: `127.0.0.1:${broker.port}`, "sec-purpose": "prefetch" });
+  assert.equal(page.status, 200);
+});
+
+test("in a real browser, another site's speculation rules (prefetch, prerender) of /poll take nothing", async () => {
+  await using broker = await startBroker({ args: ["--verbose"] });
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "for openclaw's eyes" })).status, 200);
+  const rules = {
+    prefetch: [{ source: "list", urls: [`${broker.url}/poll?agent=openclaw&limit=1&by=prefetch`] }],
+    prerender: [{ source: "list", urls: [`${broker.url}/poll?agent=openclaw&limit=1&by=prerender`] }],
+  };
+  await using attacker = await serveAttackerPage(`<!doctype html>
+<script type="speculationrules">${JSON.stringify(rules)}</script>`);
+  await using browser = await launchBrowser();
+  const page = await browser.newPage();
+  await page.goto(attacker.url);
+  const polls = () => broker.log().split("\n").filter((line) => line.includes("GET /poll"));
+  await waitFor(() => polls().length >= 2, 15_000, "the browser's prefetch and prerender of /poll");
+  for (const line of polls()) assert.match(line, /→ 403/);
+  assert.equal(await pending(broker, "openclaw"), 1, "nothing taken");
 });
 
 test("the broker's own pages and every client without Origin keep working: curl, urllib, the CLI, loopback names", async (t) => {

@@ -50,6 +50,7 @@ export type ErrorCode =
   | "data_dir_locked"
   | "database_in_use"
   | "store_mismatch"
+  | "store_moved"
   | "unreachable"
   | "in_doubt"
   | "tls_failed"

@@ -52,7 +52,7 @@ test("brokers that start together migrate the schema once", async (t) => {
   t.after(() => Promise.all(clients.map((sql) => sql.end())));
   const applied = await Promise.all(clients.map((sql) => migrate(sql)));
   const versions = Array.from({ length: SCHEMA_VERSION }, (_, index) => index + 1);
-  assert.deepEqual(applied.flat().sort(), versions);
+  assert.deepEqual(applied.flat().sort((a, b) => a - b), versions);
   assert.deepEqual(
     (await setup.admin`SELECT version FROM interop_migrations ORDER BY version`).map((row) => row.version),
     versions,

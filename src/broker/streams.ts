@@ -172,6 +172,11 @@ export class Streams {
     }
     // A client that saw this agent's inbox on this store, finding none, would create it again by reading.
     const endRead = start.from === "id" ? await this.#deps.readAsHolder(agent, start.hadInboxOn) : undefined;
+    // A SQLite store moved here (`interop migrate`) kept its ids: one it handed out before the move is this store's.
+    const moved = store.movedFrom;
+    if (start.from === "id" && moved !== undefined && start.store === moved.id && start.afterId <= moved.upTo) {
+      start = { ...start, store: store.id };
+    }
     // An id another store assigned (the client's previous broker kept other data) says nothing of what the agent
     // has of this one: resuming after it could skip messages pending here, so what is pending is read instead.
     if (start.from === "id" && start.store !== undefined && start.store !== store.id) start = { from: "cursor" };

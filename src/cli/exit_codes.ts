@@ -48,6 +48,7 @@ export function exitCodeFor(error: unknown): number {
     case "invalid_agent":
     case "invalid_json":
     case "invalid_body":
+    case "store_moved":
       return EXIT.usage;
     case "unreachable":
       return EXIT.unreachable;

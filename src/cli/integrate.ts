@@ -7,6 +7,7 @@ import { InteropError } from "../errors.ts";
 import { InteropTokens } from "../integrate/a2a_peers.ts";
 import { hermesPlan, type IntegrationPlan, openclawPlan } from "../integrate/plans.ts";
 import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
+import { refuseIfMoved } from "../store/moved_store.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { hasSecrets } from "../client/url_credentials.ts";
 import { redactUrl } from "../url_redaction.ts";
@@ -102,6 +103,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.
     const dataDir = values["data-dir"] ??
       defaultDataDir(values.home === undefined ? io.env : { ...io.env, HOME: values.home, XDG_STATE_HOME: undefined });
+    if (databaseUrl === undefined) refuseIfMoved(dataDir, "write the agent's token");
     const list = databaseUrl === undefined ? new TokenFile(dataDir) : await PostgresTokens.open(databaseUrl);
     try {
       const interopTokens = await InteropTokens.read(list);

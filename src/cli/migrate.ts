@@ -1,5 +1,7 @@
 /** `interop migrate`: moves a SQLite broker's data dir into PostgreSQL, or checks that it was moved. */
+import { join } from "node:path";
 import { InteropError } from "../errors.ts";
+import { MOVED_FILE } from "../store/moved_store.ts";
 import { type MigrationCounts, type MigrationProgress, migrateSqliteToPostgres } from "../store/sqlite_to_postgres.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { checkDatabaseUrl, parseFlags, usageError } from "./args.ts";
@@ -23,7 +25,12 @@ payload), so memory stays bounded; a store of more than one page shows its progr
 on stderr at each tenth.
 
 Stop the broker on the data dir and every broker on the database first: migrate refuses
-while one runs.
+while one runs. Then the data dir is marked moved (DATA_DIR/moved.json): a SQLite broker
+on it and 'interop token' on its tokens.json refuse it, naming the database, as they
+would fork the store (the same ids handed out twice, messages taken twice, a token revoked
+where no broker reads it); migrate still checks it. Remove the file to take the SQLite
+store back, without what was stored in the database since. A client that resumes by an
+id of the SQLite store ('listen', which names the store) resumes by it on the database.
 
 Options:
   --from DATA_DIR     the SQLite broker's data dir (holds interop.db)
@@ -74,7 +81,8 @@ export async function run(args: string[], io: Io): Promise<number> {
     `${counts.action === "copied" ? "copied" : "checked (already there, nothing copied)"} ${dataDir} into ${redactUrl(url)}: ` +
       `${counts.messages} messages, ${counts.inboxes} inboxes, ${counts.dead_letters} dead letters, ${counts.keys} idempotency keys, ` +
       `${counts.withdrawn} withdrawn, highest id ${counts.highest_id}, ${counts.tokens} tokens ` +
-      `(${counts.tokens_copied} copied; brokers on the database read their tokens from it)\n`,
+      `(${counts.tokens_copied} copied; brokers on the database read their tokens from it); ${dataDir} is marked moved: ` +
+      `a SQLite broker and interop token refuse it (remove ${join(dataDir, MOVED_FILE)} to take it back)\n`,
   );
   return 0;
 }

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { TokenFile } from "../auth/token_file.ts";
 import type { TokenList } from "../auth/token_list.ts";
 import { defaultDataDir } from "../paths.ts";
+import { refuseIfMoved } from "../store/moved_store.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { agentFlag, brokerUrl, checkDatabaseUrl, brokerUrls, parseFlags, readSecret, usageError } from "./args.ts";
 import { isEveryAddress, reachingHost } from "./bind_host.ts";
@@ -101,6 +102,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   const databaseUrl = place !== undefined && "databaseUrl" in place ? place.databaseUrl : undefined;
   if (databaseUrl !== undefined) checkDatabaseUrl("token", "--database-url", databaseUrl);
   const dataDir = place !== undefined && "dataDir" in place ? place.dataDir : defaultDataDir(io.env);
+  // Its brokers read the database's tokens now: a change of the file would reach none of them.
+  if (databaseUrl === undefined) refuseIfMoved(dataDir, `${action} tokens`);
   if (databaseUrl === undefined && action !== "list") {
     // A data dir named on the command line is the one meant, whichever broker $INTEROP_URL names.
     if (values["data-dir"] === undefined) refuseIfAnotherBrokerNamed(dataDir, io.env);

@@ -28,6 +28,7 @@ import {
   type InboxRecord,
   type MessageOutcome,
   type MessageStore,
+  type MovedStore,
   parkedWithoutInbox,
   type Parties,
   RETENTION_BATCH,
@@ -68,6 +69,7 @@ export class PostgresStore implements MessageStore {
   readonly kind = "postgresql";
   readonly location: string;
   readonly id: string;
+  readonly movedFrom: MovedStore | undefined;
   #sql: Sql;
   #registry: Registration;
   #calls: BoundedCalls;
@@ -76,12 +78,21 @@ export class PostgresStore implements MessageStore {
   #awaited = new AwaitedRecords();
   readonly shared: PostgresInboxes;
 
-  private constructor(sql: Sql, registry: Registration, sockets: StoreSockets, callBoundMs: number, location: string, id: string) {
+  private constructor(
+    sql: Sql,
+    registry: Registration,
+    sockets: StoreSockets,
+    callBoundMs: number,
+    location: string,
+    id: string,
+    movedFrom: MovedStore | undefined,
+  ) {
     this.#sql = sql;
     this.#registry = registry;
     this.#calls = new BoundedCalls(callBoundMs, { registry, sockets, check: () => sql`SELECT 1`.execute() });
     this.location = location;
     this.id = id;
+    this.movedFrom = movedFrom;
     this.shared = new PostgresInboxes({
       sql,
       broker: registry.id,
@@ -117,9 +128,11 @@ export class PostgresStore implements MessageStore {
         types: { int8: INT8_AS_NUMBER },
       });
       await migrate(sql);
-      const [identity] = await sql<{ id: string }[]>`SELECT id FROM interop_store`;
+      const [identity] = await sql<{ id: string; moved_from: string | null; moved_up_to: number | null }[]>`
+        SELECT id, moved_from, moved_up_to FROM interop_store`;
       await registry.register(options.claimant);
-      return new PostgresStore(sql, registry, sockets, options.callBoundMs ?? CALL_BOUND_MS, location, identity.id);
+      const movedFrom = identity.moved_from === null ? undefined : { id: identity.moved_from, upTo: identity.moved_up_to! };
+      return new PostgresStore(sql, registry, sockets, options.callBoundMs ?? CALL_BOUND_MS, location, identity.id, movedFrom);
     } catch (error) {
       await sql?.end({ timeout: 1 });
       await registry.close();

@@ -175,6 +175,16 @@ CREATE TABLE interop_awaited_replies (
 CREATE INDEX interop_awaited_replies_by_agent ON interop_awaited_replies (agent);
 `,
   },
+  {
+    version: 10,
+    name: "the SQLite store interop migrate moved into the database, and the ids it had handed out",
+    sql: `
+-- Its ids were kept: a client resuming by one of them (listen names the store it came from) resumes here by it.
+ALTER TABLE interop_store
+  ADD COLUMN moved_from text,
+  ADD COLUMN moved_up_to bigint;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

@@ -5,6 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
 import { createPrivateFile, makePrivate, PRIVATE_DIR_MODE } from "../private_files.ts";
+import { refuseIfMoved } from "./moved_store.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { Durability } from "./store.ts";
 
@@ -26,6 +27,7 @@ export interface OpenedDatabase {
  * hears of a database file left readable by other users that could not be made private.
  */
 export function openDatabase(dataDir: string, durability: Durability, warn: (message: string) => void): OpenedDatabase {
+  refuseIfMoved(dataDir, "serve the SQLite store");
   try {
     makeDirectory(dataDir, PRIVATE_DIR_MODE);
   } catch (cause) {

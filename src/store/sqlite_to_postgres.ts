@@ -16,6 +16,7 @@ import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER } from "./postgres_client.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite_open.ts";
+import { markMoved } from "./moved_store.ts";
 import { MESSAGE_COLUMNS } from "./message_row.ts";
 import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import { BoundedRows } from "./sqlite_bounded_rows.ts";
@@ -74,6 +75,8 @@ interface SqliteContents {
   withdrawn: WithdrawnRow[];
   /** The highest id ever handed out (retention may have deleted it): no new message may get it again. */
   highestId: number;
+  /** The store's identity (`MessageStore.id`); undefined in a file from before it had one. */
+  id: string | undefined;
 }
 
 /** Migrates `dataDir`'s store into the database at `url`; throws `data_dir_locked`, `database_in_use` or `store_mismatch`. */
@@ -108,7 +111,7 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string, prog
     const database = sql;
     // Held from the read until the copy commits: a token revoked in the data dir after the read would be copied, and
     // work on the database's brokers; the revoke waits for the copy instead.
-    return await tokenFile.hold(() => database.begin(async (tx) => {
+    const counts = await tokenFile.hold(() => database.begin(async (tx) => {
       const tokens = (await tokenFile.version()) === 0 ? undefined : await tokenFile.list();
       await tx`SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${MIGRATE_LOCK})`;
       // No publish may take an id while the copy runs (a broker started meanwhile waits here).
@@ -134,6 +137,9 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string, prog
       await copy(tx, contents, progress);
       return { action: "copied" as const, ...counts };
     }));
+    // While the data dir is still held: no SQLite broker starts on it between the commit and the mark.
+    markMoved(dataDir, location);
+    return counts;
   } catch (error) {
     if (error instanceof InteropError) throw error;
     throw new InteropError("storage_failed", `Cannot migrate ${dataDir} into ${location}: ${(error as Error).message}`, { cause: error });
@@ -161,6 +167,8 @@ function readSqlite(db: DatabaseSync, file: string): SqliteContents {
   const { messages, keys, last } = db.prepare("SELECT count(*) AS messages, count(idempotency_key) AS keys, max(id) AS last FROM messages")
     .get() as { messages: number; keys: number; last: number | null };
   const sequence = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as { seq: number } | undefined;
+  const hasIdentity = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_identity'").get() !== undefined;
+  const identity = hasIdentity ? db.prepare("SELECT id FROM store_identity").get() as { id: string } | undefined : undefined;
   return {
     messages,
     keys,
@@ -178,6 +186,7 @@ function readSqlite(db: DatabaseSync, file: string): SqliteContents {
       .all() as unknown as DeadLetterRow[],
     withdrawn: db.prepare("SELECT message_id, withdrawn_at FROM withdrawn ORDER BY message_id").all() as unknown as WithdrawnRow[],
     highestId: Math.max(sequence?.seq ?? 0, last ?? 0),
+    id: identity?.id,
   };
 }
 
@@ -275,6 +284,10 @@ async function copy(tx: TransactionSql, contents: SqliteContents, progress?: Mig
   if (contents.highestId > 0) {
     await tx`SELECT setval(pg_get_serial_sequence('interop_messages', 'id'), ${contents.highestId})`;
   }
+  // Its ids name the same messages here: a client resuming by one (listen, which names the store) resumes here.
+  if (contents.id !== undefined) {
+    await tx`UPDATE interop_store SET moved_from = ${contents.id}, moved_up_to = ${contents.highestId}`;
+  }
 }
 
 /** Every SQLite message is in the database as it was (or removed there by retention), every inbox exists. */
@@ -289,6 +302,18 @@ async function check(
       "store_mismatch",
       `Database ${names.location} holds another store than data dir ${names.dataDir}: ${what}; migrate into an empty database`,
     );
+  const [moved] = await tx<{ moved_from: string | null; moved_up_to: number | null }[]>`
+    SELECT moved_from, moved_up_to FROM interop_store`;
+  if (moved.moved_from !== null && moved.moved_from !== contents.id) {
+    throw refuse(`it holds the store interop migrate moved from another data dir (store ${moved.moved_from}, not ${contents.id ?? "one without an id"})`);
+  }
+  if (moved.moved_from !== null && contents.highestId > moved.moved_up_to!) {
+    throw new InteropError(
+      "store_mismatch",
+      `Data dir ${names.dataDir} handed out ids up to ${contents.highestId} after its store was moved into ${names.location} ` +
+        `(up to ${moved.moved_up_to}): a SQLite broker served it again since, and what it stored or took then is not in the database`,
+    );
+  }
   const inboxes = new Map((await tx<{ agent: string; purged_id: number }[]>`SELECT agent, purged_id FROM interop_inboxes`)
     .map((row) => [row.agent, row.purged_id]));
   for (const inbox of contents.inboxes) {

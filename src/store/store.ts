@@ -362,6 +362,12 @@ export interface BrokerRecord {
   self: boolean;
 }
 
+/** A store `interop migrate` moved into another, as the one it moved into records it (`MessageStore.movedFrom`). */
+export interface MovedStore {
+  id: string;
+  upTo: number;
+}
+
 /**
  * The broker's storage. Every method is one transaction, so a networked backend can implement it too.
  * Errors are `InteropError("storage_failed")` (or `storage_full`, or `storage_unavailable` while a networked store's
@@ -391,6 +397,11 @@ export interface MessageStore {
    * in the store that assigned them, so a client resuming with an id from another store is read from its cursor.
    */
   readonly id: string;
+  /**
+   * The SQLite store `interop migrate` moved into this one (its `id`), and the highest id it had handed out: the
+   * ids up to there are the same messages here, so a client resuming by one of them resumes by it.
+   */
+  readonly movedFrom?: MovedStore;
   loadInboxes(): Promise<InboxRecord[]>;
   /** The highest id ever assigned (ids are never reused), 0 for a new store. */
   lastId(): Promise<number>;

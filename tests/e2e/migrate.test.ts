@@ -1,6 +1,6 @@
 /** `interop migrate`: a SQLite broker's store moved into PostgreSQL, served on from there, checked on a second run. */
 import assert from "node:assert/strict";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
@@ -93,7 +93,8 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
     again.stdout,
     `checked (already there, nothing copied) ${dir} into ${setup.url}: ${highest} messages, ${copied.inboxes} inboxes, ` +
       `1 dead letters, 2 idempotency keys, 1 withdrawn, highest id ${highest}, 0 tokens ` +
-      `(0 copied; brokers on the database read their tokens from it)\n`,
+      `(0 copied; brokers on the database read their tokens from it); ${dir} is marked moved: a SQLite broker and ` +
+      `interop token refuse it (remove ${join(dir, "moved.json")} to take it back)\n`,
   );
 
   const pg = await setup.start({ args: ["--database-url", setup.url] });
@@ -261,9 +262,108 @@ test("interop migrate refuses while a broker holds the data dir or runs on the d
 
   const other = await migrate(two, setup.url);
   assert.equal(other.code, 1);
-  assert.equal(
+  assert.match(
     other.stderr,
-    `error: Database ${setup.url} holds another store than data dir ${two}: message 1 has sender "hermes" there, ` +
-      `"leo" here; migrate into an empty database\n`,
+    new RegExp(
+      `^error: Database ${setup.url} holds another store than data dir ${two}: it holds the store interop migrate moved ` +
+        `from another data dir \\(store [\\w-]+, not [\\w-]+\\); migrate into an empty database\n$`,
+    ),
   );
+});
+
+/** The store identity of a SQLite broker's data dir, as its answers name it. */
+async function storeOf(url: string): Promise<string> {
+  return (await json(fetch(`${url}/status`))).store_id;
+}
+
+// Red team 54: the database took an identity of its own, so a listener whose last handled id was the SQLite store's
+// was read from the cursor, past what the SQLite broker had written to its stream but the listener never handled.
+test("a client resuming by an id of the SQLite store (listen names its store) resumes by it on the database it moved to", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  const sqlite = await setup.start({ dataDir: dir, args: ["--agents", "hermes,bob"] });
+  const sqliteStore = await storeOf(sqlite.url);
+  const stream = await openSse(`${sqlite.url}/subscribe?agent=bob`);
+  t.after(() => stream.close());
+  for (let n = 1; n <= 5; n++) await publish(sqlite.url, "hermes", "bob", { n });
+  // Written to the stream (the cursor moves to 5); the client handled 1 and 2 when it died.
+  assert.deepEqual((await stream.take(5)).map((event) => Number(event.id)), [1, 2, 3, 4, 5]);
+  stream.close();
+  assert.equal((await sqlite.stop()).code, 0);
+  const moved = await migrate(dir, setup.url);
+  assert.equal(moved.code, 0, moved.stderr);
+
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  assert.notEqual(await storeOf(pg.url), sqliteStore, "the database keeps an identity of its own");
+  const resumed = await openSse(`${pg.url}/subscribe?agent=bob`, { "last-event-id": "2", "interop-store": sqliteStore });
+  t.after(() => resumed.close());
+  assert.deepEqual((await resumed.take(3)).map((event) => Number(event.id)), [3, 4, 5]);
+  resumed.close();
+  // An id the SQLite store never handed out before the move names nothing here: a resume without an id, as before
+  // (what the last stream was sent within the resume window comes again, then what is pending).
+  const fresh = await json(publish(pg.url, "hermes", "bob", { n: 6 }));
+  const beyond = await openSse(`${pg.url}/subscribe?agent=bob`, { "last-event-id": "99", "interop-store": sqliteStore });
+  t.after(() => beyond.close());
+  assert.deepEqual((await beyond.take(4)).map((event) => Number(event.id)), [3, 4, 5, fresh.id]);
+});
+
+test("a migrated data dir is marked moved: a SQLite broker and interop token refuse it, migrate checks it, another store is refused", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  await createToken(dir, "bob");
+  const sqlite = await setup.start({ dataDir: dir, args: ["--agents", "hermes,bob"] });
+  assert.equal((await sqlite.stop()).code, 0);
+  assert.equal((await migrate(dir, setup.url)).code, 0);
+  const marked = join(dir, "moved.json");
+  const refused = new RegExp(`in ${dir}: interop migrate moved its store to ${setup.url} at [\\dT:.Z-]+, whose brokers hold it now; ` +
+    `use --database-url ${setup.url} \\(to take the SQLite store back, without what was stored since, remove ${marked}\\)`);
+  // Served again, the SQLite store handed out the database's next ids once more; a revoke there said "revoked" and
+  // the token went on working on the database's brokers.
+  const served = await runCli(["serve", "--data-dir", dir, "--port", "0"]);
+  assert.equal(served.code, 2, served.stderr);
+  assert.match(served.stderr, new RegExp(`^error: Cannot serve the SQLite store ${refused.source}\n$`));
+  for (const action of [["revoke", "-a", "bob"], ["create", "-a", "bob"], ["list"]]) {
+    const token = await runCli(["token", ...action, "--data-dir", dir]);
+    assert.equal(token.code, 2, token.stderr);
+    assert.match(token.stderr, new RegExp(`^error: Cannot ${action[0]} tokens ${refused.source}\n$`));
+  }
+  const listed = await runCli(["token", "list", "--json", "--database-url", setup.url]);
+  assert.deepEqual(JSON.parse(listed.stdout).map((token: { agent: string }) => token.agent), ["bob"]);
+  const checked = await migrate(dir, setup.url);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.equal(JSON.parse(checked.stdout).action, "checked");
+
+  // Taken back, the SQLite store hands out ids the database has too: migrate no longer calls it the same store.
+  rmSync(marked);
+  const back = await setup.start({ dataDir: dir, args: ["--agents", "hermes,bob"] });
+  assert.equal((await publish(back.url, "hermes", "bob", { after: "the move" }, bearer(await createToken(dir, "hermes")))).status, 200);
+  assert.equal((await back.stop()).code, 0);
+  const diverged = await migrate(dir, setup.url);
+  assert.equal(diverged.code, 1);
+  assert.match(diverged.stderr, new RegExp(`^error: Data dir ${dir} handed out ids up to 1 after its store was moved into ` +
+    `${setup.url} \\(up to 0\\): a SQLite broker served it again since, and what it stored or took then is not in the database\n$`));
+});
+
+// Red team 54: a message of the second data dir missing from the database was taken as one retention removed there (an
+// inbox of the same name had purged past its id), so the second store was "checked" and none of it copied.
+test("interop migrate of a second data dir into a database that holds another's refuses it, whatever retention removed there", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const [one, two] = [setup.dataDir(), setup.dataDir()];
+  for (const [dir, text] of [[one, "one's"], [two, "two's"]]) {
+    const broker = await setup.start({ dataDir: dir, args: ["--agents", "hermes,openclaw"] });
+    for (let n = 1; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { text, n });
+    assert.equal((await broker.stop()).code, 0);
+  }
+  assert.equal((await migrate(one, setup.url)).code, 0);
+  // The database's brokers delivered one's messages, and retention removed them.
+  const sql = postgres(setup.url, { max: 1, onnotice: () => {} });
+  t.after(() => sql.end({ timeout: 1 }));
+  await sql`DELETE FROM interop_messages`;
+  await sql`UPDATE interop_inboxes SET delivered_id = 20, purged_id = 20`;
+  const second = await migrate(two, setup.url);
+  assert.equal(second.code, 1, second.stdout);
+  assert.match(second.stderr, /holds another store than data dir .*: it holds the store interop migrate moved from another data dir/);
 });

@@ -167,13 +167,13 @@ test("a browser's prefetch or prerender (Sec-Purpose, Purpose, X-Moz) of a route
   const broker = await startBroker();
   t.after(() => broker.cleanup());
   assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "still pending" })).status, 200);
-  const speculative = [
-    { "sec-purpose": "prefetch", shown: /Sec-Purpose: prefetch\)/ },
-    { "sec-purpose": "prefetch;prerender", shown: /Sec-Purpose: prefetch;prerender\)/ },
-    { purpose: "prefetch", shown: /Purpose: prefetch\)/ },
-    { "x-moz": "prefetch", shown: /X-Moz: prefetch\)/ },
+  const speculative: Array<{ headers: Record<string, string>; shown: RegExp }> = [
+    { headers: { "sec-purpose": "prefetch" }, shown: /Sec-Purpose: prefetch\)/ },
+    { headers: { "sec-purpose": "prefetch;prerender" }, shown: /Sec-Purpose: prefetch;prerender\)/ },
+    { headers: { purpose: "prefetch" }, shown: /Purpose: prefetch\)/ },
+    { headers: { "x-moz": "prefetch" }, shown: /X-Moz: prefetch\)/ },
   ];
-  for (const { shown, ...headers } of speculative) {
+  for (const { headers, shown } of speculative) {
     for (const path of ["/poll?agent=openclaw", "/poll?agent=newcomer", "/ntfy/openclaw/json?poll=1"]) {
       const attack = await rawExchange(broker.url, "GET", path, { host: `127.0.0.1:${broker.port}`, "sec-fetch-site": "none", ...headers });
       assertRefused(attack, "speculative_request", shown);

@@ -329,6 +329,10 @@ test("a migrated data dir is marked moved: a SQLite broker and interop token ref
     assert.equal(token.code, 2, token.stderr);
     assert.match(token.stderr, new RegExp(`^error: Cannot ${action[0]} tokens ${refused.source}\n$`));
   }
+  const home = setup.dataDir();
+  const integrated = await runCli(["integrate", "hermes", "--write", "--data-dir", dir, "--home", home]);
+  assert.equal(integrated.code, 2, integrated.stderr);
+  assert.match(integrated.stderr, new RegExp(`^error: Cannot write the agent's token ${refused.source}\n$`));
   const listed = await runCli(["token", "list", "--json", "--database-url", setup.url]);
   assert.deepEqual(JSON.parse(listed.stdout).map((token: { agent: string }) => token.agent), ["bob"]);
   const checked = await migrate(dir, setup.url);

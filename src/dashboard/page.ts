@@ -108,6 +108,13 @@ const feed = new Map();
 /** Each agent's pending count and delivered id when its history was last read: a change may change its pending marks. */
 const pendingSeen = new Map();
 const HISTORY_PER_AGENT = 50;
+/**
+ * A body longer than this shows its start and how much more there is: the feed is rebuilt at each message, and 200
+ * bodies of a MiB each froze the page for seconds (red team 54).
+ */
+const SHOWN_CHARS = 2000;
+/** Each shown message's body as the feed shows it, made once: by id, as feed. */
+const bodies = new Map();
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -238,16 +245,28 @@ function showFeed() {
     const item = el("li");
     item.append(el("span", interop.from + " → " + interop.to + " · #" + interop.id + " · " + new Date(interop.timestamp).toLocaleTimeString(), "muted"));
     if (interop.pending) item.append(el("span", " · pending", "pending"));
-    item.append(
-      el("pre", typeof payload.text === "string" && Object.keys(payload).length === 1 ? payload.text : JSON.stringify(payload, null, 1)));
+    item.append(el("pre", bodyOf(interop.id, payload)));
     return item;
   }));
+}
+
+function bodyOf(id, payload) {
+  let shown = bodies.get(id);
+  if (shown === undefined) {
+    const whole = typeof payload.text === "string" && Object.keys(payload).length === 1 ? payload.text : JSON.stringify(payload, null, 1);
+    shown = whole.length <= SHOWN_CHARS ? whole : whole.slice(0, SHOWN_CHARS) + "\\n… (" + (whole.length - SHOWN_CHARS) + " more characters)";
+    bodies.set(id, shown);
+  }
+  return shown;
 }
 
 function showMessage(message) {
   // A message's history entry (with its pending mark) is newer news than its live copy.
   if (!feed.has(message.interop.id)) feed.set(message.interop.id, message);
-  for (const id of [...feed.keys()].sort((a, b) => a - b).slice(0, Math.max(0, feed.size - 500))) feed.delete(id);
+  for (const id of [...feed.keys()].sort((a, b) => a - b).slice(0, Math.max(0, feed.size - 500))) {
+    feed.delete(id);
+    bodies.delete(id);
+  }
   addAgent(message.interop.from);
   addAgent(message.interop.to);
   showFeed();

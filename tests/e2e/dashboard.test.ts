@@ -234,3 +234,23 @@ test("a broker of its own shows no broker table and no stream-on column", async 
   assert.equal(await page.locator("th.cluster").isVisible(), false);
   assert.doesNotMatch(await (await fetch(`${broker.url}/metrics`)).text(), /interop_cluster_brokers\{/);
 });
+
+// Red team 54: the feed rebuilt up to 200 items at each message, each with its whole body: 40 messages of a MiB froze
+// the page for seconds, 150 for more than 18 s.
+test("the dashboard shows a long message's first 2,000 characters and how many more there are, and the rest of the feed as it is", async () => {
+  await using browser = await launchBrowser();
+  await using broker = await startBroker();
+  const page = await browser.newPage();
+  const scriptErrors: string[] = [];
+  page.on("pageerror", (error) => scriptErrors.push(error.message));
+  const feedOpen = page.waitForResponse((response) => new URL(response.url()).pathname === "/events" && response.ok());
+  await page.goto(`${broker.url}/ui`);
+  await feedOpen;
+  const long = "L".repeat(1000) + "x".repeat(300_000);
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: long })).status, 200);
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "short and whole" })).status, 200);
+  await page.locator("#feed li", { hasText: "short and whole" }).waitFor({ timeout: 5000 });
+  const shown = await page.locator("#feed li pre").allTextContents();
+  assert.deepEqual(shown, ["short and whole", `${long.slice(0, 2000)}\n… (${long.length - 2000} more characters)`]);
+  assert.deepEqual(scriptErrors, []);
+});

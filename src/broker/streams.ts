@@ -12,7 +12,7 @@ import { tryUntilLanded } from "./store_retry.ts";
 import { StreamSession } from "./stream_session.ts";
 import { resolveStart, type StreamStart } from "./stream_start.ts";
 
-/** Messages read from the store per page while a stream catches up, at most (and READ_CHARS of them). */
+/** Messages read from the store per page while a stream catches up, at most (and a MiB of them: `StreamSession`). */
 const PAGE_SIZE = 500;
 /** Messages read at a time when a resume skips what lies between the cursor and its id, at most (and READ_CHARS). */
 const SKIP_PAGE = 1000;
@@ -250,22 +250,22 @@ export class Streams {
       const session = new StreamSession(agent, startAfter, sink, {
         id,
         readAfter: shared === undefined
-          ? (name, after, limit) => this.#deps.readInOrder(name, after, limit, READ_CHARS)
-          : async (name, after, limit) => {
+          ? (name, after, limit, maxChars) => this.#deps.readInOrder(name, after, limit, maxChars)
+          : async (name, after, limit, maxChars) => {
             const read = await shared.version(name);
             version = read.version;
             // Up to the cursor as it was at the opening (or as far as a claim in doubt took), what the stream reads is
             // a replay the client asked for (or its own). Past it, what is at or below the cursor now another reader
             // claimed (an ntfy poll=1 moves the cursor without marking messages taken): it is theirs. The claim's
             // compare-and-set on `version` covers what they claim after this read.
-            if (after >= readAgainUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit, READ_CHARS);
-            const page = await store.readAfter(name, after, limit, READ_CHARS);
+            if (after >= readAgainUpTo) return await store.readAfter(name, Math.max(after, read.deliveredId), limit, maxChars);
+            const page = await store.readAfter(name, after, limit, maxChars);
             const replay = page.filter((envelope) => envelope.id <= readAgainUpTo);
             if (replay.length === page.length) return page;
             // What follows the replay comes in the next page, read from the cursor: read into this one, the page
-            // would hold up to twice READ_CHARS.
+            // would hold up to twice maxChars.
             if (replay.length > 0) return cutShort(replay);
-            return await store.readAfter(name, Math.max(readAgainUpTo, read.deliveredId), limit, READ_CHARS);
+            return await store.readAfter(name, Math.max(readAgainUpTo, read.deliveredId), limit, maxChars);
           },
         claim: shared === undefined ? undefined : async (envelopes) => {
           const upTo = envelopes[envelopes.length - 1].id;

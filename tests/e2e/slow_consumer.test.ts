@@ -132,3 +132,46 @@ test("a kept-alive client reading a large /poll answer slowly is not cut while i
   assert.match(head, /\r\ninterop-more-pending: true\r\n/i, "the rest stays pending for the next poll");
   assert.match(outcome, /^(whole|still reading)$/);
 });
+
+// Red team 54: a stream catching up wrote a whole page (up to 16 MiB) at once, so 40 streams whose clients read
+// nothing, each behind 16 messages of a MiB, took 1.8 GB, and the broker answered nothing for 10-15 s meanwhile.
+test("streams whose clients read nothing, each behind messages of a MiB, hold about a MiB of the broker's memory each", async () => {
+  const agents = Array.from({ length: 20 }, (_, index) => `stuck${index}`);
+  const broker = await startBroker({ args: ["--rate-limit", "0", "--agents", ["fast", ...agents].join(",")] });
+  const stalled: ReturnType<typeof connect>[] = [];
+  try {
+    const big = JSON.stringify({ text: "m".repeat(1_000_000) });
+    for (const agent of agents) {
+      for (let n = 0; n < 12; n++) {
+        const response = await fetch(`${broker.url}/broadcast?from=fast&to=${agent}`, { method: "POST", body: big });
+        assert.equal(response.status, 200);
+        await response.arrayBuffer();
+      }
+    }
+    const baseline = rssBytes(broker.pid);
+    for (const agent of agents) {
+      const socket = connect(broker.port, "127.0.0.1");
+      socket.pause();
+      socket.on("error", () => {});
+      stalled.push(socket);
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      socket.write(`GET /subscribe?agent=${agent} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    }
+    await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).streams === agents.length, 20_000, "every stream open");
+    // Each stream writes until its buffer passes a MiB; 240 MB of backlog would be buffered whole before.
+    let peak = baseline;
+    for (let look = 0; look < 10; look++) {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      peak = Math.max(peak, rssBytes(broker.pid));
+    }
+    const growth = peak - baseline;
+    console.log(`broker RSS ${(baseline / 2 ** 20).toFixed(0)} MiB with the backlog stored, ${(peak / 2 ** 20).toFixed(0)} MiB at most with ${agents.length} stalled streams`);
+    assert.ok(growth < 100 * 2 ** 20, `grew ${(growth / 2 ** 20).toFixed(0)} MiB`);
+    const status = performance.now();
+    assert.equal((await fetch(`${broker.url}/status`)).status, 200);
+    console.log(`/status answered in ${(performance.now() - status).toFixed(0)} ms`);
+  } finally {
+    for (const socket of stalled) socket.destroy();
+    await broker.cleanup();
+  }
+});

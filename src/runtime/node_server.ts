@@ -61,6 +61,12 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
     if (!socket.writable) return socket.destroy();
     connections.endAfter(socket, clientErrorAnswer(error, timeoutMs));
   });
+  // An `Expect` other than 100-continue, which `node:http` answers with an empty 417 of its own: as JSON, as every error.
+  server.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const expected = JSON.stringify(String(req.headers.expect).slice(0, 100));
+    const body = errorJson("expectation_failed", `Expectation Failed: Expect ${expected} is not one this broker meets (only 100-continue is)`);
+    res.writeHead(417, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+  });
   const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes, connections, timeoutMs, options.writeTimeoutMs);
   // Long-lived SSE responses must never be cut by the socket's idle timeout.
   server.timeout = 0;

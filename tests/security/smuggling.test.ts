@@ -84,3 +84,20 @@ test("a request with two Host fields is refused 400, and an absolute-form target
   assert.match(own, /^HTTP\/1\.1 200 /);
   assert.match(own, /for openclaw only/);
 });
+
+// Red team 54: `node:http` answered an Expect it does not meet with an empty 417 of its own, on both runtimes.
+test("a request with an Expect other than 100-continue gets 417 with a JSON error, and is not done", async (t) => {
+  let broker: RunningBroker | undefined;
+  t.after(() => broker?.cleanup());
+  broker = await startBroker();
+  const { port } = new URL(broker.url);
+  const answer = await sendRaw(
+    broker.url,
+    `POST /broadcast?from=hermes&to=openclaw HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nExpect: foo\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+  );
+  assert.match(answer, /^HTTP\/1\.1 417 /);
+  const body = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4));
+  assert.deepEqual(body, { error: 'Expectation Failed: Expect "foo" is not one this broker meets (only 100-continue is)', code: "expectation_failed" });
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw&peek=1`)).json();
+  assert.deepEqual(inbox, [], "nothing stored");
+});

@@ -1,10 +1,11 @@
 /** The SQLite store (`node:sqlite`, WAL), which also locks the data dir against a second broker. */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
 import { type InboxRow, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
 import { openDatabase } from "./sqlite_open.ts";
-import { DELETE_UNUSED_PAYLOADS, SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
+import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
+import { SqliteStatements } from "./sqlite_statements.ts";
 import {
   cutShort,
   type DeadLetter,
@@ -48,18 +49,8 @@ export class SqliteStore implements MessageStore {
   #writes: WriteHealth;
   /** Whether the database file is still at its path (`#refuseIfGone`). */
   #file: FilePresence;
-  #insert: StatementSync;
-  #insertCopies: StatementSync;
-  #insertSharedPayload: StatementSync;
-  #deleteUnusedPayloadsIn: StatementSync;
-  #upsertInboxes: StatementSync;
-  #advanceCursors: StatementSync;
-  #markPolled: StatementSync;
-  #readAfter: StatementSync;
-  #readTailAfter: StatementSync;
-  #readReplies: StatementSync;
-  #markTailPolled: StatementSync;
-  #joinIndex: StatementSync;
+  /** The prepared statements of its commits and inbox reads. */
+  #sql: SqliteStatements;
   /** Every message up to this id is in the per-recipient index; those after it are the tail, read by rowid. */
   #indexedUpTo = 0;
   /** The watermark a running transaction moves to, kept only if it commits. */
@@ -84,61 +75,7 @@ export class SqliteStore implements MessageStore {
     this.id = opened.id;
     this.#file = new FilePresence(this.location);
     this.#indexedUpTo = opened.lastId;
-    this.#insert = this.#db.prepare(
-      `INSERT INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-    );
-    // The statements of a commit that change many rows say `OR FAIL`: with the default (ABORT) SQLite keeps a
-    // statement journal, a copy of each page the statement changes, to undo it alone on a constraint error. A commit
-    // rolls back whole on any error (#transaction), so the copy is never used. Measured on the index join (a
-    // 1,024-row UPDATE, the journal in memory): 2.2 → 0.95 µs per row on Node, 4.2 → 1.1 on Deno; the broker's core
-    // (bench/core.ts) 13.5-13.7 → 10.1-10.3 µs per delivery on Deno, 10.0-10.3 → 9.4-9.8 on Node; the whole server
-    // in fan-out to 100 streams (paired runs) 1-2 % less.
-    //
-    // A broadcast's copies in one statement, the recipients a JSON array, inserted in its order: a statement per
-    // copy cost 2 µs (Node) to 4 µs (Deno) each. Their payload is stored once, after them (shared_payloads): a copy
-    // each wrote and fsynced it once per recipient, 30-38 µs of CPU per delivery of a 4 KiB message to 100 streams
-    // where once costs 9-11 (bench/core.ts --payload-bytes 4096).
-    this.#insertCopies = this.#db.prepare(
-      `INSERT OR FAIL INTO messages (sender, created_at, payload, reply_to, conversation, hops, idempotency_key, recipient, indexed)
-       SELECT ?, ?, '', ?, ?, ?, ?, value, 0 FROM json_each(?) ORDER BY key`,
-    );
-    this.#insertSharedPayload = this.#db.prepare("INSERT OR FAIL INTO shared_payloads (first_id, copies, payload) VALUES (?, ?, ?)");
-    this.#deleteUnusedPayloadsIn = this.#db.prepare(DELETE_UNUSED_PAYLOADS);
-    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen, replayAfter]): a
-    // broadcast's stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named
-    // parameters on Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
-    // A replay point: null leaves it, -1 clears it (stored as is on a new row: `loadReplayPoints` skips it).
-    this.#upsertInboxes = this.#db.prepare(`
-      INSERT OR FAIL INTO inboxes (agent, delivered_id, last_seen, replay_after)
-        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2, value ->> 3 FROM json_each(?) WHERE true
-      ON CONFLICT (agent) DO UPDATE SET
-        delivered_id = max(delivered_id, excluded.delivered_id),
-        last_seen = coalesce(excluded.last_seen, last_seen),
-        replay_after = iif(excluded.replay_after < 0, NULL, coalesce(excluded.replay_after, replay_after))`);
-    // The updates that only move a cursor (a stream's, one per recipient of a broadcast) as a JSON object
-    // {agent: deliveredId}: its key and value need no `->>` into a nested array. 100 cursors in one transaction:
-    // 128-182 → 69-108 µs of CPU on Node, 170-237 → 80-104 on Deno (a broadcast's commit carries the last one's).
-    this.#advanceCursors = this.#db.prepare(`
-      INSERT OR FAIL INTO inboxes (agent, delivered_id) SELECT key, value FROM json_each(?) WHERE true
-      ON CONFLICT (agent) DO UPDATE SET delivered_id = max(delivered_id, excluded.delivered_id)`);
-    // Each read by recipient has two parts: the index (`recipient = ? AND indexed = 1`, the partial index's
-    // condition word for word) and the tail past the watermark (`id > ?` first: a rowid range).
-    this.#markPolled = this.#db.prepare(
-      "UPDATE OR FAIL messages SET polled = 1 WHERE recipient = ? AND indexed = 1 AND id > ? AND id <= ?",
-    );
-    this.#markTailPolled = this.#db.prepare("UPDATE OR FAIL messages SET polled = 1 WHERE id > ? AND id <= ? AND recipient = ?");
-    this.#readAfter = this.#db.prepare(`
-      SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
-      WHERE recipient = ? AND indexed = 1 AND id > ? AND polled = 0 ORDER BY id LIMIT ?`);
-    this.#readTailAfter = this.#db.prepare(`
-      SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
-      WHERE id > ? AND recipient = ? AND polled = 0 ORDER BY id LIMIT ?`);
-    // By messages_by_reply: the replies to one question are few, wherever they are in the inbox.
-    this.#readReplies = this.#db.prepare(`
-      SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages
-      WHERE reply_to = ? AND recipient = ? AND id > ? AND polled = 0 ORDER BY id LIMIT ?`);
-    this.#joinIndex = this.#db.prepare("UPDATE OR FAIL messages SET indexed = 1 WHERE id > ?");
+    this.#sql = new SqliteStatements(this.#db);
   }
 
   get failingWrites(): string | undefined {
@@ -204,11 +141,11 @@ export class SqliteStore implements MessageStore {
           const { from, createdAt, thread } = message;
           const fields = [thread?.replyTo ?? null, thread?.conversation ?? null, thread?.hops ?? null, message.idempotencyKey ?? null];
           const { lastInsertRowid } = recipients.length === 1
-            ? this.#insert.run(from, createdAt, payload, ...fields, recipients[0])
-            : this.#insertCopies.run(from, createdAt, ...fields, JSON.stringify(recipients));
+            ? this.#sql.insert.run(from, createdAt, payload, ...fields, recipients[0])
+            : this.#sql.insertCopies.run(from, createdAt, ...fields, JSON.stringify(recipients));
           // One statement's rows take consecutive ids (AUTOINCREMENT, and no other writer holds the database).
           let id = Number(lastInsertRowid) - recipients.length;
-          if (recipients.length > 1) this.#insertSharedPayload.run(id + 1, recipients.length, payload);
+          if (recipients.length > 1) this.#sql.insertSharedPayload.run(id + 1, recipients.length, payload);
           newest = Number(lastInsertRowid);
           const timestamp = new Date(createdAt).toISOString();
           for (const to of recipients) {
@@ -249,11 +186,11 @@ export class SqliteStore implements MessageStore {
       // A Map, not an object literal: an agent may be named `constructor` (an object's inherited key).
       const cursors = new Map<string, number>();
       for (const { agent, deliveredId } of cursorUpdates) cursors.set(agent, Math.max(cursors.get(agent) ?? 0, deliveredId!));
-      this.#advanceCursors.run(JSON.stringify(Object.fromEntries(cursors)));
+      this.#sql.advanceCursors.run(JSON.stringify(Object.fromEntries(cursors)));
       others = updates.filter((update) => !cursorOnly(update));
     }
     if (others.length === 0) return;
-    this.#upsertInboxes.run(JSON.stringify(others.map((update) => [
+    this.#sql.upsertInboxes.run(JSON.stringify(others.map((update) => [
       update.agent,
       update.deliveredId ?? null,
       update.lastSeen ?? null,
@@ -267,18 +204,18 @@ export class SqliteStore implements MessageStore {
   }
 
   #markPolledRange(agent: AgentName, after: number, upTo: number): void {
-    if (after < this.#indexedUpTo) this.#markPolled.run(agent, after, upTo);
-    if (upTo > this.#indexedUpTo) this.#markTailPolled.run(Math.max(after, this.#indexedUpTo), upTo, agent);
+    if (after < this.#indexedUpTo) this.#sql.markPolled.run(agent, after, upTo);
+    if (upTo > this.#indexedUpTo) this.#sql.markTailPolled.run(Math.max(after, this.#indexedUpTo), upTo, agent);
   }
 
   /** Deletes the shared payloads whose last copy a deletion of the messages in `deleted` removed (none: nothing). */
   #deleteUnusedPayloads(deleted: IdRange): void {
-    if (deleted.from <= deleted.upTo) this.#deleteUnusedPayloadsIn.run({ from: deleted.from, upTo: deleted.upTo });
+    if (deleted.from <= deleted.upTo) this.#sql.deleteUnusedPayloadsIn.run({ from: deleted.from, upTo: deleted.upTo });
   }
 
   /** Brings the tail into the index in one statement (each recipient's leaf written once); in a transaction. */
   #joinTail(): void {
-    this.#joinIndex.run(this.#indexedUpTo);
+    this.#sql.joinIndex.run(this.#indexedUpTo);
     this.#joinedUpTo = (this.#db.prepare("SELECT coalesce(max(id), 0) AS id FROM messages").get() as { id: number }).id;
   }
 
@@ -286,10 +223,10 @@ export class SqliteStore implements MessageStore {
     return this.#attempt("read messages", () => {
       // One message is read whatever its size: a read of one needs no budget.
       const page = new BoundedRows(limit > 1 ? maxChars : Infinity, payloadChars);
-      if (afterId < this.#indexedUpTo) page.read(this.#readAfter, agent, afterId, limit);
+      if (afterId < this.#indexedUpTo) page.read(this.#sql.readAfter, agent, afterId, limit);
       const tail = this.#tailStart(agent, afterId);
       if (!page.cut && page.rows.length < limit && tail !== Number.MAX_SAFE_INTEGER) {
-        page.read(this.#readTailAfter, tail, agent, limit - page.rows.length);
+        page.read(this.#sql.readTailAfter, tail, agent, limit - page.rows.length);
       }
       const envelopes = page.rows.map(toEnvelope);
       return page.cut ? cutShort(envelopes) : envelopes;
@@ -298,7 +235,7 @@ export class SqliteStore implements MessageStore {
 
   readReplies(agent: AgentName, questionId: number, afterId: number, limit: number): Promise<Envelope[]> {
     return this.#attempt("read replies", () =>
-      (this.#readReplies.all(questionId, agent, afterId, limit) as unknown as MessageRow[]).map(toEnvelope)
+      (this.#sql.readReplies.all(questionId, agent, afterId, limit) as unknown as MessageRow[]).map(toEnvelope)
     );
   }
 

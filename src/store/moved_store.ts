@@ -3,7 +3,7 @@
  * started on it again would hand out ids the database hands out too, and take messages the database's brokers
  * deliver again, and a token changed in its `tokens.json` would reach no broker. Both refuse it, naming the database.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InteropError } from "../errors.ts";
 import { PRIVATE_FILE_MODE } from "../private_files.ts";
@@ -31,20 +31,35 @@ export function markMoved(dataDir: string, location: string): void {
 }
 
 /**
- * Refuses to use `dataDir`'s SQLite store or tokens (`what`: "serve a SQLite store", …) once it was moved; nothing
- * when it was not.
+ * Where `dataDir`'s store was moved, if it was: the marker's presence says so (any file, a symlink even dangling),
+ * its content where to (`to` undefined when it cannot be read: edited, or not a file).
  */
-export function refuseIfMoved(dataDir: string, what: string): void {
+export function movedTo(dataDir: string): { to: string | undefined; at: string | undefined } | undefined {
   const path = join(dataDir, MOVED_FILE);
-  if (!existsSync(path)) return;
+  try {
+    lstatSync(path);
+  } catch {
+    return undefined;
+  }
   let moved: Partial<Moved> = {};
   try {
     moved = JSON.parse(readFileSync(path, "utf8"));
   } catch {
     // Unreadable or edited: the file's presence says enough.
   }
-  const to = typeof moved.to === "string" ? moved.to : "PostgreSQL";
-  const at = typeof moved.at === "string" ? ` at ${moved.at}` : "";
+  return { to: typeof moved.to === "string" ? moved.to : undefined, at: typeof moved.at === "string" ? moved.at : undefined };
+}
+
+/**
+ * Refuses to use `dataDir`'s SQLite store or tokens (`what`: "serve a SQLite store", …) once it was moved; nothing
+ * when it was not.
+ */
+export function refuseIfMoved(dataDir: string, what: string): void {
+  const moved = movedTo(dataDir);
+  if (moved === undefined) return;
+  const path = join(dataDir, MOVED_FILE);
+  const to = moved.to ?? "PostgreSQL";
+  const at = moved.at === undefined ? "" : ` at ${moved.at}`;
   throw new InteropError(
     "store_moved",
     `Cannot ${what} in ${dataDir}: interop migrate moved its store to ${to}${at}, whose brokers hold it now; use ` +

@@ -16,7 +16,7 @@ import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER } from "./postgres_client.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite_open.ts";
-import { markMoved } from "./moved_store.ts";
+import { markMoved, MOVED_FILE, movedTo } from "./moved_store.ts";
 import { MESSAGE_COLUMNS } from "./message_row.ts";
 import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import { BoundedRows } from "./sqlite_bounded_rows.ts";
@@ -84,6 +84,16 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string, prog
   const location = redactUrl(url);
   const file = join(dataDir, DATABASE_FILE);
   if (!existsSync(file)) throw new InteropError("storage_failed", `No interop store in ${dataDir} (${file} does not exist)`);
+  // Moved into one database, its brokers handed out ids and delivered messages there: a copy into another would fork it.
+  const moved = movedTo(dataDir);
+  if (moved !== undefined && moved.to !== location) {
+    throw new InteropError(
+      "store_mismatch",
+      `Data dir ${dataDir} was moved to ${moved.to ?? "another database"}${moved.at === undefined ? "" : ` at ${moved.at}`}, not ${location}: ` +
+        `its brokers serve it there, and a second copy would hand out its ids again and deliver its messages twice ` +
+        `(to move it anyway, remove ${join(dataDir, MOVED_FILE)})`,
+    );
+  }
   const db = new DatabaseSync(file, { timeout: 0 });
   let sql: Sql | undefined;
   try {
@@ -127,9 +137,12 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string, prog
         tokens: tokens?.length ?? 0,
         tokens_copied: await moveTokens(tx, tokens, { dataDir, location }),
       };
+      // Inboxes alone are no store's data: a broker that started once on the database made those it was told
+      // (--agents), and handed out no id. Taken for a store, the copy was "checked", and its ids handed out again.
       const [{ used }] = await tx<{ used: boolean }[]>`
-        SELECT EXISTS (SELECT 1 FROM interop_messages) OR EXISTS (SELECT 1 FROM interop_inboxes)
-          OR EXISTS (SELECT 1 FROM interop_dead_letters) OR EXISTS (SELECT 1 FROM interop_withdrawn) AS used`;
+        SELECT EXISTS (SELECT 1 FROM interop_messages) OR EXISTS (SELECT 1 FROM interop_dead_letters)
+          OR EXISTS (SELECT 1 FROM interop_withdrawn) OR EXISTS (SELECT 1 FROM interop_store WHERE moved_from IS NOT NULL)
+          OR pg_sequence_last_value(pg_get_serial_sequence('interop_messages', 'id')::regclass) IS NOT NULL AS used`;
       if (used) {
         await check(tx, contents, { dataDir, location }, progress);
         return { action: "checked" as const, ...counts };
@@ -259,15 +272,19 @@ async function copy(tx: TransactionSql, contents: SqliteContents, progress?: Mig
     progress?.("copying", done, contents.messages);
   }
   // As migration 2 fills them from existing messages: the newest id and how many each inbox holds.
+  // An inbox may be there already, empty (see `used`): the store's own takes its place.
   await tx`
     INSERT INTO interop_inbox_heads (agent, last_id, published)
-    SELECT recipient, max(id), count(*) FROM interop_messages GROUP BY recipient`;
+    SELECT recipient, max(id), count(*) FROM interop_messages GROUP BY recipient
+    ON CONFLICT (agent) DO UPDATE SET last_id = excluded.last_id, published = excluded.published`;
   const { inboxes, deadLetters, withdrawn } = contents;
   if (inboxes.length > 0) {
     await tx`
       INSERT INTO interop_inboxes (agent, delivered_id, purged_id, last_seen, expired)
       SELECT * FROM unnest(${inboxes.map((i) => i.agent)}::text[], ${inboxes.map((i) => i.delivered_id)}::int8[],
-        ${inboxes.map((i) => i.purged_id)}::int8[], ${inboxes.map((i) => i.last_seen)}::int8[], ${inboxes.map((i) => i.expired)}::int8[])`;
+        ${inboxes.map((i) => i.purged_id)}::int8[], ${inboxes.map((i) => i.last_seen)}::int8[], ${inboxes.map((i) => i.expired)}::int8[])
+      ON CONFLICT (agent) DO UPDATE SET delivered_id = excluded.delivered_id, purged_id = excluded.purged_id,
+        last_seen = excluded.last_seen, expired = excluded.expired`;
   }
   if (deadLetters.length > 0) {
     await tx`
@@ -316,8 +333,11 @@ async function check(
   }
   const inboxes = new Map((await tx<{ agent: string; purged_id: number }[]>`SELECT agent, purged_id FROM interop_inboxes`)
     .map((row) => [row.agent, row.purged_id]));
+  // The store an earlier run moved here (by identity, and handing out no id since): what is missing there, its
+  // brokers removed (retention, an inbox removed), which only its own messages' ids can tell from another store's.
+  const sameStore = moved.moved_from !== null;
   for (const inbox of contents.inboxes) {
-    if (!inboxes.has(inbox.agent)) throw refuse(`inbox ${inbox.agent} is missing there`);
+    if (!sameStore && !inboxes.has(inbox.agent)) throw refuse(`inbox ${inbox.agent} is missing there`);
   }
   const fields = ["recipient", "sender", "created_at", "payload"] as const;
   let done = 0;
@@ -328,7 +348,7 @@ async function check(
     for (const message of rows) {
       const there = stored.get(message.id);
       if (there === undefined) {
-        if (message.id <= (inboxes.get(message.recipient) ?? 0)) continue;
+        if (sameStore || message.id <= (inboxes.get(message.recipient) ?? 0)) continue;
         throw refuse(`message ${message.id} is missing there`);
       }
       const field = fields.find((name) => there[name] !== message[name]);

@@ -1,6 +1,6 @@
 /** `interop migrate`: a SQLite broker's store moved into PostgreSQL, served on from there, checked on a second run. */
 import assert from "node:assert/strict";
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
@@ -30,7 +30,7 @@ async function setUp(t: TestContext) {
     dirs.push(dir);
     return dir.path;
   };
-  return { url, start, dataDir };
+  return { url, start, dataDir, anotherDatabase: () => server.createDatabase() };
 }
 
 const migrate = (from: string, to: string, json = true) => runCli(["migrate", "--from", from, "--to", to, ...(json ? ["--json"] : [])]);
@@ -338,6 +338,19 @@ test("a migrated data dir is marked moved: a SQLite broker and interop token ref
   const checked = await migrate(dir, setup.url);
   assert.equal(checked.code, 0, checked.stderr);
   assert.equal(JSON.parse(checked.stdout).action, "checked");
+  // Red team 54: copied into a second, empty database too, the store forked: ids handed out again, messages twice.
+  const second = await setup.anotherDatabase();
+  const forked = await migrate(dir, second);
+  assert.equal(forked.code, 1, forked.stdout);
+  assert.match(forked.stderr, new RegExp(`^error: Data dir ${dir} was moved to ${setup.url} at [\\dT:.Z-]+, not ${second}: its brokers ` +
+    `serve it there, and a second copy would hand out its ids again and deliver its messages twice \\(to move it anyway, remove ${marked}\\)\n$`));
+
+  // A marker that is a dangling symlink still marks it (red team 54: the broker started).
+  rmSync(marked);
+  symlinkSync(join(dir, "nowhere"), marked);
+  const dangling = await runCli(["serve", "--data-dir", dir, "--port", "0"]);
+  assert.equal(dangling.code, 2, dangling.stderr);
+  assert.match(dangling.stderr, /interop migrate moved its store to PostgreSQL/);
 
   // Taken back, the SQLite store hands out ids the database has too: migrate no longer calls it the same store.
   rmSync(marked);
@@ -370,4 +383,36 @@ test("interop migrate of a second data dir into a database that holds another's 
   const second = await migrate(two, setup.url);
   assert.equal(second.code, 1, second.stdout);
   assert.match(second.stderr, /holds another store than data dir .*: it holds the store interop migrate moved from another data dir/);
+});
+
+// Red team 54: a re-run refused the store it had moved once the database's brokers had removed some of it ("message 1
+// is missing there; migrate into an empty database", which would fork it), and a database where a broker had only
+// made its --agents' inboxes was taken for a store: "checked", nothing copied, and the ids handed out again.
+test("interop migrate checks a store it moved after the database's brokers removed some of it, and copies into a database with empty inboxes", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const pgFirst = await setup.start({ args: ["--database-url", setup.url, "--agents", "hermes,openclaw"] });
+  assert.equal((await pgFirst.stop()).code, 0);
+  const dir = setup.dataDir();
+  const sqlite = await setup.start({ dataDir: dir, args: ["--agents", "hermes,openclaw,leo"] });
+  for (let n = 1; n <= 3; n++) await publish(sqlite.url, "hermes", "openclaw", { n });
+  await publish(sqlite.url, "hermes", "leo", { n: 4 });
+  assert.equal((await sqlite.stop()).code, 0);
+  const copied = await migrate(dir, setup.url);
+  assert.equal(copied.code, 0, copied.stderr);
+  assert.equal(JSON.parse(copied.stdout).action, "copied");
+  const pg = await setup.start({ args: ["--database-url", setup.url] });
+  assert.deepEqual(await peek(pg.url, "openclaw"), [1, 2, 3]);
+  assert.equal((await json(publish(pg.url, "hermes", "openclaw", { n: 5 }))).id, 5, "past the SQLite store's ids");
+  // Taken and removed by retention, and an inbox the operator removed.
+  assert.equal((await fetch(`${pg.url}/poll?agent=openclaw`)).status, 200);
+  const sql = postgres(setup.url, { max: 1, onnotice: () => {} });
+  t.after(() => sql.end({ timeout: 1 }));
+  await sql`DELETE FROM interop_messages WHERE id <= 3`;
+  const removed = await runCli(["agent", "remove", "leo", "--force", "--url", pg.url]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal((await pg.stop()).code, 0);
+  const again = await migrate(dir, setup.url);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).action, "checked");
 });

@@ -38,9 +38,13 @@ test("a lease holds off other leases and takes until its own take ends it, and o
   await assert.rejects(leases.take(leo, "another-id", () => Promise.resolve("taken")), (error) => leased(error, 40));
   assert.equal(await leases.take(ann, undefined, () => Promise.resolve("ann's")), "ann's");
   assert.equal(await leases.take(leo, id, () => Promise.resolve("mine")), "mine");
-  // Ended by its take, even one that failed: the next reader is let in.
+  // Ended by its take once it is done; one that failed (red team 54: a full disk) leaves it to the holder's next try,
+  // which is not refused, or to its end: what it showed is still not taken.
   const next = await leases.acquire(leo, 60);
   await assert.rejects(leases.take(leo, next, () => Promise.reject(new Error("disk"))), /disk/);
+  await assert.rejects(leases.take(leo, undefined, () => Promise.resolve("plain")), (error) => leased(error, 60));
+  assert.equal(await leases.acquire(leo, 60, next), next, "renewed by its holder");
+  assert.equal(await leases.take(leo, next, () => Promise.resolve("mine at last")), "mine at last");
   assert.equal(await leases.take(leo, undefined, () => Promise.resolve("plain")), "plain");
 });
 

@@ -28,7 +28,7 @@ export interface Leases {
   acquire(agent: AgentName, seconds: number, renewing?: string): Promise<string>;
   /**
    * Runs a take of `agent`'s messages (`work`): refused while another caller holds a lease on the inbox, and it ends
-   * the caller's own lease (`id`) once it is done, which lets the next reader in. `work` is handed the lease for the
+   * the caller's own lease (`id`) once it is done, which lets the next reader in (a take that failed leaves it). `work` is handed the lease for the
    * store's take to check and end, or undefined when that was done here. A take whose `id` is not the lease held
    * (it expired, or a broker of its own restarted) still runs, taking what is left, and `lost` is told: what the
    * caller was shown may have been taken by another reader meanwhile. A shared store's take judges that in its
@@ -81,14 +81,20 @@ export class InboxLeases implements Leases {
     const takes = this.#takes.get(agent) ?? { count: 0, ended: Promise.withResolvers<void>() };
     this.#takes.set(agent, takes);
     takes.count++;
+    let took = false;
     try {
-      return await work(undefined);
+      const taken = await work(undefined);
+      took = true;
+      return taken;
     } finally {
       if (--takes.count === 0) {
         this.#takes.delete(agent);
         takes.ended.resolve();
       }
-      if (id !== undefined) this.end(agent, id);
+      // A take that failed (a full disk, a client gone) leaves the lease to its client's next try, or to its end:
+      // ended, the inbox was the next reader's while what it showed was still not taken (red team 54: a second
+      // `interop poll` printed the same messages while the first one's take waited for room).
+      if (id !== undefined && took) this.end(agent, id);
     }
   }
 

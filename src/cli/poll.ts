@@ -46,6 +46,8 @@ printed and taken nothing.
 
 /** How long a run holds the inbox for a page it prints: a run that dies holding it delays the next this long at most. */
 const LEASE_SECONDS = 60;
+/** How often a run renews its lease while it prints, or while its take is tried again. */
+const LEASE_RENEW_MS = (LEASE_SECONDS * 1000) / 3;
 /** How often a run that finds the inbox leased to another asks again, and for how long at most. */
 const LEASE_RETRY_MS = 250;
 const MAX_LEASE_WAIT_MS = 5 * 60_000;
@@ -121,6 +123,7 @@ const RETRIED_TAKE_REFUSALS = new Set(["too_many_requests", "server_busy", "stor
 async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string | undefined, shutdown: AbortSignal) {
   const upTo = shown.length > 0 ? shown[shown.length - 1].interop.id : 0;
   const giveUpAt = performance.now() + MAX_LEASE_WAIT_MS;
+  let renewedAt = performance.now();
   for (;;) {
     try {
       return await client.takeShown(agent, Math.max(shown.length, 1), upTo, lease);
@@ -129,6 +132,14 @@ async function takePrinted(client: BrokerClient, agent: AgentName, shown: WireMe
       if (error.code === "inbox_leased") await sleep(LEASE_RETRY_MS, shutdown);
       else if (RETRIED_TAKE_REFUSALS.has(error.code)) await sleep((error.retryAfter ?? 1) * 1000, shutdown);
       else throw error;
+      // The retries outlast the lease (5 minutes against 60 s): it is renewed between them (red team 54: a second
+      // run printed the same messages after a minute of a full disk). Between tries, never during one: a renewal
+      // that reached the broker after the take would lease the inbox to no one. A lease that ran out and was given
+      // to no one is this run's again, under the id the renewal returns; another run's makes the take wait.
+      if (performance.now() - renewedAt >= LEASE_RENEW_MS && !shutdown.aborted) {
+        lease = (await client.peek(agent, 1, { seconds: LEASE_SECONDS, id: lease }).catch(() => undefined))?.lease ?? lease;
+        renewedAt = performance.now();
+      }
     }
   }
 }
@@ -188,7 +199,7 @@ async function leasedPeek(
 async function whileRenewing<T>(client: BrokerClient, agent: AgentName, lease: string | undefined, work: () => Promise<T>): Promise<T> {
   if (lease === undefined) return await work();
   // Failures are left to the take: it is refused if another run holds the inbox by then.
-  const renew = setInterval(() => void client.peek(agent, 1, { seconds: LEASE_SECONDS, id: lease }).catch(() => {}), (LEASE_SECONDS * 1000) / 3);
+  const renew = setInterval(() => void client.peek(agent, 1, { seconds: LEASE_SECONDS, id: lease }).catch(() => {}), LEASE_RENEW_MS);
   try {
     return await work();
   } finally {

@@ -129,6 +129,33 @@ test("interop poll whose take meets a full disk tries it again until there is ro
   assert.deepEqual((await (await fetch(`${broker.url}/poll?agent=openclaw`)).json()).map((message: { text: string }) => message.text), ["three"]);
 });
 
+// Red team 54: the take's retries (5 minutes) outlasted the run's lease on the inbox (60 s, renewed only while it
+// printed): a second run a minute later printed and took the same messages, and the first then said they were lost.
+test("interop poll whose take waits over a minute for room keeps its lease: a second run meanwhile prints none of it", {
+  skip: canMount ? false : "needs root to mount a tmpfs",
+  timeout: 180_000,
+}, async (t) => {
+  const { dataDir, broker } = await brokerOnSmallDisk(t);
+  for (const text of ["one", "two", "three"]) assert.equal((await publish(broker.url, "hermes", "openclaw", { text })).status, 200);
+  const filler = join(dataDir, "filler");
+  fillUp(filler);
+  const { poll, polling } = await pollPrinting(broker.url, ["--limit", "2"], 2, 180_000);
+  t.after(() => poll.exitCode === null && poll.kill("SIGKILL"));
+  // Past the lease's 60 s.
+  await new Promise((resolve) => setTimeout(resolve, 65_000));
+  const second = spawnCli(["poll", "--url", broker.url, "--agent", "openclaw", "--json"]);
+  t.after(() => second.exitCode === null && second.kill("SIGKILL"));
+  const secondDone = collect(second, 120_000);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  rmSync(filler);
+  const first = await polling;
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(first.stdout.trim().split("\n").map((line) => JSON.parse(line).text), ["one", "two"]);
+  const other = await secondDone;
+  assert.equal(other.code, 0, other.stderr);
+  assert.deepEqual(other.stdout.trim().split("\n").filter(Boolean).map((line) => JSON.parse(line).text), ["three"], "the second run printed only what the first left");
+});
+
 // Red team 53: `token create` on a full disk failed naming no file, and each try left a lock file behind.
 test("interop token create on a full disk fails naming the file, leaves no file behind, and works once there is room", {
   skip: canMount ? false : "needs root to mount a tmpfs",
@@ -213,9 +240,9 @@ async function brokerOnSmallDisk(t: TestContext): Promise<{ dataDir: string; bro
  * `interop poll --json` of openclaw's inbox (with `args`), once it printed `lines` messages and its take has been
  * refused for a second and a half; `polling` resolves as it exits.
  */
-async function pollPrinting(url: string, args: string[], lines: number) {
+async function pollPrinting(url: string, args: string[], lines: number, timeoutMs = 60_000) {
   const poll = spawnCli(["poll", "--url", url, "--agent", "openclaw", "--json", ...args]);
-  const polling = collect(poll, 60_000);
+  const polling = collect(poll, timeoutMs);
   let printed = "";
   poll.stdout!.on("data", (chunk: Buffer) => (printed += chunk));
   await waitFor(() => printed.split("\n").length > lines, 10_000, `${lines} messages printed`);

@@ -92,6 +92,7 @@ export class Broker {
       records: this.#inboxes,
       observers: this.#observers,
       shared: this.#shared !== undefined,
+      stopping: this.#stopping.signal,
     });
     this.#awaited = new AwaitedReplies({
       store: options.store,

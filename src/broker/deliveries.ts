@@ -6,6 +6,7 @@ import type { AgentName, Envelope } from "../message.ts";
 import type { InboxRecord } from "../store/store.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import { Holds } from "./holds.ts";
+import { tryUntilLanded } from "./store_retry.ts";
 import type { Observers } from "./observers.ts";
 
 export interface DeliveriesDeps {
@@ -15,7 +16,12 @@ export interface DeliveriesDeps {
   observers: Observers;
   /** Other brokers share the store: its cursors are moved by the take or claim itself. */
   shared: boolean;
+  /** Aborted as the broker stops: a take's mark that has not landed by then is left (see `take`). */
+  stopping: AbortSignal;
 }
+
+/** How a take's mark is tried again while the store refuses it (a full disk, PostgreSQL away), in ms. */
+const MARK_RETRY = { firstMs: 1000, maxMs: 30_000 };
 
 export class Deliveries {
   #deps: DeliveriesDeps;
@@ -81,16 +87,20 @@ export class Deliveries {
     this.taken.add(envelope.id);
     const release = this.hold([envelope.id]);
     this.tookOutOfOrder(inbox, envelope);
-    // Once committed, the store leaves it out of every read; until then, memory does.
-    this.#deps.commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] }).then(
-      () => {
-        this.taken.delete(envelope.id);
-        release();
-      },
-      () => {
-        // Not committed: after a crash it would be delivered once more to the inbox's reader. Until then it is
-        // handed out, so it stays held from expiry as it stays taken.
-      },
+    // Once committed, the store leaves it out of every read; until then, memory does, and the mark is tried again
+    // while the store refuses it (red team 54: an ask's reply taken on a full disk came back after a restart). Not
+    // landed when the broker stops (or crashes), it is delivered once more to the inbox's reader: until then it is
+    // handed out, so it stays held from expiry as it stays taken.
+    const mark = () => this.#deps.commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] });
+    void tryUntilLanded(
+      () =>
+        mark().then(() => {
+          this.taken.delete(envelope.id);
+          release();
+        }),
+      () => true,
+      this.#deps.stopping,
+      MARK_RETRY,
     );
   }
 

@@ -88,20 +88,17 @@ export class Deliveries {
     const release = this.hold([envelope.id]);
     this.tookOutOfOrder(inbox, envelope);
     // Once committed, the store leaves it out of every read; until then, memory does, and the mark is tried again
-    // while the store refuses it (red team 54: an ask's reply taken on a full disk came back after a restart). Not
-    // landed when the broker stops (or crashes), it is delivered once more to the inbox's reader: until then it is
-    // handed out, so it stays held from expiry as it stays taken.
+    // while the store refuses it (red team 54: an ask's reply taken on a full disk came back after a restart), and
+    // once more as the broker stops, in its last commit. Not landed then (or at a crash), it is delivered once more
+    // to the inbox's reader: until then it is handed out, so it stays held from expiry as it stays taken.
     const mark = () => this.#deps.commits.update({ agent: envelope.to, polled: [{ after: envelope.id - 1, upTo: envelope.id }] });
-    void tryUntilLanded(
-      () =>
-        mark().then(() => {
-          this.taken.delete(envelope.id);
-          release();
-        }),
-      () => true,
-      this.#deps.stopping,
-      MARK_RETRY,
-    );
+    const landed = () => {
+      this.taken.delete(envelope.id);
+      release();
+    };
+    void tryUntilLanded(() => mark().then(landed), () => true, this.#deps.stopping, MARK_RETRY).then(() => {
+      if (this.taken.has(envelope.id) && this.#deps.stopping.aborted) mark().then(landed, () => {});
+    });
   }
 
   /** Counts messages handed out in order (streams, polls, replays) as delivered; one already delivered counts as repeated. */

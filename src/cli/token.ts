@@ -65,9 +65,10 @@ Options:
 Changes made at once take turns (DIR/tokens.json.lock), none lost; one that waited a
 minute for another process's change gives up.
 
-Exit codes: 0 done, 2 bad usage or nothing matched, 1 a data dir it cannot create or write,
-or a database it cannot reach, 6 it waited a minute for other processes' changes of
-DIR/tokens.json (the error names the lock and its holder).
+Exit codes: 0 done, 2 bad usage or nothing matched (or a data dir interop migrate moved),
+1 a data dir it cannot create or write, or a database that refused (no such database, a
+wrong password), 3 a database it cannot reach now (retry), 6 it waited a minute for other
+processes' changes of DIR/tokens.json (the error names the lock and its holder).
 `;
 
 export const WORDS = ["create", "list", "revoke"] as const;

@@ -13,7 +13,7 @@ import { InteropError } from "../errors.ts";
 import { changed, insertTokens } from "./postgres_tokens.ts";
 import { CLIENT_OPTIONS, HEARTBEAT_MS } from "./postgres_registry.ts";
 import { redactUrl } from "../url_redaction.ts";
-import { INT8_AS_NUMBER } from "./postgres_client.ts";
+import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite_open.ts";
 import { markMoved, MOVED_FILE, movedTo } from "./moved_store.ts";
@@ -116,7 +116,9 @@ export async function migrateSqliteToPostgres(dataDir: string, url: string, prog
       await migrate(sql);
     } catch (cause) {
       if (cause instanceof InteropError) throw cause;
-      throw new InteropError("storage_unavailable", `Cannot migrate the schema of ${location}: ${(cause as Error).message}`, { cause });
+      // Unreachable now is worth a retry (exit 3); a refusal (no such database, a wrong password) is not.
+      const code = isUnreachable(cause) ? "storage_unavailable" : "storage_failed";
+      throw new InteropError(code, `Cannot migrate the schema of ${location}: ${(cause as Error).message}`, { cause });
     }
     const database = sql;
     // Held from the read until the copy commits: a token revoked in the data dir after the read would be copied, and

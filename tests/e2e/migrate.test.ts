@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
 import { withFileLock } from "../../src/file_lock.ts";
-import { brokerPool, publish, waitFor } from "../helpers/broker.ts";
+import { brokerPool, freePort, publish, waitFor } from "../helpers/broker.ts";
 import { rpc } from "../helpers/a2a.ts";
 import { type CliResult, runCli, tempDir } from "../helpers/cli.ts";
 import { sharedPostgres } from "../helpers/postgres.ts";
@@ -415,4 +415,21 @@ test("interop migrate checks a store it moved after the database's brokers remov
   const again = await migrate(dir, setup.url);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(JSON.parse(again.stdout).action, "checked");
+});
+
+// Red team 54: a database that does not exist answered exit 3 ("try again later"), as one that cannot be reached.
+test("interop migrate into a database that does not exist exits 1, and one it cannot reach 3 (worth a retry)", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const dir = setup.dataDir();
+  assert.equal((await (await setup.start({ dataDir: dir })).stop()).code, 0);
+  const missing = new URL(setup.url);
+  missing.pathname = "/no_such_database";
+  const refused = await migrate(dir, missing.href);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /database "no_such_database" does not exist/);
+  const nowhere = new URL(setup.url);
+  nowhere.port = String(await freePort());
+  const unreachable = await migrate(dir, nowhere.href);
+  assert.equal(unreachable.code, 3, unreachable.stderr);
 });

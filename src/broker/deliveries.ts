@@ -16,7 +16,7 @@ export interface DeliveriesDeps {
   observers: Observers;
   /** Other brokers share the store: its cursors are moved by the take or claim itself. */
   shared: boolean;
-  /** Aborted as the broker stops: a take's mark that has not landed by then is left (see `take`). */
+  /** Aborted as the broker stops: a take's mark that has not landed by then is tried once more, then left (`take`). */
   stopping: AbortSignal;
 }
 

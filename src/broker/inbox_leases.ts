@@ -29,9 +29,10 @@ export interface Leases {
   /**
    * Runs a take of `agent`'s messages (`work`): refused while another caller holds a lease on the inbox, and it ends
    * the caller's own lease (`id`) once it is done, which lets the next reader in (a take that failed leaves it for
-   * the caller's next try). `work` is handed the lease for the store's take to check and end, or undefined when that was done here. A take whose `id` is not the lease held
-   * (it expired, or a broker of its own restarted) still runs, taking what is left, and `lost` is told: what the
-   * caller was shown may have been taken by another reader meanwhile. A shared store's take judges that in its
+   * the caller's next try). `work` is handed the lease for the store's take to check and end, or undefined when
+   * that was done here. A take whose `id` is not the lease held (it expired, or a broker of its own restarted) still
+   * runs, taking what is left, and `lost` is told: what the caller was shown may have been taken by another reader
+   * meanwhile. A shared store's take judges that in its
    * transaction, and tells it through the take's `PollOptions.leaseLost`.
    */
   take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>, lost?: () => void): Promise<T>;

@@ -15,6 +15,7 @@ import { parseAgentName, type WireMessage } from "../src/message.ts";
 import { TakenMessages } from "../src/mcp/taken_messages.ts";
 import { wireTools } from "../src/mcp/session_transport.ts";
 import { registerTools } from "../src/mcp/tools.ts";
+import { waitFor } from "./helpers/broker.ts";
 
 interface Session {
   client: Client;
@@ -331,9 +332,35 @@ test("a wait answers what it was shown and takes it once the answer is written; 
   answered = session.answered;
   assert.deepEqual(await session.call(2, "wait", { timeout_seconds: 10 }), [7]);
   await taken.promise;
-  assert.deepEqual(takes, ["up to 7 under lost, answered: 1,2"], "taken once the answer reached the client");
+  // Then a take of nothing, which ends the lease a failed take leaves (refused too, here).
+  await waitFor(() => takes.length === 2, 5000, "the take of nothing");
+  assert.deepEqual(takes, ["up to 7 under lost, answered: 1,2", "up to 0 under lost, answered: 1,2"], "taken once the answer reached the client");
   await session.close();
   assert.equal(await session.parkUnreturned(), true);
+});
+
+// Red team 54: a take refused by a full disk (507) after the answer was written left the message in the inbox, and
+// the next call showed it as new, though the tool descriptions say a message comes again only marked.
+test("a message whose take fails after its answer was written (a full disk) is shown again marked redelivered, its lease ended", async () => {
+  const takes: number[] = [];
+  const message = { text: "m7", interop: { id: 7, from: "hermes" } } as unknown as WireMessage;
+  const broker = {
+    peek: () => Promise.resolve({ messages: [message], more: false, lease: "lease" }),
+    poll: (_agent: string, _limit: number, upTo: number) => {
+      takes.push(upTo);
+      return upTo === 0 ? Promise.resolve([]) : Promise.reject(new InteropError("storage_full", "No room on the disk", { status: 507 }));
+    },
+  } as unknown as BrokerClient;
+  const session = await rawSession(broker);
+  const shown = async (id: number) => {
+    const result = await session.request(id, "tools/call", { name: "inbox", arguments: {} }) as { content: Array<{ text: string }> };
+    return JSON.parse(result.content[0].text).map((m: { interop: { id: number; redelivered?: boolean } }) => [m.interop.id, m.interop.redelivered ?? false]);
+  };
+  assert.deepEqual(await shown(2), [[7, false]]);
+  await waitFor(() => takes.length === 2, 5000, "the take and the take of nothing").catch(() => {});
+  assert.deepEqual(takes, [7, 0], "the take, refused, then the take of nothing that ends the lease");
+  assert.deepEqual(await shown(3), [[7, true]]);
+  await session.close();
 });
 
 /**

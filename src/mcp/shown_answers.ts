@@ -41,13 +41,14 @@ export function answerShownFor(
   track: (take: Promise<unknown>) => void,
 ): AnswerShown {
   return (requestId, signal, earlier, shown, one) => {
-    const messages = [...earlier, ...shown?.messages ?? []];
+    const messages = taken.marked([...earlier, ...shown?.messages ?? []]);
     const lease = shown?.lease;
     if (lease === undefined) return taken.answering(requestId, signal, messages);
     track(takes.after(requestId, signal, async (written) => {
       // Not written: the client never got them, and what was held already is held again.
       taken.answering(requestId, written ? signal : AbortSignal.abort(), written ? messages : earlier);
-      await takeShown(client, agent, shown!.messages, lease, written, one);
+      const failed = await takeShown(client, agent, shown!.messages, lease, written, one);
+      if (failed && written) taken.untaken(shown!.messages);
     }));
     return messages;
   };
@@ -58,8 +59,10 @@ export function answerShownFor(
  * (which ends the lease) once it never will be; `one` takes that message alone, out of order (an ask's reply).
  * It may take less than `shown`: a stream heeds no lease, and a lease lost (expired, or forgotten by a broker of its
  * own that restarted) lets another reader in, which may show those again. A take that fails (the broker
- * unreachable, another reader's lease since, the agent removed) leaves them in the inbox, shown again later: at
- * least once, as the agent may have read them; a lease still held expires by itself.
+ * unreachable, another reader's lease since, the agent removed, a full disk) leaves them in the inbox, shown again
+ * later, marked `redelivered` (red team 54: shown again as new): at least once, as the agent may have read them. Its
+ * lease, which a failed take leaves, is ended by a take of nothing, or expires by itself. Resolves with whether the
+ * take failed.
  */
 async function takeShown(client: BrokerClient, agent: AgentName, shown: WireMessage[], lease: string, written: boolean, one?: number) {
   // Asked again through a 503 (PostgreSQL away a moment) while the lease lasts: given up at once, what the model has
@@ -69,7 +72,10 @@ async function takeShown(client: BrokerClient, agent: AgentName, shown: WireMess
     if (!written || shown.length === 0) await throughOutage(() => client.poll(agent, 1, 0, lease), until);
     else if (one !== undefined) await throughOutage(() => client.takeOne(agent, one, lease), until);
     else await throughOutage(() => client.poll(agent, shown.length, shown[shown.length - 1].interop.id, lease), until);
+    return false;
   } catch {
-    // Shown again later (above).
+    // Shown again later (above); the next call's read would be refused while the lease holds.
+    await client.poll(agent, 1, 0, lease).catch(() => {});
+    return true;
   }
 }

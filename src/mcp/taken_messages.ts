@@ -23,6 +23,8 @@ export interface HeldMessage {
  */
 const ANSWER_MEMORY_MS = 30_000;
 const ANSWER_MEMORY_CALLS = 100;
+/** How many messages shown and left untaken (`untaken`) are remembered, the oldest forgotten first. */
+const UNTAKEN_MEMORY = 1000;
 
 /**
  * What the session's calls took and the client did not get. MCP's sender of `notifications/cancelled` ignores any
@@ -32,6 +34,8 @@ const ANSWER_MEMORY_CALLS = 100;
 export class TakenMessages {
   #held: HeldMessage[] = [];
   #answered = new Map<RequestId, { messages: WireMessage[]; at: number }>();
+  /** Ids of messages an answer showed whose take then failed: still in the inbox, shown again marked. */
+  #untaken = new Set<number>();
   #now: () => number;
 
   constructor(now: () => number = () => performance.now()) {
@@ -68,6 +72,25 @@ export class TakenMessages {
     if (answer === undefined) return;
     this.#answered.delete(requestId);
     this.#hold(answer.messages, true);
+  }
+
+  /**
+   * An answer that was written showed `messages`, and their take failed (a full disk, the broker away past the lease):
+   * they stay in the inbox, and the call that shows them again marks them `redelivered` (`marked`).
+   */
+  untaken(messages: WireMessage[]): void {
+    for (const { interop } of messages) this.#untaken.add(interop.id);
+    for (const id of this.#untaken) {
+      if (this.#untaken.size <= UNTAKEN_MEMORY) break;
+      this.#untaken.delete(id);
+    }
+  }
+
+  /** `messages` as a call returns them: one an earlier answer showed and could not take is marked `redelivered`. */
+  marked(messages: WireMessage[]): McpMessage[] {
+    return messages.map((message) =>
+      this.#untaken.delete(message.interop.id) ? { ...message, interop: { ...message.interop, redelivered: true } } : message
+    );
   }
 
   /** A new call came with `requestId`: the answer of an earlier call with it was read. */

@@ -144,7 +144,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     title: "Read my inbox",
     description: `Return the messages waiting for ${agent}, oldest first, and mark them read once this answer is ` +
       "delivered: one comes again only when this answer may not have reached you (the call was cancelled as it was " +
-      "answered, or this tool server stopped in between), marked interop.redelivered when it may have: skip one whose " +
+      "answered, or this tool server stopped in between) or could not be marked read (the broker's disk full), marked " +
+      "interop.redelivered when it may have: skip one whose " +
       "id you already handled. Each has the sender's fields plus interop.id, interop.from " +
       "and interop.timestamp. Returns [] when nothing is waiting; big messages come a few a call (the broker's answer " +
       "holds 16 Mi characters), so call again until it returns []. To wait for the next message instead of checking " +
@@ -163,8 +164,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   server.registerTool("wait", {
     title: "Wait for the next message",
     description: `Block until the next message for ${agent} arrives (or one already waiting), then return it and mark it ` +
-      "read (one marked interop.redelivered may have reached you in an answer cancelled after it was written: skip it " +
-      "if you handled its id). Use this instead of polling when you expect an answer or have nothing else to do. Returns " +
+      "read (one marked interop.redelivered may have reached you in an earlier answer, cancelled after it was written or " +
+      "not marked read: skip it if you handled its id). Use this instead of polling when you expect an answer or have nothing else to do. Returns " +
       `'{"message": null} when nothing came within the timeout; call it again to keep waiting. ${CLIENT_LIMIT_ADVICE}`,
     inputSchema: {
       timeout_seconds: z.number().positive().max(MAX_WAIT_SECONDS).optional().describe(

@@ -40,8 +40,9 @@ Options:
 
 Exit codes: 0 copied or checked, 1 the store failed, the database refused (no such
 database, a wrong password) or holds another store, or the data dir was moved to another
-database, 2 bad usage, 3 the database cannot be reached now (retry), 6 a broker holds the data dir or runs on the database, or another process's
-change of DATA_DIR/tokens.json held it for a minute (interop token).
+database, 2 bad usage, 3 the database cannot be reached now (retry), 6 a broker holds the
+data dir or runs on the database, or another process's change of DATA_DIR/tokens.json
+held it for a minute (interop token).
 `;
 
 export const OPTIONS = {

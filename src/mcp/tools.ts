@@ -165,7 +165,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     title: "Wait for the next message",
     description: `Block until the next message for ${agent} arrives (or one already waiting), then return it and mark it ` +
       "read (one marked interop.redelivered may have reached you in an earlier answer, cancelled after it was written or " +
-      "not marked read: skip it if you handled its id). Use this instead of polling when you expect an answer or have nothing else to do. Returns " +
+      "not marked read: skip it if you handled its id). Use this instead of polling when you expect an answer or have " +
+      "nothing else to do. Returns " +
       `'{"message": null} when nothing came within the timeout; call it again to keep waiting. ${CLIENT_LIMIT_ADVICE}`,
     inputSchema: {
       timeout_seconds: z.number().positive().max(MAX_WAIT_SECONDS).optional().describe(

@@ -22,7 +22,8 @@ export function markMoved(dataDir: string, location: string): void {
   const path = join(dataDir, MOVED_FILE);
   const temporary = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, JSON.stringify({ to: location, at: new Date().toISOString() } satisfies Moved) + "\n", { mode: PRIVATE_FILE_MODE });
+    const moved: Moved = { to: location, at: new Date().toISOString() };
+    writeFileSync(temporary, JSON.stringify(moved) + "\n", { mode: PRIVATE_FILE_MODE });
     renameSync(temporary, path);
   } catch (cause) {
     rmSync(temporary, { force: true });

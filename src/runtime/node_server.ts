@@ -65,7 +65,7 @@ export function serveWithNode(options: ServeOptions): Promise<HttpServer> {
   server.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const expected = JSON.stringify(String(req.headers.expect).slice(0, 100));
     const body = errorJson("expectation_failed", `Expectation Failed: Expect ${expected} is not one this broker meets (only 100-continue is)`);
-    res.writeHead(417, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+    res.writeHead(417, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) }).end(body);
   });
   const bareRequests = answerOnBareSocket(server, options.handler, options.maxRequestHeadBytes, connections, timeoutMs, options.writeTimeoutMs);
   // Long-lived SSE responses must never be cut by the socket's idle timeout.

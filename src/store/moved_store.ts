@@ -35,14 +35,14 @@ export function markMoved(dataDir: string, location: string): void {
  * Where `dataDir`'s store was moved, if it was: the marker's presence says so (any file, a symlink even dangling),
  * its content where to (`to` undefined when it cannot be read: edited, or not a file).
  */
-export function movedTo(dataDir: string): { to: string | undefined; at: string | undefined } | undefined {
+export function movedTo(dataDir: string): Partial<Moved> | undefined {
   const path = join(dataDir, MOVED_FILE);
   try {
     lstatSync(path);
   } catch {
     return undefined;
   }
-  let moved: Partial<Moved> = {};
+  let moved: Partial<Record<keyof Moved, unknown>> = {};
   try {
     moved = JSON.parse(readFileSync(path, "utf8"));
   } catch {

@@ -119,7 +119,7 @@ test("interop poll whose take meets a full disk tries it again until there is ro
   // No room for the take's commit: the WAL grows by a page for it.
   const filler = join(dataDir, "filler");
   fillUp(filler);
-  const { poll, polling } = await pollPrinting(broker.url, ["--limit", "2"], 2);
+  const { poll, polling } = await pollPrinting(t, broker.url, ["--limit", "2"], 2);
   assert.equal(poll.exitCode, null, "the take is tried again while the disk is full");
   assert.equal((await (await fetch(`${broker.url}/status`)).json()).store.available, false, "the take was refused");
   rmSync(filler);
@@ -139,8 +139,7 @@ test("interop poll whose take waits over a minute for room keeps its lease: a se
   for (const text of ["one", "two", "three"]) assert.equal((await publish(broker.url, "hermes", "openclaw", { text })).status, 200);
   const filler = join(dataDir, "filler");
   fillUp(filler);
-  const { poll, polling } = await pollPrinting(broker.url, ["--limit", "2"], 2, 180_000);
-  t.after(() => poll.exitCode === null && poll.kill("SIGKILL"));
+  const { polling } = await pollPrinting(t, broker.url, ["--limit", "2"], 2, 180_000);
   // Past the lease's 60 s.
   await new Promise((resolve) => setTimeout(resolve, 65_000));
   const second = spawnCli(["poll", "--url", broker.url, "--agent", "openclaw", "--json"]);
@@ -211,7 +210,7 @@ test("interop poll stopped by Ctrl-C (SIGINT) while its take waits for room exit
   const { dataDir, broker } = await brokerOnSmallDisk(t);
   const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: "one" })).json();
   fillUp(join(dataDir, "filler"));
-  const { poll, polling } = await pollPrinting(broker.url, [], 1);
+  const { poll, polling } = await pollPrinting(t, broker.url, [], 1);
   const stoppedAt = performance.now();
   process.kill(poll.pid!, "SIGINT");
   const stopped = await polling;
@@ -238,10 +237,11 @@ async function brokerOnSmallDisk(t: TestContext): Promise<{ dataDir: string; bro
 
 /**
  * `interop poll --json` of openclaw's inbox (with `args`), once it printed `lines` messages and its take has been
- * refused for a second and a half; `polling` resolves as it exits.
+ * refused for a second and a half; `polling` resolves as it exits. Killed when the test ends, however it ends.
  */
-async function pollPrinting(url: string, args: string[], lines: number, timeoutMs = 60_000) {
+async function pollPrinting(t: TestContext, url: string, args: string[], lines: number, timeoutMs = 60_000) {
   const poll = spawnCli(["poll", "--url", url, "--agent", "openclaw", "--json", ...args]);
+  t.after(() => poll.exitCode === null && poll.kill("SIGKILL"));
   const polling = collect(poll, timeoutMs);
   let printed = "";
   poll.stdout!.on("data", (chunk: Buffer) => (printed += chunk));

@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from "node:path";
 import { hasSecrets } from "../client/url_credentials.ts";
 import { interopCommand } from "../paths.ts";
 import { listenerStateDir, type Scope, serviceDataDir } from "../service/unit.ts";
+import { refuseIfMoved } from "../store/moved_store.ts";
 import { parseCount, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
@@ -53,6 +54,10 @@ export function serveUnit(given: Flag[], scope: Scope, io: Io): UnitCommand {
   if (scope === "system") refuseOutsideStateDirectory("--data-dir", flags.get("data-dir") ?? configDataDir ?? defaultDataDir, defaultDataDir);
   const dataDir = flags.get("data-dir") ?? (configDataDir === undefined ? defaultDataDir : undefined);
   const databaseUrl = flags.get("database-url");
+  // A unit on a data dir `interop migrate` moved would fail at each start (serve refuses its store): refused here.
+  if (databaseUrl === undefined && !layered.args.some((arg) => arg.startsWith("--database-url="))) {
+    refuseIfMoved(resolve(dataDir ?? configDataDir!), "install a broker unit on the SQLite store");
+  }
   const first: Flag[] = [...(port === undefined ? [] : [["port", port] as Flag]), ...(dataDir === undefined ? [] : [["data-dir", dataDir] as Flag])];
   const rest = [...given, ...carried].filter(([name]) => name !== "port" && name !== "data-dir" && name !== "database-url");
   const args = [...first, ...rest];

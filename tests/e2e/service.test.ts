@@ -107,6 +107,23 @@ test("interop service install writes % and $ so systemd passes them as typed, an
   assert.match(injected.stderr, /^error: [^\n]*control character[^\n]*\n$/);
 });
 
+test("interop service install refuses a data dir interop migrate moved, whose broker would fail at each start", async () => {
+  const dir = tempDir();
+  try {
+    // As `interop migrate` leaves it (src/store/moved_store.ts).
+    writeFileSync(join(dir.path, "moved.json"), JSON.stringify({ to: "postgres://db.example/interop", at: "2026-12-06T20:00:00.000Z" }));
+    const refused = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--data-dir", dir.path]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(refused.stdout, "");
+    assert.match(refused.stderr, /^error: Cannot install a broker unit on the SQLite store in \S+: interop migrate moved its store to postgres:\/\/db\.example\/interop at [^\n]*--database-url[^\n]*\n$/);
+    // The database's broker is what the unit should run.
+    const onDatabase = await runCli(["service", "install", "--dry-run", "--exec", EXECUTABLE, "--data-dir", dir.path, "--database-url", "postgres://db.example/interop"]);
+    assert.equal(onDatabase.code, 0, onDatabase.stderr);
+  } finally {
+    dir.cleanup();
+  }
+});
+
 test("interop service install listen writes an always-on listener unit that systemd-analyze verify accepts", async () => {
   const dir = tempDir();
   try {

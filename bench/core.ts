@@ -70,7 +70,7 @@ try {
   // As serve wires it: the metrics observe every publish and delivery.
   broker.observe(new BrokerMetrics(() => broker.status(), []));
   const format = sseFormat(2000, true);
-  for (const agent of agents) (await broker.prepareStream(agent, { from: "cursor" }, format))(new CountingSink());
+  for (const agent of agents) (await broker.prepareStream(agent, { from: "cursor" }, format)).open(new CountingSink());
   const publish = (seq: number) => broker.publish(hub, undefined, { seq, t: performance.now(), text });
   // Warm-up: the JIT, and the store past its first index join.
   for (let seq = 0; seq < Math.min(publishes, 200); seq++) await publish(seq);

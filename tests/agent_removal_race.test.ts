@@ -66,10 +66,10 @@ test("a publish that comes while its recipient is being removed creates the inbo
 test("a stream prepared before its agent's removal and started after it ends at once, and a message to the agent's new inbox is delivered once", async (t) => {
   const { broker } = await openBroker(t);
   await broker.addAgent(openclaw);
-  const start = await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true));
+  const { open } = await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true));
   assert.equal(await broker.removeAgent(openclaw, false), 0);
   const sink = new TextSink();
-  start(sink);
+  open(sink);
   assert.ok(sink.closed.aborted, "the stream ended");
   assert.match(sink.text, /event: error\ndata: .*openclaw was removed by the operator/);
 

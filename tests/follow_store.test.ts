@@ -93,3 +93,40 @@ test("follow() that the broker refuses as expired even at its cursor asks again 
     assert.ok(gap >= 249, `retry ${retry + 1} asked after ${gap} ms`);
   }
 });
+
+test("follow() keeps its saved id when the broker of another store took it as its own (a store migrated there), and disowns it otherwise", async () => {
+  // The database's broker after `interop migrate`: another store's identity, the SQLite store's id resumed by.
+  const opened = async (resumedAfter: number | undefined) => {
+    const saved: Array<{ id: number; store?: string } | undefined> = [];
+    const logged: string[] = [];
+    const stop = new AbortController();
+    const client = {
+      baseUrl: "http://127.0.0.1:1",
+      urls: { next() {} },
+      openStream() {
+        // The stream ends once its one message is handled; follow() then stops.
+        const body = new Response("id: 8\ndata: {}\n\n").body!;
+        return Promise.resolve({ body, store: "database", ...(resumedAfter === undefined ? {} : { resumedAfter }) });
+      },
+    } as unknown as BrokerClient;
+    await follow({
+      client,
+      agent: "hermes" as AgentName,
+      from: { id: 7, store: "sqlite" },
+      deliver: () => Promise.resolve(stop.abort()),
+      delivered(position) {
+        saved.push(position);
+        return Promise.resolve();
+      },
+      log: { info: (message) => logged.push(message), warn() {}, debug() {} },
+      signal: stop.signal,
+    });
+    return { saved, logged };
+  };
+  const moved = await opened(7);
+  assert.deepEqual(moved.saved, [{ id: 8, store: "database" }], "the saved id stood until a message was handled");
+  assert.match(moved.logged[0], /resuming after 7$/);
+  const other = await opened(undefined);
+  assert.deepEqual(other.saved, [undefined, { id: 8, store: "database" }], "another store's id was disowned at once");
+  assert.match(other.logged[0], /another store than id 7's, reading what is pending$/);
+});

@@ -28,7 +28,7 @@ for (const where of ["on another broker", "on the same broker"]) {
     await a.addAgent(openclaw);
     const sink = new TextSink();
     t.after(() => sink.close());
-    (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+    (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
     const streamed = () => sink.ids();
 
     const sent: number[] = [];

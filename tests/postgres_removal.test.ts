@@ -95,7 +95,7 @@ test("a removal on broker A is refused while the agent's stream is open on broke
   await a.addAgent(openclaw);
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
 
   await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /a stream open on another broker/ });
   sink.close();
@@ -106,7 +106,7 @@ test("a removal on broker A is refused while the agent's stream is open on broke
 
   const again = new TextSink();
   t.after(() => again.close());
-  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(again);
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(again);
   assert.equal(await a.removeAgent(openclaw, true), 1);
   await waitFor(() => again.closed.aborted, 10_000, "B's stream to end");
   assert.match(again.text, /event: error\ndata: .*openclaw was removed by the operator/);
@@ -122,7 +122,7 @@ test("a stream that ends while PostgreSQL is down is closed in the store once it
   await a.addAgent(openclaw);
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   await assert.rejects(a.removeAgent(openclaw, false), { code: "agent_busy", message: /a stream open on another broker/ });
 
   // The blip: the stream ends while B cannot reach the server, so its closing fails.
@@ -283,7 +283,7 @@ test("a removal refused on broker A (a stream open on broker B) leaves A's /wait
   await a.addAgent(openclaw);
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await b.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   const waited = request("/wait?agent=openclaw&timeout=20");
   const asked = request("/ask?from=openclaw&to=hermes&timeout=20", { method: "POST", body: "deploy?" });
   await waitFor(() => a.status().agents[openclaw]?.waiting === 2, 10_000, "the wait and the ask to wait on A");

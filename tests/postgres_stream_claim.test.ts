@@ -50,7 +50,7 @@ for (const committed of [true, false]) {
     };
     const sink = new TextSink();
     t.after(() => sink.close());
-    (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+    (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
     await waitFor(() => failed, 30_000, "the stream's first claim");
     // Reads on at the next wake-up: this commit (or the idle re-read, 5 s, had it come while the claim failed).
     await broker.publish(hermes, openclaw, { n: 4 });

@@ -51,7 +51,7 @@ async function publishBacklog(broker: Broker): Promise<number[]> {
 async function streamBacklog(t: TestContext, broker: Broker, ids: number[]): Promise<number[]> {
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   const sent = () => sink.ids();
   const deadline = Date.now() + 10_000;
   while (sent().length < ids.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));

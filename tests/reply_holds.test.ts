@@ -60,7 +60,7 @@ test("a token publishing held questions past its most holds gets its oldest ques
   t.after(() => broker.close());
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await broker.prepareStream(hermes, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await broker.prepareStream(hermes, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   const questions = [];
   for (let n = 0; n <= MAX_HOLDS_PER_AGENT; n++) questions.push(await broker.publishHoldingReply(hermes, openclaw, { text: `q ${n}` }, 3_600_000));
   const { envelopes: [oldest] } = await broker.publish(openclaw, hermes, { text: "to the oldest" }, { replyTo: questions[0].id });

@@ -43,7 +43,7 @@ test("a stream whose catch-up read was in flight while a poll took messages does
   };
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await broker.prepareStream(hermes, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await broker.prepareStream(hermes, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   await found.promise;
   // Meanwhile a poll takes the first two, committed.
   const polled = (await broker.poll(hermes, 2)).map((envelope) => envelope.id);

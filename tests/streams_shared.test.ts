@@ -97,7 +97,7 @@ test("a stream's closing that keeps failing is tried again after 0.25, 0.5, 1, 2
   try {
     const { streams, closes } = streamsOverSharedStore(7);
     const client = sink();
-    (await streams.prepare(bob, { from: "cursor" }, sseFormat(2000, true)))(client);
+    (await streams.prepare(bob, { from: "cursor" }, sseFormat(2000, true))).open(client);
     await settle();
     client.hangUp();
     await settle();
@@ -114,7 +114,7 @@ test("a stream's closing that fails once the broker stops is not tried again", a
   try {
     const { streams, closes } = streamsOverSharedStore(Infinity);
     const client = sink();
-    (await streams.prepare(bob, { from: "cursor" }, sseFormat(2000, true)))(client);
+    (await streams.prepare(bob, { from: "cursor" }, sseFormat(2000, true))).open(client);
     await settle();
     streams.closeAll({ event: "shutdown", message: "the broker is stopping" });
     await settle();
@@ -134,11 +134,11 @@ test("a resume from a client that had bob's inbox on this store is refused (agen
 test("a resume from a client that had bob's inbox on this store is served when the store records no removal of bob (a restored backup)", async () => {
   const { streams } = streamsOverSharedStore(0, { known: false, removed: false });
   const resume = { from: "id", afterId: 0, store: "store", hadInboxOn: "store" } as const;
-  assert.equal(typeof await streams.prepare(bob, resume, sseFormat(2000, true)), "function");
+  assert.equal(typeof (await streams.prepare(bob, resume, sseFormat(2000, true))).open, "function");
 });
 
 test("a resume from a client that had bob's inbox is served when another broker created it since this one last looked", async () => {
   const { streams } = streamsOverSharedStore(0, { known: false, inCluster: true });
   const resume = { from: "id", afterId: 0, store: "store", hadInboxOn: "store" } as const;
-  assert.equal(typeof await streams.prepare(bob, resume, sseFormat(2000, true)), "function");
+  assert.equal(typeof (await streams.prepare(bob, resume, sseFormat(2000, true))).open, "function");
 });

@@ -28,13 +28,13 @@ import { refuseUnanswerable } from "./replies.ts";
 import { ScheduledRetention } from "./scheduled_retention.ts";
 import { StoreLeases } from "./store_leases.ts";
 import type { StreamStart } from "./stream_start.ts";
-import { type StreamStarter, Streams } from "./streams.ts";
+import { type PreparedStream, Streams } from "./streams.ts";
 import { type PollOptions, Takes } from "./takes.ts";
 import { Waiters } from "./waiters.ts";
 
 export type { HistoryEntry } from "./history.ts";
 export type { PublishOptions, Published, RefusedRecipient } from "./publishes.ts";
-export type { StreamStarter } from "./streams.ts";
+export type { PreparedStream, StreamStarter } from "./streams.ts";
 export type { PollOptions } from "./takes.ts";
 
 export class Broker {
@@ -397,7 +397,7 @@ export class Broker {
   }
 
   /** Validates a subscription and returns the function that starts it (see `Streams.prepare`). */
-  prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
+  prepareStream(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<PreparedStream> {
     return this.#streams.prepare(agent, start, format);
   }
 

@@ -25,6 +25,16 @@ const CLOSE_RETRY = { firstMs: 250, maxMs: 4000 };
 /** A prepared stream: validated, ready to be attached to the response once its headers are out. */
 export type StreamStarter = (sink: StreamSink) => void;
 
+/**
+ * A stream ready to start: `open` starts it; `resumedAfter` is the id it resumes after when it took the client's id
+ * as one of this store's, though the client named another store (one `interop migrate` moved here): the client's
+ * saved id stands.
+ */
+export interface PreparedStream {
+  open: StreamStarter;
+  resumedAfter?: number;
+}
+
 /** What the streams need of the broker. */
 export interface StreamsDeps {
   store: MessageStore;
@@ -202,7 +212,7 @@ export class Streams {
    * pending; from an id, exactly what came after it (the client says what it has). A newer stream for the same
    * agent replaces the older one, on whichever broker of a shared store it is.
    */
-  async prepare(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<StreamStarter> {
+  async prepare(agent: AgentName, start: StreamStart, format: StreamFormat): Promise<PreparedStream> {
     const { store } = this.#deps;
     // Refused before anything moves (a cursor, a replay point, the stream's owner on a shared store).
     // Per broker: on a shared store a stream on another broker is replaced all the same.
@@ -239,7 +249,9 @@ export class Streams {
     const replayedUpTo = inbox.deliveredId;
     // And up to what a claim that met an outage took: it may have committed (see `claim` below).
     let readAgainUpTo = replayedUpTo;
-    return (sink) => {
+    const movedHere = start.from === "id" && start.store !== undefined && start.store !== store.id &&
+      begun.start.from === "id" && begun.start.store === store.id;
+    const open: StreamStarter = (sink) => {
       // Removed since it was prepared: the record is no longer the agent's (a new one would take its messages too).
       if (this.#deps.currentInbox(agent) !== inbox) {
         sink.write(format.ending(agent, REMOVED(agent)));
@@ -324,6 +336,7 @@ export class Streams {
       if (resentAfter !== undefined) this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
       session.start();
     };
+    return movedHere ? { open, resumedAfter: begun.after } : { open };
   }
 
   /**

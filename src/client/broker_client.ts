@@ -260,22 +260,28 @@ export class BrokerClient {
 
   /**
    * Opens the agent's SSE stream, resuming after `from` (a broker with another store reads from the agent's
-   * cursor instead); resolves once the headers are in, with the identity of the broker's store. `hadInboxOn`: the
-   * store on which a stream of the agent opened before; there a broker refuses (`agent_removed`) to create the
-   * inbox again.
+   * cursor instead); resolves once the headers are in, with the identity of the broker's store and, when that is
+   * not `from`'s store but the broker took its id as one of its own (a store `interop migrate` moved there), the id
+   * it resumes after. `hadInboxOn`: the store on which a stream of the agent opened before; there a broker refuses
+   * (`agent_removed`) to create the inbox again.
    */
   async openStream(
     agent: AgentName,
     from: StreamPosition,
     signal: AbortSignal,
     hadInboxOn?: string,
-  ): Promise<{ body: ReadableStream<Uint8Array>; store: string | undefined }> {
+  ): Promise<{ body: ReadableStream<Uint8Array>; store: string | undefined; resumedAfter?: number }> {
     const headers: Record<string, string> = { accept: "text/event-stream", "last-event-id": String(from.id) };
     if (from.store !== undefined) headers["interop-store"] = from.store;
     if (hadInboxOn !== undefined) headers["interop-had-inbox"] = hadInboxOn;
     const response = await this.#fetch("GET", `/subscribe?${new URLSearchParams({ agent })}`, { headers }, { cancel: signal });
     if (response.body === null) throw new InteropError("rejected", "Broker sent a stream with no body");
-    return { body: response.body, store: response.headers.get("interop-store") ?? undefined };
+    const resumedAfter = response.headers.get("interop-resumed-after");
+    return {
+      body: response.body,
+      store: response.headers.get("interop-store") ?? undefined,
+      ...(resumedAfter === null ? {} : { resumedAfter: Number(resumedAfter) }),
+    };
   }
 
   /** Where the agent's inbox stands: the last message delivered to it (or the broker's last id for a new agent). */

@@ -194,12 +194,15 @@ async function followOnce(
       await options.delivered(position);
       advanced(position);
     }
-    const { body, store } = await options.client.openStream(options.agent, position, connection.signal, hadInboxOn);
+    const { body, store, resumedAfter } = await options.client.openStream(options.agent, position, connection.signal, hadInboxOn);
     connected = options.client.baseUrl;
     progress.opened(store);
     // Another store's ids say nothing here (a broker on another data dir): the broker reads from the agent's cursor,
     // and the saved id is disowned as a 409 disowns it (what was marked sent by id, `listen --a2a`'s, starts over).
-    const otherStore = position.store !== undefined && store !== undefined && store !== position.store;
+    // Unless the broker took the id as its own (the store was migrated there): then the saved id stands, and a
+    // listener killed before it handles a message resumes by it again, not from a cursor past what it was sent.
+    const otherStore = position.store !== undefined && store !== undefined && store !== position.store &&
+      resumedAfter !== position.id;
     options.log.info(
       otherStore
         ? `connected to ${connected} as ${options.agent}: another store than id ${position.id}'s, reading what is pending`

@@ -240,7 +240,7 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
       };
     });
   }
-  const open = await broker.prepareStream(agent, start, streamFormat.format);
+  const { open } = await broker.prepareStream(agent, start, streamFormat.format);
   return streamResponse(streamFormat.contentType, open);
 }
 

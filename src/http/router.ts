@@ -232,14 +232,17 @@ async function subscribe(
   );
   const store = request.header("interop-store") ?? request.url.searchParams.get("store") ?? "";
   const hadInboxOn = request.header("interop-had-inbox") ?? "";
-  const start = await broker.prepareStream(
+  const { open, resumedAfter } = await broker.prepareStream(
     agent,
     lastEventId === undefined
       ? { from: "cursor" }
       : { from: "id", afterId: lastEventId, ...(store === "" ? {} : { store }), ...(hadInboxOn === "" ? {} : { hadInboxOn }) },
     request.header("accept")?.includes("text/event-stream") ? formats.named : formats.plain,
   );
-  return streamResponse("text/event-stream; charset=utf-8", start, { "interop-store": broker.storeId });
+  // The id a client named by another store (the SQLite store migrated here) taken as this store's: it keeps it.
+  const headers: Record<string, string> = { "interop-store": broker.storeId };
+  if (resumedAfter !== undefined) headers["interop-resumed-after"] = String(resumedAfter);
+  return streamResponse("text/event-stream; charset=utf-8", open, headers);
 }
 
 /**

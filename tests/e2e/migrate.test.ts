@@ -299,6 +299,8 @@ test("a client resuming by an id of the SQLite store (listen names its store) re
   const resumed = await openSse(`${pg.url}/subscribe?agent=bob`, { "last-event-id": "2", "interop-store": sqliteStore });
   t.after(() => resumed.close());
   assert.deepEqual((await resumed.take(3)).map((event) => Number(event.id)), [3, 4, 5]);
+  // Said so: listen keeps its saved id (it would disown another store's, and a kill before it handled 3 lost 3 to 5).
+  assert.equal(resumed.headers.get("interop-resumed-after"), "2");
   resumed.close();
   // An id the SQLite store never handed out before the move names nothing here: a resume without an id, as before
   // (what the last stream was sent within the resume window comes again, then what is pending).
@@ -306,6 +308,7 @@ test("a client resuming by an id of the SQLite store (listen names its store) re
   const beyond = await openSse(`${pg.url}/subscribe?agent=bob`, { "last-event-id": "99", "interop-store": sqliteStore });
   t.after(() => beyond.close());
   assert.deepEqual((await beyond.take(4)).map((event) => Number(event.id)), [3, 4, 5, fresh.id]);
+  assert.equal(beyond.headers.get("interop-resumed-after"), null);
 });
 
 test("a migrated data dir is marked moved: a SQLite broker and interop token refuse it, migrate checks it, another store is refused", async (t) => {

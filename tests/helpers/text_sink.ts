@@ -42,6 +42,6 @@ export class TextSink implements StreamSink {
 /** A stream of `agent`'s inbox from its cursor (`interop listen`, or a client resuming without an id), into a TextSink. */
 export async function streamFromCursor(broker: Broker, agent: AgentName): Promise<TextSink> {
   const sink = new TextSink();
-  (await broker.prepareStream(agent, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await broker.prepareStream(agent, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   return sink;
 }

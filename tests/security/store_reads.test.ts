@@ -66,7 +66,7 @@ test("a stream catching up on a backlog of big messages reads no more of them at
   const { broker, asked, ids } = await openBroker(t);
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   const sent = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
   await until(() => sent().length === ids.length);
   assert.deepEqual(sent(), ids, "the whole backlog, once, in order");
@@ -78,7 +78,7 @@ test("a stream resumed by an id past the cursor skips the big messages up to it 
   const sink = new TextSink();
   t.after(() => sink.close());
   const resume = { from: "id", afterId: ids[ids.length - 1], store: broker.storeId } as const;
-  (await broker.prepareStream(openclaw, resume, sseFormat(2000, true)))(sink);
+  (await broker.prepareStream(openclaw, resume, sseFormat(2000, true))).open(sink);
   await until(() => broker.status().agents.openclaw.pending === 0);
   assert.equal(broker.status().agents.openclaw.pending, 0, "what the client had counts as delivered");
   assert.ok(asked.held <= READ_CHARS, `a read held ${asked.held} characters (at most ${READ_CHARS})`);
@@ -98,7 +98,7 @@ test("messages withdrawn since the broker started (A2A CancelTask) make no read 
   assert.ok(asked.most <= 1, `a wait's read asked for ${asked.most} messages (1)`);
   const sink = new TextSink();
   t.after(() => sink.close());
-  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true)))(sink);
+  (await broker.prepareStream(openclaw, { from: "cursor" }, sseFormat(2000, true))).open(sink);
   const sent = () => [...sink.text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
   await until(() => sent().length === ids.length - 1);
   assert.deepEqual(sent(), ids.slice(1), "the rest of the backlog, once, in order");

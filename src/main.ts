@@ -99,6 +99,9 @@ function setTitle(command: string, args: string[]): void {
   }
 }
 
+/** Why stdout took no more of what a command printed, but its reader leaving (`| head -1`). */
+let stdoutFailure: Error | undefined;
+
 function processIo(): Io {
   const shutdown = new AbortController();
   const stop = (signal: string) => {
@@ -108,22 +111,36 @@ function processIo(): Io {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
-  // A reader that went away (`| head -1`) is how pipelines end, not a crash: writers see output_closed.
+  // A reader that went away (`| head -1`) is how pipelines end, not a crash: writers see output_closed. Any other
+  // failure (a full disk: `> /dev/full`) ends the writes alike, and fails the command as it exits (see below).
   let stdoutClosed = false;
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code !== "EPIPE") throw error;
+  const failed = (error: NodeJS.ErrnoException) => {
     stdoutClosed = true;
-  });
+    if (error.code !== "EPIPE") stdoutFailure ??= error;
+  };
+  process.stdout.on("error", failed);
   const closed = () => new InteropError("output_closed", "stdout was closed: its reader is gone");
   // A script reads what other agents wrote as they sent it; a terminal is shown its control characters written out
   // (a reply's, a message's: JSON leaves DEL and the C1 controls as they are, and writing them out keeps it JSON).
   const shown = process.stdout.isTTY ? visibleControls : (text: string) => text;
+  /** Writes to stdout; `done` hears whether it was taken (Node calls back with a failed write's error, Deno throws it). */
+  const write = (text: string, done: (error?: Error | null) => void) => {
+    try {
+      process.stdout.write(shown(text), (error) => {
+        if (error) failed(error);
+        done(error);
+      });
+    } catch (error) {
+      failed(error as Error);
+      done(error as Error);
+    }
+  };
   return {
-    stdout: (text) => void (stdoutClosed || process.stdout.write(shown(text))),
+    stdout: (text) => void (stdoutClosed || write(text, () => {})),
     writeStdout: (text) =>
       new Promise((resolve, reject) => {
         if (stdoutClosed) return reject(closed());
-        process.stdout.write(shown(text), (error) => error ? reject(closed()) : resolve());
+        write(text, (error) => error ? reject(closed()) : resolve());
       }),
     // Every error and log line leaves here: a password in a URL (--url, $INTEROP_URL, --database-url), which
     // errors quote, never does. On a terminal, control characters in what others wrote (a receiver's answer, a
@@ -143,5 +160,19 @@ function processIo(): Io {
 // No top-level await: the single executable is bundled as CommonJS.
 void main(process.argv.slice(2), processIo()).then((code) => {
   // stdout may be a pipe still draining: exit once it has taken everything.
-  process.stdout.write("", () => process.exit(code));
+  const exit = () => {
+    // What the command printed did not all arrive: a script reading it (`id=$(interop send …)`) must not take it
+    // for done. `poll` and `listen` took only what was written before (they stop at output_closed). A command that
+    // failed anyway has said why.
+    if (stdoutFailure === undefined || code !== EXIT.ok) return process.exit(code);
+    process.stderr.write(`error: Cannot write to stdout: ${stdoutFailure.message}; what this command printed is incomplete\n`);
+    process.exit(EXIT.failure);
+  };
+  // Deno never calls back a write to a stdout that failed.
+  if (stdoutFailure !== undefined) return exit();
+  try {
+    process.stdout.write("", exit);
+  } catch {
+    exit();
+  }
 });

@@ -32,7 +32,8 @@ does, and --print-json still means --json.
 Exit codes: 0 the reply came, 7 no reply within --timeout (a later reply lands in the
 asker's inbox), 130 interrupted (Ctrl-C) before the reply, 2 bad usage, 3 broker
 unreachable (nothing sent), 4 broker refused, 11 in doubt: the question went out but no
-answer came (it may have been asked).
+answer came (it may have been asked), 1 the reply came but stdout took none of it (a full
+disk): it is written on stderr instead.
 `;
 
 export const OPTIONS = {
@@ -72,6 +73,14 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const { payload: answer } = fromWire(reply);
   const text = typeof answer.text === "string" ? answer.text : JSON.stringify(answer);
-  io.stdout((values.json || values["print-json"] ? JSON.stringify(reply) : text) + "\n");
+  const printed = (values.json || values["print-json"] ? JSON.stringify(reply) : text) + "\n";
+  try {
+    await io.writeStdout(printed);
+  } catch (error) {
+    if (!(error instanceof InteropError && error.code === "output_closed")) throw error;
+    // The broker handed the reply over taken: stdout's failure must not lose it, so it goes where errors go.
+    io.stderr(`error: Cannot write the reply to stdout; ${to}'s reply (id ${reply.interop.id}), taken from ${from}'s inbox, follows:\n${printed}`);
+    return EXIT.failure;
+  }
   return EXIT.ok;
 }

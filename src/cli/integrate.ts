@@ -12,6 +12,7 @@ import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { hasSecrets } from "../client/url_credentials.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { agentFlag, brokerClient, brokerUrl, checkDatabaseUrl, parseFlags, readSecret, usageError } from "./args.ts";
+import { refuseBadPushUrls } from "./push_url_variables.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop integrate — plug Hermes or OpenClaw into interop
@@ -98,6 +99,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   // A flag wins over the environment; a database over a data dir named the same way (as for interop token).
   const databaseUrl = values["database-url"] ?? (values["data-dir"] === undefined ? io.env.INTEROP_DATABASE_URL || undefined : undefined);
   if (databaseUrl !== undefined) checkDatabaseUrl("integrate", "--database-url", databaseUrl);
+  // Written into the listener's --a2a, which would refuse it.
+  refuseBadPushUrls("integrate", { openclaw: values.gateway }, () => "--gateway");
   if (options.token === undefined) await warnIfTokensOn(values.url, options.agent, io);
   if (values.write) {
     // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.

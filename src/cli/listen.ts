@@ -10,7 +10,7 @@ import { deliverUntilDone } from "./listen_delivery.ts";
 import { a2aOutbound, chooseSink, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
 import { checkWritable, positionSaver, resumeAfter } from "./listen_resume.ts";
 import { createLogger } from "./logger.ts";
-import { pushUrlFromEnv } from "./push_url_variables.ts";
+import { pushUrlFromEnv, refuseBadPushUrls } from "./push_url_variables.ts";
 
 export const HELP = `interop listen — follow an agent's inbox
 
@@ -171,6 +171,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (outputs.length > 1) throw usageError("listen", `Give at most one output, not --${outputs.join(" and --")}`);
   const values: ListenValues = outputs.length === 0 ? { ...flags, ...pushUrlFromEnv(io.env) } : flags;
   refuseFlagsWithoutTheirOutput("listen", values);
+  refuseBadPushUrls("listen", flags);
   const idleTimeoutMs = parseDuration("listen", "--idle-timeout", values["idle-timeout"], { min: 1000 });
   const client = brokerClient("listen", values, io.env);
   const log = createLogger(io, "listen", values.verbose);

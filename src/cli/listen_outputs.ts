@@ -5,7 +5,6 @@ import { A2aRpcClient } from "../a2a/rpc_client.ts";
 import type { BrokerClient } from "../client/broker_client.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import type { AgentName } from "../message.ts";
-import { redactUrl } from "../url_redaction.ts";
 import { parseByteSize, parseCount, parseDuration, readSecret, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import type { ListenValues as Values } from "./listen.ts";
@@ -28,7 +27,6 @@ export function a2aOutbound(
   context: { agent: AgentName; client: BrokerClient; log: Logger; cursorPath: string },
 ): A2aOutbound {
   const url = values.a2a!;
-  if (!/^https?:\/\/./.test(url)) throw usageError("listen", `--a2a needs the http(s) URL of the agent's A2A JSON-RPC endpoint, not ${JSON.stringify(redactUrl(url))}`);
   const state = new OutboundState(`${context.cursorPath.replace(/\.json$/, "")}.a2a.json`, url, context.agent);
   const rpc = new A2aRpcClient({
     url,

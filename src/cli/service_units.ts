@@ -8,7 +8,7 @@ import { refuseIfMoved } from "../store/moved_store.ts";
 import { parseCount, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
-import { PUSH_URL_VARIABLES, type PushOutput, pushUrlFromEnv } from "./push_url_variables.ts";
+import { PUSH_URL_VARIABLES, type PushOutput, pushUrlFromEnv, refuseBadPushUrls } from "./push_url_variables.ts";
 import { OPTIONS as SERVE_OPTIONS } from "./serve.ts";
 import { ENV_FLAGS, layerServeArgs } from "./serve_config.ts";
 
@@ -129,6 +129,7 @@ export function listenUnit(listenFlags: Flag[], agent: string, scope: Scope, io:
   for (const [output, url] of Object.entries(fromEnv)) secrets[PUSH_URL_VARIABLES[output as PushOutput]] = url;
   // Refused now, as the unit's listen would refuse it (exit 2, not restarted).
   refuseFlagsWithoutTheirOutput("service", { ...Object.fromEntries(listenFlags), ...fromEnv });
+  refuseBadPushUrls("service", Object.fromEntries(listenFlags));
   const args = ["--agent", agent, ...asArgs(listenFlags.filter(([name]) => !hidden.has(name)))];
   if (!given.has("url") && brokerUrl !== undefined && !secretUrl) args.push("--url", brokerUrl);
   if (scope === "system") {

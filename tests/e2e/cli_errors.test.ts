@@ -228,3 +228,26 @@ test("short flags, --data for the body and --json for JSON output; the old --jso
     await broker.cleanup();
   }
 });
+
+test("listen, service install listen and integrate refuse a push URL that is not http(s), which listen retried for ever", async () => {
+  const url = `http://127.0.0.1:${await closedPort()}`;
+  const home = tempDir();
+  try {
+    const cases: Array<[string[], Record<string, string>, string]> = [
+      [["listen", "-a", "hermes", "--url", url, "--post", "notaurl"], {}, `--post needs the http(s) URL to post each message to, not "notaurl"`],
+      [["listen", "-a", "hermes", "--url", url, "--openclaw", "ftp://gateway"], { OPENCLAW_HOOKS_TOKEN: "t" }, `--openclaw needs the http(s) URL of the OpenClaw gateway, not "ftp://gateway"`],
+      [["listen", "-a", "hermes", "--url", url, "--hermes-webhook", "webhook"], { HERMES_WEBHOOK_SECRET: "s" }, `--hermes-webhook needs the http(s) URL of the Hermes webhook route, not "webhook"`],
+      [["listen", "-a", "hermes", "--url", url], { INTEROP_POST_URL: "notaurl" }, `$INTEROP_POST_URL needs the http(s) URL to post each message to, not "notaurl"`],
+      [["service", "install", "--dry-run", "listen", "-a", "openclaw", "--post", "notaurl"], {}, `--post needs the http(s) URL to post each message to, not "notaurl"`],
+      [["integrate", "openclaw", "--gateway", "notaurl", "--home", home.path, "--url", url], {}, `--gateway needs the http(s) URL of the OpenClaw gateway, not "notaurl"`],
+    ];
+    for (const [args, env, message] of cases) {
+      const result = await runCli(args, { env, timeoutMs: 10_000 });
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+      oneLine(result.stderr);
+      assert.ok(result.stderr.startsWith(`error: ${message}; see 'interop ${args[0]} --help'`), result.stderr);
+    }
+  } finally {
+    home.cleanup();
+  }
+});

@@ -1,5 +1,5 @@
-/** Whether another process holds a FIFO open, read from /proc (Linux). */
-import { readdirSync, statSync } from "node:fs";
+/** Who else holds a FIFO open, and whether one of them waits to read it, read from /proc (Linux). */
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import process from "node:process";
 
 /**
@@ -13,6 +13,55 @@ import process from "node:process";
  * seen, and taken for none it would be written to while about to close (red team, session 52: 1 line of 40 read).
  */
 export function othersHoldOpen(path: string): boolean | undefined {
+  const holders = fifoHolders(path);
+  return holders === undefined ? undefined : holders.size > 0;
+}
+
+/**
+ * What the FIFO's readers are doing, as /proc shows: "none" when no other process holds it open, "waiting" when
+ * one is blocked reading it (so the pipe is empty: a read waits only for a pipe with nothing in it), "busy" when
+ * they hold it and do something else (read what is in it, handle a line); undefined where /proc cannot say.
+ * A writer holding the FIFO open is what makes a reader wait rather than meet its end-of-file.
+ */
+export function fifoReaders(path: string): "none" | "waiting" | "busy" | undefined {
+  const holders = fifoHolders(path);
+  if (holders === undefined) return undefined;
+  if (holders.size === 0) return "none";
+  for (const [pid, fds] of holders) if (waitsToRead(pid, fds)) return "waiting";
+  return "busy";
+}
+
+/**
+ * Whether a thread of process `pid` is blocked reading one of `fds` (each thread: Node reads a file in a worker
+ * thread of its own).
+ */
+function waitsToRead(pid: string, fds: number[]): boolean {
+  let threads: string[];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return false; // Exited since the listing.
+  }
+  return threads.some((thread) => {
+    const task = `/proc/${pid}/task/${thread}`;
+    try {
+      // The kernel function a sleeping thread waits in (`pipe_read`, `anon_pipe_read`); "0" while it runs.
+      if (!readFileSync(`${task}/wchan`, "utf8").includes("pipe_read")) return false;
+    } catch {
+      return false;
+    }
+    try {
+      // `NR arg0 …`: for a read, arg0 is the descriptor. A pipe it reads that is not the FIFO (its stdin) says nothing.
+      const call = readFileSync(`${task}/syscall`, "utf8").split(" ");
+      return call.length < 2 || fds.includes(Number.parseInt(call[1], 16));
+    } catch {
+      return true; // Not ours to read (a stricter ptrace policy): its wait in a pipe read counts.
+    }
+  });
+}
+
+/** The processes other than this one that hold `path` open, each with its descriptors of it; undefined where /proc cannot say. */
+function fifoHolders(path: string): Map<string, number[]> | undefined {
   let fifo: { dev: number; ino: number };
   let pids: string[];
   try {
@@ -24,6 +73,7 @@ export function othersHoldOpen(path: string): boolean | undefined {
     return undefined;
   }
   let unseen = false;
+  const holders = new Map<string, number[]>();
   for (const pid of pids) {
     let descriptors: string[];
     try {
@@ -33,7 +83,7 @@ export function othersHoldOpen(path: string): boolean | undefined {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") unseen = true;
       continue;
     }
-    const holds = descriptors.some((fd) => {
+    const fds = descriptors.filter((fd) => {
       try {
         const target = statSync(`/proc/${pid}/fd/${fd}`);
         return target.ino === fifo.ino && target.dev === fifo.dev;
@@ -43,7 +93,7 @@ export function othersHoldOpen(path: string): boolean | undefined {
         return false;
       }
     });
-    if (holds) return true;
+    if (fds.length > 0) holders.set(pid, fds.map(Number));
   }
-  return unseen ? undefined : false;
+  return unseen && holders.size === 0 ? undefined : holders;
 }

@@ -4,7 +4,7 @@ import { constants, statSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { InteropError } from "../errors.ts";
 import { sleep } from "../sleep.ts";
-import { othersHoldOpen } from "./fifo_holders.ts";
+import { fifoReaders, othersHoldOpen } from "./fifo_holders.ts";
 import type { MessageSink } from "./listen_sinks.ts";
 
 /** How long a reader may take to close the FIFO after end-of-file before it counts as a streaming reader. */
@@ -16,43 +16,88 @@ const READER_CLOSE_GRACE_MS = 250;
  *
  * A line counts as written once it is in the pipe, though its reader may die before reading it: nothing tells a
  * writer how much of a FIFO its reader drained (FIONREAD is an ioctl neither runtime exposes), so that loss (one
- * line, or up to the pipe's buffer for a streaming reader) is documented rather than guarded (docs/cli.md).
+ * line) is documented rather than guarded (docs/cli.md).
  *
  * Before the next open it waits for the last reader to close: data written while a reader is between
  * end-of-file and close() would be thrown away with its file descriptor. A reader that keeps the FIFO open
  * past end-of-file (`tail -f`, a read loop on one descriptor) is a streaming reader: it gets the following
- * messages on one open descriptor until it goes away (EPIPE), then per-message opens resume.
+ * messages on one open descriptor, each once it waits on the empty pipe (`untilReaderWaits`). One that closes
+ * after all (a slow `read line < FIFO`, taken for a streaming reader while it held the FIFO) gets its next line
+ * with an end-of-file, and per-message opens resume.
  */
 export function pipeSink(path: string, shutdown: AbortSignal): MessageSink {
   ensureFifo(path);
   let streaming: FileHandle | undefined;
+  /** The streaming reader was last not seen waiting in a read (one in epoll): its lines go without waiting. */
+  let readerUnseen = false;
   let wroteBefore = false;
   return async (message) => {
     const line = message.data + "\n";
-    if (streaming !== undefined) {
+    while (streaming !== undefined) {
+      const { closed, seen } = await untilReaderWaits(path, shutdown, readerUnseen ? 0 : UNSEEN_READER_MS);
+      readerUnseen = !seen;
       try {
         await writeAll(streaming, line, shutdown);
-        return;
       } catch (error) {
-        if (shutdown.aborted) throw error;
-        // EPIPE: the streaming reader left; the message goes to the next reader below.
+        if (shutdown.aborted || (error as NodeJS.ErrnoException).code !== "EPIPE") throw error;
+        // The reader left before the line went in: what it left in the pipe stays there while this descriptor is
+        // open (with no writer and no reader, the kernel throws it away: red team 55 lost 201 lines of 300 so).
+        continue;
+      }
+      // A reader that closed between lines, now seen waiting on the empty pipe, gets this line and its end-of-file
+      // as the descriptor closes: it reads per message, and per-message opens resume.
+      if (closed && seen) {
         await streaming.close().catch(() => {});
         streaming = undefined;
       }
+      return;
     }
     if (wroteBefore && await readerStaysOpen(path)) {
       streaming = await openForReader(path, shutdown);
       await writeAll(streaming, line, shutdown);
       return;
     }
-    const file = await openForReader(path, shutdown);
-    try {
-      await writeAll(file, line, shutdown);
-    } finally {
-      await file.close();
-    }
+    await writePerMessage(path, line, shutdown);
     wroteBefore = true;
   };
+}
+
+/** Opens the FIFO once a reader has it, writes `line` and closes: the reader gets the line, then its end-of-file. */
+async function writePerMessage(path: string, line: string, shutdown: AbortSignal): Promise<void> {
+  const file = await openForReader(path, shutdown);
+  try {
+    await writeAll(file, line, shutdown);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * How long a reader that holds the FIFO may go unseen waiting in a read of it before lines are written to it all the
+ * same: one that waits in epoll (an event loop reading the FIFO) shows no such wait, and would get nothing.
+ */
+const UNSEEN_READER_MS = 2000;
+
+/**
+ * Waits, for a streaming reader, until a reader of the FIFO waits on it empty (a thread blocked reading it, as
+ * /proc shows), so that the pipe holds one line at a time: a reader that dies, or closes between lines, leaves at
+ * most that line behind, as per-message opens do. `closed`: the reader closed the FIFO meanwhile (it reads per
+ * message after all). Where /proc cannot tell it resolves at once; for a reader holding the FIFO and never seen
+ * waiting, after `patienceMs` (`seen` false). Shutdown ends the wait (nothing written: the next listen writes it).
+ */
+async function untilReaderWaits(path: string, shutdown: AbortSignal, patienceMs: number): Promise<{ closed: boolean; seen: boolean }> {
+  let closed = false;
+  let since = performance.now();
+  for (let delay = 1;; delay = Math.min(delay * 2, READER_POLL_MAX_MS)) {
+    const readers = fifoReaders(path);
+    if (readers === undefined || readers === "waiting") return { closed, seen: true };
+    if (readers === "none") {
+      closed = true;
+      since = performance.now();
+    } else if (performance.now() - since >= patienceMs) return { closed, seen: false };
+    if (shutdown.aborted) throw new InteropError("internal", "Stopped while waiting for the FIFO's reader to read");
+    await sleep(delay, shutdown);
+  }
 }
 
 /** The longest pause between two looks for a reader of the FIFO: how late a reader that comes is served. */

@@ -62,6 +62,36 @@ test("listen --pipe gives a reader that reads to end-of-file and opens the pipe 
   assert.equal(lines.filter((line) => line === "EMPTY").length, 0, "no empty reads");
 });
 
+test("listen --pipe loses nothing to a one-line-per-open reader that is slow at times to close the FIFO", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
+  let reader: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(listen, reader);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  broker = await startBroker();
+  const pipe = join(dir.path, "pipe");
+  const out = join(dir.path, "read.txt");
+  makeFifo(pipe);
+  // A line per open, as `read line < FIFO` takes it; each fourth open held 0.6 s (a reader descheduled on a busy
+  // machine), so listen takes it for a streaming reader, then a pause before the next open. listen wrote on into
+  // the pipe; its first write after the reader closed failed (EPIPE), and its close threw away what the reader had
+  // not read (red team 55 lost 75 lines of 300 so).
+  const script = `n=0; while true; do n=$((n + 1)); { IFS= read -r line; [ $((n % 4)) -eq 0 ] && sleep 0.6; } < "$1"; ` +
+    `printf '%s\\n' "$line" >> "$2"; [ $((n % 4)) -eq 0 ] && sleep 0.3; done`;
+  reader = spawn("bash", ["-c", script, "reader", pipe, out], { stdio: "ignore" });
+  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", join(dir.path, "s.json")]);
+  for (let n = 1; n <= 24; n++) {
+    assert.equal((await publish(broker.url, "openclaw", "hermes", { n })).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await waitFor(() => readLines(out).length >= 24, 30_000, "24 messages read while listen runs");
+  assert.deepEqual(readLines(out).map((line) => JSON.parse(line).n), Array.from({ length: 24 }, (_, i) => i + 1));
+});
+
 test("listen --pipe makes the FIFO again when it is removed, and writes nothing into a regular file put in its place", async (t) => {
   const dir = tempDir();
   let broker: RunningBroker | undefined;

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { spawnCli, tempDir } from "../helpers/cli.ts";
 import { type FifoReader, makeFifo, readFifo } from "../helpers/fifo.ts";
@@ -33,7 +33,16 @@ function stateId(path: string): number | undefined {
   return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")).last_id : undefined;
 }
 
-test("listen --pipe gives a reader that reads to end-of-file and opens the pipe again at once each message as it comes, with no empty reads", async (t) => {
+/**
+ * Starts a broker, a FIFO with the reader `spawnReader` starts on it (given the pipe and a file to note what it
+ * read) and a listen writing hermes's messages into it, then publishes `count` messages ({n}) 50 ms apart; resolves
+ * with the reader's file. Everything is stopped after the test.
+ */
+async function publishToFifoReader(
+  t: TestContext,
+  spawnReader: (pipe: string, out: string) => ChildProcess,
+  count: number,
+): Promise<string> {
   const dir = tempDir();
   let broker: RunningBroker | undefined;
   let listen: ChildProcess | undefined;
@@ -47,14 +56,19 @@ test("listen --pipe gives a reader that reads to end-of-file and opens the pipe 
   const pipe = join(dir.path, "pipe");
   const out = join(dir.path, "read.txt");
   makeFifo(pipe);
-  reader = spawn("python3", ["-c", EOF_READER, pipe, out], { stdio: "ignore" });
+  reader = spawnReader(pipe, out);
   listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", join(dir.path, "s.json")]);
-  // Before the fix, listen took this reader for one that keeps the pipe open, and held its end open: the reader's
-  // read never ended, and 1 message of 30 was read while listen ran.
-  for (let n = 1; n <= 20; n++) {
+  for (let n = 1; n <= count; n++) {
     assert.equal((await publish(broker.url, "openclaw", "hermes", { n })).status, 200);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  return out;
+}
+
+test("listen --pipe gives a reader that reads to end-of-file and opens the pipe again at once each message as it comes, with no empty reads", async (t) => {
+  // Before the fix, listen took this reader for one that keeps the pipe open, and held its end open: the reader's
+  // read never ended, and 1 message of 30 was read while listen ran.
+  const out = await publishToFifoReader(t, (pipe, out) => spawn("python3", ["-c", EOF_READER, pipe, out], { stdio: "ignore" }), 20);
   await waitFor(() => readLines(out).filter((line) => line !== "EMPTY").length >= 20, 15_000, "20 messages read while listen runs");
   const lines = readLines(out);
   assert.deepEqual(lines.filter((line) => line !== "EMPTY").map((line) => JSON.parse(line).n), Array.from({ length: 20 }, (_, i) => i + 1));
@@ -63,31 +77,13 @@ test("listen --pipe gives a reader that reads to end-of-file and opens the pipe 
 });
 
 test("listen --pipe loses nothing to a one-line-per-open reader that is slow at times to close the FIFO", async (t) => {
-  const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  let listen: ChildProcess | undefined;
-  let reader: ChildProcess | undefined;
-  t.after(async () => {
-    await stopAll(listen, reader);
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  broker = await startBroker();
-  const pipe = join(dir.path, "pipe");
-  const out = join(dir.path, "read.txt");
-  makeFifo(pipe);
   // A line per open, as `read line < FIFO` takes it; each fourth open held 0.6 s (a reader descheduled on a busy
   // machine), so listen takes it for a streaming reader, then a pause before the next open. listen wrote on into
   // the pipe; its first write after the reader closed failed (EPIPE), and its close threw away what the reader had
   // not read (red team 55 lost 75 lines of 300 so).
   const script = `n=0; while true; do n=$((n + 1)); { IFS= read -r line; [ $((n % 4)) -eq 0 ] && sleep 0.6; } < "$1"; ` +
     `printf '%s\\n' "$line" >> "$2"; [ $((n % 4)) -eq 0 ] && sleep 0.3; done`;
-  reader = spawn("bash", ["-c", script, "reader", pipe, out], { stdio: "ignore" });
-  listen = spawnCli(["listen", "--agent", "hermes", "--url", broker.url, "--pipe", pipe, "--state", join(dir.path, "s.json")]);
-  for (let n = 1; n <= 24; n++) {
-    assert.equal((await publish(broker.url, "openclaw", "hermes", { n })).status, 200);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const out = await publishToFifoReader(t, (pipe, out) => spawn("bash", ["-c", script, "reader", pipe, out], { stdio: "ignore" }), 24);
   await waitFor(() => readLines(out).length >= 24, 30_000, "24 messages read while listen runs");
   assert.deepEqual(readLines(out).map((line) => JSON.parse(line).n), Array.from({ length: 24 }, (_, i) => i + 1));
 });

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import process from "node:process";
 import { type TestContext, test } from "node:test";
-import { startBroker, waitFor } from "../helpers/broker.ts";
+import { replyToNextQuestion, startBroker } from "../helpers/broker.ts";
 import { cliCommand } from "../helpers/cli.ts";
 
 const FAILED = /^error: Cannot write to stdout: [^\n]*; what this command printed is incomplete\n$/;
@@ -50,16 +50,7 @@ test("ask on a stdout that fails writes the reply it took on stderr and exits 1"
   const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
   t.after(() => broker.cleanup());
   const asked = toFullDisk(t, ["ask", "--url", broker.url, "-f", "hermes", "-t", "openclaw", "--timeout", "20", "a question"]);
-  let question: { interop: { id: number } } | undefined;
-  await waitFor(async () => {
-    [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
-    return question !== undefined;
-  }, 10_000, "the question");
-  const replied = await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes&reply_to=${question!.interop.id}`, {
-    method: "POST",
-    body: "the answer",
-  });
-  const { id } = await replied.json();
+  const id = await replyToNextQuestion(broker.url, "openclaw", "the answer");
   const result = await asked;
   assert.equal(result.code, 1, result.stderr);
   assert.equal(

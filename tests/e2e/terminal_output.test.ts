@@ -8,23 +8,14 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { type TestContext, test } from "node:test";
-import { type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { replyToNextQuestion, type RunningBroker, startBroker } from "../helpers/broker.ts";
 import { cliCommand, runCli } from "../helpers/cli.ts";
 
 const REPLY = "\u001b]52;c;ZXZpbA==\u0007\u001b[8mhidden\u001b[0m\rover\n\tsecond line";
 
 /** Answers the next question hermes asks openclaw with REPLY. */
 async function replyOnce(broker: RunningBroker): Promise<void> {
-  let question: { interop: { id: number } } | undefined;
-  await waitFor(async () => {
-    [question] = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
-    return question !== undefined;
-  }, 10_000, "the question");
-  const replied = await fetch(`${broker.url}/broadcast?from=openclaw&to=hermes&reply_to=${question!.interop.id}`, {
-    method: "POST",
-    body: JSON.stringify({ text: REPLY }),
-  });
-  assert.equal(replied.status, 200);
+  await replyToNextQuestion(broker.url, "openclaw", { text: REPLY });
 }
 
 /** Runs the CLI with `args` on a pseudo-terminal of its own (script(1)) and resolves with what the terminal was shown. */

@@ -129,6 +129,17 @@ export async function publish(
   });
 }
 
+/** Takes the next question in `answerer`'s inbox and replies `body` to it (to its asker); resolves with the reply's id. */
+export async function replyToNextQuestion(url: string, answerer: string, body: unknown): Promise<number> {
+  const question = await waitFor(async () => (await (await fetch(`${url}/poll?agent=${answerer}`)).json())[0], 10_000, "the question");
+  const replied = await fetch(`${url}/broadcast?from=${answerer}&reply_to=${question.interop.id}`, {
+    method: "POST",
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  if (replied.status !== 200) throw new Error(`the reply was refused: ${replied.status} ${await replied.text()}`);
+  return (await replied.json()).id;
+}
+
 /**
  * Starts brokers that are all stopped when the test ends, among the test's stops (`testStops`: its hook registered
  * before the first starts), newest first: the others too when one's cleanup finds a token in its log, and before

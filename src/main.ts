@@ -32,8 +32,9 @@ Commands:
   version     print the version (as --version does)
   help        show a command's options: interop help COMMAND (= interop COMMAND --help)
 
-Every command takes the same forms: -a/--agent, -f/--from, -t/--to, -u/--url (HOST:PORT
-or http://HOST:PORT), -j/--json (print JSON), -d/--data (a JSON message body), -h/--help.
+A command that takes one of these takes it in this form: -a/--agent, -f/--from, -t/--to,
+-u/--url (HOST:PORT or http://HOST:PORT), -j/--json (print JSON), -d/--data (a JSON
+message body), -h/--help (each command's --help lists the ones it takes).
 Durations take units (500ms, 90s, 2m, 24h; a bare number is seconds). Bad usage is one
 'error:' line on stderr and exit 2.
 Environment: INTEROP_URL (broker URL), INTEROP_AGENT (default agent),

@@ -135,8 +135,8 @@ PostgreSQL stopped while the broker runs, or not answering a call it is not work
 /status says so; once it answers again the broker serves again by itself.
 
 Exit codes: 0 stopped cleanly, 2 bad usage or an insecure --host, 6 port or data dir in
-use, 1 other failure
-(a data dir it cannot create or write among them).
+use, 3 the --database-url server cannot be reached as it starts (worth a retry: a unit
+restarts it), 1 other failure (a data dir it cannot create or write among them).
 `;
 
 export const OPTIONS = {

@@ -10,7 +10,7 @@ import { defaultDataDir, interopCommand, makeDirectory } from "../paths.ts";
 import { refuseIfMoved } from "../store/moved_store.ts";
 import { PostgresTokens } from "../store/postgres_tokens.ts";
 import { hasSecrets } from "../client/url_credentials.ts";
-import { redactUrl } from "../url_redaction.ts";
+import { redactCredentials, redactUrl } from "../url_redaction.ts";
 import { agentFlag, brokerClient, brokerUrl, checkDatabaseUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import { refuseBadPushUrls } from "./push_url_variables.ts";
 import type { Io } from "./io.ts";
@@ -121,7 +121,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const plan = target === "hermes" ? hermesPlan(options) : openclawPlan({ ...options, gatewayUrl: values.gateway });
   if (values.json) io.stdout(JSON.stringify({ edits: plan.edits.map(({ apply: _, ...edit }) => edit), then: plan.then }) + "\n");
-  else print(plan, target, io);
+  else print(plan, target, args, io);
   return 0;
 }
 
@@ -146,14 +146,22 @@ async function warnIfTokensOn(url: string | undefined, agent: string, io: Io): P
   }
 }
 
-function print(plan: IntegrationPlan, target: string, io: Io): void {
+function print(plan: IntegrationPlan, target: string, args: string[], io: Io): void {
   let text = `Plugging ${target} into interop on this machine:\n`;
   plan.edits.forEach((edit, index) => {
     text += `\n${index + 1}. ${edit.path}: ${edit.summary}\n${edit.snippet.replace(/^/gm, "     ")}\n`;
   });
   text += `\nThen:\n${plan.then.map((step) => `- ${step}\n`).join("")}`;
-  text += `\nRun 'interop integrate ${target} --write' to make the file changes (each changed file is backed up first).\n`;
+  // With the arguments given: without them (--home, --url, --data-dir) the files changed would be other ones. A
+  // --database-url's password is not printed (type it again).
+  const again = redactCredentials(`interop integrate ${shellWords(args)} --write`);
+  text += `\nTo make the file changes (each changed file is backed up first), run:\n  ${again}\n`;
   io.stdout(text);
+}
+
+/** `args` as a shell takes them back: a word with anything but plain characters in single quotes. */
+function shellWords(args: string[]): string {
+  return args.map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
 }
 
 /**

@@ -29,6 +29,11 @@ test("interop integrate hermes prints the steps and snippets for this machine", 
     assert.match(result.stdout, /mcp_servers:\n +interop:/);
     assert.match(result.stdout, /NTFY_SERVER_URL=http:\/\/127\.0\.0\.1:18900\/ntfy\/@hermes\n +NTFY_TOPIC=hermes\n +NTFY_PUBLISH_TOPIC=openclaw\n +NTFY_ALLOWED_USERS=hermes\n/);
     assert.deepEqual(readdirSync(home.path), [], "printing writes nothing");
+    // The command that writes it is this one: without its --home and --url it would change this user's files.
+    assert.ok(result.stdout.endsWith(`run:\n  interop integrate hermes --home ${home.path} --url http://127.0.0.1:18900 --write\n`), result.stdout);
+    const quoted = await runCli(["integrate", "hermes", "--home", `${home.path}/it's mine`, "--database-url", "postgres://u:secret@127.0.0.1:1/db"]);
+    assert.match(quoted.stdout, /interop integrate hermes --home '[^\n]*\/it'\\''s mine' --database-url postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db --write\n$/);
+    assert.doesNotMatch(quoted.stdout, /secret/);
   } finally {
     home.cleanup();
   }

@@ -100,7 +100,8 @@ Options:
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s; at
                       least 1s, and longer than the broker's --heartbeat)
   --limit N           exit 0 after writing N messages, the state saved up to the Nth
-                      (for scripts: 'listen --limit 1' rather than 'listen | head -1');
+                      (for scripts: 'listen --limit 1' rather than 'listen | head -1'):
+                      what the stream sent past it only a listen with this --state gets;
                       messages parked as dead letters do not count; with --a2a it
                       exits once the answers to those N went back to their senders
   --exit-if-replaced  exit 8 when another reader takes the stream, instead of waiting

@@ -13,6 +13,7 @@ import { hasSecrets } from "../client/url_credentials.ts";
 import { redactCredentials, redactUrl } from "../url_redaction.ts";
 import { agentFlag, brokerClient, brokerUrl, checkDatabaseUrl, parseFlags, readSecret, usageError } from "./args.ts";
 import { refuseBadPushUrls } from "./push_url_variables.ts";
+import { shellWords } from "./shell_words.ts";
 import type { Io } from "./io.ts";
 
 export const HELP = `interop integrate — plug Hermes or OpenClaw into interop
@@ -157,11 +158,6 @@ function print(plan: IntegrationPlan, target: string, args: string[], io: Io): v
   const again = redactCredentials(`interop integrate ${shellWords(args)} --write`);
   text += `\nTo make the file changes (each changed file is backed up first), run:\n  ${again}\n`;
   io.stdout(text);
-}
-
-/** `args` as a shell takes them back: a word with anything but plain characters in single quotes. */
-function shellWords(args: string[]): string {
-  return args.map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
 }
 
 /**

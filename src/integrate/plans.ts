@@ -17,6 +17,7 @@ import {
   withPeerToken,
 } from "./a2a_peers.ts";
 import { DEFAULT_URL } from "../cli/args.ts";
+import { shellWords } from "../cli/shell_words.ts";
 import { hermesSkill, openclawSkill } from "./skills.ts";
 
 /** One file to create or change; `apply` is idempotent: applied to its own output it changes nothing. */
@@ -144,7 +145,7 @@ export function hermesPlan(options: PlanOptions): IntegrationPlan {
       ...(existsSync(configPath) ? [] : [`${configPath} did not exist: install Hermes and run 'hermes setup' so it has its model and gateway settings.`]),
       "Restart the Hermes gateway so it loads the skill, the MCP server, the ntfy platform and the A2A platform.",
       `To deliver through Hermes's A2A server instead of ntfy (answers then come back to the asker), remove the NTFY_ lines and run: ` +
-      `${options.command} listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a http://127.0.0.1:9900/ --a2a-token-file ${listenTokenPath(hermes)}`,
+      `${options.command} listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a http://127.0.0.1:9900/ --a2a-token-file ${shellWords([listenTokenPath(hermes)])}`,
     ],
   };
 }
@@ -153,6 +154,8 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
   const openclaw = join(options.home, ".openclaw");
   const server = { command: options.command, args: mcpArgs(options) };
   const configPath = join(openclaw, "openclaw.json");
+  // Where the README's listener line reads OpenClaw's hooks token from: under --home, that home's.
+  const hooksToken = shellWords([join(openclaw, "hooks-token")]);
   const tokens = a2aTokens(
     options,
     openclaw,
@@ -203,11 +206,12 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
     then: [
       // The gateway refuses to start on a config without gateway.mode, which only OpenClaw's own set-up writes.
       ...(existsSync(configPath) ? [] : [`${configPath} did not exist: run 'openclaw onboard' so the gateway has its own settings before it starts.`]),
-      "Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save the token to a file.",
-      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent}${clientFlags(options)} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
-      `Or keep that listener running under systemd: ${options.command} service install listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --openclaw ${options.gatewayUrl} --push-token-file ~/.openclaw/hooks-token`,
+      `Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save that token to ${hooksToken}, ` +
+      `readable only by you (chmod 600 ${hooksToken}): the listener below sends it with each message.`,
+      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent}${clientFlags(options)} --openclaw ${options.gatewayUrl} --push-token-file ${hooksToken}`,
+      `Or keep that listener running under systemd: ${options.command} service install listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --openclaw ${options.gatewayUrl} --push-token-file ${hooksToken}`,
       `Or deliver through OpenClaw's A2A channel (answers then come back to the asker): ${options.command} listen --agent ${options.agent} ` +
-      `--url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a ${options.gatewayUrl}/a2a/v1 --a2a-token-file ${listenTokenPath(openclaw)}`,
+      `--url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a ${options.gatewayUrl}/a2a/v1 --a2a-token-file ${shellWords([listenTokenPath(openclaw)])}`,
       "Restart the OpenClaw gateway so it loads the skill, the MCP server and the A2A channel (changing channels.a2a later restarts the channel and drops its tasks).",
     ],
   };

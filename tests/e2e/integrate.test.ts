@@ -194,4 +194,10 @@ test("interop integrate --token-file puts the broker's URL and the agent's token
   assert.ok(openclaw.then.some((step: string) => step.includes(`service install listen --agent openclaw --url ${broker.url} --token-file ${tokenFile}`)));
   // The A2A listener reads the broker as the agent too: without the token it got 401 (found with the real gateway).
   assert.ok(openclaw.then.some((step: string) => step.includes(`listen --agent openclaw --url ${broker.url} --token-file ${tokenFile} --a2a `)));
+  // The hooks token's file is the given home's, in every line that names it (it said ~/.openclaw, this user's).
+  const hooksToken = join(home.path, ".openclaw", "hooks-token");
+  const naming = openclaw.then.filter((step: string) => step.includes("hooks-token"));
+  assert.equal(naming.length, 3, naming.join("\n"));
+  for (const step of naming) assert.ok(step.includes(hooksToken) && !step.includes("~/"), step);
+  assert.ok(naming[0].includes(`chmod 600 ${hooksToken}`), naming[0]);
 });

@@ -6,6 +6,7 @@ import type { AdmitAgent, AgentUse } from "./agent_admission.ts";
 import type { CommitQueue } from "./commit_queue.ts";
 import { HolderReads } from "./holder_reads.ts";
 import { Holds } from "./holds.ts";
+import { counted } from "../counted.ts";
 
 /**
  * A count of pending messages is read again no sooner than this many times as long as the last one took after it
@@ -337,7 +338,7 @@ export class AgentInboxes {
     const refuse = (pending: number, stream: string | undefined) => {
       if (force || (pending === 0 && stream === undefined)) return;
       const holds = [
-        ...(pending > 0 ? [`${pending} pending message${pending === 1 ? "" : "s"}`] : []),
+        ...(pending > 0 ? [counted(pending, "pending message")] : []),
         ...(stream !== undefined ? [`a stream open${stream} (its listener would create the inbox again on reconnecting: stop it first)`] : []),
       ];
       throw new InteropError("agent_busy", `Not removed: ${agent} has ${holds.join(" and ")}; pass --force (force=1) to delete it anyway`);

@@ -3,6 +3,7 @@ import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags, usage
 import type { Io } from "./io.ts";
 import { formatAgo } from "./relative_time.ts";
 import { formatTable } from "./table.ts";
+import { counted } from "../counted.ts";
 
 export const HELP = `interop agent — the agents the broker knows
 
@@ -71,7 +72,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       io.stdout(
         values.json
           ? JSON.stringify({ agent, removed: true, deleted }) + "\n"
-          : `removed ${agent} (${deleted} message${deleted === 1 ? "" : "s"} deleted)\n`,
+          : `removed ${agent} (${counted(deleted, "message")} deleted)\n`,
       );
     }
   } else {

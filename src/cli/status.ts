@@ -9,6 +9,7 @@ import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { formatTable } from "./table.ts";
 import { formatAgo, formatSpan } from "./relative_time.ts";
+import { counted } from "../counted.ts";
 
 export const HELP = `interop status — is the broker healthy?
 
@@ -157,11 +158,11 @@ function findProblems(report: StatusReport, required: string[], limits: Limits):
   }
   for (const [agent, status] of Object.entries(report.agents)) {
     if (limits.pending !== undefined && status.pending > limits.pending) {
-      problems.push(`${agent} has ${status.pending} pending messages (more than ${limits.pending})`);
+      problems.push(`${agent} has ${counted(status.pending, "pending message")} (more than ${limits.pending})`);
     }
     // A broker from before dead letters were counted says nothing of them.
     if (limits.deadLetters !== undefined && (status.dead_letters ?? 0) > limits.deadLetters) {
-      problems.push(`${agent} has ${status.dead_letters} dead letters (more than ${limits.deadLetters}): GET /dead-letters?agent=${agent} lists them`);
+      problems.push(`${agent} has ${counted(status.dead_letters!, "dead letter")} (more than ${limits.deadLetters}): GET /dead-letters?agent=${agent} lists them`);
     }
   }
   return problems;
@@ -178,7 +179,7 @@ function formatReport(report: StatusReport, url: string): string {
   }
   const table = formatTable(rows);
   return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatSpan(report.uptime_seconds)}, ` +
-    `${report.streams} open stream${report.streams === 1 ? "" : "s"}, ` +
+    `${counted(report.streams, "open stream")}, ` +
     `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}` +
     // A call slowing down shows before `--store-timeout` gives it up.
     `${(report.store?.oldest_call_seconds ?? 0) > 0 ? `, oldest store call waiting ${formatSpan(report.store.oldest_call_seconds!)}` : ""}\n` +

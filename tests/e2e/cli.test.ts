@@ -143,7 +143,7 @@ test("interop send, poll and status work against a real broker", async () => {
     const dead = await runCli(["status", "--max-dead-letters", "0"], { env });
     assert.equal(dead.code, 5, dead.stdout);
     assert.match(dead.stdout, /^openclaw +yes +- +\d+ +1 +\d+ s ago$/m);
-    assert.match(dead.stdout, /problem: openclaw has 1 dead letters \(more than 0\): GET \/dead-letters\?agent=openclaw lists them/);
+    assert.match(dead.stdout, /problem: openclaw has 1 dead letter \(more than 0\): GET \/dead-letters\?agent=openclaw lists them/);
     assert.equal((await runCli(["status", "--max-dead-letters", "1"], { env })).code, 0);
     const later = JSON.parse((await runCli(["status", "--json"], { env })).stdout);
     assert.match(later.agents.openclaw.last_seen, /^\d{4}-\d\d-\d\dT[\d:.]+Z$/);

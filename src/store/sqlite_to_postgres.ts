@@ -83,7 +83,7 @@ interface SqliteContents {
 export async function migrateSqliteToPostgres(dataDir: string, url: string, progress?: MigrationProgress): Promise<MigrationCounts> {
   const location = redactUrl(url);
   const file = join(dataDir, DATABASE_FILE);
-  if (!existsSync(file)) throw new InteropError("storage_failed", `No interop store in ${dataDir} (${file} does not exist)`);
+  if (!existsSync(file)) throw new InteropError("usage", `No interop store in ${dataDir} (${file} does not exist)`);
   // Moved into one database, its brokers handed out ids and delivered messages there: a copy into another would fork it.
   const moved = movedTo(dataDir);
   if (moved !== undefined && moved.to !== location) {

@@ -251,3 +251,16 @@ test("listen, service install listen and integrate refuse a push URL that is not
     home.cleanup();
   }
 });
+
+// Red team 55: a mistyped --from was exit 1, as a failed copy is; nothing was read or written.
+test("migrate --from a directory without an interop store is a usage error (exit 2), before any database is reached", async () => {
+  const dir = tempDir();
+  try {
+    const result = await runCli(["migrate", "--from", dir.path, "--to", `postgres://interop@127.0.0.1:${await closedPort()}/interop`]);
+    assert.equal(result.code, 2, result.stderr);
+    oneLine(result.stderr);
+    assert.match(result.stderr, new RegExp(`^error: No interop store in ${dir.path} \\(${dir.path}/interop\\.db does not exist\\)`));
+  } finally {
+    dir.cleanup();
+  }
+});

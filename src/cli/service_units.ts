@@ -29,6 +29,9 @@ const SECRET_FLAGS: Record<string, string> = {
   HERMES_WEBHOOK_SECRET: "secret-file",
 };
 
+/** The listener's options that name a file holding a secret (it reads them when it starts). */
+const SECRET_FILE_OPTIONS = new Set(["token-file", "push-token-file", "secret-file", "a2a-token-file"]);
+
 /** serve's environment variables, each with the flag it stands for: a unit does not see the shell's environment. */
 const SERVE_VARIABLES: Record<string, string> = { ...ENV_FLAGS, INTEROP_CONFIG: "config" };
 
@@ -145,6 +148,12 @@ export function listenUnit(listenFlags: Flag[], agent: string, scope: Scope, io:
   if (!given.has("state") && scope === "system") args.push("--state", `${listenerStateDir(agent)}/state.json`);
   for (const [variable, flag] of Object.entries(SECRET_FLAGS)) {
     if (io.env[variable] && !given.has(flag)) io.stderr(`warning: the unit will not see $${variable}; pass --${flag} FILE\n`);
+  }
+  // Not refused: a setup may install the unit first and write the secret after (the unit starts listening then).
+  for (const [name, value] of listenFlags) {
+    if (SECRET_FILE_OPTIONS.has(name) && value !== undefined && !existsSync(resolve(value))) {
+      io.stderr(`warning: --${name} ${resolve(value)} does not exist yet: the unit's listen refuses to start (and is not restarted) until it does; write it (chmod 600), then start the unit\n`);
+    }
   }
   return { args, environment: Object.keys(secrets).length > 0 ? secrets : undefined };
 }

@@ -141,7 +141,14 @@ test("interop service install listen writes an always-on listener unit that syst
     // A relative path is made absolute: systemd runs the unit from /.
     const system = await runCli(["service", "install", "--system", ...args.slice(2), "--push-token-file", "hooks-token"], { env });
     assert.equal(system.code, 0, system.stderr);
-    assert.doesNotMatch(system.stderr, /warning/);
+    assert.doesNotMatch(system.stderr, /will not see/);
+    // Installed all the same (a setup may write the secret after), but said: the unit's listen exits 2 without it.
+    assert.match(system.stderr, new RegExp(`^warning: --push-token-file ${process.cwd()}/hooks-token does not exist yet: the unit's listen refuses to start`, "m"));
+    const tokenFile = join(dir.path, "hooks-token");
+    writeFileSync(tokenFile, "secret\n", { mode: 0o600 });
+    const withFile = await runCli(["service", "install", ...args.slice(2), "--push-token-file", tokenFile], { env });
+    assert.equal(withFile.code, 0, withFile.stderr);
+    assert.doesNotMatch(withFile.stderr, /warning/);
     assert.match(system.stdout, new RegExp(` --push-token-file ${process.cwd()}/hooks-token --url \\S+ --state /var/lib/interop-listen-openclaw/state\\.json$`, "m"));
     assert.match(system.stdout, /^StateDirectory=interop-listen-openclaw$/m);
     verify(system.stdout, false, dir.path);

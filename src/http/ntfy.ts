@@ -13,7 +13,7 @@ import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { errorResponse } from "./error_response.ts";
 import { headerText } from "./header_text.ts";
-import { heldAnswer, jsonResponse, streamResponse } from "./responses.ts";
+import { heldAnswer, jsonResponse, NO_SNIFF, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
 
 export const NTFY_PREFIX = "/ntfy";
@@ -235,7 +235,7 @@ async function subscribe(broker: Broker, request: IncomingRequest, agent: AgentN
       const messages = await broker.replay(agent, start, POLL_LIMIT, answer, leaving(request.clientGone()));
       return {
         status: 200,
-        headers: { "content-type": streamFormat.contentType, "cache-control": "no-store", ...answer.headers() },
+        headers: { "content-type": streamFormat.contentType, "cache-control": "no-store", ...NO_SNIFF, ...answer.headers() },
         body: await answer.body(messages, "", "", ""),
       };
     });

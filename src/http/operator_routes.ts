@@ -8,7 +8,7 @@ import type { BodyResponse, OutgoingResponse } from "../runtime/types.ts";
 import { DASHBOARD_SCRIPT } from "../dashboard/app_script.ts";
 import { DASHBOARD_HTML } from "../dashboard/page.ts";
 import { AgentShares } from "./agent_shares.ts";
-import { jsonResponse, streamResponse } from "./responses.ts";
+import { jsonResponse, NO_SNIFF, streamResponse } from "./responses.ts";
 import { encodeComment, encodeEvent, encodeRetry } from "./sse.ts";
 
 /** A feed whose client stops reading is cut past this much buffered: it is a view, it reconnects and misses nothing stored. */
@@ -64,7 +64,7 @@ export function metricsResponse(metrics: BrokerMetrics, caller: Caller): BodyRes
   authorizeAdmin(caller, "/metrics");
   return {
     status: 200,
-    headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" },
+    headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store", ...NO_SNIFF },
     body: metrics.render(),
   };
 }
@@ -94,7 +94,7 @@ export function dashboardResponse(path: "/ui" | "/ui/app.js"): BodyResponse {
       // X-Frame-Options for browsers that predate it.
       "content-security-policy": "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
       "x-frame-options": "DENY",
-      "x-content-type-options": "nosniff",
+      ...NO_SNIFF,
     },
     body: path === "/ui" ? DASHBOARD_HTML : DASHBOARD_SCRIPT,
   };

@@ -3,6 +3,12 @@ import type { StreamStarter } from "../broker/broker.ts";
 import type { MessageAnswer } from "../broker/message_answer.ts";
 import type { BodyResponse, OutgoingResponse, StreamResponse, StreamSink } from "../runtime/types.ts";
 
+/**
+ * On every answer that carries what clients sent (messages, names in errors): a browser must take its content
+ * type as given, never sniff a message's text into HTML.
+ */
+export const NO_SNIFF = { "x-content-type-options": "nosniff" } as const;
+
 export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): BodyResponse {
   return jsonTextResponse(status, JSON.stringify(value), headers);
 }
@@ -11,7 +17,7 @@ export function jsonResponse(status: number, value: unknown, headers: Record<str
 export function jsonTextResponse(status: number, text: string | Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}): BodyResponse {
   return {
     status,
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...NO_SNIFF, ...headers },
     body: text,
   };
 }
@@ -37,7 +43,7 @@ export async function heldAnswer<Item extends { id: number }, Built extends obje
 export function streamResponse(contentType: string, open: StreamStarter, headers: Record<string, string> = {}): OutgoingResponse {
   return {
     status: 200,
-    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", ...headers },
+    headers: { "content-type": contentType, "cache-control": "no-cache", "x-accel-buffering": "no", ...NO_SNIFF, ...headers },
     open,
   };
 }

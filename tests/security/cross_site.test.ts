@@ -289,3 +289,29 @@ test("interop serve refuses an --allowed-hosts entry that is not a host name", a
     assert.match(result.stderr, /^error: Invalid --allowed-hosts entry "[0-9a-f:.]+": the broker refuses this address as a Host/m, value);
   }
 });
+
+// Red team 55: answers that carry what a client sent (a message's text, a name in an error) had no
+// X-Content-Type-Options: a browser sniffing a message's HTML out of them would render it on the broker's origin.
+test("every answer that carries messages or names says nosniff: JSON, errors, SSE and ntfy streams, metrics", async (t) => {
+  const broker = await startBroker();
+  t.after(() => broker.cleanup());
+  const html = "<html><script>alert(document.domain)</script></html>";
+  await publish(broker.url, "hermes", "openclaw", { text: html });
+  const answers: [string, number][] = [
+    ["/poll?agent=openclaw&peek=1", 200],
+    ["/poll?agent=<script>", 400],
+    ["/status", 200],
+    ["/metrics", 200],
+    ["/subscribe?agent=openclaw", 200],
+    ["/ntfy/openclaw/raw?poll=1&since=all", 200],
+    ["/ntfy/openclaw/json", 200],
+  ];
+  for (const [path, status] of answers) {
+    const controller = new AbortController();
+    const answer = await fetch(`${broker.url}${path}`, { signal: controller.signal });
+    assert.equal(answer.status, status, path);
+    assert.equal(answer.headers.get("x-content-type-options"), "nosniff", `${path}: ${answer.headers.get("content-type")}`);
+    controller.abort();
+    await answer.body?.cancel().catch(() => {});
+  }
+});

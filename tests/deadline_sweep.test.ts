@@ -45,3 +45,22 @@ test("a deadline comes after its time though the wall clock was set back an hour
   stepWallClock(t, -3_600_000);
   assert.equal(await withinSeconds(t, expired.promise, "not expired"), "idle connection");
 });
+
+// Hermes's red team, stop 56: after a 10 s freeze a keep-alive connection was cut with the request its client sent
+// during the freeze unread (timers run before I/O in a new loop turn), and the POST was lost.
+test("a sweep that comes two periods late (a stall) expires nothing until its next look, after the I/O", async (t) => {
+  const expired: string[] = [];
+  const sweep = new DeadlineSweep<string>(50, (item) => expired.push(item));
+  t.after(() => sweep.stop());
+  sweep.start("idle", 100);
+  const stalledUntil = performance.now() + 400;
+  while (performance.now() < stalledUntil) {
+    // The process is stalled: no timer, no I/O.
+  }
+  // A timer due after the sweep's: it runs in the same timers phase, after the sweep's late look.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(expired, [], "expired in the first look after the stall, before what arrived meanwhile was read");
+  const start = performance.now();
+  while (expired.length === 0 && performance.now() - start < 2000) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(expired, ["idle"], "never expired after the stall");
+});

@@ -648,3 +648,26 @@ test("a kept-alive connection says how long it waits and is still open for a req
     client.socket.destroy();
   });
 });
+
+// Hermes's red team, stop 56: the broker frozen 10 s (SIGSTOP), a client's POST sent on its kept-alive connection
+// meanwhile was cut unanswered when it woke (its idle deadline looked before the request was read): lost, as httpx
+// does not retry a POST.
+test("a request sent on a kept-alive connection while the server stalls past its keep-alive is answered, not cut", { timeout: 15_000 }, async () => {
+  await withServer(async (server) => {
+    const client = new Client(server.port);
+    client.socket.write(get("/text"));
+    await client.waitFor("GET /text x=1");
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    // Stalled in the loop's check phase, as a process stopped anywhere may be: its next turn starts with timers.
+    await new Promise((resolve) => setImmediate(resolve));
+    // Written now, read by the server only after its stall: the process stops here for what it takes (the
+    // connection's 6 s to be cut, counted from the answer).
+    client.socket.write(get("/again"));
+    const stalledUntil = performance.now() + 2_500;
+    while (performance.now() < stalledUntil) {
+      // Stalled.
+    }
+    await client.waitFor("GET /again x=1");
+    client.socket.destroy();
+  });
+});

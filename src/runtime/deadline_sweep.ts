@@ -12,6 +12,10 @@ export class DeadlineSweep<T> {
    */
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
+  /** When the sweep last looked (or its timer started), to tell a stall from a period. */
+  #lastLook = 0;
+  /** Whether the last look was skipped as late: only one in a row is, so a loop late every time still expires. */
+  #skipped = false;
 
   /** Looks every `periodMs` (so a deadline is met up to that late) and hands `expire` each item past its own. */
   constructor(periodMs: number, expire: (item: T) => void) {
@@ -23,11 +27,23 @@ export class DeadlineSweep<T> {
   start(item: T, ms: number): void {
     if (this.#deadlines.has(item)) return;
     this.#deadlines.set(item, performance.now() + ms);
-    if (this.#timer === undefined && !this.#stopped) this.#timer = setInterval(() => this.#sweep(), this.#periodMs);
+    if (this.#timer === undefined && !this.#stopped) {
+      this.#lastLook = performance.now();
+      this.#timer = setInterval(() => this.#sweep(), this.#periodMs);
+    }
   }
 
   #sweep(): void {
     const now = performance.now();
+    // Two periods late, the process was stalled (stopped, a suspended machine, a long synchronous step), and what
+    // arrived meanwhile is not read yet: a new loop turn runs timers before I/O. Expired now, a keep-alive
+    // connection whose client sent a request during the stall was cut with that request unanswered (a POST its
+    // client does not retry: lost, Hermes's httpx after a 10 s freeze). The next look, a period on, comes after
+    // the I/O.
+    const late = now - this.#lastLook > 2 * this.#periodMs && !this.#skipped;
+    this.#lastLook = now;
+    this.#skipped = late;
+    if (late) return;
     for (const [item, deadline] of this.#deadlines) {
       if (deadline > now) continue;
       this.#deadlines.delete(item);

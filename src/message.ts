@@ -254,8 +254,9 @@ function stringEnd(json: string, from: number): number {
 
 /** The text a person or a prompt sees for a payload: its `text` or `message` field, else the whole JSON. */
 export function payloadText(payload: Payload): string {
-  if (typeof payload.text === "string") return payload.text;
-  if (typeof payload.message === "string") return payload.message;
+  if (typeof payload.text === "string" && payload.text.trim() !== "") return payload.text;
+  if (typeof payload.message === "string" && payload.message.trim() !== "") return payload.message;
+  // A blank text is shown as the JSON it is: clients drop a blank message (Hermes's ntfy adapter), which was then lost.
   return JSON.stringify(payload);
 }
 

@@ -266,6 +266,14 @@ function parseSince(value: string | undefined): StreamStart {
 const NTFY_ID = /^(\d+)-[0-9a-z]+$/;
 
 /** The ntfy JSON object for a message. */
+/**
+ * Tags ntfy clients put on what they publish to know their own messages when they come back on a shared topic, and
+ * drop: Hermes's adapter (`hermes-agent`). Here a topic is one agent's inbox and its own publishes go to others, so
+ * a message from another agent with such a tag is never an echo; shown with it, one Hermes dropped every message
+ * another Hermes sent it (two gateways on one broker: all lost, counted delivered).
+ */
+const ECHO_TAGS = new Set(["hermes-agent"]);
+
 function ntfyMessage(envelope: Envelope): Record<string, unknown> {
   const { payload } = envelope;
   const message: Record<string, unknown> = {
@@ -276,7 +284,10 @@ function ntfyMessage(envelope: Envelope): Record<string, unknown> {
     message: payloadText(payload),
   };
   if (typeof payload.title === "string") message.title = payload.title;
-  if (Array.isArray(payload.tags)) message.tags = payload.tags;
+  if (Array.isArray(payload.tags)) {
+    const tags = envelope.from === envelope.to ? payload.tags : payload.tags.filter((tag) => !ECHO_TAGS.has(tag));
+    if (tags.length > 0) message.tags = tags;
+  }
   if (typeof payload.priority === "number") message.priority = payload.priority;
   return message;
 }

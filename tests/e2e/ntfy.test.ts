@@ -170,3 +170,31 @@ test("ntfy's scheduled delivery (delay, at, in) is refused 400, never sent at on
   const short = await (await fetch(`${broker.url}/ntfy/openclaw/json?po=1&si=all`, { signal: AbortSignal.timeout(5000) })).text();
   assert.deepEqual(short.trim().split("\n").map((line) => JSON.parse(line).message), ["now", "again"]);
 });
+
+// Hermes's red team, stop 56: a Hermes reading interop through its ntfy adapter dropped every message another
+// Hermes sent it (its publishes carry the adapter's echo tag, `hermes-agent`), and a message whose text is blank
+// (the adapter drops those): both counted delivered, never seen.
+test("two Hermes gateways on one broker get each other's messages, and a blank text reaches Hermes as its JSON", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,hermes2,openclaw"] });
+  t.after(() => broker.cleanup());
+  const hermesOf = (agent: string, peer: string) =>
+    new HermesLikeClient({ NTFY_SERVER_URL: `${broker.url}/ntfy/@${agent}`, NTFY_TOPIC: agent, NTFY_PUBLISH_TOPIC: peer, NTFY_ALLOWED_USERS: agent });
+  const hermes = hermesOf("hermes", "hermes2");
+  const hermes2 = hermesOf("hermes2", "hermes");
+  for (const client of [hermes, hermes2]) {
+    client.start();
+    t.after(() => client.stop());
+  }
+  await waitFor(async () => (await subscribed(broker.url, "hermes")) && (await subscribed(broker.url, "hermes2")), 10_000, "both streams");
+  for (let n = 1; n <= 3; n++) {
+    await hermes.publish(`to hermes2 ${n}`);
+    await hermes2.publish(`to hermes ${n}`);
+  }
+  await publish(broker.url, "openclaw", "hermes", { text: " \n\t " });
+  await waitFor(() => hermes.received.length === 4 && hermes2.received.length === 3, 10_000, "every message handed over");
+  assert.deepEqual(hermes2.received, ["to hermes2 1", "to hermes2 2", "to hermes2 3"]);
+  assert.deepEqual(hermes.received, ["to hermes 1", "to hermes 2", "to hermes 3", '{"text":" \\n\\t "}']);
+  // What the publisher tagged is stored as it was: only what ntfy readers see of another agent's message leaves it out.
+  const [stored] = await (await fetch(`${broker.url}/history?agent=hermes2`)).json();
+  assert.deepEqual(stored.tags, ["hermes-agent"]);
+});

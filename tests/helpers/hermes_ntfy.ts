@@ -18,7 +18,8 @@ export function hermesAuthorizes(env: Record<string, string>, userId: string): b
 
 /**
  * Behaves like Hermes's bundled ntfy adapter (plugins/platforms/ntfy/adapter.py) under its gateway: GET
- * {server}/{topic}/json?poll=false, newline-delimited events, de-duplication by id, its own echo tag ignored,
+ * {server}/{topic}/json?poll=false, newline-delimited events, de-duplication by id, its own echo tag ignored, a
+ * text stripped and dropped when blank,
  * reconnect after a pause, no `since=`; publishes plain text with `X-Tags: hermes-agent` and reads the id from the
  * reply. The user a message comes from is the topic it arrived on (ntfy has no sender identity); an authorised
  * message reaches the agent, an unauthorised one gets a pairing code published to NTFY_PUBLISH_TOPIC, as the
@@ -88,9 +89,12 @@ export class HermesLikeClient {
     if (this.#seen.has(event.id)) return;
     this.#seen.add(event.id);
     if ((event.tags ?? []).includes("hermes-agent")) return;
+    // Stripped, and dropped when nothing is left.
+    const text = (event.message ?? "").trim();
+    if (text === "") return;
     const userId = event.topic || this.#env.NTFY_TOPIC;
     if (hermesAuthorizes(this.#env, userId)) {
-      this.received.push(event.message);
+      this.received.push(text);
       return;
     }
     this.refused.push(userId);

@@ -8,6 +8,8 @@ import type { StreamedMessage } from "../client/follow.ts";
 import { formatBytes, type PushTarget } from "../client/push_targets.ts";
 import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
 import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
+import { describeCause } from "../client/fetch_failures.ts";
+import { answerText } from "../client/answer_text.ts";
 import type { Io } from "./io.ts";
 import { redactCredentials, redactUrl } from "../url_redaction.ts";
 import { retryAfterSeconds } from "../client/retry_after.ts";
@@ -182,12 +184,17 @@ export function pushSink(target: PushTarget, timeoutMs: number): MessageSink {
         ...NO_REDIRECTS,
       });
     } catch (cause) {
-      const reason = (cause as Error)?.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : (cause as Error).message;
+      // `fetch failed` alone (Node's message) told a receiver that is down from one that reset the connection.
+      const reason = (cause as Error)?.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : describeCause(cause);
       // Node's refusal of a URL with a password quotes it whole.
       throw new InteropError("unreachable", redactCredentials(`Cannot push to ${request.url}: ${reason}`), { cause });
     }
-    const answer = await response.text().catch(() => "");
-    if (response.ok) return;
+    if (response.ok) {
+      // Taken: what the receiver says after its status is not waited for (an endless body held the message).
+      response.body?.cancel().catch(() => {});
+      return;
+    }
+    const answer = await answerText(response);
     const redirect = redirectProblem(response, request.url);
     if (redirect !== undefined) {
       throw new InteropError("unreachable", `${redirect} (listen retries until the receiver takes it)`);

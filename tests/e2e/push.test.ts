@@ -416,3 +416,61 @@ test("a push refused after retention removed its message is not parked, and list
     dir.cleanup();
   }
 });
+
+// Push red team, stop 56: listen read a receiver's whole answer, which an endless one made grow by 150 MB a second
+// until --post-timeout (a 200 was counted delivered only then), and a receiver down was "fetch failed", nothing more.
+test("a push answered with an endless body is judged by its status at once, reading a few KiB of it at most", async (t) => {
+  let attempts = 0;
+  const streaming = new Set<ServerResponse>();
+  const server = createServer((req, res) => {
+    req.resume().on("end", () => {
+      res.writeHead(++attempts === 1 ? 500 : 200, { "content-type": "text/plain" });
+      streaming.add(res);
+      const chunk = "x".repeat(1024);
+      const more = setInterval(() => res.write(chunk), 5);
+      res.on("close", () => clearInterval(more));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const dir = tempDir();
+  const broker = await startBroker();
+  const listen = spawnCli([
+    "listen", "--agent", "openclaw", "--url", broker.url, "--state", join(dir.path, "s"), "--post-timeout", "120s",
+    "--post", `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+  ]);
+  t.after(async () => {
+    await stopAll(listen);
+    for (const res of streaming) res.destroy();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  let stderr = "";
+  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  await publish(broker.url, "hermes", "openclaw", { text: "once" });
+  const pending = async () => (await (await fetch(`${broker.url}/status`)).json()).agents.openclaw.pending;
+  await waitFor(async () => attempts >= 2 && (await pending()) === 0, 20_000, "the retry after the 500, taken by the 200");
+  assert.match(stderr, /answered HTTP 500: x{200}/);
+  assert.equal(attempts, 2, "taken once");
+});
+
+test("a push to a receiver that is down says why (ECONNREFUSED), not only that the fetch failed", async (t) => {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+  const dir = tempDir();
+  const broker = await startBroker();
+  const listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--state", join(dir.path, "s"), "--post", `http://127.0.0.1:${port}/hook`]);
+  t.after(async () => {
+    await stopAll(listen);
+    await broker.cleanup();
+    dir.cleanup();
+  });
+  let stderr = "";
+  listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  await publish(broker.url, "hermes", "openclaw", { text: "to nobody" });
+  await waitFor(() => stderr.includes("Cannot push"), 10_000, "the failed push's log line");
+  assert.match(stderr, new RegExp(`Cannot push to http://127\\.0\\.0\\.1:${port}/hook: ECONNREFUSED`));
+});

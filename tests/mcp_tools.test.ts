@@ -574,6 +574,22 @@ test("messages answered to an inbox call whose cancel crossed the answer are ret
   assert.deepEqual(parked, []);
 });
 
+// MCP red team, stop 56: the SDK's client cancels every call whose signal is aborted later, answered or not (a turn's
+// signal): each cancel held the redelivered message again, so it came back in every answer, and wait never moved on.
+test("a message returned marked redelivered is not held again by a later cancel: the calls move on to newer messages", async () => {
+  const { broker, parked } = scriptedBroker([[7], [8], [9]]);
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "inbox"), [7]);
+  await session.cancel(2);
+  assert.deepEqual(await session.call(3, "inbox"), [7, 8]);
+  await session.cancel(3);
+  assert.deepEqual(await session.call(4, "inbox"), [8, 9]);
+  await session.cancel(4);
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
+  assert.deepEqual(parked, [9], "only what no answer returned twice is parked");
+});
+
 test("a message answered to a wait call whose cancel crossed the answer is parked when the session ends first", async () => {
   const { broker, parked } = scriptedBroker([[7]]);
   const session = await rawSession(broker);

@@ -71,7 +71,9 @@ export class TakenMessages {
     const answer = this.#answered.get(requestId);
     if (answer === undefined) return;
     this.#answered.delete(requestId);
-    this.#hold(answer.messages, true);
+    // One returned marked already was written twice: held again at every cancel (a host that cancels each call
+    // after reading its answer), it came back in every answer, and a wait never got past it to newer messages.
+    this.#hold(answer.messages.filter((message) => !(message as McpMessage).interop.redelivered), true);
   }
 
   /**

@@ -252,7 +252,7 @@ function stringEnd(json: string, from: number): number {
   }
 }
 
-/** The text a person or a prompt sees for a payload: its `text` or `message` field, else the whole JSON. */
+/** The text a person or a prompt sees for a payload: its `text` or `message` field unless blank, else the whole JSON. */
 export function payloadText(payload: Payload): string {
   if (typeof payload.text === "string" && payload.text.trim() !== "") return payload.text;
   if (typeof payload.message === "string" && payload.message.trim() !== "") return payload.message;

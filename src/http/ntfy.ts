@@ -265,7 +265,6 @@ function parseSince(value: string | undefined): StreamStart {
 /** An ntfy id: the message id, then its creation time in ms (base 36). */
 const NTFY_ID = /^(\d+)-[0-9a-z]+$/;
 
-/** The ntfy JSON object for a message. */
 /**
  * Tags ntfy clients put on what they publish to know their own messages when they come back on a shared topic, and
  * drop: Hermes's adapter (`hermes-agent`). Here a topic is one agent's inbox and its own publishes go to others, so
@@ -274,6 +273,7 @@ const NTFY_ID = /^(\d+)-[0-9a-z]+$/;
  */
 const ECHO_TAGS = new Set(["hermes-agent"]);
 
+/** The ntfy JSON object for a message. */
 function ntfyMessage(envelope: Envelope): Record<string, unknown> {
   const { payload } = envelope;
   const message: Record<string, unknown> = {

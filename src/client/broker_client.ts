@@ -9,7 +9,6 @@ import { BrokerUrls } from "./broker_urls.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { isMessage, isMessages, isObject, isSendReply } from "./answer_shapes.ts";
 import { CONNECT_FAILURES, describeCause, GATEWAY_FAILURES, isBrokerError, isTlsFailure } from "./fetch_failures.ts";
-import { answerText } from "./answer_text.ts";
 import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
 import { retryAfterSeconds } from "./retry_after.ts";
 
@@ -388,7 +387,7 @@ export class BrokerClient {
     }
     init.answered?.(response);
     if (response.ok) return response;
-    const text = await answerText(response);
+    const text = await response.text().catch(() => "");
     if (GATEWAY_FAILURES.has(response.status) && !isBrokerError(text)) {
       // A proxy in front answered for the broker: it could not reach it, or gave up waiting for its answer.
       const reason = `HTTP ${response.status} from a proxy: ${text.slice(0, 100) || response.statusText}`;

@@ -81,7 +81,6 @@ function optionsOf(options: ParseArgsOptionsConfig, help: string): Grammar["opti
 const flags = (command: Grammar) => command.options.flatMap((option) => [`--${option.name}`, ...(option.short ? [`-${option.short}`] : [])]);
 const withValue = (command: Grammar) => command.options.filter((option) => option.takesValue).flatMap((option) => [`--${option.name}`, ...(option.short ? [`-${option.short}`] : [])]);
 
-
 function bashScript(grammar: Grammar[]): string {
   const cases = grammar.map((command) =>
     `    ${command.name}) words=${singleQuoted([...command.words, ...flags(command)].join(" "))}; values=${singleQuoted(` ${withValue(command).join(" ")} `)} ;;`

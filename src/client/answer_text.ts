@@ -1,11 +1,12 @@
 /** The start of an HTTP answer's body, for what an error says of it. */
+import { Buffer } from "node:buffer";
 
-/** More than any error a broker or a receiver writes; what an endless or huge body sends past it is never read. */
+/** More than any error a push receiver writes; what an endless or huge body sends past it is never read. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
- * The first `MAX_ANSWER_BYTES` of `response`'s body as text (invalid UTF-8 replaced), the rest cancelled; "" when
- * the body fails. Read whole, a receiver that answered 500 and then streamed on grew `listen` by 150 MB a second.
+ * The first `MAX_ANSWER_BYTES` of `response`'s body as text (invalid UTF-8 replaced), the rest cancelled; what came
+ * before a failure, if the body fails. Read whole, a receiver that answered 500 and then streamed on grew `listen` by 150 MB a second.
  */
 export async function answerText(response: Response): Promise<string> {
   if (response.body === null) return "";
@@ -24,11 +25,5 @@ export async function answerText(response: Response): Promise<string> {
   } finally {
     reader.cancel().catch(() => {});
   }
-  const whole = new Uint8Array(bytes);
-  let offset = 0;
-  for (const chunk of chunks) {
-    whole.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(whole.subarray(0, MAX_ANSWER_BYTES));
+  return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, MAX_ANSWER_BYTES));
 }

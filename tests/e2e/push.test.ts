@@ -431,21 +431,23 @@ test("a push answered with an endless body is judged by its status at once, read
       res.on("close", () => clearInterval(more));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const dir = tempDir();
-  const broker = await startBroker();
-  const listen = spawnCli([
-    "listen", "--agent", "openclaw", "--url", broker.url, "--state", join(dir.path, "s"), "--post-timeout", "120s",
-    "--post", `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-  ]);
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
   t.after(async () => {
     await stopAll(listen);
     for (const res of streaming) res.destroy();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
-    await broker.cleanup();
+    await broker?.cleanup();
     dir.cleanup();
   });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  broker = await startBroker();
+  listen = spawnCli([
+    "listen", "--agent", "openclaw", "--url", broker.url, "--state", join(dir.path, "s"), "--post-timeout", "120s",
+    "--post", `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+  ]);
   let stderr = "";
   listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   await publish(broker.url, "hermes", "openclaw", { text: "once" });
@@ -461,13 +463,15 @@ test("a push to a receiver that is down says why (ECONNREFUSED), not only that t
   const port = (closed.address() as AddressInfo).port;
   await new Promise((resolve) => closed.close(resolve));
   const dir = tempDir();
-  const broker = await startBroker();
-  const listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--state", join(dir.path, "s"), "--post", `http://127.0.0.1:${port}/hook`]);
+  let broker: RunningBroker | undefined;
+  let listen: ChildProcess | undefined;
   t.after(async () => {
     await stopAll(listen);
-    await broker.cleanup();
+    await broker?.cleanup();
     dir.cleanup();
   });
+  broker = await startBroker();
+  listen = spawnCli(["listen", "--agent", "openclaw", "--url", broker.url, "--state", join(dir.path, "s"), "--post", `http://127.0.0.1:${port}/hook`]);
   let stderr = "";
   listen.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   await publish(broker.url, "hermes", "openclaw", { text: "to nobody" });

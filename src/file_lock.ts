@@ -6,7 +6,7 @@ import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { InteropError } from "./errors.ts";
 import { PRIVATE_FILE_MODE } from "./private_files.ts";
-import { processRuns } from "./process_runs.ts";
+import { BOOT_ID, processRuns } from "./process_runs.ts";
 
 export interface LockTimes {
   /** How long to wait for the holders ahead (each refreshing its lock) before giving up. */
@@ -30,22 +30,40 @@ interface Holder {
   mtimeMs: number;
   pid?: number;
   host?: string;
+  /** The kernel's boot id when it was written (Linux): a lock from an earlier boot names a pid that may run again. */
+  boot?: string;
+}
+
+/**
+ * What a caller says of a lock held by another process (`who`: its pid): `waiting` is told once when the wait
+ * begins, `busy` says why it gives up after `waitMs` (the default says the file is being changed).
+ */
+export interface LockWording {
+  waiting?(who: string): void;
+  busy(who: string): string;
 }
 
 /**
  * Runs `work` holding `FILE.lock`, waiting for another process that holds it (with a small backoff, up to
  * `waitMs`; then `data_dir_locked`, naming the lock and its holder). A lock whose holder is gone (SIGKILL) or which
  * has not been refreshed for `staleMs` is taken over. Readers need no lock when the file is replaced by a rename.
+ * `work`'s signal aborts when its own lock was taken over (its process was frozen or hung past `staleMs`): a long
+ * holder stops before it writes over its successor's work.
  *
  * @example
  * ```ts
  * await withFileLock("/data/tokens.json", async () => save(change(read())));
  * ```
  */
-export async function withFileLock<T>(file: string, work: () => Promise<T>, times: LockTimes = LOCK_TIMES): Promise<T> {
+export async function withFileLock<T>(
+  file: string,
+  work: (lost: AbortSignal) => Promise<T>,
+  times: LockTimes = LOCK_TIMES,
+  wording?: LockWording,
+): Promise<T> {
   const lock = `${file}.lock`;
   const nonce = randomBytes(8).toString("hex");
-  const mine = JSON.stringify({ pid: process.pid, host: hostname(), nonce }) + "\n";
+  const mine = JSON.stringify({ pid: process.pid, host: hostname(), boot: BOOT_ID, nonce }) + "\n";
   // Written whole, then linked to the lock's name: link fails when the lock exists, and a lock is never seen
   // without its holder's pid (as one made with `wx`, then written, would be).
   const ready = `${lock}.${process.pid}.${nonce}`;
@@ -58,13 +76,17 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
     throw new InteropError("storage_failed", `Cannot lock ${file} (writing ${ready}): ${(cause as Error).message}`, { cause });
   }
   try {
-    await acquire(file, lock, ready, mine, times);
+    await acquire(file, lock, ready, mine, times, wording);
   } finally {
     rmSync(ready, { force: true });
   }
-  const refresh = setInterval(() => touch(lock), times.staleMs / 3);
+  const lost = new AbortController();
+  const refresh = setInterval(() => {
+    if (stillHeld(lock, mine)) touch(lock);
+    else lost.abort();
+  }, times.staleMs / 3);
   try {
-    return await work();
+    return await work(lost.signal);
   } finally {
     clearInterval(refresh);
     // Only its own: a holder that was taken over (it hung past staleMs) must not remove its successor's lock.
@@ -72,9 +94,10 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, time
   }
 }
 
-async function acquire(file: string, lock: string, ready: string, mine: string, times: LockTimes): Promise<void> {
+async function acquire(file: string, lock: string, ready: string, mine: string, times: LockTimes, wording?: LockWording): Promise<void> {
   const deadline = performance.now() + times.waitMs;
   const stale = staleAfterWatching(times.staleMs);
+  let waitTold = false;
   for (let pause = 2;; pause = Math.min(pause * 2, 100)) {
     // Dated now: the lock is this file once linked, and must not look as old as this wait. Written again when a
     // newcomer took it for a dead waiter's (a forward step of the wall clock makes it look old): the wait goes on.
@@ -83,15 +106,18 @@ async function acquire(file: string, lock: string, ready: string, mine: string, 
     const holder = readHolder(lock);
     if (holder === undefined) continue; // released meanwhile
     if (stale(lock, holder) && breakStale(lock, ready, holder, stale)) continue;
+    const who = holder.pid === undefined ? "an unknown process" : `pid ${holder.pid}${holder.host === hostname() ? "" : ` on ${holder.host}`}`;
     if (performance.now() >= deadline) {
       const seconds = Math.round((Date.now() - holder.mtimeMs) / 1000);
-      const who = holder.pid === undefined ? "an unknown process" : `pid ${holder.pid}${holder.host === hostname() ? "" : ` on ${holder.host}`}`;
       throw new InteropError(
         "data_dir_locked",
-        `${file} is being changed by another process (lock ${lock}, held by ${who}, refreshed ${seconds} s ago): ` +
-          "try again when it is done",
+        wording?.busy(who) ??
+          `${file} is being changed by another process (lock ${lock}, held by ${who}, refreshed ${seconds} s ago): ` +
+            "try again when it is done",
       );
     }
+    if (!waitTold) wording?.waiting?.(who);
+    waitTold = true;
     // Jittered, so that waiters woken together do not collide again.
     await new Promise((resolve) => setTimeout(resolve, pause * (0.5 + Math.random())));
   }
@@ -161,9 +187,14 @@ function isStale(holder: Holder, staleMs: number): boolean {
   return Date.now() - holder.mtimeMs > staleMs || holderDied(holder);
 }
 
-/** Whether the process that wrote `holder` is gone: a pid names a process only on its own host (a data dir on a shared mount). */
+/**
+ * Whether the process that wrote `holder` is gone: a pid names a process only on its own host (a data dir on a shared
+ * mount), and only in the boot it was written in (a lock left by a power loss names a pid the next boot may give a
+ * process that never lets go: a listen started at boot would be refused for good).
+ */
 function holderDied(holder: Holder): boolean {
-  return holder.pid !== undefined && holder.host === hostname() && !processRuns(holder.pid);
+  if (holder.pid === undefined || holder.host !== hostname()) return false;
+  return (holder.boot !== undefined && BOOT_ID !== undefined && holder.boot !== BOOT_ID) || !processRuns(holder.pid);
 }
 
 function tryLink(from: string, to: string): boolean {
@@ -189,13 +220,28 @@ function readHolder(path: string): Holder | undefined {
     const text = readFileSync(fd, "utf8");
     const { mtimeMs } = fstatSync(fd);
     try {
-      const { pid, host } = JSON.parse(text);
-      return { text, mtimeMs, pid: typeof pid === "number" ? pid : undefined, host: typeof host === "string" ? host : undefined };
+      const { pid, host, boot } = JSON.parse(text);
+      return {
+        text,
+        mtimeMs,
+        pid: typeof pid === "number" ? pid : undefined,
+        host: typeof host === "string" ? host : undefined,
+        boot: typeof boot === "string" ? boot : undefined,
+      };
     } catch {
       return { text, mtimeMs }; // not one of ours: only its age can free it
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Whether the lock at `path` is still the one `mine` wrote (a read that fails otherwise is no proof it is not). */
+function stillHeld(path: string, mine: string): boolean {
+  try {
+    return readHolder(path)?.text === mine;
+  } catch {
+    return true;
   }
 }
 

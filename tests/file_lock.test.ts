@@ -13,8 +13,8 @@ import { stepWallClock } from "./helpers/hand_clock.ts";
 /** Short waits for a test; a lock refreshed within the last minute counts as held. */
 const TEST_TIMES = { waitMs: 300, staleMs: 60_000 };
 
-function lockNaming(path: string, pid: number): void {
-  writeFileSync(path, JSON.stringify({ pid, host: hostname(), nonce: "other" }) + "\n", { mode: 0o600 });
+function lockNaming(path: string, pid: number, boot?: string): void {
+  writeFileSync(path, JSON.stringify({ pid, host: hostname(), boot, nonce: "other" }) + "\n", { mode: 0o600 });
 }
 
 /** A holder of `file`'s lock whose work takes `ms`, noting in `events` when it starts and ends. */
@@ -107,6 +107,44 @@ test("withFileLock() gives up on a live holder once its wait is over, naming the
   });
   assert.equal(ran, false);
   assert.deepEqual(readdirSync(dir.path), ["list.json.lock"], "the holder's lock is left, and nothing of the waiter's");
+});
+
+test("withFileLock() takes over at once a lock written in an earlier boot, though its pid names a live process now", async (t) => {
+  // After a power loss the pid in a lock may be a process of the new boot: watched for staleMs, a listen started at
+  // boot with a short wait would have been refused for good.
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  lockNaming(`${file}.lock`, process.pid, "00000000-0000-0000-0000-000000000000");
+  assert.equal(await withFileLock(file, async () => "ran", TEST_TIMES), "ran");
+  lockNaming(`${file}.lock`, process.pid, readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
+  await assert.rejects(withFileLock(file, async () => "ran", TEST_TIMES), /held by pid/, "this boot's live holder");
+});
+
+test("withFileLock() tells its caller's wording once that it waits, and gives up with the caller's words", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  lockNaming(`${file}.lock`, process.pid);
+  const told: string[] = [];
+  const wording = { waiting: (who: string) => told.push(who), busy: (who: string) => `busy: ${who}` };
+  await assert.rejects(withFileLock(file, async () => "ran", TEST_TIMES, wording), { code: "data_dir_locked", message: `busy: pid ${process.pid}` });
+  assert.deepEqual(told, [`pid ${process.pid}`]);
+});
+
+test("withFileLock() tells its work when its lock was taken over (its process was frozen past staleMs)", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const times = { waitMs: 300, staleMs: 600 };
+  await withFileLock(file, async (lost) => {
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    assert.equal(lost.aborted, false, "its own refreshes do not count");
+    lockNaming(`${file}.lock`, process.pid);
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    assert.equal(lost.aborted, true);
+  }, times);
+  assert.ok(existsSync(`${file}.lock`), "the successor's lock is left");
 });
 
 test("withFileLock() releases the lock when the work throws", async (t) => {

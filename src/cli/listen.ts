@@ -3,12 +3,13 @@ import { join } from "node:path";
 import { CursorFile } from "../client/cursor_file.ts";
 import { follow } from "../client/follow.ts";
 import { InteropError } from "../errors.ts";
+import { withFileLock } from "../file_lock.ts";
 import { defaultListenStateDir } from "../paths.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseDuration, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { deliverUntilDone } from "./listen_delivery.ts";
 import { a2aOutbound, chooseSink, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
-import { checkWritable, positionSaver, resumeAfter } from "./listen_resume.ts";
+import { checkWritable, positionSaver, resumeAfter, STATE_LOCK_TIMES, stateLockWording, stateTakenOver } from "./listen_resume.ts";
 import { createLogger } from "./logger.ts";
 import { pushUrlFromEnv, refuseBadPushUrls } from "./push_url_variables.ts";
 
@@ -117,7 +118,8 @@ or --exec CMD instead.
 Another reader of the agent's stream (a second listen, a 'curl /subscribe' peek) takes
 it over: listen says so once and waits, asking the broker every few seconds at most,
 until the agent has no stream open, then resumes after its own last id (so it writes
-what the other reader took too).
+what the other reader took too). Each listen needs its own --state: one whose state file
+another listen uses waits up to 20 s for it to stop, then exits 6.
 
 Stops cleanly on SIGINT/SIGTERM after finishing the message in hand; a --pipe reader
 that holds the FIFO open without reading does not hold it up (the message it could not
@@ -127,7 +129,8 @@ would create its inbox again.
 
 Exit codes: 0 stopped by a signal or --limit reached, 2 bad usage (also an --out it
 cannot append to, a --state it cannot write, a push flag such as --push-token-file
-without its push output), 4 broker refused the agent, 8 another reader took over the stream
+without its push output), 4 broker refused the agent, 6 another listen uses its --state,
+8 another reader took over the stream
 (with --exit-if-replaced), 9 the agent was removed by the operator.
 `;
 
@@ -186,33 +189,36 @@ export async function run(args: string[], io: Io): Promise<number> {
   const limitReached = new AbortController();
   let written = 0;
 
-  try {
-    await a2a?.resume();
-    await follow({
-      client,
-      agent,
-      from: await resumeAfter(cursor, values.out, { agent, client, log }),
-      deliver: async (message) => {
-        // A message parked as a dead letter was handled, not written: --limit counts what reached the output.
-        if (await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log })) written++;
-      },
-      delivered: async (position) => {
-        await savePosition(position);
-        a2a?.handedOver(position?.id);
-        if (written >= limit) limitReached.abort();
-      },
-      log,
-      signal: AbortSignal.any([io.shutdown, limitReached.signal]),
-      idleTimeoutMs,
-      exitIfReplaced: values["exit-if-replaced"],
-    });
-    // --a2a: what was handed over is done once its answer went back to the sender; a signal does not wait for that.
-    if (limitReached.signal.aborted) await a2a?.settled();
-  } catch (error) {
-    // `listen | head -1`: the pipeline is done; the next listen resumes after the last line written (which head may
-    // not have read: no writer can know; --limit N is the lossless way).
-    if (!(error instanceof InteropError && error.code === "output_closed")) throw error;
-    log.info("stdout closed: stopping");
-  }
-  return 0;
+  return await withFileLock(cursor.path, async (lockLost) => {
+    try {
+      await a2a?.resume();
+      await follow({
+        client,
+        agent,
+        from: await resumeAfter(cursor, values.out, { agent, client, log }),
+        deliver: async (message) => {
+          // A message parked as a dead letter was handled, not written: --limit counts what reached the output.
+          if (await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log })) written++;
+        },
+        delivered: async (position) => {
+          await savePosition(position);
+          a2a?.handedOver(position?.id);
+          if (written >= limit) limitReached.abort();
+        },
+        log,
+        signal: AbortSignal.any([io.shutdown, limitReached.signal, lockLost]),
+        idleTimeoutMs,
+        exitIfReplaced: values["exit-if-replaced"],
+      });
+      if (lockLost.aborted) throw stateTakenOver(cursor.path);
+      // --a2a: what was handed over is done once its answer went back to the sender; a signal does not wait for that.
+      if (limitReached.signal.aborted) await a2a?.settled();
+    } catch (error) {
+      // `listen | head -1`: the pipeline is done; the next listen resumes after the last line written (which head may
+      // not have read: no writer can know; --limit N is the lossless way).
+      if (!(error instanceof InteropError && error.code === "output_closed")) throw error;
+      log.info("stdout closed: stopping");
+    }
+    return 0;
+  }, STATE_LOCK_TIMES, stateLockWording(cursor.path, log));
 }

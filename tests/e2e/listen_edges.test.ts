@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { type TestContext, test } from "node:test";
 import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { cleanUpAll } from "../helpers/clean_up_all.ts";
@@ -32,7 +33,8 @@ async function brokerWithTokens(dir: string): Promise<{ broker: RunningBroker; h
 /** Starts `listen -a hermes` to stdout with hermes's token; `output()` is what it printed so far. */
 function listenAsHermes(url: string, token: string, state: string, extra: string[] = []) {
   const child = spawnCli(["listen", "--agent", "hermes", "--url", url, "--state", state, ...extra], { INTEROP_TOKEN: token });
-  const done = collect(child);
+  // Long enough for a listen that waits out another's lock on its state file (15 s) and then runs on.
+  const done = collect(child, 60_000);
   let stderr = "";
   child.stderr!.on("data", (chunk: string) => (stderr += chunk));
   let stdout = "";
@@ -176,6 +178,83 @@ test("a second listen for the same agent takes over; the first waits for it to l
   assert.equal(one.lines()[0].to, "second");
   await stopAll(first);
   assert.equal((await one.done).code, 0);
+});
+
+test("a second listen on the same --state waits for the first, then exits 6 naming it; one after the first was killed starts at once", async (t) => {
+  // Sharing one state file, each resumed after the id the other saved and wrote what the other wrote (red team 55).
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let first: ChildProcess | undefined;
+  let third: ChildProcess | undefined;
+  t.after(async () => {
+    await stopAll(first, third);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const started = await brokerWithTokens(join(dir.path, "data"));
+  broker = started.broker;
+  const state = join(dir.path, "state.json");
+  const one = listenAsHermes(broker.url, started.hermes, state);
+  first = one.child;
+  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "first listen");
+  const second = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", state], { env: { INTEROP_TOKEN: started.hermes } });
+  assert.equal(second.code, 6, second.stderr);
+  const holder = `another listen \\(pid ${first.pid}\\)`;
+  assert.match(second.stderr, new RegExp(`info: --state ${state} is in use by ${holder}: waiting up to 20 s for it to stop\n`));
+  assert.match(second.stderr, new RegExp(`error: --state ${state} is in use by ${holder}: two listens on one state file repeat .*\n$`));
+  assert.doesNotMatch(one.stderr(), WAITING, "the second never took the stream");
+  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(started.openclaw));
+  await waitFor(() => one.lines().length === 1, 10_000, "the first listen to print the message");
+
+  first.kill("SIGKILL");
+  await one.done;
+  const three = listenAsHermes(broker.url, started.hermes, state);
+  third = three.child;
+  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(started.openclaw));
+  await waitFor(() => three.lines().length === 1, 10_000, "the third listen to print the next message");
+  assert.deepEqual(three.lines().map((line) => line.n), [2]);
+  assert.doesNotMatch(three.stderr(), /in use/, "a killed listen's lock is taken over without a wait");
+});
+
+test("a listen frozen 15 s has its --state taken over by the next; thawed, it stops (exit 6) instead of writing on", async (t) => {
+  const dir = tempDir();
+  let broker: RunningBroker | undefined;
+  let first: ChildProcess | undefined;
+  let second: ChildProcess | undefined;
+  let frozen = false;
+  /** Deno's ChildProcess.kill sends no SIGCONT (it returns false): process.kill does. */
+  const thaw = () => {
+    if (frozen) process.kill(first!.pid!, "SIGCONT");
+    frozen = false;
+  };
+  t.after(async () => {
+    thaw();
+    await stopAll(first, second);
+    await broker?.cleanup();
+    dir.cleanup();
+  });
+  const started = await brokerWithTokens(join(dir.path, "data"));
+  broker = started.broker;
+  const state = join(dir.path, "state.json");
+  const one = listenAsHermes(broker.url, started.hermes, state);
+  first = one.child;
+  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "first listen");
+  first.kill("SIGSTOP");
+  frozen = true;
+  const two = listenAsHermes(broker.url, started.hermes, state);
+  second = two.child;
+  await waitFor(() => /waiting up to 20 s/.test(two.stderr()), 10_000, "the second listen to wait");
+  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(started.openclaw));
+  await waitFor(() => two.lines().length === 1, 25_000, "the second listen to take over and print the message");
+
+  thaw();
+  const result = await one.done;
+  // Deno's child_process reports a child it once saw stopped as ended by SIGSTOP, whatever its exit code.
+  if (result.signal !== "SIGSTOP") assert.equal(result.code, 6, result.stderr);
+  assert.match(result.stderr, /error: --state .* was taken over by another listen while this one did not run for 15 s or more/);
+  assert.deepEqual(one.lines(), []);
+  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(started.openclaw));
+  await waitFor(() => two.lines().length === 2, 10_000, "the second listen to go on");
 });
 
 test("listen --exit-if-replaced exits 8 when another reader takes the stream, as listen did before", async (t) => {

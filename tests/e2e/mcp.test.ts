@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { brokerPool, startBroker, waitFor } from "../helpers/broker.ts";
+import { brokerPool, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { testStops } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
@@ -226,6 +226,29 @@ test("an MCP session whose agent the operator removed while it waited reports th
     await zora?.close();
     await broker.cleanup();
   }
+});
+
+test("an MCP wait rides through a restart of its broker within its timeout: the message sent after it comes", async (t) => {
+  // Red team 56: the restart failed the wait at once (ECONNREFUSED), and the model was told its inbox read failed.
+  const dir = tempDir();
+  const held: { first?: RunningBroker; second?: RunningBroker; hermes?: Client } = {};
+  t.after(async () => {
+    await held.hermes?.close();
+    await held.first?.cleanup();
+    await held.second?.cleanup();
+    dir.cleanup();
+  });
+  held.first = await startBroker({ dataDir: dir.path });
+  held.hermes = await connect(held.first.url, "hermes");
+  const waiting = call(held.hermes, "wait", { timeout_seconds: 30 });
+  await waitFor(async () => (await (await fetch(`${held.first!.url}/status`)).json()).agents.hermes !== undefined, 10_000, "the wait");
+  await held.first.stop();
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  held.second = await startBroker({ dataDir: dir.path, port: held.first.port });
+  await runCli(["send", "--from", "openclaw", "--to", "hermes", "after the restart", "--url", held.second.url]);
+  const waited = await waiting;
+  assert.notEqual(waited.isError, true, waited.content[0].text);
+  assert.equal(json(waited).message.text, "after the restart");
 });
 
 // The wait case as OpenClaw's MCP client meets it when a call passes its request timeout or its turn is aborted:

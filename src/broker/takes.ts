@@ -169,7 +169,12 @@ export class Takes {
 
   /** Up to `limit` undelivered messages for `agent`, oldest first, taking none of them; with `answer`, what fits in it. */
   async peek(agent: AgentName, limit: number, answer?: MessageAnswer): Promise<Envelope[]> {
-    return this.#readPending(await this.#inboxFor(agent, "read"), limit, Infinity, answer);
+    const inbox = await this.#inboxFor(agent, "read");
+    // On a shared store this broker's cursor is the cluster view's, up to a second old: a stream on another broker
+    // may have taken past it since, and the peek showed those as pending again (red team 57: `interop mcp` showed
+    // the model what its listen had handed on). Takes judge by the store's cursor; a peek reads it first.
+    if (this.#shared !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, (await this.#shared.version(agent)).deliveredId);
+    return this.#readPending(inbox, limit, Infinity, answer);
   }
 
   /**

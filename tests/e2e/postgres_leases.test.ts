@@ -8,6 +8,7 @@ import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
 import { collect, spawnCli } from "../helpers/cli.ts";
 import { readDeliveries } from "../helpers/ledger.ts";
+import { openSse } from "../helpers/sse.ts";
 import { brokersOnOneDatabase as onOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
 
 const cluster = sharedPostgres();
@@ -168,4 +169,23 @@ test("removing the agent on B ends a lease taken on A: the inbox created again s
   await removed.body?.cancel();
   await publish(b.url, "hermes", "openclaw", { n: 2 });
   await leasedPeek(b.url, "openclaw", 60);
+});
+
+test("a peek on B right after A's stream got a message does not show it as pending (B's cursor from the cluster view was a second old)", async (t) => {
+  // Red team 57: 30 of 30 streamed messages were shown again by peeks on the other broker, and `interop mcp` there
+  // showed the model messages its listen had already handed on.
+  const brokers = await twoBrokers(t);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const stream = await openSse(`${a.url}/subscribe?agent=hermes`);
+  t.after(() => stream.close());
+  for (let n = 0; n < 5; n++) {
+    // A peek on B first: B's view of the inbox then holds its cursor, which only its cluster view moves on.
+    assert.deepEqual(await (await fetch(`${b.url}/poll?agent=hermes&peek=1`)).json(), []);
+    const { id } = await (await publish(a.url, "openclaw", "hermes", { n })).json();
+    const [event] = await stream.take(1);
+    assert.equal(JSON.parse(event.data).interop.id, id);
+    const peeked = await (await fetch(`${b.url}/poll?agent=hermes&peek=1`)).json();
+    assert.deepEqual(peeked, [], `message ${id}, written to A's stream, shown pending on B`);
+  }
 });

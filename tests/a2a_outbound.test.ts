@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { OutboundState } from "../src/a2a/outbound_state.ts";
-import { A2aRpcClient } from "../src/a2a/rpc_client.ts";
+import { A2aRpcClient, InDoubtError } from "../src/a2a/rpc_client.ts";
 import { parseSendResult } from "../src/a2a/task_view.ts";
 import { InteropError } from "../src/errors.ts";
 import { hermesPeerToken, withPeerToken } from "../src/integrate/a2a_peers.ts";
@@ -102,3 +102,42 @@ test("OutboundState saves its A2A URL with the secrets hidden, and reads a file 
   assert.equal(new OutboundState(path, url, "bob").lastSent, 9);
   assert.equal(new OutboundState(path, "http://127.0.0.1:9901/a2a", "bob").lastSent, 0);
 });
+
+test("A2aRpcClient reads a SendMessage answered as SSE (which a JSON call did not ask for) by its first event: the server took it", async (t) => {
+  // Red team 56: read as JSON, it was parked as "not an A2A answer" although the server was working on it.
+  const client = await clientOf(t, (id, res) => {
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    res.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id, result: { task: { id: "t1", status: { state: "TASK_STATE_WORKING" } } } })}\n\n`);
+    res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id, result: { statusUpdate: { taskId: "t1" } } })}`);
+  });
+  assert.deepEqual(await client.call("SendMessage", () => ({})), { task: { id: "t1", status: { state: "TASK_STATE_WORKING" } } });
+});
+
+test("A2aRpcClient takes an answer for another request id as no answer to its own: in doubt, never its result or its error", async (t) => {
+  const answers = [
+    { id: "another", result: { task: { id: "t1" } } },
+    { id: 7, error: { code: -32602, message: "Invalid params" } },
+  ];
+  for (const answer of answers) {
+    const client = await clientOf(t, (_id, res) => res.end(JSON.stringify({ jsonrpc: "2.0", ...answer })));
+    await assert.rejects(client.call("SendMessage", () => ({})), (error: unknown) => {
+      assert.ok(error instanceof InDoubtError, String(error));
+      assert.match(error.message, /was answered for another request \(id .*, not [0-9a-f-]{36}\): this one may have been taken/);
+      return true;
+    });
+  }
+  const lax = await clientOf(t, (_id, res) => res.end(JSON.stringify({ jsonrpc: "2.0", result: { task: { id: "t2" } } })));
+  assert.deepEqual(await lax.call("SendMessage", () => ({})), { task: { id: "t2" } }, "an answer without an id is let by");
+});
+
+/** A client of a server of the test's that answers each JSON-RPC request (`id`: its id) with `answer`. */
+async function clientOf(t: TestContext, answer: (id: unknown, res: ServerResponse) => void): Promise<A2aRpcClient> {
+  const server = createServer(async (req, res) => {
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    answer(JSON.parse(body).id, res);
+  });
+  t.after(() => server.close());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return new A2aRpcClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/a2a`, token: undefined, timeoutMs: 5000 });
+}

@@ -151,9 +151,10 @@ export class A2aRpcClient {
     const quiet = new AbortController();
     let timer = setTimeout(() => quiet.abort(), quietMs);
     try {
-      const response = await this.#post(name, params(version), version, AbortSignal.any([quiet.signal, signal]), "text/event-stream");
-      if (!(response.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
-        yield this.#resultOf(name, response, await answerText(response));
+      const id = crypto.randomUUID();
+      const response = await this.#post(name, id, params(version), version, AbortSignal.any([quiet.signal, signal]), "text/event-stream");
+      if (!isEventStream(response)) {
+        yield this.#resultOf(name, id, response, await answerText(response));
         return;
       }
       const results: unknown[] = [];
@@ -161,7 +162,7 @@ export class A2aRpcClient {
       const parser = createParser({
         onEvent: (event) => {
           try {
-            results.push(this.#resultOf(name, response, event.data));
+            results.push(this.#resultOf(name, id, response, event.data));
           } catch (error) {
             failure ??= error as Error;
           }
@@ -211,25 +212,29 @@ export class A2aRpcClient {
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const response = await this.#post(method, params, version, signal === undefined ? timeout : AbortSignal.any([timeout, signal]), "application/json");
+    const id = crypto.randomUUID();
+    const response = await this.#post(method, id, params, version, signal === undefined ? timeout : AbortSignal.any([timeout, signal]), "application/json");
     let text: string;
     try {
       text = await answerText(response);
     } catch (cause) {
       throw this.#failure(method, cause, signal);
     }
-    return this.#resultOf(method, response, text);
+    // A server that streams whatever was asked (red team 56: a SendMessage answered with one SSE event) took the
+    // request: its first event is the answer, where read as JSON it was parked as "not an A2A answer".
+    return this.#resultOf(method, id, response, isEventStream(response) ? firstEventData(text) : text);
   }
 
   /** POSTs one JSON-RPC request; a failure before any answer is sorted as `call` says. */
   async #post(
     method: string,
+    id: string,
     params: unknown,
     version: ProtocolVersion,
     signal: AbortSignal,
     accept: string,
   ): Promise<Response> {
-    const body = JSON.stringify({ jsonrpc: "2.0", id: crypto.randomUUID(), method, params });
+    const body = JSON.stringify({ jsonrpc: "2.0", id, method, params });
     const headers: Record<string, string> = {
       "content-type": "application/json",
       accept,
@@ -255,8 +260,11 @@ export class A2aRpcClient {
     return new InDoubtError(message, cause);
   }
 
-  /** The `result` of a JSON-RPC answer (`text`: the body, or one SSE event's data), or the error it stands for. */
-  #resultOf(method: string, response: Response, text: string): unknown {
+  /**
+   * The `result` of the JSON-RPC answer to request `id` (`text`: the body, or one SSE event's data), or the error it
+   * stands for.
+   */
+  #resultOf(method: string, id: string, response: Response, text: string): unknown {
     const retryAfter = retryAfterSeconds(response.headers.get("retry-after"));
     const redirect = redirectProblem(response, this.url);
     if (redirect !== undefined) {
@@ -285,6 +293,15 @@ export class A2aRpcClient {
       throw new InteropError("rejected", `${detail}; that is not an A2A (JSON-RPC) answer`, {
         status: response.status,
       });
+    }
+    // Another request's answer (a proxy's or a server's mix-up) says nothing of this one, which may have been taken:
+    // read as its own, a send was counted done, or parked for another's error. An id left out or null is let by.
+    const answerId = typeof answer === "object" && answer !== null ? (answer as { id?: unknown }).id : undefined;
+    if (answerId !== undefined && answerId !== null && answerId !== id) {
+      throw new InDoubtError(
+        `${method} to ${this.url} was answered for another request (id ${JSON.stringify(answerId).slice(0, 60)}, not ${id}): this one may have been taken`,
+        undefined,
+      );
     }
     if (rpcError !== undefined) {
       if (isRateLimit(rpcError)) {
@@ -315,6 +332,20 @@ function parsedJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+function isEventStream(response: Response): boolean {
+  return (response.headers.get("content-type") ?? "").startsWith("text/event-stream");
+}
+
+/** The data of the first event in a whole SSE `text` ("" when it has none: not an answer). */
+function firstEventData(text: string): string {
+  let first: string | undefined;
+  const parser = createParser({ onEvent: (event) => void (first ??= event.data) });
+  parser.feed(text);
+  // An answer whose last event has no blank line after it (the stream ended there) still has that event.
+  parser.feed("\n\n");
+  return first ?? "";
 }
 
 /** A JSON answer's text, refused past MAX_STREAM_BYTES: an agent server's answer is never held whole without end. */

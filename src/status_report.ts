@@ -5,6 +5,19 @@ export function reportClock(report: Pick<StatusReport, "started_at" | "uptime_se
   return Date.parse(report.started_at) + report.uptime_seconds * 1000;
 }
 
+/**
+ * Whether the report shows a stream open for `agent`: on the answering broker, or on another live broker of a shared
+ * store. An entry naming this broker (which said none above) or a dead one is stale (its close was never written).
+ */
+export function streamOpen(report: StatusReport, agent: string): boolean {
+  // hasOwn: an agent named "constructor" is not one.
+  if (!Object.hasOwn(report.agents, agent)) return false;
+  const line = report.agents[agent];
+  if (line.streams > 0) return true;
+  const holder = report.brokers?.find((broker) => broker.id === line.stream_broker);
+  return holder !== undefined && !holder.self && holder.alive;
+}
+
 /** One agent's line in the status report. */
 export interface AgentStatus {
   online: boolean;

@@ -4,7 +4,7 @@ import { InteropError } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { sleep } from "../sleep.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
-import type { StatusReport } from "../status_report.ts";
+import { type StatusReport, streamOpen } from "../status_report.ts";
 import type { BrokerClient, StreamPosition } from "./broker_client.ts";
 
 /** One message from the stream: its id and the JSON line the broker sent. */
@@ -150,17 +150,6 @@ function isRemoval(data: string, agent: AgentName): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Whether the report shows a stream open for `agent`: on the answering broker, or on another live broker of a shared
- * store. An entry naming this broker (which said none above) or a dead one is stale (its close was never written).
- */
-function streamOpen(report: StatusReport, agent: AgentName): boolean {
-  const line = report.agents[agent];
-  if (line.streams > 0) return true;
-  const holder = report.brokers?.find((broker) => broker.id === line.stream_broker);
-  return holder !== undefined && !holder.self && holder.alive;
 }
 
 function isRetryable(error: InteropError): boolean {

@@ -29,7 +29,9 @@ Reply to message N (the id is in "Message N from ..."; the reply goes back to it
 
     interop send${client} --from ${agent} --reply-to N "release main"
 
-Read what is waiting, or wait for the next message instead of checking again and again:
+Read what is waiting, or wait for the next message instead of checking again and again (only when
+messages do not already come to you as "Message N from NAME via interop" turns: then each comes
+that way, once, and the interop tools inbox and wait say so instead of reading):
 
     interop poll${client} --agent ${agent}
     interop mcp tools: inbox, wait (when the interop MCP server is configured)

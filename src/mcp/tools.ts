@@ -8,7 +8,8 @@ import { z } from "zod";
 import type { BrokerClient } from "../client/broker_client.ts";
 import type { Logger } from "../cli/logger.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY } from "../message.ts";
+import { type AgentName, MAX_IDEMPOTENCY_KEY_LENGTH, parseAgentName, type Payload, SENDABLE_KEY, type WireMessage } from "../message.ts";
+import { streamOpen } from "../status_report.ts";
 import { AnswerTakes } from "./answer_takes.ts";
 import { answerShownFor } from "./shown_answers.ts";
 import { inboxShown, nextMessageUntilCancelled, replyUntilCancelled, unlessRemoved } from "./shown_reads.ts";
@@ -94,6 +95,24 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
   const takes = new AnswerTakes();
   const answerShown = answerShownFor(client, agent, taken, takes, tracked);
 
+  /**
+   * Whether inbox and wait may read the inbox: not while a stream hands the agent's messages on (`interop listen`
+   * pushing them as turns: `interop integrate openclaw` sets up both), as a stream heeds no lease and what they show
+   * it may hand on too (red team 57: OpenClaw's MCP server beside its listener). With messages held for this call
+   * (`earlier`) it answers those; with none it refuses, saying why.
+   */
+  const readsBesideNoStream = async (earlier: WireMessage[]): Promise<boolean> => {
+    // A broker that cannot say (an older one, its status refused) is read as before.
+    const report = await client.status().catch(() => undefined);
+    if (report === undefined || !streamOpen(report, agent)) return true;
+    if (earlier.length > 0) return false;
+    throw new InteropError(
+      "stream_open",
+      `${agent}'s messages are handed on by a stream (interop listen, or another reader of /subscribe): each reaches ` +
+        "you that way, once; read here too, one could come twice. Use send and ask here (ask gets its reply).",
+    );
+  };
+
   const message = {
     text: z.string().min(1).optional().describe("The message as plain text."),
     json: z.record(z.string(), z.unknown()).optional().describe(
@@ -157,7 +176,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       await takes.taken();
       const earlier = taken.takeHeld(wanted);
       // A call cancelled before it reached the broker reads nothing; one cancelled while it read takes nothing.
-      const shown = earlier.length < wanted && !signal.aborted ? await inboxShown(client, agent, wanted - earlier.length) : null;
+      const reads = earlier.length < wanted && !signal.aborted && await readsBesideNoStream(earlier);
+      const shown = reads ? await inboxShown(client, agent, wanted - earlier.length) : null;
       return answer(answerShown(requestId, signal, earlier, shown));
     })()));
 
@@ -177,7 +197,8 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     tracked((async () => {
       await takes.taken();
       const earlier = taken.takeHeld(1);
-      const shown = earlier.length > 0 ? null : await nextMessageUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal);
+      const reads = earlier.length === 0 && await readsBesideNoStream(earlier);
+      const shown = reads ? await nextMessageUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal) : null;
       return answer({ message: answerShown(requestId, signal, earlier, shown)[0] ?? null });
     })()));
 

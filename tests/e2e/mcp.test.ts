@@ -10,6 +10,7 @@ import { brokerPool, type RunningBroker, startBroker, waitFor } from "../helpers
 import { testStops } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli, tempDir } from "../helpers/cli.ts";
 import { stopAll } from "../helpers/listener.ts";
+import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { call, connect, type ToolResult } from "../helpers/mcp_client.ts";
 
 const json = (result: ToolResult) => JSON.parse(result.content[0].text);
@@ -249,6 +250,32 @@ test("an MCP wait rides through a restart of its broker within its timeout: the 
   const waited = await waiting;
   assert.notEqual(waited.isError, true, waited.content[0].text);
   assert.equal(json(waited).message.text, "after the restart");
+});
+
+test("interop mcp's inbox and wait refuse to read while a stream hands the agent's messages on; send and ask still work", async (t) => {
+  // Red team 57: `interop integrate openclaw` sets up the MCP server and a listener on one inbox; a stream heeds no
+  // lease, so what inbox or wait showed, the listener could hand on as a turn too.
+  const broker = await startBroker();
+  const held: { hermes?: Client; stream?: SseConnection } = {};
+  t.after(async () => {
+    held.stream?.close();
+    await held.hermes?.close();
+    await broker.cleanup();
+  });
+  held.hermes = await connect(broker.url, "hermes");
+  held.stream = await openSse(`${broker.url}/subscribe?agent=hermes`);
+  await runCli(["send", "--from", "openclaw", "--to", "hermes", "to the stream", "--url", broker.url]);
+  assert.equal(JSON.parse((await held.stream.take(1))[0].data).text, "to the stream");
+  for (const [tool, args] of [["inbox", {}], ["wait", { timeout_seconds: 1 }]] as const) {
+    const refused = await call(held.hermes, tool, args);
+    assert.equal(refused.isError, true, tool);
+    assert.match(refused.content[0].text, /hermes's messages are handed on by a stream .*Use send and ask here/);
+  }
+  assert.equal(json(await call(held.hermes, "send", { to: "openclaw", text: "still sends" })).sent, true);
+  held.stream.close();
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.hermes.streams === 0, 10_000, "the stream's end");
+  await runCli(["send", "--from", "openclaw", "--to", "hermes", "to the inbox", "--url", broker.url]);
+  assert.equal(json(await call(held.hermes, "wait", { timeout_seconds: 5 })).message.text, "to the inbox");
 });
 
 // The wait case as OpenClaw's MCP client meets it when a call passes its request timeout or its turn is aborted:

@@ -91,13 +91,19 @@ Options:
                       LOSSY: the gateway keeps wake events in memory only (at most 20 per
                       session, gone on a restart) and ignores Idempotency-Key, so events are
                       dropped or doubled; a multi-agent gateway also needs --openclaw-agent
+  --openclaw-wait     with --openclaw: the gateway answers once the turn ENDED, not once it
+                      took it, and only then does listen move on: a gateway killed (SIGKILL,
+                      a crash) drops the turns it took and had not ended (it keeps them in
+                      memory); with this flag listen pushes the cut one again after the
+                      restart. Turns then run one at a time
   --openclaw-max-body BYTES  the gateway's hooks body limit (default 256KiB, fixed in
                       OpenClaw 2026.9.x): a larger request is parked as a dead letter
                       instead of sent
   --exec-attempts N   runs of --exec CMD per message before it is a dead letter (default 5)
   --post-timeout DUR  a push with no answer after DUR is retried (default 30s; with --a2a
                       330s: Hermes's A2A server answers a SendMessage only when its turn
-                      ends, within its A2A_REPLY_TIMEOUT of 300 s)
+                      ends, within its A2A_REPLY_TIMEOUT of 300 s; with --openclaw-wait
+                      600s, the retry waiting on for the same turn)
   --idle-timeout DUR  reconnect when not even a heartbeat came for DUR (default 45s; at
                       least 1s, and longer than the broker's --heartbeat)
   --limit N           exit 0 after writing N messages, the state saved up to the Nth
@@ -144,6 +150,7 @@ export const OPTIONS = {
   openclaw: { type: "string" },
   "openclaw-agent": { type: "string" },
   "openclaw-wake": { type: "boolean" },
+  "openclaw-wait": { type: "boolean" },
   "openclaw-max-body": { type: "string" },
   "hermes-webhook": { type: "string" },
   a2a: { type: "string" },

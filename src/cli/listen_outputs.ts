@@ -17,6 +17,11 @@ import { PUSH_URL_VARIABLES } from "./push_url_variables.ts";
 const PUSH_POST_TIMEOUT = "30s";
 /** For --a2a, past Hermes's A2A server's own wait: it answers a SendMessage only when its turn ends (300 s at most). */
 const A2A_POST_TIMEOUT = "330s";
+/**
+ * For --openclaw-wait, whose answer comes when the turn ended: a turn may run for hours (OpenClaw's own limit is 48 h),
+ * and a push retried meanwhile only waits on for the same turn (the gateway replays it by Idempotency-Key).
+ */
+const OPENCLAW_TURN_POST_TIMEOUT = "600s";
 /** The outputs, of which a listener takes one. */
 export const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook", "a2a"] as const;
 
@@ -45,7 +50,8 @@ export function a2aOutbound(
 
 /** The output the flags name (every one but --a2a), or stdout when none does. */
 export function chooseSink(values: Values, io: Io): MessageSink {
-  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"] ?? PUSH_POST_TIMEOUT, { min: 1 });
+  const defaultPostTimeout = values["openclaw-wait"] === true ? OPENCLAW_TURN_POST_TIMEOUT : PUSH_POST_TIMEOUT;
+  const postTimeoutMs = parseDuration("listen", "--post-timeout", values["post-timeout"] ?? defaultPostTimeout, { min: 1 });
   if (values.pipe !== undefined) return pipeSink(values.pipe, io.shutdown);
   if (values.out !== undefined) return fileSink(values.out);
   if (values.exec !== undefined) {
@@ -57,9 +63,13 @@ export function chooseSink(values: Values, io: Io): MessageSink {
   if (values.openclaw !== undefined) {
     const token = readSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN, "$OPENCLAW_HOOKS_TOKEN");
     if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --push-token-file FILE or $OPENCLAW_HOOKS_TOKEN");
+    if (values["openclaw-wake"] && values["openclaw-wait"]) {
+      throw usageError("listen", "--openclaw-wait waits for an agent turn, which --openclaw-wake does not start: give one of them");
+    }
     const options = {
       agentId: values["openclaw-agent"],
       wake: values["openclaw-wake"] === true,
+      waitForTurn: values["openclaw-wait"] === true,
       maxBodyBytes: values["openclaw-max-body"] === undefined
         ? OPENCLAW_MAX_BODY_BYTES
         : parseByteSize("listen", "--openclaw-max-body", values["openclaw-max-body"]),
@@ -82,6 +92,7 @@ const OUTPUT_FLAGS = {
   "secret-file": ["hermes-webhook"],
   "openclaw-agent": ["openclaw"],
   "openclaw-wake": ["openclaw"],
+  "openclaw-wait": ["openclaw"],
   "openclaw-max-body": ["openclaw"],
   "a2a-token-file": ["a2a"],
   "post-timeout": ["post", "openclaw", "hermes-webhook", "a2a"],

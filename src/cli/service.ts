@@ -45,7 +45,7 @@ or a --pipe, is refused (install a user unit for those). Prints each thing it do
 
 'install listen' writes interop-listen-AGENT.service, which runs 'interop listen' with the
 listen options given (see 'interop listen --help'), e.g. the always-on OpenClaw listener:
-  interop service install listen -a openclaw --openclaw http://127.0.0.1:18789 \\
+  interop service install listen -a openclaw --openclaw http://127.0.0.1:18789 --openclaw-wait \\
     --push-token-file ~/.openclaw/hooks-token --token-file ~/.config/interop/openclaw.token
 A unit does not see your shell's environment: pass secrets as files (--token-file,
 --push-token-file, --secret-file); $INTEROP_URL is written into the unit as --url.

@@ -55,6 +55,11 @@ export interface OpenclawOptions {
    * per session, gone on restart), ignores Idempotency-Key, and a multi-agent gateway needs `agentId` for them.
    */
   wake: boolean;
+  /**
+   * Ask the gateway to answer once the turn ended (`waitForCompletion`), not once it accepted it: a gateway killed
+   * before then drops the turns it accepted (it keeps them in memory), and only an unanswered push is pushed again.
+   */
+  waitForTurn: boolean;
   /** The gateway's hooks body limit: a larger request is parked here instead of sent. */
   maxBodyBytes: number;
 }
@@ -75,7 +80,7 @@ export function openclawTarget(gatewayUrl: string, token: string, options: Openc
       const body = JSON.stringify(
         options.wake
           ? { text, mode: "now", ...(options.agentId === undefined ? {} : { agentId: options.agentId }) }
-          : { message: text, agentId: options.agentId ?? OPENCLAW_DEFAULT_AGENT },
+          : { message: text, agentId: options.agentId ?? OPENCLAW_DEFAULT_AGENT, ...(options.waitForTurn ? { waitForCompletion: true } : {}) },
       );
       const bytes = new TextEncoder().encode(body).byteLength;
       if (bytes > options.maxBodyBytes) {

@@ -208,8 +208,10 @@ export function openclawPlan(options: PlanOptions & { gatewayUrl: string }): Int
       ...(existsSync(configPath) ? [] : [`${configPath} did not exist: run 'openclaw onboard' so the gateway has its own settings before it starts.`]),
       `Enable OpenClaw's hooks (hooks.enabled, hooks.token in openclaw.json) and save that token to ${hooksToken}, ` +
       `readable only by you (chmod 600 ${hooksToken}): the listener below sends it with each message.`,
-      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message: ${options.command} listen --agent ${options.agent}${clientFlags(options)} --openclaw ${options.gatewayUrl} --push-token-file ${hooksToken}`,
-      `Or keep that listener running under systemd: ${options.command} service install listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --openclaw ${options.gatewayUrl} --push-token-file ${hooksToken}`,
+      // --openclaw-wait: a gateway killed drops the turns it took and had not ended (red team 57: 3 of 40).
+      `Start a turn for the agent (main; --openclaw-agent ID for another) on each message, the next once it ended (--openclaw-wait: ` +
+      `none lost if the gateway is killed): ${options.command} listen --agent ${options.agent}${clientFlags(options)} --openclaw ${options.gatewayUrl} --openclaw-wait --push-token-file ${hooksToken}`,
+      `Or keep that listener running under systemd: ${options.command} service install listen --agent ${options.agent} --url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --openclaw ${options.gatewayUrl} --openclaw-wait --push-token-file ${hooksToken}`,
       `Or deliver through OpenClaw's A2A channel (answers then come back to the asker): ${options.command} listen --agent ${options.agent} ` +
       `--url ${options.brokerUrl}${tokenArgs(options).map((arg) => ` ${arg}`).join("")} --a2a ${options.gatewayUrl}/a2a/v1 --a2a-token-file ${shellWords([listenTokenPath(openclaw)])}`,
       "Restart the OpenClaw gateway so it loads the skill, the MCP server and the A2A channel (changing channels.a2a later restarts the channel and drops its tasks).",

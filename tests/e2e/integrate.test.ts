@@ -192,6 +192,8 @@ test("interop integrate --token-file puts the broker's URL and the agent's token
   const openclaw = JSON.parse((await runCli(["integrate", "openclaw", "--json", "--home", home.path, "--url", broker.url, "--token-file", tokenFile])).stdout);
   assert.ok(openclaw.then.some((step: string) => step.includes(`listen --agent openclaw --url ${broker.url} --token-file ${tokenFile} --openclaw`)));
   assert.ok(openclaw.then.some((step: string) => step.includes(`service install listen --agent openclaw --url ${broker.url} --token-file ${tokenFile}`)));
+  // Each turn ends before the next is pushed: the gateway drops the turns it took when it is killed.
+  assert.equal(openclaw.then.filter((step: string) => step.includes("--openclaw-wait --push-token-file")).length, 2);
   // The A2A listener reads the broker as the agent too: without the token it got 401 (found with the real gateway).
   assert.ok(openclaw.then.some((step: string) => step.includes(`listen --agent openclaw --url ${broker.url} --token-file ${tokenFile} --a2a `)));
   // The hooks token's file is the given home's, in every line that names it (it said ~/.openclaw, this user's).

@@ -627,7 +627,13 @@ test("listen refuses a push flag without its push output (exit 2, one line) inst
     [["--secret-file", join(dir.path, "secret")], /^error: --secret-file goes with --hermes-webhook URL/],
     [["--openclaw-agent", "main", "--out", join(dir.path, "out.jsonl")], /^error: --openclaw-agent goes with --openclaw URL/],
     [["--post-timeout", "5s"], /^error: --post-timeout goes with --post or --openclaw or --hermes-webhook or --a2a URL/],
+    [["--openclaw-wait"], /^error: --openclaw-wait goes with --openclaw URL/],
+    [
+      ["--openclaw", "http://127.0.0.1:9", "--push-token-file", join(dir.path, "hooks-token"), "--openclaw-wake", "--openclaw-wait"],
+      /^error: --openclaw-wait waits for an agent turn, which --openclaw-wake does not start: give one of them/,
+    ],
   ];
+  writeFileSync(join(dir.path, "hooks-token"), "token\n", { mode: 0o600 });
   for (const [flags, expected] of cases) {
     const result = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", state, "--limit", "1", ...flags], { timeoutMs: 10_000 });
     assert.equal(result.code, 2, `${flags[0]}: ${result.stderr}`);

@@ -212,6 +212,35 @@ test("listen --openclaw starts one turn per message on a multi-agent gateway thr
   assert.equal(gateway.replays, 1, "the unanswered turn was replayed, not started twice");
 });
 
+for (const wait of [true, false]) {
+  const flags = wait ? ["--openclaw-wait"] : [];
+  const title = wait
+    ? "listen --openclaw-wait moves on once each turn ended: a gateway killed with turns queued runs every message once after its restart"
+    : "listen --openclaw without --openclaw-wait moves on once each turn was taken: a gateway killed with turns queued drops them (the documented loss)";
+  test(title, async (t) => {
+    // The real gateway (OpenClaw 2026.9.6) answers 200 once it took a turn, keeps the turns it took in memory, and
+    // a SIGKILL drops them (red team 57: 3 of 40). With waitForCompletion it answers once the turn ended.
+    const gateway = new OpenclawGateway({ token: GATEWAY_TOKEN, turnMs: 150 });
+    const { broker, listen } = await behindGateway(t, gateway);
+    listen("openclaw", flags);
+    const texts = Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`);
+    for (const text of texts) await publish(broker.url, "hermes", "openclaw", { text });
+    await waitFor(() => gateway.ended.length >= 3, 15_000, "three turns ended");
+    await gateway.stop();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await gateway.start();
+    const ended = () => gateway.ended.map((run) => /: (turn \d+)$/.exec(run.message)![1]);
+    if (!wait) {
+      await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.openclaw.pending === 0, 10_000, "listen past all");
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.ok(ended().length < texts.length, `turns ended: ${ended().join(", ")}`);
+      return;
+    }
+    await waitFor(() => gateway.ended.length >= texts.length, 20_000, "every turn to end");
+    assert.deepEqual(ended(), texts, "each message's turn ended once, in order");
+  });
+}
+
 test("on a multi-agent gateway the lossy --openclaw-wake needs --openclaw-agent, and a dead letter says so", async (t) => {
   const gateway = new OpenclawGateway({ token: GATEWAY_TOKEN, agents: ["main", "ops"] });
   const { broker, listen } = await behindGateway(t, gateway, ["--agents", "hermes,leo,leo2"]);

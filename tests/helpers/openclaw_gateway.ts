@@ -27,11 +27,15 @@ export interface OpenclawGatewayOptions {
   /** The configured agents; with more than one, a wake must name its agent. */
   agents?: string[];
   maxBodyBytes?: number;
+  /** How long each agent turn runs, one after another (the real gateway's turns run a model): 0 ends each at once. */
+  turnMs?: number;
 }
 
 export class OpenclawGateway {
   /** Agent turns started, in order: a replay of an Idempotency-Key starts none. */
   runs: HookRun[] = [];
+  /** Agent turns that ended, in order: a turn queued or running when the gateway stopped never ends. */
+  ended: HookRun[] = [];
   /** Wake events queued, in order (the gateway de-duplicates none of them). */
   wakes: HookWake[] = [];
   /** Requests answered from the Idempotency-Key cache with an earlier runId. */
@@ -46,29 +50,42 @@ export class OpenclawGateway {
   readonly #token: string;
   readonly #agents: string[];
   readonly #maxBodyBytes: number;
-  readonly #replayCache = new Map<string, { runId: string; sessionKey: string }>();
+  readonly #turnMs: number;
+  /** Kept in memory, as the gateway keeps it: a restart forgets it. */
+  #replayCache = new Map<string, { runId: string; sessionKey: string; ended: Promise<void> }>();
+  /** When the last turn queued ends: turns run one after another. */
+  #queue: Promise<void> = Promise.resolve();
+  /** Turns in the queue or running, which a stop drops (the gateway keeps them in memory). */
+  #turnTimers = new Set<ReturnType<typeof setTimeout>>();
   #server: Server | undefined;
 
   constructor(options: OpenclawGatewayOptions) {
     this.#token = options.token;
     this.#agents = options.agents ?? ["main"];
     this.#maxBodyBytes = options.maxBodyBytes ?? OPENCLAW_HOOKS_MAX_BODY_BYTES;
+    this.#turnMs = options.turnMs ?? 0;
   }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** Starts on a free port, or on the one it had (a restart), remembering no earlier turn or key. */
   async start(): Promise<void> {
+    this.#replayCache = new Map();
+    this.#queue = Promise.resolve();
     this.#server = createServer((req, res) => this.#handle(req, res));
-    await new Promise<void>((resolve) => this.#server!.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => this.#server!.listen(this.port, "127.0.0.1", resolve));
     this.port = (this.#server.address() as AddressInfo).port;
   }
 
+  /** Stops as a killed gateway does: connections cut, and the turns queued or running dropped, never ended. */
   async stop(): Promise<void> {
     const server = this.#server;
     if (!server) return;
     this.#server = undefined;
+    for (const timer of this.#turnTimers) clearTimeout(timer);
+    this.#turnTimers.clear();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
@@ -125,19 +142,41 @@ export class OpenclawGateway {
     const idempotencyKey = req.headers["idempotency-key"] as string | undefined;
     // The replay cache is keyed by the key and what the request asks for, so a replay must repeat the request.
     const replayKey = idempotencyKey === undefined ? undefined : JSON.stringify([idempotencyKey, agentId, message]);
+    // `waitForCompletion: true` answers once the turn ended (with its `completion`), not once it was taken.
+    const answer = async ({ ended, ...run }: { runId: string; sessionKey: string; ended: Promise<void> }) => {
+      if (payload.waitForCompletion === true) await ended;
+      this.#send(res, 200, { ok: true, status: "accepted", ...run, ...(payload.waitForCompletion === true ? { completion: { status: "ok" } } : {}) });
+    };
     const cached = replayKey === undefined ? undefined : this.#replayCache.get(replayKey);
     if (cached !== undefined) {
       this.replays++;
-      return this.#send(res, 200, { ok: true, status: "accepted", ...cached });
+      return void answer(cached);
     }
-    const run = { runId: randomUUID(), sessionKey: `agent:${agentId}:hook:${randomUUID()}` };
+    const started = { runId: randomUUID(), agentId, message, idempotencyKey };
+    const run = { runId: started.runId, sessionKey: `agent:${agentId}:hook:${randomUUID()}`, ended: this.#turn(started) };
     if (replayKey !== undefined) this.#replayCache.set(replayKey, run);
-    this.runs.push({ runId: run.runId, agentId, message, idempotencyKey });
+    this.runs.push(started);
     if (this.hangs > 0) {
       this.hangs--;
       return; // the turn started; the answer never leaves
     }
-    this.#send(res, 200, { ok: true, status: "accepted", ...run });
+    void answer(run);
+  }
+
+  /** Queues `run`'s turn after the others: it ends `turnMs` after it starts, unless the gateway stops first. */
+  #turn(run: HookRun): Promise<void> {
+    const ended = this.#queue.then(() =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.#turnTimers.delete(timer);
+          this.ended.push(run);
+          resolve();
+        }, this.#turnMs);
+        this.#turnTimers.add(timer);
+      })
+    );
+    this.#queue = ended;
+    return ended;
   }
 
   #send(res: ServerResponse, status: number, body: unknown): void {

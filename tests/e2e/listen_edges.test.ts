@@ -149,112 +149,91 @@ test("an agent removed while its listen was stopped is not created again by the 
   assert.ok(!("hermes" in (await (await fetch(`${broker.url}/status`)).json()).agents));
 });
 
-test("a second listen for the same agent takes over; the first waits for it to leave and resumes by its own id", async (t) => {
+/**
+ * A broker with tokens and `listen -a hermes` on it with state file `state` (a name in the test's directory), its
+ * stream open; `listen(state)` starts another. Everything is stopped after the test.
+ */
+async function hermesListening(t: TestContext, state: string) {
   const dir = tempDir();
+  const listens: ChildProcess[] = [];
   let broker: RunningBroker | undefined;
-  let first: ChildProcess | undefined;
-  let second: ChildProcess | undefined;
   t.after(async () => {
-    await stopAll(first, second);
+    await stopAll(...listens);
     await broker?.cleanup();
     dir.cleanup();
   });
   const started = await brokerWithTokens(join(dir.path, "data"));
   broker = started.broker;
-  const one = listenAsHermes(broker.url, started.hermes, join(dir.path, "1.json"));
-  first = one.child;
-  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "first listen");
-  const two = listenAsHermes(broker.url, started.hermes, join(dir.path, "2.json"));
-  second = two.child;
+  const listen = (name: string) => {
+    const listener = listenAsHermes(started.broker.url, started.hermes, join(dir.path, name));
+    listens.push(listener.child);
+    return listener;
+  };
+  const first = listen(state);
+  await waitFor(() => streamOpen(started.broker.url, started.hermes), 10_000, "first listen");
+  return { ...started, state: join(dir.path, state), first, listen };
+}
+
+test("a second listen for the same agent takes over; the first waits for it to leave and resumes by its own id", async (t) => {
+  const { broker, openclaw, first: one, listen } = await hermesListening(t, "1.json");
+  const two = listen("2.json");
   await waitFor(() => WAITING.test(one.stderr()), 10_000, "the first listen to wait");
-  await publish(broker.url, "openclaw", "hermes", { to: "second" }, bearer(started.openclaw));
+  await publish(broker.url, "openclaw", "hermes", { to: "second" }, bearer(openclaw));
   await waitFor(() => two.lines().length === 1, 10_000, "the second listen to print the message");
   assert.equal(one.lines().length, 0);
 
-  await stopAll(second);
+  await stopAll(two.child);
   assert.equal((await two.done).code, 0);
   // The first never had it: resuming after its own last id, it writes it too (two readers, each resuming by id).
   await waitFor(() => one.lines().length === 1, 15_000, "the first listen to resume");
   assert.equal(one.lines()[0].to, "second");
-  await stopAll(first);
+  await stopAll(one.child);
   assert.equal((await one.done).code, 0);
 });
 
 test("a second listen on the same --state waits for the first, then exits 6 naming it; one after the first was killed starts at once", async (t) => {
   // Sharing one state file, each resumed after the id the other saved and wrote what the other wrote (red team 55).
-  const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  let first: ChildProcess | undefined;
-  let third: ChildProcess | undefined;
-  t.after(async () => {
-    await stopAll(first, third);
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  const started = await brokerWithTokens(join(dir.path, "data"));
-  broker = started.broker;
-  const state = join(dir.path, "state.json");
-  const one = listenAsHermes(broker.url, started.hermes, state);
-  first = one.child;
-  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "first listen");
-  const second = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", state], { env: { INTEROP_TOKEN: started.hermes } });
+  const { broker, hermes, openclaw, state, first: one, listen } = await hermesListening(t, "state.json");
+  const second = await runCli(["listen", "--agent", "hermes", "--url", broker.url, "--state", state], { env: { INTEROP_TOKEN: hermes } });
   assert.equal(second.code, 6, second.stderr);
-  const holder = `another listen \\(pid ${first.pid}\\)`;
+  const holder = `another listen \\(pid ${one.child.pid}\\)`;
   assert.match(second.stderr, new RegExp(`info: --state ${state} is in use by ${holder}: waiting up to 20 s for it to stop\n`));
   assert.match(second.stderr, new RegExp(`error: --state ${state} is in use by ${holder}: two listens on one state file repeat .*\n$`));
   assert.doesNotMatch(one.stderr(), WAITING, "the second never took the stream");
-  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(started.openclaw));
+  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(openclaw));
   await waitFor(() => one.lines().length === 1, 10_000, "the first listen to print the message");
 
-  first.kill("SIGKILL");
+  one.child.kill("SIGKILL");
   await one.done;
-  const three = listenAsHermes(broker.url, started.hermes, state);
-  third = three.child;
-  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(started.openclaw));
+  const three = listen("state.json");
+  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(openclaw));
   await waitFor(() => three.lines().length === 1, 10_000, "the third listen to print the next message");
   assert.deepEqual(three.lines().map((line) => line.n), [2]);
   assert.doesNotMatch(three.stderr(), /in use/, "a killed listen's lock is taken over without a wait");
 });
 
 test("a listen frozen 15 s has its --state taken over by the next; thawed, it stops (exit 6) instead of writing on", async (t) => {
-  const dir = tempDir();
-  let broker: RunningBroker | undefined;
-  let first: ChildProcess | undefined;
-  let second: ChildProcess | undefined;
-  let frozen = false;
-  /** Deno's ChildProcess.kill sends no SIGCONT (it returns false): process.kill does. */
-  const thaw = () => {
-    if (frozen) process.kill(first!.pid!, "SIGCONT");
-    frozen = false;
-  };
-  t.after(async () => {
-    thaw();
-    await stopAll(first, second);
-    await broker?.cleanup();
-    dir.cleanup();
-  });
-  const started = await brokerWithTokens(join(dir.path, "data"));
-  broker = started.broker;
-  const state = join(dir.path, "state.json");
-  const one = listenAsHermes(broker.url, started.hermes, state);
-  first = one.child;
-  await waitFor(() => streamOpen(broker!.url, started.hermes), 10_000, "first listen");
-  first.kill("SIGSTOP");
-  frozen = true;
-  const two = listenAsHermes(broker.url, started.hermes, state);
-  second = two.child;
-  await waitFor(() => /waiting up to 20 s/.test(two.stderr()), 10_000, "the second listen to wait");
-  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(started.openclaw));
-  await waitFor(() => two.lines().length === 1, 25_000, "the second listen to take over and print the message");
+  const { broker, openclaw, first: one, listen } = await hermesListening(t, "state.json");
+  // Deno's ChildProcess.kill sends no SIGCONT (it returns false): process.kill does. Thawed before the test's
+  // stops, which a stopped process would not heed.
+  one.child.kill("SIGSTOP");
+  try {
+    const two = listen("state.json");
+    await waitFor(() => /waiting up to 20 s/.test(two.stderr()), 10_000, "the second listen to wait");
+    await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(openclaw));
+    await waitFor(() => two.lines().length === 1, 25_000, "the second listen to take over and print the message");
 
-  thaw();
-  const result = await one.done;
-  // Deno's child_process reports a child it once saw stopped as ended by SIGSTOP, whatever its exit code.
-  if (result.signal !== "SIGSTOP") assert.equal(result.code, 6, result.stderr);
-  assert.match(result.stderr, /error: --state .* was taken over by another listen while this one did not run for 15 s or more/);
-  assert.deepEqual(one.lines(), []);
-  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(started.openclaw));
-  await waitFor(() => two.lines().length === 2, 10_000, "the second listen to go on");
+    process.kill(one.child.pid!, "SIGCONT");
+    const result = await one.done;
+    // Deno's child_process reports a child it once saw stopped as ended by SIGSTOP, whatever its exit code.
+    if (result.signal !== "SIGSTOP") assert.equal(result.code, 6, result.stderr);
+    assert.match(result.stderr, /error: --state .* was taken over by another listen while this one did not run for 15 s or more/);
+    assert.deepEqual(one.lines(), []);
+    await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(openclaw));
+    await waitFor(() => two.lines().length === 2, 10_000, "the second listen to go on");
+  } finally {
+    if (one.child.exitCode === null && one.child.signalCode === null) process.kill(one.child.pid!, "SIGCONT");
+  }
 });
 
 test("listen --exit-if-replaced exits 8 when another reader takes the stream, as listen did before", async (t) => {

@@ -36,7 +36,7 @@ async function connectTools(broker: BrokerClient): Promise<Session> {
 
 /** The tools over `broker` on `server`, connected as src/cli/mcp.ts connects them; `peer` is the client's end. */
 async function serveTools(server: McpServer, broker: BrokerClient) {
-  const tools = registerTools(server, broker, parseAgentName("openclaw", "agent"));
+  const tools = registerTools(server, withStatus(broker), parseAgentName("openclaw", "agent"));
   const errors: string[] = [];
   const ignore = () => {};
   const log: Logger = { info: ignore, warn: ignore, debug: ignore, error: (message) => errors.push(message) };
@@ -44,6 +44,12 @@ async function serveTools(server: McpServer, broker: BrokerClient) {
   wireTools(serverSide, tools);
   await server.connect(serverSide);
   return { serverSide: Object.assign(serverSide, { peer: clientSide }), parkUnreturned: () => tools.endSession(log), errors };
+}
+
+/** `broker`, answering `/status` as a broker where no stream is open unless it has a status of its own. */
+function withStatus(broker: BrokerClient): BrokerClient {
+  if ("status" in broker) return broker;
+  return Object.assign(Object.create(broker), { status: () => Promise.resolve({ agents: {} }) });
 }
 
 /** A promise and the function that resolves it. */

@@ -4,7 +4,7 @@
  * takes each connection and drops it unanswered while the gateway is away) would otherwise leave every message
  * sent meanwhile in doubt too, and each would be parked instead of delivered once it is back.
  */
-import { retryUntilDone } from "../client/retry.ts";
+import { type RetryContext, retryUntilDone } from "../client/retry.ts";
 import { type A2aRpcClient, InDoubtError, NotSentError } from "./rpc_client.ts";
 
 /** A task id no server has: asking for it changes nothing, and any JSON-RPC answer (-32001) shows the server is up. */
@@ -17,7 +17,7 @@ const PROBE_TASK_ID = "interop-probe-no-such-task";
  */
 export async function untilServerAnswers(
   rpc: A2aRpcClient,
-  context: { shutdown: AbortSignal; log: { warn(message: string): void } },
+  context: RetryContext,
 ): Promise<void> {
   await retryUntilDone(
     async () => {

@@ -55,6 +55,7 @@ test("listen --exec runs the command once per message and retries a failing run"
     await stopAll(listen);
     const result = await done;
     assert.match(result.stderr, /delivering message 1 failed: --exec command failed for message 1 \(exit 1, run 1 of 5\); retrying in \d+ ms/);
+    assert.match(result.stderr, /info: delivering message 1: done at attempt 2\n/);
   } finally {
     await stopAll(listen);
     await broker.cleanup();

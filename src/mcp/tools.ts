@@ -101,7 +101,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
    * it may hand on too (red team 57: OpenClaw's MCP server beside its listener). With messages held for this call
    * (`earlier`) it answers those; with none it refuses, saying why.
    */
-  const readsBesideNoStream = async (earlier: WireMessage[]): Promise<boolean> => {
+  const mayReadInbox = async (earlier: WireMessage[]): Promise<boolean> => {
     // A broker that cannot say (an older one, its status refused) is read as before.
     const report = await client.status().catch(() => undefined);
     if (report === undefined || !streamOpen(report, agent)) return true;
@@ -176,7 +176,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       await takes.taken();
       const earlier = taken.takeHeld(wanted);
       // A call cancelled before it reached the broker reads nothing; one cancelled while it read takes nothing.
-      const reads = earlier.length < wanted && !signal.aborted && await readsBesideNoStream(earlier);
+      const reads = earlier.length < wanted && !signal.aborted && await mayReadInbox(earlier);
       const shown = reads ? await inboxShown(client, agent, wanted - earlier.length) : null;
       return answer(answerShown(requestId, signal, earlier, shown));
     })()));
@@ -197,7 +197,7 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
     tracked((async () => {
       await takes.taken();
       const earlier = taken.takeHeld(1);
-      const reads = earlier.length === 0 && await readsBesideNoStream(earlier);
+      const reads = earlier.length === 0 && await mayReadInbox(earlier);
       const shown = reads ? await nextMessageUntilCancelled(client, agent, timeout_seconds ?? DEFAULT_WAIT_SECONDS, signal) : null;
       return answer({ message: answerShown(requestId, signal, earlier, shown)[0] ?? null });
     })()));

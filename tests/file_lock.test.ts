@@ -1,7 +1,7 @@
 /** withFileLock: one holder at a time across processes, a lock a dead or hung holder left taken over. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -119,6 +119,20 @@ test("withFileLock() takes over at once a lock written in an earlier boot, thoug
   assert.equal(await withFileLock(file, async () => "ran", TEST_TIMES), "ran");
   lockNaming(`${file}.lock`, process.pid, readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
   await assert.rejects(withFileLock(file, async () => "ran", TEST_TIMES), /held by pid/, "this boot's live holder");
+});
+
+test("withFileLock()'s lock is its holder's alone (600), naming its pid, host and this boot", async (t) => {
+  // A listen holds its state file's lock for its life, beside the state in whatever directory --state names.
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "state.json");
+  await withFileLock(file, async () => {
+    assert.equal(statSync(`${file}.lock`).mode & 0o777, 0o600);
+    const holder = JSON.parse(readFileSync(`${file}.lock`, "utf8"));
+    assert.equal(holder.pid, process.pid);
+    assert.equal(holder.host, hostname());
+    assert.equal(holder.boot, readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
+  }, TEST_TIMES);
 });
 
 test("withFileLock() tells its caller's wording once that it waits, and gives up with the caller's words", async (t) => {

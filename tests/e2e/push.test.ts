@@ -222,9 +222,10 @@ for (const wait of [true, false]) {
     // a SIGKILL drops them (red team 57: 3 of 40). With waitForCompletion it answers once the turn ended.
     const gateway = new OpenclawGateway({ token: GATEWAY_TOKEN, turnMs: 150 });
     const { broker, listen } = await behindGateway(t, gateway);
-    listen("openclaw", flags);
+    // All pending before listen starts: without the flag every push is taken at once, and turns queue behind.
     const texts = Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`);
     for (const text of texts) await publish(broker.url, "hermes", "openclaw", { text });
+    listen("openclaw", flags);
     await waitFor(() => gateway.ended.length >= 3, 15_000, "three turns ended");
     await gateway.stop();
     await new Promise((resolve) => setTimeout(resolve, 300));

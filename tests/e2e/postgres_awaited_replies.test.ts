@@ -6,16 +6,11 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
-import { brokersOnOneDatabase as onOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
+import { sharedPostgres, twoBrokers } from "../helpers/postgres.ts";
 import { call, connect } from "../helpers/mcp_client.ts";
 import { openSse } from "../helpers/sse.ts";
 
 const cluster = sharedPostgres();
-
-async function twoBrokers(t: TestContext): Promise<RunningBroker[] | undefined> {
-  const server = await cluster(t);
-  return server === undefined ? undefined : (await onOneDatabase(t, server, 2)).brokers;
-}
 
 /** Asks openclaw through A as hermes, and answers through B as openclaw: resolves with the ask's answer. */
 async function askAcross(a: RunningBroker, b: RunningBroker, round: number): Promise<{ status: number; reply?: { a: string } }> {
@@ -31,7 +26,7 @@ async function askAcross(a: RunningBroker, b: RunningBroker, round: number): Pro
 }
 
 test("an ask on A gets the reply published on B, and hermes's plain /wait on B does not get it too", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   assert.equal((await fetch(`${b.url}/poll?agent=hermes`)).status, 200, "hermes's inbox exists");
@@ -49,7 +44,7 @@ test("an ask on A gets the reply published on B, and hermes's plain /wait on B d
 });
 
 test("an ask on A gets the reply published on B, and hermes's stream on B carries what follows it, not the reply", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const stream = await openSse(`${b.url}/subscribe?agent=hermes`);
@@ -65,7 +60,7 @@ test("an ask on A gets the reply published on B, and hermes's stream on B carrie
 
 // Red team 52: an ask whose recipient the operator removed waited out its timeout; removed through another broker too.
 test("an ask on A whose recipient is removed through B ends at once with 410 question_gone", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   assert.equal((await fetch(`${b.url}/agents?agent=bee`, { method: "POST" })).status, 201);
@@ -80,7 +75,7 @@ test("an ask on A whose recipient is removed through B ends at once with 410 que
 });
 
 test("a reply whose wait on A ended without it is an ordinary message on B again, in order", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const question = await (await publish(a.url, "hermes", "openclaw", { q: "ping" })).json();
@@ -92,7 +87,7 @@ test("a reply whose wait on A ended without it is an ordinary message on B again
 });
 
 test("a reply awaited on a broker killed meanwhile reaches hermes's stream on B once A is gone", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const stream = await openSse(`${b.url}/subscribe?agent=hermes`);
@@ -108,7 +103,7 @@ test("a reply awaited on a broker killed meanwhile reaches hermes's stream on B 
 });
 
 test("a reply awaited on a broker killed meanwhile is hermes's to poll on B once A's connections are gone, not 15 s later", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   assert.equal((await fetch(`${b.url}/poll?agent=hermes`)).status, 200, "hermes's inbox exists");
@@ -156,7 +151,7 @@ async function answeringOnB(t: TestContext, b: RunningBroker, asker: string, cou
 }
 
 test("asks on A answered at once from a stream on B all get their replies, and hermes's stream on B none of them", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const asks = 10;
@@ -170,7 +165,7 @@ test("asks on A answered at once from a stream on B all get their replies, and h
 });
 
 test("blocking and streaming A2A SendMessages on A answered at once from a stream on B all get their replies, and the caller's stream on B none of them", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const calls = 6;
@@ -200,7 +195,7 @@ test("interop mcp's asks on A get their replies published on B, and hermes's str
   // Hermes's setup on a cluster: its MCP ask on one broker, interop listen on another. The ask's record ended when its
   // long poll answered: B's stream, woken by that end, took the reply before the ask's take=ID, and the ask answered
   // "No reply" after its timeout.
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const stream = await openSse(`${b.url}/subscribe?agent=hermes`);

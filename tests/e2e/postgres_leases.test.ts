@@ -4,20 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { type TestContext, test } from "node:test";
-import { publish, type RunningBroker, waitFor } from "../helpers/broker.ts";
+import { test } from "node:test";
+import { publish, waitFor } from "../helpers/broker.ts";
 import { collect, spawnCli } from "../helpers/cli.ts";
 import { readDeliveries } from "../helpers/ledger.ts";
 import { openSse } from "../helpers/sse.ts";
-import { brokersOnOneDatabase as onOneDatabase, sharedPostgres } from "../helpers/postgres.ts";
+import { sharedPostgres, twoBrokers } from "../helpers/postgres.ts";
 
 const cluster = sharedPostgres();
-
-/** Two brokers on a database of their own, stopped after the test. */
-async function twoBrokers(t: TestContext): Promise<RunningBroker[] | undefined> {
-  const server = await cluster(t);
-  return server === undefined ? undefined : (await onOneDatabase(t, server, 2)).brokers;
-}
 
 /** A peek of `agent`'s inbox on `url` under a lease of `seconds` (renewing `id`): its messages' ids and the lease. */
 async function leasedPeek(url: string, agent: string, seconds: number, id?: string): Promise<{ ids: number[]; lease: string }> {
@@ -29,7 +23,7 @@ async function leasedPeek(url: string, agent: string, seconds: number, id?: stri
 }
 
 test("interop poll runs at once, their requests alternating between two brokers, print each message once", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   // Pages larger than a pipe holds: a run blocks printing its first page until its stdout is read.
   const padding = "x".repeat(4000);
@@ -63,7 +57,7 @@ test("interop poll runs at once, their requests alternating between two brokers,
 });
 
 test("a lease taken on A refuses B's takes, holds B's wait until A's take, and ends with it", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const sent: number[] = [];
@@ -101,7 +95,7 @@ test("a lease taken on A refuses B's takes, holds B's wait until A's take, and e
 });
 
 test("a wait already waiting on B when A's reader leases the inbox takes the message as soon as the lease ends", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   let answeredAt = 0;
@@ -127,7 +121,7 @@ test("a wait already waiting on B when A's reader leases the inbox takes the mes
 });
 
 test("a lease renewed with its id lasts from the renewal; one that expires frees the inbox on every broker", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   await publish(a.url, "hermes", "openclaw", { n: 1 });
@@ -159,7 +153,7 @@ test("a lease renewed with its id lasts from the renewal; one that expires frees
 });
 
 test("removing the agent on B ends a lease taken on A: the inbox created again starts free", async (t) => {
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   await publish(a.url, "hermes", "openclaw", { n: 1 });
@@ -174,7 +168,7 @@ test("removing the agent on B ends a lease taken on A: the inbox created again s
 test("a peek on B right after A's stream got a message does not show it as pending (B's cursor from the cluster view was a second old)", async (t) => {
   // Red team 57: 30 of 30 streamed messages were shown again by peeks on the other broker, and `interop mcp` there
   // showed the model messages its listen had already handed on.
-  const brokers = await twoBrokers(t);
+  const brokers = await twoBrokers(t, cluster);
   if (brokers === undefined) return;
   const [a, b] = brokers;
   const stream = await openSse(`${a.url}/subscribe?agent=hermes`);

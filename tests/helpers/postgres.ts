@@ -61,6 +61,15 @@ export async function brokersOnOneDatabase(
   return { url, brokers };
 }
 
+/** Two brokers on a new database of `cluster`'s server (`sharedPostgres`), stopped after the test; undefined once skipped. */
+export async function twoBrokers(
+  t: TestContext,
+  cluster: (t: TestContext) => Promise<TestPostgres | undefined>,
+): Promise<RunningBroker[] | undefined> {
+  const server = await cluster(t);
+  return server === undefined ? undefined : (await brokersOnOneDatabase(t, server, 2)).brokers;
+}
+
 /**
  * Makes every COMMIT on the server of `url` wait for a synchronous standby that never comes: the commit is flushed
  * locally, then held, so stopping the server loses its answer. Resolves once the checkpointer applied the setting

@@ -43,12 +43,23 @@ export interface LockWording {
   busy(who: string): string;
 }
 
+/** What `work` is given while it holds the lock. */
+export interface HeldLock {
+  /** Aborts when the lock was taken over (seen at its refresh, every third of `staleMs`, or by `confirm`). */
+  readonly lost: AbortSignal;
+  /**
+   * Reads the lock now: false (and `lost` aborted) when another process holds it. A holder calls it right before a
+   * write its successor may have made already: thawed after a freeze, a timer's refresh need not run first.
+   */
+  confirm(): boolean;
+}
+
 /**
  * Runs `work` holding `FILE.lock`, waiting for another process that holds it (with a small backoff, up to
  * `waitMs`; then `data_dir_locked`, naming the lock and its holder). A lock whose holder is gone (SIGKILL) or which
  * has not been refreshed for `staleMs` is taken over. Readers need no lock when the file is replaced by a rename.
- * `work`'s signal aborts when its own lock was taken over (its process was frozen or hung past `staleMs`): a long
- * holder stops before it writes over its successor's work.
+ * `work` is told when its own lock was taken over (its process was frozen or hung past `staleMs`): a long holder
+ * stops before it writes over its successor's work.
  *
  * @example
  * ```ts
@@ -57,7 +68,7 @@ export interface LockWording {
  */
 export async function withFileLock<T>(
   file: string,
-  work: (lost: AbortSignal) => Promise<T>,
+  work: (held: HeldLock) => Promise<T>,
   times: LockTimes = LOCK_TIMES,
   wording?: LockWording,
 ): Promise<T> {
@@ -81,12 +92,15 @@ export async function withFileLock<T>(
     rmSync(ready, { force: true });
   }
   const lost = new AbortController();
+  const confirm = () => {
+    if (!lost.signal.aborted && !stillHeld(lock, mine)) lost.abort();
+    return !lost.signal.aborted;
+  };
   const refresh = setInterval(() => {
-    if (stillHeld(lock, mine)) touch(lock);
-    else lost.abort();
+    if (confirm()) touch(lock);
   }, times.staleMs / 3);
   try {
-    return await work(lost.signal);
+    return await work({ lost: lost.signal, confirm });
   } finally {
     clearInterval(refresh);
     // Only its own: a holder that was taken over (it hung past staleMs) must not remove its successor's lock.

@@ -151,7 +151,7 @@ test("withFileLock() tells its work when its lock was taken over (its process wa
   t.after(dir.cleanup);
   const file = join(dir.path, "list.json");
   const times = { waitMs: 300, staleMs: 600 };
-  await withFileLock(file, async (lost) => {
+  await withFileLock(file, async ({ lost }) => {
     await new Promise((resolve) => setTimeout(resolve, 450));
     assert.equal(lost.aborted, false, "its own refreshes do not count");
     lockNaming(`${file}.lock`, process.pid);
@@ -159,6 +159,18 @@ test("withFileLock() tells its work when its lock was taken over (its process wa
     assert.equal(lost.aborted, true);
   }, times);
   assert.ok(existsSync(`${file}.lock`), "the successor's lock is left");
+});
+
+test("withFileLock()'s confirm() reads the lock at once: taken over, it is false and lost aborts before any refresh", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  await withFileLock(file, async ({ lost, confirm }) => {
+    assert.equal(confirm(), true);
+    lockNaming(`${file}.lock`, process.pid);
+    assert.equal(confirm(), false);
+    assert.equal(lost.aborted, true);
+  }, { waitMs: 300, staleMs: 60_000 });
 });
 
 test("withFileLock() releases the lock when the work throws", async (t) => {

@@ -196,7 +196,14 @@ export async function run(args: string[], io: Io): Promise<number> {
   const limitReached = new AbortController();
   let written = 0;
 
-  return await withFileLock(cursor.path, async (lockLost) => {
+  return await withFileLock(cursor.path, async (lock) => {
+    // Read right before each write: a listen thawed after its state was taken over may run a message's delivery or
+    // save before its lock's refresh does, repeating what its successor handed on, or saving an older position.
+    const stillOurs = () => {
+      if (!lock.confirm()) throw stateTakenOver(cursor.path);
+    };
+    // A push retried while this listen's state was taken over is given up: its successor hands the message on.
+    const retriesEnd = AbortSignal.any([io.shutdown, lock.lost]);
     try {
       await a2a?.resume();
       await follow({
@@ -204,20 +211,22 @@ export async function run(args: string[], io: Io): Promise<number> {
         agent,
         from: await resumeAfter(cursor, values.out, { agent, client, log }),
         deliver: async (message) => {
+          stillOurs();
           // A message parked as a dead letter was handled, not written: --limit counts what reached the output.
-          if (await deliverUntilDone(sink, message, { agent, client, shutdown: io.shutdown, log })) written++;
+          if (await deliverUntilDone(sink, message, { agent, client, shutdown: retriesEnd, log })) written++;
         },
         delivered: async (position) => {
+          stillOurs();
           await savePosition(position);
           a2a?.handedOver(position?.id);
           if (written >= limit) limitReached.abort();
         },
         log,
-        signal: AbortSignal.any([io.shutdown, limitReached.signal, lockLost]),
+        signal: AbortSignal.any([io.shutdown, limitReached.signal, lock.lost]),
         idleTimeoutMs,
         exitIfReplaced: values["exit-if-replaced"],
       });
-      if (lockLost.aborted) throw stateTakenOver(cursor.path);
+      if (lock.lost.aborted) throw stateTakenOver(cursor.path);
       // --a2a: what was handed over is done once its answer went back to the sender; a signal does not wait for that.
       if (limitReached.signal.aborted) await a2a?.settled();
     } catch (error) {

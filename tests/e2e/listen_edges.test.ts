@@ -153,7 +153,7 @@ test("an agent removed while its listen was stopped is not created again by the 
  * A broker with tokens and `listen -a hermes` on it with state file `state` (a name in the test's directory), its
  * stream open; `listen(state)` starts another. Everything is stopped after the test.
  */
-async function hermesListening(t: TestContext, state: string) {
+async function hermesListening(t: TestContext, state: string, extra: string[] = []) {
   const dir = tempDir();
   const listens: ChildProcess[] = [];
   let broker: RunningBroker | undefined;
@@ -165,7 +165,7 @@ async function hermesListening(t: TestContext, state: string) {
   const started = await brokerWithTokens(join(dir.path, "data"));
   broker = started.broker;
   const listen = (name: string) => {
-    const listener = listenAsHermes(started.broker.url, started.hermes, join(dir.path, name));
+    const listener = listenAsHermes(started.broker.url, started.hermes, join(dir.path, name), extra);
     listens.push(listener.child);
     return listener;
   };
@@ -231,6 +231,33 @@ test("a listen frozen 15 s has its --state taken over by the next; thawed, it st
     assert.deepEqual(one.lines(), []);
     await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(openclaw));
     await waitFor(() => two.lines().length === 2, 10_000, "the second listen to go on");
+  } finally {
+    if (one.child.exitCode === null && one.child.signalCode === null) process.kill(one.child.pid!, "SIGCONT");
+  }
+});
+
+test("a listen thawed after its --state was taken over neither saves its older position nor runs the next message", async (t) => {
+  // Each run writes the message, then takes 3 s: the first listen is frozen inside its run of message 1.
+  const runsDir = tempDir();
+  t.after(runsDir.cleanup);
+  const ran = join(runsDir.path, "runs.log");
+  const { broker, openclaw, state, first: one, listen } = await hermesListening(t, "state.json", ["--exec", `cat >> ${ran}; sleep 3`]);
+  await publish(broker.url, "openclaw", "hermes", { n: 1 }, bearer(openclaw));
+  await publish(broker.url, "openclaw", "hermes", { n: 2 }, bearer(openclaw));
+  const runs = () => (existsSync(ran) ? readFileSync(ran, "utf8").split("\n").filter((line) => line !== "").map((line) => JSON.parse(line).n) : []);
+  await waitFor(() => runs().length === 1, 10_000, "the first listen to run message 1");
+  one.child.kill("SIGSTOP");
+  try {
+    const two = listen("state.json");
+    await waitFor(() => JSON.parse(readFileSync(state, "utf8")).last_id === 2, 40_000, "the second listen to take over and run both");
+    // Thawed, the first sees its run of message 1 ended: saving its id now would take the state back to 1.
+    process.kill(one.child.pid!, "SIGCONT");
+    const result = await one.done;
+    if (result.signal !== "SIGSTOP") assert.equal(result.code, 6, result.stderr);
+    assert.match(result.stderr, /was taken over by another listen/);
+    assert.equal(JSON.parse(readFileSync(state, "utf8")).last_id, 2, "the successor's position stands");
+    assert.deepEqual(runs(), [1, 1, 2], "message 1 run again by the successor (at least once), message 2 once");
+    await stopAll(two.child);
   } finally {
     if (one.child.exitCode === null && one.child.signalCode === null) process.kill(one.child.pid!, "SIGCONT");
   }

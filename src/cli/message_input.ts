@@ -59,8 +59,9 @@ export async function readMessageInput(command: string, positionals: string[], d
  * speaks of Content-Type, which a command-line user does not set).
  */
 function dataPayload(command: string, data: string): Payload {
+  let payload: Payload;
   try {
-    return parsePayload(data, "application/json");
+    payload = parsePayload(data, "application/json");
   } catch (error) {
     if (!(error instanceof InteropError)) throw error;
     const detail = error.code === "invalid_json"
@@ -68,6 +69,13 @@ function dataPayload(command: string, data: string): Payload {
       : error.message.replace(/^Invalid body: /, "");
     throw usageError(command, `Invalid --data: ${detail}; plain text goes as TEXT, without --data`);
   }
+  // Refused as empty TEXT is (an unset "$VAR" in a template): the broker stores any object, an empty one too.
+  const fields = Object.keys(payload);
+  const blankText = fields.length === 1 && typeof payload.text === "string" && payload.text.trim() === "";
+  if (fields.length === 0 || blankText) {
+    throw usageError(command, `Nothing to send: --data ${blankText ? "has only a blank text" : "is an empty object"}; give a field, like {"text": "hello"}`);
+  }
+  return payload;
 }
 
 /** Standard input as text: bytes that are not UTF-8 are refused, never sent as U+FFFD in their place. */

@@ -13,8 +13,8 @@ Usage: interop send -f AGENT [-t AGENT] [--reply-to ID] [TEXT | -d JSON]
        echo TEXT | interop send -f AGENT -t AGENT
 
 Sends TEXT as {"text": TEXT}, or --data as the JSON object given (every field is
-delivered as posted), or standard input when neither is given; empty or blank text is
-refused. Without --to the message goes to every other known agent (the old bridge's
+delivered as posted), or standard input when neither is given; empty or blank text, and
+an empty --data object, are refused (exit 2). Without --to the message goes to every other known agent (the old bridge's
 broadcast). Prints the new message id (or with --json the broker's whole reply).
 
 Options:

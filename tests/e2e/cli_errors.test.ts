@@ -108,11 +108,12 @@ test("ask --timeout takes units: 1500ms gives up after 1.5 s with exit 7", async
   }
 });
 
-test("send refuses empty or blank input from stdin or TEXT alike, and sends nothing", async () => {
+test("send refuses empty or blank input from stdin, TEXT or --data alike, and sends nothing", async () => {
   const broker = await startBroker();
   try {
     const env = { INTEROP_URL: broker.url };
-    for (const [args, input] of [[[], ""], [[], " \n\t\n"], [[""], ""], [["  "], ""]] as const) {
+    const empties = [[[], ""], [[], " \n\t\n"], [[""], ""], [["  "], ""], [["-d", "{}"], ""], [["-d", '{"text":" "}'], ""]] as const;
+    for (const [args, input] of empties) {
       const result = await runCli(["send", "--from", "hermes", "--to", "openclaw", ...args], { env, input });
       assert.equal(result.code, 2, `args ${JSON.stringify(args)}, stdin ${JSON.stringify(input)}: ${result.stderr}`);
       oneLine(result.stderr);

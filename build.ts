@@ -34,8 +34,10 @@ if ("Deno" in globalThis || nodeMajor < 24) {
 mkdirSync(DIST, { recursive: true });
 // The bundle must carry the patched client, even from a node_modules installed with --ignore-scripts.
 for (const file of patchPostgres()) step(`patched ${file}`);
-step("bundling src/main.ts with esbuild");
+const buildId = sourceCommit();
+step(`bundling src/main.ts with esbuild (build ${buildId})`);
 await build({
+  define: { INTEROP_BUILD: JSON.stringify(buildId) },
   entryPoints: ["src/main.ts"],
   bundle: true,
   platform: "node",
@@ -84,6 +86,15 @@ step("checking the executable");
 const version = run(EXECUTABLE, ["--version"]).trim();
 const megabytes = (statSync(EXECUTABLE).size / 1024 / 1024).toFixed(1);
 step(`built ${EXECUTABLE} (${version}, ${megabytes} MiB)`);
+
+/** The commit the tree is at and its date, `+changes` when it has uncommitted ones; without git, say so. */
+function sourceCommit(): string {
+  const git = (args: string[]) => spawnSync("git", args, { encoding: "utf8" });
+  const head = git(["show", "-s", "--format=%h %cs", "HEAD"]);
+  if (head.status !== 0) return "commit unknown";
+  const changed = git(["status", "--porcelain", "--untracked-files=no"]).stdout.trim() !== "";
+  return head.stdout.trim() + (changed ? " +changes" : "");
+}
 
 function run(command: string, args: string[]): string {
   const result = spawnSync(command, args, { encoding: "utf8" });

@@ -4,7 +4,7 @@ import type { AgentName } from "../message.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
 import type { AgentStatus, StatusReport, StoreStatus } from "../status_report.ts";
 import type { ClusterView, InboxRecord } from "../store/store.ts";
-import { VERSION } from "../version.ts";
+import { BUILD, VERSION } from "../version.ts";
 
 /** An agent counts as online with a stream open or a request within this window. */
 export const ONLINE_WINDOW_MS = 60_000;
@@ -34,6 +34,7 @@ function reportHead(input: StatusInput) {
   return {
     service: "interop" as const,
     version: VERSION,
+    build: BUILD,
     pid: process.pid,
     uptime_seconds: Math.round((input.now - input.startedAt) / 1000),
     started_at: new Date(input.startedAt).toISOString(),

@@ -1,6 +1,6 @@
 /** `interop version`: which interop this is. */
 import { runtimeDescription } from "../runtime/serve.ts";
-import { VERSION } from "../version.ts";
+import { BUILD, VERSION } from "../version.ts";
 import { parseFlags } from "./args.ts";
 import type { Io } from "./io.ts";
 
@@ -8,10 +8,11 @@ export const HELP = `interop version — print interop's version
 
 Usage: interop version [--json]
 
-Prints 'interop VERSION', as 'interop --version' does.
+Prints 'interop VERSION (BUILD)', as 'interop --version' does: BUILD is the commit and
+its date the binary was built from, or 'source' when run from src/.
 
 Options:
-  -j, --json          print {"version", "runtime"} as JSON
+  -j, --json          print {"version", "build", "runtime"} as JSON
   -h, --help          show this help
 
 Exit codes: 0 printed, 2 bad usage.
@@ -25,7 +26,7 @@ export const OPTIONS = {
 export function run(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags("version", args, OPTIONS);
   if (values.help) io.stdout(HELP);
-  else if (values.json) io.stdout(JSON.stringify({ version: VERSION, runtime: runtimeDescription() }) + "\n");
-  else io.stdout(`interop ${VERSION}\n`);
+  else if (values.json) io.stdout(JSON.stringify({ version: VERSION, build: BUILD, runtime: runtimeDescription() }) + "\n");
+  else io.stdout(`interop ${VERSION} (${BUILD})\n`);
   return Promise.resolve(0);
 }

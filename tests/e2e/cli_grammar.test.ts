@@ -1,5 +1,6 @@
 /** One grammar for every subcommand: each bad invocation is one `error:` line with exit 2, and help is the same both ways. */
 import assert from "node:assert/strict";
+import process from "node:process";
 import { after, test } from "node:test";
 import { freePort } from "../helpers/broker.ts";
 import { type CliResult, runCli, tempDir } from "../helpers/cli.ts";
@@ -113,9 +114,12 @@ test("interop version prints the same as --version, and --json prints it as JSON
   const command = await run(["version"]);
   assert.equal(command.code, 0);
   assert.equal(command.stdout, flag.stdout);
-  assert.match(command.stdout, /^interop \d+\.\d+\.\d+\n$/);
+  // The build: the commit and date built from (the binary), or "source" (run from src/).
+  assert.match(command.stdout, /^interop \d+\.\d+\.\d+ \((source|[0-9a-f]{7,} \d{4}-\d{2}-\d{2}( \+changes)?)\)\n$/);
   const json = JSON.parse((await run(["version", "-j"])).stdout);
-  assert.equal(`interop ${json.version}\n`, flag.stdout);
+  assert.equal(`interop ${json.version} (${json.build})\n`, flag.stdout);
+  // The binary carries the commit build.ts saw (its esbuild define); the source says so.
+  assert.equal(json.build === "source", !process.env.INTEROP_CLI, `build ${json.build}`);
   // Session 51's newcomer: `--version --json` printed the text line (a script's JSON.parse failed on it).
   assert.deepEqual(JSON.parse((await run(["--version", "--json"])).stdout), json);
   assertUsageError(await run(["--version", "--frobnicate"]), "--version with an option it does not take");

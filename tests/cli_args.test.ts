@@ -7,7 +7,7 @@ import { OPTIONS as SERVE_OPTIONS } from "../src/cli/serve.ts";
 import { readServeSettings } from "../src/cli/serve_settings.ts";
 import { closestWord } from "../src/cli/suggest.ts";
 import { backoffDelay } from "../src/client/backoff.ts";
-import { describeCause } from "../src/client/fetch_failures.ts";
+import { CONNECT_FAILURES, describeCause } from "../src/client/fetch_failures.ts";
 import { splitCredentials } from "../src/client/url_credentials.ts";
 import { redactCredentials, redactUrl } from "../src/url_redaction.ts";
 
@@ -56,6 +56,14 @@ test("describeCause() names Deno's prose fetch errors by the errno Node reports"
   );
   const node = Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
   assert.equal(describeCause(node), "ECONNREFUSED");
+});
+
+test("describeCause() says Node fetch's own failure codes in words, the code after them", () => {
+  const node = (code: string) => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("other side closed"), { code }) });
+  assert.equal(describeCause(node("UND_ERR_SOCKET")), "the connection closed before an answer came (UND_ERR_SOCKET)");
+  assert.ok(!CONNECT_FAILURES.has(describeCause(node("UND_ERR_SOCKET"))), "closed after the request went: it may have been done");
+  assert.ok(CONNECT_FAILURES.has(describeCause(node("UND_ERR_CONNECT_TIMEOUT"))), "no connection made: nothing was sent");
+  assert.equal(describeCause(node("ECONNRESET")), "ECONNRESET");
 });
 
 test("parseByteSize() reads bytes, KiB, MiB and GiB", () => {

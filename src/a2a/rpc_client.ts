@@ -3,7 +3,7 @@
  * says it does not know the v1.0 name, and every failure sorted into retry, final, or in doubt.
  */
 import { createParser } from "eventsource-parser";
-import { describeCause } from "../client/fetch_failures.ts";
+import { CONNECT_FAILURES, describeCause } from "../client/fetch_failures.ts";
 import { NO_REDIRECTS, redirectProblem } from "../client/redirects.ts";
 import { authorizationHeader, splitCredentials } from "../client/url_credentials.ts";
 import { InteropError } from "../errors.ts";
@@ -11,17 +11,6 @@ import { readLimited } from "../runtime/read_body.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { A2A_ERROR, A2aError, type A2aMethod, type ProtocolVersion, v03MethodName } from "./protocol.ts";
 import { retryAfterSeconds } from "../client/retry_after.ts";
-
-/** Connection failures that prove the request never reached the server: sending it again repeats nothing. */
-const NOT_SENT = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "bad port",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
 
 /**
  * The most a task stream carries before it is given up (its task is then asked for with GetTask), and the most an
@@ -254,7 +243,7 @@ export class A2aRpcClient {
     const timedOut = (cause as Error)?.name === "TimeoutError";
     const reason = timedOut ? `no answer within ${this.#timeoutMs} ms` : describeCause(cause);
     const message = `${method} to ${this.url} failed: ${reason}`;
-    if ((signal?.aborted && !timedOut) || (!timedOut && NOT_SENT.has(reason))) {
+    if ((signal?.aborted && !timedOut) || (!timedOut && CONNECT_FAILURES.has(reason))) {
       return new NotSentError(message, cause);
     }
     return new InDoubtError(message, cause);

@@ -2,8 +2,33 @@
 import { constants } from "node:os";
 import { redactCredentials } from "../url_redaction.ts";
 
-/** Failures of a fetch that mean no connection was made, so the broker cannot have had the request. */
-export const CONNECT_FAILURES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "bad port"]);
+/**
+ * Node's fetch (undici) names some failures by codes of its own, which say nothing to a reader of a log or of a dead
+ * letter's reason (`UND_ERR_SOCKET`): they are said in words, the code after them.
+ */
+const UNDICI_FAILURES = new Map([
+  ["UND_ERR_SOCKET", "the connection closed before an answer came"],
+  ["UND_ERR_CONNECT_TIMEOUT", "no connection within the connect timeout"],
+  ["UND_ERR_HEADERS_TIMEOUT", "no answer within the headers timeout"],
+  ["UND_ERR_BODY_TIMEOUT", "the answer's body stopped coming"],
+]);
+
+function inWords(code: string): string {
+  const words = UNDICI_FAILURES.get(code);
+  return words === undefined ? code : `${words} (${code})`;
+}
+
+/** Failures of a fetch that mean no connection was made, so the broker or receiver cannot have had the request. */
+export const CONNECT_FAILURES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "bad port",
+  inWords("UND_ERR_CONNECT_TIMEOUT"),
+]);
 
 /** A proxy's answers when it could not reach the broker or its answer did not come. */
 export const GATEWAY_FAILURES = new Set([502, 503, 504]);
@@ -33,7 +58,7 @@ export function isTlsFailure(reason: string): boolean {
  */
 export function describeCause(cause: unknown): string {
   const inner = (cause as { cause?: { code?: string; message?: string } })?.cause;
-  if (inner?.code !== undefined) return inner.code;
+  if (inner?.code !== undefined) return inWords(inner.code);
   const text = inner?.message ?? (cause as Error)?.message ?? String(cause);
   const osError = /\(os error (\d+)\)/.exec(text);
   if (osError !== null) {

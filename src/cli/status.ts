@@ -15,10 +15,10 @@ export const HELP = `interop status — is the broker healthy?
 
 Usage: interop status [--json] [--require A,B] [--max-pending N] [--max-dead-letters N]
 
-Prints the broker's version, pid, uptime and a line per agent (online, open stream,
-pending messages, dead letters, last seen) in relative times ("up 3 h 2 m", "4 s ago";
---json keeps the broker's absolute ones); with several brokers on one database, each of
-them (alive or gone) and the one each agent's stream is on. On PostgreSQL, a store call
+Prints the broker's version and build, pid, uptime and a line per agent (online, open
+stream, pending messages, dead letters, last seen) in relative times ("up 3 h 2 m",
+"4 s ago"; --json keeps the broker's absolute ones); with several brokers on one
+database, each of them (alive or gone) and the one each agent's stream is on. On PostgreSQL, a store call
 waiting a second or more shows in the first line ("oldest store call waiting 12 s"): one
 slowing down, before serve's --store-timeout gives it up. Made for cron health checks:
 
@@ -178,7 +178,9 @@ function formatReport(report: StatusReport, url: string): string {
     rows.push([agent, status.online ? "yes" : "no", stream, String(status.pending), String(status.dead_letters ?? "-"), formatAgo(status.last_seen, now)]);
   }
   const table = formatTable(rows);
-  return `interop ${report.version} at ${url}: pid ${report.pid}, up ${formatSpan(report.uptime_seconds)}, ` +
+  // A broker older than the build field says its version alone.
+  const build = report.build === undefined ? "" : ` (${report.build})`;
+  return `interop ${report.version}${build} at ${url}: pid ${report.pid}, up ${formatSpan(report.uptime_seconds)}, ` +
     `${counted(report.streams, "open stream")}, ` +
     `${report.store?.kind === "postgresql" ? `database ${report.store.location}` : `data dir ${report.data_dir}`}` +
     // A call slowing down shows before `--store-timeout` gives it up.

@@ -243,8 +243,13 @@ export class A2aOutbound {
       { shutdown, log },
       `publishing the answer to message ${record.id}`,
     );
+    // A task that failed or was refused is parked too, its sender answered: the operator sees in `interop status`
+    // what the agent did not do (red team 58: a gateway's SIGTERM dropped tasks it had taken, seen by no one else).
+    const failed = view.state === "TASK_STATE_FAILED" || view.state === "TASK_STATE_REJECTED";
     if (refusal !== undefined) {
-      await this.#park(record.id, `the receiver answered, but the answer cannot be published: ${refusal.message}`);
+      await this.#park(record.id, `the receiver's task ${taskOutcome(view)}, but the answer cannot be published: ${refusal.message}`);
+    } else if (failed) {
+      await this.#park(record.id, `the receiver's task ${taskOutcome(view)} (its sender was answered so)`);
     }
   }
 
@@ -255,9 +260,7 @@ export class A2aOutbound {
    */
   async #checkTaken(record: OutboundRecord, view: TaskView): Promise<void> {
     if (view.state !== "TASK_STATE_FAILED" && view.state !== "TASK_STATE_REJECTED") return;
-    const why = textOf(view.answer?.parts ?? []).trim();
-    const where = this.#options.rpc.url;
-    await this.#park(record.id, `this answer's task at ${where} ended ${view.state}${why ? `: ${why}` : ""}`);
+    await this.#park(record.id, `this answer's task at ${this.#options.rpc.url} ${taskOutcome(view)}`);
   }
 
   async #park(id: number, reason: string): Promise<void> {
@@ -276,6 +279,17 @@ export class A2aOutbound {
       `parking message ${id}`,
     );
   }
+}
+
+/** The most of a task's answer a dead letter's reason quotes: an agent's whole answer is no reason. */
+const REASON_ANSWER_CHARS = 300;
+
+/** How a settled task ended, for a dead letter's reason: its state and the start of what it said. */
+function taskOutcome(view: TaskView): string {
+  const said = textOf(view.answer?.parts ?? []).trim();
+  // Cut by code points: a cut surrogate pair would be stored as a lone half.
+  const quoted = said.length > REASON_ANSWER_CHARS ? `${Array.from(said).slice(0, REASON_ANSWER_CHARS).join("")}…` : said;
+  return `ended ${view.state}${quoted === "" ? "" : `: ${quoted}`}`;
 }
 
 function inDoubtReason(what: string): string {

@@ -68,15 +68,16 @@ export class TaskFollower {
           (error instanceof InteropError && !(error instanceof InDoubtError) && error.code === "rejected")
         ) {
           // -32001: the server forgot the task (OpenClaw keeps tasks in memory: a gateway restart drops them all).
-          // Whether its agent answered is unknowable; the asker is told the task failed rather than left waiting.
-          // Sending again could run a turn twice.
+          // Its agent may have acted on it all the same: OpenClaw 2026.9 resumes a turn a kill cut once it restarts,
+          // and sends what it says to its A2A peer, not as this task's answer (red team 58). The asker is told the
+          // task failed, and that it may have run, rather than left waiting; sending again could run a turn twice.
           const lost = error instanceof A2aError && error.code === A2A_ERROR.taskNotFound;
           const why = lost ? `${rpc.url} no longer knows task ${record.taskId} (restarted?)` : (error as Error).message;
           log.warn(`message ${record.id}: ${why}; answering the sender that the task failed`);
           view = {
             taskId: record.taskId,
             state: "TASK_STATE_FAILED",
-            answer: textAnswer(record, `The receiver lost this task: ${why}`),
+            answer: textAnswer(record, `The receiver lost this task: ${why}. Its agent may have acted on it all the same: check with it before sending it again`),
           };
           break;
         }

@@ -451,6 +451,25 @@ test("listen --a2a sends a user and password in its URL as HTTP Basic credential
   assert.deepEqual(seen, [{ path: "/a2a/", authorization: `Basic ${btoa("proxy:pw")}` }]);
 });
 
+test("listen --a2a answers the sender a first message's failed task and parks the message, so the operator sees it", async (t) => {
+  const { broker, gateway, listen } = await openclawSetup(t);
+  listen();
+  await publish(broker.url, "hermes", "openclaw", { text: "do it [fail]" });
+  await publish(broker.url, "hermes", "openclaw", { text: "and this" });
+  await waitFor(async () => (await inbox(broker, "hermes")).length === 2, 30_000, "both answers in hermes's inbox");
+  const states = new Map((await inbox(broker, "hermes")).map((answer) => [
+    (answer.interop as { reply_to: number }).reply_to,
+    (answer.a2a as { state: string }).state,
+  ]));
+  // A completed task's answer carries no state.
+  assert.deepEqual([states.get(1), states.get(2)], ["TASK_STATE_FAILED", undefined]);
+  // Only the failed one is parked, with what the task said.
+  const letters = await untilParked(broker, "openclaw", "the failed task's message parked");
+  assert.deepEqual(letters.map((letter) => letter.id), [1]);
+  assert.equal(letters[0].reason, `the receiver's task ended TASK_STATE_FAILED: ${OPENCLAW_TURN_FAILURE} (its sender was answered so)`);
+  assert.equal(gateway.received.length, 2);
+});
+
 test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restarted and forgot the task (-32001), and sends nothing again", async (t) => {
   const { broker, gateway, listen } = await openclawSetup(t);
   gateway.pollsToComplete = Number.MAX_SAFE_INTEGER;
@@ -465,9 +484,13 @@ test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restart
   );
   const [answer] = await inbox(broker, "hermes");
   assert.equal((answer.a2a as { state: string }).state, "TASK_STATE_FAILED");
-  assert.match(String(answer.text), /no longer knows task/);
+  assert.match(String(answer.text), /no longer knows task .*may have acted on it all the same/);
   assert.equal((answer.interop as { reply_to: number }).reply_to, 1);
   assert.equal(gateway.received.length, 1);
+  // Parked too, for the operator: `interop status` counted no dead letter while the gateway dropped taken tasks.
+  const [letter] = await untilParked(broker, "openclaw", "the lost task's message parked");
+  assert.equal(letter.id, 1);
+  assert.match(letter.reason, /^the receiver's task ended TASK_STATE_FAILED: The receiver lost this task: .* \(its sender was answered so\)$/);
 });
 
 test("listen --a2a retries a 404 that is not JSON-RPC (OpenClaw's gateway draining after SIGTERM): nothing parked, no task called lost", async (t) => {

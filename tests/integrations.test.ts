@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { hermesSkill, openclawSkill } from "../src/integrate/skills.ts";
@@ -36,4 +36,19 @@ test("the OpenClaw skill uses single-line frontmatter keys only, with metadata.o
   assert.equal(fields.get("name"), "interop");
   assert.ok((fields.get("description") ?? "").length > 40);
   assert.deepEqual(JSON.parse(fields.get("metadata")!).openclaw.requires.bins, ["interop"]);
+});
+
+test("every relative link in the project's Markdown names a file that exists", () => {
+  const root = new URL("../", import.meta.url);
+  const documents = ["README.md", "SECURITY.md", ...["docs", "integrations/hermes", "integrations/openclaw", "bench"].flatMap((folder) =>
+    readdirSync(new URL(folder, root)).filter((name) => name.endsWith(".md")).map((name) => `${folder}/${name}`)
+  )];
+  const broken: string[] = [];
+  for (const document of documents) {
+    for (const [, target] of read(document).matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue;
+      if (!existsSync(new URL(target, new URL(document, root)))) broken.push(`${document}: ${target}`);
+    }
+  }
+  assert.deepEqual(broken, []);
 });

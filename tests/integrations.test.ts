@@ -40,9 +40,11 @@ test("the OpenClaw skill uses single-line frontmatter keys only, with metadata.o
 
 test("every relative link in the project's Markdown names a file that exists", () => {
   const root = new URL("../", import.meta.url);
-  const documents = ["README.md", "SECURITY.md", ...["docs", "integrations/hermes", "integrations/openclaw", "bench"].flatMap((folder) =>
+  const folders = ["docs", "integrations/hermes", "integrations/openclaw", "bench"];
+  const inFolders = folders.flatMap((folder) =>
     readdirSync(new URL(folder, root)).filter((name) => name.endsWith(".md")).map((name) => `${folder}/${name}`)
-  )];
+  );
+  const documents = ["README.md", "SECURITY.md", ...inFolders];
   const broken: string[] = [];
   for (const document of documents) {
     for (const [, target] of read(document).matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {

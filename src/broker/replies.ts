@@ -45,7 +45,7 @@ export async function replyContext(
  * Refuses a wait by `asker` for the reply to message `questionId` when no reply can come, rather than letting it
  * wait out its timeout: 404 `unknown_message` for an id that was not sent to or by `asker` (or retention removed
  * it), told apart no further than a reply would tell it; 410 `question_gone` for a message its sender withdrew
- * before delivery or its recipient's push receiver refused for good (a dead letter).
+ * before delivery or its recipient's push receiver refused for good (a dead letter) with no reply to it.
  */
 export async function refuseUnanswerable(store: MessageStore, asker: AgentName, questionId: number): Promise<void> {
   const question = await store.find(questionId);
@@ -57,6 +57,9 @@ export async function refuseUnanswerable(store: MessageStore, asker: AgentName, 
   }
   const { withdrawnAt, deadLetter } = await store.outcome(questionId);
   if (withdrawnAt === undefined && deadLetter === undefined) return;
+  // Answered, then parked (`listen --a2a` parks a message whose task failed once its sender has that answer): the
+  // reply came, and the wait is for it.
+  if (withdrawnAt === undefined && (await store.readReplies(asker, questionId, 0, 1)).length > 0) return;
   const why = withdrawnAt !== undefined
     ? "its sender withdrew it before it was delivered"
     : `${question.to}'s push receiver refused it for good (a dead letter: ${deadLetter!.reason})`;

@@ -152,6 +152,28 @@ test("GET /wait?reply_to=ID answers at once, not after its timeout, when no repl
   }
 });
 
+test("GET /wait?reply_to=ID gets the reply to a question parked after it was answered (listen --a2a parks a failed task's message)", async () => {
+  const broker = await startBroker();
+  try {
+    const question = await (await publish(broker.url, "hermes", "openclaw", { text: "ready?" })).json();
+    const replied = await fetch(`${broker.url}/broadcast?from=openclaw&reply_to=${question.id}`, {
+      method: "POST",
+      body: JSON.stringify({ text: "the task failed" }),
+    });
+    assert.equal(replied.status, 200);
+    const parked = await fetch(`${broker.url}/dead-letters?agent=openclaw`, {
+      method: "POST",
+      body: JSON.stringify({ id: question.id, reason: "the receiver's task ended TASK_STATE_FAILED" }),
+    });
+    assert.equal(parked.status, 200, await parked.text());
+    const wait = await fetch(`${broker.url}/wait?agent=hermes&reply_to=${question.id}&timeout=2`);
+    assert.equal(wait.status, 200);
+    assert.equal((await wait.json()).text, "the task failed");
+  } finally {
+    await broker.cleanup();
+  }
+});
+
 test("GET /wait?reply_to=ID takes the reply to that message out of order, whether it is already there or comes during the wait", async () => {
   const broker = await startBroker();
   try {

@@ -14,8 +14,9 @@ Usage: interop send -f AGENT [-t AGENT] [--reply-to ID] [TEXT | -d JSON]
 
 Sends TEXT as {"text": TEXT}, or --data as the JSON object given (every field is
 delivered as posted), or standard input when neither is given; empty or blank text, and
-an empty --data object, are refused (exit 2). Without --to the message goes to every other known agent (the old bridge's
-broadcast). Prints the new message id (or with --json the broker's whole reply).
+an empty --data object, are refused (exit 2). Without --to the message goes to every
+other known agent (the old bridge's broadcast). Prints the new message id (or with
+--json the broker's whole reply).
 
 Options:
   -f, --from AGENT    sender (default $INTEROP_AGENT)

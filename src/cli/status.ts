@@ -18,9 +18,10 @@ Usage: interop status [--json] [--require A,B] [--max-pending N] [--max-dead-let
 Prints the broker's version and build, pid, uptime and a line per agent (online, open
 stream, pending messages, dead letters, last seen) in relative times ("up 3 h 2 m",
 "4 s ago"; --json keeps the broker's absolute ones); with several brokers on one
-database, each of them (alive or gone) and the one each agent's stream is on. On PostgreSQL, a store call
-waiting a second or more shows in the first line ("oldest store call waiting 12 s"): one
-slowing down, before serve's --store-timeout gives it up. Made for cron health checks:
+database, each of them (alive or gone) and the one each agent's stream is on. On
+PostgreSQL, a store call waiting a second or more shows in the first line ("oldest store
+call waiting 12 s"): one slowing down, before serve's --store-timeout gives it up. Made
+for cron health checks:
 
   interop status --require hermes,openclaw --max-pending 100 --json || alert
 

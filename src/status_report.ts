@@ -78,8 +78,8 @@ export interface StoreStatus {
 export interface StatusReport {
   service: "interop";
   version: string;
-  /** The commit and date its binary was built from, or "source" (see src/version.ts). */
-  build: string;
+  /** The commit and date its binary was built from, or "source" (see src/version.ts); absent from older brokers. */
+  build?: string;
   pid: number;
   uptime_seconds: number;
   started_at: string;

@@ -249,7 +249,7 @@ export class A2aOutbound {
     if (refusal !== undefined) {
       await this.#park(record.id, `the receiver's task ${taskOutcome(view)}, but the answer cannot be published: ${refusal.message}`);
     } else if (failed) {
-      await this.#park(record.id, `the receiver's task ${taskOutcome(view)} (its sender was answered so)`);
+      await this.#park(record.id, `the receiver's task ${taskOutcome(view)} (its sender was answered ${view.state})`);
     }
   }
 
@@ -284,8 +284,12 @@ export class A2aOutbound {
 /** The most of a task's answer a dead letter's reason quotes: an agent's whole answer is no reason. */
 const REASON_ANSWER_CHARS = 300;
 
-/** How a settled task ended, for a dead letter's reason: its state and the start of what it said. */
+/**
+ * How a settled task ended, for a dead letter's reason: its state and the start of what it said, or that the server
+ * lost it (the FAILED is listen's: the agent may have acted on the message).
+ */
 function taskOutcome(view: TaskView): string {
+  if (view.lost !== undefined) return `was lost: ${view.lost}; its agent may have acted on it all the same`;
   const said = textOf(view.answer?.parts ?? []).trim();
   // Cut by code points: a cut surrogate pair would be stored as a lone half.
   const quoted = said.length > REASON_ANSWER_CHARS ? `${Array.from(said).slice(0, REASON_ANSWER_CHARS).join("")}…` : said;

@@ -77,6 +77,7 @@ export class TaskFollower {
           view = {
             taskId: record.taskId,
             state: "TASK_STATE_FAILED",
+            lost: why,
             answer: textAnswer(record, `The receiver lost this task: ${why}. Its agent may have acted on it all the same: check with it before sending it again`),
           };
           break;

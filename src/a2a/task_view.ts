@@ -13,6 +13,8 @@ export interface TaskView {
   taskId: string | undefined;
   state: TaskState;
   answer: A2aMessage | undefined;
+  /** Why the server no longer has the task: `state` is then listen's FAILED, not the server's (its turn may have run). */
+  lost?: string;
 }
 
 /** Parts from an array in either version's form; parts that are not valid are left out. */

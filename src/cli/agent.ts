@@ -21,8 +21,10 @@ serve --agents, a token or 'agent add' get an inbox.
 
 'list' shows each agent's pending messages, last request and whether a stream is open.
 'remove' deletes the inbox for good, its messages and dead letters included, and the name
-is unknown again; it refuses while messages are pending or a stream is open (saying how
-many), unless --force. With tokens, these need an admin token (interop token create --admin).
+is unknown again, unless a live token names it: a request with that token creates the
+inbox again (revoke it: interop token revoke). It refuses while messages are pending or a
+stream is open (saying how many), unless --force. With tokens, these need an admin token
+(interop token create --admin).
 
 Options:
   --force             remove even with messages pending or a stream open (they are lost)

@@ -466,7 +466,7 @@ test("listen --a2a answers the sender a first message's failed task and parks th
   // Only the failed one is parked, with what the task said.
   const letters = await untilParked(broker, "openclaw", "the failed task's message parked");
   assert.deepEqual(letters.map((letter) => letter.id), [1]);
-  assert.equal(letters[0].reason, `the receiver's task ended TASK_STATE_FAILED: ${OPENCLAW_TURN_FAILURE} (its sender was answered so)`);
+  assert.equal(letters[0].reason, `the receiver's task ended TASK_STATE_FAILED: ${OPENCLAW_TURN_FAILURE} (its sender was answered TASK_STATE_FAILED)`);
   assert.equal(gateway.received.length, 2);
 });
 
@@ -490,7 +490,7 @@ test("listen --a2a answers the sender TASK_STATE_FAILED when the gateway restart
   // Parked too, for the operator: `interop status` counted no dead letter while the gateway dropped taken tasks.
   const [letter] = await untilParked(broker, "openclaw", "the lost task's message parked");
   assert.equal(letter.id, 1);
-  assert.match(letter.reason, /^the receiver's task ended TASK_STATE_FAILED: The receiver lost this task: .* \(its sender was answered so\)$/);
+  assert.match(letter.reason, /^the receiver's task was lost: .* no longer knows task .*; its agent may have acted on it all the same \(its sender was answered TASK_STATE_FAILED\)$/);
 });
 
 test("listen --a2a retries a 404 that is not JSON-RPC (OpenClaw's gateway draining after SIGTERM): nothing parked, no task called lost", async (t) => {

@@ -102,7 +102,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (databaseUrl !== undefined) checkDatabaseUrl("integrate", "--database-url", databaseUrl);
   // Written into the listener's --a2a, which would refuse it.
   refuseBadPushUrls("integrate", { openclaw: values.gateway }, () => "--gateway");
-  if (options.token === undefined) await warnIfTokensOn(values.url, options.agent, io);
+  if (options.token === undefined) {
+    // A broker that is not running is asked through the data dir named (a database is left alone: not opened to warn).
+    const dataDir = databaseUrl === undefined ? values["data-dir"] : undefined;
+    await warnIfTokensOn(values.url, dataDir, options.agent, io);
+  }
   if (values.write) {
     // The broker of the home being edited: a test's (or another user's) --home must not reach this user's tokens.
     const dataDir = values["data-dir"] ??
@@ -134,16 +138,25 @@ function agentToken(file: string | undefined): { file: string; value: string } |
   return { file: resolve(file), value };
 }
 
-/** An agent configured without a token for a broker with tokens would get 401 on everything: say so. */
-async function warnIfTokensOn(url: string | undefined, agent: string, io: Io): Promise<void> {
+/**
+ * An agent configured without a token for a broker with tokens would get 401 on everything: say so, asking the broker,
+ * or when it does not answer, the token file of `dataDir` (the data dir it was told).
+ */
+async function warnIfTokensOn(url: string | undefined, dataDir: string | undefined, agent: string, io: Io): Promise<void> {
+  const warn = (who: string) =>
+    io.stderr(
+      `warning: ${who} has tokens: without one ${agent} gets 401; create one (interop token create --agent ${agent} > FILE) ` +
+        `and run this again with --token-file FILE\n`,
+    );
   try {
     await brokerClient("integrate", { url }, { ...io.env, INTEROP_TOKEN: "" }, 2000).status();
   } catch (error) {
-    if (!(error instanceof InteropError) || error.code !== "unauthorized") return; // unreachable: nothing to tell
-    io.stderr(
-      `warning: this broker has tokens: without one ${agent} gets 401; create one (interop token create --agent ${agent} > FILE) ` +
-        `and run this again with --token-file FILE\n`,
-    );
+    if (!(error instanceof InteropError)) return;
+    if (error.code === "unauthorized") return warn("this broker");
+    if (error.code !== "unreachable" || dataDir === undefined) return;
+    // A data dir that cannot be read (none yet, another user's) has nothing to tell.
+    const tokens = await new TokenFile(dataDir).list().catch(() => []);
+    if (tokens.length > 0) warn(`the broker's data dir ${dataDir} (the broker is not answering)`);
   }
 }
 

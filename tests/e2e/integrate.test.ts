@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "n
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
+import { freePort, publish, type RunningBroker, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
 import { hermesAuthorizes, HermesLikeClient } from "../helpers/hermes_ntfy.ts";
 
@@ -148,6 +148,24 @@ test("interop integrate refuses to edit a config it cannot parse", async () => {
   } finally {
     home.cleanup();
   }
+});
+
+test("interop integrate warns of tokens from the --data-dir named when its broker is not running", async (t) => {
+  const home = tempDir();
+  const data = tempDir();
+  t.after(() => {
+    home.cleanup();
+    data.cleanup();
+  });
+  const url = `http://127.0.0.1:${await freePort()}`;
+  const plain = await runCli(["integrate", "openclaw", "--home", home.path, "--url", url, "--data-dir", data.path]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.doesNotMatch(plain.stderr, /warning/, "no tokens there: nothing to say");
+  assert.equal((await runCli(["token", "create", "--agent", "openclaw", "--data-dir", data.path])).code, 0);
+  // Red team 58: it printed a listen line without --token-file, and no warning.
+  const warned = await runCli(["integrate", "openclaw", "--home", home.path, "--url", url, "--data-dir", data.path]);
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(warned.stderr, /^warning: the broker's data dir .* \(the broker is not answering\) has tokens: without one openclaw gets 401/);
 });
 
 test("interop integrate --token-file puts the broker's URL and the agent's token wherever the agent needs them", async (t) => {

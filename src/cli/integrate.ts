@@ -45,6 +45,7 @@ Options:
                       means http://HOST:PORT)
   --token-file FILE   the agent's token, for a broker with tokens (interop token create
                       --agent NAME > FILE); without it, a broker with tokens is warned of
+                      (asked at --url, or when it is not running, by --data-dir's tokens)
   -h, --help          show this help
 
 Exit codes: 0 done, 2 bad usage or a config file it cannot edit safely, 1 a database it

@@ -245,10 +245,9 @@ export class A2aOutbound {
     );
     // A task that failed or was refused is parked too, its sender answered: the operator sees in `interop status`
     // what the agent did not do (red team 58: a gateway's SIGTERM dropped tasks it had taken, seen by no one else).
-    const failed = view.state === "TASK_STATE_FAILED" || view.state === "TASK_STATE_REJECTED";
     if (refusal !== undefined) {
       await this.#park(record.id, `the receiver's task ${taskOutcome(view)}, but the answer cannot be published: ${refusal.message}`);
-    } else if (failed) {
+    } else if (undone(view)) {
       await this.#park(record.id, `the receiver's task ${taskOutcome(view)} (its sender was answered ${view.state})`);
     }
   }
@@ -259,7 +258,7 @@ export class A2aOutbound {
    * got the answer: it is parked, for an operator to see and resend, rather than dropped unseen.
    */
   async #checkTaken(record: OutboundRecord, view: TaskView): Promise<void> {
-    if (view.state !== "TASK_STATE_FAILED" && view.state !== "TASK_STATE_REJECTED") return;
+    if (!undone(view)) return;
     await this.#park(record.id, `this answer's task at ${this.#options.rpc.url} ${taskOutcome(view)}`);
   }
 
@@ -279,6 +278,11 @@ export class A2aOutbound {
       `parking message ${id}`,
     );
   }
+}
+
+/** A task that failed or was refused (or was lost, which listen reads as failed): what it was sent is parked. */
+function undone(view: TaskView): boolean {
+  return view.state === "TASK_STATE_FAILED" || view.state === "TASK_STATE_REJECTED";
 }
 
 /** The most of a task's answer a dead letter's reason quotes: an agent's whole answer is no reason. */

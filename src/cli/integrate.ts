@@ -104,8 +104,9 @@ export async function run(args: string[], io: Io): Promise<number> {
   // Written into the listener's --a2a, which would refuse it.
   refuseBadPushUrls("integrate", { openclaw: values.gateway }, () => "--gateway");
   if (options.token === undefined) {
-    // A broker that is not running is asked through the data dir named (a database is left alone: not opened to warn).
-    const dataDir = databaseUrl === undefined ? values["data-dir"] : undefined;
+    // A broker that is not running is asked through the data dir named (a database is left alone: not opened to
+    // warn); --write reads that data dir's tokens itself and makes the agent one, or says why it cannot.
+    const dataDir = databaseUrl === undefined && !values.write ? values["data-dir"] : undefined;
     await warnIfTokensOn(values.url, dataDir, options.agent, io);
   }
   if (values.write) {

@@ -166,6 +166,12 @@ test("interop integrate warns of tokens from the --data-dir named when its broke
   const warned = await runCli(["integrate", "openclaw", "--home", home.path, "--url", url, "--data-dir", data.path]);
   assert.equal(warned.code, 0, warned.stderr);
   assert.match(warned.stderr, /^warning: the broker's data dir .* \(the broker is not answering\) has tokens: without one openclaw gets 401/);
+  // --write makes the agent a token in that data dir: nothing to warn of.
+  const written = await runCli(["integrate", "openclaw", "--write", "--home", home.path, "--url", url, "--data-dir", data.path]);
+  assert.equal(written.code, 0, written.stderr);
+  assert.equal(written.stderr, "");
+  const listed = await runCli(["token", "list", "--json", "--data-dir", data.path]);
+  assert.equal(JSON.parse(listed.stdout).filter((token: { agent: string }) => token.agent === "openclaw").length, 2);
 });
 
 test("interop integrate --token-file puts the broker's URL and the agent's token wherever the agent needs them", async (t) => {

@@ -99,5 +99,5 @@ test("a dead letter parked while its agent is removed is refused: the removal de
   const parked = broker.deadLetters.park(openclaw, message.id, "refused");
   assert.equal(await removed, 1);
   await assert.rejects(parked, { code: "unknown_message" });
-  assert.deepEqual(await broker.deadLetters.list(openclaw, 1000, broker.answer((letter) => JSON.stringify(letter))), []);
+  assert.deepEqual(await broker.deadLetters.list(openclaw, 1000, false, broker.answer((letter) => JSON.stringify(letter))), []);
 });

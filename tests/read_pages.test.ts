@@ -130,7 +130,7 @@ test("/history and /dead-letters of 500 small messages on brokers sharing Postgr
   assert.equal(counted.history, 1, `a /history made ${counted.history} reads of the store`);
   const letters = b.answer((letter: ListedDeadLetter) => JSON.stringify(letter), openclaw);
   t.after(() => letters.release());
-  assert.deepEqual((await b.deadLetters.list(openclaw, ASKED, letters)).map((letter) => letter.id), ids);
+  assert.deepEqual((await b.deadLetters.list(openclaw, ASKED, false, letters)).map((letter) => letter.id), ids);
   assert.equal(counted.letters, 1, `a /dead-letters made ${counted.letters} reads of its letters`);
 });
 

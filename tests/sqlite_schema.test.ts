@@ -54,11 +54,14 @@ test("SqliteStore opens a schema v1 data dir made by interop 5bd1ace with its me
   assert.equal(await store.wasRemoved("gone" as AgentName), false);
   await store.removeInbox("gone" as AgentName);
   assert.equal(await store.wasRemoved("gone" as AgentName), true);
+  // Acknowledgements: the column added to the file's dead letters.
+  assert.deepEqual(await store.acknowledgeDeadLetters(openclaw, undefined, 30), [17]);
   await store.close();
 
   assert.equal(inspect<{ user_version: number }>(dir.path, "PRAGMA user_version").user_version, 4);
   store = new SqliteStore(dir.path, "strict");
   assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.pending, 4);
+  assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === openclaw)!.deadLetters, 0);
 });
 
 test("SqliteStore indexes new messages in bulk, never leaving more than a bounded tail out of the index", async (t) => {

@@ -245,6 +245,32 @@ function contract({ name, lockedCode, place }: Backend): void {
     assert.deepEqual((await store.deadLetters(openclaw, 1, 3)).map((letter) => letter.messageId), [2]);
   });
 
+  test(`${name} keeps an acknowledged dead letter, out of the count and the list unless asked, and acknowledges it once`, async (t) => {
+    const open = await place(t);
+    if (open === undefined) return;
+    const store = await open();
+    await store.write({
+      messages: [1, 2, 3, 4].map((n) => ({ from: hermes, to: n === 4 ? hermes : openclaw, payload: {}, createdAt: n })),
+      inboxes: [{ agent: openclaw, create: true }, { agent: hermes, create: true }],
+    });
+    for (const messageId of [1, 2, 3]) await store.addDeadLetter(openclaw, { messageId, reason: "400", parkedAt: 7 });
+    await store.addDeadLetter(hermes, { messageId: 4, reason: "400", parkedAt: 7 });
+    // 9: not a letter; 4: hermes's.
+    assert.deepEqual(await store.acknowledgeDeadLetters(openclaw, [3, 1, 9, 4], 20), [1, 3]);
+    assert.deepEqual(await store.acknowledgeDeadLetters(openclaw, [1], 21), [], "acknowledged already");
+    const counts = async () => Object.fromEntries((await store.loadInboxes()).map((inbox) => [inbox.agent, inbox.deadLetters]));
+    assert.deepEqual(await counts(), { hermes: 1, openclaw: 1 });
+    assert.deepEqual(await store.deadLetters(openclaw, 1000), [{ messageId: 2, reason: "400", parkedAt: 7 }]);
+    assert.deepEqual((await store.deadLetters(openclaw, 1000, undefined, undefined, true)).map((letter) => letter.acknowledgedAt), [20, undefined, 20]);
+    // Still the question's outcome: what /wait and an A2A task answer.
+    assert.deepEqual((await store.outcome(1)).deadLetter, { messageId: 1, reason: "400", parkedAt: 7 });
+    // A park again of an acknowledged letter leaves it so.
+    assert.equal(await store.addDeadLetter(openclaw, { messageId: 1, reason: "again", parkedAt: 30 }), false);
+    assert.deepEqual(await store.acknowledgeDeadLetters(openclaw, undefined, 40), [2]);
+    assert.deepEqual(await counts(), { hermes: 1, openclaw: 0 });
+    assert.deepEqual(await store.deadLetters(openclaw, 1000), []);
+  });
+
   test(`${name} removes an inbox for good: its messages, cursor and dead letters, never another's, and ids go on`, async (t) => {
     const open = await place(t);
     if (open === undefined) return;

@@ -12,6 +12,8 @@ export interface ListedDeadLetter {
   id: number;
   reason: string;
   parked_at: string;
+  /** Null until an operator acknowledged it (`acknowledge`). */
+  acknowledged_at: string | null;
   message: WireMessage | null;
 }
 
@@ -61,17 +63,38 @@ export class DeadLetters {
    * still has it, read a page at a time (`MessageAnswer.readNewest`). A letter naming a message for another agent
    * (parked through a hole that let any id in) is left out.
    */
-  async list(agent: AgentName, limit: number, answer: MessageAnswer<ListedDeadLetter>): Promise<ListedDeadLetter[]> {
+  async list(
+    agent: AgentName,
+    limit: number,
+    withAcknowledged: boolean,
+    answer: MessageAnswer<ListedDeadLetter>,
+  ): Promise<ListedDeadLetter[]> {
     const { store } = this.#deps;
     const page = async (beforeId: number, size: number, maxChars: number) => {
-      const letters = await store.deadLetters(agent, size, beforeId, maxChars);
+      const letters = await store.deadLetters(agent, size, beforeId, maxChars, withAcknowledged);
       return cutAs(letters, await Promise.all(letters.map(async (letter) => ({
         id: letter.messageId,
         reason: letter.reason,
         parked_at: new Date(letter.parkedAt).toISOString(),
+        acknowledged_at: letter.acknowledgedAt === undefined ? null : new Date(letter.acknowledgedAt).toISOString(),
         message: await store.find(letter.messageId).then((message) => message === undefined ? null : toWire(message)),
       }))));
     };
     return await answer.readNewest(page, limit, (letter) => letter.message === null || letter.message.interop.to === agent);
+  }
+
+  /**
+   * Acknowledges the agent's dead letters of `messageIds` (every one when undefined): an operator has seen to them,
+   * so they leave the count `interop status --max-dead-letters` checks. They are kept, not deleted: a question's
+   * `/wait` and its A2A task still answer that its receiver refused it. Resolves with the ids acknowledged now and
+   * the letters left unacknowledged.
+   */
+  async acknowledge(agent: AgentName, messageIds: number[] | undefined): Promise<{ acknowledged: number[]; left: number }> {
+    const inbox = await this.#deps.agents.find(agent);
+    if (inbox === undefined) throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox, so no dead letters`);
+    // As a park: a COMMIT whose answer was lost is waited out, so what it marked is uncounted once.
+    const acknowledged = await settled(this.#deps.store.acknowledgeDeadLetters(agent, messageIds, this.#deps.now()));
+    inbox.deadLetters = Math.max(0, inbox.deadLetters - acknowledged.length);
+    return { acknowledged, left: inbox.deadLetters };
   }
 }

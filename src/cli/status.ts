@@ -163,7 +163,10 @@ function findProblems(report: StatusReport, required: string[], limits: Limits):
     }
     // A broker from before dead letters were counted says nothing of them.
     if (limits.deadLetters !== undefined && (status.dead_letters ?? 0) > limits.deadLetters) {
-      problems.push(`${agent} has ${counted(status.dead_letters!, "dead letter")} (more than ${limits.deadLetters}): GET /dead-letters?agent=${agent} lists them`);
+      problems.push(
+        `${agent} has ${counted(status.dead_letters!, "dead letter")} (more than ${limits.deadLetters}): ` +
+          `interop agent dead-letters ${agent} lists them, interop agent acknowledge ${agent} --all clears them`,
+      );
     }
   }
   return problems;

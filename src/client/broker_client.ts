@@ -3,6 +3,7 @@ import { type ErrorCode, InteropError } from "../errors.ts";
 import { type AgentName, type Payload, type WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
+import type { ListedDeadLetter } from "../broker/dead_letters.ts";
 import { MORE_PENDING_HEADER } from "../broker/message_answer.ts";
 import { LEASE_HEADER, LEASE_LOST_HEADER } from "../broker/inbox_leases.ts";
 import { BrokerUrls } from "./broker_urls.ts";
@@ -220,6 +221,24 @@ export class BrokerClient {
   /** Records that `agent`'s receiver refused message `id` for good, so it shows in status. */
   parkDeadLetter(agent: AgentName, id: number, reason: string): Promise<unknown> {
     return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));
+  }
+
+  /** The agent's last `limit` dead letters, oldest first; those acknowledged only `withAcknowledged`. */
+  deadLetters(agent: AgentName, limit: number, withAcknowledged: boolean): Promise<ListedDeadLetter[]> {
+    const query = new URLSearchParams({ agent, limit: String(limit) });
+    if (withAcknowledged) query.set("acknowledged", "1");
+    return this.#json<ListedDeadLetter[]>("GET", `/dead-letters?${query}`, {}, undefined, Array.isArray);
+  }
+
+  /** Acknowledges the agent's dead letters of `ids` (every one when undefined): the ids acknowledged, the letters left. */
+  acknowledgeDeadLetters(agent: AgentName, ids: number[] | undefined): Promise<{ acknowledged: number[]; dead_letters: number }> {
+    return this.#json(
+      "POST",
+      `/dead-letters/acknowledge?${new URLSearchParams({ agent })}`,
+      jsonBody(ids === undefined ? { all: true } : { ids }),
+      undefined,
+      (answer) => Array.isArray(answer.acknowledged) && typeof answer.dead_letters === "number",
+    );
   }
 
   /**

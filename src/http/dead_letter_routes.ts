@@ -1,25 +1,35 @@
-/** `/dead-letters`: an agent's receiver parks a message it refused (POST), and anyone allowed lists them (GET). */
+/**
+ * `/dead-letters`: an agent's receiver parks a message it refused (POST), anyone allowed lists them (GET) and
+ * acknowledges them once seen to (`/dead-letters/acknowledge`).
+ */
 import { authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { ListedDeadLetter } from "../broker/dead_letters.ts";
 import { InteropError } from "../errors.ts";
 import { parseAgentName, parsePayload } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
-import { parseLimit } from "./query_params.ts";
+import { parseFlag, parseLimit } from "./query_params.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse } from "./responses.ts";
 
-/** A dead letter's request is an id and a reason: a fixed bound, whatever `--max-body-bytes` allows a message. */
+/**
+ * A dead letter's request is an id and a reason, an acknowledgement's a list of ids: a fixed bound, whatever
+ * `--max-body-bytes` allows a message.
+ */
 const DEAD_LETTER_BODY_BYTES = 64 * 1024;
+
+async function readBody(request: IncomingRequest, shape: string): Promise<Record<string, unknown>> {
+  const text = await request.text(DEAD_LETTER_BODY_BYTES).catch((error) => {
+    // The general answer names --max-body-bytes, which does not change this bound.
+    if (!(error instanceof InteropError && error.code === "payload_too_large")) throw error;
+    throw new InteropError("payload_too_large", `Body too large: ${shape} is at most ${DEAD_LETTER_BODY_BYTES} bytes`);
+  });
+  return parsePayload(text, request.header("content-type"));
+}
 
 export async function parkDeadLetter(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "park dead letters for");
-  const text = await request.text(DEAD_LETTER_BODY_BYTES).catch((error) => {
-    // The general answer names --max-body-bytes, which does not change this bound.
-    if (!(error instanceof InteropError && error.code === "payload_too_large")) throw error;
-    throw new InteropError("payload_too_large", `Body too large: a dead letter ({"id", "reason"}) is at most ${DEAD_LETTER_BODY_BYTES} bytes`);
-  });
-  const { id, reason } = parsePayload(text, request.header("content-type"));
+  const { id, reason } = await readBody(request, 'a dead letter ({"id", "reason"})');
   if (!Number.isSafeInteger(id) || typeof reason !== "string" || reason === "") {
     throw new InteropError("invalid_body", 'Invalid dead letter: send {"id": MESSAGE_ID, "reason": "why the receiver refused it"}');
   }
@@ -33,7 +43,25 @@ export async function listDeadLetters(broker: Broker, request: IncomingRequest, 
   const answer = broker.answer((letter: ListedDeadLetter) => JSON.stringify(letter), agent);
   return await heldAnswer(answer, async () => {
     // The newest that fit in one answer, as /history: letters of big messages would otherwise make it a 500.
-    const letters = await broker.deadLetters.list(agent, parseLimit(request.url.searchParams.get("limit")), answer);
+    const query = request.url.searchParams;
+    const withAcknowledged = parseFlag(query.get("acknowledged"), "acknowledged", "acknowledged=1 (list those acknowledged too)");
+    const letters = await broker.deadLetters.list(agent, parseLimit(query.get("limit")), withAcknowledged, answer);
     return jsonTextResponse(200, await answer.body(letters), answer.headers());
   });
+}
+
+/** `{"ids": [MESSAGE_ID, …]}` or `{"all": true}`: the letters an operator has seen to leave the count status checks. */
+export async function acknowledgeDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "acknowledge the dead letters of");
+  const { ids, all } = await readBody(request, 'an acknowledgement ({"ids"} or {"all"})');
+  const listed = Array.isArray(ids) && ids.length > 0 && ids.every((id) => Number.isSafeInteger(id) && id > 0);
+  if (!(all === true && ids === undefined) && !(all === undefined && listed)) {
+    throw new InteropError(
+      "invalid_body",
+      'Invalid acknowledgement: send {"ids": [MESSAGE_ID, ...]} (the letters\' ids, as GET /dead-letters lists them) or {"all": true}',
+    );
+  }
+  const { acknowledged, left } = await broker.deadLetters.acknowledge(agent, all === true ? undefined : ids as number[]);
+  return jsonResponse(200, { acknowledged, dead_letters: left });
 }

@@ -1,6 +1,6 @@
 /** Rows as both stores' tables hold them (the same columns): a message and the envelope it becomes, an inbox. */
 import { type AgentName, type Envelope, METADATA_FIELD, type Payload, type Thread } from "../message.ts";
-import type { InboxRecord } from "./store.ts";
+import type { DeadLetter, InboxRecord } from "./store.ts";
 
 export interface MessageRow {
   id: number;
@@ -66,4 +66,16 @@ export function toInboxRecord(row: InboxRow): InboxRecord {
     deadLetters: row.dead_letters,
     expired: row.expired,
   };
+}
+
+/** A dead letter as both stores read it (`acknowledged_at` NULL until an operator acknowledged it). */
+export interface DeadLetterRow {
+  messageId: number;
+  reason: string;
+  parkedAt: number;
+  acknowledgedAt: number | null;
+}
+
+export function deadLetterOf({ messageId, reason, parkedAt, acknowledgedAt }: DeadLetterRow): DeadLetter {
+  return acknowledgedAt === null ? { messageId, reason, parkedAt } : { messageId, reason, parkedAt, acknowledgedAt };
 }

@@ -7,7 +7,15 @@ import postgres, { type PostgresError, type Sql, type TransactionSql } from "pos
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope } from "../message.ts";
 import { brokerConnectionName, type Claimant, CLIENT_OPTIONS, Registration } from "./postgres_registry.ts";
-import { type InboxRow, MESSAGE_COLUMNS, type MessageRow, toEnvelope, toInboxRecord } from "./message_row.ts";
+import {
+  deadLetterOf,
+  type DeadLetterRow,
+  type InboxRow,
+  MESSAGE_COLUMNS,
+  type MessageRow,
+  toEnvelope,
+  toInboxRecord,
+} from "./message_row.ts";
 import { redactUrl } from "../url_redaction.ts";
 import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { expireUndelivered, passTaken, pruneDelivered } from "./postgres_retention.ts";
@@ -159,7 +167,7 @@ export class PostgresStore implements MessageStore {
       const rows = await this.#sql<InboxRow[]>`
         SELECT agent, delivered_id, purged_id, last_seen, expired,
           ${this.#sql.unsafe(PENDING_COUNT)} AS pending,
-          (SELECT count(*) FROM interop_dead_letters d WHERE d.agent = i.agent) AS dead_letters
+          (SELECT count(*) FROM interop_dead_letters d WHERE d.agent = i.agent AND d.acknowledged_at IS NULL) AS dead_letters
         FROM interop_inboxes i ORDER BY agent COLLATE "C"`;
       return rows.map(toInboxRecord);
     });
@@ -229,23 +237,39 @@ export class PostgresStore implements MessageStore {
     });
   }
 
-  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<DeadLetter[]> {
+  deadLetters(
+    agent: AgentName,
+    limit: number,
+    beforeId = Number.MAX_SAFE_INTEGER,
+    maxChars = Infinity,
+    withAcknowledged = false,
+  ): Promise<DeadLetter[]> {
     return this.#read("read dead letters", async () => {
       // Each letter's message measured (octet_length, see readBounded), not read.
-      const rows = await boundedRows<{ id: number; reason: string; parked_at: number }>(
+      const rows = await boundedRows<Omit<DeadLetterRow, "messageId"> & { id: number }>(
         this.#sql,
         this.#sql`
-          SELECT d.message_id AS id, d.reason, d.parked_at, octet_length(m.payload) AS chars
+          SELECT d.message_id AS id, d.reason, d.parked_at AS "parkedAt", d.acknowledged_at AS "acknowledgedAt",
+            octet_length(m.payload) AS chars
           FROM interop_dead_letters d LEFT JOIN interop_messages m ON m.id = d.message_id
-          WHERE d.agent = ${agent} AND d.message_id < ${beforeId} ORDER BY d.message_id DESC LIMIT ${limit}`,
+          WHERE d.agent = ${agent} AND d.message_id < ${beforeId} AND (${withAcknowledged} OR d.acknowledged_at IS NULL)
+          ORDER BY d.message_id DESC LIMIT ${limit}`,
         this.#sql`coalesce(page.chars, 0)`,
         limit,
         maxChars,
         "newest",
       );
-      const letters = rows.map((row) => ({ messageId: row.id, reason: row.reason, parkedAt: row.parked_at }));
-      return cutAs(rows, letters);
+      return cutAs(rows, rows.map(({ id, ...letter }) => deadLetterOf({ messageId: id, ...letter })));
     });
+  }
+
+  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<number[]> {
+    const ids = messageIds ?? null;
+    return this.#transaction("acknowledge dead letters", async (tx) =>
+      (await tx<{ id: number }[]>`
+        UPDATE interop_dead_letters SET acknowledged_at = ${at}
+        WHERE agent = ${agent} AND acknowledged_at IS NULL AND (${ids}::int8[] IS NULL OR message_id = ANY(${ids}::int8[]))
+        RETURNING message_id AS id`).map((row) => row.id).sort((a, b) => a - b));
   }
 
   find(id: number): Promise<Envelope | undefined> {

@@ -185,6 +185,13 @@ ALTER TABLE interop_store
   ADD COLUMN moved_up_to bigint;
 `,
   },
+  {
+    version: 11,
+    name: "dead letters an operator acknowledged: kept, no longer counted",
+    sql: `
+ALTER TABLE interop_dead_letters ADD COLUMN acknowledged_at bigint;
+`,
+  },
 ];
 
 /** The schema version this interop writes. */

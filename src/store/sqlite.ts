@@ -2,7 +2,15 @@
 import type { DatabaseSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
-import { type InboxRow, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
+import {
+  deadLetterOf,
+  type DeadLetterRow,
+  type InboxRow,
+  type MessageRow,
+  storedPayload,
+  toEnvelope,
+  toInboxRecord,
+} from "./message_row.ts";
 import { openDatabase } from "./sqlite_open.ts";
 import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import { SqliteStatements } from "./sqlite_statements.ts";
@@ -88,7 +96,7 @@ export class SqliteStore implements MessageStore {
         SELECT agent, delivered_id, purged_id, last_seen, expired,
           (SELECT count(*) FROM messages WHERE recipient = agent AND indexed = 1 AND id > delivered_id AND polled = 0) +
           (SELECT count(*) FROM messages WHERE id > max(delivered_id, ?) AND recipient = agent AND polled = 0) AS pending,
-          (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent) AS dead_letters
+          (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent AND acknowledged_at IS NULL) AS dead_letters
         FROM inboxes ORDER BY agent`).all(this.#indexedUpTo) as unknown as InboxRow[];
       return rows.map(toInboxRecord);
     });
@@ -273,24 +281,43 @@ export class SqliteStore implements MessageStore {
       ));
   }
 
-  deadLetters(agent: AgentName, limit: number, beforeId = Number.MAX_SAFE_INTEGER, maxChars = Infinity): Promise<DeadLetter[]> {
+  deadLetters(
+    agent: AgentName,
+    limit: number,
+    beforeId = Number.MAX_SAFE_INTEGER,
+    maxChars = Infinity,
+    withAcknowledged = false,
+  ): Promise<DeadLetter[]> {
     return this.#attempt("read dead letters", () => {
-      type Row = DeadLetter & { chars: number | null };
+      type Row = DeadLetterRow & { chars: number | null };
       const page = new BoundedRows<Row>(limit > 1 ? maxChars : Infinity, (row) => row.chars ?? 0);
       // The message's payload measured where it is stored (its row, or the payload it shares), not read into memory.
       page.read(
         this.#db.prepare(
-          `SELECT message_id AS messageId, reason, parked_at AS parkedAt,
+          `SELECT message_id AS messageId, reason, parked_at AS parkedAt, acknowledged_at AS acknowledgedAt,
              (SELECT length(payload) FROM (SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages WHERE id = message_id)) AS chars
-           FROM dead_letters WHERE agent = ? AND message_id < ? ORDER BY message_id DESC LIMIT ?`,
+           FROM dead_letters WHERE agent = ? AND message_id < ? AND (? OR acknowledged_at IS NULL)
+           ORDER BY message_id DESC LIMIT ?`,
         ),
         agent,
         beforeId,
+        withAcknowledged ? 1 : 0,
         limit,
       );
-      const letters = page.rows.map(({ messageId, reason, parkedAt }) => ({ messageId, reason, parkedAt })).reverse();
+      const letters = page.rows.map(({ chars: _, ...row }) => deadLetterOf(row)).reverse();
       return page.cut ? cutShort(letters) : letters;
     });
+  }
+
+  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<number[]> {
+    const ids = messageIds === undefined ? null : JSON.stringify(messageIds);
+    return this.#attempt("acknowledge dead letters", () =>
+      this.#transaction(() =>
+        (this.#db.prepare(
+          `UPDATE dead_letters SET acknowledged_at = ? WHERE agent = ? AND acknowledged_at IS NULL
+             AND (? IS NULL OR message_id IN (SELECT value FROM json_each(?))) RETURNING message_id AS id`,
+        ).all(at, agent, ids, ids) as Array<{ id: number }>).map((row) => row.id).sort((a, b) => a - b)
+      ));
   }
 
   find(id: number): Promise<Envelope | undefined> {

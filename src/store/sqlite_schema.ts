@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   message_id INTEGER NOT NULL,
   reason TEXT NOT NULL,
   parked_at INTEGER NOT NULL,
+  acknowledged_at INTEGER,
   PRIMARY KEY (agent, message_id)
 );
 -- Agents whose inbox the operator removed (MessageStore.wasRemoved), until the inbox is created again. A file an
@@ -104,7 +105,7 @@ function addReplayPoints(db: DatabaseSync, version: number): void {
 }
 
 /** Whether a table has a column: a file an older interop served since keeps the columns a newer one added. */
-function hasColumn(db: DatabaseSync, table: string, column: string): boolean {
+export function hasColumn(db: DatabaseSync, table: string, column: string): boolean {
   return db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column) !== undefined;
 }
 
@@ -124,6 +125,8 @@ export function migrate(db: DatabaseSync): void {
     INSERT OR IGNORE INTO store_identity (singleton, id) VALUES (1, '${crypto.randomUUID()}');
     PRAGMA user_version = ${SCHEMA_VERSION};`);
   addReplayPoints(db, version);
+  // An older interop serves the file with the column (it counts acknowledged letters again): no new version.
+  if (!hasColumn(db, "dead_letters", "acknowledged_at")) db.exec("ALTER TABLE dead_letters ADD COLUMN acknowledged_at INTEGER");
   // The tail left un-indexed by the last run joins the index now; it starts after the newest indexed row,
   // which a backward scan of the (short) tail finds.
   const indexed = db.prepare("SELECT id FROM messages WHERE indexed = 1 ORDER BY id DESC LIMIT 1").get() as

@@ -18,7 +18,7 @@ import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite_open.ts";
 import { markMoved, MOVED_FILE, movedTo } from "./moved_store.ts";
 import { MESSAGE_COLUMNS } from "./message_row.ts";
-import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
+import { hasColumn, SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import { BoundedRows } from "./sqlite_bounded_rows.ts";
 
 /** Held for the migration's transaction, so two runs into one database go one after the other. */
@@ -61,7 +61,7 @@ interface Message {
   idempotency_key: string | null;
 }
 interface Inbox { agent: string; delivered_id: number; purged_id: number; last_seen: number | null; expired: number }
-interface DeadLetterRow { agent: string; message_id: number; reason: string; parked_at: number }
+interface DeadLetterRow { agent: string; message_id: number; reason: string; parked_at: number; acknowledged_at: number | null }
 interface WithdrawnRow { message_id: number; withdrawn_at: number }
 
 interface SqliteContents {
@@ -197,8 +197,11 @@ function readSqlite(db: DatabaseSync, file: string): SqliteContents {
       }
     },
     inboxes: db.prepare("SELECT agent, delivered_id, purged_id, last_seen, expired FROM inboxes ORDER BY agent").all() as unknown as Inbox[],
-    deadLetters: db.prepare("SELECT agent, message_id, reason, parked_at FROM dead_letters ORDER BY agent, message_id")
-      .all() as unknown as DeadLetterRow[],
+    // Acknowledgements came without a new schema version: a file this interop never opened has none.
+    deadLetters: db.prepare(
+      `SELECT agent, message_id, reason, parked_at, ${hasColumn(db, "dead_letters", "acknowledged_at") ? "" : "NULL AS "}acknowledged_at
+       FROM dead_letters ORDER BY agent, message_id`,
+    ).all() as unknown as DeadLetterRow[],
     withdrawn: db.prepare("SELECT message_id, withdrawn_at FROM withdrawn ORDER BY message_id").all() as unknown as WithdrawnRow[],
     highestId: Math.max(sequence?.seq ?? 0, last ?? 0),
     id: identity?.id,
@@ -290,9 +293,10 @@ async function copy(tx: TransactionSql, contents: SqliteContents, progress?: Mig
   }
   if (deadLetters.length > 0) {
     await tx`
-      INSERT INTO interop_dead_letters (agent, message_id, reason, parked_at)
+      INSERT INTO interop_dead_letters (agent, message_id, reason, parked_at, acknowledged_at)
       SELECT * FROM unnest(${deadLetters.map((d) => d.agent)}::text[], ${deadLetters.map((d) => d.message_id)}::int8[],
-        ${deadLetters.map((d) => d.reason)}::text[], ${deadLetters.map((d) => d.parked_at)}::int8[])`;
+        ${deadLetters.map((d) => d.reason)}::text[], ${deadLetters.map((d) => d.parked_at)}::int8[],
+        ${deadLetters.map((d) => d.acknowledged_at)}::int8[])`;
   }
   if (withdrawn.length > 0) {
     await tx`

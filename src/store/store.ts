@@ -25,7 +25,7 @@ export interface InboxRecord {
   pending: number;
   /** Milliseconds since the epoch of the agent's last request, or null if never seen. */
   lastSeen: number | null;
-  /** Messages a push delivery gave up on (the receiver refused them for good). */
+  /** Messages a push delivery gave up on (the receiver refused them for good), but those acknowledged. */
   deadLetters: number;
   /** Undelivered messages removed because they waited longer than the pending TTL. */
   expired: number;
@@ -37,6 +37,8 @@ export interface DeadLetter {
   reason: string;
   /** Milliseconds since the epoch. */
   parkedAt: number;
+  /** Milliseconds since the epoch at which an operator acknowledged it (`acknowledgeDeadLetters`); unset before. */
+  acknowledgedAt?: number;
 }
 
 export interface NewMessage {
@@ -431,10 +433,16 @@ export interface MessageStore {
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean>;
   /**
    * The agent's last `limit` dead letters (by message id) with a message id below `beforeId` (default: any), oldest
-   * first. With `maxChars`, bounded as `readLatest` is by the stored payloads of their messages (none for a letter
-   * whose message retention removed).
+   * first, those acknowledged only `withAcknowledged`. With `maxChars`, bounded as `readLatest` is by the stored
+   * payloads of their messages (none for a letter whose message retention removed).
    */
-  deadLetters(agent: AgentName, limit: number, beforeId?: number, maxChars?: number): Promise<DeadLetter[]>;
+  deadLetters(agent: AgentName, limit: number, beforeId?: number, maxChars?: number, withAcknowledged?: boolean): Promise<DeadLetter[]>;
+  /**
+   * Marks the agent's dead letters of `messageIds` (every one when undefined) acknowledged at `at`. They are kept (a
+   * question's outcome and an A2A task's state still tell of them) but leave `InboxRecord.deadLetters`. Resolves
+   * with the ids it marked, ascending: not those acknowledged already, nor ids the agent has no letter of.
+   */
+  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<number[]>;
   /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
   findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
   /**

@@ -52,11 +52,15 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   stream.close();
   // Until the broker sees the stream gone, it would take the next messages too.
   await waitFor(async () => (await json(fetch(`${sqlite.url}/status`))).streams === 0, 10_000, "the stream to close");
-  // Polled: 3 taken by a poll while 4 and 5 wait; 4 dead-lettered; 6 keyed.
+  // Polled: 3 taken by a poll while 4 and 5 wait; 4 dead-lettered, 5 too and acknowledged; 6 keyed.
   for (const n of [3, 4, 5]) await publish(sqlite.url, "hermes", "openclaw", { n });
   assert.deepEqual((await json(fetch(`${sqlite.url}/poll?agent=openclaw&limit=1`))).map((m: { n: number }) => m.n), [3]);
-  const parked = await fetch(`${sqlite.url}/dead-letters?agent=openclaw`, { method: "POST", body: JSON.stringify({ id: 4, reason: "refused" }) });
-  assert.equal(parked.status, 200, await parked.text());
+  for (const id of [4, 5]) {
+    const parked = await fetch(`${sqlite.url}/dead-letters?agent=openclaw`, { method: "POST", body: JSON.stringify({ id, reason: "refused" }) });
+    assert.equal(parked.status, 200, await parked.text());
+  }
+  const acknowledged = await fetch(`${sqlite.url}/dead-letters/acknowledge?agent=openclaw`, { method: "POST", body: '{"ids":[5]}' });
+  assert.deepEqual(await acknowledged.json(), { acknowledged: [5], dead_letters: 1 });
   const keyed = await json(publish(sqlite.url, "hermes", "openclaw", { n: 6 }, { "idempotency-key": "k1" }));
   // Replied: leo takes a question and answers it into hermes's inbox.
   const question = await json(publish(sqlite.url, "hermes", "leo", { q: "ping" }));
@@ -78,7 +82,7 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   assert.equal(first.code, 0, first.stderr);
   const copied = JSON.parse(first.stdout);
   // Two keys: k1, and the one the A2A task's message is stored with.
-  const counts = { messages: highest, dead_letters: 1, keys: 2, withdrawn: 1, highest_id: highest, tokens: 0, tokens_copied: 0 };
+  const counts = { messages: highest, dead_letters: 2, keys: 2, withdrawn: 1, highest_id: highest, tokens: 0, tokens_copied: 0 };
   assert.deepEqual({ ...copied, inboxes: undefined }, {
     action: "copied",
     from: dir,
@@ -92,7 +96,7 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   assert.equal(
     again.stdout,
     `checked (already there, nothing copied) ${dir} into ${setup.url}: ${highest} messages, ${copied.inboxes} inboxes, ` +
-      `1 dead letters, 2 idempotency keys, 1 withdrawn, highest id ${highest}, 0 tokens ` +
+      `2 dead letters, 2 idempotency keys, 1 withdrawn, highest id ${highest}, 0 tokens ` +
       `(0 copied; brokers on the database read their tokens from it); ${dir} is marked moved: a SQLite broker and ` +
       `interop token refuse it (remove ${join(dir, "moved.json")} to take it back)\n`,
   );
@@ -110,6 +114,10 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   assert.deepEqual((await json(fetch(`${pg.url}/poll?agent=hermes`))).map((m: { a: string }) => m.a), ["pong"]);
   assert.deepEqual(await peek(pg.url, "bob"), []);
   assert.deepEqual((await json(fetch(`${pg.url}/dead-letters?agent=openclaw`))).map((l: { id: number }) => l.id), [4]);
+  const letters = await json(fetch(`${pg.url}/dead-letters?agent=openclaw&acknowledged=1`));
+  assert.deepEqual(letters.map((l: { id: number; acknowledged_at: string | null }) => [l.id, l.acknowledged_at !== null]), [[4, false], [5, true]]);
+  const openclaw = (await json(fetch(`${pg.url}/status`))).agents.openclaw;
+  assert.equal(openclaw.dead_letters, 1, "the acknowledged letter is not counted");
   assert.equal((await pg.stop()).code, 0);
 
   const third = await migrate(dir, setup.url);

@@ -216,7 +216,7 @@ test("/history and /dead-letters over messages stored under a larger --max-body-
   most = 0;
   const letters = broker.answer((letter: ListedDeadLetter) => JSON.stringify(letter), openclaw);
   t.after(() => letters.release());
-  assert.deepEqual((await broker.deadLetters.list(openclaw, 40, letters)).map((letter) => letter.id), ids.slice(-15));
+  assert.deepEqual((await broker.deadLetters.list(openclaw, 40, false, letters)).map((letter) => letter.id), ids.slice(-15));
   assert.ok(letters.cut);
   assert.ok(most <= bound, `a /dead-letters read held ${most} characters (the answer's budget: ${RESTART_BUDGET})`);
 });

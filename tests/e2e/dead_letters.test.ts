@@ -1,0 +1,83 @@
+/** Dead letters an operator has seen to: acknowledged, they leave the health check's count and stay the message's outcome. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { publish, startBroker } from "../helpers/broker.ts";
+import { testStops } from "../helpers/clean_up_all.ts";
+import { runCli, tempDir } from "../helpers/cli.ts";
+import { bearer, brokerWithTokens } from "../helpers/tokens.ts";
+
+async function park(url: string, agent: string, id: number, headers: Record<string, string> = {}): Promise<void> {
+  const parked = await fetch(`${url}/dead-letters?agent=${agent}`, { method: "POST", headers, body: JSON.stringify({ id, reason: "HTTP 422" }) });
+  assert.equal(parked.status, 200, await parked.text());
+}
+
+test("interop agent acknowledge clears status --max-dead-letters for good, across a restart, and the letters stay what a wait for their reply answers", async (t) => {
+  const stop = testStops(t);
+  const data = tempDir();
+  stop(data.cleanup);
+  let broker = await startBroker({ dataDir: data.path, args: ["--agents", "hermes,openclaw"] });
+  stop(() => broker.cleanup());
+  const ids: number[] = [];
+  for (const text of ["one", "two", "three"]) ids.push((await (await publish(broker.url, "hermes", "openclaw", { text })).json()).id);
+  for (const id of ids) await park(broker.url, "openclaw", id);
+  const cli = (args: string[]) => runCli([...args, "--url", broker.url]);
+  assert.equal((await cli(["status", "--max-dead-letters", "0"])).code, 5);
+
+  const some = await cli(["agent", "acknowledge", "openclaw", String(ids[0]), String(ids[2]), "--json"]);
+  assert.equal(some.code, 0, some.stderr);
+  assert.deepEqual(JSON.parse(some.stdout), { agent: "openclaw", acknowledged: [ids[0], ids[2]], dead_letters: 1 });
+  const again = await cli(["agent", "acknowledge", "openclaw", String(ids[0])]);
+  assert.equal(again.stdout, `acknowledged 0 dead letters of openclaw; 1 left (not dead letters, or acknowledged already: ${ids[0]})\n`);
+  const left = JSON.parse((await cli(["agent", "dead-letters", "openclaw", "--json"])).stdout);
+  assert.deepEqual(left.map((letter: { id: number }) => letter.id), [ids[1]]);
+
+  // The acknowledgements are stored: a restarted broker counts only the letter left.
+  assert.equal((await broker.stop()).code, 0);
+  broker = await startBroker({ dataDir: data.path });
+  assert.equal(JSON.parse((await cli(["status", "--json"])).stdout).agents.openclaw.dead_letters, 1);
+  const all = await cli(["agent", "acknowledge", "openclaw", "--all"]);
+  assert.equal(all.stdout, "acknowledged 1 dead letter of openclaw; 0 left\n");
+  const healthy = await cli(["status", "--max-dead-letters", "0"]);
+  assert.equal(healthy.code, 0, healthy.stdout);
+  assert.equal((await cli(["agent", "dead-letters", "openclaw"])).stdout, "openclaw has no dead letters to see to\n");
+  const kept = JSON.parse((await cli(["agent", "dead-letters", "openclaw", "--acknowledged", "--json"])).stdout);
+  assert.deepEqual(kept.map((letter: { id: number; acknowledged_at: string | null }) => [letter.id, typeof letter.acknowledged_at]), [
+    [ids[0], "string"],
+    [ids[1], "string"],
+    [ids[2], "string"],
+  ]);
+  // Acknowledged is not delivered: no reply can come to the question, and a wait for one still says so at once.
+  const wait = await fetch(`${broker.url}/wait?agent=hermes&reply_to=${ids[1]}&timeout=2`);
+  assert.equal(wait.status, 410);
+  assert.equal((await wait.json()).code, "question_gone");
+});
+
+test("acknowledging dead letters needs the agent's token or an admin's, and a bad request is refused, changing nothing", async (t) => {
+  const { broker, tokens } = await brokerWithTokens(t);
+  const sent = await (await publish(broker.url, "hermes", "openclaw", { text: "x" }, bearer(tokens.hermes))).json();
+  await park(broker.url, "openclaw", sent.id, bearer(tokens.openclaw));
+  const acknowledge = async (body: string, token: string | undefined, agent = "openclaw") => {
+    const answer = await fetch(`${broker.url}/dead-letters/acknowledge?agent=${agent}`, {
+      method: "POST",
+      headers: token === undefined ? {} : bearer(token),
+      body,
+    });
+    return { status: answer.status, body: await answer.json() };
+  };
+  assert.equal((await acknowledge('{"all":true}', undefined)).status, 401);
+  const stranger = await acknowledge('{"all":true}', tokens.hermes);
+  assert.equal(stranger.status, 403, JSON.stringify(stranger.body));
+  for (const body of ['{"ids":[]}', '{"ids":["1"]}', '{"ids":[1.5]}', '{"all":false}', '{"all":true,"ids":[1]}', "{}", "[1]"]) {
+    const refused = await acknowledge(body, tokens.admin);
+    assert.equal(refused.status, 400, `${body}: ${JSON.stringify(refused.body)}`);
+    assert.match(refused.body.error, /^Invalid/);
+  }
+  assert.equal((await acknowledge('{"all":true}', tokens.admin, "nobody")).status, 404);
+  const status = async () => (await (await fetch(`${broker.url}/status`, { headers: bearer(tokens.admin) })).json()).agents.openclaw.dead_letters;
+  assert.equal(await status(), 1, "nothing refused changed the count");
+  assert.deepEqual(await acknowledge(`{"ids":[${sent.id}]}`, tokens.openclaw), { status: 200, body: { acknowledged: [sent.id], dead_letters: 0 } });
+  assert.equal(await status(), 0);
+  const cli = await runCli(["agent", "acknowledge", "openclaw", "x1", "--url", broker.url]);
+  assert.equal(cli.code, 2);
+  assert.match(cli.stderr, /^error: Invalid ID: "x1"; use a whole number/);
+});

@@ -261,11 +261,11 @@ export class AgentInboxes {
   async #read(counting: boolean): Promise<void> {
     const started = ++this.#reads;
     const before = counting
-      ? new Map([...this.#records.values()].map((inbox) => [inbox, inbox.pending - this.#committing.count(inbox)]))
+      ? new Map([...this.#records.values()].map((inbox) => [inbox, { ...inbox, pending: inbox.pending - this.#committing.count(inbox) }]))
       : undefined;
     const cluster = await this.#shared!.cluster(counting);
     // Counts apply whatever read came since: each is relative to its own start.
-    if (before !== undefined && cluster.pending !== undefined) this.#count(before, cluster.pending);
+    if (before !== undefined) this.#count(before, cluster);
     if (started < this.#applied) return;
     this.#applied = started;
     this.#cluster = cluster;
@@ -274,7 +274,8 @@ export class AgentInboxes {
       if (inbox !== undefined) inbox.deliveredId = Math.max(inbox.deliveredId, deliveredId);
       // Not one this broker is removing: the view was read before the removal committed.
       else if (!this.#removals.has(agent)) {
-        this.#records.set(agent, { ...freshInbox(agent, deliveredId), pending: cluster.pending?.get(agent) ?? 0 });
+        const counted = { pending: cluster.pending?.get(agent) ?? 0, deadLetters: cluster.deadLetters?.get(agent) ?? 0 };
+        this.#records.set(agent, { ...freshInbox(agent, deliveredId), ...counted });
       }
     }
     for (const agent of [...this.#records.keys()]) {
@@ -294,14 +295,17 @@ export class AgentInboxes {
    * with each message another broker's stream delivered, until --max-pending refused them all. What this broker
    * committed during the read may or may not be in the database's count: the figure can be that much too high (never
    * too low by a publish) until the next count. One that waited for a read with nothing of its own moving was never
-   * taken under steady traffic.
+   * taken under steady traffic. Dead letters alike: a broker counted only its own parks, so one acknowledged on
+   * another broker kept `interop status --max-dead-letters` failing on this one until it restarted.
    */
-  #count(before: Map<InboxRecord, number>, counted: Map<AgentName, number>): void {
+  #count(before: Map<InboxRecord, InboxRecord>, { pending, deadLetters }: ClusterView): void {
     for (const inbox of this.#records.values()) {
-      const count = counted.get(inbox.agent);
-      if (count === undefined) continue;
       // One created since the read started (by this broker, or from a view another read brought) began at 0.
-      inbox.pending = Math.max(0, count + inbox.pending - (before.get(inbox) ?? 0));
+      const then = before.get(inbox);
+      const counted = pending?.get(inbox.agent);
+      if (counted !== undefined) inbox.pending = Math.max(0, counted + inbox.pending - (then?.pending ?? 0));
+      const letters = deadLetters?.get(inbox.agent);
+      if (letters !== undefined) inbox.deadLetters = Math.max(0, letters + inbox.deadLetters - (then?.deadLetters ?? 0));
     }
   }
 

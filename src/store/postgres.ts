@@ -21,7 +21,7 @@ import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { expireUndelivered, passTaken, pruneDelivered } from "./postgres_retention.ts";
 import { boundedRows, readBounded } from "./postgres_pages.ts";
 import { migrate } from "./postgres_schema.ts";
-import { beforeAwaitedReply, PENDING_COUNT, PostgresInboxes } from "./postgres_shared.ts";
+import { beforeAwaitedReply, DEAD_LETTER_COUNT, PENDING_COUNT, PostgresInboxes } from "./postgres_shared.ts";
 import { writeBatch } from "./postgres_write.ts";
 import { AwaitedRecords } from "./postgres_awaited.ts";
 import { BoundedCalls, CALL_BOUND_MS } from "./postgres_calls.ts";
@@ -167,7 +167,7 @@ export class PostgresStore implements MessageStore {
       const rows = await this.#sql<InboxRow[]>`
         SELECT agent, delivered_id, purged_id, last_seen, expired,
           ${this.#sql.unsafe(PENDING_COUNT)} AS pending,
-          (SELECT count(*) FROM interop_dead_letters d WHERE d.agent = i.agent AND d.acknowledged_at IS NULL) AS dead_letters
+          ${this.#sql.unsafe(DEAD_LETTER_COUNT)} AS dead_letters
         FROM interop_inboxes i ORDER BY agent COLLATE "C"`;
       return rows.map(toInboxRecord);
     });

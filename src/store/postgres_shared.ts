@@ -74,6 +74,8 @@ export function beforeAwaitedReply(sql: Sql | TransactionSql, agent: AgentName, 
  */
 export const PENDING_COUNT =
   "(SELECT count(*) FROM interop_messages m WHERE m.recipient = i.agent AND (m.recipient, m.id) > (i.agent, i.delivered_id) AND NOT m.polled)";
+/** An inbox's (`i`) dead letters not acknowledged: what `interop status --max-dead-letters` checks. */
+export const DEAD_LETTER_COUNT = "(SELECT count(*) FROM interop_dead_letters d WHERE d.agent = i.agent AND d.acknowledged_at IS NULL)";
 /**
  * The row versions of an inbox and of its head: every write that changes its count of pending messages writes one of
  * them (a publish its head; a take, a claim, a pass, an expiry or a removal its row). While both stay, the count read
@@ -363,14 +365,23 @@ export class PostgresInboxes implements SharedInboxes {
       const full = counting && performance.now() - this.#fullCountAt >= FULL_COUNT_MS;
       const known = full ? new Map<AgentName, { mark: string; pending: number }>() : this.#counts;
       // The mark and the count in one statement: both from one snapshot. A read without the counts joins nothing.
+      // Dead letters are few, and their index's range per inbox is counted each time.
       const counts = counting
         ? sql`${sql.unsafe(COUNT_MARK)} AS mark,
-            CASE WHEN ${sql.unsafe(COUNT_MARK)} IS DISTINCT FROM k.mark THEN ${sql.unsafe(PENDING_COUNT)} END AS pending
+            CASE WHEN ${sql.unsafe(COUNT_MARK)} IS DISTINCT FROM k.mark THEN ${sql.unsafe(PENDING_COUNT)} END AS pending,
+            ${sql.unsafe(DEAD_LETTER_COUNT)} AS dead_letters
           FROM interop_inboxes i LEFT JOIN interop_inbox_heads h ON h.agent = i.agent
             LEFT JOIN unnest(${[...known.keys()]}::text[], ${[...known.values()].map((count) => count.mark)}::text[]) AS k (agent, mark)
               ON k.agent = i.agent`
-        : sql`NULL AS mark, NULL::int AS pending FROM interop_inboxes i`;
-      const inboxes = await sql<{ agent: AgentName; delivered_id: number; stream_broker: string | null; mark: string; pending: number | null }[]>`
+        : sql`NULL AS mark, NULL::int AS pending, NULL::int AS dead_letters FROM interop_inboxes i`;
+      const inboxes = await sql<{
+        agent: AgentName;
+        delivered_id: number;
+        stream_broker: string | null;
+        mark: string;
+        pending: number | null;
+        dead_letters: number | null;
+      }[]>`
         SELECT i.agent, i.delivered_id, i.stream_broker, ${counts}`;
       const brokers = await sql<Array<{
         id: string;
@@ -388,6 +399,7 @@ export class PostgresInboxes implements SharedInboxes {
         streams: new Map(inboxes.flatMap((row) => row.stream_broker === null ? [] : [[row.agent, row.stream_broker]])),
         cursors: new Map(inboxes.map((row) => [row.agent, row.delivered_id])),
         pending: counting ? this.#counted(inboxes, known, full) : undefined,
+        deadLetters: counting ? new Map(inboxes.map((row) => [row.agent, row.dead_letters!])) : undefined,
         brokers: brokers.map((row) => ({
           id: row.id,
           pid: row.pid,

@@ -314,6 +314,8 @@ export interface ClusterView {
   cursors: Map<AgentName, number>;
   /** Every inbox's undelivered messages (untaken, above its cursor), whichever broker stored them, when counted. */
   pending?: Map<AgentName, number>;
+  /** Every inbox's dead letters not acknowledged, whichever broker parked or acknowledged them, when counted. */
+  deadLetters?: Map<AgentName, number>;
 }
 
 /**

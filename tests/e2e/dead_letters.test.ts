@@ -1,9 +1,10 @@
 /** Dead letters an operator has seen to: acknowledged, they leave the health check's count and stay the message's outcome. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { publish, startBroker } from "../helpers/broker.ts";
+import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { testStops } from "../helpers/clean_up_all.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
+import { brokersOnOneDatabase, startPostgres } from "../helpers/postgres.ts";
 import { bearer, brokerWithTokens } from "../helpers/tokens.ts";
 
 async function park(url: string, agent: string, id: number, headers: Record<string, string> = {}): Promise<void> {
@@ -80,4 +81,22 @@ test("acknowledging dead letters needs the agent's token or an admin's, and a ba
   const cli = await runCli(["agent", "acknowledge", "openclaw", "x1", "--url", broker.url]);
   assert.equal(cli.code, 2);
   assert.match(cli.stderr, /^error: Invalid ID: "x1"; use a whole number/);
+});
+
+test("on brokers sharing PostgreSQL, each counts the dead letters parked and acknowledged through the others, so status --max-dead-letters agrees", async (t) => {
+  const server = await startPostgres(t);
+  if (server === undefined) return;
+  const { brokers: [a, b] } = await brokersOnOneDatabase(t, server, 2, ["--agents", "hermes,openclaw"]);
+  const letters = async (url: string) => (await (await fetch(`${url}/status`)).json()).agents.openclaw.dead_letters;
+  const sent = await (await publish(a.url, "hermes", "openclaw", { text: "refused" })).json();
+  await park(a.url, "openclaw", sent.id);
+  // Before: b counted only its own parks (0), and a counted this one until it restarted, whoever acknowledged it.
+  await waitFor(async () => (await letters(b.url)) === 1, 10_000, "b to count the letter parked through a");
+  const unhealthy = await runCli(["status", "--url", `${a.url},${b.url}`, "--max-dead-letters", "0"]);
+  assert.equal(unhealthy.code, 5, unhealthy.stdout);
+  const acknowledged = await runCli(["agent", "acknowledge", "openclaw", "--all", "--url", b.url]);
+  assert.equal(acknowledged.stdout, "acknowledged 1 dead letter of openclaw; 0 left\n");
+  await waitFor(async () => (await letters(a.url)) === 0, 10_000, "a to count the letter acknowledged through b");
+  const healthy = await runCli(["status", "--url", `${a.url},${b.url}`, "--max-dead-letters", "0"]);
+  assert.equal(healthy.code, 0, healthy.stdout);
 });

@@ -71,6 +71,7 @@ test("a dead letter whose COMMIT lost its answer is counted once PostgreSQL says
     agents: { find: () => Promise.resolve(inbox) } as unknown as AgentInboxes,
     observers: { deadLettered: (_agent: AgentName, id: number) => told.push(id) } as unknown as Observers,
     now: () => Date.now(),
+    publish: () => Promise.reject(new Error("not called")),
   });
   await letters.park(bob, 7, "refused");
   await letters.park(bob, 7, "refused");

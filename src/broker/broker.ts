@@ -194,7 +194,13 @@ export class Broker {
       this.#ownLeases = undefined;
       this.leases = new StoreLeases(this.#shared, (agent) => this.#agents.inboxFor(agent, "read"), this.#stopping.signal);
     }
-    this.deadLetters = new DeadLetters({ store: options.store, agents: this.#agents, observers: this.#observers, now: this.#now });
+    this.deadLetters = new DeadLetters({
+      store: options.store,
+      agents: this.#agents,
+      observers: this.#observers,
+      now: this.#now,
+      publish: (from, to, payload, publishOptions) => this.publish(from, to, payload, publishOptions),
+    });
     this.#lastId = lastId;
     this.#status = new BrokerStatus({
       dataDir: options.dataDir,

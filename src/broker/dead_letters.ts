@@ -1,10 +1,11 @@
 /** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
 import { InteropError } from "../errors.ts";
-import { type AgentName, toWire, type WireMessage } from "../message.ts";
+import { type AgentName, type Payload, toWire, type WireMessage } from "../message.ts";
 import { cutAs, type MessageStore, parkedWithoutInbox } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
+import type { PublishOptions, Published } from "./publishes.ts";
 import { settled } from "./shared_waiters.ts";
 
 /** A dead letter as `/dead-letters` lists it: `message` null once retention removed it. */
@@ -22,6 +23,28 @@ export interface DeadLettersDeps {
   agents: AgentInboxes;
   observers: Observers;
   now(): number;
+  /** Publishes as the broker does (`Broker.publish`). */
+  publish(from: AgentName, to: AgentName, payload: Payload, options: PublishOptions): Promise<Published>;
+}
+
+/** What the Idempotency-Key of a dead letter's redelivery starts with (then the letter's id): no publish may take one. */
+const REDELIVERY_KEY_ROOT = "redelivery:";
+
+/** Whether `key` is one a redelivery is keyed with, which a publish may not take (it would stand for that redelivery). */
+export function isRedeliveryKey(key: string): boolean {
+  return key.startsWith(REDELIVERY_KEY_ROOT);
+}
+
+/** What `redeliver` did with each id it was given. */
+export interface Redelivery {
+  /** Each letter sent again: its id, and the new message's. */
+  redelivered: Array<{ id: number; as: number }>;
+  /** Ids that are none of the agent's dead letters (or whose letter went with the agent's removal). */
+  unknown: number[];
+  /** Letters whose message retention removed: nothing to send again (acknowledge them). */
+  removed: number[];
+  /** The agent's letters left unacknowledged. */
+  left: number;
 }
 
 export class DeadLetters {
@@ -96,5 +119,31 @@ export class DeadLetters {
     const acknowledged = await settled(this.#deps.store.acknowledgeDeadLetters(agent, messageIds, this.#deps.now()));
     inbox.deadLetters = Math.max(0, inbox.deadLetters - acknowledged.length);
     return { acknowledged, left: inbox.deadLetters };
+  }
+
+  /**
+   * Sends the messages of the agent's dead letters `messageIds` to it again, as new messages from the same sender
+   * (a reply still answering what it answered), once the receiver is fixed; then acknowledges those letters. Each
+   * is keyed by its letter: a redelivery run again (its answer lost, or run twice) finds the first one's message
+   * instead of sending another. The letters stay the old messages' outcome (a wait for a reply to one still gets
+   * 410): a reply comes to the new message.
+   */
+  async redeliver(agent: AgentName, messageIds: number[]): Promise<Redelivery> {
+    const { store } = this.#deps;
+    const done: Redelivery = { redelivered: [], unknown: [], removed: [], left: 0 };
+    for (const id of new Set(messageIds)) {
+      const { deadLetter } = await store.outcome(id);
+      const message = await store.find(id);
+      if (deadLetter === undefined || (message !== undefined && message.to !== agent)) done.unknown.push(id);
+      else if (message === undefined) done.removed.push(id);
+      else {
+        const options = { replyTo: message.thread?.replyTo, idempotencyKey: `${REDELIVERY_KEY_ROOT}${id}` };
+        const { envelopes: [copy] } = await this.#deps.publish(message.from, agent, message.payload, options);
+        done.redelivered.push({ id, as: copy.id });
+      }
+    }
+    // A letter acknowledged already counts nothing: what is left is the count after these.
+    const { left } = await this.acknowledge(agent, done.redelivered.map((sent) => sent.id));
+    return { ...done, left };
   }
 }

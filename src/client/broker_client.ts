@@ -13,6 +13,14 @@ import { CONNECT_FAILURES, describeCause, GATEWAY_FAILURES, isBrokerError, isTls
 import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
 import { retryAfterSeconds } from "./retry_after.ts";
 
+/** The broker's answer to a redelivery of dead letters (`POST /dead-letters/redeliver`). */
+export interface RedeliveryAnswer {
+  redelivered: Array<{ id: number; as: number }>;
+  unknown: number[];
+  removed: number[];
+  dead_letters: number;
+}
+
 /** The broker's answer to a publish. */
 export interface SendReply {
   delivered: true;
@@ -239,6 +247,13 @@ export class BrokerClient {
       undefined,
       (answer) => Array.isArray(answer.acknowledged) && typeof answer.dead_letters === "number",
     );
+  }
+
+  /** Sends the messages of the agent's dead letters `ids` to it again, and acknowledges those letters. */
+  redeliverDeadLetters(agent: AgentName, ids: number[]): Promise<RedeliveryAnswer> {
+    return this.#json("POST", `/dead-letters/redeliver?${new URLSearchParams({ agent })}`, jsonBody({ ids }), undefined, (answer) =>
+      Array.isArray(answer.redelivered) && Array.isArray(answer.unknown) && Array.isArray(answer.removed) &&
+      typeof answer.dead_letters === "number");
   }
 
   /**

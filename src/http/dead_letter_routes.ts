@@ -54,14 +54,33 @@ export async function listDeadLetters(broker: Broker, request: IncomingRequest, 
 export async function acknowledgeDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
   const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
   authorize(caller, agent, "acknowledge the dead letters of");
-  const { ids, all } = await readBody(request, 'an acknowledgement ({"ids"} or {"all"})');
-  const listed = Array.isArray(ids) && ids.length > 0 && ids.every((id) => Number.isSafeInteger(id) && id > 0);
-  if (!(all === true && ids === undefined) && !(all === undefined && listed)) {
-    throw new InteropError(
-      "invalid_body",
-      'Invalid acknowledgement: send {"ids": [MESSAGE_ID, ...]} (the letters\' ids, as GET /dead-letters lists them) or {"all": true}',
-    );
-  }
-  const { acknowledged, left } = await broker.deadLetters.acknowledge(agent, all === true ? undefined : ids as number[]);
+  const ids = letterIds("acknowledgement", await readBody(request, 'an acknowledgement ({"ids"} or {"all"})'), true);
+  const { acknowledged, left } = await broker.deadLetters.acknowledge(agent, ids);
   return jsonResponse(200, { acknowledged, dead_letters: left });
+}
+
+/** Most letters one redelivery sends again: each is a publish of its own. */
+export const MAX_REDELIVERED = 1000;
+
+/** `{"ids": [MESSAGE_ID, …]}`: the letters' messages sent to the agent again, as new messages, and acknowledged. */
+export async function redeliverDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {
+  const agent = parseAgentName(request.url.searchParams.get("agent"), "agent");
+  authorize(caller, agent, "redeliver the dead letters of");
+  const ids = letterIds("redelivery", await readBody(request, 'a redelivery ({"ids"})'), false)!;
+  if (ids.length > MAX_REDELIVERED) {
+    throw new InteropError("invalid_body", `Invalid redelivery: at most ${MAX_REDELIVERED} ids a request (it has ${ids.length})`);
+  }
+  const { redelivered, unknown, removed, left } = await broker.deadLetters.redeliver(agent, ids);
+  return jsonResponse(200, { redelivered, unknown, removed, dead_letters: left });
+}
+
+/** The ids of `{"ids": [...]}`, or undefined for `{"all": true}` where `all` is allowed; else 400 naming both. */
+function letterIds(what: string, { ids, all }: Record<string, unknown>, allowAll: boolean): number[] | undefined {
+  const listed = Array.isArray(ids) && ids.length > 0 && ids.every((id) => Number.isSafeInteger(id) && id > 0);
+  if (allowAll && all === true && ids === undefined) return undefined;
+  if (all === undefined && listed) return ids as number[];
+  throw new InteropError(
+    "invalid_body",
+    `Invalid ${what}: send {"ids": [MESSAGE_ID, ...]} (the letters' ids, as GET /dead-letters lists them)${allowAll ? ' or {"all": true}' : ""}`,
+  );
 }

@@ -1,5 +1,6 @@
 /** The query parameters and headers the broker's routes share, parsed into values or refused with a 400 that says why. */
 import { isTaskKey } from "../a2a/tasks.ts";
+import { isRedeliveryKey } from "../broker/dead_letters.ts";
 import { MAX_LEASE_SECONDS } from "../broker/inbox_leases.ts";
 import { type ErrorCode, InteropError } from "../errors.ts";
 import { DEFAULT_POLL_LIMIT, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_POLL_LIMIT } from "../message.ts";
@@ -71,6 +72,9 @@ export function parseIdempotencyKey(request: IncomingRequest): string | undefine
   }
   if (isTaskKey(key)) {
     throw new InteropError("invalid_query", `Invalid Idempotency-Key: keys starting "a2a:" are the A2A hub's own (its messages' keys); use another`);
+  }
+  if (isRedeliveryKey(key)) {
+    throw new InteropError("invalid_query", `Invalid Idempotency-Key: keys starting "redelivery:" are the broker's own (dead letters sent again); use another`);
   }
   return key;
 }

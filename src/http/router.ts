@@ -13,7 +13,7 @@ import { type Handler, type IncomingRequest, isStream, type OutgoingResponse } f
 import { agentsRoute } from "./agent_routes.ts";
 import { AgentShares } from "./agent_shares.ts";
 import { GrantRevocations } from "./grant_revocations.ts";
-import { acknowledgeDeadLetters, listDeadLetters, parkDeadLetter } from "./dead_letter_routes.ts";
+import { acknowledgeDeadLetters, listDeadLetters, parkDeadLetter, redeliverDeadLetters } from "./dead_letter_routes.ts";
 import { errorResponse } from "./error_response.ts";
 import { isLook } from "./methods.ts";
 import { handleNtfy, isNtfyPath, NTFY_PREFIX, ntfyRequester } from "./ntfy.ts";
@@ -63,6 +63,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       POST: (request, caller) => parkDeadLetter(broker, request, caller),
     },
     "/dead-letters/acknowledge": { POST: (request, caller) => acknowledgeDeadLetters(broker, request, caller) },
+    "/dead-letters/redeliver": { POST: (request, caller) => redeliverDeadLetters(broker, request, caller) },
     "/agents": {
       GET: (request, caller) => agentsRoute(broker, request, caller),
       POST: (request, caller) => agentsRoute(broker, request, caller),

@@ -100,3 +100,47 @@ test("on brokers sharing PostgreSQL, each counts the dead letters parked and ack
   const healthy = await runCli(["status", "--url", `${a.url},${b.url}`, "--max-dead-letters", "0"]);
   assert.equal(healthy.code, 0, healthy.stdout);
 });
+
+test("interop agent redeliver sends a dead letter's message again once, as a new message from its sender (a reply still a reply), and acknowledges it", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  const cli = (args: string[]) => runCli([...args, "--url", broker.url]);
+  const question = (await (await publish(broker.url, "openclaw", "hermes", { text: "ready?" })).json()).id;
+  const first = (await (await publish(broker.url, "hermes", "openclaw", { text: "first" })).json()).id;
+  const reply = await fetch(`${broker.url}/broadcast?from=hermes&reply_to=${question}`, { method: "POST", body: '{"text":"yes"}' });
+  const answer = (await reply.json()).id;
+  // openclaw's receiver took both (as listen does) and refused them.
+  assert.deepEqual((await (await fetch(`${broker.url}/poll?agent=openclaw`)).json()).map((m: { text: string }) => m.text), ["first", "yes"]);
+  for (const id of [first, answer]) await park(broker.url, "openclaw", id);
+
+  const once = await cli(["agent", "redeliver", "openclaw", String(answer), String(question), "--json"]);
+  assert.equal(once.code, 0, once.stderr);
+  const sent = JSON.parse(once.stdout);
+  assert.deepEqual({ ...sent, redelivered: sent.redelivered.map((r: { id: number }) => r.id) }, {
+    agent: "openclaw",
+    redelivered: [answer],
+    unknown: [question], // hermes's inbox's message, not a letter of openclaw
+    removed: [],
+    dead_letters: 1,
+  });
+  const copy = sent.redelivered[0].as;
+  // Run again (its answer lost, say): the same message, not another.
+  const again = JSON.parse((await cli(["agent", "redeliver", "openclaw", String(answer), "--json"])).stdout);
+  assert.deepEqual(again.redelivered, [{ id: answer, as: copy }]);
+  const all = await cli(["agent", "redeliver", "openclaw", "--all"]);
+  assert.match(all.stdout, new RegExp(`^redelivered 1 dead letter to openclaw \\(${first} as \\d+\\); 0 left\n$`));
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  assert.deepEqual(inbox.map((m: { text: string; interop: { from: string; reply_to?: number } }) => [m.text, m.interop.from, m.interop.reply_to]), [
+    ["yes", "hermes", question],
+    ["first", "hermes", undefined],
+  ]);
+  assert.equal(inbox[0].interop.id, copy);
+  // The letters are acknowledged, and kept.
+  const letters = JSON.parse((await cli(["agent", "dead-letters", "openclaw", "--acknowledged", "--json"])).stdout);
+  assert.deepEqual(letters.map((l: { id: number; acknowledged_at: string | null }) => [l.id, l.acknowledged_at !== null]), [[first, true], [answer, true]]);
+  // A publish may not take a redelivery's key: it would stand for that redelivery.
+  const keyed = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", headers: { "idempotency-key": `redelivery:${first}` }, body: "{}" });
+  assert.equal(keyed.status, 400);
+  const bad = await fetch(`${broker.url}/dead-letters/redeliver?agent=openclaw`, { method: "POST", body: '{"all":true}' });
+  assert.equal(bad.status, 400, "the HTTP redelivery names its ids");
+});

@@ -1,0 +1,98 @@
+/** `interop agent dead-letters | acknowledge | redeliver`: what an agent's receiver refused for good, seen to. */
+import type { ListedDeadLetter } from "../broker/dead_letters.ts";
+import type { BrokerClient, RedeliveryAnswer } from "../client/broker_client.ts";
+import { counted } from "../counted.ts";
+import { type AgentName, DEFAULT_POLL_LIMIT, fromWire, MAX_POLL_LIMIT } from "../message.ts";
+import { parseCount, usageError } from "./args.ts";
+import type { Io } from "./io.ts";
+import { formatAgo } from "./relative_time.ts";
+
+const ACTIONS = ["dead-letters", "acknowledge", "redeliver"] as const;
+type DeadLetterAction = (typeof ACTIONS)[number];
+
+export function isDeadLetterAction(action: string): action is DeadLetterAction {
+  return (ACTIONS as readonly string[]).includes(action);
+}
+
+/** Ids one redelivery request carries (the broker's bound, `MAX_REDELIVERED`). */
+const REDELIVERED_A_REQUEST = 1000;
+
+/** Characters of a letter's message shown: enough to tell it; --json has it whole. */
+const MESSAGE_SHOWN = 200;
+
+interface Flags {
+  all: boolean;
+  acknowledged: boolean;
+  limit?: string;
+  json: boolean;
+}
+
+export async function runDeadLetterAction(
+  action: DeadLetterAction,
+  agent: AgentName,
+  words: string[],
+  values: Flags,
+  client: BrokerClient,
+  io: Io,
+): Promise<void> {
+  if (action === "dead-letters") {
+    const limit = values.limit === undefined ? DEFAULT_POLL_LIMIT : parseCount("agent", "--limit", values.limit, 1, MAX_POLL_LIMIT);
+    const letters = await client.deadLetters(agent, limit, values.acknowledged);
+    io.stdout(values.json ? JSON.stringify(letters) + "\n" : formatDeadLetters(agent, letters, values.acknowledged));
+    return;
+  }
+  if (values.all === (words.length > 0)) {
+    throw usageError("agent", `Say which dead letters: interop agent ${action} ${agent} ID... (their message ids) or --all`);
+  }
+  const ids = values.all ? undefined : words.map((id) => parseCount("agent", "ID", id, 1, Number.MAX_SAFE_INTEGER));
+  if (action === "acknowledge") {
+    const { acknowledged, dead_letters: left } = await client.acknowledgeDeadLetters(agent, ids);
+    const missed = ids?.filter((id) => !acknowledged.includes(id)) ?? [];
+    io.stdout(
+      values.json
+        ? JSON.stringify({ agent, acknowledged, dead_letters: left }) + "\n"
+        : `acknowledged ${counted(acknowledged.length, "dead letter")} of ${agent}; ${left} left` +
+          (missed.length > 0 ? ` (not dead letters, or acknowledged already: ${missed.join(", ")})` : "") + "\n",
+    );
+    return;
+  }
+  // --all: the letters not acknowledged, as listed (the oldest first), a request's worth at a time.
+  const named = ids ?? (await client.deadLetters(agent, MAX_POLL_LIMIT, false)).map((letter) => letter.id);
+  const done: RedeliveryAnswer = { redelivered: [], unknown: [], removed: [], dead_letters: 0 };
+  for (let start = 0; start < named.length; start += REDELIVERED_A_REQUEST) {
+    const answer = await client.redeliverDeadLetters(agent, named.slice(start, start + REDELIVERED_A_REQUEST));
+    done.redelivered.push(...answer.redelivered);
+    done.unknown.push(...answer.unknown);
+    done.removed.push(...answer.removed);
+    done.dead_letters = answer.dead_letters;
+  }
+  if (values.json) {
+    io.stdout(JSON.stringify({ agent, ...done }) + "\n");
+    return;
+  }
+  const sent = done.redelivered.map(({ id, as }) => `${id} as ${as}`).join(", ");
+  io.stdout(
+    `redelivered ${counted(done.redelivered.length, "dead letter")} to ${agent}${sent === "" ? "" : ` (${sent})`}` +
+      (done.unknown.length > 0 ? `; not dead letters of ${agent}: ${done.unknown.join(", ")}` : "") +
+      (done.removed.length > 0 ? `; their messages removed by retention, nothing sent (acknowledge them): ${done.removed.join(", ")}` : "") +
+      `; ${done.dead_letters} left\n`,
+  );
+}
+
+/** Each letter as a heading (its id, when and whom from), then why, then the start of its message. */
+function formatDeadLetters(agent: string, letters: ListedDeadLetter[], withAcknowledged: boolean): string {
+  if (letters.length === 0) return `${agent} has no dead letters${withAcknowledged ? "" : " to see to"}\n`;
+  const now = Date.now();
+  return letters.map((letter) => {
+    const message = letter.message === null ? undefined : fromWire(letter.message);
+    const from = message === undefined ? "its message removed by retention" : `from ${message.from}`;
+    const seen = letter.acknowledged_at === null ? "" : `, acknowledged ${formatAgo(letter.acknowledged_at, now)}`;
+    const shown = typeof message?.payload.text === "string" ? message.payload.text : JSON.stringify(message?.payload);
+    const text = message === undefined ? "" : `\n  message: ${cut(shown)}`;
+    return `${letter.id}  parked ${formatAgo(letter.parked_at, now)}, ${from}${seen}\n  reason: ${letter.reason}${text}\n`;
+  }).join("");
+}
+
+function cut(text: string): string {
+  return text.length > MESSAGE_SHOWN ? `${text.slice(0, MESSAGE_SHOWN)}… (${text.length} characters)` : text;
+}

@@ -1,5 +1,5 @@
 /** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
-import { InteropError } from "../errors.ts";
+import { type ErrorCode, InteropError } from "../errors.ts";
 import { type AgentName, type Payload, toWire, type WireMessage } from "../message.ts";
 import { cutAs, type MessageStore, parkedWithoutInbox } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
@@ -35,6 +35,9 @@ export function isRedeliveryKey(key: string): boolean {
   return key.startsWith(REDELIVERY_KEY_ROOT);
 }
 
+/** A publish's refusals that sending the message again would meet as well. */
+const UNSENDABLE: ReadonlySet<ErrorCode> = new Set(["unknown_message", "question_gone", "hop_limit"]);
+
 /** What `redeliver` did with each id it was given. */
 export interface Redelivery {
   /** Each letter sent again: its id, and the new message's. */
@@ -43,6 +46,8 @@ export interface Redelivery {
   unknown: number[];
   /** Letters whose message retention removed: nothing to send again (acknowledge them). */
   removed: number[];
+  /** Letters whose message cannot be sent again as it was: a reply whose question is gone, or past the hop limit. */
+  refused: Array<{ id: number; code: ErrorCode; error: string }>;
   /** The agent's letters left unacknowledged. */
   left: number;
 }
@@ -130,7 +135,7 @@ export class DeadLetters {
    */
   async redeliver(agent: AgentName, messageIds: number[]): Promise<Redelivery> {
     const { store } = this.#deps;
-    const done: Redelivery = { redelivered: [], unknown: [], removed: [], left: 0 };
+    const done: Redelivery = { redelivered: [], unknown: [], removed: [], refused: [], left: 0 };
     for (const id of new Set(messageIds)) {
       const { deadLetter } = await store.outcome(id);
       const message = await store.find(id);
@@ -138,8 +143,14 @@ export class DeadLetters {
       else if (message === undefined) done.removed.push(id);
       else {
         const options = { replyTo: message.thread?.replyTo, idempotencyKey: `${REDELIVERY_KEY_ROOT}${id}` };
-        const { envelopes: [copy] } = await this.#deps.publish(message.from, agent, message.payload, options);
-        done.redelivered.push({ id, as: copy.id });
+        try {
+          const { envelopes: [copy] } = await this.#deps.publish(message.from, agent, message.payload, options);
+          done.redelivered.push({ id, as: copy.id });
+        } catch (error) {
+          // Refused for what the message is, not for now (a full inbox, the store away): the others go on.
+          if (!(error instanceof InteropError && UNSENDABLE.has(error.code))) throw error;
+          done.refused.push({ id, code: error.code, error: error.message });
+        }
       }
     }
     // A letter acknowledged already counts nothing: what is left is the count after these.

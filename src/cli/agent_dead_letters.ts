@@ -58,12 +58,13 @@ export async function runDeadLetterAction(
   }
   // --all: the letters not acknowledged, as listed (the oldest first), a request's worth at a time.
   const named = ids ?? (await client.deadLetters(agent, MAX_POLL_LIMIT, false)).map((letter) => letter.id);
-  const done: RedeliveryAnswer = { redelivered: [], unknown: [], removed: [], dead_letters: 0 };
+  const done: RedeliveryAnswer = { redelivered: [], unknown: [], removed: [], refused: [], dead_letters: 0 };
   for (let start = 0; start < named.length; start += REDELIVERED_A_REQUEST) {
     const answer = await client.redeliverDeadLetters(agent, named.slice(start, start + REDELIVERED_A_REQUEST));
     done.redelivered.push(...answer.redelivered);
     done.unknown.push(...answer.unknown);
     done.removed.push(...answer.removed);
+    done.refused.push(...answer.refused);
     done.dead_letters = answer.dead_letters;
   }
   if (values.json) {
@@ -75,6 +76,7 @@ export async function runDeadLetterAction(
     `redelivered ${counted(done.redelivered.length, "dead letter")} to ${agent}${sent === "" ? "" : ` (${sent})`}` +
       (done.unknown.length > 0 ? `; not dead letters of ${agent}: ${done.unknown.join(", ")}` : "") +
       (done.removed.length > 0 ? `; their messages removed by retention, nothing sent (acknowledge them): ${done.removed.join(", ")}` : "") +
+      done.refused.map(({ id, error }) => `; ${id} refused: ${error}`).join("") +
       `; ${done.dead_letters} left\n`,
   );
 }

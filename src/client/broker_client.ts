@@ -18,6 +18,7 @@ export interface RedeliveryAnswer {
   redelivered: Array<{ id: number; as: number }>;
   unknown: number[];
   removed: number[];
+  refused: Array<{ id: number; code: string; error: string }>;
   dead_letters: number;
 }
 
@@ -253,7 +254,7 @@ export class BrokerClient {
   redeliverDeadLetters(agent: AgentName, ids: number[]): Promise<RedeliveryAnswer> {
     return this.#json("POST", `/dead-letters/redeliver?${new URLSearchParams({ agent })}`, jsonBody({ ids }), undefined, (answer) =>
       Array.isArray(answer.redelivered) && Array.isArray(answer.unknown) && Array.isArray(answer.removed) &&
-      typeof answer.dead_letters === "number");
+      Array.isArray(answer.refused) && typeof answer.dead_letters === "number");
   }
 
   /**

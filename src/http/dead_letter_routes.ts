@@ -70,8 +70,8 @@ export async function redeliverDeadLetters(broker: Broker, request: IncomingRequ
   if (ids.length > MAX_REDELIVERED) {
     throw new InteropError("invalid_body", `Invalid redelivery: at most ${MAX_REDELIVERED} ids a request (it has ${ids.length})`);
   }
-  const { redelivered, unknown, removed, left } = await broker.deadLetters.redeliver(agent, ids);
-  return jsonResponse(200, { redelivered, unknown, removed, dead_letters: left });
+  const { redelivered, unknown, removed, refused, left } = await broker.deadLetters.redeliver(agent, ids);
+  return jsonResponse(200, { redelivered, unknown, removed, refused, dead_letters: left });
 }
 
 /** The ids of `{"ids": [...]}`, or undefined for `{"all": true}` where `all` is allowed; else 400 naming both. */

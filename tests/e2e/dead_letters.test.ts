@@ -121,6 +121,7 @@ test("interop agent redeliver sends a dead letter's message again once, as a new
     redelivered: [answer],
     unknown: [question], // hermes's inbox's message, not a letter of openclaw
     removed: [],
+    refused: [],
     dead_letters: 1,
   });
   const copy = sent.redelivered[0].as;
@@ -143,4 +144,16 @@ test("interop agent redeliver sends a dead letter's message again once, as a new
   assert.equal(keyed.status, 400);
   const bad = await fetch(`${broker.url}/dead-letters/redeliver?agent=openclaw`, { method: "POST", body: '{"all":true}' });
   assert.equal(bad.status, 400, "the HTTP redelivery names its ids");
+
+  // A reply whose question went with its sender's removal cannot be a reply again: refused, and the others still go.
+  const asked = (await (await publish(broker.url, "openclaw", "hermes", { text: "still there?" })).json()).id;
+  const late = await fetch(`${broker.url}/broadcast?from=hermes&reply_to=${asked}`, { method: "POST", body: '{"text":"late"}' });
+  const lateId = (await late.json()).id;
+  const plain = (await (await publish(broker.url, "hermes", "openclaw", { text: "plain" })).json()).id;
+  await fetch(`${broker.url}/poll?agent=openclaw`);
+  for (const id of [lateId, plain]) await park(broker.url, "openclaw", id);
+  assert.equal((await cli(["agent", "remove", "hermes", "--force"])).code, 0);
+  const mixed = await cli(["agent", "redeliver", "openclaw", "--all"]);
+  assert.equal(mixed.code, 0, mixed.stderr);
+  assert.match(mixed.stdout, new RegExp(`^redelivered 1 dead letter to openclaw \\(${plain} as \\d+\\); ${lateId} refused: [^\n]+; 1 left\n$`));
 });

@@ -1,5 +1,6 @@
 /** `interop agent`: list, add and remove the broker's agents (their inboxes), and see to their dead letters. */
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags, usageError } from "./args.ts";
+import { oneOf } from "./commands.ts";
 import type { Io } from "./io.ts";
 import { formatAgo } from "./relative_time.ts";
 import { formatTable } from "./table.ts";
@@ -55,7 +56,9 @@ Exit codes: 0 done, 2 bad usage, 3 broker unreachable (nothing sent), 4 broker r
 no answer came (it may have been done; running it again is harmless).
 `;
 
-const OPTIONS = {
+export const WORDS = ["list", "add", "remove", "dead-letters", "acknowledge", "redeliver"] as const;
+
+export const OPTIONS = {
   force: { type: "boolean", default: false },
   all: { type: "boolean", default: false },
   acknowledged: { type: "boolean", default: false },
@@ -102,7 +105,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     const agent = agentFlag("agent", "NAME", name ?? refuseNoName(action));
     await runDeadLetterAction(action, agent, extra, values, client, io);
   } else {
-    throw usageError("agent", "Say what to do: list, add NAME, remove NAME, dead-letters NAME, acknowledge NAME or redeliver NAME");
+    throw usageError("agent", `Say what to do: ${oneOf(WORDS)}`);
   }
   return 0;
 }

@@ -36,6 +36,7 @@ test("interop completion bash completes commands, words, every option of every c
   assert.deepEqual(bashComplete(file, "interop se"), ["serve", "send", "service"]);
   assert.deepEqual(bashComplete(file, "interop token "), ["create", "list", "revoke", "--agent", "-a", "--id", "--data-dir", "--database-url", "--config", "--json", "-j", "--admin", "--help", "-h"]);
   assert.deepEqual(bashComplete(file, "interop help sta"), ["status"]);
+  assert.deepEqual(bashComplete(file, "interop agent re"), ["remove", "redeliver"]);
   assert.deepEqual(bashComplete(file, "interop serve --max-p"), ["--max-pending"]);
   writeFileSync(join(dir.path, "tokens-file"), "");
   assert.deepEqual(bashComplete(file, `interop listen --token-file ${dir.path}/tok`), [`${dir.path}/tokens-file`]);

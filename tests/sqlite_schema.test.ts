@@ -55,7 +55,7 @@ test("SqliteStore opens a schema v1 data dir made by interop 5bd1ace with its me
   await store.removeInbox("gone" as AgentName);
   assert.equal(await store.wasRemoved("gone" as AgentName), true);
   // Acknowledgements: the column added to the file's dead letters.
-  assert.deepEqual(await store.acknowledgeDeadLetters(openclaw, undefined, 30), [17]);
+  assert.deepEqual(await store.acknowledgeDeadLetters(openclaw, undefined, 30), { acknowledged: [17], left: 0 });
   await store.close();
 
   assert.equal(inspect<{ user_version: number }>(dir.path, "PRAGMA user_version").user_version, 4);

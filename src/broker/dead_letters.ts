@@ -120,10 +120,11 @@ export class DeadLetters {
   async acknowledge(agent: AgentName, messageIds: number[] | undefined): Promise<{ acknowledged: number[]; left: number }> {
     const inbox = await this.#deps.agents.find(agent);
     if (inbox === undefined) throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox, so no dead letters`);
-    // As a park: a COMMIT whose answer was lost is waited out, so what it marked is uncounted once.
-    const acknowledged = await settled(this.#deps.store.acknowledgeDeadLetters(agent, messageIds, this.#deps.now()));
+    // As a park: a COMMIT whose answer was lost is waited out, so what it marked is uncounted once. The answer
+    // says what the store has left: on a shared store this broker's count may not have seen another's parks yet.
+    const { acknowledged, left } = await settled(this.#deps.store.acknowledgeDeadLetters(agent, messageIds, this.#deps.now()));
     inbox.deadLetters = Math.max(0, inbox.deadLetters - acknowledged.length);
-    return { acknowledged, left: inbox.deadLetters };
+    return { acknowledged, left };
   }
 
   /**

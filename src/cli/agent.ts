@@ -75,7 +75,11 @@ export async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const [action, name, ...extra] = positionals;
-  if (extra.length > 0 && (action === undefined || !isDeadLetterAction(action) || action === "dead-letters")) throw usageError("agent", `Unexpected argument ${JSON.stringify(extra[0])}`);
+  // Only acknowledge and redeliver take words after the name (the letters' ids).
+  if (extra.length > 0 && action !== "acknowledge" && action !== "redeliver") {
+    throw usageError("agent", `Unexpected argument ${JSON.stringify(extra[0])}`);
+  }
+  refuseFlagsElsewhere(action, values);
   const client = brokerClient("agent", values, io.env);
   if (action === "list") {
     if (name !== undefined) throw usageError("agent", `Unexpected argument ${JSON.stringify(name)}: 'list' takes none`);
@@ -108,6 +112,21 @@ export async function run(args: string[], io: Io): Promise<number> {
     throw usageError("agent", `Say what to do: ${oneOf(WORDS)}`);
   }
   return 0;
+}
+
+/** The actions each flag is for: another's is a mistake to say, not to ignore (`list --acknowledged`). */
+const FLAG_ACTIONS: Record<string, readonly string[]> = {
+  force: ["remove"],
+  all: ["acknowledge", "redeliver"],
+  acknowledged: ["dead-letters"],
+  limit: ["dead-letters"],
+};
+
+function refuseFlagsElsewhere(action: string | undefined, values: Record<string, unknown>): void {
+  for (const [flag, actions] of Object.entries(FLAG_ACTIONS)) {
+    if (values[flag] === undefined || values[flag] === false || action === undefined || actions.includes(action)) continue;
+    throw usageError("agent", `--${flag} is for ${oneOf(actions)}, not ${action}`);
+  }
 }
 
 function refuseNoName(action: string): never {

@@ -232,11 +232,18 @@ export class BrokerClient {
     return this.#json("POST", `/dead-letters?${new URLSearchParams({ agent })}`, jsonBody({ id, reason }));
   }
 
-  /** The agent's last `limit` dead letters, oldest first; those acknowledged only `withAcknowledged`. */
-  deadLetters(agent: AgentName, limit: number, withAcknowledged: boolean): Promise<ListedDeadLetter[]> {
+  /**
+   * The agent's last `limit` dead letters, oldest first; those acknowledged only `withAcknowledged`. `more`: older
+   * ones were left out of the answer, which holds only what fits in one (big messages).
+   */
+  async deadLetters(agent: AgentName, limit: number, withAcknowledged: boolean): Promise<{ letters: ListedDeadLetter[]; more: boolean }> {
     const query = new URLSearchParams({ agent, limit: String(limit) });
     if (withAcknowledged) query.set("acknowledged", "1");
-    return this.#json<ListedDeadLetter[]>("GET", `/dead-letters?${query}`, {}, undefined, Array.isArray);
+    const response = await this.#fetch("GET", `/dead-letters?${query}`, {}, { timeoutMs: this.#timeoutMs });
+    return {
+      letters: this.#expect(await this.#parse(response), Array.isArray),
+      more: response.headers.get(MORE_PENDING_HEADER) === "true",
+    };
   }
 
   /** Acknowledges the agent's dead letters of `ids` (every one when undefined): the ids acknowledged, the letters left. */

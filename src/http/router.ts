@@ -125,7 +125,7 @@ export function createRouter(broker: Broker, options: RouterOptions): Handler {
       throw new InteropError(
         "not_found",
         `Not found: ${pathname}; the routes are POST /broadcast, GET /poll, GET /wait, POST /ask, GET /subscribe, GET /status, ` +
-          `GET|POST /dead-letters, GET|POST|DELETE /agents, GET /events, GET /history, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
+          `GET|POST /dead-letters, POST /dead-letters/acknowledge, POST /dead-letters/redeliver, GET|POST|DELETE /agents, GET /events, GET /history, GET /metrics, GET /stats, GET /ui, ${NTFY_PREFIX}/TOPIC and POST /a2a/AGENT`,
       );
     }
     // HEAD as GET where a GET only looks (uptime monitors ask HEAD /status); the server sends no body for a HEAD.

@@ -79,3 +79,12 @@ export interface DeadLetterRow {
 export function deadLetterOf({ messageId, reason, parkedAt, acknowledgedAt }: DeadLetterRow): DeadLetter {
   return acknowledgedAt === null ? { messageId, reason, parkedAt } : { messageId, reason, parkedAt, acknowledgedAt };
 }
+
+/**
+ * A dead letter's reason as both stores keep it: a NUL, which PostgreSQL's text cannot hold, written out as `\u0000`.
+ * The reason is what the receiver said (an --exec command's stderr, a push answer, an A2A task's text): one with a NUL
+ * was refused 503 for ever on PostgreSQL, listen retrying the park while nothing after it was delivered (red team 59).
+ */
+export function storedReason(reason: string): string {
+  return reason.replaceAll("\0", "\\u0000");
+}

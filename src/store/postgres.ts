@@ -13,6 +13,7 @@ import {
   type InboxRow,
   MESSAGE_COLUMNS,
   type MessageRow,
+  storedReason,
   toEnvelope,
   toInboxRecord,
 } from "./message_row.ts";
@@ -233,7 +234,7 @@ export class PostgresStore implements MessageStore {
       if (inbox === undefined) throw parkedWithoutInbox(agent, letter.messageId);
       return (await tx`
         INSERT INTO interop_dead_letters (agent, message_id, reason, parked_at)
-        VALUES (${agent}, ${letter.messageId}, ${letter.reason}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1;
+        VALUES (${agent}, ${letter.messageId}, ${storedReason(letter.reason)}, ${letter.parkedAt}) ON CONFLICT DO NOTHING`).count === 1;
     });
   }
 
@@ -263,13 +264,18 @@ export class PostgresStore implements MessageStore {
     });
   }
 
-  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<number[]> {
+  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<{ acknowledged: number[]; left: number }> {
     const ids = messageIds ?? null;
-    return this.#transaction("acknowledge dead letters", async (tx) =>
-      (await tx<{ id: number }[]>`
+    return this.#transaction("acknowledge dead letters", async (tx) => {
+      const marked = await tx<{ id: number }[]>`
         UPDATE interop_dead_letters SET acknowledged_at = ${at}
         WHERE agent = ${agent} AND acknowledged_at IS NULL AND (${ids}::int8[] IS NULL OR message_id = ANY(${ids}::int8[]))
-        RETURNING message_id AS id`).map((row) => row.id).sort((a, b) => a - b));
+        RETURNING message_id AS id`;
+      // Read committed: the count sees this transaction's marks and the letters other brokers committed before it.
+      const [{ left }] = await tx<{ left: number }[]>`
+        SELECT count(*)::int AS left FROM interop_dead_letters WHERE agent = ${agent} AND acknowledged_at IS NULL`;
+      return { acknowledged: marked.map((row) => row.id).sort((a, b) => a - b), left };
+    });
   }
 
   find(id: number): Promise<Envelope | undefined> {

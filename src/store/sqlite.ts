@@ -8,6 +8,7 @@ import {
   type InboxRow,
   type MessageRow,
   storedPayload,
+  storedReason,
   toEnvelope,
   toInboxRecord,
 } from "./message_row.ts";
@@ -277,7 +278,7 @@ export class SqliteStore implements MessageStore {
     return this.#attempt("park a dead letter", () =>
       this.#transaction(() =>
         this.#db.prepare("INSERT OR IGNORE INTO dead_letters (agent, message_id, reason, parked_at) VALUES (?, ?, ?, ?)")
-          .run(agent, letter.messageId, letter.reason, letter.parkedAt).changes === 1
+          .run(agent, letter.messageId, storedReason(letter.reason), letter.parkedAt).changes === 1
       ));
   }
 
@@ -309,15 +310,18 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<number[]> {
+  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<{ acknowledged: number[]; left: number }> {
     const ids = messageIds === undefined ? null : JSON.stringify(messageIds);
     return this.#attempt("acknowledge dead letters", () =>
-      this.#transaction(() =>
-        (this.#db.prepare(
+      this.#transaction(() => {
+        const marked = this.#db.prepare(
           `UPDATE dead_letters SET acknowledged_at = ? WHERE agent = ? AND acknowledged_at IS NULL
              AND (? IS NULL OR message_id IN (SELECT value FROM json_each(?))) RETURNING message_id AS id`,
-        ).all(at, agent, ids, ids) as Array<{ id: number }>).map((row) => row.id).sort((a, b) => a - b)
-      ));
+        ).all(at, agent, ids, ids) as Array<{ id: number }>;
+        const { left } = this.#db.prepare("SELECT count(*) AS left FROM dead_letters WHERE agent = ? AND acknowledged_at IS NULL")
+          .get(agent) as { left: number };
+        return { acknowledged: marked.map((row) => row.id).sort((a, b) => a - b), left };
+      }));
   }
 
   find(id: number): Promise<Envelope | undefined> {

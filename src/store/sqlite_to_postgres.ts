@@ -17,7 +17,7 @@ import { INT8_AS_NUMBER, isUnreachable } from "./postgres_client.ts";
 import { LOCK_SPACE, migrate } from "./postgres_schema.ts";
 import { DATABASE_FILE } from "./sqlite_open.ts";
 import { markMoved, MOVED_FILE, movedTo } from "./moved_store.ts";
-import { MESSAGE_COLUMNS } from "./message_row.ts";
+import { MESSAGE_COLUMNS, storedReason } from "./message_row.ts";
 import { hasColumn, SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import { BoundedRows } from "./sqlite_bounded_rows.ts";
 
@@ -295,7 +295,7 @@ async function copy(tx: TransactionSql, contents: SqliteContents, progress?: Mig
     await tx`
       INSERT INTO interop_dead_letters (agent, message_id, reason, parked_at, acknowledged_at)
       SELECT * FROM unnest(${deadLetters.map((d) => d.agent)}::text[], ${deadLetters.map((d) => d.message_id)}::int8[],
-        ${deadLetters.map((d) => d.reason)}::text[], ${deadLetters.map((d) => d.parked_at)}::int8[],
+        ${deadLetters.map((d) => storedReason(d.reason))}::text[], ${deadLetters.map((d) => d.parked_at)}::int8[],
         ${deadLetters.map((d) => d.acknowledged_at)}::int8[])`;
   }
   if (withdrawn.length > 0) {

@@ -442,9 +442,10 @@ export interface MessageStore {
   /**
    * Marks the agent's dead letters of `messageIds` (every one when undefined) acknowledged at `at`. They are kept (a
    * question's outcome and an A2A task's state still tell of them) but leave `InboxRecord.deadLetters`. Resolves
-   * with the ids it marked, ascending: not those acknowledged already, nor ids the agent has no letter of.
+   * with the ids it marked, ascending (not those acknowledged already, nor ids the agent has no letter of), and the
+   * agent's letters left unacknowledged then, whichever broker parked them.
    */
-  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<number[]>;
+  acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<{ acknowledged: number[]; left: number }>;
   /** The messages `sender` published with `key`, oldest first ([] when none, or retention removed them). */
   findByKey(sender: AgentName, key: string): Promise<Envelope[]>;
   /**

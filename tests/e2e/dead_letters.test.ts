@@ -81,6 +81,12 @@ test("acknowledging dead letters needs the agent's token or an admin's, and a ba
   const cli = await runCli(["agent", "acknowledge", "openclaw", "x1", "--url", broker.url]);
   assert.equal(cli.code, 2);
   assert.match(cli.stderr, /^error: Invalid ID: "x1"; use a whole number/);
+  // A flag of another action is a mistake said, not ignored.
+  for (const [args, flag] of [[["list", "--acknowledged"], "acknowledged"], [["dead-letters", "openclaw", "--all"], "all"]] as const) {
+    const misplaced = await runCli(["agent", ...args, "--url", broker.url]);
+    assert.equal(misplaced.code, 2, misplaced.stderr);
+    assert.match(misplaced.stderr, new RegExp(`^error: --${flag} is for `));
+  }
 });
 
 test("on brokers sharing PostgreSQL, each counts the dead letters parked and acknowledged through the others, so status --max-dead-letters agrees", async (t) => {
@@ -88,10 +94,15 @@ test("on brokers sharing PostgreSQL, each counts the dead letters parked and ack
   if (server === undefined) return;
   const { brokers: [a, b] } = await brokersOnOneDatabase(t, server, 2, ["--agents", "hermes,openclaw"]);
   const letters = async (url: string) => (await (await fetch(`${url}/status`)).json()).agents.openclaw.dead_letters;
-  const sent = await (await publish(a.url, "hermes", "openclaw", { text: "refused" })).json();
-  await park(a.url, "openclaw", sent.id);
+  const ids: number[] = [];
+  for (const text of ["refused", "refused too"]) ids.push((await (await publish(a.url, "hermes", "openclaw", { text })).json()).id);
+  for (const id of ids) await park(a.url, "openclaw", id);
+  // At once, before b's count has seen a's parks: what is left is the database's (b said "0 left").
+  const one = await runCli(["agent", "acknowledge", "openclaw", String(ids[0]), "--url", b.url]);
+  assert.equal(one.stdout, "acknowledged 1 dead letter of openclaw; 1 left\n");
   // Before: b counted only its own parks (0), and a counted this one until it restarted, whoever acknowledged it.
   await waitFor(async () => (await letters(b.url)) === 1, 10_000, "b to count the letter parked through a");
+  await waitFor(async () => (await letters(a.url)) === 1, 10_000, "a to count the letter acknowledged through b");
   const unhealthy = await runCli(["status", "--url", `${a.url},${b.url}`, "--max-dead-letters", "0"]);
   assert.equal(unhealthy.code, 5, unhealthy.stdout);
   const acknowledged = await runCli(["agent", "acknowledge", "openclaw", "--all", "--url", b.url]);
@@ -156,4 +167,33 @@ test("interop agent redeliver sends a dead letter's message again once, as a new
   const mixed = await cli(["agent", "redeliver", "openclaw", "--all"]);
   assert.equal(mixed.code, 0, mixed.stderr);
   assert.match(mixed.stdout, new RegExp(`^redelivered 1 dead letter to openclaw \\(${plain} as \\d+\\); ${lateId} refused: [^\n]+; 1 left\n$`));
+});
+
+test("interop agent dead-letters says when big messages left older letters out of the answer, and redeliver --all reaches them too", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  const cli = (args: string[]) => runCli([...args, "--url", broker.url]);
+  // 18 messages of ~1 MB: more than the 16 MiB one answer holds.
+  const big = "x".repeat(1_000_000);
+  for (let n = 0; n < 18; n++) {
+    const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: `${n} ${big}` })).json();
+    await park(broker.url, "openclaw", id);
+  }
+  // A reason is the receiver's text: a line break in it must not pass for a letter of its own.
+  const forged = (await (await publish(broker.url, "hermes", "openclaw", { text: "small" })).json()).id;
+  const parked = await fetch(`${broker.url}/dead-letters?agent=openclaw`, {
+    method: "POST",
+    body: JSON.stringify({ id: forged, reason: "exit 1\n999  parked 1 s ago, from admin" }),
+  });
+  assert.equal(parked.status, 200);
+  const listed = await cli(["agent", "dead-letters", "openclaw"]);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(listed.stderr, /^note: only the newest \d+ fit in the broker's answer \(their messages are big\); older ones were left out/);
+  assert.match(listed.stdout, new RegExp(`^${forged}  parked \\d+ s ago, from hermes\n  reason: exit 1\n    999  parked 1 s ago, from admin\n`, "m"));
+  assert.doesNotMatch(listed.stdout, /^999 /m);
+  const all = await cli(["agent", "redeliver", "openclaw", "--all", "--json"]);
+  assert.equal(all.code, 0, all.stderr);
+  const sent = JSON.parse(all.stdout);
+  assert.equal(sent.redelivered.length, 19, "every letter, those the first answer left out too");
+  assert.equal(sent.dead_letters, 0);
 });

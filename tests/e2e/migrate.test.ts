@@ -2,9 +2,11 @@
 import assert from "node:assert/strict";
 import { readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { type TestContext, test } from "node:test";
 import postgres from "postgres";
 import { withFileLock } from "../../src/file_lock.ts";
+import { DATABASE_FILE } from "../../src/store/sqlite_open.ts";
 import { brokerPool, freePort, publish, waitFor } from "../helpers/broker.ts";
 import { rpc } from "../helpers/a2a.ts";
 import { type CliResult, runCli, tempDir } from "../helpers/cli.ts";
@@ -77,6 +79,11 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   assert.deepEqual(pending, { openclaw: [4, 5, keyed.id], hermes: [reply.id], bob: [] });
   const highest = (await json(fetch(`${sqlite.url}/status`))).last_id;
   assert.equal((await sqlite.stop()).code, 0);
+  // A reason an older interop stored with a NUL (what a receiver said), which PostgreSQL's text cannot hold: before,
+  // the whole copy failed on it, naming no row.
+  const file = new DatabaseSync(join(dir, DATABASE_FILE));
+  file.prepare("UPDATE dead_letters SET reason = ? WHERE message_id = 4").run("refused\0here");
+  file.close();
 
   const first = await migrate(dir, setup.url);
   assert.equal(first.code, 0, first.stderr);
@@ -113,7 +120,9 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   served.close();
   assert.deepEqual((await json(fetch(`${pg.url}/poll?agent=hermes`))).map((m: { a: string }) => m.a), ["pong"]);
   assert.deepEqual(await peek(pg.url, "bob"), []);
-  assert.deepEqual((await json(fetch(`${pg.url}/dead-letters?agent=openclaw`))).map((l: { id: number }) => l.id), [4]);
+  assert.deepEqual((await json(fetch(`${pg.url}/dead-letters?agent=openclaw`))).map((l: { id: number; reason: string }) => [l.id, l.reason]), [
+    [4, "refused\\u0000here"],
+  ]);
   const letters = await json(fetch(`${pg.url}/dead-letters?agent=openclaw&acknowledged=1`));
   assert.deepEqual(letters.map((l: { id: number; acknowledged_at: string | null }) => [l.id, l.acknowledged_at !== null]), [[4, false], [5, true]]);
   const openclaw = (await json(fetch(`${pg.url}/status`))).agents.openclaw;

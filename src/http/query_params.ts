@@ -99,6 +99,18 @@ export function parseFlag(value: string | null, name: string, use: string): bool
   throw new InteropError("invalid_query", `Invalid ${name}: ${JSON.stringify(value)}; use ${use} or leave it out`);
 }
 
+/**
+ * `lease_id=`: compared as the client gives it, but never with a control character, which no lease id has (and a
+ * NUL, which PostgreSQL's text cannot hold, failed the take 503).
+ */
+export function parseLeaseId(value: string | null): string | undefined {
+  if (value === null) return undefined;
+  if (/[\x00-\x1f\x7f]/.test(value)) {
+    throw new InteropError("invalid_query", "Invalid lease_id: it has a control character; give the id the Interop-Lease header gave");
+  }
+  return value;
+}
+
 /** `peek=1`: a read that takes nothing, spelled alike on /poll and /wait. */
 export function parsePeek(value: string | null): boolean {
   return parseFlag(value, "peek", "peek=1 (take nothing)");

@@ -12,7 +12,7 @@ import { type AgentName, type Envelope, parseAgentName, parsePayload, toWire } f
 import { type IncomingRequest, type OutgoingResponse, READING_PAUSED } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
 import type { GrantRevocations } from "./grant_revocations.ts";
-import { parseLeaseSeconds, parseLimit, parseMessageId, parsePeek, parseTimeout } from "./query_params.ts";
+import { parseLeaseId, parseLeaseSeconds, parseLimit, parseMessageId, parsePeek, parseTimeout } from "./query_params.ts";
 import { heldAnswer, jsonResponse, jsonTextResponse } from "./responses.ts";
 import { msUntil } from "../sleep.ts";
 
@@ -27,7 +27,7 @@ export async function pollRoute(broker: Broker, request: IncomingRequest, caller
   const limit = parseLimit(searchParams.get("limit"));
   const peek = parsePeek(searchParams.get("peek"));
   const leaseSeconds = parseLeaseSeconds(searchParams.get("lease"), peek);
-  const leaseId = searchParams.get("lease_id") ?? undefined;
+  const leaseId = parseLeaseId(searchParams.get("lease_id"));
   const shownUpTo = parseMessageId(searchParams.get("up_to"), "up_to");
   const takeOne = parseMessageId(searchParams.get("take"), "take");
   if (takeOne !== undefined && (leaseId === undefined || peek || shownUpTo !== undefined)) {

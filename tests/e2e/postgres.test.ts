@@ -319,3 +319,29 @@ async function restart(server: TestPostgres, settings: Record<string, string>): 
   await server.stop();
   await server.start(settings);
 }
+
+test("a NUL in what a client sends, which PostgreSQL's text cannot hold, is written out or refused 400, never a 503 for ever", async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const broker = await setup.start(["--agents", "hermes,openclaw"]);
+  // A dead letter's reason is the receiver's text (an --exec command's stderr): listen retried its park for ever.
+  const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: "x" })).json();
+  const parked = await fetch(`${broker.url}/dead-letters?agent=openclaw`, { method: "POST", body: JSON.stringify({ id, reason: "bad\0input" }) });
+  assert.equal(parked.status, 200, await parked.text());
+  assert.equal((await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json())[0].reason, "bad\\u0000input");
+  // An A2A messageId keys the message in the store.
+  const sent = await fetch(`${broker.url}/a2a/openclaw`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "a2a-version": "1.0" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "SendMessage",
+      params: { message: { messageId: "m\0x", role: "ROLE_USER", parts: [{ text: "hi" }] }, configuration: { returnImmediately: true } },
+    }),
+  });
+  assert.equal((await sent.json()).error?.code, -32602);
+  const leased = await fetch(`${broker.url}/poll?agent=openclaw&up_to=${id}&lease_id=a%00b`);
+  assert.equal(leased.status, 400, await leased.text());
+  assert.equal((await status(broker.url)).store.available, true);
+});

@@ -27,6 +27,9 @@ export interface DeadLettersDeps {
   publish(from: AgentName, to: AgentName, payload: Payload, options: PublishOptions): Promise<Published>;
 }
 
+/** Most letters one redelivery sends again (`POST /dead-letters/redeliver`): each is a publish of its own. */
+export const MAX_REDELIVERED = 1000;
+
 /** What the Idempotency-Key of a dead letter's redelivery starts with (then the letter's id): no publish may take one. */
 const REDELIVERY_KEY_ROOT = "redelivery:";
 
@@ -138,9 +141,10 @@ export class DeadLetters {
     const { store } = this.#deps;
     const done: Redelivery = { redelivered: [], unknown: [], removed: [], refused: [], left: 0 };
     for (const id of new Set(messageIds)) {
-      const { deadLetter } = await store.outcome(id);
+      // The agent's letter of this id (the newest below id + 1), acknowledged or not, whether retention kept its message.
+      const [letter] = await store.deadLetters(agent, 1, id + 1, Infinity, true);
       const message = await store.find(id);
-      if (deadLetter === undefined || (message !== undefined && message.to !== agent)) done.unknown.push(id);
+      if (letter?.messageId !== id || (message !== undefined && message.to !== agent)) done.unknown.push(id);
       else if (message === undefined) done.removed.push(id);
       else {
         const options = { replyTo: message.thread?.replyTo, idempotencyKey: `${REDELIVERY_KEY_ROOT}${id}` };

@@ -1,5 +1,5 @@
 /** `interop agent dead-letters | acknowledge | redeliver`: what an agent's receiver refused for good, seen to. */
-import type { ListedDeadLetter } from "../broker/dead_letters.ts";
+import { type ListedDeadLetter, MAX_REDELIVERED } from "../broker/dead_letters.ts";
 import type { BrokerClient, RedeliveryAnswer } from "../client/broker_client.ts";
 import { counted } from "../counted.ts";
 import { type AgentName, DEFAULT_POLL_LIMIT, fromWire, MAX_POLL_LIMIT } from "../message.ts";
@@ -13,9 +13,6 @@ type DeadLetterAction = (typeof ACTIONS)[number];
 export function isDeadLetterAction(action: string): action is DeadLetterAction {
   return (ACTIONS as readonly string[]).includes(action);
 }
-
-/** Ids one redelivery request carries (the broker's bound, `MAX_REDELIVERED`). */
-const REDELIVERED_A_REQUEST = 1000;
 
 /** Characters of a letter's message shown: enough to tell it; --json has it whole. */
 const MESSAGE_SHOWN = 200;
@@ -64,8 +61,8 @@ export async function runDeadLetterAction(
   }
   const done: RedeliveryAnswer = { redelivered: [], unknown: [], removed: [], refused: [], dead_letters: 0 };
   const send = async (named: number[]) => {
-    for (let start = 0; start < named.length; start += REDELIVERED_A_REQUEST) {
-      const answer = await client.redeliverDeadLetters(agent, named.slice(start, start + REDELIVERED_A_REQUEST));
+    for (let start = 0; start < named.length; start += MAX_REDELIVERED) {
+      const answer = await client.redeliverDeadLetters(agent, named.slice(start, start + MAX_REDELIVERED));
       done.redelivered.push(...answer.redelivered);
       done.unknown.push(...answer.unknown);
       done.removed.push(...answer.removed);

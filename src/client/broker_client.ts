@@ -3,7 +3,7 @@ import { type ErrorCode, InteropError } from "../errors.ts";
 import { type AgentName, type Payload, type WireMessage } from "../message.ts";
 import type { StatusReport } from "../status_report.ts";
 import type { AgentEntry } from "../http/agent_routes.ts";
-import type { ListedDeadLetter } from "../broker/dead_letters.ts";
+import type { ListedDeadLetter, Redelivery } from "../broker/dead_letters.ts";
 import { MORE_PENDING_HEADER } from "../broker/message_answer.ts";
 import { LEASE_HEADER, LEASE_LOST_HEADER } from "../broker/inbox_leases.ts";
 import { BrokerUrls } from "./broker_urls.ts";
@@ -13,14 +13,8 @@ import { CONNECT_FAILURES, describeCause, GATEWAY_FAILURES, isBrokerError, isTls
 import { authorizationHeader, splitCredentials } from "./url_credentials.ts";
 import { retryAfterSeconds } from "./retry_after.ts";
 
-/** The broker's answer to a redelivery of dead letters (`POST /dead-letters/redeliver`). */
-export interface RedeliveryAnswer {
-  redelivered: Array<{ id: number; as: number }>;
-  unknown: number[];
-  removed: number[];
-  refused: Array<{ id: number; code: string; error: string }>;
-  dead_letters: number;
-}
+/** The broker's answer to a redelivery of dead letters (`POST /dead-letters/redeliver`): what was left, as counted. */
+export type RedeliveryAnswer = Omit<Redelivery, "left"> & { dead_letters: number };
 
 /** The broker's answer to a publish. */
 export interface SendReply {

@@ -1,10 +1,10 @@
 /**
- * `/dead-letters`: an agent's receiver parks a message it refused (POST), anyone allowed lists them (GET) and
- * acknowledges them once seen to (`/dead-letters/acknowledge`).
+ * `/dead-letters`: an agent's receiver parks a message it refused (POST), anyone allowed lists them (GET),
+ * acknowledges them once seen to (`/dead-letters/acknowledge`) or sends them again (`/dead-letters/redeliver`).
  */
 import { authorize, type Caller } from "../auth/authenticator.ts";
 import type { Broker } from "../broker/broker.ts";
-import type { ListedDeadLetter } from "../broker/dead_letters.ts";
+import { type ListedDeadLetter, MAX_REDELIVERED } from "../broker/dead_letters.ts";
 import { InteropError } from "../errors.ts";
 import { parseAgentName, parsePayload } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
@@ -58,9 +58,6 @@ export async function acknowledgeDeadLetters(broker: Broker, request: IncomingRe
   const { acknowledged, left } = await broker.deadLetters.acknowledge(agent, ids);
   return jsonResponse(200, { acknowledged, dead_letters: left });
 }
-
-/** Most letters one redelivery sends again: each is a publish of its own. */
-export const MAX_REDELIVERED = 1000;
 
 /** `{"ids": [MESSAGE_ID, …]}`: the letters' messages sent to the agent again, as new messages, and acknowledged. */
 export async function redeliverDeadLetters(broker: Broker, request: IncomingRequest, caller: Caller): Promise<OutgoingResponse> {

@@ -197,3 +197,18 @@ test("interop agent dead-letters says when big messages left older letters out o
   assert.equal(sent.redelivered.length, 19, "every letter, those the first answer left out too");
   assert.equal(sent.dead_letters, 0);
 });
+
+test("a dead letter whose message expired is named removed by redeliver, nothing sent, and left to acknowledge", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw", "--pending-ttl", "1s"] });
+  t.after(() => broker.cleanup());
+  const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: "gone soon" })).json();
+  await park(broker.url, "openclaw", id);
+  await waitFor(
+    async () => (await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json())[0].message === null,
+    20_000,
+    "the message to expire",
+  );
+  const answer = await (await fetch(`${broker.url}/dead-letters/redeliver?agent=openclaw`, { method: "POST", body: `{"ids":[${id}]}` })).json();
+  assert.deepEqual(answer, { redelivered: [], unknown: [], removed: [id], refused: [], dead_letters: 1 });
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=openclaw`)).json(), []);
+});

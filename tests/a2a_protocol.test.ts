@@ -38,6 +38,11 @@ test("parseMessage() reads v1.0 and v0.3 parts into one form and names the first
   );
   assertA2aError(() => parseMessage({ parts: [{ text: "x" }] }), A2A_ERROR.invalidParams, /messageId/);
   assertA2aError(() => parseMessage({ messageId: "m", parts: [] }), A2A_ERROR.invalidParams, /parts/);
+  // It keys the message in the store: a NUL failed PostgreSQL's text, and lone surrogates all became U+FFFD (one key).
+  for (const messageId of ["m\0x", "T-\ud800", "T-\udbff"]) {
+    assertA2aError(() => parseMessage({ messageId, parts: [{ text: "x" }] }), A2A_ERROR.invalidParams, /messageId/);
+  }
+  assert.equal(parseMessage({ messageId: "T-\u{1F600}", parts: [{ text: "x" }] }).messageId, "T-\u{1F600}");
   assertA2aError(() => parseMessage({ messageId: "m", parts: [{ nothing: 1 }] }), A2A_ERROR.invalidParams, /parts\[0\]/);
   assertA2aError(
     () => parseMessage({ messageId: "m", contextId: "a b", parts: [{ text: "x" }] }),

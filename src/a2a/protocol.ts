@@ -205,8 +205,11 @@ export function parseMessage(value: unknown): A2aMessage {
   if (typeof messageId !== "string" || messageId === "" || messageId.length > MAX_MESSAGE_ID_LENGTH) {
     throw invalid(`message.messageId must be a string of 1-${MAX_MESSAGE_ID_LENGTH} characters`);
   }
-  // It keys the message in the store, whose PostgreSQL text cannot hold a NUL: the send failed 503 for ever there.
-  if (messageId.includes("\0")) throw invalid("message.messageId must not contain NUL (U+0000)");
+  // It keys the message in the store, whose PostgreSQL text cannot hold a NUL (the send failed 503 for ever there), and
+  // where a lone surrogate becomes U+FFFD on both stores: "T-\ud800" and "T-\udbff" were one message, the second lost.
+  if (messageId.includes("\0") || /\p{Cs}/u.test(messageId)) {
+    throw invalid("message.messageId must be text without NUL (U+0000) or a lone surrogate (\\ud800-\\udfff)");
+  }
   if (contextId !== undefined && contextId !== "" && !isContextId(contextId)) {
     throw invalid("message.contextId must be 1-128 of A-Z a-z 0-9 . _ : -");
   }

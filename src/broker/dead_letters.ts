@@ -147,7 +147,7 @@ export class DeadLetters {
       if (letter?.messageId !== id || (message !== undefined && message.to !== agent)) done.unknown.push(id);
       else if (message === undefined) done.removed.push(id);
       else {
-        const options = { replyTo: message.thread?.replyTo, idempotencyKey: `${REDELIVERY_KEY_ROOT}${id}` };
+        const options = { replyTo: message.thread?.replyTo, idempotencyKey: `${REDELIVERY_KEY_ROOT}${id}`, chargedTo: agent };
         try {
           const { envelopes: [copy] } = await this.#deps.publish(message.from, agent, message.payload, options);
           done.redelivered.push({ id, as: copy.id });

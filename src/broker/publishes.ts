@@ -27,6 +27,11 @@ export interface PublishOptions {
   queued?: () => void;
   /** On a store other brokers share: the sender awaits the reply, recorded in the commit (`NewMessage.awaited`). */
   awaited?: AwaitedReply;
+  /**
+   * The agent whose rate limit the messages count against, when not their sender's: a dead letter redelivered is
+   * its recipient's doing (red team 59: a recipient redelivering in a loop ran its sender out of its rate).
+   */
+  chargedTo?: AgentName;
 }
 
 /** A recipient of a broadcast that did not get the message, and why. */
@@ -85,12 +90,13 @@ export class Publishes {
    * so); a publish to one recipient is refused.
    */
   publish(from: AgentName, to: AgentName | undefined, payloads: Payload[], options: PublishOptions): Promise<Published> {
+    const payer = options.chargedTo ?? from;
     return publishOnCurrentView(
       {
-        address: () => this.#address(from, to, payloads, options.replyTo),
+        address: () => this.#address(from, to, payloads, options.replyTo, payer),
         // The first try told its caller it was queued; the retry does not tell it again.
         commit: (addressed, first) => this.#commit(from, payloads, addressed, first ? options : { ...options, queued: undefined }),
-        uncount: (addressed) => this.#deps.rateLimiter.giveBack(from, addressed.copies),
+        uncount: (addressed) => this.#deps.rateLimiter.giveBack(payer, addressed.copies),
       },
       this.#deps.shared,
       () => this.#deps.agents.look(),
@@ -102,6 +108,7 @@ export class Publishes {
     to: AgentName | undefined,
     payloads: Payload[],
     replyTo: number | undefined,
+    payer: AgentName,
   ): Promise<Addressed> {
     const { store, records, maxHops, maxPending } = this.#deps;
     // Whatever the entry point: the metadata field is the broker's (a forged Thread.context would ride in it).
@@ -125,7 +132,7 @@ export class Publishes {
     }
     // Each recipient's copy counts: a broadcast to many agents is as many messages as a publish to each.
     const copies = payloads.length * recipients.length;
-    this.#deps.rateLimiter.admit(from, copies);
+    this.#deps.rateLimiter.admit(payer, copies);
     const known = recipients.map((agent) => records.get(agent));
     // Known inboxes skip the creation path (and its promise per recipient): this runs per publish.
     const candidates = known.every((inbox) => inbox !== undefined)

@@ -2,6 +2,7 @@
 import { type ListedDeadLetter, MAX_REDELIVERED } from "../broker/dead_letters.ts";
 import type { BrokerClient, RedeliveryAnswer } from "../client/broker_client.ts";
 import { counted } from "../counted.ts";
+import { InteropError } from "../errors.ts";
 import { type AgentName, DEFAULT_POLL_LIMIT, fromWire, MAX_POLL_LIMIT } from "../message.ts";
 import { parseCount, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
@@ -62,7 +63,12 @@ export async function runDeadLetterAction(
   const done: RedeliveryAnswer = { redelivered: [], unknown: [], removed: [], refused: [], dead_letters: 0 };
   const send = async (named: number[]) => {
     for (let start = 0; start < named.length; start += MAX_REDELIVERED) {
-      const answer = await client.redeliverDeadLetters(agent, named.slice(start, start + MAX_REDELIVERED));
+      const answer = await client.redeliverDeadLetters(agent, named.slice(start, start + MAX_REDELIVERED)).catch((error) => {
+        // Letters before the refused one (an inbox full) were sent: saying so keeps the operator from resending by hand.
+        if (!(error instanceof InteropError)) throw error;
+        const { status, retryAfter } = error;
+        throw new InteropError(error.code, `${error.message} (letters sent before it are not sent again: run this again)`, { status, retryAfter });
+      });
       done.redelivered.push(...answer.redelivered);
       done.unknown.push(...answer.unknown);
       done.removed.push(...answer.removed);

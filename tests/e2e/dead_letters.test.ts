@@ -212,3 +212,19 @@ test("a dead letter whose message expired is named removed by redeliver, nothing
   assert.deepEqual(answer, { redelivered: [], unknown: [], removed: [id], refused: [], dead_letters: 1 });
   assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=openclaw`)).json(), []);
 });
+
+test("a redelivery counts against the rate of the agent it redelivers to, not its sender's", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw", "--rate-limit", "1"] });
+  t.after(() => broker.cleanup());
+  const ids: number[] = [];
+  for (const text of ["one", "two"]) ids.push((await (await publish(broker.url, "hermes", "openclaw", { text })).json()).id);
+  for (const id of ids) await park(broker.url, "openclaw", id);
+  // hermes's burst (2) back, openclaw's untouched.
+  await new Promise((resolve) => setTimeout(resolve, 2200));
+  const redelivered = await fetch(`${broker.url}/dead-letters/redeliver?agent=openclaw`, { method: "POST", body: JSON.stringify({ ids }) });
+  assert.equal(redelivered.status, 200, await redelivered.text());
+  // Before: the copies were hermes's to pay, and a recipient redelivering in a loop kept hermes at 429.
+  assert.equal((await publish(broker.url, "hermes", "openclaw", { text: "three" })).status, 200);
+  const again = await fetch(`${broker.url}/dead-letters/redeliver?agent=openclaw`, { method: "POST", body: JSON.stringify({ ids }) });
+  assert.equal(again.status, 200, "a run again finds the copies: nothing to pay");
+});

@@ -238,7 +238,8 @@ test("/history answers with the newest messages that fit in one answer, oldest f
 test("/dead-letters answers with the newest letters that fit in one answer, oldest first, and holds to limit=N", async () => {
   await withBroker(async ({ send, get, post }) => {
     const sent: number[] = [];
-    for (let n = 0; n < 4; n++) sent.push(await send("d".repeat(800)));
+    // Two letters of these (each with its reason, times and message) fit in the budget, three do not.
+    for (let n = 0; n < 4; n++) sent.push(await send("d".repeat(700)));
     for (const id of sent) assert.equal((await post("/dead-letters?agent=openclaw", { id, reason: "410 Gone" })).status, 200);
     const letterIds = (response: BodyResponse) => JSON.parse(bodyText(response)).map((letter: { id: number }) => letter.id);
     const letters = await get("/dead-letters?agent=openclaw");
@@ -256,7 +257,7 @@ test("/history and /dead-letters read from the store only about what fits in one
   // Each list read all it was asked for before cutting it to the budget: 300 messages of 1 MiB took a 512 MiB heap down.
   await withBroker(async ({ send, get, post, listed }) => {
     const sent: number[] = [];
-    for (let n = 0; n < 60; n++) sent.push(await send("b".repeat(800)));
+    for (let n = 0; n < 60; n++) sent.push(await send("b".repeat(700)));
     for (const id of sent) assert.equal((await post("/dead-letters?agent=openclaw", { id, reason: "410 Gone" })).status, 200);
     for (const path of ["/history?agent=openclaw&limit=60", "/dead-letters?agent=openclaw&limit=60"]) {
       listed.messages = 0;

@@ -273,7 +273,7 @@ export class PostgresStore implements MessageStore {
         RETURNING message_id AS id`;
       // Read committed: the count sees this transaction's marks and the letters other brokers committed before it.
       const [{ left }] = await tx<{ left: number }[]>`
-        SELECT count(*)::int AS left FROM interop_dead_letters WHERE agent = ${agent} AND acknowledged_at IS NULL`;
+        SELECT ${this.#sql.unsafe(DEAD_LETTER_COUNT)}::int AS left FROM (SELECT ${agent}::text AS agent) i`;
       return { acknowledged: marked.map((row) => row.id).sort((a, b) => a - b), left };
     });
   }

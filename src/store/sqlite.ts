@@ -2,16 +2,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { InteropError } from "../errors.ts";
 import type { AgentName, Envelope, Payload } from "../message.ts";
-import {
-  deadLetterOf,
-  type DeadLetterRow,
-  type InboxRow,
-  type MessageRow,
-  storedPayload,
-  storedReason,
-  toEnvelope,
-  toInboxRecord,
-} from "./message_row.ts";
+import { type InboxRow, type MessageRow, storedPayload, toEnvelope, toInboxRecord } from "./message_row.ts";
 import { openDatabase } from "./sqlite_open.ts";
 import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import { SqliteStatements } from "./sqlite_statements.ts";
@@ -32,6 +23,7 @@ import {
   type WriteBatch,
 } from "./store.ts";
 import { BoundedRows, payloadChars } from "./sqlite_bounded_rows.ts";
+import { insertDeadLetter, markDeadLettersAcknowledged, readDeadLetters } from "./sqlite_dead_letters.ts";
 import { expireUndelivered, IdRange, passTaken, pruneDelivered } from "./sqlite_retention.ts";
 import { FilePresence } from "./file_presence.ts";
 import { WriteHealth } from "./write_health.ts";
@@ -275,11 +267,7 @@ export class SqliteStore implements MessageStore {
   }
 
   addDeadLetter(agent: AgentName, letter: DeadLetter): Promise<boolean> {
-    return this.#attempt("park a dead letter", () =>
-      this.#transaction(() =>
-        this.#db.prepare("INSERT OR IGNORE INTO dead_letters (agent, message_id, reason, parked_at) VALUES (?, ?, ?, ?)")
-          .run(agent, letter.messageId, storedReason(letter.reason), letter.parkedAt).changes === 1
-      ));
+    return this.#attempt("park a dead letter", () => this.#transaction(() => insertDeadLetter(this.#db, agent, letter)));
   }
 
   deadLetters(
@@ -289,39 +277,12 @@ export class SqliteStore implements MessageStore {
     maxChars = Infinity,
     withAcknowledged = false,
   ): Promise<DeadLetter[]> {
-    return this.#attempt("read dead letters", () => {
-      type Row = DeadLetterRow & { chars: number | null };
-      const page = new BoundedRows<Row>(limit > 1 ? maxChars : Infinity, (row) => row.chars ?? 0);
-      // The message's payload measured where it is stored (its row, or the payload it shares), not read into memory.
-      page.read(
-        this.#db.prepare(
-          `SELECT message_id AS messageId, reason, parked_at AS parkedAt, acknowledged_at AS acknowledgedAt,
-             (SELECT length(payload) FROM (SELECT ${SQLITE_MESSAGE_COLUMNS} FROM messages WHERE id = message_id)) AS chars
-           FROM dead_letters WHERE agent = ? AND message_id < ? AND (? OR acknowledged_at IS NULL)
-           ORDER BY message_id DESC LIMIT ?`,
-        ),
-        agent,
-        beforeId,
-        withAcknowledged ? 1 : 0,
-        limit,
-      );
-      const letters = page.rows.map(({ chars: _, ...row }) => deadLetterOf(row)).reverse();
-      return page.cut ? cutShort(letters) : letters;
-    });
+    return this.#attempt("read dead letters", () => readDeadLetters(this.#db, agent, limit, beforeId, maxChars, withAcknowledged));
   }
 
   acknowledgeDeadLetters(agent: AgentName, messageIds: number[] | undefined, at: number): Promise<{ acknowledged: number[]; left: number }> {
-    const ids = messageIds === undefined ? null : JSON.stringify(messageIds);
     return this.#attempt("acknowledge dead letters", () =>
-      this.#transaction(() => {
-        const marked = this.#db.prepare(
-          `UPDATE dead_letters SET acknowledged_at = ? WHERE agent = ? AND acknowledged_at IS NULL
-             AND (? IS NULL OR message_id IN (SELECT value FROM json_each(?))) RETURNING message_id AS id`,
-        ).all(at, agent, ids, ids) as Array<{ id: number }>;
-        const { left } = this.#db.prepare("SELECT count(*) AS left FROM dead_letters WHERE agent = ? AND acknowledged_at IS NULL")
-          .get(agent) as { left: number };
-        return { acknowledged: marked.map((row) => row.id).sort((a, b) => a - b), left };
-      }));
+      this.#transaction(() => markDeadLettersAcknowledged(this.#db, agent, messageIds, at)));
   }
 
   find(id: number): Promise<Envelope | undefined> {

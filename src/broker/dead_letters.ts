@@ -1,7 +1,7 @@
 /** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
 import { type ErrorCode, InteropError } from "../errors.ts";
 import { type AgentName, type Payload, toWire, type WireMessage } from "../message.ts";
-import { cutAs, type MessageStore, parkedWithoutInbox } from "../store/store.ts";
+import { cutAs, type InboxRecord, type MessageStore, parkedWithoutInbox } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { MessageAnswer } from "./message_answer.ts";
 import type { Observers } from "./observers.ts";
@@ -92,7 +92,8 @@ export class DeadLetters {
   /**
    * The agent's last `limit` dead letters that fit in `answer`, oldest first, each with its message when retention
    * still has it, read a page at a time (`MessageAnswer.readNewest`). A letter naming a message for another agent
-   * (parked through a hole that let any id in) is left out.
+   * (parked through a hole that let any id in) is left out. An agent without an inbox is refused, as an
+   * acknowledgement is: `[]` told `interop agent dead-letters` of a misspelt name that it had none.
    */
   async list(
     agent: AgentName,
@@ -101,6 +102,7 @@ export class DeadLetters {
     answer: MessageAnswer<ListedDeadLetter>,
   ): Promise<ListedDeadLetter[]> {
     const { store } = this.#deps;
+    await this.#inboxOf(agent);
     const page = async (beforeId: number, size: number, maxChars: number) => {
       const letters = await store.deadLetters(agent, size, beforeId, maxChars, withAcknowledged);
       return cutAs(letters, await Promise.all(letters.map(async (letter) => ({
@@ -121,8 +123,7 @@ export class DeadLetters {
    * the letters left unacknowledged.
    */
   async acknowledge(agent: AgentName, messageIds: number[] | undefined): Promise<{ acknowledged: number[]; left: number }> {
-    const inbox = await this.#deps.agents.find(agent);
-    if (inbox === undefined) throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox, so no dead letters`);
+    const inbox = await this.#inboxOf(agent);
     // As a park: a COMMIT whose answer was lost is waited out, so what it marked is uncounted once. The answer
     // says what the store has left: on a shared store this broker's count may not have seen another's parks yet.
     const { acknowledged, left } = await settled(this.#deps.store.acknowledgeDeadLetters(agent, messageIds, this.#deps.now()));
@@ -161,5 +162,12 @@ export class DeadLetters {
     // A letter acknowledged already counts nothing: what is left is the count after these.
     const { left } = await this.acknowledge(agent, done.redelivered.map((sent) => sent.id));
     return { ...done, left };
+  }
+
+  /** The agent's inbox record, or `unknown_agent` (404): the dead letters of an agent without one are none to list. */
+  async #inboxOf(agent: AgentName): Promise<InboxRecord> {
+    const inbox = await this.#deps.agents.find(agent);
+    if (inbox === undefined) throw new InteropError("unknown_agent", `Unknown agent: ${agent} has no inbox, so no dead letters`);
+    return inbox;
   }
 }

@@ -41,6 +41,10 @@ test("interop agent acknowledge clears status --max-dead-letters for good, acros
   const healthy = await cli(["status", "--max-dead-letters", "0"]);
   assert.equal(healthy.code, 0, healthy.stdout);
   assert.equal((await cli(["agent", "dead-letters", "openclaw"])).stdout, "openclaw has no dead letters to see to\n");
+  // A misspelt name is said to be one, not listed as an agent without letters.
+  const misspelt = await cli(["agent", "dead-letters", "opencalw"]);
+  assert.deepEqual([misspelt.code, misspelt.stdout], [4, ""]);
+  assert.match(misspelt.stderr, /Unknown agent: opencalw has no inbox/);
   const kept = JSON.parse((await cli(["agent", "dead-letters", "openclaw", "--acknowledged", "--json"])).stdout);
   assert.deepEqual(kept.map((letter: { id: number; acknowledged_at: string | null }) => [letter.id, typeof letter.acknowledged_at]), [
     [ids[0], "string"],
@@ -74,6 +78,8 @@ test("acknowledging dead letters needs the agent's token or an admin's, and a ba
     assert.match(refused.body.error, /^Invalid/);
   }
   assert.equal((await acknowledge('{"all":true}', tokens.admin, "nobody")).status, 404);
+  const listed = await fetch(`${broker.url}/dead-letters?agent=nobody`, { headers: bearer(tokens.admin) });
+  assert.deepEqual([listed.status, (await listed.json()).code], [404, "unknown_agent"]);
   const status = async () => (await (await fetch(`${broker.url}/status`, { headers: bearer(tokens.admin) })).json()).agents.openclaw.dead_letters;
   assert.equal(await status(), 1, "nothing refused changed the count");
   assert.deepEqual(await acknowledge(`{"ids":[${sent.id}]}`, tokens.openclaw), { status: 200, body: { acknowledged: [sent.id], dead_letters: 0 } });

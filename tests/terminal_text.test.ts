@@ -7,3 +7,10 @@ test("visibleControls() writes out C0 and C1 controls and DEL, and keeps newline
   assert.equal(visibleControls("a\rb\u0000c\u007fd\u009be"), "a\\u000db\\u0000c\\u007fd\\u009be");
   assert.equal(visibleControls("line\n\tnext, é ☃ 日本 🙂"), "line\n\tnext, é ☃ 日本 🙂");
 });
+
+test("visibleControls() writes out the bidirectional overrides and isolates that reorder what a terminal shows, and keeps right-to-left text and its marks", () => {
+  // Shown as is, the override makes the line read "safe; echo ok" backwards: what runs is not what is seen.
+  assert.equal(visibleControls("run \u202eko ohce ;efas\u202c now"), "run \\u202eko ohce ;efas\\u202c now");
+  assert.equal(visibleControls("\u202a\u202b\u202d\u2066\u2067\u2068\u2069"), "\\u202a\\u202b\\u202d\\u2066\\u2067\\u2068\\u2069");
+  assert.equal(visibleControls("שלום \u200fעולם\u200e, مرحبا\u061c"), "שלום \u200fעולם\u200e, مرحبا\u061c");
+});

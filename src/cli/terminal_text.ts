@@ -1,7 +1,12 @@
 /** Another agent's text as a terminal shows it. */
 
-/** C0 and C1 control characters and DEL, but for the newline and the tab. */
-const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+/**
+ * C0 and C1 control characters and DEL, but for the newline and the tab; and the bidirectional embeddings, overrides
+ * and isolates, which reorder what follows them on screen ("Trojan Source", CVE-2021-42574): a reply's `rm -rf ~`
+ * could show as something else. The marks (LRM, RLM, ALM) stay: right-to-left text uses them, and they reorder
+ * nothing by themselves.
+ */
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * `text` with its control characters written out (`\u001b`), for a terminal: a reply is another agent's, and an

@@ -99,5 +99,9 @@ test("a dead letter parked while its agent is removed is refused: the removal de
   const parked = broker.deadLetters.park(openclaw, message.id, "refused");
   assert.equal(await removed, 1);
   await assert.rejects(parked, { code: "unknown_message" });
-  assert.deepEqual(await broker.deadLetters.list(openclaw, 1000, false, broker.answer((letter) => JSON.stringify(letter))), []);
+  const listed = () => broker.deadLetters.list(openclaw, 1000, false, broker.answer((letter) => JSON.stringify(letter)));
+  await assert.rejects(listed(), { code: "unknown_agent" });
+  // Nothing was parked for the old inbox to show on a new one.
+  await broker.addAgent(openclaw);
+  assert.deepEqual(await listed(), []);
 });

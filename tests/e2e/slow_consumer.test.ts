@@ -166,7 +166,10 @@ test("streams whose clients read nothing, each behind messages of a MiB, hold ab
     }
     const growth = peak - baseline;
     console.log(`broker RSS ${(baseline / 2 ** 20).toFixed(0)} MiB with the backlog stored, ${(peak / 2 ** 20).toFixed(0)} MiB at most with ${agents.length} stalled streams`);
-    assert.ok(growth < 100 * 2 ** 20, `grew ${(growth / 2 ** 20).toFixed(0)} MiB`);
+    // Written whole, the backlog took 240 MB and more (1.8 GB for 40 streams in red team 54). Bounded, each stream
+    // holds about its MiB and a message, the garbage of its reads until a GC comes, and on Deno its frames twice (the
+    // text, and the bytes its `node:net` encodes it to): 61 MiB on Node in a CI run where Deno grew 109.
+    assert.ok(growth < 160 * 2 ** 20, `grew ${(growth / 2 ** 20).toFixed(0)} MiB`);
     const status = performance.now();
     assert.equal((await fetch(`${broker.url}/status`)).status, 200);
     console.log(`/status answered in ${(performance.now() - status).toFixed(0)} ms`);

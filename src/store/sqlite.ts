@@ -23,7 +23,7 @@ import {
   type WriteBatch,
 } from "./store.ts";
 import { BoundedRows, payloadChars } from "./sqlite_bounded_rows.ts";
-import { insertDeadLetter, markDeadLettersAcknowledged, readDeadLetters } from "./sqlite_dead_letters.ts";
+import { DEAD_LETTER_COUNT, insertDeadLetter, markDeadLettersAcknowledged, readDeadLetters } from "./sqlite_dead_letters.ts";
 import { expireUndelivered, IdRange, passTaken, pruneDelivered } from "./sqlite_retention.ts";
 import { FilePresence } from "./file_presence.ts";
 import { WriteHealth } from "./write_health.ts";
@@ -89,7 +89,7 @@ export class SqliteStore implements MessageStore {
         SELECT agent, delivered_id, purged_id, last_seen, expired,
           (SELECT count(*) FROM messages WHERE recipient = agent AND indexed = 1 AND id > delivered_id AND polled = 0) +
           (SELECT count(*) FROM messages WHERE id > max(delivered_id, ?) AND recipient = agent AND polled = 0) AS pending,
-          (SELECT count(*) FROM dead_letters WHERE dead_letters.agent = inboxes.agent AND acknowledged_at IS NULL) AS dead_letters
+          ${DEAD_LETTER_COUNT} AS dead_letters
         FROM inboxes ORDER BY agent`).all(this.#indexedUpTo) as unknown as InboxRow[];
       return rows.map(toInboxRecord);
     });

@@ -9,6 +9,13 @@ import { BoundedRows } from "./sqlite_bounded_rows.ts";
 import { SQLITE_MESSAGE_COLUMNS } from "./sqlite_schema.ts";
 import { cutShort, type DeadLetter } from "./store.ts";
 
+/**
+ * An inbox's dead letters not acknowledged, counted where a row of `inboxes` names the agent: what `/status` counts
+ * (`loadInboxes`) and what an acknowledgement says is left, one rule.
+ */
+export const DEAD_LETTER_COUNT =
+  "(SELECT count(*) FROM dead_letters d WHERE d.agent = inboxes.agent AND d.acknowledged_at IS NULL)";
+
 /** See `MessageStore.addDeadLetter`: true when the letter is new. */
 export function insertDeadLetter(db: DatabaseSync, agent: AgentName, letter: DeadLetter): boolean {
   return db.prepare("INSERT OR IGNORE INTO dead_letters (agent, message_id, reason, parked_at) VALUES (?, ?, ?, ?)")
@@ -55,7 +62,6 @@ export function markDeadLettersAcknowledged(
     `UPDATE dead_letters SET acknowledged_at = ? WHERE agent = ? AND acknowledged_at IS NULL
        AND (? IS NULL OR message_id IN (SELECT value FROM json_each(?))) RETURNING message_id AS id`,
   ).all(at, agent, ids, ids) as Array<{ id: number }>;
-  const { left } = db.prepare("SELECT count(*) AS left FROM dead_letters WHERE agent = ? AND acknowledged_at IS NULL")
-    .get(agent) as { left: number };
+  const { left } = db.prepare(`SELECT ${DEAD_LETTER_COUNT} AS left FROM (SELECT ? AS agent) inboxes`).get(agent) as { left: number };
   return { acknowledged: marked.map((row) => row.id).sort((a, b) => a - b), left };
 }

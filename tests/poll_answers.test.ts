@@ -258,8 +258,11 @@ test("/history and /dead-letters read from the store only about what fits in one
   await withBroker(async ({ send, get, post, listed }) => {
     const sent: number[] = [];
     for (let n = 0; n < 60; n++) sent.push(await send("b".repeat(700)));
-    for (const id of sent) assert.equal((await post("/dead-letters?agent=openclaw", { id, reason: "410 Gone" })).status, 200);
     for (const path of ["/history?agent=openclaw&limit=60", "/dead-letters?agent=openclaw&limit=60"]) {
+      // Parked after the history is read: a park takes a message that is still in the inbox out of it.
+      if (path.startsWith("/dead-letters")) {
+        for (const id of sent) assert.equal((await post("/dead-letters?agent=openclaw", { id, reason: "410 Gone" })).status, 200);
+      }
       listed.messages = 0;
       const answer = await get(path);
       assert.equal(answer.status, 200, bodyText(answer));

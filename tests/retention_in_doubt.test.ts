@@ -59,6 +59,7 @@ test("a dead letter whose COMMIT lost its answer is counted once PostgreSQL says
   const stored: number[] = [];
   const store = {
     find: (id: number) => Promise.resolve({ id, to: bob }),
+    outcome: () => Promise.resolve({ taken: true, withdrawnAt: undefined, reply: undefined, deadLetter: undefined }),
     addDeadLetter: (_agent: AgentName, letter: { messageId: number }) => {
       const added = !stored.includes(letter.messageId);
       stored.push(letter.messageId);
@@ -72,6 +73,8 @@ test("a dead letter whose COMMIT lost its answer is counted once PostgreSQL says
     observers: { deadLettered: (_agent: AgentName, id: number) => told.push(id) } as unknown as Observers,
     now: () => Date.now(),
     publish: () => Promise.reject(new Error("not called")),
+    mayBePending: () => false,
+    takeOne: () => Promise.reject(new Error("not called")),
   });
   await letters.park(bob, 7, "refused");
   await letters.park(bob, 7, "refused");

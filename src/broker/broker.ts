@@ -200,6 +200,8 @@ export class Broker {
       observers: this.#observers,
       now: this.#now,
       publish: (from, to, payload, publishOptions) => this.publish(from, to, payload, publishOptions),
+      mayBePending: (agent, id) => this.#deliveries.isPending(agent, id),
+      takeOne: (agent, id) => this.takeOne(agent, id),
     });
     this.#lastId = lastId;
     this.#status = new BrokerStatus({

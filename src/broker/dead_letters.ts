@@ -25,6 +25,10 @@ export interface DeadLettersDeps {
   now(): number;
   /** Publishes as the broker does (`Broker.publish`). */
   publish(from: AgentName, to: AgentName, payload: Payload, options: PublishOptions): Promise<Published>;
+  /** Whether `agent`'s message `id` may still be pending: false only when it surely is not (`Deliveries.isPending`). */
+  mayBePending(agent: AgentName, id: number): boolean;
+  /** Takes `agent`'s message `id` out of order if it is still pending, committed before resolving (`Broker.takeOne`). */
+  takeOne(agent: AgentName, id: number): Promise<unknown>;
 }
 
 /** Most letters one redelivery sends again (`POST /dead-letters/redeliver`): each is a publish of its own. */
@@ -65,11 +69,14 @@ export class DeadLetters {
   /**
    * Parks a message that `agent`'s push receiver refused for good. Only a message addressed to `agent`: any other
    * id is refused exactly as an unknown one, so a dead letter can neither copy another inbox's message nor tell
-   * whether an id exists.
+   * whether an id exists. Nor one its sender withdrew before delivery (A2A CancelTask), which was never the agent's
+   * to read: its letter showed it, and a redelivery sent it (red team 61). A message still in the inbox (parked by
+   * hand, not by the receiver it was delivered to) is taken out of it: left there, it was delivered as well, and
+   * once redelivered it came twice.
    */
   async park(agent: AgentName, messageId: number, reason: string): Promise<void> {
     const { store } = this.#deps;
-    if ((await store.find(messageId))?.to !== agent) {
+    if ((await store.find(messageId))?.to !== agent || (await store.outcome(messageId)).withdrawnAt !== undefined) {
       throw new InteropError(
         "unknown_message",
         `Cannot park message ${messageId} for ${agent}: no message with this id was addressed to ${agent} (or retention removed it)`,
@@ -84,9 +91,14 @@ export class DeadLetters {
     }
     // A COMMIT whose answer was lost is waited out: one that committed is counted now, as the client's park again
     // finds the letter there and counts nothing.
-    if (!(await settled(store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() })))) return;
-    inbox.deadLetters++;
-    this.#deps.observers.deadLettered(agent, messageId);
+    if (await settled(store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() }))) {
+      inbox.deadLetters++;
+      this.#deps.observers.deadLettered(agent, messageId);
+    }
+    // Taken after the letter is stored, never before: a take that failed (the store away) fails the park, whose
+    // client parks again and takes it then; a letter that failed would have lost a message taken first. Looked up
+    // only when it may be pending: a receiver's park (the message delivered) takes and waits for nothing.
+    if (this.#deps.mayBePending(agent, messageId)) await this.#deps.takeOne(agent, messageId);
   }
 
   /**

@@ -1,6 +1,7 @@
 /** Dead letters an operator has seen to: acknowledged, they leave the health check's count and stay the message's outcome. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { rpc } from "../helpers/a2a.ts";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { testStops } from "../helpers/clean_up_all.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
@@ -204,19 +205,59 @@ test("interop agent dead-letters says when big messages left older letters out o
   assert.equal(sent.dead_letters, 0);
 });
 
-test("a dead letter whose message expired is named removed by redeliver, nothing sent, and left to acknowledge", async (t) => {
-  const broker = await startBroker({ args: ["--agents", "hermes,openclaw", "--pending-ttl", "1s"] });
+test("a dead letter whose message retention removed is named removed by redeliver, nothing sent, and left to acknowledge", async (t) => {
+  // A park takes what is still in the inbox, so the message is delivered first and removed a period after; a
+  // --pending-ttl for another agent only makes the retention sweep run every 0.5 s (else once a minute).
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw,cron", "--retention", "1s", "--pending-ttl", "0,cron=1s"] });
   t.after(() => broker.cleanup());
   const { id } = await (await publish(broker.url, "hermes", "openclaw", { text: "gone soon" })).json();
+  await fetch(`${broker.url}/poll?agent=openclaw`);
   await park(broker.url, "openclaw", id);
   await waitFor(
     async () => (await (await fetch(`${broker.url}/dead-letters?agent=openclaw`)).json())[0].message === null,
     20_000,
-    "the message to expire",
+    "retention to remove the message",
   );
   const answer = await (await fetch(`${broker.url}/dead-letters/redeliver?agent=openclaw`, { method: "POST", body: `{"ids":[${id}]}` })).json();
   assert.deepEqual(answer, { redelivered: [], unknown: [], removed: [id], refused: [], dead_letters: 1 });
   assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=openclaw`)).json(), []);
+});
+
+test("a message parked by hand while still in the inbox leaves it, so a redelivery reaches its agent once", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  const ids: number[] = [];
+  for (const text of ["refused by hand", "next"]) ids.push((await (await publish(broker.url, "hermes", "openclaw", { text })).json()).id);
+  await park(broker.url, "openclaw", ids[0]);
+  // Parked again (its client's answer lost): still one letter, and nothing more taken.
+  await park(broker.url, "openclaw", ids[0]);
+  const status = async () => (await (await fetch(`${broker.url}/status`)).json()).agents.openclaw;
+  assert.deepEqual([(await status()).pending, (await status()).dead_letters], [1, 1]);
+  const redelivered = await fetch(`${broker.url}/dead-letters/redeliver?agent=openclaw`, { method: "POST", body: JSON.stringify({ ids: [ids[0]] }) });
+  assert.equal(redelivered.status, 200, await redelivered.text());
+  // Before: the original stayed in the inbox beside its copy, and openclaw got "refused by hand" twice.
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  assert.deepEqual(inbox.map((m: { text: string }) => m.text), ["next", "refused by hand"]);
+  assert.deepEqual([(await status()).pending, (await status()).dead_letters], [0, 0]);
+});
+
+test("a message its sender withdrew (A2A CancelTask) cannot be parked, so no letter shows its text and no redelivery sends it", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,bob"] });
+  t.after(() => broker.cleanup());
+  const task = await rpc(broker.url, "bob", undefined, "SendMessage", {
+    message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "withdrawn secret" }] },
+    configuration: { returnImmediately: true },
+  });
+  const id = (await (await fetch(`${broker.url}/status`)).json()).last_id;
+  assert.equal((await rpc(broker.url, "bob", undefined, "CancelTask", { id: (task.body.result!.task as { id: string }).id })).body.error, undefined);
+  // Before: parked with bob's own token, its letter listed the text, and a redelivery put it in bob's inbox.
+  const parked = await fetch(`${broker.url}/dead-letters?agent=bob`, { method: "POST", body: JSON.stringify({ id, reason: "refused" }) });
+  assert.equal(parked.status, 404);
+  assert.equal((await parked.json()).code, "unknown_message");
+  assert.deepEqual(await (await fetch(`${broker.url}/dead-letters?agent=bob&acknowledged=1`)).json(), []);
+  const redelivered = await fetch(`${broker.url}/dead-letters/redeliver?agent=bob`, { method: "POST", body: JSON.stringify({ ids: [id] }) });
+  assert.deepEqual((await redelivered.json()).unknown, [id]);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=bob`)).json(), []);
 });
 
 test("a redelivery counts against the rate of the agent it redelivers to, not its sender's", async (t) => {

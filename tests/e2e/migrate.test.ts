@@ -54,7 +54,8 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   stream.close();
   // Until the broker sees the stream gone, it would take the next messages too.
   await waitFor(async () => (await json(fetch(`${sqlite.url}/status`))).streams === 0, 10_000, "the stream to close");
-  // Polled: 3 taken by a poll while 4 and 5 wait; 4 dead-lettered, 5 too and acknowledged; 6 keyed.
+  // Polled: 3 taken by a poll; 4 and 5 dead-lettered while they wait, which takes them out of order (polled marks
+  // above the cursor), 5 acknowledged; 6 keyed.
   for (const n of [3, 4, 5]) await publish(sqlite.url, "hermes", "openclaw", { n });
   assert.deepEqual((await json(fetch(`${sqlite.url}/poll?agent=openclaw&limit=1`))).map((m: { n: number }) => m.n), [3]);
   for (const id of [4, 5]) {
@@ -76,7 +77,7 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   const taskId = (task.body.result!.task as { id: string }).id;
   assert.equal((await rpc(sqlite.url, "bob", undefined, "CancelTask", { id: taskId })).body.error, undefined);
   const pending = { openclaw: await peek(sqlite.url, "openclaw"), hermes: await peek(sqlite.url, "hermes"), bob: await peek(sqlite.url, "bob") };
-  assert.deepEqual(pending, { openclaw: [4, 5, keyed.id], hermes: [reply.id], bob: [] });
+  assert.deepEqual(pending, { openclaw: [keyed.id], hermes: [reply.id], bob: [] });
   const highest = (await json(fetch(`${sqlite.url}/status`))).last_id;
   assert.equal((await sqlite.stop()).code, 0);
   // A reason an older interop stored with a NUL (what a receiver said), which PostgreSQL's text cannot hold: before,
@@ -111,7 +112,7 @@ test("interop migrate moves messages, cursors, polled marks, dead letters, keys,
   const pg = await setup.start({ args: ["--database-url", setup.url] });
   const served = await openSse(`${pg.url}/subscribe?agent=openclaw`);
   t.after(() => served.close());
-  assert.deepEqual((await served.take(3)).map((event) => Number(event.id)), pending.openclaw);
+  assert.deepEqual((await served.take(1)).map((event) => Number(event.id)), pending.openclaw);
   const retried = await json(publish(pg.url, "hermes", "openclaw", { n: 6 }, { "idempotency-key": "k1" }));
   assert.equal(retried.id, keyed.id, "the retry found the first publish");
   const fresh = await json(publish(pg.url, "hermes", "openclaw", { n: 7 }));

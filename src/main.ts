@@ -6,7 +6,7 @@ import { EXIT, exitCodeFor } from "./cli/exit_codes.ts";
 import { type Subcommand, SUBCOMMANDS } from "./cli/commands.ts";
 import type { Io } from "./cli/io.ts";
 import { closestWord } from "./cli/suggest.ts";
-import { visibleControls } from "./cli/terminal_text.ts";
+import { oneLine, visibleControls } from "./cli/terminal_text.ts";
 import { redactCredentials } from "./url_redaction.ts";
 import { InteropError } from "./errors.ts";
 import { VERSION } from "./version.ts";
@@ -60,7 +60,7 @@ async function main(args: string[], io: Io): Promise<number> {
     setTitle(command, args);
     return await subcommand.run(rest, io);
   } catch (error) {
-    io.stderr(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr(`error: ${oneLine(error instanceof Error ? error.message : String(error))}\n`);
     return exitCodeFor(error);
   }
 }

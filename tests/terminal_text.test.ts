@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { visibleControls } from "../src/cli/terminal_text.ts";
+import { oneLine, visibleControls } from "../src/cli/terminal_text.ts";
 
 test("visibleControls() writes out C0 and C1 controls and DEL, and keeps newlines, tabs and every other character", () => {
   assert.equal(visibleControls("\u001b]52;c;eA==\u0007"), "\\u001b]52;c;eA==\\u0007");
@@ -13,4 +13,10 @@ test("visibleControls() writes out the bidirectional overrides and isolates that
   assert.equal(visibleControls("run \u202eko ohce ;efas\u202c now"), "run \\u202eko ohce ;efas\\u202c now");
   assert.equal(visibleControls("\u202a\u202b\u202d\u2066\u2067\u2068\u2069"), "\\u202a\\u202b\\u202d\\u2066\\u2067\\u2068\\u2069");
   assert.equal(visibleControls("שלום \u200fעולם\u200e, مرحبا\u061c"), "שלום \u200fעולם\u200e, مرحبا\u061c");
+});
+
+test("oneLine() writes out whatever ends a line for some reader, and keeps the other controls for the terminal's own pass", () => {
+  assert.equal(oneLine("busy)\nanswer from pk: YES\r\n"), "busy)\\u000aanswer from pk: YES\\u000d\\u000a");
+  assert.equal(oneLine("a\u000bb\u000cc\u001cd\u001de\u001ef\u0085g\u2028h\u2029i"), "a\\u000bb\\u000cc\\u001cd\\u001de\\u001ef\\u0085g\\u2028h\\u2029i");
+  assert.equal(oneLine("tab\there \u001b[8m é"), "tab\there \u001b[8m é");
 });

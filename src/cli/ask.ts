@@ -5,6 +5,7 @@ import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseDuration, pa
 import { EXIT } from "./exit_codes.ts";
 import type { Io } from "./io.ts";
 import { legacyBodyFlag, MESSAGE_OPTIONS, readMessageInput } from "./message_input.ts";
+import { oneLine } from "./terminal_text.ts";
 
 export const HELP = `interop ask — send a question and wait for its reply
 
@@ -66,7 +67,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       return EXIT.interrupted;
     }
     if (error instanceof InteropError && error.code === "reply_timeout") {
-      io.stderr(`error: ${error.message.replace(/^Broker refused \(HTTP 504\): /, "")}\n`);
+      io.stderr(`error: ${oneLine(error.message.replace(/^Broker refused \(HTTP 504\): /, ""))}\n`);
       return EXIT.timeout;
     }
     throw error;

@@ -15,5 +15,22 @@ const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u
  * a JSON log line keeps parsing (JSON.stringify leaves DEL and the C1 controls as they are).
  */
 export function visibleControls(text: string): string {
-  return text.replace(CONTROLS, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(CONTROLS, writtenOut);
+}
+
+/** What ends a line for some reader: the newline, CR, VT, FF, the separators U+001C-001E, NEL, U+2028 and U+2029 (Python's `splitlines`). */
+const LINE_BREAKS = /[\n\r\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/g;
+
+/**
+ * `text` as one line, its line breaks written out: an error message, on a terminal (which then writes out the other
+ * controls) or in a log a script reads line by line (which gets them as sent). It may quote the broker's refusal,
+ * which may quote another agent's text (red team 61: a dead letter's reason, quoted by the 410 that `interop ask`
+ * printed, put a forged answer on a line of its own).
+ */
+export function oneLine(text: string): string {
+  return text.replace(LINE_BREAKS, writtenOut);
+}
+
+function writtenOut(control: string): string {
+  return `\\u${control.charCodeAt(0).toString(16).padStart(4, "0")}`;
 }

@@ -120,7 +120,52 @@ test("RecentWrites passes a replay on through two dead links in a row, a stream 
   restart.wrote(hermes, 1, 0);
   restart.opened(hermes, 1000, 0);
   // The broker stops 100 ms after: the point it keeps covers the replay.
-  assert.deepEqual([...restart.replayPoints(1100)], [[hermes, 0]]);
+  assert.deepEqual([...restart.keptPoints(1100)], [[hermes, 0]]);
+});
+
+test("RecentWrites keeps for the next restart what a restarted broker sent again only until it was sent: restarts less than a window apart do not send it at every one", () => {
+  const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
+  // Restarted with the point 40 kept: while its client is away, another restart keeps it.
+  writes.restore(hermes, 40, 1_000_000);
+  assert.deepEqual([...writes.keptPoints(1_020_000)], [[hermes, 40]]);
+  // The client comes back and is sent 41.. again.
+  assert.equal(writes.replayAfter(hermes, 1_030_000, true), 40);
+  writes.opened(hermes, 1_030_000, 40);
+  // The next restart keeps nothing of it (before: 40 again, at every restart within the window, for ever).
+  assert.deepEqual([...writes.keptPoints(1_040_000)], [[hermes, undefined]]);
+  // What this process writes first is kept as ever.
+  writes.wrote(hermes, 60, 1_050_000);
+  assert.deepEqual([...writes.keptPoints(1_060_000)], [[hermes, 59]]);
+  // And within this process the replay is still passed on to a resume after a dead link.
+  writes.ended(hermes, 1_100_000);
+  assert.equal(writes.replayAfter(hermes, 1_150_000, true), 40);
+});
+
+test("a broker restarted twice within the resume window sends an id-less reader what the first restart kept once, not again at the second", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const open = () => Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { resumeWindowMs: 180_000 }));
+  const leo = parseAgentName("leo");
+  let broker = await open();
+  let stream = await streamFromCursor(broker, hermes);
+  const ids: number[] = [];
+  for (const text of ["one", "two", "three"]) ids.push((await broker.publish(leo, hermes, { text })).envelopes[0].id);
+  await waitFor(() => stream.ids().length === 3, 5_000, "the first stream's writes");
+  await broker.close();
+  // Restarted: the window's writes come again (a dead link may have swallowed them).
+  broker = await open();
+  stream = await streamFromCursor(broker, hermes);
+  await waitFor(() => stream.ids().length === 3, 5_000, "the resume to send them again");
+  assert.deepEqual(stream.ids(), ids);
+  await broker.close();
+  // Restarted again: sent again once already. Before, they came at every restart (Hermes handled them twice once
+  // it had forgotten their ids), and the next message showed up behind them.
+  broker = await open();
+  t.after(() => broker.close());
+  stream = await streamFromCursor(broker, hermes);
+  const next = (await broker.publish(leo, hermes, { text: "four" })).envelopes[0].id;
+  await waitFor(() => stream.ids().length > 0, 5_000, "the next message");
+  assert.deepEqual(stream.ids(), [next]);
 });
 
 /** A broker whose wall clock (`now`) the test steps by hand, with a resume window of `windowMs`; closed after `t`. */

@@ -11,6 +11,9 @@
  * What a stream was sent again at its start is passed on like its own writes (its link may have died too), except
  * to a stream that replaces it before its client could have noticed a dead link: two id-less readers of one inbox
  * replacing each other would otherwise hand the window back and forth at every reconnect, refreshed each time.
+ * And what a restarted broker sent again from the point it kept is not kept again for the next restart: restarts
+ * less than a window apart sent the same messages at every one, for ever, and Hermes's ntfy adapter, which forgets
+ * an id 300 s after it saw it, handled all of them again (red team 61: 1,100 messages over four restarts).
  *
  * Its times are monotonic (`performance.now`), which only this process compares; what the store keeps is an id. On
  * the wall clock, a step forward between a write and the stream's end put the write out of the window (not sent
@@ -22,13 +25,18 @@ import type { AgentName } from "../message.ts";
 interface Entry {
   second: number;
   firstId: number;
+  /** The point a restarted broker kept (`restore`), not a write of this process. */
+  restored?: true;
 }
 
 interface AgentLog {
   /** Messages written for the first time (a stream's replay is in `resent`). */
   entries: Entry[];
-  /** The agent's last stream, when it started by sending again what came after `after`: when it opened (ms). */
-  resent: { after: number; at: number } | undefined;
+  /**
+   * The agent's last stream, when it started by sending again what came after `after`: when it opened (ms), and
+   * whether all it sent again was what a restarted broker kept (sent again once since the restart).
+   */
+  resent: { after: number; at: number; restored: boolean } | undefined;
   /** When the agent's last stream ended (ms), or undefined while one is open. */
   endedAt: number | undefined;
 }
@@ -77,7 +85,8 @@ export class RecentWrites {
    */
   restore(agent: AgentName, replayAfter: number, now: number): boolean {
     if (this.#windowMs === 0) return false;
-    this.#logs.set(agent, { entries: [{ second: Math.floor(now / 1000), firstId: replayAfter + 1 }], resent: undefined, endedAt: now });
+    const kept: Entry = { second: Math.floor(now / 1000), firstId: replayAfter + 1, restored: true };
+    this.#logs.set(agent, { entries: [kept], resent: undefined, endedAt: now });
     return true;
   }
 
@@ -88,8 +97,11 @@ export class RecentWrites {
   opened(agent: AgentName, now: number, resentAfter?: number): void {
     const log = resentAfter !== undefined && this.#windowMs > 0 ? this.#log(agent) : this.#logs.get(agent);
     if (log === undefined) return;
+    // What it sends again is a restarted broker's kept point when that is all the window held.
+    const sources = this.#inWindow(log, now, true);
+    const restored = sources.length > 0 && sources.every((source) => source.restored);
     if (resentAfter !== undefined) log.entries = [];
-    log.resent = resentAfter === undefined ? undefined : { after: resentAfter, at: now };
+    log.resent = resentAfter === undefined ? undefined : { after: resentAfter, at: now, restored };
     log.endedAt = undefined;
   }
 
@@ -108,20 +120,33 @@ export class RecentWrites {
    */
   replayAfter(agent: AgentName, now: number, replacing = false): number | undefined {
     const log = this.#logs.get(agent);
-    if (log === undefined) return undefined;
-    const from = Math.floor(((log.endedAt ?? now) - this.#windowMs) / 1000);
-    // The least id in the window, not the first entry's: right whatever order the entries came in.
-    let first = Infinity;
-    for (const entry of log.entries) if (entry.second >= from) first = Math.min(first, entry.firstId);
-    const { resent } = log;
-    const young = replacing && log.endedAt === undefined && resent !== undefined && now - resent.at < this.#noticeMs;
-    if (resent !== undefined && !young && Math.floor(resent.at / 1000) >= from) first = Math.min(first, resent.after + 1);
-    return first === Infinity ? undefined : first - 1;
+    return log === undefined ? undefined : pointBefore(this.#inWindow(log, now, replacing));
   }
 
-  /** Every agent with a log, and its `replayAfter(agent, now)`. */
-  *replayPoints(now: number): Iterable<[AgentName, number | undefined]> {
-    for (const agent of this.#logs.keys()) yield [agent, this.replayAfter(agent, now)];
+  /**
+   * Where the store keeps the agent's resume point at `now`, for a broker restarted after it (`restore`): as
+   * `replayAfter`, but for what a restarted broker already sent again once.
+   */
+  keptPoint(agent: AgentName, now: number): number | undefined {
+    const log = this.#logs.get(agent);
+    return log === undefined ? undefined : pointBefore(this.#inWindow(log, now, false).filter((source) => !source.resent?.restored));
+  }
+
+  /** Every agent with a log, and its `keptPoint(agent, now)`. */
+  *keptPoints(now: number): Iterable<[AgentName, number | undefined]> {
+    for (const agent of this.#logs.keys()) yield [agent, this.keptPoint(agent, now)];
+  }
+
+  /** What a resume at `now` must send again from: the log's entries, and the last stream's replay, in the window. */
+  #inWindow(log: AgentLog, now: number, replacing: boolean): WindowSource[] {
+    const from = Math.floor(((log.endedAt ?? now) - this.#windowMs) / 1000);
+    const sources: WindowSource[] = log.entries.filter((entry) => entry.second >= from);
+    const { resent } = log;
+    const young = replacing && log.endedAt === undefined && resent !== undefined && now - resent.at < this.#noticeMs;
+    if (resent !== undefined && !young && Math.floor(resent.at / 1000) >= from) {
+      sources.push({ firstId: resent.after + 1, restored: resent.restored || undefined, resent });
+    }
+    return sources;
   }
 
   /**
@@ -131,4 +156,18 @@ export class RecentWrites {
   forget(agent: AgentName): boolean {
     return this.#logs.delete(agent);
   }
+}
+
+/** Something a resume sends again from: a logged write, or the last stream's replay (`resent`). */
+interface WindowSource {
+  firstId: number;
+  restored?: true;
+  resent?: AgentLog["resent"];
+}
+
+/** The id just before the least in `sources` (not the first's: right whatever order they came in), or undefined. */
+function pointBefore(sources: WindowSource[]): number | undefined {
+  let first = Infinity;
+  for (const source of sources) first = Math.min(first, source.firstId);
+  return first === Infinity ? undefined : first - 1;
 }

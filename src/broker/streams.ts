@@ -140,7 +140,7 @@ export class Streams {
     for (const session of [...this.#sessions.values()]) session.close(end);
     this.#stopping.abort();
     clearTimeout(this.#heartbeatTimer);
-    for (const [agent, replayAfter] of this.#recentWrites.replayPoints(performance.now())) this.#deps.replayPoint(agent, replayAfter);
+    for (const [agent, replayAfter] of this.#recentWrites.keptPoints(performance.now())) this.#deps.replayPoint(agent, replayAfter);
   }
 
   /**
@@ -310,7 +310,7 @@ export class Streams {
           // What it sends again is logged as it opens (`resentAfter`): a replay written later is no new write.
           const firstSent = firstAfter(envelopes, replayedUpTo);
           if (firstSent !== undefined && this.#recentWrites.wrote(agent, firstSent.id, now)) {
-            this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
+            this.#deps.replayPoint(agent, this.#recentWrites.keptPoint(agent, now));
           }
           this.#deps.delivered(inbox, envelopes);
         },
@@ -333,7 +333,7 @@ export class Streams {
       const now = performance.now();
       this.#recentWrites.opened(agent, now, resentAfter);
       // Kept now, not at the next new write: a crash before it would lose what this stream sends again.
-      if (resentAfter !== undefined) this.#deps.replayPoint(agent, this.#recentWrites.replayAfter(agent, now));
+      if (resentAfter !== undefined) this.#deps.replayPoint(agent, this.#recentWrites.keptPoint(agent, now));
       session.start();
     };
     return movedHere ? { open, resumedAfter: begun.after } : { open };

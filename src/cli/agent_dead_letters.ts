@@ -65,7 +65,8 @@ export async function runDeadLetterAction(
     for (let start = 0; start < named.length; start += MAX_REDELIVERED) {
       const answer = await client.redeliverDeadLetters(agent, named.slice(start, start + MAX_REDELIVERED)).catch((error) => {
         // Letters before the refused one (an inbox full) were sent: saying so keeps the operator from resending by hand.
-        if (!(error instanceof InteropError)) throw error;
+        // A refusal of the request itself (a bad token, an unknown agent: below 429) sent none.
+        if (!(error instanceof InteropError) || (error.status !== undefined && error.status < 429)) throw error;
         const { status, retryAfter } = error;
         throw new InteropError(error.code, `${error.message} (letters sent before it are not sent again: run this again)`, { status, retryAfter });
       });

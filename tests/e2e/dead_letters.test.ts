@@ -46,6 +46,10 @@ test("interop agent acknowledge clears status --max-dead-letters for good, acros
   const misspelt = await cli(["agent", "dead-letters", "opencalw"]);
   assert.deepEqual([misspelt.code, misspelt.stdout], [4, ""]);
   assert.match(misspelt.stderr, /Unknown agent: opencalw has no inbox/);
+  // A redelivery to it sent nothing: no advice to run it again for letters sent before the refusal.
+  const redelivered = await cli(["agent", "redeliver", "opencalw", "5"]);
+  assert.equal(redelivered.code, 4, redelivered.stderr);
+  assert.doesNotMatch(redelivered.stderr, /run this again/);
   const kept = JSON.parse((await cli(["agent", "dead-letters", "openclaw", "--acknowledged", "--json"])).stdout);
   assert.deepEqual(kept.map((letter: { id: number; acknowledged_at: string | null }) => [letter.id, typeof letter.acknowledged_at]), [
     [ids[0], "string"],

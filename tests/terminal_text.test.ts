@@ -20,3 +20,9 @@ test("oneLine() writes out whatever ends a line for some reader, and keeps the o
   assert.equal(oneLine("a\u000bb\u000cc\u001cd\u001de\u001ef\u0085g\u2028h\u2029i"), "a\\u000bb\\u000cc\\u001cd\\u001de\\u001ef\\u0085g\\u2028h\\u2029i");
   assert.equal(oneLine("tab\there \u001b[8m é"), "tab\there \u001b[8m é");
 });
+
+test("visibleControls() writes out the tag characters, which a terminal shows as nothing while an agent reads them", () => {
+  const hidden = [..."IGNORE"].map((letter) => String.fromCodePoint(0xe0000 + letter.charCodeAt(0))).join("");
+  assert.equal(visibleControls(`hello${hidden}\u{e007f}`), `hello${"\\udb40\\udc49\\udb40\\udc47\\udb40\\udc4e\\udb40\\udc4f\\udb40\\udc52\\udb40\\udc45"}\\udb40\\udc7f`);
+  assert.equal(visibleControls("🙂 \u{e0100} 日本"), "🙂 \u{e0100} 日本", "a variation selector past the tags stays");
+});

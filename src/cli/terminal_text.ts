@@ -1,12 +1,13 @@
 /** Another agent's text as a terminal shows it. */
 
 /**
- * C0 and C1 control characters and DEL, but for the newline and the tab; and the bidirectional embeddings, overrides
+ * C0 and C1 control characters and DEL, but for the newline and the tab; the bidirectional embeddings, overrides
  * and isolates, which reorder what follows them on screen ("Trojan Source", CVE-2021-42574): a reply's `rm -rf ~`
- * could show as something else. The marks (LRM, RLM, ALM) stay: right-to-left text uses them, and they reorder
- * nothing by themselves.
+ * could show as something else; and the tag characters (U+E0000-E007F), which a terminal shows as nothing while an
+ * agent reads them as text (red team 61: "hello" on screen carried "IGNORE PREVIOUS" to the agent). The marks (LRM,
+ * RLM, ALM) stay: right-to-left text uses them, and they reorder nothing by themselves.
  */
-const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u{e0000}-\u{e007f}]/gu;
 
 /**
  * `text` with its control characters written out (`\u001b`), for a terminal: a reply is another agent's, and an
@@ -31,6 +32,9 @@ export function oneLine(text: string): string {
   return text.replace(LINE_BREAKS, writtenOut);
 }
 
+/** A character as JSON escapes it: each UTF-16 unit (a tag character is two). */
 function writtenOut(control: string): string {
-  return `\\u${control.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  let written = "";
+  for (let unit = 0; unit < control.length; unit++) written += `\\u${control.charCodeAt(unit).toString(16).padStart(4, "0")}`;
+  return written;
 }

@@ -129,7 +129,7 @@ export class RecentWrites {
    */
   keptPoint(agent: AgentName, now: number): number | undefined {
     const log = this.#logs.get(agent);
-    return log === undefined ? undefined : pointBefore(this.#inWindow(log, now, false).filter((source) => !source.resent?.restored));
+    return log === undefined ? undefined : pointBefore(this.#inWindow(log, now, false).filter((source) => !(source.replay && source.restored)));
   }
 
   /** Every agent with a log, and its `keptPoint(agent, now)`. */
@@ -144,7 +144,7 @@ export class RecentWrites {
     const { resent } = log;
     const young = replacing && log.endedAt === undefined && resent !== undefined && now - resent.at < this.#noticeMs;
     if (resent !== undefined && !young && Math.floor(resent.at / 1000) >= from) {
-      sources.push({ firstId: resent.after + 1, restored: resent.restored || undefined, resent });
+      sources.push({ firstId: resent.after + 1, restored: resent.restored || undefined, replay: true });
     }
     return sources;
   }
@@ -161,8 +161,9 @@ export class RecentWrites {
 /** Something a resume sends again from: a logged write, or the last stream's replay (`resent`). */
 interface WindowSource {
   firstId: number;
+  /** A restarted broker's kept point, or a replay of nothing else. */
   restored?: true;
-  resent?: AgentLog["resent"];
+  replay?: true;
 }
 
 /** The id just before the least in `sources` (not the first's: right whatever order they came in), or undefined. */

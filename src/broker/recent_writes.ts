@@ -97,11 +97,14 @@ export class RecentWrites {
   opened(agent: AgentName, now: number, resentAfter?: number): void {
     const log = resentAfter !== undefined && this.#windowMs > 0 ? this.#log(agent) : this.#logs.get(agent);
     if (log === undefined) return;
-    // What it sends again is a restarted broker's kept point when that is all the window held.
-    const sources = this.#inWindow(log, now, true);
-    const restored = sources.length > 0 && sources.every((source) => source.restored);
-    if (resentAfter !== undefined) log.entries = [];
-    log.resent = resentAfter === undefined ? undefined : { after: resentAfter, at: now, restored };
+    log.resent = undefined;
+    if (resentAfter !== undefined) {
+      // What it sends again is a restarted broker's kept point when that is all the window held.
+      const sources = this.#inWindow(log, now, true);
+      const restored = sources.length > 0 && sources.every((source) => source.restored);
+      log.entries = [];
+      log.resent = { after: resentAfter, at: now, restored };
+    }
     log.endedAt = undefined;
   }
 

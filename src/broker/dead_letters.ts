@@ -1,6 +1,6 @@
 /** Messages an agent's push receiver refused for good, parked per inbox so they show in status instead of vanishing. */
 import { type ErrorCode, InteropError } from "../errors.ts";
-import { type AgentName, type Payload, toWire, type WireMessage } from "../message.ts";
+import { type AgentName, type Envelope, type Payload, toWire, type WireMessage } from "../message.ts";
 import { cutAs, type InboxRecord, type MessageStore, parkedWithoutInbox } from "../store/store.ts";
 import type { AgentInboxes } from "./agent_inboxes.ts";
 import type { MessageAnswer } from "./message_answer.ts";
@@ -8,7 +8,7 @@ import type { Observers } from "./observers.ts";
 import type { PublishOptions, Published } from "./publishes.ts";
 import { settled } from "./shared_waiters.ts";
 
-/** A dead letter as `/dead-letters` lists it: `message` null once retention removed it. */
+/** A dead letter as `/dead-letters` lists it: `message` null once retention removed it (or its sender withdrew it). */
 export interface ListedDeadLetter {
   id: number;
   reason: string;
@@ -51,7 +51,7 @@ export interface Redelivery {
   redelivered: Array<{ id: number; as: number }>;
   /** Ids that are none of the agent's dead letters (or whose letter went with the agent's removal). */
   unknown: number[];
-  /** Letters whose message retention removed: nothing to send again (acknowledge them). */
+  /** Letters whose message retention removed, or its sender withdrew: nothing to send again (acknowledge them). */
   removed: number[];
   /** Letters whose message cannot be sent again as it was: a reply whose question is gone, or past the hop limit. */
   refused: Array<{ id: number; code: ErrorCode; error: string }>;
@@ -122,7 +122,7 @@ export class DeadLetters {
         reason: letter.reason,
         parked_at: new Date(letter.parkedAt).toISOString(),
         acknowledged_at: letter.acknowledgedAt === undefined ? null : new Date(letter.acknowledgedAt).toISOString(),
-        message: await store.find(letter.messageId).then((message) => message === undefined ? null : toWire(message)),
+        message: await this.#letterMessage(letter.messageId).then((message) => message === undefined ? null : toWire(message)),
       }))));
     };
     return await answer.readNewest(page, limit, (letter) => letter.message === null || letter.message.interop.to === agent);
@@ -156,7 +156,7 @@ export class DeadLetters {
     for (const id of new Set(messageIds)) {
       // The agent's letter of this id (the newest below id + 1), acknowledged or not, whether retention kept its message.
       const [letter] = await store.deadLetters(agent, 1, id + 1, Infinity, true);
-      const message = await store.find(id);
+      const message = await this.#letterMessage(id);
       if (letter?.messageId !== id || (message !== undefined && message.to !== agent)) done.unknown.push(id);
       else if (message === undefined) done.removed.push(id);
       else {
@@ -174,6 +174,17 @@ export class DeadLetters {
     // A letter acknowledged already counts nothing: what is left is the count after these.
     const { left } = await this.acknowledge(agent, done.redelivered.map((sent) => sent.id));
     return { ...done, left };
+  }
+
+  /**
+   * The message of letter `id` as the letter may show and send it: undefined once retention removed it, and for one
+   * its sender withdrew, which was never the agent's to read. `park` refuses such a message, but a park that passed
+   * that check as the withdrawal came stored its letter all the same, as did versions before the check.
+   */
+  async #letterMessage(id: number): Promise<Envelope | undefined> {
+    const { store } = this.#deps;
+    const message = await store.find(id);
+    return message === undefined || (await store.outcome(id)).withdrawnAt !== undefined ? undefined : message;
   }
 
   /** The agent's inbox record, or `unknown_agent` (404): the dead letters of an agent without one are none to list. */

@@ -98,7 +98,7 @@ export async function runDeadLetterAction(
   io.stdout(
     `redelivered ${counted(done.redelivered.length, "dead letter")} to ${agent}${sent === "" ? "" : ` (${sent})`}` +
       (done.unknown.length > 0 ? `; not dead letters of ${agent}: ${done.unknown.join(", ")}` : "") +
-      (done.removed.length > 0 ? `; their messages removed by retention, nothing sent (acknowledge them): ${done.removed.join(", ")}` : "") +
+      (done.removed.length > 0 ? `; their messages removed (by retention or their senders), nothing sent (acknowledge them): ${done.removed.join(", ")}` : "") +
       done.refused.map(({ id, error }) => `; ${id} refused: ${error}`).join("") +
       `; ${done.dead_letters} left\n`,
   );
@@ -110,7 +110,7 @@ function formatDeadLetters(agent: string, letters: ListedDeadLetter[], withAckno
   const now = Date.now();
   return letters.map((letter) => {
     const message = letter.message === null ? undefined : fromWire(letter.message);
-    const from = message === undefined ? "its message removed by retention" : `from ${message.from}`;
+    const from = message === undefined ? "its message removed (by retention or its sender)" : `from ${message.from}`;
     const seen = letter.acknowledged_at === null ? "" : `, acknowledged ${formatAgo(letter.acknowledged_at, now)}`;
     const shown = typeof message?.payload.text === "string" ? message.payload.text : JSON.stringify(message?.payload);
     const text = message === undefined ? "" : `\n  message: ${indented(cut(shown))}`;

@@ -1,6 +1,9 @@
 /** Dead letters an operator has seen to: acknowledged, they leave the health check's count and stay the message's outcome. */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
+import { DATABASE_FILE } from "../../src/store/sqlite_open.ts";
 import { rpc } from "../helpers/a2a.ts";
 import { publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { testStops } from "../helpers/clean_up_all.ts";
@@ -261,6 +264,32 @@ test("a message its sender withdrew (A2A CancelTask) cannot be parked, so no let
   assert.deepEqual(await (await fetch(`${broker.url}/dead-letters?agent=bob&acknowledged=1`)).json(), []);
   const redelivered = await fetch(`${broker.url}/dead-letters/redeliver?agent=bob`, { method: "POST", body: JSON.stringify({ ids: [id] }) });
   assert.deepEqual((await redelivered.json()).unknown, [id]);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=bob`)).json(), []);
+});
+
+test("a letter stored for a message its sender withdrew (a park that raced the withdrawal, or an older version's) lists no text and sends nothing", async (t) => {
+  const stop = testStops(t);
+  const data = tempDir();
+  stop(data.cleanup);
+  let broker = await startBroker({ dataDir: data.path, args: ["--agents", "hermes,bob"] });
+  stop(() => broker.cleanup());
+  const task = await rpc(broker.url, "bob", undefined, "SendMessage", {
+    message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "withdrawn secret" }] },
+    configuration: { returnImmediately: true },
+  });
+  const id = (await (await fetch(`${broker.url}/status`)).json()).last_id;
+  assert.equal((await rpc(broker.url, "bob", undefined, "CancelTask", { id: (task.body.result!.task as { id: string }).id })).body.error, undefined);
+  assert.equal((await broker.stop()).code, 0);
+  // The letter the park's check let through: stored after the withdrawal committed.
+  const file = new DatabaseSync(join(data.path, DATABASE_FILE));
+  file.prepare("INSERT INTO dead_letters (agent, message_id, reason, parked_at) VALUES ('bob', ?, 'refused', 0)").run(id);
+  file.close();
+  broker = await startBroker({ dataDir: data.path });
+  // Before: the letter listed "withdrawn secret", and a redelivery put it in bob's inbox.
+  const [letter] = await (await fetch(`${broker.url}/dead-letters?agent=bob`)).json();
+  assert.deepEqual([letter.id, letter.message], [id, null]);
+  const redelivered = await fetch(`${broker.url}/dead-letters/redeliver?agent=bob`, { method: "POST", body: JSON.stringify({ ids: [id] }) });
+  assert.deepEqual((await redelivered.json()).removed, [id]);
   assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=bob`)).json(), []);
 });
 

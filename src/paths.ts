@@ -21,6 +21,11 @@ export function defaultListenStateDir(env: Env): string {
   return join(stateHome(env), "interop", "listen");
 }
 
+/** Where `interop mcp` keeps the messages each session holds for its next call (`HeldFile`). */
+export function defaultMcpStateDir(env: Env): string {
+  return join(stateHome(env), "interop", "mcp");
+}
+
 /** The single executable names itself; from source, the installed `interop` on PATH is meant. */
 export function interopCommand(): string {
   return basename(process.execPath) === "interop" ? process.execPath : "interop";

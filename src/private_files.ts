@@ -1,5 +1,6 @@
 /** Files that hold messages or secrets are their owner's alone, whoever creates them: dirs 700, files 600. */
-import { chmodSync, closeSync, openSync, statSync } from "node:fs";
+import { chmodSync, closeSync, openSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import process from "node:process";
 
 export const PRIVATE_DIR_MODE = 0o700;
 export const PRIVATE_FILE_MODE = 0o600;
@@ -30,6 +31,21 @@ export function modeOf(path: string): number | undefined {
     return statSync(path).mode & 0o777;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Writes `text` to `path` whole or not at all, mode 600 (a temporary file renamed over it): a crash leaves the old
+ * text or the new, never half a file. A temporary file a failed write made (a full disk) is not left behind.
+ */
+export function writePrivateFileAtomically(path: string, text: string): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temporary, text, { mode: PRIVATE_FILE_MODE });
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
     throw error;
   }
 }

@@ -12,7 +12,7 @@ import type { BrokerClient } from "../src/client/broker_client.ts";
 import type { Logger } from "../src/cli/logger.ts";
 import { InteropError } from "../src/errors.ts";
 import { parseAgentName, type WireMessage } from "../src/message.ts";
-import { TakenMessages } from "../src/mcp/taken_messages.ts";
+import { type HeldMessage, TakenMessages } from "../src/mcp/taken_messages.ts";
 import { wireTools } from "../src/mcp/session_transport.ts";
 import { registerTools } from "../src/mcp/tools.ts";
 import { waitFor } from "./helpers/broker.ts";
@@ -35,8 +35,9 @@ async function connectTools(broker: BrokerClient): Promise<Session> {
 }
 
 /** The tools over `broker` on `server`, connected as src/cli/mcp.ts connects them; `peer` is the client's end. */
-async function serveTools(server: McpServer, broker: BrokerClient) {
-  const tools = registerTools(server, withStatus(broker), parseAgentName("openclaw", "agent"));
+async function serveTools(server: McpServer, broker: BrokerClient, held?: HeldMessage[]) {
+  const kept = held === undefined ? undefined : { file: { keep: () => true }, held };
+  const tools = registerTools(server, withStatus(broker), parseAgentName("openclaw", "agent"), kept);
   const errors: string[] = [];
   const ignore = () => {};
   const log: Logger = { info: ignore, warn: ignore, debug: ignore, error: (message) => errors.push(message) };
@@ -226,9 +227,9 @@ test("a message that cannot be parked at the session's end does not stop the oth
  * A client speaking raw JSON-RPC frames to the tools, to put a cancel on the wire after the answer it crossed (the
  * SDK client cannot: it cancels only calls it still awaits, and then ignores their answer).
  */
-async function rawSession(broker: BrokerClient) {
+async function rawSession(broker: BrokerClient, held?: HeldMessage[]) {
   const server = new McpServer({ name: "interop", version: "test" });
-  const { serverSide, parkUnreturned } = await serveTools(server, broker);
+  const { serverSide, parkUnreturned } = await serveTools(server, broker, held);
   const wire = serverSide.peer;
   const answers = new Map<number, PromiseWithResolvers<unknown>>();
   const answerTo = (id: number) => answers.get(id) ?? answers.set(id, Promise.withResolvers()).get(id)!;
@@ -622,7 +623,7 @@ test("a cancel for a call that was answered and is long forgotten puts nothing b
 
 test("TakenMessages forgets an answer after 30 s: a cancel that late is from a client that read it", () => {
   let now = 0;
-  const taken = new TakenMessages(() => now);
+  const taken = new TakenMessages({ now: () => now });
   const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
   const live = new AbortController().signal;
   taken.answering("a", live, [message(1)]);
@@ -635,12 +636,68 @@ test("TakenMessages forgets an answer after 30 s: a cancel that late is from a c
 });
 
 test("TakenMessages marks redelivered what a cancel after its answer put back, not what a call cancelled before its answer took", () => {
-  const taken = new TakenMessages(() => 0);
+  const taken = new TakenMessages({ now: () => 0 });
   const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
   taken.answering("a", new AbortController().signal, [message(1)]);
   taken.cancelled("a");
   taken.answering("b", AbortSignal.abort(), [message(2)]);
   assert.deepEqual(taken.takeHeld(2).map(({ interop }) => [interop.id, interop.redelivered]), [[1, true], [2, undefined]]);
+});
+
+test("TakenMessages keeps what it holds until the answer returning it was written, or its park was done: a kill in between finds it kept", () => {
+  const kept: number[][] = [];
+  const taken = new TakenMessages({
+    now: () => 0,
+    kept: {
+      keep: (held) => {
+        kept.push(held.map(({ message }) => message.interop.id));
+        return true;
+      },
+    },
+  });
+  const message = (id: number) => ({ text: `m${id}`, interop: { id, from: "hermes" } }) as unknown as WireMessage;
+  const live = new AbortController().signal;
+  taken.answering("a", live, [message(1), message(2)]);
+  assert.deepEqual(kept, [], "an answer written is the client's: nothing kept");
+  taken.cancelled("a");
+  assert.deepEqual(kept, [[1, 2]]);
+  const [returned] = taken.takeHeld(1);
+  assert.deepEqual(kept, [[1, 2]], "returned by a call whose answer is not written yet: still kept");
+  taken.answering("b", live, [returned]);
+  assert.deepEqual(kept.at(-1), [2]);
+  taken.drain();
+  assert.deepEqual(kept.at(-1), [2], "being parked: still kept");
+  taken.parked(2);
+  assert.deepEqual(kept.at(-1), []);
+});
+
+test("an inbox call whose read fails answers what was held for it (before: the call failed, and those messages, taken already, were gone)", async () => {
+  const down = Promise.reject(new InteropError("unreachable", "Cannot reach the broker at http://b"));
+  down.catch(() => {});
+  const { broker, parked } = scriptedBroker([[7], down]);
+  const session = await rawSession(broker);
+  assert.deepEqual(await session.call(2, "inbox"), [7]);
+  // A cancel that crossed the answer: 7 is held for the next call.
+  await session.cancel(2);
+  assert.deepEqual(await session.call(3, "inbox"), [7]);
+  assert.deepEqual(await session.call(4, "inbox"), []);
+  await session.close();
+  assert.equal(await session.parkUnreturned(), true);
+  assert.deepEqual(parked, []);
+});
+
+test("a message taken over from a session that died before its take shows once: returned from what was held, left out of the read that shows it again", async () => {
+  const { broker, pending } = scriptedBroker([[7, 8], [9]]);
+  const seven = { text: "m7", interop: { id: 7, from: "hermes" } } as unknown as WireMessage;
+  const session = await rawSession(broker, [{ message: seven, written: true }]);
+  const request = await session.request(2, "tools/call", { name: "inbox", arguments: {} }) as { content: Array<{ text: string }> };
+  const shown = JSON.parse(request.content[0].text) as Array<{ interop: { id: number; redelivered?: true } }>;
+  assert.deepEqual(shown.map(({ interop }) => [interop.id, interop.redelivered]), [[7, true], [8, undefined]]);
+  // 7 was taken with 8 (up to the last shown): the next read starts after them.
+  assert.deepEqual(await session.call(3, "inbox"), [9]);
+  assert.deepEqual(pending(), []);
+  await session.close();
+  await session.parkUnreturned();
 });
 
 test("a cancel for a request id used again is for the new call: the earlier call's answer, read, is not put back", async () => {

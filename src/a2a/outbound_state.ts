@@ -2,11 +2,11 @@
  * What the A2A outbound listener has handed over and still follows, kept in a file next to the cursor file, so a
  * restarted listener neither sends a message again nor forgets a task it was waiting on.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
+import { PRIVATE_DIR_MODE, writePrivateFileAtomically } from "../private_files.ts";
 import { redactUrl } from "../url_redaction.ts";
 import type { A2aMessage, ProtocolVersion, TaskState } from "./protocol.ts";
 
@@ -92,9 +92,7 @@ export class OutboundState {
       version: this.version,
       records: [...this.records.values()],
     };
-    const temporary = `${this.path}.${process.pid}.tmp`;
     // 600 as the data dir's files: it holds the agent's answers, and `--state` may name a directory others can read.
-    writeFileSync(temporary, JSON.stringify(state) + "\n", { mode: PRIVATE_FILE_MODE });
-    renameSync(temporary, this.path);
+    writePrivateFileAtomically(this.path, JSON.stringify(state) + "\n");
   }
 }

@@ -1,13 +1,12 @@
 /** The broker's tokens: `tokens.json` in the data dir holds only their SHA-256 hashes; a token is shown once. */
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, statSync, type Stats, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync, type Stats } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { InteropError } from "../errors.ts";
 import { withFileLock } from "../file_lock.ts";
 import { type AgentName, isAgentName } from "../message.ts";
 import { makeDirectory } from "../paths.ts";
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
+import { PRIVATE_DIR_MODE, writePrivateFileAtomically } from "../private_files.ts";
 import { mintToken, type TokenList, type TokenRecord } from "./token_list.ts";
 
 export const TOKENS_FILE = "tokens.json";
@@ -144,12 +143,9 @@ export class TokenFile implements TokenList {
   }
 
   #save(tokens: TokenRecord[]): void {
-    const temporary = `${this.path}.${process.pid}.tmp`;
     try {
-      writeFileSync(temporary, JSON.stringify({ tokens }, null, 2) + "\n", { mode: PRIVATE_FILE_MODE });
-      renameSync(temporary, this.path);
+      writePrivateFileAtomically(this.path, JSON.stringify({ tokens }, null, 2) + "\n");
     } catch (cause) {
-      rmSync(temporary, { force: true });
       throw new InteropError("storage_failed", `Cannot save ${this.path}: ${(cause as Error).message}; it is as it was`, { cause });
     }
   }

@@ -9,8 +9,10 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import process from "node:process";
 import type { Writable } from "node:stream";
+import { HeldFile } from "../mcp/held_file.ts";
 import { answerUnreadable, wireTools } from "../mcp/session_transport.ts";
 import { registerTools } from "../mcp/tools.ts";
+import { defaultMcpStateDir } from "../paths.ts";
 import { VERSION } from "../version.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseFlags } from "./args.ts";
 import { EXIT } from "./exit_codes.ts";
@@ -44,8 +46,10 @@ ${CLIENT_HELP}
 
 A tool's messages are marked read once its answer is written to stdout: killed before
 that, they stay in the inbox; killed after it, before they were marked, they are shown
-again (at least once, never lost). wait and ask keep polling through 503
-storage_unavailable (the broker's PostgreSQL away) until their timeout.
+again (at least once, never lost). What a cancel that crossed an answer leaves taken is
+kept in $XDG_STATE_HOME/interop/mcp (else ~/.local/state/interop/mcp) until returned or
+parked: the agent's next session returns what a killed one kept. wait and ask keep polling
+through 503 storage_unavailable (the broker's PostgreSQL away) until their timeout.
 
 Exit codes: 0 the client closed the session, 1 it did, but a message taken for a cancelled
 call could not be parked as a dead letter (each such message is named on stderr) or a call
@@ -65,8 +69,13 @@ export async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const agent = agentFlag("mcp", "--agent", values.agent, io.env);
+  const log = createLogger(io, "mcp", false);
   const server = new McpServer({ name: "interop", version: VERSION });
-  const tools = registerTools(server, brokerClient("mcp", values, io.env), agent);
+  const client = brokerClient("mcp", values, io.env);
+  const file = new HeldFile(defaultMcpStateDir(io.env), agent, client.urls.all, (error) => {
+    log.error(`cannot keep the messages held for the next call in ${file.path}: ${error.message}; held in memory alone, a kill loses them`);
+  });
+  const tools = registerTools(server, client, agent, { file, held: await file.takeOverDead() });
   const transport = new StdioServerTransport();
   // The SDK's send (1.32) resolves once stdout accepted the line, which may still be in this process's buffer; a
   // take after an answer needs it in the pipe, where the client reads it even if this process is killed.
@@ -84,7 +93,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   await closed;
   // The close cancels the calls still running; endSession waits for them, as a poll's answer may still come.
   await server.close();
-  return await tools.endSession(createLogger(io, "mcp", false)) ? EXIT.ok : EXIT.failure;
+  return await tools.endSession(log) ? EXIT.ok : EXIT.failure;
 }
 
 /** Writes `message` as one JSON line (as the SDK's stdio transport does), resolving once the stream wrote it out. */

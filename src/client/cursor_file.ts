@@ -1,10 +1,10 @@
 /** The last delivered id of a `listen`, kept in a file so a restart neither loses nor repeats a message. */
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { InteropError } from "../errors.ts";
 import type { StreamPosition } from "./broker_client.ts";
 import { makeDirectory } from "../paths.ts";
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
+import { PRIVATE_DIR_MODE, writePrivateFileAtomically } from "../private_files.ts";
 
 interface CursorState {
   url: string;
@@ -66,15 +66,7 @@ export class CursorFile {
       ...(position.store === undefined ? {} : { store: position.store }),
       updated_at: new Date().toISOString(),
     };
-    const temporary = `${this.path}.${process.pid}.tmp`;
-    try {
-      // 600, as the A2A state file beside it: `--state` may name a directory others can read.
-      writeFileSync(temporary, JSON.stringify(state) + "\n", { mode: PRIVATE_FILE_MODE });
-      renameSync(temporary, this.path);
-    } catch (error) {
-      // A full disk made the file and wrote nothing into it: not left beside the state file.
-      rmSync(temporary, { force: true });
-      throw error;
-    }
+    // 600, as the A2A state file beside it: `--state` may name a directory others can read.
+    writePrivateFileAtomically(this.path, JSON.stringify(state) + "\n");
   }
 }

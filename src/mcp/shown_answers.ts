@@ -41,9 +41,17 @@ export function answerShownFor(
   track: (take: Promise<unknown>) => void,
 ): AnswerShown {
   return (requestId, signal, earlier, shown, one) => {
-    const messages = taken.marked([...earlier, ...shown?.messages ?? []]);
+    // Taken with the rest (up to the last shown), but not shown twice: one returned from what was held already.
+    const messages = taken.marked([...earlier, ...taken.unreturned(shown?.messages ?? [])]);
     const lease = shown?.lease;
-    if (lease === undefined) return taken.answering(requestId, signal, messages);
+    if (lease === undefined) {
+      // Taken already (held for this session, or by a broker older than leased reads): held again unless written,
+      // and kept (`KeptHeld`) until then, so a kill before the write loses none of them.
+      if (messages.length > 0) {
+        track(takes.after(requestId, signal, (written) => Promise.resolve(taken.answering(requestId, written ? signal : AbortSignal.abort(), messages))));
+      }
+      return messages;
+    }
     track(takes.after(requestId, signal, async (written) => {
       // Not written: the client never got them, and what was held already is held again.
       taken.answering(requestId, written ? signal : AbortSignal.abort(), written ? messages : earlier);

@@ -16,6 +16,12 @@ export interface HeldMessage {
   written: boolean;
 }
 
+/** Where the held messages are kept besides memory (`HeldFile`): what a session killed before it returned them left. */
+export interface KeptHeld {
+  /** Keeps `held`, replacing what it kept; false when it could not. */
+  keep(held: HeldMessage[]): boolean;
+}
+
 /**
  * How long, and for how many calls, an answer's messages are remembered. A cancel for an answered call crossed the
  * answer on the wire (a client cancels only a call it still awaits), so it comes within a round trip; a cancel much
@@ -23,8 +29,8 @@ export interface HeldMessage {
  */
 const ANSWER_MEMORY_MS = 30_000;
 const ANSWER_MEMORY_CALLS = 100;
-/** How many messages shown and left untaken (`untaken`) are remembered, the oldest forgotten first. */
-const UNTAKEN_MEMORY = 1000;
+/** How many ids of messages left untaken (`untaken`), or returned from what was held, are remembered, the oldest forgotten first. */
+const ID_MEMORY = 1000;
 
 /**
  * What the session's calls took and the client did not get. MCP's sender of `notifications/cancelled` ignores any
@@ -33,30 +39,55 @@ const UNTAKEN_MEMORY = 1000;
  */
 export class TakenMessages {
   #held: HeldMessage[] = [];
+  /**
+   * Held messages a call is returning, by id, until its answer was written (then `answering` tells): kept as held
+   * until then, as a kill before the write would leave them unread.
+   */
+  #returning = new Map<number, HeldMessage>();
+  /** Held messages the session's end is parking (`drain`), by id, kept until their park is done (`parked`). */
+  #parking = new Map<number, HeldMessage>();
   #answered = new Map<RequestId, { messages: WireMessage[]; at: number }>();
   /** Ids of messages an answer showed whose take then failed: still in the inbox, shown again marked. */
   #untaken = new Set<number>();
+  /**
+   * Ids of the held messages calls returned (the last ID_MEMORY): the inbox may still have one, its take failed
+   * or cut by a kill (a message taken over from a session that died), and a read that shows it again leaves it out.
+   */
+  #returned = new Set<number>();
   #now: () => number;
+  #kept: KeptHeld | undefined;
 
-  constructor(now: () => number = () => performance.now()) {
-    this.#now = now;
+  /**
+   * `kept`: where every change to what is held is kept as well; `held`: what an earlier session held (taken over
+   * from its file: kept there already).
+   */
+  constructor(options: { now?: () => number; kept?: KeptHeld; held?: HeldMessage[] } = {}) {
+    this.#now = options.now ?? (() => performance.now());
+    this.#kept = options.kept;
+    this.#held = [...options.held ?? []];
   }
 
   /** Up to `count` held messages, oldest first, now returned by a call; marked `redelivered` if they may have been read. */
   takeHeld(count: number): McpMessage[] {
-    return this.#held.splice(0, count).map(({ message, written }) =>
-      written ? { ...message, interop: { ...message.interop, redelivered: true } } : message
-    );
+    const returned = this.#held.splice(0, count);
+    for (const held of returned) {
+      this.#returning.set(held.message.interop.id, held);
+      remember(this.#returned, held.message.interop.id);
+    }
+    return returned.map(({ message, written }) => written ? { ...message, interop: { ...message.interop, redelivered: true } } : message);
   }
 
   /**
-   * Call `requestId` answers with `messages`: held again if its client cancelled it already, otherwise remembered in
-   * case the cancel is on its way.
+   * Call `requestId` answers with `messages` (once its answer was written, or is known never to be: `signal`
+   * aborted): held again if its client cancelled it already, otherwise remembered in case the cancel is on its way.
    */
   answering<T extends WireMessage | null>(requestId: RequestId, signal: AbortSignal, messages: T[]): T[] {
     const taken = messages.filter((message) => message !== null) as WireMessage[];
     if (signal.aborted) this.#hold(taken, false);
-    else if (taken.length > 0) this.#remember(requestId, taken);
+    else if (taken.length > 0) {
+      this.#remember(requestId, taken);
+      if (taken.some(({ interop }) => this.#returning.delete(interop.id))) this.#keep();
+    }
     return messages;
   }
 
@@ -81,11 +112,12 @@ export class TakenMessages {
    * they stay in the inbox, and the call that shows them again marks them `redelivered` (`marked`).
    */
   untaken(messages: WireMessage[]): void {
-    for (const { interop } of messages) this.#untaken.add(interop.id);
-    for (const id of this.#untaken) {
-      if (this.#untaken.size <= UNTAKEN_MEMORY) break;
-      this.#untaken.delete(id);
-    }
+    for (const { interop } of messages) remember(this.#untaken, interop.id);
+  }
+
+  /** What a read `shown` has that no call returned from what was held already (see `#returned`). */
+  unreturned(shown: WireMessage[]): WireMessage[] {
+    return shown.filter(({ interop }) => !this.#returned.has(interop.id));
   }
 
   /** `messages` as a call returns them: one an earlier answer showed and could not take is marked `redelivered`. */
@@ -100,15 +132,31 @@ export class TakenMessages {
     this.#answered.delete(requestId);
   }
 
-  /** Everything held, taken out (for parking at the session's end). */
+  /** Everything held, taken out for parking at the session's end: kept until each is `parked`. */
   drain(): HeldMessage[] {
-    return this.#held.splice(0);
+    const drained = this.#held.splice(0);
+    for (const held of drained) this.#parking.set(held.message.interop.id, held);
+    return drained;
+  }
+
+  /** Message `id`, drained, was parked as a dead letter: no longer kept. */
+  parked(id: number): void {
+    if (this.#parking.delete(id)) this.#keep();
   }
 
   #hold(messages: WireMessage[], written: boolean): void {
+    for (const { interop } of messages) this.#returning.delete(interop.id);
     // By id, which is the broker's order: a call answered earlier may come back after one cancelled later.
     this.#held.push(...messages.map((message) => ({ message, written })));
     this.#held.sort((a, b) => a.message.interop.id - b.message.interop.id);
+    if (messages.length > 0) this.#keep();
+  }
+
+  /** Keeps what is held, being returned or being parked: what a kill now would otherwise lose. */
+  #keep(): void {
+    if (this.#kept === undefined) return;
+    const all = [...this.#held, ...this.#returning.values(), ...this.#parking.values()];
+    this.#kept.keep(all.sort((a, b) => a.message.interop.id - b.message.interop.id));
   }
 
   #remember(requestId: RequestId, messages: WireMessage[]): void {
@@ -124,5 +172,14 @@ export class TakenMessages {
       if (answer.at >= oldest && this.#answered.size <= ANSWER_MEMORY_CALLS) break;
       this.#answered.delete(id);
     }
+  }
+}
+
+/** Adds `id` to `ids`, forgetting the oldest past ID_MEMORY (a Set iterates in insertion order). */
+function remember(ids: Set<number>, id: number): void {
+  ids.add(id);
+  for (const old of ids) {
+    if (ids.size <= ID_MEMORY) break;
+    ids.delete(old);
   }
 }

@@ -13,7 +13,7 @@ import { streamOpen } from "../status_report.ts";
 import { AnswerTakes } from "./answer_takes.ts";
 import { answerShownFor } from "./shown_answers.ts";
 import { inboxShown, nextMessageUntilCancelled, replyUntilCancelled, unlessRemoved } from "./shown_reads.ts";
-import { TakenMessages } from "./taken_messages.ts";
+import { type HeldMessage, type KeptHeld, TakenMessages } from "./taken_messages.ts";
 import { throughOutage } from "./through_outage.ts";
 
 const MAX_WAIT_SECONDS = 600;
@@ -80,10 +80,18 @@ export interface SessionTools {
   endSession(log: Logger): Promise<boolean>;
 }
 
-/** Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. */
-export function registerTools(server: McpServer, client: BrokerClient, agent: AgentName): SessionTools {
+/**
+ * Registers send, inbox, wait, ask and agents on `server`, acting as `agent`. `kept`: where what the session holds is
+ * kept as well (`HeldFile`), and what it held before, taken over from a session that died (`held`).
+ */
+export function registerTools(
+  server: McpServer,
+  client: BrokerClient,
+  agent: AgentName,
+  kept?: { file: KeptHeld; held: HeldMessage[] },
+): SessionTools {
   /** Messages taken for calls whose answer the client never read: the next inbox or wait call returns them first. */
-  const taken = new TakenMessages();
+  const taken = new TakenMessages({ kept: kept?.file, held: kept?.held });
   /** The calls that may take messages, still running: a poll in flight at the session's end answers after it. */
   const running = new Set<Promise<unknown>>();
   const tracked = <T>(call: Promise<T>): Promise<T> => {
@@ -177,7 +185,9 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
       const earlier = taken.takeHeld(wanted);
       // A call cancelled before it reached the broker reads nothing; one cancelled while it read takes nothing.
       const reads = earlier.length < wanted && !signal.aborted && await mayReadInbox(earlier);
-      const shown = reads ? await inboxShown(client, agent, wanted - earlier.length) : null;
+      // A read that fails answers what was held alone: failing the call dropped those, taken already (the read is
+      // tried again by the next call).
+      const shown = reads ? await inboxShown(client, agent, wanted - earlier.length).catch((error) => earlier.length > 0 ? null : Promise.reject(error)) : null;
       return answer(answerShown(requestId, signal, earlier, shown));
     })()));
 
@@ -275,11 +285,14 @@ export function registerTools(server: McpServer, client: BrokerClient, agent: Ag
           // Asked again while the broker answers 503 (PostgreSQL away: nothing parked): a park given up on is the
           // message lost, where an outage of a few seconds used to lose it.
           await throughOutage(() => client.parkDeadLetter(agent, message.interop.id, heldAtCloseReason(written)), until);
+          taken.parked(message.interop.id);
         } catch (error) {
           allParked = false;
-          log.error(`could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}`, {
-            id: message.interop.id,
-          });
+          const next = kept === undefined ? "" : `; the next interop mcp session of ${agent} on this broker returns it`;
+          log.error(
+            `could not park message ${message.interop.id} (taken for a cancelled call, never returned): ${(error as Error).message}${next}`,
+            { id: message.interop.id },
+          );
         }
       }
     };

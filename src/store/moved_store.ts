@@ -3,10 +3,10 @@
  * started on it again would hand out ids the database hands out too, and take messages the database's brokers
  * deliver again, and a token changed in its `tokens.json` would reach no broker. Both refuse it, naming the database.
  */
-import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { InteropError } from "../errors.ts";
-import { PRIVATE_FILE_MODE } from "../private_files.ts";
+import { writePrivateFileAtomically } from "../private_files.ts";
 
 /** The marker's file in the data dir: removing it takes the SQLite store back (without what was stored since). */
 export const MOVED_FILE = "moved.json";
@@ -20,13 +20,10 @@ interface Moved {
 /** Marks `dataDir`'s store as moved to `location` (a database's URL without its password). */
 export function markMoved(dataDir: string, location: string): void {
   const path = join(dataDir, MOVED_FILE);
-  const temporary = `${path}.${process.pid}.tmp`;
   try {
     const moved: Moved = { to: location, at: new Date().toISOString() };
-    writeFileSync(temporary, JSON.stringify(moved) + "\n", { mode: PRIVATE_FILE_MODE });
-    renameSync(temporary, path);
+    writePrivateFileAtomically(path, JSON.stringify(moved) + "\n");
   } catch (cause) {
-    rmSync(temporary, { force: true });
     throw new InteropError("storage_failed", `Cannot mark ${dataDir} as moved (${path}): ${(cause as Error).message}`, { cause });
   }
 }

@@ -474,6 +474,32 @@ test("interop mcp parks a message whose inbox answer a cancel crossed on the wir
   assert.deepEqual(parked, [7]);
 });
 
+test("interop mcp killed after a cancel crossed an inbox answer: the agent's next session returns the message, marked (before: lost)", async (t) => {
+  const broker = await brokerPool(t)();
+  const published = await fetch(`${broker.url}/broadcast?from=hermes&to=openclaw`, { method: "POST", body: '{"text":"crossed"}' });
+  const { id } = await published.json();
+  const first = await rawSession(t, broker.url);
+  first.send({ id: 2, method: "tools/call", params: { name: "inbox", arguments: {} } });
+  await first.answered(2);
+  first.send({ method: "notifications/cancelled", params: { requestId: 2, reason: "the turn was aborted" } });
+  // stdin is read in order: once 3 is answered, the cancel was read, and the message is held for the next call.
+  first.send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await first.answered(3);
+  // Taken from the inbox once the answer was written: the broker no longer has it to give.
+  await waitFor(async () => (await (await fetch(`${broker.url}/status`)).json()).agents.openclaw.pending === 0, 5000, "the take");
+  first.server.kill("SIGKILL");
+  await first.exited;
+
+  const next = await rawSession(t, broker.url);
+  next.send({ id: 2, method: "tools/call", params: { name: "inbox", arguments: {} } });
+  await next.answered(2);
+  const [line] = next.seen().split("\n").filter((text) => text.includes('"id":2'));
+  const [message] = JSON.parse(JSON.parse(line).result.content[0].text);
+  assert.deepEqual([message.text, message.interop.id, message.interop.redelivered], ["crossed", id, true]);
+  next.server.stdin!.end();
+  assert.equal((await next.exited).code, 0);
+});
+
 test("interop mcp's agents call answers after the take of an ask's reply just shown: the asker's own count no longer holds it", async (t) => {
   // The reply is taken once the ask's answer was written, a round trip later: an agents call right after the ask
   // listed it as still pending for the asker (CI's Deno run, tests above), where wait and inbox find nothing.

@@ -11,6 +11,16 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src", "main.ts");
 
 /**
+ * The suite's own `$XDG_STATE_HOME`, in the environment of every command it runs (spawned children copy it): what a
+ * command keeps there by default (`interop mcp`'s held messages, listen's state) is the run's, not the machine
+ * user's, and never meets another test's broker on a port used again. A command run with a HOME of its test's gets
+ * that HOME's.
+ */
+const STATE_HOME = mkdtempSync(join(tmpdir(), "interop-test-state-"));
+process.env.XDG_STATE_HOME = STATE_HOME;
+process.once("exit", () => rmSync(STATE_HOME, { recursive: true, force: true }));
+
+/**
  * `INTEROP_CLI=dist/interop` tests the single executable; otherwise the source runs on the runtime running the
  * tests (`node src/main.ts` under `node --test`, `deno run -A src/main.ts` under `deno test`).
  */
@@ -47,7 +57,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}, openF
   const limited = openFiles === undefined ? [] : ["bash", "-c", `ulimit -n ${openFiles} && exec "$@"`, "bash"];
   const [program, ...programArgs] = [...limited, command, ...prefix, ...args];
   const child = spawn(program, programArgs, {
-    env: { ...process.env, NO_COLOR: "1", ...env },
+    env: { ...process.env, NO_COLOR: "1", ...("HOME" in env ? { XDG_STATE_HOME: "" } : {}), ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
   running.set(child, `interop ${args.join(" ")}`);

@@ -1,0 +1,121 @@
+/**
+ * The messages an `interop mcp` session holds for its next call (`TakenMessages`), kept in a file as well: they were
+ * taken from the inbox already, so a session killed (SIGKILL, a crash, the OOM killer) before it returned or parked
+ * them lost them. The next session of the same agent on the same broker takes over the file of a session that died,
+ * and returns them first, as the dead one would have.
+ */
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { withFileLock } from "../file_lock.ts";
+import type { AgentName } from "../message.ts";
+import { makeDirectory } from "../paths.ts";
+import { PRIVATE_DIR_MODE, writePrivateFileAtomically } from "../private_files.ts";
+import { BOOT_ID, processRuns } from "../process_runs.ts";
+import type { HeldMessage, KeptHeld } from "./taken_messages.ts";
+
+/** What a session's file holds. */
+interface HeldFileContent {
+  agent: string;
+  /** The brokers the session used (`--url`, passwords replaced): a session on another broker takes none of it over. */
+  urls: string[];
+  pid: number;
+  /** The boot the pid is of (Linux): after a reboot the pid names some other process. */
+  boot?: string;
+  held: HeldMessage[];
+}
+
+export class HeldFile implements KeptHeld {
+  /** This session's file: `DIR/AGENT.PID.json`. */
+  readonly path: string;
+  #dir: string;
+  #agent: AgentName;
+  #urls: readonly string[];
+  #failed: (error: Error) => void;
+  #written = false;
+
+  /** `failed`: told of a write that failed (the messages are then held in memory alone, as before). */
+  constructor(dir: string, agent: AgentName, urls: readonly string[], failed: (error: Error) => void) {
+    this.path = join(dir, `${agent}.${process.pid}.json`);
+    this.#dir = dir;
+    this.#agent = agent;
+    this.#urls = urls;
+    this.#failed = failed;
+  }
+
+  /** Keeps `held` in the file, replacing what it kept (none: no file). False when the write failed. */
+  keep(held: HeldMessage[]): boolean {
+    try {
+      if (held.length > 0) {
+        makeDirectory(this.#dir, PRIVATE_DIR_MODE);
+        const content: HeldFileContent = { agent: this.#agent, urls: [...this.#urls], pid: process.pid, boot: BOOT_ID, held };
+        writePrivateFileAtomically(this.path, JSON.stringify(content) + "\n");
+      } else if (this.#written) {
+        rmSync(this.path, { force: true });
+      }
+      this.#written = held.length > 0;
+      return true;
+    } catch (error) {
+      this.#failed(error as Error);
+      return false;
+    }
+  }
+
+  /**
+   * Takes over the files of the agent's sessions on this broker whose process is gone: resolves with what they held,
+   * kept in this session's file before theirs are removed (under a lock: two sessions starting at once take over each
+   * file once). A file that cannot be read, or written over here, is left for a later session.
+   */
+  async takeOverDead(): Promise<HeldMessage[]> {
+    if (this.#deadFiles().length === 0) return [];
+    try {
+      return await withFileLock(join(this.#dir, this.#agent), () => {
+        const dead = this.#deadFiles();
+        const held = new Map<number, HeldMessage>();
+        for (const { content } of dead) for (const one of content.held) held.set(one.message.interop.id, one);
+        const taken = [...held.values()].sort((a, b) => a.message.interop.id - b.message.interop.id);
+        if (!this.keep(taken)) return Promise.resolve([]);
+        for (const { path } of dead) rmSync(path, { force: true });
+        return Promise.resolve(taken);
+      });
+    } catch (error) {
+      this.#failed(error as Error);
+      return [];
+    }
+  }
+
+  /** The files of this agent's sessions on one of this session's brokers whose process no longer runs. */
+  #deadFiles(): Array<{ path: string; content: HeldFileContent }> {
+    let names: string[];
+    try {
+      names = readdirSync(this.#dir);
+    } catch {
+      return [];
+    }
+    return names.flatMap((name) => {
+      const path = join(this.#dir, name);
+      if (!name.startsWith(`${this.#agent}.`) || !name.endsWith(".json") || path === this.path) return [];
+      const content = readContent(path);
+      const ours = content?.agent === this.#agent && content.urls.some((url) => this.#urls.includes(url));
+      return ours && !runs(content) ? [{ path, content }] : [];
+    });
+  }
+}
+
+/** A session file's content, or undefined when it cannot be read as one (left alone). */
+function readContent(path: string): HeldFileContent | undefined {
+  try {
+    const content = JSON.parse(readFileSync(path, "utf8"));
+    const valid = typeof content?.agent === "string" && Array.isArray(content.urls) && Number.isSafeInteger(content.pid) &&
+      Array.isArray(content.held) && content.held.every((one: HeldMessage) => Number.isSafeInteger(one?.message?.interop?.id));
+    return valid ? content : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the session that wrote `content` may still run. */
+function runs(content: HeldFileContent): boolean {
+  if (content.boot !== undefined && BOOT_ID !== undefined && content.boot !== BOOT_ID) return false;
+  return processRuns(content.pid);
+}

@@ -1,0 +1,78 @@
+// `interop mcp`'s held messages in a file per session, and a session's takeover of what one that died kept.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { parseAgentName, type WireMessage } from "../src/message.ts";
+import { HeldFile } from "../src/mcp/held_file.ts";
+import type { HeldMessage } from "../src/mcp/taken_messages.ts";
+import { tempDir } from "./helpers/cli.ts";
+
+const URL = "http://127.0.0.1:18900";
+const hermes = parseAgentName("hermes");
+
+function held(id: number, written = true): HeldMessage {
+  return { message: { text: `m${id}`, interop: { id, from: "bob", to: "hermes", timestamp: "t" } } as unknown as WireMessage, written };
+}
+
+/** The pid of a process that ran and exited: no process has it now (barring reuse within the test). */
+async function deadPid(): Promise<number> {
+  const child = spawn("true");
+  await new Promise((resolve) => child.once("exit", resolve));
+  return child.pid!;
+}
+
+function writeSession(dir: string, agent: string, pid: number, urls: string[], messages: HeldMessage[]): string {
+  const path = join(dir, `${agent}.${pid}.json`);
+  writeFileSync(path, JSON.stringify({ agent, urls, pid, held: messages }));
+  return path;
+}
+
+test("a session keeps what it holds in a file of its own, mode 600, removed once it holds nothing", (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = new HeldFile(join(dir.path, "mcp"), hermes, [URL], (error) => assert.fail(error));
+  assert.equal(file.keep([held(3), held(5, false)]), true);
+  const content = JSON.parse(readFileSync(file.path, "utf8"));
+  assert.deepEqual([content.agent, content.urls, content.pid, content.held.map((one: HeldMessage) => one.message.interop.id)], ["hermes", [URL], process.pid, [3, 5]]);
+  assert.equal(statSync(file.path).mode & 0o777, 0o600);
+  assert.equal(file.keep([]), true);
+  assert.equal(existsSync(file.path), false);
+});
+
+test("a session takes over what the agent's dead sessions on its broker kept, and leaves a live one's, another broker's and another agent's", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const live = spawn("sleep", ["30"]);
+  t.after(() => live.kill());
+  const [dead, deadToo] = [await deadPid(), await deadPid()];
+  const first = writeSession(dir.path, "hermes", dead, [URL], [held(4), held(9, false)]);
+  const second = writeSession(dir.path, "hermes", deadToo, ["http://other:1", URL], [held(2)]);
+  const running = writeSession(dir.path, "hermes", live.pid!, [URL], [held(6)]);
+  const elsewhere = writeSession(dir.path, "hermes", dead + 100_000, ["http://other:1"], [held(7)]);
+  const bob = writeSession(dir.path, "bob", dead, [URL], [held(8)]);
+  writeFileSync(join(dir.path, "hermes.1.json"), "not JSON");
+
+  const file = new HeldFile(dir.path, hermes, [URL], (error) => assert.fail(error));
+  const taken = await file.takeOverDead();
+  assert.deepEqual(taken.map(({ message, written }) => [message.interop.id, written]), [[2, true], [4, true], [9, false]]);
+  // Kept in this session's file before the dead ones went: a kill now loses nothing.
+  assert.deepEqual(JSON.parse(readFileSync(file.path, "utf8")).held.map((one: HeldMessage) => one.message.interop.id), [2, 4, 9]);
+  assert.deepEqual([first, second].map(existsSync), [false, false]);
+  assert.deepEqual([running, elsewhere, bob].map(existsSync), [true, true, true]);
+  assert.ok(readdirSync(dir.path).includes("hermes.1.json"), "a file that cannot be read is left alone");
+  assert.deepEqual(await new HeldFile(dir.path, hermes, [URL], (error) => assert.fail(error)).takeOverDead(), [], "taken once");
+});
+
+test("a session without a directory it can write says so and takes nothing over", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  writeFileSync(join(dir.path, "mcp"), "a file, not a directory");
+  const failures: string[] = [];
+  const file = new HeldFile(join(dir.path, "mcp"), hermes, [URL], (error) => failures.push(error.message));
+  assert.deepEqual(await file.takeOverDead(), []);
+  assert.equal(file.keep([held(1)]), false);
+  assert.equal(failures.length, 1);
+});

@@ -75,6 +75,7 @@ test("a dead letter whose COMMIT lost its answer is counted once PostgreSQL says
     publish: () => Promise.reject(new Error("not called")),
     mayBePending: () => false,
     takeOne: () => Promise.reject(new Error("not called")),
+    unleased: () => Promise.reject(new Error("not called")),
   });
   await letters.park(bob, 7, "refused");
   await letters.park(bob, 7, "refused");

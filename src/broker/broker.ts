@@ -202,6 +202,7 @@ export class Broker {
       publish: (from, to, payload, publishOptions) => this.publish(from, to, payload, publishOptions),
       mayBePending: (agent, id) => this.#deliveries.isPending(agent, id),
       takeOne: (agent, id) => this.takeOne(agent, id),
+      unleased: (agent, work) => this.leases.unleased(agent, work),
     });
     this.#lastId = lastId;
     this.#status = new BrokerStatus({

@@ -29,6 +29,8 @@ export interface DeadLettersDeps {
   mayBePending(agent: AgentName, id: number): boolean;
   /** Takes `agent`'s message `id` out of order if it is still pending, committed before resolving (`Broker.takeOne`). */
   takeOne(agent: AgentName, id: number): Promise<unknown>;
+  /** Runs `work` unless another reader leases `agent`'s inbox, refused first then (`Leases.unleased`). */
+  unleased<T>(agent: AgentName, work: () => Promise<T>): Promise<T>;
 }
 
 /** Most letters one redelivery sends again (`POST /dead-letters/redeliver`): each is a publish of its own. */
@@ -89,16 +91,23 @@ export class DeadLetters {
     if (inbox === undefined || (await store.find(messageId))?.to !== agent) {
       throw parkedWithoutInbox(agent, messageId);
     }
-    // A COMMIT whose answer was lost is waited out: one that committed is counted now, as the client's park again
-    // finds the letter there and counts nothing.
-    if (await settled(store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() }))) {
-      inbox.deadLetters++;
-      this.#deps.observers.deadLettered(agent, messageId);
-    }
-    // Taken after the letter is stored, never before: a take that failed (the store away) fails the park, whose
-    // client parks again and takes it then; a letter that failed would have lost a message taken first. Looked up
-    // only when it may be pending: a receiver's park (the message delivered) takes and waits for nothing.
-    if (this.#deps.mayBePending(agent, messageId)) await this.#deps.takeOne(agent, messageId);
+    const parkAndTake = async (pending: boolean) => {
+      // A COMMIT whose answer was lost is waited out: one that committed is counted now, as the client's park again
+      // finds the letter there and counts nothing.
+      if (await settled(store.addDeadLetter(agent, { messageId, reason, parkedAt: this.#deps.now() }))) {
+        inbox.deadLetters++;
+        this.#deps.observers.deadLettered(agent, messageId);
+      }
+      // Taken after the letter is stored, never before: a take that failed (the store away) fails the park, whose
+      // client parks again and takes it then; a letter that failed would have lost a message taken first.
+      if (pending) await this.#deps.takeOne(agent, messageId);
+    };
+    // Looked up only when it may be pending: a receiver's park (the message delivered) takes and waits for nothing.
+    // One that may be is refused, parking nothing, while another reader leases the inbox: that reader may have shown
+    // it, and its take, passing over what the park took, said nothing of it; a redelivery then sent it twice (red
+    // team 62).
+    if (this.#deps.mayBePending(agent, messageId)) await this.#deps.unleased(agent, () => parkAndTake(true));
+    else await parkAndTake(false);
   }
 
   /**

@@ -36,6 +36,12 @@ export interface Leases {
    * transaction, and tells it through the take's `PollOptions.leaseLost`.
    */
   take<T>(agent: AgentName, id: string | undefined, work: (lease: string | undefined) => Promise<T>, lost?: () => void): Promise<T>;
+  /**
+   * Runs `work`, a write that takes a message it does not read (a dead letter's park), unless another caller holds a
+   * lease on `agent`'s inbox: refused (409 `inbox_leased`) before it does anything, as that reader may have shown
+   * the message, and takes it with its page.
+   */
+  unleased<T>(agent: AgentName, work: () => Promise<T>): Promise<T>;
   /** Ends the lease `id` on `agent`'s inbox, if it is the one held (one that cannot be ended expires). */
   end(agent: AgentName, id: string): void;
   /** Ends any lease on `agent`'s inbox: the operator removed it, and an inbox created again starts free. */
@@ -97,6 +103,11 @@ export class InboxLeases implements Leases {
       // `interop poll` printed the same messages while the first one's take waited for room).
       if (id !== undefined && took) this.end(agent, id);
     }
+  }
+
+  /** A take's: checked first, and a lease asked for meanwhile waits for it to end. */
+  unleased<T>(agent: AgentName, work: () => Promise<T>): Promise<T> {
+    return this.take(agent, undefined, work);
   }
 
   end(agent: AgentName, id: string): void {

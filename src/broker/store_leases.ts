@@ -5,7 +5,7 @@
 import { isStorageUnavailable } from "../errors.ts";
 import type { AgentName } from "../message.ts";
 import { sleep } from "../sleep.ts";
-import type { SharedInboxes } from "../store/store.ts";
+import { inboxLeased, type SharedInboxes } from "../store/store.ts";
 import { type Leases, MAX_LEASE_SECONDS } from "./inbox_leases.ts";
 import { tryUntilLanded } from "./store_retry.ts";
 
@@ -58,6 +58,16 @@ export class StoreLeases implements Leases {
       if (id !== undefined) this.end(agent, id);
       throw error;
     }
+  }
+
+  /**
+   * Asks the store first: its take checks the lease too, but after `work` may have written (a park's letter). A lease
+   * granted between the two is that take's refusal, as before.
+   */
+  async unleased<T>(agent: AgentName, work: () => Promise<T>): Promise<T> {
+    const left = await this.#shared.leaseLeft(agent);
+    if (left !== undefined) throw inboxLeased(agent, Math.ceil(left / 1000));
+    return await work();
   }
 
   /**

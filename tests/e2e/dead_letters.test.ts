@@ -293,6 +293,43 @@ test("a letter stored for a message its sender withdrew (a park that raced the w
   assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=bob`)).json(), []);
 });
 
+/**
+ * Parks message 2 of three shown under a reader's lease, through `parkUrl`: refused (409), parking nothing, and the
+ * reader's take gets all three.
+ */
+async function parkUnderLease(readUrl: string, parkUrl: string): Promise<void> {
+  const ids: number[] = [];
+  for (const text of ["one", "two", "three"]) ids.push((await (await publish(readUrl, "hermes", "openclaw", { text })).json()).id);
+  const peek = await fetch(`${readUrl}/poll?agent=openclaw&peek=1&lease=30`);
+  const lease = peek.headers.get("interop-lease")!;
+  assert.deepEqual((await peek.json()).map((message: { interop: { id: number } }) => message.interop.id), ids);
+  const parked = await fetch(`${parkUrl}/dead-letters?agent=openclaw`, { method: "POST", body: JSON.stringify({ id: ids[1], reason: "refused" }) });
+  // Before: 200 on SQLite, the take below then passing over it unsaid; 409 on PostgreSQL with the letter stored.
+  const refusal = await parked.text();
+  assert.equal(parked.status, 409, refusal);
+  assert.equal(JSON.parse(refusal).code, "inbox_leased");
+  const take = await fetch(`${readUrl}/poll?agent=openclaw&up_to=${ids[2]}&lease_id=${lease}`);
+  assert.deepEqual((await take.json()).map((message: { interop: { id: number } }) => message.interop.id), ids);
+  const letters = await (await fetch(`${parkUrl}/dead-letters?agent=openclaw&acknowledged=1`)).json();
+  assert.ok(!letters.some((letter: { id: number }) => letter.id === ids[1]), JSON.stringify(letters));
+  // The lease ended with the take: a park now is the receiver's, of a message delivered.
+  await park(parkUrl, "openclaw", ids[1]);
+}
+
+test("a park of a message another reader has shown under its lease is refused, parking nothing: a redelivery cannot hand it out twice", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,openclaw"] });
+  t.after(() => broker.cleanup());
+  await parkUnderLease(broker.url, broker.url);
+});
+
+test("on brokers sharing PostgreSQL, a park under another reader's lease is refused before its letter is stored, on the lease's broker or another", async (t) => {
+  const server = await startPostgres(t);
+  if (server === undefined) return;
+  const { brokers: [a, b] } = await brokersOnOneDatabase(t, server, 2, ["--agents", "hermes,openclaw"]);
+  await parkUnderLease(a.url, a.url);
+  await parkUnderLease(a.url, b.url);
+});
+
 test("a redelivery counts against the rate of the agent it redelivers to, not its sender's", async (t) => {
   const broker = await startBroker({ args: ["--agents", "hermes,openclaw", "--rate-limit", "1"] });
   t.after(() => broker.cleanup());

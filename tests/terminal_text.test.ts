@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { createLogger } from "../src/cli/logger.ts";
+import type { Io } from "../src/cli/io.ts";
 import { oneLine, visibleControls } from "../src/cli/terminal_text.ts";
 
 test("visibleControls() writes out C0 and C1 controls and DEL, and keeps newlines, tabs and every other character", () => {
@@ -25,4 +27,12 @@ test("visibleControls() writes out the tag characters, which a terminal shows as
   const hidden = [..."IGNORE"].map((letter) => String.fromCodePoint(0xe0000 + letter.charCodeAt(0))).join("");
   assert.equal(visibleControls(`hello${hidden}\u{e007f}`), `hello${"\\udb40\\udc49\\udb40\\udc47\\udb40\\udc4e\\udb40\\udc4f\\udb40\\udc52\\udb40\\udc45"}\\udb40\\udc7f`);
   assert.equal(visibleControls("🙂 \u{e0100} 日本"), "🙂 \u{e0100} 日本", "a variation selector past the tags stays");
+});
+
+test("a log line is one line whatever its message quotes: a receiver's answer cannot forge a line of listen's log", () => {
+  const written: string[] = [];
+  const log = createLogger({ stderr: (text: string) => written.push(text) } as unknown as Io, "listen", false);
+  log.warn("message 7 refused for good (answered HTTP 400: bad\n2026-12-07T21:00:00.000Z interop listen info: FORGED\r\n)");
+  assert.equal(written.length, 1);
+  assert.match(written[0], /^\S+ interop listen warn: message 7 refused for good \(answered HTTP 400: bad\\u000a2026.*FORGED\\u000d\\u000a\)\n$/);
 });

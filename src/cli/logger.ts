@@ -3,6 +3,7 @@
  * JSON object per line (`--log-format json`) for log shippers. Callers never pass tokens or message bodies.
  */
 import type { Io } from "./io.ts";
+import { oneLine } from "./terminal_text.ts";
 
 /** An event's details, which a JSON line carries as fields beside its message (text lines have them in words). */
 export type LogFields = Record<string, string | number | boolean | null>;
@@ -26,7 +27,9 @@ export function createLogger(io: Io, command: string, verbose: boolean, format: 
       format === "json"
         // The event's fields after the fixed ones, which they cannot replace: a shipper relies on those.
         ? JSON.stringify({ ...fields, time, level, msg: message, command }, ["time", "level", "msg", "command", ...Object.keys(fields)]) + "\n"
-        : `${time} interop ${command} ${level}: ${message}\n`,
+        // One line whatever the message quotes (a push receiver's answer, an --exec command's stderr): a line break
+        // in it would put a line of the quoted text's choosing in the log (red team 62).
+        : `${time} interop ${command} ${level}: ${oneLine(message)}\n`,
     );
   };
   return {

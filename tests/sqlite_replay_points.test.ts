@@ -18,14 +18,14 @@ test("SqliteStore keeps an inbox's replay point across a reopen until an update 
   t.after(() => store.close());
   await store.write({
     messages: [1, 2, 3].map((n) => ({ from: openclaw, to: hermes, payload: { n }, createdAt: 1000 + n })),
-    inboxes: [{ agent: hermes, deliveredId: 3, replayAfter: 1 }, { agent: openclaw, deliveredId: 0 }],
+    inboxes: [{ agent: hermes, deliveredId: 3, replay: { after: 1, writes: [[2, 7000], [3, 8000]] } }, { agent: openclaw, deliveredId: 0 }],
   });
   // An update that says nothing of it (a poll's cursor, a last-seen time) leaves it.
   await store.write({ messages: [], inboxes: [{ agent: hermes, lastSeen: 5000 }] });
   await store.close();
   store = new SqliteStore(dir.path, "strict");
-  assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, 1]]));
-  await store.write({ messages: [], inboxes: [{ agent: hermes, replayAfter: null }, { agent: "new" as AgentName, replayAfter: null }] });
+  assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, { after: 1, writes: [[2, 7000], [3, 8000]] }]]));
+  await store.write({ messages: [], inboxes: [{ agent: hermes, replay: null }, { agent: "new" as AgentName, replay: null }] });
   assert.deepEqual(await store.loadReplayPoints(), new Map());
   assert.equal((await store.loadInboxes()).find((inbox) => inbox.agent === hermes)?.deliveredId, 3);
 });
@@ -35,7 +35,7 @@ test("SqliteStore forgets the replay points of a file an older interop served si
   t.after(dir.cleanup);
   let store = new SqliteStore(dir.path, "strict");
   t.after(() => store.close());
-  await store.write({ messages: [{ from: openclaw, to: hermes, payload: {}, createdAt: 1 }], inboxes: [{ agent: hermes, replayAfter: 0 }] });
+  await store.write({ messages: [{ from: openclaw, to: hermes, payload: {}, createdAt: 1 }], inboxes: [{ agent: hermes, replay: { after: 0 } }] });
   await store.close();
   // What an older interop leaves when it opens the file: its own schema version.
   const older = new DatabaseSync(join(dir.path, DATABASE_FILE));
@@ -43,4 +43,19 @@ test("SqliteStore forgets the replay points of a file an older interop served si
   older.close();
   store = new SqliteStore(dir.path, "strict");
   assert.deepEqual(await store.loadReplayPoints(), new Map());
+});
+
+test("SqliteStore keeps a replay point's writes only with that point: moved by an older interop, which leaves them, it is dated at the restart", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  let store = new SqliteStore(dir.path, "strict");
+  t.after(() => store.close());
+  await store.write({ messages: [], inboxes: [{ agent: hermes, replay: { after: 4, writes: [[5, 7000]] } }] });
+  await store.close();
+  // An older interop moves the point and knows nothing of the writes (same schema version: it serves the file).
+  const older = new DatabaseSync(join(dir.path, DATABASE_FILE));
+  older.exec("UPDATE inboxes SET replay_after = 9 WHERE agent = 'hermes'");
+  older.close();
+  store = new SqliteStore(dir.path, "strict");
+  assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, { after: 9, writes: undefined }]]));
 });

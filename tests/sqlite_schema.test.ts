@@ -48,8 +48,8 @@ test("SqliteStore opens a schema v1 data dir made by interop 5bd1ace with its me
   assert.deepEqual((await store.readAfter(openclaw, 19, 10)).map((envelope) => envelope.id), [21, 25]);
   // v3's replay points: none in a v1 file, and one can be kept.
   assert.deepEqual(await store.loadReplayPoints(), new Map());
-  await store.write({ messages: [], inboxes: [{ agent: hermes, replayAfter: 18 }] });
-  assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, 18]]));
+  await store.write({ messages: [], inboxes: [{ agent: hermes, replay: { after: 18 } }] });
+  assert.deepEqual(await store.loadReplayPoints(), new Map([[hermes, { after: 18, writes: undefined }]]));
   // Recorded removals: none in a file older than them (gone's inbox was never removed), and one can be recorded.
   assert.equal(await store.wasRemoved("gone" as AgentName), false);
   await store.removeInbox("gone" as AgentName);

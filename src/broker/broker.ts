@@ -135,8 +135,8 @@ export class Broker {
       ended: (agent) => this.#agents.touch(agent),
       // With the cursor notes: at a kill -9 both are at most ADVISORY_DELAY_MS late. A shared store's window stays in
       // each broker's memory (a resume may come to another broker anyway).
-      replayPoint: (agent, replayAfter) => {
-        if (this.#shared === undefined) this.#commits.note({ agent, replayAfter: replayAfter ?? null });
+      replayPoint: (agent, replay) => {
+        if (this.#shared === undefined) this.#commits.note({ agent, replay: replay ?? null });
       },
       secondStream: options.secondStream ?? "replace",
       writeTimeoutMs: options.writeTimeoutMs,

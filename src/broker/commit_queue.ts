@@ -234,7 +234,7 @@ function merge(updates: Map<string, InboxUpdate>, update: InboxUpdate): void {
   if (update.polled) merged.polled = merged.polled ? [...merged.polled, ...update.polled] : update.polled;
   if (update.withdrawn) merged.withdrawn = merged.withdrawn ? [...merged.withdrawn, ...update.withdrawn] : update.withdrawn;
   // The newer replay point replaces the older: it can move back (a replay), or be cleared.
-  if (update.replayAfter !== undefined) merged.replayAfter = update.replayAfter;
+  if (update.replay !== undefined) merged.replay = update.replay;
 }
 
 function maxDefined(a: number | undefined, b: number | undefined): number | undefined {

@@ -11,13 +11,15 @@
  * What a stream was sent again at its start is passed on like its own writes (its link may have died too), except
  * to a stream that replaces it before its client could have noticed a dead link: two id-less readers of one inbox
  * replacing each other would otherwise hand the window back and forth at every reconnect, refreshed each time.
- * And what a restarted broker sent again from the point it kept is not kept again for the next restart: restarts
- * less than a window apart sent the same messages at every one, for ever, and Hermes's ntfy adapter, which forgets
- * an id 300 s after it saw it, handled all of them again (red team 61: 1,100 messages over four restarts).
+ * What a restarted broker restores keeps the times its messages were first written (`keptWrites`), and ages from
+ * them however often it is sent again: dated at each restart, restarts less than a window apart sent the same
+ * messages at every one, for ever, and Hermes's ntfy adapter, which forgets an id 300 s after it saw it, handled all
+ * of them again (red team 61: 1,100 messages over four restarts); left out of the next restart's point instead, they
+ * were lost when that restart cut off the stream they were sent again on, its link dead (red team 62).
  *
- * Its times are monotonic (`performance.now`), which only this process compares; what the store keeps is an id. On
- * the wall clock, a step forward between a write and the stream's end put the write out of the window (not sent
- * again: lost if the dead link swallowed it), and a step back kept old writes in it (sent again).
+ * Its times are monotonic (`performance.now`), which only this process compares; the store keeps ids with wall-clock
+ * times. On the wall clock, a step forward between a write and the stream's end put the write out of the window (not
+ * sent again: lost if the dead link swallowed it), and a step back kept old writes in it (sent again).
  */
 import type { AgentName } from "../message.ts";
 
@@ -25,18 +27,24 @@ import type { AgentName } from "../message.ts";
 interface Entry {
   second: number;
   firstId: number;
-  /** The point a restarted broker kept (`restore`), not a write of this process. */
+  /** Written before a restart (`restore`): it keeps its time when a stream sends it again. */
   restored?: true;
 }
 
+/** Where a resume sends again from, and when (ms) what follows was written or last sent again: what the store keeps. */
+export interface KeptWrite {
+  firstId: number;
+  at: number;
+}
+
+/** The most writes kept for a restart per agent: past it, neighbours are merged (the later time kept: sent again, never lost). */
+const MAX_KEPT_WRITES = 32;
+
 interface AgentLog {
-  /** Messages written for the first time (a stream's replay is in `resent`). */
+  /** Messages written for the first time, and those a restarted broker restored (a stream's replay is in `resent`). */
   entries: Entry[];
-  /**
-   * The agent's last stream, when it started by sending again what came after `after`: when it opened (ms), and
-   * whether all it sent again was what a restarted broker kept (sent again once since the restart).
-   */
-  resent: { after: number; at: number; restored: boolean } | undefined;
+  /** The agent's last stream, when it started by sending again what this process wrote after `after`: when it opened (ms). */
+  resent: { after: number; at: number } | undefined;
   /** When the agent's last stream ended (ms), or undefined while one is open. */
   endedAt: number | undefined;
 }
@@ -79,31 +87,35 @@ export class RecentWrites {
   }
 
   /**
-   * The broker restarted at `now` (ms) and the store kept `replayAfter` for `agent`: the stream that wrote those
-   * messages ended with the old broker, so a resume without an id starts there, as it would have before. False
-   * with no window (`--resume-window 0`): nothing is kept.
+   * The broker restarted at `now` (ms) and the store kept `writes` for `agent` (`keptWrites`, their times in this
+   * process's clock): the stream that wrote those messages ended with the old broker, so a resume without an id
+   * starts at the first still in the window, as it would have before. False with no window (`--resume-window 0`):
+   * nothing is kept.
    */
-  restore(agent: AgentName, replayAfter: number, now: number): boolean {
+  restore(agent: AgentName, writes: KeptWrite[], now: number): boolean {
     if (this.#windowMs === 0) return false;
-    const kept: Entry = { second: Math.floor(now / 1000), firstId: replayAfter + 1, restored: true };
-    this.#logs.set(agent, { entries: [kept], resent: undefined, endedAt: now });
+    const entries: Entry[] = writes.map(({ firstId, at }) => ({ second: Math.floor(at / 1000), firstId, restored: true }));
+    this.#logs.set(agent, { entries, resent: undefined, endedAt: now });
     return true;
   }
 
   /**
    * A stream for `agent` opened at `now` (ms): until it ends, the window counts back from the next resume. With
-   * `resentAfter`, it starts by sending again what came after that id, which covers everything logged before it.
+   * `resentAfter`, it starts by sending again what came after that id, which covers everything logged before it:
+   * what this process wrote is dated now, what a restarted broker restored keeps its time.
    */
   opened(agent: AgentName, now: number, resentAfter?: number): void {
     const log = resentAfter !== undefined && this.#windowMs > 0 ? this.#log(agent) : this.#logs.get(agent);
     if (log === undefined) return;
-    log.resent = undefined;
     if (resentAfter !== undefined) {
-      // What it sends again is a restarted broker's kept point when that is all the window held.
-      const sources = this.#inWindow(log, now, true);
-      const restored = sources.length > 0 && sources.every((source) => source.restored);
-      log.entries = [];
-      log.resent = { after: resentAfter, at: now, restored };
+      const from = this.#from(log, now);
+      const ours = this.#inWindow(log, now, true).filter((source) => !source.restored);
+      log.entries = log.entries.filter((entry) => entry.restored && entry.second >= from);
+      // With restored writes in the window, what it sends again of this process's own is dated now, the rest by them.
+      const after = log.entries.length === 0 ? resentAfter : pointBefore(ours);
+      log.resent = after === undefined ? undefined : { after, at: now };
+    } else {
+      log.resent = undefined;
     }
     log.endedAt = undefined;
   }
@@ -127,27 +139,39 @@ export class RecentWrites {
   }
 
   /**
-   * Where the store keeps the agent's resume point at `now`, for a broker restarted after it (`restore`): as
-   * `replayAfter`, but for what a restarted broker already sent again once.
+   * What the store keeps for the agent at `now`, for a broker restarted after it (`restore`): what a resume would
+   * send again from (`replayAfter`), each with its time, oldest id first; undefined when nothing.
    */
-  keptPoint(agent: AgentName, now: number): number | undefined {
+  keptWrites(agent: AgentName, now: number): KeptWrite[] | undefined {
     const log = this.#logs.get(agent);
-    return log === undefined ? undefined : pointBefore(this.#inWindow(log, now, false).filter((source) => !(source.replay && source.restored)));
+    if (log === undefined) return undefined;
+    // A second's entry is dated at its end: restored a moment later, it is sent again rather than aged out early.
+    const writes = this.#inWindow(log, now, false).map(({ firstId, second, at }) => ({ firstId, at: at ?? second * 1000 + 999 }));
+    writes.sort((a, b) => a.firstId - b.firstId);
+    while (writes.length > MAX_KEPT_WRITES) {
+      for (let i = 0; i + 1 < writes.length; i++) writes.splice(i, 2, { firstId: writes[i].firstId, at: Math.max(writes[i].at, writes[i + 1].at) });
+    }
+    return writes.length === 0 ? undefined : writes;
   }
 
-  /** Every agent with a log, and its `keptPoint(agent, now)`. */
-  *keptPoints(now: number): Iterable<[AgentName, number | undefined]> {
-    for (const agent of this.#logs.keys()) yield [agent, this.keptPoint(agent, now)];
+  /** Every agent with a log. */
+  agents(): Iterable<AgentName> {
+    return this.#logs.keys();
+  }
+
+  /** The first second a resume at `now` looks back to: the window before the last stream ended, or before now. */
+  #from(log: AgentLog, now: number): number {
+    return Math.floor(((log.endedAt ?? now) - this.#windowMs) / 1000);
   }
 
   /** What a resume at `now` must send again from: the log's entries, and the last stream's replay, in the window. */
   #inWindow(log: AgentLog, now: number, replacing: boolean): WindowSource[] {
-    const from = Math.floor(((log.endedAt ?? now) - this.#windowMs) / 1000);
+    const from = this.#from(log, now);
     const sources: WindowSource[] = log.entries.filter((entry) => entry.second >= from);
     const { resent } = log;
     const young = replacing && log.endedAt === undefined && resent !== undefined && now - resent.at < this.#noticeMs;
     if (resent !== undefined && !young && Math.floor(resent.at / 1000) >= from) {
-      sources.push({ firstId: resent.after + 1, restored: resent.restored || undefined, replay: true });
+      sources.push({ firstId: resent.after + 1, second: Math.floor(resent.at / 1000), at: resent.at });
     }
     return sources;
   }
@@ -161,12 +185,12 @@ export class RecentWrites {
   }
 }
 
-/** Something a resume sends again from: a logged write, or the last stream's replay (`resent`). */
+/** Something a resume sends again from: a logged write, or the last stream's replay (`resent`, with its time in ms). */
 interface WindowSource {
   firstId: number;
-  /** A restarted broker's kept point, or a replay of nothing else. */
+  second: number;
+  at?: number;
   restored?: true;
-  replay?: true;
 }
 
 /** The id just before the least in `sources` (not the first's: right whatever order they came in), or undefined. */

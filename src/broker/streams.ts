@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { InteropError, isStorageUnavailable } from "../errors.ts";
 import { type AgentName, type Envelope, messageKey } from "../message.ts";
 import type { StreamSink } from "../runtime/types.ts";
-import { cutShort, type InboxRecord, type MessageStore, readsOn, type SharedInboxes } from "../store/store.ts";
+import { cutShort, type InboxRecord, type MessageStore, readsOn, type ReplayPoint, type SharedInboxes } from "../store/store.ts";
 import type { StreamEnd, StreamFormat } from "./stream_format.ts";
 import { HeartbeatSlots } from "./heartbeat_slots.ts";
 import { READ_CHARS } from "./read_pages.ts";
@@ -60,7 +60,7 @@ export interface StreamsDeps {
   /** A stream of `agent` ended. */
   ended(agent: AgentName): void;
   /** Where a resume of `agent` without an id now starts (undefined: from the cursor), to keep across a restart. */
-  replayPoint(agent: AgentName, replayAfter: number | undefined): void;
+  replayPoint(agent: AgentName, replay: ReplayPoint | undefined): void;
   secondStream: "replace" | "refuse";
   writeTimeoutMs: number;
   resumeWindowMs: number;
@@ -87,12 +87,24 @@ export class Streams {
   }
 
   /** The replay points the store kept from before a restart (see `RecentWrites.restore`). */
-  restore(points: Map<AgentName, number>): void {
+  restore(points: Map<AgentName, ReplayPoint>): void {
     const now = performance.now();
-    for (const [agent, replayAfter] of points) {
+    const wallNow = Date.now();
+    for (const [agent, { after, writes }] of points) {
+      // Each write's wall-clock time as this process's: one from the future (a clock stepped back) is now. A point an
+      // older interop kept, without them, is dated now, as that interop did.
+      const kept = writes?.map(([firstId, at]) => ({ firstId, at: now - Math.max(0, wallNow - at) })) ?? [{ firstId: after + 1, at: now }];
       // Without a window the point goes: kept, it would replay what this run delivers once a window is set again.
-      if (!this.#recentWrites.restore(agent, replayAfter, now)) this.#deps.replayPoint(agent, undefined);
+      if (!this.#recentWrites.restore(agent, kept, now)) this.#deps.replayPoint(agent, undefined);
     }
+  }
+
+  /** What the store keeps for `agent` at `now` (`RecentWrites.keptWrites`), its times on the wall clock. */
+  #keptPoint(agent: AgentName, now: number): ReplayPoint | undefined {
+    const writes = this.#recentWrites.keptWrites(agent, now);
+    if (writes === undefined) return undefined;
+    const wallNow = Date.now();
+    return { after: writes[0].firstId - 1, writes: writes.map(({ firstId, at }) => [firstId, Math.round(wallNow - (now - at))]) };
   }
 
   has(agent: AgentName): boolean {
@@ -140,7 +152,8 @@ export class Streams {
     for (const session of [...this.#sessions.values()]) session.close(end);
     this.#stopping.abort();
     clearTimeout(this.#heartbeatTimer);
-    for (const [agent, replayAfter] of this.#recentWrites.keptPoints(performance.now())) this.#deps.replayPoint(agent, replayAfter);
+    const now = performance.now();
+    for (const agent of this.#recentWrites.agents()) this.#deps.replayPoint(agent, this.#keptPoint(agent, now));
   }
 
   /**
@@ -310,7 +323,7 @@ export class Streams {
           // What it sends again is logged as it opens (`resentAfter`): a replay written later is no new write.
           const firstSent = firstAfter(envelopes, replayedUpTo);
           if (firstSent !== undefined && this.#recentWrites.wrote(agent, firstSent.id, now)) {
-            this.#deps.replayPoint(agent, this.#recentWrites.keptPoint(agent, now));
+            this.#deps.replayPoint(agent, this.#keptPoint(agent, now));
           }
           this.#deps.delivered(inbox, envelopes);
         },
@@ -333,7 +346,7 @@ export class Streams {
       const now = performance.now();
       this.#recentWrites.opened(agent, now, resentAfter);
       // Kept now, not at the next new write: a crash before it would lose what this stream sends again.
-      if (resentAfter !== undefined) this.#deps.replayPoint(agent, this.#recentWrites.keptPoint(agent, now));
+      if (resentAfter !== undefined) this.#deps.replayPoint(agent, this.#keptPoint(agent, now));
       session.start();
     };
     return movedHere ? { open, resumedAfter: begun.after } : { open };

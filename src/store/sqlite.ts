@@ -18,6 +18,7 @@ import {
   type NewMessage,
   type Parties,
   RETENTION_BATCH,
+  type ReplayPoint,
   type RetentionStep,
   storageFull,
   type WriteBatch,
@@ -95,12 +96,12 @@ export class SqliteStore implements MessageStore {
     });
   }
 
-  loadReplayPoints(): Promise<Map<AgentName, number>> {
+  loadReplayPoints(): Promise<Map<AgentName, ReplayPoint>> {
     return this.#attempt("read replay points", () => {
-      const rows = this.#db.prepare("SELECT agent, replay_after FROM inboxes WHERE replay_after >= 0").all() as Array<
-        { agent: AgentName; replay_after: number }
+      const rows = this.#db.prepare("SELECT agent, replay_after, replay_writes FROM inboxes WHERE replay_after >= 0").all() as Array<
+        { agent: AgentName; replay_after: number; replay_writes: string | null }
       >;
-      return new Map(rows.map((row) => [row.agent, row.replay_after]));
+      return new Map(rows.map((row) => [row.agent, { after: row.replay_after, writes: keptWrites(row.replay_after, row.replay_writes) }]));
     });
   }
 
@@ -180,7 +181,7 @@ export class SqliteStore implements MessageStore {
    */
   #writeInboxes(updates: InboxUpdate[]): void {
     const cursorOnly = (update: InboxUpdate) =>
-      update.deliveredId !== undefined && update.lastSeen === undefined && update.replayAfter === undefined;
+      update.deliveredId !== undefined && update.lastSeen === undefined && update.replay === undefined;
     const cursorUpdates = updates.filter(cursorOnly);
     let others = updates;
     if (cursorUpdates.length > 1) {
@@ -195,7 +196,8 @@ export class SqliteStore implements MessageStore {
       update.agent,
       update.deliveredId ?? null,
       update.lastSeen ?? null,
-      update.replayAfter === null ? -1 : update.replayAfter ?? null,
+      update.replay === null ? -1 : update.replay?.after ?? null,
+      update.replay?.writes === undefined ? null : JSON.stringify(update.replay.writes),
     ])));
   }
 
@@ -498,4 +500,19 @@ function commitInDoubt(cause: unknown): InteropError {
 /** SQLITE_FULL (13): the disk (or the file system's quota) has no room for the write. */
 function isDiskFull(error: unknown): boolean {
   return (error as { errcode?: number })?.errcode === 13 || /database or disk is full/i.test((error as Error)?.message);
+}
+
+/**
+ * A replay point's writes as kept (`replay_writes`), when they are of that point: an older interop that served the
+ * file since moved the point and left them as they were, and then the point is dated at the restart, as it did.
+ */
+function keptWrites(after: number, kept: string | null): ReplayPoint["writes"] {
+  try {
+    const writes = JSON.parse(kept ?? "null");
+    const valid = Array.isArray(writes) && writes.length > 0 && writes[0][0] === after + 1 &&
+      writes.every((write) => Array.isArray(write) && Number.isSafeInteger(write[0]) && Number.isSafeInteger(write[1]));
+    return valid ? writes : undefined;
+  } catch {
+    return undefined;
+  }
 }

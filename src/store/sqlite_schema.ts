@@ -98,6 +98,8 @@ const ADD_INDEXED = `ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DE
  * Runs inside the opening transaction of a file of schema `version` (0: a new one).
  */
 function addReplayPoints(db: DatabaseSync, version: number): void {
+  // The times of the writes after the point: an older interop serves the file with the column (it leaves it).
+  if (!hasColumn(db, "inboxes", "replay_writes")) db.exec("ALTER TABLE inboxes ADD COLUMN replay_writes TEXT");
   if (!hasColumn(db, "inboxes", "replay_after")) return void db.exec("ALTER TABLE inboxes ADD COLUMN replay_after INTEGER");
   // A file an older interop served since has the column, and points it never moved while its streams delivered
   // past them: restored, they would replay all of that.

@@ -38,17 +38,19 @@ export class SqliteStatements {
     );
     this.insertSharedPayload = db.prepare("INSERT OR FAIL INTO shared_payloads (first_id, copies, payload) VALUES (?, ?, ?)");
     this.deleteUnusedPayloadsIn = db.prepare(DELETE_UNUSED_PAYLOADS);
-    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen, replayAfter]): a
-    // broadcast's stream cursors are one update per recipient, and a statement per row cost 2-4 µs each (named
-    // parameters on Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a join's.
-    // A replay point: null leaves it, -1 clears it (stored as is on a new row: `loadReplayPoints` skips it).
+    // One statement for a commit's inbox updates (a JSON array of [agent, deliveredId, lastSeen, replayAfter,
+    // replayWrites]): a broadcast's stream cursors are one update per recipient, and a statement per row cost 2-4 µs
+    // each (named parameters on Deno the most). `WHERE true` is SQLite's way to tell an upsert's ON CONFLICT from a
+    // join's. A replay point: null leaves it, -1 clears it (stored as is on a new row: `loadReplayPoints` skips it);
+    // its writes (JSON text) go with it.
     this.upsertInboxes = db.prepare(`
-      INSERT OR FAIL INTO inboxes (agent, delivered_id, last_seen, replay_after)
-        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2, value ->> 3 FROM json_each(?) WHERE true
+      INSERT OR FAIL INTO inboxes (agent, delivered_id, last_seen, replay_after, replay_writes)
+        SELECT value ->> 0, coalesce(value ->> 1, 0), value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) WHERE true
       ON CONFLICT (agent) DO UPDATE SET
         delivered_id = max(delivered_id, excluded.delivered_id),
         last_seen = coalesce(excluded.last_seen, last_seen),
-        replay_after = iif(excluded.replay_after < 0, NULL, coalesce(excluded.replay_after, replay_after))`);
+        replay_after = iif(excluded.replay_after < 0, NULL, coalesce(excluded.replay_after, replay_after)),
+        replay_writes = iif(excluded.replay_after IS NULL, replay_writes, excluded.replay_writes)`);
     // The updates that only move a cursor (a stream's, one per recipient of a broadcast) as a JSON object
     // {agent: deliveredId}: its key and value need no `->>` into a nested array. 100 cursors in one transaction:
     // 128-182 → 69-108 µs of CPU on Node, 170-237 → 80-104 on Deno (a broadcast's commit carries the last one's).

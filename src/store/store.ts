@@ -95,7 +95,17 @@ export interface InboxUpdate {
    * Where a resume without an id is to start (see recent_writes.ts), kept so that it survives a restart; null: none.
    * Only a store one broker owns keeps it (`loadReplayPoints`): on a shared one the window stays in each broker's memory.
    */
-  replayAfter?: number | null;
+  replay?: ReplayPoint | null;
+}
+
+/** Where a resume without an id starts after a restart (`InboxUpdate.replay`). */
+export interface ReplayPoint {
+  after: number;
+  /**
+   * What follows `after`, from each first id on, and when (wall-clock ms) it was written or last sent again, oldest id
+   * first: what a restart restores ages from those times. Absent in a point an older interop kept (dated at the restart).
+   */
+  writes?: Array<[firstId: number, at: number]>;
 }
 
 /** What holds an inbox back from a removal that is not forced, as a store other brokers share finds it. */
@@ -497,7 +507,7 @@ export interface MessageStore {
   wasRemoved(agent: AgentName): Promise<boolean>;
   /** Present when several brokers may open the store. */
   readonly shared?: SharedInboxes;
-  /** The inboxes' replay points (`InboxUpdate.replayAfter`) as last committed; a store that keeps none lacks it. */
-  loadReplayPoints?(): Promise<Map<AgentName, number>>;
+  /** The inboxes' replay points (`InboxUpdate.replay`) as last committed; a store that keeps none lacks it. */
+  loadReplayPoints?(): Promise<Map<AgentName, ReplayPoint>>;
   close(): Promise<void>;
 }

@@ -149,7 +149,7 @@ test("RecentWrites keeps at most 32 writes for a restart, merging neighbours at 
   for (let second = 0; second < 100; second++) writes.wrote(hermes, 10 * second + 1, second * 1000);
   const kept = writes.keptWrites(hermes, 100_000)!;
   assert.ok(kept.length <= 32, String(kept.length));
-  assert.deepEqual(kept[0], { firstId: 1, at: Math.max(...kept.slice(0, 1).map((write) => write.at)) });
+  assert.equal(kept[0].firstId, 1);
   // Nothing starts later or ages sooner than the write it stands for.
   for (let second = 0; second < 100; second++) {
     const standsFor = kept.findLast((write) => write.firstId <= 10 * second + 1)!;

@@ -37,12 +37,15 @@ export function modeOf(path: string): number | undefined {
 
 /**
  * Writes `text` to `path` whole or not at all, mode 600 (a temporary file renamed over it): a crash leaves the old
- * text or the new, never half a file. A temporary file a failed write made (a full disk) is not left behind.
+ * text or the new, never half a file. A temporary file a failed write made (a full disk) is not left behind. The
+ * temporary file is made anew (`wx`), never opened through what is at its name: a symlink planted there (its name is
+ * known) would have had the text written wherever it points.
  */
 export function writePrivateFileAtomically(path: string, text: string): void {
   const temporary = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, text, { mode: PRIVATE_FILE_MODE });
+    rmSync(temporary, { force: true });
+    writeFileSync(temporary, text, { mode: PRIVATE_FILE_MODE, flag: "wx" });
     renameSync(temporary, path);
   } catch (error) {
     rmSync(temporary, { force: true });

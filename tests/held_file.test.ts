@@ -1,7 +1,7 @@
 // `interop mcp`'s held messages in a file per session, and a session's takeover of what one that died kept.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
@@ -11,6 +11,7 @@ import type { HeldMessage } from "../src/mcp/taken_messages.ts";
 import { tempDir } from "./helpers/cli.ts";
 
 const URL = "http://127.0.0.1:18900";
+const STORE = "store-1";
 const hermes = parseAgentName("hermes");
 
 function held(id: number, written = true): HeldMessage {
@@ -24,19 +25,28 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-function writeSession(dir: string, agent: string, pid: number, urls: string[], messages: HeldMessage[]): string {
+function writeSession(dir: string, agent: string, pid: number, urls: string[], messages: HeldMessage[], store = STORE, mode = 0o600): string {
   const path = join(dir, `${agent}.${pid}.json`);
-  writeFileSync(path, JSON.stringify({ agent, urls, pid, held: messages }));
+  writeFileSync(path, JSON.stringify({ agent, urls, store, pid, held: messages }), { mode });
+  chmodSync(path, mode);
   return path;
+}
+
+/** A session's file in `dir` for hermes on URL, its store STORE. */
+function heldFile(dir: string, failed: (error: Error) => void = (error) => assert.fail(error)): HeldFile {
+  return new HeldFile(dir, hermes, [URL], () => STORE, failed);
 }
 
 test("a session keeps what it holds in a file of its own, mode 600, removed once it holds nothing", (t) => {
   const dir = tempDir();
   t.after(dir.cleanup);
-  const file = new HeldFile(join(dir.path, "mcp"), hermes, [URL], (error) => assert.fail(error));
+  const file = heldFile(join(dir.path, "mcp"));
   assert.equal(file.keep([held(3), held(5, false)]), true);
   const content = JSON.parse(readFileSync(file.path, "utf8"));
-  assert.deepEqual([content.agent, content.urls, content.pid, content.held.map((one: HeldMessage) => one.message.interop.id)], ["hermes", [URL], process.pid, [3, 5]]);
+  assert.deepEqual(
+    [content.agent, content.urls, content.store, content.pid, content.held.map((one: HeldMessage) => one.message.interop.id)],
+    ["hermes", [URL], STORE, process.pid, [3, 5]],
+  );
   assert.equal(statSync(file.path).mode & 0o777, 0o600);
   assert.equal(file.keep([]), true);
   assert.equal(existsSync(file.path), false);
@@ -53,17 +63,22 @@ test("a session takes over what the agent's dead sessions on its broker kept, an
   const running = writeSession(dir.path, "hermes", live.pid!, [URL], [held(6)]);
   const elsewhere = writeSession(dir.path, "hermes", dead + 100_000, ["http://other:1"], [held(7)]);
   const bob = writeSession(dir.path, "bob", dead, [URL], [held(8)]);
+  // A broker replaced at the same URL (another data dir): its ids are other messages (red team 62).
+  const replaced = writeSession(dir.path, "hermes", dead + 200_000, [URL], [held(3)], "store-0");
+  // Others may write it (a state dir others can write): it may be planted (red team 62).
+  const planted = writeSession(dir.path, "hermes", dead + 300_000, [URL], [held(1)], STORE, 0o666);
   writeFileSync(join(dir.path, "hermes.1.json"), "not JSON");
 
-  const file = new HeldFile(dir.path, hermes, [URL], (error) => assert.fail(error));
-  const taken = await file.takeOverDead();
+  const file = heldFile(dir.path);
+  assert.deepEqual(await file.takeOverDead(() => Promise.resolve(undefined)), [], "a broker that cannot say its store: nothing taken over");
+  const taken = await file.takeOverDead(() => Promise.resolve(STORE));
   assert.deepEqual(taken.map(({ message, written }) => [message.interop.id, written]), [[2, true], [4, true], [9, false]]);
   // Kept in this session's file before the dead ones went: a kill now loses nothing.
   assert.deepEqual(JSON.parse(readFileSync(file.path, "utf8")).held.map((one: HeldMessage) => one.message.interop.id), [2, 4, 9]);
   assert.deepEqual([first, second].map(existsSync), [false, false]);
-  assert.deepEqual([running, elsewhere, bob].map(existsSync), [true, true, true]);
+  assert.deepEqual([running, elsewhere, bob, replaced, planted].map(existsSync), [true, true, true, true, true]);
   assert.ok(readdirSync(dir.path).includes("hermes.1.json"), "a file that cannot be read is left alone");
-  assert.deepEqual(await new HeldFile(dir.path, hermes, [URL], (error) => assert.fail(error)).takeOverDead(), [], "taken once");
+  assert.deepEqual(await heldFile(dir.path).takeOverDead(() => Promise.resolve(STORE)), [], "taken once");
 });
 
 test("a session without a directory it can write says so and takes nothing over", async (t) => {
@@ -71,8 +86,8 @@ test("a session without a directory it can write says so and takes nothing over"
   t.after(dir.cleanup);
   writeFileSync(join(dir.path, "mcp"), "a file, not a directory");
   const failures: string[] = [];
-  const file = new HeldFile(join(dir.path, "mcp"), hermes, [URL], (error) => failures.push(error.message));
-  assert.deepEqual(await file.takeOverDead(), []);
+  const file = heldFile(join(dir.path, "mcp"), (error) => failures.push(error.message));
+  assert.deepEqual(await file.takeOverDead(() => Promise.resolve(STORE)), []);
   assert.equal(file.keep([held(1)]), false);
   assert.equal(failures.length, 1);
 });

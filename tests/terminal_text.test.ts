@@ -26,7 +26,9 @@ test("oneLine() writes out whatever ends a line for some reader, and keeps the o
 test("visibleControls() writes out the tag characters, which a terminal shows as nothing while an agent reads them", () => {
   const hidden = [..."IGNORE"].map((letter) => String.fromCodePoint(0xe0000 + letter.charCodeAt(0))).join("");
   assert.equal(visibleControls(`hello${hidden}\u{e007f}`), `hello${"\\udb40\\udc49\\udb40\\udc47\\udb40\\udc4e\\udb40\\udc4f\\udb40\\udc52\\udb40\\udc45"}\\udb40\\udc7f`);
-  assert.equal(visibleControls("葛\u{e0100}城"), "葛\u{e0100}城", "an ideographic variation selector past the tags stays");
+  // Tag letters after a black flag: the flags of England, Scotland and Wales stay, any other such sequence is written out.
+  for (const flag of ["🏴󠁧󠁢󠁥󠁮󠁧󠁿", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "🏴󠁧󠁢󠁷󠁬󠁳󠁿"]) assert.equal(visibleControls(flag), flag);
+  assert.equal(visibleControls("🏴\u{e0061}\u{e007f}"), "🏴\\udb40\\udc61\\udb40\\udc7f");
 });
 
 test("a log line is one line whatever its message quotes: a receiver's answer cannot forge a line of listen's log", () => {
@@ -44,7 +46,11 @@ test("visibleControls() writes out what a terminal shows as nothing, and keeps t
   assert.equal(visibleControls("Sure\ufe01\ufe02 ok"), "Sure\\ufe01\\ufe02 ok");
   assert.equal(visibleControls("a\u200b\u200cb\u2060c\ufeffd\u00ade\u3164f\u2028g"), "a\\u200b\\u200cb\\u2060c\\ufeffd\\u00ade\\u3164f\\u2028g");
   assert.equal(visibleControls("x\u200c\u200dy \u200d"), "x\\u200c\\u200dy \\u200d");
-  for (const kept of ["🏳️‍🌈", "👩🏽‍💻", "❤️‍🔥", "1️⃣", "👨‍👩‍👧", "葛\u{e0100}", "∩\ufe00", "क्\u200dष", "می\u200cخواهم"]) {
+  // Every default-ignorable character (red team 62: U+E0080-E00FF carry ASCII as the tags do), an ideographic
+  // variation selector (8 bits after each ideograph), and a mark after a mark.
+  assert.equal(visibleControls("ok \u{e0080}\u{e00ff} 葛\u{e0100}"), "ok \\udb40\\udc80\\udb40\\udcff 葛\\udb40\\udd00");
+  assert.equal(visibleControls("a\u200e\u200fb"), "a\u200e\\u200fb");
+  for (const kept of ["🏳️‍🌈", "👩🏽‍💻", "❤️‍🔥", "1️⃣", "👨‍👩‍👧", "∩\ufe00", "क्\u200dष", "می\u200cخواهم"]) {
     assert.equal(visibleControls(kept), kept);
   }
 });

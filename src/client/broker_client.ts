@@ -328,6 +328,11 @@ export class BrokerClient {
     return { id: known ?? status.last_id, store: status.store_id };
   }
 
+  /** The store on which this client last read `agent`'s inbox (the answer's `Interop-Store`), if it did. */
+  inboxStore(agent: AgentName): string | undefined {
+    return this.#inboxStores.get(agent);
+  }
+
   /** A GET of `agent`'s inbox, saying on which store this client read it before (see `#inboxStores`). */
   async #readInbox(agent: AgentName, path: string, deadline: Deadline): Promise<Response> {
     const hadInboxOn = this.#inboxStores.get(agent);

@@ -86,7 +86,10 @@ export class TakenMessages {
     if (signal.aborted) this.#hold(taken, false);
     else if (taken.length > 0) {
       this.#remember(requestId, taken);
-      if (taken.some(({ interop }) => this.#returning.delete(interop.id))) this.#keep();
+      // Every one deleted (not `some`, which stops at the first: the others stayed kept and came back in every
+      // later session, red team 62).
+      const returned = taken.filter(({ interop }) => this.#returning.delete(interop.id));
+      if (returned.length > 0) this.#keep();
     }
     return messages;
   }

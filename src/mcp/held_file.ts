@@ -12,7 +12,7 @@ import type { AgentName } from "../message.ts";
 import { makeDirectory } from "../paths.ts";
 import { PRIVATE_DIR_MODE, writePrivateFileAtomically } from "../private_files.ts";
 import { BOOT_ID, processRuns } from "../process_runs.ts";
-import type { HeldMessage, KeptHeld } from "./taken_messages.ts";
+import { byId, type HeldMessage, type KeptHeld } from "./taken_messages.ts";
 
 /** What a session's file holds. */
 interface HeldFileContent {
@@ -91,7 +91,7 @@ export class HeldFile implements KeptHeld {
         const dead = this.#deadFiles(store);
         const held = new Map<number, HeldMessage>();
         for (const { content } of dead) for (const one of content.held) held.set(one.message.interop.id, one);
-        const taken = [...held.values()].sort((a, b) => a.message.interop.id - b.message.interop.id);
+        const taken = [...held.values()].sort(byId);
         if (!this.keep(taken)) return Promise.resolve([]);
         for (const { path } of dead) rmSync(path, { force: true });
         return Promise.resolve(taken);

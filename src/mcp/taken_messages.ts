@@ -16,6 +16,11 @@ export interface HeldMessage {
   written: boolean;
 }
 
+/** Orders held messages by id, which is the broker's order. */
+export function byId(a: HeldMessage, b: HeldMessage): number {
+  return a.message.interop.id - b.message.interop.id;
+}
+
 /** Where the held messages are kept besides memory (`HeldFile`): what a session killed before it returned them left. */
 export interface KeptHeld {
   /** Keeps `held`, replacing what it kept; false when it could not. */
@@ -151,7 +156,7 @@ export class TakenMessages {
     for (const { interop } of messages) this.#returning.delete(interop.id);
     // By id, which is the broker's order: a call answered earlier may come back after one cancelled later.
     this.#held.push(...messages.map((message) => ({ message, written })));
-    this.#held.sort((a, b) => a.message.interop.id - b.message.interop.id);
+    this.#held.sort(byId);
     if (messages.length > 0) this.#keep();
   }
 
@@ -159,7 +164,7 @@ export class TakenMessages {
   #keep(): void {
     if (this.#kept === undefined) return;
     const all = [...this.#held, ...this.#returning.values(), ...this.#parking.values()];
-    this.#kept.keep(all.sort((a, b) => a.message.interop.id - b.message.interop.id));
+    this.#kept.keep(all.sort(byId));
   }
 
   #remember(requestId: RequestId, messages: WireMessage[]): void {

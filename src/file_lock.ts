@@ -6,7 +6,7 @@ import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { InteropError } from "./errors.ts";
 import { PRIVATE_FILE_MODE } from "./private_files.ts";
-import { BOOT_ID, processRuns } from "./process_runs.ts";
+import { processGone, processMark } from "./process_runs.ts";
 
 export interface LockTimes {
   /** How long to wait for the holders ahead (each refreshing its lock) before giving up. */
@@ -32,6 +32,8 @@ interface Holder {
   host?: string;
   /** The kernel's boot id when it was written (Linux): a lock from an earlier boot names a pid that may run again. */
   boot?: string;
+  /** When its process started (Linux): a pid the kernel gave to another process since is not the holder's. */
+  started?: string;
 }
 
 /**
@@ -74,7 +76,7 @@ export async function withFileLock<T>(
 ): Promise<T> {
   const lock = `${file}.lock`;
   const nonce = randomBytes(8).toString("hex");
-  const mine = JSON.stringify({ pid: process.pid, host: hostname(), boot: BOOT_ID, nonce }) + "\n";
+  const mine = JSON.stringify({ ...processMark(), host: hostname(), nonce }) + "\n";
   // Written whole, then linked to the lock's name: link fails when the lock exists, and a lock is never seen
   // without its holder's pid (as one made with `wx`, then written, would be).
   const ready = `${lock}.${process.pid}.${nonce}`;
@@ -203,12 +205,13 @@ function isStale(holder: Holder, staleMs: number): boolean {
 
 /**
  * Whether the process that wrote `holder` is gone: a pid names a process only on its own host (a data dir on a shared
- * mount), and only in the boot it was written in (a lock left by a power loss names a pid the next boot may give a
- * process that never lets go: a listen started at boot would be refused for good).
+ * mount), only in the boot it was written in (a lock left by a power loss names a pid the next boot may give a process
+ * that never lets go: a listen started at boot would be refused for good), and only until the kernel gives it to
+ * another process.
  */
 function holderDied(holder: Holder): boolean {
   if (holder.pid === undefined || holder.host !== hostname()) return false;
-  return (holder.boot !== undefined && BOOT_ID !== undefined && holder.boot !== BOOT_ID) || !processRuns(holder.pid);
+  return processGone({ pid: holder.pid, boot: holder.boot, started: holder.started });
 }
 
 function tryLink(from: string, to: string): boolean {
@@ -234,13 +237,14 @@ function readHolder(path: string): Holder | undefined {
     const text = readFileSync(fd, "utf8");
     const { mtimeMs } = fstatSync(fd);
     try {
-      const { pid, host, boot } = JSON.parse(text);
+      const { pid, host, boot, started } = JSON.parse(text);
       return {
         text,
         mtimeMs,
         pid: typeof pid === "number" ? pid : undefined,
         host: typeof host === "string" ? host : undefined,
         boot: typeof boot === "string" ? boot : undefined,
+        started: typeof started === "string" ? started : undefined,
       };
     } catch {
       return { text, mtimeMs }; // not one of ours: only its age can free it

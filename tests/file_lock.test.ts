@@ -7,14 +7,15 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { type LockTimes, withFileLock } from "../src/file_lock.ts";
+import { processMark } from "../src/process_runs.ts";
 import { tempDir } from "./helpers/cli.ts";
 import { stepWallClock } from "./helpers/hand_clock.ts";
 
 /** Short waits for a test; a lock refreshed within the last minute counts as held. */
 const TEST_TIMES = { waitMs: 300, staleMs: 60_000 };
 
-function lockNaming(path: string, pid: number, boot?: string): void {
-  writeFileSync(path, JSON.stringify({ pid, host: hostname(), boot, nonce: "other" }) + "\n", { mode: 0o600 });
+function lockNaming(path: string, pid: number, boot?: string, started?: string): void {
+  writeFileSync(path, JSON.stringify({ pid, host: hostname(), boot, started, nonce: "other" }) + "\n", { mode: 0o600 });
 }
 
 /** A holder of `file`'s lock whose work takes `ms`, noting in `events` when it starts and ends. */
@@ -121,7 +122,19 @@ test("withFileLock() takes over at once a lock written in an earlier boot, thoug
   await assert.rejects(withFileLock(file, async () => "ran", TEST_TIMES), /held by pid/, "this boot's live holder");
 });
 
-test("withFileLock()'s lock is its holder's alone (600), naming its pid, host and this boot", async (t) => {
+test("withFileLock() takes over at once a lock whose pid the kernel gave to another process since", async (t) => {
+  // A holder killed, its pid given to a process that runs for days: watched for staleMs, a short wait was refused.
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, "list.json");
+  const { pid, boot, started } = processMark();
+  lockNaming(`${file}.lock`, pid, boot, String(Number(started) - 1));
+  assert.equal(await withFileLock(file, async () => "ran", TEST_TIMES), "ran");
+  lockNaming(`${file}.lock`, pid, boot, started);
+  await assert.rejects(withFileLock(file, async () => "ran", TEST_TIMES), /held by pid/, "the live holder");
+});
+
+test("withFileLock()'s lock is its holder's alone (600), naming its pid, host, this boot and its start", async (t) => {
   // A listen holds its state file's lock for its life, beside the state in whatever directory --state names.
   const dir = tempDir();
   t.after(dir.cleanup);
@@ -132,6 +145,7 @@ test("withFileLock()'s lock is its holder's alone (600), naming its pid, host an
     assert.equal(holder.pid, process.pid);
     assert.equal(holder.host, hostname());
     assert.equal(holder.boot, readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
+    assert.equal(holder.started, processMark().started);
   }, TEST_TIMES);
 });
 

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { parseAgentName, type WireMessage } from "../src/message.ts";
 import { HeldFile } from "../src/mcp/held_file.ts";
 import type { HeldMessage } from "../src/mcp/taken_messages.ts";
+import { processMark, type ProcessMark } from "../src/process_runs.ts";
 import { tempDir } from "./helpers/cli.ts";
 
 const URL = "http://127.0.0.1:18900";
@@ -25,9 +26,19 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-function writeSession(dir: string, agent: string, pid: number, urls: string[], messages: HeldMessage[], store = STORE, mode = 0o600): string {
-  const path = join(dir, `${agent}.${pid}.json`);
-  writeFileSync(path, JSON.stringify({ agent, urls, store, pid, held: messages }), { mode });
+/** A session's file, its process `pid` alone (as a version before the start was kept wrote it) or a whole mark. */
+function writeSession(
+  dir: string,
+  agent: string,
+  process: number | ProcessMark,
+  urls: string[],
+  messages: HeldMessage[],
+  store = STORE,
+  mode = 0o600,
+): string {
+  const mark = typeof process === "number" ? { pid: process } : process;
+  const path = join(dir, `${agent}.${mark.pid}.json`);
+  writeFileSync(path, JSON.stringify({ agent, urls, store, ...mark, held: messages }), { mode });
   chmodSync(path, mode);
   return path;
 }
@@ -79,6 +90,24 @@ test("a session takes over what the agent's dead sessions on its broker kept, an
   assert.deepEqual([running, elsewhere, bob, replaced, planted].map(existsSync), [true, true, true, true, true]);
   assert.ok(readdirSync(dir.path).includes("hermes.1.json"), "a file that cannot be read is left alone");
   assert.deepEqual(await heldFile(dir.path).takeOverDead(() => Promise.resolve(STORE)), [], "taken once");
+});
+
+test("a session takes over the file of a dead session whose pid the kernel gave to another process since", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const other = spawn("sleep", ["30"]);
+  t.after(() => other.kill());
+  const mark = processMark(other.pid!);
+  assert.ok(mark.started !== undefined, "the start of a process is read (Linux)");
+  // Written by a session that had this pid before `other` started; `other` would have kept it for as long as it runs.
+  const reused = writeSession(dir.path, "hermes", { ...mark, started: String(Number(mark.started) - 1) }, [URL], [held(5)]);
+  const taken = await heldFile(dir.path).takeOverDead(() => Promise.resolve(STORE));
+  assert.deepEqual(taken.map(({ message }) => message.interop.id), [5]);
+  assert.equal(existsSync(reused), false);
+
+  const running = writeSession(dir.path, "hermes", mark, [URL], [held(6)]);
+  assert.deepEqual(await heldFile(dir.path).takeOverDead(() => Promise.resolve(STORE)), [], "the file of the process running now is left");
+  assert.equal(existsSync(running), true);
 });
 
 test("a session without a directory it can write says so and takes nothing over", async (t) => {

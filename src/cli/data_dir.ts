@@ -3,14 +3,14 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InteropError } from "../errors.ts";
 import { makeDirectory } from "../paths.ts";
-import { processRuns } from "../process_runs.ts";
+import { processGone, type ProcessMark } from "../process_runs.ts";
 import { makePrivate, modeOf, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private_files.ts";
 
 /** What a running broker writes into its data dir, so others can name it. */
 const OWNER_FILE = "broker.json";
 
-export interface BrokerOwner {
-  pid: number;
+/** The broker's process (its start too: a pid the kernel gave to another process since names no broker), and where it listens. */
+export interface BrokerOwner extends ProcessMark {
   host: string;
   port: number;
   version: string;
@@ -72,5 +72,5 @@ export function readOwner(dir: string): BrokerOwner | undefined {
 /** The broker serving the data dir now: its owner file, if that process still runs (a `kill -9` leaves the file). */
 export function liveOwner(dir: string): BrokerOwner | undefined {
   const owner = readOwner(dir);
-  return owner !== undefined && processRuns(owner.pid) ? owner : undefined;
+  return owner !== undefined && !processGone(owner) ? owner : undefined;
 }

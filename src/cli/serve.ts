@@ -10,6 +10,7 @@ import { type AgentName, DEFAULT_MAX_BODY_BYTES } from "../message.ts";
 import { runtimeDescription } from "../runtime/serve.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { PostgresStore } from "../store/postgres.ts";
+import { processMark } from "../process_runs.ts";
 import { VERSION } from "../version.ts";
 import { parseFlags } from "./args.ts";
 import { makeDataDir, removeOwner, warnIfDataDirOpen, writeOwner } from "./data_dir.ts";
@@ -291,7 +292,7 @@ async function serve(args: string[], io: Io): Promise<number> {
   }
   // The database names its broker itself (PostgresStore.announce); a data dir can be shared by brokers on databases.
   const ownsDataDir = !(store instanceof PostgresStore);
-  if (ownsDataDir) writeOwner(dataDir, { pid: process.pid, host: server.hostname, port: server.port, version: VERSION });
+  if (ownsDataDir) writeOwner(dataDir, { ...processMark(), host: server.hostname, port: server.port, version: VERSION });
   // Only names this broker in the cluster view: an outage right now must not stop it.
   if (store instanceof PostgresStore) await store.announce(`${server.hostname}:${server.port}`).catch(() => {});
   const listening = {

@@ -11,11 +11,11 @@ import { withFileLock } from "../file_lock.ts";
 import type { AgentName } from "../message.ts";
 import { makeDirectory } from "../paths.ts";
 import { PRIVATE_DIR_MODE, writePrivateFileAtomically } from "../private_files.ts";
-import { BOOT_ID, processRuns } from "../process_runs.ts";
+import { processGone, type ProcessMark, processMark } from "../process_runs.ts";
 import { byId, type HeldMessage, type KeptHeld } from "./taken_messages.ts";
 
-/** What a session's file holds. */
-interface HeldFileContent {
+/** What a session's file holds: its process (`pid`, `boot`, `started`), and what it held. */
+interface HeldFileContent extends ProcessMark {
   agent: string;
   /** The brokers the session used (`--url`, passwords replaced): a session on another broker takes none of it over. */
   urls: string[];
@@ -24,9 +24,6 @@ interface HeldFileContent {
    * other messages under the same ids, and one of its own would have been shown as taken already (red team 62).
    */
   store: string;
-  pid: number;
-  /** The boot the pid is of (Linux): after a reboot the pid names some other process. */
-  boot?: string;
   held: HeldMessage[];
 }
 
@@ -62,7 +59,7 @@ export class HeldFile implements KeptHeld {
       if (held.length > 0) {
         if (store === undefined) throw new Error("no store read yet to name in it");
         makeDirectory(this.#dir, PRIVATE_DIR_MODE);
-        const content: HeldFileContent = { agent: this.#agent, urls: [...this.#urls], store, pid: process.pid, boot: BOOT_ID, held };
+        const content: HeldFileContent = { agent: this.#agent, urls: [...this.#urls], store, ...processMark(), held };
         writePrivateFileAtomically(this.path, JSON.stringify(content) + "\n");
       } else if (this.#written) {
         rmSync(this.path, { force: true });
@@ -119,7 +116,7 @@ export class HeldFile implements KeptHeld {
       const content = readContent(path);
       const ours = content?.agent === this.#agent && (store === undefined || content.store === store) &&
         content.urls.some((url) => this.#urls.includes(url));
-      return ours && !runs(content) ? [{ path, content }] : [];
+      return ours && processGone(content) ? [{ path, content }] : [];
     });
   }
 }
@@ -131,16 +128,11 @@ function readContent(path: string): HeldFileContent | undefined {
     if (!file.isFile() || file.uid !== process.getuid?.() || (file.mode & 0o022) !== 0) return undefined;
     const content = JSON.parse(readFileSync(path, "utf8"));
     const valid = typeof content?.agent === "string" && Array.isArray(content.urls) && typeof content.store === "string" &&
-      Number.isSafeInteger(content.pid) &&
+      Number.isSafeInteger(content.pid) && ["undefined", "string"].includes(typeof content.boot) &&
+      ["undefined", "string"].includes(typeof content.started) &&
       Array.isArray(content.held) && content.held.every((one: HeldMessage) => Number.isSafeInteger(one?.message?.interop?.id));
     return valid ? content : undefined;
   } catch {
     return undefined;
   }
-}
-
-/** Whether the session that wrote `content` may still run. */
-function runs(content: HeldFileContent): boolean {
-  if (content.boot !== undefined && BOOT_ID !== undefined && content.boot !== BOOT_ID) return false;
-  return processRuns(content.pid);
 }

@@ -1,9 +1,11 @@
 /** The CLI's seams with the world: token files and variables, the URLs and ports it is given, and its hints. */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { networkInterfaces } from "node:os";
 import { test } from "node:test";
+import { processMark } from "../../src/process_runs.ts";
 import { freePort, startBroker, waitFor } from "../helpers/broker.ts";
 import { testStops } from "../helpers/clean_up_all.ts";
 import { runCli, tempDir } from "../helpers/cli.ts";
@@ -105,6 +107,24 @@ test("token create refuses the data dir of a running broker when $INTEROP_URL na
   const there = await runCli(["token", "create", "-a", "hermes"], { env: { ...env, INTEROP_DATA_DIR: named.dataDir } });
   assert.equal(there.code, 0, there.stderr);
   assert.doesNotMatch(there.stderr, /warning/);
+});
+
+test("token create takes the data dir of a broker killed (kill -9) whose pid the kernel gave to another process since", async (t) => {
+  const stop = testStops(t);
+  const named = await startBroker();
+  stop(() => named.cleanup());
+  const dataDir = tempDir();
+  stop(() => dataDir.cleanup());
+  const other = spawn("sleep", ["30"]);
+  stop(() => other.kill());
+  // The owner file a killed broker left, naming a pid that `other` has now, started at another moment.
+  const mark = processMark(other.pid!);
+  const owner = { ...mark, started: String(Number(mark.started) - 1), host: "127.0.0.1", port: await freePort(), version: "0" };
+  writeFileSync(join(dataDir.path, "broker.json"), JSON.stringify(owner) + "\n", { mode: 0o600 });
+  const env = { INTEROP_URL: `127.0.0.1:${named.port}`, INTEROP_DATA_DIR: dataDir.path, INTEROP_TOKEN: "" };
+  const created = await runCli(["token", "create", "-a", "hermes"], { env });
+  assert.equal(created.code, 0, created.stderr);
+  assert.ok(existsSync(join(dataDir.path, "tokens.json")));
 });
 
 test("token create takes a data dir named with --data-dir, and a broker bound to every address reached by this host's address", async (t) => {

@@ -172,10 +172,12 @@ function payloadFromText(text: string, isText: boolean): Payload {
   // Text that cannot be a JSON object is stored as text, unparsed (JSON.parse skips less whitespace than trimStart).
   if (isText && !text.trimStart().startsWith("{")) return { text };
   // Before JSON.parse, which spends about a second on a 1 MiB body of nested brackets (V8, Node 24), 30 times a
-  // flat one: a client posting such bodies stalled every other request. Text may nest as it likes: it stays text.
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+  // flat one: a client posting such bodies stalled every other request. Text may nest as it likes, and hold numbers
+  // as long as it likes: it stays text, as it was sent.
+  const unkept = unkeptJson(text);
+  if (unkept !== undefined) {
     if (isText) return { text };
-    throw tooDeep();
+    throw unkept;
   }
   let value: unknown;
   try {
@@ -203,17 +205,19 @@ export function refuseReservedField(payload: Payload): void {
   }
 }
 
-/** Throws `invalid_body` when JSON text nests objects and arrays deeper than `MAX_JSON_DEPTH`; before JSON.parse. */
-export function refuseDeepJson(json: string): void {
-  if (nestsDeeperThan(json, MAX_JSON_DEPTH)) throw tooDeep();
-}
-
-/** The refusal of a body nested deeper than `MAX_JSON_DEPTH`. */
-function tooDeep(): InteropError {
-  return new InteropError(
-    "invalid_body",
-    `Invalid body: the JSON nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels; flatten it to at most ${MAX_JSON_DEPTH}`,
-  );
+/**
+ * Throws `invalid_body` for JSON text the broker could not keep as sent (see `unkeptJson`); before JSON.parse.
+ * `maxDepth`: for text that carries a message deeper in (an MCP call), where the message's own depth is checked later.
+ *
+ * @example
+ * ```ts
+ * refuseUnkeptJson('{"n": 12}');                   // passes
+ * refuseUnkeptJson('{"id": 12345678901234567890}'); // throws InteropError invalid_body
+ * ```
+ */
+export function refuseUnkeptJson(json: string, maxDepth = MAX_JSON_DEPTH): void {
+  const unkept = unkeptJson(json, maxDepth);
+  if (unkept !== undefined) throw unkept;
 }
 
 const QUOTE = 0x22;
@@ -224,19 +228,84 @@ const CLOSE_BRACE = 0x7d;
 const CLOSE_BRACKET = 0x5d;
 
 /**
- * Scans JSON text, valid or not (it runs before JSON.parse): brackets count unless inside a string, which is
- * skipped whole. Invalid text deep in brackets is refused as deep rather than as invalid.
+ * The refusal of JSON text, valid or not (it runs before JSON.parse), that the broker could not keep as sent: nested
+ * deeper than `MAX_JSON_DEPTH` (brackets count unless inside a string, which is skipped whole), or with a number
+ * whose value a 64-bit float, what JSON.parse makes of it, does not hold (`isKeptNumber`): stored, it was delivered
+ * changed, acknowledged as sent (red team 63: 12345678901234567890 as 12345678901234567000, 1e400 as null, and a
+ * retry under the same Idempotency-Key with another such number answered as the first message). Invalid text deep
+ * in brackets is refused as deep rather than as invalid.
  */
-function nestsDeeperThan(json: string, limit: number): boolean {
+function unkeptJson(json: string, maxDepth = MAX_JSON_DEPTH): InteropError | undefined {
   let depth = 0;
   for (let index = 0; index < json.length; index++) {
     const code = json.charCodeAt(index);
     if (code === QUOTE) index = stringEnd(json, index + 1);
     else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
-      if (++depth > limit) return true;
+      if (++depth > maxDepth) {
+        return new InteropError(
+          "invalid_body",
+          `Invalid body: the JSON nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels; flatten it to at most ${MAX_JSON_DEPTH}`,
+        );
+      }
     } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) depth--;
+    else if ((code === MINUS || isDigit(code)) && !WORD_CHARACTER.test(json[index - 1] ?? " ")) {
+      // Any decimal of at most 15 digits without an exponent is the one a 64-bit float reads it as (DBL_DIG):
+      // only longer ones and exponents are looked at.
+      let end = index + 1;
+      let digits = code === MINUS ? 0 : 1;
+      let plain = true;
+      for (let next = json.charCodeAt(end); end < json.length; next = json.charCodeAt(++end)) {
+        if (isDigit(next)) digits++;
+        else if (next === LOWER_E || next === UPPER_E) plain = false;
+        else if (next !== DOT && next !== PLUS && next !== MINUS) break;
+      }
+      const number = plain && digits <= 15 ? undefined : json.slice(index, end);
+      if (number !== undefined && !isKeptNumber(number)) {
+        const shown = number.length > 40 ? `${number.slice(0, 37)}...` : number;
+        return new InteropError(
+          "invalid_body",
+          `Invalid body: the number ${shown} would not be kept exactly (JSON numbers are read as 64-bit floats: about 15 ` +
+            `significant digits, magnitudes up to 1.8e308); send it as a string, like "${shown}"`,
+        );
+      }
+      index = end - 1;
+    }
   }
-  return false;
+  return undefined;
+}
+
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+const DOT = 0x2e;
+const LOWER_E = 0x65;
+const UPPER_E = 0x45;
+/** What may stand right before a number in text that is no JSON (`{abc123}`): such digits are left to JSON.parse to refuse. */
+const WORD_CHARACTER = /[0-9A-Za-z_.+-]/;
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39;
+}
+
+/**
+ * Whether the JSON number `text` stays the same decimal through a 64-bit float: what JSON.parse reads it as
+ * writes out (shortest round trip) as the same value, however written (`1.0`, `1e2`, `-0` are kept: the same value
+ * as `1`, `100`, `0`). Text that is no number is left to JSON.parse to refuse.
+ */
+function isKeptNumber(text: string): boolean {
+  const value = Number(text);
+  if (Number.isNaN(value)) return true;
+  return Number.isFinite(value) && decimalValue(text) === decimalValue(String(value));
+}
+
+/** A number's text in one form per value: its significant digits and exponent (`-0.0120` and `-1.2e-2`: "-12e-3"). */
+function decimalValue(text: string): string | undefined {
+  const parts = /^(-?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?$/.exec(text);
+  if (parts === null) return undefined;
+  const [, sign, whole, fraction = "", exponent = "0"] = parts;
+  const digits = (whole + fraction).replace(/^0+/, "");
+  if (digits === "") return "0";
+  const significant = digits.replace(/0+$/, "");
+  return `${sign}${significant}e${Number(exponent) - fraction.length + digits.length - significant.length}`;
 }
 
 /** The index of the quote closing the string whose text starts at `from`: the first one not escaped. */

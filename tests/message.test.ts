@@ -95,6 +95,28 @@ test("parsePayload() counts no bracket inside a string, escaped quotes and backs
   assert.deepEqual(parsePayload(JSON.stringify(posted), "application/json"), posted);
 });
 
+test("parsePayload() refuses a number a 64-bit float would not keep, and keeps every other as its value (red team 63)", () => {
+  // JSON.parse read these as other values, stored and delivered as such, acknowledged as sent.
+  for (const number of ["12345678901234567890", "-9007199254740993", "1e400", "-1e400", "1e-400", "1.00000000000000000001"]) {
+    assertRejects(
+      () => parsePayload(`{"list":[1,{"n":${number}}]}`, "application/json"),
+      "invalid_body",
+      new RegExp(`^Invalid body: the number ${number.replace(/[.+-]/g, "\\$&")} would not be kept exactly .*send it as a string, like "`),
+    );
+  }
+  // The same value however written, floats' own shortest forms, and the extremes a float holds.
+  for (const number of ["9007199254740992", "123456789012345", "0.1", "0.30000000000000004", "1.0", "1E+2", "-0", "5e-324", "1.7976931348623157e308", "0e99999999", "-12.5e-3"]) {
+    assert.equal(parsePayload(`{"n":${number}}`, null).n, Number(number), number);
+  }
+  // A string holds any digits; text stays text; a long number is named shortened.
+  assert.deepEqual(parsePayload('{"id":"12345678901234567890"}', null), { id: "12345678901234567890" });
+  assert.deepEqual(parsePayload('{"id":12345678901234567890}', "text/plain"), { text: '{"id":12345678901234567890}' });
+  assertRejects(() => parsePayload(`{"n":${"9".repeat(1000)}}`, null), "invalid_body", /the number 9{37}\.\.\. would not be kept/);
+  assertRejects(() => parseBatch('{"n":1}\n{"n":18446744073709551615}'), "invalid_body", /^Line 2 of the batch: Invalid body: the number 18446744073709551615/);
+  // Digits in text that is no JSON are JSON.parse's to refuse, as the invalid JSON they are.
+  assertRejects(() => parsePayload("{abc12345678901234567890}", null), "invalid_json", /^Invalid JSON body/);
+});
+
 test("parseBatch() names the batch line nested too deep and keeps nothing", () => {
   assertRejects(
     () => parseBatch(`{"n":1}\n${nested(MAX_JSON_DEPTH + 1)}\n{"n":3}`),

@@ -10,7 +10,7 @@ import { InteropError } from "../errors.ts";
 import { errorResponse } from "../http/error_response.ts";
 import { isLook } from "../http/methods.ts";
 import { jsonResponse } from "../http/responses.ts";
-import { type AgentName, parseAgentName, refuseDeepJson } from "../message.ts";
+import { type AgentName, parseAgentName, refuseUnkeptJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX, agentCard, CARD_PATHS, cardBaseUrl, strictAgentCard } from "./agent_card.ts";
 import { A2A_ERROR, A2aError, isObject, resolveMethod } from "./protocol.ts";
@@ -136,7 +136,7 @@ interface RpcCall {
 /** One JSON-RPC request object. Batches are refused: each A2A call is one POST (the spec's clients send no other). */
 function parseCall(text: string): RpcCall {
   try {
-    refuseDeepJson(text);
+    refuseUnkeptJson(text);
   } catch (error) {
     throw new A2aError(A2A_ERROR.invalidRequest, (error as Error).message);
   }

@@ -1,6 +1,6 @@
 /** A stopping broker's refusal of an A2A call that still arrives: a JSON-RPC error, as an A2A client reads one. */
 import type { InteropError } from "../errors.ts";
-import { refuseDeepJson } from "../message.ts";
+import { refuseUnkeptJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { A2A_PREFIX } from "./agent_card.ts";
 import { refusalResponse } from "./rpc_refusal.ts";
@@ -24,7 +24,7 @@ export async function stoppedCallAnswer(request: IncomingRequest, refusal: Inter
 async function callId(request: IncomingRequest, maxBodyBytes: number): Promise<string | number | null> {
   try {
     const text = await request.text(maxBodyBytes);
-    refuseDeepJson(text);
+    refuseUnkeptJson(text);
     const { id } = JSON.parse(text);
     return typeof id === "string" || (typeof id === "number" && Number.isFinite(id)) ? id : null;
   } catch {

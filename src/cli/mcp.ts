@@ -10,6 +10,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import process from "node:process";
 import type { Writable } from "node:stream";
 import { HeldFile } from "../mcp/held_file.ts";
+import { keptLines } from "../mcp/kept_lines.ts";
 import { answerUnreadable, wireTools } from "../mcp/session_transport.ts";
 import { registerTools } from "../mcp/tools.ts";
 import { defaultMcpStateDir } from "../paths.ts";
@@ -78,7 +79,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   // What a session that died held, from the broker's store as it is now: unknown (the broker away), left for a later one.
   const held = await file.takeOverDead(() => client.status().then((report) => report.store_id, () => undefined));
   const tools = registerTools(server, client, agent, { file, held });
-  const transport = new StdioServerTransport();
+  const input = keptLines(process.stdin, (answer) => void writeLine(process.stdout, answer).catch(() => {}));
+  const transport = new StdioServerTransport(input);
   // The SDK's send (1.32) resolves once stdout accepted the line, which may still be in this process's buffer; a
   // take after an answer needs it in the pipe, where the client reads it even if this process is killed.
   transport.send = (message) => writeLine(process.stdout, message);
@@ -86,8 +88,9 @@ export async function run(args: string[], io: Io): Promise<number> {
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();
     // The SDK's stdio transport (1.30) does not watch for the end of stdin, which is how MCP clients close a
-    // session: the process would just run out of work and exit, skipping the close below.
-    process.stdin.once("end", () => resolve());
+    // session: the process would just run out of work and exit, skipping the close below. The end of the lines, not
+    // of stdin: it comes once the SDK was handed every line.
+    input.once("end", () => resolve());
     io.shutdown.addEventListener("abort", () => resolve(), { once: true });
   });
   await server.connect(transport);

@@ -8,7 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { StreamStart } from "../broker/stream_start.ts";
 import type { StreamFormat } from "../broker/stream_format.ts";
 import { InteropError } from "../errors.ts";
-import { type AgentName, type Envelope, messageKey, type Payload, parseAgentName, payloadText, refuseDeepJson } from "../message.ts";
+import { type AgentName, type Envelope, messageKey, type Payload, parseAgentName, payloadText, refuseUnkeptJson } from "../message.ts";
 import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { errorResponse } from "./error_response.ts";
@@ -146,7 +146,7 @@ function headerFields(request: IncomingRequest): Omit<PublishFields, "topic" | "
 
 function jsonPublish(text: string): PublishFields {
   // Before JSON.parse (slow on deep brackets: see payloadFromText); its tags are turned to strings, which recurses as deep as they nest.
-  refuseDeepJson(text);
+  refuseUnkeptJson(text);
   let value: Record<string, unknown>;
   try {
     value = JSON.parse(text);

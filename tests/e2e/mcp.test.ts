@@ -2,6 +2,7 @@
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.d.ts"
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -358,6 +359,31 @@ async function rawSession(t: { after(fn: () => unknown): void }, url: string) {
   send({ method: "notifications/initialized" });
   return { server, send, answered, exited, seen: () => stdout };
 }
+
+// Red team 63: the SDK's JSON.parse read a Python client's 64-bit number as another value, which send stored as sent.
+test("interop mcp refuses a call holding a number a float would not keep (-32602, nothing sent), and serves the lines around it", async (t) => {
+  const broker = await brokerPool(t)();
+  const { server, answered, exited, seen } = await rawSession(t, broker.url);
+  const call = (id: number | string, json: string) =>
+    `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"send","arguments":{"to":"hermes","json":${json}}}}\n`;
+  // Four lines in two writes, the second split between them inside a character's UTF-8 bytes.
+  const second = Buffer.from(call(3, '{"n":9007199254740992,"é":"ü"}'));
+  const split = second.indexOf(Buffer.from("é")) + 1;
+  server.stdin!.write(Buffer.concat([Buffer.from(call(2, '{"order":12345678901234567890}')), second.subarray(0, split)]));
+  server.stdin!.write(Buffer.concat([second.subarray(split), Buffer.from(call('"x"', '{"big":1e400}') + call(4, '{"n":1}'))]));
+  await answered(4);
+  server.stdin!.end();
+  assert.equal((await exited).code, 0);
+  const answers = new Map(seen().trim().split("\n").map((line) => JSON.parse(line)).map((answer) => [answer.id, answer]));
+  for (const id of [2, "x"]) {
+    assert.equal(answers.get(id)?.error?.code, -32602, seen());
+    assert.match(answers.get(id).error.message, /^Invalid body: the number (12345678901234567890|1e400) would not be kept exactly/);
+  }
+  assert.equal(answers.get(3)?.result?.isError, undefined, seen());
+  assert.equal(answers.get(4)?.result?.isError, undefined, seen());
+  const inbox = await (await fetch(`${broker.url}/poll?agent=hermes`)).json();
+  assert.deepEqual(inbox.map(({ interop: _, ...payload }: Record<string, unknown>) => payload), [{ n: 9007199254740992, "é": "ü" }, { n: 1 }]);
+});
 
 // OpenClaw, session 50: stdin closed right after a tools/call (in one write here). The call's handler started after the
 // session's end had looked at the calls running: it exited 1 at once saying the call was still running 30 s later,

@@ -1,0 +1,57 @@
+/**
+ * The client's lines on their way to the SDK's stdio transport, less the requests holding a number a 64-bit float
+ * does not keep: the SDK's JSON.parse read such a number as another value (a Python client's 64-bit id
+ * 12345678901234567890 as 12345678901234567000), which a `send` then stored and delivered as sent (red team 63).
+ * Each such request is answered with JSON-RPC's invalid-params error naming the number, as the broker answers 400.
+ */
+import { Buffer } from "node:buffer";
+import { StringDecoder } from "node:string_decoder";
+import { type Readable, Transform } from "node:stream";
+// @ts-types: see src/cli/mcp.ts.
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/types.d.ts"
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { refuseUnkeptJson } from "../message.ts";
+
+/** `input`'s lines, those `refuse` answered left out. */
+export function keptLines(input: Readable, refuse: (answer: JSONRPCMessage) => void): Readable {
+  const decoder = new StringDecoder("utf8");
+  let partial = "";
+  return input.pipe(
+    new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        const lines = (partial + decoder.write(chunk)).split("\n");
+        partial = lines.pop()!;
+        const kept = lines.filter((line) => isKept(line, refuse));
+        if (kept.length > 0) this.push(Buffer.from(kept.map((line) => `${line}\n`).join("")));
+        done();
+      },
+      flush(done) {
+        const last = partial + decoder.end();
+        if (last !== "" && isKept(last, refuse)) this.push(Buffer.from(last));
+        done();
+      },
+    }),
+  );
+}
+
+/** Whether `line` goes on to the SDK: all but a request with an unkept number, which `refuse` answers. */
+function isKept(line: string, refuse: (answer: JSONRPCMessage) => void): boolean {
+  try {
+    // Depth is left to the SDK and the broker, which count the message's own levels, not the call's around it.
+    refuseUnkeptJson(line, Infinity);
+    return true;
+  } catch (unkept) {
+    let call: { id?: unknown; method?: unknown };
+    try {
+      call = JSON.parse(line);
+    } catch {
+      return true; // no JSON: the SDK answers it (-32700)
+    }
+    // A notification or a response gets no answer: it goes on as the SDK reads it.
+    if (typeof call?.method !== "string" || call.id === undefined) return true;
+    // An id that is itself such a number cannot be answered as sent: JSON-RPC's id for an unreadable one is null.
+    const id = typeof call.id === "string" || (typeof call.id === "number" && Number.isSafeInteger(call.id)) ? call.id : null;
+    refuse({ jsonrpc: "2.0", id, error: { code: -32602, message: (unkept as Error).message } } as unknown as JSONRPCMessage);
+    return false;
+  }
+}

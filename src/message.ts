@@ -287,25 +287,34 @@ function isDigit(code: number): boolean {
 }
 
 /**
- * Whether the JSON number `text` stays the same decimal through a 64-bit float: what JSON.parse reads it as
- * writes out (shortest round trip) as the same value, however written (`1.0`, `1e2`, `-0` are kept: the same value
- * as `1`, `100`, `0`). Text that is no number is left to JSON.parse to refuse.
+ * Whether the JSON number `text` keeps its value through a 64-bit float, what JSON.parse reads it as: the float,
+ * written with as many significant digits as `text` has, is `text`'s value again. So `1.0`, `1e2` and `-0` are kept
+ * (delivered as `1`, `100`, `0`), as is a float written with 17 digits (`0.10000000000000001`, as C's `%.17g` and older
+ * PHP write 0.1); `12345678901234567890` (read as …7168), `1e400` (infinite) and `1e-400` (0) are not. Text that is
+ * no number is left to JSON.parse to refuse.
  */
 function isKeptNumber(text: string): boolean {
   const value = Number(text);
   if (Number.isNaN(value)) return true;
-  return Number.isFinite(value) && decimalValue(text) === decimalValue(String(value));
+  const written = decimal(text);
+  if (!Number.isFinite(value) || written === undefined) return Number.isFinite(value);
+  if (written.digits === "") return true;
+  // toPrecision writes at most 100 digits: a number written with more is no float's value but by rare chance.
+  return written.digits.length <= 100 && decimal(value.toPrecision(written.digits.length))?.value === written.value;
 }
 
-/** A number's text in one form per value: its significant digits and exponent (`-0.0120` and `-1.2e-2`: "-12e-3"). */
-function decimalValue(text: string): string | undefined {
+/**
+ * A number's significant digits, and its value in one form however written (`-0.0120` and `-1.2e-2`: "-12e-3";
+ * every zero: "0").
+ */
+function decimal(text: string): { digits: string; value: string } | undefined {
   const parts = /^(-?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?$/.exec(text);
   if (parts === null) return undefined;
   const [, sign, whole, fraction = "", exponent = "0"] = parts;
-  const digits = (whole + fraction).replace(/^0+/, "");
-  if (digits === "") return "0";
-  const significant = digits.replace(/0+$/, "");
-  return `${sign}${significant}e${Number(exponent) - fraction.length + digits.length - significant.length}`;
+  const leading = (whole + fraction).replace(/^0+/, "");
+  const digits = leading.replace(/0+$/, "");
+  if (digits === "") return { digits, value: "0" };
+  return { digits, value: `${sign}${digits}e${Number(exponent) - fraction.length + leading.length - digits.length}` };
 }
 
 /** The index of the quote closing the string whose text starts at `from`: the first one not escaped. */

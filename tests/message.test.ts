@@ -97,15 +97,32 @@ test("parsePayload() counts no bracket inside a string, escaped quotes and backs
 
 test("parsePayload() refuses a number a 64-bit float would not keep, and keeps every other as its value (red team 63)", () => {
   // JSON.parse read these as other values, stored and delivered as such, acknowledged as sent.
-  for (const number of ["12345678901234567890", "-9007199254740993", "1e400", "-1e400", "1e-400", "1.00000000000000000001"]) {
+  for (const number of ["12345678901234567890", "-9007199254740993", "123456789012345678", "1e400", "-1e400", "1e-400", "1.00000000000000000001"]) {
     assertRejects(
       () => parsePayload(`{"list":[1,{"n":${number}}]}`, "application/json"),
       "invalid_body",
       new RegExp(`^Invalid body: the number ${number.replace(/[.+-]/g, "\\$&")} would not be kept exactly .*send it as a string, like "`),
     );
   }
-  // The same value however written, floats' own shortest forms, and the extremes a float holds.
-  for (const number of ["9007199254740992", "123456789012345", "0.1", "0.30000000000000004", "1.0", "1E+2", "-0", "5e-324", "1.7976931348623157e308", "0e99999999", "-12.5e-3"]) {
+  // The same value however written, floats' own shortest forms, a float written with 17 digits (C's %.17g, older
+  // PHP), its exact expansion, and the extremes a float holds.
+  for (
+    const number of [
+      "9007199254740992",
+      "123456789012345",
+      "0.1",
+      "0.30000000000000004",
+      "0.10000000000000001",
+      "0.1000000000000000055511151231257827",
+      "1.0",
+      "1E+2",
+      "-0",
+      "5e-324",
+      "1.7976931348623157e308",
+      "0e99999999",
+      "-12.5e-3",
+    ]
+  ) {
     assert.equal(parsePayload(`{"n":${number}}`, null).n, Number(number), number);
   }
   // A string holds any digits; text stays text; a long number is named shortened.

@@ -31,7 +31,7 @@ const END_TO_END: Record<string, string> = {
   "the bundled dependencies: the MCP SDK and zod, yaml (integrate), the postgres client with its patch":
     "mcp mcp_killed integrate integrate_a2a migrate postgres",
   "the wire APIs old and new clients use, tokens, the operator's routes, the dashboard page in Chromium":
-    "old_clients ntfy streams auth operator store_identity url_credentials a2a_hermes_call dashboard",
+    "old_clients ntfy streams auth operator store_identity url_credentials a2a_hermes_call dashboard unkept_numbers",
 };
 
 const testsIn = (dir: string) =>

@@ -13,6 +13,7 @@ import type { IncomingRequest, OutgoingResponse } from "../runtime/types.ts";
 import { leaving, settling, untilSettled } from "./client_settle.ts";
 import { errorResponse } from "./error_response.ts";
 import { headerText } from "./header_text.ts";
+import { parseIdempotencyKey } from "./query_params.ts";
 import { heldAnswer, jsonResponse, NO_SNIFF, streamResponse } from "./responses.ts";
 import { encodeEvent } from "./sse.ts";
 
@@ -110,7 +111,8 @@ async function publish(
   if (fields.title !== undefined) payload.title = fields.title;
   if (fields.tags !== undefined) payload.tags = fields.tags;
   if (fields.priority !== undefined) payload.priority = fields.priority;
-  const { envelopes: [stored] } = await broker.publish(from, to, payload);
+  // ntfy has no key of its own; an interop-aware client's retry under one finds the first message, as on /broadcast.
+  const { envelopes: [stored] } = await broker.publish(from, to, payload, { idempotencyKey: parseIdempotencyKey(request) });
   return jsonResponse(200, ntfyMessage(stored));
 }
 

@@ -181,6 +181,14 @@ export async function askRoute(broker: Broker, auth: Authenticator, request: Inc
   authorize(caller, from, "ask as");
   const to = parseAgentName(request.url.searchParams.get("to"), "to");
   const timeoutMs = parseTimeout(request.url.searchParams.get("timeout"));
+  // Refused, not ignored: an ask asked again under its key would send the question again all the same.
+  if (request.header("idempotency-key") !== null) {
+    throw new InteropError(
+      "invalid_query",
+      `An ask takes no Idempotency-Key: to ask so that a retry sends nothing twice, publish the question under the key ` +
+        `(POST /broadcast?from=${from}&to=${to}&hold_reply=S), then wait for its reply (GET /wait?agent=${from}&reply_to=ID)`,
+    );
+  }
   const payload = parsePayload(await request.text(maxBodyBytes), request.header("content-type"));
   // The asker reads its own inbox for the reply: one that had it here does not create it again once removed.
   return await readingAsHolder(broker, request, from, false, async () => {

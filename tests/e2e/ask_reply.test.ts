@@ -55,6 +55,22 @@ test("interop ask exits 7 when no reply comes in time", async () => {
 // Red team 51: an ask whose recipient the operator removed (its question with the inbox) said at its timeout that "a
 // later reply will be in" the asker's inbox, where none could come (a reply to that id is refused 404). Red team 52:
 // it said so only at its timeout (`interop ask --timeout 300` hung for five minutes); it ends once the removal commits.
+// Red team 63: the key was ignored, and the ask asked again sent the question again.
+test("POST /ask with an Idempotency-Key is refused 400 naming the keyed way to ask, and sends nothing", async (t) => {
+  const broker = await startBroker({ args: ["--agents", "hermes,bee"] });
+  t.after(() => broker.cleanup());
+  const asked = await fetch(`${broker.url}/ask?from=hermes&to=bee&timeout=1`, {
+    method: "POST",
+    headers: { "idempotency-key": "q1" },
+    body: '{"text":"still there?"}',
+  });
+  assert.equal(asked.status, 400);
+  const { error, code } = await asked.json();
+  assert.equal(code, "invalid_query");
+  assert.match(error, /POST \/broadcast\?from=hermes&to=bee&hold_reply=S\), then wait for its reply \(GET \/wait\?agent=hermes&reply_to=ID\)$/);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=bee`)).json(), []);
+});
+
 test("POST /ask whose recipient is removed while it waits ends at once with 410 question_gone; a refused removal ends nothing", async (t) => {
   const broker = await startBroker({ args: ["--agents", "hermes,bee"] });
   t.after(() => broker.cleanup());

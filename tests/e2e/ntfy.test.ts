@@ -150,6 +150,23 @@ test("ntfy's JSON publish takes tags as a comma-separated string too, and refuse
   assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["tagged", "trimmed"], "nothing refused was stored");
 });
 
+// Red team 63: the key was ignored, and a retry stored the message twice.
+test("an ntfy publish under an Idempotency-Key is stored once: a retry answers the first message, another body under it 409", async (t) => {
+  const broker = await brokerPool(t)();
+  const post = (body: string, key: string) =>
+    fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", headers: { "idempotency-key": key }, body });
+  const first = await (await post("deploy done", "k1")).json();
+  const retry = await post("deploy done", "k1");
+  assert.equal(retry.status, 200);
+  assert.equal((await retry.json()).id, first.id);
+  const other = await post("another text", "k1");
+  assert.equal(other.status, 409);
+  assert.equal((await other.json()).code, "idempotency_key_reused");
+  assert.equal((await post("x", "redelivery:1")).status, 400, "the broker's own keys are refused, as on /broadcast");
+  const inbox = await (await fetch(`${broker.url}/poll?agent=openclaw`)).json();
+  assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["deploy done"]);
+});
+
 // Red team, session 46: a delay was dropped, and the message delivered at once against what its publisher asked.
 test("ntfy's scheduled delivery (delay, at, in) is refused 400, never sent at once; poll=yes, X-Poll and po=1 poll, as in ntfy", async (t) => {
   const broker = await brokerPool(t)();

@@ -76,7 +76,7 @@ test("A2aRpcClient never follows a redirect: a 301 or 303 is a setup problem to 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   for (const status of [301, 303]) {
-    const client = new A2aRpcClient({ url: `${base}/a2a-${status}`, token: "secret", timeoutMs: 5000 });
+    const client = new A2aRpcClient({ url: `${base}/a2a-${status}`, token: () => "secret", timeoutMs: 5000 });
     await assert.rejects(client.call("SendMessage", () => ({})), (error: unknown) => {
       assert.ok(error instanceof InteropError);
       assert.equal(error.code, "unreachable");

@@ -62,7 +62,8 @@ export class NotSentError extends InteropError {
 
 export interface A2aRpcClientOptions {
   url: string;
-  token: string | undefined;
+  /** The Bearer token as it is now (its file read again when it changed: `followedSecret`), if any. */
+  token: (() => string) | undefined;
   timeoutMs: number;
   /** The version to start with (a server remembered as v0.3 is not asked in v1.0 again). */
   version?: ProtocolVersion;
@@ -76,7 +77,7 @@ export class A2aRpcClient {
   readonly url: string;
   /** Where requests go: the URL without its user and password, which go as `basic` unless there is a token. */
   #target: { url: string; basic: string | undefined };
-  #token: string | undefined;
+  #token: (() => string) | undefined;
   #timeoutMs: number;
   #version: ProtocolVersion;
 
@@ -227,7 +228,7 @@ export class A2aRpcClient {
     const headers: Record<string, string> = {
       "content-type": "application/json",
       accept,
-      ...authorizationHeader(this.#target.basic, this.#token),
+      ...authorizationHeader(this.#target.basic, this.#token?.()),
     };
     // v0.3 has no header: a server reads its absence as 0.3 (the SDK's does, and Hermes refuses "0.3" outright).
     if (version === "1.0") headers["a2a-version"] = "1.0";

@@ -81,7 +81,7 @@ Options:
   --state FILE        where the last id is kept (default
                       $XDG_STATE_HOME/interop/listen/AGENT.json)
   --push-token-file FILE  Bearer token for --post and --openclaw (never pass secrets as
-                      flags: they show in ps)
+                      flags: they show in ps); read again when the file changes
   --secret-file FILE  signing secret for --hermes-webhook
   --a2a-token-file FILE  Bearer token for --a2a (default $INTEROP_A2A_TOKEN): the
                       token the agent's A2A server expects from its peer "interop"

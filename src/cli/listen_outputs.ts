@@ -5,7 +5,8 @@ import { A2aRpcClient } from "../a2a/rpc_client.ts";
 import type { BrokerClient } from "../client/broker_client.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
 import type { AgentName } from "../message.ts";
-import { parseByteSize, parseCount, parseDuration, readSecret, usageError } from "./args.ts";
+import { parseByteSize, parseCount, parseDuration, usageError } from "./args.ts";
+import { followedSecret } from "./followed_secret.ts";
 import type { Io } from "./io.ts";
 import type { ListenValues as Values } from "./listen.ts";
 import { pipeSink } from "./listen_fifo_sink.ts";
@@ -35,7 +36,7 @@ export function a2aOutbound(
   const state = new OutboundState(`${context.cursorPath.replace(/\.json$/, "")}.a2a.json`, url, context.agent);
   const rpc = new A2aRpcClient({
     url,
-    token: readSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN, "$INTEROP_A2A_TOKEN"),
+    token: followedSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN, "$INTEROP_A2A_TOKEN"),
     timeoutMs: parseDuration("listen", "--post-timeout", values["post-timeout"] ?? A2A_POST_TIMEOUT, { min: 1 }),
     version: state.version,
   });
@@ -58,10 +59,10 @@ export function chooseSink(values: Values, io: Io): MessageSink {
     return execSink(values.exec, io, parseCount("listen", "--exec-attempts", values["exec-attempts"], 1, 1_000_000));
   }
   if (values.post !== undefined) {
-    return pushSink(plainTarget(values.post, readSecret(values["push-token-file"], io.env.INTEROP_POST_TOKEN, "$INTEROP_POST_TOKEN")), postTimeoutMs);
+    return pushSink(plainTarget(values.post, followedSecret(values["push-token-file"], io.env.INTEROP_POST_TOKEN, "$INTEROP_POST_TOKEN")), postTimeoutMs);
   }
   if (values.openclaw !== undefined) {
-    const token = readSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN, "$OPENCLAW_HOOKS_TOKEN");
+    const token = followedSecret(values["push-token-file"], io.env.OPENCLAW_HOOKS_TOKEN, "$OPENCLAW_HOOKS_TOKEN");
     if (token === undefined) throw usageError("listen", "--openclaw needs the hooks token: --push-token-file FILE or $OPENCLAW_HOOKS_TOKEN");
     if (values["openclaw-wake"] && values["openclaw-wait"]) {
       throw usageError("listen", "--openclaw-wait waits for an agent turn, which --openclaw-wake does not start: give one of them");
@@ -77,7 +78,7 @@ export function chooseSink(values: Values, io: Io): MessageSink {
     return pushSink(openclawTarget(values.openclaw, token, options), postTimeoutMs);
   }
   if (values["hermes-webhook"] !== undefined) {
-    const key = readSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET, "$HERMES_WEBHOOK_SECRET", "key");
+    const key = followedSecret(values["secret-file"], io.env.HERMES_WEBHOOK_SECRET, "$HERMES_WEBHOOK_SECRET", "key");
     if (key === undefined) {
       throw usageError("listen", "--hermes-webhook needs the route's secret: --secret-file FILE or $HERMES_WEBHOOK_SECRET");
     }

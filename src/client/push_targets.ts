@@ -31,12 +31,12 @@ export function renderForAgent(message: StreamedMessage): string {
   return `Message ${envelope.id} from ${envelope.from} via interop: ${payloadText(envelope.payload)}`;
 }
 
-/** `--post URL`: the delivered JSON as the body, a Bearer token when given. */
-export function plainTarget(url: string, token: string | undefined): PushTarget {
+/** `--post URL`: the delivered JSON as the body, a Bearer token when given (`token`: as it is now). */
+export function plainTarget(url: string, token: (() => string) | undefined): PushTarget {
   return {
     request: (message) => ({
       url,
-      headers: { ...deliveryHeaders(message), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: { ...deliveryHeaders(message), ...(token ? { authorization: `Bearer ${token()}` } : {}) },
       body: message.data,
     }),
   };
@@ -69,7 +69,7 @@ export interface OpenclawOptions {
  * de-duplicates it by Idempotency-Key (a replay gets the same runId), so a retried push never starts a second
  * turn. The hooks token goes in the header (OpenClaw refuses tokens in the query string).
  */
-export function openclawTarget(gatewayUrl: string, token: string, options: OpenclawOptions): PushTarget {
+export function openclawTarget(gatewayUrl: string, token: () => string, options: OpenclawOptions): PushTarget {
   const base = gatewayUrl.replace(/\/+$/, "");
   const url = options.wake ? `${base}/hooks/wake` : `${base}/hooks/agent`;
   return {
@@ -92,7 +92,7 @@ export function openclawTarget(gatewayUrl: string, token: string, options: Openc
             `${formatBytes(options.maxBodyBytes)} bytes (if your gateway's differs, pass it as --openclaw-max-body)`,
         );
       }
-      return { url, headers: { ...deliveryHeaders(message), authorization: `Bearer ${token}` }, body };
+      return { url, headers: { ...deliveryHeaders(message), authorization: `Bearer ${token()}` }, body };
     },
   };
 }
@@ -108,7 +108,7 @@ export function formatBytes(bytes: number): string {
  * delivered JSON with `message` set to the rendered text for the route's prompt template (it names the sender and
  * the id to answer, so it wins over a sender's own `message`), and `payload`, the sender's fields as posted.
  */
-export function hermesWebhookTarget(url: string, secret: string, now: () => number = Date.now): PushTarget {
+export function hermesWebhookTarget(url: string, secret: () => string, now: () => number = Date.now): PushTarget {
   return {
     request(message) {
       const { [METADATA_FIELD]: metadata, ...payload } = JSON.parse(message.data);
@@ -119,7 +119,7 @@ export function hermesWebhookTarget(url: string, secret: string, now: () => numb
         headers: {
           ...deliveryHeaders(message),
           "x-webhook-timestamp": timestamp,
-          "x-webhook-signature-v2": signHermesV2(secret, timestamp, body),
+          "x-webhook-signature-v2": signHermesV2(secret(), timestamp, body),
         },
         body,
       };

@@ -395,6 +395,24 @@ test("a push answered 401 or 404 (a wrong token or URL) is retried, not parked, 
   assert.ok(afterLimit >= 1900, `the retry after a 429 with Retry-After: 2 came after ${afterLimit} ms`);
 });
 
+// Red team 63 (OpenClaw's hooks token): the file fixed, listen went on with the token it read at its start, 401 until restarted.
+test("a push token fixed in its file reaches the running listen at its next try: the message refused 401 goes through", async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const tokenFile = join(dir.path, "hooks-token");
+  writeFileSync(tokenFile, "old-token\n", { mode: 0o600 });
+  const receiver = new Receiver((delivery) => (delivery.headers.authorization === "Bearer new-token" ? 200 : 401));
+  const { broker, stderr } = await pushTo(t, receiver, undefined, ["--push-token-file", tokenFile]);
+  await publish(broker.url, "hermes", "openclaw", { n: 1 });
+  await waitFor(() => receiver.attempts >= 1, 20_000, "a push refused");
+  assert.match(stderr(), /answered HTTP 401/);
+  writeFileSync(tokenFile, "new-token\n");
+  await waitFor(() => receiver.accepted.size === 1, 30_000, "the push with the new token");
+  await publish(broker.url, "hermes", "openclaw", { n: 2 });
+  await waitFor(() => receiver.accepted.size === 2, 20_000, "the next push");
+  assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).n), [1, 2]);
+});
+
 test("a push answered with a redirect (301, 303) is retried with a warning naming its Location, never counted delivered", async (t) => {
   // An http→https or trailing-slash rule in front of the hook, fixed after two pushes; the page it points at
   // answers any request 200, as a landing page does.

@@ -3,6 +3,8 @@
  * does not keep: the SDK's JSON.parse read such a number as another value (a Python client's 64-bit id
  * 12345678901234567890 as 12345678901234567000), which a `send` then stored and delivered as sent (red team 63).
  * Each such request is answered with JSON-RPC's invalid-params error naming the number, as the broker answers 400.
+ * Less, too, a line longer than the SDK reads (10 MiB): it closed the session on one, answering nothing, where it
+ * is now refused alone (-32600) and the session goes on.
  */
 import { Buffer } from "node:buffer";
 import { StringDecoder } from "node:string_decoder";
@@ -10,6 +12,9 @@ import { type Readable, Transform } from "node:stream";
 // @ts-types: see src/cli/mcp.ts.
 // @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/types.d.ts"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+// @ts-types="../../node_modules/@modelcontextprotocol/sdk/dist/esm/shared/stdio.d.ts"
+import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js";
+import { formatBytes } from "../client/push_targets.ts";
 import { refuseUnkeptJson } from "../message.ts";
 
 /** `input`'s lines, those `refuse` answered left out. */
@@ -18,6 +23,13 @@ export function keptLines(input: Readable, refuse: (answer: JSONRPCMessage) => v
   // The pieces of the line under way, joined once its end came: a long message comes in many reads, and joined at
   // each read, a 64 MiB line was copied some thirty thousand times.
   let pieces: string[] = [];
+  /** The bytes of the line under way; once past what the SDK reads, its pieces are let go and the rest skipped. */
+  let lineBytes = 0;
+  const add = (piece: string) => {
+    lineBytes += Buffer.byteLength(piece);
+    if (lineBytes < STDIO_DEFAULT_MAX_BUFFER_SIZE) pieces.push(piece);
+    else pieces = [];
+  };
   return input.pipe(
     new Transform({
       transform(chunk: Buffer, _encoding, done) {
@@ -25,13 +37,17 @@ export function keptLines(input: Readable, refuse: (answer: JSONRPCMessage) => v
         const kept: string[] = [];
         let from = 0;
         for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", from)) {
-          pieces.push(text.slice(from, end));
-          const line = pieces.join("");
+          add(text.slice(from, end));
+          if (lineBytes >= STDIO_DEFAULT_MAX_BUFFER_SIZE) refuse(tooLong(lineBytes));
+          else {
+            const line = pieces.join("");
+            if (isKept(line, refuse)) kept.push(`${line}\n`);
+          }
           pieces = [];
-          if (isKept(line, refuse)) kept.push(`${line}\n`);
+          lineBytes = 0;
           from = end + 1;
         }
-        if (from < text.length) pieces.push(text.slice(from));
+        if (from < text.length) add(text.slice(from));
         if (kept.length > 0) this.push(Buffer.from(kept.join("")));
         done();
       },
@@ -64,4 +80,18 @@ function isKept(line: string, refuse: (answer: JSONRPCMessage) => void): boolean
     refuse({ jsonrpc: "2.0", id, error: { code: -32602, message: (unkept as Error).message } } as unknown as JSONRPCMessage);
     return false;
   }
+}
+
+/** The refusal of a line of `bytes` the SDK would not read (its id cannot be read without reading it: null). */
+function tooLong(bytes: number): JSONRPCMessage {
+  const limit = STDIO_DEFAULT_MAX_BUFFER_SIZE;
+  return {
+    jsonrpc: "2.0",
+    id: null,
+    error: {
+      code: -32600,
+      message: `Invalid Request: a line of ${formatBytes(bytes)} bytes, over the ${formatBytes(limit)} ` +
+        "one request may take here: nothing of it was done; send a message that large with POST /broadcast",
+    },
+  } as unknown as JSONRPCMessage;
 }

@@ -385,6 +385,21 @@ test("interop mcp refuses a call holding a number a float would not keep (-32602
   assert.deepEqual(inbox.map(({ interop: _, ...payload }: Record<string, unknown>) => payload), [{ n: 9007199254740992, "é": "ü" }, { n: 1 }]);
 });
 
+// The SDK's stdio transport closed the session on a line over its 10 MiB, answering nothing.
+test("interop mcp refuses a line longer than the SDK reads (-32600) and serves the next request", async (t) => {
+  const broker = await brokerPool(t)();
+  const { server, send, answered, exited, seen } = await rawSession(t, broker.url);
+  const text = "é".repeat(6 * 1024 * 1024); // 12 MiB of UTF-8 in 6 Mi characters
+  send({ id: 2, method: "tools/call", params: { name: "send", arguments: { to: "hermes", text } } });
+  send({ id: 3, method: "tools/call", params: { name: "agents", arguments: {} } });
+  await answered(3);
+  const refusal = seen().split("\n").find((line) => line.includes('"id":null'));
+  assert.match(refusal ?? seen().slice(0, 2000), /"code":-32600,"message":"Invalid Request: a line of 12,\d{3},\d{3} bytes, over the 10,485,760 one request/);
+  server.stdin!.end();
+  assert.equal((await exited).code, 0);
+  assert.deepEqual(await (await fetch(`${broker.url}/poll?agent=hermes`)).json(), [], "nothing of it sent");
+});
+
 // OpenClaw, session 50: stdin closed right after a tools/call (in one write here). The call's handler started after the
 // session's end had looked at the calls running: it exited 1 at once saying the call was still running 30 s later,
 // and its peek, in flight, left the inbox leased from the next session (409) for the lease's length (8 of 8).

@@ -287,18 +287,18 @@ function isDigit(code: number): boolean {
 }
 
 /**
- * Whether the JSON number `text` keeps its value through a 64-bit float, what JSON.parse reads it as: the float,
- * written with as many significant digits as `text` has, is `text`'s value again. So `1.0`, `1e2` and `-0` are kept
- * (delivered as `1`, `100`, `0`), as is a float written with 17 digits (`0.10000000000000001`, as C's `%.17g` and older
- * PHP write 0.1); `12345678901234567890` (read as …7168), `1e400` (infinite) and `1e-400` (0) are not. Text that is
- * no number is left to JSON.parse to refuse.
+ * Whether the JSON number `text` keeps its value through a 64-bit float, what JSON.parse reads it as: it is the float
+ * as the float writes itself (its shortest form, which JavaScript, Python and Go write), or as the float writes itself
+ * with as many significant digits as `text` has (C's `%.17g` and older PHP write 0.1 as `0.10000000000000001`). So
+ * `1.0`, `1e2` and `-0` are kept (delivered as `1`, `100`, `0`); `12345678901234567890` (read as …7168), `1e400`
+ * (infinite) and `1e-400` (0) are not. Text that is no number is left to JSON.parse to refuse.
  */
 function isKeptNumber(text: string): boolean {
   const value = Number(text);
   if (Number.isNaN(value)) return true;
   const written = decimal(text);
   if (!Number.isFinite(value) || written === undefined) return Number.isFinite(value);
-  if (written.digits === "") return true;
+  if (written.digits === "" || decimal(String(value))?.value === written.value) return true;
   // toPrecision writes at most 100 digits: a number written with more is no float's value but by rare chance.
   return written.digits.length <= 100 && decimal(value.toPrecision(written.digits.length))?.value === written.value;
 }

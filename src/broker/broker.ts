@@ -420,7 +420,15 @@ export class Broker {
       shared: this.#shared,
       streams: this.#streams,
       isTaken: (id) => this.#deliveries.taken.has(id),
-      delivered: (inbox, envelopes) => this.#deliveries.markDelivered(inbox, envelopes),
+      took: async (inbox, envelopes) => {
+        // What was delivered before (a replay from an id below the cursor) counts again; what was pending is taken.
+        const after = inbox.deliveredId;
+        const pending = envelopes.filter((envelope) => envelope.id > after);
+        this.#deliveries.markDelivered(inbox, envelopes.filter((envelope) => envelope.id <= after));
+        if (pending.length === 0) return;
+        if (this.#shared === undefined) await this.#takes.commitTake(inbox, pending, after);
+        else this.#deliveries.markDelivered(inbox, pending);
+      },
     }, agent, start, limit, answer, clientGone);
   }
 

@@ -14,12 +14,17 @@ export interface ReplayDeps {
   streams: Streams;
   /** Whether a message was taken out of order by a wait (an ask's reply): it was delivered. */
   isTaken(id: number): boolean;
-  /** Counts the messages read as delivered. */
-  delivered(inbox: InboxRecord, envelopes: Envelope[]): void;
+  /**
+   * Counts the messages read as delivered, those past the cursor as taken by a poll (see `Takes.commitTake`; on a
+   * shared store the claim marked them).
+   */
+  took(inbox: InboxRecord, envelopes: Envelope[]): Promise<void>;
 }
 
 /**
- * Reads up to `limit` messages of `agent`'s inbox from `start`; those not yet delivered count as delivered. Where it
+ * Reads up to `limit` messages of `agent`'s inbox from `start`; those not yet delivered are taken, as a `/poll` takes
+ * them: counted delivered, and never written to a stream afterwards (they were recorded as a stream's delivery, and a
+ * stream resuming by an id before them, or the next stream's resume window, sent them again: red team 63). Where it
  * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says. With
  * `answer`, only what fits in it, encoded before anything counts; once `clientGone` aborts, after the read, none does.
  */
@@ -51,11 +56,11 @@ export async function replay(
     if (clientGone?.aborted) return [];
     const last = messages.at(-1);
     if (shared !== undefined && last !== undefined && last.id > cursor) {
-      const claim = await shared.claim(agent, undefined, version, last.id);
+      const claim = await shared.claim(agent, undefined, version, last.id, cursor);
       if (claim === "moved") continue;
       if (claim === "removed") throw new InteropError("unknown_agent", `Unknown agent: ${agent} was removed while its inbox was read`);
     }
-    deps.delivered(inbox, messages);
+    await deps.took(inbox, messages);
     return messages;
   }
 }

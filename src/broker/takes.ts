@@ -143,21 +143,30 @@ export class Takes {
       // paged read awaits more than once, and even a single read's filter runs a turn before this).
       const taken = (await this.#readPending(inbox, limit, shownUpTo, answer, held)).filter(this.#deliveries.pendingIn(inbox, shownUpTo));
       if (taken.length === 0 || clientGone?.aborted) return [];
-      const upTo = taken[taken.length - 1].id;
-      const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
-      this.#deliveries.markDelivered(inbox, taken);
-      try {
-        await this.#commits.update({ agent, deliveredId: upTo, polled: [{ after, upTo }] });
-      } catch (error) {
-        Object.assign(inbox, before);
-        throw error;
-      }
-      // After the commit: a stream woken before it would read the taken messages again.
-      this.#awaited.passed(agent);
+      await this.commitTake(inbox, taken, after);
       return taken;
     } finally {
       for (const release of releases) release();
     }
+  }
+
+  /**
+   * On a broker of its own: records `taken`, read in order after `after` (the inbox's cursor then), as a poll's take:
+   * counted delivered and marked taken in one commit, before resolving, so that no stream replays them. A commit that
+   * fails leaves them pending.
+   */
+  async commitTake(inbox: InboxRecord, taken: Envelope[], after: number): Promise<void> {
+    const upTo = taken[taken.length - 1].id;
+    const before = { deliveredId: inbox.deliveredId, pending: inbox.pending };
+    this.#deliveries.markDelivered(inbox, taken);
+    try {
+      await this.#commits.update({ agent: inbox.agent, deliveredId: upTo, polled: [{ after, upTo }] });
+    } catch (error) {
+      Object.assign(inbox, before);
+      throw error;
+    }
+    // After the commit: a stream woken before it would read the taken messages again.
+    this.#awaited.passed(inbox.agent);
   }
 
   /** What a take of nothing answers on a shared store: no messages, or 409 `inbox_leased` while a lease is held. */

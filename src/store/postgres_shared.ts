@@ -288,14 +288,24 @@ export class PostgresInboxes implements SharedInboxes {
     });
   }
 
-  claim(agent: AgentName, session: string | undefined, version: number, upTo: number): Promise<Claim> {
+  claim(agent: AgentName, session: string | undefined, version: number, upTo: number, polledAfter?: number): Promise<Claim> {
     const { sql } = this.#context;
     const stream = session ?? null;
+    const polled = polledAfter ?? null;
     return this.#context.read("claim messages", async () => {
-      const claimed = await sql`
-        UPDATE interop_inboxes SET delivered_id = greatest(delivered_id, ${upTo}), version = version + 1
-        WHERE agent = ${agent} AND version = ${version} AND (${stream}::uuid IS NULL OR stream_session = ${stream})`;
-      if (claimed.count === 1) return "claimed";
+      // One statement: the mark of what a poll took lands with the cursor's move, or neither does.
+      const [{ claimed }] = await sql<{ claimed: number }[]>`
+        WITH claimed AS (
+          UPDATE interop_inboxes SET delivered_id = greatest(delivered_id, ${upTo}), version = version + 1
+          WHERE agent = ${agent} AND version = ${version} AND (${stream}::uuid IS NULL OR stream_session = ${stream})
+          RETURNING agent
+        ), marked AS (
+          UPDATE interop_messages SET polled = true
+          WHERE ${polled}::bigint IS NOT NULL AND recipient IN (SELECT agent FROM claimed) AND id > ${polled} AND id <= ${upTo}
+            AND NOT polled
+        )
+        SELECT count(*)::int AS claimed FROM claimed`;
+      if (claimed === 1) return "claimed";
       const [row] = await sql<{ stream_session: string | null }[]>`SELECT stream_session FROM interop_inboxes WHERE agent = ${agent}`;
       if (row === undefined) return "removed";
       return session === undefined || row.stream_session === session ? "moved" : "replaced";

@@ -298,9 +298,10 @@ export interface SharedInboxes {
   version(agent: AgentName): Promise<{ version: number; deliveredId: number }>;
   /**
    * Moves the cursor up to `upTo` if the inbox is still at `version` and, for stream `session`, still its stream
-   * (without one: an ntfy poll).
+   * (without one: an ntfy poll). An ntfy poll's claim gives `polledAfter`, the cursor read with `version`: what it took,
+   * after that id up to `upTo`, is marked taken as a `/poll`'s take marks it, so that no stream replays it (red team 63).
    */
-  claim(agent: AgentName, session: string | undefined, version: number, upTo: number): Promise<Claim>;
+  claim(agent: AgentName, session: string | undefined, version: number, upTo: number, polledAfter?: number): Promise<Claim>;
   /**
    * Calls `wake` after other brokers' commits (at most a hint: a reader woken reads from its cursor, and one never
    * woken re-reads on its own now and then), `replaced` when a stream of this broker was replaced on another, and

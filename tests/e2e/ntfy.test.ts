@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { brokerPool, publish, startBroker, waitFor } from "../helpers/broker.ts";
 import { runCli } from "../helpers/cli.ts";
 import { HermesLikeClient } from "../helpers/hermes_ntfy.ts";
+import { openSse } from "../helpers/sse.ts";
 
 async function subscribed(url: string, agent: string): Promise<boolean> {
   return (await (await fetch(`${url}/status`)).json()).subscribers[agent];
@@ -64,16 +65,7 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
     const form = await fetch(`${broker.url}/ntfy`, { method: "POST", body: JSON.stringify({ topic: "openclaw", message: "json form", priority: 2 }) });
     assert.equal((await form.json()).priority, 2);
 
-    const polled = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1`)).text();
-    assert.deepEqual(polled.trimEnd().split("\n").map((line) => JSON.parse(line).message), ["all tests pass", "json form"]);
-    assert.equal(await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1`)).text(), "", "a poll takes what it returns");
-    const replayed = await (await fetch(`${broker.url}/ntfy/openclaw/raw?poll=1&since=all`)).text();
-    assert.equal(replayed, "all tests pass\njson form\n");
-    const sinceId = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=1`)).text();
-    assert.equal(JSON.parse(sinceId).message, "json form");
-    const sinceNtfyId = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=${published.id}`)).text();
-    assert.equal(JSON.parse(sinceNtfyId).message, "json form");
-
+    // Sent on a stream: delivered, and replayed by since= (what a poll takes is not: see below).
     const reader = (await fetch(`${broker.url}/subscribe?agent=openclaw`, { headers: { "last-event-id": "0" } })).body!
       .pipeThrough(new TextDecoderStream()).getReader();
     let streamed = "";
@@ -81,6 +73,13 @@ test("ntfy publishing takes the JSON form, tags, title and priority, and names t
     await reader.cancel();
     assert.match(streamed, /"interop":\{"id":1,"from":"hermes"/);
     await waitFor(async () => !(await subscribed(broker.url, "openclaw")), 5000, "the stream to close");
+    assert.equal(await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1`)).text(), "", "nothing pending to poll");
+    const replayed = await (await fetch(`${broker.url}/ntfy/openclaw/raw?poll=1&since=all`)).text();
+    assert.equal(replayed, "all tests pass\njson form\n");
+    const sinceId = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=1`)).text();
+    assert.equal(JSON.parse(sinceId).message, "json form");
+    const sinceNtfyId = await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1&since=${published.id}`)).text();
+    assert.equal(JSON.parse(sinceNtfyId).message, "json form");
 
     const anonymous = await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "who am I" });
     assert.match((await anonymous.json()).id, /^3-[0-9a-z]+$/);
@@ -150,6 +149,42 @@ test("ntfy's JSON publish takes tags as a comma-separated string too, and refuse
   assert.deepEqual(inbox.map((message: { text: string }) => message.text), ["tagged", "trimmed"], "nothing refused was stored");
 });
 
+// Red team 63: an ntfy poll's take was recorded as a stream's delivery, so a stream resuming by an id before it (listen
+// after a restart, Last-Event-ID, ntfy since=) and the next id-less stream's resume window sent it again.
+test("what an ntfy poll took is never written to a stream afterwards: not in the resume window, nor on a resume by id or since=", async (t) => {
+  const broker = await brokerPool(t)();
+  const send = async (text: string) => (await (await publish(broker.url, "hermes", "openclaw", { text })).json()).id as number;
+  const first = await send("m1");
+  const stream = await openSse(`${broker.url}/subscribe?agent=openclaw`);
+  assert.deepEqual((await stream.take(1)).map((event) => event.id), [String(first)]);
+  stream.close();
+  await stream.ended;
+  const polled = await send("m2");
+  assert.deepEqual((await (await fetch(`${broker.url}/ntfy/openclaw/json?poll=1`)).text()).trim().split("\n").map((line) => JSON.parse(line).message), ["m2"]);
+  await send("m3");
+  assert.equal((await (await fetch(`${broker.url}/poll?agent=openclaw`)).json()).length, 1, "m3 taken by /poll");
+  // An id-less stream gets again what the last stream was sent in the resume window (m1), never what the polls took.
+  const windowed = await openSse(`${broker.url}/subscribe?agent=openclaw`);
+  assert.deepEqual((await windowed.take(1)).map((event) => event.id), [String(first)]);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  windowed.close();
+  assert.doesNotMatch(windowed.raw(), new RegExp(`^id: ${polled}$`, "m"));
+  const after = await send("m4");
+  const readers = [
+    await openSse(`${broker.url}/subscribe?agent=openclaw`, { "last-event-id": String(first) }),
+    await openSse(`${broker.url}/ntfy/openclaw/sse?since=${first}`),
+  ];
+  for (const [reader, skipped] of [[readers[0], 0], [readers[1], 1]] as const) {
+    // ntfy's stream opens with an "open" event.
+    const next = (await reader.take(skipped + 1))[skipped];
+    assert.equal(next.id?.split("-")[0], String(after), `the first message after ${first} is m4, not the polled ${polled}: ${reader.raw()}`);
+    reader.close();
+  }
+  // /history leaves out what a poll took, as it does /poll's.
+  const history = await (await fetch(`${broker.url}/history?agent=openclaw`)).json();
+  assert.deepEqual(history.map((message: { text: string }) => message.text), ["m1", "m4"]);
+});
+
 // Red team 63: the key was ignored, and a retry stored the message twice.
 test("an ntfy publish under an Idempotency-Key is stored once: a retry answers the first message, another body under it 409", async (t) => {
   const broker = await brokerPool(t)();
@@ -182,10 +217,12 @@ test("ntfy's scheduled delivery (delay, at, in) is refused 400, never sent at on
   assert.deepEqual(polled.trim().split("\n").map((line) => JSON.parse(line).message), ["now"], "only the message sent now, and the poll ended");
   // Red team, session 47: as headers, or by ntfy's short names, these were read as a stream that never ended.
   assert.equal((await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "again" })).status, 200);
+  // since=all replays what retention kept but what a poll took ("now"): "again" alone, and X-Poll ended the answer.
   const asHeader = await (await fetch(`${broker.url}/ntfy/openclaw/json`, { headers: { "x-poll": "1", "x-since": "all" }, signal: AbortSignal.timeout(5000) })).text();
-  assert.deepEqual(asHeader.trim().split("\n").map((line) => JSON.parse(line).message), ["now", "again"], "X-Since: all replayed, X-Poll ended it");
+  assert.deepEqual(asHeader.trim().split("\n").map((line) => JSON.parse(line).message), ["again"], "X-Since: all read, X-Poll ended it");
+  assert.equal((await fetch(`${broker.url}/ntfy/openclaw`, { method: "POST", body: "third" })).status, 200);
   const short = await (await fetch(`${broker.url}/ntfy/openclaw/json?po=1&si=all`, { signal: AbortSignal.timeout(5000) })).text();
-  assert.deepEqual(short.trim().split("\n").map((line) => JSON.parse(line).message), ["now", "again"]);
+  assert.deepEqual(short.trim().split("\n").map((line) => JSON.parse(line).message), ["third"]);
 });
 
 // Hermes's red team, stop 56: a Hermes reading interop through its ntfy adapter dropped every message another

@@ -147,6 +147,24 @@ test("an agent's first request on a broker that does not know its inbox yet take
   }
 });
 
+// Red team 63: the poll's claim moved the cursor as a stream's does, without marking what it took: a stream resuming
+// by an id before it sent it again.
+test("what an ntfy poll=1 on A took is not written to a stream on B that resumes by an id before it", async (t) => {
+  const brokers = await brokersOnOneDatabase(t, 2);
+  if (brokers === undefined) return;
+  const [a, b] = brokers;
+  const send = async (text: string) => (await (await publish(b.url, "hermes", "openclaw", { text })).json()).id as number;
+  const first = await send("m1");
+  assert.equal((await (await fetch(`${b.url}/poll?agent=openclaw`)).json()).length, 1);
+  const polled = await send("m2");
+  const taken = (await (await fetch(`${a.url}/ntfy/openclaw/json?poll=1`)).text()).trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(taken.map((event) => event.message), ["m2"]);
+  const after = await send("m3");
+  const stream = await openSse(`${b.url}/subscribe?agent=openclaw`, { "last-event-id": String(first) });
+  t.after(() => stream.close());
+  assert.deepEqual((await stream.take(1)).map((event) => Number(event.id)), [after], `not the polled ${polled}`);
+});
+
 test("an ntfy poll=1 on A counts what it returns as delivered: a /poll on A or B hands none of it again", async (t) => {
   const brokers = await brokersOnOneDatabase(t, 2);
   if (brokers === undefined) return;

@@ -411,11 +411,14 @@ export class Broker {
   }
 
   /**
-   * Reads up to `limit` messages from `start` without a stream; those not yet delivered count as delivered. Where it
-   * starts is decided as for a stream (`Streams.begin`): ntfy's poll and stream must agree on what an id says.
+   * ntfy's poll: reads up to `limit` messages from `start` without a stream, and takes those not yet delivered as a
+   * `/poll` does (see `replay`). Where it starts is decided as for a stream (`Streams.begin`): ntfy's poll and
+   * stream must agree on what an id says.
    */
   replay(agent: AgentName, start: StreamStart, limit: number, answer?: MessageAnswer, clientGone?: AbortSignal): Promise<Envelope[]> {
-    return replay({
+    // Refused, as a /poll is, while another reader leases the inbox: its holder's take found nothing of what it
+    // showed, and said nothing of it (red team 63).
+    return this.leases.unleased(agent, () => replay({
       readInOrder: (name, afterId, limit, maxChars) => this.#awaited.readAfter(name, afterId, limit, maxChars),
       shared: this.#shared,
       streams: this.#streams,
@@ -429,7 +432,7 @@ export class Broker {
         if (this.#shared === undefined) await this.#takes.commitTake(inbox, pending, after);
         else this.#deliveries.markDelivered(inbox, pending);
       },
-    }, agent, start, limit, answer, clientGone);
+    }, agent, start, limit, answer, clientGone));
   }
 
   /** Creates `agent`'s inbox if it has none (`interop agent add`); resolves with whether it was created. */

@@ -185,6 +185,22 @@ test("what an ntfy poll took is never written to a stream afterwards: not in the
   assert.deepEqual(history.map((message: { text: string }) => message.text), ["m1", "m4"]);
 });
 
+// Red team 63: the poll took what a leased reader had shown, whose take then answered [] without Interop-Lease-Lost.
+test("an ntfy poll is refused 409 inbox_leased while another reader leases the inbox, as /poll is", async (t) => {
+  const broker = await brokerPool(t)();
+  await publish(broker.url, "hermes", "openclaw", { text: "shown" });
+  const peek = await fetch(`${broker.url}/poll?agent=openclaw&peek=1&lease=30`);
+  const lease = peek.headers.get("interop-lease")!;
+  const [shown] = await peek.json();
+  const polled = await fetch(`${broker.url}/ntfy/openclaw/json?poll=1`);
+  assert.equal(polled.status, 409);
+  assert.equal((await polled.json()).code, "inbox_leased");
+  assert.ok(Number(polled.headers.get("retry-after")) >= 1);
+  const take = await fetch(`${broker.url}/poll?agent=openclaw&up_to=${shown.interop.id}&lease_id=${lease}`);
+  assert.equal(take.headers.get("interop-lease-lost"), null);
+  assert.deepEqual((await take.json()).map((message: { text: string }) => message.text), ["shown"]);
+});
+
 // Red team 63: the key was ignored, and a retry stored the message twice.
 test("an ntfy publish under an Idempotency-Key is stored once: a retry answers the first message, another body under it 409", async (t) => {
   const broker = await brokerPool(t)();

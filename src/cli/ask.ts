@@ -66,8 +66,10 @@ export async function run(args: string[], io: Io): Promise<number> {
       io.stderr(`error: Interrupted while waiting for ${to}'s reply; a reply that comes later lands in ${from}'s inbox\n`);
       return EXIT.interrupted;
     }
-    if (error instanceof InteropError && error.code === "reply_timeout") {
-      io.stderr(`error: ${oneLine(error.message.replace(/^Broker refused \(HTTP 504\): /, ""))}\n`);
+    // No reply while it waited: in time, or the wait ended early (the broker stopping). Asked either way, not
+    // refused: exit 4 said so of an interrupted wait (red team 63).
+    if (error instanceof InteropError && (error.code === "reply_timeout" || error.code === "ask_interrupted")) {
+      io.stderr(`error: ${oneLine(error.message.replace(/^Broker refused \(HTTP \d+\): /, ""))}\n`);
       return EXIT.timeout;
     }
     throw error;

@@ -31,8 +31,11 @@ export const EXIT = {
   interrupted: 130,
 } as const;
 
-/** Broker refusals that did nothing and say to try again later (a 503 or 507 with `Retry-After`, or a full disk). */
-const RETRY_LATER = new Set(["storage_unavailable", "storage_full", "server_busy"]);
+/**
+ * Broker refusals that did nothing and say to try again later (a 503 or 507 with `Retry-After`, or a full disk; every
+ * connection slot taken: it was exit 4, refused, and a script's retry loop dropped the message: red team 63).
+ */
+const RETRY_LATER = new Set(["storage_unavailable", "storage_full", "server_busy", "too_many_connections"]);
 
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof InteropError)) return EXIT.failure;

@@ -376,8 +376,8 @@ export class BrokerClient {
 
   /**
    * Fetches from the current broker, moving on to the next while one cannot be reached (refused, reset, no answer
-   * within the deadline, a proxy's 502/503/504) or cannot reach its store (503 `storage_unavailable`); another
-   * non-2xx answer is the broker's own error. A request that may have reached a broker (`in_doubt`: reset,
+   * within the deadline, a proxy's 502/503/504), cannot reach its store (503 `storage_unavailable`) or has every
+   * connection slot taken (503 `too_many_connections`: nothing done); another non-2xx answer is the broker's own error. A request that may have reached a broker (`in_doubt`: reset,
    * timeout) moves on only when sending it twice does no harm: one with an Idempotency-Key; an ask sent again
    * would ask its question twice.
    */
@@ -385,7 +385,8 @@ export class BrokerClient {
     const repeatable = init.headers?.["idempotency-key"] !== undefined;
     const isDown = (error: unknown) =>
       deadline.cancel?.aborted !== true && error instanceof InteropError &&
-      (error.code === "storage_unavailable" || error.code === "unreachable" || (error.code === "in_doubt" && repeatable));
+      (error.code === "storage_unavailable" || error.code === "too_many_connections" || error.code === "unreachable" ||
+        (error.code === "in_doubt" && repeatable));
     return this.urls.use((baseUrl) => this.#fetchFrom(baseUrl, method, path, init, deadline), isDown);
   }
 

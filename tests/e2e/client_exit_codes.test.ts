@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { startBroker } from "../helpers/broker.ts";
 import { cleanUpAll } from "../helpers/clean_up_all.ts";
 import { collect, runCli, spawnCli } from "../helpers/cli.ts";
+import { openSse } from "../helpers/sse.ts";
 
 /** Starts an HTTP server on a free loopback port; the test closes it. */
 async function serve(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<{ url: string; server: Server }> {
@@ -164,6 +165,32 @@ test("a proxy's 502 or 504 leaves a send in doubt (11) and a poll unreachable (3
   const limited = await runCli(["send", "-u", busy.url, "-f", "hermes", "-t", "openclaw", "hi"]);
   assert.equal(limited.code, 3, limited.stderr);
   assert.match(limited.stderr, /retry in 1 s/);
+});
+
+// Red team 63: a broker with every connection slot taken made send exit 4 (refused), and a retry loop dropped the message.
+test("a broker with every connection slot taken: send exits 3 (nothing sent), and with several --url the next broker takes it", async (t) => {
+  const full = await startBroker({ args: ["--max-connections", "2"] });
+  t.after(() => full.cleanup());
+  const other = await startBroker();
+  t.after(() => other.cleanup());
+  const streams = [await openSse(`${full.url}/subscribe?agent=a1`), await openSse(`${full.url}/subscribe?agent=a2`)];
+  t.after(() => streams.forEach((stream) => stream.close()));
+  const busy = await runCli(["send", "-u", full.url, "-f", "hermes", "-t", "openclaw", "hi"]);
+  assert.equal(busy.code, 3, busy.stderr);
+  assert.match(busy.stderr, /too many connections/i);
+  const next = await runCli(["send", "-u", `${full.url},${other.url}`, "-f", "hermes", "-t", "openclaw", "hi"]);
+  assert.equal(next.code, 0, next.stderr);
+  assert.equal((await (await fetch(`${other.url}/poll?agent=openclaw`)).json()).length, 1);
+});
+
+// Red team 63: exit 4 said the question was refused; it was asked, and its reply comes to the asker's inbox.
+test("ask whose wait the broker ended early (it was stopping: 504 ask_interrupted) exits 7: the question was asked", async (t) => {
+  const message = "Ended early: the broker is stopping, so the wait for bee's reply to message 7 ended; the reply, when it comes, will be in hermes's inbox";
+  const stopping = await fixedAnswer(504, JSON.stringify({ error: message, code: "ask_interrupted" }));
+  t.after(() => close(stopping.server));
+  const { code, stderr } = await runCli(["ask", "-u", stopping.url, "-f", "hermes", "-t", "bee", "still there?"]);
+  assert.equal(code, 7, stderr);
+  assert.equal(stderr, `error: ${message}\n`);
 });
 
 test("a TLS failure exits 4 as a setup problem, not 3 (which a retry loop would repeat forever)", async (t) => {

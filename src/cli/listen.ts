@@ -8,7 +8,7 @@ import { defaultListenStateDir } from "../paths.ts";
 import { agentFlag, brokerClient, CLIENT_HELP, CLIENT_OPTIONS, parseCount, parseDuration, parseFlags, usageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { deliverUntilDone } from "./listen_delivery.ts";
-import { a2aOutbound, chooseSink, OUTPUTS, refuseFlagsWithoutTheirOutput } from "./listen_outputs.ts";
+import { a2aOutbound, chooseSink, OUTPUTS, refuseFlagsWithoutTheirOutput, warnOfFollowedTasks } from "./listen_outputs.ts";
 import { checkWritable, positionSaver, resumeAfter, STATE_LOCK_TIMES, stateLockWording, stateTakenOver } from "./listen_resume.ts";
 import { createLogger } from "./logger.ts";
 import { pushUrlFromEnv, refuseBadPushUrls } from "./push_url_variables.ts";
@@ -190,6 +190,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   checkWritable(cursor.path);
   const savePosition = positionSaver(cursor, log, io.shutdown);
   const a2a = values.a2a === undefined ? undefined : a2aOutbound(values, io, { agent, client, log, cursorPath: cursor.path });
+  if (a2a === undefined) warnOfFollowedTasks(cursor.path, log);
   const sink = a2a?.deliver ?? chooseSink(values, io);
   const limit = values.limit === undefined ? Infinity : parseCount("listen", "--limit", values.limit, 1, 1_000_000);
   // --limit ends the follow as a signal does: after the Nth message is written and saved, before the next is read.

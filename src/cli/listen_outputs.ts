@@ -4,6 +4,7 @@ import { OutboundState } from "../a2a/outbound_state.ts";
 import { A2aRpcClient } from "../a2a/rpc_client.ts";
 import type { BrokerClient } from "../client/broker_client.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
+import { readFileSync } from "node:fs";
 import type { AgentName } from "../message.ts";
 import { parseByteSize, parseCount, parseDuration, usageError } from "./args.ts";
 import { followedSecret } from "./followed_secret.ts";
@@ -26,6 +27,31 @@ const OPENCLAW_TURN_POST_TIMEOUT = "600s";
 /** The outputs, of which a listener takes one. */
 export const OUTPUTS = ["pipe", "out", "exec", "post", "openclaw", "hermes-webhook", "a2a"] as const;
 
+/** Where `--a2a` keeps what it follows: next to the state file. */
+function a2aStatePath(cursorPath: string): string {
+  return `${cursorPath.replace(/\.json$/, "")}.a2a.json`;
+}
+
+/**
+ * Warns when a listen on another output starts on the state of one that ran with `--a2a` and still follows tasks
+ * (`interop integrate` prints both lines): their senders get no answer until a `--a2a` listen runs again, where the
+ * switch left them waiting without a word (OpenClaw run, red team 63).
+ */
+export function warnOfFollowedTasks(cursorPath: string, log: Logger): void {
+  const path = a2aStatePath(cursorPath);
+  let records: unknown;
+  try {
+    records = JSON.parse(readFileSync(path, "utf8"))?.records;
+  } catch {
+    return; // none, or not one listen could use either
+  }
+  if (!Array.isArray(records) || records.length === 0) return;
+  log.warn(
+    `${path} holds ${records.length} A2A task(s) a listen with --a2a sent and still follows: their senders get no ` +
+      "answer until 'interop listen --a2a' runs again on this state",
+  );
+}
+
 /** The --a2a output: each message sent to the agent's A2A server, its task followed and the answer sent back as a reply. */
 export function a2aOutbound(
   values: Values,
@@ -33,7 +59,7 @@ export function a2aOutbound(
   context: { agent: AgentName; client: BrokerClient; log: Logger; cursorPath: string },
 ): A2aOutbound {
   const url = values.a2a!;
-  const state = new OutboundState(`${context.cursorPath.replace(/\.json$/, "")}.a2a.json`, url, context.agent);
+  const state = new OutboundState(a2aStatePath(context.cursorPath), url, context.agent);
   const rpc = new A2aRpcClient({
     url,
     token: followedSecret(values["a2a-token-file"], io.env.INTEROP_A2A_TOKEN, "$INTEROP_A2A_TOKEN"),

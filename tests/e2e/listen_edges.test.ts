@@ -664,3 +664,20 @@ test("listen refuses a --state it cannot write at start (exit 2), rather than fa
   assert.match(result.stderr, /^error: Cannot write --state \/proc\/no-such-dir\/state\.json: .*ENOENT/);
   assert.equal(result.stderr.trimEnd().split("\n").length, 1);
 });
+
+// OpenClaw run, red team 63: a hooks listen started in place of an --a2a one left the tasks it followed unanswered,
+// without a word.
+test("a listen on another output warns of the A2A tasks a --a2a listen on the same state still follows", async (t) => {
+  const broker = await startBroker();
+  const dir = tempDir();
+  t.after(() => cleanUpAll(() => broker.cleanup(), dir.cleanup));
+  const state = join(dir.path, "openclaw.json");
+  const record = { id: 3, from: "hermes", messageId: "m-3", contextId: "interop-3", taskId: "t-3" };
+  writeFileSync(join(dir.path, "openclaw.a2a.json"), JSON.stringify({ url: "http://x/a2a", agent: "openclaw", last_sent: 3, version: "1.0", records: [record] }));
+  await publish(broker.url, "hermes", "openclaw", { n: 1 });
+  const out = join(dir.path, "out.jsonl");
+  const listened = await runCli(["listen", "--agent", "openclaw", "--url", broker.url, "--state", state, "--out", out, "--limit", "1"]);
+  assert.equal(listened.code, 0, listened.stderr);
+  assert.match(listened.stderr, /openclaw\.a2a\.json holds 1 A2A task\(s\) a listen with --a2a sent and still follows: their senders get no answer until 'interop listen --a2a' runs again/);
+  assert.equal(readFileSync(out, "utf8").trim().split("\n").length, 1);
+});

@@ -211,10 +211,10 @@ export async function run(args: string[], io: Io): Promise<number> {
         client,
         agent,
         from: await resumeAfter(cursor, values.out, { agent, client, log }),
-        deliver: async (message) => {
+        deliver: async (message, letGo) => {
           stillOurs();
           // A message parked as a dead letter was handled, not written: --limit counts what reached the output.
-          if (await deliverUntilDone(sink, message, { agent, client, shutdown: retriesEnd, log })) written++;
+          if (await deliverUntilDone(sink, message, { agent, client, shutdown: retriesEnd, log, letGo })) written++;
         },
         delivered: async (position) => {
           stillOurs();

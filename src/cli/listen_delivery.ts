@@ -12,7 +12,12 @@ interface DeliveryContext {
   client: BrokerClient;
   shutdown: AbortSignal;
   log: Logger;
+  /** Told once the message failed LET_GO_AFTER_FAILURES times in a row: the stream is let go meanwhile (`follow`). */
+  letGo?: () => void;
 }
+
+/** Failures in a row (some 15 s of backoff) after which a receiver counts as failing, not as having a blip. */
+const LET_GO_AFTER_FAILURES = 5;
 
 /**
  * Retries a failing sink with backoff; the message is never skipped (the stream waits behind it). A receiver's
@@ -21,11 +26,15 @@ interface DeliveryContext {
  */
 export async function deliverUntilDone(sink: MessageSink, message: StreamedMessage, context: DeliveryContext): Promise<boolean> {
   let refusal: InteropError | undefined;
+  let failures = 0;
   await retry(async () => {
     try {
       await sink(message);
     } catch (error) {
-      if (!(error instanceof InteropError && error.code === "rejected")) throw error;
+      if (!(error instanceof InteropError && error.code === "rejected")) {
+        if (++failures === LET_GO_AFTER_FAILURES) context.letGo?.();
+        throw error;
+      }
       refusal = error;
     }
   }, context, `delivering message ${message.id}`);

@@ -18,8 +18,11 @@ export interface FollowOptions {
   agent: AgentName;
   /** Resume after this id (of the store named with it); undefined starts from the broker's own cursor for the agent. */
   from: StreamPosition | undefined;
-  /** Hands a message on; resolves once it is safely written. Called one at a time, in order. */
-  deliver(message: StreamedMessage): Promise<void>;
+  /**
+   * Hands a message on; resolves once it is safely written. Called one at a time, in order. `letGo` lets the stream
+   * go while the message waits for a receiver that keeps failing: see `followOnce`.
+   */
+  deliver(message: StreamedMessage, letGo: () => void): Promise<void>;
   /**
    * Saves the position: after `deliver` resolved, before the first connection (where the inbox stands), or with
    * undefined when the broker disowned the saved id. The next message waits until it resolves.
@@ -60,7 +63,7 @@ export async function follow(options: FollowOptions): Promise<void> {
   while (!options.signal.aborted) {
     const openedAt = performance.now();
     try {
-      await followOnce(options, position, streamStore, {
+      const ended = await followOnce(options, position, streamStore, {
         opened: (store) => (streamStore = store),
         advanced: (advanced) => {
           position = advanced;
@@ -68,7 +71,7 @@ export async function follow(options: FollowOptions): Promise<void> {
         },
       });
       if (options.signal.aborted) return;
-      options.log.info("stream ended by the broker; reconnecting");
+      options.log.info(ended === "let go" ? `the receiver took what was in hand; reconnecting after ${position?.id}` : "stream ended by the broker; reconnecting");
     } catch (error) {
       if (options.signal.aborted) return;
       if (!(error instanceof InteropError)) throw error;
@@ -160,16 +163,33 @@ function isRetryable(error: InteropError): boolean {
 /**
  * One connection: reads events until the stream ends, fails, goes idle, or `signal` aborts. `hadInboxOn`: the store
  * of the last stream that opened, where the agent had an inbox (a subscribe creates it).
+ *
+ * A delivery whose receiver keeps failing lets the stream go (the deliverer calls `letGo`): what the broker writes to
+ * a stream counts as delivered, so a listen stuck on a receiver that refuses (a wrong token, a gateway down) went on
+ * taking messages it could not hand on: `interop status` showed nothing pending and the agent online, and once
+ * `--retention` had passed they were gone for its next resume (red team 63, OpenClaw's hooks). Let go, the agent goes
+ * offline and what comes meanwhile waits in its inbox, pending; the messages read already are handed on in order,
+ * and the next connection resumes after the last one handed on. Resolves "let go" then, else "ended".
  */
 async function followOnce(
   options: FollowOptions,
   position: StreamPosition | undefined,
   hadInboxOn: string | undefined,
   progress: { opened(store: string | undefined): void; advanced(position: StreamPosition): void },
-): Promise<void> {
+): Promise<"ended" | "let go"> {
   const { advanced } = progress;
   const connection = new AbortController();
   const stop = () => connection.abort();
+  let letGo = false;
+  const release = () => {
+    if (letGo || connection.signal.aborted) return;
+    letGo = true;
+    options.log.warn(
+      `letting the stream go while the receiver fails: what comes meanwhile waits in ${options.agent}'s inbox (pending), ` +
+        "and the stream is taken again once the message in hand is handed on",
+    );
+    stop();
+  };
   options.signal.addEventListener("abort", stop, { once: true });
   const idleMs = options.idleTimeoutMs ?? 45_000;
   let idle = setTimeout(stop, idleMs);
@@ -210,10 +230,10 @@ async function followOnce(
       clearTimeout(idle);
       parser.feed(decoder.decode(value, { stream: true }));
       for (const event of events.splice(0)) {
-        if (options.signal.aborted) return;
+        if (options.signal.aborted) return "ended";
         if (event.event === undefined || event.event === "message") {
           const id = Number(event.id);
-          await options.deliver({ id, data: event.data });
+          await options.deliver({ id, data: event.data }, release);
           await options.delivered({ id, store });
           advanced({ id, store });
         } else if (event.event === "error" && isRemoval(event.data, options.agent)) {
@@ -226,11 +246,14 @@ async function followOnce(
       }
       idle = setTimeout(stop, idleMs);
     }
+    if (letGo) return "let go";
     if (connection.signal.aborted && !options.signal.aborted) {
       throw new InteropError("unreachable", `Stream from ${connected} went quiet: no data for ${idleMs} ms`);
     }
+    return "ended";
   } catch (error) {
     if (options.signal.aborted) throw error;
+    if (letGo && !(error instanceof InteropError)) return "let go";
     const failure = error instanceof InteropError
       ? error
       : new InteropError(

@@ -413,6 +413,27 @@ test("a push token fixed in its file reaches the running listen at its next try:
   assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).n), [1, 2]);
 });
 
+// Red team 63 (OpenClaw's hooks refusing): the stream went on carrying messages listen could not hand on, counted
+// delivered: the broker showed none pending and the agent online, and --retention then removed them.
+test("a listen whose receiver keeps failing lets its stream go: what comes meanwhile is pending, and all of it comes once the receiver takes it", async (t) => {
+  let down = true;
+  const receiver = new Receiver(() => (down ? 503 : 200));
+  const { broker, stderr } = await pushTo(t, receiver);
+  const agentStatus = async () => (await (await fetch(`${broker.url}/status`)).json()).agents.openclaw;
+  await waitFor(async () => (await agentStatus())?.streams === 1, 20_000, "listen's stream");
+  await publish(broker.url, "hermes", "openclaw", { n: 1 });
+  await waitFor(() => receiver.attempts >= 5, 60_000, "five failed pushes");
+  await waitFor(async () => (await agentStatus()).streams === 0, 20_000, "the stream let go");
+  assert.match(stderr(), /letting the stream go while the receiver fails/);
+  for (let n = 2; n <= 3; n++) await publish(broker.url, "hermes", "openclaw", { n });
+  assert.equal((await agentStatus()).pending, 2, "what came meanwhile waits in the inbox, counted");
+  down = false;
+  await waitFor(() => receiver.accepted.size === 3, 60_000, "all three handed on");
+  assert.deepEqual([...receiver.accepted.values()].map((delivery) => JSON.parse(delivery.body).n), [1, 2, 3]);
+  await waitFor(async () => (await agentStatus()).streams === 1, 20_000, "the stream taken again");
+  assert.equal((await agentStatus()).pending, 0);
+});
+
 test("a push answered with a redirect (301, 303) is retried with a warning naming its Location, never counted delivered", async (t) => {
   // An http→https or trailing-slash rule in front of the hook, fixed after two pushes; the page it points at
   // answers any request 200, as a landing page does.

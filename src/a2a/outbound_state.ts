@@ -39,6 +39,19 @@ interface StateShape {
   records: OutboundRecord[];
 }
 
+/**
+ * How many tasks the state file at `path` says a listen with `--a2a` sent and still follows, whatever its URL and
+ * agent (0 when there is none, or none that can be read).
+ */
+export function followedTasks(path: string): number {
+  try {
+    const records = (JSON.parse(readFileSync(path, "utf8")) as Partial<StateShape>)?.records;
+    return Array.isArray(records) ? records.length : 0;
+  } catch {
+    return 0;
+  }
+}
+
 export class OutboundState {
   readonly path: string;
   #url: string;

@@ -15,19 +15,21 @@ export function followedSecret(
   envName: string,
   use: "header" | "key" = "header",
 ): (() => string) | undefined {
-  let secret = readSecret(file, fromEnv, envName, use);
-  if (secret === undefined || file === undefined) return secret === undefined ? undefined : () => secret!;
+  const first = readSecret(file, fromEnv, envName, use);
+  if (first === undefined) return undefined;
+  if (file === undefined) return () => first;
+  let secret = first;
   let seen = fileStamp(file);
   return () => {
     const now = fileStamp(file);
-    if (now === undefined || now === seen) return secret!;
+    if (now === undefined || now === seen) return secret;
     seen = now;
     try {
       secret = readSecret(file, undefined, envName, use) ?? secret;
     } catch {
       // Unreadable, or not one token: the last good one stays.
     }
-    return secret!;
+    return secret;
   };
 }
 

@@ -1,10 +1,9 @@
 /** The output `interop listen` hands messages to (stdout, a file, a command, a push URL or an A2A server), chosen from its flags. */
 import { A2aOutbound } from "../a2a/outbound.ts";
-import { OutboundState } from "../a2a/outbound_state.ts";
+import { followedTasks, OutboundState } from "../a2a/outbound_state.ts";
 import { A2aRpcClient } from "../a2a/rpc_client.ts";
 import type { BrokerClient } from "../client/broker_client.ts";
 import { hermesWebhookTarget, OPENCLAW_MAX_BODY_BYTES, openclawTarget, plainTarget } from "../client/push_targets.ts";
-import { readFileSync } from "node:fs";
 import type { AgentName } from "../message.ts";
 import { parseByteSize, parseCount, parseDuration, usageError } from "./args.ts";
 import { followedSecret } from "./followed_secret.ts";
@@ -39,15 +38,10 @@ function a2aStatePath(cursorPath: string): string {
  */
 export function warnOfFollowedTasks(cursorPath: string, log: Logger): void {
   const path = a2aStatePath(cursorPath);
-  let records: unknown;
-  try {
-    records = JSON.parse(readFileSync(path, "utf8"))?.records;
-  } catch {
-    return; // none, or not one listen could use either
-  }
-  if (!Array.isArray(records) || records.length === 0) return;
+  const followed = followedTasks(path);
+  if (followed === 0) return;
   log.warn(
-    `${path} holds ${records.length} A2A task(s) a listen with --a2a sent and still follows: their senders get no ` +
+    `${path} holds ${followed} A2A task(s) a listen with --a2a sent and still follows: their senders get no ` +
       "answer until 'interop listen --a2a' runs again on this state",
   );
 }
